@@ -1,0 +1,206 @@
+/**
+ * The loader: walks the parsed tree against the directive registry, in document order, and builds
+ * the frozen {@link HitlessConfig}. Checks run in the order nginx's `ngx_conf_handler()` runs them,
+ * so the first error reported is the one nginx would report, in nginx's words.
+ */
+import { resolve } from 'node:path';
+import { ConfigError } from '../core/errors.js';
+import { ConfBlock, deepFreeze, type HitlessConfig } from './model.js';
+import { parseConfig, parseConfigText, type ConfNode, type DirectiveNode, type ParsedConfig } from './parser.js';
+import {
+  type AnyDirectiveSpec,
+  type ArgCount,
+  type Context,
+  type DefaultContext,
+  type DirectiveContext,
+  type DirectiveRegistry,
+} from './registry.js';
+
+/** Options of {@link loadConfig}. */
+export interface LoadOptions {
+  /** The main configuration file; relative paths resolve against `prefix`. */
+  readonly file: string;
+  /** The prefix (`-p`). Default: the current directory. */
+  readonly prefix?: string;
+  /** Directives given with `-g`. */
+  readonly params?: string;
+  /** The registry to validate against. Default: every built-in module. */
+  readonly registry: DirectiveRegistry;
+}
+
+/** Reads, parses and validates a configuration; throws the first {@link ConfigError} nginx would report. */
+export function loadConfig(options: LoadOptions): HitlessConfig {
+  const prefix = withSlash(resolve(options.prefix ?? '.'));
+  const file = resolve(prefix, options.file);
+  const parsed = parseConfig(file, options.params === undefined ? {} : { params: options.params });
+  return buildConfig(parsed, prefix, options.registry);
+}
+
+/** Validates configuration text with no file behind it (tests, tools). */
+export function loadConfigText(text: string, registry: DirectiveRegistry, options: { file?: string; prefix?: string } = {}): HitlessConfig {
+  const prefix = withSlash(resolve(options.prefix ?? '.'));
+  const parsed = parseConfigText(text, options.file ?? 'memory', { confPrefix: prefix });
+  return buildConfig(parsed, prefix, registry);
+}
+
+/** Builds the frozen model from a parsed tree. */
+export function buildConfig(parsed: ParsedConfig, prefix: string, registry: DirectiveRegistry): HitlessConfig {
+  const defaults: DefaultContext = { prefix, confPrefix: withSlash(parsed.confPrefix) };
+  const builder = new BlockBuilder(registry, defaults, 'main', undefined, undefined, undefined);
+  builder.walk(parsed.nodes);
+  const main = builder.finish(undefined);
+  for (const module of registry.modules) module.check?.(main, defaults);
+  return Object.freeze({
+    file: parsed.path,
+    prefix,
+    confPrefix: defaults.confPrefix,
+    files: deepFreeze([...parsed.files]),
+    main,
+  });
+}
+
+function withSlash(path: string): string {
+  return path.endsWith('/') ? path : `${path}/`;
+}
+
+class BlockBuilder {
+  readonly #registry: DirectiveRegistry;
+  readonly #defaults: DefaultContext;
+  readonly context: Context;
+  readonly node: DirectiveNode | undefined;
+  readonly parent: BlockBuilder | undefined;
+  readonly value: unknown;
+  readonly own: Record<string, unknown> = Object.create(null) as Record<string, unknown>;
+  readonly ownNames = new Set<string>();
+  readonly children: { builder: BlockBuilder; spec: AnyDirectiveSpec }[] = [];
+  /** The merged values, once {@link finish} has run; children read their parent's. */
+  merged: Record<string, unknown> | undefined;
+
+  constructor(
+    registry: DirectiveRegistry,
+    defaults: DefaultContext,
+    context: Context,
+    node: DirectiveNode | undefined,
+    parent: BlockBuilder | undefined,
+    value: unknown,
+  ) {
+    this.#registry = registry;
+    this.#defaults = defaults;
+    this.context = context;
+    this.node = node;
+    this.parent = parent;
+    this.value = value;
+  }
+
+  walk(nodes: readonly ConfNode[]): void {
+    for (const node of nodes) {
+      if (node.kind === 'error') throw node.error;
+      this.#handle(node);
+    }
+  }
+
+  #handle(node: DirectiveNode): void {
+    const specs = this.#registry.lookup(node.name);
+    if (specs.length === 0) throw new ConfigError(`unknown directive "${node.name}"`, node);
+    const spec = specs.find((candidate) => candidate.contexts.includes(this.context));
+    if (spec === undefined) throw new ConfigError(`"${node.name}" directive is not allowed here`, node);
+
+    const ctx = this.#directiveContext(node);
+    const opensBlock = spec.kind !== 'value';
+    if (!opensBlock && node.block !== undefined) ctx.fail(`directive "${node.name}" is not terminated by ";"`);
+    if (opensBlock && node.block === undefined) ctx.fail(`directive "${node.name}" has no opening "{"`);
+    if (!argCountFits(spec.args, node.args.length)) ctx.fail(`invalid number of arguments in "${node.name}" directive`);
+    if (spec.args === 'flag' && node.args[0] !== 'on' && node.args[0] !== 'off') {
+      ctx.fail(`invalid value "${node.args[0] ?? ''}" in "${node.name}" directive, it must be "on" or "off"`);
+    }
+
+    if (node.name === 'include') {
+      for (const file of node.included ?? []) this.walk(file.nodes);
+      return;
+    }
+
+    switch (spec.kind) {
+      case 'value': {
+        const previous = this.own[spec.name];
+        if (this.ownNames.has(spec.name) && !spec.repeatable) ctx.fail(`"${node.name}" directive is duplicate`);
+        this.own[spec.name] = spec.parse(node.args, ctx, previous as never);
+        this.ownNames.add(spec.name);
+        return;
+      }
+      case 'raw-block': {
+        const previous = this.own[spec.name];
+        if (this.ownNames.has(spec.name) && !spec.repeatable) ctx.fail(`"${node.name}" directive is duplicate`);
+        this.own[spec.name] = spec.parse(node.args, node.block ?? [], ctx, previous as never);
+        this.ownNames.add(spec.name);
+        return;
+      }
+      case 'block': {
+        if (spec.unique && this.children.some((child) => child.spec === spec)) ctx.fail(`"${node.name}" directive is duplicate`);
+        const inner = typeof spec.block === 'function' ? spec.block(node.args, ctx) : spec.block;
+        const value = spec.parse?.(node.args, ctx);
+        const child = new BlockBuilder(this.#registry, this.#defaults, inner, node, this, value);
+        this.children.push({ builder: child, spec });
+        child.walk(node.block ?? []);
+        return;
+      }
+    }
+  }
+
+  #directiveContext(node: DirectiveNode): DirectiveContext {
+    const location = { file: node.file, line: node.line };
+    const enclosing = this.node === undefined ? undefined : { name: this.node.name, args: this.node.args, value: this.value };
+    return {
+      node,
+      location,
+      context: this.context,
+      enclosing,
+      prefix: this.#defaults.prefix,
+      confPrefix: this.#defaults.confPrefix,
+      fail(reason: string): never {
+        throw new ConfigError(reason, location);
+      },
+    };
+  }
+
+  /** Merges values (own, else inherited, else default), then builds and seals the children. */
+  finish(parent: ConfBlock | undefined): ConfBlock {
+    const merged = Object.create(null) as Record<string, unknown>;
+    for (const spec of this.#registry.inContext(this.context)) {
+      if (spec.kind === 'block') continue;
+      if (this.ownNames.has(spec.name)) {
+        merged[spec.name] = this.own[spec.name];
+        continue;
+      }
+      const outer = this.parent;
+      if ((spec.inherit ?? true) && outer?.merged !== undefined && spec.contexts.includes(outer.context) && spec.name in outer.merged) {
+        merged[spec.name] = outer.merged[spec.name];
+        continue;
+      }
+      if (spec.default !== undefined) merged[spec.name] = spec.default(this.#defaults);
+    }
+    this.merged = merged;
+    const blocks: ConfBlock[] = [];
+    const block = new ConfBlock({
+      context: this.context,
+      name: this.node?.name ?? 'main',
+      args: this.node?.args ?? [],
+      value: this.value,
+      file: this.node?.file ?? '',
+      line: this.node?.line ?? 0,
+      parent,
+      blocks,
+      values: merged,
+      own: this.ownNames,
+    });
+    for (const child of this.children) blocks.push(child.builder.finish(block));
+    return block.seal();
+  }
+}
+
+function argCountFits(args: ArgCount, count: number): boolean {
+  if (args === 'any') return true;
+  if (args === 'flag') return count === 1;
+  if (args === '1+') return count >= 1;
+  if (args === '2+') return count >= 2;
+  return args.includes(count);
+}

@@ -1,0 +1,14 @@
+/** The built-in modules, in the order nginx would run their directive handlers and checks. */
+import { coreModule } from '../core/core-module.js';
+import { httpCoreModule } from '../http/core-module.js';
+import { streamCoreModule } from '../stream/core-module.js';
+import { upstreamModule } from '../upstream/upstream-module.js';
+import { DirectiveRegistry, type ConfModule } from './registry.js';
+
+/** Every module hitless ships, in registration order. */
+export const builtinModules: readonly ConfModule[] = [coreModule, httpCoreModule, upstreamModule, streamCoreModule];
+
+/** A registry holding every built-in module. */
+export function createRegistry(extra: readonly ConfModule[] = []): DirectiveRegistry {
+  return new DirectiveRegistry([...builtinModules, ...extra]);
+}

@@ -1,0 +1,230 @@
+/**
+ * The parser: statements from the {@link Lexer} become a tree of directives, each knowing its file
+ * and line, with `include` expanded in place as nginx's `ngx_conf_include()` does.
+ *
+ * nginx validates each directive as soon as it is read, so it reports an unknown directive on line
+ * 3 before a syntax error on line 40. To report the same first error, a syntax or include error
+ * does not throw here: it becomes an {@link ErrorNode} at the place it was found, and the loader
+ * raises it when its walk reaches that place.
+ */
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { COMMAND_LINE, ConfigError, ConfigIncludeError, ConfigSyntaxError, formatSyscallError } from '../core/errors.js';
+import { expandGlob, isGlobPattern } from './glob.js';
+import { Lexer, type Word } from './lexer.js';
+
+/** A directive as written: `name arg1 arg2;` or `name args { ... }`. */
+export interface DirectiveNode {
+  readonly kind: 'directive';
+  readonly name: string;
+  /** Argument values after the name, unquoted and unescaped. */
+  readonly args: readonly string[];
+  /** The name and arguments as written, with their offsets. */
+  readonly words: readonly Word[];
+  readonly file: string;
+  /** The line nginx reports for this directive: where its `;` or `{` stands. */
+  readonly line: number;
+  /** The children, when the directive opened a block. */
+  readonly block: readonly ConfNode[] | undefined;
+  /** For an expanded `include`: the files it brought in, in order. */
+  readonly included: readonly ConfFile[] | undefined;
+}
+
+/** A syntax or include error at the place it was found; nothing after it was read. */
+export interface ErrorNode {
+  readonly kind: 'error';
+  readonly error: ConfigError;
+}
+
+/** A node of the tree. */
+export type ConfNode = DirectiveNode | ErrorNode;
+
+/** One file that was read, with its text (for `-T`) and its top-level nodes. */
+export interface ConfFile {
+  readonly path: string;
+  readonly text: string;
+  readonly nodes: readonly ConfNode[];
+}
+
+/** Options of {@link parseConfig}. */
+export interface ParseOptions {
+  /** Directory relative `include` paths resolve against. Default: the main file's directory. */
+  readonly confPrefix?: string;
+  /** Directives given with `-g`, parsed before the file as nginx does. */
+  readonly params?: string;
+}
+
+/** The parsed configuration: every file read and the main-context nodes (the `-g` ones first). */
+export interface ParsedConfig {
+  readonly path: string;
+  readonly confPrefix: string;
+  /** Every file read, main file first, in the order nginx's `-T` dumps them. */
+  readonly files: readonly ConfFile[];
+  /** Main-context nodes: `-g` directives, then the main file's. */
+  readonly nodes: readonly ConfNode[];
+}
+
+type BlockKind = 'file' | 'block' | 'param';
+
+interface BlockResult {
+  readonly nodes: ConfNode[];
+  readonly failed: boolean;
+}
+
+/**
+ * Parses a configuration file and everything it includes. Never throws for bad input: the first
+ * error becomes an {@link ErrorNode}. Use {@link firstError} or the loader to surface it.
+ */
+export function parseConfig(path: string, options: ParseOptions = {}): ParsedConfig {
+  const absolute = resolve(path);
+  const confPrefix = options.confPrefix ?? resolve(absolute, '..');
+  const state = new ParseState(confPrefix);
+  const nodes: ConfNode[] = [];
+  if (options.params !== undefined && options.params !== '') {
+    const result = state.parseText(options.params, COMMAND_LINE.file, 'param');
+    nodes.push(...result.nodes);
+    if (result.failed) return { path: absolute, confPrefix, files: state.files, nodes };
+  }
+  const main = state.parseFile(absolute, undefined);
+  if (main.error !== undefined) nodes.push({ kind: 'error', error: main.error });
+  else nodes.push(...main.nodes);
+  return { path: absolute, confPrefix, files: state.files, nodes };
+}
+
+/** Parses configuration text that has no file of its own (tests, the admin API). */
+export function parseConfigText(text: string, file = 'memory', options: ParseOptions = {}): ParsedConfig {
+  const confPrefix = options.confPrefix ?? process.cwd();
+  const state = new ParseState(confPrefix);
+  state.files.push({ path: file, text, nodes: [] });
+  const result = state.parseText(text, file, 'file');
+  return { path: file, confPrefix, files: state.files, nodes: result.nodes };
+}
+
+/** The first error in document order, or undefined when the configuration parsed cleanly. */
+export function firstError(nodes: readonly ConfNode[]): ConfigError | undefined {
+  for (const node of nodes) {
+    if (node.kind === 'error') return node.error;
+    const inBlock = node.block && firstError(node.block);
+    if (inBlock) return inBlock;
+    for (const file of node.included ?? []) {
+      const inFile = firstError(file.nodes);
+      if (inFile) return inFile;
+    }
+  }
+  return undefined;
+}
+
+class ParseState {
+  readonly confPrefix: string;
+  readonly files: ConfFile[] = [];
+  /** Files being parsed right now, to refuse an include cycle instead of recursing forever. */
+  readonly #open: string[] = [];
+
+  constructor(confPrefix: string) {
+    this.confPrefix = confPrefix;
+  }
+
+  parseFile(path: string, includedFrom: { file: string; line: number } | undefined): { nodes: ConfNode[]; error?: ConfigError; file?: ConfFile } {
+    if (this.#open.includes(path)) {
+      return {
+        nodes: [],
+        error: new ConfigIncludeError(`include cycle: "${path}" includes itself`, includedFrom),
+      };
+    }
+    let text: string;
+    try {
+      text = readFileSync(path, 'utf8');
+    } catch (err) {
+      return {
+        nodes: [],
+        error: new ConfigIncludeError(formatSyscallError('open', path, err), includedFrom, { cause: err }),
+      };
+    }
+    const nodes: ConfNode[] = [];
+    const file: ConfFile = { path, text, nodes };
+    if (!this.files.some((f) => f.path === path)) this.files.push(file);
+    this.#open.push(path);
+    try {
+      nodes.push(...this.parseText(text, path, 'file').nodes);
+    } finally {
+      this.#open.pop();
+    }
+    return { nodes, file };
+  }
+
+  parseText(text: string, file: string, kind: BlockKind): BlockResult {
+    return this.#parseBlock(new Lexer(text, file, { fromParameter: kind === 'param' }), file, kind);
+  }
+
+  #parseBlock(lexer: Lexer, file: string, kind: BlockKind): BlockResult {
+    const nodes: ConfNode[] = [];
+    const fail = (error: ConfigError): BlockResult => {
+      nodes.push({ kind: 'error', error });
+      return { nodes, failed: true };
+    };
+    for (;;) {
+      let statement;
+      try {
+        statement = lexer.next();
+      } catch (err) {
+        if (err instanceof ConfigError) return fail(err);
+        throw err;
+      }
+      const where = { file, line: statement.line };
+      if (statement.terminator === '}') {
+        if (kind !== 'block') return fail(new ConfigSyntaxError('unexpected "}"', where));
+        return { nodes, failed: false };
+      }
+      if (statement.terminator === 'eof') {
+        if (kind === 'block') return fail(new ConfigSyntaxError('unexpected end of file, expecting "}"', where));
+        return { nodes, failed: false };
+      }
+      if (statement.terminator === '{' && kind === 'param') {
+        return fail(new ConfigSyntaxError('block directives are not supported in -g option', where));
+      }
+      const [nameWord, ...argWords] = statement.words;
+      if (nameWord === undefined) throw new Error('lexer returned a statement without words');
+      let block: ConfNode[] | undefined;
+      let included: ConfFile[] | undefined;
+      let failed = false;
+      if (statement.terminator === '{') {
+        const inner = this.#parseBlock(lexer, file, 'block');
+        block = inner.nodes;
+        failed = inner.failed;
+      } else if (nameWord.value === 'include' && argWords.length === 1) {
+        const result = this.#include((argWords[0] as Word).value, where);
+        included = result.files;
+        failed = result.failed;
+      }
+      nodes.push({
+        kind: 'directive',
+        name: nameWord.value,
+        args: argWords.map((word) => word.value),
+        words: statement.words,
+        file,
+        line: statement.line,
+        block,
+        included,
+      });
+      if (failed) return { nodes, failed: true };
+    }
+  }
+
+  /** `ngx_conf_include()`: a plain path must open; a pattern may match nothing. */
+  #include(target: string, where: { file: string; line: number }): { files: ConfFile[]; failed: boolean } {
+    const path = resolve(this.confPrefix, target);
+    const paths = isGlobPattern(path) ? expandGlob(path) : [path];
+    const files: ConfFile[] = [];
+    for (const each of paths) {
+      const result = this.parseFile(each, where);
+      if (result.error !== undefined) {
+        files.push({ path: each, text: '', nodes: [{ kind: 'error', error: result.error }] });
+        return { files, failed: true };
+      }
+      const file = result.file as ConfFile;
+      files.push(file);
+      if (firstError(file.nodes) !== undefined) return { files, failed: true };
+    }
+    return { files, failed: false };
+  }
+}

@@ -1,0 +1,115 @@
+/**
+ * The structure of nginx's `ngx_http_upstream_module` and `ngx_stream_upstream_module`: named
+ * groups of peers and the `server` lines inside them.
+ */
+import { ConfigError } from '../core/errors.js';
+import { parseNumber, parseTime } from '../core/parse.js';
+import { defineDirective, type ConfBlockView, type ConfModule, type DirectiveContext } from '../conf/registry.js';
+
+/** One `server` line of an upstream group, with nginx's defaults applied. */
+export interface UpstreamServer {
+  /** The address as written: `host:port`, `[::1]:port`, `unix:/path` or a name to resolve. */
+  readonly address: string;
+  readonly weight: number;
+  readonly maxFails: number;
+  /** In milliseconds. */
+  readonly failTimeout: number;
+  /** 0 means no limit. */
+  readonly maxConns: number;
+  readonly backup: boolean;
+  readonly down: boolean;
+  readonly file: string;
+  readonly line: number;
+}
+
+declare module '../conf/registry.js' {
+  interface DirectiveValues {
+    upstream: undefined;
+    server: readonly UpstreamServer[];
+  }
+}
+
+/** Parses `server address [weight=n] [max_fails=n] [fail_timeout=t] [max_conns=n] [backup] [down]`. */
+export function parseUpstreamServer(args: readonly string[], ctx: DirectiveContext, previous: readonly UpstreamServer[] | undefined): readonly UpstreamServer[] {
+  const [address = '', ...params] = args;
+  let weight = 1;
+  let maxFails = 1;
+  let failTimeout = 10_000;
+  let maxConns = 0;
+  let backup = false;
+  let down = false;
+  for (const param of params) {
+    const [key, value] = param.includes('=') ? [param.slice(0, param.indexOf('=') + 1), param.slice(param.indexOf('=') + 1)] : [param, ''];
+    const invalid = (): never => ctx.fail(`invalid parameter "${param}"`);
+    switch (key) {
+      case 'weight=':
+        weight = parseNumber(value) ?? invalid();
+        if (weight === 0) invalid();
+        break;
+      case 'max_fails=':
+        maxFails = parseNumber(value) ?? invalid();
+        break;
+      case 'fail_timeout=':
+        failTimeout = parseTime(value, { seconds: true }) ?? invalid();
+        break;
+      case 'max_conns=':
+        maxConns = parseNumber(value) ?? invalid();
+        break;
+      case 'backup':
+        backup = true;
+        break;
+      case 'down':
+        down = true;
+        break;
+      default:
+        invalid();
+    }
+  }
+  const server = { address, weight, maxFails, failTimeout, maxConns, backup, down, file: ctx.location.file, line: ctx.location.line };
+  return [...(previous ?? []), server];
+}
+
+const serverSummary = 'A peer of the group: an address with optional weight=, max_fails=, fail_timeout=, max_conns=, backup and down.';
+
+/** nginx refuses an empty group (`ngx_http_upstream_init_round_robin`) and a name used twice. */
+function checkGroups(parent: ConfBlockView | undefined): void {
+  const seen = new Set<string>();
+  for (const group of parent?.blocks.filter((block) => block.name === 'upstream') ?? []) {
+    const name = group.args[0] ?? '';
+    if (seen.has(name)) throw new ConfigError(`duplicate upstream "${name}"`, group);
+    seen.add(name);
+    if (group.get('server').length === 0) throw new ConfigError('no servers are inside upstream', group);
+  }
+}
+
+/** `upstream` groups in `http` and `stream`, and their `server` lines. */
+export const upstreamModule: ConfModule = {
+  name: 'ngx_http_upstream_module',
+  directives: [
+    defineDirective({
+      kind: 'block',
+      name: 'upstream',
+      contexts: ['http', 'stream'],
+      args: [1],
+      block: (_args, ctx) => (ctx.context === 'stream' ? 'stream_upstream' : 'upstream'),
+      syntax: 'name { ... }',
+      summary: 'A named group of servers that proxy_pass can balance across.',
+    }),
+    defineDirective({
+      kind: 'value',
+      name: 'server',
+      contexts: ['upstream', 'stream_upstream'],
+      args: '1+',
+      repeatable: true,
+      inherit: false,
+      syntax: 'address [parameters];',
+      summary: serverSummary,
+      default: () => [],
+      parse: parseUpstreamServer,
+    }),
+  ],
+  check(main) {
+    checkGroups(main.blocks.find((block) => block.name === 'http'));
+    checkGroups(main.blocks.find((block) => block.name === 'stream'));
+  },
+};
