@@ -1,0 +1,89 @@
+/**
+ * The error log, in nginx's line format:
+ * `2026/11/21 05:11:57 [notice] 1234#0: worker process 1240 exited with code 0`.
+ * Writes are synchronous appends, as nginx's are: an error line must reach the file even when the
+ * process dies right after writing it.
+ */
+import { closeSync, mkdirSync, openSync, writeSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { LOG_LEVELS, type LogLevel } from './parse.js';
+import type { ErrorLogTarget } from './core-module.js';
+
+const SEVERITY: Readonly<Record<LogLevel, number>> = Object.fromEntries(LOG_LEVELS.map((level, i) => [level, i])) as Record<LogLevel, number>;
+
+/** Formats a timestamp as nginx's error log does: `2026/11/21 05:11:57`, local time. */
+export function formatErrorLogTime(date: Date): string {
+  const pad = (n: number): string => String(n).padStart(2, '0');
+  return `${date.getFullYear()}/${pad(date.getMonth() + 1)}/${pad(date.getDate())} ${pad(date.getHours())}:${pad(date.getMinutes())}:${pad(date.getSeconds())}`;
+}
+
+interface OpenTarget {
+  readonly target: ErrorLogTarget;
+  fd: number;
+}
+
+/** An error log writing to one or more targets, each with its own least severe level. */
+export class ErrorLog {
+  #targets: OpenTarget[] = [];
+
+  /** Opens every target; a file that cannot be opened throws, as nginx refuses to start then. */
+  constructor(targets: readonly ErrorLogTarget[]) {
+    this.#targets = targets.map((target) => ({ target, fd: openTarget(target) }));
+  }
+
+  /** A log that writes to standard error from `level` on (before any configuration is read). */
+  static stderr(level: LogLevel = 'notice'): ErrorLog {
+    return new ErrorLog([{ file: 'stderr', level }]);
+  }
+
+  /** Writes one line to every target whose level admits `level`. `connection` adds nginx's `*N`. */
+  write(level: LogLevel, message: string, connection?: number): void {
+    const severity = SEVERITY[level];
+    const line = `${formatErrorLogTime(new Date())} [${level}] ${process.pid}#0: ${connection === undefined ? '' : `*${connection} `}${message}\n`;
+    for (const open of this.#targets) {
+      if (severity > SEVERITY[open.target.level]) continue;
+      try {
+        writeSync(open.fd, line);
+      } catch {
+        // A full disk or a closed stderr must not take the server down; nginx ignores it too.
+      }
+    }
+  }
+
+  emerg(message: string): void { this.write('emerg', message); }
+  alert(message: string): void { this.write('alert', message); }
+  crit(message: string): void { this.write('crit', message); }
+  error(message: string, connection?: number): void { this.write('error', message, connection); }
+  warn(message: string, connection?: number): void { this.write('warn', message, connection); }
+  notice(message: string): void { this.write('notice', message); }
+  info(message: string, connection?: number): void { this.write('info', message, connection); }
+  debug(message: string, connection?: number): void { this.write('debug', message, connection); }
+
+  /** True when some target would write a line of this level (to skip building costly messages). */
+  enabled(level: LogLevel): boolean {
+    return this.#targets.some((open) => SEVERITY[level] <= SEVERITY[open.target.level]);
+  }
+
+  /** Reopens every file target (SIGUSR1), so that rotated logs are written anew. */
+  reopen(): void {
+    for (const open of this.#targets) {
+      if (open.target.file === 'stderr') continue;
+      const fd = openTarget(open.target);
+      const old = open.fd;
+      open.fd = fd;
+      closeSync(old);
+    }
+  }
+
+  /** Closes every file target. */
+  close(): void {
+    for (const open of this.#targets) if (open.target.file !== 'stderr') closeSync(open.fd);
+    this.#targets = [];
+  }
+}
+
+function openTarget(target: ErrorLogTarget): number {
+  if (target.file === 'stderr') return 2;
+  mkdirSync(dirname(target.file), { recursive: true });
+  return openSync(target.file, 'a', 0o644);
+}
