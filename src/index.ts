@@ -2,7 +2,7 @@
 export { HitlessError, ConfigError, ConfigSyntaxError, ConfigIncludeError, UsageError, type ErrorCode, type ConfigLocation } from './core/errors.js';
 export { parseNumber, parseSize, parseTime, LOG_LEVELS, type LogLevel } from './core/parse.js';
 export { Lexer, type Word, type Statement } from './conf/lexer.js';
-export { parseConfig, parseConfigText, firstError, type ConfNode, type DirectiveNode, type ErrorNode, type ConfFile, type ParsedConfig } from './conf/parser.js';
+export { parseConfig, parseConfigText, firstError, diskSource, snapshotSource, type ConfigSource, type ConfNode, type DirectiveNode, type ErrorNode, type ConfFile, type ParsedConfig } from './conf/parser.js';
 export {
   DirectiveRegistry,
   defineDirective,

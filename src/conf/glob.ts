@@ -58,6 +58,14 @@ function exists(path: string): boolean {
   }
 }
 
+/** True when an absolute path matches an absolute glob(3) pattern, component by component. */
+export function matchGlob(pattern: string, path: string): boolean {
+  const patternParts = pattern.split(sep).filter((part) => part !== '');
+  const pathParts = path.split(sep).filter((part) => part !== '');
+  if (patternParts.length !== pathParts.length) return false;
+  return patternParts.every((part, i) => (isGlobPattern(part) ? componentMatcher(part).test(pathParts[i] as string) : part === pathParts[i]));
+}
+
 /** Translates one path component of a glob(3) pattern into an anchored regular expression. */
 function componentMatcher(part: string): RegExp {
   let source = part.startsWith('.') ? '' : '(?!\\.)';

@@ -6,7 +6,7 @@
 import { resolve } from 'node:path';
 import { ConfigError } from '../core/errors.js';
 import { ConfBlock, deepFreeze, type HitlessConfig } from './model.js';
-import { parseConfig, parseConfigText, type ConfNode, type DirectiveNode, type ParsedConfig } from './parser.js';
+import { parseConfig, parseConfigText, type ConfigSource, type ConfNode, type DirectiveNode, type ParsedConfig } from './parser.js';
 import {
   type AnyDirectiveSpec,
   type ArgCount,
@@ -24,7 +24,9 @@ export interface LoadOptions {
   readonly prefix?: string;
   /** Directives given with `-g`. */
   readonly params?: string;
-  /** The registry to validate against. Default: every built-in module. */
+  /** Where files are read from. Default: the disk. */
+  readonly source?: ConfigSource;
+  /** The registry to validate against (`createRegistry()` for every built-in module). */
   readonly registry: DirectiveRegistry;
 }
 
@@ -32,7 +34,10 @@ export interface LoadOptions {
 export function loadConfig(options: LoadOptions): HitlessConfig {
   const prefix = withSlash(resolve(options.prefix ?? '.'));
   const file = resolve(prefix, options.file);
-  const parsed = parseConfig(file, options.params === undefined ? {} : { params: options.params });
+  const parsed = parseConfig(file, {
+    ...(options.params === undefined ? {} : { params: options.params }),
+    ...(options.source === undefined ? {} : { source: options.source }),
+  });
   return buildConfig(parsed, prefix, options.registry);
 }
 

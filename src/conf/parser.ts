@@ -10,7 +10,7 @@
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { COMMAND_LINE, ConfigError, ConfigIncludeError, ConfigSyntaxError, formatSyscallError } from '../core/errors.js';
-import { expandGlob, isGlobPattern } from './glob.js';
+import { expandGlob, isGlobPattern, matchGlob } from './glob.js';
 import { Lexer, type Word } from './lexer.js';
 
 /** A directive as written: `name arg1 arg2;` or `name args { ... }`. */
@@ -46,8 +46,41 @@ export interface ConfFile {
   readonly nodes: readonly ConfNode[];
 }
 
+/**
+ * Where configuration files come from. The master reads the disk; a worker rebuilds the very
+ * configuration the master validated from a {@link snapshotSource}, so that a file edited between
+ * the two reads cannot make a worker serve something nobody checked.
+ */
+export interface ConfigSource {
+  /** Returns a file's text or throws the system error (`ENOENT`...). */
+  read(path: string): string;
+  /** Expands an absolute glob(3) pattern to the sorted matching paths. */
+  glob(pattern: string): string[];
+}
+
+/** The disk, as nginx reads it. */
+export const diskSource: ConfigSource = {
+  read: (path) => readFileSync(path, 'utf8'),
+  glob: expandGlob,
+};
+
+/** A source holding exactly the files of an earlier parse (`config.files`). */
+export function snapshotSource(files: readonly { readonly path: string; readonly text: string }[]): ConfigSource {
+  const texts = new Map(files.map((file) => [file.path, file.text]));
+  return {
+    read(path) {
+      const text = texts.get(path);
+      if (text === undefined) throw Object.assign(new Error(`ENOENT: no such file or directory, open '${path}'`), { code: 'ENOENT', errno: -2 });
+      return text;
+    },
+    glob: (pattern) => [...texts.keys()].filter((path) => matchGlob(pattern, path)).sort(),
+  };
+}
+
 /** Options of {@link parseConfig}. */
 export interface ParseOptions {
+  /** Where files are read from. Default: {@link diskSource}. */
+  readonly source?: ConfigSource;
   /** Directory relative `include` paths resolve against. Default: the main file's directory. */
   readonly confPrefix?: string;
   /** Directives given with `-g`, parsed before the file as nginx does. */
@@ -78,7 +111,7 @@ interface BlockResult {
 export function parseConfig(path: string, options: ParseOptions = {}): ParsedConfig {
   const absolute = resolve(path);
   const confPrefix = options.confPrefix ?? resolve(absolute, '..');
-  const state = new ParseState(confPrefix);
+  const state = new ParseState(confPrefix, options.source ?? diskSource);
   const nodes: ConfNode[] = [];
   if (options.params !== undefined && options.params !== '') {
     const result = state.parseText(options.params, COMMAND_LINE.file, 'param');
@@ -94,7 +127,7 @@ export function parseConfig(path: string, options: ParseOptions = {}): ParsedCon
 /** Parses configuration text that has no file of its own (tests, the admin API). */
 export function parseConfigText(text: string, file = 'memory', options: ParseOptions = {}): ParsedConfig {
   const confPrefix = options.confPrefix ?? process.cwd();
-  const state = new ParseState(confPrefix);
+  const state = new ParseState(confPrefix, options.source ?? diskSource);
   state.files.push({ path: file, text, nodes: [] });
   const result = state.parseText(text, file, 'file');
   return { path: file, confPrefix, files: state.files, nodes: result.nodes };
@@ -116,12 +149,14 @@ export function firstError(nodes: readonly ConfNode[]): ConfigError | undefined 
 
 class ParseState {
   readonly confPrefix: string;
+  readonly source: ConfigSource;
   readonly files: ConfFile[] = [];
   /** Files being parsed right now, to refuse an include cycle instead of recursing forever. */
   readonly #open: string[] = [];
 
-  constructor(confPrefix: string) {
+  constructor(confPrefix: string, source: ConfigSource) {
     this.confPrefix = confPrefix;
+    this.source = source;
   }
 
   parseFile(path: string, includedFrom: { file: string; line: number } | undefined): { nodes: ConfNode[]; error?: ConfigError; file?: ConfFile } {
@@ -133,7 +168,7 @@ class ParseState {
     }
     let text: string;
     try {
-      text = readFileSync(path, 'utf8');
+      text = this.source.read(path);
     } catch (err) {
       return {
         nodes: [],
@@ -213,7 +248,7 @@ class ParseState {
   /** `ngx_conf_include()`: a plain path must open; a pattern may match nothing. */
   #include(target: string, where: { file: string; line: number }): { files: ConfFile[]; failed: boolean } {
     const path = resolve(this.confPrefix, target);
-    const paths = isGlobPattern(path) ? expandGlob(path) : [path];
+    const paths = isGlobPattern(path) ? this.source.glob(path) : [path];
     const files: ConfFile[] = [];
     for (const each of paths) {
       const result = this.parseFile(each, where);
