@@ -35,7 +35,7 @@ export const COMMAND_LINE: ConfigLocation = Object.freeze({ file: 'command line'
 
 /** Formats a location as nginx does: `in /path/nginx.conf:12`, or `in command line`. */
 export function formatLocation(location: ConfigLocation): string {
-  return location === COMMAND_LINE || location.line === 0
+  return location.file === COMMAND_LINE.file || location.line === 0
     ? `in ${location.file}`
     : `in ${location.file}:${location.line}`;
 }
