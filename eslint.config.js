@@ -13,6 +13,8 @@ export default tseslint.config(
     rules: {
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
       'no-console': 'off',
+      // Protocol parsers must match control characters on purpose (RFC 9112 field-value rules).
+      'no-control-regex': 'off',
     },
   },
   {
