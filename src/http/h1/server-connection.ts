@@ -1,0 +1,480 @@
+/**
+ * The server side of an HTTP/1.x connection over a raw socket: the fast path that node:http's
+ * generality costs too much for. One exchange at a time, pipelined requests held until their turn,
+ * request bodies read only when the handler asks and discarded otherwise (as nginx's
+ * ngx_http_discard_request_body does), keep-alive, lingering close, and the drain behaviour that
+ * makes reloads invisible: a draining connection answers its next request with
+ * `Connection: close` instead of closing under a client that is sending.
+ */
+import type { Socket } from 'node:net';
+import { ChunkedParser } from './chunked.js';
+import { DEFAULT_HEAD_LIMITS, HttpParseError, parseRequestHead, type HeadLimits, type RequestHead } from './head-parser.js';
+import { httpDate, responseHasNoBody, statusLine } from './response-head.js';
+
+/** Settings of a connection, from the default server of the socket it arrived on. */
+export interface H1ConnectionOptions {
+  readonly limits?: HeadLimits;
+  /** `client_header_timeout`, in ms. Default 60 s. */
+  readonly headerTimeoutMs?: number;
+  /** `client_body_timeout`, in ms. Default 60 s. */
+  readonly bodyTimeoutMs?: number;
+  /** `send_timeout`, in ms. Default 60 s. */
+  readonly sendTimeoutMs?: number;
+  /** `keepalive_timeout`, in ms; 0 disables keep-alive. Default 75 s. */
+  readonly keepaliveTimeoutMs?: number;
+  /** `keepalive_requests`. Default 1000. */
+  readonly keepaliveRequests?: number;
+  /** `lingering_timeout`, in ms. Default 5 s. */
+  readonly lingeringTimeoutMs?: number;
+  /** The `Server` header's value; empty sends none. Default `hitless`. */
+  readonly serverHeader?: string;
+}
+
+/** Receives each request; must eventually end the exchange (or the connection is closed). */
+export type H1RequestHandler = (exchange: H1Exchange) => void;
+
+/** Reports a request the connection refused before any handler saw it. */
+export type H1ErrorReporter = (connection: H1ServerConnection, error: HttpParseError | Error, head: RequestHead | undefined) => void;
+
+const enum Phase {
+  Head,
+  Exchange,
+  Closing,
+  Closed,
+}
+
+/** How a response body is framed on the wire. */
+export type Framing = number | 'chunked' | 'raw' | 'close';
+
+let nextConnectionId = 1;
+
+/** One client connection speaking HTTP/1.x. */
+export class H1ServerConnection {
+  readonly socket: Socket;
+  /** nginx's `$connection`: a serial number unique within the worker. */
+  readonly id = nextConnectionId++;
+  /** Requests received on this connection so far (`$connection_requests`). */
+  requests = 0;
+  readonly #handler: H1RequestHandler;
+  readonly #onError: H1ErrorReporter | undefined;
+  readonly #limits: HeadLimits;
+  readonly #headerTimeoutMs: number;
+  readonly bodyTimeoutMs: number;
+  readonly sendTimeoutMs: number;
+  readonly keepaliveTimeoutMs: number;
+  readonly keepaliveRequests: number;
+  readonly #lingeringTimeoutMs: number;
+  readonly serverHeader: string;
+  #phase = Phase.Head;
+  #buf: Buffer | undefined;
+  #exchange: H1Exchange | undefined;
+  #draining = false;
+  #drainTimer: NodeJS.Timeout | undefined;
+  #closeListeners: (() => void)[] = [];
+
+  constructor(socket: Socket, handler: H1RequestHandler, options: H1ConnectionOptions = {}, onError?: H1ErrorReporter) {
+    this.socket = socket;
+    this.#handler = handler;
+    this.#onError = onError;
+    this.#limits = options.limits ?? DEFAULT_HEAD_LIMITS;
+    this.#headerTimeoutMs = options.headerTimeoutMs ?? 60_000;
+    this.bodyTimeoutMs = options.bodyTimeoutMs ?? 60_000;
+    this.sendTimeoutMs = options.sendTimeoutMs ?? 60_000;
+    this.keepaliveTimeoutMs = options.keepaliveTimeoutMs ?? 75_000;
+    this.keepaliveRequests = options.keepaliveRequests ?? 1000;
+    this.#lingeringTimeoutMs = options.lingeringTimeoutMs ?? 5000;
+    this.serverHeader = options.serverHeader ?? 'hitless';
+    socket.setNoDelay(true);
+    socket.on('data', (chunk: Buffer) => this.#onData(chunk));
+    socket.on('timeout', () => this.#onTimeout());
+    socket.on('error', () => socket.destroy());
+    socket.on('close', () => this.#onClose());
+    socket.setTimeout(this.#headerTimeoutMs);
+  }
+
+  /** True once {@link drain} was called. */
+  get draining(): boolean {
+    return this.#draining;
+  }
+
+  /** True when no request is in progress and none is partly received. */
+  get idle(): boolean {
+    return this.#phase === Phase.Head && this.#buf === undefined;
+  }
+
+  /** Calls `listener` once the socket has closed. */
+  onClose(listener: () => void): void {
+    if (this.#phase === Phase.Closed) listener();
+    else this.#closeListeners.push(listener);
+  }
+
+  /**
+   * Starts draining: the response in progress, or the next request to arrive within `graceMs`,
+   * is answered with `Connection: close`; an idle connection closes after `graceMs`.
+   */
+  drain(graceMs: number): void {
+    if (this.#draining || this.#phase >= Phase.Closing) return;
+    this.#draining = true;
+    this.#drainTimer = setTimeout(() => {
+      if (this.idle) this.#close();
+    }, graceMs);
+    this.#drainTimer.unref();
+  }
+
+  /** Closes at once, whatever is in progress (fast shutdown). */
+  destroy(): void {
+    this.socket.destroy();
+  }
+
+  #onData(chunk: Buffer): void {
+    if (this.#phase >= Phase.Closing) return; // lingering close: read and discard
+    this.#buf = this.#buf === undefined ? chunk : Buffer.concat([this.#buf, chunk]);
+    if (this.#phase === Phase.Head) this.#parseNext();
+    else this.#exchange?.onInput();
+  }
+
+  /** @internal Takes up to `max` buffered bytes, for the exchange's body reader. */
+  takeInput(max: number): Buffer | undefined {
+    const buf = this.#buf;
+    if (buf === undefined) return undefined;
+    if (buf.length <= max) {
+      this.#buf = undefined;
+      return buf;
+    }
+    this.#buf = buf.subarray(max);
+    return buf.subarray(0, max);
+  }
+
+  /** @internal Gives back bytes the body reader took but that belong to the next request. */
+  untakeInput(rest: Buffer): void {
+    if (rest.length === 0) return;
+    this.#buf = this.#buf === undefined ? rest : Buffer.concat([rest, this.#buf]);
+  }
+
+  #parseNext(): void {
+    const buf = this.#buf;
+    if (buf === undefined) {
+      this.socket.setTimeout(this.#draining ? 0 : this.keepaliveTimeoutMs);
+      return;
+    }
+    let head: RequestHead | undefined;
+    try {
+      head = parseRequestHead(buf, 0, this.#limits);
+    } catch (err) {
+      this.#refuse(err as HttpParseError);
+      return;
+    }
+    if (head === undefined) {
+      this.socket.setTimeout(this.#headerTimeoutMs);
+      return;
+    }
+    this.#buf = head.headBytes === buf.length ? undefined : buf.subarray(head.headBytes);
+    this.requests++;
+    this.#phase = Phase.Exchange;
+    this.socket.setTimeout(0);
+    const exchange = new H1Exchange(this, head);
+    this.#exchange = exchange;
+    try {
+      this.#handler(exchange);
+    } catch (err) {
+      this.#onError?.(this, err as Error, head);
+      if (!exchange.headersSent) exchange.respond(500, [], '');
+      else this.socket.destroy();
+    }
+  }
+
+  #refuse(err: HttpParseError): void {
+    this.#onError?.(this, err, undefined);
+    const body = errorPage(err.status);
+    this.socket.write(
+      `${statusLine(err.status)}${this.serverHeader ? `Server: ${this.serverHeader}\r\n` : ''}Date: ${httpDate()}\r\nContent-Type: text/html\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`,
+    );
+    this.#buf = undefined;
+    this.#close();
+  }
+
+  /** @internal Called by the exchange once its response is written and its body consumed. */
+  exchangeDone(exchange: H1Exchange, keepAlive: boolean): void {
+    if (this.#exchange !== exchange) return;
+    this.#exchange = undefined;
+    if (!keepAlive || this.#phase !== Phase.Exchange) {
+      this.#close();
+      return;
+    }
+    this.#phase = Phase.Head;
+    if (this.#draining && this.#buf === undefined) return; // the drain timer closes it if nothing comes
+    this.#parseNext();
+  }
+
+  /** Whether the response being written may keep the connection open. */
+  mayKeepAlive(): boolean {
+    return !this.#draining && this.keepaliveTimeoutMs > 0 && this.requests < this.keepaliveRequests;
+  }
+
+  /** Sends FIN and reads until the client closes or the lingering timeout, as nginx's lingering close. */
+  #close(): void {
+    if (this.#phase >= Phase.Closing) return;
+    this.#phase = Phase.Closing;
+    this.socket.end();
+    this.socket.setTimeout(this.#lingeringTimeoutMs);
+  }
+
+  #onTimeout(): void {
+    if (this.#phase === Phase.Exchange) {
+      this.#exchange?.onTimeout();
+      return;
+    }
+    this.socket.destroy();
+  }
+
+  #onClose(): void {
+    this.#phase = Phase.Closed;
+    if (this.#drainTimer) clearTimeout(this.#drainTimer);
+    const exchange = this.#exchange;
+    this.#exchange = undefined;
+    exchange?.onClientGone();
+    for (const listener of this.#closeListeners.splice(0)) listener();
+  }
+}
+
+/** nginx's built-in error page for a status. */
+export function errorPage(status: number): string {
+  const title = `${status} ${statusLine(status).slice(13, -2)}`;
+  return `<html>\r\n<head><title>${title}</title></head>\r\n<body>\r\n<center><h1>${title}</h1></center>\r\n<hr><center>hitless</center>\r\n</body>\r\n</html>\r\n`;
+}
+
+/** One request and its response on an {@link H1ServerConnection}. */
+export class H1Exchange {
+  readonly connection: H1ServerConnection;
+  readonly head: RequestHead;
+  /** `performance.now()` when the head was parsed, for `$request_time`. */
+  readonly startedAt = performance.now();
+  /** The status sent, once the head is written. */
+  status = 0;
+  /** Body bytes written (`$body_bytes_sent`). */
+  bodyBytesSent = 0;
+  /** All bytes written (`$bytes_sent`). */
+  bytesSent = 0;
+  headersSent = false;
+  finished = false;
+  /** Set false by a handler to close the connection after this response. */
+  keepAlive: boolean;
+  #framing: Framing = 0;
+  #noBody = false;
+  #keepAliveSent = false;
+  /** Remaining Content-Length body bytes; -1 when chunked or none. */
+  #bodyRemaining: number;
+  #chunked: ChunkedParser | undefined;
+  #bodyDone: boolean;
+  #bodySink: ((data: Buffer) => void) | undefined;
+  #bodyEnd: ((err: Error | undefined) => void) | undefined;
+  #responded = false;
+  #abortListeners: (() => void)[] = [];
+
+  constructor(connection: H1ServerConnection, head: RequestHead) {
+    this.connection = connection;
+    this.head = head;
+    this.keepAlive = head.versionMinor === 1 ? !head.connection.includes('close') : head.connection.includes('keep-alive');
+    this.#bodyRemaining = head.chunked ? -1 : Math.max(head.contentLength, 0);
+    this.#chunked = head.chunked ? new ChunkedParser() : undefined;
+    this.#bodyDone = !head.chunked && this.#bodyRemaining === 0;
+  }
+
+  /** True once the client went away before the response finished. */
+  aborted = false;
+
+  /** Calls `listener` if the client goes away before the response is finished. */
+  onAbort(listener: () => void): void {
+    this.#abortListeners.push(listener);
+  }
+
+  /** True when the request has a body still to read. */
+  get hasBody(): boolean {
+    return !this.#bodyDone;
+  }
+
+  /**
+   * Reads the request body: `onData` receives each piece (de-chunked), `onEnd` the outcome. A body
+   * over `limit` bytes ends with an HttpParseError of status 413.
+   */
+  readBody(limit: number, onData: (data: Buffer) => void, onEnd: (err: Error | undefined) => void): void {
+    if (this.#bodyDone) {
+      onEnd(undefined);
+      return;
+    }
+    if (!this.#chunked && limit > 0 && this.#bodyRemaining > limit) {
+      onEnd(new HttpParseError(413, `client intended to send too large body: ${this.#bodyRemaining} bytes`));
+      return;
+    }
+    let received = 0;
+    this.#bodySink = (data) => {
+      received += data.length;
+      if (limit > 0 && received > limit) {
+        this.#finishBody(new HttpParseError(413, `client intended to send too large chunked body: ${received} bytes`));
+        return;
+      }
+      onData(data);
+    };
+    this.#bodyEnd = onEnd;
+    if (this.head.expectContinue && this.head.versionMinor === 1) this.connection.socket.write('HTTP/1.1 100 Continue\r\n\r\n');
+    this.connection.socket.setTimeout(this.connection.bodyTimeoutMs);
+    this.onInput();
+  }
+
+  #finishBody(err: Error | undefined): void {
+    const end = this.#bodyEnd;
+    this.#bodySink = undefined;
+    this.#bodyEnd = undefined;
+    if (err === undefined) this.#bodyDone = true;
+    else this.keepAlive = false;
+    this.connection.socket.setTimeout(0);
+    end?.(err);
+  }
+
+  /** @internal New bytes arrived while this exchange is current. */
+  onInput(): void {
+    if (this.#bodyDone) {
+      // Pipelined bytes of the next request: hold them; pause reading if they pile up.
+      if (!this.finished) this.connection.socket.pause();
+      return;
+    }
+    const sink = this.#bodySink;
+    const discarding = this.#responded;
+    if (sink === undefined && !discarding) return;
+    const deliver = discarding ? undefined : sink;
+    for (;;) {
+      const chunk = this.connection.takeInput(this.#chunked ? Number.MAX_SAFE_INTEGER : this.#bodyRemaining);
+      if (chunk === undefined) return;
+      if (this.#chunked) {
+        let used: number;
+        try {
+          used = this.#chunked.push(chunk, 0, deliver);
+        } catch (err) {
+          this.#finishBody(err as Error);
+          return;
+        }
+        this.connection.untakeInput(chunk.subarray(used));
+        if (this.#chunked.done) break;
+      } else {
+        this.#bodyRemaining -= chunk.length;
+        deliver?.(chunk);
+        if (this.#bodyRemaining === 0) break;
+      }
+      if (this.#bodySink === undefined && !discarding) return;
+    }
+    if (discarding) {
+      this.#bodyDone = true;
+      this.#complete();
+    } else this.#finishBody(undefined);
+  }
+
+  /** @internal The socket was idle too long while this exchange was reading the body or sending. */
+  onTimeout(): void {
+    if (this.#bodyEnd !== undefined) {
+      this.#finishBody(new HttpParseError(408, 'client timed out'));
+      return;
+    }
+    this.connection.socket.destroy();
+  }
+
+  /** @internal The client closed the connection. */
+  onClientGone(): void {
+    if (this.#bodyEnd !== undefined) this.#finishBody(new Error('client closed connection while sending request body'));
+    if (this.finished) return;
+    this.aborted = true;
+    for (const listener of this.#abortListeners.splice(0)) listener();
+  }
+
+  /**
+   * Writes the status line and headers. `headers` is flat (`[name, value, ...]`) and must not hold
+   * framing or connection headers; `framing` is the body length, `'chunked'` to have writes chunked,
+   * `'raw'` when the caller writes an already chunked body, or `'close'` to end it by closing.
+   */
+  writeHead(status: number, headers: readonly string[], framing: Framing): void {
+    if (this.headersSent) throw new Error('response head already sent');
+    this.headersSent = true;
+    this.status = status;
+    this.#noBody = responseHasNoBody(this.head.method, status);
+    const connection = this.connection;
+    if (framing === 'chunked' || framing === 'raw') {
+      if (this.head.versionMinor === 0) framing = framing === 'raw' ? 'raw' : 'close';
+    }
+    let keepAlive = this.keepAlive && connection.mayKeepAlive() && framing !== 'close';
+    if (framing === 'raw' && this.head.versionMinor === 0) keepAlive = false;
+    this.#framing = framing;
+    this.#keepAliveSent = keepAlive;
+    let head = statusLine(status);
+    if (connection.serverHeader !== '') head += `Server: ${connection.serverHeader}\r\n`;
+    head += `Date: ${httpDate()}\r\n`;
+    for (let i = 0; i < headers.length; i += 2) head += `${headers[i]}: ${headers[i + 1]}\r\n`;
+    if (typeof framing === 'number') {
+      if (status !== 304 && status !== 204 && status >= 200) head += `Content-Length: ${framing}\r\n`;
+    } else if ((framing === 'chunked' || framing === 'raw') && !this.#noBody) {
+      head += 'Transfer-Encoding: chunked\r\n';
+    }
+    if (status >= 200) head += keepAlive ? 'Connection: keep-alive\r\n\r\n' : 'Connection: close\r\n\r\n';
+    else head += '\r\n';
+    this.bytesSent += head.length;
+    connection.socket.write(head, 'latin1');
+  }
+
+  /** Writes body bytes; false means the client is slow and `onDrain` should be awaited. */
+  write(chunk: Buffer | string): boolean {
+    if (this.#noBody || chunk.length === 0) return true;
+    const socket = this.connection.socket;
+    const size = typeof chunk === 'string' ? Buffer.byteLength(chunk) : chunk.length;
+    this.bodyBytesSent += size;
+    let ok: boolean;
+    if (this.#framing === 'chunked') {
+      socket.cork();
+      socket.write(`${size.toString(16)}\r\n`);
+      socket.write(chunk);
+      ok = socket.write('\r\n');
+      socket.uncork();
+      this.bytesSent += size + size.toString(16).length + 4;
+    } else {
+      ok = socket.write(chunk);
+      this.bytesSent += size;
+    }
+    if (!ok) socket.setTimeout(this.connection.sendTimeoutMs);
+    return ok;
+  }
+
+  /** Calls `listener` once the client has taken what was written. */
+  onDrain(listener: () => void): void {
+    this.connection.socket.once('drain', () => {
+      this.connection.socket.setTimeout(0);
+      listener();
+    });
+  }
+
+  /** Ends the response, optionally with a last piece of body. */
+  end(chunk?: Buffer | string): void {
+    if (this.finished) return;
+    if (chunk !== undefined) this.write(chunk);
+    this.finished = true;
+    if (this.#framing === 'chunked' && !this.#noBody) {
+      this.connection.socket.write('0\r\n\r\n');
+      this.bytesSent += 5;
+    }
+    this.#responded = true;
+    if (this.#bodyDone || !this.#keepAliveSent) this.#complete();
+    else if (this.#bodyEnd === undefined) this.onInput(); // discard the unread body, then go on
+  }
+
+  /** Sends a whole response: head and body in one write. */
+  respond(status: number, headers: readonly string[], body: Buffer | string): void {
+    const size = typeof body === 'string' ? Buffer.byteLength(body) : body.length;
+    const socket = this.connection.socket;
+    socket.cork();
+    this.writeHead(status, headers, size);
+    this.end(body);
+    socket.uncork();
+  }
+
+  #complete(): void {
+    const connection = this.connection;
+    connection.socket.resume();
+    connection.exchangeDone(this, this.#keepAliveSent && this.keepAlive);
+  }
+}
