@@ -1,0 +1,260 @@
+/**
+ * One request to an upstream over HTTP/1.x and the reading of its response: the client half of
+ * the proxy's fast path. Body bytes are handed on as they arrive (a chunked body keeps its framing,
+ * so it can be passed through untouched), and the connection is reported reusable only when the
+ * response was read to its exact end.
+ */
+import { ChunkedParser } from './chunked.js';
+import { DEFAULT_HEAD_LIMITS, HttpParseError, parseResponseHead, type HeadLimits, type ResponseHead } from './head-parser.js';
+import type { UpstreamConnection } from '../../upstream/connection-pool.js';
+
+/** Where in the exchange a failure happened, which decides whether nginx would try the next peer. */
+export type UpstreamFailurePhase = 'send' | 'header' | 'body';
+
+/** A failure talking to an upstream, in nginx's log words, with what `proxy_next_upstream` needs. */
+export class UpstreamFailure extends Error {
+  readonly phase: UpstreamFailurePhase;
+  /** `error`, `timeout` or `invalid_header`, as `proxy_next_upstream` names them. */
+  readonly kind: 'error' | 'timeout' | 'invalid_header';
+  /** True when no byte of the response had arrived. */
+  readonly beforeResponse: boolean;
+
+  constructor(message: string, phase: UpstreamFailurePhase, kind: 'error' | 'timeout' | 'invalid_header', beforeResponse: boolean, options?: ErrorOptions) {
+    super(message, options);
+    this.name = 'UpstreamFailure';
+    this.phase = phase;
+    this.kind = kind;
+    this.beforeResponse = beforeResponse;
+  }
+}
+
+/** What the proxy does with each part of the response. */
+export interface UpstreamResponseHandlers {
+  /** The final response head (1xx other than 101 are skipped); `rest` holds the body bytes already read. */
+  onHead(head: ResponseHead): void;
+  /** Body bytes, chunked framing included when the response is chunked. */
+  onData(chunk: Buffer): void;
+  /** The response ended; `reusable` when the connection may carry another request. */
+  onEnd(reusable: boolean): void;
+  onError(failure: UpstreamFailure): void;
+}
+
+/** Timeouts of one exchange: `proxy_send_timeout` and `proxy_read_timeout`. */
+export interface UpstreamTimeouts {
+  readonly sendTimeoutMs: number;
+  readonly readTimeoutMs: number;
+  readonly limits?: HeadLimits;
+}
+
+const enum Phase {
+  Sending,
+  Head,
+  Body,
+  Done,
+}
+
+/** Runs one request/response on an upstream connection. */
+export class UpstreamExchange {
+  readonly connection: UpstreamConnection;
+  readonly #handlers: UpstreamResponseHandlers;
+  readonly #method: string;
+  readonly #timeouts: UpstreamTimeouts;
+  #phase = Phase.Sending;
+  #buf: Buffer | undefined;
+  #head: ResponseHead | undefined;
+  #remaining = -1;
+  #chunked: ChunkedParser | undefined;
+  #untilClose = false;
+  #gotBytes = false;
+  readonly #onData = (chunk: Buffer): void => this.#receive(chunk);
+  readonly #onEnd = (): void => this.#closed(undefined);
+  readonly #onClose = (): void => this.#closed(undefined);
+  readonly #onError = (err: Error): void => this.#closed(err);
+  readonly #onTimeout = (): void => this.#timedOut();
+
+  constructor(connection: UpstreamConnection, method: string, handlers: UpstreamResponseHandlers, timeouts: UpstreamTimeouts) {
+    this.connection = connection;
+    this.#method = method;
+    this.#handlers = handlers;
+    this.#timeouts = timeouts;
+    connection.requests++;
+    const socket = connection.socket;
+    socket.on('data', this.#onData);
+    socket.on('end', this.#onEnd);
+    socket.on('close', this.#onClose);
+    socket.on('error', this.#onError);
+    socket.on('timeout', this.#onTimeout);
+  }
+
+  /** The response head, once received. */
+  get head(): ResponseHead | undefined {
+    return this.#head;
+  }
+
+  /** Writes the request head and body; the response is read as it comes. */
+  send(head: string, body: readonly Buffer[] | undefined): void {
+    const socket = this.connection.socket;
+    socket.setTimeout(this.#timeouts.sendTimeoutMs);
+    socket.cork();
+    socket.write(head, 'latin1');
+    let flushed = true;
+    for (const piece of body ?? []) flushed = socket.write(piece);
+    socket.uncork();
+    const waitForResponse = (): void => {
+      if (this.#phase === Phase.Sending) this.#phase = Phase.Head;
+      socket.setTimeout(this.#timeouts.readTimeoutMs);
+    };
+    if (flushed) waitForResponse();
+    else socket.once('drain', waitForResponse);
+  }
+
+  /** Stops reading (the client is slow); {@link resume} starts again. */
+  pause(): void {
+    this.connection.socket.pause();
+  }
+
+  resume(): void {
+    this.connection.socket.resume();
+  }
+
+  /** Gives up: the connection is destroyed and no handler is called any more. */
+  abort(): void {
+    this.#phase = Phase.Done;
+    this.#detach();
+    this.connection.socket.destroy();
+  }
+
+  #receive(chunk: Buffer): void {
+    this.#gotBytes = true;
+    if (this.#phase === Phase.Done) return;
+    if (this.#phase === Phase.Body) {
+      this.#body(chunk);
+      return;
+    }
+    this.#buf = this.#buf === undefined ? chunk : Buffer.concat([this.#buf, chunk]);
+    this.#parseHead();
+  }
+
+  #parseHead(): void {
+    for (;;) {
+      const buf = this.#buf as Buffer;
+      let head: ResponseHead | undefined;
+      try {
+        head = parseResponseHead(buf, 0, this.#timeouts.limits ?? DEFAULT_HEAD_LIMITS);
+      } catch (err) {
+        const reason = err instanceof HttpParseError ? err.message : String(err);
+        this.#fail(new UpstreamFailure(`${reason} while reading response header from upstream`, 'header', 'invalid_header', false));
+        return;
+      }
+      if (head === undefined) return;
+      const rest = buf.subarray(head.headBytes);
+      this.#buf = rest.length === 0 ? undefined : rest;
+      if (head.status >= 100 && head.status < 200 && head.status !== 101) {
+        if (this.#buf === undefined) return;
+        continue; // interim responses (100 Continue, 103) are not passed on, as nginx does
+      }
+      this.#startBody(head);
+      return;
+    }
+  }
+
+  #startBody(head: ResponseHead): void {
+    this.#head = head;
+    this.#phase = Phase.Body;
+    const noBody = this.#method === 'HEAD' || head.status === 204 || head.status === 304 || head.status === 101;
+    if (noBody) this.#remaining = 0;
+    else if (head.chunked) this.#chunked = new ChunkedParser({ fromUpstream: true });
+    else if (head.contentLength >= 0) this.#remaining = head.contentLength;
+    else this.#untilClose = true;
+    this.#handlers.onHead(head);
+    if (this.#phase !== Phase.Body) return;
+    const rest = this.#buf;
+    this.#buf = undefined;
+    if (head.status === 101) {
+      // A tunnel: the caller takes over the socket; bytes already read go with it.
+      this.#phase = Phase.Done;
+      this.#detach();
+      if (rest !== undefined) this.#handlers.onData(rest);
+      this.#handlers.onEnd(false);
+      return;
+    }
+    if (rest !== undefined) this.#body(rest);
+    else if (this.#remaining === 0) this.#finish();
+  }
+
+  #body(chunk: Buffer): void {
+    if (this.#untilClose) {
+      this.#handlers.onData(chunk);
+      return;
+    }
+    if (this.#chunked !== undefined) {
+      let used: number;
+      try {
+        used = this.#chunked.push(chunk);
+      } catch (err) {
+        this.#fail(new UpstreamFailure(`${(err as Error).message} while reading upstream`, 'body', 'invalid_header', false));
+        return;
+      }
+      if (used > 0) this.#handlers.onData(used === chunk.length ? chunk : chunk.subarray(0, used));
+      if (this.#chunked.done) this.#finish(used === chunk.length);
+      return;
+    }
+    const take = Math.min(this.#remaining, chunk.length);
+    this.#remaining -= take;
+    if (take > 0) this.#handlers.onData(take === chunk.length ? chunk : chunk.subarray(0, take));
+    if (this.#remaining === 0) this.#finish(take === chunk.length);
+  }
+
+  #finish(clean = true): void {
+    if (this.#phase === Phase.Done) return;
+    this.#phase = Phase.Done;
+    this.#detach();
+    const head = this.#head as ResponseHead;
+    const keepAlive = head.versionMinor === 1 ? !head.connection.includes('close') : head.connection.includes('keep-alive');
+    this.#handlers.onEnd(clean && keepAlive && !this.#untilClose);
+  }
+
+  #closed(err: Error | undefined): void {
+    if (this.#phase === Phase.Done) return;
+    if (this.#phase === Phase.Body && this.#untilClose && err === undefined) {
+      this.#phase = Phase.Done;
+      this.#detach();
+      this.#handlers.onEnd(false);
+      return;
+    }
+    const phase: UpstreamFailurePhase = this.#phase === Phase.Sending ? 'send' : this.#phase === Phase.Head ? 'header' : 'body';
+    const what = phase === 'body' ? 'upstream prematurely closed connection while reading upstream' : err !== undefined ? `${describe(err)} while ${phase === 'send' ? 'sending request to' : 'reading response header from'} upstream` : 'upstream prematurely closed connection while reading response header from upstream';
+    this.#fail(new UpstreamFailure(what, phase, 'error', !this.#gotBytes, err === undefined ? undefined : { cause: err }));
+  }
+
+  #timedOut(): void {
+    if (this.#phase === Phase.Done) return;
+    const phase: UpstreamFailurePhase = this.#phase === Phase.Sending ? 'send' : this.#phase === Phase.Head ? 'header' : 'body';
+    const what = phase === 'send' ? 'upstream timed out (110: Connection timed out) while sending request to upstream' : `upstream timed out (110: Connection timed out) while reading ${phase === 'header' ? 'response header from ' : ''}upstream`;
+    this.#fail(new UpstreamFailure(what, phase, 'timeout', !this.#gotBytes));
+  }
+
+  #fail(failure: UpstreamFailure): void {
+    this.#phase = Phase.Done;
+    this.#detach();
+    this.connection.socket.destroy();
+    this.#handlers.onError(failure);
+  }
+
+  #detach(): void {
+    const socket = this.connection.socket;
+    socket.setTimeout(0);
+    socket.off('data', this.#onData);
+    socket.off('end', this.#onEnd);
+    socket.off('close', this.#onClose);
+    socket.off('error', this.#onError);
+    socket.off('timeout', this.#onTimeout);
+  }
+}
+
+function describe(err: Error): string {
+  const code = (err as NodeJS.ErrnoException).code;
+  if (code === 'ECONNRESET') return 'recv() failed (104: Connection reset by peer)';
+  if (code === 'EPIPE') return 'writev() failed (32: Broken pipe)';
+  return err.message;
+}
