@@ -18,3 +18,4 @@ export { ConfBlock, type HitlessConfig } from './conf/model.js';
 export { loadConfig, loadConfigText, buildConfig, type LoadOptions } from './conf/loader.js';
 export { builtinModules, createRegistry } from './conf/modules.js';
 export { runProbe, formatProbeReport, probeSucceeded, PROBE_DEFAULTS, type ProbeOptions, type ProbeReport, type ProbeFailure, type ProbeStopReason, type ProbeErrorKind, type LatencyPercentiles } from './probe/probe.js';
+export * as deploy from './deploy/index.js';

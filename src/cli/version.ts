@@ -91,6 +91,7 @@ export function usage(): string {
   return `Usage: hitless [-?hvVtTq] [-s signal] [-p prefix]
                [-e filename] [-c filename] [-g directives]
        hitless probe URL [options]
+       hitless deploy --target nginx|command --server-name NAME --cert FILE --key FILE [options]
 
 Options:
   -?,-h         : this help
@@ -107,5 +108,6 @@ Options:
 
 Commands:
   probe URL     : keep requests flowing and count every failure (hitless probe --help)
+  deploy        : deploy a certificate or configuration safely (hitless deploy --help)
 `;
 }

@@ -10,7 +10,14 @@ export type ErrorCode =
   | 'HITLESS_ERR_CONFIG_INCLUDE'
   | 'HITLESS_ERR_USAGE'
   | 'HITLESS_ERR_SIGNAL'
-  | 'HITLESS_ERR_PROCESS';
+  | 'HITLESS_ERR_PROCESS'
+  | 'HITLESS_ERR_DEPLOY_INPUT'
+  | 'HITLESS_ERR_DEPLOY_LOCK'
+  | 'HITLESS_ERR_DEPLOY_IO'
+  | 'HITLESS_ERR_DEPLOY_VALIDATE'
+  | 'HITLESS_ERR_DEPLOY_RELOAD'
+  | 'HITLESS_ERR_DEPLOY_VERIFY'
+  | 'HITLESS_ERR_DEPLOY_ROLLBACK';
 
 /** The base of every error hitless throws on purpose. */
 export class HitlessError extends Error {
