@@ -1,8 +1,15 @@
 /**
  * The structure of nginx's `ngx_http_module` and `ngx_http_core_module`: the `http` block, virtual
- * `server` blocks and `location` blocks, with nginx's rules for location modifiers and nesting.
+ * `server` blocks and `location` blocks, with nginx's rules for location modifiers and nesting, and
+ * the core directives a minimal server needs: `listen`, `server_name`, keep-alive, `default_type`.
  */
-import { defineDirective, type ConfModule, type DirectiveContext } from '../conf/registry.js';
+import { ConfigError } from '../core/errors.js';
+import { parseNumber, parseTime } from '../core/parse.js';
+import { defineDirective, type ConfBlockView, type ConfModule, type DirectiveContext } from '../conf/registry.js';
+import { groupListens, implicitListen, parseListen, type HttpListen } from './listen.js';
+import { checkDuplicateLocations } from './locations.js';
+import { compileNginxRegex, regexErrorReason } from './regex.js';
+import { DEFAULT_SERVER_NAMES, parseServerNames, VirtualHosts, type ServerName } from './server-names.js';
 
 /** How a location matches a URI, from its modifier (`=`, `^~`, `~`, `~*`, `@name` or none). */
 export interface LocationMatch {
@@ -13,10 +20,23 @@ export interface LocationMatch {
   readonly caseless: boolean;
 }
 
+/** `keepalive_timeout timeout [header_timeout]`. */
+export interface KeepaliveTimeout {
+  /** How long an idle keep-alive connection stays open, in ms; 0 disables keep-alive. */
+  readonly timeoutMs: number;
+  /** The `Keep-Alive: timeout=N` header value in seconds, if configured. */
+  readonly headerSeconds: number | undefined;
+}
+
 declare module '../conf/registry.js' {
   interface DirectiveValues {
     http: undefined;
     location: undefined;
+    listen: readonly HttpListen[];
+    server_name: readonly ServerName[];
+    keepalive_timeout: KeepaliveTimeout;
+    keepalive_requests: number;
+    default_type: string;
   }
 }
 
@@ -52,9 +72,9 @@ export function parseLocationMatch(args: readonly string[], ctx: DirectiveContex
   }
   if (match.kind === 'regex') {
     try {
-      new RegExp(match.name, match.caseless ? 'i' : '');
+      compileNginxRegex(match.name, match.caseless);
     } catch (err) {
-      ctx.fail(`invalid regular expression "${match.name}": ${(err as Error).message.replace(/^Invalid regular expression: /, '')}`);
+      ctx.fail(regexErrorReason(match.name, err));
     }
   }
   const outer = ctx.enclosing?.name === 'location' ? (ctx.enclosing.value as LocationMatch) : undefined;
@@ -102,5 +122,92 @@ export const httpCoreModule: ConfModule = {
       summary: 'Settings for requests whose URI matches: exact (=), longest prefix (^~ stops regex search), or regular expression (~, ~* caseless), in nginx\'s order.',
       parse: parseLocationMatch,
     }),
+    defineDirective({
+      kind: 'value',
+      name: 'listen',
+      contexts: ['server'],
+      args: '1+',
+      repeatable: true,
+      inherit: false,
+      syntax: 'address[:port] [default_server] [ssl] [http2] [proxy_protocol] [backlog=number] [rcvbuf=size] [sndbuf=size] [deferred] [bind] [ipv6only=on|off] [reuseport] [so_keepalive=on|off|[keepidle]:[keepintvl]:[keepcnt]]; | port [...]; | unix:path [...];',
+      summary: 'The address and port, or unix socket, the server accepts requests on; the first server of an address:port, or its default_server, answers names no server claims.',
+      default: () => [implicitListen()],
+      defaultText: 'listen *:80 | *:8000;',
+      parse: parseListen,
+    }),
+    defineDirective({
+      kind: 'value',
+      name: 'server_name',
+      contexts: ['server'],
+      args: '1+',
+      repeatable: true,
+      inherit: false,
+      syntax: 'name ...;',
+      summary: 'The names of the virtual server: exact, *.example.com, .example.com, www.example.*, ~regex (with named captures), or "" for requests without a Host header.',
+      default: () => DEFAULT_SERVER_NAMES,
+      defaultText: 'server_name "";',
+      parse: parseServerNames,
+    }),
+    defineDirective({
+      kind: 'value',
+      name: 'keepalive_timeout',
+      contexts: ['http', 'server', 'location'],
+      args: [1, 2],
+      syntax: 'timeout [header_timeout];',
+      summary: 'How long an idle keep-alive connection stays open (0 disables keep-alive), and the optional Keep-Alive: timeout= header value.',
+      default: () => ({ timeoutMs: 75_000, headerSeconds: undefined }),
+      defaultText: 'keepalive_timeout 75s;',
+      parse: ([timeout = '', header], ctx) => {
+        const timeoutMs = parseTime(timeout) ?? ctx.fail('"keepalive_timeout" directive invalid value');
+        if (header === undefined) return { timeoutMs, headerSeconds: undefined };
+        const headerMs = parseTime(header, { seconds: true }) ?? ctx.fail('"keepalive_timeout" directive invalid value');
+        return { timeoutMs, headerSeconds: headerMs / 1000 };
+      },
+    }),
+    defineDirective({
+      kind: 'value',
+      name: 'keepalive_requests',
+      contexts: ['http', 'server', 'location'],
+      args: [1],
+      syntax: 'number;',
+      summary: 'How many requests one keep-alive connection may carry; the last response says Connection: close.',
+      default: () => 1000,
+      defaultText: 'keepalive_requests 1000;',
+      parse: ([value = ''], ctx) => parseNumber(value) ?? ctx.fail('"keepalive_requests" directive invalid number'),
+    }),
+    defineDirective({
+      kind: 'value',
+      name: 'default_type',
+      contexts: ['http', 'server', 'location'],
+      args: [1],
+      syntax: 'mime-type;',
+      summary: 'The Content-Type of responses whose type nothing else decides, such as the text of return.',
+      default: () => 'text/plain',
+      defaultText: 'default_type text/plain;',
+      parse: ([value = '']) => value,
+    }),
   ],
+  check(main) {
+    const http = main.blocks.find((block) => block.name === 'http');
+    if (http === undefined) return;
+    // The order nginx finds them in: listen while parsing, then locations, then server names.
+    const sockets = groupListens(http);
+    for (const server of serversOf(http)) checkDuplicateLocations(server);
+    for (const socket of sockets) {
+      for (const addr of socket.addrs) {
+        if (addr.servers.length < 2) continue;
+        VirtualHosts.build(addr.servers, addr.defaultServer, (server) => server.get('server_name'), addr.listen.addrText, {
+          invalid: (reason) => {
+            throw new ConfigError(reason, undefined);
+          },
+          conflict: () => undefined,
+        });
+      }
+    }
+  },
 };
+
+/** The `server` blocks of an `http` block, in order. */
+export function serversOf(http: ConfBlockView): ConfBlockView[] {
+  return http.blocks.filter((block) => block.name === 'server');
+}

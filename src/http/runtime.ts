@@ -2,28 +2,33 @@
  * The contract between the process layer and the HTTP layer (the worker side of a generation).
  * The master calls {@link collectListens} to know which sockets to own; a worker builds one
  * {@link HttpRuntime} per configuration generation and attaches the listening sockets it is handed.
- *
- * STUB: the HTTP helper replaces the bodies; the signatures are the contract.
  */
-import type { Server } from 'node:net';
+import { createServer, type Server as HttpServer } from 'node:http';
+import type { Server, Socket } from 'node:net';
 import type { HitlessConfig } from '../conf/model.js';
 import type { ErrorLog } from '../core/log.js';
+import { ConnectionTracker, DEFAULT_DRAIN_GRACE_MS, type ClientConnection } from './connections.js';
+import { HttpGeneration } from './generation.js';
+import { RequestHandler } from './handler.js';
+import { groupListens, type ListenSpec } from './listen.js';
 
-/** One listening socket the master owns: what to bind, and the key that identifies it across reloads. */
-export interface ListenSpec {
-  /** Stable identity across reloads: `127.0.0.1:8080`, `[::1]:8080`, `unix:/path`. */
-  readonly key: string;
-  readonly host?: string;
-  readonly port?: number;
-  /** For `listen unix:/path`. */
-  readonly path?: string;
-  readonly ipv6only: boolean;
-  readonly backlog: number;
-}
+export type { ListenSpec } from './listen.js';
 
-/** Every distinct listening socket the `http` block asks for. */
-export function collectListens(_config: HitlessConfig): ListenSpec[] {
-  return [];
+/**
+ * Every distinct listening socket the `http` block asks for, in nginx's order. An address without
+ * `bind` on a port that also has a wildcard is served by the wildcard's socket, as nginx does.
+ */
+export function collectListens(config: HitlessConfig): ListenSpec[] {
+  const http = config.main.child('http');
+  if (http === undefined) return [];
+  const seen = new Set<string>();
+  const specs: ListenSpec[] = [];
+  for (const socket of groupListens(http)) {
+    if (seen.has(socket.spec.key)) continue;
+    seen.add(socket.spec.key);
+    specs.push(socket.spec);
+  }
+  return specs;
 }
 
 /** Options of {@link HttpRuntime}. */
@@ -33,21 +38,95 @@ export interface HttpRuntimeOptions {
 
 /** Serves one configuration generation's HTTP servers in a worker. */
 export class HttpRuntime {
-  constructor(_config: HitlessConfig, _options: HttpRuntimeOptions) {}
+  readonly #generation: HttpGeneration;
+  readonly #tracker = new ConnectionTracker();
+  readonly #connections = new WeakMap<Socket, ClientConnection>();
+  readonly #server: HttpServer;
+  readonly #attached = new Map<Server, (socket: Socket) => void>();
+  #closed = false;
+  #drained: Promise<void> | undefined;
+
+  /** Compiles the generation and opens its access logs; throws if a log file cannot be opened. */
+  constructor(config: HitlessConfig, options: HttpRuntimeOptions) {
+    this.#generation = new HttpGeneration(config, options.log);
+    const handler = new RequestHandler(this.#tracker, this.#connections, options.log);
+    // nginx answers a missing Host itself (400, in its words), so node:http must not.
+    this.#server = createServer({ requireHostHeader: false }, (req, res) => handler.handle(req, res));
+    // Keep-alive is timed per location by the tracker (keepalive_timeout), not by node:http.
+    this.#server.keepAliveTimeout = 0;
+    this.#server.on('clientError', (err: Error, socket: Socket) => handler.clientError(err, socket));
+    // node:http arms headersTimeout and requestTimeout (nginx's client_header_timeout) from its
+    // 'listening' handler; the listening socket belongs to the master, so the event is ours to emit.
+    this.#server.emit('listening');
+  }
 
   /** Serves the connections a listening socket (handed over by the master) accepts. */
-  attach(_key: string, _server: Server): void {}
+  attach(key: string, server: Server): void {
+    if (this.#closed || this.#drained !== undefined) throw new Error(`Cannot attach "${key}": the generation is stopping`);
+    if (!this.#generation.sockets.has(key)) throw new Error(`No listening socket "${key}" in this configuration`);
+    if (this.#attached.has(server)) return;
+    const listener = (socket: Socket): void => this.#accept(key, socket);
+    server.on('connection', listener);
+    this.#attached.set(server, listener);
+  }
+
+  #accept(key: string, socket: Socket): void {
+    const hosts = this.#generation.routesFor(key, socket.localAddress);
+    if (this.#closed || hosts === undefined) {
+      socket.destroy();
+      return;
+    }
+    socket.setNoDelay(true);
+    this.#connections.set(socket, this.#tracker.add(socket, hosts));
+    this.#server.emit('connection', socket);
+  }
+
+  #detach(): void {
+    for (const [server, listener] of this.#attached) server.off('connection', listener);
+    this.#attached.clear();
+  }
+
+  /** The number of client connections open now. */
+  get connections(): number {
+    return this.#tracker.size;
+  }
 
   /**
    * Graceful drain: the caller has stopped accepting. Finishes requests in flight, answers the
    * next request on a keep-alive connection with `Connection: close`, closes idle keep-alive
-   * connections after `graceMs`, and resolves when no connection is left.
+   * connections after `graceMs` (default 1000), and resolves when no connection is left.
    */
-  async drain(_options: { graceMs?: number } = {}): Promise<void> {}
+  async drain(options: { graceMs?: number } = {}): Promise<void> {
+    if (this.#drained === undefined) {
+      this.#detach();
+      this.#generation.logs.flush();
+      this.#drained = this.#tracker.drain(options.graceMs ?? DEFAULT_DRAIN_GRACE_MS).then(() => this.#release());
+    }
+    return this.#drained;
+  }
 
   /** Fast shutdown: destroys every connection at once. */
-  close(): void {}
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#detach();
+    this.#tracker.destroyAll();
+    this.#release();
+  }
+
+  #release(): void {
+    // Clears node:http's connection-checking interval; nothing is listening, so nothing else happens.
+    this.#server.close();
+    this.#generation.logs.close();
+  }
 
   /** Reopens access log files (SIGUSR1). */
-  reopenLogs(): void {}
+  reopenLogs(): void {
+    this.#generation.logs.reopen();
+  }
+
+  /** Writes buffered access log lines now (they are otherwise written once per event-loop turn). */
+  flushLogs(): void {
+    this.#generation.logs.flush();
+  }
 }

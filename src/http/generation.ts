@@ -1,0 +1,136 @@
+/**
+ * One configuration generation of the HTTP layer, compiled once: every server's locations into a
+ * {@link LocationTree}, every level's `return`, `add_header`, `access_log` and keep-alive settings
+ * into closures, every listening socket's address:port into {@link VirtualHosts}. Nothing that can
+ * be decided per configuration is left for request time.
+ */
+import type { ErrorLog } from '../core/log.js';
+import { compileTemplate, type CompiledTemplate, type VariableTable } from '../core/variables.js';
+import type { HitlessConfig } from '../conf/model.js';
+import type { ConfBlockView } from '../conf/registry.js';
+import { AccessLogs, type AccessLogger } from './access-log.js';
+import { serversOf } from './core-module.js';
+import { groupListens, type ListenSpec } from './listen.js';
+import { LocationTree } from './locations.js';
+import type { HttpRequest } from './request.js';
+import { primaryServerName, VirtualHosts, type ServerName } from './server-names.js';
+import { toByteString } from './uri.js';
+import { captureNamesOf, createHttpVariables } from './variables.js';
+
+/** A `return`, ready to run. */
+export interface CompiledReturn {
+  readonly status: number;
+  readonly text: CompiledTemplate<HttpRequest> | undefined;
+}
+
+/** An `add_header`, ready to run. */
+export interface CompiledHeader {
+  readonly name: string;
+  readonly value: CompiledTemplate<HttpRequest>;
+  readonly always: boolean;
+}
+
+/** What a request needs from the level (server or location) that handles it. */
+export interface LevelConfig {
+  /** This level's own `return` (rewrite directives are not inherited). */
+  readonly returnAction: CompiledReturn | undefined;
+  readonly headers: readonly CompiledHeader[];
+  /** Empty when `access_log off`. */
+  readonly accessLogs: readonly AccessLogger[];
+  readonly keepaliveTimeoutMs: number;
+  readonly keepaliveHeaderSeconds: number | undefined;
+  readonly keepaliveRequests: number;
+  readonly defaultType: string;
+}
+
+/** A virtual server. */
+export interface CompiledServer {
+  /** `$server_name`. */
+  readonly serverName: string;
+  readonly names: readonly ServerName[];
+  /** The server's own level, used for its `return` and when no location matches. */
+  readonly level: LevelConfig;
+  readonly locations: LocationTree<LevelConfig>;
+}
+
+/** The addresses one listening socket serves and how each picks its virtual server. */
+export interface SocketRoutes {
+  readonly spec: ListenSpec;
+  /** Implicit addresses a wildcard socket also serves, by local IP (nginx's getsockname() lookup). */
+  readonly byLocalAddress: ReadonlyMap<string, VirtualHosts<CompiledServer>>;
+  /** The socket's own address. */
+  readonly own: VirtualHosts<CompiledServer>;
+}
+
+/** The compiled HTTP side of one configuration. */
+export class HttpGeneration {
+  readonly sockets = new Map<string, SocketRoutes>();
+  readonly logs: AccessLogs;
+  readonly variables: VariableTable<HttpRequest>;
+
+  /** Compiles `config`; opens the access log files. Throws if the configuration was not validated. */
+  constructor(config: HitlessConfig, log: ErrorLog) {
+    const http = config.main.child('http');
+    this.variables = createHttpVariables(http === undefined ? [] : captureNamesOf(http));
+    this.logs = new AccessLogs(http?.get('log_format') ?? [], this.variables, log);
+    if (http === undefined) return;
+    const levels = new Map<ConfBlockView, LevelConfig>();
+    const levelOf = (block: ConfBlockView): LevelConfig => {
+      let level = levels.get(block);
+      if (level === undefined) {
+        level = this.#compileLevel(block);
+        levels.set(block, level);
+      }
+      return level;
+    };
+    const servers = new Map<ConfBlockView, CompiledServer>();
+    for (const block of serversOf(http)) {
+      servers.set(block, {
+        serverName: toByteString(primaryServerName(block.get('server_name'))),
+        names: block.get('server_name'),
+        level: levelOf(block),
+        locations: LocationTree.build(block, levelOf),
+      });
+    }
+    const serverOf = (block: ConfBlockView): CompiledServer => servers.get(block) as CompiledServer;
+    for (const socket of groupListens(http)) {
+      const hosts = socket.addrs.map((addr) =>
+        VirtualHosts.build(addr.servers.map(serverOf), serverOf(addr.defaultServer), (server) => server.names, addr.listen.addrText, {
+          invalid: () => undefined,
+          conflict: (reason) => {
+            if (addr.servers.length > 1) log.warn(reason);
+          },
+        }),
+      );
+      const byLocalAddress = new Map<string, VirtualHosts<CompiledServer>>();
+      socket.addrs.forEach((addr, i) => byLocalAddress.set(addr.listen.address, hosts[i] as VirtualHosts<CompiledServer>));
+      this.sockets.set(socket.spec.key, { spec: socket.spec, byLocalAddress, own: hosts[hosts.length - 1] as VirtualHosts<CompiledServer> });
+    }
+  }
+
+  #compileLevel(block: ConfBlockView): LevelConfig {
+    const table = this.variables;
+    const text = (template: Parameters<typeof compileTemplate>[0]): CompiledTemplate<HttpRequest> => compileTemplate(template, table, { literal: toByteString });
+    const action = block.isSet('return') ? block.get('return') : undefined;
+    const keepalive = block.get('keepalive_timeout');
+    return {
+      returnAction: action === undefined ? undefined : { status: action.status, text: action.text === undefined ? undefined : text(action.text) },
+      headers: block.get('add_header').map((header) => ({ name: header.name, value: text(header.value), always: header.always })),
+      accessLogs: this.logs.compile(block.get('access_log')),
+      keepaliveTimeoutMs: keepalive.timeoutMs,
+      keepaliveHeaderSeconds: keepalive.headerSeconds,
+      keepaliveRequests: block.get('keepalive_requests'),
+      defaultType: block.get('default_type'),
+    };
+  }
+
+  /** The virtual servers for a connection accepted on socket `key` at local address `localAddress`. */
+  routesFor(key: string, localAddress: string | undefined): VirtualHosts<CompiledServer> | undefined {
+    const routes = this.sockets.get(key);
+    if (routes === undefined) return undefined;
+    if (routes.byLocalAddress.size === 1 || localAddress === undefined) return routes.own;
+    const local = localAddress.startsWith('::ffff:') ? localAddress.slice(7) : localAddress;
+    return routes.byLocalAddress.get(local) ?? routes.own;
+  }
+}
+

@@ -1,0 +1,139 @@
+/**
+ * Request targets as nginx reads them: the request line's URI normalised into `$uri`
+ * (`ngx_http_parse_complex_uri()`), the `Host` header validated (`ngx_http_validate_host()`), and
+ * the byte strings both are kept in. nginx compares bytes; hitless keeps every request-derived value
+ * as a "byte string" (one UTF-16 unit per byte, what node:http hands over for header values) and
+ * converts configuration text (UTF-8) to the same form once, when a generation is built.
+ */
+
+/** Converts UTF-8 text from the configuration to a byte string; ASCII comes back unchanged. */
+export function toByteString(text: string): string {
+  return /^[\x00-\x7f]*$/.test(text) ? text : Buffer.from(text, 'utf8').toString('latin1');
+}
+
+/** The parts of a request target: the path as sent, the query string, and a host if absolute-form. */
+export interface RequestTarget {
+  /** The path, not yet normalised (`$request_uri` without its arguments). */
+  readonly path: string;
+  /** The query string without `?` (`$args`); empty when there is none. */
+  readonly args: string;
+  /** Whether the target had a `?` (for `$is_args`). */
+  readonly hasArgs: boolean;
+  /** The host of an absolute-form target (`GET http://example.com/ HTTP/1.1`), which wins over `Host`. */
+  readonly host: string | undefined;
+  /** The target minus scheme and host: what nginx keeps as `$request_uri`. */
+  readonly requestUri: string;
+}
+
+/** Splits a request target (origin-form or absolute-form, RFC 9112 section 3.2); undefined if invalid. */
+export function parseRequestTarget(target: string): RequestTarget | undefined {
+  let host: string | undefined;
+  let rest = target;
+  if (target.charCodeAt(0) !== 0x2f) {
+    const match = /^https?:\/\/([^/?#]*)/i.exec(target);
+    if (match === null) return undefined;
+    host = match[1] ?? '';
+    rest = target.slice(match[0].length);
+    if (rest === '' || rest.charCodeAt(0) === 0x3f) rest = `/${rest}`;
+  }
+  const question = rest.indexOf('?');
+  if (question === -1) return { path: rest, args: '', hasArgs: false, host, requestUri: rest };
+  return { path: rest.slice(0, question), args: rest.slice(question + 1), hasArgs: true, host, requestUri: rest };
+}
+
+function hexValue(code: number): number {
+  if (code >= 0x30 && code <= 0x39) return code - 0x30;
+  const lower = code | 0x20;
+  if (lower >= 0x61 && lower <= 0x66) return lower - 0x61 + 10;
+  return -1;
+}
+
+/**
+ * Normalises a request path into `$uri` as `ngx_http_parse_complex_uri()` does with
+ * `merge_slashes on`: decodes `%XX` (a decoded `/` or `.` takes part in what follows), merges
+ * repeated slashes, resolves `.` and `..` segments. Undefined when nginx answers 400: a bad `%`
+ * escape, an encoded NUL, or `..` above the root.
+ */
+export function normalizeUri(path: string): string | undefined {
+  if (path.charCodeAt(0) !== 0x2f) return undefined;
+  if (!/%|\/\/|\/\./.test(path)) return path;
+  let decoded = path;
+  if (path.includes('%')) {
+    decoded = '';
+    for (let i = 0; i < path.length; i++) {
+      const code = path.charCodeAt(i);
+      if (code !== 0x25) {
+        decoded += path[i];
+        continue;
+      }
+      const high = hexValue(path.charCodeAt(i + 1));
+      const low = hexValue(path.charCodeAt(i + 2));
+      if (high < 0 || low < 0) return undefined;
+      const byte = (high << 4) | low;
+      if (byte === 0) return undefined;
+      decoded += String.fromCharCode(byte);
+      i += 2;
+    }
+  }
+  const segments: string[] = [];
+  const pieces = decoded.split('/');
+  let trailingSlash = false;
+  for (let i = 1; i < pieces.length; i++) {
+    const piece = pieces[i] as string;
+    const last = i === pieces.length - 1;
+    if (piece === '' || piece === '.') {
+      trailingSlash = last;
+      continue;
+    }
+    if (piece === '..') {
+      if (segments.length === 0) return undefined;
+      segments.pop();
+      trailingSlash = last;
+      continue;
+    }
+    segments.push(piece);
+    trailingSlash = false;
+  }
+  if (segments.length === 0) return '/';
+  return `/${segments.join('/')}${trailingSlash ? '/' : ''}`;
+}
+
+/**
+ * Validates a `Host` value as `ngx_http_validate_host()` does and returns the host part,
+ * lowercased, without port or trailing dot. Undefined for a host nginx refuses with 400
+ * (`client sent invalid host header`): `..`, a slash, a control character or nothing at all.
+ */
+export function validateHost(raw: string): string | undefined {
+  let dotPos = raw.length;
+  let hostLen = raw.length;
+  let state: 'usual' | 'literal' | 'rest' = 'usual';
+  for (let i = 0; i < raw.length; i++) {
+    const code = raw.charCodeAt(i);
+    switch (code) {
+      case 0x2e: // '.'
+        if (dotPos === i - 1) return undefined;
+        dotPos = i;
+        break;
+      case 0x3a: // ':'
+        if (state === 'usual') {
+          hostLen = i;
+          state = 'rest';
+        }
+        break;
+      case 0x5b: // '['
+        if (i === 0) state = 'literal';
+        break;
+      case 0x5d: // ']'
+        if (state === 'literal') {
+          hostLen = i + 1;
+          state = 'rest';
+        }
+        break;
+      default:
+        if (code === 0x2f || code <= 0x20 || code === 0x7f) return undefined;
+    }
+  }
+  if (dotPos === hostLen - 1) hostLen--;
+  if (hostLen <= 0) return undefined;
+  return raw.slice(0, hostLen).toLowerCase();
+}
