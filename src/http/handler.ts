@@ -4,15 +4,14 @@
  * run its `return` (rewrite phase), else answer 404 (no content handler serves files yet); then the
  * header filter (`add_header`, keep-alive) and the log phase.
  */
-import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Socket } from 'node:net';
 import type { ErrorLog } from '../core/log.js';
 import { logRequest } from './access-log.js';
-import type { ClientConnection, ConnectionTracker } from './connections.js';
+import type { ClientConnection } from './connections.js';
 import type { CompiledServer, LevelConfig } from './generation.js';
+import type { H1Exchange } from './h1/server-connection.js';
 import { ADD_HEADER_STATUSES } from './headers-module.js';
 import { HttpRequest } from './request.js';
-import { CLOSE_AFTER_PAGE, REDIRECT_STATUSES, specialPage, STATUS_REASONS, statusHasNoBody, wireStatus } from './responses.js';
+import { CLOSE_AFTER_PAGE, REDIRECT_STATUSES, specialPage, statusHasNoBody, wireStatus } from './responses.js';
 import { normalizeUri, parseRequestTarget, validateHost } from './uri.js';
 
 /** The response a phase decided on. */
@@ -23,43 +22,32 @@ interface ResponsePlan {
   readonly location?: string;
 }
 
-/** Handles the requests node:http parses on the connections of one generation. */
+/** Handles the requests of one generation's connections. */
 export class RequestHandler {
-  readonly #tracker: ConnectionTracker;
   readonly #log: ErrorLog;
-  readonly #connections: WeakMap<Socket, ClientConnection>;
 
-  constructor(tracker: ConnectionTracker, connections: WeakMap<Socket, ClientConnection>, log: ErrorLog) {
-    this.#tracker = tracker;
-    this.#connections = connections;
+  constructor(log: ErrorLog) {
     this.#log = log;
   }
 
-  /** node:http's `request` event. */
-  handle(req: IncomingMessage, res: ServerResponse): void {
-    const conn = this.#connections.get(req.socket);
-    if (conn === undefined) {
-      req.socket.destroy();
-      return;
-    }
-    this.#tracker.requestStarted(conn, res);
-    const request = new HttpRequest(req, conn, Date.now());
+  /** One request, parsed by the connection. */
+  handle(conn: ClientConnection, exchange: H1Exchange): void {
+    const request = new HttpRequest(exchange.head, conn, Date.now());
     let level: LevelConfig = conn.hosts.defaultServer.level;
-    res.once('close', () => {
+    exchange.onFinish(() => {
       // nginx's 499: the client closed the connection before the response was sent.
-      if (!res.headersSent && request.status !== 444) request.status = 499;
+      if (exchange.aborted && !exchange.headersSent && request.status !== 444) request.status = 499;
+      request.bodyBytesSent = exchange.bodyBytesSent;
       logRequest(level.accessLogs, request);
-      this.#tracker.requestFinished(conn, res, level.keepaliveTimeoutMs);
     });
-    req.once('end', () => this.#tracker.requestBodyDone(conn));
     try {
       const [chosen, plan] = this.#process(conn, request);
       level = chosen;
-      this.#send(conn, request, res, level, plan);
+      this.#send(conn, request, exchange, level, plan);
     } catch (err) {
       this.#log.error(`${err instanceof Error ? err.message : String(err)}${context(request, conn)}`, conn.number);
-      if (!res.headersSent) this.#send(conn, request, res, level, { status: 500 });
-      else req.socket.destroy();
+      if (!exchange.headersSent) this.#send(conn, request, exchange, level, { status: 500 });
+      else conn.protocol.destroy();
     }
   }
 
@@ -70,7 +58,7 @@ export class RequestHandler {
       this.#log.info(`${message}${context(request, conn)}`, conn.number);
       return [fallback.level, { status: 400 }];
     };
-    const target = parseRequestTarget(request.req.url ?? '');
+    const target = parseRequestTarget(request.head.target);
     if (target === undefined) return refuse('client sent invalid request');
     request.requestUri = target.requestUri;
     request.args = target.args;
@@ -83,7 +71,7 @@ export class RequestHandler {
       const host = validateHost(rawHost);
       if (host === undefined) return refuse('client sent invalid host header');
       request.host = host;
-    } else if (request.req.httpVersion === '1.1') {
+    } else if (request.head.versionMinor === 1) {
       return refuse('client sent HTTP/1.1 request without "Host" header');
     }
     const { server, match } = conn.hosts.find(request.host);
@@ -110,60 +98,50 @@ export class RequestHandler {
   }
 
   /** The header filter and the response itself. */
-  #send(conn: ClientConnection, request: HttpRequest, res: ServerResponse, level: LevelConfig, plan: ResponsePlan): void {
+  #send(conn: ClientConnection, request: HttpRequest, exchange: H1Exchange, level: LevelConfig, plan: ResponsePlan): void {
     const status = plan.status;
     request.status = status;
     if (status === 444) {
       // nginx's non-standard code: close the connection without a response.
-      conn.socket.destroy();
+      conn.protocol.destroy();
       return;
     }
     const page = plan.body === undefined ? specialPage(status) : undefined;
-    const body = plan.body ?? page;
-    const headers: string[] = ['Server', 'hitless'];
-    const noBody = statusHasNoBody(status);
-    if (!noBody) {
+    const body = plan.body ?? page ?? '';
+    const headers: string[] = [];
+    if (!statusHasNoBody(status)) {
       if (plan.body !== undefined) headers.push('Content-Type', level.defaultType);
       else if (page !== undefined) headers.push('Content-Type', 'text/html');
-      headers.push('Content-Length', String(body?.length ?? 0));
     }
     if (plan.location !== undefined && plan.location !== '') headers.push('Location', plan.location);
-    const closeAfterPage = page !== undefined && CLOSE_AFTER_PAGE.has(status);
-    if (closeAfterPage || !this.#tracker.mayKeepAlive(conn, level)) res.shouldKeepAlive = false;
-    else if (res.shouldKeepAlive && level.keepaliveHeaderSeconds !== undefined) headers.push('Keep-Alive', `timeout=${level.keepaliveHeaderSeconds}`);
-    const addAll = ADD_HEADER_STATUSES.has(status);
-    for (const header of level.headers) {
-      if (!header.always && !addAll) continue;
-      const value = header.value(request);
-      // ngx_http_add_header(): an empty value adds nothing.
-      if (value !== '' && !/[\r\n]/.test(value)) headers.push(header.name, value);
-    }
-    const wire = wireStatus(status);
-    res.writeHead(wire, STATUS_REASONS[wire] ?? '', headers);
-    const sendsBody = !noBody && request.req.method !== 'HEAD' && body !== undefined && body !== '';
-    request.bodyBytesSent = sendsBody ? (body as string).length : 0;
-    res.end(sendsBody ? Buffer.from(body as string, 'latin1') : undefined);
+    this.applyLevel(exchange, conn, level, page !== undefined && CLOSE_AFTER_PAGE.has(status));
+    addHeaders(headers, level, request, status);
+    const bytes = Buffer.from(body, 'latin1');
+    exchange.respond(wireStatus(status), headers, bytes);
   }
 
-  /** node:http's `clientError`: a request it could not parse, or a client that timed out. */
-  clientError(err: Error & { code?: string }, socket: Socket): void {
-    const conn = this.#connections.get(socket);
-    const busy = conn !== undefined && [...conn.inFlight].some((res) => res.headersSent);
-    if (err.code === 'ECONNRESET' || !socket.writable || busy) {
-      socket.destroy();
-      return;
-    }
+  /** The keep-alive settings of the level that answers (nginx decides them per location). */
+  applyLevel(exchange: H1Exchange, conn: ClientConnection, level: LevelConfig, close: boolean): void {
+    if (close || level.keepaliveTimeoutMs === 0 || conn.requests >= level.keepaliveRequests) exchange.keepAlive = false;
+    exchange.keepaliveTimeoutMs = level.keepaliveTimeoutMs;
+    exchange.keepaliveHeaderSeconds = level.keepaliveHeaderSeconds;
+  }
+
+  /** A request the connection refused before it reached a handler: logged at info, as nginx logs it. */
+  clientError(conn: ClientConnection | undefined, err: Error): void {
     const where = conn === undefined ? '' : `, client: ${conn.remoteAddress}, server: ${conn.localAddress}:${conn.localPort}`;
-    if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') {
-      this.#log.info(`client timed out (110: Connection timed out) while reading client request headers${where}`, conn?.number);
-      socket.destroy();
-      return;
-    }
-    const tooLarge = err.code === 'HPE_HEADER_OVERFLOW';
-    this.#log.info(`${tooLarge ? 'client sent too long header line' : 'client sent invalid request'}${where}`, conn?.number);
-    const page = specialPage(tooLarge ? 494 : 400) ?? '';
-    socket.end(`HTTP/1.1 400 Bad Request\r\nServer: hitless\r\nContent-Type: text/html\r\nContent-Length: ${page.length}\r\nConnection: close\r\n\r\n${page}`);
-    socket.setTimeout(5000, () => socket.destroy());
+    this.#log.info(`${err.message}${where}`, conn?.number);
+  }
+}
+
+/** `add_header`: the level's headers, for the statuses nginx adds them to (all of them with `always`). */
+export function addHeaders(headers: string[], level: LevelConfig, request: HttpRequest, status: number): void {
+  const addAll = ADD_HEADER_STATUSES.has(status);
+  for (const header of level.headers) {
+    if (!header.always && !addAll) continue;
+    const value = header.value(request);
+    // ngx_http_add_header(): an empty value adds nothing.
+    if (value !== '' && !/[\r\n]/.test(value)) headers.push(header.name, value);
   }
 }
 

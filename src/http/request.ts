@@ -2,7 +2,7 @@
  * The state of one HTTP request as the variables and the access log see it: nginx's
  * `ngx_http_request_t`, reduced to what hitless reads. Request-derived strings are byte strings.
  */
-import type { IncomingMessage } from 'node:http';
+import type { RequestHead } from './h1/head-parser.js';
 
 /** What a request knows of its connection, captured once when the connection is accepted. */
 export interface ConnectionInfo {
@@ -18,9 +18,12 @@ export interface ConnectionInfo {
   bytesWritten(): number;
 }
 
+/** The parts of a request head the HTTP layer reads, whichever protocol carried it. */
+export type RequestLine = Pick<RequestHead, 'method' | 'target' | 'versionMinor' | 'headers'>;
+
 /** One request in progress or finished. */
 export class HttpRequest {
-  readonly req: IncomingMessage;
+  readonly head: RequestLine;
   readonly connection: ConnectionInfo;
   /** `$connection_requests`, fixed when the request arrived. */
   readonly connectionRequests: number;
@@ -46,24 +49,39 @@ export class HttpRequest {
   status = 0;
   /** `$body_bytes_sent`. */
   bodyBytesSent = 0;
+  /** `$upstream_addr`, `$upstream_status`, `$upstream_response_time`: one entry per peer tried. */
+  upstreamAddr: string[] | undefined;
+  upstreamStatus: string[] | undefined;
+  upstreamResponseTime: string[] | undefined;
 
-  constructor(req: IncomingMessage, connection: ConnectionInfo, startMs: number) {
-    this.req = req;
+  constructor(head: RequestLine, connection: ConnectionInfo, startMs: number) {
+    this.head = head;
     this.connection = connection;
     this.connectionRequests = connection.requests;
     this.startMs = startMs;
     this.bytesWrittenAtStart = connection.bytesWritten();
-    this.requestUri = req.url ?? '';
+    this.requestUri = head.target;
   }
 
   /** `$request`: the request line as received. */
   get requestLine(): string {
-    return `${this.req.method ?? ''} ${this.req.url ?? ''} HTTP/${this.req.httpVersion}`;
+    return `${this.head.method} ${this.head.target} ${this.protocol}`;
   }
 
-  /** A header as nginx's `$http_name` reads it: repeated headers joined with `, `. */
+  /** `$server_protocol`. */
+  get protocol(): string {
+    return this.head.versionMinor === 0 ? 'HTTP/1.0' : 'HTTP/1.1';
+  }
+
+  /** A header as nginx's `$http_name` reads it (`name` lowercased): repeated headers joined with `, `. */
   header(name: string): string | undefined {
-    const value = this.req.headers[name];
-    return Array.isArray(value) ? value.join(', ') : value;
+    const headers = this.head.headers;
+    let value: string | undefined;
+    for (let i = 0; i < headers.length; i += 2) {
+      const key = headers[i] as string;
+      if (key.length !== name.length || key.toLowerCase() !== name) continue;
+      value = value === undefined ? (headers[i + 1] as string) : `${value}, ${headers[i + 1] as string}`;
+    }
+    return value;
   }
 }

@@ -3,12 +3,12 @@
  * The master calls {@link collectListens} to know which sockets to own; a worker builds one
  * {@link HttpRuntime} per configuration generation and attaches the listening sockets it is handed.
  */
-import { createServer, type Server as HttpServer } from 'node:http';
 import type { Server, Socket } from 'node:net';
 import type { HitlessConfig } from '../conf/model.js';
 import type { ErrorLog } from '../core/log.js';
-import { ConnectionTracker, DEFAULT_DRAIN_GRACE_MS, type ClientConnection } from './connections.js';
+import { ClientConnection, ConnectionTracker, DEFAULT_DRAIN_GRACE_MS } from './connections.js';
 import { HttpGeneration } from './generation.js';
+import { H1ServerConnection } from './h1/server-connection.js';
 import { RequestHandler } from './handler.js';
 import { groupListens, type ListenSpec } from './listen.js';
 
@@ -40,8 +40,7 @@ export interface HttpRuntimeOptions {
 export class HttpRuntime {
   readonly #generation: HttpGeneration;
   readonly #tracker = new ConnectionTracker();
-  readonly #connections = new WeakMap<Socket, ClientConnection>();
-  readonly #server: HttpServer;
+  readonly #handler: RequestHandler;
   readonly #attached = new Map<Server, (socket: Socket) => void>();
   #closed = false;
   #drained: Promise<void> | undefined;
@@ -49,15 +48,7 @@ export class HttpRuntime {
   /** Compiles the generation and opens its access logs; throws if a log file cannot be opened. */
   constructor(config: HitlessConfig, options: HttpRuntimeOptions) {
     this.#generation = new HttpGeneration(config, options.log);
-    const handler = new RequestHandler(this.#tracker, this.#connections, options.log);
-    // nginx answers a missing Host itself (400, in its words), so node:http must not.
-    this.#server = createServer({ requireHostHeader: false }, (req, res) => handler.handle(req, res));
-    // Keep-alive is timed per location by the tracker (keepalive_timeout), not by node:http.
-    this.#server.keepAliveTimeout = 0;
-    this.#server.on('clientError', (err: Error, socket: Socket) => handler.clientError(err, socket));
-    // node:http arms headersTimeout and requestTimeout (nginx's client_header_timeout) from its
-    // 'listening' handler; the listening socket belongs to the master, so the event is ours to emit.
-    this.#server.emit('listening');
+    this.#handler = new RequestHandler(options.log);
   }
 
   /** Serves the connections a listening socket (handed over by the master) accepts. */
@@ -76,9 +67,20 @@ export class HttpRuntime {
       socket.destroy();
       return;
     }
-    socket.setNoDelay(true);
-    this.#connections.set(socket, this.#tracker.add(socket, hosts));
-    this.#server.emit('connection', socket);
+    const level = hosts.defaultServer.level;
+    let conn: ClientConnection | undefined;
+    const protocol = new H1ServerConnection(
+      socket,
+      (exchange) => this.#handler.handle(conn as ClientConnection, exchange),
+      {
+        keepaliveTimeoutMs: level.keepaliveTimeoutMs,
+        // keepalive_requests is nginx's per-location setting; the handler applies it.
+        keepaliveRequests: Number.MAX_SAFE_INTEGER,
+      },
+      (_connection, err) => this.#handler.clientError(conn, err),
+    );
+    conn = new ClientConnection(protocol, hosts);
+    this.#tracker.add(conn);
   }
 
   #detach(): void {
@@ -115,8 +117,6 @@ export class HttpRuntime {
   }
 
   #release(): void {
-    // Clears node:http's connection-checking interval; nothing is listening, so nothing else happens.
-    this.#server.close();
     this.#generation.logs.close();
   }
 

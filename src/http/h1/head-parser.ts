@@ -218,8 +218,7 @@ export function parseRequestHead(buf: Buffer, offset = 0, limits: HeadLimits = D
   if (major !== 1) throw new HttpParseError(major > 1 ? 505 : 400, 'client sent unsupported HTTP version');
   const versionMinor: 0 | 1 = match[4] === '0' ? 0 : 1;
   const fields = parseFields(split.lines, true, versionMinor);
-  if (versionMinor === 1 && fields.host === undefined) throw new HttpParseError(400, 'client sent HTTP/1.1 request without "Host" header');
-  if (fields.host !== undefined && !/^[^\x00-\x20/\\]*$/.test(fields.host)) throw new HttpParseError(400, 'client sent invalid host header');
+  // A missing or malformed Host is refused by the HTTP layer, which logs it with the request line as nginx does.
   // nginx answers TRACE with 405 whatever the configuration (ngx_http_process_request_header).
   if (match[1] === 'TRACE') throw new HttpParseError(405, 'client sent TRACE method');
   return {

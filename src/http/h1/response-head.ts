@@ -1,19 +1,6 @@
-/** Building HTTP/1.1 response heads: status lines, a Date header cached per second, reason phrases. */
+/** Building HTTP/1.1 response heads: status lines and a Date header cached per second. */
+import { STATUS_REASONS } from '../responses.js';
 
-/** Reason phrases nginx sends (ngx_http_status_lines), for the statuses hitless produces. */
-export const REASONS: Readonly<Record<number, string>> = {
-  100: 'Continue', 101: 'Switching Protocols',
-  200: 'OK', 201: 'Created', 202: 'Accepted', 204: 'No Content', 206: 'Partial Content',
-  301: 'Moved Permanently', 302: 'Moved Temporarily', 303: 'See Other', 304: 'Not Modified',
-  307: 'Temporary Redirect', 308: 'Permanent Redirect',
-  400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 405: 'Not Allowed',
-  406: 'Not Acceptable', 408: 'Request Time-out', 409: 'Conflict', 410: 'Gone', 411: 'Length Required',
-  412: 'Precondition Failed', 413: 'Request Entity Too Large', 414: 'Request-URI Too Large',
-  415: 'Unsupported Media Type', 416: 'Requested Range Not Satisfiable', 421: 'Misdirected Request',
-  429: 'Too Many Requests',
-  500: 'Internal Server Error', 501: 'Not Implemented', 502: 'Bad Gateway', 503: 'Service Temporarily Unavailable',
-  504: 'Gateway Time-out', 505: 'HTTP Version Not Supported', 507: 'Insufficient Storage',
-};
 
 const statusLines = new Map<number, string>();
 
@@ -21,7 +8,7 @@ const statusLines = new Map<number, string>();
 export function statusLine(status: number): string {
   let line = statusLines.get(status);
   if (line === undefined) {
-    line = `HTTP/1.1 ${status} ${REASONS[status] ?? ''}\r\n`;
+    line = `HTTP/1.1 ${status} ${STATUS_REASONS[status] ?? ''}\r\n`;
     statusLines.set(status, line);
   }
   return line;

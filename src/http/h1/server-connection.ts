@@ -10,6 +10,7 @@ import type { Socket } from 'node:net';
 import { ChunkedParser } from './chunked.js';
 import { DEFAULT_HEAD_LIMITS, HttpParseError, parseRequestHead, type HeadLimits, type RequestHead } from './head-parser.js';
 import { httpDate, responseHasNoBody, statusLine } from './response-head.js';
+import { specialPage } from '../responses.js';
 
 /** Settings of a connection, from the default server of the socket it arrived on. */
 export interface H1ConnectionOptions {
@@ -28,6 +29,8 @@ export interface H1ConnectionOptions {
   readonly lingeringTimeoutMs?: number;
   /** The `Server` header's value; empty sends none. Default `hitless`. */
   readonly serverHeader?: string;
+  /** The page sent with a status the connection answers by itself (400, 414...). */
+  readonly errorPage?: (status: number) => string;
 }
 
 /** Receives each request; must eventually end the exchange (or the connection is closed). */
@@ -65,11 +68,15 @@ export class H1ServerConnection {
   readonly keepaliveRequests: number;
   readonly #lingeringTimeoutMs: number;
   readonly serverHeader: string;
+  readonly #errorPage: (status: number) => string;
   #phase = Phase.Head;
+  /** The keep-alive timeout of the location that answered last (nginx times keep-alive per location). */
+  #idleTimeoutMs: number;
   #buf: Buffer | undefined;
   #exchange: H1Exchange | undefined;
   #draining = false;
   #drainTimer: NodeJS.Timeout | undefined;
+  #graceMs = 0;
   #closeListeners: (() => void)[] = [];
 
   constructor(socket: Socket, handler: H1RequestHandler, options: H1ConnectionOptions = {}, onError?: H1ErrorReporter) {
@@ -84,6 +91,8 @@ export class H1ServerConnection {
     this.keepaliveRequests = options.keepaliveRequests ?? 1000;
     this.#lingeringTimeoutMs = options.lingeringTimeoutMs ?? 5000;
     this.serverHeader = options.serverHeader ?? 'hitless';
+    this.#errorPage = options.errorPage ?? errorPage;
+    this.#idleTimeoutMs = this.keepaliveTimeoutMs;
     socket.setNoDelay(true);
     socket.on('data', (chunk: Buffer) => this.#onData(chunk));
     socket.on('timeout', () => this.#onTimeout());
@@ -115,9 +124,17 @@ export class H1ServerConnection {
   drain(graceMs: number): void {
     if (this.#draining || this.#phase >= Phase.Closing) return;
     this.#draining = true;
+    this.#graceMs = graceMs;
+    if (this.idle) this.#armGrace();
+  }
+
+  /** Closes the connection after the grace period if no request has begun by then. */
+  #armGrace(): void {
+    if (this.#drainTimer) clearTimeout(this.#drainTimer);
     this.#drainTimer = setTimeout(() => {
+      this.#drainTimer = undefined;
       if (this.idle) this.#close();
-    }, graceMs);
+    }, this.#graceMs);
     this.#drainTimer.unref();
   }
 
@@ -154,7 +171,7 @@ export class H1ServerConnection {
   #parseNext(): void {
     const buf = this.#buf;
     if (buf === undefined) {
-      this.socket.setTimeout(this.#draining ? 0 : this.keepaliveTimeoutMs);
+      this.socket.setTimeout(this.#draining ? 0 : this.#idleTimeoutMs);
       return;
     }
     let head: RequestHead | undefined;
@@ -185,7 +202,7 @@ export class H1ServerConnection {
 
   #refuse(err: HttpParseError): void {
     this.#onError?.(this, err, undefined);
-    const body = errorPage(err.status);
+    const body = this.#errorPage(err.status);
     this.socket.write(
       `${statusLine(err.status)}${this.serverHeader ? `Server: ${this.serverHeader}\r\n` : ''}Date: ${httpDate()}\r\nContent-Type: text/html\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`,
     );
@@ -202,7 +219,11 @@ export class H1ServerConnection {
       return;
     }
     this.#phase = Phase.Head;
-    if (this.#draining && this.#buf === undefined) return; // the drain timer closes it if nothing comes
+    if (this.#draining && this.#buf === undefined) {
+      this.#armGrace(); // the next request within the grace period is answered with Connection: close
+      return;
+    }
+    this.#idleTimeoutMs = exchange.keepaliveTimeoutMs;
     this.#parseNext();
   }
 
@@ -238,9 +259,8 @@ export class H1ServerConnection {
 }
 
 /** nginx's built-in error page for a status. */
-export function errorPage(status: number): string {
-  const title = `${status} ${statusLine(status).slice(13, -2)}`;
-  return `<html>\r\n<head><title>${title}</title></head>\r\n<body>\r\n<center><h1>${title}</h1></center>\r\n<hr><center>hitless</center>\r\n</body>\r\n</html>\r\n`;
+function errorPage(status: number): string {
+  return specialPage(status) ?? '';
 }
 
 /** One request and its response on an {@link H1ServerConnection}. */
@@ -259,6 +279,11 @@ export class H1Exchange {
   finished = false;
   /** Set false by a handler to close the connection after this response. */
   keepAlive: boolean;
+  /** How long the connection may idle after this response (the answering location's keepalive_timeout). */
+  keepaliveTimeoutMs: number;
+  /** `keepalive_timeout`'s second value: sent as `Keep-Alive: timeout=N` with a kept-alive response. */
+  keepaliveHeaderSeconds: number | undefined;
+  #finishListeners: (() => void)[] = [];
   #framing: Framing = 0;
   #noBody = false;
   #keepAliveSent = false;
@@ -275,6 +300,8 @@ export class H1Exchange {
     this.connection = connection;
     this.head = head;
     this.keepAlive = head.versionMinor === 1 ? !head.connection.includes('close') : head.connection.includes('keep-alive');
+    this.keepaliveTimeoutMs = connection.keepaliveTimeoutMs;
+    this.keepaliveHeaderSeconds = undefined;
     this.#bodyRemaining = head.chunked ? -1 : Math.max(head.contentLength, 0);
     this.#chunked = head.chunked ? new ChunkedParser() : undefined;
     this.#bodyDone = !head.chunked && this.#bodyRemaining === 0;
@@ -286,6 +313,15 @@ export class H1Exchange {
   /** Calls `listener` if the client goes away before the response is finished. */
   onAbort(listener: () => void): void {
     this.#abortListeners.push(listener);
+  }
+
+  /** Calls `listener` once, when the response has been handed to the socket or the client went away (the log phase). */
+  onFinish(listener: () => void): void {
+    this.#finishListeners.push(listener);
+  }
+
+  #runFinish(): void {
+    for (const listener of this.#finishListeners.splice(0)) listener();
   }
 
   /** True when the request has a body still to read. */
@@ -383,6 +419,7 @@ export class H1Exchange {
     if (this.finished) return;
     this.aborted = true;
     for (const listener of this.#abortListeners.splice(0)) listener();
+    this.#runFinish();
   }
 
   /**
@@ -412,6 +449,7 @@ export class H1Exchange {
     } else if ((framing === 'chunked' || framing === 'raw') && !this.#noBody) {
       head += 'Transfer-Encoding: chunked\r\n';
     }
+    if (keepAlive && this.keepaliveHeaderSeconds !== undefined) head += `Keep-Alive: timeout=${this.keepaliveHeaderSeconds}\r\n`;
     if (status >= 200) head += keepAlive ? 'Connection: keep-alive\r\n\r\n' : 'Connection: close\r\n\r\n';
     else head += '\r\n';
     this.bytesSent += head.length;
@@ -458,6 +496,7 @@ export class H1Exchange {
       this.bytesSent += 5;
     }
     this.#responded = true;
+    this.#runFinish();
     if (this.#bodyDone || !this.#keepAliveSent) this.#complete();
     else if (this.#bodyEnd === undefined) this.onInput(); // discard the unread body, then go on
   }

@@ -1,0 +1,393 @@
+/**
+ * The directives of nginx's `ngx_http_proxy_module`, with nginx's syntax, defaults, inheritance and
+ * error messages. What they do at request time is in proxy.ts.
+ */
+import { isIP } from 'node:net';
+import { ConfigError } from '../core/errors.js';
+import { parseNumber, parseTime } from '../core/parse.js';
+import { hasVariables } from '../conf/lexer.js';
+import { defineDirective, type ConfBlockView, type ConfModule, type DirectiveContext } from '../conf/registry.js';
+import type { Template } from '../core/variables.js';
+import type { LocationMatch } from './core-module.js';
+import { resolveHostSync } from './listen.js';
+import { parseValue } from './rewrite-module.js';
+import { blocksOf, checkVariables } from './variables.js';
+
+/** Where `proxy_pass` sends requests. */
+export interface ProxyPassTarget {
+  /** The argument as written. */
+  readonly source: string;
+  /** Set when the URL holds variables: it is evaluated per request, as nginx does. */
+  readonly template: Template | undefined;
+  readonly scheme: 'http' | 'https';
+  /** An upstream group's name, a host name, an IP address, or `unix:/path`. */
+  readonly host: string;
+  /** The port given, or the scheme's default. */
+  readonly port: number;
+  /** True when the URL names a port explicitly. */
+  readonly explicitPort: boolean;
+  /** The URI part (`/app/` in `http://b/app/`); undefined when the URL has none. */
+  readonly uri: string | undefined;
+  /** `$proxy_host`: host, and `:port` when the port is not the scheme's default. */
+  readonly proxyHost: string;
+  readonly file: string;
+  readonly line: number;
+}
+
+/** One `proxy_set_header field value`. */
+export interface ProxySetHeader {
+  readonly name: string;
+  readonly value: Template;
+}
+
+/** One `proxy_redirect` rule. */
+export type ProxyRedirectRule =
+  | { readonly kind: 'default' }
+  | { readonly kind: 'prefix'; readonly from: Template; readonly to: Template }
+  | { readonly kind: 'regex'; readonly from: RegExp; readonly to: Template };
+
+/** `proxy_redirect`: off, or the rules in order. */
+export type ProxyRedirect = 'off' | readonly ProxyRedirectRule[];
+
+/** The cases `proxy_next_upstream` names; `non_idempotent` allows retrying POST and friends. */
+export type NextUpstreamCase = 'error' | 'timeout' | 'invalid_header' | 'http_500' | 'http_502' | 'http_503' | 'http_504' | 'http_403' | 'http_404' | 'http_429' | 'non_idempotent';
+
+/** One `error_page code ... [=[response]] uri`. */
+export interface ErrorPage {
+  readonly codes: readonly number[];
+  /** `=404` changes the status; `=` alone takes the status of the page's own response. */
+  readonly override: number | 'response' | undefined;
+  readonly uri: Template;
+}
+
+declare module '../conf/registry.js' {
+  interface DirectiveValues {
+    proxy_pass: ProxyPassTarget | undefined;
+    proxy_http_version: '1.0' | '1.1';
+    proxy_set_header: readonly ProxySetHeader[];
+    proxy_hide_header: readonly string[];
+    proxy_pass_header: readonly string[];
+    proxy_pass_request_headers: boolean;
+    proxy_pass_request_body: boolean;
+    proxy_redirect: ProxyRedirect;
+    proxy_connect_timeout: number;
+    proxy_send_timeout: number;
+    proxy_read_timeout: number;
+    proxy_buffering: boolean;
+    proxy_request_buffering: boolean;
+    proxy_intercept_errors: boolean;
+    proxy_next_upstream: ReadonlySet<NextUpstreamCase>;
+    proxy_next_upstream_tries: number;
+    proxy_next_upstream_timeout: number;
+    proxy_ignore_client_abort: boolean;
+    proxy_socket_keepalive: boolean;
+    client_max_body_size: number;
+    client_body_timeout: number;
+    client_header_timeout: number;
+    send_timeout: number;
+    error_page: readonly ErrorPage[];
+  }
+}
+
+const NO_URI_PART = '"proxy_pass" cannot have URI part in location given by regular expression, or inside named location, or inside "if" statement, or inside "limit_except" block';
+
+/** Parses `proxy_pass URL`, as `ngx_http_proxy_pass()` and `ngx_parse_url()` do. */
+export function parseProxyPass([url = '']: readonly string[], ctx: DirectiveContext): ProxyPassTarget {
+  const where = { file: ctx.location.file, line: ctx.location.line };
+  const lower = url.toLowerCase();
+  const scheme = lower.startsWith('http://') ? 'http' : lower.startsWith('https://') ? 'https' : undefined;
+  if (hasVariables(url)) {
+    if (scheme === undefined && !/^\$/.test(url)) ctx.fail(`invalid URL prefix in "${url}"`);
+    return { source: url, template: parseValue(url, ctx), scheme: scheme ?? 'http', host: '', port: 0, explicitPort: false, uri: undefined, proxyHost: '', ...where };
+  }
+  if (scheme === undefined) ctx.fail(`invalid URL prefix in "${url}"`);
+  if (scheme === 'https') ctx.fail(`https protocol requires SSL support`);
+  const rest = url.slice(scheme.length + 3);
+  const defaultPort = 80;
+  let host: string;
+  let port = defaultPort;
+  let explicitPort = false;
+  let uri: string | undefined;
+  if (rest.toLowerCase().startsWith('unix:')) {
+    // http://unix:/path/to.sock:/uri — the path ends at the first colon after "unix:".
+    const colon = rest.indexOf(':', 5);
+    host = colon === -1 ? rest : rest.slice(0, colon);
+    uri = colon === -1 ? undefined : rest.slice(colon + 1);
+    if (host.length <= 5) ctx.fail(`no path in the unix domain socket in upstream "${rest}"`);
+  } else {
+    const slash = rest.indexOf('/');
+    const authority = slash === -1 ? rest : rest.slice(0, slash);
+    uri = slash === -1 ? undefined : rest.slice(slash);
+    let hostPart = authority;
+    let portText: string | undefined;
+    if (authority.startsWith('[')) {
+      const close = authority.indexOf(']');
+      if (close === -1) ctx.fail(`invalid IPv6 address in upstream "${rest}"`);
+      hostPart = authority.slice(0, close + 1);
+      const after = authority.slice(close + 1);
+      if (after !== '') {
+        if (!after.startsWith(':')) ctx.fail(`invalid host in upstream "${rest}"`);
+        portText = after.slice(1);
+      }
+    } else if (authority.includes(':')) {
+      hostPart = authority.slice(0, authority.indexOf(':'));
+      portText = authority.slice(authority.indexOf(':') + 1);
+    }
+    if (hostPart === '') ctx.fail(`no host in upstream "${rest}"`);
+    if (portText !== undefined) {
+      const parsed = parseNumber(portText);
+      if (parsed === undefined || parsed < 1 || parsed > 65535) ctx.fail(`invalid port in upstream "${rest}"`);
+      port = parsed;
+      explicitPort = true;
+    }
+    host = hostPart;
+  }
+  const outer = ctx.enclosing;
+  const match = outer?.name === 'location' ? (outer.value as LocationMatch) : undefined;
+  const restricted = ctx.context === 'location_if' || ctx.context === 'limit_except' || match?.kind === 'regex' || match?.kind === 'named';
+  if (restricted && uri !== undefined) ctx.fail(NO_URI_PART);
+  const proxyHost = port === defaultPort ? host : `${host}:${port}`;
+  return { source: url, template: undefined, scheme, host, port, explicitPort, uri, proxyHost, ...where };
+}
+
+function timeValue(name: string) {
+  return ([value = '']: readonly string[], ctx: DirectiveContext): number => parseTime(value) ?? ctx.fail(`"${name}" directive invalid value`);
+}
+
+function flag(name: string, summary: string, defaultValue: boolean, contexts: DirectiveContext['context'][] = ['http', 'server', 'location']) {
+  return defineDirective({
+    kind: 'value',
+    name: name as 'proxy_buffering',
+    contexts,
+    args: 'flag',
+    syntax: 'on | off;',
+    summary,
+    default: () => defaultValue,
+    defaultText: `${name} ${defaultValue ? 'on' : 'off'};`,
+    parse: (args) => args[0] === 'on',
+  });
+}
+
+function timeout(name: string, summary: string, defaultText: string, contexts: DirectiveContext['context'][] = ['http', 'server', 'location']) {
+  const ms = parseTime(defaultText) as number;
+  return defineDirective({
+    kind: 'value',
+    name: name as 'proxy_read_timeout',
+    contexts,
+    args: [1],
+    syntax: 'time;',
+    summary,
+    default: () => ms,
+    defaultText: `${name} ${defaultText};`,
+    parse: timeValue(name),
+  });
+}
+
+function headerList(name: 'proxy_hide_header' | 'proxy_pass_header', summary: string) {
+  return defineDirective({
+    kind: 'value',
+    name,
+    contexts: ['http', 'server', 'location'],
+    args: [1],
+    repeatable: true,
+    syntax: 'field;',
+    summary,
+    default: () => [],
+    defaultText: '—',
+    parse: ([field = ''], _ctx, previous) => [...(previous ?? []), field.toLowerCase()],
+  });
+}
+
+const NEXT_UPSTREAM_CASES: ReadonlySet<string> = new Set(['error', 'timeout', 'invalid_header', 'http_500', 'http_502', 'http_503', 'http_504', 'http_403', 'http_404', 'http_429', 'non_idempotent']);
+
+/** Parses `error_page`, as `ngx_http_core_error_page()` does. */
+function parseErrorPage(args: readonly string[], ctx: DirectiveContext, previous: readonly ErrorPage[] | undefined): readonly ErrorPage[] {
+  const uri = args[args.length - 1] ?? '';
+  let override: ErrorPage['override'];
+  let codeArgs = args.slice(0, -1);
+  const last = codeArgs[codeArgs.length - 1];
+  if (last?.startsWith('=')) {
+    codeArgs = codeArgs.slice(0, -1);
+    if (last === '=') override = 'response';
+    else override = parseNumber(last.slice(1)) ?? ctx.fail(`invalid value "${last}"`);
+  }
+  if (codeArgs.length === 0) ctx.fail('invalid number of arguments in "error_page" directive');
+  const codes = codeArgs.map((code) => {
+    const status = parseNumber(code);
+    if (status === undefined || status < 300 || status > 599) ctx.fail(`value "${code}" must be between 300 and 599`);
+    if (status === 499) ctx.fail(`value "${code}" must be between 300 and 599`);
+    return status;
+  });
+  return [...(previous ?? []), { codes, override, uri: parseValue(uri, ctx) }];
+}
+
+/** Checks needing the whole `http` block: every proxy_pass host is a group or resolves, as nginx checks at start. */
+function checkProxyTargets(main: ConfBlockView): void {
+  const http = main.blocks.find((block) => block.name === 'http');
+  if (http === undefined) return;
+  const groups = new Set(http.blocks.filter((block) => block.name === 'upstream').map((block) => block.args[0] ?? ''));
+  const templates: Template[] = [];
+  for (const block of blocksOf(http)) {
+    for (const header of block.isSet('proxy_set_header') ? block.get('proxy_set_header') : []) templates.push(header.value);
+    const target = block.isSet('proxy_pass') ? block.get('proxy_pass') : undefined;
+    if (target === undefined) continue;
+    if (target.template !== undefined) {
+      templates.push(target.template);
+      continue;
+    }
+    if (groups.has(target.host)) {
+      if (target.explicitPort) throw new ConfigError(`upstream "${target.host}" may not have port ${target.port}`, target);
+      continue;
+    }
+    const bare = target.host.startsWith('[') ? target.host.slice(1, -1) : target.host;
+    if (target.host.startsWith('unix:') || isIP(bare) !== 0) continue;
+    if (resolveHostSync(target.host).length === 0) throw new ConfigError(`host not found in upstream "${target.host}"`, target);
+  }
+  checkVariables(http, templates);
+}
+
+/** The proxy module's directives, and the core module's client body and timeout ones it relies on. */
+export const httpProxyModule: ConfModule = {
+  name: 'ngx_http_proxy_module',
+  directives: [
+    defineDirective({
+      kind: 'value',
+      name: 'proxy_pass',
+      contexts: ['location', 'location_if', 'limit_except'],
+      args: [1],
+      inherit: false,
+      syntax: 'URL;',
+      summary: 'Proxies the request to an upstream group or a server (http://host:port/uri); with a URI part, the part of the request URI matching the location is replaced by it.',
+      defaultText: '—',
+      parse: parseProxyPass,
+    }),
+    defineDirective({
+      kind: 'value',
+      name: 'proxy_http_version',
+      contexts: ['http', 'server', 'location'],
+      args: [1],
+      syntax: '1.0 | 1.1;',
+      summary: 'The HTTP version spoken to upstreams; 1.1 (with proxy_set_header Connection "") is needed for upstream keep-alive.',
+      default: () => '1.0',
+      defaultText: 'proxy_http_version 1.0;',
+      parse: ([value = ''], ctx) => (value === '1.0' || value === '1.1' ? value : ctx.fail(`invalid value "${value}" in "proxy_http_version" directive, it must be "1.0" or "1.1"`)),
+    }),
+    defineDirective({
+      kind: 'value',
+      name: 'proxy_set_header',
+      contexts: ['http', 'server', 'location'],
+      args: [2],
+      repeatable: true,
+      syntax: 'field value;',
+      summary: 'Sets a request header sent upstream (variables allowed); an empty value removes it. Inherited only by levels that set none.',
+      default: () => [],
+      defaultText: 'proxy_set_header Host $proxy_host; proxy_set_header Connection close;',
+      parse: ([name = '', value = ''], ctx, previous) => [...(previous ?? []), { name, value: parseValue(value, ctx) }],
+    }),
+    headerList('proxy_hide_header', 'An upstream response header not to pass to the client, besides Date, Server, X-Pad and X-Accel-*.'),
+    headerList('proxy_pass_header', 'Passes an upstream response header that is hidden by default (Date, Server, X-Pad, X-Accel-*).'),
+    flag('proxy_pass_request_headers', 'Whether the client\'s request headers are passed upstream.', true),
+    flag('proxy_pass_request_body', 'Whether the client\'s request body is passed upstream.', true),
+    defineDirective({
+      kind: 'value',
+      name: 'proxy_redirect',
+      contexts: ['http', 'server', 'location'],
+      args: [1, 2],
+      repeatable: true,
+      syntax: 'default; | off; | redirect replacement;',
+      summary: 'Rewrites the Location and Refresh headers of upstream responses: default maps the proxy_pass URL back to the location; a ~ or ~* redirect is a regular expression.',
+      default: () => [{ kind: 'default' }],
+      defaultText: 'proxy_redirect default;',
+      parse: (args, ctx, previous) => {
+        const [from = '', to] = args;
+        if (to === undefined) {
+          if (from === 'off') return 'off';
+          if (from !== 'default') ctx.fail('invalid number of arguments in "proxy_redirect" directive');
+          return [...(previous === 'off' || previous === undefined ? [] : previous), { kind: 'default' }];
+        }
+        const rules = previous === 'off' || previous === undefined ? [] : previous;
+        if (from.startsWith('~')) {
+          const caseless = from.startsWith('~*');
+          const source = from.slice(caseless ? 2 : 1);
+          let regex: RegExp;
+          try {
+            regex = new RegExp(source, caseless ? 'i' : '');
+          } catch (err) {
+            return ctx.fail(`invalid regular expression "${source}": ${(err as Error).message}`);
+          }
+          return [...rules, { kind: 'regex', from: regex, to: parseValue(to, ctx) }];
+        }
+        return [...rules, { kind: 'prefix', from: parseValue(from, ctx), to: parseValue(to, ctx) }];
+      },
+    }),
+    timeout('proxy_connect_timeout', 'How long establishing a connection to an upstream may take.', '60s'),
+    timeout('proxy_send_timeout', 'How long the upstream may take to accept the next part of the request.', '60s'),
+    timeout('proxy_read_timeout', 'How long the upstream may stay silent between two reads of its response.', '60s'),
+    flag('proxy_buffering', 'Whether the upstream response is read ahead of a slow client (in memory, up to 1 MiB per request) instead of at the client\'s pace.', true),
+    flag('proxy_request_buffering', 'Whether the whole request body is read before the upstream sees the request, so slow clients never tie up an upstream.', true),
+    flag('proxy_intercept_errors', 'Whether upstream responses with status 300 or more are replaced by the matching error_page.', false),
+    defineDirective({
+      kind: 'value',
+      name: 'proxy_next_upstream',
+      contexts: ['http', 'server', 'location'],
+      args: '1+',
+      syntax: 'error | timeout | invalid_header | http_500 | http_502 | http_503 | http_504 | http_403 | http_404 | http_429 | non_idempotent | off ...;',
+      summary: 'In which cases a request is passed to the next server; non-idempotent requests (POST, LOCK, PATCH) only with non_idempotent, and never once a response was sent.',
+      default: () => new Set<NextUpstreamCase>(['error', 'timeout']),
+      defaultText: 'proxy_next_upstream error timeout;',
+      parse: (args, ctx) => {
+        if (args.includes('off')) {
+          if (args.length > 1) ctx.fail(`invalid value "off" in "proxy_next_upstream" directive`);
+          return new Set<NextUpstreamCase>();
+        }
+        for (const value of args) if (!NEXT_UPSTREAM_CASES.has(value)) ctx.fail(`invalid value "${value}"`);
+        return new Set(args as NextUpstreamCase[]);
+      },
+    }),
+    defineDirective({
+      kind: 'value',
+      name: 'proxy_next_upstream_tries',
+      contexts: ['http', 'server', 'location'],
+      args: [1],
+      syntax: 'number;',
+      summary: 'The most servers one request may be tried on; 0 means no limit.',
+      default: () => 0,
+      defaultText: 'proxy_next_upstream_tries 0;',
+      parse: ([value = ''], ctx) => parseNumber(value) ?? ctx.fail('"proxy_next_upstream_tries" directive invalid number'),
+    }),
+    timeout('proxy_next_upstream_timeout', 'How long a request may be passed from server to server; 0 means no limit.', '0'),
+    flag('proxy_ignore_client_abort', 'Whether the upstream request goes on when the client closes its connection.', false),
+    flag('proxy_socket_keepalive', 'Whether TCP keepalive (SO_KEEPALIVE) is set on connections to upstreams.', false),
+    defineDirective({
+      kind: 'value',
+      name: 'client_max_body_size',
+      contexts: ['http', 'server', 'location'],
+      args: [1],
+      syntax: 'size;',
+      summary: 'The largest request body accepted; larger ones get 413. 0 means no limit.',
+      default: () => 1024 * 1024,
+      defaultText: 'client_max_body_size 1m;',
+      parse: ([value = ''], ctx) => {
+        const unit = ({ k: 1024, m: 1024 ** 2, g: 1024 ** 3 } as Record<string, number>)[value.slice(-1).toLowerCase()];
+        const number = parseNumber(unit === undefined ? value : value.slice(0, -1));
+        return number === undefined ? ctx.fail('"client_max_body_size" directive invalid value') : number * (unit ?? 1);
+      },
+    }),
+    timeout('client_body_timeout', 'How long a client may pause between two reads of its request body; then 408.', '60s'),
+    timeout('client_header_timeout', 'How long a client may take to send the request head; then the connection is closed.', '60s', ['http', 'server']),
+    timeout('send_timeout', 'How long a client may take to accept the next part of the response; then the connection is closed.', '60s'),
+    defineDirective({
+      kind: 'value',
+      name: 'error_page',
+      contexts: ['http', 'server', 'location', 'location_if'],
+      args: '2+',
+      repeatable: true,
+      syntax: 'code ... [=[response]] uri;',
+      summary: 'The URI answered for these error codes: a location path or @name (an internal redirect, method becomes GET), or a URL (a 302 redirect); =code changes the status.',
+      default: () => [],
+      defaultText: '—',
+      parse: parseErrorPage,
+    }),
+  ],
+  check: checkProxyTargets,
+};

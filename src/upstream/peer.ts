@@ -1,0 +1,65 @@
+/**
+ * A peer of an upstream group: one resolved address of a `server` line, with the state the
+ * balancers and passive health checks keep about it (nginx's `ngx_http_upstream_rr_peer_t`).
+ */
+import { isIP } from 'node:net';
+
+/** Where to connect: a TCP address or a unix socket path. */
+export type PeerAddress =
+  | { readonly kind: 'tcp'; readonly host: string; readonly port: number }
+  | { readonly kind: 'unix'; readonly path: string };
+
+/** One peer and its counters. */
+export class Peer {
+  /** `$upstream_addr` form: `127.0.0.1:8080`, `[::1]:8080`, `unix:/path`. */
+  readonly name: string;
+  readonly address: PeerAddress;
+  /** The `server` line's text, for logs (`upstream: "http://127.0.0.1:8080/"`). */
+  readonly server: string;
+  readonly weight: number;
+  readonly maxFails: number;
+  readonly failTimeoutMs: number;
+  readonly maxConns: number;
+  readonly backup: boolean;
+  down: boolean;
+  /** Smooth weighted round-robin state (ngx_http_upstream_get_peer). */
+  currentWeight = 0;
+  effectiveWeight: number;
+  /** Connections and requests in progress to this peer from this worker. */
+  conns = 0;
+  /** Failures counted within the current fail_timeout window. */
+  fails = 0;
+  /** When the last failure was counted, or the peer last checked after being unavailable (ms). */
+  checked = 0;
+  /** When the window of failures started (ms); 0 when none. */
+  accessed = 0;
+
+  constructor(init: { name: string; address: PeerAddress; server: string; weight: number; maxFails: number; failTimeoutMs: number; maxConns: number; backup: boolean; down: boolean }) {
+    this.name = init.name;
+    this.address = init.address;
+    this.server = init.server;
+    this.weight = init.weight;
+    this.effectiveWeight = init.weight;
+    this.maxFails = init.maxFails;
+    this.failTimeoutMs = init.failTimeoutMs;
+    this.maxConns = init.maxConns;
+    this.backup = init.backup;
+    this.down = init.down;
+  }
+
+  /** True when passive health checks keep this peer out right now (nginx's max_fails within fail_timeout). */
+  failedRecently(now: number): boolean {
+    return this.maxFails > 0 && this.fails >= this.maxFails && now - this.checked <= this.failTimeoutMs;
+  }
+
+  /** True when the peer may take another request now. */
+  available(now: number): boolean {
+    return !this.down && !this.failedRecently(now) && (this.maxConns === 0 || this.conns < this.maxConns);
+  }
+}
+
+/** Formats an address for `$upstream_addr`. */
+export function peerName(address: PeerAddress): string {
+  if (address.kind === 'unix') return `unix:${address.path}`;
+  return isIP(address.host) === 6 ? `[${address.host}]:${address.port}` : `${address.host}:${address.port}`;
+}
