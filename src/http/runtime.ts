@@ -68,10 +68,10 @@ export class HttpRuntime {
       return;
     }
     const level = hosts.defaultServer.level;
-    let conn: ClientConnection | undefined;
+    // The handlers run on socket events, after `conn` below is set.
     const protocol = new H1ServerConnection(
       socket,
-      (exchange) => this.#handler.handle(conn as ClientConnection, exchange),
+      (exchange) => this.#handler.handle(conn, exchange),
       {
         keepaliveTimeoutMs: level.keepaliveTimeoutMs,
         // keepalive_requests is nginx's per-location setting; the handler applies it.
@@ -79,7 +79,7 @@ export class HttpRuntime {
       },
       (_connection, err) => this.#handler.clientError(conn, err),
     );
-    conn = new ClientConnection(protocol, hosts);
+    const conn = new ClientConnection(protocol, hosts);
     this.#tracker.add(conn);
   }
 
