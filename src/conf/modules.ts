@@ -3,13 +3,25 @@ import { coreModule } from '../core/core-module.js';
 import { httpCoreModule } from '../http/core-module.js';
 import { httpHeadersModule } from '../http/headers-module.js';
 import { httpLogModule } from '../http/log-module.js';
+import { httpProxyModule } from '../http/proxy-module.js';
 import { httpRewriteModule } from '../http/rewrite-module.js';
 import { streamCoreModule } from '../stream/core-module.js';
+import { upstreamKeepaliveModule } from '../upstream/keepalive-module.js';
 import { upstreamModule } from '../upstream/upstream-module.js';
 import { DirectiveRegistry, type ConfModule } from './registry.js';
 
 /** Every module hitless ships, in registration order. */
-export const builtinModules: readonly ConfModule[] = [coreModule, httpCoreModule, httpRewriteModule, httpHeadersModule, httpLogModule, upstreamModule, streamCoreModule];
+export const builtinModules: readonly ConfModule[] = [
+  coreModule,
+  httpCoreModule,
+  httpRewriteModule,
+  httpHeadersModule,
+  httpLogModule,
+  httpProxyModule,
+  upstreamModule,
+  upstreamKeepaliveModule,
+  streamCoreModule,
+];
 
 /** A registry holding every built-in module. */
 export function createRegistry(extra: readonly ConfModule[] = []): DirectiveRegistry {

@@ -9,6 +9,8 @@ import { compileTemplate, type CompiledTemplate, type VariableTable } from '../c
 import type { HitlessConfig } from '../conf/model.js';
 import type { ConfBlockView } from '../conf/registry.js';
 import { AccessLogs, type AccessLogger } from './access-log.js';
+import { compileProxy, type CompiledProxy } from './proxy-config.js';
+import { buildUpstreamGroups, type UpstreamGroup } from '../upstream/group.js';
 import { serversOf } from './core-module.js';
 import { groupListens, type ListenSpec } from './listen.js';
 import { LocationTree } from './locations.js';
@@ -41,6 +43,8 @@ export interface LevelConfig {
   readonly keepaliveHeaderSeconds: number | undefined;
   readonly keepaliveRequests: number;
   readonly defaultType: string;
+  /** The location's `proxy_pass`, compiled; undefined when it has none. */
+  readonly proxy: CompiledProxy | undefined;
 }
 
 /** A virtual server. */
@@ -67,12 +71,16 @@ export class HttpGeneration {
   readonly sockets = new Map<string, SocketRoutes>();
   readonly logs: AccessLogs;
   readonly variables: VariableTable<HttpRequest>;
+  /** The `upstream` groups, by name. */
+  readonly groups: ReadonlyMap<string, UpstreamGroup>;
+  readonly #implicitGroups = new Map<string, UpstreamGroup>();
 
   /** Compiles `config`; opens the access log files. Throws if the configuration was not validated. */
   constructor(config: HitlessConfig, log: ErrorLog) {
     const http = config.main.child('http');
     this.variables = createHttpVariables(http === undefined ? [] : captureNamesOf(http));
     this.logs = new AccessLogs(http?.get('log_format') ?? [], this.variables, log);
+    this.groups = http === undefined ? new Map() : buildUpstreamGroups(http);
     if (http === undefined) return;
     const levels = new Map<ConfBlockView, LevelConfig>();
     const levelOf = (block: ConfBlockView): LevelConfig => {
@@ -121,7 +129,21 @@ export class HttpGeneration {
       keepaliveHeaderSeconds: keepalive.headerSeconds,
       keepaliveRequests: block.get('keepalive_requests'),
       defaultType: block.get('default_type'),
+      proxy: this.#compileProxy(block),
     };
+  }
+
+  #compileProxy(block: ConfBlockView): CompiledProxy | undefined {
+    if (block.name !== 'location' || !block.isSet('proxy_pass')) return undefined;
+    const target = block.get('proxy_pass');
+    if (target === undefined) return undefined;
+    return compileProxy(block, target, this.groups, this.#implicitGroups, this.variables);
+  }
+
+  /** Closes every idle upstream connection of this generation. */
+  closeUpstreams(): void {
+    for (const group of this.groups.values()) group.close();
+    for (const group of this.#implicitGroups.values()) group.close();
   }
 
   /** The virtual servers for a connection accepted on socket `key` at local address `localAddress`. */

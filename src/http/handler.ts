@@ -10,6 +10,8 @@ import type { ClientConnection } from './connections.js';
 import type { CompiledServer, LevelConfig } from './generation.js';
 import type { H1Exchange } from './h1/server-connection.js';
 import { ADD_HEADER_STATUSES } from './headers-module.js';
+import type { CompiledProxy } from './proxy-config.js';
+import { proxyRequest } from './proxy.js';
 import { HttpRequest } from './request.js';
 import { CLOSE_AFTER_PAGE, REDIRECT_STATUSES, specialPage, statusHasNoBody, wireStatus } from './responses.js';
 import { normalizeUri, parseRequestTarget, validateHost } from './uri.js';
@@ -20,6 +22,8 @@ interface ResponsePlan {
   /** A byte string; undefined for nginx's built-in page (or none). */
   readonly body?: string;
   readonly location?: string;
+  /** The location proxies the request: the content comes from upstream. */
+  readonly proxy?: true;
 }
 
 /** Handles the requests of one generation's connections. */
@@ -43,7 +47,8 @@ export class RequestHandler {
     try {
       const [chosen, plan] = this.#process(conn, request);
       level = chosen;
-      this.#send(conn, request, exchange, level, plan);
+      if (plan.proxy) this.#proxy(conn, request, exchange, level);
+      else this.#send(conn, request, exchange, level, plan);
     } catch (err) {
       this.#log.error(`${err instanceof Error ? err.message : String(err)}${context(request, conn)}`, conn.number);
       if (!exchange.headersSent) this.#send(conn, request, exchange, level, { status: 500 });
@@ -83,6 +88,7 @@ export class RequestHandler {
     if (found.match !== undefined) request.captures = found.match;
     const level = found.value;
     if (level.returnAction !== undefined) return [level, this.#runReturn(level, request, conn, server)];
+    if (level.proxy !== undefined) return [level, { status: 0, proxy: true }];
     return [level, { status: 404 }];
   }
 
@@ -95,6 +101,27 @@ export class RequestHandler {
     }
     if (action.status >= 400 && (text === undefined || text === '')) return { status: action.status };
     return { status: action.status, body: text ?? '' };
+  }
+
+  /** The content phase of a proxy_pass location. */
+  #proxy(conn: ClientConnection, request: HttpRequest, exchange: H1Exchange, level: LevelConfig): void {
+    const proxy = level.proxy as CompiledProxy;
+    request.proxyHost = proxy.proxyHost;
+    proxyRequest({
+      exchange,
+      request,
+      conn,
+      proxy,
+      log: this.#log,
+      fail: (status) => {
+        if (exchange.headersSent) conn.protocol.destroy();
+        else this.#send(conn, request, exchange, level, { status });
+      },
+      headers: (status, headers) => {
+        this.applyLevel(exchange, conn, level, false);
+        addHeaders(headers, level, request, status);
+      },
+    });
   }
 
   /** The header filter and the response itself. */

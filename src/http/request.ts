@@ -49,6 +49,8 @@ export class HttpRequest {
   status = 0;
   /** `$body_bytes_sent`. */
   bodyBytesSent = 0;
+  /** `$proxy_host`, once a proxy_pass location is chosen. */
+  proxyHost = '';
   /** `$upstream_addr`, `$upstream_status`, `$upstream_response_time`: one entry per peer tried. */
   upstreamAddr: string[] | undefined;
   upstreamStatus: string[] | undefined;

@@ -6,6 +6,7 @@
 
 /** Reason phrases nginx sends on the status line; others get an empty phrase, as nginx does. */
 export const STATUS_REASONS: Readonly<Record<number, string>> = {
+  100: 'Continue', 101: 'Switching Protocols',
   200: 'OK', 201: 'Created', 202: 'Accepted', 204: 'No Content', 206: 'Partial Content',
   301: 'Moved Permanently', 302: 'Moved Temporarily', 303: 'See Other', 304: 'Not Modified',
   307: 'Temporary Redirect', 308: 'Permanent Redirect',

@@ -118,6 +118,7 @@ export class HttpRuntime {
 
   #release(): void {
     this.#generation.logs.close();
+    this.#generation.closeUpstreams();
   }
 
   /** Reopens access log files (SIGUSR1). */

@@ -84,6 +84,18 @@ const HTTP_VARIABLES: Readonly<Record<string, Getter>> = {
   connection: (r) => String(r.connection.number),
   connection_requests: (r) => String(r.connectionRequests),
   pid: () => String(process.pid),
+  proxy_host: (r) => r.proxyHost,
+  proxy_port: (r) => {
+    const colon = r.proxyHost.lastIndexOf(':');
+    return colon === -1 || r.proxyHost.endsWith(']') ? '80' : r.proxyHost.slice(colon + 1);
+  },
+  proxy_add_x_forwarded_for: (r) => {
+    const forwarded = r.header('x-forwarded-for');
+    return forwarded === undefined ? r.connection.remoteAddress : `${forwarded}, ${r.connection.remoteAddress}`;
+  },
+  upstream_addr: (r) => r.upstreamAddr?.join(', '),
+  upstream_status: (r) => r.upstreamStatus?.join(', '),
+  upstream_response_time: (r) => r.upstreamResponseTime?.join(', '),
   hostname: () => HOSTNAME,
 };
 

@@ -42,6 +42,7 @@ export type H1ErrorReporter = (connection: H1ServerConnection, error: HttpParseE
 const enum Phase {
   Head,
   Exchange,
+  Tunnel,
   Closing,
   Closed,
 }
@@ -122,7 +123,8 @@ export class H1ServerConnection {
    * is answered with `Connection: close`; an idle connection closes after `graceMs`.
    */
   drain(graceMs: number): void {
-    if (this.#draining || this.#phase >= Phase.Closing) return;
+    // A tunnel is left alone: it lives until it ends or until worker_shutdown_timeout.
+    if (this.#draining || this.#phase >= Phase.Tunnel) return;
     this.#draining = true;
     this.#graceMs = graceMs;
     if (this.idle) this.#armGrace();
@@ -144,10 +146,25 @@ export class H1ServerConnection {
   }
 
   #onData(chunk: Buffer): void {
-    if (this.#phase >= Phase.Closing) return; // lingering close: read and discard
+    if (this.#phase >= Phase.Tunnel) return; // lingering close: read and discard
     this.#buf = this.#buf === undefined ? chunk : Buffer.concat([this.#buf, chunk]);
     if (this.#phase === Phase.Head) this.#parseNext();
     else this.#exchange?.onInput();
+  }
+
+  /**
+   * Hands the socket over to a tunnel (an upgrade such as WebSocket, after a 101): HTTP stops
+   * reading it, and the bytes the client already sent past the request head are returned.
+   */
+  detach(): Buffer | undefined {
+    this.#phase = Phase.Tunnel;
+    this.#exchange = undefined;
+    this.socket.removeAllListeners('data');
+    this.socket.removeAllListeners('timeout');
+    this.socket.setTimeout(0);
+    const rest = this.#buf;
+    this.#buf = undefined;
+    return rest;
   }
 
   /** @internal Takes up to `max` buffered bytes, for the exchange's body reader. */
@@ -281,6 +298,8 @@ export class H1Exchange {
   keepAlive: boolean;
   /** How long the connection may idle after this response (the answering location's keepalive_timeout). */
   keepaliveTimeoutMs: number;
+  /** Leave out the `Server` and `Date` headers this connection adds, because `headers` brings its own (proxy_pass_header). */
+  ownServerAndDate = false;
   /** `keepalive_timeout`'s second value: sent as `Keep-Alive: timeout=N` with a kept-alive response. */
   keepaliveHeaderSeconds: number | undefined;
   #finishListeners: (() => void)[] = [];
@@ -441,8 +460,14 @@ export class H1Exchange {
     this.#framing = framing;
     this.#keepAliveSent = keepAlive;
     let head = statusLine(status);
-    if (connection.serverHeader !== '') head += `Server: ${connection.serverHeader}\r\n`;
-    head += `Date: ${httpDate()}\r\n`;
+    if (this.ownServerAndDate) {
+      const has = (name: string): boolean => headers.some((value, i) => i % 2 === 0 && value.toLowerCase() === name);
+      if (connection.serverHeader !== '' && !has('server')) head += `Server: ${connection.serverHeader}\r\n`;
+      if (!has('date')) head += `Date: ${httpDate()}\r\n`;
+    } else {
+      if (connection.serverHeader !== '') head += `Server: ${connection.serverHeader}\r\n`;
+      head += `Date: ${httpDate()}\r\n`;
+    }
     for (let i = 0; i < headers.length; i += 2) head += `${headers[i]}: ${headers[i + 1]}\r\n`;
     if (typeof framing === 'number') {
       if (status !== 304 && status !== 204 && status >= 200) head += `Content-Length: ${framing}\r\n`;

@@ -1,0 +1,165 @@
+/**
+ * A location's proxy settings, compiled once per generation: the target group (or how to find it
+ * when the URL has variables), the headers to set, the rules for `proxy_redirect` and
+ * `proxy_next_upstream`, and every timeout.
+ */
+import { compileTemplate, parseTemplate, type CompiledTemplate, type VariableTable } from '../core/variables.js';
+import type { ConfBlockView } from '../conf/registry.js';
+import type { LocationMatch } from './core-module.js';
+import type { NextUpstreamCase, ProxyPassTarget } from './proxy-module.js';
+import type { CompiledSetHeader } from './proxy-request.js';
+import type { HttpRequest } from './request.js';
+import { implicitGroup, type UpstreamGroup } from '../upstream/group.js';
+import { toByteString } from './uri.js';
+
+/** nginx's implicit `proxy_set_header` lines, used for any header the configuration does not set. */
+const DEFAULT_SET_HEADERS: readonly [string, string][] = [
+  ['Host', '$proxy_host'],
+  ['Connection', 'close'],
+];
+
+/** A location's `proxy_pass` and the directives that shape it. */
+export interface CompiledProxy {
+  readonly scheme: 'http' | 'https';
+  /** The URI part of proxy_pass, if any. */
+  readonly uri: string | undefined;
+  /** The part of the request URI the URI part replaces: the location's prefix. */
+  readonly locationPrefix: string;
+  readonly version: '1.0' | '1.1';
+  /** False when the request says `Connection: close` or HTTP/1.0: the connection is never reused then, as in nginx. */
+  readonly upstreamKeepalive: boolean;
+  readonly setHeaders: readonly CompiledSetHeader[];
+  readonly hide: ReadonlySet<string>;
+  readonly pass: ReadonlySet<string>;
+  readonly passRequestHeaders: boolean;
+  readonly passRequestBody: boolean;
+  readonly redirect: ((value: string, request: HttpRequest) => string) | undefined;
+  readonly connectTimeoutMs: number;
+  readonly sendTimeoutMs: number;
+  readonly readTimeoutMs: number;
+  readonly buffering: boolean;
+  readonly interceptErrors: boolean;
+  readonly nextUpstream: ReadonlySet<NextUpstreamCase>;
+  readonly nextTries: number;
+  readonly nextTimeoutMs: number;
+  readonly ignoreClientAbort: boolean;
+  readonly socketKeepalive: boolean;
+  readonly maxBodySize: number;
+  /** The group for this request: fixed, or found from the URL's variables. */
+  resolveGroup(request: HttpRequest): UpstreamGroup | undefined;
+  /** For a URL with variables: the host it names for this request (for the error message). */
+  dynamicHost(request: HttpRequest): string;
+  /** True when an error_page covers the status (proxy_intercept_errors). */
+  errorPageFor(status: number): boolean;
+  /** Sets `request.proxyHost`, which `$proxy_host` reads. */
+  readonly proxyHost: string;
+}
+
+/** Compiles the proxy settings of a level that has `proxy_pass`. */
+export function compileProxy(
+  block: ConfBlockView,
+  target: ProxyPassTarget,
+  groups: ReadonlyMap<string, UpstreamGroup>,
+  implicit: Map<string, UpstreamGroup>,
+  table: VariableTable<HttpRequest>,
+): CompiledProxy {
+  const text = (template: Parameters<typeof compileTemplate>[0]): CompiledTemplate<HttpRequest> => compileTemplate(template, table, { literal: toByteString });
+  const own = block.get('proxy_set_header');
+  const setHeaders: CompiledSetHeader[] = own.map((header) => ({ key: header.name.toLowerCase(), name: header.name, value: text(header.value) }));
+  for (const [name, value] of DEFAULT_SET_HEADERS) {
+    if (!setHeaders.some((header) => header.key === name.toLowerCase())) setHeaders.push({ key: name.toLowerCase(), name, value: text(parseTemplate(value)) });
+  }
+  const match = block.value as LocationMatch | undefined;
+  const locationPrefix = match !== undefined && (match.kind === 'prefix' || match.kind === 'prefix-noregex' || match.kind === 'exact') ? match.name : '';
+  let fixed: UpstreamGroup | undefined;
+  let dynamic: CompiledTemplate<HttpRequest> | undefined;
+  if (target.template !== undefined) dynamic = text(target.template);
+  else {
+    fixed = groups.get(target.host);
+    if (fixed === undefined) {
+      const key = `${target.host}:${target.port}`;
+      fixed = implicit.get(key) ?? implicitGroup(target.host, target.port);
+      implicit.set(key, fixed);
+    }
+  }
+  const resolveDynamic = (request: HttpRequest): UpstreamGroup | undefined => {
+    const url = (dynamic as CompiledTemplate<HttpRequest>)(request);
+    const host = hostOf(url);
+    return groups.get(host) ?? implicit.get(host);
+  };
+  const redirectRules = block.get('proxy_redirect');
+  const redirect = redirectRules === 'off' || target.template !== undefined
+    ? undefined
+    : (() => {
+        const rules = redirectRules.map((rule) => {
+          if (rule.kind === 'default') {
+            const from = target.source;
+            const to = target.uri === undefined ? '' : locationPrefix;
+            return (value: string): string | undefined => (value.startsWith(from) ? to + value.slice(from.length) : undefined);
+          }
+          if (rule.kind === 'regex') {
+            const to = text(rule.to);
+            return (value: string, request: HttpRequest): string | undefined => {
+              const found = rule.from.exec(value);
+              if (found === null) return undefined;
+              const saved = request.captures;
+              request.captures = found;
+              const replaced = to(request);
+              request.captures = saved;
+              return replaced + value.slice(found.index + found[0].length);
+            };
+          }
+          const from = text(rule.from);
+          const to = text(rule.to);
+          return (value: string, request: HttpRequest): string | undefined => {
+            const prefix = from(request);
+            return value.startsWith(prefix) ? to(request) + value.slice(prefix.length) : undefined;
+          };
+        });
+        return (value: string, request: HttpRequest): string => {
+          for (const rule of rules) {
+            const rewritten = rule(value, request);
+            if (rewritten !== undefined) return rewritten;
+          }
+          return value;
+        };
+      })();
+  const errorCodes = new Set(block.get('error_page').flatMap((page) => page.codes));
+  const connection = own.find((header) => header.name.toLowerCase() === 'connection');
+  const sendsClose = connection === undefined || connection.value.source.trim().toLowerCase() === 'close';
+  return {
+    scheme: target.scheme,
+    upstreamKeepalive: block.get('proxy_http_version') === '1.1' && !sendsClose,
+    uri: target.uri,
+    locationPrefix,
+    version: block.get('proxy_http_version'),
+    setHeaders,
+    hide: new Set(block.get('proxy_hide_header')),
+    pass: new Set(block.get('proxy_pass_header')),
+    passRequestHeaders: block.get('proxy_pass_request_headers'),
+    passRequestBody: block.get('proxy_pass_request_body'),
+    redirect,
+    connectTimeoutMs: block.get('proxy_connect_timeout'),
+    sendTimeoutMs: block.get('proxy_send_timeout'),
+    readTimeoutMs: block.get('proxy_read_timeout'),
+    buffering: block.get('proxy_buffering'),
+    interceptErrors: block.get('proxy_intercept_errors'),
+    nextUpstream: block.get('proxy_next_upstream'),
+    nextTries: block.get('proxy_next_upstream_tries'),
+    nextTimeoutMs: block.get('proxy_next_upstream_timeout'),
+    ignoreClientAbort: block.get('proxy_ignore_client_abort'),
+    socketKeepalive: block.get('proxy_socket_keepalive'),
+    maxBodySize: block.get('client_max_body_size'),
+    resolveGroup: dynamic === undefined ? () => fixed : resolveDynamic,
+    dynamicHost: (request) => (dynamic === undefined ? target.host : hostOf(dynamic(request))),
+    errorPageFor: (status) => errorCodes.has(status),
+    proxyHost: target.template !== undefined ? '' : target.proxyHost,
+  };
+}
+
+/** The host of a proxy_pass URL evaluated at request time: `backend` in `http://backend:8080/x`. */
+function hostOf(url: string): string {
+  const rest = url.replace(/^https?:\/\//i, '');
+  const end = rest.search(/[/?]/);
+  return end === -1 ? rest : rest.slice(0, end);
+}

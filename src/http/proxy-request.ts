@@ -1,0 +1,108 @@
+/**
+ * Building what goes upstream and what comes back, with nginx's header rules
+ * (ngx_http_proxy_create_request, ngx_http_proxy_process_header): the request line and headers for
+ * the upstream, and the response headers for the client.
+ */
+import type { CompiledTemplate } from '../core/variables.js';
+import type { ResponseHead } from './h1/head-parser.js';
+import type { HttpRequest } from './request.js';
+
+/** A `proxy_set_header`, compiled. */
+export interface CompiledSetHeader {
+  /** Lowercased, for matching the client's headers it replaces. */
+  readonly key: string;
+  readonly name: string;
+  readonly value: CompiledTemplate<HttpRequest>;
+}
+
+/**
+ * Request headers never passed as the client sent them: hop-by-hop ones (RFC 9110 section 7.6.1),
+ * framing (the proxy frames the body itself), and those nginx drops by default (TE, Keep-Alive,
+ * Expect, Upgrade: ngx_http_proxy_headers).
+ */
+const HOP_BY_HOP_REQUEST = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'transfer-encoding', 'upgrade', 'content-length', 'expect', 'trailer']);
+
+/** Response headers nginx never passes (ngx_http_proxy_hide_headers and the hop-by-hop ones it frames itself). */
+export const HIDDEN_RESPONSE_HEADERS: ReadonlySet<string> = new Set([
+  'date', 'server', 'x-pad', 'x-accel-expires', 'x-accel-redirect', 'x-accel-limit-rate', 'x-accel-buffering', 'x-accel-charset',
+  'connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'content-length', 'upgrade', 'te', 'trailer',
+]);
+
+/** Builds the request head sent upstream. `bodyLength` is -1 when there is no body, -2 for a chunked one. */
+export function upstreamRequestHead(
+  request: HttpRequest,
+  method: string,
+  uri: string,
+  version: '1.0' | '1.1',
+  setHeaders: readonly CompiledSetHeader[],
+  passClientHeaders: boolean,
+  bodyLength: number,
+): string {
+  let head = `${method} ${uri} HTTP/${version}\r\n`;
+  const replaced = new Set<string>();
+  for (const header of setHeaders) {
+    replaced.add(header.key);
+    const value = header.value(request);
+    // An empty value removes the header (ngx_http_proxy_create_request skips it).
+    if (value !== '') head += `${header.name}: ${value}\r\n`;
+  }
+  if (passClientHeaders) {
+    const headers = request.head.headers;
+    const listed = connectionListed(request);
+    for (let i = 0; i < headers.length; i += 2) {
+      const name = headers[i] as string;
+      const key = name.toLowerCase();
+      if (replaced.has(key) || HOP_BY_HOP_REQUEST.has(key) || listed?.has(key)) continue;
+      head += `${name}: ${headers[i + 1] as string}\r\n`;
+    }
+  }
+  if (bodyLength >= 0) head += `Content-Length: ${bodyLength}\r\n`;
+  else if (bodyLength === -2) head += 'Transfer-Encoding: chunked\r\n';
+  return `${head}\r\n`;
+}
+
+/** Headers the client's Connection header names as hop-by-hop (RFC 9110 section 7.6.1). */
+function connectionListed(request: HttpRequest): Set<string> | undefined {
+  const connection = request.header('connection');
+  if (connection === undefined) return undefined;
+  const names = connection.split(',').map((token) => token.trim().toLowerCase()).filter((token) => token !== '' && token !== 'close' && token !== 'keep-alive');
+  return names.length === 0 ? undefined : new Set(names);
+}
+
+/** The upstream's response headers as passed to the client, minus hidden and hop-by-hop ones. */
+export function clientResponseHeaders(
+  head: ResponseHead,
+  hide: ReadonlySet<string>,
+  pass: ReadonlySet<string>,
+  rewriteLocation: ((value: string) => string) | undefined,
+): string[] {
+  const out: string[] = [];
+  const headers = head.headers;
+  const listed = new Set(head.connection);
+  for (let i = 0; i < headers.length; i += 2) {
+    const name = headers[i] as string;
+    const key = name.toLowerCase();
+    if (((HIDDEN_RESPONSE_HEADERS.has(key) || hide.has(key)) && !pass.has(key)) || listed.has(key)) continue;
+    let value = headers[i + 1] as string;
+    if (rewriteLocation !== undefined && (key === 'location' || key === 'refresh')) value = rewriteLocation(value);
+    out.push(name, value);
+  }
+  return out;
+}
+
+/**
+ * The URI sent upstream. Without a URI part in proxy_pass, the client's request URI as it was sent;
+ * with one, the part of the normalised URI that the location matched is replaced by it, and the
+ * result is escaped as nginx's ngx_escape_uri() escapes it.
+ */
+export function upstreamUri(request: HttpRequest, proxyUri: string | undefined, locationPrefix: string): string {
+  if (proxyUri === undefined) return request.requestUri;
+  const rest = request.uri.startsWith(locationPrefix) ? request.uri.slice(locationPrefix.length) : request.uri;
+  const path = escapeUri(proxyUri + rest);
+  return request.hasArgs ? `${path}?${request.args}` : path;
+}
+
+/** ngx_escape_uri(NGX_ESCAPE_URI): spaces, `#`, `%`, `?`, controls and bytes above 0x7e. */
+export function escapeUri(path: string): string {
+  return path.replace(/[\x00-\x20#%?\x7f-\xff]/g, (ch) => `%${ch.charCodeAt(0).toString(16).toUpperCase().padStart(2, '0')}`);
+}

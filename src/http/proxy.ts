@@ -1,0 +1,351 @@
+/**
+ * The content handler of `proxy_pass` (nginx's ngx_http_proxy_module with ngx_http_upstream.c's
+ * request cycle): read the client's body if buffering, pick a peer, reuse or open a connection,
+ * send, pass the response back at the client's pace, retry on the next peer as
+ * `proxy_next_upstream` allows, and never let a pooled connection the upstream closed become a
+ * client's error.
+ */
+import { connect, type Socket } from 'node:net';
+import { channel } from 'node:diagnostics_channel';
+import type { ErrorLog } from '../core/log.js';
+import { ChunkedParser } from './h1/chunked.js';
+import { HttpParseError, type ResponseHead } from './h1/head-parser.js';
+import type { H1Exchange } from './h1/server-connection.js';
+import { UpstreamExchange, UpstreamFailure } from './h1/upstream-exchange.js';
+import type { ClientConnection } from './connections.js';
+import type { CompiledProxy } from './proxy-config.js';
+import { clientResponseHeaders, upstreamRequestHead, upstreamUri } from './proxy-request.js';
+import type { HttpRequest } from './request.js';
+import { UpstreamConnection } from '../upstream/connection-pool.js';
+import type { UpstreamGroup } from '../upstream/group.js';
+import type { Peer } from '../upstream/peer.js';
+
+/** Published when a connection to an upstream peer is opened: `{ peer, group }`. */
+export const upstreamConnectChannel = channel('hitless:upstream:connect');
+
+/** Methods nginx retries without `non_idempotent` (ngx_http_upstream_next: not POST, LOCK, PATCH). */
+const NON_IDEMPOTENT = new Set(['POST', 'LOCK', 'PATCH']);
+
+/** How much of a response is read ahead of a slow client with proxy_buffering on. */
+const READ_AHEAD_BYTES = 1024 * 1024;
+
+/** What the proxy needs from the handler that called it. */
+export interface ProxyContext {
+  readonly exchange: H1Exchange;
+  readonly request: HttpRequest;
+  readonly conn: ClientConnection;
+  readonly proxy: CompiledProxy;
+  readonly log: ErrorLog;
+  /** Sends an error response the way the handler does (error_page, add_header, built-in page). */
+  readonly fail: (status: number) => void;
+  /** Sends the upstream's response head through the header filter (add_header). */
+  readonly headers: (status: number, headers: string[]) => void;
+}
+
+/** Proxies one request. */
+export function proxyRequest(ctx: ProxyContext): void {
+  const { exchange, proxy } = ctx;
+  const group = proxy.resolveGroup(ctx.request);
+  if (group === undefined) {
+    ctx.log.error(`no resolver defined to resolve ${proxy.dynamicHost(ctx.request)}${where(ctx)}`, ctx.conn.number);
+    ctx.fail(502);
+    return;
+  }
+  if (!proxy.passRequestBody || !exchange.hasBody) {
+    new ProxyAttempts(ctx, group, undefined).next();
+    return;
+  }
+  const parts: Buffer[] = [];
+  exchange.readBody(
+    proxy.maxBodySize,
+    (data) => parts.push(Buffer.from(data)),
+    (err) => {
+      if (err !== undefined) {
+        const status = err instanceof HttpParseError ? err.status : 400;
+        if (exchange.aborted) return;
+        ctx.log.write(status === 413 ? 'error' : 'info', `${err.message}${where(ctx)}`, ctx.conn.number);
+        exchange.keepAlive = false;
+        ctx.fail(status);
+        return;
+      }
+      new ProxyAttempts(ctx, group, parts).next();
+    },
+  );
+}
+
+/** One request's walk over the peers of a group. */
+class ProxyAttempts {
+  readonly #ctx: ProxyContext;
+  readonly #group: UpstreamGroup;
+  readonly #body: Buffer[] | undefined;
+  readonly #bodyLength: number;
+  readonly #tried = new Set<Peer>();
+  readonly #started = Date.now();
+  #tries = 0;
+  #head: string | undefined;
+  #upstream: UpstreamExchange | undefined;
+  #done = false;
+
+  constructor(ctx: ProxyContext, group: UpstreamGroup, body: Buffer[] | undefined) {
+    this.#ctx = ctx;
+    this.#group = group;
+    this.#body = body;
+    this.#bodyLength = body === undefined ? -1 : body.reduce((sum, part) => sum + part.length, 0);
+    if (!ctx.proxy.ignoreClientAbort) {
+      ctx.exchange.onAbort(() => {
+        this.#done = true;
+        this.#upstream?.abort();
+      });
+    }
+  }
+
+  /** Tries the next peer, or answers 502 when none is left. */
+  next(): void {
+    if (this.#done) return;
+    const { request } = this.#ctx;
+    const peer = this.#group.pick(this.#tried);
+    if (peer === undefined) {
+      this.#ctx.log.error(`no live upstreams while connecting to upstream${where(this.#ctx)}`, this.#ctx.conn.number);
+      this.#finishWithError(502);
+      return;
+    }
+    this.#tried.add(peer);
+    this.#tries++;
+    (request.upstreamAddr ??= []).push(peer.name);
+    const pooled = this.#group.pool.acquire(peer.name);
+    if (pooled !== undefined) this.#send(peer, pooled);
+    else this.#connect(peer);
+  }
+
+  #connect(peer: Peer): void {
+    const proxy = this.#ctx.proxy;
+    const address = peer.address;
+    const socket: Socket = address.kind === 'unix' ? connect(address.path) : connect({ host: address.host, port: address.port });
+    peer.conns++;
+    const timer = setTimeout(() => socket.destroy(Object.assign(new Error('upstream timed out'), { code: 'ETIMEDOUT' })), proxy.connectTimeoutMs);
+    const onError = (err: NodeJS.ErrnoException): void => {
+      clearTimeout(timer);
+      peer.conns--;
+      socket.destroy();
+      const timedOut = err.code === 'ETIMEDOUT';
+      const message = timedOut ? 'upstream timed out (110: Connection timed out) while connecting to upstream' : `connect() failed (${errnoText(err)}) while connecting to upstream`;
+      this.#failed(peer, new UpstreamFailure(message, 'send', timedOut ? 'timeout' : 'error', true), false);
+    };
+    socket.once('error', onError);
+    socket.once('connect', () => {
+      clearTimeout(timer);
+      socket.off('error', onError);
+      socket.setNoDelay(true);
+      if (proxy.socketKeepalive) socket.setKeepAlive(true);
+      if (upstreamConnectChannel.hasSubscribers) upstreamConnectChannel.publish({ peer: peer.name, group: this.#group.name });
+      peer.conns--;
+      this.#send(peer, new UpstreamConnection(socket, peer.name));
+    });
+  }
+
+  #send(peer: Peer, connection: UpstreamConnection): void {
+    if (this.#done) {
+      this.#group.pool.release(connection, false);
+      return;
+    }
+    const { request, proxy, exchange } = this.#ctx;
+    peer.conns++;
+    const upstreamStart = Date.now();
+    this.#head ??= upstreamRequestHead(request, exchange.head.method, upstreamUri(request, proxy.uri, proxy.locationPrefix), proxy.version, proxy.setHeaders, proxy.passRequestHeaders, this.#bodyLength);
+    let clientStarted = false;
+    let tunnel = false;
+    let decoder: ChunkedParser | undefined;
+    const upstream = new UpstreamExchange(
+      connection,
+      exchange.head.method,
+      {
+        onHead: (head) => {
+          (request.upstreamStatus ??= []).push(String(head.status));
+          if (head.status === 101) {
+            tunnel = true;
+            peer.conns--;
+            this.#record(peer, false, upstreamStart);
+            this.#tunnel(head, connection.socket);
+            return;
+          }
+          if (this.#retryOnStatus(peer, head, upstream)) return;
+          if (proxy.interceptErrors && head.status >= 300 && proxy.errorPageFor(head.status)) {
+            upstream.abort();
+            peer.conns--;
+            this.#record(peer, false, upstreamStart);
+            this.#finishWithError(head.status);
+            return;
+          }
+          clientStarted = true;
+          decoder = this.#writeHead(head);
+        },
+        onData: (chunk) => {
+          if (tunnel) {
+            exchange.connection.socket.write(chunk);
+            return;
+          }
+          if (decoder !== undefined) {
+            decoder.push(chunk, 0, (data) => this.#write(data, upstream));
+            return;
+          }
+          this.#write(chunk, upstream);
+        },
+        onEnd: (reusable) => {
+          if (tunnel) return;
+          peer.conns--;
+          this.#record(peer, false, upstreamStart);
+          this.#group.pool.release(connection, reusable && proxy.upstreamKeepalive);
+          this.#done = true;
+          exchange.end();
+        },
+        onError: (failure) => {
+          peer.conns--;
+          if (clientStarted) {
+            // Part of the response is out: nginx can only cut the client's connection short.
+            this.#record(peer, true, upstreamStart);
+            this.#ctx.log.error(`${failure.message}${where(this.#ctx, peer)}`, this.#ctx.conn.number);
+            this.#done = true;
+            this.#ctx.conn.protocol.destroy();
+            return;
+          }
+          // A reused connection the upstream closed before answering: retry on a fresh one, uncounted.
+          const stale = connection.reused && failure.beforeResponse && failure.kind === 'error';
+          this.#failed(peer, failure, stale);
+        },
+      },
+      { sendTimeoutMs: proxy.sendTimeoutMs, readTimeoutMs: proxy.readTimeoutMs },
+    );
+    this.#upstream = upstream;
+    upstream.send(this.#head, this.#body);
+  }
+
+  /** proxy_next_upstream http_5xx and friends: a retry before anything reached the client. */
+  #retryOnStatus(peer: Peer, head: ResponseHead, upstream: UpstreamExchange): boolean {
+    const proxy = this.#ctx.proxy;
+    const key = `http_${head.status}` as const;
+    if (!proxy.nextUpstream.has(key as never) || !this.#mayRetry()) return false;
+    upstream.abort();
+    peer.conns--;
+    // nginx counts 500, 502, 503 and 504 as peer failures; 403, 404 and 429 only move on.
+    this.#record(peer, head.status >= 500, Date.now());
+    this.next();
+    return true;
+  }
+
+  #mayRetry(): boolean {
+    const { proxy, exchange } = this.#ctx;
+    if (this.#tried.size >= this.#group.size) return false;
+    if (proxy.nextTries > 0 && this.#tries >= proxy.nextTries) return false;
+    if (proxy.nextTimeoutMs > 0 && Date.now() - this.#started >= proxy.nextTimeoutMs) return false;
+    return !NON_IDEMPOTENT.has(exchange.head.method) || proxy.nextUpstream.has('non_idempotent');
+  }
+
+  #failed(peer: Peer, failure: UpstreamFailure, stale: boolean): void {
+    if (this.#done) return;
+    const ctx = this.#ctx;
+    if (stale && (!NON_IDEMPOTENT.has(ctx.exchange.head.method) || ctx.proxy.nextUpstream.has('non_idempotent'))) {
+      // Not the peer's fault and not a try: the same peer, a new connection (nginx: u->peer.tries++).
+      this.#connect(peer);
+      return;
+    }
+    this.#record(peer, true, Date.now());
+    ctx.log.error(`${failure.message}${where(ctx, peer)}`, ctx.conn.number);
+    (ctx.request.upstreamStatus ??= []).push('502');
+    const nextCase = failure.kind === 'invalid_header' ? 'invalid_header' : failure.kind;
+    if (ctx.proxy.nextUpstream.has(nextCase) && this.#mayRetry()) {
+      this.next();
+      return;
+    }
+    this.#finishWithError(failure.kind === 'timeout' ? 504 : 502);
+  }
+
+  #record(peer: Peer, failed: boolean, start: number): void {
+    (this.#ctx.request.upstreamResponseTime ??= []).push(((Date.now() - start) / 1000).toFixed(3));
+    if (this.#group.record(peer, failed)) {
+      this.#ctx.log.warn(`upstream server temporarily disabled${where(this.#ctx, peer)}`, this.#ctx.conn.number);
+    }
+  }
+
+  #finishWithError(status: number): void {
+    this.#done = true;
+    if (this.#ctx.exchange.aborted) return;
+    this.#ctx.fail(status);
+  }
+
+  /** Sends the client the response head; returns a decoder when a chunked body must be unchunked (HTTP/1.0 client). */
+  #writeHead(head: ResponseHead): ChunkedParser | undefined {
+    const { exchange, proxy, request } = this.#ctx;
+    const headers = clientResponseHeaders(head, proxy.hide, proxy.pass, proxy.redirect === undefined ? undefined : (value) => proxy.redirect?.(value, request) ?? value);
+    request.status = head.status;
+    if (proxy.pass.has('server') || proxy.pass.has('date')) exchange.ownServerAndDate = true;
+    this.#ctx.headers(head.status, headers);
+    const noBody = exchange.head.method === 'HEAD' || head.status === 204 || head.status === 304;
+    if (noBody) {
+      exchange.writeHead(head.status, headers, head.contentLength >= 0 ? head.contentLength : 0);
+      return undefined;
+    }
+    if (head.contentLength >= 0) {
+      exchange.writeHead(head.status, headers, head.contentLength);
+      return undefined;
+    }
+    if (head.chunked && exchange.head.versionMinor === 1) {
+      exchange.writeHead(head.status, headers, 'raw');
+      return undefined;
+    }
+    exchange.writeHead(head.status, headers, 'chunked');
+    return head.chunked ? new ChunkedParser({ fromUpstream: true }) : undefined;
+  }
+
+  /**
+   * After a 101: both sockets leave HTTP and are joined byte for byte. A draining worker keeps the
+   * tunnel until it ends or until worker_shutdown_timeout, as nginx keeps upgraded connections.
+   */
+  #tunnel(head: ResponseHead, upstreamSocket: Socket): void {
+    const { exchange, conn, request } = this.#ctx;
+    this.#done = true;
+    request.status = 101;
+    const upgrade = head.headers.findIndex((value, i) => i % 2 === 0 && value.toLowerCase() === 'upgrade');
+    const headers = clientResponseHeaders(head, this.#ctx.proxy.hide, this.#ctx.proxy.pass, undefined);
+    if (upgrade !== -1) headers.push('Upgrade', head.headers[upgrade + 1] as string);
+    headers.push('Connection', 'upgrade');
+    exchange.writeHead(101, headers, 0);
+    const clientSocket = conn.socket;
+    const early = conn.protocol.detach();
+    exchange.end();
+    if (early !== undefined) upstreamSocket.write(early);
+    upstreamSocket.setTimeout(0);
+    clientSocket.pipe(upstreamSocket);
+    upstreamSocket.pipe(clientSocket);
+    const close = (): void => {
+      clientSocket.destroy();
+      upstreamSocket.destroy();
+    };
+    clientSocket.once('close', close);
+    upstreamSocket.once('close', close);
+    upstreamSocket.on('error', close);
+  }
+
+  #write(chunk: Buffer, upstream: UpstreamExchange): void {
+    const { exchange, proxy } = this.#ctx;
+    if (exchange.aborted) return;
+    const flushed = exchange.write(chunk);
+    if (flushed) return;
+    // proxy_buffering on reads ahead of a slow client, within a bound; off keeps the client's pace.
+    if (proxy.buffering && exchange.connection.socket.writableLength < READ_AHEAD_BYTES) return;
+    upstream.pause();
+    exchange.onDrain(() => upstream.resume());
+  }
+}
+
+/** The tail nginx adds to upstream errors: `, client: ..., server: ..., request: "...", upstream: "...", host: "..."`. */
+function where(ctx: ProxyContext, peer?: Peer): string {
+  const { request, conn, proxy } = ctx;
+  const host = request.header('host');
+  const upstream = peer === undefined ? '' : `, upstream: "${proxy.scheme}://${peer.name}${upstreamUri(request, proxy.uri, proxy.locationPrefix)}"`;
+  return `, client: ${conn.remoteAddress}, server: ${request.serverName}, request: "${request.requestLine}"${upstream}${host === undefined ? '' : `, host: "${host}"`}`;
+}
+
+function errnoText(err: NodeJS.ErrnoException): string {
+  const known: Record<string, string> = { ECONNREFUSED: '111: Connection refused', EHOSTUNREACH: '113: No route to host', ENOENT: '2: No such file or directory', ECONNRESET: '104: Connection reset by peer' };
+  return known[err.code ?? ''] ?? err.message;
+}
