@@ -1,0 +1,96 @@
+/**
+ * Every message the master and its workers exchange over the `child_process.fork()` IPC channel,
+ * typed in one place, as nginx keeps its channel commands (`NGX_CMD_QUIT`, `NGX_CMD_TERMINATE`,
+ * `NGX_CMD_REOPEN`, `NGX_CMD_OPEN_CHANNEL`) in src/os/unix/ngx_channel.h.
+ *
+ * A listening socket travels with a `listen` message as the handle argument of `child.send()`.
+ * Node sends a message that carries a handle only after the previous handle was acknowledged
+ * (lib/internal/child_process.js `_handleQueue`), so messages arrive in the order they were sent:
+ * every `listen` before the `serve` that follows them.
+ */
+import type { ErrorLogTarget } from '../core/core-module.js';
+
+/** The file texts and options a worker rebuilds the validated configuration from. */
+export interface ConfigSnapshot {
+  /** The main configuration file, absolute (`config.file`). */
+  readonly file: string;
+  /** The prefix, absolute, with its trailing slash (`config.prefix`). */
+  readonly prefix: string;
+  /** Directives given with `-g`, if any. */
+  readonly params?: string;
+  /** Every file the master read, with the text it validated (`config.files`). */
+  readonly files: readonly { readonly path: string; readonly text: string }[];
+}
+
+/** Master to worker: one listening socket, sent with its raw handle. */
+export interface ListenMessage {
+  readonly type: 'listen';
+  readonly key: string;
+}
+
+/** Master to worker: the configuration to serve, once every `listen` message has been sent. */
+export interface ServeMessage {
+  readonly type: 'serve';
+  readonly generation: number;
+  readonly config: ConfigSnapshot;
+  /** The error log the master resolved (the configured one, or the `-e` path). */
+  readonly errorLog: readonly ErrorLogTarget[];
+  /** The keys of every `listen` message sent before this one. */
+  readonly listens: readonly string[];
+  /** How long a draining worker lets an idle keep-alive connection send one more request. */
+  readonly drainGraceMs: number;
+}
+
+/** Master to worker: stop accepting, finish what is in flight, exit 0 (nginx's `NGX_CMD_QUIT`). */
+export interface DrainMessage {
+  readonly type: 'drain';
+}
+
+/** Master to worker: close every connection and exit now (nginx's `NGX_CMD_TERMINATE`). */
+export interface TerminateMessage {
+  readonly type: 'terminate';
+}
+
+/** Master to worker: reopen log files (nginx's `NGX_CMD_REOPEN`). */
+export interface ReopenMessage {
+  readonly type: 'reopen';
+}
+
+/** Every message a master sends to a worker. */
+export type MasterToWorker = ListenMessage | ServeMessage | DrainMessage | TerminateMessage | ReopenMessage;
+
+/** Worker to master: the configuration is built and every listening socket is accepting. */
+export interface ReadyMessage {
+  readonly type: 'ready';
+  readonly generation: number;
+}
+
+/** Every message a worker sends to its master. */
+export type WorkerToMaster = ReadyMessage;
+
+/** Daemon child to the foreground process that started it: the master is up, workers are ready. */
+export interface MasterUpMessage {
+  readonly type: 'master-up';
+  readonly pid: number;
+}
+
+const MASTER_TO_WORKER_TYPES: ReadonlySet<string> = new Set(['listen', 'serve', 'drain', 'terminate', 'reopen']);
+
+/** True when an IPC message is one a master sends to a worker. */
+export function isMasterToWorker(message: unknown): message is MasterToWorker {
+  return hasType(message) && MASTER_TO_WORKER_TYPES.has(message.type);
+}
+
+/** True when an IPC message is one a worker sends to its master. */
+export function isWorkerToMaster(message: unknown): message is WorkerToMaster {
+  return hasType(message) && message.type === 'ready' && typeof (message as { generation?: unknown }).generation === 'number';
+}
+
+/** True when an IPC message says a daemonized master is up. */
+export function isMasterUp(message: unknown): message is MasterUpMessage {
+  return hasType(message) && message.type === 'master-up';
+}
+
+function hasType(message: unknown): message is { type: string } {
+  return typeof message === 'object' && message !== null && typeof (message as { type?: unknown }).type === 'string';
+}

@@ -1,0 +1,383 @@
+/**
+ * The master's cycle, after nginx's `ngx_master_process_cycle()` (src/os/unix/ngx_process_cycle.c):
+ * it owns the listening sockets and the pid file, starts and watches the workers, and turns
+ * signals into reloads, shutdowns, log reopening and binary upgrades. It never serves a request.
+ */
+import type { ChildProcess } from 'node:child_process';
+import { channel } from 'node:diagnostics_channel';
+import { constants } from 'node:os';
+import { ConfigError } from '../core/errors.js';
+import type { ErrorLog } from '../core/log.js';
+import { loadGeneration, openErrorLog, type Generation, type GenerationSource } from './generation.js';
+import { spawnMasterWithSockets, type InheritedSockets } from './inherited-sockets.js';
+import type { MasterUpMessage, ServeMessage } from './ipc.js';
+import { ListenError, type ListeningSockets } from './listening-sockets.js';
+import { oldBinaryPidPath, removePidFile, renamePidFile, writePidFile } from './pid-file.js';
+import { WORKER_FATAL_EXIT_CODE } from './worker.js';
+import { WorkerProcess, type WorkerExit } from './worker-process.js';
+
+/** What {@link MasterProcess} runs with; {@link runMaster} builds it. */
+export interface MasterProcessOptions {
+  readonly source: GenerationSource;
+  readonly generation: Generation;
+  readonly sockets: ListeningSockets;
+  readonly log: ErrorLog;
+  readonly inherited: InheritedSockets | undefined;
+  /** True when detached from a terminal: nginx only honours SIGWINCH then (`ngx_daemonized`). */
+  readonly daemonized: boolean;
+  readonly workerModule: string;
+  readonly drainGraceMs: number;
+}
+
+/** How long a reload waits for its new workers before it gives up and keeps the old ones. */
+const READY_TIMEOUT_MS = 30_000;
+/** How long fast shutdown waits before SIGKILL; nginx's master escalates after about a second. */
+const KILL_AFTER_MS = 2_000;
+/** A worker that dies before it was ever ready is restarted after this pause, not in a tight loop. */
+const RESPAWN_PAUSE_MS = 1_000;
+
+/**
+ * Published once per reload attempt: `{ generation, ok: true }`, or `{ generation, ok: false, error }`
+ * with the message that was logged.
+ */
+export const reloadChannel = channel('hitless:reload');
+
+const HANDLED_SIGNALS = ['SIGHUP', 'SIGQUIT', 'SIGTERM', 'SIGINT', 'SIGUSR1', 'SIGUSR2', 'SIGWINCH'] as const;
+
+/** The running master. */
+export class MasterProcess {
+  readonly #options: MasterProcessOptions;
+  readonly #sockets: ListeningSockets;
+  readonly #workers = new Set<WorkerProcess>();
+  readonly #timers = new Set<NodeJS.Timeout>();
+  readonly #handlers = new Map<NodeJS.Signals, () => void>();
+  #log: ErrorLog;
+  #generation: Generation;
+  #pending: Generation | undefined;
+  #reloading = false;
+  #reloadAgain = false;
+  #exiting: 'graceful' | 'fast' | undefined;
+  #noAccepting = false;
+  #newBinary: ChildProcess | undefined;
+  #upReported = false;
+  #finish: (code: number) => void = () => undefined;
+
+  constructor(options: MasterProcessOptions) {
+    this.#options = options;
+    this.#sockets = options.sockets;
+    this.#log = options.log;
+    this.#generation = options.generation;
+  }
+
+  /** Writes the pid file, starts the workers and resolves with the exit status once the master exits. */
+  run(): Promise<number> {
+    process.title = `hitless: master process ${process.argv.slice(1).join(' ')}`;
+    writePidFile(this.#generation.pidPath);
+    const done = new Promise<number>((resolve) => {
+      this.#finish = resolve;
+    });
+    for (const signal of HANDLED_SIGNALS) {
+      const handler = (): void => this.#onSignal(signal);
+      this.#handlers.set(signal, handler);
+      process.on(signal, handler);
+    }
+    // Signal handlers do not keep Node's loop alive, and with no worker (after SIGWINCH) nothing would.
+    this.#timers.add(setInterval(() => undefined, 1 << 30));
+    this.#startWorkers(this.#generation);
+    return done;
+  }
+
+  #onSignal(signal: (typeof HANDLED_SIGNALS)[number]): void {
+    const received = `signal ${constants.signals[signal]} (${signal}) received`;
+    switch (signal) {
+      case 'SIGHUP':
+        this.#log.notice(`${received}, reconfiguring`);
+        // A bug in the reload path must be logged, never take the master (and its sockets) down.
+        this.#reload().catch((err: unknown) => this.#log.alert(`reload failed: ${describe(err)}`));
+        return;
+      case 'SIGQUIT':
+        this.#log.notice(`${received}, shutting down`);
+        this.#shutdown('graceful');
+        return;
+      case 'SIGTERM':
+      case 'SIGINT':
+        this.#log.notice(`${received}, exiting`);
+        this.#shutdown('fast');
+        return;
+      case 'SIGUSR1':
+        this.#log.notice(`${received}, reopening`);
+        this.#reopen();
+        return;
+      case 'SIGWINCH':
+        // A terminal sends SIGWINCH on every resize: nginx acts on it only when daemonized.
+        if (!this.#options.daemonized) {
+          this.#log.notice(received);
+          return;
+        }
+        this.#log.notice(`${received}, stop accepting connections`);
+        this.#noAccepting = true;
+        for (const worker of this.#workers) worker.drain();
+        return;
+      case 'SIGUSR2':
+        this.#changeBinary(received);
+        return;
+    }
+  }
+
+  #startWorkers(generation: Generation): WorkerProcess[] {
+    this.#log.notice('start worker processes');
+    const started: WorkerProcess[] = [];
+    for (let i = 0; i < generation.workerCount; i++) {
+      const worker = this.#spawnWorker(generation);
+      if (worker !== undefined) started.push(worker);
+    }
+    return started;
+  }
+
+  #spawnWorker(generation: Generation): WorkerProcess | undefined {
+    const serve: ServeMessage = {
+      type: 'serve',
+      generation: generation.number,
+      config: generation.snapshot,
+      errorLog: generation.errorLog,
+      listens: generation.listens.map((spec) => spec.key),
+      drainGraceMs: this.#options.drainGraceMs,
+    };
+    let worker: WorkerProcess;
+    try {
+      worker = new WorkerProcess(this.#options.workerModule, serve, this.#sockets);
+    } catch (err) {
+      this.#log.alert(`fork() failed while spawning "worker process": ${describe(err)}`);
+      return undefined;
+    }
+    this.#log.notice(`start worker process ${worker.pid}`);
+    this.#workers.add(worker);
+    worker.ready.then(() => this.#onWorkerReady(), () => undefined);
+    void worker.exited.then((exit) => this.#onWorkerExit(worker, exit));
+    return worker;
+  }
+
+  /** Tells the process that daemonized this master that it is up, once the first workers are ready. */
+  #onWorkerReady(): void {
+    if (this.#upReported || this.#options.inherited?.via !== 'daemon') return;
+    const current = [...this.#workers].filter((worker) => worker.generation === this.#generation.number);
+    if (!current.every((worker) => worker.state === 'ready') || process.send === undefined) return;
+    this.#upReported = true;
+    const up: MasterUpMessage = { type: 'master-up', pid: process.pid };
+    process.send(up, () => process.disconnect?.());
+  }
+
+  #onWorkerExit(worker: WorkerProcess, exit: WorkerExit): void {
+    this.#workers.delete(worker);
+    this.#log.notice(`signal ${constants.signals.SIGCHLD} (SIGCHLD) received from ${worker.pid}`);
+    // ngx_process_get_status(): a signal is an [alert], an exit code a [notice].
+    if (exit.signal !== null) this.#log.alert(`worker process ${worker.pid} exited on signal ${constants.signals[exit.signal]}`);
+    else this.#log.notice(`worker process ${worker.pid} exited with code ${exit.code ?? 0}`);
+
+    const unexpected = !worker.stopRequested && this.#exiting === undefined;
+    if (unexpected && exit.code === WORKER_FATAL_EXIT_CODE) {
+      this.#log.alert(`worker process ${worker.pid} exited with fatal code ${WORKER_FATAL_EXIT_CODE} and cannot be respawned`);
+    } else if (unexpected && worker.generation === this.#generation.number && !this.#noAccepting) {
+      // ngx_reap_children(): a worker that died is replaced at once, with the current configuration.
+      if (worker.wasReady) this.#spawnWorker(this.#generation);
+      else this.#respawnLater();
+    }
+    this.#closeUnusedSockets();
+    if (this.#exiting !== undefined && this.#workers.size === 0) this.#exit();
+  }
+
+  /** A worker that died before it was ever ready would die again at once: pause before the next. */
+  #respawnLater(): void {
+    const timer = setTimeout(() => {
+      this.#timers.delete(timer);
+      if (this.#exiting === undefined && !this.#noAccepting) this.#spawnWorker(this.#generation);
+    }, RESPAWN_PAUSE_MS);
+    this.#timers.add(timer);
+  }
+
+  async #reload(): Promise<void> {
+    if (this.#exiting !== undefined) return;
+    if (this.#reloading) {
+      // Reloads are serialized; signals that arrive meanwhile make one more, as nginx coalesces them.
+      this.#reloadAgain = true;
+      return;
+    }
+    this.#reloading = true;
+    try {
+      do {
+        this.#reloadAgain = false;
+        await this.#reloadOnce();
+      } while (this.#reloadAgain && this.#exiting === undefined);
+    } finally {
+      this.#reloading = false;
+    }
+  }
+
+  async #reloadOnce(): Promise<void> {
+    if (this.#noAccepting && this.#newBinary !== undefined) {
+      // Rolling back an upgrade: the old master starts workers again with the configuration it has.
+      this.#noAccepting = false;
+      this.#startWorkers(this.#generation);
+      return;
+    }
+    this.#noAccepting = false;
+    this.#log.notice('reconfiguring');
+    let next: Generation;
+    let log: ErrorLog;
+    try {
+      next = loadGeneration(this.#options.source, this.#generation.number + 1);
+      this.#sockets.open(next.listens);
+      log = openErrorLog(next.errorLog);
+    } catch (err) {
+      // ngx_init_cycle() failed: the running generation is untouched and keeps serving.
+      if (err instanceof ConfigError) this.#log.write(err.level, err.message);
+      else if (err instanceof ListenError) this.#log.emerg(err.message);
+      else this.#log.emerg(describe(err));
+      this.#closeUnusedSockets();
+      reloadChannel.publish({ generation: this.#generation.number + 1, ok: false, error: describe(err) });
+      return;
+    }
+    this.#pending = next;
+    const fresh = this.#startWorkers(next);
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      await Promise.race([
+        Promise.all(fresh.map((worker) => worker.ready)),
+        new Promise((_, reject) => {
+          timer = setTimeout(() => reject(new Error(`new worker processes were not ready in ${READY_TIMEOUT_MS / 1000}s`)), READY_TIMEOUT_MS);
+        }),
+      ]);
+    } catch (err) {
+      this.#log.alert(`${describe(err)}, keeping the old configuration`);
+      for (const worker of fresh) worker.terminate();
+      log.close();
+      reloadChannel.publish({ generation: next.number, ok: false, error: describe(err) });
+      return;
+    } finally {
+      if (timer !== undefined) clearTimeout(timer);
+      this.#pending = undefined;
+    }
+    if (this.#exiting !== undefined) {
+      log.close();
+      return;
+    }
+    // Only now, with the new workers accepting, do the old ones stop: no moment without a worker.
+    const previous = this.#generation;
+    this.#generation = next;
+    for (const worker of this.#workers) if (worker.generation < next.number) worker.drain();
+    const oldLog = this.#log;
+    this.#log = log;
+    this.#sockets.useLog(log);
+    oldLog.close();
+    if (previous.pidPath !== next.pidPath) {
+      // ngx_init_cycle(): a changed `pid` path gets a new file and the old one is deleted.
+      try {
+        writePidFile(next.pidPath);
+        const failure = removePidFile(previous.pidPath);
+        if (failure !== undefined) this.#log.alert(failure);
+      } catch (err) {
+        this.#log.emerg(describe(err));
+      }
+    }
+    this.#closeUnusedSockets();
+    reloadChannel.publish({ generation: next.number, ok: true });
+  }
+
+  /** Closes the sockets no configuration wants and no living worker was handed. */
+  #closeUnusedSockets(): void {
+    if (this.#exiting !== undefined) return;
+    const wanted = new Set([...this.#generation.listens, ...(this.#pending?.listens ?? [])].map((spec) => spec.key));
+    for (const worker of this.#workers) for (const key of worker.listens) wanted.add(key);
+    for (const key of this.#sockets.keys()) if (!wanted.has(key)) this.#sockets.close(key);
+  }
+
+  #shutdown(kind: 'graceful' | 'fast'): void {
+    if (this.#exiting === 'fast' || this.#exiting === kind) return;
+    this.#exiting = kind;
+    // ngx_close_listening_sockets(): the master stops holding them; a new binary keeps its own copies.
+    this.#sockets.closeAll({ keepUnixFile: this.#newBinary !== undefined });
+    if (kind === 'graceful') {
+      for (const worker of this.#workers) worker.drain();
+    } else {
+      for (const worker of this.#workers) worker.terminate();
+      const timer = setTimeout(() => {
+        for (const worker of this.#workers) worker.kill();
+      }, KILL_AFTER_MS);
+      this.#timers.add(timer);
+    }
+    if (this.#workers.size === 0) this.#exit();
+  }
+
+  #reopen(): void {
+    this.#log.reopen();
+    this.#log.notice('reopening logs');
+    for (const worker of this.#workers) worker.reopen();
+  }
+
+  #changeBinary(received: string): void {
+    const inherited = this.#options.inherited;
+    // ngx_signal_handler(): ignored while the other binary of an upgrade is still running.
+    const otherBinaryRuns = this.#newBinary !== undefined || (inherited?.via === 'upgrade' && process.ppid === inherited.parent);
+    if (otherBinaryRuns || this.#exiting !== undefined) {
+      this.#log.notice(`${received}, ignoring`);
+      return;
+    }
+    this.#log.notice(`${received}, changing binary`);
+    const pidPath = this.#generation.pidPath;
+    const oldPidPath = oldBinaryPidPath(pidPath);
+    const command = process.argv.slice(1).join(' ');
+    const failed = renamePidFile(pidPath, oldPidPath);
+    if (failed !== undefined) {
+      this.#log.alert(`rename() ${pidPath} to ${oldPidPath} failed before executing new binary process "${command}" ${failed}`);
+      return;
+    }
+    let child: ChildProcess;
+    try {
+      child = spawnMasterWithSockets({ via: 'upgrade', sockets: this.#sockets.descriptors(), detached: false, stdio: ['ignore', 'inherit', 'inherit'], ipc: false });
+      if (child.pid === undefined) throw new Error('spawn() returned no pid');
+    } catch (err) {
+      this.#log.alert(`execve() failed while executing new binary process "${command}": ${describe(err)}`);
+      const back = renamePidFile(oldPidPath, pidPath);
+      if (back !== undefined) this.#log.alert(`rename() ${oldPidPath} back to ${pidPath} failed after an attempt to execute new binary process "${command}" ${back}`);
+      return;
+    }
+    child.on('error', () => undefined);
+    child.unref();
+    this.#newBinary = child;
+    this.#log.notice(`start new binary process ${child.pid}`);
+    child.once('exit', (code, signal) => {
+      if (this.#newBinary !== child) return;
+      this.#newBinary = undefined;
+      if (signal !== null) this.#log.alert(`new binary process ${child.pid} exited on signal ${constants.signals[signal]}`);
+      else this.#log.notice(`new binary process ${child.pid} exited with code ${code ?? 0}`);
+      if (this.#exiting !== undefined) return;
+      // ngx_process_get_status(): the old master takes its pid file back and, if its workers
+      // were stopped with SIGWINCH, starts them again.
+      const back = renamePidFile(oldPidPath, pidPath);
+      if (back !== undefined) this.#log.alert(`rename() ${oldPidPath} back to ${pidPath} failed after the new binary process "${command}" exited ${back}`);
+      if (this.#noAccepting) {
+        this.#noAccepting = false;
+        this.#startWorkers(this.#generation);
+      }
+    });
+  }
+
+  #exit(): void {
+    for (const timer of this.#timers) clearTimeout(timer);
+    this.#timers.clear();
+    for (const [signal, handler] of this.#handlers) process.off(signal, handler);
+    this.#handlers.clear();
+    this.#sockets.closeAll({ keepUnixFile: this.#newBinary !== undefined });
+    // ngx_delete_pidfile(): while a new binary runs, this master's file is the .oldbin one.
+    const pidPath = this.#newBinary === undefined ? this.#generation.pidPath : oldBinaryPidPath(this.#generation.pidPath);
+    const failure = removePidFile(pidPath);
+    if (failure !== undefined) this.#log.alert(failure);
+    this.#log.notice('exit');
+    this.#log.close();
+    this.#finish(0);
+  }
+}
+
+function describe(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}

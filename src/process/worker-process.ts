@@ -1,0 +1,135 @@
+/**
+ * The master's side of one worker process: forks it, hands it the listening sockets and the
+ * configuration snapshot, tracks its state and reports how it exited.
+ */
+import { fork, type ChildProcess } from 'node:child_process';
+import type { Server } from 'node:net';
+import { fileURLToPath } from 'node:url';
+import { isWorkerToMaster, type MasterToWorker, type ServeMessage } from './ipc.js';
+import type { ListeningSockets } from './listening-sockets.js';
+
+/** The module forked for each worker unless the master is told otherwise. */
+export const DEFAULT_WORKER_MODULE = fileURLToPath(new URL('./worker-main.js', import.meta.url));
+
+/** How a worker process ended: an exit code, or the signal that killed it. */
+export interface WorkerExit {
+  readonly code: number | null;
+  readonly signal: NodeJS.Signals | null;
+}
+
+/** Where a worker is in its life. */
+export type WorkerState = 'starting' | 'ready' | 'draining' | 'terminating' | 'exited';
+
+/** One worker process, seen from the master. */
+export class WorkerProcess {
+  readonly pid: number;
+  /** The configuration generation this worker serves. */
+  readonly generation: number;
+  /** The keys of the listening sockets it was handed. */
+  readonly listens: readonly string[];
+  /** Settles once the worker is ready; rejects if it exits first. */
+  readonly ready: Promise<void>;
+  /** Settles once the process has exited. */
+  readonly exited: Promise<WorkerExit>;
+  readonly #child: ChildProcess;
+  #state: WorkerState = 'starting';
+  #stopRequested = false;
+  #wasReady = false;
+
+  /** Forks a worker and sends it its sockets and configuration. */
+  constructor(module: string, serve: ServeMessage, sockets: ListeningSockets) {
+    this.#child = fork(module, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    if (this.#child.pid === undefined) throw new Error(`fork() of ${module} failed`);
+    this.pid = this.#child.pid;
+    this.generation = serve.generation;
+    this.listens = serve.listens;
+    this.exited = new Promise((resolve) => {
+      this.#child.once('exit', (code, signal) => {
+        this.#state = 'exited';
+        resolve({ code, signal });
+      });
+    });
+    this.ready = new Promise<void>((resolve, reject) => {
+      this.#child.on('message', (message: unknown) => {
+        if (!isWorkerToMaster(message) || message.generation !== this.generation) return;
+        if (this.#state === 'starting') this.#state = 'ready';
+        this.#wasReady = true;
+        resolve();
+      });
+      void this.exited.then((exit) => reject(new Error(`worker process ${this.pid} exited before it was ready (${exit.signal ?? exit.code})`)));
+    });
+    // A reload that is abandoned does not wait for `ready`; nobody must see an unhandled rejection.
+    this.ready.catch(() => undefined);
+    // Sending to a process that has just died fails with EPIPE; its 'exit' tells the rest.
+    this.#child.on('error', () => undefined);
+    for (const key of serve.listens) {
+      // Node sends raw TCP and Pipe wraps as 'net.Native' handles (lib/internal/child_process.js);
+      // its types only name the wrapper classes.
+      this.#send({ type: 'listen', key }, sockets.handle(key) as unknown as Server);
+    }
+    this.#send(serve);
+  }
+
+  /** Where the worker is in its life. */
+  get state(): WorkerState {
+    return this.#state;
+  }
+
+  /** True once the worker has reported ready, whatever it does since. */
+  get wasReady(): boolean {
+    return this.#wasReady;
+  }
+
+  /** True once the master asked it to stop: its exit is then expected, not a crash. */
+  get stopRequested(): boolean {
+    return this.#stopRequested;
+  }
+
+  /** Asks the worker to stop accepting, finish what is in flight and exit (nginx's QUIT). */
+  drain(): void {
+    if (this.#state === 'exited' || this.#state === 'draining' || this.#state === 'terminating') return;
+    this.#state = 'draining';
+    this.#stopRequested = true;
+    if (!this.#send({ type: 'drain' })) this.#signal('SIGQUIT');
+  }
+
+  /** Asks the worker to close every connection and exit now (nginx's TERM). */
+  terminate(): void {
+    if (this.#state === 'exited' || this.#state === 'terminating') return;
+    this.#state = 'terminating';
+    this.#stopRequested = true;
+    if (!this.#send({ type: 'terminate' })) this.#signal('SIGTERM');
+  }
+
+  /** Asks the worker to reopen its log files. */
+  reopen(): void {
+    if (this.#state !== 'exited') this.#send({ type: 'reopen' });
+  }
+
+  /** Kills the process outright (a worker that ignored `terminate`). */
+  kill(): void {
+    this.#stopRequested = true;
+    this.#signal('SIGKILL');
+  }
+
+  #send(message: MasterToWorker, handle?: Server): boolean {
+    if (!this.#child.connected) return false;
+    try {
+      // send() returning false only means Node queued the message; it is still delivered in order.
+      if (handle === undefined) this.#child.send(message, () => undefined);
+      else this.#child.send(message, handle, () => undefined);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  #signal(signal: NodeJS.Signals): void {
+    if (this.#state === 'exited') return;
+    try {
+      this.#child.kill(signal);
+    } catch {
+      // Already gone: its 'exit' event reports it.
+    }
+  }
+}

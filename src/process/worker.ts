@@ -1,0 +1,181 @@
+/**
+ * A worker process: it rebuilds the configuration the master validated from the file texts the
+ * master sends (never from the disk, which may have changed since), serves it on the listening
+ * sockets the master hands over, and stops when told, as nginx's `ngx_worker_process_cycle()`
+ * does: a graceful stop closes the listening sockets first, then lets connections finish.
+ */
+import { Server } from 'node:net';
+import { loadConfig } from '../conf/loader.js';
+import type { HitlessConfig } from '../conf/model.js';
+import { createRegistry } from '../conf/modules.js';
+import { snapshotSource } from '../conf/parser.js';
+import { ErrorLog } from '../core/log.js';
+import { HttpRuntime, collectListens } from '../http/runtime.js';
+import { isMasterToWorker, type ServeMessage, type WorkerToMaster } from './ipc.js';
+
+/** What a worker serves a configuration generation with; {@link HttpRuntime} by default. */
+export interface ServingRuntime {
+  attach(key: string, server: Server): void;
+  drain(options: { graceMs?: number }): Promise<void>;
+  close(): void;
+  reopenLogs(): void;
+}
+
+/** Options of {@link runWorker}. */
+export interface WorkerOptions {
+  /** Builds the runtime for a configuration. Default: `new HttpRuntime(config, { log })`. */
+  readonly createRuntime?: (config: HitlessConfig, log: ErrorLog) => ServingRuntime;
+}
+
+/** nginx exits a worker with 2 when it cannot start (`NGX_ERROR` in init); the master does not respawn it. */
+export const WORKER_FATAL_EXIT_CODE = 2;
+
+/** Runs this process as a worker: listens for the master's messages until told to stop. */
+export function runWorker(options: WorkerOptions = {}): void {
+  process.title = 'hitless: worker process';
+  const worker = new WorkerProcessCycle(options.createRuntime ?? ((config, log) => new HttpRuntime(config, { log })));
+  process.on('message', (message: unknown, handle: unknown) => worker.receive(message, handle));
+  // The master is gone (SIGKILL, crash): stop gracefully rather than serve on, unsupervised.
+  process.on('disconnect', () => void worker.drain());
+  // nginx's workers take the same signals as the master's channel commands (ngx_signal_handler);
+  // SIGHUP, SIGUSR2 and SIGWINCH are for the master only and must not kill a worker.
+  process.on('SIGTERM', () => worker.terminate());
+  process.on('SIGINT', () => worker.terminate());
+  process.on('SIGQUIT', () => void worker.drain());
+  process.on('SIGUSR1', () => worker.reopen());
+  for (const ignored of ['SIGHUP', 'SIGUSR2', 'SIGWINCH'] as const) process.on(ignored, () => undefined);
+}
+
+class WorkerProcessCycle {
+  readonly #createRuntime: (config: HitlessConfig, log: ErrorLog) => ServingRuntime;
+  readonly #handles = new Map<string, unknown>();
+  readonly #servers: Server[] = [];
+  #log: ErrorLog = ErrorLog.stderr();
+  #runtime: ServingRuntime | undefined;
+  #config: HitlessConfig | undefined;
+  #drainGraceMs = 0;
+  #stopping = false;
+
+  constructor(createRuntime: (config: HitlessConfig, log: ErrorLog) => ServingRuntime) {
+    this.#createRuntime = createRuntime;
+  }
+
+  receive(message: unknown, handle: unknown): void {
+    if (!isMasterToWorker(message)) return;
+    switch (message.type) {
+      case 'listen':
+        this.#handles.set(message.key, handle);
+        return;
+      case 'serve':
+        this.#serve(message).catch((err: unknown) => this.#fail(err));
+        return;
+      case 'drain':
+        void this.drain();
+        return;
+      case 'terminate':
+        this.terminate();
+        return;
+      case 'reopen':
+        this.reopen();
+        return;
+    }
+  }
+
+  async #serve(message: ServeMessage): Promise<void> {
+    const snapshot = message.config;
+    this.#log = new ErrorLog(message.errorLog);
+    this.#drainGraceMs = message.drainGraceMs;
+    const config = loadConfig({
+      file: snapshot.file,
+      prefix: snapshot.prefix,
+      ...(snapshot.params === undefined ? {} : { params: snapshot.params }),
+      source: snapshotSource(snapshot.files),
+      registry: createRegistry(),
+    });
+    this.#config = config;
+    const runtime = this.#createRuntime(config, this.#log);
+    this.#runtime = runtime;
+    const backlogs = new Map(collectListens(config).map((spec) => [spec.key, spec.backlog]));
+    const listening: Promise<void>[] = [];
+    for (const key of message.listens) {
+      const handle = this.#handles.get(key);
+      if (handle === undefined) throw new Error(`the master sent no socket for ${key}`);
+      const server = new Server();
+      listening.push(new Promise((resolve, reject) => {
+        server.once('listening', resolve);
+        server.once('error', reject);
+      }));
+      // listen(handle) on a raw TCP wrap adopts it (lib/net.js Server.prototype.listen); attaching in
+      // the same tick means no accepted connection can be emitted before the runtime listens for it.
+      server.listen(handle, backlogs.get(key) ?? 511);
+      runtime.attach(key, server);
+      this.#servers.push(server);
+    }
+    this.#handles.clear();
+    await Promise.all(listening);
+    if (this.#stopping) return;
+    const ready: WorkerToMaster = { type: 'ready', generation: message.generation };
+    process.send?.(ready);
+  }
+
+  /** Stops accepting, lets the runtime finish what is in flight, and exits 0. */
+  async drain(): Promise<void> {
+    if (this.#stopping) return;
+    this.#stopping = true;
+    this.#log.notice('gracefully shutting down');
+    // Closing our copy of each listening socket leaves it open in the master and the new
+    // workers: connections queued in the kernel's accept queue wait there for them.
+    for (const server of this.#servers) server.close();
+    const runtime = this.#runtime;
+    if (runtime !== undefined) {
+      const shutdownTimeout = this.#config?.main.get('worker_shutdown_timeout');
+      let timer: NodeJS.Timeout | undefined;
+      const expired = new Promise<void>((resolve) => {
+        if (shutdownTimeout === undefined) return;
+        // worker_shutdown_timeout: nginx's ngx_shutdown_timer_handler() closes what is left.
+        timer = setTimeout(() => {
+          runtime.close();
+          resolve();
+        }, shutdownTimeout);
+      });
+      try {
+        await Promise.race([runtime.drain({ graceMs: this.#drainGraceMs }), expired]);
+      } catch (err) {
+        this.#log.alert(`drain failed: ${describe(err)}`);
+        runtime.close();
+      } finally {
+        if (timer !== undefined) clearTimeout(timer);
+      }
+    }
+    this.#exit(0);
+  }
+
+  /** Closes every connection and exits at once. */
+  terminate(): void {
+    this.#stopping = true;
+    for (const server of this.#servers) server.close();
+    this.#runtime?.close();
+    this.#exit(0);
+  }
+
+  reopen(): void {
+    this.#log.reopen();
+    this.#runtime?.reopenLogs();
+  }
+
+  #fail(err: unknown): void {
+    this.#log.emerg(describe(err));
+    this.#exit(WORKER_FATAL_EXIT_CODE);
+  }
+
+  #exit(code: number): never {
+    // ngx_worker_process_exit(): "exiting" once connections are done, then "exit".
+    this.#log.notice('exiting');
+    this.#log.notice('exit');
+    process.exit(code);
+  }
+}
+
+function describe(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
