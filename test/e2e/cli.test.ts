@@ -72,8 +72,10 @@ describe('bin/hitless: nginx\'s command line', () => {
     assert.equal(lines[1], `built with OpenSSL ${process.versions.openssl} on Node.js ${process.version}`);
     assert.equal(lines[2], 'TLS SNI support enabled');
     assert.match(lines[3] ?? '', /^configure arguments: --prefix=\S+ /);
-    // Not built yet: proxying and TLS must not be claimed.
-    assert.match(lines[3] ?? '', / --without-http_proxy_module( |$)/);
+    // What exists is not disowned, what does not exist is not claimed.
+    assert.doesNotMatch(lines[3] ?? '', /--without-http_proxy_module/);
+    assert.doesNotMatch(lines[3] ?? '', /--without-http_upstream_keepalive_module/);
+    assert.match(lines[3] ?? '', / --without-http_gzip_module( |$)/);
     assert.doesNotMatch(lines[3] ?? '', /--with-http_ssl_module/);
     assert.match(lines[3] ?? '', / --with-stream( |$)/);
   });
