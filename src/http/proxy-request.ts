@@ -78,11 +78,11 @@ export function clientResponseHeaders(
 ): string[] {
   const out: string[] = [];
   const headers = head.headers;
-  const listed = new Set(head.connection);
+  const listed = head.connection.length === 0 ? undefined : new Set(head.connection);
   for (let i = 0; i < headers.length; i += 2) {
     const name = headers[i] as string;
     const key = name.toLowerCase();
-    if (((HIDDEN_RESPONSE_HEADERS.has(key) || hide.has(key)) && !pass.has(key)) || listed.has(key)) continue;
+    if (((HIDDEN_RESPONSE_HEADERS.has(key) || hide.has(key)) && !pass.has(key)) || listed?.has(key)) continue;
     let value = headers[i + 1] as string;
     if (rewriteLocation !== undefined && (key === 'location' || key === 'refresh')) value = rewriteLocation(value);
     out.push(name, value);

@@ -260,7 +260,7 @@ class ProxyAttempts {
   }
 
   #record(peer: Peer, failed: boolean, start: number): void {
-    (this.#ctx.request.upstreamResponseTime ??= []).push(((Date.now() - start) / 1000).toFixed(3));
+    (this.#ctx.request.upstreamResponseTime ??= []).push(Date.now() - start);
     if (this.#group.record(peer, failed)) {
       this.#ctx.log.warn(`upstream server temporarily disabled${where(this.#ctx, peer)}`, this.#ctx.conn.number);
     }

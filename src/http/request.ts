@@ -54,7 +54,8 @@ export class HttpRequest {
   /** `$upstream_addr`, `$upstream_status`, `$upstream_response_time`: one entry per peer tried. */
   upstreamAddr: string[] | undefined;
   upstreamStatus: string[] | undefined;
-  upstreamResponseTime: string[] | undefined;
+  /** In milliseconds; formatted only when a log reads it. */
+  upstreamResponseTime: number[] | undefined;
 
   constructor(head: RequestLine, connection: ConnectionInfo, startMs: number) {
     this.head = head;

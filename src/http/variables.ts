@@ -95,7 +95,7 @@ const HTTP_VARIABLES: Readonly<Record<string, Getter>> = {
   },
   upstream_addr: (r) => r.upstreamAddr?.join(', '),
   upstream_status: (r) => r.upstreamStatus?.join(', '),
-  upstream_response_time: (r) => r.upstreamResponseTime?.join(', '),
+  upstream_response_time: (r) => r.upstreamResponseTime?.map(seconds).join(', '),
   hostname: () => HOSTNAME,
 };
 

@@ -5,6 +5,7 @@
  * anything while idle, leaves the pool at once, so it is never handed out dead when that is knowable.
  */
 import type { Socket } from 'node:net';
+import { setTimeoutOnce } from '../http/h1/socket-timeout.js';
 
 /** Limits of one pool, as the `upstream` block sets them. */
 export interface PoolLimits {
@@ -18,7 +19,18 @@ export interface PoolLimits {
   readonly idleTimeoutMs: number;
 }
 
-/** A connection to one peer, with what the pool needs to know about it. */
+/** Whoever owns an upstream connection right now: an exchange, or the pool while it is idle. */
+export interface UpstreamSocketOwner {
+  onData(chunk: Buffer): void;
+  /** The upstream closed its side, the socket closed, failed or timed out. */
+  onGone(err: Error | undefined, why: 'end' | 'close' | 'error' | 'timeout'): void;
+}
+
+/**
+ * A connection to one peer, with what the pool needs to know about it. Its socket listeners are
+ * installed once and dispatch to the current owner: adding and removing listeners per request and
+ * per pool visit cost more than the rest of the request's bookkeeping.
+ */
 export class UpstreamConnection {
   readonly socket: Socket;
   /** The peer it goes to (`127.0.0.1:8080`). */
@@ -26,6 +38,9 @@ export class UpstreamConnection {
   readonly createdAt = Date.now();
   /** Requests sent on it so far. */
   requests = 0;
+  /** The exchange or pool it belongs to now; events with no owner are dropped (the socket is being destroyed). */
+  owner: UpstreamSocketOwner | undefined;
+
   /** True once it has carried a request before the current one (a retry on failure is safe then). */
   get reused(): boolean {
     return this.requests > 1;
@@ -34,6 +49,11 @@ export class UpstreamConnection {
   constructor(socket: Socket, peer: string) {
     this.socket = socket;
     this.peer = peer;
+    socket.on('data', (chunk: Buffer) => this.owner?.onData(chunk));
+    socket.on('end', () => this.owner?.onGone(undefined, 'end'));
+    socket.on('close', () => this.owner?.onGone(undefined, 'close'));
+    socket.on('error', (err) => this.owner?.onGone(err, 'error'));
+    socket.on('timeout', () => this.owner?.onGone(undefined, 'timeout'));
   }
 }
 
@@ -41,7 +61,6 @@ export class UpstreamConnection {
 export class ConnectionPool {
   readonly #limits: PoolLimits;
   readonly #idle: UpstreamConnection[] = [];
-  readonly #watchers = new Map<UpstreamConnection, { onGone: () => void; timer: NodeJS.Timeout }>();
 
   constructor(limits: PoolLimits) {
     this.#limits = limits;
@@ -106,31 +125,18 @@ export class ConnectionPool {
 
   #watch(connection: UpstreamConnection): void {
     const socket = connection.socket;
+    // Anything arriving on an idle connection (data, FIN, error, keepalive_timeout) means it cannot carry a request.
     const onGone = (): void => {
       const index = this.#idle.indexOf(connection);
       if (index !== -1) this.#idle.splice(index, 1);
-      this.#unwatch(connection);
+      connection.owner = undefined;
       socket.destroy();
     };
-    // Anything arriving on an idle connection (data, FIN, error) means it cannot carry a request.
-    socket.on('data', onGone);
-    socket.on('end', onGone);
-    socket.on('close', onGone);
-    socket.on('error', onGone);
-    const timer = setTimeout(onGone, this.#limits.idleTimeoutMs);
-    timer.unref();
-    this.#watchers.set(connection, { onGone, timer });
+    connection.owner = { onData: onGone, onGone };
+    setTimeoutOnce(socket, this.#limits.idleTimeoutMs);
   }
 
   #unwatch(connection: UpstreamConnection): void {
-    const watcher = this.#watchers.get(connection);
-    if (watcher === undefined) return;
-    this.#watchers.delete(connection);
-    clearTimeout(watcher.timer);
-    const socket = connection.socket;
-    socket.off('data', watcher.onGone);
-    socket.off('end', watcher.onGone);
-    socket.off('close', watcher.onGone);
-    socket.off('error', watcher.onGone);
+    connection.owner = undefined;
   }
 }

@@ -11,6 +11,7 @@ import { ChunkedParser } from './chunked.js';
 import { DEFAULT_HEAD_LIMITS, HttpParseError, parseRequestHead, type HeadLimits, type RequestHead } from './head-parser.js';
 import { httpDate, responseHasNoBody, statusLine } from './response-head.js';
 import { specialPage } from '../responses.js';
+import { setTimeoutOnce } from './socket-timeout.js';
 
 /** Settings of a connection, from the default server of the socket it arrived on. */
 export interface H1ConnectionOptions {
@@ -188,7 +189,7 @@ export class H1ServerConnection {
   #parseNext(): void {
     const buf = this.#buf;
     if (buf === undefined) {
-      this.socket.setTimeout(this.#draining ? 0 : this.#idleTimeoutMs);
+      setTimeoutOnce(this.socket, this.#draining ? 0 : this.#idleTimeoutMs);
       return;
     }
     let head: RequestHead | undefined;
@@ -199,13 +200,14 @@ export class H1ServerConnection {
       return;
     }
     if (head === undefined) {
-      this.socket.setTimeout(this.#headerTimeoutMs);
+      setTimeoutOnce(this.socket, this.#headerTimeoutMs);
       return;
     }
     this.#buf = head.headBytes === buf.length ? undefined : buf.subarray(head.headBytes);
     this.requests++;
     this.#phase = Phase.Exchange;
-    this.socket.setTimeout(0);
+    // The idle timer stays armed while the handler works: #onTimeout ignores it unless the
+    // exchange is reading a body or waiting on a slow client. Re-arming it per request costs more.
     const exchange = new H1Exchange(this, head);
     this.#exchange = exchange;
     try {
@@ -262,6 +264,7 @@ export class H1ServerConnection {
       this.#exchange?.onTimeout();
       return;
     }
+    if (this.#phase === Phase.Head && this.idle && this.#draining) return;
     this.socket.destroy();
   }
 
@@ -376,7 +379,7 @@ export class H1Exchange {
     };
     this.#bodyEnd = onEnd;
     if (this.head.expectContinue && this.head.versionMinor === 1) this.connection.socket.write('HTTP/1.1 100 Continue\r\n\r\n');
-    this.connection.socket.setTimeout(this.connection.bodyTimeoutMs);
+    setTimeoutOnce(this.connection.socket, this.connection.bodyTimeoutMs);
     this.onInput();
   }
 
@@ -386,7 +389,6 @@ export class H1Exchange {
     this.#bodyEnd = undefined;
     if (err === undefined) this.#bodyDone = true;
     else this.keepAlive = false;
-    this.connection.socket.setTimeout(0);
     end?.(err);
   }
 
@@ -427,13 +429,15 @@ export class H1Exchange {
     } else this.#finishBody(undefined);
   }
 
-  /** @internal The socket was idle too long while this exchange was reading the body or sending. */
+  #waitingOnClient = false;
+
+  /** @internal The socket's timer fired during this exchange: only a body read or a slow client counts. */
   onTimeout(): void {
     if (this.#bodyEnd !== undefined) {
       this.#finishBody(new HttpParseError(408, 'client timed out'));
       return;
     }
-    this.connection.socket.destroy();
+    if (this.#waitingOnClient) this.connection.socket.destroy();
   }
 
   /** @internal The client closed the connection. */
@@ -510,14 +514,17 @@ export class H1Exchange {
       ok = socket.write(chunk);
       this.bytesSent += size;
     }
-    if (!ok) socket.setTimeout(this.connection.sendTimeoutMs);
+    if (!ok) {
+      this.#waitingOnClient = true;
+      setTimeoutOnce(socket, this.connection.sendTimeoutMs);
+    }
     return ok;
   }
 
   /** Calls `listener` once the client has taken what was written. */
   onDrain(listener: () => void): void {
     this.connection.socket.once('drain', () => {
-      this.connection.socket.setTimeout(0);
+      this.#waitingOnClient = false;
       listener();
     });
   }
@@ -549,7 +556,7 @@ export class H1Exchange {
 
   #complete(): void {
     const connection = this.connection;
-    connection.socket.resume();
+    if (connection.socket.isPaused()) connection.socket.resume();
     connection.exchangeDone(this, this.#keepAliveSent && this.keepAlive);
   }
 }

@@ -7,6 +7,7 @@
 import { ChunkedParser } from './chunked.js';
 import { DEFAULT_HEAD_LIMITS, HttpParseError, parseResponseHead, type HeadLimits, type ResponseHead } from './head-parser.js';
 import type { UpstreamConnection } from '../../upstream/connection-pool.js';
+import { setTimeoutOnce } from './socket-timeout.js';
 
 /** Where in the exchange a failure happened, which decides whether nginx would try the next peer. */
 export type UpstreamFailurePhase = 'send' | 'header' | 'body';
@@ -66,11 +67,6 @@ export class UpstreamExchange {
   #chunked: ChunkedParser | undefined;
   #untilClose = false;
   #gotBytes = false;
-  readonly #onData = (chunk: Buffer): void => this.#receive(chunk);
-  readonly #onEnd = (): void => this.#closed(undefined);
-  readonly #onClose = (): void => this.#closed(undefined);
-  readonly #onError = (err: Error): void => this.#closed(err);
-  readonly #onTimeout = (): void => this.#timedOut();
 
   constructor(connection: UpstreamConnection, method: string, handlers: UpstreamResponseHandlers, timeouts: UpstreamTimeouts) {
     this.connection = connection;
@@ -78,12 +74,10 @@ export class UpstreamExchange {
     this.#handlers = handlers;
     this.#timeouts = timeouts;
     connection.requests++;
-    const socket = connection.socket;
-    socket.on('data', this.#onData);
-    socket.on('end', this.#onEnd);
-    socket.on('close', this.#onClose);
-    socket.on('error', this.#onError);
-    socket.on('timeout', this.#onTimeout);
+    connection.owner = {
+      onData: (chunk) => this.#receive(chunk),
+      onGone: (err, why) => (why === 'timeout' ? this.#timedOut() : this.#closed(err)),
+    };
   }
 
   /** The response head, once received. */
@@ -94,7 +88,6 @@ export class UpstreamExchange {
   /** Writes the request head and body; the response is read as it comes. */
   send(head: string, body: readonly Buffer[] | undefined): void {
     const socket = this.connection.socket;
-    socket.setTimeout(this.#timeouts.sendTimeoutMs);
     socket.cork();
     socket.write(head, 'latin1');
     let flushed = true;
@@ -102,10 +95,13 @@ export class UpstreamExchange {
     socket.uncork();
     const waitForResponse = (): void => {
       if (this.#phase === Phase.Sending) this.#phase = Phase.Head;
-      socket.setTimeout(this.#timeouts.readTimeoutMs);
+      setTimeoutOnce(socket, this.#timeouts.readTimeoutMs);
     };
     if (flushed) waitForResponse();
-    else socket.once('drain', waitForResponse);
+    else {
+      setTimeoutOnce(socket, this.#timeouts.sendTimeoutMs);
+      socket.once('drain', waitForResponse);
+    }
   }
 
   /** Stops reading (the client is slow); {@link resume} starts again. */
@@ -242,13 +238,7 @@ export class UpstreamExchange {
   }
 
   #detach(): void {
-    const socket = this.connection.socket;
-    socket.setTimeout(0);
-    socket.off('data', this.#onData);
-    socket.off('end', this.#onEnd);
-    socket.off('close', this.#onClose);
-    socket.off('error', this.#onError);
-    socket.off('timeout', this.#onTimeout);
+    this.connection.owner = undefined;
   }
 }
 
