@@ -5,7 +5,7 @@
  * h1/server-connection.ts; this file keeps the set of them and knows when the last one is gone.
  */
 import type { Socket } from 'node:net';
-import type { H1ServerConnection } from './h1/server-connection.js';
+import type { ProtocolConnection } from './exchange.js';
 import type { CompiledServer } from './generation.js';
 import type { ConnectionInfo } from './request.js';
 import type { VirtualHosts } from './server-names.js';
@@ -16,7 +16,7 @@ export const DEFAULT_DRAIN_GRACE_MS = 1000;
 /** One accepted client connection and what requests on it need to know. */
 export class ClientConnection implements ConnectionInfo {
   readonly socket: Socket;
-  readonly protocol: H1ServerConnection;
+  readonly protocol: ProtocolConnection;
   /** The virtual servers of the address:port the connection arrived on. */
   readonly hosts: VirtualHosts<CompiledServer>;
   readonly remoteAddress: string;
@@ -24,7 +24,7 @@ export class ClientConnection implements ConnectionInfo {
   readonly localAddress: string;
   readonly localPort: string;
 
-  constructor(protocol: H1ServerConnection, hosts: VirtualHosts<CompiledServer>) {
+  constructor(protocol: ProtocolConnection, hosts: VirtualHosts<CompiledServer>) {
     const socket = protocol.socket;
     this.socket = socket;
     this.protocol = protocol;

@@ -8,7 +8,7 @@ import type { ErrorLog } from '../core/log.js';
 import { logRequest } from './access-log.js';
 import type { ClientConnection } from './connections.js';
 import type { CompiledServer, LevelConfig } from './generation.js';
-import type { H1Exchange } from './h1/server-connection.js';
+import type { HttpExchange } from './exchange.js';
 import { ADD_HEADER_STATUSES } from './headers-module.js';
 import type { CompiledProxy } from './proxy-config.js';
 import { proxyRequest } from './proxy.js';
@@ -35,7 +35,7 @@ export class RequestHandler {
   }
 
   /** One request, parsed by the connection. */
-  handle(conn: ClientConnection, exchange: H1Exchange): void {
+  handle(conn: ClientConnection, exchange: HttpExchange): void {
     const request = new HttpRequest(exchange.head, conn, Date.now());
     let level: LevelConfig = conn.hosts.defaultServer.level;
     exchange.onFinish(() => {
@@ -104,7 +104,7 @@ export class RequestHandler {
   }
 
   /** The content phase of a proxy_pass location. */
-  #proxy(conn: ClientConnection, request: HttpRequest, exchange: H1Exchange, level: LevelConfig): void {
+  #proxy(conn: ClientConnection, request: HttpRequest, exchange: HttpExchange, level: LevelConfig): void {
     const proxy = level.proxy as CompiledProxy;
     request.proxyHost = proxy.proxyHost;
     proxyRequest({
@@ -125,7 +125,7 @@ export class RequestHandler {
   }
 
   /** The header filter and the response itself. */
-  #send(conn: ClientConnection, request: HttpRequest, exchange: H1Exchange, level: LevelConfig, plan: ResponsePlan): void {
+  #send(conn: ClientConnection, request: HttpRequest, exchange: HttpExchange, level: LevelConfig, plan: ResponsePlan): void {
     const status = plan.status;
     request.status = status;
     if (status === 444) {
@@ -148,7 +148,7 @@ export class RequestHandler {
   }
 
   /** The keep-alive settings of the level that answers (nginx decides them per location). */
-  applyLevel(exchange: H1Exchange, conn: ClientConnection, level: LevelConfig, close: boolean): void {
+  applyLevel(exchange: HttpExchange, conn: ClientConnection, level: LevelConfig, close: boolean): void {
     if (close || level.keepaliveTimeoutMs === 0 || conn.requests >= level.keepaliveRequests) exchange.keepAlive = false;
     exchange.keepaliveTimeoutMs = level.keepaliveTimeoutMs;
     exchange.keepaliveHeaderSeconds = level.keepaliveHeaderSeconds;

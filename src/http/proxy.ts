@@ -10,7 +10,7 @@ import { channel } from 'node:diagnostics_channel';
 import type { ErrorLog } from '../core/log.js';
 import { ChunkedParser } from './h1/chunked.js';
 import { HttpParseError, type ResponseHead } from './h1/head-parser.js';
-import type { H1Exchange } from './h1/server-connection.js';
+import type { HttpExchange } from './exchange.js';
 import { UpstreamExchange, UpstreamFailure } from './h1/upstream-exchange.js';
 import type { ClientConnection } from './connections.js';
 import type { CompiledProxy } from './proxy-config.js';
@@ -31,7 +31,7 @@ const READ_AHEAD_BYTES = 1024 * 1024;
 
 /** What the proxy needs from the handler that called it. */
 export interface ProxyContext {
-  readonly exchange: H1Exchange;
+  readonly exchange: HttpExchange;
   readonly request: HttpRequest;
   readonly conn: ClientConnection;
   readonly proxy: CompiledProxy;
@@ -181,7 +181,7 @@ class ProxyAttempts {
         },
         onData: (chunk) => {
           if (tunnel) {
-            exchange.connection.socket.write(chunk);
+            this.#ctx.conn.socket.write(chunk);
             return;
           }
           if (decoder !== undefined) {
@@ -310,7 +310,7 @@ class ProxyAttempts {
     headers.push('Connection', 'upgrade');
     exchange.writeHead(101, headers, 0);
     const clientSocket = conn.socket;
-    const early = conn.protocol.detach();
+    const early = conn.protocol.detach?.();
     exchange.end();
     if (early !== undefined) upstreamSocket.write(early);
     upstreamSocket.setTimeout(0);
@@ -331,7 +331,7 @@ class ProxyAttempts {
     const flushed = exchange.write(chunk);
     if (flushed) return;
     // proxy_buffering on reads ahead of a slow client, within a bound; off keeps the client's pace.
-    if (proxy.buffering && exchange.connection.socket.writableLength < READ_AHEAD_BYTES) return;
+    if (proxy.buffering && exchange.pendingBytes < READ_AHEAD_BYTES) return;
     upstream.pause();
     exchange.onDrain(() => upstream.resume());
   }

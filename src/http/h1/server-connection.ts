@@ -12,6 +12,7 @@ import { DEFAULT_HEAD_LIMITS, HttpParseError, parseRequestHead, type HeadLimits,
 import { httpDate, responseHasNoBody, statusLine } from './response-head.js';
 import { specialPage } from '../responses.js';
 import { setTimeoutOnce } from './socket-timeout.js';
+import type { HttpExchange, ProtocolConnection } from '../exchange.js';
 
 /** Settings of a connection, from the default server of the socket it arrived on. */
 export interface H1ConnectionOptions {
@@ -54,7 +55,7 @@ export type Framing = number | 'chunked' | 'raw' | 'close';
 let nextConnectionId = 1;
 
 /** One client connection speaking HTTP/1.x. */
-export class H1ServerConnection {
+export class H1ServerConnection implements ProtocolConnection {
   readonly socket: Socket;
   /** nginx's `$connection`: a serial number unique within the worker. */
   readonly id = nextConnectionId++;
@@ -288,7 +289,7 @@ function errorPage(status: number): string {
 }
 
 /** One request and its response on an {@link H1ServerConnection}. */
-export class H1Exchange {
+export class H1Exchange implements HttpExchange {
   readonly connection: H1ServerConnection;
   readonly head: RequestHead;
   /** `performance.now()` when the head was parsed, for `$request_time`. */
@@ -348,6 +349,11 @@ export class H1Exchange {
 
   #runFinish(): void {
     for (const listener of this.#finishListeners.splice(0)) listener();
+  }
+
+  /** Bytes written to the socket but not yet taken by the client. */
+  get pendingBytes(): number {
+    return this.connection.socket.writableLength;
   }
 
   /** True when the request has a body still to read. */

@@ -1,0 +1,50 @@
+/**
+ * What the HTTP layer needs from a protocol: one request and its response (an HTTP/1 exchange or
+ * an HTTP/2 stream), and the client connection that carries it. The handler and the proxy are
+ * written against these, so that a protocol is only a new implementation of both.
+ */
+import type { Socket } from 'node:net';
+import type { Framing } from './h1/server-connection.js';
+import type { RequestLine } from './request.js';
+
+/** A client connection, whatever its protocol. */
+export interface ProtocolConnection {
+  /** `$connection`. */
+  readonly id: number;
+  /** Requests received so far (`$connection_requests`). */
+  readonly requests: number;
+  readonly socket: Socket;
+  /** Graceful: the next response says the connection closes (HTTP/1 `Connection: close`, HTTP/2 GOAWAY); idle ones close after `graceMs`. */
+  drain(graceMs: number): void;
+  /** Closes at once. */
+  destroy(): void;
+  /** Calls `listener` once the connection has closed. */
+  onClose(listener: () => void): void;
+  /** Hands the socket to a tunnel after a 101; undefined when the protocol cannot (HTTP/2). */
+  detach?(): Buffer | undefined;
+}
+
+/** One request and its response. */
+export interface HttpExchange {
+  readonly head: RequestLine;
+  readonly connection: ProtocolConnection;
+  readonly headersSent: boolean;
+  readonly aborted: boolean;
+  readonly bodyBytesSent: number;
+  /** True when the request has a body still to read. */
+  readonly hasBody: boolean;
+  keepAlive: boolean;
+  keepaliveTimeoutMs: number;
+  keepaliveHeaderSeconds: number | undefined;
+  ownServerAndDate: boolean;
+  /** Bytes written but not yet taken by the client, for read-ahead limits. */
+  readonly pendingBytes: number;
+  readBody(limit: number, onData: (data: Buffer) => void, onEnd: (err: Error | undefined) => void): void;
+  writeHead(status: number, headers: readonly string[], framing: Framing): void;
+  write(chunk: Buffer | string): boolean;
+  onDrain(listener: () => void): void;
+  end(chunk?: Buffer | string): void;
+  respond(status: number, headers: readonly string[], body: Buffer | string): void;
+  onAbort(listener: () => void): void;
+  onFinish(listener: () => void): void;
+}
