@@ -9,6 +9,7 @@ import { compileTemplate, type CompiledTemplate, type VariableTable } from '../c
 import type { HitlessConfig } from '../conf/model.js';
 import type { ConfBlockView } from '../conf/registry.js';
 import { AccessLogs, type AccessLogger } from './access-log.js';
+import { compileErrorPages, type CompiledErrorPage } from './error-pages.js';
 import { compileProxy, type CompiledProxy } from './proxy-config.js';
 import { buildUpstreamGroups, type UpstreamGroup } from '../upstream/group.js';
 import { serversOf } from './core-module.js';
@@ -45,6 +46,12 @@ export interface LevelConfig {
   readonly defaultType: string;
   /** The location's `proxy_pass`, compiled; undefined when it has none. */
   readonly proxy: CompiledProxy | undefined;
+  /** `error_page` by status; undefined when the level has none. */
+  readonly errorPages: ReadonlyMap<number, CompiledErrorPage> | undefined;
+  /** `client_header_timeout`, `client_body_timeout`, `send_timeout`, in ms. */
+  readonly clientHeaderTimeoutMs: number;
+  readonly clientBodyTimeoutMs: number;
+  readonly sendTimeoutMs: number;
 }
 
 /** A virtual server. */
@@ -130,6 +137,10 @@ export class HttpGeneration {
       keepaliveRequests: block.get('keepalive_requests'),
       defaultType: block.get('default_type'),
       proxy: this.#compileProxy(block),
+      errorPages: compileErrorPages(block.get('error_page'), table),
+      clientHeaderTimeoutMs: block.context === 'server' ? block.get('client_header_timeout') : 60_000,
+      clientBodyTimeoutMs: block.get('client_body_timeout'),
+      sendTimeoutMs: block.get('send_timeout'),
     };
   }
 

@@ -10,6 +10,7 @@ import type { ClientConnection } from './connections.js';
 import type { CompiledServer, LevelConfig } from './generation.js';
 import type { HttpExchange } from './exchange.js';
 import { ADD_HEADER_STATUSES } from './headers-module.js';
+import { errorPageAction } from './error-pages.js';
 import type { CompiledProxy } from './proxy-config.js';
 import { proxyRequest } from './proxy.js';
 import { HttpRequest } from './request.js';
@@ -80,6 +81,7 @@ export class RequestHandler {
       return refuse('client sent HTTP/1.1 request without "Host" header');
     }
     const { server, match } = conn.hosts.find(request.host);
+    request.server = server;
     request.serverName = server.serverName;
     request.captures = match;
     if (server.level.returnAction !== undefined) return [server.level, this.#runReturn(server.level, request, conn, server)];
@@ -124,9 +126,47 @@ export class RequestHandler {
     });
   }
 
+  /**
+   * An error_page for the status, if the level has one: an internal redirect runs the new
+   * location's content (return or proxy_pass), a URL is a redirect. True when it took over.
+   */
+  #errorPage(conn: ClientConnection, request: HttpRequest, exchange: HttpExchange, level: LevelConfig, status: number): boolean {
+    const action = errorPageAction(level.errorPages, request, status);
+    if (action === undefined) return false;
+    if (action.kind === 'redirect') {
+      this.#send(conn, request, exchange, level, { status: action.status, location: action.location });
+      return true;
+    }
+    const server = request.server as CompiledServer | undefined;
+    if (server === undefined) return false;
+    if (request.head.method !== 'HEAD') request.methodOverride = 'GET';
+    request.statusOverride = action.status;
+    let target: LevelConfig | undefined;
+    if (action.uri.startsWith('@')) target = server.locations.named(action.uri);
+    else {
+      const query = action.uri.indexOf('?');
+      request.uri = query === -1 ? action.uri : action.uri.slice(0, query);
+      request.args = query === -1 ? '' : action.uri.slice(query + 1);
+      request.hasArgs = query !== -1;
+      const found = server.locations.find(request.uri);
+      if (found?.match !== undefined) request.captures = found.match;
+      target = found?.value;
+    }
+    if (target === undefined) {
+      this.#log.error(`could not find named location "${action.uri}"${context(request, conn)}`, conn.number);
+      this.#send(conn, request, exchange, level, { status: 500 });
+      return true;
+    }
+    if (target.returnAction !== undefined) this.#send(conn, request, exchange, target, this.#runReturn(target, request, conn, server));
+    else if (target.proxy !== undefined) this.#proxy(conn, request, exchange, target);
+    else this.#send(conn, request, exchange, target, { status: 404 });
+    return true;
+  }
+
   /** The header filter and the response itself. */
   #send(conn: ClientConnection, request: HttpRequest, exchange: HttpExchange, level: LevelConfig, plan: ResponsePlan): void {
-    const status = plan.status;
+    if (plan.status >= 300 && level.errorPages !== undefined && this.#errorPage(conn, request, exchange, level, plan.status)) return;
+    const status = request.statusOverride ?? plan.status;
     request.status = status;
     if (status === 444) {
       // nginx's non-standard code: close the connection without a response.

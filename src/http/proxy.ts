@@ -51,7 +51,7 @@ export function proxyRequest(ctx: ProxyContext): void {
     ctx.fail(502);
     return;
   }
-  if (!proxy.passRequestBody || !exchange.hasBody) {
+  if (!proxy.passRequestBody || !exchange.hasBody || ctx.request.methodOverride !== undefined) {
     new ProxyAttempts(ctx, group, undefined).next();
     return;
   }
@@ -151,13 +151,13 @@ class ProxyAttempts {
     const { request, proxy, exchange } = this.#ctx;
     peer.conns++;
     const upstreamStart = Date.now();
-    this.#head ??= upstreamRequestHead(request, exchange.head.method, upstreamUri(request, proxy.uri, proxy.locationPrefix), proxy.version, proxy.setHeaders, proxy.passRequestHeaders, this.#bodyLength);
+    this.#head ??= upstreamRequestHead(request, request.method, upstreamUri(request, proxy.uri, proxy.locationPrefix), proxy.version, proxy.setHeaders, proxy.passRequestHeaders, this.#bodyLength);
     let clientStarted = false;
     let tunnel = false;
     let decoder: ChunkedParser | undefined;
     const upstream = new UpstreamExchange(
       connection,
-      exchange.head.method,
+      request.method,
       {
         onHead: (head) => {
           (request.upstreamStatus ??= []).push(String(head.status));
@@ -276,23 +276,24 @@ class ProxyAttempts {
   #writeHead(head: ResponseHead): ChunkedParser | undefined {
     const { exchange, proxy, request } = this.#ctx;
     const headers = clientResponseHeaders(head, proxy.hide, proxy.pass, proxy.redirect === undefined ? undefined : (value) => proxy.redirect?.(value, request) ?? value);
-    request.status = head.status;
+    const status = request.statusOverride ?? head.status;
+    request.status = status;
     if (proxy.pass.has('server') || proxy.pass.has('date')) exchange.ownServerAndDate = true;
-    this.#ctx.headers(head.status, headers);
+    this.#ctx.headers(status, headers);
     const noBody = exchange.head.method === 'HEAD' || head.status === 204 || head.status === 304;
     if (noBody) {
-      exchange.writeHead(head.status, headers, head.contentLength >= 0 ? head.contentLength : 0);
+      exchange.writeHead(status, headers, head.contentLength >= 0 ? head.contentLength : 0);
       return undefined;
     }
     if (head.contentLength >= 0) {
-      exchange.writeHead(head.status, headers, head.contentLength);
+      exchange.writeHead(status, headers, head.contentLength);
       return undefined;
     }
     if (head.chunked && exchange.head.versionMinor === 1) {
-      exchange.writeHead(head.status, headers, 'raw');
+      exchange.writeHead(status, headers, 'raw');
       return undefined;
     }
-    exchange.writeHead(head.status, headers, 'chunked');
+    exchange.writeHead(status, headers, 'chunked');
     return head.chunked ? new ChunkedParser({ fromUpstream: true }) : undefined;
   }
 

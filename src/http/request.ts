@@ -49,6 +49,14 @@ export class HttpRequest {
   status = 0;
   /** `$body_bytes_sent`. */
   bodyBytesSent = 0;
+  /** The virtual server chosen, for internal redirects (error_page). */
+  server: unknown;
+  /** Set once an error_page has been followed (nginx's recursive_error_pages off). */
+  errorPageFollowed = false;
+  /** The status an error page's `=code` imposes on the response it leads to. */
+  statusOverride: number | undefined;
+  /** GET after an internal redirect (except for HEAD), as nginx changes the method. */
+  methodOverride: string | undefined;
   /** `$proxy_host`, once a proxy_pass location is chosen. */
   proxyHost = '';
   /** `$upstream_addr`, `$upstream_status`, `$upstream_response_time`: one entry per peer tried. */
@@ -64,6 +72,11 @@ export class HttpRequest {
     this.startMs = startMs;
     this.bytesWrittenAtStart = connection.bytesWritten();
     this.requestUri = head.target;
+  }
+
+  /** The method the request is handled with now (GET after an error page redirect). */
+  get method(): string {
+    return this.methodOverride ?? this.head.method;
   }
 
   /** `$request`: the request line as received. */

@@ -74,6 +74,9 @@ export class HttpRuntime {
       (exchange) => this.#handler.handle(conn, exchange),
       {
         keepaliveTimeoutMs: level.keepaliveTimeoutMs,
+        headerTimeoutMs: level.clientHeaderTimeoutMs,
+        bodyTimeoutMs: level.clientBodyTimeoutMs,
+        sendTimeoutMs: level.sendTimeoutMs,
         // keepalive_requests is nginx's per-location setting; the handler applies it.
         keepaliveRequests: Number.MAX_SAFE_INTEGER,
       },
