@@ -38,6 +38,7 @@ export interface CompiledProxy {
   readonly sendTimeoutMs: number;
   readonly readTimeoutMs: number;
   readonly buffering: boolean;
+  readonly requestBuffering: boolean;
   readonly interceptErrors: boolean;
   readonly nextUpstream: ReadonlySet<NextUpstreamCase>;
   readonly nextTries: number;
@@ -143,6 +144,7 @@ export function compileProxy(
     sendTimeoutMs: block.get('proxy_send_timeout'),
     readTimeoutMs: block.get('proxy_read_timeout'),
     buffering: block.get('proxy_buffering'),
+    requestBuffering: block.get('proxy_request_buffering'),
     interceptErrors: block.get('proxy_intercept_errors'),
     nextUpstream: block.get('proxy_next_upstream'),
     nextTries: block.get('proxy_next_upstream_tries'),

@@ -55,6 +55,14 @@ export function proxyRequest(ctx: ProxyContext): void {
     new ProxyAttempts(ctx, group, undefined).next();
     return;
   }
+  // proxy_request_buffering off: the body goes upstream as it arrives. A chunked body needs
+  // HTTP/1.1 to the upstream; with 1.0 nginx buffers it anyway, and so does hitless.
+  const head = exchange.head as { contentLength?: number; chunked?: boolean };
+  const length = typeof head.contentLength === 'number' && head.contentLength >= 0 && head.chunked !== true ? head.contentLength : -2;
+  if (!proxy.requestBuffering && (length >= 0 || proxy.version === '1.1')) {
+    new ProxyAttempts(ctx, group, 'stream', length).next();
+    return;
+  }
   const parts: Buffer[] = [];
   exchange.readBody(
     proxy.maxBodySize,
@@ -82,15 +90,23 @@ class ProxyAttempts {
   readonly #tried = new Set<Peer>();
   readonly #started = Date.now();
   #tries = 0;
+  readonly #streaming: boolean;
+  /** Set once a streamed body has started to flow: no other peer can be tried after that. */
+  #bodyStarted = false;
   #head: string | undefined;
   #upstream: UpstreamExchange | undefined;
   #done = false;
 
-  constructor(ctx: ProxyContext, group: UpstreamGroup, body: Buffer[] | undefined) {
+  /**
+   * `body` is the buffered request body, or `'stream'` to send it as it arrives (then
+   * `streamLength` is its Content-Length, or -2 when it is chunked).
+   */
+  constructor(ctx: ProxyContext, group: UpstreamGroup, body: Buffer[] | undefined | 'stream', streamLength = -1) {
     this.#ctx = ctx;
     this.#group = group;
-    this.#body = body;
-    this.#bodyLength = body === undefined ? -1 : body.reduce((sum, part) => sum + part.length, 0);
+    this.#streaming = body === 'stream';
+    this.#body = body === 'stream' ? undefined : body;
+    this.#bodyLength = body === 'stream' ? streamLength : body === undefined ? -1 : body.reduce((sum, part) => sum + part.length, 0);
     if (!ctx.proxy.ignoreClientAbort) {
       ctx.exchange.onAbort(() => {
         this.#done = true;
@@ -217,6 +233,32 @@ class ProxyAttempts {
     );
     this.#upstream = upstream;
     upstream.send(this.#head, this.#body);
+    if (this.#streaming) this.#streamBody(connection);
+  }
+
+  /** Sends the client's body upstream as it arrives (proxy_request_buffering off). */
+  #streamBody(connection: UpstreamConnection): void {
+    const { exchange, proxy } = this.#ctx;
+    const socket = connection.socket;
+    const chunked = this.#bodyLength === -2;
+    this.#bodyStarted = true;
+    exchange.readBody(
+      proxy.maxBodySize,
+      (data) => {
+        if (socket.destroyed) return;
+        if (chunked) socket.write(`${data.length.toString(16)}\r\n`);
+        socket.write(data);
+        if (chunked) socket.write('\r\n');
+      },
+      (err) => {
+        if (err !== undefined) {
+          // The upstream has a partial request: nothing can be done for it but to close it.
+          socket.destroy();
+          return;
+        }
+        if (chunked && !socket.destroyed) socket.write('0\r\n\r\n');
+      },
+    );
   }
 
   /** proxy_next_upstream http_5xx and friends: a retry before anything reached the client. */
@@ -234,6 +276,7 @@ class ProxyAttempts {
 
   #mayRetry(): boolean {
     const { proxy, exchange } = this.#ctx;
+    if (this.#bodyStarted) return false;
     if (this.#tried.size >= this.#group.size) return false;
     if (proxy.nextTries > 0 && this.#tries >= proxy.nextTries) return false;
     if (proxy.nextTimeoutMs > 0 && Date.now() - this.#started >= proxy.nextTimeoutMs) return false;
@@ -243,7 +286,7 @@ class ProxyAttempts {
   #failed(peer: Peer, failure: UpstreamFailure, stale: boolean): void {
     if (this.#done) return;
     const ctx = this.#ctx;
-    if (stale && (!NON_IDEMPOTENT.has(ctx.exchange.head.method) || ctx.proxy.nextUpstream.has('non_idempotent'))) {
+    if (stale && !this.#bodyStarted && (!NON_IDEMPOTENT.has(ctx.exchange.head.method) || ctx.proxy.nextUpstream.has('non_idempotent'))) {
       // Not the peer's fault and not a try: the same peer, a new connection (nginx: u->peer.tries++).
       this.#connect(peer);
       return;

@@ -254,6 +254,33 @@ describe('proxy_pass: failures nginx handles quietly', () => {
     }
   });
 
+  it('streams the body as it arrives with proxy_request_buffering off', async () => {
+    let received = '';
+    let headSeen: () => void = () => undefined;
+    const head = new Promise<void>((resolve) => (headSeen = resolve));
+    const upstream = await rawUpstream((socket) => {
+      socket.on('data', (data: Buffer) => {
+        received += data.toString('latin1');
+        if (received.includes('\r\n\r\n')) headSeen();
+        if (received.endsWith('helloworld')) socket.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok');
+      });
+    });
+    const served = await serve(`http { server { listen 127.0.0.1:8080; location / { proxy_pass http://127.0.0.1:${upstream.port}; proxy_request_buffering off; } } }`, dir);
+    try {
+      const client = await RawClient.connect(served.port);
+      client.send('POST /s HTTP/1.1\r\nHost: localhost\r\nContent-Length: 10\r\n\r\nhello');
+      await head; // the upstream has the request before the client has sent all of its body
+      assert.doesNotMatch(received, /world/);
+      client.send('world');
+      assert.equal((await client.read()).body, 'ok');
+      assert.match(received, /^POST \/s HTTP\/1\.0\r\n[^]*Content-Length: 10\r\n\r\nhelloworld$/);
+      client.destroy();
+    } finally {
+      await served.stop();
+      await upstream.stop();
+    }
+  });
+
   it('answers 504 when the upstream is silent past proxy_read_timeout', async () => {
     const upstream = await rawUpstream(() => undefined);
     const served = await serve(`http { server { listen 127.0.0.1:8080; location / { proxy_pass http://127.0.0.1:${upstream.port}; proxy_read_timeout 100ms; } } }`, dir);
