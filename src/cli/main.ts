@@ -7,7 +7,7 @@ import { loadConfig } from '../conf/loader.js';
 import type { HitlessConfig } from '../conf/model.js';
 import { createRegistry } from '../conf/modules.js';
 import { ConfigError, HitlessError, UsageError } from '../core/errors.js';
-import { runMaster, signalMaster } from '../process/index.js';
+import { PidFileError, runMaster, signalMaster } from '../process/index.js';
 import { deployCommand } from './deploy-command.js';
 import { probeCommand } from './probe-command.js';
 import { parseCommandLine, type CommandLine } from './options.js';
@@ -59,7 +59,8 @@ export async function main(argv: readonly string[], io: CommandIO = process): Pr
       return 0;
     } catch (err) {
       if (!(err instanceof HitlessError)) throw err;
-      io.stderr.write(`hitless: [error] ${err.message}\n`);
+      // nginx logs a missing or bad pid file at [error] and a failed kill() at [alert].
+      io.stderr.write(`hitless: [${err instanceof PidFileError ? err.level : 'error'}] ${err.message}\n`);
       return 1;
     }
   }
