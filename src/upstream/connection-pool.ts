@@ -61,6 +61,7 @@ export class UpstreamConnection {
 export class ConnectionPool {
   readonly #limits: PoolLimits;
   readonly #idle: UpstreamConnection[] = [];
+  #closed = false;
 
   constructor(limits: PoolLimits) {
     this.#limits = limits;
@@ -96,6 +97,7 @@ export class ConnectionPool {
     const socket = connection.socket;
     if (
       !reusable ||
+      this.#closed ||
       limits.maxIdle === 0 ||
       connection.requests >= limits.maxRequests ||
       Date.now() - connection.createdAt >= limits.maxAgeMs ||
@@ -115,8 +117,9 @@ export class ConnectionPool {
     this.#watch(connection);
   }
 
-  /** Closes every idle connection (worker shutdown, or a reload that removed the group). */
+  /** Closes every idle connection, and those returned later (the generation is draining away). */
   close(): void {
+    this.#closed = true;
     for (const connection of this.#idle.splice(0)) {
       this.#unwatch(connection);
       connection.socket.destroy();
