@@ -2,8 +2,12 @@
 import { coreModule } from '../core/core-module.js';
 import { httpCoreModule } from '../http/core-module.js';
 import { httpHeadersModule } from '../http/headers-module.js';
+import { httpLimitConnModule } from '../http/limit-conn-module.js';
+import { httpLimitReqModule } from '../http/limit-req-module.js';
 import { httpLogModule } from '../http/log-module.js';
+import { httpMapModule } from '../http/map-module.js';
 import { httpProxyModule } from '../http/proxy-module.js';
+import { httpRealIpModule } from '../http/realip-module.js';
 import { httpRewriteModule } from '../http/rewrite-module.js';
 import { streamCoreModule } from '../stream/core-module.js';
 import { upstreamKeepaliveModule } from '../upstream/keepalive-module.js';
@@ -17,6 +21,10 @@ export const builtinModules: readonly ConfModule[] = [
   httpRewriteModule,
   httpHeadersModule,
   httpLogModule,
+  httpLimitConnModule,
+  httpLimitReqModule,
+  httpRealIpModule,
+  httpMapModule,
   httpProxyModule,
   upstreamModule,
   upstreamKeepaliveModule,

@@ -15,6 +15,8 @@ import { buildUpstreamGroups, type UpstreamGroup } from '../upstream/group.js';
 import { serversOf } from './core-module.js';
 import { groupListens, type ListenSpec } from './listen.js';
 import { LocationTree } from './locations.js';
+import { defineMapVariables } from './map-module.js';
+import { compilePreaccess, type Preaccess } from './preaccess.js';
 import type { HttpRequest } from './request.js';
 import { primaryServerName, VirtualHosts, type ServerName } from './server-names.js';
 import { toByteString } from './uri.js';
@@ -52,6 +54,8 @@ export interface LevelConfig {
   readonly clientHeaderTimeoutMs: number;
   readonly clientBodyTimeoutMs: number;
   readonly sendTimeoutMs: number;
+  /** realip and the limits of the preaccess phase; undefined when the level has none. */
+  readonly preaccess: Preaccess | undefined;
 }
 
 /** A virtual server. */
@@ -81,11 +85,14 @@ export class HttpGeneration {
   /** The `upstream` groups, by name. */
   readonly groups: ReadonlyMap<string, UpstreamGroup>;
   readonly #implicitGroups = new Map<string, UpstreamGroup>();
+  readonly #http: ConfBlockView | undefined;
 
   /** Compiles `config`; opens the access log files. Throws if the configuration was not validated. */
   constructor(config: HitlessConfig, log: ErrorLog) {
     const http = config.main.child('http');
     this.variables = createHttpVariables(http === undefined ? [] : captureNamesOf(http));
+    if (http !== undefined) defineMapVariables(this.variables, http.get('map'));
+    this.#http = http;
     this.logs = new AccessLogs(http?.get('log_format') ?? [], this.variables, log);
     this.groups = http === undefined ? new Map() : buildUpstreamGroups(http);
     if (http === undefined) return;
@@ -137,6 +144,7 @@ export class HttpGeneration {
       keepaliveRequests: block.get('keepalive_requests'),
       defaultType: block.get('default_type'),
       proxy: this.#compileProxy(block),
+      preaccess: this.#http === undefined ? undefined : compilePreaccess(block, this.#http, table),
       errorPages: compileErrorPages(block.get('error_page'), table),
       clientHeaderTimeoutMs: block.context === 'server' ? block.get('client_header_timeout') : 60_000,
       clientBodyTimeoutMs: block.get('client_body_timeout'),

@@ -12,7 +12,9 @@ import type { HttpExchange } from './exchange.js';
 import { ADD_HEADER_STATUSES } from './headers-module.js';
 import { errorPageAction } from './error-pages.js';
 import type { CompiledProxy } from './proxy-config.js';
+import { runPreaccess, type Preaccess } from './preaccess.js';
 import { proxyRequest } from './proxy.js';
+import { applyRealIp } from './realip-module.js';
 import { HttpRequest } from './request.js';
 import { CLOSE_AFTER_PAGE, REDIRECT_STATUSES, specialPage, statusHasNoBody, wireStatus } from './responses.js';
 import { normalizeUri, parseRequestTarget, validateHost } from './uri.js';
@@ -25,6 +27,8 @@ interface ResponsePlan {
   readonly location?: string;
   /** The location proxies the request: the content comes from upstream. */
   readonly proxy?: true;
+  /** The content phase answers (proxy_pass or 404): the preaccess phase (realip, limits) runs first. */
+  readonly content?: true;
 }
 
 /** Handles the requests of one generation's connections. */
@@ -48,6 +52,12 @@ export class RequestHandler {
     try {
       const [chosen, plan] = this.#process(conn, request);
       level = chosen;
+      const preaccess = plan.content ? level.preaccess : undefined;
+      if (preaccess !== undefined && (preaccess.req !== undefined || preaccess.conn !== undefined)) {
+        this.#limited(conn, request, exchange, level, plan, preaccess);
+        return;
+      }
+      applyRealIp(request, preaccess?.realip);
       if (plan.proxy) this.#proxy(conn, request, exchange, level);
       else this.#send(conn, request, exchange, level, plan);
     } catch (err) {
@@ -84,14 +94,32 @@ export class RequestHandler {
     request.server = server;
     request.serverName = server.serverName;
     request.captures = match;
+    // The post-read phase: realip with the server's settings.
+    applyRealIp(request, server.level.preaccess?.realip);
     if (server.level.returnAction !== undefined) return [server.level, this.#runReturn(server.level, request, conn, server)];
     const found = server.locations.find(uri);
-    if (found === undefined) return [server.level, { status: 404 }];
+    if (found === undefined) return [server.level, { status: 404, content: true }];
     if (found.match !== undefined) request.captures = found.match;
     const level = found.value;
     if (level.returnAction !== undefined) return [level, this.#runReturn(level, request, conn, server)];
-    if (level.proxy !== undefined) return [level, { status: 0, proxy: true }];
-    return [level, { status: 404 }];
+    if (level.proxy !== undefined) return [level, { status: 0, proxy: true, content: true }];
+    return [level, { status: 404, content: true }];
+  }
+
+  /** The preaccess phase with limits, which waits on the shared zones; then the content, or the rejection. */
+  #limited(conn: ClientConnection, request: HttpRequest, exchange: HttpExchange, level: LevelConfig, plan: ResponsePlan, preaccess: Preaccess): void {
+    const out = { log: this.#log, connection: conn.number, context: () => context(request, conn) };
+    runPreaccess(preaccess, request, exchange, out).then((status) => {
+      // A client gone while its request waited is finished (499) already.
+      if (exchange.aborted) return;
+      if (status !== undefined) this.#send(conn, request, exchange, level, { status });
+      else if (plan.proxy) this.#proxy(conn, request, exchange, level);
+      else this.#send(conn, request, exchange, level, plan);
+    }).catch((err: unknown) => {
+      this.#log.error(`${err instanceof Error ? err.message : String(err)}${context(request, conn)}`, conn.number);
+      if (!exchange.headersSent) this.#send(conn, request, exchange, level, { status: 500 });
+      else conn.protocol.destroy();
+    });
   }
 
   /** `ngx_http_script_return_code()` and `ngx_http_send_response()`. */
@@ -221,8 +249,11 @@ function absoluteLocation(location: string, request: HttpRequest, conn: ClientCo
   return `${request.scheme}://${host}${port === '' || port === defaultPort ? '' : `:${port}`}${location}`;
 }
 
-/** The tail nginx adds to errors about a request: `, client: ..., server: ..., request: "...", host: "..."`. */
-function context(request: HttpRequest, conn: ClientConnection): string {
+/**
+ * The tail nginx adds to errors about a request: `, client: ..., server: ..., request: "...", host: "..."`.
+ * The client is the address realip found, as nginx's `c->addr_text` is.
+ */
+function context(request: HttpRequest, _conn: ClientConnection): string {
   const host = request.header('host');
-  return `, client: ${conn.remoteAddress}, server: ${request.serverName}, request: "${request.requestLine}"${host === undefined ? '' : `, host: "${host}"`}`;
+  return `, client: ${request.remoteAddress}, server: ${request.serverName}, request: "${request.requestLine}"${host === undefined ? '' : `, host: "${host}"`}`;
 }

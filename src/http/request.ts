@@ -64,6 +64,16 @@ export class HttpRequest {
   upstreamStatus: string[] | undefined;
   /** In milliseconds; formatted only when a log reads it. */
   upstreamResponseTime: number[] | undefined;
+  /** `$remote_addr` and `$remote_port`: the connection's, or the client address realip found. */
+  remoteAddress: string;
+  remotePort: string;
+  /** Set once realip has run for this request (nginx's module ctx), changed or not. */
+  realip = false;
+  /** `$limit_req_status`, `$limit_conn_status`: undefined until the limit ran. */
+  limitReqStatus: string | undefined;
+  limitConnStatus: string | undefined;
+  /** Values of cacheable variables (`map`) already evaluated for this request. */
+  variableCache: Map<object, unknown> | undefined;
 
   constructor(head: RequestLine, connection: ConnectionInfo, startMs: number) {
     this.head = head;
@@ -72,6 +82,8 @@ export class HttpRequest {
     this.startMs = startMs;
     this.bytesWrittenAtStart = connection.bytesWritten();
     this.requestUri = head.target;
+    this.remoteAddress = connection.remoteAddress;
+    this.remotePort = connection.remotePort;
   }
 
   /** The method the request is handled with now (GET after an error page redirect). */

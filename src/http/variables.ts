@@ -9,6 +9,7 @@ import type { ConfBlockView } from '../conf/registry.js';
 import type { LocationMatch } from './core-module.js';
 import type { HttpRequest } from './request.js';
 import { compileNginxRegex } from './regex.js';
+import { binaryAddress } from './realip.js';
 import { formatIso8601, formatTimeLocal } from './time-format.js';
 
 type Getter = VariableGetter<HttpRequest>;
@@ -54,8 +55,13 @@ const HOSTNAME = hostname();
 
 /** Every variable hitless defines for HTTP, by name. */
 const HTTP_VARIABLES: Readonly<Record<string, Getter>> = {
-  remote_addr: (r) => r.connection.remoteAddress,
-  remote_port: (r) => r.connection.remotePort,
+  remote_addr: (r) => r.remoteAddress,
+  remote_port: (r) => r.remotePort,
+  binary_remote_addr: (r) => binaryAddress(r.remoteAddress),
+  realip_remote_addr: (r) => r.connection.remoteAddress,
+  realip_remote_port: (r) => r.connection.remotePort,
+  limit_req_status: (r) => r.limitReqStatus,
+  limit_conn_status: (r) => r.limitConnStatus,
   remote_user: remoteUser,
   server_addr: (r) => r.connection.localAddress,
   server_port: (r) => r.connection.localPort,
@@ -91,13 +97,18 @@ const HTTP_VARIABLES: Readonly<Record<string, Getter>> = {
   },
   proxy_add_x_forwarded_for: (r) => {
     const forwarded = r.header('x-forwarded-for');
-    return forwarded === undefined ? r.connection.remoteAddress : `${forwarded}, ${r.connection.remoteAddress}`;
+    return forwarded === undefined ? r.remoteAddress : `${forwarded}, ${r.remoteAddress}`;
   },
   upstream_addr: (r) => r.upstreamAddr?.join(', '),
   upstream_status: (r) => r.upstreamStatus?.join(', '),
   upstream_response_time: (r) => r.upstreamResponseTime?.map(seconds).join(', '),
   hostname: () => HOSTNAME,
 };
+
+/** True when `name` is a variable hitless itself defines (not a prefix family): a map may not redefine it. */
+export function isBuiltinHttpVariable(name: string): boolean {
+  return Object.hasOwn(HTTP_VARIABLES, name.toLowerCase());
+}
 
 function captureGetter(index: number): Getter {
   return (r) => r.captures?.[index];
@@ -149,6 +160,8 @@ export function checkVariables(http: ConfBlockView, templates: Iterable<Template
   let table = knownTables.get(http);
   if (table === undefined) {
     table = createHttpVariables(captureNamesOf(http));
+    // map-defined variables (ngx_http_map_block() adds them while the configuration is read).
+    for (const map of http.get('map')) table.define(map.variable, () => undefined);
     knownTables.set(http, table);
   }
   for (const template of templates) {

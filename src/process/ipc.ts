@@ -9,6 +9,7 @@
  * every `listen` before the `serve` that follows them.
  */
 import type { ErrorLogTarget } from '../core/core-module.js';
+import type { LimitConnAnswer, LimitConnCheck, LimitReqAnswer, LimitReqCheck } from '../http/limits.js';
 
 /** The file texts and options a worker rebuilds the validated configuration from. */
 export interface ConfigSnapshot {
@@ -67,6 +68,31 @@ export interface ReadyMessage {
 
 /** Every message a worker sends to its master. */
 export type WorkerToMaster = ReadyMessage;
+
+/**
+ * Worker to master: a question to the shared zones (`limit_req`, `limit_conn`), answered with the
+ * same `id`; a `release` gives back limit_conn counts and is not answered.
+ */
+export type ZoneRequestMessage =
+  | { readonly type: 'zone'; readonly id: number; readonly op: 'req'; readonly checks: readonly LimitReqCheck[] }
+  | { readonly type: 'zone'; readonly id: number; readonly op: 'conn' | 'release'; readonly checks: readonly LimitConnCheck[] };
+
+/** Master to worker: the zones' answer to the {@link ZoneRequestMessage} with this `id`. */
+export interface ZoneAnswerMessage {
+  readonly type: 'zone-answer';
+  readonly id: number;
+  readonly answer: LimitReqAnswer | LimitConnAnswer;
+}
+
+/** True when an IPC message is a worker's question to the shared zones. */
+export function isZoneRequest(message: unknown): message is ZoneRequestMessage {
+  return hasType(message) && message.type === 'zone' && Array.isArray((message as { checks?: unknown }).checks);
+}
+
+/** True when an IPC message is the master's answer from the shared zones. */
+export function isZoneAnswer(message: unknown): message is ZoneAnswerMessage {
+  return hasType(message) && message.type === 'zone-answer' && typeof (message as { id?: unknown }).id === 'number';
+}
 
 /** Daemon child to the foreground process that started it: the master is up, workers are ready. */
 export interface MasterUpMessage {

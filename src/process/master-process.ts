@@ -15,6 +15,7 @@ import { ListenError, type ListeningSockets } from './listening-sockets.js';
 import { oldBinaryPidPath, removePidFile, renamePidFile, writePidFile } from './pid-file.js';
 import { WORKER_FATAL_EXIT_CODE } from './worker.js';
 import { WorkerProcess, type WorkerExit } from './worker-process.js';
+import { MasterZones } from './zones.js';
 
 /** What {@link MasterProcess} runs with; {@link runMaster} builds it. */
 export interface MasterProcessOptions {
@@ -51,6 +52,8 @@ export class MasterProcess {
   readonly #workers = new Set<WorkerProcess>();
   readonly #timers = new Set<NodeJS.Timeout>();
   readonly #handlers = new Map<NodeJS.Signals, () => void>();
+  /** The limit_req and limit_conn zones every worker shares. */
+  readonly #zones = new MasterZones();
   #log: ErrorLog;
   #generation: Generation;
   #pending: Generation | undefined;
@@ -145,7 +148,7 @@ export class MasterProcess {
     };
     let worker: WorkerProcess;
     try {
-      worker = new WorkerProcess(this.#options.workerModule, serve, this.#sockets);
+      worker = new WorkerProcess(this.#options.workerModule, serve, this.#sockets, this.#zones);
     } catch (err) {
       this.#log.alert(`fork() failed while spawning "worker process": ${describe(err)}`);
       return undefined;
@@ -264,6 +267,7 @@ export class MasterProcess {
     // Only now, with the new workers accepting, do the old ones stop: no moment without a worker.
     const previous = this.#generation;
     this.#generation = next;
+    this.#zones.retain(next.config);
     for (const worker of this.#workers) if (worker.generation < next.number) worker.drain();
     const oldLog = this.#log;
     this.#log = log;

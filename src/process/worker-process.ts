@@ -5,8 +5,9 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import type { Server } from 'node:net';
 import { fileURLToPath } from 'node:url';
-import { isWorkerToMaster, type MasterToWorker, type ServeMessage } from './ipc.js';
+import { isWorkerToMaster, isZoneRequest, type MasterToWorker, type ServeMessage, type ZoneAnswerMessage } from './ipc.js';
 import type { ListeningSockets } from './listening-sockets.js';
+import type { MasterZones } from './zones.js';
 
 /** The module forked for each worker unless the master is told otherwise. */
 export const DEFAULT_WORKER_MODULE = fileURLToPath(new URL('./worker-main.js', import.meta.url));
@@ -37,7 +38,7 @@ export class WorkerProcess {
   #wasReady = false;
 
   /** Forks a worker and sends it its sockets and configuration. */
-  constructor(module: string, serve: ServeMessage, sockets: ListeningSockets) {
+  constructor(module: string, serve: ServeMessage, sockets: ListeningSockets, zones?: MasterZones) {
     this.#child = fork(module, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
     if (this.#child.pid === undefined) throw new Error(`fork() of ${module} failed`);
     this.pid = this.#child.pid;
@@ -58,6 +59,14 @@ export class WorkerProcess {
       });
       void this.exited.then((exit) => reject(new Error(`worker process ${this.pid} exited before it was ready (${exit.signal ?? exit.code})`)));
     });
+    // The shared zones (limit_req, limit_conn) answer the worker's questions on the same channel.
+    if (zones !== undefined) {
+      this.#child.on('message', (message: unknown) => {
+        if (!isZoneRequest(message)) return;
+        const answer = zones.answer(message);
+        if (answer !== undefined) this.#send(answer);
+      });
+    }
     // A reload that is abandoned does not wait for `ready`; nobody must see an unhandled rejection.
     this.ready.catch(() => undefined);
     // Sending to a process that has just died fails with EPIPE; its 'exit' tells the rest.
@@ -112,7 +121,7 @@ export class WorkerProcess {
     this.#signal('SIGKILL');
   }
 
-  #send(message: MasterToWorker, handle?: Server): boolean {
+  #send(message: MasterToWorker | ZoneAnswerMessage, handle?: Server): boolean {
     if (!this.#child.connected) return false;
     try {
       // send() returning false only means Node queued the message; it is still delivered in order.

@@ -11,7 +11,9 @@ import { createRegistry } from '../conf/modules.js';
 import { snapshotSource } from '../conf/parser.js';
 import { ErrorLog } from '../core/log.js';
 import { HttpRuntime, collectListens } from '../http/runtime.js';
-import { isMasterToWorker, type ServeMessage, type WorkerToMaster } from './ipc.js';
+import { useZoneClient } from '../http/limits.js';
+import { isMasterToWorker, isZoneAnswer, type ServeMessage, type WorkerToMaster } from './ipc.js';
+import { IpcZoneClient } from './zones.js';
 
 /** What a worker serves a configuration generation with; {@link HttpRuntime} by default. */
 export interface ServingRuntime {
@@ -34,9 +36,22 @@ export const WORKER_FATAL_EXIT_CODE = 2;
 export function runWorker(options: WorkerOptions = {}): void {
   process.title = 'hitless: worker process';
   const worker = new WorkerProcessCycle(options.createRuntime ?? ((config, log) => new HttpRuntime(config, { log })));
-  process.on('message', (message: unknown, handle: unknown) => worker.receive(message, handle));
+  // limit_req and limit_conn zones live in the master, shared by every worker (process/zones.ts).
+  const zones = new IpcZoneClient((message) => {
+    if (!process.connected || process.send === undefined) return false;
+    process.send(message, undefined, undefined, () => undefined);
+    return true;
+  });
+  useZoneClient(zones);
+  process.on('message', (message: unknown, handle: unknown) => {
+    if (isZoneAnswer(message)) zones.receive(message);
+    else worker.receive(message, handle);
+  });
   // The master is gone (SIGKILL, crash): stop gracefully rather than serve on, unsupervised.
-  process.on('disconnect', () => void worker.drain());
+  process.on('disconnect', () => {
+    zones.failAll();
+    void worker.drain();
+  });
   // nginx's workers take the same signals as the master's channel commands (ngx_signal_handler);
   // SIGHUP, SIGUSR2 and SIGWINCH are for the master only and must not kill a worker.
   process.on('SIGTERM', () => worker.terminate());

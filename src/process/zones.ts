@@ -1,0 +1,107 @@
+/**
+ * Shared zones across processes. nginx keeps `limit_req` and `limit_conn` state in shared memory
+ * that every worker locks; Node workers share no memory, so the master holds the one
+ * {@link ZoneStore} and answers each worker's question over the IPC channel it already has. The
+ * master is single-threaded: every answer is atomic, as nginx's `ngx_shmtx_lock()` makes it.
+ * One message (and its answer) per limited request, none for a location without limits; a
+ * limit_conn request sends one more, unanswered, when it ends. See docs/process-model.md.
+ */
+import type { HitlessConfig } from '../conf/model.js';
+import {
+  releaseLimitConn,
+  runLimitConn,
+  runLimitReq,
+  ZoneStore,
+  type LimitConnAnswer,
+  type LimitConnCheck,
+  type LimitReqAnswer,
+  type LimitReqCheck,
+  type ZoneClient,
+} from '../http/limits.js';
+import type { ZoneAnswerMessage, ZoneRequestMessage } from './ipc.js';
+
+/** The master's side: the zones of every generation, kept across reloads while declared alike. */
+export class MasterZones {
+  readonly #store = new ZoneStore();
+
+  /** Answers one worker question; undefined for a `release`, which needs no answer. */
+  answer(message: ZoneRequestMessage): ZoneAnswerMessage | undefined {
+    switch (message.op) {
+      case 'req':
+        return { type: 'zone-answer', id: message.id, answer: runLimitReq(this.#store, message.checks) };
+      case 'conn':
+        return { type: 'zone-answer', id: message.id, answer: runLimitConn(this.#store, message.checks) };
+      case 'release':
+        releaseLimitConn(this.#store, message.checks);
+        return undefined;
+    }
+  }
+
+  /**
+   * Keeps the zones a new configuration declares with the same name and size, and frees the
+   * others, as `ngx_init_cycle()` reuses or frees shared memory. A draining worker of the old
+   * generation that still asks a freed zone gets a new, empty one.
+   */
+  retain(config: HitlessConfig): void {
+    const http = config.main.child('http');
+    const ids = (zones: readonly { name: string; size: number }[] | undefined): Set<string> => new Set((zones ?? []).map((zone) => `${zone.name}:${zone.size}`));
+    this.#store.retain(ids(http?.get('limit_req_zone')), ids(http?.get('limit_conn_zone')));
+  }
+}
+
+/** The worker's side: asks the master, one message per question, matched to its answer by id. */
+export class IpcZoneClient implements ZoneClient {
+  readonly #send: (message: ZoneRequestMessage) => boolean;
+  readonly #pending = new Map<number, (answer: LimitReqAnswer | LimitConnAnswer) => void>();
+  #next = 1;
+
+  /** `send` posts a message to the master and returns false when the channel is closed. */
+  constructor(send: (message: ZoneRequestMessage) => boolean) {
+    this.#send = send;
+  }
+
+  limitReq(checks: readonly LimitReqCheck[]): Promise<LimitReqAnswer> {
+    return this.#ask('req', checks, { rc: 'declined' }) as Promise<LimitReqAnswer>;
+  }
+
+  limitConn(checks: readonly LimitConnCheck[]): Promise<LimitConnAnswer> {
+    return this.#ask('conn', checks, { rc: 'passed' }) as Promise<LimitConnAnswer>;
+  }
+
+  releaseConn(checks: readonly LimitConnCheck[]): void {
+    this.#send({ type: 'zone', id: 0, op: 'release', checks });
+  }
+
+  /** Settles the question an answer is for. */
+  receive(message: ZoneAnswerMessage): void {
+    const resolve = this.#pending.get(message.id);
+    if (resolve === undefined) return;
+    this.#pending.delete(message.id);
+    resolve(message.answer);
+  }
+
+  /**
+   * The master is gone: the questions in flight pass unlimited, as a worker without its master
+   * only finishes what it has (it drains and exits).
+   */
+  failAll(): void {
+    for (const [id, resolve] of this.#pending) {
+      this.#pending.delete(id);
+      resolve({ rc: 'declined' });
+    }
+  }
+
+  #ask(op: 'req' | 'conn', checks: readonly LimitReqCheck[] | readonly LimitConnCheck[], unlimited: LimitReqAnswer | LimitConnAnswer): Promise<LimitReqAnswer | LimitConnAnswer> {
+    const id = this.#next++;
+    return new Promise((resolve) => {
+      this.#pending.set(id, (answer) => resolve(answer.rc === 'declined' && op === 'conn' ? unlimited : answer));
+      const message = op === 'req'
+        ? { type: 'zone' as const, id, op, checks: checks as readonly LimitReqCheck[] }
+        : { type: 'zone' as const, id, op, checks: checks as readonly LimitConnCheck[] };
+      if (!this.#send(message)) {
+        this.#pending.delete(id);
+        resolve(unlimited);
+      }
+    });
+  }
+}
