@@ -37,6 +37,7 @@ declare module '../conf/registry.js' {
     keepalive_timeout: KeepaliveTimeout;
     keepalive_requests: number;
     default_type: string;
+    http2: boolean;
   }
 }
 
@@ -185,6 +186,17 @@ export const httpCoreModule: ConfModule = {
       default: () => 'text/plain',
       defaultText: 'default_type text/plain;',
       parse: ([value = '']) => value,
+    }),
+    defineDirective({
+      kind: 'value',
+      name: 'http2',
+      contexts: ['http', 'server'],
+      args: 'flag',
+      syntax: 'on | off;',
+      summary: 'HTTP/2 (nginx 1.25.1+): without ssl, prior-knowledge h2c next to HTTP/1.x on the same port, chosen by the client connection preface; the default server of an address:port decides, as does its listen ... http2.',
+      default: () => false,
+      defaultText: 'http2 off;',
+      parse: (args) => args[0] === 'on',
     }),
   ],
   check(main) {

@@ -85,6 +85,7 @@ export class HttpGeneration {
   /** The `upstream` groups, by name. */
   readonly groups: ReadonlyMap<string, UpstreamGroup>;
   readonly #implicitGroups = new Map<string, UpstreamGroup>();
+  readonly #h2c = new Set<VirtualHosts<CompiledServer>>();
   readonly #http: ConfBlockView | undefined;
 
   /** Compiles `config`; opens the access log files. Throws if the configuration was not validated. */
@@ -125,7 +126,11 @@ export class HttpGeneration {
         }),
       );
       const byLocalAddress = new Map<string, VirtualHosts<CompiledServer>>();
-      socket.addrs.forEach((addr, i) => byLocalAddress.set(addr.listen.address, hosts[i] as VirtualHosts<CompiledServer>));
+      socket.addrs.forEach((addr, i) => {
+        byLocalAddress.set(addr.listen.address, hosts[i] as VirtualHosts<CompiledServer>);
+        // h2c by prior knowledge: `listen ... http2` or the default server's `http2 on` (ngx_http_wait_request_handler).
+        if (!addr.ssl && (addr.http2 || addr.defaultServer.get('http2'))) this.#h2c.add(hosts[i] as VirtualHosts<CompiledServer>);
+      });
       this.sockets.set(socket.spec.key, { spec: socket.spec, byLocalAddress, own: hosts[hosts.length - 1] as VirtualHosts<CompiledServer> });
     }
   }
@@ -163,6 +168,11 @@ export class HttpGeneration {
   closeUpstreams(): void {
     for (const group of this.groups.values()) group.close();
     for (const group of this.#implicitGroups.values()) group.close();
+  }
+
+  /** True when connections to these virtual servers may speak HTTP/2 over cleartext (the preface decides). */
+  speaksH2c(hosts: VirtualHosts<CompiledServer>): boolean {
+    return this.#h2c.has(hosts);
   }
 
   /** The virtual servers for a connection accepted on socket `key` at local address `localAddress`. */

@@ -177,6 +177,14 @@ class ProxyAttempts {
       {
         onHead: (head) => {
           (request.upstreamStatus ??= []).push(String(head.status));
+          if (head.status === 101 && this.#ctx.conn.protocol.detach === undefined) {
+            // HTTP/2 has no 101 (RFC 9113 section 8.6): an upstream that switches protocols is broken for this client.
+            upstream.abort();
+            peer.conns--;
+            this.#ctx.log.error(`upstream sent 101 to a request that cannot be tunnelled${where(this.#ctx, peer)}`, this.#ctx.conn.number);
+            this.#finishWithError(502);
+            return;
+          }
           if (head.status === 101) {
             tunnel = true;
             peer.conns--;

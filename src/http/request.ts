@@ -18,8 +18,8 @@ export interface ConnectionInfo {
   bytesWritten(): number;
 }
 
-/** The parts of a request head the HTTP layer reads, whichever protocol carried it. */
-export type RequestLine = Pick<RequestHead, 'method' | 'target' | 'versionMinor' | 'headers'>;
+/** The parts of a request head the HTTP layer reads, whichever protocol carried it; `versionMajor` is 2 for HTTP/2 (whose requests also say `versionMinor` 1). */
+export type RequestLine = Pick<RequestHead, 'method' | 'target' | 'versionMinor' | 'headers'> & { readonly versionMajor?: 2 };
 
 /** One request in progress or finished. */
 export class HttpRequest {
@@ -98,6 +98,7 @@ export class HttpRequest {
 
   /** `$server_protocol`. */
   get protocol(): string {
+    if (this.head.versionMajor === 2) return 'HTTP/2.0';
     return this.head.versionMinor === 0 ? 'HTTP/1.0' : 'HTTP/1.1';
   }
 

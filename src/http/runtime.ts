@@ -7,10 +7,13 @@ import type { Server, Socket } from 'node:net';
 import type { HitlessConfig } from '../conf/model.js';
 import type { ErrorLog } from '../core/log.js';
 import { ClientConnection, ConnectionTracker, DEFAULT_DRAIN_GRACE_MS } from './connections.js';
-import { HttpGeneration } from './generation.js';
+import { HttpGeneration, type CompiledServer } from './generation.js';
 import { H1ServerConnection } from './h1/server-connection.js';
+import { H2Endpoint } from './h2/h2-connection.js';
+import { PrefaceSniffer } from './h2/preface.js';
 import { RequestHandler } from './handler.js';
 import { groupListens, type ListenSpec } from './listen.js';
+import type { VirtualHosts } from './server-names.js';
 
 export type { ListenSpec } from './listen.js';
 
@@ -44,6 +47,8 @@ export class HttpRuntime {
   readonly #attached = new Map<Server, (socket: Socket) => void>();
   #closed = false;
   #drained: Promise<void> | undefined;
+  /** Created with the first HTTP/2 connection. */
+  #h2: H2Endpoint | undefined;
 
   /** Compiles the generation and opens its access logs; throws if a log file cannot be opened. */
   constructor(config: HitlessConfig, options: HttpRuntimeOptions) {
@@ -67,6 +72,30 @@ export class HttpRuntime {
       socket.destroy();
       return;
     }
+    if (this.#generation.speaksH2c(hosts)) {
+      // Tracked while the preface decides, so that a drain or a fast shutdown sees the socket.
+      const sniffer = new PrefaceSniffer(socket, hosts.defaultServer.level.clientHeaderTimeoutMs, (sock, http2) => (http2 ? this.#serveH2(sock, hosts) : this.#serveH1(sock, hosts)));
+      this.#tracker.add(new ClientConnection(sniffer, hosts));
+      return;
+    }
+    this.#serveH1(socket, hosts);
+  }
+
+  /** HTTP/2 on a socket that sent the preface (or, with TLS, negotiated `h2`). */
+  #serveH2(socket: Socket, hosts: VirtualHosts<CompiledServer>): void {
+    const level = hosts.defaultServer.level;
+    this.#h2 ??= new H2Endpoint();
+    const protocol = this.#h2.accept(
+      socket,
+      (exchange) => this.#handler.handle(new ClientConnection(exchange.connection, hosts), exchange),
+      { keepaliveTimeoutMs: level.keepaliveTimeoutMs },
+      (err) => this.#handler.clientError(conn, err),
+    );
+    const conn = new ClientConnection(protocol, hosts);
+    this.#tracker.add(conn);
+  }
+
+  #serveH1(socket: Socket, hosts: VirtualHosts<CompiledServer>): void {
     const level = hosts.defaultServer.level;
     // The handlers run on socket events, after `conn` below is set.
     const protocol = new H1ServerConnection(

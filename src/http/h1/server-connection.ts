@@ -54,6 +54,11 @@ export type Framing = number | 'chunked' | 'raw' | 'close';
 
 let nextConnectionId = 1;
 
+/** A new `$connection` number, shared with the other protocols so that numbers stay unique within the worker. */
+export function allocateConnectionId(): number {
+  return nextConnectionId++;
+}
+
 /** One client connection speaking HTTP/1.x. */
 export class H1ServerConnection implements ProtocolConnection {
   readonly socket: Socket;

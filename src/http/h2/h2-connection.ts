@@ -1,0 +1,176 @@
+/**
+ * The server side of HTTP/2 connections on node:http2's core API (not the compatibility API, which
+ * costs an object pair per request): one {@link H2Endpoint} per generation turns sockets into
+ * sessions; each {@link H2Connection} hands its streams to the handler as {@link H2Exchange}s and
+ * drains as nginx drains HTTP/2 on a graceful shutdown (ngx_http_v2_finalize_connection): GOAWAY
+ * with the last stream it took (RFC 9113 section 6.8), the streams up to it finish, then it closes.
+ */
+import { constants, createServer, type Http2Server, type ServerHttp2Session, type ServerHttp2Stream } from 'node:http2';
+import type { Socket } from 'node:net';
+import { allocateConnectionId } from '../h1/server-connection.js';
+import { H2Exchange, requestLineOf, type H2Session } from './h2-exchange.js';
+
+/** nginx's `http2_max_concurrent_streams` default. */
+export const DEFAULT_MAX_CONCURRENT_STREAMS = 128;
+
+/** Settings of a connection, from the default server of the socket it arrived on. */
+export interface H2ConnectionOptions {
+  /** `keepalive_timeout` in ms: how long a session without streams stays open (nginx 1.19.7+). Default 75 s. */
+  readonly keepaliveTimeoutMs?: number;
+  /** The `Server` header's value; empty sends none. Default `hitless`. */
+  readonly serverHeader?: string;
+}
+
+/** Receives each request; must eventually end the exchange. */
+export type H2RequestHandler = (exchange: H2Exchange) => void;
+
+/** Reports an exception a handler threw. */
+export type H2ErrorReporter = (error: Error) => void;
+
+/**
+ * Makes sessions of sockets that speak HTTP/2: after the h2c preface was seen (prior knowledge) or,
+ * later, after TLS negotiated `h2` by ALPN. One Http2Server per generation carries the settings; it
+ * never listens, sockets are handed to it.
+ */
+export class H2Endpoint {
+  readonly #server: Http2Server;
+  #accepted: ServerHttp2Session | undefined;
+
+  /** `maxConcurrentStreams` is `http2_max_concurrent_streams`, default 128. */
+  constructor(options: { maxConcurrentStreams?: number } = {}) {
+    this.#server = createServer({ settings: { maxConcurrentStreams: options.maxConcurrentStreams ?? DEFAULT_MAX_CONCURRENT_STREAMS } });
+    this.#server.on('session', (session: ServerHttp2Session) => {
+      this.#accepted = session;
+    });
+  }
+
+  /** Starts HTTP/2 on `socket`; bytes already read must have been unshifted back into it. */
+  accept(socket: Socket, handler: H2RequestHandler, options: H2ConnectionOptions = {}, onError?: H2ErrorReporter): H2Connection {
+    // node:http2 builds the session and emits 'session' synchronously inside 'connection'.
+    this.#server.emit('connection', socket);
+    const session = this.#accepted;
+    this.#accepted = undefined;
+    if (session === undefined) throw new Error('node:http2 did not create a session');
+    return new H2Connection(session, socket, handler, options, onError);
+  }
+}
+
+/** One client connection speaking HTTP/2. */
+export class H2Connection implements H2Session {
+  /** `$connection`. */
+  readonly id = allocateConnectionId();
+  /** Streams opened so far (`$connection_requests`). */
+  requests = 0;
+  readonly socket: Socket;
+  readonly session: ServerHttp2Session;
+  readonly serverHeader: string;
+  readonly #handler: H2RequestHandler;
+  readonly #onError: H2ErrorReporter | undefined;
+  readonly #keepaliveTimeoutMs: number;
+  #open = 0;
+  #draining = false;
+  #closed = false;
+  #timer: NodeJS.Timeout | undefined;
+  #closeListeners: (() => void)[] = [];
+
+  constructor(session: ServerHttp2Session, socket: Socket, handler: H2RequestHandler, options: H2ConnectionOptions = {}, onError?: H2ErrorReporter) {
+    this.session = session;
+    this.socket = socket;
+    this.#handler = handler;
+    this.#onError = onError;
+    this.#keepaliveTimeoutMs = options.keepaliveTimeoutMs ?? 75_000;
+    this.serverHeader = options.serverHeader ?? 'hitless';
+    socket.setNoDelay(true);
+    session.on('stream', (stream: ServerHttp2Stream, _headers: unknown, flags: number, rawHeaders: string[]) => this.#onStream(stream, flags, rawHeaders));
+    session.on('error', () => undefined); // a failed session ends in 'close'
+    session.once('close', () => this.#onClose());
+    this.#arm(this.#keepaliveTimeoutMs);
+  }
+
+  /** True once {@link drain} was called. */
+  get draining(): boolean {
+    return this.#draining;
+  }
+
+  /** Streams in progress. */
+  get openStreams(): number {
+    return this.#open;
+  }
+
+  #onStream(stream: ServerHttp2Stream, flags: number, rawHeaders: string[]): void {
+    this.requests++;
+    this.#open++;
+    this.#disarm();
+    stream.once('close', () => {
+      if (--this.#open === 0) this.#idle();
+    });
+    const endStream = (flags & constants.NGHTTP2_FLAG_END_STREAM) !== 0;
+    const exchange = new H2Exchange(this, stream, requestLineOf(rawHeaders), endStream);
+    try {
+      this.#handler(exchange);
+    } catch (err) {
+      this.#onError?.(err as Error);
+      if (!exchange.headersSent) exchange.respond(500, [], '');
+      else exchange.connection.destroy();
+    }
+  }
+
+  /** No stream is open: a draining session is done; another waits keepalive_timeout for the next one. */
+  #idle(): void {
+    if (this.#draining) this.#close();
+    else this.#arm(this.#keepaliveTimeoutMs);
+  }
+
+  #arm(ms: number): void {
+    this.#disarm();
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined;
+      if (this.#open === 0) this.#close();
+    }, ms);
+    this.#timer.unref();
+  }
+
+  #disarm(): void {
+    if (this.#timer === undefined) return;
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+  }
+
+  /**
+   * Starts draining: GOAWAY(NO_ERROR) now with the last stream taken, so that the client opens its
+   * next streams elsewhere (streams above it were not processed and may be retried, RFC 9113
+   * section 8.7). Streams in progress finish, then the session closes; an idle session closes
+   * after `graceMs`, as an idle HTTP/1 connection does, unless the client closes it first.
+   */
+  drain(graceMs: number): void {
+    if (this.#draining || this.#closed) return;
+    this.#draining = true;
+    if (this.session.destroyed) return;
+    this.session.goaway(constants.NGHTTP2_NO_ERROR);
+    if (this.#open === 0) this.#arm(graceMs);
+  }
+
+  /** Graceful close: node:http2 sends GOAWAY, waits for open streams, ends the socket. */
+  #close(): void {
+    this.#disarm();
+    if (!this.session.closed && !this.session.destroyed) this.session.close();
+  }
+
+  /** Closes at once, whatever is in progress (fast shutdown). */
+  destroy(): void {
+    this.session.destroy();
+    this.socket.destroy();
+  }
+
+  /** Calls `listener` once the session has closed. */
+  onClose(listener: () => void): void {
+    if (this.#closed) listener();
+    else this.#closeListeners.push(listener);
+  }
+
+  #onClose(): void {
+    this.#closed = true;
+    this.#disarm();
+    for (const listener of this.#closeListeners.splice(0)) listener();
+  }
+}

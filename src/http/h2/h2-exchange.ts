@@ -1,0 +1,308 @@
+/**
+ * One HTTP/2 stream as an {@link HttpExchange}: the request's pseudo-header fields mapped onto the
+ * request line the handler reads, the response head sent without the connection-specific fields
+ * HTTP/2 forbids (RFC 9113 section 8.2.2), and an already chunked body (`'raw'` framing, from an
+ * HTTP/1.1 upstream) de-chunked, since HTTP/2 frames bodies itself (RFC 9113 section 8.1).
+ */
+import type { OutgoingHttpHeaders } from 'node:http2';
+import { constants, type ServerHttp2Stream } from 'node:http2';
+import type { Socket } from 'node:net';
+import type { HttpExchange, ProtocolConnection } from '../exchange.js';
+import { ChunkedParser } from '../h1/chunked.js';
+import { HttpParseError } from '../h1/head-parser.js';
+import { httpDate, responseHasNoBody } from '../h1/response-head.js';
+import type { Framing } from '../h1/server-connection.js';
+import type { RequestLine } from '../request.js';
+
+/** What an exchange needs of its session. */
+export interface H2Session extends ProtocolConnection {
+  /** The `Server` header's value; empty sends none. */
+  readonly serverHeader: string;
+}
+
+/** Connection-specific fields a response must not carry in HTTP/2 (RFC 9113 section 8.2.2). */
+const CONNECTION_SPECIFIC = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te', 'http2-settings']);
+
+/** An HTTP/2 request head: HTTP/1.1's shape, `versionMajor` 2. */
+export interface H2RequestLine extends RequestLine {
+  readonly versionMajor: 2;
+  /** The declared body length (`content-length`), or -1. */
+  readonly contentLength: number;
+}
+
+/**
+ * Maps a request's raw header list onto a request line. `:authority` becomes a leading `Host` (a
+ * `host` field is then dropped, RFC 9113 section 8.3.1); `cookie` crumbs are joined with `; ` before
+ * they go anywhere HTTP/1 (RFC 9113 section 8.2.3, ngx_http_v2_construct_cookie_header).
+ */
+export function requestLineOf(raw: readonly string[]): H2RequestLine {
+  let method = '';
+  let target = '';
+  let authority: string | undefined;
+  let cookie: string | undefined;
+  let contentLength = -1;
+  const headers: string[] = [];
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i] as string;
+    const value = raw[i + 1] as string;
+    if (name.charCodeAt(0) === 0x3a) {
+      if (name === ':method') method = value;
+      else if (name === ':path') target = value;
+      else if (name === ':authority') authority = value;
+      continue;
+    }
+    if (name === 'cookie') {
+      cookie = cookie === undefined ? value : `${cookie}; ${value}`;
+      continue;
+    }
+    if (name === 'host' && authority !== undefined) continue;
+    if (name === 'content-length') contentLength = /^\d{1,15}$/.test(value) ? Number(value) : -1;
+    headers.push(name, value);
+  }
+  if (authority !== undefined) {
+    for (let i = 0; i < headers.length; i += 2) if (headers[i] === 'host') headers.splice(i, 2);
+    headers.unshift('host', authority);
+  }
+  if (cookie !== undefined) headers.push('cookie', cookie);
+  return { method, target, versionMinor: 1, versionMajor: 2, headers, contentLength };
+}
+
+/**
+ * The connection as one stream sees it: everything is the session's except {@link destroy}, which
+ * resets only this stream. The handler and the proxy call `destroy()` to cut a response short
+ * (`return 444`, an upstream failing mid-body); nginx resets the stream then, not the connection
+ * (ngx_http_v2_close_stream sends RST_STREAM with INTERNAL_ERROR).
+ */
+export class H2StreamConnection implements ProtocolConnection {
+  readonly #session: H2Session;
+  readonly #stream: ServerHttp2Stream;
+
+  constructor(session: H2Session, stream: ServerHttp2Stream) {
+    this.#session = session;
+    this.#stream = stream;
+  }
+
+  get id(): number {
+    return this.#session.id;
+  }
+
+  get requests(): number {
+    return this.#session.requests;
+  }
+
+  get socket(): Socket {
+    return this.#session.socket;
+  }
+
+  drain(graceMs: number): void {
+    this.#session.drain(graceMs);
+  }
+
+  /** Resets the stream (RST_STREAM INTERNAL_ERROR); the session's other streams go on. */
+  destroy(): void {
+    if (!this.#stream.destroyed) this.#stream.close(constants.NGHTTP2_INTERNAL_ERROR);
+  }
+
+  onClose(listener: () => void): void {
+    this.#session.onClose(listener);
+  }
+}
+
+/** One request and its response on an HTTP/2 stream. */
+export class H2Exchange implements HttpExchange {
+  readonly head: H2RequestLine;
+  readonly connection: H2StreamConnection;
+  readonly stream: ServerHttp2Stream;
+  readonly #session: H2Session;
+  /** The status sent, once the head is written. */
+  status = 0;
+  bodyBytesSent = 0;
+  headersSent = false;
+  aborted = false;
+  finished = false;
+  /** HTTP/2 has no per-request keep-alive: the session lives on; kept for the interface. */
+  keepAlive = true;
+  keepaliveTimeoutMs = 0;
+  keepaliveHeaderSeconds: number | undefined;
+  ownServerAndDate = false;
+  #noBody = false;
+  #decoder: ChunkedParser | undefined;
+  /** The request body: 'unread' until asked for, 'reading', then 'done' (read, discarded or failed). */
+  #body: 'unread' | 'reading' | 'done';
+  #bodyEnd: ((err: Error | undefined) => void) | undefined;
+  #abortListeners: (() => void)[] = [];
+  #finishListeners: (() => void)[] = [];
+
+  /** `endStream`: the HEADERS frame ended the stream, so there is no body. */
+  constructor(session: H2Session, stream: ServerHttp2Stream, head: H2RequestLine, endStream: boolean) {
+    this.#session = session;
+    this.stream = stream;
+    this.head = head;
+    this.connection = new H2StreamConnection(session, stream);
+    this.#body = endStream ? 'done' : 'unread';
+    stream.on('error', () => undefined); // a reset stream ends in 'close', handled there
+    stream.once('close', () => this.#onClose());
+  }
+
+  get hasBody(): boolean {
+    return this.#body !== 'done';
+  }
+
+  /** Bytes written but not yet taken by the session (flow control, the socket). */
+  get pendingBytes(): number {
+    return this.stream.writableLength;
+  }
+
+  onAbort(listener: () => void): void {
+    this.#abortListeners.push(listener);
+  }
+
+  onFinish(listener: () => void): void {
+    this.#finishListeners.push(listener);
+  }
+
+  /** Reads the request body; a body over `limit` bytes (0: no limit) ends with an HttpParseError of status 413. */
+  readBody(limit: number, onData: (data: Buffer) => void, onEnd: (err: Error | undefined) => void): void {
+    if (this.#body !== 'unread') {
+      onEnd(undefined);
+      return;
+    }
+    if (limit > 0 && this.head.contentLength > limit) {
+      this.#failBody(onEnd, new HttpParseError(413, `client intended to send too large body: ${this.head.contentLength} bytes`));
+      return;
+    }
+    this.#body = 'reading';
+    this.#bodyEnd = onEnd;
+    let received = 0;
+    const stream = this.stream;
+    stream.on('data', (chunk: Buffer) => {
+      if (this.#body !== 'reading') return;
+      received += chunk.length;
+      if (limit > 0 && received > limit) {
+        this.#bodyEnd = undefined;
+        this.#failBody(onEnd, new HttpParseError(413, `client intended to send too large body: ${received} bytes`));
+        return;
+      }
+      onData(chunk);
+    });
+    stream.once('end', () => {
+      if (this.#body !== 'reading') return;
+      this.#body = 'done';
+      this.#bodyEnd = undefined;
+      onEnd(undefined);
+    });
+  }
+
+  /** Gives up on the body; the rest is discarded so that the stream can close (flow control would stall it). */
+  #failBody(onEnd: (err: Error | undefined) => void, err: Error): void {
+    this.#body = 'done';
+    this.#discard();
+    onEnd(err);
+  }
+
+  #discard(): void {
+    const stream = this.stream;
+    stream.removeAllListeners('data');
+    stream.on('data', () => undefined);
+    stream.resume();
+  }
+
+  /** Sends the response head: `framing` only decides whether an already chunked body is de-chunked. */
+  writeHead(status: number, headers: readonly string[], framing: Framing): void {
+    if (this.headersSent) throw new Error('response head already sent');
+    this.headersSent = true;
+    this.status = status;
+    this.#noBody = responseHasNoBody(this.head.method, status);
+    const out: OutgoingHttpHeaders = { ':status': status };
+    const serverHeader = this.#session.serverHeader;
+    const own = this.ownServerAndDate;
+    for (let i = 0; i < headers.length; i += 2) {
+      const name = (headers[i] as string).toLowerCase();
+      if (CONNECTION_SPECIFIC.has(name)) continue;
+      const value = headers[i + 1] as string;
+      const seen = out[name];
+      if (seen === undefined) out[name] = value;
+      else if (Array.isArray(seen)) seen.push(value);
+      else out[name] = [String(seen), value];
+    }
+    if (serverHeader !== '' && (!own || out.server === undefined)) out.server = serverHeader;
+    if (!own || out.date === undefined) out.date = httpDate();
+    if (typeof framing === 'number' && status >= 200 && status !== 204 && status !== 304) out['content-length'] = framing;
+    if (framing === 'raw' && !this.#noBody) this.#decoder = new ChunkedParser({ fromUpstream: true });
+    if (this.stream.destroyed) return;
+    try {
+      this.stream.respond(out, { endStream: this.#noBody });
+    } catch (err) {
+      // node:http2 refuses a repeated single-value field (ERR_HTTP2_HEADER_SINGLE_VALUE): keep the first.
+      if ((err as NodeJS.ErrnoException).code !== 'ERR_HTTP2_HEADER_SINGLE_VALUE') throw err;
+      for (const [name, value] of Object.entries(out)) if (Array.isArray(value) && name !== 'set-cookie') out[name] = value[0];
+      this.stream.respond(out, { endStream: this.#noBody });
+    }
+  }
+
+  /** Writes body bytes; false means the client is slow and `onDrain` should be awaited. */
+  write(chunk: Buffer | string): boolean {
+    if (this.#noBody || chunk.length === 0 || this.stream.destroyed) return true;
+    const decoder = this.#decoder;
+    if (decoder === undefined) {
+      this.bodyBytesSent += typeof chunk === 'string' ? Buffer.byteLength(chunk) : chunk.length;
+      return this.stream.write(chunk);
+    }
+    if (decoder.done) return true;
+    let ok = true;
+    try {
+      decoder.push(typeof chunk === 'string' ? Buffer.from(chunk, 'latin1') : chunk, 0, (data) => {
+        this.bodyBytesSent += data.length;
+        ok = this.stream.write(data);
+      });
+    } catch {
+      this.connection.destroy(); // an invalid chunked body from upstream: the response cannot be completed
+      return true;
+    }
+    return ok;
+  }
+
+  onDrain(listener: () => void): void {
+    this.stream.once('drain', listener);
+  }
+
+  /** Ends the response (END_STREAM); an unread request body is discarded. */
+  end(chunk?: Buffer | string): void {
+    if (this.finished) return;
+    if (chunk !== undefined) this.write(chunk);
+    this.finished = true;
+    const stream = this.stream;
+    if (!stream.destroyed && !stream.writableEnded) stream.end();
+    if (this.#body === 'unread') {
+      this.#body = 'done';
+      this.#discard();
+    }
+    this.#runFinish();
+  }
+
+  /** Sends a whole response: head and body. */
+  respond(status: number, headers: readonly string[], body: Buffer | string): void {
+    const size = typeof body === 'string' ? Buffer.byteLength(body) : body.length;
+    this.writeHead(status, headers, size);
+    this.end(body);
+  }
+
+  #runFinish(): void {
+    for (const listener of this.#finishListeners.splice(0)) listener();
+  }
+
+  /** The stream closed: normally after END_STREAM both ways, else the client reset it or the session went away. */
+  #onClose(): void {
+    const end = this.#bodyEnd;
+    this.#bodyEnd = undefined;
+    if (end !== undefined && this.#body === 'reading') {
+      this.#body = 'done';
+      end(new Error('client prematurely closed stream'));
+    }
+    if (this.finished) return;
+    this.finished = true;
+    this.aborted = true;
+    for (const listener of this.#abortListeners.splice(0)) listener();
+    this.#runFinish();
+  }
+}
