@@ -1,8 +1,9 @@
 /**
  * The request pipeline of one generation, in nginx's phase order: parse the target and host,
- * choose the virtual server, run the server's `return` (server rewrite phase), choose the location,
- * run its `return` (rewrite phase), else answer 404 (no content handler serves files yet); then the
- * header filter (`add_header`, keep-alive) and the log phase.
+ * choose the virtual server and apply realip (post-read), run the server's `return` (server
+ * rewrite), choose the location, run its `return` (rewrite), apply limit_req and limit_conn
+ * (preaccess), then the content: proxy_pass, or 404 (no static files yet); error_page may redirect
+ * internally on the way out; then the header filter (`add_header`, keep-alive) and the log phase.
  */
 import type { ErrorLog } from '../core/log.js';
 import { logRequest } from './access-log.js';
