@@ -9,6 +9,7 @@ import { httpMapModule } from '../http/map-module.js';
 import { httpProxyModule } from '../http/proxy-module.js';
 import { httpRealIpModule } from '../http/realip-module.js';
 import { httpRewriteModule } from '../http/rewrite-module.js';
+import { httpSslModule } from '../tls/ssl-module.js';
 import { streamCoreModule } from '../stream/core-module.js';
 import { upstreamKeepaliveModule } from '../upstream/keepalive-module.js';
 import { upstreamModule } from '../upstream/upstream-module.js';
@@ -18,6 +19,7 @@ import { DirectiveRegistry, type ConfModule } from './registry.js';
 export const builtinModules: readonly ConfModule[] = [
   coreModule,
   httpCoreModule,
+  httpSslModule,
   httpRewriteModule,
   httpHeadersModule,
   httpLogModule,

@@ -5,6 +5,8 @@
  * h1/server-connection.ts; this file keeps the set of them and knows when the last one is gone.
  */
 import type { Socket } from 'node:net';
+import { TLSSocket } from 'node:tls';
+import { tlsInfoOf, type TlsConnectionInfo } from '../tls/sni.js';
 import type { ProtocolConnection } from './exchange.js';
 import type { CompiledServer } from './generation.js';
 import type { ConnectionInfo } from './request.js';
@@ -23,8 +25,13 @@ export class ClientConnection implements ConnectionInfo {
   readonly remotePort: string;
   readonly localAddress: string;
   readonly localPort: string;
+  /** The handshake's results on a TLS connection. */
+  readonly tls: TlsConnectionInfo | undefined;
+  /** Plain HTTP sent to a `listen ... ssl` address: every request is answered with 497. */
+  readonly plainHttp: boolean;
 
-  constructor(protocol: ProtocolConnection, hosts: VirtualHosts<CompiledServer>) {
+  /** `plainHttp` defaults to false. */
+  constructor(protocol: ProtocolConnection, hosts: VirtualHosts<CompiledServer>, plainHttp = false) {
     const socket = protocol.socket;
     this.socket = socket;
     this.protocol = protocol;
@@ -34,6 +41,8 @@ export class ClientConnection implements ConnectionInfo {
     this.remotePort = socket.remotePort === undefined ? '' : String(socket.remotePort);
     this.localAddress = socket.localAddress ?? '';
     this.localPort = socket.localPort === undefined ? '' : String(socket.localPort);
+    this.tls = socket instanceof TLSSocket && socket.encrypted ? tlsInfoOf(socket) : undefined;
+    this.plainHttp = plainHttp;
   }
 
   /** `$connection`. */

@@ -19,6 +19,8 @@ import { defineMapVariables } from './map-module.js';
 import { compilePreaccess, type Preaccess } from './preaccess.js';
 import type { HttpRequest } from './request.js';
 import { primaryServerName, VirtualHosts, type ServerName } from './server-names.js';
+import { serverTlsOf, type ServerTls } from '../tls/contexts.js';
+import { TlsTermination } from '../tls/sni.js';
 import { toByteString } from './uri.js';
 import { captureNamesOf, createHttpVariables } from './variables.js';
 
@@ -66,6 +68,8 @@ export interface CompiledServer {
   /** The server's own level, used for its `return` and when no location matches. */
   readonly level: LevelConfig;
   readonly locations: LocationTree<LevelConfig>;
+  /** The server's certificates and ssl_* settings as a TLS context, for `listen ... ssl`. */
+  readonly tls: ServerTls;
 }
 
 /** The addresses one listening socket serves and how each picks its virtual server. */
@@ -86,6 +90,7 @@ export class HttpGeneration {
   readonly groups: ReadonlyMap<string, UpstreamGroup>;
   readonly #implicitGroups = new Map<string, UpstreamGroup>();
   readonly #h2c = new Set<VirtualHosts<CompiledServer>>();
+  readonly #tls = new Map<VirtualHosts<CompiledServer>, TlsTermination<CompiledServer>>();
   readonly #http: ConfBlockView | undefined;
 
   /** Compiles `config`; opens the access log files. Throws if the configuration was not validated. */
@@ -113,6 +118,7 @@ export class HttpGeneration {
         names: block.get('server_name'),
         level: levelOf(block),
         locations: LocationTree.build(block, levelOf),
+        tls: serverTlsOf(block),
       });
     }
     const serverOf = (block: ConfBlockView): CompiledServer => servers.get(block) as CompiledServer;
@@ -130,6 +136,11 @@ export class HttpGeneration {
         byLocalAddress.set(addr.listen.address, hosts[i] as VirtualHosts<CompiledServer>);
         // h2c by prior knowledge: `listen ... http2` or the default server's `http2 on` (ngx_http_wait_request_handler).
         if (!addr.ssl && (addr.http2 || addr.defaultServer.get('http2'))) this.#h2c.add(hosts[i] as VirtualHosts<CompiledServer>);
+        // With ssl, ALPN offers h2 on the same terms (ngx_http_ssl_alpn_select()).
+        if (addr.ssl) {
+          const routes = hosts[i] as VirtualHosts<CompiledServer>;
+          this.#tls.set(routes, new TlsTermination(routes, (server) => server.tls, addr.http2 || addr.defaultServer.get('http2')));
+        }
       });
       this.sockets.set(socket.spec.key, { spec: socket.spec, byLocalAddress, own: hosts[hosts.length - 1] as VirtualHosts<CompiledServer> });
     }
@@ -173,6 +184,11 @@ export class HttpGeneration {
   /** True when connections to these virtual servers may speak HTTP/2 over cleartext (the preface decides). */
   speaksH2c(hosts: VirtualHosts<CompiledServer>): boolean {
     return this.#h2c.has(hosts);
+  }
+
+  /** The TLS termination of a `listen ... ssl` address; undefined for a plain one. */
+  tlsFor(hosts: VirtualHosts<CompiledServer>): TlsTermination<CompiledServer> | undefined {
+    return this.#tls.get(hosts);
   }
 
   /** The virtual servers for a connection accepted on socket `key` at local address `localAddress`. */

@@ -95,6 +95,11 @@ export class RequestHandler {
     request.server = server;
     request.serverName = server.serverName;
     request.captures = match;
+    // ngx_http_process_request(): nginx reads plain HTTP on an ssl port to a server, then answers 497.
+    if (conn.plainHttp) {
+      this.#log.info(`client sent plain HTTP request to HTTPS port${context(request, conn)}`, conn.number);
+      return [server.level, { status: 497 }];
+    }
     // The post-read phase: realip with the server's settings.
     applyRealIp(request, server.level.preaccess?.realip);
     if (server.level.returnAction !== undefined) return [server.level, this.#runReturn(server.level, request, conn, server)];
@@ -138,6 +143,7 @@ export class RequestHandler {
   #proxy(conn: ClientConnection, request: HttpRequest, exchange: HttpExchange, level: LevelConfig): void {
     const proxy = level.proxy as CompiledProxy;
     request.proxyHost = proxy.proxyHost;
+    request.proxyScheme = proxy.scheme;
     proxyRequest({
       exchange,
       request,

@@ -6,11 +6,12 @@
 import { compileTemplate, parseTemplate, type CompiledTemplate, type VariableTable } from '../core/variables.js';
 import type { ConfBlockView } from '../conf/registry.js';
 import type { LocationMatch } from './core-module.js';
-import type { NextUpstreamCase, ProxyPassTarget } from './proxy-module.js';
+import { upstreamTlsSettings, type NextUpstreamCase, type ProxyPassTarget } from './proxy-module.js';
 import type { CompiledSetHeader } from './proxy-request.js';
 import type { HttpRequest } from './request.js';
 import { implicitGroup, type UpstreamGroup } from '../upstream/group.js';
 import { toByteString } from './uri.js';
+import { sslHostName, UpstreamTls } from '../tls/upstream-tls.js';
 
 /** nginx's implicit `proxy_set_header` lines, used for any header the configuration does not set. */
 const DEFAULT_SET_HEADERS: readonly [string, string][] = [
@@ -54,6 +55,10 @@ export interface CompiledProxy {
   errorPageFor(status: number): boolean;
   /** Sets `request.proxyHost`, which `$proxy_host` reads. */
   readonly proxyHost: string;
+  /** The TLS client for `proxy_pass https://`; undefined for http. */
+  readonly ssl: UpstreamTls | undefined;
+  /** `proxy_ssl_name` for this request (default `$proxy_host`), without its port. */
+  sslName(request: HttpRequest): string;
 }
 
 /** Compiles the proxy settings of a level that has `proxy_pass`. */
@@ -126,6 +131,11 @@ export function compileProxy(
         };
       })();
   const errorCodes = new Set(block.get('error_page').flatMap((page) => page.codes));
+  const ssl = target.scheme === 'https' ? UpstreamTls.load(upstreamTlsSettings(block)) : undefined;
+  const sslNameSetting = block.get('proxy_ssl_name');
+  const sslNameTemplate = sslNameSetting === undefined ? undefined : text(sslNameSetting);
+  const sslName = (request: HttpRequest): string =>
+    sslHostName(sslNameTemplate !== undefined ? sslNameTemplate(request) : request.proxyHost !== '' ? request.proxyHost : dynamic !== undefined ? hostOf(dynamic(request)) : target.proxyHost);
   const connection = own.find((header) => header.name.toLowerCase() === 'connection');
   const sendsClose = connection === undefined || connection.value.source.trim().toLowerCase() === 'close';
   return {
@@ -156,6 +166,8 @@ export function compileProxy(
     dynamicHost: (request) => (dynamic === undefined ? target.host : hostOf(dynamic(request))),
     errorPageFor: (status) => errorCodes.has(status),
     proxyHost: target.template !== undefined ? '' : target.proxyHost,
+    ssl,
+    sslName,
   };
 }
 

@@ -12,6 +12,7 @@ import type { LocationMatch } from './core-module.js';
 import { resolveHostSync } from './listen.js';
 import { parseValue } from './rewrite-module.js';
 import { blocksOf, checkVariables } from './variables.js';
+import { UpstreamTls, UpstreamTlsLoadError, type UpstreamTlsSettings } from '../tls/upstream-tls.js';
 
 /** Where `proxy_pass` sends requests. */
 export interface ProxyPassTarget {
@@ -86,6 +87,16 @@ declare module '../conf/registry.js' {
     client_header_timeout: number;
     send_timeout: number;
     error_page: readonly ErrorPage[];
+    proxy_ssl_verify: boolean;
+    proxy_ssl_trusted_certificate: string | undefined;
+    proxy_ssl_verify_depth: number;
+    proxy_ssl_name: Template | undefined;
+    proxy_ssl_server_name: boolean;
+    proxy_ssl_protocols: readonly string[];
+    proxy_ssl_ciphers: string;
+    proxy_ssl_certificate: string | undefined;
+    proxy_ssl_certificate_key: string | undefined;
+    proxy_ssl_session_reuse: boolean;
   }
 }
 
@@ -101,9 +112,8 @@ export function parseProxyPass([url = '']: readonly string[], ctx: DirectiveCont
     return { source: url, template: parseValue(url, ctx), scheme: scheme ?? 'http', host: '', port: 0, explicitPort: false, uri: undefined, proxyHost: '', ...where };
   }
   if (scheme === undefined) ctx.fail(`invalid URL prefix in "${url}"`);
-  if (scheme === 'https') ctx.fail(`https protocol requires SSL support`);
   const rest = url.slice(scheme.length + 3);
-  const defaultPort = 80;
+  const defaultPort = scheme === 'https' ? 443 : 80;
   let host: string;
   let port = defaultPort;
   let explicitPort = false;
@@ -198,6 +208,60 @@ function headerList(name: 'proxy_hide_header' | 'proxy_pass_header', summary: st
   });
 }
 
+/** `proxy_ssl_protocols` values nginx accepts; SSLv2 and SSLv3 are accepted and never offered (Node has neither). */
+const SSL_PROTOCOLS: ReadonlySet<string> = new Set(['SSLv2', 'SSLv3', 'TLSv1', 'TLSv1.1', 'TLSv1.2', 'TLSv1.3']);
+
+/** A file directive of the proxy_ssl family: relative paths resolve against the configuration's directory, as ngx_conf_full_name(cf->cycle, name, 1) does. */
+function sslFile(name: 'proxy_ssl_trusted_certificate' | 'proxy_ssl_certificate' | 'proxy_ssl_certificate_key', summary: string) {
+  return defineDirective({
+    kind: 'value',
+    name,
+    contexts: ['http', 'server', 'location'],
+    args: [1],
+    syntax: 'file;',
+    summary,
+    default: () => undefined,
+    defaultText: '—',
+    parse: ([file = ''], ctx) => {
+      if (hasVariables(file)) ctx.fail(`variables in "${name}" are not supported by hitless`);
+      return file.startsWith('/') ? file : `${ctx.confPrefix}${file}`;
+    },
+  });
+}
+
+/** The TLS settings of a level that proxies over https, as the upstream TLS client takes them. */
+export function upstreamTlsSettings(block: ConfBlockView): UpstreamTlsSettings {
+  return {
+    verify: block.get('proxy_ssl_verify'),
+    trustedCertificate: block.get('proxy_ssl_trusted_certificate'),
+    verifyDepth: block.get('proxy_ssl_verify_depth'),
+    serverName: block.get('proxy_ssl_server_name'),
+    protocols: block.get('proxy_ssl_protocols'),
+    ciphers: block.get('proxy_ssl_ciphers'),
+    certificate: block.get('proxy_ssl_certificate'),
+    certificateKey: block.get('proxy_ssl_certificate_key'),
+    sessionReuse: block.get('proxy_ssl_session_reuse'),
+  };
+}
+
+/**
+ * Refuses what ngx_http_proxy_set_ssl() refuses, and loads the files once so a bad one fails the
+ * load, not a request. nginx logs these at merge time through cf->log, without a file and line.
+ */
+function checkProxySsl(block: ConfBlockView): void {
+  const settings = upstreamTlsSettings(block);
+  if (settings.certificate !== undefined && settings.certificateKey === undefined) {
+    throw new ConfigError(`no "proxy_ssl_certificate_key" is defined for certificate "${settings.certificate}"`, undefined);
+  }
+  if (settings.verify && settings.trustedCertificate === undefined) throw new ConfigError('no proxy_ssl_trusted_certificate for proxy_ssl_verify', undefined);
+  try {
+    UpstreamTls.load(settings);
+  } catch (err) {
+    if (err instanceof UpstreamTlsLoadError) throw new ConfigError(err.message, undefined, { cause: err });
+    throw err;
+  }
+}
+
 const NEXT_UPSTREAM_CASES: ReadonlySet<string> = new Set(['error', 'timeout', 'invalid_header', 'http_500', 'http_502', 'http_503', 'http_504', 'http_403', 'http_404', 'http_429', 'non_idempotent']);
 
 /** Parses `error_page`, as `ngx_http_core_error_page()` does. */
@@ -231,6 +295,9 @@ function checkProxyTargets(main: ConfBlockView): void {
     for (const header of block.isSet('proxy_set_header') ? block.get('proxy_set_header') : []) templates.push(header.value);
     const target = block.isSet('proxy_pass') ? block.get('proxy_pass') : undefined;
     if (target === undefined) continue;
+    if (target.scheme === 'https') checkProxySsl(block);
+    const sslName = block.get('proxy_ssl_name');
+    if (sslName !== undefined) templates.push(sslName);
     if (target.template !== undefined) {
       templates.push(target.template);
       continue;
@@ -257,7 +324,7 @@ export const httpProxyModule: ConfModule = {
       args: [1],
       inherit: false,
       syntax: 'URL;',
-      summary: 'Proxies the request to an upstream group or a server (http://host:port/uri); with a URI part, the part of the request URI matching the location is replaced by it.',
+      summary: 'Proxies the request to an upstream group or a server (http://host:port/uri, or https:// with the proxy_ssl_* settings); with a URI part, the part of the request URI matching the location is replaced by it.',
       defaultText: '—',
       parse: parseProxyPass,
     }),
@@ -388,6 +455,59 @@ export const httpProxyModule: ConfModule = {
       defaultText: '—',
       parse: parseErrorPage,
     }),
+    flag('proxy_ssl_verify', 'Whether the certificate of an https upstream is verified against proxy_ssl_trusted_certificate and proxy_ssl_name; a failure is a 502, never a plaintext fallback.', false),
+    sslFile('proxy_ssl_trusted_certificate', 'PEM file of the CA certificates that verify https upstreams (the only trust anchors used); required by proxy_ssl_verify on.'),
+    defineDirective({
+      kind: 'value',
+      name: 'proxy_ssl_verify_depth',
+      contexts: ['http', 'server', 'location'],
+      args: [1],
+      syntax: 'number;',
+      summary: 'The most intermediate certificates an https upstream\'s chain may have when verified.',
+      default: () => 1,
+      defaultText: 'proxy_ssl_verify_depth 1;',
+      parse: ([value = ''], ctx) => parseNumber(value) ?? ctx.fail(`invalid number "${value}" in "proxy_ssl_verify_depth" directive`),
+    }),
+    defineDirective({
+      kind: 'value',
+      name: 'proxy_ssl_name',
+      contexts: ['http', 'server', 'location'],
+      args: [1],
+      syntax: 'name;',
+      summary: 'The name an https upstream\'s certificate is verified against and, with proxy_ssl_server_name on, sent as SNI (variables allowed; a port is stripped).',
+      default: () => undefined,
+      defaultText: 'proxy_ssl_name $proxy_host;',
+      parse: ([value = ''], ctx) => parseValue(value, ctx),
+    }),
+    flag('proxy_ssl_server_name', 'Whether the proxy_ssl_name is sent to https upstreams as SNI (never for an IP address).', false),
+    defineDirective({
+      kind: 'value',
+      name: 'proxy_ssl_protocols',
+      contexts: ['http', 'server', 'location'],
+      args: '1+',
+      syntax: '[SSLv2] [SSLv3] [TLSv1] [TLSv1.1] [TLSv1.2] [TLSv1.3];',
+      summary: 'The protocols offered to https upstreams; hitless offers the range from the lowest to the highest TLS version named.',
+      default: () => ['TLSv1.2', 'TLSv1.3'],
+      defaultText: 'proxy_ssl_protocols TLSv1.2 TLSv1.3;',
+      parse: (args, ctx) => {
+        for (const value of args) if (!SSL_PROTOCOLS.has(value)) ctx.fail(`invalid value "${value}"`);
+        return [...args];
+      },
+    }),
+    defineDirective({
+      kind: 'value',
+      name: 'proxy_ssl_ciphers',
+      contexts: ['http', 'server', 'location'],
+      args: [1],
+      syntax: 'ciphers;',
+      summary: 'The TLS 1.2 and older ciphers offered to https upstreams, in OpenSSL\'s syntax.',
+      default: () => 'DEFAULT',
+      defaultText: 'proxy_ssl_ciphers DEFAULT;',
+      parse: ([value = '']) => value,
+    }),
+    sslFile('proxy_ssl_certificate', 'PEM file of the client certificate (and chain) presented to https upstreams that ask for one.'),
+    sslFile('proxy_ssl_certificate_key', 'PEM file of the key of proxy_ssl_certificate.'),
+    flag('proxy_ssl_session_reuse', 'Whether TLS sessions to https upstreams are resumed, one cached session per peer and name.', true),
   ],
   check: checkProxyTargets,
 };

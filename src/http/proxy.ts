@@ -19,6 +19,7 @@ import type { HttpRequest } from './request.js';
 import { UpstreamConnection } from '../upstream/connection-pool.js';
 import type { UpstreamGroup } from '../upstream/group.js';
 import type { Peer } from '../upstream/peer.js';
+import type { UpstreamTls } from '../tls/upstream-tls.js';
 
 /** Published when a connection to an upstream peer is opened: `{ peer, group }`. */
 export const upstreamConnectChannel = channel('hitless:upstream:connect');
@@ -128,7 +129,7 @@ class ProxyAttempts {
     this.#tried.add(peer);
     this.#tries++;
     (request.upstreamAddr ??= []).push(peer.name);
-    const pooled = this.#group.pool.acquire(peer.name);
+    const pooled = this.#group.pool.acquire(this.#poolKey(peer));
     if (pooled !== undefined) this.#send(peer, pooled);
     else this.#connect(peer);
   }
@@ -154,8 +155,35 @@ class ProxyAttempts {
       socket.setNoDelay(true);
       if (proxy.socketKeepalive) socket.setKeepAlive(true);
       if (upstreamConnectChannel.hasSubscribers) upstreamConnectChannel.publish({ peer: peer.name, group: this.#group.name });
+      if (proxy.ssl !== undefined) {
+        this.#handshake(peer, socket, proxy.ssl);
+        return;
+      }
       peer.conns--;
       this.#send(peer, new UpstreamConnection(socket, peer.name));
+    });
+  }
+
+  /** The pool key of a connection for this request: the peer, plus the TLS settings and name for https. */
+  #poolKey(peer: Peer): string {
+    const { proxy, request } = this.#ctx;
+    return proxy.ssl === undefined ? peer.name : `${peer.name} ${proxy.ssl.id} ${proxy.sslName(request)}`;
+  }
+
+  /**
+   * `proxy_pass https://`: the handshake, under its own proxy_connect_timeout as in
+   * ngx_http_upstream_ssl_init_connection(). A failure is `error` (or `timeout`) for
+   * proxy_next_upstream and never falls back to plaintext.
+   */
+  #handshake(peer: Peer, socket: Socket, ssl: UpstreamTls): void {
+    const { proxy, request } = this.#ctx;
+    ssl.handshake(socket, peer.name, proxy.sslName(request), proxy.connectTimeoutMs, (result) => {
+      peer.conns--;
+      if (!result.ok) {
+        this.#failed(peer, new UpstreamFailure(`${result.message} while SSL handshaking to upstream`, 'send', result.timedOut ? 'timeout' : 'error', true), false);
+        return;
+      }
+      this.#send(peer, new UpstreamConnection(result.socket, peer.name, this.#poolKey(peer)));
     });
   }
 

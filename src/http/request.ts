@@ -2,6 +2,7 @@
  * The state of one HTTP request as the variables and the access log see it: nginx's
  * `ngx_http_request_t`, reduced to what hitless reads. Request-derived strings are byte strings.
  */
+import type { TlsConnectionInfo } from '../tls/sni.js';
 import type { RequestHead } from './h1/head-parser.js';
 
 /** What a request knows of its connection, captured once when the connection is accepted. */
@@ -14,6 +15,8 @@ export interface ConnectionInfo {
   readonly remotePort: string;
   readonly localAddress: string;
   readonly localPort: string;
+  /** The handshake's results when the connection is TLS (`$https`, `$ssl_*`). */
+  readonly tls?: TlsConnectionInfo | undefined;
   /** The socket's `bytesWritten`, for `$bytes_sent`. */
   bytesWritten(): number;
 }
@@ -59,6 +62,8 @@ export class HttpRequest {
   methodOverride: string | undefined;
   /** `$proxy_host`, once a proxy_pass location is chosen. */
   proxyHost = '';
+  /** The scheme of the proxy_pass URL, for `$proxy_port`'s default. */
+  proxyScheme: 'http' | 'https' = 'http';
   /** `$upstream_addr`, `$upstream_status`, `$upstream_response_time`: one entry per peer tried. */
   upstreamAddr: string[] | undefined;
   upstreamStatus: string[] | undefined;
@@ -84,6 +89,7 @@ export class HttpRequest {
     this.requestUri = head.target;
     this.remoteAddress = connection.remoteAddress;
     this.remotePort = connection.remotePort;
+    if (connection.tls !== undefined) this.scheme = 'https';
   }
 
   /** The method the request is handled with now (GET after an error page redirect). */

@@ -12,6 +12,7 @@ import { H1ServerConnection } from './h1/server-connection.js';
 import { H2Endpoint } from './h2/h2-connection.js';
 import { PrefaceSniffer } from './h2/preface.js';
 import { RequestHandler } from './handler.js';
+import { TlsHandshake } from '../tls/handshake.js';
 import { groupListens, type ListenSpec } from './listen.js';
 import type { VirtualHosts } from './server-names.js';
 
@@ -72,6 +73,15 @@ export class HttpRuntime {
       socket.destroy();
       return;
     }
+    const tls = this.#generation.tlsFor(hosts);
+    if (tls !== undefined) {
+      const handshake = new TlsHandshake(socket, tls, hosts.defaultServer.level.clientHeaderTimeoutMs, (sock, outcome) => {
+        if (outcome === 'h2') this.#serveH2(sock, hosts);
+        else this.#serveH1(sock, hosts, outcome === 'plain');
+      });
+      this.#tracker.add(new ClientConnection(handshake, hosts));
+      return;
+    }
     if (this.#generation.speaksH2c(hosts)) {
       // Tracked while the preface decides, so that a drain or a fast shutdown sees the socket.
       const sniffer = new PrefaceSniffer(socket, hosts.defaultServer.level.clientHeaderTimeoutMs, (sock, http2) => (http2 ? this.#serveH2(sock, hosts) : this.#serveH1(sock, hosts)));
@@ -95,7 +105,8 @@ export class HttpRuntime {
     this.#tracker.add(conn);
   }
 
-  #serveH1(socket: Socket, hosts: VirtualHosts<CompiledServer>): void {
+  /** `plainHttp`: a request sent without TLS to a `listen ... ssl` address, answered with 497. */
+  #serveH1(socket: Socket, hosts: VirtualHosts<CompiledServer>, plainHttp = false): void {
     const level = hosts.defaultServer.level;
     // The handlers run on socket events, after `conn` below is set.
     const protocol = new H1ServerConnection(
@@ -111,7 +122,7 @@ export class HttpRuntime {
       },
       (_connection, err) => this.#handler.clientError(conn, err),
     );
-    const conn = new ClientConnection(protocol, hosts);
+    const conn = new ClientConnection(protocol, hosts, plainHttp);
     this.#tracker.add(conn);
   }
 

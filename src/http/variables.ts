@@ -93,7 +93,8 @@ const HTTP_VARIABLES: Readonly<Record<string, Getter>> = {
   proxy_host: (r) => r.proxyHost,
   proxy_port: (r) => {
     const colon = r.proxyHost.lastIndexOf(':');
-    return colon === -1 || r.proxyHost.endsWith(']') ? '80' : r.proxyHost.slice(colon + 1);
+    if (colon !== -1 && !r.proxyHost.endsWith(']')) return r.proxyHost.slice(colon + 1);
+    return r.proxyScheme === 'https' ? '443' : '80';
   },
   proxy_add_x_forwarded_for: (r) => {
     const forwarded = r.header('x-forwarded-for');
@@ -103,6 +104,11 @@ const HTTP_VARIABLES: Readonly<Record<string, Getter>> = {
   upstream_status: (r) => r.upstreamStatus?.join(', '),
   upstream_response_time: (r) => r.upstreamResponseTime?.map(seconds).join(', '),
   hostname: () => HOSTNAME,
+  // ngx_http_ssl_module's: not found on a plain connection.
+  ssl_server_name: (r) => r.connection.tls?.serverName,
+  ssl_protocol: (r) => r.connection.tls?.protocol,
+  ssl_cipher: (r) => r.connection.tls?.cipher,
+  ssl_session_reused: (r) => r.connection.tls?.sessionReused,
 };
 
 /** True when `name` is a variable hitless itself defines (not a prefix family): a map may not redefine it. */

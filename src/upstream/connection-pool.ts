@@ -35,6 +35,11 @@ export class UpstreamConnection {
   readonly socket: Socket;
   /** The peer it goes to (`127.0.0.1:8080`). */
   readonly peer: string;
+  /**
+   * What the pool matches on: the peer, and for TLS the settings and SSL name too, so that a
+   * connection is never reused for another name or other TLS settings. Default: the peer.
+   */
+  readonly key: string;
   readonly createdAt = Date.now();
   /** Requests sent on it so far. */
   requests = 0;
@@ -46,9 +51,10 @@ export class UpstreamConnection {
     return this.requests > 1;
   }
 
-  constructor(socket: Socket, peer: string) {
+  constructor(socket: Socket, peer: string, key: string = peer) {
     this.socket = socket;
     this.peer = peer;
+    this.key = key;
     socket.on('data', (chunk: Buffer) => this.owner?.onData(chunk));
     socket.on('end', () => this.owner?.onGone(undefined, 'end'));
     socket.on('close', () => this.owner?.onGone(undefined, 'close'));
@@ -72,11 +78,11 @@ export class ConnectionPool {
     return this.#idle.length;
   }
 
-  /** An idle connection to `peer`, taken out of the pool, or undefined. */
-  acquire(peer: string): UpstreamConnection | undefined {
+  /** An idle connection with this key (the peer's name for plain TCP), taken out of the pool, or undefined. */
+  acquire(key: string): UpstreamConnection | undefined {
     for (let i = this.#idle.length - 1; i >= 0; i--) {
       const connection = this.#idle[i] as UpstreamConnection;
-      if (connection.peer !== peer) continue;
+      if (connection.key !== key) continue;
       this.#idle.splice(i, 1);
       this.#unwatch(connection);
       if (connection.socket.destroyed || !connection.socket.writable) {

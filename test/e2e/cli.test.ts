@@ -76,7 +76,7 @@ describe('bin/hitless: nginx\'s command line', () => {
     assert.doesNotMatch(lines[3] ?? '', /--without-http_proxy_module/);
     assert.doesNotMatch(lines[3] ?? '', /--without-http_upstream_keepalive_module/);
     assert.match(lines[3] ?? '', / --without-http_gzip_module( |$)/);
-    assert.doesNotMatch(lines[3] ?? '', /--with-http_ssl_module/);
+    assert.match(lines[3] ?? '', / --with-http_ssl_module( |$)/);
     assert.match(lines[3] ?? '', / --with-stream( |$)/);
   });
 

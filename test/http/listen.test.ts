@@ -41,7 +41,7 @@ describe('listen: addresses as ngx_parse_url() reads them', () => {
   });
 
   it('keeps the parameters, including those later issues will act on', () => {
-    const [listen] = listensOf('listen 443 ssl http2 proxy_protocol default_server reuseport backlog=100 rcvbuf=8k so_keepalive=30s::10;');
+    const [listen] = listensOf('listen 443 ssl http2 proxy_protocol default_server reuseport backlog=100 rcvbuf=8k so_keepalive=30s::10; ssl_reject_handshake on;');
     assert.ok(listen);
     assert.equal(listen.ssl && listen.http2 && listen.proxyProtocol && listen.defaultServer && listen.reuseport, true);
     assert.equal(listen.backlog, 100);

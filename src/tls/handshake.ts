@@ -1,0 +1,109 @@
+/**
+ * A connection on a `listen ... ssl` address before its protocol is known: nginx's
+ * `ngx_http_ssl_handshake()`. The first byte tells a TLS ClientHello (0x16, or an SSLv2 hello with
+ * the high bit set) from plain HTTP, which nginx still reads to answer 497; a handshake then ends in
+ * HTTP/2 or HTTP/1.1 by ALPN.
+ */
+import type { Socket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
+import type { ProtocolConnection } from '../http/exchange.js';
+import type { TlsTermination } from './sni.js';
+
+/** How the connection goes on: HTTP/2 or HTTP/1.1 over TLS, or plain HTTP sent to a TLS port. */
+export type TlsOutcome = 'h2' | 'http/1.1' | 'plain';
+
+/** Receives the socket (the TLS one unless `plain`) once the handshake is done. */
+export type TlsChoice = (socket: Socket, outcome: TlsOutcome) => void;
+
+/** Tracked like a connection so that a drain or a fast shutdown sees a handshake in progress. */
+export class TlsHandshake<S> implements ProtocolConnection {
+  /** `$connection` is given by the protocol that takes over. */
+  readonly id = 0;
+  readonly requests = 0;
+  socket: Socket;
+  readonly #termination: TlsTermination<S>;
+  readonly #timeoutMs: number;
+  readonly #choose: TlsChoice;
+  #done = false;
+  #graceTimer: NodeJS.Timeout | undefined;
+  #closeListeners: (() => void)[] = [];
+  readonly #onTimeout = (): void => void this.socket.destroy();
+  readonly #onError = (): void => void this.socket.destroy();
+  readonly #onClose = (): void => this.#finish();
+
+  /** `timeoutMs` bounds the handshake, as nginx's client_header_timeout does. */
+  constructor(socket: Socket, termination: TlsTermination<S>, timeoutMs: number, choose: TlsChoice) {
+    this.socket = socket;
+    this.#termination = termination;
+    this.#timeoutMs = timeoutMs;
+    this.#choose = choose;
+    this.#watch(socket);
+    socket.once('data', (chunk: Buffer) => this.#first(chunk));
+  }
+
+  #watch(socket: Socket): void {
+    socket.on('timeout', this.#onTimeout);
+    socket.on('error', this.#onError);
+    socket.on('close', this.#onClose);
+    socket.setTimeout(this.#timeoutMs);
+  }
+
+  #unwatch(socket: Socket): void {
+    socket.off('timeout', this.#onTimeout);
+    socket.off('error', this.#onError);
+    socket.off('close', this.#onClose);
+    socket.setTimeout(0);
+  }
+
+  #first(chunk: Buffer): void {
+    const raw = this.socket;
+    raw.pause();
+    raw.unshift(chunk);
+    this.#unwatch(raw);
+    const byte = chunk[0] ?? 0;
+    if (byte !== 0x16 && (byte & 0x80) === 0) {
+      this.#choose(raw, 'plain');
+      raw.resume();
+      this.#finish();
+      return;
+    }
+    const secure: TLSSocket = this.#termination.wrap(raw);
+    this.socket = secure;
+    this.#watch(secure);
+    secure.once('secure', () => {
+      this.#unwatch(secure);
+      // What tls.Server's onServerSocketSecure() does before 'secureConnection': node:http2 waits for
+      // a 'secureConnect' a server socket never emits while this flag is still set.
+      (secure as TLSSocket & { secureConnecting: boolean }).secureConnecting = false;
+      this.#choose(secure, secure.alpnProtocol === 'h2' ? 'h2' : 'http/1.1');
+      this.#finish();
+    });
+  }
+
+  #finish(): void {
+    if (this.#done) return;
+    this.#done = true;
+    if (this.#graceTimer !== undefined) clearTimeout(this.#graceTimer);
+    for (const listener of this.#closeListeners.splice(0)) listener();
+  }
+
+  /** A handshake still unfinished `graceMs` after a drain began is closed. */
+  drain(graceMs: number): void {
+    if (this.#done || this.#graceTimer !== undefined) return;
+    this.#graceTimer = setTimeout(() => {
+      if (!this.#done) this.socket.destroy();
+    }, graceMs);
+    this.#graceTimer.unref();
+  }
+
+  /** Closes at once. */
+  destroy(): void {
+    if (!this.#done) this.socket.destroy();
+  }
+
+  /** Calls `listener` once the socket was handed on or has closed. */
+  onClose(listener: () => void): void {
+    if (this.#done) listener();
+    else this.#closeListeners.push(listener);
+  }
+}

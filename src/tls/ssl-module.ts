@@ -1,0 +1,186 @@
+/**
+ * `ngx_http_ssl_module`: the directives of TLS termination in the `http` block, and the check
+ * `ngx_http_ssl_init()` runs once the configuration is read (every `listen ... ssl` address needs a
+ * certificate in its default server, unless the handshake is rejected), and the certificate loads of
+ * `ngx_http_ssl_merge_srv_conf()`, with nginx's messages.
+ */
+import { isAbsolute, resolve } from 'node:path';
+import { ConfigError } from '../core/errors.js';
+import { parseTime } from '../core/parse.js';
+import { defineDirective, type ConfBlockView, type ConfModule, type DirectiveContext } from '../conf/registry.js';
+import { groupListens } from '../http/listen.js';
+import { serverTlsOf } from './contexts.js';
+
+/** A certificate or key file: as written (for messages), and resolved against the conf prefix. */
+export interface TlsFile {
+  readonly written: string;
+  readonly path: string;
+}
+
+/** The protocol names `ssl_protocols` accepts (`ngx_http_ssl_protocols`). */
+export const TLS_PROTOCOL_NAMES = ['SSLv2', 'SSLv3', 'TLSv1', 'TLSv1.1', 'TLSv1.2', 'TLSv1.3'] as const;
+
+/** One of {@link TLS_PROTOCOL_NAMES}. */
+export type TlsProtocolName = (typeof TLS_PROTOCOL_NAMES)[number];
+
+declare module '../conf/registry.js' {
+  interface DirectiveValues {
+    ssl_certificate: readonly TlsFile[];
+    ssl_certificate_key: readonly TlsFile[];
+    ssl_protocols: readonly TlsProtocolName[];
+    ssl_ciphers: string;
+    ssl_prefer_server_ciphers: boolean;
+    ssl_ecdh_curve: string;
+    ssl_session_timeout: number;
+    ssl_session_tickets: boolean;
+    ssl_reject_handshake: boolean;
+  }
+}
+
+/** `ngx_conf_full_name(cf->cycle, &file, 1)`: relative paths are relative to the configuration's directory. */
+function parseTlsFile(args: readonly string[], ctx: DirectiveContext, previous: readonly TlsFile[] | undefined): readonly TlsFile[] {
+  const [written = ''] = args;
+  // nginx loads a certificate with variables per handshake; hitless loads them once per generation.
+  if (written.includes('$')) ctx.fail(`variables in "${ctx.node.name}" are not supported by hitless`);
+  if (written.startsWith('data:')) ctx.fail(`"data:" in "${ctx.node.name}" is not supported by hitless`);
+  return [...(previous ?? []), { written, path: isAbsolute(written) ? written : resolve(ctx.confPrefix, written) }];
+}
+
+const flag = (args: readonly string[]): boolean => args[0] === 'on';
+
+/** The directives of `ngx_http_ssl_module`. */
+export const httpSslModule: ConfModule = {
+  name: 'ngx_http_ssl_module',
+  directives: [
+    defineDirective({
+      kind: 'value',
+      name: 'ssl_certificate',
+      contexts: ['http', 'server'],
+      args: [1],
+      repeatable: true,
+      syntax: 'file;',
+      summary: 'A PEM certificate, followed by its chain, for the server\'s TLS; given several times (RSA and ECDSA), the client\'s capabilities pick one. Relative to the configuration\'s directory.',
+      defaultText: '—',
+      default: () => [],
+      parse: parseTlsFile,
+    }),
+    defineDirective({
+      kind: 'value',
+      name: 'ssl_certificate_key',
+      contexts: ['http', 'server'],
+      args: [1],
+      repeatable: true,
+      syntax: 'file;',
+      summary: 'The PEM private key of the ssl_certificate given in the same position.',
+      defaultText: '—',
+      default: () => [],
+      parse: parseTlsFile,
+    }),
+    defineDirective({
+      kind: 'value',
+      name: 'ssl_protocols',
+      contexts: ['http', 'server'],
+      args: '1+',
+      syntax: '[SSLv2] [SSLv3] [TLSv1] [TLSv1.1] [TLSv1.2] [TLSv1.3];',
+      summary: 'The TLS versions offered; SSLv2 and SSLv3 are accepted and never negotiated, as with a current OpenSSL.',
+      default: () => ['TLSv1.2', 'TLSv1.3'],
+      defaultText: 'ssl_protocols TLSv1.2 TLSv1.3;',
+      parse: (args, ctx) =>
+        args.map((arg) => {
+          // ngx_conf_set_bitmask_slot() compares caselessly.
+          const name = TLS_PROTOCOL_NAMES.find((known) => known.toLowerCase() === arg.toLowerCase());
+          return name ?? ctx.fail(`invalid value "${arg}"`);
+        }),
+    }),
+    defineDirective({
+      kind: 'value',
+      name: 'ssl_ciphers',
+      contexts: ['http', 'server'],
+      args: [1],
+      syntax: 'ciphers;',
+      summary: 'The TLSv1.2 and older cipher list, in OpenSSL\'s format; TLSv1.3 suites stay OpenSSL\'s defaults unless named here.',
+      default: () => 'HIGH:!aNULL:!MD5',
+      defaultText: 'ssl_ciphers HIGH:!aNULL:!MD5;',
+      parse: ([value = '']) => value,
+    }),
+    defineDirective({
+      kind: 'value',
+      name: 'ssl_prefer_server_ciphers',
+      contexts: ['http', 'server'],
+      args: 'flag',
+      syntax: 'on | off;',
+      summary: 'The server\'s cipher order wins over the client\'s.',
+      default: () => false,
+      defaultText: 'ssl_prefer_server_ciphers off;',
+      parse: flag,
+    }),
+    defineDirective({
+      kind: 'value',
+      name: 'ssl_ecdh_curve',
+      contexts: ['http', 'server'],
+      args: [1],
+      syntax: 'curve;',
+      summary: 'The key exchange groups, colon-separated (X25519:prime256v1), or auto for OpenSSL\'s list.',
+      default: () => 'auto',
+      defaultText: 'ssl_ecdh_curve auto;',
+      parse: ([value = '']) => value,
+    }),
+    defineDirective({
+      kind: 'value',
+      name: 'ssl_session_timeout',
+      contexts: ['http', 'server'],
+      args: [1],
+      syntax: 'time;',
+      summary: 'How long a client may resume a TLS session.',
+      default: () => 300_000,
+      defaultText: 'ssl_session_timeout 5m;',
+      parse: ([value = ''], ctx) => parseTime(value, { seconds: true }) ?? ctx.fail('"ssl_session_timeout" directive invalid value'),
+    }),
+    defineDirective({
+      kind: 'value',
+      name: 'ssl_session_tickets',
+      contexts: ['http', 'server'],
+      args: 'flag',
+      syntax: 'on | off;',
+      summary: 'Resumption by TLS session tickets; the ticket keys are the worker\'s own, made per generation.',
+      default: () => true,
+      defaultText: 'ssl_session_tickets on;',
+      parse: flag,
+    }),
+    defineDirective({
+      kind: 'value',
+      name: 'ssl_reject_handshake',
+      contexts: ['http', 'server'],
+      args: 'flag',
+      syntax: 'on | off;',
+      summary: 'Refuses TLS handshakes that reach this server (by SNI, or without one in the default server) with an unrecognized_name alert.',
+      default: () => false,
+      defaultText: 'ssl_reject_handshake off;',
+      parse: flag,
+    }),
+  ],
+  check(main) {
+    const http = main.blocks.find((block) => block.name === 'http');
+    if (http === undefined) return;
+    // ngx_http_ssl_merge_srv_conf(): every server's certificates are loaded, used or not.
+    for (const server of http.blocks) if (server.name === 'server') serverTlsOf(server);
+    for (const socket of groupListens(http)) {
+      for (const addr of socket.addrs) {
+        if (!addr.ssl) continue;
+        checkSslAddress(addr.defaultServer, addr.servers);
+      }
+    }
+  },
+};
+
+/** `ngx_http_ssl_init()`: the default server of a `listen ... ssl` address has certificates, or every server refuses handshakes. */
+function checkSslAddress(defaultServer: ConfBlockView, servers: readonly ConfBlockView[]): void {
+  const missing = (server: ConfBlockView): never => {
+    throw new ConfigError(`no "ssl_certificate" is defined for the "listen ... ssl" directive in ${server.file}:${server.line}`, undefined);
+  };
+  if (defaultServer.get('ssl_certificate').length > 0) return;
+  if (!defaultServer.get('ssl_reject_handshake')) missing(defaultServer);
+  for (const server of servers) {
+    if (server.get('ssl_certificate').length === 0 && !server.get('ssl_reject_handshake')) missing(server);
+  }
+}
