@@ -1,7 +1,8 @@
 #!/bin/sh
 # Makes the TLS fixtures of the deploy tests with the openssl CLI: a root CA, an intermediate,
 # leaves for several names (RSA and ECDSA), an expired and a not-yet-valid leaf, a key that
-# matches nothing, a weak leaf that nginx -t refuses, broken PEM files, and leaf+chain bundles.
+# matches nothing, a weak leaf that nginx -t refuses, broken PEM files, and leaf+chain bundles;
+# and for mutual TLS, client certificates under roots of their own (client-ca, client-other-ca).
 #
 #   scripts/make-test-certs.sh [OUTDIR]     default: test/fixtures/tls
 #
@@ -29,6 +30,9 @@ policy = anything
 unique_subject = no
 copy_extensions = none
 [anything]
+countryName = optional
+organizationName = optional
+organizationalUnitName = optional
 commonName = supplied
 [req]
 distinguished_name = dn
@@ -123,6 +127,30 @@ openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$out/mismat
 # Broken PEM: a certificate and a key whose base64 bodies were damaged in the middle.
 sed '5s/./#/4' "$out/a-rsa.crt" >"$out/broken.crt"
 sed '3s/./#/10' "$out/a-ec.key" >"$out/broken.key"
+
+# Client certificates (ssl_verify_client): a root with an intermediate, and a root nothing trusts.
+# Their subjects have several attributes so that the RFC 2253 order of $ssl_client_s_dn shows.
+for root in client-ca client-other-ca; do
+  openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$work/$root.key"
+  openssl req -new -x509 -config "$work/ca.cnf" -extensions v3_ca -key "$work/$root.key" \
+    -subj "/O=hitless/CN=hitless test $root" -days 9000 -out "$out/$root.crt"
+done
+openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$work/client-intermediate.key"
+openssl req -new -key "$work/client-intermediate.key" -subj "/CN=hitless test client-intermediate" -out "$work/client-intermediate.csr"
+issue client-ca client-intermediate "$now" "$twenty_years" "$work/int.ext"
+printf 'basicConstraints = critical, CA:false\nkeyUsage = critical, digitalSignature\nextendedKeyUsage = clientAuth\nsubjectKeyIdentifier = hash\nauthorityKeyIdentifier = keyid\n' >"$work/client.ext"
+# client NAME SIGNER : an ECDSA client certificate; NAME.fullchain.crt adds the signer when it is an intermediate.
+client() {
+  name=$1 signer=$2
+  openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$out/$name.key"
+  openssl req -new -key "$out/$name.key" -subj "/C=US/O=hitless, Inc./OU=clients/CN=$name" -out "$work/$name.csr"
+  issue "$signer" "$name" "$now" "$ten_years" "$work/client.ext"
+  cat "$out/$name.crt" "$out/$signer.crt" >"$out/$name.fullchain.crt"
+}
+client client-a client-ca
+client client-via-intermediate client-intermediate
+client client-foreign client-other-ca
+cat "$out/client-ca.crt" "$out/client-intermediate.crt" >"$out/client-ca-bundle.crt"
 
 rm -f "$out"/*.csr
 chmod 0644 "$out"/*

@@ -17,6 +17,7 @@ import { runPreaccess, type Preaccess } from './preaccess.js';
 import { proxyRequest } from './proxy.js';
 import { applyRealIp } from './realip-module.js';
 import { HttpRequest } from './request.js';
+import { clientVerdict } from '../tls/client-verify.js';
 import { CLOSE_AFTER_PAGE, REDIRECT_STATUSES, specialPage, statusHasNoBody, wireStatus } from './responses.js';
 import { normalizeUri, parseRequestTarget, validateHost } from './uri.js';
 
@@ -99,6 +100,13 @@ export class RequestHandler {
     if (conn.plainHttp) {
       this.#log.info(`client sent plain HTTP request to HTTPS port${context(request, conn)}`, conn.number);
       return [server.level, { status: 497 }];
+    }
+    // ngx_http_process_request(): the Host's server judges the certificate the handshake's server asked for.
+    const verdict = conn.tls === undefined ? undefined : clientVerdict(server.tls.verify, conn.tls.client);
+    if (verdict !== undefined) {
+      const reason = verdict.status === 495 ? `client SSL certificate verify error: (${verdict.error.number}:${verdict.error.reason})` : 'client sent no required SSL certificate';
+      this.#log.info(`${reason} while reading client request headers${context(request, conn)}`, conn.number);
+      return [server.level, { status: verdict.status }];
     }
     // The post-read phase: realip with the server's settings.
     applyRealIp(request, server.level.preaccess?.realip);

@@ -2,6 +2,7 @@
  * The HTTP variables (nginx's `ngx_http_variables.c` and the log module's own), bound to an
  * {@link HttpRequest}, and the configuration check that every variable used is known.
  */
+import type { X509Certificate } from 'node:crypto';
 import { hostname } from 'node:os';
 import { ConfigError } from '../core/errors.js';
 import { templateVariables, VariableTable, type Template, type VariableGetter } from '../core/variables.js';
@@ -11,6 +12,7 @@ import type { HttpRequest } from './request.js';
 import { compileNginxRegex } from './regex.js';
 import { binaryAddress } from './realip.js';
 import { formatIso8601, formatTimeLocal } from './time-format.js';
+import { certificateFingerprint, clientVerifyText, escapedCertificate, rfc2253Name } from '../tls/client-verify.js';
 
 type Getter = VariableGetter<HttpRequest>;
 
@@ -52,6 +54,13 @@ function seconds(ms: number): string {
 }
 
 const HOSTNAME = hostname();
+
+/** A `$ssl_client_*` value: not found without TLS, empty without a client certificate. */
+function clientValue(request: HttpRequest, read: (cert: X509Certificate) => string): string | undefined {
+  const tls = request.connection.tls;
+  if (tls === undefined) return undefined;
+  return tls.client === undefined ? '' : read(tls.client.cert);
+}
 
 /** Every variable hitless defines for HTTP, by name. */
 const HTTP_VARIABLES: Readonly<Record<string, Getter>> = {
@@ -109,6 +118,13 @@ const HTTP_VARIABLES: Readonly<Record<string, Getter>> = {
   ssl_protocol: (r) => r.connection.tls?.protocol,
   ssl_cipher: (r) => r.connection.tls?.cipher,
   ssl_session_reused: (r) => r.connection.tls?.sessionReused,
+  // Empty, not "not found", on a TLS connection without a client certificate (ngx_ssl_get_subject_dn()).
+  ssl_client_verify: (r) => (r.connection.tls === undefined ? undefined : clientVerifyText(r.connection.tls.client)),
+  ssl_client_s_dn: (r) => clientValue(r, (cert) => rfc2253Name(cert.subject)),
+  ssl_client_i_dn: (r) => clientValue(r, (cert) => rfc2253Name(cert.issuer)),
+  ssl_client_escaped_cert: (r) => clientValue(r, escapedCertificate),
+  ssl_client_fingerprint: (r) => clientValue(r, certificateFingerprint),
+  ssl_client_serial: (r) => clientValue(r, (cert) => cert.serialNumber),
 };
 
 /** True when `name` is a variable hitless itself defines (not a prefix family): a map may not redefine it. */

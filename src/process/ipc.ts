@@ -40,6 +40,14 @@ export interface ServeMessage {
   readonly listens: readonly string[];
   /** How long a draining worker lets an idle keep-alive connection send one more request. */
   readonly drainGraceMs: number;
+  /** The master's TLS session ticket key, base64 (tls/ticket-keys.ts), the same for every worker. */
+  readonly ticketKey: string;
+}
+
+/** Master to worker: the session ticket key was rotated; base64, as in {@link ServeMessage}. */
+export interface TicketKeyMessage {
+  readonly type: 'ticket-key';
+  readonly key: string;
 }
 
 /** Master to worker: stop accepting, finish what is in flight, exit 0 (nginx's `NGX_CMD_QUIT`). */
@@ -58,7 +66,7 @@ export interface ReopenMessage {
 }
 
 /** Every message a master sends to a worker. */
-export type MasterToWorker = ListenMessage | ServeMessage | DrainMessage | TerminateMessage | ReopenMessage;
+export type MasterToWorker = ListenMessage | ServeMessage | DrainMessage | TerminateMessage | ReopenMessage | TicketKeyMessage;
 
 /** Worker to master: the configuration is built and every listening socket is accepting. */
 export interface ReadyMessage {
@@ -100,7 +108,7 @@ export interface MasterUpMessage {
   readonly pid: number;
 }
 
-const MASTER_TO_WORKER_TYPES: ReadonlySet<string> = new Set(['listen', 'serve', 'drain', 'terminate', 'reopen']);
+const MASTER_TO_WORKER_TYPES: ReadonlySet<string> = new Set(['listen', 'serve', 'drain', 'terminate', 'reopen', 'ticket-key']);
 
 /** True when an IPC message is one a master sends to a worker. */
 export function isMasterToWorker(message: unknown): message is MasterToWorker {

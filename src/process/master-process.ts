@@ -16,6 +16,7 @@ import { oldBinaryPidPath, removePidFile, renamePidFile, writePidFile } from './
 import { WORKER_FATAL_EXIT_CODE } from './worker.js';
 import { WorkerProcess, type WorkerExit } from './worker-process.js';
 import { MasterZones } from './zones.js';
+import { createTicketKey, TICKET_KEY_ROTATION_MS } from '../tls/ticket-keys.js';
 
 /** What {@link MasterProcess} runs with; {@link runMaster} builds it. */
 export interface MasterProcessOptions {
@@ -54,6 +55,11 @@ export class MasterProcess {
   readonly #handlers = new Map<NodeJS.Signals, () => void>();
   /** The limit_req and limit_conn zones every worker shares. */
   readonly #zones = new MasterZones();
+  /**
+   * The TLS session ticket key of every worker, kept across reloads so that tickets survive them;
+   * base64, as it travels over IPC. Replaced every {@link TICKET_KEY_ROTATION_MS}.
+   */
+  #ticketKey = createTicketKey().toString('base64');
   #log: ErrorLog;
   #generation: Generation;
   #pending: Generation | undefined;
@@ -86,6 +92,7 @@ export class MasterProcess {
     }
     // Signal handlers do not keep Node's loop alive, and with no worker (after SIGWINCH) nothing would.
     this.#timers.add(setInterval(() => undefined, 1 << 30));
+    this.#timers.add(setInterval(() => this.#rotateTicketKey(), TICKET_KEY_ROTATION_MS));
     this.#startWorkers(this.#generation);
     return done;
   }
@@ -145,6 +152,7 @@ export class MasterProcess {
       errorLog: generation.errorLog,
       listens: generation.listens.map((spec) => spec.key),
       drainGraceMs: this.#options.drainGraceMs,
+      ticketKey: this.#ticketKey,
     };
     let worker: WorkerProcess;
     try {
@@ -158,6 +166,15 @@ export class MasterProcess {
     worker.ready.then(() => this.#onWorkerReady(), () => undefined);
     void worker.exited.then((exit) => this.#onWorkerExit(worker, exit));
     return worker;
+  }
+
+  /**
+   * A new ticket key for every worker, draining ones included: Node keeps one key per context, so
+   * tickets issued under the old one get a full handshake from now on (tls/ticket-keys.ts).
+   */
+  #rotateTicketKey(): void {
+    this.#ticketKey = createTicketKey().toString('base64');
+    for (const worker of this.#workers) worker.ticketKey(this.#ticketKey);
   }
 
   /** Tells the process that daemonized this master that it is up, once the first workers are ready. */

@@ -115,6 +115,11 @@ export class WorkerProcess {
     if (this.#state !== 'exited') this.#send({ type: 'reopen' });
   }
 
+  /** Sends the worker the master's new session ticket key (base64). */
+  ticketKey(key: string): void {
+    if (this.#state !== 'exited') this.#send({ type: 'ticket-key', key });
+  }
+
   /** Kills the process outright (a worker that ignored `terminate`). */
   kill(): void {
     this.#stopRequested = true;

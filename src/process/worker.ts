@@ -14,6 +14,7 @@ import { HttpRuntime, collectListens } from '../http/runtime.js';
 import { useZoneClient } from '../http/limits.js';
 import { isMasterToWorker, isZoneAnswer, type ServeMessage, type WorkerToMaster } from './ipc.js';
 import { IpcZoneClient } from './zones.js';
+import { useMasterTicketKey } from '../tls/ticket-keys.js';
 
 /** What a worker serves a configuration generation with; {@link HttpRuntime} by default. */
 export interface ServingRuntime {
@@ -93,6 +94,9 @@ class WorkerProcessCycle {
       case 'reopen':
         this.reopen();
         return;
+      case 'ticket-key':
+        useMasterTicketKey(Buffer.from(message.key, 'base64'));
+        return;
     }
   }
 
@@ -100,6 +104,8 @@ class WorkerProcessCycle {
     const snapshot = message.config;
     this.#log = new ErrorLog(message.errorLog);
     this.#drainGraceMs = message.drainGraceMs;
+    // Before the configuration is read: its check builds every server's SecureContext.
+    useMasterTicketKey(Buffer.from(message.ticketKey, 'base64'));
     const config = loadConfig({
       file: snapshot.file,
       prefix: snapshot.prefix,

@@ -8,7 +8,9 @@ import { readFileSync } from 'node:fs';
 import { createSecureContext, type SecureContext, type SecureContextOptions, type SecureVersion } from 'node:tls';
 import { ConfigError } from '../core/errors.js';
 import type { ConfBlockView } from '../conf/registry.js';
+import { certificatesOf, type ClientVerifySettings, type VerifyClientMode } from './client-verify.js';
 import type { TlsFile, TlsProtocolName } from './ssl-module.js';
+import { followMasterTicketKey, readTicketKeyFile } from './ticket-keys.js';
 
 /** What a handshake that reaches a server gets. */
 export interface ServerTls {
@@ -16,6 +18,8 @@ export interface ServerTls {
   readonly context: SecureContext | undefined;
   /** `ssl_reject_handshake on`. */
   readonly rejectHandshake: boolean;
+  /** `ssl_verify_client` and `ssl_verify_depth`. */
+  readonly verify: ClientVerifySettings;
 }
 
 const cache = new WeakMap<ConfBlockView, ServerTls>();
@@ -74,6 +78,24 @@ export function protocolOptions(protocols: readonly TlsProtocolName[]): Pick<Sec
   return { minVersion: min, maxVersion: max, secureOptions };
 }
 
+/**
+ * The CAs and CRLs that verify client certificates (`ngx_ssl_client_certificate()`,
+ * `ngx_ssl_trusted_certificate()`, `ngx_ssl_crl()`), with the check of `ngx_http_ssl_merge_srv_conf()`.
+ */
+function clientCaOptions(server: ConfBlockView, mode: VerifyClientMode): { ca?: string[]; crl?: string[] } {
+  const cas = [...server.get('ssl_client_certificate'), ...server.get('ssl_trusted_certificate')];
+  // optional_no_ca verifies against nothing; nginx 1.27 accepts ssl_trusted_certificate alone.
+  if (mode !== 'off' && mode !== 'optional_no_ca' && cas.length === 0) {
+    fail('no ssl_client_certificate or ssl_trusted_certificate for ssl_verify_client');
+  }
+  const options: { ca?: string[]; crl?: string[] } = {};
+  if (mode === 'off') return options;
+  if (cas.length > 0) options.ca = cas.map((file) => readPem(file, 'certificate'));
+  const crls = server.get('ssl_crl');
+  if (crls.length > 0) options.crl = crls.map((file) => readPem(file, 'CRL'));
+  return options;
+}
+
 /** The server's TLS, built on first use and cached; throws nginx's ConfigError when a file does not load. */
 export function serverTlsOf(server: ConfBlockView): ServerTls {
   const cached = cache.get(server);
@@ -83,22 +105,32 @@ export function serverTlsOf(server: ConfBlockView): ServerTls {
   if (certs.length > 0 && keys.length < certs.length) {
     fail(`no "ssl_certificate_key" is defined for certificate "${(certs[certs.length - 1] as TlsFile).written}"`);
   }
+  const mode = server.get('ssl_verify_client');
+  let verify: ClientVerifySettings = { mode, depth: server.get('ssl_verify_depth'), trusted: [] };
   let context: SecureContext | undefined;
   if (certs.length > 0) {
     const pairs = certs.map((cert, i) => loadPair(cert, keys[i] as TlsFile));
+    const clientCas = clientCaOptions(server, mode);
+    verify = { ...verify, trusted: certificatesOf(clientCas.ca?.join('\n') ?? '') };
     const protocols = protocolOptions(server.get('ssl_protocols'));
     const ciphers = server.get('ssl_ciphers');
     const curve = server.get('ssl_ecdh_curve');
+    const tickets = server.get('ssl_session_tickets');
+    // nginx encrypts with the first ssl_session_ticket_key; Node keeps one key, so the others are unused.
+    const ticketFile = tickets ? server.get('ssl_session_ticket_key')[0] : undefined;
+    const ticketKeys = ticketFile === undefined ? undefined : readTicketKeyFile(ticketFile);
     try {
       context = createSecureContext({
         cert: pairs.map((pair) => pair.cert),
         key: pairs.map((pair) => pair.key),
         ...protocols,
-        secureOptions: (protocols.secureOptions ?? 0) | (server.get('ssl_session_tickets') ? 0 : constants.SSL_OP_NO_TICKET),
+        secureOptions: (protocols.secureOptions ?? 0) | (tickets ? 0 : constants.SSL_OP_NO_TICKET),
+        ...(ticketKeys === undefined ? {} : { ticketKeys }),
         ciphers,
         honorCipherOrder: server.get('ssl_prefer_server_ciphers'),
         ecdhCurve: curve,
         sessionTimeout: Math.floor(server.get('ssl_session_timeout') / 1000),
+        ...clientCas,
       });
     } catch (err) {
       const reason = err instanceof Error ? err.message : String(err);
@@ -106,8 +138,9 @@ export function serverTlsOf(server: ConfBlockView): ServerTls {
       if (/curve|group/i.test(reason)) fail(`SSL_CTX_set1_curves_list("${curve}") failed (SSL: ${reason})`);
       fail(`cannot create the TLS context of the server in ${server.file}:${server.line}: ${reason}`);
     }
+    if (tickets && ticketKeys === undefined) followMasterTicketKey(context);
   }
-  const tls = { context, rejectHandshake: server.get('ssl_reject_handshake') };
+  const tls = { context, rejectHandshake: server.get('ssl_reject_handshake'), verify };
   cache.set(server, tls);
   return tls;
 }

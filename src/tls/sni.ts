@@ -6,6 +6,7 @@
 import type { Socket } from 'node:net';
 import { createSecureContext, TLSSocket, type SecureContext } from 'node:tls';
 import type { VirtualHosts } from '../http/server-names.js';
+import { clientCertificateOf, type ClientCertificate, type ClientVerifySettings } from './client-verify.js';
 import type { ServerTls } from './contexts.js';
 
 /** What the variables read of an established TLS connection, captured once. */
@@ -18,17 +19,38 @@ export interface TlsConnectionInfo {
   readonly cipher: string;
   /** `$ssl_session_reused`: `r` or `.`. */
   readonly sessionReused: string;
+  /** The client's certificate and its verification; undefined when none was sent. */
+  readonly client: ClientCertificate | undefined;
 }
+
+/** The verification settings of the server whose context finished each handshake (by SNI, or the default). */
+const handshakeVerify = new WeakMap<TLSSocket, ClientVerifySettings>();
 
 /** Reads {@link TlsConnectionInfo} off a socket whose handshake is done. */
 export function tlsInfoOf(socket: TLSSocket): TlsConnectionInfo {
   const servername = (socket as TLSSocket & { servername?: string | false }).servername;
+  const verify = handshakeVerify.get(socket);
   return {
     serverName: typeof servername === 'string' ? servername : '',
     protocol: socket.getProtocol() ?? '',
     cipher: socket.getCipher()?.name ?? '',
     sessionReused: socket.isSessionReused() ? 'r' : '.',
+    client: verify === undefined || verify.mode === 'off' ? undefined : clientCertificateOf(socket, verify),
   };
+}
+
+/** Node keeps the verify mode on the connection; `TLSSocket.renegotiate()` reaches it the same way. */
+interface VerifyModeHandle {
+  setVerifyMode?(requestCert: boolean, rejectUnauthorized: boolean): void;
+}
+
+/**
+ * `SSL_set_verify()` as `ngx_http_ssl_servername()` calls it once SNI picked a server: a certificate
+ * is asked for when that server verifies clients, and never refused at the TLS level.
+ */
+function setVerifyMode(socket: TLSSocket, verify: ClientVerifySettings): void {
+  handshakeVerify.set(socket, verify);
+  (socket as TLSSocket & { _handle?: VerifyModeHandle | null })._handle?.setVerifyMode?.(verify.mode !== 'off', false);
 }
 
 /** A context without a certificate: a handshake that falls back to it fails. */
@@ -39,6 +61,7 @@ export class TlsTermination<S> {
   readonly #hosts: VirtualHosts<S>;
   readonly #tlsOf: (server: S) => ServerTls;
   readonly #default: SecureContext;
+  readonly #defaultVerify: ClientVerifySettings;
   readonly #alpn: string[];
 
   /** `http2`: `listen ... http2` or the default server's `http2 on` offer `h2` before `http/1.1`. */
@@ -47,27 +70,35 @@ export class TlsTermination<S> {
     this.#tlsOf = tlsOf;
     const fallback = tlsOf(hosts.defaultServer);
     this.#default = (fallback.rejectHandshake ? undefined : fallback.context) ?? (refusing ??= createSecureContext({}));
+    this.#defaultVerify = fallback.verify;
     this.#alpn = http2 ? ['h2', 'http/1.1'] : ['http/1.1'];
   }
 
   /** Starts the server side of a handshake on `socket`; bytes already read must be back in it. */
   wrap(socket: Socket): TLSSocket {
-    return new TLSSocket(socket, {
+    const secure: TLSSocket = new TLSSocket(socket, {
       isServer: true,
       secureContext: this.#default,
       ALPNProtocols: this.#alpn,
-      SNICallback: (servername, done) => this.#select(servername, done),
+      // nginx answers a bad client certificate at the HTTP level (495, 496), after the handshake.
+      requestCert: this.#defaultVerify.mode !== 'off',
+      rejectUnauthorized: false,
+      SNICallback: (servername, done) => this.#select(secure, servername, done),
     });
+    handshakeVerify.set(secure, this.#defaultVerify);
+    return secure;
   }
 
   /** `ngx_http_ssl_servername()`: the server the name selects, its context, or the default's. */
-  #select(servername: string, done: (err: Error | null, context?: SecureContext) => void): void {
+  #select(socket: TLSSocket, servername: string, done: (err: Error | null, context?: SecureContext) => void): void {
     const { server } = this.#hosts.find(servername.toLowerCase());
     const tls = this.#tlsOf(server);
     if (tls.rejectHandshake) {
       done(new Error(`TLS handshake rejected for server name "${servername}"`));
       return;
     }
+    // A server without certificates handshakes with the default's context and its settings.
+    setVerifyMode(socket, tls.context === undefined ? this.#defaultVerify : tls.verify);
     done(null, tls.context ?? this.#default);
   }
 }

@@ -6,9 +6,10 @@
  */
 import { isAbsolute, resolve } from 'node:path';
 import { ConfigError } from '../core/errors.js';
-import { parseTime } from '../core/parse.js';
+import { parseNumber, parseTime } from '../core/parse.js';
 import { defineDirective, type ConfBlockView, type ConfModule, type DirectiveContext } from '../conf/registry.js';
 import { groupListens } from '../http/listen.js';
+import { VERIFY_CLIENT_MODES, type VerifyClientMode } from './client-verify.js';
 import { serverTlsOf } from './contexts.js';
 
 /** A certificate or key file: as written (for messages), and resolved against the conf prefix. */
@@ -33,7 +34,13 @@ declare module '../conf/registry.js' {
     ssl_ecdh_curve: string;
     ssl_session_timeout: number;
     ssl_session_tickets: boolean;
+    ssl_session_ticket_key: readonly TlsFile[];
     ssl_reject_handshake: boolean;
+    ssl_verify_client: VerifyClientMode;
+    ssl_client_certificate: readonly TlsFile[];
+    ssl_trusted_certificate: readonly TlsFile[];
+    ssl_verify_depth: number;
+    ssl_crl: readonly TlsFile[];
   }
 }
 
@@ -131,7 +138,7 @@ export const httpSslModule: ConfModule = {
       contexts: ['http', 'server'],
       args: [1],
       syntax: 'time;',
-      summary: 'How long a client may resume a TLS session.',
+      summary: 'How long a client may resume a TLS session: the lifetime of a session ticket, cut short by a rotation of the master\'s ticket key (hourly).',
       default: () => 300_000,
       defaultText: 'ssl_session_timeout 5m;',
       parse: ([value = ''], ctx) => parseTime(value, { seconds: true }) ?? ctx.fail('"ssl_session_timeout" directive invalid value'),
@@ -142,10 +149,22 @@ export const httpSslModule: ConfModule = {
       contexts: ['http', 'server'],
       args: 'flag',
       syntax: 'on | off;',
-      summary: 'Resumption by TLS session tickets; the ticket keys are the worker\'s own, made per generation.',
+      summary: 'Resumption by TLS session tickets, on every worker and across reloads: the master makes the ticket key, sends it to the workers and replaces it hourly; a ticket from before a rotation gets a full handshake.',
       default: () => true,
       defaultText: 'ssl_session_tickets on;',
       parse: flag,
+    }),
+    defineDirective({
+      kind: 'value',
+      name: 'ssl_session_ticket_key',
+      contexts: ['http', 'server'],
+      args: [1],
+      repeatable: true,
+      syntax: 'file;',
+      summary: 'A file of 80 or 48 random bytes that encrypts session tickets instead of the master\'s key, never rotated; with several, the first is used and, as Node keeps one key per context, the others do not decrypt. Relative to the configuration\'s directory.',
+      defaultText: '—',
+      default: () => [],
+      parse: parseTlsFile,
     }),
     defineDirective({
       kind: 'value',
@@ -157,6 +176,62 @@ export const httpSslModule: ConfModule = {
       default: () => false,
       defaultText: 'ssl_reject_handshake off;',
       parse: flag,
+    }),
+    defineDirective({
+      kind: 'value',
+      name: 'ssl_verify_client',
+      contexts: ['http', 'server'],
+      args: [1],
+      syntax: 'on | off | optional | optional_no_ca;',
+      summary: 'Asks clients for a certificate: on refuses requests without a valid one (400, as 496 and 495), optional checks one if sent, optional_no_ca does not check it against the CAs.',
+      default: () => 'off',
+      defaultText: 'ssl_verify_client off;',
+      // ngx_conf_set_enum_slot() compares caselessly.
+      parse: ([value = ''], ctx) => VERIFY_CLIENT_MODES.find((mode) => mode === value.toLowerCase()) ?? ctx.fail(`invalid value "${value}"`),
+    }),
+    defineDirective({
+      kind: 'value',
+      name: 'ssl_client_certificate',
+      contexts: ['http', 'server'],
+      args: [1],
+      syntax: 'file;',
+      summary: 'PEM CA certificates that verify client certificates; hitless sends their names to the client.',
+      defaultText: '—',
+      default: () => [],
+      parse: (args, ctx) => parseTlsFile(args, ctx, undefined),
+    }),
+    defineDirective({
+      kind: 'value',
+      name: 'ssl_trusted_certificate',
+      contexts: ['http', 'server'],
+      args: [1],
+      syntax: 'file;',
+      summary: 'PEM CA certificates that also verify client certificates. nginx does not send their names; Node sends them with those of ssl_client_certificate.',
+      defaultText: '—',
+      default: () => [],
+      parse: (args, ctx) => parseTlsFile(args, ctx, undefined),
+    }),
+    defineDirective({
+      kind: 'value',
+      name: 'ssl_verify_depth',
+      contexts: ['http', 'server'],
+      args: [1],
+      syntax: 'number;',
+      summary: 'How long a client\'s chain may be: 1 is a certificate signed by a CA of the files, each intermediate adds one.',
+      default: () => 1,
+      defaultText: 'ssl_verify_depth 1;',
+      parse: ([value = ''], ctx) => parseNumber(value) ?? ctx.fail('"ssl_verify_depth" directive invalid number'),
+    }),
+    defineDirective({
+      kind: 'value',
+      name: 'ssl_crl',
+      contexts: ['http', 'server'],
+      args: [1],
+      syntax: 'file;',
+      summary: 'PEM certificate revocation lists checked for every certificate of a client\'s chain.',
+      defaultText: '—',
+      default: () => [],
+      parse: (args, ctx) => parseTlsFile(args, ctx, undefined),
     }),
   ],
   check(main) {

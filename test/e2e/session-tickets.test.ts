@@ -1,0 +1,120 @@
+/**
+ * TLS session resumption by ticket with a real master and two workers: the master's ticket key is
+ * every worker's, so a session resumes whichever worker accepts the connection, and still resumes
+ * after a reload (the key outlives generations). `ssl_session_tickets off` resumes nothing.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { fixture, getWithSession, type SessionReply } from '../tls/session-client.js';
+import { MasterUnderTest, TestPrefix, freePort, isAlive, startMaster, waitFor } from './helpers/masters.js';
+
+const conf = (options: { plain: number; tls: number; tickets: boolean; comment?: string }): string => `worker_processes 2;
+error_log logs/error.log notice;
+events {}
+http {
+    access_log off;
+    # ${options.comment ?? 'start'}
+    server {
+        listen 127.0.0.1:${options.plain};
+        listen 127.0.0.1:${options.tls} ssl;
+        server_name a.test;
+        ssl_certificate ${fixture('a-rsa.fullchain.crt')};
+        ssl_certificate_key ${fixture('a-rsa.key')};
+        ssl_session_tickets ${options.tickets ? 'on' : 'off'};
+        location / { return 200 $pid; }
+    }
+}
+`;
+
+/** A session ticket from one fresh connection. */
+async function firstSession(port: number, maxVersion: 'TLSv1.2' | 'TLSv1.3' = 'TLSv1.3'): Promise<SessionReply & { session: Buffer }> {
+  const reply = await getWithSession(port, undefined, maxVersion);
+  assert.equal(reply.reused, false);
+  assert.ok(reply.session !== undefined, 'the server sent no session ticket');
+  return { ...reply, session: reply.session };
+}
+
+/** Bursts of new connections that offer `session`, until both workers answered (the kernel picks). */
+async function resumeOnEveryWorker(port: number, session: Buffer, maxVersion: 'TLSv1.2' | 'TLSv1.3' = 'TLSv1.3'): Promise<SessionReply[]> {
+  const replies: SessionReply[] = [];
+  const pids = new Set<string>();
+  for (let round = 0; round < 30 && (round < 4 || pids.size < 2); round++) {
+    for (const reply of await Promise.all(Array.from({ length: 10 }, () => getWithSession(port, session, maxVersion)))) {
+      replies.push(reply);
+      pids.add(reply.body);
+    }
+  }
+  return replies;
+}
+
+describe('session tickets across workers and reloads', () => {
+  const prefix = new TestPrefix();
+  let master: MasterUnderTest | undefined;
+  let plain: number;
+  let tls: number;
+
+  before(async () => {
+    plain = await freePort();
+    tls = await freePort();
+    master = await startMaster({ prefix, conf: conf({ plain, tls, tickets: true }), port: plain, program: 'hitless' });
+  });
+  after(async () => {
+    await master?.stop();
+    prefix.remove();
+  });
+
+  it('resumes a TLSv1.3 session on both workers', async () => {
+    const { session } = await firstSession(tls);
+    const replies = await resumeOnEveryWorker(tls, session);
+    assert.deepEqual(replies.filter((reply) => !reply.reused).map((reply) => reply.body), []);
+    assert.equal(new Set(replies.map((reply) => reply.body)).size, 2, 'every connection landed on one worker');
+  });
+
+  it('resumes a TLSv1.2 session on both workers', async () => {
+    const { session } = await firstSession(tls, 'TLSv1.2');
+    const replies = await resumeOnEveryWorker(tls, session, 'TLSv1.2');
+    assert.deepEqual(replies.filter((reply) => !reply.reused).map((reply) => reply.body), []);
+    assert.equal(new Set(replies.map((reply) => reply.body)).size, 2, 'every connection landed on one worker');
+  });
+
+  it('resumes a session from before a reload on the new workers', async () => {
+    const { session, body: oldPid } = await firstSession(tls);
+    const old = master?.liveWorkers() ?? [];
+    assert.ok(old.includes(Number(oldPid)));
+    prefix.writeConf(conf({ plain, tls, tickets: true, comment: 'reloaded' }));
+    master?.signal('SIGHUP');
+    await prefix.waitForLog('start worker process', old.length + 2);
+    await waitFor('the old workers to exit', () => (old.some(isAlive) ? undefined : true));
+    const replies = await resumeOnEveryWorker(tls, session);
+    assert.deepEqual(replies.filter((reply) => !reply.reused).map((reply) => reply.body), []);
+    const pids = new Set(replies.map((reply) => Number(reply.body)));
+    assert.equal(pids.size, 2, 'every connection landed on one worker');
+    for (const pid of pids) assert.ok(!old.includes(pid), `worker ${pid} is from before the reload`);
+  });
+});
+
+describe('ssl_session_tickets off', () => {
+  const prefix = new TestPrefix();
+  let master: MasterUnderTest | undefined;
+  let tls: number;
+
+  before(async () => {
+    const plain = await freePort();
+    tls = await freePort();
+    master = await startMaster({ prefix, conf: conf({ plain, tls, tickets: false }), port: plain, program: 'hitless' });
+  });
+  after(async () => {
+    await master?.stop();
+    prefix.remove();
+  });
+
+  for (const maxVersion of ['TLSv1.2', 'TLSv1.3'] as const) {
+    it(`resumes no ${maxVersion} session`, async () => {
+      const first = await getWithSession(tls, undefined, maxVersion);
+      // TLSv1.3 may still send a stateful ticket (a session id); no worker keeps a session cache.
+      const replies = await Promise.all(Array.from({ length: 20 }, () => getWithSession(tls, first.session, maxVersion)));
+      assert.equal(replies.length, 20);
+      assert.deepEqual(replies.filter((reply) => reply.reused).map((reply) => reply.body), []);
+    });
+  }
+});

@@ -1,0 +1,39 @@
+/** A TLS client that offers a saved session and reports whether the server resumed it. */
+import { readFileSync } from 'node:fs';
+import { connect } from 'node:tls';
+
+const FIXTURES = new URL('../../../test/fixtures/tls/', import.meta.url).pathname;
+
+/** The fixtures' CA (test/fixtures/tls), which signed a-rsa for a.test. */
+export const FIXTURE_CA = readFileSync(`${FIXTURES}ca.crt`, 'latin1');
+
+/** The absolute path of a fixture file. */
+export const fixture = (name: string): string => `${FIXTURES}${name}`;
+
+/** What one connection saw: the body, whether the session was resumed, the last ticket received. */
+export interface SessionReply {
+  readonly body: string;
+  readonly reused: boolean;
+  readonly session: Buffer | undefined;
+}
+
+/** One `GET /` to a.test over a new TLS connection, offering `session` when given. */
+export function getWithSession(port: number, session?: Buffer, maxVersion: 'TLSv1.2' | 'TLSv1.3' = 'TLSv1.3'): Promise<SessionReply> {
+  return new Promise((resolve, reject) => {
+    let latest: Buffer | undefined;
+    let text = '';
+    const socket = connect({ host: '127.0.0.1', port, servername: 'a.test', ca: FIXTURE_CA, maxVersion, ALPNProtocols: ['http/1.1'], ...(session === undefined ? {} : { session }) }, () => {
+      socket.write('GET / HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n');
+    });
+    // TLSv1.3 tickets arrive after the handshake, before the response: 'end' has seen them.
+    socket.on('session', (ticket: Buffer) => (latest = ticket));
+    socket.setEncoding('latin1');
+    socket.on('data', (chunk: string) => (text += chunk));
+    socket.on('end', () => {
+      const reused = socket.isSessionReused();
+      socket.destroy();
+      resolve({ body: text.slice(text.indexOf('\r\n\r\n') + 4), reused, session: latest });
+    });
+    socket.on('error', reject);
+  });
+}
