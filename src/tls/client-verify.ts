@@ -7,6 +7,7 @@
  */
 import { createHash, X509Certificate } from 'node:crypto';
 import type { DetailedPeerCertificate, TLSSocket } from 'node:tls';
+import { X509_ERRORS } from './x509-errors.js';
 
 /** The modes of `ssl_verify_client`, in nginx's order (0 off, 1 on, 2 optional, 3 optional_no_ca). */
 export const VERIFY_CLIENT_MODES = ['off', 'on', 'optional', 'optional_no_ca'] as const;
@@ -23,32 +24,6 @@ export interface ClientVerifySettings {
   /** The certificates of `ssl_client_certificate` and `ssl_trusted_certificate`, to measure chains with. */
   readonly trusted: readonly X509Certificate[];
 }
-
-/** OpenSSL's `X509_V_ERR_*` numbers and `X509_verify_cert_error_string()` texts, by the code Node reports. */
-const X509_ERRORS: Readonly<Record<string, readonly [number, string]>> = {
-  UNABLE_TO_GET_ISSUER_CERT: [2, 'unable to get issuer certificate'],
-  UNABLE_TO_GET_CRL: [3, 'unable to get certificate CRL'],
-  UNABLE_TO_DECRYPT_CERT_SIGNATURE: [4, 'unable to decrypt certificate\'s signature'],
-  UNABLE_TO_DECRYPT_CRL_SIGNATURE: [5, 'unable to decrypt CRL\'s signature'],
-  UNABLE_TO_DECODE_ISSUER_PUBLIC_KEY: [6, 'unable to decode issuer public key'],
-  CERT_SIGNATURE_FAILURE: [7, 'certificate signature failure'],
-  CRL_SIGNATURE_FAILURE: [8, 'CRL signature failure'],
-  CERT_NOT_YET_VALID: [9, 'certificate is not yet valid'],
-  CERT_HAS_EXPIRED: [10, 'certificate has expired'],
-  CRL_NOT_YET_VALID: [11, 'CRL is not yet valid'],
-  CRL_HAS_EXPIRED: [12, 'CRL has expired'],
-  DEPTH_ZERO_SELF_SIGNED_CERT: [18, 'self-signed certificate'],
-  SELF_SIGNED_CERT_IN_CHAIN: [19, 'self-signed certificate in certificate chain'],
-  UNABLE_TO_GET_ISSUER_CERT_LOCALLY: [20, 'unable to get local issuer certificate'],
-  UNABLE_TO_VERIFY_LEAF_SIGNATURE: [21, 'unable to verify the first certificate'],
-  CERT_CHAIN_TOO_LONG: [22, 'certificate chain too long'],
-  CERT_REVOKED: [23, 'certificate revoked'],
-  INVALID_CA: [24, 'invalid CA certificate'],
-  PATH_LENGTH_EXCEEDED: [25, 'path length constraint exceeded'],
-  INVALID_PURPOSE: [26, 'unsupported certificate purpose'],
-  CERT_UNTRUSTED: [27, 'certificate not trusted'],
-  CERT_REJECTED: [28, 'certificate rejected'],
-};
 
 /** `ngx_ssl_verify_error_optional()`: the errors `optional_no_ca` lets through, all about a missing issuer. */
 const OPTIONAL_NO_CA_ERRORS: ReadonlySet<string> = new Set([

@@ -7,6 +7,7 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { isIP, type Socket } from 'node:net';
 import { checkServerIdentity, connect, createSecureContext, type PeerCertificate, type SecureContext, type SecureVersion, type TLSSocket } from 'node:tls';
+import { X509_ERRORS } from './x509-errors.js';
 
 /** What the `proxy_ssl_*` directives of one location say. */
 export interface UpstreamTlsSettings {
@@ -41,29 +42,6 @@ export class UpstreamTlsLoadError extends Error {
 export type UpstreamHandshake =
   | { readonly ok: true; readonly socket: TLSSocket }
   | { readonly ok: false; readonly message: string; readonly timedOut: boolean };
-
-/** OpenSSL's X509_V_ERR_* numbers and texts for the codes Node reports in `authorizationError`. */
-const VERIFY_ERRORS: Readonly<Record<string, readonly [number, string]>> = {
-  UNABLE_TO_GET_ISSUER_CERT: [2, 'unable to get issuer certificate'],
-  UNABLE_TO_DECRYPT_CERT_SIGNATURE: [4, 'unable to decrypt certificate\'s signature'],
-  UNABLE_TO_DECODE_ISSUER_PUBLIC_KEY: [6, 'unable to decode issuer public key'],
-  CERT_SIGNATURE_FAILURE: [7, 'certificate signature failure'],
-  CERT_NOT_YET_VALID: [9, 'certificate is not yet valid'],
-  CERT_HAS_EXPIRED: [10, 'certificate has expired'],
-  ERROR_IN_CERT_NOT_BEFORE_FIELD: [13, 'format error in certificate\'s notBefore field'],
-  ERROR_IN_CERT_NOT_AFTER_FIELD: [14, 'format error in certificate\'s notAfter field'],
-  DEPTH_ZERO_SELF_SIGNED_CERT: [18, 'self-signed certificate'],
-  SELF_SIGNED_CERT_IN_CHAIN: [19, 'self-signed certificate in certificate chain'],
-  UNABLE_TO_GET_ISSUER_CERT_LOCALLY: [20, 'unable to get local issuer certificate'],
-  UNABLE_TO_VERIFY_LEAF_SIGNATURE: [21, 'unable to verify the first certificate'],
-  CERT_CHAIN_TOO_LONG: [22, 'certificate chain too long'],
-  CERT_REVOKED: [23, 'certificate revoked'],
-  INVALID_CA: [24, 'invalid CA certificate'],
-  PATH_LENGTH_EXCEEDED: [25, 'path length constraint exceeded'],
-  INVALID_PURPOSE: [26, 'unsupported certificate purpose'],
-  CERT_UNTRUSTED: [27, 'certificate not trusted'],
-  CERT_REJECTED: [28, 'certificate rejected'],
-};
 
 const VERSIONS: readonly SecureVersion[] = ['TLSv1', 'TLSv1.1', 'TLSv1.2', 'TLSv1.3'];
 
@@ -181,7 +159,7 @@ export class UpstreamTls {
     const code = tls.authorizationError as unknown as string | Error | null | undefined;
     if (code !== null && code !== undefined) {
       const key = typeof code === 'string' ? code : ((code as NodeJS.ErrnoException).code ?? code.message);
-      const [number, text] = VERIFY_ERRORS[key] ?? [0, key];
+      const [number, text] = X509_ERRORS[key] ?? [0, key];
       return `upstream SSL certificate verify error: (${number}:${text})`;
     }
     // A resumed session carries no peer chain; it was cached for this peer and name only after
