@@ -4,7 +4,7 @@
  */
 import { isIP } from 'node:net';
 import { ConfigError } from '../core/errors.js';
-import { parseNumber, parseTime } from '../core/parse.js';
+import { parseNumber, parseSize, parseTime } from '../core/parse.js';
 import { hasVariables } from '../conf/lexer.js';
 import { defineDirective, type ConfBlockView, type ConfModule, type DirectiveContext } from '../conf/registry.js';
 import type { Template } from '../core/variables.js';
@@ -434,11 +434,7 @@ export const httpProxyModule: ConfModule = {
       summary: 'The largest request body accepted; larger ones get 413. 0 means no limit.',
       default: () => 1024 * 1024,
       defaultText: 'client_max_body_size 1m;',
-      parse: ([value = ''], ctx) => {
-        const unit = ({ k: 1024, m: 1024 ** 2, g: 1024 ** 3 } as Record<string, number>)[value.slice(-1).toLowerCase()];
-        const number = parseNumber(unit === undefined ? value : value.slice(0, -1));
-        return number === undefined ? ctx.fail('"client_max_body_size" directive invalid value') : number * (unit ?? 1);
-      },
+      parse: ([value = ''], ctx) => parseSize(value) ?? ctx.fail('"client_max_body_size" directive invalid value'),
     }),
     timeout('client_body_timeout', 'How long a client may pause between two reads of its request body; then 408.', '60s'),
     timeout('client_header_timeout', 'How long a client may take to send the request head; then the connection is closed.', '60s', ['http', 'server']),

@@ -6,7 +6,7 @@
  */
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
-import type { ProtocolConnection } from '../http/exchange.js';
+import { PendingConnection } from '../http/pending-connection.js';
 import type { TlsTermination } from './sni.js';
 
 /** How the connection goes on: HTTP/2 or HTTP/1.1 over TLS, or plain HTTP sent to a TLS port. */
@@ -16,23 +16,18 @@ export type TlsOutcome = 'h2' | 'http/1.1' | 'plain';
 export type TlsChoice = (socket: Socket, outcome: TlsOutcome) => void;
 
 /** Tracked like a connection so that a drain or a fast shutdown sees a handshake in progress. */
-export class TlsHandshake<S> implements ProtocolConnection {
-  /** `$connection` is given by the protocol that takes over. */
-  readonly id = 0;
-  readonly requests = 0;
+export class TlsHandshake<S> extends PendingConnection {
   socket: Socket;
   readonly #termination: TlsTermination<S>;
   readonly #timeoutMs: number;
   readonly #choose: TlsChoice;
-  #done = false;
-  #graceTimer: NodeJS.Timeout | undefined;
-  #closeListeners: (() => void)[] = [];
   readonly #onTimeout = (): void => void this.socket.destroy();
   readonly #onError = (): void => void this.socket.destroy();
-  readonly #onClose = (): void => this.#finish();
+  readonly #onClose = (): void => this.finish();
 
   /** `timeoutMs` bounds the handshake, as nginx's client_header_timeout does. */
   constructor(socket: Socket, termination: TlsTermination<S>, timeoutMs: number, choose: TlsChoice) {
+    super();
     this.socket = socket;
     this.#termination = termination;
     this.#timeoutMs = timeoutMs;
@@ -64,7 +59,7 @@ export class TlsHandshake<S> implements ProtocolConnection {
     if (byte !== 0x16 && (byte & 0x80) === 0) {
       this.#choose(raw, 'plain');
       raw.resume();
-      this.#finish();
+      this.finish();
       return;
     }
     const secure: TLSSocket = this.#termination.wrap(raw);
@@ -76,34 +71,12 @@ export class TlsHandshake<S> implements ProtocolConnection {
       // a 'secureConnect' a server socket never emits while this flag is still set.
       (secure as TLSSocket & { secureConnecting: boolean }).secureConnecting = false;
       this.#choose(secure, secure.alpnProtocol === 'h2' ? 'h2' : 'http/1.1');
-      this.#finish();
+      this.finish();
     });
   }
 
-  #finish(): void {
-    if (this.#done) return;
-    this.#done = true;
-    if (this.#graceTimer !== undefined) clearTimeout(this.#graceTimer);
-    for (const listener of this.#closeListeners.splice(0)) listener();
-  }
-
-  /** A handshake still unfinished `graceMs` after a drain began is closed. */
-  drain(graceMs: number): void {
-    if (this.#done || this.#graceTimer !== undefined) return;
-    this.#graceTimer = setTimeout(() => {
-      if (!this.#done) this.socket.destroy();
-    }, graceMs);
-    this.#graceTimer.unref();
-  }
-
-  /** Closes at once. */
-  destroy(): void {
-    if (!this.#done) this.socket.destroy();
-  }
-
-  /** Calls `listener` once the socket was handed on or has closed. */
-  onClose(listener: () => void): void {
-    if (this.#done) listener();
-    else this.#closeListeners.push(listener);
+  /** A handshake still unfinished when a drain's grace ends is closed. */
+  protected graceExpired(): void {
+    this.socket.destroy();
   }
 }

@@ -6,7 +6,7 @@
  * offered, as nginx does not offer it.
  */
 import type { Socket } from 'node:net';
-import type { ProtocolConnection } from '../exchange.js';
+import { PendingConnection } from '../pending-connection.js';
 
 /** The client connection preface (RFC 9113 section 3.4). */
 export const CONNECTION_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
@@ -19,23 +19,18 @@ export type ProtocolChoice = (socket: Socket, http2: boolean) => void;
  * generation's drain and fast shutdown see it: it closes (for the tracker) once it has handed the
  * socket on, after the connection that takes it over was created.
  */
-export class PrefaceSniffer implements ProtocolConnection {
-  /** Not a connection of its own yet: `$connection` is given by the protocol that takes over. */
-  readonly id = 0;
-  readonly requests = 0;
+export class PrefaceSniffer extends PendingConnection {
   readonly socket: Socket;
   readonly #choose: ProtocolChoice;
   #buf: Buffer | undefined;
-  #done = false;
-  #graceTimer: NodeJS.Timeout | undefined;
-  #closeListeners: (() => void)[] = [];
   readonly #onData = (chunk: Buffer): void => this.#read(chunk);
   readonly #onTimeout = (): void => void this.socket.destroy();
   readonly #onError = (): void => void this.socket.destroy();
-  readonly #onSocketClose = (): void => this.#finish();
+  readonly #onSocketClose = (): void => this.finish();
 
   /** `timeoutMs` bounds the wait for the first bytes (nginx's client_header_timeout). */
   constructor(socket: Socket, timeoutMs: number, choose: ProtocolChoice) {
+    super();
     this.socket = socket;
     this.#choose = choose;
     socket.on('data', this.#onData);
@@ -66,33 +61,11 @@ export class PrefaceSniffer implements ProtocolConnection {
     this.#choose(socket, http2);
     // node:http2 reads what was unshifted by itself; the HTTP/1 engine waits for 'data' events.
     if (!http2) socket.resume();
-    this.#finish();
+    this.finish();
   }
 
-  #finish(): void {
-    if (this.#done) return;
-    this.#done = true;
-    if (this.#graceTimer !== undefined) clearTimeout(this.#graceTimer);
-    for (const listener of this.#closeListeners.splice(0)) listener();
-  }
-
-  /** A connection that has sent nothing within `graceMs` of a drain is closed, as an idle HTTP/1 one is. */
-  drain(graceMs: number): void {
-    if (this.#done || this.#graceTimer !== undefined) return;
-    this.#graceTimer = setTimeout(() => {
-      if (!this.#done && this.#buf === undefined) this.socket.end();
-    }, graceMs);
-    this.#graceTimer.unref();
-  }
-
-  /** Closes at once. */
-  destroy(): void {
-    if (!this.#done) this.socket.destroy();
-  }
-
-  /** Calls `listener` once the socket was handed on or has closed. */
-  onClose(listener: () => void): void {
-    if (this.#done) listener();
-    else this.#closeListeners.push(listener);
+  /** A connection that has sent nothing within the grace of a drain is closed, as an idle HTTP/1 one is. */
+  protected graceExpired(): void {
+    if (this.#buf === undefined) this.socket.end();
   }
 }
