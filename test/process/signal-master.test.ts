@@ -40,13 +40,14 @@ describe('signalMaster', () => {
   });
 
   it('sends the signal each command names, ignoring a trailing CR LF', async () => {
-    const child = spawn(process.execPath, ['-e', 'process.on("SIGUSR1", () => process.exit(7)); setTimeout(() => {}, 10000)']);
+    const child = spawn(process.execPath, ['-e', 'process.on("SIGUSR1", () => process.exit(7)); process.stdout.write("ready"); setTimeout(() => {}, 10000)']);
     after(() => child.kill('SIGKILL'));
     const exited = new Promise((resolve) => child.once('exit', resolve));
     writeFileSync(prefix.pidPath, `${child.pid ?? 0}\r\n`);
     // The child installs its handler only once it runs; until then SIGUSR1 would kill it differently.
-    await waitFor('the child to start', () => (child.pid !== undefined ? true : undefined));
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    let output = '';
+    child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    await waitFor('the child to install its handler', () => (output === 'ready' ? true : undefined));
     assert.equal(signalMaster(prefix.pidPath, 'reopen'), child.pid);
     assert.equal(await exited, 7);
   });
