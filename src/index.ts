@@ -24,3 +24,7 @@ export { HttpRuntime, collectListens, type ListenSpec } from './http/runtime.js'
 export type { HttpExchange, ProtocolConnection } from './http/exchange.js';
 export { upstreamConnectChannel } from './http/proxy.js';
 export { ErrorLog } from './core/log.js';
+export { AdminClient, AdminClientError, type AdminEndpoint } from './admin/admin-client.js';
+export type { AdminStatus, CertificatePutResult } from './admin/admin-server.js';
+export { CertificateStore, checkCertificate, CertificateRefusedError, CertificateNotFoundError, type StoredCertificate, type CertificateSummary } from './tls/certificate-store.js';
+export { createSelfSigned, type SelfSignedPair, type SelfSignedOptions } from './tls/self-signed.js';

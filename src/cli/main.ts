@@ -8,6 +8,7 @@ import type { HitlessConfig } from '../conf/model.js';
 import { createRegistry } from '../conf/modules.js';
 import { ConfigError, HitlessError, UsageError } from '../core/errors.js';
 import { PidFileError, runMaster, signalMaster } from '../process/index.js';
+import { certsCommand } from './certs-command.js';
 import { deployCommand } from './deploy-command.js';
 import { probeCommand } from './probe-command.js';
 import { parseCommandLine, type CommandLine } from './options.js';
@@ -23,6 +24,7 @@ export interface CommandIO {
 export async function main(argv: readonly string[], io: CommandIO = process): Promise<number> {
   if (argv[0] === 'probe') return probeCommand(argv.slice(1), io);
   if (argv[0] === 'deploy') return deployCommand(argv.slice(1), io);
+  if (argv[0] === 'certs') return certsCommand(argv.slice(1), io);
 
   let line: CommandLine;
   try {

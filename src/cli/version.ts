@@ -92,6 +92,7 @@ export function usage(): string {
                [-e filename] [-c filename] [-g directives]
        hitless probe URL [options]
        hitless deploy --target nginx|command --server-name NAME --cert FILE --key FILE [options]
+       hitless certs list|get|put|delete|status|selfsigned [options]
 
 Options:
   -?,-h         : this help
@@ -109,5 +110,6 @@ Options:
 Commands:
   probe URL     : keep requests flowing and count every failure (hitless probe --help)
   deploy        : deploy a certificate or configuration safely (hitless deploy --help)
+  certs         : change the certificates a running hitless serves, live (hitless certs --help)
 `;
 }

@@ -1,4 +1,5 @@
 /** The built-in modules, in the order nginx would run their directive handlers and checks. */
+import { adminModule } from '../admin/admin-module.js';
 import { coreModule } from '../core/core-module.js';
 import { httpCoreModule } from '../http/core-module.js';
 import { httpHeadersModule } from '../http/headers-module.js';
@@ -18,6 +19,7 @@ import { DirectiveRegistry, type ConfModule } from './registry.js';
 /** Every module hitless ships, in registration order. */
 export const builtinModules: readonly ConfModule[] = [
   coreModule,
+  adminModule,
   httpCoreModule,
   httpSslModule,
   httpRewriteModule,

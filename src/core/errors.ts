@@ -17,7 +17,11 @@ export type ErrorCode =
   | 'HITLESS_ERR_DEPLOY_VALIDATE'
   | 'HITLESS_ERR_DEPLOY_RELOAD'
   | 'HITLESS_ERR_DEPLOY_VERIFY'
-  | 'HITLESS_ERR_DEPLOY_ROLLBACK';
+  | 'HITLESS_ERR_DEPLOY_ROLLBACK'
+  | 'HITLESS_ERR_CERT_REFUSED'
+  | 'HITLESS_ERR_CERT_NOT_FOUND'
+  | 'HITLESS_ERR_CERT_STORE'
+  | 'HITLESS_ERR_ADMIN';
 
 /** The base of every error hitless throws on purpose. */
 export class HitlessError extends Error {

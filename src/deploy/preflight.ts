@@ -17,6 +17,8 @@ export interface PreflightRequest {
   readonly wildcardNames?: readonly string[] | undefined;
   /** The time the certificates must be valid at; default now. */
   readonly now?: Date | undefined;
+  /** Make expired and not-yet-valid certificates a warning, not a refusal (a forced store put); default false. */
+  readonly ignoreDates?: boolean | undefined;
   /** Warn when the leaf expires sooner than this many days; default 14. */
   readonly expiryWarningDays?: number | undefined;
 }
@@ -59,8 +61,11 @@ export function preflight(material: CertificateMaterial, request: PreflightReque
     const what = index === 0 ? 'The certificate' : `Certificate #${index} of the chain`;
     const from = Date.parse(cert.validFrom);
     const to = Date.parse(cert.validTo);
-    if (now.getTime() < from) throw refuse(`${what} "${describe(cert)}" is not valid yet: valid from ${cert.validFrom}`);
-    if (now.getTime() > to) throw refuse(`${what} "${describe(cert)}" has expired: valid until ${cert.validTo}`);
+    let problem: string | undefined;
+    if (now.getTime() < from) problem = `${what} "${describe(cert)}" is not valid yet: valid from ${cert.validFrom}`;
+    if (now.getTime() > to) problem = `${what} "${describe(cert)}" has expired: valid until ${cert.validTo}`;
+    if (problem !== undefined && request.ignoreDates !== true) throw refuse(problem);
+    if (problem !== undefined) warnings.push(problem);
   }
   checks.push(`valid until ${leaf.validTo}`);
   const daysLeft = (Date.parse(leaf.validTo) - now.getTime()) / DAY_MS;

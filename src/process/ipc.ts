@@ -9,6 +9,7 @@
  * every `listen` before the `serve` that follows them.
  */
 import type { ErrorLogTarget } from '../core/core-module.js';
+import type { StoredCertificate } from '../tls/certificate-store.js';
 import type { LimitConnAnswer, LimitConnCheck, LimitReqAnswer, LimitReqCheck } from '../http/limits.js';
 
 /** The file texts and options a worker rebuilds the validated configuration from. */
@@ -42,6 +43,22 @@ export interface ServeMessage {
   readonly drainGraceMs: number;
   /** The master's TLS session ticket key, base64 (tls/ticket-keys.ts), the same for every worker. */
   readonly ticketKey: string;
+  /** Every certificate of the master's store (tls/certificate-store.ts). */
+  readonly certificates: readonly StoredCertificate[];
+}
+
+/**
+ * Master to worker: a certificate of the store was put or deleted. The worker answers with a
+ * {@link CertificateAckMessage} of the same `seq` once its next handshake uses the change.
+ */
+export type CertificateMessage =
+  | { readonly type: 'cert-put'; readonly seq: number; readonly certificate: StoredCertificate }
+  | { readonly type: 'cert-delete'; readonly seq: number; readonly name: string };
+
+/** Worker to master: the {@link CertificateMessage} with this `seq` is in use. */
+export interface CertificateAckMessage {
+  readonly type: 'cert-ack';
+  readonly seq: number;
 }
 
 /** Master to worker: the session ticket key was rotated; base64, as in {@link ServeMessage}. */
@@ -66,7 +83,7 @@ export interface ReopenMessage {
 }
 
 /** Every message a master sends to a worker. */
-export type MasterToWorker = ListenMessage | ServeMessage | DrainMessage | TerminateMessage | ReopenMessage | TicketKeyMessage;
+export type MasterToWorker = ListenMessage | ServeMessage | DrainMessage | TerminateMessage | ReopenMessage | TicketKeyMessage | CertificateMessage;
 
 /** Worker to master: the configuration is built and every listening socket is accepting. */
 export interface ReadyMessage {
@@ -75,7 +92,7 @@ export interface ReadyMessage {
 }
 
 /** Every message a worker sends to its master. */
-export type WorkerToMaster = ReadyMessage;
+export type WorkerToMaster = ReadyMessage | CertificateAckMessage;
 
 /**
  * Worker to master: a question to the shared zones (`limit_req`, `limit_conn`), answered with the
@@ -108,7 +125,7 @@ export interface MasterUpMessage {
   readonly pid: number;
 }
 
-const MASTER_TO_WORKER_TYPES: ReadonlySet<string> = new Set(['listen', 'serve', 'drain', 'terminate', 'reopen', 'ticket-key']);
+const MASTER_TO_WORKER_TYPES: ReadonlySet<string> = new Set(['listen', 'serve', 'drain', 'terminate', 'reopen', 'ticket-key', 'cert-put', 'cert-delete']);
 
 /** True when an IPC message is one a master sends to a worker. */
 export function isMasterToWorker(message: unknown): message is MasterToWorker {
@@ -117,7 +134,9 @@ export function isMasterToWorker(message: unknown): message is MasterToWorker {
 
 /** True when an IPC message is one a worker sends to its master. */
 export function isWorkerToMaster(message: unknown): message is WorkerToMaster {
-  return hasType(message) && message.type === 'ready' && typeof (message as { generation?: unknown }).generation === 'number';
+  if (!hasType(message)) return false;
+  if (message.type === 'ready') return typeof (message as { generation?: unknown }).generation === 'number';
+  return message.type === 'cert-ack' && typeof (message as { seq?: unknown }).seq === 'number';
 }
 
 /** True when an IPC message says a daemonized master is up. */

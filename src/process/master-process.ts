@@ -17,6 +17,10 @@ import { WORKER_FATAL_EXIT_CODE } from './worker.js';
 import { WorkerProcess, type WorkerExit } from './worker-process.js';
 import { MasterZones } from './zones.js';
 import { createTicketKey, TICKET_KEY_ROTATION_MS } from '../tls/ticket-keys.js';
+import { AdminListeners } from '../admin/admin-listeners.js';
+import type { AdminBackend, AdminStatus } from '../admin/admin-server.js';
+import { VERSION } from '../cli/version.js';
+import { MasterCertificates } from './master-certificates.js';
 
 /** What {@link MasterProcess} runs with; {@link runMaster} builds it. */
 export interface MasterProcessOptions {
@@ -60,6 +64,10 @@ export class MasterProcess {
    * base64, as it travels over IPC. Replaced every {@link TICKET_KEY_ROTATION_MS}.
    */
   #ticketKey = createTicketKey().toString('base64');
+  /** The certificate store, sent to every worker and changed through the admin API. */
+  readonly #certificates: MasterCertificates;
+  readonly #admin: AdminListeners;
+  readonly #startedAt = new Date();
   #log: ErrorLog;
   #generation: Generation;
   #pending: Generation | undefined;
@@ -76,6 +84,27 @@ export class MasterProcess {
     this.#sockets = options.sockets;
     this.#log = options.log;
     this.#generation = options.generation;
+    this.#certificates = new MasterCertificates(options.generation.config.main.get('certificate_store'), options.log, () => this.#workers);
+    this.#admin = new AdminListeners(this.#adminBackend());
+  }
+
+  /** What the admin API reads and changes. */
+  #adminBackend(): AdminBackend {
+    return {
+      status: (): AdminStatus => ({
+        pid: process.pid,
+        version: VERSION,
+        generation: this.#generation.number,
+        startedAt: this.#startedAt.toISOString(),
+        uptimeSeconds: Math.floor((Date.now() - this.#startedAt.getTime()) / 1000),
+        workers: [...this.#workers].map((worker) => ({ pid: worker.pid, generation: worker.generation, state: worker.state })),
+        certificates: this.#certificates.entries().length,
+      }),
+      listCertificates: () => this.#certificates.list(),
+      getCertificate: (name) => this.#certificates.get(name),
+      putCertificate: (name, cert, key, options) => this.#certificates.put(name, cert, key, options, this.#log),
+      deleteCertificate: (name) => this.#certificates.delete(name, this.#log),
+    };
   }
 
   /** Writes the pid file, starts the workers and resolves with the exit status once the master exits. */
@@ -94,6 +123,7 @@ export class MasterProcess {
     this.#timers.add(setInterval(() => undefined, 1 << 30));
     this.#timers.add(setInterval(() => this.#rotateTicketKey(), TICKET_KEY_ROTATION_MS));
     this.#startWorkers(this.#generation);
+    void this.#admin.use(this.#generation.config.main.get('admin_listen'), this.#log);
     return done;
   }
 
@@ -153,6 +183,7 @@ export class MasterProcess {
       listens: generation.listens.map((spec) => spec.key),
       drainGraceMs: this.#options.drainGraceMs,
       ticketKey: this.#ticketKey,
+      certificates: this.#certificates.entries(),
     };
     let worker: WorkerProcess;
     try {
@@ -258,6 +289,7 @@ export class MasterProcess {
       return;
     }
     this.#pending = next;
+    this.#certificates.useDirectory(next.config.main.get('certificate_store'), this.#log);
     const fresh = this.#startWorkers(next);
     let timer: NodeJS.Timeout | undefined;
     try {
@@ -301,6 +333,7 @@ export class MasterProcess {
       }
     }
     this.#closeUnusedSockets();
+    await this.#admin.use(next.config.main.get('admin_listen'), this.#log);
     reloadChannel.publish({ generation: next.number, ok: true });
   }
 
@@ -315,6 +348,7 @@ export class MasterProcess {
   #shutdown(kind: 'graceful' | 'fast'): void {
     if (this.#exiting === 'fast' || this.#exiting === kind) return;
     this.#exiting = kind;
+    this.#admin.close();
     // ngx_close_listening_sockets(): the master stops holding them; a new binary keeps its own copies.
     this.#sockets.closeAll({ keepUnixFile: this.#newBinary !== undefined });
     if (kind === 'graceful') {

@@ -5,7 +5,7 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import type { Server } from 'node:net';
 import { fileURLToPath } from 'node:url';
-import { isWorkerToMaster, isZoneRequest, type MasterToWorker, type ServeMessage, type ZoneAnswerMessage } from './ipc.js';
+import { isWorkerToMaster, isZoneRequest, type CertificateMessage, type MasterToWorker, type ServeMessage, type ZoneAnswerMessage } from './ipc.js';
 import type { ListeningSockets } from './listening-sockets.js';
 import type { MasterZones } from './zones.js';
 
@@ -33,6 +33,8 @@ export class WorkerProcess {
   /** Settles once the process has exited. */
   readonly exited: Promise<WorkerExit>;
   readonly #child: ChildProcess;
+  /** Certificate changes sent and not yet acknowledged, by `seq`. */
+  readonly #certificateAcks = new Map<number, () => void>();
   #state: WorkerState = 'starting';
   #stopRequested = false;
   #wasReady = false;
@@ -52,7 +54,13 @@ export class WorkerProcess {
     });
     this.ready = new Promise<void>((resolve, reject) => {
       this.#child.on('message', (message: unknown) => {
-        if (!isWorkerToMaster(message) || message.generation !== this.generation) return;
+        if (!isWorkerToMaster(message)) return;
+        if (message.type === 'cert-ack') {
+          this.#certificateAcks.get(message.seq)?.();
+          this.#certificateAcks.delete(message.seq);
+          return;
+        }
+        if (message.generation !== this.generation) return;
         if (this.#state === 'starting') this.#state = 'ready';
         this.#wasReady = true;
         resolve();
@@ -118,6 +126,18 @@ export class WorkerProcess {
   /** Sends the worker the master's new session ticket key (base64). */
   ticketKey(key: string): void {
     if (this.#state !== 'exited') this.#send({ type: 'ticket-key', key });
+  }
+
+  /**
+   * Sends a change of the certificate store; settles once the worker uses it, or once it can no
+   * longer (it exited, or the channel is closed), since a gone worker serves no old certificate.
+   */
+  certificate(message: CertificateMessage): Promise<void> {
+    if (this.#state === 'exited' || !this.#send(message)) return Promise.resolve();
+    return new Promise((resolve) => {
+      this.#certificateAcks.set(message.seq, resolve);
+      void this.exited.then(() => resolve());
+    });
   }
 
   /** Kills the process outright (a worker that ignored `terminate`). */

@@ -15,6 +15,7 @@ import { useZoneClient } from '../http/limits.js';
 import { isMasterToWorker, isZoneAnswer, type ServeMessage, type WorkerToMaster } from './ipc.js';
 import { IpcZoneClient } from './zones.js';
 import { useMasterTicketKey } from '../tls/ticket-keys.js';
+import { deleteStoredCertificate, putStoredCertificate, useStoredCertificates } from '../tls/stored-certificates.js';
 
 /** What a worker serves a configuration generation with; {@link HttpRuntime} by default. */
 export interface ServingRuntime {
@@ -97,6 +98,15 @@ class WorkerProcessCycle {
       case 'ticket-key':
         useMasterTicketKey(Buffer.from(message.key, 'base64'));
         return;
+      case 'cert-put':
+      case 'cert-delete': {
+        // The next handshake builds its context from the new entry: acknowledged at once.
+        if (message.type === 'cert-put') putStoredCertificate(message.certificate);
+        else deleteStoredCertificate(message.name);
+        const ack: WorkerToMaster = { type: 'cert-ack', seq: message.seq };
+        process.send?.(ack);
+        return;
+      }
     }
   }
 
@@ -106,6 +116,7 @@ class WorkerProcessCycle {
     this.#drainGraceMs = message.drainGraceMs;
     // Before the configuration is read: its check builds every server's SecureContext.
     useMasterTicketKey(Buffer.from(message.ticketKey, 'base64'));
+    useStoredCertificates(message.certificates);
     const config = loadConfig({
       file: snapshot.file,
       prefix: snapshot.prefix,

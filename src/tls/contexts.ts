@@ -20,6 +20,11 @@ export interface ServerTls {
   readonly rejectHandshake: boolean;
   /** `ssl_verify_client` and `ssl_verify_depth`. */
   readonly verify: ClientVerifySettings;
+  /**
+   * Builds a context with the server's settings and another certificate and key (one of the store);
+   * throws a ConfigError when they do not fit the settings. Undefined when the settings are incomplete.
+   */
+  readonly contextFor: ((cert: string | string[], key: string | string[]) => SecureContext) | undefined;
 }
 
 const cache = new WeakMap<ConfBlockView, ServerTls>();
@@ -108,30 +113,53 @@ export function serverTlsOf(server: ConfBlockView): ServerTls {
   const mode = server.get('ssl_verify_client');
   let verify: ClientVerifySettings = { mode, depth: server.get('ssl_verify_depth'), trusted: [] };
   let context: SecureContext | undefined;
+  let contextFor: ServerTls['contextFor'];
   if (certs.length > 0) {
     const pairs = certs.map((cert, i) => loadPair(cert, keys[i] as TlsFile));
-    const clientCas = clientCaOptions(server, mode);
-    verify = { ...verify, trusted: certificatesOf(clientCas.ca?.join('\n') ?? '') };
-    const protocols = protocolOptions(server.get('ssl_protocols'));
-    const ciphers = server.get('ssl_ciphers');
-    const curve = server.get('ssl_ecdh_curve');
-    const tickets = server.get('ssl_session_tickets');
-    // nginx encrypts with the first ssl_session_ticket_key; Node keeps one key, so the others are unused.
-    const ticketFile = tickets ? server.get('ssl_session_ticket_key')[0] : undefined;
-    const ticketKeys = ticketFile === undefined ? undefined : readTicketKeyFile(ticketFile);
+    const settings = serverSettings(server, mode);
+    verify = { ...verify, trusted: settings.trusted };
+    contextFor = settings.contextFor;
+    context = contextFor(pairs.map((pair) => pair.cert), pairs.map((pair) => pair.key));
+  } else {
+    // A server without certificates of its own may still answer certificates of the store: with its
+    // settings when they are complete, else (`ssl_verify_client` with no CA) with the default server's.
     try {
-      context = createSecureContext({
-        cert: pairs.map((pair) => pair.cert),
-        key: pairs.map((pair) => pair.key),
-        ...protocols,
-        secureOptions: (protocols.secureOptions ?? 0) | (tickets ? 0 : constants.SSL_OP_NO_TICKET),
-        ...(ticketKeys === undefined ? {} : { ticketKeys }),
-        ciphers,
-        honorCipherOrder: server.get('ssl_prefer_server_ciphers'),
-        ecdhCurve: curve,
-        sessionTimeout: Math.floor(server.get('ssl_session_timeout') / 1000),
-        ...clientCas,
-      });
+      const settings = serverSettings(server, mode);
+      verify = { ...verify, trusted: settings.trusted };
+      contextFor = settings.contextFor;
+    } catch (err) {
+      if (!(err instanceof ConfigError)) throw err;
+    }
+  }
+  const tls = { context, contextFor, rejectHandshake: server.get('ssl_reject_handshake'), verify };
+  cache.set(server, tls);
+  return tls;
+}
+
+/** A server's ssl_* settings, read once: the CAs its clients are verified against, and a context builder. */
+function serverSettings(server: ConfBlockView, mode: VerifyClientMode): { trusted: ClientVerifySettings['trusted']; contextFor: NonNullable<ServerTls['contextFor']> } {
+  const clientCas = clientCaOptions(server, mode);
+  const protocols = protocolOptions(server.get('ssl_protocols'));
+  const ciphers = server.get('ssl_ciphers');
+  const curve = server.get('ssl_ecdh_curve');
+  const tickets = server.get('ssl_session_tickets');
+  // nginx encrypts with the first ssl_session_ticket_key; Node keeps one key, so the others are unused.
+  const ticketFile = tickets ? server.get('ssl_session_ticket_key')[0] : undefined;
+  const ticketKeys = ticketFile === undefined ? undefined : readTicketKeyFile(ticketFile);
+  const options: SecureContextOptions = {
+    ...protocols,
+    secureOptions: (protocols.secureOptions ?? 0) | (tickets ? 0 : constants.SSL_OP_NO_TICKET),
+    ...(ticketKeys === undefined ? {} : { ticketKeys }),
+    ciphers,
+    honorCipherOrder: server.get('ssl_prefer_server_ciphers'),
+    ecdhCurve: curve,
+    sessionTimeout: Math.floor(server.get('ssl_session_timeout') / 1000),
+    ...clientCas,
+  };
+  const contextFor = (cert: string | string[], key: string | string[]): SecureContext => {
+    let context: SecureContext;
+    try {
+      context = createSecureContext({ ...options, cert, key });
     } catch (err) {
       const reason = err instanceof Error ? err.message : String(err);
       if (/cipher/i.test(reason)) fail(`SSL_CTX_set_cipher_list("${ciphers}") failed (SSL: error:0A0000B9:SSL routines::no cipher match)`);
@@ -139,8 +167,7 @@ export function serverTlsOf(server: ConfBlockView): ServerTls {
       fail(`cannot create the TLS context of the server in ${server.file}:${server.line}: ${reason}`);
     }
     if (tickets && ticketKeys === undefined) followMasterTicketKey(context);
-  }
-  const tls = { context, rejectHandshake: server.get('ssl_reject_handshake'), verify };
-  cache.set(server, tls);
-  return tls;
+    return context;
+  };
+  return { trusted: certificatesOf(clientCas.ca?.join('\n') ?? ''), contextFor };
 }

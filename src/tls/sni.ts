@@ -8,6 +8,7 @@ import { createSecureContext, TLSSocket, type SecureContext } from 'node:tls';
 import type { VirtualHosts } from '../http/server-names.js';
 import { clientCertificateOf, type ClientCertificate, type ClientVerifySettings } from './client-verify.js';
 import type { ServerTls } from './contexts.js';
+import { storedCertificateFor, storedContext } from './stored-certificates.js';
 
 /** What the variables read of an established TLS connection, captured once. */
 export interface TlsConnectionInfo {
@@ -62,6 +63,7 @@ export class TlsTermination<S> {
   readonly #tlsOf: (server: S) => ServerTls;
   readonly #default: SecureContext;
   readonly #defaultVerify: ClientVerifySettings;
+  readonly #defaultContextFor: ServerTls['contextFor'];
   readonly #alpn: string[];
 
   /** `http2`: `listen ... http2` or the default server's `http2 on` offer `h2` before `http/1.1`. */
@@ -71,6 +73,7 @@ export class TlsTermination<S> {
     const fallback = tlsOf(hosts.defaultServer);
     this.#default = (fallback.rejectHandshake ? undefined : fallback.context) ?? (refusing ??= createSecureContext({}));
     this.#defaultVerify = fallback.verify;
+    this.#defaultContextFor = fallback.contextFor;
     this.#alpn = http2 ? ['h2', 'http/1.1'] : ['http/1.1'];
   }
 
@@ -89,10 +92,29 @@ export class TlsTermination<S> {
     return secure;
   }
 
-  /** `ngx_http_ssl_servername()`: the server the name selects, its context, or the default's. */
+  /**
+   * `ngx_http_ssl_servername()`: the server the name selects, its context, or the default's. A
+   * certificate of the store for the name comes first, with the selected server's settings.
+   */
   #select(socket: TLSSocket, servername: string, done: (err: Error | null, context?: SecureContext) => void): void {
-    const { server } = this.#hosts.find(servername.toLowerCase());
+    const name = servername.toLowerCase();
+    const { server } = this.#hosts.find(name);
     const tls = this.#tlsOf(server);
+    const stored = storedCertificateFor(name);
+    const contextFor = tls.contextFor ?? this.#defaultContextFor;
+    if (stored !== undefined && contextFor !== undefined) {
+      let context: SecureContext | undefined;
+      try {
+        context = storedContext(stored, contextFor);
+      } catch {
+        // The master checked the pair; settings it cannot meet (ciphers) leave the server's own.
+      }
+      if (context !== undefined) {
+        setVerifyMode(socket, tls.contextFor === undefined ? this.#defaultVerify : tls.verify);
+        done(null, context);
+        return;
+      }
+    }
     if (tls.rejectHandshake) {
       done(new Error(`TLS handshake rejected for server name "${servername}"`));
       return;

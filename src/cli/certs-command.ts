@@ -1,0 +1,231 @@
+/**
+ * `hitless certs list|get|put|delete|status`: the command-line client of the admin API, and
+ * `hitless certs selfsigned`, which makes a local certificate with no server involved.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { AdminClient, type AdminEndpoint } from '../admin/admin-client.js';
+import { loadConfig } from '../conf/loader.js';
+import { createRegistry } from '../conf/modules.js';
+import { ConfigError, formatSyscallError, HitlessError, UsageError } from '../core/errors.js';
+import { parseNumber } from '../core/parse.js';
+import { writeFileAtomic } from '../deploy/atomic-write.js';
+import type { CertificateSummary } from '../tls/certificate-store.js';
+import { createSelfSigned } from '../tls/self-signed.js';
+import { DEFAULT_CONF_PATH, DEFAULT_PREFIX } from './version.js';
+
+/** Where the command writes. */
+export interface CertsCommandIo {
+  readonly stdout: NodeJS.WritableStream;
+  readonly stderr: NodeJS.WritableStream;
+}
+
+const USAGE =
+  'usage: hitless certs list [--json]\n' +
+  '       hitless certs get NAME\n' +
+  '       hitless certs put NAME --cert FILE --key FILE [--chain FILE] [--force] [--dry-run]\n' +
+  '       hitless certs delete NAME\n' +
+  '       hitless certs status\n' +
+  '       hitless certs selfsigned NAME... --cert FILE --key FILE [--days N] [--if-missing]\n';
+
+const HELP =
+  USAGE +
+  '\n' +
+  "Changes the certificates a running hitless serves, through its admin API, with no reload:\n" +
+  'the next full handshake for NAME (its SNI) serves the new certificate.\n' +
+  '\n' +
+  'where the admin API is (default: the first admin_listen of the configuration):\n' +
+  '  -c FILE                the configuration file, as for hitless -c\n' +
+  '  -p DIR                 the prefix, as for hitless -p\n' +
+  '  --socket PATH          the admin unix socket\n' +
+  '  --url http://HOST:PORT a loopback TCP admin API, with --token-file\n' +
+  '  --token-file FILE      the bearer token of a TCP admin API\n' +
+  'put:\n' +
+  '  --cert FILE            the certificate (PEM), optionally followed by its chain\n' +
+  '  --key FILE             its private key (PEM, unencrypted)\n' +
+  '  --chain FILE           the intermediates, if not in --cert\n' +
+  '  --force                accept an expired, not yet valid or non-matching certificate\n' +
+  '  --dry-run              run every check, change nothing\n' +
+  'selfsigned:\n' +
+  '  --cert FILE --key FILE where to write them (the key with mode 0600)\n' +
+  '  --days N               validity (default 365)\n' +
+  '  --if-missing           do nothing when both files exist\n' +
+  '\n' +
+  'exit: 0 done, 1 failed (refused, not found, unreachable), 2 bad usage\n';
+
+const OPTIONS = {
+  conf: { type: 'string', short: 'c' },
+  prefix: { type: 'string', short: 'p' },
+  socket: { type: 'string' },
+  url: { type: 'string' },
+  'token-file': { type: 'string' },
+  cert: { type: 'string' },
+  key: { type: 'string' },
+  chain: { type: 'string' },
+  force: { type: 'boolean' },
+  'dry-run': { type: 'boolean' },
+  days: { type: 'string' },
+  'if-missing': { type: 'boolean' },
+  json: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+type Values = ReturnType<typeof parseArgs<{ options: typeof OPTIONS; allowPositionals: true }>>['values'];
+
+/** Runs `hitless certs ...` and returns the exit status. */
+export async function certsCommand(argv: readonly string[], io: CertsCommandIo): Promise<number> {
+  let values: Values;
+  let positionals: string[];
+  try {
+    ({ values, positionals } = parseArgs({ args: [...argv], options: OPTIONS, allowPositionals: true, strict: true }));
+  } catch (err) {
+    io.stderr.write(`hitless certs: ${(err as Error).message}\n${USAGE}`);
+    return 2;
+  }
+  if (values.help === true) {
+    io.stdout.write(HELP);
+    return 0;
+  }
+  const [action, ...names] = positionals;
+  try {
+    switch (action) {
+      case 'selfsigned':
+        return await selfSigned(names, values, io);
+      case 'list':
+        return await list(values, io);
+      case 'status':
+        io.stdout.write(`${JSON.stringify(await client(values).status(), null, 2)}\n`);
+        return 0;
+      case 'get':
+        return await get(one(names, action), values, io);
+      case 'put':
+        return await put(one(names, action), values, io);
+      case 'delete':
+        await client(values).deleteCertificate(one(names, action));
+        io.stdout.write(`deleted "${names[0] ?? ''}": its handshakes fall back to the configured certificate\n`);
+        return 0;
+      default:
+        throw new UsageError(action === undefined ? 'no action given' : `unknown action "${action}"`);
+    }
+  } catch (err) {
+    if (err instanceof UsageError) {
+      io.stderr.write(`hitless certs: ${err.message}\n${USAGE}`);
+      return 2;
+    }
+    if (err instanceof HitlessError) {
+      io.stderr.write(`hitless certs: ${err.message}${err.code === 'HITLESS_ERR_ADMIN' || err.code === 'HITLESS_ERR_CONFIG' ? '' : ` (${err.code})`}\n`);
+      return 1;
+    }
+    throw err;
+  }
+}
+
+function one(names: readonly string[], action: string): string {
+  if (names.length !== 1) throw new UsageError(`"${action}" takes one certificate name`);
+  return names[0] as string;
+}
+
+async function list(values: Values, io: CertsCommandIo): Promise<number> {
+  const certificates = await client(values).listCertificates();
+  if (values.json === true) {
+    io.stdout.write(`${JSON.stringify(certificates, null, 2)}\n`);
+    return 0;
+  }
+  if (certificates.length === 0) {
+    io.stdout.write('no certificates in the store\n');
+    return 0;
+  }
+  for (const cert of certificates) io.stdout.write(describe(cert));
+  return 0;
+}
+
+async function get(name: string, values: Values, io: CertsCommandIo): Promise<number> {
+  const cert = await client(values).getCertificate(name);
+  if (cert === undefined) {
+    io.stderr.write(`hitless certs: no certificate named "${name}" in the store\n`);
+    return 1;
+  }
+  io.stdout.write(values.json === true ? `${JSON.stringify(cert, null, 2)}\n` : describe(cert));
+  return 0;
+}
+
+async function put(name: string, values: Values, io: CertsCommandIo): Promise<number> {
+  if (values.cert === undefined || values.key === undefined) throw new UsageError('"put" needs --cert and --key');
+  let certificate = readInput(values.cert);
+  if (values.chain !== undefined) certificate = `${certificate.replace(/\n?$/, '\n')}${readInput(values.chain)}`;
+  const key = readInput(values.key);
+  const result = await client(values).putCertificate(name, certificate, key, { force: values.force === true, dryRun: values['dry-run'] === true });
+  for (const warning of result.warnings) io.stderr.write(`hitless certs: warning: ${warning}\n`);
+  if (values.json === true) {
+    io.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
+    return 0;
+  }
+  const verb = result.dryRun ? 'checked, not stored' : result.replaced ? 'replaced, served now' : 'added, served now';
+  io.stdout.write(`${name}: ${verb}\n${describe(result.certificate)}`);
+  return 0;
+}
+
+function describe(cert: CertificateSummary): string {
+  return (
+    `${cert.name}\n` +
+    `  subject      ${cert.subject}\n` +
+    `  names        ${cert.names.join(', ') || '(none)'}\n` +
+    `  issuer       ${cert.issuer}\n` +
+    `  not after    ${cert.notAfter}\n` +
+    `  fingerprint  ${cert.fingerprint256}\n`
+  );
+}
+
+function readInput(path: string): string {
+  try {
+    return readFileSync(path, 'latin1');
+  } catch (err) {
+    throw new UsageError(formatSyscallError('open', path, err));
+  }
+}
+
+/** The admin API given on the command line, or the configuration's first `admin_listen`. */
+function client(values: Values): AdminClient {
+  return new AdminClient(endpointOf(values));
+}
+
+function endpointOf(values: Values): AdminEndpoint {
+  if (values.socket !== undefined) return { socketPath: values.socket };
+  if (values.url !== undefined) {
+    const url = new URL(values.url);
+    if (url.protocol !== 'http:') throw new UsageError(`--url must be http://host:port, not "${values.url}"`);
+    if (values['token-file'] === undefined) throw new UsageError('--url needs --token-file');
+    return { host: url.hostname.replace(/^\[|\]$/g, ''), port: Number(url.port || 80), token: readInput(values['token-file']).trim() };
+  }
+  const prefix = resolve(values.prefix ?? DEFAULT_PREFIX);
+  const file = resolve(prefix, values.conf ?? DEFAULT_CONF_PATH);
+  let listens;
+  try {
+    listens = loadConfig({ file, prefix: `${prefix}/`, registry: createRegistry() }).main.get('admin_listen');
+  } catch (err) {
+    if (err instanceof ConfigError) throw new HitlessError('HITLESS_ERR_CONFIG', `[${err.level}] ${err.message}`, { cause: err });
+    throw err;
+  }
+  const listen = listens.find((candidate) => candidate.kind === 'unix') ?? listens[0];
+  if (listen === undefined) throw new HitlessError('HITLESS_ERR_ADMIN', `No admin_listen in ${file}: the admin API is off`);
+  if (listen.kind === 'unix') return { socketPath: listen.path };
+  return { host: listen.host, port: listen.port, token: readInput(listen.tokenFile).trim() };
+}
+
+async function selfSigned(names: readonly string[], values: Values, io: CertsCommandIo): Promise<number> {
+  if (names.length === 0) throw new UsageError('"selfsigned" needs at least one name');
+  if (values.cert === undefined || values.key === undefined) throw new UsageError('"selfsigned" needs --cert and --key');
+  const days = values.days === undefined ? 365 : parseNumber(values.days);
+  if (days === undefined || days < 1) throw new UsageError(`invalid --days "${values.days ?? ''}"`);
+  if (values['if-missing'] === true && existsSync(values.cert) && existsSync(values.key)) return 0;
+  const pair = await createSelfSigned(names, { days });
+  // The key first: a certificate without its key is never there to be loaded.
+  for (const [path, data, mode] of [[values.key, pair.key, 0o600], [values.cert, pair.cert, 0o644]] as const) {
+    await mkdir(dirname(resolve(path)), { recursive: true });
+    await writeFileAtomic(resolve(path), Buffer.from(data), { mode });
+  }
+  io.stdout.write(`wrote a self-signed certificate for ${names.join(', ')} to ${values.cert} (key ${values.key}), valid ${days} days\n`);
+  return 0;
+}
