@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { readdirSync } from 'node:fs';
+import { cpSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { REPO_ROOT, runHitless } from '../helpers/bin.js';
@@ -17,11 +17,20 @@ describe('bin/hitless: nginx\'s command line', () => {
   });
   after(() => dir.remove());
 
+  // A fresh clone: each example copied without what a start creates, then npm's prestart (which
+  // makes the self-signed certificate) run in the copy, exactly as `npm start` runs it.
   const examples = readdirSync(join(REPO_ROOT, 'examples'), { withFileTypes: true }).filter((e) => e.isDirectory());
+  const prestart = (JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> }).scripts['prestart'] ?? '';
   for (const example of examples) {
-    it(`-t accepts examples/${example.name}`, () => {
-      const file = join(REPO_ROOT, 'examples', example.name, 'hitless.conf');
-      const result = runHitless(['-t', '-p', join(REPO_ROOT, 'examples', example.name), '-c', 'hitless.conf']);
+    it(`-t accepts examples/${example.name} after npm's prestart`, () => {
+      const prefix = join(dir.path, 'clone/examples', example.name);
+      cpSync(join(REPO_ROOT, 'examples', example.name, 'hitless.conf'), join(prefix, 'hitless.conf'));
+      const [node, bin, ...args] = prestart.split(' ');
+      assert.deepEqual([node, bin], ['node', 'bin/hitless']);
+      const made = runHitless(args, { cwd: join(dir.path, 'clone') });
+      assert.equal(made.status, 0, made.stderr);
+      const file = join(prefix, 'hitless.conf');
+      const result = runHitless(['-t', '-p', prefix, '-c', 'hitless.conf']);
       assert.equal(result.stderr, `hitless: the configuration file ${file} syntax is ok\nhitless: configuration file ${file} test is successful\n`);
       assert.equal(result.status, 0);
     });
