@@ -1,6 +1,7 @@
 /** The built-in modules, in the order nginx would run their directive handlers and checks. */
 import { coreModule } from '../core/core-module.js';
 import { httpCoreModule } from '../http/core-module.js';
+import { httpGrpcModule } from '../http/grpc-module.js';
 import { httpHeadersModule } from '../http/headers-module.js';
 import { httpLimitConnModule } from '../http/limit-conn-module.js';
 import { httpLimitReqModule } from '../http/limit-req-module.js';
@@ -28,6 +29,7 @@ export const builtinModules: readonly ConfModule[] = [
   httpRealIpModule,
   httpMapModule,
   httpProxyModule,
+  httpGrpcModule,
   upstreamModule,
   upstreamKeepaliveModule,
   streamCoreModule,
