@@ -2,6 +2,7 @@
 import { adminModule } from '../admin/admin-module.js';
 import { coreModule } from '../core/core-module.js';
 import { httpCoreModule } from '../http/core-module.js';
+import { httpGrpcModule } from '../http/grpc-module.js';
 import { httpHeadersModule } from '../http/headers-module.js';
 import { httpLimitConnModule } from '../http/limit-conn-module.js';
 import { httpLimitReqModule } from '../http/limit-req-module.js';
@@ -30,6 +31,7 @@ export const builtinModules: readonly ConfModule[] = [
   httpRealIpModule,
   httpMapModule,
   httpProxyModule,
+  httpGrpcModule,
   upstreamModule,
   upstreamKeepaliveModule,
   streamCoreModule,

@@ -24,6 +24,14 @@ export interface ProtocolConnection {
   detach?(): Buffer | undefined;
 }
 
+/** How a response head is sent. */
+export interface ResponseOptions {
+  /** The body may be followed by trailer fields (HTTP/2 trailers, HTTP/1.1 chunked trailer section). Default false. */
+  readonly trailers?: boolean;
+  /** The head is the whole response: HTTP/2 ends the stream on it (a gRPC trailers-only response). Default false. */
+  readonly endStream?: boolean;
+}
+
 /** One request and its response. */
 export interface HttpExchange {
   readonly head: RequestLine;
@@ -40,10 +48,12 @@ export interface HttpExchange {
   /** Bytes written but not yet taken by the client, for read-ahead limits. */
   readonly pendingBytes: number;
   readBody(limit: number, onData: (data: Buffer) => void, onEnd: (err: Error | undefined) => void): void;
-  writeHead(status: number, headers: readonly string[], framing: Framing): void;
+  /** `options.trailers`: the response may end with trailer fields (gRPC's grpc-status); default false. */
+  writeHead(status: number, headers: readonly string[], framing: Framing, options?: ResponseOptions): void;
   write(chunk: Buffer | string): boolean;
   onDrain(listener: () => void): void;
-  end(chunk?: Buffer | string): void;
+  /** Ends the response; `trailers` (flat name/value pairs) go out after the body where the framing can carry them. */
+  end(chunk?: Buffer | string, trailers?: readonly string[]): void;
   respond(status: number, headers: readonly string[], body: Buffer | string): void;
   onAbort(listener: () => void): void;
   onFinish(listener: () => void): void;

@@ -10,6 +10,7 @@ import type { HitlessConfig } from '../conf/model.js';
 import type { ConfBlockView } from '../conf/registry.js';
 import { AccessLogs, type AccessLogger } from './access-log.js';
 import { compileErrorPages, type CompiledErrorPage } from './error-pages.js';
+import { compileGrpc, type CompiledGrpc } from './grpc-config.js';
 import { compileProxy, type CompiledProxy } from './proxy-config.js';
 import { buildUpstreamGroups, type UpstreamGroup } from '../upstream/group.js';
 import { serversOf } from './core-module.js';
@@ -50,6 +51,8 @@ export interface LevelConfig {
   readonly defaultType: string;
   /** The location's `proxy_pass`, compiled; undefined when it has none. */
   readonly proxy: CompiledProxy | undefined;
+  /** The location's `grpc_pass`, compiled; undefined when it has none. */
+  readonly grpc: CompiledGrpc | undefined;
   /** `error_page` by status; undefined when the level has none. */
   readonly errorPages: ReadonlyMap<number, CompiledErrorPage> | undefined;
   /** `client_header_timeout`, `client_body_timeout`, `send_timeout`, in ms. */
@@ -160,6 +163,7 @@ export class HttpGeneration {
       keepaliveRequests: block.get('keepalive_requests'),
       defaultType: block.get('default_type'),
       proxy: this.#compileProxy(block),
+      grpc: block.name === 'location' && block.isSet('grpc_pass') ? compileGrpc(block, block.get('grpc_pass'), this.groups, this.#implicitGroups, table) : undefined,
       preaccess: this.#http === undefined ? undefined : compilePreaccess(block, this.#http, table),
       errorPages: compileErrorPages(block.get('error_page'), table),
       clientHeaderTimeoutMs: block.context === 'server' ? block.get('client_header_timeout') : 60_000,

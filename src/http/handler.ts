@@ -14,6 +14,7 @@ import { ADD_HEADER_STATUSES } from './headers-module.js';
 import { errorPageAction } from './error-pages.js';
 import type { CompiledProxy } from './proxy-config.js';
 import { runPreaccess, type Preaccess } from './preaccess.js';
+import { grpcRequest } from './grpc.js';
 import { proxyRequest } from './proxy.js';
 import { applyRealIp } from './realip-module.js';
 import { HttpRequest } from './request.js';
@@ -116,7 +117,7 @@ export class RequestHandler {
     if (found.match !== undefined) request.captures = found.match;
     const level = found.value;
     if (level.returnAction !== undefined) return [level, this.#runReturn(level, request, conn, server)];
-    if (level.proxy !== undefined) return [level, { status: 0, proxy: true, content: true }];
+    if (level.proxy !== undefined || level.grpc !== undefined) return [level, { status: 0, proxy: true, content: true }];
     return [level, { status: 404, content: true }];
   }
 
@@ -147,8 +148,26 @@ export class RequestHandler {
     return { status: action.status, body: text ?? '' };
   }
 
-  /** The content phase of a proxy_pass location. */
+  /** The content phase of a proxy_pass or grpc_pass location. */
   #proxy(conn: ClientConnection, request: HttpRequest, exchange: HttpExchange, level: LevelConfig): void {
+    if (level.grpc !== undefined) {
+      grpcRequest({
+        exchange,
+        request,
+        conn,
+        grpc: level.grpc,
+        log: this.#log,
+        fail: (status) => {
+          if (exchange.headersSent) conn.protocol.destroy();
+          else this.#send(conn, request, exchange, level, { status });
+        },
+        headers: (status, headers) => {
+          this.applyLevel(exchange, conn, level, false);
+          addHeaders(headers, level, request, status);
+        },
+      });
+      return;
+    }
     const proxy = level.proxy as CompiledProxy;
     request.proxyHost = proxy.proxyHost;
     request.proxyScheme = proxy.scheme;
@@ -201,7 +220,7 @@ export class RequestHandler {
       return true;
     }
     if (target.returnAction !== undefined) this.#send(conn, request, exchange, target, this.#runReturn(target, request, conn, server));
-    else if (target.proxy !== undefined) this.#proxy(conn, request, exchange, target);
+    else if (target.proxy !== undefined || target.grpc !== undefined) this.#proxy(conn, request, exchange, target);
     else this.#send(conn, request, exchange, target, { status: 404 });
     return true;
   }

@@ -6,7 +6,7 @@ import { isIP } from 'node:net';
 import { ConfigError } from '../core/errors.js';
 import { parseNumber, parseSize, parseTime } from '../core/parse.js';
 import { hasVariables } from '../conf/lexer.js';
-import { defineDirective, type ConfBlockView, type ConfModule, type DirectiveContext } from '../conf/registry.js';
+import { defineDirective, type AnyDirectiveSpec, type ConfBlockView, type ConfModule, type DirectiveContext } from '../conf/registry.js';
 import type { Template } from '../core/variables.js';
 import type { LocationMatch } from './core-module.js';
 import { resolveHostSync } from './listen.js';
@@ -102,6 +102,63 @@ declare module '../conf/registry.js' {
 
 const NO_URI_PART = '"proxy_pass" cannot have URI part in location given by regular expression, or inside named location, or inside "if" statement, or inside "limit_except" block';
 
+/** An upstream address as `ngx_parse_url()` splits it. */
+export interface UpstreamAddress {
+  /** An upstream group's name, a host name, an IP address (IPv6 in brackets), or `unix:/path`. */
+  readonly host: string;
+  /** The port given, or `defaultPort`. */
+  readonly port: number;
+  readonly explicitPort: boolean;
+  /** The URI part (`/app/`); undefined when there is none. */
+  readonly uri: string | undefined;
+}
+
+/**
+ * Splits `host[:port][/uri]`, `[v6][:port][/uri]` or `unix:/path[:/uri]` (a URL without its scheme)
+ * as ngx_parse_url() does, with its error messages; shared by proxy_pass and grpc_pass.
+ */
+export function parseUpstreamAddress(rest: string, defaultPort: number, ctx: DirectiveContext): UpstreamAddress {
+  let host: string;
+  let port = defaultPort;
+  let explicitPort = false;
+  let uri: string | undefined;
+  if (rest.toLowerCase().startsWith('unix:')) {
+    // unix:/path/to.sock:/uri — the path ends at the first colon after "unix:".
+    const colon = rest.indexOf(':', 5);
+    host = colon === -1 ? rest : rest.slice(0, colon);
+    uri = colon === -1 ? undefined : rest.slice(colon + 1);
+    if (host.length <= 5) ctx.fail(`no path in the unix domain socket in upstream "${rest}"`);
+    return { host, port, explicitPort, uri };
+  }
+  const slash = rest.indexOf('/');
+  const authority = slash === -1 ? rest : rest.slice(0, slash);
+  uri = slash === -1 ? undefined : rest.slice(slash);
+  let hostPart = authority;
+  let portText: string | undefined;
+  if (authority.startsWith('[')) {
+    const close = authority.indexOf(']');
+    if (close === -1) ctx.fail(`invalid IPv6 address in upstream "${rest}"`);
+    hostPart = authority.slice(0, close + 1);
+    const after = authority.slice(close + 1);
+    if (after !== '') {
+      if (!after.startsWith(':')) ctx.fail(`invalid host in upstream "${rest}"`);
+      portText = after.slice(1);
+    }
+  } else if (authority.includes(':')) {
+    hostPart = authority.slice(0, authority.indexOf(':'));
+    portText = authority.slice(authority.indexOf(':') + 1);
+  }
+  if (hostPart === '') ctx.fail(`no host in upstream "${rest}"`);
+  if (portText !== undefined) {
+    const parsed = parseNumber(portText);
+    if (parsed === undefined || parsed < 1 || parsed > 65535) ctx.fail(`invalid port in upstream "${rest}"`);
+    port = parsed;
+    explicitPort = true;
+  }
+  host = hostPart;
+  return { host, port, explicitPort, uri };
+}
+
 /** Parses `proxy_pass URL`, as `ngx_http_proxy_pass()` and `ngx_parse_url()` do. */
 export function parseProxyPass([url = '']: readonly string[], ctx: DirectiveContext): ProxyPassTarget {
   const where = { file: ctx.location.file, line: ctx.location.line };
@@ -114,44 +171,7 @@ export function parseProxyPass([url = '']: readonly string[], ctx: DirectiveCont
   if (scheme === undefined) ctx.fail(`invalid URL prefix in "${url}"`);
   const rest = url.slice(scheme.length + 3);
   const defaultPort = scheme === 'https' ? 443 : 80;
-  let host: string;
-  let port = defaultPort;
-  let explicitPort = false;
-  let uri: string | undefined;
-  if (rest.toLowerCase().startsWith('unix:')) {
-    // http://unix:/path/to.sock:/uri — the path ends at the first colon after "unix:".
-    const colon = rest.indexOf(':', 5);
-    host = colon === -1 ? rest : rest.slice(0, colon);
-    uri = colon === -1 ? undefined : rest.slice(colon + 1);
-    if (host.length <= 5) ctx.fail(`no path in the unix domain socket in upstream "${rest}"`);
-  } else {
-    const slash = rest.indexOf('/');
-    const authority = slash === -1 ? rest : rest.slice(0, slash);
-    uri = slash === -1 ? undefined : rest.slice(slash);
-    let hostPart = authority;
-    let portText: string | undefined;
-    if (authority.startsWith('[')) {
-      const close = authority.indexOf(']');
-      if (close === -1) ctx.fail(`invalid IPv6 address in upstream "${rest}"`);
-      hostPart = authority.slice(0, close + 1);
-      const after = authority.slice(close + 1);
-      if (after !== '') {
-        if (!after.startsWith(':')) ctx.fail(`invalid host in upstream "${rest}"`);
-        portText = after.slice(1);
-      }
-    } else if (authority.includes(':')) {
-      hostPart = authority.slice(0, authority.indexOf(':'));
-      portText = authority.slice(authority.indexOf(':') + 1);
-    }
-    if (hostPart === '') ctx.fail(`no host in upstream "${rest}"`);
-    if (portText !== undefined) {
-      const parsed = parseNumber(portText);
-      if (parsed === undefined || parsed < 1 || parsed > 65535) ctx.fail(`invalid port in upstream "${rest}"`);
-      port = parsed;
-      explicitPort = true;
-    }
-    host = hostPart;
-  }
+  const { host, port, explicitPort, uri } = parseUpstreamAddress(rest, defaultPort, ctx);
   const outer = ctx.enclosing;
   const match = outer?.name === 'location' ? (outer.value as LocationMatch) : undefined;
   const restricted = ctx.context === 'location_if' || ctx.context === 'limit_except' || match?.kind === 'regex' || match?.kind === 'named';
@@ -164,7 +184,8 @@ function timeValue(name: string) {
   return ([value = '']: readonly string[], ctx: DirectiveContext): number => parseTime(value) ?? ctx.fail(`"${name}" directive invalid value`);
 }
 
-function flag(name: string, summary: string, defaultValue: boolean, contexts: DirectiveContext['context'][] = ['http', 'server', 'location']) {
+/** An on/off directive of an upstream module (proxy_*, grpc_*). */
+export function flag(name: string, summary: string, defaultValue: boolean, contexts: DirectiveContext['context'][] = ['http', 'server', 'location']) {
   return defineDirective({
     kind: 'value',
     name: name as 'proxy_buffering',
@@ -178,7 +199,8 @@ function flag(name: string, summary: string, defaultValue: boolean, contexts: Di
   });
 }
 
-function timeout(name: string, summary: string, defaultText: string, contexts: DirectiveContext['context'][] = ['http', 'server', 'location']) {
+/** A time directive of an upstream module, in ms. */
+export function timeout(name: string, summary: string, defaultText: string, contexts: DirectiveContext['context'][] = ['http', 'server', 'location']) {
   const ms = parseTime(defaultText) as number;
   return defineDirective({
     kind: 'value',
@@ -193,10 +215,11 @@ function timeout(name: string, summary: string, defaultText: string, contexts: D
   });
 }
 
-function headerList(name: 'proxy_hide_header' | 'proxy_pass_header', summary: string) {
+/** `*_hide_header` and `*_pass_header`: lowercased field names, accumulated. */
+export function headerList(name: 'proxy_hide_header' | 'proxy_pass_header' | 'grpc_hide_header' | 'grpc_pass_header', summary: string) {
   return defineDirective({
     kind: 'value',
-    name,
+    name: name as 'proxy_hide_header',
     contexts: ['http', 'server', 'location'],
     args: [1],
     repeatable: true,
@@ -209,13 +232,13 @@ function headerList(name: 'proxy_hide_header' | 'proxy_pass_header', summary: st
 }
 
 /** `proxy_ssl_protocols` values nginx accepts; SSLv2 and SSLv3 are accepted and never offered (Node has neither). */
-const SSL_PROTOCOLS: ReadonlySet<string> = new Set(['SSLv2', 'SSLv3', 'TLSv1', 'TLSv1.1', 'TLSv1.2', 'TLSv1.3']);
+export const SSL_PROTOCOLS: ReadonlySet<string> = new Set(['SSLv2', 'SSLv3', 'TLSv1', 'TLSv1.1', 'TLSv1.2', 'TLSv1.3']);
 
 /** A file directive of the proxy_ssl family: relative paths resolve against the configuration's directory, as ngx_conf_full_name(cf->cycle, name, 1) does. */
-function sslFile(name: 'proxy_ssl_trusted_certificate' | 'proxy_ssl_certificate' | 'proxy_ssl_certificate_key', summary: string) {
+export function sslFile(name: `${UpstreamModule}_ssl_${'trusted_certificate' | 'certificate' | 'certificate_key'}`, summary: string) {
   return defineDirective({
     kind: 'value',
-    name,
+    name: name as 'proxy_ssl_certificate',
     contexts: ['http', 'server', 'location'],
     args: [1],
     syntax: 'file;',
@@ -229,18 +252,21 @@ function sslFile(name: 'proxy_ssl_trusted_certificate' | 'proxy_ssl_certificate'
   });
 }
 
-/** The TLS settings of a level that proxies over https, as the upstream TLS client takes them. */
-export function upstreamTlsSettings(block: ConfBlockView): UpstreamTlsSettings {
+/** The upstream modules whose `*_ssl_*` directives set up TLS to upstreams. */
+export type UpstreamModule = 'proxy' | 'grpc';
+
+/** The TLS settings of a level that proxies over https (or grpcs), as the upstream TLS client takes them. */
+export function upstreamTlsSettings(block: ConfBlockView, module: UpstreamModule = 'proxy'): UpstreamTlsSettings {
   return {
-    verify: block.get('proxy_ssl_verify'),
-    trustedCertificate: block.get('proxy_ssl_trusted_certificate'),
-    verifyDepth: block.get('proxy_ssl_verify_depth'),
-    serverName: block.get('proxy_ssl_server_name'),
-    protocols: block.get('proxy_ssl_protocols'),
-    ciphers: block.get('proxy_ssl_ciphers'),
-    certificate: block.get('proxy_ssl_certificate'),
-    certificateKey: block.get('proxy_ssl_certificate_key'),
-    sessionReuse: block.get('proxy_ssl_session_reuse'),
+    verify: block.get(`${module}_ssl_verify`),
+    trustedCertificate: block.get(`${module}_ssl_trusted_certificate`),
+    verifyDepth: block.get(`${module}_ssl_verify_depth`),
+    serverName: block.get(`${module}_ssl_server_name`),
+    protocols: block.get(`${module}_ssl_protocols`),
+    ciphers: block.get(`${module}_ssl_ciphers`),
+    certificate: block.get(`${module}_ssl_certificate`),
+    certificateKey: block.get(`${module}_ssl_certificate_key`),
+    sessionReuse: block.get(`${module}_ssl_session_reuse`),
   };
 }
 
@@ -248,12 +274,12 @@ export function upstreamTlsSettings(block: ConfBlockView): UpstreamTlsSettings {
  * Refuses what ngx_http_proxy_set_ssl() refuses, and loads the files once so a bad one fails the
  * load, not a request. nginx logs these at merge time through cf->log, without a file and line.
  */
-function checkProxySsl(block: ConfBlockView): void {
-  const settings = upstreamTlsSettings(block);
+export function checkUpstreamSsl(block: ConfBlockView, module: UpstreamModule = 'proxy'): void {
+  const settings = upstreamTlsSettings(block, module);
   if (settings.certificate !== undefined && settings.certificateKey === undefined) {
-    throw new ConfigError(`no "proxy_ssl_certificate_key" is defined for certificate "${settings.certificate}"`, undefined);
+    throw new ConfigError(`no "${module}_ssl_certificate_key" is defined for certificate "${settings.certificate}"`, undefined);
   }
-  if (settings.verify && settings.trustedCertificate === undefined) throw new ConfigError('no proxy_ssl_trusted_certificate for proxy_ssl_verify', undefined);
+  if (settings.verify && settings.trustedCertificate === undefined) throw new ConfigError(`no ${module}_ssl_trusted_certificate for ${module}_ssl_verify`, undefined);
   try {
     UpstreamTls.load(settings);
   } catch (err) {
@@ -263,6 +289,102 @@ function checkProxySsl(block: ConfBlockView): void {
 }
 
 const NEXT_UPSTREAM_CASES: ReadonlySet<string> = new Set(['error', 'timeout', 'invalid_header', 'http_500', 'http_502', 'http_503', 'http_504', 'http_403', 'http_404', 'http_429', 'non_idempotent']);
+
+/** `*_next_upstream`, `*_next_upstream_tries` and `*_next_upstream_timeout` of an upstream module. */
+export function nextUpstreamDirectives(module: UpstreamModule): AnyDirectiveSpec[] {
+  const name = `${module}_next_upstream` as const;
+  return [
+    defineDirective({
+      kind: 'value',
+      name: name as 'proxy_next_upstream',
+      contexts: ['http', 'server', 'location'],
+      args: '1+',
+      syntax: 'error | timeout | invalid_header | http_500 | http_502 | http_503 | http_504 | http_403 | http_404 | http_429 | non_idempotent | off ...;',
+      summary: 'In which cases a request is passed to the next server; non-idempotent requests (POST, LOCK, PATCH) only with non_idempotent, and never once a response was sent.',
+      default: () => new Set<NextUpstreamCase>(['error', 'timeout']),
+      defaultText: `${name} error timeout;`,
+      parse: (args, ctx) => {
+        if (args.includes('off')) {
+          if (args.length > 1) ctx.fail(`invalid value "off" in "${name}" directive`);
+          return new Set<NextUpstreamCase>();
+        }
+        for (const value of args) if (!NEXT_UPSTREAM_CASES.has(value)) ctx.fail(`invalid value "${value}"`);
+        return new Set(args as NextUpstreamCase[]);
+      },
+    }),
+    defineDirective({
+      kind: 'value',
+      name: `${name}_tries` as 'proxy_next_upstream_tries',
+      contexts: ['http', 'server', 'location'],
+      args: [1],
+      syntax: 'number;',
+      summary: 'The most servers one request may be tried on; 0 means no limit.',
+      default: () => 0,
+      defaultText: `${name}_tries 0;`,
+      parse: ([value = ''], ctx) => parseNumber(value) ?? ctx.fail(`"${name}_tries" directive invalid number`),
+    }),
+    timeout(`${name}_timeout`, 'How long a request may be passed from server to server; 0 means no limit.', '0'),
+  ];
+}
+
+/** The `*_ssl_*` directives of an upstream module, for its `scheme` (https, grpcs). */
+export function upstreamSslDirectives(module: UpstreamModule, scheme: string): AnyDirectiveSpec[] {
+  return [
+    flag(`${module}_ssl_verify`, `Whether the certificate of an ${scheme} upstream is verified against ${module}_ssl_trusted_certificate and ${module}_ssl_name; a failure is a 502, never a plaintext fallback.`, false),
+    sslFile(`${module}_ssl_trusted_certificate`, `PEM file of the CA certificates that verify ${scheme} upstreams (the only trust anchors used); required by ${module}_ssl_verify on.`),
+    defineDirective({
+      kind: 'value',
+      name: `${module}_ssl_verify_depth` as 'proxy_ssl_verify_depth',
+      contexts: ['http', 'server', 'location'],
+      args: [1],
+      syntax: 'number;',
+      summary: `The most intermediate certificates an ${scheme} upstream's chain may have when verified.`,
+      default: () => 1,
+      defaultText: `${module}_ssl_verify_depth 1;`,
+      parse: ([value = ''], ctx) => parseNumber(value) ?? ctx.fail(`invalid number "${value}" in "${module}_ssl_verify_depth" directive`),
+    }),
+    defineDirective({
+      kind: 'value',
+      name: `${module}_ssl_name` as 'proxy_ssl_name',
+      contexts: ['http', 'server', 'location'],
+      args: [1],
+      syntax: 'name;',
+      summary: `The name an ${scheme} upstream's certificate is verified against and, with ${module}_ssl_server_name on, sent as SNI (variables allowed; a port is stripped).`,
+      default: () => undefined,
+      defaultText: module === 'proxy' ? 'proxy_ssl_name $proxy_host;' : `${module}_ssl_name host from ${module}_pass;`,
+      parse: ([value = ''], ctx) => parseValue(value, ctx),
+    }),
+    flag(`${module}_ssl_server_name`, `Whether the ${module}_ssl_name is sent to ${scheme} upstreams as SNI (never for an IP address).`, false),
+    defineDirective({
+      kind: 'value',
+      name: `${module}_ssl_protocols` as 'proxy_ssl_protocols',
+      contexts: ['http', 'server', 'location'],
+      args: '1+',
+      syntax: '[SSLv2] [SSLv3] [TLSv1] [TLSv1.1] [TLSv1.2] [TLSv1.3];',
+      summary: `The protocols offered to ${scheme} upstreams; hitless offers the range from the lowest to the highest TLS version named.`,
+      default: () => ['TLSv1.2', 'TLSv1.3'],
+      defaultText: `${module}_ssl_protocols TLSv1.2 TLSv1.3;`,
+      parse: (args, ctx) => {
+        for (const value of args) if (!SSL_PROTOCOLS.has(value)) ctx.fail(`invalid value "${value}"`);
+        return [...args];
+      },
+    }),
+    defineDirective({
+      kind: 'value',
+      name: `${module}_ssl_ciphers` as 'proxy_ssl_ciphers',
+      contexts: ['http', 'server', 'location'],
+      args: [1],
+      syntax: 'ciphers;',
+      summary: `The TLS 1.2 and older ciphers offered to ${scheme} upstreams, in OpenSSL's syntax.`,
+      default: () => 'DEFAULT',
+      defaultText: `${module}_ssl_ciphers DEFAULT;`,
+      parse: ([value = '']) => value,
+    }),
+    sslFile(`${module}_ssl_certificate`, `PEM file of the client certificate (and chain) presented to ${scheme} upstreams that ask for one.`),
+    sslFile(`${module}_ssl_certificate_key`, `PEM file of the key of ${module}_ssl_certificate.`),
+    flag(`${module}_ssl_session_reuse`, `Whether TLS sessions to ${scheme} upstreams are resumed, one cached session per peer and name.`, true),
+  ];
+}
 
 /** Parses `error_page`, as `ngx_http_core_error_page()` does. */
 function parseErrorPage(args: readonly string[], ctx: DirectiveContext, previous: readonly ErrorPage[] | undefined): readonly ErrorPage[] {
@@ -289,28 +411,44 @@ function parseErrorPage(args: readonly string[], ctx: DirectiveContext, previous
 function checkProxyTargets(main: ConfBlockView): void {
   const http = main.blocks.find((block) => block.name === 'http');
   if (http === undefined) return;
-  const groups = new Set(http.blocks.filter((block) => block.name === 'upstream').map((block) => block.args[0] ?? ''));
+  const groups = upstreamGroupNames(http);
   const templates: Template[] = [];
   for (const block of blocksOf(http)) {
     for (const header of block.isSet('proxy_set_header') ? block.get('proxy_set_header') : []) templates.push(header.value);
     const target = block.isSet('proxy_pass') ? block.get('proxy_pass') : undefined;
     if (target === undefined) continue;
-    if (target.scheme === 'https') checkProxySsl(block);
+    if (target.scheme === 'https') checkUpstreamSsl(block);
     const sslName = block.get('proxy_ssl_name');
     if (sslName !== undefined) templates.push(sslName);
     if (target.template !== undefined) {
       templates.push(target.template);
       continue;
     }
-    if (groups.has(target.host)) {
-      if (target.explicitPort) throw new ConfigError(`upstream "${target.host}" may not have port ${target.port}`, target);
-      continue;
-    }
-    const bare = target.host.startsWith('[') ? target.host.slice(1, -1) : target.host;
-    if (target.host.startsWith('unix:') || isIP(bare) !== 0) continue;
-    if (resolveHostSync(target.host).length === 0) throw new ConfigError(`host not found in upstream "${target.host}"`, target);
+    checkUpstreamHost(target, groups);
   }
   checkVariables(http, templates);
+}
+
+/** The `upstream` group names of an `http` block. */
+export function upstreamGroupNames(http: ConfBlockView): ReadonlySet<string> {
+  return new Set(http.blocks.filter((block) => block.name === 'upstream').map((block) => block.args[0] ?? ''));
+}
+
+/**
+ * What nginx checks of a fixed upstream address when it starts (ngx_http_upstream_add(),
+ * ngx_http_upstream_init_round_robin()): a group takes no port, an implicit one needs a port
+ * (`defaultPort` 0 for grpc_pass) and a host that resolves.
+ */
+export function checkUpstreamHost(target: UpstreamAddress & { readonly file: string; readonly line: number }, groups: ReadonlySet<string>): void {
+  if (groups.has(target.host)) {
+    if (target.explicitPort) throw new ConfigError(`upstream "${target.host}" may not have port ${target.port}`, target);
+    return;
+  }
+  const bare = target.host.startsWith('[') ? target.host.slice(1, -1) : target.host;
+  if (target.host.startsWith('unix:')) return;
+  if (target.port === 0) throw new ConfigError(`no port in upstream "${target.host}"`, target);
+  if (isIP(bare) !== 0) return;
+  if (resolveHostSync(target.host).length === 0) throw new ConfigError(`host not found in upstream "${target.host}"`, target);
 }
 
 /** The proxy module's directives, and the core module's client body and timeout ones it relies on. */
@@ -393,36 +531,7 @@ export const httpProxyModule: ConfModule = {
     flag('proxy_buffering', 'Whether the upstream response is read ahead of a slow client (in memory, up to 1 MiB per request) instead of at the client\'s pace.', true),
     flag('proxy_request_buffering', 'Whether the whole request body is read before the upstream sees the request, so slow clients never tie up an upstream.', true),
     flag('proxy_intercept_errors', 'Whether upstream responses with status 300 or more are replaced by the matching error_page.', false),
-    defineDirective({
-      kind: 'value',
-      name: 'proxy_next_upstream',
-      contexts: ['http', 'server', 'location'],
-      args: '1+',
-      syntax: 'error | timeout | invalid_header | http_500 | http_502 | http_503 | http_504 | http_403 | http_404 | http_429 | non_idempotent | off ...;',
-      summary: 'In which cases a request is passed to the next server; non-idempotent requests (POST, LOCK, PATCH) only with non_idempotent, and never once a response was sent.',
-      default: () => new Set<NextUpstreamCase>(['error', 'timeout']),
-      defaultText: 'proxy_next_upstream error timeout;',
-      parse: (args, ctx) => {
-        if (args.includes('off')) {
-          if (args.length > 1) ctx.fail(`invalid value "off" in "proxy_next_upstream" directive`);
-          return new Set<NextUpstreamCase>();
-        }
-        for (const value of args) if (!NEXT_UPSTREAM_CASES.has(value)) ctx.fail(`invalid value "${value}"`);
-        return new Set(args as NextUpstreamCase[]);
-      },
-    }),
-    defineDirective({
-      kind: 'value',
-      name: 'proxy_next_upstream_tries',
-      contexts: ['http', 'server', 'location'],
-      args: [1],
-      syntax: 'number;',
-      summary: 'The most servers one request may be tried on; 0 means no limit.',
-      default: () => 0,
-      defaultText: 'proxy_next_upstream_tries 0;',
-      parse: ([value = ''], ctx) => parseNumber(value) ?? ctx.fail('"proxy_next_upstream_tries" directive invalid number'),
-    }),
-    timeout('proxy_next_upstream_timeout', 'How long a request may be passed from server to server; 0 means no limit.', '0'),
+    ...nextUpstreamDirectives('proxy'),
     flag('proxy_ignore_client_abort', 'Whether the upstream request goes on when the client closes its connection.', false),
     flag('proxy_socket_keepalive', 'Whether TCP keepalive (SO_KEEPALIVE) is set on connections to upstreams.', false),
     defineDirective({
@@ -451,59 +560,7 @@ export const httpProxyModule: ConfModule = {
       defaultText: '—',
       parse: parseErrorPage,
     }),
-    flag('proxy_ssl_verify', 'Whether the certificate of an https upstream is verified against proxy_ssl_trusted_certificate and proxy_ssl_name; a failure is a 502, never a plaintext fallback.', false),
-    sslFile('proxy_ssl_trusted_certificate', 'PEM file of the CA certificates that verify https upstreams (the only trust anchors used); required by proxy_ssl_verify on.'),
-    defineDirective({
-      kind: 'value',
-      name: 'proxy_ssl_verify_depth',
-      contexts: ['http', 'server', 'location'],
-      args: [1],
-      syntax: 'number;',
-      summary: 'The most intermediate certificates an https upstream\'s chain may have when verified.',
-      default: () => 1,
-      defaultText: 'proxy_ssl_verify_depth 1;',
-      parse: ([value = ''], ctx) => parseNumber(value) ?? ctx.fail(`invalid number "${value}" in "proxy_ssl_verify_depth" directive`),
-    }),
-    defineDirective({
-      kind: 'value',
-      name: 'proxy_ssl_name',
-      contexts: ['http', 'server', 'location'],
-      args: [1],
-      syntax: 'name;',
-      summary: 'The name an https upstream\'s certificate is verified against and, with proxy_ssl_server_name on, sent as SNI (variables allowed; a port is stripped).',
-      default: () => undefined,
-      defaultText: 'proxy_ssl_name $proxy_host;',
-      parse: ([value = ''], ctx) => parseValue(value, ctx),
-    }),
-    flag('proxy_ssl_server_name', 'Whether the proxy_ssl_name is sent to https upstreams as SNI (never for an IP address).', false),
-    defineDirective({
-      kind: 'value',
-      name: 'proxy_ssl_protocols',
-      contexts: ['http', 'server', 'location'],
-      args: '1+',
-      syntax: '[SSLv2] [SSLv3] [TLSv1] [TLSv1.1] [TLSv1.2] [TLSv1.3];',
-      summary: 'The protocols offered to https upstreams; hitless offers the range from the lowest to the highest TLS version named.',
-      default: () => ['TLSv1.2', 'TLSv1.3'],
-      defaultText: 'proxy_ssl_protocols TLSv1.2 TLSv1.3;',
-      parse: (args, ctx) => {
-        for (const value of args) if (!SSL_PROTOCOLS.has(value)) ctx.fail(`invalid value "${value}"`);
-        return [...args];
-      },
-    }),
-    defineDirective({
-      kind: 'value',
-      name: 'proxy_ssl_ciphers',
-      contexts: ['http', 'server', 'location'],
-      args: [1],
-      syntax: 'ciphers;',
-      summary: 'The TLS 1.2 and older ciphers offered to https upstreams, in OpenSSL\'s syntax.',
-      default: () => 'DEFAULT',
-      defaultText: 'proxy_ssl_ciphers DEFAULT;',
-      parse: ([value = '']) => value,
-    }),
-    sslFile('proxy_ssl_certificate', 'PEM file of the client certificate (and chain) presented to https upstreams that ask for one.'),
-    sslFile('proxy_ssl_certificate_key', 'PEM file of the key of proxy_ssl_certificate.'),
-    flag('proxy_ssl_session_reuse', 'Whether TLS sessions to https upstreams are resumed, one cached session per peer and name.', true),
+    ...upstreamSslDirectives('proxy', 'https'),
   ],
   check: checkProxyTargets,
 };

@@ -425,7 +425,8 @@ function where(ctx: ProxyContext, peer?: Peer): string {
   return `, client: ${conn.remoteAddress}, server: ${request.serverName}, request: "${request.requestLine}"${upstream}${host === undefined ? '' : `, host: "${host}"`}`;
 }
 
-function errnoText(err: NodeJS.ErrnoException): string {
+/** A socket error in nginx's `errno: text` form, for the common ones. */
+export function errnoText(err: NodeJS.ErrnoException): string {
   const known: Record<string, string> = { ECONNREFUSED: '111: Connection refused', EHOSTUNREACH: '113: No route to host', ENOENT: '2: No such file or directory', ECONNRESET: '104: Connection reset by peer' };
   return known[err.code ?? ''] ?? err.message;
 }

@@ -109,6 +109,8 @@ const HTTP_VARIABLES: Readonly<Record<string, Getter>> = {
     const forwarded = r.header('x-forwarded-for');
     return forwarded === undefined ? r.remoteAddress : `${forwarded}, ${r.remoteAddress}`;
   },
+  // ngx_http_grpc_module's: "trailers" when the client's TE lists it, for the TE sent to gRPC servers.
+  grpc_internal_trailers: (r) => (r.header('te')?.split(',').some((token) => token.split(';')[0]?.trim().toLowerCase() === 'trailers') === true ? 'trailers' : undefined),
   upstream_addr: (r) => r.upstreamAddr?.join(', '),
   upstream_status: (r) => r.upstreamStatus?.join(', '),
   upstream_response_time: (r) => r.upstreamResponseTime?.map(seconds).join(', '),

@@ -106,9 +106,10 @@ export class UpstreamTls {
    * Runs the handshake over a connected socket to `peer`, for the SSL name `name` (from
    * `proxy_ssl_name`, port already stripped), and checks the certificate as nginx's
    * ngx_http_upstream_ssl_handshake() does when `proxy_ssl_verify` is on. The socket is destroyed
-   * on failure; messages lack nginx's ` while SSL handshaking to upstream` tail.
+   * on failure; messages lack nginx's ` while SSL handshaking to upstream` tail. `alpn` is offered
+   * by ALPN when given (grpcs offers `h2`, as ngx_http_grpc_set_ssl() does).
    */
-  handshake(socket: Socket, peer: string, name: string, timeoutMs: number, done: (result: UpstreamHandshake) => void): void {
+  handshake(socket: Socket, peer: string, name: string, timeoutMs: number, done: (result: UpstreamHandshake) => void, alpn?: readonly string[]): void {
     const settings = this.settings;
     const sessionKey = `${peer} ${name}`;
     const session = settings.sessionReuse ? this.#sessions.get(sessionKey) : undefined;
@@ -122,6 +123,7 @@ export class UpstreamTls {
       checkServerIdentity: () => undefined,
       ...(sni === undefined ? {} : { servername: sni }),
       ...(session === undefined ? {} : { session }),
+      ...(alpn === undefined ? {} : { ALPNProtocols: [...alpn] }),
     });
     if (settings.sessionReuse) tls.on('session', (data: Buffer) => this.#sessions.set(sessionKey, data));
     let finished = false;

@@ -8,6 +8,8 @@ import type { ConfBlockView } from '../conf/registry.js';
 import { resolveHostSync } from '../http/listen.js';
 import { pickRoundRobin, recordOutcome } from './balancers/round-robin.js';
 import { ConnectionPool, type PoolLimits } from './connection-pool.js';
+import { H2SessionPool } from './h2-sessions.js';
+import type { UpstreamFailure } from '../http/h1/upstream-exchange.js';
 import { Peer, peerName, type PeerAddress } from './peer.js';
 import type { UpstreamServer } from './upstream-module.js';
 
@@ -17,6 +19,8 @@ export class UpstreamGroup {
   readonly primaries: readonly Peer[];
   readonly backups: readonly Peer[];
   readonly pool: ConnectionPool;
+  /** HTTP/2 sessions to the peers (grpc_pass), idle ones closed after the group's keepalive_timeout. */
+  readonly h2: H2SessionPool<UpstreamFailure>;
   /** True for the group nginx makes for `proxy_pass http://host:port` without an `upstream` block. */
   readonly implicit: boolean;
 
@@ -25,6 +29,7 @@ export class UpstreamGroup {
     this.primaries = peers.filter((peer) => !peer.backup);
     this.backups = peers.filter((peer) => peer.backup);
     this.pool = new ConnectionPool(limits);
+    this.h2 = new H2SessionPool(limits.idleTimeoutMs);
     this.implicit = implicit;
   }
 
@@ -33,19 +38,34 @@ export class UpstreamGroup {
     return this.primaries.length + this.backups.length;
   }
 
+  /**
+   * True for a group of one peer and no backup (nginx's `peers->single`): that peer is never taken
+   * out by max_fails, since there is nowhere else to go (ngx_http_upstream_get_round_robin_peer).
+   */
+  get single(): boolean {
+    return this.primaries.length === 1 && this.backups.length === 0;
+  }
+
   /** The next peer for a request that has tried `tried`; backups only when no primary is available. */
   pick(tried: Set<Peer>, now = Date.now()): Peer | undefined {
+    if (this.single) {
+      const peer = this.primaries[0] as Peer;
+      return tried.has(peer) || peer.down || (peer.maxConns > 0 && peer.conns >= peer.maxConns) ? undefined : peer;
+    }
     return pickRoundRobin(this.primaries, tried, now) ?? (this.backups.length > 0 ? pickRoundRobin(this.backups, tried, now) : undefined);
   }
 
   /** Records a request's outcome on a peer; true when the peer is now out for fail_timeout. */
   record(peer: Peer, failed: boolean, now = Date.now()): boolean {
+    // ngx_http_upstream_free_round_robin_peer() counts no failure for a single peer.
+    if (this.single) return false;
     return recordOutcome(peer, failed, now);
   }
 
-  /** Closes the idle connections (the generation is gone). */
+  /** Closes the idle connections and HTTP/2 sessions (the generation is gone). */
   close(): void {
     this.pool.close();
+    this.h2.close();
   }
 }
 

@@ -540,14 +540,20 @@ export class H1Exchange implements HttpExchange {
     });
   }
 
-  /** Ends the response, optionally with a last piece of body. */
-  end(chunk?: Buffer | string): void {
+  /**
+   * Ends the response, optionally with a last piece of body. `trailers` go in the chunked trailer
+   * section (RFC 9112 section 7.1.2); other framings cannot carry them and drop them.
+   */
+  end(chunk?: Buffer | string, trailers?: readonly string[]): void {
     if (this.finished) return;
     if (chunk !== undefined) this.write(chunk);
     this.finished = true;
     if (this.#framing === 'chunked' && !this.#noBody) {
-      this.connection.socket.write('0\r\n\r\n');
-      this.bytesSent += 5;
+      let last = '0\r\n';
+      for (let i = 0; i < (trailers?.length ?? 0); i += 2) last += `${(trailers as readonly string[])[i]}: ${(trailers as readonly string[])[i + 1]}\r\n`;
+      last += '\r\n';
+      this.connection.socket.write(last, 'latin1');
+      this.bytesSent += last.length;
     }
     this.#responded = true;
     this.#runFinish();

@@ -7,7 +7,7 @@
 import type { OutgoingHttpHeaders } from 'node:http2';
 import { constants, type ServerHttp2Stream } from 'node:http2';
 import type { Socket } from 'node:net';
-import type { HttpExchange, ProtocolConnection } from '../exchange.js';
+import type { HttpExchange, ProtocolConnection, ResponseOptions } from '../exchange.js';
 import { ChunkedParser } from '../h1/chunked.js';
 import { HttpParseError } from '../h1/head-parser.js';
 import { httpDate, responseHasNoBody } from '../h1/response-head.js';
@@ -126,6 +126,9 @@ export class H2Exchange implements HttpExchange {
   keepaliveHeaderSeconds: number | undefined;
   ownServerAndDate = false;
   #noBody = false;
+  /** Set when the head asked for trailers: node:http2 holds END_STREAM until they are sent. */
+  #waitsForTrailers = false;
+  #trailers: OutgoingHttpHeaders = {};
   #decoder: ChunkedParser | undefined;
   /** The request body: 'unread' until asked for, 'reading', then 'done' (read, discarded or failed). */
   #body: 'unread' | 'reading' | 'done';
@@ -208,11 +211,11 @@ export class H2Exchange implements HttpExchange {
   }
 
   /** Sends the response head: `framing` only decides whether an already chunked body is de-chunked. */
-  writeHead(status: number, headers: readonly string[], framing: Framing): void {
+  writeHead(status: number, headers: readonly string[], framing: Framing, options?: ResponseOptions): void {
     if (this.headersSent) throw new Error('response head already sent');
     this.headersSent = true;
     this.status = status;
-    this.#noBody = responseHasNoBody(this.head.method, status);
+    this.#noBody = responseHasNoBody(this.head.method, status) || options?.endStream === true;
     const out: OutgoingHttpHeaders = { ':status': status };
     const serverHeader = this.#session.serverHeader;
     const own = this.ownServerAndDate;
@@ -230,13 +233,19 @@ export class H2Exchange implements HttpExchange {
     if (typeof framing === 'number' && status >= 200 && status !== 204 && status !== 304) out['content-length'] = framing;
     if (framing === 'raw' && !this.#noBody) this.#decoder = new ChunkedParser({ fromUpstream: true });
     if (this.stream.destroyed) return;
+    const waitForTrailers = options?.trailers === true && !this.#noBody;
+    if (waitForTrailers) {
+      this.#waitsForTrailers = true;
+      // Called once the last DATA frame is out; the trailers end the stream (RFC 9113 section 8.1).
+      this.stream.once('wantTrailers', () => this.stream.sendTrailers(this.#trailers));
+    }
     try {
-      this.stream.respond(out, { endStream: this.#noBody });
+      this.stream.respond(out, { endStream: this.#noBody, waitForTrailers });
     } catch (err) {
       // node:http2 refuses a repeated single-value field (ERR_HTTP2_HEADER_SINGLE_VALUE): keep the first.
       if ((err as NodeJS.ErrnoException).code !== 'ERR_HTTP2_HEADER_SINGLE_VALUE') throw err;
       for (const [name, value] of Object.entries(out)) if (Array.isArray(value) && name !== 'set-cookie') out[name] = value[0];
-      this.stream.respond(out, { endStream: this.#noBody });
+      this.stream.respond(out, { endStream: this.#noBody, waitForTrailers });
     }
   }
 
@@ -266,11 +275,12 @@ export class H2Exchange implements HttpExchange {
     this.stream.once('drain', listener);
   }
 
-  /** Ends the response (END_STREAM); an unread request body is discarded. */
-  end(chunk?: Buffer | string): void {
+  /** Ends the response (END_STREAM, on the trailers when the head asked for them); an unread request body is discarded. */
+  end(chunk?: Buffer | string, trailers?: readonly string[]): void {
     if (this.finished) return;
     if (chunk !== undefined) this.write(chunk);
     this.finished = true;
+    if (this.#waitsForTrailers && trailers !== undefined) this.#trailers = trailerFields(trailers);
     const stream = this.stream;
     if (!stream.destroyed && !stream.writableEnded) stream.end();
     if (this.#body === 'unread') {
@@ -305,4 +315,19 @@ export class H2Exchange implements HttpExchange {
     for (const listener of this.#abortListeners.splice(0)) listener();
     this.#runFinish();
   }
+}
+
+/** Trailer fields for node:http2: lowercased, without pseudo-headers or connection-specific ones, repeats joined in a list. */
+function trailerFields(trailers: readonly string[]): OutgoingHttpHeaders {
+  const out: OutgoingHttpHeaders = {};
+  for (let i = 0; i < trailers.length; i += 2) {
+    const name = (trailers[i] as string).toLowerCase();
+    if (name.charCodeAt(0) === 0x3a || CONNECTION_SPECIFIC.has(name)) continue;
+    const value = trailers[i + 1] as string;
+    const seen = out[name];
+    if (seen === undefined) out[name] = value;
+    else if (Array.isArray(seen)) seen.push(value);
+    else out[name] = [String(seen), value];
+  }
+  return out;
 }

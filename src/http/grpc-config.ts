@@ -1,0 +1,108 @@
+/**
+ * A location's grpc_pass settings, compiled once per generation: the group, the request headers
+ * (nginx's defaults under the configured ones), the TLS client for grpcs:// and every timeout.
+ */
+import { compileTemplate, parseTemplate, type CompiledTemplate, type VariableTable } from '../core/variables.js';
+import type { ConfBlockView } from '../conf/registry.js';
+import type { GrpcPassTarget } from './grpc-module.js';
+import { upstreamTlsSettings, type NextUpstreamCase } from './proxy-module.js';
+import type { CompiledSetHeader } from './proxy-request.js';
+import type { HttpRequest } from './request.js';
+import { implicitGroup, type UpstreamGroup } from '../upstream/group.js';
+import { toByteString } from './uri.js';
+import { sslHostName, UpstreamTls } from '../tls/upstream-tls.js';
+
+/**
+ * nginx's implicit `grpc_set_header` lines (ngx_http_grpc_headers), used for any header the
+ * configuration does not set: an empty value keeps the client's header from going upstream.
+ */
+const DEFAULT_SET_HEADERS: readonly [string, string][] = [
+  ['Content-Length', '$content_length'],
+  ['TE', '$grpc_internal_trailers'],
+  ['Host', ''],
+  ['Connection', ''],
+  ['Proxy-Connection', ''],
+  ['Transfer-Encoding', ''],
+  ['Keep-Alive', ''],
+  ['Expect', ''],
+  ['Upgrade', ''],
+];
+
+/** A location's `grpc_pass` and the directives that shape it. */
+export interface CompiledGrpc {
+  /** The argument of grpc_pass, for the error log's `upstream: "grpc://..."`. */
+  readonly scheme: 'grpc' | 'grpcs';
+  readonly group: UpstreamGroup;
+  /** `:authority` when grpc_set_header sets no Host: grpc_pass's host[:port]. */
+  readonly authority: string;
+  /** `grpc_set_header Host value`: the `:authority` per request, when set. */
+  readonly host: CompiledTemplate<HttpRequest> | undefined;
+  /** The headers to set (Host excluded), nginx's defaults included; an empty value sends none. */
+  readonly setHeaders: readonly CompiledSetHeader[];
+  readonly hide: ReadonlySet<string>;
+  readonly pass: ReadonlySet<string>;
+  readonly connectTimeoutMs: number;
+  readonly sendTimeoutMs: number;
+  readonly readTimeoutMs: number;
+  readonly interceptErrors: boolean;
+  readonly nextUpstream: ReadonlySet<NextUpstreamCase>;
+  readonly nextTries: number;
+  readonly nextTimeoutMs: number;
+  readonly socketKeepalive: boolean;
+  readonly maxBodySize: number;
+  /** True when an error_page covers the status (grpc_intercept_errors). */
+  errorPageFor(status: number): boolean;
+  /** The TLS client for grpcs://; undefined for grpc://. */
+  readonly tls: UpstreamTls | undefined;
+  /** `grpc_ssl_name` for this request (default: grpc_pass's host), without its port. */
+  sslName(request: HttpRequest): string;
+}
+
+/** Compiles the grpc settings of a location that has `grpc_pass`. */
+export function compileGrpc(
+  block: ConfBlockView,
+  target: GrpcPassTarget,
+  groups: ReadonlyMap<string, UpstreamGroup>,
+  implicit: Map<string, UpstreamGroup>,
+  table: VariableTable<HttpRequest>,
+): CompiledGrpc {
+  const text = (template: Parameters<typeof compileTemplate>[0]): CompiledTemplate<HttpRequest> => compileTemplate(template, table, { literal: toByteString });
+  const own = block.get('grpc_set_header');
+  const setHeaders: CompiledSetHeader[] = own.map((header) => ({ key: header.name.toLowerCase(), name: header.name, value: text(header.value) }));
+  for (const [name, value] of DEFAULT_SET_HEADERS) {
+    if (!setHeaders.some((header) => header.key === name.toLowerCase())) setHeaders.push({ key: name.toLowerCase(), name, value: text(parseTemplate(value)) });
+  }
+  const hostIndex = own.findIndex((header) => header.name.toLowerCase() === 'host');
+  const host = hostIndex === -1 ? undefined : setHeaders[hostIndex]?.value;
+  let group = groups.get(target.host);
+  if (group === undefined) {
+    const key = `${target.host}:${target.port}`;
+    group = implicit.get(key) ?? implicitGroup(target.host, target.port);
+    implicit.set(key, group);
+  }
+  const errorCodes = new Set(block.get('error_page').flatMap((page) => page.codes));
+  const tls = target.tls ? UpstreamTls.load(upstreamTlsSettings(block, 'grpc')) : undefined;
+  const sslNameSetting = block.get('grpc_ssl_name');
+  const sslNameTemplate = sslNameSetting === undefined ? undefined : text(sslNameSetting);
+  return {
+    scheme: target.tls ? 'grpcs' : 'grpc',
+    group,
+    authority: target.authority,
+    host,
+    setHeaders,
+    hide: new Set(block.get('grpc_hide_header')),
+    pass: new Set(block.get('grpc_pass_header')),
+    connectTimeoutMs: block.get('grpc_connect_timeout'),
+    sendTimeoutMs: block.get('grpc_send_timeout'),
+    readTimeoutMs: block.get('grpc_read_timeout'),
+    interceptErrors: block.get('grpc_intercept_errors'),
+    nextUpstream: block.get('grpc_next_upstream'),
+    nextTries: block.get('grpc_next_upstream_tries'),
+    nextTimeoutMs: block.get('grpc_next_upstream_timeout'),
+    socketKeepalive: block.get('grpc_socket_keepalive'),
+    maxBodySize: block.get('client_max_body_size'),
+    errorPageFor: (status) => errorCodes.has(status),
+    tls,
+    sslName: (request) => sslHostName(sslNameTemplate !== undefined ? sslNameTemplate(request) : target.authority),
+  };
+}

@@ -1,0 +1,446 @@
+/**
+ * The content handler of `grpc_pass` (nginx's ngx_http_grpc_module): the request goes to a gRPC
+ * server as an HTTP/2 stream on the peer's shared session, its body streamed as it arrives (nginx
+ * never buffers gRPC request bodies), and the response's headers, DATA and trailers (grpc-status,
+ * grpc-message) come back at the client's pace. A client that goes away cancels the upstream stream
+ * (RST_STREAM CANCEL). Failing before a response: 502 (504 on a timeout), or the next peer as
+ * grpc_next_upstream allows; failing after it: the client's stream is reset.
+ */
+import { connect, type Socket } from 'node:net';
+import { constants, type ClientHttp2Session, type ClientHttp2Stream, type IncomingHttpHeaders, type OutgoingHttpHeaders } from 'node:http2';
+import type { ErrorLog } from '../core/log.js';
+import type { ClientConnection } from './connections.js';
+import type { HttpExchange } from './exchange.js';
+import type { CompiledGrpc } from './grpc-config.js';
+import { UpstreamFailure } from './h1/upstream-exchange.js';
+import { HttpParseError } from './h1/head-parser.js';
+import { errnoText, upstreamConnectChannel } from './proxy.js';
+import { upstreamUri } from './proxy-request.js';
+import type { HttpRequest } from './request.js';
+import type { TransportResult } from '../upstream/h2-sessions.js';
+import type { Peer } from '../upstream/peer.js';
+
+/** Methods nginx retries without `non_idempotent` (ngx_http_upstream_next: not POST, LOCK, PATCH). */
+const NON_IDEMPOTENT = new Set(['POST', 'LOCK', 'PATCH']);
+
+/** How much of a request body is kept to send again when a stream was refused unprocessed. */
+const REPLAY_LIMIT_BYTES = 1024 * 1024;
+
+/** Response headers never passed: nginx's grpc hide list, and what HTTP/2 frames itself. */
+const HIDDEN_RESPONSE_HEADERS: ReadonlySet<string> = new Set([
+  'date', 'server', 'x-accel-expires', 'x-accel-redirect', 'x-accel-limit-rate', 'x-accel-buffering', 'x-accel-charset',
+  'connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'content-length', 'upgrade', 'te', 'trailer',
+]);
+
+/** Request headers HTTP/2 forbids (RFC 9113 section 8.2.2) that no default grpc_set_header covers. */
+const FORBIDDEN_REQUEST_HEADERS: ReadonlySet<string> = new Set(['http2-settings']);
+
+/** What the grpc handler needs from the handler that called it. */
+export interface GrpcContext {
+  readonly exchange: HttpExchange;
+  readonly request: HttpRequest;
+  readonly conn: ClientConnection;
+  readonly grpc: CompiledGrpc;
+  readonly log: ErrorLog;
+  /** Sends an error response the way the handler does (error_page, add_header, built-in page). */
+  readonly fail: (status: number) => void;
+  /** Sends the upstream's response head through the header filter (add_header). */
+  readonly headers: (status: number, headers: string[]) => void;
+}
+
+/** Passes one request to a gRPC server. */
+export function grpcRequest(ctx: GrpcContext): void {
+  new GrpcAttempts(ctx).next();
+}
+
+/** One request's walk over the peers of a group. */
+class GrpcAttempts {
+  readonly #ctx: GrpcContext;
+  readonly #tried = new Set<Peer>();
+  readonly #started = Date.now();
+  #tries = 0;
+  /**
+   * The client's body as sent so far, kept until a response arrives so that a stream the upstream
+   * did not process (REFUSED_STREAM, GOAWAY) can be sent again; `replayable` is false once it grew
+   * past REPLAY_LIMIT_BYTES or a response came.
+   */
+  readonly #body = { reading: false, ended: false, replayable: true, parts: [] as Buffer[], bytes: 0 };
+  #stream: ClientHttp2Stream | undefined;
+  #done = false;
+  /** Whether the request has a body, fixed before a first try starts reading it. */
+  readonly #hasBody: boolean;
+
+  constructor(ctx: GrpcContext) {
+    this.#ctx = ctx;
+    this.#hasBody = ctx.exchange.hasBody && ctx.request.methodOverride === undefined;
+    ctx.exchange.onAbort(() => {
+      this.#done = true;
+      // The client went away: the gRPC server learns it from RST_STREAM CANCEL, as gRPC expects.
+      const stream = this.#stream;
+      if (stream !== undefined && !stream.closed) stream.close(constants.NGHTTP2_CANCEL);
+    });
+  }
+
+  /** Tries the next peer, or answers 502 when none is left. */
+  next(): void {
+    if (this.#done) return;
+    const { request, grpc } = this.#ctx;
+    const peer = grpc.group.pick(this.#tried);
+    if (peer === undefined) {
+      this.#ctx.log.error(`no live upstreams while connecting to upstream${where(this.#ctx)}`, this.#ctx.conn.number);
+      this.#finishWithError(502);
+      return;
+    }
+    this.#tried.add(peer);
+    this.#tries++;
+    (request.upstreamAddr ??= []).push(peer.name);
+    this.#session(peer, true);
+  }
+
+  /** Gets the peer's session (shared, or opened now) and starts the stream on it; `retryStale` allows one retry on a fresh session. */
+  #session(peer: Peer, retryStale: boolean): void {
+    const { grpc, request } = this.#ctx;
+    const key = grpc.tls === undefined ? peer.name : `${peer.name} ${grpc.tls.id} ${grpc.sslName(request)}`;
+    peer.conns++;
+    grpc.group.h2.session(key, (done) => this.#open(peer, done), (result) => {
+      peer.conns--;
+      if (this.#done) return;
+      if (!result.ok) {
+        this.#failed(peer, result.failure, false);
+        return;
+      }
+      this.#send(peer, result.session, result.reused && retryStale);
+    });
+  }
+
+  /** Opens the transport of a new session: TCP, then TLS with ALPN h2 for grpcs, under grpc_connect_timeout. */
+  #open(peer: Peer, done: (result: TransportResult<UpstreamFailure>) => void): void {
+    const { grpc, request } = this.#ctx;
+    const address = peer.address;
+    const socket: Socket = address.kind === 'unix' ? connect(address.path) : connect({ host: address.host, port: address.port });
+    const timer = setTimeout(() => socket.destroy(Object.assign(new Error('upstream timed out'), { code: 'ETIMEDOUT' })), grpc.connectTimeoutMs);
+    const onError = (err: NodeJS.ErrnoException): void => {
+      clearTimeout(timer);
+      socket.destroy();
+      const timedOut = err.code === 'ETIMEDOUT';
+      const message = timedOut ? 'upstream timed out (110: Connection timed out) while connecting to upstream' : `connect() failed (${errnoText(err)}) while connecting to upstream`;
+      done({ ok: false, failure: new UpstreamFailure(message, 'send', timedOut ? 'timeout' : 'error', true) });
+    };
+    socket.once('error', onError);
+    socket.once('connect', () => {
+      clearTimeout(timer);
+      socket.off('error', onError);
+      socket.setNoDelay(true);
+      if (grpc.socketKeepalive) socket.setKeepAlive(true);
+      if (upstreamConnectChannel.hasSubscribers) upstreamConnectChannel.publish({ peer: peer.name, group: grpc.group.name });
+      const tls = grpc.tls;
+      if (tls === undefined) {
+        done({ ok: true, socket });
+        return;
+      }
+      tls.handshake(
+        socket,
+        peer.name,
+        grpc.sslName(request),
+        grpc.connectTimeoutMs,
+        (result) => {
+          if (result.ok) done({ ok: true, socket: result.socket });
+          else done({ ok: false, failure: new UpstreamFailure(`${result.message} while SSL handshaking to upstream`, 'send', result.timedOut ? 'timeout' : 'error', true) });
+        },
+        ['h2'],
+      );
+    });
+  }
+
+  /** Opens the stream, relays the body up and the response down. */
+  #send(peer: Peer, session: ClientHttp2Session, reused: boolean): void {
+    const { exchange, request, grpc } = this.#ctx;
+    const hasBody = this.#hasBody;
+    let stream: ClientHttp2Stream;
+    try {
+      stream = session.request(this.#requestHeaders(), { endStream: !hasBody });
+    } catch (err) {
+      // A session that just went away (ERR_HTTP2_GOAWAY_SESSION, ERR_HTTP2_INVALID_SESSION): a fresh one, once.
+      if (reused) {
+        this.#session(peer, false);
+        return;
+      }
+      this.#failed(peer, new UpstreamFailure(`${(err as Error).message} while sending request to upstream`, 'send', 'error', true), false);
+      return;
+    }
+    this.#stream = stream;
+    grpc.group.h2.track(session, stream);
+    if (hasBody) this.#sendBody(stream);
+    peer.conns++;
+    const upstreamStart = Date.now();
+    let responded = false;
+    let ended = false;
+    let trailers: string[] | undefined;
+    let streamError: Error | undefined;
+    stream.setTimeout(grpc.readTimeoutMs, () => {
+      if (ended || this.#done) return;
+      streamError = Object.assign(new Error('upstream timed out'), { code: 'ETIMEDOUT' });
+      stream.close(constants.NGHTTP2_CANCEL);
+    });
+    stream.on('error', (err: Error) => {
+      streamError ??= err;
+    });
+    stream.on('response', (headers: IncomingHttpHeaders) => {
+      if (this.#done) return;
+      responded = true;
+      this.#body.replayable = false;
+      this.#body.parts = [];
+      const status = Number(headers[':status']);
+      (request.upstreamStatus ??= []).push(String(status));
+      if (grpc.interceptErrors && status >= 300 && grpc.errorPageFor(status)) {
+        this.#close(stream, peer, false, upstreamStart);
+        this.#finishWithError(status);
+        return;
+      }
+      this.#writeHead(status, headers, stream.endAfterHeaders);
+    });
+    stream.on('trailers', (headers: IncomingHttpHeaders) => {
+      trailers = responseFields(headers, grpc.hide, grpc.pass);
+    });
+    stream.on('data', (chunk: Buffer) => {
+      if (this.#done || exchange.aborted) return;
+      if (exchange.write(chunk)) return;
+      stream.pause();
+      exchange.onDrain(() => stream.resume());
+    });
+    stream.once('end', () => {
+      if (ended) return;
+      ended = true;
+      peer.conns--;
+      if (this.#done) return;
+      this.#record(peer, false, upstreamStart);
+      this.#done = true;
+      if (!responded) {
+        // END_STREAM without a response head cannot happen on a sound session; treat it as a reset.
+        this.#ctx.fail(502);
+        return;
+      }
+      exchange.end(undefined, trailers);
+    });
+    stream.once('close', () => {
+      if (ended) return;
+      ended = true;
+      peer.conns--;
+      if (this.#done) return;
+      const code = stream.rstCode ?? constants.NGHTTP2_NO_ERROR;
+      if (responded) {
+        // Part of the response is out: only the client's stream (or connection) can be cut short.
+        this.#record(peer, true, upstreamStart);
+        this.#ctx.log.error(`${streamError !== undefined ? describe(streamError, 'upstream') : `upstream reset stream with error ${code}`}${where(this.#ctx, peer)}`, this.#ctx.conn.number);
+        this.#done = true;
+        this.#ctx.conn.protocol.destroy();
+        return;
+      }
+      // A stream the server did not process (REFUSED_STREAM, or above the last stream of its
+      // GOAWAY: RFC 9113 section 8.7) may go again whatever its method; a shared session that
+      // died under a request without an answer may, as a stale keep-alive connection may in nginx.
+      // Either goes on a fresh session, uncounted, once.
+      const notProcessed = code === constants.NGHTTP2_REFUSED_STREAM;
+      const stale = reused && session.destroyed && code !== constants.NGHTTP2_NO_ERROR && !isPeerReset(streamError) && mayResend(exchange.head.method, grpc.nextUpstream);
+      if ((notProcessed || stale) && this.#canReplay()) {
+        this.#session(peer, false);
+        return;
+      }
+      let failure: UpstreamFailure;
+      if (streamError !== undefined && timedOut(streamError)) {
+        failure = new UpstreamFailure('upstream timed out (110: Connection timed out) while reading response header from upstream', 'header', 'timeout', true);
+      } else if (streamError !== undefined && code === constants.NGHTTP2_NO_ERROR) {
+        failure = new UpstreamFailure(describe(streamError, 'response header from upstream'), 'header', 'error', true);
+      } else {
+        // ngx_http_grpc_process_header(): a RST_STREAM before the response head.
+        failure = new UpstreamFailure(`upstream rejected request with error ${code} while reading response header from upstream`, 'header', 'invalid_header', true);
+      }
+      this.#failed(peer, failure, true, upstreamStart);
+    });
+  }
+
+  /** `:method`, `:scheme`, `:path`, `:authority`, the grpc_set_header fields, then the client's (ngx_http_grpc_create_request()). */
+  #requestHeaders(): OutgoingHttpHeaders {
+    const { request, grpc } = this.#ctx;
+    const out: OutgoingHttpHeaders = {
+      ':method': request.method,
+      ':scheme': grpc.tls === undefined ? 'http' : 'https',
+      ':path': upstreamUri(request, undefined, ''),
+      ':authority': grpc.host?.(request) || grpc.authority,
+    };
+    const replaced = new Set<string>();
+    for (const header of grpc.setHeaders) {
+      replaced.add(header.key);
+      if (header.key === 'host') continue;
+      const value = header.value(request);
+      if (value !== '') out[header.key] = value;
+    }
+    const headers = request.head.headers;
+    for (let i = 0; i < headers.length; i += 2) {
+      const key = (headers[i] as string).toLowerCase();
+      if (replaced.has(key) || FORBIDDEN_REQUEST_HEADERS.has(key) || key.charCodeAt(0) === 0x3a) continue;
+      const value = headers[i + 1] as string;
+      const seen = out[key];
+      if (seen === undefined) out[key] = value;
+      else if (Array.isArray(seen)) seen.push(value);
+      else out[key] = [String(seen), value];
+    }
+    return out;
+  }
+
+  /** True when the body sent so far (if any) can be sent again on another stream. */
+  #canReplay(): boolean {
+    return !this.#body.reading || this.#body.replayable;
+  }
+
+  /**
+   * The client's body, to the current stream as it arrives (nginx's grpc_pass never buffers it:
+   * request_body_no_buffering); on a second stream, what was already read goes first.
+   */
+  #sendBody(stream: ClientHttp2Stream): void {
+    const body = this.#body;
+    if (body.reading) {
+      for (const part of body.parts) stream.write(part);
+      if (body.ended) stream.end();
+      return;
+    }
+    const { exchange, grpc } = this.#ctx;
+    body.reading = true;
+    exchange.readBody(
+      grpc.maxBodySize,
+      (data) => {
+        if (body.replayable) {
+          body.parts.push(Buffer.from(data));
+          body.bytes += data.length;
+          if (body.bytes > REPLAY_LIMIT_BYTES) {
+            body.replayable = false;
+            body.parts = [];
+          }
+        }
+        const current = this.#stream;
+        if (current !== undefined && !current.destroyed) current.write(data);
+      },
+      (err) => {
+        const current = this.#stream;
+        if (err === undefined) {
+          body.ended = true;
+          if (current !== undefined && !current.destroyed) current.end();
+          return;
+        }
+        if (current !== undefined && !current.closed) current.close(constants.NGHTTP2_CANCEL);
+        if (this.#done || exchange.aborted || exchange.headersSent) return;
+        this.#done = true;
+        const status = err instanceof HttpParseError ? err.status : 400;
+        this.#ctx.log.write(status === 413 ? 'error' : 'info', `${err.message}${where(this.#ctx)}`, this.#ctx.conn.number);
+        exchange.keepAlive = false;
+        this.#ctx.fail(status);
+      },
+    );
+  }
+
+  /** Sends the client the response head; trailers are expected unless the head ended the stream. */
+  #writeHead(status: number, upstreamHeaders: IncomingHttpHeaders, endStream: boolean): void {
+    const { exchange, grpc, request } = this.#ctx;
+    const headers = responseFields(upstreamHeaders, grpc.hide, grpc.pass);
+    const finalStatus = request.statusOverride ?? status;
+    request.status = finalStatus;
+    if (grpc.pass.has('server') || grpc.pass.has('date')) exchange.ownServerAndDate = true;
+    this.#ctx.headers(finalStatus, headers);
+    const length = Number(upstreamHeaders['content-length'] ?? Number.NaN);
+    if (endStream) exchange.writeHead(finalStatus, headers, 'chunked', { endStream: true });
+    else exchange.writeHead(finalStatus, headers, Number.isSafeInteger(length) && length >= 0 ? length : 'chunked', { trailers: true });
+  }
+
+  /** Gives up on a stream that answered: cancelled, its peer's outcome recorded. */
+  #close(stream: ClientHttp2Stream, peer: Peer, failed: boolean, start: number): void {
+    stream.removeAllListeners('close');
+    stream.removeAllListeners('end');
+    stream.removeAllListeners('data');
+    stream.on('data', () => undefined);
+    peer.conns--;
+    if (!stream.closed) stream.close(constants.NGHTTP2_CANCEL);
+    this.#record(peer, failed, start);
+  }
+
+  /**
+   * grpc_next_upstream: nginx never buffers a gRPC request body (request_body_no_buffering), so a
+   * request that reached a server is never passed to the next one (ngx_http_upstream_next()); the
+   * cases that apply are failures to connect or to set up TLS, for any method.
+   */
+  #mayRetry(sent: boolean): boolean {
+    const { grpc } = this.#ctx;
+    if (sent) return false;
+    if (this.#tried.size >= grpc.group.size) return false;
+    if (grpc.nextTries > 0 && this.#tries >= grpc.nextTries) return false;
+    return !(grpc.nextTimeoutMs > 0 && Date.now() - this.#started >= grpc.nextTimeoutMs);
+  }
+
+  /** A failed try; `sent` when the request had gone out on a stream. */
+  #failed(peer: Peer, failure: UpstreamFailure, sent: boolean, start = Date.now()): void {
+    if (this.#done) return;
+    const ctx = this.#ctx;
+    this.#record(peer, true, start);
+    ctx.log.error(`${failure.message}${where(ctx, peer)}`, ctx.conn.number);
+    (ctx.request.upstreamStatus ??= []).push('502');
+    if (ctx.grpc.nextUpstream.has(failure.kind) && this.#mayRetry(sent)) {
+      this.next();
+      return;
+    }
+    this.#finishWithError(failure.kind === 'timeout' ? 504 : 502);
+  }
+
+  #record(peer: Peer, failed: boolean, start: number): void {
+    (this.#ctx.request.upstreamResponseTime ??= []).push(Date.now() - start);
+    if (this.#ctx.grpc.group.record(peer, failed)) {
+      this.#ctx.log.warn(`upstream server temporarily disabled${where(this.#ctx, peer)}`, this.#ctx.conn.number);
+    }
+  }
+
+  #finishWithError(status: number): void {
+    this.#done = true;
+    if (this.#ctx.exchange.aborted) return;
+    this.#ctx.fail(status);
+  }
+}
+
+/** True when a request with this method may be sent again (nginx: not POST, LOCK, PATCH without non_idempotent). */
+function mayResend(method: string, next: ReadonlySet<string>): boolean {
+  return !NON_IDEMPOTENT.has(method) || next.has('non_idempotent');
+}
+
+/** Response header (or trailer) fields as flat pairs, without pseudo-headers and hidden ones. */
+function responseFields(headers: IncomingHttpHeaders, hide: ReadonlySet<string>, pass: ReadonlySet<string>): string[] {
+  const out: string[] = [];
+  for (const [name, value] of Object.entries(headers)) {
+    if (name.charCodeAt(0) === 0x3a || value === undefined) continue;
+    if ((HIDDEN_RESPONSE_HEADERS.has(name) || hide.has(name)) && !pass.has(name)) continue;
+    if (Array.isArray(value)) for (const item of value) out.push(name, item);
+    else out.push(name, String(value));
+  }
+  return out;
+}
+
+/** True when the stream failed because the server reset it (not because the session went away). */
+function isPeerReset(err: Error | undefined): boolean {
+  return (err as NodeJS.ErrnoException | undefined)?.code === 'ERR_HTTP2_STREAM_ERROR';
+}
+
+function timedOut(err: Error): boolean {
+  return (err as NodeJS.ErrnoException).code === 'ETIMEDOUT';
+}
+
+/** nginx's words for a failure while reading `what`. */
+function describe(err: Error, what: string): string {
+  const code = (err as NodeJS.ErrnoException).code;
+  if (code === 'ETIMEDOUT') return `upstream timed out (110: Connection timed out) while reading ${what}`;
+  if (code === 'ECONNRESET') return `recv() failed (104: Connection reset by peer) while reading ${what}`;
+  return `upstream prematurely closed connection while reading ${what}`;
+}
+
+/** The tail nginx adds to upstream errors: `, client: ..., server: ..., request: "...", upstream: "grpc://...", host: "..."`. */
+function where(ctx: GrpcContext, peer?: Peer): string {
+  const { request, conn, grpc } = ctx;
+  const host = request.header('host');
+  const upstream = peer === undefined ? '' : `, upstream: "${grpc.scheme}://${peer.name}"`;
+  return `, client: ${conn.remoteAddress}, server: ${request.serverName}, request: "${request.requestLine}"${upstream}${host === undefined ? '' : `, host: "${host}"`}`;
+}

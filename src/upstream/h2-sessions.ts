@@ -1,0 +1,143 @@
+/**
+ * HTTP/2 sessions to upstream peers (grpc_pass), one per peer and TLS identity, shared by every
+ * request of the worker: streams are multiplexed on it (RFC 9113 section 5) where nginx opens one
+ * connection per request. A session that received GOAWAY or closed takes no new stream; the next
+ * request opens a fresh one, while the streams the old one accepted finish on it. A session with
+ * no stream closes after an idle timeout.
+ */
+import { connect, type ClientHttp2Session, type ClientSessionOptions } from 'node:http2';
+import type { Socket } from 'node:net';
+
+/** The default idle timeout of a session without streams: nginx's upstream `keepalive_timeout`. */
+export const DEFAULT_H2_IDLE_TIMEOUT_MS = 60_000;
+
+/** The outcome of opening the transport of a session (TCP, and TLS for grpcs). */
+export type TransportResult<F> = { readonly ok: true; readonly socket: Socket } | { readonly ok: false; readonly failure: F };
+
+/** A session ready for a stream, or why none could be had. */
+export type SessionResult<F> = { readonly ok: true; readonly session: ClientHttp2Session; readonly reused: boolean } | { readonly ok: false; readonly failure: F };
+
+interface Entry {
+  readonly session: ClientHttp2Session;
+  streams: number;
+  timer: NodeJS.Timeout | undefined;
+}
+
+/** The sessions of one upstream group. */
+export class H2SessionPool<F = Error> {
+  readonly #idleTimeoutMs: number;
+  readonly #live = new Map<string, Entry>();
+  readonly #entries = new Map<ClientHttp2Session, Entry>();
+  /** Requests waiting on a transport being opened for their key: they share it. */
+  readonly #opening = new Map<string, ((result: SessionResult<F>) => void)[]>();
+  #closed = false;
+
+  /** `idleTimeoutMs`: how long a session without streams stays open; default 60 s. */
+  constructor(idleTimeoutMs = DEFAULT_H2_IDLE_TIMEOUT_MS) {
+    this.#idleTimeoutMs = idleTimeoutMs > 0 ? idleTimeoutMs : DEFAULT_H2_IDLE_TIMEOUT_MS;
+  }
+
+  /** Live sessions (tests and metrics). */
+  get size(): number {
+    return this.#live.size;
+  }
+
+  /**
+   * Hands `done` a session for `key`: the live one, or one on a transport `open` makes. Requests
+   * that arrive while a transport is being opened wait for it instead of opening their own.
+   */
+  session(key: string, open: (done: (result: TransportResult<F>) => void) => void, done: (result: SessionResult<F>) => void): void {
+    const live = this.#live.get(key);
+    if (live !== undefined && usable(live.session)) {
+      done({ ok: true, session: live.session, reused: true });
+      return;
+    }
+    if (live !== undefined) this.#live.delete(key);
+    const waiting = this.#opening.get(key);
+    if (waiting !== undefined) {
+      waiting.push(done);
+      return;
+    }
+    const waiters = [done];
+    this.#opening.set(key, waiters);
+    open((result) => {
+      this.#opening.delete(key);
+      if (!result.ok) {
+        for (const waiter of waiters) waiter(result);
+        return;
+      }
+      const session = this.#wrap(key, result.socket);
+      for (const waiter of waiters) waiter({ ok: true, session, reused: false });
+    });
+  }
+
+  /** Counts a stream on `session` until it closes, so that an idle session can be closed in time. */
+  track(session: ClientHttp2Session, stream: { once(event: 'close', listener: () => void): unknown }): void {
+    const entry = this.#entries.get(session);
+    if (entry === undefined) return;
+    entry.streams++;
+    if (entry.timer !== undefined) {
+      clearTimeout(entry.timer);
+      entry.timer = undefined;
+    }
+    stream.once('close', () => {
+      if (--entry.streams === 0) this.#idle(entry);
+    });
+  }
+
+  /** Closes every session gracefully (their streams finish first); no new one is kept. */
+  close(): void {
+    this.#closed = true;
+    for (const entry of this.#entries.values()) {
+      if (entry.timer !== undefined) clearTimeout(entry.timer);
+      if (!entry.session.closed && !entry.session.destroyed) entry.session.close();
+    }
+    this.#live.clear();
+  }
+
+  #wrap(key: string, socket: Socket): ClientHttp2Session {
+    const options: ClientSessionOptions = { createConnection: () => socket, settings: { enablePush: false } };
+    const encrypted = (socket as { encrypted?: boolean }).encrypted === true;
+    const session = connect(encrypted ? 'https://localhost' : 'http://localhost', options);
+    const entry: Entry = { session, streams: 0, timer: undefined };
+    this.#entries.set(session, entry);
+    session.on('error', () => undefined); // its streams fail with it; the session ends in 'close'
+    const forget = (): void => {
+      if (this.#live.get(key) === entry) this.#live.delete(key);
+    };
+    session.once('goaway', forget);
+    session.once('close', () => {
+      forget();
+      if (entry.timer !== undefined) clearTimeout(entry.timer);
+      this.#entries.delete(session);
+    });
+    if (this.#closed) session.close();
+    else {
+      this.#live.set(key, entry);
+      this.#idle(entry);
+    }
+    return session;
+  }
+
+  #idle(entry: Entry): void {
+    if (entry.streams > 0) return;
+    if (this.#closed || !usable(entry.session)) {
+      if (!entry.session.closed && !entry.session.destroyed) entry.session.close();
+      return;
+    }
+    entry.timer = setTimeout(() => {
+      entry.timer = undefined;
+      if (entry.streams === 0 && !entry.session.destroyed) entry.session.close();
+    }, this.#idleTimeoutMs);
+    entry.timer.unref();
+  }
+}
+
+/**
+ * True when a session may take a new stream. node:http2 closes a session itself when GOAWAY
+ * arrives (`closed`), and a failed one is `destroyed`; the 'goaway' listener also drops it from
+ * the pool at once.
+ */
+function usable(session: ClientHttp2Session): boolean {
+  return !session.closed && !session.destroyed;
+}
