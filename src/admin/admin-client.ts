@@ -4,7 +4,7 @@
  */
 import { request } from 'node:http';
 import { HitlessError, type ErrorCode } from '../core/errors.js';
-import type { CertificateSummary } from '../tls/certificate-store.js';
+import type { CertificateDetail, CertificateSummary } from '../tls/certificate-store.js';
 import type { AdminStatus, CertificatePutResult } from './admin-server.js';
 
 /** Where the admin API is. */
@@ -47,7 +47,7 @@ export class AdminClient {
   }
 
   /** `GET /v1/certificates/{name}`; undefined when there is none. */
-  async getCertificate(name: string): Promise<CertificateSummary | undefined> {
+  async getCertificate(name: string): Promise<CertificateDetail | undefined> {
     try {
       return await this.#call('GET', `/v1/certificates/${encodeURIComponent(name)}`);
     } catch (err) {
@@ -64,6 +64,11 @@ export class AdminClient {
       force: options.force === true,
       dryRun: options.dryRun === true,
     });
+  }
+
+  /** `POST /v1/certificates/{name}/revert`: what is stored now, or null when the name fell back to the configured certificate. */
+  async revertCertificate(name: string): Promise<CertificateSummary | null> {
+    return (await this.#call<{ certificate: CertificateSummary | null }>('POST', `/v1/certificates/${encodeURIComponent(name)}/revert`)).certificate;
   }
 
   /** `DELETE /v1/certificates/{name}`. */

@@ -7,6 +7,7 @@
  *   GET    /v1/certificates/{name}      one of them
  *   PUT    /v1/certificates/{name}      { "certificate": PEM, "key": PEM, "force"?: bool, "dryRun"?: bool }
  *   DELETE /v1/certificates/{name}
+ *   POST   /v1/certificates/{name}/revert   back to what the name held before its last change
  *
  * A PUT answers once every worker uses the new certificate: the next full handshake serves it.
  * Errors are `{ "error": { "code": "HITLESS_ERR_...", "message": "..." } }`; no answer and no log
@@ -17,7 +18,7 @@ import { chmodSync, lstatSync, readFileSync, unlinkSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { connect } from 'node:net';
 import { HitlessError } from '../core/errors.js';
-import type { CertificateSummary } from '../tls/certificate-store.js';
+import type { CertificateDetail, CertificateSummary } from '../tls/certificate-store.js';
 import type { AdminListen } from './admin-module.js';
 
 /** What `GET /v1/status` answers. */
@@ -31,6 +32,8 @@ export interface AdminStatus {
   readonly uptimeSeconds: number;
   readonly workers: readonly { readonly pid: number; readonly generation: number; readonly state: string }[];
   readonly certificates: number;
+  /** Where the HTTP `listen ... ssl` addresses answer (a wildcard as loopback), to verify on the wire. */
+  readonly tlsEndpoints: readonly { readonly host: string; readonly port: number }[];
 }
 
 /** What a PUT of a certificate answers. */
@@ -47,9 +50,10 @@ export interface CertificatePutResult {
 export interface AdminBackend {
   status(): AdminStatus;
   listCertificates(): CertificateSummary[];
-  getCertificate(name: string): CertificateSummary;
+  getCertificate(name: string): CertificateDetail;
   putCertificate(name: string, cert: string, key: string, options: { force: boolean; dryRun: boolean }): Promise<CertificatePutResult>;
   deleteCertificate(name: string): Promise<void>;
+  revertCertificate(name: string): Promise<CertificateSummary | undefined>;
 }
 
 /** Largest request body: a certificate, a long chain and a key fit many times over. */
@@ -138,9 +142,13 @@ export class AdminServer {
       allow(method, ['GET']);
       return answer(res, 200, { certificates: backend.listCertificates() });
     }
-    const match = /^\/v1\/certificates\/([^/]+)$/.exec(path);
+    const match = /^\/v1\/certificates\/([^/]+)(\/revert)?$/.exec(path);
     if (match === null) throw new AdminRequestError(404, `No such admin API route "${path}"`);
     const name = decodeURIComponent(match[1] as string);
+    if (match[2] !== undefined) {
+      allow(method, ['POST']);
+      return answer(res, 200, { certificate: (await backend.revertCertificate(name)) ?? null });
+    }
     allow(method, ['GET', 'PUT', 'DELETE']);
     if (method === 'GET') return answer(res, 200, backend.getCertificate(name));
     if (method === 'DELETE') {

@@ -5,7 +5,8 @@
  */
 import type { ErrorLog } from '../core/log.js';
 import type { CertificatePutResult } from '../admin/admin-server.js';
-import { CertificateNotFoundError, CertificateStore, checkCertificate, summaryOf, type CertificateSummary, type StoredCertificate } from '../tls/certificate-store.js';
+import { HitlessError } from '../core/errors.js';
+import { CertificateNotFoundError, CertificateStore, checkCertificate, summaryOf, type CertificateDetail, type CertificateSummary, type StoredCertificate } from '../tls/certificate-store.js';
 import type { CertificateMessage } from './ipc.js';
 import type { WorkerProcess } from './worker-process.js';
 
@@ -13,6 +14,8 @@ import type { WorkerProcess } from './worker-process.js';
 export class MasterCertificates {
   #store: CertificateStore;
   #seq = 0;
+  /** What each name held before its last change (null: nothing), for {@link revert}. */
+  readonly #previous = new Map<string, StoredCertificate | null>();
   #queue: Promise<unknown> = Promise.resolve();
   readonly #workers: () => Iterable<WorkerProcess>;
 
@@ -39,11 +42,11 @@ export class MasterCertificates {
     return this.#store.list().map(summaryOf);
   }
 
-  /** The summary of one; throws {@link CertificateNotFoundError}. */
-  get(name: string): CertificateSummary {
+  /** The summary of one, with its certificate chain (public) as PEM; throws {@link CertificateNotFoundError}. */
+  get(name: string): CertificateDetail {
     const stored = this.#store.get(name);
     if (stored === undefined) throw new CertificateNotFoundError(name);
-    return summaryOf(stored);
+    return { ...summaryOf(stored), pem: stored.cert };
   }
 
   /**
@@ -56,7 +59,9 @@ export class MasterCertificates {
       return Promise.resolve({ certificate: checked.summary, replaced: this.#store.get(name) !== undefined, dryRun: true, warnings: checked.warnings });
     }
     return this.#serialise(async () => {
+      const before = this.#store.get(name) ?? null;
       const replaced = await this.#store.put(checked.stored);
+      this.#previous.set(name, before);
       await this.#broadcast({ type: 'cert-put', seq: ++this.#seq, certificate: checked.stored });
       log.notice(`certificate "${name}" ${replaced ? 'replaced' : 'added'}: ${checked.summary.fingerprint256}, valid until ${checked.summary.notAfter}`);
       for (const warning of checked.warnings) log.warn(`certificate "${name}": ${warning}`);
@@ -67,9 +72,36 @@ export class MasterCertificates {
   /** Removes `name` from the store and every worker; throws {@link CertificateNotFoundError}. */
   delete(name: string, log: ErrorLog): Promise<void> {
     return this.#serialise(async () => {
+      const before = this.#store.get(name) ?? null;
       await this.#store.delete(name);
+      this.#previous.set(name, before);
       await this.#broadcast({ type: 'cert-delete', seq: ++this.#seq, name });
       log.notice(`certificate "${name}" deleted`);
+    });
+  }
+
+  /**
+   * Puts back what `name` held before its last put or delete (a certificate, or none), as a deploy
+   * rolls back; the master keeps one step of history per name, in memory. Returns the summary of
+   * what is stored now, or undefined when the name is no longer stored.
+   */
+  revert(name: string, log: ErrorLog): Promise<CertificateSummary | undefined> {
+    return this.#serialise(async () => {
+      const previous = this.#previous.get(name);
+      if (previous === undefined) throw new HitlessError('HITLESS_ERR_CERT_NOT_FOUND', `Nothing to revert for "${name}": it was not changed since the master started`);
+      const current = this.#store.get(name) ?? null;
+      if (previous === null) {
+        if (current !== null) {
+          await this.#store.delete(name);
+          await this.#broadcast({ type: 'cert-delete', seq: ++this.#seq, name });
+        }
+      } else {
+        await this.#store.put(previous);
+        await this.#broadcast({ type: 'cert-put', seq: ++this.#seq, certificate: previous });
+      }
+      this.#previous.set(name, current);
+      log.notice(`certificate "${name}" reverted to ${previous === null ? 'none (the configured certificate)' : summaryOf(previous).fingerprint256}`);
+      return previous === null ? undefined : summaryOf(previous);
     });
   }
 

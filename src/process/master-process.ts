@@ -7,6 +7,7 @@ import type { ChildProcess } from 'node:child_process';
 import { channel } from 'node:diagnostics_channel';
 import { constants } from 'node:os';
 import { ConfigError } from '../core/errors.js';
+import type { HitlessConfig } from '../conf/model.js';
 import type { ErrorLog } from '../core/log.js';
 import { loadGeneration, openErrorLog, type Generation, type GenerationSource } from './generation.js';
 import { spawnMasterWithSockets, type InheritedSockets } from './inherited-sockets.js';
@@ -99,11 +100,13 @@ export class MasterProcess {
         uptimeSeconds: Math.floor((Date.now() - this.#startedAt.getTime()) / 1000),
         workers: [...this.#workers].map((worker) => ({ pid: worker.pid, generation: worker.generation, state: worker.state })),
         certificates: this.#certificates.entries().length,
+        tlsEndpoints: tlsEndpointsOf(this.#generation.config),
       }),
       listCertificates: () => this.#certificates.list(),
       getCertificate: (name) => this.#certificates.get(name),
       putCertificate: (name, cert, key, options) => this.#certificates.put(name, cert, key, options, this.#log),
       deleteCertificate: (name) => this.#certificates.delete(name, this.#log),
+      revertCertificate: (name) => this.#certificates.revert(name, this.#log),
     };
   }
 
@@ -431,6 +434,20 @@ export class MasterProcess {
     this.#log.close();
     this.#finish(0);
   }
+}
+
+/** The `listen ... ssl` addresses of the http block, a wildcard one as its loopback address. */
+function tlsEndpointsOf(config: HitlessConfig): AdminStatus['tlsEndpoints'] {
+  const endpoints = new Map<string, { host: string; port: number }>();
+  for (const server of config.main.child('http')?.blocks ?? []) {
+    if (server.name !== 'server') continue;
+    for (const listen of server.get('listen')) {
+      if (!listen.ssl || listen.family === 'unix') continue;
+      const host = listen.wildcard ? (listen.family === 'inet6' ? '::1' : '127.0.0.1') : listen.address;
+      endpoints.set(`${host}|${listen.port}`, { host, port: listen.port });
+    }
+  }
+  return [...endpoints.values()];
 }
 
 function describe(err: unknown): string {

@@ -48,6 +48,12 @@ export interface CertificateSummary {
   readonly sha256: string;
 }
 
+/** One stored certificate as `GET /v1/certificates/{name}` shows it: the summary and the chain's PEM (no key). */
+export interface CertificateDetail extends CertificateSummary {
+  /** The leaf followed by its chain, PEM. */
+  readonly pem: string;
+}
+
 /** A certificate the store will not take; the served one stays as it was. */
 export class CertificateRefusedError extends HitlessError {
   constructor(message: string, options?: ErrorOptions) {
