@@ -7,20 +7,17 @@
  */
 import { createPrivateKey, X509Certificate, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { HitlessError } from '../core/errors.js';
 
 /** A private key that loaded: its PEM, decrypted when `ssl_password_file` opened it (Node takes passphrases as UTF-8 only). */
 export interface LoadedKey {
   readonly pem: string;
 }
 
-/** A file that cannot be read or used; `message` is nginx's, `mismatch` tells a key of another certificate. */
-export class CertificateLoadError extends Error {
-  readonly mismatch: boolean;
-
-  constructor(message: string, mismatch = false) {
-    super(message);
-    this.name = 'CertificateLoadError';
-    this.mismatch = mismatch;
+/** A certificate or key file that cannot be read or used (`HITLESS_ERR_TLS_CERTIFICATE`); the message is nginx's. */
+export class CertificateLoadError extends HitlessError {
+  constructor(message: string) {
+    super('HITLESS_ERR_TLS_CERTIFICATE', message);
   }
 }
 
@@ -102,7 +99,7 @@ export function parseKeyOf(
 ): LoadedKey {
   const loaded = parseKey(pem, path, passwords);
   if (!leaf.checkPrivateKey(loaded.object)) {
-    throw new CertificateLoadError(`${use}("${path}") failed (SSL: error:05800074:x509 certificate routines::key values mismatch)`, true);
+    throw new CertificateLoadError(`${use}("${path}") failed (SSL: error:05800074:x509 certificate routines::key values mismatch)`);
   }
   return loaded.key;
 }

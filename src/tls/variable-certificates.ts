@@ -144,8 +144,14 @@ class FileContexts {
     const key = files.map((pair) => `${pair.cert}\0${pair.key}`).join('\0');
     let signature: string;
     try {
-      const parts = await Promise.all(files.flatMap((pair) => [fileSignature(pair.cert, 'certificate'), fileSignature(pair.key, 'certificate key')]));
-      signature = parts.join('|');
+      // Settled in order, so that the first file that fails is the one nginx would name.
+      const parts = await Promise.allSettled(files.flatMap((pair) => [fileSignature(pair.cert, 'certificate'), fileSignature(pair.key, 'certificate key')]));
+      signature = parts
+        .map((part) => {
+          if (part.status === 'rejected') throw part.reason;
+          return part.value;
+        })
+        .join('|');
     } catch (err) {
       // nginx logs each handshake whose files do not open, and fails it.
       this.#loaded.delete(key);
