@@ -238,7 +238,7 @@ export const httpSslModule: ConfModule = {
       contexts: ['http', 'server'],
       args: [1, 2],
       syntax: 'off | none | [builtin[:size]] [shared:name:size];',
-      summary: 'Resumption by session ID (TLSv1.2): builtin and shared keep sessions in each worker\'s memory (shared is not shared across workers; session tickets are), none and off store nothing.',
+      summary: 'Resumption by session ID (TLSv1.2). Checked as nginx checks it, but hitless keeps no session-ID cache yet: every value behaves as none, and sessions resume by tickets, shared by all workers (docs/process-model.md).',
       default: () => ({ builtin: 'none', shared: undefined }),
       defaultText: 'ssl_session_cache none;',
       parse: parseSessionCache,
