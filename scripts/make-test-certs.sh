@@ -2,7 +2,9 @@
 # Makes the TLS fixtures of the deploy tests with the openssl CLI: a root CA, an intermediate,
 # leaves for several names (RSA and ECDSA), an expired and a not-yet-valid leaf, a key that
 # matches nothing, a weak leaf that nginx -t refuses, broken PEM files, and leaf+chain bundles;
-# and for mutual TLS, client certificates under roots of their own (client-ca, client-other-ca).
+# and for mutual TLS, client certificates under roots of their own (client-ca, client-other-ca),
+# one of them revoked by client-ca.crl (ssl_crl); a-rsa.key encrypted under two passphrases
+# (ssl_password_file).
 #
 #   scripts/make-test-certs.sh [OUTDIR]     default: test/fixtures/tls
 #
@@ -150,7 +152,22 @@ client() {
 client client-a client-ca
 client client-via-intermediate client-intermediate
 client client-foreign client-other-ca
+client client-revoked client-ca
 cat "$out/client-ca.crt" "$out/client-intermediate.crt" >"$out/client-ca-bundle.crt"
+
+# ssl_crl: client-ca's CRL revoking client-revoked (and nothing else); valid for ten years.
+: >"$work/index.txt"
+openssl ca -batch -config "$work/ca.cnf" -cert "$out/client-ca.crt" -keyfile "$work/client-ca.key" \
+  -revoke "$out/client-revoked.crt" -crl_reason keyCompromise 2>/dev/null
+openssl ca -batch -config "$work/ca.cnf" -cert "$out/client-ca.crt" -keyfile "$work/client-ca.key" \
+  -gencrl -crldays 3650 -out "$out/client-ca.crl" 2>/dev/null
+
+# ssl_password_file: a-rsa.key as encrypted PKCS#8 (the passphrase is "second secret"), and a
+# file of passphrases that tries a wrong one first; and the traditional (PEM DEK-Info) form.
+openssl pkcs8 -topk8 -v2 aes-256-cbc -in "$out/a-rsa.key" -passout 'pass:second secret' -out "$out/a-rsa.encrypted.key"
+openssl rsa -aes128 -in "$out/a-rsa.key" -passout 'pass:second secret' -traditional -out "$out/a-rsa.encrypted-traditional.key" 2>/dev/null
+printf 'first wrong\r\n\nsecond secret\n' >"$out/a-rsa.passwords"
+printf 'nope\n' >"$out/wrong.passwords"
 
 rm -f "$out"/*.csr
 chmod 0644 "$out"/*

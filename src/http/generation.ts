@@ -116,12 +116,14 @@ export class HttpGeneration {
     };
     const servers = new Map<ConfBlockView, CompiledServer>();
     for (const block of serversOf(http)) {
+      const tls = serverTlsOf(block);
       servers.set(block, {
         serverName: toByteString(primaryServerName(block.get('server_name'))),
         names: block.get('server_name'),
         level: levelOf(block),
         locations: LocationTree.build(block, levelOf),
-        tls: serverTlsOf(block),
+        // Certificate names with variables are evaluated with this generation's variables (maps included).
+        tls: tls.variable === undefined ? tls : { ...tls, select: tls.variable.bind(this.variables, log) },
       });
     }
     const serverOf = (block: ConfBlockView): CompiledServer => servers.get(block) as CompiledServer;

@@ -3,23 +3,28 @@
  * {@link SecureContext} built from them and the server's ssl_* settings, once per configuration
  * and cached on the server block, so that `-t`, the check and the worker share one load.
  */
-import { createPrivateKey, X509Certificate, constants } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { constants } from 'node:crypto';
 import { createSecureContext, type SecureContext, type SecureContextOptions, type SecureVersion } from 'node:tls';
 import { ConfigError } from '../core/errors.js';
 import type { ConfBlockView } from '../conf/registry.js';
+import { CertificateLoadError, parseKeyOf, parseLeaf, readPemSync, type LoadedKey } from './certificate-files.js';
 import { certificatesOf, type ClientVerifySettings, type VerifyClientMode } from './client-verify.js';
 import type { TlsFile, TlsProtocolName } from './ssl-module.js';
 import { followMasterTicketKey, readTicketKeyFile } from './ticket-keys.js';
+import { VariableCertificates, type HandshakeCertificates } from './variable-certificates.js';
 
 /** What a handshake that reaches a server gets. */
 export interface ServerTls {
-  /** Undefined when the server has no `ssl_certificate`: the default server's context answers. */
+  /** Undefined when the server has no `ssl_certificate`, or names it with variables. */
   readonly context: SecureContext | undefined;
   /** `ssl_reject_handshake on`. */
   readonly rejectHandshake: boolean;
   /** `ssl_verify_client` and `ssl_verify_depth`. */
   readonly verify: ClientVerifySettings;
+  /** `ssl_certificate` with variables: what is loaded in each handshake; undefined otherwise. */
+  readonly variable: VariableCertificates | undefined;
+  /** The variable certificates bound to a generation's variables and error log (see {@link VariableCertificates.bind}). */
+  readonly select?: HandshakeCertificates;
   /**
    * Builds a context with the server's settings and another certificate and key (one of the store);
    * throws a ConfigError when they do not fit the settings. Undefined when the settings are incomplete.
@@ -33,36 +38,29 @@ function fail(message: string): never {
   throw new ConfigError(message, undefined);
 }
 
-/** OpenSSL 3's text for a file fopen() cannot open, as nginx prints it. */
-function readPem(file: TlsFile, what: string): string {
+/** Runs a load, turning its {@link CertificateLoadError} into nginx's configuration error. */
+function atConfig<T>(load: () => T): T {
   try {
-    return readFileSync(file.path, 'latin1');
+    return load();
   } catch (err) {
-    const reason = (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'No such file or directory' : 'Permission denied';
-    return fail(`cannot load ${what} "${file.path}": BIO_new_file() failed (SSL: error:80000002:system library::${reason}:calling fopen(${file.path}, r) error:10000080:BIO routines::no such file)`);
+    if (err instanceof CertificateLoadError) fail(err.message);
+    throw err;
   }
 }
 
-/** Loads one certificate (with its chain) and its key, with nginx's messages for each failure. */
-function loadPair(certFile: TlsFile, keyFile: TlsFile): { cert: string; key: string } {
-  const cert = readPem(certFile, 'certificate');
-  let leaf: X509Certificate;
-  try {
-    leaf = new X509Certificate(cert);
-  } catch {
-    return fail(`cannot load certificate "${certFile.path}": PEM_read_bio_X509_AUX() failed (SSL: error:0480006C:PEM routines::no start line:Expecting: TRUSTED CERTIFICATE)`);
-  }
-  const key = readPem(keyFile, 'certificate key');
-  let privateKey;
-  try {
-    privateKey = createPrivateKey(key);
-  } catch {
-    return fail(`cannot load certificate key "${keyFile.path}": PEM_read_bio_PrivateKey() failed (SSL: error:1E08010C:DECODER routines::unsupported:No supported data to decode. Input type: PEM)`);
-  }
-  if (!leaf.checkPrivateKey(privateKey)) {
-    fail(`SSL_CTX_use_PrivateKey("${keyFile.path}") failed (SSL: error:05800074:x509 certificate routines::key values mismatch)`);
-  }
-  return { cert, key };
+/** Reads a PEM file while the configuration is read, with nginx's message when it cannot be opened. */
+function readPem(file: TlsFile, what: 'certificate' | 'certificate key' | 'CRL'): string {
+  return atConfig(() => readPemSync(file.path, what));
+}
+
+/** Loads one certificate (with its chain) and its key, with nginx's messages for each failure, in nginx's order. */
+function loadPair(certFile: TlsFile, keyFile: TlsFile, passwords: readonly Buffer[] | undefined): { cert: string; key: LoadedKey } {
+  return atConfig(() => {
+    const cert = readPemSync(certFile.path, 'certificate');
+    const leaf = parseLeaf(certFile.path, cert);
+    const key = parseKeyOf(leaf, keyFile.path, readPemSync(keyFile.path, 'certificate key'), passwords, 'SSL_CTX_use_PrivateKey');
+    return { cert, key };
+  });
 }
 
 const VERSIONS: readonly SecureVersion[] = ['TLSv1', 'TLSv1.1', 'TLSv1.2', 'TLSv1.3'];
@@ -101,6 +99,42 @@ function clientCaOptions(server: ConfBlockView, mode: VerifyClientMode): { ca?: 
   return options;
 }
 
+/** The ssl_* settings of a server as context options, certificates aside; reads the CA, CRL and ticket key files. */
+function baseOptions(server: ConfBlockView, mode: VerifyClientMode): { options: SecureContextOptions; ca: string[] | undefined; followMaster: boolean } {
+  const clientCas = clientCaOptions(server, mode);
+  const protocols = protocolOptions(server.get('ssl_protocols'));
+  const tickets = server.get('ssl_session_tickets');
+  // nginx encrypts with the first ssl_session_ticket_key; Node keeps one key, so the others are unused.
+  const ticketFile = tickets ? server.get('ssl_session_ticket_key')[0] : undefined;
+  const ticketKeys = ticketFile === undefined ? undefined : readTicketKeyFile(ticketFile);
+  const options: SecureContextOptions = {
+    ...protocols,
+    secureOptions: (protocols.secureOptions ?? 0) | (tickets ? 0 : constants.SSL_OP_NO_TICKET),
+    ...(ticketKeys === undefined ? {} : { ticketKeys }),
+    ciphers: server.get('ssl_ciphers'),
+    honorCipherOrder: server.get('ssl_prefer_server_ciphers'),
+    ecdhCurve: server.get('ssl_ecdh_curve'),
+    sessionTimeout: Math.floor(server.get('ssl_session_timeout') / 1000),
+    ...clientCas,
+  };
+  return { options, ca: clientCas.ca, followMaster: tickets && ticketKeys === undefined };
+}
+
+/** Builds a context from a server's options and certificates; throws nginx's message for what OpenSSL refuses. */
+export function buildContext(server: ConfBlockView, options: SecureContextOptions, followMaster: boolean): SecureContext {
+  let context: SecureContext;
+  try {
+    context = createSecureContext(options);
+  } catch (err) {
+    const reason = err instanceof Error ? err.message : String(err);
+    if (/cipher/i.test(reason)) fail(`SSL_CTX_set_cipher_list("${options.ciphers ?? ''}") failed (SSL: error:0A0000B9:SSL routines::no cipher match)`);
+    if (/curve|group/i.test(reason)) fail(`SSL_CTX_set1_curves_list("${options.ecdhCurve ?? ''}") failed (SSL: ${reason})`);
+    fail(`cannot create the TLS context of the server in ${server.file}:${server.line}: ${reason}`);
+  }
+  if (followMaster) followMasterTicketKey(context);
+  return context;
+}
+
 /** The server's TLS, built on first use and cached; throws nginx's ConfigError when a file does not load. */
 export function serverTlsOf(server: ConfBlockView): ServerTls {
   const cached = cache.get(server);
@@ -111,63 +145,38 @@ export function serverTlsOf(server: ConfBlockView): ServerTls {
     fail(`no "ssl_certificate_key" is defined for certificate "${(certs[certs.length - 1] as TlsFile).written}"`);
   }
   const mode = server.get('ssl_verify_client');
+  const passwords = server.get('ssl_password_file')?.passwords.map((password) => Buffer.from(password, 'latin1'));
   let verify: ClientVerifySettings = { mode, depth: server.get('ssl_verify_depth'), trusted: [] };
   let context: SecureContext | undefined;
+  let variable: VariableCertificates | undefined;
   let contextFor: ServerTls['contextFor'];
   if (certs.length > 0) {
-    const pairs = certs.map((cert, i) => loadPair(cert, keys[i] as TlsFile));
-    const settings = serverSettings(server, mode);
-    verify = { ...verify, trusted: settings.trusted };
-    contextFor = settings.contextFor;
-    context = contextFor(pairs.map((pair) => pair.cert), pairs.map((pair) => pair.key));
+    const pairs = certs.map((cert, i) => ({ cert, key: keys[i] as TlsFile }));
+    const base = baseOptions(server, mode);
+    verify = { ...verify, trusted: certificatesOf(base.ca?.join('\n') ?? '') };
+    contextFor = (cert, key) => buildContext(server, { ...base.options, cert, key }, base.followMaster);
+    // ngx_http_ssl_compile_certificates(): one name with variables makes every pair load per handshake.
+    if (pairs.some((pair) => pair.cert.template !== undefined || pair.key.template !== undefined)) {
+      // The settings are checked now, as nginx's SSL_CTX is built without a certificate.
+      buildContext(server, base.options, false);
+      const build = contextFor;
+      variable = new VariableCertificates(pairs, passwords, (loaded) => build(loaded.map((pair) => pair.cert), loaded.map((pair) => pair.key.pem)));
+    } else {
+      const loaded = pairs.map((pair) => loadPair(pair.cert, pair.key, passwords));
+      context = contextFor(loaded.map((pair) => pair.cert), loaded.map((pair) => pair.key.pem));
+    }
   } else {
     // A server without certificates of its own may still answer certificates of the store: with its
     // settings when they are complete, else (`ssl_verify_client` with no CA) with the default server's.
     try {
-      const settings = serverSettings(server, mode);
-      verify = { ...verify, trusted: settings.trusted };
-      contextFor = settings.contextFor;
+      const base = baseOptions(server, mode);
+      verify = { ...verify, trusted: certificatesOf(base.ca?.join('\n') ?? '') };
+      contextFor = (cert, key) => buildContext(server, { ...base.options, cert, key }, base.followMaster);
     } catch (err) {
       if (!(err instanceof ConfigError)) throw err;
     }
   }
-  const tls = { context, contextFor, rejectHandshake: server.get('ssl_reject_handshake'), verify };
+  const tls = { context, rejectHandshake: server.get('ssl_reject_handshake'), verify, variable, contextFor };
   cache.set(server, tls);
   return tls;
-}
-
-/** A server's ssl_* settings, read once: the CAs its clients are verified against, and a context builder. */
-function serverSettings(server: ConfBlockView, mode: VerifyClientMode): { trusted: ClientVerifySettings['trusted']; contextFor: NonNullable<ServerTls['contextFor']> } {
-  const clientCas = clientCaOptions(server, mode);
-  const protocols = protocolOptions(server.get('ssl_protocols'));
-  const ciphers = server.get('ssl_ciphers');
-  const curve = server.get('ssl_ecdh_curve');
-  const tickets = server.get('ssl_session_tickets');
-  // nginx encrypts with the first ssl_session_ticket_key; Node keeps one key, so the others are unused.
-  const ticketFile = tickets ? server.get('ssl_session_ticket_key')[0] : undefined;
-  const ticketKeys = ticketFile === undefined ? undefined : readTicketKeyFile(ticketFile);
-  const options: SecureContextOptions = {
-    ...protocols,
-    secureOptions: (protocols.secureOptions ?? 0) | (tickets ? 0 : constants.SSL_OP_NO_TICKET),
-    ...(ticketKeys === undefined ? {} : { ticketKeys }),
-    ciphers,
-    honorCipherOrder: server.get('ssl_prefer_server_ciphers'),
-    ecdhCurve: curve,
-    sessionTimeout: Math.floor(server.get('ssl_session_timeout') / 1000),
-    ...clientCas,
-  };
-  const contextFor = (cert: string | string[], key: string | string[]): SecureContext => {
-    let context: SecureContext;
-    try {
-      context = createSecureContext({ ...options, cert, key });
-    } catch (err) {
-      const reason = err instanceof Error ? err.message : String(err);
-      if (/cipher/i.test(reason)) fail(`SSL_CTX_set_cipher_list("${ciphers}") failed (SSL: error:0A0000B9:SSL routines::no cipher match)`);
-      if (/curve|group/i.test(reason)) fail(`SSL_CTX_set1_curves_list("${curve}") failed (SSL: ${reason})`);
-      fail(`cannot create the TLS context of the server in ${server.file}:${server.line}: ${reason}`);
-    }
-    if (tickets && ticketKeys === undefined) followMasterTicketKey(context);
-    return context;
-  };
-  return { trusted: certificatesOf(clientCas.ca?.join('\n') ?? ''), contextFor };
 }

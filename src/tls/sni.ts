@@ -120,7 +120,12 @@ export class TlsTermination<S> {
       return;
     }
     // A server without certificates handshakes with the default's context and its settings.
-    setVerifyMode(socket, tls.context === undefined ? this.#defaultVerify : tls.verify);
+    setVerifyMode(socket, tls.context === undefined && tls.select === undefined ? this.#defaultVerify : tls.verify);
+    // ssl_certificate with variables: loaded for this handshake (variable-certificates.ts).
+    if (tls.select !== undefined) {
+      tls.select(socket, servername).then((context) => done(null, context), (err: unknown) => done(err instanceof Error ? err : new Error(String(err))));
+      return;
+    }
     done(null, tls.context ?? this.#default);
   }
 }

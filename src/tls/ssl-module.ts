@@ -6,16 +6,38 @@
  */
 import { isAbsolute, resolve } from 'node:path';
 import { ConfigError } from '../core/errors.js';
-import { parseNumber, parseTime } from '../core/parse.js';
+import { parseNumber, parseSize, parseTime } from '../core/parse.js';
+import { isConstantTemplate, parseTemplate, TemplateSyntaxError, type Template } from '../core/variables.js';
 import { defineDirective, type ConfBlockView, type ConfModule, type DirectiveContext } from '../conf/registry.js';
 import { groupListens } from '../http/listen.js';
+import { checkVariables } from '../http/variables.js';
+import { CertificateLoadError, readPasswordFile } from './certificate-files.js';
 import { VERIFY_CLIENT_MODES, type VerifyClientMode } from './client-verify.js';
 import { serverTlsOf } from './contexts.js';
 
 /** A certificate or key file: as written (for messages), and resolved against the conf prefix. */
 export interface TlsFile {
   readonly written: string;
+  /** The resolved path; with variables, the configuration's directory, which a relative result resolves against. */
   readonly path: string;
+  /** Set when the name has variables (`ssl_certificate`, `ssl_certificate_key` only), evaluated per handshake. */
+  readonly template?: Template;
+}
+
+/** `ssl_password_file`: the file, and its passphrases as latin1 strings, read when the configuration is. */
+export interface PasswordFile {
+  readonly path: string;
+  readonly passwords: readonly string[];
+}
+
+/**
+ * `ssl_session_cache`: `builtin` is off (`SSL_SESS_CACHE_OFF`), none (the default: session IDs
+ * sent, nothing stored), default (`builtin` without a size), a size in sessions, or unset
+ * (`shared` alone); `shared` names a zone of `size` bytes.
+ */
+export interface SessionCacheSetting {
+  readonly builtin: 'off' | 'none' | 'default' | number | undefined;
+  readonly shared: { readonly name: string; readonly size: number } | undefined;
 }
 
 /** The protocol names `ssl_protocols` accepts (`ngx_http_ssl_protocols`). */
@@ -41,16 +63,72 @@ declare module '../conf/registry.js' {
     ssl_trusted_certificate: readonly TlsFile[];
     ssl_verify_depth: number;
     ssl_crl: readonly TlsFile[];
+    ssl_password_file: PasswordFile | undefined;
+    ssl_session_cache: SessionCacheSetting;
   }
 }
 
 /** `ngx_conf_full_name(cf->cycle, &file, 1)`: relative paths are relative to the configuration's directory. */
 function parseTlsFile(args: readonly string[], ctx: DirectiveContext, previous: readonly TlsFile[] | undefined): readonly TlsFile[] {
   const [written = ''] = args;
-  // nginx loads a certificate with variables per handshake; hitless loads them once per generation.
+  // nginx reads ssl_client_certificate and the others as plain file names, $ included.
   if (written.includes('$')) ctx.fail(`variables in "${ctx.node.name}" are not supported by hitless`);
   if (written.startsWith('data:')) ctx.fail(`"data:" in "${ctx.node.name}" is not supported by hitless`);
   return [...(previous ?? []), { written, path: isAbsolute(written) ? written : resolve(ctx.confPrefix, written) }];
+}
+
+/**
+ * `ssl_certificate` and `ssl_certificate_key`, whose names may have variables (nginx 1.15.9,
+ * `ngx_http_ssl_compile_certificates()`): those are evaluated in each handshake, a relative result
+ * resolved against the configuration's directory (`ngx_get_full_name(conf_prefix)`).
+ */
+function parseCertificateFile(args: readonly string[], ctx: DirectiveContext, previous: readonly TlsFile[] | undefined): readonly TlsFile[] {
+  const [written = ''] = args;
+  if (!written.includes('$')) return parseTlsFile(args, ctx, previous);
+  if (written.startsWith('data:')) ctx.fail(`"data:" in "${ctx.node.name}" is not supported by hitless`);
+  let template: Template;
+  try {
+    template = parseTemplate(written);
+  } catch (err) {
+    if (err instanceof TemplateSyntaxError) ctx.fail(err.reason);
+    throw err;
+  }
+  if (isConstantTemplate(template)) return parseTlsFile(args, ctx, previous);
+  return [...(previous ?? []), { written, path: ctx.confPrefix, template }];
+}
+
+/** `ngx_http_ssl_password_file()`: the file is read when the configuration is. */
+function parsePasswordFile([written = '']: readonly string[], ctx: DirectiveContext): PasswordFile {
+  const path = isAbsolute(written) ? written : resolve(ctx.confPrefix, written);
+  try {
+    return { path, passwords: readPasswordFile(path).map((password) => password.toString('latin1')) };
+  } catch (err) {
+    if (err instanceof CertificateLoadError) ctx.fail(err.message);
+    throw err;
+  }
+}
+
+/** nginx's smallest shared session cache: 8 pages of 4 KiB. */
+const SESSION_CACHE_MIN = 8 * 4096;
+
+/** `ngx_http_ssl_session_cache()`, with its messages. */
+function parseSessionCache(args: readonly string[], ctx: DirectiveContext): SessionCacheSetting {
+  let builtin: SessionCacheSetting['builtin'];
+  let shared: SessionCacheSetting['shared'];
+  for (const arg of args) {
+    const invalid = (): never => ctx.fail(`invalid session cache "${arg}"`);
+    if (arg === 'off' || arg === 'none') builtin = arg;
+    else if (arg === 'builtin') builtin = 'default';
+    else if (arg.startsWith('builtin:') && arg.length > 8) builtin = parseNumber(arg.slice(8)) ?? invalid();
+    else if (arg.startsWith('shared:') && arg.length > 7) {
+      const colon = arg.indexOf(':', 7);
+      if (colon === -1 || colon === 7) invalid();
+      const size = parseSize(arg.slice(colon + 1)) ?? invalid();
+      if (size < SESSION_CACHE_MIN) ctx.fail(`session cache "${arg}" is too small`);
+      shared = { name: arg.slice(7, colon), size };
+    } else invalid();
+  }
+  return { builtin, shared };
 }
 
 const flag = (args: readonly string[]): boolean => args[0] === 'on';
@@ -66,10 +144,10 @@ export const httpSslModule: ConfModule = {
       args: [1],
       repeatable: true,
       syntax: 'file;',
-      summary: 'A PEM certificate, followed by its chain, for the server\'s TLS; given several times (RSA and ECDSA), the client\'s capabilities pick one. Relative to the configuration\'s directory.',
+      summary: 'A PEM certificate, followed by its chain, for the server\'s TLS; given several times (RSA and ECDSA), the client\'s capabilities pick one. Relative to the configuration\'s directory. With variables ($ssl_server_name), evaluated in each handshake; the loaded files are kept until one of them changes.',
       defaultText: '—',
       default: () => [],
-      parse: parseTlsFile,
+      parse: parseCertificateFile,
     }),
     defineDirective({
       kind: 'value',
@@ -78,10 +156,21 @@ export const httpSslModule: ConfModule = {
       args: [1],
       repeatable: true,
       syntax: 'file;',
-      summary: 'The PEM private key of the ssl_certificate given in the same position.',
+      summary: 'The PEM private key of the ssl_certificate given in the same position; may be encrypted (ssl_password_file).',
       defaultText: '—',
       default: () => [],
-      parse: parseTlsFile,
+      parse: parseCertificateFile,
+    }),
+    defineDirective({
+      kind: 'value',
+      name: 'ssl_password_file',
+      contexts: ['http', 'server'],
+      args: [1],
+      syntax: 'file;',
+      summary: 'Passphrases of encrypted ssl_certificate_key files, one a line, tried in order; read with the configuration.',
+      defaultText: '—',
+      default: () => undefined,
+      parse: parsePasswordFile,
     }),
     defineDirective({
       kind: 'value',
@@ -142,6 +231,17 @@ export const httpSslModule: ConfModule = {
       default: () => 300_000,
       defaultText: 'ssl_session_timeout 5m;',
       parse: ([value = ''], ctx) => parseTime(value, { seconds: true }) ?? ctx.fail('"ssl_session_timeout" directive invalid value'),
+    }),
+    defineDirective({
+      kind: 'value',
+      name: 'ssl_session_cache',
+      contexts: ['http', 'server'],
+      args: [1, 2],
+      syntax: 'off | none | [builtin[:size]] [shared:name:size];',
+      summary: 'Resumption by session ID (TLSv1.2). Checked as nginx checks it, but hitless keeps no session-ID cache yet: every value behaves as none, and sessions resume by tickets, shared by all workers (docs/process-model.md).',
+      default: () => ({ builtin: 'none', shared: undefined }),
+      defaultText: 'ssl_session_cache none;',
+      parse: parseSessionCache,
     }),
     defineDirective({
       kind: 'value',
@@ -237,6 +337,9 @@ export const httpSslModule: ConfModule = {
   check(main) {
     const http = main.blocks.find((block) => block.name === 'http');
     if (http === undefined) return;
+    // ngx_http_variables_init_vars(): certificate names with variables use known variables only.
+    const named = [http, ...http.blocks.filter((block) => block.name === 'server')];
+    checkVariables(http, named.flatMap((block) => [...block.get('ssl_certificate'), ...block.get('ssl_certificate_key')].flatMap((file) => (file.template === undefined ? [] : [file.template]))));
     // ngx_http_ssl_merge_srv_conf(): every server's certificates are loaded, used or not.
     for (const server of http.blocks) if (server.name === 'server') serverTlsOf(server);
     for (const socket of groupListens(http)) {

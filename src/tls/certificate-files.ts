@@ -1,0 +1,135 @@
+/**
+ * Certificate and key files as nginx loads them (`ngx_ssl_load_certificate()`,
+ * `ngx_ssl_load_certificate_key()`, `ngx_ssl_read_password_file()`), with nginx's messages. The
+ * same checks serve the configuration (`-t`, once per generation, synchronous) and a handshake
+ * whose `ssl_certificate` has variables (asynchronous reads). No message ever holds key bytes:
+ * only paths and OpenSSL's error texts.
+ */
+import { createPrivateKey, X509Certificate, type KeyObject } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { HitlessError } from '../core/errors.js';
+
+/** A private key that loaded: its PEM, decrypted when `ssl_password_file` opened it (Node takes passphrases as UTF-8 only). */
+export interface LoadedKey {
+  readonly pem: string;
+}
+
+/** A certificate or key file that cannot be read or used (`HITLESS_ERR_TLS_CERTIFICATE`); the message is nginx's. */
+export class CertificateLoadError extends HitlessError {
+  constructor(message: string) {
+    super('HITLESS_ERR_TLS_CERTIFICATE', message);
+  }
+}
+
+/** OpenSSL 3's text for a file fopen() cannot open, as nginx prints it. */
+export function openFailure(what: 'certificate' | 'certificate key' | 'CRL', path: string, err: unknown): CertificateLoadError {
+  const reason = (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'No such file or directory' : 'Permission denied';
+  return new CertificateLoadError(
+    `cannot load ${what} "${path}": BIO_new_file() failed (SSL: error:80000002:system library::${reason}:calling fopen(${path}, r) error:10000080:BIO routines::no such file)`,
+  );
+}
+
+/** Reads a PEM file now; throws {@link CertificateLoadError}. */
+export function readPemSync(path: string, what: 'certificate' | 'certificate key' | 'CRL'): string {
+  try {
+    return readFileSync(path, 'latin1');
+  } catch (err) {
+    throw openFailure(what, path, err);
+  }
+}
+
+/** OpenSSL's own text when Node passes one on (`error:1C800064:Provider routines::bad decrypt`), never anything else of the error. */
+function opensslReason(err: unknown, fallback: string): string {
+  const message = err instanceof Error ? err.message : '';
+  return /^error:[0-9A-F]{8}:[\w ]+:[\w ]*:[\w ,]+$/.test(message) ? message : fallback;
+}
+
+/** What OpenSSL 3 says when nginx's password callback has no passphrase for an encrypted key. */
+const NO_PASSPHRASE = 'error:07880109:common libcrypto routines::interrupted or cancelled error:04800068:PEM routines::bad password read';
+
+/**
+ * `ngx_ssl_load_certificate_key()`: the key, tried with each passphrase in order; without
+ * `ssl_password_file`, an encrypted key fails as nginx's callback answers no passphrase.
+ */
+function parseKey(pem: string, path: string, passwords: readonly Buffer[] | undefined): { key: LoadedKey; object: KeyObject } {
+  const fail = (reason: string): never => {
+    throw new CertificateLoadError(`cannot load certificate key "${path}": PEM_read_bio_PrivateKey() failed (SSL: ${reason})`);
+  };
+  if (passwords === undefined) {
+    try {
+      return { key: { pem }, object: createPrivateKey(pem) };
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ERR_OSSL_CRYPTO_INTERRUPTED_OR_CANCELLED' || code === 'ERR_MISSING_PASSPHRASE') return fail(NO_PASSPHRASE);
+      return fail('error:1E08010C:DECODER routines::unsupported:No supported data to decode. Input type: PEM');
+    }
+  }
+  let last: unknown;
+  for (const passphrase of passwords) {
+    try {
+      const object = createPrivateKey({ key: pem, format: 'pem', passphrase });
+      return { key: { pem: object.export({ type: 'pkcs8', format: 'pem' }) as string }, object };
+    } catch (err) {
+      last = err;
+    }
+  }
+  return fail(opensslReason(last, 'error:1C800064:Provider routines::bad decrypt'));
+}
+
+/** `ngx_ssl_load_certificate()`: the leaf of a PEM certificate file's text. Throws {@link CertificateLoadError}. */
+export function parseLeaf(path: string, pem: string): X509Certificate {
+  try {
+    return new X509Certificate(pem);
+  } catch {
+    throw new CertificateLoadError(`cannot load certificate "${path}": PEM_read_bio_X509_AUX() failed (SSL: error:0480006C:PEM routines::no start line:Expecting: TRUSTED CERTIFICATE)`);
+  }
+}
+
+/**
+ * The key of `leaf`, from a key file's text; `use` names the OpenSSL call of the mismatch message:
+ * `SSL_CTX_use_PrivateKey` at configuration time, `SSL_use_PrivateKey` in a handshake
+ * (`ngx_ssl_connection_certificate()`). Throws {@link CertificateLoadError}.
+ */
+export function parseKeyOf(
+  leaf: X509Certificate,
+  path: string,
+  pem: string,
+  passwords: readonly Buffer[] | undefined,
+  use: 'SSL_CTX_use_PrivateKey' | 'SSL_use_PrivateKey',
+): LoadedKey {
+  const loaded = parseKey(pem, path, passwords);
+  if (!leaf.checkPrivateKey(loaded.object)) {
+    throw new CertificateLoadError(`${use}("${path}") failed (SSL: error:05800074:x509 certificate routines::key values mismatch)`);
+  }
+  return loaded.key;
+}
+
+/** `ngx_ssl_read_password_file()` reads at most this much of a line. */
+const PASSWORD_LINE_MAX = 4096;
+
+/**
+ * `ssl_password_file`: one passphrase a line (LF, an optional CR before it), empty lines skipped; a
+ * file without any gives one empty passphrase, as nginx's does. Throws with nginx's reason.
+ */
+export function readPasswordFile(path: string): Buffer[] {
+  let data: Buffer;
+  try {
+    data = readFileSync(path);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new CertificateLoadError(`open() "${path}" failed (${code === 'ENOENT' ? '2: No such file or directory' : code === 'EISDIR' ? '21: Is a directory' : '13: Permission denied'})`);
+  }
+  const passwords: Buffer[] = [];
+  let start = 0;
+  while (start < data.length) {
+    let end = data.indexOf(0x0a, start);
+    if (end === -1) end = data.length;
+    if (end - start >= PASSWORD_LINE_MAX) throw new CertificateLoadError(`too long line in "${path}"`);
+    let line = data.subarray(start, end);
+    if (line.length > 0 && line[line.length - 1] === 0x0d) line = line.subarray(0, line.length - 1);
+    if (line.length > 0) passwords.push(Buffer.from(line));
+    start = end + 1;
+  }
+  if (passwords.length === 0) passwords.push(Buffer.alloc(0));
+  return passwords;
+}
