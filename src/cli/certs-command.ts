@@ -6,10 +6,9 @@ import { existsSync, readFileSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { AdminClient, type AdminEndpoint } from '../admin/admin-client.js';
-import { loadConfig } from '../conf/loader.js';
-import { createRegistry } from '../conf/modules.js';
-import { ConfigError, formatSyscallError, HitlessError, UsageError } from '../core/errors.js';
+import { AdminClient } from '../admin/admin-client.js';
+import { resolveAdminEndpoint } from '../admin/admin-endpoint.js';
+import { formatSyscallError, HitlessError, UsageError } from '../core/errors.js';
 import { parseNumber } from '../core/parse.js';
 import { writeFileAtomic } from '../deploy/atomic-write.js';
 import type { CertificateSummary } from '../tls/certificate-store.js';
@@ -188,30 +187,8 @@ function readInput(path: string): string {
 
 /** The admin API given on the command line, or the configuration's first `admin_listen`. */
 function client(values: Values): AdminClient {
-  return new AdminClient(endpointOf(values));
-}
-
-function endpointOf(values: Values): AdminEndpoint {
-  if (values.socket !== undefined) return { socketPath: values.socket };
-  if (values.url !== undefined) {
-    const url = new URL(values.url);
-    if (url.protocol !== 'http:') throw new UsageError(`--url must be http://host:port, not "${values.url}"`);
-    if (values['token-file'] === undefined) throw new UsageError('--url needs --token-file');
-    return { host: url.hostname.replace(/^\[|\]$/g, ''), port: Number(url.port || 80), token: readInput(values['token-file']).trim() };
-  }
-  const prefix = resolve(values.prefix ?? DEFAULT_PREFIX);
-  const file = resolve(prefix, values.conf ?? DEFAULT_CONF_PATH);
-  let listens;
-  try {
-    listens = loadConfig({ file, prefix: `${prefix}/`, registry: createRegistry() }).main.get('admin_listen');
-  } catch (err) {
-    if (err instanceof ConfigError) throw new HitlessError('HITLESS_ERR_CONFIG', `[${err.level}] ${err.message}`, { cause: err });
-    throw err;
-  }
-  const listen = listens.find((candidate) => candidate.kind === 'unix') ?? listens[0];
-  if (listen === undefined) throw new HitlessError('HITLESS_ERR_ADMIN', `No admin_listen in ${file}: the admin API is off`);
-  if (listen.kind === 'unix') return { socketPath: listen.path };
-  return { host: listen.host, port: listen.port, token: readInput(listen.tokenFile).trim() };
+  const where = { socket: values.socket, url: values.url, tokenFile: values['token-file'], conf: values.conf, prefix: values.prefix };
+  return new AdminClient(resolveAdminEndpoint(where, { prefix: DEFAULT_PREFIX, conf: DEFAULT_CONF_PATH }));
 }
 
 async function selfSigned(names: readonly string[], values: Values, io: CertsCommandIo): Promise<number> {

@@ -7,12 +7,15 @@ import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { formatSyscallError, HitlessError, UsageError } from '../core/errors.js';
 import { parseNumber, parseTime } from '../core/parse.js';
+import { resolveAdminEndpoint } from '../admin/admin-endpoint.js';
+import { DEFAULT_CONF_PATH, DEFAULT_PREFIX } from './version.js';
 import {
   CommandTarget,
   DEFAULT_NGINX_CONF,
   DEPLOY_EXIT_CODES,
   deploy,
   DeployError,
+  HitlessTarget,
   NginxTarget,
   splitCommand,
   type DeployEvent,
@@ -30,7 +33,7 @@ export interface DeployCommandIo {
 }
 
 const USAGE =
-  'usage: hitless deploy --server-name NAME --cert FILE --key FILE [--chain FILE] [--target nginx|command]\n' +
+  'usage: hitless deploy --server-name NAME --cert FILE --key FILE [--chain FILE] [--target nginx|hitless|command]\n' +
   '                      [--conf PATH] [--verify HOST:PORT]... [--json] [options]\n' +
   '       hitless deploy config --config-file FILE [--dest PATH] [--health URL]... [options]\n';
 
@@ -48,8 +51,11 @@ const HELP =
   '  --config-file FILE     (deploy config) the new configuration file\n' +
   '  --dest PATH            (deploy config) the file it replaces (default: the main file, --conf)\n' +
   'where:\n' +
-  '  --target nginx|command (default nginx)\n' +
-  `  --conf PATH            nginx's main configuration (default ${DEFAULT_NGINX_CONF})\n` +
+  '  --target nginx|hitless|command (default nginx)\n' +
+  `  --conf PATH            nginx's main configuration (default ${DEFAULT_NGINX_CONF}); hitless's, to find admin_listen\n` +
+  "  --socket PATH          (hitless) the admin API's unix socket (default: the configuration's admin_listen)\n" +
+  '  --admin-url URL        (hitless) a loopback TCP admin API, http://127.0.0.1:PORT, with --token-file\n' +
+  '  --token-file FILE      (hitless) the bearer token of --admin-url\n' +
   '  --nginx PATH           the nginx binary (default nginx on PATH)\n' +
   "  -p, --prefix DIR       nginx's -p, for nginx -t and the reload\n" +
   "  -g, --globals TEXT     nginx's -g, for nginx -t and the reload\n" +
@@ -85,6 +91,9 @@ const OPTIONS = {
   dest: { type: 'string' },
   target: { type: 'string' },
   conf: { type: 'string' },
+  socket: { type: 'string' },
+  'admin-url': { type: 'string' },
+  'token-file': { type: 'string' },
   nginx: { type: 'string' },
   prefix: { type: 'string', short: 'p' },
   globals: { type: 'string', short: 'g' },
@@ -207,7 +216,14 @@ function buildTarget(values: Values): DeployTarget {
       lockPath: values['lock-file'],
     });
   }
-  throw usage(`invalid --target "${kind}": must be nginx or command`);
+  if (kind === 'hitless') {
+    for (const flag of ['validate-cmd', 'reload-cmd', 'cert-path', 'key-path', 'chain-path', 'nginx'] as const) {
+      if (values[flag] !== undefined) throw usage(`--${flag} is not for --target hitless, which deploys through the admin API`);
+    }
+    const where = { socket: values.socket, url: values['admin-url'], tokenFile: values['token-file'], conf: values.conf, prefix: values.prefix };
+    return new HitlessTarget({ endpoint: resolveAdminEndpoint(where, { prefix: DEFAULT_PREFIX, conf: DEFAULT_CONF_PATH }), lockPath: values['lock-file'] });
+  }
+  throw usage(`invalid --target "${kind}": must be nginx, hitless or command`);
 }
 
 function deployOptions(values: Values, onEvent: ((event: DeployEvent) => void) | undefined): DeployOptions {

@@ -16,4 +16,5 @@ export { verifyServedCertificate, systemTrustAnchors, type TlsCheck, type TlsVer
 export { checkHealth, type HealthCheck, type HealthOptions } from './verify-http.js';
 export { NginxTarget, DEFAULT_NGINX_CONF, type NginxTargetOptions } from './targets/nginx.js';
 export { CommandTarget, type CommandTargetOptions } from './targets/command.js';
+export { HitlessTarget, type HitlessTargetOptions } from './targets/hitless.js';
 export type { DeployTarget, Destination, Endpoint, FileChange, FileReport, FileRole, Placement, PrepareOptions, TargetChange } from './targets/target.js';

@@ -11,6 +11,7 @@
 import { X509Certificate } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
+import { isIP } from 'node:net';
 import { join } from 'node:path';
 import { HitlessError } from '../core/errors.js';
 import { removeIfExists, writeFileAtomic, fsyncDirectory } from '../deploy/atomic-write.js';
@@ -80,6 +81,9 @@ const NAME = /^(?:\*\.)?(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9](?:[a
 
 /** Checks a store name; throws {@link CertificateRefusedError} for anything else (a path, an IP, upper case). */
 export function checkStoreName(name: string): void {
+  if (isIP(name) !== 0) {
+    throw new CertificateRefusedError(`Invalid certificate name "${name}": an IP address, which SNI never carries (RFC 6066 section 3)`);
+  }
   if (name.length > 253 || !NAME.test(name)) {
     throw new CertificateRefusedError(`Invalid certificate name "${name}": expected a lowercase DNS name such as "example.com" or "*.example.com"`);
   }

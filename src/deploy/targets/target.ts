@@ -4,9 +4,9 @@
  * things go, how a change is staged and checked, and how the server picks it up.
  *
  * nginx and command targets write files, and share {@link FileChangeSet} for it. The hitless
- * target will implement {@link DeployTarget.prepare} against the admin API instead (stage in the
- * certificate store, activate, re-activate the previous entry to roll back) and make `reload` a
- * no-op: the engine does not care where the bytes go.
+ * target implements {@link DeployTarget.prepare} against the admin API instead (check with a dry
+ * run, put into the certificate store, revert to roll back) and makes `reload` a no-op: the engine
+ * does not care where the bytes go.
  */
 import type { X509Certificate } from 'node:crypto';
 import type { CommandResult } from '../run-command.js';
@@ -106,7 +106,7 @@ export interface TargetChange {
 
 /** A server a deploy can go to. */
 export interface DeployTarget {
-  /** `nginx`, `command`; `hitless` later. */
+  /** `nginx`, `hitless`, `command`. */
   readonly kind: string;
   /** The lock that serialises deploys to this target. */
   readonly lockPath: string;
