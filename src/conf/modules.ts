@@ -11,6 +11,10 @@ import { httpRealIpModule } from '../http/realip-module.js';
 import { httpRewriteModule } from '../http/rewrite-module.js';
 import { httpSslModule } from '../tls/ssl-module.js';
 import { streamCoreModule } from '../stream/core-module.js';
+import { upstreamHashModule } from '../upstream/balancers/hash.js';
+import { upstreamIpHashModule } from '../upstream/balancers/ip-hash.js';
+import { upstreamLeastConnModule } from '../upstream/balancers/least-conn.js';
+import { upstreamRandomModule } from '../upstream/balancers/random.js';
 import { upstreamKeepaliveModule } from '../upstream/keepalive-module.js';
 import { upstreamModule } from '../upstream/upstream-module.js';
 import { DirectiveRegistry, type ConfModule } from './registry.js';
@@ -29,6 +33,10 @@ export const builtinModules: readonly ConfModule[] = [
   httpMapModule,
   httpProxyModule,
   upstreamModule,
+  upstreamHashModule,
+  upstreamIpHashModule,
+  upstreamLeastConnModule,
+  upstreamRandomModule,
   upstreamKeepaliveModule,
   streamCoreModule,
 ];

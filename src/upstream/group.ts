@@ -5,11 +5,40 @@
  */
 import { isIP } from 'node:net';
 import type { ConfBlockView } from '../conf/registry.js';
+import { compileTemplate, type VariableTable } from '../core/variables.js';
 import { resolveHostSync } from '../http/listen.js';
-import { pickRoundRobin, recordOutcome } from './balancers/round-robin.js';
+import type { HttpRequest } from '../http/request.js';
+import { toByteString } from '../http/uri.js';
+import { peerSets, type Balancer, type PeerPicker, type PeerSets, type TriedSet } from './balancers/balancer.js';
+import { hashBalancer, type HashSetting } from './balancers/hash.js';
+import { ipHashBalancer } from './balancers/ip-hash.js';
+import { leastConnBalancer } from './balancers/least-conn.js';
+import { randomBalancer, type RandomSetting } from './balancers/random.js';
+import { recordOutcome, roundRobinBalancer } from './balancers/round-robin.js';
 import { ConnectionPool, type PoolLimits } from './connection-pool.js';
+import { upstreamHealth, type PeerHealthState } from './health/health-table.js';
 import { Peer, peerName, type PeerAddress } from './peer.js';
-import type { UpstreamServer } from './upstream-module.js';
+import { balancingMethodOf, type UpstreamServer } from './upstream-module.js';
+
+/** One peer's state, for the admin API and tests. */
+export interface PeerState {
+  readonly group: string;
+  readonly peer: string;
+  readonly server: string;
+  readonly backup: boolean;
+  /**
+   * `down` (the `down` parameter), `unhealthy` (the active check has it out), `unavailable`
+   * (max_fails reached within fail_timeout), `full` (max_conns reached), `up` otherwise.
+   */
+  readonly state: 'up' | 'down' | 'unhealthy' | 'unavailable' | 'full';
+  /** The active check's view, if a `health_check` covers the group. */
+  readonly health: PeerHealthState | undefined;
+  readonly weight: number;
+  readonly conns: number;
+  readonly fails: number;
+  readonly maxFails: number;
+  readonly maxConns: number;
+}
 
 /** A group of peers with its balancer and connection pool. */
 export class UpstreamGroup {
@@ -19,28 +48,62 @@ export class UpstreamGroup {
   readonly pool: ConnectionPool;
   /** True for the group nginx makes for `proxy_pass http://host:port` without an `upstream` block. */
   readonly implicit: boolean;
+  readonly sets: PeerSets;
+  readonly balancer: Balancer;
 
-  constructor(name: string, peers: readonly Peer[], limits: PoolLimits, implicit: boolean) {
+  /** `balancer` builds the group's method from its peers; round robin by default. */
+  constructor(name: string, peers: readonly Peer[], limits: PoolLimits, implicit: boolean, balancer: (sets: PeerSets) => Balancer = roundRobinBalancer) {
     this.name = name;
-    this.primaries = peers.filter((peer) => !peer.backup);
-    this.backups = peers.filter((peer) => peer.backup);
+    this.sets = peerSets(peers);
+    this.primaries = this.sets.primaries;
+    this.backups = this.sets.backups;
     this.pool = new ConnectionPool(limits);
     this.implicit = implicit;
+    this.balancer = balancer(this.sets);
   }
 
-  /** How many peers one request may try at most (nginx: every peer, backups included). */
+  /**
+   * How many peers one request may try at most: every peer not marked `down`, backups included
+   * (nginx's `ngx_http_upstream_tries()`).
+   */
   get size(): number {
-    return this.primaries.length + this.backups.length;
+    return [...this.primaries, ...this.backups].filter((peer) => !peer.down).length;
   }
 
-  /** The next peer for a request that has tried `tried`; backups only when no primary is available. */
-  pick(tried: Set<Peer>, now = Date.now()): Peer | undefined {
-    return pickRoundRobin(this.primaries, tried, now) ?? (this.backups.length > 0 ? pickRoundRobin(this.backups, tried, now) : undefined);
+  /** Starts one request's walk over the peers. */
+  begin(request?: HttpRequest): PeerPicker {
+    return this.balancer.begin(request);
   }
 
-  /** Records a request's outcome on a peer; true when the peer is now out for fail_timeout. */
+  /** The next peer for a request that has tried `tried`, for callers that keep no picker (one-shot). */
+  pick(tried: TriedSet, now = Date.now()): Peer | undefined {
+    return this.begin().pick(tried, now);
+  }
+
+  /**
+   * Records a request's outcome on a peer; true when the peer has now failed max_fails times.
+   * A single peer's failures are not counted: nginx never takes the only server out.
+   */
   record(peer: Peer, failed: boolean, now = Date.now()): boolean {
+    if (this.sets.single) return false;
     return recordOutcome(peer, failed, now);
+  }
+
+  /** Every peer's state and counters, primaries first. */
+  peerStates(now = Date.now()): PeerState[] {
+    return [...this.primaries, ...this.backups].map((peer) => ({
+      group: this.name,
+      peer: peer.name,
+      server: peer.server,
+      backup: peer.backup,
+      state: peer.down ? 'down' : peer.unhealthy ? 'unhealthy' : peer.failedRecently(now) ? 'unavailable' : peer.full ? 'full' : 'up',
+      health: upstreamHealth.stateOf(this.name, peer.name),
+      weight: peer.weight,
+      conns: peer.conns,
+      fails: peer.fails,
+      maxFails: peer.maxFails,
+      maxConns: peer.maxConns,
+    }));
   }
 
   /** Closes the idle connections (the generation is gone). */
@@ -67,7 +130,7 @@ export function resolveServerAddress(address: string, defaultPort = 80): PeerAdd
   return hosts.map((ip) => ({ kind: 'tcp', host: ip, port }));
 }
 
-function peersOf(server: UpstreamServer): Peer[] {
+function peersOf(server: UpstreamServer, group: string): Peer[] {
   return resolveServerAddress(server.address).map(
     (address) =>
       new Peer({
@@ -80,17 +143,38 @@ function peersOf(server: UpstreamServer): Peer[] {
         maxConns: server.maxConns,
         backup: server.backup,
         down: server.down,
+        group,
       }),
   );
 }
 
+/** The balancer an `upstream` block asks for, with its hash key compiled against this generation's variables. */
+function balancerOf(block: ConfBlockView, variables: VariableTable<HttpRequest> | undefined): (sets: PeerSets) => Balancer {
+  switch (balancingMethodOf(block)) {
+    case 'least_conn':
+      return leastConnBalancer;
+    case 'ip_hash':
+      return ipHashBalancer;
+    case 'random':
+      return (sets) => randomBalancer(sets, block.get('random') as RandomSetting);
+    case 'hash': {
+      const setting = block.get('hash') as HashSetting;
+      if (variables === undefined) throw new Error('a hash balancer needs the variable table');
+      const key = compileTemplate(setting.key, variables, { literal: toByteString });
+      return (sets) => hashBalancer(sets, setting, key);
+    }
+    case 'round_robin':
+      return roundRobinBalancer;
+  }
+}
+
 /** Builds every `upstream` group of an `http` block. */
-export function buildUpstreamGroups(http: ConfBlockView): Map<string, UpstreamGroup> {
+export function buildUpstreamGroups(http: ConfBlockView, variables?: VariableTable<HttpRequest>): Map<string, UpstreamGroup> {
   const groups = new Map<string, UpstreamGroup>();
   for (const block of http.blocks) {
     if (block.name !== 'upstream') continue;
     const name = block.args[0] ?? '';
-    const peers = block.get('server').flatMap(peersOf);
+    const peers = block.get('server').flatMap((server) => peersOf(server, name));
     groups.set(
       name,
       new UpstreamGroup(
@@ -103,6 +187,7 @@ export function buildUpstreamGroups(http: ConfBlockView): Map<string, UpstreamGr
           idleTimeoutMs: block.get('keepalive_timeout').timeoutMs,
         },
         false,
+        balancerOf(block, variables),
       ),
     );
   }
