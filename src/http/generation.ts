@@ -175,6 +175,11 @@ export class HttpGeneration {
     return compileProxy(block, target, this.groups, this.#implicitGroups, this.variables);
   }
 
+  /** Every upstream group of this generation: the named ones, then the implicit ones made so far. */
+  upstreamGroups(): UpstreamGroup[] {
+    return [...this.groups.values(), ...this.#implicitGroups.values()];
+  }
+
   /** Closes every idle upstream connection of this generation. */
   closeUpstreams(): void {
     for (const group of this.groups.values()) group.close();
