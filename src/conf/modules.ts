@@ -15,6 +15,7 @@ import { upstreamHashModule } from '../upstream/balancers/hash.js';
 import { upstreamIpHashModule } from '../upstream/balancers/ip-hash.js';
 import { upstreamLeastConnModule } from '../upstream/balancers/least-conn.js';
 import { upstreamRandomModule } from '../upstream/balancers/random.js';
+import { upstreamHealthCheckModule } from '../upstream/health/health-check-module.js';
 import { upstreamKeepaliveModule } from '../upstream/keepalive-module.js';
 import { upstreamModule } from '../upstream/upstream-module.js';
 import { DirectiveRegistry, type ConfModule } from './registry.js';
@@ -38,6 +39,7 @@ export const builtinModules: readonly ConfModule[] = [
   upstreamLeastConnModule,
   upstreamRandomModule,
   upstreamKeepaliveModule,
+  upstreamHealthCheckModule,
   streamCoreModule,
 ];
 

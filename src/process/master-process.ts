@@ -17,6 +17,7 @@ import { WORKER_FATAL_EXIT_CODE } from './worker.js';
 import { WorkerProcess, type WorkerExit } from './worker-process.js';
 import { MasterZones } from './zones.js';
 import { createTicketKey, TICKET_KEY_ROTATION_MS } from '../tls/ticket-keys.js';
+import { ActiveHealthChecks, type CheckedPeerState } from '../upstream/health/active.js';
 
 /** What {@link MasterProcess} runs with; {@link runMaster} builds it. */
 export interface MasterProcessOptions {
@@ -60,6 +61,16 @@ export class MasterProcess {
    * base64, as it travels over IPC. Replaced every {@link TICKET_KEY_ROTATION_MS}.
    */
   #ticketKey = createTicketKey().toString('base64');
+  /**
+   * The active health checks (`health_check`): one checker per group for every worker, kept
+   * across reloads for groups that did not change; each change goes to every worker.
+   */
+  readonly #health = new ActiveHealthChecks({
+    log: () => this.#log,
+    onChange: (snapshot) => {
+      for (const worker of this.#workers) worker.upstreamHealth(snapshot);
+    },
+  });
   #log: ErrorLog;
   #generation: Generation;
   #pending: Generation | undefined;
@@ -94,7 +105,13 @@ export class MasterProcess {
     this.#timers.add(setInterval(() => undefined, 1 << 30));
     this.#timers.add(setInterval(() => this.#rotateTicketKey(), TICKET_KEY_ROTATION_MS));
     this.#startWorkers(this.#generation);
+    this.#health.configure(this.#generation.config);
     return done;
+  }
+
+  /** Every actively checked peer's state and counters, for the admin API. */
+  upstreamHealthStates(): CheckedPeerState[] {
+    return this.#health.states();
   }
 
   #onSignal(signal: (typeof HANDLED_SIGNALS)[number]): void {
@@ -163,6 +180,7 @@ export class MasterProcess {
     }
     this.#log.notice(`start worker process ${worker.pid}`);
     this.#workers.add(worker);
+    worker.upstreamHealth(this.#health.snapshot());
     worker.ready.then(() => this.#onWorkerReady(), () => undefined);
     void worker.exited.then((exit) => this.#onWorkerExit(worker, exit));
     return worker;
@@ -285,6 +303,7 @@ export class MasterProcess {
     const previous = this.#generation;
     this.#generation = next;
     this.#zones.retain(next.config);
+    this.#health.configure(next.config);
     for (const worker of this.#workers) if (worker.generation < next.number) worker.drain();
     const oldLog = this.#log;
     this.#log = log;
@@ -315,6 +334,7 @@ export class MasterProcess {
   #shutdown(kind: 'graceful' | 'fast'): void {
     if (this.#exiting === 'fast' || this.#exiting === kind) return;
     this.#exiting = kind;
+    this.#health.close();
     // ngx_close_listening_sockets(): the master stops holding them; a new binary keeps its own copies.
     this.#sockets.closeAll({ keepUnixFile: this.#newBinary !== undefined });
     if (kind === 'graceful') {
@@ -384,6 +404,7 @@ export class MasterProcess {
   }
 
   #exit(): void {
+    this.#health.close();
     for (const timer of this.#timers) clearTimeout(timer);
     this.#timers.clear();
     for (const [signal, handler] of this.#handlers) process.off(signal, handler);

@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { isWorkerToMaster, isZoneRequest, type MasterToWorker, type ServeMessage, type ZoneAnswerMessage } from './ipc.js';
 import type { ListeningSockets } from './listening-sockets.js';
 import type { MasterZones } from './zones.js';
+import type { HealthSnapshot } from '../upstream/health/health-table.js';
 
 /** The module forked for each worker unless the master is told otherwise. */
 export const DEFAULT_WORKER_MODULE = fileURLToPath(new URL('./worker-main.js', import.meta.url));
@@ -118,6 +119,11 @@ export class WorkerProcess {
   /** Sends the worker the master's new session ticket key (base64). */
   ticketKey(key: string): void {
     if (this.#state !== 'exited') this.#send({ type: 'ticket-key', key });
+  }
+
+  /** Sends the worker the active health checks' table. */
+  upstreamHealth(snapshot: HealthSnapshot): void {
+    if (this.#state !== 'exited') this.#send({ type: 'upstream-health', snapshot });
   }
 
   /** Kills the process outright (a worker that ignored `terminate`). */

@@ -15,6 +15,7 @@ import { useZoneClient } from '../http/limits.js';
 import { isMasterToWorker, isZoneAnswer, type ServeMessage, type WorkerToMaster } from './ipc.js';
 import { IpcZoneClient } from './zones.js';
 import { useMasterTicketKey } from '../tls/ticket-keys.js';
+import { upstreamHealth } from '../upstream/health/health-table.js';
 
 /** What a worker serves a configuration generation with; {@link HttpRuntime} by default. */
 export interface ServingRuntime {
@@ -96,6 +97,9 @@ class WorkerProcessCycle {
         return;
       case 'ticket-key':
         useMasterTicketKey(Buffer.from(message.key, 'base64'));
+        return;
+      case 'upstream-health':
+        upstreamHealth.replace(message.snapshot);
         return;
     }
   }

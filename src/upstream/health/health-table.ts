@@ -20,9 +20,13 @@ export class UpstreamHealthTable {
     this.#snapshot = snapshot;
   }
 
-  /** True when the group's check has the peer out; a peer no check knows is never out. */
+  /**
+   * True when the group's check has the peer out: unhealthy, or not yet checked under
+   * `mandatory`. A peer no check knows is never out.
+   */
   isUnhealthy(group: string, peer: string): boolean {
-    return this.#snapshot[group]?.[peer] === 'unhealthy';
+    const state = this.#snapshot[group]?.[peer];
+    return state !== undefined && state !== 'up';
   }
 
   /** The state of a checked peer, or undefined when no check covers it. */
