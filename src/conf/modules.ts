@@ -18,6 +18,7 @@ import { upstreamRandomModule } from '../upstream/balancers/random.js';
 import { upstreamHealthCheckModule } from '../upstream/health/health-check-module.js';
 import { upstreamKeepaliveModule } from '../upstream/keepalive-module.js';
 import { upstreamModule } from '../upstream/upstream-module.js';
+import { upstreamZoneModule } from '../upstream/zone-module.js';
 import { DirectiveRegistry, type ConfModule } from './registry.js';
 
 /** Every module hitless ships, in registration order. */
@@ -39,6 +40,7 @@ export const builtinModules: readonly ConfModule[] = [
   upstreamLeastConnModule,
   upstreamRandomModule,
   upstreamKeepaliveModule,
+  upstreamZoneModule,
   upstreamHealthCheckModule,
   streamCoreModule,
 ];

@@ -18,6 +18,7 @@ import { WorkerProcess, type WorkerExit } from './worker-process.js';
 import { MasterZones } from './zones.js';
 import { createTicketKey, TICKET_KEY_ROTATION_MS } from '../tls/ticket-keys.js';
 import { ActiveHealthChecks, type CheckedPeerState } from '../upstream/health/active.js';
+import { MasterPeerFailures } from '../upstream/shared-peers.js';
 
 /** What {@link MasterProcess} runs with; {@link runMaster} builds it. */
 export interface MasterProcessOptions {
@@ -71,6 +72,8 @@ export class MasterProcess {
       for (const worker of this.#workers) worker.upstreamHealth(snapshot);
     },
   });
+  /** The failure counts of groups with `zone`, shared by every worker. */
+  readonly #peerFailures = new MasterPeerFailures();
   #log: ErrorLog;
   #generation: Generation;
   #pending: Generation | undefined;
@@ -173,7 +176,10 @@ export class MasterProcess {
     };
     let worker: WorkerProcess;
     try {
-      worker = new WorkerProcess(this.#options.workerModule, serve, this.#sockets, this.#zones);
+      worker = new WorkerProcess(this.#options.workerModule, serve, this.#sockets, this.#zones, (outcome) => {
+        const state = this.#peerFailures.apply(outcome);
+        if (state !== undefined) for (const other of this.#workers) other.peerFailures(state);
+      });
     } catch (err) {
       this.#log.alert(`fork() failed while spawning "worker process": ${describe(err)}`);
       return undefined;

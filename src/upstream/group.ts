@@ -18,6 +18,7 @@ import { recordOutcome, roundRobinBalancer } from './balancers/round-robin.js';
 import { ConnectionPool, type PoolLimits } from './connection-pool.js';
 import { upstreamHealth, type PeerHealthState } from './health/health-table.js';
 import { Peer, peerName, type PeerAddress } from './peer.js';
+import { sharedPeers } from './shared-peers.js';
 import { balancingMethodOf, type UpstreamServer } from './upstream-module.js';
 
 /** One peer's state, for the admin API and tests. */
@@ -50,9 +51,11 @@ export class UpstreamGroup {
   readonly implicit: boolean;
   readonly sets: PeerSets;
   readonly balancer: Balancer;
+  /** True when the group has `zone`: its failure counts are shared by every worker. */
+  readonly shared: boolean;
 
   /** `balancer` builds the group's method from its peers; round robin by default. */
-  constructor(name: string, peers: readonly Peer[], limits: PoolLimits, implicit: boolean, balancer: (sets: PeerSets) => Balancer = roundRobinBalancer) {
+  constructor(name: string, peers: readonly Peer[], limits: PoolLimits, implicit: boolean, balancer: (sets: PeerSets) => Balancer = roundRobinBalancer, shared = false) {
     this.name = name;
     this.sets = peerSets(peers);
     this.primaries = this.sets.primaries;
@@ -60,6 +63,8 @@ export class UpstreamGroup {
     this.pool = new ConnectionPool(limits);
     this.implicit = implicit;
     this.balancer = balancer(this.sets);
+    this.shared = shared;
+    if (shared) for (const peer of peers) sharedPeers.add(peer);
   }
 
   /**
@@ -86,6 +91,7 @@ export class UpstreamGroup {
    */
   record(peer: Peer, failed: boolean, now = Date.now()): boolean {
     if (this.sets.single) return false;
+    if (this.shared) sharedPeers.report(peer, failed, now);
     return recordOutcome(peer, failed, now);
   }
 
@@ -109,6 +115,7 @@ export class UpstreamGroup {
   /** Closes the idle connections (the generation is gone). */
   close(): void {
     this.pool.close();
+    if (this.shared) for (const peer of [...this.primaries, ...this.backups]) sharedPeers.remove(peer);
   }
 }
 
@@ -188,6 +195,7 @@ export function buildUpstreamGroups(http: ConfBlockView, variables?: VariableTab
         },
         false,
         balancerOf(block, variables),
+        block.isSet('zone'),
       ),
     );
   }

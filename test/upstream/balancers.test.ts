@@ -151,4 +151,19 @@ describe('balancing methods in the configuration', () => {
     assert.equal(errorOf('http { upstream u { server 127.0.0.1:1 max_conns=x; } }'), 'invalid parameter "max_conns=x" in /x.conf:1');
     assert.equal(errorOf('http { upstream u { server 127.0.0.1:1 weight=0; } }'), 'invalid parameter "weight=0" in /x.conf:1');
   });
+
+  it('checks zone as nginx does', () => {
+    load('http { upstream u { zone z 64k; server 127.0.0.1:1; } upstream v { zone z; server 127.0.0.1:2; } }');
+    assert.equal(errorOf('http { upstream u { zone z; server 127.0.0.1:1; } }'), 'zero size shared memory zone "z"');
+    assert.equal(errorOf('http { upstream u { zone z 1k; server 127.0.0.1:1; } }'), 'zone "z" is too small in /x.conf:1');
+    assert.equal(errorOf('http { upstream u { zone z big; server 127.0.0.1:1; } }'), 'invalid zone size "big" in /x.conf:1');
+    assert.equal(
+      errorOf('http { upstream u { zone z 64k; server 127.0.0.1:1; } upstream v { zone z 128k; server 127.0.0.1:1; } }'),
+      'the size 131072 of shared memory zone "z" conflicts with already declared size 65536 in /x.conf:1',
+    );
+    assert.equal(
+      errorOf('http { limit_req_zone $binary_remote_addr zone=z:64k rate=1r/s; upstream u { zone z 64k; server 127.0.0.1:1; } }'),
+      'the shared memory zone "z" is already declared for a different use in /x.conf:1',
+    );
+  });
 });
