@@ -13,8 +13,14 @@ import { httpRealIpModule } from '../http/realip-module.js';
 import { httpRewriteModule } from '../http/rewrite-module.js';
 import { httpSslModule } from '../tls/ssl-module.js';
 import { streamCoreModule } from '../stream/core-module.js';
+import { upstreamHashModule } from '../upstream/balancers/hash.js';
+import { upstreamIpHashModule } from '../upstream/balancers/ip-hash.js';
+import { upstreamLeastConnModule } from '../upstream/balancers/least-conn.js';
+import { upstreamRandomModule } from '../upstream/balancers/random.js';
+import { upstreamHealthCheckModule } from '../upstream/health/health-check-module.js';
 import { upstreamKeepaliveModule } from '../upstream/keepalive-module.js';
 import { upstreamModule } from '../upstream/upstream-module.js';
+import { upstreamZoneModule } from '../upstream/zone-module.js';
 import { DirectiveRegistry, type ConfModule } from './registry.js';
 
 /** Every module hitless ships, in registration order. */
@@ -33,7 +39,13 @@ export const builtinModules: readonly ConfModule[] = [
   httpProxyModule,
   httpGrpcModule,
   upstreamModule,
+  upstreamHashModule,
+  upstreamIpHashModule,
+  upstreamLeastConnModule,
+  upstreamRandomModule,
   upstreamKeepaliveModule,
+  upstreamZoneModule,
+  upstreamHealthCheckModule,
   streamCoreModule,
 ];
 

@@ -103,7 +103,7 @@ export class HttpGeneration {
     if (http !== undefined) defineMapVariables(this.variables, http.get('map'));
     this.#http = http;
     this.logs = new AccessLogs(http?.get('log_format') ?? [], this.variables, log);
-    this.groups = http === undefined ? new Map() : buildUpstreamGroups(http);
+    this.groups = http === undefined ? new Map() : buildUpstreamGroups(http, this.variables);
     if (http === undefined) return;
     const levels = new Map<ConfBlockView, LevelConfig>();
     const levelOf = (block: ConfBlockView): LevelConfig => {
@@ -179,6 +179,11 @@ export class HttpGeneration {
     const target = block.get('proxy_pass');
     if (target === undefined) return undefined;
     return compileProxy(block, target, this.groups, this.#implicitGroups, this.variables);
+  }
+
+  /** Every upstream group of this generation: the named ones, then the implicit ones made so far. */
+  upstreamGroups(): UpstreamGroup[] {
+    return [...this.groups.values(), ...this.#implicitGroups.values()];
   }
 
   /** Closes every idle upstream connection of this generation. */

@@ -18,6 +18,7 @@ import { clientResponseHeaders, upstreamRequestHead, upstreamUri } from './proxy
 import type { HttpRequest } from './request.js';
 import { UpstreamConnection } from '../upstream/connection-pool.js';
 import type { UpstreamGroup } from '../upstream/group.js';
+import type { PeerPicker } from '../upstream/balancers/balancer.js';
 import type { Peer } from '../upstream/peer.js';
 import type { UpstreamTls } from '../tls/upstream-tls.js';
 
@@ -89,6 +90,8 @@ class ProxyAttempts {
   readonly #body: Buffer[] | undefined;
   readonly #bodyLength: number;
   readonly #tried = new Set<Peer>();
+  /** The balancer's walk for this request (its hash, its tries), kept across retries. */
+  readonly #picker: PeerPicker;
   readonly #started = Date.now();
   #tries = 0;
   readonly #streaming: boolean;
@@ -108,6 +111,7 @@ class ProxyAttempts {
     this.#streaming = body === 'stream';
     this.#body = body === 'stream' ? undefined : body;
     this.#bodyLength = body === 'stream' ? streamLength : body === undefined ? -1 : body.reduce((sum, part) => sum + part.length, 0);
+    this.#picker = group.begin(ctx.request);
     if (!ctx.proxy.ignoreClientAbort) {
       ctx.exchange.onAbort(() => {
         this.#done = true;
@@ -120,7 +124,7 @@ class ProxyAttempts {
   next(): void {
     if (this.#done) return;
     const { request } = this.#ctx;
-    const peer = this.#group.pick(this.#tried);
+    const peer = this.#picker.pick(this.#tried, Date.now());
     if (peer === undefined) {
       this.#ctx.log.error(`no live upstreams while connecting to upstream${where(this.#ctx)}`, this.#ctx.conn.number);
       this.#finishWithError(502);

@@ -8,6 +8,7 @@ import type { HitlessConfig } from '../conf/model.js';
 import type { ErrorLog } from '../core/log.js';
 import { ClientConnection, ConnectionTracker, DEFAULT_DRAIN_GRACE_MS } from './connections.js';
 import { HttpGeneration, type CompiledServer } from './generation.js';
+import type { PeerState } from '../upstream/group.js';
 import { H1ServerConnection } from './h1/server-connection.js';
 import { H2Endpoint } from './h2/h2-connection.js';
 import { PrefaceSniffer } from './h2/preface.js';
@@ -167,6 +168,14 @@ export class HttpRuntime {
   /** Reopens access log files (SIGUSR1). */
   reopenLogs(): void {
     this.#generation.logs.reopen();
+  }
+
+  /**
+   * Every upstream peer's state and counters in this worker (the `upstream` groups and the
+   * implicit groups of `proxy_pass http://host`), for the admin API.
+   */
+  upstreamStates(now = Date.now()): PeerState[] {
+    return this.#generation.upstreamGroups().flatMap((group) => group.peerStates(now));
   }
 
   /** Writes buffered access log lines now (they are otherwise written once per event-loop turn). */

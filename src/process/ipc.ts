@@ -11,6 +11,7 @@
 import type { ErrorLogTarget } from '../core/core-module.js';
 import type { StoredCertificate } from '../tls/certificate-store.js';
 import type { LimitConnAnswer, LimitConnCheck, LimitReqAnswer, LimitReqCheck } from '../http/limits.js';
+import type { HealthSnapshot } from '../upstream/health/health-table.js';
 
 /** The file texts and options a worker rebuilds the validated configuration from. */
 export interface ConfigSnapshot {
@@ -82,8 +83,17 @@ export interface ReopenMessage {
   readonly type: 'reopen';
 }
 
+/**
+ * Master to worker: the active health checks' whole table, sent after every change and to every
+ * new worker, so that all of them keep an unhealthy peer out at once (upstream/health/active.ts).
+ */
+export interface UpstreamHealthMessage {
+  readonly type: 'upstream-health';
+  readonly snapshot: HealthSnapshot;
+}
+
 /** Every message a master sends to a worker. */
-export type MasterToWorker = ListenMessage | ServeMessage | DrainMessage | TerminateMessage | ReopenMessage | TicketKeyMessage | CertificateMessage;
+export type MasterToWorker = ListenMessage | ServeMessage | DrainMessage | TerminateMessage | ReopenMessage | TicketKeyMessage | CertificateMessage | UpstreamHealthMessage;
 
 /** Worker to master: the configuration is built and every listening socket is accepting. */
 export interface ReadyMessage {
@@ -125,7 +135,7 @@ export interface MasterUpMessage {
   readonly pid: number;
 }
 
-const MASTER_TO_WORKER_TYPES: ReadonlySet<string> = new Set(['listen', 'serve', 'drain', 'terminate', 'reopen', 'ticket-key', 'cert-put', 'cert-delete']);
+const MASTER_TO_WORKER_TYPES: ReadonlySet<string> = new Set(['listen', 'serve', 'drain', 'terminate', 'reopen', 'ticket-key', 'cert-put', 'cert-delete', 'upstream-health']);
 
 /** True when an IPC message is one a master sends to a worker. */
 export function isMasterToWorker(message: unknown): message is MasterToWorker {

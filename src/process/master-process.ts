@@ -22,6 +22,8 @@ import { AdminListeners } from '../admin/admin-listeners.js';
 import type { AdminBackend, AdminStatus } from '../admin/admin-server.js';
 import { VERSION } from '../cli/version.js';
 import { MasterCertificates } from './master-certificates.js';
+import { ActiveHealthChecks, type CheckedPeerState } from '../upstream/health/active.js';
+import { MasterPeerFailures } from '../upstream/shared-peers.js';
 
 /** What {@link MasterProcess} runs with; {@link runMaster} builds it. */
 export interface MasterProcessOptions {
@@ -69,6 +71,18 @@ export class MasterProcess {
   readonly #certificates: MasterCertificates;
   readonly #admin: AdminListeners;
   readonly #startedAt = new Date();
+  /**
+   * The active health checks (`health_check`): one checker per group for every worker, kept
+   * across reloads for groups that did not change; each change goes to every worker.
+   */
+  readonly #health = new ActiveHealthChecks({
+    log: () => this.#log,
+    onChange: (snapshot) => {
+      for (const worker of this.#workers) worker.upstreamHealth(snapshot);
+    },
+  });
+  /** The failure counts of groups with `zone`, shared by every worker. */
+  readonly #peerFailures = new MasterPeerFailures();
   #log: ErrorLog;
   #generation: Generation;
   #pending: Generation | undefined;
@@ -127,7 +141,13 @@ export class MasterProcess {
     this.#timers.add(setInterval(() => this.#rotateTicketKey(), TICKET_KEY_ROTATION_MS));
     this.#startWorkers(this.#generation);
     void this.#admin.use(this.#generation.config.main.get('admin_listen'), this.#log);
+    this.#health.configure(this.#generation.config);
     return done;
+  }
+
+  /** Every actively checked peer's state and counters, for the admin API. */
+  upstreamHealthStates(): CheckedPeerState[] {
+    return this.#health.states();
   }
 
   #onSignal(signal: (typeof HANDLED_SIGNALS)[number]): void {
@@ -190,13 +210,17 @@ export class MasterProcess {
     };
     let worker: WorkerProcess;
     try {
-      worker = new WorkerProcess(this.#options.workerModule, serve, this.#sockets, this.#zones);
+      worker = new WorkerProcess(this.#options.workerModule, serve, this.#sockets, this.#zones, (outcome) => {
+        const state = this.#peerFailures.apply(outcome);
+        if (state !== undefined) for (const other of this.#workers) other.peerFailures(state);
+      });
     } catch (err) {
       this.#log.alert(`fork() failed while spawning "worker process": ${describe(err)}`);
       return undefined;
     }
     this.#log.notice(`start worker process ${worker.pid}`);
     this.#workers.add(worker);
+    worker.upstreamHealth(this.#health.snapshot());
     worker.ready.then(() => this.#onWorkerReady(), () => undefined);
     void worker.exited.then((exit) => this.#onWorkerExit(worker, exit));
     return worker;
@@ -320,6 +344,7 @@ export class MasterProcess {
     const previous = this.#generation;
     this.#generation = next;
     this.#zones.retain(next.config);
+    this.#health.configure(next.config);
     for (const worker of this.#workers) if (worker.generation < next.number) worker.drain();
     const oldLog = this.#log;
     this.#log = log;
@@ -352,6 +377,7 @@ export class MasterProcess {
     if (this.#exiting === 'fast' || this.#exiting === kind) return;
     this.#exiting = kind;
     this.#admin.close();
+    this.#health.close();
     // ngx_close_listening_sockets(): the master stops holding them; a new binary keeps its own copies.
     this.#sockets.closeAll({ keepUnixFile: this.#newBinary !== undefined });
     if (kind === 'graceful') {
@@ -421,6 +447,7 @@ export class MasterProcess {
   }
 
   #exit(): void {
+    this.#health.close();
     for (const timer of this.#timers) clearTimeout(timer);
     this.#timers.clear();
     for (const [signal, handler] of this.#handlers) process.off(signal, handler);

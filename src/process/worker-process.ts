@@ -8,6 +8,8 @@ import { fileURLToPath } from 'node:url';
 import { isWorkerToMaster, isZoneRequest, type CertificateMessage, type MasterToWorker, type ServeMessage, type ZoneAnswerMessage } from './ipc.js';
 import type { ListeningSockets } from './listening-sockets.js';
 import type { MasterZones } from './zones.js';
+import type { HealthSnapshot } from '../upstream/health/health-table.js';
+import { isPeerOutcome, type PeerFailuresMessage, type PeerOutcomeMessage } from '../upstream/shared-peers.js';
 
 /** The module forked for each worker unless the master is told otherwise. */
 export const DEFAULT_WORKER_MODULE = fileURLToPath(new URL('./worker-main.js', import.meta.url));
@@ -40,7 +42,11 @@ export class WorkerProcess {
   #wasReady = false;
 
   /** Forks a worker and sends it its sockets and configuration. */
-  constructor(module: string, serve: ServeMessage, sockets: ListeningSockets, zones?: MasterZones) {
+  /**
+   * `zones` answers limit_req/limit_conn questions; `onPeerOutcome` takes reports about peers of
+   * groups with `zone` (upstream/shared-peers.ts).
+   */
+  constructor(module: string, serve: ServeMessage, sockets: ListeningSockets, zones?: MasterZones, onPeerOutcome?: (message: PeerOutcomeMessage) => void) {
     this.#child = fork(module, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
     if (this.#child.pid === undefined) throw new Error(`fork() of ${module} failed`);
     this.pid = this.#child.pid;
@@ -73,6 +79,11 @@ export class WorkerProcess {
         if (!isZoneRequest(message)) return;
         const answer = zones.answer(message);
         if (answer !== undefined) this.#send(answer);
+      });
+    }
+    if (onPeerOutcome !== undefined) {
+      this.#child.on('message', (message: unknown) => {
+        if (isPeerOutcome(message)) onPeerOutcome(message);
       });
     }
     // A reload that is abandoned does not wait for `ready`; nobody must see an unhandled rejection.
@@ -140,13 +151,23 @@ export class WorkerProcess {
     });
   }
 
+  /** Sends the worker the active health checks' table. */
+  upstreamHealth(snapshot: HealthSnapshot): void {
+    if (this.#state !== 'exited') this.#send({ type: 'upstream-health', snapshot });
+  }
+
+  /** Sends the worker a zone-shared peer's failure state. */
+  peerFailures(message: PeerFailuresMessage): void {
+    if (this.#state !== 'exited') this.#send(message);
+  }
+
   /** Kills the process outright (a worker that ignored `terminate`). */
   kill(): void {
     this.#stopRequested = true;
     this.#signal('SIGKILL');
   }
 
-  #send(message: MasterToWorker | ZoneAnswerMessage, handle?: Server): boolean {
+  #send(message: MasterToWorker | ZoneAnswerMessage | PeerFailuresMessage, handle?: Server): boolean {
     if (!this.#child.connected) return false;
     try {
       // send() returning false only means Node queued the message; it is still delivered in order.

@@ -16,6 +16,8 @@ import { isMasterToWorker, isZoneAnswer, type ServeMessage, type WorkerToMaster 
 import { IpcZoneClient } from './zones.js';
 import { useMasterTicketKey } from '../tls/ticket-keys.js';
 import { deleteStoredCertificate, putStoredCertificate, useStoredCertificates } from '../tls/stored-certificates.js';
+import { upstreamHealth } from '../upstream/health/health-table.js';
+import { isPeerFailures, sharedPeers } from '../upstream/shared-peers.js';
 
 /** What a worker serves a configuration generation with; {@link HttpRuntime} by default. */
 export interface ServingRuntime {
@@ -45,8 +47,13 @@ export function runWorker(options: WorkerOptions = {}): void {
     return true;
   });
   useZoneClient(zones);
+  // Failure counts of groups with `zone` are kept by the master too (upstream/shared-peers.ts).
+  sharedPeers.useSender((message) => {
+    if (process.connected && process.send !== undefined) process.send(message, undefined, undefined, () => undefined);
+  });
   process.on('message', (message: unknown, handle: unknown) => {
     if (isZoneAnswer(message)) zones.receive(message);
+    else if (isPeerFailures(message)) sharedPeers.receive(message);
     else worker.receive(message, handle);
   });
   // The master is gone (SIGKILL, crash): stop gracefully rather than serve on, unsupervised.
@@ -107,6 +114,9 @@ class WorkerProcessCycle {
         process.send?.(ack);
         return;
       }
+      case 'upstream-health':
+        upstreamHealth.replace(message.snapshot);
+        return;
     }
   }
 

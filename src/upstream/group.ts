@@ -5,13 +5,43 @@
  */
 import { isIP } from 'node:net';
 import type { ConfBlockView } from '../conf/registry.js';
+import { compileTemplate, type VariableTable } from '../core/variables.js';
 import { resolveHostSync } from '../http/listen.js';
-import { pickRoundRobin, recordOutcome } from './balancers/round-robin.js';
+import type { HttpRequest } from '../http/request.js';
+import { toByteString } from '../http/uri.js';
+import { peerSets, type Balancer, type PeerPicker, type PeerSets, type TriedSet } from './balancers/balancer.js';
+import { hashBalancer, type HashSetting } from './balancers/hash.js';
+import { ipHashBalancer } from './balancers/ip-hash.js';
+import { leastConnBalancer } from './balancers/least-conn.js';
+import { randomBalancer, type RandomSetting } from './balancers/random.js';
+import { recordOutcome, roundRobinBalancer } from './balancers/round-robin.js';
 import { ConnectionPool, type PoolLimits } from './connection-pool.js';
 import { H2SessionPool } from './h2-sessions.js';
 import type { UpstreamFailure } from '../http/h1/upstream-exchange.js';
+import { upstreamHealth, type PeerHealthState } from './health/health-table.js';
 import { Peer, peerName, type PeerAddress } from './peer.js';
-import type { UpstreamServer } from './upstream-module.js';
+import { sharedPeers } from './shared-peers.js';
+import { balancingMethodOf, type UpstreamServer } from './upstream-module.js';
+
+/** One peer's state, for the admin API and tests. */
+export interface PeerState {
+  readonly group: string;
+  readonly peer: string;
+  readonly server: string;
+  readonly backup: boolean;
+  /**
+   * `down` (the `down` parameter), `unhealthy` (the active check has it out), `unavailable`
+   * (max_fails reached within fail_timeout), `full` (max_conns reached), `up` otherwise.
+   */
+  readonly state: 'up' | 'down' | 'unhealthy' | 'unavailable' | 'full';
+  /** The active check's view, if a `health_check` covers the group. */
+  readonly health: PeerHealthState | undefined;
+  readonly weight: number;
+  readonly conns: number;
+  readonly fails: number;
+  readonly maxFails: number;
+  readonly maxConns: number;
+}
 
 /** A group of peers with its balancer and connection pool. */
 export class UpstreamGroup {
@@ -23,49 +53,75 @@ export class UpstreamGroup {
   readonly h2: H2SessionPool<UpstreamFailure>;
   /** True for the group nginx makes for `proxy_pass http://host:port` without an `upstream` block. */
   readonly implicit: boolean;
+  readonly sets: PeerSets;
+  readonly balancer: Balancer;
+  /** True when the group has `zone`: its failure counts are shared by every worker. */
+  readonly shared: boolean;
 
-  constructor(name: string, peers: readonly Peer[], limits: PoolLimits, implicit: boolean) {
+  /** `balancer` builds the group's method from its peers; round robin by default. */
+  constructor(name: string, peers: readonly Peer[], limits: PoolLimits, implicit: boolean, balancer: (sets: PeerSets) => Balancer = roundRobinBalancer, shared = false) {
     this.name = name;
-    this.primaries = peers.filter((peer) => !peer.backup);
-    this.backups = peers.filter((peer) => peer.backup);
+    this.sets = peerSets(peers);
+    this.primaries = this.sets.primaries;
+    this.backups = this.sets.backups;
     this.pool = new ConnectionPool(limits);
     this.h2 = new H2SessionPool(limits.idleTimeoutMs);
     this.implicit = implicit;
-  }
-
-  /** How many peers one request may try at most (nginx: every peer, backups included). */
-  get size(): number {
-    return this.primaries.length + this.backups.length;
+    this.balancer = balancer(this.sets);
+    this.shared = shared;
+    if (shared) for (const peer of peers) sharedPeers.add(peer);
   }
 
   /**
-   * True for a group of one peer and no backup (nginx's `peers->single`): that peer is never taken
-   * out by max_fails, since there is nowhere else to go (ngx_http_upstream_get_round_robin_peer).
+   * How many peers one request may try at most: every peer not marked `down`, backups included
+   * (nginx's `ngx_http_upstream_tries()`).
    */
-  get single(): boolean {
-    return this.primaries.length === 1 && this.backups.length === 0;
+  get size(): number {
+    return [...this.primaries, ...this.backups].filter((peer) => !peer.down).length;
   }
 
-  /** The next peer for a request that has tried `tried`; backups only when no primary is available. */
-  pick(tried: Set<Peer>, now = Date.now()): Peer | undefined {
-    if (this.single) {
-      const peer = this.primaries[0] as Peer;
-      return tried.has(peer) || peer.down || (peer.maxConns > 0 && peer.conns >= peer.maxConns) ? undefined : peer;
-    }
-    return pickRoundRobin(this.primaries, tried, now) ?? (this.backups.length > 0 ? pickRoundRobin(this.backups, tried, now) : undefined);
+  /** Starts one request's walk over the peers. */
+  begin(request?: HttpRequest): PeerPicker {
+    return this.balancer.begin(request);
   }
 
-  /** Records a request's outcome on a peer; true when the peer is now out for fail_timeout. */
+  /** The next peer for a request that has tried `tried`, for callers that keep no picker (one-shot). */
+  pick(tried: TriedSet, now = Date.now()): Peer | undefined {
+    return this.begin().pick(tried, now);
+  }
+
+  /**
+   * Records a request's outcome on a peer; true when the peer has now failed max_fails times.
+   * A single peer's failures are not counted: nginx never takes the only server out.
+   */
   record(peer: Peer, failed: boolean, now = Date.now()): boolean {
-    // ngx_http_upstream_free_round_robin_peer() counts no failure for a single peer.
-    if (this.single) return false;
+    if (this.sets.single) return false;
+    if (this.shared) sharedPeers.report(peer, failed, now);
     return recordOutcome(peer, failed, now);
   }
 
-  /** Closes the idle connections and HTTP/2 sessions (the generation is gone). */
+  /** Every peer's state and counters, primaries first. */
+  peerStates(now = Date.now()): PeerState[] {
+    return [...this.primaries, ...this.backups].map((peer) => ({
+      group: this.name,
+      peer: peer.name,
+      server: peer.server,
+      backup: peer.backup,
+      state: peer.down ? 'down' : peer.unhealthy ? 'unhealthy' : peer.failedRecently(now) ? 'unavailable' : peer.full ? 'full' : 'up',
+      health: upstreamHealth.stateOf(this.name, peer.name),
+      weight: peer.weight,
+      conns: peer.conns,
+      fails: peer.fails,
+      maxFails: peer.maxFails,
+      maxConns: peer.maxConns,
+    }));
+  }
+
+  /** Closes the idle connections (the generation is gone). */
   close(): void {
     this.pool.close();
     this.h2.close();
+    if (this.shared) for (const peer of [...this.primaries, ...this.backups]) sharedPeers.remove(peer);
   }
 }
 
@@ -87,7 +143,7 @@ export function resolveServerAddress(address: string, defaultPort = 80): PeerAdd
   return hosts.map((ip) => ({ kind: 'tcp', host: ip, port }));
 }
 
-function peersOf(server: UpstreamServer): Peer[] {
+function peersOf(server: UpstreamServer, group: string): Peer[] {
   return resolveServerAddress(server.address).map(
     (address) =>
       new Peer({
@@ -100,17 +156,38 @@ function peersOf(server: UpstreamServer): Peer[] {
         maxConns: server.maxConns,
         backup: server.backup,
         down: server.down,
+        group,
       }),
   );
 }
 
+/** The balancer an `upstream` block asks for, with its hash key compiled against this generation's variables. */
+function balancerOf(block: ConfBlockView, variables: VariableTable<HttpRequest> | undefined): (sets: PeerSets) => Balancer {
+  switch (balancingMethodOf(block)) {
+    case 'least_conn':
+      return leastConnBalancer;
+    case 'ip_hash':
+      return ipHashBalancer;
+    case 'random':
+      return (sets) => randomBalancer(sets, block.get('random') as RandomSetting);
+    case 'hash': {
+      const setting = block.get('hash') as HashSetting;
+      if (variables === undefined) throw new Error('a hash balancer needs the variable table');
+      const key = compileTemplate(setting.key, variables, { literal: toByteString });
+      return (sets) => hashBalancer(sets, setting, key);
+    }
+    case 'round_robin':
+      return roundRobinBalancer;
+  }
+}
+
 /** Builds every `upstream` group of an `http` block. */
-export function buildUpstreamGroups(http: ConfBlockView): Map<string, UpstreamGroup> {
+export function buildUpstreamGroups(http: ConfBlockView, variables?: VariableTable<HttpRequest>): Map<string, UpstreamGroup> {
   const groups = new Map<string, UpstreamGroup>();
   for (const block of http.blocks) {
     if (block.name !== 'upstream') continue;
     const name = block.args[0] ?? '';
-    const peers = block.get('server').flatMap(peersOf);
+    const peers = block.get('server').flatMap((server) => peersOf(server, name));
     groups.set(
       name,
       new UpstreamGroup(
@@ -123,6 +200,8 @@ export function buildUpstreamGroups(http: ConfBlockView): Map<string, UpstreamGr
           idleTimeoutMs: block.get('keepalive_timeout').timeoutMs,
         },
         false,
+        balancerOf(block, variables),
+        block.isSet('zone'),
       ),
     );
   }

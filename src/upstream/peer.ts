@@ -3,19 +3,37 @@
  * balancers and passive health checks keep about it (nginx's `ngx_http_upstream_rr_peer_t`).
  */
 import { isIP } from 'node:net';
+import { upstreamHealth } from './health/health-table.js';
 
 /** Where to connect: a TCP address or a unix socket path. */
 export type PeerAddress =
   | { readonly kind: 'tcp'; readonly host: string; readonly port: number }
   | { readonly kind: 'unix'; readonly path: string };
 
+/** What a `Peer` is built from. */
+export interface PeerInit {
+  name: string;
+  address: PeerAddress;
+  server: string;
+  weight: number;
+  maxFails: number;
+  failTimeoutMs: number;
+  maxConns: number;
+  backup: boolean;
+  down: boolean;
+  /** The group's name, which active health checks report peers under. Default: `''`. */
+  group?: string;
+}
+
 /** One peer and its counters. */
 export class Peer {
   /** `$upstream_addr` form: `127.0.0.1:8080`, `[::1]:8080`, `unix:/path`. */
   readonly name: string;
   readonly address: PeerAddress;
-  /** The `server` line's text, for logs (`upstream: "http://127.0.0.1:8080/"`). */
+  /** The `server` line's text, for logs and the consistent hash ring (nginx's `peer->server`). */
   readonly server: string;
+  /** The group the peer belongs to. */
+  readonly group: string;
   readonly weight: number;
   readonly maxFails: number;
   readonly failTimeoutMs: number;
@@ -31,13 +49,14 @@ export class Peer {
   fails = 0;
   /** When the last failure was counted, or the peer last checked after being unavailable (ms). */
   checked = 0;
-  /** When the window of failures started (ms); 0 when none. */
+  /** When the last failure was counted (ms); 0 when none. */
   accessed = 0;
 
-  constructor(init: { name: string; address: PeerAddress; server: string; weight: number; maxFails: number; failTimeoutMs: number; maxConns: number; backup: boolean; down: boolean }) {
+  constructor(init: PeerInit) {
     this.name = init.name;
     this.address = init.address;
     this.server = init.server;
+    this.group = init.group ?? '';
     this.weight = init.weight;
     this.effectiveWeight = init.weight;
     this.maxFails = init.maxFails;
@@ -52,9 +71,22 @@ export class Peer {
     return this.maxFails > 0 && this.fails >= this.maxFails && now - this.checked <= this.failTimeoutMs;
   }
 
-  /** True when the peer may take another request now. */
+  /** True when the active health check (`health_check`) has the peer out. */
+  get unhealthy(): boolean {
+    return upstreamHealth.isUnhealthy(this.group, this.name);
+  }
+
+  /** True when `max_conns` is reached. */
+  get full(): boolean {
+    return this.maxConns > 0 && this.conns >= this.maxConns;
+  }
+
+  /**
+   * True when the peer may take another request now: the checks every nginx balancer makes before
+   * it considers a peer (down, max_fails within fail_timeout, max_conns), plus the active check.
+   */
   available(now: number): boolean {
-    return !this.down && !this.failedRecently(now) && (this.maxConns === 0 || this.conns < this.maxConns);
+    return !this.down && !this.unhealthy && !this.failedRecently(now) && !this.full;
   }
 }
 

@@ -29,6 +29,35 @@ declare module '../conf/registry.js' {
   }
 }
 
+/** The balancing methods nginx has, plus hitless's own. */
+export type BalancingMethod = 'round_robin' | 'least_conn' | 'ip_hash' | 'hash' | 'random';
+
+/**
+ * What an `upstream` block knows while it is read, as nginx's `uscf->flags` and
+ * `uscf->peer.init_upstream`: the balancing method set so far, which decides whether a `server`
+ * line that follows may say `backup`.
+ */
+export interface UpstreamBlockState {
+  method: BalancingMethod;
+}
+
+/** Methods that refuse `backup` on a server line that follows them (their `uscf->flags` lack NGX_HTTP_UPSTREAM_BACKUP). */
+const NO_BACKUP: ReadonlySet<BalancingMethod> = new Set(['ip_hash', 'hash', 'random']);
+
+/**
+ * Sets a group's balancing method from its directive's handler. nginx warns "load balancing
+ * method redefined" when one was set already and keeps the last; hitless keeps the last too.
+ */
+export function setBalancingMethod(ctx: DirectiveContext, method: BalancingMethod): void {
+  const state = ctx.enclosing?.value as UpstreamBlockState | undefined;
+  if (state !== undefined) state.method = method;
+}
+
+/** The balancing method of an `upstream` block, once read. */
+export function balancingMethodOf(block: ConfBlockView): BalancingMethod {
+  return (block.value as UpstreamBlockState | undefined)?.method ?? 'round_robin';
+}
+
 /** Parses `server address [weight=n] [max_fails=n] [fail_timeout=t] [max_conns=n] [backup] [down]`. */
 export function parseUpstreamServer(args: readonly string[], ctx: DirectiveContext, previous: readonly UpstreamServer[] | undefined): readonly UpstreamServer[] {
   const [address = '', ...params] = args;
@@ -56,6 +85,9 @@ export function parseUpstreamServer(args: readonly string[], ctx: DirectiveConte
         maxConns = parseNumber(value) ?? invalid();
         break;
       case 'backup':
+        if (NO_BACKUP.has((ctx.enclosing?.value as UpstreamBlockState | undefined)?.method ?? 'round_robin')) {
+          ctx.fail(`balancing method does not support parameter "${param}"`);
+        }
         backup = true;
         break;
       case 'down':
@@ -92,6 +124,7 @@ export const upstreamModule: ConfModule = {
       contexts: ['http', 'stream'],
       args: [1],
       block: (_args, ctx) => (ctx.context === 'stream' ? 'stream_upstream' : 'upstream'),
+      parse: (): UpstreamBlockState => ({ method: 'round_robin' }),
       syntax: 'name { ... }',
       summary: 'A named group of servers that proxy_pass can balance across.',
     }),

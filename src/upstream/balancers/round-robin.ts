@@ -1,14 +1,18 @@
 /**
  * nginx's weighted round robin (ngx_http_upstream_round_robin.c): the smooth algorithm that gives
  * `a a b a c a a` for weights 5, 1, 1 instead of bursts, passive health (max_fails within
- * fail_timeout), max_conns, and backup peers used only when every primary is unavailable.
+ * fail_timeout), max_conns, and backup peers used only when every primary is unavailable. It is
+ * also what hash, ip_hash, random and least_conn fall back to, as they do in nginx.
  */
 import type { Peer } from '../peer.js';
+import { chosen, type Balancer, type PeerPicker, type PeerSets, type TriedSet } from './balancer.js';
 
-/** Which peers one request has already tried, so a retry goes elsewhere (nginx's `tried` bitmap). */
-export type TriedSet = Set<Peer>;
+export type { TriedSet } from './balancer.js';
 
-/** Picks a peer with nginx's smooth weighted round robin, or undefined when none is available. */
+/**
+ * nginx's `ngx_http_upstream_get_peer()`: the smooth weighted choice among the available peers
+ * of one set, or undefined when none is.
+ */
 export function pickRoundRobin(peers: readonly Peer[], tried: TriedSet, now: number): Peer | undefined {
   let best: Peer | undefined;
   let total = 0;
@@ -21,14 +25,48 @@ export function pickRoundRobin(peers: readonly Peer[], tried: TriedSet, now: num
   }
   if (best === undefined) return undefined;
   best.currentWeight -= total;
-  // A peer that was failing gets its window restarted when it is chosen again (ngx_http_upstream_get_peer).
-  if (now - best.checked > best.failTimeoutMs) best.checked = now;
-  return best;
+  return chosen(best, now);
+}
+
+/**
+ * nginx's `ngx_http_upstream_get_round_robin_peer()`: a single peer is used unless it is down or
+ * full, whatever its failures; otherwise the smooth choice among the primaries, and once none is
+ * left, among the backups for the rest of the request (`rrp->peers = peers->next`).
+ */
+export class RoundRobinPicker implements PeerPicker {
+  readonly #sets: PeerSets;
+  /** The function that chooses within one set; least_conn passes its own. */
+  readonly #choose: (peers: readonly Peer[], tried: TriedSet, now: number) => Peer | undefined;
+  #onBackups = false;
+
+  constructor(sets: PeerSets, choose = pickRoundRobin) {
+    this.#sets = sets;
+    this.#choose = choose;
+  }
+
+  pick(tried: TriedSet, now: number): Peer | undefined {
+    if (!this.#onBackups) {
+      const sets = this.#sets;
+      if (sets.single) {
+        const peer = sets.primaries[0] as Peer;
+        return peer.down || peer.unhealthy || peer.full ? undefined : peer;
+      }
+      const peer = this.#choose(sets.primaries, tried, now);
+      if (peer !== undefined || sets.backups.length === 0) return peer;
+      this.#onBackups = true;
+    }
+    return this.#choose(this.#sets.backups, tried, now);
+  }
+}
+
+/** The default method of every group. */
+export function roundRobinBalancer(sets: PeerSets): Balancer {
+  return { method: 'round_robin', begin: () => new RoundRobinPicker(sets) };
 }
 
 /**
  * Records the outcome of a request to a peer (ngx_http_upstream_free_round_robin_peer). Returns
- * true when this failure takes the peer out for fail_timeout, which nginx logs as a warning.
+ * true when the peer has now failed max_fails times, which nginx logs as a warning each time.
  */
 export function recordOutcome(peer: Peer, failed: boolean, now: number): boolean {
   if (failed) {
@@ -42,7 +80,7 @@ export function recordOutcome(peer: Peer, failed: boolean, now: number): boolean
     }
     return false;
   }
-  // A success after fail_timeout has passed since the last failure forgets the failures.
+  // A success after the peer was chosen again past fail_timeout forgets the failures ("mark peer live if check passed").
   if (peer.accessed < peer.checked) peer.fails = 0;
   return false;
 }

@@ -1,0 +1,57 @@
+/**
+ * What every balancer shares: the peers of a group as nginx's `ngx_http_upstream_rr_peers_t`
+ * holds them (primaries, then backups as `peers->next`), and the per-request picker that
+ * `peer.get` is in nginx. A picker lives as long as one request's walk over the peers, so the
+ * state nginx keeps per request (ip_hash's running hash, hash's rehash count, the 20 tries before
+ * falling back to round robin, the switch to the backups) lives in it.
+ */
+import type { HttpRequest } from '../../http/request.js';
+import type { Peer } from '../peer.js';
+
+/** Which peers one request has already tried, so a retry goes elsewhere (nginx's `tried` bitmap). */
+export type TriedSet = Set<Peer>;
+
+/** A group's peers, as the balancers see them. */
+export interface PeerSets {
+  readonly primaries: readonly Peer[];
+  readonly backups: readonly Peer[];
+  /**
+   * nginx's `peers->single`: one primary and no backup. Such a peer is never taken out by
+   * max_fails and its failures are not counted (ngx_http_upstream_free_round_robin_peer).
+   */
+  readonly single: boolean;
+  /** The primaries' weights added up, down peers included (nginx's `total_weight`). */
+  readonly totalWeight: number;
+}
+
+/** One request's walk over the peers (nginx's `peer.get` with its per-request data). */
+export interface PeerPicker {
+  /** The next peer, or undefined when none is available (nginx's `NGX_BUSY`). */
+  pick(tried: TriedSet, now: number): Peer | undefined;
+}
+
+/** A balancing method, built once per group and generation. */
+export interface Balancer {
+  /** The method's name as written in the configuration (`round_robin` when none is). */
+  readonly method: string;
+  /** Starts one request's walk; `request` is undefined for stream sessions and health checks. */
+  begin(request: HttpRequest | undefined): PeerPicker;
+}
+
+/** Builds the peer sets of a group. */
+export function peerSets(peers: readonly Peer[]): PeerSets {
+  const primaries = peers.filter((peer) => !peer.backup);
+  const backups = peers.filter((peer) => peer.backup);
+  return {
+    primaries,
+    backups,
+    single: primaries.length === 1 && backups.length === 0,
+    totalWeight: primaries.reduce((sum, peer) => sum + peer.weight, 0),
+  };
+}
+
+/** Marks a chosen peer: nginx restarts the fail_timeout window of a peer chosen after it (every `get` does this). */
+export function chosen(peer: Peer, now: number): Peer {
+  if (now - peer.checked > peer.failTimeoutMs) peer.checked = now;
+  return peer;
+}
