@@ -171,7 +171,7 @@ export const httpCoreModule: ConfModule = {
       contexts: ['http', 'server', 'location'],
       args: [1],
       syntax: 'number;',
-      summary: 'How many requests one keep-alive connection may carry; the last response says Connection: close.',
+      summary: 'How many requests one keep-alive connection may carry; the last response says Connection: close, or HTTP/2 sends GOAWAY after the last stream (the default server decides for HTTP/2).',
       default: () => 1000,
       defaultText: 'keepalive_requests 1000;',
       parse: ([value = ''], ctx) => parseNumber(value) ?? ctx.fail('"keepalive_requests" directive invalid number'),
