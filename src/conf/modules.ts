@@ -11,6 +11,7 @@ import { httpMapModule } from '../http/map-module.js';
 import { httpProxyModule } from '../http/proxy-module.js';
 import { httpRealIpModule } from '../http/realip-module.js';
 import { httpRewriteModule } from '../http/rewrite-module.js';
+import { httpV2Module } from '../http/v2-module.js';
 import { httpSslModule } from '../tls/ssl-module.js';
 import { streamCoreModule } from '../stream/core-module.js';
 import { upstreamHashModule } from '../upstream/balancers/hash.js';
@@ -29,6 +30,7 @@ export const builtinModules: readonly ConfModule[] = [
   adminModule,
   httpCoreModule,
   httpSslModule,
+  httpV2Module,
   httpRewriteModule,
   httpHeadersModule,
   httpLogModule,

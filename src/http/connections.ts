@@ -29,6 +29,8 @@ export class ClientConnection implements ConnectionInfo {
   readonly tls: TlsConnectionInfo | undefined;
   /** Plain HTTP sent to a `listen ... ssl` address: every request is answered with 497. */
   readonly plainHttp: boolean;
+  /** When the connection began (Date.now()), for `keepalive_time`. */
+  readonly startedAt = Date.now();
 
   /** `plainHttp` defaults to false. */
   constructor(protocol: ProtocolConnection, hosts: VirtualHosts<CompiledServer>, plainHttp = false) {

@@ -37,7 +37,7 @@ declare module '../conf/registry.js' {
     keepalive_timeout: KeepaliveTimeout;
     keepalive_requests: number;
     default_type: string;
-    http2: boolean;
+    keepalive_time: number;
   }
 }
 
@@ -171,10 +171,21 @@ export const httpCoreModule: ConfModule = {
       contexts: ['http', 'server', 'location'],
       args: [1],
       syntax: 'number;',
-      summary: 'How many requests one keep-alive connection may carry; the last response says Connection: close.',
+      summary: 'How many requests one keep-alive connection may carry; the last response says Connection: close, or HTTP/2 sends GOAWAY after the last stream (the default server decides for HTTP/2).',
       default: () => 1000,
       defaultText: 'keepalive_requests 1000;',
       parse: ([value = ''], ctx) => parseNumber(value) ?? ctx.fail('"keepalive_requests" directive invalid number'),
+    }),
+    defineDirective({
+      kind: 'value',
+      name: 'keepalive_time',
+      contexts: ['http', 'server', 'location'],
+      args: [1],
+      syntax: 'time;',
+      summary: 'How long one keep-alive connection may carry requests (nginx 1.19.10+); after it, the next response says Connection: close, or HTTP/2 sends GOAWAY.',
+      default: () => 3_600_000,
+      defaultText: 'keepalive_time 1h;',
+      parse: ([value = ''], ctx) => parseTime(value) ?? ctx.fail('"keepalive_time" directive invalid value'),
     }),
     defineDirective({
       kind: 'value',
@@ -186,17 +197,6 @@ export const httpCoreModule: ConfModule = {
       default: () => 'text/plain',
       defaultText: 'default_type text/plain;',
       parse: ([value = '']) => value,
-    }),
-    defineDirective({
-      kind: 'value',
-      name: 'http2',
-      contexts: ['http', 'server'],
-      args: 'flag',
-      syntax: 'on | off;',
-      summary: 'HTTP/2 (nginx 1.25.1+): without ssl, prior-knowledge h2c next to HTTP/1.x on the same port, chosen by the client connection preface; the default server of an address:port decides, as does its listen ... http2.',
-      default: () => false,
-      defaultText: 'http2 off;',
-      parse: (args) => args[0] === 'on',
     }),
   ],
   check(main) {

@@ -48,6 +48,10 @@ export interface HttpExchange {
   /** Bytes written but not yet taken by the client, for read-ahead limits. */
   readonly pendingBytes: number;
   readBody(limit: number, onData: (data: Buffer) => void, onEnd: (err: Error | undefined) => void): void;
+  /** Stops delivering body bytes (back-pressure from where they go); the client is held back by TCP or HTTP/2 flow control. */
+  pauseBody(): void;
+  /** Delivers body bytes again after {@link pauseBody}. */
+  resumeBody(): void;
   /** `options.trailers`: the response may end with trailer fields (gRPC's grpc-status); default false. */
   writeHead(status: number, headers: readonly string[], framing: Framing, options?: ResponseOptions): void;
   write(chunk: Buffer | string): boolean;

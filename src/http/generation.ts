@@ -48,6 +48,8 @@ export interface LevelConfig {
   readonly keepaliveTimeoutMs: number;
   readonly keepaliveHeaderSeconds: number | undefined;
   readonly keepaliveRequests: number;
+  /** `keepalive_time`, in ms. */
+  readonly keepaliveTimeMs: number;
   readonly defaultType: string;
   /** The location's `proxy_pass`, compiled; undefined when it has none. */
   readonly proxy: CompiledProxy | undefined;
@@ -73,6 +75,8 @@ export interface CompiledServer {
   readonly locations: LocationTree<LevelConfig>;
   /** The server's certificates and ssl_* settings as a TLS context, for `listen ... ssl`. */
   readonly tls: ServerTls;
+  /** `http2_max_concurrent_streams`, for HTTP/2 connections this server is the default of. */
+  readonly maxConcurrentStreams: number;
 }
 
 /** The addresses one listening socket serves and how each picks its virtual server. */
@@ -124,6 +128,7 @@ export class HttpGeneration {
         locations: LocationTree.build(block, levelOf),
         // Certificate names with variables are evaluated with this generation's variables (maps included).
         tls: tls.variable === undefined ? tls : { ...tls, select: tls.variable.bind(this.variables, log) },
+        maxConcurrentStreams: block.get('http2_max_concurrent_streams'),
       });
     }
     const serverOf = (block: ConfBlockView): CompiledServer => servers.get(block) as CompiledServer;
@@ -163,6 +168,7 @@ export class HttpGeneration {
       keepaliveTimeoutMs: keepalive.timeoutMs,
       keepaliveHeaderSeconds: keepalive.headerSeconds,
       keepaliveRequests: block.get('keepalive_requests'),
+      keepaliveTimeMs: block.get('keepalive_time'),
       defaultType: block.get('default_type'),
       proxy: this.#compileProxy(block),
       grpc: block.name === 'location' && block.isSet('grpc_pass') ? compileGrpc(block, block.get('grpc_pass'), this.groups, this.#implicitGroups, table) : undefined,

@@ -318,7 +318,18 @@ class GrpcAttempts {
           }
         }
         const current = this.#stream;
-        if (current !== undefined && !current.destroyed) current.write(data);
+        // Back-pressure: a slow gRPC server holds the client back through flow control instead
+        // of the body piling up here. The client's DATA waits until the upstream stream drains.
+        if (current !== undefined && !current.destroyed && !current.write(data)) {
+          exchange.pauseBody();
+          const resume = (): void => {
+            current.off('drain', resume);
+            current.off('close', resume);
+            exchange.resumeBody();
+          };
+          current.once('drain', resume);
+          current.once('close', resume);
+        }
       },
       (err) => {
         const current = this.#stream;

@@ -251,7 +251,8 @@ export class RequestHandler {
 
   /** The keep-alive settings of the level that answers (nginx decides them per location). */
   applyLevel(exchange: HttpExchange, conn: ClientConnection, level: LevelConfig, close: boolean): void {
-    if (close || level.keepaliveTimeoutMs === 0 || conn.requests >= level.keepaliveRequests) exchange.keepAlive = false;
+    // ngx_http_update_location_config(): keepalive_timeout 0, keepalive_requests, keepalive_time.
+    if (close || level.keepaliveTimeoutMs === 0 || conn.requests >= level.keepaliveRequests || Date.now() - conn.startedAt > level.keepaliveTimeMs) exchange.keepAlive = false;
     exchange.keepaliveTimeoutMs = level.keepaliveTimeoutMs;
     exchange.keepaliveHeaderSeconds = level.keepaliveHeaderSeconds;
   }

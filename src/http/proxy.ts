@@ -150,7 +150,7 @@ class ProxyAttempts {
       socket.destroy();
       const timedOut = err.code === 'ETIMEDOUT';
       const message = timedOut ? 'upstream timed out (110: Connection timed out) while connecting to upstream' : `connect() failed (${errnoText(err)}) while connecting to upstream`;
-      this.#failed(peer, new UpstreamFailure(message, 'send', timedOut ? 'timeout' : 'error', true), false);
+      this.#failed(peer, new UpstreamFailure(message, 'send', timedOut ? 'timeout' : 'error', true), false, false);
     };
     socket.once('error', onError);
     socket.once('connect', () => {
@@ -184,7 +184,7 @@ class ProxyAttempts {
     ssl.handshake(socket, peer.name, proxy.sslName(request), proxy.connectTimeoutMs, (result) => {
       peer.conns--;
       if (!result.ok) {
-        this.#failed(peer, new UpstreamFailure(`${result.message} while SSL handshaking to upstream`, 'send', result.timedOut ? 'timeout' : 'error', true), false);
+        this.#failed(peer, new UpstreamFailure(`${result.message} while SSL handshaking to upstream`, 'send', result.timedOut ? 'timeout' : 'error', true), false, false);
         return;
       }
       this.#send(peer, new UpstreamConnection(result.socket, peer.name, this.#poolKey(peer)));
@@ -287,8 +287,19 @@ class ProxyAttempts {
       (data) => {
         if (socket.destroyed) return;
         if (chunked) socket.write(`${data.length.toString(16)}\r\n`);
-        socket.write(data);
+        const flushed = socket.write(data);
         if (chunked) socket.write('\r\n');
+        // Back-pressure: a slow upstream holds the client back instead of the body piling up here.
+        if (!flushed) {
+          exchange.pauseBody();
+          const resume = (): void => {
+            socket.off('drain', resume);
+            socket.off('close', resume);
+            exchange.resumeBody();
+          };
+          socket.once('drain', resume);
+          socket.once('close', resume);
+        }
       },
       (err) => {
         if (err !== undefined) {
@@ -314,16 +325,23 @@ class ProxyAttempts {
     return true;
   }
 
-  #mayRetry(): boolean {
+  /**
+   * Whether the next peer may be tried. `sent`: the request reached the failed peer; nginx holds a
+   * POST, LOCK or PATCH back only then (ngx_http_upstream_next(): `u->request_sent` adds
+   * NGX_HTTP_UPSTREAM_FT_NON_IDEMPOTENT), so a failure to connect or to set up TLS, which sent
+   * nothing, moves any request on.
+   */
+  #mayRetry(sent = true): boolean {
     const { proxy, exchange } = this.#ctx;
     if (this.#bodyStarted) return false;
     if (this.#tried.size >= this.#group.size) return false;
     if (proxy.nextTries > 0 && this.#tries >= proxy.nextTries) return false;
     if (proxy.nextTimeoutMs > 0 && Date.now() - this.#started >= proxy.nextTimeoutMs) return false;
-    return !NON_IDEMPOTENT.has(exchange.head.method) || proxy.nextUpstream.has('non_idempotent');
+    return !sent || !NON_IDEMPOTENT.has(exchange.head.method) || proxy.nextUpstream.has('non_idempotent');
   }
 
-  #failed(peer: Peer, failure: UpstreamFailure, stale: boolean): void {
+  /** A failed try; `sent` is false when it failed before the request went out (connect, TLS handshake). */
+  #failed(peer: Peer, failure: UpstreamFailure, stale: boolean, sent = true): void {
     if (this.#done) return;
     const ctx = this.#ctx;
     if (stale && !this.#bodyStarted && (!NON_IDEMPOTENT.has(ctx.exchange.head.method) || ctx.proxy.nextUpstream.has('non_idempotent'))) {
@@ -335,7 +353,7 @@ class ProxyAttempts {
     ctx.log.error(`${failure.message}${where(ctx, peer)}`, ctx.conn.number);
     (ctx.request.upstreamStatus ??= []).push('502');
     const nextCase = failure.kind === 'invalid_header' ? 'invalid_header' : failure.kind;
-    if (ctx.proxy.nextUpstream.has(nextCase) && this.#mayRetry()) {
+    if (ctx.proxy.nextUpstream.has(nextCase) && this.#mayRetry(sent)) {
       this.next();
       return;
     }

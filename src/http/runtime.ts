@@ -49,8 +49,8 @@ export class HttpRuntime {
   readonly #attached = new Map<Server, (socket: Socket) => void>();
   #closed = false;
   #drained: Promise<void> | undefined;
-  /** Created with the first HTTP/2 connection. */
-  #h2: H2Endpoint | undefined;
+  /** By http2_max_concurrent_streams, each created with the first HTTP/2 connection that needs it. */
+  readonly #h2 = new Map<number, H2Endpoint>();
 
   /** Compiles the generation and opens its access logs; throws if a log file cannot be opened. */
   constructor(config: HitlessConfig, options: HttpRuntimeOptions) {
@@ -95,11 +95,23 @@ export class HttpRuntime {
   /** HTTP/2 on a socket that sent the preface (or, with TLS, negotiated `h2`). */
   #serveH2(socket: Socket, hosts: VirtualHosts<CompiledServer>): void {
     const level = hosts.defaultServer.level;
-    this.#h2 ??= new H2Endpoint();
-    const protocol = this.#h2.accept(
+    // SETTINGS go out as the session starts, so endpoints differ by them (one per value in use).
+    const streams = hosts.defaultServer.maxConcurrentStreams;
+    let endpoint = this.#h2.get(streams);
+    if (endpoint === undefined) {
+      endpoint = new H2Endpoint({ maxConcurrentStreams: streams });
+      this.#h2.set(streams, endpoint);
+    }
+    const protocol = endpoint.accept(
       socket,
       (exchange) => this.#handler.handle(new ClientConnection(exchange.connection, hosts), exchange),
-      { keepaliveTimeoutMs: level.keepaliveTimeoutMs },
+      {
+        keepaliveTimeoutMs: level.keepaliveTimeoutMs,
+        keepaliveRequests: level.keepaliveRequests,
+        keepaliveTimeMs: level.keepaliveTimeMs,
+        bodyTimeoutMs: level.clientBodyTimeoutMs,
+        sendTimeoutMs: level.sendTimeoutMs,
+      },
       (err) => this.#handler.clientError(conn, err),
     );
     const conn = new ClientConnection(protocol, hosts);

@@ -344,6 +344,76 @@ describe('proxy_pass: failures nginx handles quietly', () => {
   });
 });
 
+describe('proxy_next_upstream and non-idempotent methods (nginx retries them only when nothing was sent)', () => {
+  let dir = '';
+  let app: Upstream;
+  let resetter: Upstream;
+  let dead = 0;
+  let served: Served;
+
+  const post = async (path: string): Promise<number> => {
+    const client = await RawClient.connect(served.port);
+    try {
+      client.send(`POST ${path} HTTP/1.1\r\nHost: localhost\r\nContent-Length: 4\r\n\r\nbody`);
+      return (await client.read()).status;
+    } finally {
+      client.destroy();
+    }
+  };
+
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'hitless-proxy-'));
+    app = await httpUpstream((req, res, body) => res.end(`${req.method} ${body}`));
+    // Reads the request, then resets the connection without a byte of response.
+    resetter = await rawUpstream((socket) => socket.once('data', () => socket.resetAndDestroy()));
+    dead = await closedPort();
+    // One group per test: a fresh round robin starts with its first server.
+    served = await serve(
+      `http {
+        access_log off;
+        upstream refused { server 127.0.0.1:${dead}; server 127.0.0.1:${app.port}; }
+        upstream reset { server 127.0.0.1:${resetter.port}; server 127.0.0.1:${app.port}; }
+        upstream reset2 { server 127.0.0.1:${resetter.port}; server 127.0.0.1:${app.port}; }
+        upstream reset3 { server 127.0.0.1:${resetter.port}; server 127.0.0.1:${app.port}; }
+        server {
+          listen 127.0.0.1:8080;
+          location /refused/ { proxy_pass http://refused; }
+          location /reset/ { proxy_pass http://reset; }
+          location /reset-get/ { proxy_pass http://reset3; }
+          location /reset-ni/ { proxy_pass http://reset2; proxy_next_upstream error timeout non_idempotent; }
+        }
+      }`,
+      dir,
+    );
+  });
+
+  after(async () => {
+    await served?.stop();
+    await app?.stop();
+    await resetter?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('passes a POST on to the next peer when the first refuses the connection', async () => {
+    assert.equal(await post('/refused/p'), 200);
+    assert.deepEqual(app.requests.map((r) => `${r.method} ${r.url} ${r.body}`), ['POST /refused/p body']);
+  });
+
+  it('answers 502 to a POST the first peer received and reset, without trying the next one', async () => {
+    const before = app.requests.length;
+    assert.equal(await post('/reset/p'), 502);
+    assert.equal(resetter.connections, 1);
+    assert.equal(app.requests.length, before, 'the second peer never saw the POST');
+  });
+
+  it('passes that POST on with proxy_next_upstream ... non_idempotent, and a GET without it', async () => {
+    assert.equal(await post('/reset-ni/p'), 200);
+    assert.equal((await get(served.port, '/reset-get/g')).status, 200);
+    assert.deepEqual(app.requests.slice(-2).map((r) => `${r.method} ${r.url}`), ['POST /reset-ni/p', 'GET /reset-get/g']);
+    assert.equal(resetter.connections, 3);
+  });
+});
+
 describe('proxy_pass: configuration errors in nginx\'s words', () => {
   it('refuses what nginx refuses', () => {
     assert.equal(errorOf('http { server { location / { proxy_pass ftp://x; } } }'), 'invalid URL prefix in "ftp://x" in /x.conf:1');

@@ -394,6 +394,22 @@ export class H1Exchange implements HttpExchange {
     this.onInput();
   }
 
+  /** Stops reading the socket while the body is read; TCP holds the client back. */
+  pauseBody(): void {
+    if (this.#bodyEnd === undefined) return;
+    this.#bodyPaused = true;
+    this.connection.socket.pause();
+  }
+
+  resumeBody(): void {
+    if (!this.#bodyPaused) return;
+    this.#bodyPaused = false;
+    if (this.#bodyEnd !== undefined && this.connection.socket.isPaused()) this.connection.socket.resume();
+  }
+
+  /** Set while {@link pauseBody} holds the client: client_body_timeout is not the client's fault then. */
+  #bodyPaused = false;
+
   #finishBody(err: Error | undefined): void {
     const end = this.#bodyEnd;
     this.#bodySink = undefined;
@@ -444,6 +460,11 @@ export class H1Exchange implements HttpExchange {
 
   /** @internal The socket's timer fired during this exchange: only a body read or a slow client counts. */
   onTimeout(): void {
+    if (this.#bodyEnd !== undefined && this.#bodyPaused) {
+      // A fired inactivity timer stays quiet until set again.
+      this.connection.socket.setTimeout(this.connection.bodyTimeoutMs);
+      return;
+    }
     if (this.#bodyEnd !== undefined) {
       this.#finishBody(new HttpParseError(408, 'client timed out'));
       return;

@@ -8,15 +8,25 @@
 import { constants, createServer, type Http2Server, type ServerHttp2Session, type ServerHttp2Stream } from 'node:http2';
 import type { Socket } from 'node:net';
 import { allocateConnectionId } from '../h1/server-connection.js';
+import { DEFAULT_MAX_CONCURRENT_STREAMS } from '../v2-module.js';
 import { H2Exchange, requestLineOf, type H2Session } from './h2-exchange.js';
 
-/** nginx's `http2_max_concurrent_streams` default. */
-export const DEFAULT_MAX_CONCURRENT_STREAMS = 128;
-
-/** Settings of a connection, from the default server of the socket it arrived on. */
+/**
+ * Settings of a connection, from the default server of the socket it arrived on: nginx reads them
+ * from the connection's configuration, not from each request's location (ngx_http_v2_state_headers(),
+ * ngx_http_v2_handle_connection()).
+ */
 export interface H2ConnectionOptions {
-  /** `keepalive_timeout` in ms: how long a session without streams stays open (nginx 1.19.7+). Default 75 s. */
+  /** `keepalive_timeout` in ms: how long a session without streams stays open (nginx 1.19.7+); 0 takes one stream. Default 75 s. */
   readonly keepaliveTimeoutMs?: number;
+  /** `keepalive_requests`: the stream that reaches it is served, then GOAWAY (nginx 1.19.7+). Default 1000. */
+  readonly keepaliveRequests?: number;
+  /** `keepalive_time` in ms: a stream opened later than this after the connection began is the last one. Default 1 h. */
+  readonly keepaliveTimeMs?: number;
+  /** `client_body_timeout` in ms: the longest pause between two DATA frames of a request body. Default 60 s. */
+  readonly bodyTimeoutMs?: number;
+  /** `send_timeout` in ms: the longest a stream may wait on the client to take more of its response. Default 60 s. */
+  readonly sendTimeoutMs?: number;
   /** The `Server` header's value; empty sends none. Default `hitless`. */
   readonly serverHeader?: string;
 }
@@ -64,11 +74,18 @@ export class H2Connection implements H2Session {
   readonly socket: Socket;
   readonly session: ServerHttp2Session;
   readonly serverHeader: string;
+  readonly bodyTimeoutMs: number;
+  readonly sendTimeoutMs: number;
   readonly #handler: H2RequestHandler;
   readonly #onError: H2ErrorReporter | undefined;
   readonly #keepaliveTimeoutMs: number;
+  readonly #keepaliveRequests: number;
+  readonly #keepaliveTimeMs: number;
+  readonly #startedAt = Date.now();
   #open = 0;
   #draining = false;
+  /** GOAWAY was sent (a drain, or keepalive_requests, keepalive_time): the session ends with its last stream. */
+  #goingAway = false;
   #closed = false;
   #timer: NodeJS.Timeout | undefined;
   #closeListeners: (() => void)[] = [];
@@ -79,6 +96,10 @@ export class H2Connection implements H2Session {
     this.#handler = handler;
     this.#onError = onError;
     this.#keepaliveTimeoutMs = options.keepaliveTimeoutMs ?? 75_000;
+    this.#keepaliveRequests = options.keepaliveRequests ?? 1000;
+    this.#keepaliveTimeMs = options.keepaliveTimeMs ?? 3_600_000;
+    this.bodyTimeoutMs = options.bodyTimeoutMs ?? 60_000;
+    this.sendTimeoutMs = options.sendTimeoutMs ?? 60_000;
     this.serverHeader = options.serverHeader ?? 'hitless';
     socket.setNoDelay(true);
     session.on('stream', (stream: ServerHttp2Stream, _headers: unknown, flags: number, rawHeaders: string[]) => this.#onStream(stream, flags, rawHeaders));
@@ -104,6 +125,8 @@ export class H2Connection implements H2Session {
     stream.once('close', () => {
       if (--this.#open === 0) this.#idle();
     });
+    // ngx_http_v2_state_headers(): this stream is served, and GOAWAY tells the client it is the last.
+    if (this.#keepaliveTimeoutMs === 0 || this.requests >= this.#keepaliveRequests || Date.now() - this.#startedAt > this.#keepaliveTimeMs) this.#goAway();
     const endStream = (flags & constants.NGHTTP2_FLAG_END_STREAM) !== 0;
     const exchange = new H2Exchange(this, stream, requestLineOf(rawHeaders), endStream);
     try {
@@ -115,9 +138,9 @@ export class H2Connection implements H2Session {
     }
   }
 
-  /** No stream is open: a draining session is done; another waits keepalive_timeout for the next one. */
+  /** No stream is open: a session that sent GOAWAY is done; another waits keepalive_timeout for the next one. */
   #idle(): void {
-    if (this.#draining) this.#close();
+    if (this.#goingAway) this.#close();
     else this.#arm(this.#keepaliveTimeoutMs);
   }
 
@@ -145,9 +168,19 @@ export class H2Connection implements H2Session {
   drain(graceMs: number): void {
     if (this.#draining || this.#closed) return;
     this.#draining = true;
-    if (this.session.destroyed) return;
+    const sent = this.#goAway();
+    if (sent && this.#open === 0) this.#arm(graceMs);
+  }
+
+  /**
+   * GOAWAY(NO_ERROR) with the last stream taken (node:http2 fills it in); nghttp2 then ignores
+   * newer streams. Once; false when the session is already gone or going.
+   */
+  #goAway(): boolean {
+    if (this.#goingAway || this.session.destroyed || this.session.closed) return false;
+    this.#goingAway = true;
     this.session.goaway(constants.NGHTTP2_NO_ERROR);
-    if (this.#open === 0) this.#arm(graceMs);
+    return true;
   }
 
   /** Graceful close: node:http2 sends GOAWAY, waits for open streams, ends the socket. */

@@ -18,6 +18,10 @@ import type { RequestLine } from '../request.js';
 export interface H2Session extends ProtocolConnection {
   /** The `Server` header's value; empty sends none. */
   readonly serverHeader: string;
+  /** `client_body_timeout`, in ms. */
+  readonly bodyTimeoutMs: number;
+  /** `send_timeout`, in ms. */
+  readonly sendTimeoutMs: number;
 }
 
 /** Connection-specific fields a response must not carry in HTTP/2 (RFC 9113 section 8.2.2). */
@@ -133,6 +137,13 @@ export class H2Exchange implements HttpExchange {
   /** The request body: 'unread' until asked for, 'reading', then 'done' (read, discarded or failed). */
   #body: 'unread' | 'reading' | 'done';
   #bodyEnd: ((err: Error | undefined) => void) | undefined;
+  /** client_body_timeout while the body is read, send_timeout while a write waits for the client. */
+  #bodyTimer: NodeJS.Timeout | undefined;
+  #sendTimer: NodeJS.Timeout | undefined;
+  /** Bytes waiting at the last write or check, to tell a slow client from a stalled one. */
+  #sendMark = 0;
+  /** The body was given up on (413, 408): once the response is out, the rest is refused. */
+  #bodyAbandoned = false;
   #abortListeners: (() => void)[] = [];
   #finishListeners: (() => void)[] = [];
 
@@ -178,8 +189,10 @@ export class H2Exchange implements HttpExchange {
     this.#bodyEnd = onEnd;
     let received = 0;
     const stream = this.stream;
+    this.#armBodyTimer();
     stream.on('data', (chunk: Buffer) => {
       if (this.#body !== 'reading') return;
+      this.#armBodyTimer();
       received += chunk.length;
       if (limit > 0 && received > limit) {
         this.#bodyEnd = undefined;
@@ -190,15 +203,54 @@ export class H2Exchange implements HttpExchange {
     });
     stream.once('end', () => {
       if (this.#body !== 'reading') return;
+      this.#clearBodyTimer();
       this.#body = 'done';
       this.#bodyEnd = undefined;
       onEnd(undefined);
     });
   }
 
+  /**
+   * client_body_timeout: between two reads, not for the whole body. Paused reading (back-pressure
+   * from an upstream) does not count against the client, as nginx only times a read it waits for.
+   */
+  #armBodyTimer(): void {
+    this.#clearBodyTimer();
+    this.#bodyTimer = setTimeout(() => {
+      this.#bodyTimer = undefined;
+      if (this.#body !== 'reading') return;
+      if (this.stream.isPaused()) {
+        this.#armBodyTimer();
+        return;
+      }
+      const onEnd = this.#bodyEnd;
+      this.#bodyEnd = undefined;
+      // ngx_http_v2_read_client_request_body_handler(): 408, and the rest of the body is skipped.
+      if (onEnd !== undefined) this.#failBody(onEnd, new HttpParseError(408, 'client timed out'));
+    }, this.#session.bodyTimeoutMs);
+    this.#bodyTimer.unref();
+  }
+
+  #clearBodyTimer(): void {
+    if (this.#bodyTimer === undefined) return;
+    clearTimeout(this.#bodyTimer);
+    this.#bodyTimer = undefined;
+  }
+
+  /** Stops taking body bytes until {@link resumeBody}: flow control then holds the client back. */
+  pauseBody(): void {
+    if (this.#body === 'reading') this.stream.pause();
+  }
+
+  resumeBody(): void {
+    if (this.#body === 'reading') this.stream.resume();
+  }
+
   /** Gives up on the body; the rest is discarded so that the stream can close (flow control would stall it). */
   #failBody(onEnd: (err: Error | undefined) => void, err: Error): void {
+    this.#clearBodyTimer();
     this.#body = 'done';
+    this.#bodyAbandoned = true;
     this.#discard();
     onEnd(err);
   }
@@ -255,7 +307,7 @@ export class H2Exchange implements HttpExchange {
     const decoder = this.#decoder;
     if (decoder === undefined) {
       this.bodyBytesSent += typeof chunk === 'string' ? Buffer.byteLength(chunk) : chunk.length;
-      return this.stream.write(chunk);
+      return this.#waitIfFull(this.stream.write(chunk));
     }
     if (decoder.done) return true;
     let ok = true;
@@ -268,7 +320,40 @@ export class H2Exchange implements HttpExchange {
       this.connection.destroy(); // an invalid chunked body from upstream: the response cannot be completed
       return true;
     }
-    return ok;
+    return this.#waitIfFull(ok);
+  }
+
+  /**
+   * send_timeout: a stream whose writes the client does not take (its flow-control window stays
+   * shut, or the socket is full) is reset once no drain came within the timeout, as nginx closes a
+   * stream whose write timed out (ngx_http_v2_close_stream(): RST_STREAM); the session goes on.
+   */
+  #waitIfFull(flushed: boolean): boolean {
+    if (flushed) return true;
+    this.#sendMark = this.stream.writableLength;
+    if (this.#sendTimer !== undefined) return false;
+    this.stream.once('drain', () => {
+      clearTimeout(this.#sendTimer);
+      this.#sendTimer = undefined;
+    });
+    this.#armSendTimer();
+    return false;
+  }
+
+  #armSendTimer(): void {
+    this.#sendTimer = setTimeout(() => {
+      this.#sendTimer = undefined;
+      const pending = this.stream.writableLength;
+      if (this.stream.destroyed || pending === 0) return;
+      // Progress without a drain (none comes after end()): the client is slow, not stalled.
+      if (pending < this.#sendMark) {
+        this.#sendMark = pending;
+        this.#armSendTimer();
+        return;
+      }
+      if (!this.stream.closed) this.stream.close(constants.NGHTTP2_INTERNAL_ERROR);
+    }, this.#session.sendTimeoutMs);
+    this.#sendTimer.unref();
   }
 
   onDrain(listener: () => void): void {
@@ -282,6 +367,13 @@ export class H2Exchange implements HttpExchange {
     this.finished = true;
     if (this.#waitsForTrailers && trailers !== undefined) this.#trailers = trailerFields(trailers);
     const stream = this.stream;
+    if (this.#bodyAbandoned) {
+      // RFC 9113 section 8.1: after a complete response, RST_STREAM(NO_ERROR) asks the client to stop
+      // sending the body, as ngx_http_v2_close_stream() does for a stream still open for input.
+      stream.once('finish', () => {
+        if (!stream.closed && !stream.readableEnded) stream.close(constants.NGHTTP2_NO_ERROR);
+      });
+    }
     if (!stream.destroyed && !stream.writableEnded) stream.end();
     if (this.#body === 'unread') {
       this.#body = 'done';
@@ -303,6 +395,9 @@ export class H2Exchange implements HttpExchange {
 
   /** The stream closed: normally after END_STREAM both ways, else the client reset it or the session went away. */
   #onClose(): void {
+    this.#clearBodyTimer();
+    clearTimeout(this.#sendTimer);
+    this.#sendTimer = undefined;
     const end = this.#bodyEnd;
     this.#bodyEnd = undefined;
     if (end !== undefined && this.#body === 'reading') {
