@@ -229,7 +229,8 @@ export class RequestHandler {
   #send(conn: ClientConnection, request: HttpRequest, exchange: HttpExchange, level: LevelConfig, plan: ResponsePlan): void {
     if (plan.status >= 300 && level.errorPages !== undefined && this.#errorPage(conn, request, exchange, level, plan.status)) return;
     const status = request.statusOverride ?? plan.status;
-    request.status = status;
+    // ngx_http_special_response_handler() sets err_status to 400 for 494-497: $status logs what was sent.
+    request.status = wireStatus(status);
     if (status === 444) {
       // nginx's non-standard code: close the connection without a response.
       conn.protocol.destroy();
