@@ -8,15 +8,11 @@
  */
 import { connect, type Socket } from 'node:net';
 import { constants, type ClientHttp2Session, type ClientHttp2Stream, type IncomingHttpHeaders, type OutgoingHttpHeaders } from 'node:http2';
-import type { ErrorLog } from '../core/log.js';
-import type { ClientConnection } from './connections.js';
-import type { HttpExchange } from './exchange.js';
 import type { CompiledGrpc } from './grpc-config.js';
 import { UpstreamFailure } from './h1/upstream-exchange.js';
 import { HttpParseError } from './h1/head-parser.js';
-import { errnoText, upstreamConnectChannel } from './proxy.js';
+import { errnoText, upstreamConnectChannel, type UpstreamContext } from './proxy.js';
 import { upstreamUri } from './proxy-request.js';
-import type { HttpRequest } from './request.js';
 import type { TransportResult } from '../upstream/h2-sessions.js';
 import type { Peer } from '../upstream/peer.js';
 
@@ -36,16 +32,8 @@ const HIDDEN_RESPONSE_HEADERS: ReadonlySet<string> = new Set([
 const FORBIDDEN_REQUEST_HEADERS: ReadonlySet<string> = new Set(['http2-settings']);
 
 /** What the grpc handler needs from the handler that called it. */
-export interface GrpcContext {
-  readonly exchange: HttpExchange;
-  readonly request: HttpRequest;
-  readonly conn: ClientConnection;
+export interface GrpcContext extends UpstreamContext {
   readonly grpc: CompiledGrpc;
-  readonly log: ErrorLog;
-  /** Sends an error response the way the handler does (error_page, add_header, built-in page). */
-  readonly fail: (status: number) => void;
-  /** Sends the upstream's response head through the header filter (add_header). */
-  readonly headers: (status: number, headers: string[]) => void;
 }
 
 /** Passes one request to a gRPC server. */

@@ -15,7 +15,7 @@ import { errorPageAction } from './error-pages.js';
 import type { CompiledProxy } from './proxy-config.js';
 import { runPreaccess, type Preaccess } from './preaccess.js';
 import { grpcRequest } from './grpc.js';
-import { proxyRequest } from './proxy.js';
+import { proxyRequest, type UpstreamContext } from './proxy.js';
 import { applyRealIp } from './realip-module.js';
 import { HttpRequest } from './request.js';
 import { clientVerdict } from '../tls/client-verify.js';
@@ -150,32 +150,10 @@ export class RequestHandler {
 
   /** The content phase of a proxy_pass or grpc_pass location. */
   #proxy(conn: ClientConnection, request: HttpRequest, exchange: HttpExchange, level: LevelConfig): void {
-    if (level.grpc !== undefined) {
-      grpcRequest({
-        exchange,
-        request,
-        conn,
-        grpc: level.grpc,
-        log: this.#log,
-        fail: (status) => {
-          if (exchange.headersSent) conn.protocol.destroy();
-          else this.#send(conn, request, exchange, level, { status });
-        },
-        headers: (status, headers) => {
-          this.applyLevel(exchange, conn, level, false);
-          addHeaders(headers, level, request, status);
-        },
-      });
-      return;
-    }
-    const proxy = level.proxy as CompiledProxy;
-    request.proxyHost = proxy.proxyHost;
-    request.proxyScheme = proxy.scheme;
-    proxyRequest({
+    const context: UpstreamContext = {
       exchange,
       request,
       conn,
-      proxy,
       log: this.#log,
       fail: (status) => {
         if (exchange.headersSent) conn.protocol.destroy();
@@ -185,7 +163,15 @@ export class RequestHandler {
         this.applyLevel(exchange, conn, level, false);
         addHeaders(headers, level, request, status);
       },
-    });
+    };
+    if (level.grpc !== undefined) {
+      grpcRequest({ ...context, grpc: level.grpc });
+      return;
+    }
+    const proxy = level.proxy as CompiledProxy;
+    request.proxyHost = proxy.proxyHost;
+    request.proxyScheme = proxy.scheme;
+    proxyRequest({ ...context, proxy });
   }
 
   /**

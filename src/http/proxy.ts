@@ -31,17 +31,21 @@ const NON_IDEMPOTENT = new Set(['POST', 'LOCK', 'PATCH']);
 /** How much of a response is read ahead of a slow client with proxy_buffering on. */
 const READ_AHEAD_BYTES = 1024 * 1024;
 
-/** What the proxy needs from the handler that called it. */
-export interface ProxyContext {
+/** What a content handler that passes a request upstream (proxy_pass, grpc_pass) gets from the handler. */
+export interface UpstreamContext {
   readonly exchange: HttpExchange;
   readonly request: HttpRequest;
   readonly conn: ClientConnection;
-  readonly proxy: CompiledProxy;
   readonly log: ErrorLog;
   /** Sends an error response the way the handler does (error_page, add_header, built-in page). */
   readonly fail: (status: number) => void;
   /** Sends the upstream's response head through the header filter (add_header). */
   readonly headers: (status: number, headers: string[]) => void;
+}
+
+/** What the proxy needs from the handler that called it. */
+export interface ProxyContext extends UpstreamContext {
+  readonly proxy: CompiledProxy;
 }
 
 /** Proxies one request. */
