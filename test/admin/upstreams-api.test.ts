@@ -76,6 +76,8 @@ http {
 `,
     });
     admin = new AdminClient({ socketPath: socket });
+    // The port answers once one worker is ready; only ready workers are asked.
+    await waitFor('both workers ready', async () => ((await admin.status()).workers.filter((worker) => worker.state === 'ready').length === 2 ? true : undefined), 15_000);
   });
   after(async () => {
     await master?.stop();
