@@ -6,6 +6,7 @@ import { request } from 'node:http';
 import { HitlessError, type ErrorCode } from '../core/errors.js';
 import type { CertificateDetail, CertificateSummary } from '../tls/certificate-store.js';
 import type { AdminStatus, CertificatePutResult } from './admin-server.js';
+import type { UpstreamsReport } from '../upstream/upstream-report.js';
 
 /** Where the admin API is. */
 export type AdminEndpoint =
@@ -39,6 +40,11 @@ export class AdminClient {
   /** `GET /v1/status`. */
   status(): Promise<AdminStatus> {
     return this.#call('GET', '/v1/status');
+  }
+
+  /** `GET /v1/upstreams`: every peer's state; `timeoutMs` is how long each worker may take (server default 1 s). */
+  upstreams(options: { timeoutMs?: number } = {}): Promise<UpstreamsReport> {
+    return this.#call('GET', `/v1/upstreams${options.timeoutMs === undefined ? '' : `?timeout=${options.timeoutMs}`}`);
   }
 
   /** `GET /v1/certificates`. */

@@ -8,6 +8,8 @@
  *   PUT    /v1/certificates/{name}      { "certificate": PEM, "key": PEM, "force"?: bool, "dryRun"?: bool }
  *   DELETE /v1/certificates/{name}
  *   POST   /v1/certificates/{name}/revert   back to what the name held before its last change
+ *   GET    /v1/upstreams[?timeout=ms]   every upstream peer's state: health checks and each worker's view
+ *   GET    /v1/upstreams/{name}         one group
  *
  * A PUT answers once every worker uses the new certificate: the next full handshake serves it.
  * Errors are `{ "error": { "code": "HITLESS_ERR_...", "message": "..." } }`; no answer and no log
@@ -20,6 +22,7 @@ import { connect } from 'node:net';
 import { HitlessError } from '../core/errors.js';
 import type { CertificateDetail, CertificateSummary } from '../tls/certificate-store.js';
 import type { AdminListen } from './admin-module.js';
+import type { UpstreamGroupReport, UpstreamsReport } from '../upstream/upstream-report.js';
 
 /** What `GET /v1/status` answers. */
 export interface AdminStatus {
@@ -54,7 +57,12 @@ export interface AdminBackend {
   putCertificate(name: string, cert: string, key: string, options: { force: boolean; dryRun: boolean }): Promise<CertificatePutResult>;
   deleteCertificate(name: string): Promise<void>;
   revertCertificate(name: string): Promise<CertificateSummary | undefined>;
+  /** Every upstream peer's state, each worker given `timeoutMs` to answer. */
+  upstreams(timeoutMs: number): Promise<UpstreamsReport>;
 }
+
+/** How long `GET /v1/upstreams` waits for each worker by default, and at most (`?timeout=`). */
+export const UPSTREAMS_TIMEOUT_MS = { default: 1_000, max: 10_000 } as const;
 
 /** Largest request body: a certificate, a long chain and a key fit many times over. */
 const MAX_BODY = 1024 * 1024;
@@ -142,6 +150,16 @@ export class AdminServer {
       allow(method, ['GET']);
       return answer(res, 200, { certificates: backend.listCertificates() });
     }
+    const upstream = /^\/v1\/upstreams(?:\/([^/]+))?$/.exec(path);
+    if (upstream !== null) {
+      allow(method, ['GET']);
+      const report = await backend.upstreams(timeoutOf(url.searchParams.get('timeout')));
+      if (upstream[1] === undefined) return answer(res, 200, report);
+      const name = decodeURIComponent(upstream[1]);
+      const group = report.upstreams.find((candidate: UpstreamGroupReport) => candidate.name === name);
+      if (group === undefined) throw new AdminRequestError(404, `No upstream "${name}"`);
+      return answer(res, 200, { generation: report.generation, timeoutMs: report.timeoutMs, workers: report.workers, upstream: group });
+    }
     const match = /^\/v1\/certificates\/([^/]+)(\/revert)?$/.exec(path);
     if (match === null) throw new AdminRequestError(404, `No such admin API route "${path}"`);
     const name = decodeURIComponent(match[1] as string);
@@ -177,6 +195,14 @@ export class AdminServer {
 /** Same-length values for timingSafeEqual, whatever the token's length. */
 function digest(token: string): Buffer {
   return createHash('sha256').update(token).digest();
+}
+
+/** `?timeout=ms`: how long each worker may take to answer; the default when absent. */
+function timeoutOf(text: string | null): number {
+  if (text === null) return UPSTREAMS_TIMEOUT_MS.default;
+  const ms = /^[0-9]+$/.test(text) ? Number(text) : NaN;
+  if (!(ms >= 1 && ms <= UPSTREAMS_TIMEOUT_MS.max)) throw new AdminRequestError(400, `Invalid timeout "${text}": expected 1 to ${UPSTREAMS_TIMEOUT_MS.max} ms`);
+  return ms;
 }
 
 function allow(method: string, methods: readonly string[]): void {

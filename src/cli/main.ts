@@ -11,6 +11,7 @@ import { PidFileError, runMaster, signalMaster } from '../process/index.js';
 import { certsCommand } from './certs-command.js';
 import { deployCommand } from './deploy-command.js';
 import { probeCommand } from './probe-command.js';
+import { upstreamsCommand } from './upstreams-command.js';
 import { parseCommandLine, type CommandLine } from './options.js';
 import { DEFAULT_CONF_PATH, DEFAULT_PREFIX, usage, versionDetails, versionLine } from './version.js';
 
@@ -25,6 +26,7 @@ export async function main(argv: readonly string[], io: CommandIO = process): Pr
   if (argv[0] === 'probe') return probeCommand(argv.slice(1), io);
   if (argv[0] === 'deploy') return deployCommand(argv.slice(1), io);
   if (argv[0] === 'certs') return certsCommand(argv.slice(1), io);
+  if (argv[0] === 'upstreams') return upstreamsCommand(argv.slice(1), io);
 
   let line: CommandLine;
   try {

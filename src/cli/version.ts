@@ -93,6 +93,7 @@ export function usage(): string {
        hitless probe URL [options]
        hitless deploy --target nginx|command --server-name NAME --cert FILE --key FILE [options]
        hitless certs list|get|put|delete|status|selfsigned [options]
+       hitless upstreams [NAME] [options]
 
 Options:
   -?,-h         : this help
@@ -111,5 +112,6 @@ Commands:
   probe URL     : keep requests flowing and count every failure (hitless probe --help)
   deploy        : deploy a certificate or configuration safely (hitless deploy --help)
   certs         : change the certificates a running hitless serves, live (hitless certs --help)
+  upstreams     : every upstream peer's state in a running hitless (hitless upstreams --help)
 `;
 }

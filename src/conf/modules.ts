@@ -14,10 +14,12 @@ import { httpRewriteModule } from '../http/rewrite-module.js';
 import { httpV2Module } from '../http/v2-module.js';
 import { httpSslModule } from '../tls/ssl-module.js';
 import { streamCoreModule } from '../stream/core-module.js';
+import { upstreamEwmaModule } from '../upstream/balancers/ewma.js';
 import { upstreamHashModule } from '../upstream/balancers/hash.js';
 import { upstreamIpHashModule } from '../upstream/balancers/ip-hash.js';
 import { upstreamLeastConnModule } from '../upstream/balancers/least-conn.js';
 import { upstreamRandomModule } from '../upstream/balancers/random.js';
+import { upstreamStickyModule } from '../upstream/balancers/sticky.js';
 import { upstreamHealthCheckModule } from '../upstream/health/health-check-module.js';
 import { upstreamKeepaliveModule } from '../upstream/keepalive-module.js';
 import { upstreamModule } from '../upstream/upstream-module.js';
@@ -45,6 +47,8 @@ export const builtinModules: readonly ConfModule[] = [
   upstreamIpHashModule,
   upstreamLeastConnModule,
   upstreamRandomModule,
+  upstreamEwmaModule,
+  upstreamStickyModule,
   upstreamKeepaliveModule,
   upstreamZoneModule,
   upstreamHealthCheckModule,

@@ -180,6 +180,7 @@ class GrpcAttempts {
       this.#body.parts = [];
       const status = Number(headers[':status']);
       (request.upstreamStatus ??= []).push(String(status));
+      grpc.group.observe(peer, Date.now() - upstreamStart);
       if (grpc.interceptErrors && status >= 300 && grpc.errorPageFor(status)) {
         this.#close(stream, peer, false, upstreamStart);
         this.#finishWithError(status);

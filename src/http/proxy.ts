@@ -97,6 +97,8 @@ class ProxyAttempts {
   /** The balancer's walk for this request (its hash, its tries), kept across retries. */
   readonly #picker: PeerPicker;
   readonly #started = Date.now();
+  /** When the current try started (before its connect), for latency-aware balancers. */
+  #attemptStarted = 0;
   #tries = 0;
   readonly #streaming: boolean;
   /** Set once a streamed body has started to flow: no other peer can be tried after that. */
@@ -136,6 +138,7 @@ class ProxyAttempts {
     }
     this.#tried.add(peer);
     this.#tries++;
+    this.#attemptStarted = Date.now();
     (request.upstreamAddr ??= []).push(peer.name);
     const pooled = this.#group.pool.acquire(this.#poolKey(peer));
     if (pooled !== undefined) this.#send(peer, pooled);
@@ -229,6 +232,7 @@ class ProxyAttempts {
             return;
           }
           if (this.#retryOnStatus(peer, head, upstream)) return;
+          this.#group.observe(peer, Date.now() - this.#attemptStarted);
           if (proxy.interceptErrors && head.status >= 300 && proxy.errorPageFor(head.status)) {
             upstream.abort();
             peer.conns--;
@@ -237,7 +241,7 @@ class ProxyAttempts {
             return;
           }
           clientStarted = true;
-          decoder = this.#writeHead(head);
+          decoder = this.#writeHead(head, peer);
         },
         onData: (chunk) => {
           if (tunnel) {
@@ -262,7 +266,7 @@ class ProxyAttempts {
           peer.conns--;
           if (clientStarted) {
             // Part of the response is out: nginx can only cut the client's connection short.
-            this.#record(peer, true, upstreamStart);
+            this.#record(peer, true, upstreamStart, actionOf(failure.message, ' while reading upstream'));
             this.#ctx.log.error(`${failure.message}${where(this.#ctx, peer)}`, this.#ctx.conn.number);
             this.#done = true;
             this.#ctx.conn.protocol.destroy();
@@ -324,7 +328,7 @@ class ProxyAttempts {
     upstream.abort();
     peer.conns--;
     // nginx counts 500, 502, 503 and 504 as peer failures; 403, 404 and 429 only move on.
-    this.#record(peer, head.status >= 500, Date.now());
+    this.#record(peer, head.status >= 500, Date.now(), ' while reading response header from upstream');
     this.next();
     return true;
   }
@@ -353,7 +357,7 @@ class ProxyAttempts {
       this.#connect(peer);
       return;
     }
-    this.#record(peer, true, Date.now());
+    this.#record(peer, true, Date.now(), actionOf(failure.message, ' while reading response header from upstream'));
     ctx.log.error(`${failure.message}${where(ctx, peer)}`, ctx.conn.number);
     (ctx.request.upstreamStatus ??= []).push('502');
     const nextCase = failure.kind === 'invalid_header' ? 'invalid_header' : failure.kind;
@@ -364,10 +368,15 @@ class ProxyAttempts {
     this.#finishWithError(failure.kind === 'timeout' ? 504 : 502);
   }
 
-  #record(peer: Peer, failed: boolean, start: number): void {
+  /**
+   * Counts a try's outcome; `action` is nginx's "while ..." of the phase that failed, which its
+   * [warn] "upstream server temporarily disabled" carries (the connection's log action when
+   * ngx_http_upstream_free_round_robin_peer() logs it).
+   */
+  #record(peer: Peer, failed: boolean, start: number, action = ''): void {
     (this.#ctx.request.upstreamResponseTime ??= []).push(Date.now() - start);
     if (this.#group.record(peer, failed)) {
-      this.#ctx.log.warn(`upstream server temporarily disabled${where(this.#ctx, peer)}`, this.#ctx.conn.number);
+      this.#ctx.log.warn(`upstream server temporarily disabled${action}${where(this.#ctx, peer)}`, this.#ctx.conn.number);
     }
   }
 
@@ -378,9 +387,12 @@ class ProxyAttempts {
   }
 
   /** Sends the client the response head; returns a decoder when a chunked body must be unchunked (HTTP/1.0 client). */
-  #writeHead(head: ResponseHead): ChunkedParser | undefined {
+  #writeHead(head: ResponseHead, peer: Peer): ChunkedParser | undefined {
     const { exchange, proxy, request } = this.#ctx;
     const headers = clientResponseHeaders(head, proxy.hide, proxy.pass, proxy.redirect === undefined ? undefined : (value) => proxy.redirect?.(value, request) ?? value);
+    // What the balancer adds for the peer that answered (`sticky cookie`'s Set-Cookie).
+    const added = this.#picker.responseHeaders?.(peer);
+    if (added !== undefined) headers.push(...added);
     const status = request.statusOverride ?? head.status;
     request.status = status;
     if (proxy.pass.has('server') || proxy.pass.has('date')) exchange.ownServerAndDate = true;
@@ -444,6 +456,12 @@ class ProxyAttempts {
 }
 
 /** The tail nginx adds to upstream errors: `, client: ..., server: ..., request: "...", upstream: "...", host: "..."`. */
+/** The " while ..." part of an upstream failure's message, or `fallback` when it has none. */
+function actionOf(message: string, fallback: string): string {
+  const at = message.lastIndexOf(' while ');
+  return at === -1 ? fallback : message.slice(at);
+}
+
 function where(ctx: ProxyContext, peer?: Peer): string {
   const { request, conn, proxy } = ctx;
   const host = request.header('host');

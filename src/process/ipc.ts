@@ -12,6 +12,7 @@ import type { ErrorLogTarget } from '../core/core-module.js';
 import type { StoredCertificate } from '../tls/certificate-store.js';
 import type { LimitConnAnswer, LimitConnCheck, LimitReqAnswer, LimitReqCheck } from '../http/limits.js';
 import type { HealthSnapshot } from '../upstream/health/health-table.js';
+import type { PeerState } from '../upstream/group.js';
 
 /** The file texts and options a worker rebuilds the validated configuration from. */
 export interface ConfigSnapshot {
@@ -92,8 +93,18 @@ export interface UpstreamHealthMessage {
   readonly snapshot: HealthSnapshot;
 }
 
+/**
+ * Master to worker: a question for every upstream peer's state as the worker sees it (the admin
+ * API's `GET /v1/upstreams`), answered with an {@link UpstreamStatesAnswerMessage} of the same
+ * `id`; the master waits a bounded time for it.
+ */
+export interface UpstreamStatesMessage {
+  readonly type: 'upstream-states';
+  readonly id: number;
+}
+
 /** Every message a master sends to a worker. */
-export type MasterToWorker = ListenMessage | ServeMessage | DrainMessage | TerminateMessage | ReopenMessage | TicketKeyMessage | CertificateMessage | UpstreamHealthMessage;
+export type MasterToWorker = ListenMessage | ServeMessage | DrainMessage | TerminateMessage | ReopenMessage | TicketKeyMessage | CertificateMessage | UpstreamHealthMessage | UpstreamStatesMessage;
 
 /** Worker to master: the configuration is built and every listening socket is accepting. */
 export interface ReadyMessage {
@@ -101,8 +112,15 @@ export interface ReadyMessage {
   readonly generation: number;
 }
 
+/** Worker to master: the answer to the {@link UpstreamStatesMessage} with this `id`. */
+export interface UpstreamStatesAnswerMessage {
+  readonly type: 'upstream-states-answer';
+  readonly id: number;
+  readonly states: readonly PeerState[];
+}
+
 /** Every message a worker sends to its master. */
-export type WorkerToMaster = ReadyMessage | CertificateAckMessage;
+export type WorkerToMaster = ReadyMessage | CertificateAckMessage | UpstreamStatesAnswerMessage;
 
 /**
  * Worker to master: a question to the shared zones (`limit_req`, `limit_conn`), answered with the
@@ -135,7 +153,7 @@ export interface MasterUpMessage {
   readonly pid: number;
 }
 
-const MASTER_TO_WORKER_TYPES: ReadonlySet<string> = new Set(['listen', 'serve', 'drain', 'terminate', 'reopen', 'ticket-key', 'cert-put', 'cert-delete', 'upstream-health']);
+const MASTER_TO_WORKER_TYPES: ReadonlySet<string> = new Set(['listen', 'serve', 'drain', 'terminate', 'reopen', 'ticket-key', 'cert-put', 'cert-delete', 'upstream-health', 'upstream-states']);
 
 /** True when an IPC message is one a master sends to a worker. */
 export function isMasterToWorker(message: unknown): message is MasterToWorker {
@@ -146,6 +164,7 @@ export function isMasterToWorker(message: unknown): message is MasterToWorker {
 export function isWorkerToMaster(message: unknown): message is WorkerToMaster {
   if (!hasType(message)) return false;
   if (message.type === 'ready') return typeof (message as { generation?: unknown }).generation === 'number';
+  if (message.type === 'upstream-states-answer') return typeof (message as { id?: unknown }).id === 'number' && Array.isArray((message as { states?: unknown }).states);
   return message.type === 'cert-ack' && typeof (message as { seq?: unknown }).seq === 'number';
 }
 

@@ -24,6 +24,7 @@ import { VERSION } from '../cli/version.js';
 import { MasterCertificates } from './master-certificates.js';
 import { ActiveHealthChecks, type CheckedPeerState } from '../upstream/health/active.js';
 import { MasterPeerFailures } from '../upstream/shared-peers.js';
+import { buildUpstreamsReport, type UpstreamsReport } from '../upstream/upstream-report.js';
 
 /** What {@link MasterProcess} runs with; {@link runMaster} builds it. */
 export interface MasterProcessOptions {
@@ -121,6 +122,7 @@ export class MasterProcess {
       putCertificate: (name, cert, key, options) => this.#certificates.put(name, cert, key, options, this.#log),
       deleteCertificate: (name) => this.#certificates.delete(name, this.#log),
       revertCertificate: (name) => this.#certificates.revert(name, this.#log),
+      upstreams: (timeoutMs) => this.upstreams(timeoutMs),
     };
   }
 
@@ -143,6 +145,25 @@ export class MasterProcess {
     void this.#admin.use(this.#generation.config.main.get('admin_listen'), this.#log);
     this.#health.configure(this.#generation.config);
     return done;
+  }
+
+  /**
+   * Every upstream peer's state: the checker's view and the passive view of each worker of the
+   * current generation, asked over IPC; a worker that does not answer within `timeoutMs` is
+   * reported as such.
+   */
+  async upstreams(timeoutMs: number): Promise<UpstreamsReport> {
+    const generation = this.#generation.number;
+    const workers = [...this.#workers].filter((worker) => worker.generation === generation && worker.state === 'ready');
+    const answers = await Promise.all(
+      workers.map(async (worker) => {
+        const result = await worker.upstreamStates(timeoutMs);
+        return result.answered
+          ? { pid: worker.pid, generation, answered: true as const, states: result.states }
+          : { pid: worker.pid, generation, answered: false as const, error: result.error };
+      }),
+    );
+    return buildUpstreamsReport(generation, timeoutMs, answers, this.#health.states());
   }
 
   /** Every actively checked peer's state and counters, for the admin API. */

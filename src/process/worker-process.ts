@@ -9,6 +9,7 @@ import { isWorkerToMaster, isZoneRequest, type CertificateMessage, type MasterTo
 import type { ListeningSockets } from './listening-sockets.js';
 import type { MasterZones } from './zones.js';
 import type { HealthSnapshot } from '../upstream/health/health-table.js';
+import type { PeerState } from '../upstream/group.js';
 import { isPeerOutcome, type PeerFailuresMessage, type PeerOutcomeMessage } from '../upstream/shared-peers.js';
 
 /** The module forked for each worker unless the master is told otherwise. */
@@ -19,6 +20,9 @@ export interface WorkerExit {
   readonly code: number | null;
   readonly signal: NodeJS.Signals | null;
 }
+
+/** A worker's answer about its upstream peers, or why there is none. */
+export type UpstreamStatesResult = { readonly answered: true; readonly states: readonly PeerState[] } | { readonly answered: false; readonly error: string };
 
 /** Where a worker is in its life. */
 export type WorkerState = 'starting' | 'ready' | 'draining' | 'terminating' | 'exited';
@@ -37,6 +41,9 @@ export class WorkerProcess {
   readonly #child: ChildProcess;
   /** Certificate changes sent and not yet acknowledged, by `seq`. */
   readonly #certificateAcks = new Map<number, () => void>();
+  /** Upstream state questions sent and not yet answered, by `id`. */
+  readonly #stateQuestions = new Map<number, (answer: UpstreamStatesResult) => void>();
+  #nextQuestion = 1;
   #state: WorkerState = 'starting';
   #stopRequested = false;
   #wasReady = false;
@@ -55,6 +62,7 @@ export class WorkerProcess {
     this.exited = new Promise((resolve) => {
       this.#child.once('exit', (code, signal) => {
         this.#state = 'exited';
+        for (const settle of [...this.#stateQuestions.values()]) settle({ answered: false, error: 'exited before it answered' });
         resolve({ code, signal });
       });
     });
@@ -64,6 +72,10 @@ export class WorkerProcess {
         if (message.type === 'cert-ack') {
           this.#certificateAcks.get(message.seq)?.();
           this.#certificateAcks.delete(message.seq);
+          return;
+        }
+        if (message.type === 'upstream-states-answer') {
+          this.#stateQuestions.get(message.id)?.({ answered: true, states: message.states });
           return;
         }
         if (message.generation !== this.generation) return;
@@ -159,6 +171,25 @@ export class WorkerProcess {
   /** Sends the worker a zone-shared peer's failure state. */
   peerFailures(message: PeerFailuresMessage): void {
     if (this.#state !== 'exited') this.#send(message);
+  }
+
+  /**
+   * Asks the worker for every upstream peer's state as it sees it; settles with its answer, or
+   * with why there is none (no answer within `timeoutMs`, exited, channel closed). Never rejects.
+   */
+  upstreamStates(timeoutMs: number): Promise<UpstreamStatesResult> {
+    if (this.#state === 'exited') return Promise.resolve({ answered: false, error: 'exited' });
+    const id = this.#nextQuestion++;
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => settle({ answered: false, error: `no answer in ${timeoutMs} ms` }), timeoutMs);
+      const settle = (result: UpstreamStatesResult): void => {
+        clearTimeout(timer);
+        this.#stateQuestions.delete(id);
+        resolve(result);
+      };
+      this.#stateQuestions.set(id, settle);
+      if (!this.#send({ type: 'upstream-states', id })) settle({ answered: false, error: 'its channel is closed' });
+    });
   }
 
   /** Kills the process outright (a worker that ignored `terminate`). */

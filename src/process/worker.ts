@@ -18,6 +18,7 @@ import { useMasterTicketKey } from '../tls/ticket-keys.js';
 import { deleteStoredCertificate, putStoredCertificate, useStoredCertificates } from '../tls/stored-certificates.js';
 import { upstreamHealth } from '../upstream/health/health-table.js';
 import { isPeerFailures, sharedPeers } from '../upstream/shared-peers.js';
+import type { PeerState } from '../upstream/group.js';
 
 /** What a worker serves a configuration generation with; {@link HttpRuntime} by default. */
 export interface ServingRuntime {
@@ -25,6 +26,8 @@ export interface ServingRuntime {
   drain(options: { graceMs?: number }): Promise<void>;
   close(): void;
   reopenLogs(): void;
+  /** Every upstream peer's state in this worker, for the admin API; a runtime without upstreams may omit it. */
+  upstreamStates?(): PeerState[];
 }
 
 /** Options of {@link runWorker}. */
@@ -117,6 +120,11 @@ class WorkerProcessCycle {
       case 'upstream-health':
         upstreamHealth.replace(message.snapshot);
         return;
+      case 'upstream-states': {
+        const answer: WorkerToMaster = { type: 'upstream-states-answer', id: message.id, states: this.#runtime?.upstreamStates?.() ?? [] };
+        process.send?.(answer, undefined, undefined, () => undefined);
+        return;
+      }
     }
   }
 

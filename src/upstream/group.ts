@@ -10,11 +10,13 @@ import { resolveHostSync } from '../http/listen.js';
 import type { HttpRequest } from '../http/request.js';
 import { toByteString } from '../http/uri.js';
 import { peerSets, type Balancer, type PeerPicker, type PeerSets, type TriedSet } from './balancers/balancer.js';
+import { ewmaBalancer, type EwmaSetting } from './balancers/ewma.js';
 import { hashBalancer, type HashSetting } from './balancers/hash.js';
 import { ipHashBalancer } from './balancers/ip-hash.js';
 import { leastConnBalancer } from './balancers/least-conn.js';
 import { randomBalancer, type RandomSetting } from './balancers/random.js';
 import { recordOutcome, roundRobinBalancer } from './balancers/round-robin.js';
+import { stickyBalancer, type StickySetting } from './balancers/sticky.js';
 import { ConnectionPool, type PoolLimits } from './connection-pool.js';
 import { H2SessionPool } from './h2-sessions.js';
 import type { UpstreamFailure } from '../http/h1/upstream-exchange.js';
@@ -30,10 +32,12 @@ export interface PeerState {
   readonly server: string;
   readonly backup: boolean;
   /**
-   * `down` (the `down` parameter), `unhealthy` (the active check has it out), `unavailable`
-   * (max_fails reached within fail_timeout), `full` (max_conns reached), `up` otherwise.
+   * `down` (the `down` parameter), `unhealthy` (the active check has it out, `checking` before
+   * a `mandatory` check passed once), `unavailable` (max_fails reached within fail_timeout),
+   * `full` (max_conns reached), `draining` (the `drain` parameter: sticky clients only), `up`
+   * otherwise.
    */
-  readonly state: 'up' | 'down' | 'unhealthy' | 'unavailable' | 'full';
+  readonly state: PeerStateName;
   /** The active check's view, if a `health_check` covers the group. */
   readonly health: PeerHealthState | undefined;
   readonly weight: number;
@@ -41,6 +45,43 @@ export interface PeerState {
   readonly fails: number;
   readonly maxFails: number;
   readonly maxConns: number;
+  /** The group's balancing method (`round_robin`, `least_conn`, `ewma`...). */
+  readonly method?: string;
+  /** True for the group of a `proxy_pass` to a host without an `upstream` block. */
+  readonly implicit?: boolean;
+  /** True when the group has `zone`. */
+  readonly zone?: boolean;
+  readonly drain?: boolean;
+  /** Tries sent to the peer by this worker. */
+  readonly requests?: number;
+  /** Failures counted against the peer by this worker, ever. */
+  readonly failures?: number;
+  /** How many times max_fails took the peer out in this worker. */
+  readonly unavail?: number;
+  /** The method's own view of the peer (`ewma`: `latencyMs`, `cost`), if it has one. */
+  readonly balancer?: Readonly<Record<string, number>>;
+}
+
+/** The states a peer can be in, worst first as the admin API ranks them. */
+export type PeerStateName = 'down' | 'unhealthy' | 'checking' | 'unavailable' | 'full' | 'draining' | 'up';
+
+/** Counts the tries a request's walk hands out and passes on what the method adds to the response. */
+class CountingPicker implements PeerPicker {
+  readonly #picker: PeerPicker;
+
+  constructor(picker: PeerPicker) {
+    this.#picker = picker;
+    const responseHeaders = picker.responseHeaders?.bind(picker);
+    if (responseHeaders !== undefined) this.responseHeaders = responseHeaders;
+  }
+
+  responseHeaders?: (peer: Peer) => readonly string[];
+
+  pick(tried: TriedSet, now: number): Peer | undefined {
+    const peer = this.#picker.pick(tried, now);
+    if (peer !== undefined) peer.requests++;
+    return peer;
+  }
 }
 
 /** A group of peers with its balancer and connection pool. */
@@ -80,9 +121,9 @@ export class UpstreamGroup {
     return [...this.primaries, ...this.backups].filter((peer) => !peer.down).length;
   }
 
-  /** Starts one request's walk over the peers. */
+  /** Starts one request's walk over the peers; every peer it hands out counts one request. */
   begin(request?: HttpRequest): PeerPicker {
-    return this.balancer.begin(request);
+    return new CountingPicker(this.balancer.begin(request));
   }
 
   /** The next peer for a request that has tried `tried`, for callers that keep no picker (one-shot). */
@@ -96,25 +137,45 @@ export class UpstreamGroup {
    */
   record(peer: Peer, failed: boolean, now = Date.now()): boolean {
     if (this.sets.single) return false;
+    if (failed) peer.failures++;
     if (this.shared) sharedPeers.report(peer, failed, now);
-    return recordOutcome(peer, failed, now);
+    const out = recordOutcome(peer, failed, now);
+    if (out && peer.fails === peer.maxFails) peer.unavail++;
+    return out;
+  }
+
+  /** Tells the balancer how long a peer took to answer (ms), for latency-aware methods (`ewma`). */
+  observe(peer: Peer, latencyMs: number, now = Date.now()): void {
+    this.balancer.observe?.(peer, latencyMs, now);
   }
 
   /** Every peer's state and counters, primaries first. */
   peerStates(now = Date.now()): PeerState[] {
-    return [...this.primaries, ...this.backups].map((peer) => ({
-      group: this.name,
-      peer: peer.name,
-      server: peer.server,
-      backup: peer.backup,
-      state: peer.down ? 'down' : peer.unhealthy ? 'unhealthy' : peer.failedRecently(now) ? 'unavailable' : peer.full ? 'full' : 'up',
-      health: upstreamHealth.stateOf(this.name, peer.name),
-      weight: peer.weight,
-      conns: peer.conns,
-      fails: peer.fails,
-      maxFails: peer.maxFails,
-      maxConns: peer.maxConns,
-    }));
+    return [...this.primaries, ...this.backups].map((peer) => {
+      const health = upstreamHealth.stateOf(this.name, peer.name);
+      const described = this.balancer.describe?.(peer, now);
+      return {
+        group: this.name,
+        peer: peer.name,
+        server: peer.server,
+        backup: peer.backup,
+        state: peerStateOf(peer, health, now),
+        health,
+        weight: peer.weight,
+        conns: peer.conns,
+        fails: peer.fails,
+        maxFails: peer.maxFails,
+        maxConns: peer.maxConns,
+        method: this.balancer.method,
+        implicit: this.implicit,
+        zone: this.shared,
+        drain: peer.drain,
+        requests: peer.requests,
+        failures: peer.failures,
+        unavail: peer.unavail,
+        ...(described === undefined ? {} : { balancer: described }),
+      };
+    });
   }
 
   /** Closes the idle connections (the generation is gone). */
@@ -123,6 +184,15 @@ export class UpstreamGroup {
     this.h2.close();
     if (this.shared) for (const peer of [...this.primaries, ...this.backups]) sharedPeers.remove(peer);
   }
+}
+
+/** A peer's state as one worker sees it, worst first. */
+function peerStateOf(peer: Peer, health: PeerHealthState | undefined, now: number): PeerStateName {
+  if (peer.down) return 'down';
+  if (health === 'unhealthy' || health === 'checking') return health;
+  if (peer.failedRecently(now)) return 'unavailable';
+  if (peer.full) return 'full';
+  return peer.drain ? 'draining' : 'up';
 }
 
 /** Resolves one `server` address (`host[:port]`, `[v6][:port]`, `unix:/path`) to the addresses it names. */
@@ -156,13 +226,21 @@ function peersOf(server: UpstreamServer, group: string): Peer[] {
         maxConns: server.maxConns,
         backup: server.backup,
         down: server.down,
+        drain: server.drain,
         group,
       }),
   );
 }
 
-/** The balancer an `upstream` block asks for, with its hash key compiled against this generation's variables. */
+/** The balancer an `upstream` block asks for, with its hash key compiled, wrapped by `sticky` if set. */
 function balancerOf(block: ConfBlockView, variables: VariableTable<HttpRequest> | undefined): (sets: PeerSets) => Balancer {
+  const method = methodOf(block, variables);
+  const sticky = block.get('sticky') as StickySetting | undefined;
+  return sticky === undefined ? method : (sets) => stickyBalancer(method(sets), sets, sticky);
+}
+
+/** The balancing method of an `upstream` block. */
+function methodOf(block: ConfBlockView, variables: VariableTable<HttpRequest> | undefined): (sets: PeerSets) => Balancer {
   switch (balancingMethodOf(block)) {
     case 'least_conn':
       return leastConnBalancer;
@@ -176,6 +254,8 @@ function balancerOf(block: ConfBlockView, variables: VariableTable<HttpRequest> 
       const key = compileTemplate(setting.key, variables, { literal: toByteString });
       return (sets) => hashBalancer(sets, setting, key);
     }
+    case 'ewma':
+      return (sets) => ewmaBalancer(sets, block.get('ewma') as EwmaSetting);
     case 'round_robin':
       return roundRobinBalancer;
   }

@@ -21,6 +21,11 @@ export interface PeerInit {
   maxConns: number;
   backup: boolean;
   down: boolean;
+  /**
+   * NGINX Plus's `drain`: the peer keeps the requests bound to it (sticky) and gets no new ones.
+   * Default: false.
+   */
+  drain?: boolean;
   /** The group's name, which active health checks report peers under. Default: `''`. */
   group?: string;
 }
@@ -40,6 +45,8 @@ export class Peer {
   readonly maxConns: number;
   readonly backup: boolean;
   down: boolean;
+  /** `drain`: only requests bound to the peer (sticky) go to it. */
+  drain: boolean;
   /** Smooth weighted round-robin state (ngx_http_upstream_get_peer). */
   currentWeight = 0;
   effectiveWeight: number;
@@ -51,6 +58,12 @@ export class Peer {
   checked = 0;
   /** When the last failure was counted (ms); 0 when none. */
   accessed = 0;
+  /** Tries sent to this peer by this worker (NGINX Plus's API `requests`). */
+  requests = 0;
+  /** Failures counted against this peer by this worker, ever. */
+  failures = 0;
+  /** How many times max_fails took the peer out (NGINX Plus's API `unavail`). */
+  unavail = 0;
 
   constructor(init: PeerInit) {
     this.name = init.name;
@@ -64,6 +77,7 @@ export class Peer {
     this.maxConns = init.maxConns;
     this.backup = init.backup;
     this.down = init.down;
+    this.drain = init.drain ?? false;
   }
 
   /** True when passive health checks keep this peer out right now (nginx's max_fails within fail_timeout). */
@@ -83,9 +97,15 @@ export class Peer {
 
   /**
    * True when the peer may take another request now: the checks every nginx balancer makes before
-   * it considers a peer (down, max_fails within fail_timeout, max_conns), plus the active check.
+   * it considers a peer (down, max_fails within fail_timeout, max_conns), plus the active check,
+   * and not `drain`.
    */
   available(now: number): boolean {
+    return !this.drain && this.usable(now);
+  }
+
+  /** True when the peer may take a request bound to it (sticky): {@link available} ignoring `drain`. */
+  usable(now: number): boolean {
     return !this.down && !this.unhealthy && !this.failedRecently(now) && !this.full;
   }
 }

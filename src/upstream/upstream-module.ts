@@ -18,6 +18,8 @@ export interface UpstreamServer {
   readonly maxConns: number;
   readonly backup: boolean;
   readonly down: boolean;
+  /** NGINX Plus's `drain`: requests bound to the server (sticky) only. */
+  readonly drain: boolean;
   readonly file: string;
   readonly line: number;
 }
@@ -30,7 +32,7 @@ declare module '../conf/registry.js' {
 }
 
 /** The balancing methods nginx has, plus hitless's own. */
-export type BalancingMethod = 'round_robin' | 'least_conn' | 'ip_hash' | 'hash' | 'random';
+export type BalancingMethod = 'round_robin' | 'least_conn' | 'ip_hash' | 'hash' | 'random' | 'ewma';
 
 /**
  * What an `upstream` block knows while it is read, as nginx's `uscf->flags` and
@@ -42,7 +44,7 @@ export interface UpstreamBlockState {
 }
 
 /** Methods that refuse `backup` on a server line that follows them (their `uscf->flags` lack NGX_HTTP_UPSTREAM_BACKUP). */
-const NO_BACKUP: ReadonlySet<BalancingMethod> = new Set(['ip_hash', 'hash', 'random']);
+const NO_BACKUP: ReadonlySet<BalancingMethod> = new Set(['ip_hash', 'hash', 'random', 'ewma']);
 
 /**
  * Sets a group's balancing method from its directive's handler. nginx warns "load balancing
@@ -58,7 +60,7 @@ export function balancingMethodOf(block: ConfBlockView): BalancingMethod {
   return (block.value as UpstreamBlockState | undefined)?.method ?? 'round_robin';
 }
 
-/** Parses `server address [weight=n] [max_fails=n] [fail_timeout=t] [max_conns=n] [backup] [down]`. */
+/** Parses `server address [weight=n] [max_fails=n] [fail_timeout=t] [max_conns=n] [backup] [down] [drain]`. */
 export function parseUpstreamServer(args: readonly string[], ctx: DirectiveContext, previous: readonly UpstreamServer[] | undefined): readonly UpstreamServer[] {
   const [address = '', ...params] = args;
   let weight = 1;
@@ -67,6 +69,7 @@ export function parseUpstreamServer(args: readonly string[], ctx: DirectiveConte
   let maxConns = 0;
   let backup = false;
   let down = false;
+  let drain = false;
   for (const param of params) {
     const [key, value] = param.includes('=') ? [param.slice(0, param.indexOf('=') + 1), param.slice(param.indexOf('=') + 1)] : [param, ''];
     const invalid = (): never => ctx.fail(`invalid parameter "${param}"`);
@@ -93,15 +96,18 @@ export function parseUpstreamServer(args: readonly string[], ctx: DirectiveConte
       case 'down':
         down = true;
         break;
+      case 'drain':
+        drain = true;
+        break;
       default:
         invalid();
     }
   }
-  const server = { address, weight, maxFails, failTimeout, maxConns, backup, down, file: ctx.location.file, line: ctx.location.line };
+  const server = { address, weight, maxFails, failTimeout, maxConns, backup, down, drain, file: ctx.location.file, line: ctx.location.line };
   return [...(previous ?? []), server];
 }
 
-const serverSummary = 'A peer of the group: an address with optional weight=, max_fails=, fail_timeout=, max_conns=, backup and down.';
+const serverSummary = 'A peer of the group: an address with optional weight=, max_fails=, fail_timeout=, max_conns=, backup, down and drain (NGINX Plus: sticky clients only).';
 
 /** nginx refuses an empty group (`ngx_http_upstream_init_round_robin`) and a name used twice. */
 function checkGroups(parent: ConfBlockView | undefined): void {

@@ -52,6 +52,6 @@ http {
       assert.ok('body' in reply && reply.status === 200 && reply.body === 'live', JSON.stringify(reply));
     }
     // Without zone each worker would try the dead peer twice (4 in all with both workers serving).
-    assert.equal(prefix.count('while connecting to upstream, client'), 2, prefix.errorLog());
+    assert.equal(prefix.count('connect() failed (111: Connection refused) while connecting to upstream, client'), 2, prefix.errorLog());
   });
 });

@@ -14,6 +14,8 @@ export interface Backend {
   release(): void;
   /** Answers health checks (`/health`) with this status. */
   healthStatus: number;
+  /** When above 0, every request waits this long (ms) before its response head. */
+  delayMs: number;
   stop(): Promise<void>;
   /** Starts again on the same port after stop(). */
   restart(): Promise<void>;
@@ -31,6 +33,7 @@ export async function startBackend(name: string, options: { host?: string; port?
     hits: 0,
     hold: false,
     healthStatus: 200,
+    delayMs: 0,
     release() {
       for (const res of held.splice(0)) res.end(name);
     },
@@ -54,9 +57,14 @@ export async function startBackend(name: string, options: { host?: string; port?
         return;
       }
       backend.hits++;
-      res.writeHead(200, { 'content-type': 'text/plain' });
-      if (backend.hold) held.push(res);
-      else res.end(name);
+      const answer = (): void => {
+        if (res.destroyed) return;
+        res.writeHead(200, { 'content-type': 'text/plain' });
+        if (backend.hold) held.push(res);
+        else res.end(name);
+      };
+      if (backend.delayMs > 0) setTimeout(answer, backend.delayMs);
+      else answer();
     });
     created.keepAliveTimeout = 1_000;
     created.on('connection', (socket: Socket) => {

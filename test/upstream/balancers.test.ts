@@ -121,6 +121,49 @@ describe('balancers', () => {
     assert.equal(values.length, 4);
     assert.ok(Math.max(...values) - Math.min(...values) <= 4, JSON.stringify([...counts]));
   });
+
+  it('random two breaks a tie for the second draw, and keeps the first only when the second is more loaded (ngx_http_upstream_get_random2_peer)', () => {
+    const a = peer('a');
+    const b = peer('b', { weight: 2 });
+    const c = peer('c');
+    // Weights 1, 2, 1: draws 0 -> a, 1 and 2 -> b, 3 -> c.
+    const sequence = (draws: number[]) => {
+      let i = 0;
+      return () => draws[i++ % draws.length] as number;
+    };
+    const pick = (draws: number[]) => randomBalancer(peerSets([a, b, c]), { two: true }, sequence(draws)).begin(undefined).pick(none(), 1)?.name;
+    assert.equal(pick([0, 3]), 'c', 'equal load: the second draw wins');
+    assert.equal(pick([3, 0]), 'a', 'equal load: the second draw wins');
+    a.conns = 1;
+    assert.equal(pick([0, 3]), 'c', 'the second is less loaded');
+    assert.equal(pick([3, 0]), 'c', 'the second (a) is strictly more loaded: the first stays');
+    b.conns = 2; // 2 per weight 2 = 1 per weight, as loaded as a
+    assert.equal(pick([0, 1]), 'b', 'equal per weight: the second draw wins');
+    assert.equal(pick([1, 0]), 'a', 'equal per weight: the second draw wins');
+    // The same peer drawn twice is drawn again (and counts as a try), it does not compare with itself.
+    assert.equal(pick([3, 3, 3, 1]), 'c', 'b (1 per weight) is more loaded than c (0)');
+    // 21 unusable draws: round robin takes over, as nginx's `++rp->tries > 20` does.
+    assert.ok(['a', 'b', 'c'].includes(pick([0]) ?? ''));
+  });
+
+  it('least_conn runs its round robin among equally loaded peers only, from the first of them on', () => {
+    const a = peer('a');
+    const b = peer('b');
+    const c = peer('c');
+    const d = peer('d');
+    const balancer = leastConnBalancer(peerSets([a, b, c, d]));
+    a.conns = 2;
+    b.conns = 1;
+    c.conns = 2;
+    d.conns = 1;
+    // b and d tie; a and c never take part, whatever their current_weight.
+    a.currentWeight = 100;
+    const seen = Array.from({ length: 4 }, () => balancer.begin(undefined).pick(none(), 1)?.name);
+    assert.deepEqual(seen.sort(), ['b', 'b', 'd', 'd']);
+    assert.equal(a.currentWeight, 100);
+    // A tried peer is left out of both loops.
+    assert.equal(balancer.begin(undefined).pick(new Set([b]), 1)?.name, 'd');
+  });
 });
 
 describe('balancing methods in the configuration', () => {

@@ -51,7 +51,7 @@ describe('passive health checks and backups', () => {
       const log = readFileSync(logFile, 'utf8');
       // Exactly max_fails connection failures, then the peer is out for fail_timeout.
       assert.equal(log.split('connect() failed (111: Connection refused) while connecting to upstream').length - 1, 2, log);
-      assert.match(log, /\[warn\] \d+#0: \*\d+ upstream server temporarily disabled, client: 127\.0\.0\.1/);
+      assert.match(log, /\[warn\] \d+#0: \*\d+ upstream server temporarily disabled while connecting to upstream, client: 127\.0\.0\.1/);
       const states = served.runtime.upstreamStates().filter((state) => state.group === 'u');
       assert.equal(states.find((state) => state.peer === `127.0.0.1:${a.port}`)?.state, 'unavailable');
       assert.equal(states.find((state) => state.peer === `127.0.0.1:${b.port}`)?.state, 'up');

@@ -28,6 +28,11 @@ export interface PeerSets {
 export interface PeerPicker {
   /** The next peer, or undefined when none is available (nginx's `NGX_BUSY`). */
   pick(tried: TriedSet, now: number): Peer | undefined;
+  /**
+   * Response headers to add for the peer that answered, as name, value pairs (`sticky cookie`
+   * sets its cookie here). Optional: most methods add none.
+   */
+  responseHeaders?(peer: Peer): readonly string[];
 }
 
 /** A balancing method, built once per group and generation. */
@@ -36,6 +41,13 @@ export interface Balancer {
   readonly method: string;
   /** Starts one request's walk; `request` is undefined for stream sessions and health checks. */
   begin(request: HttpRequest | undefined): PeerPicker;
+  /**
+   * Takes how long a peer took to answer (connect to response head, ms), for methods that
+   * balance by latency (`ewma`). Optional: the others ignore latency.
+   */
+  observe?(peer: Peer, latencyMs: number, now: number): void;
+  /** A method's own view of a peer for the admin API (`ewma`: its latency estimate). Optional. */
+  describe?(peer: Peer, now: number): Readonly<Record<string, number>>;
 }
 
 /** Builds the peer sets of a group. */

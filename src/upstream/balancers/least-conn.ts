@@ -2,7 +2,18 @@
  * nginx's `ngx_http_upstream_least_conn_module`: the peer with the fewest active connections for
  * its weight (`conns / weight`, compared by cross-multiplying as nginx does); among equals, the
  * smooth weighted round robin, starting from the first of them. A single peer and the fallback to
- * the backups behave as in round robin. The counts are this worker's, as in nginx without `zone`.
+ * the backups behave as in round robin. The counts are this worker's, as in nginx without `zone`
+ * (docs/load-balancing.md says why that stays so with `zone`).
+ *
+ * Checked against nginx's src/http/modules/ngx_http_upstream_least_conn_module.c,
+ * ngx_http_upstream_get_least_conn_peer() (lines as in nginx 1.25's source): a single peer goes to
+ * round robin (114-116); the first loop skips tried, down, failed and full peers and keeps the
+ * first least loaded one, `many` set on an equal ratio (135-177); the second loop runs from that
+ * peer on over the equally loaded usable ones with smooth weighted round robin, replacing `best`
+ * only on a strictly greater current_weight (186-232); then `best->current_weight -= total` (234)
+ * and the fail_timeout window restarts (236-238); with none, the backups (259-281). Recent nginx
+ * no longer resets every peer's `fails` when none is usable (the old "mark them as live for
+ * quick recovery" loop is gone), and neither does hitless.
  */
 import { defineDirective, type ConfModule } from '../../conf/registry.js';
 import { setBalancingMethod } from '../upstream-module.js';
@@ -16,7 +27,7 @@ declare module '../../conf/registry.js' {
   }
 }
 
-/** `ngx_http_upstream_get_least_conn_peer()` over one set of peers. */
+/** `ngx_http_upstream_get_least_conn_peer()` over one set of peers; `available()` is nginx's down, max_fails and max_conns checks plus the active health check. */
 export function pickLeastConn(peers: readonly Peer[], tried: TriedSet, now: number): Peer | undefined {
   let best: Peer | undefined;
   let bestIndex = 0;

@@ -4,6 +4,14 @@
  * and the one with fewer active connections for its weight wins (the second on a tie), nginx's
  * ngx_http_upstream_get_random2_peer(). After 20 unusable draws, or with fewer than two
  * primaries, it falls back to round robin, as nginx does.
+ *
+ * Checked against nginx's src/http/modules/ngx_http_upstream_random_module.c (lines as in nginx
+ * 1.25's source): the fallback `if (rp->tries > 20 || peers->single)` (line 317; the nginx/nginx
+ * head writes `peers->number < 2`, the same for a method that refuses `backup`), the redraw of
+ * the same peer `if (peer == prev) goto next` (339), and the tie-break (365-372)
+ * `if (peer->conns * prev->weight > prev->conns * peer->weight) peer = prev;`: the first draw
+ * wins only when the second is strictly more loaded for its weight. Every unusable draw, the
+ * repeated one included, counts against the 20 tries (`next: if (++rp->tries > 20)`, 378-383).
  */
 import { randomInt } from 'node:crypto';
 import { defineDirective, type ConfModule } from '../../conf/registry.js';
@@ -29,12 +37,14 @@ declare module '../../conf/registry.js' {
 class RandomPicker implements PeerPicker {
   readonly #sets: PeerSets;
   readonly #two: boolean;
+  readonly #draw: (max: number) => number;
   readonly #roundRobin: RoundRobinPicker;
   #tries = 0;
 
-  constructor(sets: PeerSets, two: boolean) {
+  constructor(sets: PeerSets, two: boolean, draw: (max: number) => number) {
     this.#sets = sets;
     this.#two = two;
+    this.#draw = draw;
     this.#roundRobin = new RoundRobinPicker(sets);
   }
 
@@ -43,11 +53,12 @@ class RandomPicker implements PeerPicker {
     if (this.#tries > 20 || sets.primaries.length < 2) return this.#roundRobin.pick(tried, now);
     let first: Peer | undefined;
     for (;;) {
-      const peer = peerAtWeight(sets.primaries, randomInt(sets.totalWeight));
+      const peer = peerAtWeight(sets.primaries, this.#draw(sets.totalWeight));
       if (peer !== first && !tried.has(peer) && peer.available(now)) {
         if (!this.#two) return chosen(peer, now);
         if (first !== undefined) {
-          // The second draw wins unless the first has strictly fewer connections for its weight.
+          // ngx_http_upstream_get_random2_peer(): the second draw wins unless it is strictly
+          // more loaded for its weight than the first (`peer->conns * prev->weight > prev->conns * peer->weight`).
           const better = peer.conns * first.weight > first.conns * peer.weight ? first : peer;
           return chosen(better, now);
         }
@@ -58,9 +69,12 @@ class RandomPicker implements PeerPicker {
   }
 }
 
-/** The `random` balancer of a group. */
-export function randomBalancer(sets: PeerSets, setting: RandomSetting): Balancer {
-  return { method: 'random', begin: () => new RandomPicker(sets, setting.two) };
+/**
+ * The `random` balancer of a group. `draw` returns an integer in [0, max): nginx's
+ * `ngx_random() % peers->total_weight`; default a CSPRNG draw (tests pass their own sequence).
+ */
+export function randomBalancer(sets: PeerSets, setting: RandomSetting, draw: (max: number) => number = randomInt): Balancer {
+  return { method: 'random', begin: () => new RandomPicker(sets, setting.two, draw) };
 }
 
 /** The `random` directive. */

@@ -49,7 +49,7 @@ export class RoundRobinPicker implements PeerPicker {
       const sets = this.#sets;
       if (sets.single) {
         const peer = sets.primaries[0] as Peer;
-        return peer.down || peer.unhealthy || peer.full ? undefined : peer;
+        return peer.down || peer.drain || peer.unhealthy || peer.full ? undefined : peer;
       }
       const peer = this.#choose(sets.primaries, tried, now);
       if (peer !== undefined || sets.backups.length === 0) return peer;
