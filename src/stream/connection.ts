@@ -200,10 +200,11 @@ export class StreamConnection {
     if (reader.result === 'again') {
       let seen = this.#pending.reduce((sum, chunk) => sum + chunk.length, 0);
       await this.#read(this.#server.prereadTimeoutMs, (data) => {
-        const fresh = data.subarray(seen);
-        seen = data.length;
+        // nginx reads into a buffer of preread_buffer_size bytes: the reader never sees more.
+        const fresh = data.subarray(seen, limit);
+        seen = Math.min(data.length, limit);
         if (reader.feed(fresh) !== 'again') return true;
-        full = data.length >= limit;
+        full = seen >= limit;
         return full;
       });
     }
