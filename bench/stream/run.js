@@ -10,6 +10,7 @@ import { dirname, join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { performance } from 'node:perf_hooks';
 import { findExecutable } from '../lib/executables.js';
 import { LOOPBACK, freePort, waitForPort } from '../lib/loopback.js';
 import { commandVersion, describeMachine } from '../lib/machine.js';
