@@ -42,13 +42,13 @@ function checkServers(stream: ConfBlockView): void {
   const seen = new Set<string>();
   for (const server of stream.blocks) {
     if (server.name !== 'server') continue;
-    if (!server.isSet('listen')) throw new ConfigError(`no "listen" is defined for server in ${server.file}:${server.line}`, undefined);
+    if (!server.isSet('listen')) throw new ConfigError('no "listen" is defined for server', server);
     for (const listen of server.get('listen')) {
       const key = `${listen.family}:${listen.address}:${listen.port}`;
       if (seen.has(key) && listen.port !== 0) throw new ConfigError(`duplicate "${listen.addrText}" address and port pair`, listen);
       seen.add(key);
     }
-    if (!server.isSet('proxy_pass') && !server.isSet('return')) throw new ConfigError(`no handler for server in ${server.file}:${server.line}`, undefined);
+    if (!server.isSet('proxy_pass') && !server.isSet('return')) throw new ConfigError('no handler for server', server);
   }
 }
 

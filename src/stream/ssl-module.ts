@@ -72,8 +72,8 @@ export const streamSslModule: ConfModule = {
         const server = addr.defaultServer;
         if (addr.ssl && server.get('ssl_certificate').length === 0 && !server.get('ssl_reject_handshake')) {
           const listen = server.get('listen').find((entry) => entry.ssl) ?? { file: server.file, line: server.line };
-          // ngx_stream_ssl_merge_srv_conf() logs through cf->log, with the listen's place in the text.
-          throw new ConfigError(`no "ssl_certificate" is defined for the "listen ... ssl" directive in ${listen.file}:${listen.line}`, undefined);
+          // ngx_stream_ssl_merge_srv_conf() names the listen's place in its text: the same words as a located error.
+          throw new ConfigError('no "ssl_certificate" is defined for the "listen ... ssl" directive', { file: listen.file, line: listen.line });
         }
       }
     }
