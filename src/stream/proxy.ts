@@ -54,6 +54,8 @@ export function proxySession(session: StreamSession, client: ProxiedClient, sett
   const tried = new Set<Peer>();
   const started = performance.now();
   const maxTries = settings.nextTries === 0 ? group.size : Math.min(group.size, settings.nextTries);
+  // tcp_nodelay applies to the client connection too, once the content phase starts (ngx_stream_core_content_phase()).
+  if (settings.tcpNodelay) client.socket.setNoDelay(true);
   let closed = client.socket.destroyed;
   client.socket.once('close', () => (closed = true));
 
