@@ -21,6 +21,8 @@ export { runProbe, formatProbeReport, probeSucceeded, PROBE_DEFAULTS, type Probe
 export { deploy, DeployError, DEPLOY_EXIT_CODES, NginxTarget, CommandTarget, HitlessTarget, preflight, writeFileAtomic, verifyServedCertificate, type DeployPlan, type DeployOptions, type DeployReport, type DeployTarget } from './deploy/index.js';
 export { runMaster, signalMaster, PidFileError, ListenError, reloadChannel, type MasterOptions, type MasterCommand } from './process/index.js';
 export { HttpRuntime, collectListens, type ListenSpec } from './http/runtime.js';
+export { StreamRuntime, collectStreamListens } from './stream/runtime.js';
+export { ServingRuntime, collectListens as collectAllListens } from './process/serving-runtime.js';
 export type { HttpExchange, ProtocolConnection } from './http/exchange.js';
 export { upstreamConnectChannel } from './http/proxy.js';
 export { ErrorLog } from './core/log.js';

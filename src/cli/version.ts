@@ -44,6 +44,18 @@ const DEFAULT_MODULES: readonly (readonly [configureName: string, moduleName: st
   ['http_upstream_random_module', 'ngx_http_upstream_random_module'],
   ['http_upstream_keepalive_module', 'ngx_http_upstream_keepalive_module'],
   ['http_upstream_zone_module', 'ngx_http_upstream_zone_module'],
+  // Built with --with-stream unless left out; listed only when the stream core is in.
+  ['stream_limit_conn_module', 'ngx_stream_limit_conn_module'],
+  ['stream_access_module', 'ngx_stream_access_module'],
+  ['stream_geo_module', 'ngx_stream_geo_module'],
+  ['stream_map_module', 'ngx_stream_map_module'],
+  ['stream_split_clients_module', 'ngx_stream_split_clients_module'],
+  ['stream_return_module', 'ngx_stream_return_module'],
+  ['stream_set_module', 'ngx_stream_set_module'],
+  ['stream_upstream_hash_module', 'ngx_stream_upstream_hash_module'],
+  ['stream_upstream_least_conn_module', 'ngx_stream_upstream_least_conn_module'],
+  ['stream_upstream_random_module', 'ngx_stream_upstream_random_module'],
+  ['stream_upstream_zone_module', 'ngx_stream_upstream_zone_module'],
 ];
 
 /** nginx's optional modules (`--with-...`), listed only once hitless implements them. */
@@ -66,7 +78,7 @@ export function configureArguments(registry: DirectiveRegistry): string {
     `--conf-path=${DEFAULT_PREFIX}${DEFAULT_CONF_PATH}`,
     `--error-log-path=${DEFAULT_PREFIX}${DEFAULT_ERROR_LOG}`,
     ...OPTIONAL_MODULES.filter(([, module]) => built.has(module)).map(([name]) => `--with-${name}`),
-    ...DEFAULT_MODULES.filter(([, module]) => !built.has(module)).map(([name]) => `--without-${name}`),
+    ...DEFAULT_MODULES.filter(([name, module]) => !built.has(module) && (!name.startsWith('stream_') || built.has('ngx_stream_core_module'))).map(([name]) => `--without-${name}`),
   ];
   return `configure arguments: ${args.join(' ')}`;
 }

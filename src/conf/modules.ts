@@ -15,6 +15,9 @@ import { httpV2Module } from '../http/v2-module.js';
 import { httpSslModule } from '../tls/ssl-module.js';
 import { streamCoreModule } from '../stream/core-module.js';
 import { upstreamEwmaModule } from '../upstream/balancers/ewma.js';
+import { streamLimitConnModule, streamLogModule, streamMapModule, streamRealIpModule, streamReturnModule, streamSslPrereadModule, streamUpstreamModules } from '../stream/modules.js';
+import { streamProxyModule } from '../stream/proxy-module.js';
+import { streamSslModule } from '../stream/ssl-module.js';
 import { upstreamHashModule } from '../upstream/balancers/hash.js';
 import { upstreamIpHashModule } from '../upstream/balancers/ip-hash.js';
 import { upstreamLeastConnModule } from '../upstream/balancers/least-conn.js';
@@ -53,6 +56,15 @@ export const builtinModules: readonly ConfModule[] = [
   upstreamZoneModule,
   upstreamHealthCheckModule,
   streamCoreModule,
+  streamSslModule,
+  streamSslPrereadModule,
+  streamRealIpModule,
+  streamLimitConnModule,
+  streamLogModule,
+  streamMapModule,
+  streamReturnModule,
+  streamProxyModule,
+  ...streamUpstreamModules,
 ];
 
 /** A registry holding every built-in module. */

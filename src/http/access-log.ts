@@ -125,7 +125,7 @@ export function escapeLogJson(value: string): string {
   return value.replace(/["\\\x00-\x1f]/g, (ch) => JSON_ESCAPES[ch] ?? `\\u00${ch.charCodeAt(0).toString(16).padStart(2, '0')}`);
 }
 
-function compileFormat(format: LogFormat, table: VariableTable<HttpRequest>): CompiledTemplate<HttpRequest> {
+function compileFormat<C>(format: LogFormat, table: VariableTable<C>): CompiledTemplate<C> {
   const escapes: Record<LogEscape, ((value: string) => string) | undefined> = { default: escapeLogDefault, json: escapeLogJson, none: undefined };
   const escape = escapes[format.escape];
   return compileTemplate(format.template, table, {
@@ -136,29 +136,29 @@ function compileFormat(format: LogFormat, table: VariableTable<HttpRequest>): Co
   });
 }
 
-/** One `access_log` line ready to run. */
-export interface AccessLogger {
+/** One `access_log` line ready to run, for requests (or stream sessions, `C`). */
+export interface AccessLogger<C = HttpRequest> {
   readonly file: AccessLogFile;
-  readonly format: CompiledTemplate<HttpRequest>;
-  readonly condition: CompiledTemplate<HttpRequest> | undefined;
+  readonly format: CompiledTemplate<C>;
+  readonly condition: CompiledTemplate<C> | undefined;
 }
 
-/** The access log files and compiled formats of one generation. */
-export class AccessLogs {
+/** The access log files and compiled formats of one generation's http (or stream, `C`) block. */
+export class AccessLogs<C = HttpRequest> {
   readonly #files = new Map<string, AccessLogFile>();
-  readonly #formats = new Map<LogFormat, CompiledTemplate<HttpRequest>>();
+  readonly #formats = new Map<LogFormat, CompiledTemplate<C>>();
   readonly #formatsDefined: readonly LogFormat[];
-  readonly #table: VariableTable<HttpRequest>;
+  readonly #table: VariableTable<C>;
   readonly #log: ErrorLog;
 
-  constructor(formats: readonly LogFormat[], table: VariableTable<HttpRequest>, log: ErrorLog) {
+  constructor(formats: readonly LogFormat[], table: VariableTable<C>, log: ErrorLog) {
     this.#formatsDefined = formats;
     this.#table = table;
     this.#log = log;
   }
 
   /** The loggers of one level; empty when `access_log off`. */
-  compile(setting: AccessLogSetting): AccessLogger[] {
+  compile(setting: AccessLogSetting): AccessLogger<C>[] {
     if (setting.off) return [];
     return setting.targets.map((target) => {
       let file = this.#files.get(target.path);
@@ -195,8 +195,8 @@ export class AccessLogs {
   }
 }
 
-/** Writes one request's lines (nginx's log phase). */
-export function logRequest(loggers: readonly AccessLogger[], request: HttpRequest): void {
+/** Writes one request's (or session's) lines (nginx's log phase). */
+export function logRequest<C>(loggers: readonly AccessLogger<C>[], request: C): void {
   for (const logger of loggers) {
     if (logger.condition !== undefined) {
       const value = logger.condition(request);

@@ -14,6 +14,7 @@ import type { HttpRequest } from './request.js';
 import { parseValue } from './rewrite-module.js';
 import { toByteString } from './uri.js';
 import { checkVariables, isBuiltinHttpVariable } from './variables.js';
+import { isBuiltinStreamVariable } from '../stream/variables.js';
 
 /** One `map` block. */
 export interface MapBlock {
@@ -115,7 +116,8 @@ export function parseMap(args: readonly string[], nodes: readonly ConfNode[], ct
   if (!name.startsWith('$')) ctx.fail(`invalid variable name "${name}"`);
   // ngx_http_add_variable(): only a changeable variable ($args, another map's) may be defined again.
   const variable = name.slice(1).toLowerCase();
-  if (isBuiltinHttpVariable(variable) && variable !== 'args') ctx.fail(`the duplicate "${variable}" variable`);
+  const builtin = ctx.context === 'stream' ? isBuiltinStreamVariable(variable) : isBuiltinHttpVariable(variable) && variable !== 'args';
+  if (builtin) ctx.fail(`the duplicate "${variable}" variable`);
   const map: MapBuilder = { hostnames: false, volatile: false, exact: new Map(), prefixWildcards: new Map(), suffixWildcards: new Map(), regexes: [], defaultValue: undefined };
   for (const node of nodes) addLine(map, node, ctx);
   return [...(previous ?? []), { source, variable, ...map }];
@@ -151,15 +153,22 @@ export function findMapValue(map: MapBlock, value: string): { value: Template; m
 
 const EVALUATING = Symbol('evaluating');
 
+/** What a map's variable keeps per request (or stream session): its computed values and the last captures. */
+export interface MapContext {
+  variableCache?: Map<object, unknown> | undefined;
+  captures?: RegExpExecArray | undefined;
+}
+
 /**
- * Defines every map's variable in a generation's table. Values are compiled on first use, so a map
- * may read a variable another map defines later in the file, as nginx resolves them at init.
+ * Defines every map's variable in a generation's table (http's or stream's). Values are compiled
+ * on first use, so a map may read a variable another map defines later in the file, as nginx
+ * resolves them at init.
  */
-export function defineMapVariables(table: VariableTable<HttpRequest>, maps: readonly MapBlock[]): void {
+export function defineMapVariables<C extends MapContext = HttpRequest>(table: VariableTable<C>, maps: readonly MapBlock[]): void {
   for (const map of maps) {
-    let source: CompiledTemplate<HttpRequest> | undefined;
-    const compiled = new Map<Template, CompiledTemplate<HttpRequest>>();
-    const compile = (template: Template): CompiledTemplate<HttpRequest> => {
+    let source: CompiledTemplate<C> | undefined;
+    const compiled = new Map<Template, CompiledTemplate<C>>();
+    const compile = (template: Template): CompiledTemplate<C> => {
       let value = compiled.get(template);
       if (value === undefined) {
         value = compileTemplate(template, table, { literal: toByteString });
@@ -167,7 +176,7 @@ export function defineMapVariables(table: VariableTable<HttpRequest>, maps: read
       }
       return value;
     };
-    const evaluate = (request: HttpRequest): string | undefined => {
+    const evaluate = (request: C): string | undefined => {
       source ??= compile(map.source);
       const found = findMapValue(map, source(request));
       const template = found?.value ?? map.defaultValue;

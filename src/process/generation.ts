@@ -9,7 +9,8 @@ import { ErrorLog } from '../core/log.js';
 import { loadConfig } from '../conf/loader.js';
 import type { HitlessConfig } from '../conf/model.js';
 import { createRegistry } from '../conf/modules.js';
-import { collectListens as collectHttpListens, type ListenSpec } from '../http/runtime.js';
+import type { ListenSpec } from '../http/runtime.js';
+import { collectListens as collectAllListens } from './serving-runtime.js';
 import type { ConfigSnapshot } from './ipc.js';
 
 /** What the master was started with; a reload reads the same file with the same options. */
@@ -22,7 +23,7 @@ export interface GenerationSource {
   readonly params?: string;
   /** The `-e` path (or `stderr`), used when the configuration sets no `error_log`. */
   readonly errorLogPath?: string;
-  /** Lists the sockets a configuration listens on. Default: the `http` block's `listen`s. */
+  /** Lists the sockets a configuration listens on. Default: the `listen`s of the `http` and `stream` blocks. */
   readonly collectListens?: (config: HitlessConfig) => ListenSpec[];
 }
 
@@ -55,7 +56,7 @@ export function loadGeneration(source: GenerationSource, number: number): Genera
   return {
     number,
     config,
-    listens: (source.collectListens ?? collectHttpListens)(config),
+    listens: (source.collectListens ?? collectAllListens)(config),
     errorLog,
     pidPath: main.get('pid') ?? '',
     workerCount: Math.max(1, main.get('worker_processes')),

@@ -31,9 +31,9 @@ export interface MasterOptions {
   readonly errorLogPath?: string;
   /** How long a draining worker gives an idle keep-alive connection to send one more request. Default: 1000 ms. */
   readonly drainGraceMs?: number;
-  /** The module forked for each worker. Default: hitless's own worker, which serves with `HttpRuntime`. */
+  /** The module forked for each worker. Default: hitless's own worker, which serves http and stream (`ServingRuntime`). */
   readonly workerModule?: string;
-  /** Lists the sockets a configuration listens on. Default: `collectListens` of the HTTP layer. */
+  /** Lists the sockets a configuration listens on. Default: those of the `http` and `stream` blocks (process/serving-runtime.ts). */
   readonly collectListens?: (config: HitlessConfig) => ListenSpec[];
 }
 

@@ -10,7 +10,7 @@ import type { HitlessConfig } from '../conf/model.js';
 import { createRegistry } from '../conf/modules.js';
 import { snapshotSource } from '../conf/parser.js';
 import { ErrorLog } from '../core/log.js';
-import { HttpRuntime, collectListens } from '../http/runtime.js';
+import { ServingRuntime as HttpAndStreamRuntime, collectListens } from './serving-runtime.js';
 import { useZoneClient } from '../http/limits.js';
 import { isMasterToWorker, isZoneAnswer, type ServeMessage, type WorkerToMaster } from './ipc.js';
 import { IpcZoneClient } from './zones.js';
@@ -20,7 +20,7 @@ import { upstreamHealth } from '../upstream/health/health-table.js';
 import { isPeerFailures, sharedPeers } from '../upstream/shared-peers.js';
 import type { PeerState } from '../upstream/group.js';
 
-/** What a worker serves a configuration generation with; {@link HttpRuntime} by default. */
+/** What a worker serves a configuration generation with; http and stream together by default (serving-runtime.ts). */
 export interface ServingRuntime {
   attach(key: string, server: Server): void;
   drain(options: { graceMs?: number }): Promise<void>;
@@ -32,7 +32,7 @@ export interface ServingRuntime {
 
 /** Options of {@link runWorker}. */
 export interface WorkerOptions {
-  /** Builds the runtime for a configuration. Default: `new HttpRuntime(config, { log })`. */
+  /** Builds the runtime for a configuration. Default: the http and stream runtimes of serving-runtime.ts. */
   readonly createRuntime?: (config: HitlessConfig, log: ErrorLog) => ServingRuntime;
 }
 
@@ -42,7 +42,7 @@ export const WORKER_FATAL_EXIT_CODE = 2;
 /** Runs this process as a worker: listens for the master's messages until told to stop. */
 export function runWorker(options: WorkerOptions = {}): void {
   process.title = 'hitless: worker process';
-  const worker = new WorkerProcessCycle(options.createRuntime ?? ((config, log) => new HttpRuntime(config, { log })));
+  const worker = new WorkerProcessCycle(options.createRuntime ?? ((config, log) => new HttpAndStreamRuntime(config, { log })));
   // limit_req and limit_conn zones live in the master, shared by every worker (process/zones.ts).
   const zones = new IpcZoneClient((message) => {
     if (!process.connected || process.send === undefined) return false;

@@ -44,8 +44,11 @@ export class MasterZones {
    */
   retain(config: HitlessConfig): void {
     const http = config.main.child('http');
+    // stream's limit_conn zones live here too; a name is never both (one shared memory namespace).
+    const stream = config.main.child('stream');
     const ids = (zones: readonly { name: string; size: number }[] | undefined): Set<string> => new Set((zones ?? []).map((zone) => `${zone.name}:${zone.size}`));
-    this.#store.retain(ids(http?.get('limit_req_zone')), ids(http?.get('limit_conn_zone')));
+    const conn = new Set([...ids(http?.get('limit_conn_zone')), ...ids(stream?.get('limit_conn_zone'))]);
+    this.#store.retain(ids(http?.get('limit_req_zone')), conn);
   }
 }
 

@@ -1,10 +1,70 @@
-/** The structure of nginx's `ngx_stream_module` and `ngx_stream_core_module`: `stream` and its `server` blocks. */
-import { defineDirective, type ConfModule } from '../conf/registry.js';
+/**
+ * nginx's `ngx_stream_module` and `ngx_stream_core_module`: the `stream` block, its `server`
+ * blocks, `listen` (`ngx_stream_core_listen()`, nginx 1.22's rules: one server per address and
+ * port, no `default_server`), and the preread and PROXY protocol limits of a session.
+ */
+import { ConfigError } from '../core/errors.js';
+import { parseSize, parseTime } from '../core/parse.js';
+import { defineDirective, type ConfBlockView, type ConfModule, type DirectiveContext } from '../conf/registry.js';
+import { parseListen, type HttpListen } from '../http/listen.js';
 
 declare module '../conf/registry.js' {
   interface DirectiveValues {
     stream: undefined;
+    preread_buffer_size: number;
+    preread_timeout: number;
+    proxy_protocol_timeout: number;
+    tcp_nodelay: boolean;
   }
+}
+
+/** The parameters `listen` takes in `stream` (ngx_stream_core_listen()); `udp` is refused by hitless. */
+const STREAM_LISTEN_PARAMS = /^(bind|reuseport|ssl|proxy_protocol|(fastopen|backlog|rcvbuf|sndbuf|so_keepalive)=.*|ipv6only=o.*)$/;
+
+/**
+ * Parses a stream `listen`. The address rules are ngx_parse_url()'s, shared with http. nginx 1.22
+ * binds a listen without a port to port 0 (any free port), which nobody can connect to on
+ * purpose; hitless refuses it instead.
+ */
+export function parseStreamListen(args: readonly string[], ctx: DirectiveContext, previous: readonly HttpListen[] | undefined): readonly HttpListen[] {
+  const [url = '', ...params] = args;
+  for (const param of params) {
+    if (param === 'udp') ctx.fail('the "udp" parameter is not supported by hitless');
+    if (!STREAM_LISTEN_PARAMS.test(param)) ctx.fail(`the invalid "${param}" parameter`);
+  }
+  const explicitPort = url.slice(0, 5).toLowerCase() === 'unix:' || /:[0-9]+$/.test(url) || /^[0-9]+$/.test(url);
+  if (!explicitPort) ctx.fail(`no port in "${url}" of the "listen" directive`);
+  return [...(previous ?? []), ...parseListen(args, ctx, undefined)];
+}
+
+/** `ngx_stream_core_listen()`'s duplicate check and `ngx_stream_core_merge_srv_conf()`'s handler check. */
+function checkServers(stream: ConfBlockView): void {
+  const seen = new Set<string>();
+  for (const server of stream.blocks) {
+    if (server.name !== 'server') continue;
+    if (!server.isSet('listen')) throw new ConfigError('no "listen" is defined for server', server);
+    for (const listen of server.get('listen')) {
+      const key = `${listen.family}:${listen.address}:${listen.port}`;
+      if (seen.has(key) && listen.port !== 0) throw new ConfigError(`duplicate "${listen.addrText}" address and port pair`, listen);
+      seen.add(key);
+    }
+    if (!server.isSet('proxy_pass') && !server.isSet('return')) throw new ConfigError('no handler for server', server);
+  }
+}
+
+function time(name: string, summary: string, defaultText: string, contexts: DirectiveContext['context'][] = ['stream', 'stream_server']) {
+  const ms = parseTime(defaultText) as number;
+  return defineDirective({
+    kind: 'value',
+    name: name as 'preread_timeout',
+    contexts,
+    args: [1],
+    syntax: 'time;',
+    summary,
+    default: () => ms,
+    defaultText: `${name} ${defaultText};`,
+    parse: ([value = ''], ctx) => parseTime(value) ?? ctx.fail(`"${name}" directive invalid value`),
+  });
 }
 
 /** The `stream` block and its virtual servers. */
@@ -19,7 +79,7 @@ export const streamCoreModule: ConfModule = {
       block: 'stream',
       unique: true,
       syntax: '{ ... }',
-      summary: 'The TCP and UDP (L4) proxy: its servers and upstream groups.',
+      summary: 'The TCP (L4) proxy: its servers and upstream groups.',
     }),
     defineDirective({
       kind: 'block',
@@ -30,5 +90,46 @@ export const streamCoreModule: ConfModule = {
       syntax: '{ ... }',
       summary: 'An L4 virtual server, chosen by the address a connection arrives on.',
     }),
+    defineDirective({
+      kind: 'value',
+      name: 'listen',
+      contexts: ['stream_server'],
+      args: '1+',
+      repeatable: true,
+      inherit: false,
+      syntax: 'address:port [ssl] [proxy_protocol] [backlog=number] [rcvbuf=size] [sndbuf=size] [bind] [ipv6only=on|off] [reuseport] [so_keepalive=on|off|[keepidle]:[keepintvl]:[keepcnt]]; | unix:path [...];',
+      summary: 'The address and port, or unix socket, the stream server accepts connections on; one server per address and port.',
+      default: () => [],
+      defaultText: '—',
+      parse: parseStreamListen,
+    }),
+    defineDirective({
+      kind: 'value',
+      name: 'preread_buffer_size',
+      contexts: ['stream', 'stream_server'],
+      args: [1],
+      syntax: 'size;',
+      summary: 'The most bytes read from a client before the session is routed (ssl_preread); a ClientHello larger than this is left unparsed.',
+      default: () => 16384,
+      defaultText: 'preread_buffer_size 16k;',
+      parse: ([value = ''], ctx) => parseSize(value) ?? ctx.fail('"preread_buffer_size" directive invalid value'),
+    }),
+    time('preread_timeout', 'How long the preread phase (ssl_preread) may wait for the client\'s first bytes.', '30s'),
+    time('proxy_protocol_timeout', 'How long reading the PROXY protocol header of a listen ... proxy_protocol connection may take.', '30s'),
+    defineDirective({
+      kind: 'value',
+      name: 'tcp_nodelay',
+      contexts: ['stream', 'stream_server'],
+      args: 'flag',
+      syntax: 'on | off;',
+      summary: 'Sets TCP_NODELAY on client and upstream connections.',
+      default: () => true,
+      defaultText: 'tcp_nodelay on;',
+      parse: ([value]) => value === 'on',
+    }),
   ],
+  check(main) {
+    const stream = main.blocks.find((block) => block.name === 'stream');
+    if (stream !== undefined) checkServers(stream);
+  },
 };

@@ -66,15 +66,18 @@ export class TlsTermination<S> {
   readonly #defaultContextFor: ServerTls['contextFor'];
   readonly #alpn: string[];
 
-  /** `http2`: `listen ... http2` or the default server's `http2 on` offer `h2` before `http/1.1`. */
-  constructor(hosts: VirtualHosts<S>, tlsOf: (server: S) => ServerTls, http2: boolean) {
+  /**
+   * `http2`: `listen ... http2` or the default server's `http2 on` offer `h2` before `http/1.1`.
+   * `alpn` replaces that list (stream offers none: an empty list answers no ALPN at all).
+   */
+  constructor(hosts: VirtualHosts<S>, tlsOf: (server: S) => ServerTls, http2: boolean, alpn?: readonly string[]) {
     this.#hosts = hosts;
     this.#tlsOf = tlsOf;
     const fallback = tlsOf(hosts.defaultServer);
     this.#default = (fallback.rejectHandshake ? undefined : fallback.context) ?? (refusing ??= createSecureContext({}));
     this.#defaultVerify = fallback.verify;
     this.#defaultContextFor = fallback.contextFor;
-    this.#alpn = http2 ? ['h2', 'http/1.1'] : ['http/1.1'];
+    this.#alpn = alpn !== undefined ? [...alpn] : http2 ? ['h2', 'http/1.1'] : ['http/1.1'];
   }
 
   /** Starts the server side of a handshake on `socket`; bytes already read must be back in it. */
@@ -82,7 +85,7 @@ export class TlsTermination<S> {
     const secure: TLSSocket = new TLSSocket(socket, {
       isServer: true,
       secureContext: this.#default,
-      ALPNProtocols: this.#alpn,
+      ...(this.#alpn.length === 0 ? {} : { ALPNProtocols: this.#alpn }),
       // nginx answers a bad client certificate at the HTTP level (495, 496), after the handshake.
       requestCert: this.#defaultVerify.mode !== 'off',
       rejectUnauthorized: false,

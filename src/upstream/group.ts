@@ -261,24 +261,28 @@ function methodOf(block: ConfBlockView, variables: VariableTable<HttpRequest> | 
   }
 }
 
-/** Builds every `upstream` group of an `http` block. */
+/** Builds every `upstream` group of an `http` or a `stream` block. */
 export function buildUpstreamGroups(http: ConfBlockView, variables?: VariableTable<HttpRequest>): Map<string, UpstreamGroup> {
   const groups = new Map<string, UpstreamGroup>();
   for (const block of http.blocks) {
     if (block.name !== 'upstream') continue;
     const name = block.args[0] ?? '';
     const peers = block.get('server').flatMap((server) => peersOf(server, name));
+    // A stream group keeps no idle connections: a session's connection is its own.
+    const limits = block.context === 'stream_upstream'
+      ? { maxIdle: 0, maxRequests: 0, maxAgeMs: 0, idleTimeoutMs: 0 }
+      : {
+        maxIdle: block.get('keepalive'),
+        maxRequests: block.get('keepalive_requests'),
+        maxAgeMs: block.get('keepalive_time'),
+        idleTimeoutMs: block.get('keepalive_timeout').timeoutMs,
+      };
     groups.set(
       name,
       new UpstreamGroup(
         name,
         peers,
-        {
-          maxIdle: block.get('keepalive'),
-          maxRequests: block.get('keepalive_requests'),
-          maxAgeMs: block.get('keepalive_time'),
-          idleTimeoutMs: block.get('keepalive_timeout').timeoutMs,
-        },
+        limits,
         false,
         balancerOf(block, variables),
         block.isSet('zone'),

@@ -1,0 +1,86 @@
+/**
+ * What a worker serves one configuration generation with: the http and the stream runtimes side
+ * by side, as one nginx worker runs both modules' listening sockets. The master opens the sockets
+ * of both; each key goes to the runtime whose block listens on it.
+ */
+import type { Server } from 'node:net';
+import type { HitlessConfig } from '../conf/model.js';
+import { ConfigError } from '../core/errors.js';
+import type { ErrorLog } from '../core/log.js';
+import { HttpRuntime, collectListens as collectHttpListens, type ListenSpec } from '../http/runtime.js';
+import { StreamRuntime, collectStreamListens } from '../stream/runtime.js';
+import type { PeerState } from '../upstream/group.js';
+
+/**
+ * Every socket a configuration listens on, http's then stream's. The same address and port in both
+ * is the bind() conflict nginx meets when it opens the second (`-t` does not bind, and passes).
+ */
+export function collectListens(config: HitlessConfig): ListenSpec[] {
+  const http = collectHttpListens(config);
+  const stream = collectStreamListens(config);
+  const keys = new Set(http.map((spec) => spec.key));
+  for (const spec of stream) {
+    if (keys.has(spec.key)) {
+      const address = spec.path !== undefined ? `unix:${spec.path}` : spec.key.startsWith('*:') ? `0.0.0.0${spec.key.slice(1)}` : spec.key;
+      throw new ConfigError(`bind() to ${address} failed (98: Address already in use)`, undefined);
+    }
+  }
+  return [...http, ...stream];
+}
+
+/** Options of {@link ServingRuntime}. */
+export interface ServingRuntimeOptions {
+  readonly log: ErrorLog;
+}
+
+/** The http and stream runtimes of one generation, driven as one. */
+export class ServingRuntime {
+  readonly http: HttpRuntime;
+  readonly stream: StreamRuntime;
+
+  /** Builds both; if the stream side fails, the http side's files are closed again. */
+  constructor(config: HitlessConfig, options: ServingRuntimeOptions) {
+    this.http = new HttpRuntime(config, options);
+    try {
+      this.stream = new StreamRuntime(config, options);
+    } catch (err) {
+      this.http.close();
+      throw err;
+    }
+  }
+
+  /** Hands a listening socket to the runtime whose block listens on `key`. */
+  attach(key: string, server: Server): void {
+    if (this.stream.serves(key)) this.stream.attach(key, server);
+    else this.http.attach(key, server);
+  }
+
+  /** The http drain (with its grace for idle keep-alive connections) and the stream drain, together. */
+  async drain(options: { graceMs?: number } = {}): Promise<void> {
+    await Promise.all([this.http.drain(options), this.stream.drain()]);
+  }
+
+  close(): void {
+    this.http.close();
+    this.stream.close();
+  }
+
+  reopenLogs(): void {
+    this.http.reopenLogs();
+    this.stream.reopenLogs();
+  }
+
+  /** Open client connections and sessions. */
+  get connections(): number {
+    return this.http.connections + this.stream.connections;
+  }
+
+  upstreamStates(now = Date.now()): PeerState[] {
+    return [...this.http.upstreamStates(now), ...this.stream.upstreamStates(now)];
+  }
+
+  flushLogs(): void {
+    this.http.flushLogs();
+    this.stream.flushLogs();
+  }
+}

@@ -1,0 +1,242 @@
+/**
+ * One stream connection through nginx's phases (`ngx_stream_core_run_phases()`): the PROXY
+ * protocol header of a `listen ... proxy_protocol` address, post-accept (realip), preaccess
+ * (limit_conn), ssl (termination), preread (ssl_preread), content (proxy_pass or return), log.
+ */
+import type { Socket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
+import type { ErrorLog } from '../core/log.js';
+import { logRequest } from '../http/access-log.js';
+import { isTrusted } from '../http/realip.js';
+import { zoneClient, type LimitConnCheck } from '../http/limits.js';
+import { tlsInfoOf } from '../tls/sni.js';
+import type { CompiledStreamServer } from './generation.js';
+import { proxySession } from './proxy.js';
+import { readProxyProtocol } from './proxy-protocol.js';
+import { StreamSession } from './session.js';
+import { ClientHelloReader } from './ssl-preread.js';
+
+/** A session in progress, as the runtime tracks it for drains and fast shutdowns. */
+export class StreamConnection {
+  readonly session: StreamSession;
+  readonly #server: CompiledStreamServer;
+  readonly #log: ErrorLog;
+  #socket: Socket;
+  /** Bytes read before the content phase, passed on first. */
+  #pending: Buffer[] = [];
+  #limitChecks: LimitConnCheck[] = [];
+  #done = false;
+  readonly #closeListeners: (() => void)[] = [];
+
+  constructor(socket: Socket, server: CompiledStreamServer, log: ErrorLog) {
+    this.#socket = socket;
+    this.#server = server;
+    this.#log = log;
+    this.session = new StreamSession(socket);
+    // Each direction is closed on its own: the client's FIN is passed upstream, the answer still flows back.
+    socket.allowHalfOpen = true;
+    socket.on('error', () => undefined);
+    socket.pause();
+  }
+
+  /** Runs the phases; the session ends by itself. */
+  start(): void {
+    void this.#run().catch((err: unknown) => {
+      this.#log.alert(`stream session failed: ${err instanceof Error ? err.message : String(err)}`);
+      this.#finish(500);
+    });
+  }
+
+  /** `client: 127.0.0.1, server: 0.0.0.0:12345`, as nginx ends stream messages. */
+  get #logContext(): string {
+    return `client: ${this.session.remoteAddress}, server: ${this.#server.addrText}`;
+  }
+
+  async #run(): Promise<void> {
+    const server = this.#server;
+    if (server.acceptsProxyProtocol && !(await this.#readProxyProtocol())) return this.#finish(400);
+    // ngx_stream_realip_handler(): the PROXY header's source replaces a trusted peer's address.
+    const header = this.session.proxyProtocol;
+    if (header !== undefined && server.realIpFrom.length > 0 && isTrusted(this.session.peerAddress, server.realIpFrom)) {
+      this.session.remoteAddress = header.sourceAddress;
+      this.session.remotePort = String(header.sourcePort);
+    }
+    if (server.limitConn.length > 0 && !(await this.#limitConn())) return this.#finish(503);
+    if (this.#done) return;
+    if (server.tls !== undefined && !(await this.#handshake())) return this.#finish(500);
+    if (server.sslPreread && !(await this.#preread())) return this.#finish(400);
+    if (this.#done) return;
+    if (server.returnValue !== undefined) {
+      const text = Buffer.from(server.returnValue(this.session), 'latin1');
+      this.session.bytesSent += text.length;
+      this.#socket.end(text, () => this.#finish(200));
+      return;
+    }
+    const proxy = server.proxy;
+    if (proxy === undefined) return this.#finish(500);
+    proxySession(this.session, { socket: this.#socket, pending: this.#pending, logContext: this.#logContext }, proxy, this.#log, () => this.#finish(this.session.status));
+  }
+
+  /** Reads bytes until `decide` says enough, the client closes, or `timeoutMs` passes; resolves how it ended. */
+  #read(timeoutMs: number, decide: (data: Buffer) => boolean): Promise<'done' | 'timeout' | 'closed'> {
+    const socket = this.#socket;
+    return new Promise((resolve) => {
+      const timer = timeoutMs > 0 ? setTimeout(() => end('timeout'), timeoutMs) : undefined;
+      const end = (how: 'done' | 'timeout' | 'closed'): void => {
+        if (timer !== undefined) clearTimeout(timer);
+        socket.off('data', onData);
+        socket.off('end', onEnd);
+        socket.off('close', onEnd);
+        socket.pause();
+        resolve(how);
+      };
+      const onData = (chunk: Buffer): void => {
+        this.#pending.push(chunk);
+        if (decide(Buffer.concat(this.#pending))) end('done');
+      };
+      const onEnd = (): void => end('closed');
+      socket.on('data', onData);
+      socket.once('end', onEnd);
+      socket.once('close', onEnd);
+      socket.resume();
+    });
+  }
+
+  /** `ngx_stream_proxy_protocol_handler()`: a broken or late header closes the connection. */
+  async #readProxyProtocol(): Promise<boolean> {
+    let header: ReturnType<typeof readProxyProtocol> = { kind: 'again' };
+    const how = await this.#read(this.#server.proxyProtocolTimeoutMs, (data) => (header = readProxyProtocol(data)).kind !== 'again');
+    if (how === 'timeout') this.#log.error(`client timed out (110: Connection timed out) while reading PROXY protocol, ${this.#logContext}`, this.session.id);
+    if (how !== 'done') return false;
+    const result = header as ReturnType<typeof readProxyProtocol>;
+    if (result.kind !== 'header') {
+      this.#log.error(`broken header: "${Buffer.concat(this.#pending).subarray(0, 107).toString('latin1').replace(/[\r\n]/g, '')}" while reading PROXY protocol, ${this.#logContext}`, this.session.id);
+      return false;
+    }
+    this.session.proxyProtocol = result.addresses;
+    const rest = Buffer.concat(this.#pending).subarray(result.length);
+    this.#pending = rest.length > 0 ? [rest] : [];
+    return true;
+  }
+
+  /** `ngx_stream_limit_conn_handler()`; false when a zone refuses the session. */
+  async #limitConn(): Promise<boolean> {
+    const server = this.#server;
+    const checks: LimitConnCheck[] = [];
+    for (const rule of server.limitConn) {
+      const key = rule.key(this.session);
+      if (key.length === 0) continue;
+      if (key.length > 255) {
+        this.#log.error(`the value of the "${rule.keySource}" key is more than 255 bytes: "${key}", ${this.#logContext}`, this.session.id);
+        continue;
+      }
+      checks.push({ zone: rule.zone, size: rule.size, key, conn: rule.conn });
+    }
+    if (checks.length === 0) return true;
+    const answer = await zoneClient().limitConn(checks);
+    if (answer.rc === 'passed') {
+      this.#limitChecks = checks;
+      if (this.#done) this.#releaseLimits();
+      return true;
+    }
+    if (answer.rc === 'rejected') {
+      const zone = (checks[answer.index] as LimitConnCheck).zone;
+      this.#log.write(server.limitConnLogLevel, `limiting connections${server.limitConnDryRun ? ', dry run,' : ''} by zone "${zone}", ${this.#logContext}`, this.session.id);
+    }
+    return server.limitConnDryRun;
+  }
+
+  #releaseLimits(): void {
+    if (this.#limitChecks.length === 0) return;
+    zoneClient().releaseConn(this.#limitChecks);
+    this.#limitChecks = [];
+  }
+
+  /** The ssl phase: the handshake, then the session reads and writes the decrypted stream. */
+  async #handshake(): Promise<boolean> {
+    const tls = this.#server.tls;
+    if (tls === undefined) return true;
+    const raw = this.#socket;
+    if (this.#pending.length > 0) raw.unshift(Buffer.concat(this.#pending));
+    this.#pending = [];
+    const secure: TLSSocket = tls.termination.wrap(raw);
+    secure.allowHalfOpen = true;
+    secure.on('error', () => undefined);
+    const ok = await new Promise<boolean>((resolve) => {
+      const timer = setTimeout(() => {
+        this.#log.info(`client timed out (110: Connection timed out) while SSL handshaking, ${this.#logContext}`, this.session.id);
+        resolve(false);
+      }, tls.handshakeTimeoutMs);
+      secure.once('secure', () => {
+        clearTimeout(timer);
+        resolve(true);
+      });
+      const failed = (err?: Error): void => {
+        clearTimeout(timer);
+        if (err !== undefined) this.#log.info(`SSL_do_handshake() failed (SSL: ${err.message}) while SSL handshaking, ${this.#logContext}`, this.session.id);
+        resolve(false);
+      };
+      secure.once('error', failed);
+      secure.once('close', () => failed());
+      raw.resume();
+    });
+    this.#socket = secure;
+    if (!ok) return false;
+    secure.pause();
+    this.session.tls = tlsInfoOf(secure);
+    return true;
+  }
+
+  /**
+   * The preread phase (`ngx_stream_core_preread_phase()`): up to preread_buffer_size bytes, within
+   * preread_timeout. A full buffer is a bad request (400); a timeout or the client's FIN go on to
+   * the content phase with what was read, and so does anything that is not a ClientHello.
+   */
+  async #preread(): Promise<boolean> {
+    const reader = new ClientHelloReader();
+    const limit = this.#server.prereadBufferSize;
+    let full = false;
+    for (const chunk of this.#pending) reader.feed(chunk);
+    if (reader.result === 'again') {
+      let seen = this.#pending.reduce((sum, chunk) => sum + chunk.length, 0);
+      await this.#read(this.#server.prereadTimeoutMs, (data) => {
+        // nginx reads into a buffer of preread_buffer_size bytes: the reader never sees more.
+        const fresh = data.subarray(seen, limit);
+        seen = Math.min(data.length, limit);
+        if (reader.feed(fresh) !== 'again') return true;
+        full = seen >= limit;
+        return full;
+      });
+    }
+    if (full && reader.result === 'again') {
+      this.#log.error(`preread buffer full while prereading client data, ${this.#logContext}`, this.session.id);
+      return false;
+    }
+    if (reader.result !== 'declined') this.session.preread = reader.values;
+    return true;
+  }
+
+  /** Ends the session: closes the client, gives back the limit_conn counts, writes the log line. */
+  #finish(status: StreamSession['status']): void {
+    if (this.#done) return;
+    this.#done = true;
+    this.session.status = status;
+    this.session.endedAt = performance.now();
+    this.#releaseLimits();
+    this.#socket.destroy();
+    logRequest(this.#server.loggers, this.session);
+    for (const listener of this.#closeListeners.splice(0)) listener();
+  }
+
+  /** Calls `listener` once the session is over. */
+  onClose(listener: () => void): void {
+    if (this.#done) listener();
+    else this.#closeListeners.push(listener);
+  }
+
+  /** Ends the session at once (fast shutdown, worker_shutdown_timeout). */
+  destroy(): void {
+    this.#socket.destroy();
+    this.#finish(this.session.status);
+  }
+}

@@ -1,0 +1,207 @@
+/**
+ * One configuration generation's `stream` block, compiled in a worker: the listening sockets and
+ * the server each address routes to, every server's settings, the upstream groups (the same
+ * UpstreamGroup and balancers as http's), the variables and the access logs.
+ */
+import { isIP } from 'node:net';
+import type { HitlessConfig } from '../conf/model.js';
+import type { ConfBlockView } from '../conf/registry.js';
+import type { ErrorLog } from '../core/log.js';
+import { compileTemplate, type CompiledTemplate, type VariableTable } from '../core/variables.js';
+import { AccessLogs, type AccessLogger } from '../http/access-log.js';
+import { groupListens, resolveHostSync, type ListenSpec } from '../http/listen.js';
+import { defineMapVariables } from '../http/map-module.js';
+import type { ProxyPassTarget } from '../http/proxy-module.js';
+import { upstreamTlsSettings } from '../http/proxy-module.js';
+import type { TrustedBlock } from '../http/realip.js';
+import type { HttpRequest } from '../http/request.js';
+import { toByteString } from '../http/uri.js';
+import { sslHostName, UpstreamTls } from '../tls/upstream-tls.js';
+import { buildUpstreamGroups, implicitGroup, type UpstreamGroup } from '../upstream/group.js';
+import type { LogLevel } from '../core/parse.js';
+import type { StreamProxySettings } from './proxy.js';
+import type { StreamSession } from './session.js';
+import { createStreamVariables } from './variables.js';
+import { streamTlsOf, type StreamTls } from './ssl-module.js';
+
+/** One `limit_conn` of a server, its key compiled. */
+export interface StreamLimitConnRule {
+  readonly zone: string;
+  readonly size: number;
+  readonly conn: number;
+  readonly keySource: string;
+  readonly key: CompiledTemplate<StreamSession>;
+}
+
+/** A stream server's settings, compiled once per generation. */
+export interface CompiledStreamServer {
+  readonly block: ConfBlockView;
+  /** nginx's `server: 0.0.0.0:12345` of log messages: the address the server listens on. */
+  readonly addrText: string;
+  readonly proxyProtocolTimeoutMs: number;
+  readonly acceptsProxyProtocol: boolean;
+  readonly prereadTimeoutMs: number;
+  readonly prereadBufferSize: number;
+  readonly sslPreread: boolean;
+  readonly realIpFrom: readonly TrustedBlock[];
+  readonly limitConn: readonly StreamLimitConnRule[];
+  readonly limitConnLogLevel: LogLevel;
+  readonly limitConnDryRun: boolean;
+  readonly tls: StreamTls | undefined;
+  readonly loggers: readonly AccessLogger<StreamSession>[];
+  readonly returnValue: CompiledTemplate<StreamSession> | undefined;
+  readonly proxy: StreamProxySettings | undefined;
+}
+
+/** The sockets a `stream` block listens on: nginx binds one per address:port, a wildcard serving the others of its port. */
+export function collectStreamListens(config: HitlessConfig): ListenSpec[] {
+  const stream = config.main.child('stream');
+  if (stream === undefined) return [];
+  return groupListens(stream).map((socket) => socket.spec);
+}
+
+interface SocketRoutes {
+  readonly own: CompiledStreamServer;
+  readonly byLocalAddress: ReadonlyMap<string, CompiledStreamServer>;
+}
+
+/** The compiled `stream` block of one generation. */
+export class StreamGeneration {
+  readonly sockets = new Map<string, SocketRoutes>();
+  readonly logs: AccessLogs<StreamSession>;
+  readonly groups: Map<string, UpstreamGroup>;
+  readonly #implicit = new Map<string, UpstreamGroup>();
+  readonly #table: VariableTable<StreamSession>;
+
+  constructor(config: HitlessConfig, log: ErrorLog) {
+    const stream = config.main.child('stream');
+    this.#table = createStreamVariables();
+    this.logs = new AccessLogs<StreamSession>(stream?.get('log_format') ?? [], this.#table, log);
+    if (stream === undefined) {
+      this.groups = new Map();
+      return;
+    }
+    defineMapVariables(this.#table, stream.get('map'));
+    // The balancers read a session as they read a request: its remoteAddress and the hash key's variables.
+    this.groups = buildUpstreamGroups(stream, this.#table as unknown as VariableTable<HttpRequest>);
+    const compiled = new Map<ConfBlockView, CompiledStreamServer>();
+    const serverOf = (block: ConfBlockView, addrText: string): CompiledStreamServer => {
+      let server = compiled.get(block);
+      if (server === undefined) {
+        server = this.#compile(stream, block, addrText);
+        compiled.set(block, server);
+      }
+      return server;
+    };
+    for (const socket of groupListens(stream)) {
+      const byLocalAddress = new Map<string, CompiledStreamServer>();
+      let own: CompiledStreamServer | undefined;
+      for (const addr of socket.addrs) {
+        const server = serverOf(addr.defaultServer, addr.listen.addrText);
+        byLocalAddress.set(addr.listen.address, server);
+        if (addr.listen.wildcard || own === undefined) own = server;
+      }
+      if (own !== undefined) this.sockets.set(socket.spec.key, { own, byLocalAddress });
+    }
+  }
+
+  /** The server a connection on socket `key` that arrived on `localAddress` belongs to. */
+  serverFor(key: string, localAddress: string | undefined): CompiledStreamServer | undefined {
+    const routes = this.sockets.get(key);
+    if (routes === undefined) return undefined;
+    if (localAddress === undefined || routes.byLocalAddress.size === 1) return routes.own;
+    const local = localAddress.startsWith('::ffff:') ? localAddress.slice(7) : localAddress;
+    return routes.byLocalAddress.get(local) ?? routes.own;
+  }
+
+  /** Every group of the generation, implicit ones included. */
+  upstreamGroups(): UpstreamGroup[] {
+    return [...this.groups.values(), ...this.#implicit.values()];
+  }
+
+  /** Closes the groups' idle state. */
+  close(): void {
+    for (const group of this.upstreamGroups()) group.close();
+  }
+
+  #compile(stream: ConfBlockView, block: ConfBlockView, addrText: string): CompiledStreamServer {
+    const zones = new Map(stream.get('limit_conn_zone').map((zone) => [zone.name, zone]));
+    const limitConn = block.get('limit_conn').flatMap((rule) => {
+      const zone = zones.get(rule.zone);
+      if (zone === undefined) return [];
+      return [{ zone: zone.name, size: zone.size, conn: rule.conn, keySource: zone.keySource, key: compileTemplate(zone.key, this.#table, { literal: toByteString }) }];
+    });
+    const returnTemplate = block.isSet('return') ? block.get('return')?.text : undefined;
+    return {
+      block,
+      addrText,
+      proxyProtocolTimeoutMs: block.get('proxy_protocol_timeout'),
+      acceptsProxyProtocol: block.get('listen').some((listen) => listen.proxyProtocol),
+      prereadTimeoutMs: block.get('preread_timeout'),
+      prereadBufferSize: block.get('preread_buffer_size'),
+      sslPreread: block.get('ssl_preread'),
+      realIpFrom: block.get('set_real_ip_from'),
+      limitConn,
+      limitConnLogLevel: block.get('limit_conn_log_level'),
+      limitConnDryRun: block.get('limit_conn_dry_run'),
+      tls: block.get('listen').some((listen) => listen.ssl) ? streamTlsOf(block) : undefined,
+      loggers: this.logs.compile(block.get('access_log')),
+      returnValue: returnTemplate === undefined ? undefined : compileTemplate(returnTemplate, this.#table, { literal: toByteString }),
+      proxy: block.isSet('proxy_pass') ? this.#compileProxy(block, block.get('proxy_pass') as ProxyPassTarget) : undefined,
+    };
+  }
+
+  #compileProxy(block: ConfBlockView, target: ProxyPassTarget): StreamProxySettings {
+    let resolveGroup: StreamProxySettings['resolveGroup'];
+    if (target.template === undefined) {
+      const group = this.groups.get(target.host) ?? this.#implicitGroup(target.host, target.port);
+      resolveGroup = () => group;
+    } else {
+      const value = compileTemplate(target.template, this.#table, { literal: toByteString });
+      resolveGroup = (session) => this.#groupFor(value(session));
+    }
+    const ssl = block.get('proxy_ssl') ? UpstreamTls.load(upstreamTlsSettings(block)) : undefined;
+    const sslNameTemplate = block.get('proxy_ssl_name');
+    const sslName = sslNameTemplate === undefined ? undefined : compileTemplate(sslNameTemplate, this.#table, { literal: toByteString });
+    return {
+      resolveGroup,
+      connectTimeoutMs: block.get('proxy_connect_timeout'),
+      timeoutMs: block.get('proxy_timeout'),
+      nextUpstream: block.get('proxy_next_upstream').size > 0,
+      nextTries: block.get('proxy_next_upstream_tries'),
+      nextTimeoutMs: block.get('proxy_next_upstream_timeout'),
+      proxyProtocol: block.get('proxy_protocol') ? block.get('proxy_protocol_version') : 0,
+      tcpNodelay: block.get('tcp_nodelay'),
+      // proxy_ssl_name defaults to the host of proxy_pass (a group's name, or the address's host).
+      ssl: ssl === undefined ? undefined : { tls: ssl, name: (session, group) => sslHostName(sslName === undefined ? group.name : sslName(session)) },
+    };
+  }
+
+  #implicitGroup(host: string, port: number): UpstreamGroup {
+    const key = `${host}:${port}`;
+    let group = this.#implicit.get(key);
+    if (group === undefined) {
+      group = implicitGroup(host.startsWith('[') ? host.slice(1, -1) : host, port);
+      this.#implicit.set(key, group);
+    }
+    return group;
+  }
+
+  /**
+   * `ngx_stream_proxy_eval()`: a group of that name, else an address with a port. Names resolve
+   * from /etc/hosts only (nginx would need a `resolver`); a string is the error to log.
+   */
+  #groupFor(value: string): UpstreamGroup | string {
+    const group = this.groups.get(value);
+    if (group !== undefined) return group;
+    if (value.toLowerCase().startsWith('unix:')) return this.#implicitGroup(value, 0);
+    const match = /^(\[[^\]]+\]|[^:[\]]+):([0-9]{1,5})$/.exec(value);
+    if (match === null) return value === '' ? 'no host in upstream ""' : `no port in upstream "${value}"`;
+    const host = match[1] as string;
+    const port = Number(match[2]);
+    const bare = host.startsWith('[') ? host.slice(1, -1) : host;
+    if (port < 1 || port > 65535) return `invalid port in upstream "${value}"`;
+    if (isIP(bare) === 0 && resolveHostSync(bare).length === 0) return `no resolver defined to resolve ${bare}`;
+    return this.#implicitGroup(host, port);
+  }
+}

@@ -1,0 +1,148 @@
+/**
+ * nginx's `ngx_stream_proxy_module`: `proxy_pass` to an upstream group, an address or a value
+ * with variables, the connect and idle timeouts, passing a failed connect to the next peer, the
+ * PROXY protocol header, and TLS to upstreams (`proxy_ssl*`, shared with http's proxy module).
+ */
+import { parseNumber } from '../core/parse.js';
+import { hasVariables } from '../conf/lexer.js';
+import { defineDirective, type ConfBlockView, type ConfModule, type DirectiveContext } from '../conf/registry.js';
+import type { Template } from '../core/variables.js';
+import {
+  checkUpstreamHost,
+  checkUpstreamSsl,
+  httpProxyModule,
+  parseUpstreamAddress,
+  timeout,
+  type NextUpstreamCase,
+  type ProxyPassTarget,
+} from '../http/proxy-module.js';
+import { parseValue } from '../http/rewrite-module.js';
+import { reuseDirective, STREAM_SERVER_CONTEXTS } from './reuse.js';
+import { checkStreamVariables } from './variables.js';
+
+declare module '../conf/registry.js' {
+  interface DirectiveValues {
+    proxy_timeout: number;
+    proxy_protocol: boolean;
+    proxy_protocol_version: 1 | 2;
+    proxy_ssl: boolean;
+  }
+}
+
+/**
+ * `proxy_pass address;` of `ngx_stream_proxy_pass()`: a group name, `host:port`, `unix:/path`,
+ * or a value with variables evaluated per session. The value has the shape of http's proxy_pass
+ * (without scheme or URI) so that both share the upstream address checks.
+ */
+export function parseStreamProxyPass([address = '']: readonly string[], ctx: DirectiveContext): ProxyPassTarget {
+  const where = { file: ctx.location.file, line: ctx.location.line };
+  if (hasVariables(address)) {
+    return { source: address, template: parseValue(address, ctx), scheme: 'http', host: '', port: 0, explicitPort: false, uri: undefined, proxyHost: '', ...where };
+  }
+  if (address.includes('://') || address.includes('/') && !address.toLowerCase().startsWith('unix:')) ctx.fail(`invalid host in upstream "${address}"`);
+  const { host, port, explicitPort } = parseUpstreamAddress(address, 0, ctx);
+  return { source: address, template: undefined, scheme: 'http', host, port, explicitPort, uri: undefined, proxyHost: explicitPort ? `${host}:${port}` : host, ...where };
+}
+
+/** Every `proxy_pass` host is a group or resolves, every variable is known: nginx's checks at start. */
+function checkStreamProxy(stream: ConfBlockView): void {
+  const groups = new Set(stream.blocks.filter((block) => block.name === 'upstream').map((block) => block.args[0] ?? ''));
+  const templates: Template[] = [];
+  for (const server of stream.blocks) {
+    if (server.name !== 'server' || !server.isSet('proxy_pass')) continue;
+    const target = server.get('proxy_pass') as ProxyPassTarget;
+    if (server.get('proxy_ssl')) checkUpstreamSsl(server);
+    const sslName = server.get('proxy_ssl_name');
+    if (sslName !== undefined) templates.push(sslName);
+    if (target.template !== undefined) templates.push(target.template);
+    else checkUpstreamHost(target, groups);
+  }
+  checkStreamVariables(stream, templates);
+}
+
+const SSL_DIRECTIVES = [
+  'proxy_ssl_verify', 'proxy_ssl_trusted_certificate', 'proxy_ssl_verify_depth', 'proxy_ssl_name', 'proxy_ssl_server_name',
+  'proxy_ssl_protocols', 'proxy_ssl_ciphers', 'proxy_ssl_certificate', 'proxy_ssl_certificate_key', 'proxy_ssl_session_reuse',
+];
+
+/** The stream proxy module's directives. */
+export const streamProxyModule: ConfModule = {
+  name: 'ngx_stream_proxy_module',
+  directives: [
+    defineDirective({
+      kind: 'value',
+      name: 'proxy_pass',
+      contexts: ['stream_server'],
+      args: [1],
+      inherit: false,
+      syntax: 'address;',
+      summary: 'Passes the session to an upstream group, an address (host:port, unix:path), or a value with variables ($ssl_preread_server_name through a map).',
+      defaultText: '—',
+      parse: parseStreamProxyPass,
+    }),
+    timeout('proxy_connect_timeout', 'How long establishing a connection to an upstream may take.', '60s', [...STREAM_SERVER_CONTEXTS]),
+    timeout('proxy_timeout', 'How long the client and upstream connections may both stay silent before the session is closed.', '10m', [...STREAM_SERVER_CONTEXTS]),
+    defineDirective({
+      kind: 'value',
+      name: 'proxy_next_upstream',
+      contexts: STREAM_SERVER_CONTEXTS,
+      args: 'flag',
+      syntax: 'on | off;',
+      summary: 'Whether a session whose upstream connection cannot be established is passed to the next server.',
+      default: () => new Set<NextUpstreamCase>(['error', 'timeout']),
+      defaultText: 'proxy_next_upstream on;',
+      parse: ([value]) => new Set<NextUpstreamCase>(value === 'on' ? ['error', 'timeout'] : []),
+    }),
+    defineDirective({
+      kind: 'value',
+      name: 'proxy_next_upstream_tries',
+      contexts: STREAM_SERVER_CONTEXTS,
+      args: [1],
+      syntax: 'number;',
+      summary: 'The most servers one session may be tried on; 0 means no limit.',
+      default: () => 0,
+      defaultText: 'proxy_next_upstream_tries 0;',
+      parse: ([value = ''], ctx) => parseNumber(value) ?? ctx.fail('"proxy_next_upstream_tries" directive invalid number'),
+    }),
+    timeout('proxy_next_upstream_timeout', 'How long a session may be passed from server to server; 0 means no limit.', '0', [...STREAM_SERVER_CONTEXTS]),
+    defineDirective({
+      kind: 'value',
+      name: 'proxy_protocol',
+      contexts: STREAM_SERVER_CONTEXTS,
+      args: 'flag',
+      syntax: 'on | off;',
+      summary: 'Sends a PROXY protocol header with the client\'s address before the session\'s bytes to the upstream.',
+      default: () => false,
+      defaultText: 'proxy_protocol off;',
+      parse: ([value]) => value === 'on',
+    }),
+    defineDirective({
+      kind: 'value',
+      name: 'proxy_protocol_version',
+      contexts: STREAM_SERVER_CONTEXTS,
+      args: [1],
+      syntax: '1 | 2;',
+      summary: 'hitless: the PROXY protocol version proxy_protocol sends, the text v1 (as nginx) or the binary v2.',
+      default: () => 1,
+      defaultText: 'proxy_protocol_version 1;',
+      parse: ([value], ctx) => (value === '1' ? 1 : value === '2' ? 2 : ctx.fail(`invalid value "${value ?? ''}"`)),
+    }),
+    defineDirective({
+      kind: 'value',
+      name: 'proxy_ssl',
+      contexts: STREAM_SERVER_CONTEXTS,
+      args: 'flag',
+      syntax: 'on | off;',
+      summary: 'Speaks TLS to the upstream, with the proxy_ssl_* settings.',
+      default: () => false,
+      defaultText: 'proxy_ssl off;',
+      parse: ([value]) => value === 'on',
+    }),
+    ...SSL_DIRECTIVES.map((name) => reuseDirective(httpProxyModule, name, STREAM_SERVER_CONTEXTS)),
+  ],
+  check(main) {
+    const stream = main.blocks.find((block) => block.name === 'stream');
+    if (stream === undefined) return;
+    checkStreamProxy(stream);
+  },
+};

@@ -1,0 +1,121 @@
+/**
+ * The worker side of a generation's `stream` block: attaches the listening sockets the master
+ * hands over, runs a {@link StreamConnection} per accepted socket, and on a graceful drain stops
+ * accepting and lets every session run to its end (worker_shutdown_timeout is the worker's to
+ * enforce, with {@link StreamRuntime.close}), as nginx's stream sessions outlive a reload.
+ */
+import type { Server, Socket } from 'node:net';
+import type { HitlessConfig } from '../conf/model.js';
+import type { ErrorLog } from '../core/log.js';
+import type { PeerState } from '../upstream/group.js';
+import { StreamConnection } from './connection.js';
+import { StreamGeneration } from './generation.js';
+
+export { collectStreamListens } from './generation.js';
+
+/** Options of {@link StreamRuntime}. */
+export interface StreamRuntimeOptions {
+  readonly log: ErrorLog;
+}
+
+/** Serves one configuration generation's stream servers in a worker. */
+export class StreamRuntime {
+  readonly #generation: StreamGeneration;
+  readonly #log: ErrorLog;
+  readonly #attached = new Map<Server, (socket: Socket) => void>();
+  readonly #sessions = new Set<StreamConnection>();
+  #closed = false;
+  #drain: { promise: Promise<void>; resolve: () => void } | undefined;
+
+  /** Compiles the stream block and opens its access logs; throws if one cannot be opened. */
+  constructor(config: HitlessConfig, options: StreamRuntimeOptions) {
+    this.#log = options.log;
+    this.#generation = new StreamGeneration(config, options.log);
+  }
+
+  /** True when this generation's stream block listens on `key`. */
+  serves(key: string): boolean {
+    return this.#generation.sockets.has(key);
+  }
+
+  /** Serves the connections a listening socket (handed over by the master) accepts. */
+  attach(key: string, server: Server): void {
+    if (this.#closed || this.#drain !== undefined) throw new Error(`Cannot attach "${key}": the generation is stopping`);
+    if (!this.serves(key)) throw new Error(`No stream listening socket "${key}" in this configuration`);
+    if (this.#attached.has(server)) return;
+    const listener = (socket: Socket): void => this.#accept(key, socket);
+    server.on('connection', listener);
+    this.#attached.set(server, listener);
+  }
+
+  #accept(key: string, socket: Socket): void {
+    const server = this.#generation.serverFor(key, socket.localAddress);
+    if (this.#closed || server === undefined) {
+      socket.destroy();
+      return;
+    }
+    const connection = new StreamConnection(socket, server, this.#log);
+    this.#sessions.add(connection);
+    connection.onClose(() => {
+      this.#sessions.delete(connection);
+      this.#settle();
+    });
+    connection.start();
+  }
+
+  /** The number of sessions open now. */
+  get connections(): number {
+    return this.#sessions.size;
+  }
+
+  /** Graceful drain: stops accepting and resolves when the last session has ended. */
+  drain(): Promise<void> {
+    if (this.#drain === undefined) {
+      this.#detach();
+      this.#generation.logs.flush();
+      let resolve!: () => void;
+      const promise = new Promise<void>((r) => (resolve = r)).then(() => this.#release());
+      this.#drain = { promise, resolve };
+      this.#settle();
+    }
+    return this.#drain.promise;
+  }
+
+  #settle(): void {
+    if (this.#drain !== undefined && this.#sessions.size === 0) this.#drain.resolve();
+  }
+
+  /** Fast shutdown: ends every session at once. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#detach();
+    for (const session of [...this.#sessions]) session.destroy();
+    this.#release();
+  }
+
+  #detach(): void {
+    for (const [server, listener] of this.#attached) server.off('connection', listener);
+    this.#attached.clear();
+  }
+
+  #release(): void {
+    this.#generation.logs.close();
+    this.#generation.close();
+  }
+
+  /** Reopens access log files (SIGUSR1). */
+  reopenLogs(): void {
+    this.#generation.logs.reopen();
+  }
+
+  /** Writes buffered access log lines now. */
+  flushLogs(): void {
+    this.#generation.logs.flush();
+  }
+
+  /** Every stream upstream peer's state in this worker. */
+  upstreamStates(now = Date.now()): PeerState[] {
+    return this.#generation.upstreamGroups().flatMap((group) => group.peerStates(now));
+  }
+}

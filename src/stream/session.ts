@@ -1,0 +1,69 @@
+/**
+ * One stream session (nginx's `ngx_stream_session_t`): a client connection from accept to close,
+ * and what the variables and the access log read of it.
+ */
+import type { Socket } from 'node:net';
+import type { TlsConnectionInfo } from '../tls/sni.js';
+import type { ProxyProtocolAddresses } from './proxy-protocol.js';
+import type { PrereadValues } from './ssl-preread.js';
+
+/** nginx's stream status codes (`NGX_STREAM_OK`, `NGX_STREAM_BAD_REQUEST`...). */
+export type StreamStatus = 200 | 400 | 403 | 500 | 502 | 503;
+
+/** One try of an upstream peer, for the `$upstream_*` variables. */
+export interface UpstreamTry {
+  /** `$upstream_addr` form. */
+  readonly addr: string;
+  /** In ms; -1 while connecting or when the connect failed (printed as `-`). */
+  connectMs: number;
+  bytesSent: number;
+  bytesReceived: number;
+}
+
+let nextSessionId = 1;
+
+/** The state of one session. */
+export class StreamSession {
+  /** `$connection`. */
+  readonly id = nextSessionId++;
+  /** When the connection was accepted, in ms (performance.now()). */
+  readonly startedAt = performance.now();
+  /** The TCP peer, before realip. */
+  readonly peerAddress: string;
+  readonly peerPort: string;
+  readonly serverAddress: string;
+  readonly serverPort: string;
+  /** `$remote_addr` and `$remote_port`: the peer, or the PROXY protocol's source for a trusted peer (set_real_ip_from). */
+  remoteAddress: string;
+  remotePort: string;
+  /** What a `listen ... proxy_protocol` header said. */
+  proxyProtocol: ProxyProtocolAddresses | undefined;
+  status: StreamStatus = 200;
+  /** Bytes sent to and received from the client. */
+  bytesSent = 0;
+  bytesReceived = 0;
+  /** `$ssl_preread_*`; undefined when the preread found no ClientHello (the variables are then empty). */
+  preread: PrereadValues | undefined;
+  /** The handshake of a `listen ... ssl` session. */
+  tls: TlsConnectionInfo | undefined;
+  readonly upstreams: UpstreamTry[] = [];
+  /** Set when the session ended, in ms (performance.now()). */
+  endedAt: number | undefined;
+  /** Map values computed for this session, and the captures of the last regex map match. */
+  variableCache: Map<object, unknown> | undefined;
+  captures: RegExpExecArray | undefined;
+
+  constructor(socket: Socket) {
+    this.peerAddress = socket.remoteAddress ?? 'unix:';
+    this.peerPort = socket.remotePort === undefined ? '' : String(socket.remotePort);
+    this.serverAddress = socket.localAddress ?? '';
+    this.serverPort = socket.localPort === undefined ? '' : String(socket.localPort);
+    this.remoteAddress = this.peerAddress;
+    this.remotePort = this.peerPort;
+  }
+
+  /** `$session_time`: seconds with millisecond resolution. */
+  sessionTime(now = performance.now()): string {
+    return (((this.endedAt ?? now) - this.startedAt) / 1000).toFixed(3);
+  }
+}

@@ -1,0 +1,187 @@
+/** TCP proxying through a stream server: payloads both ways, half-close, timeouts, PROXY protocol, return, access log. */
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { connect } from 'node:net';
+import { after, before, describe, it } from 'node:test';
+import { readProxyProtocol } from '../../src/stream/proxy-protocol.js';
+import { tempDir } from '../helpers/tmp.js';
+import { echoBackend, exchange, memoryLog, serveStream, startBackend, type Backend, type ServedStream } from './helpers.js';
+
+describe('stream proxy_pass to an echo backend', () => {
+  let backend: Backend;
+  let served: ServedStream;
+  const dir = tempDir();
+
+  before(async () => {
+    backend = await echoBackend();
+    served = await serveStream(`stream {
+      log_format s '$remote_addr $protocol $status $bytes_sent $bytes_received "$upstream_addr" $upstream_bytes_sent $upstream_bytes_received';
+      access_log ${dir.path}/stream.log s;
+      server { listen 127.0.0.1:1; proxy_pass 127.0.0.1:${backend.port}; }
+    }`);
+  });
+  after(async () => {
+    await served.stop();
+    await backend.stop();
+    dir.remove();
+  });
+
+  it('passes a small payload and the answer back', async () => {
+    const answer = await exchange(served.port, 'ping');
+    assert.equal(answer.toString(), 'ping');
+  });
+
+  it('passes 8 MiB both ways unchanged', async () => {
+    const payload = randomBytes(8 * 1024 * 1024);
+    const answer = await exchange(served.port, payload, { timeoutMs: 60_000 });
+    assert.equal(answer.length, payload.length);
+    assert.ok(answer.equals(payload));
+  });
+
+  it('passes the client FIN on and still delivers what the backend sends after it', async () => {
+    const late = await startBackend((socket) => {
+      let got = '';
+      socket.on('data', (chunk: Buffer) => (got += chunk.toString()));
+      // Answers only once the client's FIN has come through the proxy.
+      socket.on('end', () => setTimeout(() => socket.end(`after FIN: ${got}`), 50));
+    });
+    const proxy = await serveStream(`stream { server { listen 127.0.0.1:1; proxy_pass 127.0.0.1:${late.port}; } }`);
+    try {
+      const answer = await exchange(proxy.port, 'question');
+      assert.equal(answer.toString(), 'after FIN: question');
+    } finally {
+      await proxy.stop();
+      await late.stop();
+    }
+  });
+
+  it('writes the session variables to the access log', async () => {
+    await exchange(served.port, 'abc');
+    served.runtime.flushLogs();
+    const lines = readFileSync(`${dir.path}/stream.log`, 'utf8').trim().split('\n');
+    assert.ok(lines.includes(`127.0.0.1 TCP 200 3 3 "127.0.0.1:${backend.port}" 3 3`), lines.join('\n'));
+  });
+});
+
+describe('stream proxy_timeout, return and failures', () => {
+  it('closes a session silent for proxy_timeout', async () => {
+    const silent = await startBackend(() => undefined);
+    const { log, lines } = memoryLog();
+    const proxy = await serveStream(`stream { server { listen 127.0.0.1:1; proxy_timeout 200ms; proxy_pass 127.0.0.1:${silent.port}; } }`, '/tmp', log);
+    try {
+      const answer = await exchange(proxy.port, 'x', { halfClose: false, timeoutMs: 5_000 });
+      assert.equal(answer.length, 0);
+      assert.ok(lines.some((line) => line.includes('timed out (110: Connection timed out) while proxying connection')), lines.join('\n'));
+    } finally {
+      await proxy.stop();
+      await silent.stop();
+    }
+  });
+
+  it('answers return with its value and closes', async () => {
+    const proxy = await serveStream(`stream { server { listen 127.0.0.1:1; return "hello $remote_addr\\n"; } }`);
+    try {
+      assert.equal((await exchange(proxy.port, '')).toString(), 'hello 127.0.0.1\n');
+    } finally {
+      await proxy.stop();
+    }
+  });
+
+  it('closes the client when no peer can be reached, with status 502 in the log', async () => {
+    const dir = tempDir();
+    const { log, lines } = memoryLog();
+    const proxy = await serveStream(`stream {
+      log_format s '$status $upstream_addr $upstream_connect_time';
+      access_log ${dir.path}/s.log s;
+      server { listen 127.0.0.1:1; proxy_connect_timeout 1s; proxy_pass 127.0.0.1:1; }
+    }`, '/tmp', log);
+    try {
+      assert.equal((await exchange(proxy.port, 'x')).length, 0);
+      proxy.runtime.flushLogs();
+      assert.equal(readFileSync(`${dir.path}/s.log`, 'utf8'), '502 127.0.0.1:1 -\n');
+      assert.ok(lines.some((line) => line.includes('connect() failed (111: Connection refused) while connecting to upstream, client: 127.0.0.1, server: 127.0.0.1:1, upstream: "127.0.0.1:1"')), lines.join('\n'));
+    } finally {
+      await proxy.stop();
+      dir.remove();
+    }
+  });
+});
+
+describe('PROXY protocol', () => {
+  it('sends a v1 header with the client address before the session bytes (proxy_protocol on)', async () => {
+    const backend = await echoBackend();
+    const proxy = await serveStream(`stream { server { listen 127.0.0.1:1; proxy_protocol on; proxy_pass 127.0.0.1:${backend.port}; } }`);
+    try {
+      const answer = (await exchange(proxy.port, 'data')).toString();
+      assert.match(answer, new RegExp(`^PROXY TCP4 127\\.0\\.0\\.1 127\\.0\\.0\\.1 [0-9]+ ${proxy.port}\\r\\ndata$`));
+    } finally {
+      await proxy.stop();
+      await backend.stop();
+    }
+  });
+
+  it('sends a v2 header with proxy_protocol_version 2', async () => {
+    const backend = await echoBackend();
+    const proxy = await serveStream(`stream { server { listen 127.0.0.1:1; proxy_protocol on; proxy_protocol_version 2; proxy_pass 127.0.0.1:${backend.port}; } }`);
+    try {
+      const answer = await exchange(proxy.port, 'data');
+      const header = readProxyProtocol(answer);
+      assert.equal(header.kind, 'header');
+      if (header.kind !== 'header') return;
+      assert.equal(header.addresses?.sourceAddress, '127.0.0.1');
+      assert.equal(header.addresses?.destinationPort, proxy.port);
+      assert.equal(answer.subarray(header.length).toString(), 'data');
+    } finally {
+      await proxy.stop();
+      await backend.stop();
+    }
+  });
+
+  it('reads a header on listen ... proxy_protocol and trusts its address with set_real_ip_from', async () => {
+    const backend = await echoBackend();
+    const proxy = await serveStream(`stream {
+      server { listen 127.0.0.1:1 proxy_protocol; set_real_ip_from 127.0.0.1; return "$remote_addr:$remote_port $realip_remote_addr $proxy_protocol_addr"; }
+      server { listen 127.0.0.1:2 proxy_protocol; return "$remote_addr $proxy_protocol_addr"; }
+      server { listen 127.0.0.1:3 proxy_protocol; proxy_pass 127.0.0.1:${backend.port}; }
+    }`);
+    try {
+      const header = 'PROXY TCP4 203.0.113.7 192.0.2.1 5555 443\r\n';
+      assert.equal((await exchange(proxy.ports[0] ?? 0, header)).toString(), '203.0.113.7:5555 127.0.0.1 203.0.113.7');
+      assert.equal((await exchange(proxy.ports[1] ?? 0, header)).toString(), '127.0.0.1 203.0.113.7');
+      // The bytes after the header are the session's; a broken header closes the connection.
+      assert.equal((await exchange(proxy.ports[2] ?? 0, `${header}payload`)).toString(), 'payload');
+      assert.equal((await exchange(proxy.ports[2] ?? 0, 'GET / HTTP/1.0\r\n\r\n')).length, 0);
+    } finally {
+      await proxy.stop();
+      await backend.stop();
+    }
+  });
+});
+
+describe('stream limit_conn', () => {
+  it('closes sessions over the limit and lets them in again once one ends', async () => {
+    const backend = await echoBackend();
+    const { log, lines } = memoryLog();
+    const proxy = await serveStream(`stream {
+      limit_conn_zone $binary_remote_addr zone=per_ip:1m;
+      server { listen 127.0.0.1:1; limit_conn per_ip 1; proxy_pass 127.0.0.1:${backend.port}; }
+    }`, '/tmp', log);
+    const first = connect({ port: proxy.port, host: '127.0.0.1' });
+    try {
+      first.write('hold');
+      await new Promise((resolve) => first.once('data', resolve));
+      assert.equal((await exchange(proxy.port, 'second')).length, 0);
+      assert.ok(lines.some((line) => line.includes('limiting connections by zone "per_ip"')), lines.join('\n'));
+      first.end();
+      await new Promise((resolve) => first.once('close', resolve));
+      let answer = '';
+      for (let i = 0; i < 50 && answer === ''; i++) answer = (await exchange(proxy.port, 'third')).toString();
+      assert.equal(answer, 'third');
+    } finally {
+      first.destroy();
+      await proxy.stop();
+      await backend.stop();
+    }
+  });
+});

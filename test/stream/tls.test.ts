@@ -1,0 +1,98 @@
+/** TLS in stream: termination on listen ... ssl (with the certificate store, rotated live) and TLS to upstreams (proxy_ssl). */
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { after, before, describe, it } from 'node:test';
+import { connect as connectTls, createServer as createTlsServer, type PeerCertificate } from 'node:tls';
+import { deleteStoredCertificate, putStoredCertificate } from '../../src/tls/stored-certificates.js';
+import { echoBackend, exchange, memoryLog, serveStream, type Backend, type ServedStream } from './helpers.js';
+
+const fixtures = new URL('../../../test/fixtures/tls/', import.meta.url);
+const path = (name: string): string => new URL(name, fixtures).pathname;
+const pem = (name: string): string => readFileSync(path(name), 'utf8');
+
+/** Connects with TLS, sends `text`, half-closes, and resolves the answer and the certificate served. */
+function tlsExchange(port: number, servername: string, text: string): Promise<{ answer: string; cert: PeerCertificate }> {
+  return new Promise((resolve, reject) => {
+    const socket = connectTls({ port, host: '127.0.0.1', servername, ca: pem('ca.crt') }, () => socket.end(text));
+    let answer = '';
+    socket.setEncoding('utf8');
+    socket.on('data', (chunk: string) => (answer += chunk));
+    socket.on('end', () => resolve({ answer, cert: socket.getPeerCertificate() }));
+    socket.on('error', reject);
+    socket.setTimeout(10_000, () => socket.destroy(new Error('timed out')));
+  });
+}
+
+describe('stream TLS termination', () => {
+  let backend: Backend;
+  let served: ServedStream;
+
+  before(async () => {
+    backend = await echoBackend();
+    served = await serveStream(`stream {
+      log_format t '$ssl_protocol $ssl_server_name $bytes_received';
+      server {
+        listen 127.0.0.1:1 ssl;
+        ssl_certificate ${path('a-rsa.fullchain.crt')};
+        ssl_certificate_key ${path('a-rsa.key')};
+        proxy_pass 127.0.0.1:${backend.port};
+      }
+    }`);
+  });
+  after(async () => {
+    deleteStoredCertificate('b.test');
+    await served.stop();
+    await backend.stop();
+  });
+
+  it('terminates TLS and passes the plaintext to the backend', async () => {
+    const { answer, cert } = await tlsExchange(served.port, 'a.test', 'secret');
+    assert.equal(answer, 'secret');
+    assert.match(String(cert.subject.CN), /a\.test/);
+  });
+
+  it('answers a name of the certificate store with the stored certificate, live', async () => {
+    putStoredCertificate({ name: 'b.test', cert: pem('b-rsa.fullchain.crt'), key: pem('b-rsa.key') });
+    const { answer, cert } = await tlsExchange(served.port, 'b.test', 'rotated');
+    assert.equal(answer, 'rotated');
+    assert.match(String(cert.subject.CN), /b\.test/);
+  });
+
+  it('closes a client that speaks no TLS', async () => {
+    assert.equal((await exchange(served.port, 'GET / HTTP/1.0\r\n\r\n')).length, 0);
+  });
+});
+
+describe('stream proxy_ssl', () => {
+  it('speaks TLS to the upstream and verifies its certificate and name', async () => {
+    const upstream = createTlsServer({ cert: pem('a-rsa.fullchain.crt'), key: pem('a-rsa.key') }, (socket) => {
+      socket.on('data', (chunk: Buffer) => socket.write(chunk));
+      socket.on('end', () => socket.end());
+    });
+    await new Promise<void>((resolve) => upstream.listen(0, '127.0.0.1', resolve));
+    const port = (upstream.address() as { port: number }).port;
+    const { log, lines } = memoryLog();
+    const proxy = await serveStream(`stream {
+      server {
+        listen 127.0.0.1:1;
+        proxy_ssl on; proxy_ssl_verify on; proxy_ssl_trusted_certificate ${path('ca.crt')};
+        proxy_ssl_name a.test; proxy_ssl_server_name on;
+        proxy_pass 127.0.0.1:${port};
+      }
+      server {
+        listen 127.0.0.1:2;
+        proxy_ssl on; proxy_ssl_verify on; proxy_ssl_trusted_certificate ${path('ca.crt')};
+        proxy_ssl_name wrong.test;
+        proxy_pass 127.0.0.1:${port};
+      }
+    }`, '/tmp', log);
+    try {
+      assert.equal((await exchange(proxy.ports[0] ?? 0, 'over tls')).toString(), 'over tls');
+      assert.equal((await exchange(proxy.ports[1] ?? 0, 'refused')).length, 0);
+      assert.ok(lines.some((line) => line.includes('upstream SSL certificate does not match "wrong.test"')), lines.join('\n'));
+    } finally {
+      await proxy.stop();
+      await new Promise((resolve) => upstream.close(resolve));
+    }
+  });
+});

@@ -1,0 +1,146 @@
+/** Stream upstream groups: the http balancers and passive health checks, applied to sessions. */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { closedPort, exchange, memoryLog, namedBackend, serveStream, startBackend, type Backend } from './helpers.js';
+
+async function names(count: number): Promise<Backend[]> {
+  return Promise.all(Array.from({ length: count }, (_, i) => namedBackend(`n${i}`)));
+}
+
+async function answers(port: number, count: number): Promise<string[]> {
+  const out: string[] = [];
+  for (let i = 0; i < count; i++) out.push((await exchange(port, '')).toString());
+  return out;
+}
+
+function tally(list: readonly string[]): Record<string, number> {
+  const counts: Record<string, number> = {};
+  for (const item of list) counts[item] = (counts[item] ?? 0) + 1;
+  return counts;
+}
+
+describe('stream upstream groups', () => {
+  it('balances round robin by weight', async () => {
+    const [a, b] = await names(2);
+    const proxy = await serveStream(`stream {
+      upstream g { server 127.0.0.1:${a?.port} weight=3; server 127.0.0.1:${b?.port}; }
+      server { listen 127.0.0.1:1; proxy_pass g; }
+    }`);
+    try {
+      assert.deepEqual(tally(await answers(proxy.port, 8)), { n0: 6, n1: 2 });
+    } finally {
+      await proxy.stop();
+      await a?.stop();
+      await b?.stop();
+    }
+  });
+
+  it('keeps a client on one peer with hash $remote_addr, and spreads keys with hash consistent', async () => {
+    const backends = await names(3);
+    const servers = backends.map((backend) => `server 127.0.0.1:${backend.port};`).join(' ');
+    const proxy = await serveStream(`stream {
+      upstream by_addr { hash $remote_addr; ${servers} }
+      upstream by_port { hash $remote_port consistent; ${servers} }
+      server { listen 127.0.0.1:1; proxy_pass by_addr; }
+      server { listen 127.0.0.1:2; proxy_pass by_port; }
+    }`);
+    try {
+      assert.equal(Object.keys(tally(await answers(proxy.ports[0] ?? 0, 10))).length, 1);
+      assert.ok(Object.keys(tally(await answers(proxy.ports[1] ?? 0, 30))).length > 1);
+    } finally {
+      await proxy.stop();
+      for (const backend of backends) await backend.stop();
+    }
+  });
+
+  it('sends a session to the peer with the fewest sessions with least_conn', async () => {
+    const held: import('node:net').Socket[] = [];
+    const busy = await startBackend((socket) => {
+      held.push(socket);
+      socket.write('busy');
+    });
+    const [idle] = await names(1);
+    const proxy = await serveStream(`stream {
+      upstream g { least_conn; server 127.0.0.1:${busy.port}; server 127.0.0.1:${idle?.port}; }
+      server { listen 127.0.0.1:1; proxy_pass g; }
+    }`);
+    const { connect } = await import('node:net');
+    const open = connect({ port: proxy.port, host: '127.0.0.1' });
+    try {
+      // The first session goes to the first peer and stays open there.
+      assert.equal(await new Promise<string>((resolve) => open.once('data', (chunk: Buffer) => resolve(chunk.toString()))), 'busy');
+      assert.deepEqual(tally(await answers(proxy.port, 4)), { n0: 4 });
+    } finally {
+      open.destroy();
+      for (const socket of held) socket.destroy();
+      await proxy.stop();
+      await busy.stop();
+      await idle?.stop();
+    }
+  });
+
+  it('passes a failed connect to the next peer, then to the backup, and marks the dead peer unavailable', async () => {
+    const dead = await closedPort();
+    const [live, backup] = await names(2);
+    const { log, lines } = memoryLog();
+    const proxy = await serveStream(`stream {
+      upstream g { server 127.0.0.1:${dead} max_fails=1 fail_timeout=60s; server 127.0.0.1:${live?.port}; server 127.0.0.1:${backup?.port} backup; }
+      upstream only_dead { server 127.0.0.1:${dead}; server 127.0.0.1:${backup?.port} backup; }
+      server { listen 127.0.0.1:1; proxy_pass g; }
+      server { listen 127.0.0.1:2; proxy_pass only_dead; }
+    }`, '/tmp', log);
+    try {
+      assert.deepEqual(tally(await answers(proxy.ports[0] ?? 0, 6)), { n0: 6 });
+      // max_fails=1: the dead peer was tried once, then left out for fail_timeout.
+      assert.equal(lines.filter((line) => line.includes(`upstream: "127.0.0.1:${dead}"`)).length, 1);
+      assert.deepEqual(tally(await answers(proxy.ports[1] ?? 0, 2)), { n1: 2 });
+      const states = proxy.runtime.upstreamStates();
+      assert.equal(states.find((state) => state.group === 'g' && state.peer === `127.0.0.1:${dead}`)?.state, 'unavailable');
+    } finally {
+      await proxy.stop();
+      await live?.stop();
+      await backup?.stop();
+    }
+  });
+
+  it('gives up after proxy_next_upstream_tries, and at once with proxy_next_upstream off', async () => {
+    const deadA = await closedPort();
+    const deadB = await closedPort();
+    const [live] = await names(1);
+    const { log, lines } = memoryLog();
+    const group = `server 127.0.0.1:${deadA}; server 127.0.0.1:${deadB}; server 127.0.0.1:${live?.port};`;
+    const proxy = await serveStream(`stream {
+      upstream tries { ${group} }
+      upstream off { ${group} }
+      server { listen 127.0.0.1:1; proxy_next_upstream_tries 2; proxy_pass tries; }
+      server { listen 127.0.0.1:2; proxy_next_upstream off; proxy_pass off; }
+    }`, '/tmp', log);
+    try {
+      // Round robin starts at the first dead peer: two tries reach only the dead ones.
+      assert.equal((await exchange(proxy.ports[0] ?? 0, '')).length, 0);
+      assert.equal(lines.length, 2, lines.join('\n'));
+      assert.equal((await exchange(proxy.ports[1] ?? 0, '')).length, 0);
+      assert.equal(lines.length, 3, lines.join('\n'));
+    } finally {
+      await proxy.stop();
+      await live?.stop();
+    }
+  });
+
+  it('logs "no live upstreams" when every peer is down', async () => {
+    const [peer] = await names(1);
+    const { log, lines } = memoryLog();
+    const proxy = await serveStream(`stream {
+      upstream g { server 127.0.0.1:${peer?.port} down; }
+      server { listen 127.0.0.1:1; proxy_pass g; }
+    }`, '/tmp', log);
+    try {
+      assert.equal((await exchange(proxy.port, '')).length, 0);
+      assert.ok(lines.some((line) => line.includes('no live upstreams while connecting to upstream') && line.includes('upstream: "g"')), lines.join('\n'));
+      assert.equal(peer?.accepted, 0);
+    } finally {
+      await proxy.stop();
+      await peer?.stop();
+    }
+  });
+});
