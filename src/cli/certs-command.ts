@@ -12,7 +12,6 @@ import { formatSyscallError, HitlessError, UsageError } from '../core/errors.js'
 import { parseNumber } from '../core/parse.js';
 import { writeFileAtomic } from '../deploy/atomic-write.js';
 import type { CertificateSummary } from '../tls/certificate-store.js';
-import { createSelfSigned } from '../tls/self-signed.js';
 import { DEFAULT_CONF_PATH, DEFAULT_PREFIX } from './version.js';
 
 /** Where the command writes. */
@@ -197,6 +196,8 @@ async function selfSigned(names: readonly string[], values: Values, io: CertsCom
   const days = values.days === undefined ? 365 : parseNumber(values.days);
   if (days === undefined || days < 1) throw new UsageError(`invalid --days "${values.days ?? ''}"`);
   if (values['if-missing'] === true && existsSync(values.cert) && existsSync(values.key)) return 0;
+  // Loaded here only: the x509 library is for this action, not for every start of a master.
+  const { createSelfSigned } = await import('../tls/self-signed.js');
   const pair = await createSelfSigned(names, { days });
   // The key first: a certificate without its key is never there to be loaded.
   for (const [path, data, mode] of [[values.key, pair.key, 0o600], [values.cert, pair.cert, 0o644]] as const) {
