@@ -150,28 +150,24 @@ export class RequestHandler {
 
   /** The content phase of a proxy_pass or grpc_pass location. */
   #proxy(conn: ClientConnection, request: HttpRequest, exchange: HttpExchange, level: LevelConfig): void {
-    const context: UpstreamContext = {
-      exchange,
-      request,
-      conn,
-      log: this.#log,
-      fail: (status) => {
-        if (exchange.headersSent) conn.protocol.destroy();
-        else this.#send(conn, request, exchange, level, { status });
-      },
-      headers: (status, headers) => {
-        this.applyLevel(exchange, conn, level, false);
-        addHeaders(headers, level, request, status);
-      },
+    const fail: UpstreamContext['fail'] = (status) => {
+      if (exchange.headersSent) conn.protocol.destroy();
+      else this.#send(conn, request, exchange, level, { status });
     };
+    const headers: UpstreamContext['headers'] = (status, list) => {
+      this.applyLevel(exchange, conn, level, false);
+      addHeaders(list, level, request, status);
+    };
+    // Object literals, not a spread of a shared base: a spread costs about 8% of proxied
+    // requests/s in bench/ (the copies' property loads in the proxy stop being monomorphic).
     if (level.grpc !== undefined) {
-      grpcRequest({ ...context, grpc: level.grpc });
+      grpcRequest({ exchange, request, conn, log: this.#log, fail, headers, grpc: level.grpc });
       return;
     }
     const proxy = level.proxy as CompiledProxy;
     request.proxyHost = proxy.proxyHost;
     request.proxyScheme = proxy.scheme;
-    proxyRequest({ ...context, proxy });
+    proxyRequest({ exchange, request, conn, log: this.#log, fail, headers, proxy });
   }
 
   /**
