@@ -165,6 +165,8 @@ export class H1ServerConnection implements ProtocolConnection {
    */
   detach(): Buffer | undefined {
     this.#phase = Phase.Tunnel;
+    // The 101's head must leave before whatever the tunnel writes.
+    this.#exchange?.flushHead();
     this.#exchange = undefined;
     this.socket.removeAllListeners('data');
     this.socket.removeAllListeners('timeout');
@@ -284,9 +286,12 @@ export class H1ServerConnection implements ProtocolConnection {
   }
 }
 
-function uncork(socket: Socket): void {
-  socket.uncork();
+function flushHead(exchange: H1Exchange): void {
+  exchange.flushHead();
 }
+
+/** The largest first body chunk sent in one string with the response head. */
+const SMALL_BODY = 16 * 1024;
 
 /** nginx's built-in error page for a status. */
 function errorPage(status: number): string {
@@ -318,6 +323,8 @@ export class H1Exchange implements HttpExchange {
   #finishListeners: (() => void)[] = [];
   #framing: Framing = 0;
   #noBody = false;
+  /** The response head, written with the first piece of body or at the end of this tick. */
+  #pendingHead: string | undefined;
   #keepAliveSent = false;
   /** Remaining Content-Length body bytes; -1 when chunked or none. */
   #bodyRemaining: number;
@@ -518,20 +525,38 @@ export class H1Exchange implements HttpExchange {
     if (status >= 200) head += keepAlive ? 'Connection: keep-alive\r\n\r\n' : 'Connection: close\r\n\r\n';
     else head += '\r\n';
     this.bytesSent += head.length;
-    const socket = connection.socket;
-    // Hold the head until this tick ends, so that it leaves with the first piece of body in one
-    // writev() instead of two writes (node:http's ServerResponse corks the same way).
-    if (socket.writableCorked === 0) {
-      socket.cork();
-      process.nextTick(uncork, socket);
-    }
-    socket.write(head, 'latin1');
+    // Hold the head until the first piece of body or the end of this tick, so that they leave in
+    // one write: one string for a small body, which is cheaper than a writev of head and body.
+    this.#pendingHead = head;
+    process.nextTick(flushHead, this);
+  }
+
+  /** @internal Writes the held response head, if any (before anything else goes to the socket). */
+  flushHead(): void {
+    const head = this.#pendingHead;
+    if (head === undefined) return;
+    this.#pendingHead = undefined;
+    this.connection.socket.write(head, 'latin1');
   }
 
   /** Writes body bytes; false means the client is slow and `onDrain` should be awaited. */
   write(chunk: Buffer | string): boolean {
     if (this.#noBody || chunk.length === 0) return true;
     const socket = this.connection.socket;
+    const head = this.#pendingHead;
+    if (head !== undefined && this.#framing !== 'chunked' && typeof chunk !== 'string' && chunk.length <= SMALL_BODY) {
+      // Head and a small first chunk as one latin1 string: one write(2), no WriteWrap array.
+      this.#pendingHead = undefined;
+      this.bodyBytesSent += chunk.length;
+      this.bytesSent += chunk.length;
+      const ok = socket.write(head + chunk.toString('latin1'), 'latin1');
+      if (!ok) {
+        this.#waitingOnClient = true;
+        setTimeoutOnce(socket, this.connection.sendTimeoutMs);
+      }
+      return ok;
+    }
+    this.flushHead();
     const size = typeof chunk === 'string' ? Buffer.byteLength(chunk) : chunk.length;
     this.bodyBytesSent += size;
     let ok: boolean;
@@ -568,6 +593,7 @@ export class H1Exchange implements HttpExchange {
   end(chunk?: Buffer | string, trailers?: readonly string[]): void {
     if (this.finished) return;
     if (chunk !== undefined) this.write(chunk);
+    this.flushHead();
     this.finished = true;
     if (this.#framing === 'chunked' && !this.#noBody) {
       let last = '0\r\n';
