@@ -102,6 +102,14 @@ export class RequestHandler {
       this.#log.info(`client sent plain HTTP request to HTTPS port${context(request, conn)}`, conn.number);
       return [server.level, { status: 497 }];
     }
+    // A resumed session was accepted under the default server's session id context (Node picks the
+    // SNI server only after OpenSSL resumed it), so it carries that server's client verification:
+    // nginx would have made a full handshake with the right server; hitless asks for a new connection.
+    const tls = conn.tls;
+    if (tls !== undefined && tls.sessionReused === 'r' && server.tls.verify.mode !== 'off' && server.tls.verify.sessionContext !== conn.hosts.defaultServer.tls.verify.sessionContext) {
+      this.#log.info(`client resumed a TLS session negotiated under another server's client verification${context(request, conn)}`, conn.number);
+      return [server.level, { status: 421 }];
+    }
     // ngx_http_process_request(): the Host's server judges the certificate the handshake's server asked for.
     const verdict = conn.tls === undefined ? undefined : clientVerdict(server.tls.verify, conn.tls.client);
     if (verdict !== undefined) {

@@ -23,6 +23,11 @@ export interface ClientVerifySettings {
   readonly depth: number;
   /** The certificates of `ssl_client_certificate` and `ssl_trusted_certificate`, to measure chains with. */
   readonly trusted: readonly X509Certificate[];
+  /**
+   * The session id context of the server's contexts (contexts.ts): servers with the same one verify
+   * clients alike, so a session resumed under one holds a verification that is valid for the other.
+   */
+  readonly sessionContext: string;
 }
 
 /** `ngx_ssl_verify_error_optional()`: the errors `optional_no_ca` lets through, all about a missing issuer. */

@@ -3,7 +3,7 @@
  * {@link SecureContext} built from them and the server's ssl_* settings, once per configuration
  * and cached on the server block, so that `-t`, the check and the worker share one load.
  */
-import { constants } from 'node:crypto';
+import { constants, createHash } from 'node:crypto';
 import { createSecureContext, type SecureContext, type SecureContextOptions, type SecureVersion } from 'node:tls';
 import { ConfigError } from '../core/errors.js';
 import type { ConfBlockView } from '../conf/registry.js';
@@ -132,7 +132,31 @@ export function buildContext(server: ConfBlockView, options: SecureContextOption
     fail(`cannot create the TLS context of the server in ${server.file}:${server.line}: ${reason}`);
   }
   if (followMaster) followMasterTicketKey(context);
+  setSessionIdContext(context, sessionIdContext(server, options));
   return context;
+}
+
+/** Node's native context: `setSessionIdContext()` is what tls.Server calls with its sessionIdContext. */
+interface NativeContext {
+  setSessionIdContext?(id: string): void;
+}
+
+/**
+ * `ngx_ssl_session_id_context()`: a session is bound to the client verification it was made under
+ * (mode, depth, the CAs and CRLs), so that a client certificate verified by one server's CAs is
+ * never resumed as verified where other CAs are trusted. OpenSSL also refuses to resume any session
+ * on a context that verifies peers and has no id context (SSL_R_SESSION_ID_CONTEXT_UNINITIALIZED,
+ * an internal error alert): without this, a client with a certificate could never resume.
+ */
+function sessionIdContext(server: ConfBlockView, options: SecureContextOptions): string {
+  const hash = createHash('sha256').update(`${server.get('ssl_verify_client')} ${server.get('ssl_verify_depth')}\n`);
+  for (const pem of [options.ca, options.crl].flat()) if (pem !== undefined) hash.update(typeof pem === 'string' ? pem : Buffer.from(pem as Uint8Array));
+  // SSL_MAX_SID_CTX_LENGTH is 32 bytes.
+  return hash.digest('hex').slice(0, 32);
+}
+
+function setSessionIdContext(context: SecureContext, id: string): void {
+  (context as SecureContext & { context?: NativeContext }).context?.setSessionIdContext?.(id);
 }
 
 /** The server's TLS, built on first use and cached; throws nginx's ConfigError when a file does not load. */
@@ -146,14 +170,14 @@ export function serverTlsOf(server: ConfBlockView): ServerTls {
   }
   const mode = server.get('ssl_verify_client');
   const passwords = server.get('ssl_password_file')?.passwords.map((password) => Buffer.from(password, 'latin1'));
-  let verify: ClientVerifySettings = { mode, depth: server.get('ssl_verify_depth'), trusted: [] };
+  let verify: ClientVerifySettings = { mode, depth: server.get('ssl_verify_depth'), trusted: [], sessionContext: sessionIdContext(server, {}) };
   let context: SecureContext | undefined;
   let variable: VariableCertificates | undefined;
   let contextFor: ServerTls['contextFor'];
   if (certs.length > 0) {
     const pairs = certs.map((cert, i) => ({ cert, key: keys[i] as TlsFile }));
     const base = baseOptions(server, mode);
-    verify = { ...verify, trusted: certificatesOf(base.ca?.join('\n') ?? '') };
+    verify = { ...verify, trusted: certificatesOf(base.ca?.join('\n') ?? ''), sessionContext: sessionIdContext(server, base.options) };
     contextFor = (cert, key) => buildContext(server, { ...base.options, cert, key }, base.followMaster);
     // ngx_http_ssl_compile_certificates(): one name with variables makes every pair load per handshake.
     if (pairs.some((pair) => pair.cert.template !== undefined || pair.key.template !== undefined)) {
@@ -170,7 +194,7 @@ export function serverTlsOf(server: ConfBlockView): ServerTls {
     // settings when they are complete, else (`ssl_verify_client` with no CA) with the default server's.
     try {
       const base = baseOptions(server, mode);
-      verify = { ...verify, trusted: certificatesOf(base.ca?.join('\n') ?? '') };
+      verify = { ...verify, trusted: certificatesOf(base.ca?.join('\n') ?? ''), sessionContext: sessionIdContext(server, base.options) };
       contextFor = (cert, key) => buildContext(server, { ...base.options, cert, key }, base.followMaster);
     } catch (err) {
       if (!(err instanceof ConfigError)) throw err;
