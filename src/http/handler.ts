@@ -102,10 +102,16 @@ export class RequestHandler {
       this.#log.info(`client sent plain HTTP request to HTTPS port${context(request, conn)}`, conn.number);
       return [server.level, { status: 497 }];
     }
+    const tls = conn.tls;
+    // ngx_http_set_virtual_server(): with SNI, a Host naming another name may not reach a server that
+    // verifies clients, whose certificate the handshake's server did not check.
+    if (tls !== undefined && tls.serverName !== '' && request.host !== tls.serverName.toLowerCase() && server.tls.verify.mode !== 'off') {
+      this.#log.info(`client attempted to request the server name different from the one that was negotiated${context(request, conn)}`, conn.number);
+      return [server.level, { status: 421 }];
+    }
     // A resumed session was accepted under the default server's session id context (Node picks the
     // SNI server only after OpenSSL resumed it), so it carries that server's client verification:
     // nginx would have made a full handshake with the right server; hitless asks for a new connection.
-    const tls = conn.tls;
     if (tls !== undefined && tls.sessionReused === 'r' && server.tls.verify.mode !== 'off' && server.tls.verify.sessionContext !== conn.hosts.defaultServer.tls.verify.sessionContext) {
       this.#log.info(`client resumed a TLS session negotiated under another server's client verification${context(request, conn)}`, conn.number);
       return [server.level, { status: 421 }];

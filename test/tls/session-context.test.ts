@@ -22,7 +22,7 @@ interface Reply {
 }
 
 /** One request over a new TLS connection, offering `session` and sending `client`'s certificate when given. */
-function httpsGet(port: number, servername: string, maxVersion: SecureVersion, options: { session?: Buffer; client?: string } = {}): Promise<Reply> {
+function httpsGet(port: number, servername: string, maxVersion: SecureVersion, options: { session?: Buffer; client?: string; host?: string } = {}): Promise<Reply> {
   return new Promise((resolve, reject) => {
     let session: Buffer | undefined;
     const s = tlsConnect({
@@ -35,7 +35,7 @@ function httpsGet(port: number, servername: string, maxVersion: SecureVersion, o
       maxVersion,
       ...(options.session === undefined ? {} : { session: options.session }),
       ...(options.client === undefined ? {} : { cert: pem(`${options.client}.crt`), key: pem(`${options.client}.key`) }),
-    }, () => s.write(`GET / HTTP/1.1\r\nHost: ${servername}\r\nConnection: close\r\n\r\n`));
+    }, () => s.write(`GET / HTTP/1.1\r\nHost: ${options.host ?? servername}\r\nConnection: close\r\n\r\n`));
     let text = '';
     s.setEncoding('latin1');
     s.on('session', (ticket: Buffer) => (session = ticket));
@@ -75,6 +75,11 @@ describe('TLS sessions and client verification across servers', () => {
         }
         server {
           listen 127.0.0.1:1443 ssl;
+          server_name plain.test;
+          return 200 "$ssl_client_verify $ssl_session_reused";
+        }
+        server {
+          listen 127.0.0.1:1443 ssl;
           server_name same.test;
           ssl_verify_client on;
           ssl_client_certificate client-ca.crt;
@@ -104,6 +109,14 @@ describe('TLS sessions and client verification across servers', () => {
       assert.deepEqual([alike.status, alike.body], [200, 'SUCCESS r']);
     });
   }
+
+  it('a Host other than the SNI name reaches no server that verifies clients (421), as in nginx', async () => {
+    const misdirected = await httpsGet(port(), 'a.test', 'TLSv1.3', { client: 'client-a', host: 'same.test' });
+    assert.equal(misdirected.status, 421);
+    const open = await httpsGet(port(), 'a.test', 'TLSv1.3', { client: 'client-a', host: 'plain.test' });
+    // As in nginx, $ssl_client_verify tells what the handshake verified, whichever server answers.
+    assert.deepEqual([open.status, open.body], [200, 'SUCCESS .']);
+  });
 
   it('a certificate-verifying server resumes its own sessions (OpenSSL refuses without a session id context)', async () => {
     for (const version of ['TLSv1.2', 'TLSv1.3'] as const) {
