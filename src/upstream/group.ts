@@ -20,7 +20,7 @@ import { stickyBalancer, type StickySetting } from './balancers/sticky.js';
 import { ConnectionPool, type PoolLimits } from './connection-pool.js';
 import { H2SessionPool } from './h2-sessions.js';
 import type { UpstreamFailure } from '../http/h1/upstream-exchange.js';
-import { upstreamHealth, type PeerHealthState } from './health/health-table.js';
+import { streamHealthKey, upstreamHealth, type PeerHealthState } from './health/health-table.js';
 import { Peer, peerName, type PeerAddress } from './peer.js';
 import { sharedPeers } from './shared-peers.js';
 import { balancingMethodOf, type UpstreamServer } from './upstream-module.js';
@@ -152,7 +152,7 @@ export class UpstreamGroup {
   /** Every peer's state and counters, primaries first. */
   peerStates(now = Date.now()): PeerState[] {
     return [...this.primaries, ...this.backups].map((peer) => {
-      const health = upstreamHealth.stateOf(this.name, peer.name);
+      const health = upstreamHealth.stateOf(peer.group, peer.name);
       const described = this.balancer.describe?.(peer, now);
       return {
         group: this.name,
@@ -267,7 +267,9 @@ export function buildUpstreamGroups(http: ConfBlockView, variables?: VariableTab
   for (const block of http.blocks) {
     if (block.name !== 'upstream') continue;
     const name = block.args[0] ?? '';
-    const peers = block.get('server').flatMap((server) => peersOf(server, name));
+    // Peers report under their health table key: a stream group's is apart from an http group's.
+    const healthKey = block.context === 'stream_upstream' ? streamHealthKey(name) : name;
+    const peers = block.get('server').flatMap((server) => peersOf(server, healthKey));
     // A stream group keeps no idle connections: a session's connection is its own.
     const limits = block.context === 'stream_upstream'
       ? { maxIdle: 0, maxRequests: 0, maxAgeMs: 0, idleTimeoutMs: 0 }

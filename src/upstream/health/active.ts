@@ -9,6 +9,7 @@
  * its check are unchanged; other checkers stop and new ones start.
  */
 import { request, type IncomingMessage } from 'node:http';
+import { connect } from 'node:net';
 import type { HitlessConfig } from '../../conf/model.js';
 import type { ConfBlockView } from '../../conf/registry.js';
 import type { ErrorLog } from '../../core/log.js';
@@ -16,7 +17,7 @@ import { blocksOf } from '../../http/variables.js';
 import { resolveServerAddress } from '../group.js';
 import { peerName, type PeerAddress } from '../peer.js';
 import type { UpstreamServer } from '../upstream-module.js';
-import type { HealthSnapshot, PeerHealthState } from './health-table.js';
+import { streamHealthKey, type HealthSnapshot, type PeerHealthState } from './health-table.js';
 import { checkedGroupOf, responseMatches, type HealthCheckSetting, type MatchRule } from './health-check-module.js';
 
 /** The most of a response body a `match` block's `body` test reads. */
@@ -39,7 +40,12 @@ export interface CheckedPeerState {
 
 /** What a group's checker is built from. */
 interface GroupCheck {
+  /** The group's name, for messages. */
   readonly group: string;
+  /** Its key in the health table: the name, or `stream:name` for a group of the `stream` block. */
+  readonly key: string;
+  /** `http`: `GET uri`, judged by status or `match`; `tcp`: a connection that opens (stream groups). */
+  readonly kind: 'http' | 'tcp';
   readonly peers: readonly { readonly name: string; readonly address: PeerAddress }[];
   readonly setting: HealthCheckSetting;
   readonly match: MatchRule | undefined;
@@ -113,7 +119,7 @@ class GroupChecker {
   #record(peer: PeerCheck, failure: ProbeFailure | undefined): void {
     const { setting, group } = this.check;
     peer.checks++;
-    const where = `health check "${setting.match ?? ''}" of peer ${peer.name} in upstream "${group}"`;
+    const where = `${this.check.kind === 'tcp' ? 'tcp ' : ''}health check "${setting.match ?? ''}" of peer ${peer.name} in upstream "${group}"`;
     if (failure !== undefined) {
       peer.lastError = failure.reason;
       peer.passes = 0;
@@ -129,14 +135,31 @@ class GroupChecker {
     peer.passes++;
     if (peer.state !== 'up' && (peer.passes >= setting.passes || peer.state === 'checking')) {
       peer.state = 'up';
-      this.#log().notice(`peer is healthy while checking status code, ${where}`);
+      this.#log().notice(`peer is healthy while ${this.check.kind === 'tcp' ? 'connecting to upstream' : 'checking status code'}, ${where}`);
       this.#onChange();
     }
   }
 }
 
+/** Opens one connection and closes it; resolves with why it failed, or undefined when it opened. */
+function probeTcp(address: PeerAddress, check: GroupCheck): Promise<ProbeFailure | undefined> {
+  const phase = 'connecting to upstream';
+  return new Promise((resolve) => {
+    const socket = address.kind === 'unix' ? connect(address.path) : connect({ host: address.host, port: check.setting.port === 0 ? address.port : check.setting.port });
+    const done = (failure: ProbeFailure | undefined): void => {
+      clearTimeout(timer);
+      socket.destroy();
+      resolve(failure);
+    };
+    const timer = setTimeout(() => done({ phase, reason: 'upstream timed out (110: Connection timed out)' }), check.connectTimeoutMs);
+    socket.once('connect', () => done(undefined));
+    socket.once('error', (err: NodeJS.ErrnoException) => done({ phase, reason: describeError(err) }));
+  });
+}
+
 /** Sends one check request; resolves with why it failed, or undefined when it passed. */
 function probe(address: PeerAddress, check: GroupCheck): Promise<ProbeFailure | undefined> {
+  if (check.kind === 'tcp') return probeTcp(address, check);
   const { setting, match } = check;
   return new Promise((resolve) => {
     let settled = false;
@@ -191,32 +214,53 @@ function describeError(err: NodeJS.ErrnoException): string {
   return known[err.code ?? ''] ?? err.message;
 }
 
-/** The checks a configuration asks for: one per group, from the first location that checks it. */
+/**
+ * The checks a configuration asks for: one per group, from the first location (or, in `stream`,
+ * the first server) that checks it.
+ */
 export function groupChecksOf(config: HitlessConfig): GroupCheck[] {
-  const http = config.main.child('http');
-  if (http === undefined) return [];
-  const upstreams = new Map(http.blocks.filter((block) => block.name === 'upstream').map((block) => [block.args[0] ?? '', block]));
   const checks = new Map<string, GroupCheck>();
-  for (const location of blocksOf(http)) {
-    if (location.name !== 'location' || !location.isSet('health_check')) continue;
-    const group = checkedGroupOf(location, http);
-    if (checks.has(group)) continue;
-    const setting = location.get('health_check') as HealthCheckSetting;
-    const match = setting.match === undefined ? undefined : http.get('match').get(setting.match);
-    const servers = (upstreams.get(group) as ConfBlockView).get('server');
-    checks.set(group, groupCheck(group, servers, setting, match, location));
+  const http = config.main.child('http');
+  if (http !== undefined) {
+    const upstreams = upstreamsOf(http);
+    for (const location of blocksOf(http)) {
+      if (location.name !== 'location' || !location.isSet('health_check')) continue;
+      const group = checkedGroupOf(location, http);
+      if (checks.has(group)) continue;
+      const setting = location.get('health_check') as HealthCheckSetting;
+      const match = setting.match === undefined ? undefined : http.get('match').get(setting.match);
+      const servers = (upstreams.get(group) as ConfBlockView).get('server');
+      checks.set(group, groupCheck('http', group, servers, setting, match, location));
+    }
+  }
+  const stream = config.main.child('stream');
+  if (stream !== undefined) {
+    const upstreams = upstreamsOf(stream);
+    for (const server of stream.blocks) {
+      if (server.name !== 'server' || !server.isSet('health_check')) continue;
+      const group = checkedGroupOf(server, stream);
+      const key = streamHealthKey(group);
+      if (checks.has(key)) continue;
+      const servers = (upstreams.get(group) as ConfBlockView).get('server');
+      checks.set(key, groupCheck('tcp', group, servers, server.get('health_check') as HealthCheckSetting, undefined, server));
+    }
   }
   return [...checks.values()];
 }
 
-function groupCheck(group: string, servers: readonly UpstreamServer[], setting: HealthCheckSetting, match: MatchRule | undefined, location: ConfBlockView): GroupCheck {
+function upstreamsOf(block: ConfBlockView): Map<string, ConfBlockView> {
+  return new Map(block.blocks.filter((child) => child.name === 'upstream').map((child) => [child.args[0] ?? '', child]));
+}
+
+function groupCheck(kind: GroupCheck['kind'], group: string, servers: readonly UpstreamServer[], setting: HealthCheckSetting, match: MatchRule | undefined, block: ConfBlockView): GroupCheck {
   // A `down` server is not checked: it gets no requests whatever its health.
   const peers = servers.filter((server) => !server.down).flatMap((server) => resolveServerAddress(server.address).map((address) => ({ name: peerName(address), address })));
-  const connectTimeoutMs = location.get('proxy_connect_timeout');
-  const readTimeoutMs = location.get('proxy_read_timeout');
+  const connectTimeoutMs = block.get('proxy_connect_timeout');
+  const readTimeoutMs = kind === 'http' ? block.get('proxy_read_timeout') : 0;
+  const key = kind === 'http' ? group : streamHealthKey(group);
   const { file: _file, line: _line, ...params } = setting;
-  const identity = JSON.stringify({ group, peers: peers.map((peer) => peer.name), params, match: match ?? null, connectTimeoutMs, readTimeoutMs });
-  return { group, peers, setting, match, connectTimeoutMs, readTimeoutMs, identity };
+  const identity = JSON.stringify({ kind, group, peers: peers.map((peer) => peer.name), params, match: match ?? null, connectTimeoutMs, readTimeoutMs });
+  return { group, key, kind, peers, setting, match, connectTimeoutMs, readTimeoutMs, identity };
 }
 
 /** Options of {@link ActiveHealthChecks}. */
@@ -241,13 +285,13 @@ export class ActiveHealthChecks {
     const next = new Map<string, GroupChecker>();
     const started: GroupChecker[] = [];
     for (const check of groupChecksOf(config)) {
-      const current = this.#checkers.get(check.group);
+      const current = this.#checkers.get(check.key);
       if (current !== undefined && current.check.identity === check.identity) {
-        next.set(check.group, current);
+        next.set(check.key, current);
         continue;
       }
       const checker = new GroupChecker(check, () => this.#changed(), this.#options.log);
-      next.set(check.group, checker);
+      next.set(check.key, checker);
       started.push(checker);
     }
     for (const [group, checker] of this.#checkers) if (next.get(group) !== checker) checker.stop();
@@ -268,7 +312,7 @@ export class ActiveHealthChecks {
   /** Every checked peer's state and counters, for the admin API. */
   states(): CheckedPeerState[] {
     return [...this.#checkers.values()].flatMap((checker) =>
-      checker.peers.map((peer) => ({ group: checker.check.group, peer: peer.name, state: peer.state, fails: peer.fails, passes: peer.passes, checks: peer.checks, lastError: peer.lastError })),
+      checker.peers.map((peer) => ({ group: checker.check.key, peer: peer.name, state: peer.state, fails: peer.fails, passes: peer.passes, checks: peer.checks, lastError: peer.lastError })),
     );
   }
 

@@ -61,8 +61,9 @@ declare module '../../conf/registry.js' {
   }
 }
 
-/** Parses `health_check`'s parameters. */
+/** Parses `health_check`'s parameters; in `stream`, a TCP connect check takes no `uri=` or `match=`. */
 export function parseHealthCheck(args: readonly string[], ctx: DirectiveContext): HealthCheckSetting {
+  const stream = ctx.context === 'stream_server';
   let intervalMs = 5_000;
   let jitterMs = 0;
   let fails = 1;
@@ -93,7 +94,7 @@ export function parseHealthCheck(args: readonly string[], ctx: DirectiveContext)
         if (passes === 0) invalid();
         break;
       case 'uri=':
-        if (!value.startsWith('/')) invalid();
+        if (stream || !value.startsWith('/')) invalid();
         uri = value;
         break;
       case 'port=':
@@ -101,7 +102,7 @@ export function parseHealthCheck(args: readonly string[], ctx: DirectiveContext)
         if (port < 1 || port > 65535) invalid();
         break;
       case 'match=':
-        if (value === '') invalid();
+        if (stream || value === '') invalid();
         match = value;
         break;
       case 'mandatory':
@@ -204,6 +205,7 @@ export function responseMatches(rule: MatchRule | undefined, status: number, hea
 export function checkedGroupOf(location: ConfBlockView, http: ConfBlockView): string {
   const setting = location.get('health_check') as HealthCheckSetting;
   const target = location.isSet('proxy_pass') ? location.get('proxy_pass') : undefined;
+  // The `upstream` blocks of the `http` (or, for a stream `server`, the `stream`) block.
   const groups = new Set(http.blocks.filter((block) => block.name === 'upstream').map((block) => block.args[0] ?? ''));
   if (target === undefined || target.template !== undefined || !groups.has(target.host)) {
     throw new ConfigError('"health_check" requires "proxy_pass" to an upstream group', setting);
@@ -229,6 +231,18 @@ export const upstreamHealthCheckModule: ConfModule = {
       parse: (args, ctx) => parseHealthCheck(args, ctx),
     }),
     defineDirective({
+      kind: 'value',
+      name: 'health_check',
+      contexts: ['stream_server'],
+      args: 'any',
+      inherit: false,
+      syntax: '[interval=time] [jitter=time] [fails=number] [passes=number] [port=number] [mandatory];',
+      summary: 'Checks the servers of the stream group this server proxies to by opening a TCP connection, once per group for the whole server; as in http, fails= and passes= decide.',
+      default: () => undefined,
+      defaultText: '—',
+      parse: (args, ctx) => parseHealthCheck(args, ctx),
+    }),
+    defineDirective({
       kind: 'raw-block',
       name: 'match',
       contexts: ['http'],
@@ -243,6 +257,10 @@ export const upstreamHealthCheckModule: ConfModule = {
     }),
   ],
   check(main) {
+    const stream = main.blocks.find((block) => block.name === 'stream');
+    for (const server of stream?.blocks ?? []) {
+      if (server.name === 'server' && server.isSet('health_check')) checkedGroupOf(server, stream as ConfBlockView);
+    }
     const http = main.blocks.find((block) => block.name === 'http');
     if (http === undefined) return;
     const matches = http.get('match');

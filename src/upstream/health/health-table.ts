@@ -5,6 +5,11 @@
  * and peer name, not by object, so that a reload's new groups see the same state at once.
  */
 
+/** The health table key of a `stream` group, apart from an `http` group of the same name. */
+export function streamHealthKey(group: string): string {
+  return `stream:${group}`;
+}
+
 /** A peer's state under an active health check. */
 export type PeerHealthState = 'up' | 'unhealthy' | 'checking';
 
