@@ -148,14 +148,14 @@ describe('H1ServerConnection', () => {
     await new Promise((resolve) => socket.once('connect', resolve));
     let text = '';
     socket.on('data', (d) => (text += d.toString()));
-    socket.write('GET /slow HTTP/1.1\r\nHost: a\r\n\r\n');
-    await new Promise((resolve) => setTimeout(resolve, 50));
-    const conn = connections.at(-1);
-    conn?.drain(1000);
     const closed = new Promise((resolve) => socket.once('close', resolve));
-    await new Promise((resolve) => setTimeout(resolve, 200));
-    assert.match(text, /Connection: close\r\n\r\nslow$/);
+    socket.write('GET /slow HTTP/1.1\r\nHost: a\r\n\r\n');
+    // Drain while /slow is in flight (it answers 150 ms after the server read it), however slow
+    // the machine: wait until the server has the request, a bounded number of times.
+    for (let i = 0; i < 100 && (connections.at(-1)?.requests ?? 0) === 0; i++) await new Promise((resolve) => setTimeout(resolve, 10));
+    connections.at(-1)?.drain(1000);
     await closed;
+    assert.match(text, /Connection: close\r\n\r\nslow$/);
   });
 
   it('closes an idle draining connection after the grace period, not before', async () => {
