@@ -225,6 +225,33 @@ describe('stream UDP sessions', () => {
     assert.deepEqual(c.received, []);
   });
 
+  it('passes a session whose peer is down to the next peer, with the datagram it was sent', async () => {
+    const gone = createSocket('udp4');
+    await new Promise<void>((resolve) => gone.bind(0, '127.0.0.1', resolve));
+    const downPort = gone.address().port;
+    await new Promise<void>((resolve) => gone.close(resolve));
+    const live = await backend('live');
+    const { runtime, port, log } = await serve('proxy_pass pair; proxy_responses 1;', `upstream pair { server 127.0.0.1:${downPort}; server 127.0.0.1:${live.port}; }`);
+    const c = await client();
+    assert.equal(await c.ask(port, 'failover'), 'live:failover');
+    const [line] = await waitFor('the session in the log', () => {
+      const found = logLines(runtime, log);
+      return found.length === 1 ? found : undefined;
+    });
+    assert.match(line ?? '', new RegExp(`^UDP 200 127\\.0\\.0\\.1 8 13 127\\.0\\.0\\.1:${downPort}, 127\\.0\\.0\\.1:${live.port} `));
+  });
+
+  it('starts a new session after proxy_requests datagrams', async () => {
+    const echo = await backend('req');
+    const { port } = await serve(`proxy_pass 127.0.0.1:${echo.port}; proxy_requests 2; proxy_responses 1;`);
+    const c = await client();
+    assert.equal(await c.ask(port, 'a'), 'req:a');
+    assert.equal(await c.ask(port, 'b'), 'req:b');
+    assert.equal(echo.sources.length, 1);
+    assert.equal(await c.ask(port, 'c'), 'req:c');
+    assert.equal(echo.sources.length, 2);
+  });
+
   it('answers a return with one datagram', async () => {
     const { port } = await serve('return "$protocol $remote_addr";');
     const c = await client();
