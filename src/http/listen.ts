@@ -39,6 +39,8 @@ export interface HttpListen {
   readonly ssl: boolean;
   readonly http2: boolean;
   readonly proxyProtocol: boolean;
+  /** A datagram socket (stream's `listen ... udp`). */
+  readonly udp: boolean;
 }
 
 /** One listening socket the master owns: what to bind, and the key that identifies it across reloads. */
@@ -51,6 +53,8 @@ export interface ListenSpec {
   readonly path?: string;
   readonly ipv6only: boolean;
   readonly backlog: number;
+  /** A UDP socket (stream's `listen ... udp`); its key starts with `udp:`. */
+  readonly udp?: boolean;
 }
 
 /** nginx's `NGX_LISTEN_BACKLOG` on Linux. */
@@ -138,7 +142,7 @@ function parseListenAddress(url: string, defaultPort: number, fail: (reason: str
   return ips.map((ip) => (isIPv4(ip) ? inetAddress(ip, port) : inet6Address(ip, port)));
 }
 
-const PROTOCOL_DEFAULTS = { ssl: false, http2: false, proxyProtocol: false };
+const PROTOCOL_DEFAULTS = { ssl: false, http2: false, proxyProtocol: false, udp: false };
 
 /** Parses one `listen` directive into one entry per address, appended to the server's earlier ones. */
 export function parseListen(args: readonly string[], ctx: DirectiveContext, previous: readonly HttpListen[] | undefined): readonly HttpListen[] {
@@ -266,6 +270,8 @@ function specOf(listen: HttpListen): ListenSpec {
   const base = { ipv6only: listen.family === 'inet6' ? listen.ipv6only : false, backlog: listen.backlog };
   if (listen.family === 'unix') return { key: `unix:${listen.address}`, path: listen.address, ...base };
   const key = listen.family === 'inet' ? `${listen.wildcard ? '*' : listen.address}:${listen.port}` : `[${listen.address}]:${listen.port}`;
+  // A UDP socket may share its address and port with a TCP one: its own key.
+  if (listen.udp) return { key: `udp:${key}`, host: listen.address, port: listen.port, ...base, udp: true };
   return { key, host: listen.address, port: listen.port, ...base };
 }
 
@@ -280,7 +286,7 @@ export function groupListens(http: ConfBlockView): ListenSocket<ConfBlockView>[]
     const listens = server.get('listen');
     for (const listen of listens) {
       const where = listen.implicit ? { file: server.file, line: server.line } : { file: listen.file, line: listen.line };
-      const portKey = `${listen.family}:${listen.port}`;
+      const portKey = `${listen.udp ? 'udp:' : ''}${listen.family}:${listen.port}`;
       const addrs = ports.get(portKey) ?? [];
       ports.set(portKey, addrs);
       const addr = addrs.find((a) => a.listen.address === listen.address);

@@ -10,7 +10,12 @@
  * LISTEN state for every process holding it, the master included, which never polls it. This is
  * how Node's own cluster module shares a handle in `SCHED_NONE` mode
  * (lib/internal/cluster/shared_handle.js), and it uses the same helper, `net._createServerHandle`.
+ *
+ * A UDP socket (stream's `listen ... udp`) is bound the same way, with the helper the cluster
+ * module uses for datagram sockets, `dgram._createSocketHandle`: a bound UDP wrap that does not
+ * receive. Datagrams wait in the socket's receive buffer for the workers, which alone read it.
  */
+import * as dgram from 'node:dgram';
 import { rmSync } from 'node:fs';
 import * as net from 'node:net';
 import { getSystemErrorMap, getSystemErrorName } from 'node:util';
@@ -23,16 +28,40 @@ export interface RawListeningHandle {
   /** The file descriptor (Unix only, which is all hitless runs on). */
   readonly fd: number;
   close(callback?: () => void): void;
-  /** uv_listen(): 0, or a negated errno. */
-  listen(backlog: number): number;
+  /** uv_listen(): 0, or a negated errno; a UDP wrap has none. */
+  readonly listen?: (backlog: number) => number;
 }
 
 type CreateServerHandle = (address: string | undefined, port: number | undefined, addressType: number | undefined, fd: number | undefined, flags: number) => RawListeningHandle | number;
 
-/** libuv's `UV_TCP_IPV6ONLY` flag for uv_tcp_bind(). */
+/** libuv's `UV_TCP_IPV6ONLY` flag for uv_tcp_bind(), and `UV_UDP_IPV6ONLY` for uv_udp_bind(). */
 const UV_TCP_IPV6ONLY = 1;
+const UV_UDP_IPV6ONLY = 1;
 
 const createServerHandle = (net as unknown as { _createServerHandle?: CreateServerHandle })._createServerHandle;
+
+/**
+ * `dgram._createSocketHandle()` (lib/dgram.js, what lib/internal/cluster/shared_handle.js binds a
+ * shared UDP socket with). It is deprecated for users (DEP0112) and warns once; the warning would
+ * only tell operators about hitless's internals, so it is silenced for the call.
+ */
+function createUdpHandle(address: string | undefined, port: number | undefined, addressType: 'udp4' | 'udp6', fd: number | undefined, flags: number): RawListeningHandle | number {
+  type CreateSocketHandle = (address: string | undefined, port: number | undefined, type: 'udp4' | 'udp6', fd: number | undefined, flags: number) => RawListeningHandle | number;
+  const create = (dgram as unknown as { _createSocketHandle?: CreateSocketHandle })._createSocketHandle;
+  if (create === undefined) throw new ListenError('This Node.js has no dgram._createSocketHandle(); hitless needs it for "listen ... udp"');
+  const quiet = process.noDeprecation;
+  process.noDeprecation = true;
+  try {
+    return create(address, port, addressType, fd, flags);
+  } finally {
+    process.noDeprecation = quiet ?? false;
+  }
+}
+
+/** True for the key of a UDP socket (`udp:127.0.0.1:53`, http/listen.ts specOf()). */
+export function isUdpKey(key: string): boolean {
+  return key.startsWith('udp:');
+}
 
 /** A listening socket that could not be opened: `bind() to 127.0.0.1:80 failed (98: Address already in use)`. */
 export class ListenError extends HitlessError {
@@ -64,7 +93,7 @@ export class ListeningSockets {
 
   /** Takes over a socket inherited from a previous master (binary upgrade, daemonizing). */
   adopt(key: string, fd: number): void {
-    const handle = (createServerHandle as CreateServerHandle)(undefined, undefined, undefined, fd, 0);
+    const handle = isUdpKey(key) ? createUdpHandle(undefined, undefined, key.startsWith('udp:[') ? 'udp6' : 'udp4', fd, 0) : (createServerHandle as CreateServerHandle)(undefined, undefined, undefined, fd, 0);
     if (typeof handle === 'number') {
       throw new ListenError(`${syscallMessage('open', `inherited socket ${fd} for ${key}`, handle)}`);
     }
@@ -144,6 +173,14 @@ export class ListeningSockets {
 function bind(spec: ListenSpec): RawListeningHandle {
   const create = createServerHandle as CreateServerHandle;
   let handle: RawListeningHandle | number;
+  if (spec.udp === true) {
+    const host = spec.host ?? '0.0.0.0';
+    const v6 = net.isIPv6(host);
+    // No SO_REUSEADDR: a second bind() of the address fails, as nginx's does without reuseport.
+    handle = createUdpHandle(host, spec.port ?? 0, v6 ? 'udp6' : 'udp4', undefined, v6 && spec.ipv6only ? UV_UDP_IPV6ONLY : 0);
+    if (typeof handle === 'number') throw new ListenError(syscallMessage('bind', `to ${spec.key.slice(4)}`, handle));
+    return handle;
+  }
   if (spec.path !== undefined) {
     // Port and address type -1 make Node create a Pipe (lib/net.js createServerHandle).
     handle = create(spec.path, -1, -1, undefined, 0);
@@ -173,7 +210,7 @@ function bind(spec: ListenSpec): RawListeningHandle {
 function trialListen(create: CreateServerHandle, host: string, port: number, addressType: number, flags: number, backlog: number): number {
   const trial = create(host, port, addressType, undefined, flags);
   if (typeof trial === 'number') return trial;
-  const result = trial.listen(backlog);
+  const result = trial.listen?.(backlog) ?? 0;
   trial.close();
   return result;
 }

@@ -55,6 +55,11 @@ export class ServingRuntime {
     else this.http.attach(key, server);
   }
 
+  /** Hands a UDP listening socket (a raw UDP wrap) to the stream runtime, the only one that has them. */
+  attachUdp(key: string, handle: unknown): void {
+    this.stream.attachUdp(key, handle);
+  }
+
   /** The http drain (with its grace for idle keep-alive connections) and the stream drain, together. */
   async drain(options: { graceMs?: number } = {}): Promise<void> {
     await Promise.all([this.http.drain(options), this.stream.drain()]);

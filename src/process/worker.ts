@@ -14,6 +14,7 @@ import { ServingRuntime as HttpAndStreamRuntime, collectListens } from './servin
 import { useZoneClient } from '../http/limits.js';
 import { isMasterToWorker, isZoneAnswer, type ServeMessage, type WorkerToMaster } from './ipc.js';
 import { IpcZoneClient } from './zones.js';
+import { isUdpKey } from './listening-sockets.js';
 import { useMasterTicketKey } from '../tls/ticket-keys.js';
 import { deleteStoredCertificate, putStoredCertificate, useStoredCertificates } from '../tls/stored-certificates.js';
 import { upstreamHealth } from '../upstream/health/health-table.js';
@@ -23,6 +24,11 @@ import type { PeerState } from '../upstream/group.js';
 /** What a worker serves a configuration generation with; http and stream together by default (serving-runtime.ts). */
 export interface ServingRuntime {
   attach(key: string, server: Server): void;
+  /**
+   * Serves the datagrams of a UDP listening socket (`listen ... udp`), handed over as Node's raw UDP
+   * wrap; the runtime owns it from then on: it stops reading it at once on a drain, and closes it.
+   */
+  attachUdp?(key: string, handle: unknown): void;
   drain(options: { graceMs?: number }): Promise<void>;
   close(): void;
   reopenLogs(): void;
@@ -150,6 +156,11 @@ class WorkerProcessCycle {
     for (const key of message.listens) {
       const handle = this.#handles.get(key);
       if (handle === undefined) throw new Error(`the master sent no socket for ${key}`);
+      if (isUdpKey(key)) {
+        if (runtime.attachUdp === undefined) throw new Error(`the runtime serves no UDP socket (${key})`);
+        runtime.attachUdp(key, handle);
+        continue;
+      }
       const server = new Server();
       listening.push(new Promise((resolve, reject) => {
         server.once('listening', resolve);

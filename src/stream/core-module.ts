@@ -1,7 +1,7 @@
 /**
  * nginx's `ngx_stream_module` and `ngx_stream_core_module`: the `stream` block, its `server`
  * blocks, `listen` (`ngx_stream_core_listen()`, nginx 1.22's rules: one server per address and
- * port, no `default_server`), and the preread and PROXY protocol limits of a session.
+ * port and protocol, no `default_server`, `udp` datagram sockets), and the preread and PROXY protocol limits of a session.
  */
 import { ConfigError } from '../core/errors.js';
 import { parseSize, parseTime } from '../core/parse.js';
@@ -18,8 +18,11 @@ declare module '../conf/registry.js' {
   }
 }
 
-/** The parameters `listen` takes in `stream` (ngx_stream_core_listen()); `udp` is refused by hitless. */
-const STREAM_LISTEN_PARAMS = /^(bind|reuseport|ssl|proxy_protocol|(fastopen|backlog|rcvbuf|sndbuf|so_keepalive)=.*|ipv6only=o.*)$/;
+/** The parameters `listen` takes in `stream` (ngx_stream_core_listen()). */
+const STREAM_LISTEN_PARAMS = /^(bind|reuseport|ssl|proxy_protocol|udp|(fastopen|backlog|rcvbuf|sndbuf|so_keepalive)=.*|ipv6only=o.*)$/;
+
+/** The parameters ngx_stream_core_listen() refuses with `udp`, in the order it checks them. */
+const TCP_ONLY_PARAMS = ['backlog', 'ssl', 'so_keepalive', 'proxy_protocol', 'fastopen'] as const;
 
 /**
  * Parses a stream `listen`. The address rules are ngx_parse_url()'s, shared with http. nginx 1.22
@@ -29,12 +32,19 @@ const STREAM_LISTEN_PARAMS = /^(bind|reuseport|ssl|proxy_protocol|(fastopen|back
 export function parseStreamListen(args: readonly string[], ctx: DirectiveContext, previous: readonly HttpListen[] | undefined): readonly HttpListen[] {
   const [url = '', ...params] = args;
   for (const param of params) {
-    if (param === 'udp') ctx.fail('the "udp" parameter is not supported by hitless');
     if (!STREAM_LISTEN_PARAMS.test(param)) ctx.fail(`the invalid "${param}" parameter`);
   }
   const explicitPort = url.slice(0, 5).toLowerCase() === 'unix:' || /:[0-9]+$/.test(url) || /^[0-9]+$/.test(url);
   if (!explicitPort) ctx.fail(`no port in "${url}" of the "listen" directive`);
-  return [...(previous ?? []), ...parseListen(args, ctx, undefined)];
+  const udp = params.includes('udp');
+  const listens = parseListen([url, ...params.filter((param) => param !== 'udp')], ctx, undefined);
+  if (!udp) return [...(previous ?? []), ...listens];
+  for (const name of TCP_ONLY_PARAMS) {
+    if (params.some((param) => param === name || param.startsWith(`${name}=`))) ctx.fail(`"listen" directive "${name}" parameter is incompatible with "udp"`);
+  }
+  // Node's dgram module has no UNIX-domain datagram sockets.
+  if (listens.some((listen) => listen.family === 'unix')) ctx.fail('the "udp" parameter with a unix domain socket is not supported by hitless');
+  return [...(previous ?? []), ...listens.map((listen) => ({ ...listen, udp: true }))];
 }
 
 /** `ngx_stream_core_listen()`'s duplicate check and `ngx_stream_core_merge_srv_conf()`'s handler check. */
@@ -44,11 +54,15 @@ function checkServers(stream: ConfBlockView): void {
     if (server.name !== 'server') continue;
     if (!server.isSet('listen')) throw new ConfigError('no "listen" is defined for server', server);
     for (const listen of server.get('listen')) {
-      const key = `${listen.family}:${listen.address}:${listen.port}`;
+      const key = `${listen.udp ? 'udp:' : ''}${listen.family}:${listen.address}:${listen.port}`;
       if (seen.has(key) && listen.port !== 0) throw new ConfigError(`duplicate "${listen.addrText}" address and port pair`, listen);
       seen.add(key);
     }
     if (!server.isSet('proxy_pass') && !server.isSet('return')) throw new ConfigError('no handler for server', server);
+    // The active checks connect over TCP; a UDP server's peers would all be marked down.
+    if (server.isSet('health_check') && server.get('listen').some((listen) => listen.udp)) {
+      throw new ConfigError('"health_check" in a server that listens with "udp" is not supported by hitless', server);
+    }
   }
 }
 
@@ -97,8 +111,8 @@ export const streamCoreModule: ConfModule = {
       args: '1+',
       repeatable: true,
       inherit: false,
-      syntax: 'address:port [ssl] [proxy_protocol] [backlog=number] [rcvbuf=size] [sndbuf=size] [bind] [ipv6only=on|off] [reuseport] [so_keepalive=on|off|[keepidle]:[keepintvl]:[keepcnt]]; | unix:path [...];',
-      summary: 'The address and port, or unix socket, the stream server accepts connections on; one server per address and port.',
+      syntax: 'address:port [ssl] [udp] [proxy_protocol] [backlog=number] [rcvbuf=size] [sndbuf=size] [bind] [ipv6only=on|off] [reuseport] [so_keepalive=on|off|[keepidle]:[keepintvl]:[keepcnt]]; | unix:path [...];',
+      summary: 'The address and port, or unix socket, the stream server accepts connections (or with udp, datagrams) on; one server per address and port.',
       default: () => [],
       defaultText: '—',
       parse: parseStreamListen,

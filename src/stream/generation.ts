@@ -172,6 +172,8 @@ export class StreamGeneration {
       nextTimeoutMs: block.get('proxy_next_upstream_timeout'),
       proxyProtocol: block.get('proxy_protocol') ? block.get('proxy_protocol_version') : 0,
       tcpNodelay: block.get('tcp_nodelay'),
+      responses: block.get('proxy_responses'),
+      requests: block.get('proxy_requests'),
       // proxy_ssl_name defaults to the host of proxy_pass (a group's name, or the address's host).
       ssl: ssl === undefined ? undefined : { tls: ssl, name: (session, group) => sslHostName(sslName === undefined ? group.name : sslName(session)) },
     };

@@ -26,6 +26,8 @@ declare module '../conf/registry.js' {
     proxy_protocol: boolean;
     proxy_protocol_version: 1 | 2;
     proxy_ssl: boolean;
+    proxy_responses: number | undefined;
+    proxy_requests: number;
   }
 }
 
@@ -105,6 +107,28 @@ export const streamProxyModule: ConfModule = {
       parse: ([value = ''], ctx) => parseNumber(value) ?? ctx.fail('"proxy_next_upstream_tries" directive invalid number'),
     }),
     timeout('proxy_next_upstream_timeout', 'How long a session may be passed from server to server; 0 means no limit.', '0', [...STREAM_SERVER_CONTEXTS]),
+    defineDirective({
+      kind: 'value',
+      name: 'proxy_responses',
+      contexts: STREAM_SERVER_CONTEXTS,
+      args: [1],
+      syntax: 'number;',
+      summary: 'UDP: how many datagrams the upstream sends back per client datagram; once they came, the session ends. Default: no limit (the session ends after proxy_timeout).',
+      default: () => undefined,
+      defaultText: '—',
+      parse: ([value = ''], ctx) => parseNumber(value) ?? ctx.fail('"proxy_responses" directive invalid number'),
+    }),
+    defineDirective({
+      kind: 'value',
+      name: 'proxy_requests',
+      contexts: STREAM_SERVER_CONTEXTS,
+      args: [1],
+      syntax: 'number;',
+      summary: 'UDP: after this many client datagrams, the client\'s next datagram starts a new session (nginx 1.15.7); 0 means no limit.',
+      default: () => 0,
+      defaultText: 'proxy_requests 0;',
+      parse: ([value = ''], ctx) => parseNumber(value) ?? ctx.fail('"proxy_requests" directive invalid number'),
+    }),
     defineDirective({
       kind: 'value',
       name: 'proxy_protocol',

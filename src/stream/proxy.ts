@@ -27,6 +27,10 @@ export interface StreamProxySettings {
   /** 0 when proxy_protocol is off. */
   readonly proxyProtocol: 0 | 1 | 2;
   readonly tcpNodelay: boolean;
+  /** UDP: proxy_responses, undefined for no limit. */
+  readonly responses: number | undefined;
+  /** UDP: proxy_requests, 0 for no limit. */
+  readonly requests: number;
   readonly ssl: { readonly tls: UpstreamTls; readonly name: (session: StreamSession, group: UpstreamGroup) => string } | undefined;
 }
 

@@ -2,7 +2,9 @@
  * The worker side of a generation's `stream` block: attaches the listening sockets the master
  * hands over, runs a {@link StreamConnection} per accepted socket, and on a graceful drain stops
  * accepting and lets every session run to its end (worker_shutdown_timeout is the worker's to
- * enforce, with {@link StreamRuntime.close}), as nginx's stream sessions outlive a reload.
+ * enforce, with {@link StreamRuntime.close}), as nginx's stream sessions outlive a reload. A UDP
+ * listening socket is the runtime's own: a drain stops reading it at once, and its sessions answer
+ * from it until they end; it is closed with the generation.
  */
 import type { Server, Socket } from 'node:net';
 import type { HitlessConfig } from '../conf/model.js';
@@ -10,6 +12,8 @@ import type { ErrorLog } from '../core/log.js';
 import type { PeerState } from '../upstream/group.js';
 import { StreamConnection } from './connection.js';
 import { StreamGeneration } from './generation.js';
+import { UdpListener } from './udp-listener.js';
+import type { UdpSession } from './udp-session.js';
 
 export { collectStreamListens } from './generation.js';
 
@@ -23,7 +27,8 @@ export class StreamRuntime {
   readonly #generation: StreamGeneration;
   readonly #log: ErrorLog;
   readonly #attached = new Map<Server, (socket: Socket) => void>();
-  readonly #sessions = new Set<StreamConnection>();
+  readonly #udp = new Map<string, UdpListener>();
+  readonly #sessions = new Set<StreamConnection | UdpSession>();
   #closed = false;
   #drain: { promise: Promise<void>; resolve: () => void } | undefined;
 
@@ -48,6 +53,25 @@ export class StreamRuntime {
     this.#attached.set(server, listener);
   }
 
+  /** Serves the datagrams of a UDP listening socket the master handed over (a raw UDP wrap). */
+  attachUdp(key: string, handle: unknown): void {
+    if (this.#closed || this.#drain !== undefined) throw new Error(`Cannot attach "${key}": the generation is stopping`);
+    const server = this.#generation.serverFor(key, undefined);
+    if (server === undefined) throw new Error(`No stream listening socket "${key}" in this configuration`);
+    if (this.#udp.has(key)) return;
+    const listener = new UdpListener(key, handle, server, this.#log, (session) => this.#track(session));
+    this.#udp.set(key, listener);
+    listener.start();
+  }
+
+  #track(session: StreamConnection | UdpSession): void {
+    this.#sessions.add(session);
+    session.onClose(() => {
+      this.#sessions.delete(session);
+      this.#settle();
+    });
+  }
+
   #accept(key: string, socket: Socket): void {
     const server = this.#generation.serverFor(key, socket.localAddress);
     if (this.#closed || server === undefined) {
@@ -55,11 +79,7 @@ export class StreamRuntime {
       return;
     }
     const connection = new StreamConnection(socket, server, this.#log);
-    this.#sessions.add(connection);
-    connection.onClose(() => {
-      this.#sessions.delete(connection);
-      this.#settle();
-    });
+    this.#track(connection);
     connection.start();
   }
 
@@ -97,9 +117,12 @@ export class StreamRuntime {
   #detach(): void {
     for (const [server, listener] of this.#attached) server.off('connection', listener);
     this.#attached.clear();
+    for (const listener of this.#udp.values()) listener.stopReceiving();
   }
 
   #release(): void {
+    for (const listener of this.#udp.values()) listener.close();
+    this.#udp.clear();
     this.#generation.logs.close();
     this.#generation.close();
   }

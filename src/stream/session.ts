@@ -1,6 +1,6 @@
 /**
  * One stream session (nginx's `ngx_stream_session_t`): a client connection from accept to close,
- * and what the variables and the access log read of it.
+ * or the datagrams of one UDP client address and port, and what the variables and the access log read of it.
  */
 import type { Socket } from 'node:net';
 import type { TlsConnectionInfo } from '../tls/sni.js';
@@ -18,6 +18,14 @@ export interface UpstreamTry {
   connectMs: number;
   bytesSent: number;
   bytesReceived: number;
+}
+
+/** The addresses a session is created from: a TCP socket's, or a UDP client's and the listening socket's. */
+export interface SessionEndpoints {
+  readonly remoteAddress?: string | undefined;
+  readonly remotePort?: number | undefined;
+  readonly localAddress?: string | undefined;
+  readonly localPort?: number | undefined;
 }
 
 let nextSessionId = 1;
@@ -53,7 +61,11 @@ export class StreamSession {
   variableCache: Map<object, unknown> | undefined;
   captures: RegExpExecArray | undefined;
 
-  constructor(socket: Socket) {
+  /** `$protocol`. */
+  readonly protocol: 'TCP' | 'UDP';
+
+  constructor(socket: Socket | SessionEndpoints, protocol: 'TCP' | 'UDP' = 'TCP') {
+    this.protocol = protocol;
     this.peerAddress = socket.remoteAddress ?? 'unix:';
     this.peerPort = socket.remotePort === undefined ? '' : String(socket.remotePort);
     this.serverAddress = socket.localAddress ?? '';

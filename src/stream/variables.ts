@@ -33,7 +33,7 @@ const STREAM_VARIABLES: Readonly<Record<string, Getter>> = {
   proxy_protocol_port: (s) => (s.proxyProtocol === undefined ? '' : String(s.proxyProtocol.sourcePort)),
   proxy_protocol_server_addr: (s) => s.proxyProtocol?.destinationAddress ?? '',
   proxy_protocol_server_port: (s) => (s.proxyProtocol === undefined ? '' : String(s.proxyProtocol.destinationPort)),
-  protocol: () => 'TCP',
+  protocol: (s) => s.protocol,
   status: (s) => String(s.status),
   bytes_sent: (s) => String(s.bytesSent),
   bytes_received: (s) => String(s.bytesReceived),

@@ -32,7 +32,7 @@ describe('stream configuration errors', () => {
     ['stream { server { listen 1234; proxy_pass 127.0.0.1:9; preread_buffer_size 1x; } }', '"preread_buffer_size" directive invalid value in /x.conf:1'],
     ['stream { upstream u { server 127.0.0.1:9; } upstream u { server 127.0.0.1:9; } server { listen 1234; proxy_pass u; } }', 'duplicate upstream "u" in /x.conf:1'],
     ['stream { server { listen 1234; proxy_pass 127.0.0.1:9; limit_conn z 1; } }', 'zero size shared memory zone "z"'],
-    ['stream { server { listen 1234 udp; proxy_pass 127.0.0.1:9; } }', 'the "udp" parameter is not supported by hitless in /x.conf:1'],
+    ['stream { server { listen 1234 udp ssl; proxy_pass 127.0.0.1:9; } }', '"listen" directive "ssl" parameter is incompatible with "udp" in /x.conf:1'],
     ['stream { server { listen 1234; proxy_pass 127.0.0.1:9; proxy_pass_header X; } }', '"proxy_pass_header" directive is not allowed here in /x.conf:1'],
   ];
   for (const [text, message] of cases) {

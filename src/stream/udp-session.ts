@@ -1,0 +1,331 @@
+/**
+ * One UDP session (nginx's stream module with `listen ... udp`): the datagrams of one client
+ * address and port. The phases are the TCP session's that apply to datagrams (limit_conn,
+ * ssl_preread over the first datagram, return, proxy_pass). proxy_pass picks a peer with the
+ * group's balancer, sends each client datagram to it as one datagram from a connected socket, and
+ * each datagram it sends back goes to the client from the listening socket.
+ *
+ * The session ends as `ngx_stream_proxy_test_finalize()` and `ngx_stream_proxy_process_connection()`
+ * decide for SOCK_DGRAM: once `proxy_responses` datagrams per client datagram came back (after
+ * `proxy_requests` client datagrams, when that is set), or after `proxy_timeout` without a
+ * datagram either way. An upstream that fails before it answered (ICMP port unreachable) passes
+ * the session to the next peer, as ngx_stream_proxy_process() does for `u->received == 0`.
+ */
+import { createSocket, type Socket as DgramSocket } from 'node:dgram';
+import { isIPv6 } from 'node:net';
+import type { ErrorLog } from '../core/log.js';
+import { logRequest } from '../http/access-log.js';
+import { zoneClient, type LimitConnCheck } from '../http/limits.js';
+import type { HttpRequest } from '../http/request.js';
+import type { UpstreamGroup } from '../upstream/group.js';
+import type { Peer } from '../upstream/peer.js';
+import type { CompiledStreamServer } from './generation.js';
+import { StreamSession, type StreamStatus, type UpstreamTry } from './session.js';
+import { ClientHelloReader } from './ssl-preread.js';
+
+/** Where a UDP session's client is, and how to answer it (from the listening socket). */
+export interface UdpClient {
+  readonly address: string;
+  readonly port: number;
+  readonly localAddress: string;
+  readonly localPort: number;
+  /** Sends one datagram to the client from the listening socket. */
+  readonly reply: (datagram: Buffer) => void;
+}
+
+/** The most client datagrams held while the session looks for its upstream, as nginx keeps one buffer. */
+const MAX_QUEUED_DATAGRAMS = 64;
+
+/** nginx's wording of a failed send() or recv() on a datagram socket. */
+const ERRNO_TEXT: Readonly<Record<string, string>> = {
+  ECONNREFUSED: '111: Connection refused',
+  EHOSTUNREACH: '113: No route to host',
+  ENETUNREACH: '101: Network is unreachable',
+  EMSGSIZE: '90: Message too long',
+};
+
+/** A session in progress, as the runtime tracks it for drains and fast shutdowns. */
+export class UdpSession {
+  readonly session: StreamSession;
+  readonly #server: CompiledStreamServer;
+  readonly #client: UdpClient;
+  readonly #log: ErrorLog;
+  readonly #closeListeners: (() => void)[] = [];
+  /** Client datagrams not sent upstream yet (before the content phase, or while connecting). */
+  #queue: Buffer[] = [];
+  /** Datagrams sent to a peer that has not answered: sent again to the next peer if it fails. */
+  #unanswered: Buffer[] = [];
+  #upstream: { socket: DgramSocket; group: UpstreamGroup; peer: Peer; record: UpstreamTry; connected: boolean } | undefined;
+  #limitChecks: LimitConnCheck[] = [];
+  #requests = 0;
+  #responses = 0;
+  #idle: NodeJS.Timeout | undefined;
+  #detach: (() => void) | undefined;
+  #done = false;
+
+  constructor(server: CompiledStreamServer, client: UdpClient, log: ErrorLog) {
+    this.#server = server;
+    this.#client = client;
+    this.#log = log;
+    this.session = new StreamSession({ remoteAddress: client.address, remotePort: client.port, localAddress: client.localAddress, localPort: client.localPort }, 'UDP');
+  }
+
+  /** `udp client: 127.0.0.1, server: 0.0.0.0:53`, as nginx ends the messages of a datagram session. */
+  get #logContext(): string {
+    return `udp client: ${this.session.remoteAddress}, server: ${this.#server.addrText}`;
+  }
+
+  /** Called once the client's next datagram must start a new session (proxy_requests reached, or the end). */
+  onDetach(listener: () => void): void {
+    this.#detach = listener;
+  }
+
+  /** Runs the phases with the client's first datagram; the session ends by itself. */
+  start(first: Buffer): void {
+    this.#count(first);
+    this.#queue.push(first);
+    void this.#run(first).catch((err: unknown) => {
+      this.#log.alert(`stream session failed: ${err instanceof Error ? err.message : String(err)}`);
+      this.#finish(500);
+    });
+  }
+
+  /** A later datagram of the client. */
+  receive(datagram: Buffer): void {
+    if (this.#done) return;
+    this.#count(datagram);
+    const upstream = this.#upstream;
+    if (upstream?.connected === true) this.#send(datagram);
+    else if (this.#queue.length < MAX_QUEUED_DATAGRAMS) this.#queue.push(datagram);
+  }
+
+  #count(datagram: Buffer): void {
+    this.session.bytesReceived += datagram.length;
+    this.#requests++;
+    this.#touch();
+    const limit = this.#server.proxy?.requests ?? 0;
+    // ngx_delete_udp_connection(): the client's next datagram is a new session; this one finishes its answers.
+    if (limit > 0 && this.#requests >= limit) this.#release();
+  }
+
+  async #run(first: Buffer): Promise<void> {
+    const server = this.#server;
+    if (server.limitConn.length > 0 && !(await this.#limitConn())) return this.#finish(503);
+    if (this.#done) return;
+    if (server.sslPreread) {
+      // The preread phase of a datagram session reads its first datagram, nothing more.
+      const reader = new ClientHelloReader();
+      const result = reader.feed(first.subarray(0, server.prereadBufferSize));
+      if (result !== 'declined' && result !== 'again') this.session.preread = reader.values;
+    }
+    if (server.returnValue !== undefined) {
+      const text = Buffer.from(server.returnValue(this.session), 'latin1');
+      this.session.bytesSent += text.length;
+      this.#client.reply(text);
+      return this.#finish(200);
+    }
+    if (server.proxy === undefined) return this.#finish(500);
+    this.#proxy();
+  }
+
+  /** `ngx_stream_limit_conn_handler()`; false when a zone refuses the session. */
+  async #limitConn(): Promise<boolean> {
+    const server = this.#server;
+    const checks: LimitConnCheck[] = [];
+    for (const rule of server.limitConn) {
+      const key = rule.key(this.session);
+      if (key.length === 0) continue;
+      if (key.length > 255) {
+        this.#log.error(`the value of the "${rule.keySource}" key is more than 255 bytes: "${key}", ${this.#logContext}`, this.session.id);
+        continue;
+      }
+      checks.push({ zone: rule.zone, size: rule.size, key, conn: rule.conn });
+    }
+    if (checks.length === 0) return true;
+    const answer = await zoneClient().limitConn(checks);
+    if (answer.rc === 'passed') {
+      this.#limitChecks = checks;
+      if (this.#done) this.#releaseLimits();
+      return true;
+    }
+    if (answer.rc === 'rejected') {
+      const zone = (checks[answer.index] as LimitConnCheck).zone;
+      this.#log.write(server.limitConnLogLevel, `limiting connections${server.limitConnDryRun ? ', dry run,' : ''} by zone "${zone}", ${this.#logContext}`, this.session.id);
+    }
+    return server.limitConnDryRun;
+  }
+
+  #releaseLimits(): void {
+    if (this.#limitChecks.length === 0) return;
+    zoneClient().releaseConn(this.#limitChecks);
+    this.#limitChecks = [];
+  }
+
+  #proxy(): void {
+    const settings = this.#server.proxy;
+    if (settings === undefined) return;
+    const resolved = settings.resolveGroup(this.session);
+    if (typeof resolved === 'string') {
+      this.#log.error(`${resolved}, ${this.#logContext}`, this.session.id);
+      return this.#finish(500);
+    }
+    const group = resolved;
+    const picker = group.begin(this.session as unknown as HttpRequest);
+    const tried = new Set<Peer>();
+    const started = performance.now();
+    const maxTries = settings.nextTries === 0 ? group.size : Math.min(group.size, settings.nextTries);
+
+    const attempt = (): void => {
+      if (this.#done) return;
+      const peer = picker.pick(tried, Date.now());
+      if (peer === undefined) {
+        this.#log.error(`no live upstreams while connecting to upstream, ${this.#logContext}, upstream: "${group.name}"`, this.session.id);
+        return this.#finish(502);
+      }
+      tried.add(peer);
+      const next = (): void => {
+        const elapsed = performance.now() - started;
+        const more = settings.nextUpstream && tried.size < maxTries && (settings.nextTimeoutMs === 0 || elapsed < settings.nextTimeoutMs);
+        if (more) attempt();
+        else this.#finish(502);
+      };
+      const record: UpstreamTry = { addr: peer.name, connectMs: -1, bytesSent: 0, bytesReceived: 0 };
+      this.session.upstreams.push(record);
+      if (peer.address.kind === 'unix') {
+        this.#log.error(`datagrams to the unix domain socket "${peer.name}" are not supported by hitless, ${this.#logContext}`, this.session.id);
+        group.record(peer, true);
+        return next();
+      }
+      peer.conns++;
+      const { host, port } = peer.address;
+      const socket = createSocket(isIPv6(host) ? 'udp6' : 'udp4');
+      const upstream = { socket, group, peer, record, connected: false };
+      this.#upstream = upstream;
+      const connectStart = performance.now();
+      let failedOnce = false;
+      const failed = (err: NodeJS.ErrnoException, call: string): void => {
+        if (failedOnce || this.#done) return;
+        failedOnce = true;
+        socket.close();
+        peer.conns--;
+        this.#upstream = undefined;
+        const text = ERRNO_TEXT[err.code ?? ''] ?? err.message;
+        if (record.bytesReceived > 0) {
+          // The peer answered before: the session is over, as a TCP connection that broke.
+          this.#log.error(`${call}() failed (${text}) while proxying and reading from upstream, ${this.#logContext}, upstream: "${peer.name}"`, this.session.id);
+          group.record(peer, false);
+          return this.#finish(200);
+        }
+        this.#log.error(`${call}() failed (${text}) while ${upstream.connected ? 'proxying and reading from upstream' : 'connecting to upstream'}, ${this.#logContext}, upstream: "${peer.name}"`, this.session.id);
+        group.record(peer, true);
+        // What the failed peer was sent goes to the next one first.
+        this.#queue = [...this.#unanswered, ...this.#queue];
+        this.#unanswered = [];
+        next();
+      };
+      socket.on('error', (err: NodeJS.ErrnoException) => failed(err, (err as { syscall?: string }).syscall === 'send' ? 'send' : 'recv'));
+      socket.on('message', (datagram: Buffer) => this.#answer(datagram));
+      socket.connect(port, host, () => {
+        if (this.#done || failedOnce) return;
+        upstream.connected = true;
+        record.connectMs = performance.now() - connectStart;
+        for (const datagram of this.#queue.splice(0)) this.#send(datagram);
+      });
+    };
+    attempt();
+  }
+
+  #send(datagram: Buffer): void {
+    const upstream = this.#upstream;
+    if (upstream === undefined) return;
+    upstream.record.bytesSent += datagram.length;
+    if (upstream.record.bytesReceived === 0) this.#unanswered.push(datagram);
+    upstream.socket.send(datagram, (err) => {
+      if (err !== null && err !== undefined) upstream.socket.emit('error', Object.assign(err, { syscall: 'send' }));
+      else this.#testFinalize();
+    });
+  }
+
+  /** A datagram from the upstream: to the client, from the listening socket. */
+  #answer(datagram: Buffer): void {
+    const upstream = this.#upstream;
+    if (this.#done || upstream === undefined) return;
+    upstream.record.bytesReceived += datagram.length;
+    this.#unanswered = [];
+    this.#responses++;
+    this.session.bytesSent += datagram.length;
+    this.#touch();
+    this.#client.reply(datagram);
+    this.#testFinalize();
+  }
+
+  /** `ngx_stream_proxy_test_finalize()` for SOCK_DGRAM: every expected answer came ("udp done"). */
+  #testFinalize(): void {
+    const settings = this.#server.proxy;
+    if (this.#done || settings === undefined || settings.responses === undefined) return;
+    if (settings.requests > 0 && this.#requests < settings.requests) return;
+    if (this.#responses < settings.responses * this.#requests || this.#queue.length > 0) return;
+    this.#log.info(`udp done, ${this.#logContext}`, this.session.id);
+    this.#finish(200);
+  }
+
+  /** proxy_timeout between two datagrams, either way (ngx_stream_proxy_process_connection()). */
+  #touch(): void {
+    const timeoutMs = this.#server.proxy?.timeoutMs ?? 0;
+    if (timeoutMs === 0 || this.#done) return;
+    if (this.#idle !== undefined) {
+      this.#idle.refresh();
+      return;
+    }
+    this.#idle = setTimeout(() => {
+      const settings = this.#server.proxy;
+      const expected = settings?.responses;
+      // A session that got every answer it expects times out successfully; one still waiting is a 502.
+      if (expected === undefined || this.#responses >= expected * this.#requests) {
+        this.#log.info(`udp timed out, ${this.#logContext}`, this.session.id);
+        this.#finish(200);
+        return;
+      }
+      const upstream = this.#upstream;
+      this.#log.error(`upstream timed out (110: Connection timed out) while proxying connection, ${this.#logContext}${upstream === undefined ? '' : `, upstream: "${upstream.peer.name}"`}`, this.session.id);
+      this.#finish(502);
+    }, timeoutMs);
+  }
+
+  #release(): void {
+    const detach = this.#detach;
+    this.#detach = undefined;
+    detach?.();
+  }
+
+  /** Ends the session: closes the upstream socket, gives back the limit_conn counts, writes the log line. */
+  #finish(status: StreamStatus): void {
+    if (this.#done) return;
+    this.#done = true;
+    this.session.status = status;
+    this.session.endedAt = performance.now();
+    if (this.#idle !== undefined) clearTimeout(this.#idle);
+    const upstream = this.#upstream;
+    this.#upstream = undefined;
+    if (upstream !== undefined) {
+      upstream.socket.close();
+      upstream.peer.conns--;
+      upstream.group.record(upstream.peer, false);
+    }
+    this.#releaseLimits();
+    this.#release();
+    logRequest(this.#server.loggers, this.session);
+    for (const listener of this.#closeListeners.splice(0)) listener();
+  }
+
+  /** Calls `listener` once the session is over. */
+  onClose(listener: () => void): void {
+    if (this.#done) listener();
+    else this.#closeListeners.push(listener);
+  }
+
+  /** Ends the session at once (fast shutdown, worker_shutdown_timeout). */
+  destroy(): void {
+    this.#finish(this.session.status);
+  }
+}
