@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { connect as tlsConnect } from 'node:tls';
-import { after, before, describe, it } from 'node:test';
+import { after, describe, it } from 'node:test';
 import { load, serve, type Served } from '../http/helpers.js';
 import { SessionStore, sharedZoneSessions } from '../../src/tls/session-cache.js';
 import { MasterSessionCaches } from '../../src/process/session-caches.js';
