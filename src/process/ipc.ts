@@ -147,6 +147,34 @@ export function isZoneAnswer(message: unknown): message is ZoneAnswerMessage {
   return hasType(message) && message.type === 'zone-answer' && typeof (message as { id?: unknown }).id === 'number';
 }
 
+/**
+ * Worker to master: a TLS session for the `ssl_session_cache shared:name:size` zone (`put`, not
+ * answered), or a question for one (`get`), answered with a {@link SessionAnswerMessage} of the
+ * same `id`. `id` numbers questions; `session` is the session ID in hex; `data` is base64.
+ */
+export type SessionRequestMessage =
+  | { readonly type: 'ssl-session'; readonly op: 'put'; readonly zone: string; readonly size: number; readonly session: string; readonly data: string; readonly timeoutMs: number }
+  | { readonly type: 'ssl-session'; readonly op: 'get'; readonly id: number; readonly zone: string; readonly size: number; readonly session: string };
+
+/** Master to worker: the session asked for by the {@link SessionRequestMessage} with this `id`, base64, or null. */
+export interface SessionAnswerMessage {
+  readonly type: 'ssl-session-answer';
+  readonly id: number;
+  readonly data: string | null;
+}
+
+/** True when an IPC message is a worker's put or question to a shared session cache. */
+export function isSessionRequest(message: unknown): message is SessionRequestMessage {
+  if (!hasType(message) || message.type !== 'ssl-session') return false;
+  const { op, zone, size, session } = message as { op?: unknown; zone?: unknown; size?: unknown; session?: unknown };
+  return (op === 'put' || op === 'get') && typeof zone === 'string' && typeof size === 'number' && typeof session === 'string';
+}
+
+/** True when an IPC message is the master's answer from a shared session cache. */
+export function isSessionAnswer(message: unknown): message is SessionAnswerMessage {
+  return hasType(message) && message.type === 'ssl-session-answer' && typeof (message as { id?: unknown }).id === 'number';
+}
+
 /** Daemon child to the foreground process that started it: the master is up, workers are ready. */
 export interface MasterUpMessage {
   readonly type: 'master-up';

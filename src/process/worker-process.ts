@@ -5,7 +5,7 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import type { Server } from 'node:net';
 import { fileURLToPath } from 'node:url';
-import { isWorkerToMaster, isZoneRequest, type CertificateMessage, type MasterToWorker, type ServeMessage, type ZoneAnswerMessage } from './ipc.js';
+import { isWorkerToMaster, isSessionRequest, isZoneRequest, type CertificateMessage, type MasterToWorker, type ServeMessage, type SessionAnswerMessage, type ZoneAnswerMessage } from './ipc.js';
 import type { ListeningSockets } from './listening-sockets.js';
 import type { MasterZones } from './zones.js';
 import type { HealthSnapshot } from '../upstream/health/health-table.js';
@@ -85,9 +85,14 @@ export class WorkerProcess {
       });
       void this.exited.then((exit) => reject(new Error(`worker process ${this.pid} exited before it was ready (${exit.signal ?? exit.code})`)));
     });
-    // The shared zones (limit_req, limit_conn) answer the worker's questions on the same channel.
+    // The shared zones (limit_req, limit_conn, ssl_session_cache shared:) answer the worker's questions on the same channel.
     if (zones !== undefined) {
       this.#child.on('message', (message: unknown) => {
+        if (isSessionRequest(message)) {
+          const answer = zones.sessions.answer(message);
+          if (answer !== undefined) this.#send(answer);
+          return;
+        }
         if (!isZoneRequest(message)) return;
         const answer = zones.answer(message);
         if (answer !== undefined) this.#send(answer);
@@ -198,7 +203,7 @@ export class WorkerProcess {
     this.#signal('SIGKILL');
   }
 
-  #send(message: MasterToWorker | ZoneAnswerMessage | PeerFailuresMessage, handle?: Server): boolean {
+  #send(message: MasterToWorker | ZoneAnswerMessage | SessionAnswerMessage | PeerFailuresMessage, handle?: Server): boolean {
     if (!this.#child.connected) return false;
     try {
       // send() returning false only means Node queued the message; it is still delivered in order.

@@ -12,9 +12,11 @@ import { snapshotSource } from '../conf/parser.js';
 import { ErrorLog } from '../core/log.js';
 import { ServingRuntime as HttpAndStreamRuntime, collectListens } from './serving-runtime.js';
 import { useZoneClient } from '../http/limits.js';
-import { isMasterToWorker, isZoneAnswer, type ServeMessage, type WorkerToMaster } from './ipc.js';
+import { isMasterToWorker, isSessionAnswer, isZoneAnswer, type ServeMessage, type WorkerToMaster } from './ipc.js';
 import { IpcZoneClient } from './zones.js';
 import { isUdpKey } from './listening-sockets.js';
+import { IpcSharedSessions } from './session-caches.js';
+import { useSharedSessions } from '../tls/session-cache.js';
 import { useMasterTicketKey } from '../tls/ticket-keys.js';
 import { deleteStoredCertificate, putStoredCertificate, useStoredCertificates } from '../tls/stored-certificates.js';
 import { upstreamHealth } from '../upstream/health/health-table.js';
@@ -56,18 +58,27 @@ export function runWorker(options: WorkerOptions = {}): void {
     return true;
   });
   useZoneClient(zones);
+  // So do the ssl_session_cache shared: zones (process/session-caches.ts).
+  const sessions = new IpcSharedSessions((message) => {
+    if (!process.connected || process.send === undefined) return false;
+    process.send(message, undefined, undefined, () => undefined);
+    return true;
+  });
+  useSharedSessions(sessions);
   // Failure counts of groups with `zone` are kept by the master too (upstream/shared-peers.ts).
   sharedPeers.useSender((message) => {
     if (process.connected && process.send !== undefined) process.send(message, undefined, undefined, () => undefined);
   });
   process.on('message', (message: unknown, handle: unknown) => {
     if (isZoneAnswer(message)) zones.receive(message);
+    else if (isSessionAnswer(message)) sessions.receive(message);
     else if (isPeerFailures(message)) sharedPeers.receive(message);
     else worker.receive(message, handle);
   });
   // The master is gone (SIGKILL, crash): stop gracefully rather than serve on, unsupervised.
   process.on('disconnect', () => {
     zones.failAll();
+    sessions.failAll();
     void worker.drain();
   });
   // nginx's workers take the same signals as the master's channel commands (ngx_signal_handler);

@@ -19,10 +19,13 @@ import {
   type ZoneClient,
 } from '../http/limits.js';
 import type { ZoneAnswerMessage, ZoneRequestMessage } from './ipc.js';
+import { MasterSessionCaches } from './session-caches.js';
 
 /** The master's side: the zones of every generation, kept across reloads while declared alike. */
 export class MasterZones {
   readonly #store = new ZoneStore();
+  /** The `ssl_session_cache shared:` zones (process/session-caches.ts). */
+  readonly sessions = new MasterSessionCaches();
 
   /** Answers one worker question; undefined for a `release`, which needs no answer. */
   answer(message: ZoneRequestMessage): ZoneAnswerMessage | undefined {
@@ -49,6 +52,7 @@ export class MasterZones {
     const ids = (zones: readonly { name: string; size: number }[] | undefined): Set<string> => new Set((zones ?? []).map((zone) => `${zone.name}:${zone.size}`));
     const conn = new Set([...ids(http?.get('limit_conn_zone')), ...ids(stream?.get('limit_conn_zone'))]);
     this.#store.retain(ids(http?.get('limit_req_zone')), conn);
+    this.sessions.retain(config);
   }
 }
 

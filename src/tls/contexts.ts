@@ -10,6 +10,7 @@ import type { ConfBlockView } from '../conf/registry.js';
 import { CertificateLoadError, parseKeyOf, parseLeaf, readPemSync, type LoadedKey } from './certificate-files.js';
 import { certificatesOf, type ClientVerifySettings, type VerifyClientMode } from './client-verify.js';
 import type { TlsFile, TlsProtocolName } from './ssl-module.js';
+import { SessionCache } from './session-cache.js';
 import { followMasterTicketKey, readTicketKeyFile } from './ticket-keys.js';
 import { VariableCertificates, type HandshakeCertificates } from './variable-certificates.js';
 
@@ -30,6 +31,8 @@ export interface ServerTls {
    * throws a ConfigError when they do not fit the settings. Undefined when the settings are incomplete.
    */
   readonly contextFor: ((cert: string | string[], key: string | string[]) => SecureContext) | undefined;
+  /** `ssl_session_cache` and `ssl_session_timeout`; undefined for `off` and `none` (session-cache.ts). */
+  readonly sessionCache: SessionCache | undefined;
 }
 
 const cache = new WeakMap<ConfBlockView, ServerTls>();
@@ -200,7 +203,8 @@ export function serverTlsOf(server: ConfBlockView): ServerTls {
       if (!(err instanceof ConfigError)) throw err;
     }
   }
-  const tls = { context, rejectHandshake: server.get('ssl_reject_handshake'), verify, variable, contextFor };
+  const sessionCache = SessionCache.of(server.get('ssl_session_cache'), server.get('ssl_session_timeout'));
+  const tls = { context, rejectHandshake: server.get('ssl_reject_handshake'), verify, variable, contextFor, sessionCache };
   cache.set(server, tls);
   return tls;
 }

@@ -3,11 +3,12 @@
  * rules (`ngx_http_ssl_servername()`), ALPN (`ngx_http_ssl_alpn_select()`), and what a request
  * later reads of the handshake (`$ssl_protocol`, `$ssl_cipher`...).
  */
-import type { Socket } from 'node:net';
+import type { Server, Socket } from 'node:net';
 import { createSecureContext, TLSSocket, type SecureContext } from 'node:tls';
 import type { VirtualHosts } from '../http/server-names.js';
 import { clientCertificateOf, type ClientCertificate, type ClientVerifySettings } from './client-verify.js';
 import type { ServerTls } from './contexts.js';
+import type { SessionCache } from './session-cache.js';
 import { storedCertificateFor, storedContext } from './stored-certificates.js';
 
 /** What the variables read of an established TLS connection, captured once. */
@@ -65,6 +66,7 @@ export class TlsTermination<S> {
   readonly #defaultVerify: ClientVerifySettings;
   readonly #defaultContextFor: ServerTls['contextFor'];
   readonly #alpn: string[];
+  readonly #sessions: SessionCache | undefined;
 
   /**
    * `http2`: `listen ... http2` or the default server's `http2 on` offer `h2` before `http/1.1`.
@@ -78,6 +80,10 @@ export class TlsTermination<S> {
     this.#defaultVerify = fallback.verify;
     this.#defaultContextFor = fallback.contextFor;
     this.#alpn = alpn !== undefined ? [...alpn] : http2 ? ['h2', 'http/1.1'] : ['http/1.1'];
+    // The ClientHello's session ID is looked up before the SNI callback picks a server, so the
+    // default server's ssl_session_cache is the address's; nginx's lookup runs on the default
+    // server's SSL_CTX too. OpenSSL refuses a session of another id context (client verification).
+    this.#sessions = fallback.sessionCache;
   }
 
   /** Starts the server side of a handshake on `socket`; bytes already read must be back in it. */
@@ -90,6 +96,8 @@ export class TlsTermination<S> {
       requestCert: this.#defaultVerify.mode !== 'off',
       rejectUnauthorized: false,
       SNICallback: (servername, done) => this.#select(secure, servername, done),
+      // Node types `server` as a net.Server; _tls_wrap only emits the session events on it.
+      ...(this.#sessions === undefined ? {} : { server: this.#sessions.events as Server }),
     });
     handshakeVerify.set(secure, this.#defaultVerify);
     return secure;

@@ -31,9 +31,9 @@ export interface PasswordFile {
 }
 
 /**
- * `ssl_session_cache`: `builtin` is off (`SSL_SESS_CACHE_OFF`), none (the default: session IDs
- * sent, nothing stored), default (`builtin` without a size), a size in sessions, or unset
- * (`shared` alone); `shared` names a zone of `size` bytes.
+ * `ssl_session_cache`: `builtin` is `off` (`SSL_SESS_CACHE_OFF`), `none` (the default: session IDs
+ * sent, nothing stored), `default` (`builtin` without a size), a size in sessions, or unset
+ * (`shared` alone); `shared` names a zone of `size` bytes. See tls/session-cache.ts.
  */
 export interface SessionCacheSetting {
   readonly builtin: 'off' | 'none' | 'default' | number | undefined;
@@ -227,7 +227,7 @@ export const httpSslModule: ConfModule = {
       contexts: ['http', 'server'],
       args: [1],
       syntax: 'time;',
-      summary: 'How long a client may resume a TLS session: the lifetime of a session ticket, cut short by a rotation of the master\'s ticket key (hourly).',
+      summary: 'How long a client may resume a TLS session: the lifetime of a session ticket, cut short by a rotation of the master\'s ticket key (hourly), and of a session in ssl_session_cache.',
       default: () => 300_000,
       defaultText: 'ssl_session_timeout 5m;',
       parse: ([value = ''], ctx) => parseTime(value, { seconds: true }) ?? ctx.fail('"ssl_session_timeout" directive invalid value'),
@@ -238,7 +238,7 @@ export const httpSslModule: ConfModule = {
       contexts: ['http', 'server'],
       args: [1, 2],
       syntax: 'off | none | [builtin[:size]] [shared:name:size];',
-      summary: 'Resumption by session ID (TLSv1.2). Checked as nginx checks it, but hitless keeps no session-ID cache yet: every value behaves as none, and sessions resume by tickets, shared by all workers (docs/process-model.md).',
+      summary: 'Resumption by session ID (TLSv1.2): builtin keeps sessions in each worker, shared in the master for all workers (about 4000 per megabyte, kept across reloads); off and none keep none. The default server of the address decides (docs/process-model.md).',
       default: () => ({ builtin: 'none', shared: undefined }),
       defaultText: 'ssl_session_cache none;',
       parse: parseSessionCache,
