@@ -22,7 +22,7 @@ export { deploy, DeployError, DEPLOY_EXIT_CODES, NginxTarget, CommandTarget, Hit
 export { runMaster, signalMaster, PidFileError, ListenError, reloadChannel, type MasterOptions, type MasterCommand } from './process/index.js';
 export { HttpRuntime, collectListens, type ListenSpec } from './http/runtime.js';
 export { StreamRuntime, collectStreamListens } from './stream/runtime.js';
-export { ServingRuntime, collectListens as collectAllListens } from './process/serving-runtime.js';
+export { HttpAndStreamRuntime, collectListens as collectAllListens } from './process/http-and-stream-runtime.js';
 export type { HttpExchange, ProtocolConnection } from './http/exchange.js';
 export { upstreamConnectChannel } from './http/proxy.js';
 export { ErrorLog } from './core/log.js';

@@ -10,7 +10,7 @@ import { loadConfig } from '../conf/loader.js';
 import type { HitlessConfig } from '../conf/model.js';
 import { createRegistry } from '../conf/modules.js';
 import type { ListenSpec } from '../http/runtime.js';
-import { collectListens as collectAllListens } from './serving-runtime.js';
+import { collectListens as collectAllListens } from './http-and-stream-runtime.js';
 import type { ConfigSnapshot } from './ipc.js';
 
 /** What the master was started with; a reload reads the same file with the same options. */

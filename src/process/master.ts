@@ -31,9 +31,9 @@ export interface MasterOptions {
   readonly errorLogPath?: string;
   /** How long a draining worker gives an idle keep-alive connection to send one more request. Default: 1000 ms. */
   readonly drainGraceMs?: number;
-  /** The module forked for each worker. Default: hitless's own worker, which serves http and stream (`ServingRuntime`). */
+  /** The module forked for each worker. Default: hitless's own worker, which serves http and stream (`HttpAndStreamRuntime`). */
   readonly workerModule?: string;
-  /** Lists the sockets a configuration listens on. Default: those of the `http` and `stream` blocks (process/serving-runtime.ts). */
+  /** Lists the sockets a configuration listens on. Default: those of the `http` and `stream` blocks (process/http-and-stream-runtime.ts). */
   readonly collectListens?: (config: HitlessConfig) => ListenSpec[];
 }
 

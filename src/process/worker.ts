@@ -10,7 +10,7 @@ import type { HitlessConfig } from '../conf/model.js';
 import { createRegistry } from '../conf/modules.js';
 import { snapshotSource } from '../conf/parser.js';
 import { ErrorLog } from '../core/log.js';
-import { ServingRuntime as HttpAndStreamRuntime, collectListens } from './serving-runtime.js';
+import { HttpAndStreamRuntime, collectListens } from './http-and-stream-runtime.js';
 import { useZoneClient } from '../http/limits.js';
 import { isMasterToWorker, isSessionAnswer, isZoneAnswer, type ServeMessage, type WorkerToMaster } from './ipc.js';
 import { IpcZoneClient } from './zones.js';
@@ -23,7 +23,7 @@ import { upstreamHealth } from '../upstream/health/health-table.js';
 import { isPeerFailures, sharedPeers } from '../upstream/shared-peers.js';
 import type { PeerState } from '../upstream/group.js';
 
-/** What a worker serves a configuration generation with; http and stream together by default (serving-runtime.ts). */
+/** What a worker serves a configuration generation with; http and stream together by default (http-and-stream-runtime.ts). */
 export interface ServingRuntime {
   attach(key: string, server: Server): void;
   /**
@@ -40,7 +40,7 @@ export interface ServingRuntime {
 
 /** Options of {@link runWorker}. */
 export interface WorkerOptions {
-  /** Builds the runtime for a configuration. Default: the http and stream runtimes of serving-runtime.ts. */
+  /** Builds the runtime for a configuration. Default: the http and stream runtimes of http-and-stream-runtime.ts. */
   readonly createRuntime?: (config: HitlessConfig, log: ErrorLog) => ServingRuntime;
 }
 

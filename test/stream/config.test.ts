@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { ConfigError } from '../../src/core/errors.js';
-import { collectListens } from '../../src/process/serving-runtime.js';
+import { collectListens } from '../../src/process/http-and-stream-runtime.js';
 import { runHitless } from '../helpers/bin.js';
 import { tempDir } from '../helpers/tmp.js';
 import { errorOf, load } from './helpers.js';

@@ -28,18 +28,18 @@ export function collectListens(config: HitlessConfig): ListenSpec[] {
   return [...http, ...stream];
 }
 
-/** Options of {@link ServingRuntime}. */
-export interface ServingRuntimeOptions {
+/** Options of {@link HttpAndStreamRuntime}. */
+export interface HttpAndStreamRuntimeOptions {
   readonly log: ErrorLog;
 }
 
 /** The http and stream runtimes of one generation, driven as one. */
-export class ServingRuntime {
+export class HttpAndStreamRuntime {
   readonly http: HttpRuntime;
   readonly stream: StreamRuntime;
 
   /** Builds both; if the stream side fails, the http side's files are closed again. */
-  constructor(config: HitlessConfig, options: ServingRuntimeOptions) {
+  constructor(config: HitlessConfig, options: HttpAndStreamRuntimeOptions) {
     this.http = new HttpRuntime(config, options);
     try {
       this.stream = new StreamRuntime(config, options);
