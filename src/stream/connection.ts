@@ -8,9 +8,9 @@ import type { TLSSocket } from 'node:tls';
 import type { ErrorLog } from '../core/log.js';
 import { logRequest } from '../http/access-log.js';
 import { isTrusted } from '../http/realip.js';
-import { zoneClient, type LimitConnCheck } from '../http/limits.js';
 import { tlsInfoOf } from '../tls/sni.js';
 import type { CompiledStreamServer } from './generation.js';
+import { SessionConnLimits } from './limit-conn.js';
 import { proxySession } from './proxy.js';
 import { readProxyProtocol } from './proxy-protocol.js';
 import { StreamSession } from './session.js';
@@ -24,7 +24,7 @@ export class StreamConnection {
   #socket: Socket;
   /** Bytes read before the content phase, passed on first. */
   #pending: Buffer[] = [];
-  #limitChecks: LimitConnCheck[] = [];
+  readonly #limits = new SessionConnLimits();
   #done = false;
   readonly #closeListeners: (() => void)[] = [];
 
@@ -61,7 +61,7 @@ export class StreamConnection {
       this.session.remoteAddress = header.sourceAddress;
       this.session.remotePort = String(header.sourcePort);
     }
-    if (server.limitConn.length > 0 && !(await this.#limitConn())) return this.#finish(503);
+    if (server.limitConn.length > 0 && !(await this.#limits.acquire(server, this.session, this.#log, this.#logContext))) return this.#finish(503);
     if (this.#done) return;
     if (server.tls !== undefined && !(await this.#handshake())) return this.#finish(500);
     if (server.sslPreread && !(await this.#preread())) return this.#finish(400);
@@ -117,39 +117,6 @@ export class StreamConnection {
     const rest = Buffer.concat(this.#pending).subarray(result.length);
     this.#pending = rest.length > 0 ? [rest] : [];
     return true;
-  }
-
-  /** `ngx_stream_limit_conn_handler()`; false when a zone refuses the session. */
-  async #limitConn(): Promise<boolean> {
-    const server = this.#server;
-    const checks: LimitConnCheck[] = [];
-    for (const rule of server.limitConn) {
-      const key = rule.key(this.session);
-      if (key.length === 0) continue;
-      if (key.length > 255) {
-        this.#log.error(`the value of the "${rule.keySource}" key is more than 255 bytes: "${key}", ${this.#logContext}`, this.session.id);
-        continue;
-      }
-      checks.push({ zone: rule.zone, size: rule.size, key, conn: rule.conn });
-    }
-    if (checks.length === 0) return true;
-    const answer = await zoneClient().limitConn(checks);
-    if (answer.rc === 'passed') {
-      this.#limitChecks = checks;
-      if (this.#done) this.#releaseLimits();
-      return true;
-    }
-    if (answer.rc === 'rejected') {
-      const zone = (checks[answer.index] as LimitConnCheck).zone;
-      this.#log.write(server.limitConnLogLevel, `limiting connections${server.limitConnDryRun ? ', dry run,' : ''} by zone "${zone}", ${this.#logContext}`, this.session.id);
-    }
-    return server.limitConnDryRun;
-  }
-
-  #releaseLimits(): void {
-    if (this.#limitChecks.length === 0) return;
-    zoneClient().releaseConn(this.#limitChecks);
-    this.#limitChecks = [];
   }
 
   /** The ssl phase: the handshake, then the session reads and writes the decrypted stream. */
@@ -222,7 +189,7 @@ export class StreamConnection {
     this.#done = true;
     this.session.status = status;
     this.session.endedAt = performance.now();
-    this.#releaseLimits();
+    this.#limits.release();
     this.#socket.destroy();
     logRequest(this.#server.loggers, this.session);
     for (const listener of this.#closeListeners.splice(0)) listener();

@@ -15,11 +15,11 @@ import { createSocket, type Socket as DgramSocket } from 'node:dgram';
 import { isIPv6 } from 'node:net';
 import type { ErrorLog } from '../core/log.js';
 import { logRequest } from '../http/access-log.js';
-import { zoneClient, type LimitConnCheck } from '../http/limits.js';
 import type { HttpRequest } from '../http/request.js';
 import type { UpstreamGroup } from '../upstream/group.js';
 import type { Peer } from '../upstream/peer.js';
 import type { CompiledStreamServer } from './generation.js';
+import { SessionConnLimits } from './limit-conn.js';
 import { StreamSession, type StreamStatus, type UpstreamTry } from './session.js';
 import { ClientHelloReader } from './ssl-preread.js';
 
@@ -56,7 +56,7 @@ export class UdpSession {
   /** Datagrams sent to a peer that has not answered: sent again to the next peer if it fails. */
   #unanswered: Buffer[] = [];
   #upstream: { socket: DgramSocket; group: UpstreamGroup; peer: Peer; record: UpstreamTry; connected: boolean } | undefined;
-  #limitChecks: LimitConnCheck[] = [];
+  readonly #limits = new SessionConnLimits();
   #requests = 0;
   #responses = 0;
   #idle: NodeJS.Timeout | undefined;
@@ -110,7 +110,7 @@ export class UdpSession {
 
   async #run(first: Buffer): Promise<void> {
     const server = this.#server;
-    if (server.limitConn.length > 0 && !(await this.#limitConn())) return this.#finish(503);
+    if (server.limitConn.length > 0 && !(await this.#limits.acquire(server, this.session, this.#log, this.#logContext))) return this.#finish(503);
     if (this.#done) return;
     if (server.sslPreread) {
       // The preread phase of a datagram session reads its first datagram, nothing more.
@@ -126,39 +126,6 @@ export class UdpSession {
     }
     if (server.proxy === undefined) return this.#finish(500);
     this.#proxy();
-  }
-
-  /** `ngx_stream_limit_conn_handler()`; false when a zone refuses the session. */
-  async #limitConn(): Promise<boolean> {
-    const server = this.#server;
-    const checks: LimitConnCheck[] = [];
-    for (const rule of server.limitConn) {
-      const key = rule.key(this.session);
-      if (key.length === 0) continue;
-      if (key.length > 255) {
-        this.#log.error(`the value of the "${rule.keySource}" key is more than 255 bytes: "${key}", ${this.#logContext}`, this.session.id);
-        continue;
-      }
-      checks.push({ zone: rule.zone, size: rule.size, key, conn: rule.conn });
-    }
-    if (checks.length === 0) return true;
-    const answer = await zoneClient().limitConn(checks);
-    if (answer.rc === 'passed') {
-      this.#limitChecks = checks;
-      if (this.#done) this.#releaseLimits();
-      return true;
-    }
-    if (answer.rc === 'rejected') {
-      const zone = (checks[answer.index] as LimitConnCheck).zone;
-      this.#log.write(server.limitConnLogLevel, `limiting connections${server.limitConnDryRun ? ', dry run,' : ''} by zone "${zone}", ${this.#logContext}`, this.session.id);
-    }
-    return server.limitConnDryRun;
-  }
-
-  #releaseLimits(): void {
-    if (this.#limitChecks.length === 0) return;
-    zoneClient().releaseConn(this.#limitChecks);
-    this.#limitChecks = [];
   }
 
   #proxy(): void {
@@ -312,7 +279,7 @@ export class UdpSession {
       upstream.peer.conns--;
       upstream.group.record(upstream.peer, false);
     }
-    this.#releaseLimits();
+    this.#limits.release();
     this.#release();
     logRequest(this.#server.loggers, this.session);
     for (const listener of this.#closeListeners.splice(0)) listener();

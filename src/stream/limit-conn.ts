@@ -1,0 +1,49 @@
+/**
+ * `ngx_stream_limit_conn_handler()` for one session, TCP or UDP: the counts it takes in the shared
+ * zones (process/zones.ts), and their release when the session ends, even when the zones answer
+ * after it ended.
+ */
+import type { ErrorLog } from '../core/log.js';
+import { zoneClient, type LimitConnCheck } from '../http/limits.js';
+import type { CompiledStreamServer } from './generation.js';
+import type { StreamSession } from './session.js';
+
+/** The limit_conn counts one session holds. */
+export class SessionConnLimits {
+  #checks: LimitConnCheck[] = [];
+  #ended = false;
+
+  /** Takes a count in every zone of the server's `limit_conn`; false when one refuses (unless dry run). */
+  async acquire(server: CompiledStreamServer, session: StreamSession, log: ErrorLog, logContext: string): Promise<boolean> {
+    const checks: LimitConnCheck[] = [];
+    for (const rule of server.limitConn) {
+      const key = rule.key(session);
+      if (key.length === 0) continue;
+      if (key.length > 255) {
+        log.error(`the value of the "${rule.keySource}" key is more than 255 bytes: "${key}", ${logContext}`, session.id);
+        continue;
+      }
+      checks.push({ zone: rule.zone, size: rule.size, key, conn: rule.conn });
+    }
+    if (checks.length === 0) return true;
+    const answer = await zoneClient().limitConn(checks);
+    if (answer.rc === 'passed') {
+      this.#checks = checks;
+      if (this.#ended) this.release();
+      return true;
+    }
+    if (answer.rc === 'rejected') {
+      const zone = (checks[answer.index] as LimitConnCheck).zone;
+      log.write(server.limitConnLogLevel, `limiting connections${server.limitConnDryRun ? ', dry run,' : ''} by zone "${zone}", ${logContext}`, session.id);
+    }
+    return server.limitConnDryRun;
+  }
+
+  /** Gives the counts back; called when the session ends (again later is harmless). */
+  release(): void {
+    this.#ended = true;
+    if (this.#checks.length === 0) return;
+    zoneClient().releaseConn(this.#checks);
+    this.#checks = [];
+  }
+}
