@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { fixture, getWithSession, type SessionReply } from '../tls/session-client.js';
+import { firstSession, fixture, getWithSession, offerOnEveryWorker } from '../tls/session-client.js';
 import { MasterUnderTest, TestPrefix, freePort, isAlive, startMaster, waitFor } from './helpers/masters.js';
 
 const conf = (options: { plain: number; tls: number; zone: string; comment?: string }): string => `worker_processes 2;
@@ -27,27 +27,6 @@ http {
 }
 `;
 
-/** A TLSv1.2 session from one fresh connection. */
-async function firstSession(port: number): Promise<SessionReply & { session: Buffer }> {
-  const reply = await getWithSession(port, undefined, 'TLSv1.2');
-  assert.equal(reply.reused, false);
-  assert.ok(reply.session !== undefined, 'the client kept no session');
-  return { ...reply, session: reply.session };
-}
-
-/** Bursts of new connections that offer `session`, until both workers answered (the kernel picks). */
-async function offerOnEveryWorker(port: number, session: Buffer): Promise<SessionReply[]> {
-  const replies: SessionReply[] = [];
-  const pids = new Set<string>();
-  for (let round = 0; round < 30 && (round < 4 || pids.size < 2); round++) {
-    for (const reply of await Promise.all(Array.from({ length: 10 }, () => getWithSession(port, session, 'TLSv1.2')))) {
-      replies.push(reply);
-      pids.add(reply.body);
-    }
-  }
-  return replies;
-}
-
 describe('ssl_session_cache shared across workers and reloads', () => {
   const prefix = new TestPrefix();
   let master: MasterUnderTest | undefined;
@@ -65,21 +44,21 @@ describe('ssl_session_cache shared across workers and reloads', () => {
   });
 
   it('resumes a TLSv1.2 session on both workers', async () => {
-    const { session } = await firstSession(tls);
-    const replies = await offerOnEveryWorker(tls, session);
+    const { session } = await firstSession(tls, 'TLSv1.2');
+    const replies = await offerOnEveryWorker(tls, session, 'TLSv1.2');
     assert.deepEqual(replies.filter((reply) => !reply.reused).map((reply) => reply.body), []);
     assert.equal(new Set(replies.map((reply) => reply.body)).size, 2, 'every connection landed on one worker');
   });
 
   it('resumes a session from before a reload on the new workers, and none after the zone changes size', async () => {
-    const { session, body: oldPid } = await firstSession(tls);
+    const { session, body: oldPid } = await firstSession(tls, 'TLSv1.2');
     const old = master?.liveWorkers() ?? [];
     assert.ok(old.includes(Number(oldPid)));
     prefix.writeConf(conf({ plain, tls, zone: 'shared:SSL:1m', comment: 'reloaded' }));
     master?.signal('SIGHUP');
     await prefix.waitForLog('start worker process', old.length + 2);
     await waitFor('the old workers to exit', () => (old.some(isAlive) ? undefined : true));
-    const replies = await offerOnEveryWorker(tls, session);
+    const replies = await offerOnEveryWorker(tls, session, 'TLSv1.2');
     assert.deepEqual(replies.filter((reply) => !reply.reused).map((reply) => reply.body), []);
     const pids = new Set(replies.map((reply) => Number(reply.body)));
     assert.equal(pids.size, 2, 'every connection landed on one worker');

@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { fixture, getWithSession, type SessionReply } from '../tls/session-client.js';
+import { firstSession, fixture, getWithSession, offerOnEveryWorker } from '../tls/session-client.js';
 import { MasterUnderTest, TestPrefix, freePort, isAlive, startMaster, waitFor } from './helpers/masters.js';
 
 const conf = (options: { plain: number; tls: number; tickets: boolean; comment?: string }): string => `worker_processes 2;
@@ -26,27 +26,6 @@ http {
 }
 `;
 
-/** A session ticket from one fresh connection. */
-async function firstSession(port: number, maxVersion: 'TLSv1.2' | 'TLSv1.3' = 'TLSv1.3'): Promise<SessionReply & { session: Buffer }> {
-  const reply = await getWithSession(port, undefined, maxVersion);
-  assert.equal(reply.reused, false);
-  assert.ok(reply.session !== undefined, 'the server sent no session ticket');
-  return { ...reply, session: reply.session };
-}
-
-/** Bursts of new connections that offer `session`, until both workers answered (the kernel picks). */
-async function resumeOnEveryWorker(port: number, session: Buffer, maxVersion: 'TLSv1.2' | 'TLSv1.3' = 'TLSv1.3'): Promise<SessionReply[]> {
-  const replies: SessionReply[] = [];
-  const pids = new Set<string>();
-  for (let round = 0; round < 30 && (round < 4 || pids.size < 2); round++) {
-    for (const reply of await Promise.all(Array.from({ length: 10 }, () => getWithSession(port, session, maxVersion)))) {
-      replies.push(reply);
-      pids.add(reply.body);
-    }
-  }
-  return replies;
-}
-
 describe('session tickets across workers and reloads', () => {
   const prefix = new TestPrefix();
   let master: MasterUnderTest | undefined;
@@ -65,14 +44,14 @@ describe('session tickets across workers and reloads', () => {
 
   it('resumes a TLSv1.3 session on both workers', async () => {
     const { session } = await firstSession(tls);
-    const replies = await resumeOnEveryWorker(tls, session);
+    const replies = await offerOnEveryWorker(tls, session);
     assert.deepEqual(replies.filter((reply) => !reply.reused).map((reply) => reply.body), []);
     assert.equal(new Set(replies.map((reply) => reply.body)).size, 2, 'every connection landed on one worker');
   });
 
   it('resumes a TLSv1.2 session on both workers', async () => {
     const { session } = await firstSession(tls, 'TLSv1.2');
-    const replies = await resumeOnEveryWorker(tls, session, 'TLSv1.2');
+    const replies = await offerOnEveryWorker(tls, session, 'TLSv1.2');
     assert.deepEqual(replies.filter((reply) => !reply.reused).map((reply) => reply.body), []);
     assert.equal(new Set(replies.map((reply) => reply.body)).size, 2, 'every connection landed on one worker');
   });
@@ -85,7 +64,7 @@ describe('session tickets across workers and reloads', () => {
     master?.signal('SIGHUP');
     await prefix.waitForLog('start worker process', old.length + 2);
     await waitFor('the old workers to exit', () => (old.some(isAlive) ? undefined : true));
-    const replies = await resumeOnEveryWorker(tls, session);
+    const replies = await offerOnEveryWorker(tls, session);
     assert.deepEqual(replies.filter((reply) => !reply.reused).map((reply) => reply.body), []);
     const pids = new Set(replies.map((reply) => Number(reply.body)));
     assert.equal(pids.size, 2, 'every connection landed on one worker');

@@ -1,4 +1,5 @@
 /** A TLS client that offers a saved session and reports whether the server resumed it. */
+import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { connect } from 'node:tls';
 
@@ -36,4 +37,25 @@ export function getWithSession(port: number, session?: Buffer, maxVersion: 'TLSv
     });
     socket.on('error', reject);
   });
+}
+
+/** A session from one fresh connection (that connection itself resumes nothing). */
+export async function firstSession(port: number, maxVersion: 'TLSv1.2' | 'TLSv1.3' = 'TLSv1.3'): Promise<SessionReply & { session: Buffer }> {
+  const reply = await getWithSession(port, undefined, maxVersion);
+  assert.equal(reply.reused, false);
+  assert.ok(reply.session !== undefined, 'the server sent no session');
+  return { ...reply, session: reply.session };
+}
+
+/** Bursts of new connections that offer `session`, until both workers answered (the kernel picks), within bounds. */
+export async function offerOnEveryWorker(port: number, session: Buffer, maxVersion: 'TLSv1.2' | 'TLSv1.3' = 'TLSv1.3'): Promise<SessionReply[]> {
+  const replies: SessionReply[] = [];
+  const pids = new Set<string>();
+  for (let round = 0; round < 30 && (round < 4 || pids.size < 2); round++) {
+    for (const reply of await Promise.all(Array.from({ length: 10 }, () => getWithSession(port, session, maxVersion)))) {
+      replies.push(reply);
+      pids.add(reply.body);
+    }
+  }
+  return replies;
 }
