@@ -385,3 +385,57 @@ stream {
     for (let i = 0; i < 10; i++) assert.equal(await late.ask(udpPort, `late${i}`), `echo:late${i}`);
   });
 });
+
+describe('stream UDP: a session on a draining worker', () => {
+  const prefix = new TestPrefix();
+  let master: MasterUnderTest | undefined;
+  let slow: DgramSocket | undefined;
+  let client: UdpClient | undefined;
+  let httpPort = 0;
+  let udpPort = 0;
+
+  const conf = (mark: string, backend: number): string => `worker_processes 1;
+error_log logs/error.log notice;
+events {}
+http {
+    access_log off;
+    server { listen 127.0.0.1:${httpPort}; location / { return 200 "up\\n"; } }
+}
+stream {
+    server { listen 127.0.0.1:${udpPort} udp; proxy_pass 127.0.0.1:${backend}; proxy_timeout 5s; proxy_responses 1; }
+}
+# ${mark}
+`;
+
+  before(async () => {
+    // A backend that answers each datagram 800 ms later, long enough for a reload to start between.
+    slow = createSocket('udp4');
+    slow.on('message', (data: Buffer, from: RemoteInfo) => {
+      setTimeout(() => slow?.send(Buffer.concat([Buffer.from('slow:'), data]), from.port, from.address), 800);
+    });
+    await new Promise<void>((resolve) => slow?.bind(0, '127.0.0.1', resolve));
+    httpPort = await freePort();
+    udpPort = await freePort();
+    master = await startMaster({ prefix, port: httpPort, program: 'hitless', conf: conf('first', slow.address().port) });
+  });
+  after(async () => {
+    await master?.stop();
+    client?.close();
+    slow?.close();
+    prefix.remove();
+  });
+
+  it('still gets its upstream\'s answer after a reload, through the old worker, which then exits', async () => {
+    assert.ok(master !== undefined && slow !== undefined);
+    const [oldWorker] = await waitFor('the worker', () => (master?.liveWorkers().length === 1 ? master.liveWorkers() : undefined));
+    client = await new UdpClient().start();
+    const answer = client.ask(udpPort, 'in-flight', 10_000);
+    await sleep(200);
+    prefix.writeConf(conf('reloaded', slow.address().port));
+    master.signal('SIGHUP');
+    await prefix.waitForLog('gracefully shutting down');
+    assert.equal(await answer, 'slow:in-flight');
+    await waitFor('the old worker to exit', () => (isAlive(oldWorker as number) ? undefined : true), 15_000);
+    assert.equal(await client.ask(udpPort, 'after'), 'slow:after');
+  });
+});
