@@ -7,12 +7,11 @@ import { mkdir } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { AdminClient } from '../admin/admin-client.js';
-import { resolveAdminEndpoint } from '../admin/admin-endpoint.js';
+import { ADMIN_FLAGS, ADMIN_FLAGS_HELP, adminClientOf } from './admin-flags.js';
 import { formatSyscallError, HitlessError, UsageError } from '../core/errors.js';
 import { parseNumber } from '../core/parse.js';
 import { writeFileAtomic } from '../deploy/atomic-write.js';
 import type { CertificateSummary } from '../tls/certificate-store.js';
-import { DEFAULT_CONF_PATH, DEFAULT_PREFIX } from './version.js';
 
 /** Where the command writes. */
 export interface CertsCommandIo {
@@ -34,12 +33,7 @@ const HELP =
   "Changes the certificates a running hitless serves, through its admin API, with no reload:\n" +
   'the next full handshake for NAME (its SNI) serves the new certificate.\n' +
   '\n' +
-  'where the admin API is (default: the first admin_listen of the configuration):\n' +
-  '  -c FILE                the configuration file, as for hitless -c\n' +
-  '  -p DIR                 the prefix, as for hitless -p\n' +
-  '  --socket PATH          the admin unix socket\n' +
-  '  --url http://HOST:PORT a loopback TCP admin API, with --token-file\n' +
-  '  --token-file FILE      the bearer token of a TCP admin API\n' +
+  ADMIN_FLAGS_HELP +
   'put:\n' +
   '  --cert FILE            the certificate (PEM), optionally followed by its chain\n' +
   '  --key FILE             its private key (PEM, unencrypted)\n' +
@@ -54,11 +48,7 @@ const HELP =
   'exit: 0 done, 1 failed (refused, not found, unreachable), 2 bad usage\n';
 
 const OPTIONS = {
-  conf: { type: 'string', short: 'c' },
-  prefix: { type: 'string', short: 'p' },
-  socket: { type: 'string' },
-  url: { type: 'string' },
-  'token-file': { type: 'string' },
+  ...ADMIN_FLAGS,
   cert: { type: 'string' },
   key: { type: 'string' },
   chain: { type: 'string' },
@@ -186,8 +176,7 @@ function readInput(path: string): string {
 
 /** The admin API given on the command line, or the configuration's first `admin_listen`. */
 function client(values: Values): AdminClient {
-  const where = { socket: values.socket, url: values.url, tokenFile: values['token-file'], conf: values.conf, prefix: values.prefix };
-  return new AdminClient(resolveAdminEndpoint(where, { prefix: DEFAULT_PREFIX, conf: DEFAULT_CONF_PATH }));
+  return adminClientOf(values);
 }
 
 async function selfSigned(names: readonly string[], values: Values, io: CertsCommandIo): Promise<number> {

@@ -4,11 +4,9 @@
  * each worker's view), or the JSON as the API answers it.
  */
 import { parseArgs } from 'node:util';
-import { AdminClient } from '../admin/admin-client.js';
-import { resolveAdminEndpoint } from '../admin/admin-endpoint.js';
+import { ADMIN_FLAGS, ADMIN_FLAGS_HELP, adminClientOf } from './admin-flags.js';
 import { HitlessError, UsageError } from '../core/errors.js';
 import type { UpstreamsReport } from '../upstream/upstream-report.js';
-import { DEFAULT_CONF_PATH, DEFAULT_PREFIX } from './version.js';
 
 /** Where the command writes. */
 export interface UpstreamsCommandIo {
@@ -29,19 +27,13 @@ const HELP =
   '  NAME                   one group only\n' +
   '  --json                 the API\'s JSON answer\n' +
   '  --timeout MS           how long each worker may take to answer (default 1000)\n' +
-  '  -c FILE, -p DIR        the configuration and prefix, to find admin_listen\n' +
-  '  --socket PATH          the admin unix socket\n' +
-  '  --url http://HOST:PORT a loopback TCP admin API, with --token-file\n' +
+  ADMIN_FLAGS_HELP +
   '\n' +
   'exit: 0 every peer up or draining, 3 a peer is out (down, unavailable, unhealthy, checking, full)\n' +
   '      or a worker did not answer, 1 failed, 2 bad usage\n';
 
 const OPTIONS = {
-  conf: { type: 'string', short: 'c' },
-  prefix: { type: 'string', short: 'p' },
-  socket: { type: 'string' },
-  url: { type: 'string' },
-  'token-file': { type: 'string' },
+  ...ADMIN_FLAGS,
   timeout: { type: 'string' },
   json: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
@@ -67,8 +59,7 @@ export async function upstreamsCommand(argv: readonly string[], io: UpstreamsCom
     if (timeoutMs !== undefined && !(Number.isInteger(timeoutMs) && timeoutMs >= 1 && timeoutMs <= 10_000)) {
       throw new UsageError(`invalid --timeout "${values.timeout ?? ''}": 1 to 10000 ms`);
     }
-    const where = { socket: values.socket, url: values.url, tokenFile: values['token-file'], conf: values.conf, prefix: values.prefix };
-    const client = new AdminClient(resolveAdminEndpoint(where, { prefix: DEFAULT_PREFIX, conf: DEFAULT_CONF_PATH }));
+    const client = adminClientOf(values);
     const report = await client.upstreams(timeoutMs === undefined ? {} : { timeoutMs });
     const name = positionals[0];
     const upstreams = name === undefined ? report.upstreams : report.upstreams.filter((group) => group.name === name);

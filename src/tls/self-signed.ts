@@ -3,7 +3,7 @@
  * P-256 key and a certificate for the given DNS names and IP addresses, made with @peculiar/x509
  * over Node's WebCrypto. Meant for local use only: nothing trusts it.
  */
-import { randomBytes, webcrypto } from 'node:crypto';
+import { createPrivateKey, randomBytes, webcrypto } from 'node:crypto';
 import { isIP } from 'node:net';
 import * as x509 from '@peculiar/x509';
 
@@ -50,6 +50,6 @@ export async function createSelfSigned(names: readonly string[], options: SelfSi
     ],
   }, crypto);
   const pkcs8 = Buffer.from(await webcrypto.subtle.exportKey('pkcs8', keys.privateKey));
-  const key = `-----BEGIN PRIVATE KEY-----\n${pkcs8.toString('base64').replace(/.{64}/g, '$&\n').replace(/\n?$/, '\n')}-----END PRIVATE KEY-----\n`;
+  const key = createPrivateKey({ key: pkcs8, format: 'der', type: 'pkcs8' }).export({ format: 'pem', type: 'pkcs8' }) as string;
   return { cert: cert.toString('pem') + '\n', key };
 }
