@@ -11,7 +11,7 @@ import { constants, type ClientHttp2Session, type ClientHttp2Stream, type Incomi
 import type { CompiledGrpc } from './grpc-config.js';
 import { UpstreamFailure } from './h1/upstream-exchange.js';
 import { HttpParseError } from './h1/head-parser.js';
-import { errnoText, upstreamConnectChannel, type UpstreamContext } from './proxy.js';
+import { errnoText, pauseBodyUntilDrained, upstreamConnectChannel, type UpstreamContext } from './proxy.js';
 import { upstreamUri } from './proxy-request.js';
 import type { TransportResult } from '../upstream/h2-sessions.js';
 import type { Peer } from '../upstream/peer.js';
@@ -309,16 +309,7 @@ class GrpcAttempts {
         const current = this.#stream;
         // Back-pressure: a slow gRPC server holds the client back through flow control instead
         // of the body piling up here. The client's DATA waits until the upstream stream drains.
-        if (current !== undefined && !current.destroyed && !current.write(data)) {
-          exchange.pauseBody();
-          const resume = (): void => {
-            current.off('drain', resume);
-            current.off('close', resume);
-            exchange.resumeBody();
-          };
-          current.once('drain', resume);
-          current.once('close', resume);
-        }
+        if (current !== undefined && !current.destroyed && !current.write(data)) pauseBodyUntilDrained(exchange, current);
       },
       (err) => {
         const current = this.#stream;

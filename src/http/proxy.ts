@@ -298,16 +298,7 @@ class ProxyAttempts {
         const flushed = socket.write(data);
         if (chunked) socket.write('\r\n');
         // Back-pressure: a slow upstream holds the client back instead of the body piling up here.
-        if (!flushed) {
-          exchange.pauseBody();
-          const resume = (): void => {
-            socket.off('drain', resume);
-            socket.off('close', resume);
-            exchange.resumeBody();
-          };
-          socket.once('drain', resume);
-          socket.once('close', resume);
-        }
+        if (!flushed) pauseBodyUntilDrained(exchange, socket);
       },
       (err) => {
         if (err !== undefined) {
@@ -455,13 +446,25 @@ class ProxyAttempts {
   }
 }
 
-/** The tail nginx adds to upstream errors: `, client: ..., server: ..., request: "...", upstream: "...", host: "..."`. */
+/** Pauses the client's request body until `sink` (the upstream socket or stream) drains or closes. */
+export function pauseBodyUntilDrained(exchange: HttpExchange, sink: NodeJS.EventEmitter): void {
+  exchange.pauseBody();
+  const resume = (): void => {
+    sink.off('drain', resume);
+    sink.off('close', resume);
+    exchange.resumeBody();
+  };
+  sink.once('drain', resume);
+  sink.once('close', resume);
+}
+
 /** The " while ..." part of an upstream failure's message, or `fallback` when it has none. */
 function actionOf(message: string, fallback: string): string {
   const at = message.lastIndexOf(' while ');
   return at === -1 ? fallback : message.slice(at);
 }
 
+/** The tail nginx adds to upstream errors: `, client: ..., server: ..., request: "...", upstream: "...", host: "..."`. */
 function where(ctx: ProxyContext, peer?: Peer): string {
   const { request, conn, proxy } = ctx;
   const host = request.header('host');
