@@ -4,7 +4,6 @@
  * new TLS connections that must fail no handshake.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
 import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -13,7 +12,7 @@ import { after, before, describe, it } from 'node:test';
 import { AdminClient, AdminClientError } from '../../src/admin/admin-client.js';
 import { runProbe } from '../../src/probe/probe.js';
 import { FIXTURE_CA, fixture } from '../tls/session-client.js';
-import { MasterUnderTest, TestPrefix, freePort, masterCommand, startMaster, waitFor } from '../e2e/helpers/masters.js';
+import { MasterUnderTest, TestPrefix, freePort, runHitlessCommand, startMaster, waitFor } from '../e2e/helpers/masters.js';
 
 const pem = (name: string): string => readFileSync(fixture(name), 'latin1');
 const fingerprintOf = (name: string): string => new X509Certificate(pem(name)).fingerprint256;
@@ -90,20 +89,6 @@ async function refusedWith(promise: Promise<unknown>, status: number, code: stri
   assert.fail('the admin API accepted it');
 }
 
-function hitless(args: readonly string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [...masterCommand('hitless'), ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
-    child.on('exit', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
 
 describe('live certificate rotation through the admin API', () => {
   const prefix = new TestPrefix();
@@ -232,24 +217,24 @@ describe('live certificate rotation through the admin API', () => {
 
   it('is driven by hitless certs, which finds the socket in the configuration', async () => {
     const where = ['-p', `${prefix.dir}/`, '-c', 'conf/hitless.conf'];
-    const put = await hitless(['certs', ...where, 'put', 'a.test', '--cert', fixture('a-rsa-2.crt'), '--chain', fixture('intermediate.crt'), '--key', fixture('a-rsa-2.key')]);
+    const put = await runHitlessCommand(['certs', ...where, 'put', 'a.test', '--cert', fixture('a-rsa-2.crt'), '--chain', fixture('intermediate.crt'), '--key', fixture('a-rsa-2.key')]);
     assert.equal(put.code, 0, put.stderr);
     assert.match(put.stdout, /a\.test: added, served now/);
     assert.deepEqual(await servedByEveryWorker(tls), new Set([second]));
 
-    const list = await hitless(['certs', ...where, 'list', '--json']);
+    const list = await runHitlessCommand(['certs', ...where, 'list', '--json']);
     assert.equal(list.code, 0, list.stderr);
     assert.deepEqual((JSON.parse(list.stdout) as { fingerprint256: string }[]).map((cert) => cert.fingerprint256), [second]);
 
-    const refused = await hitless(['certs', ...where, 'put', 'a.test', '--cert', fixture('a-rsa.fullchain.crt'), '--key', fixture('b-rsa.key')]);
+    const refused = await runHitlessCommand(['certs', ...where, 'put', 'a.test', '--cert', fixture('a-rsa.fullchain.crt'), '--key', fixture('b-rsa.key')]);
     assert.equal(refused.code, 1);
     assert.match(refused.stderr, /private key does not match .*HITLESS_ERR_CERT_REFUSED/);
 
-    const tcp = await hitless(['certs', '--url', `http://127.0.0.1:${admin}`, '--token-file', join(prefix.dir, 'conf/token'), 'delete', 'a.test']);
+    const tcp = await runHitlessCommand(['certs', '--url', `http://127.0.0.1:${admin}`, '--token-file', join(prefix.dir, 'conf/token'), 'delete', 'a.test']);
     assert.equal(tcp.code, 0, tcp.stderr);
     assert.deepEqual(await servedByEveryWorker(tls), new Set([original]));
 
-    const usage = await hitless(['certs', ...where, 'put', 'a.test']);
+    const usage = await runHitlessCommand(['certs', ...where, 'put', 'a.test']);
     assert.equal(usage.code, 2);
     for (const output of [put, list, refused, tcp, usage]) {
       for (const line of KEY_LINES) assert.equal(`${output.stdout}${output.stderr}`.includes(line), false, 'key bytes in the output');

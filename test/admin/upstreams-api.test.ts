@@ -5,28 +5,13 @@
  * not answer in time (stopped with SIGSTOP) is reported as such instead of holding the answer.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { AdminClient } from '../../src/admin/admin-client.js';
 import type { UpstreamPeerReport, UpstreamsReport } from '../../src/upstream/upstream-report.js';
 import { startBackend, type Backend } from '../upstream/backends.js';
-import { MasterUnderTest, TestPrefix, freePort, get, masterCommand, startMaster, waitFor } from '../e2e/helpers/masters.js';
+import { MasterUnderTest, TestPrefix, freePort, get, runHitlessCommand, startMaster, waitFor } from '../e2e/helpers/masters.js';
 
-function hitless(args: readonly string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [...masterCommand('hitless'), ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
-    child.on('exit', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
 
 function peerOf(report: UpstreamsReport, group: string, port: number): UpstreamPeerReport | undefined {
   return report.upstreams.find((candidate) => candidate.name === group)?.peers.find((peer) => peer.peer === `127.0.0.1:${port}`);
@@ -127,12 +112,12 @@ http {
     // The passive transition is logged as nginx logs it.
     assert.match(prefix.errorLog(), /\[warn\] \d+#0: \*\d+ upstream server temporarily disabled while connecting to upstream, client: 127\.0\.0\.1/);
 
-    const cli = await hitless(['upstreams', '--socket', socket]);
+    const cli = await runHitlessCommand(['upstreams', '--socket', socket]);
     assert.equal(cli.code, 3, cli.stderr);
     assert.match(cli.stdout, new RegExp(`127\\.0\\.0\\.1:${victim.port} +unavailable`));
     assert.match(cli.stdout, new RegExp(`127\\.0\\.0\\.1:${victim.port} +unhealthy .*Connection refused`));
     assert.match(cli.stdout, /generation 1: 2 of 2 workers answered/);
-    const json = await hitless(['upstreams', 'checked', '--json', '--socket', socket]);
+    const json = await runHitlessCommand(['upstreams', 'checked', '--json', '--socket', socket]);
     assert.deepEqual((JSON.parse(json.stdout) as UpstreamsReport).upstreams.map((group) => group.name), ['checked']);
   });
 
@@ -149,7 +134,7 @@ http {
     assert.deepEqual(report.workers.find((worker) => worker.pid === stopped), { pid: stopped, answered: false, error: 'no answer in 300 ms' });
     assert.equal(report.workers.filter((worker) => worker.answered).length, 1);
     assert.equal(peerOf(report, 'passive', victim.port)?.workers.length, 1);
-    const cli = await hitless(['upstreams', '--socket', socket, '--timeout', 'soon']);
+    const cli = await runHitlessCommand(['upstreams', '--socket', socket, '--timeout', 'soon']);
     assert.equal(cli.code, 2);
   });
 });

@@ -25,6 +25,22 @@ export function masterCommand(program: MasterProgram): string[] {
   return existsSync(bin) ? [bin] : [join(repo, 'build/test/e2e/helpers/master-entry.js')];
 }
 
+/** Runs a `hitless` command (certs, upstreams...) to its end, at most 20 s, and returns what it printed. */
+export function runHitlessCommand(args: readonly string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [...masterCommand('hitless'), ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout?.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+    child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
 /** A free loopback TCP port (bound, read, released). */
 export async function freePort(): Promise<number> {
   const server = createServer();
