@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Runs the compiled suite (build/test/**/*.test.js) with node's own test runner.
 // Arguments narrow the run to files whose path contains any of them: `npm test -- conf/ e2e/reload`.
-import { spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import { join, relative } from 'node:path';
 
@@ -23,5 +23,19 @@ if (files.length === 0) {
   console.error('run-tests: no test files matched');
   process.exit(1);
 }
-const { status } = spawnSync(process.execPath, ['--test', '--test-concurrency=2', ...files], { stdio: 'inherit' });
-process.exit(status ?? 1);
+// The runner gets a process group of its own: a test that signals its group by mistake (a pid of
+// 0) then fails the run with a message here, instead of killing npm and the CI script silently.
+const runner = spawn(process.execPath, ['--test', '--test-concurrency=2', ...files], { stdio: 'inherit', detached: true });
+for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
+  process.on(signal, () => {
+    try {
+      process.kill(-runner.pid, signal);
+    } catch {
+      // The group is gone already.
+    }
+  });
+}
+runner.on('exit', (code, signal) => {
+  if (signal !== null) console.error(`run-tests: the test runner was killed by ${signal}`);
+  process.exit(code ?? 1);
+});

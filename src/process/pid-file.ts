@@ -23,12 +23,19 @@ export function oldBinaryPidPath(pidPath: string): string {
   return `${pidPath}.oldbin`;
 }
 
-/** Writes `pid\n`, creating the directory if needed; throws {@link PidFileError} at [emerg]. */
+/**
+ * Writes `pid\n`, creating the directory if needed; throws {@link PidFileError} at [emerg]. Unlike
+ * nginx's truncate-then-write, the file is renamed into place, so `-s reload` or a script reading
+ * it at that moment never sees it empty.
+ */
 export function writePidFile(pidPath: string, pid: number = process.pid): void {
+  const staged = `${pidPath}.${pid}.tmp`;
   try {
     mkdirSync(dirname(pidPath), { recursive: true });
-    writeFileSync(pidPath, `${pid}\n`, { mode: 0o644 });
+    writeFileSync(staged, `${pid}\n`, { mode: 0o644 });
+    renameSync(staged, pidPath);
   } catch (err) {
+    rmSync(staged, { force: true });
     throw new PidFileError(formatSyscallError('open', pidPath, err), 'emerg', { cause: err });
   }
 }

@@ -24,7 +24,7 @@ describe('binary upgrade', () => {
 
   for (const newConnections of [false, true]) {
     it(`USR2 then QUIT of the old master loses nothing (${newConnections ? 'new connections' : 'keep-alive'})`, async (t) => {
-      const oldPid = prefix.pid() ?? 0;
+      const oldPid = prefix.requirePid();
       const stop = new AbortController();
       const probe = runProbe({ url: `http://127.0.0.1:${port}/`, durationMs: Infinity, concurrency: 16, newConnections, timeoutMs: 10_000 }, stop.signal);
       try {

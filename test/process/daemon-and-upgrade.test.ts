@@ -43,7 +43,7 @@ describe('daemon on (fake runtime)', () => {
   });
 
   it('exits on SIGQUIT and removes the pid file', async () => {
-    const pid = prefix.pid() ?? 0;
+    const pid = prefix.requirePid();
     master.signal('SIGQUIT');
     await waitFor('the daemon to exit', () => (!isAlive(pid) ? true : undefined));
     assert.equal(prefix.pid(), undefined);
@@ -65,7 +65,7 @@ describe('binary upgrade on SIGUSR2 (fake runtime)', () => {
   });
 
   it('takes its pid file back when the new binary fails to start', async () => {
-    const oldPid = master.child.pid ?? 0;
+    const oldPid = prefix.requirePid();
     prefix.writeConf(`${fakeConf(port, 'broken')}bogus_directive;\n`);
     master.signal('SIGUSR2');
     await prefix.waitForLog('signal 12 (SIGUSR2) received, changing binary');
@@ -76,7 +76,7 @@ describe('binary upgrade on SIGUSR2 (fake runtime)', () => {
   });
 
   it('starts a new master on the same sockets, renames the pid file, and lets the old one quit', async () => {
-    const oldPid = master.child.pid ?? 0;
+    const oldPid = prefix.requirePid();
     prefix.writeConf(fakeConf(port, 'new'));
     master.signal('SIGUSR2');
     await prefix.waitForLog('signal 12 (SIGUSR2) received, changing binary');

@@ -28,7 +28,8 @@ describe('signalMaster', () => {
 
   it('reports a pid with no process behind it as kill() failed at [alert]', async () => {
     const child = spawn(process.execPath, ['-e', '']);
-    const pid = child.pid ?? 0;
+    const pid = child.pid;
+    assert.ok(pid !== undefined);
     await new Promise((resolve) => child.once('exit', resolve));
     writeFileSync(prefix.pidPath, `${pid}\n`);
     assert.throws(() => signalMaster(prefix.pidPath, 'reload'), (err: unknown) => {
@@ -43,7 +44,8 @@ describe('signalMaster', () => {
     const child = spawn(process.execPath, ['-e', 'process.on("SIGUSR1", () => process.exit(7)); process.stdout.write("ready"); setTimeout(() => {}, 10000)']);
     after(() => child.kill('SIGKILL'));
     const exited = new Promise((resolve) => child.once('exit', resolve));
-    writeFileSync(prefix.pidPath, `${child.pid ?? 0}\r\n`);
+    assert.ok(child.pid !== undefined);
+    writeFileSync(prefix.pidPath, `${child.pid}\r\n`);
     // The child installs its handler only once it runs; until then SIGUSR1 would kill it differently.
     let output = '';
     child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));

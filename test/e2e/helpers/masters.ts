@@ -5,7 +5,7 @@
  * Nothing here waits without a bound.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -20,9 +20,7 @@ export type MasterProgram = 'hitless' | 'fake';
 /** The command line that starts a master of this program. */
 export function masterCommand(program: MasterProgram): string[] {
   if (program === 'fake') return [join(repo, 'build/test/process/fixtures/fake-master.js')];
-  const bin = join(repo, 'bin/hitless');
-  // bin/hitless is the lead's; until it lands, a minimal entry with the same flags stands in.
-  return existsSync(bin) ? [bin] : [join(repo, 'build/test/e2e/helpers/master-entry.js')];
+  return [join(repo, 'bin/hitless')];
 }
 
 /** Runs a `hitless` command (certs, upstreams...) to its end, at most 20 s, and returns what it printed. */
@@ -98,6 +96,16 @@ export function isAlive(pid: number): boolean {
   }
 }
 
+/** A file's text, or undefined when it does not exist at the moment it is read. */
+function readIfPresent(path: string): string | undefined {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw err;
+  }
+}
+
 /** A prefix directory with a conf/ and logs/ of its own, for one test. */
 export class TestPrefix {
   readonly dir: string;
@@ -125,14 +133,24 @@ export class TestPrefix {
   }
 
   errorLog(): string {
-    return existsSync(this.errorLogPath) ? readFileSync(this.errorLogPath, 'utf8') : '';
+    return readIfPresent(this.errorLogPath) ?? '';
   }
 
   /** The pid in the pid file, or undefined. */
   pid(path = this.pidPath): number | undefined {
-    if (!existsSync(path)) return undefined;
-    const pid = Number(readFileSync(path, 'utf8').trim());
+    // A binary upgrade renames the file away at any moment, so no exists-then-read.
+    const pid = Number(readIfPresent(path)?.trim());
     return Number.isSafeInteger(pid) && pid > 0 ? pid : undefined;
+  }
+
+  /**
+   * The pid the file names, or a throw: never 0 or undefined, which `process.kill()` would turn
+   * into a signal to the test runner's whole process group.
+   */
+  requirePid(path = this.pidPath): number {
+    const pid = this.pid(path);
+    if (pid === undefined) throw new Error(`no pid in ${path}`);
+    return pid;
   }
 
   /** How many times the error log holds `text`. */
@@ -171,9 +189,7 @@ export class MasterUnderTest {
 
   /** Sends a signal to the master named by the pid file. */
   signal(signal: NodeJS.Signals, pidPath = this.prefix.pidPath): void {
-    const pid = this.prefix.pid(pidPath);
-    if (pid === undefined) throw new Error(`no pid in ${pidPath}`);
-    process.kill(pid, signal);
+    process.kill(this.prefix.requirePid(pidPath), signal);
   }
 
   /** The pids of the workers the log says were started and that are still alive. */
@@ -224,6 +240,9 @@ export async function startMaster(options: {
   const master = new MasterUnderTest(options.prefix, options.program, args);
   await waitFor(`port ${options.port} to answer`, async () => {
     if (master.child.exitCode !== null && !options.daemon) throw new Error(`master exited ${master.child.exitCode}: ${master.stderr}${options.prefix.errorLog()}`);
+    // The answer counts only once this master is up: with `daemon off` its pid file names the
+    // child, so a stranger that took the port in the meantime is never mistaken for it.
+    if (!options.daemon && options.prefix.pid() !== master.child.pid) return undefined;
     return (await bodyOf(options.port)) === undefined ? undefined : true;
   }, 15_000);
   return master;
