@@ -94,8 +94,8 @@ export class HttpGeneration {
   readonly logs: AccessLogs;
   readonly variables: VariableTable<HttpRequest>;
   /** The `upstream` groups, by name. */
-  readonly groups: ReadonlyMap<string, UpstreamGroup>;
-  readonly #implicitGroups = new Map<string, UpstreamGroup>();
+  readonly groups: ReadonlyMap<string, UpstreamGroup<HttpRequest>>;
+  readonly #implicitGroups = new Map<string, UpstreamGroup<HttpRequest>>();
   readonly #h2c = new Set<VirtualHosts<CompiledServer>>();
   readonly #tls = new Map<VirtualHosts<CompiledServer>, TlsTermination<CompiledServer>>();
   readonly #http: ConfBlockView | undefined;
@@ -188,7 +188,7 @@ export class HttpGeneration {
   }
 
   /** Every upstream group of this generation: the named ones, then the implicit ones made so far. */
-  upstreamGroups(): UpstreamGroup[] {
+  upstreamGroups(): UpstreamGroup<HttpRequest>[] {
     return [...this.groups.values(), ...this.#implicitGroups.values()];
   }
 

@@ -32,7 +32,7 @@ const DEFAULT_SET_HEADERS: readonly [string, string][] = [
 export interface CompiledGrpc {
   /** The argument of grpc_pass, for the error log's `upstream: "grpc://..."`. */
   readonly scheme: 'grpc' | 'grpcs';
-  readonly group: UpstreamGroup;
+  readonly group: UpstreamGroup<HttpRequest>;
   /** `:authority` when grpc_set_header sets no Host: grpc_pass's host[:port]. */
   readonly authority: string;
   /** `grpc_set_header Host value`: the `:authority` per request, when set. */
@@ -62,8 +62,8 @@ export interface CompiledGrpc {
 export function compileGrpc(
   block: ConfBlockView,
   target: GrpcPassTarget,
-  groups: ReadonlyMap<string, UpstreamGroup>,
-  implicit: Map<string, UpstreamGroup>,
+  groups: ReadonlyMap<string, UpstreamGroup<HttpRequest>>,
+  implicit: Map<string, UpstreamGroup<HttpRequest>>,
   table: VariableTable<HttpRequest>,
 ): CompiledGrpc {
   const text = (template: Parameters<typeof compileTemplate>[0]): CompiledTemplate<HttpRequest> => compileTemplate(template, table, { literal: toByteString });

@@ -48,7 +48,7 @@ export interface CompiledProxy {
   readonly socketKeepalive: boolean;
   readonly maxBodySize: number;
   /** The group for this request: fixed, or found from the URL's variables. */
-  resolveGroup(request: HttpRequest): UpstreamGroup | undefined;
+  resolveGroup(request: HttpRequest): UpstreamGroup<HttpRequest> | undefined;
   /** For a URL with variables: the host it names for this request (for the error message). */
   dynamicHost(request: HttpRequest): string;
   /** True when an error_page covers the status (proxy_intercept_errors). */
@@ -65,8 +65,8 @@ export interface CompiledProxy {
 export function compileProxy(
   block: ConfBlockView,
   target: ProxyPassTarget,
-  groups: ReadonlyMap<string, UpstreamGroup>,
-  implicit: Map<string, UpstreamGroup>,
+  groups: ReadonlyMap<string, UpstreamGroup<HttpRequest>>,
+  implicit: Map<string, UpstreamGroup<HttpRequest>>,
   table: VariableTable<HttpRequest>,
 ): CompiledProxy {
   const text = (template: Parameters<typeof compileTemplate>[0]): CompiledTemplate<HttpRequest> => compileTemplate(template, table, { literal: toByteString });
@@ -77,7 +77,7 @@ export function compileProxy(
   }
   const match = block.value as LocationMatch | undefined;
   const locationPrefix = match !== undefined && (match.kind === 'prefix' || match.kind === 'prefix-noregex' || match.kind === 'exact') ? match.name : '';
-  let fixed: UpstreamGroup | undefined;
+  let fixed: UpstreamGroup<HttpRequest> | undefined;
   let dynamic: CompiledTemplate<HttpRequest> | undefined;
   if (target.template !== undefined) dynamic = text(target.template);
   else {
@@ -88,7 +88,7 @@ export function compileProxy(
       implicit.set(key, fixed);
     }
   }
-  const resolveDynamic = (request: HttpRequest): UpstreamGroup | undefined => {
+  const resolveDynamic = (request: HttpRequest): UpstreamGroup<HttpRequest> | undefined => {
     const url = (dynamic as CompiledTemplate<HttpRequest>)(request);
     const host = hostOf(url);
     return groups.get(host) ?? implicit.get(host);

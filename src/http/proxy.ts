@@ -90,7 +90,7 @@ export function proxyRequest(ctx: ProxyContext): void {
 /** One request's walk over the peers of a group. */
 class ProxyAttempts {
   readonly #ctx: ProxyContext;
-  readonly #group: UpstreamGroup;
+  readonly #group: UpstreamGroup<HttpRequest>;
   readonly #body: Buffer[] | undefined;
   readonly #bodyLength: number;
   readonly #tried = new Set<Peer>();
@@ -111,7 +111,7 @@ class ProxyAttempts {
    * `body` is the buffered request body, or `'stream'` to send it as it arrives (then
    * `streamLength` is its Content-Length, or -2 when it is chunked).
    */
-  constructor(ctx: ProxyContext, group: UpstreamGroup, body: Buffer[] | undefined | 'stream', streamLength = -1) {
+  constructor(ctx: ProxyContext, group: UpstreamGroup<HttpRequest>, body: Buffer[] | undefined | 'stream', streamLength = -1) {
     this.#ctx = ctx;
     this.#group = group;
     this.#streaming = body === 'stream';

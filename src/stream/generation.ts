@@ -14,7 +14,6 @@ import { defineMapVariables } from '../http/map-module.js';
 import type { ProxyPassTarget } from '../http/proxy-module.js';
 import { upstreamTlsSettings } from '../http/proxy-module.js';
 import type { TrustedBlock } from '../http/realip.js';
-import type { HttpRequest } from '../http/request.js';
 import { toByteString } from '../http/uri.js';
 import { sslHostName, UpstreamTls } from '../tls/upstream-tls.js';
 import { buildUpstreamGroups, implicitGroup, type UpstreamGroup } from '../upstream/group.js';
@@ -69,8 +68,8 @@ interface SocketRoutes {
 export class StreamGeneration {
   readonly sockets = new Map<string, SocketRoutes>();
   readonly logs: AccessLogs<StreamSession>;
-  readonly groups: Map<string, UpstreamGroup>;
-  readonly #implicit = new Map<string, UpstreamGroup>();
+  readonly groups: Map<string, UpstreamGroup<StreamSession>>;
+  readonly #implicit = new Map<string, UpstreamGroup<StreamSession>>();
   readonly #table: VariableTable<StreamSession>;
 
   constructor(config: HitlessConfig, log: ErrorLog) {
@@ -82,8 +81,7 @@ export class StreamGeneration {
       return;
     }
     defineMapVariables(this.#table, stream.get('map'));
-    // The balancers read a session as they read a request: its remoteAddress and the hash key's variables.
-    this.groups = buildUpstreamGroups(stream, this.#table as unknown as VariableTable<HttpRequest>);
+    this.groups = buildUpstreamGroups(stream, this.#table);
     const compiled = new Map<ConfBlockView, CompiledStreamServer>();
     const serverOf = (block: ConfBlockView, addrText: string): CompiledStreamServer => {
       let server = compiled.get(block);
@@ -115,7 +113,7 @@ export class StreamGeneration {
   }
 
   /** Every group of the generation, implicit ones included. */
-  upstreamGroups(): UpstreamGroup[] {
+  upstreamGroups(): UpstreamGroup<StreamSession>[] {
     return [...this.groups.values(), ...this.#implicit.values()];
   }
 
@@ -179,7 +177,7 @@ export class StreamGeneration {
     };
   }
 
-  #implicitGroup(host: string, port: number): UpstreamGroup {
+  #implicitGroup(host: string, port: number): UpstreamGroup<StreamSession> {
     const key = `${host}:${port}`;
     let group = this.#implicit.get(key);
     if (group === undefined) {
@@ -193,7 +191,7 @@ export class StreamGeneration {
    * `ngx_stream_proxy_eval()`: a group of that name, else an address with a port. Names resolve
    * from /etc/hosts only (nginx would need a `resolver`); a string is the error to log.
    */
-  #groupFor(value: string): UpstreamGroup | string {
+  #groupFor(value: string): UpstreamGroup<StreamSession> | string {
     const group = this.groups.get(value);
     if (group !== undefined) return group;
     if (value.toLowerCase().startsWith('unix:')) return this.#implicitGroup(value, 0);

@@ -8,7 +8,6 @@
 import { connect, type Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import type { ErrorLog } from '../core/log.js';
-import type { HttpRequest } from '../http/request.js';
 import type { UpstreamGroup } from '../upstream/group.js';
 import type { Peer } from '../upstream/peer.js';
 import type { UpstreamTls } from '../tls/upstream-tls.js';
@@ -18,7 +17,7 @@ import type { StreamSession, UpstreamTry } from './session.js';
 /** A server's `proxy_*` settings, compiled once per generation. */
 export interface StreamProxySettings {
   /** The group for a session: fixed, or from proxy_pass's variables; a string is the error to log. */
-  readonly resolveGroup: (session: StreamSession) => UpstreamGroup | string;
+  readonly resolveGroup: (session: StreamSession) => UpstreamGroup<StreamSession> | string;
   readonly connectTimeoutMs: number;
   readonly timeoutMs: number;
   readonly nextUpstream: boolean;
@@ -31,7 +30,7 @@ export interface StreamProxySettings {
   readonly responses: number | undefined;
   /** UDP: proxy_requests, 0 for no limit. */
   readonly requests: number;
-  readonly ssl: { readonly tls: UpstreamTls; readonly name: (session: StreamSession, group: UpstreamGroup) => string } | undefined;
+  readonly ssl: { readonly tls: UpstreamTls; readonly name: (session: StreamSession, group: UpstreamGroup<StreamSession>) => string } | undefined;
 }
 
 /** What the proxy needs of the session's client side. */
@@ -53,8 +52,7 @@ export function proxySession(session: StreamSession, client: ProxiedClient, sett
     return;
   }
   const group = resolved;
-  // A stream session carries what balancers read of a request (remoteAddress, the hash key's variables).
-  const picker = group.begin(session as unknown as HttpRequest);
+  const picker = group.begin(session);
   const tried = new Set<Peer>();
   const started = performance.now();
   const maxTries = settings.nextTries === 0 ? group.size : Math.min(group.size, settings.nextTries);

@@ -15,7 +15,6 @@ import { createSocket, type Socket as DgramSocket } from 'node:dgram';
 import { isIPv6 } from 'node:net';
 import type { ErrorLog } from '../core/log.js';
 import { logRequest } from '../http/access-log.js';
-import type { HttpRequest } from '../http/request.js';
 import type { UpstreamGroup } from '../upstream/group.js';
 import type { Peer } from '../upstream/peer.js';
 import type { CompiledStreamServer } from './generation.js';
@@ -55,7 +54,7 @@ export class UdpSession {
   #queue: Buffer[] = [];
   /** Datagrams sent to a peer that has not answered: sent again to the next peer if it fails. */
   #unanswered: Buffer[] = [];
-  #upstream: { socket: DgramSocket; group: UpstreamGroup; peer: Peer; record: UpstreamTry; connected: boolean } | undefined;
+  #upstream: { socket: DgramSocket; group: UpstreamGroup<StreamSession>; peer: Peer; record: UpstreamTry; connected: boolean } | undefined;
   readonly #limits = new SessionConnLimits();
   #requests = 0;
   #responses = 0;
@@ -137,7 +136,7 @@ export class UdpSession {
       return this.#finish(500);
     }
     const group = resolved;
-    const picker = group.begin(this.session as unknown as HttpRequest);
+    const picker = group.begin(this.session);
     const tried = new Set<Peer>();
     const started = performance.now();
     const maxTries = settings.nextTries === 0 ? group.size : Math.min(group.size, settings.nextTries);

@@ -7,9 +7,8 @@ import { isIP } from 'node:net';
 import type { ConfBlockView } from '../conf/registry.js';
 import { compileTemplate, type VariableTable } from '../core/variables.js';
 import { resolveHostSync } from '../http/listen.js';
-import type { HttpRequest } from '../http/request.js';
 import { toByteString } from '../http/uri.js';
-import { peerSets, type Balancer, type PeerPicker, type PeerSets, type TriedSet } from './balancers/balancer.js';
+import { peerSets, type Balanced, type Balancer, type PeerPicker, type PeerSets, type TriedSet } from './balancers/balancer.js';
 import { ewmaBalancer, type EwmaSetting } from './balancers/ewma.js';
 import { hashBalancer, type HashSetting } from './balancers/hash.js';
 import { ipHashBalancer } from './balancers/ip-hash.js';
@@ -84,8 +83,11 @@ class CountingPicker implements PeerPicker {
   }
 }
 
-/** A group of peers with its balancer and connection pool. */
-export class UpstreamGroup {
+/**
+ * A group of peers with its balancer and connection pool. `R` is what its balancer places: an
+ * HTTP request in `http`, a session in `stream`.
+ */
+export class UpstreamGroup<R extends Balanced = Balanced> {
   readonly name: string;
   readonly primaries: readonly Peer[];
   readonly backups: readonly Peer[];
@@ -95,12 +97,12 @@ export class UpstreamGroup {
   /** True for the group nginx makes for `proxy_pass http://host:port` without an `upstream` block. */
   readonly implicit: boolean;
   readonly sets: PeerSets;
-  readonly balancer: Balancer;
+  readonly balancer: Balancer<R>;
   /** True when the group has `zone`: its failure counts are shared by every worker. */
   readonly shared: boolean;
 
   /** `balancer` builds the group's method from its peers; round robin by default. */
-  constructor(name: string, peers: readonly Peer[], limits: PoolLimits, implicit: boolean, balancer: (sets: PeerSets) => Balancer = roundRobinBalancer, shared = false) {
+  constructor(name: string, peers: readonly Peer[], limits: PoolLimits, implicit: boolean, balancer: (sets: PeerSets) => Balancer<R> = roundRobinBalancer, shared = false) {
     this.name = name;
     this.sets = peerSets(peers);
     this.primaries = this.sets.primaries;
@@ -122,7 +124,7 @@ export class UpstreamGroup {
   }
 
   /** Starts one request's walk over the peers; every peer it hands out counts one request. */
-  begin(request?: HttpRequest): PeerPicker {
+  begin(request?: R): PeerPicker {
     return new CountingPicker(this.balancer.begin(request));
   }
 
@@ -233,14 +235,14 @@ function peersOf(server: UpstreamServer, group: string): Peer[] {
 }
 
 /** The balancer an `upstream` block asks for, with its hash key compiled, wrapped by `sticky` if set. */
-function balancerOf(block: ConfBlockView, variables: VariableTable<HttpRequest> | undefined): (sets: PeerSets) => Balancer {
+function balancerOf<R extends Balanced>(block: ConfBlockView, variables: VariableTable<R> | undefined): (sets: PeerSets) => Balancer<R> {
   const method = methodOf(block, variables);
   const sticky = block.get('sticky') as StickySetting | undefined;
   return sticky === undefined ? method : (sets) => stickyBalancer(method(sets), sets, sticky);
 }
 
 /** The balancing method of an `upstream` block. */
-function methodOf(block: ConfBlockView, variables: VariableTable<HttpRequest> | undefined): (sets: PeerSets) => Balancer {
+function methodOf<R extends Balanced>(block: ConfBlockView, variables: VariableTable<R> | undefined): (sets: PeerSets) => Balancer<R> {
   switch (balancingMethodOf(block)) {
     case 'least_conn':
       return leastConnBalancer;
@@ -262,8 +264,8 @@ function methodOf(block: ConfBlockView, variables: VariableTable<HttpRequest> | 
 }
 
 /** Builds every `upstream` group of an `http` or a `stream` block. */
-export function buildUpstreamGroups(http: ConfBlockView, variables?: VariableTable<HttpRequest>): Map<string, UpstreamGroup> {
-  const groups = new Map<string, UpstreamGroup>();
+export function buildUpstreamGroups<R extends Balanced>(http: ConfBlockView, variables?: VariableTable<R>): Map<string, UpstreamGroup<R>> {
+  const groups = new Map<string, UpstreamGroup<R>>();
   for (const block of http.blocks) {
     if (block.name !== 'upstream') continue;
     const name = block.args[0] ?? '';

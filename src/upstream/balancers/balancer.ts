@@ -5,7 +5,6 @@
  * state nginx keeps per request (ip_hash's running hash, hash's rehash count, the 20 tries before
  * falling back to round robin, the switch to the backups) lives in it.
  */
-import type { HttpRequest } from '../../http/request.js';
 import type { Peer } from '../peer.js';
 
 /** Which peers one request has already tried, so a retry goes elsewhere (nginx's `tried` bitmap). */
@@ -35,12 +34,22 @@ export interface PeerPicker {
   responseHeaders?(peer: Peer): readonly string[];
 }
 
+/**
+ * What a balancer may read of the HTTP request or stream session it places: ip_hash reads the
+ * client's address, `sticky` the Cookie header (HTTP only), and `hash` evaluates its key's
+ * variables over the whole object, which is why {@link Balancer} is generic over it.
+ */
+export interface Balanced {
+  readonly remoteAddress: string;
+  header?(name: string): string | undefined;
+}
+
 /** A balancing method, built once per group and generation. */
-export interface Balancer {
+export interface Balancer<R extends Balanced = Balanced> {
   /** The method's name as written in the configuration (`round_robin` when none is). */
   readonly method: string;
   /** Starts one request's walk; `request` is undefined for stream sessions and health checks. */
-  begin(request: HttpRequest | undefined): PeerPicker;
+  begin(request: R | undefined): PeerPicker;
   /**
    * Takes how long a peer took to answer (connect to response head, ms), for methods that
    * balance by latency (`ewma`). Optional: the others ignore latency.

@@ -19,12 +19,11 @@
 import { crc32 } from 'node:zlib';
 import type { CompiledTemplate, Template } from '../../core/variables.js';
 import { defineDirective, type ConfBlockView, type ConfModule } from '../../conf/registry.js';
-import type { HttpRequest } from '../../http/request.js';
 import { parseValue } from '../../http/rewrite-module.js';
 import { checkVariables } from '../../http/variables.js';
 import { setBalancingMethod } from '../upstream-module.js';
 import type { Peer } from '../peer.js';
-import { chosen, type Balancer, type PeerPicker, type PeerSets, type TriedSet } from './balancer.js';
+import { chosen, type Balanced, type Balancer, type PeerPicker, type PeerSets, type TriedSet } from './balancer.js';
 import { peerAtWeight } from './ip-hash.js';
 import { RoundRobinPicker } from './round-robin.js';
 
@@ -162,7 +161,7 @@ class ConsistentHashPicker implements PeerPicker {
 }
 
 /** The `hash` balancer of a group, with its key compiled for this generation. */
-export function hashBalancer(sets: PeerSets, setting: HashSetting, key: CompiledTemplate<HttpRequest>): Balancer {
+export function hashBalancer<R extends Balanced>(sets: PeerSets, setting: HashSetting, key: CompiledTemplate<R>): Balancer<R> {
   if (!setting.consistent) {
     return { method: 'hash', begin: (request) => new HashPicker(sets, request === undefined ? '' : key(request)) };
   }

@@ -7,10 +7,9 @@
  */
 import { isIP } from 'node:net';
 import { defineDirective, type ConfModule } from '../../conf/registry.js';
-import type { HttpRequest } from '../../http/request.js';
 import { setBalancingMethod } from '../upstream-module.js';
 import type { Peer } from '../peer.js';
-import { chosen, type Balancer, type PeerPicker, type PeerSets, type TriedSet } from './balancer.js';
+import { chosen, type Balanced, type Balancer, type PeerPicker, type PeerSets, type TriedSet } from './balancer.js';
 import { RoundRobinPicker } from './round-robin.js';
 
 declare module '../../conf/registry.js' {
@@ -89,7 +88,7 @@ class IpHashPicker implements PeerPicker {
 
 /** The `ip_hash` balancer of a group. */
 export function ipHashBalancer(sets: PeerSets): Balancer {
-  return { method: 'ip_hash', begin: (request: HttpRequest | undefined) => new IpHashPicker(sets, ipHashBytes(request?.remoteAddress ?? '')) };
+  return { method: 'ip_hash', begin: (request: Balanced | undefined) => new IpHashPicker(sets, ipHashBytes(request?.remoteAddress ?? '')) };
 }
 
 /** The `ip_hash` directive. */

@@ -11,9 +11,8 @@
 import { createHash } from 'node:crypto';
 import { parseTime } from '../../core/parse.js';
 import { defineDirective, type ConfModule } from '../../conf/registry.js';
-import type { HttpRequest } from '../../http/request.js';
 import type { Peer } from '../peer.js';
-import { chosen, type Balancer, type PeerPicker, type PeerSets, type TriedSet } from './balancer.js';
+import { chosen, type Balanced, type Balancer, type PeerPicker, type PeerSets, type TriedSet } from './balancer.js';
 
 /** `sticky cookie ...`. */
 export interface StickySetting {
@@ -97,12 +96,12 @@ class StickyPicker implements PeerPicker {
 }
 
 /** Wraps a group's method with `sticky cookie`. */
-export function stickyBalancer(inner: Balancer, sets: PeerSets, setting: StickySetting): Balancer {
+export function stickyBalancer<R extends Balanced>(inner: Balancer<R>, sets: PeerSets, setting: StickySetting): Balancer<R> {
   const byId = new Map([...sets.primaries, ...sets.backups].map((peer) => [stickyId(peer), peer]));
-  const sticky: Balancer = {
+  const sticky: Balancer<R> = {
     method: inner.method,
-    begin: (request: HttpRequest | undefined) => {
-      const id = request === undefined ? undefined : cookieValue(request.header('cookie'), setting.cookie);
+    begin: (request: R | undefined) => {
+      const id = cookieValue(request?.header?.('cookie'), setting.cookie);
       return new StickyPicker(inner.begin(request), setting, id === undefined ? undefined : byId.get(id));
     },
   };
