@@ -12,7 +12,7 @@ import { after, before, describe, it } from 'node:test';
 import { AdminClient, AdminClientError } from '../../src/admin/admin-client.js';
 import { runProbe } from '../../src/probe/probe.js';
 import { FIXTURE_CA, fixture } from '../tls/session-client.js';
-import { MasterUnderTest, TestPrefix, freePort, runHitlessCommand, startMaster, waitFor } from '../e2e/helpers/masters.js';
+import { MasterUnderTest, TestPrefix, freePort, readyWorkers, runHitlessCommand, startMaster, waitFor } from '../e2e/helpers/masters.js';
 
 const pem = (name: string): string => readFileSync(fixture(name), 'latin1');
 const fingerprintOf = (name: string): string => new X509Certificate(pem(name)).fingerprint256;
@@ -120,11 +120,7 @@ describe('live certificate rotation through the admin API', () => {
 
   it('listens on a 0600 unix socket and reports the master and its workers', async () => {
     assert.equal(statSync(socketPath).mode & 0o777, 0o600);
-    // The plain port answered as soon as one worker was up; the second may still be starting.
-    const status = await waitFor('both workers ready', async () => {
-      const reply = await api.status();
-      return reply.workers.filter((worker) => worker.state === 'ready').length === 2 ? reply : undefined;
-    });
+    const status = await readyWorkers(api, 2);
     assert.equal(status.generation, 1);
     assert.equal(status.certificates, 0);
     assert.deepEqual(await api.listCertificates(), []);

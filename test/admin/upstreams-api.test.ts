@@ -10,7 +10,7 @@ import { after, before, describe, it } from 'node:test';
 import { AdminClient } from '../../src/admin/admin-client.js';
 import type { UpstreamPeerReport, UpstreamsReport } from '../../src/upstream/upstream-report.js';
 import { startBackend, type Backend } from '../upstream/backends.js';
-import { MasterUnderTest, TestPrefix, freePort, get, runHitlessCommand, startMaster, waitFor } from '../e2e/helpers/masters.js';
+import { MasterUnderTest, TestPrefix, freePort, get, readyWorkers, runHitlessCommand, startMaster, waitFor } from '../e2e/helpers/masters.js';
 
 
 function peerOf(report: UpstreamsReport, group: string, port: number): UpstreamPeerReport | undefined {
@@ -61,8 +61,8 @@ http {
 `,
     });
     admin = new AdminClient({ socketPath: socket });
-    // The port answers once one worker is ready; only ready workers are asked.
-    await waitFor('both workers ready', async () => ((await admin.status()).workers.filter((worker) => worker.state === 'ready').length === 2 ? true : undefined), 15_000);
+    // Only ready workers are asked.
+    await readyWorkers(admin, 2);
   });
   after(async () => {
     await master?.stop();

@@ -9,7 +9,7 @@ import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import { AdminClient } from '../../src/admin/admin-client.js';
 import { after, before, describe, it } from 'node:test';
-import { MasterUnderTest, TestPrefix, freePort, startMaster } from '../e2e/helpers/masters.js';
+import { MasterUnderTest, TestPrefix, freePort, readyWorkers, startMaster } from '../e2e/helpers/masters.js';
 import { errorOf, exchange, namedBackend, type Backend } from './helpers.js';
 
 function conf(httpPort: number, streamPort: number, a: number, b: number): string {
@@ -67,6 +67,8 @@ describe('stream: active TCP health checks', () => {
     const httpPort = await freePort();
     streamPort = await freePort();
     master = await startMaster({ prefix, port: httpPort, program: 'hitless', conf: conf(httpPort, streamPort, a.port, bPort) });
+    // Only ready workers answer the question below that proves each has the checker's table.
+    await readyWorkers(new AdminClient({ socketPath: join(prefix.dir, 'logs/admin.sock') }), 2);
   });
   after(async () => {
     await master?.stop();

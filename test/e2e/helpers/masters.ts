@@ -11,6 +11,8 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { AdminClient } from '../../../src/admin/admin-client.js';
+import type { AdminStatus } from '../../../src/admin/admin-server.js';
 
 const repo = fileURLToPath(new URL('../../../../', import.meta.url));
 
@@ -224,6 +226,17 @@ export class MasterUnderTest {
     }
     await Promise.race([this.exited, sleep(2_000)]);
   }
+}
+
+/**
+ * Waits until the master's admin API reports `count` ready workers of its current generation.
+ * startMaster returns once one worker answers; a test that needs all of them waits here.
+ */
+export function readyWorkers(admin: AdminClient, count: number, timeoutMs = 15_000): Promise<AdminStatus> {
+  return waitFor(`${count} ready workers`, async () => {
+    const reply = await admin.status();
+    return reply.workers.filter((worker) => worker.generation === reply.generation && worker.state === 'ready').length === count ? reply : undefined;
+  }, timeoutMs);
 }
 
 /** Writes the configuration, starts a master and waits until `port` answers 200. */
