@@ -31,11 +31,20 @@ export function oldBinaryPidPath(pidPath: string): string {
 export function writePidFile(pidPath: string, pid: number = process.pid): void {
   const staged = `${pidPath}.${pid}.tmp`;
   try {
-    mkdirSync(dirname(pidPath), { recursive: true });
-    writeFileSync(staged, `${pid}\n`, { mode: 0o644 });
+    try {
+      writeFileSync(staged, `${pid}\n`, { mode: 0o644 });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      mkdirSync(dirname(pidPath), { recursive: true });
+      writeFileSync(staged, `${pid}\n`, { mode: 0o644 });
+    }
     renameSync(staged, pidPath);
   } catch (err) {
-    rmSync(staged, { force: true });
+    try {
+      rmSync(staged, { force: true });
+    } catch {
+      // Nothing was staged: the directory itself is unusable, as the error below says.
+    }
     throw new PidFileError(formatSyscallError('open', pidPath, err), 'emerg', { cause: err });
   }
 }
