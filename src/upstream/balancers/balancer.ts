@@ -48,7 +48,7 @@ export interface Balanced {
 export interface Balancer<R extends Balanced = Balanced> {
   /** The method's name as written in the configuration (`round_robin` when none is). */
   readonly method: string;
-  /** Starts one request's walk; `request` is undefined for stream sessions and health checks. */
+  /** Starts one request's or session's walk; `request` is undefined for health checks and one-shot picks. */
   begin(request: R | undefined): PeerPicker;
   /**
    * Takes how long a peer took to answer (connect to response head, ms), for methods that
