@@ -5,7 +5,7 @@ import { readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { PidFileError, writePidFile } from '../../src/process/pid-file.js';
-import { TestPrefix } from '../e2e/helpers/masters.js';
+import { TestPrefix, waitFor } from '../e2e/helpers/masters.js';
 
 describe('writePidFile', () => {
   const prefix = new TestPrefix();
@@ -21,17 +21,20 @@ describe('writePidFile', () => {
 
   it('is never seen empty or partial by a process reading it while it is rewritten', async () => {
     const path = join(prefix.dir, 'logs/race.pid');
+    const done = join(prefix.dir, 'race.done');
     writePidFile(path, 1000000);
-    // The reader runs in its own process, so its reads interleave with these writes for real.
+    // The reader runs in its own process, so its reads interleave with these writes for real; it
+    // reads from before the first write until after the last (at most 20 s).
     const reader = spawn(process.execPath, [
       '-e',
-      `const fs = require('fs'); let reads = 0; const bad = new Set(); const end = Date.now() + 1500;
-       while (Date.now() < end) { const text = fs.readFileSync(${JSON.stringify(path)}, 'latin1'); reads++; if (!/^[0-9]{7}\\n$/.test(text)) bad.add(JSON.stringify(text)); }
+      `const fs = require('fs'); let reads = 0; const bad = new Set(); fs.writeSync(1, 'ready\\n'); const end = Date.now() + 20000;
+       while (!fs.existsSync(${JSON.stringify(done)}) && Date.now() < end) { const text = fs.readFileSync(${JSON.stringify(path)}, 'latin1'); reads++; if (!/^[0-9]{7}\\n$/.test(text)) bad.add(JSON.stringify(text)); }
        process.stdout.write(JSON.stringify({ reads, bad: [...bad] }));`,
     ], { stdio: ['ignore', 'pipe', 'inherit'] });
     let output = '';
     reader.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
     const exited = new Promise((resolve) => reader.once('exit', resolve));
+    await waitFor('the reader to start', () => (output.startsWith('ready\n') ? true : undefined));
     let writes = 0;
     const end = Date.now() + 1200;
     while (Date.now() < end) {
@@ -39,8 +42,9 @@ describe('writePidFile', () => {
       writes++;
       if (writes % 200 === 0) await new Promise((resolve) => setImmediate(resolve));
     }
+    writeFileSync(done, '');
     await exited;
-    const { reads, bad } = JSON.parse(output) as { reads: number; bad: string[] };
+    const { reads, bad } = JSON.parse(output.slice('ready\n'.length)) as { reads: number; bad: string[] };
     assert.ok(reads > 100 && writes > 100, `only ${reads} reads and ${writes} writes overlapped`);
     assert.deepEqual(bad, []);
     assert.deepEqual(readdirSync(join(prefix.dir, 'logs')), ['race.pid']);
