@@ -16,7 +16,7 @@ export {
 } from './conf/registry.js';
 export { ConfBlock, type HitlessConfig } from './conf/model.js';
 export { loadConfig, loadConfigText, buildConfig, type LoadOptions } from './conf/loader.js';
-export { builtinModules, createRegistry } from './conf/modules.js';
+export { builtinModules, createRegistry } from './modules.js';
 export { runProbe, formatProbeReport, probeSucceeded, PROBE_DEFAULTS, type ProbeOptions, type ProbeReport, type ProbeFailure, type ProbeStopReason, type ProbeErrorKind, type LatencyPercentiles } from './probe/probe.js';
 export { deploy, DeployError, DEPLOY_EXIT_CODES, NginxTarget, CommandTarget, HitlessTarget, preflight, writeFileAtomic, verifyServedCertificate, type DeployPlan, type DeployOptions, type DeployReport, type DeployTarget } from './deploy/index.js';
 export { runMaster, signalMaster, PidFileError, ListenError, reloadChannel, type MasterOptions, type MasterCommand } from './process/index.js';

@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { loadConfig } from '../conf/loader.js';
-import { createRegistry } from '../conf/modules.js';
+import type { DirectiveRegistry } from '../conf/registry.js';
 import { ConfigError, formatSyscallError, HitlessError, UsageError } from '../core/errors.js';
 import type { AdminEndpoint } from './admin-client.js';
 import type { AdminListen } from './admin-module.js';
@@ -24,8 +24,8 @@ export interface AdminLocation {
   readonly prefix?: string | undefined;
 }
 
-/** Resolves an {@link AdminLocation}; throws UsageError for a bad flag, HitlessError when the configuration has no admin_listen. */
-export function resolveAdminEndpoint(where: AdminLocation, defaults: { prefix: string; conf: string }): AdminEndpoint {
+/** Resolves an {@link AdminLocation}, reading the configuration with `defaults.registry`; throws UsageError for a bad flag, HitlessError when the configuration has no admin_listen. */
+export function resolveAdminEndpoint(where: AdminLocation, defaults: { prefix: string; conf: string; registry: DirectiveRegistry }): AdminEndpoint {
   if (where.socket !== undefined) return { socketPath: where.socket };
   if (where.url !== undefined) {
     let url: URL;
@@ -42,7 +42,7 @@ export function resolveAdminEndpoint(where: AdminLocation, defaults: { prefix: s
   const file = resolve(prefix, where.conf ?? defaults.conf);
   let listens: readonly AdminListen[];
   try {
-    listens = loadConfig({ file, prefix: `${prefix}/`, registry: createRegistry() }).main.get('admin_listen');
+    listens = loadConfig({ file, prefix: `${prefix}/`, registry: defaults.registry }).main.get('admin_listen');
   } catch (err) {
     if (err instanceof ConfigError) throw new HitlessError('HITLESS_ERR_CONFIG', `[${err.level}] ${err.message}`, { cause: err });
     throw err;

@@ -5,7 +5,7 @@
  */
 import { isIP } from 'node:net';
 import { parseNumber } from '../core/parse.js';
-import { prefixed } from '../core/core-module.js';
+import { prefixed } from '../conf/core-module.js';
 import { defineDirective, type ConfModule, type DirectiveContext } from '../conf/registry.js';
 
 /** Where the admin API listens: a unix socket (mode 0600), or a loopback TCP port that needs a bearer token. */

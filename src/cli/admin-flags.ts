@@ -4,6 +4,7 @@
  */
 import { AdminClient } from '../admin/admin-client.js';
 import { resolveAdminEndpoint } from '../admin/admin-endpoint.js';
+import { createRegistry } from '../modules.js';
 import { DEFAULT_CONF_PATH, DEFAULT_PREFIX } from './version.js';
 
 /** parseArgs options of the admin API's location. */
@@ -36,5 +37,5 @@ export interface AdminFlagValues {
 /** A client of the admin API the flags name; throws UsageError or HitlessError as resolveAdminEndpoint does. */
 export function adminClientOf(values: AdminFlagValues): AdminClient {
   const where = { socket: values.socket, url: values.url, tokenFile: values['token-file'], conf: values.conf, prefix: values.prefix };
-  return new AdminClient(resolveAdminEndpoint(where, { prefix: DEFAULT_PREFIX, conf: DEFAULT_CONF_PATH }));
+  return new AdminClient(resolveAdminEndpoint(where, { prefix: DEFAULT_PREFIX, conf: DEFAULT_CONF_PATH, registry: createRegistry() }));
 }

@@ -10,7 +10,7 @@ import { AdminClient } from '../admin/admin-client.js';
 import { ADMIN_FLAGS, ADMIN_FLAGS_HELP, adminClientOf } from './admin-flags.js';
 import { formatSyscallError, HitlessError, UsageError } from '../core/errors.js';
 import { parseNumber } from '../core/parse.js';
-import { writeFileAtomic } from '../deploy/atomic-write.js';
+import { writeFileAtomic } from '../core/atomic-write.js';
 import type { CertificateSummary } from '../tls/certificate-store.js';
 
 /** Where the command writes. */

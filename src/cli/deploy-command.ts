@@ -8,6 +8,7 @@ import { parseArgs } from 'node:util';
 import { formatSyscallError, HitlessError, UsageError } from '../core/errors.js';
 import { parseNumber, parseTime } from '../core/parse.js';
 import { resolveAdminEndpoint } from '../admin/admin-endpoint.js';
+import { createRegistry } from '../modules.js';
 import { DEFAULT_CONF_PATH, DEFAULT_PREFIX } from './version.js';
 import {
   CommandTarget,
@@ -221,7 +222,7 @@ function buildTarget(values: Values): DeployTarget {
       if (values[flag] !== undefined) throw usage(`--${flag} is not for --target hitless, which deploys through the admin API`);
     }
     const where = { socket: values.socket, url: values['admin-url'], tokenFile: values['token-file'], conf: values.conf, prefix: values.prefix };
-    return new HitlessTarget({ endpoint: resolveAdminEndpoint(where, { prefix: DEFAULT_PREFIX, conf: DEFAULT_CONF_PATH }), lockPath: values['lock-file'] });
+    return new HitlessTarget({ endpoint: resolveAdminEndpoint(where, { prefix: DEFAULT_PREFIX, conf: DEFAULT_CONF_PATH, registry: createRegistry() }), lockPath: values['lock-file'] });
   }
   throw usage(`invalid --target "${kind}": must be nginx, hitless or command`);
 }

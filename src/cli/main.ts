@@ -5,7 +5,7 @@
 import { resolve } from 'node:path';
 import { loadConfig } from '../conf/loader.js';
 import type { HitlessConfig } from '../conf/model.js';
-import { createRegistry } from '../conf/modules.js';
+import { createRegistry } from '../modules.js';
 import { ConfigError, HitlessError, UsageError } from '../core/errors.js';
 import { PidFileError, runMaster, signalMaster } from '../process/index.js';
 import { certsCommand } from './certs-command.js';

@@ -22,6 +22,7 @@ export type ErrorCode =
   | 'HITLESS_ERR_CERT_REFUSED'
   | 'HITLESS_ERR_CERT_NOT_FOUND'
   | 'HITLESS_ERR_CERT_STORE'
+  | 'HITLESS_ERR_CERT_INPUT'
   | 'HITLESS_ERR_ADMIN';
 
 /** The base of every error hitless throws on purpose. */

@@ -7,7 +7,13 @@
 import { closeSync, mkdirSync, openSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { LOG_LEVELS, type LogLevel } from './parse.js';
-import type { ErrorLogTarget } from './core-module.js';
+
+/** Where an `error_log` writes, and from which level on. */
+export interface ErrorLogTarget {
+  /** An absolute path, or `stderr`. */
+  readonly file: string;
+  readonly level: LogLevel;
+}
 
 const SEVERITY: Readonly<Record<LogLevel, number>> = Object.fromEntries(LOG_LEVELS.map((level, i) => [level, i])) as Record<LogLevel, number>;
 

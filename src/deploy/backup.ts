@@ -7,7 +7,7 @@
  */
 import { readdir } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import { fsyncDirectory, removeIfExists, writeNewFile, type FileMode } from './atomic-write.js';
+import { fsyncDirectory, removeIfExists, writeNewFile, type FileMode } from '../core/atomic-write.js';
 
 /** How many backups of each file are kept by default. */
 export const DEFAULT_KEEP_BACKUPS = 5;

@@ -13,8 +13,8 @@ import { createHash, X509Certificate } from 'node:crypto';
 import { DEPLOY_EXIT_CODES, DeployError, type DeployOutcome } from './deploy-error.js';
 import { DEFAULT_KEEP_BACKUPS } from './backup.js';
 import { DeployLock } from './lock.js';
-import { readCertificateMaterial, splitPem, type CertificateInput, type CertificateMaterial } from './material.js';
-import { covers, describe, preflight } from './preflight.js';
+import { CertificateInputError, readCertificateMaterial, splitPem, type CertificateInput, type CertificateMaterial } from '../tls/material.js';
+import { covers, describe, preflight } from '../tls/preflight.js';
 import { StepRecorder, round, type DeployEvent, type DeployReport } from './report.js';
 import { formatCommand } from './run-command.js';
 import type { DeployTarget, Endpoint, FileChange, Placement, TargetChange } from './targets/target.js';
@@ -100,7 +100,10 @@ export async function deploy(plan: DeployPlan, options: DeployOptions = {}): Pro
     lock = await rec.run('lock', () => DeployLock.acquire(plan.target.lockPath, { timeoutMs: options.lockTimeoutMs, signal: options.signal }), (l) => l.path);
     await runLocked(plan, material, options, rec, state);
   } catch (err) {
-    const error = err instanceof DeployError ? err : new DeployError('HITLESS_ERR_DEPLOY_IO', err instanceof Error ? err.message : String(err), { cause: err });
+    // Material that cannot be deployed refuses the deploy: nothing was touched yet.
+    const error = err instanceof CertificateInputError
+      ? new DeployError('HITLESS_ERR_DEPLOY_INPUT', err.message, { cause: err })
+      : err instanceof DeployError ? err : new DeployError('HITLESS_ERR_DEPLOY_IO', err instanceof Error ? err.message : String(err), { cause: err });
     state.error = error;
     if (state.committed) await rollback(plan, options, rec, state);
     else state.outcome = outcomeBeforeCommit(error);

@@ -6,7 +6,7 @@
 import { createHash } from 'node:crypto';
 import { readFile, realpath, stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { commitStagedFile, fsyncDirectory, removeIfExists, stageFile, temporarySiblings, writeFileAtomic, type FileMode } from './atomic-write.js';
+import { commitStagedFile, fsyncDirectory, removeIfExists, stageFile, temporarySiblings, writeFileAtomic, type FileMode } from '../core/atomic-write.js';
 import { backupFile, backupStamp, pruneBackups } from './backup.js';
 import { asDeployError } from './deploy-error.js';
 import { isProcessAlive } from './lock.js';

@@ -5,9 +5,9 @@
 export { deploy, type CertificatePlan, type ConfigPlan, type DeployOptions, type DeployPlan } from './deploy.js';
 export { DEPLOY_EXIT_CODES, DeployError, type DeployErrorCode, type DeployOutcome } from './deploy-error.js';
 export { DEPLOY_STEP_CHANNEL, type DeployEvent, type DeployReport, type DeployStep, type DeployStepName } from './report.js';
-export { readCertificateMaterial, Redactor, type CertificateInput, type CertificateMaterial } from './material.js';
-export { covers, preflight, type PreflightRequest, type PreflightResult } from './preflight.js';
-export { commitStagedFile, stageFile, writeFileAtomic, type FileMode } from './atomic-write.js';
+export { readCertificateMaterial, Redactor, type CertificateInput, type CertificateMaterial } from '../tls/material.js';
+export { covers, preflight, type PreflightRequest, type PreflightResult } from '../tls/preflight.js';
+export { commitStagedFile, stageFile, writeFileAtomic, type FileMode } from '../core/atomic-write.js';
 export { backupPath, DEFAULT_KEEP_BACKUPS, listBackups, pruneBackups } from './backup.js';
 export { DeployLock, type LockOptions } from './lock.js';
 export { FileChangeSet } from './file-change.js';

@@ -10,7 +10,7 @@ import { hostname } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { DeployError } from './deploy-error.js';
-import { removeIfExists } from './atomic-write.js';
+import { removeIfExists } from '../core/atomic-write.js';
 
 /** Options of {@link DeployLock.acquire}. */
 export interface LockOptions {

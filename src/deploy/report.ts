@@ -6,7 +6,7 @@
 import { channel } from 'node:diagnostics_channel';
 import { performance } from 'node:perf_hooks';
 import type { DeployOutcome } from './deploy-error.js';
-import type { Redactor } from './material.js';
+import type { Redactor } from '../tls/material.js';
 import type { FileReport } from './targets/target.js';
 import type { HealthCheck } from './verify-http.js';
 import type { TlsCheck } from './verify-tls.js';

@@ -4,7 +4,7 @@
  */
 import { ConfigError } from '../core/errors.js';
 import { parseSize, parseTime } from '../core/parse.js';
-import { prefixed } from '../core/core-module.js';
+import { prefixed } from '../conf/core-module.js';
 import { parseTemplate, TemplateSyntaxError, type Template, type TemplatePart } from '../core/variables.js';
 import { defineDirective, type ConfModule, type DirectiveContext } from '../conf/registry.js';
 import { parseValue } from './rewrite-module.js';

@@ -3,12 +3,12 @@
  * it before any process changes, as nginx's `ngx_init_cycle()` builds a whole new cycle and only
  * then switches to it. If building fails, the running generation is untouched.
  */
-import type { ErrorLogTarget } from '../core/core-module.js';
+import type { ErrorLogTarget } from '../core/log.js';
 import { ConfigError, formatSyscallError } from '../core/errors.js';
 import { ErrorLog } from '../core/log.js';
 import { loadConfig } from '../conf/loader.js';
 import type { HitlessConfig } from '../conf/model.js';
-import { createRegistry } from '../conf/modules.js';
+import { createRegistry } from '../modules.js';
 import type { ListenSpec } from '../http/runtime.js';
 import { collectListens as collectAllListens } from './http-and-stream-runtime.js';
 import type { ConfigSnapshot } from './ipc.js';

@@ -8,7 +8,7 @@
  * (lib/internal/child_process.js `_handleQueue`), so messages arrive in the order they were sent:
  * every `listen` before the `serve` that follows them.
  */
-import type { ErrorLogTarget } from '../core/core-module.js';
+import type { ErrorLogTarget } from '../core/log.js';
 import type { StoredCertificate } from '../tls/certificate-store.js';
 import type { LimitConnAnswer, LimitConnCheck, LimitReqAnswer, LimitReqCheck } from '../http/limits.js';
 import type { HealthSnapshot } from '../upstream/health/health-table.js';

@@ -20,7 +20,7 @@ import { MasterZones } from './zones.js';
 import { createTicketKey, TICKET_KEY_ROTATION_MS } from '../tls/ticket-keys.js';
 import { AdminListeners } from '../admin/admin-listeners.js';
 import type { AdminBackend, AdminStatus } from '../admin/admin-server.js';
-import { VERSION } from '../cli/version.js';
+import { VERSION } from '../core/version.js';
 import { MasterCertificates } from './master-certificates.js';
 import { ActiveHealthChecks, type CheckedPeerState } from '../upstream/health/active.js';
 import { MasterPeerFailures } from '../upstream/shared-peers.js';

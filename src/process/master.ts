@@ -6,7 +6,7 @@
  */
 import { closeSync, openSync } from 'node:fs';
 import { ConfigError, formatSyscallError } from '../core/errors.js';
-import type { ErrorLogTarget } from '../core/core-module.js';
+import type { ErrorLogTarget } from '../core/log.js';
 import type { HitlessConfig } from '../conf/model.js';
 import { ErrorLog } from '../core/log.js';
 import type { LogLevel } from '../core/parse.js';

@@ -7,7 +7,7 @@
 import { Server } from 'node:net';
 import { loadConfig } from '../conf/loader.js';
 import type { HitlessConfig } from '../conf/model.js';
-import { createRegistry } from '../conf/modules.js';
+import { createRegistry } from '../modules.js';
 import { snapshotSource } from '../conf/parser.js';
 import { ErrorLog } from '../core/log.js';
 import { HttpAndStreamRuntime, collectListens } from './http-and-stream-runtime.js';

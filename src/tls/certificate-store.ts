@@ -14,10 +14,9 @@ import { mkdir } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
 import { HitlessError } from '../core/errors.js';
-import { removeIfExists, writeFileAtomic, fsyncDirectory } from '../deploy/atomic-write.js';
-import { DeployError } from '../deploy/deploy-error.js';
-import { readCertificateMaterial, splitPem, type CertificateMaterial } from '../deploy/material.js';
-import { coversWildcard, preflight } from '../deploy/preflight.js';
+import { removeIfExists, writeFileAtomic, fsyncDirectory } from '../core/atomic-write.js';
+import { CertificateInputError, readCertificateMaterial, splitPem, type CertificateMaterial } from './material.js';
+import { coversWildcard, preflight } from './preflight.js';
 
 /** A certificate as the store keeps it and sends it to workers. */
 export interface StoredCertificate {
@@ -130,7 +129,7 @@ export function checkCertificate(name: string, cert: string, key: string, option
       warnings = [...warnings, `The certificate does not cover "${name}"`];
     }
   } catch (err) {
-    if (err instanceof DeployError) throw new CertificateRefusedError(err.message, { cause: err });
+    if (err instanceof CertificateInputError) throw new CertificateRefusedError(err.message, { cause: err });
     throw err;
   }
   const stored = { name, cert: material.fullchainPem.toString('latin1'), key };

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { renderDirectivesDoc } from '../../src/conf/directives-doc.js';
-import { createRegistry } from '../../src/conf/modules.js';
+import { createRegistry } from '../../src/modules.js';
 
 describe('docs/directives.md', () => {
   it('is up to date with the directive tables (run `npm run docs` to regenerate)', () => {

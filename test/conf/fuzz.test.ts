@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { ConfigError } from '../../src/core/errors.js';
 import { loadConfigText } from '../../src/conf/loader.js';
-import { createRegistry } from '../../src/conf/modules.js';
+import { createRegistry } from '../../src/modules.js';
 
 const registry = createRegistry();
 

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import { ConfigError } from '../../src/core/errors.js';
 import { loadConfig, loadConfigText } from '../../src/conf/loader.js';
-import { createRegistry } from '../../src/conf/modules.js';
+import { createRegistry } from '../../src/modules.js';
 import { defineDirective, DirectiveRegistry, type ConfModule } from '../../src/conf/registry.js';
 import { tempDir } from '../helpers/tmp.js';
 

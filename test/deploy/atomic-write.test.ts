@@ -5,14 +5,14 @@ import { chmodSync, chownSync, existsSync, readdirSync, readFileSync, statSync, 
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { stageFile, writeFileAtomic, writeNewFile } from '../../src/deploy/atomic-write.js';
+import { stageFile, writeFileAtomic, writeNewFile } from '../../src/core/atomic-write.js';
 import { backupFile, backupPath, backupStamp, listBackups, pruneBackups } from '../../src/deploy/backup.js';
 import { FileChangeSet } from '../../src/deploy/file-change.js';
 import { tempDir } from '../helpers/tmp.js';
 
 // strace is installed by .ci/run; it shows the syscalls, which nothing else can.
 const STRACE = '/usr/bin/strace';
-const atomicWriteModule = fileURLToPath(new URL('../../src/deploy/atomic-write.js', import.meta.url));
+const atomicWriteModule = fileURLToPath(new URL('../../src/core/atomic-write.js', import.meta.url));
 
 describe('atomic writes', () => {
   const dir = tempDir();

@@ -6,7 +6,7 @@ import { ConfigError } from '../../src/core/errors.js';
 import { ErrorLog } from '../../src/core/log.js';
 import { loadConfigText } from '../../src/conf/loader.js';
 import type { HitlessConfig } from '../../src/conf/model.js';
-import { createRegistry } from '../../src/conf/modules.js';
+import { createRegistry } from '../../src/modules.js';
 import { collectListens, HttpRuntime } from '../../src/http/runtime.js';
 
 const registry = createRegistry();

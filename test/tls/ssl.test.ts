@@ -5,7 +5,7 @@ import { createServer as createHttpServer, type Server as HttpServer } from 'nod
 import { connect as h2connect } from 'node:http2';
 import { connect as tlsConnect, type ConnectionOptions, type TLSSocket } from 'node:tls';
 import { after, before, describe, it } from 'node:test';
-import { createRegistry } from '../../src/conf/modules.js';
+import { createRegistry } from '../../src/modules.js';
 import { configureArguments } from '../../src/cli/version.js';
 import { errorOf, load, RawClient, serve, type Served } from '../http/helpers.js';
 

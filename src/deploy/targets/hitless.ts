@@ -17,7 +17,7 @@ import { connect } from 'node:tls';
 import { AdminClient, AdminClientError, type AdminEndpoint } from '../../admin/admin-client.js';
 import { describeAdminEndpoint } from '../../admin/admin-endpoint.js';
 import { DeployError, type DeployErrorCode } from '../deploy-error.js';
-import { splitPem } from '../material.js';
+import { splitPem } from '../../tls/material.js';
 import type { CommandResult } from '../run-command.js';
 import type { DeployTarget, Endpoint, FileChange, FileReport, FileRole, Placement, PrepareOptions, TargetChange } from './target.js';
 

@@ -12,7 +12,7 @@
  */
 import { unlink } from 'node:fs/promises';
 import type { ConfFile, DirectiveNode, ParsedConfig } from '../../conf/parser.js';
-import { siblingPath, writeNewFile } from '../atomic-write.js';
+import { siblingPath, writeNewFile } from '../../core/atomic-write.js';
 import { directivePath, walk } from './nginx-vhost.js';
 
 /** A text replacement in one file. */

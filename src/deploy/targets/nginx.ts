@@ -10,7 +10,7 @@ import { hasVariables } from '../../conf/lexer.js';
 import { firstError, parseConfig, type DirectiveNode, type ParsedConfig } from '../../conf/parser.js';
 import { DeployError } from '../deploy-error.js';
 import { FileChangeSet, removeLeftovers } from '../file-change.js';
-import { splitPem } from '../material.js';
+import { splitPem } from '../../tls/material.js';
 import { runChecked, type CommandResult } from '../run-command.js';
 import { acceptingWorkers, nginxPidPath, readPid, waitForReload } from './nginx-process.js';
 import { stageNginxConfig } from './nginx-stage.js';

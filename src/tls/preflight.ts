@@ -2,12 +2,11 @@
  * Preflight: everything that can be known about certificate material before a byte is written.
  * The key matches the leaf, each certificate of the chain issued the one before it, all of them
  * are valid today, and the leaf covers every name it is deployed for. A failure throws
- * HITLESS_ERR_DEPLOY_INPUT and the deploy stops with nothing touched.
+ * a CertificateInputError (HITLESS_ERR_CERT_INPUT) and a deploy stops with nothing touched.
  */
 import { isIP } from 'node:net';
 import type { X509Certificate } from 'node:crypto';
-import { DeployError } from './deploy-error.js';
-import type { CertificateMaterial } from './material.js';
+import { CertificateInputError, type CertificateMaterial } from './material.js';
 
 /** What {@link preflight} checks the material against. */
 export interface PreflightRequest {
@@ -31,7 +30,7 @@ export interface PreflightResult {
 
 const DAY_MS = 86_400_000;
 
-/** Runs every check; throws the first failure as a DeployError (HITLESS_ERR_DEPLOY_INPUT). */
+/** Runs every check; throws the first failure as a CertificateInputError. */
 export function preflight(material: CertificateMaterial, request: PreflightRequest): PreflightResult {
   const checks: string[] = [];
   const warnings: string[] = [];
@@ -118,6 +117,6 @@ export function describe(cert: X509Certificate): string {
   return cn ?? cert.subject.replace(/\n/g, ', ');
 }
 
-function refuse(message: string): DeployError {
-  return new DeployError('HITLESS_ERR_DEPLOY_INPUT', message);
+function refuse(message: string): CertificateInputError {
+  return new CertificateInputError(message);
 }

@@ -1,11 +1,18 @@
 /**
- * Certificate material as a deploy receives it: PEM bytes for the certificate, its chain and its
+ * Certificate material as a deploy or the certificate store receives it: PEM bytes for the certificate, its chain and its
  * private key, parsed once with node:crypto. Messages name the input, never quote it, and the
  * {@link Redactor} strips the key's base64 body from anything printed, so that no key byte can
  * reach a log even through a command's output.
  */
 import { createHash, createPrivateKey, X509Certificate, type KeyObject } from 'node:crypto';
-import { DeployError } from './deploy-error.js';
+import { HitlessError } from '../core/errors.js';
+
+/** Certificate material that cannot be used: unreadable PEM, a key that does not match, a name it does not cover. */
+export class CertificateInputError extends HitlessError {
+  constructor(message: string, options?: ErrorOptions) {
+    super('HITLESS_ERR_CERT_INPUT', message, options);
+  }
+}
 
 /** The PEM inputs of a certificate deploy. */
 export interface CertificateInput {
@@ -45,26 +52,24 @@ export function splitPem(text: string): { label: string; pem: string }[] {
   return [...text.matchAll(PEM_BLOCK)].map((match) => ({ label: match[1] as string, pem: match[0] }));
 }
 
-/** Parses and checks the shape of the inputs; throws HITLESS_ERR_DEPLOY_INPUT naming the bad one. */
+/** Parses and checks the shape of the inputs; throws a CertificateInputError naming the bad one. */
 export function readCertificateMaterial(input: CertificateInput): CertificateMaterial {
   const labels = { certificate: 'certificate', key: 'key', chain: 'chain', ...input.labels };
   const redactor = new Redactor([input.key]);
   const certBlocks = certificateBlocks(input.certificate, labels.certificate);
   const [leafBlock, ...rest] = certBlocks;
   if (leafBlock === undefined) {
-    throw new DeployError('HITLESS_ERR_DEPLOY_INPUT', `No PEM certificate in "${labels.certificate}"`);
+    throw new CertificateInputError(`No PEM certificate in "${labels.certificate}"`);
   }
   let chainBlocks = rest;
   if (input.chain !== undefined) {
     if (rest.length > 0) {
-      throw new DeployError(
-        'HITLESS_ERR_DEPLOY_INPUT',
-        `"${labels.certificate}" already holds a chain after the leaf, and a chain was given too: give one of them`,
+      throw new CertificateInputError(`"${labels.certificate}" already holds a chain after the leaf, and a chain was given too: give one of them`,
       );
     }
     chainBlocks = certificateBlocks(input.chain, labels.chain);
     if (chainBlocks.length === 0) {
-      throw new DeployError('HITLESS_ERR_DEPLOY_INPUT', `No PEM certificate in "${labels.chain}"`);
+      throw new CertificateInputError(`No PEM certificate in "${labels.chain}"`);
     }
   }
   const leaf = parseCertificate(leafBlock, labels.certificate);
@@ -89,7 +94,7 @@ function certificateBlocks(bytes: Buffer, label: string): string[] {
   const blocks = splitPem(bytes.toString('latin1'));
   const other = blocks.find((block) => block.label !== 'CERTIFICATE');
   if (other !== undefined) {
-    throw new DeployError('HITLESS_ERR_DEPLOY_INPUT', `"${label}" holds a PEM "${other.label}" block; expected only certificates`);
+    throw new CertificateInputError(`"${label}" holds a PEM "${other.label}" block; expected only certificates`);
   }
   return blocks.map((block) => block.pem);
 }
@@ -98,7 +103,7 @@ function parseCertificate(pem: string, label: string): X509Certificate {
   try {
     return new X509Certificate(pem);
   } catch (err) {
-    throw new DeployError('HITLESS_ERR_DEPLOY_INPUT', `Invalid certificate in "${label}": ${reasonOf(err)}`, { cause: err });
+    throw new CertificateInputError(`Invalid certificate in "${label}": ${reasonOf(err)}`, { cause: err });
   }
 }
 
@@ -106,16 +111,16 @@ function parseKey(bytes: Buffer, label: string): KeyObject {
   const blocks = splitPem(bytes.toString('latin1'));
   const [block] = blocks;
   if (block === undefined || !block.label.endsWith('PRIVATE KEY')) {
-    throw new DeployError('HITLESS_ERR_DEPLOY_INPUT', `No PEM private key in "${label}"`);
+    throw new CertificateInputError(`No PEM private key in "${label}"`);
   }
   if (block.label === 'ENCRYPTED PRIVATE KEY' || /^Proc-Type: 4,ENCRYPTED/m.test(block.pem)) {
-    throw new DeployError('HITLESS_ERR_DEPLOY_INPUT', `The private key in "${label}" is encrypted: deploy an unencrypted key`);
+    throw new CertificateInputError(`The private key in "${label}" is encrypted: deploy an unencrypted key`);
   }
   try {
     return createPrivateKey(bytes);
   } catch (err) {
     // OpenSSL's reason ("DECODER routines::unsupported") never quotes the input.
-    throw new DeployError('HITLESS_ERR_DEPLOY_INPUT', `Invalid private key in "${label}": ${reasonOf(err)}`);
+    throw new CertificateInputError(`Invalid private key in "${label}": ${reasonOf(err)}`);
   }
 }
 

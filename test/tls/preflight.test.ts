@@ -2,10 +2,9 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
-import { DeployError } from '../../src/deploy/deploy-error.js';
-import { readCertificateMaterial, Redactor, type CertificateInput } from '../../src/deploy/material.js';
-import { covers, coversWildcard, preflight } from '../../src/deploy/preflight.js';
-import { fixture } from './helpers/nginx.js';
+import { CertificateInputError, readCertificateMaterial, Redactor, type CertificateInput } from '../../src/tls/material.js';
+import { covers, coversWildcard, preflight } from '../../src/tls/preflight.js';
+import { fixture } from '../deploy/helpers/nginx.js';
 
 const read = (name: string): Buffer => readFileSync(fixture(name));
 
@@ -17,8 +16,8 @@ function refusal(fn: () => unknown): string {
   try {
     fn();
   } catch (err) {
-    assert.ok(err instanceof DeployError, String(err));
-    assert.equal(err.code, 'HITLESS_ERR_DEPLOY_INPUT');
+    assert.ok(err instanceof CertificateInputError, String(err));
+    assert.equal(err.code, 'HITLESS_ERR_CERT_INPUT');
     return err.message;
   }
   assert.fail('not refused');

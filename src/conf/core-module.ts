@@ -4,18 +4,12 @@
  */
 import { availableParallelism } from 'node:os';
 import { isAbsolute, resolve } from 'node:path';
-import { ConfigError } from './errors.js';
-import { isLogLevel, parseNumber, parseTime, type LogLevel } from './parse.js';
-import { ALL_CONTEXTS, defineDirective, type ConfModule, type DirectiveContext } from '../conf/registry.js';
+import { ConfigError } from '../core/errors.js';
+import type { ErrorLogTarget } from '../core/log.js';
+import { isLogLevel, parseNumber, parseTime, type LogLevel } from '../core/parse.js';
+import { ALL_CONTEXTS, defineDirective, type ConfModule, type DirectiveContext } from './registry.js';
 
-/** Where an `error_log` writes, and from which level on. */
-export interface ErrorLogTarget {
-  /** An absolute path, or `stderr`. */
-  readonly file: string;
-  readonly level: LogLevel;
-}
-
-declare module '../conf/registry.js' {
+declare module './registry.js' {
   interface DirectiveValues {
     include: undefined;
     daemon: boolean;

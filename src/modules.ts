@@ -1,0 +1,73 @@
+/** The built-in modules, in the order nginx would run their directive handlers and checks. */
+import { adminModule } from './admin/admin-module.js';
+import { coreModule } from './conf/core-module.js';
+import { httpCoreModule } from './http/core-module.js';
+import { httpGrpcModule } from './http/grpc-module.js';
+import { httpHeadersModule } from './http/headers-module.js';
+import { httpLimitConnModule } from './http/limit-conn-module.js';
+import { httpLimitReqModule } from './http/limit-req-module.js';
+import { httpLogModule } from './http/log-module.js';
+import { httpMapModule } from './http/map-module.js';
+import { httpProxyModule } from './http/proxy-module.js';
+import { httpRealIpModule } from './http/realip-module.js';
+import { httpRewriteModule } from './http/rewrite-module.js';
+import { httpV2Module } from './http/v2-module.js';
+import { httpSslModule } from './tls/ssl-module.js';
+import { streamCoreModule } from './stream/core-module.js';
+import { upstreamEwmaModule } from './upstream/balancers/ewma.js';
+import { streamLimitConnModule, streamLogModule, streamMapModule, streamRealIpModule, streamReturnModule, streamSslPrereadModule, streamUpstreamModules } from './stream/modules.js';
+import { streamProxyModule } from './stream/proxy-module.js';
+import { streamSslModule } from './stream/ssl-module.js';
+import { upstreamHashModule } from './upstream/balancers/hash.js';
+import { upstreamIpHashModule } from './upstream/balancers/ip-hash.js';
+import { upstreamLeastConnModule } from './upstream/balancers/least-conn.js';
+import { upstreamRandomModule } from './upstream/balancers/random.js';
+import { upstreamStickyModule } from './upstream/balancers/sticky.js';
+import { upstreamHealthCheckModule } from './upstream/health/health-check-module.js';
+import { upstreamKeepaliveModule } from './upstream/keepalive-module.js';
+import { upstreamModule } from './upstream/upstream-module.js';
+import { upstreamZoneModule } from './upstream/zone-module.js';
+import { DirectiveRegistry, type ConfModule } from './conf/registry.js';
+
+/** Every module hitless ships, in registration order. */
+export const builtinModules: readonly ConfModule[] = [
+  coreModule,
+  adminModule,
+  httpCoreModule,
+  httpSslModule,
+  httpV2Module,
+  httpRewriteModule,
+  httpHeadersModule,
+  httpLogModule,
+  httpLimitConnModule,
+  httpLimitReqModule,
+  httpRealIpModule,
+  httpMapModule,
+  httpProxyModule,
+  httpGrpcModule,
+  upstreamModule,
+  upstreamHashModule,
+  upstreamIpHashModule,
+  upstreamLeastConnModule,
+  upstreamRandomModule,
+  upstreamEwmaModule,
+  upstreamStickyModule,
+  upstreamKeepaliveModule,
+  upstreamZoneModule,
+  upstreamHealthCheckModule,
+  streamCoreModule,
+  streamSslModule,
+  streamSslPrereadModule,
+  streamRealIpModule,
+  streamLimitConnModule,
+  streamLogModule,
+  streamMapModule,
+  streamReturnModule,
+  streamProxyModule,
+  ...streamUpstreamModules,
+];
+
+/** A registry holding every built-in module. */
+export function createRegistry(extra: readonly ConfModule[] = []): DirectiveRegistry {
+  return new DirectiveRegistry([...builtinModules, ...extra]);
+}
