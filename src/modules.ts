@@ -12,13 +12,13 @@ import { httpProxyModule } from './http/proxy-module.js';
 import { httpRealIpModule } from './http/realip-module.js';
 import { httpRewriteModule } from './http/rewrite-module.js';
 import { httpV2Module } from './http/v2-module.js';
-import { httpSslModule } from './tls/ssl-module.js';
+import { httpSslModule } from './http/ssl-module.js';
 import { streamCoreModule } from './stream/core-module.js';
 import { upstreamEwmaModule } from './upstream/balancers/ewma.js';
 import { streamLimitConnModule, streamLogModule, streamMapModule, streamRealIpModule, streamReturnModule, streamSslPrereadModule, streamUpstreamModules } from './stream/modules.js';
 import { streamProxyModule } from './stream/proxy-module.js';
 import { streamSslModule } from './stream/ssl-module.js';
-import { upstreamHashModule } from './upstream/balancers/hash.js';
+import { httpUpstreamHashModule } from './http/upstream-hash-module.js';
 import { upstreamIpHashModule } from './upstream/balancers/ip-hash.js';
 import { upstreamLeastConnModule } from './upstream/balancers/least-conn.js';
 import { upstreamRandomModule } from './upstream/balancers/random.js';
@@ -46,7 +46,7 @@ export const builtinModules: readonly ConfModule[] = [
   httpProxyModule,
   httpGrpcModule,
   upstreamModule,
-  upstreamHashModule,
+  httpUpstreamHashModule,
   upstreamIpHashModule,
   upstreamLeastConnModule,
   upstreamRandomModule,

@@ -11,7 +11,7 @@ import { compileTemplate, type CompiledTemplate, type VariableTable } from '../c
 import type { AccessLogSetting, AccessLogTarget, LogEscape, LogFormat } from './log-module.js';
 import { findLogFormat } from './log-module.js';
 import type { HttpRequest } from './request.js';
-import { toByteString } from './uri.js';
+import { toByteString } from '../core/byte-string.js';
 
 /** nginx logs a failed write to one file at most once a minute. */
 const WRITE_ERROR_INTERVAL_MS = 60_000;

@@ -7,18 +7,12 @@ import { ConfigError } from '../core/errors.js';
 import { parseNumber, parseTime } from '../core/parse.js';
 import { defineDirective, type ConfBlockView, type ConfModule, type DirectiveContext } from '../conf/registry.js';
 import { groupListens, implicitListen, parseListen, type HttpListen } from './listen.js';
-import { checkDuplicateLocations } from './locations.js';
+import { checkDuplicateLocations, type LocationMatch } from './locations.js';
 import { compileNginxRegex, regexErrorReason } from './regex.js';
 import { DEFAULT_SERVER_NAMES, parseServerNames, VirtualHosts, type ServerName } from './server-names.js';
 
-/** How a location matches a URI, from its modifier (`=`, `^~`, `~`, `~*`, `@name` or none). */
-export interface LocationMatch {
-  readonly kind: 'exact' | 'prefix' | 'prefix-noregex' | 'regex' | 'named';
-  /** The URI prefix, exact URI, regular expression source or name as written (without modifier). */
-  readonly name: string;
-  /** For `~*`: match without regard to case. */
-  readonly caseless: boolean;
-}
+// LocationMatch lives with location selection (locations.ts), which must not import this table.
+export type { LocationMatch };
 
 /** `keepalive_timeout timeout [header_timeout]`. */
 export interface KeepaliveTimeout {

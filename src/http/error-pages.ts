@@ -7,7 +7,7 @@
 import { compileTemplate, type CompiledTemplate, type VariableTable } from '../core/variables.js';
 import type { ErrorPage } from './proxy-module.js';
 import type { HttpRequest } from './request.js';
-import { toByteString } from './uri.js';
+import { toByteString } from '../core/byte-string.js';
 
 /** One status's error page, compiled. */
 export interface CompiledErrorPage {

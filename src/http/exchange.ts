@@ -4,8 +4,10 @@
  * written against these, so that a protocol is only a new implementation of both.
  */
 import type { Socket } from 'node:net';
-import type { Framing } from './h1/server-connection.js';
 import type { RequestLine } from './request.js';
+
+/** How a response body is framed on the wire. */
+export type Framing = number | 'chunked' | 'raw' | 'close';
 
 /** A client connection, whatever its protocol. */
 export interface ProtocolConnection {

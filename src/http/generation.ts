@@ -22,7 +22,8 @@ import type { HttpRequest } from './request.js';
 import { primaryServerName, VirtualHosts, type ServerName } from './server-names.js';
 import { serverTlsOf, type ServerTls } from '../tls/contexts.js';
 import { TlsTermination } from '../tls/sni.js';
-import { toByteString } from './uri.js';
+import { handshakeRequest } from './ssl-handshake.js';
+import { toByteString } from '../core/byte-string.js';
 import { captureNamesOf, createHttpVariables } from './variables.js';
 
 /** A `return`, ready to run. */
@@ -127,7 +128,7 @@ export class HttpGeneration {
         level: levelOf(block),
         locations: LocationTree.build(block, levelOf),
         // Certificate names with variables are evaluated with this generation's variables (maps included).
-        tls: tls.variable === undefined ? tls : { ...tls, select: tls.variable.bind(this.variables, log) },
+        tls: tls.variable === undefined ? tls : { ...tls, select: tls.variable.bind(this.variables, handshakeRequest, log) },
         maxConcurrentStreams: block.get('http2_max_concurrent_streams'),
       });
     }

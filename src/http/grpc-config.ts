@@ -9,7 +9,7 @@ import { upstreamTlsSettings, type NextUpstreamCase } from './proxy-module.js';
 import type { CompiledSetHeader } from './proxy-request.js';
 import type { HttpRequest } from './request.js';
 import { implicitGroup, type UpstreamGroup } from '../upstream/group.js';
-import { toByteString } from './uri.js';
+import { toByteString } from '../core/byte-string.js';
 import { sslHostName, UpstreamTls } from '../tls/upstream-tls.js';
 
 /**

@@ -21,8 +21,8 @@ import {
   type ProxySetHeader,
   type UpstreamAddress,
 } from './proxy-module.js';
-import { parseValue } from './rewrite-module.js';
-import { blocksOf, checkVariables } from './variables.js';
+import { blocksOf, parseValue } from '../conf/values.js';
+import { checkVariables } from './variables.js';
 
 /** Where `grpc_pass` sends requests. */
 export interface GrpcPassTarget extends UpstreamAddress {

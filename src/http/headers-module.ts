@@ -5,8 +5,8 @@
  */
 import type { Template } from '../core/variables.js';
 import { defineDirective, type ConfModule, type DirectiveContext } from '../conf/registry.js';
-import { parseValue } from './rewrite-module.js';
-import { blocksOf, checkVariables } from './variables.js';
+import { blocksOf, parseValue } from '../conf/values.js';
+import { checkVariables } from './variables.js';
 
 /** One `add_header name value [always]`. */
 export interface AddHeader {

@@ -6,7 +6,7 @@
 import { parseNumber, type LogLevel } from '../core/parse.js';
 import { defineDirective, type ConfModule, type DirectiveContext } from '../conf/registry.js';
 import { checkNewZone, checkZoneUse, parseLimitLogLevel, parseStatus, parseZoneParameter, type ZoneDeclaration } from './limit-req-module.js';
-import { parseValue } from './rewrite-module.js';
+import { parseValue } from '../conf/values.js';
 import { checkVariables } from './variables.js';
 
 /** `limit_conn zone number`. */

@@ -7,8 +7,8 @@ import { ConfigError } from '../core/errors.js';
 import { parseNumber, parseSize, type LogLevel } from '../core/parse.js';
 import type { Template } from '../core/variables.js';
 import { defineDirective, type ConfBlockView, type ConfModule, type DirectiveContext } from '../conf/registry.js';
-import { parseValue } from './rewrite-module.js';
-import { blocksOf, checkVariables } from './variables.js';
+import { blocksOf, parseValue } from '../conf/values.js';
+import { checkVariables } from './variables.js';
 
 /** A shared zone's declaration: `zone=name:size`. */
 export interface ZoneDeclaration {

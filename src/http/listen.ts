@@ -3,9 +3,9 @@
  * grouped by address:port into listening sockets (`ngx_http_add_listen()`,
  * `ngx_http_optimize_servers()`, `ngx_http_init_listening()`), with nginx's error messages.
  */
-import { readFileSync } from 'node:fs';
 import { isIPv4, isIPv6 } from 'node:net';
 import { ConfigError } from '../core/errors.js';
+import { resolveHostSync } from '../core/hosts.js';
 import { parseNumber, parseSize, parseTime } from '../core/parse.js';
 import type { ConfBlockView, DirectiveContext } from '../conf/registry.js';
 
@@ -75,24 +75,6 @@ function inet6Address(address: string, port: number): Address {
 /** `ngx_inet_addr()`: four decimal octets, nothing else. */
 function isDottedQuad(text: string): boolean {
   return isIPv4(text) && text.split('.').every((octet) => /^[0-9]{1,3}$/.test(octet));
-}
-
-/** Resolves a host name the way getaddrinfo() reads /etc/hosts; DNS is not consulted at load time. */
-export function resolveHostSync(name: string, hostsFile = '/etc/hosts'): string[] {
-  const found: string[] = [];
-  let text = '';
-  try {
-    text = readFileSync(hostsFile, 'utf8');
-  } catch {
-    text = '';
-  }
-  for (const line of text.split('\n')) {
-    const [ip, ...names] = (line.split('#')[0] ?? '').trim().split(/\s+/);
-    if (ip === undefined || !names.some((n) => n.toLowerCase() === name.toLowerCase())) continue;
-    if ((isIPv4(ip) || isIPv6(ip)) && !found.includes(ip)) found.push(ip);
-  }
-  if (found.length === 0 && name.toLowerCase() === 'localhost') found.push('127.0.0.1');
-  return found;
 }
 
 function parsePort(text: string): number | undefined {

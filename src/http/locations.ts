@@ -7,9 +7,17 @@
  */
 import { ConfigError } from '../core/errors.js';
 import type { ConfBlockView } from '../conf/registry.js';
-import type { LocationMatch } from './core-module.js';
 import { compileNginxRegex } from './regex.js';
-import { toByteString } from './uri.js';
+import { toByteString } from '../core/byte-string.js';
+
+/** How a location matches a URI, from its modifier (`=`, `^~`, `~`, `~*`, `@name` or none). */
+export interface LocationMatch {
+  readonly kind: 'exact' | 'prefix' | 'prefix-noregex' | 'regex' | 'named';
+  /** The URI prefix, exact URI, regular expression source or name as written (without modifier). */
+  readonly name: string;
+  /** For `~*`: match without regard to case. */
+  readonly caseless: boolean;
+}
 
 interface LocationEntry<T> {
   readonly match: LocationMatch;

@@ -7,8 +7,8 @@ import { parseSize, parseTime } from '../core/parse.js';
 import { prefixed } from '../conf/core-module.js';
 import { parseTemplate, TemplateSyntaxError, type Template, type TemplatePart } from '../core/variables.js';
 import { defineDirective, type ConfModule, type DirectiveContext } from '../conf/registry.js';
-import { parseValue } from './rewrite-module.js';
-import { blocksOf, checkVariables } from './variables.js';
+import { blocksOf, parseValue } from '../conf/values.js';
+import { checkVariables } from './variables.js';
 
 /** How variable values are escaped in a log line (`log_format ... escape=`). */
 export type LogEscape = 'default' | 'json' | 'none';

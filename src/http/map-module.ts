@@ -11,10 +11,9 @@ import type { ConfNode } from '../conf/parser.js';
 import { defineDirective, type ConfModule, type DirectiveContext } from '../conf/registry.js';
 import { compileNginxRegex, regexErrorReason } from './regex.js';
 import type { HttpRequest } from './request.js';
-import { parseValue } from './rewrite-module.js';
-import { toByteString } from './uri.js';
+import { parseValue } from '../conf/values.js';
+import { toByteString } from '../core/byte-string.js';
 import { checkVariables, isBuiltinHttpVariable } from './variables.js';
-import { isBuiltinStreamVariable } from '../stream/variables.js';
 
 /** One `map` block. */
 export interface MapBlock {
@@ -109,19 +108,28 @@ function failAtNode(node: { file: string; line: number }, reason: string): never
   throw new ConfigError(reason, { file: node.file, line: node.line });
 }
 
-/** `ngx_http_map_block()`. */
-export function parseMap(args: readonly string[], nodes: readonly ConfNode[], ctx: DirectiveContext, previous: readonly MapBlock[] | undefined): readonly MapBlock[] {
-  const [sourceText = '', name = ''] = args;
-  const source = parseValue(sourceText, ctx);
-  if (!name.startsWith('$')) ctx.fail(`invalid variable name "${name}"`);
-  // ngx_http_add_variable(): only a changeable variable ($args, another map's) may be defined again.
-  const variable = name.slice(1).toLowerCase();
-  const builtin = ctx.context === 'stream' ? isBuiltinStreamVariable(variable) : isBuiltinHttpVariable(variable) && variable !== 'args';
-  if (builtin) ctx.fail(`the duplicate "${variable}" variable`);
-  const map: MapBuilder = { hostnames: false, volatile: false, exact: new Map(), prefixWildcards: new Map(), suffixWildcards: new Map(), regexes: [], defaultValue: undefined };
-  for (const node of nodes) addLine(map, node, ctx);
-  return [...(previous ?? []), { source, variable, ...map }];
+/** The value a `map` block parses to, one more map added to those of its context. */
+export type MapParser = (args: readonly string[], nodes: readonly ConfNode[], ctx: DirectiveContext, previous: readonly MapBlock[] | undefined) => readonly MapBlock[];
+
+/**
+ * `ngx_http_map_block()` (and `ngx_stream_map_block()`): `isBuiltin` names the variables of the
+ * context that a map may not define again; the stream module passes its own table.
+ */
+export function mapParser(isBuiltin: (variable: string) => boolean): MapParser {
+  return (args, nodes, ctx, previous) => {
+    const [sourceText = '', name = ''] = args;
+    const source = parseValue(sourceText, ctx);
+    if (!name.startsWith('$')) ctx.fail(`invalid variable name "${name}"`);
+    const variable = name.slice(1).toLowerCase();
+    if (isBuiltin(variable)) ctx.fail(`the duplicate "${variable}" variable`);
+    const map: MapBuilder = { hostnames: false, volatile: false, exact: new Map(), prefixWildcards: new Map(), suffixWildcards: new Map(), regexes: [], defaultValue: undefined };
+    for (const node of nodes) addLine(map, node, ctx);
+    return [...(previous ?? []), { source, variable, ...map }];
+  };
 }
+
+/** The http `map` block: ngx_http_add_variable() lets only a changeable variable ($args, another map's) be defined again. */
+export const parseMap: MapParser = mapParser((variable) => isBuiltinHttpVariable(variable) && variable !== 'args');
 
 /** `ngx_http_map_find()`. */
 export function findMapValue(map: MapBlock, value: string): { value: Template; match?: RegExpExecArray } | undefined {

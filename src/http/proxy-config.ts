@@ -10,7 +10,7 @@ import { upstreamTlsSettings, type NextUpstreamCase, type ProxyPassTarget } from
 import type { CompiledSetHeader } from './proxy-request.js';
 import type { HttpRequest } from './request.js';
 import { implicitGroup, type UpstreamGroup } from '../upstream/group.js';
-import { toByteString } from './uri.js';
+import { toByteString } from '../core/byte-string.js';
 import { sslHostName, UpstreamTls } from '../tls/upstream-tls.js';
 
 /** nginx's implicit `proxy_set_header` lines, used for any header the configuration does not set. */

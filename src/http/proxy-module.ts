@@ -9,9 +9,9 @@ import { hasVariables } from '../conf/lexer.js';
 import { defineDirective, type AnyDirectiveSpec, type ConfBlockView, type ConfModule, type DirectiveContext } from '../conf/registry.js';
 import type { Template } from '../core/variables.js';
 import type { LocationMatch } from './core-module.js';
-import { resolveHostSync } from './listen.js';
-import { parseValue } from './rewrite-module.js';
-import { blocksOf, checkVariables } from './variables.js';
+import { resolveHostSync } from '../core/hosts.js';
+import { blocksOf, parseValue } from '../conf/values.js';
+import { checkVariables } from './variables.js';
 import { UpstreamTls, UpstreamTlsLoadError, type UpstreamTlsSettings } from '../tls/upstream-tls.js';
 
 /** Where `proxy_pass` sends requests. */

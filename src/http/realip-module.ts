@@ -7,7 +7,7 @@
  */
 import { isIPv4, isIPv6 } from 'node:net';
 import { defineDirective, type ConfBlockView, type ConfModule, type DirectiveContext } from '../conf/registry.js';
-import { resolveHostSync } from './listen.js';
+import { resolveHostSync } from '../core/hosts.js';
 import { forwardedAddress, parseCidr, type TrustedBlock } from './realip.js';
 import type { HttpRequest } from './request.js';
 

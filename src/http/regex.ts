@@ -2,7 +2,7 @@
  * Regular expressions written for nginx (PCRE) compiled for JavaScript: `location ~`, `server_name ~`.
  * Patterns run over byte strings (see uri.ts), as PCRE without UTF mode runs over bytes.
  */
-import { toByteString } from './uri.js';
+import { toByteString } from '../core/byte-string.js';
 
 /** A compiled nginx regex with the names of its named captures. */
 export interface NginxRegex {

@@ -5,9 +5,13 @@
  * first `return` of a block is the one that runs.
  */
 import { parseNumber } from '../core/parse.js';
-import { parseTemplate, TemplateSyntaxError, type Template } from '../core/variables.js';
+import type { Template } from '../core/variables.js';
 import { defineDirective, type ConfModule, type DirectiveContext } from '../conf/registry.js';
-import { blocksOf, checkVariables } from './variables.js';
+import { blocksOf, parseValue } from '../conf/values.js';
+import { checkVariables } from './variables.js';
+
+// parseValue() moved to conf/values.ts, where upstream and stream modules reach it too.
+export { parseValue };
 
 /** `return code [text]`, `return code URL` or `return URL`. */
 export interface ReturnAction {
@@ -22,15 +26,6 @@ declare module '../conf/registry.js' {
   }
 }
 
-/** Parses a value with variables, reporting nginx's messages at the directive. */
-export function parseValue(text: string, ctx: DirectiveContext): Template {
-  try {
-    return parseTemplate(text);
-  } catch (err) {
-    if (err instanceof TemplateSyntaxError) ctx.fail(err.reason);
-    throw err;
-  }
-}
 
 /** Parses `return`, as `ngx_http_rewrite_return()` does. */
 export function parseReturn(args: readonly string[], ctx: DirectiveContext, previous: ReturnAction | undefined): ReturnAction {

@@ -13,7 +13,7 @@ import { H1ServerConnection } from './h1/server-connection.js';
 import { H2Endpoint } from './h2/h2-connection.js';
 import { PrefaceSniffer } from './h2/preface.js';
 import { RequestHandler } from './handler.js';
-import { TlsHandshake } from '../tls/handshake.js';
+import { TlsHandshake } from './ssl-handshake.js';
 import { groupListens, type ListenSpec } from './listen.js';
 import type { VirtualHosts } from './server-names.js';
 

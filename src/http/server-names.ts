@@ -7,7 +7,7 @@
 import { hostname } from 'node:os';
 import type { DirectiveContext } from '../conf/registry.js';
 import { compileNginxRegex, regexErrorReason, type NginxRegex } from './regex.js';
-import { toByteString } from './uri.js';
+import { toByteString } from '../core/byte-string.js';
 
 /** One name of a server, as written (lowercased unless a regex). */
 export interface ServerName {

@@ -6,10 +6,6 @@
  * converts configuration text (UTF-8) to the same form once, when a generation is built.
  */
 
-/** Converts UTF-8 text from the configuration to a byte string; ASCII comes back unchanged. */
-export function toByteString(text: string): string {
-  return /^[\x00-\x7f]*$/.test(text) ? text : Buffer.from(text, 'utf8').toString('latin1');
-}
 
 /** The parts of a request target: the path as sent, the query string, and a host if absolute-form. */
 export interface RequestTarget {

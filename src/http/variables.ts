@@ -195,13 +195,5 @@ export function checkVariables(http: ConfBlockView, templates: Iterable<Template
   }
 }
 
-/** Every block of an `http` block's tree (servers, locations), the `http` block first. */
-export function blocksOf(http: ConfBlockView): ConfBlockView[] {
-  const all: ConfBlockView[] = [];
-  const walk = (block: ConfBlockView): void => {
-    all.push(block);
-    for (const child of block.blocks) if (child.name === 'server' || child.name === 'location') walk(child);
-  };
-  walk(http);
-  return all;
-}
+// blocksOf() moved to conf/values.ts, where upstream modules reach it too.
+export { blocksOf } from '../conf/values.js';

@@ -10,15 +10,15 @@ import { defineDirective, type ConfBlockView, type ConfModule } from '../conf/re
 import { httpLimitConnModule } from '../http/limit-conn-module.js';
 import { checkZoneUse } from '../http/limit-req-module.js';
 import { findLogFormat, httpLogModule, parseAccessLog } from '../http/log-module.js';
-import { httpMapModule } from '../http/map-module.js';
+import { httpMapModule, mapParser } from '../http/map-module.js';
 import { httpRealIpModule } from '../http/realip-module.js';
-import { parseValue } from '../http/rewrite-module.js';
+import { parseValue } from '../conf/values.js';
 import { upstreamHashModule } from '../upstream/balancers/hash.js';
 import { upstreamLeastConnModule } from '../upstream/balancers/least-conn.js';
 import { upstreamRandomModule } from '../upstream/balancers/random.js';
 import { upstreamZoneModule } from '../upstream/zone-module.js';
 import { reuseDirective, STREAM_SERVER_CONTEXTS } from './reuse.js';
-import { checkStreamVariables } from './variables.js';
+import { checkStreamVariables, isBuiltinStreamVariable } from './variables.js';
 
 declare module '../conf/registry.js' {
   interface DirectiveValues {
@@ -37,7 +37,7 @@ function servers(stream: ConfBlockView): ConfBlockView[] {
 /** `ngx_stream_map_module`. */
 export const streamMapModule: ConfModule = {
   name: 'ngx_stream_map_module',
-  directives: [reuseDirective(httpMapModule, 'map', ['stream'])],
+  directives: [reuseDirective(httpMapModule, 'map', ['stream'], { parse: mapParser(isBuiltinStreamVariable) })],
   check(main) {
     const stream = streamOf(main);
     if (stream === undefined) return;

@@ -16,7 +16,7 @@ import {
   type NextUpstreamCase,
   type ProxyPassTarget,
 } from '../http/proxy-module.js';
-import { parseValue } from '../http/rewrite-module.js';
+import { parseValue } from '../conf/values.js';
 import { reuseDirective, STREAM_SERVER_CONTEXTS } from './reuse.js';
 import { checkStreamVariables } from './variables.js';
 

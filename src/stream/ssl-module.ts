@@ -10,7 +10,7 @@ import { groupListens } from '../http/listen.js';
 import { VirtualHosts } from '../http/server-names.js';
 import { serverTlsOf } from '../tls/contexts.js';
 import { TlsTermination } from '../tls/sni.js';
-import { httpSslModule } from '../tls/ssl-module.js';
+import { sslDirectives } from '../tls/ssl-module.js';
 import { reuseDirective, STREAM_SERVER_CONTEXTS } from './reuse.js';
 
 declare module '../conf/registry.js' {
@@ -43,7 +43,7 @@ const SHARED = [
 export const streamSslModule: ConfModule = {
   name: 'ngx_stream_ssl_module',
   directives: [
-    ...SHARED.map((name) => reuseDirective(httpSslModule, name, STREAM_SERVER_CONTEXTS)),
+    ...SHARED.map((name) => reuseDirective(sslDirectives, name, STREAM_SERVER_CONTEXTS)),
     defineDirective({
       kind: 'value',
       name: 'ssl_handshake_timeout',

@@ -5,7 +5,6 @@
  */
 import type { Server, Socket } from 'node:net';
 import { createSecureContext, TLSSocket, type SecureContext } from 'node:tls';
-import type { VirtualHosts } from '../http/server-names.js';
 import { clientCertificateOf, type ClientCertificate, type ClientVerifySettings } from './client-verify.js';
 import type { ServerTls } from './contexts.js';
 import type { SessionCache } from './session-cache.js';
@@ -58,9 +57,15 @@ function setVerifyMode(socket: TLSSocket, verify: ClientVerifySettings): void {
 /** A context without a certificate: a handshake that falls back to it fails. */
 let refusing: SecureContext | undefined;
 
+/** The name lookup of one address:port (http's and stream's `VirtualHosts`): SNI picks the server by it. */
+export interface ServerLookup<S> {
+  readonly defaultServer: S;
+  find(name: string): { readonly server: S };
+}
+
 /** The TLS side of one address:port, built once per configuration generation. */
 export class TlsTermination<S> {
-  readonly #hosts: VirtualHosts<S>;
+  readonly #hosts: ServerLookup<S>;
   readonly #tlsOf: (server: S) => ServerTls;
   readonly #default: SecureContext;
   readonly #defaultVerify: ClientVerifySettings;
@@ -72,7 +77,7 @@ export class TlsTermination<S> {
    * `http2`: `listen ... http2` or the default server's `http2 on` offer `h2` before `http/1.1`.
    * `alpn` replaces that list (stream offers none: an empty list answers no ALPN at all).
    */
-  constructor(hosts: VirtualHosts<S>, tlsOf: (server: S) => ServerTls, http2: boolean, alpn?: readonly string[]) {
+  constructor(hosts: ServerLookup<S>, tlsOf: (server: S) => ServerTls, http2: boolean, alpn?: readonly string[]) {
     this.#hosts = hosts;
     this.#tlsOf = tlsOf;
     const fallback = tlsOf(hosts.defaultServer);

@@ -5,15 +5,11 @@
  * `ngx_http_ssl_merge_srv_conf()`, with nginx's messages.
  */
 import { isAbsolute, resolve } from 'node:path';
-import { ConfigError } from '../core/errors.js';
 import { parseNumber, parseSize, parseTime } from '../core/parse.js';
 import { isConstantTemplate, parseTemplate, TemplateSyntaxError, type Template } from '../core/variables.js';
-import { defineDirective, type ConfBlockView, type ConfModule, type DirectiveContext } from '../conf/registry.js';
-import { groupListens } from '../http/listen.js';
-import { checkVariables } from '../http/variables.js';
+import { defineDirective, type ConfModule, type DirectiveContext } from '../conf/registry.js';
 import { CertificateLoadError, readPasswordFile } from './certificate-files.js';
 import { VERIFY_CLIENT_MODES, type VerifyClientMode } from './client-verify.js';
-import { serverTlsOf } from './contexts.js';
 
 /** A certificate or key file: as written (for messages), and resolved against the conf prefix. */
 export interface TlsFile {
@@ -133,8 +129,8 @@ function parseSessionCache(args: readonly string[], ctx: DirectiveContext): Sess
 
 const flag = (args: readonly string[]): boolean => args[0] === 'on';
 
-/** The directives of `ngx_http_ssl_module`. */
-export const httpSslModule: ConfModule = {
+/** The directive table of `ngx_http_ssl_module`, which stream's ssl module reuses; http/ssl-module.ts adds the http checks. */
+export const sslDirectives: ConfModule = {
   name: 'ngx_http_ssl_module',
   directives: [
     defineDirective({
@@ -334,31 +330,4 @@ export const httpSslModule: ConfModule = {
       parse: (args, ctx) => parseTlsFile(args, ctx, undefined),
     }),
   ],
-  check(main) {
-    const http = main.blocks.find((block) => block.name === 'http');
-    if (http === undefined) return;
-    // ngx_http_variables_init_vars(): certificate names with variables use known variables only.
-    const named = [http, ...http.blocks.filter((block) => block.name === 'server')];
-    checkVariables(http, named.flatMap((block) => [...block.get('ssl_certificate'), ...block.get('ssl_certificate_key')].flatMap((file) => (file.template === undefined ? [] : [file.template]))));
-    // ngx_http_ssl_merge_srv_conf(): every server's certificates are loaded, used or not.
-    for (const server of http.blocks) if (server.name === 'server') serverTlsOf(server);
-    for (const socket of groupListens(http)) {
-      for (const addr of socket.addrs) {
-        if (!addr.ssl) continue;
-        checkSslAddress(addr.defaultServer, addr.servers);
-      }
-    }
-  },
 };
-
-/** `ngx_http_ssl_init()`: the default server of a `listen ... ssl` address has certificates, or every server refuses handshakes. */
-function checkSslAddress(defaultServer: ConfBlockView, servers: readonly ConfBlockView[]): void {
-  const missing = (server: ConfBlockView): never => {
-    throw new ConfigError(`no "ssl_certificate" is defined for the "listen ... ssl" directive in ${server.file}:${server.line}`, undefined);
-  };
-  if (defaultServer.get('ssl_certificate').length > 0) return;
-  if (!defaultServer.get('ssl_reject_handshake')) missing(defaultServer);
-  for (const server of servers) {
-    if (server.get('ssl_certificate').length === 0 && !server.get('ssl_reject_handshake')) missing(server);
-  }
-}

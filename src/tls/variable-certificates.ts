@@ -15,7 +15,6 @@ import { isAbsolute, resolve } from 'node:path';
 import type { SecureContext, TLSSocket } from 'node:tls';
 import type { ErrorLog } from '../core/log.js';
 import { compileTemplate, type VariableTable } from '../core/variables.js';
-import { HttpRequest } from '../http/request.js';
 import { CertificateLoadError, openFailure, parseKeyOf, parseLeaf, type LoadedKey } from './certificate-files.js';
 import type { TlsFile } from './ssl-module.js';
 
@@ -65,9 +64,12 @@ export class VariableCertificates {
     this.#build = build;
   }
 
-  /** Binds the names to a generation's variables and error log; each binding has its own contexts. */
-  bind(table: VariableTable<HttpRequest>, log: ErrorLog): HandshakeCertificates {
-    const pathOf = (file: TlsFile): ((request: HttpRequest) => string) => {
+  /**
+   * Binds the names to a generation's variables and error log; each binding has its own contexts.
+   * `requestOf` makes what the variables read from a handshake (http: a request with no head).
+   */
+  bind<R>(table: VariableTable<R>, requestOf: (socket: TLSSocket, servername: string) => R, log: ErrorLog): HandshakeCertificates {
+    const pathOf = (file: TlsFile): ((request: R) => string) => {
       if (file.template === undefined) return () => file.path;
       const evaluate = compileTemplate(file.template, table);
       return (request) => {
@@ -79,29 +81,11 @@ export class VariableCertificates {
     const contexts = new FileContexts(this.#passwords, this.#build, log);
     return async (socket, servername) => {
       if (unsafeName(servername)) throw new Error(`Invalid server name "${servername}" for a certificate path`);
-      const request = handshakeRequest(socket, servername);
+      const request = requestOf(socket, servername);
       const files = names.map((name) => ({ cert: name.cert(request), key: name.key(request) }));
       return contexts.get(files, ` while SSL handshaking, client: ${socket.remoteAddress ?? ''}, server: ${socket.localAddress ?? ''}:${socket.localPort ?? ''}`);
     };
   }
-}
-
-/** `ngx_http_alloc_request()` in the certificate callback: the connection and its SNI name, nothing else. */
-function handshakeRequest(socket: TLSSocket, servername: string): HttpRequest {
-  return new HttpRequest(
-    { method: '', target: '', versionMinor: 1, headers: [] },
-    {
-      number: 0,
-      requests: 0,
-      remoteAddress: socket.remoteAddress ?? '',
-      remotePort: String(socket.remotePort ?? ''),
-      localAddress: socket.localAddress ?? '',
-      localPort: String(socket.localPort ?? ''),
-      tls: { serverName: servername, protocol: '', cipher: '', sessionReused: '.', client: undefined },
-      bytesWritten: () => 0,
-    },
-    Date.now(),
-  );
 }
 
 /** What identifies a file's content without reading it. */

@@ -5,7 +5,7 @@
  * anything while idle, leaves the pool at once, so it is never handed out dead when that is knowable.
  */
 import type { Socket } from 'node:net';
-import { setTimeoutOnce } from '../http/h1/socket-timeout.js';
+import { setTimeoutOnce } from '../core/socket-timeout.js';
 
 /** Limits of one pool, as the `upstream` block sets them. */
 export interface PoolLimits {

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { resolveHostSync } from '../../src/http/listen.js';
+import { resolveHostSync } from '../../src/core/hosts.js';
 import { collectListens } from '../../src/http/runtime.js';
 import { errorOf, load } from './helpers.js';
 

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { normalizeUri, parseRequestTarget, toByteString, validateHost } from '../../src/http/uri.js';
+import { toByteString } from '../../src/core/byte-string.js';
+import { normalizeUri, parseRequestTarget, validateHost } from '../../src/http/uri.js';
 import { findArg, findCookie } from '../../src/http/variables.js';
 
 describe('uri: $uri as ngx_http_parse_complex_uri() makes it', () => {

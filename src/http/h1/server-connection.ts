@@ -11,8 +11,8 @@ import { ChunkedParser } from './chunked.js';
 import { DEFAULT_HEAD_LIMITS, HttpParseError, parseRequestHead, type HeadLimits, type RequestHead } from './head-parser.js';
 import { httpDate, responseHasNoBody, statusLine } from './response-head.js';
 import { specialPage } from '../responses.js';
-import { setTimeoutOnce } from './socket-timeout.js';
-import type { HttpExchange, ProtocolConnection } from '../exchange.js';
+import { setTimeoutOnce } from '../../core/socket-timeout.js';
+import type { Framing, HttpExchange, ProtocolConnection } from '../exchange.js';
 
 /** Settings of a connection, from the default server of the socket it arrived on. */
 export interface H1ConnectionOptions {
@@ -49,8 +49,7 @@ const enum Phase {
   Closed,
 }
 
-/** How a response body is framed on the wire. */
-export type Framing = number | 'chunked' | 'raw' | 'close';
+export type { Framing };
 
 let nextConnectionId = 1;
 

@@ -7,27 +7,12 @@
 import { ChunkedParser } from './chunked.js';
 import { DEFAULT_HEAD_LIMITS, HttpParseError, parseResponseHead, type HeadLimits, type ResponseHead } from './head-parser.js';
 import type { UpstreamConnection } from '../../upstream/connection-pool.js';
-import { setTimeoutOnce } from './socket-timeout.js';
+import { setTimeoutOnce } from '../../core/socket-timeout.js';
 
-/** Where in the exchange a failure happened, which decides whether nginx would try the next peer. */
-export type UpstreamFailurePhase = 'send' | 'header' | 'body';
+// Defined with the upstream cycle, which every protocol's exchange reports to; re-exported for the http callers.
+import { UpstreamFailure, type UpstreamFailurePhase } from '../../upstream/upstream-failure.js';
 
-/** A failure talking to an upstream, in nginx's log words, with what `proxy_next_upstream` needs. */
-export class UpstreamFailure extends Error {
-  readonly phase: UpstreamFailurePhase;
-  /** `error`, `timeout` or `invalid_header`, as `proxy_next_upstream` names them. */
-  readonly kind: 'error' | 'timeout' | 'invalid_header';
-  /** True when no byte of the response had arrived. */
-  readonly beforeResponse: boolean;
-
-  constructor(message: string, phase: UpstreamFailurePhase, kind: 'error' | 'timeout' | 'invalid_header', beforeResponse: boolean, options?: ErrorOptions) {
-    super(message, options);
-    this.name = 'UpstreamFailure';
-    this.phase = phase;
-    this.kind = kind;
-    this.beforeResponse = beforeResponse;
-  }
-}
+export { UpstreamFailure, type UpstreamFailurePhase };
 
 /** What the proxy does with each part of the response. */
 export interface UpstreamResponseHandlers {

@@ -11,7 +11,7 @@ import type { HttpExchange, ProtocolConnection, ResponseOptions } from '../excha
 import { ChunkedParser } from '../h1/chunked.js';
 import { HttpParseError } from '../h1/head-parser.js';
 import { httpDate, responseHasNoBody } from '../h1/response-head.js';
-import type { Framing } from '../h1/server-connection.js';
+import type { Framing } from '../exchange.js';
 import type { RequestLine } from '../request.js';
 
 /** What an exchange needs of its session. */

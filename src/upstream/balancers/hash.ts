@@ -18,9 +18,8 @@
  */
 import { crc32 } from 'node:zlib';
 import type { CompiledTemplate, Template } from '../../core/variables.js';
-import { defineDirective, type ConfBlockView, type ConfModule } from '../../conf/registry.js';
-import { parseValue } from '../../http/rewrite-module.js';
-import { checkVariables } from '../../http/variables.js';
+import { defineDirective, type ConfModule } from '../../conf/registry.js';
+import { parseValue } from '../../conf/values.js';
 import { setBalancingMethod } from '../upstream-module.js';
 import type { Peer } from '../peer.js';
 import { chosen, type Balanced, type Balancer, type PeerPicker, type PeerSets, type TriedSet } from './balancer.js';
@@ -169,13 +168,7 @@ export function hashBalancer<R extends Balanced>(sets: PeerSets, setting: HashSe
   return { method: 'hash', begin: (request) => new ConsistentHashPicker(sets, points, request === undefined ? '' : key(request)) };
 }
 
-/** Refuses a key that names an unknown variable (`unknown "x" variable`), as nginx does once the configuration is read. */
-function checkHashKeys(http: ConfBlockView): void {
-  const keys = http.blocks.filter((block) => block.name === 'upstream' && block.isSet('hash')).map((block) => (block.get('hash') as HashSetting).key);
-  if (keys.length > 0) checkVariables(http, keys);
-}
-
-/** The `hash` directive. */
+/** The `hash` directive (its http check: http/upstream-hash-module.ts). */
 export const upstreamHashModule: ConfModule = {
   name: 'ngx_http_upstream_hash_module',
   directives: [
@@ -197,8 +190,5 @@ export const upstreamHashModule: ConfModule = {
       },
     }),
   ],
-  check(main) {
-    const http = main.blocks.find((block) => block.name === 'http');
-    if (http !== undefined) checkHashKeys(http);
-  },
+  // The keys' variables are checked by http/upstream-hash-module.ts, which knows http's variables.
 };

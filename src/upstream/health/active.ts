@@ -13,7 +13,7 @@ import { connect } from 'node:net';
 import type { HitlessConfig } from '../../conf/model.js';
 import type { ConfBlockView } from '../../conf/registry.js';
 import type { ErrorLog } from '../../core/log.js';
-import { blocksOf } from '../../http/variables.js';
+import { blocksOf } from '../../conf/values.js';
 import { resolveServerAddress } from '../group.js';
 import { peerName, type PeerAddress } from '../peer.js';
 import type { UpstreamServer } from '../upstream-module.js';

@@ -9,7 +9,7 @@ import { ConfigError } from '../../core/errors.js';
 import { parseNumber, parseTime } from '../../core/parse.js';
 import type { ConfNode } from '../../conf/parser.js';
 import { defineDirective, failAt, type ConfBlockView, type ConfModule, type DirectiveContext } from '../../conf/registry.js';
-import { blocksOf } from '../../http/variables.js';
+import { blocksOf } from '../../conf/values.js';
 
 /** One `health_check` directive. */
 export interface HealthCheckSetting {

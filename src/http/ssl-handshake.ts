@@ -6,8 +6,9 @@
  */
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
-import { PendingConnection } from '../http/pending-connection.js';
-import type { TlsTermination } from './sni.js';
+import { PendingConnection } from './pending-connection.js';
+import { HttpRequest } from './request.js';
+import type { TlsTermination } from '../tls/sni.js';
 
 /** How the connection goes on: HTTP/2 or HTTP/1.1 over TLS, or plain HTTP sent to a TLS port. */
 export type TlsOutcome = 'h2' | 'http/1.1' | 'plain';
@@ -79,4 +80,22 @@ export class TlsHandshake<S> extends PendingConnection {
   protected graceExpired(): void {
     this.socket.destroy();
   }
+}
+
+/** `ngx_http_alloc_request()` in the certificate callback: the connection and its SNI name, nothing else. */
+export function handshakeRequest(socket: TLSSocket, servername: string): HttpRequest {
+  return new HttpRequest(
+    { method: '', target: '', versionMinor: 1, headers: [] },
+    {
+      number: 0,
+      requests: 0,
+      remoteAddress: socket.remoteAddress ?? '',
+      remotePort: String(socket.remotePort ?? ''),
+      localAddress: socket.localAddress ?? '',
+      localPort: String(socket.localPort ?? ''),
+      tls: { serverName: servername, protocol: '', cipher: '', sessionReused: '.', client: undefined },
+      bytesWritten: () => 0,
+    },
+    Date.now(),
+  );
 }
