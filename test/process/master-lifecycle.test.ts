@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { existsSync, readFileSync, renameSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { MasterUnderTest, TestPrefix, bodyOf, freePort, get, isAlive, startMaster, waitFor } from '../e2e/helpers/masters.js';
+import { slowGet } from './helpers.js';
 
 function fakeConf(port: number, body: string, extra = ''): string {
   return [
@@ -95,10 +96,10 @@ describe('master process lifecycle (fake runtime)', () => {
   });
 
   it('waits for a request in flight on SIGQUIT, then exits 0 and removes the pid file', async () => {
-    const slow = get(port, '/slow/700');
-    await new Promise((resolve) => setTimeout(resolve, 150));
+    const slow = slowGet(port, '/slow/700');
+    await slow.started;
     master.signal('SIGQUIT');
-    const answer = await slow;
+    const answer = await slow.answer;
     assert.deepEqual(answer, { status: 200, body: 'five\n' });
     assert.deepEqual(await master.exited, { code: 0, signal: null });
     assert.equal(existsSync(prefix.pidPath), false);
@@ -123,11 +124,11 @@ describe('fast shutdown (fake runtime)', () => {
   });
 
   it('does not wait for a request in flight on SIGTERM', async () => {
-    const slow = get(port, '/slow/5000');
-    await new Promise((resolve) => setTimeout(resolve, 150));
+    const slow = slowGet(port, '/slow/5000');
+    await slow.started;
     const workers = master.liveWorkers();
     master.signal('SIGTERM');
-    const answer = await slow;
+    const answer = await slow.answer;
     assert.ok('error' in answer, `expected the request to fail, got ${JSON.stringify(answer)}`);
     assert.deepEqual(await master.exited, { code: 0, signal: null });
     assert.match(prefix.errorLog(), /signal 15 \(SIGTERM\) received, exiting/);
