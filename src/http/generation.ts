@@ -23,6 +23,7 @@ import { primaryServerName, VirtualHosts, type ServerName } from './server-names
 import { serverTlsOf, type ServerTls } from '../tls/contexts.js';
 import { TlsTermination } from '../tls/sni.js';
 import { handshakeRequest } from './ssl-handshake.js';
+import { localServingState, type ServingState } from './serving-state.js';
 import { toByteString } from '../core/byte-string.js';
 import { captureNamesOf, createHttpVariables } from './variables.js';
 
@@ -101,8 +102,14 @@ export class HttpGeneration {
   readonly #tls = new Map<VirtualHosts<CompiledServer>, TlsTermination<CompiledServer>>();
   readonly #http: ConfBlockView | undefined;
 
-  /** Compiles `config`; opens the access log files. Throws if the configuration was not validated. */
-  constructor(config: HitlessConfig, log: ErrorLog) {
+  readonly #state: ServingState;
+
+  /**
+   * Compiles `config`; opens the access log files. Throws if the configuration was not validated.
+   * `state` is the running server's (TLS store and keys, zones); default: one of its own.
+   */
+  constructor(config: HitlessConfig, log: ErrorLog, state: ServingState = localServingState()) {
+    this.#state = state;
     const http = config.main.child('http');
     this.variables = createHttpVariables(http === undefined ? [] : captureNamesOf(http));
     if (http !== undefined) defineMapVariables(this.variables, http.get('map'));
@@ -150,7 +157,7 @@ export class HttpGeneration {
         // With ssl, ALPN offers h2 on the same terms (ngx_http_ssl_alpn_select()).
         if (addr.ssl) {
           const routes = hosts[i] as VirtualHosts<CompiledServer>;
-          this.#tls.set(routes, new TlsTermination(routes, (server) => server.tls, addr.http2 || addr.defaultServer.get('http2')));
+          this.#tls.set(routes, new TlsTermination(routes, (server) => server.tls, state.tls, addr.http2 || addr.defaultServer.get('http2')));
         }
       });
       this.sockets.set(socket.spec.key, { spec: socket.spec, byLocalAddress, own: hosts[hosts.length - 1] as VirtualHosts<CompiledServer> });
@@ -173,7 +180,7 @@ export class HttpGeneration {
       defaultType: block.get('default_type'),
       proxy: this.#compileProxy(block),
       grpc: block.name === 'location' && block.isSet('grpc_pass') ? compileGrpc(block, block.get('grpc_pass'), this.groups, this.#implicitGroups, table) : undefined,
-      preaccess: this.#http === undefined ? undefined : compilePreaccess(block, this.#http, table),
+      preaccess: this.#http === undefined ? undefined : compilePreaccess(block, this.#http, table, this.#state.zones),
       errorPages: compileErrorPages(block.get('error_page'), table),
       clientHeaderTimeoutMs: block.context === 'server' ? block.get('client_header_timeout') : 60_000,
       clientBodyTimeoutMs: block.get('client_body_timeout'),

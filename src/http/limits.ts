@@ -298,15 +298,3 @@ export class LocalZoneClient implements ZoneClient {
     releaseLimitConn(this.#store, checks);
   }
 }
-
-let current: ZoneClient = new LocalZoneClient();
-
-/** The zone client of this process: the master's zones in a worker, local ones otherwise. */
-export function zoneClient(): ZoneClient {
-  return current;
-}
-
-/** Sets the zone client of this process (a worker calls it once with its IPC client). */
-export function useZoneClient(client: ZoneClient): void {
-  current = client;
-}

@@ -9,7 +9,7 @@ import type { LogLevel } from '../core/parse.js';
 import { compileTemplate, type CompiledTemplate, type VariableTable } from '../core/variables.js';
 import type { ConfBlockView } from '../conf/registry.js';
 import type { HttpExchange } from './exchange.js';
-import { zoneClient, type LimitConnCheck, type LimitReqCheck } from './limits.js';
+import type { LimitConnCheck, LimitReqCheck, ZoneClient } from './limits.js';
 import { applyRealIp, compileRealIp, type RealIpConfig } from './realip-module.js';
 import type { HttpRequest } from './request.js';
 
@@ -41,10 +41,12 @@ export interface Preaccess {
   readonly realip: RealIpConfig | undefined;
   readonly req: CompiledLimitReq | undefined;
   readonly conn: CompiledLimitConn | undefined;
+  /** Where the zones live (the server's ServingState, http/serving-state.ts). */
+  readonly zones: ZoneClient;
 }
 
 /** Compiles a level's realip and limits against the generation's variables. */
-export function compilePreaccess(block: ConfBlockView, http: ConfBlockView, table: VariableTable<HttpRequest>): Preaccess | undefined {
+export function compilePreaccess(block: ConfBlockView, http: ConfBlockView, table: VariableTable<HttpRequest>, zones: ZoneClient): Preaccess | undefined {
   const realip = compileRealIp(block);
   const key = (source: { key: Parameters<typeof compileTemplate>[0] }): CompiledTemplate<HttpRequest> => compileTemplate(source.key, table);
   const reqZones = http.get('limit_req_zone');
@@ -62,6 +64,7 @@ export function compilePreaccess(block: ConfBlockView, http: ConfBlockView, tabl
     realip,
     req: reqRules.length === 0 ? undefined : { rules: reqRules, status: block.get('limit_req_status'), logLevel: block.get('limit_req_log_level'), dryRun: block.get('limit_req_dry_run') },
     conn: connRules.length === 0 ? undefined : { rules: connRules, status: block.get('limit_conn_status'), logLevel: block.get('limit_conn_log_level'), dryRun: block.get('limit_conn_dry_run') },
+    zones,
   };
 }
 
@@ -83,7 +86,7 @@ function delayLevel(level: LogLevel): LogLevel {
 }
 
 /** `ngx_http_limit_req_handler()`: a status to reject with, or undefined to go on (after any delay). */
-async function limitReq(req: CompiledLimitReq, request: HttpRequest, exchange: HttpExchange, out: PreaccessLog): Promise<number | undefined> {
+async function limitReq(req: CompiledLimitReq, zones: ZoneClient, request: HttpRequest, out: PreaccessLog): Promise<number | undefined> {
   if (request.limitReqStatus !== undefined) return undefined;
   const checks: LimitReqCheck[] = [];
   for (const rule of req.rules) {
@@ -96,7 +99,7 @@ async function limitReq(req: CompiledLimitReq, request: HttpRequest, exchange: H
     checks.push({ zone: rule.zone, size: rule.size, rate: rule.rate, burst: rule.burst, delay: rule.delay, key });
   }
   if (checks.length === 0) return undefined;
-  const answer = await zoneClient().limitReq(checks);
+  const answer = await zones.limitReq(checks);
   const dry = req.dryRun ? ', dry run' : '';
   switch (answer.rc) {
     case 'declined':
@@ -124,7 +127,7 @@ async function limitReq(req: CompiledLimitReq, request: HttpRequest, exchange: H
 }
 
 /** `ngx_http_limit_conn_handler()`: a status to reject with, or undefined to go on. */
-async function limitConn(conn: CompiledLimitConn, request: HttpRequest, exchange: HttpExchange, out: PreaccessLog): Promise<number | undefined> {
+async function limitConn(conn: CompiledLimitConn, client: ZoneClient, request: HttpRequest, exchange: HttpExchange, out: PreaccessLog): Promise<number | undefined> {
   if (request.limitConnStatus !== undefined) return undefined;
   const checks: LimitConnCheck[] = [];
   for (const rule of conn.rules) {
@@ -138,7 +141,6 @@ async function limitConn(conn: CompiledLimitConn, request: HttpRequest, exchange
   }
   if (checks.length === 0) return undefined;
   request.limitConnStatus = 'PASSED';
-  const client = zoneClient();
   const answer = await client.limitConn(checks);
   if (answer.rc === 'passed') {
     // ngx_http_limit_conn_cleanup(): the count is given back when the request ends.
@@ -161,9 +163,9 @@ async function limitConn(conn: CompiledLimitConn, request: HttpRequest, exchange
 export async function runPreaccess(pre: Preaccess, request: HttpRequest, exchange: HttpExchange, out: PreaccessLog): Promise<number | undefined> {
   applyRealIp(request, pre.realip);
   if (pre.req !== undefined) {
-    const status = await limitReq(pre.req, request, exchange, out);
+    const status = await limitReq(pre.req, pre.zones, request, out);
     if (status !== undefined || exchange.aborted) return status;
   }
-  if (pre.conn !== undefined) return limitConn(pre.conn, request, exchange, out);
+  if (pre.conn !== undefined) return limitConn(pre.conn, pre.zones, request, exchange, out);
   return undefined;
 }

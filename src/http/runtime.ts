@@ -3,6 +3,7 @@
  * The master calls {@link collectListens} to know which sockets to own; a worker builds one
  * {@link HttpRuntime} per configuration generation and attaches the listening sockets it is handed.
  */
+import type { ServingState } from './serving-state.js';
 import type { Server, Socket } from 'node:net';
 import type { HitlessConfig } from '../conf/model.js';
 import type { ErrorLog } from '../core/log.js';
@@ -39,6 +40,8 @@ export function collectListens(config: HitlessConfig): ListenSpec[] {
 /** Options of {@link HttpRuntime}. */
 export interface HttpRuntimeOptions {
   readonly log: ErrorLog;
+  /** The running server's state (certificate store, ticket key, zones), shared by its generations. Default: one of its own. */
+  readonly state?: ServingState;
 }
 
 /** Serves one configuration generation's HTTP servers in a worker. */
@@ -54,7 +57,7 @@ export class HttpRuntime {
 
   /** Compiles the generation and opens its access logs; throws if a log file cannot be opened. */
   constructor(config: HitlessConfig, options: HttpRuntimeOptions) {
-    this.#generation = new HttpGeneration(config, options.log);
+    this.#generation = new HttpGeneration(config, options.log, options.state);
     this.#handler = new RequestHandler(options.log);
   }
 

@@ -8,6 +8,7 @@ import type { HitlessConfig } from '../conf/model.js';
 import { ConfigError } from '../core/errors.js';
 import type { ErrorLog } from '../core/log.js';
 import { HttpRuntime, collectListens as collectHttpListens, type ListenSpec } from '../http/runtime.js';
+import { localServingState, type ServingState } from '../http/serving-state.js';
 import { StreamRuntime, collectStreamListens } from '../stream/runtime.js';
 import type { PeerState } from '../upstream/group.js';
 
@@ -31,6 +32,8 @@ export function collectListens(config: HitlessConfig): ListenSpec[] {
 /** Options of {@link HttpAndStreamRuntime}. */
 export interface HttpAndStreamRuntimeOptions {
   readonly log: ErrorLog;
+  /** The worker's state, one for http and stream (certificate store, ticket key, zones). Default: one of its own. */
+  readonly state?: ServingState;
 }
 
 /** The http and stream runtimes of one generation, driven as one. */
@@ -40,9 +43,10 @@ export class HttpAndStreamRuntime {
 
   /** Builds both; if the stream side fails, the http side's files are closed again. */
   constructor(config: HitlessConfig, options: HttpAndStreamRuntimeOptions) {
-    this.http = new HttpRuntime(config, options);
+    const shared = { log: options.log, state: options.state ?? localServingState() };
+    this.http = new HttpRuntime(config, shared);
     try {
-      this.stream = new StreamRuntime(config, options);
+      this.stream = new StreamRuntime(config, shared);
     } catch (err) {
       this.http.close();
       throw err;

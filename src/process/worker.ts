@@ -11,14 +11,12 @@ import { createRegistry } from '../modules.js';
 import { snapshotSource } from '../conf/parser.js';
 import { ErrorLog } from '../core/log.js';
 import { HttpAndStreamRuntime, collectListens } from './http-and-stream-runtime.js';
-import { useZoneClient } from '../http/limits.js';
 import { isMasterToWorker, isSessionAnswer, isZoneAnswer, type ServeMessage, type WorkerToMaster } from './ipc.js';
 import { IpcZoneClient } from './zones.js';
 import { isUdpKey } from './listening-sockets.js';
 import { IpcSharedSessions } from './session-caches.js';
-import { useSharedSessions } from '../tls/session-cache.js';
-import { useMasterTicketKey } from '../tls/ticket-keys.js';
-import { deleteStoredCertificate, putStoredCertificate, useStoredCertificates } from '../tls/stored-certificates.js';
+import type { ServingState } from '../http/serving-state.js';
+import { TlsRuntime } from '../tls/tls-runtime.js';
 import { upstreamHealth } from '../upstream/health/health-table.js';
 import { isPeerFailures, sharedPeers } from '../upstream/shared-peers.js';
 import type { PeerState } from '../upstream/group.js';
@@ -40,8 +38,11 @@ export interface ServingRuntime {
 
 /** Options of {@link runWorker}. */
 export interface WorkerOptions {
-  /** Builds the runtime for a configuration. Default: the http and stream runtimes of http-and-stream-runtime.ts. */
-  readonly createRuntime?: (config: HitlessConfig, log: ErrorLog) => ServingRuntime;
+  /**
+   * Builds the runtime for a configuration; `state` is the worker's, which the master's messages
+   * keep current. Default: the http and stream runtimes of http-and-stream-runtime.ts.
+   */
+  readonly createRuntime?: (config: HitlessConfig, log: ErrorLog, state: ServingState) => ServingRuntime;
 }
 
 /** nginx exits a worker with 2 when it cannot start (`NGX_ERROR` in init); the master does not respawn it. */
@@ -50,21 +51,24 @@ export const WORKER_FATAL_EXIT_CODE = 2;
 /** Runs this process as a worker: listens for the master's messages until told to stop. */
 export function runWorker(options: WorkerOptions = {}): void {
   process.title = 'hitless: worker process';
-  const worker = new WorkerProcessCycle(options.createRuntime ?? ((config, log) => new HttpAndStreamRuntime(config, { log })));
   // limit_req and limit_conn zones live in the master, shared by every worker (process/zones.ts).
   const zones = new IpcZoneClient((message) => {
     if (!process.connected || process.send === undefined) return false;
     process.send(message, undefined, undefined, () => undefined);
     return true;
   });
-  useZoneClient(zones);
   // So do the ssl_session_cache shared: zones (process/session-caches.ts).
   const sessions = new IpcSharedSessions((message) => {
     if (!process.connected || process.send === undefined) return false;
     process.send(message, undefined, undefined, () => undefined);
     return true;
   });
-  useSharedSessions(sessions);
+  // One state for the worker's life: every generation it serves shares the store, key and zones.
+  const tls = new TlsRuntime();
+  tls.sharedSessions = sessions;
+  const state: ServingState = { tls, zones };
+  const createRuntime = options.createRuntime ?? ((config, log, given) => new HttpAndStreamRuntime(config, { log, state: given }));
+  const worker = new WorkerProcessCycle((config, log) => createRuntime(config, log, state), state);
   // Failure counts of groups with `zone` are kept by the master too (upstream/shared-peers.ts).
   sharedPeers.useSender((message) => {
     if (process.connected && process.send !== undefined) process.send(message, undefined, undefined, () => undefined);
@@ -100,8 +104,11 @@ class WorkerProcessCycle {
   #drainGraceMs = 0;
   #stopping = false;
 
-  constructor(createRuntime: (config: HitlessConfig, log: ErrorLog) => ServingRuntime) {
+  readonly #state: ServingState;
+
+  constructor(createRuntime: (config: HitlessConfig, log: ErrorLog) => ServingRuntime, state: ServingState) {
     this.#createRuntime = createRuntime;
+    this.#state = state;
   }
 
   receive(message: unknown, handle: unknown): void {
@@ -123,13 +130,13 @@ class WorkerProcessCycle {
         this.reopen();
         return;
       case 'ticket-key':
-        useMasterTicketKey(Buffer.from(message.key, 'base64'));
+        this.#state.tls.ticketKeys.use(Buffer.from(message.key, 'base64'));
         return;
       case 'cert-put':
       case 'cert-delete': {
         // The next handshake builds its context from the new entry: acknowledged at once.
-        if (message.type === 'cert-put') putStoredCertificate(message.certificate);
-        else deleteStoredCertificate(message.name);
+        if (message.type === 'cert-put') this.#state.tls.certificates.put(message.certificate);
+        else this.#state.tls.certificates.delete(message.name);
         const ack: WorkerToMaster = { type: 'cert-ack', seq: message.seq };
         process.send?.(ack);
         return;
@@ -149,9 +156,9 @@ class WorkerProcessCycle {
     const snapshot = message.config;
     this.#log = new ErrorLog(message.errorLog);
     this.#drainGraceMs = message.drainGraceMs;
-    // Before the configuration is read: its check builds every server's SecureContext.
-    useMasterTicketKey(Buffer.from(message.ticketKey, 'base64'));
-    useStoredCertificates(message.certificates);
+    // Before the runtime is built: its TLS terminations join the contexts to the key and the store.
+    this.#state.tls.ticketKeys.use(Buffer.from(message.ticketKey, 'base64'));
+    this.#state.tls.certificates.replaceAll(message.certificates);
     const config = loadConfig({
       file: snapshot.file,
       prefix: snapshot.prefix,

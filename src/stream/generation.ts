@@ -3,6 +3,8 @@
  * the server each address routes to, every server's settings, the upstream groups (the same
  * UpstreamGroup and balancers as http's), the variables and the access logs.
  */
+import type { ZoneClient } from '../http/limits.js';
+import { localServingState, type ServingState } from '../http/serving-state.js';
 import { isIP } from 'node:net';
 import type { HitlessConfig } from '../conf/model.js';
 import type { ConfBlockView } from '../conf/registry.js';
@@ -36,6 +38,8 @@ export interface StreamLimitConnRule {
 /** A stream server's settings, compiled once per generation. */
 export interface CompiledStreamServer {
   readonly block: ConfBlockView;
+  /** Where `limit_conn` zones live (the server's ServingState). */
+  readonly zones: ZoneClient;
   /** nginx's `server: 0.0.0.0:12345` of log messages: the address the server listens on. */
   readonly addrText: string;
   readonly proxyProtocolTimeoutMs: number;
@@ -73,7 +77,11 @@ export class StreamGeneration {
   readonly #implicit = new Map<string, UpstreamGroup<StreamSession>>();
   readonly #table: VariableTable<StreamSession>;
 
-  constructor(config: HitlessConfig, log: ErrorLog) {
+  readonly #state: ServingState;
+
+  /** Compiles the stream block; `state` is the running server's (TLS store and keys, zones), default one of its own. */
+  constructor(config: HitlessConfig, log: ErrorLog, state: ServingState = localServingState()) {
+    this.#state = state;
     const stream = config.main.child('stream');
     this.#table = createStreamVariables();
     this.logs = new AccessLogs<StreamSession>(stream?.get('log_format') ?? [], this.#table, log);
@@ -141,9 +149,10 @@ export class StreamGeneration {
       sslPreread: block.get('ssl_preread'),
       realIpFrom: block.get('set_real_ip_from'),
       limitConn,
+      zones: this.#state.zones,
       limitConnLogLevel: block.get('limit_conn_log_level'),
       limitConnDryRun: block.get('limit_conn_dry_run'),
-      tls: block.get('listen').some((listen) => listen.ssl) ? streamTlsOf(block) : undefined,
+      tls: block.get('listen').some((listen) => listen.ssl) ? streamTlsOf(block, this.#state.tls) : undefined,
       loggers: this.logs.compile(block.get('access_log')),
       returnValue: returnTemplate === undefined ? undefined : compileTemplate(returnTemplate, this.#table, { literal: toByteString }),
       proxy: block.isSet('proxy_pass') ? this.#compileProxy(block, block.get('proxy_pass') as ProxyPassTarget) : undefined,

@@ -4,13 +4,14 @@
  * after it ended.
  */
 import type { ErrorLog } from '../core/log.js';
-import { zoneClient, type LimitConnCheck } from '../http/limits.js';
+import type { LimitConnCheck, ZoneClient } from '../http/limits.js';
 import type { CompiledStreamServer } from './generation.js';
 import type { StreamSession } from './session.js';
 
 /** The limit_conn counts one session holds. */
 export class SessionConnLimits {
   #checks: LimitConnCheck[] = [];
+  #zones: ZoneClient | undefined;
   #ended = false;
 
   /** Takes a count in every zone of the server's `limit_conn`; false when one refuses (unless dry run). */
@@ -26,7 +27,8 @@ export class SessionConnLimits {
       checks.push({ zone: rule.zone, size: rule.size, key, conn: rule.conn });
     }
     if (checks.length === 0) return true;
-    const answer = await zoneClient().limitConn(checks);
+    this.#zones = server.zones;
+    const answer = await server.zones.limitConn(checks);
     if (answer.rc === 'passed') {
       this.#checks = checks;
       if (this.#ended) this.release();
@@ -43,7 +45,7 @@ export class SessionConnLimits {
   release(): void {
     this.#ended = true;
     if (this.#checks.length === 0) return;
-    zoneClient().releaseConn(this.#checks);
+    this.#zones?.releaseConn(this.#checks);
     this.#checks = [];
   }
 }

@@ -6,6 +6,7 @@
  * listening socket is the runtime's own: a drain stops reading it at once, and its sessions answer
  * from it until they end; it is closed with the generation.
  */
+import type { ServingState } from '../http/serving-state.js';
 import type { Server, Socket } from 'node:net';
 import type { HitlessConfig } from '../conf/model.js';
 import type { ErrorLog } from '../core/log.js';
@@ -20,6 +21,8 @@ export { collectStreamListens } from './generation.js';
 /** Options of {@link StreamRuntime}. */
 export interface StreamRuntimeOptions {
   readonly log: ErrorLog;
+  /** The running server's state (certificate store, ticket key, zones), shared by its generations. Default: one of its own. */
+  readonly state?: ServingState;
 }
 
 /** Serves one configuration generation's stream servers in a worker. */
@@ -35,7 +38,7 @@ export class StreamRuntime {
   /** Compiles the stream block and opens its access logs; throws if one cannot be opened. */
   constructor(config: HitlessConfig, options: StreamRuntimeOptions) {
     this.#log = options.log;
-    this.#generation = new StreamGeneration(config, options.log);
+    this.#generation = new StreamGeneration(config, options.log, options.state);
   }
 
   /** True when this generation's stream block listens on `key`. */

@@ -10,6 +10,7 @@ import { groupListens } from '../http/listen.js';
 import { VirtualHosts } from '../http/server-names.js';
 import { serverTlsOf } from '../tls/contexts.js';
 import { TlsTermination } from '../tls/sni.js';
+import type { TlsRuntime } from '../tls/tls-runtime.js';
 import { sslDirectives } from '../tls/ssl-module.js';
 import { reuseDirective, STREAM_SERVER_CONTEXTS } from './reuse.js';
 
@@ -26,11 +27,11 @@ export interface StreamTls {
 }
 
 /** The TLS termination of a stream server: its certificates, or the store's for the client's SNI name. */
-export function streamTlsOf(server: ConfBlockView): StreamTls {
+export function streamTlsOf(server: ConfBlockView, runtime: TlsRuntime): StreamTls {
   const report = { invalid: (): void => undefined, conflict: (): void => undefined };
   // One server per address: SNI selects among the store's certificates only.
   const hosts = VirtualHosts.build([server], server, () => [], `${server.file}:${server.line}`, report);
-  return { termination: new TlsTermination(hosts, serverTlsOf, false, []), handshakeTimeoutMs: server.get('ssl_handshake_timeout') };
+  return { termination: new TlsTermination(hosts, serverTlsOf, runtime, false, []), handshakeTimeoutMs: server.get('ssl_handshake_timeout') };
 }
 
 const SHARED = [

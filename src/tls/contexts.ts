@@ -11,7 +11,7 @@ import { CertificateLoadError, parseKeyOf, parseLeaf, readPemSync, type LoadedKe
 import { certificatesOf, type ClientVerifySettings, type VerifyClientMode } from './client-verify.js';
 import type { TlsFile, TlsProtocolName } from './ssl-module.js';
 import { SessionCache } from './session-cache.js';
-import { followMasterTicketKey, readTicketKeyFile } from './ticket-keys.js';
+import { readTicketKeyFile } from './ticket-keys.js';
 import { VariableCertificates, type HandshakeCertificates } from './variable-certificates.js';
 
 /** What a handshake that reaches a server gets. */
@@ -33,6 +33,8 @@ export interface ServerTls {
   readonly contextFor: ((cert: string | string[], key: string | string[]) => SecureContext) | undefined;
   /** `ssl_session_cache` and `ssl_session_timeout`; undefined for `off` and `none` (session-cache.ts). */
   readonly sessionCache: SessionCache | undefined;
+  /** Its contexts take the master's ticket key (tickets on, no `ssl_session_ticket_key`): the runtime's {@link TicketKeys}. */
+  readonly followsMasterKey: boolean;
 }
 
 const cache = new WeakMap<ConfBlockView, ServerTls>();
@@ -124,7 +126,7 @@ function baseOptions(server: ConfBlockView, mode: VerifyClientMode): { options: 
 }
 
 /** Builds a context from a server's options and certificates; throws nginx's message for what OpenSSL refuses. */
-export function buildContext(server: ConfBlockView, options: SecureContextOptions, followMaster: boolean): SecureContext {
+export function buildContext(server: ConfBlockView, options: SecureContextOptions): SecureContext {
   let context: SecureContext;
   try {
     context = createSecureContext(options);
@@ -134,7 +136,6 @@ export function buildContext(server: ConfBlockView, options: SecureContextOption
     if (/curve|group/i.test(reason)) fail(`SSL_CTX_set1_curves_list("${options.ecdhCurve ?? ''}") failed (SSL: ${reason})`);
     fail(`cannot create the TLS context of the server in ${server.file}:${server.line}: ${reason}`);
   }
-  if (followMaster) followMasterTicketKey(context);
   setSessionIdContext(context, sessionIdContext(server, options));
   return context;
 }
@@ -177,15 +178,17 @@ export function serverTlsOf(server: ConfBlockView): ServerTls {
   let context: SecureContext | undefined;
   let variable: VariableCertificates | undefined;
   let contextFor: ServerTls['contextFor'];
+  let followsMasterKey = false;
   if (certs.length > 0) {
     const pairs = certs.map((cert, i) => ({ cert, key: keys[i] as TlsFile }));
     const base = baseOptions(server, mode);
+    followsMasterKey = base.followMaster;
     verify = { ...verify, trusted: certificatesOf(base.ca?.join('\n') ?? ''), sessionContext: sessionIdContext(server, base.options) };
-    contextFor = (cert, key) => buildContext(server, { ...base.options, cert, key }, base.followMaster);
+    contextFor = (cert, key) => buildContext(server, { ...base.options, cert, key });
     // ngx_http_ssl_compile_certificates(): one name with variables makes every pair load per handshake.
     if (pairs.some((pair) => pair.cert.template !== undefined || pair.key.template !== undefined)) {
       // The settings are checked now, as nginx's SSL_CTX is built without a certificate.
-      buildContext(server, base.options, false);
+      buildContext(server, base.options);
       const build = contextFor;
       variable = new VariableCertificates(pairs, passwords, (loaded) => build(loaded.map((pair) => pair.cert), loaded.map((pair) => pair.key.pem)));
     } else {
@@ -197,14 +200,15 @@ export function serverTlsOf(server: ConfBlockView): ServerTls {
     // settings when they are complete, else (`ssl_verify_client` with no CA) with the default server's.
     try {
       const base = baseOptions(server, mode);
+      followsMasterKey = base.followMaster;
       verify = { ...verify, trusted: certificatesOf(base.ca?.join('\n') ?? ''), sessionContext: sessionIdContext(server, base.options) };
-      contextFor = (cert, key) => buildContext(server, { ...base.options, cert, key }, base.followMaster);
+      contextFor = (cert, key) => buildContext(server, { ...base.options, cert, key });
     } catch (err) {
       if (!(err instanceof ConfigError)) throw err;
     }
   }
   const sessionCache = SessionCache.of(server.get('ssl_session_cache'), server.get('ssl_session_timeout'));
-  const tls = { context, rejectHandshake: server.get('ssl_reject_handshake'), verify, variable, contextFor, sessionCache };
+  const tls = { context, rejectHandshake: server.get('ssl_reject_handshake'), verify, variable, contextFor, sessionCache, followsMasterKey };
   cache.set(server, tls);
   return tls;
 }

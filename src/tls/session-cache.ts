@@ -3,7 +3,7 @@
  * Node creates every SecureContext with OpenSSL's internal store off (SSL_SESS_CACHE_NO_INTERNAL)
  * and reaches an external one only through the `newSession` and `resumeSession` events of the
  * `server` a TLSSocket is given (lib/_tls_wrap.js `onnewsession()`, `loadSession()`). hitless wraps
- * sockets itself, so {@link SessionCache.events} is that `server`: a bare EventEmitter, which is all
+ * sockets itself, so {@link SessionCache.eventsFor} gives that `server`: a bare EventEmitter, which is all
  * _tls_wrap reads of it when the socket has its own SNICallback.
  *
  * `builtin` is a store of the worker; `shared` is one store in the master for every worker
@@ -116,13 +116,6 @@ export class LocalSharedSessions implements SharedSessions {
   }
 }
 
-let shared: SharedSessions = new LocalSharedSessions();
-
-/** Sets where `shared` sessions live (a worker calls it once with its IPC client). */
-export function useSharedSessions(client: SharedSessions): void {
-  shared = client;
-}
-
 /**
  * The session cache of one server (`ngx_ssl_session_cache()`): `off` and `none` keep nothing and
  * make none (undefined from {@link SessionCache.of}); `builtin` keeps sessions in this worker,
@@ -130,25 +123,35 @@ export function useSharedSessions(client: SharedSessions): void {
  * OpenSSL's internal store comes before nginx's `ngx_ssl_get_cached_session()`.
  */
 export class SessionCache {
-  /** What a TLSSocket is given as `server`: Node emits the session events on it. */
-  readonly events: EventEmitter;
   readonly #builtin: SessionStore | undefined;
   readonly #shared: SharedSessionZone | undefined;
   readonly #timeoutMs: number;
+  readonly #events = new WeakMap<SharedSessions, EventEmitter>();
 
   private constructor(builtin: SessionStore | undefined, sharedZone: SharedSessionZone | undefined, timeoutMs: number) {
     this.#builtin = builtin;
     this.#shared = sharedZone;
     this.#timeoutMs = timeoutMs;
-    this.events = new EventEmitter();
-    this.events.on('newSession', (id: Buffer, data: Buffer, done: () => void) => {
-      this.store(id.toString('hex'), data);
+  }
+
+  /**
+   * What a TLSSocket is given as `server`: Node emits the session events on it. `shared` is where
+   * this process keeps `shared:` zones (the master's, over IPC, in a worker); one emitter per store.
+   */
+  eventsFor(shared: SharedSessions): EventEmitter {
+    let events = this.#events.get(shared);
+    if (events !== undefined) return events;
+    events = new EventEmitter();
+    events.on('newSession', (id: Buffer, data: Buffer, done: () => void) => {
+      this.store(id.toString('hex'), data, shared);
       // The handshake waits for this callback (onnewsession()); a shared store is not waited for.
       done();
     });
-    this.events.on('resumeSession', (id: Buffer, done: (err: Error | null, data: Buffer | null) => void) => {
-      this.lookup(id.toString('hex'), (data) => done(null, data ?? null));
+    events.on('resumeSession', (id: Buffer, done: (err: Error | null, data: Buffer | null) => void) => {
+      this.lookup(id.toString('hex'), shared, (data) => done(null, data ?? null));
     });
+    this.#events.set(shared, events);
+    return events;
   }
 
   /** The cache an `ssl_session_cache` setting asks for, or undefined when it stores nothing. */
@@ -161,13 +164,13 @@ export class SessionCache {
   }
 
   /** Stores a new session under its id (hex). */
-  store(id: string, data: Buffer): void {
+  store(id: string, data: Buffer, shared: SharedSessions): void {
     this.#builtin?.put(id, data, this.#timeoutMs);
     if (this.#shared !== undefined) shared.put(this.#shared, id, data, this.#timeoutMs);
   }
 
   /** Looks a session up; `done` gets undefined for a full handshake. */
-  lookup(id: string, done: (data: Buffer | undefined) => void): void {
+  lookup(id: string, shared: SharedSessions, done: (data: Buffer | undefined) => void): void {
     const local = this.#builtin?.get(id);
     if (local !== undefined || this.#shared === undefined) {
       done(local);

@@ -3,12 +3,12 @@
  * rules (`ngx_http_ssl_servername()`), ALPN (`ngx_http_ssl_alpn_select()`), and what a request
  * later reads of the handshake (`$ssl_protocol`, `$ssl_cipher`...).
  */
+import type { EventEmitter } from 'node:events';
 import type { Server, Socket } from 'node:net';
 import { createSecureContext, TLSSocket, type SecureContext } from 'node:tls';
 import { clientCertificateOf, type ClientCertificate, type ClientVerifySettings } from './client-verify.js';
 import type { ServerTls } from './contexts.js';
-import type { SessionCache } from './session-cache.js';
-import { storedCertificateFor, storedContext } from './stored-certificates.js';
+import type { TlsRuntime } from './tls-runtime.js';
 
 /** What the variables read of an established TLS connection, captured once. */
 export interface TlsConnectionInfo {
@@ -54,9 +54,6 @@ function setVerifyMode(socket: TLSSocket, verify: ClientVerifySettings): void {
   (socket as TLSSocket & { _handle?: VerifyModeHandle | null })._handle?.setVerifyMode?.(verify.mode !== 'off', false);
 }
 
-/** A context without a certificate: a handshake that falls back to it fails. */
-let refusing: SecureContext | undefined;
-
 /** The name lookup of one address:port (http's and stream's `VirtualHosts`): SNI picks the server by it. */
 export interface ServerLookup<S> {
   readonly defaultServer: S;
@@ -71,24 +68,36 @@ export class TlsTermination<S> {
   readonly #defaultVerify: ClientVerifySettings;
   readonly #defaultContextFor: ServerTls['contextFor'];
   readonly #alpn: string[];
-  readonly #sessions: SessionCache | undefined;
+  readonly #sessions: EventEmitter | undefined;
+  readonly #runtime: TlsRuntime;
+  readonly #defaultFollows: boolean;
 
   /**
    * `http2`: `listen ... http2` or the default server's `http2 on` offer `h2` before `http/1.1`.
    * `alpn` replaces that list (stream offers none: an empty list answers no ALPN at all).
+   * `runtime` holds the stored certificates, the ticket key and the shared sessions it serves with.
    */
-  constructor(hosts: ServerLookup<S>, tlsOf: (server: S) => ServerTls, http2: boolean, alpn?: readonly string[]) {
+  constructor(hosts: ServerLookup<S>, tlsOf: (server: S) => ServerTls, runtime: TlsRuntime, http2: boolean, alpn?: readonly string[]) {
     this.#hosts = hosts;
     this.#tlsOf = tlsOf;
+    this.#runtime = runtime;
     const fallback = tlsOf(hosts.defaultServer);
-    this.#default = (fallback.rejectHandshake ? undefined : fallback.context) ?? (refusing ??= createSecureContext({}));
+    this.#defaultFollows = fallback.followsMasterKey;
+    const own = fallback.rejectHandshake ? undefined : fallback.context;
+    this.#default = own === undefined ? createSecureContext({}) : this.#follow(fallback, own);
     this.#defaultVerify = fallback.verify;
     this.#defaultContextFor = fallback.contextFor;
     this.#alpn = alpn !== undefined ? [...alpn] : http2 ? ['h2', 'http/1.1'] : ['http/1.1'];
     // The ClientHello's session ID is looked up before the SNI callback picks a server, so the
     // default server's ssl_session_cache is the address's; nginx's lookup runs on the default
     // server's SSL_CTX too. OpenSSL refuses a session of another id context (client verification).
-    this.#sessions = fallback.sessionCache;
+    this.#sessions = fallback.sessionCache?.eventsFor(runtime.sharedSessions);
+  }
+
+  /** A context of `tls` as a handshake gets it: with the master's ticket key when the server takes it. */
+  #follow(tls: { readonly followsMasterKey: boolean }, context: SecureContext): SecureContext {
+    if (tls.followsMasterKey) this.#runtime.ticketKeys.follow(context);
+    return context;
   }
 
   /** Starts the server side of a handshake on `socket`; bytes already read must be back in it. */
@@ -102,7 +111,7 @@ export class TlsTermination<S> {
       rejectUnauthorized: false,
       SNICallback: (servername, done) => this.#select(secure, servername, done),
       // Node types `server` as a net.Server; _tls_wrap only emits the session events on it.
-      ...(this.#sessions === undefined ? {} : { server: this.#sessions.events as Server }),
+      ...(this.#sessions === undefined ? {} : { server: this.#sessions as Server }),
     });
     handshakeVerify.set(secure, this.#defaultVerify);
     return secure;
@@ -116,12 +125,12 @@ export class TlsTermination<S> {
     const name = servername.toLowerCase();
     const { server } = this.#hosts.find(name);
     const tls = this.#tlsOf(server);
-    const stored = storedCertificateFor(name);
+    const stored = this.#runtime.certificates.lookup(name);
     const contextFor = tls.contextFor ?? this.#defaultContextFor;
     if (stored !== undefined && contextFor !== undefined) {
       let context: SecureContext | undefined;
       try {
-        context = storedContext(stored, contextFor);
+        context = this.#follow(tls.contextFor === undefined ? { followsMasterKey: this.#defaultFollows } : tls, this.#runtime.certificates.contextOf(stored, contextFor));
       } catch {
         // The master checked the pair; settings it cannot meet (ciphers) leave the server's own.
       }
@@ -139,9 +148,9 @@ export class TlsTermination<S> {
     setVerifyMode(socket, tls.context === undefined && tls.select === undefined ? this.#defaultVerify : tls.verify);
     // ssl_certificate with variables: loaded for this handshake (variable-certificates.ts).
     if (tls.select !== undefined) {
-      tls.select(socket, servername).then((context) => done(null, context), (err: unknown) => done(err instanceof Error ? err : new Error(String(err))));
+      tls.select(socket, servername).then((context) => done(null, this.#follow(tls, context)), (err: unknown) => done(err instanceof Error ? err : new Error(String(err))));
       return;
     }
-    done(null, tls.context ?? this.#default);
+    done(null, tls.context === undefined ? this.#default : this.#follow(tls, tls.context));
   }
 }

@@ -46,32 +46,38 @@ export function readTicketKeyFile(file: TlsFile): Buffer {
   throw new ConfigError(`"${file.path}" must be 80 or 48 bytes`, undefined);
 }
 
-/** The worker's current key from the master; undefined in a process without a master. */
-let masterKey: Buffer | undefined;
-/** The contexts that follow the master's key (not those with an `ssl_session_ticket_key`). */
-const following = new Set<WeakRef<SecureContext>>();
-const forget = new FinalizationRegistry<WeakRef<SecureContext>>((ref) => following.delete(ref));
-
 /** Native `SSL_CTX` wrapper: @types/node types `SecureContext.context` as `any`. */
 function setKey(context: SecureContext, key: Buffer): void {
   (context.context as { setTicketKeys(keys: Buffer): void }).setTicketKeys(key);
 }
 
-/** Installs the master's key (at start, and on every rotation) on every context that follows it. */
-export function useMasterTicketKey(key: Buffer): void {
-  if (key.length !== TICKET_KEY_BYTES) throw new RangeError(`Ticket key must be ${TICKET_KEY_BYTES} bytes: got ${key.length}`);
-  masterKey = key;
-  for (const ref of following) {
-    const context = ref.deref();
-    if (context === undefined) following.delete(ref);
-    else setKey(context, key);
-  }
-}
+/** The master's ticket key as one process holds it, and the contexts that follow it. */
+export class TicketKeys {
+  /** The current key from the master; undefined in a process without a master. */
+  #key: Buffer | undefined;
+  /** The contexts that follow the master's key (not those with an `ssl_session_ticket_key`). */
+  readonly #following = new Set<WeakRef<SecureContext>>();
+  readonly #known = new WeakSet<SecureContext>();
+  readonly #forget = new FinalizationRegistry<WeakRef<SecureContext>>((ref) => this.#following.delete(ref));
 
-/** Makes `context` use the master's key now and after each rotation; a no-op without a master. */
-export function followMasterTicketKey(context: SecureContext): void {
-  const ref = new WeakRef(context);
-  following.add(ref);
-  forget.register(context, ref);
-  if (masterKey !== undefined) setKey(context, masterKey);
+  /** Installs the master's key (at start, and on every rotation) on every context that follows it. */
+  use(key: Buffer): void {
+    if (key.length !== TICKET_KEY_BYTES) throw new RangeError(`Ticket key must be ${TICKET_KEY_BYTES} bytes: got ${key.length}`);
+    this.#key = key;
+    for (const ref of this.#following) {
+      const context = ref.deref();
+      if (context === undefined) this.#following.delete(ref);
+      else setKey(context, key);
+    }
+  }
+
+  /** Makes `context` use the master's key now and after each rotation; once per context, a no-op without a master. */
+  follow(context: SecureContext): void {
+    if (this.#known.has(context)) return;
+    this.#known.add(context);
+    const ref = new WeakRef(context);
+    this.#following.add(ref);
+    this.#forget.register(context, ref);
+    if (this.#key !== undefined) setKey(context, this.#key);
+  }
 }

@@ -1,4 +1,5 @@
 /** Shared helpers of the HTTP tests: load a configuration, serve it on loopback, make requests. */
+import type { ServingState } from '../../src/http/serving-state.js';
 import assert from 'node:assert/strict';
 import { request as httpRequest, type Agent, type IncomingHttpHeaders } from 'node:http';
 import { connect, createServer, type Server, type Socket } from 'node:net';
@@ -40,11 +41,12 @@ export interface Served {
 
 /**
  * Builds a runtime and, for every socket the configuration asks for, listens on 127.0.0.1 port 0
- * and attaches it, as the master would hand a socket it owns to a worker.
+ * and attaches it, as the master would hand a socket it owns to a worker. `state`: the worker's
+ * (certificate store, ticket key, zones); default, one of the runtime's own.
  */
-export async function serve(text: string, prefix: string, log: ErrorLog = new ErrorLog([])): Promise<Served> {
+export async function serve(text: string, prefix: string, log: ErrorLog = new ErrorLog([]), state?: ServingState): Promise<Served> {
   const config = load(text, prefix);
-  const runtime = new HttpRuntime(config, { log });
+  const runtime = new HttpRuntime(config, state === undefined ? { log } : { log, state });
   const ports = new Map<string, number>();
   const servers: Server[] = [];
   for (const spec of collectListens(config)) {

@@ -1,6 +1,7 @@
 /** Shared helpers of the stream tests: serve a configuration's stream block on loopback, echo backends, raw clients. */
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { ErrorLog } from '../../src/core/log.js';
+import type { ServingState } from '../../src/http/serving-state.js';
 import { StreamRuntime, collectStreamListens } from '../../src/stream/runtime.js';
 import { load } from '../http/helpers.js';
 
@@ -16,9 +17,9 @@ export interface ServedStream {
 }
 
 /** Builds a stream runtime and attaches a 127.0.0.1 port 0 socket for every listen, as a master would hand them over. */
-export async function serveStream(text: string, prefix = '/tmp', log: ErrorLog = new ErrorLog([])): Promise<ServedStream> {
+export async function serveStream(text: string, prefix = '/tmp', log: ErrorLog = new ErrorLog([]), state?: ServingState): Promise<ServedStream> {
   const config = load(text, prefix);
-  const runtime = new StreamRuntime(config, { log });
+  const runtime = new StreamRuntime(config, state === undefined ? { log } : { log, state });
   const ports: number[] = [];
   const servers: Server[] = [];
   for (const spec of collectStreamListens(config)) {

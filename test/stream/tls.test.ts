@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { connect as connectTls, createServer as createTlsServer, type PeerCertificate } from 'node:tls';
-import { deleteStoredCertificate, putStoredCertificate } from '../../src/tls/stored-certificates.js';
+import { localServingState } from '../../src/http/serving-state.js';
 import { echoBackend, exchange, memoryLog, serveStream, type Backend, type ServedStream } from './helpers.js';
 
 const fixtures = new URL('../../../test/fixtures/tls/', import.meta.url);
@@ -26,6 +26,7 @@ function tlsExchange(port: number, servername: string, text: string): Promise<{ 
 describe('stream TLS termination', () => {
   let backend: Backend;
   let served: ServedStream;
+  const state = localServingState();
 
   before(async () => {
     backend = await echoBackend();
@@ -37,10 +38,9 @@ describe('stream TLS termination', () => {
         ssl_certificate_key ${path('a-rsa.key')};
         proxy_pass 127.0.0.1:${backend.port};
       }
-    }`);
+    }`, '/tmp', undefined, state);
   });
   after(async () => {
-    deleteStoredCertificate('b.test');
     await served.stop();
     await backend.stop();
   });
@@ -52,7 +52,7 @@ describe('stream TLS termination', () => {
   });
 
   it('answers a name of the certificate store with the stored certificate, live', async () => {
-    putStoredCertificate({ name: 'b.test', cert: pem('b-rsa.fullchain.crt'), key: pem('b-rsa.key') });
+    state.tls.certificates.put({ name: 'b.test', cert: pem('b-rsa.fullchain.crt'), key: pem('b-rsa.key') });
     const { answer, cert } = await tlsExchange(served.port, 'b.test', 'rotated');
     assert.equal(answer, 'rotated');
     assert.match(String(cert.subject.CN), /b\.test/);

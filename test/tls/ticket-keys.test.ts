@@ -8,7 +8,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { createTicketKey, readTicketKeyFile, useMasterTicketKey } from '../../src/tls/ticket-keys.js';
+import { localServingState, type ServingState } from '../../src/http/serving-state.js';
+import { createTicketKey, readTicketKeyFile } from '../../src/tls/ticket-keys.js';
 import { errorOf, serve, type Served } from '../http/helpers.js';
 import { fixture, getWithSession } from './session-client.js';
 
@@ -52,9 +53,19 @@ describe('ssl_session_ticket_key files', () => {
 describe('ticket keys shared by separately built contexts', () => {
   const served: Served[] = [];
 
+  // Each runtime has a state of its own, as each worker has; the master sends every one its key.
+  const states: ServingState[] = [];
+  const masterSends = (key: Buffer): void => {
+    for (const state of states) state.tls.ticketKeys.use(key);
+  };
+
   before(async () => {
     // Two configurations loaded apart, as two workers (or two hosts) build theirs.
-    for (const text of [conf(join(dir, '80.key')), conf(join(dir, '80.key')), conf(), conf()]) served.push(await serve(text, dir));
+    for (const text of [conf(join(dir, '80.key')), conf(join(dir, '80.key')), conf(), conf()]) {
+      const state = localServingState();
+      states.push(state);
+      served.push(await serve(text, dir, undefined, state));
+    }
   });
   after(async () => {
     for (const one of served) await one.stop();
@@ -69,11 +80,11 @@ describe('ticket keys shared by separately built contexts', () => {
 
   it('follows the master\'s key, and a rotation sends older tickets to a full handshake', async () => {
     const [, , c, d] = served;
-    useMasterTicketKey(createTicketKey());
+    masterSends(createTicketKey());
     const first = await getWithSession(c?.port ?? 0);
     assert.ok(first.session !== undefined);
     assert.equal((await getWithSession(d?.port ?? 0, first.session)).reused, true);
-    useMasterTicketKey(createTicketKey());
+    masterSends(createTicketKey());
     const afterRotation = await getWithSession(d?.port ?? 0, first.session);
     assert.equal(afterRotation.reused, false);
     assert.ok(afterRotation.session !== undefined);
@@ -83,7 +94,7 @@ describe('ticket keys shared by separately built contexts', () => {
   it('keeps an ssl_session_ticket_key through a rotation of the master\'s key', async () => {
     const [a, b] = served;
     const first = await getWithSession(a?.port ?? 0);
-    useMasterTicketKey(createTicketKey());
+    masterSends(createTicketKey());
     assert.equal((await getWithSession(b?.port ?? 0, first.session)).reused, true);
   });
 });
