@@ -115,7 +115,7 @@ export class HttpGeneration {
     if (http !== undefined) defineMapVariables(this.variables, http.get('map'));
     this.#http = http;
     this.logs = new AccessLogs(http?.get('log_format') ?? [], this.variables, log);
-    this.groups = http === undefined ? new Map() : buildUpstreamGroups(http, this.variables);
+    this.groups = http === undefined ? new Map() : buildUpstreamGroups(http, this.variables, state.upstreams);
     if (http === undefined) return;
     const levels = new Map<ConfBlockView, LevelConfig>();
     const levelOf = (block: ConfBlockView): LevelConfig => {

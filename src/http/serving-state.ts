@@ -4,16 +4,19 @@
  * built, never kept in a module. A worker fills it from the master (process/worker.ts).
  */
 import { TlsRuntime } from '../tls/tls-runtime.js';
+import { UpstreamRuntime } from '../upstream/upstream-runtime.js';
 import { LocalZoneClient, type ZoneClient } from './limits.js';
 
-/** The running state of one server: TLS (store, ticket key, shared sessions) and the limit zones. */
+/** The running state of one server: TLS (store, ticket key, shared sessions), the limit zones, the upstreams' shared state. */
 export interface ServingState {
   readonly tls: TlsRuntime;
   /** Where `limit_req` and `limit_conn` zones live: the master's, over IPC, in a worker. */
   readonly zones: ZoneClient;
+  /** The active health checks' table and the zone-shared peers. */
+  readonly upstreams: UpstreamRuntime;
 }
 
 /** A state of its own for a server without a master: its zones and sessions live in this process. */
 export function localServingState(): ServingState {
-  return { tls: new TlsRuntime(), zones: new LocalZoneClient() };
+  return { tls: new TlsRuntime(), zones: new LocalZoneClient(), upstreams: new UpstreamRuntime() };
 }

@@ -17,8 +17,8 @@ import { isUdpKey } from './listening-sockets.js';
 import { IpcSharedSessions } from './session-caches.js';
 import type { ServingState } from '../http/serving-state.js';
 import { TlsRuntime } from '../tls/tls-runtime.js';
-import { upstreamHealth } from '../upstream/health/health-table.js';
-import { isPeerFailures, sharedPeers } from '../upstream/shared-peers.js';
+import { isPeerFailures } from '../upstream/shared-peers.js';
+import { UpstreamRuntime } from '../upstream/upstream-runtime.js';
 import type { PeerState } from '../upstream/group.js';
 
 /** What a worker serves a configuration generation with; http and stream together by default (http-and-stream-runtime.ts). */
@@ -66,17 +66,18 @@ export function runWorker(options: WorkerOptions = {}): void {
   // One state for the worker's life: every generation it serves shares the store, key and zones.
   const tls = new TlsRuntime();
   tls.sharedSessions = sessions;
-  const state: ServingState = { tls, zones };
+  const upstreams = new UpstreamRuntime();
+  const state: ServingState = { tls, zones, upstreams };
   const createRuntime = options.createRuntime ?? ((config, log, given) => new HttpAndStreamRuntime(config, { log, state: given }));
   const worker = new WorkerProcessCycle((config, log) => createRuntime(config, log, state), state);
   // Failure counts of groups with `zone` are kept by the master too (upstream/shared-peers.ts).
-  sharedPeers.useSender((message) => {
+  upstreams.sharedPeers.useSender((message) => {
     if (process.connected && process.send !== undefined) process.send(message, undefined, undefined, () => undefined);
   });
   process.on('message', (message: unknown, handle: unknown) => {
     if (isZoneAnswer(message)) zones.receive(message);
     else if (isSessionAnswer(message)) sessions.receive(message);
-    else if (isPeerFailures(message)) sharedPeers.receive(message);
+    else if (isPeerFailures(message)) upstreams.sharedPeers.receive(message);
     else worker.receive(message, handle);
   });
   // The master is gone (SIGKILL, crash): stop gracefully rather than serve on, unsupervised.
@@ -142,7 +143,7 @@ class WorkerProcessCycle {
         return;
       }
       case 'upstream-health':
-        upstreamHealth.replace(message.snapshot);
+        this.#state.upstreams.health.replace(message.snapshot);
         return;
       case 'upstream-states': {
         const answer: WorkerToMaster = { type: 'upstream-states-answer', id: message.id, states: this.#runtime?.upstreamStates?.() ?? [] };

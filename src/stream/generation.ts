@@ -90,7 +90,7 @@ export class StreamGeneration {
       return;
     }
     defineMapVariables(this.#table, stream.get('map'));
-    this.groups = buildUpstreamGroups(stream, this.#table);
+    this.groups = buildUpstreamGroups(stream, this.#table, state.upstreams);
     const compiled = new Map<ConfBlockView, CompiledStreamServer>();
     const serverOf = (block: ConfBlockView, addrText: string): CompiledStreamServer => {
       let server = compiled.get(block);

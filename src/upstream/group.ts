@@ -19,9 +19,9 @@ import { stickyBalancer, type StickySetting } from './balancers/sticky.js';
 import { ConnectionPool, type PoolLimits } from './connection-pool.js';
 import { H2SessionPool } from './h2-sessions.js';
 import type { UpstreamFailure } from './upstream-failure.js';
-import { streamHealthKey, upstreamHealth, type PeerHealthState } from './health/health-table.js';
+import { streamHealthKey, type PeerHealthState } from './health/health-table.js';
 import { Peer, peerName, type PeerAddress } from './peer.js';
-import { sharedPeers } from './shared-peers.js';
+import type { UpstreamRuntime } from './upstream-runtime.js';
 import { balancingMethodOf, type UpstreamServer } from './upstream-module.js';
 
 /** One peer's state, for the admin API and tests. */
@@ -100,9 +100,14 @@ export class UpstreamGroup<R extends Balanced = Balanced> {
   readonly balancer: Balancer<R>;
   /** True when the group has `zone`: its failure counts are shared by every worker. */
   readonly shared: boolean;
+  readonly #runtime: UpstreamRuntime | undefined;
 
-  /** `balancer` builds the group's method from its peers; round robin by default. */
-  constructor(name: string, peers: readonly Peer[], limits: PoolLimits, implicit: boolean, balancer: (sets: PeerSets) => Balancer<R> = roundRobinBalancer, shared = false) {
+  /**
+   * `balancer` builds the group's method from its peers; round robin by default. `runtime` is the
+   * server's upstream state (health table, shared peers); without it nothing is shared.
+   */
+  constructor(name: string, peers: readonly Peer[], limits: PoolLimits, implicit: boolean, balancer: (sets: PeerSets) => Balancer<R> = roundRobinBalancer, shared = false, runtime?: UpstreamRuntime) {
+    this.#runtime = runtime;
     this.name = name;
     this.sets = peerSets(peers);
     this.primaries = this.sets.primaries;
@@ -112,7 +117,7 @@ export class UpstreamGroup<R extends Balanced = Balanced> {
     this.implicit = implicit;
     this.balancer = balancer(this.sets);
     this.shared = shared;
-    if (shared) for (const peer of peers) sharedPeers.add(peer);
+    if (shared) for (const peer of peers) runtime?.sharedPeers.add(peer);
   }
 
   /**
@@ -140,7 +145,7 @@ export class UpstreamGroup<R extends Balanced = Balanced> {
   record(peer: Peer, failed: boolean, now = Date.now()): boolean {
     if (this.sets.single) return false;
     if (failed) peer.failures++;
-    if (this.shared) sharedPeers.report(peer, failed, now);
+    if (this.shared) this.#runtime?.sharedPeers.report(peer, failed, now);
     const out = recordOutcome(peer, failed, now);
     if (out && peer.fails === peer.maxFails) peer.unavail++;
     return out;
@@ -154,7 +159,7 @@ export class UpstreamGroup<R extends Balanced = Balanced> {
   /** Every peer's state and counters, primaries first. */
   peerStates(now = Date.now()): PeerState[] {
     return [...this.primaries, ...this.backups].map((peer) => {
-      const health = upstreamHealth.stateOf(peer.group, peer.name);
+      const health = this.#runtime?.health.stateOf(peer.group, peer.name);
       const described = this.balancer.describe?.(peer, now);
       return {
         group: this.name,
@@ -184,7 +189,7 @@ export class UpstreamGroup<R extends Balanced = Balanced> {
   close(): void {
     this.pool.close();
     this.h2.close();
-    if (this.shared) for (const peer of [...this.primaries, ...this.backups]) sharedPeers.remove(peer);
+    if (this.shared) for (const peer of [...this.primaries, ...this.backups]) this.#runtime?.sharedPeers.remove(peer);
   }
 }
 
@@ -215,7 +220,7 @@ export function resolveServerAddress(address: string, defaultPort = 80): PeerAdd
   return hosts.map((ip) => ({ kind: 'tcp', host: ip, port }));
 }
 
-function peersOf(server: UpstreamServer, group: string): Peer[] {
+function peersOf(server: UpstreamServer, group: string, runtime: UpstreamRuntime | undefined): Peer[] {
   return resolveServerAddress(server.address).map(
     (address) =>
       new Peer({
@@ -230,6 +235,7 @@ function peersOf(server: UpstreamServer, group: string): Peer[] {
         down: server.down,
         drain: server.drain,
         group,
+        ...(runtime === undefined ? {} : { health: runtime.health }),
       }),
   );
 }
@@ -263,15 +269,15 @@ function methodOf<R extends Balanced>(block: ConfBlockView, variables: VariableT
   }
 }
 
-/** Builds every `upstream` group of an `http` or a `stream` block. */
-export function buildUpstreamGroups<R extends Balanced>(http: ConfBlockView, variables?: VariableTable<R>): Map<string, UpstreamGroup<R>> {
+/** Builds every `upstream` group of an `http` or a `stream` block; `runtime`: the server's upstream state. */
+export function buildUpstreamGroups<R extends Balanced>(http: ConfBlockView, variables?: VariableTable<R>, runtime?: UpstreamRuntime): Map<string, UpstreamGroup<R>> {
   const groups = new Map<string, UpstreamGroup<R>>();
   for (const block of http.blocks) {
     if (block.name !== 'upstream') continue;
     const name = block.args[0] ?? '';
     // Peers report under their health table key: a stream group's is apart from an http group's.
     const healthKey = block.context === 'stream_upstream' ? streamHealthKey(name) : name;
-    const peers = block.get('server').flatMap((server) => peersOf(server, healthKey));
+    const peers = block.get('server').flatMap((server) => peersOf(server, healthKey, runtime));
     // A stream group keeps no idle connections: a session's connection is its own.
     const limits = block.context === 'stream_upstream'
       ? { maxIdle: 0, maxRequests: 0, maxAgeMs: 0, idleTimeoutMs: 0 }
@@ -290,6 +296,7 @@ export function buildUpstreamGroups<R extends Balanced>(http: ConfBlockView, var
         false,
         balancerOf(block, variables),
         block.isSet('zone'),
+        runtime,
       ),
     );
   }

@@ -3,7 +3,7 @@
  * balancers and passive health checks keep about it (nginx's `ngx_http_upstream_rr_peer_t`).
  */
 import { isIP } from 'node:net';
-import { upstreamHealth } from './health/health-table.js';
+import type { UpstreamHealthTable } from './health/health-table.js';
 
 /** Where to connect: a TCP address or a unix socket path. */
 export type PeerAddress =
@@ -28,6 +28,8 @@ export interface PeerInit {
   drain?: boolean;
   /** The group's name, which active health checks report peers under. Default: `''`. */
   group?: string;
+  /** The active health checks' table this peer is read from (the server's UpstreamRuntime); none: never unhealthy. */
+  health?: UpstreamHealthTable;
 }
 
 /** One peer and its counters. */
@@ -64,8 +66,10 @@ export class Peer {
   failures = 0;
   /** How many times max_fails took the peer out (NGINX Plus's API `unavail`). */
   unavail = 0;
+  readonly #health: UpstreamHealthTable | undefined;
 
   constructor(init: PeerInit) {
+    this.#health = init.health;
     this.name = init.name;
     this.address = init.address;
     this.server = init.server;
@@ -87,7 +91,7 @@ export class Peer {
 
   /** True when the active health check (`health_check`) has the peer out. */
   get unhealthy(): boolean {
-    return upstreamHealth.isUnhealthy(this.group, this.name);
+    return this.#health?.isUnhealthy(this.group, this.name) ?? false;
   }
 
   /** True when `max_conns` is reached. */

@@ -104,6 +104,3 @@ export class SharedPeers {
     }
   }
 }
-
-/** This worker's shared peers. */
-export const sharedPeers = new SharedPeers();

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { ErrorLog } from '../../src/core/log.js';
 import { ActiveHealthChecks } from '../../src/upstream/health/active.js';
-import { upstreamHealth } from '../../src/upstream/health/health-table.js';
+import { localServingState } from '../../src/http/serving-state.js';
 import { errorOf, get, load, serve, type Served } from '../http/helpers.js';
 import { startBackend, type Backend } from './backends.js';
 
@@ -29,7 +29,6 @@ describe('active health checks', () => {
   const runtimes: Served[] = [];
   after(async () => {
     for (const check of checks) check.close();
-    upstreamHealth.replace({});
     for (const served of runtimes) await served.stop();
     for (const backend of backends) await backend.stop();
     rmSync(dir, { recursive: true, force: true });
@@ -39,9 +38,11 @@ describe('active health checks', () => {
   async function start(text: string, logName: string): Promise<{ served: Served; check: ActiveHealthChecks; log: () => string }> {
     const logFile = join(dir, logName);
     const log = new ErrorLog([{ file: logFile, level: 'info' }]);
-    const served = await serve(text, dir, log);
+    // The checker's table reaches the runtime's state, as the master's reaches each worker's.
+    const state = localServingState();
+    const served = await serve(text, dir, log, state);
     runtimes.push(served);
-    const check = new ActiveHealthChecks({ log: () => log, onChange: (snapshot) => upstreamHealth.replace(snapshot) });
+    const check = new ActiveHealthChecks({ log: () => log, onChange: (snapshot) => state.upstreams.health.replace(snapshot) });
     checks.push(check);
     check.configure(load(text, dir));
     return { served, check, log: () => readFileSync(logFile, 'utf8') };

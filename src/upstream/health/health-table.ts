@@ -44,6 +44,3 @@ export class UpstreamHealthTable {
     return this.#snapshot;
   }
 }
-
-/** This process's table. */
-export const upstreamHealth = new UpstreamHealthTable();

@@ -1,0 +1,15 @@
+/**
+ * The upstream state one server holds while it runs, apart from any generation: what the active
+ * health checks decided (sent by the master) and the peers of `zone` groups whose failure counts
+ * the master shares. A worker owns one; every generation's groups read and report through it.
+ */
+import { UpstreamHealthTable } from './health/health-table.js';
+import { SharedPeers } from './shared-peers.js';
+
+/** The upstream state of one running server (one per worker process). */
+export class UpstreamRuntime {
+  /** The active health checks' table, as the master last sent it. */
+  readonly health = new UpstreamHealthTable();
+  /** The zone-shared peers of the live generations, and where their outcomes are reported. */
+  readonly sharedPeers = new SharedPeers();
+}
