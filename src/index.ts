@@ -24,7 +24,7 @@ export { HttpRuntime, collectListens, type ListenSpec } from './http/runtime.js'
 export { StreamRuntime, collectStreamListens } from './stream/runtime.js';
 export { HttpAndStreamRuntime, collectListens as collectAllListens } from './process/http-and-stream-runtime.js';
 export type { HttpExchange, ProtocolConnection } from './http/exchange.js';
-export { upstreamConnectChannel } from './http/proxy.js';
+export { upstreamConnectChannel } from './core/diagnostics.js';
 export { ErrorLog } from './core/log.js';
 export { AdminClient, AdminClientError, type AdminEndpoint } from './admin/admin-client.js';
 export type { AdminStatus, CertificatePutResult } from './admin/admin-server.js';

@@ -8,6 +8,7 @@ import { ChunkedParser } from './chunked.js';
 import { DEFAULT_HEAD_LIMITS, HttpParseError, parseResponseHead, type HeadLimits, type ResponseHead } from './head-parser.js';
 import type { UpstreamConnection } from '../../upstream/connection-pool.js';
 import { setTimeoutOnce } from './socket-timeout.js';
+import { errnoText } from '../../core/errno.js';
 
 /** Where in the exchange a failure happened, which decides whether nginx would try the next peer. */
 export type UpstreamFailurePhase = 'send' | 'header' | 'body';
@@ -244,7 +245,7 @@ export class UpstreamExchange {
 
 function describe(err: Error): string {
   const code = (err as NodeJS.ErrnoException).code;
-  if (code === 'ECONNRESET') return 'recv() failed (104: Connection reset by peer)';
-  if (code === 'EPIPE') return 'writev() failed (32: Broken pipe)';
+  if (code === 'ECONNRESET') return `recv() failed (${errnoText(err)})`;
+  if (code === 'EPIPE') return `writev() failed (${errnoText(err)})`;
   return err.message;
 }

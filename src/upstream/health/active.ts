@@ -12,6 +12,7 @@ import { request, type IncomingMessage } from 'node:http';
 import { connect } from 'node:net';
 import type { HitlessConfig } from '../../conf/model.js';
 import type { ConfBlockView } from '../../conf/registry.js';
+import { errnoText } from '../../core/errno.js';
 import type { ErrorLog } from '../../core/log.js';
 import { blocksOf } from '../../http/variables.js';
 import { resolveServerAddress } from '../group.js';
@@ -204,14 +205,11 @@ function probe(address: PeerAddress, check: GroupCheck): Promise<ProbeFailure | 
   });
 }
 
+/** nginx's words for a failed probe: `connect() failed (111: Connection refused)`, `recv() failed (104: ...)`. */
 function describeError(err: NodeJS.ErrnoException): string {
-  const known: Record<string, string> = {
-    ECONNREFUSED: 'connect() failed (111: Connection refused)',
-    ECONNRESET: 'recv() failed (104: Connection reset by peer)',
-    ENOENT: 'connect() failed (2: No such file or directory)',
-    EHOSTUNREACH: 'connect() failed (113: No route to host)',
-  };
-  return known[err.code ?? ''] ?? err.message;
+  if (err.code === 'ECONNRESET') return `recv() failed (${errnoText(err)})`;
+  if (err.code === 'ECONNREFUSED' || err.code === 'ENOENT' || err.code === 'EHOSTUNREACH' || err.code === 'ENETUNREACH' || err.code === 'EACCES') return `connect() failed (${errnoText(err)})`;
+  return err.message;
 }
 
 /**
