@@ -7,11 +7,31 @@
  */
 import { channel, type Channel } from 'node:diagnostics_channel';
 
-/** A channel whose messages have the shape `M`. */
-export type DiagnosticsChannel<M> = Pick<Channel, 'name' | 'hasSubscribers' | 'subscribe' | 'unsubscribe'> & { publish(message: M): void };
+/** A channel whose messages have the shape `M`; `channel` is Node's own, to subscribe to. */
+export class DiagnosticsChannel<M> {
+  readonly channel: Channel;
+
+  constructor(name: string) {
+    this.channel = channel(name);
+  }
+
+  /** True when anyone listens: build the message only then. */
+  get hasSubscribers(): boolean {
+    return this.channel.hasSubscribers;
+  }
+
+  publish(message: M): void {
+    this.channel.publish(message);
+  }
+
+  /** Publishes what `make` builds, only when anyone listens. */
+  publishLazy(make: () => M): void {
+    if (this.channel.hasSubscribers) this.channel.publish(make());
+  }
+}
 
 function typed<M>(name: string): DiagnosticsChannel<M> {
-  return channel(name);
+  return new DiagnosticsChannel<M>(name);
 }
 
 /** What speaks to the upstream: `http` (proxy_pass), `grpc` (grpc_pass), `tcp` and `udp` (stream proxy_pass). */
@@ -100,9 +120,4 @@ export const channels = {
 } as const;
 
 /** Published when a connection to an upstream peer is opened: `{ protocol, peer, group }` (the name `src/index.ts` has exported since 0.1). */
-export const upstreamConnectChannel = channels.upstreamConnect;
-
-/** Publishes `message` on `target` when anyone listens. */
-export function publish<M>(target: DiagnosticsChannel<M>, message: () => M): void {
-  if (target.hasSubscribers) target.publish(message());
-}
+export const upstreamConnectChannel: Channel = channels.upstreamConnect.channel;

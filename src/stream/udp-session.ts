@@ -15,7 +15,7 @@ import { createSocket, type Socket as DgramSocket } from 'node:dgram';
 import { isIPv6 } from 'node:net';
 import type { ErrorLog } from '../core/log.js';
 import { logRequest } from '../http/access-log.js';
-import { channels, publish } from '../core/diagnostics.js';
+import { channels } from '../core/diagnostics.js';
 import { errnoText } from '../core/errno.js';
 import { UpstreamCycle, type UpstreamAttempt } from '../upstream/request-cycle.js';
 import type { CompiledStreamServer } from './generation.js';
@@ -169,7 +169,7 @@ export class UdpSession {
           return this.#finish(200);
         }
         const message = `${call}() failed (${text}) while ${upstream.connected ? 'proxying and reading from upstream' : 'connecting to upstream'}`;
-        if (!upstream.connected) publish(channels.upstreamConnectError, () => ({ protocol: 'udp', group: group.name, peer: peer.name, error: message, timedOut: false }));
+        if (!upstream.connected) channels.upstreamConnectError.publishLazy(() => ({ protocol: 'udp', group: group.name, peer: peer.name, error: message, timedOut: false }));
         this.#log.error(`${message}, ${this.#logContext}, upstream: "${peer.name}"`, this.session.id);
         current.finish('failed', 'error');
         // What the failed peer was sent goes to the next one first.
@@ -183,7 +183,7 @@ export class UdpSession {
         if (this.#done || failedOnce) return;
         upstream.connected = true;
         current.connected();
-        publish(channels.upstreamConnect, () => ({ protocol: 'udp', group: group.name, peer: peer.name }));
+        channels.upstreamConnect.publishLazy(() => ({ protocol: 'udp', group: group.name, peer: peer.name }));
         record.connectMs = performance.now() - connectStart;
         for (const datagram of this.#queue.splice(0)) this.#send(datagram);
       });
@@ -274,6 +274,7 @@ export class UdpSession {
     this.#limits.release();
     this.#release();
     logRequest(this.#server.loggers, this.session);
+    channels.requestFinish.publishLazy(() => ({ protocol: 'udp', request: this.session }));
     for (const listener of this.#closeListeners.splice(0)) listener();
   }
 

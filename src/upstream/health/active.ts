@@ -12,6 +12,7 @@ import { request, type IncomingMessage } from 'node:http';
 import { connect } from 'node:net';
 import type { HitlessConfig } from '../../conf/model.js';
 import type { ConfBlockView } from '../../conf/registry.js';
+import { channels } from '../../core/diagnostics.js';
 import { errnoText } from '../../core/errno.js';
 import type { ErrorLog } from '../../core/log.js';
 import { blocksOf } from '../../http/variables.js';
@@ -127,6 +128,7 @@ class GroupChecker {
       peer.fails++;
       if (peer.state !== 'unhealthy' && (peer.fails >= setting.fails || peer.state === 'checking')) {
         peer.state = 'unhealthy';
+        channels.healthChange.publishLazy(() => ({ group, peer: peer.name, state: 'unhealthy' }));
         this.#log().warn(`peer is unhealthy while ${failure.phase}, ${where}${failure.reason === '' ? '' : `: ${failure.reason}`}`);
         this.#onChange();
       }
@@ -136,6 +138,7 @@ class GroupChecker {
     peer.passes++;
     if (peer.state !== 'up' && (peer.passes >= setting.passes || peer.state === 'checking')) {
       peer.state = 'up';
+      channels.healthChange.publishLazy(() => ({ group, peer: peer.name, state: 'up' }));
       this.#log().notice(`peer is healthy while ${this.check.kind === 'tcp' ? 'connecting to upstream' : 'checking status code'}, ${where}`);
       this.#onChange();
     }
