@@ -173,7 +173,8 @@ class GrpcAttempts {
       exchange.onDrain(() => stream.resume());
     });
     stream.once('end', () => {
-      if (ended) return;
+      // A stream cancelled for grpc_read_timeout ends its readable side too: 'close' judges it, as the failure it is.
+      if (ended || streamError !== undefined) return;
       ended = true;
       if (this.#done) {
         attempt.finish('aborted');
