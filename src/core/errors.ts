@@ -3,6 +3,8 @@
  * reused for something else.
  */
 
+import { errnoMessage } from './errno.js';
+
 /** Every stable error code hitless emits. */
 export type ErrorCode =
   | 'HITLESS_ERR_CONFIG'
@@ -110,22 +112,6 @@ export function formatSyscallError(call: string, path: string | undefined, err: 
   return `${what} (${errno}: ${describeErrno(code, err)})`;
 }
 
-const ERRNO_TEXT: Readonly<Record<string, string>> = {
-  ENOENT: 'No such file or directory',
-  EACCES: 'Permission denied',
-  EISDIR: 'Is a directory',
-  ENOTDIR: 'Not a directory',
-  EADDRINUSE: 'Address already in use',
-  EADDRNOTAVAIL: 'Cannot assign requested address',
-  ESRCH: 'No such process',
-  EPERM: 'Operation not permitted',
-  EMFILE: 'Too many open files',
-  ELOOP: 'Too many levels of symbolic links',
-  ECONNREFUSED: 'Connection refused',
-};
-
 function describeErrno(code: string, err: unknown): string {
-  const known = ERRNO_TEXT[code];
-  if (known !== undefined) return known;
-  return err instanceof Error ? err.message : String(err);
+  return errnoMessage(code) ?? (err instanceof Error ? err.message : String(err));
 }

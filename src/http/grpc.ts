@@ -6,15 +6,18 @@
  * (RST_STREAM CANCEL). Failing before a response: 502 (504 on a timeout), or the next peer as
  * grpc_next_upstream allows; failing after it: the client's stream is reset.
  */
-import { connect, type Socket } from 'node:net';
 import { constants, type ClientHttp2Session, type ClientHttp2Stream, type IncomingHttpHeaders, type OutgoingHttpHeaders } from 'node:http2';
 import type { CompiledGrpc } from './grpc-config.js';
 import { UpstreamFailure } from './h1/upstream-exchange.js';
 import { HttpParseError } from './h1/head-parser.js';
-import { errnoText, pauseBodyUntilDrained, upstreamConnectChannel, type UpstreamContext } from './proxy.js';
+import { pauseBodyUntilDrained, type UpstreamContext } from './proxy.js';
 import { upstreamUri } from './proxy-request.js';
+import type { HttpRequest } from './request.js';
 import type { TransportResult } from '../upstream/h2-sessions.js';
 import type { Peer } from '../upstream/peer.js';
+import { connectPeer } from '../upstream/peer-connect.js';
+import { errnoText } from '../core/errno.js';
+import { UpstreamCycle, type UpstreamAttempt } from '../upstream/request-cycle.js';
 
 /** Methods nginx retries without `non_idempotent` (ngx_http_upstream_next: not POST, LOCK, PATCH). */
 const NON_IDEMPOTENT = new Set(['POST', 'LOCK', 'PATCH']);
@@ -41,12 +44,11 @@ export function grpcRequest(ctx: GrpcContext): void {
   new GrpcAttempts(ctx).next();
 }
 
-/** One request's walk over the peers of a group. */
+/** One request's walk over the peers of a group: the HTTP/2 adapter of the upstream cycle. */
 class GrpcAttempts {
   readonly #ctx: GrpcContext;
-  readonly #tried = new Set<Peer>();
-  readonly #started = Date.now();
-  #tries = 0;
+  /** Placed by the balancer with the request, as HTTP is: ip_hash, hash and sticky see the client. */
+  readonly #cycle: UpstreamCycle<HttpRequest>;
   /**
    * The client's body as sent so far, kept until a response arrives so that a stream the upstream
    * did not process (REFUSED_STREAM, GOAWAY) can be sent again; `replayable` is false once it grew
@@ -61,88 +63,62 @@ class GrpcAttempts {
   constructor(ctx: GrpcContext) {
     this.#ctx = ctx;
     this.#hasBody = ctx.exchange.hasBody && ctx.request.methodOverride === undefined;
+    this.#cycle = new UpstreamCycle('grpc', ctx.grpc.group, ctx.request, ctx.grpc);
     ctx.exchange.onAbort(() => {
       this.#done = true;
       // The client went away: the gRPC server learns it from RST_STREAM CANCEL, as gRPC expects.
       const stream = this.#stream;
       if (stream !== undefined && !stream.closed) stream.close(constants.NGHTTP2_CANCEL);
+      this.#cycle.stop('aborted');
     });
   }
 
   /** Tries the next peer, or answers 502 when none is left. */
   next(): void {
     if (this.#done) return;
-    const { request, grpc } = this.#ctx;
-    const peer = grpc.group.pick(this.#tried);
-    if (peer === undefined) {
+    const { request } = this.#ctx;
+    const attempt = this.#cycle.next();
+    if (attempt === undefined) {
       this.#ctx.log.error(`no live upstreams while connecting to upstream${where(this.#ctx)}`, this.#ctx.conn.number);
       this.#finishWithError(502);
       return;
     }
-    this.#tried.add(peer);
-    this.#tries++;
-    (request.upstreamAddr ??= []).push(peer.name);
-    this.#session(peer, true);
+    (request.upstreamAddr ??= []).push(attempt.peer.name);
+    this.#session(attempt, true);
   }
 
   /** Gets the peer's session (shared, or opened now) and starts the stream on it; `retryStale` allows one retry on a fresh session. */
-  #session(peer: Peer, retryStale: boolean): void {
+  #session(attempt: UpstreamAttempt, retryStale: boolean): void {
     const { grpc, request } = this.#ctx;
+    const peer = attempt.peer;
     const key = grpc.tls === undefined ? peer.name : `${peer.name} ${grpc.tls.id} ${grpc.sslName(request)}`;
-    peer.conns++;
     grpc.group.h2.session(key, (done) => this.#open(peer, done), (result) => {
-      peer.conns--;
       if (this.#done) return;
       if (!result.ok) {
-        this.#failed(peer, result.failure, false);
+        this.#failed(attempt, result.failure, false);
         return;
       }
-      this.#send(peer, result.session, result.reused && retryStale);
+      attempt.connected();
+      this.#send(attempt, result.session, result.reused && retryStale);
     });
   }
 
   /** Opens the transport of a new session: TCP, then TLS with ALPN h2 for grpcs, under grpc_connect_timeout. */
   #open(peer: Peer, done: (result: TransportResult<UpstreamFailure>) => void): void {
     const { grpc, request } = this.#ctx;
-    const address = peer.address;
-    const socket: Socket = address.kind === 'unix' ? connect(address.path) : connect({ host: address.host, port: address.port });
-    const timer = setTimeout(() => socket.destroy(Object.assign(new Error('upstream timed out'), { code: 'ETIMEDOUT' })), grpc.connectTimeoutMs);
-    const onError = (err: NodeJS.ErrnoException): void => {
-      clearTimeout(timer);
-      socket.destroy();
-      const timedOut = err.code === 'ETIMEDOUT';
-      const message = timedOut ? 'upstream timed out (110: Connection timed out) while connecting to upstream' : `connect() failed (${errnoText(err)}) while connecting to upstream`;
-      done({ ok: false, failure: new UpstreamFailure(message, 'send', timedOut ? 'timeout' : 'error', true) });
-    };
-    socket.once('error', onError);
-    socket.once('connect', () => {
-      clearTimeout(timer);
-      socket.off('error', onError);
-      socket.setNoDelay(true);
-      if (grpc.socketKeepalive) socket.setKeepAlive(true);
-      if (upstreamConnectChannel.hasSubscribers) upstreamConnectChannel.publish({ peer: peer.name, group: grpc.group.name });
-      const tls = grpc.tls;
-      if (tls === undefined) {
-        done({ ok: true, socket });
-        return;
-      }
-      tls.handshake(
-        socket,
-        peer.name,
-        grpc.sslName(request),
-        grpc.connectTimeoutMs,
-        (result) => {
-          if (result.ok) done({ ok: true, socket: result.socket });
-          else done({ ok: false, failure: new UpstreamFailure(`${result.message} while SSL handshaking to upstream`, 'send', result.timedOut ? 'timeout' : 'error', true) });
-        },
-        ['h2'],
-      );
+    const tls = grpc.tls === undefined ? undefined : { tls: grpc.tls, name: grpc.sslName(request), alpn: ['h2'] };
+    const options = { protocol: 'grpc' as const, group: grpc.group.name, timeoutMs: grpc.connectTimeoutMs, noDelay: true, keepAlive: grpc.socketKeepalive, ...(tls === undefined ? {} : { tls }) };
+    // Not cancelled when the client goes away: other requests may be waiting for the same session.
+    connectPeer(peer, options, (result) => {
+      if (result.ok) done({ ok: true, socket: result.socket });
+      else done({ ok: false, failure: new UpstreamFailure(result.message, 'send', result.timedOut ? 'timeout' : 'error', true) });
     });
   }
 
   /** Opens the stream, relays the body up and the response down. */
-  #send(peer: Peer, session: ClientHttp2Session, reused: boolean): void {
+  #send(attempt: UpstreamAttempt, session: ClientHttp2Session, reused: boolean): void {
     const { exchange, request, grpc } = this.#ctx;
+    const peer = attempt.peer;
     const hasBody = this.#hasBody;
     let stream: ClientHttp2Stream;
     try {
@@ -150,16 +126,15 @@ class GrpcAttempts {
     } catch (err) {
       // A session that just went away (ERR_HTTP2_GOAWAY_SESSION, ERR_HTTP2_INVALID_SESSION): a fresh one, once.
       if (reused) {
-        this.#session(peer, false);
+        this.#session(attempt, false);
         return;
       }
-      this.#failed(peer, new UpstreamFailure(`${(err as Error).message} while sending request to upstream`, 'send', 'error', true), false);
+      this.#failed(attempt, new UpstreamFailure(`${(err as Error).message} while sending request to upstream`, 'send', 'error', true), false);
       return;
     }
     this.#stream = stream;
     grpc.group.h2.track(session, stream);
     if (hasBody) this.#sendBody(stream);
-    peer.conns++;
     const upstreamStart = Date.now();
     let responded = false;
     let ended = false;
@@ -180,9 +155,9 @@ class GrpcAttempts {
       this.#body.parts = [];
       const status = Number(headers[':status']);
       (request.upstreamStatus ??= []).push(String(status));
-      grpc.group.observe(peer, Date.now() - upstreamStart);
+      attempt.responded();
       if (grpc.interceptErrors && status >= 300 && grpc.errorPageFor(status)) {
-        this.#close(stream, peer, false, upstreamStart);
+        this.#close(stream, attempt, upstreamStart);
         this.#finishWithError(status);
         return;
       }
@@ -198,11 +173,14 @@ class GrpcAttempts {
       exchange.onDrain(() => stream.resume());
     });
     stream.once('end', () => {
-      if (ended) return;
+      // A stream cancelled for grpc_read_timeout ends its readable side too: 'close' judges it, as the failure it is.
+      if (ended || streamError !== undefined) return;
       ended = true;
-      peer.conns--;
-      if (this.#done) return;
-      this.#record(peer, false, upstreamStart);
+      if (this.#done) {
+        attempt.finish('aborted');
+        return;
+      }
+      this.#record(attempt, 'ok', '', upstreamStart);
       this.#done = true;
       if (!responded) {
         // END_STREAM without a response head cannot happen on a sound session; treat it as a reset.
@@ -214,12 +192,14 @@ class GrpcAttempts {
     stream.once('close', () => {
       if (ended) return;
       ended = true;
-      peer.conns--;
-      if (this.#done) return;
+      if (this.#done) {
+        attempt.finish('aborted');
+        return;
+      }
       const code = stream.rstCode ?? constants.NGHTTP2_NO_ERROR;
       if (responded) {
         // Part of the response is out: only the client's stream (or connection) can be cut short.
-        this.#record(peer, true, upstreamStart);
+        this.#record(attempt, 'failed', streamError !== undefined && timedOut(streamError) ? 'timeout' : 'error', upstreamStart);
         this.#ctx.log.error(`${streamError !== undefined ? describe(streamError, 'upstream') : `upstream reset stream with error ${code}`}${where(this.#ctx, peer)}`, this.#ctx.conn.number);
         this.#done = true;
         this.#ctx.conn.protocol.destroy();
@@ -232,7 +212,7 @@ class GrpcAttempts {
       const notProcessed = code === constants.NGHTTP2_REFUSED_STREAM;
       const stale = reused && session.destroyed && code !== constants.NGHTTP2_NO_ERROR && !isPeerReset(streamError) && mayResend(exchange.head.method, grpc.nextUpstream);
       if ((notProcessed || stale) && this.#canReplay()) {
-        this.#session(peer, false);
+        this.#session(attempt, false);
         return;
       }
       let failure: UpstreamFailure;
@@ -244,7 +224,7 @@ class GrpcAttempts {
         // ngx_http_grpc_process_header(): a RST_STREAM before the response head.
         failure = new UpstreamFailure(`upstream rejected request with error ${code} while reading response header from upstream`, 'header', 'invalid_header', true);
       }
-      this.#failed(peer, failure, true, upstreamStart);
+      this.#failed(attempt, failure, true, upstreamStart);
     });
   }
 
@@ -321,6 +301,8 @@ class GrpcAttempts {
         if (current !== undefined && !current.closed) current.close(constants.NGHTTP2_CANCEL);
         if (this.#done || exchange.aborted || exchange.headersSent) return;
         this.#done = true;
+        // The client's body failed (too large, cut short): the attempt ends with the request.
+        this.#cycle.stop('aborted');
         const status = err instanceof HttpParseError ? err.status : 400;
         this.#ctx.log.write(status === 413 ? 'error' : 'info', `${err.message}${where(this.#ctx)}`, this.#ctx.conn.number);
         exchange.keepAlive = false;
@@ -342,15 +324,14 @@ class GrpcAttempts {
     else exchange.writeHead(finalStatus, headers, Number.isSafeInteger(length) && length >= 0 ? length : 'chunked', { trailers: true });
   }
 
-  /** Gives up on a stream that answered: cancelled, its peer's outcome recorded. */
-  #close(stream: ClientHttp2Stream, peer: Peer, failed: boolean, start: number): void {
+  /** Gives up on a stream that answered (grpc_intercept_errors): cancelled, a success for its peer. */
+  #close(stream: ClientHttp2Stream, attempt: UpstreamAttempt, start: number): void {
     stream.removeAllListeners('close');
     stream.removeAllListeners('end');
     stream.removeAllListeners('data');
     stream.on('data', () => undefined);
-    peer.conns--;
     if (!stream.closed) stream.close(constants.NGHTTP2_CANCEL);
-    this.#record(peer, failed, start);
+    this.#record(attempt, 'ok', '', start);
   }
 
   /**
@@ -359,19 +340,15 @@ class GrpcAttempts {
    * cases that apply are failures to connect or to set up TLS, for any method.
    */
   #mayRetry(sent: boolean): boolean {
-    const { grpc } = this.#ctx;
-    if (sent) return false;
-    if (this.#tried.size >= grpc.group.size) return false;
-    if (grpc.nextTries > 0 && this.#tries >= grpc.nextTries) return false;
-    return !(grpc.nextTimeoutMs > 0 && Date.now() - this.#started >= grpc.nextTimeoutMs);
+    return !sent && this.#cycle.mayRetry();
   }
 
   /** A failed try; `sent` when the request had gone out on a stream. */
-  #failed(peer: Peer, failure: UpstreamFailure, sent: boolean, start = Date.now()): void {
+  #failed(attempt: UpstreamAttempt, failure: UpstreamFailure, sent: boolean, start = Date.now()): void {
     if (this.#done) return;
     const ctx = this.#ctx;
-    this.#record(peer, true, start);
-    ctx.log.error(`${failure.message}${where(ctx, peer)}`, ctx.conn.number);
+    this.#record(attempt, 'failed', failure.kind, start);
+    ctx.log.error(`${failure.message}${where(ctx, attempt.peer)}`, ctx.conn.number);
     (ctx.request.upstreamStatus ??= []).push('502');
     if (ctx.grpc.nextUpstream.has(failure.kind) && this.#mayRetry(sent)) {
       this.next();
@@ -380,10 +357,11 @@ class GrpcAttempts {
     this.#finishWithError(failure.kind === 'timeout' ? 504 : 502);
   }
 
-  #record(peer: Peer, failed: boolean, start: number): void {
+  /** Ends an attempt and counts its time in $upstream_response_time. */
+  #record(attempt: UpstreamAttempt, outcome: 'ok' | 'failed', reason: string, start: number): void {
     (this.#ctx.request.upstreamResponseTime ??= []).push(Date.now() - start);
-    if (this.#ctx.grpc.group.record(peer, failed)) {
-      this.#ctx.log.warn(`upstream server temporarily disabled${where(this.#ctx, peer)}`, this.#ctx.conn.number);
+    if (attempt.finish(outcome, reason)) {
+      this.#ctx.log.warn(`upstream server temporarily disabled${where(this.#ctx, attempt.peer)}`, this.#ctx.conn.number);
     }
   }
 
@@ -424,7 +402,7 @@ function timedOut(err: Error): boolean {
 function describe(err: Error, what: string): string {
   const code = (err as NodeJS.ErrnoException).code;
   if (code === 'ETIMEDOUT') return `upstream timed out (110: Connection timed out) while reading ${what}`;
-  if (code === 'ECONNRESET') return `recv() failed (104: Connection reset by peer) while reading ${what}`;
+  if (code === 'ECONNRESET') return `recv() failed (${errnoText(err)}) while reading ${what}`;
   return `upstream prematurely closed connection while reading ${what}`;
 }
 

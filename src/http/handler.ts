@@ -5,6 +5,7 @@
  * (preaccess), then the content: proxy_pass, or 404 (no static files yet); error_page may redirect
  * internally on the way out; then the header filter (`add_header`, keep-alive) and the log phase.
  */
+import { channels } from '../core/diagnostics.js';
 import type { ErrorLog } from '../core/log.js';
 import { logRequest } from './access-log.js';
 import type { ClientConnection } from './connections.js';
@@ -51,6 +52,7 @@ export class RequestHandler {
       if (exchange.aborted && !exchange.headersSent && request.status !== 444) request.status = 499;
       request.bodyBytesSent = exchange.bodyBytesSent;
       logRequest(level.accessLogs, request);
+      channels.requestFinish.publishLazy(() => ({ protocol: 'http', request }));
     });
     try {
       const [chosen, plan] = this.#process(conn, request);

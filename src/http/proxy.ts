@@ -5,8 +5,7 @@
  * `proxy_next_upstream` allows, and never let a pooled connection the upstream closed become a
  * client's error.
  */
-import { connect, type Socket } from 'node:net';
-import { channel } from 'node:diagnostics_channel';
+import type { Socket } from 'node:net';
 import type { ErrorLog } from '../core/log.js';
 import { ChunkedParser } from './h1/chunked.js';
 import { HttpParseError, type ResponseHead } from './h1/head-parser.js';
@@ -18,12 +17,9 @@ import { clientResponseHeaders, upstreamRequestHead, upstreamUri } from './proxy
 import type { HttpRequest } from './request.js';
 import { UpstreamConnection } from '../upstream/connection-pool.js';
 import type { UpstreamGroup } from '../upstream/group.js';
-import type { PeerPicker } from '../upstream/balancers/balancer.js';
 import type { Peer } from '../upstream/peer.js';
-import type { UpstreamTls } from '../tls/upstream-tls.js';
-
-/** Published when a connection to an upstream peer is opened: `{ peer, group }`. */
-export const upstreamConnectChannel = channel('hitless:upstream:connect');
+import { connectPeer } from '../upstream/peer-connect.js';
+import { UpstreamCycle, type UpstreamAttempt } from '../upstream/request-cycle.js';
 
 /** Methods nginx retries without `non_idempotent` (ngx_http_upstream_next: not POST, LOCK, PATCH). */
 const NON_IDEMPOTENT = new Set(['POST', 'LOCK', 'PATCH']);
@@ -87,24 +83,21 @@ export function proxyRequest(ctx: ProxyContext): void {
   );
 }
 
-/** One request's walk over the peers of a group. */
+/** One request's walk over the peers of a group: the HTTP/1 adapter of the upstream cycle. */
 class ProxyAttempts {
   readonly #ctx: ProxyContext;
   readonly #group: UpstreamGroup<HttpRequest>;
   readonly #body: Buffer[] | undefined;
   readonly #bodyLength: number;
-  readonly #tried = new Set<Peer>();
   /** The balancer's walk for this request (its hash, its tries), kept across retries. */
-  readonly #picker: PeerPicker;
-  readonly #started = Date.now();
-  /** When the current try started (before its connect), for latency-aware balancers. */
-  #attemptStarted = 0;
-  #tries = 0;
+  readonly #cycle: UpstreamCycle<HttpRequest>;
   readonly #streaming: boolean;
   /** Set once a streamed body has started to flow: no other peer can be tried after that. */
   #bodyStarted = false;
   #head: string | undefined;
   #upstream: UpstreamExchange | undefined;
+  /** Gives up the connect in progress, if any. */
+  #cancelConnect: (() => void) | undefined;
   #done = false;
 
   /**
@@ -117,11 +110,14 @@ class ProxyAttempts {
     this.#streaming = body === 'stream';
     this.#body = body === 'stream' ? undefined : body;
     this.#bodyLength = body === 'stream' ? streamLength : body === undefined ? -1 : body.reduce((sum, part) => sum + part.length, 0);
-    this.#picker = group.begin(ctx.request);
+    this.#cycle = new UpstreamCycle('http', group, ctx.request, ctx.proxy);
     if (!ctx.proxy.ignoreClientAbort) {
       ctx.exchange.onAbort(() => {
         this.#done = true;
+        this.#cancelConnect?.();
         this.#upstream?.abort();
+        // The peer is given back here, once, whatever phase the attempt was in (nginx: peer.free()).
+        this.#cycle.stop('aborted');
       });
     }
   }
@@ -130,48 +126,38 @@ class ProxyAttempts {
   next(): void {
     if (this.#done) return;
     const { request } = this.#ctx;
-    const peer = this.#picker.pick(this.#tried, Date.now());
-    if (peer === undefined) {
+    const attempt = this.#cycle.next();
+    if (attempt === undefined) {
       this.#ctx.log.error(`no live upstreams while connecting to upstream${where(this.#ctx)}`, this.#ctx.conn.number);
       this.#finishWithError(502);
       return;
     }
-    this.#tried.add(peer);
-    this.#tries++;
-    this.#attemptStarted = Date.now();
-    (request.upstreamAddr ??= []).push(peer.name);
-    const pooled = this.#group.pool.acquire(this.#poolKey(peer));
-    if (pooled !== undefined) this.#send(peer, pooled);
-    else this.#connect(peer);
+    (request.upstreamAddr ??= []).push(attempt.peer.name);
+    const pooled = this.#group.pool.acquire(this.#poolKey(attempt.peer));
+    if (pooled === undefined) {
+      this.#connect(attempt);
+      return;
+    }
+    attempt.connected();
+    this.#send(attempt, pooled);
   }
 
-  #connect(peer: Peer): void {
-    const proxy = this.#ctx.proxy;
-    const address = peer.address;
-    const socket: Socket = address.kind === 'unix' ? connect(address.path) : connect({ host: address.host, port: address.port });
-    peer.conns++;
-    const timer = setTimeout(() => socket.destroy(Object.assign(new Error('upstream timed out'), { code: 'ETIMEDOUT' })), proxy.connectTimeoutMs);
-    const onError = (err: NodeJS.ErrnoException): void => {
-      clearTimeout(timer);
-      peer.conns--;
-      socket.destroy();
-      const timedOut = err.code === 'ETIMEDOUT';
-      const message = timedOut ? 'upstream timed out (110: Connection timed out) while connecting to upstream' : `connect() failed (${errnoText(err)}) while connecting to upstream`;
-      this.#failed(peer, new UpstreamFailure(message, 'send', timedOut ? 'timeout' : 'error', true), false, false);
-    };
-    socket.once('error', onError);
-    socket.once('connect', () => {
-      clearTimeout(timer);
-      socket.off('error', onError);
-      socket.setNoDelay(true);
-      if (proxy.socketKeepalive) socket.setKeepAlive(true);
-      if (upstreamConnectChannel.hasSubscribers) upstreamConnectChannel.publish({ peer: peer.name, group: this.#group.name });
-      if (proxy.ssl !== undefined) {
-        this.#handshake(peer, socket, proxy.ssl);
+  #connect(attempt: UpstreamAttempt): void {
+    const { proxy, request } = this.#ctx;
+    const peer = attempt.peer;
+    // proxy_pass https://: the handshake has its own proxy_connect_timeout, as in
+    // ngx_http_upstream_ssl_init_connection(); a failure is `error` (or `timeout`) for
+    // proxy_next_upstream and never falls back to plaintext.
+    const tls = proxy.ssl === undefined ? undefined : { tls: proxy.ssl, name: proxy.sslName(request) };
+    const options = { protocol: 'http' as const, group: this.#group.name, timeoutMs: proxy.connectTimeoutMs, noDelay: true, keepAlive: proxy.socketKeepalive, ...(tls === undefined ? {} : { tls }) };
+    this.#cancelConnect = connectPeer(peer, options, (result) => {
+      this.#cancelConnect = undefined;
+      if (!result.ok) {
+        this.#failed(attempt, new UpstreamFailure(result.message, 'send', result.timedOut ? 'timeout' : 'error', true), false, false);
         return;
       }
-      peer.conns--;
-      this.#send(peer, new UpstreamConnection(socket, peer.name));
+      attempt.connected();
+      this.#send(attempt, new UpstreamConnection(result.socket, peer.name, this.#poolKey(peer)));
     });
   }
 
@@ -181,30 +167,13 @@ class ProxyAttempts {
     return proxy.ssl === undefined ? peer.name : `${peer.name} ${proxy.ssl.id} ${proxy.sslName(request)}`;
   }
 
-  /**
-   * `proxy_pass https://`: the handshake, under its own proxy_connect_timeout as in
-   * ngx_http_upstream_ssl_init_connection(). A failure is `error` (or `timeout`) for
-   * proxy_next_upstream and never falls back to plaintext.
-   */
-  #handshake(peer: Peer, socket: Socket, ssl: UpstreamTls): void {
-    const { proxy, request } = this.#ctx;
-    ssl.handshake(socket, peer.name, proxy.sslName(request), proxy.connectTimeoutMs, (result) => {
-      peer.conns--;
-      if (!result.ok) {
-        this.#failed(peer, new UpstreamFailure(`${result.message} while SSL handshaking to upstream`, 'send', result.timedOut ? 'timeout' : 'error', true), false, false);
-        return;
-      }
-      this.#send(peer, new UpstreamConnection(result.socket, peer.name, this.#poolKey(peer)));
-    });
-  }
-
-  #send(peer: Peer, connection: UpstreamConnection): void {
+  #send(attempt: UpstreamAttempt, connection: UpstreamConnection): void {
     if (this.#done) {
       this.#group.pool.release(connection, false);
       return;
     }
     const { request, proxy, exchange } = this.#ctx;
-    peer.conns++;
+    const peer = attempt.peer;
     const upstreamStart = Date.now();
     this.#head ??= upstreamRequestHead(request, request.method, upstreamUri(request, proxy.uri, proxy.locationPrefix), proxy.version, proxy.setHeaders, proxy.passRequestHeaders, this.#bodyLength);
     let clientStarted = false;
@@ -219,24 +188,22 @@ class ProxyAttempts {
           if (head.status === 101 && this.#ctx.conn.protocol.detach === undefined) {
             // HTTP/2 has no 101 (RFC 9113 section 8.6): an upstream that switches protocols is broken for this client.
             upstream.abort();
-            peer.conns--;
+            attempt.finish('ok', 'http_101');
             this.#ctx.log.error(`upstream sent 101 to a request that cannot be tunnelled${where(this.#ctx, peer)}`, this.#ctx.conn.number);
             this.#finishWithError(502);
             return;
           }
           if (head.status === 101) {
             tunnel = true;
-            peer.conns--;
-            this.#record(peer, false, upstreamStart);
+            this.#record(attempt, 'ok', 'upgrade', upstreamStart);
             this.#tunnel(head, connection.socket);
             return;
           }
-          if (this.#retryOnStatus(peer, head, upstream)) return;
-          this.#group.observe(peer, Date.now() - this.#attemptStarted);
+          if (this.#retryOnStatus(attempt, head, upstream)) return;
+          attempt.responded();
           if (proxy.interceptErrors && head.status >= 300 && proxy.errorPageFor(head.status)) {
             upstream.abort();
-            peer.conns--;
-            this.#record(peer, false, upstreamStart);
+            this.#record(attempt, 'ok', '', upstreamStart);
             this.#finishWithError(head.status);
             return;
           }
@@ -256,17 +223,15 @@ class ProxyAttempts {
         },
         onEnd: (reusable) => {
           if (tunnel) return;
-          peer.conns--;
-          this.#record(peer, false, upstreamStart);
+          this.#record(attempt, 'ok', '', upstreamStart);
           this.#group.pool.release(connection, reusable && proxy.upstreamKeepalive);
           this.#done = true;
           exchange.end();
         },
         onError: (failure) => {
-          peer.conns--;
           if (clientStarted) {
             // Part of the response is out: nginx can only cut the client's connection short.
-            this.#record(peer, true, upstreamStart, actionOf(failure.message, ' while reading upstream'));
+            this.#record(attempt, 'failed', failure.kind, upstreamStart, actionOf(failure.message, ' while reading upstream'));
             this.#ctx.log.error(`${failure.message}${where(this.#ctx, peer)}`, this.#ctx.conn.number);
             this.#done = true;
             this.#ctx.conn.protocol.destroy();
@@ -274,7 +239,7 @@ class ProxyAttempts {
           }
           // A reused connection the upstream closed before answering: retry on a fresh one, uncounted.
           const stale = connection.reused && failure.beforeResponse && failure.kind === 'error';
-          this.#failed(peer, failure, stale);
+          this.#failed(attempt, failure, stale);
         },
       },
       { sendTimeoutMs: proxy.sendTimeoutMs, readTimeoutMs: proxy.readTimeoutMs },
@@ -312,14 +277,13 @@ class ProxyAttempts {
   }
 
   /** proxy_next_upstream http_5xx and friends: a retry before anything reached the client. */
-  #retryOnStatus(peer: Peer, head: ResponseHead, upstream: UpstreamExchange): boolean {
+  #retryOnStatus(attempt: UpstreamAttempt, head: ResponseHead, upstream: UpstreamExchange): boolean {
     const proxy = this.#ctx.proxy;
     const key = `http_${head.status}` as const;
     if (!proxy.nextUpstream.has(key as never) || !this.#mayRetry()) return false;
     upstream.abort();
-    peer.conns--;
     // nginx counts 500, 502, 503 and 504 as peer failures; 403, 404 and 429 only move on.
-    this.#record(peer, head.status >= 500, Date.now(), ' while reading response header from upstream');
+    this.#record(attempt, head.status >= 500 ? 'failed' : 'next', key, Date.now(), ' while reading response header from upstream');
     this.next();
     return true;
   }
@@ -332,24 +296,21 @@ class ProxyAttempts {
    */
   #mayRetry(sent = true): boolean {
     const { proxy, exchange } = this.#ctx;
-    if (this.#bodyStarted) return false;
-    if (this.#tried.size >= this.#group.size) return false;
-    if (proxy.nextTries > 0 && this.#tries >= proxy.nextTries) return false;
-    if (proxy.nextTimeoutMs > 0 && Date.now() - this.#started >= proxy.nextTimeoutMs) return false;
+    if (this.#bodyStarted || !this.#cycle.mayRetry()) return false;
     return !sent || !NON_IDEMPOTENT.has(exchange.head.method) || proxy.nextUpstream.has('non_idempotent');
   }
 
   /** A failed try; `sent` is false when it failed before the request went out (connect, TLS handshake). */
-  #failed(peer: Peer, failure: UpstreamFailure, stale: boolean, sent = true): void {
+  #failed(attempt: UpstreamAttempt, failure: UpstreamFailure, stale: boolean, sent = true): void {
     if (this.#done) return;
     const ctx = this.#ctx;
     if (stale && !this.#bodyStarted && (!NON_IDEMPOTENT.has(ctx.exchange.head.method) || ctx.proxy.nextUpstream.has('non_idempotent'))) {
-      // Not the peer's fault and not a try: the same peer, a new connection (nginx: u->peer.tries++).
-      this.#connect(peer);
+      // Not the peer's fault and not a try: the same attempt, a new connection (nginx: u->peer.tries++).
+      this.#connect(attempt);
       return;
     }
-    this.#record(peer, true, Date.now(), actionOf(failure.message, ' while reading response header from upstream'));
-    ctx.log.error(`${failure.message}${where(ctx, peer)}`, ctx.conn.number);
+    this.#record(attempt, 'failed', failure.kind, Date.now(), actionOf(failure.message, ' while reading response header from upstream'));
+    ctx.log.error(`${failure.message}${where(ctx, attempt.peer)}`, ctx.conn.number);
     (ctx.request.upstreamStatus ??= []).push('502');
     const nextCase = failure.kind === 'invalid_header' ? 'invalid_header' : failure.kind;
     if (ctx.proxy.nextUpstream.has(nextCase) && this.#mayRetry(sent)) {
@@ -360,14 +321,14 @@ class ProxyAttempts {
   }
 
   /**
-   * Counts a try's outcome; `action` is nginx's "while ..." of the phase that failed, which its
-   * [warn] "upstream server temporarily disabled" carries (the connection's log action when
-   * ngx_http_upstream_free_round_robin_peer() logs it).
+   * Ends an attempt and counts its time in $upstream_response_time; `action` is nginx's
+   * "while ..." of the phase that failed, which its [warn] "upstream server temporarily disabled"
+   * carries (the connection's log action when ngx_http_upstream_free_round_robin_peer() logs it).
    */
-  #record(peer: Peer, failed: boolean, start: number, action = ''): void {
+  #record(attempt: UpstreamAttempt, outcome: 'ok' | 'failed' | 'next', reason: string, start: number, action = ''): void {
     (this.#ctx.request.upstreamResponseTime ??= []).push(Date.now() - start);
-    if (this.#group.record(peer, failed)) {
-      this.#ctx.log.warn(`upstream server temporarily disabled${action}${where(this.#ctx, peer)}`, this.#ctx.conn.number);
+    if (attempt.finish(outcome, reason)) {
+      this.#ctx.log.warn(`upstream server temporarily disabled${action}${where(this.#ctx, attempt.peer)}`, this.#ctx.conn.number);
     }
   }
 
@@ -382,7 +343,7 @@ class ProxyAttempts {
     const { exchange, proxy, request } = this.#ctx;
     const headers = clientResponseHeaders(head, proxy.hide, proxy.pass, proxy.redirect === undefined ? undefined : (value) => proxy.redirect?.(value, request) ?? value);
     // What the balancer adds for the peer that answered (`sticky cookie`'s Set-Cookie).
-    const added = this.#picker.responseHeaders?.(peer);
+    const added = this.#cycle.responseHeaders(peer);
     if (added !== undefined) headers.push(...added);
     const status = request.statusOverride ?? head.status;
     request.status = status;
@@ -470,10 +431,4 @@ function where(ctx: ProxyContext, peer?: Peer): string {
   const host = request.header('host');
   const upstream = peer === undefined ? '' : `, upstream: "${proxy.scheme}://${peer.name}${upstreamUri(request, proxy.uri, proxy.locationPrefix)}"`;
   return `, client: ${conn.remoteAddress}, server: ${request.serverName}, request: "${request.requestLine}"${upstream}${host === undefined ? '' : `, host: "${host}"`}`;
-}
-
-/** A socket error in nginx's `errno: text` form, for the common ones. */
-export function errnoText(err: NodeJS.ErrnoException): string {
-  const known: Record<string, string> = { ECONNREFUSED: '111: Connection refused', EHOSTUNREACH: '113: No route to host', ENOENT: '2: No such file or directory', ECONNRESET: '104: Connection reset by peer' };
-  return known[err.code ?? ''] ?? err.message;
 }

@@ -4,7 +4,7 @@
  * signals into reloads, shutdowns, log reopening and binary upgrades. It never serves a request.
  */
 import type { ChildProcess } from 'node:child_process';
-import { channel } from 'node:diagnostics_channel';
+import { channels } from '../core/diagnostics.js';
 import { constants } from 'node:os';
 import { ConfigError } from '../core/errors.js';
 import type { HitlessConfig } from '../conf/model.js';
@@ -50,7 +50,7 @@ const RESPAWN_PAUSE_MS = 1_000;
  * Published once per reload attempt: `{ generation, ok: true }`, or `{ generation, ok: false, error }`
  * with the message that was logged.
  */
-export const reloadChannel = channel('hitless:reload');
+export const reloadChannel = channels.reload.channel;
 
 const HANDLED_SIGNALS = ['SIGHUP', 'SIGQUIT', 'SIGTERM', 'SIGINT', 'SIGUSR1', 'SIGUSR2', 'SIGWINCH'] as const;
 

@@ -5,6 +5,7 @@
  */
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
+import { channels } from '../core/diagnostics.js';
 import type { ErrorLog } from '../core/log.js';
 import { logRequest } from '../http/access-log.js';
 import { isTrusted } from '../http/realip.js';
@@ -192,6 +193,7 @@ export class StreamConnection {
     this.#limits.release();
     this.#socket.destroy();
     logRequest(this.#server.loggers, this.session);
+    channels.requestFinish.publishLazy(() => ({ protocol: 'tcp', request: this.session }));
     for (const listener of this.#closeListeners.splice(0)) listener();
   }
 

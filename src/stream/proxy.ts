@@ -5,11 +5,11 @@
  * copy bytes both ways until both sides are done, with proxy_timeout between two transfers.
  * A client that half-closes keeps receiving: its FIN is passed on, as nginx's `shutdown(SHUT_WR)`.
  */
-import { connect, type Socket } from 'node:net';
-import type { TLSSocket } from 'node:tls';
+import type { Socket } from 'node:net';
 import type { ErrorLog } from '../core/log.js';
 import type { UpstreamGroup } from '../upstream/group.js';
-import type { Peer } from '../upstream/peer.js';
+import { connectPeer, type PeerConnectOptions } from '../upstream/peer-connect.js';
+import { UpstreamCycle, type UpstreamAttempt } from '../upstream/request-cycle.js';
 import type { UpstreamTls } from '../tls/upstream-tls.js';
 import { writeProxyProtocol } from './proxy-protocol.js';
 import type { StreamSession, UpstreamTry } from './session.js';
@@ -42,7 +42,10 @@ export interface ProxiedClient {
   readonly logContext: string;
 }
 
-/** Runs proxy_pass for one session; `finish` is called once, when the session is over. */
+/**
+ * Runs proxy_pass for one session, the TCP adapter of the upstream cycle; `finish` is called
+ * once, when the session is over.
+ */
 export function proxySession(session: StreamSession, client: ProxiedClient, settings: StreamProxySettings, log: ErrorLog, finish: () => void): void {
   const resolved = settings.resolveGroup(session);
   if (typeof resolved === 'string') {
@@ -52,87 +55,71 @@ export function proxySession(session: StreamSession, client: ProxiedClient, sett
     return;
   }
   const group = resolved;
-  const picker = group.begin(session);
-  const tried = new Set<Peer>();
-  const started = performance.now();
-  const maxTries = settings.nextTries === 0 ? group.size : Math.min(group.size, settings.nextTries);
+  const cycle = new UpstreamCycle('tcp', group, session, settings);
   // tcp_nodelay applies to the client connection too, once the content phase starts (ngx_stream_core_content_phase()).
   if (settings.tcpNodelay) client.socket.setNoDelay(true);
+  /** Gives up the connect in progress, if any. */
+  let cancelConnect: (() => void) | undefined;
   let closed = client.socket.destroyed;
-  client.socket.once('close', () => (closed = true));
+  client.socket.once('close', () => {
+    closed = true;
+    if (cancelConnect === undefined) return;
+    // The client left while its upstream connection was being opened: the attempt ends here.
+    cancelConnect();
+    cancelConnect = undefined;
+    cycle.stop('aborted');
+    finish();
+  });
 
   const fail = (status: 502 | 500): void => {
     session.status = status;
     finish();
   };
 
-  const attempt = (): void => {
+  const next = (): void => {
     if (closed) {
       finish();
       return;
     }
-    const peer = picker.pick(tried, Date.now());
-    if (peer === undefined) {
+    const attempt = cycle.next();
+    if (attempt === undefined) {
       log.error(`no live upstreams while connecting to upstream, ${client.logContext}, upstream: "${group.name}"`, session.id);
       fail(502);
       return;
     }
-    tried.add(peer);
-    peer.conns++;
+    const peer = attempt.peer;
     const record: UpstreamTry = { addr: peer.name, connectMs: -1, bytesSent: 0, bytesReceived: 0 };
     session.upstreams.push(record);
     const connectStart = performance.now();
-    const socket = peer.address.kind === 'unix' ? connect({ path: peer.address.path, allowHalfOpen: true }) : connect({ host: peer.address.host, port: peer.address.port, allowHalfOpen: true });
-    let settled = false;
-    const timer = setTimeout(() => failed('upstream timed out (110: Connection timed out) while connecting to upstream'), settings.connectTimeoutMs);
-    const failed = (message: string): void => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      socket.destroy();
-      peer.conns--;
-      group.record(peer, true);
-      log.error(`${message}, ${client.logContext}, upstream: "${peer.name}"`, session.id);
-      const elapsed = performance.now() - started;
-      const more = settings.nextUpstream && tried.size < maxTries && (settings.nextTimeoutMs === 0 || elapsed < settings.nextTimeoutMs);
-      if (more) attempt();
-      else fail(502);
+    const ssl = settings.ssl;
+    const options: PeerConnectOptions = {
+      protocol: 'tcp',
+      group: group.name,
+      timeoutMs: settings.connectTimeoutMs,
+      allowHalfOpen: true,
+      noDelay: settings.tcpNodelay,
+      // The PROXY header goes before the TLS handshake, in the clear, as nginx sends it.
+      ...(ssl !== undefined && settings.proxyProtocol !== 0 ? { beforeTls: (socket: Socket) => socket.write(proxyHeader(session, settings.proxyProtocol as 1 | 2)) } : {}),
+      ...(ssl === undefined ? {} : { tls: { tls: ssl.tls, name: ssl.name(session, group) } }),
     };
-    socket.once('error', (err: NodeJS.ErrnoException) => failed(connectMessage(err)));
-    socket.once('connect', () => {
-      if (settings.tcpNodelay) socket.setNoDelay(true);
-      const connected = (upstream: Socket): void => {
-        if (settled) return;
-        settled = true;
-        clearTimeout(timer);
-        record.connectMs = performance.now() - connectStart;
-        socket.removeAllListeners('error');
-        if (closed) {
-          upstream.destroy();
-          peer.conns--;
-          finish();
-          return;
-        }
-        relay(session, client, upstream, record, settings, log, () => {
-          peer.conns--;
-          group.record(peer, false);
-          finish();
-        });
-      };
-      if (settings.ssl === undefined) {
-        connected(socket);
+    cancelConnect = connectPeer(peer, options, (result) => {
+      cancelConnect = undefined;
+      if (!result.ok) {
+        attempt.finish('failed', result.timedOut ? 'timeout' : 'error');
+        log.error(`${result.message}, ${client.logContext}, upstream: "${peer.name}"`, session.id);
+        if (settings.nextUpstream && cycle.mayRetry()) next();
+        else fail(502);
         return;
       }
-      const name = settings.ssl.name(session, group);
-      // The PROXY header goes before the TLS handshake, in the clear, as nginx sends it.
-      if (settings.proxyProtocol !== 0) socket.write(proxyHeader(session, settings.proxyProtocol));
-      settings.ssl.tls.handshake(socket, peer.name, name, settings.connectTimeoutMs, (result) => {
-        if (result.ok) connected(result.socket as TLSSocket);
-        else failed(result.message);
+      attempt.connected();
+      record.connectMs = performance.now() - connectStart;
+      relay(session, client, result.socket, record, attempt, settings, log, (reason) => {
+        attempt.finish('ok', reason);
+        finish();
       });
     });
   };
-  attempt();
+  next();
 }
 
 function proxyHeader(session: StreamSession, version: 1 | 2): Buffer {
@@ -144,29 +131,24 @@ function proxyHeader(session: StreamSession, version: 1 | 2): Buffer {
   });
 }
 
-/** nginx's wording of a failed connect(). */
-function connectMessage(err: NodeJS.ErrnoException): string {
-  const errno: Record<string, string> = { ECONNREFUSED: '111: Connection refused', EHOSTUNREACH: '113: No route to host', ENETUNREACH: '101: Network is unreachable', ENOENT: '2: No such file or directory', EACCES: '13: Permission denied' };
-  return `connect() failed (${errno[err.code ?? ''] ?? err.message}) while connecting to upstream`;
-}
-
 /**
  * Copies bytes both ways. A side's FIN is passed on to the other; the session is over when both
  * sockets have closed (every byte written), when one fails (both are destroyed), or after
  * proxy_timeout without a transfer.
  */
-function relay(session: StreamSession, client: ProxiedClient, upstream: Socket, record: UpstreamTry, settings: StreamProxySettings, log: ErrorLog, done: () => void): void {
+function relay(session: StreamSession, client: ProxiedClient, upstream: Socket, record: UpstreamTry, attempt: UpstreamAttempt, settings: StreamProxySettings, log: ErrorLog, done: (reason: string) => void): void {
   const downstream = client.socket;
   let finished = false;
   let idle: NodeJS.Timeout | undefined;
   const state = { downstream: { ended: false, closed: false }, upstream: { ended: false, closed: false } };
-  const finishRelay = (): void => {
+  /** `reason`: `timeout` (proxy_timeout), `error` (a side failed), '' when both sides closed. */
+  const finishRelay = (reason = ''): void => {
     if (finished) return;
     finished = true;
     if (idle !== undefined) clearTimeout(idle);
     downstream.destroy();
     upstream.destroy();
-    done();
+    done(reason);
   };
   const touch = (): void => {
     if (settings.timeoutMs === 0 || finished) return;
@@ -174,7 +156,7 @@ function relay(session: StreamSession, client: ProxiedClient, upstream: Socket, 
     else {
       idle = setTimeout(() => {
         log.error(`upstream timed out (110: Connection timed out) while proxying connection, ${client.logContext}, upstream: "${record.addr}"`, session.id);
-        finishRelay();
+        finishRelay('timeout');
       }, settings.timeoutMs);
     }
   };
@@ -199,7 +181,7 @@ function relay(session: StreamSession, client: ProxiedClient, upstream: Socket, 
       own.ended = true;
       to.end();
     });
-    from.on('error', finishRelay);
+    from.on('error', () => finishRelay('error'));
     from.on('close', (hadError: boolean) => {
       own.closed = true;
       if (other.closed) finishRelay();
@@ -212,6 +194,8 @@ function relay(session: StreamSession, client: ProxiedClient, upstream: Socket, 
     record.bytesSent += n;
   });
   wire(upstream, downstream, state.upstream, state.downstream, (n) => {
+    // The first byte back is the stream's "response header" for latency-aware balancers (ewma).
+    if (record.bytesReceived === 0) attempt.responded();
     record.bytesReceived += n;
     session.bytesSent += n;
   });

@@ -15,8 +15,9 @@ import { createSocket, type Socket as DgramSocket } from 'node:dgram';
 import { isIPv6 } from 'node:net';
 import type { ErrorLog } from '../core/log.js';
 import { logRequest } from '../http/access-log.js';
-import type { UpstreamGroup } from '../upstream/group.js';
-import type { Peer } from '../upstream/peer.js';
+import { channels } from '../core/diagnostics.js';
+import { errnoText } from '../core/errno.js';
+import { UpstreamCycle, type UpstreamAttempt } from '../upstream/request-cycle.js';
 import type { CompiledStreamServer } from './generation.js';
 import { SessionConnLimits } from './limit-conn.js';
 import { StreamSession, type StreamStatus, type UpstreamTry } from './session.js';
@@ -35,14 +36,6 @@ export interface UdpClient {
 /** The most client datagrams held while the session looks for its upstream, as nginx keeps one buffer. */
 const MAX_QUEUED_DATAGRAMS = 64;
 
-/** nginx's wording of a failed send() or recv() on a datagram socket. */
-const ERRNO_TEXT: Readonly<Record<string, string>> = {
-  ECONNREFUSED: '111: Connection refused',
-  EHOSTUNREACH: '113: No route to host',
-  ENETUNREACH: '101: Network is unreachable',
-  EMSGSIZE: '90: Message too long',
-};
-
 /** A session in progress, as the runtime tracks it for drains and fast shutdowns. */
 export class UdpSession {
   readonly session: StreamSession;
@@ -54,7 +47,7 @@ export class UdpSession {
   #queue: Buffer[] = [];
   /** Datagrams sent to a peer that has not answered: sent again to the next peer if it fails. */
   #unanswered: Buffer[] = [];
-  #upstream: { socket: DgramSocket; group: UpstreamGroup<StreamSession>; peer: Peer; record: UpstreamTry; connected: boolean } | undefined;
+  #upstream: { socket: DgramSocket; attempt: UpstreamAttempt; record: UpstreamTry; connected: boolean } | undefined;
   readonly #limits = new SessionConnLimits();
   #requests = 0;
   #responses = 0;
@@ -136,36 +129,30 @@ export class UdpSession {
       return this.#finish(500);
     }
     const group = resolved;
-    const picker = group.begin(this.session);
-    const tried = new Set<Peer>();
-    const started = performance.now();
-    const maxTries = settings.nextTries === 0 ? group.size : Math.min(group.size, settings.nextTries);
+    const cycle = new UpstreamCycle('udp', group, this.session, settings);
 
     const attempt = (): void => {
       if (this.#done) return;
-      const peer = picker.pick(tried, Date.now());
-      if (peer === undefined) {
+      const current = cycle.next();
+      if (current === undefined) {
         this.#log.error(`no live upstreams while connecting to upstream, ${this.#logContext}, upstream: "${group.name}"`, this.session.id);
         return this.#finish(502);
       }
-      tried.add(peer);
+      const peer = current.peer;
       const next = (): void => {
-        const elapsed = performance.now() - started;
-        const more = settings.nextUpstream && tried.size < maxTries && (settings.nextTimeoutMs === 0 || elapsed < settings.nextTimeoutMs);
-        if (more) attempt();
+        if (settings.nextUpstream && cycle.mayRetry()) attempt();
         else this.#finish(502);
       };
       const record: UpstreamTry = { addr: peer.name, connectMs: -1, bytesSent: 0, bytesReceived: 0 };
       this.session.upstreams.push(record);
       if (peer.address.kind === 'unix') {
         this.#log.error(`datagrams to the unix domain socket "${peer.name}" are not supported by hitless, ${this.#logContext}`, this.session.id);
-        group.record(peer, true);
+        current.finish('failed', 'error');
         return next();
       }
-      peer.conns++;
       const { host, port } = peer.address;
       const socket = createSocket(isIPv6(host) ? 'udp6' : 'udp4');
-      const upstream = { socket, group, peer, record, connected: false };
+      const upstream = { socket, attempt: current, record, connected: false };
       this.#upstream = upstream;
       const connectStart = performance.now();
       let failedOnce = false;
@@ -173,17 +160,18 @@ export class UdpSession {
         if (failedOnce || this.#done) return;
         failedOnce = true;
         socket.close();
-        peer.conns--;
         this.#upstream = undefined;
-        const text = ERRNO_TEXT[err.code ?? ''] ?? err.message;
+        const text = errnoText(err);
         if (record.bytesReceived > 0) {
           // The peer answered before: the session is over, as a TCP connection that broke.
           this.#log.error(`${call}() failed (${text}) while proxying and reading from upstream, ${this.#logContext}, upstream: "${peer.name}"`, this.session.id);
-          group.record(peer, false);
+          current.finish('ok', 'error');
           return this.#finish(200);
         }
-        this.#log.error(`${call}() failed (${text}) while ${upstream.connected ? 'proxying and reading from upstream' : 'connecting to upstream'}, ${this.#logContext}, upstream: "${peer.name}"`, this.session.id);
-        group.record(peer, true);
+        const message = `${call}() failed (${text}) while ${upstream.connected ? 'proxying and reading from upstream' : 'connecting to upstream'}`;
+        if (!upstream.connected) channels.upstreamConnectError.publishLazy(() => ({ protocol: 'udp', group: group.name, peer: peer.name, error: message, timedOut: false }));
+        this.#log.error(`${message}, ${this.#logContext}, upstream: "${peer.name}"`, this.session.id);
+        current.finish('failed', 'error');
         // What the failed peer was sent goes to the next one first.
         this.#queue = [...this.#unanswered, ...this.#queue];
         this.#unanswered = [];
@@ -194,6 +182,8 @@ export class UdpSession {
       socket.connect(port, host, () => {
         if (this.#done || failedOnce) return;
         upstream.connected = true;
+        current.connected();
+        channels.upstreamConnect.publishLazy(() => ({ protocol: 'udp', group: group.name, peer: peer.name }));
         record.connectMs = performance.now() - connectStart;
         for (const datagram of this.#queue.splice(0)) this.#send(datagram);
       });
@@ -216,6 +206,7 @@ export class UdpSession {
   #answer(datagram: Buffer): void {
     const upstream = this.#upstream;
     if (this.#done || upstream === undefined) return;
+    if (upstream.record.bytesReceived === 0) upstream.attempt.responded();
     upstream.record.bytesReceived += datagram.length;
     this.#unanswered = [];
     this.#responses++;
@@ -253,7 +244,7 @@ export class UdpSession {
         return;
       }
       const upstream = this.#upstream;
-      this.#log.error(`upstream timed out (110: Connection timed out) while proxying connection, ${this.#logContext}${upstream === undefined ? '' : `, upstream: "${upstream.peer.name}"`}`, this.session.id);
+      this.#log.error(`upstream timed out (110: Connection timed out) while proxying connection, ${this.#logContext}${upstream === undefined ? '' : `, upstream: "${upstream.attempt.peer.name}"`}`, this.session.id);
       this.#finish(502);
     }, timeoutMs);
   }
@@ -264,8 +255,11 @@ export class UdpSession {
     detach?.();
   }
 
-  /** Ends the session: closes the upstream socket, gives back the limit_conn counts, writes the log line. */
-  #finish(status: StreamStatus): void {
+  /**
+   * Ends the session: closes the upstream socket, ends its attempt (`drained` when the worker cut
+   * it short), gives back the limit_conn counts, writes the log line.
+   */
+  #finish(status: StreamStatus, outcome: 'ok' | 'drained' = 'ok'): void {
     if (this.#done) return;
     this.#done = true;
     this.session.status = status;
@@ -275,12 +269,12 @@ export class UdpSession {
     this.#upstream = undefined;
     if (upstream !== undefined) {
       upstream.socket.close();
-      upstream.peer.conns--;
-      upstream.group.record(upstream.peer, false);
+      upstream.attempt.finish(outcome, status === 502 ? 'timeout' : '');
     }
     this.#limits.release();
     this.#release();
     logRequest(this.#server.loggers, this.session);
+    channels.requestFinish.publishLazy(() => ({ protocol: 'udp', request: this.session }));
     for (const listener of this.#closeListeners.splice(0)) listener();
   }
 
@@ -292,6 +286,6 @@ export class UdpSession {
 
   /** Ends the session at once (fast shutdown, worker_shutdown_timeout). */
   destroy(): void {
-    this.#finish(this.session.status);
+    this.#finish(this.session.status, 'drained');
   }
 }

@@ -13,6 +13,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
+import { channels } from '../core/diagnostics.js';
 import { HitlessError } from '../core/errors.js';
 import { removeIfExists, writeFileAtomic, fsyncDirectory } from '../core/atomic-write.js';
 import { CertificateInputError, readCertificateMaterial, splitPem, type CertificateMaterial } from './material.js';
@@ -244,6 +245,7 @@ export class CertificateStore {
     }
     const replaced = this.#entries.has(stored.name);
     this.#entries.set(stored.name, stored);
+    channels.certificatePut.publishLazy(() => ({ name: stored.name, replaced }));
     return replaced;
   }
 

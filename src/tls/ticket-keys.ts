@@ -14,7 +14,7 @@
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { SecureContext } from 'node:tls';
-import { ConfigError } from '../core/errors.js';
+import { ConfigError, formatSyscallError } from '../core/errors.js';
 import type { TlsFile } from './ssl-module.js';
 
 /** The size of a key in Node's layout: name, HMAC secret, AES key, 16 bytes each. */
@@ -39,7 +39,7 @@ export function readTicketKeyFile(file: TlsFile): Buffer {
   try {
     data = readFileSync(file.path);
   } catch (err) {
-    throw new ConfigError(`open() "${file.path}" failed (${(err as NodeJS.ErrnoException).code === 'ENOENT' ? '2: No such file or directory' : '13: Permission denied'})`, undefined, { cause: err });
+    throw new ConfigError(formatSyscallError('open', file.path, err), undefined, { cause: err });
   }
   if (data.length === 48) return Buffer.concat([data.subarray(0, 16), data.subarray(32, 48), data.subarray(16, 32)]);
   if (data.length === 80) return Buffer.concat([data.subarray(0, 16), data.subarray(16, 32), data.subarray(48, 64)]);

@@ -5,24 +5,17 @@
  */
 import { isIP } from 'node:net';
 import type { ConfBlockView } from '../conf/registry.js';
-import { compileTemplate, type VariableTable } from '../core/variables.js';
+import type { VariableTable } from '../core/variables.js';
 import { resolveHostSync } from '../core/hosts.js';
-import { toByteString } from '../core/byte-string.js';
 import { peerSets, type Balanced, type Balancer, type PeerPicker, type PeerSets, type TriedSet } from './balancers/balancer.js';
-import { ewmaBalancer, type EwmaSetting } from './balancers/ewma.js';
-import { hashBalancer, type HashSetting } from './balancers/hash.js';
-import { ipHashBalancer } from './balancers/ip-hash.js';
-import { leastConnBalancer } from './balancers/least-conn.js';
-import { randomBalancer, type RandomSetting } from './balancers/random.js';
 import { recordOutcome, roundRobinBalancer } from './balancers/round-robin.js';
-import { stickyBalancer, type StickySetting } from './balancers/sticky.js';
 import { ConnectionPool, type PoolLimits } from './connection-pool.js';
 import { H2SessionPool } from './h2-sessions.js';
 import type { UpstreamFailure } from './upstream-failure.js';
 import { streamHealthKey, type PeerHealthState } from './health/health-table.js';
 import { Peer, peerName, type PeerAddress } from './peer.js';
 import type { UpstreamRuntime } from './upstream-runtime.js';
-import { balancingMethodOf, type UpstreamServer } from './upstream-module.js';
+import { buildBalancer, type UpstreamServer } from './upstream-module.js';
 
 /** One peer's state, for the admin API and tests. */
 export interface PeerState {
@@ -128,14 +121,13 @@ export class UpstreamGroup<R extends Balanced = Balanced> {
     return [...this.primaries, ...this.backups].filter((peer) => !peer.down).length;
   }
 
-  /** Starts one request's walk over the peers; every peer it hands out counts one request. */
+  /**
+   * Starts one request's walk over the peers; every peer it hands out counts one request. There is
+   * no one-shot pick: a caller without the request would hash nothing (ip_hash, hash, sticky), so
+   * the upstream cycle (request-cycle.ts) always passes it.
+   */
   begin(request?: R): PeerPicker {
     return new CountingPicker(this.balancer.begin(request));
-  }
-
-  /** The next peer for a request that has tried `tried`, for callers that keep no picker (one-shot). */
-  pick(tried: TriedSet, now = Date.now()): Peer | undefined {
-    return this.begin().pick(tried, now);
   }
 
   /**
@@ -240,35 +232,6 @@ function peersOf(server: UpstreamServer, group: string, runtime: UpstreamRuntime
   );
 }
 
-/** The balancer an `upstream` block asks for, with its hash key compiled, wrapped by `sticky` if set. */
-function balancerOf<R extends Balanced>(block: ConfBlockView, variables: VariableTable<R> | undefined): (sets: PeerSets) => Balancer<R> {
-  const method = methodOf(block, variables);
-  const sticky = block.get('sticky') as StickySetting | undefined;
-  return sticky === undefined ? method : (sets) => stickyBalancer(method(sets), sets, sticky);
-}
-
-/** The balancing method of an `upstream` block. */
-function methodOf<R extends Balanced>(block: ConfBlockView, variables: VariableTable<R> | undefined): (sets: PeerSets) => Balancer<R> {
-  switch (balancingMethodOf(block)) {
-    case 'least_conn':
-      return leastConnBalancer;
-    case 'ip_hash':
-      return ipHashBalancer;
-    case 'random':
-      return (sets) => randomBalancer(sets, block.get('random') as RandomSetting);
-    case 'hash': {
-      const setting = block.get('hash') as HashSetting;
-      if (variables === undefined) throw new Error('a hash balancer needs the variable table');
-      const key = compileTemplate(setting.key, variables, { literal: toByteString });
-      return (sets) => hashBalancer(sets, setting, key);
-    }
-    case 'ewma':
-      return (sets) => ewmaBalancer(sets, block.get('ewma') as EwmaSetting);
-    case 'round_robin':
-      return roundRobinBalancer;
-  }
-}
-
 /** Builds every `upstream` group of an `http` or a `stream` block; `runtime`: the server's upstream state. */
 export function buildUpstreamGroups<R extends Balanced>(http: ConfBlockView, variables?: VariableTable<R>, runtime?: UpstreamRuntime): Map<string, UpstreamGroup<R>> {
   const groups = new Map<string, UpstreamGroup<R>>();
@@ -294,7 +257,7 @@ export function buildUpstreamGroups<R extends Balanced>(http: ConfBlockView, var
         peers,
         limits,
         false,
-        balancerOf(block, variables),
+        buildBalancer(block, variables),
         block.isSet('zone'),
         runtime,
       ),

@@ -4,7 +4,10 @@
  */
 import { ConfigError } from '../core/errors.js';
 import { parseNumber, parseTime } from '../core/parse.js';
+import type { VariableTable } from '../core/variables.js';
 import { defineDirective, type ConfBlockView, type ConfModule, type DirectiveContext } from '../conf/registry.js';
+import type { Balanced, Balancer, PeerSets } from './balancers/balancer.js';
+import { roundRobinBalancer } from './balancers/round-robin.js';
 
 /** One `server` line of an upstream group, with nginx's defaults applied. */
 export interface UpstreamServer {
@@ -31,33 +34,64 @@ declare module '../conf/registry.js' {
   }
 }
 
-/** The balancing methods nginx has, plus hitless's own. */
-export type BalancingMethod = 'round_robin' | 'least_conn' | 'ip_hash' | 'hash' | 'random' | 'ewma';
-
 /**
- * What an `upstream` block knows while it is read, as nginx's `uscf->flags` and
- * `uscf->peer.init_upstream`: the balancing method set so far, which decides whether a `server`
- * line that follows may say `backup`.
+ * How a balancing method is built for a group, left on the `upstream` block by the method's own
+ * directive (nginx's `uscf->peer.init_upstream`, set by ngx_http_upstream_least_conn() and its
+ * kin): a new method is one file with its directive, and nothing here names it.
  */
-export interface UpstreamBlockState {
-  method: BalancingMethod;
+export interface BalancerFactory {
+  /** The method's name as written (`least_conn`). */
+  readonly method: string;
+  /**
+   * Whether `server ... backup` may follow (nginx's NGX_HTTP_UPSTREAM_BACKUP in `uscf->flags`):
+   * false for ip_hash, hash, random and ewma.
+   */
+  readonly backup: boolean;
+  /** Builds the method over a group's peers; `variables` is the variable table of `http` or `stream` (hash keys). */
+  build<R extends Balanced>(sets: PeerSets, variables: VariableTable<R> | undefined): Balancer<R>;
 }
 
-/** Methods that refuse `backup` on a server line that follows them (their `uscf->flags` lack NGX_HTTP_UPSTREAM_BACKUP). */
-const NO_BACKUP: ReadonlySet<BalancingMethod> = new Set(['ip_hash', 'hash', 'random', 'ewma']);
+/** A wrapper over whatever method a group has (`sticky`). */
+export type BalancerWrapper = <R extends Balanced>(method: Balancer<R>, sets: PeerSets) => Balancer<R>;
+
+/**
+ * What an `upstream` block knows while it is read: the balancing method set so far, which
+ * decides whether a `server` line that follows may say `backup`, and a wrapper such as `sticky`.
+ */
+export class UpstreamBlockState {
+  /** Undefined for round robin, the default. */
+  balancer: BalancerFactory | undefined;
+  wrapper: BalancerWrapper | undefined;
+}
+
+function blockState(value: unknown): UpstreamBlockState | undefined {
+  return value instanceof UpstreamBlockState ? value : undefined;
+}
 
 /**
  * Sets a group's balancing method from its directive's handler. nginx warns "load balancing
  * method redefined" when one was set already and keeps the last; hitless keeps the last too.
  */
-export function setBalancingMethod(ctx: DirectiveContext, method: BalancingMethod): void {
-  const state = ctx.enclosing?.value as UpstreamBlockState | undefined;
-  if (state !== undefined) state.method = method;
+export function setBalancer(ctx: DirectiveContext, factory: BalancerFactory): void {
+  const state = blockState(ctx.enclosing?.value);
+  if (state !== undefined) state.balancer = factory;
 }
 
-/** The balancing method of an `upstream` block, once read. */
-export function balancingMethodOf(block: ConfBlockView): BalancingMethod {
-  return (block.value as UpstreamBlockState | undefined)?.method ?? 'round_robin';
+/** Sets a wrapper over the group's method (`sticky`), from its directive's handler. */
+export function setBalancerWrapper(ctx: DirectiveContext, wrapper: BalancerWrapper): void {
+  const state = blockState(ctx.enclosing?.value);
+  if (state !== undefined) state.wrapper = wrapper;
+}
+
+/** Builds the balancer an `upstream` block asks for (round robin when none), wrapped by `sticky` if set. */
+export function buildBalancer<R extends Balanced>(block: ConfBlockView, variables: VariableTable<R> | undefined): (sets: PeerSets) => Balancer<R> {
+  const state = blockState(block.value);
+  const factory = state?.balancer;
+  const wrapper = state?.wrapper;
+  return (sets) => {
+    const method: Balancer<R> = factory === undefined ? roundRobinBalancer(sets) : factory.build(sets, variables);
+    return wrapper === undefined ? method : wrapper(method, sets);
+  };
 }
 
 /** Parses `server address [weight=n] [max_fails=n] [fail_timeout=t] [max_conns=n] [backup] [down] [drain]`. */
@@ -88,7 +122,7 @@ export function parseUpstreamServer(args: readonly string[], ctx: DirectiveConte
         maxConns = parseNumber(value) ?? invalid();
         break;
       case 'backup':
-        if (NO_BACKUP.has((ctx.enclosing?.value as UpstreamBlockState | undefined)?.method ?? 'round_robin')) {
+        if (blockState(ctx.enclosing?.value)?.balancer?.backup === false) {
           ctx.fail(`balancing method does not support parameter "${param}"`);
         }
         backup = true;
@@ -130,7 +164,7 @@ export const upstreamModule: ConfModule = {
       contexts: ['http', 'stream'],
       args: [1],
       block: (_args, ctx) => (ctx.context === 'stream' ? 'stream_upstream' : 'upstream'),
-      parse: (): UpstreamBlockState => ({ method: 'round_robin' }),
+      parse: (): UpstreamBlockState => new UpstreamBlockState(),
       syntax: 'name { ... }',
       summary: 'A named group of servers that proxy_pass can balance across.',
     }),

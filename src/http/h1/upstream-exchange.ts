@@ -8,6 +8,7 @@ import { ChunkedParser } from './chunked.js';
 import { DEFAULT_HEAD_LIMITS, HttpParseError, parseResponseHead, type HeadLimits, type ResponseHead } from './head-parser.js';
 import type { UpstreamConnection } from '../../upstream/connection-pool.js';
 import { setTimeoutOnce } from '../../core/socket-timeout.js';
+import { errnoText } from '../../core/errno.js';
 
 // Defined with the upstream cycle, which every protocol's exchange reports to; re-exported for the http callers.
 import { UpstreamFailure, type UpstreamFailurePhase } from '../../upstream/upstream-failure.js';
@@ -229,7 +230,7 @@ export class UpstreamExchange {
 
 function describe(err: Error): string {
   const code = (err as NodeJS.ErrnoException).code;
-  if (code === 'ECONNRESET') return 'recv() failed (104: Connection reset by peer)';
-  if (code === 'EPIPE') return 'writev() failed (32: Broken pipe)';
+  if (code === 'ECONNRESET') return `recv() failed (${errnoText(err)})`;
+  if (code === 'EPIPE') return `writev() failed (${errnoText(err)})`;
   return err.message;
 }

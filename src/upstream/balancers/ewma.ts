@@ -20,7 +20,7 @@
 import { randomInt } from 'node:crypto';
 import { parseTime } from '../../core/parse.js';
 import { defineDirective, type ConfModule } from '../../conf/registry.js';
-import { setBalancingMethod } from '../upstream-module.js';
+import { setBalancer } from '../upstream-module.js';
 import type { Peer } from '../peer.js';
 import { chosen, type Balancer, type PeerPicker, type PeerSets, type TriedSet } from './balancer.js';
 import { peerAtWeight } from './ip-hash.js';
@@ -172,12 +172,15 @@ export const upstreamEwmaModule: ConfModule = {
       default: () => undefined,
       defaultText: '—',
       parse: ([param], ctx) => {
-        setBalancingMethod(ctx, 'ewma');
-        if (param === undefined) return { decayMs: DEFAULT_EWMA_DECAY_MS };
-        if (!param.startsWith('decay=')) ctx.fail(`invalid parameter "${param}"`);
-        const decayMs = parseTime(param.slice('decay='.length)) ?? ctx.fail(`invalid parameter "${param}"`);
-        if (decayMs === 0) ctx.fail(`invalid parameter "${param}"`);
-        return { decayMs };
+        let decayMs = DEFAULT_EWMA_DECAY_MS;
+        if (param !== undefined) {
+          if (!param.startsWith('decay=')) ctx.fail(`invalid parameter "${param}"`);
+          decayMs = parseTime(param.slice('decay='.length)) ?? ctx.fail(`invalid parameter "${param}"`);
+          if (decayMs === 0) ctx.fail(`invalid parameter "${param}"`);
+        }
+        const setting: EwmaSetting = { decayMs };
+        setBalancer(ctx, { method: 'ewma', backup: false, build: (sets) => ewmaBalancer(sets, setting) });
+        return setting;
       },
     }),
   ],

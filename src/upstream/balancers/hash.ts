@@ -17,10 +17,11 @@
  * weighted round robin (ngx_http_upstream_get_chash_peer()).
  */
 import { crc32 } from 'node:zlib';
-import type { CompiledTemplate, Template } from '../../core/variables.js';
+import { compileTemplate, type CompiledTemplate, type Template } from '../../core/variables.js';
+import { toByteString } from '../../core/byte-string.js';
 import { defineDirective, type ConfModule } from '../../conf/registry.js';
 import { parseValue } from '../../conf/values.js';
-import { setBalancingMethod } from '../upstream-module.js';
+import { setBalancer } from '../upstream-module.js';
 import type { Peer } from '../peer.js';
 import { chosen, type Balanced, type Balancer, type PeerPicker, type PeerSets, type TriedSet } from './balancer.js';
 import { peerAtWeight } from './ip-hash.js';
@@ -184,9 +185,18 @@ export const upstreamHashModule: ConfModule = {
       defaultText: '—',
       parse: ([key = '', flag], ctx) => {
         const template = parseValue(key, ctx);
-        setBalancingMethod(ctx, 'hash');
         if (flag !== undefined && flag !== 'consistent') ctx.fail(`invalid parameter "${flag}"`);
-        return { key: template, consistent: flag === 'consistent' };
+        const setting: HashSetting = { key: template, consistent: flag === 'consistent' };
+        setBalancer(ctx, {
+          method: 'hash',
+          backup: false,
+          build: (sets, variables) => {
+            // The key is compiled per generation against the variables of `http` or `stream`.
+            if (variables === undefined) throw new Error('a hash balancer needs the variable table');
+            return hashBalancer(sets, setting, compileTemplate(setting.key, variables, { literal: toByteString }));
+          },
+        });
+        return setting;
       },
     }),
   ],

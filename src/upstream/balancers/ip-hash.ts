@@ -7,7 +7,7 @@
  */
 import { isIP } from 'node:net';
 import { defineDirective, type ConfModule } from '../../conf/registry.js';
-import { setBalancingMethod } from '../upstream-module.js';
+import { setBalancer } from '../upstream-module.js';
 import type { Peer } from '../peer.js';
 import { chosen, type Balanced, type Balancer, type PeerPicker, type PeerSets, type TriedSet } from './balancer.js';
 import { RoundRobinPicker } from './round-robin.js';
@@ -106,7 +106,7 @@ export const upstreamIpHashModule: ConfModule = {
       default: () => false,
       defaultText: '—',
       parse: (_args, ctx) => {
-        setBalancingMethod(ctx, 'ip_hash');
+        setBalancer(ctx, { method: 'ip_hash', backup: false, build: (sets) => ipHashBalancer(sets) });
         return true;
       },
     }),

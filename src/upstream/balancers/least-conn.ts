@@ -16,7 +16,7 @@
  * quick recovery" loop is gone), and neither does hitless.
  */
 import { defineDirective, type ConfModule } from '../../conf/registry.js';
-import { setBalancingMethod } from '../upstream-module.js';
+import { setBalancer } from '../upstream-module.js';
 import type { Peer } from '../peer.js';
 import { chosen, type Balancer, type PeerSets, type TriedSet } from './balancer.js';
 import { RoundRobinPicker } from './round-robin.js';
@@ -82,7 +82,7 @@ export const upstreamLeastConnModule: ConfModule = {
       default: () => false,
       defaultText: '—',
       parse: (_args, ctx) => {
-        setBalancingMethod(ctx, 'least_conn');
+        setBalancer(ctx, { method: 'least_conn', backup: true, build: (sets) => leastConnBalancer(sets) });
         return true;
       },
     }),

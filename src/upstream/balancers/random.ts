@@ -15,7 +15,7 @@
  */
 import { randomInt } from 'node:crypto';
 import { defineDirective, type ConfModule } from '../../conf/registry.js';
-import { setBalancingMethod } from '../upstream-module.js';
+import { setBalancer } from '../upstream-module.js';
 import type { Peer } from '../peer.js';
 import { chosen, type Balancer, type PeerPicker, type PeerSets, type TriedSet } from './balancer.js';
 import { peerAtWeight } from './ip-hash.js';
@@ -92,10 +92,11 @@ export const upstreamRandomModule: ConfModule = {
       default: () => undefined,
       defaultText: '—',
       parse: ([two, method], ctx) => {
-        setBalancingMethod(ctx, 'random');
         if (two !== undefined && two !== 'two') ctx.fail(`invalid parameter "${two}"`);
         if (method !== undefined && method !== 'least_conn') ctx.fail(`invalid parameter "${method}"`);
-        return { two: two === 'two' };
+        const setting: RandomSetting = { two: two === 'two' };
+        setBalancer(ctx, { method: 'random', backup: false, build: (sets) => randomBalancer(sets, setting) });
+        return setting;
       },
     }),
   ],

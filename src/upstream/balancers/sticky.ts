@@ -11,6 +11,7 @@
 import { createHash } from 'node:crypto';
 import { parseTime } from '../../core/parse.js';
 import { defineDirective, type ConfModule } from '../../conf/registry.js';
+import { setBalancerWrapper } from '../upstream-module.js';
 import type { Peer } from '../peer.js';
 import { chosen, type Balanced, type Balancer, type PeerPicker, type PeerSets, type TriedSet } from './balancer.js';
 
@@ -169,7 +170,11 @@ export const upstreamStickyModule: ConfModule = {
       summary: 'Binds a client to the server that first answered it with a cookie (MD5 of the server\'s address); a drain server keeps its bound clients only.',
       default: () => undefined,
       defaultText: '—',
-      parse: (args, ctx) => parseSticky(args, (message) => ctx.fail(message)),
+      parse: (args, ctx) => {
+        const setting = parseSticky(args, (message) => ctx.fail(message));
+        setBalancerWrapper(ctx, (method, sets) => stickyBalancer(method, sets, setting));
+        return setting;
+      },
     }),
   ],
 };

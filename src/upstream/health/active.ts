@@ -12,6 +12,8 @@ import { request, type IncomingMessage } from 'node:http';
 import { connect } from 'node:net';
 import type { HitlessConfig } from '../../conf/model.js';
 import type { ConfBlockView } from '../../conf/registry.js';
+import { channels } from '../../core/diagnostics.js';
+import { errnoText } from '../../core/errno.js';
 import type { ErrorLog } from '../../core/log.js';
 import { blocksOf } from '../../conf/values.js';
 import { resolveServerAddress } from '../group.js';
@@ -126,6 +128,7 @@ class GroupChecker {
       peer.fails++;
       if (peer.state !== 'unhealthy' && (peer.fails >= setting.fails || peer.state === 'checking')) {
         peer.state = 'unhealthy';
+        channels.healthChange.publishLazy(() => ({ group, peer: peer.name, state: 'unhealthy' }));
         this.#log().warn(`peer is unhealthy while ${failure.phase}, ${where}${failure.reason === '' ? '' : `: ${failure.reason}`}`);
         this.#onChange();
       }
@@ -135,6 +138,7 @@ class GroupChecker {
     peer.passes++;
     if (peer.state !== 'up' && (peer.passes >= setting.passes || peer.state === 'checking')) {
       peer.state = 'up';
+      channels.healthChange.publishLazy(() => ({ group, peer: peer.name, state: 'up' }));
       this.#log().notice(`peer is healthy while ${this.check.kind === 'tcp' ? 'connecting to upstream' : 'checking status code'}, ${where}`);
       this.#onChange();
     }
@@ -204,14 +208,11 @@ function probe(address: PeerAddress, check: GroupCheck): Promise<ProbeFailure | 
   });
 }
 
+/** nginx's words for a failed probe: `connect() failed (111: Connection refused)`, `recv() failed (104: ...)`. */
 function describeError(err: NodeJS.ErrnoException): string {
-  const known: Record<string, string> = {
-    ECONNREFUSED: 'connect() failed (111: Connection refused)',
-    ECONNRESET: 'recv() failed (104: Connection reset by peer)',
-    ENOENT: 'connect() failed (2: No such file or directory)',
-    EHOSTUNREACH: 'connect() failed (113: No route to host)',
-  };
-  return known[err.code ?? ''] ?? err.message;
+  if (err.code === 'ECONNRESET') return `recv() failed (${errnoText(err)})`;
+  if (err.code === 'ECONNREFUSED' || err.code === 'ENOENT' || err.code === 'EHOSTUNREACH' || err.code === 'ENETUNREACH' || err.code === 'EACCES') return `connect() failed (${errnoText(err)})`;
+  return err.message;
 }
 
 /**
