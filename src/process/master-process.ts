@@ -93,6 +93,11 @@ export class MasterProcess {
   #noAccepting = false;
   #newBinary: ChildProcess | undefined;
   #upReported = false;
+  /** The pid file is written once, when the first workers listen (see {@link MasterProcess.run}). */
+  #pidWritten = false;
+  /** Workers that died before they were ready and wait for {@link RESPAWN_PAUSE_MS} to be started again. */
+  #respawnsPending = 0;
+  #exitCode = 0;
   #finish: (code: number) => void = () => undefined;
 
   constructor(options: MasterProcessOptions) {
@@ -126,10 +131,12 @@ export class MasterProcess {
     };
   }
 
-  /** Writes the pid file, starts the workers and resolves with the exit status once the master exits. */
+  /**
+   * Starts the workers, writes the pid file once the first of them listens, and resolves with the
+   * exit status once the master exits.
+   */
   run(): Promise<number> {
     process.title = `hitless: master process ${process.argv.slice(1).join(' ')}`;
-    writePidFile(this.#generation.pidPath);
     const done = new Promise<number>((resolve) => {
       this.#finish = resolve;
     });
@@ -142,9 +149,31 @@ export class MasterProcess {
     this.#timers.add(setInterval(() => undefined, 1 << 30));
     this.#timers.add(setInterval(() => this.#rotateTicketKey(), TICKET_KEY_ROTATION_MS));
     this.#startWorkers(this.#generation);
+    // With no worker to listen there is nothing to wait for (and `-s` still needs the pid).
+    if (this.#generation.workerCount === 0) this.#writePidFileOnce();
     void this.#admin.use(this.#generation.config.main.get('admin_listen'), this.#log);
     this.#health.configure(this.#generation.config);
     return done;
+  }
+
+  /**
+   * nginx creates its pid file after its listening sockets are open (ngx_init_cycle() listens
+   * before ngx_create_pidfile()), and nginx-tests, systemd's `Type=forking` with `PIDFile=` and
+   * scripts connect as soon as the file exists. The master here binds but never listens: the
+   * first worker's listen() puts every socket in the LISTEN state, so the file waits for that
+   * worker's `ready` (or for the workers to be gone for good, so that `-s` still reaches the master).
+   */
+  #writePidFileOnce(): void {
+    if (this.#pidWritten || this.#exiting !== undefined) return;
+    try {
+      writePidFile(this.#generation.pidPath);
+      this.#pidWritten = true;
+    } catch (err) {
+      // ngx_create_pidfile() failing stops nginx at start-up: exit 1 here too.
+      this.#log.emerg(describe(err));
+      this.#exitCode = 1;
+      this.#shutdown('fast');
+    }
   }
 
   /**
@@ -242,7 +271,7 @@ export class MasterProcess {
     this.#log.notice(`start worker process ${worker.pid}`);
     this.#workers.add(worker);
     worker.upstreamHealth(this.#health.snapshot());
-    worker.ready.then(() => this.#onWorkerReady(), () => undefined);
+    worker.ready.then(() => this.#onWorkerReady(worker), () => undefined);
     void worker.exited.then((exit) => this.#onWorkerExit(worker, exit));
     return worker;
   }
@@ -256,8 +285,12 @@ export class MasterProcess {
     for (const worker of this.#workers) worker.ticketKey(this.#ticketKey);
   }
 
-  /** Tells the process that daemonized this master that it is up, once the first workers are ready. */
-  #onWorkerReady(): void {
+  /**
+   * Writes the pid file when the first worker of the current generation listens, and tells the
+   * process that daemonized this master that it is up once all of them are ready.
+   */
+  #onWorkerReady(worker: WorkerProcess): void {
+    if (worker.generation === this.#generation.number) this.#writePidFileOnce();
     if (this.#upReported || this.#options.inherited?.via !== 'daemon') return;
     const current = [...this.#workers].filter((worker) => worker.generation === this.#generation.number);
     if (!current.every((worker) => worker.state === 'ready') || process.send === undefined) return;
@@ -281,14 +314,18 @@ export class MasterProcess {
       if (worker.wasReady) this.#spawnWorker(this.#generation);
       else this.#respawnLater();
     }
+    // No worker left and none coming (each exited fatally): no socket will listen, but `-s` must work.
+    if (this.#workers.size === 0 && this.#respawnsPending === 0 && this.#exiting === undefined) this.#writePidFileOnce();
     this.#closeUnusedSockets();
     if (this.#exiting !== undefined && this.#workers.size === 0) this.#exit();
   }
 
   /** A worker that died before it was ever ready would die again at once: pause before the next. */
   #respawnLater(): void {
+    this.#respawnsPending++;
     const timer = setTimeout(() => {
       this.#timers.delete(timer);
+      this.#respawnsPending--;
       if (this.#exiting === undefined && !this.#noAccepting) this.#spawnWorker(this.#generation);
     }, RESPAWN_PAUSE_MS);
     this.#timers.add(timer);
@@ -371,7 +408,10 @@ export class MasterProcess {
     this.#log = log;
     this.#sockets.useLog(log);
     oldLog.close();
-    if (previous.pidPath !== next.pidPath) {
+    if (!this.#pidWritten) {
+      // Reloaded before any worker of the first generation listened: these ones do.
+      this.#writePidFileOnce();
+    } else if (previous.pidPath !== next.pidPath) {
       // ngx_init_cycle(): a changed `pid` path gets a new file and the old one is deleted.
       try {
         writePidFile(next.pidPath);
@@ -476,11 +516,11 @@ export class MasterProcess {
     this.#sockets.closeAll({ keepUnixFile: this.#newBinary !== undefined });
     // ngx_delete_pidfile(): while a new binary runs, this master's file is the .oldbin one.
     const pidPath = this.#newBinary === undefined ? this.#generation.pidPath : oldBinaryPidPath(this.#generation.pidPath);
-    const failure = removePidFile(pidPath);
+    const failure = this.#pidWritten ? removePidFile(pidPath) : undefined;
     if (failure !== undefined) this.#log.alert(failure);
     this.#log.notice('exit');
     this.#log.close();
-    this.#finish(0);
+    this.#finish(this.#exitCode);
   }
 }
 

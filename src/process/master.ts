@@ -16,7 +16,6 @@ import { spawnMasterWithSockets, takeInheritedSockets } from './inherited-socket
 import { isMasterUp } from './ipc.js';
 import { ListenError, ListeningSockets } from './listening-sockets.js';
 import { MasterProcess } from './master-process.js';
-import { PidFileError } from './pid-file.js';
 import { DEFAULT_WORKER_MODULE } from './worker-process.js';
 
 /** Options of {@link runMaster}. */
@@ -96,14 +95,7 @@ export async function runMaster(options: MasterOptions): Promise<number> {
     workerModule: options.workerModule ?? DEFAULT_WORKER_MODULE,
     drainGraceMs: options.drainGraceMs ?? DEFAULT_DRAIN_GRACE_MS,
   });
-  try {
-    return await master.run();
-  } catch (err) {
-    if (!(err instanceof PidFileError)) throw err;
-    log.write(err.level, err.message);
-    sockets.closeAll();
-    return 1;
-  }
+  return master.run();
 }
 
 function openStartupLog(path: string | undefined): { log: ErrorLog; isStderr: boolean } {
