@@ -16,6 +16,7 @@ import { ListenError, type ListeningSockets } from './listening-sockets.js';
 import { oldBinaryPidPath, removePidFile, renamePidFile, writePidFile } from './pid-file.js';
 import { WORKER_FATAL_EXIT_CODE } from './worker.js';
 import { WorkerProcess, type WorkerExit } from './worker-process.js';
+import { applyWorkerSettings, configWarnings, logFilesOf, prepareFilesForWorkers, workerEnvironment, workingDirectoryProblem } from './worker-settings.js';
 import { MasterZones } from './zones.js';
 import { createTicketKey, TICKET_KEY_ROTATION_MS } from '../tls/ticket-keys.js';
 import { AdminListeners } from '../admin/admin-listeners.js';
@@ -59,6 +60,8 @@ export class MasterProcess {
   readonly #options: MasterProcessOptions;
   readonly #sockets: ListeningSockets;
   readonly #workers = new Set<WorkerProcess>();
+  /** Each worker's number among its generation's, which `worker_cpu_affinity` picks CPUs by; a respawn takes over the number. */
+  readonly #slots = new Map<WorkerProcess, number>();
   readonly #timers = new Set<NodeJS.Timeout>();
   readonly #handlers = new Map<NodeJS.Signals, () => void>();
   /** The limit_req and limit_conn zones every worker shares. */
@@ -150,7 +153,7 @@ export class MasterProcess {
     this.#timers.add(setInterval(() => this.#rotateTicketKey(), TICKET_KEY_ROTATION_MS));
     this.#startWorkers(this.#generation);
     // With no worker to listen there is nothing to wait for (and `-s` still needs the pid).
-    if (this.#generation.workerCount === 0) this.#writePidFileOnce();
+    if (this.#workers.size === 0) this.#writePidFileOnce();
     void this.#admin.use(this.#generation.config.main.get('admin_listen'), this.#log);
     this.#health.configure(this.#generation.config);
     return done;
@@ -241,13 +244,21 @@ export class MasterProcess {
     this.#log.notice('start worker processes');
     const started: WorkerProcess[] = [];
     for (let i = 0; i < generation.workerCount; i++) {
-      const worker = this.#spawnWorker(generation);
+      const worker = this.#spawnWorker(generation, i);
       if (worker !== undefined) started.push(worker);
     }
     return started;
   }
 
-  #spawnWorker(generation: Generation): WorkerProcess | undefined {
+  #spawnWorker(generation: Generation, slot: number): WorkerProcess | undefined {
+    const main = generation.config.main;
+    const cwd = main.get('working_directory');
+    // ngx_worker_process_init(): a worker that cannot chdir() exits with the fatal code.
+    const cwdProblem = cwd === undefined ? undefined : workingDirectoryProblem(cwd);
+    if (cwdProblem !== undefined) {
+      this.#log.alert(cwdProblem);
+      return undefined;
+    }
     const serve: ServeMessage = {
       type: 'serve',
       generation: generation.number,
@@ -260,16 +271,25 @@ export class MasterProcess {
     };
     let worker: WorkerProcess;
     try {
-      worker = new WorkerProcess(this.#options.workerModule, serve, this.#sockets, this.#zones, (outcome) => {
-        const state = this.#peerFailures.apply(outcome);
-        if (state !== undefined) for (const other of this.#workers) other.peerFailures(state);
-      });
+      worker = new WorkerProcess(
+        this.#options.workerModule,
+        serve,
+        this.#sockets,
+        this.#zones,
+        (outcome) => {
+          const state = this.#peerFailures.apply(outcome);
+          if (state !== undefined) for (const other of this.#workers) other.peerFailures(state);
+        },
+        { env: workerEnvironment(generation.config), ...(cwd === undefined ? {} : { cwd }) },
+      );
     } catch (err) {
       this.#log.alert(`fork() failed while spawning "worker process": ${describe(err)}`);
       return undefined;
     }
     this.#log.notice(`start worker process ${worker.pid}`);
+    applyWorkerSettings(worker.pid, slot, generation.config, this.#log);
     this.#workers.add(worker);
+    this.#slots.set(worker, slot);
     worker.upstreamHealth(this.#health.snapshot());
     worker.ready.then(() => this.#onWorkerReady(worker), () => undefined);
     void worker.exited.then((exit) => this.#onWorkerExit(worker, exit));
@@ -301,6 +321,8 @@ export class MasterProcess {
 
   #onWorkerExit(worker: WorkerProcess, exit: WorkerExit): void {
     this.#workers.delete(worker);
+    const slot = this.#slots.get(worker) ?? 0;
+    this.#slots.delete(worker);
     this.#log.notice(`signal ${constants.signals.SIGCHLD} (SIGCHLD) received from ${worker.pid}`);
     // ngx_process_get_status(): a signal is an [alert], an exit code a [notice].
     if (exit.signal !== null) this.#log.alert(`worker process ${worker.pid} exited on signal ${constants.signals[exit.signal]}`);
@@ -311,8 +333,8 @@ export class MasterProcess {
       this.#log.alert(`worker process ${worker.pid} exited with fatal code ${WORKER_FATAL_EXIT_CODE} and cannot be respawned`);
     } else if (unexpected && worker.generation === this.#generation.number && !this.#noAccepting) {
       // ngx_reap_children(): a worker that died is replaced at once, with the current configuration.
-      if (worker.wasReady) this.#spawnWorker(this.#generation);
-      else this.#respawnLater();
+      if (worker.wasReady) this.#spawnWorker(this.#generation, slot);
+      else this.#respawnLater(slot);
     }
     // No worker left and none coming (each exited fatally): no socket will listen, but `-s` must work.
     if (this.#workers.size === 0 && this.#respawnsPending === 0 && this.#exiting === undefined) this.#writePidFileOnce();
@@ -321,12 +343,12 @@ export class MasterProcess {
   }
 
   /** A worker that died before it was ever ready would die again at once: pause before the next. */
-  #respawnLater(): void {
+  #respawnLater(slot: number): void {
     this.#respawnsPending++;
     const timer = setTimeout(() => {
       this.#timers.delete(timer);
       this.#respawnsPending--;
-      if (this.#exiting === undefined && !this.#noAccepting) this.#spawnWorker(this.#generation);
+      if (this.#exiting === undefined && !this.#noAccepting) this.#spawnWorker(this.#generation, slot);
     }, RESPAWN_PAUSE_MS);
     this.#timers.add(timer);
   }
@@ -362,6 +384,7 @@ export class MasterProcess {
     let log: ErrorLog;
     try {
       next = loadGeneration(this.#options.source, this.#generation.number + 1);
+      for (const warning of configWarnings(next.config)) this.#log.warn(warning);
       this.#sockets.open(next.listens);
       log = openErrorLog(next.errorLog);
     } catch (err) {
@@ -456,6 +479,7 @@ export class MasterProcess {
   #reopen(): void {
     this.#log.reopen();
     this.#log.notice('reopening logs');
+    prepareFilesForWorkers(logFilesOf(this.#generation.config, this.#generation.errorLog), this.#generation.config.main.get('user'), this.#log);
     for (const worker of this.#workers) worker.reopen();
   }
 

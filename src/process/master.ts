@@ -17,6 +17,7 @@ import { isMasterUp } from './ipc.js';
 import { ListenError, ListeningSockets } from './listening-sockets.js';
 import { MasterProcess } from './master-process.js';
 import { DEFAULT_WORKER_MODULE } from './worker-process.js';
+import { configWarnings } from './worker-settings.js';
 
 /** Options of {@link runMaster}. */
 export interface MasterOptions {
@@ -61,6 +62,9 @@ export async function runMaster(options: MasterOptions): Promise<number> {
     if (err instanceof ConfigError) return fail(err.level, err.message);
     throw err;
   }
+
+  // nginx logs a configuration's [warn] lines at start-up; the daemon's parent logged them already.
+  if (inherited?.via !== 'daemon') for (const warning of configWarnings(generation.config)) startup.log.warn(warning);
 
   const sockets = new ListeningSockets(startup.log);
   let log: ErrorLog;

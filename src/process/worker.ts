@@ -15,6 +15,7 @@ import { useZoneClient } from '../http/limits.js';
 import { isMasterToWorker, isSessionAnswer, isZoneAnswer, type ServeMessage, type WorkerToMaster } from './ipc.js';
 import { IpcZoneClient } from './zones.js';
 import { isUdpKey } from './listening-sockets.js';
+import { dropWorkerPrivileges } from './worker-settings.js';
 import { IpcSharedSessions } from './session-caches.js';
 import { useSharedSessions } from '../tls/session-cache.js';
 import { useMasterTicketKey } from '../tls/ticket-keys.js';
@@ -162,6 +163,8 @@ class WorkerProcessCycle {
     this.#config = config;
     const runtime = this.#createRuntime(config, this.#log);
     this.#runtime = runtime;
+    // Files are read and logs opened as root; from here on the worker is the `user` (worker-settings.ts).
+    dropWorkerPrivileges(config.main.get('user'));
     const backlogs = new Map(collectListens(config).map((spec) => [spec.key, spec.backlog]));
     const listening: Promise<void>[] = [];
     for (const key of message.listens) {
