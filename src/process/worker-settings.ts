@@ -160,9 +160,11 @@ export function logFilesOf(config: HitlessConfig, errorLog: readonly ErrorLogTar
   const files = new Set<string>();
   for (const target of errorLog) if (target.file !== 'stderr') files.add(target.file);
   const visit = (block: ConfBlock): void => {
-    if (block.isSet('error_log')) for (const target of block.get('error_log')) if (target.file !== 'stderr') files.add(target.file);
+    // The merged values, defaults included (logs/access.log in every http server); a block where a
+    // directive is not allowed has none.
+    for (const target of (block.get('error_log') as readonly ErrorLogTarget[] | undefined) ?? []) if (target.file !== 'stderr') files.add(target.file);
     // access_log is the http and the stream log module's; both keep `targets` with a `path`.
-    const access = block.isSet('access_log') ? (block.get('access_log') as { targets?: readonly { path?: unknown }[] }) : undefined;
+    const access = block.get('access_log') as { targets?: readonly { path?: unknown }[] } | undefined;
     for (const target of access?.targets ?? []) if (typeof target.path === 'string' && !target.path.includes('$')) files.add(target.path);
     for (const child of block.blocks) visit(child);
   };

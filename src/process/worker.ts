@@ -234,8 +234,13 @@ class WorkerProcessCycle {
   }
 
   reopen(): void {
-    this.#log.reopen();
-    this.#runtime?.reopenLogs();
+    // ngx_reopen_files(): a file the worker (maybe no longer root) cannot open is logged, not fatal.
+    try {
+      this.#log.reopen();
+      this.#runtime?.reopenLogs();
+    } catch (err) {
+      this.#log.emerg(describe(err));
+    }
   }
 
   #fail(err: unknown): void {
