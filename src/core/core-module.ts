@@ -2,13 +2,18 @@
  * The main-context directives of nginx's `ngx_core_module`, `ngx_errlog_module` and
  * `ngx_conf_module` (`include`), and the `events` block of `ngx_events_module`.
  */
-import { existsSync } from 'node:fs';
-import { availableParallelism, platform } from 'node:os';
-import { basename, isAbsolute, resolve } from 'node:path';
+import { availableParallelism } from 'node:os';
+import { isAbsolute, resolve } from 'node:path';
 import { ConfigError } from './errors.js';
-import { findCommand, lookupGroup, lookupUser } from './host-system.js';
-import { isLogLevel, parseNumber, parseSize, parseTime, type LogLevel } from './parse.js';
+import { isLogLevel, parseNumber, parseTime, type LogLevel } from './parse.js';
 import { ALL_CONTEXTS, defineDirective, type ConfModule, type DirectiveContext } from '../conf/registry.js';
+
+import { existsSync } from 'node:fs';
+import { platform } from 'node:os';
+import { basename } from 'node:path';
+// Paths that resolve from src/core and from src/process, where this file is moving.
+import { parseSize } from '../core/parse.js';
+import { findCommand, lookupGroup, lookupUser } from '../process/host-system.js';
 
 /** Where an `error_log` writes, and from which level on. */
 export interface ErrorLogTarget {

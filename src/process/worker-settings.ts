@@ -9,10 +9,15 @@
 import { execFileSync } from 'node:child_process';
 import { chownSync, closeSync, openSync, statSync } from 'node:fs';
 import { setPriority } from 'node:os';
-import type { CpuAffinity, ErrorLogTarget, WorkerUser } from '../core/core-module.js';
 import { formatSyscallError } from '../core/errors.js';
 import type { ErrorLog } from '../core/log.js';
 import type { ConfBlock, HitlessConfig } from '../conf/model.js';
+import type { DirectiveValues } from '../conf/registry.js';
+
+// Named through the registry, not core-module.ts, which is moving from src/core to src/process.
+type WorkerUser = NonNullable<DirectiveValues['user']>;
+type CpuAffinity = NonNullable<DirectiveValues['worker_cpu_affinity']>;
+type ErrorLogTarget = DirectiveValues['error_log'][number];
 
 /**
  * Variables a worker keeps besides `TZ` and those `env` names: Node's own (NODE_OPTIONS,

@@ -10,7 +10,7 @@ import { chmodSync, mkdtempSync, readFileSync, readlinkSync, renameSync, rmSync,
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { lookupGroup, lookupUser } from '../../src/core/host-system.js';
+import { lookupGroup, lookupUser } from '../../src/process/host-system.js';
 import { httpConf } from './helpers/http-conf.js';
 import { MasterUnderTest, TestPrefix, freePort, isAlive, masterCommand, startMaster, waitFor } from './helpers/masters.js';
 
