@@ -64,7 +64,11 @@ export async function runMaster(options: MasterOptions): Promise<number> {
   }
 
   // nginx logs a configuration's [warn] lines at start-up; the daemon's parent logged them already.
-  if (inherited?.via !== 'daemon') for (const warning of configWarnings(generation.config)) startup.log.warn(warning);
+  if (inherited?.via !== 'daemon') {
+    for (const warning of configWarnings(generation.config)) startup.log.warn(warning);
+    // load_module of a module hitless has built in (core-module.ts): accepted, and said so.
+    for (const module of generation.config.main.get('load_module')) startup.log.notice(`module "${module}" is built into hitless, load_module needs to load nothing`);
+  }
 
   const sockets = new ListeningSockets(startup.log);
   let log: ErrorLog;
