@@ -243,10 +243,15 @@ export const coreModule: ConfModule = {
       contexts: ['events'],
       args: [1],
       syntax: 'number;',
-      summary: 'The most connections one worker holds open at once, client and upstream together.',
+      summary: 'The most connections one worker holds open at once in nginx; hitless does not count them, its workers are bound by their open file limit.',
       default: () => 512,
       defaultText: 'worker_connections 512;',
-      parse: ([value = ''], ctx) => parseNumber(value) ?? ctx.fail('"worker_connections" directive invalid number'),
+      parse: ([value = ''], ctx) => {
+        const n = parseNumber(value) ?? ctx.fail('"worker_connections" directive invalid number');
+        // nginx preallocates that many connection structures per worker; Node allocates per connection.
+        ctx.noEffect('a worker holds as many connections as its open file limit allows, see worker_rlimit_nofile');
+        return n;
+      },
     }),
     defineDirective({
       kind: 'value',
