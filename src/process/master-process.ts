@@ -477,9 +477,10 @@ export class MasterProcess {
   }
 
   #reopen(): void {
+    // First, so that the master's own reopen finds each file already made and given away.
+    prepareFilesForWorkers(logFilesOf(this.#generation.config, this.#generation.errorLog), this.#generation.config.main.get('user'), this.#log);
     this.#log.reopen();
     this.#log.notice('reopening logs');
-    prepareFilesForWorkers(logFilesOf(this.#generation.config, this.#generation.errorLog), this.#generation.config.main.get('user'), this.#log);
     for (const worker of this.#workers) worker.reopen();
   }
 

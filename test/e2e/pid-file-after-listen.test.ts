@@ -26,12 +26,12 @@ function conf(http: readonly number[], stream: readonly number[]): string {
 }
 
 /** Polls every millisecond, for at most 20 s, until `path` holds a pid that `accept` takes. */
-async function pidFileAppears(prefix: TestPrefix, accept: (pid: number) => boolean, path = prefix.pidPath): Promise<number> {
+async function pidFileAppears(master: MasterUnderTest, accept: (pid: number) => boolean, path = master.prefix.pidPath): Promise<number> {
   const deadline = Date.now() + 20_000;
   for (;;) {
-    const pid = prefix.pid(path);
+    const pid = master.prefix.pid(path);
     if (pid !== undefined && accept(pid)) return pid;
-    if (Date.now() > deadline) throw new Error(`no pid file ${path} after 20 s: ${prefix.errorLog()}`);
+    if (Date.now() > deadline) throw new Error(`no pid file ${path} after 20 s: ${master.stderr}${master.prefix.errorLog()}`);
     await sleep(1);
   }
 }
@@ -79,16 +79,16 @@ describe('pid file after listen', () => {
 
   it('daemon off: every http and stream address accepts the moment the pid file exists', async () => {
     const [h1 = 0, h2 = 0, s1 = 0] = await freePorts(3);
-    const { master, prefix } = start(conf([h1, h2], [s1]), ['-g', 'daemon off;']);
-    const pid = await pidFileAppears(prefix, () => true);
+    const { master } = start(conf([h1, h2], [s1]), ['-g', 'daemon off;']);
+    const pid = await pidFileAppears(master, () => true);
     await connectToAll([h1, h2, s1]);
     assert.equal(pid, master.child.pid);
   });
 
   it('daemon on: every address accepts the moment the daemon\'s pid file exists', async () => {
     const [h1 = 0, s1 = 0] = await freePorts(2);
-    const { master, prefix } = start(conf([h1], [s1]), []);
-    const pid = await pidFileAppears(prefix, () => true);
+    const { master } = start(conf([h1], [s1]), []);
+    const pid = await pidFileAppears(master, () => true);
     await connectToAll([h1, s1]);
     assert.notEqual(pid, master.child.pid);
     assert.deepEqual(await master.exited, { code: 0, signal: null });
@@ -97,11 +97,11 @@ describe('pid file after listen', () => {
   it('binary upgrade: the new master\'s pid file appears once the addresses it adds accept', async () => {
     const [h1 = 0, h2 = 0, s1 = 0, s2 = 0] = await freePorts(4);
     const { master, prefix } = start(conf([h1], [s1]), ['-g', 'daemon off;']);
-    const oldPid = await pidFileAppears(prefix, () => true);
+    const oldPid = await pidFileAppears(master, () => true);
     assert.equal(oldPid, master.child.pid);
     prefix.writeConf(conf([h1, h2], [s1, s2]));
     process.kill(prefix.requirePid(), 'SIGUSR2');
-    const newPid = await pidFileAppears(prefix, (pid) => pid !== oldPid);
+    const newPid = await pidFileAppears(master, (pid) => pid !== oldPid);
     await connectToAll([h1, h2, s1, s2]);
     // nginx's rename: the old master's pid is in `.oldbin` while both run.
     assert.equal(prefix.pid(`${prefix.pidPath}.oldbin`), oldPid);

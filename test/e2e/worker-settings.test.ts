@@ -70,6 +70,8 @@ describe('worker settings as root', () => {
       const live = master.liveWorkers();
       return live.length === 2 ? live : undefined;
     });
+    // A worker switches user once it has read its configuration; the second may still be reading.
+    await waitFor('both workers to be ready', () => (workers.every((pid) => statusField(pid, 'Uid') !== '0\t0\t0\t0') ? true : undefined), 15_000);
   });
   after(async () => {
     await master?.stop();
