@@ -95,10 +95,12 @@ describe('pid file after listen', () => {
   });
 
   it('binary upgrade: the new master\'s pid file appears once the addresses it adds accept', async () => {
-    const [h1 = 0, h2 = 0, s1 = 0, s2 = 0] = await freePorts(4);
+    const [h1 = 0, s1 = 0] = await freePorts(2);
     const { master, prefix } = start(conf([h1], [s1]), ['-g', 'daemon off;']);
     const oldPid = await pidFileAppears(master, () => true);
     assert.equal(oldPid, master.child.pid);
+    // Picked only now, so that no other test on the machine has the time to take them.
+    const [h2 = 0, s2 = 0] = (await freePorts(4)).filter((port) => port !== h1 && port !== s1);
     prefix.writeConf(conf([h1, h2], [s1, s2]));
     process.kill(prefix.requirePid(), 'SIGUSR2');
     const newPid = await pidFileAppears(master, (pid) => pid !== oldPid);
