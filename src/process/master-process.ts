@@ -16,6 +16,7 @@ import { ListenError, type ListeningSockets } from './listening-sockets.js';
 import { oldBinaryPidPath, removePidFile, renamePidFile, writePidFile } from './pid-file.js';
 import { WORKER_FATAL_EXIT_CODE } from './worker.js';
 import { WorkerProcess, type WorkerExit } from './worker-process.js';
+import { applyWorkerSettings, configWarnings, logFilesOf, prepareFilesForWorkers, workerEnvironment, workingDirectoryProblem } from './worker-settings.js';
 import { MasterZones } from './zones.js';
 import { createTicketKey, TICKET_KEY_ROTATION_MS } from '../tls/ticket-keys.js';
 import { AdminListeners } from '../admin/admin-listeners.js';
@@ -59,6 +60,8 @@ export class MasterProcess {
   readonly #options: MasterProcessOptions;
   readonly #sockets: ListeningSockets;
   readonly #workers = new Set<WorkerProcess>();
+  /** Each worker's number among its generation's, which `worker_cpu_affinity` picks CPUs by; a respawn takes over the number. */
+  readonly #slots = new Map<WorkerProcess, number>();
   readonly #timers = new Set<NodeJS.Timeout>();
   readonly #handlers = new Map<NodeJS.Signals, () => void>();
   /** The limit_req and limit_conn zones every worker shares. */
@@ -93,6 +96,11 @@ export class MasterProcess {
   #noAccepting = false;
   #newBinary: ChildProcess | undefined;
   #upReported = false;
+  /** The pid file is written once, when the first workers listen (see {@link MasterProcess.run}). */
+  #pidWritten = false;
+  /** Workers that died before they were ready and wait for {@link RESPAWN_PAUSE_MS} to be started again. */
+  #respawnsPending = 0;
+  #exitCode = 0;
   #finish: (code: number) => void = () => undefined;
 
   constructor(options: MasterProcessOptions) {
@@ -126,10 +134,12 @@ export class MasterProcess {
     };
   }
 
-  /** Writes the pid file, starts the workers and resolves with the exit status once the master exits. */
+  /**
+   * Starts the workers, writes the pid file once the first of them listens, and resolves with the
+   * exit status once the master exits.
+   */
   run(): Promise<number> {
     process.title = `hitless: master process ${process.argv.slice(1).join(' ')}`;
-    writePidFile(this.#generation.pidPath);
     const done = new Promise<number>((resolve) => {
       this.#finish = resolve;
     });
@@ -142,9 +152,31 @@ export class MasterProcess {
     this.#timers.add(setInterval(() => undefined, 1 << 30));
     this.#timers.add(setInterval(() => this.#rotateTicketKey(), TICKET_KEY_ROTATION_MS));
     this.#startWorkers(this.#generation);
+    // With no worker to listen there is nothing to wait for (and `-s` still needs the pid).
+    if (this.#workers.size === 0) this.#writePidFileOnce();
     void this.#admin.use(this.#generation.config.main.get('admin_listen'), this.#log);
     this.#health.configure(this.#generation.config);
     return done;
+  }
+
+  /**
+   * nginx creates its pid file after its listening sockets are open (ngx_init_cycle() listens
+   * before ngx_create_pidfile()), and nginx-tests, systemd's `Type=forking` with `PIDFile=` and
+   * scripts connect as soon as the file exists. The master here binds but never listens: the
+   * first worker's listen() puts every socket in the LISTEN state, so the file waits for that
+   * worker's `ready` (or for the workers to be gone for good, so that `-s` still reaches the master).
+   */
+  #writePidFileOnce(): void {
+    if (this.#pidWritten || this.#exiting !== undefined) return;
+    try {
+      writePidFile(this.#generation.pidPath);
+      this.#pidWritten = true;
+    } catch (err) {
+      // ngx_create_pidfile() failing stops nginx at start-up: exit 1 here too.
+      this.#log.emerg(describe(err));
+      this.#exitCode = 1;
+      this.#shutdown('fast');
+    }
   }
 
   /**
@@ -212,13 +244,21 @@ export class MasterProcess {
     this.#log.notice('start worker processes');
     const started: WorkerProcess[] = [];
     for (let i = 0; i < generation.workerCount; i++) {
-      const worker = this.#spawnWorker(generation);
+      const worker = this.#spawnWorker(generation, i);
       if (worker !== undefined) started.push(worker);
     }
     return started;
   }
 
-  #spawnWorker(generation: Generation): WorkerProcess | undefined {
+  #spawnWorker(generation: Generation, slot: number): WorkerProcess | undefined {
+    const main = generation.config.main;
+    const cwd = main.get('working_directory');
+    // ngx_worker_process_init(): a worker that cannot chdir() exits with the fatal code.
+    const cwdProblem = cwd === undefined ? undefined : workingDirectoryProblem(cwd);
+    if (cwdProblem !== undefined) {
+      this.#log.alert(cwdProblem);
+      return undefined;
+    }
     const serve: ServeMessage = {
       type: 'serve',
       generation: generation.number,
@@ -231,18 +271,27 @@ export class MasterProcess {
     };
     let worker: WorkerProcess;
     try {
-      worker = new WorkerProcess(this.#options.workerModule, serve, this.#sockets, this.#zones, (outcome) => {
-        const state = this.#peerFailures.apply(outcome);
-        if (state !== undefined) for (const other of this.#workers) other.peerFailures(state);
-      });
+      worker = new WorkerProcess(
+        this.#options.workerModule,
+        serve,
+        this.#sockets,
+        this.#zones,
+        (outcome) => {
+          const state = this.#peerFailures.apply(outcome);
+          if (state !== undefined) for (const other of this.#workers) other.peerFailures(state);
+        },
+        { env: workerEnvironment(generation.config), ...(cwd === undefined ? {} : { cwd }) },
+      );
     } catch (err) {
       this.#log.alert(`fork() failed while spawning "worker process": ${describe(err)}`);
       return undefined;
     }
     this.#log.notice(`start worker process ${worker.pid}`);
+    applyWorkerSettings(worker.pid, slot, generation.config, this.#log);
     this.#workers.add(worker);
+    this.#slots.set(worker, slot);
     worker.upstreamHealth(this.#health.snapshot());
-    worker.ready.then(() => this.#onWorkerReady(), () => undefined);
+    worker.ready.then(() => this.#onWorkerReady(worker), () => undefined);
     void worker.exited.then((exit) => this.#onWorkerExit(worker, exit));
     return worker;
   }
@@ -256,8 +305,12 @@ export class MasterProcess {
     for (const worker of this.#workers) worker.ticketKey(this.#ticketKey);
   }
 
-  /** Tells the process that daemonized this master that it is up, once the first workers are ready. */
-  #onWorkerReady(): void {
+  /**
+   * Writes the pid file when the first worker of the current generation listens, and tells the
+   * process that daemonized this master that it is up once all of them are ready.
+   */
+  #onWorkerReady(worker: WorkerProcess): void {
+    if (worker.generation === this.#generation.number) this.#writePidFileOnce();
     if (this.#upReported || this.#options.inherited?.via !== 'daemon') return;
     const current = [...this.#workers].filter((worker) => worker.generation === this.#generation.number);
     if (!current.every((worker) => worker.state === 'ready') || process.send === undefined) return;
@@ -268,6 +321,8 @@ export class MasterProcess {
 
   #onWorkerExit(worker: WorkerProcess, exit: WorkerExit): void {
     this.#workers.delete(worker);
+    const slot = this.#slots.get(worker) ?? 0;
+    this.#slots.delete(worker);
     this.#log.notice(`signal ${constants.signals.SIGCHLD} (SIGCHLD) received from ${worker.pid}`);
     // ngx_process_get_status(): a signal is an [alert], an exit code a [notice].
     if (exit.signal !== null) this.#log.alert(`worker process ${worker.pid} exited on signal ${constants.signals[exit.signal]}`);
@@ -278,18 +333,22 @@ export class MasterProcess {
       this.#log.alert(`worker process ${worker.pid} exited with fatal code ${WORKER_FATAL_EXIT_CODE} and cannot be respawned`);
     } else if (unexpected && worker.generation === this.#generation.number && !this.#noAccepting) {
       // ngx_reap_children(): a worker that died is replaced at once, with the current configuration.
-      if (worker.wasReady) this.#spawnWorker(this.#generation);
-      else this.#respawnLater();
+      if (worker.wasReady) this.#spawnWorker(this.#generation, slot);
+      else this.#respawnLater(slot);
     }
+    // No worker left and none coming (each exited fatally): no socket will listen, but `-s` must work.
+    if (this.#workers.size === 0 && this.#respawnsPending === 0 && this.#exiting === undefined) this.#writePidFileOnce();
     this.#closeUnusedSockets();
     if (this.#exiting !== undefined && this.#workers.size === 0) this.#exit();
   }
 
   /** A worker that died before it was ever ready would die again at once: pause before the next. */
-  #respawnLater(): void {
+  #respawnLater(slot: number): void {
+    this.#respawnsPending++;
     const timer = setTimeout(() => {
       this.#timers.delete(timer);
-      if (this.#exiting === undefined && !this.#noAccepting) this.#spawnWorker(this.#generation);
+      this.#respawnsPending--;
+      if (this.#exiting === undefined && !this.#noAccepting) this.#spawnWorker(this.#generation, slot);
     }, RESPAWN_PAUSE_MS);
     this.#timers.add(timer);
   }
@@ -325,6 +384,7 @@ export class MasterProcess {
     let log: ErrorLog;
     try {
       next = loadGeneration(this.#options.source, this.#generation.number + 1);
+      for (const warning of configWarnings(next.config)) this.#log.warn(warning);
       this.#sockets.open(next.listens);
       log = openErrorLog(next.errorLog);
     } catch (err) {
@@ -371,7 +431,10 @@ export class MasterProcess {
     this.#log = log;
     this.#sockets.useLog(log);
     oldLog.close();
-    if (previous.pidPath !== next.pidPath) {
+    if (!this.#pidWritten) {
+      // Reloaded before any worker of the first generation listened: these ones do.
+      this.#writePidFileOnce();
+    } else if (previous.pidPath !== next.pidPath) {
       // ngx_init_cycle(): a changed `pid` path gets a new file and the old one is deleted.
       try {
         writePidFile(next.pidPath);
@@ -414,6 +477,8 @@ export class MasterProcess {
   }
 
   #reopen(): void {
+    // First, so that the master's own reopen finds each file already made and given away.
+    prepareFilesForWorkers(logFilesOf(this.#generation.config, this.#generation.errorLog), this.#generation.config.main.get('user'), this.#log);
     this.#log.reopen();
     this.#log.notice('reopening logs');
     for (const worker of this.#workers) worker.reopen();
@@ -476,11 +541,11 @@ export class MasterProcess {
     this.#sockets.closeAll({ keepUnixFile: this.#newBinary !== undefined });
     // ngx_delete_pidfile(): while a new binary runs, this master's file is the .oldbin one.
     const pidPath = this.#newBinary === undefined ? this.#generation.pidPath : oldBinaryPidPath(this.#generation.pidPath);
-    const failure = removePidFile(pidPath);
+    const failure = this.#pidWritten ? removePidFile(pidPath) : undefined;
     if (failure !== undefined) this.#log.alert(failure);
     this.#log.notice('exit');
     this.#log.close();
-    this.#finish(0);
+    this.#finish(this.#exitCode);
   }
 }
 

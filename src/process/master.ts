@@ -16,8 +16,8 @@ import { spawnMasterWithSockets, takeInheritedSockets } from './inherited-socket
 import { isMasterUp } from './ipc.js';
 import { ListenError, ListeningSockets } from './listening-sockets.js';
 import { MasterProcess } from './master-process.js';
-import { PidFileError } from './pid-file.js';
 import { DEFAULT_WORKER_MODULE } from './worker-process.js';
+import { configWarnings } from './worker-settings.js';
 
 /** Options of {@link runMaster}. */
 export interface MasterOptions {
@@ -63,6 +63,13 @@ export async function runMaster(options: MasterOptions): Promise<number> {
     throw err;
   }
 
+  // nginx logs a configuration's [warn] lines at start-up; the daemon's parent logged them already.
+  if (inherited?.via !== 'daemon') {
+    for (const warning of configWarnings(generation.config)) startup.log.warn(warning);
+    // load_module of a module hitless has built in (core-module.ts): accepted, and said so.
+    for (const module of generation.config.main.get('load_module')) startup.log.notice(`module "${module}" is built into hitless, load_module needs to load nothing`);
+  }
+
   const sockets = new ListeningSockets(startup.log);
   let log: ErrorLog;
   try {
@@ -96,14 +103,7 @@ export async function runMaster(options: MasterOptions): Promise<number> {
     workerModule: options.workerModule ?? DEFAULT_WORKER_MODULE,
     drainGraceMs: options.drainGraceMs ?? DEFAULT_DRAIN_GRACE_MS,
   });
-  try {
-    return await master.run();
-  } catch (err) {
-    if (!(err instanceof PidFileError)) throw err;
-    log.write(err.level, err.message);
-    sockets.closeAll();
-    return 1;
-  }
+  return master.run();
 }
 
 function openStartupLog(path: string | undefined): { log: ErrorLog; isStderr: boolean } {

@@ -24,6 +24,14 @@ export interface WorkerExit {
 /** A worker's answer about its upstream peers, or why there is none. */
 export type UpstreamStatesResult = { readonly answered: true; readonly states: readonly PeerState[] } | { readonly answered: false; readonly error: string };
 
+/** How a worker process is started: `env` and `working_directory` (process/worker-settings.ts). */
+export interface WorkerSpawnOptions {
+  /** Its whole environment. Default: the master's. */
+  readonly env?: NodeJS.ProcessEnv;
+  /** Its current directory. Default: the master's. */
+  readonly cwd?: string;
+}
+
 /** Where a worker is in its life. */
 export type WorkerState = 'starting' | 'ready' | 'draining' | 'terminating' | 'exited';
 
@@ -53,8 +61,19 @@ export class WorkerProcess {
    * `zones` answers limit_req/limit_conn questions; `onPeerOutcome` takes reports about peers of
    * groups with `zone` (upstream/shared-peers.ts).
    */
-  constructor(module: string, serve: ServeMessage, sockets: ListeningSockets, zones?: MasterZones, onPeerOutcome?: (message: PeerOutcomeMessage) => void) {
-    this.#child = fork(module, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  constructor(
+    module: string,
+    serve: ServeMessage,
+    sockets: ListeningSockets,
+    zones?: MasterZones,
+    onPeerOutcome?: (message: PeerOutcomeMessage) => void,
+    spawn: WorkerSpawnOptions = {},
+  ) {
+    this.#child = fork(module, [], {
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+      ...(spawn.env === undefined ? {} : { env: spawn.env }),
+      ...(spawn.cwd === undefined ? {} : { cwd: spawn.cwd }),
+    });
     if (this.#child.pid === undefined) throw new Error(`fork() of ${module} failed`);
     this.pid = this.#child.pid;
     this.generation = serve.generation;

@@ -14,6 +14,7 @@ import { HttpAndStreamRuntime, collectListens } from './http-and-stream-runtime.
 import { isMasterToWorker, isSessionAnswer, isZoneAnswer, type ServeMessage, type WorkerToMaster } from './ipc.js';
 import { IpcZoneClient } from './zones.js';
 import { isUdpKey } from './listening-sockets.js';
+import { dropWorkerPrivileges } from './worker-settings.js';
 import { IpcSharedSessions } from './session-caches.js';
 import type { ServingState } from '../http/serving-state.js';
 import { TlsRuntime } from '../tls/tls-runtime.js';
@@ -170,6 +171,8 @@ class WorkerProcessCycle {
     this.#config = config;
     const runtime = this.#createRuntime(config, this.#log);
     this.#runtime = runtime;
+    // Files are read and logs opened as root; from here on the worker is the `user` (worker-settings.ts).
+    dropWorkerPrivileges(config.main.get('user'));
     const backlogs = new Map(collectListens(config).map((spec) => [spec.key, spec.backlog]));
     const listening: Promise<void>[] = [];
     for (const key of message.listens) {
@@ -239,8 +242,13 @@ class WorkerProcessCycle {
   }
 
   reopen(): void {
-    this.#log.reopen();
-    this.#runtime?.reopenLogs();
+    // ngx_reopen_files(): a file the worker (maybe no longer root) cannot open is logged, not fatal.
+    try {
+      this.#log.reopen();
+      this.#runtime?.reopenLogs();
+    } catch (err) {
+      this.#log.emerg(describe(err));
+    }
   }
 
   #fail(err: unknown): void {
