@@ -87,6 +87,8 @@ function testConfig(load: () => HitlessConfig, configFile: string, line: Command
     io.stderr.write(`hitless: configuration file ${configFile} test failed\n`);
     return 1;
   }
+  // nginx writes its [warn] lines while parsing, before the verdict, also with -q.
+  for (const warning of config.warnings) io.stderr.write(`hitless: [warn] ${warning.message}\n`);
   if (!line.quiet) {
     io.stderr.write(`hitless: the configuration file ${configFile} syntax is ok\n`);
     io.stderr.write(`hitless: configuration file ${configFile} test is successful\n`);

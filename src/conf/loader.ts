@@ -4,12 +4,14 @@
  * so the first error reported is the one nginx would report, in nginx's words.
  */
 import { resolve } from 'node:path';
-import { ConfigError } from '../core/errors.js';
+import { ConfigError, formatLocation } from '../core/errors.js';
 import { ConfBlock, deepFreeze, type HitlessConfig } from './model.js';
 import { parseConfig, parseConfigText, type ConfigSource, type ConfNode, type DirectiveNode, type ParsedConfig } from './parser.js';
 import {
+  noEffectReason,
   type AnyDirectiveSpec,
   type ArgCount,
+  type ConfigWarning,
   type Context,
   type DefaultContext,
   type DirectiveContext,
@@ -51,7 +53,8 @@ export function loadConfigText(text: string, registry: DirectiveRegistry, option
 /** Builds the frozen model from a parsed tree. */
 export function buildConfig(parsed: ParsedConfig, prefix: string, registry: DirectiveRegistry): HitlessConfig {
   const defaults: DefaultContext = { prefix, confPrefix: withSlash(parsed.confPrefix) };
-  const builder = new BlockBuilder(registry, defaults, 'main', undefined, undefined, undefined);
+  const warnings: ConfigWarning[] = [];
+  const builder = new BlockBuilder(registry, defaults, warnings, 'main', undefined, undefined, undefined);
   builder.walk(parsed.nodes);
   const main = builder.finish(undefined);
   for (const module of registry.modules) module.check?.(main, defaults);
@@ -61,6 +64,7 @@ export function buildConfig(parsed: ParsedConfig, prefix: string, registry: Dire
     confPrefix: defaults.confPrefix,
     files: deepFreeze([...parsed.files]),
     main,
+    warnings: deepFreeze(warnings),
   });
 }
 
@@ -71,6 +75,7 @@ function withSlash(path: string): string {
 class BlockBuilder {
   readonly #registry: DirectiveRegistry;
   readonly #defaults: DefaultContext;
+  readonly #warnings: ConfigWarning[];
   readonly context: Context;
   readonly node: DirectiveNode | undefined;
   readonly parent: BlockBuilder | undefined;
@@ -84,6 +89,7 @@ class BlockBuilder {
   constructor(
     registry: DirectiveRegistry,
     defaults: DefaultContext,
+    warnings: ConfigWarning[],
     context: Context,
     node: DirectiveNode | undefined,
     parent: BlockBuilder | undefined,
@@ -91,6 +97,7 @@ class BlockBuilder {
   ) {
     this.#registry = registry;
     this.#defaults = defaults;
+    this.#warnings = warnings;
     this.context = context;
     this.node = node;
     this.parent = parent;
@@ -143,7 +150,7 @@ class BlockBuilder {
         if (spec.unique && this.children.some((child) => child.spec === spec)) ctx.fail(`"${node.name}" directive is duplicate`);
         const inner = typeof spec.block === 'function' ? spec.block(node.args, ctx) : spec.block;
         const value = spec.parse?.(node.args, ctx);
-        const child = new BlockBuilder(this.#registry, this.#defaults, inner, node, this, value);
+        const child = new BlockBuilder(this.#registry, this.#defaults, this.#warnings, inner, node, this, value);
         this.children.push({ builder: child, spec });
         child.walk(node.block ?? []);
         return;
@@ -154,6 +161,10 @@ class BlockBuilder {
   #directiveContext(node: DirectiveNode): DirectiveContext {
     const location = { file: node.file, line: node.line };
     const enclosing = this.node === undefined ? undefined : { name: this.node.name, args: this.node.args, value: this.value };
+    const warnings = this.#warnings;
+    const warn = (reason: string): void => {
+      warnings.push({ reason, location, message: `${reason} ${formatLocation(location)}` });
+    };
     return {
       node,
       location,
@@ -164,6 +175,8 @@ class BlockBuilder {
       fail(reason: string): never {
         throw new ConfigError(reason, location);
       },
+      warn,
+      noEffect: (reason: string) => warn(noEffectReason(node.name, reason)),
     };
   }
 

@@ -3,7 +3,7 @@
  * directive allowed in its context (its own, else the inherited one, else the default).
  */
 import type { ConfFile } from './parser.js';
-import type { ConfBlockView, Context, DirectiveName, DirectiveValues } from './registry.js';
+import type { ConfBlockView, ConfigWarning, Context, DirectiveName, DirectiveValues } from './registry.js';
 
 /** One block of the configuration: `main`, an `http`, a `server`, a `location`... */
 export class ConfBlock implements ConfBlockView {
@@ -84,6 +84,8 @@ export interface HitlessConfig {
   readonly files: readonly ConfFile[];
   /** The `main` context. */
   readonly main: ConfBlock;
+  /** Warnings found while loading, in document order: `-t` prints them at [warn]. */
+  readonly warnings: readonly ConfigWarning[];
 }
 
 /** Freezes a value and everything reachable from it. Maps and Sets are frozen as objects only. */

@@ -65,6 +65,26 @@ export interface DirectiveContext {
   readonly enclosing: { readonly name: string; readonly args: readonly string[]; readonly value: unknown } | undefined;
   /** Throws a configuration error at this directive: `fail('invalid value "x"')`. */
   fail(reason: string): never;
+  /** Records a warning at this directive, which `-t` prints at [warn] as nginx's `ngx_conf_log_error(NGX_LOG_WARN)` does. */
+  warn(reason: string): void;
+  /**
+   * The one warning for a directive hitless accepts but cannot apply (a kernel knob, a buffer Node
+   * owns): `"name" has no effect in hitless (reason)`. Docs say what hitless does instead.
+   */
+  noEffect(reason: string): void;
+}
+
+/** A warning found while loading: the reason and where, as `-t` prints it. */
+export interface ConfigWarning {
+  readonly reason: string;
+  readonly location: ConfigLocation;
+  /** `reason in file:line`, nginx's layout. */
+  readonly message: string;
+}
+
+/** The wording of {@link DirectiveContext.noEffect}, shared by every module that warns so. */
+export function noEffectReason(name: string, reason: string): string {
+  return `"${name}" has no effect in hitless (${reason})`;
 }
 
 /** What a default can depend on. */
