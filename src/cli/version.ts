@@ -1,9 +1,8 @@
 /** What `-v`, `-V` and `-h` print, in nginx's layout, so that tools probing an nginx binary read hitless too. */
-import { readFileSync } from 'node:fs';
 import type { DirectiveRegistry } from '../conf/registry.js';
+import { VERSION } from '../core/version.js';
 
-/** hitless's version, from its package.json. */
-export const VERSION: string = (JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+export { VERSION };
 
 /** Compiled-in defaults, nginx's `NGX_PREFIX`, `NGX_CONF_PATH` and `NGX_ERROR_LOG_PATH`. */
 export const DEFAULT_PREFIX = '/usr/local/hitless/';

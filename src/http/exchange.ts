@@ -45,6 +45,10 @@ export interface HttpExchange {
   keepaliveTimeoutMs: number;
   keepaliveHeaderSeconds: number | undefined;
   ownServerAndDate: boolean;
+  /** The `Server` header's value for this response (server_tokens of the answering level); empty sends none. */
+  serverHeader: string;
+  /** `chunked_transfer_encoding`: false ends a body of unknown length by closing (HTTP/1.1; HTTP/2 has no chunked). */
+  chunkedAllowed: boolean;
   /** Bytes written but not yet taken by the client, for read-ahead limits. */
   readonly pendingBytes: number;
   readBody(limit: number, onData: (data: Buffer) => void, onEnd: (err: Error | undefined) => void): void;

@@ -9,6 +9,7 @@ import { compileTemplate, type CompiledTemplate, type VariableTable } from '../c
 import type { HitlessConfig } from '../conf/model.js';
 import type { ConfBlockView } from '../conf/registry.js';
 import { AccessLogs, type AccessLogger } from './access-log.js';
+import { compileCoreConnection, compileCoreLevel, type CoreConnection, type CoreLevel } from './core-level.js';
 import { compileErrorPages, type CompiledErrorPage } from './error-pages.js';
 import { compileGrpc, type CompiledGrpc } from './grpc-config.js';
 import { compileProxy, type CompiledProxy } from './proxy-config.js';
@@ -63,6 +64,8 @@ export interface LevelConfig {
   readonly sendTimeoutMs: number;
   /** realip and the limits of the preaccess phase; undefined when the level has none. */
   readonly preaccess: Preaccess | undefined;
+  /** server_tokens, chunked_transfer_encoding, keepalive_disable, msie_padding, recursive_error_pages, limit_except. */
+  readonly core: CoreLevel;
 }
 
 /** A virtual server. */
@@ -77,6 +80,8 @@ export interface CompiledServer {
   readonly tls: ServerTls;
   /** `http2_max_concurrent_streams`, for HTTP/2 connections this server is the default of. */
   readonly maxConcurrentStreams: number;
+  /** Head limits, merge_slashes, lingering close: what connections this server is the default of take. */
+  readonly connection: CoreConnection;
 }
 
 /** The addresses one listening socket serves and how each picks its virtual server. */
@@ -129,6 +134,7 @@ export class HttpGeneration {
         // Certificate names with variables are evaluated with this generation's variables (maps included).
         tls: tls.variable === undefined ? tls : { ...tls, select: tls.variable.bind(this.variables, log) },
         maxConcurrentStreams: block.get('http2_max_concurrent_streams'),
+        connection: compileCoreConnection(block),
       });
     }
     const serverOf = (block: ConfBlockView): CompiledServer => servers.get(block) as CompiledServer;
@@ -177,6 +183,7 @@ export class HttpGeneration {
       clientHeaderTimeoutMs: block.context === 'server' ? block.get('client_header_timeout') : 60_000,
       clientBodyTimeoutMs: block.get('client_body_timeout'),
       sendTimeoutMs: block.get('send_timeout'),
+      core: compileCoreLevel(block),
     };
   }
 

@@ -11,6 +11,7 @@ import type { ClientConnection } from './connections.js';
 import type { CompiledServer, LevelConfig } from './generation.js';
 import type { HttpExchange } from './exchange.js';
 import { ADD_HEADER_STATUSES } from './headers-module.js';
+import { keepaliveDisabledFor, msiePaddingFor } from './core-level.js';
 import { errorPageAction } from './error-pages.js';
 import type { CompiledProxy } from './proxy-config.js';
 import { runPreaccess, type Preaccess } from './preaccess.js';
@@ -82,7 +83,7 @@ export class RequestHandler {
     request.requestUri = target.requestUri;
     request.args = target.args;
     request.hasArgs = target.hasArgs;
-    const uri = normalizeUri(target.path);
+    const uri = normalizeUri(target.path, conn.hosts.defaultServer.connection.mergeSlashes);
     if (uri === undefined) return refuse('client sent invalid request');
     request.uri = uri;
     const rawHost = target.host ?? request.header('host');
@@ -169,7 +170,7 @@ export class RequestHandler {
       else this.#send(conn, request, exchange, level, { status });
     };
     const headers: UpstreamContext['headers'] = (status, list) => {
-      this.applyLevel(exchange, conn, level, false);
+      this.applyLevel(exchange, conn, level, false, request);
       addHeaders(list, level, request, status);
     };
     // Object literals, not a spread of a shared base: a spread costs about 8% of proxied
@@ -189,8 +190,13 @@ export class RequestHandler {
    * location's content (return or proxy_pass), a URL is a redirect. True when it took over.
    */
   #errorPage(conn: ClientConnection, request: HttpRequest, exchange: HttpExchange, level: LevelConfig, status: number): boolean {
-    const action = errorPageAction(level.errorPages, request, status);
+    const action = errorPageAction(level.errorPages, request, status, level.core.recursiveErrorPages);
     if (action === undefined) return false;
+    if (action.kind === 'cycle') {
+      this.#log.error(`rewrite or internal redirection cycle while internally redirecting to "${action.uri}"${context(request, conn)}`, conn.number);
+      this.#send(conn, request, exchange, level, { status: 500 });
+      return true;
+    }
     if (action.kind === 'redirect') {
       this.#send(conn, request, exchange, level, { status: action.status, location: action.location });
       return true;
@@ -232,7 +238,8 @@ export class RequestHandler {
       conn.protocol.destroy();
       return;
     }
-    const page = plan.body === undefined ? specialPage(status) : undefined;
+    const special = plan.body === undefined ? specialPage(status, level.core.signature) : undefined;
+    const page = special === undefined ? undefined : special + msiePaddingFor(level.core, status, request.header('user-agent'));
     const body = plan.body ?? page ?? '';
     const headers: string[] = [];
     if (!statusHasNoBody(status)) {
@@ -240,16 +247,20 @@ export class RequestHandler {
       else if (page !== undefined) headers.push('Content-Type', 'text/html');
     }
     if (plan.location !== undefined && plan.location !== '') headers.push('Location', plan.location);
-    this.applyLevel(exchange, conn, level, page !== undefined && CLOSE_AFTER_PAGE.has(status));
+    this.applyLevel(exchange, conn, level, page !== undefined && CLOSE_AFTER_PAGE.has(status), request);
     addHeaders(headers, level, request, status);
     const bytes = Buffer.from(body, 'latin1');
     exchange.respond(wireStatus(status), headers, bytes);
   }
 
   /** The keep-alive settings of the level that answers (nginx decides them per location). */
-  applyLevel(exchange: HttpExchange, conn: ClientConnection, level: LevelConfig, close: boolean): void {
+  applyLevel(exchange: HttpExchange, conn: ClientConnection, level: LevelConfig, close: boolean, request?: HttpRequest): void {
     // ngx_http_update_location_config(): keepalive_timeout 0, keepalive_requests, keepalive_time.
     if (close || level.keepaliveTimeoutMs === 0 || conn.requests >= level.keepaliveRequests || Date.now() - conn.startedAt > level.keepaliveTimeMs) exchange.keepAlive = false;
+    // ngx_http_finalize_connection(): keepalive_disable msie6 (after a POST) and safari.
+    if (request !== undefined && keepaliveDisabledFor(level.core, request.method, request.header('user-agent'))) exchange.keepAlive = false;
+    exchange.serverHeader = level.core.serverHeader;
+    exchange.chunkedAllowed = level.core.chunked;
     exchange.keepaliveTimeoutMs = level.keepaliveTimeoutMs;
     exchange.keepaliveHeaderSeconds = level.keepaliveHeaderSeconds;
   }

@@ -56,6 +56,8 @@ export class HttpRequest {
   server: unknown;
   /** Set once an error_page has been followed (nginx's recursive_error_pages off). */
   errorPageFollowed = false;
+  /** Internal redirects to error pages so far, against nginx's limit of 10 (recursive_error_pages on). */
+  errorPageRedirects = 0;
   /** The status an error page's `=code` imposes on the response it leads to. */
   statusOverride: number | undefined;
   /** GET after an internal redirect (except for HEAD), as nginx changes the method. */
