@@ -46,10 +46,12 @@ export class RequestHandler {
   /** One request, parsed by the connection. */
   handle(conn: ClientConnection, exchange: HttpExchange): void {
     const request = new HttpRequest(exchange.head, conn, Date.now());
+    request.pipelined = exchange.pipelined === true;
     let level: LevelConfig = conn.hosts.defaultServer.level;
     exchange.onFinish(() => {
       // nginx's 499: the client closed the connection before the response was sent.
       if (exchange.aborted && !exchange.headersSent && request.status !== 444) request.status = 499;
+      request.completed = !exchange.aborted;
       request.bodyBytesSent = exchange.bodyBytesSent;
       logRequest(level.accessLogs, request);
     });
@@ -172,6 +174,7 @@ export class RequestHandler {
     const headers: UpstreamContext['headers'] = (status, list) => {
       this.applyLevel(exchange, conn, level, false, request);
       addHeaders(list, level, request, status);
+      request.sentHeaders = list;
     };
     // Object literals, not a spread of a shared base: a spread costs about 8% of proxied
     // requests/s in bench/ (the copies' property loads in the proxy stop being monomorphic).
@@ -250,6 +253,8 @@ export class RequestHandler {
     this.applyLevel(exchange, conn, level, page !== undefined && CLOSE_AFTER_PAGE.has(status), request);
     addHeaders(headers, level, request, status);
     const bytes = Buffer.from(body, 'latin1');
+    request.sentHeaders = headers;
+    request.sentLength = bytes.length;
     exchange.respond(wireStatus(status), headers, bytes);
   }
 

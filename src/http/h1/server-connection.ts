@@ -72,6 +72,8 @@ export class H1ServerConnection implements ProtocolConnection {
   readonly id = nextConnectionId++;
   /** Requests received on this connection so far (`$connection_requests`). */
   requests = 0;
+  /** When the connection was accepted, for `$connection_time`. */
+  readonly startedAt = Date.now();
   readonly #handler: H1RequestHandler;
   readonly #onError: H1ErrorReporter | undefined;
   readonly #limits: HeadLimits;
@@ -97,6 +99,8 @@ export class H1ServerConnection implements ProtocolConnection {
   #drainTimer: NodeJS.Timeout | undefined;
   #graceMs = 0;
   #closeListeners: (() => void)[] = [];
+  /** The next request was already received when the last response finished (nginx's hc->pipeline). */
+  #nextPipelined = false;
 
   constructor(socket: Socket, handler: H1RequestHandler, options: H1ConnectionOptions = {}, onError?: H1ErrorReporter) {
     this.socket = socket;
@@ -235,6 +239,8 @@ export class H1ServerConnection implements ProtocolConnection {
     // The idle timer stays armed while the handler works: #onTimeout ignores it unless the
     // exchange is reading a body or waiting on a slow client. Re-arming it per request costs more.
     const exchange = new H1Exchange(this, head);
+    exchange.pipelined = this.#nextPipelined;
+    this.#nextPipelined = false;
     this.#exchange = exchange;
     try {
       this.#handler(exchange);
@@ -270,6 +276,7 @@ export class H1ServerConnection implements ProtocolConnection {
       return;
     }
     this.#idleTimeoutMs = exchange.keepaliveTimeoutMs;
+    this.#nextPipelined = this.#buf !== undefined;
     this.#parseNext();
   }
 
@@ -372,6 +379,8 @@ export class H1Exchange implements HttpExchange {
   serverHeader: string;
   /** `chunked_transfer_encoding`: false sends a body of unknown length to the close instead. */
   chunkedAllowed = true;
+  /** `$pipe`: the request was received while the one before it was answered. */
+  pipelined = false;
   /** De-chunks an already chunked body ('raw') for a client that cannot take chunked. */
   #decoder: ChunkedParser | undefined;
   /** `keepalive_timeout`'s second value: sent as `Keep-Alive: timeout=N` with a kept-alive response. */
