@@ -13,6 +13,7 @@ import { compileCoreConnection, compileCoreLevel, type CoreConnection, type Core
 import { compileErrorPages, type CompiledErrorPage } from './error-pages.js';
 import { compileGrpc, type CompiledGrpc } from './grpc-config.js';
 import { compileProxy, type CompiledProxy } from './proxy-config.js';
+import { Resolvers } from './resolver.js';
 import { buildUpstreamGroups, type UpstreamGroup } from '../upstream/group.js';
 import { serversOf } from './core-module.js';
 import { groupListens, type ListenSpec } from './listen.js';
@@ -101,6 +102,8 @@ export class HttpGeneration {
   /** The `upstream` groups, by name. */
   readonly groups: ReadonlyMap<string, UpstreamGroup<HttpRequest>>;
   readonly #implicitGroups = new Map<string, UpstreamGroup<HttpRequest>>();
+  /** The `resolver`s of proxy_pass URLs with variables, and the groups their answers made. */
+  readonly #resolvers = new Resolvers();
   readonly #h2c = new Set<VirtualHosts<CompiledServer>>();
   readonly #tls = new Map<VirtualHosts<CompiledServer>, TlsTermination<CompiledServer>>();
   readonly #http: ConfBlockView | undefined;
@@ -191,18 +194,19 @@ export class HttpGeneration {
     if (block.name !== 'location' || !block.isSet('proxy_pass')) return undefined;
     const target = block.get('proxy_pass');
     if (target === undefined) return undefined;
-    return compileProxy(block, target, this.groups, this.#implicitGroups, this.variables);
+    return compileProxy(block, target, this.groups, this.#implicitGroups, this.variables, this.#resolvers);
   }
 
   /** Every upstream group of this generation: the named ones, then the implicit ones made so far. */
   upstreamGroups(): UpstreamGroup<HttpRequest>[] {
-    return [...this.groups.values(), ...this.#implicitGroups.values()];
+    return [...this.groups.values(), ...this.#implicitGroups.values(), ...this.#resolvers.groups()];
   }
 
   /** Closes every idle upstream connection of this generation. */
   closeUpstreams(): void {
     for (const group of this.groups.values()) group.close();
     for (const group of this.#implicitGroups.values()) group.close();
+    this.#resolvers.close();
   }
 
   /** True when connections to these virtual servers may speak HTTP/2 over cleartext (the preface decides). */

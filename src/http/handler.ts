@@ -185,7 +185,21 @@ export class RequestHandler {
     const proxy = level.proxy as CompiledProxy;
     request.proxyHost = proxy.proxyHost;
     request.proxyScheme = proxy.scheme;
-    proxyRequest({ exchange, request, conn, log: this.#log, fail, headers, proxy });
+    const resolving = proxy.resolveHost(request);
+    if (resolving === undefined) {
+      proxyRequest({ exchange, request, conn, log: this.#log, fail, headers, proxy });
+      return;
+    }
+    // ngx_http_upstream_resolve_handler(): the request waits on the resolver, then goes on or gets 502.
+    void resolving.then((error) => {
+      if (exchange.aborted) return;
+      if (error === undefined) {
+        proxyRequest({ exchange, request, conn, log: this.#log, fail, headers, proxy });
+        return;
+      }
+      this.#log.error(`${error}${context(request, conn)}`, conn.number);
+      fail(502);
+    });
   }
 
   /**
