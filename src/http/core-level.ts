@@ -64,10 +64,10 @@ export function compileCoreLevel(block: ConfBlockView): CoreLevel {
 export function compileCoreConnection(server: ConfBlockView): CoreConnection {
   const buffers = server.get('large_client_header_buffers');
   return {
-    // ngx_http_alloc_large_header_buffer(): a line must fit one large buffer, the head all of them.
+    // ngx_http_alloc_large_header_buffer(): a line must fit one large buffer, the head the first buffer and all the large ones.
     limits: {
       maxLineBytes: buffers.size,
-      maxHeadBytes: buffers.number * buffers.size,
+      maxHeadBytes: server.get('client_header_buffer_size') + buffers.number * buffers.size,
       underscores: server.get('underscores_in_headers'),
       ignoreInvalid: server.get('ignore_invalid_headers'),
     },

@@ -211,6 +211,7 @@ export class RequestHandler {
     if (action === undefined) return false;
     if (action.kind === 'cycle') {
       this.#log.error(`rewrite or internal redirection cycle while internally redirecting to "${action.uri}"${context(request, conn)}`, conn.number);
+      request.statusOverride = undefined;
       this.#send(conn, request, exchange, level, { status: 500 });
       return true;
     }

@@ -48,8 +48,11 @@ export function specialPage(status: number, signature = 'hitless'): string | und
   if (status < 300 || status === 304) return undefined;
   const title = PAGE_TITLES[status];
   if (title === undefined) return undefined;
-  const heading = `${SENT_AS_400.has(status) ? 400 : status} ${title}`;
-  return `<html>\r\n<head><title>${heading}</title></head>\r\n<body>\r\n<center><h1>${heading}</h1></center>\r\n<hr><center>${signature}</center>\r\n</body>\r\n</html>\r\n`;
+  const tail = `<hr><center>${signature}</center>\r\n</body>\r\n</html>\r\n`;
+  // 494-497 (ngx_http_error_494_page...): titled with the reason, headed "400 Bad Request", the reason below.
+  if (SENT_AS_400.has(status)) return `<html>\r\n<head><title>400 ${title}</title></head>\r\n<body>\r\n<center><h1>400 Bad Request</h1></center>\r\n<center>${title}</center>\r\n${tail}`;
+  const heading = `${status} ${title}`;
+  return `<html>\r\n<head><title>${heading}</title></head>\r\n<body>\r\n<center><h1>${heading}</h1></center>\r\n${tail}`;
 }
 
 /** The status sent on the wire for one of nginx's internal codes (494-497 go out as 400). */

@@ -197,7 +197,8 @@ export function createHttpVariables(captureNames: Iterable<string> = []): Variab
   for (const [name, get] of Object.entries(HTTP_VARIABLES)) table.define(name, get);
   table.definePrefix('http_', (suffix) => {
     const header = suffix.replace(/_/g, '-');
-    return (r) => r.header(header);
+    // ngx_http_variable_unknown_header() reads "-" in a name as "_": a header kept with underscores_in_headers matches too.
+    return (r) => r.header(header) ?? (r.head.headers.some((field, i) => i % 2 === 0 && field.includes('_')) ? fieldOf(r.head.headers.map((field, i) => (i % 2 === 0 ? field.replace(/_/g, '-') : field)), header) : undefined);
   });
   table.definePrefix('arg_', (suffix) => (r) => findArg(r.args, suffix));
   table.definePrefix('cookie_', (suffix) => (r) => findCookie(r.header('cookie'), suffix));
