@@ -325,6 +325,7 @@ export class MasterProcess {
     let log: ErrorLog;
     try {
       next = loadGeneration(this.#options.source, this.#generation.number + 1);
+      for (const warning of next.config.warnings) this.#log.warn(warning.message);
       this.#sockets.open(next.listens);
       log = openErrorLog(next.errorLog);
     } catch (err) {

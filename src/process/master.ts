@@ -62,6 +62,11 @@ export async function runMaster(options: MasterOptions): Promise<number> {
     if (err instanceof ConfigError) return fail(err.level, err.message);
     throw err;
   }
+  // nginx logs the configuration's [warn] lines while it reads it, and echoes them to the terminal (ngx_use_stderr).
+  for (const warning of generation.config.warnings) {
+    startup.log.warn(warning.message);
+    if (!startup.isStderr && inherited === undefined) process.stderr.write(`hitless: [warn] ${warning.message}\n`);
+  }
 
   const sockets = new ListeningSockets(startup.log);
   let log: ErrorLog;
