@@ -316,14 +316,15 @@ export const CORE_DIRECTIVES: readonly AnyDirectiveSpec[] = [
     syntax: 'none | browser ...;',
     summary: 'Turns keep-alive off for these browsers, by User-Agent: msie6 (MSIE 6 and older, not SV1), safari (Safari on macOS and iOS); none for no browser.',
     parse: (args, ctx) => {
-      let msie6 = false;
-      let safari = false;
+      // ngx_conf_set_bitmask_slot(), then the merge: none wins over the others.
+      const seen = new Set<string>();
       for (const arg of args) {
-        if (arg === 'msie6') msie6 = true;
-        else if (arg === 'safari') safari = true;
-        else if (arg !== 'none') ctx.fail(`invalid value "${arg}"`);
+        if (arg !== 'none' && arg !== 'msie6' && arg !== 'safari') ctx.fail(`invalid value "${arg}"`);
+        if (seen.has(arg)) ctx.warn(`duplicate value "${arg}"`);
+        seen.add(arg);
       }
-      return { msie6, safari };
+      if (seen.has('none')) return { msie6: false, safari: false };
+      return { msie6: seen.has('msie6'), safari: seen.has('safari') };
     },
     default: { msie6: true, safari: false },
     defaultText: 'keepalive_disable msie6;',

@@ -48,6 +48,12 @@ describe('core directives at -t', () => {
     assert.match(errorOf('http { server { merge_slashes on; location / { merge_slashes off; } } }'), /^"merge_slashes" directive is not allowed here in/);
   });
 
+  it('keepalive_disable: none wins, a value twice warns as nginx does', () => {
+    const config = load('http { keepalive_disable msie6 msie6; server { keepalive_disable none safari; } }');
+    assert.deepEqual(config.warnings.map((warning) => warning.message), ['duplicate value "msie6" in /x.conf:1']);
+    assert.deepEqual(config.main.child('http')?.children('server')[0]?.get('keepalive_disable'), { msie6: false, safari: false });
+  });
+
   it('reads limit_except\'s methods, GET bringing HEAD', () => {
     const config = load('http { server { location / { limit_except get POST { } } } }');
     const location = config.main.child('http')?.children('server')[0]?.children('location')[0];
