@@ -29,8 +29,8 @@ export class ClientConnection implements ConnectionInfo {
   readonly tls: TlsConnectionInfo | undefined;
   /** Plain HTTP sent to a `listen ... ssl` address: every request is answered with 497. */
   readonly plainHttp: boolean;
-  /** When the connection began (Date.now()), for `keepalive_time`. */
-  readonly startedAt = Date.now();
+  /** When the connection began (Date.now()), for `keepalive_time` and `$connection_time`. */
+  readonly startedAt: number;
 
   /** `plainHttp` defaults to false. */
   constructor(protocol: ProtocolConnection, hosts: VirtualHosts<CompiledServer>, plainHttp = false) {
@@ -45,6 +45,8 @@ export class ClientConnection implements ConnectionInfo {
     this.localPort = socket.localPort === undefined ? '' : String(socket.localPort);
     this.tls = socket instanceof TLSSocket && socket.encrypted ? tlsInfoOf(socket) : undefined;
     this.plainHttp = plainHttp;
+    // An HTTP/2 stream gets its own ClientConnection: the session's start is the connection's.
+    this.startedAt = protocol.startedAt ?? Date.now();
   }
 
   /** `$connection`. */

@@ -7,6 +7,7 @@ import { ConfigError } from '../core/errors.js';
 import { parseNumber, parseTime } from '../core/parse.js';
 import { defineDirective, type ConfBlockView, type ConfModule, type DirectiveContext } from '../conf/registry.js';
 import { groupListens, implicitListen, parseListen, type HttpListen } from './listen.js';
+import { CORE_DIRECTIVES } from './core-directives.js';
 import { checkDuplicateLocations, type LocationMatch } from './locations.js';
 import { compileNginxRegex, regexErrorReason } from './regex.js';
 import { DEFAULT_SERVER_NAMES, parseServerNames, VirtualHosts, type ServerName } from './server-names.js';
@@ -192,6 +193,9 @@ export const httpCoreModule: ConfModule = {
       defaultText: 'default_type text/plain;',
       parse: ([value = '']) => value,
     }),
+    // --- coredirs: the rest of ngx_http_core_module (server_tokens, resolver, buffers, lingering, ...) ---
+    ...CORE_DIRECTIVES,
+    // --- end coredirs ---
   ],
   check(main) {
     const http = main.blocks.find((block) => block.name === 'http');

@@ -29,19 +29,34 @@ export function compileErrorPages(pages: readonly ErrorPage[], table: VariableTa
 /** What an error page turns a response into. */
 export type ErrorPageAction =
   | { readonly kind: 'redirect'; readonly status: number; readonly location: string }
-  | { readonly kind: 'internal'; readonly uri: string; readonly status: number | undefined };
+  | { readonly kind: 'internal'; readonly uri: string; readonly status: number | undefined }
+  | { readonly kind: 'cycle'; readonly uri: string };
 
-/** The action for a status, or undefined when no error page applies (none set, or one already followed). */
-export function errorPageAction(pages: ReadonlyMap<number, CompiledErrorPage> | undefined, request: HttpRequest, status: number): ErrorPageAction | undefined {
+/** nginx's NGX_HTTP_MAX_URI_CHANGES: internal redirects a request may make (error pages, with recursive_error_pages on). */
+const MAX_URI_CHANGES = 10;
+
+/**
+ * The action for a status, or undefined when no error page applies (none set, or one already
+ * followed and `recursive` (recursive_error_pages) off). With `recursive` on, pages chain until
+ * the eleventh internal redirect, which is nginx's redirection cycle (500).
+ */
+export function errorPageAction(pages: ReadonlyMap<number, CompiledErrorPage> | undefined, request: HttpRequest, status: number, recursive = false): ErrorPageAction | undefined {
   const page = pages?.get(status);
   if (page === undefined || request.errorPageFollowed) return undefined;
-  request.errorPageFollowed = true;
+  // ngx_http_special_response_handler(): r->error_page is set only with recursive_error_pages off.
+  if (!recursive) request.errorPageFollowed = true;
   const uri = page.uri(request);
   const override = page.override === 'response' ? undefined : (page.override ?? status);
   if (!uri.startsWith('/') && !uri.startsWith('@')) {
     // A URL: nginx answers 302 unless =301, =303, =307 or =308 asks for another redirect.
     const redirect = override === 301 || override === 303 || override === 307 || override === 308 ? override : 302;
     return { kind: 'redirect', status: redirect, location: uri };
+  }
+  // ngx_http_internal_redirect(): r->uri_changes counts down from NGX_HTTP_MAX_URI_CHANGES + 1.
+  request.errorPageRedirects++;
+  if (request.errorPageRedirects > MAX_URI_CHANGES) {
+    request.errorPageFollowed = true;
+    return { kind: 'cycle', uri };
   }
   return { kind: 'internal', uri, status: override };
 }

@@ -15,6 +15,8 @@ export interface ProtocolConnection {
   readonly id: number;
   /** Requests received so far (`$connection_requests`). */
   readonly requests: number;
+  /** When the connection was accepted (`Date.now()`): `$connection_time`, `keepalive_time`. */
+  readonly startedAt?: number;
   readonly socket: Socket;
   /** Graceful: the next response says the connection closes (HTTP/1 `Connection: close`, HTTP/2 GOAWAY); idle ones close after `graceMs`. */
   drain(graceMs: number): void;
@@ -47,6 +49,12 @@ export interface HttpExchange {
   keepaliveTimeoutMs: number;
   keepaliveHeaderSeconds: number | undefined;
   ownServerAndDate: boolean;
+  /** The `Server` header's value for this response (server_tokens of the answering level); empty sends none. */
+  serverHeader: string;
+  /** `$pipe`: the request arrived pipelined behind another (HTTP/1 only). */
+  readonly pipelined?: boolean;
+  /** `chunked_transfer_encoding`: false ends a body of unknown length by closing (HTTP/1.1; HTTP/2 has no chunked). */
+  chunkedAllowed: boolean;
   /** Bytes written but not yet taken by the client, for read-ahead limits. */
   readonly pendingBytes: number;
   readBody(limit: number, onData: (data: Buffer) => void, onEnd: (err: Error | undefined) => void): void;

@@ -9,9 +9,11 @@ import { compileTemplate, type CompiledTemplate, type VariableTable } from '../c
 import type { HitlessConfig } from '../conf/model.js';
 import type { ConfBlockView } from '../conf/registry.js';
 import { AccessLogs, type AccessLogger } from './access-log.js';
+import { compileCoreConnection, compileCoreLevel, type CoreConnection, type CoreLevel } from './core-level.js';
 import { compileErrorPages, type CompiledErrorPage } from './error-pages.js';
 import { compileGrpc, type CompiledGrpc } from './grpc-config.js';
 import { compileProxy, type CompiledProxy } from './proxy-config.js';
+import { Resolvers } from './resolver.js';
 import { buildUpstreamGroups, type UpstreamGroup } from '../upstream/group.js';
 import { serversOf } from './core-module.js';
 import { groupListens, type ListenSpec } from './listen.js';
@@ -65,6 +67,8 @@ export interface LevelConfig {
   readonly sendTimeoutMs: number;
   /** realip and the limits of the preaccess phase; undefined when the level has none. */
   readonly preaccess: Preaccess | undefined;
+  /** server_tokens, chunked_transfer_encoding, keepalive_disable, msie_padding, recursive_error_pages, limit_except. */
+  readonly core: CoreLevel;
 }
 
 /** A virtual server. */
@@ -79,6 +83,8 @@ export interface CompiledServer {
   readonly tls: ServerTls;
   /** `http2_max_concurrent_streams`, for HTTP/2 connections this server is the default of. */
   readonly maxConcurrentStreams: number;
+  /** Head limits, merge_slashes, lingering close: what connections this server is the default of take. */
+  readonly connection: CoreConnection;
 }
 
 /** The addresses one listening socket serves and how each picks its virtual server. */
@@ -98,6 +104,8 @@ export class HttpGeneration {
   /** The `upstream` groups, by name. */
   readonly groups: ReadonlyMap<string, UpstreamGroup<HttpRequest>>;
   readonly #implicitGroups = new Map<string, UpstreamGroup<HttpRequest>>();
+  /** The `resolver`s of proxy_pass URLs with variables, and the groups their answers made. */
+  readonly #resolvers = new Resolvers();
   readonly #h2c = new Set<VirtualHosts<CompiledServer>>();
   readonly #tls = new Map<VirtualHosts<CompiledServer>, TlsTermination<CompiledServer>>();
   readonly #http: ConfBlockView | undefined;
@@ -137,6 +145,7 @@ export class HttpGeneration {
         // Certificate names with variables are evaluated with this generation's variables (maps included).
         tls: tls.variable === undefined ? tls : { ...tls, select: tls.variable.bind(this.variables, handshakeRequest, log) },
         maxConcurrentStreams: block.get('http2_max_concurrent_streams'),
+        connection: compileCoreConnection(block),
       });
     }
     const serverOf = (block: ConfBlockView): CompiledServer => servers.get(block) as CompiledServer;
@@ -185,6 +194,7 @@ export class HttpGeneration {
       clientHeaderTimeoutMs: block.context === 'server' ? block.get('client_header_timeout') : 60_000,
       clientBodyTimeoutMs: block.get('client_body_timeout'),
       sendTimeoutMs: block.get('send_timeout'),
+      core: compileCoreLevel(block),
     };
   }
 
@@ -192,18 +202,19 @@ export class HttpGeneration {
     if (block.name !== 'location' || !block.isSet('proxy_pass')) return undefined;
     const target = block.get('proxy_pass');
     if (target === undefined) return undefined;
-    return compileProxy(block, target, this.groups, this.#implicitGroups, this.variables);
+    return compileProxy(block, target, this.groups, this.#implicitGroups, this.variables, this.#resolvers);
   }
 
   /** Every upstream group of this generation: the named ones, then the implicit ones made so far. */
   upstreamGroups(): UpstreamGroup<HttpRequest>[] {
-    return [...this.groups.values(), ...this.#implicitGroups.values()];
+    return [...this.groups.values(), ...this.#implicitGroups.values(), ...this.#resolvers.groups()];
   }
 
   /** Closes every idle upstream connection of this generation. */
   closeUpstreams(): void {
     for (const group of this.groups.values()) group.close();
     for (const group of this.#implicitGroups.values()) group.close();
+    this.#resolvers.close();
   }
 
   /** True when connections to these virtual servers may speak HTTP/2 over cleartext (the preface decides). */

@@ -12,6 +12,7 @@ import type { ClientConnection } from './connections.js';
 import type { CompiledServer, LevelConfig } from './generation.js';
 import type { HttpExchange } from './exchange.js';
 import { ADD_HEADER_STATUSES } from './headers-module.js';
+import { keepaliveDisabledFor, msiePaddingFor } from './core-level.js';
 import { errorPageAction } from './error-pages.js';
 import type { CompiledProxy } from './proxy-config.js';
 import { runPreaccess, type Preaccess } from './preaccess.js';
@@ -46,10 +47,12 @@ export class RequestHandler {
   /** One request, parsed by the connection. */
   handle(conn: ClientConnection, exchange: HttpExchange): void {
     const request = new HttpRequest(exchange.head, conn, Date.now());
+    request.pipelined = exchange.pipelined === true;
     let level: LevelConfig = conn.hosts.defaultServer.level;
     exchange.onFinish(() => {
       // nginx's 499: the client closed the connection before the response was sent.
       if (exchange.aborted && !exchange.headersSent && request.status !== 444) request.status = 499;
+      request.completed = !exchange.aborted;
       request.bodyBytesSent = exchange.bodyBytesSent;
       logRequest(level.accessLogs, request);
       channels.requestFinish.publishLazy(() => ({ protocol: 'http', request }));
@@ -84,7 +87,7 @@ export class RequestHandler {
     request.requestUri = target.requestUri;
     request.args = target.args;
     request.hasArgs = target.hasArgs;
-    const uri = normalizeUri(target.path);
+    const uri = normalizeUri(target.path, conn.hosts.defaultServer.connection.mergeSlashes);
     if (uri === undefined) return refuse('client sent invalid request');
     request.uri = uri;
     const rawHost = target.host ?? request.header('host');
@@ -171,8 +174,9 @@ export class RequestHandler {
       else this.#send(conn, request, exchange, level, { status });
     };
     const headers: UpstreamContext['headers'] = (status, list) => {
-      this.applyLevel(exchange, conn, level, false);
+      this.applyLevel(exchange, conn, level, false, request);
       addHeaders(list, level, request, status);
+      request.sentHeaders = list;
     };
     // Object literals, not a spread of a shared base: a spread costs about 8% of proxied
     // requests/s in bench/ (the copies' property loads in the proxy stop being monomorphic).
@@ -183,7 +187,21 @@ export class RequestHandler {
     const proxy = level.proxy as CompiledProxy;
     request.proxyHost = proxy.proxyHost;
     request.proxyScheme = proxy.scheme;
-    proxyRequest({ exchange, request, conn, log: this.#log, fail, headers, proxy });
+    const resolving = proxy.resolveHost(request);
+    if (resolving === undefined) {
+      proxyRequest({ exchange, request, conn, log: this.#log, fail, headers, proxy });
+      return;
+    }
+    // ngx_http_upstream_resolve_handler(): the request waits on the resolver, then goes on or gets 502.
+    void resolving.then((error) => {
+      if (exchange.aborted) return;
+      if (error === undefined) {
+        proxyRequest({ exchange, request, conn, log: this.#log, fail, headers, proxy });
+        return;
+      }
+      this.#log.error(`${error}${context(request, conn)}`, conn.number);
+      fail(502);
+    });
   }
 
   /**
@@ -191,8 +209,14 @@ export class RequestHandler {
    * location's content (return or proxy_pass), a URL is a redirect. True when it took over.
    */
   #errorPage(conn: ClientConnection, request: HttpRequest, exchange: HttpExchange, level: LevelConfig, status: number): boolean {
-    const action = errorPageAction(level.errorPages, request, status);
+    const action = errorPageAction(level.errorPages, request, status, level.core.recursiveErrorPages);
     if (action === undefined) return false;
+    if (action.kind === 'cycle') {
+      this.#log.error(`rewrite or internal redirection cycle while internally redirecting to "${action.uri}"${context(request, conn)}`, conn.number);
+      request.statusOverride = undefined;
+      this.#send(conn, request, exchange, level, { status: 500 });
+      return true;
+    }
     if (action.kind === 'redirect') {
       this.#send(conn, request, exchange, level, { status: action.status, location: action.location });
       return true;
@@ -234,7 +258,8 @@ export class RequestHandler {
       conn.protocol.destroy();
       return;
     }
-    const page = plan.body === undefined ? specialPage(status) : undefined;
+    const special = plan.body === undefined ? specialPage(status, level.core.signature) : undefined;
+    const page = special === undefined ? undefined : special + msiePaddingFor(level.core, status, request.header('user-agent'));
     const body = plan.body ?? page ?? '';
     const headers: string[] = [];
     if (!statusHasNoBody(status)) {
@@ -242,16 +267,22 @@ export class RequestHandler {
       else if (page !== undefined) headers.push('Content-Type', 'text/html');
     }
     if (plan.location !== undefined && plan.location !== '') headers.push('Location', plan.location);
-    this.applyLevel(exchange, conn, level, page !== undefined && CLOSE_AFTER_PAGE.has(status));
+    this.applyLevel(exchange, conn, level, page !== undefined && CLOSE_AFTER_PAGE.has(status), request);
     addHeaders(headers, level, request, status);
     const bytes = Buffer.from(body, 'latin1');
+    request.sentHeaders = headers;
+    request.sentLength = bytes.length;
     exchange.respond(wireStatus(status), headers, bytes);
   }
 
   /** The keep-alive settings of the level that answers (nginx decides them per location). */
-  applyLevel(exchange: HttpExchange, conn: ClientConnection, level: LevelConfig, close: boolean): void {
+  applyLevel(exchange: HttpExchange, conn: ClientConnection, level: LevelConfig, close: boolean, request?: HttpRequest): void {
     // ngx_http_update_location_config(): keepalive_timeout 0, keepalive_requests, keepalive_time.
     if (close || level.keepaliveTimeoutMs === 0 || conn.requests >= level.keepaliveRequests || Date.now() - conn.startedAt > level.keepaliveTimeMs) exchange.keepAlive = false;
+    // ngx_http_finalize_connection(): keepalive_disable msie6 (after a POST) and safari.
+    if (request !== undefined && keepaliveDisabledFor(level.core, request.method, request.header('user-agent'))) exchange.keepAlive = false;
+    exchange.serverHeader = level.core.serverHeader;
+    exchange.chunkedAllowed = level.core.chunked;
     exchange.keepaliveTimeoutMs = level.keepaliveTimeoutMs;
     exchange.keepaliveHeaderSeconds = level.keepaliveHeaderSeconds;
   }

@@ -11,6 +11,8 @@ import type { CompiledSetHeader } from './proxy-request.js';
 import type { HttpRequest } from './request.js';
 import { implicitGroup, type UpstreamGroup } from '../upstream/group.js';
 import { toByteString } from '../core/byte-string.js';
+import { ResolveFailure, type Resolvers } from './resolver.js';
+import { isIP } from 'node:net';
 import { sslHostName, UpstreamTls } from '../tls/upstream-tls.js';
 
 /** nginx's implicit `proxy_set_header` lines, used for any header the configuration does not set. */
@@ -51,6 +53,11 @@ export interface CompiledProxy {
   resolveGroup(request: HttpRequest): UpstreamGroup<HttpRequest> | undefined;
   /** For a URL with variables: the host it names for this request (for the error message). */
   dynamicHost(request: HttpRequest): string;
+  /**
+   * For a URL with variables and a `resolver`: undefined when {@link resolveGroup} can answer now,
+   * else the resolution, which ends with nothing (resolveGroup answers then) or nginx's error line.
+   */
+  resolveHost(request: HttpRequest): Promise<string | undefined> | undefined;
   /** True when an error_page covers the status (proxy_intercept_errors). */
   errorPageFor(status: number): boolean;
   /** Sets `request.proxyHost`, which `$proxy_host` reads. */
@@ -68,6 +75,7 @@ export function compileProxy(
   groups: ReadonlyMap<string, UpstreamGroup<HttpRequest>>,
   implicit: Map<string, UpstreamGroup<HttpRequest>>,
   table: VariableTable<HttpRequest>,
+  resolvers?: Resolvers,
 ): CompiledProxy {
   const text = (template: Parameters<typeof compileTemplate>[0]): CompiledTemplate<HttpRequest> => compileTemplate(template, table, { literal: toByteString });
   const own = block.get('proxy_set_header');
@@ -88,10 +96,24 @@ export function compileProxy(
       implicit.set(key, fixed);
     }
   }
-  const resolveDynamic = (request: HttpRequest): UpstreamGroup<HttpRequest> | undefined => {
-    const url = (dynamic as CompiledTemplate<HttpRequest>)(request);
-    const host = hostOf(url);
-    return groups.get(host) ?? implicit.get(host);
+  const resolverSetting = block.get('resolver');
+  const resolver = dynamic !== undefined && resolverSetting !== undefined && resolvers !== undefined ? resolvers.for(resolverSetting, block.get('resolver_timeout')) : undefined;
+  const defaultPort = target.scheme === 'https' ? 443 : 80;
+  // ngx_http_upstream_init_request(): an upstream group by that name, else an address, else the resolver.
+  const known = (host: string): UpstreamGroup<HttpRequest> | undefined => {
+    const { name, port } = splitHostPort(host, defaultPort);
+    const found = groups.get(host) ?? groups.get(name) ?? implicit.get(host);
+    if (found !== undefined) return found;
+    if (isIP(name) !== 0) return implicitGroup(name, port) as UpstreamGroup<HttpRequest>;
+    return resolver?.cached(name, port);
+  };
+  const resolveDynamic = (request: HttpRequest): UpstreamGroup<HttpRequest> | undefined => known(hostOf((dynamic as CompiledTemplate<HttpRequest>)(request)));
+  const resolveHost = (request: HttpRequest): Promise<string | undefined> | undefined => {
+    if (resolver === undefined) return undefined;
+    const host = hostOf((dynamic as CompiledTemplate<HttpRequest>)(request));
+    if (host === '' || known(host) !== undefined) return undefined;
+    const { name, port } = splitHostPort(host, defaultPort);
+    return resolver.resolve(name, port).then((outcome) => (outcome instanceof ResolveFailure ? outcome.message : undefined));
   };
   const redirectRules = block.get('proxy_redirect');
   const redirect = redirectRules === 'off' || target.template !== undefined
@@ -164,6 +186,7 @@ export function compileProxy(
     maxBodySize: block.get('client_max_body_size'),
     resolveGroup: dynamic === undefined ? () => fixed : resolveDynamic,
     dynamicHost: (request) => (dynamic === undefined ? target.host : hostOf(dynamic(request))),
+    resolveHost,
     errorPageFor: (status) => errorCodes.has(status),
     proxyHost: target.template !== undefined ? '' : target.proxyHost,
     ssl,
@@ -171,7 +194,19 @@ export function compileProxy(
   };
 }
 
-/** The host of a proxy_pass URL evaluated at request time: `backend` in `http://backend:8080/x`. */
+/** `host[:port]` or `[v6][:port]` split, the port defaulting to the scheme's. */
+function splitHostPort(host: string, defaultPort: number): { name: string; port: number } {
+  if (host.startsWith('[')) {
+    const close = host.indexOf(']');
+    const port = host.slice(close + 1).startsWith(':') ? Number(host.slice(close + 2)) : defaultPort;
+    return { name: host.slice(1, close), port };
+  }
+  const colon = host.lastIndexOf(':');
+  if (colon === -1 || host.indexOf(':') !== colon) return { name: host, port: defaultPort };
+  return { name: host.slice(0, colon), port: Number(host.slice(colon + 1)) || defaultPort };
+}
+
+/** The host of a proxy_pass URL evaluated at request time: `backend:8080` in `http://backend:8080/x`. */
 function hostOf(url: string): string {
   const rest = url.replace(/^https?:\/\//i, '');
   const end = rest.search(/[/?]/);

@@ -3,6 +3,7 @@
  * error messages. What they do at request time is in proxy.ts.
  */
 import { isIP } from 'node:net';
+import { PROXY_BUFFER_DIRECTIVES } from './core-directives.js';
 import { ConfigError } from '../core/errors.js';
 import { parseNumber, parseSize, parseTime } from '../core/parse.js';
 import { hasVariables } from '../conf/lexer.js';
@@ -561,6 +562,9 @@ export const httpProxyModule: ConfModule = {
       parse: parseErrorPage,
     }),
     ...upstreamSslDirectives('proxy', 'https'),
+    // --- coredirs: the buffering family (proxy_buffers, proxy_temp_path, ...) ---
+    ...PROXY_BUFFER_DIRECTIVES,
+    // --- end coredirs ---
   ],
   check: checkProxyTargets,
 };

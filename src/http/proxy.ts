@@ -6,6 +6,7 @@
  * client's error.
  */
 import type { Socket } from 'node:net';
+import { recordUpstreamHead } from './variables.js';
 import type { ErrorLog } from '../core/log.js';
 import { ChunkedParser } from './h1/chunked.js';
 import { HttpParseError, type ResponseHead } from './h1/head-parser.js';
@@ -78,6 +79,7 @@ export function proxyRequest(ctx: ProxyContext): void {
         ctx.fail(status);
         return;
       }
+      ctx.request.requestBody = parts;
       new ProxyAttempts(ctx, group, parts).next();
     },
   );
@@ -185,6 +187,7 @@ class ProxyAttempts {
       {
         onHead: (head) => {
           (request.upstreamStatus ??= []).push(String(head.status));
+          recordUpstreamHead(request, head, upstreamStart);
           if (head.status === 101 && this.#ctx.conn.protocol.detach === undefined) {
             // HTTP/2 has no 101 (RFC 9113 section 8.6): an upstream that switches protocols is broken for this client.
             upstream.abort();

@@ -19,6 +19,8 @@ export interface ConnectionInfo {
   readonly tls?: TlsConnectionInfo | undefined;
   /** The socket's `bytesWritten`, for `$bytes_sent`. */
   bytesWritten(): number;
+  /** When the connection was accepted (`Date.now()`), for `$connection_time`. */
+  readonly startedAt?: number;
 }
 
 /** The parts of a request head the HTTP layer reads, whichever protocol carried it; `versionMajor` is 2 for HTTP/2 (whose requests also say `versionMinor` 1). */
@@ -56,6 +58,8 @@ export class HttpRequest {
   server: unknown;
   /** Set once an error_page has been followed (nginx's recursive_error_pages off). */
   errorPageFollowed = false;
+  /** Internal redirects to error pages so far, against nginx's limit of 10 (recursive_error_pages on). */
+  errorPageRedirects = 0;
   /** The status an error page's `=code` imposes on the response it leads to. */
   statusOverride: number | undefined;
   /** GET after an internal redirect (except for HEAD), as nginx changes the method. */
@@ -79,6 +83,22 @@ export class HttpRequest {
   limitConnStatus: string | undefined;
   /** Values of cacheable variables (`map`) already evaluated for this request. */
   variableCache: Map<object, unknown> | undefined;
+  /** The last upstream response head's fields, flat (`$upstream_http_*`, `$upstream_cookie_*`). */
+  upstreamHeaders: readonly string[] | undefined;
+  /** `$upstream_header_time`, in ms, one entry per peer that answered. */
+  upstreamHeaderTime: number[] | undefined;
+  /** The request body as read into memory to be passed on (`$request_body`); undefined when not read so. */
+  requestBody: readonly Buffer[] | undefined;
+  /** The response header fields sent, flat (`$sent_http_*`); undefined before the head. */
+  sentHeaders: readonly string[] | undefined;
+  /** The body length of a response hitless made itself (`$sent_http_content_length`). */
+  sentLength: number | undefined;
+  /** `$request_completion`: the response was handed to the client whole. */
+  completed = false;
+  /** `$pipe`: the request arrived behind another on the connection. */
+  pipelined = false;
+  /** `$request_id`, made when first read. */
+  requestId: string | undefined;
 
   constructor(head: RequestLine, connection: ConnectionInfo, startMs: number) {
     this.head = head;

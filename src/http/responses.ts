@@ -40,13 +40,19 @@ export const CLOSE_AFTER_PAGE: ReadonlySet<number> = new Set([400, 413, 414, 494
 /** The redirect statuses, whose `return` text is the `Location`. */
 export const REDIRECT_STATUSES: ReadonlySet<number> = new Set([301, 302, 303, 307, 308]);
 
-/** The built-in page for a status: nginx's HTML, or undefined when nginx has none (2xx, 1xx, 304, unknown codes). */
-export function specialPage(status: number): string | undefined {
+/**
+ * The built-in page for a status: nginx's HTML, or undefined when nginx has none (2xx, 1xx, 304,
+ * unknown codes). `signature` is what server_tokens makes of the footer (`hitless/0.1.0`, `hitless`).
+ */
+export function specialPage(status: number, signature = 'hitless'): string | undefined {
   if (status < 300 || status === 304) return undefined;
   const title = PAGE_TITLES[status];
   if (title === undefined) return undefined;
-  const heading = `${SENT_AS_400.has(status) ? 400 : status} ${title}`;
-  return `<html>\r\n<head><title>${heading}</title></head>\r\n<body>\r\n<center><h1>${heading}</h1></center>\r\n<hr><center>hitless</center>\r\n</body>\r\n</html>\r\n`;
+  const tail = `<hr><center>${signature}</center>\r\n</body>\r\n</html>\r\n`;
+  // 494-497 (ngx_http_error_494_page...): titled with the reason, headed "400 Bad Request", the reason below.
+  if (SENT_AS_400.has(status)) return `<html>\r\n<head><title>400 ${title}</title></head>\r\n<body>\r\n<center><h1>400 Bad Request</h1></center>\r\n<center>${title}</center>\r\n${tail}`;
+  const heading = `${status} ${title}`;
+  return `<html>\r\n<head><title>${heading}</title></head>\r\n<body>\r\n<center><h1>${heading}</h1></center>\r\n${tail}`;
 }
 
 /** The status sent on the wire for one of nginx's internal codes (494-497 go out as 400). */

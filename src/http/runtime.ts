@@ -10,6 +10,7 @@ import type { ErrorLog } from '../core/log.js';
 import { ClientConnection, ConnectionTracker, DEFAULT_DRAIN_GRACE_MS } from './connections.js';
 import { HttpGeneration, type CompiledServer } from './generation.js';
 import type { PeerState } from '../upstream/group.js';
+import { h1Options } from './core-level.js';
 import { H1ServerConnection } from './h1/server-connection.js';
 import { H2Endpoint } from './h2/h2-connection.js';
 import { PrefaceSniffer } from './h2/preface.js';
@@ -114,6 +115,7 @@ export class HttpRuntime {
         keepaliveTimeMs: level.keepaliveTimeMs,
         bodyTimeoutMs: level.clientBodyTimeoutMs,
         sendTimeoutMs: level.sendTimeoutMs,
+        serverHeader: level.core.serverHeader,
       },
       (err) => this.#handler.clientError(conn, err),
     );
@@ -135,6 +137,7 @@ export class HttpRuntime {
         sendTimeoutMs: level.sendTimeoutMs,
         // keepalive_requests is nginx's per-location setting; the handler applies it.
         keepaliveRequests: Number.MAX_SAFE_INTEGER,
+        ...h1Options(hosts.defaultServer),
       },
       (_connection, err) => this.#handler.clientError(conn, err),
     );

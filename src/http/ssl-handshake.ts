@@ -93,7 +93,7 @@ export function handshakeRequest(socket: TLSSocket, servername: string): HttpReq
       remotePort: String(socket.remotePort ?? ''),
       localAddress: socket.localAddress ?? '',
       localPort: String(socket.localPort ?? ''),
-      tls: { serverName: servername, protocol: '', cipher: '', sessionReused: '.', client: undefined },
+      tls: { serverName: servername, protocol: '', cipher: '', sessionReused: '.', client: undefined, alpnProtocol: '', sessionId: () => '' },
       bytesWritten: () => 0,
     },
     Date.now(),

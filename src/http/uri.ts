@@ -48,9 +48,10 @@ function hexValue(code: number): number {
  * Normalises a request path into `$uri` as `ngx_http_parse_complex_uri()` does with
  * `merge_slashes on`: decodes `%XX` (a decoded `/` or `.` takes part in what follows), merges
  * repeated slashes, resolves `.` and `..` segments. Undefined when nginx answers 400: a bad `%`
- * escape, an encoded NUL, or `..` above the root.
+ * escape, an encoded NUL, or `..` above the root. With `mergeSlashes` false (`merge_slashes off`),
+ * empty segments stay.
  */
-export function normalizeUri(path: string): string | undefined {
+export function normalizeUri(path: string, mergeSlashes = true): string | undefined {
   if (path.charCodeAt(0) !== 0x2f) return undefined;
   if (!/%|\/\/|\/\./.test(path)) return path;
   let decoded = path;
@@ -77,6 +78,10 @@ export function normalizeUri(path: string): string | undefined {
   for (let i = 1; i < pieces.length; i++) {
     const piece = pieces[i] as string;
     const last = i === pieces.length - 1;
+    if (piece === '' && !mergeSlashes && !last) {
+      segments.push(piece);
+      continue;
+    }
     if (piece === '' || piece === '.') {
       trailingSlash = last;
       continue;

@@ -2,7 +2,7 @@
  * The HTTP variables (nginx's `ngx_http_variables.c` and the log module's own), bound to an
  * {@link HttpRequest}, and the configuration check that every variable used is known.
  */
-import type { X509Certificate } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { ConfigError } from '../core/errors.js';
 import { templateVariables, VariableTable, type Template, type VariableGetter } from '../core/variables.js';
@@ -12,7 +12,9 @@ import type { HttpRequest } from './request.js';
 import { compileNginxRegex } from './regex.js';
 import { binaryAddress } from './realip.js';
 import { formatIso8601, formatTimeLocal } from './time-format.js';
-import { certificateFingerprint, clientVerifyText, escapedCertificate, rfc2253Name } from '../tls/client-verify.js';
+import { NGINX_VERSION } from '../core/version.js';
+import type { ResponseHead } from './h1/head-parser.js';
+import { sslVariables } from '../tls/ssl-variables.js';
 
 type Getter = VariableGetter<HttpRequest>;
 
@@ -55,11 +57,51 @@ function seconds(ms: number): string {
 
 const HOSTNAME = hostname();
 
-/** A `$ssl_client_*` value: not found without TLS, empty without a client certificate. */
-function clientValue(request: HttpRequest, read: (cert: X509Certificate) => string): string | undefined {
-  const tls = request.connection.tls;
-  if (tls === undefined) return undefined;
-  return tls.client === undefined ? '' : read(tls.client.cert);
+/** A field of a flat name/value list, repeated ones joined with `sep` (nginx's ngx_http_variable_headers_internal()). */
+function fieldOf(fields: readonly string[] | undefined, name: string, sep = ', '): string | undefined {
+  if (fields === undefined) return undefined;
+  let value: string | undefined;
+  for (let i = 0; i < fields.length; i += 2) {
+    const key = fields[i] as string;
+    if (key.length !== name.length || key.toLowerCase() !== name) continue;
+    value = value === undefined ? (fields[i + 1] as string) : `${value}${sep}${fields[i + 1] as string}`;
+  }
+  return value;
+}
+
+/** `$upstream_cookie_name`: the value of the first `Set-Cookie` of the upstream's response setting cookie `name`. */
+export function findSetCookie(fields: readonly string[] | undefined, name: string): string | undefined {
+  if (fields === undefined) return undefined;
+  for (let i = 0; i < fields.length; i += 2) {
+    if ((fields[i] as string).toLowerCase() !== 'set-cookie') continue;
+    const cookie = fields[i + 1] as string;
+    const eq = cookie.indexOf('=');
+    if (eq === -1 || cookie.slice(0, eq).trim().toLowerCase() !== name) continue;
+    const end = cookie.indexOf(';', eq);
+    return cookie.slice(eq + 1, end === -1 ? cookie.length : end).trim();
+  }
+  return undefined;
+}
+
+/** Records what an upstream's response head brings to `$upstream_http_*` and `$upstream_header_time`; called by the proxy once per head. */
+export function recordUpstreamHead(request: HttpRequest, head: ResponseHead, startedMs: number): void {
+  request.upstreamHeaders = head.headers;
+  (request.upstreamHeaderTime ??= []).push(Date.now() - startedMs);
+}
+
+/** `$request_length`: the head as received (HTTP/1) and the body read or discarded. */
+function requestLength(request: HttpRequest): string {
+  const head = request.head as { headBytes?: number; contentLength?: number };
+  let length = head.headBytes ?? request.head.headers.reduce((sum, field) => sum + field.length + 2, request.requestLine.length + 2);
+  if (request.requestBody !== undefined) length += request.requestBody.reduce((sum, part) => sum + part.length, 0);
+  else if (typeof head.contentLength === 'number' && head.contentLength > 0) length += head.contentLength;
+  return String(length);
+}
+
+/** `$sent_http_name`: the field sent; for Content-Length also the length of a response hitless made itself. */
+function sentField(name: string): Getter {
+  if (name !== 'content-length') return (r) => fieldOf(r.sentHeaders, name);
+  return (r) => fieldOf(r.sentHeaders, name) ?? (r.sentLength === undefined ? undefined : String(r.sentLength));
 }
 
 /** Every variable hitless defines for HTTP, by name. */
@@ -98,7 +140,21 @@ const HTTP_VARIABLES: Readonly<Record<string, Getter>> = {
   time_iso8601: () => formatIso8601(Date.now()),
   connection: (r) => String(r.connection.number),
   connection_requests: (r) => String(r.connectionRequests),
+  connection_time: (r) => seconds(Math.max(0, Date.now() - (r.connection.startedAt ?? r.startMs))),
   pid: () => String(process.pid),
+  nginx_version: () => NGINX_VERSION,
+  request_length: requestLength,
+  request_id: (r) => (r.requestId ??= randomBytes(16).toString('hex')),
+  request_completion: (r) => (r.completed ? 'OK' : ''),
+  request_body: (r) => (r.requestBody === undefined ? undefined : Buffer.concat(r.requestBody as Buffer[]).toString('latin1')),
+  // hitless never writes a request body to a file, so nginx's answer for a body in memory: not found.
+  request_body_file: () => undefined,
+  pipe: (r) => (r.pipelined ? 'p' : '.'),
+  // hitless has no limit_rate: no request is limited, which nginx's $limit_rate says as 0.
+  limit_rate: () => '0',
+  http2: (r) => (r.head.versionMajor === 2 ? (r.connection.tls === undefined ? 'h2c' : 'h2') : ''),
+  // nginx 1.22 joins repeated Cookie headers with "; " (ngx_http_variable_cookies()).
+  http_cookie: (r) => fieldOf(r.head.headers, 'cookie', '; '),
   proxy_host: (r) => r.proxyHost,
   proxy_port: (r) => {
     const colon = r.proxyHost.lastIndexOf(':');
@@ -114,19 +170,12 @@ const HTTP_VARIABLES: Readonly<Record<string, Getter>> = {
   upstream_addr: (r) => r.upstreamAddr?.join(', '),
   upstream_status: (r) => r.upstreamStatus?.join(', '),
   upstream_response_time: (r) => r.upstreamResponseTime?.map(seconds).join(', '),
+  upstream_header_time: (r) => r.upstreamHeaderTime?.map(seconds).join(', '),
+  // hitless has no proxy_cache: nginx's answer for a request no cache saw is "not found".
+  upstream_cache_status: () => undefined,
   hostname: () => HOSTNAME,
   // ngx_http_ssl_module's: not found on a plain connection.
-  ssl_server_name: (r) => r.connection.tls?.serverName,
-  ssl_protocol: (r) => r.connection.tls?.protocol,
-  ssl_cipher: (r) => r.connection.tls?.cipher,
-  ssl_session_reused: (r) => r.connection.tls?.sessionReused,
-  // Empty, not "not found", on a TLS connection without a client certificate (ngx_ssl_get_subject_dn()).
-  ssl_client_verify: (r) => (r.connection.tls === undefined ? undefined : clientVerifyText(r.connection.tls.client)),
-  ssl_client_s_dn: (r) => clientValue(r, (cert) => rfc2253Name(cert.subject)),
-  ssl_client_i_dn: (r) => clientValue(r, (cert) => rfc2253Name(cert.issuer)),
-  ssl_client_escaped_cert: (r) => clientValue(r, escapedCertificate),
-  ssl_client_fingerprint: (r) => clientValue(r, certificateFingerprint),
-  ssl_client_serial: (r) => clientValue(r, (cert) => cert.serialNumber),
+  ...sslVariables<HttpRequest>((r) => r.connection.tls),
 };
 
 /** True when `name` is a variable hitless itself defines (not a prefix family): a map may not redefine it. */
@@ -148,10 +197,17 @@ export function createHttpVariables(captureNames: Iterable<string> = []): Variab
   for (const [name, get] of Object.entries(HTTP_VARIABLES)) table.define(name, get);
   table.definePrefix('http_', (suffix) => {
     const header = suffix.replace(/_/g, '-');
-    return (r) => r.header(header);
+    // ngx_http_variable_unknown_header() reads "-" in a name as "_": a header kept with underscores_in_headers matches too.
+    return (r) => r.header(header) ?? (r.head.headers.some((field, i) => i % 2 === 0 && field.includes('_')) ? fieldOf(r.head.headers.map((field, i) => (i % 2 === 0 ? field.replace(/_/g, '-') : field)), header) : undefined);
   });
   table.definePrefix('arg_', (suffix) => (r) => findArg(r.args, suffix));
   table.definePrefix('cookie_', (suffix) => (r) => findCookie(r.header('cookie'), suffix));
+  table.definePrefix('sent_http_', (suffix) => sentField(suffix.replace(/_/g, '-')));
+  table.definePrefix('upstream_http_', (suffix) => {
+    const header = suffix.replace(/_/g, '-');
+    return (r) => fieldOf(r.upstreamHeaders, header);
+  });
+  table.definePrefix('upstream_cookie_', (suffix) => (r) => findSetCookie(r.upstreamHeaders, suffix));
   return table;
 }
 

@@ -62,10 +62,13 @@ export async function runMaster(options: MasterOptions): Promise<number> {
     if (err instanceof ConfigError) return fail(err.level, err.message);
     throw err;
   }
-
-  // nginx logs a configuration's [warn] lines at start-up; the daemon's parent logged them already.
+  // nginx logs a configuration's [warn] lines while it reads it, and echoes them to the terminal
+  // (ngx_use_stderr); the daemon's parent logged them already.
   if (inherited?.via !== 'daemon') {
-    for (const warning of configWarnings(generation.config)) startup.log.warn(warning);
+    for (const warning of configWarnings(generation.config)) {
+      startup.log.warn(warning);
+      if (!startup.isStderr && inherited === undefined) process.stderr.write(`hitless: [warn] ${warning}\n`);
+    }
     // load_module of a module hitless has built in (core-module.ts): accepted, and said so.
     for (const module of generation.config.main.get('load_module')) startup.log.notice(`module "${module}" is built into hitless, load_module needs to load nothing`);
   }

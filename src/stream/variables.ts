@@ -10,6 +10,8 @@ import type { ConfBlockView } from '../conf/registry.js';
 import { binaryAddress } from '../http/realip.js';
 import { formatIso8601, formatTimeLocal } from '../http/time-format.js';
 import type { StreamSession, UpstreamTry } from './session.js';
+import { NGINX_VERSION } from '../core/version.js';
+import { sslVariables } from '../tls/ssl-variables.js';
 
 type Getter = VariableGetter<StreamSession>;
 
@@ -44,7 +46,7 @@ const STREAM_VARIABLES: Readonly<Record<string, Getter>> = {
   msec: () => (Date.now() / 1000).toFixed(3),
   time_local: () => formatTimeLocal(Date.now()),
   time_iso8601: () => formatIso8601(Date.now()),
-  nginx_version: () => '1.22.1',
+  nginx_version: () => NGINX_VERSION,
   upstream_addr: perTry((attempt) => attempt.addr),
   upstream_bytes_sent: perTry((attempt) => String(attempt.bytesSent)),
   upstream_bytes_received: perTry((attempt) => String(attempt.bytesReceived)),
@@ -52,10 +54,8 @@ const STREAM_VARIABLES: Readonly<Record<string, Getter>> = {
   ssl_preread_server_name: (s) => s.preread?.serverName,
   ssl_preread_alpn_protocols: (s) => s.preread?.alpnProtocols,
   ssl_preread_protocol: (s) => s.preread?.protocol,
-  ssl_protocol: (s) => s.tls?.protocol,
-  ssl_cipher: (s) => s.tls?.cipher,
-  ssl_server_name: (s) => s.tls?.serverName,
-  ssl_session_reused: (s) => s.tls?.sessionReused,
+  // ngx_stream_ssl_module's: not found on a plain connection.
+  ...sslVariables<StreamSession>((s) => s.tls),
 };
 
 /** True for a variable stream defines itself (a `map` may not define it again). */

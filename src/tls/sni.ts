@@ -22,6 +22,10 @@ export interface TlsConnectionInfo {
   readonly sessionReused: string;
   /** The client's certificate and its verification; undefined when none was sent. */
   readonly client: ClientCertificate | undefined;
+  /** `$ssl_alpn_protocol`: the protocol ALPN chose, or empty. */
+  readonly alpnProtocol: string;
+  /** `$ssl_session_id`: read when first asked for, from the session OpenSSL keeps on the socket. */
+  readonly sessionId: () => string;
 }
 
 /** The verification settings of the server whose context finished each handshake (by SNI, or the default). */
@@ -37,7 +41,46 @@ export function tlsInfoOf(socket: TLSSocket): TlsConnectionInfo {
     cipher: socket.getCipher()?.name ?? '',
     sessionReused: socket.isSessionReused() ? 'r' : '.',
     client: verify === undefined || verify.mode === 'off' ? undefined : clientCertificateOf(socket, verify),
+    alpnProtocol: typeof socket.alpnProtocol === 'string' ? socket.alpnProtocol : '',
+    sessionId: memoSessionId(socket),
   };
+}
+
+/** `$ssl_session_id`, read once: lowercase hex of the id in the session's DER (`SSL_SESSION_get_id()`). */
+function memoSessionId(socket: TLSSocket): () => string {
+  let id: string | undefined;
+  return () => {
+    id ??= sessionIdOf(socket.getSession());
+    return id;
+  };
+}
+
+/**
+ * The session id in OpenSSL's DER encoding of a session (`SSL_SESSION_ASN1`): a SEQUENCE of
+ * version, SSL version, cipher, then the session id, an OCTET STRING. Empty when unreadable.
+ */
+export function sessionIdOf(der: Buffer | undefined): string {
+  if (der === undefined) return '';
+  let pos = 0;
+  const header = (): { tag: number; length: number } | undefined => {
+    const tag = der[pos++];
+    let length = der[pos++];
+    if (tag === undefined || length === undefined) return undefined;
+    if (length & 0x80) {
+      const bytes = length & 0x7f;
+      length = 0;
+      for (let i = 0; i < bytes; i++) length = (length << 8) | (der[pos++] ?? 0);
+    }
+    return { tag, length };
+  };
+  if (header()?.tag !== 0x30) return '';
+  for (let field = 0; field < 4; field++) {
+    const item = header();
+    if (item === undefined || pos + item.length > der.length) return '';
+    if (field === 3) return item.tag === 0x04 ? der.subarray(pos, pos + item.length).toString('hex') : '';
+    pos += item.length;
+  }
+  return '';
 }
 
 /** Node keeps the verify mode on the connection; `TLSSocket.renegotiate()` reaches it the same way. */

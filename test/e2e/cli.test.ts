@@ -14,6 +14,7 @@ describe('bin/hitless: nginx\'s command line', () => {
     'nopid/hitless.conf': 'pid run/none.pid;\nevents {}\n',
     'badpid/hitless.conf': 'pid run/bad.pid;\nevents {}\n',
     'badpid/run/bad.pid': 'twelve\n',
+    'warn/hitless.conf': 'events {}\nhttp {\n  proxy_temp_path /tmp/p;\n}\n',
   });
   after(() => dir.remove());
 
@@ -35,6 +36,13 @@ describe('bin/hitless: nginx\'s command line', () => {
       assert.equal(result.status, 0);
     });
   }
+
+  it('-t prints a directive hitless cannot apply at [warn], before the verdict, and succeeds', () => {
+    const file = join(dir.path, 'warn/hitless.conf');
+    const result = runHitless(['-t', '-p', join(dir.path, 'warn'), '-c', 'hitless.conf']);
+    assert.equal(result.status, 0);
+    assert.match(result.stderr, new RegExp(`^hitless: \\[warn\\] "proxy_temp_path" has no effect in hitless \\([^)]+\\) in ${file}:3\nhitless: the configuration file ${file} syntax is ok\n`));
+  });
 
   it('-t prints the error and "test failed", and exits 1', () => {
     const result = runHitless(['-t', '-p', dir.path]);

@@ -10,6 +10,7 @@ import { ErrorLog } from '../../src/core/log.js';
 import { errorOf, load, serve, turns, type Served } from './helpers.js';
 import { clientSession, frame, grpcCall, grpcPeer, unframe, type GrpcPeer } from './grpc-peers.js';
 import { closedPort } from './proxy-upstreams.js';
+import { VERSION } from '../../src/core/version.js';
 
 const TLS = fileURLToPath(new URL('../../../test/fixtures/tls/', import.meta.url));
 
@@ -109,7 +110,7 @@ describe('grpc_pass: gRPC over HTTP/2 to upstreams', () => {
     assert.equal(reply.status, 200);
     assert.equal(reply.headers['content-type'], 'application/grpc');
     assert.equal(reply.headers['x-peer'], 'yes');
-    assert.equal(reply.headers.server, 'hitless');
+    assert.equal(reply.headers.server, `hitless/${VERSION}`);
     assert.deepEqual(reply.messages, [`echo:ping via=hitless te=trailers authority=127.0.0.1:${peer.port}`]);
     assert.equal(reply.trailers['grpc-status'], '0');
   });

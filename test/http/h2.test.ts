@@ -4,6 +4,7 @@ import { after, before, describe, it } from 'node:test';
 import { errorOf, get, load, serve, type Served } from './helpers.js';
 import { h2connect, h2request } from './h2-client.js';
 import { httpUpstream, type Upstream } from './proxy-upstreams.js';
+import { VERSION } from '../../src/core/version.js';
 
 describe('HTTP/2 over cleartext (h2c, prior knowledge)', () => {
   let app: Upstream;
@@ -66,7 +67,7 @@ describe('HTTP/2 over cleartext (h2c, prior knowledge)', () => {
     assert.equal(reply.headers['x-proto'], 'HTTP/2.0');
     assert.equal(reply.headers['content-type'], 'text/plain');
     assert.equal(reply.headers['content-length'], String(reply.body.length));
-    assert.equal(reply.headers.server, 'hitless');
+    assert.equal(reply.headers.server, `hitless/${VERSION}`);
     assert.equal(reply.headers.connection, undefined);
     assert.equal((await h2request(s, '/two')).body, 'GET /two HTTP/2.0|localhost|2');
   });

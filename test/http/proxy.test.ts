@@ -7,6 +7,7 @@ import { after, before, describe, it } from 'node:test';
 import { ErrorLog } from '../../src/core/log.js';
 import { errorOf, get, RawClient, serve, type Served } from './helpers.js';
 import { closedPort, httpUpstream, rawUpstream, type Upstream } from './proxy-upstreams.js';
+import { VERSION } from '../../src/core/version.js';
 
 describe('proxy_pass', () => {
   let dir = '';
@@ -94,7 +95,7 @@ describe('proxy_pass', () => {
     assert.equal(seen?.headers['x-forwarded-for'], '10.0.0.9, 127.0.0.1');
     assert.equal(seen?.headers['x-real-ip'], '127.0.0.1');
     assert.equal(seen?.headers['x-drop'], undefined, 'an empty proxy_set_header removes the header');
-    assert.equal(reply.headers.server, 'hitless');
+    assert.equal(reply.headers.server, `hitless/${VERSION}`);
     assert.equal(reply.headers['x-accel-buffering'], undefined);
     assert.equal(reply.headers['x-secret'], undefined);
     assert.equal(reply.headers['x-kept'], 'k');

@@ -8,6 +8,7 @@ import { ErrorLog } from '../../src/core/log.js';
 import { HttpRuntime } from '../../src/http/runtime.js';
 import { tempDir, type TempDir } from '../helpers/tmp.js';
 import { get, load, RawClient, serve, type Served } from './helpers.js';
+import { VERSION } from '../../src/core/version.js';
 
 const CONFIG = `
 http {
@@ -87,7 +88,7 @@ describe('HttpRuntime: serving a configuration on loopback', () => {
     assert.equal(reply.status, 200);
     assert.equal(reply.body, 'hello localhost/path?a=1&b=2 1\n');
     assert.equal(reply.headers['content-type'], 'text/plain');
-    assert.equal(reply.headers['server'], 'hitless');
+    assert.equal(reply.headers['server'], `hitless/${VERSION}`);
     assert.equal(reply.headers['x-everywhere'], 'yes');
     assert.equal((await get(served.port, '/json')).headers['content-type'], 'application/json');
   });

@@ -23,6 +23,10 @@ export interface HeadLimits {
   readonly maxLineBytes: number;
   /** The most bytes the whole head may take. Default 32768. */
   readonly maxHeadBytes: number;
+  /** `underscores_in_headers`: `_` is valid in a request header name. Default false. */
+  readonly underscores?: boolean;
+  /** `ignore_invalid_headers`: a request header with an invalid name is dropped. Default true. */
+  readonly ignoreInvalid?: boolean;
 }
 
 /** nginx's defaults. */
@@ -112,14 +116,20 @@ function splitHead(buf: Buffer, offset: number, limits: HeadLimits, isRequest: b
   }
 }
 
+// ngx_http_process_request_line() answers 414; ngx_http_process_request_headers() answers 494
+// (NGX_HTTP_REQUEST_HEADER_TOO_LARGE, sent as 400 "Request Header Or Cookie Too Large").
 function lineTooLong(startLine: boolean, isRequest: boolean): HttpParseError {
   if (!isRequest) return new HttpParseError(502, 'upstream sent too big header');
-  return startLine ? new HttpParseError(414, 'client sent too long URI') : new HttpParseError(400, 'client sent too long header line');
+  return startLine ? new HttpParseError(414, 'client sent too long URI') : new HttpParseError(494, 'client sent too long header line');
 }
 
 function headTooLarge(isRequest: boolean): HttpParseError {
-  return isRequest ? new HttpParseError(400, 'client sent too large request header') : new HttpParseError(502, 'upstream sent too big header');
+  return isRequest ? new HttpParseError(494, 'client sent too large request') : new HttpParseError(502, 'upstream sent too big header');
 }
+
+// The characters nginx's lowcase_index table takes in a header name (ngx_http_parse_header_line()).
+const PLAIN_NAME = /^[A-Za-z0-9-]+$/;
+const PLAIN_NAME_UNDERSCORES = /^[A-Za-z0-9_-]+$/;
 
 interface Fields {
   headers: string[];
@@ -132,7 +142,9 @@ interface Fields {
 }
 
 /** Parses header lines and derives framing, refusing every ambiguity a smuggler could use. */
-function parseFields(lines: readonly string[], isRequest: boolean, versionMinor: 0 | 1): Fields {
+function parseFields(lines: readonly string[], isRequest: boolean, versionMinor: 0 | 1, limits: HeadLimits = DEFAULT_HEAD_LIMITS): Fields {
+  const plain = limits.underscores === true ? PLAIN_NAME_UNDERSCORES : PLAIN_NAME;
+  const dropInvalid = isRequest && limits.ignoreInvalid !== false;
   const fail = (reason: string): never => {
     throw new HttpParseError(isRequest ? 400 : 502, isRequest ? `client sent ${reason}` : `upstream sent ${reason}`);
   };
@@ -155,6 +167,12 @@ function parseFields(lines: readonly string[], isRequest: boolean, versionMinor:
     if (!TOKEN.test(name)) fail('invalid header line');
     const value = line.slice(colon + 1).trim();
     if (BAD_VALUE.test(value)) fail('invalid header line');
+    // A name with other token characters (or `_` without underscores_in_headers) is what nginx
+    // calls invalid: dropped with ignore_invalid_headers on, kept (and never special) with off.
+    if (isRequest && !plain.test(name)) {
+      if (!dropInvalid) headers.push(name, value);
+      continue;
+    }
     headers.push(name, value);
     if (name.length < 4 || name.length > 17) continue;
     switch (name.toLowerCase()) {
@@ -217,7 +235,7 @@ export function parseRequestHead(buf: Buffer, offset = 0, limits: HeadLimits = D
   const major = Number(match[3]);
   if (major !== 1) throw new HttpParseError(major > 1 ? 505 : 400, 'client sent unsupported HTTP version');
   const versionMinor: 0 | 1 = match[4] === '0' ? 0 : 1;
-  const fields = parseFields(split.lines, true, versionMinor);
+  const fields = parseFields(split.lines, true, versionMinor, limits);
   // A missing or malformed Host is refused by the HTTP layer, which logs it with the request line as nginx does.
   // nginx answers TRACE with 405 whatever the configuration (ngx_http_process_request_header).
   if (match[1] === 'TRACE') throw new HttpParseError(405, 'client sent TRACE method');

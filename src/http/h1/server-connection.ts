@@ -10,7 +10,7 @@ import type { Socket } from 'node:net';
 import { ChunkedParser } from './chunked.js';
 import { DEFAULT_HEAD_LIMITS, HttpParseError, parseRequestHead, type HeadLimits, type RequestHead } from './head-parser.js';
 import { httpDate, responseHasNoBody, statusLine } from './response-head.js';
-import { specialPage } from '../responses.js';
+import { specialPage, wireStatus } from '../responses.js';
 import { setTimeoutOnce } from '../../core/socket-timeout.js';
 import type { Framing, HttpExchange, ProtocolConnection } from '../exchange.js';
 
@@ -29,6 +29,12 @@ export interface H1ConnectionOptions {
   readonly keepaliveRequests?: number;
   /** `lingering_timeout`, in ms. Default 5 s. */
   readonly lingeringTimeoutMs?: number;
+  /** `lingering_time`, in ms: the longest a lingering close reads. Default 30 s. */
+  readonly lingeringTimeMs?: number;
+  /** `lingering_close`. Default `on`. */
+  readonly lingeringClose?: 'off' | 'on' | 'always';
+  /** `reset_timedout_connection`: a request that timed out ends with RST. Default false. */
+  readonly resetTimedout?: boolean;
   /** The `Server` header's value; empty sends none. Default `hitless`. */
   readonly serverHeader?: string;
   /** The page sent with a status the connection answers by itself (400, 414...). */
@@ -65,6 +71,8 @@ export class H1ServerConnection implements ProtocolConnection {
   readonly id = nextConnectionId++;
   /** Requests received on this connection so far (`$connection_requests`). */
   requests = 0;
+  /** When the connection was accepted, for `$connection_time`. */
+  readonly startedAt = Date.now();
   readonly #handler: H1RequestHandler;
   readonly #onError: H1ErrorReporter | undefined;
   readonly #limits: HeadLimits;
@@ -74,6 +82,11 @@ export class H1ServerConnection implements ProtocolConnection {
   readonly keepaliveTimeoutMs: number;
   readonly keepaliveRequests: number;
   readonly #lingeringTimeoutMs: number;
+  readonly #lingeringTimeMs: number;
+  readonly #lingeringClose: 'off' | 'on' | 'always';
+  readonly #resetTimedout: boolean;
+  /** When the lingering close began, for lingering_time. */
+  #lingerStarted = 0;
   readonly serverHeader: string;
   readonly #errorPage: (status: number) => string;
   #phase = Phase.Head;
@@ -85,6 +98,8 @@ export class H1ServerConnection implements ProtocolConnection {
   #drainTimer: NodeJS.Timeout | undefined;
   #graceMs = 0;
   #closeListeners: (() => void)[] = [];
+  /** The next request was already received when the last response finished (nginx's hc->pipeline). */
+  #nextPipelined = false;
 
   constructor(socket: Socket, handler: H1RequestHandler, options: H1ConnectionOptions = {}, onError?: H1ErrorReporter) {
     this.socket = socket;
@@ -97,6 +112,9 @@ export class H1ServerConnection implements ProtocolConnection {
     this.keepaliveTimeoutMs = options.keepaliveTimeoutMs ?? 75_000;
     this.keepaliveRequests = options.keepaliveRequests ?? 1000;
     this.#lingeringTimeoutMs = options.lingeringTimeoutMs ?? 5000;
+    this.#lingeringTimeMs = options.lingeringTimeMs ?? 30_000;
+    this.#lingeringClose = options.lingeringClose ?? 'on';
+    this.#resetTimedout = options.resetTimedout ?? false;
     this.serverHeader = options.serverHeader ?? 'hitless';
     this.#errorPage = options.errorPage ?? errorPage;
     this.#idleTimeoutMs = this.keepaliveTimeoutMs;
@@ -152,7 +170,11 @@ export class H1ServerConnection implements ProtocolConnection {
   }
 
   #onData(chunk: Buffer): void {
-    if (this.#phase >= Phase.Tunnel) return; // lingering close: read and discard
+    if (this.#phase === Phase.Closing) {
+      this.lingerRead(); // lingering close: read and discard
+      return;
+    }
+    if (this.#phase >= Phase.Tunnel) return;
     this.#buf = this.#buf === undefined ? chunk : Buffer.concat([this.#buf, chunk]);
     if (this.#phase === Phase.Head) this.#parseNext();
     else this.#exchange?.onInput();
@@ -216,6 +238,8 @@ export class H1ServerConnection implements ProtocolConnection {
     // The idle timer stays armed while the handler works: #onTimeout ignores it unless the
     // exchange is reading a body or waiting on a slow client. Re-arming it per request costs more.
     const exchange = new H1Exchange(this, head);
+    exchange.pipelined = this.#nextPipelined;
+    this.#nextPipelined = false;
     this.#exchange = exchange;
     try {
       this.#handler(exchange);
@@ -230,10 +254,11 @@ export class H1ServerConnection implements ProtocolConnection {
     this.#onError?.(this, err, undefined);
     const body = this.#errorPage(err.status);
     this.socket.write(
-      `${statusLine(err.status)}${this.serverHeader ? `Server: ${this.serverHeader}\r\n` : ''}Date: ${httpDate()}\r\nContent-Type: text/html\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`,
+      `${statusLine(wireStatus(err.status))}${this.serverHeader ? `Server: ${this.serverHeader}\r\n` : ''}Date: ${httpDate()}\r\nContent-Type: text/html\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`,
     );
     this.#buf = undefined;
-    this.#close();
+    // ngx_http_process_request_headers() sets r->lingering_close for a refused head: the client may still be sending.
+    this.#close(true);
   }
 
   /** @internal Called by the exchange once its response is written and its body consumed. */
@@ -241,7 +266,7 @@ export class H1ServerConnection implements ProtocolConnection {
     if (this.#exchange !== exchange) return;
     this.#exchange = undefined;
     if (!keepAlive || this.#phase !== Phase.Exchange) {
-      this.#close();
+      this.#close(exchange.hasBody || this.#buf !== undefined);
       return;
     }
     this.#phase = Phase.Head;
@@ -250,6 +275,7 @@ export class H1ServerConnection implements ProtocolConnection {
       return;
     }
     this.#idleTimeoutMs = exchange.keepaliveTimeoutMs;
+    this.#nextPipelined = this.#buf !== undefined;
     this.#parseNext();
   }
 
@@ -258,12 +284,23 @@ export class H1ServerConnection implements ProtocolConnection {
     return !this.#draining && this.keepaliveTimeoutMs > 0 && this.requests < this.keepaliveRequests;
   }
 
-  /** Sends FIN and reads until the client closes or the lingering timeout, as nginx's lingering close. */
-  #close(): void {
+  /**
+   * Closes as ngx_http_finalize_connection() does: with a lingering close (FIN, then read and
+   * discard until the client closes, lingering_timeout passes without data, or lingering_time is
+   * over) when lingering_close is always, or on and the client may still be sending
+   * (`clientMaySend`: an unread body, pipelined bytes); else at once, once the response is out.
+   */
+  #close(clientMaySend = false): void {
     if (this.#phase >= Phase.Closing) return;
     this.#phase = Phase.Closing;
+    const linger = this.#lingeringClose === 'always' || (this.#lingeringClose === 'on' && (clientMaySend || this.#buf !== undefined));
+    if (!linger) {
+      this.socket.destroySoon();
+      return;
+    }
+    this.#lingerStarted = Date.now();
     this.socket.end();
-    this.socket.setTimeout(this.#lingeringTimeoutMs);
+    this.socket.setTimeout(Math.min(this.#lingeringTimeoutMs, this.#lingeringTimeMs));
   }
 
   #onTimeout(): void {
@@ -272,7 +309,27 @@ export class H1ServerConnection implements ProtocolConnection {
       return;
     }
     if (this.#phase === Phase.Head && this.idle && this.#draining) return;
-    this.socket.destroy();
+    if (this.#phase === Phase.Closing) {
+      // lingering_timeout passed without data, or lingering_time is over.
+      this.socket.destroy();
+      return;
+    }
+    // client_header_timeout on a partly received head: nginx's timed-out request; an idle keep-alive connection is not one.
+    if (this.#phase === Phase.Head && this.#buf !== undefined) this.timedOut();
+    else this.socket.destroy();
+  }
+
+  /** @internal A request timed out: reset_timedout_connection sends RST (SO_LINGER 0, as nginx sets it), else the socket closes. */
+  timedOut(): void {
+    if (this.#resetTimedout && typeof this.socket.resetAndDestroy === 'function') this.socket.resetAndDestroy();
+    else this.socket.destroy();
+  }
+
+  /** @internal Data arrived during a lingering close: read and dropped, while lingering_time lasts. */
+  lingerRead(): void {
+    const left = this.#lingeringTimeMs - (Date.now() - this.#lingerStarted);
+    if (left <= 0) this.socket.destroy();
+    else setTimeoutOnce(this.socket, Math.min(this.#lingeringTimeoutMs, left));
   }
 
   #onClose(): void {
@@ -317,6 +374,14 @@ export class H1Exchange implements HttpExchange {
   keepaliveTimeoutMs: number;
   /** Leave out the `Server` and `Date` headers this connection adds, because `headers` brings its own (proxy_pass_header). */
   ownServerAndDate = false;
+  /** The `Server` header's value for this response (the answering level's server_tokens); empty sends none. */
+  serverHeader: string;
+  /** `chunked_transfer_encoding`: false sends a body of unknown length to the close instead. */
+  chunkedAllowed = true;
+  /** `$pipe`: the request was received while the one before it was answered. */
+  pipelined = false;
+  /** De-chunks an already chunked body ('raw') for a client that cannot take chunked. */
+  #decoder: ChunkedParser | undefined;
   /** `keepalive_timeout`'s second value: sent as `Keep-Alive: timeout=N` with a kept-alive response. */
   keepaliveHeaderSeconds: number | undefined;
   #finishListeners: (() => void)[] = [];
@@ -340,6 +405,7 @@ export class H1Exchange implements HttpExchange {
     this.keepAlive = head.versionMinor === 1 ? !head.connection.includes('close') : head.connection.includes('keep-alive');
     this.keepaliveTimeoutMs = connection.keepaliveTimeoutMs;
     this.keepaliveHeaderSeconds = undefined;
+    this.serverHeader = connection.serverHeader;
     this.#bodyRemaining = head.chunked ? -1 : Math.max(head.contentLength, 0);
     this.#chunked = head.chunked ? new ChunkedParser() : undefined;
     this.#bodyDone = !head.chunked && this.#bodyRemaining === 0;
@@ -475,7 +541,7 @@ export class H1Exchange implements HttpExchange {
       this.#finishBody(new HttpParseError(408, 'client timed out'));
       return;
     }
-    if (this.#waitingOnClient) this.connection.socket.destroy();
+    if (this.#waitingOnClient) this.connection.timedOut();
   }
 
   /** @internal The client closed the connection. */
@@ -498,20 +564,22 @@ export class H1Exchange implements HttpExchange {
     this.status = status;
     this.#noBody = responseHasNoBody(this.head.method, status);
     const connection = this.connection;
-    if (framing === 'chunked' || framing === 'raw') {
-      if (this.head.versionMinor === 0) framing = framing === 'raw' ? 'raw' : 'close';
+    if ((framing === 'chunked' || framing === 'raw') && (this.head.versionMinor === 0 || !this.chunkedAllowed)) {
+      // HTTP/1.0, or chunked_transfer_encoding off: the body ends with the connection
+      // (ngx_http_chunked_header_filter()); an already chunked one is de-chunked on the way.
+      if (framing === 'raw' && !this.#noBody) this.#decoder = new ChunkedParser({ fromUpstream: true });
+      framing = 'close';
     }
-    let keepAlive = this.keepAlive && connection.mayKeepAlive() && framing !== 'close';
-    if (framing === 'raw' && this.head.versionMinor === 0) keepAlive = false;
+    const keepAlive = this.keepAlive && connection.mayKeepAlive() && framing !== 'close';
     this.#framing = framing;
     this.#keepAliveSent = keepAlive;
     let head = statusLine(status);
     if (this.ownServerAndDate) {
       const has = (name: string): boolean => headers.some((value, i) => i % 2 === 0 && value.toLowerCase() === name);
-      if (connection.serverHeader !== '' && !has('server')) head += `Server: ${connection.serverHeader}\r\n`;
+      if (this.serverHeader !== '' && !has('server')) head += `Server: ${this.serverHeader}\r\n`;
       if (!has('date')) head += `Date: ${httpDate()}\r\n`;
     } else {
-      if (connection.serverHeader !== '') head += `Server: ${connection.serverHeader}\r\n`;
+      if (this.serverHeader !== '') head += `Server: ${this.serverHeader}\r\n`;
       head += `Date: ${httpDate()}\r\n`;
     }
     for (let i = 0; i < headers.length; i += 2) head += `${headers[i]}: ${headers[i + 1]}\r\n`;
@@ -541,6 +609,18 @@ export class H1Exchange implements HttpExchange {
   /** Writes body bytes; false means the client is slow and `onDrain` should be awaited. */
   write(chunk: Buffer | string): boolean {
     if (this.#noBody || chunk.length === 0) return true;
+    const decoder = this.#decoder;
+    if (decoder !== undefined) {
+      this.#decoder = undefined;
+      let ok = true;
+      try {
+        if (!decoder.done) decoder.push(typeof chunk === 'string' ? Buffer.from(chunk, 'latin1') : chunk, 0, (data) => { ok = this.write(data); });
+      } catch {
+        this.connection.destroy(); // an invalid chunked body from upstream: the response cannot be completed
+      }
+      this.#decoder = decoder;
+      return ok;
+    }
     const socket = this.connection.socket;
     const head = this.#pendingHead;
     if (head !== undefined && this.#framing !== 'chunked' && typeof chunk !== 'string' && chunk.length <= SMALL_BODY) {

@@ -71,6 +71,8 @@ export class H2Connection implements H2Session {
   readonly id = allocateConnectionId();
   /** Streams opened so far (`$connection_requests`). */
   requests = 0;
+  /** When the connection was accepted, for `$connection_time`. */
+  readonly startedAt = Date.now();
   readonly socket: Socket;
   readonly session: ServerHttp2Session;
   readonly serverHeader: string;

@@ -129,6 +129,10 @@ export class H2Exchange implements HttpExchange {
   keepaliveTimeoutMs = 0;
   keepaliveHeaderSeconds: number | undefined;
   ownServerAndDate = false;
+  /** Set from the session's default, then by the answering level (server_tokens). */
+  serverHeader: string;
+  /** HTTP/2 frames bodies itself; kept for the interface. */
+  chunkedAllowed = true;
   #noBody = false;
   /** Set when the head asked for trailers: node:http2 holds END_STREAM until they are sent. */
   #waitsForTrailers = false;
@@ -152,6 +156,7 @@ export class H2Exchange implements HttpExchange {
     this.#session = session;
     this.stream = stream;
     this.head = head;
+    this.serverHeader = session.serverHeader;
     this.connection = new H2StreamConnection(session, stream);
     this.#body = endStream ? 'done' : 'unread';
     stream.on('error', () => undefined); // a reset stream ends in 'close', handled there
@@ -269,7 +274,7 @@ export class H2Exchange implements HttpExchange {
     this.status = status;
     this.#noBody = responseHasNoBody(this.head.method, status) || options?.endStream === true;
     const out: OutgoingHttpHeaders = { ':status': status };
-    const serverHeader = this.#session.serverHeader;
+    const serverHeader = this.serverHeader;
     const own = this.ownServerAndDate;
     for (let i = 0; i < headers.length; i += 2) {
       const name = (headers[i] as string).toLowerCase();

@@ -86,11 +86,11 @@ describe('request heads', () => {
     }
   });
 
-  it('answers 414 for a request line over the limit and 400 for a long header line', () => {
+  it('answers 414 for a request line over the limit and 494 (sent as 400) for a long header line or head', () => {
     assert.equal(refused(`GET /${'a'.repeat(9000)} HTTP/1.1\r\n`)[0], 414);
     assert.equal(refused(`GET /${'a'.repeat(9000)}`)[0], 414);
-    assert.equal(refused(`GET / HTTP/1.1\r\nX: ${'a'.repeat(9000)}\r\n\r\n`)[0], 400);
-    assert.equal(refused(`GET / HTTP/1.1\r\n${'X: aaaaaaaaaa\r\n'.repeat(3000)}\r\n`)[0], 400);
+    assert.equal(refused(`GET / HTTP/1.1\r\nX: ${'a'.repeat(9000)}\r\n\r\n`)[0], 494);
+    assert.equal(refused(`GET / HTTP/1.1\r\n${'X: aaaaaaaaaa\r\n'.repeat(3000)}\r\n`)[0], 494);
   });
 });
 

@@ -1,0 +1,523 @@
+/**
+ * The rest of `ngx_http_core_module`'s directives that real configurations use: server_tokens,
+ * the resolver, the client header and body buffers, keep-alive by browser, lingering close,
+ * limit_except, and the knobs of nginx's own memory layout (hash sizes, temporary files). Each
+ * either does what it does in nginx or, where Node owns the thing it tunes, is accepted with
+ * `"name" has no effect in hitless (why)` at [warn]; docs/http-core.md says what happens instead.
+ */
+import { isIP } from 'node:net';
+import { parseNumber, parseSize, parseTime } from '../core/parse.js';
+import { defineDirective, type AnyDirectiveSpec, type Context, type DirectiveContext, type DirectiveName, type DirectiveValues } from '../conf/registry.js';
+
+/** `server_tokens`: the version in the Server header and error pages, or not. */
+export type ServerTokens = 'on' | 'off' | 'build';
+
+/** `lingering_close`. */
+export type LingeringClose = 'off' | 'on' | 'always';
+
+/** `large_client_header_buffers number size`. */
+export interface HeaderBuffers {
+  readonly number: number;
+  readonly size: number;
+}
+
+/** `keepalive_disable`: the browsers keep-alive is turned off for. */
+export interface KeepaliveDisable {
+  readonly msie6: boolean;
+  readonly safari: boolean;
+}
+
+/** One name server of `resolver`. */
+export interface NameServer {
+  readonly host: string;
+  readonly port: number;
+}
+
+/** `resolver address ... [valid=time] [ipv4=on|off] [ipv6=on|off]`. */
+export interface ResolverSetting {
+  readonly servers: readonly NameServer[];
+  /** `valid=`: how long an answer is used, in ms; undefined to use the answer's TTL. */
+  readonly validMs: number | undefined;
+  readonly ipv4: boolean;
+  readonly ipv6: boolean;
+}
+
+/** The methods `limit_except` allows, as `ngx_http_core_limit_except()` reads them. */
+export interface LimitExcept {
+  /** Upper-case method names; GET brings HEAD. */
+  readonly methods: ReadonlySet<string>;
+}
+
+declare module '../conf/registry.js' {
+  interface DirectiveValues {
+    server_tokens: ServerTokens;
+    resolver: ResolverSetting | undefined;
+    resolver_timeout: number;
+    client_body_buffer_size: number;
+    client_body_temp_path: string;
+    client_body_in_file_only: 'off' | 'on' | 'clean';
+    client_header_buffer_size: number;
+    large_client_header_buffers: HeaderBuffers;
+    keepalive_disable: KeepaliveDisable;
+    lingering_close: LingeringClose;
+    lingering_time: number;
+    lingering_timeout: number;
+    reset_timedout_connection: boolean;
+    limit_except: undefined;
+    recursive_error_pages: boolean;
+    merge_slashes: boolean;
+    underscores_in_headers: boolean;
+    ignore_invalid_headers: boolean;
+    chunked_transfer_encoding: boolean;
+    msie_padding: boolean;
+    server_names_hash_max_size: number;
+    server_names_hash_bucket_size: number;
+    variables_hash_max_size: number;
+    variables_hash_bucket_size: number;
+    proxy_temp_path: string;
+    proxy_buffers: HeaderBuffers;
+    proxy_buffer_size: number;
+    proxy_busy_buffers_size: number;
+    proxy_max_temp_file_size: number;
+    proxy_temp_file_write_size: number;
+  }
+}
+
+const HTTP_LEVELS: readonly Context[] = ['http', 'server', 'location'];
+const HTTP_SERVER: readonly Context[] = ['http', 'server'];
+
+/** Why hitless never writes a temporary file, said once for every directive that tunes them. */
+const NO_TEMP_FILES = 'hitless never writes temporary files: request bodies are held in memory up to client_max_body_size, responses are streamed with back-pressure';
+/** Why the proxy's buffer sizes do not apply. */
+const PROXY_READ_AHEAD = 'proxy responses are streamed through Node\'s socket buffers; with proxy_buffering on hitless reads up to 1 MiB ahead of a slow client, in memory';
+/** Why hash sizes do not apply. */
+const NO_HASH_TABLES = 'names are looked up in JavaScript Maps, which size themselves';
+
+/** The methods nginx 1.22 knows (`ngx_methods_names`). */
+const METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'MKCOL', 'COPY', 'MOVE', 'OPTIONS', 'PROPFIND', 'PROPPATCH', 'LOCK', 'UNLOCK', 'PATCH']);
+
+function sizeValue([value = '']: readonly string[], ctx: DirectiveContext): number {
+  return parseSize(value) ?? ctx.fail(`"${ctx.node.name}" directive invalid value`);
+}
+
+function timeValue([value = '']: readonly string[], ctx: DirectiveContext): number {
+  return parseTime(value) ?? ctx.fail(`"${ctx.node.name}" directive invalid value`);
+}
+
+function numberValue([value = '']: readonly string[], ctx: DirectiveContext): number {
+  return parseNumber(value) ?? ctx.fail(`"${ctx.node.name}" directive invalid number`);
+}
+
+/** `ngx_conf_set_enum_slot()`: one of a list of words, else `invalid value "x"`. */
+function enumValue<T extends string>(words: readonly T[]) {
+  return ([value = '']: readonly string[], ctx: DirectiveContext): T => {
+    const found = words.find((word) => word === value.toLowerCase());
+    return found ?? ctx.fail(`invalid value "${value}"`);
+  };
+}
+
+/** `ngx_conf_set_bufs_slot()`: `number size`. */
+function bufsValue([count = '', size = '']: readonly string[], ctx: DirectiveContext): HeaderBuffers {
+  const number = parseNumber(count);
+  if (number === undefined || number === 0) ctx.fail(`invalid value "${count}"`);
+  const bytes = parseSize(size);
+  if (bytes === undefined || bytes === 0) ctx.fail(`invalid value "${size}"`);
+  return { number, size: bytes };
+}
+
+interface Spec<K extends DirectiveName> {
+  readonly name: K;
+  readonly contexts?: readonly Context[];
+  readonly args?: readonly number[] | 'flag' | '1+';
+  readonly syntax: string;
+  readonly summary: string;
+  readonly parse: (args: readonly string[], ctx: DirectiveContext) => DirectiveValues[K];
+  readonly default: DirectiveValues[K];
+  readonly defaultText: string;
+}
+
+function value<K extends DirectiveName>(spec: Spec<K>): AnyDirectiveSpec {
+  const fallback = spec.default;
+  return defineDirective<K>({
+    kind: 'value',
+    name: spec.name,
+    contexts: spec.contexts ?? HTTP_LEVELS,
+    args: spec.args ?? [1],
+    syntax: spec.syntax,
+    summary: spec.summary,
+    default: () => fallback,
+    defaultText: spec.defaultText,
+    parse: (args, ctx) => spec.parse(args, ctx),
+  });
+}
+
+/**
+ * A directive that tunes what Node owns: parsed as nginx parses it (so a bad value is still an
+ * error), then `"name" has no effect in hitless (reason)` at [warn], unless `harmless` says the
+ * value written is what hitless does anyway.
+ */
+function knob<K extends DirectiveName>(spec: Spec<K>, reason: string, harmless?: (value: DirectiveValues[K]) => boolean): AnyDirectiveSpec {
+  return value<K>({
+    ...spec,
+    parse: (args, ctx) => {
+      const parsed = spec.parse(args, ctx);
+      if (harmless === undefined || !harmless(parsed)) ctx.noEffect(reason);
+      return parsed;
+    },
+  });
+}
+
+function onOff([value = '']: readonly string[]): boolean {
+  return value === 'on';
+}
+
+/** `resolver`, as `ngx_resolver_create()` reads it. */
+function parseResolver(args: readonly string[], ctx: DirectiveContext): ResolverSetting {
+  const servers: NameServer[] = [];
+  let validMs: number | undefined;
+  let ipv4 = true;
+  let ipv6 = true;
+  for (const arg of args) {
+    if (arg.startsWith('valid=')) {
+      validMs = parseTime(arg.slice(6), { seconds: true }) ?? ctx.fail(`invalid parameter: ${arg}`);
+      continue;
+    }
+    if (arg.startsWith('ipv4=') || arg.startsWith('ipv6=')) {
+      const setting = arg.slice(5);
+      if (setting !== 'on' && setting !== 'off') ctx.fail(`invalid parameter: ${arg}`);
+      if (arg.startsWith('ipv4=')) ipv4 = setting === 'on';
+      else ipv6 = setting === 'on';
+      continue;
+    }
+    servers.push(parseNameServer(arg, ctx));
+  }
+  if (!ipv4 && !ipv6) ctx.fail('"ipv4" and "ipv6" cannot both be "off"');
+  if (servers.length === 0) ctx.fail('no name servers defined');
+  return { servers, validMs, ipv4, ipv6 };
+}
+
+/** `address[:port]` of a name server (port 53 by default); a name must be an IP address here. */
+function parseNameServer(text: string, ctx: DirectiveContext): NameServer {
+  let host = text;
+  let port = 53;
+  if (text.startsWith('[')) {
+    const close = text.indexOf(']');
+    if (close === -1) ctx.fail(`invalid host in resolver "${text}"`);
+    host = text.slice(1, close);
+    const rest = text.slice(close + 1);
+    if (rest !== '') {
+      if (!rest.startsWith(':')) ctx.fail(`invalid host in resolver "${text}"`);
+      port = parsePort(rest.slice(1), text, ctx);
+    }
+  } else {
+    const colon = text.lastIndexOf(':');
+    if (colon !== -1 && text.indexOf(':') === colon) {
+      host = text.slice(0, colon);
+      port = parsePort(text.slice(colon + 1), text, ctx);
+    }
+  }
+  // nginx would resolve a name server given by name once, at startup (ngx_parse_url()); hitless asks for an address.
+  if (isIP(host) === 0) ctx.fail(`host not found in resolver "${text}"`);
+  return { host, port };
+}
+
+function parsePort(text: string, url: string, ctx: DirectiveContext): number {
+  const port = parseNumber(text);
+  if (port === undefined || port < 1 || port > 65535) ctx.fail(`invalid port in resolver "${url}"`);
+  return port;
+}
+
+/** `limit_except method ... { ... }`: the methods checked at `ngx_http_core_limit_except()`. */
+export function parseLimitExcept(args: readonly string[], ctx: DirectiveContext): LimitExcept {
+  const methods = new Set<string>();
+  for (const arg of args) {
+    const method = arg.toUpperCase();
+    if (!METHODS.has(method)) ctx.fail(`invalid method "${arg}"`);
+    methods.add(method);
+  }
+  if (methods.has('GET')) methods.add('HEAD');
+  return { methods };
+}
+
+/** The directives of this file, appended to `ngx_http_core_module`'s table. */
+export const CORE_DIRECTIVES: readonly AnyDirectiveSpec[] = [
+  value({
+    name: 'server_tokens',
+    syntax: 'on | off | build;',
+    summary: 'Whether the Server header and the built-in error pages name hitless\'s version (hitless/0.1.0) or only "hitless"; build is on (hitless has no build name).',
+    parse: enumValue(['on', 'off', 'build'] as const),
+    default: 'on',
+    defaultText: 'server_tokens on;',
+  }),
+  value({
+    name: 'resolver',
+    args: '1+',
+    syntax: 'address ... [valid=time] [ipv4=on|off] [ipv6=on|off];',
+    summary: 'The DNS servers that resolve the host of a proxy_pass URL with variables at request time (node:dns, UDP then TCP); valid= overrides the answers\' TTL.',
+    parse: parseResolver,
+    default: undefined,
+    defaultText: '—',
+  }),
+  value({
+    name: 'resolver_timeout',
+    syntax: 'time;',
+    summary: 'How long a name may take to resolve; then the request gets 502.',
+    parse: timeValue,
+    default: 30_000,
+    defaultText: 'resolver_timeout 30s;',
+  }),
+  knob({
+    name: 'client_body_buffer_size',
+    syntax: 'size;',
+    summary: 'nginx: the memory buffer for a request body, beyond which it goes to a temporary file. hitless keeps the body in memory.',
+    parse: sizeValue,
+    default: 16 * 1024,
+    defaultText: 'client_body_buffer_size 8k|16k;',
+  }, NO_TEMP_FILES),
+  knob({
+    name: 'client_body_temp_path',
+    args: [1, 2, 3, 4],
+    syntax: 'path [level1 [level2 [level3]]];',
+    summary: 'nginx: the directory of request body temporary files. hitless writes none.',
+    parse: ([path = '']) => path,
+    default: 'client_body_temp',
+    defaultText: 'client_body_temp_path client_body_temp;',
+  }, NO_TEMP_FILES),
+  knob({
+    name: 'client_body_in_file_only',
+    syntax: 'on | clean | off;',
+    summary: 'nginx: writes every request body to a file ($request_body_file). hitless supports off, its behaviour; on and clean warn.',
+    parse: enumValue(['off', 'on', 'clean'] as const),
+    default: 'off',
+    defaultText: 'client_body_in_file_only off;',
+  }, NO_TEMP_FILES, (setting) => setting === 'off'),
+  value({
+    name: 'client_header_buffer_size',
+    contexts: HTTP_SERVER,
+    syntax: 'size;',
+    summary: 'The first buffer a request head is read into: with large_client_header_buffers, the whole head may take this plus number x size bytes.',
+    parse: sizeValue,
+    default: 1024,
+    defaultText: 'client_header_buffer_size 1k;',
+  }),
+  value({
+    name: 'large_client_header_buffers',
+    contexts: HTTP_SERVER,
+    args: [2],
+    syntax: 'number size;',
+    summary: 'The longest request line (414 beyond) and header line (400 "Request Header Or Cookie Too Large" beyond); the head may take client_header_buffer_size plus number x size; the default server of the address decides.',
+    parse: bufsValue,
+    default: { number: 4, size: 8192 },
+    defaultText: 'large_client_header_buffers 4 8k;',
+  }),
+  value({
+    name: 'keepalive_disable',
+    args: [1, 2],
+    syntax: 'none | browser ...;',
+    summary: 'Turns keep-alive off for these browsers, by User-Agent: msie6 (MSIE 6 and older, not SV1), safari (Safari on macOS and iOS); none for no browser.',
+    parse: (args, ctx) => {
+      // ngx_conf_set_bitmask_slot(), then the merge: none wins over the others.
+      const seen = new Set<string>();
+      for (const arg of args) {
+        if (arg !== 'none' && arg !== 'msie6' && arg !== 'safari') ctx.fail(`invalid value "${arg}"`);
+        if (seen.has(arg)) ctx.warn(`duplicate value "${arg}"`);
+        seen.add(arg);
+      }
+      if (seen.has('none')) return { msie6: false, safari: false };
+      return { msie6: seen.has('msie6'), safari: seen.has('safari') };
+    },
+    default: { msie6: true, safari: false },
+    defaultText: 'keepalive_disable msie6;',
+  }),
+  value({
+    name: 'lingering_close',
+    syntax: 'off | on | always;',
+    summary: 'How a connection is closed: on reads and discards what the client still sends, when it may still be sending; always does so every time; off closes at once.',
+    parse: enumValue(['off', 'on', 'always'] as const),
+    default: 'on',
+    defaultText: 'lingering_close on;',
+  }),
+  value({
+    name: 'lingering_time',
+    syntax: 'time;',
+    summary: 'The longest a lingering close reads what the client sends.',
+    parse: timeValue,
+    default: 30_000,
+    defaultText: 'lingering_time 30s;',
+  }),
+  value({
+    name: 'lingering_timeout',
+    syntax: 'time;',
+    summary: 'How long a lingering close waits for more from the client before it closes.',
+    parse: timeValue,
+    default: 5000,
+    defaultText: 'lingering_timeout 5s;',
+  }),
+  value({
+    name: 'reset_timedout_connection',
+    args: 'flag',
+    syntax: 'on | off;',
+    summary: 'Whether a connection that timed out is reset (RST, SO_LINGER 0) instead of closed with FIN.',
+    parse: onOff,
+    default: false,
+    defaultText: 'reset_timedout_connection off;',
+  }),
+  defineDirective({
+    kind: 'block',
+    name: 'limit_except',
+    contexts: ['location'],
+    args: '1+',
+    block: 'limit_except',
+    syntax: 'method ... { ... }',
+    summary: 'The methods allowed without restriction (GET brings HEAD); other methods go through the access rules of the block.',
+    unique: true,
+    parse: parseLimitExcept,
+  }),
+  value({
+    name: 'recursive_error_pages',
+    args: 'flag',
+    syntax: 'on | off;',
+    summary: 'Whether an error_page\'s own error response may be replaced by another error_page.',
+    parse: onOff,
+    default: false,
+    defaultText: 'recursive_error_pages off;',
+  }),
+  value({
+    name: 'merge_slashes',
+    contexts: HTTP_SERVER,
+    args: 'flag',
+    syntax: 'on | off;',
+    summary: 'Whether repeated slashes in the URI are merged into one before locations are matched (the default server of the address decides, as in nginx).',
+    parse: onOff,
+    default: true,
+    defaultText: 'merge_slashes on;',
+  }),
+  value({
+    name: 'underscores_in_headers',
+    contexts: HTTP_SERVER,
+    args: 'flag',
+    syntax: 'on | off;',
+    summary: 'Whether an underscore is a valid character in a request header name; off makes such headers invalid (see ignore_invalid_headers).',
+    parse: onOff,
+    default: false,
+    defaultText: 'underscores_in_headers off;',
+  }),
+  value({
+    name: 'ignore_invalid_headers',
+    contexts: HTTP_SERVER,
+    args: 'flag',
+    syntax: 'on | off;',
+    summary: 'Whether request headers whose names have characters other than letters, digits and hyphens are dropped (logged at info) rather than kept.',
+    parse: onOff,
+    default: true,
+    defaultText: 'ignore_invalid_headers on;',
+  }),
+  value({
+    name: 'chunked_transfer_encoding',
+    args: 'flag',
+    syntax: 'on | off;',
+    summary: 'Whether an HTTP/1.1 response of unknown length is sent chunked; off ends it by closing the connection.',
+    parse: onOff,
+    default: true,
+    defaultText: 'chunked_transfer_encoding on;',
+  }),
+  value({
+    name: 'msie_padding',
+    args: 'flag',
+    syntax: 'on | off;',
+    summary: 'Whether built-in error pages to MSIE clients are padded to 512 bytes, so that MSIE shows them instead of its own.',
+    parse: onOff,
+    default: true,
+    defaultText: 'msie_padding on;',
+  }),
+  knob({
+    name: 'server_names_hash_max_size',
+    contexts: ['http'],
+    syntax: 'size;',
+    summary: 'nginx: the size of the server names hash table.',
+    parse: numberValue,
+    default: 512,
+    defaultText: 'server_names_hash_max_size 512;',
+  }, NO_HASH_TABLES),
+  knob({
+    name: 'server_names_hash_bucket_size',
+    contexts: ['http'],
+    syntax: 'size;',
+    summary: 'nginx: the bucket size of the server names hash table.',
+    parse: numberValue,
+    default: 64,
+    defaultText: 'server_names_hash_bucket_size 32|64|128;',
+  }, NO_HASH_TABLES),
+  knob({
+    name: 'variables_hash_max_size',
+    contexts: ['http'],
+    syntax: 'size;',
+    summary: 'nginx: the size of the variables hash table.',
+    parse: numberValue,
+    default: 1024,
+    defaultText: 'variables_hash_max_size 1024;',
+  }, NO_HASH_TABLES),
+  knob({
+    name: 'variables_hash_bucket_size',
+    contexts: ['http'],
+    syntax: 'size;',
+    summary: 'nginx: the bucket size of the variables hash table.',
+    parse: numberValue,
+    default: 64,
+    defaultText: 'variables_hash_bucket_size 64;',
+  }, NO_HASH_TABLES),
+];
+
+/** The proxy buffering family, appended to `ngx_http_proxy_module`'s table. */
+export const PROXY_BUFFER_DIRECTIVES: readonly AnyDirectiveSpec[] = [
+  knob({
+    name: 'proxy_temp_path',
+    args: [1, 2, 3, 4],
+    syntax: 'path [level1 [level2 [level3]]];',
+    summary: 'nginx: the directory of proxied responses\' temporary files. hitless writes none.',
+    parse: ([path = '']) => path,
+    default: 'proxy_temp',
+    defaultText: 'proxy_temp_path proxy_temp;',
+  }, NO_TEMP_FILES),
+  knob({
+    name: 'proxy_buffers',
+    args: [2],
+    syntax: 'number size;',
+    summary: 'nginx: the buffers an upstream response is read into. hitless reads up to 1 MiB ahead with proxy_buffering on.',
+    parse: bufsValue,
+    default: { number: 8, size: 4096 },
+    defaultText: 'proxy_buffers 8 4k|8k;',
+  }, PROXY_READ_AHEAD),
+  knob({
+    name: 'proxy_buffer_size',
+    syntax: 'size;',
+    summary: 'nginx: the buffer for the upstream response head. hitless allows a head of 32 KiB with lines of 8 KiB (502 beyond).',
+    parse: sizeValue,
+    default: 4096,
+    defaultText: 'proxy_buffer_size 4k|8k;',
+  }, 'an upstream response head may take 32 KiB, with lines up to 8 KiB, whatever the size'),
+  knob({
+    name: 'proxy_busy_buffers_size',
+    syntax: 'size;',
+    summary: 'nginx: how much of the buffers may be busy sending to the client. hitless sends as the client takes.',
+    parse: sizeValue,
+    default: 8192,
+    defaultText: 'proxy_busy_buffers_size 8k|16k;',
+  }, PROXY_READ_AHEAD),
+  knob({
+    name: 'proxy_max_temp_file_size',
+    syntax: 'size;',
+    summary: 'nginx: the largest temporary file of a buffered response; 0 disables them, which is what hitless does (no warning for 0).',
+    parse: sizeValue,
+    default: 1024 * 1024 * 1024,
+    defaultText: 'proxy_max_temp_file_size 1024m;',
+  }, NO_TEMP_FILES, (size) => size === 0),
+  knob({
+    name: 'proxy_temp_file_write_size',
+    syntax: 'size;',
+    summary: 'nginx: how much is written to a temporary file at once. hitless writes none.',
+    parse: sizeValue,
+    default: 8192,
+    defaultText: 'proxy_temp_file_write_size 8k|16k;',
+  }, NO_TEMP_FILES),
+];
