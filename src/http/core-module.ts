@@ -8,7 +8,7 @@ import { parseNumber, parseTime } from '../core/parse.js';
 import { defineDirective, type ConfBlockView, type ConfModule, type DirectiveContext } from '../conf/registry.js';
 import { groupListens, implicitListen, parseListen, type HttpListen } from './listen.js';
 import { checkDuplicateLocations } from './locations.js';
-import { compileNginxRegex, regexErrorReason } from './regex.js';
+import { compileConfigRegex } from './regex.js';
 import { DEFAULT_SERVER_NAMES, parseServerNames, VirtualHosts, type ServerName } from './server-names.js';
 
 /** How a location matches a URI, from its modifier (`=`, `^~`, `~`, `~*`, `@name` or none). */
@@ -71,13 +71,7 @@ export function parseLocationMatch(args: readonly string[], ctx: DirectiveContex
     else if (name.startsWith('@')) match = { kind: 'named', name, caseless: false };
     else match = { kind: 'prefix', name, caseless: false };
   }
-  if (match.kind === 'regex') {
-    try {
-      compileNginxRegex(match.name, match.caseless);
-    } catch (err) {
-      ctx.fail(regexErrorReason(match.name, err));
-    }
-  }
+  if (match.kind === 'regex') compileConfigRegex(match.name, match.caseless, ctx);
   const outer = ctx.enclosing?.name === 'location' ? (ctx.enclosing.value as LocationMatch) : undefined;
   if (outer !== undefined) {
     if (outer.kind === 'exact') ctx.fail(`location "${match.name}" cannot be inside the exact location "${outer.name}"`);

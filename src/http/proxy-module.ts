@@ -10,6 +10,7 @@ import { defineDirective, type AnyDirectiveSpec, type ConfBlockView, type ConfMo
 import type { Template } from '../core/variables.js';
 import type { LocationMatch } from './core-module.js';
 import { resolveHostSync } from './listen.js';
+import { compileConfigRegex } from './regex.js';
 import { parseValue } from './rewrite-module.js';
 import { blocksOf, checkVariables } from './variables.js';
 import { UpstreamTls, UpstreamTlsLoadError, type UpstreamTlsSettings } from '../tls/upstream-tls.js';
@@ -514,13 +515,7 @@ export const httpProxyModule: ConfModule = {
         if (from.startsWith('~')) {
           const caseless = from.startsWith('~*');
           const source = from.slice(caseless ? 2 : 1);
-          let regex: RegExp;
-          try {
-            regex = new RegExp(source, caseless ? 'i' : '');
-          } catch (err) {
-            return ctx.fail(`invalid regular expression "${source}": ${(err as Error).message}`);
-          }
-          return [...rules, { kind: 'regex', from: regex, to: parseValue(to, ctx) }];
+          return [...rules, { kind: 'regex', from: compileConfigRegex(source, caseless, ctx).regex, to: parseValue(to, ctx) }];
         }
         return [...rules, { kind: 'prefix', from: parseValue(from, ctx), to: parseValue(to, ctx) }];
       },

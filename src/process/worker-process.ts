@@ -11,6 +11,7 @@ import type { MasterZones } from './zones.js';
 import type { HealthSnapshot } from '../upstream/health/health-table.js';
 import type { PeerState } from '../upstream/group.js';
 import { isPeerOutcome, type PeerFailuresMessage, type PeerOutcomeMessage } from '../upstream/shared-peers.js';
+import { REGEXP_GUARD_V8_FLAGS } from '../core/pcre.js';
 
 /** The module forked for each worker unless the master is told otherwise. */
 export const DEFAULT_WORKER_MODULE = fileURLToPath(new URL('./worker-main.js', import.meta.url));
@@ -54,7 +55,11 @@ export class WorkerProcess {
    * groups with `zone` (upstream/shared-peers.ts).
    */
   constructor(module: string, serve: ServeMessage, sockets: ListeningSockets, zones?: MasterZones, onPeerOutcome?: (message: PeerOutcomeMessage) => void) {
-    this.#child = fork(module, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    this.#child = fork(module, [], {
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+      // A configured regex that backtracks too much is finished by V8's linear-time engine (core/pcre.ts).
+      execArgv: [...process.execArgv, ...REGEXP_GUARD_V8_FLAGS],
+    });
     if (this.#child.pid === undefined) throw new Error(`fork() of ${module} failed`);
     this.pid = this.#child.pid;
     this.generation = serve.generation;
