@@ -144,7 +144,7 @@ function captureGetter(index: number): Getter {
  */
 export function createHttpVariables(captureNames: Iterable<string> = []): VariableTable<HttpRequest> {
   const table = new VariableTable<HttpRequest>(captureGetter);
-  for (const name of captureNames) table.define(name, (r) => r.captures?.groups?.[name]);
+  for (const name of captureNames) table.define(name, (r) => r.namedCaptures.get(name));
   for (const [name, get] of Object.entries(HTTP_VARIABLES)) table.define(name, get);
   table.definePrefix('http_', (suffix) => {
     const header = suffix.replace(/_/g, '-');
