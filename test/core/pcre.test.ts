@@ -76,11 +76,13 @@ const cases: readonly Case[] = [
   { pattern: '(a)|\\1b', subjects: ['a'] },
   { pattern: '(a)\\g{1}|(b)\\g{-1}', subjects: ['aa', 'bb', 'ab'] },
   { pattern: '(?<n>a)\\k<n>\\k{n}\\k\'n\'', subjects: ['aaaa', 'aaa'] },
+  { pattern: '(?i)(a+)\\1', subjects: ['aA', 'Aa', 'ab'] },
+  { pattern: '(\\w)\\1[\\d]', caseless: true, subjects: ['xX1', 'xy1'] },
   { pattern: '^(www\\.)?(?<domain>.+)$', caseless: true, subjects: ['www.Example.com', 'example.org'] },
 ];
 
 /** Valid PCRE that hitless cannot express, each refused. */
-const refused: readonly string[] = ['(?>a+)b', 'a++b', 'a*+', '(a)(?1)', '(?R)', '(?&n)(?<n>a)', '(?P>n)(?<n>a)', '(a)?(?(1)b|c)', '(*UTF)a', '(?|(a)|(b))', 'a\\Kb', '\\R', '\\X', '\\p{L}', '(?J)(?<n>a)|(?<n>b)', '(?<a>x)(?<A>y)'];
+const refused: readonly string[] = ['(?>a+)b', 'a++b', 'a*+', '(a)(?1)', '(?R)', '(?&n)(?<n>a)', '(?P>n)(?<n>a)', '(a)?(?(1)b|c)', '(*UTF)a', '(?|(a)|(b))', 'a\\Kb', '\\R', '\\X', '\\p{L}', '(?J)(?<n>a)|(?<n>b)', '(?<a>x)(?<A>y)', '(a)(?i)\\1', '[a-z](?i)(x)\\1'];
 
 /** Invalid PCRE: our message must be PCRE's. */
 const invalid: readonly string[] = ['(abc', 'a)b', '[abc', '(?<n>a)(?<n>b)', '*a', '\\k<zz>', '[z-a]', '(?z)', '\\c', '(?<1a>x)', 'a{3,2}', 'x{2}{3}', '\\x{100}', '\\2(a)', '[[:foo:]]', '[[.a.]]', '[:alpha:]', 'a\\ub', '\\i', '^*', '[\\d-z]', '(?#abc', 'a{99999}'];

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { compileConfigRegex, compileNginxRegex, unprotectedReason } from '../../src/http/regex.js';
-import { errorOf, get, serve, type Served } from './helpers.js';
+import { errorOf, get, load, serve, type Served } from './helpers.js';
 
 describe('regexes in the configuration', () => {
   it('refuses a bad pattern at the directive, in nginx\'s words', () => {
@@ -23,6 +23,12 @@ describe('regexes in the configuration', () => {
     );
     assert.match(errorOf('http { server { location ~ a++ { } } }'), /^pcre2_compile\(\) failed: a possessive quantifier is not supported by hitless/);
     assert.match(errorOf('http { server { proxy_redirect ~(?R) /; } }'), /^pcre2_compile\(\) failed: a subroutine call or recursion is not supported by hitless/);
+  });
+
+  it('defines a map\'s named captures as variables, in http and in stream', () => {
+    load('http { map $uri $x { ~^/(?<part>[a-z]+) $part; } server { location / { return 200 $part; } } }');
+    load('stream { map $remote_addr $x { ~^(?P<octet>\\d+)\\. $octet; default 0; } server { listen 127.0.0.1:1; return $octet; } }');
+    assert.equal(errorOf('stream { server { listen 127.0.0.1:1; return $octet; } }'), 'unknown "octet" variable');
   });
 
   it('warns when the backtracking guard cannot cover a pattern', () => {
