@@ -119,6 +119,20 @@ interface Frame {
   readonly branches: Dollar[];
   /** The largest repetition product inside, for the linear engine's limit. */
   replication: number;
+  /** This group's capture number, or 0. */
+  readonly number: number;
+  /** The captures inside this group (not itself). */
+  readonly inner: Capture[];
+  /** Whether the group has more than one branch. */
+  alternatives: boolean;
+}
+
+/** What is known of a capture group: whether a match can pass it by, and where it closes. */
+interface Capture {
+  /** True when it sits in an alternative or under a quantifier that allows zero. */
+  optional: boolean;
+  /** The index in the output where it closed; undefined while open. */
+  closed: number | undefined;
 }
 
 const NAME_CHAR = /[A-Za-z0-9_]/;
@@ -142,7 +156,7 @@ class Translator {
   constructor(pattern: string, caseless: boolean) {
     this.#p = pattern;
     this.#flags = { i: caseless, m: false, n: false, s: false, x: false, U: false };
-    this.#frames.push({ flags: this.#flags, start: 0, lookaround: undefined, capture: false, pending: [], branches: [], replication: 1 });
+    this.#frames.push({ flags: this.#flags, start: 0, lookaround: undefined, capture: false, pending: [], branches: [], replication: 1, number: 0, inner: [], alternatives: false });
   }
 
   #fail(reason: string, offset: number = this.#i): never {
@@ -162,10 +176,11 @@ class Translator {
     while (this.#i < p.length) this.#step();
     if (this.#frames.length > 1) this.#fail('missing closing parenthesis', p.length);
     for (const dollar of [...this.#frame.branches, ...this.#frame.pending]) dollar.tail = true;
+    if (this.#frame.alternatives) for (const capture of this.#frame.inner) capture.optional = true;
     const groupNames = new Map([...this.#names].map(([name, number]) => [number, name]));
     let caselessReference = false;
     const source = this.#out
-      .map((piece) => {
+      .map((piece, index) => {
         if (typeof piece === 'string') return piece;
         if (piece.kind === 'dollar') {
           if (piece.tail) return '\\n?$';
@@ -179,6 +194,11 @@ class Translator {
           number = found;
         }
         if (number > this.#captures) this.#fail('reference to non-existent subpattern', piece.offset);
+        // PCRE fails a backreference to a group that has not matched; JavaScript matches it empty.
+        const group = this.#groups[number];
+        if (group === undefined || group.optional || group.closed === undefined || group.closed > index) {
+          this.#refuse('a backreference to a group that may not have matched', piece.offset);
+        }
         caselessReference ||= piece.caseless;
         const name = groupNames.get(number);
         return name === undefined ? `(?:\\${number})` : `\\k<${name}>`;
@@ -292,6 +312,7 @@ class Translator {
         const frame = this.#frame;
         frame.branches.push(...frame.pending);
         frame.pending = [];
+        frame.alternatives = true;
         this.#out.push('|');
         this.#atom = undefined;
         break;
@@ -347,6 +368,14 @@ class Translator {
 
   #quantifier(at: number, min: number, max: number, text?: string): void {
     if (this.#atom === undefined) this.#fail('quantifier does not follow a repeatable item', text === undefined ? at : at + text.length - 1);
+    const group = this.#lastGroup?.start === this.#atom ? this.#lastGroup : undefined;
+    if (group !== undefined) {
+      // PCRE keeps a capture's value from an earlier repetition when a later one passes it by;
+      // JavaScript clears the captures of a quantified group at each repetition (ECMA-262
+      // RepeatMatcher), so `(?:(a)|b)+` on "ab" has $1 "a" in nginx and unset in JavaScript.
+      if (max > 1 && group.inner.some((capture) => capture.optional)) this.#refuse('a repeated group with a capture a repetition can pass by', at);
+      if (min === 0) for (const capture of [...group.inner, ...(group.own === undefined ? [] : [group.own])]) capture.optional = true;
+    }
     const p = this.#p;
     let suffix = '';
     if (p[this.#i] === '+') this.#refuse('a possessive quantifier', at);
@@ -371,7 +400,10 @@ class Translator {
     let lookaround: Frame['lookaround'];
     let prefix = '(';
     let flags = this.#flags;
-    if (p[this.#i] === '*') this.#refuse('a (*VERB) or (*name: group', at);
+    if (p[this.#i] === '*') {
+      if (!/[A-Za-z_:]/.test(p[this.#i + 1] ?? '')) this.#fail('(*VERB) not recognized or malformed', this.#i + 1);
+      this.#refuse('a (*VERB) or (*name: group', at);
+    }
     if (p[this.#i] === '?') {
       this.#i++;
       const c = p[this.#i] ?? '';
@@ -436,7 +468,8 @@ class Translator {
         if (p[this.#i] === ')') {
           this.#i++;
           this.#flags = next;
-          // nginx's "(?i)" and friends are not repeatable items.
+          // An option setting is not a repeatable item.
+          this.#atom = undefined;
           return;
         }
         this.#i++;
@@ -462,7 +495,8 @@ class Translator {
     this.#touch();
     const start = this.#out.length;
     this.#out.push(prefix);
-    this.#frames.push({ flags: this.#flags, start, lookaround, capture, pending: [], branches: [], replication: 1 });
+    this.#frames.push({ flags: this.#flags, start, lookaround, capture, pending: [], branches: [], replication: 1, number: capture ? this.#captures : 0, inner: [], alternatives: false });
+    if (capture) this.#groups[this.#captures] = { optional: false, closed: undefined };
     this.#flags = flags;
     this.#atom = undefined;
   }
@@ -478,7 +512,17 @@ class Translator {
     this.#atom = frame.start;
     this.#atomReplication = frame.replication;
     this.#noteReplication(frame.replication);
+    if (frame.alternatives) for (const capture of frame.inner) capture.optional = true;
+    const own = frame.number === 0 ? undefined : this.#groups[frame.number];
+    if (own !== undefined) own.closed = this.#out.length;
+    this.#lastGroup = { start: frame.start, inner: frame.inner, own };
+    this.#frame.inner.push(...frame.inner, ...(own === undefined ? [] : [own]));
   }
+
+  /** The group just closed, which a quantifier may follow. */
+  #lastGroup: { readonly start: number; readonly inner: readonly Capture[]; readonly own: Capture | undefined } | undefined;
+  /** The capture groups by number. */
+  readonly #groups: (Capture | undefined)[] = [];
 
   /** A group name up to `end`, as PCRE2 checks it. */
   #groupName(end: string): string {
