@@ -245,3 +245,59 @@ describe('which patterns the backtracking guard covers', () => {
     });
   });
 });
+
+describe('random patterns, judged by pcre2test', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'hitless-pcre-random-'));
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  /** mulberry32, so that every run draws the same patterns. */
+  function random(seed: number): (n: number) => number {
+    let state = seed;
+    return (n) => {
+      state = (state + 0x6d2b79f5) | 0;
+      let t = Math.imul(state ^ (state >>> 15), 1 | state);
+      t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+      return ((t ^ (t >>> 14)) >>> 0) % n;
+    };
+  }
+
+  it('never reads a pattern otherwise: the same matches, or a refusal', () => {
+    const tokens = ['a', 'b', 'A', '.', '\\d', '\\s', '\\w', '\\W', '[a-c]', '[^b]', '[A-]', '(', '(', ')', ')', '(?:', '|', '*', '+', '?', '{1,2}', '{2}', '$', '^',
+      '\\b', '(?i)', '(?-i)', '(?i:', '(?s)', '(?x) ', ' ', '#', '\\Z', '\\z', '\\A', '\\n', '-', '[[:alpha:]]', '\\Qa.\\E', '\\x41', '\\h', '\\v', '(?=a)', '(?!b)',
+      '(?U)', '*?', '(?m)', '\\1', '(?<n>', '\\k<n>'];
+    const alphabet = 'aAb\n\r 1-.';
+    const draw = random(20261202);
+    const items = Array.from({ length: 400 }, () => {
+      const pattern = Array.from({ length: 1 + draw(8) }, () => tokens[draw(tokens.length)]).join('');
+      const subjects = Array.from({ length: 4 }, () => Array.from({ length: 1 + draw(6) }, () => alphabet[draw(alphabet.length)]).join(''));
+      return { pattern, caseless: draw(4) === 0, subjects };
+    });
+    const expected = judge(dir, items);
+    let compared = 0;
+    items.forEach((item, i) => {
+      const want = expected[i];
+      let translated;
+      try {
+        translated = translatePcre(item.pattern, { caseless: item.caseless });
+      } catch (err) {
+        assert.ok(err instanceof PcreSyntaxError, String(err));
+        // Refused: either PCRE2 refuses it too, or hitless says it cannot express it.
+        if (Array.isArray(want)) assert.match(err.message, /is not supported by hitless/, item.pattern);
+        return;
+      }
+      assert.ok(Array.isArray(want), `pcre2test refused ${JSON.stringify(item.pattern)} (${String(want)}), hitless read /${translated.source}/`);
+      item.subjects.forEach((subject, j) => {
+        const got = run(item.pattern, item.caseless, subject);
+        const outcome = want[j];
+        // An empty repetition leaves a group unset in JavaScript and empty in PCRE: nginx prints both as "".
+        const flat = (o: Outcome | undefined): unknown => (o?.kind === 'match' ? o.groups.map((g, k) => (k === 0 ? g : g === '<unset>' ? '' : g)).join('\u0000').replace(/\u0000+$/, '') : 'none');
+        const whole = got.kind === 'match' && outcome?.kind === 'match' && got.groups[0] === `${outcome.groups[0] ?? ''}\\x0a`;
+        if (whole && got.kind === 'match') got.groups[0] = outcome?.kind === 'match' ? (outcome.groups[0] as string) : '';
+        assert.equal(flat(got), flat(outcome), `${JSON.stringify(item.pattern)}${item.caseless ? 'i' : ''} on ${JSON.stringify(subject)}: /${translated.source}/${translated.flags}`);
+        compared++;
+      });
+    });
+    // Most draws compile in both: the comparison is not vacuous.
+    assert.ok(compared > 300, `only ${compared} subjects compared`);
+  });
+});
