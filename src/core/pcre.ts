@@ -105,7 +105,15 @@ interface Reference {
   readonly caseless: boolean;
 }
 
-type Piece = string | Dollar | Reference;
+/** A subroutine call, `(?&name)` or `(?1)`: the group's pattern again, inlined at the end. */
+interface Call {
+  readonly kind: 'call';
+  readonly name: string | undefined;
+  readonly number: number;
+  readonly offset: number;
+}
+
+type Piece = string | Dollar | Reference | Call;
 
 /** An open group. */
 interface Frame {
@@ -133,6 +141,8 @@ interface Capture {
   optional: boolean;
   /** The index in the output where it closed; undefined while open. */
   closed: number | undefined;
+  /** The index in the output of its opening. */
+  readonly start: number;
 }
 
 const NAME_CHAR = /[A-Za-z0-9_]/;
@@ -179,9 +189,19 @@ class Translator {
     if (this.#frame.alternatives) for (const capture of this.#frame.inner) capture.optional = true;
     const groupNames = new Map([...this.#names].map(([name, number]) => [number, name]));
     let caselessReference = false;
-    const source = this.#out
-      .map((piece, index) => {
+    const render = (piece: Piece, index: number, calling: readonly number[]): string => {
         if (typeof piece === 'string') return piece;
+        if (piece.kind === 'call') {
+          const number = piece.name === undefined ? piece.number : this.#names.get(piece.name.toLowerCase());
+          const group = number === undefined ? undefined : this.#groups[number];
+          if (number === undefined || group === undefined || group.closed === undefined) this.#fail('reference to non-existent subpattern', piece.offset);
+          if (calling.includes(number) || (index > group.start && index < group.closed)) this.#refuse('recursion', piece.offset);
+          // The group's text with its captures made non-capturing: a call sets none.
+          return this.#out.slice(group.start, group.closed).map((inner, k) => {
+            if (inner === '(' || (typeof inner === 'string' && /^\(\?<[a-z_]/.test(inner))) return '(?:';
+            return render(inner, group.start + k, [...calling, number]);
+          }).join('');
+        }
         if (piece.kind === 'dollar') {
           if (piece.tail) return '\\n?$';
           this.#unprotected.push('a "$" that is not at the end');
@@ -202,8 +222,9 @@ class Translator {
         caselessReference ||= piece.caseless;
         const name = groupNames.get(number);
         return name === undefined ? `(?:\\${number})` : `\\k<${name}>`;
-      })
-      .join('');
+    };
+    const source = this.#out.map((piece, index) => render(piece, index, [])).join('');
+    if (this.#calls) this.#unprotected.push('a subroutine call');
     let flags = '';
     if (caselessReference) {
       // A caseless backreference needs JavaScript's i flag, which folds the whole pattern.
@@ -434,8 +455,19 @@ class Translator {
         const refName = this.#referenceName(')');
         this.#reference(undefined, refName, at + 4);
         return;
-      } else if (rest.startsWith('P>') || c === '&' || c === 'R' || /^[+-]?\d/.test(rest)) {
-        this.#refuse('a subroutine call or recursion', at);
+      } else if (c === 'R' || /^[+-]?0\)/.test(rest)) {
+        this.#refuse('recursion', at);
+      } else if (rest.startsWith('P>') || c === '&') {
+        this.#i += c === '&' ? 1 : 2;
+        this.#call(undefined, this.#referenceName(')'), this.#i);
+        return;
+      } else if (/^[+-]?\d/.test(rest)) {
+        const digits = /^([+-]?)(\d+)\)/.exec(rest);
+        if (digits === null) this.#fail('missing closing parenthesis', p.length);
+        this.#i += digits[0].length;
+        const n = Number(digits[2]);
+        this.#call(digits[1] === '-' ? this.#captures + 1 - n : digits[1] === '+' ? this.#captures + n : n, undefined, this.#i - 1);
+        return;
       } else if (c === 'P') {
         this.#fail('unrecognized character after (?P', this.#i + 1);
       } else if (c === '>') {
@@ -496,7 +528,7 @@ class Translator {
     const start = this.#out.length;
     this.#out.push(prefix);
     this.#frames.push({ flags: this.#flags, start, lookaround, capture, pending: [], branches: [], replication: 1, number: capture ? this.#captures : 0, inner: [], alternatives: false });
-    if (capture) this.#groups[this.#captures] = { optional: false, closed: undefined };
+    if (capture) this.#groups[this.#captures] = { optional: false, closed: undefined, start };
     this.#flags = flags;
     this.#atom = undefined;
   }
@@ -547,6 +579,21 @@ class Translator {
     this.#i++;
     return name;
   }
+
+  /**
+   * A subroutine call. PCRE2 (since 10.30) does not make a call atomic and restores the captures
+   * after it, so the called group's pattern inlined without its captures is the same; recursion
+   * cannot be inlined and is refused when the end of the pattern shows it.
+   */
+  #call(number: number | undefined, name: string | undefined, offset: number): void {
+    this.#touch();
+    this.#atom = this.#out.length;
+    this.#atomReplication = 1;
+    this.#calls = true;
+    this.#out.push({ kind: 'call', name, number: number ?? 0, offset });
+  }
+
+  #calls = false;
 
   #reference(number: number | undefined, name: string | undefined, offset: number): void {
     const reference: Reference = { kind: 'reference', name, number: number ?? 0, offset, caseless: this.#flags.i };

@@ -73,6 +73,9 @@ const cases: readonly Case[] = [
   { pattern: '\u00e9t\u00e9', subjects: [Buffer.from('\u00e9t\u00e9', 'utf8').toString('latin1'), '\u00e9t\u00e9'] },
   { pattern: '\u00c9', caseless: true, subjects: [Buffer.from('\u00e9', 'utf8').toString('latin1'), Buffer.from('\u00c9', 'utf8').toString('latin1')] },
   { pattern: '(a)\\g{1}(b)\\g{-1}', subjects: ['aabb', 'abab'] },
+  { pattern: '^(?<oct>\\d{1,3})\\.(?&oct)\\.(?P>oct)\\.(?1)$', subjects: ['10.0.0.1', '1.2.3', '1.2.3.4444'] },
+  { pattern: '(?+1)-([a-c]+)-(?-1)', caseless: true, subjects: ['ab-C-ba', 'x-a-d'] },
+  { pattern: '(?i:(x))(?1)', subjects: ['xX', 'Xy'] },
   { pattern: '(?:(a)|b)', subjects: ['a', 'b'] },
   { pattern: '(?:(a)b)+', subjects: ['abab'] },
   { pattern: '^(?:/([^/]+))+$', subjects: ['/a/bc'] },
@@ -84,7 +87,7 @@ const cases: readonly Case[] = [
 ];
 
 /** Valid PCRE that hitless cannot express, each refused. */
-const refused: readonly string[] = ['(?>a+)b', 'a++b', 'a*+', '(a)(?1)', '(?R)', '(?&n)(?<n>a)', '(?P>n)(?<n>a)', '(a)?(?(1)b|c)', '(*UTF)a', '(?|(a)|(b))', 'a\\Kb', '\\R', '\\X', '\\p{L}', '(?J)(?<n>a)|(?<n>b)', '(?<a>x)(?<A>y)', '(a)(?i)\\1', '[a-z](?i)(x)\\1', '(a)?b\\1', '(a)|\\1b', '(a\\1)', '\\1(a)', '(?:(a)|b)+', '(?:x(a)?)+', '(?:(?:(a)|b)c)*'];
+const refused: readonly string[] = ['(?>a+)b', 'a++b', 'a*+', '(a(?1)?)', '(?R)', '(?<n>a|(?&n)b)', '(?<n>x(?P>m))(?<m>y(?P>n))', '(a)?(?(1)b|c)', '(*UTF)a', '(?|(a)|(b))', 'a\\Kb', '\\R', '\\X', '\\p{L}', '(?J)(?<n>a)|(?<n>b)', '(?<a>x)(?<A>y)', '(a)(?i)\\1', '[a-z](?i)(x)\\1', '(a)?b\\1', '(a)|\\1b', '(a\\1)', '\\1(a)', '(?:(a)|b)+', '(?:x(a)?)+', '(?:(?:(a)|b)c)*'];
 
 /** Invalid PCRE: our message must be PCRE's. */
 const invalid: readonly string[] = ['(abc', 'a)b', '[abc', '(?<n>a)(?<n>b)', '*a', '\\k<zz>', '[z-a]', '(?z)', '\\c', '(?<1a>x)', 'a{3,2}', 'x{2}{3}', '\\x{100}', '\\2(a)', '[[:foo:]]', '[[.a.]]', '[:alpha:]', 'a\\ub', '\\i', '^*', '[\\d-z]', '(?#abc', 'a{99999}'];
@@ -241,7 +244,9 @@ describe('which patterns the backtracking guard covers', () => {
       process.stdout.write(JSON.stringify(list.map(([s, f]) => { try { new RegExp(s, f + 'l'); return true; } catch { return false; } })));`;
     const linear = JSON.parse(execFileSync(process.execPath, ['--enable-experimental-regexp-engine', '-e', script, JSON.stringify(translated.map((t) => [t.source, t.flags]))], { timeout: 20_000 }).toString()) as boolean[];
     translated.forEach((t, i) => {
-      assert.equal(t.unprotected === undefined, linear[i], `${patterns[i]?.pattern} -> /${t.source}/${t.flags}: ${t.unprotected ?? 'protected'}`);
+      const what = `${patterns[i]?.pattern} -> /${t.source}/${t.flags}: ${t.unprotected ?? 'protected'}`;
+      // A subroutine call is counted unprotected without a look at its repetitions: no claim to check.
+      if (t.unprotected !== 'a subroutine call') assert.equal(t.unprotected === undefined, linear[i], what);
     });
   });
 });
@@ -264,7 +269,7 @@ describe('random patterns, judged by pcre2test', () => {
   it('never reads a pattern otherwise: the same matches, or a refusal', () => {
     const tokens = ['a', 'b', 'A', '.', '\\d', '\\s', '\\w', '\\W', '[a-c]', '[^b]', '[A-]', '(', '(', ')', ')', '(?:', '|', '*', '+', '?', '{1,2}', '{2}', '$', '^',
       '\\b', '(?i)', '(?-i)', '(?i:', '(?s)', '(?x) ', ' ', '#', '\\Z', '\\z', '\\A', '\\n', '-', '[[:alpha:]]', '\\Qa.\\E', '\\x41', '\\h', '\\v', '(?=a)', '(?!b)',
-      '(?U)', '*?', '(?m)', '\\1', '(?<n>', '\\k<n>'];
+      '(?U)', '*?', '(?m)', '\\1', '(?<n>', '\\k<n>', '(?1)', '(?&n)', '(?-1)'];
     const alphabet = 'aAb\n\r 1-.';
     const draw = random(20261202);
     const items = Array.from({ length: 400 }, () => {
