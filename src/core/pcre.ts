@@ -656,7 +656,17 @@ class Translator {
       }
       case 'g': {
         const rest = p.slice(this.#i);
-        if (rest.startsWith('<') || rest.startsWith("'")) this.#refuse('a subroutine call (\\g<...>)', at);
+        const called = /^(?:<([+-]?\d+|[A-Za-z_]\w*)>|'([+-]?\d+|[A-Za-z_]\w*)')/.exec(rest);
+        if (called !== null) {
+          // Oniguruma's spelling of a subroutine call.
+          this.#i += called[0].length;
+          const target = (called[1] ?? called[2]) as string;
+          const relative = /^([+-]?)(\d+)$/.exec(target);
+          if (relative === null) return this.#call(undefined, target, at + 3);
+          const n = Number(relative[2]);
+          if (n === 0 && relative[1] === '') this.#refuse('recursion', at);
+          return this.#call(relative[1] === '-' ? this.#captures + 1 - n : relative[1] === '+' ? this.#captures + n : n, undefined, at + 3);
+        }
         const braced = /^\{(-?\d+|[A-Za-z_]\w*)\}/.exec(rest) ?? /^(-?\d+)/.exec(rest);
         if (braced === null) this.#fail('a numbered reference must not be zero', this.#i);
         this.#i += braced[0].length;

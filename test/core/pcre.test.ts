@@ -76,6 +76,7 @@ const cases: readonly Case[] = [
   { pattern: '^(?<oct>\\d{1,3})\\.(?&oct)\\.(?P>oct)\\.(?1)$', subjects: ['10.0.0.1', '1.2.3', '1.2.3.4444'] },
   { pattern: '(?+1)-([a-c]+)-(?-1)', caseless: true, subjects: ['ab-C-ba', 'x-a-d'] },
   { pattern: '(?i:(x))(?1)', subjects: ['xX', 'Xy'] },
+  { pattern: '(?<w>[a-z])\\g<w>\\g\'1\'\\g<-1>', subjects: ['abcd', 'ab1'] },
   { pattern: '(?:(a)|b)', subjects: ['a', 'b'] },
   { pattern: '(?:(a)b)+', subjects: ['abab'] },
   { pattern: '^(?:/([^/]+))+$', subjects: ['/a/bc'] },
