@@ -9,7 +9,7 @@ import { defineDirective, type ConfBlockView, type ConfModule, type DirectiveCon
 import { groupListens, implicitListen, parseListen, type HttpListen } from './listen.js';
 import { CORE_DIRECTIVES } from './core-directives.js';
 import { checkDuplicateLocations, type LocationMatch } from './locations.js';
-import { compileNginxRegex, regexErrorReason } from './regex.js';
+import { compileConfigRegex } from './regex.js';
 import { DEFAULT_SERVER_NAMES, parseServerNames, VirtualHosts, type ServerName } from './server-names.js';
 
 // LocationMatch lives with location selection (locations.ts), which must not import this table.
@@ -66,13 +66,7 @@ export function parseLocationMatch(args: readonly string[], ctx: DirectiveContex
     else if (name.startsWith('@')) match = { kind: 'named', name, caseless: false };
     else match = { kind: 'prefix', name, caseless: false };
   }
-  if (match.kind === 'regex') {
-    try {
-      compileNginxRegex(match.name, match.caseless);
-    } catch (err) {
-      ctx.fail(regexErrorReason(match.name, err));
-    }
-  }
+  if (match.kind === 'regex') compileConfigRegex(match.name, match.caseless, ctx);
   const outer = ctx.enclosing?.name === 'location' ? (ctx.enclosing.value as LocationMatch) : undefined;
   if (outer !== undefined) {
     if (outer.kind === 'exact') ctx.fail(`location "${match.name}" cannot be inside the exact location "${outer.name}"`);

@@ -9,7 +9,7 @@ import { ConfigError } from '../core/errors.js';
 import { compileTemplate, type CompiledTemplate, type Template, type VariableTable } from '../core/variables.js';
 import type { ConfNode } from '../conf/parser.js';
 import { defineDirective, type ConfModule, type DirectiveContext } from '../conf/registry.js';
-import { compileNginxRegex, regexErrorReason } from './regex.js';
+import { compileConfigRegex } from './regex.js';
 import type { HttpRequest } from './request.js';
 import { parseValue } from '../conf/values.js';
 import { toByteString } from '../core/byte-string.js';
@@ -27,7 +27,8 @@ export interface MapBlock {
   readonly prefixWildcards: ReadonlyMap<string, Template>;
   /** `www.example.*`, by the prefix `www.example.`. */
   readonly suffixWildcards: ReadonlyMap<string, Template>;
-  readonly regexes: readonly { readonly regex: RegExp; readonly value: Template }[];
+  /** `~regex` keys in order, with their named captures (variables, as `ngx_http_regex_compile()` defines them). */
+  readonly regexes: readonly { readonly regex: RegExp; readonly names: readonly string[]; readonly value: Template }[];
   readonly defaultValue: Template | undefined;
 }
 
@@ -43,7 +44,7 @@ interface MapBuilder {
   exact: Map<string, Template>;
   prefixWildcards: Map<string, Template>;
   suffixWildcards: Map<string, Template>;
-  regexes: { regex: RegExp; value: Template }[];
+  regexes: { regex: RegExp; names: readonly string[]; value: Template }[];
   defaultValue: Template | undefined;
 }
 
@@ -76,11 +77,8 @@ function addLine(map: MapBuilder, node: ConfNode, ctx: DirectiveContext): void {
   if (rawKey.startsWith('~')) {
     const caseless = rawKey.startsWith('~*');
     const pattern = rawKey.slice(caseless ? 2 : 1);
-    try {
-      map.regexes.push({ regex: compileNginxRegex(pattern, caseless).regex, value });
-    } catch (err) {
-      failAtNode(node, regexErrorReason(pattern, err));
-    }
+    const compiled = compileConfigRegex(pattern, caseless, at);
+    map.regexes.push({ regex: compiled.regex, names: compiled.names, value });
     return;
   }
   const key = (rawKey.startsWith('\\') ? rawKey.slice(1) : rawKey).toLowerCase();

@@ -12,6 +12,7 @@ import type { Template } from '../core/variables.js';
 import type { LocationMatch } from './core-module.js';
 import { resolveHostSync } from '../core/hosts.js';
 import { blocksOf, parseValue } from '../conf/values.js';
+import { compileConfigRegex } from './regex.js';
 import { checkVariables } from './variables.js';
 import { UpstreamTls, UpstreamTlsLoadError, type UpstreamTlsSettings } from '../tls/upstream-tls.js';
 
@@ -515,13 +516,7 @@ export const httpProxyModule: ConfModule = {
         if (from.startsWith('~')) {
           const caseless = from.startsWith('~*');
           const source = from.slice(caseless ? 2 : 1);
-          let regex: RegExp;
-          try {
-            regex = new RegExp(source, caseless ? 'i' : '');
-          } catch (err) {
-            return ctx.fail(`invalid regular expression "${source}": ${(err as Error).message}`);
-          }
-          return [...rules, { kind: 'regex', from: regex, to: parseValue(to, ctx) }];
+          return [...rules, { kind: 'regex', from: compileConfigRegex(source, caseless, ctx).regex, to: parseValue(to, ctx) }];
         }
         return [...rules, { kind: 'prefix', from: parseValue(from, ctx), to: parseValue(to, ctx) }];
       },

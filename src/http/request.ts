@@ -48,8 +48,22 @@ export class HttpRequest {
   serverName = '';
   /** `$scheme`. */
   scheme = 'http';
-  /** The captures of the last regex that matched (server name or location): `$1`, `$name`. */
-  captures: RegExpExecArray | undefined;
+  #captures: RegExpExecArray | undefined;
+  /**
+   * `$name` of named captures: every regex that matches sets its own, which stay set when a later
+   * regex matches without them, as `ngx_http_regex_exec()` stores them in the request's variables.
+   */
+  readonly namedCaptures = new Map<string, string | undefined>();
+
+  /** The captures of the last regex that matched (server name, location, map): `$1`..`$9`. */
+  get captures(): RegExpExecArray | undefined {
+    return this.#captures;
+  }
+
+  set captures(match: RegExpExecArray | undefined) {
+    this.#captures = match;
+    if (match?.groups !== undefined) for (const [name, value] of Object.entries(match.groups)) this.namedCaptures.set(name, value);
+  }
   /** `$status`: 0 until a response is chosen. */
   status = 0;
   /** `$body_bytes_sent`. */

@@ -6,7 +6,7 @@
  */
 import { hostname } from 'node:os';
 import type { DirectiveContext } from '../conf/registry.js';
-import { compileNginxRegex, regexErrorReason, type NginxRegex } from './regex.js';
+import { compileConfigRegex, compileNginxRegex, type NginxRegex } from './regex.js';
 import { toByteString } from '../core/byte-string.js';
 
 /** One name of a server, as written (lowercased unless a regex). */
@@ -37,11 +37,7 @@ export function parseServerNames(args: readonly string[], ctx: DirectiveContext,
     if (arg.length === 1) ctx.fail(`empty regex in server name "${arg}"`);
     const source = arg.slice(1);
     const caseless = /[A-Z]/.test(source);
-    try {
-      compileNginxRegex(source, caseless);
-    } catch (err) {
-      ctx.fail(regexErrorReason(source, err));
-    }
+    compileConfigRegex(source, caseless, ctx);
     names.push({ kind: 'regex', name: source, caseless });
   }
   return names;

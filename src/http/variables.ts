@@ -193,7 +193,7 @@ function captureGetter(index: number): Getter {
  */
 export function createHttpVariables(captureNames: Iterable<string> = []): VariableTable<HttpRequest> {
   const table = new VariableTable<HttpRequest>(captureGetter);
-  for (const name of captureNames) table.define(name, (r) => r.captures?.groups?.[name]);
+  for (const name of captureNames) table.define(name, (r) => r.namedCaptures.get(name));
   for (const [name, get] of Object.entries(HTTP_VARIABLES)) table.define(name, get);
   table.definePrefix('http_', (suffix) => {
     const header = suffix.replace(/_/g, '-');
@@ -211,9 +211,10 @@ export function createHttpVariables(captureNames: Iterable<string> = []): Variab
   return table;
 }
 
-/** The named captures of every regex in an `http` block (`server_name ~`, `location ~`), which nginx also defines as variables. */
+/** The named captures of every regex in an `http` block (`server_name ~`, `location ~`, `map`), which nginx also defines as variables. */
 export function captureNamesOf(http: ConfBlockView): Set<string> {
   const names = new Set<string>();
+  for (const map of http.get('map')) for (const regex of map.regexes) for (const name of regex.names) names.add(name);
   const walk = (block: ConfBlockView): void => {
     if (block.name === 'server') {
       for (const name of block.get('server_name')) {

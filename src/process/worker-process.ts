@@ -11,6 +11,7 @@ import type { MasterZones } from './zones.js';
 import type { HealthSnapshot } from '../upstream/health/health-table.js';
 import type { PeerState } from '../upstream/group.js';
 import { isPeerOutcome, type PeerFailuresMessage, type PeerOutcomeMessage } from '../upstream/shared-peers.js';
+import { REGEXP_GUARD_V8_FLAGS } from '../core/pcre.js';
 
 /** The module forked for each worker unless the master is told otherwise. */
 export const DEFAULT_WORKER_MODULE = fileURLToPath(new URL('./worker-main.js', import.meta.url));
@@ -71,6 +72,8 @@ export class WorkerProcess {
   ) {
     this.#child = fork(module, [], {
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+      // A configured regex that backtracks too much is finished by V8's linear-time engine (core/pcre.ts).
+      execArgv: [...process.execArgv, ...REGEXP_GUARD_V8_FLAGS],
       ...(spawn.env === undefined ? {} : { env: spawn.env }),
       ...(spawn.cwd === undefined ? {} : { cwd: spawn.cwd }),
     });

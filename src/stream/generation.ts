@@ -23,7 +23,7 @@ import { buildUpstreamGroups, implicitGroup, type UpstreamGroup } from '../upstr
 import type { LogLevel } from '../core/parse.js';
 import type { StreamProxySettings } from './proxy.js';
 import type { StreamSession } from './session.js';
-import { createStreamVariables } from './variables.js';
+import { createStreamVariables, streamCaptureNames } from './variables.js';
 import { streamTlsOf, type StreamTls } from './ssl-module.js';
 
 /** One `limit_conn` of a server, its key compiled. */
@@ -83,7 +83,7 @@ export class StreamGeneration {
   constructor(config: HitlessConfig, log: ErrorLog, state: ServingState = localServingState()) {
     this.#state = state;
     const stream = config.main.child('stream');
-    this.#table = createStreamVariables();
+    this.#table = createStreamVariables(stream === undefined ? [] : streamCaptureNames(stream));
     this.logs = new AccessLogs<StreamSession>(stream?.get('log_format') ?? [], this.#table, log);
     if (stream === undefined) {
       this.groups = new Map();

@@ -68,11 +68,17 @@ function captureGetter(index: number): Getter {
   return (s) => s.captures?.[index];
 }
 
-/** The variable table of one generation's stream block (the maps are added by the map module). */
-export function createStreamVariables(): VariableTable<StreamSession> {
+/** The variable table of one generation's stream block (the maps are added by the map module), with the maps' named captures. */
+export function createStreamVariables(captureNames: Iterable<string> = []): VariableTable<StreamSession> {
   const table = new VariableTable<StreamSession>(captureGetter);
+  for (const name of captureNames) table.define(name, (s) => s.captures?.groups?.[name]);
   for (const [name, get] of Object.entries(STREAM_VARIABLES)) table.define(name, get);
   return table;
+}
+
+/** The named captures of the stream maps' regexes, which nginx defines as variables (`ngx_stream_regex_compile()`). */
+export function streamCaptureNames(stream: ConfBlockView): Set<string> {
+  return new Set(stream.get('map').flatMap((map) => map.regexes.flatMap((regex) => regex.names)));
 }
 
 const knownTables = new WeakMap<ConfBlockView, VariableTable<StreamSession>>();
@@ -81,7 +87,7 @@ const knownTables = new WeakMap<ConfBlockView, VariableTable<StreamSession>>();
 export function checkStreamVariables(stream: ConfBlockView, templates: Iterable<Template>): void {
   let table = knownTables.get(stream);
   if (table === undefined) {
-    table = createStreamVariables();
+    table = createStreamVariables(streamCaptureNames(stream));
     for (const map of stream.get('map')) table.define(map.variable, () => undefined);
     knownTables.set(stream, table);
   }

@@ -9,6 +9,7 @@
  */
 import { resolve } from 'node:path';
 import type { ConfNode, DirectiveNode, ParsedConfig } from '../../conf/parser.js';
+import { translatePcre } from '../../core/pcre.js';
 import type { Endpoint } from './target.js';
 
 /** One `listen` directive. */
@@ -138,8 +139,10 @@ export function matchServerName(pattern: string, name: string): NameMatch | unde
   if (pattern.startsWith('~')) {
     let regex: RegExp;
     try {
-      // PCRE's (?P<name>...) is JavaScript's (?<name>...).
-      regex = new RegExp(pattern.slice(1).replace(/\(\?P</g, '(?<'));
+      // As ngx_http_core_server_name() compiles it: PCRE, caseless when the pattern has a capital.
+      const source = pattern.slice(1);
+      const translated = translatePcre(Buffer.from(source, 'utf8').toString('latin1'), { caseless: /[A-Z]/.test(source) });
+      regex = new RegExp(translated.source, translated.flags);
     } catch {
       return undefined;
     }
