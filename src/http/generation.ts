@@ -20,6 +20,7 @@ import { defineMapVariables } from './map-module.js';
 import { compilePreaccess, type Preaccess } from './preaccess.js';
 import type { HttpRequest } from './request.js';
 import { primaryServerName, VirtualHosts, type ServerName } from './server-names.js';
+import { compileStatic, type CompiledStatic } from './static.js';
 import { serverTlsOf, type ServerTls } from '../tls/contexts.js';
 import { TlsTermination } from '../tls/sni.js';
 import { toByteString } from './uri.js';
@@ -63,6 +64,10 @@ export interface LevelConfig {
   readonly sendTimeoutMs: number;
   /** realip and the limits of the preaccess phase; undefined when the level has none. */
   readonly preaccess: Preaccess | undefined;
+  /** root/alias, index, autoindex, try_files and the file filters (static.ts). */
+  readonly files: CompiledStatic;
+  /** `absolute_redirect`, `port_in_redirect`, `server_name_in_redirect`. */
+  readonly redirect: { readonly absolute: boolean; readonly port: boolean; readonly serverName: boolean };
 }
 
 /** A virtual server. */
@@ -177,6 +182,8 @@ export class HttpGeneration {
       clientHeaderTimeoutMs: block.context === 'server' ? block.get('client_header_timeout') : 60_000,
       clientBodyTimeoutMs: block.get('client_body_timeout'),
       sendTimeoutMs: block.get('send_timeout'),
+      files: compileStatic(block, table),
+      redirect: { absolute: block.get('absolute_redirect'), port: block.get('port_in_redirect'), serverName: block.get('server_name_in_redirect') },
     };
   }
 
