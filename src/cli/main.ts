@@ -7,6 +7,7 @@ import { loadConfig } from '../conf/loader.js';
 import type { HitlessConfig } from '../conf/model.js';
 import { createRegistry } from '../conf/modules.js';
 import { ConfigError, HitlessError, UsageError } from '../core/errors.js';
+import { httpFileWarnings } from '../http/static-module.js';
 import { PidFileError, runMaster, signalMaster } from '../process/index.js';
 import { certsCommand } from './certs-command.js';
 import { deployCommand } from './deploy-command.js';
@@ -87,6 +88,8 @@ function testConfig(load: () => HitlessConfig, configFile: string, line: Command
     io.stderr.write(`hitless: configuration file ${configFile} test failed\n`);
     return 1;
   }
+  // nginx logs its [warn]s while it reads the file, before the two lines of success.
+  for (const warning of httpFileWarnings(config.main)) io.stderr.write(`hitless: [warn] ${warning}\n`);
   if (!line.quiet) {
     io.stderr.write(`hitless: the configuration file ${configFile} syntax is ok\n`);
     io.stderr.write(`hitless: configuration file ${configFile} test is successful\n`);

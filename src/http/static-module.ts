@@ -10,6 +10,7 @@ import { parseNumber, parseSize, parseTime } from '../core/parse.js';
 import type { Template } from '../core/variables.js';
 import { defineDirective, type AnyDirectiveSpec, type ConfBlockView, type ConfModule, type Context, type DirectiveContext } from '../conf/registry.js';
 import type { LocationMatch } from './core-module.js';
+import { mimeTypesWarnings } from './mime-types-module.js';
 import { parseValue } from './rewrite-module.js';
 import { blocksOf, checkVariables } from './variables.js';
 
@@ -369,4 +370,9 @@ export function staticWarnings(main: ConfBlockView): string[] {
     }
   }
   return out;
+}
+
+/** Every `[warn]` line of the file modules, for `-t` and the master's start: tuning knobs, then types. */
+export function httpFileWarnings(main: ConfBlockView): string[] {
+  return [...staticWarnings(main), ...mimeTypesWarnings(main)];
 }
