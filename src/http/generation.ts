@@ -68,6 +68,8 @@ export interface LevelConfig {
   readonly files: CompiledStatic;
   /** `absolute_redirect`, `port_in_redirect`, `server_name_in_redirect`. */
   readonly redirect: { readonly absolute: boolean; readonly port: boolean; readonly serverName: boolean };
+  /** `tcp_nodelay`. */
+  readonly tcpNodelay: boolean;
 }
 
 /** A virtual server. */
@@ -183,6 +185,7 @@ export class HttpGeneration {
       clientBodyTimeoutMs: block.get('client_body_timeout'),
       sendTimeoutMs: block.get('send_timeout'),
       files: compileStatic(block, table),
+      tcpNodelay: block.get('tcp_nodelay'),
       redirect: { absolute: block.get('absolute_redirect'), port: block.get('port_in_redirect'), serverName: block.get('server_name_in_redirect') },
     };
   }

@@ -220,7 +220,8 @@ export class RequestHandler {
       request.hasArgs = query !== -1;
       const found = server.locations.find(request.uri);
       if (found?.match !== undefined) request.captures = found.match;
-      target = found?.value;
+      // No location matches: the server's own settings serve the URI (its root, for a static page).
+      target = found?.value ?? server.level;
     }
     if (target === undefined) {
       this.#log.error(`could not find named location "${action.uri}"${context(request, conn)}`, conn.number);
@@ -334,6 +335,8 @@ export class RequestHandler {
     if (close || level.keepaliveTimeoutMs === 0 || conn.requests >= level.keepaliveRequests || Date.now() - conn.startedAt > level.keepaliveTimeMs) exchange.keepAlive = false;
     exchange.keepaliveTimeoutMs = level.keepaliveTimeoutMs;
     exchange.keepaliveHeaderSeconds = level.keepaliveHeaderSeconds;
+    // Connections are accepted with TCP_NODELAY; `tcp_nodelay off` gives Nagle's algorithm back.
+    if (!level.tcpNodelay) exchange.connection.socket.setNoDelay(false);
   }
 
   /** A request the connection refused before it reached a handler: logged at info, as nginx logs it. */

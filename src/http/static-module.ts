@@ -217,7 +217,7 @@ export const httpStaticModule: ConfModule = {
       default: () => false, defaultText: 'autoindex_localtime off;', parse: flagOn,
     }),
     defineDirective({
-      kind: 'value', name: 'try_files', contexts: ['server', 'location'], args: '2+', syntax: 'file ... uri; | file ... =code;',
+      kind: 'value', name: 'try_files', contexts: ['server', 'location'], args: '2+', syntax: 'file ... uri; | file ... =code;', inherit: false,
       summary: 'Serves the first file (or "dir/") that exists; else an internal redirect to the last argument, a URI, @named location or =code.',
       defaultText: '—',
       parse: (args, ctx) => {
@@ -278,6 +278,11 @@ export const httpStaticModule: ConfModule = {
       kind: 'value', name: 'server_name_in_redirect', contexts: LEVELS, args: 'flag', syntax: 'on | off;',
       summary: 'An absolute redirect names the server\'s primary name (on) or the request\'s Host (off).',
       default: () => false, defaultText: 'server_name_in_redirect off;', parse: flagOn,
+    }),
+    defineDirective({
+      kind: 'value', name: 'tcp_nodelay', contexts: LEVELS, args: 'flag', syntax: 'on | off;',
+      summary: 'TCP_NODELAY on client connections (hitless sets it when a connection is accepted); off turns it off again for responses of the level.',
+      default: () => true, defaultText: 'tcp_nodelay on;', parse: flagOn,
     }),
     knob('open_file_cache', LEVELS, [1, 2], 'off; | max=N [inactive=time];', 'open_file_cache off;',
       'files are opened and stat()ed on every request, there is no descriptor cache', (args, ctx) => {

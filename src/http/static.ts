@@ -357,7 +357,8 @@ async function staticFile(ctx: StaticContext): Promise<StaticOutcome> {
   // ngx_http_set_etag(): "%xT-%xO", the modification time and size in hex.
   const etag = files.etag ? `"${mtime.toString(16)}-${size.toString(16)}"` : undefined;
   const lastModified = new Date(mtime * 1000).toUTCString();
-  const conditional = conditionalStatus((name) => request.header(name), etag, mtime, files.ifModifiedSince);
+  // ngx_http_not_modified_header_filter() judges 200 responses only, not an error page's.
+  const conditional = request.statusOverride === undefined ? conditionalStatus((name) => request.header(name), etag, mtime, files.ifModifiedSince) : 200;
   if (conditional === 412) {
     await handle.close();
     return { kind: 'status', status: 412 };
