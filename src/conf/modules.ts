@@ -9,7 +9,7 @@ import { httpLimitReqModule } from '../http/limit-req-module.js';
 import { httpLogModule } from '../http/log-module.js';
 import { httpMapModule } from '../http/map-module.js';
 import { httpMimeTypesModule } from '../http/mime-types-module.js';
-import { httpStaticModule } from '../http/static-module.js';
+import { httpAutoindexModule, httpStaticModule } from '../http/static-module.js';
 import { httpProxyModule } from '../http/proxy-module.js';
 import { httpRealIpModule } from '../http/realip-module.js';
 import { httpRewriteModule } from '../http/rewrite-module.js';
@@ -46,6 +46,7 @@ export const builtinModules: readonly ConfModule[] = [
   httpRealIpModule,
   httpMapModule,
   httpStaticModule,
+  httpAutoindexModule,
   httpMimeTypesModule,
   httpProxyModule,
   httpGrpcModule,

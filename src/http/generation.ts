@@ -132,7 +132,7 @@ export class HttpGeneration {
         serverName: toByteString(primaryServerName(block.get('server_name'))),
         names: block.get('server_name'),
         level: levelOf(block),
-        locations: LocationTree.build(block, levelOf),
+        locations: LocationTree.build(block, levelOf, (level) => level.proxy !== undefined || level.grpc !== undefined),
         // Certificate names with variables are evaluated with this generation's variables (maps included).
         tls: tls.variable === undefined ? tls : { ...tls, select: tls.variable.bind(this.variables, log) },
         maxConcurrentStreams: block.get('http2_max_concurrent_streams'),

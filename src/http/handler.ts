@@ -20,7 +20,7 @@ import { applyRealIp } from './realip-module.js';
 import { HttpRequest } from './request.js';
 import { clientVerdict } from '../tls/client-verify.js';
 import { CLOSE_AFTER_PAGE, REDIRECT_STATUSES, specialPage, statusHasNoBody, wireStatus } from './responses.js';
-import { serveFiles, type StaticContext } from './static.js';
+import { escapeRedirectUri, serveFiles, type StaticContext } from './static.js';
 import { normalizeUri, parseRequestTarget, validateHost } from './uri.js';
 
 /** The response a phase decided on. */
@@ -82,6 +82,8 @@ export class RequestHandler {
     const fallback = conn.hosts.defaultServer;
     const refuse = (message: string): [LevelConfig, ResponsePlan] => {
       request.serverName = fallback.serverName;
+      // The default server's error_page answers too (its locations serve an internal redirect).
+      request.server = fallback;
       this.#log.info(`${message}${context(request, conn)}`, conn.number);
       return [fallback.level, { status: 400 }];
     };
@@ -134,6 +136,10 @@ export class RequestHandler {
     // The post-read phase: realip with the server's settings.
     applyRealIp(request, server.level.preaccess?.realip);
     if (server.level.returnAction !== undefined) return [server.level, this.#runReturn(server.level, request, conn, server)];
+    if (server.locations.autoRedirect(uri)) {
+      const location = `${escapeRedirectUri(uri)}/${request.hasArgs && request.args !== '' ? `?${request.args}` : ''}`;
+      return [server.level, { status: 301, location: absoluteLocation(location, request, conn, server, server.level) }];
+    }
     const found = server.locations.find(uri);
     request.files = (found?.value ?? server.level).files.paths;
     if (found === undefined) return [server.level, { status: 0, files: true, content: true }];
@@ -364,7 +370,8 @@ export function addHeaders(headers: string[], level: LevelConfig, request: HttpR
  */
 function absoluteLocation(location: string, request: HttpRequest, conn: ClientConnection, server: CompiledServer, level: LevelConfig): string {
   if (!location.startsWith('/') || !level.redirect.absolute) return location;
-  const host = (level.redirect.serverName ? server.serverName : request.host) || server.serverName || conn.localAddress;
+  // ngx_http_header_filter(): without a valid Host, the local address names the server.
+  const host = (level.redirect.serverName ? server.serverName : request.host) || conn.localAddress;
   const port = level.redirect.port ? conn.localPort : '';
   const defaultPort = request.scheme === 'https' ? '443' : '80';
   return `${request.scheme}://${host}${port === '' || port === defaultPort ? '' : `:${port}`}${location}`;

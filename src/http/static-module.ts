@@ -149,6 +149,37 @@ function parseDisableSymlinks(args: readonly string[], ctx: DirectiveContext): D
   return { mode, from };
 }
 
+/** `autoindex` and its settings (ngx_http_autoindex_module, reported by -V as built in). */
+export const httpAutoindexModule: ConfModule = {
+  name: 'ngx_http_autoindex_module',
+  directives: [
+    defineDirective({
+      kind: 'value', name: 'autoindex', contexts: LEVELS, args: 'flag', syntax: 'on | off;',
+      summary: 'Lists a directory whose URI ends in "/" when no index file is found.',
+      default: () => false, defaultText: 'autoindex off;', parse: flagOn,
+    }),
+    defineDirective({
+      kind: 'value', name: 'autoindex_exact_size', contexts: LEVELS, args: 'flag', syntax: 'on | off;',
+      summary: 'The HTML listing shows sizes in bytes (on) or rounded to K, M, G (off).',
+      default: () => true, defaultText: 'autoindex_exact_size on;', parse: flagOn,
+    }),
+    defineDirective({
+      kind: 'value', name: 'autoindex_format', contexts: LEVELS, args: [1], syntax: 'html | xml | json | jsonp;',
+      summary: 'The format of the directory listing; jsonp takes the callback from the "callback" argument.',
+      default: () => 'html', defaultText: 'autoindex_format html;',
+      parse: ([value = ''], ctx) => {
+        if (value === 'html' || value === 'xml' || value === 'json' || value === 'jsonp') return value;
+        return ctx.fail(`invalid value "${value}" in "autoindex_format" directive, it must be "html" or "json" or "jsonp" or "xml"`);
+      },
+    }),
+    defineDirective({
+      kind: 'value', name: 'autoindex_localtime', contexts: LEVELS, args: 'flag', syntax: 'on | off;',
+      summary: 'The HTML listing shows times in the local time zone (on) or UTC (off).',
+      default: () => false, defaultText: 'autoindex_localtime off;', parse: flagOn,
+    }),
+  ],
+};
+
 /** The static file directives. */
 export const httpStaticModule: ConfModule = {
   name: 'ngx_http_static_module',
@@ -191,30 +222,6 @@ export const httpStaticModule: ConfModule = {
         });
         return [...(previous ?? []), ...list];
       },
-    }),
-    defineDirective({
-      kind: 'value', name: 'autoindex', contexts: LEVELS, args: 'flag', syntax: 'on | off;',
-      summary: 'Lists a directory whose URI ends in "/" when no index file is found.',
-      default: () => false, defaultText: 'autoindex off;', parse: flagOn,
-    }),
-    defineDirective({
-      kind: 'value', name: 'autoindex_exact_size', contexts: LEVELS, args: 'flag', syntax: 'on | off;',
-      summary: 'The HTML listing shows sizes in bytes (on) or rounded to K, M, G (off).',
-      default: () => true, defaultText: 'autoindex_exact_size on;', parse: flagOn,
-    }),
-    defineDirective({
-      kind: 'value', name: 'autoindex_format', contexts: LEVELS, args: [1], syntax: 'html | xml | json | jsonp;',
-      summary: 'The format of the directory listing; jsonp takes the callback from the "callback" argument.',
-      default: () => 'html', defaultText: 'autoindex_format html;',
-      parse: ([value = ''], ctx) => {
-        if (value === 'html' || value === 'xml' || value === 'json' || value === 'jsonp') return value;
-        return ctx.fail(`invalid value "${value}" in "autoindex_format" directive, it must be "html" or "json" or "jsonp" or "xml"`);
-      },
-    }),
-    defineDirective({
-      kind: 'value', name: 'autoindex_localtime', contexts: LEVELS, args: 'flag', syntax: 'on | off;',
-      summary: 'The HTML listing shows times in the local time zone (on) or UTC (off).',
-      default: () => false, defaultText: 'autoindex_localtime off;', parse: flagOn,
     }),
     defineDirective({
       kind: 'value', name: 'try_files', contexts: ['server', 'location'], args: '2+', syntax: 'file ... uri; | file ... =code;', inherit: false,

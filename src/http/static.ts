@@ -103,6 +103,14 @@ export interface StaticContext {
   nextBoundary(): number;
 }
 
+/**
+ * ngx_escape_uri(NGX_ESCAPE_URI) of current nginx, for the redirects nginx makes itself: controls,
+ * space, `"#%<>?\^\`{|}`, DEL and bytes above it (RFC 3986 section 2; nginx 1.22 left `"<>\^\`{|}` as they were).
+ */
+export function escapeRedirectUri(path: string): string {
+  return path.replace(/[\x00-\x20"#%<>?\\^`{|}\x7f-\xff]/g, (ch) => `%${ch.charCodeAt(0).toString(16).toUpperCase().padStart(2, '0')}`);
+}
+
 const NOT_FOUND_CODES = new Set(['ENOENT', 'ENOTDIR', 'ENAMETOOLONG']);
 
 function errCode(err: unknown): string {
@@ -158,6 +166,11 @@ export async function serveFiles(ctx: StaticContext): Promise<StaticOutcome> {
     const outcome = await tryFiles(ctx, files.tryFiles);
     if (outcome !== undefined) return outcome;
   }
+  return contentPhase(ctx);
+}
+
+async function contentPhase(ctx: StaticContext): Promise<StaticOutcome> {
+  const { files, request } = ctx;
   if (request.uri.endsWith('/')) {
     const index = await indexPhase(ctx);
     if (index !== undefined) return index;
@@ -179,16 +192,27 @@ export async function serveFiles(ctx: StaticContext): Promise<StaticOutcome> {
 async function tryFiles(ctx: StaticContext, list: readonly CompiledTemplate<HttpRequest>[]): Promise<StaticOutcome | undefined> {
   const { request, files } = ctx;
   for (let i = 0; i < list.length - 1; i++) {
-    const name = (list[i] as CompiledTemplate<HttpRequest>)(request);
+    let name = (list[i] as CompiledTemplate<HttpRequest>)(request);
+    // ngx_http_try_files(): "name/" tests a directory, and is "name" from then on.
     const wantDir = name.endsWith('/');
-    const { path } = mapUriToPath(files, request, name);
+    if (wantDir) name = name.slice(0, -1);
+    const root = files.root(request);
+    const alias = files.alias;
+    // An alias replaces the location's prefix when the name starts with it; a regex location's alias is followed by the name.
+    const prefix = typeof alias === 'number' ? request.uri.slice(0, alias) : '';
+    const strip = typeof alias === 'number' && name.startsWith(prefix);
+    const path = root + (strip ? name.slice(alias) : name);
     try {
-      const info = await statChecked(ctx, wantDir && path.length > 1 ? path.slice(0, -1) : path);
-      if (wantDir ? !info.isDirectory() : info.isDirectory()) continue;
+      const info = await statChecked(ctx, path);
+      if (wantDir !== info.isDirectory()) continue;
     } catch {
       continue;
     }
-    request.uri = name;
+    if (alias === 'regex') {
+      if (!wantDir) return fileContent(ctx, path, name);
+      return undefined;
+    }
+    request.uri = strip ? name : typeof alias === 'number' ? prefix + name : name;
     return undefined;
   }
   const last = (list[list.length - 1] as CompiledTemplate<HttpRequest>)(request);
@@ -196,6 +220,13 @@ async function tryFiles(ctx: StaticContext, list: readonly CompiledTemplate<Http
   if (last.startsWith('@')) return { kind: 'named', name: last };
   const question = last.indexOf('?');
   return question === -1 ? { kind: 'redirect', uri: last, args: undefined } : { kind: 'redirect', uri: last.slice(0, question), args: last.slice(question + 1) };
+}
+
+/** A regex location's alias with a try_files name found (nginx's add_uri_to_alias): the file is alias + name. */
+function fileContent(ctx: StaticContext, path: string, name: string): Promise<StaticOutcome> {
+  ctx.request.uri = name;
+  if (name.endsWith('/')) return contentPhase(ctx);
+  return staticFile(ctx, path);
 }
 
 /** ngx_http_index_handler(): the first index file found is served by an internal redirect. */
@@ -282,9 +313,10 @@ async function autoindex(ctx: StaticContext, settings: AutoindexSettings): Promi
   const entries: AutoindexEntry[] = [];
   try {
     await checkSymlinks(ctx, path);
-    const dir = await opendir(bytes(path));
+    // latin1 gives the names' bytes as they are, as the rest of the request is kept.
+    const dir = await opendir(bytes(path), { encoding: 'latin1' });
     for await (const dirent of dir) {
-      const name = Buffer.isBuffer(dirent.name) ? (dirent.name as Buffer).toString('latin1') : dirent.name;
+      const name = dirent.name;
       if (name.startsWith('.')) continue;
       let info: Stats;
       try {
@@ -315,11 +347,11 @@ async function autoindex(ctx: StaticContext, settings: AutoindexSettings): Promi
 }
 
 /** ngx_http_static_handler() and the header filters of a file response. */
-async function staticFile(ctx: StaticContext): Promise<StaticOutcome> {
+async function staticFile(ctx: StaticContext, file?: string): Promise<StaticOutcome> {
   const { request, files, exchange } = ctx;
   const method = request.method;
   if (method !== 'GET' && method !== 'HEAD' && method !== 'POST') return { kind: 'status', status: 405 };
-  const { path } = mapUriToPath(files, request);
+  const path = file ?? mapUriToPath(files, request).path;
   let handle: FileHandle;
   let info: Stats;
   try {
@@ -336,7 +368,8 @@ async function staticFile(ctx: StaticContext): Promise<StaticOutcome> {
   }
   if (info.isDirectory()) {
     await handle.close();
-    const location = `${request.uri}/${request.hasArgs && request.args !== '' ? `?${request.args}` : ''}`;
+    // ngx_http_static_handler(): the URI escaped (NGX_ESCAPE_URI), a "/", and the arguments.
+    const location = `${escapeRedirectUri(request.uri)}/${request.hasArgs && request.args !== '' ? `?${request.args}` : ''}`;
     return { kind: 'status', status: 301, location: ctx.redirectLocation(location) };
   }
   if (!info.isFile()) {
