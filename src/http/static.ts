@@ -161,7 +161,7 @@ async function statChecked(ctx: StaticContext, path: string): Promise<Stats> {
 
 /** Runs try_files, index, autoindex and static for a request whose location serves files. */
 export async function serveFiles(ctx: StaticContext): Promise<StaticOutcome> {
-  const { files, request } = ctx;
+  const { files } = ctx;
   if (files.tryFiles !== undefined) {
     const outcome = await tryFiles(ctx, files.tryFiles);
     if (outcome !== undefined) return outcome;
