@@ -250,6 +250,7 @@ describe('static files: root, alias, index, autoindex, try_files, conditionals, 
     assert.equal((await raw('/a.txt%00.html')).status, 400);
     assert.equal((await raw('/sub/%2e%2e/a.txt')).body, 'hello world\n');
     assert.equal((await raw('/sub%2findex.html')).body, 'sub index');
+    assert.equal((await raw('/a.txt#fragment')).body, 'hello world\n');
   });
 
   it('answers other methods with 405', async () => {
