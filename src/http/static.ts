@@ -175,15 +175,11 @@ async function contentPhase(ctx: StaticContext): Promise<StaticOutcome> {
     const index = await indexPhase(ctx);
     if (index !== undefined) return index;
     if (files.autoindex !== undefined && (request.method === 'GET' || request.method === 'HEAD')) return autoindex(ctx, files.autoindex);
+    // ngx_http_static_handler() refuses other methods before it declines a directory URI.
+    if (request.method !== 'GET' && request.method !== 'HEAD' && request.method !== 'POST') return { kind: 'status', status: 405 };
     // ngx_http_core_content_phase(): no module took a directory URI.
-    const { path } = mapUriToPath(files, request);
-    try {
-      await statChecked(ctx, path);
-      ctx.log.error(`directory index of "${path}" is forbidden${ctx.where()}`, ctx.connection);
-      return { kind: 'status', status: 403 };
-    } catch (err) {
-      return fileError(ctx, 'open', path, err);
-    }
+    ctx.log.error(`directory index of "${mapUriToPath(files, request).path}" is forbidden${ctx.where()}`, ctx.connection);
+    return { kind: 'status', status: 403 };
   }
   return staticFile(ctx);
 }

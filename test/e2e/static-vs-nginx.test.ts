@@ -94,6 +94,7 @@ describe('static files: hitless and nginx side by side', () => {
       'www/dir/sub/c.txt': 'c',
       'www/dir/long-name-of-more-than-fifty-characters-in-total-for-cutting.txt': 'long',
       'www/noindex/x.bin': 'x',
+      'www/dir sp/y.txt': 'y',
       'outside/secret.txt': 'outside',
       'aliased/z.txt': 'z',
     });
@@ -173,6 +174,9 @@ http {
     ['GET', '/tf/nothing', {}],
     ['GET', '/dir/sub', {}],
     ['DELETE', '/a.txt', {}],
+    ['DELETE', '/noindex/', {}],
+    ['GET', '/dir%20sp', {}],
+    ['GET', '/dir%20sp/y.txt', {}],
   ];
 
   for (const [method, path, headers] of cases) {

@@ -256,6 +256,7 @@ describe('static files: root, alias, index, autoindex, try_files, conditionals, 
   it('answers other methods with 405', async () => {
     assert.equal((await get(served.port, '/a.txt', { method: 'DELETE' })).status, 405);
     assert.equal((await get(served.port, '/a.txt', { method: 'POST' })).status, 405);
+    assert.equal((await get(served.port, '/noindex/', { method: 'DELETE' })).status, 405);
   });
 
   it('defines $document_root, $request_filename and $realpath_root', async () => {
