@@ -11,7 +11,7 @@ import { lstat, open, opendir, stat, type FileHandle } from 'node:fs/promises';
 import type { Stats } from 'node:fs';
 import type { ErrorLog } from '../core/log.js';
 import { formatSyscallError } from '../core/errors.js';
-import { compileTemplate, type CompiledTemplate, type VariableTable } from '../core/variables.js';
+import { compileTemplate, parseTemplate, type CompiledTemplate, type VariableTable } from '../core/variables.js';
 import type { ConfBlockView } from '../conf/registry.js';
 import { jsonpCallback, renderAutoindex, sortEntries, type AutoindexEntry, type AutoindexSettings } from './autoindex.js';
 import type { HttpExchange } from './exchange.js';
@@ -30,7 +30,8 @@ export interface CompiledStatic {
   readonly alias: number | 'regex' | undefined;
   readonly index: readonly CompiledTemplate<HttpRequest>[];
   readonly autoindex: AutoindexSettings | undefined;
-  readonly tryFiles: readonly CompiledTemplate<HttpRequest>[] | undefined;
+  /** `try_files`: each item, and whether it tests a directory (written with a final "/", which is dropped). */
+  readonly tryFiles: readonly { readonly name: CompiledTemplate<HttpRequest>; readonly dir: boolean }[] | undefined;
   readonly types: MimeTypes;
   readonly defaultType: string;
   readonly etag: boolean;
@@ -56,7 +57,11 @@ export function compileStatic(block: ConfBlockView, table: VariableTable<HttpReq
     alias: aliasOf === undefined ? undefined : aliasOf.kind === 'regex' ? 'regex' : Buffer.byteLength(aliasOf.name),
     index: block.get('index').map(text),
     autoindex: block.get('autoindex') ? { format: block.get('autoindex_format'), exactSize: block.get('autoindex_exact_size'), localtime: block.get('autoindex_localtime') } : undefined,
-    tryFiles: tryFiles?.map(text),
+    // ngx_http_try_files(): an item but the last ending in "/" tests a directory, named without the "/".
+    tryFiles: tryFiles?.map((item, i) => {
+      const dir = i < tryFiles.length - 1 && item.source.endsWith('/');
+      return { name: text(dir ? parseTemplate(item.source.slice(0, -1)) : item), dir };
+    }),
     types: block.get('types'),
     defaultType: block.get('default_type'),
     etag: block.get('etag'),
@@ -185,13 +190,12 @@ async function contentPhase(ctx: StaticContext): Promise<StaticOutcome> {
 }
 
 /** ngx_http_core_try_files_phase(). */
-async function tryFiles(ctx: StaticContext, list: readonly CompiledTemplate<HttpRequest>[]): Promise<StaticOutcome | undefined> {
+async function tryFiles(ctx: StaticContext, list: NonNullable<CompiledStatic['tryFiles']>): Promise<StaticOutcome | undefined> {
   const { request, files } = ctx;
   for (let i = 0; i < list.length - 1; i++) {
-    let name = (list[i] as CompiledTemplate<HttpRequest>)(request);
-    // ngx_http_try_files(): "name/" tests a directory, and is "name" from then on.
-    const wantDir = name.endsWith('/');
-    if (wantDir) name = name.slice(0, -1);
+    const item = list[i] as (typeof list)[number];
+    const name = item.name(request);
+    const wantDir = item.dir;
     const root = files.root(request);
     const alias = files.alias;
     // An alias replaces the location's prefix when the name starts with it; a regex location's alias is followed by the name.
@@ -211,7 +215,7 @@ async function tryFiles(ctx: StaticContext, list: readonly CompiledTemplate<Http
     request.uri = strip ? name : typeof alias === 'number' ? prefix + name : name;
     return undefined;
   }
-  const last = (list[list.length - 1] as CompiledTemplate<HttpRequest>)(request);
+  const last = (list[list.length - 1] as (typeof list)[number]).name(request);
   if (last.startsWith('=')) return { kind: 'status', status: Number(last.slice(1)) };
   if (last.startsWith('@')) return { kind: 'named', name: last };
   const question = last.indexOf('?');

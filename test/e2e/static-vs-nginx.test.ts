@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { chmodSync, mkdirSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, readFileSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -198,6 +198,57 @@ http {
         }
       };
       assert.equal(await status(hitlessPort), await status(nginxPort), path);
+    }
+  });
+});
+
+describe("Debian's default site: hitless and nginx side by side", () => {
+  let files: TempDir;
+  let nginx: NginxInstance | undefined;
+  let stopHitless: (() => Promise<void>) | undefined;
+  let hitlessPort = 0;
+  let nginxPort = 0;
+
+  before(async () => {
+    files = tempDir();
+    // The site as Debian ships it, on a free loopback port; mime.types as the stock nginx.conf includes it.
+    const site = readFileSync('/etc/nginx/sites-enabled/default', 'utf8').replace(/^\s*listen \[::\]:80 default_server;$/m, '');
+    const conf = (port: number): string => `events {}
+http {
+    include /etc/nginx/mime.types;
+    default_type application/octet-stream;
+${site.replace(/listen 80 default_server;/, `listen 127.0.0.1:${port} default_server;`)}
+}
+`;
+    nginxPort = await freePort();
+    nginx = await startNginx({ 'nginx.conf': conf(nginxPort) }, nginxPort);
+    hitlessPort = await freePort();
+    mkdirSync(join(files.path, 'prefix'));
+    const hitlessConf = join(files.path, 'prefix/hitless.conf');
+    writeFileSync(hitlessConf, conf(hitlessPort));
+    stopHitless = await startHitless(join(files.path, 'prefix'), hitlessConf, hitlessPort);
+  });
+
+  after(async () => {
+    await stopHitless?.();
+    await nginx?.stop();
+    files?.remove();
+  });
+
+  it('serves index.nginx-debian.html, a range of it and a 304 the same way', async () => {
+    const first = await fetch(nginxPort, '/index.nginx-debian.html', 'GET', {});
+    assert.equal(first.status, 200);
+    const etag = first.headers.etag ?? '';
+    for (const [path, headers] of [
+      ['/', {}],
+      ['/index.nginx-debian.html', {}],
+      ['/index.nginx-debian.html', { range: 'bytes=10-99' }],
+      ['/index.nginx-debian.html', { 'if-none-match': etag }],
+      ['/nothing-here', {}],
+    ] as const) {
+      const ours = normalize(await fetch(hitlessPort, path, 'GET', { ...headers }), hitlessPort);
+      const theirs = normalize(await fetch(nginxPort, path, 'GET', { ...headers }), nginxPort);
+      assert.deepEqual(ours, theirs, `${path} ${JSON.stringify(headers)}`);
     }
   });
 });

@@ -22,6 +22,8 @@ describe('index, autoindex formats, error pages and redirects with files', () =>
       'www/vary/en.html': 'english',
       'www/tf/here.txt': 'here',
       'www/named/sub/x': 'x',
+      'www/deb/index.html': 'debian index',
+      'www/deb/sub/index.html': 'debian sub',
     });
     const www = join(dir.path, 'www');
     served = await serve(
@@ -42,6 +44,7 @@ describe('index, autoindex formats, error pages and redirects with files', () =>
             try_files $uri =404;
             location /tf/inner/ { }
           }
+          location /deb/ { try_files $uri $uri/ =404; }
           location /loop/ { try_files $uri /loop/again; }
           location /nodelay/ { tcp_nodelay off; }
         }
@@ -105,6 +108,14 @@ describe('index, autoindex formats, error pages and redirects with files', () =>
   it('try_files is not inherited by a nested location', async () => {
     assert.equal((await get(served.port, '/tf/here.txt')).body, 'here');
     assert.equal((await get(served.port, '/tf/gone')).body, 'custom 404 page');
+  });
+
+  it('try_files $uri $uri/ serves a directory\'s index, and redirects one without its slash (Debian\'s default site)', async () => {
+    assert.equal((await get(served.port, '/deb/')).body, 'debian index');
+    const bare = await get(served.port, '/deb/sub');
+    assert.equal(bare.status, 301);
+    assert.equal(bare.headers.location, `http://localhost:${served.port}/deb/sub/`);
+    assert.equal((await get(served.port, '/deb/sub/')).body, 'debian sub');
   });
 
   it('stops an internal redirect loop with 500', async () => {
