@@ -4,6 +4,7 @@ import type { Socket } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { tempDir, type TempDir } from '../helpers/tmp.js';
+import { h2connect, h2request } from './h2-client.js';
 import { get, RawClient, serve, type Served } from './helpers.js';
 
 describe('index, autoindex formats, error pages and redirects with files', () => {
@@ -174,6 +175,45 @@ describe('a large file to a slow client', () => {
       assert.ok(received >= size);
     } finally {
       client.destroy();
+    }
+  });
+});
+
+describe('static files over HTTP/2', () => {
+  let dir: TempDir;
+  let served: Served;
+  const big = Buffer.alloc(300_000, 'q');
+
+  before(async () => {
+    dir = tempDir({ 'a.txt': 'hello h2' });
+    writeFileSync(join(dir.path, 'big.bin'), big);
+    served = await serve(`http { server { listen 127.0.0.1:8080 http2; root ${dir.path}; } }`, dir.path);
+  });
+
+  after(async () => {
+    await served?.stop();
+    dir?.remove();
+  });
+
+  it('serves a file, a large one with flow control, a range, a 304 and a HEAD', async () => {
+    const session = await h2connect(served.port);
+    try {
+      const file = await h2request(session, '/a.txt');
+      assert.equal(file.status, 200);
+      assert.equal(file.body, 'hello h2');
+      assert.equal(file.headers['accept-ranges'], 'bytes');
+      const large = await h2request(session, '/big.bin');
+      assert.equal(large.body.length, big.length);
+      const range = await h2request(session, '/big.bin', { headers: { range: 'bytes=10-19' } });
+      assert.equal(range.status, 206);
+      assert.equal(range.headers['content-range'], `bytes 10-19/${big.length}`);
+      const etag = String(file.headers.etag);
+      assert.equal((await h2request(session, '/a.txt', { headers: { 'if-none-match': etag } })).status, 304);
+      const head = await h2request(session, '/a.txt', { method: 'HEAD' });
+      assert.equal(head.headers['content-length'], '8');
+      assert.equal(head.body, '');
+    } finally {
+      session.close();
     }
   });
 });
