@@ -8,6 +8,8 @@ import { httpLimitConnModule } from './http/limit-conn-module.js';
 import { httpLimitReqModule } from './http/limit-req-module.js';
 import { httpLogModule } from './http/log-module.js';
 import { httpMapModule } from './http/map-module.js';
+import { httpMimeTypesModule } from './http/mime-types-module.js';
+import { httpAutoindexModule, httpStaticModule } from './http/static-module.js';
 import { httpProxyModule } from './http/proxy-module.js';
 import { httpRealIpModule } from './http/realip-module.js';
 import { httpRewriteModule } from './http/rewrite-module.js';
@@ -43,6 +45,9 @@ export const builtinModules: readonly ConfModule[] = [
   httpLimitReqModule,
   httpRealIpModule,
   httpMapModule,
+  httpStaticModule,
+  httpAutoindexModule,
+  httpMimeTypesModule,
   httpProxyModule,
   httpGrpcModule,
   upstreamModule,

@@ -4,7 +4,7 @@
  * so the first error reported is the one nginx would report, in nginx's words.
  */
 import { resolve } from 'node:path';
-import { ConfigError, formatLocation } from '../core/errors.js';
+import { ConfigError, formatLocation, type ConfigLocation } from '../core/errors.js';
 import { ConfBlock, deepFreeze, type HitlessConfig } from './model.js';
 import { parseConfig, parseConfigText, type ConfigSource, type ConfNode, type DirectiveNode, type ParsedConfig } from './parser.js';
 import {
@@ -162,8 +162,8 @@ class BlockBuilder {
     const location = { file: node.file, line: node.line };
     const enclosing = this.node === undefined ? undefined : { name: this.node.name, args: this.node.args, value: this.value };
     const warnings = this.#warnings;
-    const warn = (reason: string): void => {
-      warnings.push({ reason, location, message: `${reason} ${formatLocation(location)}` });
+    const warn = (reason: string, at: ConfigLocation = location): void => {
+      warnings.push({ reason, location: at, message: `${reason} ${formatLocation(at)}` });
     };
     return {
       node,

@@ -65,8 +65,11 @@ export interface DirectiveContext {
   readonly enclosing: { readonly name: string; readonly args: readonly string[]; readonly value: unknown } | undefined;
   /** Throws a configuration error at this directive: `fail('invalid value "x"')`. */
   fail(reason: string): never;
-  /** Records a warning at this directive, which `-t` prints at [warn] as nginx's `ngx_conf_log_error(NGX_LOG_WARN)` does. */
-  warn(reason: string): void;
+  /**
+   * Records a warning at this directive (or at `at`, a line inside its block or an included file),
+   * which `-t` prints at [warn] as nginx's `ngx_conf_log_error(NGX_LOG_WARN)` does.
+   */
+  warn(reason: string, at?: ConfigLocation): void;
   /**
    * The one warning for a directive hitless accepts but cannot apply (a kernel knob, a buffer Node
    * owns): `"name" has no effect in hitless (reason)`. Docs say what hitless does instead.

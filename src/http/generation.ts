@@ -22,6 +22,7 @@ import { defineMapVariables } from './map-module.js';
 import { compilePreaccess, type Preaccess } from './preaccess.js';
 import type { HttpRequest } from './request.js';
 import { primaryServerName, VirtualHosts, type ServerName } from './server-names.js';
+import { compileStatic, type CompiledStatic } from './static.js';
 import { serverTlsOf, type ServerTls } from '../tls/contexts.js';
 import { TlsTermination } from '../tls/sni.js';
 import { handshakeRequest } from './ssl-handshake.js';
@@ -69,6 +70,12 @@ export interface LevelConfig {
   readonly preaccess: Preaccess | undefined;
   /** server_tokens, chunked_transfer_encoding, keepalive_disable, msie_padding, recursive_error_pages, limit_except. */
   readonly core: CoreLevel;
+  /** root/alias, index, autoindex, try_files and the file filters (static.ts). */
+  readonly files: CompiledStatic;
+  /** `absolute_redirect`, `port_in_redirect`, `server_name_in_redirect`. */
+  readonly redirect: { readonly absolute: boolean; readonly port: boolean; readonly serverName: boolean };
+  /** `tcp_nodelay`. */
+  readonly tcpNodelay: boolean;
 }
 
 /** A virtual server. */
@@ -141,7 +148,7 @@ export class HttpGeneration {
         serverName: toByteString(primaryServerName(block.get('server_name'))),
         names: block.get('server_name'),
         level: levelOf(block),
-        locations: LocationTree.build(block, levelOf),
+        locations: LocationTree.build(block, levelOf, (level) => level.proxy !== undefined || level.grpc !== undefined),
         // Certificate names with variables are evaluated with this generation's variables (maps included).
         tls: tls.variable === undefined ? tls : { ...tls, select: tls.variable.bind(this.variables, handshakeRequest, log) },
         maxConcurrentStreams: block.get('http2_max_concurrent_streams'),
@@ -195,6 +202,9 @@ export class HttpGeneration {
       clientBodyTimeoutMs: block.get('client_body_timeout'),
       sendTimeoutMs: block.get('send_timeout'),
       core: compileCoreLevel(block),
+      files: compileStatic(block, table),
+      tcpNodelay: block.get('tcp_nodelay'),
+      redirect: { absolute: block.get('absolute_redirect'), port: block.get('port_in_redirect'), serverName: block.get('server_name_in_redirect') },
     };
   }
 

@@ -2,7 +2,7 @@
  * The request pipeline of one generation, in nginx's phase order: parse the target and host,
  * choose the virtual server and apply realip (post-read), run the server's `return` (server
  * rewrite), choose the location, run its `return` (rewrite), apply limit_req and limit_conn
- * (preaccess), then the content: proxy_pass, or 404 (no static files yet); error_page may redirect
+ * (preaccess), then the content: proxy_pass, or files (static.ts); error_page may redirect
  * internally on the way out; then the header filter (`add_header`, keep-alive) and the log phase.
  */
 import { channels } from '../core/diagnostics.js';
@@ -22,6 +22,7 @@ import { applyRealIp } from './realip-module.js';
 import { HttpRequest } from './request.js';
 import { clientVerdict } from '../tls/client-verify.js';
 import { CLOSE_AFTER_PAGE, REDIRECT_STATUSES, specialPage, statusHasNoBody, wireStatus } from './responses.js';
+import { escapeRedirectUri, serveFiles, type StaticContext } from './static.js';
 import { normalizeUri, parseRequestTarget, validateHost } from './uri.js';
 
 /** The response a phase decided on. */
@@ -34,11 +35,17 @@ interface ResponsePlan {
   readonly proxy?: true;
   /** The content phase answers (proxy_pass or 404): the preaccess phase (realip, limits) runs first. */
   readonly content?: true;
+  /** The location serves files (root/alias, index, autoindex, try_files). */
+  readonly files?: true;
+  /** Headers a filter added to the response (Content-Range of a 416). */
+  readonly headers?: readonly string[];
 }
 
 /** Handles the requests of one generation's connections. */
 export class RequestHandler {
   readonly #log: ErrorLog;
+  /** nginx's temp number (ngx_next_temp_number()), for multipart/byteranges boundaries. */
+  #boundary = 0;
 
   constructor(log: ErrorLog) {
     this.#log = log;
@@ -67,6 +74,7 @@ export class RequestHandler {
       }
       applyRealIp(request, preaccess?.realip);
       if (plan.proxy) this.#proxy(conn, request, exchange, level);
+      else if (plan.files) this.#files(conn, request, exchange, level);
       else this.#send(conn, request, exchange, level, plan);
     } catch (err) {
       this.#log.error(`${err instanceof Error ? err.message : String(err)}${context(request, conn)}`, conn.number);
@@ -79,6 +87,8 @@ export class RequestHandler {
     const fallback = conn.hosts.defaultServer;
     const refuse = (message: string): [LevelConfig, ResponsePlan] => {
       request.serverName = fallback.serverName;
+      // The default server's error_page answers too (its locations serve an internal redirect).
+      request.server = fallback;
       this.#log.info(`${message}${context(request, conn)}`, conn.number);
       return [fallback.level, { status: 400 }];
     };
@@ -131,13 +141,20 @@ export class RequestHandler {
     // The post-read phase: realip with the server's settings.
     applyRealIp(request, server.level.preaccess?.realip);
     if (server.level.returnAction !== undefined) return [server.level, this.#runReturn(server.level, request, conn, server)];
+    if (server.locations.autoRedirect(uri)) {
+      const location = `${escapeRedirectUri(uri)}/${request.hasArgs && request.args !== '' ? `?${request.args}` : ''}`;
+      return [server.level, { status: 301, location: absoluteLocation(location, request, conn, server, server.level) }];
+    }
     const found = server.locations.find(uri);
-    if (found === undefined) return [server.level, { status: 404, content: true }];
+    request.files = (found?.value ?? server.level).files.paths;
+    if (found === undefined) return [server.level, { status: 0, files: true, content: true }];
     if (found.match !== undefined) request.captures = found.match;
     const level = found.value;
+    // ngx_http_core_find_config_phase(): an `internal` location answers a client's own request with 404.
+    if (level.files.internal) return [level, { status: 404 }];
     if (level.returnAction !== undefined) return [level, this.#runReturn(level, request, conn, server)];
     if (level.proxy !== undefined || level.grpc !== undefined) return [level, { status: 0, proxy: true, content: true }];
-    return [level, { status: 404, content: true }];
+    return [level, { status: 0, files: true, content: true }];
   }
 
   /** The preaccess phase with limits, which waits on the shared zones; then the content, or the rejection. */
@@ -148,6 +165,7 @@ export class RequestHandler {
       if (exchange.aborted) return;
       if (status !== undefined) this.#send(conn, request, exchange, level, { status });
       else if (plan.proxy) this.#proxy(conn, request, exchange, level);
+      else if (plan.files) this.#files(conn, request, exchange, level);
       else this.#send(conn, request, exchange, level, plan);
     }).catch((err: unknown) => {
       this.#log.error(`${err instanceof Error ? err.message : String(err)}${context(request, conn)}`, conn.number);
@@ -161,7 +179,7 @@ export class RequestHandler {
     const action = level.returnAction as NonNullable<LevelConfig['returnAction']>;
     const text = action.text?.(request);
     if (REDIRECT_STATUSES.has(action.status)) {
-      return { status: action.status, location: absoluteLocation(text ?? '', request, conn, server) };
+      return { status: action.status, location: absoluteLocation(text ?? '', request, conn, server, level) };
     }
     if (action.status >= 400 && (text === undefined || text === '')) return { status: action.status };
     return { status: action.status, body: text ?? '' };
@@ -234,17 +252,87 @@ export class RequestHandler {
       request.hasArgs = query !== -1;
       const found = server.locations.find(request.uri);
       if (found?.match !== undefined) request.captures = found.match;
-      target = found?.value;
+      // No location matches: the server's own settings serve the URI (its root, for a static page).
+      target = found?.value ?? server.level;
     }
     if (target === undefined) {
       this.#log.error(`could not find named location "${action.uri}"${context(request, conn)}`, conn.number);
       this.#send(conn, request, exchange, level, { status: 500 });
       return true;
     }
+    request.internal = true;
+    this.#content(conn, request, exchange, target, server);
+    return true;
+  }
+
+  /** The content of a location reached by an internal redirect: its return, proxy_pass or files. */
+  #content(conn: ClientConnection, request: HttpRequest, exchange: HttpExchange, target: LevelConfig, server: CompiledServer): void {
     if (target.returnAction !== undefined) this.#send(conn, request, exchange, target, this.#runReturn(target, request, conn, server));
     else if (target.proxy !== undefined || target.grpc !== undefined) this.#proxy(conn, request, exchange, target);
-    else this.#send(conn, request, exchange, target, { status: 404 });
-    return true;
+    else this.#files(conn, request, exchange, target);
+  }
+
+  /** The content phase of a level that serves files (static.ts); its outcome may be an internal redirect. */
+  #files(conn: ClientConnection, request: HttpRequest, exchange: HttpExchange, level: LevelConfig): void {
+    const files = level.files;
+    request.files = files.paths;
+    const server = request.server as CompiledServer | undefined;
+    const ctx: StaticContext = {
+      request,
+      exchange,
+      files,
+      log: this.#log,
+      connection: conn.number,
+      where: () => context(request, conn),
+      headers: (status, list) => {
+        this.applyLevel(exchange, conn, level, false);
+        addHeaders(list, level, request, status);
+      },
+      redirectLocation: (path) => (server === undefined ? path : absoluteLocation(path, request, conn, server, level)),
+      nextBoundary: () => ++this.#boundary,
+    };
+    serveFiles(ctx).then((outcome) => {
+      if (exchange.aborted || outcome.kind === 'sent') return;
+      if (outcome.kind === 'status') {
+        this.#send(conn, request, exchange, level, { status: outcome.status, ...(outcome.location === undefined ? {} : { location: outcome.location }), ...(outcome.headers === undefined ? {} : { headers: outcome.headers }) });
+        return;
+      }
+      if (server === undefined) {
+        this.#send(conn, request, exchange, level, { status: 500 });
+        return;
+      }
+      // ngx_http_internal_redirect(): at most 10 URI changes, then 500.
+      if (++request.uriChanges > 10) {
+        const to = outcome.kind === 'named' ? outcome.name : outcome.uri;
+        this.#log.error(`rewrite or internal redirection cycle while internally redirecting to "${to}"${context(request, conn)}`, conn.number);
+        this.#send(conn, request, exchange, level, { status: 500 });
+        return;
+      }
+      request.internal = true;
+      let target: LevelConfig | undefined;
+      if (outcome.kind === 'named') {
+        target = server.locations.named(outcome.name);
+        if (target === undefined) {
+          this.#log.error(`could not find named location "${outcome.name}"${context(request, conn)}`, conn.number);
+          this.#send(conn, request, exchange, level, { status: 500 });
+          return;
+        }
+      } else {
+        request.uri = outcome.uri;
+        if (outcome.args !== undefined) {
+          request.args = outcome.args;
+          request.hasArgs = true;
+        }
+        const found = server.locations.find(request.uri);
+        if (found?.match !== undefined) request.captures = found.match;
+        target = found?.value ?? server.level;
+      }
+      this.#content(conn, request, exchange, target, server);
+    }).catch((err: unknown) => {
+      this.#log.error(`${err instanceof Error ? err.message : String(err)}${context(request, conn)}`, conn.number);
+      if (!exchange.headersSent) this.#send(conn, request, exchange, level, { status: 500 });
+      else conn.protocol.destroy();
+    });
   }
 
   /** The header filter and the response itself. */
@@ -267,6 +355,7 @@ export class RequestHandler {
       else if (page !== undefined) headers.push('Content-Type', 'text/html');
     }
     if (plan.location !== undefined && plan.location !== '') headers.push('Location', plan.location);
+    if (plan.headers !== undefined) headers.push(...plan.headers);
     this.applyLevel(exchange, conn, level, page !== undefined && CLOSE_AFTER_PAGE.has(status), request);
     addHeaders(headers, level, request, status);
     const bytes = Buffer.from(body, 'latin1');
@@ -285,6 +374,8 @@ export class RequestHandler {
     exchange.chunkedAllowed = level.core.chunked;
     exchange.keepaliveTimeoutMs = level.keepaliveTimeoutMs;
     exchange.keepaliveHeaderSeconds = level.keepaliveHeaderSeconds;
+    // Connections are accepted with TCP_NODELAY; `tcp_nodelay off` gives Nagle's algorithm back.
+    if (!level.tcpNodelay) exchange.connection.socket.setNoDelay(false);
   }
 
   /** A request the connection refused before it reached a handler: logged at info, as nginx logs it. */
@@ -305,11 +396,16 @@ export function addHeaders(headers: string[], level: LevelConfig, request: HttpR
   }
 }
 
-/** nginx's `absolute_redirect on`: a Location starting with `/` gets the scheme, host and port. */
-function absoluteLocation(location: string, request: HttpRequest, conn: ClientConnection, server: CompiledServer): string {
-  if (!location.startsWith('/')) return location;
-  const host = request.host || server.serverName || conn.localAddress;
-  const port = conn.localPort;
+/**
+ * nginx's `absolute_redirect on` (ngx_http_header_filter()): a Location starting with `/` gets the
+ * scheme, the host (the server's name with `server_name_in_redirect on`) and, with
+ * `port_in_redirect on`, a port that is not the scheme's default.
+ */
+function absoluteLocation(location: string, request: HttpRequest, conn: ClientConnection, server: CompiledServer, level: LevelConfig): string {
+  if (!location.startsWith('/') || !level.redirect.absolute) return location;
+  // ngx_http_header_filter(): without a valid Host, the local address names the server.
+  const host = (level.redirect.serverName ? server.serverName : request.host) || conn.localAddress;
+  const port = level.redirect.port ? conn.localPort : '';
   const defaultPort = request.scheme === 'https' ? '443' : '80';
   return `${request.scheme}://${host}${port === '' || port === defaultPort ? '' : `:${port}`}${location}`;
 }

@@ -53,14 +53,19 @@ function locationsOf(block: ConfBlockView): ConfBlockView[] {
 export class LocationTree<T> {
   readonly #root: LocationLevel<T>;
   readonly #named = new Map<string, T>();
+  /** Prefix locations ending in "/" whose content is proxied (nginx's auto_redirect), and the exact names. */
+  readonly #autoRedirect = new Set<string>();
+  readonly #exact = new Set<string>();
 
   private constructor(root: LocationLevel<T>) {
     this.#root = root;
   }
 
   /** Compiles a server's locations; `compile` turns each location block into what a request needs. */
-  static build<T>(server: ConfBlockView, compile: (location: ConfBlockView) => T): LocationTree<T> {
+  static build<T>(server: ConfBlockView, compile: (location: ConfBlockView) => T, autoRedirect: (value: T) => boolean = () => false): LocationTree<T> {
     const named = new Map<string, T>();
+    const auto = new Set<string>();
+    const exact = new Set<string>();
     const buildLevel = (block: ConfBlockView): LocationLevel<T> => {
       const level: LocationLevel<T> = { exact: new Map(), prefixes: new Map(), lengths: [], regexes: [] };
       for (const location of locationsOf(block)) {
@@ -77,6 +82,8 @@ export class LocationTree<T> {
           level: buildLevel(location),
         };
         const name = toByteString(match.name);
+        if (match.kind === 'exact') exact.add(name);
+        if ((match.kind === 'prefix' || match.kind === 'prefix-noregex') && name.endsWith('/') && autoRedirect(value)) auto.add(name);
         if (match.kind === 'regex') level.regexes.push(entry);
         else if (match.kind === 'exact') level.exact.set(name, entry);
         else if (!level.prefixes.has(name)) level.prefixes.set(name, entry);
@@ -87,7 +94,17 @@ export class LocationTree<T> {
     };
     const tree = new LocationTree(buildLevel(server));
     for (const [name, value] of named) tree.#named.set(name, value);
+    for (const name of auto) tree.#autoRedirect.add(name);
+    for (const name of exact) tree.#exact.add(name);
     return tree;
+  }
+
+  /**
+   * ngx_http_core_find_static_location()'s NGX_DONE: `uri` is a proxied prefix location's name
+   * without its final "/" (and no exact location has it), so nginx answers 301 to that name.
+   */
+  autoRedirect(uri: string): boolean {
+    return this.#autoRedirect.size > 0 && this.#autoRedirect.has(`${uri}/`) && !this.#exact.has(uri);
   }
 
   /** The location for a normalised URI (`$uri`), or undefined when none matches. */

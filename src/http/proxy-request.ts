@@ -96,7 +96,10 @@ export function clientResponseHeaders(
  * result is escaped as nginx's ngx_escape_uri() escapes it.
  */
 export function upstreamUri(request: HttpRequest, proxyUri: string | undefined, locationPrefix: string): string {
-  if (proxyUri === undefined) return request.requestUri;
+  // ngx_http_proxy_create_request(): after an internal redirect (try_files, index, error_page) the
+  // URI is no longer the client's (valid_unparsed_uri is 0): the new one goes, escaped.
+  if (proxyUri === undefined && !request.internal) return request.requestUri;
+  if (proxyUri === undefined) return request.hasArgs ? `${escapeUri(request.uri)}?${request.args}` : escapeUri(request.uri);
   const rest = request.uri.startsWith(locationPrefix) ? request.uri.slice(locationPrefix.length) : request.uri;
   const path = escapeUri(proxyUri + rest);
   return request.hasArgs ? `${path}?${request.args}` : path;

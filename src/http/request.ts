@@ -95,6 +95,12 @@ export class HttpRequest {
   /** `$limit_req_status`, `$limit_conn_status`: undefined until the limit ran. */
   limitReqStatus: string | undefined;
   limitConnStatus: string | undefined;
+  /** The file paths of the answering level (`$document_root`, `$request_filename`); set when a level is chosen. */
+  files: ((request: HttpRequest) => { root: string; path: string }) | undefined;
+  /** Set by an internal redirect (index, try_files, error_page): `internal` locations accept the request. */
+  internal = false;
+  /** Internal redirects so far; nginx stops at 10 (NGX_HTTP_MAX_URI_CHANGES). */
+  uriChanges = 0;
   /** Values of cacheable variables (`map`) already evaluated for this request. */
   variableCache: Map<object, unknown> | undefined;
   /** The last upstream response head's fields, flat (`$upstream_http_*`, `$upstream_cookie_*`). */

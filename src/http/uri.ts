@@ -32,9 +32,12 @@ export function parseRequestTarget(target: string): RequestTarget | undefined {
     rest = target.slice(match[0].length);
     if (rest === '' || rest.charCodeAt(0) === 0x3f) rest = `/${rest}`;
   }
-  const question = rest.indexOf('?');
-  if (question === -1) return { path: rest, args: '', hasArgs: false, host, requestUri: rest };
-  return { path: rest.slice(0, question), args: rest.slice(question + 1), hasArgs: true, host, requestUri: rest };
+  // ngx_http_parse_complex_uri(): a "#" ends the path or the arguments; $request_uri keeps it.
+  const hash = rest.indexOf('#');
+  const beforeHash = hash === -1 ? rest : rest.slice(0, hash);
+  const question = beforeHash.indexOf('?');
+  if (question === -1) return { path: beforeHash, args: '', hasArgs: false, host, requestUri: rest };
+  return { path: beforeHash.slice(0, question), args: beforeHash.slice(question + 1), hasArgs: true, host, requestUri: rest };
 }
 
 function hexValue(code: number): number {

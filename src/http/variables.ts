@@ -3,6 +3,7 @@
  * {@link HttpRequest}, and the configuration check that every variable used is known.
  */
 import { randomBytes } from 'node:crypto';
+import { realpathSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { ConfigError } from '../core/errors.js';
 import { templateVariables, VariableTable, type Template, type VariableGetter } from '../core/variables.js';
@@ -174,6 +175,18 @@ const HTTP_VARIABLES: Readonly<Record<string, Getter>> = {
   // hitless has no proxy_cache: nginx's answer for a request no cache saw is "not found".
   upstream_cache_status: () => undefined,
   hostname: () => HOSTNAME,
+  // ngx_http_core_module's file variables, from the level that answers.
+  document_root: (r) => r.files?.(r).root,
+  request_filename: (r) => r.files?.(r).path,
+  realpath_root: (r) => {
+    const root = r.files?.(r).root;
+    if (root === undefined) return undefined;
+    try {
+      return realpathSync(Buffer.from(root, 'latin1'), { encoding: 'buffer' }).toString('latin1');
+    } catch {
+      return undefined;
+    }
+  },
   // ngx_http_ssl_module's: not found on a plain connection.
   ...sslVariables<HttpRequest>((r) => r.connection.tls),
 };

@@ -1,0 +1,254 @@
+/**
+ * Static files side by side with Debian's nginx: one document root, one configuration (but the
+ * port), the same requests to both; status and the headers nginx's static, index, autoindex,
+ * range and not-modified modules decide must be equal, and so must the bodies once the signature
+ * of the built-in pages, the port and the multipart boundary are set aside.
+ */
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { chmodSync, mkdirSync, readFileSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { request } from 'node:http';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { freePort, startNginx, type NginxInstance } from '../deploy/helpers/nginx.js';
+import { HITLESS_BIN } from '../helpers/bin.js';
+import { tempDir, type TempDir } from '../helpers/tmp.js';
+import { RawClient } from '../http/helpers.js';
+
+interface Answer {
+  readonly status: number;
+  readonly headers: Readonly<Record<string, string | undefined>>;
+  readonly body: string;
+}
+
+const COMPARED = ['content-type', 'content-length', 'last-modified', 'etag', 'accept-ranges', 'content-range', 'location'] as const;
+
+function fetch(port: number, path: string, method: string, headers: Record<string, string>): Promise<Answer> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port, path, method, agent: false, headers: { host: 'localhost', ...headers } }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (chunk: Buffer) => chunks.push(chunk));
+      res.on('end', () => {
+        const out: Record<string, string | undefined> = {};
+        for (const name of COMPARED) out[name] = res.headers[name] as string | undefined;
+        resolve({ status: res.statusCode ?? 0, headers: out, body: Buffer.concat(chunks).toString('latin1') });
+      });
+      res.on('error', reject);
+    });
+    req.setTimeout(10_000, () => req.destroy(new Error(`timeout on ${path}`)));
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+/** What may differ between the two servers: the signature, the port, the boundary. */
+function normalize(answer: Answer, port: number): Answer {
+  const fix = (text: string): string => text.replace(/<center>(hitless(?:\/[\d.]+)?|nginx\/[\d.]+)<\/center>/g, '<center>nginx</center>').replaceAll(`:${port}`, ':PORT').replace(/\d{20}/g, 'BOUNDARY');
+  const headers: Record<string, string | undefined> = {};
+  for (const [name, value] of Object.entries(answer.headers)) headers[name] = value === undefined ? undefined : fix(value);
+  // The built-in pages differ in length by the signature's.
+  if (answer.status >= 300 && headers['content-type'] === 'text/html') headers['content-length'] = undefined;
+  return { status: answer.status, headers, body: fix(answer.body) };
+}
+
+async function startHitless(dir: string, conf: string, port: number): Promise<() => Promise<void>> {
+  const globals = `daemon off; pid ${join(dir, 'hitless.pid')}; error_log ${join(dir, 'error.log')} info;`;
+  const child: ChildProcess = spawn(process.execPath, [HITLESS_BIN, '-p', `${dir}/`, '-c', conf, '-g', globals], { stdio: ['ignore', 'ignore', 'pipe'], detached: true });
+  let stderr = '';
+  child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const stop = async (): Promise<void> => {
+    if (child.exitCode === null && child.signalCode === null && child.pid !== undefined) {
+      process.kill(-child.pid, 'SIGTERM');
+      const timer = setTimeout(() => child.pid !== undefined && process.kill(-child.pid, 'SIGKILL'), 5000);
+      await exited;
+      clearTimeout(timer);
+    }
+  };
+  for (let i = 0; i < 200; i++) {
+    if (child.exitCode !== null) throw new Error(`hitless exited: ${stderr}`);
+    try {
+      await fetch(port, '/index.html', 'HEAD', {});
+      return stop;
+    } catch {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  }
+  await stop();
+  throw new Error(`hitless did not listen on ${port}: ${stderr}`);
+}
+
+describe('static files: hitless and nginx side by side', () => {
+  let files: TempDir;
+  let nginx: NginxInstance | undefined;
+  let stopHitless: (() => Promise<void>) | undefined;
+  let hitlessPort = 0;
+  let nginxPort = 0;
+
+  before(async () => {
+    files = tempDir({
+      'www/index.html': '<html>index</html>\n',
+      'www/a.txt': 'The quick brown fox jumps over the lazy dog.\n',
+      'www/style.css': 'body{}',
+      'www/dir/b.txt': 'b',
+      'www/dir/sub/c.txt': 'c',
+      'www/dir/long-name-of-more-than-fifty-characters-in-total-for-cutting.txt': 'long',
+      'www/noindex/x.bin': 'x',
+      'www/dir sp/y.txt': 'y',
+      'outside/secret.txt': 'outside',
+      'aliased/z.txt': 'z',
+    });
+    writeFileSync(join(files.path, 'www/big.bin'), Buffer.alloc(200_000, 'xyz'));
+    symlinkSync(join(files.path, 'outside/secret.txt'), join(files.path, 'www/link.txt'));
+    mkdirSync(join(files.path, 'prefix'));
+    // nginx's workers run as nobody: the tree must be readable by others.
+    chmodSync(files.path, 0o755);
+    const when = 1_600_000_000;
+    for (const file of ['www/index.html', 'www/a.txt', 'www/dir/b.txt', 'www/dir/sub/c.txt', 'www/dir/long-name-of-more-than-fifty-characters-in-total-for-cutting.txt']) utimesSync(join(files.path, file), when, when);
+    utimesSync(join(files.path, 'www/dir/sub'), when, when);
+    const www = join(files.path, 'www');
+    const conf = (port: number): string => `events {}
+http {
+    include /etc/nginx/mime.types;
+    default_type application/octet-stream;
+    server {
+        listen 127.0.0.1:${port};
+        root ${www};
+        location /dir/ { autoindex on; }
+        location /json/ { alias ${www}/dir/; autoindex on; autoindex_format json; }
+        location /xml/ { alias ${www}/dir/; autoindex on; autoindex_format xml; }
+        location /nolinks/ { alias ${www}/; disable_symlinks on; }
+        location ~ ^/re/(.+)$ { alias ${files.path}/aliased/$1; }
+        location /tf/ { try_files $uri $uri/ /a.txt; }
+        location /few/ { alias ${www}/; max_ranges 2; }
+    }
+}
+`;
+    nginxPort = await freePort();
+    nginx = await startNginx({ 'nginx.conf': conf(nginxPort) }, nginxPort);
+    hitlessPort = await freePort();
+    const hitlessConf = join(files.path, 'prefix/hitless.conf');
+    writeFileSync(hitlessConf, conf(hitlessPort));
+    stopHitless = await startHitless(join(files.path, 'prefix'), hitlessConf, hitlessPort);
+  });
+
+  after(async () => {
+    await stopHitless?.();
+    await nginx?.stop();
+    files?.remove();
+  });
+
+  const cases: [string, string, Record<string, string>][] = [
+    ['GET', '/index.html', {}],
+    ['HEAD', '/index.html', {}],
+    ['GET', '/', {}],
+    ['GET', '/a.txt', {}],
+    ['GET', '/style.css', {}],
+    ['GET', '/big.bin', {}],
+    ['GET', '/dir', {}],
+    ['GET', '/dir?x=1', {}],
+    ['GET', '/dir/', {}],
+    ['GET', '/json/', {}],
+    ['GET', '/xml/', {}],
+    ['GET', '/noindex/', {}],
+    ['GET', '/missing.txt', {}],
+    ['GET', '/a.txt', { range: 'bytes=0-4' }],
+    ['GET', '/a.txt', { range: 'bytes=-5' }],
+    ['GET', '/a.txt', { range: 'bytes=10-' }],
+    ['GET', '/a.txt', { range: 'bytes=0-1,5-9' }],
+    ['GET', '/a.txt', { range: 'bytes=1000-2000' }],
+    ['GET', '/a.txt', { range: 'bytes=5-1' }],
+    ['GET', '/a.txt', { range: `bytes=${Array.from({ length: 1000 }, (_, i) => `${i % 40}-${i % 40}`).join(',')}` }],
+    ['GET', '/big.bin', { range: `bytes=${Array.from({ length: 500 }, (_, i) => `${i * 300}-${i * 300 + 10}`).join(',')}` }],
+    ['GET', '/few/a.txt', { range: 'bytes=0-1,3-4,6-7' }],
+    ['GET', '/a.txt', { range: 'bytes=0-4', 'if-range': '"nope"' }],
+    ['GET', '/a.txt', { 'if-none-match': '"5f5e1000-2d"' }],
+    ['GET', '/a.txt', { 'if-none-match': '"other"' }],
+    ['GET', '/a.txt', { 'if-modified-since': new Date(1_600_000_000_000).toUTCString() }],
+    ['GET', '/a.txt', { 'if-match': '"other"' }],
+    ['GET', '/a.txt', { 'if-unmodified-since': new Date(1_500_000_000_000).toUTCString() }],
+    ['GET', '/link.txt', {}],
+    ['GET', '/nolinks/link.txt', {}],
+    ['GET', '/nolinks/a.txt', {}],
+    ['GET', '/re/z.txt', {}],
+    ['GET', '/tf/nothing', {}],
+    ['GET', '/dir/sub', {}],
+    ['DELETE', '/a.txt', {}],
+    ['DELETE', '/noindex/', {}],
+    ['GET', '/dir%20sp', {}],
+    ['GET', '/dir%20sp/y.txt', {}],
+  ];
+
+  for (const [method, path, headers] of cases) {
+    it(`${method} ${path} ${JSON.stringify(headers).slice(0, 60)}`, async () => {
+      const ours = normalize(await fetch(hitlessPort, path, method, headers), hitlessPort);
+      const theirs = normalize(await fetch(nginxPort, path, method, headers), nginxPort);
+      assert.deepEqual(ours, theirs);
+    });
+  }
+
+  it('answers traversal and bad escapes as nginx does', async () => {
+    for (const path of ['/../outside/secret.txt', '/%2e%2e/outside/secret.txt', '/dir/..%2f..%2foutside/secret.txt', '/a.txt%00', '/dir/%2e%2e/a.txt', '/dir%2fb.txt']) {
+      const status = async (port: number): Promise<number> => {
+        const client = await RawClient.connect(port);
+        try {
+          return (await client.get(path)).status;
+        } finally {
+          client.destroy();
+        }
+      };
+      assert.equal(await status(hitlessPort), await status(nginxPort), path);
+    }
+  });
+});
+
+describe("Debian's default site: hitless and nginx side by side", () => {
+  let files: TempDir;
+  let nginx: NginxInstance | undefined;
+  let stopHitless: (() => Promise<void>) | undefined;
+  let hitlessPort = 0;
+  let nginxPort = 0;
+
+  before(async () => {
+    files = tempDir();
+    // The site as Debian ships it, on a free loopback port; mime.types as the stock nginx.conf includes it.
+    const site = readFileSync('/etc/nginx/sites-enabled/default', 'utf8').replace(/^\s*listen \[::\]:80 default_server;$/m, '');
+    const conf = (port: number): string => `events {}
+http {
+    include /etc/nginx/mime.types;
+    default_type application/octet-stream;
+${site.replace(/listen 80 default_server;/, `listen 127.0.0.1:${port} default_server;`)}
+}
+`;
+    nginxPort = await freePort();
+    nginx = await startNginx({ 'nginx.conf': conf(nginxPort) }, nginxPort);
+    hitlessPort = await freePort();
+    mkdirSync(join(files.path, 'prefix'));
+    const hitlessConf = join(files.path, 'prefix/hitless.conf');
+    writeFileSync(hitlessConf, conf(hitlessPort));
+    stopHitless = await startHitless(join(files.path, 'prefix'), hitlessConf, hitlessPort);
+  });
+
+  after(async () => {
+    await stopHitless?.();
+    await nginx?.stop();
+    files?.remove();
+  });
+
+  it('serves index.nginx-debian.html, a range of it and a 304 the same way', async () => {
+    const first = await fetch(nginxPort, '/index.nginx-debian.html', 'GET', {});
+    assert.equal(first.status, 200);
+    const etag = first.headers.etag ?? '';
+    for (const [path, headers] of [
+      ['/', {}],
+      ['/index.nginx-debian.html', {}],
+      ['/index.nginx-debian.html', { range: 'bytes=10-99' }],
+      ['/index.nginx-debian.html', { 'if-none-match': etag }],
+      ['/nothing-here', {}],
+    ] as const) {
+      const ours = normalize(await fetch(hitlessPort, path, 'GET', { ...headers }), hitlessPort);
+      const theirs = normalize(await fetch(nginxPort, path, 'GET', { ...headers }), nginxPort);
+      assert.deepEqual(ours, theirs, `${path} ${JSON.stringify(headers)}`);
+    }
+  });
+});
