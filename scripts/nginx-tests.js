@@ -51,12 +51,13 @@ Options:
   --keep DIR        keep every file's log and temporary directory in DIR (default: a temporary
                     directory, removed at the end)
   --workaround LIST diagnostics: root,pid (see scripts/nginx-tests-wrapper); the report says so
+  --from DIR        run nothing: judge again what an earlier run left in its --keep DIR
   -h, --help        this text
 `;
 }
 
 function parseArguments(argv) {
-  const options = { jobs: 2, timeout: 60, out: undefined, keep: undefined, workaround: '', dir: undefined, files: [] };
+  const options = { jobs: 2, timeout: 60, out: undefined, keep: undefined, from: undefined, workaround: '', dir: undefined, files: [] };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
     const value = () => {
@@ -72,6 +73,7 @@ function parseArguments(argv) {
     else if (arg === '--out') options.out = resolve(value());
     else if (arg === '--keep') options.keep = resolve(value());
     else if (arg === '--workaround') options.workaround = value();
+    else if (arg === '--from') options.from = resolve(value());
     else if (arg.startsWith('-')) throw new Error(`unknown option "${arg}"`);
     else if (options.dir === undefined) options.dir = resolve(arg);
     else options.files.push(basename(arg));
@@ -154,9 +156,17 @@ function runFile(options, env, work, file) {
       killGroup('SIGKILL');
       killLeftovers(tmp);
       const seconds = Math.round((Date.now() - started) / 100) / 10;
+      writeFileSync(join(work, `${stem}.json`), JSON.stringify({ code: code ?? (signal ? 128 : 1), timedOut, seconds }));
       done({ file, code: code ?? (signal ? 128 : 1), timedOut, seconds, log: readFileSync(logPath, 'utf8'), tmp });
     });
   });
+}
+
+/** A file's run as an earlier run with --keep left it (its log, temporary directory and status). */
+function keptRun(work, file) {
+  const stem = file.replace(/\.t$/, '');
+  const meta = JSON.parse(readText(join(work, `${stem}.json`)) || '{"code":1,"timedOut":false,"seconds":0}');
+  return { file, ...meta, log: readText(join(work, `${stem}.log`)), tmp: join(work, stem) };
 }
 
 /** A master started daemonized (its own session) escapes the group: its pid file names it. */
@@ -258,19 +268,22 @@ function judge(run) {
 }
 
 /**
- * The first line that explains a failure: hitless's [emerg], [alert] or [crit] in an error log
- * (from hitless's own stderr when it refused to start), else the harness's own death ("Can't
- * start nginx", a Perl error), else the first [error]: nginx-tests provoke many of those on
- * purpose, so they come last.
+ * The first line that explains a failure: the harness's own death (a Perl error), else hitless's
+ * [emerg], [alert] or [crit] in an error log (why "Can't start nginx"), else the first [error]:
+ * nginx-tests provoke many of those on purpose, so they come last.
  */
 function firstErrorLine(logs, proveLog) {
   const text = logs.map((path) => readText(path)).join('\n');
   const clean = (line) => line.replace(/^\d{4}\/\d\d\/\d\d \d\d:\d\d:\d\d /, '').replace(/ \d+#\d+: (\*\d+ )?/, ' ').replace(/\/\S*\/nginx-test-\w+\//g, '').trim().slice(0, 240);
+  // A Perl error other than "Can't start nginx" is what stopped the file; an [emerg] after it is
+  // only what the server said while the harness shut it down early.
+  const died = proveLog.split('\n').find((l) => /^(Can't |Unable to |Died at |.* at lib\/Test\/Nginx\S* line \d+\.?$|.* at \S+\.t line \d+\.?$)/.test(l));
+  if (died && /autoflush" on an undefined value at lib\/Test\/Nginx\/Stream\.pm/.test(died)) return 'died: no connection to the server (Test::Nginx::Stream could not connect)';
+  if (died && !/^Can't start nginx/.test(died)) return clean(`died: ${died}`);
   for (const level of ['emerg', 'alert', 'crit']) {
     const line = text.split('\n').find((l) => l.includes(`[${level}]`));
     if (line) return clean(line);
   }
-  const died = proveLog.split('\n').find((l) => /^(Can't |Unable to |Died at |.* at lib\/Test\/Nginx\S* line \d+\.?$|.* at \S+\.t line \d+\.?$)/.test(l) && !/^#/.test(l));
   if (died) return clean(`died: ${died}`);
   const error = text.split('\n').find((l) => l.includes('[error]'));
   return error ? clean(error) : undefined;
@@ -379,6 +392,9 @@ async function main() {
     }
   }
   const version = process.env.NGINX_TESTS_VERSION || referenceVersion(options.dir, all);
+  const hitlessRev = await git(['describe', '--always', '--dirty'], repo);
+  const testsRev = await git(['rev-parse', '--short', 'HEAD'], options.dir);
+  if (options.from !== undefined) options.keep = options.from;
   const work = options.keep ?? mkdtempSync(join(tmpdir(), 'hitless-nginx-tests-'));
   mkdirSync(work, { recursive: true });
   const env = {
@@ -414,15 +430,13 @@ async function main() {
     while (next < files.length) {
       const index = next++;
       const file = files[index];
-      const result = judge(await runFile(options, env, work, file));
+      const result = judge(options.from === undefined ? await runFile(options, env, work, file) : keptRun(work, file));
       results[index] = result;
       process.stdout.write(`${file.padEnd(44)} ${result.status.padEnd(8)} ${String(result.ok).padStart(3)} ok ${String(result.notOk).padStart(3)} not ok  ${result.seconds} s  ${result.status === 'pass' ? '' : result.why.slice(0, 120)}\n`);
     }
   };
   await Promise.all(Array.from({ length: options.jobs }, worker));
 
-  const hitlessRev = await git(['rev-parse', '--short', 'HEAD'], repo);
-  const testsRev = await git(['rev-parse', '--short', 'HEAD'], options.dir);
   const context = {
     date: new Date().toISOString().replace(/\.\d+Z$/, 'Z'),
     hitless: hitlessRev || 'unknown revision',
