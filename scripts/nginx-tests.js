@@ -277,7 +277,7 @@ function firstErrorLine(logs, proveLog) {
   const clean = (line) => line.replace(/^\d{4}\/\d\d\/\d\d \d\d:\d\d:\d\d /, '').replace(/ \d+#\d+: (\*\d+ )?/, ' ').replace(/\/\S*\/nginx-test-\w+\//g, '').trim().slice(0, 240);
   // A Perl error other than "Can't start nginx" is what stopped the file; an [emerg] after it is
   // only what the server said while the harness shut it down early.
-  const died = proveLog.split('\n').find((l) => /^(Can't |Unable to |Died at |.* at lib\/Test\/Nginx\S* line \d+\.?$|.* at \S+\.t line \d+\.?$)/.test(l));
+  const died = proveLog.split('\n').find((l) => /^(Can't |Unable to |Died at |.* at lib\/Test\/Nginx\S* line \d+\.?$|.* at \S+\.t line \d+\.?$)/.test(l) && !l.startsWith('#'));
   if (died && /autoflush" on an undefined value at lib\/Test\/Nginx\/Stream\.pm/.test(died)) return 'died: no connection to the server (Test::Nginx::Stream could not connect)';
   if (died && !/^Can't start nginx/.test(died)) return clean(`died: ${died}`);
   for (const level of ['emerg', 'alert', 'crit']) {
@@ -330,6 +330,10 @@ async function report(options, results, context) {
   out.push(`- The wrapper answers \`-V\` with hitless's own configure arguments (every default module hitless lacks as \`--without-...\`) and \`nginx version: nginx/${context.version}\`, the newest version the checkout's tests ask about.`);
   out.push(`- Command: \`scripts/nginx-tests.sh ${context.command}\`, each file alone under \`prove -v\`, ${options.timeout} s at most, ${options.jobs} at a time.`);
   if (options.workaround) out.push(`- **Diagnostic run with workarounds \`${options.workaround}\`** (scripts/nginx-tests-wrapper): not the conformance figures.`);
+  out.push('');
+  out.push('To run it: a checkout of github.com/nginx/nginx-tests, perl with IO::Socket::SSL, a built hitless, then');
+  out.push('`scripts/nginx-tests.sh /path/to/nginx-tests` (this page), or `scripts/nginx-tests.sh /path/to/nginx-tests proxy.t ...`');
+  out.push('(printed); `scripts/nginx-tests.sh --help` for the options. `.ci/run` runs it when `NGINX_TESTS_DIR` names a checkout.');
   out.push('');
   out.push('## Selection');
   out.push('');
@@ -393,7 +397,8 @@ async function main() {
   }
   const version = process.env.NGINX_TESTS_VERSION || referenceVersion(options.dir, all);
   const hitlessRev = await git(['describe', '--always', '--dirty'], repo);
-  const testsRev = await git(['rev-parse', '--short', 'HEAD'], options.dir);
+  // Only the checkout's own history: a copy without .git inside another repository is not that one.
+  const testsRev = existsSync(join(options.dir, '.git')) ? await git(['rev-parse', '--short', 'HEAD'], options.dir) : '';
   if (options.from !== undefined) options.keep = options.from;
   const work = options.keep ?? mkdtempSync(join(tmpdir(), 'hitless-nginx-tests-'));
   mkdirSync(work, { recursive: true });
