@@ -328,7 +328,7 @@ async function report(options, results, context) {
   out.push('');
   out.push(`- Run: ${context.date}, hitless ${context.hitless}, Node ${process.version}, nginx-tests ${context.tests}${context.judged ? ` (judged again ${context.judged} from its kept logs)` : ''}`);
   out.push(`- The wrapper answers \`-V\` with hitless's own configure arguments (every default module hitless lacks as \`--without-...\`) and \`nginx version: nginx/${context.version}\`, the newest version the checkout's tests ask about.`);
-  out.push(`- Command: \`scripts/nginx-tests.sh ${context.command}\`, each file alone under \`prove -v\`, ${options.timeout} s at most, ${options.jobs} at a time.`);
+  out.push(`- Command: \`scripts/nginx-tests.sh ${context.command}\`, each file alone under \`prove -v\`, ${context.timeout} s at most, ${context.jobs} at a time.`);
   if (options.workaround) out.push(`- **Diagnostic run with workarounds \`${options.workaround}\`** (scripts/nginx-tests-wrapper): not the conformance figures.`);
   out.push('');
   out.push('To run it: a checkout of github.com/nginx/nginx-tests, perl with IO::Socket::SSL, a built hitless, then');
@@ -396,6 +396,7 @@ async function main() {
     }
   }
   const version = process.env.NGINX_TESTS_VERSION || referenceVersion(options.dir, all);
+  const startedAt = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
   const hitlessRev = await git(['describe', '--always', '--dirty'], repo);
   // Only the checkout's own history: a copy without .git inside another repository is not that one.
   const testsRev = existsSync(join(options.dir, '.git')) ? await git(['rev-parse', '--short', 'HEAD'], options.dir) : '';
@@ -443,7 +444,9 @@ async function main() {
   await Promise.all(Array.from({ length: options.jobs }, worker));
 
   let context = {
-    date: new Date().toISOString().replace(/\.\d+Z$/, 'Z'),
+    date: startedAt,
+    jobs: options.jobs,
+    timeout: options.timeout,
     hitless: hitlessRev || 'unknown revision',
     tests: testsRev || '(checkout without git history)',
     version,
@@ -452,7 +455,7 @@ async function main() {
   // A run judged again (--from) is described as it ran.
   const runJson = join(work, 'run.json');
   if (options.from === undefined) writeFileSync(runJson, JSON.stringify(context));
-  else if (existsSync(runJson)) context = { ...JSON.parse(readText(runJson)), judged: context.date };
+  else if (existsSync(runJson)) context = { ...context, ...JSON.parse(readText(runJson)), judged: new Date().toISOString().replace(/\.\d+Z$/, 'Z') };
   const text = await report(options, results, context);
   if (options.out) {
     writeFileSync(options.out, text);
