@@ -15,6 +15,7 @@ import { findExecutable } from '../lib/executables.js';
 import { LOOPBACK, freePort, waitForPort } from '../lib/loopback.js';
 import { commandVersion, describeMachine } from '../lib/machine.js';
 import { writeMarkdownSection } from '../lib/markdown-section.js';
+import { positiveInteger, wholeSeconds } from '../lib/options.js';
 import { ProcessGroup, tailOf } from '../lib/process-group.js';
 import { treeRss } from '../lib/rss.js';
 import { median } from '../lib/stats.js';
@@ -52,24 +53,14 @@ function parseOptions() {
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
-  const seconds = (text, flag, min) => {
-    const match = /^(\d+)s?$/.exec(text);
-    if (!match || Number(match[1]) < min) throw new Error(`Invalid ${flag} "${text}": expected whole seconds such as "10s"`);
-    return Number(match[1]);
-  };
-  const count = (text, flag) => {
-    const n = Number(text);
-    if (!Number.isInteger(n) || n < 1) throw new Error(`Invalid ${flag} "${text}": expected a positive integer`);
-    return n;
-  };
   return {
     help: values.help,
     writeDocs: !values['no-docs'],
     args: process.argv.slice(2),
-    seconds: seconds(values.duration, '--duration', 1),
-    warmup: seconds(values.warmup, '--warmup', 0),
-    repeat: count(values.repeat, '--repeat'),
-    connections: count(values.connections, '--connections'),
+    seconds: wholeSeconds(values.duration, '--duration'),
+    warmup: wholeSeconds(values.warmup, '--warmup', 0),
+    repeat: positiveInteger(values.repeat, '--repeat'),
+    connections: positiveInteger(values.connections, '--connections'),
     only: values.only?.split(',').map((name) => name.trim()).filter(Boolean),
     keep: values.keep,
   };
