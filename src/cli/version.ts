@@ -41,6 +41,13 @@ const DEFAULT_MODULES: readonly (readonly [configureName: string, moduleName: st
   ['http_upstream_random_module', 'ngx_http_upstream_random_module'],
   ['http_upstream_keepalive_module', 'ngx_http_upstream_keepalive_module'],
   ['http_upstream_zone_module', 'ngx_http_upstream_zone_module'],
+  // nginx 1.27 to 1.31 (auto/options): built by default too, so absent ones must be named.
+  ['http_upstream_least_time_module', 'ngx_http_upstream_least_time_module'],
+  ['http_upstream_sticky_module', 'ngx_http_upstream_sticky_module'],
+  ['http_tunnel_module', 'ngx_http_tunnel_module'],
+  // NGX_HTTP_CACHE (proxy_cache and the other *_cache directives) is a feature, not a module:
+  // the name is the one hitless's cache module must register to clear the flag.
+  ['http-cache', 'ngx_http_file_cache_module'],
   // Built with --with-stream unless left out; listed only when the stream core is in.
   ['stream_limit_conn_module', 'ngx_stream_limit_conn_module'],
   ['stream_access_module', 'ngx_stream_access_module'],
@@ -53,6 +60,8 @@ const DEFAULT_MODULES: readonly (readonly [configureName: string, moduleName: st
   ['stream_upstream_least_conn_module', 'ngx_stream_upstream_least_conn_module'],
   ['stream_upstream_random_module', 'ngx_stream_upstream_random_module'],
   ['stream_upstream_zone_module', 'ngx_stream_upstream_zone_module'],
+  ['stream_upstream_least_time_module', 'ngx_stream_upstream_least_time_module'],
+  ['stream_pass_module', 'ngx_stream_pass_module'],
 ];
 
 /** nginx's optional modules (`--with-...`), listed only once hitless implements them. */
