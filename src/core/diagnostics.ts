@@ -41,7 +41,8 @@ export type UpstreamProtocol = 'http' | 'grpc' | 'tcp' | 'udp';
  * How one attempt on one peer ended. `ok`: it completed; `failed`: it counted against the peer
  * (error, timeout, invalid header, a 5xx of proxy_next_upstream); `next`: the next peer was tried
  * without counting a failure (proxy_next_upstream http_403, http_404, http_429); `aborted`: the
- * client went away; `drained`: the worker's shutdown cut it short.
+ * client went away (an HTTP request cut by the worker's shutdown reads as this too); `drained`:
+ * the worker's shutdown ended a stream session.
  */
 export type AttemptOutcome = 'ok' | 'failed' | 'next' | 'aborted' | 'drained';
 

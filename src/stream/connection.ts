@@ -27,6 +27,8 @@ export class StreamConnection {
   #pending: Buffer[] = [];
   readonly #limits = new SessionConnLimits();
   #done = false;
+  /** Ends the upstream attempt as the worker's drain cut it (set once proxy_pass runs). */
+  #stopProxy: (() => void) | undefined;
   readonly #closeListeners: (() => void)[] = [];
 
   constructor(socket: Socket, server: CompiledStreamServer, log: ErrorLog) {
@@ -75,7 +77,7 @@ export class StreamConnection {
     }
     const proxy = server.proxy;
     if (proxy === undefined) return this.#finish(500);
-    proxySession(this.session, { socket: this.#socket, pending: this.#pending, logContext: this.#logContext }, proxy, this.#log, () => this.#finish(this.session.status));
+    this.#stopProxy = proxySession(this.session, { socket: this.#socket, pending: this.#pending, logContext: this.#logContext }, proxy, this.#log, () => this.#finish(this.session.status));
   }
 
   /** Reads bytes until `decide` says enough, the client closes, or `timeoutMs` passes; resolves how it ended. */
@@ -205,6 +207,7 @@ export class StreamConnection {
 
   /** Ends the session at once (fast shutdown, worker_shutdown_timeout). */
   destroy(): void {
+    this.#stopProxy?.();
     this.#socket.destroy();
     this.#finish(this.session.status);
   }

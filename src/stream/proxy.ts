@@ -44,15 +44,16 @@ export interface ProxiedClient {
 
 /**
  * Runs proxy_pass for one session, the TCP adapter of the upstream cycle; `finish` is called
- * once, when the session is over.
+ * once, when the session is over. The returned function ends the attempt in progress as
+ * `drained`, for a worker that shuts the session down (worker_shutdown_timeout, fast shutdown).
  */
-export function proxySession(session: StreamSession, client: ProxiedClient, settings: StreamProxySettings, log: ErrorLog, finish: () => void): void {
+export function proxySession(session: StreamSession, client: ProxiedClient, settings: StreamProxySettings, log: ErrorLog, finish: () => void): () => void {
   const resolved = settings.resolveGroup(session);
   if (typeof resolved === 'string') {
     log.error(`${resolved}, ${client.logContext}`, session.id);
     session.status = 500;
     finish();
-    return;
+    return () => undefined;
   }
   const group = resolved;
   const cycle = new UpstreamCycle('tcp', group, session, settings);
@@ -120,6 +121,7 @@ export function proxySession(session: StreamSession, client: ProxiedClient, sett
     });
   };
   next();
+  return () => cycle.stop('drained');
 }
 
 function proxyHeader(session: StreamSession, version: 1 | 2): Buffer {
