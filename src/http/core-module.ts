@@ -7,7 +7,7 @@ import { ConfigError } from '../core/errors.js';
 import { parseNumber, parseSize, parseTime } from '../core/parse.js';
 import type { Template } from '../core/variables.js';
 import { defineDirective, type AnyDirectiveSpec, type ConfBlockView, type ConfModule, type DirectiveContext } from '../conf/registry.js';
-import { parseValue } from '../conf/values.js';
+import { parseValue, timeDirective } from '../conf/values.js';
 import { groupListens, implicitListen, parseListen, type HttpListen } from './listen.js';
 import { checkDuplicateLocations, type LocationMatch } from './locations.js';
 import { compileNginxRegex, regexErrorReason } from './regex.js';
@@ -107,22 +107,6 @@ declare module '../conf/registry.js' {
   }
 }
 
-/** A client timeout directive: `time;`, nginx's message for a bad value. */
-function clientTimeout(name: 'client_body_timeout' | 'client_header_timeout' | 'send_timeout', summary: string, defaultText: string, contexts: DirectiveContext['context'][] = ['http', 'server', 'location']): AnyDirectiveSpec {
-  const ms = parseTime(defaultText) as number;
-  return defineDirective({
-    kind: 'value',
-    name,
-    contexts,
-    args: [1],
-    syntax: 'time;',
-    summary,
-    default: () => ms,
-    defaultText: `${name} ${defaultText};`,
-    parse: ([value = ''], ctx) => parseTime(value) ?? ctx.fail(`"${name}" directive invalid value`),
-  });
-}
-
 /** Parses `error_page`, as `ngx_http_core_error_page()` does. */
 function parseErrorPage(args: readonly string[], ctx: DirectiveContext, previous: readonly ErrorPage[] | undefined): readonly ErrorPage[] {
   const uri = args[args.length - 1] ?? '';
@@ -157,9 +141,9 @@ const clientRequestDirectives: readonly AnyDirectiveSpec[] = [
       defaultText: 'client_max_body_size 1m;',
       parse: ([value = ''], ctx) => parseSize(value) ?? ctx.fail('"client_max_body_size" directive invalid value'),
     }),
-    clientTimeout('client_body_timeout', 'How long a client may pause between two reads of its request body; then 408.', '60s'),
-    clientTimeout('client_header_timeout', 'How long a client may take to send the request head; then the connection is closed.', '60s', ['http', 'server']),
-    clientTimeout('send_timeout', 'How long a client may take to accept the next part of the response; then the connection is closed.', '60s'),
+    timeDirective('client_body_timeout', 'How long a client may pause between two reads of its request body; then 408.', '60s'),
+    timeDirective('client_header_timeout', 'How long a client may take to send the request head; then the connection is closed.', '60s', ['http', 'server']),
+    timeDirective('send_timeout', 'How long a client may take to accept the next part of the response; then the connection is closed.', '60s'),
     defineDirective({
       kind: 'value',
       name: 'error_page',

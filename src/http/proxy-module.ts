@@ -4,13 +4,13 @@
  */
 import { isIP } from 'node:net';
 import { ConfigError } from '../core/errors.js';
-import { parseNumber, parseTime } from '../core/parse.js';
+import { parseNumber } from '../core/parse.js';
 import { hasVariables } from '../conf/lexer.js';
 import { defineDirective, type AnyDirectiveSpec, type ConfBlockView, type ConfModule, type DirectiveContext } from '../conf/registry.js';
 import type { Template } from '../core/variables.js';
 import type { LocationMatch } from './core-module.js';
 import { resolveHostSync } from '../core/hosts.js';
-import { blocksOf, parseValue } from '../conf/values.js';
+import { blocksOf, parseValue, timeDirective } from '../conf/values.js';
 import { checkVariables } from './variables.js';
 import { UpstreamTls, UpstreamTlsLoadError, type UpstreamTlsSettings } from '../tls/upstream-tls.js';
 
@@ -167,10 +167,6 @@ export function parseProxyPass([url = '']: readonly string[], ctx: DirectiveCont
   return { source: url, template: undefined, scheme, host, port, explicitPort, uri, proxyHost, ...where };
 }
 
-function timeValue(name: string) {
-  return ([value = '']: readonly string[], ctx: DirectiveContext): number => parseTime(value) ?? ctx.fail(`"${name}" directive invalid value`);
-}
-
 /** An on/off directive of an upstream module (proxy_*, grpc_*). */
 export function flag(name: string, summary: string, defaultValue: boolean, contexts: DirectiveContext['context'][] = ['http', 'server', 'location']) {
   return defineDirective({
@@ -186,21 +182,8 @@ export function flag(name: string, summary: string, defaultValue: boolean, conte
   });
 }
 
-/** A time directive of an upstream module, in ms. */
-export function timeout(name: string, summary: string, defaultText: string, contexts: DirectiveContext['context'][] = ['http', 'server', 'location']) {
-  const ms = parseTime(defaultText) as number;
-  return defineDirective({
-    kind: 'value',
-    name: name as 'proxy_read_timeout',
-    contexts,
-    args: [1],
-    syntax: 'time;',
-    summary,
-    default: () => ms,
-    defaultText: `${name} ${defaultText};`,
-    parse: timeValue(name),
-  });
-}
+/** A time directive of an upstream module, in ms (conf/values.ts). */
+export const timeout = timeDirective;
 
 /** `*_hide_header` and `*_pass_header`: lowercased field names, accumulated. */
 export function headerList(name: 'proxy_hide_header' | 'proxy_pass_header' | 'grpc_hide_header' | 'grpc_pass_header', summary: string) {
