@@ -192,3 +192,41 @@ test('the checks catch a breach (an upward edge and a circle)', () => {
   ]);
   assert.deepEqual(circles(edges), [['conf/b.ts', 'core/a.ts']]);
 });
+
+// Module-level state that is not a server's runtime state: memos of pure functions of their key
+// (a regex's compiled form, a second's formatted date, a block's variable table, a configuration
+// block's TLS settings), per-socket data keyed weakly by the socket, and process-wide counters
+// that number connections as nginx's ngx_connection_counter does. Anything else that a module
+// keeps between calls belongs in the runtime state (http/serving-state.ts) a server passes in.
+const ALLOWED_MODULE_STATE: ReadonlySet<string> = new Set([
+  'deploy/targets/nginx-process.ts builtInPaths', // `nginx -V` of a binary path, asked once
+  'http/server-names.ts regexCache',
+  'http/time-format.ts cachedSecond',
+  'http/time-format.ts cachedLocal',
+  'http/time-format.ts cachedIso',
+  'http/h1/server-connection.ts nextConnectionId',
+  'http/h1/response-head.ts statusLines',
+  'http/h1/response-head.ts cachedSecond',
+  'http/h1/response-head.ts cachedDate',
+  'http/variables.ts knownTables',
+  'stream/variables.ts knownTables',
+  'stream/session.ts nextSessionId',
+  'tls/contexts.ts cache',
+  'tls/sni.ts handshakeVerify',
+]);
+
+// `let`, an empty collection made to be filled (a `new Set([...])` of constants is a table, not
+// state), or a state object (a client, a store, a table).
+const MODULE_STATE = /^(?:export\s+)?(?:let\s+([A-Za-z_$][\w$]*)|const\s+([A-Za-z_$][\w$]*)(?::[^=]+)?\s*=\s*new\s+(?:(?:Map|Set|WeakMap|WeakSet)\s*(?:<[^;]*?>)?\(\s*\)|FinalizationRegistry|[A-Z]\w*(?:Client|Sessions|Table|Peers|Store|Runtime)\b))/gm;
+
+test('no runtime state in module globals (module-level let, Map, Set, or a state object)', () => {
+  const found: string[] = [];
+  for (const file of listSources(srcRoot)) {
+    const name = relative(srcRoot, file).split(sep).join('/');
+    for (const match of stripComments(readFileSync(file, 'utf8')).matchAll(MODULE_STATE)) {
+      const entry = `${name} ${match[1] ?? match[2] ?? ''}`;
+      if (!ALLOWED_MODULE_STATE.has(entry)) found.push(entry);
+    }
+  }
+  assert.equal(found.length, 0, `module-level state (pass it in a runtime object, or allow a pure cache with its reason):\n  ${found.join('\n  ')}`);
+});

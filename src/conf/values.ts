@@ -1,6 +1,7 @@
 /** Helpers that directive tables of every layer share: values with variables, the http block tree. */
+import { parseTime } from '../core/parse.js';
 import { parseTemplate, TemplateSyntaxError, type Template } from '../core/variables.js';
-import type { ConfBlockView, DirectiveContext } from './registry.js';
+import { defineDirective, type AnyDirectiveSpec, type ConfBlockView, type DirectiveContext } from './registry.js';
 
 /** Parses a value with variables, reporting nginx's messages at the directive. */
 export function parseValue(text: string, ctx: DirectiveContext): Template {
@@ -21,4 +22,21 @@ export function blocksOf(http: ConfBlockView): ConfBlockView[] {
   };
   walk(http);
   return all;
+}
+
+/** A `time;` directive, in ms, with nginx's message for a bad value (`"send_timeout" directive invalid value`). */
+export function timeDirective(name: string, summary: string, defaultText: string, contexts: DirectiveContext['context'][] = ['http', 'server', 'location']): AnyDirectiveSpec {
+  const ms = parseTime(defaultText) as number;
+  return defineDirective({
+    kind: 'value',
+    // Any time directive's value is a number of ms; the name is checked when the table registers.
+    name: name as 'send_timeout',
+    contexts,
+    args: [1],
+    syntax: 'time;',
+    summary,
+    default: () => ms,
+    defaultText: `${name} ${defaultText};`,
+    parse: ([value = ''], ctx) => parseTime(value) ?? ctx.fail(`"${name}" directive invalid value`),
+  });
 }

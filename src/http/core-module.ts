@@ -4,8 +4,10 @@
  * the core directives a minimal server needs: `listen`, `server_name`, keep-alive, `default_type`.
  */
 import { ConfigError } from '../core/errors.js';
-import { parseNumber, parseTime } from '../core/parse.js';
-import { defineDirective, type ConfBlockView, type ConfModule, type DirectiveContext } from '../conf/registry.js';
+import { parseNumber, parseSize, parseTime } from '../core/parse.js';
+import type { Template } from '../core/variables.js';
+import { defineDirective, type AnyDirectiveSpec, type ConfBlockView, type ConfModule, type DirectiveContext } from '../conf/registry.js';
+import { parseValue, timeDirective } from '../conf/values.js';
 import { groupListens, implicitListen, parseListen, type HttpListen } from './listen.js';
 import { CORE_DIRECTIVES } from './core-directives.js';
 import { checkDuplicateLocations, type LocationMatch } from './locations.js';
@@ -79,6 +81,80 @@ export function parseLocationMatch(args: readonly string[], ctx: DirectiveContex
   return match;
 }
 
+// ---- Client request limits and error pages (ngx_http_core_module), moved from the proxy module.
+// Kept apart from the table below so that directives added at its end merge cleanly.
+
+/** One `error_page code ... [=[response]] uri`. */
+export interface ErrorPage {
+  readonly codes: readonly number[];
+  /** `=404` changes the status; `=` alone takes the status of the page's own response. */
+  readonly override: number | 'response' | undefined;
+  readonly uri: Template;
+}
+
+declare module '../conf/registry.js' {
+  interface DirectiveValues {
+    client_max_body_size: number;
+    client_body_timeout: number;
+    client_header_timeout: number;
+    send_timeout: number;
+    error_page: readonly ErrorPage[];
+  }
+}
+
+/** Parses `error_page`, as `ngx_http_core_error_page()` does. */
+function parseErrorPage(args: readonly string[], ctx: DirectiveContext, previous: readonly ErrorPage[] | undefined): readonly ErrorPage[] {
+  const uri = args[args.length - 1] ?? '';
+  let override: ErrorPage['override'];
+  let codeArgs = args.slice(0, -1);
+  const last = codeArgs[codeArgs.length - 1];
+  if (last?.startsWith('=')) {
+    codeArgs = codeArgs.slice(0, -1);
+    if (last === '=') override = 'response';
+    else override = parseNumber(last.slice(1)) ?? ctx.fail(`invalid value "${last}"`);
+  }
+  if (codeArgs.length === 0) ctx.fail('invalid number of arguments in "error_page" directive');
+  const codes = codeArgs.map((code) => {
+    const status = parseNumber(code);
+    if (status === undefined || status < 300 || status > 599) ctx.fail(`value "${code}" must be between 300 and 599`);
+    if (status === 499) ctx.fail(`value "${code}" must be between 300 and 599`);
+    return status;
+  });
+  return [...(previous ?? []), { codes, override, uri: parseValue(uri, ctx) }];
+}
+
+/** `client_max_body_size`, the client timeouts and `error_page`. */
+const clientRequestDirectives: readonly AnyDirectiveSpec[] = [
+    defineDirective({
+      kind: 'value',
+      name: 'client_max_body_size',
+      contexts: ['http', 'server', 'location'],
+      args: [1],
+      syntax: 'size;',
+      summary: 'The largest request body accepted; larger ones get 413. 0 means no limit.',
+      default: () => 1024 * 1024,
+      defaultText: 'client_max_body_size 1m;',
+      parse: ([value = ''], ctx) => parseSize(value) ?? ctx.fail('"client_max_body_size" directive invalid value'),
+    }),
+    timeDirective('client_body_timeout', 'How long a client may pause between two reads of its request body; then 408.', '60s'),
+    timeDirective('client_header_timeout', 'How long a client may take to send the request head; then the connection is closed.', '60s', ['http', 'server']),
+    timeDirective('send_timeout', 'How long a client may take to accept the next part of the response; then the connection is closed.', '60s'),
+    defineDirective({
+      kind: 'value',
+      name: 'error_page',
+      contexts: ['http', 'server', 'location', 'location_if'],
+      args: '2+',
+      repeatable: true,
+      syntax: 'code ... [=[response]] uri;',
+      summary: 'The URI answered for these error codes: a location path or @name (an internal redirect, method becomes GET), or a URL (a 302 redirect); =code changes the status.',
+      default: () => [],
+      defaultText: '—',
+      parse: parseErrorPage,
+    }),
+];
+
+// ---- End of the client request directives.
+
 /** The `http`, `server` and `location` blocks. */
 export const httpCoreModule: ConfModule = {
   name: 'ngx_http_core_module',
@@ -138,6 +214,7 @@ export const httpCoreModule: ConfModule = {
       defaultText: 'server_name "";',
       parse: parseServerNames,
     }),
+    ...clientRequestDirectives,
     defineDirective({
       kind: 'value',
       name: 'keepalive_timeout',

@@ -5,7 +5,7 @@
  * With nginx's default `recursive_error_pages off`, a request follows at most one error page.
  */
 import { compileTemplate, type CompiledTemplate, type VariableTable } from '../core/variables.js';
-import type { ErrorPage } from './proxy-module.js';
+import type { ErrorPage } from './core-module.js';
 import type { HttpRequest } from './request.js';
 import { toByteString } from '../core/byte-string.js';
 

@@ -5,13 +5,13 @@
 import { isIP } from 'node:net';
 import { PROXY_BUFFER_DIRECTIVES } from './core-directives.js';
 import { ConfigError } from '../core/errors.js';
-import { parseNumber, parseSize, parseTime } from '../core/parse.js';
+import { parseNumber } from '../core/parse.js';
 import { hasVariables } from '../conf/lexer.js';
 import { defineDirective, type AnyDirectiveSpec, type ConfBlockView, type ConfModule, type DirectiveContext } from '../conf/registry.js';
 import type { Template } from '../core/variables.js';
 import type { LocationMatch } from './core-module.js';
 import { resolveHostSync } from '../core/hosts.js';
-import { blocksOf, parseValue } from '../conf/values.js';
+import { blocksOf, parseValue, timeDirective } from '../conf/values.js';
 import { compileConfigRegex } from './regex.js';
 import { checkVariables } from './variables.js';
 import { UpstreamTls, UpstreamTlsLoadError, type UpstreamTlsSettings } from '../tls/upstream-tls.js';
@@ -55,14 +55,6 @@ export type ProxyRedirect = 'off' | readonly ProxyRedirectRule[];
 /** The cases `proxy_next_upstream` names; `non_idempotent` allows retrying POST and friends. */
 export type NextUpstreamCase = 'error' | 'timeout' | 'invalid_header' | 'http_500' | 'http_502' | 'http_503' | 'http_504' | 'http_403' | 'http_404' | 'http_429' | 'non_idempotent';
 
-/** One `error_page code ... [=[response]] uri`. */
-export interface ErrorPage {
-  readonly codes: readonly number[];
-  /** `=404` changes the status; `=` alone takes the status of the page's own response. */
-  readonly override: number | 'response' | undefined;
-  readonly uri: Template;
-}
-
 declare module '../conf/registry.js' {
   interface DirectiveValues {
     proxy_pass: ProxyPassTarget | undefined;
@@ -84,11 +76,6 @@ declare module '../conf/registry.js' {
     proxy_next_upstream_timeout: number;
     proxy_ignore_client_abort: boolean;
     proxy_socket_keepalive: boolean;
-    client_max_body_size: number;
-    client_body_timeout: number;
-    client_header_timeout: number;
-    send_timeout: number;
-    error_page: readonly ErrorPage[];
     proxy_ssl_verify: boolean;
     proxy_ssl_trusted_certificate: string | undefined;
     proxy_ssl_verify_depth: number;
@@ -182,10 +169,6 @@ export function parseProxyPass([url = '']: readonly string[], ctx: DirectiveCont
   return { source: url, template: undefined, scheme, host, port, explicitPort, uri, proxyHost, ...where };
 }
 
-function timeValue(name: string) {
-  return ([value = '']: readonly string[], ctx: DirectiveContext): number => parseTime(value) ?? ctx.fail(`"${name}" directive invalid value`);
-}
-
 /** An on/off directive of an upstream module (proxy_*, grpc_*). */
 export function flag(name: string, summary: string, defaultValue: boolean, contexts: DirectiveContext['context'][] = ['http', 'server', 'location']) {
   return defineDirective({
@@ -201,21 +184,8 @@ export function flag(name: string, summary: string, defaultValue: boolean, conte
   });
 }
 
-/** A time directive of an upstream module, in ms. */
-export function timeout(name: string, summary: string, defaultText: string, contexts: DirectiveContext['context'][] = ['http', 'server', 'location']) {
-  const ms = parseTime(defaultText) as number;
-  return defineDirective({
-    kind: 'value',
-    name: name as 'proxy_read_timeout',
-    contexts,
-    args: [1],
-    syntax: 'time;',
-    summary,
-    default: () => ms,
-    defaultText: `${name} ${defaultText};`,
-    parse: timeValue(name),
-  });
-}
+/** A time directive of an upstream module, in ms (conf/values.ts). */
+export const timeout = timeDirective;
 
 /** `*_hide_header` and `*_pass_header`: lowercased field names, accumulated. */
 export function headerList(name: 'proxy_hide_header' | 'proxy_pass_header' | 'grpc_hide_header' | 'grpc_pass_header', summary: string) {
@@ -388,27 +358,6 @@ export function upstreamSslDirectives(module: UpstreamModule, scheme: string): A
   ];
 }
 
-/** Parses `error_page`, as `ngx_http_core_error_page()` does. */
-function parseErrorPage(args: readonly string[], ctx: DirectiveContext, previous: readonly ErrorPage[] | undefined): readonly ErrorPage[] {
-  const uri = args[args.length - 1] ?? '';
-  let override: ErrorPage['override'];
-  let codeArgs = args.slice(0, -1);
-  const last = codeArgs[codeArgs.length - 1];
-  if (last?.startsWith('=')) {
-    codeArgs = codeArgs.slice(0, -1);
-    if (last === '=') override = 'response';
-    else override = parseNumber(last.slice(1)) ?? ctx.fail(`invalid value "${last}"`);
-  }
-  if (codeArgs.length === 0) ctx.fail('invalid number of arguments in "error_page" directive');
-  const codes = codeArgs.map((code) => {
-    const status = parseNumber(code);
-    if (status === undefined || status < 300 || status > 599) ctx.fail(`value "${code}" must be between 300 and 599`);
-    if (status === 499) ctx.fail(`value "${code}" must be between 300 and 599`);
-    return status;
-  });
-  return [...(previous ?? []), { codes, override, uri: parseValue(uri, ctx) }];
-}
-
 /** Checks needing the whole `http` block: every proxy_pass host is a group or resolves, as nginx checks at start. */
 function checkProxyTargets(main: ConfBlockView): void {
   const http = main.blocks.find((block) => block.name === 'http');
@@ -453,7 +402,7 @@ export function checkUpstreamHost(target: UpstreamAddress & { readonly file: str
   if (resolveHostSync(target.host).length === 0) throw new ConfigError(`host not found in upstream "${target.host}"`, target);
 }
 
-/** The proxy module's directives, and the core module's client body and timeout ones it relies on. */
+/** The proxy module's directives. */
 export const httpProxyModule: ConfModule = {
   name: 'ngx_http_proxy_module',
   directives: [
@@ -530,32 +479,6 @@ export const httpProxyModule: ConfModule = {
     ...nextUpstreamDirectives('proxy'),
     flag('proxy_ignore_client_abort', 'Whether the upstream request goes on when the client closes its connection.', false),
     flag('proxy_socket_keepalive', 'Whether TCP keepalive (SO_KEEPALIVE) is set on connections to upstreams.', false),
-    defineDirective({
-      kind: 'value',
-      name: 'client_max_body_size',
-      contexts: ['http', 'server', 'location'],
-      args: [1],
-      syntax: 'size;',
-      summary: 'The largest request body accepted; larger ones get 413. 0 means no limit.',
-      default: () => 1024 * 1024,
-      defaultText: 'client_max_body_size 1m;',
-      parse: ([value = ''], ctx) => parseSize(value) ?? ctx.fail('"client_max_body_size" directive invalid value'),
-    }),
-    timeout('client_body_timeout', 'How long a client may pause between two reads of its request body; then 408.', '60s'),
-    timeout('client_header_timeout', 'How long a client may take to send the request head; then the connection is closed.', '60s', ['http', 'server']),
-    timeout('send_timeout', 'How long a client may take to accept the next part of the response; then the connection is closed.', '60s'),
-    defineDirective({
-      kind: 'value',
-      name: 'error_page',
-      contexts: ['http', 'server', 'location', 'location_if'],
-      args: '2+',
-      repeatable: true,
-      syntax: 'code ... [=[response]] uri;',
-      summary: 'The URI answered for these error codes: a location path or @name (an internal redirect, method becomes GET), or a URL (a 302 redirect); =code changes the status.',
-      default: () => [],
-      defaultText: '—',
-      parse: parseErrorPage,
-    }),
     ...upstreamSslDirectives('proxy', 'https'),
     // --- coredirs: the buffering family (proxy_buffers, proxy_temp_path, ...) ---
     ...PROXY_BUFFER_DIRECTIVES,

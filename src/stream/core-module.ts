@@ -4,8 +4,9 @@
  * port and protocol, no `default_server`, `udp` datagram sockets), and the preread and PROXY protocol limits of a session.
  */
 import { ConfigError } from '../core/errors.js';
-import { parseSize, parseTime } from '../core/parse.js';
-import { defineDirective, type ConfBlockView, type ConfModule, type DirectiveContext } from '../conf/registry.js';
+import { parseSize } from '../core/parse.js';
+import { defineDirective, type AnyDirectiveSpec, type ConfBlockView, type ConfModule, type DirectiveContext } from '../conf/registry.js';
+import { timeDirective } from '../conf/values.js';
 import { parseListen, type HttpListen } from '../http/listen.js';
 
 declare module '../conf/registry.js' {
@@ -66,19 +67,9 @@ function checkServers(stream: ConfBlockView): void {
   }
 }
 
-function time(name: string, summary: string, defaultText: string, contexts: DirectiveContext['context'][] = ['stream', 'stream_server']) {
-  const ms = parseTime(defaultText) as number;
-  return defineDirective({
-    kind: 'value',
-    name: name as 'preread_timeout',
-    contexts,
-    args: [1],
-    syntax: 'time;',
-    summary,
-    default: () => ms,
-    defaultText: `${name} ${defaultText};`,
-    parse: ([value = ''], ctx) => parseTime(value) ?? ctx.fail(`"${name}" directive invalid value`),
-  });
+/** A `time;` directive of the stream block and its servers. */
+function time(name: string, summary: string, defaultText: string, contexts: DirectiveContext['context'][] = ['stream', 'stream_server']): AnyDirectiveSpec {
+  return timeDirective(name, summary, defaultText, contexts);
 }
 
 /** The `stream` block and its virtual servers. */
