@@ -461,21 +461,22 @@ export const coreModule: ConfModule = {
       contexts: ['main'],
       args: [1],
       syntax: 'file;',
-      summary: 'Loads a dynamic module; a module hitless has built in (ngx_stream_module) is accepted, any other is an error.',
+      summary: 'Loads a dynamic module: one hitless has built in (ngx_stream_module) is accepted; an nginx module hitless lacks is skipped with a [warn] (its directives stay unknown); a missing file is an error.',
       repeatable: true,
       default: () => [],
       defaultText: '—',
       parse: ([file = ''], ctx, previous) => {
         const path = prefixed(ctx, file);
         const module = basename(path).replace(/\.so$/, '');
-        if (!BUILT_IN_DYNAMIC_MODULES.has(module)) {
-          // ngx_load_module(): `dlopen() "path" failed (dlerror())`, in dlerror()'s words where the file is missing.
-          const reason = existsSync(path)
-            ? `hitless cannot load nginx's dynamic modules, and "${module}" is not one it has built in`
-            : `${path}: cannot open shared object file: No such file or directory`;
-          ctx.fail(`dlopen() "${path}" failed (${reason})`);
-        }
-        return [...(previous ?? []), module];
+        if (BUILT_IN_DYNAMIC_MODULES.has(module)) return [...(previous ?? []), module];
+        // ngx_load_module(): `dlopen() "path" failed (dlerror())`, in dlerror()'s words, where nginx would fail too.
+        if (!existsSync(path)) ctx.fail(`dlopen() "${path}" failed (${path}: cannot open shared object file: No such file or directory)`);
+        // A real nginx module that hitless cannot run (Debian's nginx-light pulls in the echo module
+        // and enables it in modules-enabled/). Refusing the file would refuse the stock
+        // configuration; loading nothing is said here, and every directive of that module stays an
+        // `unknown directive` error, so nothing of it is silently accepted.
+        ctx.warn(`module "${module}" is not built into hitless and is not loaded: its directives are unknown directives`);
+        return previous ?? [];
       },
     }),
   ],

@@ -65,9 +65,11 @@ export async function runMaster(options: MasterOptions): Promise<number> {
   // nginx logs a configuration's [warn] lines while it reads it, and echoes them to the terminal
   // (ngx_use_stderr); the daemon's parent logged them already.
   if (inherited?.via !== 'daemon') {
+    const parsed = new Set(generation.config.warnings.map((warning) => warning.message));
     for (const warning of configWarnings(generation.config)) {
       startup.log.warn(warning);
-      if (!startup.isStderr && inherited === undefined) process.stderr.write(`hitless: [warn] ${warning}\n`);
+      // Only the lines of the file itself are echoed, as nginx echoes what it says while parsing.
+      if (!startup.isStderr && inherited === undefined && parsed.has(warning)) process.stderr.write(`hitless: [warn] ${warning}\n`);
     }
     // load_module of a module hitless has built in (core-module.ts): accepted, and said so.
     for (const module of generation.config.main.get('load_module')) startup.log.notice(`module "${module}" is built into hitless, load_module needs to load nothing`);
