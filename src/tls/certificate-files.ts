@@ -8,6 +8,7 @@
 import { createPrivateKey, X509Certificate, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { HitlessError } from '../core/errors.js';
+import { errnoMessage, errnoText } from '../core/errno.js';
 
 /** A private key that loaded: its PEM, decrypted when `ssl_password_file` opened it (Node takes passphrases as UTF-8 only). */
 export interface LoadedKey {
@@ -23,7 +24,8 @@ export class CertificateLoadError extends HitlessError {
 
 /** OpenSSL 3's text for a file fopen() cannot open, as nginx prints it. */
 export function openFailure(what: 'certificate' | 'certificate key' | 'CRL', path: string, err: unknown): CertificateLoadError {
-  const reason = (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'No such file or directory' : 'Permission denied';
+  // OpenSSL's system library text is strerror()'s, without the number (EACCES, EISDIR, ELOOP, ...).
+  const reason = errnoMessage((err as NodeJS.ErrnoException).code ?? '') ?? (err instanceof Error ? err.message : String(err));
   return new CertificateLoadError(
     `cannot load ${what} "${path}": BIO_new_file() failed (SSL: error:80000002:system library::${reason}:calling fopen(${path}, r) error:10000080:BIO routines::no such file)`,
   );
@@ -116,8 +118,7 @@ export function readPasswordFile(path: string): Buffer[] {
   try {
     data = readFileSync(path);
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    throw new CertificateLoadError(`open() "${path}" failed (${code === 'ENOENT' ? '2: No such file or directory' : code === 'EISDIR' ? '21: Is a directory' : '13: Permission denied'})`);
+    throw new CertificateLoadError(`open() "${path}" failed (${errnoText(err)})`);
   }
   const passwords: Buffer[] = [];
   let start = 0;

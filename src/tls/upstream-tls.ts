@@ -8,6 +8,7 @@ import { readFileSync } from 'node:fs';
 import { isIP, type Socket } from 'node:net';
 import { checkServerIdentity, connect, createSecureContext, type PeerCertificate, type SecureContext, type SecureVersion, type TLSSocket } from 'node:tls';
 import { X509_ERRORS } from './x509-errors.js';
+import { errnoText } from '../core/errno.js';
 
 /** What the `proxy_ssl_*` directives of one location say. */
 export interface UpstreamTlsSettings {
@@ -56,8 +57,7 @@ function readPem(path: string, what: string): Buffer {
   try {
     return readFileSync(path);
   } catch (err) {
-    const reason = (err as NodeJS.ErrnoException).code === 'ENOENT' ? '2: No such file or directory' : (err as Error).message;
-    throw new UpstreamTlsLoadError(`cannot load ${what} "${path}": BIO_new_file() failed (${reason})`, { cause: err });
+    throw new UpstreamTlsLoadError(`cannot load ${what} "${path}": BIO_new_file() failed (${errnoText(err)})`, { cause: err });
   }
 }
 
@@ -143,7 +143,7 @@ export class UpstreamTls {
     };
     const timer = setTimeout(() => finish({ ok: false, message: 'upstream timed out (110: Connection timed out)', timedOut: true }), timeoutMs);
     const onError = (err: NodeJS.ErrnoException): void => {
-      const message = err.code === 'ECONNRESET' || err.code === 'EPIPE' ? `peer closed connection in SSL handshake (104: Connection reset by peer)` : `SSL_do_handshake() failed (SSL: ${err.message})`;
+      const message = err.code === 'ECONNRESET' || err.code === 'EPIPE' ? `peer closed connection in SSL handshake (${errnoText(err)})` : `SSL_do_handshake() failed (SSL: ${err.message})`;
       finish({ ok: false, message, timedOut: false });
     };
     const onClose = (): void => finish({ ok: false, message: 'peer closed connection in SSL handshake', timedOut: false });
