@@ -27,7 +27,20 @@ export { HttpRuntime } from './http/runtime.js';
 export { StreamRuntime } from './stream/runtime.js';
 export { HttpAndStreamRuntime, collectListens } from './process/http-and-stream-runtime.js';
 export type { HttpExchange, ProtocolConnection } from './http/exchange.js';
-export { upstreamConnectChannel } from './core/diagnostics.js';
+export {
+  channels as diagnosticsChannels,
+  upstreamConnectChannel,
+  type UpstreamProtocol,
+  type AttemptOutcome,
+  type AttemptTimings,
+  type UpstreamConnectMessage,
+  type UpstreamConnectErrorMessage,
+  type UpstreamFinishMessage,
+  type RequestFinishMessage,
+  type ReloadMessage,
+  type CertificatePutMessage,
+  type HealthChangeMessage,
+} from './core/diagnostics.js';
 export { ErrorLog } from './core/log.js';
 export { VERSION } from './core/version.js';
 export { AdminClient, AdminClientError, type AdminEndpoint } from './admin/admin-client.js';
