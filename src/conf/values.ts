@@ -40,3 +40,19 @@ export function timeDirective(name: string, summary: string, defaultText: string
     parse: ([value = ''], ctx) => parseTime(value) ?? ctx.fail(`"${name}" directive invalid value`),
   });
 }
+
+/** An `on | off` directive, `true` for on, with its default as nginx's docs write it (`etag on;`). */
+export function flagDirective(name: string, summary: string, defaultValue: boolean, contexts: readonly DirectiveContext['context'][] = ['http', 'server', 'location']): AnyDirectiveSpec {
+  return defineDirective({
+    kind: 'value',
+    // Any flag directive's value is a boolean; the name is checked when the table registers.
+    name: name as 'proxy_buffering',
+    contexts,
+    args: 'flag',
+    syntax: 'on | off;',
+    summary,
+    default: () => defaultValue,
+    defaultText: `${name} ${defaultValue ? 'on' : 'off'};`,
+    parse: (args) => args[0] === 'on',
+  });
+}

@@ -11,7 +11,7 @@ import { defineDirective, type AnyDirectiveSpec, type ConfBlockView, type ConfMo
 import type { Template } from '../core/variables.js';
 import type { LocationMatch } from './core-module.js';
 import { resolveHostSync } from '../core/hosts.js';
-import { blocksOf, parseValue, timeDirective } from '../conf/values.js';
+import { blocksOf, flagDirective, parseValue, timeDirective } from '../conf/values.js';
 import { compileConfigRegex } from './regex.js';
 import { checkVariables } from './variables.js';
 import { UpstreamTls, UpstreamTlsLoadError, type UpstreamTlsSettings } from '../tls/upstream-tls.js';
@@ -169,20 +169,8 @@ export function parseProxyPass([url = '']: readonly string[], ctx: DirectiveCont
   return { source: url, template: undefined, scheme, host, port, explicitPort, uri, proxyHost, ...where };
 }
 
-/** An on/off directive of an upstream module (proxy_*, grpc_*). */
-export function flag(name: string, summary: string, defaultValue: boolean, contexts: DirectiveContext['context'][] = ['http', 'server', 'location']) {
-  return defineDirective({
-    kind: 'value',
-    name: name as 'proxy_buffering',
-    contexts,
-    args: 'flag',
-    syntax: 'on | off;',
-    summary,
-    default: () => defaultValue,
-    defaultText: `${name} ${defaultValue ? 'on' : 'off'};`,
-    parse: (args) => args[0] === 'on',
-  });
-}
+/** An on/off directive of an upstream module (proxy_*, grpc_*): conf/values.ts. */
+export const flag = flagDirective;
 
 /** A time directive of an upstream module, in ms (conf/values.ts). */
 export const timeout = timeDirective;

@@ -12,6 +12,7 @@ import { defineDirective, type AnyDirectiveSpec, type ConfBlockView, type ConfMo
 import type { LocationMatch } from './core-module.js';
 import { parseValue } from './rewrite-module.js';
 import { blocksOf, checkVariables } from './variables.js';
+import { flagDirective } from '../conf/values.js';
 
 /** `root path` or `alias path`, with where it was written. */
 export interface DocumentRoot {
@@ -125,10 +126,6 @@ export const NO_EFFECT_DIRECTIVES = [
 
 type NoEffectName = (typeof NO_EFFECT_DIRECTIVES)[number];
 
-function flagOn(args: readonly string[]): boolean {
-  return args[0] === 'on';
-}
-
 function parseDisableSymlinks(args: readonly string[], ctx: DirectiveContext): DisableSymlinks {
   let mode: DisableSymlinks['mode'] | undefined;
   let from: Template | undefined;
@@ -155,16 +152,8 @@ function parseDisableSymlinks(args: readonly string[], ctx: DirectiveContext): D
 export const httpAutoindexModule: ConfModule = {
   name: 'ngx_http_autoindex_module',
   directives: [
-    defineDirective({
-      kind: 'value', name: 'autoindex', contexts: LEVELS, args: 'flag', syntax: 'on | off;',
-      summary: 'Lists a directory whose URI ends in "/" when no index file is found.',
-      default: () => false, defaultText: 'autoindex off;', parse: flagOn,
-    }),
-    defineDirective({
-      kind: 'value', name: 'autoindex_exact_size', contexts: LEVELS, args: 'flag', syntax: 'on | off;',
-      summary: 'The HTML listing shows sizes in bytes (on) or rounded to K, M, G (off).',
-      default: () => true, defaultText: 'autoindex_exact_size on;', parse: flagOn,
-    }),
+    flagDirective('autoindex', 'Lists a directory whose URI ends in "/" when no index file is found.', false, LEVELS),
+    flagDirective('autoindex_exact_size', 'The HTML listing shows sizes in bytes (on) or rounded to K, M, G (off).', true, LEVELS),
     defineDirective({
       kind: 'value', name: 'autoindex_format', contexts: LEVELS, args: [1], syntax: 'html | xml | json | jsonp;',
       summary: 'The format of the directory listing; jsonp takes the callback from the "callback" argument.',
@@ -174,11 +163,7 @@ export const httpAutoindexModule: ConfModule = {
         return ctx.fail(`invalid value "${value}" in "autoindex_format" directive, it must be "html" or "json" or "jsonp" or "xml"`);
       },
     }),
-    defineDirective({
-      kind: 'value', name: 'autoindex_localtime', contexts: LEVELS, args: 'flag', syntax: 'on | off;',
-      summary: 'The HTML listing shows times in the local time zone (on) or UTC (off).',
-      default: () => false, defaultText: 'autoindex_localtime off;', parse: flagOn,
-    }),
+    flagDirective('autoindex_localtime', 'The HTML listing shows times in the local time zone (on) or UTC (off).', false, LEVELS),
   ],
 };
 
@@ -238,11 +223,7 @@ export const httpStaticModule: ConfModule = {
         return args.map((arg) => parseValue(arg, ctx));
       },
     }),
-    defineDirective({
-      kind: 'value', name: 'etag', contexts: LEVELS, args: 'flag', syntax: 'on | off;',
-      summary: 'Static responses carry an ETag: the modification time and size in hex.',
-      default: () => true, defaultText: 'etag on;', parse: flagOn,
-    }),
+    flagDirective('etag', 'Static responses carry an ETag: the modification time and size in hex.', true, LEVELS),
     defineDirective({
       kind: 'value', name: 'if_modified_since', contexts: LEVELS, args: [1], syntax: 'off | exact | before;',
       summary: 'How If-Modified-Since is compared with the modification time: not at all, equal, or not older.',
@@ -263,36 +244,16 @@ export const httpStaticModule: ConfModule = {
       summary: 'The location serves only internal redirects (error_page, index, try_files); a client request gets 404.',
       inherit: false, default: () => false, defaultText: '—', parse: () => true,
     }),
-    defineDirective({
-      kind: 'value', name: 'log_not_found', contexts: LEVELS, args: 'flag', syntax: 'on | off;',
-      summary: 'A missing file is logged at error level.',
-      default: () => true, defaultText: 'log_not_found on;', parse: flagOn,
-    }),
+    flagDirective('log_not_found', 'A missing file is logged at error level.', true, LEVELS),
     defineDirective({
       kind: 'value', name: 'disable_symlinks', contexts: LEVELS, args: [1, 2], syntax: 'off; | on | if_not_owner [from=part];',
       summary: 'Refuses (403) a file whose path has a symbolic link (on), or one owned by another user than its target (if_not_owner), after the from= prefix.',
       default: () => ({ mode: 'off', from: undefined }), defaultText: 'disable_symlinks off;', parse: parseDisableSymlinks,
     }),
-    defineDirective({
-      kind: 'value', name: 'absolute_redirect', contexts: LEVELS, args: 'flag', syntax: 'on | off;',
-      summary: 'Redirects nginx makes itself (a directory without "/", return) carry scheme, host and port (on) or only the path (off).',
-      default: () => true, defaultText: 'absolute_redirect on;', parse: flagOn,
-    }),
-    defineDirective({
-      kind: 'value', name: 'port_in_redirect', contexts: LEVELS, args: 'flag', syntax: 'on | off;',
-      summary: 'An absolute redirect names the port the request arrived on.',
-      default: () => true, defaultText: 'port_in_redirect on;', parse: flagOn,
-    }),
-    defineDirective({
-      kind: 'value', name: 'server_name_in_redirect', contexts: LEVELS, args: 'flag', syntax: 'on | off;',
-      summary: 'An absolute redirect names the server\'s primary name (on) or the request\'s Host (off).',
-      default: () => false, defaultText: 'server_name_in_redirect off;', parse: flagOn,
-    }),
-    defineDirective({
-      kind: 'value', name: 'tcp_nodelay', contexts: LEVELS, args: 'flag', syntax: 'on | off;',
-      summary: 'TCP_NODELAY on client connections (hitless sets it when a connection is accepted); off turns it off again for responses of the level.',
-      default: () => true, defaultText: 'tcp_nodelay on;', parse: flagOn,
-    }),
+    flagDirective('absolute_redirect', 'Redirects nginx makes itself (a directory without "/", return) carry scheme, host and port (on) or only the path (off).', true, LEVELS),
+    flagDirective('port_in_redirect', 'An absolute redirect names the port the request arrived on.', true, LEVELS),
+    flagDirective('server_name_in_redirect', 'An absolute redirect names the server\'s primary name (on) or the request\'s Host (off).', false, LEVELS),
+    flagDirective('tcp_nodelay', 'TCP_NODELAY on client connections (hitless sets it when a connection is accepted); off turns it off again for responses of the level.', true, LEVELS),
     knob('open_file_cache', LEVELS, [1, 2], 'off; | max=N [inactive=time];', 'open_file_cache off;',
       'files are opened and stat()ed on every request, there is no descriptor cache', (args, ctx) => {
         for (const arg of args) {
