@@ -5,6 +5,7 @@ import { loadConfig, loadConfigText } from '../../src/conf/loader.js';
 import { createRegistry } from '../../src/modules.js';
 import { defineDirective, DirectiveRegistry, type ConfModule } from '../../src/conf/registry.js';
 import { tempDir } from '../helpers/tmp.js';
+import { configErrorOf } from '../helpers/config-error.js';
 
 const registry = createRegistry();
 const EVENTS = 'events {}\n';
@@ -14,13 +15,7 @@ function load(text: string) {
 }
 
 function errorOf(text: string): string {
-  try {
-    load(text);
-  } catch (err) {
-    assert.ok(err instanceof ConfigError, `expected a ConfigError, got ${String(err)}`);
-    return err.message;
-  }
-  assert.fail(`no error for ${JSON.stringify(text)}`);
+  return configErrorOf(() => load(text), JSON.stringify(text));
 }
 
 describe('loader: nginx error messages, word for word', () => {

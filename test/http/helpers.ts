@@ -1,14 +1,13 @@
 /** Shared helpers of the HTTP tests: load a configuration, serve it on loopback, make requests. */
 import type { ServingState } from '../../src/http/serving-state.js';
-import assert from 'node:assert/strict';
 import { request as httpRequest, type Agent, type IncomingHttpHeaders } from 'node:http';
 import { connect, createServer, type Server, type Socket } from 'node:net';
-import { ConfigError } from '../../src/core/errors.js';
 import { ErrorLog } from '../../src/core/log.js';
 import { loadConfigText } from '../../src/conf/loader.js';
 import type { HitlessConfig } from '../../src/conf/model.js';
 import { createRegistry } from '../../src/modules.js';
 import { collectListens, HttpRuntime } from '../../src/http/runtime.js';
+import { configErrorOf } from '../helpers/config-error.js';
 
 const registry = createRegistry();
 
@@ -19,13 +18,7 @@ export function load(text: string, prefix = '/srv/hitless'): HitlessConfig {
 
 /** The message of the ConfigError a configuration is refused with. */
 export function errorOf(text: string): string {
-  try {
-    load(text);
-  } catch (err) {
-    assert.ok(err instanceof ConfigError, `expected a ConfigError, got ${String(err)}`);
-    return err.message;
-  }
-  return assert.fail(`no error for ${JSON.stringify(text)}`);
+  return configErrorOf(() => load(text), JSON.stringify(text));
 }
 
 /** A runtime serving a configuration on loopback sockets this test created itself. */

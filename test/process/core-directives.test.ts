@@ -8,10 +8,10 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { ConfigError } from '../../src/core/errors.js';
 import { loadConfigText } from '../../src/conf/loader.js';
 import { createRegistry } from '../../src/modules.js';
 import { lookupGroup, lookupUser } from '../../src/core/host-system.js';
+import { configErrorOf } from '../helpers/config-error.js';
 
 const registry = createRegistry();
 const FILE = '/etc/hitless/hitless.conf';
@@ -21,13 +21,7 @@ function load(text: string) {
 }
 
 function errorOf(text: string): string {
-  try {
-    load(text);
-  } catch (err) {
-    assert.ok(err instanceof ConfigError, `expected a ConfigError, got ${String(err)}`);
-    return err.message;
-  }
-  assert.fail(`no error for ${JSON.stringify(text)}`);
+  return configErrorOf(() => load(text), JSON.stringify(text));
 }
 
 function warningsOf(text: string): string[] {
