@@ -7,7 +7,7 @@
  * does not throw here: it becomes an {@link ErrorNode} at the place it was found, and the loader
  * raises it when its walk reaches that place.
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { COMMAND_LINE, ConfigError, ConfigIncludeError, ConfigSyntaxError, formatSyscallError } from '../core/errors.js';
 import { expandGlob, isGlobPattern, matchGlob } from './glob.js';
@@ -58,11 +58,33 @@ export interface ConfigSource {
   glob(pattern: string): string[];
 }
 
-/** The disk, as nginx reads it. */
+/**
+ * The largest configuration file read: a map or geo list of a million entries is some 40 MiB;
+ * anything far beyond is a mistake (a log file named by a glob) and would take the master's memory.
+ */
+export const MAX_CONF_FILE_BYTES = 128 * 1024 * 1024;
+
+/**
+ * How deep blocks and includes may nest. nginx's parser recurses on the C stack with no limit of
+ * its own; JavaScript's stack is smaller, and a configuration must never reach its end (a
+ * RangeError with a stack trace instead of a located error). Real configurations nest a handful
+ * of levels.
+ */
+export const MAX_CONF_DEPTH = 100;
+
+/** The disk, as nginx reads it; only regular files (a FIFO or a device would hang or never end). */
 export const diskSource: ConfigSource = {
-  read: (path) => readFileSync(path, 'utf8'),
+  read: (path) => {
+    const stat = statSync(path);
+    if (!stat.isFile()) throw new ConfigSourceError(`"${path}" is not a regular file`);
+    if (stat.size > MAX_CONF_FILE_BYTES) throw new ConfigSourceError(`"${path}" is too large: ${stat.size} bytes, at most ${MAX_CONF_FILE_BYTES}`);
+    return readFileSync(path, 'utf8');
+  },
   glob: expandGlob,
 };
+
+/** A file the source refuses to read, with the whole message (not a system error of open()). */
+export class ConfigSourceError extends Error {}
 
 /** A source holding exactly the files of an earlier parse (`config.files`). */
 export function snapshotSource(files: readonly { readonly path: string; readonly text: string }[]): ConfigSource {
@@ -115,12 +137,12 @@ export function parseConfig(path: string, options: ParseOptions = {}): ParsedCon
   const nodes: ConfNode[] = [];
   if (options.params !== undefined && options.params !== '') {
     const result = state.parseText(options.params, COMMAND_LINE.file, 'param');
-    nodes.push(...result.nodes);
+    for (const node of result.nodes) nodes.push(node);
     if (result.failed) return { path: absolute, confPrefix, files: state.files, nodes };
   }
   const main = state.parseFile(absolute, undefined);
   if (main.error !== undefined) nodes.push({ kind: 'error', error: main.error });
-  else nodes.push(...main.nodes);
+  else for (const node of main.nodes) nodes.push(node);
   return { path: absolute, confPrefix, files: state.files, nodes };
 }
 
@@ -159,7 +181,7 @@ class ParseState {
     this.source = source;
   }
 
-  parseFile(path: string, includedFrom: { file: string; line: number } | undefined): { nodes: ConfNode[]; error?: ConfigError; file?: ConfFile } {
+  parseFile(path: string, includedFrom: { file: string; line: number } | undefined, depth = 0): { nodes: ConfNode[]; error?: ConfigError; file?: ConfFile } {
     if (this.#open.includes(path)) {
       return {
         nodes: [],
@@ -170,28 +192,29 @@ class ParseState {
     try {
       text = this.source.read(path);
     } catch (err) {
-      return {
-        nodes: [],
-        error: new ConfigIncludeError(formatSyscallError('open', path, err), includedFrom, { cause: err }),
-      };
+      const message = err instanceof ConfigSourceError ? err.message : formatSyscallError('open', path, err);
+      return { nodes: [], error: new ConfigIncludeError(message, includedFrom, { cause: err }) };
     }
-    const nodes: ConfNode[] = [];
-    const file: ConfFile = { path, text, nodes };
+    // Listed before its includes (the order of -T); its nodes are set once parsed, without a
+    // spread, which a file of 200,000 lines would overflow.
+    const file: { readonly path: string; readonly text: string; nodes: readonly ConfNode[] } = { path, text, nodes: [] };
     if (!this.files.some((f) => f.path === path)) this.files.push(file);
     this.#open.push(path);
+    let nodes: ConfNode[];
     try {
-      nodes.push(...this.parseText(text, path, 'file').nodes);
+      nodes = this.parseText(text, path, 'file', depth).nodes;
     } finally {
       this.#open.pop();
     }
+    file.nodes = nodes;
     return { nodes, file };
   }
 
-  parseText(text: string, file: string, kind: BlockKind): BlockResult {
-    return this.#parseBlock(new Lexer(text, file, { fromParameter: kind === 'param' }), file, kind);
+  parseText(text: string, file: string, kind: BlockKind, depth = 0): BlockResult {
+    return this.#parseBlock(new Lexer(text, file, { fromParameter: kind === 'param' }), file, kind, depth);
   }
 
-  #parseBlock(lexer: Lexer, file: string, kind: BlockKind): BlockResult {
+  #parseBlock(lexer: Lexer, file: string, kind: BlockKind, depth: number): BlockResult {
     const nodes: ConfNode[] = [];
     const fail = (error: ConfigError): BlockResult => {
       nodes.push({ kind: 'error', error });
@@ -222,12 +245,15 @@ class ParseState {
       let block: ConfNode[] | undefined;
       let included: ConfFile[] | undefined;
       let failed = false;
+      if ((statement.terminator === '{' || nameWord.value === 'include') && depth >= MAX_CONF_DEPTH) {
+        return fail(new ConfigSyntaxError(`blocks and includes nested more than ${MAX_CONF_DEPTH} deep`, where));
+      }
       if (statement.terminator === '{') {
-        const inner = this.#parseBlock(lexer, file, 'block');
+        const inner = this.#parseBlock(lexer, file, 'block', depth + 1);
         block = inner.nodes;
         failed = inner.failed;
       } else if (nameWord.value === 'include' && argWords.length === 1) {
-        const result = this.#include((argWords[0] as Word).value, where);
+        const result = this.#include((argWords[0] as Word).value, where, depth + 1);
         included = result.files;
         failed = result.failed;
       }
@@ -246,12 +272,12 @@ class ParseState {
   }
 
   /** `ngx_conf_include()`: a plain path must open; a pattern may match nothing. */
-  #include(target: string, where: { file: string; line: number }): { files: ConfFile[]; failed: boolean } {
+  #include(target: string, where: { file: string; line: number }, depth: number): { files: ConfFile[]; failed: boolean } {
     const path = resolve(this.confPrefix, target);
     const paths = isGlobPattern(path) ? this.source.glob(path) : [path];
     const files: ConfFile[] = [];
     for (const each of paths) {
-      const result = this.parseFile(each, where);
+      const result = this.parseFile(each, where, depth);
       if (result.error !== undefined) {
         files.push({ path: each, text: '', nodes: [{ kind: 'error', error: result.error }] });
         return { files, failed: true };

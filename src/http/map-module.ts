@@ -227,8 +227,10 @@ export const httpMapModule: ConfModule = {
     if (http === undefined) return;
     const templates: Template[] = [];
     for (const map of http.get('map')) {
-      templates.push(map.source, ...map.exact.values(), ...map.prefixWildcards.values(), ...map.suffixWildcards.values());
-      templates.push(...map.regexes.map((regex) => regex.value));
+      // Loops, not spreads: a map of 200,000 entries (a redirect list) overflows a spread's arguments.
+      templates.push(map.source);
+      for (const values of [map.exact.values(), map.prefixWildcards.values(), map.suffixWildcards.values()]) for (const value of values) templates.push(value);
+      for (const regex of map.regexes) templates.push(regex.value);
       if (map.defaultValue !== undefined) templates.push(map.defaultValue);
     }
     checkVariables(http, templates);
