@@ -155,14 +155,14 @@ export class AdminServer {
       allow(method, ['GET']);
       const report = await backend.upstreams(timeoutOf(url.searchParams.get('timeout')));
       if (upstream[1] === undefined) return answer(res, 200, report);
-      const name = decodeURIComponent(upstream[1]);
+      const name = pathSegment(upstream[1]);
       const group = report.upstreams.find((candidate: UpstreamGroupReport) => candidate.name === name);
       if (group === undefined) throw new AdminRequestError(404, `No upstream "${name}"`);
       return answer(res, 200, { generation: report.generation, timeoutMs: report.timeoutMs, workers: report.workers, upstream: group });
     }
     const match = /^\/v1\/certificates\/([^/]+)(\/revert)?$/.exec(path);
     if (match === null) throw new AdminRequestError(404, `No such admin API route "${path}"`);
-    const name = decodeURIComponent(match[1] as string);
+    const name = pathSegment(match[1] as string);
     if (match[2] !== undefined) {
       allow(method, ['POST']);
       return answer(res, 200, { certificate: (await backend.revertCertificate(name)) ?? null });
@@ -189,6 +189,15 @@ export class AdminServer {
   #authorized(header: string | undefined): boolean {
     const match = /^Bearer\s+(\S+)\s*$/i.exec(header ?? '');
     return match !== null && this.#tokenDigest !== undefined && timingSafeEqual(digest(match[1] as string), this.#tokenDigest);
+  }
+}
+
+/** A percent-decoded path segment; a bad escape (`%zz`, a lone `%`) is the client's error, not a 500. */
+function pathSegment(segment: string): string {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    throw new AdminRequestError(400, `Invalid percent escape in "${segment}"`);
   }
 }
 

@@ -4,6 +4,7 @@
  * new TLS connections that must fail no handshake.
  */
 import assert from 'node:assert/strict';
+import { request } from 'node:http';
 import { X509Certificate } from 'node:crypto';
 import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -159,6 +160,25 @@ describe('live certificate rotation through the admin API', () => {
     for (const [what, call, status, code, message] of cases) assert.match(await refusedWith(call, status, code), message, what);
     assert.deepEqual(readFileSync(storeFile), before);
     assert.deepEqual(await servedByEveryWorker(tls), new Set([second]));
+  });
+
+  it('answers a name with a bad percent escape with 400 and HITLESS_ERR_ADMIN, not a 500', async () => {
+    for (const path of ['/v1/certificates/%zz', '/v1/certificates/a%', '/v1/certificates/%E0%A4%A/revert', '/v1/upstreams/%']) {
+      const reply = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+        // Raw, not through AdminClient, which would escape the name properly.
+        const req = request({ socketPath, path, method: path.endsWith('/revert') ? 'POST' : 'GET' }, (res) => {
+          let body = '';
+          res.setEncoding('utf8');
+          res.on('data', (chunk: string) => (body += chunk));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+        });
+        req.on('error', reject);
+        req.end();
+      });
+      assert.equal(reply.status, 400, `${path}: ${reply.body}`);
+      const segment = path.split('/')[3] as string;
+      assert.deepEqual(JSON.parse(reply.body), { error: { code: 'HITLESS_ERR_ADMIN', message: `Invalid percent escape in "${segment}"` } });
+    }
   });
 
   it('checks without storing on a dry run, and a forced dry run accepts an expired certificate', async () => {
