@@ -21,6 +21,9 @@ export interface RequestTarget {
   readonly requestUri: string;
 }
 
+/** An absolute-form target's authority as nginx's request line parser takes it. */
+const AUTHORITY = /^(?:[A-Za-z0-9.-]*|\[[0-9A-Za-z.:_~!$&'()*+,;=-]*\])(?::[0-9]*)?$/;
+
 /** Splits a request target (origin-form or absolute-form, RFC 9112 section 3.2); undefined if invalid. */
 export function parseRequestTarget(target: string): RequestTarget | undefined {
   let host: string | undefined;
@@ -29,6 +32,10 @@ export function parseRequestTarget(target: string): RequestTarget | undefined {
     const match = /^https?:\/\/([^/?#]*)/i.exec(target);
     if (match === null) return undefined;
     host = match[1] ?? '';
+    // ngx_http_parse_request_line() (sw_host, sw_host_ip_literal, sw_port): a name of letters,
+    // digits, dots and dashes or an IP literal, then a port. Userinfo (`good@evil.example`) is
+    // refused: forwarded as the Host, it would name another site than the one the client meant.
+    if (!AUTHORITY.test(host)) return undefined;
     rest = target.slice(match[0].length);
     if (rest === '' || rest.charCodeAt(0) === 0x3f) rest = `/${rest}`;
   }

@@ -131,6 +131,15 @@ function headTooLarge(isRequest: boolean): HttpParseError {
 const PLAIN_NAME = /^[A-Za-z0-9-]+$/;
 const PLAIN_NAME_UNDERSCORES = /^[A-Za-z0-9_-]+$/;
 
+/** Strips optional whitespace, SP and HTAB only, from both ends. */
+function trimOws(text: string): string {
+  let start = 0;
+  let end = text.length;
+  while (start < end && (text.charCodeAt(start) === 0x20 || text.charCodeAt(start) === 0x09)) start++;
+  while (end > start && (text.charCodeAt(end - 1) === 0x20 || text.charCodeAt(end - 1) === 0x09)) end--;
+  return start === 0 && end === text.length ? text : text.slice(start, end);
+}
+
 interface Fields {
   headers: string[];
   contentLength: number;
@@ -165,7 +174,9 @@ function parseFields(lines: readonly string[], isRequest: boolean, versionMinor:
     if (colon <= 0) fail('invalid header line');
     const name = line.slice(0, colon);
     if (!TOKEN.test(name)) fail('invalid header line');
-    const value = line.slice(colon + 1).trim();
+    // Only SP and HTAB are optional whitespace (RFC 9110 section 5.6.3): String.prototype.trim()
+    // would also take VT, FF and NBSP, turning `chunked\xa0` into chunked and `5\xa0` into 5.
+    const value = trimOws(line.slice(colon + 1));
     if (BAD_VALUE.test(value)) fail('invalid header line');
     // A name with other token characters (or `_` without underscores_in_headers) is what nginx
     // calls invalid: dropped with ignore_invalid_headers on, kept (and never special) with off.
@@ -211,7 +222,7 @@ function parseFields(lines: readonly string[], isRequest: boolean, versionMinor:
     // RFC 9112 section 6.1: chunked must be the final coding; 6.3: with Content-Length too is an attack.
     if (isRequest && versionMinor === 0) fail('"Transfer-Encoding" header in HTTP/1.0 request');
     if (contentLength !== -1) fail('"Content-Length" and "Transfer-Encoding" headers at the same time');
-    const codings = transferEncoding.toLowerCase().split(',').map((c) => c.trim());
+    const codings = transferEncoding.toLowerCase().split(',').map(trimOws);
     if (codings.length !== 1 || codings[0] !== 'chunked') {
       if (isRequest) throw new HttpParseError(501, `client sent unknown "Transfer-Encoding": "${transferEncoding}"`);
       if (codings[codings.length - 1] !== 'chunked') fail(`unknown "Transfer-Encoding": "${transferEncoding}"`);
