@@ -71,6 +71,18 @@ export function requestLineOf(raw: readonly string[]): H2RequestLine {
   return { method, target, versionMinor: 1, versionMajor: 2, headers, contentLength };
 }
 
+const CUT_SHORT = new Error('the response was cut short');
+
+/**
+ * RST_STREAM(INTERNAL_ERROR) at once. Not `Http2Stream.close(code)`: it first ends the writable
+ * side, an empty DATA frame with END_STREAM, which tells the client that a response cut short is
+ * whole (curl exits 0). `destroy(err)` resets without ending: Node's Http2Stream._destroy() sends
+ * INTERNAL_ERROR for an error; the stream's 'error' listener takes it.
+ */
+function resetStream(stream: ServerHttp2Stream): void {
+  if (!stream.destroyed) stream.destroy(CUT_SHORT);
+}
+
 /**
  * The connection as one stream sees it: everything is the session's except {@link destroy}, which
  * resets only this stream. The handler and the proxy call `destroy()` to cut a response short
@@ -102,9 +114,9 @@ export class H2StreamConnection implements ProtocolConnection {
     this.#session.drain(graceMs);
   }
 
-  /** Resets the stream (RST_STREAM INTERNAL_ERROR); the session's other streams go on. */
+  /** Resets the stream (RST_STREAM INTERNAL_ERROR, never END_STREAM); the session's other streams go on. */
   destroy(): void {
-    if (!this.#stream.destroyed) this.#stream.close(constants.NGHTTP2_INTERNAL_ERROR);
+    resetStream(this.#stream);
   }
 
   onClose(listener: () => void): void {
@@ -356,7 +368,7 @@ export class H2Exchange implements HttpExchange {
         this.#armSendTimer();
         return;
       }
-      if (!this.stream.closed) this.stream.close(constants.NGHTTP2_INTERNAL_ERROR);
+      if (!this.stream.closed) resetStream(this.stream);
     }, this.#session.sendTimeoutMs);
     this.#sendTimer.unref();
   }
