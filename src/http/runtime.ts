@@ -113,6 +113,7 @@ export class HttpRuntime {
         keepaliveTimeoutMs: level.keepaliveTimeoutMs,
         keepaliveRequests: level.keepaliveRequests,
         keepaliveTimeMs: level.keepaliveTimeMs,
+        headerTimeoutMs: level.clientHeaderTimeoutMs,
         bodyTimeoutMs: level.clientBodyTimeoutMs,
         sendTimeoutMs: level.sendTimeoutMs,
         serverHeader: level.core.serverHeader,

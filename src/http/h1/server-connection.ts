@@ -96,6 +96,12 @@ export class H1ServerConnection implements ProtocolConnection {
   #exchange: H1Exchange | undefined;
   #draining = false;
   #drainTimer: NodeJS.Timeout | undefined;
+  /**
+   * When the head being read began (the accept, then each next request's first byte):
+   * client_header_timeout bounds the whole head from there, as nginx's read timer is set once
+   * (ngx_http_read_request_header() adds it only when unset), not re-armed by each byte.
+   */
+  #headSince = Date.now();
   #graceMs = 0;
   #closeListeners: (() => void)[] = [];
   /** The next request was already received when the last response finished (nginx's hc->pipeline). */
@@ -175,6 +181,7 @@ export class H1ServerConnection implements ProtocolConnection {
       return;
     }
     if (this.#phase >= Phase.Tunnel) return;
+    if (this.#buf === undefined && this.#phase === Phase.Head && this.requests > 0) this.#headSince = Date.now();
     this.#buf = this.#buf === undefined ? chunk : Buffer.concat([this.#buf, chunk]);
     if (this.#phase === Phase.Head) this.#parseNext();
     else this.#exchange?.onInput();
@@ -229,7 +236,11 @@ export class H1ServerConnection implements ProtocolConnection {
       return;
     }
     if (head === undefined) {
-      setTimeoutOnce(this.socket, this.#headerTimeoutMs);
+      // What is left of client_header_timeout: a client dribbling a byte at a time (slowloris)
+      // is cut at the deadline, however often it sends.
+      const left = this.#headSince + this.#headerTimeoutMs - Date.now();
+      if (left <= 0) this.#onTimeout();
+      else setTimeoutOnce(this.socket, left);
       return;
     }
     this.#buf = head.headBytes === buf.length ? undefined : buf.subarray(head.headBytes);
@@ -276,6 +287,8 @@ export class H1ServerConnection implements ProtocolConnection {
     }
     this.#idleTimeoutMs = exchange.keepaliveTimeoutMs;
     this.#nextPipelined = this.#buf !== undefined;
+    // A pipelined head is being read from now on.
+    this.#headSince = Date.now();
     this.#parseNext();
   }
 
@@ -314,9 +327,11 @@ export class H1ServerConnection implements ProtocolConnection {
       this.socket.destroy();
       return;
     }
-    // client_header_timeout on a partly received head: nginx's timed-out request; an idle keep-alive connection is not one.
-    if (this.#phase === Phase.Head && this.#buf !== undefined) this.timedOut();
-    else this.socket.destroy();
+    // client_header_timeout on a partly received head: nginx's timed-out request, logged at info; an idle keep-alive connection is not one.
+    if (this.#phase === Phase.Head && this.#buf !== undefined) {
+      this.#onError?.(this, new Error('client timed out (110: Connection timed out) while reading client request headers'), undefined);
+      this.timedOut();
+    } else this.socket.destroy();
   }
 
   /** @internal A request timed out: reset_timedout_connection sends RST (SO_LINGER 0, as nginx sets it), else the socket closes. */

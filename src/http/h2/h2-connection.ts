@@ -23,6 +23,8 @@ export interface H2ConnectionOptions {
   readonly keepaliveRequests?: number;
   /** `keepalive_time` in ms: a stream opened later than this after the connection began is the last one. Default 1 h. */
   readonly keepaliveTimeMs?: number;
+  /** `client_header_timeout` in ms: the longest a header block (HEADERS without END_HEADERS, then CONTINUATION) may stay open. Default 60 s. */
+  readonly headerTimeoutMs?: number;
   /** `client_body_timeout` in ms: the longest pause between two DATA frames of a request body. Default 60 s. */
   readonly bodyTimeoutMs?: number;
   /** `send_timeout` in ms: the longest a stream may wait on the client to take more of its response. Default 60 s. */
@@ -30,6 +32,9 @@ export interface H2ConnectionOptions {
   /** The `Server` header's value; empty sends none. Default `hitless`. */
   readonly serverHeader?: string;
 }
+
+/** How long a graceful close may wait for streams the client never finishes before the socket is closed. */
+const CLOSE_GRACE_MS = 5_000;
 
 /** Receives each request; must eventually end the exchange. */
 export type H2RequestHandler = (exchange: H2Exchange) => void;
@@ -91,6 +96,12 @@ export class H2Connection implements H2Session {
   #closed = false;
   #timer: NodeJS.Timeout | undefined;
   #closeListeners: (() => void)[] = [];
+  readonly #headerTimeoutMs: number;
+  /** The newest stream handed to the handler: nghttp2 has processed a newer one only while its header block is open. */
+  #lastStreamId = 0;
+  /** When the open header block was first seen, by the watch; undefined when none is open. */
+  #blockSeenAt: number | undefined;
+  #watch: NodeJS.Timeout | undefined;
 
   constructor(session: ServerHttp2Session, socket: Socket, handler: H2RequestHandler, options: H2ConnectionOptions = {}, onError?: H2ErrorReporter) {
     this.session = session;
@@ -103,11 +114,41 @@ export class H2Connection implements H2Session {
     this.bodyTimeoutMs = options.bodyTimeoutMs ?? 60_000;
     this.sendTimeoutMs = options.sendTimeoutMs ?? 60_000;
     this.serverHeader = options.serverHeader ?? 'hitless';
+    this.#headerTimeoutMs = options.headerTimeoutMs ?? 60_000;
     socket.setNoDelay(true);
     session.on('stream', (stream: ServerHttp2Stream, _headers: unknown, flags: number, rawHeaders: string[]) => this.#onStream(stream, flags, rawHeaders));
     session.on('error', () => undefined); // a failed session ends in 'close'
     session.once('close', () => this.#onClose());
     this.#arm(this.#keepaliveTimeoutMs);
+    this.#startWatch();
+  }
+
+  /**
+   * client_header_timeout over HTTP/2 (slowloris by HEADERS without END_HEADERS, then silence or
+   * a CONTINUATION byte at a time). node:http2 emits a stream only once its header block is whole,
+   * and nothing before, but nghttp2's last processed stream id moves on at the HEADERS frame: a
+   * newer id than the last stream handed over is an open block. The watch looks every eighth of
+   * the timeout and closes the connection with GOAWAY(PROTOCOL_ERROR) once a block stayed open
+   * the timeout (within an eighth), as nginx's read handler does when its header timer expires
+   * (ngx_http_v2_read_handler(): "client timed out", ngx_http_v2_finalize_connection()).
+   */
+  #startWatch(): void {
+    const period = Math.max(100, Math.floor(this.#headerTimeoutMs / 8));
+    this.#watch = setInterval(() => {
+      if (this.session.destroyed) return;
+      const open = (this.session.state.lastProcStreamID ?? 0) > this.#lastStreamId;
+      if (!open) {
+        this.#blockSeenAt = undefined;
+        return;
+      }
+      const now = Date.now();
+      this.#blockSeenAt ??= now;
+      if (now - this.#blockSeenAt < this.#headerTimeoutMs - period) return;
+      this.#onError?.(new Error('client timed out (110: Connection timed out) while reading client request headers'));
+      this.session.goaway(constants.NGHTTP2_PROTOCOL_ERROR);
+      this.destroy();
+    }, period);
+    this.#watch.unref();
   }
 
   /** True once {@link drain} was called. */
@@ -121,6 +162,8 @@ export class H2Connection implements H2Session {
   }
 
   #onStream(stream: ServerHttp2Stream, flags: number, rawHeaders: string[]): void {
+    const id = stream.id ?? 0;
+    if (id > this.#lastStreamId) this.#lastStreamId = id;
     this.requests++;
     this.#open++;
     this.#disarm();
@@ -185,14 +228,23 @@ export class H2Connection implements H2Session {
     return true;
   }
 
-  /** Graceful close: node:http2 sends GOAWAY, waits for open streams, ends the socket. */
+  /**
+   * Graceful close: node:http2 sends GOAWAY, waits for open streams, ends the socket. A stream the
+   * handler never saw (a header block the client left open, or a session nghttp2 gave up on after
+   * a connection error) would hold it open for ever: after {@link CLOSE_GRACE_MS} the socket closes.
+   */
   #close(): void {
     this.#disarm();
-    if (!this.session.closed && !this.session.destroyed) this.session.close();
+    if (this.session.closed || this.session.destroyed) return;
+    this.session.close();
+    const grace = setTimeout(() => this.destroy(), CLOSE_GRACE_MS);
+    grace.unref();
+    this.session.once('close', () => clearTimeout(grace));
   }
 
   /** Closes at once, whatever is in progress (fast shutdown). */
   destroy(): void {
+    clearInterval(this.#watch);
     this.session.destroy();
     this.socket.destroy();
   }
@@ -205,6 +257,7 @@ export class H2Connection implements H2Session {
 
   #onClose(): void {
     this.#closed = true;
+    clearInterval(this.#watch);
     this.#disarm();
     for (const listener of this.#closeListeners.splice(0)) listener();
   }
