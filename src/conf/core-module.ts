@@ -236,13 +236,12 @@ export const coreModule: ConfModule = {
       contexts: ['events'],
       args: [1],
       syntax: 'number;',
-      summary: 'The most connections one worker holds open at once in nginx; hitless does not count them, its workers are bound by their open file limit.',
+      summary: 'The most connections one worker holds open at once, client and upstream (proxy_pass, stream proxy_pass) alike; near the limit idle keep-alive connections are closed to make room, and at it a new connection is closed with the alert "N worker_connections are not enough".',
       default: () => 512,
       defaultText: 'worker_connections 512;',
       parse: ([value = ''], ctx) => {
         const n = parseNumber(value) ?? ctx.fail('"worker_connections" directive invalid number');
-        // nginx preallocates that many connection structures per worker; Node allocates per connection.
-        ctx.noEffect('a worker holds as many connections as its open file limit allows, see worker_rlimit_nofile');
+        // Counted by the worker's ConnectionBudget (core/connection-budget.ts), as nginx's connection array bounds it.
         return n;
       },
     }),

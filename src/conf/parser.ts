@@ -72,10 +72,15 @@ export const MAX_CONF_FILE_BYTES = 128 * 1024 * 1024;
  */
 export const MAX_CONF_DEPTH = 100;
 
-/** The disk, as nginx reads it; only regular files (a FIFO or a device would hang or never end). */
+/**
+ * The disk, as nginx reads it. nginx reads a file up to its size, so a device (`/dev/null`, also
+ * `/dev/zero`) reads as empty; a FIFO or a socket, whose open() would wait for a writer, is refused
+ * before it is opened.
+ */
 export const diskSource: ConfigSource = {
   read: (path) => {
     const stat = statSync(path);
+    if (stat.isCharacterDevice() || stat.isBlockDevice()) return '';
     if (!stat.isFile()) throw new ConfigSourceError(`"${path}" is not a regular file`);
     if (stat.size > MAX_CONF_FILE_BYTES) throw new ConfigSourceError(`"${path}" is too large: ${stat.size} bytes, at most ${MAX_CONF_FILE_BYTES}`);
     return readFileSync(path, 'utf8');

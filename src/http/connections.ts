@@ -105,6 +105,11 @@ export class ConnectionTracker {
     return promise;
   }
 
+  /** The idle connections (see ProtocolConnection.idle), oldest first. */
+  *idle(): Iterable<ClientConnection> {
+    for (const conn of this.#connections) if (conn.protocol.idle === true) yield conn;
+  }
+
   /** Fast shutdown: destroys every connection now. */
   destroyAll(): void {
     for (const conn of this.#connections) conn.protocol.destroy();

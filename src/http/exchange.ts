@@ -22,6 +22,8 @@ export interface ProtocolConnection {
   drain(graceMs: number): void;
   /** Closes at once. */
   destroy(): void;
+  /** Nothing in progress and nothing partly received: worker_connections may close it to make room (nginx's reusable connection). */
+  readonly idle?: boolean;
   /** Calls `listener` once the connection has closed. */
   onClose(listener: () => void): void;
   /** Hands the socket to a tunnel after a 101; undefined when the protocol cannot (HTTP/2). */

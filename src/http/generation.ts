@@ -212,7 +212,7 @@ export class HttpGeneration {
     if (block.name !== 'location' || !block.isSet('proxy_pass')) return undefined;
     const target = block.get('proxy_pass');
     if (target === undefined) return undefined;
-    return compileProxy(block, target, this.groups, this.#implicitGroups, this.variables, this.#resolvers);
+    return compileProxy(block, target, this.groups, this.#implicitGroups, this.variables, this.#resolvers, this.#state.upstreams.connections);
   }
 
   /** Every upstream group of this generation: the named ones, then the implicit ones made so far. */

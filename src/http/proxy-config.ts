@@ -3,6 +3,7 @@
  * when the URL has variables), the headers to set, the rules for `proxy_redirect` and
  * `proxy_next_upstream`, and every timeout.
  */
+import type { ConnectionBudget } from '../core/connection-budget.js';
 import { compileTemplate, parseTemplate, type CompiledTemplate, type VariableTable } from '../core/variables.js';
 import type { ConfBlockView } from '../conf/registry.js';
 import type { LocationMatch } from './core-module.js';
@@ -24,6 +25,8 @@ const DEFAULT_SET_HEADERS: readonly [string, string][] = [
 /** A location's `proxy_pass` and the directives that shape it. */
 export interface CompiledProxy {
   readonly scheme: 'http' | 'https';
+  /** worker_connections: the worker's budget, which connections to peers count against. */
+  readonly connections: ConnectionBudget | undefined;
   /** The URI part of proxy_pass, if any. */
   readonly uri: string | undefined;
   /** The part of the request URI the URI part replaces: the location's prefix. */
@@ -76,6 +79,7 @@ export function compileProxy(
   implicit: Map<string, UpstreamGroup<HttpRequest>>,
   table: VariableTable<HttpRequest>,
   resolvers?: Resolvers,
+  connections?: ConnectionBudget,
 ): CompiledProxy {
   const text = (template: Parameters<typeof compileTemplate>[0]): CompiledTemplate<HttpRequest> => compileTemplate(template, table, { literal: toByteString });
   const own = block.get('proxy_set_header');
@@ -162,6 +166,7 @@ export function compileProxy(
   const sendsClose = connection === undefined || connection.value.source.trim().toLowerCase() === 'close';
   return {
     scheme: target.scheme,
+    connections,
     upstreamKeepalive: block.get('proxy_http_version') === '1.1' && !sendsClose,
     uri: target.uri,
     locationPrefix,

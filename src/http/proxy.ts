@@ -151,9 +151,15 @@ class ProxyAttempts {
     // ngx_http_upstream_ssl_init_connection(); a failure is `error` (or `timeout`) for
     // proxy_next_upstream and never falls back to plaintext.
     const tls = proxy.ssl === undefined ? undefined : { tls: proxy.ssl, name: proxy.sslName(request) };
-    const options = { protocol: 'http' as const, group: this.#group.name, timeoutMs: proxy.connectTimeoutMs, noDelay: true, keepAlive: proxy.socketKeepalive, ...(tls === undefined ? {} : { tls }) };
+    const options = { protocol: 'http' as const, group: this.#group.name, timeoutMs: proxy.connectTimeoutMs, noDelay: true, keepAlive: proxy.socketKeepalive, budget: proxy.connections, ...(tls === undefined ? {} : { tls }) };
     this.#cancelConnect = connectPeer(peer, options, (result) => {
       this.#cancelConnect = undefined;
+      if (!result.ok && result.local === true) {
+        // worker_connections: ngx_http_upstream_connect() finalizes with 500, the peer is not at fault.
+        attempt.finish('aborted', 'worker_connections');
+        this.#finishWithError(500);
+        return;
+      }
       if (!result.ok) {
         this.#failed(attempt, new UpstreamFailure(result.message, 'send', result.timedOut ? 'timeout' : 'error', true), false, false);
         return;

@@ -3,6 +3,7 @@
  * The master calls {@link collectListens} to know which sockets to own; a worker builds one
  * {@link HttpRuntime} per configuration generation and attaches the listening sockets it is handed.
  */
+import { ConnectionBudget, type ConnectionSlot } from '../core/connection-budget.js';
 import type { ServingState } from './serving-state.js';
 import type { Server, Socket } from 'node:net';
 import type { HitlessConfig } from '../conf/model.js';
@@ -51,6 +52,11 @@ export class HttpRuntime {
   readonly #tracker = new ConnectionTracker();
   readonly #handler: RequestHandler;
   readonly #attached = new Map<Server, (socket: Socket) => void>();
+  /** worker_connections: the worker's budget, and each client socket's place in it. */
+  readonly #budget: ConnectionBudget;
+  readonly #slots = new WeakMap<Socket, ConnectionSlot>();
+  readonly #unregister: () => void;
+  readonly #listening: ConnectionSlot[] = [];
   #closed = false;
   #drained: Promise<void> | undefined;
   /** By http2_max_concurrent_streams, each created with the first HTTP/2 connection that needs it. */
@@ -60,6 +66,24 @@ export class HttpRuntime {
   constructor(config: HitlessConfig, options: HttpRuntimeOptions) {
     this.#generation = new HttpGeneration(config, options.log, options.state);
     this.#handler = new RequestHandler(options.log);
+    this.#budget = options.state?.upstreams.connections ?? new ConnectionBudget();
+    this.#unregister = this.#budget.addReclaimer({
+      idleCount: () => {
+        let n = 0;
+        for (const _ of this.#tracker.idle()) n++;
+        return n;
+      },
+      closeIdle: (max) => {
+        let closed = 0;
+        for (const conn of this.#tracker.idle()) {
+          if (closed >= max) break;
+          this.#slots.get(conn.protocol.socket)?.release();
+          conn.protocol.destroy();
+          closed++;
+        }
+        return closed;
+      },
+    });
   }
 
   /** Serves the connections a listening socket (handed over by the master) accepts. */
@@ -70,6 +94,8 @@ export class HttpRuntime {
     const listener = (socket: Socket): void => this.#accept(key, socket);
     server.on('connection', listener);
     this.#attached.set(server, listener);
+    // A listening socket is one of nginx's connections in every worker too.
+    this.#listening.push(this.#budget.take() ?? { release: () => undefined });
   }
 
   #accept(key: string, socket: Socket): void {
@@ -78,6 +104,14 @@ export class HttpRuntime {
       socket.destroy();
       return;
     }
+    // ngx_event_accept(): no connection left, the new one is closed at once.
+    const slot = this.#budget.take();
+    if (slot === undefined) {
+      socket.destroy();
+      return;
+    }
+    this.#slots.set(socket, slot);
+    socket.once('close', () => slot.release());
     const tls = this.#generation.tlsFor(hosts);
     if (tls !== undefined) {
       const handshake = new TlsHandshake(socket, tls, hosts.defaultServer.level.clientHeaderTimeoutMs, (sock, outcome) => {
@@ -180,6 +214,8 @@ export class HttpRuntime {
   }
 
   #release(): void {
+    this.#unregister();
+    for (const slot of this.#listening.splice(0)) slot.release();
     this.#generation.logs.close();
     this.#generation.closeUpstreams();
   }

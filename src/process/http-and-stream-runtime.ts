@@ -44,6 +44,9 @@ export class HttpAndStreamRuntime {
   /** Builds both; if the stream side fails, the http side's files are closed again. */
   constructor(config: HitlessConfig, options: HttpAndStreamRuntimeOptions) {
     const shared = { log: options.log, state: options.state ?? localServingState() };
+    // worker_connections of the newest generation bounds the worker, its older generations included.
+    const events = config.main.blocks.find((block) => block.name === 'events');
+    shared.state.upstreams.connections.configure(events?.get('worker_connections') ?? 512, options.log);
     this.http = new HttpRuntime(config, shared);
     try {
       this.stream = new StreamRuntime(config, shared);

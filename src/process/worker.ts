@@ -69,6 +69,8 @@ export function runWorker(options: WorkerOptions = {}): void {
   tls.sharedSessions = sessions;
   const upstreams = new UpstreamRuntime();
   const state: ServingState = { tls, zones, upstreams };
+  // The channel to the master is one of the worker's connections, as nginx's is.
+  upstreams.connections.take();
   const createRuntime = options.createRuntime ?? ((config, log, given) => new HttpAndStreamRuntime(config, { log, state: given }));
   const worker = new WorkerProcessCycle((config, log) => createRuntime(config, log, state), state);
   // Failure counts of groups with `zone` are kept by the master too (upstream/shared-peers.ts).

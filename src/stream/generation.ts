@@ -174,6 +174,7 @@ export class StreamGeneration {
     return {
       resolveGroup,
       connectTimeoutMs: block.get('proxy_connect_timeout'),
+      connections: this.#state.upstreams.connections,
       timeoutMs: block.get('proxy_timeout'),
       nextUpstream: block.get('proxy_next_upstream').size > 0,
       nextTries: block.get('proxy_next_upstream_tries'),

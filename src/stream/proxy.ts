@@ -5,6 +5,7 @@
  * copy bytes both ways until both sides are done, with proxy_timeout between two transfers.
  * A client that half-closes keeps receiving: its FIN is passed on, as nginx's `shutdown(SHUT_WR)`.
  */
+import type { ConnectionBudget } from '../core/connection-budget.js';
 import type { Socket } from 'node:net';
 import type { ErrorLog } from '../core/log.js';
 import type { UpstreamGroup } from '../upstream/group.js';
@@ -19,6 +20,8 @@ export interface StreamProxySettings {
   /** The group for a session: fixed, or from proxy_pass's variables; a string is the error to log. */
   readonly resolveGroup: (session: StreamSession) => UpstreamGroup<StreamSession> | string;
   readonly connectTimeoutMs: number;
+  /** worker_connections: the worker's budget, which connections to peers count against. */
+  readonly connections?: ConnectionBudget;
   readonly timeoutMs: number;
   readonly nextUpstream: boolean;
   readonly nextTries: number;
@@ -103,8 +106,14 @@ export function proxySession(session: StreamSession, client: ProxiedClient, sett
       ...(ssl !== undefined && settings.proxyProtocol !== 0 ? { beforeTls: (socket: Socket) => socket.write(proxyHeader(session, settings.proxyProtocol as 1 | 2)) } : {}),
       ...(ssl === undefined ? {} : { tls: { tls: ssl.tls, name: ssl.name(session, group) } }),
     };
-    cancelConnect = connectPeer(peer, options, (result) => {
+    cancelConnect = connectPeer(peer, { ...options, budget: settings.connections }, (result) => {
       cancelConnect = undefined;
+      if (!result.ok && result.local === true) {
+        // ngx_stream_proxy_connect(): NGX_ERROR closes the session; the peer is not at fault.
+        attempt.finish('aborted', 'worker_connections');
+        fail(500);
+        return;
+      }
       if (!result.ok) {
         attempt.finish('failed', result.timedOut ? 'timeout' : 'error');
         log.error(`${result.message}, ${client.logContext}, upstream: "${peer.name}"`, session.id);

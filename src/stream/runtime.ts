@@ -6,6 +6,7 @@
  * listening socket is the runtime's own: a drain stops reading it at once, and its sessions answer
  * from it until they end; it is closed with the generation.
  */
+import { ConnectionBudget, type ConnectionSlot } from '../core/connection-budget.js';
 import type { ServingState } from '../http/serving-state.js';
 import type { Server, Socket } from 'node:net';
 import type { HitlessConfig } from '../conf/model.js';
@@ -32,6 +33,8 @@ export class StreamRuntime {
   readonly #attached = new Map<Server, (socket: Socket) => void>();
   readonly #udp = new Map<string, UdpListener>();
   readonly #sessions = new Set<StreamConnection | UdpSession>();
+  readonly #budget: ConnectionBudget;
+  readonly #listening: ConnectionSlot[] = [];
   #closed = false;
   #drain: { promise: Promise<void>; resolve: () => void } | undefined;
 
@@ -39,6 +42,7 @@ export class StreamRuntime {
   constructor(config: HitlessConfig, options: StreamRuntimeOptions) {
     this.#log = options.log;
     this.#generation = new StreamGeneration(config, options.log, options.state);
+    this.#budget = options.state?.upstreams.connections ?? new ConnectionBudget();
   }
 
   /** True when this generation's stream block listens on `key`. */
@@ -54,6 +58,8 @@ export class StreamRuntime {
     const listener = (socket: Socket): void => this.#accept(key, socket);
     server.on('connection', listener);
     this.#attached.set(server, listener);
+    // A listening socket is one of nginx's connections in every worker too.
+    this.#listening.push(this.#budget.take() ?? { release: () => undefined });
   }
 
   /** Serves the datagrams of a UDP listening socket the master handed over (a raw UDP wrap). */
@@ -81,6 +87,13 @@ export class StreamRuntime {
       socket.destroy();
       return;
     }
+    // worker_connections counts stream sessions too; they are never idle, so none is closed to make room.
+    const slot = this.#budget.take();
+    if (slot === undefined) {
+      socket.destroy();
+      return;
+    }
+    socket.once('close', () => slot.release());
     const connection = new StreamConnection(socket, server, this.#log);
     this.#track(connection);
     connection.start();
@@ -124,6 +137,7 @@ export class StreamRuntime {
   }
 
   #release(): void {
+    for (const slot of this.#listening.splice(0)) slot.release();
     for (const listener of this.#udp.values()) listener.close();
     this.#udp.clear();
     this.#generation.logs.close();

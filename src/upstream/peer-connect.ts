@@ -5,6 +5,7 @@
  * words, and the `hitless:upstream:connect` and `:connectError` events.
  */
 import { connect, type Socket } from 'node:net';
+import type { ConnectionBudget } from '../core/connection-budget.js';
 import { channels, type UpstreamProtocol } from '../core/diagnostics.js';
 import { errnoText } from '../core/errno.js';
 import type { UpstreamTls } from '../tls/upstream-tls.js';
@@ -27,21 +28,35 @@ export interface PeerConnectOptions {
   readonly beforeTls?: (socket: Socket) => void;
   /** TLS to the peer, with the name to verify and send by SNI, and ALPN protocols to offer. */
   readonly tls?: { readonly tls: UpstreamTls; readonly name: string; readonly alpn?: readonly string[] };
+  /** worker_connections: the connection takes a place in the worker's budget until it closes. Default: not counted. */
+  readonly budget?: ConnectionBudget | undefined;
 }
 
 /** A connection ready for the protocol, or nginx's message for why there is none. */
 export type PeerConnectResult =
   | { readonly ok: true; readonly socket: Socket }
-  | { readonly ok: false; readonly message: string; readonly timedOut: boolean };
+  | { readonly ok: false; readonly message: string; readonly timedOut: boolean; readonly local?: true };
 
 /**
  * Connects to `peer`; `done` is called once. The returned function gives up (the client went
  * away): the socket is destroyed and `done` is not called.
  */
 export function connectPeer(peer: Peer, options: PeerConnectOptions, done: (result: PeerConnectResult) => void): () => void {
+  // ngx_event_connect_peer(): no connection left in the worker is NGX_ERROR, the worker's fault
+  // and not the peer's (local: nginx answers 500 and tries no other peer). Reported a tick later,
+  // as a failed connect would be.
+  const slot = options.budget?.take(' while connecting to upstream');
+  if (options.budget !== undefined && slot === undefined) {
+    let cancelled = false;
+    queueMicrotask(() => {
+      if (!cancelled) done({ ok: false, message: `${options.budget?.limit} worker_connections are not enough while connecting to upstream`, timedOut: false, local: true });
+    });
+    return () => (cancelled = true);
+  }
   const address = peer.address;
   const allowHalfOpen = options.allowHalfOpen ?? false;
   const socket: Socket = address.kind === 'unix' ? connect({ path: address.path, allowHalfOpen }) : connect({ host: address.host, port: address.port, allowHalfOpen });
+  if (slot !== undefined) socket.once('close', () => slot.release());
   let settled = false;
   const settle = (result: PeerConnectResult): void => {
     if (settled) return;

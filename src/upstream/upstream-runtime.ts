@@ -3,6 +3,7 @@
  * health checks decided (sent by the master) and the peers of `zone` groups whose failure counts
  * the master shares. A worker owns one; every generation's groups read and report through it.
  */
+import { ConnectionBudget } from '../core/connection-budget.js';
 import { UpstreamHealthTable } from './health/health-table.js';
 import { SharedPeers } from './shared-peers.js';
 
@@ -12,4 +13,10 @@ export class UpstreamRuntime {
   readonly health = new UpstreamHealthTable();
   /** The zone-shared peers of the live generations, and where their outcomes are reported. */
   readonly sharedPeers = new SharedPeers();
+  /** worker_connections, which upstream connections count against as client ones do. */
+  readonly connections: ConnectionBudget;
+
+  constructor(connections: ConnectionBudget = new ConnectionBudget()) {
+    this.connections = connections;
+  }
 }

@@ -90,9 +90,8 @@ describe('directives hitless cannot apply say so at [warn]', () => {
 
   it('events: accept_mutex on, accept_mutex_delay, multi_accept off; but not what libuv does anyway', () => {
     assert.deepEqual(warningsOf('events { use epoll; multi_accept on; accept_mutex off; }\n'), []);
-    assert.deepEqual(warningsOf('events {\nworker_connections 768;\n}\n'), [
-      `"worker_connections" has no effect in hitless (a worker holds as many connections as its open file limit allows, see worker_rlimit_nofile) in ${FILE}:2`,
-    ]);
+    // worker_connections is enforced (test/e2e/worker-connections.test.ts): no warning.
+    assert.deepEqual(warningsOf('events {\nworker_connections 768;\n}\n'), []);
     assert.deepEqual(warningsOf('events {\naccept_mutex on;\naccept_mutex_delay 100ms;\nmulti_accept off;\n}\n'), [
       `"accept_mutex" has no effect in hitless (workers share each listening socket without a mutex, as with "accept_mutex off") in ${FILE}:2`,
       `"accept_mutex_delay" has no effect in hitless (hitless has no accept mutex: workers share each listening socket) in ${FILE}:3`,

@@ -161,6 +161,11 @@ export class H2Connection implements H2Session {
     return this.#open;
   }
 
+  /** No stream in progress and no header block open: worker_connections may close it to make room. */
+  get idle(): boolean {
+    return this.#open === 0 && this.#blockSeenAt === undefined && !this.session.destroyed && (this.session.state.lastProcStreamID ?? 0) <= this.#lastStreamId;
+  }
+
   #onStream(stream: ServerHttp2Stream, flags: number, rawHeaders: string[]): void {
     const id = stream.id ?? 0;
     if (id > this.#lastStreamId) this.#lastStreamId = id;
