@@ -8,20 +8,9 @@ import { describe, it } from 'node:test';
 import { ConfigError } from '../../src/core/errors.js';
 import { loadConfigText } from '../../src/conf/loader.js';
 import { createRegistry } from '../../src/modules.js';
+import { random } from '../helpers/random.js';
 
 const registry = createRegistry();
-
-/** mulberry32: a tiny, well-known seeded PRNG. */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const SEEDS = [
   'worker_processes 2;\nevents { worker_connections 64; }\nhttp {\n  upstream app { server 127.0.0.1:8081 weight=2; }\n  server {\n    location / { location /a {} }\n    location ~* "\\.(png|jpg)$" {}\n    location = /x {}\n  }\n}\n',

@@ -119,12 +119,19 @@ export class H2Connection implements H2Session {
     session.on('stream', (stream: ServerHttp2Stream, _headers: unknown, flags: number, rawHeaders: string[]) => this.#onStream(stream, flags, rawHeaders));
     session.on('error', () => undefined); // a failed session ends in 'close'
     session.once('close', () => this.#onClose());
+    // ngx_http_v2_read_handler(): the client closed its side ("client closed connection"): the
+    // connection and its streams are finished at once. node:http2 would close the session and
+    // leave the socket open.
+    // The FIN may have come with the preface, before the session began (the sniffer read it):
+    // the frames already read are processed first, as nginx's read loop does before it sees EOF.
+    if (socket.readableEnded) setImmediate(() => this.destroy());
+    else socket.once('end', () => this.destroy());
     this.#arm(this.#keepaliveTimeoutMs);
     this.#startWatch();
   }
 
   /**
-   * client_header_timeout over HTTP/2 (slowloris by HEADERS without END_HEADERS, then silence or
+   * The connection's watch (see the dead-session probe inside), and client_header_timeout over HTTP/2 (slowloris by HEADERS without END_HEADERS, then silence or
    * a CONTINUATION byte at a time). node:http2 emits a stream only once its header block is whole,
    * and nothing before, but nghttp2's last processed stream id moves on at the HEADERS frame: a
    * newer id than the last stream handed over is an open block. The watch looks every eighth of
@@ -134,14 +141,44 @@ export class H2Connection implements H2Session {
    */
   #startWatch(): void {
     const period = Math.max(100, Math.floor(this.#headerTimeoutMs / 8));
+    // From 0: the preface sniffer (or TLS) may have read every byte before the session began.
+    let lastRead = 0;
+    let lastWritten = -1;
+    let stuckSince: number | undefined;
     this.#watch = setInterval(() => {
       if (this.session.destroyed) return;
+      // send_timeout for the connection: frames queued and nothing written for that long. That is
+      // a client that reads nothing, or a session nghttp2 ended after a connection error (its own
+      // GOAWAY), which writes and reads no more while node:http2 says nothing of it; RFC 9113
+      // section 5.4.1 says to close the connection then. Bytes that made no stream on an idle
+      // session are answered with a PING, so that a dead idle session shows a queue too.
+      const now = Date.now();
+      const queued = (this.session.state.outboundQueueSize ?? 0) > 0;
+      const written = this.socket.bytesWritten;
+      if (queued && written === lastWritten) {
+        stuckSince ??= now;
+        if (now - stuckSince >= this.sendTimeoutMs) {
+          this.destroy();
+          return;
+        }
+      } else stuckSince = undefined;
+      lastWritten = written;
+      const read = this.socket.bytesRead;
+      if (read !== lastRead) {
+        lastRead = read;
+        if (!queued && this.#open === 0) {
+          try {
+            this.session.ping(() => undefined);
+          } catch {
+            // Too many pings outstanding: the queue tells already.
+          }
+        }
+      }
       const open = (this.session.state.lastProcStreamID ?? 0) > this.#lastStreamId;
       if (!open) {
         this.#blockSeenAt = undefined;
         return;
       }
-      const now = Date.now();
       this.#blockSeenAt ??= now;
       if (now - this.#blockSeenAt < this.#headerTimeoutMs - period) return;
       this.#onError?.(new Error('client timed out (110: Connection timed out) while reading client request headers'));
