@@ -12,7 +12,20 @@ import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process'
 export const INHERITED_ENV = 'HITLESS_INHERITED';
 
 /** Why a master was handed sockets. */
-export type InheritedVia = 'daemon' | 'upgrade';
+export type InheritedVia = 'daemon' | 'upgrade' | 'rescue';
+
+/**
+ * How a worker starts its master again after the master died (see worker.ts): the master's own
+ * command line and directory, which it hands each worker in {@link MASTER_COMMAND_ENV}.
+ */
+export interface MasterCommand {
+  readonly execArgv: readonly string[];
+  readonly argv: readonly string[];
+  readonly cwd: string;
+}
+
+/** The environment variable that carries the {@link MasterCommand} to the workers. */
+export const MASTER_COMMAND_ENV = 'HITLESS_MASTER_COMMAND';
 
 /** What a master inherited from the process that started it. */
 export interface InheritedSockets {
@@ -47,6 +60,8 @@ export interface SpawnMasterOptions {
   readonly stdio: readonly ['ignore' | 'inherit', 'ignore' | 'inherit', 'ignore' | 'inherit' | number];
   /** Open an IPC channel to the child (the daemon reports back that it is up). */
   readonly ipc: boolean;
+  /** The command to run; default this very program with its flags and arguments. */
+  readonly command?: MasterCommand;
 }
 
 /**
@@ -60,7 +75,9 @@ export function spawnMasterWithSockets(options: SpawnMasterOptions): ChildProces
     return { key: socket.key, fd: FIRST_SOCKET_FD + i };
   });
   const inherited: InheritedSockets = { via: options.via, parent: process.pid, sockets: named };
-  return spawn(process.execPath, [...process.execArgv, ...process.argv.slice(1)], {
+  const command = options.command ?? { execArgv: process.execArgv, argv: process.argv.slice(1), cwd: process.cwd() };
+  return spawn(process.execPath, [...command.execArgv, ...command.argv], {
+    cwd: command.cwd,
     detached: options.detached,
     stdio,
     env: { ...process.env, [INHERITED_ENV]: JSON.stringify(inherited) },

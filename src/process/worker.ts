@@ -4,6 +4,8 @@
  * sockets the master hands over, and stops when told, as nginx's `ngx_worker_process_cycle()`
  * does: a graceful stop closes the listening sockets first, then lets connections finish.
  */
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { MASTER_COMMAND_ENV, spawnMasterWithSockets, type MasterCommand } from './inherited-sockets.js';
 import { Server } from 'node:net';
 import { loadConfig } from '../conf/loader.js';
 import type { HitlessConfig } from '../conf/model.js';
@@ -52,6 +54,8 @@ export const WORKER_FATAL_EXIT_CODE = 2;
 /** Runs this process as a worker: listens for the master's messages until told to stop. */
 export function runWorker(options: WorkerOptions = {}): void {
   process.title = 'hitless: worker process';
+  const masterPid = process.ppid;
+  const masterCommand = takeMasterCommand();
   // limit_req and limit_conn zones live in the master, shared by every worker (process/zones.ts).
   const zones = new IpcZoneClient((message) => {
     if (!process.connected || process.send === undefined) return false;
@@ -83,11 +87,11 @@ export function runWorker(options: WorkerOptions = {}): void {
     else if (isPeerFailures(message)) upstreams.sharedPeers.receive(message);
     else worker.receive(message, handle);
   });
-  // The master is gone (SIGKILL, crash): stop gracefully rather than serve on, unsupervised.
+  // The master is gone (SIGKILL, a crash): serve on, and start a new one (WorkerProcessCycle.orphaned()).
   process.on('disconnect', () => {
     zones.failAll();
     sessions.failAll();
-    void worker.drain();
+    worker.orphaned(masterPid, masterCommand);
   });
   // nginx's workers take the same signals as the master's channel commands (ngx_signal_handler);
   // SIGHUP, SIGUSR2 and SIGWINCH are for the master only and must not kill a worker.
@@ -102,6 +106,9 @@ class WorkerProcessCycle {
   readonly #createRuntime: (config: HitlessConfig, log: ErrorLog) => ServingRuntime;
   readonly #handles = new Map<string, unknown>();
   readonly #servers: Server[] = [];
+  /** The descriptor of each listening socket this worker serves, to hand to a new master. */
+  readonly #descriptors: { key: string; fd: number }[] = [];
+  #orphanWatch: NodeJS.Timeout | undefined;
   #log: ErrorLog = ErrorLog.stderr();
   #runtime: ServingRuntime | undefined;
   #config: HitlessConfig | undefined;
@@ -180,6 +187,8 @@ class WorkerProcessCycle {
     for (const key of message.listens) {
       const handle = this.#handles.get(key);
       if (handle === undefined) throw new Error(`the master sent no socket for ${key}`);
+      const fd = (handle as { fd?: unknown }).fd;
+      if (typeof fd === 'number' && fd >= 0) this.#descriptors.push({ key, fd });
       if (isUdpKey(key)) {
         if (runtime.attachUdp === undefined) throw new Error(`the runtime serves no UDP socket (${key})`);
         runtime.attachUdp(key, handle);
@@ -203,10 +212,45 @@ class WorkerProcessCycle {
     process.send?.(ready);
   }
 
+  /**
+   * The master died (SIGKILL, a crash) while this worker serves. nginx's workers serve on,
+   * unsupervised, and a new master cannot bind the ports they hold. hitless's serve on too, and
+   * one of them (the first to create `PID_FILE.rescue`) starts the master again with the
+   * listening sockets, as a binary upgrade hands them over: the sockets never close, so no
+   * connection is refused. Once the pid file names the new master (written when its workers
+   * listen), every orphan drains as an old generation does, within worker_shutdown_timeout.
+   */
+  orphaned(masterPid: number, command: MasterCommand | undefined): void {
+    if (this.#stopping) return;
+    const pidPath = this.#config?.main.get('pid');
+    this.#log.alert(`the master process ${masterPid} exited unexpectedly: the worker serves on`);
+    if (pidPath === undefined || pidPath === '' || command === undefined || this.#descriptors.length === 0) return;
+    const lock = `${pidPath}.rescue`;
+    if (takeRescueLock(lock)) {
+      try {
+        const child = spawnMasterWithSockets({ via: 'rescue', sockets: this.#descriptors, detached: true, stdio: ['ignore', 'ignore', 'ignore'], ipc: false, command });
+        child.unref();
+        this.#log.notice(`start new master process ${child.pid ?? '?'} with the listening sockets`);
+        child.once('error', (err) => this.#log.alert(`spawn() of a new master process failed: ${describe(err)}`));
+      } catch (err) {
+        this.#log.alert(`spawn() of a new master process failed: ${describe(err)}`);
+      }
+    }
+    this.#orphanWatch = setInterval(() => {
+      const pid = readPid(pidPath);
+      if (pid === undefined || pid === masterPid || pid === process.pid || !isRunning(pid)) return;
+      clearInterval(this.#orphanWatch);
+      releaseRescueLock(lock);
+      this.#log.notice(`master process ${pid} took over`);
+      void this.drain();
+    }, 200);
+  }
+
   /** Stops accepting, lets the runtime finish what is in flight, and exits 0. */
   async drain(): Promise<void> {
     if (this.#stopping) return;
     this.#stopping = true;
+    clearInterval(this.#orphanWatch);
     this.#log.notice('gracefully shutting down');
     // Closing our copy of each listening socket leaves it open in the master and the new
     // workers: connections queued in the kernel's accept queue wait there for them.
@@ -268,4 +312,56 @@ class WorkerProcessCycle {
 
 function describe(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
+}
+
+/** Reads and removes the master's command line from the environment (worker-process.ts sets it). */
+function takeMasterCommand(): MasterCommand | undefined {
+  const text = process.env[MASTER_COMMAND_ENV];
+  delete process.env[MASTER_COMMAND_ENV];
+  if (text === undefined) return undefined;
+  try {
+    return JSON.parse(text) as MasterCommand;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The pid a pid file names, or undefined. */
+function readPid(path: string): number | undefined {
+  try {
+    const pid = Number(readFileSync(path, 'utf8').trim());
+    return Number.isSafeInteger(pid) && pid > 0 ? pid : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function isRunning(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** Creates the rescue lock holding this pid; a lock whose holder is gone is taken over. */
+function takeRescueLock(lock: string): boolean {
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      writeFileSync(lock, `${process.pid}\n`, { flag: 'wx', mode: 0o644 });
+      return true;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') return false;
+      const holder = readPid(lock);
+      if (holder !== undefined && isRunning(holder)) return false;
+      rmSync(lock, { force: true });
+    }
+  }
+  return false;
+}
+
+/** Removes the rescue lock if this worker holds it. */
+function releaseRescueLock(lock: string): void {
+  if (readPid(lock) === process.pid) rmSync(lock, { force: true });
 }
