@@ -14,6 +14,7 @@ import { buildStaples, type CertificateStaple, type StaplingSettings } from './o
 import { SessionCache } from './session-cache.js';
 import { readTicketKeyFile } from './ticket-keys.js';
 import { readDhParams } from './dh-params.js';
+import { applyConfCommands, type ConfCommandResult } from './ssl-conf-command.js';
 import { VariableCertificates, type HandshakeCertificates } from './variable-certificates.js';
 
 /** What a handshake that reaches a server gets. */
@@ -119,7 +120,7 @@ function dhparamOption(server: ConfBlockView): { dhparam?: string } {
 }
 
 /** The ssl_* settings of a server as context options, certificates aside; reads the CA, CRL and ticket key files. */
-function baseOptions(server: ConfBlockView, mode: VerifyClientMode): { options: SecureContextOptions; ca: string[] | undefined; followMaster: boolean } {
+function baseOptions(server: ConfBlockView, mode: VerifyClientMode): { options: SecureContextOptions; ca: string[] | undefined; followMaster: boolean; commands: ConfCommandResult } {
   const clientCas = clientCaOptions(server, mode);
   const protocols = protocolOptions(server.get('ssl_protocols'));
   const tickets = server.get('ssl_session_tickets');
@@ -137,7 +138,9 @@ function baseOptions(server: ConfBlockView, mode: VerifyClientMode): { options: 
     ...dhparamOption(server),
     ...clientCas,
   };
-  return { options, ca: clientCas.ca, followMaster: tickets && ticketKeys === undefined };
+  // ngx_ssl_conf_commands() runs last, over every other setting; stream has no ssl_conf_command in hitless.
+  const commands = atConfig(() => applyConfCommands(options, (server.get('ssl_conf_command') as DirectiveValues['ssl_conf_command'] | undefined) ?? []));
+  return { options: commands.options, ca: clientCas.ca, followMaster: tickets && ticketKeys === undefined, commands };
 }
 
 /** Builds a context from a server's options and certificates; throws nginx's message for what OpenSSL refuses. */
@@ -218,7 +221,9 @@ export function serverTlsOf(server: ConfBlockView): ServerTls {
     const base = baseOptions(server, mode);
     followsMasterKey = base.followMaster;
     verify = { ...verify, trusted: certificatesOf(base.ca?.join('\n') ?? ''), sessionContext: sessionIdContext(server, base.options) };
-    contextFor = (cert, key) => buildContext(server, { ...base.options, cert, key });
+    // ssl_conf_command Certificate and PrivateKey replace the server's own.
+    contextFor = (cert, key) => buildContext(server, { ...base.options, cert: base.commands.cert ?? cert, key: base.commands.key ?? key });
+    warnings.push(...base.commands.warnings);
     // ngx_http_ssl_compile_certificates(): one name with variables makes every pair load per handshake.
     if (pairs.some((pair) => pair.cert.template !== undefined || pair.key.template !== undefined)) {
       // The settings are checked now, as nginx's SSL_CTX is built without a certificate.

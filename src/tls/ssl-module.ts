@@ -11,6 +11,7 @@ import { defineDirective, type ConfModule, type DirectiveContext } from '../conf
 import { CertificateLoadError, readPasswordFile } from './certificate-files.js';
 import { VERIFY_CLIENT_MODES, type VerifyClientMode } from './client-verify.js';
 import { staplingDirectives } from './stapling-directives.js';
+import { sslConfCommandDirective } from './ssl-conf-command.js';
 
 /** A certificate or key file: as written (for messages), and resolved against the conf prefix. */
 export interface TlsFile {
@@ -64,6 +65,7 @@ declare module '../conf/registry.js' {
     ssl_session_cache: SessionCacheSetting;
     ssl_dhparam: TlsFile | undefined;
     ssl_buffer_size: number;
+    ssl_early_data: boolean;
   }
 }
 
@@ -369,5 +371,20 @@ export const sslDirectives: ConfModule = {
       parse: parseBufferSize,
     }),
     ...staplingDirectives,
+    sslConfCommandDirective,
+    defineDirective({
+      kind: 'value',
+      name: 'ssl_early_data',
+      contexts: ['http', 'server'],
+      args: 'flag',
+      syntax: 'on | off;',
+      summary: 'TLSv1.3 0-RTT data. Node\'s TLS server has no early data API (no SSL_read_early_data()), so hitless always answers in a full round trip; on is a [warn] at -t.',
+      default: () => false,
+      defaultText: 'ssl_early_data off;',
+      parse: (args, ctx) => {
+        if (args[0] === 'on') ctx.noEffect('Node\'s TLS server cannot accept 0-RTT early data: clients send it again after the handshake');
+        return args[0] === 'on';
+      },
+    }),
   ],
 };
