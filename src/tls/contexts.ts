@@ -233,7 +233,11 @@ export function serverTlsOf(server: ConfBlockView): ServerTls {
     } else {
       const loaded = pairs.map((pair) => loadPair(pair.cert, pair.key, passwords));
       context = contextFor(loaded.map((pair) => pair.cert), loaded.map((pair) => pair.key.pem));
-      if (server.get('ssl_stapling')) {
+      if (server.get('ssl_stapling') && loaded.length > 1) {
+        // Node's OCSPRequest event comes before OpenSSL picks the certificate of the handshake and
+        // names the context's last one: a staple could be another certificate's, which clients refuse.
+        warnings.push(`"ssl_stapling" staples nothing for a server with ${loaded.length} certificates in hitless (Node does not tell which one a handshake uses before the response is due)`);
+      } else if (server.get('ssl_stapling')) {
         const certificates = loaded.map((pair, i) => ({ name: (pairs[i] as { cert: TlsFile }).cert.path, pem: pair.cert }));
         staples = atConfig(() => buildStaples(certificates, trustedPem(server), staplingSettings(server), (reason) => warnings.push(reason)));
       }

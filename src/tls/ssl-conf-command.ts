@@ -27,11 +27,15 @@ export const sslConfCommandDirective = defineDirective({
   repeatable: true,
   syntax: 'name value;',
   summary:
-    'An OpenSSL configuration command applied after the other ssl_* settings. hitless maps CipherString, Ciphersuites, Curves, Groups, MinProtocol, MaxProtocol, SignatureAlgorithms, DHParameters, Certificate, PrivateKey and Options (SessionTicket, ServerPreference, PrioritizeChaCha, Compression, NoRenegotiation, EncryptThenMac, UnsafeLegacyRenegotiation, UnsafeLegacyServerConnect, AllowNoDHEKEX, NoResumptionOnRenegotiation, EmptyFragments, Bugs) onto Node\'s TLS options; the other commands OpenSSL knows have no effect (-t warns), as Node has no SSL_CONF_cmd(). File names are relative to the working directory, as OpenSSL opens them.',
+    'An OpenSSL configuration command applied after the other ssl_* settings. hitless maps CipherString, Ciphersuites, Curves, Groups, MinProtocol, MaxProtocol, SignatureAlgorithms, DHParameters, Certificate, PrivateKey and Options (SessionTicket, ServerPreference, PrioritizeChaCha, Compression, NoRenegotiation, EncryptThenMac, UnsafeLegacyRenegotiation, UnsafeLegacyServerConnect, AllowNoDHEKEX, NoResumptionOnRenegotiation, EmptyFragments, Bugs) onto Node\'s TLS options; the other commands OpenSSL knows have no effect (-t warns), as Node has no SSL_CONF_cmd(). File names are relative to the configuration\'s directory.',
   defaultText: '—',
   default: () => [],
-  parse: ([name = '', value = ''], _ctx, previous) => [...(previous ?? []), [name, value] as const],
+  // ngx_ssl_conf_commands(): a file or directory value is made full against the configuration's directory.
+  parse: ([name = '', value = ''], ctx, previous) => [...(previous ?? []), [name, FILE_COMMANDS.has(name) && !isAbsolute(value) ? resolve(ctx.confPrefix, value) : value] as const],
 });
+
+/** The commands whose value is a file or a directory (SSL_CONF_TYPE_FILE, SSL_CONF_TYPE_DIR). */
+const FILE_COMMANDS = new Set(['Certificate', 'PrivateKey', 'DHParameters', 'ServerInfoFile', 'ChainCAFile', 'ChainCAPath', 'VerifyCAFile', 'VerifyCAPath', 'RequestCAFile', 'RequestCAPath', 'ClientCAFile', 'ClientCAPath']);
 
 /** OpenSSL's `ssl_option_list` (ssl/ssl_conf.c) as Node's constants: the bit, and whether the name turns it off. */
 const OPTIONS: Readonly<Record<string, readonly [bit: number, inverse: boolean] | undefined>> = {
@@ -77,7 +81,6 @@ export function applyConfCommands(base: SecureContextOptions, commands: readonly
   const failed = (name: string, value: string, reason: string): never => {
     throw new CertificateLoadError(`SSL_CONF_cmd("${name}", "${value}") failed (SSL: ${reason})`);
   };
-  const file = (value: string): string => (isAbsolute(value) ? value : resolve(value));
   for (const [name, value] of commands) {
     switch (name) {
       case 'CipherString':
@@ -102,13 +105,13 @@ export function applyConfCommands(base: SecureContextOptions, commands: readonly
         break;
       }
       case 'DHParameters':
-        options.dhparam = readDhParams(file(value));
+        options.dhparam = readDhParams(value);
         break;
       case 'Certificate':
-        cert = readPemSync(file(value), 'certificate');
+        cert = readPemSync(value, 'certificate');
         break;
       case 'PrivateKey':
-        key = readPemSync(file(value), 'certificate key');
+        key = readPemSync(value, 'certificate key');
         break;
       case 'Options':
         for (const item of value.split(',').map((entry) => entry.trim())) {
