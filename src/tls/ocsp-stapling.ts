@@ -127,10 +127,12 @@ export class CertificateStaple {
 function fetchResponse(address: string, responder: Responder, der: Buffer): Promise<Buffer> {
   const path = `${responder.uri}${responder.uri.endsWith('/') ? '' : '/'}${encodeURIComponent(der.toString('base64'))}`;
   return new Promise((resolve, reject) => {
-    const req = request({ host: address, port: responder.port, path, method: 'GET', headers: { Host: responder.host }, setHost: false, agent: false, timeout: RESPONDER_TIMEOUT_MS });
+    // nginx's own parser (ngx_ssl_ocsp_parse_status_line()) takes lines ended by LF alone, as responders send them.
+    const req = request({ host: address, port: responder.port, path, method: 'GET', headers: { Host: responder.host }, setHost: false, agent: false, timeout: RESPONDER_TIMEOUT_MS, insecureHTTPParser: true });
     req.on('timeout', () => req.destroy(new OcspResponseError('OCSP responder timed out')));
     req.on('error', (err: NodeJS.ErrnoException) => {
       if (err instanceof OcspResponseError) reject(err);
+      else if (err.code?.startsWith('HPE_') === true) reject(new OcspResponseError('OCSP responder sent invalid response'));
       else reject(new OcspResponseError(`connect() failed (${errnoMessage(err.code ?? '') ?? err.message})`));
     });
     req.on('response', (res) => {
