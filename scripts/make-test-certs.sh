@@ -4,7 +4,7 @@
 # matches nothing, a weak leaf that nginx -t refuses, broken PEM files, and leaf+chain bundles;
 # and for mutual TLS, client certificates under roots of their own (client-ca, client-other-ca),
 # one of them revoked by client-ca.crl (ssl_crl); a-rsa.key encrypted under two passphrases
-# (ssl_password_file).
+# (ssl_password_file); and DH parameters (ssl_dhparam).
 #
 #   scripts/make-test-certs.sh [OUTDIR]     default: test/fixtures/tls
 #
@@ -168,6 +168,9 @@ openssl pkcs8 -topk8 -v2 aes-256-cbc -in "$out/a-rsa.key" -passout 'pass:second 
 openssl rsa -aes128 -in "$out/a-rsa.key" -passout 'pass:second secret' -traditional -out "$out/a-rsa.encrypted-traditional.key" 2>/dev/null
 printf 'first wrong\r\n\nsecond secret\n' >"$out/a-rsa.passwords"
 printf 'nope\n' >"$out/wrong.passwords"
+
+# ssl_dhparam: the RFC 7919 ffdhe2048 group, in the PEM "DH PARAMETERS" form openssl dhparam writes.
+openssl genpkey -genparam -algorithm DH -pkeyopt group:ffdhe2048 -out "$out/dhparam.pem"
 
 rm -f "$out"/*.csr
 chmod 0644 "$out"/*

@@ -57,7 +57,8 @@ export function buildConfig(parsed: ParsedConfig, prefix: string, registry: Dire
   const builder = new BlockBuilder(registry, defaults, warnings, 'main', undefined, undefined, undefined);
   builder.walk(parsed.nodes);
   const main = builder.finish(undefined);
-  for (const module of registry.modules) module.check?.(main, defaults);
+  const check = { ...defaults, warn: (reason: string): void => void warnings.push({ reason, location: undefined, message: reason }) };
+  for (const module of registry.modules) module.check?.(main, check);
   return Object.freeze({
     file: parsed.path,
     prefix,

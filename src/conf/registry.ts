@@ -80,7 +80,8 @@ export interface DirectiveContext {
 /** A warning found while loading: the reason and where, as `-t` prints it. */
 export interface ConfigWarning {
   readonly reason: string;
-  readonly location: ConfigLocation;
+  /** Undefined for a warning of a module check that nginx logs without one ({@link CheckContext.warn}). */
+  readonly location: ConfigLocation | undefined;
   /** `reason in file:line`, nginx's layout. */
   readonly message: string;
 }
@@ -94,6 +95,11 @@ export function noEffectReason(name: string, reason: string): string {
 export interface DefaultContext {
   readonly prefix: string;
   readonly confPrefix: string;
+}
+
+/** What a module check gets: the defaults' context, and a [warn] nginx logs without a location (`ngx_log_error()` on `cf->log`). */
+export interface CheckContext extends DefaultContext {
+  warn(reason: string): void;
 }
 
 interface SpecBase<K extends DirectiveName> {
@@ -186,7 +192,7 @@ export interface ConfModule {
   readonly name: string;
   readonly directives: readonly AnyDirectiveSpec[];
   /** Checks run after the whole tree is built, in module order; throw a ConfigError to refuse. */
-  readonly check?: (main: ConfBlockView, ctx: DefaultContext) => void;
+  readonly check?: (main: ConfBlockView, ctx: CheckContext) => void;
 }
 
 /** Typed identity helper for one directive's spec, so each table entry is checked against its value type. */

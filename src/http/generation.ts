@@ -173,7 +173,7 @@ export class HttpGeneration {
         // With ssl, ALPN offers h2 on the same terms (ngx_http_ssl_alpn_select()).
         if (addr.ssl) {
           const routes = hosts[i] as VirtualHosts<CompiledServer>;
-          this.#tls.set(routes, new TlsTermination(routes, (server) => server.tls, state.tls, addr.http2 || addr.defaultServer.get('http2')));
+          this.#tls.set(routes, new TlsTermination(routes, (server) => server.tls, state.tls, addr.http2 || addr.defaultServer.get('http2'), undefined, log));
         }
       });
       this.sockets.set(socket.spec.key, { spec: socket.spec, byLocalAddress, own: hosts[hosts.length - 1] as VirtualHosts<CompiledServer> });

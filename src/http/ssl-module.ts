@@ -12,14 +12,14 @@ import { checkVariables } from './variables.js';
 /** The directives of `ngx_http_ssl_module`, and its checks. */
 export const httpSslModule: ConfModule = {
   ...sslDirectives,
-  check(main) {
+  check(main, ctx) {
     const http = main.blocks.find((block) => block.name === 'http');
     if (http === undefined) return;
     // ngx_http_variables_init_vars(): certificate names with variables use known variables only.
     const named = [http, ...http.blocks.filter((block) => block.name === 'server')];
     checkVariables(http, named.flatMap((block) => [...block.get('ssl_certificate'), ...block.get('ssl_certificate_key')].flatMap((file) => (file.template === undefined ? [] : [file.template]))));
     // ngx_http_ssl_merge_srv_conf(): every server's certificates are loaded, used or not.
-    for (const server of http.blocks) if (server.name === 'server') serverTlsOf(server);
+    for (const server of http.blocks) if (server.name === 'server') for (const warning of serverTlsOf(server).warnings) ctx.warn(warning);
     for (const socket of groupListens(http)) {
       for (const addr of socket.addrs) {
         if (!addr.ssl) continue;

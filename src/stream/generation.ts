@@ -79,9 +79,14 @@ export class StreamGeneration {
 
   readonly #state: ServingState;
 
+  /** The error log OCSP stapling reports to. */
+
+  readonly #log: ErrorLog;
+
   /** Compiles the stream block; `state` is the running server's (TLS store and keys, zones), default one of its own. */
   constructor(config: HitlessConfig, log: ErrorLog, state: ServingState = localServingState()) {
     this.#state = state;
+    this.#log = log;
     const stream = config.main.child('stream');
     this.#table = createStreamVariables(stream === undefined ? [] : streamCaptureNames(stream));
     this.logs = new AccessLogs<StreamSession>(stream?.get('log_format') ?? [], this.#table, log);
@@ -152,7 +157,7 @@ export class StreamGeneration {
       zones: this.#state.zones,
       limitConnLogLevel: block.get('limit_conn_log_level'),
       limitConnDryRun: block.get('limit_conn_dry_run'),
-      tls: block.get('listen').some((listen) => listen.ssl) ? streamTlsOf(block, this.#state.tls) : undefined,
+      tls: block.get('listen').some((listen) => listen.ssl) ? streamTlsOf(block, this.#state.tls, this.#log) : undefined,
       loggers: this.logs.compile(block.get('access_log')),
       returnValue: returnTemplate === undefined ? undefined : compileTemplate(returnTemplate, this.#table, { literal: toByteString }),
       proxy: block.isSet('proxy_pass') ? this.#compileProxy(block, block.get('proxy_pass') as ProxyPassTarget) : undefined,

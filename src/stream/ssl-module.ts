@@ -4,6 +4,7 @@
  * rotated live serves L4 too; `ssl_handshake_timeout` bounds the handshake.
  */
 import { ConfigError } from '../core/errors.js';
+import type { ErrorLog } from '../core/log.js';
 import { parseTime } from '../core/parse.js';
 import { defineDirective, type ConfBlockView, type ConfModule } from '../conf/registry.js';
 import { groupListens } from '../http/listen.js';
@@ -27,17 +28,18 @@ export interface StreamTls {
 }
 
 /** The TLS termination of a stream server: its certificates, or the store's for the client's SNI name. */
-export function streamTlsOf(server: ConfBlockView, runtime: TlsRuntime): StreamTls {
+export function streamTlsOf(server: ConfBlockView, runtime: TlsRuntime, log?: ErrorLog): StreamTls {
   const report = { invalid: (): void => undefined, conflict: (): void => undefined };
   // One server per address: SNI selects among the store's certificates only.
   const hosts = VirtualHosts.build([server], server, () => [], `${server.file}:${server.line}`, report);
-  return { termination: new TlsTermination(hosts, serverTlsOf, runtime, false, []), handshakeTimeoutMs: server.get('ssl_handshake_timeout') };
+  return { termination: new TlsTermination(hosts, serverTlsOf, runtime, false, [], log), handshakeTimeoutMs: server.get('ssl_handshake_timeout') };
 }
 
 const SHARED = [
   'ssl_certificate', 'ssl_certificate_key', 'ssl_password_file', 'ssl_protocols', 'ssl_ciphers', 'ssl_prefer_server_ciphers',
   'ssl_ecdh_curve', 'ssl_session_timeout', 'ssl_session_cache', 'ssl_session_tickets', 'ssl_session_ticket_key',
   'ssl_reject_handshake', 'ssl_verify_client', 'ssl_client_certificate', 'ssl_trusted_certificate', 'ssl_verify_depth', 'ssl_crl',
+  'ssl_dhparam', 'ssl_stapling', 'ssl_stapling_file', 'ssl_stapling_responder', 'ssl_stapling_verify', 'ssl_conf_command',
 ];
 
 /** The stream ssl module's directives. */
@@ -57,7 +59,7 @@ export const streamSslModule: ConfModule = {
       parse: ([value = ''], ctx) => parseTime(value) ?? ctx.fail('"ssl_handshake_timeout" directive invalid value'),
     }),
   ],
-  check(main) {
+  check(main, ctx) {
     const stream = main.blocks.find((block) => block.name === 'stream');
     if (stream === undefined) return;
     for (const server of stream.blocks) {
@@ -66,7 +68,7 @@ export const streamSslModule: ConfModule = {
       if (files.some((file) => file.template !== undefined)) {
         throw new ConfigError('variables in "ssl_certificate" of a stream server are not supported by hitless', { file: server.file, line: server.line });
       }
-      serverTlsOf(server);
+      for (const warning of serverTlsOf(server).warnings) ctx.warn(warning);
     }
     for (const socket of groupListens(stream)) {
       for (const addr of socket.addrs) {

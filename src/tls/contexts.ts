@@ -6,12 +6,15 @@
 import { constants, createHash } from 'node:crypto';
 import { createSecureContext, type SecureContext, type SecureContextOptions, type SecureVersion } from 'node:tls';
 import { ConfigError } from '../core/errors.js';
-import type { ConfBlockView } from '../conf/registry.js';
+import type { ConfBlockView, DirectiveValues } from '../conf/registry.js';
 import { CertificateLoadError, parseKeyOf, parseLeaf, readPemSync, type LoadedKey } from './certificate-files.js';
 import { certificatesOf, type ClientVerifySettings, type VerifyClientMode } from './client-verify.js';
-import type { TlsFile, TlsProtocolName } from './ssl-module.js';
+import { SEND_FRAGMENT_MAX, SEND_FRAGMENT_MIN, type TlsFile, type TlsProtocolName } from './ssl-module.js';
+import { buildStaples, type CertificateStaple, type StaplingSettings } from './ocsp-stapling.js';
 import { SessionCache } from './session-cache.js';
 import { readTicketKeyFile } from './ticket-keys.js';
+import { readDhParams } from './dh-params.js';
+import { applyConfCommands, type ConfCommandResult } from './ssl-conf-command.js';
 import { VariableCertificates, type HandshakeCertificates } from './variable-certificates.js';
 
 /** What a handshake that reaches a server gets. */
@@ -35,6 +38,12 @@ export interface ServerTls {
   readonly sessionCache: SessionCache | undefined;
   /** Its contexts take the master's ticket key (tickets on, no `ssl_session_ticket_key`): the runtime's {@link TicketKeys}. */
   readonly followsMasterKey: boolean;
+  /** `ssl_stapling on`: the OCSP staple of each of its certificates that has one (ocsp-stapling.ts). */
+  readonly staples: readonly CertificateStaple[];
+  /** `ssl_buffer_size`, as a record size Node sends (512..16384). */
+  readonly maxSendFragment: number;
+  /** The [warn]s nginx logs while it builds the server's TLS (`ngx_ssl_stapling()`), without a location as nginx's. */
+  readonly warnings: readonly string[];
 }
 
 const cache = new WeakMap<ConfBlockView, ServerTls>();
@@ -104,8 +113,14 @@ function clientCaOptions(server: ConfBlockView, mode: VerifyClientMode): { ca?: 
   return options;
 }
 
+/** `ssl_dhparam`: Node's `dhparam`, the file checked as ngx_ssl_dhparam() reads it. */
+function dhparamOption(server: ConfBlockView): { dhparam?: string } {
+  const file = server.get('ssl_dhparam');
+  return file === undefined ? {} : { dhparam: atConfig(() => readDhParams(file.path)) };
+}
+
 /** The ssl_* settings of a server as context options, certificates aside; reads the CA, CRL and ticket key files. */
-function baseOptions(server: ConfBlockView, mode: VerifyClientMode): { options: SecureContextOptions; ca: string[] | undefined; followMaster: boolean } {
+function baseOptions(server: ConfBlockView, mode: VerifyClientMode): { options: SecureContextOptions; ca: string[] | undefined; followMaster: boolean; commands: ConfCommandResult } {
   const clientCas = clientCaOptions(server, mode);
   const protocols = protocolOptions(server.get('ssl_protocols'));
   const tickets = server.get('ssl_session_tickets');
@@ -120,9 +135,12 @@ function baseOptions(server: ConfBlockView, mode: VerifyClientMode): { options: 
     honorCipherOrder: server.get('ssl_prefer_server_ciphers'),
     ecdhCurve: server.get('ssl_ecdh_curve'),
     sessionTimeout: Math.floor(server.get('ssl_session_timeout') / 1000),
+    ...dhparamOption(server),
     ...clientCas,
   };
-  return { options, ca: clientCas.ca, followMaster: tickets && ticketKeys === undefined };
+  // ngx_ssl_conf_commands() runs last, over every other setting; stream has no ssl_conf_command in hitless.
+  const commands = atConfig(() => applyConfCommands(options, (server.get('ssl_conf_command') as DirectiveValues['ssl_conf_command'] | undefined) ?? []));
+  return { options: commands.options, ca: clientCas.ca, followMaster: tickets && ticketKeys === undefined, commands };
 }
 
 /** Builds a context from a server's options and certificates; throws nginx's message for what OpenSSL refuses. */
@@ -163,6 +181,23 @@ function setSessionIdContext(context: SecureContext, id: string): void {
   (context as SecureContext & { context?: NativeContext }).context?.setSessionIdContext?.(id);
 }
 
+/** The certificates OpenSSL's store holds for `ngx_ssl_stapling_issuer()` and OCSP_basic_verify(): ssl_trusted_certificate's and ssl_client_certificate's. */
+function trustedPem(server: ConfBlockView): string {
+  return [...server.get('ssl_client_certificate'), ...server.get('ssl_trusted_certificate')].map((file) => readPem(file, 'certificate')).join('\n');
+}
+
+/** A server's stapling settings; `resolver` is http's (`ngx_http_ssl_init()` passes the server's), absent in stream. */
+function staplingSettings(server: ConfBlockView): StaplingSettings {
+  const file = server.get('ssl_stapling_file');
+  const resolver = server.get('resolver') as DirectiveValues['resolver'];
+  return {
+    file: file?.path,
+    responder: server.get('ssl_stapling_responder'),
+    verify: server.get('ssl_stapling_verify'),
+    resolver: resolver === undefined ? undefined : { servers: resolver.servers, timeoutMs: server.get('resolver_timeout') },
+  };
+}
+
 /** The server's TLS, built on first use and cached; throws nginx's ConfigError when a file does not load. */
 export function serverTlsOf(server: ConfBlockView): ServerTls {
   const cached = cache.get(server);
@@ -179,12 +214,16 @@ export function serverTlsOf(server: ConfBlockView): ServerTls {
   let variable: VariableCertificates | undefined;
   let contextFor: ServerTls['contextFor'];
   let followsMasterKey = false;
+  let staples: CertificateStaple[] = [];
+  const warnings: string[] = [];
   if (certs.length > 0) {
     const pairs = certs.map((cert, i) => ({ cert, key: keys[i] as TlsFile }));
     const base = baseOptions(server, mode);
     followsMasterKey = base.followMaster;
     verify = { ...verify, trusted: certificatesOf(base.ca?.join('\n') ?? ''), sessionContext: sessionIdContext(server, base.options) };
-    contextFor = (cert, key) => buildContext(server, { ...base.options, cert, key });
+    // ssl_conf_command Certificate and PrivateKey replace the server's own.
+    contextFor = (cert, key) => buildContext(server, { ...base.options, cert: base.commands.cert ?? cert, key: base.commands.key ?? key });
+    warnings.push(...base.commands.warnings);
     // ngx_http_ssl_compile_certificates(): one name with variables makes every pair load per handshake.
     if (pairs.some((pair) => pair.cert.template !== undefined || pair.key.template !== undefined)) {
       // The settings are checked now, as nginx's SSL_CTX is built without a certificate.
@@ -194,6 +233,17 @@ export function serverTlsOf(server: ConfBlockView): ServerTls {
     } else {
       const loaded = pairs.map((pair) => loadPair(pair.cert, pair.key, passwords));
       context = contextFor(loaded.map((pair) => pair.cert), loaded.map((pair) => pair.key.pem));
+      if (server.get('ssl_stapling') && loaded.length > 1) {
+        // Node's OCSPRequest event comes before OpenSSL picks the certificate of the handshake and
+        // names the context's last one: a staple could be another certificate's, which clients refuse.
+        warnings.push(`"ssl_stapling" staples nothing for a server with ${loaded.length} certificates in hitless (Node does not tell which one a handshake uses before the response is due)`);
+      } else if (server.get('ssl_stapling')) {
+        const certificates = loaded.map((pair, i) => ({ name: (pairs[i] as { cert: TlsFile }).cert.path, pem: pair.cert }));
+        staples = atConfig(() => buildStaples(certificates, trustedPem(server), staplingSettings(server), (reason) => warnings.push(reason)));
+      }
+    }
+    if (variable !== undefined && server.get('ssl_stapling')) {
+      warnings.push('"ssl_stapling" has no effect with an "ssl_certificate" with variables (as in nginx, whose stapling takes the certificates loaded with the configuration)');
     }
   } else {
     // A server without certificates of its own may still answer certificates of the store: with its
@@ -208,7 +258,8 @@ export function serverTlsOf(server: ConfBlockView): ServerTls {
     }
   }
   const sessionCache = SessionCache.of(server.get('ssl_session_cache'), server.get('ssl_session_timeout'));
-  const tls = { context, rejectHandshake: server.get('ssl_reject_handshake'), verify, variable, contextFor, sessionCache, followsMasterKey };
+  const maxSendFragment = Math.min(Math.max((server.get('ssl_buffer_size') as number | undefined) ?? SEND_FRAGMENT_MAX, SEND_FRAGMENT_MIN), SEND_FRAGMENT_MAX);
+  const tls = { context, rejectHandshake: server.get('ssl_reject_handshake'), verify, variable, contextFor, sessionCache, followsMasterKey, staples, maxSendFragment, warnings };
   cache.set(server, tls);
   return tls;
 }

@@ -3,11 +3,13 @@
  * rules (`ngx_http_ssl_servername()`), ALPN (`ngx_http_ssl_alpn_select()`), and what a request
  * later reads of the handshake (`$ssl_protocol`, `$ssl_cipher`...).
  */
-import type { EventEmitter } from 'node:events';
+import { EventEmitter } from 'node:events';
 import type { Server, Socket } from 'node:net';
 import { createSecureContext, TLSSocket, type SecureContext } from 'node:tls';
 import { clientCertificateOf, type ClientCertificate, type ClientVerifySettings } from './client-verify.js';
 import type { ServerTls } from './contexts.js';
+import type { CertificateStaple } from './ocsp-stapling.js';
+import type { ErrorLog } from '../core/log.js';
 import type { TlsRuntime } from './tls-runtime.js';
 
 /** What the variables read of an established TLS connection, captured once. */
@@ -111,16 +113,21 @@ export class TlsTermination<S> {
   readonly #defaultVerify: ClientVerifySettings;
   readonly #defaultContextFor: ServerTls['contextFor'];
   readonly #alpn: string[];
-  readonly #sessions: EventEmitter | undefined;
+  readonly #events: EventEmitter;
   readonly #runtime: TlsRuntime;
   readonly #defaultFollows: boolean;
+  readonly #maxSendFragment: number;
+  /** The staples of the servers handshakes reached, by the hex of their certificate's DER. */
+  readonly #staples = new Map<string, CertificateStaple>();
+  readonly #log: ErrorLog | undefined;
 
   /**
    * `http2`: `listen ... http2` or the default server's `http2 on` offer `h2` before `http/1.1`.
    * `alpn` replaces that list (stream offers none: an empty list answers no ALPN at all).
    * `runtime` holds the stored certificates, the ticket key and the shared sessions it serves with.
+   * `log` gets what OCSP stapling logs (the responder's errors).
    */
-  constructor(hosts: ServerLookup<S>, tlsOf: (server: S) => ServerTls, runtime: TlsRuntime, http2: boolean, alpn?: readonly string[]) {
+  constructor(hosts: ServerLookup<S>, tlsOf: (server: S) => ServerTls, runtime: TlsRuntime, http2: boolean, alpn?: readonly string[], log?: ErrorLog) {
     this.#hosts = hosts;
     this.#tlsOf = tlsOf;
     this.#runtime = runtime;
@@ -134,7 +141,35 @@ export class TlsTermination<S> {
     // The ClientHello's session ID is looked up before the SNI callback picks a server, so the
     // default server's ssl_session_cache is the address's; nginx's lookup runs on the default
     // server's SSL_CTX too. OpenSSL refuses a session of another id context (client verification).
-    this.#sessions = fallback.sessionCache?.eventsFor(runtime.sharedSessions);
+    this.#events = this.#eventsFor(fallback.sessionCache?.eventsFor(runtime.sharedSessions));
+    // ngx_http_ssl_handshake(): the default server's ssl_buffer_size is the connection's.
+    this.#maxSendFragment = fallback.maxSendFragment;
+    this.#log = log;
+    this.#addStaples(fallback);
+  }
+
+  /**
+   * The `server` _tls_wrap reads: the session events of `sessions`, and 'OCSPRequest', which Node
+   * emits with the certificate of the context the handshake ended on (`_sharedCreds` when SNI
+   * chose none), as nginx's status callback looks the staple up by SSL_get_certificate().
+   */
+  #eventsFor(sessions: EventEmitter | undefined): EventEmitter {
+    const events = new EventEmitter();
+    if (sessions !== undefined) {
+      for (const name of ['newSession', 'resumeSession']) events.on(name, (...args: unknown[]) => sessions.emit(name, ...args));
+    }
+    events.on('OCSPRequest', (certificate: Buffer, _issuer: Buffer | null, done: (err: Error | null, response?: Buffer) => void) => {
+      done(null, this.#staples.get(certificate.toString('hex'))?.respond(this.#log));
+    });
+    Object.assign(events, { _sharedCreds: this.#default });
+    return events;
+  }
+
+  #addStaples(tls: ServerTls): void {
+    for (const staple of tls.staples) {
+      const key = staple.certificate.toString('hex');
+      if (!this.#staples.has(key)) this.#staples.set(key, staple);
+    }
   }
 
   /** A context of `tls` as a handshake gets it: with the master's ticket key when the server takes it. */
@@ -153,10 +188,11 @@ export class TlsTermination<S> {
       requestCert: this.#defaultVerify.mode !== 'off',
       rejectUnauthorized: false,
       SNICallback: (servername, done) => this.#select(secure, servername, done),
-      // Node types `server` as a net.Server; _tls_wrap only emits the session events on it.
-      ...(this.#sessions === undefined ? {} : { server: this.#sessions as Server }),
+      // Node types `server` as a net.Server; _tls_wrap only emits the session and OCSP events on it.
+      server: this.#events as Server,
     });
     handshakeVerify.set(secure, this.#defaultVerify);
+    secure.setMaxSendFragment(this.#maxSendFragment);
     return secure;
   }
 
@@ -168,6 +204,7 @@ export class TlsTermination<S> {
     const name = servername.toLowerCase();
     const { server } = this.#hosts.find(name);
     const tls = this.#tlsOf(server);
+    this.#addStaples(tls);
     const stored = this.#runtime.certificates.lookup(name);
     const contextFor = tls.contextFor ?? this.#defaultContextFor;
     if (stored !== undefined && contextFor !== undefined) {

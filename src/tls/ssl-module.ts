@@ -10,6 +10,8 @@ import { isConstantTemplate, parseTemplate, TemplateSyntaxError, type Template }
 import { defineDirective, type ConfModule, type DirectiveContext } from '../conf/registry.js';
 import { CertificateLoadError, readPasswordFile } from './certificate-files.js';
 import { VERIFY_CLIENT_MODES, type VerifyClientMode } from './client-verify.js';
+import { staplingDirectives } from './stapling-directives.js';
+import { sslConfCommandDirective } from './ssl-conf-command.js';
 
 /** A certificate or key file: as written (for messages), and resolved against the conf prefix. */
 export interface TlsFile {
@@ -61,6 +63,9 @@ declare module '../conf/registry.js' {
     ssl_crl: readonly TlsFile[];
     ssl_password_file: PasswordFile | undefined;
     ssl_session_cache: SessionCacheSetting;
+    ssl_dhparam: TlsFile | undefined;
+    ssl_buffer_size: number;
+    ssl_early_data: boolean;
   }
 }
 
@@ -128,6 +133,20 @@ function parseSessionCache(args: readonly string[], ctx: DirectiveContext): Sess
 }
 
 const flag = (args: readonly string[]): boolean => args[0] === 'on';
+
+/** The record sizes Node's `TLSSocket.setMaxSendFragment()` takes (OpenSSL's SSL_set_max_send_fragment()). */
+export const SEND_FRAGMENT_MIN = 512;
+/** The largest TLS record payload (RFC 8446 section 5.1): a larger nginx buffer still writes 16k records. */
+export const SEND_FRAGMENT_MAX = 16384;
+
+/** `ngx_conf_set_size_slot` for `ssl_buffer_size`, with a [warn] for what Node cannot send. */
+function parseBufferSize([value = '']: readonly string[], ctx: DirectiveContext): number {
+  const size = parseSize(value) ?? ctx.fail('"ssl_buffer_size" directive invalid value');
+  if (size < SEND_FRAGMENT_MIN) {
+    ctx.warn(`"ssl_buffer_size" ${value} is sent as TLS records of ${SEND_FRAGMENT_MIN} bytes in hitless (the smallest record Node's setMaxSendFragment() takes)`);
+  }
+  return size;
+}
 
 /** The directive table of `ngx_http_ssl_module`, which stream's ssl module reuses; http/ssl-module.ts adds the http checks. */
 export const sslDirectives: ConfModule = {
@@ -328,6 +347,44 @@ export const sslDirectives: ConfModule = {
       defaultText: '—',
       default: () => [],
       parse: (args, ctx) => parseTlsFile(args, ctx, undefined),
+    }),
+    defineDirective({
+      kind: 'value',
+      name: 'ssl_dhparam',
+      contexts: ['http', 'server'],
+      args: [1],
+      syntax: 'file;',
+      summary: 'PEM Diffie-Hellman parameters (openssl dhparam, or an RFC 7919 group) that enable the DHE ciphers of TLSv1.2; without it no DHE cipher is negotiated. Read with the configuration.',
+      defaultText: '—',
+      default: () => undefined,
+      parse: (args, ctx) => parseTlsFile(args, ctx, undefined)[0],
+    }),
+    defineDirective({
+      kind: 'value',
+      name: 'ssl_buffer_size',
+      contexts: ['http', 'server'],
+      args: [1],
+      syntax: 'size;',
+      summary: 'The largest TLS record sent (setMaxSendFragment() on each connection, the default server of the address decides, as in nginx): small records let a client start on the first bytes sooner. Below 512 bytes, 512 (Node\'s smallest, -t warns); above 16k, records of 16k, as nginx\'s writes are.',
+      default: () => 16384,
+      defaultText: 'ssl_buffer_size 16k;',
+      parse: parseBufferSize,
+    }),
+    ...staplingDirectives,
+    sslConfCommandDirective,
+    defineDirective({
+      kind: 'value',
+      name: 'ssl_early_data',
+      contexts: ['http', 'server'],
+      args: 'flag',
+      syntax: 'on | off;',
+      summary: 'TLSv1.3 0-RTT data. Node\'s TLS server has no early data API (no SSL_read_early_data()), so hitless always answers in a full round trip; on is a [warn] at -t.',
+      default: () => false,
+      defaultText: 'ssl_early_data off;',
+      parse: (args, ctx) => {
+        if (args[0] === 'on') ctx.noEffect('Node\'s TLS server cannot accept 0-RTT early data: clients send it again after the handshake');
+        return args[0] === 'on';
+      },
     }),
   ],
 };

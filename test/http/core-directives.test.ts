@@ -33,7 +33,7 @@ describe('core directives at -t', () => {
     const lines = config.warnings.map((warning) => warning.message);
     assert.equal(lines.length, 6, lines.join('\n'));
     for (const line of lines) assert.match(line, /^"[a-z_]+" has no effect in hitless \(.+\) in \/x\.conf:\d+$/);
-    assert.deepEqual(config.warnings.map((warning) => warning.location.line), [2, 3, 4, 5, 6, 9]);
+    assert.deepEqual(config.warnings.map((warning) => warning.location?.line), [2, 3, 4, 5, 6, 9]);
   });
 
   it('refuses bad values in nginx\'s words', () => {
