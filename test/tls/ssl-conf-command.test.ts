@@ -33,6 +33,8 @@ describe('ssl_conf_command', () => {
   before(async () => {
     served = await serve(
       `http {
+        # The prefix is the fixtures directory: no log file may be written there.
+        access_log off;
         server {
           listen 127.0.0.1:1443 ssl;
           ssl_protocols TLSv1.2;
