@@ -11,6 +11,7 @@ import type { ConfBlockView } from '../conf/registry.js';
 import { AccessLogs, type AccessLogger } from './access-log.js';
 import { compileCoreConnection, compileCoreLevel, type CoreConnection, type CoreLevel } from './core-level.js';
 import { compileErrorPages, type CompiledErrorPage } from './error-pages.js';
+import { compileExpires, type CompiledExpires } from './expires.js';
 import { compileGrpc, type CompiledGrpc } from './grpc-config.js';
 import { compileProxy, type CompiledProxy } from './proxy-config.js';
 import { Resolvers } from './resolver.js';
@@ -49,6 +50,8 @@ export interface LevelConfig {
   /** This level's own `return` (rewrite directives are not inherited). */
   readonly returnAction: CompiledReturn | undefined;
   readonly headers: readonly CompiledHeader[];
+  /** `expires`; undefined when off. */
+  readonly expires: CompiledExpires | undefined;
   /** Empty when `access_log off`. */
   readonly accessLogs: readonly AccessLogger[];
   readonly keepaliveTimeoutMs: number;
@@ -190,6 +193,7 @@ export class HttpGeneration {
     return {
       returnAction: action === undefined ? undefined : { status: action.status, text: action.text === undefined ? undefined : text(action.text) },
       headers: block.get('add_header').map((header) => ({ name: header.name, value: text(header.value), always: header.always })),
+      expires: compileExpires(block.get('expires'), text),
       accessLogs: this.logs.compile(block.get('access_log')),
       keepaliveTimeoutMs: keepalive.timeoutMs,
       keepaliveHeaderSeconds: keepalive.headerSeconds,

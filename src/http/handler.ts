@@ -12,6 +12,7 @@ import type { ClientConnection } from './connections.js';
 import type { CompiledServer, LevelConfig } from './generation.js';
 import type { HttpExchange } from './exchange.js';
 import { ADD_HEADER_STATUSES } from './headers-module.js';
+import { applyExpires } from './expires.js';
 import { keepaliveDisabledFor, msiePaddingFor } from './core-level.js';
 import { errorPageAction } from './error-pages.js';
 import type { CompiledProxy } from './proxy-config.js';
@@ -385,9 +386,10 @@ export class RequestHandler {
   }
 }
 
-/** `add_header`: the level's headers, for the statuses nginx adds them to (all of them with `always`). */
+/** `expires` and `add_header`: the level's headers, for the statuses nginx adds them to (all of them with `always`). */
 export function addHeaders(headers: string[], level: LevelConfig, request: HttpRequest, status: number): void {
   const addAll = ADD_HEADER_STATUSES.has(status);
+  if (addAll && level.expires !== undefined) applyExpires(headers, level.expires, request);
   for (const header of level.headers) {
     if (!header.always && !addAll) continue;
     const value = header.value(request);

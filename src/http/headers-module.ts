@@ -7,6 +7,8 @@ import type { Template } from '../core/variables.js';
 import { defineDirective, type ConfModule, type DirectiveContext } from '../conf/registry.js';
 import { blocksOf, parseValue } from '../conf/values.js';
 import { checkVariables } from './variables.js';
+import { isConstantTemplate } from '../core/variables.js';
+import { parseExpires, type ExpiresSetting } from './expires.js';
 
 /** One `add_header name value [always]`. */
 export interface AddHeader {
@@ -19,6 +21,7 @@ export interface AddHeader {
 declare module '../conf/registry.js' {
   interface DirectiveValues {
     add_header: readonly AddHeader[];
+    expires: ExpiresSetting;
   }
 }
 
@@ -38,6 +41,18 @@ export function parseAddHeader(args: readonly string[], ctx: DirectiveContext, p
   return [...(previous ?? []), { name, value: parseValue(value, ctx), always: flag === 'always' }];
 }
 
+/** `ngx_http_headers_expires()`: `expires [modified] time | epoch | max | off`, or a value with variables. */
+export function parseExpiresDirective(args: readonly string[], ctx: DirectiveContext): ExpiresSetting {
+  if (args.length === 2 && args[0] !== 'modified') ctx.fail('"expires" directive invalid value');
+  const modified = args.length === 2;
+  const text = args[args.length - 1] ?? '';
+  const value = parseValue(text, ctx);
+  if (!isConstantTemplate(value)) return { modified, value };
+  const rule = parseExpires(text, modified);
+  if ('error' in rule) ctx.fail(`"expires" directive ${rule.error}`);
+  return { rule };
+}
+
 /** The headers module's directives. */
 export const httpHeadersModule: ConfModule = {
   name: 'ngx_http_headers_module',
@@ -54,10 +69,25 @@ export const httpHeadersModule: ConfModule = {
       defaultText: '—',
       parse: parseAddHeader,
     }),
+    defineDirective({
+      kind: 'value',
+      name: 'expires',
+      contexts: ['http', 'server', 'location', 'location_if'],
+      args: [1, 2],
+      syntax: '[modified] time | epoch | max | off;',
+      summary: 'Sets Expires and Cache-Control on 200, 201, 204, 206, 301, 302, 303, 304, 307 and 308 responses: time after the request, or after Last-Modified with modified, @time of day, negative for no-cache, epoch, max; a value with variables is parsed per request.',
+      default: () => ({ rule: { kind: 'off', seconds: 0 } }),
+      defaultText: 'expires off;',
+      parse: parseExpiresDirective,
+    }),
   ],
   check(main) {
     const http = main.blocks.find((block) => block.name === 'http');
     if (http === undefined) return;
     checkVariables(http, blocksOf(http).flatMap((block) => (block.isSet('add_header') ? block.get('add_header').map((h) => h.value) : [])));
+    checkVariables(http, blocksOf(http).flatMap((block) => {
+      const expires = block.isSet('expires') ? block.get('expires') : undefined;
+      return expires !== undefined && 'value' in expires ? [expires.value] : [];
+    }));
   },
 };
