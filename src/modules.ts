@@ -9,6 +9,7 @@ import { httpLimitReqModule } from './http/limit-req-module.js';
 import { httpLogModule } from './http/log-module.js';
 import { httpMapModule } from './http/map-module.js';
 import { httpSplitClientsModule } from './http/split-clients-module.js';
+import { httpGeoModule } from './http/geo-module.js';
 import { httpMimeTypesModule } from './http/mime-types-module.js';
 import { httpAutoindexModule, httpStaticModule } from './http/static-module.js';
 import { httpProxyModule } from './http/proxy-module.js';
@@ -47,6 +48,7 @@ export const builtinModules: readonly ConfModule[] = [
   httpRealIpModule,
   httpMapModule,
   httpSplitClientsModule,
+  httpGeoModule,
   httpStaticModule,
   httpAutoindexModule,
   httpMimeTypesModule,

@@ -21,6 +21,7 @@ import { groupListens, type ListenSpec } from './listen.js';
 import { LocationTree } from './locations.js';
 import { defineMapVariables } from './map-module.js';
 import { defineSplitClientsVariables } from './split-clients-module.js';
+import { defineGeoVariables } from './geo-module.js';
 import { compilePreaccess, type Preaccess } from './preaccess.js';
 import type { HttpRequest } from './request.js';
 import { primaryServerName, VirtualHosts, type ServerName } from './server-names.js';
@@ -133,6 +134,7 @@ export class HttpGeneration {
     this.variables = createHttpVariables(http === undefined ? [] : captureNamesOf(http));
     if (http !== undefined) defineMapVariables(this.variables, http.get('map'));
     if (http !== undefined) defineSplitClientsVariables(this.variables, http.get('split_clients'));
+    if (http !== undefined) defineGeoVariables(this.variables, http.get('geo'));
     this.#http = http;
     this.logs = new AccessLogs(http?.get('log_format') ?? [], this.variables, log);
     this.groups = http === undefined ? new Map() : buildUpstreamGroups(http, this.variables, state.upstreams);

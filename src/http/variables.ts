@@ -257,6 +257,7 @@ export function checkVariables(http: ConfBlockView, templates: Iterable<Template
     // map-defined variables (ngx_http_map_block() adds them while the configuration is read).
     for (const map of http.get('map')) table.define(map.variable, () => undefined);
     for (const split of http.get('split_clients')) table.define(split.variable, () => undefined);
+    for (const geo of http.get('geo')) table.define(geo.variable, () => undefined);
     knownTables.set(http, table);
   }
   for (const template of templates) {
