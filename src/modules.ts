@@ -10,6 +10,7 @@ import { httpLogModule } from './http/log-module.js';
 import { httpMapModule } from './http/map-module.js';
 import { httpSplitClientsModule } from './http/split-clients-module.js';
 import { httpGeoModule } from './http/geo-module.js';
+import { httpRefererModule } from './http/referer-module.js';
 import { httpMimeTypesModule } from './http/mime-types-module.js';
 import { httpAutoindexModule, httpStaticModule } from './http/static-module.js';
 import { httpProxyModule } from './http/proxy-module.js';
@@ -49,6 +50,7 @@ export const builtinModules: readonly ConfModule[] = [
   httpMapModule,
   httpSplitClientsModule,
   httpGeoModule,
+  httpRefererModule,
   httpStaticModule,
   httpAutoindexModule,
   httpMimeTypesModule,

@@ -22,6 +22,7 @@ import { LocationTree } from './locations.js';
 import { defineMapVariables } from './map-module.js';
 import { defineSplitClientsVariables } from './split-clients-module.js';
 import { defineGeoVariables } from './geo-module.js';
+import { compileReferers, type RefererCheck } from './referer-module.js';
 import { compilePreaccess, type Preaccess } from './preaccess.js';
 import type { HttpRequest } from './request.js';
 import { primaryServerName, VirtualHosts, type ServerName } from './server-names.js';
@@ -81,6 +82,8 @@ export interface LevelConfig {
   readonly redirect: { readonly absolute: boolean; readonly port: boolean; readonly serverName: boolean };
   /** `tcp_nodelay`. */
   readonly tcpNodelay: boolean;
+  /** `valid_referers`, merged; undefined when no level up to the server has one. */
+  readonly referers: RefererCheck | undefined;
 }
 
 /** A virtual server. */
@@ -212,6 +215,7 @@ export class HttpGeneration {
       core: compileCoreLevel(block),
       files: compileStatic(block, table),
       tcpNodelay: block.get('tcp_nodelay'),
+      referers: compileReferers(block),
       redirect: { absolute: block.get('absolute_redirect'), port: block.get('port_in_redirect'), serverName: block.get('server_name_in_redirect') },
     };
   }

@@ -148,6 +148,7 @@ export class RequestHandler {
     }
     const found = server.locations.find(uri);
     request.files = (found?.value ?? server.level).files.paths;
+    request.referers = (found?.value ?? server.level).referers;
     if (found === undefined) return [server.level, { status: 0, files: true, content: true }];
     if (found.match !== undefined) request.captures = found.match;
     const level = found.value;
@@ -268,6 +269,7 @@ export class RequestHandler {
 
   /** The content of a location reached by an internal redirect: its return, proxy_pass or files. */
   #content(conn: ClientConnection, request: HttpRequest, exchange: HttpExchange, target: LevelConfig, server: CompiledServer): void {
+    request.referers = target.referers;
     if (target.returnAction !== undefined) this.#send(conn, request, exchange, target, this.#runReturn(target, request, conn, server));
     else if (target.proxy !== undefined || target.grpc !== undefined) this.#proxy(conn, request, exchange, target);
     else this.#files(conn, request, exchange, target);

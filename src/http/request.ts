@@ -4,6 +4,7 @@
  */
 import type { TlsConnectionInfo } from '../tls/sni.js';
 import type { RequestHead } from './h1/head-parser.js';
+import type { RefererCheck } from './referer-module.js';
 
 /** What a request knows of its connection, captured once when the connection is accepted. */
 export interface ConnectionInfo {
@@ -97,6 +98,8 @@ export class HttpRequest {
   limitConnStatus: string | undefined;
   /** The file paths of the answering level (`$document_root`, `$request_filename`); set when a level is chosen. */
   files: ((request: HttpRequest) => { root: string; path: string }) | undefined;
+  /** The answering level's `valid_referers`, for `$invalid_referer`; set with `files`. */
+  referers: RefererCheck | undefined;
   /** Set by an internal redirect (index, try_files, error_page): `internal` locations accept the request. */
   internal = false;
   /** Internal redirects so far; nginx stops at 10 (NGX_HTTP_MAX_URI_CHANGES). */

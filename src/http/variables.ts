@@ -12,6 +12,7 @@ import type { LocationMatch } from './core-module.js';
 import type { HttpRequest } from './request.js';
 import { compileNginxRegex } from './regex.js';
 import { binaryAddress } from './realip.js';
+import { isInvalidReferer } from './referer-module.js';
 import { formatIso8601, formatTimeLocal } from './time-format.js';
 import { NGINX_VERSION } from '../core/version.js';
 import type { ResponseHead } from './h1/head-parser.js';
@@ -187,6 +188,8 @@ const HTTP_VARIABLES: Readonly<Record<string, Getter>> = {
       return undefined;
     }
   },
+  // ngx_http_referer_module's, by the answering level's valid_referers.
+  invalid_referer: (r) => (isInvalidReferer(r.referers, r.header('referer')) ? '1' : ''),
   // ngx_http_ssl_module's: not found on a plain connection.
   ...sslVariables<HttpRequest>((r) => r.connection.tls),
 };
