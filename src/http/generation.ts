@@ -52,6 +52,8 @@ export interface LevelConfig {
   /** This level's own `return` (rewrite directives are not inherited). */
   readonly returnAction: CompiledReturn | undefined;
   readonly headers: readonly CompiledHeader[];
+  /** `add_trailer`. */
+  readonly trailers: readonly CompiledHeader[];
   /** `expires`; undefined when off. */
   readonly expires: CompiledExpires | undefined;
   /** Empty when `access_log off`. */
@@ -198,6 +200,7 @@ export class HttpGeneration {
     return {
       returnAction: action === undefined ? undefined : { status: action.status, text: action.text === undefined ? undefined : text(action.text) },
       headers: block.get('add_header').map((header) => ({ name: header.name, value: text(header.value), always: header.always })),
+      trailers: block.get('add_trailer').map((header) => ({ name: header.name, value: text(header.value), always: header.always })),
       expires: compileExpires(block.get('expires'), text),
       accessLogs: this.logs.compile(block.get('access_log')),
       keepaliveTimeoutMs: keepalive.timeoutMs,

@@ -13,6 +13,7 @@ import type { CompiledServer, LevelConfig } from './generation.js';
 import type { HttpExchange } from './exchange.js';
 import { ADD_HEADER_STATUSES } from './headers-module.js';
 import { applyExpires } from './expires.js';
+import { withTrailers } from './trailers.js';
 import { keepaliveDisabledFor, msiePaddingFor } from './core-level.js';
 import { errorPageAction } from './error-pages.js';
 import type { CompiledProxy } from './proxy-config.js';
@@ -68,6 +69,7 @@ export class RequestHandler {
     try {
       const [chosen, plan] = this.#process(conn, request);
       level = chosen;
+      if (level.trailers.length > 0) exchange = withTrailers(exchange, level.trailers, request);
       const preaccess = plan.content ? level.preaccess : undefined;
       if (preaccess !== undefined && (preaccess.req !== undefined || preaccess.conn !== undefined)) {
         this.#limited(conn, request, exchange, level, plan, preaccess);

@@ -21,6 +21,7 @@ export interface AddHeader {
 declare module '../conf/registry.js' {
   interface DirectiveValues {
     add_header: readonly AddHeader[];
+    add_trailer: readonly AddHeader[];
     expires: ExpiresSetting;
   }
 }
@@ -71,6 +72,18 @@ export const httpHeadersModule: ConfModule = {
     }),
     defineDirective({
       kind: 'value',
+      name: 'add_trailer',
+      contexts: ['http', 'server', 'location', 'location_if'],
+      args: [2, 3],
+      repeatable: true,
+      syntax: 'name value [always];',
+      summary: 'Adds a trailer field after the body of 200, 201, 204, 206, 301, 302, 303, 304, 307 and 308 responses (every one with always): HTTP/1.1 responses are then sent chunked, HTTP/2 ones end with a HEADERS frame; HTTP/1.0 and a proxied body passed through already chunked carry none. Inherited as add_header is.',
+      default: () => [],
+      defaultText: '—',
+      parse: parseAddHeader,
+    }),
+    defineDirective({
+      kind: 'value',
       name: 'expires',
       contexts: ['http', 'server', 'location', 'location_if'],
       args: [1, 2],
@@ -85,6 +98,7 @@ export const httpHeadersModule: ConfModule = {
     const http = main.blocks.find((block) => block.name === 'http');
     if (http === undefined) return;
     checkVariables(http, blocksOf(http).flatMap((block) => (block.isSet('add_header') ? block.get('add_header').map((h) => h.value) : [])));
+    checkVariables(http, blocksOf(http).flatMap((block) => (block.isSet('add_trailer') ? block.get('add_trailer').map((h) => h.value) : [])));
     checkVariables(http, blocksOf(http).flatMap((block) => {
       const expires = block.isSet('expires') ? block.get('expires') : undefined;
       return expires !== undefined && 'value' in expires ? [expires.value] : [];

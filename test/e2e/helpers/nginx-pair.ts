@@ -15,17 +15,23 @@ export interface NginxPair {
   /** The directory both prefixes are under; files a configuration names can go here. */
   readonly dir: string;
   readonly ports: { readonly hitless: number; readonly nginx: number };
+  /** The further ports each server was given (`extraPorts`), in order. */
+  readonly extra: { readonly hitless: readonly number[]; readonly nginx: readonly number[] };
   stop(): Promise<void>;
 }
 
-/** Writes `conf(port)` for each server, starts both, resolves once both listen. `dir` is made before `conf` is called. */
-export async function startPair(conf: (port: number, dir: string) => string, setup: (dir: string) => void = () => undefined): Promise<NginxPair> {
+/**
+ * Writes `conf(port, dir, extra)` for each server, starts both, resolves once both listen on
+ * `port` and on each of their `extraPorts` further free ports. `setup(dir)` runs first.
+ */
+export async function startPair(conf: (port: number, dir: string, extra: readonly number[]) => string, setup: (dir: string) => void = () => undefined, extraPorts = 0): Promise<NginxPair> {
   const dir = mkdtempSync(join(tmpdir(), 'hitless-pair-'));
   // nginx's workers run as nobody: what they serve must be readable by others.
   chmodSync(dir, 0o755);
   setup(dir);
   const servers: RunningServer[] = [];
   const ports = { hitless: 0, nginx: 0 };
+  const extra = { hitless: [] as number[], nginx: [] as number[] };
   const stop = async (): Promise<void> => {
     await Promise.all(servers.map((server) => server.stop()));
     rmSync(dir, { recursive: true, force: true });
@@ -33,17 +39,18 @@ export async function startPair(conf: (port: number, dir: string) => string, set
   try {
     for (const name of ['hitless', 'nginx'] as const) {
       ports[name] = await freePort();
+      for (let i = 0; i < extraPorts; i++) extra[name].push(await freePort());
       const prefix = join(dir, name);
       mkdirSync(join(prefix, 'logs'), { recursive: true });
-      writeFileSync(join(prefix, 'nginx.conf'), conf(ports[name], dir));
+      writeFileSync(join(prefix, 'nginx.conf'), conf(ports[name], dir, extra[name]));
       const args = ['-p', `${prefix}/`, '-c', join(prefix, 'nginx.conf'), '-e', join(prefix, 'logs/error.log'), '-g', `daemon off; pid ${join(prefix, 'pid')};`];
-      servers.push(await startServer(name, args, [ports[name]]));
+      servers.push(await startServer(name, args, [ports[name], ...extra[name]]));
     }
   } catch (err) {
     await stop();
     throw err;
   }
-  return { dir, ports, stop };
+  return { dir, ports, extra, stop };
 }
 
 /** A response with its fields as sent: lower-case names, in order, repeated ones apart. */
