@@ -11,7 +11,7 @@ import { logRequest } from './access-log.js';
 import type { ClientConnection } from './connections.js';
 import type { CompiledServer, LevelConfig } from './generation.js';
 import type { HttpExchange } from './exchange.js';
-import { ADD_HEADER_STATUSES } from './headers-module.js';
+import { ADD_HEADER_STATUSES, addHeaderField } from './headers-module.js';
 import { applyExpires } from './expires.js';
 import { withTrailers } from './trailers.js';
 import { keepaliveDisabledFor, msiePaddingFor } from './core-level.js';
@@ -397,8 +397,8 @@ export function addHeaders(headers: string[], level: LevelConfig, request: HttpR
   for (const header of level.headers) {
     if (!header.always && !addAll) continue;
     const value = header.value(request);
-    // ngx_http_add_header(): an empty value adds nothing.
-    if (value !== '' && !/[\r\n]/.test(value)) headers.push(header.name, value);
+    // ngx_http_add_header(): an empty value adds nothing (and removes an ETag or Last-Modified).
+    if (!/[\r\n]/.test(value)) addHeaderField(headers, header.name, value);
   }
 }
 

@@ -32,6 +32,32 @@ export const ADD_HEADER_STATUSES: ReadonlySet<number> = new Set([200, 201, 204, 
 // RFC 9110 section 5.6.2: a field name is a token.
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 
+/**
+ * Adds one `add_header` field to `headers` (flat name/value pairs) as ngx_http_headers_filter()'s
+ * handlers do: ETag and Last-Modified replace the response's own field in place, and an empty
+ * value removes it (ngx_http_set_response_header()); any other field is appended unless empty.
+ */
+export function addHeaderField(headers: string[], name: string, value: string): void {
+  const lower = name.toLowerCase();
+  if (lower !== 'etag' && lower !== 'last-modified') {
+    if (value !== '') headers.push(name, value);
+    return;
+  }
+  let at = -1;
+  for (let i = 0; i < headers.length; i += 2) {
+    if ((headers[i] as string).toLowerCase() === lower) {
+      at = i;
+      break;
+    }
+  }
+  if (value === '') {
+    if (at !== -1) headers.splice(at, 2);
+  } else if (at !== -1) {
+    headers[at] = name;
+    headers[at + 1] = value;
+  } else headers.push(name, value);
+}
+
 /** Parses `add_header`, appending to the lines already given at this level. */
 export function parseAddHeader(args: readonly string[], ctx: DirectiveContext, previous: readonly AddHeader[] | undefined): readonly AddHeader[] {
   const [name = '', value = '', flag] = args;

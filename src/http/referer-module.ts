@@ -156,7 +156,8 @@ export function isInvalidReferer(check: RefererCheck | undefined, referer: strin
   const ref = referer.slice(scheme[0].length);
   let end = 0;
   while (end < ref.length && ref[end] !== '/' && ref[end] !== ':') end++;
-  if (end >= 256) return true;
+  // nginx copies at most 256 bytes of host name into its buffer.
+  if (end > 256) return true;
   const host = ref.slice(0, end).toLowerCase();
   const found = findHost(check, host);
   if (found !== undefined) {

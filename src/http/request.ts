@@ -114,6 +114,8 @@ export class HttpRequest {
   requestBody: readonly Buffer[] | undefined;
   /** The response header fields sent, flat (`$sent_http_*`); undefined before the head. */
   sentHeaders: readonly string[] | undefined;
+  /** The trailer fields sent (`$sent_trailer_*`), flat; filled while `add_trailer` evaluates them. */
+  sentTrailers: readonly string[] | undefined;
   /** The body length of a response hitless made itself (`$sent_http_content_length`). */
   sentLength: number | undefined;
   /** `$request_completion`: the response was handed to the client whole. */

@@ -20,6 +20,8 @@ function expectsTrailers(trailers: readonly CompiledHeader[], status: number): b
 export function trailerFields(trailers: readonly CompiledHeader[], request: HttpRequest, status: number): string[] {
   const safe = ADD_HEADER_STATUSES.has(status);
   const out: string[] = [];
+  // A trailer's value may read those before it ($sent_trailer_name), as nginx's list grows.
+  request.sentTrailers = out;
   for (const trailer of trailers) {
     if (!trailer.always && !safe) continue;
     const value = trailer.value(request);

@@ -219,6 +219,10 @@ export function createHttpVariables(captureNames: Iterable<string> = []): Variab
   table.definePrefix('arg_', (suffix) => (r) => findArg(r.args, suffix));
   table.definePrefix('cookie_', (suffix) => (r) => findCookie(r.header('cookie'), suffix));
   table.definePrefix('sent_http_', (suffix) => sentField(suffix.replace(/_/g, '-')));
+  table.definePrefix('sent_trailer_', (suffix) => {
+    const name = suffix.replace(/_/g, '-');
+    return (r) => fieldOf(r.sentTrailers, name);
+  });
   table.definePrefix('upstream_http_', (suffix) => {
     const header = suffix.replace(/_/g, '-');
     return (r) => fieldOf(r.upstreamHeaders, header);
