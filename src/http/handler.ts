@@ -394,6 +394,8 @@ export class RequestHandler {
 export function addHeaders(headers: string[], level: LevelConfig, request: HttpRequest, status: number): void {
   const addAll = ADD_HEADER_STATUSES.has(status);
   if (addAll && level.expires !== undefined) applyExpires(headers, level.expires, request);
+  // A value may read the fields set so far ($sent_http_name), as nginx's headers_out grows.
+  request.sentHeaders = headers;
   for (const header of level.headers) {
     if (!header.always && !addAll) continue;
     const value = header.value(request);
