@@ -103,7 +103,7 @@ export const httpHeadersModule: ConfModule = {
       args: [2, 3],
       repeatable: true,
       syntax: 'name value [always];',
-      summary: 'Adds a trailer field after the body of 200, 201, 204, 206, 301, 302, 303, 304, 307 and 308 responses (every one with always): HTTP/1.1 responses are then sent chunked, HTTP/2 ones end with a HEADERS frame; HTTP/1.0 and a proxied body passed through already chunked carry none. Inherited as add_header is.',
+      summary: 'Adds a trailer field after the body of 200, 201, 204, 206, 301, 302, 303, 304, 307 and 308 responses (every one with always): HTTP/1.1 responses are then sent chunked, HTTP/2 ones end with a HEADERS frame; HTTP/1.0 responses carry none. Inherited as add_header is.',
       default: () => [],
       defaultText: '—',
       parse: parseAddHeader,

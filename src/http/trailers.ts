@@ -6,6 +6,7 @@
  * HEAD, 204 and 304 carry none.
  */
 import type { Framing, HttpExchange, ResponseOptions } from './exchange.js';
+import { ChunkedParser } from './h1/chunked.js';
 import type { CompiledHeader } from './generation.js';
 import { ADD_HEADER_STATUSES } from './headers-module.js';
 import type { HttpRequest } from './request.js';
@@ -37,6 +38,9 @@ export function trailerFields(trailers: readonly CompiledHeader[], request: Http
 export function withTrailers(exchange: HttpExchange, trailers: readonly CompiledHeader[], request: HttpRequest): HttpExchange {
   let status = 0;
   let expected = false;
+  // A body passed through already chunked (proxy, HTTP/1.1 upstream) is de-chunked and chunked
+  // again, so that the last chunk can carry the trailers, as nginx always re-chunks.
+  let decoder: ChunkedParser | undefined;
   const writeHead = (code: number, headers: readonly string[], framing: Framing, options?: ResponseOptions): void => {
     status = code;
     // ngx_http_chunked_header_filter(): no body, no trailers.
@@ -47,21 +51,34 @@ export function withTrailers(exchange: HttpExchange, trailers: readonly Compiled
     }
     const h2 = exchange.head.versionMajor === 2;
     // HTTP/1.1 with chunked_transfer_encoding on: chunked, the length dropped (ngx_http_clear_content_length()).
-    const chunked = !h2 && typeof framing === 'number' && exchange.head.versionMinor === 1 && exchange.chunkedAllowed;
+    const chunked = !h2 && (typeof framing === 'number' || framing === 'raw') && exchange.head.versionMinor === 1 && exchange.chunkedAllowed;
+    if (chunked && framing === 'raw') decoder = new ChunkedParser({ fromUpstream: true });
     exchange.writeHead(code, headers, chunked ? 'chunked' : framing, h2 ? { ...options, trailers: true } : options);
+  };
+  const write = (chunk: Buffer | string): boolean => {
+    if (decoder === undefined) return exchange.write(chunk);
+    let ok = true;
+    try {
+      if (!decoder.done) decoder.push(typeof chunk === 'string' ? Buffer.from(chunk, 'latin1') : chunk, 0, (data) => (ok = exchange.write(data) && ok));
+    } catch {
+      // An invalid chunked body from upstream: the response cannot be completed.
+      exchange.connection.destroy();
+    }
+    return ok;
   };
   const end = (chunk?: Buffer | string, given?: readonly string[]): void => {
     if (!expected) {
       exchange.end(chunk, given);
       return;
     }
-    exchange.end(chunk, [...(given ?? []), ...trailerFields(trailers, request, status)]);
+    if (chunk !== undefined) write(chunk);
+    exchange.end(undefined, [...(given ?? []), ...trailerFields(trailers, request, status)]);
   };
   const respond = (code: number, headers: readonly string[], body: Buffer | string): void => {
     writeHead(code, headers, typeof body === 'string' ? Buffer.byteLength(body) : body.length);
     end(body);
   };
-  const own: Partial<HttpExchange> = { writeHead, end, respond };
+  const own: Partial<HttpExchange> = { writeHead, write, end, respond };
   // The exchange's own state (keepAlive, headersSent, ...) stays on it: reads and writes go through.
   return new Proxy(exchange, {
     get(target, key, receiver) {

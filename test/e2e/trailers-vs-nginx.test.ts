@@ -5,8 +5,9 @@
  */
 import assert from 'node:assert/strict';
 import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
 import http2 from 'node:http2';
-import net from 'node:net';
+import net, { type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { startPair, type NginxPair } from './helpers/nginx-pair.js';
@@ -57,8 +58,16 @@ function h2Get(port: number, path: string): Promise<{ headers: Record<string, un
 
 describe('add_trailer: hitless and nginx side by side', () => {
   let pair: NginxPair;
+  let upstream: http.Server;
 
   before(async () => {
+    // A chunked upstream body (no length), which the proxy passes on chunked.
+    upstream = http.createServer((_req, res) => {
+      res.write('up');
+      res.end('stream');
+    });
+    await new Promise<void>((resolve) => upstream.listen(0, '127.0.0.1', resolve));
+    const up = (upstream.address() as AddressInfo).port;
     pair = await startPair(
       (port, dir, [h2]) => `events {}
 http {
@@ -73,6 +82,7 @@ http {
         location /return { add_trailer X-T t; return 200 "ok"; }
         location /missing { add_trailer X-T t; add_trailer X-Always a always; return 404; }
         location /safe-only { add_trailer X-T t; return 404; }
+        location /proxy { add_trailer X-T t; proxy_pass http://127.0.0.1:${up}; }
         location /off { alias ${dir}/www/; chunked_transfer_encoding off; add_trailer X-T t; }
     }
 }
@@ -88,6 +98,7 @@ http {
 
   after(async () => {
     await pair?.stop();
+    upstream?.close();
   });
 
   const requests = [
@@ -99,6 +110,8 @@ http {
     'GET /missing HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n',
     'GET /safe-only HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n',
     'GET /off/a.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n',
+    'GET /proxy HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n',
+    'GET /proxy HTTP/1.0\r\n\r\n',
   ];
   for (const request of requests) {
     it(request.split('\r\n')[0] as string, async () => {
@@ -108,7 +121,7 @@ http {
     });
   }
 
-  for (const path of ['/a.txt', '/return', '/missing']) {
+  for (const path of ['/a.txt', '/return', '/missing', '/proxy']) {
     it(`HTTP/2 GET ${path}: the same trailers`, async () => {
       const expected = await h2Get(pair.extra.nginx[0] as number, path);
       const actual = await h2Get(pair.extra.hitless[0] as number, path);
