@@ -13,7 +13,7 @@ import { toByteString } from '../core/byte-string.js';
 import { CidrTable, RangeTable } from './geo-tables.js';
 import { addressBytes, forwardedAddress, parseCidr, type TrustedBlock } from './realip.js';
 import type { HttpRequest } from './request.js';
-import { checkVariables, isBuiltinHttpVariable } from './variables.js';
+import { checkVariables, isFixedHttpVariable } from './variables.js';
 
 /** One `geo` block. */
 export interface GeoBlock {
@@ -162,7 +162,7 @@ export function parseGeo(args: readonly string[], nodes: readonly ConfNode[], ct
   }
   if (!name.startsWith('$')) ctx.fail(`invalid variable name "${name}"`);
   const variable = name.slice(1).toLowerCase();
-  if (isBuiltinHttpVariable(variable) && variable !== 'args') ctx.fail(`the duplicate "${variable}" variable`);
+  if (isFixedHttpVariable(variable)) ctx.fail(`the duplicate "${variable}" variable`);
   const geo: GeoBuilder = { ranges: false, cidrStarted: false, volatile: false, proxyRecursive: false, proxies: [], v4: new CidrTable(), v6: new CidrTable(), rangeTable: new RangeTable(), rangeDefault: undefined };
   for (const node of nodes) addLine(geo, node, ctx);
   let table: GeoBlock['table'];

@@ -11,7 +11,7 @@ import { defineDirective, type ConfModule, type DirectiveContext } from '../conf
 import { parseValue } from '../conf/values.js';
 import { toByteString } from '../core/byte-string.js';
 import type { HttpRequest } from './request.js';
-import { checkVariables, isBuiltinHttpVariable } from './variables.js';
+import { checkVariables, isFixedHttpVariable } from './variables.js';
 
 /** One part of a split: the hash bound it stops below (0: the rest) and its value, a plain string. */
 export interface SplitPart {
@@ -90,7 +90,7 @@ export function parseSplitClients(args: readonly string[], nodes: readonly ConfN
   if (!name.startsWith('$')) ctx.fail(`invalid variable name "${name}"`);
   const variable = name.slice(1).toLowerCase();
   // ngx_http_add_variable() with NGX_HTTP_VAR_CHANGEABLE: a built-in one is not changeable.
-  if (isBuiltinHttpVariable(variable) && variable !== 'args') ctx.fail(`the duplicate "${variable}" variable`);
+  if (isFixedHttpVariable(variable)) ctx.fail(`the duplicate "${variable}" variable`);
   const raw: { percent: number; value: string; node: ConfNode }[] = [];
   for (const node of nodes) {
     if (node.kind === 'error') throw node.error;

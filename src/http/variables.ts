@@ -199,6 +199,14 @@ export function isBuiltinHttpVariable(name: string): boolean {
   return Object.hasOwn(HTTP_VARIABLES, name.toLowerCase());
 }
 
+// The built-in variables nginx declares NGX_HTTP_VAR_CHANGEABLE (ngx_http_variable_args, the referer module's).
+const CHANGEABLE: ReadonlySet<string> = new Set(['args', 'invalid_referer']);
+
+/** True for a built-in variable that a map, geo or split_clients may not define again ("the duplicate ... variable"). */
+export function isFixedHttpVariable(name: string): boolean {
+  return isBuiltinHttpVariable(name) && !CHANGEABLE.has(name.toLowerCase());
+}
+
 function captureGetter(index: number): Getter {
   return (r) => r.captures?.[index];
 }
