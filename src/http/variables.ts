@@ -225,7 +225,8 @@ export function createHttpVariables(captureNames: Iterable<string> = []): Variab
     return (r) => r.header(header) ?? (r.head.headers.some((field, i) => i % 2 === 0 && field.includes('_')) ? fieldOf(r.head.headers.map((field, i) => (i % 2 === 0 ? field.replace(/_/g, '-') : field)), header) : undefined);
   });
   table.definePrefix('arg_', (suffix) => (r) => findArg(r.args, suffix));
-  table.definePrefix('cookie_', (suffix) => (r) => findCookie(r.header('cookie'), suffix));
+  // ngx_http_parse_multi_header_lines(): every Cookie line is searched, in order.
+  table.definePrefix('cookie_', (suffix) => (r) => findCookie(fieldOf(r.head.headers, 'cookie', '; '), suffix));
   table.definePrefix('sent_http_', (suffix) => sentField(suffix.replace(/_/g, '-')));
   table.definePrefix('sent_trailer_', (suffix) => {
     const name = suffix.replace(/_/g, '-');
