@@ -108,6 +108,8 @@ export class HttpRequest {
   variableCache: Map<object, unknown> | undefined;
   /** The last upstream response head's fields, flat (`$upstream_http_*`, `$upstream_cookie_*`). */
   upstreamHeaders: readonly string[] | undefined;
+  /** `$upstream_response_length`: body bytes read, one entry per peer that answered. */
+  upstreamResponseLength: number[] | undefined;
   /** `$upstream_header_time`, in ms, one entry per peer that answered. */
   upstreamHeaderTime: number[] | undefined;
   /** The request body as read into memory to be passed on (`$request_body`); undefined when not read so. */

@@ -85,10 +85,11 @@ export function findSetCookie(fields: readonly string[] | undefined, name: strin
   return undefined;
 }
 
-/** Records what an upstream's response head brings to `$upstream_http_*` and `$upstream_header_time`; called by the proxy once per head. */
+/** Records what an upstream's response head brings to `$upstream_http_*`, `$upstream_header_time` and `$upstream_response_length`; called by the proxy once per head. */
 export function recordUpstreamHead(request: HttpRequest, head: ResponseHead, startedMs: number): void {
   request.upstreamHeaders = head.headers;
   (request.upstreamHeaderTime ??= []).push(Date.now() - startedMs);
+  (request.upstreamResponseLength ??= []).push(0);
 }
 
 /** `$request_length`: the head as received (HTTP/1) and the body read or discarded. */
@@ -173,6 +174,7 @@ const HTTP_VARIABLES: Readonly<Record<string, Getter>> = {
   upstream_status: (r) => r.upstreamStatus?.join(', '),
   upstream_response_time: (r) => r.upstreamResponseTime?.map(seconds).join(', '),
   upstream_header_time: (r) => r.upstreamHeaderTime?.map(seconds).join(', '),
+  upstream_response_length: (r) => r.upstreamResponseLength?.join(', '),
   // hitless has no proxy_cache: nginx's answer for a request no cache saw is "not found".
   upstream_cache_status: () => undefined,
   hostname: () => HOSTNAME,

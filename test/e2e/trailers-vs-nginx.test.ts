@@ -82,7 +82,8 @@ http {
         location /return { add_trailer X-T t; return 200 "ok"; }
         location /missing { add_trailer X-T t; add_trailer X-Always a always; return 404; }
         location /safe-only { add_trailer X-T t; return 404; }
-        location /proxy { add_trailer X-T t; proxy_pass http://127.0.0.1:${up}; }
+        location /proxy { add_trailer X-T t; add_trailer X-Length $upstream_response_length; proxy_pass http://127.0.0.1:${up}; }
+        location /proxy-file { add_trailer X-Length $upstream_response_length; proxy_pass http://127.0.0.1:${port}/a.txt; }
         location /off { alias ${dir}/www/; chunked_transfer_encoding off; add_trailer X-T t; }
     }
 }
@@ -112,6 +113,7 @@ http {
     'GET /off/a.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n',
     'GET /proxy HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n',
     'GET /proxy HTTP/1.0\r\n\r\n',
+    'GET /proxy-file HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n',
   ];
   for (const request of requests) {
     it(request.split('\r\n')[0] as string, async () => {
