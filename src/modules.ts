@@ -8,6 +8,9 @@ import { httpLimitConnModule } from './http/limit-conn-module.js';
 import { httpLimitReqModule } from './http/limit-req-module.js';
 import { httpLogModule } from './http/log-module.js';
 import { httpMapModule } from './http/map-module.js';
+import { httpSplitClientsModule } from './http/split-clients-module.js';
+import { httpGeoModule } from './http/geo-module.js';
+import { httpRefererModule } from './http/referer-module.js';
 import { httpMimeTypesModule } from './http/mime-types-module.js';
 import { httpAutoindexModule, httpStaticModule } from './http/static-module.js';
 import { httpProxyModule } from './http/proxy-module.js';
@@ -45,6 +48,9 @@ export const builtinModules: readonly ConfModule[] = [
   httpLimitReqModule,
   httpRealIpModule,
   httpMapModule,
+  httpSplitClientsModule,
+  httpGeoModule,
+  httpRefererModule,
   httpStaticModule,
   httpAutoindexModule,
   httpMimeTypesModule,

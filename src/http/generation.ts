@@ -11,6 +11,7 @@ import type { ConfBlockView } from '../conf/registry.js';
 import { AccessLogs, type AccessLogger } from './access-log.js';
 import { compileCoreConnection, compileCoreLevel, type CoreConnection, type CoreLevel } from './core-level.js';
 import { compileErrorPages, type CompiledErrorPage } from './error-pages.js';
+import { compileExpires, type CompiledExpires } from './expires.js';
 import { compileGrpc, type CompiledGrpc } from './grpc-config.js';
 import { compileProxy, type CompiledProxy } from './proxy-config.js';
 import { Resolvers } from './resolver.js';
@@ -19,6 +20,9 @@ import { serversOf } from './core-module.js';
 import { groupListens, type ListenSpec } from './listen.js';
 import { LocationTree } from './locations.js';
 import { defineMapVariables } from './map-module.js';
+import { defineSplitClientsVariables } from './split-clients-module.js';
+import { defineGeoVariables } from './geo-module.js';
+import { compileReferers, type RefererCheck } from './referer-module.js';
 import { compilePreaccess, type Preaccess } from './preaccess.js';
 import type { HttpRequest } from './request.js';
 import { primaryServerName, VirtualHosts, type ServerName } from './server-names.js';
@@ -48,6 +52,10 @@ export interface LevelConfig {
   /** This level's own `return` (rewrite directives are not inherited). */
   readonly returnAction: CompiledReturn | undefined;
   readonly headers: readonly CompiledHeader[];
+  /** `add_trailer`. */
+  readonly trailers: readonly CompiledHeader[];
+  /** `expires`; undefined when off. */
+  readonly expires: CompiledExpires | undefined;
   /** Empty when `access_log off`. */
   readonly accessLogs: readonly AccessLogger[];
   readonly keepaliveTimeoutMs: number;
@@ -76,6 +84,8 @@ export interface LevelConfig {
   readonly redirect: { readonly absolute: boolean; readonly port: boolean; readonly serverName: boolean };
   /** `tcp_nodelay`. */
   readonly tcpNodelay: boolean;
+  /** `valid_referers`, merged; undefined when no level up to the server has one. */
+  readonly referers: RefererCheck | undefined;
 }
 
 /** A virtual server. */
@@ -128,6 +138,8 @@ export class HttpGeneration {
     const http = config.main.child('http');
     this.variables = createHttpVariables(http === undefined ? [] : captureNamesOf(http));
     if (http !== undefined) defineMapVariables(this.variables, http.get('map'));
+    if (http !== undefined) defineSplitClientsVariables(this.variables, http.get('split_clients'));
+    if (http !== undefined) defineGeoVariables(this.variables, http.get('geo'));
     this.#http = http;
     this.logs = new AccessLogs(http?.get('log_format') ?? [], this.variables, log);
     this.groups = http === undefined ? new Map() : buildUpstreamGroups(http, this.variables, state.upstreams);
@@ -188,6 +200,8 @@ export class HttpGeneration {
     return {
       returnAction: action === undefined ? undefined : { status: action.status, text: action.text === undefined ? undefined : text(action.text) },
       headers: block.get('add_header').map((header) => ({ name: header.name, value: text(header.value), always: header.always })),
+      trailers: block.get('add_trailer').map((header) => ({ name: header.name, value: text(header.value), always: header.always })),
+      expires: compileExpires(block.get('expires'), text),
       accessLogs: this.logs.compile(block.get('access_log')),
       keepaliveTimeoutMs: keepalive.timeoutMs,
       keepaliveHeaderSeconds: keepalive.headerSeconds,
@@ -204,6 +218,7 @@ export class HttpGeneration {
       core: compileCoreLevel(block),
       files: compileStatic(block, table),
       tcpNodelay: block.get('tcp_nodelay'),
+      referers: compileReferers(block),
       redirect: { absolute: block.get('absolute_redirect'), port: block.get('port_in_redirect'), serverName: block.get('server_name_in_redirect') },
     };
   }

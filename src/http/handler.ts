@@ -11,7 +11,9 @@ import { logRequest } from './access-log.js';
 import type { ClientConnection } from './connections.js';
 import type { CompiledServer, LevelConfig } from './generation.js';
 import type { HttpExchange } from './exchange.js';
-import { ADD_HEADER_STATUSES } from './headers-module.js';
+import { ADD_HEADER_STATUSES, addHeaderField } from './headers-module.js';
+import { applyExpires } from './expires.js';
+import { withTrailers } from './trailers.js';
 import { keepaliveDisabledFor, msiePaddingFor } from './core-level.js';
 import { errorPageAction } from './error-pages.js';
 import type { CompiledProxy } from './proxy-config.js';
@@ -67,6 +69,7 @@ export class RequestHandler {
     try {
       const [chosen, plan] = this.#process(conn, request);
       level = chosen;
+      if (level.trailers.length > 0) exchange = withTrailers(exchange, level.trailers, request);
       const preaccess = plan.content ? level.preaccess : undefined;
       if (preaccess !== undefined && (preaccess.req !== undefined || preaccess.conn !== undefined)) {
         this.#limited(conn, request, exchange, level, plan, preaccess);
@@ -147,6 +150,7 @@ export class RequestHandler {
     }
     const found = server.locations.find(uri);
     request.files = (found?.value ?? server.level).files.paths;
+    request.referers = (found?.value ?? server.level).referers;
     if (found === undefined) return [server.level, { status: 0, files: true, content: true }];
     if (found.match !== undefined) request.captures = found.match;
     const level = found.value;
@@ -267,6 +271,7 @@ export class RequestHandler {
 
   /** The content of a location reached by an internal redirect: its return, proxy_pass or files. */
   #content(conn: ClientConnection, request: HttpRequest, exchange: HttpExchange, target: LevelConfig, server: CompiledServer): void {
+    request.referers = target.referers;
     if (target.returnAction !== undefined) this.#send(conn, request, exchange, target, this.#runReturn(target, request, conn, server));
     else if (target.proxy !== undefined || target.grpc !== undefined) this.#proxy(conn, request, exchange, target);
     else this.#files(conn, request, exchange, target);
@@ -385,14 +390,17 @@ export class RequestHandler {
   }
 }
 
-/** `add_header`: the level's headers, for the statuses nginx adds them to (all of them with `always`). */
+/** `expires` and `add_header`: the level's headers, for the statuses nginx adds them to (all of them with `always`). */
 export function addHeaders(headers: string[], level: LevelConfig, request: HttpRequest, status: number): void {
   const addAll = ADD_HEADER_STATUSES.has(status);
+  if (addAll && level.expires !== undefined) applyExpires(headers, level.expires, request);
+  // A value may read the fields set so far ($sent_http_name), as nginx's headers_out grows.
+  request.sentHeaders = headers;
   for (const header of level.headers) {
     if (!header.always && !addAll) continue;
     const value = header.value(request);
-    // ngx_http_add_header(): an empty value adds nothing.
-    if (value !== '' && !/[\r\n]/.test(value)) headers.push(header.name, value);
+    // ngx_http_add_header(): an empty value adds nothing (and removes an ETag or Last-Modified).
+    if (!/[\r\n]/.test(value)) addHeaderField(headers, header.name, value);
   }
 }
 

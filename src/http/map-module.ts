@@ -13,7 +13,7 @@ import { compileConfigRegex } from './regex.js';
 import type { HttpRequest } from './request.js';
 import { parseValue } from '../conf/values.js';
 import { toByteString } from '../core/byte-string.js';
-import { checkVariables, isBuiltinHttpVariable } from './variables.js';
+import { checkVariables, isFixedHttpVariable } from './variables.js';
 
 /** One `map` block. */
 export interface MapBlock {
@@ -126,8 +126,8 @@ export function mapParser(isBuiltin: (variable: string) => boolean): MapParser {
   };
 }
 
-/** The http `map` block: ngx_http_add_variable() lets only a changeable variable ($args, another map's) be defined again. */
-export const parseMap: MapParser = mapParser((variable) => isBuiltinHttpVariable(variable) && variable !== 'args');
+/** The http `map` block: ngx_http_add_variable() lets only a changeable variable ($args, $invalid_referer, another map's) be defined again. */
+export const parseMap: MapParser = mapParser(isFixedHttpVariable);
 
 /** `ngx_http_map_find()`. */
 export function findMapValue(map: MapBlock, value: string): { value: Template; match?: RegExpExecArray } | undefined {

@@ -224,6 +224,9 @@ class ProxyAttempts {
             this.#ctx.conn.socket.write(chunk);
             return;
           }
+          // $upstream_response_length: the body bytes read from this upstream, as nginx counts them.
+          const lengths = this.#ctx.request.upstreamResponseLength;
+          if (lengths !== undefined && lengths.length > 0) lengths[lengths.length - 1] = (lengths[lengths.length - 1] as number) + chunk.length;
           if (decoder !== undefined) {
             decoder.push(chunk, 0, (data) => this.#write(data, upstream));
             return;

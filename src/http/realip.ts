@@ -35,7 +35,7 @@ function ipv6Bytes(address: string): Uint8Array {
 }
 
 /** An address in its own family; a v4-mapped IPv6 address is IPv4, as `ngx_cidr_match()` treats it. */
-function addressBytes(address: string): { family: 4 | 6; bytes: Uint8Array } | undefined {
+export function addressBytes(address: string): { family: 4 | 6; bytes: Uint8Array } | undefined {
   if (isIPv4(address)) return { family: 4, bytes: ipv4Bytes(address) };
   if (!isIPv6(address)) return undefined;
   const bytes = ipv6Bytes(address);

@@ -4,6 +4,7 @@
  */
 import type { TlsConnectionInfo } from '../tls/sni.js';
 import type { RequestHead } from './h1/head-parser.js';
+import type { RefererCheck } from './referer-module.js';
 
 /** What a request knows of its connection, captured once when the connection is accepted. */
 export interface ConnectionInfo {
@@ -97,6 +98,8 @@ export class HttpRequest {
   limitConnStatus: string | undefined;
   /** The file paths of the answering level (`$document_root`, `$request_filename`); set when a level is chosen. */
   files: ((request: HttpRequest) => { root: string; path: string }) | undefined;
+  /** The answering level's `valid_referers`, for `$invalid_referer`; set with `files`. */
+  referers: RefererCheck | undefined;
   /** Set by an internal redirect (index, try_files, error_page): `internal` locations accept the request. */
   internal = false;
   /** Internal redirects so far; nginx stops at 10 (NGX_HTTP_MAX_URI_CHANGES). */
@@ -105,12 +108,16 @@ export class HttpRequest {
   variableCache: Map<object, unknown> | undefined;
   /** The last upstream response head's fields, flat (`$upstream_http_*`, `$upstream_cookie_*`). */
   upstreamHeaders: readonly string[] | undefined;
+  /** `$upstream_response_length`: body bytes read, one entry per peer that answered. */
+  upstreamResponseLength: number[] | undefined;
   /** `$upstream_header_time`, in ms, one entry per peer that answered. */
   upstreamHeaderTime: number[] | undefined;
   /** The request body as read into memory to be passed on (`$request_body`); undefined when not read so. */
   requestBody: readonly Buffer[] | undefined;
   /** The response header fields sent, flat (`$sent_http_*`); undefined before the head. */
   sentHeaders: readonly string[] | undefined;
+  /** The trailer fields sent (`$sent_trailer_*`), flat; filled while `add_trailer` evaluates them. */
+  sentTrailers: readonly string[] | undefined;
   /** The body length of a response hitless made itself (`$sent_http_content_length`). */
   sentLength: number | undefined;
   /** `$request_completion`: the response was handed to the client whole. */

@@ -12,6 +12,7 @@ import type { LocationMatch } from './core-module.js';
 import type { HttpRequest } from './request.js';
 import { compileNginxRegex } from './regex.js';
 import { binaryAddress } from './realip.js';
+import { isInvalidReferer } from './referer-module.js';
 import { formatIso8601, formatTimeLocal } from './time-format.js';
 import { NGINX_VERSION } from '../core/version.js';
 import type { ResponseHead } from './h1/head-parser.js';
@@ -84,10 +85,11 @@ export function findSetCookie(fields: readonly string[] | undefined, name: strin
   return undefined;
 }
 
-/** Records what an upstream's response head brings to `$upstream_http_*` and `$upstream_header_time`; called by the proxy once per head. */
+/** Records what an upstream's response head brings to `$upstream_http_*`, `$upstream_header_time` and `$upstream_response_length`; called by the proxy once per head. */
 export function recordUpstreamHead(request: HttpRequest, head: ResponseHead, startedMs: number): void {
   request.upstreamHeaders = head.headers;
   (request.upstreamHeaderTime ??= []).push(Date.now() - startedMs);
+  (request.upstreamResponseLength ??= []).push(0);
 }
 
 /** `$request_length`: the head as received (HTTP/1) and the body read or discarded. */
@@ -172,6 +174,7 @@ const HTTP_VARIABLES: Readonly<Record<string, Getter>> = {
   upstream_status: (r) => r.upstreamStatus?.join(', '),
   upstream_response_time: (r) => r.upstreamResponseTime?.map(seconds).join(', '),
   upstream_header_time: (r) => r.upstreamHeaderTime?.map(seconds).join(', '),
+  upstream_response_length: (r) => r.upstreamResponseLength?.join(', '),
   // hitless has no proxy_cache: nginx's answer for a request no cache saw is "not found".
   upstream_cache_status: () => undefined,
   hostname: () => HOSTNAME,
@@ -187,6 +190,8 @@ const HTTP_VARIABLES: Readonly<Record<string, Getter>> = {
       return undefined;
     }
   },
+  // ngx_http_referer_module's, by the answering level's valid_referers.
+  invalid_referer: (r) => (isInvalidReferer(r.referers, r.header('referer')) ? '1' : ''),
   // ngx_http_ssl_module's: not found on a plain connection.
   ...sslVariables<HttpRequest>((r) => r.connection.tls),
 };
@@ -194,6 +199,14 @@ const HTTP_VARIABLES: Readonly<Record<string, Getter>> = {
 /** True when `name` is a variable hitless itself defines (not a prefix family): a map may not redefine it. */
 export function isBuiltinHttpVariable(name: string): boolean {
   return Object.hasOwn(HTTP_VARIABLES, name.toLowerCase());
+}
+
+// The built-in variables nginx declares NGX_HTTP_VAR_CHANGEABLE (ngx_http_variable_args, the referer module's).
+const CHANGEABLE: ReadonlySet<string> = new Set(['args', 'invalid_referer']);
+
+/** True for a built-in variable that a map, geo or split_clients may not define again ("the duplicate ... variable"). */
+export function isFixedHttpVariable(name: string): boolean {
+  return isBuiltinHttpVariable(name) && !CHANGEABLE.has(name.toLowerCase());
 }
 
 function captureGetter(index: number): Getter {
@@ -214,8 +227,13 @@ export function createHttpVariables(captureNames: Iterable<string> = []): Variab
     return (r) => r.header(header) ?? (r.head.headers.some((field, i) => i % 2 === 0 && field.includes('_')) ? fieldOf(r.head.headers.map((field, i) => (i % 2 === 0 ? field.replace(/_/g, '-') : field)), header) : undefined);
   });
   table.definePrefix('arg_', (suffix) => (r) => findArg(r.args, suffix));
-  table.definePrefix('cookie_', (suffix) => (r) => findCookie(r.header('cookie'), suffix));
+  // ngx_http_parse_multi_header_lines(): every Cookie line is searched, in order.
+  table.definePrefix('cookie_', (suffix) => (r) => findCookie(fieldOf(r.head.headers, 'cookie', '; '), suffix));
   table.definePrefix('sent_http_', (suffix) => sentField(suffix.replace(/_/g, '-')));
+  table.definePrefix('sent_trailer_', (suffix) => {
+    const name = suffix.replace(/_/g, '-');
+    return (r) => fieldOf(r.sentTrailers, name);
+  });
   table.definePrefix('upstream_http_', (suffix) => {
     const header = suffix.replace(/_/g, '-');
     return (r) => fieldOf(r.upstreamHeaders, header);
@@ -256,6 +274,8 @@ export function checkVariables(http: ConfBlockView, templates: Iterable<Template
     table = createHttpVariables(captureNamesOf(http));
     // map-defined variables (ngx_http_map_block() adds them while the configuration is read).
     for (const map of http.get('map')) table.define(map.variable, () => undefined);
+    for (const split of http.get('split_clients')) table.define(split.variable, () => undefined);
+    for (const geo of http.get('geo')) table.define(geo.variable, () => undefined);
     knownTables.set(http, table);
   }
   for (const template of templates) {

@@ -140,6 +140,10 @@ function trimOws(text: string): string {
   return start === 0 && end === text.length ? text : text.slice(start, end);
 }
 
+// The request fields nginx keeps once (ngx_http_process_unique_header_line() in ngx_http_headers_in[]):
+// a second one is "client sent duplicate header line" and 400. Content-Length and Host have their own checks.
+const UNIQUE_REQUEST_FIELDS: ReadonlySet<string> = new Set(['if-modified-since', 'if-unmodified-since', 'if-match', 'if-none-match', 'content-range', 'if-range', 'transfer-encoding', 'expect', 'authorization', 'proxy-authorization']);
+
 interface Fields {
   headers: string[];
   contentLength: number;
@@ -164,6 +168,7 @@ function parseFields(lines: readonly string[], isRequest: boolean, versionMinor:
   let host: string | undefined;
   let upgradeValue: string | undefined;
   let expectContinue = false;
+  let unique: Map<string, string> | undefined;
   const connection: string[] = [];
   for (let i = 1; i < lines.length; i++) {
     const line = lines[i] as string;
@@ -185,8 +190,16 @@ function parseFields(lines: readonly string[], isRequest: boolean, versionMinor:
       continue;
     }
     headers.push(name, value);
-    if (name.length < 4 || name.length > 17) continue;
-    switch (name.toLowerCase()) {
+    if (name.length < 4 || name.length > 19) continue;
+    const lower = name.toLowerCase();
+    if (isRequest && UNIQUE_REQUEST_FIELDS.has(lower)) {
+      // nginx logs both lines whole; credentials never reach hitless's log, so their values are hidden.
+      const shown = lower.endsWith('authorization') ? `${name}: (hidden)` : line;
+      const previous = (unique ??= new Map<string, string>()).get(lower);
+      if (previous !== undefined) fail(`duplicate header line: "${shown}", previous value: "${previous}"`);
+      unique.set(lower, shown);
+    }
+    switch (lower) {
       case 'content-length': {
         if (!/^[0-9]{1,15}$/.test(value)) fail(`invalid "Content-Length" header`);
         if (contentLength !== -1) fail(`duplicate header line: "${line}", previous value: "${contentLengthLine}"`);

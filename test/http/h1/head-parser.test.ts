@@ -64,7 +64,11 @@ describe('request heads', () => {
       ['a signed Content-Length', 'POST / HTTP/1.1\r\nHost: a\r\nContent-Length: +3\r\n\r\n', 400, /invalid "Content-Length"/],
       ['an unknown transfer coding', 'POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n', 501, /unknown "Transfer-Encoding": "gzip"/],
       ['chunked not alone', 'POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n', 501, /unknown "Transfer-Encoding"/],
-      ['a split Transfer-Encoding', 'POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: identity\r\n\r\n', 501, /unknown "Transfer-Encoding"/],
+      // nginx keeps Transfer-Encoding once (ngx_http_process_unique_header_line()): a second line is a 400.
+      ['a split Transfer-Encoding', 'POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: identity\r\n\r\n', 400, /duplicate header line: "Transfer-Encoding: identity", previous value: "Transfer-Encoding: chunked"/],
+      ['two Authorization headers', 'GET / HTTP/1.1\r\nHost: a\r\nauthorization: a\r\nAuthorization: b\r\n\r\n', 400, /^client sent duplicate header line: "Authorization: \(hidden\)", previous value: "authorization: \(hidden\)"$/],
+      ['two If-None-Match headers', 'GET / HTTP/1.1\r\nHost: a\r\nIf-None-Match: "a"\r\nIf-None-Match: "b"\r\n\r\n', 400, /duplicate header line/],
+      ['two Proxy-Authorization headers', 'GET / HTTP/1.1\r\nHost: a\r\nProxy-Authorization: a\r\nProxy-Authorization: b\r\n\r\n', 400, /duplicate header line/],
       ['Transfer-Encoding in HTTP/1.0', 'POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n', 400, /HTTP\/1\.0/],
       ['whitespace before the colon', 'GET / HTTP/1.1\r\nHost: a\r\nContent-Length : 3\r\n\r\n', 400, /invalid header line/],
       ['obsolete line folding', 'GET / HTTP/1.1\r\nHost: a\r\nX: a\r\n b\r\n\r\n', 400, /invalid header line/],
