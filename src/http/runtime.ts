@@ -181,6 +181,7 @@ export class HttpRuntime {
   #release(): void {
     this.#generation.logs.close();
     this.#generation.closeUpstreams();
+    this.#generation.closeFiles();
   }
 
   /** Reopens access log files (SIGUSR1). */
