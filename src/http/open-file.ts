@@ -33,6 +33,22 @@ export class SymlinkRefused extends Error {
   readonly syscall = 'open';
 }
 
+/**
+ * A link in a directory component under `disable_symlinks on`: nginx's openat() of it with
+ * O_DIRECTORY|O_NOFOLLOW fails with ENOTDIR, which answers 404, not 403.
+ */
+class LinkNotDirectory extends Error {
+  readonly code = 'ENOTDIR';
+  readonly errno = 20;
+  readonly syscall = 'openat';
+}
+
+/** The refusal of a link at `part`, the last component of the path or a directory on the way. */
+function refusal(mode: 'on' | 'if_not_owner', last: boolean): Error {
+  if (mode === 'if_not_owner') return new SymlinkRefused('symbolic link owner differs');
+  return last ? new SymlinkRefused('symbolic link refused') : new LinkNotDirectory('symbolic link in a directory component');
+}
+
 /** The path's bytes: request paths are kept as latin1 strings of their bytes. */
 export function pathBytes(path: string): Buffer {
   return Buffer.from(path, 'latin1');
@@ -58,7 +74,8 @@ function componentsOf(path: string, from: string): string[] {
  */
 export function checkSymlinksSync(path: string, settings: OpenSettings): void {
   if (settings.symlinks === 'off') return;
-  for (const part of componentsOf(path, settings.from)) {
+  const parts = componentsOf(path, settings.from);
+  for (const [i, part] of parts.entries()) {
     let info: Stats;
     try {
       info = lstatSync(pathBytes(part));
@@ -66,8 +83,7 @@ export function checkSymlinksSync(path: string, settings: OpenSettings): void {
       return;
     }
     if (!info.isSymbolicLink()) continue;
-    if (settings.symlinks === 'on') throw new SymlinkRefused('symbolic link refused');
-    if (statSync(pathBytes(part)).uid !== info.uid) throw new SymlinkRefused('symbolic link owner differs');
+    if (settings.symlinks === 'on' || statSync(pathBytes(part)).uid !== info.uid) throw refusal(settings.symlinks, i === parts.length - 1);
   }
 }
 
@@ -75,7 +91,8 @@ export function checkSymlinksSync(path: string, settings: OpenSettings): void {
 export async function checkSymlinks(path: string, settings: OpenSettings): Promise<void> {
   if (settings.symlinks === 'off') return;
   if (!settings.threads) return checkSymlinksSync(path, settings);
-  for (const part of componentsOf(path, settings.from)) {
+  const parts = componentsOf(path, settings.from);
+  for (const [i, part] of parts.entries()) {
     let info: Stats;
     try {
       info = await lstat(pathBytes(part));
@@ -83,8 +100,7 @@ export async function checkSymlinks(path: string, settings: OpenSettings): Promi
       return;
     }
     if (!info.isSymbolicLink()) continue;
-    if (settings.symlinks === 'on') throw new SymlinkRefused('symbolic link refused');
-    if ((await stat(pathBytes(part))).uid !== info.uid) throw new SymlinkRefused('symbolic link owner differs');
+    if (settings.symlinks === 'on' || (await stat(pathBytes(part))).uid !== info.uid) throw refusal(settings.symlinks, i === parts.length - 1);
   }
 }
 
