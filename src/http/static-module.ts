@@ -310,7 +310,7 @@ export const httpStaticModule: ConfModule = {
     flagDirective('open_file_cache_errors', 'File lookup errors (not found, forbidden) are cached as descriptors are.', false, LEVELS),
     defineDirective({
       kind: 'value', name: 'aio', contexts: LEVELS, args: [1], syntax: 'on | off | threads[=pool];',
-      summary: 'off: open, stat and read are made on the event loop, as nginx makes them; on and threads: on Node\'s one libuv thread pool (a threads=pool name is not kept: Node has one pool).',
+      summary: 'off: open, stat and the read of a file up to 64 KiB are made on the event loop, as nginx makes them, and a larger file is read in 64 KiB chunks on the thread pool so that one copy does not hold up other responses; on and threads: all of them on Node\'s one libuv thread pool (a threads=pool name is not kept: Node has one pool).',
       default: () => 'off', defaultText: 'aio off;',
       parse: ([value = ''], ctx) => {
         if (value === 'off' || value === 'on' || value === 'threads') return value;
@@ -326,7 +326,7 @@ export const httpStaticModule: ConfModule = {
     knob('directio', LEVELS, [1], 'size | off;', 'directio off;', 'Node cannot open files with O_DIRECT; reads go through the page cache', (args, ctx) => {
       if (args[0] !== 'off' && parseSize(args[0] ?? '') === undefined) ctx.fail('invalid value');
     }),
-    knob('output_buffers', LEVELS, [2], 'number size;', 'output_buffers 2 32k;', 'files are read in 64 KiB chunks (Node\'s stream default), one at a time', (args, ctx) => {
+    knob('output_buffers', LEVELS, [2], 'number size;', 'output_buffers 2 32k;', 'a file up to 64 KiB is read at once, a larger one in 64 KiB chunks, one at a time per response', (args, ctx) => {
       if (parseNumber(args[0] ?? '') === undefined || parseSize(args[1] ?? '') === undefined) ctx.fail('invalid value');
     }),
   ],
