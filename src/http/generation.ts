@@ -27,6 +27,7 @@ import { compilePreaccess, type Preaccess } from './preaccess.js';
 import type { HttpRequest } from './request.js';
 import { primaryServerName, VirtualHosts, type ServerName } from './server-names.js';
 import { compileStatic, type CompiledStatic } from './static.js';
+import { OpenFileCaches } from './open-file-cache.js';
 import { serverTlsOf, type ServerTls } from '../tls/contexts.js';
 import { TlsTermination } from '../tls/sni.js';
 import { handshakeRequest } from './ssl-handshake.js';
@@ -123,6 +124,8 @@ export class HttpGeneration {
   readonly #implicitGroups = new Map<string, UpstreamGroup<HttpRequest>>();
   /** The `resolver`s of proxy_pass URLs with variables, and the groups their answers made. */
   readonly #resolvers = new Resolvers();
+  /** The `open_file_cache`s of this generation's levels. */
+  readonly #fileCaches = new OpenFileCaches();
   readonly #h2c = new Set<VirtualHosts<CompiledServer>>();
   readonly #tls = new Map<VirtualHosts<CompiledServer>, TlsTermination<CompiledServer>>();
   readonly #http: ConfBlockView | undefined;
@@ -216,7 +219,7 @@ export class HttpGeneration {
       clientBodyTimeoutMs: block.get('client_body_timeout'),
       sendTimeoutMs: block.get('send_timeout'),
       core: compileCoreLevel(block),
-      files: compileStatic(block, table),
+      files: compileStatic(block, table, this.#fileCaches),
       tcpNodelay: block.get('tcp_nodelay'),
       referers: compileReferers(block),
       redirect: { absolute: block.get('absolute_redirect'), port: block.get('port_in_redirect'), serverName: block.get('server_name_in_redirect') },
@@ -240,6 +243,11 @@ export class HttpGeneration {
     for (const group of this.groups.values()) group.close();
     for (const group of this.#implicitGroups.values()) group.close();
     this.#resolvers.close();
+  }
+
+  /** Closes the descriptors of the open file caches (those a response still reads close after it). */
+  closeFiles(): void {
+    this.#fileCaches.close();
   }
 
   /** True when connections to these virtual servers may speak HTTP/2 over cleartext (the preface decides). */

@@ -55,6 +55,8 @@ export function proxyRequest(ctx: ProxyContext): void {
     return;
   }
   if (!proxy.passRequestBody || !exchange.hasBody || ctx.request.methodOverride !== undefined) {
+    // ngx_http_read_client_request_body() answers "Expect: 100-continue" even when the body is empty.
+    if (proxy.passRequestBody && ctx.request.methodOverride === undefined) exchange.readBody(0, () => undefined, () => undefined);
     new ProxyAttempts(ctx, group, undefined).next();
     return;
   }

@@ -218,6 +218,7 @@ export class HttpRuntime {
     for (const slot of this.#listening.splice(0)) slot.release();
     this.#generation.logs.close();
     this.#generation.closeUpstreams();
+    this.#generation.closeFiles();
   }
 
   /** Reopens access log files (SIGUSR1). */

@@ -35,6 +35,16 @@ export interface DisableSymlinks {
   readonly from: Template | undefined;
 }
 
+/** `open_file_cache max=N [inactive=time]`; undefined for `off`. */
+export interface OpenFileCacheValue {
+  readonly max: number;
+  /** Seconds, as nginx counts them. */
+  readonly inactive: number;
+}
+
+/** `aio off | on | threads[=pool]`: whether file system calls run on the thread pool. */
+export type Aio = 'off' | 'on' | 'threads';
+
 /** A tuning directive hitless accepts but cannot apply, with what it does instead (said at -t). */
 export interface NoEffect {
   readonly reason: string;
@@ -61,14 +71,14 @@ declare module '../conf/registry.js' {
     absolute_redirect: boolean;
     port_in_redirect: boolean;
     server_name_in_redirect: boolean;
-    open_file_cache: NoEffect | undefined;
-    open_file_cache_valid: NoEffect | undefined;
-    open_file_cache_min_uses: NoEffect | undefined;
-    open_file_cache_errors: NoEffect | undefined;
+    open_file_cache: OpenFileCacheValue | undefined;
+    open_file_cache_valid: number;
+    open_file_cache_min_uses: number;
+    open_file_cache_errors: boolean;
     sendfile: NoEffect | undefined;
     tcp_nopush: NoEffect | undefined;
     directio: NoEffect | undefined;
-    aio: NoEffect | undefined;
+    aio: Aio;
     output_buffers: NoEffect | undefined;
   }
 }
@@ -119,12 +129,35 @@ function knob(name: NoEffectName, contexts: readonly Context[], args: AnyDirecti
 }
 
 /** The directives whose value is a {@link NoEffect}. */
-export const NO_EFFECT_DIRECTIVES = [
-  'open_file_cache', 'open_file_cache_valid', 'open_file_cache_min_uses', 'open_file_cache_errors',
-  'sendfile', 'tcp_nopush', 'directio', 'aio', 'output_buffers',
-] as const;
+export const NO_EFFECT_DIRECTIVES = ['sendfile', 'tcp_nopush', 'directio', 'output_buffers'] as const;
 
 type NoEffectName = (typeof NO_EFFECT_DIRECTIVES)[number];
+
+/** ngx_http_core_open_file_cache(). */
+function parseOpenFileCache(args: readonly string[], ctx: DirectiveContext): OpenFileCacheValue | undefined {
+  let max = 0;
+  let inactive = 60;
+  let off = false;
+  for (const arg of args) {
+    if (arg.startsWith('max=')) {
+      max = parseNumber(arg.slice(4)) ?? 0;
+      if (max > 0) continue;
+    } else if (arg.startsWith('inactive=')) {
+      const ms = parseTime(arg.slice(9), { seconds: true });
+      if (ms !== undefined) {
+        inactive = ms / 1000;
+        continue;
+      }
+    } else if (arg === 'off') {
+      off = true;
+      continue;
+    }
+    ctx.fail(`invalid "open_file_cache" parameter "${arg}"`);
+  }
+  if (off) return undefined;
+  if (max === 0) ctx.fail('"open_file_cache" must have the "max" parameter');
+  return { max, inactive };
+}
 
 function parseDisableSymlinks(args: readonly string[], ctx: DirectiveContext): DisableSymlinks {
   let mode: DisableSymlinks['mode'] | undefined;
@@ -254,30 +287,46 @@ export const httpStaticModule: ConfModule = {
     flagDirective('port_in_redirect', 'An absolute redirect names the port the request arrived on.', true, LEVELS),
     flagDirective('server_name_in_redirect', 'An absolute redirect names the server\'s primary name (on) or the request\'s Host (off).', false, LEVELS),
     flagDirective('tcp_nodelay', 'TCP_NODELAY on client connections (hitless sets it when a connection is accepted); off turns it off again for responses of the level.', true, LEVELS),
-    knob('open_file_cache', LEVELS, [1, 2], 'off; | max=N [inactive=time];', 'open_file_cache off;',
-      'files are opened and stat()ed on every request, there is no descriptor cache', (args, ctx) => {
-        for (const arg of args) {
-          if (arg === 'off' || (arg.startsWith('max=') && parseNumber(arg.slice(4)) !== undefined) || (arg.startsWith('inactive=') && parseTime(arg.slice(9)) !== undefined)) continue;
-          ctx.fail(`invalid "open_file_cache" parameter "${arg}"`);
+    defineDirective({
+      kind: 'value', name: 'open_file_cache', contexts: LEVELS, args: [1, 2], syntax: 'off; | max=N [inactive=time];',
+      summary: 'Caches open descriptors and their fstat(), per path, for the level and those inheriting it: at most max entries, each dropped after inactive (60s) unused.',
+      default: () => undefined, defaultText: 'open_file_cache off;', parse: parseOpenFileCache,
+    }),
+    defineDirective({
+      kind: 'value', name: 'open_file_cache_valid', contexts: LEVELS, args: [1], syntax: 'time;',
+      summary: 'How long a cached entry is trusted before a stat() revalidates it (the same inode keeps its descriptor).',
+      default: () => 60, defaultText: 'open_file_cache_valid 60s;',
+      parse: ([value = ''], ctx) => {
+        const ms = parseTime(value, { seconds: true });
+        return ms === undefined ? ctx.fail('invalid value') : ms / 1000;
+      },
+    }),
+    defineDirective({
+      kind: 'value', name: 'open_file_cache_min_uses', contexts: LEVELS, args: [1], syntax: 'number;',
+      summary: 'The uses within inactive after which a cached descriptor stays open between requests.',
+      default: () => 1, defaultText: 'open_file_cache_min_uses 1;',
+      parse: ([value = ''], ctx) => parseNumber(value) ?? ctx.fail('invalid number'),
+    }),
+    flagDirective('open_file_cache_errors', 'File lookup errors (not found, forbidden) are cached as descriptors are.', false, LEVELS),
+    defineDirective({
+      kind: 'value', name: 'aio', contexts: LEVELS, args: [1], syntax: 'on | off | threads[=pool];',
+      summary: 'off: open, stat and the read of a file up to 64 KiB are made on the event loop, as nginx makes them, and a larger file is read in 64 KiB chunks on the thread pool so that one copy does not hold up other responses; on and threads: all of them on Node\'s one libuv thread pool (a threads=pool name is not kept: Node has one pool).',
+      default: () => 'off', defaultText: 'aio off;',
+      parse: ([value = ''], ctx) => {
+        if (value === 'off' || value === 'on' || value === 'threads') return value;
+        if (value.startsWith('threads=')) {
+          ctx.warn(`the thread pool "${value.slice(8)}" of "aio" is Node's one libuv thread pool in hitless`);
+          return 'threads';
         }
-      }),
-    knob('open_file_cache_valid', LEVELS, [1], 'time;', 'open_file_cache_valid 60s;', 'there is no open file cache to revalidate', (args, ctx) => {
-      if (parseTime(args[0] ?? '') === undefined) ctx.fail('invalid value');
+        return ctx.fail(`invalid value "${value}" in "aio" directive, it must be "on" or "off" or "threads"`);
+      },
     }),
-    knob('open_file_cache_min_uses', LEVELS, [1], 'number;', 'open_file_cache_min_uses 1;', 'there is no open file cache', (args, ctx) => {
-      if (parseNumber(args[0] ?? '') === undefined) ctx.fail('invalid number');
-    }),
-    knob('open_file_cache_errors', LEVELS, 'flag', 'on | off;', 'open_file_cache_errors off;', 'there is no open file cache, lookup errors are never cached'),
     knob('sendfile', [...LEVELS_IF], 'flag', 'on | off;', 'sendfile off;', 'Node has no sendfile(2); files are read into buffers and written with back-pressure'),
     knob('tcp_nopush', LEVELS, 'flag', 'on | off;', 'tcp_nopush off;', 'Node cannot set TCP_CORK; a response head and a small body leave in one write instead'),
     knob('directio', LEVELS, [1], 'size | off;', 'directio off;', 'Node cannot open files with O_DIRECT; reads go through the page cache', (args, ctx) => {
       if (args[0] !== 'off' && parseSize(args[0] ?? '') === undefined) ctx.fail('invalid value');
     }),
-    knob('aio', LEVELS, [1], 'on | off | threads[=pool];', 'aio off;', 'file reads always run on Node\'s libuv thread pool, whatever the value', (args, ctx) => {
-      const value = args[0] ?? '';
-      if (value !== 'on' && value !== 'off' && value !== 'threads' && !value.startsWith('threads=')) ctx.fail(`invalid value "${value}" in "aio" directive, it must be "on" or "off" or "threads"`);
-    }),
-    knob('output_buffers', LEVELS, [2], 'number size;', 'output_buffers 2 32k;', 'files are read in 64 KiB chunks (Node\'s stream default), one at a time', (args, ctx) => {
+    knob('output_buffers', LEVELS, [2], 'number size;', 'output_buffers 2 32k;', 'a file up to 64 KiB is read at once, a larger one in 64 KiB chunks, one at a time per response', (args, ctx) => {
       if (parseNumber(args[0] ?? '') === undefined || parseSize(args[1] ?? '') === undefined) ctx.fail('invalid value');
     }),
   ],

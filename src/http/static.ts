@@ -6,8 +6,7 @@
  * (304, 412) and ranges (206, 416). Bodies stream from the file with back-pressure, so a large file
  * costs one chunk of memory at a time.
  */
-import { createReadStream } from 'node:fs';
-import { lstat, open, opendir, stat, type FileHandle } from 'node:fs/promises';
+import { lstat, opendir, stat } from 'node:fs/promises';
 import type { Stats } from 'node:fs';
 import type { ErrorLog } from '../core/log.js';
 import { formatSyscallError } from '../core/errors.js';
@@ -16,6 +15,8 @@ import type { ConfBlockView } from '../conf/registry.js';
 import { jsonpCallback, renderAutoindex, sortEntries, type AutoindexEntry, type AutoindexSettings } from './autoindex.js';
 import type { HttpExchange } from './exchange.js';
 import { contentTypeOf, type MimeTypes } from './mime-types-module.js';
+import { checkSymlinks, openFile, pathBytes as bytes, readAt, statPath, type OpenedFile, type OpenSettings } from './open-file.js';
+import type { OpenFileCache, OpenFileCacheUse, OpenFileCaches } from './open-file-cache.js';
 import { conditionalStatus } from './not-modified-filter.js';
 import { ifRangeMatches, multipartOf, parseRange, type ByteRange } from './range-filter.js';
 import type { HttpRequest } from './request.js';
@@ -41,17 +42,23 @@ export interface CompiledStatic {
   readonly logNotFound: boolean;
   readonly symlinks: DisableSymlinks['mode'];
   readonly symlinksFrom: CompiledTemplate<HttpRequest> | undefined;
+  /** `aio on | threads`: file system calls on the thread pool rather than the event loop. */
+  readonly threads: boolean;
+  /** The level's `open_file_cache`, if any, and how the level uses it. */
+  readonly openFileCache: OpenFileCache | undefined;
+  readonly openFileCacheUse: OpenFileCacheUse;
   /** `$document_root` and `$request_filename` of a request this level answers. */
   readonly paths: (request: HttpRequest) => { root: string; path: string };
 }
 
 /** Compiles a server's or location's file settings. */
-export function compileStatic(block: ConfBlockView, table: VariableTable<HttpRequest>): CompiledStatic {
+export function compileStatic(block: ConfBlockView, table: VariableTable<HttpRequest>, caches: OpenFileCaches): CompiledStatic {
   const text = (template: Parameters<typeof compileTemplate>[0]): CompiledTemplate<HttpRequest> => compileTemplate(template, table, { literal: toByteString });
   const root = documentRootOf(block);
   const aliasOf = root.alias ? aliasLocationOf(block) : undefined;
   const symlinks = block.get('disable_symlinks');
   const tryFiles = block.isSet('try_files') ? block.get('try_files') : undefined;
+  const cache = block.get('open_file_cache');
   const files: Omit<CompiledStatic, 'paths'> = {
     root: text(root.path),
     alias: aliasOf === undefined ? undefined : aliasOf.kind === 'regex' ? 'regex' : Buffer.byteLength(aliasOf.name),
@@ -71,6 +78,9 @@ export function compileStatic(block: ConfBlockView, table: VariableTable<HttpReq
     logNotFound: block.get('log_not_found'),
     symlinks: symlinks.mode,
     symlinksFrom: symlinks.from === undefined ? undefined : text(symlinks.from),
+    threads: block.get('aio') !== 'off',
+    openFileCache: cache === undefined ? undefined : caches.of(cache),
+    openFileCacheUse: { valid: block.get('open_file_cache_valid'), minUses: block.get('open_file_cache_min_uses'), errors: block.get('open_file_cache_errors') },
   };
   return { ...files, paths: (request) => mapUriToPath(files, request) };
 }
@@ -122,46 +132,14 @@ function errCode(err: unknown): string {
   return err instanceof Error && 'code' in err && typeof err.code === 'string' ? err.code : '';
 }
 
-function bytes(path: string): Buffer {
-  return Buffer.from(path, 'latin1');
+/** How this request's files are opened: the level's disable_symlinks (from= evaluated) and aio. */
+function openSettings(ctx: StaticContext): OpenSettings {
+  const { files } = ctx;
+  return { symlinks: files.symlinks, from: files.symlinksFrom?.(ctx.request) ?? '', threads: files.threads };
 }
 
-class SymlinkRefused extends Error {
-  readonly code = 'ELOOP';
-  readonly errno = 40;
-}
-
-/**
- * `disable_symlinks`: what ngx_open_file_wrapper() refuses with O_NOFOLLOW at each component after
- * `from=` (every component without it): a link (on), or a link owned by another user than its
- * target (if_not_owner).
- */
-async function checkSymlinks(ctx: StaticContext, path: string): Promise<void> {
-  const mode = ctx.files.symlinks;
-  if (mode === 'off') return;
-  const from = ctx.files.symlinksFrom?.(ctx.request) ?? '';
-  let start = 1;
-  if (from !== '' && path.startsWith(from)) start = from.length + 1;
-  for (let i = start; i <= path.length; i++) {
-    if (i < path.length && path.charCodeAt(i) !== 0x2f) continue;
-    const part = path.slice(0, i);
-    if (part === '' || part.endsWith('/')) continue;
-    let info: Stats;
-    try {
-      info = await lstat(bytes(part));
-    } catch {
-      return; // open() reports the missing component itself
-    }
-    if (!info.isSymbolicLink()) continue;
-    if (mode === 'on') throw new SymlinkRefused('symbolic link refused');
-    const target = await stat(bytes(part));
-    if (target.uid !== info.uid) throw new SymlinkRefused('symbolic link owner differs');
-  }
-}
-
-async function statChecked(ctx: StaticContext, path: string): Promise<Stats> {
-  await checkSymlinks(ctx, path);
-  return stat(bytes(path));
+function statChecked(ctx: StaticContext, path: string): Promise<Stats> {
+  return statPath(path, openSettings(ctx));
 }
 
 /** Runs try_files, index, autoindex and static for a request whose location serves files. */
@@ -312,7 +290,7 @@ async function autoindex(ctx: StaticContext, settings: AutoindexSettings): Promi
   const path = full.length > 1 ? full.slice(0, -1) : full;
   const entries: AutoindexEntry[] = [];
   try {
-    await checkSymlinks(ctx, path);
+    await checkSymlinks(path, openSettings(ctx));
     // latin1 gives the names' bytes as they are, as the rest of the request is kept.
     const dir = await opendir(bytes(path), { encoding: 'latin1' });
     for await (const dirent of dir) {
@@ -352,37 +330,31 @@ async function staticFile(ctx: StaticContext, file?: string): Promise<StaticOutc
   const method = request.method;
   if (method !== 'GET' && method !== 'HEAD' && method !== 'POST') return { kind: 'status', status: 405 };
   const path = file ?? mapUriToPath(files, request).path;
-  let handle: FileHandle;
-  let info: Stats;
+  let handle: OpenedFile;
   try {
-    await checkSymlinks(ctx, path);
-    handle = await open(bytes(path), 'r');
+    const settings = openSettings(ctx);
+    handle = await (files.openFileCache === undefined ? openFile(path, settings) : files.openFileCache.open(path, settings, files.openFileCacheUse));
   } catch (err) {
-    return fileError(ctx, 'open', path, err);
+    return fileError(ctx, err instanceof Error && 'syscall' in err && err.syscall === 'fstat' ? 'fstat' : 'open', path, err);
   }
-  try {
-    info = await handle.stat();
-  } catch (err) {
-    await handle.close();
-    return fileError(ctx, 'fstat', path, err);
-  }
+  const info = handle.info;
   if (info.isDirectory()) {
-    await handle.close();
+    handle.release();
     // ngx_http_static_handler(): the URI escaped (NGX_ESCAPE_URI), a "/", and the arguments.
     const location = `${escapeRedirectUri(request.uri)}/${request.hasArgs && request.args !== '' ? `?${request.args}` : ''}`;
     return { kind: 'status', status: 301, location: ctx.redirectLocation(location) };
   }
   if (!info.isFile()) {
-    await handle.close();
+    handle.release();
     ctx.log.write('crit', `"${path}" is not a regular file${ctx.where()}`, ctx.connection);
     return { kind: 'status', status: 404 };
   }
   if (method === 'POST') {
-    await handle.close();
+    handle.release();
     return { kind: 'status', status: 405 };
   }
   if (exchange.aborted) {
-    await handle.close();
+    handle.release();
     return { kind: 'sent' };
   }
   const size = info.size;
@@ -393,12 +365,12 @@ async function staticFile(ctx: StaticContext, file?: string): Promise<StaticOutc
   // ngx_http_not_modified_header_filter() judges 200 responses only, not an error page's.
   const conditional = request.statusOverride === undefined ? conditionalStatus((name) => request.header(name), etag, mtime, files.ifModifiedSince) : 200;
   if (conditional === 412) {
-    await handle.close();
+    handle.release();
     return { kind: 'status', status: 412 };
   }
   const contentType = contentTypeOf(request.uri, files.types, files.defaultType);
   if (conditional === 304) {
-    await handle.close();
+    handle.release();
     const headers = ['Last-Modified', lastModified];
     if (etag !== undefined) headers.push('ETag', etag);
     ctx.headers(304, headers);
@@ -415,7 +387,7 @@ async function staticFile(ctx: StaticContext, file?: string): Promise<StaticOutc
     if (ifRange === undefined || ifRangeMatches(ifRange, etag, mtime)) {
       const decision = parseRange(rangeHeader, size, files.maxRanges);
       if (decision.kind === 'unsatisfiable') {
-        await handle.close();
+        handle.release();
         return { kind: 'status', status: 416, headers: ['Content-Range', `bytes */${size}`] };
       }
       if (decision.kind === 'ranges') ranges = decision.ranges;
@@ -452,10 +424,27 @@ async function staticFile(ctx: StaticContext, file?: string): Promise<StaticOutc
 
 /** Files up to this size are read at once and leave with their head in one write. */
 const SMALL_FILE = 64 * 1024;
+/** The read size for larger files: one chunk per connection is in memory at a time. */
+const CHUNK = 64 * 1024;
 
-/** Streams the ranges of a file to the client, waiting for it to take each chunk; closes the file. */
-async function sendParts(ctx: StaticContext, handle: FileHandle, ranges: readonly ByteRange[], multipart: { headers: readonly string[]; trailer: string } | undefined): Promise<void> {
+/** Sends the ranges of a file to the client, waiting for it to take each chunk; releases the file. */
+async function sendParts(ctx: StaticContext, handle: OpenedFile, ranges: readonly ByteRange[], multipart: { headers: readonly string[]; trailer: string } | undefined): Promise<void> {
   const { exchange } = ctx;
+  const threads = ctx.files.threads;
+  // One abort listener for the response, made when it first waits: it wakes the wait in progress.
+  let wake: ((ok: boolean) => void) | undefined;
+  let listening = false;
+  const drained = (): Promise<boolean> => new Promise((resolve) => {
+    if (!listening) {
+      listening = true;
+      exchange.onAbort(() => wake?.(false));
+    }
+    wake = (ok) => {
+      wake = undefined;
+      resolve(ok);
+    };
+    exchange.onDrain(() => wake?.(true));
+  });
   try {
     if (ctx.request.method === 'HEAD') {
       exchange.end();
@@ -464,17 +453,17 @@ async function sendParts(ctx: StaticContext, handle: FileHandle, ranges: readonl
     for (let i = 0; i < ranges.length; i++) {
       const range = ranges[i] as ByteRange;
       if (multipart !== undefined) exchange.write(Buffer.from(multipart.headers[i] as string, 'latin1'));
-      const length = range.end - range.start;
-      if (length <= SMALL_FILE) {
+      for (let position = range.start; position < range.end;) {
+        const length = Math.min(range.end - position, range.end - range.start <= SMALL_FILE ? SMALL_FILE : CHUNK);
         const buffer = Buffer.allocUnsafe(length);
-        const { bytesRead } = await handle.read(buffer, 0, length, range.start);
-        if (bytesRead < length) throw new Error(`"${mapUriToPath(ctx.files, ctx.request).path}" was truncated while reading`);
+        // A small file is read on the event loop (aio off); the chunks of a large one on the thread
+        // pool, so that the copy of one response does not hold up the others (measured: bench/static).
+        const read = await readAt(handle.fd, buffer, 0, length, position, threads || length > SMALL_FILE || range.end - range.start > SMALL_FILE);
+        if (read < length) throw new Error(`"${mapUriToPath(ctx.files, ctx.request).path}" was truncated while reading`);
         if (exchange.aborted) return;
-        if (!exchange.write(buffer)) await new Promise<void>((resolve) => exchange.onDrain(resolve));
-        continue;
+        position += read;
+        if (!exchange.write(buffer) && !(await drained())) return;
       }
-      const done = await streamRange(exchange, handle, range);
-      if (!done) return;
     }
     if (multipart !== undefined) exchange.write(Buffer.from(multipart.trailer, 'latin1'));
     exchange.end();
@@ -482,38 +471,6 @@ async function sendParts(ctx: StaticContext, handle: FileHandle, ranges: readonl
     ctx.log.write('crit', `${err instanceof Error ? err.message : String(err)}${ctx.where()}`, ctx.connection);
     exchange.connection.destroy();
   } finally {
-    await handle.close().catch(() => undefined);
+    handle.release();
   }
-}
-
-/** One range through a read stream, paused while the client is slow; false if the client went away. */
-function streamRange(exchange: HttpExchange, handle: FileHandle, range: ByteRange): Promise<boolean> {
-  return new Promise((resolve, reject) => {
-    const stream = createReadStream('', { fd: handle, start: range.start, end: range.end - 1, autoClose: false });
-    let sent = 0;
-    let settled = false;
-    const finish = (ok: boolean, err?: Error): void => {
-      if (settled) return;
-      settled = true;
-      if (err !== undefined) reject(err);
-      else resolve(ok);
-    };
-    exchange.onAbort(() => {
-      stream.destroy();
-      finish(false);
-    });
-    stream.on('data', (chunk: Buffer | string) => {
-      const data = typeof chunk === 'string' ? Buffer.from(chunk, 'latin1') : chunk;
-      sent += data.length;
-      if (!exchange.write(data)) {
-        stream.pause();
-        exchange.onDrain(() => stream.resume());
-      }
-    });
-    stream.on('error', (err) => finish(false, err));
-    stream.on('end', () => {
-      if (sent < range.end - range.start) finish(false, new Error('file was truncated while reading'));
-      else finish(true);
-    });
-  });
 }

@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { chmodSync, mkdirSync, readFileSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { chmodSync, lchownSync, mkdirSync, readFileSync, renameSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -100,6 +100,13 @@ describe('static files: hitless and nginx side by side', () => {
     });
     writeFileSync(join(files.path, 'www/big.bin'), Buffer.alloc(200_000, 'xyz'));
     symlinkSync(join(files.path, 'outside/secret.txt'), join(files.path, 'www/link.txt'));
+    writeFileSync(join(files.path, 'www/ofc.txt'), 'first\n');
+    // if_not_owner: a link owned as its target is (root) is followed, one owned by nobody is not.
+    symlinkSync(join(files.path, 'www/a.txt'), join(files.path, 'www/mine.txt'));
+    symlinkSync(join(files.path, 'www/a.txt'), join(files.path, 'www/theirs.txt'));
+    lchownSync(join(files.path, 'www/theirs.txt'), 65534, 65534);
+    // from=: a link in the part of the path before from= is not checked.
+    symlinkSync(join(files.path, 'www'), join(files.path, 'linkroot'));
     mkdirSync(join(files.path, 'prefix'));
     // nginx's workers run as nobody: the tree must be readable by others.
     chmodSync(files.path, 0o755);
@@ -121,6 +128,12 @@ http {
         location ~ ^/re/(.+)$ { alias ${files.path}/aliased/$1; }
         location /tf/ { try_files $uri $uri/ /a.txt; }
         location /few/ { alias ${www}/; max_ranges 2; }
+        location /owner/ { alias ${www}/; disable_symlinks if_not_owner; }
+        location /viaroot/ { alias ${files.path}/linkroot/; disable_symlinks on from=${files.path}/linkroot; }
+        location /viaroot-all/ { alias ${files.path}/linkroot/; disable_symlinks on; }
+        location /owner-from/ { alias ${files.path}/linkroot/; disable_symlinks if_not_owner from=${files.path}/linkroot; }
+        location /cached/ { alias ${www}/; open_file_cache max=10 inactive=60s; open_file_cache_valid 1h; open_file_cache_errors on; }
+        location /threads/ { alias ${www}/; aio threads; }
     }
 }
 `;
@@ -177,6 +190,22 @@ http {
     ['DELETE', '/noindex/', {}],
     ['GET', '/dir%20sp', {}],
     ['GET', '/dir%20sp/y.txt', {}],
+    ['GET', '/owner/mine.txt', {}],
+    ['GET', '/owner/theirs.txt', {}],
+    ['GET', '/owner/a.txt', {}],
+    ['GET', '/viaroot/a.txt', {}],
+    ['GET', '/viaroot/theirs.txt', {}],
+    ['GET', '/viaroot-all/a.txt', {}],
+    ['GET', '/owner-from/theirs.txt', {}],
+    ['GET', '/owner-from/mine.txt', {}],
+    ['GET', '/cached/a.txt', {}],
+    ['GET', '/cached/a.txt', { range: 'bytes=0-4' }],
+    ['GET', '/cached/dir', {}],
+    ['GET', '/threads/big.bin', {}],
+    ['GET', '/threads/a.txt', { range: 'bytes=0-1,5-9' }],
+    ['HEAD', '/threads/index.html', {}],
+    ['GET', '/threads/missing.txt', {}],
+    ['GET', '/threads/nolinks/link.txt', {}],
   ];
 
   for (const [method, path, headers] of cases) {
@@ -186,6 +215,37 @@ http {
       assert.deepEqual(ours, theirs);
     });
   }
+
+  it('open_file_cache keeps a descriptor and a lookup error until open_file_cache_valid runs out, as nginx does', async () => {
+    const both = async (path: string): Promise<[Answer, Answer]> => [
+      normalize(await fetch(hitlessPort, path, 'GET', {}), hitlessPort),
+      normalize(await fetch(nginxPort, path, 'GET', {}), nginxPort),
+    ];
+    const www = join(files.path, 'www');
+    let [ours, theirs] = await both('/cached/ofc.txt');
+    assert.deepEqual(ours, theirs);
+    assert.equal(ours.body, 'first\n');
+    [ours, theirs] = await both('/cached/later.txt');
+    assert.deepEqual(ours, theirs);
+    assert.equal(ours.status, 404);
+    // Another inode under the same name, and the missing file made: the caches do not look yet.
+    writeFileSync(join(www, 'ofc.new'), 'second, and longer\n');
+    renameSync(join(www, 'ofc.new'), join(www, 'ofc.txt'));
+    writeFileSync(join(www, 'later.txt'), 'here now\n');
+    [ours, theirs] = await both('/cached/ofc.txt');
+    assert.deepEqual(ours, theirs);
+    assert.equal(ours.body, 'first\n');
+    [ours, theirs] = await both('/cached/later.txt');
+    assert.deepEqual(ours, theirs);
+    assert.equal(ours.status, 404);
+    // A level without the cache sees the files as they are.
+    [ours, theirs] = await both('/ofc.txt');
+    assert.deepEqual(ours, theirs);
+    assert.equal(ours.body, 'second, and longer\n');
+    [ours, theirs] = await both('/later.txt');
+    assert.deepEqual(ours, theirs);
+    assert.equal(ours.status, 200);
+  });
 
   it('answers traversal and bad escapes as nginx does', async () => {
     for (const path of ['/../outside/secret.txt', '/%2e%2e/outside/secret.txt', '/dir/..%2f..%2foutside/secret.txt', '/a.txt%00', '/dir/%2e%2e/a.txt', '/dir%2fb.txt']) {

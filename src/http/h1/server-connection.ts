@@ -459,6 +459,8 @@ export class H1Exchange implements HttpExchange {
    */
   readBody(limit: number, onData: (data: Buffer) => void, onEnd: (err: Error | undefined) => void): void {
     if (this.#bodyDone) {
+      // ngx_http_read_client_request_body() tests the expectation before it looks at the length.
+      this.#sendContinue();
       onEnd(undefined);
       return;
     }
@@ -476,9 +478,18 @@ export class H1Exchange implements HttpExchange {
       onData(data);
     };
     this.#bodyEnd = onEnd;
-    if (this.head.expectContinue && this.head.versionMinor === 1) this.connection.socket.write('HTTP/1.1 100 Continue\r\n\r\n');
+    this.#sendContinue();
     setTimeoutOnce(this.connection.socket, this.connection.bodyTimeoutMs);
     this.onInput();
+  }
+
+  #continueSent = false;
+
+  /** ngx_http_test_expect(): one `100 Continue` to an HTTP/1.1 `Expect: 100-continue`, before the body is read. */
+  #sendContinue(): void {
+    if (this.#continueSent || !this.head.expectContinue || this.head.versionMinor !== 1) return;
+    this.#continueSent = true;
+    this.connection.socket.write('HTTP/1.1 100 Continue\r\n\r\n');
   }
 
   /** Stops reading the socket while the body is read; TCP holds the client back. */
