@@ -1,0 +1,134 @@
+/**
+ * nginx's `ngx_http_access_module`: `allow` and `deny` rules, checked in the order written
+ * (`allow` and `deny` lines interleave), the first match deciding; and `satisfy`, the core
+ * directive that says how the access phase combines them with `auth_basic`
+ * (`ngx_http_core_access_phase()`).
+ */
+import { defineDirective, type ConfBlockView, type ConfModule, type DirectiveContext } from '../conf/registry.js';
+import { isTrusted, parseCidr, type TrustedBlock } from './realip.js';
+
+/** One `allow` or `deny` line. */
+export interface AccessRule {
+  readonly deny: boolean;
+  /** `all`, `unix:`, or an address block. */
+  readonly match: { readonly kind: 'all' } | { readonly kind: 'unix' } | { readonly kind: 'block'; readonly block: TrustedBlock };
+  /** Where it was written, to put `allow` and `deny` lines of one block back in order. */
+  readonly file: string;
+  readonly line: number;
+  readonly column: number;
+}
+
+declare module '../conf/registry.js' {
+  interface DirectiveValues {
+    allow: readonly AccessRule[];
+    deny: readonly AccessRule[];
+    satisfy: 'all' | 'any';
+  }
+}
+
+/** `ngx_http_access_rule()`: `all`, `unix:`, or `ngx_ptocidr()`'s address[/bits]. */
+function parseRule(deny: boolean) {
+  return ([text = '']: readonly string[], ctx: DirectiveContext, previous: readonly AccessRule[] | undefined): readonly AccessRule[] => {
+    const where = { file: ctx.node.file, line: ctx.node.line, column: ctx.node.words[0]?.start ?? 0 };
+    let match: AccessRule['match'];
+    if (text === 'all') match = { kind: 'all' };
+    else if (text === 'unix:') match = { kind: 'unix' };
+    else {
+      const block = parseCidr(text);
+      if (block === undefined || block.family === 'unix') ctx.fail(`invalid parameter "${text}"`);
+      if (!sameAsWritten(text, block)) ctx.warn(`low address bits of ${text} are meaningless`);
+      match = { kind: 'block', block };
+    }
+    return [...(previous ?? []), { deny, match, ...where }];
+  };
+}
+
+/** False when `ngx_ptocidr()` cleared address bits below the mask (it returns NGX_DONE then). */
+function sameAsWritten(text: string, block: TrustedBlock): boolean {
+  const slash = text.indexOf('/');
+  if (slash === -1) return true;
+  const whole = parseCidr(text.slice(0, slash));
+  return whole !== undefined && whole.family !== 'unix' && block.family !== 'unix' && whole.bytes.every((byte, i) => byte === block.bytes[i]);
+}
+
+/**
+ * The rules a level checks: those of the nearest block (this one, then outward) that writes any
+ * `allow` or `deny` (ngx_http_access_merge_loc_conf(): a level with rules of its own replaces the
+ * outer ones), in the order they were written. Empty when no level has any.
+ */
+export function compileAccessRules(block: ConfBlockView): readonly AccessRule[] {
+  for (let at: ConfBlockView | undefined = block; at !== undefined; at = at.parent) {
+    if (!at.isSet('allow') && !at.isSet('deny')) continue;
+    const rules = [...(at.isSet('allow') ? at.get('allow') : []), ...(at.isSet('deny') ? at.get('deny') : [])];
+    return rules.sort((a, b) => (a.file === b.file ? a.line - b.line || a.column - b.column : 0));
+  }
+  return [];
+}
+
+/**
+ * `ngx_http_access_handler()`: 'deny' or 'allow' for the first rule of the address's family that
+ * matches, undefined when none does. A v4-mapped IPv6 client is checked as IPv4 (when any IPv4
+ * rule exists, as nginx does), a unix-socket client against `unix:` and `all` only.
+ */
+export function checkAccess(rules: readonly AccessRule[], address: string): 'allow' | 'deny' | undefined {
+  const unix = address.startsWith('unix:');
+  for (const rule of rules) {
+    const match = rule.match;
+    let hit: boolean;
+    if (match.kind === 'all') hit = true;
+    else if (match.kind === 'unix') hit = unix;
+    else hit = !unix && isTrusted(address, [match.block]);
+    if (hit) return rule.deny ? 'deny' : 'allow';
+  }
+  return undefined;
+}
+
+const CONTEXTS = ['http', 'server', 'location', 'limit_except'] as const;
+
+/** The access module's directives, and `satisfy` (a core directive in nginx, kept beside the phase it drives). */
+export const httpAccessModule: ConfModule = {
+  name: 'ngx_http_access_module',
+  directives: [
+    defineDirective({
+      kind: 'value',
+      name: 'allow',
+      contexts: CONTEXTS,
+      args: [1],
+      repeatable: true,
+      inherit: false,
+      syntax: 'address | CIDR | unix: | all;',
+      summary: 'Allows the client address (after realip), block, unix-socket clients or everyone; allow and deny are checked in order, the first match wins.',
+      default: () => [],
+      defaultText: '—',
+      parse: parseRule(false),
+    }),
+    defineDirective({
+      kind: 'value',
+      name: 'deny',
+      contexts: CONTEXTS,
+      args: [1],
+      repeatable: true,
+      inherit: false,
+      syntax: 'address | CIDR | unix: | all;',
+      summary: 'Denies (403, "access forbidden by rule") the client address (after realip), block, unix-socket clients or everyone.',
+      default: () => [],
+      defaultText: '—',
+      parse: parseRule(true),
+    }),
+    defineDirective({
+      kind: 'value',
+      name: 'satisfy',
+      contexts: ['http', 'server', 'location'],
+      args: [1],
+      syntax: 'all | any;',
+      summary: 'all: the request must pass both allow/deny and auth_basic; any: passing one of them is enough.',
+      default: () => 'all',
+      defaultText: 'satisfy all;',
+      parse: ([value = ''], ctx): 'all' | 'any' => {
+        // ngx_conf_set_enum_slot(): any case, and its message.
+        const word = value.toLowerCase();
+        return word === 'all' || word === 'any' ? word : ctx.fail(`invalid value "${value}"`);
+      },
+    }),
+  ],
+};
