@@ -165,7 +165,8 @@ export function parseProxyPass([url = '']: readonly string[], ctx: DirectiveCont
   const match = outer?.name === 'location' ? (outer.value as LocationMatch) : undefined;
   const restricted = ctx.context === 'location_if' || ctx.context === 'limit_except' || match?.kind === 'regex' || match?.kind === 'named';
   if (restricted && uri !== undefined) ctx.fail(NO_URI_PART);
-  const proxyHost = port === defaultPort ? host : `${host}:${port}`;
+  // ngx_parse_unix_domain_url(): a unix socket's host is "localhost" ($proxy_host, the Host sent).
+  const proxyHost = host.toLowerCase().startsWith('unix:') ? 'localhost' : port === defaultPort ? host : `${host}:${port}`;
   return { source: url, template: undefined, scheme, host, port, explicitPort, uri, proxyHost, ...where };
 }
 
