@@ -28,7 +28,8 @@ function sameBytes(computed: string, stored: string): boolean {
  * failure token ("*0"), which nginx's strcmp() finds different (a "password mismatch").
  */
 export async function passwordMatches(password: string, stored: string): Promise<boolean> {
-  return sameBytes(await computeHash(password, stored), stored);
+  const computed = await computeHash(password, stored);
+  return computed !== '' && sameBytes(computed, stored);
 }
 
 /** The hash of `password` with the salt and parameters of `stored`; '' when its format is unknown. */
