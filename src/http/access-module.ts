@@ -72,15 +72,30 @@ export function compileAccessRules(block: ConfBlockView): readonly AccessRule[] 
  */
 export function checkAccess(rules: readonly AccessRule[], address: string): 'allow' | 'deny' | undefined {
   const unix = address.startsWith('unix:');
+  // Without IPv4 rules (`all` is one), nginx checks a v4-mapped address against the IPv6 ones as it is.
+  const mappedAsV6 = /^::ffff:[0-9.]+$/i.test(address)
+    && !rules.some((rule) => rule.match.kind === 'all' || (rule.match.kind === 'block' && rule.match.block.family === 4));
   for (const rule of rules) {
     const match = rule.match;
     let hit: boolean;
     if (match.kind === 'all') hit = true;
     else if (match.kind === 'unix') hit = unix;
+    else if (mappedAsV6) hit = inV6Block(address, match.block);
     else hit = !unix && isTrusted(address, [match.block]);
     if (hit) return rule.deny ? 'deny' : 'allow';
   }
   return undefined;
+}
+
+/** `ngx_http_access_inet6()` for a v4-mapped address: its 16 bytes against an IPv6 block. */
+function inV6Block(address: string, block: TrustedBlock): boolean {
+  const own = parseCidr(address);
+  if (own === undefined || own.family !== 6 || block.family !== 6) return false;
+  for (let bit = 0; bit < block.prefix; bit++) {
+    const mask = 0x80 >> (bit & 7);
+    if (((own.bytes[bit >> 3] as number) & mask) !== ((block.bytes[bit >> 3] as number) & mask)) return false;
+  }
+  return true;
 }
 
 const CONTEXTS = ['http', 'server', 'location', 'limit_except'] as const;

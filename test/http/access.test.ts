@@ -34,6 +34,9 @@ describe('allow and deny', () => {
     assert.equal(checkAccess(rules, '2001:db9::5'), 'deny');
     assert.equal(checkAccess(rules, 'unix:'), 'allow');
     assert.equal(checkAccess(rulesOf('allow 1.2.3.4;'), '5.6.7.8'), undefined);
+    // ngx_http_access_handler(): without IPv4 rules a v4-mapped client meets the IPv6 ones.
+    assert.equal(checkAccess(rulesOf('deny ::ffff:0:0/96; allow ::/0;'), '::ffff:10.0.0.1'), 'deny');
+    assert.equal(checkAccess(rulesOf('deny ::ffff:0:0/96; allow 10.0.0.1;'), '::ffff:10.0.0.1'), 'allow');
   });
 
   it('are replaced, not added to, by a level with rules of its own', () => {
