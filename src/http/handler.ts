@@ -189,7 +189,11 @@ export class RequestHandler {
   }
 
   #afterAccess(conn: ClientConnection, request: HttpRequest, exchange: HttpExchange, level: LevelConfig, plan: ResponsePlan, denial: AccessDenial | undefined): void {
-    if (denial !== undefined) this.#send(conn, request, exchange, level, { status: denial.status, ...(denial.headers === undefined ? {} : { headers: denial.headers }) });
+    if (denial !== undefined) {
+      // ngx_http_special_response_handler(): the denial's own status, not an error_page's override.
+      request.statusOverride = undefined;
+      this.#send(conn, request, exchange, level, { status: denial.status, ...(denial.headers === undefined ? {} : { headers: denial.headers }) });
+    }
     else if (plan.proxy) this.#proxy(conn, request, exchange, level);
     else if (plan.files) this.#files(conn, request, exchange, level);
     else this.#send(conn, request, exchange, level, plan);
@@ -289,8 +293,9 @@ export class RequestHandler {
   /** The content of a location reached by an internal redirect: its return, proxy_pass or files. */
   #content(conn: ClientConnection, request: HttpRequest, exchange: HttpExchange, target: LevelConfig, server: CompiledServer): void {
     if (target.returnAction !== undefined) this.#send(conn, request, exchange, target, this.#runReturn(target, request, conn, server));
-    else if (target.proxy !== undefined || target.grpc !== undefined) this.#proxy(conn, request, exchange, target);
-    else this.#files(conn, request, exchange, target);
+    // ngx_http_internal_redirect() runs the phases again: the new location's access phase too.
+    else if (target.proxy !== undefined || target.grpc !== undefined) this.#access(conn, request, exchange, target, { status: 0, proxy: true, content: true });
+    else this.#access(conn, request, exchange, target, { status: 0, files: true, content: true });
   }
 
   /** The content phase of a level that serves files (static.ts); its outcome may be an internal redirect. */

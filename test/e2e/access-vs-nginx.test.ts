@@ -81,6 +81,9 @@ http {
     location /missing/ { auth_basic "m"; auth_basic_user_file missing.htpasswd; }
     location /le/ { limit_except GET { allow 127.0.0.1; deny all; } }
     location /realip/ { set_real_ip_from 127.0.0.1; deny 10.0.0.0/8; allow all; }
+    location /denied/ { deny all; }
+    location /ep/ { error_page 404 /denied/index.html; }
+    location /tf/ { try_files $uri /denied/index.html; }
   }
 }
 `;
@@ -108,7 +111,7 @@ describe('the access phase side by side with nginx', () => {
     dir = tempDir();
     // nginx's workers run as nobody: the tree must be readable to them.
     chmodSync(dir.path, 0o755);
-    for (const path of ['v4', 'v6', 'order', 'auth', 'auth/off', 'any', 'all', 'missing', 'le', 'realip']) dir.write(`html/${path}/index.html`, `${path}\n`);
+    for (const path of ['v4', 'v6', 'order', 'auth', 'auth/off', 'any', 'all', 'missing', 'le', 'realip', 'denied']) dir.write(`html/${path}/index.html`, `${path}\n`);
     writeFileSync(join(dir.path, 'htpasswd'), `# a comment\n\n${table.map(([user, , hash]) => `${user}:${hash}`).join('\n')}\n`);
     nginxPort = await freePort();
     hitlessPort = await freePort();
@@ -180,6 +183,11 @@ describe('the access phase side by side with nginx', () => {
     await both('::1', '/le/', 200);
     await both('::1', '/le/', 403, { method: 'POST' });
     await both('127.0.0.1', '/le/', 405, { method: 'POST' });
+  });
+
+  it('runs again for the location an internal redirect reaches', async () => {
+    await both('127.0.0.1', '/ep/none', 403);
+    await both('127.0.0.1', '/tf/none', 403);
   });
 
   it('reads the user file again when it changes', async () => {
