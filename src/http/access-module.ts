@@ -5,6 +5,7 @@
  * (`ngx_http_core_access_phase()`).
  */
 import { defineDirective, type ConfBlockView, type ConfModule, type DirectiveContext } from '../conf/registry.js';
+import { timeDirective } from '../conf/values.js';
 import { isTrusted, parseCidr, type TrustedBlock } from './realip.js';
 
 /** One `allow` or `deny` line. */
@@ -23,6 +24,7 @@ declare module '../conf/registry.js' {
     allow: readonly AccessRule[];
     deny: readonly AccessRule[];
     satisfy: 'all' | 'any';
+    auth_delay: number;
   }
 }
 
@@ -100,7 +102,7 @@ function inV6Block(address: string, block: TrustedBlock): boolean {
 
 const CONTEXTS = ['http', 'server', 'location', 'limit_except'] as const;
 
-/** The access module's directives, and `satisfy` (a core directive in nginx, kept beside the phase it drives). */
+/** The access module's directives, and `satisfy` and `auth_delay` (core directives in nginx, kept beside the phase they drive). */
 export const httpAccessModule: ConfModule = {
   name: 'ngx_http_access_module',
   directives: [
@@ -145,5 +147,6 @@ export const httpAccessModule: ConfModule = {
         return word === 'all' || word === 'any' ? word : ctx.fail(`invalid value "${value}"`);
       },
     }),
+    timeDirective('auth_delay', 'How long a 401 of the access phase waits before it is sent, to slow down password guessing (ngx_http_core_auth_delay()).', '0s'),
   ],
 };

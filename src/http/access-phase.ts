@@ -28,6 +28,8 @@ interface CompiledAuth {
 /** What the access phase of one level checks. */
 export interface AccessPhase {
   readonly satisfy: 'all' | 'any';
+  /** `auth_delay`, in ms. */
+  readonly authDelayMs: number;
   readonly rules: readonly AccessRule[];
   readonly auth: CompiledAuth | undefined;
   /** `limit_except`: the methods it lets through, and the phase every other method goes through. */
@@ -55,7 +57,7 @@ function compileOwn(block: ConfBlockView, table: VariableTable<HttpRequest>, fil
   const auth = realm === undefined || userFile === undefined || realm.source === 'off'
     ? undefined
     : { realm: compileTemplate(realm, table), userFile: compileTemplate(userFile.path, table), confPrefix: userFile.confPrefix, files };
-  return { satisfy: block.get('satisfy'), rules: compileAccessRules(block), auth };
+  return { satisfy: block.get('satisfy'), authDelayMs: block.get('auth_delay'), rules: compileAccessRules(block), auth };
 }
 
 /** The access phase of a server or location; undefined when it checks nothing. */
@@ -93,11 +95,19 @@ export function runAccessPhase(phase: AccessPhase, request: HttpRequest, out: Ac
   return authenticate(level.auth, request, out).then((result) => {
     if (result === 'ok') return undefined;
     if (result === 'declined') return finish(code, out);
-    if (level.satisfy === 'all' || (result.status !== 401 && result.status !== 403)) return result;
+    if (level.satisfy === 'all' || (result.status !== 401 && result.status !== 403)) return delayed(result, level.authDelayMs, out);
     // ngx_http_core_access_phase(): with satisfy any, a 401 is kept over a 403.
     if (code?.status !== 401) code = result;
-    return finish(code, out);
+    return delayed(finish(code, out), level.authDelayMs, out);
   });
+}
+
+/** `ngx_http_core_auth_delay()`: a 401 waits `auth_delay` first. */
+async function delayed(denial: AccessDenial | undefined, delayMs: number, out: AccessOutput): Promise<AccessDenial | undefined> {
+  if (denial?.status !== 401 || delayMs === 0) return denial;
+  out.log.info(`delaying unauthorized request${out.context()}`, out.connection);
+  await new Promise((resolve) => setTimeout(resolve, delayMs));
+  return denial;
 }
 
 /** `ngx_http_core_post_access_phase()`: the code satisfy any kept, if nothing let the request through. */

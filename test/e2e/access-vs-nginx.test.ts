@@ -82,6 +82,7 @@ http {
     location /le/ { limit_except GET { allow 127.0.0.1; deny all; } }
     location /realip/ { set_real_ip_from 127.0.0.1; deny 10.0.0.0/8; allow all; }
     location /denied/ { deny all; }
+    location /delay/ { auth_delay 200ms; auth_basic "d"; auth_basic_user_file htpasswd; }
     location /ep/ { error_page 404 /denied/index.html; }
     location /tf/ { try_files $uri /denied/index.html; }
   }
@@ -95,7 +96,7 @@ function accessLines(log: string): string[] {
     .map((line) => /\] \d+#\d+: \*\d+ (.*?), client: (\S+), server/.exec(line))
     .filter((m): m is RegExpExecArray => m !== null)
     .map((m) => `${m[1] as string} (${m[2] as string})`)
-    .filter((line) => /access forbidden by rule|was not found in|password mismatch|no user\/password|^open\(\) ".*htpasswd"/.test(line))
+    .filter((line) => /access forbidden by rule|was not found in|password mismatch|no user\/password|delaying unauthorized|^open\(\) ".*htpasswd"/.test(line))
     .sort();
 }
 
@@ -111,7 +112,7 @@ describe('the access phase side by side with nginx', () => {
     dir = tempDir();
     // nginx's workers run as nobody: the tree must be readable to them.
     chmodSync(dir.path, 0o755);
-    for (const path of ['v4', 'v6', 'order', 'auth', 'auth/off', 'any', 'all', 'missing', 'le', 'realip', 'denied']) dir.write(`html/${path}/index.html`, `${path}\n`);
+    for (const path of ['v4', 'v6', 'order', 'auth', 'auth/off', 'any', 'all', 'missing', 'le', 'realip', 'denied', 'delay']) dir.write(`html/${path}/index.html`, `${path}\n`);
     writeFileSync(join(dir.path, 'htpasswd'), `# a comment\n\n${table.map(([user, , hash]) => `${user}:${hash}`).join('\n')}\n`);
     nginxPort = await freePort();
     hitlessPort = await freePort();
@@ -173,6 +174,11 @@ describe('the access phase side by side with nginx', () => {
     await both('127.0.0.1', '/all/', 401);
     await both('127.0.0.1', '/all/', 200, { auth: 'plain:pw-plain' });
     await both('::1', '/all/', 403, { auth: 'plain:pw-plain' });
+  });
+
+  it('delays a 401 with auth_delay, and only a 401', async () => {
+    await both('127.0.0.1', '/delay/', 401, { auth: 'plain:wrong' });
+    await both('127.0.0.1', '/delay/', 200, { auth: 'plain:pw-plain' });
   });
 
   it('answers 403 for a user file that does not exist', async () => {
