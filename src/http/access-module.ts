@@ -61,10 +61,32 @@ function sameAsWritten(text: string, block: TrustedBlock): boolean {
 export function compileAccessRules(block: ConfBlockView): readonly AccessRule[] {
   for (let at: ConfBlockView | undefined = block; at !== undefined; at = at.parent) {
     if (!at.isSet('allow') && !at.isSet('deny')) continue;
-    const rules = [...(at.isSet('allow') ? at.get('allow') : []), ...(at.isSet('deny') ? at.get('deny') : [])];
-    return rules.sort((a, b) => (a.file === b.file ? a.line - b.line || a.column - b.column : 0));
+    return merge(at.isSet('allow') ? at.get('allow') : [], at.isSet('deny') ? at.get('deny') : []);
   }
   return [];
+}
+
+/**
+ * The two lists, each in the order written, merged by position in the file. Lines of different
+ * (included) files cannot be ordered by position: there the allow line goes first.
+ */
+function merge(allows: readonly AccessRule[], denies: readonly AccessRule[]): AccessRule[] {
+  const out: AccessRule[] = [];
+  let i = 0;
+  let j = 0;
+  while (i < allows.length && j < denies.length) {
+    const a = allows[i] as AccessRule;
+    const d = denies[j] as AccessRule;
+    const denyFirst = a.file === d.file && (d.line - a.line || d.column - a.column) < 0;
+    if (denyFirst) {
+      out.push(d);
+      j++;
+    } else {
+      out.push(a);
+      i++;
+    }
+  }
+  return [...out, ...allows.slice(i), ...denies.slice(j)];
 }
 
 /**
