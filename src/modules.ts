@@ -1,5 +1,7 @@
 /** The built-in modules, in the order nginx would run their directive handlers and checks. */
 import { adminModule } from './admin/admin-module.js';
+import { httpAccessModule } from './http/access-module.js';
+import { httpAuthBasicModule } from './http/auth-basic-module.js';
 import { coreModule } from './conf/core-module.js';
 import { httpCoreModule } from './http/core-module.js';
 import { httpGrpcModule } from './http/grpc-module.js';
@@ -47,6 +49,8 @@ export const builtinModules: readonly ConfModule[] = [
   httpLimitConnModule,
   httpLimitReqModule,
   httpRealIpModule,
+  httpAccessModule,
+  httpAuthBasicModule,
   httpMapModule,
   httpSplitClientsModule,
   httpGeoModule,

@@ -9,6 +9,7 @@ import { compileTemplate, type CompiledTemplate, type VariableTable } from '../c
 import type { HitlessConfig } from '../conf/model.js';
 import type { ConfBlockView } from '../conf/registry.js';
 import { AccessLogs, type AccessLogger } from './access-log.js';
+import { compileAccessPhase, type AccessPhase } from './access-phase.js';
 import { compileCoreConnection, compileCoreLevel, type CoreConnection, type CoreLevel } from './core-level.js';
 import { compileErrorPages, type CompiledErrorPage } from './error-pages.js';
 import { compileExpires, type CompiledExpires } from './expires.js';
@@ -33,6 +34,7 @@ import { TlsTermination } from '../tls/sni.js';
 import { handshakeRequest } from './ssl-handshake.js';
 import { localServingState, type ServingState } from './serving-state.js';
 import { toByteString } from '../core/byte-string.js';
+import { UserFiles } from './user-files.js';
 import { captureNamesOf, createHttpVariables } from './variables.js';
 
 /** A `return`, ready to run. */
@@ -77,6 +79,8 @@ export interface LevelConfig {
   readonly sendTimeoutMs: number;
   /** realip and the limits of the preaccess phase; undefined when the level has none. */
   readonly preaccess: Preaccess | undefined;
+  /** allow/deny, auth_basic and satisfy of the access phase; undefined when the level checks nothing. */
+  readonly access: AccessPhase | undefined;
   /** server_tokens, chunked_transfer_encoding, keepalive_disable, msie_padding, recursive_error_pages, limit_except. */
   readonly core: CoreLevel;
   /** root/alias, index, autoindex, try_files and the file filters (static.ts). */
@@ -129,6 +133,8 @@ export class HttpGeneration {
   readonly #h2c = new Set<VirtualHosts<CompiledServer>>();
   readonly #tls = new Map<VirtualHosts<CompiledServer>, TlsTermination<CompiledServer>>();
   readonly #http: ConfBlockView | undefined;
+  /** The auth_basic_user_file files, parsed once per change. */
+  readonly #userFiles = new UserFiles();
 
   readonly #state: ServingState;
 
@@ -214,6 +220,7 @@ export class HttpGeneration {
       proxy: this.#compileProxy(block),
       grpc: block.name === 'location' && block.isSet('grpc_pass') ? compileGrpc(block, block.get('grpc_pass'), this.groups, this.#implicitGroups, table) : undefined,
       preaccess: this.#http === undefined ? undefined : compilePreaccess(block, this.#http, table, this.#state.zones),
+      access: compileAccessPhase(block, table, this.#userFiles),
       errorPages: compileErrorPages(block.get('error_page'), table),
       clientHeaderTimeoutMs: block.context === 'server' ? block.get('client_header_timeout') : 60_000,
       clientBodyTimeoutMs: block.get('client_body_timeout'),

@@ -8,6 +8,7 @@
 import { channels } from '../core/diagnostics.js';
 import type { ErrorLog } from '../core/log.js';
 import { logRequest } from './access-log.js';
+import { runAccessPhase, type AccessDenial } from './access-phase.js';
 import type { ClientConnection } from './connections.js';
 import type { CompiledServer, LevelConfig } from './generation.js';
 import type { HttpExchange } from './exchange.js';
@@ -76,9 +77,7 @@ export class RequestHandler {
         return;
       }
       applyRealIp(request, preaccess?.realip);
-      if (plan.proxy) this.#proxy(conn, request, exchange, level);
-      else if (plan.files) this.#files(conn, request, exchange, level);
-      else this.#send(conn, request, exchange, level, plan);
+      this.#access(conn, request, exchange, level, plan);
     } catch (err) {
       this.#log.error(`${err instanceof Error ? err.message : String(err)}${context(request, conn)}`, conn.number);
       if (!exchange.headersSent) this.#send(conn, request, exchange, level, { status: 500 });
@@ -168,14 +167,40 @@ export class RequestHandler {
       // A client gone while its request waited is finished (499) already.
       if (exchange.aborted) return;
       if (status !== undefined) this.#send(conn, request, exchange, level, { status });
-      else if (plan.proxy) this.#proxy(conn, request, exchange, level);
-      else if (plan.files) this.#files(conn, request, exchange, level);
-      else this.#send(conn, request, exchange, level, plan);
+      else this.#access(conn, request, exchange, level, plan);
     }).catch((err: unknown) => {
       this.#log.error(`${err instanceof Error ? err.message : String(err)}${context(request, conn)}`, conn.number);
       if (!exchange.headersSent) this.#send(conn, request, exchange, level, { status: 500 });
       else conn.protocol.destroy();
     });
+  }
+
+  /** The access phase (access-phase.ts: allow/deny, auth_basic, satisfy), then the content; or the denial. */
+  #access(conn: ClientConnection, request: HttpRequest, exchange: HttpExchange, level: LevelConfig, plan: ResponsePlan): void {
+    const phase = plan.content ? level.access : undefined;
+    const denial = phase === undefined ? undefined : runAccessPhase(phase, request, { log: this.#log, connection: conn.number, context: () => context(request, conn) });
+    if (!(denial instanceof Promise)) {
+      this.#afterAccess(conn, request, exchange, level, plan, denial);
+      return;
+    }
+    denial.then((result) => {
+      if (!exchange.aborted) this.#afterAccess(conn, request, exchange, level, plan, result);
+    }).catch((err: unknown) => {
+      this.#log.error(`${err instanceof Error ? err.message : String(err)}${context(request, conn)}`, conn.number);
+      if (!exchange.headersSent) this.#send(conn, request, exchange, level, { status: 500 });
+      else conn.protocol.destroy();
+    });
+  }
+
+  #afterAccess(conn: ClientConnection, request: HttpRequest, exchange: HttpExchange, level: LevelConfig, plan: ResponsePlan, denial: AccessDenial | undefined): void {
+    if (denial !== undefined) {
+      // ngx_http_special_response_handler(): the denial's own status, not an error_page's override.
+      request.statusOverride = undefined;
+      this.#send(conn, request, exchange, level, { status: denial.status, ...(denial.headers === undefined ? {} : { headers: denial.headers }) });
+    }
+    else if (plan.proxy) this.#proxy(conn, request, exchange, level);
+    else if (plan.files) this.#files(conn, request, exchange, level);
+    else this.#send(conn, request, exchange, level, plan);
   }
 
   /** `ngx_http_script_return_code()` and `ngx_http_send_response()`. */
@@ -273,8 +298,9 @@ export class RequestHandler {
   #content(conn: ClientConnection, request: HttpRequest, exchange: HttpExchange, target: LevelConfig, server: CompiledServer): void {
     request.referers = target.referers;
     if (target.returnAction !== undefined) this.#send(conn, request, exchange, target, this.#runReturn(target, request, conn, server));
-    else if (target.proxy !== undefined || target.grpc !== undefined) this.#proxy(conn, request, exchange, target);
-    else this.#files(conn, request, exchange, target);
+    // ngx_http_internal_redirect() runs the phases again: the new location's access phase too.
+    else if (target.proxy !== undefined || target.grpc !== undefined) this.#access(conn, request, exchange, target, { status: 0, proxy: true, content: true });
+    else this.#access(conn, request, exchange, target, { status: 0, files: true, content: true });
   }
 
   /** The content phase of a level that serves files (static.ts); its outcome may be an internal redirect. */

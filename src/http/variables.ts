@@ -10,6 +10,7 @@ import { templateVariables, VariableTable, type Template, type VariableGetter } 
 import type { ConfBlockView } from '../conf/registry.js';
 import type { LocationMatch } from './core-module.js';
 import type { HttpRequest } from './request.js';
+import { basicCredentials } from './auth-basic-module.js';
 import { compileNginxRegex } from './regex.js';
 import { binaryAddress } from './realip.js';
 import { isInvalidReferer } from './referer-module.js';
@@ -45,12 +46,9 @@ export function findCookie(header: string | undefined, name: string): string | u
   return undefined;
 }
 
+/** `$remote_user`: the user of `Authorization: Basic`, read as ngx_http_auth_basic_user() reads it. */
 function remoteUser(request: HttpRequest): string | undefined {
-  const auth = request.header('authorization');
-  if (auth === undefined || !/^basic /i.test(auth)) return undefined;
-  const decoded = Buffer.from(auth.slice(6).trim(), 'base64').toString('latin1');
-  const colon = decoded.indexOf(':');
-  return colon === -1 ? undefined : decoded.slice(0, colon);
+  return basicCredentials(request)?.user;
 }
 
 function seconds(ms: number): string {

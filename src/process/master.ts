@@ -47,6 +47,9 @@ export const DEFAULT_DRAIN_GRACE_MS = 1_000;
 export async function runMaster(options: MasterOptions): Promise<number> {
   const inherited = takeInheritedSockets();
   const startup = openStartupLog(options.errorLogPath);
+  // The echo to the terminal is best effort, as nginx's ngx_write_console() is: a closed or
+  // read-only fd 2 (nginx-tests' try_run() closes STDERR) must not end the master with EBADF.
+  process.stderr.on('error', () => undefined);
   // nginx also echoes start-up failures to the terminal when its log is a file (ngx_use_stderr).
   const fail = (level: LogLevel, message: string): number => {
     startup.log.write(level, message);
