@@ -205,17 +205,25 @@ export class RequestHandler {
     const outcome = runScript(level.script, request, { log: this.#log, connection: conn.number, where: () => context(request, conn), rewriteLog: level.rewriteLog });
     const chosen = outcome.level ?? level;
     if (chosen !== level) this.#bindLevel(chosen, request, conn);
+    let plan: ResponsePlan;
     switch (outcome.kind) {
       case 'continue':
         if (outcome.uriChanged && level !== server.level) request.uriChanges++;
         return { plan: undefined, chosen };
       case 'error':
-        return { plan: { status: 500 }, chosen };
+        plan = { status: 500 };
+        break;
       case 'redirect':
-        return { plan: { status: outcome.status, location: absoluteLocation(outcome.location, request, conn, server, chosen) }, chosen };
+        plan = { status: outcome.status, location: absoluteLocation(outcome.location, request, conn, server, chosen) };
+        break;
       case 'return':
-        return { plan: returnPlan(outcome.status, outcome.text, request, conn, server, chosen), chosen };
+        plan = returnPlan(outcome.status, outcome.text, request, conn, server, chosen);
+        break;
     }
+    // ngx_http_special_response_handler(): a status answered with its own page (a redirect, an error)
+    // replaces the one an error_page redirected with; a body keeps it (ngx_http_send_response()).
+    if (plan.body === undefined) request.statusOverride = undefined;
+    return { plan, chosen };
   }
 
   /** The level whose settings the request reads variables under (`uninitialized_variable_warn`). */

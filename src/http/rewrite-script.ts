@@ -132,8 +132,8 @@ function fileTest(test: 'f' | 'd' | 'e' | 'x', path: string): boolean {
   if (test === 'f') return stat.isFile();
   if (test === 'd') return stat.isDirectory();
   if (test === 'e') return true;
-  // ngx_is_exec(): the owner's execute bit, for a file that is not a directory.
-  return !stat.isDirectory() && (stat.mode & 0o100) !== 0;
+  // ngx_is_exec(): the owner's execute bit, a directory's too.
+  return (stat.mode & 0o100) !== 0;
 }
 
 /**
