@@ -209,6 +209,12 @@ export class RequestHandler {
     switch (outcome.kind) {
       case 'continue':
         if (outcome.uriChanged && level !== server.level) request.uriChanges++;
+        // "if is evil": a proxy_pass of an earlier true `if` stays the content handler, and finds no
+        // upstream in the last one's configuration (ngx_http_upstream_init_request()).
+        if (!outcome.uriChanged && chosen.proxy === undefined && chosen.grpc === undefined && outcome.matched.some((matched) => matched.proxy !== undefined || matched.grpc !== undefined)) {
+          this.#log.write('alert', `no upstream configuration${context(request, conn)}`, conn.number);
+          return { plan: { status: 500 }, chosen };
+        }
         return { plan: undefined, chosen };
       case 'error':
         plan = { status: 500 };
@@ -220,9 +226,6 @@ export class RequestHandler {
         plan = returnPlan(outcome.status, outcome.text, request, conn, server, chosen);
         break;
     }
-    // ngx_http_special_response_handler(): a status answered with its own page (a redirect, an error)
-    // replaces the one an error_page redirected with; a body keeps it (ngx_http_send_response()).
-    if (plan.body === undefined) request.statusOverride = undefined;
     return { plan, chosen };
   }
 
@@ -408,7 +411,9 @@ export class RequestHandler {
   /** The header filter and the response itself. */
   #send(conn: ClientConnection, request: HttpRequest, exchange: HttpExchange, level: LevelConfig, plan: ResponsePlan): void {
     if (plan.status >= 300 && level.errorPages !== undefined && this.#errorPage(conn, request, exchange, level, plan.status)) return;
-    const status = request.statusOverride ?? plan.status;
+    // ngx_http_special_response_handler(): a status answered with its own page (a redirect, an error)
+    // replaces the one an error_page redirected with; a body keeps it (ngx_http_send_response()).
+    const status = plan.body === undefined ? plan.status : request.statusOverride ?? plan.status;
     // ngx_http_special_response_handler() sets err_status to 400 for 494-497: $status logs what was sent.
     request.status = wireStatus(status);
     if (status === 444) {

@@ -40,7 +40,12 @@ export interface ScriptLog {
 }
 
 /** What a script decided. */
-export type ScriptOutcome<L> =
+export type ScriptOutcome<L> = ScriptResult<L> & {
+  /** Every `if` level that held, in order: a content handler one of them set stays (ngx_http_update_location_config()). */
+  readonly matched: readonly L[];
+};
+
+type ScriptResult<L> =
   | { readonly kind: 'continue'; readonly level: L | undefined; readonly uriChanged: boolean }
   | { readonly kind: 'return'; readonly level: L | undefined; readonly status: number; readonly text: string | undefined }
   | { readonly kind: 'redirect'; readonly level: L | undefined; readonly status: number; readonly location: string }
@@ -141,12 +146,18 @@ function fileTest(test: 'f' | 'd' | 'e' | 'x', path: string): boolean {
  * location when it holds, `break` and a flagged `rewrite` stop, `return` and redirects answer.
  */
 export function runScript<L>(codes: readonly ScriptCode<L>[], request: HttpRequest, out: ScriptLog, start: L | undefined = undefined): ScriptOutcome<L> {
-  const state = { level: start, uriChanged: false };
+  const state: ScriptState<L> = { level: start, uriChanged: false, matched: [] };
   const result = runCodes(codes, request, out, state);
-  return result ?? { kind: 'continue', level: state.level, uriChanged: state.uriChanged };
+  return { ...(result ?? { kind: 'continue', level: state.level, uriChanged: state.uriChanged }), matched: state.matched };
 }
 
-function runCodes<L>(codes: readonly ScriptCode<L>[], request: HttpRequest, out: ScriptLog, state: { level: L | undefined; uriChanged: boolean }): ScriptOutcome<L> | undefined {
+interface ScriptState<L> {
+  level: L | undefined;
+  uriChanged: boolean;
+  readonly matched: L[];
+}
+
+function runCodes<L>(codes: readonly ScriptCode<L>[], request: HttpRequest, out: ScriptLog, state: ScriptState<L>): ScriptResult<L> | undefined {
   for (const code of codes) {
     switch (code.kind) {
       case 'set':
@@ -162,7 +173,10 @@ function runCodes<L>(codes: readonly ScriptCode<L>[], request: HttpRequest, out:
         return { kind: 'return', level: state.level, status: code.status, text: code.text?.(request) };
       case 'if':
         if (!code.test(request, out)) break;
-        if (code.level !== undefined) state.level = code.level;
+        if (code.level !== undefined) {
+          state.level = code.level;
+          state.matched.push(code.level);
+        }
         {
           const inner = runCodes(code.codes, request, out, state);
           if (inner !== undefined) return inner;
@@ -178,7 +192,7 @@ function runCodes<L>(codes: readonly ScriptCode<L>[], request: HttpRequest, out:
   return undefined;
 }
 
-function runRewrite<L>(code: Extract<ScriptCode<L>, { kind: 'rewrite' }>, request: HttpRequest, out: ScriptLog, state: { level: L | undefined; uriChanged: boolean }): ScriptOutcome<L> | undefined {
+function runRewrite<L>(code: Extract<ScriptCode<L>, { kind: 'rewrite' }>, request: HttpRequest, out: ScriptLog, state: ScriptState<L>): ScriptResult<L> | undefined {
   const { rule } = code;
   code.regex.lastIndex = 0;
   const match = code.regex.exec(request.uri);
