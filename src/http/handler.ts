@@ -1,7 +1,8 @@
 /**
  * The request pipeline of one generation, in nginx's phase order: parse the target and host,
- * choose the virtual server and apply realip (post-read), run the server's `return` (server
- * rewrite), choose the location, run its `return` (rewrite), apply limit_req and limit_conn
+ * choose the virtual server and apply realip (post-read), run the server's rewrite script (server
+ * rewrite), choose the location (find config), run its script (rewrite), find it again while a
+ * rewrite changed the URI (post-rewrite, rewrite-script.ts), apply limit_req and limit_conn
  * (preaccess), then the content: proxy_pass, or files (static.ts); error_page may redirect
  * internally on the way out; then the header filter (`add_header`, keep-alive) and the log phase.
  */
