@@ -85,15 +85,20 @@ describe('rewrite module: hitless and nginx side by side', () => {
     mkdirSync(join(files.path, 'prefix'));
     chmodSync(files.path, 0o755);
     const www = join(files.path, 'www');
-    const conf = (port: number): string => `events {}
+    const conf = (port: number, backend: number): string => `events {}
 http {
     default_type text/plain;
+    server {
+        listen 127.0.0.1:${backend};
+        location / { return 200 "backend $request_uri\\n"; }
+    }
     server {
         listen 127.0.0.1:${port};
         root ${www};
         rewrite_log on;
         rewrite ^/old/(.*)$ /new/$1 last;
         if ($arg_srv = deny) { return 403; }
+        if ($http_x_srv) { rewrite ^/srvif/(.*) /t1/srvif-$1 last; }
         set $srv_var "server";
         location /new/ { return 200 "new $uri $args $srv_var\\n"; }
         location /r/ {
@@ -164,16 +169,40 @@ http {
             if ($arg_code = 204) { return 204; }
             return 418 "teapot\\n";
         }
-        location /empty/ { rewrite ^ "" ; }
+        location /px/ {
+            add_header X-If px;
+            if ($arg_p) { proxy_pass http://127.0.0.1:${backend}; }
+        }
+        location /pxcrash/ {
+            set $true 1;
+            if ($true) { proxy_pass http://127.0.0.1:${backend}; }
+            if ($true) { }
+        }
+        location /rootif/ {
+            if ($arg_alt) { root ${www}/dir; }
+        }
+        location /cap/ {
+            if ($uri ~ ^/cap/(?<first>[a-z]+)/(\d+)) { set $n $2; }
+            return 200 "n=$n first=$first one=$1\n";
+        }
+        location /ep/ {
+            error_page 404 /ep-target/;
+            try_files $uri @named;
+        }
+        location /ep-target/ { rewrite ^ /t1/from-error last; }
+        location @named { rewrite ^ /t1/named-$arg_n last; }
+        location /uninit/ { return 200 "[$never_set]\n"; }
+        location /pfx/ { set $never_set ok; }
+        location /srvif/ { return 200 "srvif location\n"; }
     }
 }
 `;
     nginxPort = await freePort();
-    nginx = await startNginx({ 'nginx.conf': conf(nginxPort).replace('rewrite ^ "" ;', 'return 500;') }, nginxPort);
+    nginx = await startNginx({ 'nginx.conf': conf(nginxPort, await freePort()) }, nginxPort);
     hitlessPort = await freePort();
     hitlessDir = join(files.path, 'prefix');
     const hitlessConf = join(hitlessDir, 'hitless.conf');
-    writeFileSync(hitlessConf, conf(hitlessPort).replace('rewrite ^ "" ;', 'return 500;'));
+    writeFileSync(hitlessConf, conf(hitlessPort, await freePort()));
     stopHitless = await startHitless(hitlessDir, hitlessConf, hitlessPort);
   });
 
@@ -192,12 +221,15 @@ http {
     '/file/', '/set/', '/brk/', '/ifbreak/', '/ifbreak/?stop=1', '/ordered/',
     '/codes/?code=404', '/codes/?code=301', '/codes/?code=204', '/codes/',
     '/r/temp/%3Fa%20b?z=1', '/r/args/%26x?q=1',
+    '/px/x', '/px/x?p=1', '/pxcrash/', '/rootif/b.txt', '/rootif/b.txt?alt=1',
+    '/cap/abc/42', '/cap/ABC/42', '/ep/missing?n=5', '/uninit/', '/srvif/a',
   ];
+  const withHeaders: [string, Record<string, string>][] = [['/srvif/a', { 'x-srv': '1' }], ['/srvif/a', { 'x-srv': '0' }]];
 
-  for (const path of cases) {
-    it(`GET ${path}`, async () => {
-      const ours = normalize(await fetch(hitlessPort, path), hitlessPort);
-      const theirs = normalize(await fetch(nginxPort, path), nginxPort);
+  for (const [path, headers] of [...cases.map((path): [string, Record<string, string>] => [path, {}]), ...withHeaders]) {
+    it(`GET ${path} ${JSON.stringify(headers)}`, async () => {
+      const ours = normalize(await fetch(hitlessPort, path, headers), hitlessPort);
+      const theirs = normalize(await fetch(nginxPort, path, headers), nginxPort);
       assert.deepEqual(ours, theirs);
     });
   }
@@ -216,5 +248,7 @@ http {
     assert.match(log, /\[notice\] .*rewritten data: "\/new\/thing", args: "q=1"/);
     assert.match(log, /\[notice\] .*rewritten redirect: "http:\/\/example\.com\/a\?z=9"/);
     assert.match(log, /\[warn\] .*using uninitialized "srv_var" variable/);
+    assert.match(log, /\[warn\] .*using uninitialized "never_set" variable, client: 127\.0\.0\.1, server: , request: "GET \/uninit\/ HTTP\/1\.1"/);
+    assert.match(log, /\[alert\] .*no upstream configuration, client: 127\.0\.0\.1, server: , request: "GET \/pxcrash\/ HTTP\/1\.1"/);
   });
 });
