@@ -182,7 +182,7 @@ http {
             if ($arg_alt) { root ${www}/dir; }
         }
         location /cap/ {
-            if ($uri ~ ^/cap/(?<first>[a-z]+)/(\d+)) { set $n $2; }
+            if ($uri ~ ^/cap/(?<first>[a-z]+)/(\\d+)) { set $n $2; }
             return 200 "n=$n first=$first one=$1\n";
         }
         location /ep/ {
