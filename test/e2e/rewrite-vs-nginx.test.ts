@@ -191,6 +191,7 @@ http {
         }
         location /ep-target/ { rewrite ^ /t1/from-error last; }
         location @named { rewrite ^ /t1/named-$arg_n last; }
+        location /setargs/ { set $args "x=1&y=$arg_y"; return 200 "$args $arg_x $arg_y $is_args\n"; }
         location /uninit/ { return 200 "[$never_set]\n"; }
         location /pfx/ { set $never_set ok; }
         location /srvif/ { return 200 "srvif location\n"; }
@@ -222,7 +223,7 @@ http {
     '/codes/?code=404', '/codes/?code=301', '/codes/?code=204', '/codes/',
     '/r/temp/%3Fa%20b?z=1', '/r/args/%26x?q=1',
     '/px/x', '/px/x?p=1', '/pxcrash/', '/rootif/b.txt', '/rootif/b.txt?alt=1',
-    '/cap/abc/42', '/cap/ABC/42', '/ep/missing?n=5', '/uninit/', '/srvif/a',
+    '/cap/abc/42', '/cap/ABC/42', '/ep/missing?n=5', '/uninit/', '/srvif/a', '/setargs/?y=2',
   ];
   const withHeaders: [string, Record<string, string>][] = [['/srvif/a', { 'x-srv': '1' }], ['/srvif/a', { 'x-srv': '0' }]];
 
