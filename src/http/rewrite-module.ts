@@ -179,7 +179,7 @@ export const httpRewriteModule: ConfModule = {
       repeatable: true,
       inherit: false,
       syntax: '$variable value;',
-      summary: 'Sets the variable (declared for the whole configuration) to the value, in order with the other rewrite directives.',
+      summary: 'Sets the variable (declared for the whole configuration) to the value, in order with the other rewrite directives; $args changes the request\'s arguments; $limit_rate is refused (hitless has no response rate limit).',
       defaultText: '—',
       parse: parseSet,
     }),
