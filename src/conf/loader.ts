@@ -77,6 +77,8 @@ class BlockBuilder {
   readonly #registry: DirectiveRegistry;
   readonly #defaults: DefaultContext;
   readonly #warnings: ConfigWarning[];
+  /** The count of directives read so far in the whole configuration, shared by every block. */
+  readonly #order: { next: number };
   readonly context: Context;
   readonly node: DirectiveNode | undefined;
   readonly parent: BlockBuilder | undefined;
@@ -95,8 +97,10 @@ class BlockBuilder {
     node: DirectiveNode | undefined,
     parent: BlockBuilder | undefined,
     value: unknown,
+    order: { next: number } = { next: 0 },
   ) {
     this.#registry = registry;
+    this.#order = order;
     this.#defaults = defaults;
     this.#warnings = warnings;
     this.context = context;
@@ -151,7 +155,7 @@ class BlockBuilder {
         if (spec.unique && this.children.some((child) => child.spec === spec)) ctx.fail(`"${node.name}" directive is duplicate`);
         const inner = typeof spec.block === 'function' ? spec.block(node.args, ctx) : spec.block;
         const value = spec.parse?.(node.args, ctx);
-        const child = new BlockBuilder(this.#registry, this.#defaults, this.#warnings, inner, node, this, value);
+        const child = new BlockBuilder(this.#registry, this.#defaults, this.#warnings, inner, node, this, value, this.#order);
         this.children.push({ builder: child, spec });
         child.walk(node.block ?? []);
         return;
@@ -170,6 +174,7 @@ class BlockBuilder {
       node,
       location,
       context: this.context,
+      order: this.#order.next++,
       enclosing,
       prefix: this.#defaults.prefix,
       confPrefix: this.#defaults.confPrefix,

@@ -57,6 +57,11 @@ export interface DirectiveContext {
   readonly location: ConfigLocation;
   /** The context it appears in. */
   readonly context: Context;
+  /**
+   * The directive's position in document order across the whole configuration (includes
+   * expanded), for modules whose directives of different names run in sequence (rewrite, set, if).
+   */
+  readonly order: number;
   /** The prefix (`-p`), which relative paths such as `pid` resolve against, with a trailing slash. */
   readonly prefix: string;
   /** The directory of the main configuration file, which `include` resolves against. */

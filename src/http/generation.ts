@@ -35,13 +35,8 @@ import { handshakeRequest } from './ssl-handshake.js';
 import { localServingState, type ServingState } from './serving-state.js';
 import { toByteString } from '../core/byte-string.js';
 import { UserFiles } from './user-files.js';
-import { captureNamesOf, createHttpVariables } from './variables.js';
-
-/** A `return`, ready to run. */
-export interface CompiledReturn {
-  readonly status: number;
-  readonly text: CompiledTemplate<HttpRequest> | undefined;
-}
+import { captureNamesOf, createHttpVariables, defineSetVariables } from './variables.js';
+import { compileScript, type ScriptCode } from './rewrite-script.js';
 
 /** An `add_header`, ready to run. */
 export interface CompiledHeader {
@@ -52,8 +47,12 @@ export interface CompiledHeader {
 
 /** What a request needs from the level (server or location) that handles it. */
 export interface LevelConfig {
-  /** This level's own `return` (rewrite directives are not inherited). */
-  readonly returnAction: CompiledReturn | undefined;
+  /** This level's own rewrite directives, in order (not inherited); an `if` block's run inside its enclosing script. */
+  readonly script: readonly ScriptCode<LevelConfig>[];
+  /** `rewrite_log`. */
+  readonly rewriteLog: boolean;
+  /** `uninitialized_variable_warn`. */
+  readonly uninitializedWarn: boolean;
   readonly headers: readonly CompiledHeader[];
   /** `add_trailer`. */
   readonly trailers: readonly CompiledHeader[];
@@ -149,6 +148,7 @@ export class HttpGeneration {
     if (http !== undefined) defineMapVariables(this.variables, http.get('map'));
     if (http !== undefined) defineSplitClientsVariables(this.variables, http.get('split_clients'));
     if (http !== undefined) defineGeoVariables(this.variables, http.get('geo'));
+    if (http !== undefined) defineSetVariables(this.variables, http);
     this.#http = http;
     this.logs = new AccessLogs(http?.get('log_format') ?? [], this.variables, log);
     this.groups = http === undefined ? new Map() : buildUpstreamGroups(http, this.variables, state.upstreams);
@@ -157,8 +157,12 @@ export class HttpGeneration {
     const levelOf = (block: ConfBlockView): LevelConfig => {
       let level = levels.get(block);
       if (level === undefined) {
-        level = this.#compileLevel(block);
-        levels.set(block, level);
+        // An `if` in a location is a location of its own that inherits the enclosing one's.
+        const compiled: { -readonly [K in keyof LevelConfig]: LevelConfig[K] } = this.#compileLevel(block.context === 'location_if' ? ifLocationView(block) : block);
+        levels.set(block, compiled);
+        // After the level is known, so that its `if` blocks can reach it.
+        compiled.script = compileScript(block, this.variables, levelOf);
+        level = compiled;
       }
       return level;
     };
@@ -204,10 +208,11 @@ export class HttpGeneration {
   #compileLevel(block: ConfBlockView): LevelConfig {
     const table = this.variables;
     const text = (template: Parameters<typeof compileTemplate>[0]): CompiledTemplate<HttpRequest> => compileTemplate(template, table, { literal: toByteString });
-    const action = block.isSet('return') ? block.get('return') : undefined;
     const keepalive = block.get('keepalive_timeout');
     return {
-      returnAction: action === undefined ? undefined : { status: action.status, text: action.text === undefined ? undefined : text(action.text) },
+      script: [],
+      rewriteLog: block.context !== 'main' && block.context !== 'http' ? block.get('rewrite_log') : false,
+      uninitializedWarn: block.context !== 'main' && block.context !== 'http' ? block.get('uninitialized_variable_warn') : true,
       headers: block.get('add_header').map((header) => ({ name: header.name, value: text(header.value), always: header.always })),
       trailers: block.get('add_trailer').map((header) => ({ name: header.name, value: text(header.value), always: header.always })),
       expires: compileExpires(block.get('expires'), text),
@@ -277,3 +282,24 @@ export class HttpGeneration {
   }
 }
 
+
+/**
+ * An `if` in a location seen as the location configuration nginx makes of it (ngx_http_rewrite_if()
+ * and the modules' merge_loc_conf): what the block sets, else its location's settings, with the
+ * location's name; try_files and limit_except, which nginx does not merge, stay the block's own.
+ */
+function ifLocationView(block: ConfBlockView): ConfBlockView {
+  const parent = block.parent as ConfBlockView;
+  return {
+    context: 'location',
+    name: 'location',
+    args: parent.args,
+    value: parent.value,
+    file: block.file,
+    line: block.line,
+    parent: parent.parent,
+    blocks: [],
+    get: (name) => (block.isSet(name) ? block.get(name) : parent.get(name)),
+    isSet: (name) => block.isSet(name) || (name !== 'try_files' && parent.isSet(name)),
+  };
+}

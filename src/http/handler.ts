@@ -1,7 +1,8 @@
 /**
  * The request pipeline of one generation, in nginx's phase order: parse the target and host,
- * choose the virtual server and apply realip (post-read), run the server's `return` (server
- * rewrite), choose the location, run its `return` (rewrite), apply limit_req and limit_conn
+ * choose the virtual server and apply realip (post-read), run the server's rewrite script (server
+ * rewrite), choose the location (find config), run its script (rewrite), find it again while a
+ * rewrite changed the URI (post-rewrite, rewrite-script.ts), apply limit_req and limit_conn
  * (preaccess), then the content: proxy_pass, or files (static.ts); error_page may redirect
  * internally on the way out; then the header filter (`add_header`, keep-alive) and the log phase.
  */
@@ -25,6 +26,7 @@ import { applyRealIp } from './realip-module.js';
 import { HttpRequest } from './request.js';
 import { clientVerdict } from '../tls/client-verify.js';
 import { CLOSE_AFTER_PAGE, REDIRECT_STATUSES, specialPage, statusHasNoBody, wireStatus } from './responses.js';
+import { runScript } from './rewrite-script.js';
 import { escapeRedirectUri, serveFiles, type StaticContext } from './static.js';
 import { normalizeUri, parseRequestTarget, validateHost } from './uri.js';
 
@@ -142,22 +144,101 @@ export class RequestHandler {
     }
     // The post-read phase: realip with the server's settings.
     applyRealIp(request, server.level.preaccess?.realip);
-    if (server.level.returnAction !== undefined) return [server.level, this.#runReturn(server.level, request, conn, server)];
-    if (server.locations.autoRedirect(uri)) {
-      const location = `${escapeRedirectUri(uri)}/${request.hasArgs && request.args !== '' ? `?${request.args}` : ''}`;
-      return [server.level, { status: 301, location: absoluteLocation(location, request, conn, server, server.level) }];
+    return this.#rewritePhases(conn, request, server, undefined);
+  }
+
+  /**
+   * nginx's server rewrite, find-config, rewrite and post-rewrite phases: the server's script, then
+   * the location for the URI and its script, again while a `rewrite` changed the URI (at most 10
+   * times, ngx_http_core_post_rewrite_phase()). `named` starts at a named location's script, as
+   * ngx_http_named_location() does. The level returned is the location's, or its last true `if`'s.
+   */
+  #rewritePhases(conn: ClientConnection, request: HttpRequest, server: CompiledServer, named: LevelConfig | undefined): [LevelConfig, ResponsePlan] {
+    if (named === undefined) {
+      const { plan } = this.#script(server.level, request, conn, server);
+      if (plan !== undefined) return [server.level, plan];
     }
-    const found = server.locations.find(uri);
-    request.files = (found?.value ?? server.level).files.paths;
-    request.referers = (found?.value ?? server.level).referers;
-    if (found === undefined) return [server.level, { status: 0, files: true, content: true }];
-    if (found.match !== undefined) request.captures = found.match;
-    const level = found.value;
-    // ngx_http_core_find_config_phase(): an `internal` location answers a client's own request with 404.
-    if (level.files.internal) return [level, { status: 404 }];
-    if (level.returnAction !== undefined) return [level, this.#runReturn(level, request, conn, server)];
-    if (level.proxy !== undefined || level.grpc !== undefined) return [level, { status: 0, proxy: true, content: true }];
-    return [level, { status: 0, files: true, content: true }];
+    for (;;) {
+      let level: LevelConfig;
+      if (named !== undefined) {
+        level = named;
+        named = undefined;
+      } else {
+        const uri = request.uri;
+        if (server.locations.autoRedirect(uri)) {
+          const location = `${escapeRedirectUri(uri)}/${request.hasArgs && request.args !== '' ? `?${request.args}` : ''}`;
+          return [server.level, { status: 301, location: absoluteLocation(location, request, conn, server, server.level) }];
+        }
+        const found = server.locations.find(uri);
+        request.files = (found?.value ?? server.level).files.paths;
+        request.referers = (found?.value ?? server.level).referers;
+        if (found === undefined) {
+          this.#bindLevel(server.level, request, conn);
+          return [server.level, { status: 0, files: true, content: true }];
+        }
+        if (found.match !== undefined) request.captures = found.match;
+        level = found.value;
+        // ngx_http_core_find_config_phase(): an `internal` location answers a client's own request with 404.
+        if (level.files.internal && !request.internal) return [level, { status: 404 }];
+      }
+      const before = request.uriChanges;
+      const { plan, chosen } = this.#script(level, request, conn, server);
+      if (plan !== undefined) return [chosen, plan];
+      if (request.uriChanges === before) {
+        this.#bindLevel(chosen, request, conn);
+        request.files = chosen.files.paths;
+        request.referers = chosen.referers;
+        if (chosen.proxy !== undefined || chosen.grpc !== undefined) return [chosen, { status: 0, proxy: true, content: true }];
+        return [chosen, { status: 0, files: true, content: true }];
+      }
+      // ngx_http_core_post_rewrite_phase(): the URI changed; find the location again, 10 times at most.
+      if (request.uriChanges > 10) {
+        this.#log.error(`rewrite or internal redirection cycle while processing "${request.uri}"${context(request, conn)}`, conn.number);
+        return [chosen, { status: 500 }];
+      }
+    }
+  }
+
+  /**
+   * Runs a level's rewrite script: the plan when it answers (return, redirect, error), and the
+   * level that serves from now on (the last true `if`'s, else the level). A location's URI change
+   * counts in `request.uriChanges`.
+   */
+  #script(level: LevelConfig, request: HttpRequest, conn: ClientConnection, server: CompiledServer): { plan: ResponsePlan | undefined; chosen: LevelConfig } {
+    this.#bindLevel(level, request, conn);
+    if (level.script.length === 0) return { plan: undefined, chosen: level };
+    const outcome = runScript(level.script, request, { log: this.#log, connection: conn.number, where: () => context(request, conn), rewriteLog: level.rewriteLog });
+    const chosen = outcome.level ?? level;
+    if (chosen !== level) this.#bindLevel(chosen, request, conn);
+    let plan: ResponsePlan;
+    switch (outcome.kind) {
+      case 'continue':
+        if (outcome.uriChanged && level !== server.level) request.uriChanges++;
+        // "if is evil": a proxy_pass of an earlier true `if` stays the content handler, and finds no
+        // upstream in the last one's configuration (ngx_http_upstream_init_request()).
+        if (!outcome.uriChanged && chosen.proxy === undefined && chosen.grpc === undefined && outcome.matched.some((matched) => matched.proxy !== undefined || matched.grpc !== undefined)) {
+          this.#log.write('alert', `no upstream configuration${context(request, conn)}`, conn.number);
+          return { plan: { status: 500 }, chosen };
+        }
+        return { plan: undefined, chosen };
+      case 'error':
+        plan = { status: 500 };
+        break;
+      case 'redirect':
+        plan = { status: outcome.status, location: absoluteLocation(outcome.location, request, conn, server, chosen) };
+        break;
+      case 'return':
+        plan = returnPlan(outcome.status, outcome.text, request, conn, server, chosen);
+        break;
+    }
+    return { plan, chosen };
+  }
+
+  /** The level whose settings the request reads variables under (`uninitialized_variable_warn`). */
+  #bindLevel(level: LevelConfig, request: HttpRequest, conn: ClientConnection): void {
+    request.uninitialized = level.uninitializedWarn
+      ? (name) => this.#log.warn(`using uninitialized "${name}" variable${context(request, conn)}`, conn.number)
+      : undefined;
   }
 
   /** The preaccess phase with limits, which waits on the shared zones; then the content, or the rejection. */
@@ -201,17 +282,6 @@ export class RequestHandler {
     else if (plan.proxy) this.#proxy(conn, request, exchange, level);
     else if (plan.files) this.#files(conn, request, exchange, level);
     else this.#send(conn, request, exchange, level, plan);
-  }
-
-  /** `ngx_http_script_return_code()` and `ngx_http_send_response()`. */
-  #runReturn(level: LevelConfig, request: HttpRequest, conn: ClientConnection, server: CompiledServer): ResponsePlan {
-    const action = level.returnAction as NonNullable<LevelConfig['returnAction']>;
-    const text = action.text?.(request);
-    if (REDIRECT_STATUSES.has(action.status)) {
-      return { status: action.status, location: absoluteLocation(text ?? '', request, conn, server, level) };
-    }
-    if (action.status >= 400 && (text === undefined || text === '')) return { status: action.status };
-    return { status: action.status, body: text ?? '' };
   }
 
   /** The content phase of a proxy_pass or grpc_pass location. */
@@ -290,17 +360,19 @@ export class RequestHandler {
       return true;
     }
     request.internal = true;
-    this.#content(conn, request, exchange, target, server);
+    this.#content(conn, request, exchange, action.uri.startsWith('@') ? target : undefined, server);
     return true;
   }
 
-  /** The content of a location reached by an internal redirect: its return, proxy_pass or files. */
-  #content(conn: ClientConnection, request: HttpRequest, exchange: HttpExchange, target: LevelConfig, server: CompiledServer): void {
-    request.referers = target.referers;
-    if (target.returnAction !== undefined) this.#send(conn, request, exchange, target, this.#runReturn(target, request, conn, server));
-    // ngx_http_internal_redirect() runs the phases again: the new location's access phase too.
-    else if (target.proxy !== undefined || target.grpc !== undefined) this.#access(conn, request, exchange, target, { status: 0, proxy: true, content: true });
-    else this.#access(conn, request, exchange, target, { status: 0, files: true, content: true });
+  /**
+   * An internal redirect: to a URI, the rewrite phases from the server's script
+   * (ngx_http_internal_redirect()); to a named location, from its script (ngx_http_named_location());
+   * then the access phase of the location reached, and its content: a return, proxy_pass or files.
+   */
+  #content(conn: ClientConnection, request: HttpRequest, exchange: HttpExchange, named: LevelConfig | undefined, server: CompiledServer): void {
+    const [level, plan] = this.#rewritePhases(conn, request, server, named);
+    if (plan.proxy || plan.files) this.#access(conn, request, exchange, level, plan);
+    else this.#send(conn, request, exchange, level, plan);
   }
 
   /** The content phase of a level that serves files (static.ts); its outcome may be an internal redirect. */
@@ -358,7 +430,7 @@ export class RequestHandler {
         if (found?.match !== undefined) request.captures = found.match;
         target = found?.value ?? server.level;
       }
-      this.#content(conn, request, exchange, target, server);
+      this.#content(conn, request, exchange, outcome.kind === 'named' ? target : undefined, server);
     }).catch((err: unknown) => {
       this.#log.error(`${err instanceof Error ? err.message : String(err)}${context(request, conn)}`, conn.number);
       if (!exchange.headersSent) this.#send(conn, request, exchange, level, { status: 500 });
@@ -369,7 +441,9 @@ export class RequestHandler {
   /** The header filter and the response itself. */
   #send(conn: ClientConnection, request: HttpRequest, exchange: HttpExchange, level: LevelConfig, plan: ResponsePlan): void {
     if (plan.status >= 300 && level.errorPages !== undefined && this.#errorPage(conn, request, exchange, level, plan.status)) return;
-    const status = request.statusOverride ?? plan.status;
+    // ngx_http_special_response_handler(): a status answered with its own page (a redirect, an error)
+    // replaces the one an error_page redirected with; a body keeps it (ngx_http_send_response()).
+    const status = plan.body === undefined ? plan.status : request.statusOverride ?? plan.status;
     // ngx_http_special_response_handler() sets err_status to 400 for 494-497: $status logs what was sent.
     request.status = wireStatus(status);
     if (status === 444) {
@@ -414,6 +488,13 @@ export class RequestHandler {
     const where = conn === undefined ? '' : `, client: ${conn.remoteAddress}, server: ${conn.localAddress}:${conn.localPort}`;
     this.#log.info(`${err.message}${where}`, conn?.number);
   }
+}
+
+/** `ngx_http_script_return_code()` and `ngx_http_send_response()`: a redirect, a body, or the status's own page. */
+function returnPlan(status: number, text: string | undefined, request: HttpRequest, conn: ClientConnection, server: CompiledServer, level: LevelConfig): ResponsePlan {
+  if (REDIRECT_STATUSES.has(status)) return { status, location: absoluteLocation(text ?? '', request, conn, server, level) };
+  if (status >= 400 && (text === undefined || text === '')) return { status };
+  return { status, body: text ?? '' };
 }
 
 /** `expires` and `add_header`: the level's headers, for the statuses nginx adds them to (all of them with `always`). */

@@ -55,6 +55,10 @@ export class HttpRequest {
    * regex matches without them, as `ngx_http_regex_exec()` stores them in the request's variables.
    */
   readonly namedCaptures = new Map<string, string | undefined>();
+  /** The values `set` stored (rewrite-script.ts), by variable name. */
+  readonly variables = new Map<string, string>();
+  /** Logs nginx's "using uninitialized variable" warning under the current level's settings; set by the rewrite phases. */
+  uninitialized: ((name: string) => void) | undefined = undefined;
 
   /** The captures of the last regex that matched (server name, location, map): `$1`..`$9`. */
   get captures(): RegExpExecArray | undefined {

@@ -254,6 +254,9 @@ export function captureNamesOf(http: ConfBlockView): Set<string> {
       const match = block.value as LocationMatch;
       if (match.kind === 'regex') for (const capture of compileNginxRegex(match.name, match.caseless).names) names.add(capture);
     }
+    // rewrite's and if's regexes (rewrite-module.ts keeps their names).
+    if (block.context !== 'http' && block.isSet('rewrite')) for (const rule of block.get('rewrite')) for (const name of rule.captures) names.add(name);
+    if (block.name === 'if') for (const name of (block.value as { captures: readonly string[] }).captures) names.add(name);
     for (const child of block.blocks) walk(child);
   };
   walk(http);
@@ -274,12 +277,47 @@ export function checkVariables(http: ConfBlockView, templates: Iterable<Template
     for (const map of http.get('map')) table.define(map.variable, () => undefined);
     for (const split of http.get('split_clients')) table.define(split.variable, () => undefined);
     for (const geo of http.get('geo')) table.define(geo.variable, () => undefined);
+    // set-declared variables (ngx_http_rewrite_set() adds them while the configuration is read).
+    for (const name of setVariablesOf(http)) table.define(name, () => undefined);
     knownTables.set(http, table);
   }
   for (const template of templates) {
     for (const name of templateVariables(template)) {
       if (!table.has(name)) throw new ConfigError(`unknown "${name}" variable`, undefined);
     }
+  }
+}
+
+/** The names `set` declares anywhere under `http` (servers, locations and their `if` blocks). */
+export function setVariablesOf(http: ConfBlockView): Set<string> {
+  const names = new Set<string>();
+  const walk = (block: ConfBlockView): void => {
+    for (const child of block.blocks) {
+      if (child.name !== 'server' && child.name !== 'location' && child.name !== 'if') continue;
+      if (child.isSet('set')) for (const rule of child.get('set')) names.add(rule.name);
+      walk(child);
+    }
+  };
+  walk(http);
+  return names;
+}
+
+/**
+ * Binds the `set` variables into a generation's table: the value `set` stored for this request,
+ * else the variable's own getter (a map's, `$args`), else nginx's uninitialized empty value with
+ * its warning (ngx_http_rewrite_var()).
+ */
+export function defineSetVariables(table: VariableTable<HttpRequest>, http: ConfBlockView): void {
+  for (const name of setVariablesOf(http)) {
+    const own = table.resolve(name);
+    if (name === 'args') continue;
+    table.define(name, (r) => {
+      const value = r.variables.get(name);
+      if (value !== undefined) return value;
+      if (own !== undefined) return own(r);
+      r.uninitialized?.(name);
+      return '';
+    });
   }
 }
 
