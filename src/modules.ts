@@ -3,6 +3,7 @@ import { adminModule } from './admin/admin-module.js';
 import { coreModule } from './conf/core-module.js';
 import { httpCoreModule } from './http/core-module.js';
 import { httpGrpcModule } from './http/grpc-module.js';
+import { httpGzipModule } from './http/gzip-module.js';
 import { httpHeadersModule } from './http/headers-module.js';
 import { httpLimitConnModule } from './http/limit-conn-module.js';
 import { httpLimitReqModule } from './http/limit-req-module.js';
@@ -50,6 +51,7 @@ export const builtinModules: readonly ConfModule[] = [
   httpMimeTypesModule,
   httpProxyModule,
   httpGrpcModule,
+  httpGzipModule,
   upstreamModule,
   httpUpstreamHashModule,
   upstreamIpHashModule,

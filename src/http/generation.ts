@@ -19,6 +19,8 @@ import { serversOf } from './core-module.js';
 import { groupListens, type ListenSpec } from './listen.js';
 import { LocationTree } from './locations.js';
 import { defineMapVariables } from './map-module.js';
+import { compileOutputFilters } from './output-filters.js';
+import type { OutputFilter } from './output-filter.js';
 import { compilePreaccess, type Preaccess } from './preaccess.js';
 import type { HttpRequest } from './request.js';
 import { primaryServerName, VirtualHosts, type ServerName } from './server-names.js';
@@ -76,6 +78,8 @@ export interface LevelConfig {
   readonly redirect: { readonly absolute: boolean; readonly port: boolean; readonly serverName: boolean };
   /** `tcp_nodelay`. */
   readonly tcpNodelay: boolean;
+  /** The output filters (gzip, charset) the level's directives turn on, in nginx's order. */
+  readonly output: readonly OutputFilter[];
 }
 
 /** A virtual server. */
@@ -204,6 +208,7 @@ export class HttpGeneration {
       core: compileCoreLevel(block),
       files: compileStatic(block, table),
       tcpNodelay: block.get('tcp_nodelay'),
+      output: compileOutputFilters(block),
       redirect: { absolute: block.get('absolute_redirect'), port: block.get('port_in_redirect'), serverName: block.get('server_name_in_redirect') },
     };
   }

@@ -68,6 +68,8 @@ export class HttpRequest {
   status = 0;
   /** `$body_bytes_sent`. */
   bodyBytesSent = 0;
+  /** `$gzip_ratio`, once the gzip filter has compressed the body. */
+  gzipRatio: string | undefined;
   /** The virtual server chosen, for internal redirects (error_page). */
   server: unknown;
   /** Set once an error_page has been followed (nginx's recursive_error_pages off). */
