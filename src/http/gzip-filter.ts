@@ -101,19 +101,19 @@ function httpVersionOf(request: HttpRequest): number {
 /**
  * `ngx_http_gzip_ok()`: the client takes `coding` (Accept-Encoding), is not disabled by
  * gzip_disable, speaks a recent enough HTTP, and a proxied request (Via) passes gzip_proxied as
- * judged on the response's headers.
+ * judged on the response's headers (`fileTime`: its Last-Modified is a file's time, which nginx
+ * keeps outside the header list, so that no_last_modified does not see it).
  */
-export function clientTakes(request: HttpRequest, responseHeaders: readonly string[], rules: GzipClientRules, coding = 'gzip'): boolean {
+export function clientTakes(request: HttpRequest, responseHeaders: readonly string[], rules: GzipClientRules, fileTime: boolean, coding = 'gzip'): boolean {
   const ae = request.header('accept-encoding');
   if (ae === undefined || ae.length < coding.length) return false;
   if (!ae.startsWith(`${coding},`) && !acceptsEncoding(ae, coding)) return false;
   const userAgent = request.header('user-agent');
   if (rules.disable.msie6 && detectBrowser(userAgent).msie6) return false;
   if (httpVersionOf(request) < rules.httpVersion) return false;
-  if (request.header('via') !== undefined && !proxiedAllowed(request, responseHeaders, rules.proxied)) return false;
+  if (request.header('via') !== undefined && !proxiedAllowed(request, responseHeaders, rules.proxied, fileTime)) return false;
   if (userAgent !== undefined) {
     for (const regex of rules.disable.regexes) {
-      regex.lastIndex = 0;
       if (regex.test(userAgent)) return false;
     }
   }
@@ -121,7 +121,7 @@ export function clientTakes(request: HttpRequest, responseHeaders: readonly stri
 }
 
 /** The gzip_proxied part of `ngx_http_gzip_ok()`, for a request with a Via header. */
-function proxiedAllowed(request: HttpRequest, headers: readonly string[], p: ReadonlySet<GzipProxiedFlag>): boolean {
+function proxiedAllowed(request: HttpRequest, headers: readonly string[], p: ReadonlySet<GzipProxiedFlag>, fileTime: boolean): boolean {
   if (p.has('off')) return false;
   if (p.has('any')) return true;
   if (p.has('auth') && request.header('authorization') !== undefined) return true;
@@ -139,7 +139,7 @@ function proxiedAllowed(request: HttpRequest, headers: readonly string[], p: Rea
   if (cc !== undefined) {
     return (p.has('no-cache') && hasCacheDirective(cc, 'no-cache')) || (p.has('no-store') && hasCacheDirective(cc, 'no-store')) || (p.has('private') && hasCacheDirective(cc, 'private'));
   }
-  if (p.has('no_last_modified') && headerOf(headers, 'last-modified') !== undefined) return false;
+  if (p.has('no_last_modified') && !fileTime && headerOf(headers, 'last-modified') !== undefined) return false;
   if (p.has('no_etag') && headerOf(headers, 'etag') !== undefined) return false;
   return true;
 }
@@ -195,11 +195,12 @@ export function gzipRatio(zin: number, zout: number): string {
 export function gzipFilter(settings: GzipSettings): OutputFilter {
   return {
     name: 'ngx_http_gzip_filter_module',
+    encodes: (head, request) => compressible(head, settings.types, settings.minLength) && clientTakes(request, head.headers, settings, head.fileTime),
     header(head: FilterHead, request: HttpRequest): Transform | undefined {
       if (!compressible(head, settings.types, settings.minLength)) return undefined;
       // r->gzip_vary: set before the client is asked, so a response that could be gzipped varies.
       if (settings.vary) head.headers.push('Vary', 'Accept-Encoding');
-      if (!clientTakes(request, head.headers, settings)) return undefined;
+      if (!clientTakes(request, head.headers, settings, head.fileTime)) return undefined;
       // ngx_http_gzip_filter_memory(): a small known length needs a smaller window and hash.
       let windowBits = settings.windowBits;
       let memLevel = settings.memLevel;

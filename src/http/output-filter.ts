@@ -19,8 +19,14 @@ export interface FilterHead {
   readonly headers: string[];
   /** A number is a known Content-Length; a filter that changes the body's length sets `'chunked'`. */
   framing: Framing;
-  /** The response has no body on the wire (HEAD, 204, 304): nginx's `r->header_only`. */
+  /**
+   * The response has no body (204, 304, 1xx): nginx's `r->header_only` as the filters see it. A
+   * HEAD response is not header-only here: nginx sets that for HEAD in ngx_http_header_filter(),
+   * after gzip and charset, which therefore change a HEAD response's headers as a GET's.
+   */
   readonly headerOnly: boolean;
+  /** Last-Modified is a file's time (nginx's `last_modified_time`, not a header `ngx_http_gzip_ok()` sees). */
+  readonly fileTime: boolean;
 }
 
 /** One output filter of a level (compiled from its directives). */
@@ -29,6 +35,8 @@ export interface OutputFilter {
   readonly name: string;
   /** The header filter: may edit `head`; returns a transform for the body, or undefined to pass it as it is. */
   header(head: FilterHead, request: HttpRequest): Transform | undefined;
+  /** Whether {@link header} would re-encode this response, asked before a content handler cuts ranges; it changes nothing. */
+  encodes?(head: FilterHead, request: HttpRequest): boolean;
 }
 
 /** A level with no filters. */
@@ -165,16 +173,24 @@ export class FilteredExchange implements HttpExchange {
       this.#inner.writeHead(status, headers, framing, options);
       return;
     }
-    const noBody = this.#inner.head.method === 'HEAD' || status === 204 || status === 304 || status < 200;
-    const head: FilterHead = { status, headers: [...headers], framing, headerOnly: noBody };
+    // A range cut from a 200 by the content handler: nginx's range filter runs after the others, which saw the 200.
+    const ranged = options?.rangedFrom;
+    const head: FilterHead = { status: ranged === undefined ? status : 200, headers: [...headers], framing: ranged ?? framing, headerOnly: status === 204 || status === 304 || status < 200, fileTime: options?.fileTime === true };
     const transforms: Transform[] = [];
     for (const filter of this.filters) {
       const transform = filter.header(head, this.#request);
       if (transform !== undefined) transforms.push(transform);
     }
+    if (ranged !== undefined) {
+      head.status = status;
+      head.framing = framing;
+    }
     if (transforms.length > 0 && framing === 'raw') transforms.unshift(dechunk());
     this.#inner.writeHead(head.status, head.headers, head.framing, options);
-    if (transforms.length > 0) this.#pipe(transforms);
+    if (transforms.length === 0) return;
+    // HEAD: the head is the filtered one, and there is no body to transform.
+    if (this.#inner.head.method === 'HEAD') for (const transform of transforms) transform.destroy();
+    else this.#pipe(transforms);
   }
 
   /** Links the transforms and drains the last one into the protocol, paused while the client is slow. */

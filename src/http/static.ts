@@ -106,6 +106,8 @@ export interface StaticContext {
   redirectLocation(path: string): string;
   /** nginx's temp number, for the multipart boundary. */
   nextBoundary(): number;
+  /** An output filter (gzip) will re-encode a 200 with these headers and length, which clears ranges (ngx_http_clear_accept_ranges()). */
+  encodes?(headers: readonly string[], size: number): boolean;
 }
 
 /**
@@ -409,7 +411,7 @@ async function staticFile(ctx: StaticContext, file?: string): Promise<StaticOutc
   }
   let ranges: readonly ByteRange[] | undefined;
   const rangeHeader = request.header('range');
-  const rangesAllowed = files.maxRanges !== 0 && request.statusOverride === undefined;
+  const rangesAllowed = files.maxRanges !== 0 && request.statusOverride === undefined && ctx.encodes?.(['Content-Type', contentType], size) !== true;
   if (rangesAllowed && rangeHeader !== undefined && rangeHeader.length >= 7 && rangeHeader.slice(0, 6).toLowerCase() === 'bytes=') {
     const ifRange = request.header('if-range');
     if (ifRange === undefined || ifRangeMatches(ifRange, etag, mtime)) {
@@ -428,7 +430,7 @@ async function staticFile(ctx: StaticContext, file?: string): Promise<StaticOutc
     if (rangesAllowed && status === 200) headers.push('Accept-Ranges', 'bytes');
     ctx.headers(status, headers);
     request.status = status;
-    exchange.writeHead(status, headers, size);
+    exchange.writeHead(status, headers, size, { fileTime: true });
     await sendParts(ctx, handle, [{ start: 0, end: size }], undefined);
     return { kind: 'sent' };
   }
@@ -437,7 +439,7 @@ async function staticFile(ctx: StaticContext, file?: string): Promise<StaticOutc
     headers.push('Content-Range', `bytes ${range.start}-${range.end - 1}/${size}`);
     ctx.headers(206, headers);
     request.status = 206;
-    exchange.writeHead(206, headers, range.end - range.start);
+    exchange.writeHead(206, headers, range.end - range.start, { fileTime: true, rangedFrom: size });
     await sendParts(ctx, handle, ranges, undefined);
     return { kind: 'sent' };
   }
@@ -445,7 +447,7 @@ async function staticFile(ctx: StaticContext, file?: string): Promise<StaticOutc
   headers[1] = multipart.contentType;
   ctx.headers(206, headers);
   request.status = 206;
-  exchange.writeHead(206, headers, multipart.length);
+  exchange.writeHead(206, headers, multipart.length, { fileTime: true, rangedFrom: size });
   await sendParts(ctx, handle, ranges, multipart);
   return { kind: 'sent' };
 }
