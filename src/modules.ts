@@ -4,6 +4,7 @@ import { coreModule } from './conf/core-module.js';
 import { httpCoreModule } from './http/core-module.js';
 import { httpGrpcModule } from './http/grpc-module.js';
 import { httpGzipModule } from './http/gzip-module.js';
+import { httpGzipStaticModule } from './http/gzip-static.js';
 import { httpHeadersModule } from './http/headers-module.js';
 import { httpLimitConnModule } from './http/limit-conn-module.js';
 import { httpLimitReqModule } from './http/limit-req-module.js';
@@ -52,6 +53,7 @@ export const builtinModules: readonly ConfModule[] = [
   httpProxyModule,
   httpGrpcModule,
   httpGzipModule,
+  httpGzipStaticModule,
   upstreamModule,
   httpUpstreamHashModule,
   upstreamIpHashModule,

@@ -191,6 +191,14 @@ export function gzipRatio(zin: number, zout: number): string {
   return `${int}.${String(frac).padStart(2, '0')}`;
 }
 
+/** `gzip_vary on`: "Vary: Accept-Encoding" when gzip or gzip_static set r->gzip_vary (ngx_http_header_filter()); runs after gzip. */
+export const varyFilter: OutputFilter = {
+  name: 'ngx_http_header_filter_module',
+  header(head: FilterHead, request: HttpRequest): undefined {
+    if (request.gzipVary) head.headers.push('Vary', 'Accept-Encoding');
+  },
+};
+
 /** The gzip header filter of a level with `gzip on`. */
 export function gzipFilter(settings: GzipSettings): OutputFilter {
   return {
@@ -199,7 +207,8 @@ export function gzipFilter(settings: GzipSettings): OutputFilter {
     header(head: FilterHead, request: HttpRequest): Transform | undefined {
       if (!compressible(head, settings.types, settings.minLength)) return undefined;
       // r->gzip_vary: set before the client is asked, so a response that could be gzipped varies.
-      if (settings.vary) head.headers.push('Vary', 'Accept-Encoding');
+      // r->gzip_vary: the header filter (varyFilter) adds the Vary header once, for gzip and gzip_static alike.
+      request.gzipVary = true;
       if (!clientTakes(request, head.headers, settings, head.fileTime)) return undefined;
       // ngx_http_gzip_filter_memory(): a small known length needs a smaller window and hash.
       let windowBits = settings.windowBits;

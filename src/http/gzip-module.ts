@@ -222,7 +222,6 @@ export interface GzipSettings {
   readonly chunkSize: number;
   readonly windowBits: number;
   readonly memLevel: number;
-  readonly vary: boolean;
   readonly proxied: ReadonlySet<GzipProxiedFlag>;
   readonly disable: GzipDisable;
   readonly httpVersion: number;
@@ -239,7 +238,6 @@ export function gzipSettingsOf(block: ConfBlockView): GzipSettings | undefined {
     chunkSize: Math.max(64, block.get('gzip_buffers').size),
     windowBits: block.get('gzip_window'),
     memLevel: block.get('gzip_hash'),
-    vary: block.get('gzip_vary'),
     proxied: block.get('gzip_proxied'),
     disable: block.get('gzip_disable'),
     httpVersion: block.get('gzip_http_version'),

@@ -3,7 +3,7 @@
  * calls them (ngx_modules.c: charset before gzip, so gzip compresses the recoded body).
  */
 import type { ConfBlockView } from '../conf/registry.js';
-import { gzipFilter } from './gzip-filter.js';
+import { gzipFilter, varyFilter } from './gzip-filter.js';
 import { gzipSettingsOf } from './gzip-module.js';
 import { NO_FILTERS, type OutputFilter } from './output-filter.js';
 
@@ -12,5 +12,6 @@ export function compileOutputFilters(block: ConfBlockView): readonly OutputFilte
   const filters: OutputFilter[] = [];
   const gzip = gzipSettingsOf(block);
   if (gzip !== undefined) filters.push(gzipFilter(gzip));
+  if (block.get('gzip_vary')) filters.push(varyFilter);
   return filters.length === 0 ? NO_FILTERS : filters;
 }

@@ -19,12 +19,15 @@ import { contentTypeOf, type MimeTypes } from './mime-types-module.js';
 import { conditionalStatus } from './not-modified-filter.js';
 import { ifRangeMatches, multipartOf, parseRange, type ByteRange } from './range-filter.js';
 import type { HttpRequest } from './request.js';
+import { gzipStaticOf, precompressed, type GzipStatic } from './gzip-static.js';
 import { aliasLocationOf, documentRootOf, type DisableSymlinks, type IfModifiedSince } from './static-module.js';
 import { toByteString } from '../core/byte-string.js';
 import { findArg } from './variables.js';
 
 /** A level's file settings, compiled once per generation. */
 export interface CompiledStatic {
+  /** `gzip_static`; undefined when off. */
+  readonly gzipStatic: GzipStatic | undefined;
   readonly root: CompiledTemplate<HttpRequest>;
   /** The length of the location name an `alias` replaces; `'regex'` when the alias is the whole name; undefined for `root`. */
   readonly alias: number | 'regex' | undefined;
@@ -53,6 +56,7 @@ export function compileStatic(block: ConfBlockView, table: VariableTable<HttpReq
   const symlinks = block.get('disable_symlinks');
   const tryFiles = block.isSet('try_files') ? block.get('try_files') : undefined;
   const files: Omit<CompiledStatic, 'paths'> = {
+    gzipStatic: gzipStaticOf(block),
     root: text(root.path),
     alias: aliasOf === undefined ? undefined : aliasOf.kind === 'regex' ? 'regex' : Buffer.byteLength(aliasOf.name),
     index: block.get('index').map(text),
@@ -356,17 +360,27 @@ async function staticFile(ctx: StaticContext, file?: string): Promise<StaticOutc
   const path = file ?? mapUriToPath(files, request).path;
   let handle: FileHandle;
   let info: Stats;
-  try {
-    await checkSymlinks(ctx, path);
-    handle = await open(bytes(path), 'r');
-  } catch (err) {
-    return fileError(ctx, 'open', path, err);
-  }
-  try {
-    info = await handle.stat();
-  } catch (err) {
-    await handle.close();
-    return fileError(ctx, 'fstat', path, err);
+  // gzip_static (gzip-static.ts) runs first, as its content handler precedes the static one.
+  const gz = files.gzipStatic === undefined ? undefined : await precompressed(files.gzipStatic, request, path);
+  const encoded: string[] = [];
+  // r->gzip_vary: the Vary header is the header filter's (varyFilter), for this response or an error page.
+  if (gz?.vary === true) request.gzipVary = true;
+  if (gz?.file !== undefined) {
+    ({ handle, info } = gz.file);
+    encoded.push('Content-Encoding', 'gzip');
+  } else {
+    try {
+      await checkSymlinks(ctx, path);
+      handle = await open(bytes(path), 'r');
+    } catch (err) {
+      return fileError(ctx, 'open', path, err);
+    }
+    try {
+      info = await handle.stat();
+    } catch (err) {
+      await handle.close();
+      return fileError(ctx, 'fstat', path, err);
+    }
   }
   if (info.isDirectory()) {
     await handle.close();
@@ -403,6 +417,7 @@ async function staticFile(ctx: StaticContext, file?: string): Promise<StaticOutc
     await handle.close();
     const headers = ['Last-Modified', lastModified];
     if (etag !== undefined) headers.push('ETag', etag);
+    headers.push(...encoded);
     ctx.headers(304, headers);
     request.status = 304;
     exchange.writeHead(304, headers, 0);
@@ -411,7 +426,7 @@ async function staticFile(ctx: StaticContext, file?: string): Promise<StaticOutc
   }
   let ranges: readonly ByteRange[] | undefined;
   const rangeHeader = request.header('range');
-  const rangesAllowed = files.maxRanges !== 0 && request.statusOverride === undefined && ctx.encodes?.(['Content-Type', contentType], size) !== true;
+  const rangesAllowed = files.maxRanges !== 0 && request.statusOverride === undefined && ctx.encodes?.(['Content-Type', contentType, ...encoded], size) !== true;
   if (rangesAllowed && rangeHeader !== undefined && rangeHeader.length >= 7 && rangeHeader.slice(0, 6).toLowerCase() === 'bytes=') {
     const ifRange = request.header('if-range');
     if (ifRange === undefined || ifRangeMatches(ifRange, etag, mtime)) {
@@ -425,6 +440,7 @@ async function staticFile(ctx: StaticContext, file?: string): Promise<StaticOutc
   }
   const headers = ['Content-Type', contentType, 'Last-Modified', lastModified];
   if (etag !== undefined) headers.push('ETag', etag);
+  headers.push(...encoded);
   const status = request.statusOverride ?? (ranges === undefined ? 200 : 206);
   if (ranges === undefined) {
     if (rangesAllowed && status === 200) headers.push('Accept-Ranges', 'bytes');
