@@ -5,6 +5,8 @@ import { httpAuthBasicModule } from './http/auth-basic-module.js';
 import { coreModule } from './conf/core-module.js';
 import { httpCoreModule } from './http/core-module.js';
 import { httpGrpcModule } from './http/grpc-module.js';
+import { httpGzipModule } from './http/gzip-module.js';
+import { httpGzipStaticModule } from './http/gzip-static.js';
 import { httpHeadersModule } from './http/headers-module.js';
 import { httpLimitConnModule } from './http/limit-conn-module.js';
 import { httpLimitReqModule } from './http/limit-req-module.js';
@@ -60,6 +62,8 @@ export const builtinModules: readonly ConfModule[] = [
   httpMimeTypesModule,
   httpProxyModule,
   httpGrpcModule,
+  httpGzipModule,
+  httpGzipStaticModule,
   upstreamModule,
   httpUpstreamHashModule,
   upstreamIpHashModule,

@@ -19,12 +19,12 @@ const MS_PER_UNIT = { us: 0.001, ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
  * Runs `wrk -t<threads> -c<connections> -d<seconds>s --latency <url>`, as a member of `group` so
  * that an interrupted benchmark stops it too.
  * @param {string} url
- * @param {{ threads: number, connections: number, seconds: number }} load
+ * @param {{ threads: number, connections: number, seconds: number, headers?: string[] }} load  headers: wrk -H lines (default none)
  * @param {import('./process-group.js').ProcessGroup} group
  * @returns {Promise<WrkResult>}
  */
-export function runWrk(url, { threads, connections, seconds }, group) {
-  const args = [`-t${threads}`, `-c${connections}`, `-d${seconds}s`, '--latency', url];
+export function runWrk(url, { threads, connections, seconds, headers = [] }, group) {
+  const args = [`-t${threads}`, `-c${connections}`, `-d${seconds}s`, '--latency', ...headers.flatMap((h) => ['-H', h]), url];
   // execFile does not pass `detached` on to spawn, hence spawn. wrk stops by itself after -d; the
   // timeout only guards against a wedged run.
   const wrk = spawn('wrk', args, { detached: true, stdio: ['ignore', 'pipe', 'pipe'], timeout: (seconds + 30) * 1000 });

@@ -36,6 +36,10 @@ export interface ResponseOptions {
   readonly trailers?: boolean;
   /** The head is the whole response: HTTP/2 ends the stream on it (a gRPC trailers-only response). Default false. */
   readonly endStream?: boolean;
+  /** For the output filters: the length of the 200 a 206 was cut from by the content handler (nginx's range filter runs after them, so they see the 200). */
+  readonly rangedFrom?: number;
+  /** For the output filters: Last-Modified is a file's time, not a header from upstream (nginx's last_modified_time). Default false. */
+  readonly fileTime?: boolean;
 }
 
 /** One request and its response. */

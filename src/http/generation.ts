@@ -24,6 +24,8 @@ import { defineMapVariables } from './map-module.js';
 import { defineSplitClientsVariables } from './split-clients-module.js';
 import { defineGeoVariables } from './geo-module.js';
 import { compileReferers, type RefererCheck } from './referer-module.js';
+import { compileOutputFilters } from './output-filters.js';
+import type { OutputFilter } from './output-filter.js';
 import { compilePreaccess, type Preaccess } from './preaccess.js';
 import type { HttpRequest } from './request.js';
 import { primaryServerName, VirtualHosts, type ServerName } from './server-names.js';
@@ -90,6 +92,8 @@ export interface LevelConfig {
   readonly tcpNodelay: boolean;
   /** `valid_referers`, merged; undefined when no level up to the server has one. */
   readonly referers: RefererCheck | undefined;
+  /** The output filters (gzip, charset) the level's directives turn on, in nginx's order. */
+  readonly output: readonly OutputFilter[];
 }
 
 /** A virtual server. */
@@ -234,6 +238,7 @@ export class HttpGeneration {
       files: compileStatic(block, table, this.#fileCaches),
       tcpNodelay: block.get('tcp_nodelay'),
       referers: compileReferers(block),
+      output: compileOutputFilters(block),
       redirect: { absolute: block.get('absolute_redirect'), port: block.get('port_in_redirect'), serverName: block.get('server_name_in_redirect') },
     };
   }

@@ -19,6 +19,7 @@ import { withTrailers } from './trailers.js';
 import { keepaliveDisabledFor, msiePaddingFor } from './core-level.js';
 import { errorPageAction } from './error-pages.js';
 import type { CompiledProxy } from './proxy-config.js';
+import { FilteredExchange } from './output-filter.js';
 import { runPreaccess, type Preaccess } from './preaccess.js';
 import { grpcRequest } from './grpc.js';
 import { proxyRequest, type UpstreamContext } from './proxy.js';
@@ -57,8 +58,10 @@ export class RequestHandler {
   }
 
   /** One request, parsed by the connection. */
-  handle(conn: ClientConnection, exchange: HttpExchange): void {
-    const request = new HttpRequest(exchange.head, conn, Date.now());
+  handle(conn: ClientConnection, protocol: HttpExchange): void {
+    const request = new HttpRequest(protocol.head, conn, Date.now());
+    // Every response leaves through the output filter chain; applyLevel() gives it the level's filters.
+    let exchange: HttpExchange = new FilteredExchange(protocol, request);
     request.pipelined = exchange.pipelined === true;
     let level: LevelConfig = conn.hosts.defaultServer.level;
     exchange.onFinish(() => {
@@ -393,6 +396,7 @@ export class RequestHandler {
       },
       redirectLocation: (path) => (server === undefined ? path : absoluteLocation(path, request, conn, server, level)),
       nextBoundary: () => ++this.#boundary,
+      encodes: (headers, size) => level.output.some((filter) => filter.encodes?.({ status: 200, headers: [...headers], framing: size, headerOnly: false, fileTime: true }, request) === true),
     };
     serveFiles(ctx).then((outcome) => {
       if (exchange.aborted || outcome.kind === 'sent') return;
@@ -475,6 +479,7 @@ export class RequestHandler {
     if (close || level.keepaliveTimeoutMs === 0 || conn.requests >= level.keepaliveRequests || Date.now() - conn.startedAt > level.keepaliveTimeMs) exchange.keepAlive = false;
     // ngx_http_finalize_connection(): keepalive_disable msie6 (after a POST) and safari.
     if (request !== undefined && keepaliveDisabledFor(level.core, request.method, request.header('user-agent'))) exchange.keepAlive = false;
+    if (exchange instanceof FilteredExchange) exchange.filters = level.output;
     exchange.serverHeader = level.core.serverHeader;
     exchange.chunkedAllowed = level.core.chunked;
     exchange.keepaliveTimeoutMs = level.keepaliveTimeoutMs;

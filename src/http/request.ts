@@ -73,6 +73,10 @@ export class HttpRequest {
   status = 0;
   /** `$body_bytes_sent`. */
   bodyBytesSent = 0;
+  /** `$gzip_ratio`, once the gzip filter has compressed the body. */
+  gzipRatio: string | undefined;
+  /** nginx's `r->gzip_vary`: gzip_static or gzip added `Vary: Accept-Encoding` already. */
+  gzipVary = false;
   /** The virtual server chosen, for internal redirects (error_page). */
   server: unknown;
   /** Set once an error_page has been followed (nginx's recursive_error_pages off). */

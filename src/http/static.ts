@@ -20,12 +20,15 @@ import type { OpenFileCache, OpenFileCacheUse, OpenFileCaches } from './open-fil
 import { conditionalStatus } from './not-modified-filter.js';
 import { ifRangeMatches, multipartOf, parseRange, type ByteRange } from './range-filter.js';
 import type { HttpRequest } from './request.js';
+import { gzipStaticOf, precompressed, type GzipStatic } from './gzip-static.js';
 import { aliasLocationOf, documentRootOf, type DisableSymlinks, type IfModifiedSince } from './static-module.js';
 import { toByteString } from '../core/byte-string.js';
 import { findArg } from './variables.js';
 
 /** A level's file settings, compiled once per generation. */
 export interface CompiledStatic {
+  /** `gzip_static`; undefined when off. */
+  readonly gzipStatic: GzipStatic | undefined;
   readonly root: CompiledTemplate<HttpRequest>;
   /** The length of the location name an `alias` replaces; `'regex'` when the alias is the whole name; undefined for `root`. */
   readonly alias: number | 'regex' | undefined;
@@ -60,6 +63,7 @@ export function compileStatic(block: ConfBlockView, table: VariableTable<HttpReq
   const tryFiles = block.isSet('try_files') ? block.get('try_files') : undefined;
   const cache = block.get('open_file_cache');
   const files: Omit<CompiledStatic, 'paths'> = {
+    gzipStatic: gzipStaticOf(block),
     root: text(root.path),
     alias: aliasOf === undefined ? undefined : aliasOf.kind === 'regex' ? 'regex' : Buffer.byteLength(aliasOf.name),
     index: block.get('index').map(text),
@@ -116,6 +120,8 @@ export interface StaticContext {
   redirectLocation(path: string): string;
   /** nginx's temp number, for the multipart boundary. */
   nextBoundary(): number;
+  /** An output filter (gzip) will re-encode a 200 with these headers and length, which clears ranges (ngx_http_clear_accept_ranges()). */
+  encodes?(headers: readonly string[], size: number): boolean;
 }
 
 /**
@@ -331,11 +337,21 @@ async function staticFile(ctx: StaticContext, file?: string): Promise<StaticOutc
   if (method !== 'GET' && method !== 'HEAD' && method !== 'POST') return { kind: 'status', status: 405 };
   const path = file ?? mapUriToPath(files, request).path;
   let handle: OpenedFile;
-  try {
-    const settings = openSettings(ctx);
-    handle = await (files.openFileCache === undefined ? openFile(path, settings) : files.openFileCache.open(path, settings, files.openFileCacheUse));
-  } catch (err) {
-    return fileError(ctx, err instanceof Error && 'syscall' in err && err.syscall === 'fstat' ? 'fstat' : 'open', path, err);
+  const settings = openSettings(ctx);
+  // gzip_static (gzip-static.ts) runs first, as its content handler precedes the static one.
+  const gz = files.gzipStatic === undefined ? undefined : await precompressed(files.gzipStatic, request, path, settings);
+  const encoded: string[] = [];
+  // r->gzip_vary: the Vary header is the header filter's (varyFilter), for this response or an error page.
+  if (gz?.vary === true) request.gzipVary = true;
+  if (gz?.file !== undefined) {
+    handle = gz.file;
+    encoded.push('Content-Encoding', 'gzip');
+  } else {
+    try {
+      handle = await (files.openFileCache === undefined ? openFile(path, settings) : files.openFileCache.open(path, settings, files.openFileCacheUse));
+    } catch (err) {
+      return fileError(ctx, err instanceof Error && 'syscall' in err && err.syscall === 'fstat' ? 'fstat' : 'open', path, err);
+    }
   }
   const info = handle.info;
   if (info.isDirectory()) {
@@ -373,6 +389,7 @@ async function staticFile(ctx: StaticContext, file?: string): Promise<StaticOutc
     handle.release();
     const headers = ['Last-Modified', lastModified];
     if (etag !== undefined) headers.push('ETag', etag);
+    headers.push(...encoded);
     ctx.headers(304, headers);
     request.status = 304;
     exchange.writeHead(304, headers, 0);
@@ -381,7 +398,7 @@ async function staticFile(ctx: StaticContext, file?: string): Promise<StaticOutc
   }
   let ranges: readonly ByteRange[] | undefined;
   const rangeHeader = request.header('range');
-  const rangesAllowed = files.maxRanges !== 0 && request.statusOverride === undefined;
+  const rangesAllowed = files.maxRanges !== 0 && request.statusOverride === undefined && ctx.encodes?.(['Content-Type', contentType, ...encoded], size) !== true;
   if (rangesAllowed && rangeHeader !== undefined && rangeHeader.length >= 7 && rangeHeader.slice(0, 6).toLowerCase() === 'bytes=') {
     const ifRange = request.header('if-range');
     if (ifRange === undefined || ifRangeMatches(ifRange, etag, mtime)) {
@@ -395,12 +412,13 @@ async function staticFile(ctx: StaticContext, file?: string): Promise<StaticOutc
   }
   const headers = ['Content-Type', contentType, 'Last-Modified', lastModified];
   if (etag !== undefined) headers.push('ETag', etag);
+  headers.push(...encoded);
   const status = request.statusOverride ?? (ranges === undefined ? 200 : 206);
   if (ranges === undefined) {
     if (rangesAllowed && status === 200) headers.push('Accept-Ranges', 'bytes');
     ctx.headers(status, headers);
     request.status = status;
-    exchange.writeHead(status, headers, size);
+    exchange.writeHead(status, headers, size, { fileTime: true });
     await sendParts(ctx, handle, [{ start: 0, end: size }], undefined);
     return { kind: 'sent' };
   }
@@ -409,7 +427,7 @@ async function staticFile(ctx: StaticContext, file?: string): Promise<StaticOutc
     headers.push('Content-Range', `bytes ${range.start}-${range.end - 1}/${size}`);
     ctx.headers(206, headers);
     request.status = 206;
-    exchange.writeHead(206, headers, range.end - range.start);
+    exchange.writeHead(206, headers, range.end - range.start, { fileTime: true, rangedFrom: size });
     await sendParts(ctx, handle, ranges, undefined);
     return { kind: 'sent' };
   }
@@ -417,7 +435,7 @@ async function staticFile(ctx: StaticContext, file?: string): Promise<StaticOutc
   headers[1] = multipart.contentType;
   ctx.headers(206, headers);
   request.status = 206;
-  exchange.writeHead(206, headers, multipart.length);
+  exchange.writeHead(206, headers, multipart.length, { fileTime: true, rangedFrom: size });
   await sendParts(ctx, handle, ranges, multipart);
   return { kind: 'sent' };
 }

@@ -92,7 +92,9 @@ describe('bin/hitless: nginx\'s command line', () => {
     // What exists is not disowned, what does not exist is not claimed.
     assert.doesNotMatch(lines[3] ?? '', /--without-http_proxy_module/);
     assert.doesNotMatch(lines[3] ?? '', /--without-http_upstream_keepalive_module/);
-    assert.match(lines[3] ?? '', / --without-http_gzip_module( |$)/);
+    assert.doesNotMatch(lines[3] ?? '', /--without-http_gzip_module/);
+    assert.match(lines[3] ?? '', / --with-http_gzip_static_module( |$)/);
+    assert.match(lines[3] ?? '', / --without-http_charset_module( |$)/);
     // nginx-tests' has_module() reads the defaults of nginx 1.31's configure: the cache and the
     // newer default modules are disowned by name, sticky (which hitless has) is not.
     assert.match(lines[3] ?? '', / --without-http-cache( |$)/);
