@@ -8,6 +8,7 @@ import { httpLimitConnModule } from './http/limit-conn-module.js';
 import { httpLimitReqModule } from './http/limit-req-module.js';
 import { httpLogModule } from './http/log-module.js';
 import { httpMapModule } from './http/map-module.js';
+import { httpMirrorModule } from './http/mirror-module.js';
 import { httpMimeTypesModule } from './http/mime-types-module.js';
 import { httpAutoindexModule, httpStaticModule } from './http/static-module.js';
 import { httpProxyModule } from './http/proxy-module.js';
@@ -45,6 +46,7 @@ export const builtinModules: readonly ConfModule[] = [
   httpLimitReqModule,
   httpRealIpModule,
   httpMapModule,
+  httpMirrorModule,
   httpStaticModule,
   httpAutoindexModule,
   httpMimeTypesModule,

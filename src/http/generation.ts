@@ -19,6 +19,7 @@ import { serversOf } from './core-module.js';
 import { groupListens, type ListenSpec } from './listen.js';
 import { LocationTree } from './locations.js';
 import { defineMapVariables } from './map-module.js';
+import { compileMirror, type CompiledMirror } from './mirror-module.js';
 import { compilePreaccess, type Preaccess } from './preaccess.js';
 import type { HttpRequest } from './request.js';
 import { primaryServerName, VirtualHosts, type ServerName } from './server-names.js';
@@ -76,6 +77,8 @@ export interface LevelConfig {
   readonly redirect: { readonly absolute: boolean; readonly port: boolean; readonly serverName: boolean };
   /** `tcp_nodelay`. */
   readonly tcpNodelay: boolean;
+  /** `mirror` and `mirror_request_body`; undefined when the level mirrors nothing. */
+  readonly mirror: CompiledMirror | undefined;
 }
 
 /** A virtual server. */
@@ -204,6 +207,7 @@ export class HttpGeneration {
       core: compileCoreLevel(block),
       files: compileStatic(block, table),
       tcpNodelay: block.get('tcp_nodelay'),
+      mirror: compileMirror(block),
       redirect: { absolute: block.get('absolute_redirect'), port: block.get('port_in_redirect'), serverName: block.get('server_name_in_redirect') },
     };
   }

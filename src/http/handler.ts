@@ -17,6 +17,7 @@ import { errorPageAction } from './error-pages.js';
 import type { CompiledProxy } from './proxy-config.js';
 import { runPreaccess, type Preaccess } from './preaccess.js';
 import { grpcRequest } from './grpc.js';
+import { isSubrequest, mirrorSubrequest, runMirror } from './mirror.js';
 import { proxyRequest, type UpstreamContext } from './proxy.js';
 import { applyRealIp } from './realip-module.js';
 import { HttpRequest } from './request.js';
@@ -73,8 +74,7 @@ export class RequestHandler {
         return;
       }
       applyRealIp(request, preaccess?.realip);
-      if (plan.proxy) this.#proxy(conn, request, exchange, level);
-      else if (plan.files) this.#files(conn, request, exchange, level);
+      if (plan.proxy || plan.files) this.#precontent(conn, request, exchange, level, () => (plan.proxy ? this.#proxy(conn, request, exchange, level) : this.#files(conn, request, exchange, level)));
       else this.#send(conn, request, exchange, level, plan);
     } catch (err) {
       this.#log.error(`${err instanceof Error ? err.message : String(err)}${context(request, conn)}`, conn.number);
@@ -164,8 +164,7 @@ export class RequestHandler {
       // A client gone while its request waited is finished (499) already.
       if (exchange.aborted) return;
       if (status !== undefined) this.#send(conn, request, exchange, level, { status });
-      else if (plan.proxy) this.#proxy(conn, request, exchange, level);
-      else if (plan.files) this.#files(conn, request, exchange, level);
+      else if (plan.proxy || plan.files) this.#precontent(conn, request, exchange, level, () => (plan.proxy ? this.#proxy(conn, request, exchange, level) : this.#files(conn, request, exchange, level)));
       else this.#send(conn, request, exchange, level, plan);
     }).catch((err: unknown) => {
       this.#log.error(`${err instanceof Error ? err.message : String(err)}${context(request, conn)}`, conn.number);
@@ -268,8 +267,54 @@ export class RequestHandler {
   /** The content of a location reached by an internal redirect: its return, proxy_pass or files. */
   #content(conn: ClientConnection, request: HttpRequest, exchange: HttpExchange, target: LevelConfig, server: CompiledServer): void {
     if (target.returnAction !== undefined) this.#send(conn, request, exchange, target, this.#runReturn(target, request, conn, server));
-    else if (target.proxy !== undefined || target.grpc !== undefined) this.#proxy(conn, request, exchange, target);
-    else this.#files(conn, request, exchange, target);
+    else if (target.proxy !== undefined || target.grpc !== undefined) this.#precontent(conn, request, exchange, target, () => this.#proxy(conn, request, exchange, target));
+    else this.#precontent(conn, request, exchange, target, () => this.#files(conn, request, exchange, target));
+  }
+
+  /**
+   * The precontent phase: `mirror` starts its background subrequests (after reading the body with
+   * mirror_request_body on), then `content` runs. A subrequest mirrors nothing (`r != r->main`).
+   */
+  #precontent(conn: ClientConnection, request: HttpRequest, exchange: HttpExchange, level: LevelConfig, content: () => void): void {
+    const mirror = level.mirror;
+    if (mirror === undefined || isSubrequest(exchange)) {
+      content();
+      return;
+    }
+    runMirror(mirror, request, exchange, {
+      log: this.#log,
+      connection: conn.number,
+      where: () => context(request, conn),
+      spawn: (uri) => this.#subrequest(conn, request, uri),
+      proceed: content,
+      fail: (status) => this.#send(conn, request, exchange, level, { status }),
+    });
+  }
+
+  /** One mirror subrequest: its location's content (ngx_http_subrequest() runs the phases from the server rewrite on; a server `return` answered the main request already), answered into a sink. */
+  #subrequest(conn: ClientConnection, main: HttpRequest, uri: string): void {
+    const server = main.server as CompiledServer | undefined;
+    if (server === undefined) return;
+    const sub = mirrorSubrequest(main, conn, uri);
+    try {
+      const found = server.locations.find(uri);
+      if (found?.match !== undefined) sub.request.captures = found.match;
+      const target = found?.value ?? server.level;
+      sub.request.files = target.files.paths;
+      const preaccess = target.preaccess;
+      // ngx_http_limit_req_handler() and ngx_http_limit_conn_handler() limit a subrequest unless the main request was limited already.
+      if (preaccess !== undefined && (preaccess.req !== undefined || preaccess.conn !== undefined) && main.limitReqStatus === undefined && main.limitConnStatus === undefined) {
+        const out = { log: this.#log, connection: conn.number, context: () => context(sub.request, sub.conn) };
+        runPreaccess(preaccess, sub.request, sub.exchange, out).then((status) => {
+          if (status !== undefined) this.#send(sub.conn, sub.request, sub.exchange, target, { status });
+          else this.#content(sub.conn, sub.request, sub.exchange, target, server);
+        }).catch((err: unknown) => this.#log.error(`${err instanceof Error ? err.message : String(err)}${context(sub.request, sub.conn)}`, conn.number));
+        return;
+      }
+      this.#content(sub.conn, sub.request, sub.exchange, target, server);
+    } catch (err) {
+      this.#log.error(`${err instanceof Error ? err.message : String(err)}${context(sub.request, sub.conn)}`, conn.number);
+    }
   }
 
   /** The content phase of a level that serves files (static.ts); its outcome may be an internal redirect. */

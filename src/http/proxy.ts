@@ -54,6 +54,12 @@ export function proxyRequest(ctx: ProxyContext): void {
     ctx.fail(502);
     return;
   }
+  // A body read already (mirror_request_body on, nginx's r->preserve_body) goes as it was read.
+  const read = ctx.request.requestBody;
+  if (read !== undefined && !exchange.hasBody && proxy.passRequestBody && ctx.request.methodOverride === undefined) {
+    new ProxyAttempts(ctx, group, [...read]).next();
+    return;
+  }
   if (!proxy.passRequestBody || !exchange.hasBody || ctx.request.methodOverride !== undefined) {
     new ProxyAttempts(ctx, group, undefined).next();
     return;
