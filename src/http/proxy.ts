@@ -7,6 +7,7 @@
  */
 import type { Socket } from 'node:net';
 import { recordUpstreamHead } from './variables.js';
+import { beginUpstreamCycle, beginUpstreamState, failUpstreamState, type UpstreamState } from './upstream-states.js';
 import type { ErrorLog } from '../core/log.js';
 import { ChunkedParser } from './h1/chunked.js';
 import { HttpParseError, type ResponseHead } from './h1/head-parser.js';
@@ -107,6 +108,9 @@ class ProxyAttempts {
   /** Gives up the connect in progress, if any. */
   #cancelConnect: (() => void) | undefined;
   #done = false;
+  /** The try in progress as the `$upstream_*` variables see it, and its connection's byte counts when it began. */
+  #state: UpstreamState | undefined;
+  #io: { readonly socket: Socket; readonly read: number; readonly written: number } | undefined;
 
   /**
    * `body` is the buffered request body, or `'stream'` to send it as it arrives (then
@@ -119,6 +123,7 @@ class ProxyAttempts {
     this.#body = body === 'stream' ? undefined : body;
     this.#bodyLength = body === 'stream' ? streamLength : body === undefined ? -1 : body.reduce((sum, part) => sum + part.length, 0);
     this.#cycle = new UpstreamCycle('http', group, ctx.request, ctx.proxy);
+    beginUpstreamCycle(ctx.request);
     if (!ctx.proxy.ignoreClientAbort) {
       ctx.exchange.onAbort(() => {
         this.#done = true;
@@ -137,10 +142,13 @@ class ProxyAttempts {
     const attempt = this.#cycle.next();
     if (attempt === undefined) {
       this.#ctx.log.error(`no live upstreams while connecting to upstream${where(this.#ctx)}`, this.#ctx.conn.number);
+      // ngx_http_upstream_connect(): NGX_BUSY records the group's name, and 502.
+      failUpstreamState(beginUpstreamState(request, this.#group.name), 502);
       this.#finishWithError(502);
       return;
     }
-    (request.upstreamAddr ??= []).push(attempt.peer.name);
+    this.#state = beginUpstreamState(request, attempt.peer.name);
+    this.#io = undefined;
     const pooled = this.#group.pool.acquire(this.#poolKey(attempt.peer));
     if (pooled === undefined) {
       this.#connect(attempt);
@@ -182,7 +190,9 @@ class ProxyAttempts {
     }
     const { request, proxy, exchange } = this.#ctx;
     const peer = attempt.peer;
-    const upstreamStart = Date.now();
+    const state = this.#state;
+    if (state !== undefined) state.connectMs = attempt.elapsedMs();
+    this.#io = { socket: connection.socket, read: connection.socket.bytesRead, written: connection.socket.bytesWritten };
     this.#head ??= upstreamRequestHead(request, request.method, upstreamUri(request, proxy.uri, proxy.locationPrefix), proxy.version, proxy.setHeaders, proxy.passRequestHeaders, this.#bodyLength);
     let clientStarted = false;
     let tunnel = false;
@@ -192,8 +202,11 @@ class ProxyAttempts {
       request.method,
       {
         onHead: (head) => {
-          (request.upstreamStatus ??= []).push(String(head.status));
-          recordUpstreamHead(request, head, upstreamStart);
+          if (state !== undefined) {
+            state.status = head.status;
+            state.headerMs = attempt.elapsedMs();
+          }
+          recordUpstreamHead(request, head);
           if (head.status === 101 && this.#ctx.conn.protocol.detach === undefined) {
             // HTTP/2 has no 101 (RFC 9113 section 8.6): an upstream that switches protocols is broken for this client.
             upstream.abort();
@@ -204,7 +217,7 @@ class ProxyAttempts {
           }
           if (head.status === 101) {
             tunnel = true;
-            this.#record(attempt, 'ok', 'upgrade', upstreamStart);
+            this.#record(attempt, 'ok', 'upgrade');
             this.#tunnel(head, connection.socket);
             return;
           }
@@ -212,7 +225,7 @@ class ProxyAttempts {
           attempt.responded();
           if (proxy.interceptErrors && head.status >= 300 && proxy.errorPageFor(head.status)) {
             upstream.abort();
-            this.#record(attempt, 'ok', '', upstreamStart);
+            this.#record(attempt, 'ok', '');
             this.#finishWithError(head.status);
             return;
           }
@@ -224,6 +237,7 @@ class ProxyAttempts {
             this.#ctx.conn.socket.write(chunk);
             return;
           }
+          if (state !== undefined) state.responseLength += chunk.length;
           if (decoder !== undefined) {
             decoder.push(chunk, 0, (data) => this.#write(data, upstream));
             return;
@@ -232,7 +246,7 @@ class ProxyAttempts {
         },
         onEnd: (reusable) => {
           if (tunnel) return;
-          this.#record(attempt, 'ok', '', upstreamStart);
+          this.#record(attempt, 'ok', '');
           this.#group.pool.release(connection, reusable && proxy.upstreamKeepalive);
           this.#done = true;
           exchange.end();
@@ -240,7 +254,7 @@ class ProxyAttempts {
         onError: (failure) => {
           if (clientStarted) {
             // Part of the response is out: nginx can only cut the client's connection short.
-            this.#record(attempt, 'failed', failure.kind, upstreamStart, actionOf(failure.message, ' while reading upstream'));
+            this.#record(attempt, 'failed', failure.kind, actionOf(failure.message, ' while reading upstream'));
             this.#ctx.log.error(`${failure.message}${where(this.#ctx, peer)}`, this.#ctx.conn.number);
             this.#done = true;
             this.#ctx.conn.protocol.destroy();
@@ -292,7 +306,7 @@ class ProxyAttempts {
     if (!proxy.nextUpstream.has(key as never) || !this.#mayRetry()) return false;
     upstream.abort();
     // nginx counts 500, 502, 503 and 504 as peer failures; 403, 404 and 429 only move on.
-    this.#record(attempt, head.status >= 500 ? 'failed' : 'next', key, Date.now(), ' while reading response header from upstream');
+    this.#record(attempt, head.status >= 500 ? 'failed' : 'next', key, ' while reading response header from upstream');
     this.next();
     return true;
   }
@@ -318,9 +332,9 @@ class ProxyAttempts {
       this.#connect(attempt);
       return;
     }
-    this.#record(attempt, 'failed', failure.kind, Date.now(), actionOf(failure.message, ' while reading response header from upstream'));
+    this.#record(attempt, 'failed', failure.kind, actionOf(failure.message, ' while reading response header from upstream'));
     ctx.log.error(`${failure.message}${where(ctx, attempt.peer)}`, ctx.conn.number);
-    (ctx.request.upstreamStatus ??= []).push('502');
+    failUpstreamState(this.#state, failure.kind === 'timeout' ? 504 : 502);
     const nextCase = failure.kind === 'invalid_header' ? 'invalid_header' : failure.kind;
     if (ctx.proxy.nextUpstream.has(nextCase) && this.#mayRetry(sent)) {
       this.next();
@@ -334,8 +348,16 @@ class ProxyAttempts {
    * "while ..." of the phase that failed, which its [warn] "upstream server temporarily disabled"
    * carries (the connection's log action when ngx_http_upstream_free_round_robin_peer() logs it).
    */
-  #record(attempt: UpstreamAttempt, outcome: 'ok' | 'failed' | 'next', reason: string, start: number, action = ''): void {
-    (this.#ctx.request.upstreamResponseTime ??= []).push(Date.now() - start);
+  #record(attempt: UpstreamAttempt, outcome: 'ok' | 'failed' | 'next', reason: string, action = ''): void {
+    const state = this.#state;
+    if (state !== undefined && state.responseMs < 0) {
+      state.responseMs = attempt.elapsedMs();
+      const io = this.#io;
+      if (io !== undefined) {
+        state.bytesReceived = io.socket.bytesRead - io.read;
+        state.bytesSent = io.socket.bytesWritten - io.written;
+      }
+    }
     if (attempt.finish(outcome, reason)) {
       this.#ctx.log.warn(`upstream server temporarily disabled${action}${where(this.#ctx, attempt.peer)}`, this.#ctx.conn.number);
     }
