@@ -77,8 +77,8 @@ export interface LevelConfig {
   readonly redirect: { readonly absolute: boolean; readonly port: boolean; readonly serverName: boolean };
   /** `tcp_nodelay`. */
   readonly tcpNodelay: boolean;
-  /** `mirror` and `mirror_request_body`; undefined when the level mirrors nothing. */
-  readonly mirror: CompiledMirror | undefined;
+  /** `mirror`, `mirror_request_body` and `log_subrequest`. */
+  readonly mirror: CompiledMirror;
 }
 
 /** A virtual server. */

@@ -277,7 +277,7 @@ export class RequestHandler {
    */
   #precontent(conn: ClientConnection, request: HttpRequest, exchange: HttpExchange, level: LevelConfig, content: () => void): void {
     const mirror = level.mirror;
-    if (mirror === undefined || isSubrequest(exchange)) {
+    if (mirror.uris.length === 0 || isSubrequest(exchange)) {
       content();
       return;
     }
@@ -301,6 +301,14 @@ export class RequestHandler {
       if (found?.match !== undefined) sub.request.captures = found.match;
       const target = found?.value ?? server.level;
       sub.request.files = target.files.paths;
+      // The log phase of a subrequest: ngx_http_log_handler() skips it unless log_subrequest on.
+      if (target.mirror.logSubrequest) {
+        sub.exchange.onFinish(() => {
+          sub.request.completed = true;
+          sub.request.bodyBytesSent = sub.exchange.bodyBytesSent;
+          logRequest(target.accessLogs, sub.request);
+        });
+      }
       const preaccess = target.preaccess;
       // ngx_http_limit_req_handler() and ngx_http_limit_conn_handler() limit a subrequest unless the main request was limited already.
       if (preaccess !== undefined && (preaccess.req !== undefined || preaccess.conn !== undefined) && main.limitReqStatus === undefined && main.limitConnStatus === undefined) {

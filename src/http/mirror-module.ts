@@ -8,9 +8,11 @@ import type { ConfBlockView } from '../conf/registry.js';
 import { flagDirective } from '../conf/values.js';
 import { toByteString } from '../core/byte-string.js';
 
-/** What a level mirrors: the URIs of its subrequests, in the order given. */
+/** What a level mirrors: the URIs of its subrequests, in the order given (none: it mirrors nothing). */
 export interface CompiledMirror {
   readonly uris: readonly string[];
+  /** `log_subrequest`: a subrequest answered at this level is written to its access log. */
+  readonly logSubrequest: boolean;
   /** `mirror_request_body`: the client's body is read before the content phase and sent to each mirror too. */
   readonly requestBody: boolean;
   /** `client_max_body_size` of the level, which the body read for the mirrors obeys (0: no limit). */
@@ -24,6 +26,7 @@ declare module '../conf/registry.js' {
   interface DirectiveValues {
     mirror: MirrorSetting;
     mirror_request_body: boolean;
+    log_subrequest: boolean;
   }
 }
 
@@ -38,11 +41,15 @@ function parseMirror(args: readonly string[], ctx: DirectiveContext, previous: M
   return [...(previous ?? []), value];
 }
 
-/** The mirror of a level (a level without `mirror` lines has its enclosing level's: ngx_conf_merge_ptr_value()); undefined when none. */
-export function compileMirror(block: ConfBlockView): CompiledMirror | undefined {
+/** The mirror of a level (a level without `mirror` lines has its enclosing level's: ngx_conf_merge_ptr_value()). */
+export function compileMirror(block: ConfBlockView): CompiledMirror {
   const setting = block.get('mirror');
-  if (setting === 'off' || setting.length === 0) return undefined;
-  return { uris: setting.map(toByteString), requestBody: block.get('mirror_request_body'), maxBodySize: block.get('client_max_body_size') };
+  return {
+    uris: setting === 'off' ? [] : setting.map(toByteString),
+    requestBody: block.get('mirror_request_body'),
+    maxBodySize: block.get('client_max_body_size'),
+    logSubrequest: block.get('log_subrequest'),
+  };
 }
 
 /** The mirror module's directives. */
@@ -67,5 +74,7 @@ export const httpMirrorModule: ConfModule = {
       'Reads the whole client request body before the content phase and sends it to the mirrors too; off mirrors without the body (hitless then sends the mirror no Content-Length, where nginx passes the client\'s).',
       true,
     ),
+    // ngx_http_core_module's; here because hitless's only subrequests are the mirror's.
+    flagDirective('log_subrequest', 'Writes subrequests (in hitless: mirror subrequests) to the access log of the location that answers them.', false),
   ],
 };

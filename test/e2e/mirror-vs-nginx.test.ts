@@ -87,6 +87,7 @@ interface Side {
   shadow: Recorder;
   slow: Recorder;
   log: () => string;
+  subLog: () => string;
 }
 
 function send(port: number, method: string, path: string, body: string | undefined, headers: Record<string, string> = {}): Promise<{ status: number; body: string }> {
@@ -103,7 +104,7 @@ function send(port: number, method: string, path: string, body: string | undefin
   });
 }
 
-function conf(port: number, main: number, shadow: number, slow: number, down: number, log: string): string {
+function conf(port: number, main: number, shadow: number, slow: number, down: number, log: string, subLog: string): string {
   return `events {}
 http {
     log_format mirrored "$request_method $uri $status $upstream_addr";
@@ -122,7 +123,7 @@ http {
         location /unbuffered/ { proxy_request_buffering off; proxy_pass http://main; }
         location /slow/ { mirror /to-slow; proxy_pass http://main; }
         location /down/ { mirror /to-down; proxy_pass http://main; }
-        location /shadow { internal; proxy_set_header X-Mirror yes; proxy_pass http://shadow; }
+        location /shadow { internal; log_subrequest on; access_log ${subLog} mirrored; proxy_set_header X-Mirror yes; proxy_pass http://shadow; }
         location = /shadow/nobody { internal; proxy_pass_request_body off; proxy_set_header Content-Length ""; proxy_pass http://shadow; }
         location /to-slow { internal; proxy_pass http://slow; }
         location /to-down { internal; proxy_pass http://down; }
@@ -174,7 +175,7 @@ describe('mirror: hitless and nginx side by side', () => {
   before(async () => {
     dir = tempDir({ 'prefix/.keep': '' });
     chmodSync(dir.path, 0o755);
-    const side = async (): Promise<Omit<Side, 'port' | 'log'> & { ports: number[] }> => {
+    const side = async (): Promise<Omit<Side, 'port' | 'log' | 'subLog'> & { ports: number[] }> => {
       const main = new Recorder('main');
       const shadow = new Recorder('shadow');
       const slow = new Recorder('slow', true);
@@ -184,21 +185,21 @@ describe('mirror: hitless and nginx side by side', () => {
     const theirs = await side();
     const nginxPort = await freePort();
     const [m1, s1, l1, d1] = theirs.ports as [number, number, number, number];
-    nginx = await startNginx({ 'nginx.conf': conf(nginxPort, m1, s1, l1, d1, 'logs/mirrored.log') }, nginxPort);
+    nginx = await startNginx({ 'nginx.conf': conf(nginxPort, m1, s1, l1, d1, 'logs/mirrored.log', 'logs/sub.log') }, nginxPort);
     const ours = await side();
     const hitlessPort = await freePort();
     const [m2, s2, l2, d2] = ours.ports as [number, number, number, number];
     const prefix = join(dir.path, 'prefix');
     const confPath = join(prefix, 'hitless.conf');
-    writeFileSync(confPath, conf(hitlessPort, m2, s2, l2, d2, join(prefix, 'mirrored.log')));
+    writeFileSync(confPath, conf(hitlessPort, m2, s2, l2, d2, join(prefix, 'mirrored.log'), join(prefix, 'sub.log')));
     stopHitless = await startHitless(prefix, confPath, hitlessPort);
     // The readiness probes reached /off/, which mirrors nothing: they are no part of what is compared.
     ours.main.seen.length = 0;
     theirs.main.seen.length = 0;
     const ng = nginx;
     sides.push(
-      { port: hitlessPort, ...ours, log: () => readFileSync(confPath.replace('hitless.conf', 'mirrored.log'), 'latin1') },
-      { port: nginxPort, ...theirs, log: () => ng.read('logs/mirrored.log').toString('latin1') },
+      { port: hitlessPort, ...ours, log: () => readFileSync(join(prefix, 'mirrored.log'), 'latin1'), subLog: () => (existsSync(join(prefix, 'sub.log')) ? readFileSync(join(prefix, 'sub.log'), 'latin1') : '') },
+      { port: nginxPort, ...theirs, log: () => ng.read('logs/mirrored.log').toString('latin1'), subLog: () => (existsSync(ng.path('logs/sub.log')) ? ng.read('logs/sub.log').toString('latin1') : '') },
     );
   });
 
@@ -256,6 +257,22 @@ describe('mirror: hitless and nginx side by side', () => {
     assert.deepEqual(lines[0], lines[1]);
     assert.ok((lines[0] ?? []).includes('POST /form 200 UPSTREAM'), JSON.stringify(lines[0]));
     assert.ok(!(lines[0] ?? []).some((line) => line.includes('/shadow')), JSON.stringify(lines[0]));
+  });
+
+  it('writes the subrequests of a log_subrequest location to its access log', async () => {
+    const subLines = [];
+    for (const side of sides) {
+      const read = (): string[] => side.subLog().split('\n').filter((line) => line !== '').map((line) => line.replace(/127\.0\.0\.1:\d+/g, 'UPSTREAM')).sort();
+      // The five subrequests /shadow answered are logged once each has ended.
+      let got = read();
+      for (let tries = 0; got.length < 5 && tries < 500; tries++) {
+        await new Promise((resolve) => setTimeout(resolve, 20));
+        got = read();
+      }
+      subLines.push(got);
+    }
+    assert.deepEqual(subLines[0], subLines[1]);
+    assert.deepEqual(subLines[0], ['GET /shadow 200 UPSTREAM', 'POST /shadow 200 UPSTREAM', 'POST /shadow 200 UPSTREAM', 'PUT /shadow 200 UPSTREAM', 'PUT /shadow/again 200 UPSTREAM']);
   });
   it('answers at once when the shadow holds its answer or is down', async () => {
     for (const side of sides) {
