@@ -15,7 +15,7 @@ import type { HttpExchange } from './exchange.js';
 import { UpstreamExchange, UpstreamFailure } from './h1/upstream-exchange.js';
 import type { ClientConnection } from './connections.js';
 import type { CompiledProxy } from './proxy-config.js';
-import { clientResponseHeaders, upstreamRequestHead, upstreamUri } from './proxy-request.js';
+import { clientResponseHeaders, upstreamRequestHead } from './proxy-request.js';
 import type { HttpRequest } from './request.js';
 import { UpstreamConnection } from '../upstream/connection-pool.js';
 import type { UpstreamGroup } from '../upstream/group.js';
@@ -129,6 +129,9 @@ class ProxyAttempts {
         this.#done = true;
         this.#cancelConnect?.();
         this.#upstream?.abort();
+        // ngx_http_upstream_finalize_request() still counts the try's time and bytes.
+        const current = this.#cycle.current;
+        if (current !== undefined) this.#settleState(current);
         // The peer is given back here, once, whatever phase the attempt was in (nginx: peer.free()).
         this.#cycle.stop('aborted');
       });
@@ -193,7 +196,7 @@ class ProxyAttempts {
     const state = this.#state;
     if (state !== undefined) state.connectMs = attempt.elapsedMs();
     this.#io = { socket: connection.socket, read: connection.socket.bytesRead, written: connection.socket.bytesWritten };
-    this.#head ??= upstreamRequestHead(request, request.method, upstreamUri(request, proxy.uri, proxy.locationPrefix), proxy.version, proxy.setHeaders, proxy.passRequestHeaders, this.#bodyLength);
+    this.#head ??= upstreamRequestHead(request, request.method, proxy.uriFor(request), proxy.version, proxy.setHeaders, proxy.passRequestHeaders, this.#bodyLength);
     let clientStarted = false;
     let tunnel = false;
     let decoder: ChunkedParser | undefined;
@@ -349,17 +352,21 @@ class ProxyAttempts {
    * carries (the connection's log action when ngx_http_upstream_free_round_robin_peer() logs it).
    */
   #record(attempt: UpstreamAttempt, outcome: 'ok' | 'failed' | 'next', reason: string, action = ''): void {
-    const state = this.#state;
-    if (state !== undefined && state.responseMs < 0) {
-      state.responseMs = attempt.elapsedMs();
-      const io = this.#io;
-      if (io !== undefined) {
-        state.bytesReceived = io.socket.bytesRead - io.read;
-        state.bytesSent = io.socket.bytesWritten - io.written;
-      }
-    }
+    this.#settleState(attempt);
     if (attempt.finish(outcome, reason)) {
       this.#ctx.log.warn(`upstream server temporarily disabled${action}${where(this.#ctx, attempt.peer)}`, this.#ctx.conn.number);
+    }
+  }
+
+  /** The try's response time and byte counts, once, when it ends. */
+  #settleState(attempt: UpstreamAttempt): void {
+    const state = this.#state;
+    if (state === undefined || state.responseMs >= 0) return;
+    state.responseMs = attempt.elapsedMs();
+    const io = this.#io;
+    if (io !== undefined) {
+      state.bytesReceived = io.socket.bytesRead - io.read;
+      state.bytesSent = io.socket.bytesWritten - io.written;
     }
   }
 
@@ -460,6 +467,6 @@ function actionOf(message: string, fallback: string): string {
 function where(ctx: ProxyContext, peer?: Peer): string {
   const { request, conn, proxy } = ctx;
   const host = request.header('host');
-  const upstream = peer === undefined ? '' : `, upstream: "${proxy.scheme}://${peer.name}${upstreamUri(request, proxy.uri, proxy.locationPrefix)}"`;
+  const upstream = peer === undefined ? '' : `, upstream: "${proxy.scheme}://${peer.name}${proxy.uriFor(request)}"`;
   return `, client: ${conn.remoteAddress}, server: ${request.serverName}, request: "${request.requestLine}"${upstream}${host === undefined ? '' : `, host: "${host}"`}`;
 }
