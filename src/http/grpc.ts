@@ -67,6 +67,12 @@ class GrpcAttempts {
   constructor(ctx: GrpcContext) {
     this.#ctx = ctx;
     this.#hasBody = ctx.exchange.hasBody && ctx.request.methodOverride === undefined;
+    // A body read already (mirror_request_body on, nginx's r->preserve_body) goes as it was read.
+    const read = ctx.request.requestBody;
+    if (read !== undefined && !ctx.exchange.hasBody && ctx.request.methodOverride === undefined) {
+      this.#hasBody = read.length > 0;
+      Object.assign(this.#body, { reading: true, ended: true, parts: [...read], bytes: read.reduce((sum, part) => sum + part.length, 0) });
+    }
     this.#cycle = new UpstreamCycle('grpc', ctx.grpc.group, ctx.request, ctx.grpc);
     beginUpstreamCycle(ctx.request);
     ctx.exchange.onAbort(() => {
