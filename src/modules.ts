@@ -15,6 +15,7 @@ import { httpMapModule } from './http/map-module.js';
 import { httpSplitClientsModule } from './http/split-clients-module.js';
 import { httpGeoModule } from './http/geo-module.js';
 import { httpRefererModule } from './http/referer-module.js';
+import { httpMirrorModule } from './http/mirror-module.js';
 import { httpMimeTypesModule } from './http/mime-types-module.js';
 import { httpAutoindexModule, httpStaticModule } from './http/static-module.js';
 import { httpProxyModule } from './http/proxy-module.js';
@@ -57,6 +58,7 @@ export const builtinModules: readonly ConfModule[] = [
   httpSplitClientsModule,
   httpGeoModule,
   httpRefererModule,
+  httpMirrorModule,
   httpStaticModule,
   httpAutoindexModule,
   httpMimeTypesModule,

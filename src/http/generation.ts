@@ -26,6 +26,7 @@ import { defineGeoVariables } from './geo-module.js';
 import { compileReferers, type RefererCheck } from './referer-module.js';
 import { compileOutputFilters } from './output-filters.js';
 import type { OutputFilter } from './output-filter.js';
+import { compileMirror, type CompiledMirror } from './mirror-module.js';
 import { compilePreaccess, type Preaccess } from './preaccess.js';
 import type { HttpRequest } from './request.js';
 import { primaryServerName, VirtualHosts, type ServerName } from './server-names.js';
@@ -94,6 +95,8 @@ export interface LevelConfig {
   readonly referers: RefererCheck | undefined;
   /** The output filters (gzip, charset) the level's directives turn on, in nginx's order. */
   readonly output: readonly OutputFilter[];
+  /** `mirror`, `mirror_request_body` and `log_subrequest`. */
+  readonly mirror: CompiledMirror;
 }
 
 /** A virtual server. */
@@ -239,6 +242,7 @@ export class HttpGeneration {
       tcpNodelay: block.get('tcp_nodelay'),
       referers: compileReferers(block),
       output: compileOutputFilters(block),
+      mirror: compileMirror(block),
       redirect: { absolute: block.get('absolute_redirect'), port: block.get('port_in_redirect'), serverName: block.get('server_name_in_redirect') },
     };
   }

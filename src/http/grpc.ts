@@ -17,6 +17,7 @@ import type { TransportResult } from '../upstream/h2-sessions.js';
 import type { Peer } from '../upstream/peer.js';
 import { connectPeer } from '../upstream/peer-connect.js';
 import { errnoText } from '../core/errno.js';
+import { beginUpstreamCycle, beginUpstreamState, failUpstreamState, type UpstreamState } from './upstream-states.js';
 import { UpstreamCycle, type UpstreamAttempt } from '../upstream/request-cycle.js';
 
 /** Methods nginx retries without `non_idempotent` (ngx_http_upstream_next: not POST, LOCK, PATCH). */
@@ -60,10 +61,20 @@ class GrpcAttempts {
   /** Whether the request has a body, fixed before a first try starts reading it. */
   readonly #hasBody: boolean;
 
+  /** The try in progress as the `$upstream_*` variables see it (no byte counts: streams share a session). */
+  #state: UpstreamState | undefined;
+
   constructor(ctx: GrpcContext) {
     this.#ctx = ctx;
     this.#hasBody = ctx.exchange.hasBody && ctx.request.methodOverride === undefined;
+    // A body read already (mirror_request_body on, nginx's r->preserve_body) goes as it was read.
+    const read = ctx.request.requestBody;
+    if (read !== undefined && !ctx.exchange.hasBody && ctx.request.methodOverride === undefined) {
+      this.#hasBody = read.length > 0;
+      Object.assign(this.#body, { reading: true, ended: true, parts: [...read], bytes: read.reduce((sum, part) => sum + part.length, 0) });
+    }
     this.#cycle = new UpstreamCycle('grpc', ctx.grpc.group, ctx.request, ctx.grpc);
+    beginUpstreamCycle(ctx.request);
     ctx.exchange.onAbort(() => {
       this.#done = true;
       // The client went away: the gRPC server learns it from RST_STREAM CANCEL, as gRPC expects.
@@ -83,7 +94,7 @@ class GrpcAttempts {
       this.#finishWithError(502);
       return;
     }
-    (request.upstreamAddr ??= []).push(attempt.peer.name);
+    this.#state = beginUpstreamState(request, attempt.peer.name);
     this.#session(attempt, true);
   }
 
@@ -99,6 +110,7 @@ class GrpcAttempts {
         return;
       }
       attempt.connected();
+      if (this.#state !== undefined) this.#state.connectMs = attempt.elapsedMs();
       this.#send(attempt, result.session, result.reused && retryStale);
     });
   }
@@ -117,7 +129,7 @@ class GrpcAttempts {
 
   /** Opens the stream, relays the body up and the response down. */
   #send(attempt: UpstreamAttempt, session: ClientHttp2Session, reused: boolean): void {
-    const { exchange, request, grpc } = this.#ctx;
+    const { exchange, grpc } = this.#ctx;
     const peer = attempt.peer;
     const hasBody = this.#hasBody;
     let stream: ClientHttp2Stream;
@@ -154,8 +166,11 @@ class GrpcAttempts {
       this.#body.replayable = false;
       this.#body.parts = [];
       const status = Number(headers[':status']);
-      (request.upstreamStatus ??= []).push(String(status));
-      attempt.responded();
+      const header = attempt.responded();
+      if (this.#state !== undefined) {
+        this.#state.status = status;
+        this.#state.headerMs = header;
+      }
       if (grpc.interceptErrors && status >= 300 && grpc.errorPageFor(status)) {
         this.#close(stream, attempt, upstreamStart);
         this.#finishWithError(status);
@@ -168,6 +183,7 @@ class GrpcAttempts {
     });
     stream.on('data', (chunk: Buffer) => {
       if (this.#done || exchange.aborted) return;
+      if (this.#state !== undefined) this.#state.responseLength += chunk.length;
       if (exchange.write(chunk)) return;
       stream.pause();
       exchange.onDrain(() => stream.resume());
@@ -349,7 +365,7 @@ class GrpcAttempts {
     const ctx = this.#ctx;
     this.#record(attempt, 'failed', failure.kind, start);
     ctx.log.error(`${failure.message}${where(ctx, attempt.peer)}`, ctx.conn.number);
-    (ctx.request.upstreamStatus ??= []).push('502');
+    failUpstreamState(this.#state, failure.kind === 'timeout' ? 504 : 502);
     if (ctx.grpc.nextUpstream.has(failure.kind) && this.#mayRetry(sent)) {
       this.next();
       return;
@@ -359,7 +375,7 @@ class GrpcAttempts {
 
   /** Ends an attempt and counts its time in $upstream_response_time. */
   #record(attempt: UpstreamAttempt, outcome: 'ok' | 'failed', reason: string, start: number): void {
-    (this.#ctx.request.upstreamResponseTime ??= []).push(Date.now() - start);
+    if (this.#state !== undefined && this.#state.responseMs < 0) this.#state.responseMs = Date.now() - start;
     if (attempt.finish(outcome, reason)) {
       this.#ctx.log.warn(`upstream server temporarily disabled${where(this.#ctx, attempt.peer)}`, this.#ctx.conn.number);
     }

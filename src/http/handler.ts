@@ -22,6 +22,7 @@ import type { CompiledProxy } from './proxy-config.js';
 import { FilteredExchange } from './output-filter.js';
 import { runPreaccess, type Preaccess } from './preaccess.js';
 import { grpcRequest } from './grpc.js';
+import { isSubrequest, mirrorSubrequest, runMirror } from './mirror.js';
 import { proxyRequest, type UpstreamContext } from './proxy.js';
 import { applyRealIp } from './realip-module.js';
 import { HttpRequest } from './request.js';
@@ -261,7 +262,8 @@ export class RequestHandler {
 
   /** The access phase (access-phase.ts: allow/deny, auth_basic, satisfy), then the content; or the denial. */
   #access(conn: ClientConnection, request: HttpRequest, exchange: HttpExchange, level: LevelConfig, plan: ResponsePlan): void {
-    const phase = plan.content ? level.access : undefined;
+    // ngx_http_core_access_phase(): a subrequest (a mirror) skips the access phase.
+    const phase = plan.content && !isSubrequest(exchange) ? level.access : undefined;
     const denial = phase === undefined ? undefined : runAccessPhase(phase, request, { log: this.#log, connection: conn.number, context: () => context(request, conn) });
     if (!(denial instanceof Promise)) {
       this.#afterAccess(conn, request, exchange, level, plan, denial);
@@ -282,8 +284,8 @@ export class RequestHandler {
       request.statusOverride = undefined;
       this.#send(conn, request, exchange, level, { status: denial.status, ...(denial.headers === undefined ? {} : { headers: denial.headers }) });
     }
-    else if (plan.proxy) this.#proxy(conn, request, exchange, level);
-    else if (plan.files) this.#files(conn, request, exchange, level);
+    // The precontent phase (mirror), then the content.
+    else if (plan.proxy || plan.files) this.#precontent(conn, request, exchange, level, () => (plan.proxy ? this.#proxy(conn, request, exchange, level) : this.#files(conn, request, exchange, level)));
     else this.#send(conn, request, exchange, level, plan);
   }
 
@@ -376,6 +378,60 @@ export class RequestHandler {
     const [level, plan] = this.#rewritePhases(conn, request, server, named);
     if (plan.proxy || plan.files) this.#access(conn, request, exchange, level, plan);
     else this.#send(conn, request, exchange, level, plan);
+  }
+
+  /**
+   * The precontent phase: `mirror` starts its background subrequests (after reading the body with
+   * mirror_request_body on), then `content` runs. A subrequest mirrors nothing (`r != r->main`).
+   */
+  #precontent(conn: ClientConnection, request: HttpRequest, exchange: HttpExchange, level: LevelConfig, content: () => void): void {
+    const mirror = level.mirror;
+    if (mirror.uris.length === 0 || isSubrequest(exchange)) {
+      content();
+      return;
+    }
+    runMirror(mirror, request, exchange, {
+      log: this.#log,
+      connection: conn.number,
+      where: () => context(request, conn),
+      spawn: (uri) => this.#subrequest(conn, request, uri),
+      proceed: content,
+      fail: (status) => this.#send(conn, request, exchange, level, { status }),
+    });
+  }
+
+  /** One mirror subrequest: its location's content (ngx_http_subrequest() runs the phases from the server rewrite on; a server `return` answered the main request already), answered into a sink. */
+  #subrequest(conn: ClientConnection, main: HttpRequest, uri: string): void {
+    const server = main.server as CompiledServer | undefined;
+    if (server === undefined) return;
+    const sub = mirrorSubrequest(main, conn, uri);
+    try {
+      const found = server.locations.find(uri);
+      if (found?.match !== undefined) sub.request.captures = found.match;
+      const target = found?.value ?? server.level;
+      sub.request.files = target.files.paths;
+      // The log phase of a subrequest: ngx_http_log_handler() skips it unless log_subrequest on.
+      if (target.mirror.logSubrequest) {
+        sub.exchange.onFinish(() => {
+          sub.request.completed = true;
+          sub.request.bodyBytesSent = sub.exchange.bodyBytesSent;
+          logRequest(target.accessLogs, sub.request);
+        });
+      }
+      const preaccess = target.preaccess;
+      // ngx_http_limit_req_handler() and ngx_http_limit_conn_handler() limit a subrequest unless the main request was limited already.
+      if (preaccess !== undefined && (preaccess.req !== undefined || preaccess.conn !== undefined) && main.limitReqStatus === undefined && main.limitConnStatus === undefined) {
+        const out = { log: this.#log, connection: conn.number, context: () => context(sub.request, sub.conn) };
+        runPreaccess(preaccess, sub.request, sub.exchange, out).then((status) => {
+          if (status !== undefined) this.#send(sub.conn, sub.request, sub.exchange, target, { status });
+          else this.#content(sub.conn, sub.request, sub.exchange, undefined, server);
+        }).catch((err: unknown) => this.#log.error(`${err instanceof Error ? err.message : String(err)}${context(sub.request, sub.conn)}`, conn.number));
+        return;
+      }
+      this.#content(sub.conn, sub.request, sub.exchange, undefined, server);
+    } catch (err) {
+      this.#log.error(`${err instanceof Error ? err.message : String(err)}${context(sub.request, sub.conn)}`, conn.number);
+    }
   }
 
   /** The content phase of a level that serves files (static.ts); its outcome may be an internal redirect. */

@@ -8,7 +8,7 @@ import { compileTemplate, parseTemplate, type CompiledTemplate, type VariableTab
 import type { ConfBlockView } from '../conf/registry.js';
 import type { LocationMatch } from './core-module.js';
 import { upstreamTlsSettings, type NextUpstreamCase, type ProxyPassTarget } from './proxy-module.js';
-import type { CompiledSetHeader } from './proxy-request.js';
+import { upstreamUri, type CompiledSetHeader } from './proxy-request.js';
 import type { HttpRequest } from './request.js';
 import { implicitGroup, type UpstreamGroup } from '../upstream/group.js';
 import { toByteString } from '../core/byte-string.js';
@@ -56,6 +56,8 @@ export interface CompiledProxy {
   resolveGroup(request: HttpRequest): UpstreamGroup<HttpRequest> | undefined;
   /** For a URL with variables: the host it names for this request (for the error message). */
   dynamicHost(request: HttpRequest): string;
+  /** The URI of the request sent upstream (upstreamUri(); for a URL with variables, its own URI part when it has one). */
+  uriFor(request: HttpRequest): string;
   /**
    * For a URL with variables and a `resolver`: undefined when {@link resolveGroup} can answer now,
    * else the resolution, which ends with nothing (resolveGroup answers then) or nginx's error line.
@@ -191,6 +193,7 @@ export function compileProxy(
     maxBodySize: block.get('client_max_body_size'),
     resolveGroup: dynamic === undefined ? () => fixed : resolveDynamic,
     dynamicHost: (request) => (dynamic === undefined ? target.host : hostOf(dynamic(request))),
+    uriFor: (request) => (dynamic === undefined ? upstreamUri(request, target.uri, locationPrefix) : (uriOf(dynamic(request)) ?? upstreamUri(request, undefined, locationPrefix))),
     resolveHost,
     errorPageFor: (status) => errorCodes.has(status),
     proxyHost: target.template !== undefined ? '' : target.proxyHost,
@@ -212,6 +215,18 @@ function splitHostPort(host: string, defaultPort: number): { name: string; port:
 }
 
 /** The host of a proxy_pass URL evaluated at request time: `backend:8080` in `http://backend:8080/x`. */
+/**
+ * ngx_http_proxy_eval(): the URI part of an evaluated URL, sent as it is (no args added), with a
+ * `/` before a bare `?query`; undefined when the URL has none.
+ */
+function uriOf(url: string): string | undefined {
+  const rest = url.replace(/^https?:\/\//i, '');
+  const start = rest.search(/[/?]/);
+  if (start === -1) return undefined;
+  const uri = rest.slice(start);
+  return uri.startsWith('?') ? `/${uri}` : uri;
+}
+
 function hostOf(url: string): string {
   const rest = url.replace(/^https?:\/\//i, '');
   const end = rest.search(/[/?]/);

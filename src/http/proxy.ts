@@ -7,6 +7,7 @@
  */
 import type { Socket } from 'node:net';
 import { recordUpstreamHead } from './variables.js';
+import { beginUpstreamCycle, beginUpstreamState, failUpstreamState, type UpstreamState } from './upstream-states.js';
 import type { ErrorLog } from '../core/log.js';
 import { ChunkedParser } from './h1/chunked.js';
 import { HttpParseError, type ResponseHead } from './h1/head-parser.js';
@@ -14,7 +15,7 @@ import type { HttpExchange } from './exchange.js';
 import { UpstreamExchange, UpstreamFailure } from './h1/upstream-exchange.js';
 import type { ClientConnection } from './connections.js';
 import type { CompiledProxy } from './proxy-config.js';
-import { clientResponseHeaders, upstreamRequestHead, upstreamUri } from './proxy-request.js';
+import { clientResponseHeaders, upstreamRequestHead } from './proxy-request.js';
 import type { HttpRequest } from './request.js';
 import { UpstreamConnection } from '../upstream/connection-pool.js';
 import type { UpstreamGroup } from '../upstream/group.js';
@@ -52,6 +53,12 @@ export function proxyRequest(ctx: ProxyContext): void {
   if (group === undefined) {
     ctx.log.error(`no resolver defined to resolve ${proxy.dynamicHost(ctx.request)}${where(ctx)}`, ctx.conn.number);
     ctx.fail(502);
+    return;
+  }
+  // A body read already (mirror_request_body on, nginx's r->preserve_body) goes as it was read.
+  const read = ctx.request.requestBody;
+  if (read !== undefined && !exchange.hasBody && proxy.passRequestBody && ctx.request.methodOverride === undefined) {
+    new ProxyAttempts(ctx, group, [...read]).next();
     return;
   }
   if (!proxy.passRequestBody || !exchange.hasBody || ctx.request.methodOverride !== undefined) {
@@ -103,6 +110,9 @@ class ProxyAttempts {
   /** Gives up the connect in progress, if any. */
   #cancelConnect: (() => void) | undefined;
   #done = false;
+  /** The try in progress as the `$upstream_*` variables see it, and its connection's byte counts when it began. */
+  #state: UpstreamState | undefined;
+  #io: { readonly socket: Socket; readonly read: number; readonly written: number } | undefined;
 
   /**
    * `body` is the buffered request body, or `'stream'` to send it as it arrives (then
@@ -115,11 +125,15 @@ class ProxyAttempts {
     this.#body = body === 'stream' ? undefined : body;
     this.#bodyLength = body === 'stream' ? streamLength : body === undefined ? -1 : body.reduce((sum, part) => sum + part.length, 0);
     this.#cycle = new UpstreamCycle('http', group, ctx.request, ctx.proxy);
+    beginUpstreamCycle(ctx.request);
     if (!ctx.proxy.ignoreClientAbort) {
       ctx.exchange.onAbort(() => {
         this.#done = true;
         this.#cancelConnect?.();
         this.#upstream?.abort();
+        // ngx_http_upstream_finalize_request() still counts the try's time and bytes.
+        const current = this.#cycle.current;
+        if (current !== undefined) this.#settleState(current);
         // The peer is given back here, once, whatever phase the attempt was in (nginx: peer.free()).
         this.#cycle.stop('aborted');
       });
@@ -133,10 +147,13 @@ class ProxyAttempts {
     const attempt = this.#cycle.next();
     if (attempt === undefined) {
       this.#ctx.log.error(`no live upstreams while connecting to upstream${where(this.#ctx)}`, this.#ctx.conn.number);
+      // ngx_http_upstream_connect(): NGX_BUSY records the group's name, and 502.
+      failUpstreamState(beginUpstreamState(request, this.#group.name), 502);
       this.#finishWithError(502);
       return;
     }
-    (request.upstreamAddr ??= []).push(attempt.peer.name);
+    this.#state = beginUpstreamState(request, attempt.peer.name);
+    this.#io = undefined;
     const pooled = this.#group.pool.acquire(this.#poolKey(attempt.peer));
     if (pooled === undefined) {
       this.#connect(attempt);
@@ -184,8 +201,10 @@ class ProxyAttempts {
     }
     const { request, proxy, exchange } = this.#ctx;
     const peer = attempt.peer;
-    const upstreamStart = Date.now();
-    this.#head ??= upstreamRequestHead(request, request.method, upstreamUri(request, proxy.uri, proxy.locationPrefix), proxy.version, proxy.setHeaders, proxy.passRequestHeaders, this.#bodyLength);
+    const state = this.#state;
+    if (state !== undefined) state.connectMs = attempt.elapsedMs();
+    this.#io = { socket: connection.socket, read: connection.socket.bytesRead, written: connection.socket.bytesWritten };
+    this.#head ??= upstreamRequestHead(request, request.method, proxy.uriFor(request), proxy.version, proxy.setHeaders, proxy.passRequestHeaders, this.#bodyLength);
     let clientStarted = false;
     let tunnel = false;
     let decoder: ChunkedParser | undefined;
@@ -194,8 +213,11 @@ class ProxyAttempts {
       request.method,
       {
         onHead: (head) => {
-          (request.upstreamStatus ??= []).push(String(head.status));
-          recordUpstreamHead(request, head, upstreamStart);
+          if (state !== undefined) {
+            state.status = head.status;
+            state.headerMs = attempt.elapsedMs();
+          }
+          recordUpstreamHead(request, head);
           if (head.status === 101 && this.#ctx.conn.protocol.detach === undefined) {
             // HTTP/2 has no 101 (RFC 9113 section 8.6): an upstream that switches protocols is broken for this client.
             upstream.abort();
@@ -206,7 +228,7 @@ class ProxyAttempts {
           }
           if (head.status === 101) {
             tunnel = true;
-            this.#record(attempt, 'ok', 'upgrade', upstreamStart);
+            this.#record(attempt, 'ok', 'upgrade');
             this.#tunnel(head, connection.socket);
             return;
           }
@@ -214,7 +236,7 @@ class ProxyAttempts {
           attempt.responded();
           if (proxy.interceptErrors && head.status >= 300 && proxy.errorPageFor(head.status)) {
             upstream.abort();
-            this.#record(attempt, 'ok', '', upstreamStart);
+            this.#record(attempt, 'ok', '');
             this.#finishWithError(head.status);
             return;
           }
@@ -226,9 +248,7 @@ class ProxyAttempts {
             this.#ctx.conn.socket.write(chunk);
             return;
           }
-          // $upstream_response_length: the body bytes read from this upstream, as nginx counts them.
-          const lengths = this.#ctx.request.upstreamResponseLength;
-          if (lengths !== undefined && lengths.length > 0) lengths[lengths.length - 1] = (lengths[lengths.length - 1] as number) + chunk.length;
+          if (state !== undefined) state.responseLength += chunk.length;
           if (decoder !== undefined) {
             decoder.push(chunk, 0, (data) => this.#write(data, upstream));
             return;
@@ -237,7 +257,7 @@ class ProxyAttempts {
         },
         onEnd: (reusable) => {
           if (tunnel) return;
-          this.#record(attempt, 'ok', '', upstreamStart);
+          this.#record(attempt, 'ok', '');
           this.#group.pool.release(connection, reusable && proxy.upstreamKeepalive);
           this.#done = true;
           exchange.end();
@@ -245,7 +265,7 @@ class ProxyAttempts {
         onError: (failure) => {
           if (clientStarted) {
             // Part of the response is out: nginx can only cut the client's connection short.
-            this.#record(attempt, 'failed', failure.kind, upstreamStart, actionOf(failure.message, ' while reading upstream'));
+            this.#record(attempt, 'failed', failure.kind, actionOf(failure.message, ' while reading upstream'));
             this.#ctx.log.error(`${failure.message}${where(this.#ctx, peer)}`, this.#ctx.conn.number);
             this.#done = true;
             this.#ctx.conn.protocol.destroy();
@@ -297,7 +317,7 @@ class ProxyAttempts {
     if (!proxy.nextUpstream.has(key as never) || !this.#mayRetry()) return false;
     upstream.abort();
     // nginx counts 500, 502, 503 and 504 as peer failures; 403, 404 and 429 only move on.
-    this.#record(attempt, head.status >= 500 ? 'failed' : 'next', key, Date.now(), ' while reading response header from upstream');
+    this.#record(attempt, head.status >= 500 ? 'failed' : 'next', key, ' while reading response header from upstream');
     this.next();
     return true;
   }
@@ -323,9 +343,9 @@ class ProxyAttempts {
       this.#connect(attempt);
       return;
     }
-    this.#record(attempt, 'failed', failure.kind, Date.now(), actionOf(failure.message, ' while reading response header from upstream'));
+    this.#record(attempt, 'failed', failure.kind, actionOf(failure.message, ' while reading response header from upstream'));
     ctx.log.error(`${failure.message}${where(ctx, attempt.peer)}`, ctx.conn.number);
-    (ctx.request.upstreamStatus ??= []).push('502');
+    failUpstreamState(this.#state, failure.kind === 'timeout' ? 504 : 502);
     const nextCase = failure.kind === 'invalid_header' ? 'invalid_header' : failure.kind;
     if (ctx.proxy.nextUpstream.has(nextCase) && this.#mayRetry(sent)) {
       this.next();
@@ -339,10 +359,22 @@ class ProxyAttempts {
    * "while ..." of the phase that failed, which its [warn] "upstream server temporarily disabled"
    * carries (the connection's log action when ngx_http_upstream_free_round_robin_peer() logs it).
    */
-  #record(attempt: UpstreamAttempt, outcome: 'ok' | 'failed' | 'next', reason: string, start: number, action = ''): void {
-    (this.#ctx.request.upstreamResponseTime ??= []).push(Date.now() - start);
+  #record(attempt: UpstreamAttempt, outcome: 'ok' | 'failed' | 'next', reason: string, action = ''): void {
+    this.#settleState(attempt);
     if (attempt.finish(outcome, reason)) {
       this.#ctx.log.warn(`upstream server temporarily disabled${action}${where(this.#ctx, attempt.peer)}`, this.#ctx.conn.number);
+    }
+  }
+
+  /** The try's response time and byte counts, once, when it ends. */
+  #settleState(attempt: UpstreamAttempt): void {
+    const state = this.#state;
+    if (state === undefined || state.responseMs >= 0) return;
+    state.responseMs = attempt.elapsedMs();
+    const io = this.#io;
+    if (io !== undefined) {
+      state.bytesReceived = io.socket.bytesRead - io.read;
+      state.bytesSent = io.socket.bytesWritten - io.written;
     }
   }
 
@@ -443,6 +475,6 @@ function actionOf(message: string, fallback: string): string {
 function where(ctx: ProxyContext, peer?: Peer): string {
   const { request, conn, proxy } = ctx;
   const host = request.header('host');
-  const upstream = peer === undefined ? '' : `, upstream: "${proxy.scheme}://${peer.name}${upstreamUri(request, proxy.uri, proxy.locationPrefix)}"`;
+  const upstream = peer === undefined ? '' : `, upstream: "${proxy.scheme}://${peer.name}${proxy.uriFor(request)}"`;
   return `, client: ${conn.remoteAddress}, server: ${request.serverName}, request: "${request.requestLine}"${upstream}${host === undefined ? '' : `, host: "${host}"`}`;
 }

@@ -5,6 +5,7 @@
 import type { TlsConnectionInfo } from '../tls/sni.js';
 import type { RequestHead } from './h1/head-parser.js';
 import type { RefererCheck } from './referer-module.js';
+import type { UpstreamStateList } from './upstream-states.js';
 
 /** What a request knows of its connection, captured once when the connection is accepted. */
 export interface ConnectionInfo {
@@ -91,11 +92,8 @@ export class HttpRequest {
   proxyHost = '';
   /** The scheme of the proxy_pass URL, for `$proxy_port`'s default. */
   proxyScheme: 'http' | 'https' = 'http';
-  /** `$upstream_addr`, `$upstream_status`, `$upstream_response_time`: one entry per peer tried. */
-  upstreamAddr: string[] | undefined;
-  upstreamStatus: string[] | undefined;
-  /** In milliseconds; formatted only when a log reads it. */
-  upstreamResponseTime: number[] | undefined;
+  /** Every upstream try (`$upstream_addr`, `$upstream_status`, the times and byte counts); formatted only when read. */
+  upstreamStates: UpstreamStateList | undefined;
   /** `$remote_addr` and `$remote_port`: the connection's, or the client address realip found. */
   remoteAddress: string;
   remotePort: string;
@@ -116,10 +114,6 @@ export class HttpRequest {
   variableCache: Map<object, unknown> | undefined;
   /** The last upstream response head's fields, flat (`$upstream_http_*`, `$upstream_cookie_*`). */
   upstreamHeaders: readonly string[] | undefined;
-  /** `$upstream_response_length`: body bytes read, one entry per peer that answered. */
-  upstreamResponseLength: number[] | undefined;
-  /** `$upstream_header_time`, in ms, one entry per peer that answered. */
-  upstreamHeaderTime: number[] | undefined;
   /** The request body as read into memory to be passed on (`$request_body`); undefined when not read so. */
   requestBody: readonly Buffer[] | undefined;
   /** The response header fields sent, flat (`$sent_http_*`); undefined before the head. */

@@ -18,6 +18,7 @@ import { formatIso8601, formatTimeLocal } from './time-format.js';
 import { NGINX_VERSION } from '../core/version.js';
 import type { ResponseHead } from './h1/head-parser.js';
 import { sslVariables } from '../tls/ssl-variables.js';
+import { formatUpstreamStates, stateSeconds } from './upstream-states.js';
 
 type Getter = VariableGetter<HttpRequest>;
 
@@ -83,11 +84,9 @@ export function findSetCookie(fields: readonly string[] | undefined, name: strin
   return undefined;
 }
 
-/** Records what an upstream's response head brings to `$upstream_http_*`, `$upstream_header_time` and `$upstream_response_length`; called by the proxy once per head. */
-export function recordUpstreamHead(request: HttpRequest, head: ResponseHead, startedMs: number): void {
+/** Records what an upstream's response head brings to `$upstream_http_*` and `$upstream_cookie_*`; called by the proxy once per head. */
+export function recordUpstreamHead(request: HttpRequest, head: ResponseHead): void {
   request.upstreamHeaders = head.headers;
-  (request.upstreamHeaderTime ??= []).push(Date.now() - startedMs);
-  (request.upstreamResponseLength ??= []).push(0);
 }
 
 /** `$request_length`: the head as received (HTTP/1) and the body read or discarded. */
@@ -169,11 +168,15 @@ const HTTP_VARIABLES: Readonly<Record<string, Getter>> = {
   },
   // ngx_http_grpc_module's: "trailers" when the client's TE lists it, for the TE sent to gRPC servers.
   grpc_internal_trailers: (r) => (r.header('te')?.split(',').some((token) => token.split(';')[0]?.trim().toLowerCase() === 'trailers') === true ? 'trailers' : undefined),
-  upstream_addr: (r) => r.upstreamAddr?.join(', '),
-  upstream_status: (r) => r.upstreamStatus?.join(', '),
-  upstream_response_time: (r) => r.upstreamResponseTime?.map(seconds).join(', '),
-  upstream_header_time: (r) => r.upstreamHeaderTime?.map(seconds).join(', '),
-  upstream_response_length: (r) => r.upstreamResponseLength?.join(', '),
+  // ngx_http_upstream.c's list variables: one entry per try, " : " between upstream cycles.
+  upstream_addr: (r) => formatUpstreamStates(r.upstreamStates, (state) => state.peer),
+  upstream_status: (r) => formatUpstreamStates(r.upstreamStates, (state) => (state.status === 0 ? '-' : String(state.status))),
+  upstream_connect_time: (r) => formatUpstreamStates(r.upstreamStates, (state) => stateSeconds(state.connectMs)),
+  upstream_header_time: (r) => formatUpstreamStates(r.upstreamStates, (state) => stateSeconds(state.headerMs)),
+  upstream_response_time: (r) => formatUpstreamStates(r.upstreamStates, (state) => stateSeconds(state.responseMs)),
+  upstream_response_length: (r) => formatUpstreamStates(r.upstreamStates, (state) => String(state.responseLength)),
+  upstream_bytes_received: (r) => formatUpstreamStates(r.upstreamStates, (state) => String(state.bytesReceived)),
+  upstream_bytes_sent: (r) => formatUpstreamStates(r.upstreamStates, (state) => String(state.bytesSent)),
   // hitless has no proxy_cache: nginx's answer for a request no cache saw is "not found".
   upstream_cache_status: () => undefined,
   hostname: () => HOSTNAME,
