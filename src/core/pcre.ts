@@ -8,11 +8,15 @@
  * `(?x)`, `(?U)`) and caseless matching, which becomes explicit ASCII classes (`a` is `[Aa]`): PCRE
  * folds ASCII only in the C locale, and V8's linear-time engine cannot take the `i` flag.
  *
+ * Unicode properties (`\p{N}`) become the set of bytes whose Latin-1 code point has the property,
+ * as PCRE2 reads them without UTF (pcre-properties.ts).
+ *
  * A PCRE construct JavaScript cannot express (atomic groups, possessive quantifiers, recursion,
  * conditionals, verbs, `\K`) is refused with nginx's `pcre2_compile() failed: ...` message, never
  * read as something else. See docs/regex.md.
  */
 import { HitlessError } from './errors.js';
+import { CASED_CATEGORIES, propertyName, propertyRanges } from './pcre-properties.js';
 import { complement, DIGIT, emitSet, escapeUnit, foldCase, HSPACE, MAX_UNIT, NEWLINE, POSIX, SPACE, VSPACE, WORD, type Ranges } from './pcre-sets.js';
 
 /**
@@ -644,7 +648,7 @@ class Translator {
       case 'X': return this.#refuse('\\X', at);
       case 'p':
       case 'P':
-        return this.#refuse(`\\${c} (Unicode properties)`, at);
+        return this.#emitAtom(emitSet(this.#property(c === 'P', at)));
       case 'k': {
         const open = p[this.#i];
         const close = open === '<' ? '>' : open === "'" ? "'" : open === '{' ? '}' : undefined;
@@ -854,7 +858,7 @@ class Translator {
         return this.#fail('escape sequence is invalid in character class', this.#i - 1);
       case 'p':
       case 'P':
-        return this.#refuse(`\\${e} (Unicode properties)`, at);
+        return this.#property(e === 'P', at);
       case '8':
       case '9':
         return e.charCodeAt(0);
@@ -864,5 +868,40 @@ class Translator {
     const unit = this.#characterEscape(e, at);
     if (unit === undefined) this.#fail('unrecognized character follows \\', this.#i - 1);
     return unit;
+  }
+  /**
+   * `\p{name}`, `\pL`, `\p{^name}` (and `\P`) after the letter, as a set of bytes: see
+   * pcre-properties.ts. PCRE does not fold a property under caseless matching, so a cased
+   * category there (or JavaScript's i flag) could not keep its meaning: refused.
+   */
+  #property(negated: boolean, at: number): Ranges {
+    const p = this.#p;
+    let text: string;
+    if (p[this.#i] === '{') {
+      const end = p.indexOf('}', this.#i);
+      if (end === -1) this.#fail('malformed \\P or \\p sequence', p.length);
+      text = p.slice(this.#i + 1, end);
+      this.#i = end + 1;
+      if (text.startsWith('^')) {
+        negated = !negated;
+        text = text.slice(1);
+      }
+    } else {
+      const letter = p[this.#i];
+      if (letter === undefined) this.#fail('malformed \\P or \\p sequence', this.#i);
+      text = letter;
+      this.#i++;
+    }
+    const name = propertyName(text);
+    if (name === undefined) {
+      if (/^[A-Za-z][A-Za-z0-9_ -]*$/.test(text)) this.#fail(`\\p{${text}} is not supported by hitless (only the general categories, L& and Any are)`, at);
+      this.#fail('unknown property after \\P or \\p', this.#i);
+    }
+    const ranges = propertyRanges(name);
+    if (CASED_CATEGORIES.has(name)) {
+      if (this.#flags.i) this.#fail(`\\p{${name}} in a caseless pattern is not supported by hitless (PCRE does not fold a property)`, at);
+      this.#caseSensitiveLetters = true;
+    }
+    return negated ? complement(ranges) : ranges;
   }
 }

@@ -74,6 +74,8 @@ declare module '../conf/registry.js' {
     server_names_hash_bucket_size: number;
     variables_hash_max_size: number;
     variables_hash_bucket_size: number;
+    connection_pool_size: number;
+    request_pool_size: number;
     proxy_temp_path: string;
     proxy_buffers: HeaderBuffers;
     proxy_buffer_size: number;
@@ -92,6 +94,22 @@ const NO_TEMP_FILES = 'hitless never writes temporary files: request bodies are 
 const PROXY_READ_AHEAD = 'proxy responses are streamed through Node\'s socket buffers; with proxy_buffering on hitless reads up to 1 MiB ahead of a slow client, in memory';
 /** Why hash sizes do not apply. */
 const NO_HASH_TABLES = 'names are looked up in JavaScript Maps, which size themselves';
+/** Why nginx's memory pool sizes do not apply. */
+const NO_POOLS = 'V8 allocates and collects a connection\'s and a request\'s memory, there are no nginx memory pools to size';
+
+/**
+ * nginx's NGX_MIN_POOL_SIZE on a 64-bit system (sizeof(ngx_pool_t) plus two ngx_pool_large_t,
+ * aligned to NGX_POOL_ALIGNMENT, 16), which `ngx_http_core_pool_size()` checks.
+ */
+const MIN_POOL_SIZE = 112;
+
+/** `connection_pool_size`, `request_pool_size`: a size checked as `ngx_http_core_pool_size()` does. */
+function poolSizeValue(args: readonly string[], ctx: DirectiveContext): number {
+  const size = sizeValue(args, ctx);
+  if (size < MIN_POOL_SIZE) ctx.fail(`the pool size must be no less than ${MIN_POOL_SIZE}`);
+  if (size % 16 !== 0) ctx.fail('the pool size must be a multiple of 16');
+  return size;
+}
 
 /** The methods nginx 1.22 knows (`ngx_methods_names`). */
 const METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'MKCOL', 'COPY', 'MOVE', 'OPTIONS', 'PROPFIND', 'PROPPATCH', 'LOCK', 'UNLOCK', 'PATCH']);
@@ -466,6 +484,24 @@ export const CORE_DIRECTIVES: readonly AnyDirectiveSpec[] = [
     default: 64,
     defaultText: 'variables_hash_bucket_size 64;',
   }, NO_HASH_TABLES),
+  knob({
+    name: 'connection_pool_size',
+    contexts: HTTP_SERVER,
+    syntax: 'size;',
+    summary: 'nginx: the memory pool of a connection. hitless checks the size as nginx does, then warns: V8 manages the memory.',
+    parse: poolSizeValue,
+    default: 512,
+    defaultText: 'connection_pool_size 256|512;',
+  }, NO_POOLS),
+  knob({
+    name: 'request_pool_size',
+    contexts: HTTP_SERVER,
+    syntax: 'size;',
+    summary: 'nginx: the memory pool of a request. hitless checks the size as nginx does, then warns: V8 manages the memory.',
+    parse: poolSizeValue,
+    default: 4096,
+    defaultText: 'request_pool_size 4k;',
+  }, NO_POOLS),
 ];
 
 /** The proxy buffering family, appended to `ngx_http_proxy_module`'s table. */

@@ -447,7 +447,7 @@ export class RequestHandler {
       connection: conn.number,
       where: () => context(request, conn),
       headers: (status, list) => {
-        this.applyLevel(exchange, conn, level, false);
+        this.applyLevel(exchange, conn, level, false, request);
         addHeaders(list, level, request, status);
       },
       redirectLocation: (path) => (server === undefined ? path : absoluteLocation(path, request, conn, server, level)),

@@ -109,41 +109,63 @@ export function normalizeUri(path: string, mergeSlashes = true): string | undefi
   return `/${segments.join('/')}${trailingSlash ? '/' : ''}`;
 }
 
+/** What a host name may hold besides letters and digits (RFC 3986 unreserved, sub-delims, `%`), and `:` inside `[...]`. */
+const HOST_CHARS = new Set([...'-._~!$&\'()*+,;=%']);
+
 /**
- * Validates a `Host` value as `ngx_http_validate_host()` does and returns the host part,
- * lowercased, without port or trailing dot. Undefined for a host nginx refuses with 400
- * (`client sent invalid host header`): `..`, a slash, a control character or nothing at all.
+ * Validates a `Host` value as `ngx_http_validate_host()` does (nginx 1.29.4: only RFC 3986
+ * reg-name characters, an IP literal in brackets, a port of digits up to 65535) and returns the
+ * host part, lowercased, without port or trailing dot. Undefined for a host nginx refuses with
+ * 400 (`client sent invalid host header`): `..`, a character outside those, a bad port, an empty
+ * host or a dot after an IP literal.
  */
 export function validateHost(raw: string): string | undefined {
   let dotPos = raw.length;
   let hostLen = raw.length;
-  let state: 'usual' | 'literal' | 'rest' = 'usual';
+  let port = 0;
+  let state: 'start' | 'host' | 'literal' | 'end' | 'port' = 'start';
   for (let i = 0; i < raw.length; i++) {
-    const code = raw.charCodeAt(i);
-    switch (code) {
-      case 0x2e: // '.'
+    const ch = raw[i] as string;
+    if (state === 'start') {
+      if (ch === '[') {
+        state = 'literal';
+        continue;
+      }
+      state = 'host';
+    }
+    if (state === 'host' || state === 'literal') {
+      if (/[A-Za-z0-9]/.test(ch)) continue;
+      if (ch === ':') {
+        if (state === 'host') {
+          hostLen = i;
+          state = 'port';
+        }
+        continue;
+      }
+      if (ch === ']' && state === 'literal') {
+        hostLen = i + 1;
+        state = 'end';
+        continue;
+      }
+      if (ch === '.') {
         if (dotPos === i - 1) return undefined;
         dotPos = i;
-        break;
-      case 0x3a: // ':'
-        if (state === 'usual') {
-          hostLen = i;
-          state = 'rest';
-        }
-        break;
-      case 0x5b: // '['
-        if (i === 0) state = 'literal';
-        break;
-      case 0x5d: // ']'
-        if (state === 'literal') {
-          hostLen = i + 1;
-          state = 'rest';
-        }
-        break;
-      default:
-        if (code === 0x2f || code <= 0x20 || code === 0x7f) return undefined;
+        continue;
+      }
+      if (!HOST_CHARS.has(ch)) return undefined;
+      continue;
     }
+    if (state === 'end') {
+      if (ch !== ':') return undefined;
+      state = 'port';
+      continue;
+    }
+    // state === 'port'
+    if (ch < '0' || ch > '9') return undefined;
+    port = port * 10 + Number(ch);
+    if (port > 65535) return undefined;
   }
+  if (state === 'literal') return undefined;
   if (dotPos === hostLen - 1) hostLen--;
   if (hostLen <= 0) return undefined;
   return raw.slice(0, hostLen).toLowerCase();

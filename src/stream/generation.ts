@@ -186,6 +186,7 @@ export class StreamGeneration {
       nextTimeoutMs: block.get('proxy_next_upstream_timeout'),
       proxyProtocol: block.get('proxy_protocol') ? block.get('proxy_protocol_version') : 0,
       tcpNodelay: block.get('tcp_nodelay'),
+      halfClose: block.get('proxy_half_close'),
       responses: block.get('proxy_responses'),
       requests: block.get('proxy_requests'),
       // proxy_ssl_name defaults to the host of proxy_pass (a group's name, or the address's host).

@@ -28,6 +28,7 @@ declare module '../conf/registry.js' {
     proxy_ssl: boolean;
     proxy_responses: number | undefined;
     proxy_requests: number;
+    proxy_half_close: boolean;
   }
 }
 
@@ -128,6 +129,17 @@ export const streamProxyModule: ConfModule = {
       default: () => 0,
       defaultText: 'proxy_requests 0;',
       parse: ([value = ''], ctx) => parseNumber(value) ?? ctx.fail('"proxy_requests" directive invalid number'),
+    }),
+    defineDirective({
+      kind: 'value',
+      name: 'proxy_half_close',
+      contexts: STREAM_SERVER_CONTEXTS,
+      args: 'flag',
+      syntax: 'on | off;',
+      summary: 'Whether a FIN from one side is passed on and the other direction kept open until it closes too; off: the first FIN ends the session once the other side has been sent everything.',
+      default: () => false,
+      defaultText: 'proxy_half_close off;',
+      parse: ([value]) => value === 'on',
     }),
     defineDirective({
       kind: 'value',

@@ -3,7 +3,9 @@
  * group's balancer, connect within proxy_connect_timeout, pass a failed connect to the next peer
  * (proxy_next_upstream, _tries, _timeout), send the PROXY protocol header and TLS if asked, then
  * copy bytes both ways until both sides are done, with proxy_timeout between two transfers.
- * A client that half-closes keeps receiving: its FIN is passed on, as nginx's `shutdown(SHUT_WR)`.
+ * A side's FIN ends the session once the other side has been sent everything (nginx's default,
+ * `proxy_half_close off`); with `proxy_half_close on` it is passed on, as nginx's `shutdown(SHUT_WR)`,
+ * and the session ends when both sides have sent theirs.
  */
 import type { ConnectionBudget } from '../core/connection-budget.js';
 import type { Socket } from 'node:net';
@@ -29,6 +31,8 @@ export interface StreamProxySettings {
   /** 0 when proxy_protocol is off. */
   readonly proxyProtocol: 0 | 1 | 2;
   readonly tcpNodelay: boolean;
+  /** proxy_half_close: pass a FIN on and keep the other direction open (default off). */
+  readonly halfClose: boolean;
   /** UDP: proxy_responses, undefined for no limit. */
   readonly responses: number | undefined;
   /** UDP: proxy_requests, 0 for no limit. */
@@ -143,9 +147,10 @@ function proxyHeader(session: StreamSession, version: 1 | 2): Buffer {
 }
 
 /**
- * Copies bytes both ways. A side's FIN is passed on to the other; the session is over when both
- * sockets have closed (every byte written), when one fails (both are destroyed), or after
- * proxy_timeout without a transfer.
+ * Copies bytes both ways. A side's FIN is passed on to the other; the session is over once that
+ * side has been sent every byte (proxy_half_close off, `ngx_stream_proxy_test_finalize()`), or
+ * with proxy_half_close on when both sockets have closed; when one fails (both are destroyed); or
+ * after proxy_timeout without a transfer.
  */
 function relay(session: StreamSession, client: ProxiedClient, upstream: Socket, record: UpstreamTry, attempt: UpstreamAttempt, settings: StreamProxySettings, log: ErrorLog, done: (reason: string) => void): void {
   const downstream = client.socket;
@@ -190,7 +195,11 @@ function relay(session: StreamSession, client: ProxiedClient, upstream: Socket, 
     to.on('drain', () => from.resume());
     from.on('end', () => {
       own.ended = true;
-      to.end();
+      // Without proxy_half_close, nginx finalizes the session as soon as one side's read end is at
+      // EOF and nothing is left to write to the other (ngx_stream_proxy_test_finalize()): bytes the
+      // other side sends later are not waited for.
+      if (settings.halfClose) to.end();
+      else to.end(() => finishRelay());
     });
     from.on('error', () => finishRelay('error'));
     from.on('close', (hadError: boolean) => {
@@ -213,7 +222,8 @@ function relay(session: StreamSession, client: ProxiedClient, upstream: Socket, 
   // A client that sent its FIN during the preread: pass it on now.
   if (downstream.readableEnded) {
     state.downstream.ended = true;
-    upstream.end();
+    if (settings.halfClose) upstream.end();
+    else upstream.end(() => finishRelay());
   }
   downstream.resume();
 }

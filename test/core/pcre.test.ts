@@ -85,13 +85,18 @@ const cases: readonly Case[] = [
   { pattern: '(?i)(a+)\\1', subjects: ['aA', 'Aa', 'ab'] },
   { pattern: '(\\w)\\1[\\d]', caseless: true, subjects: ['xX1', 'xy1'] },
   { pattern: '^(www\\.)?(?<domain>.+)$', caseless: true, subjects: ['www.Example.com', 'example.org'] },
+  // Unicode properties without UTF: a byte is the Latin-1 code point of its value (http_server_name.t's \p{N}).
+  { pattern: '^(?P<name>www\\p{N}+)\\.example\\.com$', subjects: ['www12.example.com', 'www\xb2\xbc.example.com', 'wwwx.example.com', 'www\xc2\xb2.example.com'] },
+  { pattern: '^\\pL+\\P{L}[\\p{^N}\\p{Zs}]$', subjects: ['ab1x', 'a\xe9\xaa-\xa0', 'ab12', 'A\xd7 '] },
+  { pattern: '^\\p{nd}\\p{ L_u }\\p{L&}\\p{Any}$', subjects: ['1Ab\n', '1ab\n', '\xb2Ab\x00', '9\xc0\xb5\xff'] },
+  { pattern: '^[\\p{P}\\p{S}]+$', caseless: true, subjects: ['!$\xa7\xb6', 'a!', '\xab\xbb\xbf'] },
 ];
 
 /** Valid PCRE that hitless cannot express, each refused. */
-const refused: readonly string[] = ['(?>a+)b', 'a++b', 'a*+', '(a(?1)?)', '(?R)', '(?<n>a|(?&n)b)', '(?<n>x(?P>m))(?<m>y(?P>n))', '(a)?(?(1)b|c)', '(*UTF)a', '(?|(a)|(b))', 'a\\Kb', '\\R', '\\X', '\\p{L}', '(?J)(?<n>a)|(?<n>b)', '(?<a>x)(?<A>y)', '(a)(?i)\\1', '[a-z](?i)(x)\\1', '(a)?b\\1', '(a)|\\1b', '(a\\1)', '\\1(a)', '(?:(a)|b)+', '(?:x(a)?)+', '(?:(?:(a)|b)c)*'];
+const refused: readonly string[] = ['(?>a+)b', 'a++b', 'a*+', '(a(?1)?)', '(?R)', '(?<n>a|(?&n)b)', '(?<n>x(?P>m))(?<m>y(?P>n))', '(a)?(?(1)b|c)', '(*UTF)a', '(?|(a)|(b))', 'a\\Kb', '\\R', '\\X', '(?J)(?<n>a)|(?<n>b)', '(?<a>x)(?<A>y)', '(a)(?i)\\1', '[a-z](?i)(x)\\1', '(a)?b\\1', '(a)|\\1b', '(a\\1)', '\\1(a)', '(?:(a)|b)+', '(?:x(a)?)+', '(?:(?:(a)|b)c)*'];
 
 /** Invalid PCRE: our message must be PCRE's. */
-const invalid: readonly string[] = ['(abc', 'a)b', '[abc', '(?<n>a)(?<n>b)', '*a', '\\k<zz>', '[z-a]', '(?z)', '\\c', '(?<1a>x)', 'a{3,2}', 'x{2}{3}', '\\x{100}', '\\2(a)', '[[:foo:]]', '[[.a.]]', '[:alpha:]', 'a\\ub', '\\i', '^*', '[\\d-z]', '(?#abc', 'a{99999}'];
+const invalid: readonly string[] = ['(abc', 'a)b', '[abc', '(?<n>a)(?<n>b)', '*a', '\\k<zz>', '[z-a]', '(?z)', '\\c', '(?<1a>x)', 'a{3,2}', 'x{2}{3}', '\\x{100}', '\\2(a)', '[[:foo:]]', '[[.a.]]', '[:alpha:]', 'a\\ub', '\\i', '^*', '[\\d-z]', '(?#abc', 'a{99999}', '\\p{N', '\\p'];
 
 /** Configuration text as nginx hands it to PCRE: UTF-8 bytes, one char per byte here. */
 function bytes(text: string): string {
@@ -193,6 +198,14 @@ describe('PCRE to JavaScript, judged by pcre2test', () => {
         assert.deepEqual(got, want, `${c.pattern} on ${JSON.stringify(subject)}`);
       });
     });
+  });
+
+  it('refuses a property other than a general category, L& and Any (scripts, PCRE\'s X properties), and \\p{Lu} when caseless', () => {
+    const expected = judge(dir, ['\\p{Greek}', '\\p{Xan}'].map((pattern) => ({ pattern, caseless: false, subjects: [] })));
+    assert.ok(expected.every((result) => Array.isArray(result)), 'pcre2test takes both');
+    assert.throws(() => translatePcre('\\p{Greek}'), /pcre2_compile\(\) failed: \\p\{Greek\} is not supported by hitless \(only the general categories, L& and Any are\) in "/);
+    assert.throws(() => translatePcre('x\\p{Xan}'), /\\p\{Xan\} is not supported by hitless/);
+    assert.throws(() => translatePcre('\\p{Lu}', { caseless: true }), /\\p\{Lu\} in a caseless pattern is not supported by hitless \(PCRE does not fold a property\)/);
   });
 
   it('refuses what PCRE2 accepts but JavaScript cannot express, in nginx\'s words', () => {

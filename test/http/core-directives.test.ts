@@ -5,7 +5,7 @@
  * limit_except, and the [warn] of the directives hitless cannot apply. Real sockets on loopback.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { connect } from 'node:net';
 import { join } from 'node:path';
@@ -69,6 +69,8 @@ describe('core directives on the wire', () => {
 
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'hitless-core-'));
+    mkdirSync(join(dir, 'safari-static'));
+    writeFileSync(join(dir, 'safari-static', 'file'), 'static\n');
     // An upstream whose responses have no length: the body ends with the connection.
     upstream = await rawUpstream((socket) => {
       socket.once('data', () => socket.end('HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nto the close'));
@@ -87,6 +89,7 @@ describe('core directives on the wire', () => {
           location /stream/ { proxy_pass http://127.0.0.1:${upstream.port}; }
           location /nochunk/ { chunked_transfer_encoding off; proxy_pass http://127.0.0.1:${upstream.port}; }
           location /safari/ { keepalive_disable safari; return 200 "ok\\n"; }
+          location /safari-static/ { keepalive_disable safari; root ${dir}; }
           location /first/ { error_page 404 /second/; return 404; }
           location /second/ { error_page 404 /third/; return 404; }
           location /third/ { return 200 "third\\n"; }
@@ -200,6 +203,15 @@ describe('core directives on the wire', () => {
       assert.equal((await safari.get('/safari/', 'a', `User-Agent: ${SAFARI}\r\n`)).headers.connection, 'close');
     } finally {
       safari.destroy();
+    }
+    // A static file's response did not apply keepalive_disable: only return and proxy did (http_keepalive.t).
+    const staticFile = await RawClient.connect(port('127.0.0.1:8080'));
+    try {
+      const reply = await staticFile.get('/safari-static/file', 'a', `User-Agent: ${SAFARI}\r\n`);
+      assert.equal(reply.status, 200);
+      assert.equal(reply.headers.connection, 'close');
+    } finally {
+      staticFile.destroy();
     }
   });
 

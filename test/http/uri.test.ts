@@ -55,6 +55,20 @@ describe('uri: Host as ngx_http_validate_host() takes it', () => {
     ['a/b', undefined],
     ['a b', undefined],
     [':80', undefined],
+    // nginx 1.29.4's stricter ngx_http_validate_host() (http_host.t): a port is digits up to 65535,
+    // nothing may follow an IP literal but a port, and a host holds RFC 3986 reg-name characters only.
+    ['abcd-ef.g02.xyz.:88', 'abcd-ef.g02.xyz'],
+    ['example.com.:1.2', undefined],
+    ['example.com:65535', 'example.com'],
+    ['example.com:65536', undefined],
+    ['example.com:8x', undefined],
+    ['[abcd::ef98:0:7654:321].', undefined],
+    ['[abcd::ef98:0:7654:321].:98', undefined],
+    ['[abcd::ef98:0:7654:321]..:98', undefined],
+    ['[::1', undefined],
+    ['a_b~c!$&\'()*+,;=%41', 'a_b~c!$&\'()*+,;=%41'],
+    ['a"b', undefined],
+    ['a\u00e9b', undefined],
   ];
   for (const [raw, host] of table) it(`${JSON.stringify(raw)} -> ${String(host)}`, () => assert.equal(validateHost(raw), host));
 });

@@ -23,7 +23,7 @@ http {
     # An http group of the same name: its health is kept apart from the stream group's.
     upstream pool { server 127.0.0.1:${b}; }
 }
-stream {
+stream { proxy_half_close on;
     upstream pool {
         server 127.0.0.1:${a};
         server 127.0.0.1:${b};

@@ -15,7 +15,7 @@ describe('stream proxy_pass to an echo backend', () => {
 
   before(async () => {
     backend = await echoBackend();
-    served = await serveStream(`stream {
+    served = await serveStream(`stream { proxy_half_close on;
       log_format s '$remote_addr $protocol $status $bytes_sent $bytes_received "$upstream_addr" $upstream_bytes_sent $upstream_bytes_received';
       access_log ${dir.path}/stream.log s;
       server { listen 127.0.0.1:1; proxy_pass 127.0.0.1:${backend.port}; }
@@ -46,7 +46,7 @@ describe('stream proxy_pass to an echo backend', () => {
       // Answers only once the client's FIN has come through the proxy.
       socket.on('end', () => setTimeout(() => socket.end(`after FIN: ${got}`), 50));
     });
-    const proxy = await serveStream(`stream { server { listen 127.0.0.1:1; proxy_pass 127.0.0.1:${late.port}; } }`);
+    const proxy = await serveStream(`stream { proxy_half_close on; server { listen 127.0.0.1:1; proxy_pass 127.0.0.1:${late.port}; } }`);
     try {
       const answer = await exchange(proxy.port, 'question');
       assert.equal(answer.toString(), 'after FIN: question');
@@ -68,7 +68,7 @@ describe('stream proxy_timeout, return and failures', () => {
   it('closes a session silent for proxy_timeout', async () => {
     const silent = await startBackend(() => undefined);
     const { log, lines } = memoryLog();
-    const proxy = await serveStream(`stream { server { listen 127.0.0.1:1; proxy_timeout 200ms; proxy_pass 127.0.0.1:${silent.port}; } }`, '/tmp', log);
+    const proxy = await serveStream(`stream { proxy_half_close on; server { listen 127.0.0.1:1; proxy_timeout 200ms; proxy_pass 127.0.0.1:${silent.port}; } }`, '/tmp', log);
     try {
       const answer = await exchange(proxy.port, 'x', { halfClose: false, timeoutMs: 5_000 });
       assert.equal(answer.length, 0);
@@ -80,7 +80,7 @@ describe('stream proxy_timeout, return and failures', () => {
   });
 
   it('answers return with its value and closes', async () => {
-    const proxy = await serveStream(`stream { server { listen 127.0.0.1:1; return "hello $remote_addr\\n"; } }`);
+    const proxy = await serveStream(`stream { proxy_half_close on; server { listen 127.0.0.1:1; return "hello $remote_addr\\n"; } }`);
     try {
       assert.equal((await exchange(proxy.port, '')).toString(), 'hello 127.0.0.1\n');
     } finally {
@@ -91,7 +91,7 @@ describe('stream proxy_timeout, return and failures', () => {
   it('closes the client when no peer can be reached, with status 502 in the log', async () => {
     const dir = tempDir();
     const { log, lines } = memoryLog();
-    const proxy = await serveStream(`stream {
+    const proxy = await serveStream(`stream { proxy_half_close on;
       log_format s '$status $upstream_addr $upstream_connect_time';
       access_log ${dir.path}/s.log s;
       server { listen 127.0.0.1:1; proxy_connect_timeout 1s; proxy_pass 127.0.0.1:1; }
@@ -111,7 +111,7 @@ describe('stream proxy_timeout, return and failures', () => {
 describe('PROXY protocol', () => {
   it('sends a v1 header with the client address before the session bytes (proxy_protocol on)', async () => {
     const backend = await echoBackend();
-    const proxy = await serveStream(`stream { server { listen 127.0.0.1:1; proxy_protocol on; proxy_pass 127.0.0.1:${backend.port}; } }`);
+    const proxy = await serveStream(`stream { proxy_half_close on; server { listen 127.0.0.1:1; proxy_protocol on; proxy_pass 127.0.0.1:${backend.port}; } }`);
     try {
       const answer = (await exchange(proxy.port, 'data')).toString();
       assert.match(answer, new RegExp(`^PROXY TCP4 127\\.0\\.0\\.1 127\\.0\\.0\\.1 [0-9]+ ${proxy.port}\\r\\ndata$`));
@@ -123,7 +123,7 @@ describe('PROXY protocol', () => {
 
   it('sends a v2 header with proxy_protocol_version 2', async () => {
     const backend = await echoBackend();
-    const proxy = await serveStream(`stream { server { listen 127.0.0.1:1; proxy_protocol on; proxy_protocol_version 2; proxy_pass 127.0.0.1:${backend.port}; } }`);
+    const proxy = await serveStream(`stream { proxy_half_close on; server { listen 127.0.0.1:1; proxy_protocol on; proxy_protocol_version 2; proxy_pass 127.0.0.1:${backend.port}; } }`);
     try {
       const answer = await exchange(proxy.port, 'data');
       const header = readProxyProtocol(answer);
@@ -140,7 +140,7 @@ describe('PROXY protocol', () => {
 
   it('reads a header on listen ... proxy_protocol and trusts its address with set_real_ip_from', async () => {
     const backend = await echoBackend();
-    const proxy = await serveStream(`stream {
+    const proxy = await serveStream(`stream { proxy_half_close on;
       server { listen 127.0.0.1:1 proxy_protocol; set_real_ip_from 127.0.0.1; return "$remote_addr:$remote_port $realip_remote_addr $proxy_protocol_addr"; }
       server { listen 127.0.0.1:2 proxy_protocol; return "$remote_addr $proxy_protocol_addr"; }
       server { listen 127.0.0.1:3 proxy_protocol; proxy_pass 127.0.0.1:${backend.port}; }
@@ -163,7 +163,7 @@ describe('stream limit_conn', () => {
   it('closes sessions over the limit and lets them in again once one ends', async () => {
     const backend = await echoBackend();
     const { log, lines } = memoryLog();
-    const proxy = await serveStream(`stream {
+    const proxy = await serveStream(`stream { proxy_half_close on;
       limit_conn_zone $binary_remote_addr zone=per_ip:1m;
       server { listen 127.0.0.1:1; limit_conn per_ip 1; proxy_pass 127.0.0.1:${backend.port}; }
     }`, '/tmp', log);

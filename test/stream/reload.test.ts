@@ -18,7 +18,7 @@ http {
     access_log off;
     server { listen 127.0.0.1:${httpPort}; location / { return 200 "up\\n"; } }
 }
-stream {
+stream { proxy_half_close on;
     server { listen 127.0.0.1:${streamPort}; proxy_pass 127.0.0.1:${backend}; }
 }
 `;

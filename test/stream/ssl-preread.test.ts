@@ -147,7 +147,7 @@ describe('routing by ssl_preread through a stream server', () => {
     b = await tlsBackend('b', 'b-rsa.fullchain.crt', 'b-rsa.key');
     plain = await echoBackend();
     named = await namedBackend('named');
-    served = await serveStream(`stream {
+    served = await serveStream(`stream { proxy_half_close on;
       map $ssl_preread_server_name $by_name {
         a.test 127.0.0.1:${a.port};
         b.test 127.0.0.1:${b.port};

@@ -30,7 +30,7 @@ describe('stream TLS termination', () => {
 
   before(async () => {
     backend = await echoBackend();
-    served = await serveStream(`stream {
+    served = await serveStream(`stream { proxy_half_close on;
       log_format t '$ssl_protocol $ssl_server_name $bytes_received';
       server {
         listen 127.0.0.1:1 ssl;
@@ -72,7 +72,7 @@ describe('stream proxy_ssl', () => {
     await new Promise<void>((resolve) => upstream.listen(0, '127.0.0.1', resolve));
     const port = (upstream.address() as { port: number }).port;
     const { log, lines } = memoryLog();
-    const proxy = await serveStream(`stream {
+    const proxy = await serveStream(`stream { proxy_half_close on;
       server {
         listen 127.0.0.1:1;
         proxy_ssl on; proxy_ssl_verify on; proxy_ssl_trusted_certificate ${path('ca.crt')};

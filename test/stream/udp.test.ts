@@ -91,7 +91,7 @@ async function serveUdp(text: string): Promise<{ runtime: StreamRuntime; port: n
 }
 
 function streamConf(logPath: string, server: string, upstream = ''): string {
-  return `stream {
+  return `stream { proxy_half_close on;
     log_format udp '$protocol $status $remote_addr $bytes_received $bytes_sent $upstream_addr $session_time';
     ${upstream}
     server { listen 127.0.0.1:9 udp; access_log ${logPath} udp; ${server} }

@@ -22,7 +22,7 @@ function tally(list: readonly string[]): Record<string, number> {
 describe('stream upstream groups', () => {
   it('balances round robin by weight', async () => {
     const [a, b] = await names(2);
-    const proxy = await serveStream(`stream {
+    const proxy = await serveStream(`stream { proxy_half_close on;
       upstream g { server 127.0.0.1:${a?.port} weight=3; server 127.0.0.1:${b?.port}; }
       server { listen 127.0.0.1:1; proxy_pass g; }
     }`);
@@ -38,7 +38,7 @@ describe('stream upstream groups', () => {
   it('keeps a client on one peer with hash $remote_addr, and spreads keys with hash consistent', async () => {
     const backends = await names(3);
     const servers = backends.map((backend) => `server 127.0.0.1:${backend.port};`).join(' ');
-    const proxy = await serveStream(`stream {
+    const proxy = await serveStream(`stream { proxy_half_close on;
       upstream by_addr { hash $remote_addr; ${servers} }
       upstream by_port { hash $remote_port consistent; ${servers} }
       server { listen 127.0.0.1:1; proxy_pass by_addr; }
@@ -60,7 +60,7 @@ describe('stream upstream groups', () => {
       socket.write('busy');
     });
     const [idle] = await names(1);
-    const proxy = await serveStream(`stream {
+    const proxy = await serveStream(`stream { proxy_half_close on;
       upstream g { least_conn; server 127.0.0.1:${busy.port}; server 127.0.0.1:${idle?.port}; }
       server { listen 127.0.0.1:1; proxy_pass g; }
     }`);
@@ -83,7 +83,7 @@ describe('stream upstream groups', () => {
     const dead = await closedPort();
     const [live, backup] = await names(2);
     const { log, lines } = memoryLog();
-    const proxy = await serveStream(`stream {
+    const proxy = await serveStream(`stream { proxy_half_close on;
       upstream g { server 127.0.0.1:${dead} max_fails=1 fail_timeout=60s; server 127.0.0.1:${live?.port}; server 127.0.0.1:${backup?.port} backup; }
       upstream only_dead { server 127.0.0.1:${dead}; server 127.0.0.1:${backup?.port} backup; }
       server { listen 127.0.0.1:1; proxy_pass g; }
@@ -109,7 +109,7 @@ describe('stream upstream groups', () => {
     const [live] = await names(1);
     const { log, lines } = memoryLog();
     const group = `server 127.0.0.1:${deadA}; server 127.0.0.1:${deadB}; server 127.0.0.1:${live?.port};`;
-    const proxy = await serveStream(`stream {
+    const proxy = await serveStream(`stream { proxy_half_close on;
       upstream tries { ${group} }
       upstream off { ${group} }
       server { listen 127.0.0.1:1; proxy_next_upstream_tries 2; proxy_pass tries; }
@@ -130,7 +130,7 @@ describe('stream upstream groups', () => {
   it('logs "no live upstreams" when every peer is down', async () => {
     const [peer] = await names(1);
     const { log, lines } = memoryLog();
-    const proxy = await serveStream(`stream {
+    const proxy = await serveStream(`stream { proxy_half_close on;
       upstream g { server 127.0.0.1:${peer?.port} down; }
       server { listen 127.0.0.1:1; proxy_pass g; }
     }`, '/tmp', log);

@@ -282,7 +282,7 @@ describe('one hitless:upstream:finish per attempt', () => {
       silent = await startBackend(() => undefined);
       resetting = await startBackend((socket) => socket.once('data', () => socket.resetAndDestroy()));
       dead = await closedPort();
-      proxy = await serveStream(`stream {
+      proxy = await serveStream(`stream { proxy_half_close on;
         upstream echo { server 127.0.0.1:${echo.port}; }
         upstream silent { server 127.0.0.1:${silent.port}; }
         upstream resetting { server 127.0.0.1:${resetting.port}; }
