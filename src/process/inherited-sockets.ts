@@ -16,7 +16,7 @@ export type InheritedVia = 'daemon' | 'upgrade' | 'rescue';
 
 /**
  * How a worker starts its master again after the master died (see worker.ts): the master's own
- * command line and directory, which it hands each worker in {@link MASTER_COMMAND_ENV}.
+ * command line and directory, which it hands each worker in its `serve` message.
  */
 export interface MasterCommand {
   readonly execArgv: readonly string[];
@@ -24,8 +24,6 @@ export interface MasterCommand {
   readonly cwd: string;
 }
 
-/** The environment variable that carries the {@link MasterCommand} to the workers. */
-export const MASTER_COMMAND_ENV = 'HITLESS_MASTER_COMMAND';
 
 /** What a master inherited from the process that started it. */
 export interface InheritedSockets {

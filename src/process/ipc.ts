@@ -8,6 +8,7 @@
  * (lib/internal/child_process.js `_handleQueue`), so messages arrive in the order they were sent:
  * every `listen` before the `serve` that follows them.
  */
+import type { MasterCommand } from './inherited-sockets.js';
 import type { ErrorLogTarget } from '../core/log.js';
 import type { StoredCertificate } from '../tls/certificate-store.js';
 import type { LimitConnAnswer, LimitConnCheck, LimitReqAnswer, LimitReqCheck } from '../http/limits.js';
@@ -47,6 +48,8 @@ export interface ServeMessage {
   readonly ticketKey: string;
   /** Every certificate of the master's store (tls/certificate-store.ts). */
   readonly certificates: readonly StoredCertificate[];
+  /** How to start the master again if it dies (worker.ts): its own command line and directory. */
+  readonly master: MasterCommand;
 }
 
 /**

@@ -268,6 +268,7 @@ export class MasterProcess {
       drainGraceMs: this.#options.drainGraceMs,
       ticketKey: this.#ticketKey,
       certificates: this.#certificates.entries(),
+      master: { execArgv: process.execArgv, argv: process.argv.slice(1), cwd: process.cwd() },
     };
     let worker: WorkerProcess;
     try {

@@ -2,7 +2,6 @@
  * The master's side of one worker process: forks it, hands it the listening sockets and the
  * configuration snapshot, tracks its state and reports how it exited.
  */
-import { MASTER_COMMAND_ENV, type MasterCommand } from './inherited-sockets.js';
 import { fork, type ChildProcess } from 'node:child_process';
 import type { Server } from 'node:net';
 import { fileURLToPath } from 'node:url';
@@ -75,8 +74,7 @@ export class WorkerProcess {
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
       // A configured regex that backtracks too much is finished by V8's linear-time engine (core/pcre.ts).
       execArgv: [...process.execArgv, ...REGEXP_GUARD_V8_FLAGS],
-      // How to start the master again if it dies (worker.ts): its own command line.
-      env: { ...(spawn.env ?? process.env), [MASTER_COMMAND_ENV]: JSON.stringify({ execArgv: process.execArgv, argv: process.argv.slice(1), cwd: process.cwd() } satisfies MasterCommand) },
+      ...(spawn.env === undefined ? {} : { env: spawn.env }),
       ...(spawn.cwd === undefined ? {} : { cwd: spawn.cwd }),
     });
     if (this.#child.pid === undefined) throw new Error(`fork() of ${module} failed`);

@@ -5,7 +5,7 @@
  * does: a graceful stop closes the listening sockets first, then lets connections finish.
  */
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { MASTER_COMMAND_ENV, spawnMasterWithSockets, type MasterCommand } from './inherited-sockets.js';
+import { spawnMasterWithSockets, type MasterCommand } from './inherited-sockets.js';
 import { Server } from 'node:net';
 import { loadConfig } from '../conf/loader.js';
 import type { HitlessConfig } from '../conf/model.js';
@@ -55,7 +55,6 @@ export const WORKER_FATAL_EXIT_CODE = 2;
 export function runWorker(options: WorkerOptions = {}): void {
   process.title = 'hitless: worker process';
   const masterPid = process.ppid;
-  const masterCommand = takeMasterCommand();
   // limit_req and limit_conn zones live in the master, shared by every worker (process/zones.ts).
   const zones = new IpcZoneClient((message) => {
     if (!process.connected || process.send === undefined) return false;
@@ -91,7 +90,7 @@ export function runWorker(options: WorkerOptions = {}): void {
   process.on('disconnect', () => {
     zones.failAll();
     sessions.failAll();
-    worker.orphaned(masterPid, masterCommand);
+    worker.orphaned(masterPid);
   });
   // nginx's workers take the same signals as the master's channel commands (ngx_signal_handler);
   // SIGHUP, SIGUSR2 and SIGWINCH are for the master only and must not kill a worker.
@@ -109,6 +108,8 @@ class WorkerProcessCycle {
   /** The descriptor of each listening socket this worker serves, to hand to a new master. */
   readonly #descriptors: { key: string; fd: number }[] = [];
   #orphanWatch: NodeJS.Timeout | undefined;
+  /** The master's command line, from its `serve` message. */
+  #masterCommand: MasterCommand | undefined;
   #log: ErrorLog = ErrorLog.stderr();
   #runtime: ServingRuntime | undefined;
   #config: HitlessConfig | undefined;
@@ -167,6 +168,7 @@ class WorkerProcessCycle {
     const snapshot = message.config;
     this.#log = new ErrorLog(message.errorLog);
     this.#drainGraceMs = message.drainGraceMs;
+    this.#masterCommand = message.master;
     // Before the runtime is built: its TLS terminations join the contexts to the key and the store.
     this.#state.tls.ticketKeys.use(Buffer.from(message.ticketKey, 'base64'));
     this.#state.tls.certificates.replaceAll(message.certificates);
@@ -220,8 +222,14 @@ class WorkerProcessCycle {
    * connection is refused. Once the pid file names the new master (written when its workers
    * listen), every orphan drains as an old generation does, within worker_shutdown_timeout.
    */
-  orphaned(masterPid: number, command: MasterCommand | undefined): void {
+  orphaned(masterPid: number): void {
+    const command = this.#masterCommand;
     if (this.#stopping) return;
+    // Not serving yet (the master died before it sent the configuration): nothing to keep up.
+    if (this.#runtime === undefined) {
+      this.terminate();
+      return;
+    }
     const pidPath = this.#config?.main.get('pid');
     this.#log.alert(`the master process ${masterPid} exited unexpectedly: the worker serves on`);
     if (pidPath === undefined || pidPath === '' || command === undefined || this.#descriptors.length === 0) return;
@@ -312,18 +320,6 @@ class WorkerProcessCycle {
 
 function describe(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
-}
-
-/** Reads and removes the master's command line from the environment (worker-process.ts sets it). */
-function takeMasterCommand(): MasterCommand | undefined {
-  const text = process.env[MASTER_COMMAND_ENV];
-  delete process.env[MASTER_COMMAND_ENV];
-  if (text === undefined) return undefined;
-  try {
-    return JSON.parse(text) as MasterCommand;
-  } catch {
-    return undefined;
-  }
 }
 
 /** The pid a pid file names, or undefined. */

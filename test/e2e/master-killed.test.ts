@@ -10,7 +10,9 @@
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import { runProbe } from '../../src/probe/probe.js';
-import { freePort, get, isAlive, startMaster, TestPrefix, waitFor, type MasterUnderTest } from './helpers/masters.js';
+import { join } from 'node:path';
+import { AdminClient } from '../../src/admin/admin-client.js';
+import { freePort, get, isAlive, readyWorkers, startMaster, TestPrefix, waitFor, type MasterUnderTest } from './helpers/masters.js';
 
 describe('the master killed with SIGKILL', () => {
   const prefixes: TestPrefix[] = [];
@@ -29,9 +31,11 @@ describe('the master killed with SIGKILL', () => {
         prefix,
         port,
         program: 'hitless',
-        conf: `worker_processes 2;\nerror_log logs/error.log info;\nevents {}\nhttp {\n    access_log off;\n    server {\n        listen 127.0.0.1:${port};\n        location / { return 200 "ok\\n"; }\n    }\n}\n`,
+        conf: `worker_processes 2;\nerror_log logs/error.log info;\nadmin_listen unix:logs/admin.sock;\nevents {}\nhttp {\n    access_log off;\n    server {\n        listen 127.0.0.1:${port};\n        location / { return 200 "ok\\n"; }\n    }\n}\n`,
       });
       masters.push(master);
+      // Both workers serving: one still starting when its master dies has nothing to keep up, and exits.
+      await readyWorkers(new AdminClient({ socketPath: join(prefix.dir, 'logs/admin.sock') }), 2);
       const oldMaster = prefix.requirePid();
       const oldWorkers = [...prefix.errorLog().matchAll(/start worker process (\d+)/g)].map((m) => Number(m[1]));
       assert.equal(oldWorkers.length, 2);
@@ -41,7 +45,7 @@ describe('the master killed with SIGKILL', () => {
         // One request of our own answered: the probe's are flowing too when the kill comes.
         assert.deepEqual(await get(port), { status: 200, body: 'ok\n' });
         process.kill(oldMaster, 'SIGKILL');
-        await prefix.waitForLog('exited unexpectedly: the worker serves on', 2, 10_000);
+        await prefix.waitForLog('exited unexpectedly: the worker serves on', 2, 20_000);
         const newMaster = await waitFor('a new master in the pid file', () => {
           const pid = prefix.pid();
           return pid !== undefined && pid !== oldMaster && isAlive(pid) ? pid : undefined;
