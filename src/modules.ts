@@ -4,6 +4,7 @@ import { httpAccessModule } from './http/access-module.js';
 import { httpAuthBasicModule } from './http/auth-basic-module.js';
 import { coreModule } from './conf/core-module.js';
 import { httpCoreModule } from './http/core-module.js';
+import { httpCharsetModule } from './http/charset-module.js';
 import { httpGrpcModule } from './http/grpc-module.js';
 import { httpGzipModule } from './http/gzip-module.js';
 import { httpGzipStaticModule } from './http/gzip-static.js';
@@ -62,6 +63,7 @@ export const builtinModules: readonly ConfModule[] = [
   httpStaticModule,
   httpAutoindexModule,
   httpMimeTypesModule,
+  httpCharsetModule,
   httpProxyModule,
   httpGrpcModule,
   httpGzipModule,

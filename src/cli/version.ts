@@ -12,7 +12,7 @@ export const DEFAULT_ERROR_LOG = 'logs/error.log';
  * name of the hitless module that implements it. Listed as `--without-<name>` until implemented.
  */
 const DEFAULT_MODULES: readonly (readonly [configureName: string, moduleName: string])[] = [
-  ['http_charset_module', 'ngx_http_charset_module'],
+  ['http_charset_module', 'ngx_http_charset_filter_module'],
   ['http_gzip_module', 'ngx_http_gzip_filter_module'],
   ['http_ssi_module', 'ngx_http_ssi_filter_module'],
   ['http_userid_module', 'ngx_http_userid_filter_module'],

@@ -143,6 +143,7 @@ export class HttpGeneration {
   readonly #userFiles = new UserFiles();
 
   readonly #state: ServingState;
+  readonly #log: ErrorLog;
 
   /**
    * Compiles `config`; opens the access log files. Throws if the configuration was not validated.
@@ -150,6 +151,7 @@ export class HttpGeneration {
    */
   constructor(config: HitlessConfig, log: ErrorLog, state: ServingState = localServingState()) {
     this.#state = state;
+    this.#log = log;
     const http = config.main.child('http');
     this.variables = createHttpVariables(http === undefined ? [] : captureNamesOf(http));
     if (http !== undefined) defineMapVariables(this.variables, http.get('map'));
@@ -241,7 +243,7 @@ export class HttpGeneration {
       files: compileStatic(block, table, this.#fileCaches),
       tcpNodelay: block.get('tcp_nodelay'),
       referers: compileReferers(block),
-      output: compileOutputFilters(block),
+      output: compileOutputFilters(block, this.#log),
       mirror: compileMirror(block),
       redirect: { absolute: block.get('absolute_redirect'), port: block.get('port_in_redirect'), serverName: block.get('server_name_in_redirect') },
     };
