@@ -561,9 +561,10 @@ function returnPlan(status: number, text: string | undefined, request: HttpReque
 /** `expires` and `add_header`: the level's headers, for the statuses nginx adds them to (all of them with `always`). */
 export function addHeaders(headers: string[], level: LevelConfig, request: HttpRequest, status: number): void {
   const addAll = ADD_HEADER_STATUSES.has(status);
-  if (addAll && level.expires !== undefined) applyExpires(headers, level.expires, request);
-  // A value may read the fields set so far ($sent_http_name), as nginx's headers_out grows.
+  // A value may read the fields set so far ($sent_http_name: h5bp's `expires $expires` maps
+  // $sent_http_content_type), as nginx's headers_out grows.
   request.sentHeaders = headers;
+  if (addAll && level.expires !== undefined) applyExpires(headers, level.expires, request);
   for (const header of level.headers) {
     if (!header.always && !addAll) continue;
     const value = header.value(request);

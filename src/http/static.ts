@@ -410,10 +410,11 @@ async function staticFile(ctx: StaticContext, file?: string): Promise<StaticOutc
       if (decision.kind === 'ranges') ranges = decision.ranges;
     }
   }
-  const headers = ['Content-Type', contentType, 'Last-Modified', lastModified];
+  const status = request.statusOverride ?? (ranges === undefined ? 200 : 206);
+  // ngx_http_header_filter(): no Last-Modified on a status but 200, 206 and 304 (an error_page's file).
+  const headers = status === 200 || status === 206 ? ['Content-Type', contentType, 'Last-Modified', lastModified] : ['Content-Type', contentType];
   if (etag !== undefined) headers.push('ETag', etag);
   headers.push(...encoded);
-  const status = request.statusOverride ?? (ranges === undefined ? 200 : 206);
   if (ranges === undefined) {
     if (rangesAllowed && status === 200) headers.push('Accept-Ranges', 'bytes');
     ctx.headers(status, headers);
