@@ -29,7 +29,7 @@ if (!existsSync(join(STOCK, 'sites-available/default')) || !existsSync(PAGE)) {
 }
 
 /** A copy of /etc/nginx under `dir`, listening on 127.0.0.1:`port`, as a prefix of its own. */
-function stockCopy(dir: string, port: number, server: 'nginx' | 'other'): string[] {
+function stockCopy(dir: string, port: number): string[] {
   copyTree(STOCK, dir);
   mkdirSync(join(dir, 'logs'));
   // `load_module modules/...` is relative to the prefix, Debian's /usr/share/nginx.
@@ -59,8 +59,8 @@ describe(`Debian's stock /etc/nginx: ${UNDER_TEST} serves what nginx serves`, ()
   before(async () => {
     ports.nginx = await freePort();
     ports.other = await freePort();
-    args.nginx = stockCopy(join(base, 'nginx'), ports.nginx, 'nginx');
-    args.other = stockCopy(join(base, UNDER_TEST === 'nginx' ? 'nginx-2' : 'hitless'), ports.other, 'other');
+    args.nginx = stockCopy(join(base, 'nginx'), ports.nginx);
+    args.other = stockCopy(join(base, UNDER_TEST === 'nginx' ? 'nginx-2' : 'hitless'), ports.other);
     const nginxTest = configTest('nginx', args.nginx);
     assert.equal(nginxTest.status, 0, `nginx -t on its copy: ${nginxTest.output}`);
     servers.push(await startServer('nginx', [...args.nginx, '-g', 'daemon off;'], [ports.nginx]));
