@@ -33,6 +33,9 @@ export interface H2ConnectionOptions {
   readonly serverHeader?: string;
 }
 
+/** The streams a connection must have had before the premature-reset rule judges it (Envoy's default is 500; a browser cancels a few). */
+const RESET_MIN_STREAMS = 100;
+
 /** How long a graceful close may wait for streams the client never finishes before the socket is closed. */
 const CLOSE_GRACE_MS = 5_000;
 
@@ -102,6 +105,10 @@ export class H2Connection implements H2Session {
   /** When the open header block was first seen, by the watch; undefined when none is open. */
   #blockSeenAt: number | undefined;
   #watch: NodeJS.Timeout | undefined;
+  /** Streams closed, and of them those the client reset before any response (see #countReset). */
+  #closedStreams = 0;
+  #premature = 0;
+  #calmed = false;
 
   constructor(session: ServerHttp2Session, socket: Socket, handler: H2RequestHandler, options: H2ConnectionOptions = {}, onError?: H2ErrorReporter) {
     this.session = session;
@@ -209,7 +216,9 @@ export class H2Connection implements H2Session {
     this.requests++;
     this.#open++;
     this.#disarm();
+    const openedAt = Date.now();
     stream.once('close', () => {
+      this.#countReset(stream, openedAt);
       if (--this.#open === 0) this.#idle();
     });
     // ngx_http_v2_state_headers(): this stream is served, and GOAWAY tells the client it is the last.
@@ -223,6 +232,26 @@ export class H2Connection implements H2Session {
       if (!exchange.headersSent) exchange.respond(500, [], '');
       else exchange.connection.destroy();
     }
+  }
+
+  /**
+   * Rapid reset (CVE-2023-44487): Envoy's premature-reset rule. A stream the client resets within a
+   * second of opening it is premature; once a connection has opened {@link RESET_MIN_STREAMS}
+   * streams and at least half were premature, it gets GOAWAY(ENHANCE_YOUR_CALM) and is closed.
+   * node:http2's own limit (nghttp2's reset rate limit, 1,000 at once then 33 a second) acts
+   * later, and only per burst; this one counts the whole connection. hitless's own resets
+   * (INTERNAL_ERROR) do not count.
+   */
+  #countReset(stream: ServerHttp2Stream, openedAt: number): void {
+    this.#closedStreams++;
+    const code = stream.rstCode;
+    if (code !== undefined && code !== constants.NGHTTP2_NO_ERROR && code !== constants.NGHTTP2_INTERNAL_ERROR && Date.now() - openedAt < 1000) this.#premature++;
+    if (this.#calmed || this.#closedStreams < RESET_MIN_STREAMS || this.#premature * 2 < this.#closedStreams || this.session.destroyed) return;
+    this.#calmed = true;
+    this.#onError?.(new Error(`client reset ${this.#premature} of ${this.#closedStreams} streams before their response: closing the connection`));
+    this.session.goaway(constants.NGHTTP2_ENHANCE_YOUR_CALM);
+    // The GOAWAY frame leaves on the next write of the session: close once it had that turn.
+    setImmediate(() => this.destroy());
   }
 
   /** No stream is open: a session that sent GOAWAY is done; another waits keepalive_timeout for the next one. */
