@@ -5,15 +5,14 @@
  * Content-Range) must be equal, and so must the bodies once decompressed.
  */
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { connect } from 'node:http2';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { startHitlessIn as startHitless } from './helpers/side-by-side.js';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { freePort, startNginx, type NginxInstance } from '../deploy/helpers/nginx.js';
-import { HITLESS_BIN } from '../helpers/bin.js';
 import { tempDir, type TempDir } from '../helpers/tmp.js';
 
 interface Answer {
@@ -84,33 +83,6 @@ async function fetch10(port: number, path: string): Promise<string> {
     socket.on('error', reject);
     socket.write(`GET ${path} HTTP/1.0\r\nHost: localhost\r\nAccept-Encoding: gzip\r\n\r\n`);
   });
-}
-
-async function startHitless(dir: string, conf: string, port: number): Promise<() => Promise<void>> {
-  const globals = `daemon off; pid ${join(dir, 'hitless.pid')}; error_log ${join(dir, 'error.log')} info;`;
-  const child: ChildProcess = spawn(process.execPath, [HITLESS_BIN, '-p', `${dir}/`, '-c', conf, '-g', globals], { stdio: ['ignore', 'ignore', 'pipe'], detached: true });
-  let stderr = '';
-  child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  const stop = async (): Promise<void> => {
-    if (child.exitCode === null && child.signalCode === null && child.pid !== undefined) {
-      process.kill(-child.pid, 'SIGTERM');
-      const timer = setTimeout(() => child.pid !== undefined && process.kill(-child.pid, 'SIGKILL'), 5000);
-      await exited;
-      clearTimeout(timer);
-    }
-  };
-  for (let i = 0; i < 200; i++) {
-    if (child.exitCode !== null) throw new Error(`hitless exited: ${stderr}`);
-    try {
-      await fetch1(port, '/a.txt', 'HEAD', {});
-      return stop;
-    } catch {
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
-  }
-  await stop();
-  throw new Error(`hitless did not listen on ${port}: ${stderr}`);
 }
 
 describe('gzip: hitless and nginx side by side', () => {

@@ -7,15 +7,14 @@
  * counts, never by timing).
  */
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { EventEmitter, once } from 'node:events';
 import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, request, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { startHitlessIn as startHitless } from './helpers/side-by-side.js';
 import { freePort, startNginx, type NginxInstance } from '../deploy/helpers/nginx.js';
-import { HITLESS_BIN } from '../helpers/bin.js';
 import { tempDir, type TempDir } from '../helpers/tmp.js';
 
 /** What an upstream saw of one request. */
@@ -128,39 +127,6 @@ http {
     }
 }
 `;
-}
-
-async function startHitless(dir: string, confPath: string, port: number): Promise<() => Promise<void>> {
-  const globals = `daemon off; pid ${join(dir, 'hitless.pid')}; error_log ${join(dir, 'error.log')} info;`;
-  const child: ChildProcess = spawn(process.execPath, [HITLESS_BIN, '-p', `${dir}/`, '-c', confPath, '-g', globals], { stdio: ['ignore', 'ignore', 'pipe'], detached: true });
-  let stderr = '';
-  child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  const stop = async (): Promise<void> => {
-    if (child.exitCode === null && child.signalCode === null && child.pid !== undefined) {
-      process.kill(-child.pid, 'SIGTERM');
-      const timer = setTimeout(() => child.pid !== undefined && process.kill(-child.pid, 'SIGKILL'), 5000);
-      await exited;
-      clearTimeout(timer);
-    }
-  };
-  const error = join(dir, 'error.log');
-  // The worker logs nothing before it listens; wait on the port itself, bounded by tries.
-  for (let i = 0; i < 200; i++) {
-    if (child.exitCode !== null) throw new Error(`hitless exited: ${stderr}`);
-    const open = await new Promise<boolean>((resolve) => {
-      const req = request({ host: '127.0.0.1', port, path: '/off/ready', method: 'GET', agent: false }, (res) => {
-        res.resume();
-        res.on('end', () => resolve(true));
-      });
-      req.on('error', () => resolve(false));
-      req.end();
-    });
-    if (open) return stop;
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-  await stop();
-  throw new Error(`hitless did not listen on ${port}: ${stderr}${existsSync(error) ? readFileSync(error, 'utf8') : ''}`);
 }
 
 describe('mirror: hitless and nginx side by side', () => {

@@ -4,13 +4,12 @@
  * status, Location and body must be equal once the signature and the port are set aside.
  */
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { startHitlessIn as startHitless } from './helpers/side-by-side.js';
 import { freePort, startNginx, type NginxInstance } from '../deploy/helpers/nginx.js';
-import { HITLESS_BIN } from '../helpers/bin.js';
 import { tempDir, type TempDir } from '../helpers/tmp.js';
 
 interface Answer {
@@ -37,39 +36,6 @@ function fetch(port: number, path: string, headers: Record<string, string> = {})
 function normalize(answer: Answer, port: number): Answer {
   const fix = (text: string): string => text.replace(/<center>(hitless(?:\/[\d.]+)?|nginx\/[\d.]+)<\/center>/g, '<center>nginx</center>').replaceAll(`:${port}`, ':PORT');
   return { status: answer.status, location: answer.location === undefined ? undefined : fix(answer.location), header: answer.header, body: fix(answer.body) };
-}
-
-async function startHitless(dir: string, conf: string, port: number): Promise<() => Promise<void>> {
-  const globals = `daemon off; pid ${join(dir, 'hitless.pid')}; error_log ${join(dir, 'error.log')} notice;`;
-  const child: ChildProcess = spawn(process.execPath, [HITLESS_BIN, '-p', `${dir}/`, '-c', conf, '-g', globals], { stdio: ['ignore', 'ignore', 'pipe'], detached: true });
-  let stderr = '';
-  child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  const stop = async (): Promise<void> => {
-    if (child.exitCode === null && child.signalCode === null && child.pid !== undefined) {
-      process.kill(-child.pid, 'SIGTERM');
-      const timer = setTimeout(() => child.pid !== undefined && process.kill(-child.pid, 'SIGKILL'), 5000);
-      await exited;
-      clearTimeout(timer);
-    }
-  };
-  for (let i = 0; i < 200; i++) {
-    if (child.exitCode !== null) throw new Error(`hitless exited: ${stderr}`);
-    try {
-      await fetch(port, '/ready');
-      return stop;
-    } catch {
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
-  }
-  await stop();
-  let log = '';
-  try {
-    log = readFileSync(join(dir, 'error.log'), 'utf8');
-  } catch {
-    // No log yet: stderr says why.
-  }
-  throw new Error(`hitless did not listen on ${port}: ${stderr}${log}`);
 }
 
 describe('rewrite module: hitless and nginx side by side', () => {

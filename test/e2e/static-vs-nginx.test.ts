@@ -5,13 +5,12 @@
  * of the built-in pages, the port and the multipart boundary are set aside.
  */
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { chmodSync, lchownSync, mkdirSync, readFileSync, renameSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { startHitlessIn as startHitless } from './helpers/side-by-side.js';
 import { freePort, startNginx, type NginxInstance } from '../deploy/helpers/nginx.js';
-import { HITLESS_BIN } from '../helpers/bin.js';
 import { tempDir, type TempDir } from '../helpers/tmp.js';
 import { RawClient } from '../http/helpers.js';
 
@@ -49,33 +48,6 @@ function normalize(answer: Answer, port: number): Answer {
   // The built-in pages differ in length by the signature's.
   if (answer.status >= 300 && headers['content-type'] === 'text/html') headers['content-length'] = undefined;
   return { status: answer.status, headers, body: fix(answer.body) };
-}
-
-async function startHitless(dir: string, conf: string, port: number): Promise<() => Promise<void>> {
-  const globals = `daemon off; pid ${join(dir, 'hitless.pid')}; error_log ${join(dir, 'error.log')} info;`;
-  const child: ChildProcess = spawn(process.execPath, [HITLESS_BIN, '-p', `${dir}/`, '-c', conf, '-g', globals], { stdio: ['ignore', 'ignore', 'pipe'], detached: true });
-  let stderr = '';
-  child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  const stop = async (): Promise<void> => {
-    if (child.exitCode === null && child.signalCode === null && child.pid !== undefined) {
-      process.kill(-child.pid, 'SIGTERM');
-      const timer = setTimeout(() => child.pid !== undefined && process.kill(-child.pid, 'SIGKILL'), 5000);
-      await exited;
-      clearTimeout(timer);
-    }
-  };
-  for (let i = 0; i < 200; i++) {
-    if (child.exitCode !== null) throw new Error(`hitless exited: ${stderr}`);
-    try {
-      await fetch(port, '/index.html', 'HEAD', {});
-      return stop;
-    } catch {
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
-  }
-  await stop();
-  throw new Error(`hitless did not listen on ${port}: ${stderr}`);
 }
 
 describe('static files: hitless and nginx side by side', () => {

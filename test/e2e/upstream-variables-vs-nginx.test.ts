@@ -6,15 +6,14 @@
  * raw upstream itself read and wrote, and the times must have nginx's format ("0.001", or "-").
  */
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { startHitlessIn as startHitless } from './helpers/side-by-side.js';
 import { freePort, startNginx, type NginxInstance } from '../deploy/helpers/nginx.js';
-import { HITLESS_BIN } from '../helpers/bin.js';
 import { tempDir, type TempDir } from '../helpers/tmp.js';
 
 /** A raw HTTP/1 upstream that answers `status` and records the bytes of each exchange, by the request's path. */
@@ -91,29 +90,6 @@ function get(port: number, path: string): Promise<number> {
     req.on('error', reject);
     req.end();
   });
-}
-
-async function startHitless(dir: string, confPath: string, port: number): Promise<() => Promise<void>> {
-  const globals = `daemon off; pid ${join(dir, 'hitless.pid')}; error_log ${join(dir, 'error.log')} info;`;
-  const child: ChildProcess = spawn(process.execPath, [HITLESS_BIN, '-p', `${dir}/`, '-c', confPath, '-g', globals], { stdio: ['ignore', 'ignore', 'pipe'], detached: true });
-  let stderr = '';
-  child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  const stop = async (): Promise<void> => {
-    if (child.exitCode === null && child.signalCode === null && child.pid !== undefined) {
-      process.kill(-child.pid, 'SIGTERM');
-      const timer = setTimeout(() => child.pid !== undefined && process.kill(-child.pid, 'SIGKILL'), 5000);
-      await exited;
-      clearTimeout(timer);
-    }
-  };
-  for (let i = 0; i < 200; i++) {
-    if (child.exitCode !== null) throw new Error(`hitless exited: ${stderr}`);
-    if (await get(port, '/none').then(() => true, () => false)) return stop;
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-  await stop();
-  throw new Error(`hitless did not listen on ${port}: ${stderr}`);
 }
 
 describe('upstream variables: hitless and nginx side by side', () => {

@@ -9,6 +9,7 @@ import { cpSync, readFileSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
 import { createConnection } from 'node:net';
+import { join } from 'node:path';
 import { HITLESS_BIN } from '../../helpers/bin.js';
 
 /** The nginx binary compared with: Debian's, unless HITLESS_TEST_NGINX names another. */
@@ -112,6 +113,16 @@ function accepts(port: number): Promise<boolean> {
     });
     socket.once('error', () => resolve(false));
   });
+}
+
+/**
+ * Starts bin/hitless on `conf` with `dir` as its prefix (its pid file and an error log at info
+ * there, `daemon off`), once `port` accepts; the function returned stops it.
+ */
+export async function startHitlessIn(dir: string, conf: string, port: number): Promise<() => Promise<void>> {
+  const globals = `daemon off; pid ${join(dir, 'hitless.pid')}; error_log ${join(dir, 'error.log')} info;`;
+  const server = await startServer('hitless', ['-p', `${dir}/`, '-c', conf, '-g', globals], [port]);
+  return () => server.stop();
 }
 
 /** One response, whole. */
