@@ -7,7 +7,7 @@
  *
  * Compared on every response: the status and every header but Date and Server (h5bp's
  * `server_tokens off` still names the product, "nginx" or "hitless"); Expires as its distance from
- * Date, which is when each server made it; Location with the port (which differs by design) taken
+ * Date, which is when each server made it (as it is when it is `epoch`'s fixed date); Location with the port (which differs by design) taken
  * out. The body where it is a file of the site, decompressed when the response is gzipped (both
  * must say Content-Encoding alike); not the bodies and lengths of the error pages the server
  * writes itself, which name the server. Every request is sent twice: without Accept-Encoding and
@@ -197,7 +197,8 @@ function comparable(response: Response | 'closed', port: number, file: boolean):
   }
   if (typeof picked['location'] === 'string') picked['location'] = picked['location'].replace(`:${port}/`, ':PORT/');
   const date = Date.parse(response.headers['date'] ?? '');
-  if (typeof picked['expires'] === 'string') picked['expires'] = `Date + ${(Date.parse(picked['expires']) - date) / 1000} s`;
+  // `expires epoch` is a fixed date (1970); any other is relative to the response's own Date.
+  if (typeof picked['expires'] === 'string' && Date.parse(picked['expires']) > 86_400_000) picked['expires'] = `Date + ${(Date.parse(picked['expires']) - date) / 1000} s`;
   if (file) picked['body'] = (response.headers['content-encoding'] === 'gzip' && response.body.length > 0 ? gunzipSync(response.body) : response.body).toString('latin1');
   return picked;
 }
