@@ -9,7 +9,7 @@ import { dirname } from 'node:path';
 import { commitStagedFile, fsyncDirectory, removeIfExists, stageFile, temporarySiblings, writeFileAtomic, type FileMode } from '../core/atomic-write.js';
 import { backupFile, backupStamp, pruneBackups } from './backup.js';
 import { asDeployError } from './deploy-error.js';
-import { isProcessAlive } from './lock.js';
+import { isProcessAlive } from '../core/process-alive.js';
 import type { CommandResult } from './run-command.js';
 import { isSecretRole, type FileChange, type FileReport, type FileRole, type PrepareOptions, type TargetChange } from './targets/target.js';
 

@@ -4,6 +4,7 @@
  * fails with EEXIST when the lock is held: no reader ever sees a half-written lock. A lock whose
  * pid is gone on this host is stale and is broken; a lock from another host is never assumed dead.
  */
+import { isProcessAlive } from '../core/process-alive.js';
 import { randomBytes } from 'node:crypto';
 import { link, readFile, rename, unlink, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
@@ -108,17 +109,6 @@ export async function readLockOwner(path: string): Promise<LockOwner | undefined
 /** A lock is stale when its owner ran on this host and no process with its pid exists any more. */
 export function isStale(owner: LockOwner): boolean {
   return owner.host === hostname() && !isProcessAlive(owner.pid);
-}
-
-/** True unless no process with this pid exists on this host. */
-export function isProcessAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    // EPERM: the process exists but belongs to someone else.
-    return !(err instanceof Error && 'code' in err && err.code === 'ESRCH');
-  }
 }
 
 /**

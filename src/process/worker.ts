@@ -4,7 +4,9 @@
  * sockets the master hands over, and stops when told, as nginx's `ngx_worker_process_cycle()`
  * does: a graceful stop closes the listening sockets first, then lets connections finish.
  */
-import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { rmSync, writeFileSync } from 'node:fs';
+import { isProcessAlive } from '../core/process-alive.js';
+import { readPidFile } from './pid-file.js';
 import { spawnMasterWithSockets, type MasterCommand } from './inherited-sockets.js';
 import { Server } from 'node:net';
 import { loadConfig } from '../conf/loader.js';
@@ -246,7 +248,7 @@ class WorkerProcessCycle {
     }
     this.#orphanWatch = setInterval(() => {
       const pid = readPid(pidPath);
-      if (pid === undefined || pid === masterPid || pid === process.pid || !isRunning(pid)) return;
+      if (pid === undefined || pid === masterPid || pid === process.pid || !isProcessAlive(pid)) return;
       clearInterval(this.#orphanWatch);
       releaseRescueLock(lock);
       this.#log.notice(`master process ${pid} took over`);
@@ -322,22 +324,12 @@ function describe(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
 
-/** The pid a pid file names, or undefined. */
+/** The pid a pid file (or the rescue lock) names, or undefined while it is missing or being written. */
 function readPid(path: string): number | undefined {
   try {
-    const pid = Number(readFileSync(path, 'utf8').trim());
-    return Number.isSafeInteger(pid) && pid > 0 ? pid : undefined;
+    return readPidFile(path);
   } catch {
     return undefined;
-  }
-}
-
-function isRunning(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 
@@ -350,7 +342,7 @@ function takeRescueLock(lock: string): boolean {
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') return false;
       const holder = readPid(lock);
-      if (holder !== undefined && isRunning(holder)) return false;
+      if (holder !== undefined && isProcessAlive(holder)) return false;
       rmSync(lock, { force: true });
     }
   }
