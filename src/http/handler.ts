@@ -192,7 +192,7 @@ export class RequestHandler {
         this.#bindLevel(chosen, request, conn);
         request.files = chosen.files.paths;
         request.referers = chosen.referers;
-        if (chosen.proxy !== undefined || chosen.grpc !== undefined) return [chosen, { status: 0, proxy: true, content: true }];
+        if (chosen.proxy !== undefined || chosen.grpc !== undefined || (chosen.limitExceptProxy !== undefined && !chosen.limitExceptProxy.methods.has(request.head.method))) return [chosen, { status: 0, proxy: true, content: true }];
         return [chosen, { status: 0, files: true, content: true }];
       }
       // ngx_http_core_post_rewrite_phase(): the URI changed; find the location again, 10 times at most.
@@ -306,7 +306,8 @@ export class RequestHandler {
       grpcRequest({ exchange, request, conn, log: this.#log, fail, headers, grpc: level.grpc });
       return;
     }
-    const proxy = level.proxy as CompiledProxy;
+    const limited = level.limitExceptProxy;
+    const proxy = limited !== undefined && !limited.methods.has(request.head.method) ? limited.proxy : (level.proxy as CompiledProxy);
     request.proxyHost = proxy.proxyHost;
     request.proxyScheme = proxy.scheme;
     const resolving = proxy.resolveHost(request);
