@@ -331,7 +331,7 @@ export class RequestHandler {
    * An error_page for the status, if the level has one: an internal redirect runs the new
    * location's content (return or proxy_pass), a URL is a redirect. True when it took over.
    */
-  #errorPage(conn: ClientConnection, request: HttpRequest, exchange: HttpExchange, level: LevelConfig, status: number): boolean {
+  #errorPage(conn: ClientConnection, request: HttpRequest, exchange: HttpExchange, level: LevelConfig, status: number, location?: string): boolean {
     const action = errorPageAction(level.errorPages, request, status, level.core.recursiveErrorPages);
     if (action === undefined) return false;
     if (action.kind === 'cycle') {
@@ -348,6 +348,7 @@ export class RequestHandler {
     if (server === undefined) return false;
     if (request.head.method !== 'HEAD') request.methodOverride = 'GET';
     request.statusOverride = action.status;
+    if (location !== undefined && location !== '') request.locationCarried = location;
     let target: LevelConfig | undefined;
     if (action.uri.startsWith('@')) target = server.locations.named(action.uri);
     else {
@@ -501,7 +502,7 @@ export class RequestHandler {
 
   /** The header filter and the response itself. */
   #send(conn: ClientConnection, request: HttpRequest, exchange: HttpExchange, level: LevelConfig, plan: ResponsePlan): void {
-    if (plan.status >= 300 && level.errorPages !== undefined && this.#errorPage(conn, request, exchange, level, plan.status)) return;
+    if (plan.status >= 300 && level.errorPages !== undefined && this.#errorPage(conn, request, exchange, level, plan.status, plan.location)) return;
     // ngx_http_special_response_handler(): a status answered with its own page (a redirect, an error)
     // replaces the one an error_page redirected with; a body keeps it (ngx_http_send_response()).
     const status = plan.body === undefined ? plan.status : request.statusOverride ?? plan.status;
@@ -520,7 +521,8 @@ export class RequestHandler {
       if (plan.body !== undefined) headers.push('Content-Type', level.defaultType);
       else if (page !== undefined) headers.push('Content-Type', 'text/html');
     }
-    if (plan.location !== undefined && plan.location !== '') headers.push('Location', plan.location);
+    const location = plan.location ?? request.locationCarried;
+    if (location !== undefined && location !== '') headers.push('Location', location);
     if (plan.headers !== undefined) headers.push(...plan.headers);
     this.applyLevel(exchange, conn, level, page !== undefined && CLOSE_AFTER_PAGE.has(status), request);
     addHeaders(headers, level, request, status);
