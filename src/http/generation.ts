@@ -8,6 +8,7 @@ import type { ErrorLog } from '../core/log.js';
 import { compileTemplate, type CompiledTemplate, type VariableTable } from '../core/variables.js';
 import type { HitlessConfig } from '../conf/model.js';
 import type { ConfBlockView } from '../conf/registry.js';
+import type { LimitExcept } from './core-directives.js';
 import { AccessLogs, type AccessLogger } from './access-log.js';
 import { compileAccessPhase, type AccessPhase } from './access-phase.js';
 import { compileCoreConnection, compileCoreLevel, type CoreConnection, type CoreLevel } from './core-level.js';
@@ -71,6 +72,12 @@ export interface LevelConfig {
   readonly defaultType: string;
   /** The location's `proxy_pass`, compiled; undefined when it has none. */
   readonly proxy: CompiledProxy | undefined;
+  /**
+   * The `proxy_pass` of the location's `limit_except` block and the methods that block lets by: a
+   * request with any other method is proxied there (ngx_http_update_location_config() switches to
+   * the block's configuration). Undefined when the block has no proxy_pass of its own.
+   */
+  readonly limitExceptProxy: { readonly methods: ReadonlySet<string>; readonly proxy: CompiledProxy } | undefined;
   /** The location's `grpc_pass`, compiled; undefined when it has none. */
   readonly grpc: CompiledGrpc | undefined;
   /** `error_page` by status; undefined when the level has none. */
@@ -232,6 +239,7 @@ export class HttpGeneration {
       keepaliveTimeMs: block.get('keepalive_time'),
       defaultType: block.get('default_type'),
       proxy: this.#compileProxy(block),
+      limitExceptProxy: this.#compileLimitExceptProxy(block),
       grpc: block.name === 'location' && block.isSet('grpc_pass') ? compileGrpc(block, block.get('grpc_pass'), this.groups, this.#implicitGroups, table) : undefined,
       preaccess: this.#http === undefined ? undefined : compilePreaccess(block, this.#http, table, this.#state.zones),
       access: compileAccessPhase(block, table, this.#userFiles),
@@ -254,6 +262,17 @@ export class HttpGeneration {
     const target = block.get('proxy_pass');
     if (target === undefined) return undefined;
     return compileProxy(block, target, this.groups, this.#implicitGroups, this.variables, this.#resolvers, this.#state.upstreams.connections);
+  }
+
+  #compileLimitExceptProxy(block: ConfBlockView): LevelConfig['limitExceptProxy'] {
+    const limit = block.name === 'location' ? block.blocks.find((child) => child.name === 'limit_except') : undefined;
+    if (limit === undefined || !limit.isSet('proxy_pass')) return undefined;
+    const target = limit.get('proxy_pass');
+    if (target === undefined) return undefined;
+    // The block's own proxy_pass with the location's other proxy_* settings, as nginx merges them.
+    const view: ConfBlockView = { ...block, get: (name) => (limit.isSet(name) ? limit.get(name) : block.get(name)), isSet: (name) => limit.isSet(name) || block.isSet(name) };
+    const proxy = compileProxy(view, target, this.groups, this.#implicitGroups, this.variables, this.#resolvers, this.#state.upstreams.connections);
+    return { methods: (limit.value as LimitExcept).methods, proxy };
   }
 
   /** Every upstream group of this generation: the named ones, then the implicit ones made so far. */

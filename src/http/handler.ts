@@ -192,7 +192,7 @@ export class RequestHandler {
         this.#bindLevel(chosen, request, conn);
         request.files = chosen.files.paths;
         request.referers = chosen.referers;
-        if (chosen.proxy !== undefined || chosen.grpc !== undefined) return [chosen, { status: 0, proxy: true, content: true }];
+        if (chosen.proxy !== undefined || chosen.grpc !== undefined || (chosen.limitExceptProxy !== undefined && !chosen.limitExceptProxy.methods.has(request.head.method))) return [chosen, { status: 0, proxy: true, content: true }];
         return [chosen, { status: 0, files: true, content: true }];
       }
       // ngx_http_core_post_rewrite_phase(): the URI changed; find the location again, 10 times at most.
@@ -306,7 +306,8 @@ export class RequestHandler {
       grpcRequest({ exchange, request, conn, log: this.#log, fail, headers, grpc: level.grpc });
       return;
     }
-    const proxy = level.proxy as CompiledProxy;
+    const limited = level.limitExceptProxy;
+    const proxy = limited !== undefined && !limited.methods.has(request.head.method) ? limited.proxy : (level.proxy as CompiledProxy);
     request.proxyHost = proxy.proxyHost;
     request.proxyScheme = proxy.scheme;
     const resolving = proxy.resolveHost(request);
@@ -330,7 +331,7 @@ export class RequestHandler {
    * An error_page for the status, if the level has one: an internal redirect runs the new
    * location's content (return or proxy_pass), a URL is a redirect. True when it took over.
    */
-  #errorPage(conn: ClientConnection, request: HttpRequest, exchange: HttpExchange, level: LevelConfig, status: number): boolean {
+  #errorPage(conn: ClientConnection, request: HttpRequest, exchange: HttpExchange, level: LevelConfig, status: number, location?: string): boolean {
     const action = errorPageAction(level.errorPages, request, status, level.core.recursiveErrorPages);
     if (action === undefined) return false;
     if (action.kind === 'cycle') {
@@ -347,6 +348,7 @@ export class RequestHandler {
     if (server === undefined) return false;
     if (request.head.method !== 'HEAD') request.methodOverride = 'GET';
     request.statusOverride = action.status;
+    if (location !== undefined && location !== '') request.locationCarried = location;
     let target: LevelConfig | undefined;
     if (action.uri.startsWith('@')) target = server.locations.named(action.uri);
     else {
@@ -500,7 +502,7 @@ export class RequestHandler {
 
   /** The header filter and the response itself. */
   #send(conn: ClientConnection, request: HttpRequest, exchange: HttpExchange, level: LevelConfig, plan: ResponsePlan): void {
-    if (plan.status >= 300 && level.errorPages !== undefined && this.#errorPage(conn, request, exchange, level, plan.status)) return;
+    if (plan.status >= 300 && level.errorPages !== undefined && this.#errorPage(conn, request, exchange, level, plan.status, plan.location)) return;
     // ngx_http_special_response_handler(): a status answered with its own page (a redirect, an error)
     // replaces the one an error_page redirected with; a body keeps it (ngx_http_send_response()).
     const status = plan.body === undefined ? plan.status : request.statusOverride ?? plan.status;
@@ -519,7 +521,8 @@ export class RequestHandler {
       if (plan.body !== undefined) headers.push('Content-Type', level.defaultType);
       else if (page !== undefined) headers.push('Content-Type', 'text/html');
     }
-    if (plan.location !== undefined && plan.location !== '') headers.push('Location', plan.location);
+    const location = plan.location ?? request.locationCarried;
+    if (location !== undefined && location !== '') headers.push('Location', location);
     if (plan.headers !== undefined) headers.push(...plan.headers);
     this.applyLevel(exchange, conn, level, page !== undefined && CLOSE_AFTER_PAGE.has(status), request);
     addHeaders(headers, level, request, status);

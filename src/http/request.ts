@@ -86,6 +86,8 @@ export class HttpRequest {
   errorPageRedirects = 0;
   /** The status an error page's `=code` imposes on the response it leads to. */
   statusOverride: number | undefined;
+  /** The Location a `return 3xx` set before an error_page redirected it: nginx keeps r->headers_out.location across the internal redirect (ngx_http_send_error_page()). */
+  locationCarried: string | undefined;
   /** GET after an internal redirect (except for HEAD), as nginx changes the method. */
   methodOverride: string | undefined;
   /** `$proxy_host`, once a proxy_pass location is chosen. */

@@ -35,6 +35,8 @@ describe('error_page and proxy_intercept_errors', () => {
           location /up-plain/ { proxy_pass http://127.0.0.1:${app.port}/up/; error_page 503 /sorry; }
           location = /sorry { proxy_pass http://127.0.0.1:${app.port}/sorry/200; }
           location = /loop { error_page 404 /nowhere; return 404; }
+          location = /text { return 200 "text"; }
+          location = /moved { error_page 302 /text; return 302 "there"; }
         }
       }`,
       dir,
@@ -50,6 +52,13 @@ describe('error_page and proxy_intercept_errors', () => {
     const reply = await get(served.port, '/nothing-here');
     assert.equal(reply.status, 404);
     assert.equal(reply.body, 'custom not found for /nothing-here');
+  });
+
+  it('keeps the Location of a return 302 across its error_page redirect (rewrite.t "error 302 return 200 text")', async () => {
+    const reply = await get(served.port, '/moved');
+    assert.equal(reply.status, 302);
+    assert.equal(reply.headers.location, 'there');
+    assert.equal(reply.body, 'text');
   });
 
   it('changes the status with =code', async () => {

@@ -72,6 +72,7 @@ describe('proxy_pass', () => {
           location /none/ { proxy_pass http://none/; }
           location /retry503/ { proxy_pass http://flaky/; proxy_next_upstream error http_503; }
           location /pass503/ { proxy_pass http://flaky2/; }
+          location /lmt { proxy_pass http://127.0.0.1:${app.port}/replacement; limit_except POST { proxy_pass http://127.0.0.1:${app.port}; } }
         }
       }`,
       dir,
@@ -130,6 +131,11 @@ describe('proxy_pass', () => {
     await get(served.port, '/host/again');
     assert.equal(app.connections - before, 1);
     assert.equal(reply.headers.server, 'upstream/1.0');
+  });
+
+  it('proxies a method limit_except restricts to the block\'s own proxy_pass (proxy_if.t)', async () => {
+    assert.equal(JSON.parse((await get(served.port, '/lmt')).body).url, '/lmt');
+    assert.equal(JSON.parse((await get(served.port, '/lmt', { method: 'POST' })).body).url, '/replacement');
   });
 
   it('rewrites Location with proxy_redirect default', async () => {
