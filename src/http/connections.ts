@@ -4,6 +4,7 @@
  * `Connection: close`, closing an idle one only after a grace period) is the connection's own, in
  * h1/server-connection.ts; this file keeps the set of them and knows when the last one is gone.
  */
+import type { ProxyProtocolAddresses } from '../core/proxy-protocol.js';
 import type { Socket } from 'node:net';
 import { TLSSocket } from 'node:tls';
 import { tlsInfoOf, type TlsConnectionInfo } from '../tls/sni.js';
@@ -32,8 +33,10 @@ export class ClientConnection implements ConnectionInfo {
   /** When the connection began (Date.now()), for `keepalive_time` and `$connection_time`. */
   readonly startedAt: number;
 
-  /** `plainHttp` defaults to false. */
-  constructor(protocol: ProtocolConnection, hosts: VirtualHosts<CompiledServer>, plainHttp = false) {
+  /** The addresses of a PROXY protocol header (`listen ... proxy_protocol`); undefined without one or for `UNKNOWN`. */
+  readonly proxied: ProxyProtocolAddresses | undefined;
+
+  constructor(protocol: ProtocolConnection, hosts: VirtualHosts<CompiledServer>, origin: ConnectionOrigin = {}) {
     const socket = protocol.socket;
     this.socket = socket;
     this.protocol = protocol;
@@ -44,7 +47,8 @@ export class ClientConnection implements ConnectionInfo {
     this.localAddress = socket.localAddress ?? '';
     this.localPort = socket.localPort === undefined ? '' : String(socket.localPort);
     this.tls = socket instanceof TLSSocket && socket.encrypted ? tlsInfoOf(socket) : undefined;
-    this.plainHttp = plainHttp;
+    this.plainHttp = origin.plainHttp ?? false;
+    this.proxied = origin.proxied;
     // An HTTP/2 stream gets its own ClientConnection: the session's start is the connection's.
     this.startedAt = protocol.startedAt ?? Date.now();
   }
@@ -62,6 +66,12 @@ export class ClientConnection implements ConnectionInfo {
   bytesWritten(): number {
     return this.socket.bytesWritten;
   }
+}
+
+/** What a connection was told before its first request: by the listener (497) or by a PROXY header. */
+export interface ConnectionOrigin {
+  readonly plainHttp?: boolean;
+  readonly proxied?: ProxyProtocolAddresses | undefined;
 }
 
 /** Every open connection of a generation. */

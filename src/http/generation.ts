@@ -144,6 +144,7 @@ export class HttpGeneration {
   /** The `open_file_cache`s of this generation's levels. */
   readonly #fileCaches = new OpenFileCaches();
   readonly #h2c = new Set<VirtualHosts<CompiledServer>>();
+  readonly #proxyProtocol = new Set<VirtualHosts<CompiledServer>>();
   readonly #tls = new Map<VirtualHosts<CompiledServer>, TlsTermination<CompiledServer>>();
   readonly #http: ConfBlockView | undefined;
   /** The auth_basic_user_file files, parsed once per change. */
@@ -211,6 +212,7 @@ export class HttpGeneration {
         byLocalAddress.set(addr.listen.address, hosts[i] as VirtualHosts<CompiledServer>);
         // h2c by prior knowledge: `listen ... http2` or the default server's `http2 on` (ngx_http_wait_request_handler).
         if (!addr.ssl && (addr.http2 || addr.defaultServer.get('http2'))) this.#h2c.add(hosts[i] as VirtualHosts<CompiledServer>);
+        if (addr.proxyProtocol) this.#proxyProtocol.add(hosts[i] as VirtualHosts<CompiledServer>);
         // With ssl, ALPN offers h2 on the same terms (ngx_http_ssl_alpn_select()).
         if (addr.ssl) {
           const routes = hosts[i] as VirtualHosts<CompiledServer>;
@@ -295,6 +297,11 @@ export class HttpGeneration {
   /** True when connections to these virtual servers may speak HTTP/2 over cleartext (the preface decides). */
   speaksH2c(hosts: VirtualHosts<CompiledServer>): boolean {
     return this.#h2c.has(hosts);
+  }
+
+  /** True when connections to these virtual servers begin with a PROXY protocol header (`listen ... proxy_protocol`). */
+  readsProxyProtocol(hosts: VirtualHosts<CompiledServer>): boolean {
+    return this.#proxyProtocol.has(hosts);
   }
 
   /** The TLS termination of a `listen ... ssl` address; undefined for a plain one. */

@@ -157,7 +157,7 @@ export interface MirrorSubrequest {
  */
 export function mirrorSubrequest(main: HttpRequest, conn: ClientConnection, uri: string): MirrorSubrequest {
   const exchange = new MirrorExchange(main.head, conn.protocol);
-  const subConn = new ClientConnection(exchange.connection, conn.hosts, conn.plainHttp);
+  const subConn = new ClientConnection(exchange.connection, conn.hosts, { plainHttp: conn.plainHttp, proxied: conn.proxied });
   const request = new HttpRequest(main.head, subConn, Date.now());
   request.requestUri = main.requestUri;
   request.uri = uri;

@@ -8,7 +8,7 @@
 import { isIPv4, isIPv6 } from 'node:net';
 import { defineDirective, type ConfBlockView, type ConfModule, type DirectiveContext } from '../conf/registry.js';
 import { resolveHostSync } from '../core/hosts.js';
-import { forwardedAddress, parseCidr, type TrustedBlock } from './realip.js';
+import { forwardedAddress, isTrusted, parseCidr, type TrustedBlock } from './realip.js';
 import type { HttpRequest } from './request.js';
 
 /** Where `real_ip_header` reads the client address from. */
@@ -77,9 +77,15 @@ export function applyRealIp(request: HttpRequest, config: RealIpConfig | undefin
     case 'x-forwarded-for':
       list = request.header('x-forwarded-for');
       break;
-    case 'proxy_protocol':
-      // No PROXY protocol listener yet: nothing to read, as nginx declines without one.
+    case 'proxy_protocol': {
+      // ngx_http_realip_handler(): the header's source address and port, if the peer is trusted.
+      const proxied = request.connection.proxied;
+      if (proxied === undefined || !isTrusted(request.connection.remoteAddress, config.from)) return;
+      request.realip = true;
+      request.remoteAddress = proxied.sourceAddress;
+      request.remotePort = String(proxied.sourcePort);
       return;
+    }
     case 'field':
       list = firstHeader(request, header.name);
       break;

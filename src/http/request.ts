@@ -2,6 +2,7 @@
  * The state of one HTTP request as the variables and the access log see it: nginx's
  * `ngx_http_request_t`, reduced to what hitless reads. Request-derived strings are byte strings.
  */
+import type { ProxyProtocolAddresses } from '../core/proxy-protocol.js';
 import type { TlsConnectionInfo } from '../tls/sni.js';
 import type { RequestHead } from './h1/head-parser.js';
 import type { RefererCheck } from './referer-module.js';
@@ -19,6 +20,8 @@ export interface ConnectionInfo {
   readonly localPort: string;
   /** The handshake's results when the connection is TLS (`$https`, `$ssl_*`). */
   readonly tls?: TlsConnectionInfo | undefined;
+  /** The addresses of the connection's PROXY protocol header (`$proxy_protocol_*`, realip `proxy_protocol`). */
+  readonly proxied?: ProxyProtocolAddresses | undefined;
   /** The socket's `bytesWritten`, for `$bytes_sent`. */
   bytesWritten(): number;
   /** When the connection was accepted (`Date.now()`), for `$connection_time`. */

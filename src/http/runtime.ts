@@ -8,7 +8,9 @@ import type { ServingState } from './serving-state.js';
 import type { Server, Socket } from 'node:net';
 import type { HitlessConfig } from '../conf/model.js';
 import type { ErrorLog } from '../core/log.js';
-import { ClientConnection, ConnectionTracker, DEFAULT_DRAIN_GRACE_MS } from './connections.js';
+import { ClientConnection, ConnectionTracker, DEFAULT_DRAIN_GRACE_MS, type ConnectionOrigin } from './connections.js';
+import type { ProxyProtocolAddresses } from '../core/proxy-protocol.js';
+import { ProxyProtocolReader } from './proxy-protocol-reader.js';
 import { HttpGeneration, type CompiledServer } from './generation.js';
 import type { PeerState } from '../upstream/group.js';
 import { h1Options } from './core-level.js';
@@ -51,6 +53,7 @@ export class HttpRuntime {
   readonly #generation: HttpGeneration;
   readonly #tracker = new ConnectionTracker();
   readonly #handler: RequestHandler;
+  readonly #log: ErrorLog;
   readonly #attached = new Map<Server, (socket: Socket) => void>();
   /** worker_connections: the worker's budget, and each client socket's place in it. */
   readonly #budget: ConnectionBudget;
@@ -66,6 +69,7 @@ export class HttpRuntime {
   constructor(config: HitlessConfig, options: HttpRuntimeOptions) {
     this.#generation = new HttpGeneration(config, options.log, options.state);
     this.#handler = new RequestHandler(options.log);
+    this.#log = options.log;
     this.#budget = options.state?.upstreams.connections ?? new ConnectionBudget();
     this.#unregister = this.#budget.addReclaimer({
       idleCount: () => {
@@ -112,26 +116,49 @@ export class HttpRuntime {
     }
     this.#slots.set(socket, slot);
     socket.once('close', () => slot.release());
+    if (!this.#generation.readsProxyProtocol(hosts)) {
+      this.#serve(socket, hosts, undefined);
+      return;
+    }
+    // The PROXY protocol header comes before everything else, TLS included.
+    const reader = new ProxyProtocolReader(
+      socket,
+      hosts.defaultServer.level.clientHeaderTimeoutMs,
+      (sock, addresses) => {
+        this.#serve(sock, hosts, addresses);
+        sock.resume();
+      },
+      (failure) => {
+        const client = `client: ${socket.remoteAddress ?? 'unix:'}, server: ${socket.localAddress ?? ''}:${socket.localPort ?? ''}`;
+        if (failure.kind === 'broken') this.#log.error(`broken header: "${failure.header}" while reading PROXY protocol, ${client}`);
+        else this.#log.info(`client timed out (110: Connection timed out) while reading PROXY protocol, ${client}`);
+      },
+    );
+    this.#tracker.add(new ClientConnection(reader, hosts));
+  }
+
+  /** TLS, HTTP/2 by prior knowledge or HTTP/1.1 on an accepted socket (its PROXY header, if any, read). */
+  #serve(socket: Socket, hosts: VirtualHosts<CompiledServer>, proxied: ProxyProtocolAddresses | undefined): void {
     const tls = this.#generation.tlsFor(hosts);
     if (tls !== undefined) {
       const handshake = new TlsHandshake(socket, tls, hosts.defaultServer.level.clientHeaderTimeoutMs, (sock, outcome) => {
-        if (outcome === 'h2') this.#serveH2(sock, hosts);
-        else this.#serveH1(sock, hosts, outcome === 'plain');
+        if (outcome === 'h2') this.#serveH2(sock, hosts, proxied);
+        else this.#serveH1(sock, hosts, { plainHttp: outcome === 'plain', proxied });
       });
       this.#tracker.add(new ClientConnection(handshake, hosts));
       return;
     }
     if (this.#generation.speaksH2c(hosts)) {
       // Tracked while the preface decides, so that a drain or a fast shutdown sees the socket.
-      const sniffer = new PrefaceSniffer(socket, hosts.defaultServer.level.clientHeaderTimeoutMs, (sock, http2) => (http2 ? this.#serveH2(sock, hosts) : this.#serveH1(sock, hosts)));
+      const sniffer = new PrefaceSniffer(socket, hosts.defaultServer.level.clientHeaderTimeoutMs, (sock, http2) => (http2 ? this.#serveH2(sock, hosts, proxied) : this.#serveH1(sock, hosts, { proxied })));
       this.#tracker.add(new ClientConnection(sniffer, hosts));
       return;
     }
-    this.#serveH1(socket, hosts);
+    this.#serveH1(socket, hosts, { proxied });
   }
 
   /** HTTP/2 on a socket that sent the preface (or, with TLS, negotiated `h2`). */
-  #serveH2(socket: Socket, hosts: VirtualHosts<CompiledServer>): void {
+  #serveH2(socket: Socket, hosts: VirtualHosts<CompiledServer>, proxied: ProxyProtocolAddresses | undefined): void {
     const level = hosts.defaultServer.level;
     // SETTINGS go out as the session starts, so endpoints differ by them (one per value in use).
     const streams = hosts.defaultServer.maxConcurrentStreams;
@@ -142,7 +169,7 @@ export class HttpRuntime {
     }
     const protocol = endpoint.accept(
       socket,
-      (exchange) => this.#handler.handle(new ClientConnection(exchange.connection, hosts), exchange),
+      (exchange) => this.#handler.handle(new ClientConnection(exchange.connection, hosts, { proxied }), exchange),
       {
         keepaliveTimeoutMs: level.keepaliveTimeoutMs,
         keepaliveRequests: level.keepaliveRequests,
@@ -154,12 +181,12 @@ export class HttpRuntime {
       },
       (err) => this.#handler.clientError(conn, err),
     );
-    const conn = new ClientConnection(protocol, hosts);
+    const conn = new ClientConnection(protocol, hosts, { proxied });
     this.#tracker.add(conn);
   }
 
-  /** `plainHttp`: a request sent without TLS to a `listen ... ssl` address, answered with 497. */
-  #serveH1(socket: Socket, hosts: VirtualHosts<CompiledServer>, plainHttp = false): void {
+  /** `origin.plainHttp`: a request sent without TLS to a `listen ... ssl` address, answered with 497. */
+  #serveH1(socket: Socket, hosts: VirtualHosts<CompiledServer>, origin: ConnectionOrigin): void {
     const level = hosts.defaultServer.level;
     // The handlers run on socket events, after `conn` below is set.
     const protocol = new H1ServerConnection(
@@ -176,7 +203,7 @@ export class HttpRuntime {
       },
       (_connection, err) => this.#handler.clientError(conn, err),
     );
-    const conn = new ClientConnection(protocol, hosts, plainHttp);
+    const conn = new ClientConnection(protocol, hosts, origin);
     this.#tracker.add(conn);
   }
 

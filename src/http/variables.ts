@@ -111,6 +111,11 @@ const HTTP_VARIABLES: Readonly<Record<string, Getter>> = {
   binary_remote_addr: (r) => binaryAddress(r.remoteAddress),
   realip_remote_addr: (r) => r.connection.remoteAddress,
   realip_remote_port: (r) => r.connection.remotePort,
+  // ngx_http_variable_proxy_protocol_*(): not found without a header (or for UNKNOWN and LOCAL).
+  proxy_protocol_addr: (r) => r.connection.proxied?.sourceAddress,
+  proxy_protocol_port: (r) => (r.connection.proxied === undefined ? undefined : String(r.connection.proxied.sourcePort)),
+  proxy_protocol_server_addr: (r) => r.connection.proxied?.destinationAddress,
+  proxy_protocol_server_port: (r) => (r.connection.proxied === undefined ? undefined : String(r.connection.proxied.destinationPort)),
   limit_req_status: (r) => r.limitReqStatus,
   limit_conn_status: (r) => r.limitConnStatus,
   remote_user: remoteUser,

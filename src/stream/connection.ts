@@ -13,7 +13,7 @@ import { tlsInfoOf } from '../tls/sni.js';
 import type { CompiledStreamServer } from './generation.js';
 import { SessionConnLimits } from './limit-conn.js';
 import { proxySession } from './proxy.js';
-import { readProxyProtocol } from './proxy-protocol.js';
+import { readProxyProtocol } from '../core/proxy-protocol.js';
 import { StreamSession } from './session.js';
 import { ClientHelloReader } from './ssl-preread.js';
 

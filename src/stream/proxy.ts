@@ -14,7 +14,7 @@ import type { UpstreamGroup } from '../upstream/group.js';
 import { connectPeer, type PeerConnectOptions } from '../upstream/peer-connect.js';
 import { UpstreamCycle, type UpstreamAttempt } from '../upstream/request-cycle.js';
 import type { UpstreamTls } from '../tls/upstream-tls.js';
-import { writeProxyProtocol } from './proxy-protocol.js';
+import { writeProxyProtocol } from '../core/proxy-protocol.js';
 import type { StreamSession, UpstreamTry } from './session.js';
 
 /** A server's `proxy_*` settings, compiled once per generation. */

@@ -4,7 +4,7 @@
  */
 import type { Socket } from 'node:net';
 import type { TlsConnectionInfo } from '../tls/sni.js';
-import type { ProxyProtocolAddresses } from './proxy-protocol.js';
+import type { ProxyProtocolAddresses } from '../core/proxy-protocol.js';
 import type { PrereadValues } from './ssl-preread.js';
 
 /** nginx's stream status codes (`NGX_STREAM_OK`, `NGX_STREAM_BAD_REQUEST`...). */

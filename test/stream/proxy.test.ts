@@ -4,7 +4,7 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { after, before, describe, it } from 'node:test';
-import { readProxyProtocol } from '../../src/stream/proxy-protocol.js';
+import { readProxyProtocol } from '../../src/core/proxy-protocol.js';
 import { tempDir } from '../helpers/tmp.js';
 import { echoBackend, exchange, memoryLog, serveStream, startBackend, type Backend, type ServedStream } from './helpers.js';
 

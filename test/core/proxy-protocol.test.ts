@@ -1,7 +1,7 @@
 /** The PROXY protocol reader and writer, versions 1 and 2. */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { readProxyProtocol, writeProxyProtocol } from '../../src/stream/proxy-protocol.js';
+import { readProxyProtocol, writeProxyProtocol } from '../../src/core/proxy-protocol.js';
 
 const addresses = { sourceAddress: '203.0.113.7', sourcePort: 5555, destinationAddress: '192.0.2.1', destinationPort: 443 };
 const v6 = { sourceAddress: '2001:db8::7', sourcePort: 1, destinationAddress: '::1', destinationPort: 2 };

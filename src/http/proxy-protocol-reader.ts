@@ -1,0 +1,73 @@
+/**
+ * A connection on a `listen ... proxy_protocol` address before its PROXY protocol header is read:
+ * nginx's `ngx_http_wait_request_handler()` calling `ngx_proxy_protocol_read()`. The header comes
+ * first, before TLS and before HTTP/2's preface; a broken one, or none within client_header_timeout,
+ * closes the connection without an answer, as nginx does.
+ */
+import type { Socket } from 'node:net';
+import { readProxyProtocol, type ProxyProtocolAddresses } from '../core/proxy-protocol.js';
+import { PendingConnection } from './pending-connection.js';
+
+/** Receives the socket, the header's bytes consumed, and the addresses (undefined for `UNKNOWN`/`LOCAL`). */
+export type ProxyProtocolRead = (socket: Socket, addresses: ProxyProtocolAddresses | undefined) => void;
+
+/** Why the header was not read, for the error log: nginx's words. */
+export type ProxyProtocolFailure = { readonly kind: 'broken'; readonly header: string } | { readonly kind: 'timeout' };
+
+export class ProxyProtocolReader extends PendingConnection {
+  readonly socket: Socket;
+  readonly #read: ProxyProtocolRead;
+  readonly #failed: (failure: ProxyProtocolFailure) => void;
+  #buf: Buffer | undefined;
+  readonly #onData = (chunk: Buffer): void => this.#data(chunk);
+  readonly #onTimeout = (): void => {
+    this.#failed({ kind: 'timeout' });
+    this.socket.destroy();
+  };
+  readonly #onError = (): void => void this.socket.destroy();
+  readonly #onSocketClose = (): void => this.finish();
+
+  /** `timeoutMs` bounds the wait for the header (nginx's client_header_timeout). */
+  constructor(socket: Socket, timeoutMs: number, read: ProxyProtocolRead, failed: (failure: ProxyProtocolFailure) => void) {
+    super();
+    this.socket = socket;
+    this.#read = read;
+    this.#failed = failed;
+    socket.on('data', this.#onData);
+    socket.on('timeout', this.#onTimeout);
+    socket.on('error', this.#onError);
+    socket.on('close', this.#onSocketClose);
+    socket.setTimeout(timeoutMs);
+  }
+
+  #data(chunk: Buffer): void {
+    const buf = this.#buf === undefined ? chunk : Buffer.concat([this.#buf, chunk]);
+    this.#buf = buf;
+    const header = readProxyProtocol(buf);
+    if (header.kind === 'again') return;
+    const socket = this.socket;
+    socket.off('data', this.#onData);
+    socket.off('timeout', this.#onTimeout);
+    socket.off('error', this.#onError);
+    socket.off('close', this.#onSocketClose);
+    socket.setTimeout(0);
+    this.#buf = undefined;
+    if (header.kind === 'broken') {
+      // ngx_proxy_protocol_read(): the line up to 107 bytes, as the log shows it.
+      this.#failed({ kind: 'broken', header: buf.subarray(0, 107).toString('latin1').replace(/[\r\n]/g, '') });
+      socket.destroy();
+      this.finish();
+      return;
+    }
+    socket.pause();
+    const rest = buf.subarray(header.length);
+    if (rest.length > 0) socket.unshift(rest);
+    this.#read(socket, header.addresses);
+    this.finish();
+  }
+
+  /** A connection still without its header when a drain's grace ends is closed. */
+  protected graceExpired(): void {
+    this.socket.destroy();
+  }
+}
