@@ -308,18 +308,20 @@ export class RequestHandler {
     }
     const limited = level.limitExceptProxy;
     const proxy = limited !== undefined && !limited.methods.has(request.head.method) ? limited.proxy : (level.proxy as CompiledProxy);
+    const server = request.server as CompiledServer | undefined;
+    const absolute = (location: string): string => (server === undefined ? location : absoluteLocation(location, request, conn, server, level));
     request.proxyHost = proxy.proxyHost;
     request.proxyScheme = proxy.scheme;
     const resolving = proxy.resolveHost(request);
     if (resolving === undefined) {
-      proxyRequest({ exchange, request, conn, log: this.#log, fail, headers, proxy });
+      proxyRequest({ exchange, request, conn, log: this.#log, fail, headers, proxy, absoluteLocation: absolute });
       return;
     }
     // ngx_http_upstream_resolve_handler(): the request waits on the resolver, then goes on or gets 502.
     void resolving.then((error) => {
       if (exchange.aborted) return;
       if (error === undefined) {
-        proxyRequest({ exchange, request, conn, log: this.#log, fail, headers, proxy });
+        proxyRequest({ exchange, request, conn, log: this.#log, fail, headers, proxy, absoluteLocation: absolute });
         return;
       }
       this.#log.error(`${error}${context(request, conn)}`, conn.number);

@@ -39,7 +39,7 @@ export interface CompiledProxy {
   readonly pass: ReadonlySet<string>;
   readonly passRequestHeaders: boolean;
   readonly passRequestBody: boolean;
-  readonly redirect: ((value: string, request: HttpRequest) => string) | undefined;
+  readonly redirect: ((value: string, request: HttpRequest) => string | undefined) | undefined;
   readonly connectTimeoutMs: number;
   readonly sendTimeoutMs: number;
   readonly readTimeoutMs: number;
@@ -122,42 +122,48 @@ export function compileProxy(
     return resolver.resolve(name, port).then((outcome) => (outcome instanceof ResolveFailure ? outcome.message : undefined));
   };
   const redirectRules = block.get('proxy_redirect');
-  const redirect = redirectRules === 'off' || target.template !== undefined
-    ? undefined
-    : (() => {
-        const rules = redirectRules.map((rule) => {
-          if (rule.kind === 'default') {
-            const from = target.source;
-            const to = target.uri === undefined ? '' : locationPrefix;
-            return (value: string): string | undefined => (value.startsWith(from) ? to + value.slice(from.length) : undefined);
-          }
-          if (rule.kind === 'regex') {
-            const to = text(rule.to);
-            return (value: string, request: HttpRequest): string | undefined => {
-              const found = rule.from.exec(value);
-              if (found === null) return undefined;
-              const saved = request.captures;
-              request.captures = found;
-              const replaced = to(request);
-              request.captures = saved;
-              return replaced + value.slice(found.index + found[0].length);
-            };
-          }
-          const from = text(rule.from);
+  // ngx_http_proxy_rewrite_redirect(): the first rule that matches rewrites; none matching
+  // (undefined) leaves the header as it came. With variables in proxy_pass there is no default
+  // rule (nginx refuses an explicit one), but the explicit rules apply.
+  const rules = redirectRules === 'off'
+    ? []
+    : redirectRules.flatMap((rule): ((value: string, request: HttpRequest) => string | undefined)[] => {
+        if (rule.kind === 'default') {
+          if (target.template !== undefined) return [];
+          // ngx_http_proxy_merge_loc_conf(): without a URI part, "URL/" becomes "/".
+          const from = target.uri === undefined ? `${target.source}/` : target.source;
+          const to = target.uri === undefined ? '/' : locationPrefix;
+          return [(value) => (value.startsWith(from) ? to + value.slice(from.length) : undefined)];
+        }
+        if (rule.kind === 'regex') {
           const to = text(rule.to);
-          return (value: string, request: HttpRequest): string | undefined => {
-            const prefix = from(request);
-            return value.startsWith(prefix) ? to(request) + value.slice(prefix.length) : undefined;
-          };
-        });
-        return (value: string, request: HttpRequest): string => {
-          for (const rule of rules) {
-            const rewritten = rule(value, request);
-            if (rewritten !== undefined) return rewritten;
-          }
-          return value;
-        };
-      })();
+          // ngx_http_proxy_rewrite_regex_handler(): a match replaces the whole value.
+          return [(value, request) => {
+            const found = rule.from.exec(value);
+            if (found === null) return undefined;
+            const saved = request.captures;
+            request.captures = found;
+            const replaced = to(request);
+            request.captures = saved;
+            return replaced;
+          }];
+        }
+        const from = text(rule.from);
+        const to = text(rule.to);
+        return [(value, request) => {
+          const prefix = from(request);
+          return value.startsWith(prefix) ? to(request) + value.slice(prefix.length) : undefined;
+        }];
+      });
+  const redirect = rules.length === 0
+    ? undefined
+    : (value: string, request: HttpRequest): string | undefined => {
+        for (const rule of rules) {
+          const rewritten = rule(value, request);
+          if (rewritten !== undefined) return rewritten;
+        }
+        return undefined;
+      };
   const errorCodes = new Set(block.get('error_page').flatMap((page) => page.codes));
   const ssl = target.scheme === 'https' ? UpstreamTls.load(upstreamTlsSettings(block)) : undefined;
   const sslNameSetting = block.get('proxy_ssl_name');

@@ -69,12 +69,20 @@ function connectionListed(request: HttpRequest): Set<string> | undefined {
   return names.length === 0 ? undefined : new Set(names);
 }
 
+/** `proxy_redirect` for one response: its rules, and the header filter's absolute_redirect. */
+export interface ProxyRedirector {
+  /** The rewritten URL, or undefined when no rule matches. */
+  rewrite(value: string): string | undefined;
+  /** A Location starting with `/` made absolute as absolute_redirect says. */
+  absolute(location: string): string;
+}
+
 /** The upstream's response headers as passed to the client, minus hidden and hop-by-hop ones. */
 export function clientResponseHeaders(
   head: ResponseHead,
   hide: ReadonlySet<string>,
   pass: ReadonlySet<string>,
-  rewriteLocation: ((value: string) => string) | undefined,
+  redirect: ProxyRedirector | undefined,
 ): string[] {
   const out: string[] = [];
   const headers = head.headers;
@@ -84,7 +92,17 @@ export function clientResponseHeaders(
     const key = name.toLowerCase();
     if (((HIDDEN_RESPONSE_HEADERS.has(key) || hide.has(key)) && !pass.has(key)) || listed?.has(key)) continue;
     let value = headers[i + 1] as string;
-    if (rewriteLocation !== undefined && (key === 'location' || key === 'refresh')) value = rewriteLocation(value);
+    if (redirect !== undefined && key === 'location') {
+      // ngx_http_upstream_rewrite_location(): only a rewritten Location is the response's
+      // location, which the header filter makes absolute (absolute_redirect).
+      const rewritten = redirect.rewrite(value);
+      if (rewritten !== undefined) value = redirect.absolute(rewritten);
+    } else if (redirect !== undefined && key === 'refresh') {
+      // ngx_http_upstream_rewrite_refresh(): the rules see what follows "url=".
+      const at = value.toLowerCase().indexOf('url=');
+      const rewritten = at < 0 ? undefined : redirect.rewrite(value.slice(at + 4));
+      if (rewritten !== undefined) value = value.slice(0, at + 4) + rewritten;
+    }
     out.push(name, value);
   }
   return out;

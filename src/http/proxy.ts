@@ -44,6 +44,8 @@ export interface UpstreamContext {
 /** What the proxy needs from the handler that called it. */
 export interface ProxyContext extends UpstreamContext {
   readonly proxy: CompiledProxy;
+  /** A Location starting with `/` made absolute (absolute_redirect, port_in_redirect, server_name_in_redirect). */
+  readonly absoluteLocation: (location: string) => string;
 }
 
 /** Proxies one request. */
@@ -387,7 +389,8 @@ class ProxyAttempts {
   /** Sends the client the response head; returns a decoder when a chunked body must be unchunked (HTTP/1.0 client). */
   #writeHead(head: ResponseHead, peer: Peer): ChunkedParser | undefined {
     const { exchange, proxy, request } = this.#ctx;
-    const headers = clientResponseHeaders(head, proxy.hide, proxy.pass, proxy.redirect === undefined ? undefined : (value) => proxy.redirect?.(value, request) ?? value);
+    const redirect = proxy.redirect;
+    const headers = clientResponseHeaders(head, proxy.hide, proxy.pass, redirect === undefined ? undefined : { rewrite: (value) => redirect(value, request), absolute: this.#ctx.absoluteLocation });
     // What the balancer adds for the peer that answered (`sticky cookie`'s Set-Cookie).
     const added = this.#cycle.responseHeaders(peer);
     if (added !== undefined) headers.push(...added);

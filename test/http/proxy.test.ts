@@ -25,6 +25,12 @@ describe('proxy_pass', () => {
         setTimeout(() => res.end('part two'), 5);
         return;
       }
+      if (req.url?.startsWith('/rules/')) {
+        // The same Location for each rule set; a Refresh whose URL follows "url=".
+        res.writeHead(302, { location: `http://127.0.0.1:${app.port}/rules/next?a=1`, refresh: `5; url=http://127.0.0.1:${app.port}/rules/r`, 'content-length': '0' });
+        res.end();
+        return;
+      }
       if (req.url?.startsWith('/redirect')) {
         res.writeHead(302, { location: `http://127.0.0.1:${app.port}/app/next`, 'content-length': '0' });
         res.end();
@@ -72,6 +78,8 @@ describe('proxy_pass', () => {
           location /none/ { proxy_pass http://none/; }
           location /retry503/ { proxy_pass http://flaky/; proxy_next_upstream error http_503; }
           location /pass503/ { proxy_pass http://flaky2/; }
+          location /rules/ { proxy_pass http://127.0.0.1:${app.port}; proxy_redirect ~^http://[^/]+(/rules/)(.*)$ $1x/$2; }
+          location /rules/none/ { proxy_pass http://127.0.0.1:${app.port}; proxy_redirect http://elsewhere/ /; }
           location /lmt { proxy_pass http://127.0.0.1:${app.port}/replacement; limit_except POST { proxy_pass http://127.0.0.1:${app.port}; } }
         }
       }`,
@@ -141,7 +149,17 @@ describe('proxy_pass', () => {
   it('rewrites Location with proxy_redirect default', async () => {
     const reply = await get(served.port, '/app/redirect');
     assert.equal(reply.status, 302);
-    assert.equal(reply.headers.location, '/app/app/next');
+    // The rewritten Location is the response's location, made absolute by absolute_redirect.
+    assert.equal(reply.headers.location, `http://localhost:${served.port}/app/app/next`);
+  });
+
+  it('replaces the whole value with a regex rule, rewrites a Refresh after url=, and leaves a Location no rule matches as it came', async () => {
+    const reply = await get(served.port, '/rules/a');
+    assert.equal(reply.headers.location, `http://localhost:${served.port}/rules/x/next?a=1`);
+    assert.equal(reply.headers.refresh, '5; url=/rules/x/r');
+    const untouched = await get(served.port, '/rules/none/a');
+    assert.equal(untouched.headers.location, `http://127.0.0.1:${app.port}/rules/next?a=1`);
+    assert.equal(untouched.headers.refresh, `5; url=http://127.0.0.1:${app.port}/rules/r`);
   });
 
   it('passes a chunked response through, and unchunks it for an HTTP/1.0 client', async () => {
