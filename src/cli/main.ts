@@ -102,6 +102,7 @@ function testConfig(load: () => HitlessConfig, configFile: string, line: Command
 function reportConfigError(err: unknown, io: CommandIO): number {
   if (!(err instanceof ConfigError)) throw err;
   io.stderr.write(`hitless: [${err.level}] ${err.message}\n`);
+  if (err.hint !== undefined) io.stderr.write(`hitless: [notice] ${err.hint}\n`);
   return 1;
 }
 

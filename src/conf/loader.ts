@@ -73,6 +73,15 @@ function withSlash(path: string): string {
   return path.endsWith('/') ? path : `${path}/`;
 }
 
+/**
+ * Directives nginx removed that old configurations still carry: nginx's own answer is "unknown
+ * directive", and hitless says what replaced them.
+ */
+const REMOVED_DIRECTIVES: Readonly<Record<string, string>> = {
+  ssl: 'the "ssl" directive was removed in nginx 1.25.1: use the "ssl" parameter of "listen" instead (listen 443 ssl;)',
+  spdy_headers_comp: 'SPDY was removed in nginx 1.9.5: use "http2 on;" (and the http2_* directives) instead',
+};
+
 class BlockBuilder {
   readonly #registry: DirectiveRegistry;
   readonly #defaults: DefaultContext;
@@ -118,7 +127,7 @@ class BlockBuilder {
 
   #handle(node: DirectiveNode): void {
     const specs = this.#registry.lookup(node.name);
-    if (specs.length === 0) throw new ConfigError(`unknown directive "${node.name}"`, node);
+    if (specs.length === 0) throw new ConfigError(`unknown directive "${node.name}"`, node, { hint: REMOVED_DIRECTIVES[node.name] });
     const spec = specs.find((candidate) => candidate.contexts.includes(this.context));
     if (spec === undefined) throw new ConfigError(`"${node.name}" directive is not allowed here`, node);
 

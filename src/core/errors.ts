@@ -66,11 +66,13 @@ export class ConfigError extends HitlessError {
   readonly location: ConfigLocation | undefined;
   /** The error log level nginx would use: `emerg` for almost everything. */
   readonly level: 'emerg' | 'alert' | 'crit';
+  /** What to do instead, for a directive nginx removed: hitless's own line after nginx's message. */
+  readonly hint: string | undefined;
 
   constructor(
     reason: string,
     location: ConfigLocation | undefined,
-    options?: ErrorOptions & { code?: ErrorCode; level?: 'emerg' | 'alert' | 'crit' },
+    options?: ErrorOptions & { code?: ErrorCode; level?: 'emerg' | 'alert' | 'crit'; hint?: string | undefined },
   ) {
     super(
       options?.code ?? 'HITLESS_ERR_CONFIG',
@@ -80,6 +82,7 @@ export class ConfigError extends HitlessError {
     this.reason = reason;
     this.location = location;
     this.level = options?.level ?? 'emerg';
+    this.hint = options?.hint;
   }
 }
 

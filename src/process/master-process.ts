@@ -390,8 +390,10 @@ export class MasterProcess {
       log = openErrorLog(next.errorLog);
     } catch (err) {
       // ngx_init_cycle() failed: the running generation is untouched and keeps serving.
-      if (err instanceof ConfigError) this.#log.write(err.level, err.message);
-      else if (err instanceof ListenError) this.#log.emerg(err.message);
+      if (err instanceof ConfigError) {
+        this.#log.write(err.level, err.message);
+        if (err.hint !== undefined) this.#log.notice(err.hint);
+      } else if (err instanceof ListenError) this.#log.emerg(err.message);
       else this.#log.emerg(describe(err));
       this.#closeUnusedSockets();
       reloadChannel.publish({ generation: this.#generation.number + 1, ok: false, error: describe(err) });
