@@ -21,6 +21,32 @@ export abstract class PendingConnection implements ProtocolConnection {
     return this.#done;
   }
 
+  /**
+   * Reads the socket's first bytes with `onData` until the returned function stops it: a timeout
+   * (`timeoutMs`, nginx's client_header_timeout) runs `onTimeout` and closes, an error closes, a
+   * close finishes the connection.
+   */
+  protected watchFirstBytes(socket: Socket, timeoutMs: number, onData: (chunk: Buffer) => void, onTimeout: () => void = () => undefined): () => void {
+    const timedOut = (): void => {
+      onTimeout();
+      socket.destroy();
+    };
+    const failed = (): void => void socket.destroy();
+    const closed = (): void => this.finish();
+    socket.on('data', onData);
+    socket.on('timeout', timedOut);
+    socket.on('error', failed);
+    socket.on('close', closed);
+    socket.setTimeout(timeoutMs);
+    return () => {
+      socket.off('data', onData);
+      socket.off('timeout', timedOut);
+      socket.off('error', failed);
+      socket.off('close', closed);
+      socket.setTimeout(0);
+    };
+  }
+
   /** What to do when a drain's grace period ends before the protocol is known. */
   protected abstract graceExpired(): void;
 

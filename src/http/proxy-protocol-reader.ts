@@ -19,13 +19,7 @@ export class ProxyProtocolReader extends PendingConnection {
   readonly #read: ProxyProtocolRead;
   readonly #failed: (failure: ProxyProtocolFailure) => void;
   #buf: Buffer | undefined;
-  readonly #onData = (chunk: Buffer): void => this.#data(chunk);
-  readonly #onTimeout = (): void => {
-    this.#failed({ kind: 'timeout' });
-    this.socket.destroy();
-  };
-  readonly #onError = (): void => void this.socket.destroy();
-  readonly #onSocketClose = (): void => this.finish();
+  readonly #unwatch: () => void;
 
   /** `timeoutMs` bounds the wait for the header (nginx's client_header_timeout). */
   constructor(socket: Socket, timeoutMs: number, read: ProxyProtocolRead, failed: (failure: ProxyProtocolFailure) => void) {
@@ -33,11 +27,7 @@ export class ProxyProtocolReader extends PendingConnection {
     this.socket = socket;
     this.#read = read;
     this.#failed = failed;
-    socket.on('data', this.#onData);
-    socket.on('timeout', this.#onTimeout);
-    socket.on('error', this.#onError);
-    socket.on('close', this.#onSocketClose);
-    socket.setTimeout(timeoutMs);
+    this.#unwatch = this.watchFirstBytes(socket, timeoutMs, (chunk) => this.#data(chunk), () => failed({ kind: 'timeout' }));
   }
 
   #data(chunk: Buffer): void {
@@ -46,11 +36,7 @@ export class ProxyProtocolReader extends PendingConnection {
     const header = readProxyProtocol(buf);
     if (header.kind === 'again') return;
     const socket = this.socket;
-    socket.off('data', this.#onData);
-    socket.off('timeout', this.#onTimeout);
-    socket.off('error', this.#onError);
-    socket.off('close', this.#onSocketClose);
-    socket.setTimeout(0);
+    this.#unwatch();
     this.#buf = undefined;
     if (header.kind === 'broken') {
       // ngx_proxy_protocol_read(): the line up to 107 bytes, as the log shows it.

@@ -23,21 +23,14 @@ export class PrefaceSniffer extends PendingConnection {
   readonly socket: Socket;
   readonly #choose: ProtocolChoice;
   #buf: Buffer | undefined;
-  readonly #onData = (chunk: Buffer): void => this.#read(chunk);
-  readonly #onTimeout = (): void => void this.socket.destroy();
-  readonly #onError = (): void => void this.socket.destroy();
-  readonly #onSocketClose = (): void => this.finish();
+  readonly #unwatch: () => void;
 
   /** `timeoutMs` bounds the wait for the first bytes (nginx's client_header_timeout). */
   constructor(socket: Socket, timeoutMs: number, choose: ProtocolChoice) {
     super();
     this.socket = socket;
     this.#choose = choose;
-    socket.on('data', this.#onData);
-    socket.on('timeout', this.#onTimeout);
-    socket.on('error', this.#onError);
-    socket.on('close', this.#onSocketClose);
-    socket.setTimeout(timeoutMs);
+    this.#unwatch = this.watchFirstBytes(socket, timeoutMs, (chunk) => this.#read(chunk));
   }
 
   #read(chunk: Buffer): void {
@@ -50,11 +43,7 @@ export class PrefaceSniffer extends PendingConnection {
 
   #handOff(http2: boolean): void {
     const socket = this.socket;
-    socket.off('data', this.#onData);
-    socket.off('timeout', this.#onTimeout);
-    socket.off('error', this.#onError);
-    socket.off('close', this.#onSocketClose);
-    socket.setTimeout(0);
+    this.#unwatch();
     socket.pause();
     if (this.#buf !== undefined) socket.unshift(this.#buf);
     this.#buf = undefined;
