@@ -66,6 +66,11 @@ function readV2(data: Buffer): ProxyProtocolRead {
 }
 
 /** Reads a header at the start of `data` (everything the client sent so far). */
+/** A broken header as nginx's `broken header: "..."` line shows it: its first 107 bytes, line ends dropped. */
+export function brokenHeaderText(data: Buffer): string {
+  return data.subarray(0, V1_MAX).toString('latin1').replace(/[\r\n]/g, '');
+}
+
 export function readProxyProtocol(data: Buffer): ProxyProtocolRead {
   const signature = Math.min(data.length, V2_SIGNATURE.length);
   if (data.subarray(0, signature).equals(V2_SIGNATURE.subarray(0, signature)) && data.length > 0) {

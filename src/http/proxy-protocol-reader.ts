@@ -5,7 +5,7 @@
  * closes the connection without an answer, as nginx does.
  */
 import type { Socket } from 'node:net';
-import { readProxyProtocol, type ProxyProtocolAddresses } from '../core/proxy-protocol.js';
+import { brokenHeaderText, readProxyProtocol, type ProxyProtocolAddresses } from '../core/proxy-protocol.js';
 import { PendingConnection } from './pending-connection.js';
 
 /** Receives the socket, the header's bytes consumed, and the addresses (undefined for `UNKNOWN`/`LOCAL`). */
@@ -39,8 +39,7 @@ export class ProxyProtocolReader extends PendingConnection {
     this.#unwatch();
     this.#buf = undefined;
     if (header.kind === 'broken') {
-      // ngx_proxy_protocol_read(): the line up to 107 bytes, as the log shows it.
-      this.#failed({ kind: 'broken', header: buf.subarray(0, 107).toString('latin1').replace(/[\r\n]/g, '') });
+      this.#failed({ kind: 'broken', header: brokenHeaderText(buf) });
       socket.destroy();
       this.finish();
       return;

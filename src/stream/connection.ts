@@ -13,7 +13,7 @@ import { tlsInfoOf } from '../tls/sni.js';
 import type { CompiledStreamServer } from './generation.js';
 import { SessionConnLimits } from './limit-conn.js';
 import { proxySession } from './proxy.js';
-import { readProxyProtocol } from '../core/proxy-protocol.js';
+import { brokenHeaderText, readProxyProtocol } from '../core/proxy-protocol.js';
 import { StreamSession } from './session.js';
 import { ClientHelloReader } from './ssl-preread.js';
 
@@ -113,7 +113,7 @@ export class StreamConnection {
     if (how !== 'done') return false;
     const result = header as ReturnType<typeof readProxyProtocol>;
     if (result.kind !== 'header') {
-      this.#log.error(`broken header: "${Buffer.concat(this.#pending).subarray(0, 107).toString('latin1').replace(/[\r\n]/g, '')}" while reading PROXY protocol, ${this.#logContext}`, this.session.id);
+      this.#log.error(`broken header: "${brokenHeaderText(Buffer.concat(this.#pending))}" while reading PROXY protocol, ${this.#logContext}`, this.session.id);
       return false;
     }
     this.session.proxyProtocol = result.addresses;
