@@ -5,6 +5,7 @@ import { httpAuthBasicModule } from './http/auth-basic-module.js';
 import { coreModule } from './conf/core-module.js';
 import { httpCoreModule } from './http/core-module.js';
 import { httpCharsetModule } from './http/charset-module.js';
+import { httpSubFilterModule } from './http/sub-filter-module.js';
 import { httpGrpcModule } from './http/grpc-module.js';
 import { httpGzipModule } from './http/gzip-module.js';
 import { httpGzipStaticModule } from './http/gzip-static.js';
@@ -64,6 +65,7 @@ export const builtinModules: readonly ConfModule[] = [
   httpAutoindexModule,
   httpMimeTypesModule,
   httpCharsetModule,
+  httpSubFilterModule,
   httpProxyModule,
   httpGrpcModule,
   httpGzipModule,

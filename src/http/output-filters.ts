@@ -1,17 +1,23 @@
 /**
  * The output filters of a level, compiled from its directives in the order nginx's filter chain
- * calls them (ngx_modules.c: charset before gzip, so gzip compresses the recoded body).
+ * calls them (ngx_modules.c: sub before charset before gzip, so that sub_filter searches the body as
+ * the handler wrote it and gzip compresses the recoded body).
  */
 import type { ConfBlockView } from '../conf/registry.js';
 import type { ErrorLog } from '../core/log.js';
+import type { VariableTable } from '../core/variables.js';
 import { charsetFilterOf } from './charset-module.js';
 import { gzipFilter, varyFilter } from './gzip-filter.js';
 import { gzipSettingsOf } from './gzip-module.js';
 import { NO_FILTERS, type OutputFilter } from './output-filter.js';
+import type { HttpRequest } from './request.js';
+import { subFilterOf } from './sub-filter-module.js';
 
 /** The level's filters; {@link NO_FILTERS} when none is on, so that the chain passes writes straight through. */
-export function compileOutputFilters(block: ConfBlockView, log: ErrorLog): readonly OutputFilter[] {
+export function compileOutputFilters(block: ConfBlockView, log: ErrorLog, table: VariableTable<HttpRequest>): readonly OutputFilter[] {
   const filters: OutputFilter[] = [];
+  const sub = subFilterOf(block, table);
+  if (sub !== undefined) filters.push(sub);
   const charset = charsetFilterOf(block, (request, message) => log.error(`${message}, client: ${request.remoteAddress}, server: ${request.serverName}, request: "${request.requestLine}"`));
   if (charset !== undefined) filters.push(charset);
   const gzip = gzipSettingsOf(block);
