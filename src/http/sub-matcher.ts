@@ -4,7 +4,7 @@
  * the shortest string's length. At each position, from the left, the strings are tried in the
  * order nginx sorts them (by their byte at the shortest length minus one, then as configured),
  * and the first one that matches there wins; the search goes on after it. Across a chunk
- * boundary, the bytes that may still begin a match are held back: at most the longest string
+ * boundary, only the bytes that begin a partial match are held back: at most the longest string
  * minus one byte. At the end of the body, what is held back goes out as it is, unsearched, as
  * nginx sends its `looked` buffer with the last one.
  */
@@ -153,10 +153,14 @@ export class SubMatcher {
       offset++;
       this.#index = 0;
     }
-    // The windows not complete yet may still begin a match.
-    const keep = Math.max(offset - min + 1, sent);
+    // What the last windows, not complete yet, hold may begin a match: nginx keeps it, and on a
+    // flushed buffer (every one of a proxied body) sends the bytes where no string could begin
+    // (the `flush` loop of ngx_http_sub_parse()). hitless does so with every chunk, so that a
+    // stalled upstream's last bytes are not held back; the output is the same either way.
+    let keep = offset - min + 1;
+    while (keep < data.length && !matches.some(({ match }) => compare(data, keep, match) === PARTIAL)) keep++;
     send(keep);
-    this.#hold(data, keep, offset);
+    this.#hold(data, keep, keep + min - 1);
   }
 
   /** The end of the body: what was held back goes out unsearched (nginx sends `looked` with the last buffer). */
