@@ -7,8 +7,7 @@
  * variables, a string evaluated per response (one that comes out empty is not looked for), a
  * replacement at its first match.
  */
-import type { Transform } from 'node:stream';
-import { Transform as TransformStream } from 'node:stream';
+import { Transform } from 'node:stream';
 import { compileTemplate, isConstantTemplate, type CompiledTemplate, type Template, type VariableTable } from '../core/variables.js';
 import { toByteString } from '../core/byte-string.js';
 import { defineDirective, type ConfBlockView, type ConfModule, type DirectiveContext } from '../conf/registry.js';
@@ -121,6 +120,7 @@ export function subFilterOf(block: ConfBlockView, table: VariableTable<HttpReque
   const settings: SubSettings = { pairs, tables, once: block.get('sub_filter_once'), lastModified: block.get('sub_filter_last_modified'), types: block.get('sub_filter_types') };
   return {
     name: 'sub',
+    // A body sub_filter changes has no known length, so that nginx's range filter passes it whole.
     encodes: (head, request) => tablesFor(head, request, settings) !== undefined,
     header: (head, request) => subHeader(head, request, settings),
   };
@@ -139,23 +139,25 @@ function tablesFor(head: FilterHead, request: HttpRequest, settings: SubSettings
   return matches.length === 0 ? undefined : buildSubTables(matches);
 }
 
+/** ngx_http_sub_header_filter(): the head edited, and the body's transform. */
 function subHeader(head: FilterHead, request: HttpRequest, settings: SubSettings): Transform | undefined {
   const tables = tablesFor(head, request, settings);
   if (tables === undefined) return undefined;
+  // ngx_http_clear_content_length(), and Last-Modified and ETag cleared, or the ETag made weak with sub_filter_last_modified.
   removeHeader(head.headers, 'content-length');
-  head.framing = 'chunked';
   if (settings.lastModified) weakenEtag(head.headers);
   else {
     removeHeader(head.headers, 'last-modified');
     removeHeader(head.headers, 'etag');
   }
   if (head.headerOnly) return undefined;
+  head.framing = 'chunked';
   return subTransform(new SubMatcher(tables, (line) => bytes((settings.pairs[line] as CompiledPair).replacement(request)), settings.once));
 }
 
 /** The body through the matcher, chunk by chunk. */
 function subTransform(matcher: SubMatcher): Transform {
-  return new TransformStream({
+  return new Transform({
     transform(chunk: Buffer, _encoding, callback) {
       matcher.write(chunk, (data) => this.push(data));
       callback();
