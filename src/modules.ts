@@ -6,6 +6,7 @@ import { coreModule } from './conf/core-module.js';
 import { httpCoreModule } from './http/core-module.js';
 import { httpCharsetModule } from './http/charset-module.js';
 import { httpGrpcModule } from './http/grpc-module.js';
+import { httpGunzipModule } from './http/gunzip-module.js';
 import { httpGzipModule } from './http/gzip-module.js';
 import { httpGzipStaticModule } from './http/gzip-static.js';
 import { httpHeadersModule } from './http/headers-module.js';
@@ -68,6 +69,7 @@ export const builtinModules: readonly ConfModule[] = [
   httpGrpcModule,
   httpGzipModule,
   httpGzipStaticModule,
+  httpGunzipModule,
   upstreamModule,
   httpUpstreamHashModule,
   upstreamIpHashModule,
