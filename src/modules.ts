@@ -6,6 +6,8 @@ import { coreModule } from './conf/core-module.js';
 import { httpCoreModule } from './http/core-module.js';
 import { httpCharsetModule } from './http/charset-module.js';
 import { httpGrpcModule } from './http/grpc-module.js';
+import { httpBrotliModule } from './http/brotli-module.js';
+import { httpBrotliStaticModule } from './http/brotli-static.js';
 import { httpGunzipModule } from './http/gunzip-module.js';
 import { httpGzipModule } from './http/gzip-module.js';
 import { httpGzipStaticModule } from './http/gzip-static.js';
@@ -70,6 +72,8 @@ export const builtinModules: readonly ConfModule[] = [
   httpGzipModule,
   httpGzipStaticModule,
   httpGunzipModule,
+  httpBrotliModule,
+  httpBrotliStaticModule,
   upstreamModule,
   httpUpstreamHashModule,
   upstreamIpHashModule,

@@ -57,7 +57,7 @@ export function gunzipFilterOf(block: ConfBlockView, log: (request: HttpRequest,
       if (!gzipEncoded(head)) return undefined;
       // r->gzip_vary: a gzipped response varies whether it is inflated or not.
       request.gzipVary = true;
-      if (clientTakes(request, head.headers, rules, head.fileTime)) return undefined;
+      if (!request.gzipRefused && clientTakes(request, head.headers, rules, head.fileTime)) return undefined;
       removeHeader(head.headers, 'content-encoding');
       recodedHead(head);
       if (head.headerOnly) return undefined;
@@ -80,5 +80,5 @@ function gzipEncoded(head: FilterHead): boolean {
 
 /** Whether the filter would inflate this response (asked before ranges are cut). */
 function decodes(head: FilterHead, request: HttpRequest, rules: GzipClientRules): boolean {
-  return gzipEncoded(head) && !clientTakes(request, head.headers, rules, head.fileTime);
+  return gzipEncoded(head) && (request.gzipRefused || !clientTakes(request, head.headers, rules, head.fileTime));
 }

@@ -214,13 +214,13 @@ export const varyFilter: OutputFilter = {
 export function gzipFilter(settings: GzipSettings): OutputFilter {
   return {
     name: 'ngx_http_gzip_filter_module',
-    encodes: (head, request) => compressible(head, settings.types, settings.minLength) && clientTakes(request, head.headers, settings, head.fileTime),
+    encodes: (head, request) => compressible(head, settings.types, settings.minLength) && !request.gzipRefused && clientTakes(request, head.headers, settings, head.fileTime),
     header(head: FilterHead, request: HttpRequest): Transform | undefined {
       if (!compressible(head, settings.types, settings.minLength)) return undefined;
       // r->gzip_vary: set before the client is asked, so a response that could be gzipped varies.
       // r->gzip_vary: the header filter (varyFilter) adds the Vary header once, for gzip and gzip_static alike.
       request.gzipVary = true;
-      if (!clientTakes(request, head.headers, settings, head.fileTime)) return undefined;
+      if (request.gzipRefused || !clientTakes(request, head.headers, settings, head.fileTime)) return undefined;
       // ngx_http_gzip_filter_memory(): a small known length needs a smaller window and hash.
       let windowBits = settings.windowBits;
       let memLevel = settings.memLevel;

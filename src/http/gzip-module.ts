@@ -84,15 +84,16 @@ function boundedNumber(name: string, low: number, high: number): (args: readonly
 }
 
 /**
- * `ngx_conf_set_bufs_slot()` for a zlib stream's buffers (gzip_buffers, gunzip_buffers): hitless
- * uses the size as zlib's chunkSize and says at -t that the number is not used.
+ * `ngx_conf_set_bufs_slot()` for a compression stream's buffers (gzip_buffers, gunzip_buffers,
+ * brotli_buffers): hitless uses the size as zlib's chunkSize and says at -t that the number is
+ * not used, or says `warning` instead.
  */
-export function zlibBuffers(name: string): (args: readonly string[], ctx: DirectiveContext) => { readonly number: number; readonly size: number } {
+export function zlibBuffers(name: string, warning?: string): (args: readonly string[], ctx: DirectiveContext) => { readonly number: number; readonly size: number } {
   return ([count = '', size = ''], ctx) => {
     const number = parseNumber(count) ?? 0;
     const bytes = parseSize(size) ?? 0;
     if (number === 0 || bytes === 0) ctx.fail(`"${name}" directive invalid value`);
-    ctx.warn(`"${name}" sets only the size of zlib's output chunks in hitless; the number ${number} is not used (the stream's back-pressure bounds the memory of a response)`);
+    ctx.warn(warning ?? `"${name}" sets only the size of zlib's output chunks in hitless; the number ${number} is not used (the stream's back-pressure bounds the memory of a response)`);
     return { number, size: bytes };
   };
 }
