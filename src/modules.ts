@@ -7,6 +7,9 @@ import { httpCoreModule } from './http/core-module.js';
 import { httpCharsetModule } from './http/charset-module.js';
 import { httpSubFilterModule } from './http/sub-filter-module.js';
 import { httpGrpcModule } from './http/grpc-module.js';
+import { httpBrotliModule } from './http/brotli-module.js';
+import { httpBrotliStaticModule } from './http/brotli-static.js';
+import { httpGunzipModule } from './http/gunzip-module.js';
 import { httpGzipModule } from './http/gzip-module.js';
 import { httpGzipStaticModule } from './http/gzip-static.js';
 import { httpHeadersModule } from './http/headers-module.js';
@@ -70,6 +73,9 @@ export const builtinModules: readonly ConfModule[] = [
   httpGrpcModule,
   httpGzipModule,
   httpGzipStaticModule,
+  httpGunzipModule,
+  httpBrotliModule,
+  httpBrotliStaticModule,
   upstreamModule,
   httpUpstreamHashModule,
   upstreamIpHashModule,

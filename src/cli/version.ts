@@ -70,6 +70,7 @@ const OPTIONAL_MODULES: readonly (readonly [configureName: string, moduleName: s
   ['http_ssl_module', 'ngx_http_ssl_module'],
   ['http_v2_module', 'ngx_http_v2_module'],
   ['http_gzip_static_module', 'ngx_http_gzip_static_module'],
+  ['http_gunzip_module', 'ngx_http_gunzip_filter_module'],
   ['http_realip_module', 'ngx_http_realip_module'],
   ['http_sub_module', 'ngx_http_sub_filter_module'],
   ['http_stub_status_module', 'ngx_http_stub_status_module'],

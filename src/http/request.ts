@@ -79,6 +79,10 @@ export class HttpRequest {
   bodyBytesSent = 0;
   /** `$gzip_ratio`, once the gzip filter has compressed the body. */
   gzipRatio: string | undefined;
+  /** `$brotli_ratio`, once the brotli filter has compressed the body. */
+  brotliRatio: string | undefined;
+  /** ngx_brotli's `r->gzip_tested = 1, r->gzip_ok = 0`: brotli took the client, so gzip and gunzip see it as refusing gzip. */
+  gzipRefused = false;
   /** nginx's `r->gzip_vary`: gzip_static or gzip added `Vary: Accept-Encoding` already. */
   gzipVary = false;
   /** The virtual server chosen, for internal redirects (error_page). */
