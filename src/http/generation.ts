@@ -253,7 +253,7 @@ export class HttpGeneration {
       files: compileStatic(block, table, this.#fileCaches),
       tcpNodelay: block.get('tcp_nodelay'),
       referers: compileReferers(block),
-      output: compileOutputFilters(block, this.#log),
+      output: compileOutputFilters(block, table, this.#log),
       mirror: compileMirror(block),
       redirect: { absolute: block.get('absolute_redirect'), port: block.get('port_in_redirect'), serverName: block.get('server_name_in_redirect') },
     };

@@ -4,15 +4,17 @@
  */
 import type { ConfBlockView } from '../conf/registry.js';
 import type { ErrorLog } from '../core/log.js';
+import type { VariableTable } from '../core/variables.js';
 import { charsetFilterOf } from './charset-module.js';
 import { gzipFilter, varyFilter } from './gzip-filter.js';
 import { gzipSettingsOf } from './gzip-module.js';
 import { NO_FILTERS, type OutputFilter } from './output-filter.js';
+import type { HttpRequest } from './request.js';
 
 /** The level's filters; {@link NO_FILTERS} when none is on, so that the chain passes writes straight through. */
-export function compileOutputFilters(block: ConfBlockView, log: ErrorLog): readonly OutputFilter[] {
+export function compileOutputFilters(block: ConfBlockView, variables: VariableTable<HttpRequest>, log: ErrorLog): readonly OutputFilter[] {
   const filters: OutputFilter[] = [];
-  const charset = charsetFilterOf(block, (request, message) => log.error(`${message}, client: ${request.remoteAddress}, server: ${request.serverName}, request: "${request.requestLine}"`));
+  const charset = charsetFilterOf(block, variables, (request, message) => log.error(`${message}, client: ${request.remoteAddress}, server: ${request.serverName}, request: "${request.requestLine}"`));
   if (charset !== undefined) filters.push(charset);
   const gzip = gzipSettingsOf(block);
   if (gzip !== undefined) filters.push(gzipFilter(gzip));
