@@ -201,7 +201,7 @@ interface CharsetSettings {
 }
 
 /** A variable charset not found: nginx's header filter returns NGX_ERROR, and the connection closes. */
-export class CharsetVariableError extends Error {
+class CharsetVariableError extends Error {
   constructor(variable: string) {
     super(`The charset variable "${variable}" is not found`);
     this.name = 'CharsetVariableError';

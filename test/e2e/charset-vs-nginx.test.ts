@@ -64,6 +64,7 @@ http {
         location /utf/ { alias ${www}/; charset utf-8; source_charset windows-1251; charset_types text/plain; }
         location /from-utf/ { alias ${www}/; charset windows-1251; source_charset utf-8; }
         location /var/ { alias ${www}/; charset $wanted; source_charset windows-1251; }
+        location /arg/ { alias ${www}/; charset $arg_cs; source_charset windows-1251; }
         location /gz/ { alias ${www}/; gzip_static on; charset utf-8; source_charset windows-1251; }
         location /same/ { alias ${www}/; charset UTF-8; source_charset utf-8; }
         location /named/ { alias ${www}/; charset windows-1251; }
@@ -104,6 +105,7 @@ http {
     ['GET', '/var/w.html?cs=w', {}],
     ['GET', '/var/w.html?cs=k', {}],
     ['GET', '/var/w.html?cs=l', {}],
+    ['GET', '/arg/w.html?cs=UTF-8', {}],
     ['GET', '/gz/g.html', { 'accept-encoding': 'gzip' }],
     ['GET', '/gz/g.html', {}],
     ['GET', '/same/u.html', {}],
@@ -128,6 +130,13 @@ http {
       assert.deepEqual(fix(pick(ours, COMPARED, true)), fix(pick(theirs, COMPARED, true)));
     });
   }
+
+  it('closes the connection when the charset variable is not found, as nginx does (NGX_ERROR from the header filter)', async () => {
+    const outcome = (port: number): Promise<string> => send(port, { path: '/arg/w.html' }).then((answer) => `status ${answer.status}`, (err: unknown) => (err as NodeJS.ErrnoException).code ?? 'error');
+    const theirs = await outcome(ports.nginx);
+    assert.equal(theirs, 'ECONNRESET');
+    assert.equal(await outcome(ports.hitless), theirs);
+  });
 
   it('recodes what the maps say, so that the comparison is not of two unchanged bodies', async () => {
     const utf = await send(ports.hitless, { path: '/utf/w.html' });
