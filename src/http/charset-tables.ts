@@ -139,28 +139,27 @@ export function utf8Sequences(map: CharsetMap): Buffer[] {
   return map.fromTo.map((sequence) => Buffer.from(sequence as readonly number[]));
 }
 
-/** ngx_http_charset_recode_to_utf8(): each byte becomes the utf-8 sequence the map gives it. */
+/** ngx_http_charset_recode_to_utf8(): each byte becomes the utf-8 sequence the map gives it (at most three bytes). */
 export function toUtf8Recoder(table: readonly Buffer[]): Transform {
   return new Transform({
     transform(chunk: Buffer, _encoding, callback: TransformCallback) {
-      const parts: Buffer[] = [];
-      let plain = 0;
-      for (let i = 0; i < chunk.length; i++) {
-        const byte = chunk[i] as number;
-        if (byte < 0x80) continue;
-        if (i > plain) parts.push(chunk.subarray(plain, i));
-        parts.push(table[byte] as Buffer);
-        plain = i + 1;
-      }
-      if (plain === 0) {
+      if (chunk.every((byte) => byte < 0x80)) {
         callback(null, chunk);
         return;
       }
-      if (plain < chunk.length) parts.push(chunk.subarray(plain));
-      callback(null, Buffer.concat(parts));
+      const out = Buffer.allocUnsafe(chunk.length * (UTF_LEN - 1));
+      let length = 0;
+      for (const byte of chunk) {
+        if (byte < 0x80) out[length++] = byte;
+        else length += (table[byte] as Buffer).copy(out, length);
+      }
+      callback(null, out.subarray(0, length));
     },
   });
 }
+
+/** Output bytes per input byte from utf-8, at most: "&#2047;" is seven for two (the saved character has its own room). */
+const FROM_UTF8_GROWTH = 4;
 
 /**
  * ngx_http_charset_recode_from_utf8(): a character the map has becomes its byte, another below
@@ -172,7 +171,17 @@ export function fromUtf8Recoder(table: ReadonlyMap<number, number>): Transform {
   return new Transform({
     transform(input: Buffer, _encoding, callback: TransformCallback) {
       let chunk = input;
-      const out: (Buffer | string)[] = [];
+      const out = Buffer.allocUnsafe((chunk.length + UTF_LEN) * FROM_UTF8_GROWTH);
+      let length = 0;
+      const character = (code: number): void => {
+        // An invalid sequence, or a value above U+10FFFF: "?" (nginx's "invalid utf").
+        if (code > MAX_CODE) out[length++] = 0x3f;
+        else {
+          const byte = code < 0x10000 ? table.get(code) : undefined;
+          if (byte === undefined || byte === 0) length += out.write(`&#${code};`, length, 'latin1');
+          else out[length++] = byte;
+        }
+      };
       if (saved.length > 0) {
         // The saved bytes and what this chunk adds to them, up to one whole character.
         const take = Math.min(UTF_LEN - saved.length, chunk.length);
@@ -183,43 +192,30 @@ export function fromUtf8Recoder(table: ReadonlyMap<number, number>): Transform {
           callback();
           return;
         }
-        let used = decoded.length;
-        if (decoded.code > MAX_CODE) {
-          out.push('?');
-          used = decoded.code === INCOMPLETE_CODE ? UTF_LEN : Math.max(used, saved.length);
-        } else {
-          out.push(characterIn(table, decoded.code));
-        }
+        character(decoded.code);
+        // An invalid sequence takes at least the saved bytes.
+        const used = decoded.code > MAX_CODE ? Math.max(decoded.length, saved.length) : decoded.length;
         chunk = chunk.subarray(used - saved.length);
         saved = Buffer.alloc(0);
       }
-      let plain = 0;
       let i = 0;
       while (i < chunk.length) {
-        if ((chunk[i] as number) < 0x80) {
+        const byte = chunk[i] as number;
+        if (byte < 0x80) {
+          out[length++] = byte;
           i++;
           continue;
         }
-        if (i > plain) out.push(chunk.subarray(plain, i));
         const decoded = decodeUtf8(chunk, i, chunk.length);
         if (decoded.code === INCOMPLETE_CODE) {
           saved = Buffer.from(chunk.subarray(i));
-          plain = i = chunk.length;
           break;
         }
-        out.push(decoded.code > MAX_CODE ? '?' : characterIn(table, decoded.code));
+        character(decoded.code);
         i += decoded.length;
-        plain = i;
       }
-      if (plain < chunk.length) out.push(chunk.subarray(plain));
-      if (out.length === 0) callback();
-      else callback(null, Buffer.concat(out.map((part) => (typeof part === 'string' ? Buffer.from(part, 'latin1') : part))));
+      if (length === 0) callback();
+      else callback(null, out.subarray(0, length));
     },
   });
-}
-
-/** The byte the map gives a character, else nginx's `&#N;`. */
-function characterIn(table: ReadonlyMap<number, number>, code: number): Buffer | string {
-  const byte = code < 0x10000 ? table.get(code) : undefined;
-  return byte === undefined || byte === 0 ? `&#${code};` : Buffer.from([byte]);
 }
