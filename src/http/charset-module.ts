@@ -151,7 +151,6 @@ export const httpCharsetModule: ConfModule = {
   },
 };
 
-
 /** The recoding between two charsets a map links, either way; undefined when no map does. */
 type Recoding = { readonly utf8: false; readonly table: readonly number[] } | { readonly utf8: 'to'; readonly table: readonly Buffer[] } | { readonly utf8: 'from'; readonly table: ReadonlyMap<number, number> };
 
@@ -172,7 +171,7 @@ function recodingOf(maps: readonly CharsetMap[], src: string, dst: string, seque
  * mcf->charsets: every name the configuration gives (charset_map blocks, then charset and
  * source_charset), lowercased, to the spelling nginx keeps (the first one, ngx_http_add_charset()).
  */
-function knownCharsets(http: ConfBlockView): Map<string, string> {
+function knownCharsets(http: ConfBlockView): ReadonlyMap<string, string> {
   const known = new Map<string, string>();
   const add = (name: string): void => {
     if (!known.has(name.toLowerCase())) known.set(name.toLowerCase(), name);
@@ -187,17 +186,33 @@ function knownCharsets(http: ConfBlockView): Map<string, string> {
   return known;
 }
 
+/** What the whole `http` block knows, shared by its levels: nginx's charset main conf. */
+interface HttpCharsets {
+  readonly maps: readonly CharsetMap[];
+  readonly known: ReadonlyMap<string, string>;
+  /** The utf-8 sequences of each map to utf-8, as buffers, made on first use. */
+  readonly sequences: (map: CharsetMap) => readonly Buffer[];
+}
+
+/** Per `http` block (a frozen configuration's view), so that each level does not walk the whole block again. */
+const httpCharsets = new WeakMap<ConfBlockView, HttpCharsets>();
+
+function httpCharsetsOf(http: ConfBlockView): HttpCharsets {
+  let charsets = httpCharsets.get(http);
+  if (charsets === undefined) {
+    charsets = { maps: http.get('charset_map'), known: knownCharsets(http), sequences: sequencesOf() };
+    httpCharsets.set(http, charsets);
+  }
+  return charsets;
+}
+
 /** A level's charset settings, with what the whole `http` block knows. */
-interface CharsetSettings {
+interface CharsetSettings extends HttpCharsets {
   readonly charset: CharsetSetting | undefined;
   readonly source: CharsetSetting | undefined;
   readonly override: boolean;
   readonly types: MimeTypeSet;
-  readonly maps: readonly CharsetMap[];
-  readonly known: ReadonlyMap<string, string>;
   readonly variables: VariableTable<HttpRequest>;
-  /** The utf-8 sequences of each map to utf-8, as buffers, made on first use. */
-  readonly sequences: (map: CharsetMap) => readonly Buffer[];
 }
 
 /** A variable charset not found: nginx's header filter returns NGX_ERROR, and the connection closes. */
@@ -214,10 +229,10 @@ export function charsetFilterOf(block: ConfBlockView, variables: VariableTable<H
   while (http !== undefined && http.name !== 'http') http = http.parent;
   if (http === undefined) return undefined;
   const charset = block.get('charset');
-  const known = knownCharsets(http);
+  const charsets = httpCharsetsOf(http);
   // X-Accel-Charset applies even with charset off, to a charset the configuration names.
-  if (charset === undefined && known.size === 0) return undefined;
-  const settings: CharsetSettings = { charset, source: block.get('source_charset'), override: block.get('override_charset'), types: block.get('charset_types'), maps: http.get('charset_map'), known, variables, sequences: sequencesOf() };
+  if (charset === undefined && charsets.known.size === 0) return undefined;
+  const settings: CharsetSettings = { ...charsets, charset, source: block.get('source_charset'), override: block.get('override_charset'), types: block.get('charset_types'), variables };
   return {
     name: 'ngx_http_charset_filter_module',
     encodes: (head, request) => {
