@@ -456,7 +456,7 @@ export class RequestHandler {
       },
       redirectLocation: (path) => (server === undefined ? path : absoluteLocation(path, request, conn, server, level)),
       nextBoundary: () => ++this.#boundary,
-      encodes: (headers, size) => level.output.some((filter) => filter.encodes?.({ status: 200, headers: [...headers], framing: size, headerOnly: false, fileTime: true }, request) === true),
+      encodes: (headers, size) => level.output.some((filter) => filter.encodes?.({ status: 200, headers: [...headers], framing: size, headerOnly: false, fileTime: true, overrideCharset: undefined }, request) === true),
     };
     serveFiles(ctx).then((outcome) => {
       if (exchange.aborted || outcome.kind === 'sent') return;

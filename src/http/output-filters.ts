@@ -24,7 +24,7 @@ export function compileOutputFilters(block: ConfBlockView, log: ErrorLog, table:
   if (gunzip !== undefined) filters.push(gunzip);
   const sub = subFilterOf(block, table);
   if (sub !== undefined) filters.push(sub);
-  const charset = charsetFilterOf(block, requestError);
+  const charset = charsetFilterOf(block, table, requestError);
   if (charset !== undefined) filters.push(charset);
   const brotli = brotliFilterOf(block);
   if (brotli !== undefined) filters.push(brotli);
