@@ -1,14 +1,18 @@
 /**
  * Access log files at run time: lines gathered during one turn of the event loop (or up to
- * `buffer=` bytes, flushed at least every `flush=`) and appended with one write(2), as nginx's
- * buffered logs are; reopened on SIGUSR1; flushed on drain and close.
+ * `buffer=` bytes, flushed at least every `flush=`, each flush one gzip member with `gzip=`) and
+ * appended with one write(2), as nginx's buffered logs are; reopened on SIGUSR1; flushed on drain
+ * and close. A path with variables is opened for each line (ngx_http_log_script_write()), through
+ * the `open_log_file_cache` of the level when it has one.
  */
-import { closeSync, mkdirSync, openSync, writeSync } from 'node:fs';
+import { closeSync, fstatSync, mkdirSync, openSync, statSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
+import { gzipSync } from 'node:zlib';
+import { errnoText } from '../core/errno.js';
 import { ConfigError, formatSyscallError } from '../core/errors.js';
 import type { ErrorLog } from '../core/log.js';
 import { compileTemplate, type CompiledTemplate, type VariableTable } from '../core/variables.js';
-import type { AccessLogSetting, AccessLogTarget, LogEscape, LogFormat } from './log-module.js';
+import type { AccessLogSetting, AccessLogTarget, LogEscape, LogFormat, OpenLogFileCache } from './log-module.js';
 import { findLogFormat } from './log-module.js';
 import type { HttpRequest } from './request.js';
 import { toByteString } from '../core/byte-string.js';
@@ -21,6 +25,7 @@ export class AccessLogFile {
   readonly path: string;
   readonly #log: ErrorLog;
   readonly #buffer: number | undefined;
+  readonly #gzip: number | undefined;
   #fd: number;
   #pending: string[] = [];
   #pendingBytes = 0;
@@ -29,10 +34,11 @@ export class AccessLogFile {
   #lastError = 0;
 
   /** Opens (creating the directory if needed) for appending; throws when the file cannot be opened. */
-  constructor(target: Pick<AccessLogTarget, 'path' | 'buffer' | 'flush'>, log: ErrorLog) {
+  constructor(target: Pick<AccessLogTarget, 'path' | 'buffer' | 'gzip' | 'flush'>, log: ErrorLog) {
     this.path = target.path;
     this.#log = log;
     this.#buffer = target.buffer;
+    this.#gzip = target.gzip;
     this.#fd = openLogFile(this.path);
     if (target.flush !== undefined) {
       this.#flushTimer = setInterval(() => this.flush(), target.flush);
@@ -42,12 +48,16 @@ export class AccessLogFile {
 
   /** Queues one line (a byte string ending in a newline). */
   write(line: string): void {
-    this.#pending.push(line);
-    this.#pendingBytes += line.length;
     if (this.#buffer !== undefined) {
-      if (this.#pendingBytes >= this.#buffer) this.flush();
+      // ngx_http_log_write(): a line that does not fit flushes the buffer; one longer than it is written alone.
+      if (this.#pendingBytes + line.length > this.#buffer) this.flush();
+      this.#pending.push(line);
+      this.#pendingBytes += line.length;
+      if (line.length > this.#buffer) this.flush();
       return;
     }
+    this.#pending.push(line);
+    this.#pendingBytes += line.length;
     if (!this.#scheduled) {
       this.#scheduled = true;
       setImmediate(() => this.flush());
@@ -62,7 +72,8 @@ export class AccessLogFile {
     this.#pending = [];
     this.#pendingBytes = 0;
     try {
-      writeSync(this.#fd, data, null, 'latin1');
+      if (this.#gzip === undefined) writeSync(this.#fd, data, null, 'latin1');
+      else writeSync(this.#fd, gzipSync(Buffer.from(data, 'latin1'), { level: this.#gzip }));
     } catch (err) {
       const now = Date.now();
       if (now - this.#lastError < WRITE_ERROR_INTERVAL_MS) return;
@@ -122,7 +133,7 @@ const JSON_ESCAPES: Readonly<Record<string, string>> = { '"': '\\"', '\\': '\\\\
 
 /** `escape=json`, as `ngx_escape_json()`: quotes, backslashes and control characters. */
 export function escapeLogJson(value: string): string {
-  return value.replace(/["\\\x00-\x1f]/g, (ch) => JSON_ESCAPES[ch] ?? `\\u00${ch.charCodeAt(0).toString(16).padStart(2, '0')}`);
+  return value.replace(/["\\\x00-\x1f]/g, (ch) => JSON_ESCAPES[ch] ?? `\\u00${ch.charCodeAt(0).toString(16).padStart(2, '0').toUpperCase()}`);
 }
 
 function compileFormat<C>(format: LogFormat, table: VariableTable<C>): CompiledTemplate<C> {
@@ -136,9 +147,164 @@ function compileFormat<C>(format: LogFormat, table: VariableTable<C>): CompiledT
   });
 }
 
+/** Where a request's (or session's) error lines about its logging go, and their nginx context. */
+export interface LogPathContext<C> {
+  /** `$document_root` of the request, which must exist as a directory before a line is written. */
+  rootOf(request: C): string | undefined;
+  /** The error log line's connection number and trailing context (`, client: ...`). */
+  where(request: C): { readonly connection: number; readonly context: string };
+}
+
+interface CachedLogFile {
+  fd: number | undefined;
+  uses: number;
+  accessed: number;
+  checked: number;
+  ino: number;
+}
+
+/** `open_log_file_cache`: an LRU of the descriptors of log paths with variables (ngx_open_cached_file() with `of.log`). */
+export class LogFileCache {
+  readonly #spec: OpenLogFileCache;
+  /** In least recently used order. */
+  readonly #entries = new Map<string, CachedLogFile>();
+
+  constructor(spec: OpenLogFileCache) {
+    this.#spec = spec;
+  }
+
+  /** Appends `data` to `path`, opening it unless a valid descriptor is cached; throws what open(2) throws. */
+  write(path: string, data: string): void {
+    const now = Date.now();
+    this.#expire(now);
+    let entry = this.#entries.get(path);
+    if (entry !== undefined) {
+      this.#entries.delete(path);
+      this.#entries.set(path, entry);
+      entry.accessed = now;
+      entry.uses++;
+      if (entry.fd !== undefined && now - entry.checked >= this.#spec.validMs) {
+        // After `valid`, a file renamed or removed away (rotation) is opened anew.
+        let same = false;
+        try {
+          same = statSync(Buffer.from(path, 'latin1')).ino === entry.ino;
+        } catch {
+          same = false;
+        }
+        if (same) entry.checked = now;
+        else {
+          closeSync(entry.fd);
+          entry.fd = undefined;
+        }
+      }
+      if (entry.fd !== undefined) {
+        writeSync(entry.fd, data, null, 'latin1');
+        return;
+      }
+    }
+    const fd = openAppend(path);
+    if (entry === undefined) {
+      // A path that could not be opened takes no place in the cache (ngx_open_cached_file() creates the entry after the open).
+      if (this.#entries.size >= this.#spec.max) this.#evictOldest();
+      entry = { fd: undefined, uses: 1, accessed: now, checked: now, ino: 0 };
+      this.#entries.set(path, entry);
+    }
+    try {
+      writeSync(fd, data, null, 'latin1');
+    } finally {
+      if (entry.uses >= this.#spec.minUses) {
+        entry.fd = fd;
+        entry.ino = fstatSync(fd).ino;
+        entry.checked = now;
+      } else closeSync(fd);
+    }
+  }
+
+  /** Closes every cached descriptor. */
+  close(): void {
+    for (const entry of this.#entries.values()) if (entry.fd !== undefined) closeSync(entry.fd);
+    this.#entries.clear();
+  }
+
+  #expire(now: number): void {
+    for (const entry of this.#entries.values()) {
+      if (now - entry.accessed <= this.#spec.inactiveMs) return;
+      this.#evictOldest();
+    }
+  }
+
+  #evictOldest(): void {
+    const [path, entry] = this.#entries.entries().next().value ?? [];
+    if (path === undefined || entry === undefined) return;
+    if (entry.fd !== undefined) closeSync(entry.fd);
+    this.#entries.delete(path);
+  }
+}
+
+/** An `access_log` whose path has variables: evaluated, checked and opened for every line. */
+class VariableLogPath<C> {
+  readonly #path: CompiledTemplate<C>;
+  readonly #cache: LogFileCache | undefined;
+  readonly #context: LogPathContext<C> | undefined;
+  readonly #log: ErrorLog;
+  #lastError = 0;
+
+  constructor(path: CompiledTemplate<C>, cache: LogFileCache | undefined, context: LogPathContext<C> | undefined, log: ErrorLog) {
+    this.#path = path;
+    this.#cache = cache;
+    this.#context = context;
+    this.#log = log;
+  }
+
+  write(line: string, request: C): void {
+    const where = this.#context?.where(request);
+    const root = this.#context?.rootOf(request);
+    if (root !== undefined) {
+      // Logs are not created for a root that does not exist (ngx_http_log_script_write() tests it first).
+      let failure: string | undefined;
+      try {
+        if (!statSync(Buffer.from(root, 'latin1')).isDirectory()) failure = '20: Not a directory';
+      } catch (err) {
+        failure = errnoText(err);
+      }
+      if (failure !== undefined) {
+        this.#log.error(`testing "${root}" existence failed (${failure})${where?.context ?? ''}`, where?.connection);
+        return;
+      }
+    }
+    const path = this.#path(request);
+    try {
+      if (this.#cache !== undefined) this.#cache.write(path, line);
+      else {
+        const fd = openAppend(path);
+        try {
+          writeSync(fd, line, null, 'latin1');
+        } finally {
+          closeSync(fd);
+        }
+      }
+    } catch (err) {
+      const opening = err instanceof Error && 'syscall' in err && err.syscall === 'open';
+      if (opening) {
+        this.#log.write('crit', `${formatSyscallError('open', path, err)}${where?.context ?? ''}`, where?.connection);
+        return;
+      }
+      const now = Date.now();
+      if (now - this.#lastError < WRITE_ERROR_INTERVAL_MS) return;
+      this.#lastError = now;
+      this.#log.write('alert', `${formatSyscallError('write', undefined, err).replace('write() ', `write() to "${path}" `)}${where?.context ?? ''}`, where?.connection);
+    }
+  }
+}
+
+/** Opens for appending, creating the file but never its directory, as nginx opens a log with variables. */
+function openAppend(path: string): number {
+  return openSync(Buffer.from(path, 'latin1'), 'a', 0o644);
+}
+
 /** One `access_log` line ready to run, for requests (or stream sessions, `C`). */
 export interface AccessLogger<C = HttpRequest> {
-  readonly file: AccessLogFile;
+  readonly file: { write(line: string, request: C): void };
   readonly format: CompiledTemplate<C>;
   readonly condition: CompiledTemplate<C> | undefined;
 }
@@ -147,24 +313,36 @@ export interface AccessLogger<C = HttpRequest> {
 export class AccessLogs<C = HttpRequest> {
   readonly #files = new Map<string, AccessLogFile>();
   readonly #formats = new Map<LogFormat, CompiledTemplate<C>>();
+  readonly #caches = new Map<OpenLogFileCache, LogFileCache>();
   readonly #formatsDefined: readonly LogFormat[];
   readonly #table: VariableTable<C>;
   readonly #log: ErrorLog;
+  readonly #context: LogPathContext<C> | undefined;
 
-  constructor(formats: readonly LogFormat[], table: VariableTable<C>, log: ErrorLog) {
+  /** `context` places the error lines of paths with variables; without it, they have none. */
+  constructor(formats: readonly LogFormat[], table: VariableTable<C>, log: ErrorLog, context?: LogPathContext<C>) {
     this.#formatsDefined = formats;
     this.#table = table;
     this.#log = log;
+    this.#context = context;
   }
 
-  /** The loggers of one level; empty when `access_log off`. */
-  compile(setting: AccessLogSetting): AccessLogger<C>[] {
+  /** The loggers of one level; empty when `access_log off`. `openCache` is the level's `open_log_file_cache`. */
+  compile(setting: AccessLogSetting, openCache?: OpenLogFileCache): AccessLogger<C>[] {
     if (setting.off) return [];
     return setting.targets.map((target) => {
-      let file = this.#files.get(target.path);
-      if (file === undefined) {
-        file = new AccessLogFile(target, this.#log);
-        this.#files.set(target.path, file);
+      let file: AccessLogger<C>['file'] | undefined = this.#files.get(target.path);
+      if (target.pathTemplate !== undefined) {
+        let cache = openCache === undefined ? undefined : this.#caches.get(openCache);
+        if (openCache !== undefined && cache === undefined) {
+          cache = new LogFileCache(openCache);
+          this.#caches.set(openCache, cache);
+        }
+        file = new VariableLogPath(compileTemplate(target.pathTemplate, this.#table, { literal: toByteString }), cache, this.#context, this.#log);
+      } else if (file === undefined) {
+        const opened = new AccessLogFile(target, this.#log);
+        this.#files.set(target.path, opened);
+        file = opened;
       }
       const format = findLogFormat(this.#formatsDefined, target.format);
       if (format === undefined) throw new Error(`unknown log format "${target.format}"`);
@@ -192,6 +370,8 @@ export class AccessLogs<C = HttpRequest> {
   close(): void {
     for (const file of this.#files.values()) file.close();
     this.#files.clear();
+    for (const cache of this.#caches.values()) cache.close();
+    this.#caches.clear();
   }
 }
 
@@ -202,6 +382,6 @@ export function logRequest<C>(loggers: readonly AccessLogger<C>[], request: C): 
       const value = logger.condition(request);
       if (value === '' || value === '0') continue;
     }
-    logger.file.write(`${logger.format(request)}\n`);
+    logger.file.write(`${logger.format(request)}\n`, request);
   }
 }

@@ -29,7 +29,7 @@ import { compileOutputFilters } from './output-filters.js';
 import type { OutputFilter } from './output-filter.js';
 import { compileMirror, type CompiledMirror } from './mirror-module.js';
 import { compilePreaccess, type Preaccess } from './preaccess.js';
-import type { HttpRequest } from './request.js';
+import { requestLogContext, type HttpRequest } from './request.js';
 import { primaryServerName, VirtualHosts, type ServerName } from './server-names.js';
 import { compileStatic, type CompiledStatic } from './static.js';
 import { OpenFileCaches } from './open-file-cache.js';
@@ -167,7 +167,10 @@ export class HttpGeneration {
     if (http !== undefined) defineGeoVariables(this.variables, http.get('geo'));
     if (http !== undefined) defineSetVariables(this.variables, http);
     this.#http = http;
-    this.logs = new AccessLogs(http?.get('log_format') ?? [], this.variables, log);
+    this.logs = new AccessLogs(http?.get('log_format') ?? [], this.variables, log, {
+      rootOf: (request) => request.files?.(request).root,
+      where: (request) => ({ connection: request.connection.number, context: ` while logging request${requestLogContext(request)}` }),
+    });
     this.groups = http === undefined ? new Map() : buildUpstreamGroups(http, this.variables, state.upstreams);
     if (http === undefined) return;
     const levels = new Map<ConfBlockView, LevelConfig>();
@@ -234,7 +237,7 @@ export class HttpGeneration {
       headers: block.get('add_header').map((header) => ({ name: header.name, value: text(header.value), always: header.always })),
       trailers: block.get('add_trailer').map((header) => ({ name: header.name, value: text(header.value), always: header.always })),
       expires: compileExpires(block.get('expires'), text),
-      accessLogs: this.logs.compile(block.get('access_log')),
+      accessLogs: this.logs.compile(block.get('access_log'), block.get('open_log_file_cache')),
       keepaliveTimeoutMs: keepalive.timeoutMs,
       keepaliveHeaderSeconds: keepalive.headerSeconds,
       keepaliveRequests: block.get('keepalive_requests'),

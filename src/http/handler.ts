@@ -25,7 +25,7 @@ import { grpcRequest } from './grpc.js';
 import { isSubrequest, mirrorSubrequest, runMirror } from './mirror.js';
 import { proxyRequest, type UpstreamContext } from './proxy.js';
 import { applyRealIp } from './realip-module.js';
-import { HttpRequest } from './request.js';
+import { HttpRequest, requestLogContext } from './request.js';
 import { clientVerdict } from '../tls/client-verify.js';
 import { CLOSE_AFTER_PAGE, REDIRECT_STATUSES, specialPage, statusHasNoBody, wireStatus } from './responses.js';
 import { runScript } from './rewrite-script.js';
@@ -597,6 +597,5 @@ function absoluteLocation(location: string, request: HttpRequest, conn: ClientCo
  * The client is the address realip found, as nginx's `c->addr_text` is.
  */
 function context(request: HttpRequest, _conn: ClientConnection): string {
-  const host = request.header('host');
-  return `, client: ${request.remoteAddress}, server: ${request.serverName}, request: "${request.requestLine}"${host === undefined ? '' : `, host: "${host}"`}`;
+  return requestLogContext(request);
 }

@@ -174,3 +174,9 @@ export class HttpRequest {
     return value;
   }
 }
+
+/** The context nginx's error log lines about a request end with (ngx_http_log_error_handler()). */
+export function requestLogContext(request: HttpRequest): string {
+  const host = request.header('host');
+  return `, client: ${request.remoteAddress}, server: ${request.serverName}, request: "${request.requestLine}"${host === undefined ? '' : `, host: "${host}"`}`;
+}

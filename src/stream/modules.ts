@@ -62,6 +62,7 @@ export const streamLogModule: ConfModule = {
       defaultText: 'access_log off;',
       parse: (args: readonly string[], ctx: Parameters<typeof parseAccessLog>[1], previous: Parameters<typeof parseAccessLog>[2]) => {
         if (args[0] !== 'off' && args.length < 2) ctx.fail('log format is not specified');
+        if (args[0]?.includes('$') === true) ctx.fail('variables in the stream "access_log" path are not supported by hitless');
         return parseAccessLog(args, ctx, previous);
       },
     }),
