@@ -133,9 +133,9 @@ export function parseErrorLog(args: readonly string[], ctx: DirectiveContext, pr
     level = name;
   }
   const target: ErrorLogTarget = { file: file === 'stderr' ? 'stderr' : prefixed(ctx, file), level: level ?? 'error' };
-  // nginx switches a request's log to its location's error_log (ngx_http_update_location_config());
-  // hitless has one error log per process for now: say so rather than drop the lines' new home silently.
-  if (ctx.context !== 'main') ctx.warn(`"error_log" in a "${ctx.context === 'stream_server' ? 'server' : ctx.context}" block is not applied by hitless: its messages go to the main level's error_log`);
+  // A request's lines go to its location's error_log (ngx_http_update_location_config()); stream
+  // sessions still log to the main level's: say so rather than drop the lines' new home silently.
+  if (ctx.context === 'stream' || ctx.context === 'stream_server') ctx.warn(`"error_log" in a "${ctx.context === 'stream_server' ? 'server' : ctx.context}" block is not applied by hitless: its messages go to the main level's error_log`);
   return [...(previous ?? []), target];
 }
 
@@ -207,7 +207,7 @@ export const coreModule: ConfModule = {
       contexts: ['main', 'http', 'server', 'location', 'stream', 'stream_server'],
       args: '1+',
       syntax: 'file [level];',
-      summary: 'Where errors are logged (a file or stderr) and the least severe level logged: debug, info, notice, warn, error, crit, alert or emerg. Only the main level\'s is applied; one in http, server, location or stream blocks is warned about at -t and its messages go to the main one.',
+      summary: 'Where errors are logged (a file or stderr) and the least severe level logged: debug, info, notice, warn, error, crit, alert or emerg. Several may be given on one level. In http, server and location blocks it takes the lines about the requests that level answers, as in nginx; one in stream blocks is warned about at -t and its messages go to the main one.',
       repeatable: true,
       default: (ctx) => [{ file: prefixed(ctx, DEFAULT_ERROR_LOG_PATH), level: 'error' }],
       defaultText: `error_log ${DEFAULT_ERROR_LOG_PATH} error;`,

@@ -4,7 +4,7 @@
  * into closures, every listening socket's address:port into {@link VirtualHosts}. Nothing that can
  * be decided per configuration is left for request time.
  */
-import type { ErrorLog } from '../core/log.js';
+import { LevelErrorLogs, type ErrorLog, type ErrorLogTarget } from '../core/log.js';
 import { compileTemplate, type CompiledTemplate, type VariableTable } from '../core/variables.js';
 import type { HitlessConfig } from '../conf/model.js';
 import type { ConfBlockView } from '../conf/registry.js';
@@ -64,6 +64,8 @@ export interface LevelConfig {
   readonly expires: CompiledExpires | undefined;
   /** Empty when `access_log off`. */
   readonly accessLogs: readonly AccessLogger[];
+  /** The level's `error_log` (or the enclosing level's): where errors about a request it answers go. */
+  readonly errorLog: ErrorLog;
   readonly keepaliveTimeoutMs: number;
   readonly keepaliveHeaderSeconds: number | undefined;
   readonly keepaliveRequests: number;
@@ -135,6 +137,8 @@ export interface SocketRoutes {
 export class HttpGeneration {
   readonly sockets = new Map<string, SocketRoutes>();
   readonly logs: AccessLogs;
+  /** The `error_log` files of the http, server and location levels. */
+  readonly errorLogs: LevelErrorLogs;
   readonly variables: VariableTable<HttpRequest>;
   /** The `upstream` groups, by name. */
   readonly groups: ReadonlyMap<string, UpstreamGroup<HttpRequest>>;
@@ -160,6 +164,7 @@ export class HttpGeneration {
   constructor(config: HitlessConfig, log: ErrorLog, state: ServingState = localServingState()) {
     this.#state = state;
     this.#log = log;
+    this.errorLogs = new LevelErrorLogs(log);
     const http = config.main.child('http');
     this.variables = createHttpVariables(http === undefined ? [] : captureNamesOf(http));
     if (http !== undefined) defineMapVariables(this.variables, http.get('map'));
@@ -249,6 +254,7 @@ export class HttpGeneration {
       preaccess: this.#http === undefined ? undefined : compilePreaccess(block, this.#http, table, this.#state.zones),
       access: compileAccessPhase(block, table, this.#userFiles),
       errorPages: compileErrorPages(block.get('error_page'), table),
+      errorLog: this.errorLogs.of(ownErrorLog(block)),
       clientHeaderTimeoutMs: block.context === 'server' ? block.get('client_header_timeout') : 60_000,
       clientBodyTimeoutMs: block.get('client_body_timeout'),
       sendTimeoutMs: block.get('send_timeout'),
@@ -342,4 +348,12 @@ function ifLocationView(block: ConfBlockView): ConfBlockView {
     get: (name) => (block.isSet(name) ? block.get(name) : parent.get(name)),
     isSet: (name) => block.isSet(name) || (name !== 'try_files' && parent.isSet(name)),
   };
+}
+
+/** The `error_log` of the nearest level from `block` out to http that sets one; undefined when none does. */
+export function ownErrorLog(block: ConfBlockView): readonly ErrorLogTarget[] | undefined {
+  for (let level: ConfBlockView | undefined = block; level !== undefined && level.context !== 'main'; level = level.parent) {
+    if (level.isSet('error_log')) return level.get('error_log');
+  }
+  return undefined;
 }

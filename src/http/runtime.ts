@@ -244,6 +244,7 @@ export class HttpRuntime {
     this.#unregister();
     for (const slot of this.#listening.splice(0)) slot.release();
     this.#generation.logs.close();
+    this.#generation.errorLogs.close();
     this.#generation.closeUpstreams();
     this.#generation.closeFiles();
   }
@@ -251,6 +252,7 @@ export class HttpRuntime {
   /** Reopens access log files (SIGUSR1). */
   reopenLogs(): void {
     this.#generation.logs.reopen();
+    this.#generation.errorLogs.reopen();
   }
 
   /**
