@@ -1,13 +1,34 @@
-/** error_log in http, server and location blocks: hitless says at -t that it does not apply them. */
+/** error_log below the main level: applied in http, server and location blocks; warned about in stream blocks, where it is not. */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { ownErrorLog } from '../../src/http/generation.js';
 import { load } from './helpers.js';
 
 describe('error_log below the main level', () => {
-  it('is warned about at -t, not accepted silently', () => {
-    const config = load('http { error_log /tmp/h.log; server { error_log /tmp/s.log info; location / { error_log /tmp/l.log; } } }');
+  it('is taken in http, server and location blocks without a warning, each level with its own files and levels', () => {
+    const config = load('http { error_log /tmp/h.log; server { error_log /tmp/s.log info; error_log /tmp/s2.log debug; location / { } location /l { error_log /tmp/l.log crit; } } }');
+    assert.deepEqual(config.warnings.map((w) => w.message).filter((m) => m.includes('error_log')), []);
+    const http = config.main.child('http');
+    const server = http?.blocks[0];
+    const [inherits, own] = server?.blocks ?? [];
+    assert.ok(http !== undefined && server !== undefined && inherits !== undefined && own !== undefined);
+    assert.deepEqual(ownErrorLog(http), [{ file: '/tmp/h.log', level: 'error' }]);
+    assert.deepEqual(ownErrorLog(server), [{ file: '/tmp/s.log', level: 'info' }, { file: '/tmp/s2.log', level: 'debug' }]);
+    assert.deepEqual(ownErrorLog(inherits), ownErrorLog(server));
+    assert.deepEqual(ownErrorLog(own), [{ file: '/tmp/l.log', level: 'crit' }]);
+  });
+
+  it('leaves a level without one anywhere above it to the main log', () => {
+    const config = load('error_log /tmp/main.log; http { server { location / { } } }');
+    const location = config.main.child('http')?.blocks[0]?.blocks[0];
+    assert.ok(location !== undefined);
+    assert.equal(ownErrorLog(location), undefined);
+  });
+
+  it('is warned about in stream blocks, where hitless does not apply it', () => {
+    const config = load('stream { error_log /tmp/st.log; server { listen 127.0.0.1:1; error_log /tmp/ss.log; proxy_pass 127.0.0.1:2; } }');
     const warnings = config.warnings.map((w) => w.message);
-    for (const level of ['http', 'server', 'location']) {
+    for (const level of ['stream', 'server']) {
       assert.ok(warnings.includes(`"error_log" in a "${level}" block is not applied by hitless: its messages go to the main level's error_log in /x.conf:1`), warnings.join('\n'));
     }
   });
