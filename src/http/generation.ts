@@ -4,7 +4,8 @@
  * into closures, every listening socket's address:port into {@link VirtualHosts}. Nothing that can
  * be decided per configuration is left for request time.
  */
-import { LevelErrorLogs, type ErrorLog, type ErrorLogTarget } from '../core/log.js';
+import { LevelErrorLogs, type ErrorLog } from '../core/log.js';
+import { ownErrorLog } from '../conf/core-module.js';
 import { compileTemplate, type CompiledTemplate, type VariableTable } from '../core/variables.js';
 import type { HitlessConfig } from '../conf/model.js';
 import type { ConfBlockView } from '../conf/registry.js';
@@ -348,12 +349,4 @@ function ifLocationView(block: ConfBlockView): ConfBlockView {
     get: (name) => (block.isSet(name) ? block.get(name) : parent.get(name)),
     isSet: (name) => block.isSet(name) || (name !== 'try_files' && parent.isSet(name)),
   };
-}
-
-/** The `error_log` of the nearest level from `block` out to http that sets one; undefined when none does. */
-export function ownErrorLog(block: ConfBlockView): readonly ErrorLogTarget[] | undefined {
-  for (let level: ConfBlockView | undefined = block; level !== undefined && level.context !== 'main'; level = level.parent) {
-    if (level.isSet('error_log')) return level.get('error_log');
-  }
-  return undefined;
 }

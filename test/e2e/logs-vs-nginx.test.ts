@@ -4,13 +4,16 @@
  * path with variables writing one file per host through open_log_file_cache, one whose root does
  * not exist (nothing written, the root's test logged) and one whose directory does not exist
  * (never created, open() logged at [crit]); a gzip log read back; and an error_log in a location
- * receiving the 404 line that the main error log does not.
+ * receiving the 404 line that the main error log does not; in stream, a server's error_log and the
+ * stream block's taking their sessions' lines.
  */
 import assert from 'node:assert/strict';
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createConnection } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { gunzipSync } from 'node:zlib';
+import { freePort } from '../deploy/helpers/nginx.js';
 import { fetchRaw, startPair, type NginxPair } from './helpers/nginx-pair.js';
 
 const SERVERS = ['hitless', 'nginx'] as const;
@@ -132,6 +135,62 @@ http {
     assert.deepEqual(lines, errorLines(theirs, prefixOf('nginx'), text));
     assert.equal(lines.length, 1);
     assert.match(lines[0] ?? '', /^\[error\] open\(\) ".*\/html\/missing\/x" failed \(2: No such file or directory\), client: 127\.0\.0\.1, server: a\.test, request: "GET \/missing\/x HTTP\/1\.1", host: "c\.test"$/);
+    for (const name of SERVERS) assert.equal(readFileSync(logOf(name, 'error.log'), 'latin1').includes(text), false, name);
+  });
+});
+
+describe('error_log in stream blocks: hitless and nginx side by side', () => {
+  let pair: NginxPair;
+  let closed = 0;
+  const logOf = (name: (typeof SERVERS)[number], file: string): string => join(pair.dir, name, 'logs', file);
+
+  before(async () => {
+    // Nothing listens here: the session's connect() fails.
+    closed = await freePort();
+    pair = await startPair(
+      (port, _dir, extra) => `load_module /usr/lib/nginx/modules/ngx_stream_module.so;
+events {}
+stream {
+    error_log logs/stream.log info;
+    server { listen 127.0.0.1:${port}; error_log logs/server.log info; proxy_pass 127.0.0.1:${closed}; }
+    server { listen 127.0.0.1:${extra[0] ?? 0}; proxy_pass 127.0.0.1:${closed}; }
+}
+`,
+      undefined,
+      1,
+    );
+  });
+
+  after(async () => {
+    await pair?.stop();
+  });
+
+  /** Connects, and resolves once the server closed the connection (at most 10 s). */
+  const session = (port: number): Promise<void> =>
+    new Promise((resolve, reject) => {
+      const socket = createConnection({ host: '127.0.0.1', port });
+      socket.setTimeout(10_000, () => socket.destroy(new Error(`no close from port ${port} within 10 s`)));
+      socket.on('error', reject);
+      socket.on('close', () => resolve());
+      socket.resume();
+    });
+
+  it("sends a server's session lines to its own error_log, and a server without one to the stream block's", async () => {
+    const text = 'connect() failed';
+    for (const name of SERVERS) {
+      await session(pair.ports[name]);
+      await session(pair.extra[name][0] ?? 0);
+    }
+    // The ports differ; so does the tail: hitless does not yet add nginx's "bytes from/to" counts to stream lines.
+    const normalize = (name: (typeof SERVERS)[number], data: Buffer): string[] =>
+      errorLines(data, `${join(pair.dir, name)}/`, text).map((line) =>
+        line.split(`:${pair.ports[name]}`).join(':PORT').split(`:${pair.extra[name][0] ?? 0}`).join(':PORT').replace(/, bytes from\/to client:\d+\/\d+, bytes from\/to upstream:\d+\/\d+$/, ''));
+    for (const file of ['server.log', 'stream.log']) {
+      const [ours, theirs] = await Promise.all(SERVERS.map((name) => fileWhen(logOf(name, file), (data) => data.includes(text))));
+      assert.ok(ours !== undefined && theirs !== undefined);
+      assert.deepEqual(normalize('hitless', ours), normalize('nginx', theirs), file);
+      assert.ok(normalize('hitless', ours).length > 0, file);
+    }
     for (const name of SERVERS) assert.equal(readFileSync(logOf(name, 'error.log'), 'latin1').includes(text), false, name);
   });
 });

@@ -1,7 +1,7 @@
-/** error_log below the main level: applied in http, server and location blocks; warned about in stream blocks, where it is not. */
+/** error_log below the main level: taken in http, server and location blocks and in stream and its servers, the nearest level's applying. */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { ownErrorLog } from '../../src/http/generation.js';
+import { ownErrorLog } from '../../src/conf/core-module.js';
 import { load } from './helpers.js';
 
 describe('error_log below the main level', () => {
@@ -25,11 +25,12 @@ describe('error_log below the main level', () => {
     assert.equal(ownErrorLog(location), undefined);
   });
 
-  it('is warned about in stream blocks, where hitless does not apply it', () => {
-    const config = load('stream { error_log /tmp/st.log; server { listen 127.0.0.1:1; error_log /tmp/ss.log; proxy_pass 127.0.0.1:2; } }');
-    const warnings = config.warnings.map((w) => w.message);
-    for (const level of ['stream', 'server']) {
-      assert.ok(warnings.includes(`"error_log" in a "${level}" block is not applied by hitless: its messages go to the main level's error_log in /x.conf:1`), warnings.join('\n'));
-    }
+  it('is taken in stream blocks and their servers without a warning', () => {
+    const config = load('stream { error_log /tmp/st.log; server { listen 127.0.0.1:1; error_log /tmp/ss.log warn; proxy_pass 127.0.0.1:2; } server { listen 127.0.0.1:3; proxy_pass 127.0.0.1:2; } }');
+    assert.deepEqual(config.warnings.map((w) => w.message).filter((m) => m.includes('error_log')), []);
+    const [own, inherits] = config.main.child('stream')?.blocks ?? [];
+    assert.ok(own !== undefined && inherits !== undefined);
+    assert.deepEqual(ownErrorLog(own), [{ file: '/tmp/ss.log', level: 'warn' }]);
+    assert.deepEqual(ownErrorLog(inherits), [{ file: '/tmp/st.log', level: 'error' }]);
   });
 });
