@@ -44,6 +44,14 @@ describe('access_log and error_log: hitless and nginx side by side', () => {
   const prefixOf = (name: (typeof SERVERS)[number]): string => `${join(pair.dir, name)}/`;
   const logOf = (name: (typeof SERVERS)[number], file: string): string => join(pair.dir, name, 'logs', file);
   const get = (name: (typeof SERVERS)[number], path: string, host: string): Promise<unknown> => fetchRaw(pair.ports[name], path, { host });
+  /** Waits until both servers' `file` in logs/ has a line with `text`; asserts their such lines are equal; returns them. */
+  const sameErrorLines = async (file: string, text: string): Promise<string[]> => {
+    const [ours, theirs] = await Promise.all(SERVERS.map((name) => fileWhen(logOf(name, file), (data) => data.includes(text))));
+    assert.ok(ours !== undefined && theirs !== undefined);
+    const lines = errorLines(ours, prefixOf('hitless'), text);
+    assert.deepEqual(lines, errorLines(theirs, prefixOf('nginx'), text));
+    return lines;
+  };
 
   before(async () => {
     pair = await startPair(
@@ -95,21 +103,15 @@ http {
 
   it('writes nothing while the root does not exist, and logs the root test as nginx does', async () => {
     for (const name of SERVERS) await get(name, '/noroot/x', 'a.test');
-    const [ours, theirs] = await Promise.all(SERVERS.map((name) => fileWhen(logOf(name, 'error.log'), (data) => data.includes('existence failed'))));
-    assert.ok(ours !== undefined && theirs !== undefined);
-    const text = 'existence failed';
-    assert.deepEqual(errorLines(ours, prefixOf('hitless'), text), errorLines(theirs, prefixOf('nginx'), text));
-    assert.equal(errorLines(ours, prefixOf('hitless'), text).length, 1);
+    const lines = await sameErrorLines('error.log', 'existence failed');
+    assert.equal(lines.length, 1);
+    assert.match(lines[0] ?? '', /^\[error\] testing ".*\/absent" existence failed \(2: No such file or directory\) while logging request/);
     for (const name of SERVERS) assert.equal(existsSync(logOf(name, 'noroot-a.test.log')), false, name);
   });
 
   it('never creates the directory of a path with variables, and logs the failed open() at [crit]', async () => {
     for (const name of SERVERS) await get(name, '/nodir/x', 'b.test');
-    const text = '/absent/b.test.log';
-    const [ours, theirs] = await Promise.all(SERVERS.map((name) => fileWhen(logOf(name, 'error.log'), (data) => data.includes(text))));
-    assert.ok(ours !== undefined && theirs !== undefined);
-    const lines = errorLines(ours, prefixOf('hitless'), text);
-    assert.deepEqual(lines, errorLines(theirs, prefixOf('nginx'), text));
+    const lines = await sameErrorLines('error.log', '/absent/b.test.log');
     assert.match(lines[0] ?? '', /^\[crit\] open\(\) "PREFIX\/logs\/absent\/b\.test\.log" failed \(2: No such file or directory\) while logging request/);
     for (const name of SERVERS) assert.equal(existsSync(join(pair.dir, name, 'logs', 'absent')), false, name);
   });
@@ -129,10 +131,7 @@ http {
   it("sends a location's 404 line to its own error_log, not to the main one", async () => {
     for (const name of SERVERS) await get(name, '/missing/x', 'c.test');
     const text = '/missing/x';
-    const [ours, theirs] = await Promise.all(SERVERS.map((name) => fileWhen(logOf(name, 'missing.log'), (data) => data.includes(text))));
-    assert.ok(ours !== undefined && theirs !== undefined);
-    const lines = errorLines(ours, prefixOf('hitless'), text);
-    assert.deepEqual(lines, errorLines(theirs, prefixOf('nginx'), text));
+    const lines = await sameErrorLines('missing.log', text);
     assert.equal(lines.length, 1);
     assert.match(lines[0] ?? '', /^\[error\] open\(\) ".*\/html\/missing\/x" failed \(2: No such file or directory\), client: 127\.0\.0\.1, server: a\.test, request: "GET \/missing\/x HTTP\/1\.1", host: "c\.test"$/);
     for (const name of SERVERS) assert.equal(readFileSync(logOf(name, 'error.log'), 'latin1').includes(text), false, name);
