@@ -151,8 +151,8 @@ function compileFormat<C>(format: LogFormat, table: VariableTable<C>): CompiledT
 export interface LogPathContext<C> {
   /** `$document_root` of the request, which must exist as a directory before a line is written. */
   rootOf(request: C): string | undefined;
-  /** The error log line's connection number and trailing context (`, client: ...`). */
-  where(request: C): { readonly connection: number; readonly context: string };
+  /** The error log of the request's level, the line's connection number and its trailing context (`, client: ...`). */
+  where(request: C): { readonly log: ErrorLog | undefined; readonly connection: number; readonly context: string };
 }
 
 interface CachedLogFile {
@@ -258,6 +258,7 @@ class VariableLogPath<C> {
 
   write(line: string, request: C): void {
     const where = this.#context?.where(request);
+    const log = where?.log ?? this.#log;
     const root = this.#context?.rootOf(request);
     if (root !== undefined) {
       // Logs are not created for a root that does not exist (ngx_http_log_script_write() tests it first).
@@ -268,7 +269,7 @@ class VariableLogPath<C> {
         failure = errnoText(err);
       }
       if (failure !== undefined) {
-        this.#log.error(`testing "${root}" existence failed (${failure})${where?.context ?? ''}`, where?.connection);
+        log.error(`testing "${root}" existence failed (${failure})${where?.context ?? ''}`, where?.connection);
         return;
       }
     }
@@ -286,13 +287,13 @@ class VariableLogPath<C> {
     } catch (err) {
       const opening = err instanceof Error && 'syscall' in err && err.syscall === 'open';
       if (opening) {
-        this.#log.write('crit', `${formatSyscallError('open', path, err)}${where?.context ?? ''}`, where?.connection);
+        log.write('crit', `${formatSyscallError('open', path, err)}${where?.context ?? ''}`, where?.connection);
         return;
       }
       const now = Date.now();
       if (now - this.#lastError < WRITE_ERROR_INTERVAL_MS) return;
       this.#lastError = now;
-      this.#log.write('alert', `${formatSyscallError('write', undefined, err).replace('write() ', `write() to "${path}" `)}${where?.context ?? ''}`, where?.connection);
+      log.write('alert', `${formatSyscallError('write', undefined, err).replace('write() ', `write() to "${path}" `)}${where?.context ?? ''}`, where?.connection);
     }
   }
 }

@@ -175,7 +175,7 @@ export class HttpGeneration {
     this.#http = http;
     this.logs = new AccessLogs(http?.get('log_format') ?? [], this.variables, log, {
       rootOf: (request) => request.files?.(request).root,
-      where: (request) => ({ connection: request.connection.number, context: ` while logging request${requestLogContext(request)}` }),
+      where: (request) => ({ log: request.errorLog, connection: request.connection.number, context: ` while logging request${requestLogContext(request)}` }),
     });
     this.groups = http === undefined ? new Map() : buildUpstreamGroups(http, this.variables, state.upstreams);
     if (http === undefined) return;

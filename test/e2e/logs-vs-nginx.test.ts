@@ -3,7 +3,7 @@
  * time, pid and connection number, and with each server's prefix written PREFIX): an access_log
  * path with variables writing one file per host through open_log_file_cache, one whose root does
  * not exist (nothing written, the root's test logged) and one whose directory does not exist
- * (never created, open() logged at [crit]); a gzip log read back; and an error_log in a location
+ * (never created, open() logged at [crit] to the location's error_log); a gzip log read back; and an error_log in a location
  * receiving the 404 line that the main error log does not; in stream, a server's error_log and the
  * stream block's taking their sessions' lines.
  */
@@ -68,7 +68,7 @@ http {
         location /gz { access_log logs/gz.log t gzip=6 buffer=64; return 200 "ok\\n"; }
         location /missing { error_log logs/missing.log info; }
         location /noroot { root ${dir}/absent; access_log logs/noroot-$host.log t; return 200 "ok\\n"; }
-        location /nodir { access_log logs/absent/$host.log t; return 200 "ok\\n"; }
+        location /nodir { error_log logs/nodir.log; access_log logs/absent/$host.log t; return 200 "ok\\n"; }
     }
 }
 `,
@@ -109,9 +109,10 @@ http {
     for (const name of SERVERS) assert.equal(existsSync(logOf(name, 'noroot-a.test.log')), false, name);
   });
 
-  it('never creates the directory of a path with variables, and logs the failed open() at [crit]', async () => {
+  it("never creates the directory of a path with variables, and logs the failed open() at [crit] to the location's error_log", async () => {
     for (const name of SERVERS) await get(name, '/nodir/x', 'b.test');
-    const lines = await sameErrorLines('error.log', '/absent/b.test.log');
+    const lines = await sameErrorLines('nodir.log', '/absent/b.test.log');
+    for (const name of SERVERS) assert.equal(readFileSync(logOf(name, 'error.log'), 'latin1').includes('/absent/b.test.log'), false, name);
     assert.match(lines[0] ?? '', /^\[crit\] open\(\) "PREFIX\/logs\/absent\/b\.test\.log" failed \(2: No such file or directory\) while logging request/);
     for (const name of SERVERS) assert.equal(existsSync(join(pair.dir, name, 'logs', 'absent')), false, name);
   });
