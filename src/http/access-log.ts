@@ -5,14 +5,15 @@
  * and close. A path with variables is opened for each line (ngx_http_log_script_write()), through
  * the `open_log_file_cache` of the level when it has one.
  */
-import { closeSync, fstatSync, mkdirSync, openSync, statSync, writeSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, statSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { errnoText } from '../core/errno.js';
 import { ConfigError, formatSyscallError } from '../core/errors.js';
 import type { ErrorLog } from '../core/log.js';
-import { compileTemplate, type CompiledTemplate, type VariableTable } from '../core/variables.js';
+import { compileTemplate, type CompiledTemplate, type Template, type VariableTable } from '../core/variables.js';
 import type { AccessLogSetting, AccessLogTarget, LogEscape, LogFormat, OpenLogFileCache } from './log-module.js';
+import { LogFileCache, openAppend } from './log-file-cache.js';
 import { findLogFormat } from './log-module.js';
 import type { HttpRequest } from './request.js';
 import { toByteString } from '../core/byte-string.js';
@@ -24,8 +25,8 @@ const WRITE_ERROR_INTERVAL_MS = 60_000;
 export class AccessLogFile {
   readonly path: string;
   readonly #log: ErrorLog;
-  readonly #buffer: number | undefined;
-  readonly #gzip: number | undefined;
+  #buffer: number | undefined;
+  #gzip: number | undefined;
   #fd: number;
   #pending: string[] = [];
   #pendingBytes = 0;
@@ -37,9 +38,19 @@ export class AccessLogFile {
   constructor(target: Pick<AccessLogTarget, 'path' | 'buffer' | 'gzip' | 'flush'>, log: ErrorLog) {
     this.path = target.path;
     this.#log = log;
+    this.#fd = openLogFile(this.path);
+    this.adoptBuffer(target);
+  }
+
+  /**
+   * Buffers the file as a buffered `access_log` naming it says, unless it is buffered already: in
+   * nginx the buffer belongs to the file, and every `access_log` line naming it writes through it
+   * (-t refuses two buffered ones that disagree).
+   */
+  adoptBuffer(target: Pick<AccessLogTarget, 'buffer' | 'gzip' | 'flush'>): void {
+    if (this.#buffer !== undefined || target.buffer === undefined) return;
     this.#buffer = target.buffer;
     this.#gzip = target.gzip;
-    this.#fd = openLogFile(this.path);
     if (target.flush !== undefined) {
       this.#flushTimer = setInterval(() => this.flush(), target.flush);
       this.#flushTimer.unref();
@@ -155,92 +166,6 @@ export interface LogPathContext<C> {
   where(request: C): { readonly log: ErrorLog | undefined; readonly connection: number; readonly context: string };
 }
 
-interface CachedLogFile {
-  fd: number | undefined;
-  uses: number;
-  accessed: number;
-  checked: number;
-  ino: number;
-}
-
-/** `open_log_file_cache`: an LRU of the descriptors of log paths with variables (ngx_open_cached_file() with `of.log`). */
-export class LogFileCache {
-  readonly #spec: OpenLogFileCache;
-  /** In least recently used order. */
-  readonly #entries = new Map<string, CachedLogFile>();
-
-  constructor(spec: OpenLogFileCache) {
-    this.#spec = spec;
-  }
-
-  /** Appends `data` to `path`, opening it unless a valid descriptor is cached; throws what open(2) throws. */
-  write(path: string, data: string): void {
-    const now = Date.now();
-    this.#expire(now);
-    let entry = this.#entries.get(path);
-    if (entry !== undefined) {
-      this.#entries.delete(path);
-      this.#entries.set(path, entry);
-      entry.accessed = now;
-      entry.uses++;
-      if (entry.fd !== undefined && now - entry.checked >= this.#spec.validMs) {
-        // After `valid`, a file renamed or removed away (rotation) is opened anew.
-        let same = false;
-        try {
-          same = statSync(Buffer.from(path, 'latin1')).ino === entry.ino;
-        } catch {
-          same = false;
-        }
-        if (same) entry.checked = now;
-        else {
-          closeSync(entry.fd);
-          entry.fd = undefined;
-        }
-      }
-      if (entry.fd !== undefined) {
-        writeSync(entry.fd, data, null, 'latin1');
-        return;
-      }
-    }
-    const fd = openAppend(path);
-    if (entry === undefined) {
-      // A path that could not be opened takes no place in the cache (ngx_open_cached_file() creates the entry after the open).
-      if (this.#entries.size >= this.#spec.max) this.#evictOldest();
-      entry = { fd: undefined, uses: 1, accessed: now, checked: now, ino: 0 };
-      this.#entries.set(path, entry);
-    }
-    try {
-      writeSync(fd, data, null, 'latin1');
-    } finally {
-      if (entry.uses >= this.#spec.minUses) {
-        entry.fd = fd;
-        entry.ino = fstatSync(fd).ino;
-        entry.checked = now;
-      } else closeSync(fd);
-    }
-  }
-
-  /** Closes every cached descriptor. */
-  close(): void {
-    for (const entry of this.#entries.values()) if (entry.fd !== undefined) closeSync(entry.fd);
-    this.#entries.clear();
-  }
-
-  #expire(now: number): void {
-    for (const entry of this.#entries.values()) {
-      if (now - entry.accessed <= this.#spec.inactiveMs) return;
-      this.#evictOldest();
-    }
-  }
-
-  #evictOldest(): void {
-    const [path, entry] = this.#entries.entries().next().value ?? [];
-    if (path === undefined || entry === undefined) return;
-    if (entry.fd !== undefined) closeSync(entry.fd);
-    this.#entries.delete(path);
-  }
-}
-
 /** An `access_log` whose path has variables: evaluated, checked and opened for every line. */
 class VariableLogPath<C> {
   readonly #path: CompiledTemplate<C>;
@@ -298,11 +223,6 @@ class VariableLogPath<C> {
   }
 }
 
-/** Opens for appending, creating the file but never its directory, as nginx opens a log with variables. */
-function openAppend(path: string): number {
-  return openSync(Buffer.from(path, 'latin1'), 'a', 0o644);
-}
-
 /** One `access_log` line ready to run, for requests (or stream sessions, `C`). */
 export interface AccessLogger<C = HttpRequest> {
   readonly file: { write(line: string, request: C): void };
@@ -332,19 +252,7 @@ export class AccessLogs<C = HttpRequest> {
   compile(setting: AccessLogSetting, openCache?: OpenLogFileCache): AccessLogger<C>[] {
     if (setting.off) return [];
     return setting.targets.map((target) => {
-      let file: AccessLogger<C>['file'] | undefined = this.#files.get(target.path);
-      if (target.pathTemplate !== undefined) {
-        let cache = openCache === undefined ? undefined : this.#caches.get(openCache);
-        if (openCache !== undefined && cache === undefined) {
-          cache = new LogFileCache(openCache);
-          this.#caches.set(openCache, cache);
-        }
-        file = new VariableLogPath(compileTemplate(target.pathTemplate, this.#table, { literal: toByteString }), cache, this.#context, this.#log);
-      } else if (file === undefined) {
-        const opened = new AccessLogFile(target, this.#log);
-        this.#files.set(target.path, opened);
-        file = opened;
-      }
+      const file = target.pathTemplate === undefined ? this.#fileFor(target) : this.#variablePath(target.pathTemplate, openCache);
       const format = findLogFormat(this.#formatsDefined, target.format);
       if (format === undefined) throw new Error(`unknown log format "${target.format}"`);
       let compiled = this.#formats.get(format);
@@ -355,6 +263,28 @@ export class AccessLogs<C = HttpRequest> {
       const condition = target.condition === undefined ? undefined : compileTemplate(target.condition, this.#table);
       return { file, format: compiled, condition };
     });
+  }
+
+  /** The one open file of a fixed path, shared by every `access_log` naming it. */
+  #fileFor(target: AccessLogTarget): AccessLogFile {
+    const shared = this.#files.get(target.path);
+    if (shared !== undefined) {
+      shared.adoptBuffer(target);
+      return shared;
+    }
+    const opened = new AccessLogFile(target, this.#log);
+    this.#files.set(target.path, opened);
+    return opened;
+  }
+
+  /** A path with variables, through the level's `open_log_file_cache` (one cache per directive). */
+  #variablePath(path: Template, openCache: OpenLogFileCache | undefined): VariableLogPath<C> {
+    let cache = openCache === undefined ? undefined : this.#caches.get(openCache);
+    if (openCache !== undefined && cache === undefined) {
+      cache = new LogFileCache(openCache);
+      this.#caches.set(openCache, cache);
+    }
+    return new VariableLogPath(compileTemplate(path, this.#table, { literal: toByteString }), cache, this.#context, this.#log);
   }
 
   /** Flushes every file. */
