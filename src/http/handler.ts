@@ -560,10 +560,13 @@ export class RequestHandler {
     if (!level.tcpNodelay) exchange.connection.socket.setNoDelay(false);
   }
 
-  /** A request the connection refused before it reached a handler: logged at info, as nginx logs it. */
+  /**
+   * A request the connection refused before it reached a handler: logged at info, as nginx logs it,
+   * to the default server's error_log (ngx_http_add_listening() gives the listening socket's log).
+   */
   clientError(conn: ClientConnection | undefined, err: Error): void {
     const where = conn === undefined ? '' : `, client: ${conn.remoteAddress}, server: ${conn.localAddress}:${conn.localPort}`;
-    this.#log.info(`${err.message}${where}`, conn?.number);
+    (conn?.hosts.defaultServer.level.errorLog ?? this.#log).info(`${err.message}${where}`, conn?.number);
   }
 }
 

@@ -12,7 +12,7 @@ import { NO_FILTERS, type OutputFilter } from './output-filter.js';
 /** The level's filters; {@link NO_FILTERS} when none is on, so that the chain passes writes straight through. */
 export function compileOutputFilters(block: ConfBlockView, log: ErrorLog): readonly OutputFilter[] {
   const filters: OutputFilter[] = [];
-  const charset = charsetFilterOf(block, (request, message) => log.error(`${message}, client: ${request.remoteAddress}, server: ${request.serverName}, request: "${request.requestLine}"`));
+  const charset = charsetFilterOf(block, (request, message) => (request.errorLog ?? log).error(`${message}, client: ${request.remoteAddress}, server: ${request.serverName}, request: "${request.requestLine}"`));
   if (charset !== undefined) filters.push(charset);
   const gzip = gzipSettingsOf(block);
   if (gzip !== undefined) filters.push(gzipFilter(gzip));
