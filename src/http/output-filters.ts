@@ -19,7 +19,7 @@ import { subFilterOf } from './sub-filter-module.js';
 /** The level's filters; {@link NO_FILTERS} when none is on, so that the chain passes writes straight through. */
 export function compileOutputFilters(block: ConfBlockView, log: ErrorLog, table: VariableTable<HttpRequest>): readonly OutputFilter[] {
   const filters: OutputFilter[] = [];
-  const requestError = (request: HttpRequest, message: string): void => log.error(`${message}, client: ${request.remoteAddress}, server: ${request.serverName}, request: "${request.requestLine}"`);
+  const requestError = (request: HttpRequest, message: string): void => (request.errorLog ?? log).error(`${message}, client: ${request.remoteAddress}, server: ${request.serverName}, request: "${request.requestLine}"`);
   const gunzip = gunzipFilterOf(block, requestError);
   if (gunzip !== undefined) filters.push(gunzip);
   const sub = subFilterOf(block, table);
