@@ -58,6 +58,7 @@ declare module '../conf/registry.js' {
     client_body_in_file_only: 'off' | 'on' | 'clean';
     client_header_buffer_size: number;
     large_client_header_buffers: HeaderBuffers;
+    max_headers: number;
     keepalive_disable: KeepaliveDisable;
     lingering_close: LingeringClose;
     lingering_time: number;
@@ -327,6 +328,16 @@ export const CORE_DIRECTIVES: readonly AnyDirectiveSpec[] = [
     parse: bufsValue,
     default: { number: 4, size: 8192 },
     defaultText: 'large_client_header_buffers 4 8k;',
+  }),
+  value({
+    name: 'max_headers',
+    contexts: HTTP_SERVER,
+    args: [1],
+    syntax: 'number;',
+    summary: 'The most header lines a request may have (HTTP/2 does not count cookie fields, as nginx does not); one more is refused with 400 "Request Header Or Cookie Too Large" and "client sent too many header lines" at info; the default server of the address decides.',
+    parse: numberValue,
+    default: 1000,
+    defaultText: 'max_headers 1000;',
   }),
   value({
     name: 'keepalive_disable',

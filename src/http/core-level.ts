@@ -70,6 +70,7 @@ export function compileCoreConnection(server: ConfBlockView): CoreConnection {
       maxHeadBytes: server.get('client_header_buffer_size') + buffers.number * buffers.size,
       underscores: server.get('underscores_in_headers'),
       ignoreInvalid: server.get('ignore_invalid_headers'),
+      maxHeaders: server.get('max_headers'),
     },
     mergeSlashes: server.get('merge_slashes'),
     lingering: { mode: server.get('lingering_close'), timeMs: server.get('lingering_time'), timeoutMs: server.get('lingering_timeout') },

@@ -82,6 +82,26 @@ function parsePort(text: string): number | undefined {
   return port === undefined || port < 1 || port > 65535 ? undefined : port;
 }
 
+/** The ports `PORT` or `FIRST-LAST` names (a range is `listen`'s own, ngx_parse_inet_url() with `u.listen`). */
+type PortRange = readonly [first: number, last: number];
+
+function parsePortRange(text: string, invalid: (what: string) => never): PortRange {
+  const dash = text.indexOf('-');
+  if (dash === -1) return [parsePort(text) ?? invalid('invalid port'), 0];
+  const last = parsePort(text.slice(dash + 1)) ?? invalid('invalid port');
+  const first = parsePort(text.slice(0, dash)) ?? invalid('invalid port');
+  if (first > last) invalid('invalid port range');
+  return [first, last];
+}
+
+/** One address per port of the range, as ngx_inet_add_addr() makes them. */
+function eachPort(range: PortRange, address: (port: number) => Address): Address[] {
+  const [first, last] = range;
+  const addresses: Address[] = [];
+  for (let port = first; port <= Math.max(first, last); port++) addresses.push(address(port));
+  return addresses;
+}
+
 /** `ngx_parse_url()` with `u.listen = 1`: every address the first argument of `listen` names. */
 function parseListenAddress(url: string, defaultPort: number, fail: (reason: string) => never): Address[] {
   const invalid = (what: string): never => fail(`${what} in "${url}" of the "listen" directive`);
@@ -96,32 +116,33 @@ function parseListenAddress(url: string, defaultPort: number, fail: (reason: str
     if (close === -1) invalid('invalid host');
     const rest = url.slice(close + 1);
     if (rest.includes('/')) invalid('invalid host');
-    let port = defaultPort;
+    let ports: PortRange = [defaultPort, 0];
     if (rest.length > 0) {
       if (!rest.startsWith(':')) invalid('invalid host');
-      port = parsePort(rest.slice(1)) ?? invalid('invalid port');
+      ports = parsePortRange(rest.slice(1), invalid);
     }
     const host = url.slice(1, close);
     if (host.length === 0) invalid('no host');
     if (!isIPv6(host)) invalid('invalid IPv6 address');
-    return [inet6Address(host, port)];
+    return eachPort(ports, (port) => inet6Address(host, port));
   }
   if (url.includes('/') || url.includes('?')) invalid('invalid host');
   const colon = url.indexOf(':');
   let host = url;
-  let port = defaultPort;
+  let ports: PortRange = [defaultPort, 0];
   if (colon !== -1) {
-    port = parsePort(url.slice(colon + 1)) ?? invalid('invalid port');
+    ports = parsePortRange(url.slice(colon + 1), invalid);
     host = url.slice(0, colon);
-  } else if (/^[0-9]+$/.test(url)) {
-    return [inetAddress('0.0.0.0', parsePort(url) ?? invalid('invalid port'))];
+  } else if (/^[0-9]+(-[0-9]+)?$/.test(url)) {
+    // A bare port or port range; anything else (a name with a dash too) is a host.
+    return eachPort(parsePortRange(url, invalid), (port) => inetAddress('0.0.0.0', port));
   }
   if (host.length === 0) invalid('no host');
-  if (host === '*') return [inetAddress('0.0.0.0', port)];
-  if (isDottedQuad(host)) return [inetAddress(host, port)];
+  if (host === '*') return eachPort(ports, (port) => inetAddress('0.0.0.0', port));
+  if (isDottedQuad(host)) return eachPort(ports, (port) => inetAddress(host, port));
   const ips = resolveHostSync(host);
   if (ips.length === 0) invalid('host not found');
-  return ips.map((ip) => (isIPv4(ip) ? inetAddress(ip, port) : inet6Address(ip, port)));
+  return ips.flatMap((ip) => eachPort(ports, (port) => (isIPv4(ip) ? inetAddress(ip, port) : inet6Address(ip, port))));
 }
 
 const PROTOCOL_DEFAULTS = { ssl: false, http2: false, proxyProtocol: false, udp: false };

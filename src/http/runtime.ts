@@ -6,6 +6,7 @@
 import { ConnectionBudget, type ConnectionSlot } from '../core/connection-budget.js';
 import type { ServingState } from './serving-state.js';
 import type { Server, Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import type { HitlessConfig } from '../conf/model.js';
 import type { ErrorLog } from '../core/log.js';
 import { ClientConnection, ConnectionTracker, DEFAULT_DRAIN_GRACE_MS, type ConnectionOrigin } from './connections.js';
@@ -15,10 +16,12 @@ import { HttpGeneration, type CompiledServer } from './generation.js';
 import type { PeerState } from '../upstream/group.js';
 import { h1Options } from './core-level.js';
 import { H1ServerConnection } from './h1/server-connection.js';
+import { DEFAULT_MAX_HEADERS } from './h1/head-parser.js';
 import { H2Endpoint } from './h2/h2-connection.js';
 import { PrefaceSniffer } from './h2/preface.js';
 import { RequestHandler } from './handler.js';
 import { TlsHandshake } from './ssl-handshake.js';
+import { specialPage } from './responses.js';
 import { groupListens, type ListenSpec } from './listen.js';
 import type { VirtualHosts } from './server-names.js';
 
@@ -62,7 +65,7 @@ export class HttpRuntime {
   #closed = false;
   #drained: Promise<void> | undefined;
   /** By http2_max_concurrent_streams, each created with the first HTTP/2 connection that needs it. */
-  readonly #h2 = new Map<number, H2Endpoint>();
+  readonly #h2 = new Map<string, H2Endpoint>();
 
   /** Compiles the generation and opens its access logs; throws if a log file cannot be opened. */
   constructor(config: HitlessConfig, options: HttpRuntimeOptions) {
@@ -150,7 +153,7 @@ export class HttpRuntime {
     }
     if (this.#generation.speaksH2c(hosts)) {
       // Tracked while the preface decides, so that a drain or a fast shutdown sees the socket.
-      const sniffer = new PrefaceSniffer(socket, hosts.defaultServer.level.clientHeaderTimeoutMs, (sock, http2) => (http2 ? this.#serveH2(sock, hosts, proxied) : this.#serveH1(sock, hosts, { proxied })));
+      const sniffer = new PrefaceSniffer(socket, hosts.defaultServer.level.clientHeaderTimeoutMs, (sock, http2, transport) => (http2 ? this.#serveH2(sock, hosts, proxied, transport) : this.#serveH1(sock, hosts, { proxied })));
       this.#tracker.add(new ClientConnection(sniffer, hosts));
       return;
     }
@@ -158,14 +161,16 @@ export class HttpRuntime {
   }
 
   /** HTTP/2 on a socket that sent the preface (or, with TLS, negotiated `h2`). */
-  #serveH2(socket: Socket, hosts: VirtualHosts<CompiledServer>, proxied: ProxyProtocolAddresses | undefined): void {
+  #serveH2(socket: Socket, hosts: VirtualHosts<CompiledServer>, proxied: ProxyProtocolAddresses | undefined, transport?: Duplex): void {
     const level = hosts.defaultServer.level;
     // SETTINGS go out as the session starts, so endpoints differ by them (one per value in use).
     const streams = hosts.defaultServer.maxConcurrentStreams;
-    let endpoint = this.#h2.get(streams);
+    const maxHeaders = hosts.defaultServer.connection.limits.maxHeaders ?? DEFAULT_MAX_HEADERS;
+    const key = `${streams} ${maxHeaders}`;
+    let endpoint = this.#h2.get(key);
     if (endpoint === undefined) {
-      endpoint = new H2Endpoint({ maxConcurrentStreams: streams });
-      this.#h2.set(streams, endpoint);
+      endpoint = new H2Endpoint({ maxConcurrentStreams: streams, maxHeaders });
+      this.#h2.set(key, endpoint);
     }
     const protocol = endpoint.accept(
       socket,
@@ -178,8 +183,11 @@ export class HttpRuntime {
         bodyTimeoutMs: level.clientBodyTimeoutMs,
         sendTimeoutMs: level.sendTimeoutMs,
         serverHeader: level.core.serverHeader,
+        maxHeaders,
+        errorPage: (status) => specialPage(status, level.core.signature) ?? '',
       },
       (err) => this.#handler.clientError(conn, err),
+      transport,
     );
     const conn = new ClientConnection(protocol, hosts, { proxied });
     this.#tracker.add(conn);

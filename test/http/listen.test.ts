@@ -58,6 +58,15 @@ describe('listen: addresses as ngx_parse_url() reads them', () => {
     assert.equal(listen.implicit, true);
   });
 
+  it('a port range is one entry per port, each with its own address text (ngx_inet_add_addr())', () => {
+    const texts = (line: string) => listensOf(line).map((listen) => listen.addrText);
+    assert.deepEqual(texts('listen 127.0.0.1:8182-8184;'), ['127.0.0.1:8182', '127.0.0.1:8183', '127.0.0.1:8184']);
+    assert.deepEqual(texts('listen [::1]:8182-8183;'), ['[::1]:8182', '[::1]:8183']);
+    assert.deepEqual(texts('listen 8000-8001;'), ['0.0.0.0:8000', '0.0.0.0:8001']);
+    assert.deepEqual(texts('listen *:8000-8000;'), ['0.0.0.0:8000']);
+    assert.deepEqual(keysOf('server { listen 127.0.0.1:8182-8183 default_server; }'), ['127.0.0.1:8182', '127.0.0.1:8183']);
+  });
+
   it('takes ipv6only=off and makes it part of the socket', () => {
     assert.equal(listensOf('listen [::]:80 ipv6only=off;')[0]?.ipv6only, false);
     assert.equal(collectListens(load('http { server { listen [::]:80 ipv6only=off; } }'))[0]?.ipv6only, false);
@@ -72,6 +81,12 @@ describe('listen: nginx error messages', () => {
     ['listen 127.0.0.1:0;', 'invalid port in "127.0.0.1:0" of the "listen" directive'],
     ['listen 70000;', 'invalid port in "70000" of the "listen" directive'],
     ['listen 127.0.0.1:x;', 'invalid port in "127.0.0.1:x" of the "listen" directive'],
+    ['listen 127.0.0.1:8183-8182;', 'invalid port range in "127.0.0.1:8183-8182" of the "listen" directive'],
+    ['listen [::1]:90-80;', 'invalid port range in "[::1]:90-80" of the "listen" directive'],
+    ['listen 90-80;', 'invalid port range in "90-80" of the "listen" directive'],
+    ['listen 127.0.0.1:80-70000;', 'invalid port in "127.0.0.1:80-70000" of the "listen" directive'],
+    ['listen 127.0.0.1:0-80;', 'invalid port in "127.0.0.1:0-80" of the "listen" directive'],
+    ['listen 80-x;', 'host not found in "80-x" of the "listen" directive'],
     ['listen no-such-host.invalid:80;', 'host not found in "no-such-host.invalid:80" of the "listen" directive'],
     ['listen :80;', 'no host in ":80" of the "listen" directive'],
     ['listen 127.0.0.1/x;', 'invalid host in "127.0.0.1/x" of the "listen" directive'],

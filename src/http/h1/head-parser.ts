@@ -27,7 +27,12 @@ export interface HeadLimits {
   readonly underscores?: boolean;
   /** `ignore_invalid_headers`: a request header with an invalid name is dropped. Default true. */
   readonly ignoreInvalid?: boolean;
+  /** `max_headers`: the most header lines a request may have (dropped invalid ones do not count). Default 1000. */
+  readonly maxHeaders?: number;
 }
+
+/** `max_headers 1000`. */
+export const DEFAULT_MAX_HEADERS = 1000;
 
 /** nginx's defaults. */
 export const DEFAULT_HEAD_LIMITS: HeadLimits = Object.freeze({ maxLineBytes: 8192, maxHeadBytes: 32768 });
@@ -162,6 +167,12 @@ function parseFields(lines: readonly string[], isRequest: boolean, versionMinor:
     throw new HttpParseError(isRequest ? 400 : 502, isRequest ? `client sent ${reason}` : `upstream sent ${reason}`);
   };
   const headers: string[] = [];
+  const maxFields = isRequest ? (limits.maxHeaders ?? DEFAULT_MAX_HEADERS) * 2 : Infinity;
+  // ngx_http_process_request_headers() counts each line it keeps and answers 494 past max_headers.
+  const pushField = (name: string, value: string): void => {
+    if (headers.length >= maxFields) throw new HttpParseError(494, 'client sent too many header lines');
+    headers.push(name, value);
+  };
   let contentLength = -1;
   let contentLengthLine = '';
   let transferEncoding: string | undefined;
@@ -186,10 +197,10 @@ function parseFields(lines: readonly string[], isRequest: boolean, versionMinor:
     // A name with other token characters (or `_` without underscores_in_headers) is what nginx
     // calls invalid: dropped with ignore_invalid_headers on, kept (and never special) with off.
     if (isRequest && !plain.test(name)) {
-      if (!dropInvalid) headers.push(name, value);
+      if (!dropInvalid) pushField(name, value);
       continue;
     }
-    headers.push(name, value);
+    pushField(name, value);
     if (name.length < 4 || name.length > 19) continue;
     const lower = name.toLowerCase();
     if (isRequest && UNIQUE_REQUEST_FIELDS.has(lower)) {

@@ -7,7 +7,10 @@
  */
 import { constants, createServer, type Http2Server, type ServerHttp2Session, type ServerHttp2Stream } from 'node:http2';
 import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { DEFAULT_MAX_HEADERS, HttpParseError } from '../h1/head-parser.js';
 import { allocateConnectionId } from '../h1/server-connection.js';
+import { specialPage, wireStatus } from '../responses.js';
 import { DEFAULT_MAX_CONCURRENT_STREAMS } from '../v2-module.js';
 import { H2Exchange, requestLineOf, type H2Session } from './h2-exchange.js';
 
@@ -29,6 +32,10 @@ export interface H2ConnectionOptions {
   readonly bodyTimeoutMs?: number;
   /** `send_timeout` in ms: the longest a stream may wait on the client to take more of its response. Default 60 s. */
   readonly sendTimeoutMs?: number;
+  /** `max_headers`: the most header fields a request may have, pseudo-headers and cookie crumbs aside. Default 1000. */
+  readonly maxHeaders?: number;
+  /** The page of a refused request (nginx's own, with server_tokens' signature). */
+  readonly errorPage?: (status: number) => string;
   /** The `Server` header's value; empty sends none. Default `hitless`. */
   readonly serverHeader?: string;
 }
@@ -54,24 +61,38 @@ export class H2Endpoint {
   readonly #server: Http2Server;
   #accepted: ServerHttp2Session | undefined;
 
-  /** `maxConcurrentStreams` is `http2_max_concurrent_streams`, default 128. */
-  constructor(options: { maxConcurrentStreams?: number } = {}) {
-    this.#server = createServer({ settings: { maxConcurrentStreams: options.maxConcurrentStreams ?? DEFAULT_MAX_CONCURRENT_STREAMS } });
+  /**
+   * `maxConcurrentStreams` is `http2_max_concurrent_streams`, default 128. `maxHeaders` is
+   * `max_headers`: node:http2 resets a stream past its own header-pair limit (128 by default),
+   * so that limit is raised above max_headers, leaving room for pseudo-headers and cookie crumbs,
+   * and the connection refuses past max_headers as nginx does.
+   */
+  constructor(options: { maxConcurrentStreams?: number; maxHeaders?: number } = {}) {
+    this.#server = createServer({
+      maxHeaderListPairs: (options.maxHeaders ?? DEFAULT_MAX_HEADERS) + 128,
+      settings: { maxConcurrentStreams: options.maxConcurrentStreams ?? DEFAULT_MAX_CONCURRENT_STREAMS },
+    });
     this.#server.on('session', (session: ServerHttp2Session) => {
       this.#accepted = session;
     });
   }
 
-  /** Starts HTTP/2 on `socket`; bytes already read must have been unshifted back into it. */
-  accept(socket: Socket, handler: H2RequestHandler, options: H2ConnectionOptions = {}, onError?: H2ErrorReporter): H2Connection {
+  /**
+   * Starts HTTP/2 on `socket`; bytes already read must have been unshifted back into it, or be in
+   * `transport`, a stream over the socket that node:http2 reads and writes instead.
+   */
+  accept(socket: Socket, handler: H2RequestHandler, options: H2ConnectionOptions = {}, onError?: H2ErrorReporter, transport?: Duplex): H2Connection {
     // node:http2 builds the session and emits 'session' synchronously inside 'connection'.
-    this.#server.emit('connection', socket);
+    this.#server.emit('connection', transport ?? socket);
     const session = this.#accepted;
     this.#accepted = undefined;
     if (session === undefined) throw new Error('node:http2 did not create a session');
     return new H2Connection(session, socket, handler, options, onError);
   }
 }
+
+/** The largest flow-control window (RFC 9113 section 6.9.1), NGX_HTTP_V2_MAX_WINDOW. */
+const MAX_WINDOW = 2 ** 31 - 1;
 
 /** One client connection speaking HTTP/2. */
 export class H2Connection implements H2Session {
@@ -90,6 +111,8 @@ export class H2Connection implements H2Session {
   readonly #onError: H2ErrorReporter | undefined;
   readonly #keepaliveTimeoutMs: number;
   readonly #keepaliveRequests: number;
+  readonly #maxHeaders: number;
+  readonly #errorPage: (status: number) => string;
   readonly #keepaliveTimeMs: number;
   readonly #startedAt = Date.now();
   #open = 0;
@@ -122,7 +145,12 @@ export class H2Connection implements H2Session {
     this.sendTimeoutMs = options.sendTimeoutMs ?? 60_000;
     this.serverHeader = options.serverHeader ?? 'hitless';
     this.#headerTimeoutMs = options.headerTimeoutMs ?? 60_000;
+    this.#maxHeaders = options.maxHeaders ?? DEFAULT_MAX_HEADERS;
+    this.#errorPage = options.errorPage ?? ((status) => specialPage(status) ?? '');
     socket.setNoDelay(true);
+    // ngx_http_v2_init(): the connection's receive window opens to the largest at once (a
+    // WINDOW_UPDATE right after SETTINGS); each stream's own window still bounds what is buffered.
+    session.setLocalWindowSize(MAX_WINDOW);
     session.on('stream', (stream: ServerHttp2Stream, _headers: unknown, flags: number, rawHeaders: string[]) => this.#onStream(stream, flags, rawHeaders));
     session.on('error', () => undefined); // a failed session ends in 'close'
     session.once('close', () => this.#onClose());
@@ -225,6 +253,11 @@ export class H2Connection implements H2Session {
     if (this.#keepaliveTimeoutMs === 0 || this.requests >= this.#keepaliveRequests || Date.now() - this.#startedAt > this.#keepaliveTimeMs) this.#goAway();
     const endStream = (flags & constants.NGHTTP2_FLAG_END_STREAM) !== 0;
     const exchange = new H2Exchange(this, stream, requestLineOf(rawHeaders), endStream);
+    if (countedFields(rawHeaders) > this.#maxHeaders) {
+      this.#onError?.(new HttpParseError(494, 'client sent too many header lines'));
+      exchange.respond(wireStatus(494), ['content-type', 'text/html'], this.#errorPage(494));
+      return;
+    }
     try {
       this.#handler(exchange);
     } catch (err) {
@@ -332,4 +365,14 @@ export class H2Connection implements H2Session {
     this.#disarm();
     for (const listener of this.#closeListeners.splice(0)) listener();
   }
+}
+
+/** The fields ngx_http_v2_state_process_header() counts against max_headers: neither pseudo-headers nor cookie crumbs. */
+function countedFields(raw: readonly string[]): number {
+  let count = 0;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i] as string;
+    if (name.charCodeAt(0) !== 0x3a && name !== 'cookie') count++;
+  }
+  return count;
 }

@@ -5,14 +5,19 @@
  * byte that differs hands it to HTTP/1. The Upgrade: h2c dance (RFC 7540 section 3.2) is not
  * offered, as nginx does not offer it.
  */
+import { Duplex } from 'node:stream';
 import type { Socket } from 'node:net';
 import { PendingConnection } from '../pending-connection.js';
 
 /** The client connection preface (RFC 9113 section 3.4). */
 export const CONNECTION_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
 
-/** Receives the socket once its protocol is known; the bytes read so far are back in the socket. */
-export type ProtocolChoice = (socket: Socket, http2: boolean) => void;
+/**
+ * Receives the socket once its protocol is known; the bytes read so far are back in the socket,
+ * or, for HTTP/2 from a client that sent the preface alone, in `transport` ({@link FirstFrameShim}),
+ * which node:http2 is then to read instead of the socket.
+ */
+export type ProtocolChoice = (socket: Socket, http2: boolean, transport?: Duplex) => void;
 
 /**
  * A connection whose protocol is not known yet. It is a {@link ProtocolConnection} so that the
@@ -45,6 +50,13 @@ export class PrefaceSniffer extends PendingConnection {
     const socket = this.socket;
     this.#unwatch();
     socket.pause();
+    // The preface alone: the client may be waiting for the server's SETTINGS before it sends its own.
+    if (http2 && this.#buf?.length === CONNECTION_PREFACE.length) {
+      this.#buf = undefined;
+      this.#choose(socket, true, new FirstFrameShim(socket));
+      this.finish();
+      return;
+    }
     if (this.#buf !== undefined) socket.unshift(this.#buf);
     this.#buf = undefined;
     this.#choose(socket, http2);
@@ -56,5 +68,66 @@ export class PrefaceSniffer extends PendingConnection {
   /** A connection that has sent nothing within the grace of a drain is closed, as an idle HTTP/1 one is. */
   protected graceExpired(): void {
     if (this.#buf === undefined) this.socket.end();
+  }
+}
+
+/** An empty SETTINGS frame (RFC 9113 section 6.5). */
+const EMPTY_SETTINGS = Buffer.from([0, 0, 0, 0x4, 0, 0, 0, 0, 0]);
+
+/**
+ * The transport of an HTTP/2 client that sent the preface and then waited. RFC 9113 section 3.4
+ * has the client's SETTINGS follow its preface, and nghttp2 (inside node:http2) ends the session
+ * when the first frame is anything else; nginx does not insist (ngx_http_v2_state_preface_end()
+ * goes on to read any frame), and clients that wait for the server's SETTINGS and answer with the
+ * ACK first (nginx's own test client) work with it. Such a first frame gets an empty SETTINGS put
+ * before it, which changes no setting; then the bytes pass as they come. Clients that send the
+ * preface and SETTINGS in one write (curl, browsers, h2load) never come here: node:http2 reads
+ * their socket itself, without this copy through JavaScript.
+ */
+export class FirstFrameShim extends Duplex {
+  readonly #socket: Socket;
+  /** Bytes after the preface until the first frame header is whole; undefined after. */
+  #head: Buffer | undefined = Buffer.alloc(0);
+
+  constructor(socket: Socket) {
+    super({ allowHalfOpen: false });
+    this.#socket = socket;
+    this.push(CONNECTION_PREFACE);
+    socket.on('data', (chunk: Buffer) => this.#onData(chunk));
+    socket.on('end', () => this.push(null));
+    socket.on('error', (err) => this.destroy(err));
+    socket.on('close', () => this.destroy());
+  }
+
+  #onData(chunk: Buffer): void {
+    let bytes = chunk;
+    if (this.#head !== undefined) {
+      const head = this.#head.length === 0 ? chunk : Buffer.concat([this.#head, chunk]);
+      if (head.length < 9) {
+        this.#head = head;
+        return;
+      }
+      this.#head = undefined;
+      const settings = head[3] === 0x4 && ((head[4] as number) & 0x1) === 0;
+      bytes = settings ? head : Buffer.concat([EMPTY_SETTINGS, head]);
+    }
+    if (!this.push(bytes)) this.#socket.pause();
+  }
+
+  override _read(): void {
+    this.#socket.resume();
+  }
+
+  override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (err?: Error | null) => void): void {
+    this.#socket.write(chunk, callback);
+  }
+
+  override _final(callback: (err?: Error | null) => void): void {
+    this.#socket.end(callback);
+  }
+
+  override _destroy(err: Error | null, callback: (err?: Error | null) => void): void {
+    this.#socket.destroy();
+    callback(err);
   }
 }
