@@ -209,6 +209,7 @@ const ALLOWED_MODULE_STATE: ReadonlySet<string> = new Set([
   'http/h1/response-head.ts cachedSecond',
   'http/h1/response-head.ts cachedDate',
   'http/variables.ts knownTables',
+  'http/charset-module.ts httpCharsets', // a block's charset_map tables, computed once for all its levels
   'stream/variables.ts knownTables',
   'stream/session.ts nextSessionId',
   'tls/contexts.ts cache',
