@@ -110,9 +110,10 @@ export class RequestHandler {
     request.uri = uri;
     const rawHost = target.host ?? request.header('host');
     if (rawHost !== undefined) {
-      const host = validateHost(rawHost);
-      if (host === undefined) return refuse('client sent invalid host header');
-      request.host = host;
+      const valid = validateHost(rawHost);
+      if (valid === undefined) return refuse('client sent invalid host header');
+      request.host = valid.host;
+      request.port = valid.port;
     } else if (request.head.versionMinor === 1) {
       return refuse('client sent HTTP/1.1 request without "Host" header');
     }

@@ -49,6 +49,8 @@ export class HttpRequest {
   uri = '';
   /** The validated, lowercased host (`$host` before the server name fallback); empty when none. */
   host = '';
+  /** `$request_port`: the port of the request line's host or of Host (nginx's `r->port`); 0 when none. */
+  port = 0;
   /** `$server_name`: the primary name of the server chosen. */
   serverName = '';
   /** `$scheme`. */

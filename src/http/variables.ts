@@ -156,6 +156,9 @@ const HTTP_VARIABLES: Readonly<Record<string, Getter>> = {
   // hitless never writes a request body to a file, so nginx's answer for a body in memory: not found.
   request_body_file: () => undefined,
   pipe: (r) => (r.pipelined ? 'p' : '.'),
+  // ngx_http_variable_request_port(): empty, not "not found", without a port; $is_request_port is ":" or nothing.
+  request_port: (r) => (r.port > 0 ? String(r.port) : ''),
+  is_request_port: (r) => (r.port > 0 ? ':' : ''),
   // hitless has no limit_rate: no request is limited, which nginx's $limit_rate says as 0.
   limit_rate: () => '0',
   http2: (r) => (r.head.versionMajor === 2 ? (r.connection.tls === undefined ? 'h2c' : 'h2') : ''),
