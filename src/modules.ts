@@ -5,7 +5,11 @@ import { httpAuthBasicModule } from './http/auth-basic-module.js';
 import { coreModule } from './conf/core-module.js';
 import { httpCoreModule } from './http/core-module.js';
 import { httpCharsetModule } from './http/charset-module.js';
+import { httpSubFilterModule } from './http/sub-filter-module.js';
 import { httpGrpcModule } from './http/grpc-module.js';
+import { httpBrotliModule } from './http/brotli-module.js';
+import { httpBrotliStaticModule } from './http/brotli-static.js';
+import { httpGunzipModule } from './http/gunzip-module.js';
 import { httpGzipModule } from './http/gzip-module.js';
 import { httpGzipStaticModule } from './http/gzip-static.js';
 import { httpHeadersModule } from './http/headers-module.js';
@@ -64,10 +68,14 @@ export const builtinModules: readonly ConfModule[] = [
   httpAutoindexModule,
   httpMimeTypesModule,
   httpCharsetModule,
+  httpSubFilterModule,
   httpProxyModule,
   httpGrpcModule,
   httpGzipModule,
   httpGzipStaticModule,
+  httpGunzipModule,
+  httpBrotliModule,
+  httpBrotliStaticModule,
   upstreamModule,
   httpUpstreamHashModule,
   upstreamIpHashModule,

@@ -7,7 +7,7 @@ import { isAbsolute, resolve } from 'node:path';
 import { ConfigError } from '../core/errors.js';
 import type { ErrorLogTarget } from '../core/log.js';
 import { isLogLevel, parseNumber, parseTime, type LogLevel } from '../core/parse.js';
-import { ALL_CONTEXTS, defineDirective, type ConfModule, type DirectiveContext } from './registry.js';
+import { ALL_CONTEXTS, defineDirective, type ConfBlockView, type ConfModule, type DirectiveContext } from './registry.js';
 
 import { existsSync } from 'node:fs';
 import { platform } from 'node:os';
@@ -133,9 +133,6 @@ export function parseErrorLog(args: readonly string[], ctx: DirectiveContext, pr
     level = name;
   }
   const target: ErrorLogTarget = { file: file === 'stderr' ? 'stderr' : prefixed(ctx, file), level: level ?? 'error' };
-  // nginx switches a request's log to its location's error_log (ngx_http_update_location_config());
-  // hitless has one error log per process for now: say so rather than drop the lines' new home silently.
-  if (ctx.context !== 'main') ctx.warn(`"error_log" in a "${ctx.context === 'stream_server' ? 'server' : ctx.context}" block is not applied by hitless: its messages go to the main level's error_log`);
   return [...(previous ?? []), target];
 }
 
@@ -207,7 +204,7 @@ export const coreModule: ConfModule = {
       contexts: ['main', 'http', 'server', 'location', 'stream', 'stream_server'],
       args: '1+',
       syntax: 'file [level];',
-      summary: 'Where errors are logged (a file or stderr) and the least severe level logged: debug, info, notice, warn, error, crit, alert or emerg. Only the main level\'s is applied; one in http, server, location or stream blocks is warned about at -t and its messages go to the main one.',
+      summary: 'Where errors are logged (a file or stderr) and the least severe level logged: debug, info, notice, warn, error, crit, alert or emerg. Several may be given on one level. Below main (http, server, location; stream, server) it takes the lines about the requests, or stream sessions, that level answers; a level without one writes to the enclosing level\'s.',
       repeatable: true,
       default: (ctx) => [{ file: prefixed(ctx, DEFAULT_ERROR_LOG_PATH), level: 'error' }],
       defaultText: `error_log ${DEFAULT_ERROR_LOG_PATH} error;`,
@@ -489,3 +486,11 @@ export const coreModule: ConfModule = {
     }
   },
 };
+
+/** The `error_log` of the nearest level from `block` out to http or stream that sets one; undefined when none does. */
+export function ownErrorLog(block: ConfBlockView): readonly ErrorLogTarget[] | undefined {
+  for (let level: ConfBlockView | undefined = block; level !== undefined && level.context !== 'main'; level = level.parent) {
+    if (level.isSet('error_log')) return level.get('error_log');
+  }
+  return undefined;
+}

@@ -88,6 +88,43 @@ export class ErrorLog {
   }
 }
 
+/**
+ * The error logs of the levels below main that set `error_log` (http, server, location; stream,
+ * server), one per level; a level without one writes to the enclosing level's, and the outermost
+ * to the process's log (ngx_http_core_merge_loc_conf() inherits `error_log` the same way).
+ */
+export class LevelErrorLogs {
+  readonly #main: ErrorLog;
+  readonly #logs = new Map<readonly ErrorLogTarget[], ErrorLog>();
+
+  /** `main` is the process's log, written to where no level sets its own. */
+  constructor(main: ErrorLog) {
+    this.#main = main;
+  }
+
+  /** The log of one level: `targets` as set there (undefined when none is), opened once per distinct list. */
+  of(targets: readonly ErrorLogTarget[] | undefined): ErrorLog {
+    if (targets === undefined) return this.#main;
+    let log = this.#logs.get(targets);
+    if (log === undefined) {
+      log = new ErrorLog(targets);
+      this.#logs.set(targets, log);
+    }
+    return log;
+  }
+
+  /** Reopens every level's files (SIGUSR1). */
+  reopen(): void {
+    for (const log of this.#logs.values()) log.reopen();
+  }
+
+  /** Closes every level's files. */
+  close(): void {
+    for (const log of this.#logs.values()) log.close();
+    this.#logs.clear();
+  }
+}
+
 function openTarget(target: ErrorLogTarget): number {
   if (target.file === 'stderr') return 2;
   mkdirSync(dirname(target.file), { recursive: true });

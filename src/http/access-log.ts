@@ -1,14 +1,19 @@
 /**
  * Access log files at run time: lines gathered during one turn of the event loop (or up to
- * `buffer=` bytes, flushed at least every `flush=`) and appended with one write(2), as nginx's
- * buffered logs are; reopened on SIGUSR1; flushed on drain and close.
+ * `buffer=` bytes, flushed at least every `flush=`, each flush one gzip member with `gzip=`) and
+ * appended with one write(2), as nginx's buffered logs are; reopened on SIGUSR1; flushed on drain
+ * and close. A path with variables is opened for each line (ngx_http_log_script_write()), through
+ * the `open_log_file_cache` of the level when it has one.
  */
-import { closeSync, mkdirSync, openSync, writeSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, statSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
+import { gzipSync } from 'node:zlib';
+import { errnoText } from '../core/errno.js';
 import { ConfigError, formatSyscallError } from '../core/errors.js';
 import type { ErrorLog } from '../core/log.js';
-import { compileTemplate, type CompiledTemplate, type VariableTable } from '../core/variables.js';
-import type { AccessLogSetting, AccessLogTarget, LogEscape, LogFormat } from './log-module.js';
+import { compileTemplate, type CompiledTemplate, type Template, type VariableTable } from '../core/variables.js';
+import type { AccessLogSetting, AccessLogTarget, LogEscape, LogFormat, OpenLogFileCache } from './log-module.js';
+import { LogFileCache, openAppend } from './log-file-cache.js';
 import { findLogFormat } from './log-module.js';
 import type { HttpRequest } from './request.js';
 import { toByteString } from '../core/byte-string.js';
@@ -20,7 +25,8 @@ const WRITE_ERROR_INTERVAL_MS = 60_000;
 export class AccessLogFile {
   readonly path: string;
   readonly #log: ErrorLog;
-  readonly #buffer: number | undefined;
+  #buffer: number | undefined;
+  #gzip: number | undefined;
   #fd: number;
   #pending: string[] = [];
   #pendingBytes = 0;
@@ -29,11 +35,22 @@ export class AccessLogFile {
   #lastError = 0;
 
   /** Opens (creating the directory if needed) for appending; throws when the file cannot be opened. */
-  constructor(target: Pick<AccessLogTarget, 'path' | 'buffer' | 'flush'>, log: ErrorLog) {
+  constructor(target: Pick<AccessLogTarget, 'path' | 'buffer' | 'gzip' | 'flush'>, log: ErrorLog) {
     this.path = target.path;
     this.#log = log;
-    this.#buffer = target.buffer;
     this.#fd = openLogFile(this.path);
+    this.adoptBuffer(target);
+  }
+
+  /**
+   * Buffers the file as a buffered `access_log` naming it says, unless it is buffered already: in
+   * nginx the buffer belongs to the file, and every `access_log` line naming it writes through it
+   * (-t refuses two buffered ones that disagree).
+   */
+  adoptBuffer(target: Pick<AccessLogTarget, 'buffer' | 'gzip' | 'flush'>): void {
+    if (this.#buffer !== undefined || target.buffer === undefined) return;
+    this.#buffer = target.buffer;
+    this.#gzip = target.gzip;
     if (target.flush !== undefined) {
       this.#flushTimer = setInterval(() => this.flush(), target.flush);
       this.#flushTimer.unref();
@@ -42,12 +59,16 @@ export class AccessLogFile {
 
   /** Queues one line (a byte string ending in a newline). */
   write(line: string): void {
-    this.#pending.push(line);
-    this.#pendingBytes += line.length;
     if (this.#buffer !== undefined) {
-      if (this.#pendingBytes >= this.#buffer) this.flush();
+      // ngx_http_log_write(): a line that does not fit flushes the buffer; one longer than it is written alone.
+      if (this.#pendingBytes + line.length > this.#buffer) this.flush();
+      this.#pending.push(line);
+      this.#pendingBytes += line.length;
+      if (line.length > this.#buffer) this.flush();
       return;
     }
+    this.#pending.push(line);
+    this.#pendingBytes += line.length;
     if (!this.#scheduled) {
       this.#scheduled = true;
       setImmediate(() => this.flush());
@@ -62,7 +83,8 @@ export class AccessLogFile {
     this.#pending = [];
     this.#pendingBytes = 0;
     try {
-      writeSync(this.#fd, data, null, 'latin1');
+      if (this.#gzip === undefined) writeSync(this.#fd, data, null, 'latin1');
+      else writeSync(this.#fd, gzipSync(Buffer.from(data, 'latin1'), { level: this.#gzip }));
     } catch (err) {
       const now = Date.now();
       if (now - this.#lastError < WRITE_ERROR_INTERVAL_MS) return;
@@ -122,7 +144,7 @@ const JSON_ESCAPES: Readonly<Record<string, string>> = { '"': '\\"', '\\': '\\\\
 
 /** `escape=json`, as `ngx_escape_json()`: quotes, backslashes and control characters. */
 export function escapeLogJson(value: string): string {
-  return value.replace(/["\\\x00-\x1f]/g, (ch) => JSON_ESCAPES[ch] ?? `\\u00${ch.charCodeAt(0).toString(16).padStart(2, '0')}`);
+  return value.replace(/["\\\x00-\x1f]/g, (ch) => JSON_ESCAPES[ch] ?? `\\u00${ch.charCodeAt(0).toString(16).padStart(2, '0').toUpperCase()}`);
 }
 
 function compileFormat<C>(format: LogFormat, table: VariableTable<C>): CompiledTemplate<C> {
@@ -136,9 +158,74 @@ function compileFormat<C>(format: LogFormat, table: VariableTable<C>): CompiledT
   });
 }
 
+/** Where a request's (or session's) error lines about its logging go, and their nginx context. */
+export interface LogPathContext<C> {
+  /** `$document_root` of the request, which must exist as a directory before a line is written. */
+  rootOf(request: C): string | undefined;
+  /** The error log of the request's level, the line's connection number and its trailing context (`, client: ...`). */
+  where(request: C): { readonly log: ErrorLog | undefined; readonly connection: number; readonly context: string };
+}
+
+/** An `access_log` whose path has variables: evaluated, checked and opened for every line. */
+class VariableLogPath<C> {
+  readonly #path: CompiledTemplate<C>;
+  readonly #cache: LogFileCache | undefined;
+  readonly #context: LogPathContext<C> | undefined;
+  readonly #log: ErrorLog;
+  #lastError = 0;
+
+  constructor(path: CompiledTemplate<C>, cache: LogFileCache | undefined, context: LogPathContext<C> | undefined, log: ErrorLog) {
+    this.#path = path;
+    this.#cache = cache;
+    this.#context = context;
+    this.#log = log;
+  }
+
+  write(line: string, request: C): void {
+    const where = this.#context?.where(request);
+    const log = where?.log ?? this.#log;
+    const root = this.#context?.rootOf(request);
+    if (root !== undefined) {
+      // Logs are not created for a root that does not exist (ngx_http_log_script_write() tests it first).
+      let failure: string | undefined;
+      try {
+        if (!statSync(Buffer.from(root, 'latin1')).isDirectory()) failure = '20: Not a directory';
+      } catch (err) {
+        failure = errnoText(err);
+      }
+      if (failure !== undefined) {
+        log.error(`testing "${root}" existence failed (${failure})${where?.context ?? ''}`, where?.connection);
+        return;
+      }
+    }
+    const path = this.#path(request);
+    try {
+      if (this.#cache !== undefined) this.#cache.write(path, line);
+      else {
+        const fd = openAppend(path);
+        try {
+          writeSync(fd, line, null, 'latin1');
+        } finally {
+          closeSync(fd);
+        }
+      }
+    } catch (err) {
+      const opening = err instanceof Error && 'syscall' in err && err.syscall === 'open';
+      if (opening) {
+        log.write('crit', `${formatSyscallError('open', path, err)}${where?.context ?? ''}`, where?.connection);
+        return;
+      }
+      const now = Date.now();
+      if (now - this.#lastError < WRITE_ERROR_INTERVAL_MS) return;
+      this.#lastError = now;
+      log.write('alert', `${formatSyscallError('write', undefined, err).replace('write() ', `write() to "${path}" `)}${where?.context ?? ''}`, where?.connection);
+    }
+  }
+}
+
 /** One `access_log` line ready to run, for requests (or stream sessions, `C`). */
 export interface AccessLogger<C = HttpRequest> {
-  readonly file: AccessLogFile;
+  readonly file: { write(line: string, request: C): void };
   readonly format: CompiledTemplate<C>;
   readonly condition: CompiledTemplate<C> | undefined;
 }
@@ -147,25 +234,25 @@ export interface AccessLogger<C = HttpRequest> {
 export class AccessLogs<C = HttpRequest> {
   readonly #files = new Map<string, AccessLogFile>();
   readonly #formats = new Map<LogFormat, CompiledTemplate<C>>();
+  readonly #caches = new Map<OpenLogFileCache, LogFileCache>();
   readonly #formatsDefined: readonly LogFormat[];
   readonly #table: VariableTable<C>;
   readonly #log: ErrorLog;
+  readonly #context: LogPathContext<C> | undefined;
 
-  constructor(formats: readonly LogFormat[], table: VariableTable<C>, log: ErrorLog) {
+  /** `context` places the error lines of paths with variables; without it, they have none. */
+  constructor(formats: readonly LogFormat[], table: VariableTable<C>, log: ErrorLog, context?: LogPathContext<C>) {
     this.#formatsDefined = formats;
     this.#table = table;
     this.#log = log;
+    this.#context = context;
   }
 
-  /** The loggers of one level; empty when `access_log off`. */
-  compile(setting: AccessLogSetting): AccessLogger<C>[] {
+  /** The loggers of one level; empty when `access_log off`. `openCache` is the level's `open_log_file_cache`. */
+  compile(setting: AccessLogSetting, openCache?: OpenLogFileCache): AccessLogger<C>[] {
     if (setting.off) return [];
     return setting.targets.map((target) => {
-      let file = this.#files.get(target.path);
-      if (file === undefined) {
-        file = new AccessLogFile(target, this.#log);
-        this.#files.set(target.path, file);
-      }
+      const file = target.pathTemplate === undefined ? this.#fileFor(target) : this.#variablePath(target.pathTemplate, openCache);
       const format = findLogFormat(this.#formatsDefined, target.format);
       if (format === undefined) throw new Error(`unknown log format "${target.format}"`);
       let compiled = this.#formats.get(format);
@@ -176,6 +263,28 @@ export class AccessLogs<C = HttpRequest> {
       const condition = target.condition === undefined ? undefined : compileTemplate(target.condition, this.#table);
       return { file, format: compiled, condition };
     });
+  }
+
+  /** The one open file of a fixed path, shared by every `access_log` naming it. */
+  #fileFor(target: AccessLogTarget): AccessLogFile {
+    const shared = this.#files.get(target.path);
+    if (shared !== undefined) {
+      shared.adoptBuffer(target);
+      return shared;
+    }
+    const opened = new AccessLogFile(target, this.#log);
+    this.#files.set(target.path, opened);
+    return opened;
+  }
+
+  /** A path with variables, through the level's `open_log_file_cache` (one cache per directive). */
+  #variablePath(path: Template, openCache: OpenLogFileCache | undefined): VariableLogPath<C> {
+    let cache = openCache === undefined ? undefined : this.#caches.get(openCache);
+    if (openCache !== undefined && cache === undefined) {
+      cache = new LogFileCache(openCache);
+      this.#caches.set(openCache, cache);
+    }
+    return new VariableLogPath(compileTemplate(path, this.#table, { literal: toByteString }), cache, this.#context, this.#log);
   }
 
   /** Flushes every file. */
@@ -192,6 +301,8 @@ export class AccessLogs<C = HttpRequest> {
   close(): void {
     for (const file of this.#files.values()) file.close();
     this.#files.clear();
+    for (const cache of this.#caches.values()) cache.close();
+    this.#caches.clear();
   }
 }
 
@@ -202,6 +313,6 @@ export function logRequest<C>(loggers: readonly AccessLogger<C>[], request: C): 
       const value = logger.condition(request);
       if (value === '' || value === '0') continue;
     }
-    logger.file.write(`${logger.format(request)}\n`);
+    logger.file.write(`${logger.format(request)}\n`, request);
   }
 }

@@ -40,6 +40,8 @@ export interface ResponseOptions {
   readonly rangedFrom?: number;
   /** For the output filters: Last-Modified is a file's time, not a header from upstream (nginx's last_modified_time). Default false. */
   readonly fileTime?: boolean;
+  /** For the output filters: the upstream's X-Accel-Charset, the charset the charset filter names instead (nginx's override_charset). */
+  readonly overrideCharset?: string;
 }
 
 /** One request and its response. */

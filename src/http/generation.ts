@@ -4,7 +4,8 @@
  * into closures, every listening socket's address:port into {@link VirtualHosts}. Nothing that can
  * be decided per configuration is left for request time.
  */
-import type { ErrorLog } from '../core/log.js';
+import { LevelErrorLogs, type ErrorLog } from '../core/log.js';
+import { ownErrorLog } from '../conf/core-module.js';
 import { compileTemplate, type CompiledTemplate, type VariableTable } from '../core/variables.js';
 import type { HitlessConfig } from '../conf/model.js';
 import type { ConfBlockView } from '../conf/registry.js';
@@ -29,7 +30,7 @@ import { compileOutputFilters } from './output-filters.js';
 import type { OutputFilter } from './output-filter.js';
 import { compileMirror, type CompiledMirror } from './mirror-module.js';
 import { compilePreaccess, type Preaccess } from './preaccess.js';
-import type { HttpRequest } from './request.js';
+import { requestLogContext, type HttpRequest } from './request.js';
 import { primaryServerName, VirtualHosts, type ServerName } from './server-names.js';
 import { compileStatic, type CompiledStatic } from './static.js';
 import { OpenFileCaches } from './open-file-cache.js';
@@ -64,6 +65,8 @@ export interface LevelConfig {
   readonly expires: CompiledExpires | undefined;
   /** Empty when `access_log off`. */
   readonly accessLogs: readonly AccessLogger[];
+  /** The level's `error_log` (or the enclosing level's): where errors about a request it answers go. */
+  readonly errorLog: ErrorLog;
   readonly keepaliveTimeoutMs: number;
   readonly keepaliveHeaderSeconds: number | undefined;
   readonly keepaliveRequests: number;
@@ -135,6 +138,8 @@ export interface SocketRoutes {
 export class HttpGeneration {
   readonly sockets = new Map<string, SocketRoutes>();
   readonly logs: AccessLogs;
+  /** The `error_log` files of the http, server and location levels. */
+  readonly errorLogs: LevelErrorLogs;
   readonly variables: VariableTable<HttpRequest>;
   /** The `upstream` groups, by name. */
   readonly groups: ReadonlyMap<string, UpstreamGroup<HttpRequest>>;
@@ -160,6 +165,7 @@ export class HttpGeneration {
   constructor(config: HitlessConfig, log: ErrorLog, state: ServingState = localServingState()) {
     this.#state = state;
     this.#log = log;
+    this.errorLogs = new LevelErrorLogs(log);
     const http = config.main.child('http');
     this.variables = createHttpVariables(http === undefined ? [] : captureNamesOf(http));
     if (http !== undefined) defineMapVariables(this.variables, http.get('map'));
@@ -167,7 +173,10 @@ export class HttpGeneration {
     if (http !== undefined) defineGeoVariables(this.variables, http.get('geo'));
     if (http !== undefined) defineSetVariables(this.variables, http);
     this.#http = http;
-    this.logs = new AccessLogs(http?.get('log_format') ?? [], this.variables, log);
+    this.logs = new AccessLogs(http?.get('log_format') ?? [], this.variables, log, {
+      rootOf: (request) => request.files?.(request).root,
+      where: (request) => ({ log: request.errorLog, connection: request.connection.number, context: ` while logging request${requestLogContext(request)}` }),
+    });
     this.groups = http === undefined ? new Map() : buildUpstreamGroups(http, this.variables, state.upstreams);
     if (http === undefined) return;
     const levels = new Map<ConfBlockView, LevelConfig>();
@@ -234,7 +243,7 @@ export class HttpGeneration {
       headers: block.get('add_header').map((header) => ({ name: header.name, value: text(header.value), always: header.always })),
       trailers: block.get('add_trailer').map((header) => ({ name: header.name, value: text(header.value), always: header.always })),
       expires: compileExpires(block.get('expires'), text),
-      accessLogs: this.logs.compile(block.get('access_log')),
+      accessLogs: this.logs.compile(block.get('access_log'), block.get('open_log_file_cache')),
       keepaliveTimeoutMs: keepalive.timeoutMs,
       keepaliveHeaderSeconds: keepalive.headerSeconds,
       keepaliveRequests: block.get('keepalive_requests'),
@@ -246,6 +255,7 @@ export class HttpGeneration {
       preaccess: this.#http === undefined ? undefined : compilePreaccess(block, this.#http, table, this.#state.zones),
       access: compileAccessPhase(block, table, this.#userFiles),
       errorPages: compileErrorPages(block.get('error_page'), table),
+      errorLog: this.errorLogs.of(ownErrorLog(block)),
       clientHeaderTimeoutMs: block.context === 'server' ? block.get('client_header_timeout') : 60_000,
       clientBodyTimeoutMs: block.get('client_body_timeout'),
       sendTimeoutMs: block.get('send_timeout'),
@@ -253,7 +263,7 @@ export class HttpGeneration {
       files: compileStatic(block, table, this.#fileCaches),
       tcpNodelay: block.get('tcp_nodelay'),
       referers: compileReferers(block),
-      output: compileOutputFilters(block, this.#log),
+      output: compileOutputFilters(block, this.#log, table),
       mirror: compileMirror(block),
       redirect: { absolute: block.get('absolute_redirect'), port: block.get('port_in_redirect'), serverName: block.get('server_name_in_redirect') },
     };

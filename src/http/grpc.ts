@@ -336,8 +336,11 @@ class GrpcAttempts {
     if (grpc.pass.has('server') || grpc.pass.has('date')) exchange.ownServerAndDate = true;
     this.#ctx.headers(finalStatus, headers);
     const length = Number(upstreamHeaders['content-length'] ?? Number.NaN);
+    // ngx_http_upstream_process_charset(): X-Accel-Charset, hidden from the client, tells the charset filter what to send.
+    const accelCharset = upstreamHeaders['x-accel-charset'];
+    const options = typeof accelCharset === 'string' ? { trailers: true, overrideCharset: accelCharset } : { trailers: true };
     if (endStream) exchange.writeHead(finalStatus, headers, 'chunked', { endStream: true });
-    else exchange.writeHead(finalStatus, headers, Number.isSafeInteger(length) && length >= 0 ? length : 'chunked', { trailers: true });
+    else exchange.writeHead(finalStatus, headers, Number.isSafeInteger(length) && length >= 0 ? length : 'chunked', options);
   }
 
   /** Gives up on a stream that answered (grpc_intercept_errors): cancelled, a success for its peer. */

@@ -6,6 +6,7 @@
  */
 import type { Transform } from 'node:stream';
 import { constants, createGzip } from 'node:zlib';
+import type { ConfBlockView } from '../conf/registry.js';
 import { detectBrowser } from './core-level.js';
 import type { GzipDisable, GzipProxiedFlag, GzipSettings } from './gzip-module.js';
 import { typeMatches } from './gzip-module.js';
@@ -92,6 +93,11 @@ export interface GzipClientRules {
   readonly httpVersion: number;
 }
 
+/** The core module's settings that `ngx_http_gzip_ok()` reads, at a level. */
+export function gzipClientRulesOf(block: ConfBlockView): GzipClientRules {
+  return { proxied: block.get('gzip_proxied'), disable: block.get('gzip_disable'), httpVersion: block.get('gzip_http_version') };
+}
+
 /** nginx's `r->http_version`: 1000 for HTTP/1.0, 1001 for HTTP/1.1, 2000 for HTTP/2. */
 function httpVersionOf(request: HttpRequest): number {
   if (request.head.versionMajor === 2) return 2000;
@@ -171,6 +177,11 @@ export function compressible(head: FilterHead, types: GzipSettings['types'], min
 /** Marks the head as carrying a coding of unknown length: nginx's clear_content_length, clear_accept_ranges, weak_etag. */
 export function encodeHead(head: FilterHead, coding: string): void {
   head.headers.push('Content-Encoding', coding);
+  recodedHead(head);
+}
+
+/** A body whose bytes a filter changes: nginx's clear_content_length, clear_accept_ranges, weak_etag (gzip and gunzip alike). */
+export function recodedHead(head: FilterHead): void {
   removeHeader(head.headers, 'content-length');
   removeHeader(head.headers, 'accept-ranges');
   weakenEtag(head.headers);
@@ -203,13 +214,13 @@ export const varyFilter: OutputFilter = {
 export function gzipFilter(settings: GzipSettings): OutputFilter {
   return {
     name: 'ngx_http_gzip_filter_module',
-    encodes: (head, request) => compressible(head, settings.types, settings.minLength) && clientTakes(request, head.headers, settings, head.fileTime),
+    encodes: (head, request) => compressible(head, settings.types, settings.minLength) && !request.gzipRefused && clientTakes(request, head.headers, settings, head.fileTime),
     header(head: FilterHead, request: HttpRequest): Transform | undefined {
       if (!compressible(head, settings.types, settings.minLength)) return undefined;
       // r->gzip_vary: set before the client is asked, so a response that could be gzipped varies.
       // r->gzip_vary: the header filter (varyFilter) adds the Vary header once, for gzip and gzip_static alike.
       request.gzipVary = true;
-      if (!clientTakes(request, head.headers, settings, head.fileTime)) return undefined;
+      if (request.gzipRefused || !clientTakes(request, head.headers, settings, head.fileTime)) return undefined;
       // ngx_http_gzip_filter_memory(): a small known length needs a smaller window and hash.
       let windowBits = settings.windowBits;
       let memLevel = settings.memLevel;

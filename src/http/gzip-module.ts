@@ -83,6 +83,26 @@ function boundedNumber(name: string, low: number, high: number): (args: readonly
   };
 }
 
+/**
+ * `ngx_conf_set_bufs_slot()` for a compression stream's buffers (gzip_buffers, gunzip_buffers,
+ * brotli_buffers): hitless uses the size as zlib's chunkSize and says at -t that the number is
+ * not used, or says `warning` instead.
+ */
+export function zlibBuffers(name: string, warning?: string): (args: readonly string[], ctx: DirectiveContext) => { readonly number: number; readonly size: number } {
+  return ([count = '', size = ''], ctx) => {
+    const number = parseNumber(count) ?? 0;
+    const bytes = parseSize(size) ?? 0;
+    if (number === 0 || bytes === 0) ctx.fail(`"${name}" directive invalid value`);
+    ctx.warn(warning ?? `"${name}" sets only the size of zlib's output chunks in hitless; the number ${number} is not used (the stream's back-pressure bounds the memory of a response)`);
+    return { number, size: bytes };
+  };
+}
+
+/** Node's zlib takes chunks of 64 bytes or more. */
+export function zlibChunkSize(buffers: { readonly size: number }): number {
+  return Math.max(64, buffers.size);
+}
+
 /** The gzip directives: nginx's gzip filter module, with the core module's gzip_* settings. */
 export const httpGzipModule: ConfModule = {
   name: 'ngx_http_gzip_filter_module',
@@ -130,13 +150,7 @@ export const httpGzipModule: ConfModule = {
       summary: 'In hitless the size is the size of the chunks zlib hands out (zlib chunkSize); the number is not used, since the stream\'s back-pressure bounds what one response holds (a [warn] says so).',
       default: () => ({ number: 32, size: 4096 }),
       defaultText: 'gzip_buffers 32 4k|16 8k;',
-      parse: ([count = '', size = ''], ctx) => {
-        const number = parseNumber(count) ?? 0;
-        const bytes = parseSize(size) ?? 0;
-        if (number === 0 || bytes === 0) ctx.fail('"gzip_buffers" directive invalid value');
-        ctx.warn(`"gzip_buffers" sets only the size of zlib's output chunks in hitless; the number ${number} is not used (the stream's back-pressure bounds the memory of a response)`);
-        return { number, size: bytes };
-      },
+      parse: zlibBuffers('gzip_buffers'),
     }),
     defineDirective({
       kind: 'value',
@@ -234,8 +248,7 @@ export function gzipSettingsOf(block: ConfBlockView): GzipSettings | undefined {
     types: block.get('gzip_types'),
     level: block.get('gzip_comp_level'),
     minLength: block.get('gzip_min_length'),
-    // Node's zlib takes chunks of 64 bytes or more.
-    chunkSize: Math.max(64, block.get('gzip_buffers').size),
+    chunkSize: zlibChunkSize(block.get('gzip_buffers')),
     windowBits: block.get('gzip_window'),
     memLevel: block.get('gzip_hash'),
     proxied: block.get('gzip_proxied'),

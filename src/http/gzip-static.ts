@@ -5,7 +5,7 @@
  * for a file that has a .gz says `Vary: Accept-Encoding` whichever of the two is sent.
  */
 import { defineDirective, type ConfBlockView, type ConfModule } from '../conf/registry.js';
-import { clientTakes, type GzipClientRules } from './gzip-filter.js';
+import { clientTakes, gzipClientRulesOf, type GzipClientRules } from './gzip-filter.js';
 import { openFile, type OpenedFile, type OpenSettings } from './open-file.js';
 import type { HttpRequest } from './request.js';
 
@@ -44,7 +44,7 @@ export interface GzipStatic extends GzipClientRules {
 export function gzipStaticOf(block: ConfBlockView): GzipStatic | undefined {
   const mode = block.get('gzip_static');
   if (mode === 'off') return undefined;
-  return { always: mode === 'always', vary: block.get('gzip_vary'), proxied: block.get('gzip_proxied'), disable: block.get('gzip_disable'), httpVersion: block.get('gzip_http_version') };
+  return { always: mode === 'always', vary: block.get('gzip_vary'), ...gzipClientRulesOf(block) };
 }
 
 /** What gzip_static decided for a file: the .gz to send instead (open), and whether the response varies. */

@@ -25,7 +25,7 @@ import { grpcRequest } from './grpc.js';
 import { isSubrequest, mirrorSubrequest, runMirror } from './mirror.js';
 import { proxyRequest, type UpstreamContext } from './proxy.js';
 import { applyRealIp } from './realip-module.js';
-import { HttpRequest } from './request.js';
+import { HttpRequest, requestLogContext } from './request.js';
 import { clientVerdict } from '../tls/client-verify.js';
 import { CLOSE_AFTER_PAGE, REDIRECT_STATUSES, specialPage, statusHasNoBody, wireStatus } from './responses.js';
 import { runScript } from './rewrite-script.js';
@@ -58,6 +58,11 @@ export class RequestHandler {
     this.#log = log;
   }
 
+  /** Where errors about `request` go: its level's error_log (ngx_http_update_location_config()). */
+  #logOf(request: HttpRequest): ErrorLog {
+    return request.errorLog ?? this.#log;
+  }
+
   /** One request, parsed by the connection. */
   handle(conn: ClientConnection, protocol: HttpExchange): void {
     const request = new HttpRequest(protocol.head, conn, Date.now());
@@ -65,6 +70,7 @@ export class RequestHandler {
     let exchange: HttpExchange = new FilteredExchange(protocol, request);
     request.pipelined = exchange.pipelined === true;
     let level: LevelConfig = conn.hosts.defaultServer.level;
+    request.errorLog = level.errorLog;
     exchange.onFinish(() => {
       // nginx's 499: the client closed the connection before the response was sent.
       if (exchange.aborted && !exchange.headersSent && request.status !== 444) request.status = 499;
@@ -85,7 +91,7 @@ export class RequestHandler {
       applyRealIp(request, preaccess?.realip);
       this.#access(conn, request, exchange, level, plan);
     } catch (err) {
-      this.#log.error(`${err instanceof Error ? err.message : String(err)}${context(request, conn)}`, conn.number);
+      this.#logOf(request).error(`${err instanceof Error ? err.message : String(err)}${context(request, conn)}`, conn.number);
       if (!exchange.headersSent) this.#send(conn, request, exchange, level, { status: 500 });
       else conn.protocol.destroy();
     }
@@ -97,7 +103,7 @@ export class RequestHandler {
       request.serverName = fallback.serverName;
       // The default server's error_page answers too (its locations serve an internal redirect).
       request.server = fallback;
-      this.#log.info(`${message}${context(request, conn)}`, conn.number);
+      this.#logOf(request).info(`${message}${context(request, conn)}`, conn.number);
       return [fallback.level, { status: 400 }];
     };
     const target = parseRequestTarget(request.head.target);
@@ -120,31 +126,32 @@ export class RequestHandler {
     const { server, match } = conn.hosts.find(request.host);
     request.server = server;
     request.serverName = server.serverName;
+    request.errorLog = server.level.errorLog;
     request.captures = match;
     // ngx_http_process_request(): nginx reads plain HTTP on an ssl port to a server, then answers 497.
     if (conn.plainHttp) {
-      this.#log.info(`client sent plain HTTP request to HTTPS port${context(request, conn)}`, conn.number);
+      this.#logOf(request).info(`client sent plain HTTP request to HTTPS port${context(request, conn)}`, conn.number);
       return [server.level, { status: 497 }];
     }
     const tls = conn.tls;
     // ngx_http_set_virtual_server(): with SNI, a Host naming another name may not reach a server that
     // verifies clients, whose certificate the handshake's server did not check.
     if (tls !== undefined && tls.serverName !== '' && request.host !== tls.serverName.toLowerCase() && server.tls.verify.mode !== 'off') {
-      this.#log.info(`client attempted to request the server name different from the one that was negotiated${context(request, conn)}`, conn.number);
+      this.#logOf(request).info(`client attempted to request the server name different from the one that was negotiated${context(request, conn)}`, conn.number);
       return [server.level, { status: 421 }];
     }
     // A resumed session was accepted under the default server's session id context (Node picks the
     // SNI server only after OpenSSL resumed it), so it carries that server's client verification:
     // nginx would have made a full handshake with the right server; hitless asks for a new connection.
     if (tls !== undefined && tls.sessionReused === 'r' && server.tls.verify.mode !== 'off' && server.tls.verify.sessionContext !== conn.hosts.defaultServer.tls.verify.sessionContext) {
-      this.#log.info(`client resumed a TLS session negotiated under another server's client verification${context(request, conn)}`, conn.number);
+      this.#logOf(request).info(`client resumed a TLS session negotiated under another server's client verification${context(request, conn)}`, conn.number);
       return [server.level, { status: 421 }];
     }
     // ngx_http_process_request(): the Host's server judges the certificate the handshake's server asked for.
     const verdict = conn.tls === undefined ? undefined : clientVerdict(server.tls.verify, conn.tls.client);
     if (verdict !== undefined) {
       const reason = verdict.status === 495 ? `client SSL certificate verify error: (${verdict.error.number}:${verdict.error.reason})` : 'client sent no required SSL certificate';
-      this.#log.info(`${reason} while reading client request headers${context(request, conn)}`, conn.number);
+      this.#logOf(request).info(`${reason} while reading client request headers${context(request, conn)}`, conn.number);
       return [server.level, { status: verdict.status }];
     }
     // The post-read phase: realip with the server's settings.
@@ -176,6 +183,7 @@ export class RequestHandler {
         }
         const found = server.locations.find(uri);
         request.files = (found?.value ?? server.level).files.paths;
+        request.errorLog = (found?.value ?? server.level).errorLog;
         request.referers = (found?.value ?? server.level).referers;
         if (found === undefined) {
           this.#bindLevel(server.level, request, conn);
@@ -192,13 +200,14 @@ export class RequestHandler {
       if (request.uriChanges === before) {
         this.#bindLevel(chosen, request, conn);
         request.files = chosen.files.paths;
+        request.errorLog = chosen.errorLog;
         request.referers = chosen.referers;
         if (chosen.proxy !== undefined || chosen.grpc !== undefined || (chosen.limitExceptProxy !== undefined && !chosen.limitExceptProxy.methods.has(request.head.method))) return [chosen, { status: 0, proxy: true, content: true }];
         return [chosen, { status: 0, files: true, content: true }];
       }
       // ngx_http_core_post_rewrite_phase(): the URI changed; find the location again, 10 times at most.
       if (request.uriChanges > 10) {
-        this.#log.error(`rewrite or internal redirection cycle while processing "${request.uri}"${context(request, conn)}`, conn.number);
+        this.#logOf(request).error(`rewrite or internal redirection cycle while processing "${request.uri}"${context(request, conn)}`, conn.number);
         return [chosen, { status: 500 }];
       }
     }
@@ -212,7 +221,7 @@ export class RequestHandler {
   #script(level: LevelConfig, request: HttpRequest, conn: ClientConnection, server: CompiledServer): { plan: ResponsePlan | undefined; chosen: LevelConfig } {
     this.#bindLevel(level, request, conn);
     if (level.script.length === 0) return { plan: undefined, chosen: level };
-    const outcome = runScript(level.script, request, { log: this.#log, connection: conn.number, where: () => context(request, conn), rewriteLog: level.rewriteLog });
+    const outcome = runScript(level.script, request, { log: this.#logOf(request), connection: conn.number, where: () => context(request, conn), rewriteLog: level.rewriteLog });
     const chosen = outcome.level ?? level;
     if (chosen !== level) this.#bindLevel(chosen, request, conn);
     let plan: ResponsePlan;
@@ -222,7 +231,7 @@ export class RequestHandler {
         // "if is evil": a proxy_pass of an earlier true `if` stays the content handler, and finds no
         // upstream in the last one's configuration (ngx_http_upstream_init_request()).
         if (!outcome.uriChanged && chosen.proxy === undefined && chosen.grpc === undefined && outcome.matched.some((matched) => matched.proxy !== undefined || matched.grpc !== undefined)) {
-          this.#log.write('alert', `no upstream configuration${context(request, conn)}`, conn.number);
+          this.#logOf(request).write('alert', `no upstream configuration${context(request, conn)}`, conn.number);
           return { plan: { status: 500 }, chosen };
         }
         return { plan: undefined, chosen };
@@ -242,20 +251,20 @@ export class RequestHandler {
   /** The level whose settings the request reads variables under (`uninitialized_variable_warn`). */
   #bindLevel(level: LevelConfig, request: HttpRequest, conn: ClientConnection): void {
     request.uninitialized = level.uninitializedWarn
-      ? (name) => this.#log.warn(`using uninitialized "${name}" variable${context(request, conn)}`, conn.number)
+      ? (name) => this.#logOf(request).warn(`using uninitialized "${name}" variable${context(request, conn)}`, conn.number)
       : undefined;
   }
 
   /** The preaccess phase with limits, which waits on the shared zones; then the content, or the rejection. */
   #limited(conn: ClientConnection, request: HttpRequest, exchange: HttpExchange, level: LevelConfig, plan: ResponsePlan, preaccess: Preaccess): void {
-    const out = { log: this.#log, connection: conn.number, context: () => context(request, conn) };
+    const out = { log: this.#logOf(request), connection: conn.number, context: () => context(request, conn) };
     runPreaccess(preaccess, request, exchange, out).then((status) => {
       // A client gone while its request waited is finished (499) already.
       if (exchange.aborted) return;
       if (status !== undefined) this.#send(conn, request, exchange, level, { status });
       else this.#access(conn, request, exchange, level, plan);
     }).catch((err: unknown) => {
-      this.#log.error(`${err instanceof Error ? err.message : String(err)}${context(request, conn)}`, conn.number);
+      this.#logOf(request).error(`${err instanceof Error ? err.message : String(err)}${context(request, conn)}`, conn.number);
       if (!exchange.headersSent) this.#send(conn, request, exchange, level, { status: 500 });
       else conn.protocol.destroy();
     });
@@ -265,7 +274,7 @@ export class RequestHandler {
   #access(conn: ClientConnection, request: HttpRequest, exchange: HttpExchange, level: LevelConfig, plan: ResponsePlan): void {
     // ngx_http_core_access_phase(): a subrequest (a mirror) skips the access phase.
     const phase = plan.content && !isSubrequest(exchange) ? level.access : undefined;
-    const denial = phase === undefined ? undefined : runAccessPhase(phase, request, { log: this.#log, connection: conn.number, context: () => context(request, conn) });
+    const denial = phase === undefined ? undefined : runAccessPhase(phase, request, { log: this.#logOf(request), connection: conn.number, context: () => context(request, conn) });
     if (!(denial instanceof Promise)) {
       this.#afterAccess(conn, request, exchange, level, plan, denial);
       return;
@@ -273,7 +282,7 @@ export class RequestHandler {
     denial.then((result) => {
       if (!exchange.aborted) this.#afterAccess(conn, request, exchange, level, plan, result);
     }).catch((err: unknown) => {
-      this.#log.error(`${err instanceof Error ? err.message : String(err)}${context(request, conn)}`, conn.number);
+      this.#logOf(request).error(`${err instanceof Error ? err.message : String(err)}${context(request, conn)}`, conn.number);
       if (!exchange.headersSent) this.#send(conn, request, exchange, level, { status: 500 });
       else conn.protocol.destroy();
     });
@@ -304,7 +313,7 @@ export class RequestHandler {
     // Object literals, not a spread of a shared base: a spread costs about 8% of proxied
     // requests/s in bench/ (the copies' property loads in the proxy stop being monomorphic).
     if (level.grpc !== undefined) {
-      grpcRequest({ exchange, request, conn, log: this.#log, fail, headers, grpc: level.grpc });
+      grpcRequest({ exchange, request, conn, log: this.#logOf(request), fail, headers, grpc: level.grpc });
       return;
     }
     const limited = level.limitExceptProxy;
@@ -315,17 +324,17 @@ export class RequestHandler {
     request.proxyScheme = proxy.scheme;
     const resolving = proxy.resolveHost(request);
     if (resolving === undefined) {
-      proxyRequest({ exchange, request, conn, log: this.#log, fail, headers, proxy, absoluteLocation: absolute });
+      proxyRequest({ exchange, request, conn, log: this.#logOf(request), fail, headers, proxy, absoluteLocation: absolute });
       return;
     }
     // ngx_http_upstream_resolve_handler(): the request waits on the resolver, then goes on or gets 502.
     void resolving.then((error) => {
       if (exchange.aborted) return;
       if (error === undefined) {
-        proxyRequest({ exchange, request, conn, log: this.#log, fail, headers, proxy, absoluteLocation: absolute });
+        proxyRequest({ exchange, request, conn, log: this.#logOf(request), fail, headers, proxy, absoluteLocation: absolute });
         return;
       }
-      this.#log.error(`${error}${context(request, conn)}`, conn.number);
+      this.#logOf(request).error(`${error}${context(request, conn)}`, conn.number);
       fail(502);
     });
   }
@@ -338,7 +347,7 @@ export class RequestHandler {
     const action = errorPageAction(level.errorPages, request, status, level.core.recursiveErrorPages);
     if (action === undefined) return false;
     if (action.kind === 'cycle') {
-      this.#log.error(`rewrite or internal redirection cycle while internally redirecting to "${action.uri}"${context(request, conn)}`, conn.number);
+      this.#logOf(request).error(`rewrite or internal redirection cycle while internally redirecting to "${action.uri}"${context(request, conn)}`, conn.number);
       request.statusOverride = undefined;
       this.#send(conn, request, exchange, level, { status: 500 });
       return true;
@@ -365,7 +374,7 @@ export class RequestHandler {
       target = found?.value ?? server.level;
     }
     if (target === undefined) {
-      this.#log.error(`could not find named location "${action.uri}"${context(request, conn)}`, conn.number);
+      this.#logOf(request).error(`could not find named location "${action.uri}"${context(request, conn)}`, conn.number);
       this.#send(conn, request, exchange, level, { status: 500 });
       return true;
     }
@@ -396,7 +405,7 @@ export class RequestHandler {
       return;
     }
     runMirror(mirror, request, exchange, {
-      log: this.#log,
+      log: this.#logOf(request),
       connection: conn.number,
       where: () => context(request, conn),
       spawn: (uri) => this.#subrequest(conn, request, uri),
@@ -415,6 +424,7 @@ export class RequestHandler {
       if (found?.match !== undefined) sub.request.captures = found.match;
       const target = found?.value ?? server.level;
       sub.request.files = target.files.paths;
+      sub.request.errorLog = target.errorLog;
       // The log phase of a subrequest: ngx_http_log_handler() skips it unless log_subrequest on.
       if (target.mirror.logSubrequest) {
         sub.exchange.onFinish(() => {
@@ -426,16 +436,16 @@ export class RequestHandler {
       const preaccess = target.preaccess;
       // ngx_http_limit_req_handler() and ngx_http_limit_conn_handler() limit a subrequest unless the main request was limited already.
       if (preaccess !== undefined && (preaccess.req !== undefined || preaccess.conn !== undefined) && main.limitReqStatus === undefined && main.limitConnStatus === undefined) {
-        const out = { log: this.#log, connection: conn.number, context: () => context(sub.request, sub.conn) };
+        const out = { log: this.#logOf(sub.request), connection: conn.number, context: () => context(sub.request, sub.conn) };
         runPreaccess(preaccess, sub.request, sub.exchange, out).then((status) => {
           if (status !== undefined) this.#send(sub.conn, sub.request, sub.exchange, target, { status });
           else this.#content(sub.conn, sub.request, sub.exchange, undefined, server);
-        }).catch((err: unknown) => this.#log.error(`${err instanceof Error ? err.message : String(err)}${context(sub.request, sub.conn)}`, conn.number));
+        }).catch((err: unknown) => this.#logOf(sub.request).error(`${err instanceof Error ? err.message : String(err)}${context(sub.request, sub.conn)}`, conn.number));
         return;
       }
       this.#content(sub.conn, sub.request, sub.exchange, undefined, server);
     } catch (err) {
-      this.#log.error(`${err instanceof Error ? err.message : String(err)}${context(sub.request, sub.conn)}`, conn.number);
+      this.#logOf(sub.request).error(`${err instanceof Error ? err.message : String(err)}${context(sub.request, sub.conn)}`, conn.number);
     }
   }
 
@@ -443,12 +453,13 @@ export class RequestHandler {
   #files(conn: ClientConnection, request: HttpRequest, exchange: HttpExchange, level: LevelConfig): void {
     const files = level.files;
     request.files = files.paths;
+    request.errorLog = level.errorLog;
     const server = request.server as CompiledServer | undefined;
     const ctx: StaticContext = {
       request,
       exchange,
       files,
-      log: this.#log,
+      log: this.#logOf(request),
       connection: conn.number,
       where: () => context(request, conn),
       headers: (status, list) => {
@@ -457,7 +468,7 @@ export class RequestHandler {
       },
       redirectLocation: (path) => (server === undefined ? path : absoluteLocation(path, request, conn, server, level)),
       nextBoundary: () => ++this.#boundary,
-      encodes: (headers, size) => level.output.some((filter) => filter.encodes?.({ status: 200, headers: [...headers], framing: size, headerOnly: false, fileTime: true }, request) === true),
+      encodes: (headers, size) => level.output.some((filter) => filter.encodes?.({ status: 200, headers: [...headers], framing: size, headerOnly: false, fileTime: true, overrideCharset: undefined }, request) === true),
     };
     serveFiles(ctx).then((outcome) => {
       if (exchange.aborted || outcome.kind === 'sent') return;
@@ -472,7 +483,7 @@ export class RequestHandler {
       // ngx_http_internal_redirect(): at most 10 URI changes, then 500.
       if (++request.uriChanges > 10) {
         const to = outcome.kind === 'named' ? outcome.name : outcome.uri;
-        this.#log.error(`rewrite or internal redirection cycle while internally redirecting to "${to}"${context(request, conn)}`, conn.number);
+        this.#logOf(request).error(`rewrite or internal redirection cycle while internally redirecting to "${to}"${context(request, conn)}`, conn.number);
         this.#send(conn, request, exchange, level, { status: 500 });
         return;
       }
@@ -481,7 +492,7 @@ export class RequestHandler {
       if (outcome.kind === 'named') {
         target = server.locations.named(outcome.name);
         if (target === undefined) {
-          this.#log.error(`could not find named location "${outcome.name}"${context(request, conn)}`, conn.number);
+          this.#logOf(request).error(`could not find named location "${outcome.name}"${context(request, conn)}`, conn.number);
           this.#send(conn, request, exchange, level, { status: 500 });
           return;
         }
@@ -497,7 +508,7 @@ export class RequestHandler {
       }
       this.#content(conn, request, exchange, outcome.kind === 'named' ? target : undefined, server);
     }).catch((err: unknown) => {
-      this.#log.error(`${err instanceof Error ? err.message : String(err)}${context(request, conn)}`, conn.number);
+      this.#logOf(request).error(`${err instanceof Error ? err.message : String(err)}${context(request, conn)}`, conn.number);
       if (!exchange.headersSent) this.#send(conn, request, exchange, level, { status: 500 });
       else conn.protocol.destroy();
     });
@@ -550,10 +561,13 @@ export class RequestHandler {
     if (!level.tcpNodelay) exchange.connection.socket.setNoDelay(false);
   }
 
-  /** A request the connection refused before it reached a handler: logged at info, as nginx logs it. */
+  /**
+   * A request the connection refused before it reached a handler: logged at info, as nginx logs it,
+   * to the default server's error_log (ngx_http_add_listening() gives the listening socket's log).
+   */
   clientError(conn: ClientConnection | undefined, err: Error): void {
     const where = conn === undefined ? '' : `, client: ${conn.remoteAddress}, server: ${conn.localAddress}:${conn.localPort}`;
-    this.#log.info(`${err.message}${where}`, conn?.number);
+    (conn?.hosts.defaultServer.level.errorLog ?? this.#log).info(`${err.message}${where}`, conn?.number);
   }
 }
 
@@ -598,6 +612,5 @@ function absoluteLocation(location: string, request: HttpRequest, conn: ClientCo
  * The client is the address realip found, as nginx's `c->addr_text` is.
  */
 function context(request: HttpRequest, _conn: ClientConnection): string {
-  const host = request.header('host');
-  return `, client: ${request.remoteAddress}, server: ${request.serverName}, request: "${request.requestLine}"${host === undefined ? '' : `, host: "${host}"`}`;
+  return requestLogContext(request);
 }

@@ -27,13 +27,18 @@ export interface FilterHead {
   readonly headerOnly: boolean;
   /** Last-Modified is a file's time (nginx's `last_modified_time`, not a header `ngx_http_gzip_ok()` sees). */
   readonly fileTime: boolean;
+  /** The upstream's X-Accel-Charset (nginx's `override_charset`): the charset the charset filter sends instead. */
+  readonly overrideCharset: string | undefined;
 }
 
 /** One output filter of a level (compiled from its directives). */
 export interface OutputFilter {
   /** nginx's module name, for diagnostics. */
   readonly name: string;
-  /** The header filter: may edit `head`; returns a transform for the body, or undefined to pass it as it is. */
+  /**
+   * The header filter: may edit `head`; returns a transform for the body, or undefined to pass it
+   * as it is. Throwing is nginx's NGX_ERROR from a header filter: the connection is closed.
+   */
   header(head: FilterHead, request: HttpRequest): Transform | undefined;
   /** Whether {@link header} would re-encode this response, asked before a content handler cuts ranges; it changes nothing. */
   encodes?(head: FilterHead, request: HttpRequest): boolean;
@@ -175,11 +180,17 @@ export class FilteredExchange implements HttpExchange {
     }
     // A range cut from a 200 by the content handler: nginx's range filter runs after the others, which saw the 200.
     const ranged = options?.rangedFrom;
-    const head: FilterHead = { status: ranged === undefined ? status : 200, headers: [...headers], framing: ranged ?? framing, headerOnly: status === 204 || status === 304 || status < 200, fileTime: options?.fileTime === true };
+    const head: FilterHead = { status: ranged === undefined ? status : 200, headers: [...headers], framing: ranged ?? framing, headerOnly: status === 204 || status === 304 || status < 200, fileTime: options?.fileTime === true, overrideCharset: options?.overrideCharset };
     const transforms: Transform[] = [];
-    for (const filter of this.filters) {
-      const transform = filter.header(head, this.#request);
-      if (transform !== undefined) transforms.push(transform);
+    try {
+      for (const filter of this.filters) {
+        const transform = filter.header(head, this.#request);
+        if (transform !== undefined) transforms.push(transform);
+      }
+    } catch {
+      for (const transform of transforms) transform.destroy();
+      this.#inner.connection.destroy();
+      return;
     }
     if (ranged !== undefined) {
       head.status = status;

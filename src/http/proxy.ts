@@ -15,6 +15,7 @@ import type { HttpExchange } from './exchange.js';
 import { UpstreamExchange, UpstreamFailure } from './h1/upstream-exchange.js';
 import type { ClientConnection } from './connections.js';
 import type { CompiledProxy } from './proxy-config.js';
+import { headerOf } from './output-filter.js';
 import { clientResponseHeaders, upstreamRequestHead } from './proxy-request.js';
 import type { HttpRequest } from './request.js';
 import { UpstreamConnection } from '../upstream/connection-pool.js';
@@ -398,20 +399,23 @@ class ProxyAttempts {
     request.status = status;
     if (proxy.pass.has('server') || proxy.pass.has('date')) exchange.ownServerAndDate = true;
     this.#ctx.headers(status, headers);
+    // ngx_http_upstream_process_charset(): X-Accel-Charset, hidden from the client, tells the charset filter what to send.
+    const accelCharset = headerOf(head.headers, 'x-accel-charset');
+    const options = accelCharset === undefined ? undefined : { overrideCharset: accelCharset };
     const noBody = exchange.head.method === 'HEAD' || head.status === 204 || head.status === 304;
     if (noBody) {
-      exchange.writeHead(status, headers, head.contentLength >= 0 ? head.contentLength : 0);
+      exchange.writeHead(status, headers, head.contentLength >= 0 ? head.contentLength : 0, options);
       return undefined;
     }
     if (head.contentLength >= 0) {
-      exchange.writeHead(status, headers, head.contentLength);
+      exchange.writeHead(status, headers, head.contentLength, options);
       return undefined;
     }
     if (head.chunked && exchange.head.versionMinor === 1) {
-      exchange.writeHead(status, headers, 'raw');
+      exchange.writeHead(status, headers, 'raw', options);
       return undefined;
     }
-    exchange.writeHead(status, headers, 'chunked');
+    exchange.writeHead(status, headers, 'chunked', options);
     return head.chunked ? new ChunkedParser({ fromUpstream: true }) : undefined;
   }
 

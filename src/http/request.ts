@@ -2,6 +2,7 @@
  * The state of one HTTP request as the variables and the access log see it: nginx's
  * `ngx_http_request_t`, reduced to what hitless reads. Request-derived strings are byte strings.
  */
+import type { ErrorLog } from '../core/log.js';
 import type { ProxyProtocolAddresses } from '../core/proxy-protocol.js';
 import type { TlsConnectionInfo } from '../tls/sni.js';
 import type { RequestHead } from './h1/head-parser.js';
@@ -81,6 +82,10 @@ export class HttpRequest {
   bodyBytesSent = 0;
   /** `$gzip_ratio`, once the gzip filter has compressed the body. */
   gzipRatio: string | undefined;
+  /** `$brotli_ratio`, once the brotli filter has compressed the body. */
+  brotliRatio: string | undefined;
+  /** ngx_brotli's `r->gzip_tested = 1, r->gzip_ok = 0`: brotli took the client, so gzip and gunzip see it as refusing gzip. */
+  gzipRefused = false;
   /** nginx's `r->gzip_vary`: gzip_static or gzip added `Vary: Accept-Encoding` already. */
   gzipVary = false;
   /** The virtual server chosen, for internal redirects (error_page). */
@@ -113,6 +118,8 @@ export class HttpRequest {
   files: ((request: HttpRequest) => { root: string; path: string }) | undefined;
   /** The answering level's `valid_referers`, for `$invalid_referer`; set with `files`. */
   referers: RefererCheck | undefined;
+  /** The error log of the level the request is at (ngx_http_update_location_config() switches it); undefined: the worker's. */
+  errorLog: ErrorLog | undefined;
   /** Set by an internal redirect (index, try_files, error_page): `internal` locations accept the request. */
   internal = false;
   /** Internal redirects so far; nginx stops at 10 (NGX_HTTP_MAX_URI_CHANGES). */
@@ -175,4 +182,10 @@ export class HttpRequest {
     }
     return value;
   }
+}
+
+/** The context nginx's error log lines about a request end with (ngx_http_log_error_handler()). */
+export function requestLogContext(request: HttpRequest): string {
+  const host = request.header('host');
+  return `, client: ${request.remoteAddress}, server: ${request.serverName}, request: "${request.requestLine}"${host === undefined ? '' : `, host: "${host}"`}`;
 }

@@ -56,7 +56,6 @@ export class HttpRuntime {
   readonly #generation: HttpGeneration;
   readonly #tracker = new ConnectionTracker();
   readonly #handler: RequestHandler;
-  readonly #log: ErrorLog;
   readonly #attached = new Map<Server, (socket: Socket) => void>();
   /** worker_connections: the worker's budget, and each client socket's place in it. */
   readonly #budget: ConnectionBudget;
@@ -72,7 +71,6 @@ export class HttpRuntime {
   constructor(config: HitlessConfig, options: HttpRuntimeOptions) {
     this.#generation = new HttpGeneration(config, options.log, options.state);
     this.#handler = new RequestHandler(options.log);
-    this.#log = options.log;
     this.#budget = options.state?.upstreams.connections ?? new ConnectionBudget();
     this.#unregister = this.#budget.addReclaimer({
       idleCount: () => {
@@ -133,8 +131,10 @@ export class HttpRuntime {
       },
       (failure) => {
         const client = `client: ${socket.remoteAddress ?? 'unix:'}, server: ${socket.localAddress ?? ''}:${socket.localPort ?? ''}`;
-        if (failure.kind === 'broken') this.#log.error(`broken header: "${failure.header}" while reading PROXY protocol, ${client}`);
-        else this.#log.info(`client timed out (110: Connection timed out) while reading PROXY protocol, ${client}`);
+        // Before any request, the connection logs to the default server's error_log (ngx_http_add_listening()).
+        const log = hosts.defaultServer.level.errorLog;
+        if (failure.kind === 'broken') log.error(`broken header: "${failure.header}" while reading PROXY protocol, ${client}`);
+        else log.info(`client timed out (110: Connection timed out) while reading PROXY protocol, ${client}`);
       },
     );
     this.#tracker.add(new ClientConnection(reader, hosts));
@@ -252,6 +252,7 @@ export class HttpRuntime {
     this.#unregister();
     for (const slot of this.#listening.splice(0)) slot.release();
     this.#generation.logs.close();
+    this.#generation.errorLogs.close();
     this.#generation.closeUpstreams();
     this.#generation.closeFiles();
   }
@@ -259,6 +260,7 @@ export class HttpRuntime {
   /** Reopens access log files (SIGUSR1). */
   reopenLogs(): void {
     this.#generation.logs.reopen();
+    this.#generation.errorLogs.reopen();
   }
 
   /**

@@ -20,6 +20,7 @@ import type { OpenFileCache, OpenFileCacheUse, OpenFileCaches } from './open-fil
 import { conditionalStatus } from './not-modified-filter.js';
 import { ifRangeMatches, multipartOf, parseRange, type ByteRange } from './range-filter.js';
 import type { HttpRequest } from './request.js';
+import { brotliPrecompressed, brotliStaticOf } from './brotli-static.js';
 import { gzipStaticOf, precompressed, type GzipStatic } from './gzip-static.js';
 import { aliasLocationOf, documentRootOf, type DisableSymlinks, type IfModifiedSince } from './static-module.js';
 import { toByteString } from '../core/byte-string.js';
@@ -29,6 +30,8 @@ import { findArg } from './variables.js';
 export interface CompiledStatic {
   /** `gzip_static`; undefined when off. */
   readonly gzipStatic: GzipStatic | undefined;
+  /** ngx_brotli's `brotli_static`; undefined when off. */
+  readonly brotliStatic: 'on' | 'always' | undefined;
   readonly root: CompiledTemplate<HttpRequest>;
   /** The length of the location name an `alias` replaces; `'regex'` when the alias is the whole name; undefined for `root`. */
   readonly alias: number | 'regex' | undefined;
@@ -64,6 +67,7 @@ export function compileStatic(block: ConfBlockView, table: VariableTable<HttpReq
   const cache = block.get('open_file_cache');
   const files: Omit<CompiledStatic, 'paths'> = {
     gzipStatic: gzipStaticOf(block),
+    brotliStatic: brotliStaticOf(block),
     root: text(root.path),
     alias: aliasOf === undefined ? undefined : aliasOf.kind === 'regex' ? 'regex' : Buffer.byteLength(aliasOf.name),
     index: block.get('index').map(text),
@@ -338,12 +342,16 @@ async function staticFile(ctx: StaticContext, file?: string): Promise<StaticOutc
   const path = file ?? mapUriToPath(files, request).path;
   let handle: OpenedFile;
   const settings = openSettings(ctx);
-  // gzip_static (gzip-static.ts) runs first, as its content handler precedes the static one.
-  const gz = files.gzipStatic === undefined ? undefined : await precompressed(files.gzipStatic, request, path, settings);
+  // brotli_static (brotli-static.ts), then gzip_static (gzip-static.ts), as their content handlers precede the static one.
+  const br = files.brotliStatic === undefined ? undefined : await brotliPrecompressed(files.brotliStatic, request, path, settings);
+  const gz = br !== undefined || files.gzipStatic === undefined ? undefined : await precompressed(files.gzipStatic, request, path, settings);
   const encoded: string[] = [];
   // r->gzip_vary: the Vary header is the header filter's (varyFilter), for this response or an error page.
   if (gz?.vary === true) request.gzipVary = true;
-  if (gz?.file !== undefined) {
+  if (br !== undefined) {
+    handle = br;
+    encoded.push('Content-Encoding', 'br');
+  } else if (gz?.file !== undefined) {
     handle = gz.file;
     encoded.push('Content-Encoding', 'gzip');
   } else {

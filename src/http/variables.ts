@@ -139,6 +139,7 @@ const HTTP_VARIABLES: Readonly<Record<string, Getter>> = {
   status: (r) => String(r.status).padStart(3, '0'),
   body_bytes_sent: (r) => String(r.bodyBytesSent),
   gzip_ratio: (r) => r.gzipRatio,
+  brotli_ratio: (r) => r.brotliRatio,
   bytes_sent: (r) => String(r.connection.bytesWritten() - r.bytesWrittenAtStart),
   request_time: (r) => seconds(Math.max(0, Date.now() - r.startMs)),
   msec: () => seconds(Date.now()),

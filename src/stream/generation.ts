@@ -8,7 +8,8 @@ import { localServingState, type ServingState } from '../http/serving-state.js';
 import { isIP } from 'node:net';
 import type { HitlessConfig } from '../conf/model.js';
 import type { ConfBlockView } from '../conf/registry.js';
-import type { ErrorLog } from '../core/log.js';
+import { LevelErrorLogs, type ErrorLog } from '../core/log.js';
+import { ownErrorLog } from '../conf/core-module.js';
 import { compileTemplate, type CompiledTemplate, type VariableTable } from '../core/variables.js';
 import { AccessLogs, type AccessLogger } from '../http/access-log.js';
 import { resolveHostSync } from '../core/hosts.js';
@@ -53,6 +54,8 @@ export interface CompiledStreamServer {
   readonly limitConnDryRun: boolean;
   readonly tls: StreamTls | undefined;
   readonly loggers: readonly AccessLogger<StreamSession>[];
+  /** The server's `error_log` (or the stream block's): where its sessions' lines go (ngx_stream_init_connection()). */
+  readonly errorLog: ErrorLog;
   readonly returnValue: CompiledTemplate<StreamSession> | undefined;
   readonly proxy: StreamProxySettings | undefined;
 }
@@ -82,11 +85,14 @@ export class StreamGeneration {
   /** The error log OCSP stapling reports to. */
 
   readonly #log: ErrorLog;
+  /** The `error_log` files of the stream and server levels. */
+  readonly errorLogs: LevelErrorLogs;
 
   /** Compiles the stream block; `state` is the running server's (TLS store and keys, zones), default one of its own. */
   constructor(config: HitlessConfig, log: ErrorLog, state: ServingState = localServingState()) {
     this.#state = state;
     this.#log = log;
+    this.errorLogs = new LevelErrorLogs(log);
     const stream = config.main.child('stream');
     this.#table = createStreamVariables(stream === undefined ? [] : streamCaptureNames(stream));
     this.logs = new AccessLogs<StreamSession>(stream?.get('log_format') ?? [], this.#table, log);
@@ -159,6 +165,7 @@ export class StreamGeneration {
       limitConnDryRun: block.get('limit_conn_dry_run'),
       tls: block.get('listen').some((listen) => listen.ssl) ? streamTlsOf(block, this.#state.tls, this.#log) : undefined,
       loggers: this.logs.compile(block.get('access_log')),
+      errorLog: this.errorLogs.of(ownErrorLog(block)),
       returnValue: returnTemplate === undefined ? undefined : compileTemplate(returnTemplate, this.#table, { literal: toByteString }),
       proxy: block.isSet('proxy_pass') ? this.#compileProxy(block, block.get('proxy_pass') as ProxyPassTarget) : undefined,
     };

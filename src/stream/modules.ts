@@ -56,12 +56,13 @@ export const streamLogModule: ConfModule = {
   directives: [
     reuseDirective(httpLogModule, 'log_format', ['stream'], { defaultText: '—' }),
     reuseDirective(httpLogModule, 'access_log', STREAM_SERVER_CONTEXTS, {
-      syntax: 'path format [buffer=size] [flush=time] [if=condition]; | off;',
-      summary: 'Where a line is written when a session ends, in which log_format, buffered or not, and only when the condition is neither empty nor 0.',
+      syntax: 'path format [buffer=size] [gzip[=level]] [flush=time] [if=condition]; | off;',
+      summary: 'Where a line is written when a session ends, in which log_format, buffered or not, gzip-compressed (each flushed buffer one gzip member) or not, and only when the condition is neither empty nor 0. A path with variables is refused at -t: hitless opens stream logs with fixed paths only.',
       default: () => ({ off: true, targets: [] }),
       defaultText: 'access_log off;',
       parse: (args: readonly string[], ctx: Parameters<typeof parseAccessLog>[1], previous: Parameters<typeof parseAccessLog>[2]) => {
         if (args[0] !== 'off' && args.length < 2) ctx.fail('log format is not specified');
+        if (args[0]?.includes('$') === true) ctx.fail('variables in the stream "access_log" path are not supported by hitless');
         return parseAccessLog(args, ctx, previous);
       },
     }),

@@ -29,7 +29,6 @@ export interface StreamRuntimeOptions {
 /** Serves one configuration generation's stream servers in a worker. */
 export class StreamRuntime {
   readonly #generation: StreamGeneration;
-  readonly #log: ErrorLog;
   readonly #attached = new Map<Server, (socket: Socket) => void>();
   readonly #udp = new Map<string, UdpListener>();
   readonly #sessions = new Set<StreamConnection | UdpSession>();
@@ -40,7 +39,6 @@ export class StreamRuntime {
 
   /** Compiles the stream block and opens its access logs; throws if one cannot be opened. */
   constructor(config: HitlessConfig, options: StreamRuntimeOptions) {
-    this.#log = options.log;
     this.#generation = new StreamGeneration(config, options.log, options.state);
     this.#budget = options.state?.upstreams.connections ?? new ConnectionBudget();
   }
@@ -68,7 +66,7 @@ export class StreamRuntime {
     const server = this.#generation.serverFor(key, undefined);
     if (server === undefined) throw new Error(`No stream listening socket "${key}" in this configuration`);
     if (this.#udp.has(key)) return;
-    const listener = new UdpListener(key, handle, server, this.#log, (session) => this.#track(session));
+    const listener = new UdpListener(key, handle, server, server.errorLog, (session) => this.#track(session));
     this.#udp.set(key, listener);
     listener.start();
   }
@@ -94,7 +92,7 @@ export class StreamRuntime {
       return;
     }
     socket.once('close', () => slot.release());
-    const connection = new StreamConnection(socket, server, this.#log);
+    const connection = new StreamConnection(socket, server, server.errorLog);
     this.#track(connection);
     connection.start();
   }
@@ -141,12 +139,14 @@ export class StreamRuntime {
     for (const listener of this.#udp.values()) listener.close();
     this.#udp.clear();
     this.#generation.logs.close();
+    this.#generation.errorLogs.close();
     this.#generation.close();
   }
 
   /** Reopens access log files (SIGUSR1). */
   reopenLogs(): void {
     this.#generation.logs.reopen();
+    this.#generation.errorLogs.reopen();
   }
 
   /** Writes buffered access log lines now. */

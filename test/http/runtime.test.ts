@@ -44,6 +44,7 @@ http {
     }
     location /nolog/ { access_log off; return 200 quiet; }
     location /jslog/ { access_log logs/json.log js; return 200 json; }
+    location /elog/ { error_log logs/location-error.log; root /nonexistent-hitless-root; }
     location /kh/ { keepalive_timeout 30s 25; return 200 kh; }
     location /nokeep/ { keepalive_timeout 0; return 200 nokeep; }
     location /short/ { keepalive_timeout 20ms; return 200 short; }
@@ -272,6 +273,18 @@ describe('HttpRuntime: serving a configuration on loopback', () => {
     const fresh = accessLog();
     assert.equal(fresh.length, 1);
     assert.match(fresh[0] ?? '', /after-rotation/);
+  });
+
+  it("writes a location's error lines to its error_log, and reopens that file after rotation", async () => {
+    const file = join(dir.path, 'logs/location-error.log');
+    await get(served.port, '/elog/before');
+    assert.match(readFileSync(file, 'utf8'), /\[error\] \d+#0: \*\d+ open\(\) "\/nonexistent-hitless-root\/elog\/before" failed \(2: No such file or directory\)/);
+    renameSync(file, `${file}.1`);
+    served.runtime.reopenLogs();
+    await get(served.port, '/elog/after');
+    const fresh = readFileSync(file, 'utf8').trim().split('\n');
+    assert.equal(fresh.length, 1);
+    assert.match(fresh[0] ?? '', /\/elog\/after/);
   });
 });
 
