@@ -552,7 +552,10 @@ export class RequestHandler {
     if (close || level.keepaliveTimeoutMs === 0 || conn.requests >= level.keepaliveRequests || Date.now() - conn.startedAt > level.keepaliveTimeMs) exchange.keepAlive = false;
     // ngx_http_finalize_connection(): keepalive_disable msie6 (after a POST) and safari.
     if (request !== undefined && keepaliveDisabledFor(level.core, request.method, request.header('user-agent'))) exchange.keepAlive = false;
-    if (exchange instanceof FilteredExchange) exchange.filters = level.output;
+    if (exchange instanceof FilteredExchange) {
+      exchange.filters = level.output;
+      exchange.limitRate = level.limitRate;
+    }
     exchange.serverHeader = level.core.serverHeader;
     exchange.chunkedAllowed = level.core.chunked;
     exchange.keepaliveTimeoutMs = level.keepaliveTimeoutMs;
