@@ -150,7 +150,8 @@ export class VariableTable<C> {
     const exact = this.#exact.get(lower);
     if (exact !== undefined) return exact;
     for (const { prefix, make } of this.#prefixes) {
-      if (lower.length > prefix.length && lower.startsWith(prefix)) return make(lower.slice(prefix.length));
+      // ngx_http_get_variable(): the prefix alone names a variable too (`$arg_`), one never found.
+      if (lower.startsWith(prefix)) return lower.length === prefix.length ? () => undefined : make(lower.slice(prefix.length));
     }
     return undefined;
   }

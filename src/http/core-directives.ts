@@ -56,6 +56,7 @@ declare module '../conf/registry.js' {
     client_body_buffer_size: number;
     client_body_temp_path: string;
     client_body_in_file_only: 'off' | 'on' | 'clean';
+    client_body_in_single_buffer: boolean;
     client_header_buffer_size: number;
     large_client_header_buffers: HeaderBuffers;
     max_headers: number;
@@ -310,6 +311,15 @@ export const CORE_DIRECTIVES: readonly AnyDirectiveSpec[] = [
     default: 'off',
     defaultText: 'client_body_in_file_only off;',
   }, NO_TEMP_FILES, (setting) => setting === 'off'),
+  knob({
+    name: 'client_body_in_single_buffer',
+    args: 'flag',
+    syntax: 'on | off;',
+    summary: 'nginx: keeps a request body read into memory in one buffer, so that $request_body has all of it. hitless always does (the body it reads is one Buffer in memory, never a file): on is its behaviour, off warns.',
+    parse: onOff,
+    default: false,
+    defaultText: 'client_body_in_single_buffer off;',
+  }, 'hitless holds a request body it reads in memory, whole, never in a file: $request_body always has all of it, as with "on"', (setting) => setting),
   value({
     name: 'client_header_buffer_size',
     contexts: HTTP_SERVER,

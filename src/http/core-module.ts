@@ -10,6 +10,7 @@ import { defineDirective, type AnyDirectiveSpec, type ConfBlockView, type ConfMo
 import { parseValue, timeDirective } from '../conf/values.js';
 import { groupListens, implicitListen, parseListen, type HttpListen } from './listen.js';
 import { CORE_DIRECTIVES } from './core-directives.js';
+import { checkLimitRateVariables, LIMIT_RATE_DIRECTIVES } from './limit-rate.js';
 import { checkDuplicateLocations, type LocationMatch } from './locations.js';
 import { compileConfigRegex } from './regex.js';
 import { DEFAULT_SERVER_NAMES, parseServerNames, VirtualHosts, type ServerName } from './server-names.js';
@@ -266,6 +267,7 @@ export const httpCoreModule: ConfModule = {
     }),
     // --- coredirs: the rest of ngx_http_core_module (server_tokens, resolver, buffers, lingering, ...) ---
     ...CORE_DIRECTIVES,
+    ...LIMIT_RATE_DIRECTIVES,
     // --- end coredirs ---
   ],
   check(main) {
@@ -274,6 +276,7 @@ export const httpCoreModule: ConfModule = {
     // The order nginx finds them in: listen while parsing, then locations, then server names.
     const sockets = groupListens(http);
     for (const server of serversOf(http)) checkDuplicateLocations(server);
+    checkLimitRateVariables(http);
     for (const socket of sockets) {
       for (const addr of socket.addrs) {
         if (addr.servers.length < 2) continue;

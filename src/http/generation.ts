@@ -26,8 +26,9 @@ import { defineMapVariables } from './map-module.js';
 import { defineSplitClientsVariables } from './split-clients-module.js';
 import { defineGeoVariables } from './geo-module.js';
 import { compileReferers, type RefererCheck } from './referer-module.js';
-import { compileOutputFilters } from './output-filters.js';
+import { compileOutputFilters, requestErrorReporter } from './output-filters.js';
 import type { OutputFilter } from './output-filter.js';
+import { compileLimitRate, type LimitRate } from './limit-rate.js';
 import { compileMirror, type CompiledMirror } from './mirror-module.js';
 import { compilePreaccess, type Preaccess } from './preaccess.js';
 import { requestLogContext, type HttpRequest } from './request.js';
@@ -105,6 +106,8 @@ export interface LevelConfig {
   readonly referers: RefererCheck | undefined;
   /** The output filters (gzip, charset) the level's directives turn on, in nginx's order. */
   readonly output: readonly OutputFilter[];
+  /** `limit_rate` and `limit_rate_after`. */
+  readonly limitRate: LimitRate | undefined;
   /** `mirror`, `mirror_request_body` and `log_subrequest`. */
   readonly mirror: CompiledMirror;
 }
@@ -264,6 +267,7 @@ export class HttpGeneration {
       tcpNodelay: block.get('tcp_nodelay'),
       referers: compileReferers(block),
       output: compileOutputFilters(block, this.#log, table),
+      limitRate: compileLimitRate(block, table, requestErrorReporter(this.#log)),
       mirror: compileMirror(block),
       redirect: { absolute: block.get('absolute_redirect'), port: block.get('port_in_redirect'), serverName: block.get('server_name_in_redirect') },
     };

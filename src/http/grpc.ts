@@ -336,6 +336,8 @@ class GrpcAttempts {
     if (grpc.pass.has('server') || grpc.pass.has('date')) exchange.ownServerAndDate = true;
     this.#ctx.headers(finalStatus, headers);
     const length = Number(upstreamHeaders['content-length'] ?? Number.NaN);
+    // gRPC is proxied unbuffered (ngx_http_grpc_create_loc_conf()), which ngx_http_upstream_send_response() sends unpaced.
+    request.limitRate = 0;
     // ngx_http_upstream_process_charset(): X-Accel-Charset, hidden from the client, tells the charset filter what to send.
     const accelCharset = upstreamHeaders['x-accel-charset'];
     const options = typeof accelCharset === 'string' ? { trailers: true, overrideCharset: accelCharset } : { trailers: true };

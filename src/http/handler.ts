@@ -116,9 +116,10 @@ export class RequestHandler {
     request.uri = uri;
     const rawHost = target.host ?? request.header('host');
     if (rawHost !== undefined) {
-      const host = validateHost(rawHost);
-      if (host === undefined) return refuse('client sent invalid host header');
-      request.host = host;
+      const valid = validateHost(rawHost);
+      if (valid === undefined) return refuse('client sent invalid host header');
+      request.host = valid.host;
+      request.port = valid.port;
     } else if (request.head.versionMinor === 1) {
       return refuse('client sent HTTP/1.1 request without "Host" header');
     }
@@ -551,7 +552,10 @@ export class RequestHandler {
     if (close || level.keepaliveTimeoutMs === 0 || conn.requests >= level.keepaliveRequests || Date.now() - conn.startedAt > level.keepaliveTimeMs) exchange.keepAlive = false;
     // ngx_http_finalize_connection(): keepalive_disable msie6 (after a POST) and safari.
     if (request !== undefined && keepaliveDisabledFor(level.core, request.method, request.header('user-agent'))) exchange.keepAlive = false;
-    if (exchange instanceof FilteredExchange) exchange.filters = level.output;
+    if (exchange instanceof FilteredExchange) {
+      exchange.filters = level.output;
+      exchange.limitRate = level.limitRate;
+    }
     exchange.serverHeader = level.core.serverHeader;
     exchange.chunkedAllowed = level.core.chunked;
     exchange.keepaliveTimeoutMs = level.keepaliveTimeoutMs;

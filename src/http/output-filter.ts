@@ -10,6 +10,7 @@ import { Transform, type TransformCallback } from 'node:stream';
 import type { Framing, HttpExchange, ProtocolConnection, ResponseOptions } from './exchange.js';
 import { ChunkedParser } from './h1/chunked.js';
 import type { HttpRequest } from './request.js';
+import { pacerFor, type LimitRate } from './limit-rate.js';
 import type { RequestLine } from './request.js';
 
 /** The response head as the filters see it, before it goes out; a filter may change any of it. */
@@ -87,6 +88,8 @@ export class FilteredExchange implements HttpExchange {
   readonly #request: HttpRequest;
   /** The filters of the level that answers; the handler sets them with the level's other settings. */
   filters: readonly OutputFilter[] = NO_FILTERS;
+  /** The answering level's limit_rate and limit_rate_after: the write filter, after every other. */
+  limitRate: LimitRate | undefined = undefined;
   /** Where the body goes in, when a filter transforms it; undefined passes writes straight through. */
   #first: Transform | undefined;
   #last: Transform | undefined;
@@ -174,7 +177,8 @@ export class FilteredExchange implements HttpExchange {
 
   /** The header filters of the level, then the protocol's head. */
   writeHead(status: number, headers: readonly string[], framing: Framing, options?: ResponseOptions): void {
-    if (this.filters.length === 0 || options?.endStream === true) {
+    const pacer = options?.endStream === true ? undefined : pacerFor(this.#request, this.limitRate);
+    if ((this.filters.length === 0 && pacer === undefined) || options?.endStream === true) {
       this.#inner.writeHead(status, headers, framing, options);
       return;
     }
@@ -197,6 +201,8 @@ export class FilteredExchange implements HttpExchange {
       head.framing = framing;
     }
     if (transforms.length > 0 && framing === 'raw') transforms.unshift(dechunk());
+    // Paced last, as nginx's write filter is: the bytes as they go to the client (a raw chunked body as it is).
+    if (pacer !== undefined) transforms.push(pacer);
     this.#inner.writeHead(head.status, head.headers, head.framing, options);
     if (transforms.length === 0) return;
     // HEAD: the head is the filtered one, and there is no body to transform.
@@ -255,7 +261,7 @@ export class FilteredExchange implements HttpExchange {
   }
 
   respond(status: number, headers: readonly string[], body: Buffer | string): void {
-    if (this.filters.length === 0) {
+    if (this.filters.length === 0 && this.limitRate === undefined && this.#request.limitRate === undefined) {
       this.#inner.respond(status, headers, body);
       return;
     }

@@ -16,10 +16,15 @@ import { NO_FILTERS, type OutputFilter } from './output-filter.js';
 import type { HttpRequest } from './request.js';
 import { subFilterOf } from './sub-filter-module.js';
 
+/** An [error] about a request, to its location's error_log (else `log`), with nginx's client, server and request. */
+export function requestErrorReporter(log: ErrorLog): (request: HttpRequest, message: string) => void {
+  return (request, message) => (request.errorLog ?? log).error(`${message}, client: ${request.remoteAddress}, server: ${request.serverName}, request: "${request.requestLine}"`);
+}
+
 /** The level's filters; {@link NO_FILTERS} when none is on, so that the chain passes writes straight through. */
 export function compileOutputFilters(block: ConfBlockView, log: ErrorLog, table: VariableTable<HttpRequest>): readonly OutputFilter[] {
   const filters: OutputFilter[] = [];
-  const requestError = (request: HttpRequest, message: string): void => (request.errorLog ?? log).error(`${message}, client: ${request.remoteAddress}, server: ${request.serverName}, request: "${request.requestLine}"`);
+  const requestError = requestErrorReporter(log);
   const gunzip = gunzipFilterOf(block, requestError);
   if (gunzip !== undefined) filters.push(gunzip);
   const sub = subFilterOf(block, table);

@@ -401,6 +401,11 @@ class ProxyAttempts {
     this.#ctx.headers(status, headers);
     // ngx_http_upstream_process_charset(): X-Accel-Charset, hidden from the client, tells the charset filter what to send.
     const accelCharset = headerOf(head.headers, 'x-accel-charset');
+    // ngx_http_upstream_process_limit_rate(): X-Accel-Limit-Rate (a number) paces the response;
+    // ngx_http_upstream_send_response(): proxy_buffering off sends without pacing.
+    const accelRate = headerOf(head.headers, 'x-accel-limit-rate');
+    if (accelRate !== undefined && /^[0-9]+$/.test(accelRate)) request.limitRate = Number(accelRate);
+    if (!proxy.buffering) request.limitRate = 0;
     const options = accelCharset === undefined ? undefined : { overrideCharset: accelCharset };
     const noBody = exchange.head.method === 'HEAD' || head.status === 204 || head.status === 304;
     if (noBody) {

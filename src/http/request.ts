@@ -50,6 +50,10 @@ export class HttpRequest {
   uri = '';
   /** The validated, lowercased host (`$host` before the server name fallback); empty when none. */
   host = '';
+  /** The rate this response is paced at, once something set it (nginx's `r->limit_rate` with `limit_rate_set`): `set $limit_rate`, X-Accel-Limit-Rate, proxy_buffering off, or the level's limit_rate as the response starts. */
+  limitRate: number | undefined = undefined;
+  /** `$request_port`: the port of the request line's host or of Host (nginx's `r->port`); 0 when none. */
+  port = 0;
   /** `$server_name`: the primary name of the server chosen. */
   serverName = '';
   /** `$scheme`. */

@@ -110,8 +110,7 @@ function parseSet(args: readonly string[], ctx: DirectiveContext, previous: read
   if (!variable.startsWith('$')) ctx.fail(`invalid variable name "${variable}"`);
   const name = variable.slice(1).toLowerCase();
   // ngx_http_add_variable(): a built-in variable may be set only when it is changeable ($args, $limit_rate).
-  if (name === 'limit_rate') ctx.fail('"set $limit_rate" is not supported in hitless (hitless does not limit the rate of responses)');
-  if (isBuiltinHttpVariable(name) && name !== 'args') ctx.fail(`the duplicate "${name}" variable`);
+  if (isBuiltinHttpVariable(name) && name !== 'args' && name !== 'limit_rate') ctx.fail(`the duplicate "${name}" variable`);
   return [...(previous ?? []), { order: ctx.order, name, value: parseValue(value, ctx) }];
 }
 
@@ -179,7 +178,7 @@ export const httpRewriteModule: ConfModule = {
       repeatable: true,
       inherit: false,
       syntax: '$variable value;',
-      summary: 'Sets the variable (declared for the whole configuration) to the value, in order with the other rewrite directives; $args changes the request\'s arguments; $limit_rate is refused (hitless has no response rate limit).',
+      summary: 'Sets the variable (declared for the whole configuration) to the value, in order with the other rewrite directives; $args changes the request\'s arguments, $limit_rate the rate the response is paced at (a size, else [error] "invalid $limit_rate").',
       defaultText: '—',
       parse: parseSet,
     }),

@@ -8,6 +8,7 @@
 import { statSync } from 'node:fs';
 import { toByteString } from '../core/byte-string.js';
 import type { ErrorLog } from '../core/log.js';
+import { setLimitRate } from './limit-rate.js';
 import { compileTemplate, type CompiledTemplate, type Template, type VariableTable } from '../core/variables.js';
 import type { ConfBlockView } from '../conf/registry.js';
 import { compileNginxRegex } from './regex.js';
@@ -165,7 +166,8 @@ function runCodes<L>(codes: readonly ScriptCode<L>[], request: HttpRequest, out:
           // ngx_http_variable_set_args().
           request.args = code.value(request);
           request.hasArgs = true;
-        } else request.variables.set(code.name, code.value(request));
+        } else if (code.name === 'limit_rate') setLimitRate(request, code.value(request), (message) => out.log.error(`${message}${out.where()}`, out.connection));
+        else request.variables.set(code.name, code.value(request));
         break;
       case 'break':
         return { kind: 'continue', level: state.level, uriChanged: state.uriChanged };

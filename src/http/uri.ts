@@ -112,14 +112,20 @@ export function normalizeUri(path: string, mergeSlashes = true): string | undefi
 /** What a host name may hold besides letters and digits (RFC 3986 unreserved, sub-delims, `%`), and `:` inside `[...]`. */
 const HOST_CHARS = new Set([...'-._~!$&\'()*+,;=%']);
 
+/** A valid `Host`: the host part, lowercased, without port or trailing dot; the port, 0 when none was given. */
+export interface ValidHost {
+  readonly host: string;
+  readonly port: number;
+}
+
 /**
  * Validates a `Host` value as `ngx_http_validate_host()` does (nginx 1.29.4: only RFC 3986
  * reg-name characters, an IP literal in brackets, a port of digits up to 65535) and returns the
- * host part, lowercased, without port or trailing dot. Undefined for a host nginx refuses with
- * 400 (`client sent invalid host header`): `..`, a character outside those, a bad port, an empty
- * host or a dot after an IP literal.
+ * host part and the port (`$request_port`). Undefined for a host nginx refuses with 400 (`client
+ * sent invalid host header`): `..`, a character outside those, a bad port, an empty host or a dot
+ * after an IP literal.
  */
-export function validateHost(raw: string): string | undefined {
+export function validateHost(raw: string): ValidHost | undefined {
   let dotPos = raw.length;
   let hostLen = raw.length;
   let port = 0;
@@ -168,5 +174,5 @@ export function validateHost(raw: string): string | undefined {
   if (state === 'literal') return undefined;
   if (dotPos === hostLen - 1) hostLen--;
   if (hostLen <= 0) return undefined;
-  return raw.slice(0, hostLen).toLowerCase();
+  return { host: raw.slice(0, hostLen).toLowerCase(), port };
 }

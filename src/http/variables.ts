@@ -157,8 +157,11 @@ const HTTP_VARIABLES: Readonly<Record<string, Getter>> = {
   // hitless never writes a request body to a file, so nginx's answer for a body in memory: not found.
   request_body_file: () => undefined,
   pipe: (r) => (r.pipelined ? 'p' : '.'),
-  // hitless has no limit_rate: no request is limited, which nginx's $limit_rate says as 0.
-  limit_rate: () => '0',
+  // ngx_http_variable_request_port(): empty, not "not found", without a port; $is_request_port is ":" or nothing.
+  request_port: (r) => (r.port > 0 ? String(r.port) : ''),
+  is_request_port: (r) => (r.port > 0 ? ':' : ''),
+  // ngx_http_variable_request_get_size(): r->limit_rate, 0 until something sets it.
+  limit_rate: (r) => String(r.limitRate ?? 0),
   http2: (r) => (r.head.versionMajor === 2 ? (r.connection.tls === undefined ? 'h2c' : 'h2') : ''),
   // nginx 1.22 joins repeated Cookie headers with "; " (ngx_http_variable_cookies()).
   http_cookie: (r) => fieldOf(r.head.headers, 'cookie', '; '),

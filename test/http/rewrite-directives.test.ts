@@ -31,7 +31,7 @@ describe('rewrite, if, set, break (ngx_http_rewrite_module)', () => {
     ['rewrite ( /x;', 'pcre2_compile() failed: missing closing parenthesis in "(" in /x.conf:4'],
     ['set x 1;', 'invalid variable name "x" in /x.conf:4'],
     ['set $uri 1;', 'the duplicate "uri" variable in /x.conf:4'],
-    ['set $limit_rate 1k;', '"set $limit_rate" is not supported in hitless (hitless does not limit the rate of responses) in /x.conf:4'],
+    ['set $remote_addr 1;', 'the duplicate "remote_addr" variable in /x.conf:4'],
     ['if ($a) { }', 'unknown "a" variable'],
     ['if (x) { }', 'invalid condition "x" in /x.conf:4'],
     ['if ($a = ) { }', 'invalid condition "$a" in /x.conf:4'],

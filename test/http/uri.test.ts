@@ -70,7 +70,13 @@ describe('uri: Host as ngx_http_validate_host() takes it', () => {
     ['a"b', undefined],
     ['a\u00e9b', undefined],
   ];
-  for (const [raw, host] of table) it(`${JSON.stringify(raw)} -> ${String(host)}`, () => assert.equal(validateHost(raw), host));
+  for (const [raw, host] of table) it(`${JSON.stringify(raw)} -> ${String(host)}`, () => assert.equal(validateHost(raw)?.host, host));
+  it('gives the port, 0 without one ($request_port)', () => {
+    assert.deepEqual(validateHost('Example.com:8080'), { host: 'example.com', port: 8080 });
+    assert.deepEqual(validateHost('[::1]:443'), { host: '[::1]', port: 443 });
+    assert.deepEqual(validateHost('example.com'), { host: 'example.com', port: 0 });
+    assert.deepEqual(validateHost('example.com:'), { host: 'example.com', port: 0 });
+  });
 });
 
 describe('uri: arguments, cookies, byte strings', () => {

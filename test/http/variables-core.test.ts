@@ -40,6 +40,7 @@ describe('variables: request, connection and response', () => {
           listen 127.0.0.1:8080;
           location / { return 200 "$request_id|$nginx_version|$http2|$limit_rate|$connection_time|$http_cookie\\n"; }
           location /up/ { proxy_pass http://127.0.0.1:${upstream.port}; }
+          location /port { return 200 "[$is_request_port$request_port]"; }
         }
       }`,
       dir,
@@ -53,6 +54,18 @@ describe('variables: request, connection and response', () => {
   });
 
   const logLines = (): string[] => readFileSync(join(dir, 'access.log'), 'latin1').trim().split('\n');
+
+  it('$request_port and $is_request_port: the request line\'s host first, then Host; nothing without a port', async () => {
+    const client = await RawClient.connect(served.port);
+    try {
+      assert.equal((await client.get('/port', 'localhost')).body, '[]');
+      assert.equal((await client.get('/port', 'localhost:8080')).body, '[:8080]');
+      client.send('GET http://localhost:8081/port HTTP/1.1\r\nHost: localhost:9000\r\n\r\n');
+      assert.equal((await client.read()).body, '[:8081]');
+    } finally {
+      client.destroy();
+    }
+  });
 
   it('$request_id is 32 hex digits, one per request; $nginx_version, $http2, $limit_rate, $connection_time', async () => {
     const client = await RawClient.connect(served.port);
