@@ -8,7 +8,7 @@ import { hostname } from 'node:os';
 import { ConfigError } from '../core/errors.js';
 import { templateVariables, VariableTable, type Template, type VariableGetter } from '../core/variables.js';
 import type { ConfBlockView } from '../conf/registry.js';
-import type { LocationMatch } from './core-module.js';
+import type { LocationMatch } from './locations.js';
 import type { HttpRequest } from './request.js';
 import { basicCredentials } from './auth-basic-module.js';
 import { compileNginxRegex } from './regex.js';
