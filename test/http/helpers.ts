@@ -62,6 +62,17 @@ export async function serve(text: string, prefix: string, log: ErrorLog = new Er
   };
 }
 
+/** An error log that also records every line it is given, as `[level] message`, into `lines`. */
+export function recordingLog(lines: string[]): ErrorLog {
+  const log = new ErrorLog([]);
+  const write = log.write.bind(log);
+  log.write = (level, message, ...rest) => {
+    lines.push(`[${level}] ${message}`);
+    write(level, message, ...rest);
+  };
+  return log;
+}
+
 /** A response, read to its end. */
 export interface Reply {
   readonly status: number;

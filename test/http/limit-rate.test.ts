@@ -9,8 +9,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { ErrorLog } from '../../src/core/log.js';
-import { errorOf, load, RawClient, serve, type Served } from './helpers.js';
+import { errorOf, load, RawClient, recordingLog, serve, type Served } from './helpers.js';
 import { httpUpstream, type Upstream } from './proxy-upstreams.js';
 
 const BODY = 'X'.repeat(30_000);
@@ -29,12 +28,7 @@ describe('limit_rate, limit_rate_after and $limit_rate', () => {
       res.writeHead(200, { 'Content-Length': BODY.length, ...(rate === null ? {} : { 'X-Accel-Limit-Rate': rate }) });
       res.end(BODY);
     });
-    const log = new ErrorLog([]);
-    const write = log.write.bind(log);
-    log.write = (level, message, ...rest) => {
-      errors.push(`[${level}] ${message}`);
-      write(level, message, ...rest);
-    };
+    const log = recordingLog(errors);
     served = await serve(
       `http {
         log_format rate '$uri $limit_rate';

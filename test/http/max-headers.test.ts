@@ -2,8 +2,7 @@ import assert from 'node:assert/strict';
 import type { ClientHttp2Session } from 'node:http2';
 import { connect, type Socket } from 'node:net';
 import { after, before, describe, it } from 'node:test';
-import { ErrorLog } from '../../src/core/log.js';
-import { errorOf, load, RawClient, serve, type Served } from './helpers.js';
+import { errorOf, load, RawClient, recordingLog, serve, type Served } from './helpers.js';
 import { h2connect, h2request } from './h2-client.js';
 
 /** An HTTP/2 frame as it came off the wire. */
@@ -65,12 +64,7 @@ describe('max_headers, and HTTP/2 clients that wait for the server before their 
   const lines: string[] = [];
 
   before(async () => {
-    const log = new ErrorLog([]);
-    const write = log.write.bind(log);
-    log.write = (level, message, ...rest) => {
-      lines.push(`[${level}] ${message}`);
-      write(level, message, ...rest);
-    };
+    const log = recordingLog(lines);
     served = await serve(
       `http {
         access_log off;
