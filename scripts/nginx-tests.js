@@ -32,8 +32,9 @@ const AREAS = [
   ['HTTP/2', /^h2(_.*)?$/],
   ['gRPC', /^grpc.*$/],
   ['limit_req, limit_conn', /^limit_(req|conn).*$/],
-  ['map, split_clients, realip', /^(map.*|split_clients|realip.*)$/],
+  ['map, split_clients, realip, geo, referer', /^(map.*|split_clients|realip.*|geo.*|referer.*)$/],
   ['rewrite, access, auth_basic, headers, gzip', /^(rewrite.*|access|auth_basic|headers|trailers|gzip.*)$/],
+  ['charset, gunzip, sub_filter, mirror', /^(charset.*|gunzip.*|sub_filter.*|mirror.*)$/],
 ];
 const OUT_OF_SCOPE = /^(proxy_cache.*|h2_(ssl_)?proxy_cache|proxy_h2_cache|proxy_store|.*ocsp.*)$/;
 
@@ -342,9 +343,10 @@ async function report(options, results, context) {
   out.push('`limit_rate`, `msie_refresh`, `post_action`, `request_id`, `error_log`, `config_dump`, `binary_upgrade`, `syslog`,');
   out.push('`debug_connection*`, `worker_shutdown_timeout*`, `access_log*`), static/index/autoindex (`index`, `autoindex*`, `range*`,');
   out.push('`not_modified*`), `proxy*`, `ssl*`, `stream*`, `upstream*`, `h2*`, `grpc*`, `limit_req*`, `limit_conn*`, `map*`,');
-  out.push('`split_clients`, `realip*`, `rewrite*`, `access`, `auth_basic`, `headers`, `trailers`, `gzip*`. Out of scope: the HTTP');
+  out.push('`split_clients`, `realip*`, `geo*`, `referer*`, `rewrite*`, `access`, `auth_basic`, `headers`, `trailers`, `gzip*`, `charset*`, `gunzip*`,');
+  out.push('`sub_filter*`, `mirror*`. Out of scope: the HTTP');
   out.push('cache (`proxy_cache*`, `h2_proxy_cache`, `h2_ssl_proxy_cache`, `proxy_h2_cache`), `proxy_store`, OCSP (`*ocsp*`), and the');
-  out.push('modules hitless does not have (mail, fastcgi, uwsgi, scgi, memcached, ssi, sub_filter, perl, ...). A file in scope that');
+  out.push('modules hitless does not have (mail, fastcgi, uwsgi, scgi, memcached, ssi, perl, ...). A file in scope that');
   out.push('needs a module hitless lacks skips itself ("no X available"), because hitless -V disowns the module.');
   out.push('');
   out.push('A file **passes** when prove passes it; it **fails** otherwise, including when hitless refused the configuration (the');
