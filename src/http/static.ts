@@ -20,6 +20,7 @@ import type { OpenFileCache, OpenFileCacheUse, OpenFileCaches } from './open-fil
 import { conditionalStatus } from './not-modified-filter.js';
 import { ifRangeMatches, multipartOf, parseRange, type ByteRange } from './range-filter.js';
 import type { HttpRequest } from './request.js';
+import { headerOf } from './output-filter.js';
 import { brotliPrecompressed, brotliStaticOf } from './brotli-static.js';
 import { gzipStaticOf, precompressed, type GzipStatic } from './gzip-static.js';
 import { aliasLocationOf, documentRootOf, type DisableSymlinks, type IfModifiedSince } from './static-module.js';
@@ -409,7 +410,7 @@ async function staticFile(ctx: StaticContext, file?: string): Promise<StaticOutc
   const rangesAllowed = files.maxRanges !== 0 && request.statusOverride === undefined && ctx.encodes?.(['Content-Type', contentType, ...encoded], size) !== true;
   if (rangesAllowed && rangeHeader !== undefined && rangeHeader.length >= 7 && rangeHeader.slice(0, 6).toLowerCase() === 'bytes=') {
     const ifRange = request.header('if-range');
-    if (ifRange === undefined || ifRangeMatches(ifRange, etag, mtime)) {
+    if (ifRange === undefined || ifRangeMatchesSent(ifRange, ctx, ['Content-Type', contentType, 'Last-Modified', lastModified, ...(etag === undefined ? [] : ['ETag', etag]), ...encoded])) {
       const decision = parseRange(rangeHeader, size, files.maxRanges);
       if (decision.kind === 'unsatisfiable') {
         handle.release();
@@ -500,4 +501,16 @@ async function sendParts(ctx: StaticContext, handle: OpenedFile, ranges: readonl
   } finally {
     handle.release();
   }
+}
+
+/**
+ * If-Range as ngx_http_range_parse() judges it, after the headers filter: against the ETag and
+ * Last-Modified the response goes out with, so that `add_header Last-Modified` (or an empty one,
+ * which no date matches) decides, as it does in nginx. `headers` are the 200's, before add_header.
+ */
+function ifRangeMatchesSent(ifRange: string, ctx: StaticContext, headers: string[]): boolean {
+  ctx.headers(200, headers);
+  const lastModified = headerOf(headers, 'last-modified');
+  const time = lastModified === undefined ? Number.NaN : Date.parse(lastModified);
+  return ifRangeMatches(ifRange, headerOf(headers, 'etag'), Number.isNaN(time) ? -1 : Math.floor(time / 1000));
 }

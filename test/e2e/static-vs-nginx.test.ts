@@ -106,6 +106,8 @@ http {
         location /owner-from/ { alias ${files.path}/linkroot/; disable_symlinks if_not_owner from=${files.path}/linkroot; }
         location /cached/ { alias ${www}/; open_file_cache max=10 inactive=60s; open_file_cache_valid 1h; open_file_cache_errors on; }
         location /threads/ { alias ${www}/; aio threads; }
+        location /lm/ { alias ${www}/; add_header Last-Modified "Mon, 28 Sep 1970 06:00:00 GMT"; }
+        location /nolm/ { alias ${www}/; add_header Last-Modified ""; }
     }
 }
 `;
@@ -147,6 +149,10 @@ http {
     ['GET', '/big.bin', { range: `bytes=${Array.from({ length: 500 }, (_, i) => `${i * 300}-${i * 300 + 10}`).join(',')}` }],
     ['GET', '/few/a.txt', { range: 'bytes=0-1,3-4,6-7' }],
     ['GET', '/a.txt', { range: 'bytes=0-4', 'if-range': '"nope"' }],
+    // If-Range is judged against the Last-Modified that add_header leaves (ngx_http_range_parse() after the headers filter).
+    ['GET', '/lm/a.txt', { range: 'bytes=0-4', 'if-range': 'Mon, 28 Sep 1970 06:00:00 GMT' }],
+    ['GET', '/lm/a.txt', { range: 'bytes=0-4', 'if-range': 'Tue, 29 Sep 1970 06:00:00 GMT' }],
+    ['GET', '/nolm/a.txt', { range: 'bytes=0-4', 'if-range': 'Mon, 28 Sep 1970 06:00:00 GMT' }],
     ['GET', '/a.txt', { 'if-none-match': '"5f5e1000-2d"' }],
     ['GET', '/a.txt', { 'if-none-match': '"other"' }],
     ['GET', '/a.txt', { 'if-modified-since': new Date(1_600_000_000_000).toUTCString() }],
