@@ -20,7 +20,7 @@ import type { OpenFileCache, OpenFileCacheUse, OpenFileCaches } from './open-fil
 import { conditionalStatus } from './not-modified-filter.js';
 import { ifRangeMatches, multipartOf, parseRange, type ByteRange } from './range-filter.js';
 import type { HttpRequest } from './request.js';
-import { headerOf } from './output-filter.js';
+import { FilteredExchange, headerOf } from './output-filter.js';
 import { brotliPrecompressed, brotliStaticOf } from './brotli-static.js';
 import { gzipStaticOf, precompressed, type GzipStatic } from './gzip-static.js';
 import { aliasLocationOf, documentRootOf, type DisableSymlinks, type IfModifiedSince } from './static-module.js';
@@ -325,13 +325,15 @@ async function autoindex(ctx: StaticContext, settings: AutoindexSettings): Promi
     return fileError(ctx, 'opendir', path, err);
   }
   const type = settings.format === 'json' || (settings.format === 'jsonp' && callback === '') ? 'application/json' : settings.format === 'jsonp' ? 'application/javascript' : settings.format === 'xml' ? 'text/xml; charset=utf-8' : 'text/html';
-  const body = renderAutoindex(request.uri, sortEntries(entries), settings, callback);
   const headers = ['Content-Type', type];
   ctx.headers(200, headers);
   request.status = 200;
-  // nginx sends the listing without a Content-Length (its header goes out before the body is built).
+  // nginx sends the listing without a Content-Length (its header goes out before the body is built),
+  // and counts names in characters when the charset filter made it utf-8.
   exchange.writeHead(200, headers, 'chunked');
-  exchange.end(Buffer.from(body, 'latin1'));
+  const sent = exchange instanceof FilteredExchange ? headerOf(exchange.sentHeaders ?? headers, 'content-type') : type;
+  const utf8 = /;\s*charset=utf-8$/i.test(sent ?? '');
+  exchange.end(Buffer.from(renderAutoindex(request.uri, sortEntries(entries), settings, callback, utf8), 'latin1'));
   return { kind: 'sent' };
 }
 
