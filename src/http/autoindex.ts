@@ -81,12 +81,26 @@ function htmlSize(entry: AutoindexEntry, exact: boolean): string {
   return scale === '' ? ` ${String(size).padStart(6)}` : `${String(size).padStart(6)}${scale}`;
 }
 
-function htmlEntry(entry: AutoindexEntry, settings: AutoindexSettings): string {
-  // hitless sends no charset for listings, so names are counted in bytes as nginx does then.
+/**
+ * A name's characters (each as its bytes) when the listing goes out as utf-8 and the name is valid
+ * UTF-8 with a byte over 0x7f, as ngx_utf8_length() counts them; else undefined, and bytes count.
+ */
+function utf8Characters(name: string): string[] | undefined {
+  if (!/[\x80-\xff]/.test(name)) return undefined;
+  const bytes = Buffer.from(name, 'latin1');
+  const text = bytes.toString('utf8');
+  if (!Buffer.from(text, 'utf8').equals(bytes)) return undefined;
+  return Array.from(text, (c) => Buffer.from(c, 'utf8').toString('latin1'));
+}
+
+function htmlEntry(entry: AutoindexEntry, settings: AutoindexSettings, utf8: boolean): string {
   let line = `<a href="${escapeUriComponent(entry.name)}${entry.dir ? '/' : ''}">`;
-  const len = entry.name.length;
+  // ngx_http_autoindex_html(): with a utf-8 charset, names are counted and cut in characters.
+  const characters = utf8 ? utf8Characters(entry.name) : undefined;
+  const len = characters?.length ?? entry.name.length;
   if (len > NAME_LEN) {
-    line += `${escapeHtml(entry.name.slice(0, NAME_LEN - 3))}..&gt;</a>`;
+    const cut = characters === undefined ? entry.name.slice(0, NAME_LEN - 3) : characters.slice(0, NAME_LEN - 3).join('');
+    line += `${escapeHtml(cut)}..&gt;</a>`;
   } else {
     line += `${escapeHtml(entry.name)}${entry.dir ? '/' : ''}</a>`;
     const width = len + (entry.dir ? 1 : 0);
@@ -121,7 +135,7 @@ function xmlTime(mtime: number): string {
 }
 
 /** The listing body (a byte string) of directory `uri`; `callback` for jsonp. */
-export function renderAutoindex(uri: string, entries: readonly AutoindexEntry[], settings: AutoindexSettings, callback: string): string {
+export function renderAutoindex(uri: string, entries: readonly AutoindexEntry[], settings: AutoindexSettings, callback: string, utf8 = false): string {
   switch (settings.format) {
     case 'json':
     case 'jsonp': {
@@ -143,7 +157,7 @@ export function renderAutoindex(uri: string, entries: readonly AutoindexEntry[],
     default: {
       const title = escapeHtml(uri);
       let out = `<html>\r\n<head><title>Index of ${title}</title></head>\r\n<body>\r\n<h1>Index of ${title}</h1><hr><pre><a href="../">../</a>\r\n`;
-      for (const entry of entries) out += htmlEntry(entry, settings);
+      for (const entry of entries) out += htmlEntry(entry, settings, utf8);
       return `${out}</pre><hr></body>\r\n</html>\r\n`;
     }
   }

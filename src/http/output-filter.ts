@@ -94,6 +94,7 @@ export class FilteredExchange implements HttpExchange {
   #first: Transform | undefined;
   #last: Transform | undefined;
   #trailers: readonly string[] | undefined;
+  #sentHeaders: readonly string[] | undefined;
 
   constructor(inner: HttpExchange, request: HttpRequest) {
     this.#inner = inner;
@@ -158,6 +159,10 @@ export class FilteredExchange implements HttpExchange {
   set chunkedAllowed(value: boolean) {
     this.#inner.chunkedAllowed = value;
   }
+  /** The response headers as the level's filters left them (undefined when no filter saw them: as written). */
+  get sentHeaders(): readonly string[] | undefined {
+    return this.#sentHeaders;
+  }
   /** What the client has not taken yet, the bytes waiting inside the filters included. */
   get pendingBytes(): number {
     const first = this.#first;
@@ -200,6 +205,7 @@ export class FilteredExchange implements HttpExchange {
       head.status = status;
       head.framing = framing;
     }
+    this.#sentHeaders = head.headers;
     if (transforms.length > 0 && framing === 'raw') transforms.unshift(dechunk());
     // Paced last, as nginx's write filter is: the bytes as they go to the client (a raw chunked body as it is).
     if (pacer !== undefined) transforms.push(pacer);

@@ -43,10 +43,13 @@ export function parseServerNames(args: readonly string[], ctx: DirectiveContext,
   return names;
 }
 
-/** `$server_name`: the first name, without the leading dot of `.example.com`. */
+/** `$server_name`: the first name, without the leading dot of `.example.com`; a regex with its `~`. */
 export function primaryServerName(names: readonly ServerName[]): string {
-  const first = names[0]?.name ?? '';
-  return first.startsWith('.') ? first.slice(1) : first;
+  const first = names[0];
+  if (first === undefined) return '';
+  // ngx_http_core_merge_srv_conf(): a regex keeps its "~", a ".example.com" loses its dot.
+  if (first.kind === 'regex') return `~${first.name}`;
+  return first.name.startsWith('.') ? first.name.slice(1) : first.name;
 }
 
 /** The server chosen for a request, and the captures of the regex name that chose it, if any. */

@@ -20,6 +20,7 @@ import type { OpenFileCache, OpenFileCacheUse, OpenFileCaches } from './open-fil
 import { conditionalStatus } from './not-modified-filter.js';
 import { ifRangeMatches, multipartOf, parseRange, type ByteRange } from './range-filter.js';
 import type { HttpRequest } from './request.js';
+import { FilteredExchange, headerOf } from './output-filter.js';
 import { brotliPrecompressed, brotliStaticOf } from './brotli-static.js';
 import { gzipStaticOf, precompressed, type GzipStatic } from './gzip-static.js';
 import { aliasLocationOf, documentRootOf, type DisableSymlinks, type IfModifiedSince } from './static-module.js';
@@ -324,13 +325,15 @@ async function autoindex(ctx: StaticContext, settings: AutoindexSettings): Promi
     return fileError(ctx, 'opendir', path, err);
   }
   const type = settings.format === 'json' || (settings.format === 'jsonp' && callback === '') ? 'application/json' : settings.format === 'jsonp' ? 'application/javascript' : settings.format === 'xml' ? 'text/xml; charset=utf-8' : 'text/html';
-  const body = renderAutoindex(request.uri, sortEntries(entries), settings, callback);
   const headers = ['Content-Type', type];
   ctx.headers(200, headers);
   request.status = 200;
-  // nginx sends the listing without a Content-Length (its header goes out before the body is built).
+  // nginx sends the listing without a Content-Length (its header goes out before the body is built),
+  // and counts names in characters when the charset filter made it utf-8.
   exchange.writeHead(200, headers, 'chunked');
-  exchange.end(Buffer.from(body, 'latin1'));
+  const sent = exchange instanceof FilteredExchange ? headerOf(exchange.sentHeaders ?? headers, 'content-type') : type;
+  const utf8 = /;\s*charset=utf-8$/i.test(sent ?? '');
+  exchange.end(Buffer.from(renderAutoindex(request.uri, sortEntries(entries), settings, callback, utf8), 'latin1'));
   return { kind: 'sent' };
 }
 
@@ -409,7 +412,7 @@ async function staticFile(ctx: StaticContext, file?: string): Promise<StaticOutc
   const rangesAllowed = files.maxRanges !== 0 && request.statusOverride === undefined && ctx.encodes?.(['Content-Type', contentType, ...encoded], size) !== true;
   if (rangesAllowed && rangeHeader !== undefined && rangeHeader.length >= 7 && rangeHeader.slice(0, 6).toLowerCase() === 'bytes=') {
     const ifRange = request.header('if-range');
-    if (ifRange === undefined || ifRangeMatches(ifRange, etag, mtime)) {
+    if (ifRange === undefined || ifRangeMatchesSent(ifRange, ctx, ['Content-Type', contentType, 'Last-Modified', lastModified, ...(etag === undefined ? [] : ['ETag', etag]), ...encoded])) {
       const decision = parseRange(rangeHeader, size, files.maxRanges);
       if (decision.kind === 'unsatisfiable') {
         handle.release();
@@ -500,4 +503,16 @@ async function sendParts(ctx: StaticContext, handle: OpenedFile, ranges: readonl
   } finally {
     handle.release();
   }
+}
+
+/**
+ * If-Range as ngx_http_range_parse() judges it, after the headers filter: against the ETag and
+ * Last-Modified the response goes out with, so that `add_header Last-Modified` (or an empty one,
+ * which no date matches) decides, as it does in nginx. `headers` are the 200's, before add_header.
+ */
+function ifRangeMatchesSent(ifRange: string, ctx: StaticContext, headers: string[]): boolean {
+  ctx.headers(200, headers);
+  const lastModified = headerOf(headers, 'last-modified');
+  const time = lastModified === undefined ? Number.NaN : Date.parse(lastModified);
+  return ifRangeMatches(ifRange, headerOf(headers, 'etag'), Number.isNaN(time) ? -1 : Math.floor(time / 1000));
 }

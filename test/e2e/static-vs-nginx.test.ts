@@ -70,6 +70,13 @@ describe('static files: hitless and nginx side by side', () => {
       'outside/secret.txt': 'outside',
       'aliased/z.txt': 'z',
     });
+    // Long UTF-8 names, cut in characters under a utf-8 charset (ngx_http_autoindex_html()).
+    const u8 = join(files.path, 'www/u8');
+    mkdirSync(u8);
+    for (const name of [`long-${'\u0444'.repeat(45)}`, `esc-<>&-${'\u0444'.repeat(45)}`, `short-${'\u0444'.repeat(3)}`]) {
+      writeFileSync(join(u8, name), '');
+      utimesSync(join(u8, name), 1_600_000_000, 1_600_000_000);
+    }
     writeFileSync(join(files.path, 'www/big.bin'), Buffer.alloc(200_000, 'xyz'));
     symlinkSync(join(files.path, 'outside/secret.txt'), join(files.path, 'www/link.txt'));
     writeFileSync(join(files.path, 'www/ofc.txt'), 'first\n');
@@ -94,6 +101,8 @@ http {
         listen 127.0.0.1:${port};
         root ${www};
         location /dir/ { autoindex on; }
+        location /u8/ { autoindex on; charset utf-8; }
+        location /u8bytes/ { alias ${www}/u8/; autoindex on; }
         location /json/ { alias ${www}/dir/; autoindex on; autoindex_format json; }
         location /xml/ { alias ${www}/dir/; autoindex on; autoindex_format xml; }
         location /nolinks/ { alias ${www}/; disable_symlinks on; }
@@ -106,6 +115,8 @@ http {
         location /owner-from/ { alias ${files.path}/linkroot/; disable_symlinks if_not_owner from=${files.path}/linkroot; }
         location /cached/ { alias ${www}/; open_file_cache max=10 inactive=60s; open_file_cache_valid 1h; open_file_cache_errors on; }
         location /threads/ { alias ${www}/; aio threads; }
+        location /lm/ { alias ${www}/; add_header Last-Modified "Mon, 28 Sep 1970 06:00:00 GMT"; }
+        location /nolm/ { alias ${www}/; add_header Last-Modified ""; }
     }
 }
 `;
@@ -147,6 +158,12 @@ http {
     ['GET', '/big.bin', { range: `bytes=${Array.from({ length: 500 }, (_, i) => `${i * 300}-${i * 300 + 10}`).join(',')}` }],
     ['GET', '/few/a.txt', { range: 'bytes=0-1,3-4,6-7' }],
     ['GET', '/a.txt', { range: 'bytes=0-4', 'if-range': '"nope"' }],
+    ['GET', '/u8/', {}],
+    ['GET', '/u8bytes/', {}],
+    // If-Range is judged against the Last-Modified that add_header leaves (ngx_http_range_parse() after the headers filter).
+    ['GET', '/lm/a.txt', { range: 'bytes=0-4', 'if-range': 'Mon, 28 Sep 1970 06:00:00 GMT' }],
+    ['GET', '/lm/a.txt', { range: 'bytes=0-4', 'if-range': 'Tue, 29 Sep 1970 06:00:00 GMT' }],
+    ['GET', '/nolm/a.txt', { range: 'bytes=0-4', 'if-range': 'Mon, 28 Sep 1970 06:00:00 GMT' }],
     ['GET', '/a.txt', { 'if-none-match': '"5f5e1000-2d"' }],
     ['GET', '/a.txt', { 'if-none-match': '"other"' }],
     ['GET', '/a.txt', { 'if-modified-since': new Date(1_600_000_000_000).toUTCString() }],

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { ConfBlockView } from '../../src/conf/registry.js';
 import { serversOf } from '../../src/http/core-module.js';
-import { VirtualHosts } from '../../src/http/server-names.js';
+import { primaryServerName, VirtualHosts } from '../../src/http/server-names.js';
 import { errorOf, load } from './helpers.js';
 
 /** Builds the name tables of one address from `server { server_name ...; }` blocks; servers are told apart by index. */
@@ -119,5 +119,12 @@ describe('server_name: nginx error messages', () => {
 
   it('accepts (?P<name>) captures, as PCRE does', () => {
     assert.doesNotThrow(() => load('http { server { server_name ~^(?P<sub>\\w+)\\.example\\.com$; } }'));
+  });
+
+  it('$server_name is the first name: a regex with its "~", ".example.com" without its dot', () => {
+    const first = (names: string): string => primaryServerName(load(`http { server { server_name ${names}; } }`).main.child('http')?.child('server')?.get('server_name') ?? []);
+    assert.equal(first('~^EXAMPLE\\.COM$ other'), '~^EXAMPLE\\.COM$');
+    assert.equal(first('.example.com'), 'example.com');
+    assert.equal(first('www.Example.com'), 'www.example.com');
   });
 });
