@@ -145,7 +145,8 @@ export class HttpRuntime {
     const tls = this.#generation.tlsFor(hosts);
     if (tls !== undefined) {
       const handshake = new TlsHandshake(socket, tls, hosts.defaultServer.level.clientHeaderTimeoutMs, (sock, outcome) => {
-        if (outcome === 'h2') this.#serveH2(sock, hosts, proxied);
+        // HTTP/2 over TLS: its preface too may come alone, before a first frame nghttp2 refuses (preface.ts).
+        if (outcome === 'h2') this.#tracker.add(new ClientConnection(new PrefaceSniffer(sock, hosts.defaultServer.level.clientHeaderTimeoutMs, (s, _http2, transport) => this.#serveH2(s, hosts, proxied, transport), true), hosts));
         else this.#serveH1(sock, hosts, { plainHttp: outcome === 'plain', proxied });
       });
       this.#tracker.add(new ClientConnection(handshake, hosts));

@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import type { ClientHttp2Session } from 'node:http2';
 import { connect, type Socket } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
+import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import { errorOf, load, RawClient, recordingLog, serve, type Served } from './helpers.js';
 import { h2connect, h2request } from './h2-client.js';
@@ -47,6 +49,7 @@ class FrameReader {
   }
 }
 
+const TLS = fileURLToPath(new URL('../../../test/fixtures/tls/', import.meta.url));
 const PREFACE = 'PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n';
 const SETTINGS_ACK = Buffer.from([0, 0, 0, 0x4, 0x1, 0, 0, 0, 0]);
 
@@ -75,6 +78,12 @@ describe('max_headers, and HTTP/2 clients that wait for the server before their 
         }
         server {
           listen 127.0.0.1:8081 http2;
+          location / { return 200 "ok"; }
+        }
+        server {
+          listen 127.0.0.1:8443 ssl http2;
+          ssl_certificate ${TLS}a-rsa.fullchain.crt;
+          ssl_certificate_key ${TLS}a-rsa.key;
           location / { return 200 "ok"; }
         }
       }`,
@@ -131,8 +140,8 @@ describe('max_headers, and HTTP/2 clients that wait for the server before their 
     assert.equal((await h2request(s, '/', { headers: many })).status, 200);
   });
 
-  it('a client that sends the preface alone, waits for SETTINGS and WINDOW_UPDATE, then ACKs first, is served', async () => {
-    const socket = connect(port('127.0.0.1:8081'), '127.0.0.1');
+  /** nginx's Perl HTTP/2 client: the preface alone, then, once the server's SETTINGS and WINDOW_UPDATE came, the ACK first. */
+  const ackFirst = async (socket: Socket): Promise<void> => {
     sockets.push(socket);
     const reader = new FrameReader(socket);
     socket.write(PREFACE);
@@ -149,5 +158,16 @@ describe('max_headers, and HTTP/2 clients that wait for the server before their 
     // :status 200 is index 8 of HPACK's static table.
     assert.equal(response.payload[0], 0x88);
     assert.ok(!frames.some((frame) => frame.type === 0x7), 'no GOAWAY');
+  };
+
+  it('a client that sends the preface alone, waits for SETTINGS and WINDOW_UPDATE, then ACKs first, is served', async () => {
+    await ackFirst(connect(port('127.0.0.1:8081'), '127.0.0.1'));
+  });
+
+  it('the same over TLS with ALPN h2', async () => {
+    const socket = tlsConnect({ host: '127.0.0.1', port: port('127.0.0.1:8443'), servername: 'a.test', ALPNProtocols: ['h2'], rejectUnauthorized: false });
+    await new Promise<void>((resolve, reject) => socket.once('secureConnect', resolve).once('error', reject));
+    assert.equal(socket.alpnProtocol, 'h2');
+    await ackFirst(socket);
   });
 });

@@ -78,6 +78,8 @@ const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 // Field values may hold HTAB, SP, visible ASCII and obs-text, never other control characters.
 const BAD_VALUE = /[\x00-\x08\x0a-\x1f\x7f]/;
 const REQUEST_LINE = /^([!#$%&'*+\-.^_`|~0-9A-Za-z]+) ([^\x00-\x20\x7f]+) HTTP\/(\d)\.(\d)$/;
+// ngx_http_parse_request_line(): a scheme of letters, digits, "+", "-" and ".", then "://".
+const ABSOLUTE_TARGET = /^[A-Za-z][A-Za-z0-9+.-]*:\/\//;
 const STATUS_LINE = /^HTTP\/(\d)\.(\d) (\d{3})(?: ([^\x00-\x08\x0a-\x1f\x7f]*))?$/;
 
 interface Lines {
@@ -267,6 +269,10 @@ export function parseRequestHead(buf: Buffer, offset = 0, limits: HeadLimits = D
   const start = split.lines[0] as string;
   const match = REQUEST_LINE.exec(start);
   if (match === null) throw new HttpParseError(400, 'client sent invalid request');
+  // ngx_http_parse_request_line() reads the target before the version: one that is neither a path
+  // nor an absolute URI (`*`, as in the HTTP/2 preface sent to an HTTP/1 port) is a 400 first.
+  const target = match[2] as string;
+  if (target.charCodeAt(0) !== 0x2f && match[1] !== 'CONNECT' && !ABSOLUTE_TARGET.test(target)) throw new HttpParseError(400, 'client sent invalid request');
   const major = Number(match[3]);
   if (major !== 1) throw new HttpParseError(major > 1 ? 505 : 400, 'client sent unsupported HTTP version');
   const versionMinor: 0 | 1 = match[4] === '0' ? 0 : 1;

@@ -27,14 +27,20 @@ export type ProtocolChoice = (socket: Socket, http2: boolean, transport?: Duplex
 export class PrefaceSniffer extends PendingConnection {
   readonly socket: Socket;
   readonly #choose: ProtocolChoice;
+  readonly #http2Only: boolean;
   #buf: Buffer | undefined;
   readonly #unwatch: () => void;
 
-  /** `timeoutMs` bounds the wait for the first bytes (nginx's client_header_timeout). */
-  constructor(socket: Socket, timeoutMs: number, choose: ProtocolChoice) {
+  /**
+   * `timeoutMs` bounds the wait for the first bytes (nginx's client_header_timeout). `http2Only`:
+   * the socket speaks HTTP/2 whatever it sends (TLS that negotiated h2): other bytes go to
+   * node:http2 too, which refuses them; the sniffer is there for a preface that comes alone.
+   */
+  constructor(socket: Socket, timeoutMs: number, choose: ProtocolChoice, http2Only = false) {
     super();
     this.socket = socket;
     this.#choose = choose;
+    this.#http2Only = http2Only;
     this.#unwatch = this.watchFirstBytes(socket, timeoutMs, (chunk) => this.#read(chunk));
   }
 
@@ -42,7 +48,7 @@ export class PrefaceSniffer extends PendingConnection {
     const buf = this.#buf === undefined ? chunk : Buffer.concat([this.#buf, chunk]);
     this.#buf = buf;
     const n = Math.min(buf.length, CONNECTION_PREFACE.length);
-    if (buf.compare(CONNECTION_PREFACE, 0, n, 0, n) !== 0) this.#handOff(false);
+    if (buf.compare(CONNECTION_PREFACE, 0, n, 0, n) !== 0) this.#handOff(this.#http2Only);
     else if (n === CONNECTION_PREFACE.length) this.#handOff(true);
   }
 

@@ -79,6 +79,9 @@ describe('request heads', () => {
       ['a malformed request line', 'GET  / HTTP/1.1\r\nHost: a\r\n\r\n', 400, /invalid request/],
       ['a space in the target', 'GET /a b HTTP/1.1\r\nHost: a\r\n\r\n', 400, /invalid request/],
       ['HTTP/2.0 over HTTP/1', 'GET / HTTP/2.0\r\nHost: a\r\n\r\n', 505, /unsupported HTTP version/],
+      // The target is read before the version: the HTTP/2 preface sent to an HTTP/1 port is a 400, as nginx answers.
+      ['the HTTP/2 preface', 'PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 400, /client sent invalid request/],
+      ['a target neither a path nor absolute', 'GET * HTTP/1.1\r\nHost: a\r\n\r\n', 400, /client sent invalid request/],
       ['TRACE', 'TRACE / HTTP/1.1\r\nHost: a\r\n\r\n', 405, /TRACE method/],
     ];
     for (const [name, text, status, message] of cases) {
