@@ -75,6 +75,11 @@ export class AccessLogFile {
     }
   }
 
+  /** Writes the lines an unbuffered log queued for the next turn now; a `buffer=` log keeps its buffer, as nginx's does. */
+  settle(): void {
+    if (this.#buffer === undefined) this.flush();
+  }
+
   /** Writes every queued line now. */
   flush(): void {
     this.#scheduled = false;
@@ -225,7 +230,8 @@ class VariableLogPath<C> {
 
 /** One `access_log` line ready to run, for requests (or stream sessions, `C`). */
 export interface AccessLogger<C = HttpRequest> {
-  readonly file: { write(line: string, request: C): void };
+  /** `settle`: an unbuffered line queued for the next turn of the event loop, written now (a path with variables writes at once). */
+  readonly file: { write(line: string, request: C): void; settle?(): void };
   readonly format: CompiledTemplate<C>;
   readonly condition: CompiledTemplate<C> | undefined;
 }
@@ -307,12 +313,14 @@ export class AccessLogs<C = HttpRequest> {
 }
 
 /** Writes one request's (or session's) lines (nginx's log phase). */
-export function logRequest<C>(loggers: readonly AccessLogger<C>[], request: C): void {
+export function logRequest<C>(loggers: readonly AccessLogger<C>[], request: C, now = false): void {
   for (const logger of loggers) {
     if (logger.condition !== undefined) {
       const value = logger.condition(request);
       if (value === '' || value === '0') continue;
     }
     logger.file.write(`${logger.format(request)}\n`, request);
+    // An unbuffered line otherwise waits for the next turn, to share one write(2) with its neighbours.
+    if (now) logger.file.settle?.();
   }
 }

@@ -76,7 +76,9 @@ export class RequestHandler {
       if (exchange.aborted && !exchange.headersSent && request.status !== 444) request.status = 499;
       request.completed = !exchange.aborted;
       request.bodyBytesSent = exchange.bodyBytesSent;
-      logRequest(level.accessLogs, request);
+      // nginx logs in ngx_http_free_request(), before it closes the connection: a client that sees
+      // the close finds the line written.
+      logRequest(level.accessLogs, request, !exchange.keepAlive);
       channels.requestFinish.publishLazy(() => ({ protocol: 'http', request }));
     });
     try {

@@ -8,6 +8,7 @@
  * stream block's taking their sessions' lines.
  */
 import assert from 'node:assert/strict';
+import { once } from 'node:events';
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createConnection } from 'node:net';
 import { join } from 'node:path';
@@ -65,6 +66,7 @@ http {
         server_name a.test b.test c.test;
         root ${dir}/html;
         location /per-host { access_log logs/host-$host.log t; return 200 "ok\\n"; }
+        location /closing { access_log logs/closing.log t; return 200 "ok\\n"; }
         location /gz { access_log logs/gz.log t gzip=6 buffer=64; return 200 "ok\\n"; }
         location /missing { error_log logs/missing.log info; }
         location /noroot { root ${dir}/absent; access_log logs/noroot-$host.log t; return 200 "ok\\n"; }
@@ -83,6 +85,20 @@ http {
 
   after(async () => {
     await pair?.stop();
+  });
+
+  it('has written the line when the client sees the connection close, as nginx logs before it closes', async () => {
+    for (const name of SERVERS) {
+      for (let i = 1; i <= 20; i++) {
+        const socket = createConnection(pair.ports[name], '127.0.0.1');
+        socket.on('data', () => undefined);
+        socket.end(`GET /closing/${i} HTTP/1.0\r\nHost: a.test\r\n\r\n`);
+        await once(socket, 'close');
+        // Read at once: no turn of hitless's event loop can be waited for from here.
+        const lines = readFileSync(logOf(name, 'closing.log'), 'latin1').trim().split('\n');
+        assert.equal(lines[lines.length - 1], `a.test GET /closing/${i} 200`, `${name}, request ${i}`);
+      }
+    }
   });
 
   it('writes one file per host from a path with variables, through an LRU of 2 descriptors for 3 hosts', async () => {
