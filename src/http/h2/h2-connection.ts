@@ -253,7 +253,7 @@ export class H2Connection implements H2Session {
     if (this.#keepaliveTimeoutMs === 0 || this.requests >= this.#keepaliveRequests || Date.now() - this.#startedAt > this.#keepaliveTimeMs) this.#goAway();
     const endStream = (flags & constants.NGHTTP2_FLAG_END_STREAM) !== 0;
     const exchange = new H2Exchange(this, stream, requestLineOf(rawHeaders), endStream);
-    if (countedFields(rawHeaders) > this.#maxHeaders) {
+    if (exchange.head.counted > this.#maxHeaders) {
       this.#onError?.(new HttpParseError(494, 'client sent too many header lines'));
       exchange.respond(wireStatus(494), ['content-type', 'text/html'], this.#errorPage(494));
       return;
@@ -365,14 +365,4 @@ export class H2Connection implements H2Session {
     this.#disarm();
     for (const listener of this.#closeListeners.splice(0)) listener();
   }
-}
-
-/** The fields ngx_http_v2_state_process_header() counts against max_headers: neither pseudo-headers nor cookie crumbs. */
-function countedFields(raw: readonly string[]): number {
-  let count = 0;
-  for (let i = 0; i < raw.length; i += 2) {
-    const name = raw[i] as string;
-    if (name.charCodeAt(0) !== 0x3a && name !== 'cookie') count++;
-  }
-  return count;
 }

@@ -32,6 +32,8 @@ export interface H2RequestLine extends RequestLine {
   readonly versionMajor: 2;
   /** The declared body length (`content-length`), or -1. */
   readonly contentLength: number;
+  /** The fields `max_headers` counts (ngx_http_v2_state_process_header()): neither pseudo-headers nor cookie crumbs. */
+  readonly counted: number;
 }
 
 /**
@@ -45,6 +47,7 @@ export function requestLineOf(raw: readonly string[]): H2RequestLine {
   let authority: string | undefined;
   let cookie: string | undefined;
   let contentLength = -1;
+  let counted = 0;
   const headers: string[] = [];
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i] as string;
@@ -59,6 +62,7 @@ export function requestLineOf(raw: readonly string[]): H2RequestLine {
       cookie = cookie === undefined ? value : `${cookie}; ${value}`;
       continue;
     }
+    counted++;
     if (name === 'host' && authority !== undefined) continue;
     if (name === 'content-length') contentLength = /^\d{1,15}$/.test(value) ? Number(value) : -1;
     headers.push(name, value);
@@ -68,7 +72,7 @@ export function requestLineOf(raw: readonly string[]): H2RequestLine {
     headers.unshift('host', authority);
   }
   if (cookie !== undefined) headers.push('cookie', cookie);
-  return { method, target, versionMinor: 1, versionMajor: 2, headers, contentLength };
+  return { method, target, versionMinor: 1, versionMajor: 2, headers, contentLength, counted };
 }
 
 const CUT_SHORT = new Error('the response was cut short');

@@ -49,15 +49,16 @@ export class PrefaceSniffer extends PendingConnection {
     this.#buf = buf;
     const n = Math.min(buf.length, CONNECTION_PREFACE.length);
     if (buf.compare(CONNECTION_PREFACE, 0, n, 0, n) !== 0) this.#handOff(this.#http2Only);
-    else if (n === CONNECTION_PREFACE.length) this.#handOff(true);
+    else if (n === CONNECTION_PREFACE.length) this.#handOff(true, buf.length === n);
   }
 
-  #handOff(http2: boolean): void {
+  /** `prefaceAlone`: the bytes read are the preface and nothing more. */
+  #handOff(http2: boolean, prefaceAlone = false): void {
     const socket = this.socket;
     this.#unwatch();
     socket.pause();
     // The preface alone: the client may be waiting for the server's SETTINGS before it sends its own.
-    if (http2 && this.#buf?.length === CONNECTION_PREFACE.length) {
+    if (prefaceAlone) {
       this.#buf = undefined;
       this.#choose(socket, true, new FirstFrameShim(socket));
       this.finish();
