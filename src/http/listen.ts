@@ -87,7 +87,10 @@ type PortRange = readonly [first: number, last: number];
 
 function parsePortRange(text: string, invalid: (what: string) => never): PortRange {
   const dash = text.indexOf('-');
-  if (dash === -1) return [parsePort(text) ?? invalid('invalid port'), 0];
+  if (dash === -1) {
+    const port = parsePort(text) ?? invalid('invalid port');
+    return [port, port];
+  }
   const last = parsePort(text.slice(dash + 1)) ?? invalid('invalid port');
   const first = parsePort(text.slice(0, dash)) ?? invalid('invalid port');
   if (first > last) invalid('invalid port range');
@@ -98,7 +101,7 @@ function parsePortRange(text: string, invalid: (what: string) => never): PortRan
 function eachPort(range: PortRange, address: (port: number) => Address): Address[] {
   const [first, last] = range;
   const addresses: Address[] = [];
-  for (let port = first; port <= Math.max(first, last); port++) addresses.push(address(port));
+  for (let port = first; port <= last; port++) addresses.push(address(port));
   return addresses;
 }
 
@@ -116,7 +119,7 @@ function parseListenAddress(url: string, defaultPort: number, fail: (reason: str
     if (close === -1) invalid('invalid host');
     const rest = url.slice(close + 1);
     if (rest.includes('/')) invalid('invalid host');
-    let ports: PortRange = [defaultPort, 0];
+    let ports: PortRange = [defaultPort, defaultPort];
     if (rest.length > 0) {
       if (!rest.startsWith(':')) invalid('invalid host');
       ports = parsePortRange(rest.slice(1), invalid);
@@ -129,7 +132,7 @@ function parseListenAddress(url: string, defaultPort: number, fail: (reason: str
   if (url.includes('/') || url.includes('?')) invalid('invalid host');
   const colon = url.indexOf(':');
   let host = url;
-  let ports: PortRange = [defaultPort, 0];
+  let ports: PortRange = [defaultPort, defaultPort];
   if (colon !== -1) {
     ports = parsePortRange(url.slice(colon + 1), invalid);
     host = url.slice(0, colon);
