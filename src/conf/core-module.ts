@@ -6,6 +6,7 @@ import { availableParallelism } from 'node:os';
 import { isAbsolute, resolve } from 'node:path';
 import { ConfigError } from '../core/errors.js';
 import type { ErrorLogTarget } from '../core/log.js';
+import { isSyslogTarget, parseSyslogTarget } from '../core/syslog.js';
 import { isLogLevel, parseNumber, parseTime, type LogLevel } from '../core/parse.js';
 import { ALL_CONTEXTS, defineDirective, type ConfBlockView, type ConfModule, type DirectiveContext } from './registry.js';
 
@@ -123,16 +124,17 @@ export function prefixed(ctx: { prefix: string }, path: string): string {
 /** Parses `error_log file [level]`, as `ngx_log_set_log()` and `ngx_log_set_levels()` do. */
 export function parseErrorLog(args: readonly string[], ctx: DirectiveContext, previous: readonly ErrorLogTarget[] | undefined): readonly ErrorLogTarget[] {
   const [file = '', ...levels] = args;
-  if (file.startsWith('syslog:') || file.startsWith('memory:')) {
-    ctx.fail(`"${file.slice(0, file.indexOf(':'))}" error log is not supported by hitless`);
-  }
+  if (file.startsWith('memory:')) ctx.fail('"memory" error log is not supported by hitless');
+  const syslog = isSyslogTarget(file) ? parseSyslogTarget(file, (message) => ctx.fail(message)) : undefined;
   let level: LogLevel | undefined;
   for (const name of levels) {
     if (!isLogLevel(name)) ctx.fail(`invalid log level "${name}"`);
     if (level !== undefined) ctx.fail(`duplicate log level "${name}"`);
     level = name;
   }
-  const target: ErrorLogTarget = { file: file === 'stderr' ? 'stderr' : prefixed(ctx, file), level: level ?? 'error' };
+  const target: ErrorLogTarget = syslog !== undefined
+    ? { file, level: level ?? 'error', syslog }
+    : { file: file === 'stderr' ? 'stderr' : prefixed(ctx, file), level: level ?? 'error' };
   return [...(previous ?? []), target];
 }
 
@@ -204,7 +206,7 @@ export const coreModule: ConfModule = {
       contexts: ['main', 'http', 'server', 'location', 'stream', 'stream_server'],
       args: '1+',
       syntax: 'file [level];',
-      summary: 'Where errors are logged (a file or stderr) and the least severe level logged: debug, info, notice, warn, error, crit, alert or emerg. Several may be given on one level. Below main (http, server, location; stream, server) it takes the lines about the requests, or stream sessions, that level answers; a level without one writes to the enclosing level\'s.',
+      summary: 'Where errors are logged (a file, stderr, or syslog:server=address[:port][,facility=][,severity=][,tag=][,nohostname] over UDP; not a unix socket, which Node\'s dgram cannot open) and the least severe level logged: debug, info, notice, warn, error, crit, alert or emerg. Several may be given on one level. Below main (http, server, location; stream, server) it takes the lines about the requests, or stream sessions, that level answers; a level without one writes to the enclosing level\'s.',
       repeatable: true,
       default: (ctx) => [{ file: prefixed(ctx, DEFAULT_ERROR_LOG_PATH), level: 'error' }],
       defaultText: `error_log ${DEFAULT_ERROR_LOG_PATH} error;`,

@@ -7,12 +7,20 @@
 import { closeSync, mkdirSync, openSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { LOG_LEVELS, type LogLevel } from './parse.js';
+import { SyslogSender, type SyslogServer } from './syslog.js';
 
 /** Where an `error_log` writes, and from which level on. */
 export interface ErrorLogTarget {
-  /** An absolute path, or `stderr`. */
+  /** An absolute path, `stderr`, or the `syslog:...` text of a syslog target. */
   readonly file: string;
   readonly level: LogLevel;
+  /** Set for `syslog:server=...`: where the lines go instead of a file. */
+  readonly syslog?: SyslogServer;
+}
+
+/** True when a target writes to a file of its own (not standard error, not syslog). */
+export function isLogFile(target: ErrorLogTarget): boolean {
+  return target.file !== 'stderr' && target.syslog === undefined;
 }
 
 const SEVERITY: Readonly<Record<LogLevel, number>> = Object.fromEntries(LOG_LEVELS.map((level, i) => [level, i])) as Record<LogLevel, number>;
@@ -25,7 +33,9 @@ export function formatErrorLogTime(date: Date): string {
 
 interface OpenTarget {
   readonly target: ErrorLogTarget;
+  /** -1 for a syslog target. */
   fd: number;
+  readonly syslog: SyslogSender | undefined;
 }
 
 /** An error log writing to one or more targets, each with its own least severe level. */
@@ -34,7 +44,11 @@ export class ErrorLog {
 
   /** Opens every target; a file that cannot be opened throws, as nginx refuses to start then. */
   constructor(targets: readonly ErrorLogTarget[]) {
-    this.#targets = targets.map((target) => ({ target, fd: openTarget(target) }));
+    this.#targets = targets.map((target) => ({
+      target,
+      fd: target.syslog === undefined ? openTarget(target) : -1,
+      syslog: target.syslog === undefined ? undefined : new SyslogSender(target.syslog),
+    }));
   }
 
   /** A log that writes to standard error from `level` on (before any configuration is read). */
@@ -48,6 +62,11 @@ export class ErrorLog {
     const line = `${formatErrorLogTime(new Date())} [${level}] ${process.pid}#0: ${connection === undefined ? '' : `*${connection} `}${message}\n`;
     for (const open of this.#targets) {
       if (severity > SEVERITY[open.target.level]) continue;
+      if (open.syslog !== undefined) {
+        // ngx_syslog_writer(): the whole line without its newline, at the line's own severity.
+        open.syslog.sendErrorLine(line.slice(0, -1), severity);
+        continue;
+      }
       try {
         writeSync(open.fd, line);
       } catch {
@@ -73,7 +92,7 @@ export class ErrorLog {
   /** Reopens every file target (SIGUSR1), so that rotated logs are written anew. */
   reopen(): void {
     for (const open of this.#targets) {
-      if (open.target.file === 'stderr') continue;
+      if (!isLogFile(open.target)) continue;
       const fd = openTarget(open.target);
       const old = open.fd;
       open.fd = fd;
@@ -83,7 +102,10 @@ export class ErrorLog {
 
   /** Closes every file target. */
   close(): void {
-    for (const open of this.#targets) if (open.target.file !== 'stderr') closeSync(open.fd);
+    for (const open of this.#targets) {
+      if (open.syslog !== undefined) open.syslog.close();
+      else if (open.target.file !== 'stderr') closeSync(open.fd);
+    }
     this.#targets = [];
   }
 }

@@ -11,6 +11,7 @@ import { gzipSync } from 'node:zlib';
 import { errnoText } from '../core/errno.js';
 import { ConfigError, formatSyscallError } from '../core/errors.js';
 import type { ErrorLog } from '../core/log.js';
+import { SyslogSender, type SyslogServer } from '../core/syslog.js';
 import { compileTemplate, type CompiledTemplate, type Template, type VariableTable } from '../core/variables.js';
 import type { AccessLogSetting, AccessLogTarget, LogEscape, LogFormat, OpenLogFileCache } from './log-module.js';
 import { LogFileCache, openAppend } from './log-file-cache.js';
@@ -228,6 +229,26 @@ class VariableLogPath<C> {
   }
 }
 
+/** An `access_log syslog:...`: each line is one datagram, sent at once (syslog logs are never buffered). */
+class SyslogLog {
+  readonly #sender: SyslogSender;
+  readonly #log: ErrorLog;
+
+  constructor(sender: SyslogSender, log: ErrorLog) {
+    this.#sender = sender;
+    this.#log = log;
+  }
+
+  write(line: string): void {
+    // ngx_http_log_handler(): a failed send is a [warn], and the next line tries again.
+    this.#sender.send(line.endsWith('\n') ? line.slice(0, -1) : line, undefined, () => this.#log.warn('send() to syslog failed'));
+  }
+
+  close(): void {
+    this.#sender.close();
+  }
+}
+
 /** One `access_log` line ready to run, for requests (or stream sessions, `C`). */
 export interface AccessLogger<C = HttpRequest> {
   /** `settle`: an unbuffered line queued for the next turn of the event loop, written now (a path with variables writes at once). */
@@ -241,6 +262,7 @@ export class AccessLogs<C = HttpRequest> {
   readonly #files = new Map<string, AccessLogFile>();
   readonly #formats = new Map<LogFormat, CompiledTemplate<C>>();
   readonly #caches = new Map<OpenLogFileCache, LogFileCache>();
+  readonly #syslogs: SyslogLog[] = [];
   readonly #formatsDefined: readonly LogFormat[];
   readonly #table: VariableTable<C>;
   readonly #log: ErrorLog;
@@ -258,7 +280,8 @@ export class AccessLogs<C = HttpRequest> {
   compile(setting: AccessLogSetting, openCache?: OpenLogFileCache): AccessLogger<C>[] {
     if (setting.off) return [];
     return setting.targets.map((target) => {
-      const file = target.pathTemplate === undefined ? this.#fileFor(target) : this.#variablePath(target.pathTemplate, openCache);
+      const file = target.syslog !== undefined ? this.#syslogFor(target.syslog)
+        : target.pathTemplate === undefined ? this.#fileFor(target) : this.#variablePath(target.pathTemplate, openCache);
       const format = findLogFormat(this.#formatsDefined, target.format);
       if (format === undefined) throw new Error(`unknown log format "${target.format}"`);
       let compiled = this.#formats.get(format);
@@ -269,6 +292,13 @@ export class AccessLogs<C = HttpRequest> {
       const condition = target.condition === undefined ? undefined : compileTemplate(target.condition, this.#table);
       return { file, format: compiled, condition };
     });
+  }
+
+  /** A syslog server: one socket per `access_log` line, as each has its own peer in nginx. */
+  #syslogFor(server: SyslogServer): SyslogLog {
+    const log = new SyslogLog(new SyslogSender(server), this.#log);
+    this.#syslogs.push(log);
+    return log;
   }
 
   /** The one open file of a fixed path, shared by every `access_log` naming it. */
@@ -309,6 +339,8 @@ export class AccessLogs<C = HttpRequest> {
     this.#files.clear();
     for (const cache of this.#caches.values()) cache.close();
     this.#caches.clear();
+    for (const syslog of this.#syslogs) syslog.close();
+    this.#syslogs.length = 0;
   }
 }
 

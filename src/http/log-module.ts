@@ -4,6 +4,7 @@
  */
 import { ConfigError } from '../core/errors.js';
 import { parseSize, parseTime } from '../core/parse.js';
+import { isSyslogTarget, parseSyslogTarget, type SyslogServer } from '../core/syslog.js';
 import { isAbsolute } from 'node:path';
 import { prefixed } from '../conf/core-module.js';
 import { parseTemplate, TemplateSyntaxError, type Template, type TemplatePart } from '../core/variables.js';
@@ -23,8 +24,10 @@ export interface LogFormat {
 
 /** One `access_log path [format] [buffer=size] [gzip[=level]] [flush=time] [if=condition]`. */
 export interface AccessLogTarget {
-  /** Absolute path; with variables, the path as written, made absolute against the prefix. */
+  /** Absolute path; with variables, the path as written, made absolute against the prefix; for syslog, the `syslog:...` text. */
   readonly path: string;
+  /** Set for `syslog:server=...`: each line is a datagram to that server instead. */
+  readonly syslog?: SyslogServer;
   /** The path's variables, evaluated for each request; undefined for a fixed path. */
   readonly pathTemplate: Template | undefined;
   /** The format's name as written; `combined` when omitted. */
@@ -109,11 +112,11 @@ export function parseAccessLog(args: readonly string[], ctx: DirectiveContext, p
     if (args.length > 1) ctx.fail(`invalid parameter "${args[1] ?? ''}"`);
     return { ...setting, off: true };
   }
-  if (path.startsWith('syslog:')) ctx.fail('"syslog" access log is not supported by hitless');
+  const syslog = isSyslogTarget(path) ? parseSyslogTarget(path, (message) => ctx.fail(message)) : undefined;
   let pathTemplate: Template | undefined;
   // ngx_conf_full_name() prefixes the source text; the variables are evaluated per request.
-  const full = path.includes('$') && !isAbsolute(path) ? `${ctx.prefix.replace(/\/*$/, '/')}${path}` : prefixed(ctx, path);
-  if (path.includes('$')) pathTemplate = parseValue(full, ctx);
+  const full = syslog !== undefined ? path : path.includes('$') && !isAbsolute(path) ? `${ctx.prefix.replace(/\/*$/, '/')}${path}` : prefixed(ctx, path);
+  if (syslog === undefined && path.includes('$')) pathTemplate = parseValue(full, ctx);
   let buffer: number | undefined;
   let gzip: number | undefined;
   let flush: number | undefined;
@@ -138,7 +141,8 @@ export function parseAccessLog(args: readonly string[], ctx: DirectiveContext, p
   if (gzip !== undefined) buffer ??= 64 * 1024;
   if (flush !== undefined && buffer === undefined) ctx.fail(`no buffer is defined for access_log "${path}"`);
   if (buffer !== undefined && pathTemplate !== undefined) ctx.fail('buffered logs cannot have variables in name');
-  const target: AccessLogTarget = { path: full, pathTemplate, format, buffer, gzip, flush, condition, file: ctx.location.file, line: ctx.location.line };
+  if (buffer !== undefined && syslog !== undefined) ctx.fail('logs to syslog cannot be buffered');
+  const target: AccessLogTarget = { path: full, ...(syslog === undefined ? {} : { syslog }), pathTemplate, format, buffer, gzip, flush, condition, file: ctx.location.file, line: ctx.location.line };
   return { off: setting.off, targets: [...setting.targets, target] };
 }
 
@@ -207,7 +211,7 @@ export const httpLogModule: ConfModule = {
       args: '1+',
       repeatable: true,
       syntax: 'path [format [buffer=size] [gzip[=level]] [flush=time] [if=condition]]; | off;',
-      summary: 'Where a line is written for each request, in which format (combined by default), buffered or not, gzip-compressed (each flushed buffer one gzip member) or not, and only when the condition is neither empty nor 0. A path with variables is opened for each request (never buffered, no directory created, nothing written while the request\'s root directory does not exist).',
+      summary: 'Where a line is written for each request, in which format (combined by default), buffered or not, gzip-compressed (each flushed buffer one gzip member) or not, and only when the condition is neither empty nor 0. A path with variables is opened for each request (never buffered, no directory created, nothing written while the request\'s root directory does not exist). syslog:server=address[:port][,facility=][,severity=][,tag=][,nohostname] sends each line as one UDP datagram, never buffered.',
       default: (ctx) => ({
         off: false,
         targets: [{ path: prefixed(ctx, DEFAULT_ACCESS_LOG_PATH), pathTemplate: undefined, format: 'combined', buffer: undefined, gzip: undefined, flush: undefined, condition: undefined, file: '', line: 0 }],

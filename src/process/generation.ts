@@ -5,7 +5,7 @@
  */
 import type { ErrorLogTarget } from '../core/log.js';
 import { ConfigError, formatSyscallError } from '../core/errors.js';
-import { ErrorLog } from '../core/log.js';
+import { ErrorLog, isLogFile } from '../core/log.js';
 import { loadConfig } from '../conf/loader.js';
 import type { HitlessConfig } from '../conf/model.js';
 import { createRegistry } from '../modules.js';
@@ -74,7 +74,7 @@ export function openErrorLog(targets: readonly ErrorLogTarget[]): ErrorLog {
   try {
     return new ErrorLog(targets);
   } catch (err) {
-    const path = targets.find((target) => target.file !== 'stderr')?.file;
+    const path = targets.find(isLogFile)?.file;
     throw new ConfigError(formatSyscallError('open', path, err), undefined, { cause: err });
   }
 }

@@ -131,7 +131,8 @@ function openStartupLog(path: string | undefined): { log: ErrorLog; isStderr: bo
  * its workers are ready. The daemon's stderr is the error log file (`ngx_log_redirect_stderr()`).
  */
 async function daemonize(sockets: ListeningSockets, errorLog: readonly ErrorLogTarget[], log: ErrorLog): Promise<number> {
-  const logFile = errorLog[0]?.file;
+  // ngx_log_redirect_stderr(): the first log that is a file; a syslog target has none.
+  const logFile = errorLog.find((target) => target.syslog === undefined)?.file;
   const stderrFd = logFile === undefined || logFile === 'stderr' ? undefined : openSync(logFile, 'a');
   const child = spawnMasterWithSockets({
     via: 'daemon',

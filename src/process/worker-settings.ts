@@ -10,7 +10,7 @@ import { execFileSync } from 'node:child_process';
 import { chownSync, closeSync, openSync, statSync } from 'node:fs';
 import { setPriority } from 'node:os';
 import { formatSyscallError } from '../core/errors.js';
-import type { ErrorLog } from '../core/log.js';
+import { isLogFile, type ErrorLog } from '../core/log.js';
 import type { ConfBlock, HitlessConfig } from '../conf/model.js';
 import type { DirectiveValues } from '../conf/registry.js';
 
@@ -163,14 +163,14 @@ export function workingDirectoryProblem(dir: string): string | undefined {
 /** Every log file a worker writes and reopens: the error logs and the access logs whose path has no variable. */
 export function logFilesOf(config: HitlessConfig, errorLog: readonly ErrorLogTarget[]): Set<string> {
   const files = new Set<string>();
-  for (const target of errorLog) if (target.file !== 'stderr') files.add(target.file);
+  for (const target of errorLog) if (isLogFile(target)) files.add(target.file);
   const visit = (block: ConfBlock): void => {
     // The merged values, defaults included (logs/access.log in every http server); a block where a
     // directive is not allowed has none.
-    for (const target of (block.get('error_log') as readonly ErrorLogTarget[] | undefined) ?? []) if (target.file !== 'stderr') files.add(target.file);
+    for (const target of (block.get('error_log') as readonly ErrorLogTarget[] | undefined) ?? []) if (isLogFile(target)) files.add(target.file);
     // access_log is the http and the stream log module's; both keep `targets` with a `path`.
-    const access = block.get('access_log') as { targets?: readonly { path?: unknown }[] } | undefined;
-    for (const target of access?.targets ?? []) if (typeof target.path === 'string' && !target.path.includes('$')) files.add(target.path);
+    const access = block.get('access_log') as { targets?: readonly { path?: unknown; syslog?: unknown }[] } | undefined;
+    for (const target of access?.targets ?? []) if (typeof target.path === 'string' && !target.path.includes('$') && target.syslog === undefined) files.add(target.path);
     for (const child of block.blocks) visit(child);
   };
   visit(config.main);

@@ -21,10 +21,10 @@ export interface NginxPair {
 }
 
 /**
- * Writes `conf(port, dir, extra)` for each server, starts both, resolves once both listen on
+ * Writes `conf(port, dir, extra, name)` for each server, starts both, resolves once both listen on
  * `port` and on each of their `extraPorts` further free ports. `setup(dir)` runs first.
  */
-export async function startPair(conf: (port: number, dir: string, extra: readonly number[]) => string, setup: (dir: string) => void = () => undefined, extraPorts = 0): Promise<NginxPair> {
+export async function startPair(conf: (port: number, dir: string, extra: readonly number[], name: 'hitless' | 'nginx') => string, setup: (dir: string) => void = () => undefined, extraPorts = 0): Promise<NginxPair> {
   const dir = mkdtempSync(join(tmpdir(), 'hitless-pair-'));
   // nginx's workers run as nobody: what they serve must be readable by others.
   chmodSync(dir, 0o755);
@@ -42,7 +42,7 @@ export async function startPair(conf: (port: number, dir: string, extra: readonl
       for (let i = 0; i < extraPorts; i++) extra[name].push(await freePort());
       const prefix = join(dir, name);
       mkdirSync(join(prefix, 'logs'), { recursive: true });
-      writeFileSync(join(prefix, 'nginx.conf'), conf(ports[name], dir, extra[name]));
+      writeFileSync(join(prefix, 'nginx.conf'), conf(ports[name], dir, extra[name], name));
       const args = ['-p', `${prefix}/`, '-c', join(prefix, 'nginx.conf'), '-e', join(prefix, 'logs/error.log'), '-g', `daemon off; pid ${join(prefix, 'pid')};`];
       servers.push(await startServer(name, args, [ports[name], ...extra[name]]));
     }
