@@ -76,10 +76,15 @@ export class RequestHandler {
       if (exchange.aborted && !exchange.headersSent && request.status !== 444) request.status = 499;
       request.completed = !exchange.aborted;
       request.bodyBytesSent = exchange.bodyBytesSent;
-      // nginx logs in ngx_http_free_request(), before it closes the connection: a client that sees
-      // the close finds the line written.
-      logRequest(level.accessLogs, request, !exchange.keepAlive);
-      channels.requestFinish.publishLazy(() => ({ protocol: 'http', request }));
+      const finish = (logs: LevelConfig['accessLogs'], logged: HttpRequest): void => {
+        // nginx logs in ngx_http_free_request(), before it closes the connection: a client that sees
+        // the close finds the line written.
+        logRequest(logs, logged, !exchange.keepAlive);
+        channels.requestFinish.publishLazy(() => ({ protocol: 'http', request }));
+      };
+      const postAction = level.mirror.postAction;
+      if (postAction === undefined) finish(level.accessLogs, request);
+      else this.#postAction(conn, request, postAction, level, finish);
     });
     try {
       const [chosen, plan] = this.#process(conn, request);
@@ -448,6 +453,58 @@ export class RequestHandler {
       this.#content(sub.conn, sub.request, sub.exchange, undefined, server);
     } catch (err) {
       this.#logOf(sub.request).error(`${err instanceof Error ? err.message : String(err)}${context(sub.request, sub.conn)}`, conn.number);
+    }
+  }
+
+  /**
+   * ngx_http_post_action(): once the response is done (or the request failed), the request runs
+   * again at `uri` (an internal redirect without the args) or at the named location (with them), and its
+   * response is discarded (`r->header_only`, ngx_http_send_header() sending nothing). The log
+   * line waits for it: `done` runs when it has finished, or could not start, with the logs to write.
+   */
+  #postAction(conn: ClientConnection, main: HttpRequest, uri: string, mainLevel: LevelConfig, done: (logs: LevelConfig['accessLogs'], logged: HttpRequest) => void): void {
+    const server = main.server as CompiledServer | undefined;
+    if (server === undefined) {
+      done(mainLevel.accessLogs, main);
+      return;
+    }
+    const sub = mirrorSubrequest(main, conn, uri);
+    const named = uri.startsWith('/') ? undefined : server.locations.named(uri);
+    let target = named;
+    if (uri.startsWith('/')) {
+      // ngx_http_internal_redirect(r, uri, NULL) drops the args; ngx_http_named_location() keeps them.
+      sub.request.args = '';
+      sub.request.hasArgs = false;
+      const found = server.locations.find(uri);
+      if (found?.match !== undefined) sub.request.captures = found.match;
+      target = found?.value ?? server.level;
+    }
+    if (target === undefined) {
+      this.#logOf(main).error(`could not find named location "${uri}"${context(main, conn)}`, conn.number);
+      done(mainLevel.accessLogs, main);
+      return;
+    }
+    const logs = target.accessLogs;
+    let finished = false;
+    sub.exchange.onFinish(() => {
+      if (finished) return;
+      finished = true;
+      // The line is the post action's, as in nginx: its location's access_log, its $uri and $status;
+      // the bytes are the ones the client was sent.
+      sub.request.completed = main.completed;
+      sub.request.bodyBytesSent = main.bodyBytesSent;
+      done(logs, sub.request);
+    });
+    sub.request.files = target.files.paths;
+    sub.request.errorLog = target.errorLog;
+    try {
+      this.#content(sub.conn, sub.request, sub.exchange, named, server);
+    } catch (err) {
+      this.#logOf(sub.request).error(`${err instanceof Error ? err.message : String(err)}${context(sub.request, sub.conn)}`, conn.number);
+      if (!finished) {
+        finished = true;
+        done(logs, sub.request);
+      }
     }
   }
 

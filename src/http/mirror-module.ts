@@ -17,6 +17,8 @@ export interface CompiledMirror {
   readonly requestBody: boolean;
   /** `client_max_body_size` of the level, which the body read for the mirrors obeys (0: no limit). */
   readonly maxBodySize: number;
+  /** `post_action`: the URI or `@name` run, its response discarded, once the request's response is done. */
+  readonly postAction: string | undefined;
 }
 
 /** A level's `mirror` lines: the URIs, or `off` (nginx's NULL array), which no other line may join. */
@@ -27,6 +29,7 @@ declare module '../conf/registry.js' {
     mirror: MirrorSetting;
     mirror_request_body: boolean;
     log_subrequest: boolean;
+    post_action: string | undefined;
   }
 }
 
@@ -49,6 +52,7 @@ export function compileMirror(block: ConfBlockView): CompiledMirror {
     requestBody: block.get('mirror_request_body'),
     maxBodySize: block.get('client_max_body_size'),
     logSubrequest: block.get('log_subrequest'),
+    postAction: block.get('post_action'),
   };
 }
 
@@ -74,6 +78,20 @@ export const httpMirrorModule: ConfModule = {
       'Reads the whole client request body before the content phase and sends it to the mirrors too; off mirrors without the body (hitless then sends the mirror no Content-Length, where nginx passes the client\'s).',
       true,
     ),
+    // ngx_http_core_module's; here because it runs as a mirror subrequest does, into a sink.
+    defineDirective({
+      kind: 'value',
+      name: 'post_action',
+      contexts: ['http', 'server', 'location', 'location_if'],
+      args: [1],
+      syntax: 'uri | @name;',
+      summary:
+        'Once the response to a request is done, runs the request again at the URI (without its args) or at the named location (with them), and discards that response. The access log line waits for it and is the post action\'s, as in nginx: its location\'s access_log, its $uri and $status, the bytes the client was sent.',
+      default: () => undefined,
+      defaultText: '—',
+      // ngx_conf_set_str_slot: no `off`; a value not starting with / names a location, as written.
+      parse: ([value = '']) => toByteString(value),
+    }),
     // ngx_http_core_module's; here because hitless's only subrequests are the mirror's.
     flagDirective('log_subrequest', 'Writes subrequests (in hitless: mirror subrequests) to the access log of the location that answers them.', false),
   ],
