@@ -8,7 +8,7 @@
 import { isIPv4, isIPv6 } from 'node:net';
 import { defineDirective, type ConfBlockView, type ConfModule, type DirectiveContext } from '../conf/registry.js';
 import { resolveHostSync } from '../core/hosts.js';
-import { forwardedAddress, isTrusted, parseCidr, type TrustedBlock } from './realip.js';
+import { canonicalAddress, forwardedAddress, isTrusted, parseCidr, type TrustedBlock } from './realip.js';
 import type { HttpRequest } from './request.js';
 
 /** Where `real_ip_header` reads the client address from. */
@@ -82,7 +82,8 @@ export function applyRealIp(request: HttpRequest, config: RealIpConfig | undefin
       const proxied = request.connection.proxied;
       if (proxied === undefined || !isTrusted(request.connection.remoteAddress, config.from)) return;
       request.realip = true;
-      request.remoteAddress = proxied.sourceAddress;
+      // The header's text is $proxy_protocol_addr; $remote_addr is the address nginx parsed from it.
+      request.remoteAddress = canonicalAddress(proxied.sourceAddress);
       request.remotePort = String(proxied.sourcePort);
       return;
     }

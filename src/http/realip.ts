@@ -3,7 +3,7 @@
  * `ngx_cidr_match()`), `addr[:port]` values (`ngx_parse_addr_port()`), the rightmost untrusted
  * address of `X-Forwarded-For` (`ngx_http_get_forwarded_addr()`), and `$binary_remote_addr`.
  */
-import { isIPv4, isIPv6 } from 'node:net';
+import { isIPv4, isIPv6, SocketAddress } from 'node:net';
 
 /** A `set_real_ip_from` entry: an address block, or `unix:` for every unix-socket client. */
 export type TrustedBlock = { readonly family: 'unix' } | { readonly family: 4 | 6; readonly bytes: readonly number[]; readonly prefix: number };
@@ -85,6 +85,14 @@ export function isTrusted(address: string, blocks: readonly TrustedBlock[]): boo
   });
 }
 
+/**
+ * An address as nginx prints the sockaddr it parsed it into (ngx_sock_ntop()): IPv6 lowercase and
+ * compressed, `2001:Db8:0::1` as `2001:db8::1`; IPv4 and anything else as given.
+ */
+export function canonicalAddress(address: string): string {
+  return isIPv6(address) ? new SocketAddress({ address, family: 'ipv6' }).address : address;
+}
+
 /** A client address found in a header, with its port when the header gave one. */
 export interface ForwardedAddress {
   readonly address: string;
@@ -113,7 +121,7 @@ export function parseAddrPort(text: string): ForwardedAddress | undefined {
   }
   if (port !== '' && Number(port) > 65535) return undefined;
   if (!isIPv4(host) && !isIPv6(host)) return undefined;
-  return { address: host, port: port === '' || Number(port) === 0 ? '' : String(Number(port)) };
+  return { address: canonicalAddress(host), port: port === '' || Number(port) === 0 ? '' : String(Number(port)) };
 }
 
 /**

@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { errorOf, get, load, serve, type Served } from './helpers.js';
-import { forwardedAddress, isTrusted, parseAddrPort, parseCidr } from '../../src/http/realip.js';
+import { canonicalAddress, forwardedAddress, isTrusted, parseAddrPort, parseCidr } from '../../src/http/realip.js';
 
 describe('realip directives', () => {
   it('parses addresses, blocks and unix:', () => {
@@ -27,6 +27,10 @@ describe('realip directives', () => {
     assert.equal(isTrusted('unix:', blocks), false);
     assert.deepEqual(parseAddrPort('[::1]:8080'), { address: '::1', port: '8080' });
     assert.deepEqual(parseAddrPort('1.2.3.4:99'), { address: '1.2.3.4', port: '99' });
+    // As ngx_sock_ntop() prints the sockaddr nginx parsed: lowercase, compressed.
+    assert.deepEqual(parseAddrPort('[2001:Db8:0:0::1]:80'), { address: '2001:db8::1', port: '80' });
+    assert.equal(canonicalAddress('2001:DB8::0:1'), '2001:db8::1');
+    assert.equal(canonicalAddress('::FFFF:192.0.2.1'), '::ffff:192.0.2.1');
     assert.equal(parseAddrPort('unknown'), undefined);
   });
 
@@ -64,6 +68,8 @@ describe('realip at request time', () => {
     assert.equal(reply.body, '203.0.113.9||127.0.0.1');
     const withPort = await get(served.port, '/', { headers: { 'x-forwarded-for': '203.0.113.9:4711' } });
     assert.equal(withPort.body, '203.0.113.9|4711|127.0.0.1');
+    const v6 = await get(served.port, '/', { headers: { 'x-forwarded-for': '2001:DB8::1' } });
+    assert.equal(v6.body, '2001:db8::1||127.0.0.1');
   });
 
   it('keeps the connection address without the header or from an untrusted source', async () => {
