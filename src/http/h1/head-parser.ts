@@ -80,6 +80,8 @@ const BAD_VALUE = /[\x00-\x08\x0a-\x1f\x7f]/;
 const REQUEST_LINE = /^([!#$%&'*+\-.^_`|~0-9A-Za-z]+) ([^\x00-\x20\x7f]+) HTTP\/(\d)\.(\d)$/;
 // ngx_http_parse_request_line(): a scheme of letters, digits, "+", "-" and ".", then "://".
 const ABSOLUTE_TARGET = /^[A-Za-z][A-Za-z0-9+.-]*:\/\//;
+/** A CONNECT request's authority-form target, `host:port` (RFC 9112 section 3.2.3): a port is required, a path refused (ngx_http_parse_request_line()). */
+const AUTHORITY_TARGET = /^(?:\[[0-9A-Za-z:._~!$&'()*+,;=-]+\]|[0-9A-Za-z._~!$&'()*+,;=%-]+):[0-9]+$/;
 const STATUS_LINE = /^HTTP\/(\d)\.(\d) (\d{3})(?: ([^\x00-\x08\x0a-\x1f\x7f]*))?$/;
 
 interface Lines {
@@ -272,7 +274,7 @@ export function parseRequestHead(buf: Buffer, offset = 0, limits: HeadLimits = D
   // ngx_http_parse_request_line() reads the target before the version: one that is neither a path
   // nor an absolute URI (`*`, as in the HTTP/2 preface sent to an HTTP/1 port) is a 400 first.
   const target = match[2] as string;
-  if (target.charCodeAt(0) !== 0x2f && match[1] !== 'CONNECT' && !ABSOLUTE_TARGET.test(target)) throw new HttpParseError(400, 'client sent invalid request');
+  if (match[1] === 'CONNECT' ? !AUTHORITY_TARGET.test(target) : target.charCodeAt(0) !== 0x2f && !ABSOLUTE_TARGET.test(target)) throw new HttpParseError(400, 'client sent invalid request');
   const major = Number(match[3]);
   if (major !== 1) throw new HttpParseError(major > 1 ? 505 : 400, 'client sent unsupported HTTP version');
   const versionMinor: 0 | 1 = match[4] === '0' ? 0 : 1;
@@ -280,6 +282,8 @@ export function parseRequestHead(buf: Buffer, offset = 0, limits: HeadLimits = D
   // A missing or malformed Host is refused by the HTTP layer, which logs it with the request line as nginx does.
   // nginx answers TRACE with 405 whatever the configuration (ngx_http_process_request_header).
   if (match[1] === 'TRACE') throw new HttpParseError(405, 'client sent TRACE method');
+  // ngx_http_process_request_header(): no server allows CONNECT (only a module sets allow_connect).
+  if (match[1] === 'CONNECT') throw new HttpParseError(405, 'client sent CONNECT method');
   return {
     method: match[1] as string,
     target: match[2] as string,

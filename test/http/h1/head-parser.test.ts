@@ -83,6 +83,11 @@ describe('request heads', () => {
       ['the HTTP/2 preface', 'PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 400, /client sent invalid request/],
       ['a target neither a path nor absolute', 'GET * HTTP/1.1\r\nHost: a\r\n\r\n', 400, /client sent invalid request/],
       ['TRACE', 'TRACE / HTTP/1.1\r\nHost: a\r\n\r\n', 405, /TRACE method/],
+      // nginx 1.29.3: CONNECT takes an authority-form target, host:port, and no server allows it.
+      ['CONNECT to host:port', 'CONNECT localhost:8080 HTTP/1.1\r\nHost: a\r\n\r\n', 405, /client sent CONNECT method/],
+      ['CONNECT to [v6]:port', 'CONNECT [::1]:443 HTTP/1.1\r\nHost: a\r\n\r\n', 405, /client sent CONNECT method/],
+      ['CONNECT to a path', 'CONNECT / HTTP/1.1\r\nHost: a\r\n\r\n', 400, /client sent invalid request/],
+      ['CONNECT without a port', 'CONNECT localhost HTTP/1.1\r\nHost: a\r\n\r\n', 400, /client sent invalid request/],
     ];
     for (const [name, text, status, message] of cases) {
       it(name, () => {
