@@ -116,6 +116,8 @@ export class H2Connection implements H2Session {
   readonly #keepaliveTimeMs: number;
   readonly #startedAt = Date.now();
   #open = 0;
+  /** The exchanges of the open streams, finished at once by a fast close. */
+  readonly #exchanges = new Set<H2Exchange>();
   #draining = false;
   /** GOAWAY was sent (a drain, or keepalive_requests, keepalive_time): the session ends with its last stream. */
   #goingAway = false;
@@ -253,6 +255,8 @@ export class H2Connection implements H2Session {
     if (this.#keepaliveTimeoutMs === 0 || this.requests >= this.#keepaliveRequests || Date.now() - this.#startedAt > this.#keepaliveTimeMs) this.#goAway();
     const endStream = (flags & constants.NGHTTP2_FLAG_END_STREAM) !== 0;
     const exchange = new H2Exchange(this, stream, requestLineOf(rawHeaders), endStream);
+    this.#exchanges.add(exchange);
+    stream.once('close', () => this.#exchanges.delete(exchange));
     if (exchange.head.counted > this.#maxHeaders) {
       this.#onError?.(new HttpParseError(494, 'client sent too many header lines'));
       exchange.respond(wireStatus(494), ['content-type', 'text/html'], this.#errorPage(494));
@@ -346,9 +350,15 @@ export class H2Connection implements H2Session {
     this.session.once('close', () => clearTimeout(grace));
   }
 
-  /** Closes at once, whatever is in progress (fast shutdown). */
+  /**
+   * Closes at once, whatever is in progress (fast shutdown, worker_shutdown_timeout). Each open
+   * stream's request is finished now, as ngx_close_idle_connections() runs their handlers, so
+   * that its log line is written before the generation's logs close.
+   */
   destroy(): void {
     clearInterval(this.#watch);
+    for (const exchange of [...this.#exchanges]) exchange.abort();
+    this.#exchanges.clear();
     this.session.destroy();
     this.socket.destroy();
   }

@@ -415,6 +415,11 @@ export class H2Exchange implements HttpExchange {
   }
 
   /** The stream closed: normally after END_STREAM both ways, else the client reset it or the session went away. */
+  /** The connection is closing at once: the request ends as the stream's close would end it. */
+  abort(): void {
+    this.#onClose();
+  }
+
   #onClose(): void {
     this.#clearBodyTimer();
     clearTimeout(this.#sendTimer);
