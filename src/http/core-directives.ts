@@ -6,6 +6,8 @@
  * `"name" has no effect in hitless (why)` at [warn]; docs/http-core.md says what happens instead.
  */
 import { isIP } from 'node:net';
+import { prefixed } from '../conf/core-module.js';
+import type { TempPath } from './body-file.js';
 import { parseNumber, parseSize, parseTime } from '../core/parse.js';
 import { defineDirective, type AnyDirectiveSpec, type Context, type DirectiveContext, type DirectiveName, type DirectiveValues } from '../conf/registry.js';
 
@@ -54,7 +56,7 @@ declare module '../conf/registry.js' {
     resolver: ResolverSetting | undefined;
     resolver_timeout: number;
     client_body_buffer_size: number;
-    client_body_temp_path: string;
+    client_body_temp_path: TempPath;
     client_body_in_file_only: 'off' | 'on' | 'clean';
     client_body_in_single_buffer: boolean;
     client_header_buffer_size: number;
@@ -91,7 +93,7 @@ const HTTP_LEVELS: readonly Context[] = ['http', 'server', 'location'];
 const HTTP_SERVER: readonly Context[] = ['http', 'server'];
 
 /** Why hitless never writes a temporary file, said once for every directive that tunes them. */
-const NO_TEMP_FILES = 'hitless never writes temporary files: request bodies are held in memory up to client_max_body_size, responses are streamed with back-pressure';
+const NO_TEMP_FILES = 'hitless writes no temporary files for proxied responses: they are streamed to the client with back-pressure';
 /** Why the proxy's buffer sizes do not apply. */
 const PROXY_READ_AHEAD = 'proxy responses are streamed through Node\'s socket buffers; with proxy_buffering on hitless reads up to 1 MiB ahead of a slow client, in memory';
 /** Why hash sizes do not apply. */
@@ -191,6 +193,14 @@ function onOff([value = '']: readonly string[]): boolean {
   return value === 'on';
 }
 
+/** `path [level1 [level2 [level3]]]`, as ngx_conf_set_path_slot() reads it: no trailing slash, levels of 1 or more adding up to at most 10. */
+function parseTempPath(args: readonly string[], ctx: DirectiveContext): TempPath {
+  const [name = '', ...levelArgs] = args;
+  const levels = levelArgs.map((arg) => parseNumber(arg) ?? 0);
+  if (levels.some((level) => level === 0) || levels.reduce((sum, level) => sum + level, 0) > 10) ctx.fail('"client_body_temp_path" directive invalid value');
+  return { path: prefixed(ctx, name.endsWith('/') ? name.slice(0, -1) : name), levels };
+}
+
 /** `resolver`, as `ngx_resolver_create()` reads it. */
 function parseResolver(args: readonly string[], ctx: DirectiveContext): ResolverSetting {
   const servers: NameServer[] = [];
@@ -286,31 +296,33 @@ export const CORE_DIRECTIVES: readonly AnyDirectiveSpec[] = [
     default: 30_000,
     defaultText: 'resolver_timeout 30s;',
   }),
-  knob({
+  value({
     name: 'client_body_buffer_size',
     syntax: 'size;',
-    summary: 'nginx: the memory buffer for a request body, beyond which it goes to a temporary file. hitless keeps the body in memory.',
+    summary: 'A buffered request body longer than this is written to a file under client_body_temp_path, which $request_body_file names ($request_body is then empty); hitless keeps the body in memory as well and sends it upstream from there.',
     parse: sizeValue,
     default: 16 * 1024,
     defaultText: 'client_body_buffer_size 8k|16k;',
-  }, NO_TEMP_FILES),
-  knob({
+  }),
+  defineDirective({
+    kind: 'value',
     name: 'client_body_temp_path',
+    contexts: HTTP_LEVELS,
     args: [1, 2, 3, 4],
     syntax: 'path [level1 [level2 [level3]]];',
-    summary: 'nginx: the directory of request body temporary files. hitless writes none.',
-    parse: ([path = '']) => path,
-    default: 'client_body_temp',
+    summary: 'The directory of request body files (client_body_in_file_only, or a body over client_body_buffer_size), with up to three levels of subdirectories named from the end of the file name; created mode 0700 when missing.',
+    default: (ctx) => ({ path: prefixed(ctx, 'client_body_temp'), levels: [] }),
     defaultText: 'client_body_temp_path client_body_temp;',
-  }, NO_TEMP_FILES),
-  knob({
+    parse: parseTempPath,
+  }),
+  value({
     name: 'client_body_in_file_only',
     syntax: 'on | clean | off;',
-    summary: 'nginx: writes every request body to a file ($request_body_file). hitless supports off, its behaviour; on and clean warn.',
+    summary: 'Writes every buffered request body to a file, named by $request_body_file (also with proxy_pass_request_body off, for a backend that reads the file): on keeps the file after the request, clean removes it.',
     parse: enumValue(['off', 'on', 'clean'] as const),
     default: 'off',
     defaultText: 'client_body_in_file_only off;',
-  }, NO_TEMP_FILES, (setting) => setting === 'off'),
+  }),
   knob({
     name: 'client_body_in_single_buffer',
     args: 'flag',

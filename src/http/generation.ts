@@ -4,6 +4,7 @@
  * into closures, every listening socket's address:port into {@link VirtualHosts}. Nothing that can
  * be decided per configuration is left for request time.
  */
+import { compileBodyFile, TempNumbers, type BodyFileSettings } from './body-file.js';
 import { LevelErrorLogs, type ErrorLog } from '../core/log.js';
 import { ownErrorLog } from '../conf/core-module.js';
 import { compileTemplate, type CompiledTemplate, type VariableTable } from '../core/variables.js';
@@ -110,6 +111,8 @@ export interface LevelConfig {
   readonly limitRate: LimitRate | undefined;
   /** `mirror`, `mirror_request_body` and `log_subrequest`. */
   readonly mirror: CompiledMirror;
+  /** `client_body_temp_path`, `client_body_in_file_only`, `client_body_buffer_size`. */
+  readonly bodyFile: BodyFileSettings;
 }
 
 /** A virtual server. */
@@ -157,6 +160,8 @@ export class HttpGeneration {
   readonly #http: ConfBlockView | undefined;
   /** The auth_basic_user_file files, parsed once per change. */
   readonly #userFiles = new UserFiles();
+  /** The names of request body files (ngx_next_temp_number()). */
+  readonly #tempNumbers = new TempNumbers();
 
   readonly #state: ServingState;
   readonly #log: ErrorLog;
@@ -269,6 +274,7 @@ export class HttpGeneration {
       output: compileOutputFilters(block, this.#log, table),
       limitRate: compileLimitRate(block, table, requestErrorReporter(this.#log)),
       mirror: compileMirror(block),
+      bodyFile: compileBodyFile(block, this.#tempNumbers),
       redirect: { absolute: block.get('absolute_redirect'), port: block.get('port_in_redirect'), serverName: block.get('server_name_in_redirect') },
     };
   }

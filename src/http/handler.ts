@@ -331,14 +331,14 @@ export class RequestHandler {
     request.proxyScheme = proxy.scheme;
     const resolving = proxy.resolveHost(request);
     if (resolving === undefined) {
-      proxyRequest({ exchange, request, conn, log: this.#logOf(request), fail, headers, proxy, absoluteLocation: absolute });
+      proxyRequest({ exchange, request, conn, log: this.#logOf(request), fail, headers, proxy, absoluteLocation: absolute, bodyFile: level.bodyFile });
       return;
     }
     // ngx_http_upstream_resolve_handler(): the request waits on the resolver, then goes on or gets 502.
     void resolving.then((error) => {
       if (exchange.aborted) return;
       if (error === undefined) {
-        proxyRequest({ exchange, request, conn, log: this.#logOf(request), fail, headers, proxy, absoluteLocation: absolute });
+        proxyRequest({ exchange, request, conn, log: this.#logOf(request), fail, headers, proxy, absoluteLocation: absolute, bodyFile: level.bodyFile });
         return;
       }
       this.#logOf(request).error(`${error}${context(request, conn)}`, conn.number);

@@ -171,6 +171,7 @@ export function mirrorSubrequest(main: HttpRequest, conn: ClientConnection, uri:
   request.realip = main.realip;
   request.methodOverride = main.methodOverride;
   request.requestBody = main.requestBody;
+  request.requestBodyFile = main.requestBodyFile;
   request.internal = true;
   return { request, conn: subConn, exchange };
 }

@@ -7,6 +7,7 @@
  */
 import type { Socket } from 'node:net';
 import { recordUpstreamHead } from './variables.js';
+import { bodyGoesToFile, writeBodyFile, type BodyFileSettings } from './body-file.js';
 import { beginUpstreamCycle, beginUpstreamState, failUpstreamState, type UpstreamState } from './upstream-states.js';
 import type { ErrorLog } from '../core/log.js';
 import { ChunkedParser } from './h1/chunked.js';
@@ -47,6 +48,8 @@ export interface ProxyContext extends UpstreamContext {
   readonly proxy: CompiledProxy;
   /** A Location starting with `/` made absolute (absolute_redirect, port_in_redirect, server_name_in_redirect). */
   readonly absoluteLocation: (location: string) => string;
+  /** Where a buffered body goes to a file (client_body_in_file_only, client_body_buffer_size). */
+  readonly bodyFile: BodyFileSettings;
 }
 
 /** Proxies one request. */
@@ -64,6 +67,12 @@ export function proxyRequest(ctx: ProxyContext): void {
     new ProxyAttempts(ctx, group, [...read]).next();
     return;
   }
+  // ngx_http_proxy_handler() reads the body whether it is passed or not: with client_body_in_file_only
+  // a backend told $request_body_file (proxy_pass_request_body off) reads the file.
+  if (!proxy.passRequestBody && exchange.hasBody && ctx.bodyFile.inFileOnly !== 'off') {
+    readBuffered(ctx, () => new ProxyAttempts(ctx, group, undefined).next(), true);
+    return;
+  }
   if (!proxy.passRequestBody || !exchange.hasBody || ctx.request.methodOverride !== undefined) {
     // ngx_http_read_client_request_body() answers "Expect: 100-continue" even when the body is empty.
     if (proxy.passRequestBody && ctx.request.methodOverride === undefined) exchange.readBody(0, () => undefined, () => undefined);
@@ -78,10 +87,24 @@ export function proxyRequest(ctx: ProxyContext): void {
     new ProxyAttempts(ctx, group, 'stream', length).next();
     return;
   }
+  readBuffered(ctx, (parts) => new ProxyAttempts(ctx, group, parts).next(), false);
+}
+
+/**
+ * Reads the whole body into memory (ngx_http_read_client_request_body()), then, when the level
+ * keeps it in a file, writes the file ($request_body_file) before `proceed`. `fileOnly`: the body
+ * is read only for its file.
+ */
+function readBuffered(ctx: ProxyContext, proceed: (parts: Buffer[]) => void, fileOnly: boolean): void {
+  const { exchange } = ctx;
   const parts: Buffer[] = [];
+  let length = 0;
   exchange.readBody(
-    proxy.maxBodySize,
-    (data) => parts.push(Buffer.from(data)),
+    ctx.proxy.maxBodySize,
+    (data) => {
+      parts.push(Buffer.from(data));
+      length += data.length;
+    },
     (err) => {
       if (err !== undefined) {
         const status = err instanceof HttpParseError ? err.status : 400;
@@ -91,8 +114,24 @@ export function proxyRequest(ctx: ProxyContext): void {
         ctx.fail(status);
         return;
       }
-      ctx.request.requestBody = parts;
-      new ProxyAttempts(ctx, group, parts).next();
+      if (!fileOnly) ctx.request.requestBody = parts;
+      if (!bodyGoesToFile(ctx.bodyFile, length)) {
+        proceed(parts);
+        return;
+      }
+      writeBodyFile(ctx.bodyFile, parts).then((file) => {
+        exchange.onFinish(() => file.release());
+        if (exchange.aborted) {
+          file.release();
+          return;
+        }
+        ctx.request.requestBodyFile = file.path;
+        proceed(parts);
+      }, (failure: unknown) => {
+        if (exchange.aborted) return;
+        ctx.log.write('crit', `${failure instanceof Error ? failure.message : String(failure)}${where(ctx)}`, ctx.conn.number);
+        ctx.fail(500);
+      });
     },
   );
 }

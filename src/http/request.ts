@@ -132,6 +132,8 @@ export class HttpRequest {
   upstreamHeaders: readonly string[] | undefined;
   /** The request body as read into memory to be passed on (`$request_body`); undefined when not read so. */
   requestBody: readonly Buffer[] | undefined;
+  /** The file the body was also written to (`$request_body_file`), which hides `$request_body` as nginx's temp_file does. */
+  requestBodyFile: string | undefined;
   /** The response header fields sent, flat (`$sent_http_*`); undefined before the head. */
   sentHeaders: readonly string[] | undefined;
   /** The trailer fields sent (`$sent_trailer_*`), flat; filled while `add_trailer` evaluates them. */

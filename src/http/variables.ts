@@ -153,9 +153,10 @@ const HTTP_VARIABLES: Readonly<Record<string, Getter>> = {
   request_length: requestLength,
   request_id: (r) => (r.requestId ??= randomBytes(16).toString('hex')),
   request_completion: (r) => (r.completed ? 'OK' : ''),
-  request_body: (r) => (r.requestBody === undefined ? undefined : Buffer.concat(r.requestBody as Buffer[]).toString('latin1')),
+  // ngx_http_variable_request_body(): not found when the body is in a file.
+  request_body: (r) => (r.requestBody === undefined || r.requestBodyFile !== undefined ? undefined : Buffer.concat(r.requestBody as Buffer[]).toString('latin1')),
   // hitless never writes a request body to a file, so nginx's answer for a body in memory: not found.
-  request_body_file: () => undefined,
+  request_body_file: (r) => r.requestBodyFile,
   pipe: (r) => (r.pipelined ? 'p' : '.'),
   // ngx_http_variable_request_port(): empty, not "not found", without a port; $is_request_port is ":" or nothing.
   request_port: (r) => (r.port > 0 ? String(r.port) : ''),
