@@ -119,9 +119,16 @@ export class UpstreamAttempt {
     return performance.now() - this.#startedAt;
   }
 
-  /** The connection is ready (connected and through TLS, or taken from the pool). */
+  /**
+   * The connection is ready (connected and through TLS, or taken from the pool). A stream TCP
+   * peer chosen again past fail_timeout is live from here, not from the session's end, so that
+   * the connections that follow go to it too (ngx_stream_upstream_notify_round_robin_peer() on
+   * NGX_STREAM_UPSTREAM_NOTIFY_CONNECT: "if (peer->accessed < peer->checked) peer->fails = 0").
+   */
   connected(): void {
-    if (this.#connectMs < 0) this.#connectMs = this.elapsedMs();
+    if (this.#connectMs >= 0) return;
+    this.#connectMs = this.elapsedMs();
+    if (this.#cycle.protocol === 'tcp' && this.peer.accessed < this.peer.checked) this.#cycle.group.record(this.peer, false);
   }
 
   /**
