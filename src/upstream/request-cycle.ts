@@ -90,6 +90,11 @@ export class UpstreamCycle<R extends Balanced = Balanced> {
   responseHeaders(peer: Peer): readonly string[] | undefined {
     return this.#picker.responseHeaders?.(peer);
   }
+
+  /** Tells the balancer that an attempt ended well (`sticky learn`); called by {@link UpstreamAttempt.finish}. */
+  answered(peer: Peer): void {
+    this.#picker.answered?.(peer);
+  }
 }
 
 /** One try on one peer: from the pick to `finish`. */
@@ -157,6 +162,7 @@ export class UpstreamAttempt {
     const { peer, group, protocol } = { peer: this.peer, group: this.#cycle.group, protocol: this.#cycle.protocol };
     peer.conns--;
     const disabled = group.record(peer, outcome === 'failed');
+    if (outcome !== 'failed' && outcome !== 'next') this.#cycle.answered(peer);
     const finish = channels.upstreamFinish;
     if (finish.hasSubscribers) {
       finish.publish({
