@@ -69,6 +69,8 @@ export interface CompiledProxy {
   errorPageFor(status: number): boolean;
   /** Sets `request.proxyHost`, which `$proxy_host` reads. */
   readonly proxyHost: string;
+  /** `$proxy_host` for this request: {@link proxyHost}, or for a URL with variables, its host as evaluated. */
+  proxyHostOf(request: HttpRequest): string;
   /** The TLS client for `proxy_pass https://`; undefined for http. */
   readonly ssl: UpstreamTls | undefined;
   /** `proxy_ssl_name` for this request (default `$proxy_host`), without its port. */
@@ -214,6 +216,7 @@ export function compileProxy(
     resolveHost,
     errorPageFor: (status) => errorCodes.has(status),
     proxyHost: target.template !== undefined ? '' : target.proxyHost,
+    proxyHostOf: dynamic === undefined ? () => target.proxyHost : (request) => evaluatedProxyHost(hostOf(dynamic(request))),
     ssl,
     sslName,
   };
@@ -260,6 +263,14 @@ function uriOf(url: string): string | undefined {
 /** The host of a proxy_pass URL evaluated at request time: `backend:8080` in `http://backend:8080/x`, `unix:/path` in `http://unix:/path:/x`. */
 function hostOf(url: string): string {
   return splitUrl(url).host;
+}
+
+/**
+ * ngx_http_proxy_eval(): the Host of an evaluated URL is its host as written, with the port when
+ * one is written (the scheme's own included), and `localhost` for a unix socket.
+ */
+function evaluatedProxyHost(host: string): string {
+  return host.slice(0, 5).toLowerCase() === 'unix:' ? 'localhost' : host;
 }
 
 /** ngx_http_proxy_eval(): an evaluated URL must start with `http://` or `https://` (longer than the prefix). */
