@@ -261,7 +261,7 @@ export function buildUpstreamGroups<R extends Balanced>(http: ConfBlockView, var
         peers,
         limits,
         false,
-        buildBalancer(block, variables),
+        buildBalancer(block, variables, runtime),
         block.isSet('zone'),
         runtime,
       ),

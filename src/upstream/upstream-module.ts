@@ -8,6 +8,7 @@ import type { VariableTable } from '../core/variables.js';
 import { defineDirective, type ConfBlockView, type ConfModule, type DirectiveContext } from '../conf/registry.js';
 import type { Balanced, Balancer, PeerSets } from './balancers/balancer.js';
 import { roundRobinBalancer } from './balancers/round-robin.js';
+import type { UpstreamRuntime } from './upstream-runtime.js';
 
 /** One `server` line of an upstream group, with nginx's defaults applied. */
 export interface UpstreamServer {
@@ -53,8 +54,11 @@ export interface BalancerFactory {
   build<R extends Balanced>(sets: PeerSets, variables: VariableTable<R> | undefined): Balancer<R>;
 }
 
-/** A wrapper over whatever method a group has (`sticky`); `variables` as for {@link BalancerFactory.build}. */
-export type BalancerWrapper = <R extends Balanced>(method: Balancer<R>, sets: PeerSets, variables: VariableTable<R> | undefined) => Balancer<R>;
+/**
+ * A wrapper over whatever method a group has (`sticky`); `variables` as for
+ * {@link BalancerFactory.build}; `runtime` the server's upstream state (sticky learn's sessions).
+ */
+export type BalancerWrapper = <R extends Balanced>(method: Balancer<R>, sets: PeerSets, variables: VariableTable<R> | undefined, runtime: UpstreamRuntime | undefined) => Balancer<R>;
 
 /**
  * What an `upstream` block knows while it is read: the balancing method set so far, which
@@ -86,13 +90,13 @@ export function setBalancerWrapper(ctx: DirectiveContext, wrapper: BalancerWrapp
 }
 
 /** Builds the balancer an `upstream` block asks for (round robin when none), wrapped by `sticky` if set. */
-export function buildBalancer<R extends Balanced>(block: ConfBlockView, variables: VariableTable<R> | undefined): (sets: PeerSets) => Balancer<R> {
+export function buildBalancer<R extends Balanced>(block: ConfBlockView, variables: VariableTable<R> | undefined, runtime?: UpstreamRuntime): (sets: PeerSets) => Balancer<R> {
   const state = blockState(block.value);
   const factory = state?.balancer;
   const wrapper = state?.wrapper;
   return (sets) => {
     const method: Balancer<R> = factory === undefined ? roundRobinBalancer(sets) : factory.build(sets, variables);
-    return wrapper === undefined ? method : wrapper(method, sets, variables);
+    return wrapper === undefined ? method : wrapper(method, sets, variables, runtime);
   };
 }
 

@@ -14,7 +14,8 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { cookieTime, LearnedSessions } from '../../src/upstream/balancers/sticky.js';
+import { cookieTime } from '../../src/upstream/balancers/sticky.js';
+import { LearnedSessions, MasterStickySessions, StickySessions, type StickyLearnMessage } from '../../src/upstream/sticky-sessions.js';
 import { errorOf, get, load, serve, type Reply, type Served } from '../http/helpers.js';
 import { closedPort } from '../http/proxy-upstreams.js';
 import { startBackend, type Backend } from './backends.js';
@@ -281,6 +282,31 @@ describe('sticky learn', () => {
     assert.equal(small.size, 8);
     assert.equal(small.lookup('s0', 10), undefined, 'the least recently learned went');
     assert.equal(small.lookup('s8', 10), 'x');
+  });
+});
+
+describe('sticky learn sessions between workers and the master', () => {
+  it('sends what a worker learns to the master, which hands it to every worker, and a snapshot to a new one', () => {
+    const spec = { zone: 'z', group: 'u', zoneSize: 1 << 20, timeoutMs: 60_000 };
+    const sent: StickyLearnMessage[] = [];
+    const [one, two] = [new StickySessions(), new StickySessions()];
+    one.useSender((message) => sent.push(message));
+    const master = new MasterStickySessions();
+    one.learn(spec, 'unknown', 'sid-x', false, 1);
+    assert.equal(sent.length, 0, 'a refresh of a session the worker does not know goes nowhere');
+    one.learn(spec, 'abc', 'sid-a', true, 2);
+    assert.equal(sent.length, 1);
+    assert.equal(one.lookup(spec, 'abc', 3), 'sid-a', 'the worker that learned knows at once');
+    assert.equal(two.lookup(spec, 'abc', 3), undefined);
+    const update = master.apply(sent[0] as StickyLearnMessage);
+    assert.ok(update !== undefined);
+    two.receive(update);
+    assert.equal(two.lookup(spec, 'abc', 3), 'sid-a');
+    const fresh = new StickySessions();
+    fresh.receive(master.snapshot());
+    assert.equal(fresh.lookup(spec, 'abc', 3), 'sid-a', 'a new worker starts with the master\'s copy');
+    // A zone taken over by another group starts empty, as nginx refuses to reuse it.
+    assert.equal(fresh.lookup({ ...spec, group: 'v' }, 'abc', 3), undefined);
   });
 });
 

@@ -16,13 +16,14 @@
  *   session, once it completed (or once its header arrived, with `header`). A session unused
  *   (not learned again) for `timeout` (10m) is forgotten.
  */
-import { createHash } from 'node:crypto';
 import { compileTemplate, parseTemplate, type CompiledTemplate, type Template, type VariableTable } from '../../core/variables.js';
 import { parseSize, parseTime } from '../../core/parse.js';
 import { defineDirective, type ConfModule } from '../../conf/registry.js';
 import { parseValue } from '../../conf/values.js';
 import { setBalancerWrapper } from '../upstream-module.js';
 import type { Peer } from '../peer.js';
+import { StickySessions, type LearnZoneSpec } from '../sticky-sessions.js';
+import type { UpstreamRuntime } from '../upstream-runtime.js';
 import { chosen, type Balanced, type Balancer, type PeerPicker, type PeerSets, type TriedSet } from './balancer.js';
 
 /** `sticky cookie name [expires=time|max] [domain=d] [path=p] [samesite=...] [httponly] [secure]`. */
@@ -58,6 +59,8 @@ export interface StickyLearnSetting {
   readonly timeoutMs: number;
   /** `header`: learn once the response header arrives, not once the request completes. */
   readonly header: boolean;
+  /** The group's name: a zone keeps its sessions across a reload while the same group uses it. */
+  readonly group: string;
 }
 
 /** The `sticky` directive of a group. */
@@ -73,8 +76,6 @@ declare module '../../conf/registry.js' {
 const EXPIRES_MAX = 2_145_916_555;
 const EXPIRES_MAX_TEXT = '; expires=Thu, 31-Dec-37 23:55:55 GMT; max-age=315360000';
 const SAMESITE = new Set(['strict', 'lax', 'none']);
-/** nginx's estimate for a learn zone: "1m ~ 8000 sessions". */
-const SESSION_BYTES = 131;
 
 const WEEKDAYS = ['Sun', 'Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat'];
 const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
@@ -94,7 +95,9 @@ interface CompiledSticky<R> {
   readonly create: readonly CompiledTemplate<R>[];
   readonly domain: CompiledTemplate<R> | undefined;
   readonly sameSite: CompiledTemplate<R> | undefined;
-  readonly sessions: LearnedSessions | undefined;
+  /** `learn`: where the sessions are, and the zone they are in. */
+  readonly sessions: StickySessions | undefined;
+  readonly zone: LearnZoneSpec | undefined;
 }
 
 /** ngx_http_upstream_sticky_get_id(): the first variable that is found and not empty. */
@@ -104,56 +107,6 @@ function firstValue<R>(templates: readonly CompiledTemplate<R>[], request: R): s
     if (value !== '') return value;
   }
   return undefined;
-}
-
-/**
- * `sticky learn`'s sessions: the MD5 of a session ID to the server ID that answered it, in the
- * order they were last learned, so that the oldest go first, when they time out and when the
- * zone is full (nginx expires the least recently used session to make room).
- */
-export class LearnedSessions {
-  readonly #byKey = new Map<string, { sid: string; last: number }>();
-  readonly #timeoutMs: number;
-  readonly #capacity: number;
-
-  constructor(timeoutMs: number, zoneSize: number) {
-    this.#timeoutMs = timeoutMs;
-    this.#capacity = Math.max(1, Math.floor(zoneSize / SESSION_BYTES));
-  }
-
-  /** The server ID of a live session, if any. */
-  lookup(session: string, now: number): string | undefined {
-    this.#expire(now);
-    return this.#byKey.get(keyOf(session))?.sid;
-  }
-
-  /** ngx_http_upstream_sticky_learn_peer(): refreshes a known session, or creates one when `create`. */
-  learn(session: string, sid: string, create: boolean, now: number): void {
-    this.#expire(now);
-    const key = keyOf(session);
-    if (!this.#byKey.delete(key) && !create) return;
-    if (this.#byKey.size >= this.#capacity) {
-      const oldest = this.#byKey.keys().next();
-      if (oldest.done !== true) this.#byKey.delete(oldest.value);
-    }
-    this.#byKey.set(key, { sid, last: now });
-  }
-
-  /** Sessions held now. */
-  get size(): number {
-    return this.#byKey.size;
-  }
-
-  #expire(now: number): void {
-    for (const [key, entry] of this.#byKey) {
-      if (now - entry.last < this.#timeoutMs) return;
-      this.#byKey.delete(key);
-    }
-  }
-}
-
-function keyOf(session: string): string {
-  return createHash('md5').update(session, 'latin1').digest('hex');
 }
 
 /** The first peer of `peers` with server ID `sid`, if the request may go to it (usable, not tried). */
@@ -181,9 +134,9 @@ class StickyPicker<R extends Balanced> implements PeerPicker {
     this.#sticky = sticky;
     this.#request = request;
     const id = request === undefined ? undefined : firstValue(sticky.lookup, request);
-    const sessions = sticky.sessions;
+    const { sessions, zone } = sticky;
     this.#session = sessions === undefined ? undefined : id;
-    this.#hint = sessions === undefined || id === undefined ? id : sessions.lookup(id, Date.now());
+    this.#hint = sessions === undefined || zone === undefined || id === undefined ? id : sessions.lookup(zone, id, Date.now());
   }
 
   pick(tried: TriedSet, now: number): Peer | undefined {
@@ -212,13 +165,13 @@ class StickyPicker<R extends Balanced> implements PeerPicker {
 
   /** ngx_http_upstream_sticky_learn_peer(), once per request. */
   #learn(peer: Peer): void {
-    const sessions = this.#sticky.sessions;
+    const { sessions, zone } = this.#sticky;
     const request = this.#request;
-    if (sessions === undefined || request === undefined || this.#learned) return;
+    if (sessions === undefined || zone === undefined || request === undefined || this.#learned) return;
     this.#learned = true;
     const created = firstValue(this.#sticky.create, request);
     const session = created ?? this.#session;
-    if (session !== undefined) sessions.learn(session, peer.sid, created !== undefined, Date.now());
+    if (session !== undefined) sessions.learn(zone, session, peer.sid, created !== undefined, Date.now());
   }
 
   /** ngx_http_upstream_sticky_cookie_insert(): name=ID, expires, domain, httponly, secure, samesite, path. */
@@ -241,8 +194,11 @@ class StickyPicker<R extends Balanced> implements PeerPicker {
   }
 }
 
-/** Wraps a group's method with `sticky`; `variables` compiles its lookups (none for health checks). */
-export function stickyBalancer<R extends Balanced>(inner: Balancer<R>, sets: PeerSets, setting: StickySetting, variables: VariableTable<R> | undefined): Balancer<R> {
+/**
+ * Wraps a group's method with `sticky`; `variables` compiles its lookups; `runtime` holds the
+ * learned sessions every worker shares (without it, the balancer keeps its own).
+ */
+export function stickyBalancer<R extends Balanced>(inner: Balancer<R>, sets: PeerSets, setting: StickySetting, variables: VariableTable<R> | undefined, runtime?: UpstreamRuntime): Balancer<R> {
   const compile = (template: Template): CompiledTemplate<R> => (variables === undefined ? () => '' : compileTemplate(template, variables));
   const sticky: CompiledSticky<R> = {
     setting,
@@ -250,7 +206,8 @@ export function stickyBalancer<R extends Balanced>(inner: Balancer<R>, sets: Pee
     create: setting.kind === 'learn' ? setting.create.map(compile) : [],
     domain: setting.kind === 'cookie' && setting.domain !== undefined ? compile(setting.domain) : undefined,
     sameSite: setting.kind === 'cookie' && setting.sameSite !== undefined ? compile(setting.sameSite) : undefined,
-    sessions: setting.kind === 'learn' ? new LearnedSessions(setting.timeoutMs, setting.zoneSize) : undefined,
+    sessions: setting.kind === 'learn' ? (runtime?.stickySessions ?? new StickySessions()) : undefined,
+    zone: setting.kind === 'learn' ? { zone: setting.zone, group: setting.group, zoneSize: setting.zoneSize, timeoutMs: setting.timeoutMs } : undefined,
   };
   const balancer: Balancer<R> = {
     method: inner.method,
@@ -364,7 +321,7 @@ function parseLearn(params: readonly string[], fail: (message: string) => never)
   if (lookup.length === 0) directive('"lookup" parameter is not specified');
   if (create.length === 0) directive('"create" parameter is not specified');
   if (zone === undefined) directive('"zone" parameter is not specified');
-  return { kind: 'learn', lookup, create, zone: zone as string, zoneSize, timeoutMs: timeoutMs ?? 600_000, header };
+  return { kind: 'learn', lookup, create, zone: zone as string, zoneSize, timeoutMs: timeoutMs ?? 600_000, header, group: '' };
 }
 
 /** Parses `sticky cookie ...`, `sticky route ...` or `sticky learn ...` (ngx_http_upstream_sticky()). */
@@ -404,11 +361,9 @@ export const upstreamStickyModule: ConfModule = {
       default: () => undefined,
       defaultText: '—',
       parse: (args, ctx) => {
-        const setting = parseSticky(args, (message) => ctx.fail(message), (text) => parseValue(text, ctx));
-        if (setting.kind === 'learn') {
-          ctx.warn(`sticky learn sessions of zone "${setting.zone}" are kept by each worker of hitless, not shared among workers, and are lost at a reload`);
-        }
-        setBalancerWrapper(ctx, (method, sets, variables) => stickyBalancer(method, sets, setting, variables));
+        const parsed = parseSticky(args, (message) => ctx.fail(message), (text) => parseValue(text, ctx));
+        const setting: StickySetting = parsed.kind === 'learn' ? { ...parsed, group: ctx.enclosing?.args[0] ?? '' } : parsed;
+        setBalancerWrapper(ctx, (method, sets, variables, runtime) => stickyBalancer(method, sets, setting, variables, runtime));
         return setting;
       },
     }),
