@@ -37,7 +37,7 @@ import { httpUpstreamHashModule } from './http/upstream-hash-module.js';
 import { upstreamIpHashModule } from './upstream/balancers/ip-hash.js';
 import { upstreamLeastConnModule } from './upstream/balancers/least-conn.js';
 import { upstreamRandomModule } from './upstream/balancers/random.js';
-import { upstreamStickyModule } from './upstream/balancers/sticky.js';
+import { httpUpstreamStickyModule } from './http/upstream-sticky-module.js';
 import { upstreamHealthCheckModule } from './upstream/health/health-check-module.js';
 import { upstreamKeepaliveModule } from './upstream/keepalive-module.js';
 import { upstreamModule } from './upstream/upstream-module.js';
@@ -82,7 +82,7 @@ export const builtinModules: readonly ConfModule[] = [
   upstreamLeastConnModule,
   upstreamRandomModule,
   upstreamEwmaModule,
-  upstreamStickyModule,
+  httpUpstreamStickyModule,
   upstreamKeepaliveModule,
   upstreamZoneModule,
   upstreamHealthCheckModule,

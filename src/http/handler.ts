@@ -327,7 +327,7 @@ export class RequestHandler {
     const proxy = limited !== undefined && !limited.methods.has(request.head.method) ? limited.proxy : (level.proxy as CompiledProxy);
     const server = request.server as CompiledServer | undefined;
     const absolute = (location: string): string => (server === undefined ? location : absoluteLocation(location, request, conn, server, level));
-    request.proxyHost = proxy.proxyHost;
+    request.proxyHost = proxy.proxyHostOf(request);
     request.proxyScheme = proxy.scheme;
     const resolving = proxy.resolveHost(request);
     if (resolving === undefined) {

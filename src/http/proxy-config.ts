@@ -56,6 +56,8 @@ export interface CompiledProxy {
   resolveGroup(request: HttpRequest): UpstreamGroup<HttpRequest> | undefined;
   /** For a URL with variables: the host it names for this request (for the error message). */
   dynamicHost(request: HttpRequest): string;
+  /** For a URL with variables: the evaluated URL when it starts with neither `http://` nor `https://`, else undefined. */
+  invalidPrefix(request: HttpRequest): string | undefined;
   /** The URI of the request sent upstream (upstreamUri(); for a URL with variables, its own URI part when it has one). */
   uriFor(request: HttpRequest): string;
   /**
@@ -67,6 +69,8 @@ export interface CompiledProxy {
   errorPageFor(status: number): boolean;
   /** Sets `request.proxyHost`, which `$proxy_host` reads. */
   readonly proxyHost: string;
+  /** `$proxy_host` for this request: {@link proxyHost}, or for a URL with variables, its host as evaluated. */
+  proxyHostOf(request: HttpRequest): string;
   /** The TLS client for `proxy_pass https://`; undefined for http. */
   readonly ssl: UpstreamTls | undefined;
   /** `proxy_ssl_name` for this request (default `$proxy_host`), without its port. */
@@ -107,10 +111,14 @@ export function compileProxy(
   const defaultPort = target.scheme === 'https' ? 443 : 80;
   // ngx_http_upstream_init_request(): an upstream group by that name, else an address, else the resolver.
   const known = (host: string): UpstreamGroup<HttpRequest> | undefined => {
+    // ngx_parse_url() takes `unix:/path` as an address, never resolved: a group of one peer, made
+    // per request and not kept, as for an IP address (the path comes from the request).
+    if (host.slice(0, 5).toLowerCase() === 'unix:' && host.length > 5) return implicitGroup(host, 0) as UpstreamGroup<HttpRequest>;
     const { name, port } = splitHostPort(host, defaultPort);
     const found = groups.get(host) ?? groups.get(name) ?? implicit.get(host);
     if (found !== undefined) return found;
     if (isIP(name) !== 0) return implicitGroup(name, port) as UpstreamGroup<HttpRequest>;
+
     return resolver?.cached(name, port);
   };
   const resolveDynamic = (request: HttpRequest): UpstreamGroup<HttpRequest> | undefined => known(hostOf((dynamic as CompiledTemplate<HttpRequest>)(request)));
@@ -199,10 +207,16 @@ export function compileProxy(
     maxBodySize: block.get('client_max_body_size'),
     resolveGroup: dynamic === undefined ? () => fixed : resolveDynamic,
     dynamicHost: (request) => (dynamic === undefined ? target.host : hostOf(dynamic(request))),
+    invalidPrefix: (request) => {
+      if (dynamic === undefined) return undefined;
+      const url = dynamic(request);
+      return hasUrlPrefix(url) ? undefined : url;
+    },
     uriFor: (request) => (dynamic === undefined ? upstreamUri(request, target.uri, locationPrefix) : (uriOf(dynamic(request)) ?? upstreamUri(request, undefined, locationPrefix))),
     resolveHost,
     errorPageFor: (status) => errorCodes.has(status),
     proxyHost: target.template !== undefined ? '' : target.proxyHost,
+    proxyHostOf: dynamic === undefined ? () => target.proxyHost : (request) => evaluatedProxyHost(hostOf(dynamic(request))),
     ssl,
     sslName,
   };
@@ -220,21 +234,46 @@ function splitHostPort(host: string, defaultPort: number): { name: string; port:
   return { name: host.slice(0, colon), port: Number(host.slice(colon + 1)) || defaultPort };
 }
 
-/** The host of a proxy_pass URL evaluated at request time: `backend:8080` in `http://backend:8080/x`. */
+/**
+ * Where the host of an evaluated proxy_pass URL ends: at the first `/` or `?`, or for a unix
+ * socket (`unix:/path:/uri`) at the first `:` after the path (ngx_parse_unix_domain_url()), which
+ * is then no part of the URI.
+ */
+function splitUrl(url: string): { host: string; uri: string | undefined } {
+  const rest = url.replace(/^https?:\/\//i, '');
+  if (rest.slice(0, 5).toLowerCase() === 'unix:') {
+    const colon = rest.indexOf(':', 5);
+    if (colon === -1) return { host: rest, uri: undefined };
+    const uri = rest.slice(colon + 1);
+    return { host: rest.slice(0, colon), uri: uri === '' ? undefined : uri };
+  }
+  const end = rest.search(/[/?]/);
+  return end === -1 ? { host: rest, uri: undefined } : { host: rest.slice(0, end), uri: rest.slice(end) };
+}
+
 /**
  * ngx_http_proxy_eval(): the URI part of an evaluated URL, sent as it is (no args added), with a
  * `/` before a bare `?query`; undefined when the URL has none.
  */
 function uriOf(url: string): string | undefined {
-  const rest = url.replace(/^https?:\/\//i, '');
-  const start = rest.search(/[/?]/);
-  if (start === -1) return undefined;
-  const uri = rest.slice(start);
-  return uri.startsWith('?') ? `/${uri}` : uri;
+  const uri = splitUrl(url).uri;
+  return uri?.startsWith('?') === true ? `/${uri}` : uri;
 }
 
+/** The host of a proxy_pass URL evaluated at request time: `backend:8080` in `http://backend:8080/x`, `unix:/path` in `http://unix:/path:/x`. */
 function hostOf(url: string): string {
-  const rest = url.replace(/^https?:\/\//i, '');
-  const end = rest.search(/[/?]/);
-  return end === -1 ? rest : rest.slice(0, end);
+  return splitUrl(url).host;
+}
+
+/**
+ * ngx_http_proxy_eval(): the Host of an evaluated URL is its host as written, with the port when
+ * one is written (the scheme's own included), and `localhost` for a unix socket.
+ */
+function evaluatedProxyHost(host: string): string {
+  return host.slice(0, 5).toLowerCase() === 'unix:' ? 'localhost' : host;
+}
+
+/** ngx_http_proxy_eval(): an evaluated URL must start with `http://` or `https://` (longer than the prefix). */
+function hasUrlPrefix(url: string): boolean {
+  return /^https?:\/\/./i.test(url);
 }

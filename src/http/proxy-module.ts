@@ -154,8 +154,10 @@ export function parseProxyPass([url = '']: readonly string[], ctx: DirectiveCont
   const lower = url.toLowerCase();
   const scheme = lower.startsWith('http://') ? 'http' : lower.startsWith('https://') ? 'https' : undefined;
   if (hasVariables(url)) {
-    if (scheme === undefined && !/^\$/.test(url)) ctx.fail(`invalid URL prefix in "${url}"`);
-    return { source: url, template: parseValue(url, ctx), scheme: scheme ?? 'http', host: '', port: 0, explicitPort: false, uri: undefined, proxyHost: '', ...where };
+    // ngx_http_proxy_pass(): a URL with variables is only compiled; its prefix is checked once it
+    // is evaluated (ngx_http_proxy_eval()), so `http:/$uri` is fine when $uri begins with a slash.
+    // The TLS client is set up for a URL whose literal start says https.
+    return { source: url, template: parseValue(url, ctx), scheme: scheme ?? (lower.startsWith('https') ? 'https' : 'http'), host: '', port: 0, explicitPort: false, uri: undefined, proxyHost: '', ...where };
   }
   if (scheme === undefined) ctx.fail(`invalid URL prefix in "${url}"`);
   const rest = url.slice(scheme.length + 3);

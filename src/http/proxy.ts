@@ -55,6 +55,12 @@ export interface ProxyContext extends UpstreamContext {
 /** Proxies one request. */
 export function proxyRequest(ctx: ProxyContext): void {
   const { exchange, proxy } = ctx;
+  const badUrl = proxy.invalidPrefix(ctx.request);
+  if (badUrl !== undefined) {
+    ctx.log.error(`invalid URL prefix in "${badUrl}"${where(ctx)}`, ctx.conn.number);
+    ctx.fail(500);
+    return;
+  }
   const group = proxy.resolveGroup(ctx.request);
   if (group === undefined) {
     ctx.log.error(`no resolver defined to resolve ${proxy.dynamicHost(ctx.request)}${where(ctx)}`, ctx.conn.number);

@@ -25,6 +25,7 @@ import { VERSION } from '../core/version.js';
 import { MasterCertificates } from './master-certificates.js';
 import { ActiveHealthChecks, type CheckedPeerState } from '../upstream/health/active.js';
 import { MasterPeerFailures } from '../upstream/shared-peers.js';
+import { MasterStickySessions } from '../upstream/sticky-sessions.js';
 import { buildUpstreamsReport, type UpstreamsReport } from '../upstream/upstream-report.js';
 
 /** What {@link MasterProcess} runs with; {@link runMaster} builds it. */
@@ -87,6 +88,8 @@ export class MasterProcess {
   });
   /** The failure counts of groups with `zone`, shared by every worker. */
   readonly #peerFailures = new MasterPeerFailures();
+  /** `sticky learn` sessions, kept across reloads and handed to every new worker. */
+  readonly #stickySessions = new MasterStickySessions();
   #log: ErrorLog;
   #generation: Generation;
   #pending: Generation | undefined;
@@ -292,6 +295,11 @@ export class MasterProcess {
     this.#workers.add(worker);
     this.#slots.set(worker, slot);
     worker.upstreamHealth(this.#health.snapshot());
+    worker.stickySessions(this.#stickySessions.snapshot());
+    worker.onStickyLearn((learned) => {
+      const update = this.#stickySessions.apply(learned);
+      if (update !== undefined) for (const other of this.#workers) other.stickySessions(update);
+    });
     worker.ready.then(() => this.#onWorkerReady(worker), () => undefined);
     void worker.exited.then((exit) => this.#onWorkerExit(worker, exit));
     return worker;

@@ -11,6 +11,7 @@ import type { MasterZones } from './zones.js';
 import type { HealthSnapshot } from '../upstream/health/health-table.js';
 import type { PeerState } from '../upstream/group.js';
 import { isPeerOutcome, type PeerFailuresMessage, type PeerOutcomeMessage } from '../upstream/shared-peers.js';
+import { isStickyLearn, type StickyLearnMessage, type StickySessionsMessage } from '../upstream/sticky-sessions.js';
 import { REGEXP_GUARD_V8_FLAGS } from '../core/pcre.js';
 
 /** The module forked for each worker unless the master is told otherwise. */
@@ -200,6 +201,18 @@ export class WorkerProcess {
     if (this.#state !== 'exited') this.#send(message);
   }
 
+  /** Takes the sessions the worker learns for `sticky learn` (upstream/sticky-sessions.ts). */
+  onStickyLearn(listener: (message: StickyLearnMessage) => void): void {
+    this.#child.on('message', (message: unknown) => {
+      if (isStickyLearn(message)) listener(message);
+    });
+  }
+
+  /** Sends the worker `sticky learn` sessions as the master holds them. */
+  stickySessions(message: StickySessionsMessage): void {
+    if (this.#state !== 'exited') this.#send(message);
+  }
+
   /**
    * Asks the worker for every upstream peer's state as it sees it; settles with its answer, or
    * with why there is none (no answer within `timeoutMs`, exited, channel closed). Never rejects.
@@ -225,7 +238,7 @@ export class WorkerProcess {
     this.#signal('SIGKILL');
   }
 
-  #send(message: MasterToWorker | ZoneAnswerMessage | SessionAnswerMessage | PeerFailuresMessage, handle?: Server): boolean {
+  #send(message: MasterToWorker | ZoneAnswerMessage | SessionAnswerMessage | PeerFailuresMessage | StickySessionsMessage, handle?: Server): boolean {
     if (!this.#child.connected) return false;
     try {
       // send() returning false only means Node queued the message; it is still delivered in order.

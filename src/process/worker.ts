@@ -23,6 +23,7 @@ import { IpcSharedSessions } from './session-caches.js';
 import type { ServingState } from '../http/serving-state.js';
 import { TlsRuntime } from '../tls/tls-runtime.js';
 import { isPeerFailures } from '../upstream/shared-peers.js';
+import { isStickySessions } from '../upstream/sticky-sessions.js';
 import { UpstreamRuntime } from '../upstream/upstream-runtime.js';
 import type { PeerState } from '../upstream/group.js';
 
@@ -82,8 +83,13 @@ export function runWorker(options: WorkerOptions = {}): void {
   upstreams.sharedPeers.useSender((message) => {
     if (process.connected && process.send !== undefined) process.send(message, undefined, undefined, () => undefined);
   });
+  // So are the sessions of `sticky learn` (upstream/sticky-sessions.ts).
+  upstreams.stickySessions.useSender((message) => {
+    if (process.connected && process.send !== undefined) process.send(message, undefined, undefined, () => undefined);
+  });
   process.on('message', (message: unknown, handle: unknown) => {
     if (isZoneAnswer(message)) zones.receive(message);
+    else if (isStickySessions(message)) upstreams.stickySessions.receive(message);
     else if (isSessionAnswer(message)) sessions.receive(message);
     else if (isPeerFailures(message)) upstreams.sharedPeers.receive(message);
     else worker.receive(message, handle);

@@ -136,6 +136,8 @@ export class UdpSession {
       const current = cycle.next();
       if (current === undefined) {
         this.#log.error(`no live upstreams while connecting to upstream, ${this.#logContext}, upstream: "${group.name}"`, this.session.id);
+        // ngx_stream_proxy_connect(): the try is recorded under the group's name (`$upstream_addr`).
+        this.session.upstreams.push({ addr: group.name, connectMs: -1, bytesSent: 0, bytesReceived: 0 });
         return this.#finish(502);
       }
       const peer = current.peer;
@@ -172,6 +174,10 @@ export class UdpSession {
         if (!upstream.connected) channels.upstreamConnectError.publishLazy(() => ({ protocol: 'udp', group: group.name, peer: peer.name, error: message, timedOut: false }));
         this.#log.error(`${message}, ${this.#logContext}, upstream: "${peer.name}"`, this.session.id);
         current.finish('failed', 'error');
+        // A datagram session goes to no other peer once its socket is connected: nginx's connect()
+        // of a UDP socket succeeds at once, and a later error (an ICMP port unreachable read back
+        // as ECONNREFUSED) ends the session, counted against the peer (ngx_stream_proxy_finalize()).
+        if (upstream.connected) return this.#finish(502);
         // What the failed peer was sent goes to the next one first.
         this.#queue = [...this.#unanswered, ...this.#queue];
         this.#unanswered = [];

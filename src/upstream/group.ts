@@ -65,9 +65,12 @@ class CountingPicker implements PeerPicker {
     this.#picker = picker;
     const responseHeaders = picker.responseHeaders?.bind(picker);
     if (responseHeaders !== undefined) this.responseHeaders = responseHeaders;
+    const answered = picker.answered?.bind(picker);
+    if (answered !== undefined) this.answered = answered;
   }
 
   responseHeaders?: (peer: Peer) => readonly string[];
+  answered?: (peer: Peer) => void;
 
   pick(tried: TriedSet, now: number): Peer | undefined {
     const peer = this.#picker.pick(tried, now);
@@ -226,6 +229,7 @@ function peersOf(server: UpstreamServer, group: string, runtime: UpstreamRuntime
         backup: server.backup,
         down: server.down,
         drain: server.drain,
+        ...(server.route === undefined ? {} : { route: server.route }),
         group,
         ...(runtime === undefined ? {} : { health: runtime.health }),
       }),
@@ -257,7 +261,7 @@ export function buildUpstreamGroups<R extends Balanced>(http: ConfBlockView, var
         peers,
         limits,
         false,
-        buildBalancer(block, variables),
+        buildBalancer(block, variables, runtime),
         block.isSet('zone'),
         runtime,
       ),

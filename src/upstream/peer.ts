@@ -2,6 +2,7 @@
  * A peer of an upstream group: one resolved address of a `server` line, with the state the
  * balancers and passive health checks keep about it (nginx's `ngx_http_upstream_rr_peer_t`).
  */
+import { createHash } from 'node:crypto';
 import { isIP } from 'node:net';
 import type { UpstreamHealthTable } from './health/health-table.js';
 
@@ -26,6 +27,8 @@ export interface PeerInit {
    * Default: false.
    */
   drain?: boolean;
+  /** The `route=` parameter (sticky's server ID). Default: none, the ID is the MD5 of the name. */
+  route?: string;
   /** The group's name, which active health checks report peers under. Default: `''`. */
   group?: string;
   /** The active health checks' table this peer is read from (the server's UpstreamRuntime); none: never unhealthy. */
@@ -49,6 +52,11 @@ export class Peer {
   down: boolean;
   /** `drain`: only requests bound to the peer (sticky) go to it. */
   drain: boolean;
+  /**
+   * The server ID `sticky` binds clients with (nginx's `peer->sid`): the `route=` parameter, or the
+   * MD5 of the name in hex (ngx_http_upstream_init_round_robin_sid()).
+   */
+  readonly sid: string;
   /** Smooth weighted round-robin state (ngx_http_upstream_get_peer). */
   currentWeight = 0;
   effectiveWeight: number;
@@ -82,6 +90,7 @@ export class Peer {
     this.backup = init.backup;
     this.down = init.down;
     this.drain = init.drain ?? false;
+    this.sid = init.route !== undefined && init.route !== '' ? init.route : createHash('md5').update(init.name).digest('hex');
   }
 
   /** True when passive health checks keep this peer out right now (nginx's max_fails within fail_timeout). */

@@ -90,6 +90,11 @@ export class UpstreamCycle<R extends Balanced = Balanced> {
   responseHeaders(peer: Peer): readonly string[] | undefined {
     return this.#picker.responseHeaders?.(peer);
   }
+
+  /** Tells the balancer that an attempt ended well (`sticky learn`); called by {@link UpstreamAttempt.finish}. */
+  answered(peer: Peer): void {
+    this.#picker.answered?.(peer);
+  }
 }
 
 /** One try on one peer: from the pick to `finish`. */
@@ -119,9 +124,16 @@ export class UpstreamAttempt {
     return performance.now() - this.#startedAt;
   }
 
-  /** The connection is ready (connected and through TLS, or taken from the pool). */
+  /**
+   * The connection is ready (connected and through TLS, or taken from the pool). A stream TCP
+   * peer chosen again past fail_timeout is live from here, not from the session's end, so that
+   * the connections that follow go to it too (ngx_stream_upstream_notify_round_robin_peer() on
+   * NGX_STREAM_UPSTREAM_NOTIFY_CONNECT: "if (peer->accessed < peer->checked) peer->fails = 0").
+   */
   connected(): void {
-    if (this.#connectMs < 0) this.#connectMs = this.elapsedMs();
+    if (this.#connectMs >= 0) return;
+    this.#connectMs = this.elapsedMs();
+    if (this.#cycle.protocol === 'tcp' && this.peer.accessed < this.peer.checked) this.#cycle.group.record(this.peer, false);
   }
 
   /**
@@ -150,6 +162,7 @@ export class UpstreamAttempt {
     const { peer, group, protocol } = { peer: this.peer, group: this.#cycle.group, protocol: this.#cycle.protocol };
     peer.conns--;
     const disabled = group.record(peer, outcome === 'failed');
+    if (outcome !== 'failed' && outcome !== 'next') this.#cycle.answered(peer);
     const finish = channels.upstreamFinish;
     if (finish.hasSubscribers) {
       finish.publish({

@@ -8,6 +8,7 @@ import type { VariableTable } from '../core/variables.js';
 import { defineDirective, type ConfBlockView, type ConfModule, type DirectiveContext } from '../conf/registry.js';
 import type { Balanced, Balancer, PeerSets } from './balancers/balancer.js';
 import { roundRobinBalancer } from './balancers/round-robin.js';
+import type { UpstreamRuntime } from './upstream-runtime.js';
 
 /** One `server` line of an upstream group, with nginx's defaults applied. */
 export interface UpstreamServer {
@@ -23,6 +24,8 @@ export interface UpstreamServer {
   readonly down: boolean;
   /** NGINX Plus's `drain`: requests bound to the server (sticky) only. */
   readonly drain: boolean;
+  /** The `route=` parameter: the server ID for `sticky` (nginx's `us->sid`); undefined when not given. */
+  readonly route: string | undefined;
   readonly file: string;
   readonly line: number;
 }
@@ -51,8 +54,11 @@ export interface BalancerFactory {
   build<R extends Balanced>(sets: PeerSets, variables: VariableTable<R> | undefined): Balancer<R>;
 }
 
-/** A wrapper over whatever method a group has (`sticky`). */
-export type BalancerWrapper = <R extends Balanced>(method: Balancer<R>, sets: PeerSets) => Balancer<R>;
+/**
+ * A wrapper over whatever method a group has (`sticky`); `variables` as for
+ * {@link BalancerFactory.build}; `runtime` the server's upstream state (sticky learn's sessions).
+ */
+export type BalancerWrapper = <R extends Balanced>(method: Balancer<R>, sets: PeerSets, variables: VariableTable<R> | undefined, runtime: UpstreamRuntime | undefined) => Balancer<R>;
 
 /**
  * What an `upstream` block knows while it is read: the balancing method set so far, which
@@ -84,17 +90,20 @@ export function setBalancerWrapper(ctx: DirectiveContext, wrapper: BalancerWrapp
 }
 
 /** Builds the balancer an `upstream` block asks for (round robin when none), wrapped by `sticky` if set. */
-export function buildBalancer<R extends Balanced>(block: ConfBlockView, variables: VariableTable<R> | undefined): (sets: PeerSets) => Balancer<R> {
+export function buildBalancer<R extends Balanced>(block: ConfBlockView, variables: VariableTable<R> | undefined, runtime?: UpstreamRuntime): (sets: PeerSets) => Balancer<R> {
   const state = blockState(block.value);
   const factory = state?.balancer;
   const wrapper = state?.wrapper;
   return (sets) => {
     const method: Balancer<R> = factory === undefined ? roundRobinBalancer(sets) : factory.build(sets, variables);
-    return wrapper === undefined ? method : wrapper(method, sets);
+    return wrapper === undefined ? method : wrapper(method, sets, variables, runtime);
   };
 }
 
-/** Parses `server address [weight=n] [max_fails=n] [fail_timeout=t] [max_conns=n] [backup] [down] [drain]`. */
+/** nginx's NGX_HTTP_UPSTREAM_SID_LEN: a `route=` is at most 32 bytes, the length of an MD5 in hex. */
+const MAX_ROUTE_LENGTH = 32;
+
+/** Parses `server address [weight=n] [max_fails=n] [fail_timeout=t] [max_conns=n] [backup] [down] [drain] [route=id]`. */
 export function parseUpstreamServer(args: readonly string[], ctx: DirectiveContext, previous: readonly UpstreamServer[] | undefined): readonly UpstreamServer[] {
   const [address = '', ...params] = args;
   let weight = 1;
@@ -104,6 +113,9 @@ export function parseUpstreamServer(args: readonly string[], ctx: DirectiveConte
   let backup = false;
   let down = false;
   let drain = false;
+  let route: string | undefined;
+  // `drain` and `route=` belong to the http sticky module; a stream group has neither.
+  const http = ctx.context === 'upstream';
   for (const param of params) {
     const [key, value] = param.includes('=') ? [param.slice(0, param.indexOf('=') + 1), param.slice(param.indexOf('=') + 1)] : [param, ''];
     const invalid = (): never => ctx.fail(`invalid parameter "${param}"`);
@@ -131,17 +143,25 @@ export function parseUpstreamServer(args: readonly string[], ctx: DirectiveConte
         down = true;
         break;
       case 'drain':
+        if (!http) invalid();
         drain = true;
+        break;
+      case 'route=':
+        if (!http) invalid();
+        // ngx_http_upstream_server(): the ID is taken as written, up to NGX_HTTP_UPSTREAM_SID_LEN.
+        if (value === '') ctx.fail('route is empty');
+        if (Buffer.byteLength(value) > MAX_ROUTE_LENGTH) ctx.fail(`route is longer than ${MAX_ROUTE_LENGTH}`);
+        route = value;
         break;
       default:
         invalid();
     }
   }
-  const server = { address, weight, maxFails, failTimeout, maxConns, backup, down, drain, file: ctx.location.file, line: ctx.location.line };
+  const server = { address, weight, maxFails, failTimeout, maxConns, backup, down, drain, route, file: ctx.location.file, line: ctx.location.line };
   return [...(previous ?? []), server];
 }
 
-const serverSummary = 'A peer of the group: an address with optional weight=, max_fails=, fail_timeout=, max_conns=, backup, down and drain (NGINX Plus: sticky clients only).';
+const serverSummary = 'A peer of the group: an address with optional weight=, max_fails=, fail_timeout=, max_conns=, backup, down, drain (sticky clients only) and route= (the server ID sticky binds to).';
 
 /** nginx refuses an empty group (`ngx_http_upstream_init_round_robin`) and a name used twice. */
 function checkGroups(parent: ConfBlockView | undefined): void {

@@ -32,6 +32,12 @@ export interface PeerPicker {
    * sets its cookie here). Optional: most methods add none.
    */
   responseHeaders?(peer: Peer): readonly string[];
+  /**
+   * The attempt on `peer` ended without failing and without going to the next peer (nginx's
+   * `peer.free` with neither NGX_PEER_FAILED nor NGX_PEER_NEXT): `sticky learn` learns here.
+   * Optional.
+   */
+  answered?(peer: Peer): void;
 }
 
 /**
