@@ -296,13 +296,22 @@ export class DnsClient {
    */
   async resolveService(service: string, name: string, options: { readonly ipv4: boolean; readonly ipv6: boolean; readonly timeoutMs: number }): Promise<ServiceAnswer> {
     const deadline = Date.now() + options.timeoutMs;
-    const query = service.startsWith('_') ? `${service}.${name}` : `_${service}._tcp.${name}`;
-    const response = await this.#ask(query, TYPE_SRV, options.timeoutMs);
-    if (response === undefined) return { code: DNS_TIMEOUT, addresses: [], failures: [], ttl: 0 };
-    if (response.rcode !== 0) return { code: response.rcode, addresses: [], failures: [], ttl: 0 };
-    const srvs = response.records.filter((record) => record.type === 'srv');
+    let query = service.startsWith('_') ? `${service}.${name}` : `_${service}._tcp.${name}`;
+    let srvs: Extract<DnsRecord, { type: 'srv' }>[] = [];
+    let cnameTtl = Number.POSITIVE_INFINITY;
+    for (let hop = 0; hop <= MAX_CNAMES; hop++) {
+      const response = await this.#ask(query, TYPE_SRV, Math.max(1, deadline - Date.now()));
+      if (response === undefined) return { code: DNS_TIMEOUT, addresses: [], failures: [], ttl: 0 };
+      if (response.rcode !== 0) return { code: response.rcode, addresses: [], failures: [], ttl: 0 };
+      srvs = response.records.filter((record) => record.type === 'srv');
+      const cname = response.records.find((record) => record.type === 'cname');
+      // A CNAME without SRV records: its target's SRV records are asked for, as for addresses.
+      if (srvs.length > 0 || cname?.type !== 'cname') break;
+      cnameTtl = Math.min(cnameTtl, cname.ttl);
+      query = cname.target;
+    }
     if (srvs.length === 0) return { code: DNS_NXDOMAIN, addresses: [], failures: [], ttl: 0 };
-    let ttl = Math.min(...srvs.map((record) => record.ttl));
+    let ttl = Math.min(cnameTtl, ...srvs.map((record) => record.ttl));
     const addresses: ServiceAddress[] = [];
     const failures: ServiceNameFailure[] = [];
     const left = Math.max(1, deadline - Date.now());
@@ -317,6 +326,11 @@ export class DnsClient {
       // ngx_resolver_process_srv(): a weight of 0 counts as 1.
       for (const address of answer.addresses) addresses.push({ address, port: srv.port, priority: srv.priority, weight: srv.weight || 1, name: srv.target });
     });
+    // ngx_resolver_report_srv(): no address at all is the first target's error, NXDOMAIN if any had that.
+    if (addresses.length === 0 && failures.length > 0) {
+      const code = failures.some((failure) => failure.code === DNS_NXDOMAIN) ? DNS_NXDOMAIN : (failures[0] as ServiceNameFailure).code;
+      return { code, addresses, failures, ttl: 0 };
+    }
     return { code: 0, addresses, failures, ttl };
   }
 

@@ -25,6 +25,7 @@ import { VERSION } from '../core/version.js';
 import { MasterCertificates } from './master-certificates.js';
 import { ActiveHealthChecks, type CheckedPeerState } from '../upstream/health/active.js';
 import { MasterPeerFailures } from '../upstream/shared-peers.js';
+import type { ResolvedAnswer } from '../upstream/resolve.js';
 import { buildUpstreamsReport, type UpstreamsReport } from '../upstream/upstream-report.js';
 
 /** What {@link MasterProcess} runs with; {@link runMaster} builds it. */
@@ -87,6 +88,8 @@ export class MasterProcess {
   });
   /** The failure counts of groups with `zone`, shared by every worker. */
   readonly #peerFailures = new MasterPeerFailures();
+  /** The workers' last answers for `server ... resolve` lines, for the workers of the next reload. */
+  readonly #resolved = new Map<string, ResolvedAnswer>();
   #log: ErrorLog;
   #generation: Generation;
   #pending: Generation | undefined;
@@ -269,6 +272,7 @@ export class MasterProcess {
       ticketKey: this.#ticketKey,
       certificates: this.#certificates.entries(),
       master: { execArgv: process.execArgv, argv: process.argv.slice(1), cwd: process.cwd() },
+      resolved: [...this.#resolved],
     };
     let worker: WorkerProcess;
     try {
@@ -281,7 +285,7 @@ export class MasterProcess {
           const state = this.#peerFailures.apply(outcome);
           if (state !== undefined) for (const other of this.#workers) other.peerFailures(state);
         },
-        { env: workerEnvironment(generation.config), ...(cwd === undefined ? {} : { cwd }) },
+        { env: workerEnvironment(generation.config), ...(cwd === undefined ? {} : { cwd }), onResolved: (message) => this.#resolved.set(message.key, message.answer) },
       );
     } catch (err) {
       this.#log.alert(`fork() failed while spawning "worker process": ${describe(err)}`);

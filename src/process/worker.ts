@@ -82,7 +82,12 @@ export function runWorker(options: WorkerOptions = {}): void {
   upstreams.sharedPeers.useSender((message) => {
     if (process.connected && process.send !== undefined) process.send(message, undefined, undefined, () => undefined);
   });
+  upstreams.resolved.useSender((message) => {
+    if (process.connected && process.send !== undefined) process.send(message, undefined, undefined, () => undefined);
+  });
   process.on('message', (message: unknown, handle: unknown) => {
+    // The master's resolved answers go in before the generation that reads them is built.
+    if (isMasterToWorker(message) && message.type === 'serve' && message.resolved !== undefined) upstreams.resolved.seed(message.resolved);
     if (isZoneAnswer(message)) zones.receive(message);
     else if (isSessionAnswer(message)) sessions.receive(message);
     else if (isPeerFailures(message)) upstreams.sharedPeers.receive(message);

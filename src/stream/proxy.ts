@@ -92,6 +92,8 @@ export function proxySession(session: StreamSession, client: ProxiedClient, sett
     const attempt = cycle.next();
     if (attempt === undefined) {
       log.error(`no live upstreams while connecting to upstream, ${client.logContext}, upstream: "${group.name}"`, session.id);
+      // ngx_stream_proxy_connect(): the state of the try that found no peer names the group.
+      session.upstreams.push({ addr: group.name, connectMs: -1, bytesSent: 0, bytesReceived: 0 });
       fail(502);
       return;
     }

@@ -136,6 +136,7 @@ export class UdpSession {
       const current = cycle.next();
       if (current === undefined) {
         this.#log.error(`no live upstreams while connecting to upstream, ${this.#logContext}, upstream: "${group.name}"`, this.session.id);
+        this.session.upstreams.push({ addr: group.name, connectMs: -1, bytesSent: 0, bytesReceived: 0 });
         return this.#finish(502);
       }
       const peer = current.peer;

@@ -16,7 +16,7 @@ import { streamHealthKey, type PeerHealthState } from './health/health-table.js'
 import { Peer, peerName, type PeerAddress } from './peer.js';
 import type { UpstreamRuntime } from './upstream-runtime.js';
 import { buildBalancer, upstreamResolver, upstreamResolverTimeout, type UpstreamServer } from './upstream-module.js';
-import { ServerResolution, type ResolvedAddress, type ResolvedAnswer } from './resolve.js';
+import { hostAndPort, ResolvedAnswers, ServerResolution, type ResolvedAddress } from './resolve.js';
 import { DnsClient } from '../core/dns-client.js';
 import type { ErrorLog } from '../core/log.js';
 
@@ -284,7 +284,7 @@ function resolveAtRunTime<R extends Balanced>(group: UpstreamGroup<R>, block: Co
   const lines: (ServerResolution | undefined)[] = [];
   const update = (): void => group.replacePeers(servers.flatMap((_server, i) => lines[i]?.peers ?? fixed[i] ?? []));
   const defaultPort = block.context === 'stream_upstream' ? 0 : 80;
-  const memory = runtime?.resolved ?? new Map<string, ResolvedAnswer>();
+  const memory = runtime?.resolved ?? new ResolvedAnswers();
   servers.forEach((server, i) => {
     if (!server.resolve) return;
     lines[i] = new ServerResolution(server, {
@@ -292,7 +292,7 @@ function resolveAtRunTime<R extends Balanced>(group: UpstreamGroup<R>, block: Co
       setting,
       timeoutMs: upstreamResolverTimeout(block),
       memory,
-      key: `${healthKey}\0${server.address}\0${server.service ?? ''}\0${i}`,
+      key: `${healthKey}\0${hostAndPort(server.address, defaultPort)[0].toLowerCase()}\0${server.service ?? ''}`,
       makePeer: (address) => peerOf(server, { kind: 'tcp', host: address.host, port: address.port }, healthKey, runtime, address),
       onChange: update,
       log,

@@ -32,6 +32,47 @@ export interface ResolvedAnswer {
   readonly validUntil: number;
 }
 
+/** Worker to master: a `resolve` line's new answer, which the master hands to the workers of the next reload. */
+export interface ResolvedAnswerMessage {
+  readonly type: 'upstream-resolved';
+  readonly key: string;
+  readonly answer: ResolvedAnswer;
+}
+
+/** True when an IPC message is a worker's resolved answer. */
+export function isResolvedAnswer(message: unknown): message is ResolvedAnswerMessage {
+  return typeof message === 'object' && message !== null && (message as { type?: unknown }).type === 'upstream-resolved';
+}
+
+/**
+ * The last answer of every `resolve` line, by group, name and service. nginx keeps the resolved
+ * peers in the zone, which outlives a reload; hitless's workers do not, so each answer also goes
+ * to the master (when a sender is set), which gives them to the workers it starts next.
+ */
+export class ResolvedAnswers {
+  readonly #answers = new Map<string, ResolvedAnswer>();
+  #send: ((message: ResolvedAnswerMessage) => void) | undefined;
+
+  /** Sets where new answers go (the worker's IPC channel to the master). */
+  useSender(send: (message: ResolvedAnswerMessage) => void): void {
+    this.#send = send;
+  }
+
+  get(key: string): ResolvedAnswer | undefined {
+    return this.#answers.get(key);
+  }
+
+  set(key: string, answer: ResolvedAnswer): void {
+    this.#answers.set(key, answer);
+    this.#send?.({ type: 'upstream-resolved', key, answer });
+  }
+
+  /** Takes the answers the master kept (before the first generation is built). */
+  seed(entries: readonly (readonly [string, ResolvedAnswer])[]): void {
+    for (const [key, answer] of entries) this.#answers.set(key, answer);
+  }
+}
+
 /** What a {@link ServerResolution} needs from the group around it. */
 export interface ResolutionOptions {
   readonly dns: DnsClient;
@@ -39,7 +80,7 @@ export interface ResolutionOptions {
   /** resolver_timeout, in ms. */
   readonly timeoutMs: number;
   /** Where the answers of this line are kept across reloads, under `key`. */
-  readonly memory: Map<string, ResolvedAnswer>;
+  readonly memory: ResolvedAnswers;
   readonly key: string;
   /** Builds a peer for an address of the line. */
   readonly makePeer: (address: ResolvedAddress) => Peer;
@@ -84,7 +125,9 @@ export class ServerResolution {
   /** Takes the worker's last answer, if any, and schedules the next query (now, without one). */
   start(): void {
     const kept = this.#options.memory.get(this.#options.key);
-    if (kept !== undefined) this.#apply(kept.addresses);
+    const server = this.#server;
+    // ngx_http_upstream_zone_preresolve(): the old peers of the name, with this line's port and parameters.
+    if (kept !== undefined) this.#apply(server.service !== undefined ? kept.addresses : kept.addresses.map((address) => ({ ...address, port: this.#port, server: server.address, weight: server.weight, backup: server.backup })));
     this.#schedule(kept === undefined ? 0 : Math.max(0, kept.validUntil - Date.now()));
   }
 

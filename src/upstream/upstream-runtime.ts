@@ -6,7 +6,7 @@
 import { ConnectionBudget } from '../core/connection-budget.js';
 import { UpstreamHealthTable } from './health/health-table.js';
 import { SharedPeers } from './shared-peers.js';
-import type { ResolvedAnswer } from './resolve.js';
+import { ResolvedAnswers } from './resolve.js';
 
 /** The upstream state of one running server (one per worker process). */
 export class UpstreamRuntime {
@@ -15,7 +15,7 @@ export class UpstreamRuntime {
   /** The zone-shared peers of the live generations, and where their outcomes are reported. */
   readonly sharedPeers = new SharedPeers();
   /** The last answer of every `server ... resolve` line, so that a reload starts from it (resolve.ts). */
-  readonly resolved = new Map<string, ResolvedAnswer>();
+  readonly resolved = new ResolvedAnswers();
   /** worker_connections, which upstream connections count against as client ones do. */
   readonly connections: ConnectionBudget;
 
