@@ -185,7 +185,7 @@ export class HttpGeneration {
       rootOf: (request) => request.files?.(request).root,
       where: (request) => ({ log: request.errorLog, connection: request.connection.number, context: ` while logging request${requestLogContext(request)}` }),
     });
-    this.groups = http === undefined ? new Map() : buildUpstreamGroups(http, this.variables, state.upstreams);
+    this.groups = http === undefined ? new Map() : buildUpstreamGroups(http, this.variables, state.upstreams, () => this.#log);
     if (http === undefined) return;
     const levels = new Map<ConfBlockView, LevelConfig>();
     const levelOf = (block: ConfBlockView): LevelConfig => {

@@ -6,7 +6,7 @@
  * resolved is logged in nginx's words (`x could not be resolved (3: Host not found)`).
  */
 import { Resolver } from 'node:dns/promises';
-import type { ResolverSetting } from './core-directives.js';
+import type { ResolverSetting } from '../conf/resolver-setting.js';
 import type { HttpRequest } from './request.js';
 import { implicitGroup, type UpstreamGroup } from '../upstream/group.js';
 

@@ -14,6 +14,7 @@ import type { StoredCertificate } from '../tls/certificate-store.js';
 import type { LimitConnAnswer, LimitConnCheck, LimitReqAnswer, LimitReqCheck } from '../http/limits.js';
 import type { HealthSnapshot } from '../upstream/health/health-table.js';
 import type { PeerState } from '../upstream/group.js';
+import type { ResolvedAnswer } from '../upstream/resolve.js';
 
 /** The file texts and options a worker rebuilds the validated configuration from. */
 export interface ConfigSnapshot {
@@ -50,6 +51,8 @@ export interface ServeMessage {
   readonly certificates: readonly StoredCertificate[];
   /** How to start the master again if it dies (worker.ts): its own command line and directory. */
   readonly master: MasterCommand;
+  /** The last answers of the `server ... resolve` lines (upstream/resolve.ts), so a reload starts from them. */
+  readonly resolved?: readonly (readonly [string, ResolvedAnswer])[];
 }
 
 /**

@@ -26,6 +26,7 @@ import { MasterCertificates } from './master-certificates.js';
 import { ActiveHealthChecks, type CheckedPeerState } from '../upstream/health/active.js';
 import { MasterPeerFailures } from '../upstream/shared-peers.js';
 import { MasterStickySessions } from '../upstream/sticky-sessions.js';
+import type { ResolvedAnswer } from '../upstream/resolve.js';
 import { buildUpstreamsReport, type UpstreamsReport } from '../upstream/upstream-report.js';
 
 /** What {@link MasterProcess} runs with; {@link runMaster} builds it. */
@@ -90,6 +91,8 @@ export class MasterProcess {
   readonly #peerFailures = new MasterPeerFailures();
   /** `sticky learn` sessions, kept across reloads and handed to every new worker. */
   readonly #stickySessions = new MasterStickySessions();
+  /** The workers' last answers for `server ... resolve` lines, for the workers of the next reload. */
+  readonly #resolved = new Map<string, ResolvedAnswer>();
   #log: ErrorLog;
   #generation: Generation;
   #pending: Generation | undefined;
@@ -272,6 +275,7 @@ export class MasterProcess {
       ticketKey: this.#ticketKey,
       certificates: this.#certificates.entries(),
       master: { execArgv: process.execArgv, argv: process.argv.slice(1), cwd: process.cwd() },
+      resolved: [...this.#resolved],
     };
     let worker: WorkerProcess;
     try {
@@ -284,7 +288,7 @@ export class MasterProcess {
           const state = this.#peerFailures.apply(outcome);
           if (state !== undefined) for (const other of this.#workers) other.peerFailures(state);
         },
-        { env: workerEnvironment(generation.config), ...(cwd === undefined ? {} : { cwd }) },
+        { env: workerEnvironment(generation.config), ...(cwd === undefined ? {} : { cwd }), onResolved: (message) => this.#resolved.set(message.key, message.answer) },
       );
     } catch (err) {
       this.#log.alert(`fork() failed while spawning "worker process": ${describe(err)}`);

@@ -12,6 +12,7 @@ import type { HealthSnapshot } from '../upstream/health/health-table.js';
 import type { PeerState } from '../upstream/group.js';
 import { isPeerOutcome, type PeerFailuresMessage, type PeerOutcomeMessage } from '../upstream/shared-peers.js';
 import { isStickyLearn, type StickyLearnMessage, type StickySessionsMessage } from '../upstream/sticky-sessions.js';
+import { isResolvedAnswer, type ResolvedAnswerMessage } from '../upstream/resolve.js';
 import { REGEXP_GUARD_V8_FLAGS } from '../core/pcre.js';
 
 /** The module forked for each worker unless the master is told otherwise. */
@@ -32,6 +33,8 @@ export interface WorkerSpawnOptions {
   readonly env?: NodeJS.ProcessEnv;
   /** Its current directory. Default: the master's. */
   readonly cwd?: string;
+  /** Takes the worker's answers for `server ... resolve` lines. Default: none kept. */
+  readonly onResolved?: (message: ResolvedAnswerMessage) => void;
 }
 
 /** Where a worker is in its life. */
@@ -124,6 +127,12 @@ export class WorkerProcess {
     if (onPeerOutcome !== undefined) {
       this.#child.on('message', (message: unknown) => {
         if (isPeerOutcome(message)) onPeerOutcome(message);
+      });
+    }
+    if (spawn.onResolved !== undefined) {
+      const onResolved = spawn.onResolved;
+      this.#child.on('message', (message: unknown) => {
+        if (isResolvedAnswer(message)) onResolved(message);
       });
     }
     // A reload that is abandoned does not wait for `ready`; nobody must see an unhandled rejection.

@@ -87,7 +87,13 @@ export function runWorker(options: WorkerOptions = {}): void {
   upstreams.stickySessions.useSender((message) => {
     if (process.connected && process.send !== undefined) process.send(message, undefined, undefined, () => undefined);
   });
+  // And the answers of `server ... resolve` (upstream/resolve.ts), for the next reload's workers.
+  upstreams.resolved.useSender((message) => {
+    if (process.connected && process.send !== undefined) process.send(message, undefined, undefined, () => undefined);
+  });
   process.on('message', (message: unknown, handle: unknown) => {
+    // The master's resolved answers go in before the generation that reads them is built.
+    if (isMasterToWorker(message) && message.type === 'serve' && message.resolved !== undefined) upstreams.resolved.seed(message.resolved);
     if (isZoneAnswer(message)) zones.receive(message);
     else if (isStickySessions(message)) upstreams.stickySessions.receive(message);
     else if (isSessionAnswer(message)) sessions.receive(message);

@@ -4,9 +4,10 @@
  * port and protocol, no `default_server`, `udp` datagram sockets), and the preread and PROXY protocol limits of a session.
  */
 import { ConfigError } from '../core/errors.js';
-import { parseSize } from '../core/parse.js';
 import { defineDirective, type AnyDirectiveSpec, type ConfBlockView, type ConfModule, type DirectiveContext } from '../conf/registry.js';
 import { timeDirective } from '../conf/values.js';
+import { parseResolver } from '../conf/resolver-setting.js';
+import { parseSize, parseTime } from '../core/parse.js';
 import { parseListen, type HttpListen } from '../http/listen.js';
 
 declare module '../conf/registry.js' {
@@ -131,6 +132,28 @@ export const streamCoreModule: ConfModule = {
       default: () => true,
       defaultText: 'tcp_nodelay on;',
       parse: ([value]) => value === 'on',
+    }),
+    defineDirective({
+      kind: 'value',
+      name: 'resolver',
+      contexts: ['stream'],
+      args: '1+',
+      syntax: 'address ... [valid=time] [ipv4=on|off] [ipv6=on|off];',
+      summary: 'The DNS servers of the stream block\'s upstream groups whose `server ... resolve` names are resolved at run time (a group may name its own).',
+      default: () => undefined,
+      defaultText: '—',
+      parse: parseResolver,
+    }),
+    defineDirective({
+      kind: 'value',
+      name: 'resolver_timeout',
+      contexts: ['stream'],
+      args: [1],
+      syntax: 'time;',
+      summary: 'How long one re-resolution of an upstream group\'s names may take.',
+      default: () => 30_000,
+      defaultText: 'resolver_timeout 30s;',
+      parse: ([value = ''], ctx) => parseTime(value) ?? ctx.fail(`"${ctx.node.name}" directive invalid value`),
     }),
   ],
   check(main) {

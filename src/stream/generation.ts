@@ -101,7 +101,7 @@ export class StreamGeneration {
       return;
     }
     defineMapVariables(this.#table, stream.get('map'));
-    this.groups = buildUpstreamGroups(stream, this.#table, state.upstreams);
+    this.groups = buildUpstreamGroups(stream, this.#table, state.upstreams, () => this.#log);
     const compiled = new Map<ConfBlockView, CompiledStreamServer>();
     const serverOf = (block: ConfBlockView, addrText: string): CompiledStreamServer => {
       let server = compiled.get(block);

@@ -15,7 +15,10 @@ import type { UpstreamFailure } from './upstream-failure.js';
 import { streamHealthKey, type PeerHealthState } from './health/health-table.js';
 import { Peer, peerName, type PeerAddress } from './peer.js';
 import type { UpstreamRuntime } from './upstream-runtime.js';
-import { buildBalancer, type UpstreamServer } from './upstream-module.js';
+import { buildBalancer, upstreamResolver, upstreamResolverTimeout, type UpstreamServer } from './upstream-module.js';
+import { hostAndPort, ResolvedAnswers, ServerResolution, type ResolvedAddress } from './resolve.js';
+import { DnsClient } from '../core/dns-client.js';
+import type { ErrorLog } from '../core/log.js';
 
 /** One peer's state, for the admin API and tests. */
 export interface PeerState {
@@ -85,18 +88,19 @@ class CountingPicker implements PeerPicker {
  */
 export class UpstreamGroup<R extends Balanced = Balanced> {
   readonly name: string;
-  readonly primaries: readonly Peer[];
-  readonly backups: readonly Peer[];
   readonly pool: ConnectionPool;
   /** HTTP/2 sessions to the peers (grpc_pass), idle ones closed after the group's keepalive_timeout. */
   readonly h2: H2SessionPool<UpstreamFailure>;
   /** True for the group nginx makes for `proxy_pass http://host:port` without an `upstream` block. */
   readonly implicit: boolean;
-  readonly sets: PeerSets;
-  readonly balancer: Balancer<R>;
   /** True when the group has `zone`: its failure counts are shared by every worker. */
   readonly shared: boolean;
   readonly #runtime: UpstreamRuntime | undefined;
+  readonly #buildBalancer: (sets: PeerSets) => Balancer<R>;
+  #sets: PeerSets;
+  #balancer: Balancer<R>;
+  /** What stops the re-resolution of the group's `server ... resolve` names, if it has any. */
+  #stopResolving: (() => void) | undefined;
 
   /**
    * `balancer` builds the group's method from its peers; round robin by default. `runtime` is the
@@ -105,15 +109,53 @@ export class UpstreamGroup<R extends Balanced = Balanced> {
   constructor(name: string, peers: readonly Peer[], limits: PoolLimits, implicit: boolean, balancer: (sets: PeerSets) => Balancer<R> = roundRobinBalancer, shared = false, runtime?: UpstreamRuntime) {
     this.#runtime = runtime;
     this.name = name;
-    this.sets = peerSets(peers);
-    this.primaries = this.sets.primaries;
-    this.backups = this.sets.backups;
+    this.#buildBalancer = balancer;
+    this.#sets = peerSets(peers);
     this.pool = new ConnectionPool(limits);
     this.h2 = new H2SessionPool(limits.idleTimeoutMs);
     this.implicit = implicit;
-    this.balancer = balancer(this.sets);
+    this.#balancer = balancer(this.#sets);
     this.shared = shared;
     if (shared) for (const peer of peers) runtime?.sharedPeers.add(peer);
+  }
+
+  /** The peers as the balancer sees them; replaced as a whole when a `resolve` name changes. */
+  get sets(): PeerSets {
+    return this.#sets;
+  }
+
+  get primaries(): readonly Peer[] {
+    return this.#sets.primaries;
+  }
+
+  get backups(): readonly Peer[] {
+    return this.#sets.backups;
+  }
+
+  get balancer(): Balancer<R> {
+    return this.#balancer;
+  }
+
+  /**
+   * Takes a new list of peers, as ngx_http_upstream_zone_resolve_handler() edits the zone's: a
+   * peer kept from the old list keeps its counters; the method is built again over the new sets
+   * (a request already walking the old ones finishes on them).
+   */
+  replacePeers(peers: readonly Peer[]): void {
+    const old = new Set([...this.#sets.primaries, ...this.#sets.backups]);
+    this.#sets = peerSets(peers);
+    this.#balancer = this.#buildBalancer(this.#sets);
+    if (!this.shared) return;
+    for (const peer of peers) {
+      if (old.delete(peer)) continue;
+      this.#runtime?.sharedPeers.add(peer);
+    }
+    for (const peer of old) this.#runtime?.sharedPeers.remove(peer);
+  }
+
+  /** Sets what {@link close} calls to stop resolving the group's names again. */
+  onClose(stop: () => void): void {
+    this.#stopResolving = stop;
   }
 
   /**
@@ -182,6 +224,7 @@ export class UpstreamGroup<R extends Balanced = Balanced> {
 
   /** Closes the idle connections (the generation is gone). */
   close(): void {
+    this.#stopResolving?.();
     this.pool.close();
     this.h2.close();
     if (this.shared) for (const peer of [...this.primaries, ...this.backups]) this.#runtime?.sharedPeers.remove(peer);
@@ -215,36 +258,76 @@ export function resolveServerAddress(address: string, defaultPort = 80): PeerAdd
   return hosts.map((ip) => ({ kind: 'tcp', host: ip, port }));
 }
 
-function peersOf(server: UpstreamServer, group: string, runtime: UpstreamRuntime | undefined): Peer[] {
-  return resolveServerAddress(server.address).map(
-    (address) =>
-      new Peer({
-        name: peerName(address),
-        address,
-        server: server.address,
-        weight: server.weight,
-        maxFails: server.maxFails,
-        failTimeoutMs: server.failTimeout,
-        maxConns: server.maxConns,
-        backup: server.backup,
-        down: server.down,
-        drain: server.drain,
-        ...(server.route === undefined ? {} : { route: server.route }),
-        group,
-        ...(runtime === undefined ? {} : { health: runtime.health }),
-      }),
-  );
+function peerOf(server: UpstreamServer, address: PeerAddress, group: string, runtime: UpstreamRuntime | undefined, resolved?: ResolvedAddress): Peer {
+  return new Peer({
+    name: peerName(address),
+    address,
+    server: resolved?.server ?? server.address,
+    weight: resolved?.weight ?? server.weight,
+    maxFails: server.maxFails,
+    failTimeoutMs: server.failTimeout,
+    maxConns: server.maxConns,
+    backup: resolved?.backup ?? server.backup,
+    down: server.down,
+    drain: server.drain,
+    ...(server.route === undefined ? {} : { route: server.route }),
+    group,
+    ...(runtime === undefined ? {} : { health: runtime.health }),
+  });
 }
 
-/** Builds every `upstream` group of an `http` or a `stream` block; `runtime`: the server's upstream state. */
-export function buildUpstreamGroups<R extends Balanced>(http: ConfBlockView, variables?: VariableTable<R>, runtime?: UpstreamRuntime): Map<string, UpstreamGroup<R>> {
+/**
+ * Starts resolving a group's `server ... resolve` lines, if it has any: each line's peers take
+ * its place in the group's list whenever an answer changes them.
+ */
+function resolveAtRunTime<R extends Balanced>(group: UpstreamGroup<R>, block: ConfBlockView, fixed: readonly (readonly Peer[])[], healthKey: string, runtime: UpstreamRuntime | undefined, log: (() => ErrorLog | undefined) | undefined): void {
+  const servers = block.get('server');
+  const setting = upstreamResolver(block);
+  if (setting === undefined || !servers.some((server) => server.resolve)) return;
+  const dns = new DnsClient(setting.servers);
+  const lines: (ServerResolution | undefined)[] = [];
+  const update = (): void => group.replacePeers(servers.flatMap((_server, i) => lines[i]?.peers ?? fixed[i] ?? []));
+  const defaultPort = block.context === 'stream_upstream' ? 0 : 80;
+  const memory = runtime?.resolved ?? new ResolvedAnswers();
+  servers.forEach((server, i) => {
+    if (!server.resolve) return;
+    lines[i] = new ServerResolution(server, {
+      dns,
+      setting,
+      timeoutMs: upstreamResolverTimeout(block),
+      memory,
+      key: `${healthKey}\0${hostAndPort(server.address, defaultPort)[0].toLowerCase()}\0${server.service ?? ''}`,
+      makePeer: (address) => peerOf(server, { kind: 'tcp', host: address.host, port: address.port }, healthKey, runtime, address),
+      onChange: update,
+      log,
+    }, defaultPort);
+  });
+  group.onClose(() => {
+    for (const line of lines) line?.stop();
+    dns.close();
+  });
+  for (const line of lines) line?.start();
+}
+
+function peersOf(server: UpstreamServer, group: string, runtime: UpstreamRuntime | undefined): Peer[] {
+  // A name resolved at run time has no peers until its first answer (ngx_http_upstream_init_round_robin()).
+  if (server.resolve) return [];
+  return resolveServerAddress(server.address).map((address) => peerOf(server, address, group, runtime));
+}
+
+/**
+ * Builds every `upstream` group of an `http` or a `stream` block; `runtime`: the server's upstream
+ * state; `log`: where the resolver's failures go.
+ */
+export function buildUpstreamGroups<R extends Balanced>(http: ConfBlockView, variables?: VariableTable<R>, runtime?: UpstreamRuntime, log?: () => ErrorLog | undefined): Map<string, UpstreamGroup<R>> {
   const groups = new Map<string, UpstreamGroup<R>>();
   for (const block of http.blocks) {
     if (block.name !== 'upstream') continue;
     const name = block.args[0] ?? '';
     // Peers report under their health table key: a stream group's is apart from an http group's.
     const healthKey = block.context === 'stream_upstream' ? streamHealthKey(name) : name;
-    const peers = block.get('server').flatMap((server) => peersOf(server, healthKey, runtime));
+    const lines = block.get('server').map((server) => peersOf(server, healthKey, runtime));
+    const peers = lines.flat();
     // A stream group keeps no idle connections: a session's connection is its own.
     const limits = block.context === 'stream_upstream'
       ? { maxIdle: 0, maxRequests: 0, maxAgeMs: 0, idleTimeoutMs: 0 }
@@ -254,18 +337,17 @@ export function buildUpstreamGroups<R extends Balanced>(http: ConfBlockView, var
         maxAgeMs: block.get('keepalive_time'),
         idleTimeoutMs: block.get('keepalive_timeout').timeoutMs,
       };
-    groups.set(
+    const group = new UpstreamGroup(
       name,
-      new UpstreamGroup(
-        name,
-        peers,
-        limits,
-        false,
-        buildBalancer(block, variables, runtime),
-        block.isSet('zone'),
-        runtime,
-      ),
+      peers,
+      limits,
+      false,
+      buildBalancer(block, variables, runtime),
+      block.isSet('zone'),
+      runtime,
     );
+    resolveAtRunTime(group, block, lines, healthKey, runtime, log);
+    groups.set(name, group);
   }
   return groups;
 }

@@ -2,9 +2,11 @@
  * The structure of nginx's `ngx_http_upstream_module` and `ngx_stream_upstream_module`: named
  * groups of peers and the `server` lines inside them.
  */
+import { isIP } from 'node:net';
 import { ConfigError } from '../core/errors.js';
 import { parseNumber, parseTime } from '../core/parse.js';
 import type { VariableTable } from '../core/variables.js';
+import { parseResolver, type ResolverSetting } from '../conf/resolver-setting.js';
 import { defineDirective, type ConfBlockView, type ConfModule, type DirectiveContext } from '../conf/registry.js';
 import type { Balanced, Balancer, PeerSets } from './balancers/balancer.js';
 import { roundRobinBalancer } from './balancers/round-robin.js';
@@ -26,6 +28,13 @@ export interface UpstreamServer {
   readonly drain: boolean;
   /** The `route=` parameter: the server ID for `sticky` (nginx's `us->sid`); undefined when not given. */
   readonly route: string | undefined;
+  /**
+   * `resolve`: the name is resolved again at run time by the group's `resolver` (nginx 1.27.3);
+   * false when the address is an IP address, which nginx then treats as a plain server.
+   */
+  readonly resolve: boolean;
+  /** `service=`: the SRV service whose records give the peers (with `resolve`); undefined without. */
+  readonly service: string | undefined;
   readonly file: string;
   readonly line: number;
 }
@@ -103,7 +112,7 @@ export function buildBalancer<R extends Balanced>(block: ConfBlockView, variable
 /** nginx's NGX_HTTP_UPSTREAM_SID_LEN: a `route=` is at most 32 bytes, the length of an MD5 in hex. */
 const MAX_ROUTE_LENGTH = 32;
 
-/** Parses `server address [weight=n] [max_fails=n] [fail_timeout=t] [max_conns=n] [backup] [down] [drain] [route=id]`. */
+/** Parses `server address [weight=n] [max_fails=n] [fail_timeout=t] [max_conns=n] [backup] [down] [drain] [route=id] [resolve] [service=name]`. */
 export function parseUpstreamServer(args: readonly string[], ctx: DirectiveContext, previous: readonly UpstreamServer[] | undefined): readonly UpstreamServer[] {
   const [address = '', ...params] = args;
   let weight = 1;
@@ -116,6 +125,8 @@ export function parseUpstreamServer(args: readonly string[], ctx: DirectiveConte
   let route: string | undefined;
   // `drain` and `route=` belong to the http sticky module; a stream group has neither.
   const http = ctx.context === 'upstream';
+  let resolve = false;
+  let service: string | undefined;
   for (const param of params) {
     const [key, value] = param.includes('=') ? [param.slice(0, param.indexOf('=') + 1), param.slice(param.indexOf('=') + 1)] : [param, ''];
     const invalid = (): never => ctx.fail(`invalid parameter "${param}"`);
@@ -153,15 +164,50 @@ export function parseUpstreamServer(args: readonly string[], ctx: DirectiveConte
         if (Buffer.byteLength(value) > MAX_ROUTE_LENGTH) ctx.fail(`route is longer than ${MAX_ROUTE_LENGTH}`);
         route = value;
         break;
+      case 'resolve':
+        resolve = true;
+        break;
+      case 'service=':
+        if (value === '') ctx.fail('service is empty');
+        service = value;
+        break;
       default:
         invalid();
     }
   }
-  const server = { address, weight, maxFails, failTimeout, maxConns, backup, down, drain, route, file: ctx.location.file, line: ctx.location.line };
+  // ngx_http_upstream_server(): what `resolve` and `service=` need of the address.
+  if (service !== undefined && !resolve) ctx.fail(`service upstream "${address}" requires "resolve" parameter`);
+  const literal = isLiteralAddress(address);
+  if (service !== undefined && hasPort(address)) ctx.fail(`service upstream "${address}" may not have port`);
+  if (service !== undefined && literal) ctx.fail(`service upstream "${address}" requires domain name`);
+  const server = { address, weight, maxFails, failTimeout, maxConns, backup, down, drain, route, resolve: resolve && !literal, service, file: ctx.location.file, line: ctx.location.line };
   return [...(previous ?? []), server];
 }
 
-const serverSummary = 'A peer of the group: an address with optional weight=, max_fails=, fail_timeout=, max_conns=, backup, down, drain (sticky clients only) and route= (the server ID sticky binds to).';
+/** An IP address or a unix socket: nothing to resolve. */
+function isLiteralAddress(address: string): boolean {
+  if (address.toLowerCase().startsWith('unix:') || address.startsWith('[')) return true;
+  const colon = address.lastIndexOf(':');
+  return isIP(colon === -1 ? address : address.slice(0, colon)) !== 0;
+}
+
+function hasPort(address: string): boolean {
+  if (address.toLowerCase().startsWith('unix:')) return false;
+  if (address.startsWith('[')) return address.slice(address.indexOf(']') + 1).startsWith(':');
+  return address.includes(':');
+}
+
+const serverSummary = 'A peer of the group: an address with optional weight=, max_fails=, fail_timeout=, max_conns=, backup, down, drain (sticky clients only), route= (the server ID sticky binds to), resolve (the name resolved again at run time; needs zone and a resolver) and service= (SRV records).';
+
+/** The group's `resolver`, else the one of the `http` or `stream` block around it (ngx_http_upstream_init_round_robin()). */
+export function upstreamResolver(group: ConfBlockView): ResolverSetting | undefined {
+  return group.isSet('resolver') ? group.get('resolver') : group.parent?.get('resolver');
+}
+
+/** The group's `resolver_timeout`, else the enclosing block's (30s by default). */
+export function upstreamResolverTimeout(group: ConfBlockView): number {
+  return group.isSet('resolver_timeout') ? group.get('resolver_timeout') : (group.parent?.get('resolver_timeout') ?? 30_000);
+}
 
 /** nginx refuses an empty group (`ngx_http_upstream_init_round_robin`) and a name used twice. */
 function checkGroups(parent: ConfBlockView | undefined): void {
@@ -171,6 +217,12 @@ function checkGroups(parent: ConfBlockView | undefined): void {
     if (seen.has(name)) throw new ConfigError(`duplicate upstream "${name}"`, group);
     seen.add(name);
     if (group.get('server').length === 0) throw new ConfigError('no servers are inside upstream', group);
+    // ngx_http_upstream_init_round_robin(): a name resolved at run time needs the zone and a resolver.
+    const resolved = group.get('server').find((server) => server.resolve);
+    if (resolved === undefined) continue;
+    const where = `upstream "${name}" in ${group.file}:${group.line}`;
+    if (!group.isSet('zone')) throw new ConfigError(`resolving names at run time requires ${where} to be in shared memory`, undefined);
+    if (upstreamResolver(group) === undefined) throw new ConfigError(`no resolver defined to resolve names at run time in ${where}`, undefined);
   }
 }
 
@@ -199,6 +251,26 @@ export const upstreamModule: ConfModule = {
       summary: serverSummary,
       default: () => [],
       parse: parseUpstreamServer,
+    }),
+    defineDirective({
+      kind: 'value',
+      name: 'resolver',
+      contexts: ['upstream', 'stream_upstream'],
+      args: '1+',
+      inherit: false,
+      syntax: 'address ... [valid=time] [ipv4=on|off] [ipv6=on|off];',
+      summary: 'The DNS servers that resolve the group\'s `server ... resolve` names at run time; the http or stream block\'s resolver when not set.',
+      parse: parseResolver,
+    }),
+    defineDirective({
+      kind: 'value',
+      name: 'resolver_timeout',
+      contexts: ['upstream', 'stream_upstream'],
+      args: [1],
+      inherit: false,
+      syntax: 'time;',
+      summary: 'How long one re-resolution of the group\'s names may take; the http or stream block\'s resolver_timeout when not set.',
+      parse: ([value = ''], ctx) => parseTime(value) ?? ctx.fail(`"${ctx.node.name}" directive invalid value`),
     }),
   ],
   check(main) {

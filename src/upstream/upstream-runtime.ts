@@ -7,6 +7,7 @@ import { ConnectionBudget } from '../core/connection-budget.js';
 import { UpstreamHealthTable } from './health/health-table.js';
 import { SharedPeers } from './shared-peers.js';
 import { StickySessions } from './sticky-sessions.js';
+import { ResolvedAnswers } from './resolve.js';
 
 /** The upstream state of one running server (one per worker process). */
 export class UpstreamRuntime {
@@ -16,6 +17,8 @@ export class UpstreamRuntime {
   readonly sharedPeers = new SharedPeers();
   /** The sessions of `sticky learn` zones, as this worker and the master learned them. */
   readonly stickySessions = new StickySessions();
+  /** The last answer of every `server ... resolve` line, so that a reload starts from it (resolve.ts). */
+  readonly resolved = new ResolvedAnswers();
   /** worker_connections, which upstream connections count against as client ones do. */
   readonly connections: ConnectionBudget;
 

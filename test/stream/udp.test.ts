@@ -225,7 +225,7 @@ describe('stream UDP sessions', () => {
     assert.deepEqual(c.received, []);
   });
 
-  it('passes a session whose peer is down to the next peer, with the datagram it was sent', async () => {
+  it('does not pass a session whose peer refused the datagram to the next peer, as nginx (stream_udp_upstream.t)', async () => {
     const gone = createSocket('udp4');
     await new Promise<void>((resolve) => gone.bind(0, '127.0.0.1', resolve));
     const downPort = gone.address().port;
@@ -233,12 +233,15 @@ describe('stream UDP sessions', () => {
     const live = await backend('live');
     const { runtime, port, log } = await serve('proxy_pass pair; proxy_responses 1;', `upstream pair { server 127.0.0.1:${downPort}; server 127.0.0.1:${live.port}; }`);
     const c = await client();
-    assert.equal(await c.ask(port, 'failover'), 'live:failover');
+    c.send(port, 'failover');
+    // A datagram sent is a session connected (ngx_stream_proxy_connect() on SOCK_DGRAM): the refusal ends it.
     const [line] = await waitFor('the session in the log', () => {
       const found = logLines(runtime, log);
       return found.length === 1 ? found : undefined;
     });
-    assert.match(line ?? '', new RegExp(`^UDP 200 127\\.0\\.0\\.1 8 13 127\\.0\\.0\\.1:${downPort}, 127\\.0\\.0\\.1:${live.port} `));
+    assert.match(line ?? '', new RegExp(`^UDP 502 127\\.0\\.0\\.1 8 0 127\\.0\\.0\\.1:${downPort} `));
+    assert.deepEqual(c.received, []);
+    assert.equal(live.sources.length, 0);
   });
 
   it('starts a new session after proxy_requests datagrams', async () => {
