@@ -15,6 +15,10 @@ import { toByteString } from '../core/byte-string.js';
 import { ResolveFailure, type Resolvers } from './resolver.js';
 import { isIP } from 'node:net';
 import { sslHostName, UpstreamTls } from '../tls/upstream-tls.js';
+import { parseSize } from '../core/parse.js';
+import { compileBind } from './proxy-directives.js';
+import type { LocalAddress } from '../upstream/peer-connect.js';
+import { compileCookieRewriter, type CookieRewriter } from './proxy-cookie.js';
 
 /** nginx's implicit `proxy_set_header` lines, used for any header the configuration does not set. */
 const DEFAULT_SET_HEADERS: readonly [string, string][] = [
@@ -71,6 +75,32 @@ export interface CompiledProxy {
   readonly ssl: UpstreamTls | undefined;
   /** `proxy_ssl_name` for this request (default `$proxy_host`), without its port. */
   sslName(request: HttpRequest): string;
+  /** `proxy_method`: the method sent upstream; undefined sends the request's. */
+  readonly method: CompiledTemplate<HttpRequest> | undefined;
+  /** `proxy_set_body`: the body sent upstream instead of the client's. */
+  readonly setBody: CompiledTemplate<HttpRequest> | undefined;
+  /** `proxy_bind` for this request: the local address, undefined for none, or nginx's error for a bad value. */
+  bind(request: HttpRequest): LocalAddress | undefined | { readonly invalid: string };
+  /** `proxy_limit_rate` for this request, once the response head is in (0: no limit), or nginx's error for a bad value. */
+  limitRate(request: HttpRequest): number | { readonly invalid: string };
+  /** `proxy_ignore_headers`, lowercased. */
+  readonly ignoreHeaders: ReadonlySet<string>;
+  /** `proxy_cookie_domain`, `proxy_cookie_path`, `proxy_cookie_flags`; undefined when none applies. */
+  readonly cookies: CookieRewriter | undefined;
+}
+
+/** proxy_limit_rate, compiled: a size, or a value read per request (ngx_http_complex_value_size()). */
+function compileProxyLimitRate(block: ConfBlockView, text: (template: Parameters<typeof compileTemplate>[0]) => CompiledTemplate<HttpRequest>): CompiledProxy['limitRate'] {
+  const setting = block.get('proxy_limit_rate');
+  if ('size' in setting) {
+    const size = setting.size;
+    return () => size;
+  }
+  const value = text(setting.value);
+  return (request) => {
+    const evaluated = value(request);
+    return parseSize(evaluated) ?? { invalid: `invalid size "${evaluated}"` };
+  };
 }
 
 /** Compiles the proxy settings of a level that has `proxy_pass`. */
@@ -170,6 +200,8 @@ export function compileProxy(
   const sslNameTemplate = sslNameSetting === undefined ? undefined : text(sslNameSetting);
   const sslName = (request: HttpRequest): string =>
     sslHostName(sslNameTemplate !== undefined ? sslNameTemplate(request) : request.proxyHost !== '' ? request.proxyHost : dynamic !== undefined ? hostOf(dynamic(request)) : target.proxyHost);
+  const methodSetting = block.get('proxy_method');
+  const bodySetting = block.get('proxy_set_body');
   const connection = own.find((header) => header.name.toLowerCase() === 'connection');
   const sendsClose = connection === undefined || connection.value.source.trim().toLowerCase() === 'close';
   return {
@@ -205,6 +237,12 @@ export function compileProxy(
     proxyHost: target.template !== undefined ? '' : target.proxyHost,
     ssl,
     sslName,
+    method: methodSetting === undefined ? undefined : text(methodSetting),
+    setBody: bodySetting === undefined ? undefined : text(bodySetting),
+    bind: compileBind(block.get('proxy_bind'), text),
+    limitRate: compileProxyLimitRate(block, text),
+    ignoreHeaders: block.get('proxy_ignore_headers'),
+    cookies: compileCookieRewriter({ domain: block.get('proxy_cookie_domain'), path: block.get('proxy_cookie_path'), flags: block.get('proxy_cookie_flags') }, table),
   };
 }
 

@@ -83,6 +83,7 @@ export function clientResponseHeaders(
   hide: ReadonlySet<string>,
   pass: ReadonlySet<string>,
   redirect: ProxyRedirector | undefined,
+  cookies?: (value: string) => string | undefined,
 ): string[] {
   const out: string[] = [];
   const headers = head.headers;
@@ -102,6 +103,9 @@ export function clientResponseHeaders(
       const at = value.toLowerCase().indexOf('url=');
       const rewritten = at < 0 ? undefined : redirect.rewrite(value.slice(at + 4));
       if (rewritten !== undefined) value = value.slice(0, at + 4) + rewritten;
+    } else if (cookies !== undefined && key === 'set-cookie') {
+      // ngx_http_upstream_rewrite_set_cookie(): proxy_cookie_domain, _path and _flags.
+      value = cookies(value) ?? value;
     }
     out.push(name, value);
   }

@@ -22,6 +22,7 @@ import { UpstreamConnection } from '../upstream/connection-pool.js';
 import type { UpstreamGroup } from '../upstream/group.js';
 import type { Peer } from '../upstream/peer.js';
 import { connectPeer } from '../upstream/peer-connect.js';
+import { ReadPacer } from './read-pacer.js';
 import { UpstreamCycle, type UpstreamAttempt } from '../upstream/request-cycle.js';
 
 /** Methods nginx retries without `non_idempotent` (ngx_http_upstream_next: not POST, LOCK, PATCH). */
@@ -42,11 +43,22 @@ export interface UpstreamContext {
   readonly headers: (status: number, headers: string[]) => void;
 }
 
+/**
+ * The upstream headers an X-Accel-Redirect keeps: those ngx_http_upstream_headers_in marks
+ * `redirect` (ngx_http_upstream_process_headers() copies them before the internal redirect).
+ */
+const KEPT_ON_ACCEL_REDIRECT: ReadonlySet<string> = new Set(['content-type', 'set-cookie', 'content-disposition', 'cache-control', 'expires', 'accept-ranges']);
+
 /** What the proxy needs from the handler that called it. */
 export interface ProxyContext extends UpstreamContext {
   readonly proxy: CompiledProxy;
   /** A Location starting with `/` made absolute (absolute_redirect, port_in_redirect, server_name_in_redirect). */
   readonly absoluteLocation: (location: string) => string;
+  /**
+   * An upstream's X-Accel-Redirect: the internal redirect to `target` (a URI or `@name`), with
+   * the upstream headers an internal redirect keeps.
+   */
+  readonly accelRedirect: (target: string, carried: string[]) => void;
 }
 
 /** Proxies one request. */
@@ -58,8 +70,16 @@ export function proxyRequest(ctx: ProxyContext): void {
     ctx.fail(502);
     return;
   }
-  // A body read already (mirror_request_body on, nginx's r->preserve_body) goes as it was read.
   const read = ctx.request.requestBody;
+  const setBody = proxy.setBody;
+  if (setBody !== undefined) {
+    // proxy_set_body: the client's body is read (client_max_body_size applies) and dropped.
+    const send = (): void => new ProxyAttempts(ctx, group, [Buffer.from(setBody(ctx.request), 'latin1')]).next();
+    if (read !== undefined || !exchange.hasBody || ctx.request.methodOverride !== undefined) send();
+    else exchange.readBody(proxy.maxBodySize, () => undefined, (err) => (err === undefined ? send() : bodyFailed(ctx, err)));
+    return;
+  }
+  // A body read already (mirror_request_body on, nginx's r->preserve_body) goes as it was read.
   if (read !== undefined && !exchange.hasBody && proxy.passRequestBody && ctx.request.methodOverride === undefined) {
     new ProxyAttempts(ctx, group, [...read]).next();
     return;
@@ -84,17 +104,22 @@ export function proxyRequest(ctx: ProxyContext): void {
     (data) => parts.push(Buffer.from(data)),
     (err) => {
       if (err !== undefined) {
-        const status = err instanceof HttpParseError ? err.status : 400;
-        if (exchange.aborted) return;
-        ctx.log.write(status === 413 ? 'error' : 'info', `${err.message}${where(ctx)}`, ctx.conn.number);
-        exchange.keepAlive = false;
-        ctx.fail(status);
+        bodyFailed(ctx, err);
         return;
       }
       ctx.request.requestBody = parts;
       new ProxyAttempts(ctx, group, parts).next();
     },
   );
+}
+
+/** A client body that could not be read: 413 past client_max_body_size, else the parser's status. */
+function bodyFailed(ctx: ProxyContext, err: Error): void {
+  const status = err instanceof HttpParseError ? err.status : 400;
+  if (ctx.exchange.aborted) return;
+  ctx.log.write(status === 413 ? 'error' : 'info', `${err.message}${where(ctx)}`, ctx.conn.number);
+  ctx.exchange.keepAlive = false;
+  ctx.fail(status);
 }
 
 /** One request's walk over the peers of a group: the HTTP/1 adapter of the upstream cycle. */
@@ -116,6 +141,13 @@ class ProxyAttempts {
   /** The try in progress as the `$upstream_*` variables see it, and its connection's byte counts when it began. */
   #state: UpstreamState | undefined;
   #io: { readonly socket: Socket; readonly read: number; readonly written: number } | undefined;
+  /** proxy_buffering for this response (X-Accel-Buffering may change it). */
+  #buffering = true;
+  /** proxy_limit_rate's pacing of this response, if any. */
+  #pacer: ReadPacer | undefined;
+  /** Why reading from the upstream is paused: the client is slow, proxy_limit_rate. */
+  #heldForClient = false;
+  #heldForRate = false;
 
   /**
    * `body` is the buffered request body, or `'stream'` to send it as it arrives (then
@@ -134,6 +166,7 @@ class ProxyAttempts {
         this.#done = true;
         this.#cancelConnect?.();
         this.#upstream?.abort();
+        this.#pacer?.stop();
         // ngx_http_upstream_finalize_request() still counts the try's time and bytes.
         const current = this.#cycle.current;
         if (current !== undefined) this.#settleState(current);
@@ -173,9 +206,20 @@ class ProxyAttempts {
     // ngx_http_upstream_ssl_init_connection(); a failure is `error` (or `timeout`) for
     // proxy_next_upstream and never falls back to plaintext.
     const tls = proxy.ssl === undefined ? undefined : { tls: proxy.ssl, name: proxy.sslName(request) };
-    const options = { protocol: 'http' as const, group: this.#group.name, timeoutMs: proxy.connectTimeoutMs, noDelay: true, keepAlive: proxy.socketKeepalive, budget: proxy.connections, ...(tls === undefined ? {} : { tls }) };
+    // ngx_http_upstream_set_local(): a proxy_bind value that is no address is an [error], and binds none.
+    const bind = proxy.bind(request);
+    if (bind !== undefined && 'invalid' in bind) this.#ctx.log.error(`${bind.invalid}${where(this.#ctx)}`, this.#ctx.conn.number);
+    const local = bind === undefined || 'invalid' in bind ? undefined : bind;
+    const options = { protocol: 'http' as const, group: this.#group.name, timeoutMs: proxy.connectTimeoutMs, noDelay: true, keepAlive: proxy.socketKeepalive, budget: proxy.connections, local, ...(tls === undefined ? {} : { tls }) };
     this.#cancelConnect = connectPeer(peer, options, (result) => {
       this.#cancelConnect = undefined;
+      if (!result.ok && result.bindFailed === true) {
+        // ngx_event_connect_peer(): bind() failed is logged at crit, and the request ends with 500.
+        this.#ctx.log.write('crit', `${result.message}${where(this.#ctx, peer)}`, this.#ctx.conn.number);
+        attempt.finish('aborted', 'bind');
+        this.#finishWithError(500);
+        return;
+      }
       if (!result.ok && result.local === true) {
         // worker_connections: ngx_http_upstream_connect() finalizes with 500, the peer is not at fault.
         attempt.finish('aborted', 'worker_connections');
@@ -207,7 +251,7 @@ class ProxyAttempts {
     const state = this.#state;
     if (state !== undefined) state.connectMs = attempt.elapsedMs();
     this.#io = { socket: connection.socket, read: connection.socket.bytesRead, written: connection.socket.bytesWritten };
-    this.#head ??= upstreamRequestHead(request, request.method, proxy.uriFor(request), proxy.version, proxy.setHeaders, proxy.passRequestHeaders, this.#bodyLength);
+    this.#head ??= upstreamRequestHead(request, proxy.method?.(request) ?? request.method, proxy.uriFor(request), proxy.version, proxy.setHeaders, proxy.passRequestHeaders, this.#bodyLength);
     let clientStarted = false;
     let tunnel = false;
     let decoder: ChunkedParser | undefined;
@@ -243,8 +287,20 @@ class ProxyAttempts {
             this.#finishWithError(head.status);
             return;
           }
+          // ngx_http_upstream_process_headers(): X-Accel-Redirect ends this upstream request and
+          // redirects internally, unless proxy_ignore_headers names it.
+          const accel = proxy.ignoreHeaders.has('x-accel-redirect') ? undefined : headerOf(head.headers, 'x-accel-redirect');
+          if (accel !== undefined) {
+            upstream.abort();
+            this.#record(attempt, 'ok', '');
+            this.#done = true;
+            this.#accelLimitRate(head);
+            this.#ctx.accelRedirect(accel, this.#keptHeaders(head));
+            return;
+          }
           clientStarted = true;
           decoder = this.#writeHead(head, peer);
+          this.#pacer = this.#limitRate(upstream);
         },
         onData: (chunk) => {
           if (tunnel) {
@@ -252,18 +308,21 @@ class ProxyAttempts {
             return;
           }
           if (state !== undefined) state.responseLength += chunk.length;
+          const pacer = this.#pacer;
+          const pass = pacer === undefined ? (data: Buffer) => this.#write(data, upstream) : (data: Buffer) => pacer.push(data);
           if (decoder !== undefined) {
-            decoder.push(chunk, 0, (data) => this.#write(data, upstream));
+            decoder.push(chunk, 0, pass);
             return;
           }
-          this.#write(chunk, upstream);
+          pass(chunk);
         },
         onEnd: (reusable) => {
           if (tunnel) return;
           this.#record(attempt, 'ok', '');
           this.#group.pool.release(connection, reusable && proxy.upstreamKeepalive);
           this.#done = true;
-          exchange.end();
+          if (this.#pacer === undefined) exchange.end();
+          else this.#pacer.end(() => exchange.end());
         },
         onError: (failure) => {
           if (clientStarted) {
@@ -391,7 +450,14 @@ class ProxyAttempts {
   #writeHead(head: ResponseHead, peer: Peer): ChunkedParser | undefined {
     const { exchange, proxy, request } = this.#ctx;
     const redirect = proxy.redirect;
-    const headers = clientResponseHeaders(head, proxy.hide, proxy.pass, redirect === undefined ? undefined : { rewrite: (value) => redirect(value, request), absolute: this.#ctx.absoluteLocation });
+    const cookies = proxy.cookies;
+    const headers = clientResponseHeaders(
+      head,
+      proxy.hide,
+      proxy.pass,
+      redirect === undefined ? undefined : { rewrite: (value) => redirect(value, request), absolute: this.#ctx.absoluteLocation },
+      cookies === undefined ? undefined : (value) => cookies(value, request),
+    );
     // What the balancer adds for the peer that answered (`sticky cookie`'s Set-Cookie).
     const added = this.#cycle.responseHeaders(peer);
     if (added !== undefined) headers.push(...added);
@@ -400,12 +466,13 @@ class ProxyAttempts {
     if (proxy.pass.has('server') || proxy.pass.has('date')) exchange.ownServerAndDate = true;
     this.#ctx.headers(status, headers);
     // ngx_http_upstream_process_charset(): X-Accel-Charset, hidden from the client, tells the charset filter what to send.
-    const accelCharset = headerOf(head.headers, 'x-accel-charset');
-    // ngx_http_upstream_process_limit_rate(): X-Accel-Limit-Rate (a number) paces the response;
+    const accelCharset = proxy.ignoreHeaders.has('x-accel-charset') ? undefined : headerOf(head.headers, 'x-accel-charset');
+    this.#accelLimitRate(head);
+    // ngx_http_upstream_process_buffering(): X-Accel-Buffering yes or no overrides proxy_buffering.
+    const accelBuffering = proxy.ignoreHeaders.has('x-accel-buffering') ? undefined : headerOf(head.headers, 'x-accel-buffering')?.toLowerCase();
+    this.#buffering = accelBuffering === 'yes' ? true : accelBuffering === 'no' ? false : proxy.buffering;
     // ngx_http_upstream_send_response(): proxy_buffering off sends without pacing.
-    const accelRate = headerOf(head.headers, 'x-accel-limit-rate');
-    if (accelRate !== undefined && /^[0-9]+$/.test(accelRate)) request.limitRate = Number(accelRate);
-    if (!proxy.buffering) request.limitRate = 0;
+    if (!this.#buffering) request.limitRate = 0;
     const options = accelCharset === undefined ? undefined : { overrideCharset: accelCharset };
     const noBody = exchange.head.method === 'HEAD' || head.status === 204 || head.status === 304;
     if (noBody) {
@@ -454,14 +521,60 @@ class ProxyAttempts {
   }
 
   #write(chunk: Buffer, upstream: UpstreamExchange): void {
-    const { exchange, proxy } = this.#ctx;
+    const { exchange } = this.#ctx;
     if (exchange.aborted) return;
     const flushed = exchange.write(chunk);
     if (flushed) return;
     // proxy_buffering on reads ahead of a slow client, within a bound; off keeps the client's pace.
-    if (proxy.buffering && exchange.pendingBytes < READ_AHEAD_BYTES) return;
-    upstream.pause();
-    exchange.onDrain(() => upstream.resume());
+    if (this.#buffering && exchange.pendingBytes < READ_AHEAD_BYTES) return;
+    this.#holdUpstream(upstream, 'client', true);
+    exchange.onDrain(() => this.#holdUpstream(upstream, 'client', false));
+  }
+
+  /** Pauses reading from the upstream while the client or proxy_limit_rate holds it. */
+  #holdUpstream(upstream: UpstreamExchange, why: 'client' | 'rate', held: boolean): void {
+    const before = this.#heldForClient || this.#heldForRate;
+    if (why === 'client') this.#heldForClient = held;
+    else this.#heldForRate = held;
+    const after = this.#heldForClient || this.#heldForRate;
+    if (after && !before) upstream.pause();
+    else if (!after && before) upstream.resume();
+  }
+
+  /**
+   * proxy_limit_rate, read once the head is in (it may read $upstream_http_*); only a buffered
+   * response is paced, as in nginx, where the limit belongs to the event pipe.
+   */
+  #limitRate(upstream: UpstreamExchange): ReadPacer | undefined {
+    if (!this.#buffering) return undefined;
+    const rate = this.#ctx.proxy.limitRate(this.#ctx.request);
+    if (typeof rate !== 'number') {
+      this.#ctx.log.error(`${rate.invalid}${where(this.#ctx)}`, this.#ctx.conn.number);
+      return undefined;
+    }
+    if (rate === 0) return undefined;
+    return new ReadPacer(rate, (data) => this.#write(data, upstream), (held) => this.#holdUpstream(upstream, 'rate', held));
+  }
+
+  /** ngx_http_upstream_process_limit_rate(): X-Accel-Limit-Rate, a number, paces the response to the client. */
+  #accelLimitRate(head: ResponseHead): void {
+    if (this.#ctx.proxy.ignoreHeaders.has('x-accel-limit-rate')) return;
+    const accelRate = headerOf(head.headers, 'x-accel-limit-rate');
+    if (accelRate !== undefined && /^[0-9]+$/.test(accelRate)) this.#ctx.request.limitRate = Number(accelRate);
+  }
+
+  /** The headers an X-Accel-Redirect keeps, Set-Cookie rewritten by the proxy_cookie_* rules. */
+  #keptHeaders(head: ResponseHead): string[] {
+    const { proxy, request } = this.#ctx;
+    const kept: string[] = [];
+    for (let i = 0; i < head.headers.length; i += 2) {
+      const name = head.headers[i] as string;
+      const key = name.toLowerCase();
+      if (!KEPT_ON_ACCEL_REDIRECT.has(key)) continue;
+      const value = head.headers[i + 1] as string;
+      kept.push(name, key === 'set-cookie' && proxy.cookies !== undefined ? proxy.cookies(value, request) ?? value : value);
+    }
+    return kept;
   }
 }
 

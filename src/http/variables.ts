@@ -127,7 +127,8 @@ const HTTP_VARIABLES: Readonly<Record<string, Getter>> = {
   https: (r) => (r.scheme === 'https' ? 'on' : ''),
   host: (r) => r.host || r.serverName,
   request: (r) => r.requestLine,
-  request_method: (r) => r.head.method,
+  // r->method_name, which an internal redirect (error_page, X-Accel-Redirect) makes GET.
+  request_method: (r) => r.method,
   request_uri: (r) => r.requestUri,
   uri: (r) => r.uri,
   document_uri: (r) => r.uri,
