@@ -56,6 +56,8 @@ export interface CompiledProxy {
   readonly ignoreClientAbort: boolean;
   readonly socketKeepalive: boolean;
   readonly maxBodySize: number;
+  /** client_body_buffer_size: the most of an unbuffered body that $request_body keeps. */
+  readonly bodyBufferSize: number;
   /** The group for this request: fixed, or found from the URL's variables. */
   resolveGroup(request: HttpRequest): UpstreamGroup<HttpRequest> | undefined;
   /** For a URL with variables: the host it names for this request (for the error message). */
@@ -229,6 +231,7 @@ export function compileProxy(
     ignoreClientAbort: block.get('proxy_ignore_client_abort'),
     socketKeepalive: block.get('proxy_socket_keepalive'),
     maxBodySize: block.get('client_max_body_size'),
+    bodyBufferSize: block.get('client_body_buffer_size'),
     resolveGroup: dynamic === undefined ? () => fixed : resolveDynamic,
     dynamicHost: (request) => (dynamic === undefined ? target.host : hostOf(dynamic(request))),
     uriFor: (request) => (dynamic === undefined ? upstreamUri(request, target.uri, locationPrefix) : (uriOf(dynamic(request)) ?? upstreamUri(request, undefined, locationPrefix))),

@@ -133,6 +133,8 @@ class ProxyAttempts {
   readonly #streaming: boolean;
   /** Set once a streamed body has started to flow: no other peer can be tried after that. */
   #bodyStarted = false;
+  /** Set once a streamed body has gone upstream whole; until then the connection cannot be reused. */
+  #bodySent = false;
   #head: string | undefined;
   #upstream: UpstreamExchange | undefined;
   /** Gives up the connect in progress, if any. */
@@ -319,7 +321,9 @@ class ProxyAttempts {
         onEnd: (reusable) => {
           if (tunnel) return;
           this.#record(attempt, 'ok', '');
-          this.#group.pool.release(connection, reusable && proxy.upstreamKeepalive);
+          // An upstream that answered before the whole streamed body reached it would read the rest
+          // of the body as the next request (nginx: keepalive only once the request was sent).
+          this.#group.pool.release(connection, reusable && proxy.upstreamKeepalive && (!this.#streaming || this.#bodySent));
           this.#done = true;
           if (this.#pacer === undefined) exchange.end();
           else this.#pacer.end(() => exchange.end());
@@ -341,25 +345,58 @@ class ProxyAttempts {
       { sendTimeoutMs: proxy.sendTimeoutMs, readTimeoutMs: proxy.readTimeoutMs },
     );
     this.#upstream = upstream;
+    // A streamed body's bytes read with the head (nginx's preread) go out in the head's write.
+    if (this.#streaming) connection.socket.cork();
     upstream.send(this.#head, this.#body);
-    if (this.#streaming) this.#streamBody(connection);
+    if (this.#streaming) {
+      this.#streamBody(connection)();
+      connection.socket.uncork();
+    }
   }
 
-  /** Sends the client's body upstream as it arrives (proxy_request_buffering off). */
-  #streamBody(connection: UpstreamConnection): void {
+  /**
+   * Sends the client's body upstream as it arrives (proxy_request_buffering off). Returns what
+   * writes a chunk of the bytes read so far now, for the preread to go with the head.
+   */
+  #streamBody(connection: UpstreamConnection): () => void {
     const { exchange, proxy } = this.#ctx;
     const socket = connection.socket;
     const chunked = this.#bodyLength === -2;
     this.#bodyStarted = true;
+    // $request_body: nginx reads an unbuffered body into its client_body_buffer_size buffer, which
+    // holds all of a body that fits in it; a longer one is not kept.
+    const kept: Buffer[] = [];
+    let keptBytes = 0;
+    // A chunked body goes as one chunk per read of the client's socket, as nginx's
+    // ngx_http_proxy_body_output_filter() frames each buffer: the pieces the client's one read
+    // gave (delivered together, before a microtask runs) are one chunk, written in one piece.
+    let pending: Buffer[] = [];
+    const writeChunk = (): void => {
+      const chunk = chunkOf();
+      if (chunk !== undefined) writeUpstream(chunk);
+    };
+    const chunkOf = (): Buffer | undefined => {
+      if (pending.length === 0) return undefined;
+      const data = Buffer.concat(pending);
+      pending = [];
+      return Buffer.concat([Buffer.from(`${data.length.toString(16)}\r\n`, 'latin1'), data, Buffer.from('\r\n', 'latin1')]);
+    };
+    const writeUpstream = (data: Buffer): void => {
+      if (socket.destroyed) return;
+      // Back-pressure: a slow upstream holds the client back instead of the body piling up here.
+      if (!socket.write(data)) pauseBodyUntilDrained(exchange, socket);
+    };
     exchange.readBody(
       proxy.maxBodySize,
       (data) => {
-        if (socket.destroyed) return;
-        if (chunked) socket.write(`${data.length.toString(16)}\r\n`);
-        const flushed = socket.write(data);
-        if (chunked) socket.write('\r\n');
-        // Back-pressure: a slow upstream holds the client back instead of the body piling up here.
-        if (!flushed) pauseBodyUntilDrained(exchange, socket);
+        if (keptBytes + data.length <= proxy.bodyBufferSize) kept.push(Buffer.from(data));
+        keptBytes += data.length;
+        if (!chunked) {
+          writeUpstream(data);
+          return;
+        }
+        pending.push(Buffer.from(data));
+        if (pending.length === 1) queueMicrotask(writeChunk);
       },
       (err) => {
         if (err !== undefined) {
@@ -367,9 +404,16 @@ class ProxyAttempts {
           socket.destroy();
           return;
         }
-        if (chunked && !socket.destroyed) socket.write('0\r\n\r\n');
+        if (keptBytes <= proxy.bodyBufferSize) this.#ctx.request.requestBody = kept;
+        this.#bodySent = true;
+        if (chunked) {
+          const chunk = chunkOf();
+          const last = Buffer.from('0\r\n\r\n', 'latin1');
+          writeUpstream(chunk === undefined ? last : Buffer.concat([chunk, last]));
+        }
       },
     );
+    return writeChunk;
   }
 
   /** proxy_next_upstream http_5xx and friends: a retry before anything reached the client. */
