@@ -285,6 +285,8 @@ class ProxyAttempts {
           attempt.responded();
           if (proxy.interceptErrors && head.status >= 300 && proxy.errorPageFor(head.status)) {
             upstream.abort();
+            // ngx_http_upstream_intercept_errors(): a 401's WWW-Authenticate fields go with the error page.
+            if (head.status === 401) this.#carry(head, 'www-authenticate');
             this.#record(attempt, 'ok', '');
             this.#finishWithError(head.status);
             return;
@@ -500,7 +502,11 @@ class ProxyAttempts {
       proxy.hide,
       proxy.pass,
       redirect === undefined ? undefined : { rewrite: (value) => redirect(value, request), absolute: this.#ctx.absoluteLocation },
-      cookies === undefined ? undefined : (value) => cookies(value, request),
+      {
+        cookies: cookies === undefined ? undefined : (value) => cookies(value, request),
+        passUpgrade: request.head.versionMajor !== 2 && !proxy.hide.has('upgrade'),
+        duplicate: (message) => this.#ctx.log.warn(`${message}${where(this.#ctx, peer)}`, this.#ctx.conn.number),
+      },
     );
     // What the balancer adds for the peer that answered (`sticky cookie`'s Set-Cookie).
     const added = this.#cycle.responseHeaders(peer);
@@ -605,6 +611,15 @@ class ProxyAttempts {
     if (this.#ctx.proxy.ignoreHeaders.has('x-accel-limit-rate')) return;
     const accelRate = headerOf(head.headers, 'x-accel-limit-rate');
     if (accelRate !== undefined && /^[0-9]+$/.test(accelRate)) this.#ctx.request.limitRate = Number(accelRate);
+  }
+
+  /** Keeps the upstream's `name` fields for the response an internal redirect leads to. */
+  #carry(head: ResponseHead, name: string): void {
+    const kept: string[] = [];
+    for (let i = 0; i < head.headers.length; i += 2) {
+      if ((head.headers[i] as string).toLowerCase() === name) kept.push(head.headers[i] as string, head.headers[i + 1] as string);
+    }
+    if (kept.length > 0) this.#ctx.request.carriedHeaders = [...(this.#ctx.request.carriedHeaders ?? []), ...kept];
   }
 
   /** The headers an X-Accel-Redirect keeps, Set-Cookie rewritten by the proxy_cookie_* rules. */
