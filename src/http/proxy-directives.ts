@@ -134,7 +134,7 @@ export const PROXY_REQUEST_DIRECTIVES: readonly AnyDirectiveSpec[] = [
     contexts: ['http', 'server', 'location'],
     args: [1, 2],
     syntax: 'address [transparent] | off;',
-    summary: 'The local IP address (and port) connections to upstreams are made from (variables allowed; an empty value binds none); off cancels an inherited one. transparent is refused as unsupported: Node.js cannot set IP_TRANSPARENT.',
+    summary: 'The local IP address (and port) connections to upstreams are made from (variables allowed; an empty value binds none); off cancels an inherited one. transparent is a [warn] at -t and is not applied (Node.js cannot set IP_TRANSPARENT), so only a local address can be bound.',
     default: () => undefined,
     defaultText: '—',
     parse: parseBind,
