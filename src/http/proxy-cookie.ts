@@ -149,9 +149,7 @@ export function compileCookieRewriter(
   const domains = settings.domain === undefined || settings.domain === 'off' ? [] : settings.domain.map((rule) => compileValueRule(rule, 'domain', text));
   const paths = settings.path === undefined || settings.path === 'off' ? [] : settings.path.map((rule) => compileValueRule(rule, 'path', text));
   const flags = settings.flags === undefined || settings.flags === 'off' ? [] : settings.flags.map((rule) => ({
-    matches: rule.cookie.kind === 'regex'
-      ? regexTest(rule.cookie.name)
-      : ((name: CompiledTemplate<HttpRequest>) => (cookie: string, request: HttpRequest) => name(request).toLowerCase() === cookie.toLowerCase())(text(rule.cookie.name)),
+    matches: rule.cookie.kind === 'regex' ? regexTest(rule.cookie.name) : sameName(text(rule.cookie.name)),
     flags: rule.flags.map(text),
   }));
   if (domains.length === 0 && paths.length === 0 && flags.length === 0) return undefined;
@@ -187,6 +185,11 @@ export function compileCookieRewriter(
     if (!changed) return undefined;
     return attrs.filter((attr) => attr.key !== undefined).map((attr) => (attr.value === undefined ? attr.key : `${attr.key}=${attr.value}`)).join('; ');
   };
+}
+
+/** ngx_http_proxy_rewrite_cookie_flags(): the cookie's name is the pattern's value, without case. */
+function sameName(name: CompiledTemplate<HttpRequest>): (cookie: string, request: HttpRequest) => boolean {
+  return (cookie, request) => name(request).toLowerCase() === cookie.toLowerCase();
 }
 
 /** A regex that is run on a whole string, its captures given to the replacement through `request.captures`. */

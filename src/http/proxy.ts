@@ -336,6 +336,7 @@ class ProxyAttempts {
             this.#record(attempt, 'failed', failure.kind, actionOf(failure.message, ' while reading upstream'));
             this.#ctx.log.error(`${failure.message}${where(this.#ctx, peer)}`, this.#ctx.conn.number);
             this.#done = true;
+            this.#pacer?.stop();
             this.#ctx.conn.protocol.destroy();
             return;
           }
