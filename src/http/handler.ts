@@ -23,7 +23,8 @@ import { FilteredExchange } from './output-filter.js';
 import { runPreaccess, type Preaccess } from './preaccess.js';
 import { grpcRequest } from './grpc.js';
 import { isSubrequest, mirrorSubrequest, runMirror } from './mirror.js';
-import { proxyRequest, type UpstreamContext } from './proxy.js';
+import { proxyRequest, type ProxyContext, type UpstreamContext } from './proxy.js';
+import { parseUnsafeUri } from './unsafe-uri.js';
 import { applyRealIp } from './realip-module.js';
 import { HttpRequest, requestLogContext } from './request.js';
 import { clientVerdict } from '../tls/client-verify.js';
@@ -329,21 +330,68 @@ export class RequestHandler {
     const absolute = (location: string): string => (server === undefined ? location : absoluteLocation(location, request, conn, server, level));
     request.proxyHost = proxy.proxyHostOf(request);
     request.proxyScheme = proxy.scheme;
+    const accelRedirect: ProxyContext['accelRedirect'] = (target, carried) => this.#accelRedirect(conn, request, exchange, level, target, carried);
     const resolving = proxy.resolveHost(request);
     if (resolving === undefined) {
-      proxyRequest({ exchange, request, conn, log: this.#logOf(request), fail, headers, proxy, absoluteLocation: absolute, bodyFile: level.bodyFile });
+      proxyRequest({ exchange, request, conn, log: this.#logOf(request), fail, headers, proxy, absoluteLocation: absolute, accelRedirect, bodyFile: level.bodyFile });
       return;
     }
     // ngx_http_upstream_resolve_handler(): the request waits on the resolver, then goes on or gets 502.
     void resolving.then((error) => {
       if (exchange.aborted) return;
       if (error === undefined) {
-        proxyRequest({ exchange, request, conn, log: this.#logOf(request), fail, headers, proxy, absoluteLocation: absolute, bodyFile: level.bodyFile });
+        proxyRequest({ exchange, request, conn, log: this.#logOf(request), fail, headers, proxy, absoluteLocation: absolute, accelRedirect, bodyFile: level.bodyFile });
         return;
       }
       this.#logOf(request).error(`${error}${context(request, conn)}`, conn.number);
       fail(502);
     });
+  }
+
+  /**
+   * An upstream's X-Accel-Redirect (ngx_http_upstream_process_headers()): the kept headers, then
+   * ngx_http_named_location() for `@name`, else ngx_http_internal_redirect() to the URI as GET
+   * (HEAD stays HEAD); an unsafe URI (ngx_http_parse_unsafe_uri()) is a 404.
+   */
+  #accelRedirect(conn: ClientConnection, request: HttpRequest, exchange: HttpExchange, level: LevelConfig, target: string, carried: string[]): void {
+    const server = request.server as CompiledServer | undefined;
+    if (server === undefined) {
+      this.#send(conn, request, exchange, level, { status: 500 });
+      return;
+    }
+    request.carriedHeaders = carried;
+    let named: LevelConfig | undefined;
+    if (target.startsWith('@')) {
+      named = server.locations.named(target);
+      if (named === undefined) {
+        this.#logOf(request).error(`could not find named location "${target}"${context(request, conn)}`, conn.number);
+        this.#send(conn, request, exchange, level, { status: 500 });
+        return;
+      }
+      if (++request.uriChanges > 10) {
+        this.#logOf(request).error(`rewrite or internal redirection cycle while redirect to named location "${target}"${context(request, conn)}`, conn.number);
+        this.#send(conn, request, exchange, level, { status: 500 });
+        return;
+      }
+    } else {
+      const parsed = parseUnsafeUri(target);
+      if (parsed === undefined) {
+        this.#logOf(request).error(`unsafe URI "${target}" was detected${context(request, conn)}`, conn.number);
+        this.#send(conn, request, exchange, level, { status: 404 });
+        return;
+      }
+      if (request.head.method !== 'HEAD') request.methodOverride = 'GET';
+      if (++request.uriChanges > 10) {
+        this.#logOf(request).error(`rewrite or internal redirection cycle while internally redirecting to "${parsed.uri}"${context(request, conn)}`, conn.number);
+        this.#send(conn, request, exchange, level, { status: 500 });
+        return;
+      }
+      request.uri = parsed.uri;
+      request.args = parsed.args ?? '';
+      request.hasArgs = parsed.args !== undefined;
+    }
+    request.internal = true;
+    this.#content(conn, request, exchange, named, server);
   }
 
   /**
@@ -643,6 +691,7 @@ function returnPlan(status: number, text: string | undefined, request: HttpReque
 /** `expires` and `add_header`: the level's headers, for the statuses nginx adds them to (all of them with `always`). */
 export function addHeaders(headers: string[], level: LevelConfig, request: HttpRequest, status: number): void {
   const addAll = ADD_HEADER_STATUSES.has(status);
+  if (request.carriedHeaders !== undefined) carryHeaders(headers, request.carriedHeaders);
   // A value may read the fields set so far ($sent_http_name: h5bp's `expires $expires` maps
   // $sent_http_content_type), as nginx's headers_out grows.
   request.sentHeaders = headers;
@@ -653,6 +702,19 @@ export function addHeaders(headers: string[], level: LevelConfig, request: HttpR
     // ngx_http_add_header(): an empty value adds nothing (and removes an ETag or Last-Modified).
     if (!/[\r\n]/.test(value)) addHeaderField(headers, header.name, value);
   }
+}
+
+/**
+ * X-Accel-Redirect's kept headers (ngx_http_upstream_process_headers(): their copy handlers filled
+ * headers_out before the new location's content, which then leaves a set Content-Type alone).
+ */
+function carryHeaders(headers: string[], carried: readonly string[]): void {
+  const names = new Set<string>();
+  for (let i = 0; i < carried.length; i += 2) names.add((carried[i] as string).toLowerCase());
+  for (let i = headers.length - 2; i >= 0; i -= 2) {
+    if (names.has((headers[i] as string).toLowerCase())) headers.splice(i, 2);
+  }
+  headers.unshift(...carried);
 }
 
 /**

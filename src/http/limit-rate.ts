@@ -26,7 +26,8 @@ declare module '../conf/registry.js' {
   }
 }
 
-function sizeValue([text = '']: readonly string[], ctx: DirectiveContext): SizeValue {
+/** A size that may hold variables, as ngx_http_set_complex_value_size_slot() reads it. */
+export function sizeValue([text = '']: readonly string[], ctx: DirectiveContext): SizeValue {
   const value = parseValue(text, ctx);
   if (!isConstantTemplate(value)) return { value };
   return { size: parseSize(text) ?? ctx.fail('invalid value') };

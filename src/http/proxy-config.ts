@@ -15,6 +15,10 @@ import { toByteString } from '../core/byte-string.js';
 import { ResolveFailure, type Resolvers } from './resolver.js';
 import { isIP } from 'node:net';
 import { sslHostName, UpstreamTls } from '../tls/upstream-tls.js';
+import { parseSize } from '../core/parse.js';
+import { compileBind } from './proxy-directives.js';
+import type { LocalAddress } from '../upstream/peer-connect.js';
+import { compileCookieRewriter, type CookieRewriter } from './proxy-cookie.js';
 
 /** nginx's implicit `proxy_set_header` lines, used for any header the configuration does not set. */
 const DEFAULT_SET_HEADERS: readonly [string, string][] = [
@@ -52,6 +56,8 @@ export interface CompiledProxy {
   readonly ignoreClientAbort: boolean;
   readonly socketKeepalive: boolean;
   readonly maxBodySize: number;
+  /** client_body_buffer_size: the most of an unbuffered body that $request_body keeps. */
+  readonly bodyBufferSize: number;
   /** The group for this request: fixed, or found from the URL's variables. */
   resolveGroup(request: HttpRequest): UpstreamGroup<HttpRequest> | undefined;
   /** For a URL with variables: the host it names for this request (for the error message). */
@@ -75,6 +81,32 @@ export interface CompiledProxy {
   readonly ssl: UpstreamTls | undefined;
   /** `proxy_ssl_name` for this request (default `$proxy_host`), without its port. */
   sslName(request: HttpRequest): string;
+  /** `proxy_method`: the method sent upstream; undefined sends the request's. */
+  readonly method: CompiledTemplate<HttpRequest> | undefined;
+  /** `proxy_set_body`: the body sent upstream instead of the client's. */
+  readonly setBody: CompiledTemplate<HttpRequest> | undefined;
+  /** `proxy_bind` for this request: the local address, undefined for none, or nginx's error for a bad value. */
+  bind(request: HttpRequest): LocalAddress | undefined | { readonly invalid: string };
+  /** `proxy_limit_rate` for this request, once the response head is in (0: no limit), or nginx's error for a bad value. */
+  limitRate(request: HttpRequest): number | { readonly invalid: string };
+  /** `proxy_ignore_headers`, lowercased. */
+  readonly ignoreHeaders: ReadonlySet<string>;
+  /** `proxy_cookie_domain`, `proxy_cookie_path`, `proxy_cookie_flags`; undefined when none applies. */
+  readonly cookies: CookieRewriter | undefined;
+}
+
+/** proxy_limit_rate, compiled: a size, or a value read per request (ngx_http_complex_value_size()). */
+function compileProxyLimitRate(block: ConfBlockView, text: (template: Parameters<typeof compileTemplate>[0]) => CompiledTemplate<HttpRequest>): CompiledProxy['limitRate'] {
+  const setting = block.get('proxy_limit_rate');
+  if ('size' in setting) {
+    const size = setting.size;
+    return () => size;
+  }
+  const value = text(setting.value);
+  return (request) => {
+    const evaluated = value(request);
+    return parseSize(evaluated) ?? { invalid: `invalid size "${evaluated}"` };
+  };
 }
 
 /** Compiles the proxy settings of a level that has `proxy_pass`. */
@@ -178,6 +210,8 @@ export function compileProxy(
   const sslNameTemplate = sslNameSetting === undefined ? undefined : text(sslNameSetting);
   const sslName = (request: HttpRequest): string =>
     sslHostName(sslNameTemplate !== undefined ? sslNameTemplate(request) : request.proxyHost !== '' ? request.proxyHost : dynamic !== undefined ? hostOf(dynamic(request)) : target.proxyHost);
+  const methodSetting = block.get('proxy_method');
+  const bodySetting = block.get('proxy_set_body');
   const connection = own.find((header) => header.name.toLowerCase() === 'connection');
   const sendsClose = connection === undefined || connection.value.source.trim().toLowerCase() === 'close';
   return {
@@ -205,6 +239,7 @@ export function compileProxy(
     ignoreClientAbort: block.get('proxy_ignore_client_abort'),
     socketKeepalive: block.get('proxy_socket_keepalive'),
     maxBodySize: block.get('client_max_body_size'),
+    bodyBufferSize: block.get('client_body_buffer_size'),
     resolveGroup: dynamic === undefined ? () => fixed : resolveDynamic,
     dynamicHost: (request) => (dynamic === undefined ? target.host : hostOf(dynamic(request))),
     invalidPrefix: (request) => {
@@ -219,6 +254,12 @@ export function compileProxy(
     proxyHostOf: dynamic === undefined ? () => target.proxyHost : (request) => evaluatedProxyHost(hostOf(dynamic(request))),
     ssl,
     sslName,
+    method: methodSetting === undefined ? undefined : text(methodSetting),
+    setBody: bodySetting === undefined ? undefined : text(bodySetting),
+    bind: compileBind(block.get('proxy_bind'), text),
+    limitRate: compileProxyLimitRate(block, text),
+    ignoreHeaders: block.get('proxy_ignore_headers'),
+    cookies: compileCookieRewriter({ domain: block.get('proxy_cookie_domain'), path: block.get('proxy_cookie_path'), flags: block.get('proxy_cookie_flags') }, table),
   };
 }
 

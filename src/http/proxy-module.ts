@@ -15,6 +15,8 @@ import { blocksOf, flagDirective, parseValue, timeDirective } from '../conf/valu
 import { compileConfigRegex } from './regex.js';
 import { checkVariables } from './variables.js';
 import { UpstreamTls, UpstreamTlsLoadError, type UpstreamTlsSettings } from '../tls/upstream-tls.js';
+import { PROXY_REQUEST_DIRECTIVES } from './proxy-directives.js';
+import { cookieTemplates, PROXY_COOKIE_DIRECTIVES } from './proxy-cookie.js';
 
 /** Where `proxy_pass` sends requests. */
 export interface ProxyPassTarget {
@@ -357,6 +359,7 @@ function checkProxyTargets(main: ConfBlockView): void {
   const templates: Template[] = [];
   for (const block of blocksOf(http)) {
     for (const header of block.isSet('proxy_set_header') ? block.get('proxy_set_header') : []) templates.push(header.value);
+    templates.push(...proxyRequestTemplates(block));
     const target = block.isSet('proxy_pass') ? block.get('proxy_pass') : undefined;
     if (target === undefined) continue;
     if (target.scheme === 'https') checkUpstreamSsl(block);
@@ -369,6 +372,25 @@ function checkProxyTargets(main: ConfBlockView): void {
     checkUpstreamHost(target, groups);
   }
   checkVariables(http, templates);
+}
+
+/** The templates of a level's own proxy_method, proxy_set_body, proxy_bind, proxy_limit_rate and cookie rules. */
+function proxyRequestTemplates(block: ConfBlockView): Template[] {
+  const out: Template[] = [];
+  for (const name of ['proxy_method', 'proxy_set_body'] as const) {
+    const value = block.isSet(name) ? block.get(name) : undefined;
+    if (value !== undefined) out.push(value);
+  }
+  const bind = block.isSet('proxy_bind') ? block.get('proxy_bind') : undefined;
+  if (bind?.kind === 'value') out.push(bind.value);
+  const rate = block.isSet('proxy_limit_rate') ? block.get('proxy_limit_rate') : undefined;
+  if (rate !== undefined && 'value' in rate) out.push(rate.value);
+  out.push(...cookieTemplates({
+    domain: block.isSet('proxy_cookie_domain') ? block.get('proxy_cookie_domain') : undefined,
+    path: block.isSet('proxy_cookie_path') ? block.get('proxy_cookie_path') : undefined,
+    flags: block.isSet('proxy_cookie_flags') ? block.get('proxy_cookie_flags') : undefined,
+  }));
+  return out;
 }
 
 /** The `upstream` group names of an `http` block. */
@@ -471,6 +493,8 @@ export const httpProxyModule: ConfModule = {
     flag('proxy_ignore_client_abort', 'Whether the upstream request goes on when the client closes its connection.', false),
     flag('proxy_socket_keepalive', 'Whether TCP keepalive (SO_KEEPALIVE) is set on connections to upstreams.', false),
     ...upstreamSslDirectives('proxy', 'https'),
+    ...PROXY_REQUEST_DIRECTIVES,
+    ...PROXY_COOKIE_DIRECTIVES,
     // --- coredirs: the buffering family (proxy_buffers, proxy_temp_path, ...) ---
     ...PROXY_BUFFER_DIRECTIVES,
     // --- end coredirs ---

@@ -77,19 +77,55 @@ export interface ProxyRedirector {
   absolute(location: string): string;
 }
 
+/**
+ * The upstream response fields nginx keeps once (ngx_http_upstream_process_header_line() and its
+ * kin): a second one is a [warn] "upstream sent duplicate header line: ..., ignored", not passed.
+ */
+const ONCE_RESPONSE_FIELDS: ReadonlySet<string> = new Set([
+  'status', 'content-type', 'date', 'last-modified', 'etag', 'server', 'location', 'refresh', 'expires', 'x-accel-expires', 'x-accel-redirect', 'x-accel-limit-rate',
+]);
+
+/** What else shapes the response fields for the client. */
+export interface ClientHeaderOptions {
+  /** proxy_cookie_*: a Set-Cookie value rewritten, undefined to leave it. Default: none. */
+  readonly cookies?: ((value: string) => string | undefined) | undefined;
+  /** Pass Upgrade (to an HTTP/1 client) even where Connection lists it. Default: false. */
+  readonly passUpgrade?: boolean;
+  /** Told of a repeated field nginx ignores, with nginx's [warn] text. Default: not told. */
+  readonly duplicate?: (message: string) => void;
+}
+
 /** The upstream's response headers as passed to the client, minus hidden and hop-by-hop ones. */
 export function clientResponseHeaders(
   head: ResponseHead,
   hide: ReadonlySet<string>,
   pass: ReadonlySet<string>,
   redirect: ProxyRedirector | undefined,
+  options: ClientHeaderOptions = {},
 ): string[] {
+  const { cookies, passUpgrade = false, duplicate } = options;
+  let seen: Map<string, string> | undefined;
   const out: string[] = [];
   const headers = head.headers;
   const listed = head.connection.length === 0 ? undefined : new Set(head.connection);
   for (let i = 0; i < headers.length; i += 2) {
     const name = headers[i] as string;
     const key = name.toLowerCase();
+    if (ONCE_RESPONSE_FIELDS.has(key)) {
+      const line = `${name}: ${headers[i + 1] as string}`;
+      const previous = (seen ??= new Map<string, string>()).get(key);
+      if (previous !== undefined) {
+        duplicate?.(`upstream sent duplicate header line: "${line}", previous value: "${previous}", ignored`);
+        continue;
+      }
+      seen.set(key, line);
+    }
+    // ngx_http_upstream_copy_upgrade(): Upgrade goes to an HTTP/1 client (a 426's, a 200's), even
+    // when the upstream's Connection names it; never to an HTTP/2 one.
+    if (key === 'upgrade' && passUpgrade) {
+      out.push(name, headers[i + 1] as string);
+      continue;
+    }
     if (((HIDDEN_RESPONSE_HEADERS.has(key) || hide.has(key)) && !pass.has(key)) || listed?.has(key)) continue;
     let value = headers[i + 1] as string;
     if (redirect !== undefined && key === 'location') {
@@ -102,6 +138,9 @@ export function clientResponseHeaders(
       const at = value.toLowerCase().indexOf('url=');
       const rewritten = at < 0 ? undefined : redirect.rewrite(value.slice(at + 4));
       if (rewritten !== undefined) value = value.slice(0, at + 4) + rewritten;
+    } else if (cookies !== undefined && key === 'set-cookie') {
+      // ngx_http_upstream_rewrite_set_cookie(): proxy_cookie_domain, _path and _flags.
+      value = cookies(value) ?? value;
     }
     out.push(name, value);
   }

@@ -23,6 +23,7 @@ import { UpstreamConnection } from '../upstream/connection-pool.js';
 import type { UpstreamGroup } from '../upstream/group.js';
 import type { Peer } from '../upstream/peer.js';
 import { connectPeer } from '../upstream/peer-connect.js';
+import { ReadPacer } from './read-pacer.js';
 import { UpstreamCycle, type UpstreamAttempt } from '../upstream/request-cycle.js';
 
 /** Methods nginx retries without `non_idempotent` (ngx_http_upstream_next: not POST, LOCK, PATCH). */
@@ -43,6 +44,12 @@ export interface UpstreamContext {
   readonly headers: (status: number, headers: string[]) => void;
 }
 
+/**
+ * The upstream headers an X-Accel-Redirect keeps: those ngx_http_upstream_headers_in marks
+ * `redirect` (ngx_http_upstream_process_headers() copies them before the internal redirect).
+ */
+const KEPT_ON_ACCEL_REDIRECT: ReadonlySet<string> = new Set(['content-type', 'set-cookie', 'content-disposition', 'cache-control', 'expires', 'accept-ranges']);
+
 /** What the proxy needs from the handler that called it. */
 export interface ProxyContext extends UpstreamContext {
   readonly proxy: CompiledProxy;
@@ -50,6 +57,11 @@ export interface ProxyContext extends UpstreamContext {
   readonly absoluteLocation: (location: string) => string;
   /** Where a buffered body goes to a file (client_body_in_file_only, client_body_buffer_size). */
   readonly bodyFile: BodyFileSettings;
+  /**
+   * An upstream's X-Accel-Redirect: the internal redirect to `target` (a URI or `@name`), with
+   * the upstream headers an internal redirect keeps.
+   */
+  readonly accelRedirect: (target: string, carried: string[]) => void;
 }
 
 /** Proxies one request. */
@@ -67,8 +79,16 @@ export function proxyRequest(ctx: ProxyContext): void {
     ctx.fail(502);
     return;
   }
-  // A body read already (mirror_request_body on, nginx's r->preserve_body) goes as it was read.
   const read = ctx.request.requestBody;
+  const setBody = proxy.setBody;
+  if (setBody !== undefined) {
+    // proxy_set_body: the client's body is read (client_max_body_size applies) and dropped.
+    const send = (): void => new ProxyAttempts(ctx, group, [Buffer.from(setBody(ctx.request), 'latin1')]).next();
+    if (read !== undefined || !exchange.hasBody || ctx.request.methodOverride !== undefined) send();
+    else exchange.readBody(proxy.maxBodySize, () => undefined, (err) => (err === undefined ? send() : bodyFailed(ctx, err)));
+    return;
+  }
+  // A body read already (mirror_request_body on, nginx's r->preserve_body) goes as it was read.
   if (read !== undefined && !exchange.hasBody && proxy.passRequestBody && ctx.request.methodOverride === undefined) {
     new ProxyAttempts(ctx, group, [...read]).next();
     return;
@@ -113,11 +133,7 @@ function readBuffered(ctx: ProxyContext, proceed: (parts: Buffer[]) => void, fil
     },
     (err) => {
       if (err !== undefined) {
-        const status = err instanceof HttpParseError ? err.status : 400;
-        if (exchange.aborted) return;
-        ctx.log.write(status === 413 ? 'error' : 'info', `${err.message}${where(ctx)}`, ctx.conn.number);
-        exchange.keepAlive = false;
-        ctx.fail(status);
+        bodyFailed(ctx, err);
         return;
       }
       if (!fileOnly) ctx.request.requestBody = parts;
@@ -142,6 +158,15 @@ function readBuffered(ctx: ProxyContext, proceed: (parts: Buffer[]) => void, fil
   );
 }
 
+/** A client body that could not be read: 413 past client_max_body_size, else the parser's status. */
+function bodyFailed(ctx: ProxyContext, err: Error): void {
+  const status = err instanceof HttpParseError ? err.status : 400;
+  if (ctx.exchange.aborted) return;
+  ctx.log.write(status === 413 ? 'error' : 'info', `${err.message}${where(ctx)}`, ctx.conn.number);
+  ctx.exchange.keepAlive = false;
+  ctx.fail(status);
+}
+
 /** One request's walk over the peers of a group: the HTTP/1 adapter of the upstream cycle. */
 class ProxyAttempts {
   readonly #ctx: ProxyContext;
@@ -153,6 +178,8 @@ class ProxyAttempts {
   readonly #streaming: boolean;
   /** Set once a streamed body has started to flow: no other peer can be tried after that. */
   #bodyStarted = false;
+  /** Set once a streamed body has gone upstream whole; until then the connection cannot be reused. */
+  #bodySent = false;
   #head: string | undefined;
   #upstream: UpstreamExchange | undefined;
   /** Gives up the connect in progress, if any. */
@@ -161,6 +188,13 @@ class ProxyAttempts {
   /** The try in progress as the `$upstream_*` variables see it, and its connection's byte counts when it began. */
   #state: UpstreamState | undefined;
   #io: { readonly socket: Socket; readonly read: number; readonly written: number } | undefined;
+  /** proxy_buffering for this response (X-Accel-Buffering may change it). */
+  #buffering = true;
+  /** proxy_limit_rate's pacing of this response, if any. */
+  #pacer: ReadPacer | undefined;
+  /** Why reading from the upstream is paused: the client is slow, proxy_limit_rate. */
+  #heldForClient = false;
+  #heldForRate = false;
 
   /**
    * `body` is the buffered request body, or `'stream'` to send it as it arrives (then
@@ -179,6 +213,7 @@ class ProxyAttempts {
         this.#done = true;
         this.#cancelConnect?.();
         this.#upstream?.abort();
+        this.#pacer?.stop();
         // ngx_http_upstream_finalize_request() still counts the try's time and bytes.
         const current = this.#cycle.current;
         if (current !== undefined) this.#settleState(current);
@@ -218,9 +253,20 @@ class ProxyAttempts {
     // ngx_http_upstream_ssl_init_connection(); a failure is `error` (or `timeout`) for
     // proxy_next_upstream and never falls back to plaintext.
     const tls = proxy.ssl === undefined ? undefined : { tls: proxy.ssl, name: proxy.sslName(request) };
-    const options = { protocol: 'http' as const, group: this.#group.name, timeoutMs: proxy.connectTimeoutMs, noDelay: true, keepAlive: proxy.socketKeepalive, budget: proxy.connections, ...(tls === undefined ? {} : { tls }) };
+    // ngx_http_upstream_set_local(): a proxy_bind value that is no address is an [error], and binds none.
+    const bind = proxy.bind(request);
+    if (bind !== undefined && 'invalid' in bind) this.#ctx.log.error(`${bind.invalid}${where(this.#ctx)}`, this.#ctx.conn.number);
+    const local = bind === undefined || 'invalid' in bind ? undefined : bind;
+    const options = { protocol: 'http' as const, group: this.#group.name, timeoutMs: proxy.connectTimeoutMs, noDelay: true, keepAlive: proxy.socketKeepalive, budget: proxy.connections, local, ...(tls === undefined ? {} : { tls }) };
     this.#cancelConnect = connectPeer(peer, options, (result) => {
       this.#cancelConnect = undefined;
+      if (!result.ok && result.bindFailed === true) {
+        // ngx_event_connect_peer(): bind() failed is logged at crit, and the request ends with 500.
+        this.#ctx.log.write('crit', `${result.message}${where(this.#ctx, peer)}`, this.#ctx.conn.number);
+        attempt.finish('aborted', 'bind');
+        this.#finishWithError(500);
+        return;
+      }
       if (!result.ok && result.local === true) {
         // worker_connections: ngx_http_upstream_connect() finalizes with 500, the peer is not at fault.
         attempt.finish('aborted', 'worker_connections');
@@ -252,7 +298,7 @@ class ProxyAttempts {
     const state = this.#state;
     if (state !== undefined) state.connectMs = attempt.elapsedMs();
     this.#io = { socket: connection.socket, read: connection.socket.bytesRead, written: connection.socket.bytesWritten };
-    this.#head ??= upstreamRequestHead(request, request.method, proxy.uriFor(request), proxy.version, proxy.setHeaders, proxy.passRequestHeaders, this.#bodyLength);
+    this.#head ??= upstreamRequestHead(request, proxy.method?.(request) ?? request.method, proxy.uriFor(request), proxy.version, proxy.setHeaders, proxy.passRequestHeaders, this.#bodyLength);
     let clientStarted = false;
     let tunnel = false;
     let decoder: ChunkedParser | undefined;
@@ -284,12 +330,26 @@ class ProxyAttempts {
           attempt.responded();
           if (proxy.interceptErrors && head.status >= 300 && proxy.errorPageFor(head.status)) {
             upstream.abort();
+            // ngx_http_upstream_intercept_errors(): a 401's WWW-Authenticate fields go with the error page.
+            if (head.status === 401) this.#carry(head, 'www-authenticate');
             this.#record(attempt, 'ok', '');
             this.#finishWithError(head.status);
             return;
           }
+          // ngx_http_upstream_process_headers(): X-Accel-Redirect ends this upstream request and
+          // redirects internally, unless proxy_ignore_headers names it.
+          const accel = proxy.ignoreHeaders.has('x-accel-redirect') ? undefined : headerOf(head.headers, 'x-accel-redirect');
+          if (accel !== undefined) {
+            upstream.abort();
+            this.#record(attempt, 'ok', '');
+            this.#done = true;
+            this.#accelLimitRate(head);
+            this.#ctx.accelRedirect(accel, this.#keptHeaders(head));
+            return;
+          }
           clientStarted = true;
           decoder = this.#writeHead(head, peer);
+          this.#pacer = this.#limitRate(upstream);
         },
         onData: (chunk) => {
           if (tunnel) {
@@ -297,18 +357,23 @@ class ProxyAttempts {
             return;
           }
           if (state !== undefined) state.responseLength += chunk.length;
+          const pacer = this.#pacer;
+          const pass = pacer === undefined ? (data: Buffer) => this.#write(data, upstream) : (data: Buffer) => pacer.push(data);
           if (decoder !== undefined) {
-            decoder.push(chunk, 0, (data) => this.#write(data, upstream));
+            decoder.push(chunk, 0, pass);
             return;
           }
-          this.#write(chunk, upstream);
+          pass(chunk);
         },
         onEnd: (reusable) => {
           if (tunnel) return;
           this.#record(attempt, 'ok', '');
-          this.#group.pool.release(connection, reusable && proxy.upstreamKeepalive);
+          // An upstream that answered before the whole streamed body reached it would read the rest
+          // of the body as the next request (nginx: keepalive only once the request was sent).
+          this.#group.pool.release(connection, reusable && proxy.upstreamKeepalive && (!this.#streaming || this.#bodySent));
           this.#done = true;
-          exchange.end();
+          if (this.#pacer === undefined) exchange.end();
+          else this.#pacer.end(() => exchange.end());
         },
         onError: (failure) => {
           if (clientStarted) {
@@ -316,6 +381,7 @@ class ProxyAttempts {
             this.#record(attempt, 'failed', failure.kind, actionOf(failure.message, ' while reading upstream'));
             this.#ctx.log.error(`${failure.message}${where(this.#ctx, peer)}`, this.#ctx.conn.number);
             this.#done = true;
+            this.#pacer?.stop();
             this.#ctx.conn.protocol.destroy();
             return;
           }
@@ -327,25 +393,58 @@ class ProxyAttempts {
       { sendTimeoutMs: proxy.sendTimeoutMs, readTimeoutMs: proxy.readTimeoutMs },
     );
     this.#upstream = upstream;
+    // A streamed body's bytes read with the head (nginx's preread) go out in the head's write.
+    if (this.#streaming) connection.socket.cork();
     upstream.send(this.#head, this.#body);
-    if (this.#streaming) this.#streamBody(connection);
+    if (this.#streaming) {
+      this.#streamBody(connection)();
+      connection.socket.uncork();
+    }
   }
 
-  /** Sends the client's body upstream as it arrives (proxy_request_buffering off). */
-  #streamBody(connection: UpstreamConnection): void {
+  /**
+   * Sends the client's body upstream as it arrives (proxy_request_buffering off). Returns what
+   * writes a chunk of the bytes read so far now, for the preread to go with the head.
+   */
+  #streamBody(connection: UpstreamConnection): () => void {
     const { exchange, proxy } = this.#ctx;
     const socket = connection.socket;
     const chunked = this.#bodyLength === -2;
     this.#bodyStarted = true;
+    // $request_body: nginx reads an unbuffered body into its client_body_buffer_size buffer, which
+    // holds all of a body that fits in it; a longer one is not kept.
+    const kept: Buffer[] = [];
+    let keptBytes = 0;
+    // A chunked body goes as one chunk per read of the client's socket, as nginx's
+    // ngx_http_proxy_body_output_filter() frames each buffer: the pieces the client's one read
+    // gave (delivered together, before a microtask runs) are one chunk, written in one piece.
+    let pending: Buffer[] = [];
+    const writeChunk = (): void => {
+      const chunk = chunkOf();
+      if (chunk !== undefined) writeUpstream(chunk);
+    };
+    const chunkOf = (): Buffer | undefined => {
+      if (pending.length === 0) return undefined;
+      const data = Buffer.concat(pending);
+      pending = [];
+      return Buffer.concat([Buffer.from(`${data.length.toString(16)}\r\n`, 'latin1'), data, Buffer.from('\r\n', 'latin1')]);
+    };
+    const writeUpstream = (data: Buffer): void => {
+      if (socket.destroyed) return;
+      // Back-pressure: a slow upstream holds the client back instead of the body piling up here.
+      if (!socket.write(data)) pauseBodyUntilDrained(exchange, socket);
+    };
     exchange.readBody(
       proxy.maxBodySize,
       (data) => {
-        if (socket.destroyed) return;
-        if (chunked) socket.write(`${data.length.toString(16)}\r\n`);
-        const flushed = socket.write(data);
-        if (chunked) socket.write('\r\n');
-        // Back-pressure: a slow upstream holds the client back instead of the body piling up here.
-        if (!flushed) pauseBodyUntilDrained(exchange, socket);
+        if (keptBytes + data.length <= proxy.bodyBufferSize) kept.push(Buffer.from(data));
+        keptBytes += data.length;
+        if (!chunked) {
+          writeUpstream(data);
+          return;
+        }
+        pending.push(Buffer.from(data));
+        if (pending.length === 1) queueMicrotask(writeChunk);
       },
       (err) => {
         if (err !== undefined) {
@@ -353,9 +452,16 @@ class ProxyAttempts {
           socket.destroy();
           return;
         }
-        if (chunked && !socket.destroyed) socket.write('0\r\n\r\n');
+        if (keptBytes <= proxy.bodyBufferSize) this.#ctx.request.requestBody = kept;
+        this.#bodySent = true;
+        if (chunked) {
+          const chunk = chunkOf();
+          const last = Buffer.from('0\r\n\r\n', 'latin1');
+          writeUpstream(chunk === undefined ? last : Buffer.concat([chunk, last]));
+        }
       },
     );
+    return writeChunk;
   }
 
   /** proxy_next_upstream http_5xx and friends: a retry before anything reached the client. */
@@ -436,7 +542,18 @@ class ProxyAttempts {
   #writeHead(head: ResponseHead, peer: Peer): ChunkedParser | undefined {
     const { exchange, proxy, request } = this.#ctx;
     const redirect = proxy.redirect;
-    const headers = clientResponseHeaders(head, proxy.hide, proxy.pass, redirect === undefined ? undefined : { rewrite: (value) => redirect(value, request), absolute: this.#ctx.absoluteLocation });
+    const cookies = proxy.cookies;
+    const headers = clientResponseHeaders(
+      head,
+      proxy.hide,
+      proxy.pass,
+      redirect === undefined ? undefined : { rewrite: (value) => redirect(value, request), absolute: this.#ctx.absoluteLocation },
+      {
+        cookies: cookies === undefined ? undefined : (value) => cookies(value, request),
+        passUpgrade: request.head.versionMajor !== 2 && !proxy.hide.has('upgrade'),
+        duplicate: (message) => this.#ctx.log.warn(`${message}${where(this.#ctx, peer)}`, this.#ctx.conn.number),
+      },
+    );
     // What the balancer adds for the peer that answered (`sticky cookie`'s Set-Cookie).
     const added = this.#cycle.responseHeaders(peer);
     if (added !== undefined) headers.push(...added);
@@ -445,12 +562,13 @@ class ProxyAttempts {
     if (proxy.pass.has('server') || proxy.pass.has('date')) exchange.ownServerAndDate = true;
     this.#ctx.headers(status, headers);
     // ngx_http_upstream_process_charset(): X-Accel-Charset, hidden from the client, tells the charset filter what to send.
-    const accelCharset = headerOf(head.headers, 'x-accel-charset');
-    // ngx_http_upstream_process_limit_rate(): X-Accel-Limit-Rate (a number) paces the response;
+    const accelCharset = proxy.ignoreHeaders.has('x-accel-charset') ? undefined : headerOf(head.headers, 'x-accel-charset');
+    this.#accelLimitRate(head);
+    // ngx_http_upstream_process_buffering(): X-Accel-Buffering yes or no overrides proxy_buffering.
+    const accelBuffering = proxy.ignoreHeaders.has('x-accel-buffering') ? undefined : headerOf(head.headers, 'x-accel-buffering')?.toLowerCase();
+    this.#buffering = accelBuffering === 'yes' ? true : accelBuffering === 'no' ? false : proxy.buffering;
     // ngx_http_upstream_send_response(): proxy_buffering off sends without pacing.
-    const accelRate = headerOf(head.headers, 'x-accel-limit-rate');
-    if (accelRate !== undefined && /^[0-9]+$/.test(accelRate)) request.limitRate = Number(accelRate);
-    if (!proxy.buffering) request.limitRate = 0;
+    if (!this.#buffering) request.limitRate = 0;
     const options = accelCharset === undefined ? undefined : { overrideCharset: accelCharset };
     const noBody = exchange.head.method === 'HEAD' || head.status === 204 || head.status === 304;
     if (noBody) {
@@ -499,14 +617,69 @@ class ProxyAttempts {
   }
 
   #write(chunk: Buffer, upstream: UpstreamExchange): void {
-    const { exchange, proxy } = this.#ctx;
+    const { exchange } = this.#ctx;
     if (exchange.aborted) return;
     const flushed = exchange.write(chunk);
     if (flushed) return;
     // proxy_buffering on reads ahead of a slow client, within a bound; off keeps the client's pace.
-    if (proxy.buffering && exchange.pendingBytes < READ_AHEAD_BYTES) return;
-    upstream.pause();
-    exchange.onDrain(() => upstream.resume());
+    if (this.#buffering && exchange.pendingBytes < READ_AHEAD_BYTES) return;
+    this.#holdUpstream(upstream, 'client', true);
+    exchange.onDrain(() => this.#holdUpstream(upstream, 'client', false));
+  }
+
+  /** Pauses reading from the upstream while the client or proxy_limit_rate holds it. */
+  #holdUpstream(upstream: UpstreamExchange, why: 'client' | 'rate', held: boolean): void {
+    const before = this.#heldForClient || this.#heldForRate;
+    if (why === 'client') this.#heldForClient = held;
+    else this.#heldForRate = held;
+    const after = this.#heldForClient || this.#heldForRate;
+    if (after && !before) upstream.pause();
+    else if (!after && before) upstream.resume();
+  }
+
+  /**
+   * proxy_limit_rate, read once the head is in (it may read $upstream_http_*); only a buffered
+   * response is paced, as in nginx, where the limit belongs to the event pipe.
+   */
+  #limitRate(upstream: UpstreamExchange): ReadPacer | undefined {
+    if (!this.#buffering) return undefined;
+    const rate = this.#ctx.proxy.limitRate(this.#ctx.request);
+    if (typeof rate !== 'number') {
+      this.#ctx.log.error(`${rate.invalid}${where(this.#ctx)}`, this.#ctx.conn.number);
+      return undefined;
+    }
+    if (rate === 0) return undefined;
+    return new ReadPacer(rate, (data) => this.#write(data, upstream), (held) => this.#holdUpstream(upstream, 'rate', held));
+  }
+
+  /** ngx_http_upstream_process_limit_rate(): X-Accel-Limit-Rate, a number, paces the response to the client. */
+  #accelLimitRate(head: ResponseHead): void {
+    if (this.#ctx.proxy.ignoreHeaders.has('x-accel-limit-rate')) return;
+    const accelRate = headerOf(head.headers, 'x-accel-limit-rate');
+    if (accelRate !== undefined && /^[0-9]+$/.test(accelRate)) this.#ctx.request.limitRate = Number(accelRate);
+  }
+
+  /** Keeps the upstream's `name` fields for the response an internal redirect leads to. */
+  #carry(head: ResponseHead, name: string): void {
+    const kept: string[] = [];
+    for (let i = 0; i < head.headers.length; i += 2) {
+      if ((head.headers[i] as string).toLowerCase() === name) kept.push(head.headers[i] as string, head.headers[i + 1] as string);
+    }
+    if (kept.length > 0) this.#ctx.request.carriedHeaders = [...(this.#ctx.request.carriedHeaders ?? []), ...kept];
+  }
+
+  /** The headers an X-Accel-Redirect keeps, Set-Cookie rewritten by the proxy_cookie_* rules. */
+  #keptHeaders(head: ResponseHead): string[] {
+    const { proxy, request } = this.#ctx;
+    const kept: string[] = [];
+    for (let i = 0; i < head.headers.length; i += 2) {
+      const name = head.headers[i] as string;
+      const key = name.toLowerCase();
+      if (!KEPT_ON_ACCEL_REDIRECT.has(key)) continue;
+      const value = head.headers[i + 1] as string;
+      kept.push(name, key === 'set-cookie' && proxy.cookies !== undefined ? proxy.cookies(value, request) ?? value : value);
+    }
+    return kept;
   }
 }
 

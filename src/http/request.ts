@@ -100,6 +100,12 @@ export class HttpRequest {
   statusOverride: number | undefined;
   /** The Location a `return 3xx` set before an error_page redirected it: nginx keeps r->headers_out.location across the internal redirect (ngx_http_send_error_page()). */
   locationCarried: string | undefined;
+  /**
+   * The upstream headers an X-Accel-Redirect keeps for the response it leads to (Content-Type,
+   * Set-Cookie, Content-Disposition, Cache-Control, Expires, Accept-Ranges: the `redirect` ones of
+   * ngx_http_upstream_headers_in), as name, value pairs; they replace the fields of that name.
+   */
+  carriedHeaders: readonly string[] | undefined;
   /** GET after an internal redirect (except for HEAD), as nginx changes the method. */
   methodOverride: string | undefined;
   /** `$proxy_host`, once a proxy_pass location is chosen. */

@@ -75,11 +75,17 @@ export function findSetCookie(fields: readonly string[] | undefined, name: strin
   if (fields === undefined) return undefined;
   for (let i = 0; i < fields.length; i += 2) {
     if ((fields[i] as string).toLowerCase() !== 'set-cookie') continue;
+    // ngx_http_parse_set_cookie_lines(): the name at the very start (without case), spaces (not
+    // tabs) around "=", and the value up to ";" as it is.
     const cookie = fields[i + 1] as string;
-    const eq = cookie.indexOf('=');
-    if (eq === -1 || cookie.slice(0, eq).trim().toLowerCase() !== name) continue;
-    const end = cookie.indexOf(';', eq);
-    return cookie.slice(eq + 1, end === -1 ? cookie.length : end).trim();
+    if (name.length >= cookie.length || cookie.slice(0, name.length).toLowerCase() !== name) continue;
+    let at = name.length;
+    while (at < cookie.length && cookie[at] === ' ') at++;
+    if (cookie[at] !== '=') continue;
+    at++;
+    while (at < cookie.length && cookie[at] === ' ') at++;
+    const end = cookie.indexOf(';', at);
+    return cookie.slice(at, end === -1 ? cookie.length : end);
   }
   return undefined;
 }
@@ -127,7 +133,8 @@ const HTTP_VARIABLES: Readonly<Record<string, Getter>> = {
   https: (r) => (r.scheme === 'https' ? 'on' : ''),
   host: (r) => r.host || r.serverName,
   request: (r) => r.requestLine,
-  request_method: (r) => r.head.method,
+  // r->method_name, which an internal redirect (error_page, X-Accel-Redirect) makes GET.
+  request_method: (r) => r.method,
   request_uri: (r) => r.requestUri,
   uri: (r) => r.uri,
   document_uri: (r) => r.uri,

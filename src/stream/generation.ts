@@ -17,6 +17,7 @@ import { groupListens, type ListenSpec } from '../http/listen.js';
 import { defineMapVariables } from '../http/map-module.js';
 import type { ProxyPassTarget } from '../http/proxy-module.js';
 import { upstreamTlsSettings } from '../http/proxy-module.js';
+import { compileBind } from '../http/proxy-directives.js';
 import type { TrustedBlock } from '../http/realip.js';
 import { toByteString } from '../core/byte-string.js';
 import { sslHostName, UpstreamTls } from '../tls/upstream-tls.js';
@@ -198,6 +199,7 @@ export class StreamGeneration {
       requests: block.get('proxy_requests'),
       // proxy_ssl_name defaults to the host of proxy_pass (a group's name, or the address's host).
       ssl: ssl === undefined ? undefined : { tls: ssl, name: (session, group) => sslHostName(sslName === undefined ? group.name : sslName(session)) },
+      bind: compileBind(block.get('proxy_bind'), (template) => compileTemplate(template, this.#table, { literal: toByteString })),
     };
   }
 

@@ -59,6 +59,8 @@ function checkStreamProxy(stream: ConfBlockView): void {
     if (sslName !== undefined) templates.push(sslName);
     if (target.template !== undefined) templates.push(target.template);
     else checkUpstreamHost(target, groups);
+    const bind = server.get('proxy_bind');
+    if (bind?.kind === 'value') templates.push(bind.value);
   }
   checkStreamVariables(stream, templates);
 }
@@ -175,6 +177,7 @@ export const streamProxyModule: ConfModule = {
       parse: ([value]) => value === 'on',
     }),
     ...SSL_DIRECTIVES.map((name) => reuseDirective(httpProxyModule, name, STREAM_SERVER_CONTEXTS)),
+    reuseDirective(httpProxyModule, 'proxy_bind', STREAM_SERVER_CONTEXTS),
   ],
   check(main) {
     const stream = main.blocks.find((block) => block.name === 'stream');

@@ -11,7 +11,7 @@ import type { ConnectionBudget } from '../core/connection-budget.js';
 import type { Socket } from 'node:net';
 import type { ErrorLog } from '../core/log.js';
 import type { UpstreamGroup } from '../upstream/group.js';
-import { connectPeer, type PeerConnectOptions } from '../upstream/peer-connect.js';
+import { connectPeer, type LocalAddress, type PeerConnectOptions } from '../upstream/peer-connect.js';
 import { UpstreamCycle, type UpstreamAttempt } from '../upstream/request-cycle.js';
 import type { UpstreamTls } from '../tls/upstream-tls.js';
 import { writeProxyProtocol } from '../core/proxy-protocol.js';
@@ -38,6 +38,16 @@ export interface StreamProxySettings {
   /** UDP: proxy_requests, 0 for no limit. */
   readonly requests: number;
   readonly ssl: { readonly tls: UpstreamTls; readonly name: (session: StreamSession, group: UpstreamGroup<StreamSession>) => string } | undefined;
+  /** proxy_bind for a session: the local address, undefined for none, or nginx's error for a bad value. */
+  readonly bind: (session: StreamSession) => LocalAddress | undefined | { readonly invalid: string };
+}
+
+/** proxy_bind for a session, its [error] logged for a value that is no address. */
+export function localAddressFor(settings: StreamProxySettings, session: StreamSession, log: ErrorLog, logContext: string): LocalAddress | undefined {
+  const bind = settings.bind(session);
+  if (bind === undefined || !('invalid' in bind)) return bind;
+  log.error(`${bind.invalid}, ${logContext}`, session.id);
+  return undefined;
 }
 
 /** What the proxy needs of the session's client side. */
@@ -111,9 +121,11 @@ export function proxySession(session: StreamSession, client: ProxiedClient, sett
       // The PROXY header goes before the TLS handshake, in the clear, as nginx sends it.
       ...(ssl !== undefined && settings.proxyProtocol !== 0 ? { beforeTls: (socket: Socket) => socket.write(proxyHeader(session, settings.proxyProtocol as 1 | 2)) } : {}),
       ...(ssl === undefined ? {} : { tls: { tls: ssl.tls, name: ssl.name(session, group) } }),
+      local: localAddressFor(settings, session, log, client.logContext),
     };
     cancelConnect = connectPeer(peer, { ...options, budget: settings.connections }, (result) => {
       cancelConnect = undefined;
+      if (!result.ok && result.bindFailed === true) log.write('crit', `${result.message}, ${client.logContext}, upstream: "${peer.name}"`, session.id);
       if (!result.ok && result.local === true) {
         // ngx_stream_proxy_connect(): NGX_ERROR closes the session; the peer is not at fault.
         attempt.finish('aborted', 'worker_connections');

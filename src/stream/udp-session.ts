@@ -22,6 +22,7 @@ import type { CompiledStreamServer } from './generation.js';
 import { SessionConnLimits } from './limit-conn.js';
 import { StreamSession, type StreamStatus, type UpstreamTry } from './session.js';
 import { ClientHelloReader } from './ssl-preread.js';
+import { localAddressFor } from './proxy.js';
 
 /** Where a UDP session's client is, and how to answer it (from the listening socket). */
 export interface UdpClient {
@@ -154,6 +155,8 @@ export class UdpSession {
       }
       const { host, port } = peer.address;
       const socket = createSocket(isIPv6(host) ? 'udp6' : 'udp4');
+      // proxy_bind: the datagrams leave from that address (ngx_event_connect_peer() binds before connecting).
+      const local = localAddressFor(settings, this.session, this.#log, this.#logContext);
       const upstream = { socket, attempt: current, record, connected: false };
       this.#upstream = upstream;
       const connectStart = performance.now();
@@ -183,9 +186,21 @@ export class UdpSession {
         this.#unanswered = [];
         next();
       };
-      socket.on('error', (err: NodeJS.ErrnoException) => failed(err, (err as { syscall?: string }).syscall === 'send' ? 'send' : 'recv'));
+      socket.on('error', (err: NodeJS.ErrnoException) => {
+        if (err.syscall === 'bind' && local !== undefined && !failedOnce && !this.#done) {
+          // ngx_event_connect_peer(): bind() failed is the worker's error: crit, and the session ends.
+          failedOnce = true;
+          socket.close();
+          this.#upstream = undefined;
+          this.#log.write('crit', `bind(${local.name}) failed (${errnoText(err)}) while connecting to upstream, ${this.#logContext}, upstream: "${peer.name}"`, this.session.id);
+          current.finish('aborted', 'bind');
+          this.#finish(500);
+          return;
+        }
+        failed(err, err.syscall === 'send' ? 'send' : 'recv');
+      });
       socket.on('message', (datagram: Buffer) => this.#answer(datagram));
-      socket.connect(port, host, () => {
+      const connect = (): void => socket.connect(port, host, () => {
         if (this.#done || failedOnce) return;
         upstream.connected = true;
         current.connected();
@@ -193,6 +208,8 @@ export class UdpSession {
         record.connectMs = performance.now() - connectStart;
         for (const datagram of this.#queue.splice(0)) this.#send(datagram);
       });
+      if (local === undefined) connect();
+      else socket.bind({ address: local.host, port: local.port, exclusive: true }, connect);
     };
     attempt();
   }

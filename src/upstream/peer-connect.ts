@@ -30,12 +30,22 @@ export interface PeerConnectOptions {
   readonly tls?: { readonly tls: UpstreamTls; readonly name: string; readonly alpn?: readonly string[] };
   /** worker_connections: the connection takes a place in the worker's budget until it closes. Default: not counted. */
   readonly budget?: ConnectionBudget | undefined;
+  /** proxy_bind: the local address (and port, 0 for any) the connection is made from. Default: the kernel's choice. */
+  readonly local?: LocalAddress | undefined;
+}
+
+/** A local address to bind to, as ngx_parse_addr_port() gives it; port 0 lets the kernel choose. */
+export interface LocalAddress {
+  readonly host: string;
+  readonly port: number;
+  /** The text as given, for nginx's `bind(...) failed` message. */
+  readonly name: string;
 }
 
 /** A connection ready for the protocol, or nginx's message for why there is none. */
 export type PeerConnectResult =
   | { readonly ok: true; readonly socket: Socket }
-  | { readonly ok: false; readonly message: string; readonly timedOut: boolean; readonly local?: true };
+  | { readonly ok: false; readonly message: string; readonly timedOut: boolean; readonly local?: true; readonly bindFailed?: true };
 
 /**
  * Connects to `peer`; `done` is called once. The returned function gives up (the client went
@@ -55,7 +65,9 @@ export function connectPeer(peer: Peer, options: PeerConnectOptions, done: (resu
   }
   const address = peer.address;
   const allowHalfOpen = options.allowHalfOpen ?? false;
-  const socket: Socket = address.kind === 'unix' ? connect({ path: address.path, allowHalfOpen }) : connect({ host: address.host, port: address.port, allowHalfOpen });
+  const local = address.kind === 'unix' ? undefined : options.local;
+  const bound = local === undefined ? {} : { localAddress: local.host, ...(local.port === 0 ? {} : { localPort: local.port }) };
+  const socket: Socket = address.kind === 'unix' ? connect({ path: address.path, allowHalfOpen }) : connect({ host: address.host, port: address.port, allowHalfOpen, ...bound });
   if (slot !== undefined) socket.once('close', () => slot.release());
   let settled = false;
   const settle = (result: PeerConnectResult): void => {
@@ -70,7 +82,14 @@ export function connectPeer(peer: Peer, options: PeerConnectOptions, done: (resu
     done(result);
   };
   const timer = setTimeout(() => settle({ ok: false, message: 'upstream timed out (110: Connection timed out) while connecting to upstream', timedOut: true }), options.timeoutMs);
-  const onError = (err: Error): void => settle({ ok: false, message: `connect() failed (${errnoText(err)}) while connecting to upstream`, timedOut: false });
+  const onError = (err: Error): void => {
+    // ngx_event_connect_peer(): a failed bind() is the worker's error (NGX_ERROR, a 500), not the peer's.
+    if ((err as NodeJS.ErrnoException).syscall === 'bind' && local !== undefined) {
+      settle({ ok: false, message: `bind(${local.name}) failed (${errnoText(err)}) while connecting to upstream`, timedOut: false, local: true, bindFailed: true });
+      return;
+    }
+    settle({ ok: false, message: `connect() failed (${errnoText(err)}) while connecting to upstream`, timedOut: false });
+  };
   socket.once('error', onError);
   socket.once('connect', () => {
     if (settled) return;

@@ -185,6 +185,11 @@ describe('variables: $ssl_* of a TLS connection and its client certificate', () 
     const der = Buffer.from('3012020101020203040402130104060a0b0c0d0e0f', 'hex');
     assert.equal(sessionIdOf(der), '0a0b0c0d0e0f');
     assert.equal(sessionIdOf(Buffer.from('0400', 'hex')), '');
-    assert.equal(findSetCookie(['Set-Cookie', 'a=1; Path=/', 'set-cookie', 'B = 2 ; x'], 'b'), '2');
+    // ngx_http_parse_set_cookie_lines(): spaces around "=" are skipped, the value runs to ";" as it is.
+    assert.equal(findSetCookie(['Set-Cookie', 'a=1; Path=/', 'set-cookie', 'B = 2 ; x'], 'b'), '2 ');
+    // A tab is no space there (proxy_upstream_cookie.t "tabbed"), and the name must start the value.
+    assert.equal(findSetCookie(['Set-Cookie', 'tc\t=\tcontent ;'], 'tc'), undefined);
+    assert.equal(findSetCookie(['Set-Cookie', ' tc=x'], 'tc'), undefined);
+    assert.equal(findSetCookie(['Set-Cookie', 'tc==;abc'], 'tc'), '=');
   });
 });

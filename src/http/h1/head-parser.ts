@@ -180,6 +180,7 @@ function parseFields(lines: readonly string[], isRequest: boolean, versionMinor:
   let contentLength = -1;
   let contentLengthLine = '';
   let transferEncoding: string | undefined;
+  let transferEncodingLine = '';
   let host: string | undefined;
   let upgradeValue: string | undefined;
   let expectContinue = false;
@@ -223,7 +224,10 @@ function parseFields(lines: readonly string[], isRequest: boolean, versionMinor:
         break;
       }
       case 'transfer-encoding':
+        // ngx_http_upstream_process_transfer_encoding(): an upstream's second line is an invalid header.
+        if (!isRequest && transferEncoding !== undefined) fail(`duplicate header line: "${line}", previous value: "${transferEncodingLine}"`);
         transferEncoding = transferEncoding === undefined ? value : `${transferEncoding}, ${value}`;
+        transferEncodingLine = line;
         break;
       case 'host':
         if (isRequest) {
