@@ -31,7 +31,9 @@ export interface CompiledProxy {
   readonly uri: string | undefined;
   /** The part of the request URI the URI part replaces: the location's prefix. */
   readonly locationPrefix: string;
-  readonly version: '1.0' | '1.1';
+  readonly version: '1.0' | '1.1' | '2';
+  /** proxy_pass_trailers: the upstream's trailers go to the client (HTTP/2 upstreams). */
+  readonly passTrailers: boolean;
   /** False when the request says `Connection: close` or HTTP/1.0: the connection is never reused then, as in nginx. */
   readonly upstreamKeepalive: boolean;
   readonly setHeaders: readonly CompiledSetHeader[];
@@ -179,6 +181,7 @@ export function compileProxy(
     uri: target.uri,
     locationPrefix,
     version: block.get('proxy_http_version'),
+    passTrailers: block.get('proxy_pass_trailers'),
     setHeaders,
     hide: new Set(block.get('proxy_hide_header')),
     pass: new Set(block.get('proxy_pass_header')),
