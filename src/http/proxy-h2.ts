@@ -15,6 +15,7 @@
 import { constants, type ClientHttp2Session, type ClientHttp2Stream, type IncomingHttpHeaders, type OutgoingHttpHeaders } from 'node:http2';
 import type { ResponseHead } from './h1/head-parser.js';
 import { HttpParseError } from './h1/head-parser.js';
+import { passEarlyHints } from './early-hints.js';
 import { UpstreamFailure } from './h1/upstream-exchange.js';
 import { headerOf } from './output-filter.js';
 import { pauseBodyUntilDrained, type ProxyContext } from './proxy.js';
@@ -231,6 +232,11 @@ class ProxyH2Attempts {
         return;
       }
       this.#writeHead(head, peer);
+    });
+    // A 103 before the response (ngx_http_proxy_v2_process_header(): NGX_HTTP_UPSTREAM_EARLY_HINTS).
+    stream.on('headers', (headers: IncomingHttpHeaders, _flags: number, raw: string[] | undefined) => {
+      if (this.#done || Number(headers[':status']) !== 103 || !proxy.earlyHints(request)) return;
+      passEarlyHints(exchange, clientResponseHeaders(responseHeadOf(headers, raw), proxy.hide, proxy.pass, undefined));
     });
     stream.on('trailers', (headers: IncomingHttpHeaders, _flags: number, raw: string[] | undefined) => {
       if (proxy.passTrailers) trailers = clientResponseHeaders(responseHeadOf(headers, raw), proxy.hide, proxy.pass, undefined);

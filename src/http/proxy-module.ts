@@ -356,6 +356,7 @@ function checkProxyTargets(main: ConfBlockView, ctx: CheckContext): void {
   const templates: Template[] = [];
   for (const block of blocksOf(http)) {
     for (const header of block.isSet('proxy_set_header') ? block.get('proxy_set_header') : []) templates.push(header.value);
+    if (block.isSet('early_hints')) templates.push(...(block.get('early_hints') ?? []));
     const target = block.isSet('proxy_pass') ? block.get('proxy_pass') : undefined;
     if (target === undefined) continue;
     if (target.scheme === 'https') checkUpstreamSsl(block);
