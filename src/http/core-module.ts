@@ -10,6 +10,7 @@ import { defineDirective, type AnyDirectiveSpec, type ConfBlockView, type ConfMo
 import { parseValue, timeDirective } from '../conf/values.js';
 import { groupListens, implicitListen, parseListen, type HttpListen } from './listen.js';
 import { CORE_DIRECTIVES } from './core-directives.js';
+import { EARLY_HINTS_DIRECTIVE } from './early-hints.js';
 import { checkLimitRateVariables, LIMIT_RATE_DIRECTIVES } from './limit-rate.js';
 import { checkDuplicateLocations, type LocationMatch } from './locations.js';
 import { compileConfigRegex } from './regex.js';
@@ -267,6 +268,7 @@ export const httpCoreModule: ConfModule = {
     }),
     // --- coredirs: the rest of ngx_http_core_module (server_tokens, resolver, buffers, lingering, ...) ---
     ...CORE_DIRECTIVES,
+    EARLY_HINTS_DIRECTIVE,
     ...LIMIT_RATE_DIRECTIVES,
     // --- end coredirs ---
   ],

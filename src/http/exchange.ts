@@ -77,6 +77,11 @@ export interface HttpExchange {
   /** Ends the response; `trailers` (flat name/value pairs) go out after the body where the framing can carry them. */
   end(chunk?: Buffer | string, trailers?: readonly string[]): void;
   respond(status: number, headers: readonly string[], body: Buffer | string): void;
+  /**
+   * Sends a 103 Early Hints with `headers` (flat name/value pairs) before the response head
+   * (early_hints): HTTP/1.1 and HTTP/2 only. Absent where no hint can go (a mirror subrequest).
+   */
+  writeEarlyHints?(headers: readonly string[]): void;
   onAbort(listener: () => void): void;
   onFinish(listener: () => void): void;
 }

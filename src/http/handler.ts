@@ -23,7 +23,8 @@ import { FilteredExchange } from './output-filter.js';
 import { runPreaccess, type Preaccess } from './preaccess.js';
 import { grpcRequest } from './grpc.js';
 import { isSubrequest, mirrorSubrequest, runMirror } from './mirror.js';
-import { proxyRequest, type ProxyContext, type UpstreamContext } from './proxy.js';
+import { proxyRequest as proxyHttp1Request, type ProxyContext, type UpstreamContext } from './proxy.js';
+import { proxyH2Request } from './proxy-h2.js';
 import { parseUnsafeUri } from './unsafe-uri.js';
 import { applyRealIp } from './realip-module.js';
 import { HttpRequest, requestLogContext } from './request.js';
@@ -332,6 +333,8 @@ export class RequestHandler {
     request.proxyScheme = proxy.scheme;
     const accelRedirect: ProxyContext['accelRedirect'] = (target, carried) => this.#accelRedirect(conn, request, exchange, level, target, carried);
     const resolving = proxy.resolveHost(request);
+    // proxy_http_version 2: the same proxy over an HTTP/2 stream (ngx_http_proxy_handler() hands it to ngx_http_proxy_v2_handler()).
+    const proxyRequest = proxy.version === '2' ? proxyH2Request : proxyHttp1Request;
     if (resolving === undefined) {
       proxyRequest({ exchange, request, conn, log: this.#logOf(request), fail, headers, proxy, absoluteLocation: absolute, accelRedirect, bodyFile: level.bodyFile });
       return;

@@ -266,6 +266,10 @@ export class FilteredExchange implements HttpExchange {
     else first.end(typeof chunk === 'string' ? Buffer.from(chunk, 'latin1') : chunk);
   }
 
+  writeEarlyHints(headers: readonly string[]): void {
+    this.#inner.writeEarlyHints?.(headers);
+  }
+
   respond(status: number, headers: readonly string[], body: Buffer | string): void {
     if (this.filters.length === 0 && this.limitRate === undefined && this.#request.limitRate === undefined) {
       this.#inner.respond(status, headers, body);

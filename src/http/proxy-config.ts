@@ -35,7 +35,11 @@ export interface CompiledProxy {
   readonly uri: string | undefined;
   /** The part of the request URI the URI part replaces: the location's prefix. */
   readonly locationPrefix: string;
-  readonly version: '1.0' | '1.1';
+  readonly version: '1.0' | '1.1' | '2';
+  /** proxy_pass_trailers: the upstream's trailers go to the client (HTTP/2 upstreams). */
+  readonly passTrailers: boolean;
+  /** early_hints: true when an upstream's 103 goes to the client of this request; default never. */
+  earlyHints(request: HttpRequest): boolean;
   /** False when the request says `Connection: close` or HTTP/1.0: the connection is never reused then, as in nginx. */
   readonly upstreamKeepalive: boolean;
   readonly setHeaders: readonly CompiledSetHeader[];
@@ -212,6 +216,12 @@ export function compileProxy(
     sslHostName(sslNameTemplate !== undefined ? sslNameTemplate(request) : request.proxyHost !== '' ? request.proxyHost : dynamic !== undefined ? hostOf(dynamic(request)) : target.proxyHost);
   const methodSetting = block.get('proxy_method');
   const bodySetting = block.get('proxy_set_body');
+  // ngx_http_test_predicates(): one value neither empty nor "0" lets the hints through.
+  const hintPredicates = (block.get('early_hints') ?? []).map(text);
+  const earlyHints = (request: HttpRequest): boolean => hintPredicates.some((predicate) => {
+    const value = predicate(request);
+    return value !== '' && value !== '0';
+  });
   const connection = own.find((header) => header.name.toLowerCase() === 'connection');
   const sendsClose = connection === undefined || connection.value.source.trim().toLowerCase() === 'close';
   return {
@@ -221,6 +231,8 @@ export function compileProxy(
     uri: target.uri,
     locationPrefix,
     version: block.get('proxy_http_version'),
+    passTrailers: block.get('proxy_pass_trailers'),
+    earlyHints,
     setHeaders,
     hide: new Set(block.get('proxy_hide_header')),
     pass: new Set(block.get('proxy_pass_header')),

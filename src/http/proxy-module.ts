@@ -7,7 +7,7 @@ import { PROXY_BUFFER_DIRECTIVES } from './core-directives.js';
 import { ConfigError } from '../core/errors.js';
 import { parseNumber } from '../core/parse.js';
 import { hasVariables } from '../conf/lexer.js';
-import { defineDirective, type AnyDirectiveSpec, type ConfBlockView, type ConfModule, type DirectiveContext } from '../conf/registry.js';
+import { defineDirective, type AnyDirectiveSpec, type ConfBlockView, type CheckContext, type ConfModule, type DirectiveContext } from '../conf/registry.js';
 import type { Template } from '../core/variables.js';
 import type { LocationMatch } from './core-module.js';
 import { resolveHostSync } from '../core/hosts.js';
@@ -60,7 +60,8 @@ export type NextUpstreamCase = 'error' | 'timeout' | 'invalid_header' | 'http_50
 declare module '../conf/registry.js' {
   interface DirectiveValues {
     proxy_pass: ProxyPassTarget | undefined;
-    proxy_http_version: '1.0' | '1.1';
+    proxy_http_version: '1.0' | '1.1' | '2';
+    proxy_pass_trailers: boolean;
     proxy_set_header: readonly ProxySetHeader[];
     proxy_hide_header: readonly string[];
     proxy_pass_header: readonly string[];
@@ -352,7 +353,7 @@ export function upstreamSslDirectives(module: UpstreamModule, scheme: string): A
 }
 
 /** Checks needing the whole `http` block: every proxy_pass host is a group or resolves, as nginx checks at start. */
-function checkProxyTargets(main: ConfBlockView): void {
+function checkProxyTargets(main: ConfBlockView, ctx: CheckContext): void {
   const http = main.blocks.find((block) => block.name === 'http');
   if (http === undefined) return;
   const groups = upstreamGroupNames(http);
@@ -360,9 +361,13 @@ function checkProxyTargets(main: ConfBlockView): void {
   for (const block of blocksOf(http)) {
     for (const header of block.isSet('proxy_set_header') ? block.get('proxy_set_header') : []) templates.push(header.value);
     templates.push(...proxyRequestTemplates(block));
+    if (block.isSet('early_hints')) templates.push(...(block.get('early_hints') ?? []));
     const target = block.isSet('proxy_pass') ? block.get('proxy_pass') : undefined;
     if (target === undefined) continue;
     if (target.scheme === 'https') checkUpstreamSsl(block);
+    if (block.get('proxy_pass_trailers') && block.get('proxy_http_version') !== '2') {
+      ctx.warn('"proxy_pass_trailers" passes trailers only with "proxy_http_version 2" in hitless: the trailers of an HTTP/1.1 upstream\'s chunked response are dropped');
+    }
     const sslName = block.get('proxy_ssl_name');
     if (sslName !== undefined) templates.push(sslName);
     if (target.template !== undefined) {
@@ -435,11 +440,12 @@ export const httpProxyModule: ConfModule = {
       name: 'proxy_http_version',
       contexts: ['http', 'server', 'location'],
       args: [1],
-      syntax: '1.0 | 1.1;',
-      summary: 'The HTTP version spoken to upstreams; 1.1 (with proxy_set_header Connection "") is needed for upstream keep-alive.',
+      syntax: '1.0 | 1.1 | 2;',
+      summary: 'The HTTP version spoken to upstreams; 1.1 (with proxy_set_header Connection "") is needed for upstream keep-alive; 2 sends each request as an HTTP/2 stream (TLS with ALPN h2 for https://, prior knowledge for http://), on a kept session with the upstream\'s keepalive.',
       default: () => '1.0',
       defaultText: 'proxy_http_version 1.0;',
-      parse: ([value = ''], ctx) => (value === '1.0' || value === '1.1' ? value : ctx.fail(`invalid value "${value}" in "proxy_http_version" directive, it must be "1.0" or "1.1"`)),
+      // ngx_conf_set_enum_slot()'s words: `invalid value "3"`, nothing more.
+      parse: ([value = ''], ctx) => (value === '1.0' || value === '1.1' || value === '2' ? value : ctx.fail(`invalid value "${value}"`)),
     }),
     defineDirective({
       kind: 'value',
@@ -457,6 +463,7 @@ export const httpProxyModule: ConfModule = {
     headerList('proxy_pass_header', 'Passes an upstream response header that is hidden by default (Date, Server, X-Pad, X-Accel-*).'),
     flag('proxy_pass_request_headers', 'Whether the client\'s request headers are passed upstream.', true),
     flag('proxy_pass_request_body', 'Whether the client\'s request body is passed upstream.', true),
+    flag('proxy_pass_trailers', 'Whether the trailer fields of an upstream response are passed to the client (with proxy_http_version 2 in hitless).', false),
     defineDirective({
       kind: 'value',
       name: 'proxy_redirect',

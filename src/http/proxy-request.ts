@@ -20,7 +20,7 @@ export interface CompiledSetHeader {
  * framing (the proxy frames the body itself), and those nginx drops by default (TE, Keep-Alive,
  * Expect, Upgrade: ngx_http_proxy_headers).
  */
-const HOP_BY_HOP_REQUEST = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'transfer-encoding', 'upgrade', 'content-length', 'expect', 'trailer']);
+export const HOP_BY_HOP_REQUEST: ReadonlySet<string> = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'transfer-encoding', 'upgrade', 'content-length', 'expect', 'trailer']);
 
 /** Response headers nginx never passes (ngx_http_proxy_hide_headers and the hop-by-hop ones it frames itself). */
 export const HIDDEN_RESPONSE_HEADERS: ReadonlySet<string> = new Set([
@@ -28,12 +28,15 @@ export const HIDDEN_RESPONSE_HEADERS: ReadonlySet<string> = new Set([
   'connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'content-length', 'upgrade', 'te', 'trailer',
 ]);
 
-/** Builds the request head sent upstream. `bodyLength` is -1 when there is no body, -2 for a chunked one. */
+/**
+ * Builds the request head sent upstream. `bodyLength` is -1 when there is no body, -2 for a chunked
+ * one. `version` is never 2 here: HTTP/2 requests are built by proxy-h2.ts.
+ */
 export function upstreamRequestHead(
   request: HttpRequest,
   method: string,
   uri: string,
-  version: '1.0' | '1.1',
+  version: '1.0' | '1.1' | '2',
   setHeaders: readonly CompiledSetHeader[],
   passClientHeaders: boolean,
   bodyLength: number,
@@ -62,7 +65,7 @@ export function upstreamRequestHead(
 }
 
 /** Headers the client's Connection header names as hop-by-hop (RFC 9110 section 7.6.1). */
-function connectionListed(request: HttpRequest): Set<string> | undefined {
+export function connectionListed(request: HttpRequest): Set<string> | undefined {
   const connection = request.header('connection');
   if (connection === undefined) return undefined;
   const names = connection.split(',').map((token) => token.trim().toLowerCase()).filter((token) => token !== '' && token !== 'close' && token !== 'keep-alive');

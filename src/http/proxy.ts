@@ -18,6 +18,7 @@ import type { ClientConnection } from './connections.js';
 import type { CompiledProxy } from './proxy-config.js';
 import { headerOf } from './output-filter.js';
 import { clientResponseHeaders, upstreamRequestHead } from './proxy-request.js';
+import { passEarlyHints } from './early-hints.js';
 import type { HttpRequest } from './request.js';
 import { UpstreamConnection } from '../upstream/connection-pool.js';
 import type { UpstreamGroup } from '../upstream/group.js';
@@ -350,6 +351,9 @@ class ProxyAttempts {
           clientStarted = true;
           decoder = this.#writeHead(head, peer);
           this.#pacer = this.#limitRate(upstream);
+        },
+        onEarlyHints: (hints) => {
+          if (proxy.earlyHints(request)) passEarlyHints(exchange, clientResponseHeaders(hints, proxy.hide, proxy.pass, undefined));
         },
         onData: (chunk) => {
           if (tunnel) {

@@ -73,6 +73,11 @@ export class ConnectionPool {
     this.#limits = limits;
   }
 
+  /** `keepalive`: the most idle connections kept; 0 when the group keeps none. */
+  get idleLimit(): number {
+    return this.#limits.maxIdle;
+  }
+
   /** How many connections are idle now. */
   get size(): number {
     return this.#idle.length;

@@ -1,7 +1,8 @@
 /**
- * HTTP/2 sessions to upstream peers (grpc_pass), one per peer and TLS identity, shared by every
- * request of the worker: streams are multiplexed on it (RFC 9113 section 5) where nginx opens one
- * connection per request. A session that received GOAWAY or closed takes no new stream; the next
+ * HTTP/2 sessions to upstream peers (grpc_pass, proxy_http_version 2), one per peer and TLS
+ * identity, shared by every request of the worker: streams are multiplexed on it (RFC 9113 section
+ * 5) where nginx opens one connection per request. An exclusive session (a proxy to a group without
+ * `keepalive`) carries one request and closes after it, as nginx closes such a connection. A session that received GOAWAY or closed takes no new stream; the next
  * request opens a fresh one, while the streams the old one accepted finish on it. A session with
  * no stream closes after an idle timeout.
  */
@@ -19,6 +20,10 @@ export type SessionResult<F> = { readonly ok: true; readonly session: ClientHttp
 
 interface Entry {
   readonly session: ClientHttp2Session;
+  /** Not shared: closed once its streams are done. */
+  readonly exclusive: boolean;
+  /** True once a stream was counted on it. */
+  used: boolean;
   streams: number;
   timer: NodeJS.Timeout | undefined;
 }
@@ -45,8 +50,13 @@ export class H2SessionPool<F = Error> {
   /**
    * Hands `done` a session for `key`: the live one, or one on a transport `open` makes. Requests
    * that arrive while a transport is being opened wait for it instead of opening their own.
+   * `exclusive`: a session of its own on a new transport, never shared, closed after its stream.
    */
-  session(key: string, open: (done: (result: TransportResult<F>) => void) => void, done: (result: SessionResult<F>) => void): void {
+  session(key: string, open: (done: (result: TransportResult<F>) => void) => void, done: (result: SessionResult<F>) => void, exclusive = false): void {
+    if (exclusive) {
+      open((result) => done(result.ok ? { ok: true, session: this.#wrap(key, result.socket, true), reused: false } : result));
+      return;
+    }
     const live = this.#live.get(key);
     if (live !== undefined && usable(live.session)) {
       done({ ok: true, session: live.session, reused: true });
@@ -76,6 +86,7 @@ export class H2SessionPool<F = Error> {
     const entry = this.#entries.get(session);
     if (entry === undefined) return;
     entry.streams++;
+    entry.used = true;
     if (entry.timer !== undefined) {
       clearTimeout(entry.timer);
       entry.timer = undefined;
@@ -95,11 +106,13 @@ export class H2SessionPool<F = Error> {
     this.#live.clear();
   }
 
-  #wrap(key: string, socket: Socket): ClientHttp2Session {
+  #wrap(key: string, socket: Socket, exclusive = false): ClientHttp2Session {
+    // nginx's connection preface (ngx_http_grpc_connection_start, ngx_http_proxy_v2_connection_start)
+    // says HEADER_TABLE_SIZE 0: a peer's HPACK dynamic table size update above it is a compression error.
     const options: ClientSessionOptions = { createConnection: () => socket, settings: { enablePush: false } };
     const encrypted = (socket as { encrypted?: boolean }).encrypted === true;
     const session = connect(encrypted ? 'https://localhost' : 'http://localhost', options);
-    const entry: Entry = { session, streams: 0, timer: undefined };
+    const entry: Entry = { session, exclusive, used: false, streams: 0, timer: undefined };
     this.#entries.set(session, entry);
     session.on('error', () => undefined); // its streams fail with it; the session ends in 'close'
     const forget = (): void => {
@@ -112,6 +125,7 @@ export class H2SessionPool<F = Error> {
       this.#entries.delete(session);
     });
     if (this.#closed) session.close();
+    else if (exclusive) this.#idle(entry);
     else {
       this.#live.set(key, entry);
       this.#idle(entry);
@@ -121,7 +135,7 @@ export class H2SessionPool<F = Error> {
 
   #idle(entry: Entry): void {
     if (entry.streams > 0) return;
-    if (this.#closed || !usable(entry.session)) {
+    if (this.#closed || entry.used && entry.exclusive || !usable(entry.session)) {
       if (!entry.session.closed && !entry.session.destroyed) entry.session.close();
       return;
     }

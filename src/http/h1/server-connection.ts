@@ -713,6 +713,16 @@ export class H1Exchange implements HttpExchange {
     else if (this.#bodyEnd === undefined) this.onInput(); // discard the unread body, then go on
   }
 
+  /** ngx_http_early_hints_filter(): `HTTP/1.1 103 Early Hints` and the fields, to an HTTP/1.1 client only. */
+  writeEarlyHints(headers: readonly string[]): void {
+    if (this.headersSent || this.head.versionMinor !== 1 || headers.length === 0) return;
+    let head = 'HTTP/1.1 103 Early Hints\r\n';
+    for (let i = 0; i + 1 < headers.length; i += 2) head += `${headers[i] as string}: ${headers[i + 1] as string}\r\n`;
+    head += '\r\n';
+    this.bytesSent += Buffer.byteLength(head, 'latin1');
+    this.connection.socket.write(head, 'latin1');
+  }
+
   /** Sends a whole response: head and body in one write. */
   respond(status: number, headers: readonly string[], body: Buffer | string): void {
     const size = typeof body === 'string' ? Buffer.byteLength(body) : body.length;

@@ -19,6 +19,8 @@ export { UpstreamFailure, type UpstreamFailurePhase };
 export interface UpstreamResponseHandlers {
   /** The final response head (1xx other than 101 are skipped); `rest` holds the body bytes already read. */
   onHead(head: ResponseHead): void;
+  /** A 103 Early Hints before the response head. */
+  onEarlyHints?(head: ResponseHead): void;
   /** Body bytes, chunked framing included when the response is chunked. */
   onData(chunk: Buffer): void;
   /** The response ended; `reusable` when the connection may carry another request. */
@@ -132,8 +134,10 @@ export class UpstreamExchange {
       const rest = buf.subarray(head.headBytes);
       this.#buf = rest.length === 0 ? undefined : rest;
       if (head.status >= 100 && head.status < 200 && head.status !== 101) {
+        // ngx_http_proxy_process_status_line(): a 103 may be passed on (early_hints); other interim responses never are.
+        if (head.status === 103) this.#handlers.onEarlyHints?.(head);
         if (this.#buf === undefined) return;
-        continue; // interim responses (100 Continue, 103) are not passed on, as nginx does
+        continue;
       }
       this.#startBody(head);
       return;

@@ -403,6 +403,22 @@ export class H2Exchange implements HttpExchange {
     this.#runFinish();
   }
 
+  /** ngx_http_v2_early_hints_filter(): a HEADERS frame with `:status 103` and the fields. */
+  writeEarlyHints(headers: readonly string[]): void {
+    if (this.headersSent || this.stream.destroyed || headers.length === 0) return;
+    const out: OutgoingHttpHeaders = { ':status': 103 };
+    for (let i = 0; i + 1 < headers.length; i += 2) {
+      const name = (headers[i] as string).toLowerCase();
+      if (CONNECTION_SPECIFIC.has(name)) continue;
+      const seen = out[name];
+      const value = headers[i + 1] as string;
+      if (seen === undefined) out[name] = value;
+      else if (Array.isArray(seen)) seen.push(value);
+      else out[name] = [String(seen), value];
+    }
+    this.stream.additionalHeaders(out);
+  }
+
   /** Sends a whole response: head and body. */
   respond(status: number, headers: readonly string[], body: Buffer | string): void {
     const size = typeof body === 'string' ? Buffer.byteLength(body) : body.length;
