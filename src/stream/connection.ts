@@ -127,9 +127,16 @@ export class StreamConnection {
     const tls = this.#server.tls;
     if (tls === undefined) return true;
     const raw = this.#socket;
-    if (this.#pending.length > 0) raw.unshift(Buffer.concat(this.#pending));
+    if (this.#pending.length === 0) {
+      // The first bytes are the ClientHello, read here for $ssl_ciphers and $ssl_curves (client-hello.ts).
+      const how = await this.#read(tls.handshakeTimeoutMs, () => true);
+      if (how === 'timeout') this.#log.info(`client timed out (110: Connection timed out) while SSL handshaking, ${this.#logContext}`, this.session.id);
+      if (how !== 'done') return false;
+    }
+    const first = this.#pending.length > 0 ? Buffer.concat(this.#pending) : undefined;
+    if (first !== undefined) raw.unshift(first);
     this.#pending = [];
-    const secure: TLSSocket = tls.termination.wrap(raw);
+    const secure: TLSSocket = tls.termination.wrap(raw, first);
     secure.allowHalfOpen = true;
     secure.on('error', () => undefined);
     const ok = await new Promise<boolean>((resolve) => {
@@ -148,7 +155,8 @@ export class StreamConnection {
       };
       secure.once('error', failed);
       secure.once('close', () => failed());
-      raw.resume();
+      // Not raw.resume(): the TLS socket reads the bytes put back on it, and a flowing raw socket
+      // would emit them as its own 'data' instead (the handshake then waited for them forever).
     });
     this.#socket = secure;
     if (!ok) return false;

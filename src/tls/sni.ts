@@ -7,6 +7,7 @@ import { EventEmitter } from 'node:events';
 import type { Server, Socket } from 'node:net';
 import { createSecureContext, TLSSocket, type SecureContext } from 'node:tls';
 import { clientCertificateOf, type ClientCertificate, type ClientVerifySettings } from './client-verify.js';
+import { cipherListText, groupListText, negotiatedGroup, parseClientHello, type ClientHello, type GroupSettings } from './client-hello.js';
 import type { ServerTls } from './contexts.js';
 import type { CertificateStaple } from './ocsp-stapling.js';
 import type { ErrorLog } from '../core/log.js';
@@ -28,7 +29,18 @@ export interface TlsConnectionInfo {
   readonly alpnProtocol: string;
   /** `$ssl_session_id`: read when first asked for, from the session OpenSSL keeps on the socket. */
   readonly sessionId: () => string;
+  /** `$ssl_ciphers`: the cipher suites the client offered, by OpenSSL's names. */
+  readonly ciphers: () => string;
+  /** `$ssl_curves`: the groups the client offered. */
+  readonly curves: () => string;
+  /** `$ssl_curve`: the group of the key exchange, as OpenSSL would negotiate it (client-hello.ts). */
+  readonly curve: () => string;
 }
+
+/** The ClientHello a handshake began with, when the first bytes held all of it. */
+const handshakeHello = new WeakMap<TLSSocket, ClientHello>();
+/** The group settings of the server whose context finished each handshake. */
+const handshakeGroups = new WeakMap<TLSSocket, GroupSettings>();
 
 /** The verification settings of the server whose context finished each handshake (by SNI, or the default). */
 const handshakeVerify = new WeakMap<TLSSocket, ClientVerifySettings>();
@@ -45,6 +57,22 @@ export function tlsInfoOf(socket: TLSSocket): TlsConnectionInfo {
     client: verify === undefined || verify.mode === 'off' ? undefined : clientCertificateOf(socket, verify),
     alpnProtocol: typeof socket.alpnProtocol === 'string' ? socket.alpnProtocol : '',
     sessionId: memoSessionId(socket),
+    ...helloVariables(socket),
+  };
+}
+
+/** The ClientHello's variables; empty when the ClientHello was not read whole from the first bytes. */
+function helloVariables(socket: TLSSocket): Pick<TlsConnectionInfo, 'ciphers' | 'curves' | 'curve'> {
+  const hello = handshakeHello.get(socket);
+  const groups = handshakeGroups.get(socket);
+  if (hello === undefined) return { ciphers: () => '', curves: () => '', curve: () => '' };
+  const protocol = socket.getProtocol() ?? '';
+  const cipher = socket.getCipher()?.name ?? '';
+  const reused = socket.isSessionReused();
+  return {
+    ciphers: () => cipherListText(hello),
+    curves: () => groupListText(hello),
+    curve: () => (groups === undefined || (reused && protocol !== 'TLSv1.3') ? '' : negotiatedGroup(hello, protocol, cipher, groups)),
   };
 }
 
@@ -94,8 +122,9 @@ interface VerifyModeHandle {
  * `SSL_set_verify()` as `ngx_http_ssl_servername()` calls it once SNI picked a server: a certificate
  * is asked for when that server verifies clients, and never refused at the TLS level.
  */
-function setVerifyMode(socket: TLSSocket, verify: ClientVerifySettings): void {
+function setVerifyMode(socket: TLSSocket, verify: ClientVerifySettings, groups: GroupSettings): void {
   handshakeVerify.set(socket, verify);
+  handshakeGroups.set(socket, groups);
   (socket as TLSSocket & { _handle?: VerifyModeHandle | null })._handle?.setVerifyMode?.(verify.mode !== 'off', false);
 }
 
@@ -111,6 +140,7 @@ export class TlsTermination<S> {
   readonly #tlsOf: (server: S) => ServerTls;
   readonly #default: SecureContext;
   readonly #defaultVerify: ClientVerifySettings;
+  readonly #defaultGroups: GroupSettings;
   readonly #defaultContextFor: ServerTls['contextFor'];
   readonly #alpn: string[];
   readonly #events: EventEmitter;
@@ -136,6 +166,7 @@ export class TlsTermination<S> {
     const own = fallback.rejectHandshake ? undefined : fallback.context;
     this.#default = own === undefined ? createSecureContext({}) : this.#follow(fallback, own);
     this.#defaultVerify = fallback.verify;
+    this.#defaultGroups = fallback.groups;
     this.#defaultContextFor = fallback.contextFor;
     this.#alpn = alpn !== undefined ? [...alpn] : http2 ? ['h2', 'http/1.1'] : ['http/1.1'];
     // The ClientHello's session ID is looked up before the SNI callback picks a server, so the
@@ -178,8 +209,11 @@ export class TlsTermination<S> {
     return context;
   }
 
-  /** Starts the server side of a handshake on `socket`; bytes already read must be back in it. */
-  wrap(socket: Socket): TLSSocket {
+  /**
+   * Starts the server side of a handshake on `socket`; bytes already read must be back in it, and
+   * `first` is what they were (the ClientHello that `$ssl_ciphers` and `$ssl_curves` read).
+   */
+  wrap(socket: Socket, first?: Buffer): TLSSocket {
     const secure: TLSSocket = new TLSSocket(socket, {
       isServer: true,
       secureContext: this.#default,
@@ -192,6 +226,9 @@ export class TlsTermination<S> {
       server: this.#events as Server,
     });
     handshakeVerify.set(secure, this.#defaultVerify);
+    handshakeGroups.set(secure, this.#defaultGroups);
+    const hello = first === undefined ? undefined : parseClientHello(first);
+    if (hello !== undefined) handshakeHello.set(secure, hello);
     secure.setMaxSendFragment(this.#maxSendFragment);
     return secure;
   }
@@ -215,7 +252,8 @@ export class TlsTermination<S> {
         // The master checked the pair; settings it cannot meet (ciphers) leave the server's own.
       }
       if (context !== undefined) {
-        setVerifyMode(socket, tls.contextFor === undefined ? this.#defaultVerify : tls.verify);
+        if (tls.contextFor === undefined) setVerifyMode(socket, this.#defaultVerify, this.#defaultGroups);
+        else setVerifyMode(socket, tls.verify, tls.groups);
         done(null, context);
         return;
       }
@@ -225,7 +263,8 @@ export class TlsTermination<S> {
       return;
     }
     // A server without certificates handshakes with the default's context and its settings.
-    setVerifyMode(socket, tls.context === undefined && tls.select === undefined ? this.#defaultVerify : tls.verify);
+    if (tls.context === undefined && tls.select === undefined) setVerifyMode(socket, this.#defaultVerify, this.#defaultGroups);
+    else setVerifyMode(socket, tls.verify, tls.groups);
     // ssl_certificate with variables: loaded for this handshake (variable-certificates.ts).
     if (tls.select !== undefined) {
       tls.select(socket, servername).then((context) => done(null, this.#follow(tls, context)), (err: unknown) => done(err instanceof Error ? err : new Error(String(err))));
