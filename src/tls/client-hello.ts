@@ -15,6 +15,10 @@ export interface ClientHello {
   readonly groups: readonly number[];
   /** The groups of key_share (extension 51). */
   readonly keyShares: readonly number[];
+  /** legacy_session_id: a TLS 1.2 session to resume, 32 random bytes from a TLS 1.3 client in compatibility mode. */
+  readonly sessionId: Buffer;
+  /** The identities of pre_shared_key (extension 41): a TLS 1.3 session, a stateful ticket's being its session id. */
+  readonly pskIdentities: readonly Buffer[];
 }
 
 /**
@@ -43,6 +47,7 @@ export function parseClientHello(bytes: Buffer): ClientHello | undefined {
 function readBody(body: Buffer): ClientHello | undefined {
   try {
     let pos = 2 + 32;
+    const sessionId = Buffer.from(body.subarray(pos + 1, pos + 1 + body.readUInt8(pos)));
     pos += 1 + body.readUInt8(pos);
     const cipherBytes = body.readUInt16BE(pos);
     const ciphers: number[] = [];
@@ -51,6 +56,7 @@ function readBody(body: Buffer): ClientHello | undefined {
     pos += 1 + body.readUInt8(pos);
     let groups: number[] = [];
     let keyShares: number[] = [];
+    let pskIdentities: Buffer[] = [];
     if (pos < body.length) {
       const end = pos + 2 + body.readUInt16BE(pos);
       for (pos += 2; pos + 4 <= end; ) {
@@ -59,9 +65,10 @@ function readBody(body: Buffer): ClientHello | undefined {
         pos += 4 + data.length;
         if (type === 10) groups = listOf(data);
         if (type === 51) keyShares = keyShareGroups(data);
+        if (type === 41) pskIdentities = identitiesOf(data);
       }
     }
-    return { ciphers, groups, keyShares };
+    return { ciphers, groups, keyShares, sessionId, pskIdentities };
   } catch {
     // A read past the end (RangeError): a malformed ClientHello, which OpenSSL refuses anyway.
     return undefined;
@@ -82,6 +89,18 @@ function keyShareGroups(data: Buffer): number[] {
   const end = 2 + data.readUInt16BE(0);
   for (let pos = 2; pos + 4 <= end && pos + 4 <= data.length; pos += 4 + data.readUInt16BE(pos + 2)) groups.push(data.readUInt16BE(pos));
   return groups;
+}
+
+/** The identities of OfferedPsks (RFC 8446 section 4.2.11): each a 16-bit length, the identity, a 32-bit age. */
+function identitiesOf(data: Buffer): Buffer[] {
+  const identities: Buffer[] = [];
+  const end = 2 + data.readUInt16BE(0);
+  for (let pos = 2; pos + 2 <= end; ) {
+    const length = data.readUInt16BE(pos);
+    identities.push(Buffer.from(data.subarray(pos + 2, pos + 2 + length)));
+    pos += 2 + length + 4;
+  }
+  return identities;
 }
 
 /** `0x` and the value's four hex digits, as nginx writes what OpenSSL has no name for. */

@@ -150,6 +150,8 @@ export class TlsTermination<S> {
   /** The staples of the servers handshakes reached, by the hex of their certificate's DER. */
   readonly #staples = new Map<string, CertificateStaple>();
   readonly #log: ErrorLog | undefined;
+  /** The pre_shared_key identity of each handshake in progress, by its legacy_session_id (hex). */
+  readonly #pskOf = new Map<string, Buffer>();
 
   /**
    * `http2`: `listen ... http2` or the default server's `http2 on` offer `h2` before `http/1.1`.
@@ -187,7 +189,16 @@ export class TlsTermination<S> {
   #eventsFor(sessions: EventEmitter | undefined): EventEmitter {
     const events = new EventEmitter();
     if (sessions !== undefined) {
-      for (const name of ['newSession', 'resumeSession']) events.on(name, (...args: unknown[]) => sessions.emit(name, ...args));
+      events.on('newSession', (...args: unknown[]) => sessions.emit('newSession', ...args));
+      events.on('resumeSession', (id: Buffer, done: unknown) => {
+        // Node looks a session up by the ClientHello's legacy_session_id only (its ClientHelloParser);
+        // a TLS 1.3 client names its session in pre_shared_key, where a stateful ticket is the id the
+        // session was stored under. OpenSSL takes whatever session the lookup loaded.
+        const key = id.toString('hex');
+        const psk = this.#pskOf.get(key);
+        this.#pskOf.delete(key);
+        sessions.emit('resumeSession', psk ?? id, done);
+      });
     }
     events.on('OCSPRequest', (certificate: Buffer, _issuer: Buffer | null, done: (err: Error | null, response?: Buffer) => void) => {
       done(null, this.#staples.get(certificate.toString('hex'))?.respond(this.#log));
@@ -228,7 +239,15 @@ export class TlsTermination<S> {
     handshakeVerify.set(secure, this.#defaultVerify);
     handshakeGroups.set(secure, this.#defaultGroups);
     const hello = first === undefined ? undefined : parseClientHello(first);
-    if (hello !== undefined) handshakeHello.set(secure, hello);
+    if (hello !== undefined) {
+      handshakeHello.set(secure, hello);
+      const psk = hello.pskIdentities[0];
+      if (psk !== undefined && hello.sessionId.length > 0) {
+        const key = hello.sessionId.toString('hex');
+        this.#pskOf.set(key, psk);
+        secure.once('close', () => this.#pskOf.delete(key));
+      }
+    }
     secure.setMaxSendFragment(this.#maxSendFragment);
     return secure;
   }
