@@ -63,7 +63,12 @@ export class TlsHandshake<S> extends PendingConnection {
       this.finish();
       return;
     }
-    const secure: TLSSocket = this.#termination.wrap(raw, chunk);
+    const secure: TLSSocket | undefined = this.#termination.wrap(raw, chunk);
+    if (secure === undefined) {
+      // ssl_reject_handshake: the alert is on its way and the socket ends; only its end is watched.
+      this.#watch(raw);
+      return;
+    }
     this.socket = secure;
     this.#watch(secure);
     secure.once('secure', () => {

@@ -136,7 +136,19 @@ export class StreamConnection {
     const first = this.#pending.length > 0 ? Buffer.concat(this.#pending) : undefined;
     if (first !== undefined) raw.unshift(first);
     this.#pending = [];
-    const secure: TLSSocket = tls.termination.wrap(raw, first);
+    const secure: TLSSocket | undefined = tls.termination.wrap(raw, first);
+    if (secure === undefined) {
+      this.#log.info(`SSL_do_handshake() failed (SSL: error:0A0000EA:SSL routines::callback failed) while SSL handshaking, ${this.#logContext}`, this.session.id);
+      // The alert is being written: the session ends once it was (a destroy now could drop it).
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, tls.handshakeTimeoutMs);
+        raw.once('close', () => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+      return false;
+    }
     secure.allowHalfOpen = true;
     secure.on('error', () => undefined);
     const ok = await new Promise<boolean>((resolve) => {

@@ -19,6 +19,8 @@ export interface ClientHello {
   readonly sessionId: Buffer;
   /** The identities of pre_shared_key (extension 41): a TLS 1.3 session, a stateful ticket's being its session id. */
   readonly pskIdentities: readonly Buffer[];
+  /** The host_name of server_name (extension 0), or undefined when the client sent none. */
+  readonly serverName: string | undefined;
 }
 
 /**
@@ -57,6 +59,7 @@ function readBody(body: Buffer): ClientHello | undefined {
     let groups: number[] = [];
     let keyShares: number[] = [];
     let pskIdentities: Buffer[] = [];
+    let serverName: string | undefined;
     if (pos < body.length) {
       const end = pos + 2 + body.readUInt16BE(pos);
       for (pos += 2; pos + 4 <= end; ) {
@@ -66,9 +69,10 @@ function readBody(body: Buffer): ClientHello | undefined {
         if (type === 10) groups = listOf(data);
         if (type === 51) keyShares = keyShareGroups(data);
         if (type === 41) pskIdentities = identitiesOf(data);
+        if (type === 0) serverName = hostNameOf(data);
       }
     }
-    return { ciphers, groups, keyShares, sessionId, pskIdentities };
+    return { ciphers, groups, keyShares, sessionId, pskIdentities, serverName };
   } catch {
     // A read past the end (RangeError): a malformed ClientHello, which OpenSSL refuses anyway.
     return undefined;
@@ -89,6 +93,15 @@ function keyShareGroups(data: Buffer): number[] {
   const end = 2 + data.readUInt16BE(0);
   for (let pos = 2; pos + 4 <= end && pos + 4 <= data.length; pos += 4 + data.readUInt16BE(pos + 2)) groups.push(data.readUInt16BE(pos));
   return groups;
+}
+
+/** The host_name entry of a ServerNameList (RFC 6066 section 3): type 0, a 16-bit length, the name. */
+function hostNameOf(data: Buffer): string | undefined {
+  const end = 2 + data.readUInt16BE(0);
+  for (let pos = 2; pos + 3 <= end; pos += 3 + data.readUInt16BE(pos + 1)) {
+    if (data[pos] === 0) return data.subarray(pos + 3, pos + 3 + data.readUInt16BE(pos + 1)).toString('latin1');
+  }
+  return undefined;
 }
 
 /** The identities of OfferedPsks (RFC 8446 section 4.2.11): each a 16-bit length, the identity, a 32-bit age. */

@@ -223,8 +223,19 @@ export class TlsTermination<S> {
   /**
    * Starts the server side of a handshake on `socket`; bytes already read must be back in it, and
    * `first` is what they were (the ClientHello that `$ssl_ciphers` and `$ssl_curves` read).
+   * Undefined when ssl_reject_handshake refused it: the alert is sent and `socket` is ending.
    */
-  wrap(socket: Socket, first?: Buffer): TLSSocket {
+  wrap(socket: Socket, first?: Buffer): TLSSocket | undefined {
+    const hello = first === undefined ? undefined : parseClientHello(first);
+    if (hello !== undefined && this.#rejects(hello.serverName)) {
+      // ngx_http_ssl_servername(): ssl_reject_handshake answers the unrecognized_name alert. Node's
+      // SNICallback can only drop the connection (or, without SNI, fail with handshake_failure),
+      // so the alert record is written here, before any TLS state exists: TLS 1.0 record version,
+      // as OpenSSL's first records; fatal (2), unrecognized_name (112).
+      socket.end(Buffer.from([0x15, 0x03, 0x01, 0x00, 0x02, 0x02, 0x70]));
+      socket.resume();
+      return undefined;
+    }
     const secure: TLSSocket = new TLSSocket(socket, {
       isServer: true,
       secureContext: this.#default,
@@ -238,7 +249,6 @@ export class TlsTermination<S> {
     });
     handshakeVerify.set(secure, this.#defaultVerify);
     handshakeGroups.set(secure, this.#defaultGroups);
-    const hello = first === undefined ? undefined : parseClientHello(first);
     if (hello !== undefined) {
       handshakeHello.set(secure, hello);
       const psk = hello.pskIdentities[0];
@@ -250,6 +260,19 @@ export class TlsTermination<S> {
     }
     secure.setMaxSendFragment(this.#maxSendFragment);
     return secure;
+  }
+
+  /**
+   * Whether the handshake of a ClientHello with `servername` is refused: the server the name
+   * selects (the default without one) has ssl_reject_handshake on, and the store has no
+   * certificate for the name that it could answer with (as {@link #select} decides).
+   */
+  #rejects(servername: string | undefined): boolean {
+    if (servername === undefined || servername === '') return this.#tlsOf(this.#hosts.defaultServer).rejectHandshake;
+    const name = servername.toLowerCase();
+    const tls = this.#tlsOf(this.#hosts.find(name).server);
+    if (!tls.rejectHandshake) return false;
+    return this.#runtime.certificates.lookup(name) === undefined || (tls.contextFor ?? this.#defaultContextFor) === undefined;
   }
 
   /**
