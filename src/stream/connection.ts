@@ -9,7 +9,8 @@ import { channels } from '../core/diagnostics.js';
 import type { ErrorLog } from '../core/log.js';
 import { logRequest } from '../http/access-log.js';
 import { isTrusted } from '../http/realip.js';
-import { tlsInfoOf } from '../tls/sni.js';
+import { handshakeVerifyOf, tlsInfoOf } from '../tls/sni.js';
+import { clientVerdict } from '../tls/client-verify.js';
 import type { CompiledStreamServer } from './generation.js';
 import { SessionConnLimits } from './limit-conn.js';
 import { proxySession } from './proxy.js';
@@ -174,6 +175,15 @@ export class StreamConnection {
     if (!ok) return false;
     secure.pause();
     this.session.tls = tlsInfoOf(secure);
+    // ngx_stream_ssl_handler(): stream has no 495 or 496 to answer, so a certificate that did not
+    // verify (unless optional_no_ca excuses it), or none with `on`, ends the session.
+    const verify = handshakeVerifyOf(secure);
+    const verdict = verify === undefined ? undefined : clientVerdict(verify, this.session.tls.client);
+    if (verdict !== undefined) {
+      const reason = verdict.status === 495 ? `client SSL certificate verify error: (${verdict.error.number}:${verdict.error.reason})` : 'client sent no required SSL certificate';
+      this.#log.info(`${reason} while SSL handshaking, ${this.#logContext}`, this.session.id);
+      return false;
+    }
     return true;
   }
 

@@ -110,10 +110,32 @@ function clientCaOptions(server: ConfBlockView, mode: VerifyClientMode): { ca?: 
   }
   const options: { ca?: string[]; crl?: string[] } = {};
   if (mode === 'off') return options;
-  if (cas.length > 0) options.ca = cas.map((file) => readPem(file, 'certificate'));
+  if (cas.length > 0) options.ca = distinctCertificates(cas.map((file) => readPem(file, 'certificate')));
   const crls = server.get('ssl_crl');
   if (crls.length > 0) options.crl = crls.map((file) => readPem(file, 'CRL'));
   return options;
+}
+
+/**
+ * The CA bundles with each certificate once: Node adds every `ca` certificate to the CA names a
+ * CertificateRequest lists, where nginx's SSL_load_client_CA_file() lists a name once (a bundle
+ * that repeats a certificate must not repeat it on the wire).
+ */
+function distinctCertificates(bundles: readonly string[]): string[] {
+  const seen = new Set<string>();
+  const distinct: string[] = [];
+  for (const bundle of bundles) {
+    const blocks = bundle.match(/-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----/g);
+    // A file without certificates is left whole, for Node to refuse as before.
+    if (blocks === null) distinct.push(bundle);
+    for (const block of blocks ?? []) {
+      const key = block.replace(/\s+/g, '');
+      if (seen.has(key)) continue;
+      seen.add(key);
+      distinct.push(`${block}\n`);
+    }
+  }
+  return distinct;
 }
 
 /** `ssl_dhparam`: Node's `dhparam`, the file checked as ngx_ssl_dhparam() reads it. */

@@ -45,6 +45,11 @@ const handshakeGroups = new WeakMap<TLSSocket, GroupSettings>();
 /** The verification settings of the server whose context finished each handshake (by SNI, or the default). */
 const handshakeVerify = new WeakMap<TLSSocket, ClientVerifySettings>();
 
+/** The client verification of the server whose context finished the handshake (by SNI, or the default). */
+export function handshakeVerifyOf(socket: TLSSocket): ClientVerifySettings | undefined {
+  return handshakeVerify.get(socket);
+}
+
 /** Reads {@link TlsConnectionInfo} off a socket whose handshake is done. */
 export function tlsInfoOf(socket: TLSSocket): TlsConnectionInfo {
   const servername = (socket as TLSSocket & { servername?: string | false }).servername;
