@@ -151,6 +151,8 @@ export class TlsTermination<S> {
   readonly #events: EventEmitter;
   readonly #runtime: TlsRuntime;
   readonly #defaultFollows: boolean;
+  /** The default server's TLS, which a server without certificates of its own handshakes with. */
+  readonly #fallback: ServerTls;
   readonly #maxSendFragment: number;
   /** The staples of the servers handshakes reached, by the hex of their certificate's DER. */
   readonly #staples = new Map<string, CertificateStaple>();
@@ -170,6 +172,7 @@ export class TlsTermination<S> {
     this.#runtime = runtime;
     const fallback = tlsOf(hosts.defaultServer);
     this.#defaultFollows = fallback.followsMasterKey;
+    this.#fallback = fallback;
     const own = fallback.rejectHandshake ? undefined : fallback.context;
     this.#default = own === undefined ? createSecureContext({}) : this.#follow(fallback, own);
     this.#defaultVerify = fallback.verify;
@@ -309,12 +312,16 @@ export class TlsTermination<S> {
       done(new Error(`TLS handshake rejected for server name "${servername}"`));
       return;
     }
-    // A server without certificates handshakes with the default's context and its settings.
-    if (tls.context === undefined && tls.select === undefined) setVerifyMode(socket, this.#defaultVerify, this.#defaultGroups);
+    // A server without certificates handshakes with the default's context and its settings: the
+    // default's certificates with variables too (nginx keeps the default server's SSL_CTX, whose
+    // certificate callback loads them).
+    const own = tls.context === undefined && tls.select === undefined ? this.#fallback : tls;
+    if (own === this.#fallback) setVerifyMode(socket, this.#defaultVerify, this.#defaultGroups);
     else setVerifyMode(socket, tls.verify, tls.groups);
     // ssl_certificate with variables: loaded for this handshake (variable-certificates.ts).
-    if (tls.select !== undefined) {
-      tls.select(socket, servername).then((context) => done(null, this.#follow(tls, context)), (err: unknown) => done(err instanceof Error ? err : new Error(String(err))));
+    const select = own.select;
+    if (select !== undefined && !own.rejectHandshake) {
+      select(socket, servername).then((context) => done(null, this.#follow(own, context)), (err: unknown) => done(err instanceof Error ? err : new Error(String(err))));
       return;
     }
     done(null, tls.context === undefined ? this.#default : this.#follow(tls, tls.context));
