@@ -214,6 +214,8 @@ const ALLOWED_MODULE_STATE: ReadonlySet<string> = new Set([
   'stream/session.ts nextSessionId',
   'tls/contexts.ts cache',
   'tls/sni.ts handshakeVerify',
+  'tls/sni.ts handshakeHello', // a WeakMap keyed by the TLS socket: the ClientHello it began with, gone with the socket
+  'tls/sni.ts handshakeGroups', // a WeakMap keyed by the TLS socket: the group settings of the server its handshake reached
 ]);
 
 // `let`, an empty collection made to be filled (a `new Set([...])` of constants is a table, not

@@ -6,7 +6,7 @@
 import { resolve } from 'node:path';
 import { ConfigError, formatLocation, type ConfigLocation } from '../core/errors.js';
 import { ConfBlock, deepFreeze, type HitlessConfig } from './model.js';
-import { parseConfig, parseConfigText, type ConfigSource, type ConfNode, type DirectiveNode, type ParsedConfig } from './parser.js';
+import { diskSource, parseConfig, parseConfigText, type ConfigDataFile, type ConfigSource, type ConfNode, type DirectiveNode, type ParsedConfig } from './parser.js';
 import {
   noEffectReason,
   type AnyDirectiveSpec,
@@ -40,7 +40,7 @@ export function loadConfig(options: LoadOptions): HitlessConfig {
     ...(options.params === undefined ? {} : { params: options.params }),
     ...(options.source === undefined ? {} : { source: options.source }),
   });
-  return buildConfig(parsed, prefix, options.registry);
+  return buildConfig(parsed, prefix, options.registry, options.source);
 }
 
 /** Validates configuration text with no file behind it (tests, tools). */
@@ -51,10 +51,19 @@ export function loadConfigText(text: string, registry: DirectiveRegistry, option
 }
 
 /** Builds the frozen model from a parsed tree. */
-export function buildConfig(parsed: ParsedConfig, prefix: string, registry: DirectiveRegistry): HitlessConfig {
+export function buildConfig(parsed: ParsedConfig, prefix: string, registry: DirectiveRegistry, source: ConfigSource = diskSource): HitlessConfig {
   const defaults: DefaultContext = { prefix, confPrefix: withSlash(parsed.confPrefix) };
   const warnings: ConfigWarning[] = [];
-  const builder = new BlockBuilder(registry, defaults, warnings, 'main', undefined, undefined, undefined);
+  const dataFiles: ConfigDataFile[] = [];
+  const shared: SharedState = {
+    next: 0,
+    readData(path) {
+      const data = source.readData(path);
+      if (!dataFiles.some((file) => file.path === path)) dataFiles.push(Object.freeze({ path, base64: data.toString('base64') }));
+      return data;
+    },
+  };
+  const builder = new BlockBuilder(registry, defaults, warnings, 'main', undefined, undefined, undefined, shared);
   builder.walk(parsed.nodes);
   const main = builder.finish(undefined);
   const check = { ...defaults, warn: (reason: string): void => void warnings.push({ reason, location: undefined, message: reason }) };
@@ -64,6 +73,7 @@ export function buildConfig(parsed: ParsedConfig, prefix: string, registry: Dire
     prefix,
     confPrefix: defaults.confPrefix,
     files: deepFreeze([...parsed.files]),
+    dataFiles: Object.freeze(dataFiles),
     main,
     warnings: deepFreeze(warnings),
   });
@@ -82,12 +92,20 @@ const REMOVED_DIRECTIVES: Readonly<Record<string, string>> = {
   spdy_headers_comp: 'SPDY was removed in nginx 1.9.5: use "http2 on;" (and the http2_* directives) instead',
 };
 
+/** What every block of one configuration shares while it is built. */
+interface SharedState {
+  /** The count of directives read so far in the whole configuration. */
+  next: number;
+  /** Reads a file for a directive through the configuration's source, and keeps its bytes for the workers. */
+  readData(path: string): Buffer;
+}
+
 class BlockBuilder {
   readonly #registry: DirectiveRegistry;
   readonly #defaults: DefaultContext;
   readonly #warnings: ConfigWarning[];
-  /** The count of directives read so far in the whole configuration, shared by every block. */
-  readonly #order: { next: number };
+  /** The directive count and the data files, shared by every block. */
+  readonly #order: SharedState;
   readonly context: Context;
   readonly node: DirectiveNode | undefined;
   readonly parent: BlockBuilder | undefined;
@@ -106,7 +124,7 @@ class BlockBuilder {
     node: DirectiveNode | undefined,
     parent: BlockBuilder | undefined,
     value: unknown,
-    order: { next: number } = { next: 0 },
+    order: SharedState,
   ) {
     this.#registry = registry;
     this.#order = order;
@@ -192,6 +210,7 @@ class BlockBuilder {
       },
       warn,
       noEffect: (reason: string) => warn(noEffectReason(node.name, reason)),
+      readData: (path: string) => this.#order.readData(path),
     };
   }
 

@@ -2,7 +2,7 @@
  * The typed, deeply frozen configuration: a tree of blocks, each holding the merged value of every
  * directive allowed in its context (its own, else the inherited one, else the default).
  */
-import type { ConfFile } from './parser.js';
+import type { ConfFile, ConfigDataFile } from './parser.js';
 import type { ConfBlockView, ConfigWarning, Context, DirectiveName, DirectiveValues } from './registry.js';
 
 /** One block of the configuration: `main`, an `http`, a `server`, a `location`... */
@@ -82,6 +82,8 @@ export interface HitlessConfig {
   readonly confPrefix: string;
   /** Every file read, in the order `-T` prints them. */
   readonly files: readonly ConfFile[];
+  /** The files directives read while loading (ssl_password_file), which a worker gets from the master. */
+  readonly dataFiles: readonly ConfigDataFile[];
   /** The `main` context. */
   readonly main: ConfBlock;
   /** Warnings found while loading, in document order: `-t` prints them at [warn]. */

@@ -56,6 +56,11 @@ export interface ConfigSource {
   read(path: string): string;
   /** Expands an absolute glob(3) pattern to the sorted matching paths. */
   glob(pattern: string): string[];
+  /**
+   * Returns the bytes of a file a directive reads while the configuration is read (nginx's
+   * ssl_password_file), or throws the system error; a FIFO is read as nginx reads it, once.
+   */
+  readData(path: string): Buffer;
 }
 
 /**
@@ -86,21 +91,38 @@ export const diskSource: ConfigSource = {
     return readFileSync(path, 'utf8');
   },
   glob: expandGlob,
+  readData: (path) => readFileSync(path),
 };
 
 /** A file the source refuses to read, with the whole message (not a system error of open()). */
 export class ConfigSourceError extends Error {}
 
-/** A source holding exactly the files of an earlier parse (`config.files`). */
-export function snapshotSource(files: readonly { readonly path: string; readonly text: string }[]): ConfigSource {
+/** A file a directive read while the configuration was read, its bytes in base64 (`config.dataFiles`). */
+export interface ConfigDataFile {
+  readonly path: string;
+  readonly base64: string;
+}
+
+function noSuchFile(path: string): Error {
+  return Object.assign(new Error(`ENOENT: no such file or directory, open '${path}'`), { code: 'ENOENT', errno: -2 });
+}
+
+/** A source holding exactly the files of an earlier parse (`config.files` and `config.dataFiles`). */
+export function snapshotSource(files: readonly { readonly path: string; readonly text: string }[], data: readonly ConfigDataFile[] = []): ConfigSource {
   const texts = new Map(files.map((file) => [file.path, file.text]));
+  const bytes = new Map(data.map((file) => [file.path, file.base64]));
   return {
     read(path) {
       const text = texts.get(path);
-      if (text === undefined) throw Object.assign(new Error(`ENOENT: no such file or directory, open '${path}'`), { code: 'ENOENT', errno: -2 });
+      if (text === undefined) throw noSuchFile(path);
       return text;
     },
     glob: (pattern) => [...texts.keys()].filter((path) => matchGlob(pattern, path)).sort(),
+    readData(path) {
+      const base64 = bytes.get(path);
+      if (base64 === undefined) throw noSuchFile(path);
+      return Buffer.from(base64, 'base64');
+    },
   };
 }
 

@@ -80,6 +80,12 @@ export interface DirectiveContext {
    * owns): `"name" has no effect in hitless (reason)`. Docs say what hitless does instead.
    */
   noEffect(reason: string): void;
+  /**
+   * Reads a file the directive takes in while the configuration is read (ssl_password_file): from
+   * the disk in the master, from the master's copy in a worker, so it is opened once (a FIFO).
+   * Throws the system error.
+   */
+  readData(path: string): Buffer;
 }
 
 /** A warning found while loading: the reason and where, as `-t` prints it. */

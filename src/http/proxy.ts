@@ -321,12 +321,17 @@ class ProxyAttempts {
             this.#finishWithError(502);
             return;
           }
-          if (head.status === 101) {
+          // ngx_http_proxy_process_header(): a 101 upgrades only a request that asked to (r->headers_in.upgrade);
+          // to any other it is a response like another, whose body is read until the upstream closes.
+          if (head.status === 101 && request.header('upgrade') !== undefined) {
             tunnel = true;
             this.#record(attempt, 'ok', 'upgrade');
             this.#tunnel(head, connection.socket);
             return;
           }
+          // nginx keeps neither connection of a 101 it does not tunnel (u->keepalive = 0; the client's
+          // ends with the upstream's, at proxy_read_timeout when the upstream holds it).
+          if (head.status === 101) exchange.keepAlive = false;
           if (this.#retryOnStatus(attempt, head, upstream)) return;
           attempt.responded();
           if (proxy.interceptErrors && head.status >= 300 && proxy.errorPageFor(head.status)) {

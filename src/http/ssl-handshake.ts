@@ -63,7 +63,12 @@ export class TlsHandshake<S> extends PendingConnection {
       this.finish();
       return;
     }
-    const secure: TLSSocket = this.#termination.wrap(raw);
+    const secure: TLSSocket | undefined = this.#termination.wrap(raw, chunk);
+    if (secure === undefined) {
+      // ssl_reject_handshake: the alert is on its way and the socket ends; only its end is watched.
+      this.#watch(raw);
+      return;
+    }
     this.socket = secure;
     this.#watch(secure);
     secure.once('secure', () => {
@@ -93,7 +98,7 @@ export function handshakeRequest(socket: TLSSocket, servername: string): HttpReq
       remotePort: String(socket.remotePort ?? ''),
       localAddress: socket.localAddress ?? '',
       localPort: String(socket.localPort ?? ''),
-      tls: { serverName: servername, protocol: '', cipher: '', sessionReused: '.', client: undefined, alpnProtocol: '', sessionId: () => '' },
+      tls: { serverName: servername, protocol: '', cipher: '', sessionReused: '.', client: undefined, alpnProtocol: '', sessionId: () => '', ciphers: () => '', curves: () => '', curve: () => '' },
       bytesWritten: () => 0,
     },
     Date.now(),

@@ -65,6 +65,7 @@ export function loadGeneration(source: GenerationSource, number: number): Genera
       prefix: config.prefix,
       ...(source.params === undefined ? {} : { params: source.params }),
       files: config.files.map((file) => ({ path: file.path, text: file.text })),
+      dataFiles: config.dataFiles,
     },
   };
 }

@@ -26,6 +26,8 @@ export interface ConfigSnapshot {
   readonly params?: string;
   /** Every file the master read, with the text it validated (`config.files`). */
   readonly files: readonly { readonly path: string; readonly text: string }[];
+  /** The files directives read (`config.dataFiles`: ssl_password_file), which a worker must not open again. */
+  readonly dataFiles?: readonly { readonly path: string; readonly base64: string }[];
 }
 
 /** Master to worker: one listening socket, sent with its raw handle. */

@@ -190,7 +190,7 @@ class WorkerProcessCycle {
       file: snapshot.file,
       prefix: snapshot.prefix,
       ...(snapshot.params === undefined ? {} : { params: snapshot.params }),
-      source: snapshotSource(snapshot.files),
+      source: snapshotSource(snapshot.files, snapshot.dataFiles),
       registry: createRegistry(),
     });
     this.#config = config;

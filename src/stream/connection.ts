@@ -9,7 +9,8 @@ import { channels } from '../core/diagnostics.js';
 import type { ErrorLog } from '../core/log.js';
 import { logRequest } from '../http/access-log.js';
 import { isTrusted } from '../http/realip.js';
-import { tlsInfoOf } from '../tls/sni.js';
+import { handshakeVerifyOf, tlsInfoOf } from '../tls/sni.js';
+import { clientVerdict } from '../tls/client-verify.js';
 import type { CompiledStreamServer } from './generation.js';
 import { SessionConnLimits } from './limit-conn.js';
 import { proxySession } from './proxy.js';
@@ -127,9 +128,28 @@ export class StreamConnection {
     const tls = this.#server.tls;
     if (tls === undefined) return true;
     const raw = this.#socket;
-    if (this.#pending.length > 0) raw.unshift(Buffer.concat(this.#pending));
+    if (this.#pending.length === 0) {
+      // The first bytes are the ClientHello, read here for $ssl_ciphers and $ssl_curves (client-hello.ts).
+      const how = await this.#read(tls.handshakeTimeoutMs, () => true);
+      if (how === 'timeout') this.#log.info(`client timed out (110: Connection timed out) while SSL handshaking, ${this.#logContext}`, this.session.id);
+      if (how !== 'done') return false;
+    }
+    const first = this.#pending.length > 0 ? Buffer.concat(this.#pending) : undefined;
+    if (first !== undefined) raw.unshift(first);
     this.#pending = [];
-    const secure: TLSSocket = tls.termination.wrap(raw);
+    const secure: TLSSocket | undefined = tls.termination.wrap(raw, first);
+    if (secure === undefined) {
+      this.#log.info(`SSL_do_handshake() failed (SSL: error:0A0000EA:SSL routines::callback failed) while SSL handshaking, ${this.#logContext}`, this.session.id);
+      // The alert is being written: the session ends once it was (a destroy now could drop it).
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, tls.handshakeTimeoutMs);
+        raw.once('close', () => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+      return false;
+    }
     secure.allowHalfOpen = true;
     secure.on('error', () => undefined);
     const ok = await new Promise<boolean>((resolve) => {
@@ -148,12 +168,22 @@ export class StreamConnection {
       };
       secure.once('error', failed);
       secure.once('close', () => failed());
-      raw.resume();
+      // Not raw.resume(): the TLS socket reads the bytes put back on it, and a flowing raw socket
+      // would emit them as its own 'data' instead (the handshake then waited for them forever).
     });
     this.#socket = secure;
     if (!ok) return false;
     secure.pause();
     this.session.tls = tlsInfoOf(secure);
+    // ngx_stream_ssl_handler(): stream has no 495 or 496 to answer, so a certificate that did not
+    // verify (unless optional_no_ca excuses it), or none with `on`, ends the session.
+    const verify = handshakeVerifyOf(secure);
+    const verdict = verify === undefined ? undefined : clientVerdict(verify, this.session.tls.client);
+    if (verdict !== undefined) {
+      const reason = verdict.status === 495 ? `client SSL certificate verify error: (${verdict.error.number}:${verdict.error.reason})` : 'client sent no required SSL certificate';
+      this.#log.info(`${reason} while SSL handshaking, ${this.#logContext}`, this.session.id);
+      return false;
+    }
     return true;
   }
 

@@ -104,11 +104,20 @@ export class StreamGeneration {
     defineMapVariables(this.#table, stream.get('map'));
     this.groups = buildUpstreamGroups(stream, this.#table, state.upstreams, () => this.#log);
     const compiled = new Map<ConfBlockView, CompiledStreamServer>();
-    const serverOf = (block: ConfBlockView, addrText: string): CompiledStreamServer => {
-      let server = compiled.get(block);
+    const perAddress = new Map<string, CompiledStreamServer>();
+    // ngx_stream_add_addrs(): ssl and proxy_protocol are the listen's, so a server on `listen 8080`
+    // and `listen 8443 ssl` terminates TLS on one address only; the rest is compiled once a block.
+    const serverOf = (block: ConfBlockView, listen: { readonly addrText: string; readonly ssl: boolean; readonly proxyProtocol: boolean }): CompiledStreamServer => {
+      let base = compiled.get(block);
+      if (base === undefined) {
+        base = this.#compile(stream, block, listen.addrText);
+        compiled.set(block, base);
+      }
+      const key = `${listen.addrText} ${block.file}:${block.line}`;
+      let server = perAddress.get(key);
       if (server === undefined) {
-        server = this.#compile(stream, block, addrText);
-        compiled.set(block, server);
+        server = { ...base, addrText: listen.addrText, acceptsProxyProtocol: listen.proxyProtocol, tls: listen.ssl ? base.tls : undefined };
+        perAddress.set(key, server);
       }
       return server;
     };
@@ -116,7 +125,7 @@ export class StreamGeneration {
       const byLocalAddress = new Map<string, CompiledStreamServer>();
       let own: CompiledStreamServer | undefined;
       for (const addr of socket.addrs) {
-        const server = serverOf(addr.defaultServer, addr.listen.addrText);
+        const server = serverOf(addr.defaultServer, addr.listen);
         byLocalAddress.set(addr.listen.address, server);
         if (addr.listen.wildcard || own === undefined) own = server;
       }

@@ -113,10 +113,10 @@ const PASSWORD_LINE_MAX = 4096;
  * `ssl_password_file`: one passphrase a line (LF, an optional CR before it), empty lines skipped; a
  * file without any gives one empty passphrase, as nginx's does. Throws with nginx's reason.
  */
-export function readPasswordFile(path: string): Buffer[] {
+export function readPasswordFile(path: string, read: (path: string) => Buffer = readFileSync): Buffer[] {
   let data: Buffer;
   try {
-    data = readFileSync(path);
+    data = read(path);
   } catch (err) {
     throw new CertificateLoadError(`open() "${path}" failed (${errnoText(err)})`);
   }

@@ -16,6 +16,7 @@ import { readTicketKeyFile } from './ticket-keys.js';
 import { readDhParams } from './dh-params.js';
 import { applyConfCommands, type ConfCommandResult } from './ssl-conf-command.js';
 import { VariableCertificates, type HandshakeCertificates } from './variable-certificates.js';
+import { serverGroups, type GroupSettings } from './client-hello.js';
 
 /** What a handshake that reaches a server gets. */
 export interface ServerTls {
@@ -42,6 +43,8 @@ export interface ServerTls {
   readonly staples: readonly CertificateStaple[];
   /** `ssl_buffer_size`, as a record size Node sends (512..16384). */
   readonly maxSendFragment: number;
+  /** `ssl_ecdh_curve` and `ssl_prefer_server_ciphers`, for `$ssl_curve`. */
+  readonly groups: GroupSettings;
   /** The [warn]s nginx logs while it builds the server's TLS (`ngx_ssl_stapling()`), without a location as nginx's. */
   readonly warnings: readonly string[];
 }
@@ -107,10 +110,32 @@ function clientCaOptions(server: ConfBlockView, mode: VerifyClientMode): { ca?: 
   }
   const options: { ca?: string[]; crl?: string[] } = {};
   if (mode === 'off') return options;
-  if (cas.length > 0) options.ca = cas.map((file) => readPem(file, 'certificate'));
+  if (cas.length > 0) options.ca = distinctCertificates(cas.map((file) => readPem(file, 'certificate')));
   const crls = server.get('ssl_crl');
   if (crls.length > 0) options.crl = crls.map((file) => readPem(file, 'CRL'));
   return options;
+}
+
+/**
+ * The CA bundles with each certificate once: Node adds every `ca` certificate to the CA names a
+ * CertificateRequest lists, where nginx's SSL_load_client_CA_file() lists a name once (a bundle
+ * that repeats a certificate must not repeat it on the wire).
+ */
+function distinctCertificates(bundles: readonly string[]): string[] {
+  const seen = new Set<string>();
+  const distinct: string[] = [];
+  for (const bundle of bundles) {
+    const blocks = bundle.match(/-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----/g);
+    // A file without certificates is left whole, for Node to refuse as before.
+    if (blocks === null) distinct.push(bundle);
+    for (const block of blocks ?? []) {
+      const key = block.replace(/\s+/g, '');
+      if (seen.has(key)) continue;
+      seen.add(key);
+      distinct.push(`${block}\n`);
+    }
+  }
+  return distinct;
 }
 
 /** `ssl_dhparam`: Node's `dhparam`, the file checked as ngx_ssl_dhparam() reads it. */
@@ -198,6 +223,11 @@ function staplingSettings(server: ConfBlockView): StaplingSettings {
   };
 }
 
+/** The groups a context's options offer, after ssl_conf_command (Groups, Options ServerPreference). */
+function groupsOf(options: SecureContextOptions): GroupSettings {
+  return { groups: serverGroups(options.ecdhCurve), preferServer: options.honorCipherOrder === true };
+}
+
 /** The server's TLS, built on first use and cached; throws nginx's ConfigError when a file does not load. */
 export function serverTlsOf(server: ConfBlockView): ServerTls {
   const cached = cache.get(server);
@@ -215,11 +245,13 @@ export function serverTlsOf(server: ConfBlockView): ServerTls {
   let contextFor: ServerTls['contextFor'];
   let followsMasterKey = false;
   let staples: CertificateStaple[] = [];
+  let groups: GroupSettings = { groups: serverGroups(server.get('ssl_ecdh_curve')), preferServer: server.get('ssl_prefer_server_ciphers') };
   const warnings: string[] = [];
   if (certs.length > 0) {
     const pairs = certs.map((cert, i) => ({ cert, key: keys[i] as TlsFile }));
     const base = baseOptions(server, mode);
     followsMasterKey = base.followMaster;
+    groups = groupsOf(base.options);
     verify = { ...verify, trusted: certificatesOf(base.ca?.join('\n') ?? ''), sessionContext: sessionIdContext(server, base.options) };
     // ssl_conf_command Certificate and PrivateKey replace the server's own.
     contextFor = (cert, key) => buildContext(server, { ...base.options, cert: base.commands.cert ?? cert, key: base.commands.key ?? key });
@@ -259,7 +291,7 @@ export function serverTlsOf(server: ConfBlockView): ServerTls {
   }
   const sessionCache = SessionCache.of(server.get('ssl_session_cache'), server.get('ssl_session_timeout'));
   const maxSendFragment = Math.min(Math.max((server.get('ssl_buffer_size') as number | undefined) ?? SEND_FRAGMENT_MAX, SEND_FRAGMENT_MIN), SEND_FRAGMENT_MAX);
-  const tls = { context, rejectHandshake: server.get('ssl_reject_handshake'), verify, variable, contextFor, sessionCache, followsMasterKey, staples, maxSendFragment, warnings };
+  const tls = { context, rejectHandshake: server.get('ssl_reject_handshake'), verify, variable, contextFor, sessionCache, followsMasterKey, staples, maxSendFragment, groups, warnings };
   cache.set(server, tls);
   return tls;
 }

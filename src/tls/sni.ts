@@ -7,6 +7,7 @@ import { EventEmitter } from 'node:events';
 import type { Server, Socket } from 'node:net';
 import { createSecureContext, TLSSocket, type SecureContext } from 'node:tls';
 import { clientCertificateOf, type ClientCertificate, type ClientVerifySettings } from './client-verify.js';
+import { cipherListText, groupListText, negotiatedGroup, parseClientHello, type ClientHello, type GroupSettings } from './client-hello.js';
 import type { ServerTls } from './contexts.js';
 import type { CertificateStaple } from './ocsp-stapling.js';
 import type { ErrorLog } from '../core/log.js';
@@ -28,10 +29,26 @@ export interface TlsConnectionInfo {
   readonly alpnProtocol: string;
   /** `$ssl_session_id`: read when first asked for, from the session OpenSSL keeps on the socket. */
   readonly sessionId: () => string;
+  /** `$ssl_ciphers`: the cipher suites the client offered, by OpenSSL's names. */
+  readonly ciphers: () => string;
+  /** `$ssl_curves`: the groups the client offered. */
+  readonly curves: () => string;
+  /** `$ssl_curve`: the group of the key exchange, as OpenSSL would negotiate it (client-hello.ts). */
+  readonly curve: () => string;
 }
+
+/** The ClientHello a handshake began with, when the first bytes held all of it. */
+const handshakeHello = new WeakMap<TLSSocket, ClientHello>();
+/** The group settings of the server whose context finished each handshake. */
+const handshakeGroups = new WeakMap<TLSSocket, GroupSettings>();
 
 /** The verification settings of the server whose context finished each handshake (by SNI, or the default). */
 const handshakeVerify = new WeakMap<TLSSocket, ClientVerifySettings>();
+
+/** The client verification of the server whose context finished the handshake (by SNI, or the default). */
+export function handshakeVerifyOf(socket: TLSSocket): ClientVerifySettings | undefined {
+  return handshakeVerify.get(socket);
+}
 
 /** Reads {@link TlsConnectionInfo} off a socket whose handshake is done. */
 export function tlsInfoOf(socket: TLSSocket): TlsConnectionInfo {
@@ -45,6 +62,22 @@ export function tlsInfoOf(socket: TLSSocket): TlsConnectionInfo {
     client: verify === undefined || verify.mode === 'off' ? undefined : clientCertificateOf(socket, verify),
     alpnProtocol: typeof socket.alpnProtocol === 'string' ? socket.alpnProtocol : '',
     sessionId: memoSessionId(socket),
+    ...helloVariables(socket),
+  };
+}
+
+/** The ClientHello's variables; empty when the ClientHello was not read whole from the first bytes. */
+function helloVariables(socket: TLSSocket): Pick<TlsConnectionInfo, 'ciphers' | 'curves' | 'curve'> {
+  const hello = handshakeHello.get(socket);
+  const groups = handshakeGroups.get(socket);
+  if (hello === undefined) return { ciphers: () => '', curves: () => '', curve: () => '' };
+  const protocol = socket.getProtocol() ?? '';
+  const cipher = socket.getCipher()?.name ?? '';
+  const reused = socket.isSessionReused();
+  return {
+    ciphers: () => cipherListText(hello),
+    curves: () => groupListText(hello),
+    curve: () => (groups === undefined || (reused && protocol !== 'TLSv1.3') ? '' : negotiatedGroup(hello, protocol, cipher, groups)),
   };
 }
 
@@ -94,8 +127,9 @@ interface VerifyModeHandle {
  * `SSL_set_verify()` as `ngx_http_ssl_servername()` calls it once SNI picked a server: a certificate
  * is asked for when that server verifies clients, and never refused at the TLS level.
  */
-function setVerifyMode(socket: TLSSocket, verify: ClientVerifySettings): void {
+function setVerifyMode(socket: TLSSocket, verify: ClientVerifySettings, groups: GroupSettings): void {
   handshakeVerify.set(socket, verify);
+  handshakeGroups.set(socket, groups);
   (socket as TLSSocket & { _handle?: VerifyModeHandle | null })._handle?.setVerifyMode?.(verify.mode !== 'off', false);
 }
 
@@ -111,15 +145,20 @@ export class TlsTermination<S> {
   readonly #tlsOf: (server: S) => ServerTls;
   readonly #default: SecureContext;
   readonly #defaultVerify: ClientVerifySettings;
+  readonly #defaultGroups: GroupSettings;
   readonly #defaultContextFor: ServerTls['contextFor'];
   readonly #alpn: string[];
   readonly #events: EventEmitter;
   readonly #runtime: TlsRuntime;
   readonly #defaultFollows: boolean;
+  /** The default server's TLS, which a server without certificates of its own handshakes with. */
+  readonly #fallback: ServerTls;
   readonly #maxSendFragment: number;
   /** The staples of the servers handshakes reached, by the hex of their certificate's DER. */
   readonly #staples = new Map<string, CertificateStaple>();
   readonly #log: ErrorLog | undefined;
+  /** The pre_shared_key identity of each handshake in progress, by its legacy_session_id (hex). */
+  readonly #pskOf = new Map<string, Buffer>();
 
   /**
    * `http2`: `listen ... http2` or the default server's `http2 on` offer `h2` before `http/1.1`.
@@ -133,9 +172,11 @@ export class TlsTermination<S> {
     this.#runtime = runtime;
     const fallback = tlsOf(hosts.defaultServer);
     this.#defaultFollows = fallback.followsMasterKey;
+    this.#fallback = fallback;
     const own = fallback.rejectHandshake ? undefined : fallback.context;
     this.#default = own === undefined ? createSecureContext({}) : this.#follow(fallback, own);
     this.#defaultVerify = fallback.verify;
+    this.#defaultGroups = fallback.groups;
     this.#defaultContextFor = fallback.contextFor;
     this.#alpn = alpn !== undefined ? [...alpn] : http2 ? ['h2', 'http/1.1'] : ['http/1.1'];
     // The ClientHello's session ID is looked up before the SNI callback picks a server, so the
@@ -156,7 +197,16 @@ export class TlsTermination<S> {
   #eventsFor(sessions: EventEmitter | undefined): EventEmitter {
     const events = new EventEmitter();
     if (sessions !== undefined) {
-      for (const name of ['newSession', 'resumeSession']) events.on(name, (...args: unknown[]) => sessions.emit(name, ...args));
+      events.on('newSession', (...args: unknown[]) => sessions.emit('newSession', ...args));
+      events.on('resumeSession', (id: Buffer, done: unknown) => {
+        // Node looks a session up by the ClientHello's legacy_session_id only (its ClientHelloParser);
+        // a TLS 1.3 client names its session in pre_shared_key, where a stateful ticket is the id the
+        // session was stored under. OpenSSL takes whatever session the lookup loaded.
+        const key = id.toString('hex');
+        const psk = this.#pskOf.get(key);
+        this.#pskOf.delete(key);
+        sessions.emit('resumeSession', psk ?? id, done);
+      });
     }
     events.on('OCSPRequest', (certificate: Buffer, _issuer: Buffer | null, done: (err: Error | null, response?: Buffer) => void) => {
       done(null, this.#staples.get(certificate.toString('hex'))?.respond(this.#log));
@@ -178,8 +228,22 @@ export class TlsTermination<S> {
     return context;
   }
 
-  /** Starts the server side of a handshake on `socket`; bytes already read must be back in it. */
-  wrap(socket: Socket): TLSSocket {
+  /**
+   * Starts the server side of a handshake on `socket`; bytes already read must be back in it, and
+   * `first` is what they were (the ClientHello that `$ssl_ciphers` and `$ssl_curves` read).
+   * Undefined when ssl_reject_handshake refused it: the alert is sent and `socket` is ending.
+   */
+  wrap(socket: Socket, first?: Buffer): TLSSocket | undefined {
+    const hello = first === undefined ? undefined : parseClientHello(first);
+    if (hello !== undefined && this.#rejects(hello.serverName)) {
+      // ngx_http_ssl_servername(): ssl_reject_handshake answers the unrecognized_name alert. Node's
+      // SNICallback can only drop the connection (or, without SNI, fail with handshake_failure),
+      // so the alert record is written here, before any TLS state exists: TLS 1.0 record version,
+      // as OpenSSL's first records; fatal (2), unrecognized_name (112).
+      socket.end(Buffer.from([0x15, 0x03, 0x01, 0x00, 0x02, 0x02, 0x70]));
+      socket.resume();
+      return undefined;
+    }
     const secure: TLSSocket = new TLSSocket(socket, {
       isServer: true,
       secureContext: this.#default,
@@ -192,8 +256,31 @@ export class TlsTermination<S> {
       server: this.#events as Server,
     });
     handshakeVerify.set(secure, this.#defaultVerify);
+    handshakeGroups.set(secure, this.#defaultGroups);
+    if (hello !== undefined) {
+      handshakeHello.set(secure, hello);
+      const psk = hello.pskIdentities[0];
+      if (psk !== undefined && hello.sessionId.length > 0) {
+        const key = hello.sessionId.toString('hex');
+        this.#pskOf.set(key, psk);
+        secure.once('close', () => this.#pskOf.delete(key));
+      }
+    }
     secure.setMaxSendFragment(this.#maxSendFragment);
     return secure;
+  }
+
+  /**
+   * Whether the handshake of a ClientHello with `servername` is refused: the server the name
+   * selects (the default without one) has ssl_reject_handshake on, and the store has no
+   * certificate for the name that it could answer with (as {@link #select} decides).
+   */
+  #rejects(servername: string | undefined): boolean {
+    if (servername === undefined || servername === '') return this.#tlsOf(this.#hosts.defaultServer).rejectHandshake;
+    const name = servername.toLowerCase();
+    const tls = this.#tlsOf(this.#hosts.find(name).server);
+    if (!tls.rejectHandshake) return false;
+    return this.#runtime.certificates.lookup(name) === undefined || (tls.contextFor ?? this.#defaultContextFor) === undefined;
   }
 
   /**
@@ -215,7 +302,8 @@ export class TlsTermination<S> {
         // The master checked the pair; settings it cannot meet (ciphers) leave the server's own.
       }
       if (context !== undefined) {
-        setVerifyMode(socket, tls.contextFor === undefined ? this.#defaultVerify : tls.verify);
+        if (tls.contextFor === undefined) setVerifyMode(socket, this.#defaultVerify, this.#defaultGroups);
+        else setVerifyMode(socket, tls.verify, tls.groups);
         done(null, context);
         return;
       }
@@ -224,11 +312,16 @@ export class TlsTermination<S> {
       done(new Error(`TLS handshake rejected for server name "${servername}"`));
       return;
     }
-    // A server without certificates handshakes with the default's context and its settings.
-    setVerifyMode(socket, tls.context === undefined && tls.select === undefined ? this.#defaultVerify : tls.verify);
+    // A server without certificates handshakes with the default's context and its settings: the
+    // default's certificates with variables too (nginx keeps the default server's SSL_CTX, whose
+    // certificate callback loads them).
+    const own = tls.context === undefined && tls.select === undefined ? this.#fallback : tls;
+    if (own === this.#fallback) setVerifyMode(socket, this.#defaultVerify, this.#defaultGroups);
+    else setVerifyMode(socket, tls.verify, tls.groups);
     // ssl_certificate with variables: loaded for this handshake (variable-certificates.ts).
-    if (tls.select !== undefined) {
-      tls.select(socket, servername).then((context) => done(null, this.#follow(tls, context)), (err: unknown) => done(err instanceof Error ? err : new Error(String(err))));
+    const select = own.select;
+    if (select !== undefined && !own.rejectHandshake) {
+      select(socket, servername).then((context) => done(null, this.#follow(own, context)), (err: unknown) => done(err instanceof Error ? err : new Error(String(err))));
       return;
     }
     done(null, tls.context === undefined ? this.#default : this.#follow(tls, tls.context));

@@ -102,7 +102,7 @@ function parseCertificateFile(args: readonly string[], ctx: DirectiveContext, pr
 function parsePasswordFile([written = '']: readonly string[], ctx: DirectiveContext): PasswordFile {
   const path = isAbsolute(written) ? written : resolve(ctx.confPrefix, written);
   try {
-    return { path, passwords: readPasswordFile(path).map((password) => password.toString('latin1')) };
+    return { path, passwords: readPasswordFile(path, (file) => ctx.readData(file)).map((password) => password.toString('latin1')) };
   } catch (err) {
     if (err instanceof CertificateLoadError) ctx.fail(err.message);
     throw err;

@@ -38,6 +38,9 @@ export function sslVariables<C>(tlsOf: (ctx: C) => TlsConnectionInfo | undefined
     ssl_cipher: (ctx) => tlsOf(ctx)?.cipher,
     ssl_session_reused: (ctx) => tlsOf(ctx)?.sessionReused,
     ssl_session_id: (ctx) => tlsOf(ctx)?.sessionId(),
+    ssl_ciphers: (ctx) => tlsOf(ctx)?.ciphers(),
+    ssl_curves: (ctx) => tlsOf(ctx)?.curves(),
+    ssl_curve: (ctx) => tlsOf(ctx)?.curve(),
     ssl_alpn_protocol: (ctx) => tlsOf(ctx)?.alpnProtocol,
     // hitless never accepts TLS 1.3 early data (Node has no API for it), so no request is sent in it.
     ssl_early_data: (ctx) => (tlsOf(ctx) === undefined ? undefined : ''),

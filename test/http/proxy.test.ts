@@ -367,6 +367,32 @@ describe('proxy_pass: failures nginx handles quietly', () => {
       await upstream.stop();
     }
   });
+  it('does not tunnel a 101 to a request that asked for no upgrade (nginx upgrades only on the Upgrade request header)', async () => {
+    const upstream = await rawUpstream((socket) => {
+      socket.once('data', () => socket.write('HTTP/1.1 101 Switching\r\nUpgrade: foo\r\nConnection: Upgrade\r\n\r\nhandshaked\r\n'));
+      socket.on('data', () => undefined);
+    });
+    const served = await serve(
+      `http { server { listen 127.0.0.1:8080; location / { proxy_pass http://127.0.0.1:${upstream.port}; proxy_http_version 1.1; proxy_set_header Upgrade $http_upgrade; proxy_set_header Connection "Upgrade"; proxy_read_timeout 1s; } } }`,
+      dir,
+    );
+    try {
+      const client = await RawClient.connect(served.port);
+      let text = '';
+      client.socket.on('data', (d: string) => (text += d));
+      const closed = new Promise<void>((resolve) => client.socket.once('close', () => resolve()));
+      client.send('GET / HTTP/1.1\r\nHost: localhost\r\nConnection: Upgrade\r\n\r\n');
+      // The upstream never closes: the request ends at proxy_read_timeout, a tunnel never would.
+      await Promise.race([closed, new Promise((resolve) => setTimeout(resolve, 10_000))]);
+      assert.equal(client.socket.destroyed || client.socket.readableEnded, true, `the connection was closed: ${JSON.stringify(text)}`);
+      assert.match(text, /^HTTP\/1\.1 101 /);
+      assert.doesNotMatch(text, /\r\n\r\nhandshaked/);
+      client.destroy();
+    } finally {
+      await served.stop();
+      await upstream.stop();
+    }
+  });
 });
 
 describe('proxy_next_upstream and non-idempotent methods (nginx retries them only when nothing was sent)', () => {
