@@ -14,7 +14,8 @@ import { implicitGroup, type UpstreamGroup } from '../upstream/group.js';
 import { toByteString } from '../core/byte-string.js';
 import { ResolveFailure, type Resolvers } from './resolver.js';
 import { isIP } from 'node:net';
-import { sslHostName, UpstreamTls } from '../tls/upstream-tls.js';
+import { certificatePathsOf, sslHostName, UpstreamTls } from '../tls/upstream-tls.js';
+import type { CertificateCaches, CertificatePaths } from '../tls/certificate-cache.js';
 
 /** nginx's implicit `proxy_set_header` lines, used for any header the configuration does not set. */
 const DEFAULT_SET_HEADERS: readonly [string, string][] = [
@@ -71,6 +72,8 @@ export interface CompiledProxy {
   readonly ssl: UpstreamTls | undefined;
   /** `proxy_ssl_name` for this request (default `$proxy_host`), without its port. */
   sslName(request: HttpRequest): string;
+  /** `proxy_ssl_certificate` with variables: the files of this request; undefined when fixed or evaluated empty (no certificate). */
+  sslCertificate(request: HttpRequest): CertificatePaths | undefined;
 }
 
 /** Compiles the proxy settings of a level that has `proxy_pass`. */
@@ -82,6 +85,7 @@ export function compileProxy(
   table: VariableTable<HttpRequest>,
   resolvers?: Resolvers,
   connections?: ConnectionBudget,
+  certificateCaches?: CertificateCaches,
 ): CompiledProxy {
   const text = (template: Parameters<typeof compileTemplate>[0]): CompiledTemplate<HttpRequest> => compileTemplate(template, table, { literal: toByteString });
   const own = block.get('proxy_set_header');
@@ -165,7 +169,8 @@ export function compileProxy(
         return undefined;
       };
   const errorCodes = new Set(block.get('error_page').flatMap((page) => page.codes));
-  const ssl = target.scheme === 'https' ? UpstreamTls.load(upstreamTlsSettings(block)) : undefined;
+  const ssl = target.scheme === 'https' ? UpstreamTls.load(upstreamTlsSettings(block), certificateCaches) : undefined;
+  const sslCertificate = ssl?.variableCertificate === true ? certificatePathsOf(ssl.settings, table) : () => undefined;
   const sslNameSetting = block.get('proxy_ssl_name');
   const sslNameTemplate = sslNameSetting === undefined ? undefined : text(sslNameSetting);
   const sslName = (request: HttpRequest): string =>
@@ -205,6 +210,7 @@ export function compileProxy(
     proxyHost: target.template !== undefined ? '' : target.proxyHost,
     ssl,
     sslName,
+    sslCertificate,
   };
 }
 

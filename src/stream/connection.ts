@@ -139,6 +139,7 @@ export class StreamConnection {
       }, tls.handshakeTimeoutMs);
       secure.once('secure', () => {
         clearTimeout(timer);
+        secure.off('end', onEnd);
         resolve(true);
       });
       const failed = (err?: Error): void => {
@@ -148,6 +149,13 @@ export class StreamConnection {
       };
       secure.once('error', failed);
       secure.once('close', () => failed());
+      // With allowHalfOpen, a FIN before the handshake ends is an 'end' and no 'close': without
+      // this the session waited for ssl_handshake_timeout (nginx: SSL_do_handshake() sees the EOF).
+      const onEnd = (): void => {
+        this.#log.info(`peer closed connection in SSL handshake while SSL handshaking, ${this.#logContext}`, this.session.id);
+        failed();
+      };
+      secure.once('end', onEnd);
       raw.resume();
     });
     this.#socket = secure;
