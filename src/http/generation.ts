@@ -207,7 +207,7 @@ export class HttpGeneration {
         level: levelOf(block),
         locations: LocationTree.build(block, levelOf, (level) => level.proxy !== undefined || level.grpc !== undefined),
         // Certificate names with variables are evaluated with this generation's variables (maps included).
-        tls: tls.variable === undefined ? tls : { ...tls, select: tls.variable.bind(this.variables, handshakeRequest, log) },
+        tls: tls.variable === undefined ? tls : { ...tls, select: tls.variable.bind(this.variables, handshakeRequest, log, this.#certificateCaches) },
         maxConcurrentStreams: block.get('http2_max_concurrent_streams'),
         connection: compileCoreConnection(block),
       });

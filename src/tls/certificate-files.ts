@@ -31,6 +31,14 @@ export function openFailure(what: 'certificate' | 'certificate key' | 'CRL', pat
   );
 }
 
+/**
+ * The CRLs of a PEM file's text, one string each: OpenSSL's X509_load_cert_crl_file() (nginx's
+ * ngx_ssl_crl()) takes every one, Node's `crl` option only the first of a string.
+ */
+export function crlBlocks(pem: string): string[] {
+  return pem.match(/-----BEGIN X509 CRL-----[^-]*-----END X509 CRL-----/g) ?? [pem];
+}
+
 /** Reads a PEM file now; throws {@link CertificateLoadError}. */
 export function readPemSync(path: string, what: 'certificate' | 'certificate key' | 'CRL'): string {
   try {

@@ -229,7 +229,7 @@ export function serverTlsOf(server: ConfBlockView): ServerTls {
       // The settings are checked now, as nginx's SSL_CTX is built without a certificate.
       buildContext(server, base.options);
       const build = contextFor;
-      variable = new VariableCertificates(pairs, passwords, (loaded) => build(loaded.map((pair) => pair.cert), loaded.map((pair) => pair.key.pem)));
+      variable = new VariableCertificates(pairs, passwords, (loaded) => build(loaded.map((pair) => pair.cert), loaded.map((pair) => pair.key.pem)), server.get('ssl_certificate_cache'));
     } else {
       const loaded = pairs.map((pair) => loadPair(pair.cert, pair.key, passwords));
       context = contextFor(loaded.map((pair) => pair.cert), loaded.map((pair) => pair.key.pem));

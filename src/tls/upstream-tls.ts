@@ -9,7 +9,7 @@ import { isIP, type Socket } from 'node:net';
 import { checkServerIdentity, connect, createSecureContext, type PeerCertificate, type SecureContext, type SecureContextOptions, type SecureVersion, type TLSSocket } from 'node:tls';
 import { X509_ERRORS } from './x509-errors.js';
 import { errnoText } from '../core/errno.js';
-import { CertificateLoadError, parseKeyOf, parseLeaf, readPemSync } from './certificate-files.js';
+import { CertificateLoadError, crlBlocks, parseKeyOf, parseLeaf, readPemSync } from './certificate-files.js';
 import { CertificateCache, CertificateContexts, loadConnectionCertificate, type CertificateCacheSetting, type CertificateCaches, type CertificatePaths } from './certificate-cache.js';
 import { applyConfCommands } from './ssl-conf-command.js';
 import type { TlsFile } from './ssl-module.js';
@@ -141,7 +141,7 @@ export class UpstreamTls {
     const hash = createHash('sha256').update(JSON.stringify(settings));
     // ngx_ssl_trusted_certificate() and ngx_ssl_crl() only with proxy_ssl_verify on.
     const ca = !settings.verify || settings.trustedCertificate === undefined ? undefined : readPem(settings.trustedCertificate, 'trusted certificate');
-    const crl = !settings.verify || settings.crl === undefined ? undefined : atLoad(() => readPemSync(settings.crl as string, 'CRL'));
+    const crl = !settings.verify || settings.crl === undefined ? undefined : crlBlocks(atLoad(() => readPemSync(settings.crl as string, 'CRL')));
     const cert = settings.certificate;
     const key = settings.certificateKey;
     const variable = cert !== undefined && (cert.template !== undefined || key?.template !== undefined);
@@ -153,7 +153,7 @@ export class UpstreamTls {
         return { cert: text, key: parseKeyOf(leaf, key.path, readPemSync(key.path, 'certificate key'), settings.passwords, 'SSL_CTX_use_PrivateKey').pem };
       });
     }
-    for (const part of [ca, crl, pair?.cert, pair?.key]) hash.update(part ?? '-');
+    for (const part of [ca, crl?.join(''), pair?.cert, pair?.key]) hash.update(part ?? '-');
     const versions = VERSIONS.filter((version) => settings.protocols.includes(version));
     const base: SecureContextOptions = {
       ...(ca === undefined ? {} : { ca }),
