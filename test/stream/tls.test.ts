@@ -61,6 +61,25 @@ describe('stream TLS termination', () => {
   it('closes a client that speaks no TLS', async () => {
     assert.equal((await exchange(served.port, 'GET / HTTP/1.0\r\n\r\n')).length, 0);
   });
+
+  // stream_proxy_ssl_verify.t hung in its graceful shutdown: a TLS client that gave up mid-handshake
+  // left a session waiting for ssl_handshake_timeout, as its FIN came as an 'end' and no 'close'.
+  it('ends a handshake the client half-closes, instead of waiting for ssl_handshake_timeout', async () => {
+    const { log, lines } = memoryLog();
+    const quiet = await serveStream(`stream { server {
+      listen 127.0.0.1:1 ssl; ssl_handshake_timeout 1h;
+      ssl_certificate ${path('a-rsa.fullchain.crt')}; ssl_certificate_key ${path('a-rsa.key')};
+      return ok;
+    } }`, '/tmp', log);
+    try {
+      // A FIN before any byte, and one after half a ClientHello's record header.
+      assert.equal((await exchange(quiet.port, '', { timeoutMs: 10_000 })).length, 0);
+      assert.equal((await exchange(quiet.port, Buffer.from([0x16, 0x03, 0x01]), { timeoutMs: 10_000 })).length, 0);
+      assert.ok(lines.some((line) => line.includes('peer closed connection in SSL handshake while SSL handshaking')), lines.join('\n'));
+    } finally {
+      await quiet.stop();
+    }
+  });
 });
 
 describe('stream proxy_ssl', () => {
