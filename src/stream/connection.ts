@@ -130,6 +130,8 @@ export class StreamConnection {
     if (this.#pending.length > 0) raw.unshift(Buffer.concat(this.#pending));
     this.#pending = [];
     const secure: TLSSocket = tls.termination.wrap(raw);
+    // An ssl_certificate with variables is evaluated against this session (streamTlsOf()).
+    tls.sessions.set(secure, this.session);
     secure.allowHalfOpen = true;
     secure.on('error', () => undefined);
     const ok = await new Promise<boolean>((resolve) => {

@@ -166,7 +166,7 @@ export class StreamGeneration {
       zones: this.#state.zones,
       limitConnLogLevel: block.get('limit_conn_log_level'),
       limitConnDryRun: block.get('limit_conn_dry_run'),
-      tls: block.get('listen').some((listen) => listen.ssl) ? streamTlsOf(block, this.#state.tls, this.#log) : undefined,
+      tls: block.get('listen').some((listen) => listen.ssl) ? streamTlsOf(block, this.#state.tls, this.#log, { table: this.#table, caches: this.#certificateCaches }) : undefined,
       loggers: this.logs.compile(block.get('access_log')),
       errorLog: this.errorLogs.of(ownErrorLog(block)),
       returnValue: returnTemplate === undefined ? undefined : compileTemplate(returnTemplate, this.#table, { literal: toByteString }),
