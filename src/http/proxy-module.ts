@@ -19,7 +19,7 @@ import { UpstreamTls, UpstreamTlsLoadError, type UpstreamTlsSettings } from '../
 import { isConstantTemplate, parseTemplate, TemplateSyntaxError } from '../core/variables.js';
 import { CertificateLoadError, readPasswordFile } from '../tls/certificate-files.js';
 import { parseCertificateCache, type CertificateCacheSetting } from '../tls/certificate-cache.js';
-import { confCommandPair } from '../tls/ssl-conf-command.js';
+import { CONF_COMMANDS_MAPPED, confCommandPair } from '../tls/ssl-conf-command.js';
 import type { PasswordFile, TlsFile } from '../tls/ssl-module.js';
 
 /** Where `proxy_pass` sends requests. */
@@ -432,7 +432,7 @@ export function upstreamSslDirectives(module: UpstreamModule, scheme: string): A
       args: [2],
       repeatable: true,
       syntax: 'name value;',
-      summary: `An OpenSSL configuration command for the TLS to ${scheme} upstreams, as ssl_conf_command: the commands that map onto Node's TLS options apply, the others have no effect (-t warns); Certificate and PrivateKey replace ${module}_ssl_certificate.`,
+      summary: `An OpenSSL configuration command for the TLS to ${scheme} upstreams, applied after the other ${module}_ssl_* settings; Certificate and PrivateKey replace ${module}_ssl_certificate. ${CONF_COMMANDS_MAPPED}`,
       default: () => [],
       defaultText: '—',
       parse: ([name = '', value = ''], ctx, previous) => [...(previous ?? []), confCommandPair(name, value, ctx.confPrefix)],

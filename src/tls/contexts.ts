@@ -7,7 +7,7 @@ import { constants, createHash } from 'node:crypto';
 import { createSecureContext, type SecureContext, type SecureContextOptions, type SecureVersion } from 'node:tls';
 import { ConfigError } from '../core/errors.js';
 import type { ConfBlockView, DirectiveValues } from '../conf/registry.js';
-import { CertificateLoadError, parseKeyOf, parseLeaf, readPemSync, type LoadedKey } from './certificate-files.js';
+import { CertificateLoadError, crlBlocks, parseKeyOf, parseLeaf, readPemSync, type LoadedKey } from './certificate-files.js';
 import { certificatesOf, type ClientVerifySettings, type VerifyClientMode } from './client-verify.js';
 import { SEND_FRAGMENT_MAX, SEND_FRAGMENT_MIN, type TlsFile, type TlsProtocolName } from './ssl-module.js';
 import { buildStaples, type CertificateStaple, type StaplingSettings } from './ocsp-stapling.js';
@@ -109,7 +109,7 @@ function clientCaOptions(server: ConfBlockView, mode: VerifyClientMode): { ca?: 
   if (mode === 'off') return options;
   if (cas.length > 0) options.ca = cas.map((file) => readPem(file, 'certificate'));
   const crls = server.get('ssl_crl');
-  if (crls.length > 0) options.crl = crls.map((file) => readPem(file, 'CRL'));
+  if (crls.length > 0) options.crl = crls.flatMap((file) => crlBlocks(readPem(file, 'CRL')));
   return options;
 }
 

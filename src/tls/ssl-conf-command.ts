@@ -18,6 +18,10 @@ declare module '../conf/registry.js' {
   }
 }
 
+/** What of SSL_CONF_cmd() Node allows, for the summaries of ssl_conf_command and proxy_ssl_conf_command. */
+export const CONF_COMMANDS_MAPPED =
+  "hitless maps CipherString, Ciphersuites, Curves, Groups, MinProtocol, MaxProtocol, SignatureAlgorithms, DHParameters, Certificate, PrivateKey and Options (SessionTicket, ServerPreference, PrioritizeChaCha, Compression, NoRenegotiation, EncryptThenMac, UnsafeLegacyRenegotiation, UnsafeLegacyServerConnect, AllowNoDHEKEX, NoResumptionOnRenegotiation, EmptyFragments, Bugs) onto Node's TLS options; the other commands OpenSSL knows have no effect (-t warns), as Node has no SSL_CONF_cmd(), and a name OpenSSL does not know is refused with nginx's error.";
+
 /** The table entry, spread into the ssl module's. */
 export const sslConfCommandDirective = defineDirective({
   kind: 'value',
@@ -26,8 +30,7 @@ export const sslConfCommandDirective = defineDirective({
   args: [2],
   repeatable: true,
   syntax: 'name value;',
-  summary:
-    'An OpenSSL configuration command applied after the other ssl_* settings. hitless maps CipherString, Ciphersuites, Curves, Groups, MinProtocol, MaxProtocol, SignatureAlgorithms, DHParameters, Certificate, PrivateKey and Options (SessionTicket, ServerPreference, PrioritizeChaCha, Compression, NoRenegotiation, EncryptThenMac, UnsafeLegacyRenegotiation, UnsafeLegacyServerConnect, AllowNoDHEKEX, NoResumptionOnRenegotiation, EmptyFragments, Bugs) onto Node\'s TLS options; the other commands OpenSSL knows have no effect (-t warns), as Node has no SSL_CONF_cmd(). File names are relative to the configuration\'s directory.',
+  summary: `An OpenSSL configuration command applied after the other ssl_* settings. ${CONF_COMMANDS_MAPPED} File names are relative to the configuration's directory.`,
   defaultText: '—',
   default: () => [],
   parse: ([name = '', value = ''], ctx, previous) => [...(previous ?? []), confCommandPair(name, value, ctx.confPrefix)],

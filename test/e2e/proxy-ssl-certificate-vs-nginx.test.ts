@@ -3,7 +3,7 @@
  * configuration: proxy_ssl_certificate with an encrypted key and proxy_ssl_password_file, names
  * with variables (a missing file or a key of another certificate is a 500, an empty name no
  * certificate), proxy_ssl_crl with a file of two CRLs (the chain
- * verifies only with both), and stream's proxy_ssl_conf_command Certificate/PrivateKey. Then
+ * verifies only with both, for proxy_ssl_crl and for a server's ssl_crl), and stream's proxy_ssl_conf_command Certificate/PrivateKey. Then
  * hitless alone (nginx 1.22 has no proxy_ssl_certificate_cache, and loads an empty
  * proxy_ssl_certificate as a file): a cached certificate keeps serving after its file changed,
  * an uncached one does not, and an empty proxy_ssl_certificate cancels an inherited one.
@@ -64,7 +64,7 @@ function setup(dir: string): void {
   for (const name of readdirSync(dir)) chmodSync(join(dir, name), 0o644);
 }
 
-function conf(port: number, dir: string, [upstream, chained, stream, streamUpstream]: readonly number[]): string {
+function conf(port: number, dir: string, [upstream, chained, stream, streamUpstream, verifyBoth, verifyRoot]: readonly number[]): string {
   return `load_module /usr/lib/nginx/modules/ngx_stream_module.so;
 events {}
 http {
@@ -84,6 +84,8 @@ http {
         location /vars { proxy_pass https://127.0.0.1:${upstream}/; proxy_ssl_certificate ${dir}/$arg_cert; proxy_ssl_certificate_key ${dir}/$arg_key; }
         location /none { proxy_pass https://127.0.0.1:${upstream}/; proxy_ssl_certificate $arg_cert; proxy_ssl_certificate_key $arg_cert; }
         location /crl-both { proxy_pass https://127.0.0.1:${chained}/; proxy_ssl_verify on; proxy_ssl_verify_depth 2; proxy_ssl_name end; proxy_ssl_trusted_certificate ${dir}/root.crt; proxy_ssl_crl ${dir}/both.crl; }
+        location /client-crl-both { proxy_pass https://127.0.0.1:${verifyBoth}/; proxy_ssl_certificate ${dir}/end.fullchain.crt; proxy_ssl_certificate_key ${dir}/end.key; }
+        location /client-crl-root { proxy_pass https://127.0.0.1:${verifyRoot}/; proxy_ssl_certificate ${dir}/end.fullchain.crt; proxy_ssl_certificate_key ${dir}/end.key; }
         location /crl-root { proxy_pass https://127.0.0.1:${chained}/; proxy_ssl_verify on; proxy_ssl_verify_depth 2; proxy_ssl_name end; proxy_ssl_trusted_certificate ${dir}/root.crt; proxy_ssl_crl ${dir}/root.crl; }
     }
     server {
@@ -98,6 +100,20 @@ http {
         ssl_certificate ${dir}/end.fullchain.crt;
         ssl_certificate_key ${dir}/end.key;
         ssl_verify_client optional_no_ca;
+        location / { add_header X-Client "$ssl_client_verify $ssl_client_s_dn" always; return 200 "ok\\n"; }
+    }
+    server {
+        listen 127.0.0.1:${verifyBoth} ssl;
+        ssl_certificate ${fixture('b-rsa.fullchain.crt')};
+        ssl_certificate_key ${fixture('b-rsa.key')};
+        ssl_verify_client on; ssl_verify_depth 2; ssl_client_certificate ${dir}/root.crt; ssl_crl ${dir}/both.crl;
+        location / { add_header X-Client "$ssl_client_verify $ssl_client_s_dn" always; return 200 "ok\\n"; }
+    }
+    server {
+        listen 127.0.0.1:${verifyRoot} ssl;
+        ssl_certificate ${fixture('b-rsa.fullchain.crt')};
+        ssl_certificate_key ${fixture('b-rsa.key')};
+        ssl_verify_client on; ssl_verify_depth 2; ssl_client_certificate ${dir}/root.crt; ssl_crl ${dir}/root.crl;
         location / { add_header X-Client "$ssl_client_verify $ssl_client_s_dn" always; return 200 "ok\\n"; }
     }
     server {
@@ -136,10 +152,12 @@ describe('proxy_ssl_certificate, proxy_ssl_password_file, proxy_ssl_crl, proxy_s
     '/none',
     '/crl-both',
     '/crl-root',
+    '/client-crl-both',
+    '/client-crl-root',
   ];
 
   before(async () => {
-    pair = await startPair(conf, setup, 4);
+    pair = await startPair(conf, setup, 6);
     for (const name of ['hitless', 'nginx'] as const) {
       for (const path of paths) answers[name][path] = await clientOf(pair.ports[name], path);
       answers[name]['stream'] = await clientOf(pair.extra[name][2] as number, '/');
@@ -172,6 +190,9 @@ describe('proxy_ssl_certificate, proxy_ssl_password_file, proxy_ssl_crl, proxy_s
   it('checks every CRL of a proxy_ssl_crl file, and wants one for each CA of the chain', () => {
     assert.equal(answers.hitless['/crl-both']?.status, 200);
     assert.equal(answers.hitless['/crl-root']?.status, 502);
+    // ssl_crl of a server verifying client certificates: the same rule (ssl_crl.t's "no revoked chain").
+    assert.deepEqual(answers.hitless['/client-crl-both'], { status: 200, client: 'SUCCESS CN=end' });
+    assert.equal(answers.hitless['/client-crl-root']?.status, 400);
   });
 
   it('logs a certificate that does not load, and no key material', () => {
