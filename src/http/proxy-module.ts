@@ -240,7 +240,8 @@ export function sslCertificateFile(name: `${UpstreamModule}_ssl_${'certificate' 
     default: () => undefined,
     defaultText: '—',
     parse: ([written = ''], ctx): TlsFile => {
-      if (written === '') return { written, path: '' };
+      // nginx makes "" the configuration's directory (ngx_get_full_name()), which does not load as a key.
+      if (written === '') return { written, path: ctx.confPrefix };
       if (hasVariables(written)) {
         if (!name.startsWith('proxy_')) ctx.fail(`variables in "${name}" are not supported by hitless`);
         try {
@@ -270,7 +271,7 @@ export function upstreamTlsSettings(block: ConfBlockView, module: UpstreamModule
     ciphers: block.get(`${module}_ssl_ciphers`),
     // An empty proxy_ssl_certificate is none (ngx_http_proxy_set_ssl(): `value.len` is checked).
     certificate: nonEmpty(block.get(`${module}_ssl_certificate`)),
-    certificateKey: nonEmpty(block.get(`${module}_ssl_certificate_key`)),
+    certificateKey: nonEmpty(block.get(`${module}_ssl_certificate`)) === undefined ? undefined : block.get(`${module}_ssl_certificate_key`),
     passwords: block.get(`${module}_ssl_password_file`)?.passwords.map((password) => Buffer.from(password, 'latin1')),
     sessionReuse: block.get(`${module}_ssl_session_reuse`),
     crl: block.get(`${module}_ssl_crl`),

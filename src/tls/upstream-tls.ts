@@ -4,7 +4,6 @@
  * (`SSL_get_verify_result`, then `ngx_ssl_check_host`) and one cached session per peer and name.
  */
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { isIP, type Socket } from 'node:net';
 import { checkServerIdentity, connect, createSecureContext, type PeerCertificate, type SecureContext, type SecureContextOptions, type SecureVersion, type TLSSocket } from 'node:tls';
 import { X509_ERRORS } from './x509-errors.js';
@@ -65,14 +64,6 @@ export function sslHostName(name: string): string {
   const start = name.startsWith('[') ? Math.max(name.indexOf(']'), 0) : 0;
   const colon = name.indexOf(':', start);
   return colon === -1 ? name : name.slice(0, colon);
-}
-
-function readPem(path: string, what: string): Buffer {
-  try {
-    return readFileSync(path);
-  } catch (err) {
-    throw new UpstreamTlsLoadError(`cannot load ${what} "${path}": BIO_new_file() failed (${errnoText(err)})`, { cause: err });
-  }
 }
 
 /**
@@ -140,7 +131,8 @@ export class UpstreamTls {
   static load(settings: UpstreamTlsSettings, caches?: CertificateCaches, confCommand = 'proxy_ssl_conf_command'): UpstreamTls {
     const hash = createHash('sha256').update(JSON.stringify(settings));
     // ngx_ssl_trusted_certificate() and ngx_ssl_crl() only with proxy_ssl_verify on.
-    const ca = !settings.verify || settings.trustedCertificate === undefined ? undefined : readPem(settings.trustedCertificate, 'trusted certificate');
+    // ngx_ssl_trusted_certificate() says "cannot load certificate" of a trusted certificate too.
+    const ca = !settings.verify || settings.trustedCertificate === undefined ? undefined : atLoad(() => readPemSync(settings.trustedCertificate as string, 'certificate'));
     const crl = !settings.verify || settings.crl === undefined ? undefined : crlBlocks(atLoad(() => readPemSync(settings.crl as string, 'CRL')));
     const cert = settings.certificate;
     const key = settings.certificateKey;
