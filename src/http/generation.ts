@@ -44,6 +44,7 @@ import { toByteString } from '../core/byte-string.js';
 import { UserFiles } from './user-files.js';
 import { captureNamesOf, createHttpVariables, defineSetVariables } from './variables.js';
 import { compileScript, type ScriptCode } from './rewrite-script.js';
+import { CertificateCaches } from '../tls/certificate-cache.js';
 
 /** An `add_header`, ready to run. */
 export interface CompiledHeader {
@@ -150,6 +151,8 @@ export class HttpGeneration {
   /** The `upstream` groups, by name. */
   readonly groups: ReadonlyMap<string, UpstreamGroup<HttpRequest>>;
   readonly #implicitGroups = new Map<string, UpstreamGroup<HttpRequest>>();
+  /** proxy_ssl_certificate_cache and ssl_certificate_cache: one cache per directive, shared by the levels that inherit it. */
+  readonly #certificateCaches = new CertificateCaches();
   /** The `resolver`s of proxy_pass URLs with variables, and the groups their answers made. */
   readonly #resolvers = new Resolvers();
   /** The `open_file_cache`s of this generation's levels. */
@@ -209,7 +212,7 @@ export class HttpGeneration {
         level: levelOf(block),
         locations: LocationTree.build(block, levelOf, (level) => level.proxy !== undefined || level.grpc !== undefined),
         // Certificate names with variables are evaluated with this generation's variables (maps included).
-        tls: tls.variable === undefined ? tls : { ...tls, select: tls.variable.bind(this.variables, handshakeRequest, log) },
+        tls: tls.variable === undefined ? tls : { ...tls, select: tls.variable.bind(this.variables, handshakeRequest, log, this.#certificateCaches) },
         maxConcurrentStreams: block.get('http2_max_concurrent_streams'),
         connection: compileCoreConnection(block),
       });
@@ -283,7 +286,7 @@ export class HttpGeneration {
     if (block.name !== 'location' || !block.isSet('proxy_pass')) return undefined;
     const target = block.get('proxy_pass');
     if (target === undefined) return undefined;
-    return compileProxy(block, target, this.groups, this.#implicitGroups, this.variables, this.#resolvers, this.#state.upstreams.connections);
+    return compileProxy(block, target, this.groups, this.#implicitGroups, this.variables, this.#resolvers, this.#state.upstreams.connections, this.#certificateCaches);
   }
 
   #compileLimitExceptProxy(block: ConfBlockView): LevelConfig['limitExceptProxy'] {
@@ -293,7 +296,7 @@ export class HttpGeneration {
     if (target === undefined) return undefined;
     // The block's own proxy_pass with the location's other proxy_* settings, as nginx merges them.
     const view: ConfBlockView = { ...block, get: (name) => (limit.isSet(name) ? limit.get(name) : block.get(name)), isSet: (name) => limit.isSet(name) || block.isSet(name) };
-    const proxy = compileProxy(view, target, this.groups, this.#implicitGroups, this.variables, this.#resolvers, this.#state.upstreams.connections);
+    const proxy = compileProxy(view, target, this.groups, this.#implicitGroups, this.variables, this.#resolvers, this.#state.upstreams.connections, this.#certificateCaches);
     return { methods: (limit.value as LimitExcept).methods, proxy };
   }
 

@@ -5,11 +5,12 @@
  */
 import { ConfigError } from '../core/errors.js';
 import { hasVariables } from '../conf/lexer.js';
-import { defineDirective, type ConfBlockView, type ConfModule, type DirectiveContext } from '../conf/registry.js';
+import { defineDirective, type CheckContext, type ConfBlockView, type ConfModule, type DirectiveContext } from '../conf/registry.js';
 import type { Template } from '../core/variables.js';
 import {
   checkUpstreamHost,
   checkUpstreamSsl,
+  once,
   flag,
   headerList,
   nextUpstreamDirectives,
@@ -23,6 +24,7 @@ import {
 } from './proxy-module.js';
 import { blocksOf, parseValue } from '../conf/values.js';
 import { checkVariables } from './variables.js';
+import type { PasswordFile, TlsFile } from '../tls/ssl-module.js';
 
 /** Where `grpc_pass` sends requests. */
 export interface GrpcPassTarget extends UpstreamAddress {
@@ -57,9 +59,12 @@ declare module '../conf/registry.js' {
     grpc_ssl_server_name: boolean;
     grpc_ssl_protocols: readonly string[];
     grpc_ssl_ciphers: string;
-    grpc_ssl_certificate: string | undefined;
-    grpc_ssl_certificate_key: string | undefined;
+    grpc_ssl_certificate: TlsFile | undefined;
+    grpc_ssl_certificate_key: TlsFile | undefined;
     grpc_ssl_session_reuse: boolean;
+    grpc_ssl_password_file: PasswordFile | undefined;
+    grpc_ssl_crl: string | undefined;
+    grpc_ssl_conf_command: readonly (readonly [name: string, value: string])[];
   }
 }
 
@@ -74,9 +79,10 @@ export function parseGrpcPass([url = '']: readonly string[], ctx: DirectiveConte
 }
 
 /** Checks needing the whole `http` block: every grpc_pass host is a group or resolves, and its TLS settings load. */
-function checkGrpcTargets(main: ConfBlockView): void {
+function checkGrpcTargets(main: ConfBlockView, ctx: CheckContext): void {
   const http = main.blocks.find((block) => block.name === 'http');
   if (http === undefined) return;
+  const warn = once(ctx);
   const groups = upstreamGroupNames(http);
   const templates: Template[] = [];
   for (const block of blocksOf(http)) {
@@ -84,7 +90,7 @@ function checkGrpcTargets(main: ConfBlockView): void {
     if (!block.isSet('grpc_pass')) continue;
     const target = block.get('grpc_pass');
     if (block.isSet('proxy_pass')) throw new ConfigError('"grpc_pass" and "proxy_pass" in one location are not supported by hitless', target);
-    if (target.tls) checkUpstreamSsl(block, 'grpc');
+    if (target.tls) checkUpstreamSsl(block, 'grpc', warn);
     const sslName = block.get('grpc_ssl_name');
     if (sslName !== undefined) templates.push(sslName);
     checkUpstreamHost(target, groups);

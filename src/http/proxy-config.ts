@@ -14,7 +14,8 @@ import { implicitGroup, type UpstreamGroup } from '../upstream/group.js';
 import { toByteString } from '../core/byte-string.js';
 import { ResolveFailure, type Resolvers } from './resolver.js';
 import { isIP } from 'node:net';
-import { sslHostName, UpstreamTls } from '../tls/upstream-tls.js';
+import { certificatePathsOf, sslHostName, UpstreamTls } from '../tls/upstream-tls.js';
+import type { CertificateCaches, CertificatePaths } from '../tls/certificate-cache.js';
 import { parseSize } from '../core/parse.js';
 import { compileBind } from './proxy-directives.js';
 import type { LocalAddress } from '../upstream/peer-connect.js';
@@ -97,6 +98,8 @@ export interface CompiledProxy {
   readonly ignoreHeaders: ReadonlySet<string>;
   /** `proxy_cookie_domain`, `proxy_cookie_path`, `proxy_cookie_flags`; undefined when none applies. */
   readonly cookies: CookieRewriter | undefined;
+  /** `proxy_ssl_certificate` with variables: the files of this request; undefined when fixed or evaluated empty (no certificate). */
+  sslCertificate(request: HttpRequest): CertificatePaths | undefined;
 }
 
 /** proxy_limit_rate, compiled: a size, or a value read per request (ngx_http_complex_value_size()). */
@@ -122,6 +125,7 @@ export function compileProxy(
   table: VariableTable<HttpRequest>,
   resolvers?: Resolvers,
   connections?: ConnectionBudget,
+  certificateCaches?: CertificateCaches,
 ): CompiledProxy {
   const text = (template: Parameters<typeof compileTemplate>[0]): CompiledTemplate<HttpRequest> => compileTemplate(template, table, { literal: toByteString });
   const own = block.get('proxy_set_header');
@@ -209,7 +213,8 @@ export function compileProxy(
         return undefined;
       };
   const errorCodes = new Set(block.get('error_page').flatMap((page) => page.codes));
-  const ssl = target.scheme === 'https' ? UpstreamTls.load(upstreamTlsSettings(block)) : undefined;
+  const ssl = target.scheme === 'https' ? UpstreamTls.load(upstreamTlsSettings(block), certificateCaches) : undefined;
+  const sslCertificate = ssl?.variableCertificate === true ? certificatePathsOf(ssl.settings, table) : () => undefined;
   const sslNameSetting = block.get('proxy_ssl_name');
   const sslNameTemplate = sslNameSetting === undefined ? undefined : text(sslNameSetting);
   const sslName = (request: HttpRequest): string =>
@@ -272,6 +277,7 @@ export function compileProxy(
     limitRate: compileProxyLimitRate(block, text),
     ignoreHeaders: block.get('proxy_ignore_headers'),
     cookies: compileCookieRewriter({ domain: block.get('proxy_cookie_domain'), path: block.get('proxy_cookie_path'), flags: block.get('proxy_cookie_flags') }, table),
+    sslCertificate,
   };
 }
 

@@ -3,11 +3,12 @@
  * error messages. What they do at request time is in proxy.ts.
  */
 import { isIP } from 'node:net';
+import { isAbsolute, resolve } from 'node:path';
 import { PROXY_BUFFER_DIRECTIVES } from './core-directives.js';
 import { ConfigError } from '../core/errors.js';
 import { parseNumber } from '../core/parse.js';
 import { hasVariables } from '../conf/lexer.js';
-import { defineDirective, type AnyDirectiveSpec, type ConfBlockView, type CheckContext, type ConfModule, type DirectiveContext } from '../conf/registry.js';
+import { defineDirective, type AnyDirectiveSpec, type CheckContext, type ConfBlockView, type ConfModule, type DirectiveContext } from '../conf/registry.js';
 import type { Template } from '../core/variables.js';
 import type { LocationMatch } from './core-module.js';
 import { resolveHostSync } from '../core/hosts.js';
@@ -17,6 +18,11 @@ import { checkVariables } from './variables.js';
 import { UpstreamTls, UpstreamTlsLoadError, type UpstreamTlsSettings } from '../tls/upstream-tls.js';
 import { PROXY_REQUEST_DIRECTIVES } from './proxy-directives.js';
 import { cookieTemplates, PROXY_COOKIE_DIRECTIVES } from './proxy-cookie.js';
+import { isConstantTemplate, parseTemplate, TemplateSyntaxError } from '../core/variables.js';
+import { CertificateLoadError, readPasswordFile } from '../tls/certificate-files.js';
+import { parseCertificateCache, type CertificateCacheSetting } from '../tls/certificate-cache.js';
+import { CONF_COMMANDS_MAPPED, confCommandPair } from '../tls/ssl-conf-command.js';
+import type { PasswordFile, TlsFile } from '../tls/ssl-module.js';
 
 /** Where `proxy_pass` sends requests. */
 export interface ProxyPassTarget {
@@ -86,9 +92,13 @@ declare module '../conf/registry.js' {
     proxy_ssl_server_name: boolean;
     proxy_ssl_protocols: readonly string[];
     proxy_ssl_ciphers: string;
-    proxy_ssl_certificate: string | undefined;
-    proxy_ssl_certificate_key: string | undefined;
+    proxy_ssl_certificate: TlsFile | undefined;
+    proxy_ssl_certificate_key: TlsFile | undefined;
     proxy_ssl_session_reuse: boolean;
+    proxy_ssl_password_file: PasswordFile | undefined;
+    proxy_ssl_crl: string | undefined;
+    proxy_ssl_conf_command: readonly (readonly [name: string, value: string])[];
+    proxy_ssl_certificate_cache: CertificateCacheSetting | undefined;
   }
 }
 
@@ -201,10 +211,10 @@ export function headerList(name: 'proxy_hide_header' | 'proxy_pass_header' | 'gr
 export const SSL_PROTOCOLS: ReadonlySet<string> = new Set(['SSLv2', 'SSLv3', 'TLSv1', 'TLSv1.1', 'TLSv1.2', 'TLSv1.3']);
 
 /** A file directive of the proxy_ssl family: relative paths resolve against the configuration's directory, as ngx_conf_full_name(cf->cycle, name, 1) does. */
-export function sslFile(name: `${UpstreamModule}_ssl_${'trusted_certificate' | 'certificate' | 'certificate_key'}`, summary: string) {
+export function sslFile(name: `${UpstreamModule}_ssl_${'trusted_certificate' | 'crl'}`, summary: string) {
   return defineDirective({
     kind: 'value',
-    name: name as 'proxy_ssl_certificate',
+    name: name as 'proxy_ssl_trusted_certificate',
     contexts: ['http', 'server', 'location'],
     args: [1],
     syntax: 'file;',
@@ -214,6 +224,40 @@ export function sslFile(name: `${UpstreamModule}_ssl_${'trusted_certificate' | '
     parse: ([file = ''], ctx) => {
       if (hasVariables(file)) ctx.fail(`variables in "${name}" are not supported by hitless`);
       return file.startsWith('/') ? file : `${ctx.confPrefix}${file}`;
+    },
+  });
+}
+
+/**
+ * `*_ssl_certificate` and `*_ssl_certificate_key` (ngx_http_upstream's complex values): an empty
+ * value means no certificate (it cancels an inherited one); with variables (proxy only, nginx
+ * 1.21.0) the names are evaluated per connection, a relative result against the configuration's
+ * directory.
+ */
+export function sslCertificateFile(name: `${UpstreamModule}_ssl_${'certificate' | 'certificate_key'}`, summary: string) {
+  return defineDirective({
+    kind: 'value',
+    name: name as 'proxy_ssl_certificate',
+    contexts: ['http', 'server', 'location'],
+    args: [1],
+    syntax: 'file;',
+    summary,
+    default: () => undefined,
+    defaultText: '—',
+    parse: ([written = ''], ctx): TlsFile => {
+      // nginx makes "" the configuration's directory (ngx_get_full_name()), which does not load as a key.
+      if (written === '') return { written, path: ctx.confPrefix };
+      if (hasVariables(written)) {
+        if (!name.startsWith('proxy_')) ctx.fail(`variables in "${name}" are not supported by hitless`);
+        try {
+          const template = parseTemplate(written);
+          if (!isConstantTemplate(template)) return { written, path: ctx.confPrefix, template };
+        } catch (err) {
+          if (err instanceof TemplateSyntaxError) ctx.fail(err.reason);
+          throw err;
+        }
+      }
+      return { written, path: isAbsolute(written) ? written : resolve(ctx.confPrefix, written) };
     },
   });
 }
@@ -230,28 +274,52 @@ export function upstreamTlsSettings(block: ConfBlockView, module: UpstreamModule
     serverName: block.get(`${module}_ssl_server_name`),
     protocols: block.get(`${module}_ssl_protocols`),
     ciphers: block.get(`${module}_ssl_ciphers`),
-    certificate: block.get(`${module}_ssl_certificate`),
-    certificateKey: block.get(`${module}_ssl_certificate_key`),
+    // An empty proxy_ssl_certificate is none (ngx_http_proxy_set_ssl(): `value.len` is checked).
+    certificate: nonEmpty(block.get(`${module}_ssl_certificate`)),
+    certificateKey: nonEmpty(block.get(`${module}_ssl_certificate`)) === undefined ? undefined : block.get(`${module}_ssl_certificate_key`),
+    passwords: block.get(`${module}_ssl_password_file`)?.passwords.map((password) => Buffer.from(password, 'latin1')),
     sessionReuse: block.get(`${module}_ssl_session_reuse`),
+    crl: block.get(`${module}_ssl_crl`),
+    confCommands: block.get(`${module}_ssl_conf_command`),
+    certificateCache: module === 'proxy' ? block.get('proxy_ssl_certificate_cache') : undefined,
   };
+}
+
+function nonEmpty(file: TlsFile | undefined): TlsFile | undefined {
+  return file === undefined || file.written === '' ? undefined : file;
+}
+
+/** `ngx_http_upstream_ssl_password_file()`: the file is read with the configuration. */
+function parseUpstreamPasswordFile([written = '']: readonly string[], ctx: DirectiveContext): PasswordFile {
+  const path = isAbsolute(written) ? written : resolve(ctx.confPrefix, written);
+  try {
+    return { path, passwords: readPasswordFile(path).map((password) => password.toString('latin1')) };
+  } catch (err) {
+    if (err instanceof CertificateLoadError) ctx.fail(err.message);
+    throw err;
+  }
 }
 
 /**
  * Refuses what ngx_http_proxy_set_ssl() refuses, and loads the files once so a bad one fails the
  * load, not a request. nginx logs these at merge time through cf->log, without a file and line.
  */
-export function checkUpstreamSsl(block: ConfBlockView, module: UpstreamModule = 'proxy'): void {
+export function checkUpstreamSsl(block: ConfBlockView, module: UpstreamModule = 'proxy', warn?: (reason: string) => void): Template[] {
   const settings = upstreamTlsSettings(block, module);
-  if (settings.certificate !== undefined && settings.certificateKey === undefined) {
-    throw new ConfigError(`no "${module}_ssl_certificate_key" is defined for certificate "${settings.certificate}"`, undefined);
+  if (settings.certificate !== undefined && block.get(`${module}_ssl_certificate_key`) === undefined) {
+    throw new ConfigError(`no "${module}_ssl_certificate_key" is defined for certificate "${settings.certificate.written}"`, undefined);
   }
   if (settings.verify && settings.trustedCertificate === undefined) throw new ConfigError(`no ${module}_ssl_trusted_certificate for ${module}_ssl_verify`, undefined);
+  let tls: UpstreamTls;
   try {
-    UpstreamTls.load(settings);
+    tls = UpstreamTls.load(settings, undefined, `${module}_ssl_conf_command`);
   } catch (err) {
     if (err instanceof UpstreamTlsLoadError) throw new ConfigError(err.message, undefined, { cause: err });
     throw err;
   }
+  for (const warning of tls.warnings) warn?.(warning);
+  // The certificate's variables, for the check of unknown variables.
+  return [settings.certificate?.template, settings.certificateKey?.template].filter((template) => template !== undefined);
 }
 
 const NEXT_UPSTREAM_CASES: ReadonlySet<string> = new Set(['error', 'timeout', 'invalid_header', 'http_500', 'http_502', 'http_503', 'http_504', 'http_403', 'http_404', 'http_429', 'non_idempotent']);
@@ -346,9 +414,52 @@ export function upstreamSslDirectives(module: UpstreamModule, scheme: string): A
       defaultText: `${module}_ssl_ciphers DEFAULT;`,
       parse: ([value = '']) => value,
     }),
-    sslFile(`${module}_ssl_certificate`, `PEM file of the client certificate (and chain) presented to ${scheme} upstreams that ask for one.`),
-    sslFile(`${module}_ssl_certificate_key`, `PEM file of the key of ${module}_ssl_certificate.`),
+    sslCertificateFile(
+      `${module}_ssl_certificate`,
+      `PEM file of the client certificate (and chain) presented to ${scheme} upstreams that ask for one; an empty value means none${module === 'proxy' ? '; with variables, evaluated per connection (see proxy_ssl_certificate_cache)' : ''}.`,
+    ),
+    sslCertificateFile(`${module}_ssl_certificate_key`, `PEM file of the key of ${module}_ssl_certificate${module === 'proxy' ? ' (variables allowed)' : ''}.`),
+    defineDirective({
+      kind: 'value',
+      name: `${module}_ssl_password_file` as 'proxy_ssl_password_file',
+      contexts: ['http', 'server', 'location'],
+      args: [1],
+      syntax: 'file;',
+      summary: `Passphrases of an encrypted ${module}_ssl_certificate_key, one a line, tried in order; read with the configuration.`,
+      default: () => undefined,
+      defaultText: '—',
+      parse: parseUpstreamPasswordFile,
+    }),
+    sslFile(`${module}_ssl_crl`, `PEM file of the revoked certificates (CRLs) checked, for the whole chain, when ${module}_ssl_verify is on.`),
+    defineDirective({
+      kind: 'value',
+      name: `${module}_ssl_conf_command` as 'proxy_ssl_conf_command',
+      contexts: ['http', 'server', 'location'],
+      args: [2],
+      repeatable: true,
+      syntax: 'name value;',
+      summary: `An OpenSSL configuration command for the TLS to ${scheme} upstreams, applied after the other ${module}_ssl_* settings; Certificate and PrivateKey replace ${module}_ssl_certificate. ${CONF_COMMANDS_MAPPED}`,
+      default: () => [],
+      defaultText: '—',
+      parse: ([name = '', value = ''], ctx, previous) => [...(previous ?? []), confCommandPair(name, value, ctx.confPrefix)],
+    }),
     flag(`${module}_ssl_session_reuse`, `Whether TLS sessions to ${scheme} upstreams are resumed, one cached session per peer and name.`, true),
+    ...(module === 'proxy'
+      ? [
+          defineDirective({
+            kind: 'value',
+            name: 'proxy_ssl_certificate_cache',
+            contexts: ['http', 'server', 'location'],
+            args: '1+',
+            syntax: 'off | max=N [inactive=time] [valid=time];',
+            summary:
+              'Caches the certificates and keys that proxy_ssl_certificate with variables loads: an entry younger than valid (60s) is used without looking at the file, an older one is checked by inode and mtime; entries not used for inactive (10s) go, and the least recently used beyond max. A key that needs a passphrase is never cached. Default off: the files are read for every connection.',
+            default: () => undefined,
+            defaultText: 'proxy_ssl_certificate_cache off;',
+            parse: (args, ctx) => parseCertificateCache(args, 'proxy_ssl_certificate_cache', (message) => ctx.fail(message)),
+          }),
+        ]
+      : []),
   ];
 }
 
@@ -356,6 +467,7 @@ export function upstreamSslDirectives(module: UpstreamModule, scheme: string): A
 function checkProxyTargets(main: ConfBlockView, ctx: CheckContext): void {
   const http = main.blocks.find((block) => block.name === 'http');
   if (http === undefined) return;
+  const warn = once(ctx);
   const groups = upstreamGroupNames(http);
   const templates: Template[] = [];
   for (const block of blocksOf(http)) {
@@ -364,9 +476,9 @@ function checkProxyTargets(main: ConfBlockView, ctx: CheckContext): void {
     if (block.isSet('early_hints')) templates.push(...(block.get('early_hints') ?? []));
     const target = block.isSet('proxy_pass') ? block.get('proxy_pass') : undefined;
     if (target === undefined) continue;
-    if (target.scheme === 'https') checkUpstreamSsl(block);
+    if (target.scheme === 'https') templates.push(...checkUpstreamSsl(block, 'proxy', warn));
     if (block.get('proxy_pass_trailers') && block.get('proxy_http_version') !== '2') {
-      ctx.warn('"proxy_pass_trailers" passes trailers only with "proxy_http_version 2" in hitless: the trailers of an HTTP/1.1 upstream\'s chunked response are dropped');
+      warn('"proxy_pass_trailers" passes trailers only with "proxy_http_version 2" in hitless: the trailers of an HTTP/1.1 upstream\'s chunked response are dropped');
     }
     const sslName = block.get('proxy_ssl_name');
     if (sslName !== undefined) templates.push(sslName);
@@ -396,6 +508,16 @@ function proxyRequestTemplates(block: ConfBlockView): Template[] {
     flags: block.isSet('proxy_cookie_flags') ? block.get('proxy_cookie_flags') : undefined,
   }));
   return out;
+}
+
+/** A check's [warn], each text once however many levels inherit what it warns of. */
+export function once(ctx: CheckContext): (reason: string) => void {
+  const seen = new Set<string>();
+  return (reason) => {
+    if (seen.has(reason)) return;
+    seen.add(reason);
+    ctx.warn(reason);
+  };
 }
 
 /** The `upstream` group names of an `http` block. */

@@ -253,7 +253,7 @@ class ProxyAttempts {
     // proxy_pass https://: the handshake has its own proxy_connect_timeout, as in
     // ngx_http_upstream_ssl_init_connection(); a failure is `error` (or `timeout`) for
     // proxy_next_upstream and never falls back to plaintext.
-    const tls = proxy.ssl === undefined ? undefined : { tls: proxy.ssl, name: proxy.sslName(request) };
+    const tls = proxy.ssl === undefined ? undefined : { tls: proxy.ssl, name: proxy.sslName(request), certificate: proxy.sslCertificate(request) };
     // ngx_http_upstream_set_local(): a proxy_bind value that is no address is an [error], and binds none.
     const bind = proxy.bind(request);
     if (bind !== undefined && 'invalid' in bind) this.#ctx.log.error(`${bind.invalid}${where(this.#ctx)}`, this.#ctx.conn.number);
@@ -269,8 +269,10 @@ class ProxyAttempts {
         return;
       }
       if (!result.ok && result.local === true) {
-        // worker_connections: ngx_http_upstream_connect() finalizes with 500, the peer is not at fault.
-        attempt.finish('aborted', 'worker_connections');
+        // worker_connections, or a certificate with variables that does not load
+        // (ngx_http_upstream_ssl_init_connection()): 500, the peer is not at fault.
+        if (result.certificate === true) this.#ctx.log.error(`${result.message}${where(this.#ctx, peer)}`, this.#ctx.conn.number);
+        attempt.finish('aborted', result.certificate === true ? 'certificate' : 'worker_connections');
         this.#finishWithError(500);
         return;
       }
@@ -286,7 +288,9 @@ class ProxyAttempts {
   /** The pool key of a connection for this request: the peer, plus the TLS settings and name for https. */
   #poolKey(peer: Peer): string {
     const { proxy, request } = this.#ctx;
-    return proxy.ssl === undefined ? peer.name : `${peer.name} ${proxy.ssl.id} ${proxy.sslName(request)}`;
+    if (proxy.ssl === undefined) return peer.name;
+    const certificate = proxy.ssl.variableCertificate ? proxy.sslCertificate(request) : undefined;
+    return `${peer.name} ${proxy.ssl.id} ${proxy.sslName(request)}${certificate === undefined ? '' : ` ${certificate.cert} ${certificate.key}`}`;
   }
 
   #send(attempt: UpstreamAttempt, connection: UpstreamConnection): void {

@@ -150,6 +150,8 @@ export class StreamConnection {
       });
       return false;
     }
+    // An ssl_certificate with variables is evaluated against this session (streamTlsOf()).
+    tls.sessions.set(secure, this.session);
     secure.allowHalfOpen = true;
     secure.on('error', () => undefined);
     const ok = await new Promise<boolean>((resolve) => {
@@ -159,6 +161,7 @@ export class StreamConnection {
       }, tls.handshakeTimeoutMs);
       secure.once('secure', () => {
         clearTimeout(timer);
+        secure.off('end', onEnd);
         resolve(true);
       });
       const failed = (err?: Error): void => {
@@ -170,6 +173,13 @@ export class StreamConnection {
       secure.once('close', () => failed());
       // Not raw.resume(): the TLS socket reads the bytes put back on it, and a flowing raw socket
       // would emit them as its own 'data' instead (the handshake then waited for them forever).
+      // With allowHalfOpen, a FIN before the handshake ends is an 'end' and no 'close': without
+      // this the session waited for ssl_handshake_timeout (nginx: SSL_do_handshake() sees the EOF).
+      const onEnd = (): void => {
+        this.#log.info(`peer closed connection in SSL handshake while SSL handshaking, ${this.#logContext}`, this.session.id);
+        failed();
+      };
+      secure.once('end', onEnd);
     });
     this.#socket = secure;
     if (!ok) return false;

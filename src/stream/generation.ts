@@ -20,7 +20,8 @@ import { upstreamTlsSettings } from '../http/proxy-module.js';
 import { compileBind } from '../http/proxy-directives.js';
 import type { TrustedBlock } from '../http/realip.js';
 import { toByteString } from '../core/byte-string.js';
-import { sslHostName, UpstreamTls } from '../tls/upstream-tls.js';
+import { certificatePathsOf, sslHostName, UpstreamTls } from '../tls/upstream-tls.js';
+import { CertificateCaches } from '../tls/certificate-cache.js';
 import { buildUpstreamGroups, implicitGroup, type UpstreamGroup } from '../upstream/group.js';
 import type { LogLevel } from '../core/parse.js';
 import type { StreamProxySettings } from './proxy.js';
@@ -79,6 +80,8 @@ export class StreamGeneration {
   readonly logs: AccessLogs<StreamSession>;
   readonly groups: Map<string, UpstreamGroup<StreamSession>>;
   readonly #implicit = new Map<string, UpstreamGroup<StreamSession>>();
+  /** proxy_ssl_certificate_cache: one cache per directive, shared by the servers that inherit it. */
+  readonly #certificateCaches = new CertificateCaches();
   readonly #table: VariableTable<StreamSession>;
 
   readonly #state: ServingState;
@@ -173,7 +176,7 @@ export class StreamGeneration {
       zones: this.#state.zones,
       limitConnLogLevel: block.get('limit_conn_log_level'),
       limitConnDryRun: block.get('limit_conn_dry_run'),
-      tls: block.get('listen').some((listen) => listen.ssl) ? streamTlsOf(block, this.#state.tls, this.#log) : undefined,
+      tls: block.get('listen').some((listen) => listen.ssl) ? streamTlsOf(block, this.#state.tls, this.#log, { table: this.#table, caches: this.#certificateCaches }) : undefined,
       loggers: this.logs.compile(block.get('access_log')),
       errorLog: this.errorLogs.of(ownErrorLog(block)),
       returnValue: returnTemplate === undefined ? undefined : compileTemplate(returnTemplate, this.#table, { literal: toByteString }),
@@ -190,7 +193,8 @@ export class StreamGeneration {
       const value = compileTemplate(target.template, this.#table, { literal: toByteString });
       resolveGroup = (session) => this.#groupFor(value(session));
     }
-    const ssl = block.get('proxy_ssl') ? UpstreamTls.load(upstreamTlsSettings(block)) : undefined;
+    const ssl = block.get('proxy_ssl') ? UpstreamTls.load(upstreamTlsSettings(block), this.#certificateCaches) : undefined;
+    const certificate = ssl?.variableCertificate === true ? certificatePathsOf(ssl.settings, this.#table) : () => undefined;
     const sslNameTemplate = block.get('proxy_ssl_name');
     const sslName = sslNameTemplate === undefined ? undefined : compileTemplate(sslNameTemplate, this.#table, { literal: toByteString });
     return {
@@ -207,7 +211,7 @@ export class StreamGeneration {
       responses: block.get('proxy_responses'),
       requests: block.get('proxy_requests'),
       // proxy_ssl_name defaults to the host of proxy_pass (a group's name, or the address's host).
-      ssl: ssl === undefined ? undefined : { tls: ssl, name: (session, group) => sslHostName(sslName === undefined ? group.name : sslName(session)) },
+      ssl: ssl === undefined ? undefined : { tls: ssl, name: (session, group) => sslHostName(sslName === undefined ? group.name : sslName(session)), certificate },
       bind: compileBind(block.get('proxy_bind'), (template) => compileTemplate(template, this.#table, { literal: toByteString })),
     };
   }

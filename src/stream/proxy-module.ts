@@ -5,11 +5,12 @@
  */
 import { parseNumber } from '../core/parse.js';
 import { hasVariables } from '../conf/lexer.js';
-import { defineDirective, type ConfBlockView, type ConfModule, type DirectiveContext } from '../conf/registry.js';
+import { defineDirective, type CheckContext, type ConfBlockView, type ConfModule, type DirectiveContext } from '../conf/registry.js';
 import type { Template } from '../core/variables.js';
 import {
   checkUpstreamHost,
   checkUpstreamSsl,
+  once,
   httpProxyModule,
   parseUpstreamAddress,
   timeout,
@@ -48,13 +49,14 @@ export function parseStreamProxyPass([address = '']: readonly string[], ctx: Dir
 }
 
 /** Every `proxy_pass` host is a group or resolves, every variable is known: nginx's checks at start. */
-function checkStreamProxy(stream: ConfBlockView): void {
+function checkStreamProxy(stream: ConfBlockView, ctx: CheckContext): void {
+  const warn = once(ctx);
   const groups = new Set(stream.blocks.filter((block) => block.name === 'upstream').map((block) => block.args[0] ?? ''));
   const templates: Template[] = [];
   for (const server of stream.blocks) {
     if (server.name !== 'server' || !server.isSet('proxy_pass')) continue;
     const target = server.get('proxy_pass') as ProxyPassTarget;
-    if (server.get('proxy_ssl')) checkUpstreamSsl(server);
+    if (server.get('proxy_ssl')) templates.push(...checkUpstreamSsl(server, 'proxy', warn));
     const sslName = server.get('proxy_ssl_name');
     if (sslName !== undefined) templates.push(sslName);
     if (target.template !== undefined) templates.push(target.template);
@@ -68,6 +70,7 @@ function checkStreamProxy(stream: ConfBlockView): void {
 const SSL_DIRECTIVES = [
   'proxy_ssl_verify', 'proxy_ssl_trusted_certificate', 'proxy_ssl_verify_depth', 'proxy_ssl_name', 'proxy_ssl_server_name',
   'proxy_ssl_protocols', 'proxy_ssl_ciphers', 'proxy_ssl_certificate', 'proxy_ssl_certificate_key', 'proxy_ssl_session_reuse',
+  'proxy_ssl_password_file', 'proxy_ssl_crl', 'proxy_ssl_conf_command', 'proxy_ssl_certificate_cache',
 ];
 
 /** The stream proxy module's directives. */
@@ -179,9 +182,9 @@ export const streamProxyModule: ConfModule = {
     ...SSL_DIRECTIVES.map((name) => reuseDirective(httpProxyModule, name, STREAM_SERVER_CONTEXTS)),
     reuseDirective(httpProxyModule, 'proxy_bind', STREAM_SERVER_CONTEXTS),
   ],
-  check(main) {
+  check(main, ctx) {
     const stream = main.blocks.find((block) => block.name === 'stream');
     if (stream === undefined) return;
-    checkStreamProxy(stream);
+    checkStreamProxy(stream, ctx);
   },
 };

@@ -14,6 +14,7 @@ import type { UpstreamGroup } from '../upstream/group.js';
 import { connectPeer, type LocalAddress, type PeerConnectOptions } from '../upstream/peer-connect.js';
 import { UpstreamCycle, type UpstreamAttempt } from '../upstream/request-cycle.js';
 import type { UpstreamTls } from '../tls/upstream-tls.js';
+import type { CertificatePaths } from '../tls/certificate-cache.js';
 import { writeProxyProtocol } from '../core/proxy-protocol.js';
 import type { StreamSession, UpstreamTry } from './session.js';
 
@@ -37,7 +38,14 @@ export interface StreamProxySettings {
   readonly responses: number | undefined;
   /** UDP: proxy_requests, 0 for no limit. */
   readonly requests: number;
-  readonly ssl: { readonly tls: UpstreamTls; readonly name: (session: StreamSession, group: UpstreamGroup<StreamSession>) => string } | undefined;
+  readonly ssl:
+    | {
+        readonly tls: UpstreamTls;
+        readonly name: (session: StreamSession, group: UpstreamGroup<StreamSession>) => string;
+        /** `proxy_ssl_certificate` with variables: the files of this session; undefined for none or fixed ones. */
+        readonly certificate: (session: StreamSession) => CertificatePaths | undefined;
+      }
+    | undefined;
   /** proxy_bind for a session: the local address, undefined for none, or nginx's error for a bad value. */
   readonly bind: (session: StreamSession) => LocalAddress | undefined | { readonly invalid: string };
 }
@@ -120,15 +128,17 @@ export function proxySession(session: StreamSession, client: ProxiedClient, sett
       noDelay: settings.tcpNodelay,
       // The PROXY header goes before the TLS handshake, in the clear, as nginx sends it.
       ...(ssl !== undefined && settings.proxyProtocol !== 0 ? { beforeTls: (socket: Socket) => socket.write(proxyHeader(session, settings.proxyProtocol as 1 | 2)) } : {}),
-      ...(ssl === undefined ? {} : { tls: { tls: ssl.tls, name: ssl.name(session, group) } }),
+      ...(ssl === undefined ? {} : { tls: { tls: ssl.tls, name: ssl.name(session, group), certificate: ssl.certificate(session) } }),
       local: localAddressFor(settings, session, log, client.logContext),
     };
     cancelConnect = connectPeer(peer, { ...options, budget: settings.connections }, (result) => {
       cancelConnect = undefined;
       if (!result.ok && result.bindFailed === true) log.write('crit', `${result.message}, ${client.logContext}, upstream: "${peer.name}"`, session.id);
       if (!result.ok && result.local === true) {
-        // ngx_stream_proxy_connect(): NGX_ERROR closes the session; the peer is not at fault.
-        attempt.finish('aborted', 'worker_connections');
+        // ngx_stream_proxy_connect(): NGX_ERROR closes the session; the peer is not at fault. So
+        // does a certificate with variables that does not load (ngx_stream_proxy_ssl_init_connection()).
+        if (result.certificate === true) log.error(`${result.message}, ${client.logContext}, upstream: "${peer.name}"`, session.id);
+        attempt.finish('aborted', result.certificate === true ? 'certificate' : 'worker_connections');
         fail(500);
         return;
       }

@@ -9,7 +9,12 @@ import { parseTime } from '../core/parse.js';
 import { defineDirective, type ConfBlockView, type ConfModule } from '../conf/registry.js';
 import { groupListens } from '../http/listen.js';
 import { VirtualHosts } from '../http/server-names.js';
-import { serverTlsOf } from '../tls/contexts.js';
+import { serverTlsOf, type ServerTls } from '../tls/contexts.js';
+import type { TLSSocket } from 'node:tls';
+import type { Template, VariableTable } from '../core/variables.js';
+import { checkStreamVariables } from './variables.js';
+import type { CertificateCaches } from '../tls/certificate-cache.js';
+import type { StreamSession } from './session.js';
 import { TlsTermination } from '../tls/sni.js';
 import type { TlsRuntime } from '../tls/tls-runtime.js';
 import { sslDirectives } from '../tls/ssl-module.js';
@@ -25,14 +30,42 @@ declare module '../conf/registry.js' {
 export interface StreamTls {
   readonly termination: TlsTermination<ConfBlockView>;
   readonly handshakeTimeoutMs: number;
+  /** The session of each handshake under way, which an ssl_certificate with variables is evaluated against. */
+  readonly sessions: WeakMap<TLSSocket, StreamSession>;
 }
 
-/** The TLS termination of a stream server: its certificates, or the store's for the client's SNI name. */
-export function streamTlsOf(server: ConfBlockView, runtime: TlsRuntime, log?: ErrorLog): StreamTls {
+/** What an `ssl_certificate` with variables needs: the generation's variables and certificate caches. */
+export interface StreamCertificateVariables {
+  readonly table: VariableTable<StreamSession>;
+  readonly caches: CertificateCaches;
+}
+
+/**
+ * The TLS termination of a stream server: its certificates, or the store's for the client's SNI
+ * name. Certificate names with variables are evaluated in the handshake against the session
+ * (ngx_stream_ssl_certificate()), where `$ssl_server_name` is the SNI name.
+ */
+export function streamTlsOf(server: ConfBlockView, runtime: TlsRuntime, log?: ErrorLog, variables?: StreamCertificateVariables): StreamTls {
   const report = { invalid: (): void => undefined, conflict: (): void => undefined };
   // One server per address: SNI selects among the store's certificates only.
   const hosts = VirtualHosts.build([server], server, () => [], `${server.file}:${server.line}`, report);
-  return { termination: new TlsTermination(hosts, serverTlsOf, runtime, false, [], log), handshakeTimeoutMs: server.get('ssl_handshake_timeout') };
+  const sessions = new WeakMap<TLSSocket, StreamSession>();
+  let bound: ServerTls | undefined;
+  const tlsOf = (block: ConfBlockView): ServerTls => {
+    const tls = serverTlsOf(block);
+    if (tls.variable === undefined || variables === undefined || log === undefined) return tls;
+    bound ??= { ...tls, select: tls.variable.bind(variables.table, (socket, servername) => handshakeSession(sessions, socket, servername), log, variables.caches) };
+    return bound;
+  };
+  return { termination: new TlsTermination(hosts, tlsOf, runtime, false, [], log), handshakeTimeoutMs: server.get('ssl_handshake_timeout'), sessions };
+}
+
+/** The session of a handshake, with the SNI name as `$ssl_server_name` until the handshake's own facts replace it. */
+function handshakeSession(sessions: WeakMap<TLSSocket, StreamSession>, socket: TLSSocket, servername: string): StreamSession {
+  const session = sessions.get(socket);
+  if (session === undefined) throw new Error('No session for the handshake');
+  session.tls = { serverName: servername, protocol: '', cipher: '', sessionReused: '.', client: undefined, alpnProtocol: '', sessionId: () => '', ciphers: () => '', curves: () => '', curve: () => '' };
+  return session;
 }
 
 const SHARED = [
@@ -40,6 +73,7 @@ const SHARED = [
   'ssl_ecdh_curve', 'ssl_session_timeout', 'ssl_session_cache', 'ssl_session_tickets', 'ssl_session_ticket_key',
   'ssl_reject_handshake', 'ssl_verify_client', 'ssl_client_certificate', 'ssl_trusted_certificate', 'ssl_verify_depth', 'ssl_crl',
   'ssl_dhparam', 'ssl_stapling', 'ssl_stapling_file', 'ssl_stapling_responder', 'ssl_stapling_verify', 'ssl_conf_command',
+  'ssl_certificate_cache',
 ];
 
 /** The stream ssl module's directives. */
@@ -62,14 +96,15 @@ export const streamSslModule: ConfModule = {
   check(main, ctx) {
     const stream = main.blocks.find((block) => block.name === 'stream');
     if (stream === undefined) return;
+    const templates: Template[] = [];
     for (const server of stream.blocks) {
       if (server.name !== 'server') continue;
       const files = [...server.get('ssl_certificate'), ...server.get('ssl_certificate_key')];
-      if (files.some((file) => file.template !== undefined)) {
-        throw new ConfigError('variables in "ssl_certificate" of a stream server are not supported by hitless', { file: server.file, line: server.line });
-      }
+      // Names with variables are evaluated in each handshake against the session (streamTlsOf()).
+      for (const file of files) if (file.template !== undefined) templates.push(file.template);
       for (const warning of serverTlsOf(server).warnings) ctx.warn(warning);
     }
+    checkStreamVariables(stream, templates);
     for (const socket of groupListens(stream)) {
       for (const addr of socket.addrs) {
         const server = addr.defaultServer;

@@ -31,6 +31,14 @@ export function openFailure(what: 'certificate' | 'certificate key' | 'CRL', pat
   );
 }
 
+/**
+ * The CRLs of a PEM file's text, one string each: OpenSSL's X509_load_cert_crl_file() (nginx's
+ * ngx_ssl_crl()) takes every one, Node's `crl` option only the first of a string.
+ */
+export function crlBlocks(pem: string): string[] {
+  return pem.match(/-----BEGIN X509 CRL-----[^-]*-----END X509 CRL-----/g) ?? [pem];
+}
+
 /** Reads a PEM file now; throws {@link CertificateLoadError}. */
 export function readPemSync(path: string, what: 'certificate' | 'certificate key' | 'CRL'): string {
   try {
@@ -53,7 +61,7 @@ const NO_PASSPHRASE = 'error:07880109:common libcrypto routines::interrupted or 
  * `ngx_ssl_load_certificate_key()`: the key, tried with each passphrase in order; without
  * `ssl_password_file`, an encrypted key fails as nginx's callback answers no passphrase.
  */
-function parseKey(pem: string, path: string, passwords: readonly Buffer[] | undefined): { key: LoadedKey; object: KeyObject } {
+export function parseKey(pem: string, path: string, passwords: readonly Buffer[] | undefined): { key: LoadedKey; object: KeyObject } {
   const fail = (reason: string): never => {
     throw new CertificateLoadError(`cannot load certificate key "${path}": PEM_read_bio_PrivateKey() failed (SSL: ${reason})`);
   };
@@ -100,10 +108,15 @@ export function parseKeyOf(
   use: 'SSL_CTX_use_PrivateKey' | 'SSL_use_PrivateKey',
 ): LoadedKey {
   const loaded = parseKey(pem, path, passwords);
-  if (!leaf.checkPrivateKey(loaded.object)) {
+  checkKeyOf(leaf, loaded.object, path, use);
+  return loaded.key;
+}
+
+/** Throws nginx's mismatch error when `key` is not the key of `leaf`; `use` as for {@link parseKeyOf}. */
+export function checkKeyOf(leaf: X509Certificate, key: KeyObject, path: string, use: 'SSL_CTX_use_PrivateKey' | 'SSL_use_PrivateKey'): void {
+  if (!leaf.checkPrivateKey(key)) {
     throw new CertificateLoadError(`${use}("${path}") failed (SSL: error:05800074:x509 certificate routines::key values mismatch)`);
   }
-  return loaded.key;
 }
 
 /** `ngx_ssl_read_password_file()` reads at most this much of a line. */

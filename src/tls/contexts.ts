@@ -7,7 +7,7 @@ import { constants, createHash } from 'node:crypto';
 import { createSecureContext, type SecureContext, type SecureContextOptions, type SecureVersion } from 'node:tls';
 import { ConfigError } from '../core/errors.js';
 import type { ConfBlockView, DirectiveValues } from '../conf/registry.js';
-import { CertificateLoadError, parseKeyOf, parseLeaf, readPemSync, type LoadedKey } from './certificate-files.js';
+import { CertificateLoadError, crlBlocks, parseKeyOf, parseLeaf, readPemSync, type LoadedKey } from './certificate-files.js';
 import { certificatesOf, type ClientVerifySettings, type VerifyClientMode } from './client-verify.js';
 import { SEND_FRAGMENT_MAX, SEND_FRAGMENT_MIN, type TlsFile, type TlsProtocolName } from './ssl-module.js';
 import { buildStaples, type CertificateStaple, type StaplingSettings } from './ocsp-stapling.js';
@@ -112,7 +112,7 @@ function clientCaOptions(server: ConfBlockView, mode: VerifyClientMode): { ca?: 
   if (mode === 'off') return options;
   if (cas.length > 0) options.ca = distinctCertificates(cas.map((file) => readPem(file, 'certificate')));
   const crls = server.get('ssl_crl');
-  if (crls.length > 0) options.crl = crls.map((file) => readPem(file, 'CRL'));
+  if (crls.length > 0) options.crl = crls.flatMap((file) => crlBlocks(readPem(file, 'CRL')));
   return options;
 }
 
@@ -261,7 +261,7 @@ export function serverTlsOf(server: ConfBlockView): ServerTls {
       // The settings are checked now, as nginx's SSL_CTX is built without a certificate.
       buildContext(server, base.options);
       const build = contextFor;
-      variable = new VariableCertificates(pairs, passwords, (loaded) => build(loaded.map((pair) => pair.cert), loaded.map((pair) => pair.key.pem)));
+      variable = new VariableCertificates(pairs, passwords, (loaded) => build(loaded.map((pair) => pair.cert), loaded.map((pair) => pair.key.pem)), server.get('ssl_certificate_cache'));
     } else {
       const loaded = pairs.map((pair) => loadPair(pair.cert, pair.key, passwords));
       context = contextFor(loaded.map((pair) => pair.cert), loaded.map((pair) => pair.key.pem));

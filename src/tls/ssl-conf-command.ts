@@ -18,6 +18,10 @@ declare module '../conf/registry.js' {
   }
 }
 
+/** What of SSL_CONF_cmd() Node allows, for the summaries of ssl_conf_command and proxy_ssl_conf_command. */
+export const CONF_COMMANDS_MAPPED =
+  "hitless maps CipherString, Ciphersuites, Curves, Groups, MinProtocol, MaxProtocol, SignatureAlgorithms, DHParameters, Certificate, PrivateKey and Options (SessionTicket, ServerPreference, PrioritizeChaCha, Compression, NoRenegotiation, EncryptThenMac, UnsafeLegacyRenegotiation, UnsafeLegacyServerConnect, AllowNoDHEKEX, NoResumptionOnRenegotiation, EmptyFragments, Bugs) onto Node's TLS options; the other commands OpenSSL knows have no effect (-t warns), as Node has no SSL_CONF_cmd(), and a name OpenSSL does not know is refused with nginx's error.";
+
 /** The table entry, spread into the ssl module's. */
 export const sslConfCommandDirective = defineDirective({
   kind: 'value',
@@ -26,13 +30,16 @@ export const sslConfCommandDirective = defineDirective({
   args: [2],
   repeatable: true,
   syntax: 'name value;',
-  summary:
-    'An OpenSSL configuration command applied after the other ssl_* settings. hitless maps CipherString, Ciphersuites, Curves, Groups, MinProtocol, MaxProtocol, SignatureAlgorithms, DHParameters, Certificate, PrivateKey and Options (SessionTicket, ServerPreference, PrioritizeChaCha, Compression, NoRenegotiation, EncryptThenMac, UnsafeLegacyRenegotiation, UnsafeLegacyServerConnect, AllowNoDHEKEX, NoResumptionOnRenegotiation, EmptyFragments, Bugs) onto Node\'s TLS options; the other commands OpenSSL knows have no effect (-t warns), as Node has no SSL_CONF_cmd(). File names are relative to the configuration\'s directory.',
+  summary: `An OpenSSL configuration command applied after the other ssl_* settings. ${CONF_COMMANDS_MAPPED} File names are relative to the configuration's directory.`,
   defaultText: '—',
   default: () => [],
-  // ngx_ssl_conf_commands(): a file or directory value is made full against the configuration's directory.
-  parse: ([name = '', value = ''], ctx, previous) => [...(previous ?? []), [name, FILE_COMMANDS.has(name) && !isAbsolute(value) ? resolve(ctx.confPrefix, value) : value] as const],
+  parse: ([name = '', value = ''], ctx, previous) => [...(previous ?? []), confCommandPair(name, value, ctx.confPrefix)],
 });
+
+/** One `*ssl_conf_command`: ngx_ssl_conf_commands() makes a file or directory value full against the configuration's directory. */
+export function confCommandPair(name: string, value: string, confPrefix: string): readonly [string, string] {
+  return [name, FILE_COMMANDS.has(name) && !isAbsolute(value) ? resolve(confPrefix, value) : value];
+}
 
 /** The commands whose value is a file or a directory (SSL_CONF_TYPE_FILE, SSL_CONF_TYPE_DIR). */
 const FILE_COMMANDS = new Set(['Certificate', 'PrivateKey', 'DHParameters', 'ServerInfoFile', 'ChainCAFile', 'ChainCAPath', 'VerifyCAFile', 'VerifyCAPath', 'RequestCAFile', 'RequestCAPath', 'ClientCAFile', 'ClientCAPath']);

@@ -12,6 +12,7 @@ import { CertificateLoadError, readPasswordFile } from './certificate-files.js';
 import { VERIFY_CLIENT_MODES, type VerifyClientMode } from './client-verify.js';
 import { staplingDirectives } from './stapling-directives.js';
 import { sslConfCommandDirective } from './ssl-conf-command.js';
+import { parseCertificateCache, type CertificateCacheSetting } from './certificate-cache.js';
 
 /** A certificate or key file: as written (for messages), and resolved against the conf prefix. */
 export interface TlsFile {
@@ -62,6 +63,7 @@ declare module '../conf/registry.js' {
     ssl_verify_depth: number;
     ssl_crl: readonly TlsFile[];
     ssl_password_file: PasswordFile | undefined;
+    ssl_certificate_cache: CertificateCacheSetting | undefined;
     ssl_session_cache: SessionCacheSetting;
     ssl_dhparam: TlsFile | undefined;
     ssl_buffer_size: number;
@@ -175,6 +177,18 @@ export const sslDirectives: ConfModule = {
       defaultText: '—',
       default: () => [],
       parse: parseCertificateFile,
+    }),
+    defineDirective({
+      kind: 'value',
+      name: 'ssl_certificate_cache',
+      contexts: ['http', 'server'],
+      args: '1+',
+      syntax: 'off | max=N [inactive=time] [valid=time];',
+      summary:
+        'Caches the certificates and keys that an ssl_certificate with variables loads in handshakes: an entry younger than valid (60s) is used without looking at the file, an older one is checked by inode and mtime; entries not used for inactive (10s) go, and the least recently used beyond max. A key that needs a passphrase is never cached. Default off: every handshake sees the files as they are (hitless checks them with stat() and reloads what changed).',
+      default: () => undefined,
+      defaultText: 'ssl_certificate_cache off;',
+      parse: (args, ctx) => parseCertificateCache(args, 'ssl_certificate_cache', (message) => ctx.fail(message)),
     }),
     defineDirective({
       kind: 'value',

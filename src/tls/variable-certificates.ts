@@ -10,6 +10,7 @@
  * file replaced before the other) leave the previous context serving: the problem is logged once
  * and the next handshake tries again. A file that is missing fails the handshake, as in nginx.
  */
+import { createHash } from 'node:crypto';
 import { readFile, stat } from 'node:fs/promises';
 import { isAbsolute, resolve } from 'node:path';
 import type { SecureContext, TLSSocket } from 'node:tls';
@@ -17,6 +18,7 @@ import type { ErrorLog } from '../core/log.js';
 import { compileTemplate, type VariableTable } from '../core/variables.js';
 import { CertificateLoadError, openFailure, parseKeyOf, parseLeaf, type LoadedKey } from './certificate-files.js';
 import type { TlsFile } from './ssl-module.js';
+import { CertificateCache, loadConnectionCertificate, type CertificateCacheSetting, type CertificateCaches } from './certificate-cache.js';
 
 /** Picks the context of one handshake: `servername` is the SNI name. Rejects when the files do not load. */
 export type HandshakeCertificates = (socket: TLSSocket, servername: string) => Promise<SecureContext>;
@@ -56,19 +58,21 @@ export class VariableCertificates {
   readonly #pairs: readonly CertificatePair[];
   readonly #passwords: readonly Buffer[] | undefined;
   readonly #build: (loaded: readonly LoadedCertificate[]) => SecureContext;
+  readonly #cache: CertificateCacheSetting | undefined;
 
-  /** `build` makes a context of the server's settings and the loaded certificates. */
-  constructor(pairs: readonly CertificatePair[], passwords: readonly Buffer[] | undefined, build: (loaded: readonly LoadedCertificate[]) => SecureContext) {
+  /** `build` makes a context of the server's settings and the loaded certificates; `cache` is `ssl_certificate_cache`. */
+  constructor(pairs: readonly CertificatePair[], passwords: readonly Buffer[] | undefined, build: (loaded: readonly LoadedCertificate[]) => SecureContext, cache?: CertificateCacheSetting) {
     this.#pairs = pairs;
     this.#passwords = passwords;
     this.#build = build;
+    this.#cache = cache;
   }
 
   /**
    * Binds the names to a generation's variables and error log; each binding has its own contexts.
    * `requestOf` makes what the variables read from a handshake (http: a request with no head).
    */
-  bind<R>(table: VariableTable<R>, requestOf: (socket: TLSSocket, servername: string) => R, log: ErrorLog): HandshakeCertificates {
+  bind<R>(table: VariableTable<R>, requestOf: (socket: TLSSocket, servername: string) => R, log: ErrorLog, caches?: CertificateCaches): HandshakeCertificates {
     const pathOf = (file: TlsFile): ((request: R) => string) => {
       if (file.template === undefined) return () => file.path;
       const evaluate = compileTemplate(file.template, table);
@@ -78,13 +82,58 @@ export class VariableCertificates {
       };
     };
     const names = this.#pairs.map((pair) => ({ cert: pathOf(pair.cert), key: pathOf(pair.key) }));
-    const contexts = new FileContexts(this.#passwords, this.#build, log);
+    const setting = this.#cache;
+    const cache = setting === undefined ? undefined : (caches?.for(setting) ?? new CertificateCache(setting));
+    const contexts = cache === undefined ? new FileContexts(this.#passwords, this.#build, log) : new CachedContexts(cache, this.#passwords, this.#build, log);
     return async (socket, servername) => {
       if (unsafeName(servername)) throw new Error(`Invalid server name "${servername}" for a certificate path`);
       const request = requestOf(socket, servername);
       const files = names.map((name) => ({ cert: name.cert(request), key: name.key(request) }));
       return contexts.get(files, ` while SSL handshaking, client: ${socket.remoteAddress ?? ''}, server: ${socket.localAddress ?? ''}:${socket.localPort ?? ''}`);
     };
+  }
+}
+
+/**
+ * `ssl_certificate_cache`: the files through nginx's cache (certificate-cache.ts), which may serve
+ * a file that changed or went away until its entry is older than `valid`; one context per content.
+ */
+class CachedContexts {
+  readonly #cache: CertificateCache;
+  readonly #passwords: readonly Buffer[] | undefined;
+  readonly #build: (loaded: readonly LoadedCertificate[]) => SecureContext;
+  readonly #log: ErrorLog;
+  readonly #contexts = new Map<string, SecureContext>();
+
+  constructor(cache: CertificateCache, passwords: readonly Buffer[] | undefined, build: (loaded: readonly LoadedCertificate[]) => SecureContext, log: ErrorLog) {
+    this.#cache = cache;
+    this.#passwords = passwords;
+    this.#build = build;
+    this.#log = log;
+  }
+
+  async get(files: readonly { cert: string; key: string }[], where: string): Promise<SecureContext> {
+    const loaded: LoadedCertificate[] = [];
+    try {
+      for (const pair of files) loaded.push(await loadConnectionCertificate(pair, this.#cache, this.#passwords));
+    } catch (err) {
+      const message = err instanceof Error ? err.message : String(err);
+      this.#log.error(`${message}${where}`);
+      throw err instanceof Error ? err : new Error(message);
+    }
+    const hash = createHash('sha256');
+    for (const pair of loaded) hash.update(pair.cert).update('\0').update(pair.key.pem).update('\0');
+    const id = hash.digest('hex');
+    let context = this.#contexts.get(id);
+    if (context === undefined) {
+      context = this.#build(loaded);
+      if (this.#contexts.size >= CONTEXTS_MAX) {
+        const oldest = this.#contexts.keys().next().value;
+        if (oldest !== undefined) this.#contexts.delete(oldest);
+      }
+    } else this.#contexts.delete(id);
+    this.#contexts.set(id, context);
+    return context;
   }
 }
 

@@ -9,6 +9,7 @@ import type { ConnectionBudget } from '../core/connection-budget.js';
 import { channels, type UpstreamProtocol } from '../core/diagnostics.js';
 import { errnoText } from '../core/errno.js';
 import type { UpstreamTls } from '../tls/upstream-tls.js';
+import type { CertificatePaths } from '../tls/certificate-cache.js';
 import type { Peer } from './peer.js';
 
 /** How to open one connection to a peer. */
@@ -27,7 +28,7 @@ export interface PeerConnectOptions {
   /** Called once TCP is up, before TLS: the stream PROXY protocol header goes here, in the clear. */
   readonly beforeTls?: (socket: Socket) => void;
   /** TLS to the peer, with the name to verify and send by SNI, and ALPN protocols to offer. */
-  readonly tls?: { readonly tls: UpstreamTls; readonly name: string; readonly alpn?: readonly string[] };
+  readonly tls?: { readonly tls: UpstreamTls; readonly name: string; readonly alpn?: readonly string[]; readonly certificate?: CertificatePaths | undefined };
   /** worker_connections: the connection takes a place in the worker's budget until it closes. Default: not counted. */
   readonly budget?: ConnectionBudget | undefined;
   /** proxy_bind: the local address (and port, 0 for any) the connection is made from. Default: the kernel's choice. */
@@ -45,7 +46,17 @@ export interface LocalAddress {
 /** A connection ready for the protocol, or nginx's message for why there is none. */
 export type PeerConnectResult =
   | { readonly ok: true; readonly socket: Socket }
-  | { readonly ok: false; readonly message: string; readonly timedOut: boolean; readonly local?: true; readonly bindFailed?: true };
+  | {
+      readonly ok: false;
+      readonly message: string;
+      readonly timedOut: boolean;
+      /** This side's failure: the worker is out of connections (logged already), or `certificate`. */
+      readonly local?: true;
+      /** proxy_bind's address could not be bound. */
+      readonly bindFailed?: true;
+      /** The certificate with variables of this connection did not load: `message` is for the error log, the answer is 500. */
+      readonly certificate?: true;
+    };
 
 /**
  * Connects to `peer`; `done` is called once. The returned function gives up (the client went
@@ -119,11 +130,14 @@ export function connectPeer(peer: Peer, options: PeerConnectOptions, done: (resu
           }
           settled = true;
           done({ ok: true, socket: result.socket });
+        } else if (result.local === true) {
+          settle({ ok: false, message: `${result.message} while SSL handshaking to upstream`, timedOut: false, local: true, certificate: true });
         } else {
           settle({ ok: false, message: `${result.message} while SSL handshaking to upstream`, timedOut: result.timedOut });
         }
       },
       tls.alpn,
+      tls.certificate,
     );
   });
   return () => {

@@ -211,8 +211,17 @@ describe('proxy_ssl configuration', () => {
   it('refuses a trusted certificate file that cannot be read', () => {
     assert.equal(
       errorOf(location('proxy_pass https://127.0.0.1; proxy_ssl_verify on; proxy_ssl_trusted_certificate /nonexistent/ca.crt;')),
-      'cannot load trusted certificate "/nonexistent/ca.crt": BIO_new_file() failed (2: No such file or directory)',
+      // nginx 1.27's ngx_ssl_trusted_certificate() (through its certificate cache) calls it a certificate.
+      'cannot load certificate "/nonexistent/ca.crt": BIO_new_file() failed (SSL: error:80000002:system library::No such file or directory:calling fopen(/nonexistent/ca.crt, r) error:10000080:BIO routines::no such file)',
     );
+  });
+
+  it('reads a trusted certificate only with proxy_ssl_verify on, as ngx_http_proxy_set_ssl() does', () => {
+    assert.doesNotThrow(() => load(location('proxy_pass https://127.0.0.1; proxy_ssl_trusted_certificate /nonexistent/ca.crt;')));
+  });
+
+  it('refuses an empty proxy_ssl_certificate_key for a certificate, which nginx takes for the configuration\'s directory', () => {
+    assert.match(errorOf(location(`proxy_pass https://127.0.0.1; proxy_ssl_certificate ${TLS}b-rsa.crt; proxy_ssl_certificate_key "";`)), /^cannot load certificate key "\/[^"]*": /);
   });
 
   it('refuses an unknown protocol and a bad depth in nginx\'s words', () => {

@@ -145,3 +145,68 @@ describe('ssl_certificate with variables: handshakes', () => {
     assert.deepEqual(await leafOf(port(), 'b.test'), { fingerprint: fingerprint('b-ec') });
   });
 });
+
+describe('ssl_certificate_cache', () => {
+  let dir: TempDir;
+  let served: Served;
+  const cachedPort = (): number => served.ports.get('127.0.0.1:1443') ?? 0;
+  const smallPort = (): number => served.ports.get('127.0.0.1:1444') ?? 0;
+
+  before(async () => {
+    dir = tempDir({
+      'certs/a.test.crt': pem('a-rsa.fullchain.crt'),
+      'certs/a.test.key': pem('a-rsa.key'),
+      'certs/b.test.crt': pem('b-ec.fullchain.crt'),
+      'certs/b.test.key': pem('b-ec.key'),
+      'certs/c.test.crt': pem('b-rsa.fullchain.crt'),
+      'certs/c.test.key': pem('b-rsa.key'),
+      'certs/d.test.crt': pem('a-rsa.fullchain.crt'),
+      'certs/d.test.key': pem('a-rsa.key'),
+    });
+    served = await serve(
+      `http {
+        access_log off;
+        ssl_certificate certs/$ssl_server_name.crt;
+        ssl_certificate_key certs/$ssl_server_name.key;
+        server { listen 127.0.0.1:1443 ssl; ssl_certificate_cache max=100 valid=1h; return 200 ok; }
+        server { listen 127.0.0.1:1444 ssl; ssl_certificate_cache max=2 valid=1h inactive=1h; return 200 ok; }
+      }`,
+      dir.path,
+      new ErrorLog([{ file: join(dir.path, 'error.log'), level: 'info' }]),
+    );
+  });
+
+  after(async () => {
+    await served.stop();
+    dir.remove();
+  });
+
+  it('refuses what nginx refuses', () => {
+    assert.equal(errorOf('http { ssl_certificate_cache valid=1s; }'), '"ssl_certificate_cache" must have the "max" parameter in /x.conf:1');
+    assert.equal(errorOf('http { ssl_certificate_cache max=0; }'), 'invalid parameter "max=0" in /x.conf:1');
+    assert.equal(errorOf('http { ssl_certificate_cache max=1 valid=x; }'), 'invalid parameter "valid=x" in /x.conf:1');
+  });
+
+  it('serves a cached pair while it is younger than valid, even after its files changed or went away', async () => {
+    const crt = join(dir.path, 'certs/a.test.crt');
+    const key = join(dir.path, 'certs/a.test.key');
+    assert.deepEqual(await leafOf(cachedPort(), 'a.test'), { fingerprint: fingerprint('a-rsa') });
+    replace(crt, pem('b-ec.fullchain.crt'));
+    replace(key, pem('b-ec.key'));
+    assert.deepEqual(await leafOf(cachedPort(), 'a.test'), { fingerprint: fingerprint('a-rsa') });
+    renameSync(crt, `${crt}.away`);
+    assert.deepEqual(await leafOf(cachedPort(), 'a.test'), { fingerprint: fingerprint('a-rsa') });
+  });
+
+  it('drops the least recently used entries beyond max: a removed file then fails the handshake', async () => {
+    const crt = join(dir.path, 'certs/b.test.crt');
+    assert.deepEqual(await leafOf(smallPort(), 'b.test'), { fingerprint: fingerprint('b-ec') });
+    renameSync(crt, `${crt}.away`);
+    // Still cached: the certificate and the key are the two entries.
+    assert.deepEqual(await leafOf(smallPort(), 'b.test'), { fingerprint: fingerprint('b-ec') });
+    // c.test's two entries push b.test's out.
+    assert.deepEqual(await leafOf(smallPort(), 'c.test'), { fingerprint: fingerprint('b-rsa') });
+    assert.ok('error' in (await leafOf(smallPort(), 'b.test')), 'b.test is no longer cached and its file is gone');
+    renameSync(`${crt}.away`, crt);
+  });
+});
