@@ -19,6 +19,8 @@ import { errorOf, load } from './helpers.js';
 class UdpBackend {
   readonly socket: DgramSocket;
   readonly sources: number[] = [];
+  /** The source addresses seen, each once. */
+  readonly addresses: string[] = [];
   received = 0;
 
   constructor(readonly name: string) {
@@ -26,6 +28,7 @@ class UdpBackend {
     this.socket.on('message', (data: Buffer, from: RemoteInfo) => {
       this.received++;
       if (!this.sources.includes(from.port)) this.sources.push(from.port);
+      if (!this.addresses.includes(from.address)) this.addresses.push(from.address);
       this.socket.send(Buffer.concat([Buffer.from(`${this.name}:`), data]), from.port, from.address);
     });
   }
@@ -159,6 +162,15 @@ describe('stream UDP sessions', () => {
     const sent = lines.map((line) => line.split(' ')).map(([, , , received, bytesSent]) => [Number(received), Number(bytesSent)]);
     // c0-0..c0-9 are 4 bytes, c0-10..c0-19 are 5: 90 bytes from each client, 90 + 20 * 5 ("echo:") back.
     assert.deepEqual(sent, [[90, 190], [90, 190], [90, 190]]);
+  });
+
+  it('sends a session\'s datagrams from the proxy_bind address', async () => {
+    const bound = await backend('bound');
+    const { port } = await serve(`proxy_bind 127.0.0.2; proxy_pass 127.0.0.1:${bound.port}; proxy_timeout 200ms;`);
+    const c = await client();
+    assert.equal(await c.ask(port, 'one'), 'bound:one');
+    assert.equal(await c.ask(port, 'two'), 'bound:two');
+    assert.deepEqual(bound.addresses, ['127.0.0.2']);
   });
 
   it('ends the session after one answer with proxy_responses 1: the next datagram is a new session', async () => {
