@@ -225,7 +225,9 @@ describe('stream UDP sessions', () => {
     assert.deepEqual(c.received, []);
   });
 
-  it('passes a session whose peer is down to the next peer, with the datagram it was sent', async () => {
+  it('sends a session whose peer refuses it to no other peer, and the next session to the next peer', async () => {
+    // nginx-tests stream_udp_upstream.t "no next upstream for dgram": a UDP socket is connected at
+    // once, and an error read from it later ends the session (ngx_stream_proxy_finalize()).
     const gone = createSocket('udp4');
     await new Promise<void>((resolve) => gone.bind(0, '127.0.0.1', resolve));
     const downPort = gone.address().port;
@@ -233,12 +235,16 @@ describe('stream UDP sessions', () => {
     const live = await backend('live');
     const { runtime, port, log } = await serve('proxy_pass pair; proxy_responses 1;', `upstream pair { server 127.0.0.1:${downPort}; server 127.0.0.1:${live.port}; }`);
     const c = await client();
-    assert.equal(await c.ask(port, 'failover'), 'live:failover');
+    c.send(port, 'refused!');
     const [line] = await waitFor('the session in the log', () => {
       const found = logLines(runtime, log);
       return found.length === 1 ? found : undefined;
     });
-    assert.match(line ?? '', new RegExp(`^UDP 200 127\\.0\\.0\\.1 8 13 127\\.0\\.0\\.1:${downPort}, 127\\.0\\.0\\.1:${live.port} `));
+    assert.match(line ?? '', new RegExp(`^UDP 502 127\\.0\\.0\\.1 8 0 127\\.0\\.0\\.1:${downPort} `));
+    assert.deepEqual(c.received, []);
+    assert.deepEqual(live.sources, []);
+    // The refusing peer is failed now (max_fails=1): the next session goes to the other one.
+    assert.equal(await (await client()).ask(port, 'again'), 'live:again');
   });
 
   it('starts a new session after proxy_requests datagrams', async () => {
