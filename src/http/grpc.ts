@@ -176,7 +176,7 @@ class GrpcAttempts {
         this.#finishWithError(status);
         return;
       }
-      this.#writeHead(status, headers, stream.endAfterHeaders);
+      this.#writeHead(status, headers, stream.endAfterHeaders, attempt.peer);
     });
     stream.on('trailers', (headers: IncomingHttpHeaders) => {
       trailers = responseFields(headers, grpc.hide, grpc.pass);
@@ -328,9 +328,12 @@ class GrpcAttempts {
   }
 
   /** Sends the client the response head; trailers are expected unless the head ended the stream. */
-  #writeHead(status: number, upstreamHeaders: IncomingHttpHeaders, endStream: boolean): void {
+  #writeHead(status: number, upstreamHeaders: IncomingHttpHeaders, endStream: boolean, peer: Peer): void {
     const { exchange, grpc, request } = this.#ctx;
     const headers = responseFields(upstreamHeaders, grpc.hide, grpc.pass);
+    // What the balancer adds for the peer that answered (`sticky cookie`'s Set-Cookie), as for proxy_pass.
+    const added = this.#cycle.responseHeaders(peer);
+    if (added !== undefined) headers.push(...added);
     const finalStatus = request.statusOverride ?? status;
     request.status = finalStatus;
     if (grpc.pass.has('server') || grpc.pass.has('date')) exchange.ownServerAndDate = true;
