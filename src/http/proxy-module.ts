@@ -225,9 +225,8 @@ export function sslFile(name: `${UpstreamModule}_ssl_${'trusted_certificate' | '
 
 /**
  * `*_ssl_certificate` and `*_ssl_certificate_key` (ngx_http_upstream's complex values): an empty
- * value means no certificate (it cancels an inherited one); with variables (proxy only, nginx
- * 1.21.0) the names are evaluated per connection, a relative result against the configuration's
- * directory.
+ * value means no certificate (it cancels an inherited one); with variables (nginx 1.21.0) the
+ * names are evaluated per connection, a relative result against the configuration's directory.
  */
 export function sslCertificateFile(name: `${UpstreamModule}_ssl_${'certificate' | 'certificate_key'}`, summary: string) {
   return defineDirective({
@@ -243,7 +242,6 @@ export function sslCertificateFile(name: `${UpstreamModule}_ssl_${'certificate' 
       // nginx makes "" the configuration's directory (ngx_get_full_name()), which does not load as a key.
       if (written === '') return { written, path: ctx.confPrefix };
       if (hasVariables(written)) {
-        if (!name.startsWith('proxy_')) ctx.fail(`variables in "${name}" are not supported by hitless`);
         try {
           const template = parseTemplate(written);
           if (!isConstantTemplate(template)) return { written, path: ctx.confPrefix, template };
@@ -276,7 +274,7 @@ export function upstreamTlsSettings(block: ConfBlockView, module: UpstreamModule
     sessionReuse: block.get(`${module}_ssl_session_reuse`),
     crl: block.get(`${module}_ssl_crl`),
     confCommands: block.get(`${module}_ssl_conf_command`),
-    certificateCache: module === 'proxy' ? block.get('proxy_ssl_certificate_cache') : undefined,
+    certificateCache: block.get(`${module}_ssl_certificate_cache`),
   };
 }
 
@@ -411,9 +409,9 @@ export function upstreamSslDirectives(module: UpstreamModule, scheme: string): A
     }),
     sslCertificateFile(
       `${module}_ssl_certificate`,
-      `PEM file of the client certificate (and chain) presented to ${scheme} upstreams that ask for one; an empty value means none${module === 'proxy' ? '; with variables, evaluated per connection (see proxy_ssl_certificate_cache)' : ''}.`,
+      `PEM file of the client certificate (and chain) presented to ${scheme} upstreams that ask for one; an empty value means none; with variables, evaluated per connection (see ${module}_ssl_certificate_cache).`,
     ),
-    sslCertificateFile(`${module}_ssl_certificate_key`, `PEM file of the key of ${module}_ssl_certificate${module === 'proxy' ? ' (variables allowed)' : ''}.`),
+    sslCertificateFile(`${module}_ssl_certificate_key`, `PEM file of the key of ${module}_ssl_certificate (variables allowed).`),
     defineDirective({
       kind: 'value',
       name: `${module}_ssl_password_file` as 'proxy_ssl_password_file',
@@ -439,22 +437,17 @@ export function upstreamSslDirectives(module: UpstreamModule, scheme: string): A
       parse: ([name = '', value = ''], ctx, previous) => [...(previous ?? []), confCommandPair(name, value, ctx.confPrefix)],
     }),
     flag(`${module}_ssl_session_reuse`, `Whether TLS sessions to ${scheme} upstreams are resumed, one cached session per peer and name.`, true),
-    ...(module === 'proxy'
-      ? [
-          defineDirective({
-            kind: 'value',
-            name: 'proxy_ssl_certificate_cache',
-            contexts: ['http', 'server', 'location'],
-            args: '1+',
-            syntax: 'off | max=N [inactive=time] [valid=time];',
-            summary:
-              'Caches the certificates and keys that proxy_ssl_certificate with variables loads: an entry younger than valid (60s) is used without looking at the file, an older one is checked by inode and mtime; entries not used for inactive (10s) go, and the least recently used beyond max. A key that needs a passphrase is never cached. Default off: the files are read for every connection.',
-            default: () => undefined,
-            defaultText: 'proxy_ssl_certificate_cache off;',
-            parse: (args, ctx) => parseCertificateCache(args, 'proxy_ssl_certificate_cache', (message) => ctx.fail(message)),
-          }),
-        ]
-      : []),
+    defineDirective({
+      kind: 'value',
+      name: `${module}_ssl_certificate_cache` as 'proxy_ssl_certificate_cache',
+      contexts: ['http', 'server', 'location'],
+      args: '1+',
+      syntax: 'off | max=N [inactive=time] [valid=time];',
+      summary: `Caches the certificates and keys that ${module}_ssl_certificate with variables loads: an entry younger than valid (60s) is used without looking at the file, an older one is checked by inode and mtime; entries not used for inactive (10s) go, and the least recently used beyond max. A key that needs a passphrase is never cached. Default off: the files are read for every connection.`,
+      default: () => undefined,
+      defaultText: `${module}_ssl_certificate_cache off;`,
+      parse: (args, ctx) => parseCertificateCache(args, `${module}_ssl_certificate_cache`, (message) => ctx.fail(message)),
+    }),
   ];
 }
 
