@@ -17,10 +17,9 @@ import { compileConfigRegex } from './regex.js';
 import { checkVariables } from './variables.js';
 import { UpstreamTls, UpstreamTlsLoadError, type UpstreamTlsSettings } from '../tls/upstream-tls.js';
 import { isConstantTemplate, parseTemplate, TemplateSyntaxError } from '../core/variables.js';
-import { CertificateLoadError, readPasswordFile } from '../tls/certificate-files.js';
 import { parseCertificateCache, type CertificateCacheSetting } from '../tls/certificate-cache.js';
 import { CONF_COMMANDS_MAPPED, confCommandPair } from '../tls/ssl-conf-command.js';
-import type { PasswordFile, TlsFile } from '../tls/ssl-module.js';
+import { parsePasswordFile, type PasswordFile, type TlsFile } from '../tls/ssl-module.js';
 
 /** Where `proxy_pass` sends requests. */
 export interface ProxyPassTarget {
@@ -282,16 +281,6 @@ function nonEmpty(file: TlsFile | undefined): TlsFile | undefined {
   return file === undefined || file.written === '' ? undefined : file;
 }
 
-/** `ngx_http_upstream_ssl_password_file()`: the file is read with the configuration. */
-function parseUpstreamPasswordFile([written = '']: readonly string[], ctx: DirectiveContext): PasswordFile {
-  const path = isAbsolute(written) ? written : resolve(ctx.confPrefix, written);
-  try {
-    return { path, passwords: readPasswordFile(path).map((password) => password.toString('latin1')) };
-  } catch (err) {
-    if (err instanceof CertificateLoadError) ctx.fail(err.message);
-    throw err;
-  }
-}
 
 /**
  * Refuses what ngx_http_proxy_set_ssl() refuses, and loads the files once so a bad one fails the
@@ -421,7 +410,7 @@ export function upstreamSslDirectives(module: UpstreamModule, scheme: string): A
       summary: `Passphrases of an encrypted ${module}_ssl_certificate_key, one a line, tried in order; read with the configuration.`,
       default: () => undefined,
       defaultText: '—',
-      parse: parseUpstreamPasswordFile,
+      parse: parsePasswordFile,
     }),
     sslFile(`${module}_ssl_crl`, `PEM file of the revoked certificates (CRLs) checked, for the whole chain, when ${module}_ssl_verify is on.`),
     defineDirective({
