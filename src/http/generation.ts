@@ -262,7 +262,7 @@ export class HttpGeneration {
       defaultType: block.get('default_type'),
       proxy: this.#compileProxy(block),
       limitExceptProxy: this.#compileLimitExceptProxy(block),
-      grpc: block.name === 'location' && block.isSet('grpc_pass') ? compileGrpc(block, block.get('grpc_pass'), this.groups, this.#implicitGroups, table) : undefined,
+      grpc: block.name === 'location' && block.isSet('grpc_pass') ? compileGrpc(block, block.get('grpc_pass'), this.groups, this.#implicitGroups, table, this.#certificateCaches) : undefined,
       preaccess: this.#http === undefined ? undefined : compilePreaccess(block, this.#http, table, this.#state.zones),
       access: compileAccessPhase(block, table, this.#userFiles),
       errorPages: compileErrorPages(block.get('error_page'), table),

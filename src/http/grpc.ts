@@ -20,6 +20,9 @@ import { errnoText } from '../core/errno.js';
 import { beginUpstreamCycle, beginUpstreamState, failUpstreamState, type UpstreamState } from './upstream-states.js';
 import { UpstreamCycle, type UpstreamAttempt } from '../upstream/request-cycle.js';
 
+/** The failure of a grpc_ssl_certificate with variables that does not load: this side's, answered with 500. */
+class CertificateFailure extends UpstreamFailure {}
+
 /** Methods nginx retries without `non_idempotent` (ngx_http_upstream_next: not POST, LOCK, PATCH). */
 const NON_IDEMPOTENT = new Set(['POST', 'LOCK', 'PATCH']);
 
@@ -102,9 +105,17 @@ class GrpcAttempts {
   #session(attempt: UpstreamAttempt, retryStale: boolean): void {
     const { grpc, request } = this.#ctx;
     const peer = attempt.peer;
-    const key = grpc.tls === undefined ? peer.name : `${peer.name} ${grpc.tls.id} ${grpc.sslName(request)}`;
+    const certificate = grpc.tls?.variableCertificate === true ? grpc.sslCertificate(request) : undefined;
+    const key = grpc.tls === undefined ? peer.name : `${peer.name} ${grpc.tls.id} ${grpc.sslName(request)}${certificate === undefined ? '' : ` ${certificate.cert} ${certificate.key}`}`;
     grpc.group.h2.session(key, (done) => this.#open(peer, done), (result) => {
       if (this.#done) return;
+      if (!result.ok && result.failure instanceof CertificateFailure) {
+        // A grpc_ssl_certificate with variables that does not load: 500, the peer is not at fault.
+        this.#ctx.log.error(`${result.failure.message}${where(this.#ctx, attempt.peer)}`, this.#ctx.conn.number);
+        attempt.finish('aborted', 'certificate');
+        this.#finishWithError(500);
+        return;
+      }
       if (!result.ok) {
         this.#failed(attempt, result.failure, false);
         return;
@@ -118,11 +129,12 @@ class GrpcAttempts {
   /** Opens the transport of a new session: TCP, then TLS with ALPN h2 for grpcs, under grpc_connect_timeout. */
   #open(peer: Peer, done: (result: TransportResult<UpstreamFailure>) => void): void {
     const { grpc, request } = this.#ctx;
-    const tls = grpc.tls === undefined ? undefined : { tls: grpc.tls, name: grpc.sslName(request), alpn: ['h2'] };
+    const tls = grpc.tls === undefined ? undefined : { tls: grpc.tls, name: grpc.sslName(request), alpn: ['h2'], certificate: grpc.sslCertificate(request) };
     const options = { protocol: 'grpc' as const, group: grpc.group.name, timeoutMs: grpc.connectTimeoutMs, noDelay: true, keepAlive: grpc.socketKeepalive, ...(tls === undefined ? {} : { tls }) };
     // Not cancelled when the client goes away: other requests may be waiting for the same session.
     connectPeer(peer, options, (result) => {
       if (result.ok) done({ ok: true, socket: result.socket });
+      else if (result.certificate === true) done({ ok: false, failure: new CertificateFailure(result.message, 'send', 'error', true) });
       else done({ ok: false, failure: new UpstreamFailure(result.message, 'send', result.timedOut ? 'timeout' : 'error', true) });
     });
   }

@@ -100,8 +100,8 @@ function parseCertificateFile(args: readonly string[], ctx: DirectiveContext, pr
   return [...(previous ?? []), { written, path: ctx.confPrefix, template }];
 }
 
-/** `ngx_http_ssl_password_file()`: the file is read when the configuration is. */
-function parsePasswordFile([written = '']: readonly string[], ctx: DirectiveContext): PasswordFile {
+/** `ngx_http_ssl_password_file()` (and `proxy_ssl_password_file`'s): the file is read when the configuration is. */
+export function parsePasswordFile([written = '']: readonly string[], ctx: DirectiveContext): PasswordFile {
   const path = isAbsolute(written) ? written : resolve(ctx.confPrefix, written);
   try {
     return { path, passwords: readPasswordFile(path, (file) => ctx.readData(file)).map((password) => password.toString('latin1')) };
