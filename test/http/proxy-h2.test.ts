@@ -15,7 +15,7 @@ import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { ErrorLog } from '../../src/core/log.js';
 import { errorOf, get, load, RawClient, serve, type Served } from './helpers.js';
-import { closedPort } from './proxy-upstreams.js';
+import { closedPort, rawUpstream, type Upstream } from './proxy-upstreams.js';
 
 const TLS = fileURLToPath(new URL('../../../test/fixtures/tls/', import.meta.url));
 
@@ -149,6 +149,7 @@ describe('proxy_http_version 2: requests to node:http2 upstreams', () => {
   let secure: H2Upstream;
   let missing: H2Upstream;
   let reset: H2Upstream;
+  let strict: Upstream;
   let port = 0;
 
   before(async () => {
@@ -174,6 +175,20 @@ describe('proxy_http_version 2: requests to node:http2 upstreams', () => {
       stream.on('error', () => undefined);
       stream.close(constants.NGHTTP2_INTERNAL_ERROR);
     });
+    // A raw h2 peer: on its first connection a header block whose empty Huffman string is padded
+    // with 8 bits (RFC 7541 section 5.2: a decoding error; nginx lets it pass), then sound answers.
+    strict = await rawUpstream((socket, index) => {
+      let seen = 0;
+      socket.on('data', (chunk: Buffer) => {
+        seen += chunk.length;
+        if (seen < 24 + 9 + 9 || socket.writableEnded) return;
+        const settings = Buffer.from('000000040000000000000000040100000000', 'hex');
+        const bad = Buffer.from('0000130105000000014085b8848d36a38210014085416cee5b3f81ff', 'hex');
+        const good = Buffer.from('00000101050000000188', 'hex');
+        socket.write(Buffer.concat([settings, index === 0 ? bad : good]));
+        socket.end();
+      });
+    });
     const down = await closedPort();
     served = await serve(
       `http {
@@ -181,6 +196,7 @@ describe('proxy_http_version 2: requests to node:http2 upstreams', () => {
         upstream kept { server 127.0.0.1:${kept.port}; keepalive 4; }
         upstream next { server 127.0.0.1:${missing.port}; server 127.0.0.1:${echo.port}; }
         upstream dead { server 127.0.0.1:${down}; server 127.0.0.1:${echo.port}; }
+        upstream strict { server 127.0.0.1:${strict.port}; keepalive 4; }
         server {
           listen 127.0.0.1:8080;
           http2 on;
@@ -197,6 +213,7 @@ describe('proxy_http_version 2: requests to node:http2 upstreams', () => {
           location /next/ { proxy_pass http://next; proxy_next_upstream http_404; }
           location /dead/ { proxy_pass http://dead; }
           location /reset/ { proxy_pass http://127.0.0.1:${reset.port}; }
+          location /strict/ { proxy_pass http://strict; proxy_read_timeout 500ms; }
         }
       }`,
       dir,
@@ -207,7 +224,7 @@ describe('proxy_http_version 2: requests to node:http2 upstreams', () => {
 
   after(async () => {
     await served?.stop();
-    for (const upstream of [echo, kept, secure, missing, reset]) await upstream?.stop();
+    for (const upstream of [echo, kept, secure, missing, reset, strict]) await upstream?.stop();
     rmSync(dir, { recursive: true, force: true });
   });
 
@@ -309,5 +326,11 @@ describe('proxy_http_version 2: requests to node:http2 upstreams', () => {
     const reply = await get(port, '/reset/');
     assert.equal(reply.status, 502);
     assert.match(errorLog(), /upstream rejected request with error 2 while reading response header from upstream, client: 127\.0\.0\.1, server: , request: "GET \/reset\/ HTTP\/1\.1", upstream: "http:\/\/127\.0\.0\.1:\d+\/reset\/"/);
+  });
+
+  it('drops a kept session whose stream timed out: one node:http2 silently stopped reading takes no more requests', { timeout: 10_000 }, async () => {
+    assert.equal((await get(port, '/strict/1')).status, 504);
+    assert.equal((await get(port, '/strict/2')).status, 200);
+    assert.equal(strict.connections, 2);
   });
 });
