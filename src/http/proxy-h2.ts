@@ -151,7 +151,11 @@ class ProxyH2Attempts {
     const key = proxy.ssl === undefined ? peer.name : `${peer.name} ${proxy.ssl.id} ${proxy.sslName(request)}`;
     const exclusive = this.#group.pool.idleLimit === 0;
     this.#group.h2.session(key, (done) => this.#open(peer, done), (result) => {
-      if (this.#done) return;
+      if (this.#done) {
+        // The client went away while the session was being opened: one of its own is not kept.
+        if (result.ok && exclusive) result.session.close();
+        return;
+      }
       if (!result.ok) {
         if (result.failure instanceof ConnectFailure && result.failure.local) {
           // worker_connections: ngx_http_upstream_connect() finalizes with 500, the peer is not at fault.
