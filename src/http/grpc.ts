@@ -13,7 +13,7 @@ import { HttpParseError } from './h1/head-parser.js';
 import { pauseBodyUntilDrained, type UpstreamContext } from './proxy.js';
 import { upstreamUri } from './proxy-request.js';
 import type { HttpRequest } from './request.js';
-import type { TransportResult } from '../upstream/h2-sessions.js';
+import { cancelTimedOutStream, type TransportResult } from '../upstream/h2-sessions.js';
 import type { Peer } from '../upstream/peer.js';
 import { connectPeer } from '../upstream/peer-connect.js';
 import { errnoText } from '../core/errno.js';
@@ -155,7 +155,7 @@ class GrpcAttempts {
     stream.setTimeout(grpc.readTimeoutMs, () => {
       if (ended || this.#done) return;
       streamError = Object.assign(new Error('upstream timed out'), { code: 'ETIMEDOUT' });
-      stream.close(constants.NGHTTP2_CANCEL);
+      cancelTimedOutStream(session, stream);
     });
     stream.on('error', (err: Error) => {
       streamError ??= err;

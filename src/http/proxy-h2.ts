@@ -25,7 +25,7 @@ import { beginUpstreamCycle, beginUpstreamState, failUpstreamState, type Upstrea
 import { recordUpstreamHead } from './variables.js';
 import { errnoText } from '../core/errno.js';
 import type { UpstreamGroup } from '../upstream/group.js';
-import type { TransportResult } from '../upstream/h2-sessions.js';
+import { cancelTimedOutStream, type TransportResult } from '../upstream/h2-sessions.js';
 import type { Peer } from '../upstream/peer.js';
 import { connectPeer } from '../upstream/peer-connect.js';
 import { UpstreamCycle, type UpstreamAttempt } from '../upstream/request-cycle.js';
@@ -213,14 +213,7 @@ class ProxyH2Attempts {
     stream.setTimeout(proxy.readTimeoutMs, () => {
       if (ended || this.#done) return;
       streamError = Object.assign(new Error('upstream timed out'), { code: 'ETIMEDOUT' });
-      // RST_STREAM CANCEL, and the stream ends here even when the session can no longer say so:
-      // node:http2 tells JavaScript nothing when nghttp2 sent GOAWAY for a header block its HPACK
-      // decoder refused, and such a session never reports its streams closed.
-      stream.close(constants.NGHTTP2_CANCEL);
-      stream.destroy();
-      // nginx does not keep a connection that timed out: the session takes no new stream (the
-      // others on it finish), so that a session in that state takes no more requests.
-      if (!session.closed) session.close();
+      cancelTimedOutStream(session, stream);
     });
     stream.on('error', (err: Error) => {
       streamError ??= err;

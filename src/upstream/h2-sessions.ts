@@ -6,7 +6,7 @@
  * request opens a fresh one, while the streams the old one accepted finish on it. A session with
  * no stream closes after an idle timeout.
  */
-import { connect, type ClientHttp2Session, type ClientSessionOptions } from 'node:http2';
+import { connect, constants, type ClientHttp2Session, type ClientHttp2Stream, type ClientSessionOptions } from 'node:http2';
 import type { Socket } from 'node:net';
 
 /** The default idle timeout of a session without streams: nginx's upstream `keepalive_timeout`. */
@@ -145,6 +145,19 @@ export class H2SessionPool<F = Error> {
     }, this.#idleTimeoutMs);
     entry.timer.unref();
   }
+}
+
+/**
+ * Gives up a stream that reached its read timeout: RST_STREAM CANCEL, and the stream ends here even
+ * when its session can no longer say so (node:http2 tells JavaScript nothing when nghttp2 sent
+ * GOAWAY for a header block its HPACK decoder refused, and such a session never reports its streams
+ * closed). The session takes no new stream (the others on it finish), as nginx does not keep a
+ * connection that timed out.
+ */
+export function cancelTimedOutStream(session: ClientHttp2Session, stream: ClientHttp2Stream): void {
+  stream.close(constants.NGHTTP2_CANCEL);
+  stream.destroy();
+  if (!session.closed) session.close();
 }
 
 /**
