@@ -11,6 +11,7 @@ import type { HttpRequest } from './request.js';
 import { implicitGroup, type UpstreamGroup } from '../upstream/group.js';
 import { toByteString } from '../core/byte-string.js';
 import { sslHostName, UpstreamTls } from '../tls/upstream-tls.js';
+import { earlyHintsPredicate } from './early-hints.js';
 
 /**
  * nginx's implicit `grpc_set_header` lines (ngx_http_grpc_headers), used for any header the
@@ -40,6 +41,8 @@ export interface CompiledGrpc {
   /** The headers to set (Host excluded), nginx's defaults included; an empty value sends none. */
   readonly setHeaders: readonly CompiledSetHeader[];
   readonly hide: ReadonlySet<string>;
+  /** early_hints: true when the server's 103 goes to the client of this request; default never. */
+  earlyHints(request: HttpRequest): boolean;
   readonly pass: ReadonlySet<string>;
   readonly connectTimeoutMs: number;
   readonly sendTimeoutMs: number;
@@ -91,6 +94,7 @@ export function compileGrpc(
     host,
     setHeaders,
     hide: new Set(block.get('grpc_hide_header')),
+    earlyHints: earlyHintsPredicate((block.get('early_hints') ?? []).map(text)),
     pass: new Set(block.get('grpc_pass_header')),
     connectTimeoutMs: block.get('grpc_connect_timeout'),
     sendTimeoutMs: block.get('grpc_send_timeout'),

@@ -12,6 +12,7 @@ import { UpstreamFailure } from './h1/upstream-exchange.js';
 import { HttpParseError } from './h1/head-parser.js';
 import { pauseBodyUntilDrained, type UpstreamContext } from './proxy.js';
 import { upstreamUri } from './proxy-request.js';
+import { passEarlyHints } from './early-hints.js';
 import type { HttpRequest } from './request.js';
 import { cancelTimedOutStream, type TransportResult } from '../upstream/h2-sessions.js';
 import type { Peer } from '../upstream/peer.js';
@@ -177,6 +178,11 @@ class GrpcAttempts {
         return;
       }
       this.#writeHead(status, headers, stream.endAfterHeaders);
+    });
+    // ngx_http_grpc_process_header(): a 103 before the response, passed as early_hints says.
+    stream.on('headers', (headers: IncomingHttpHeaders) => {
+      if (this.#done || Number(headers[':status']) !== 103 || !grpc.earlyHints(this.#ctx.request)) return;
+      passEarlyHints(exchange, responseFields(headers, grpc.hide, grpc.pass));
     });
     stream.on('trailers', (headers: IncomingHttpHeaders) => {
       trailers = responseFields(headers, grpc.hide, grpc.pass);
