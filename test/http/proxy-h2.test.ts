@@ -146,6 +146,7 @@ describe('proxy_http_version 2: requests to node:http2 upstreams', () => {
   let served: Served;
   let echo: H2Upstream;
   let kept: H2Upstream;
+  let limited: H2Upstream;
   let secure: H2Upstream;
   let missing: H2Upstream;
   let reset: H2Upstream;
@@ -166,6 +167,7 @@ describe('proxy_http_version 2: requests to node:http2 upstreams', () => {
     };
     echo = await h2Upstream(answer);
     kept = await h2Upstream(answer);
+    limited = await h2Upstream(answer);
     secure = await h2Upstream(answer, 'a-rsa');
     missing = await h2Upstream((stream) => {
       stream.respond({ ':status': 404 });
@@ -194,6 +196,7 @@ describe('proxy_http_version 2: requests to node:http2 upstreams', () => {
       `http {
         access_log off;
         upstream kept { server 127.0.0.1:${kept.port}; keepalive 4; }
+        upstream limited { server 127.0.0.1:${limited.port}; keepalive 4; keepalive_requests 2; }
         upstream next { server 127.0.0.1:${missing.port}; server 127.0.0.1:${echo.port}; }
         upstream dead { server 127.0.0.1:${down}; server 127.0.0.1:${echo.port}; }
         upstream strict { server 127.0.0.1:${strict.port}; keepalive 4; }
@@ -207,6 +210,7 @@ describe('proxy_http_version 2: requests to node:http2 upstreams', () => {
           location /bare/ { proxy_pass http://127.0.0.1:${echo.port}; proxy_pass_request_headers off; proxy_pass_request_body off; }
           location /stream/ { proxy_pass http://127.0.0.1:${echo.port}; proxy_request_buffering off; }
           location /kept/ { proxy_pass http://kept; }
+          location /limited/ { proxy_pass http://limited; }
           location /tls/ { proxy_pass https://127.0.0.1:${secure.port}; proxy_ssl_verify on; proxy_ssl_trusted_certificate ${TLS}ca.crt; proxy_ssl_name a.test; }
           location /trailers { proxy_pass http://127.0.0.1:${echo.port}; proxy_pass_trailers on; }
           location /no-trailers/ { proxy_pass http://127.0.0.1:${echo.port}/trailers; }
@@ -224,7 +228,7 @@ describe('proxy_http_version 2: requests to node:http2 upstreams', () => {
 
   after(async () => {
     await served?.stop();
-    for (const upstream of [echo, kept, secure, missing, reset, strict]) await upstream?.stop();
+    for (const upstream of [echo, kept, limited, secure, missing, reset, strict]) await upstream?.stop();
     rmSync(dir, { recursive: true, force: true });
   });
 
@@ -287,6 +291,11 @@ describe('proxy_http_version 2: requests to node:http2 upstreams', () => {
     await get(port, '/kept/3');
     assert.equal(kept.sessions, 1);
     assert.equal(kept.seen.length, 3);
+  });
+
+  it('takes a kept session out after keepalive_requests streams', async () => {
+    for (let i = 0; i < 5; i++) assert.equal((await get(port, `/limited/${i}`)).status, 200);
+    assert.equal(limited.sessions, 3);
   });
 
   it('speaks TLS with ALPN h2 to proxy_pass https://, verified against proxy_ssl_name', async () => {
