@@ -354,13 +354,15 @@ function checkProxyTargets(main: ConfBlockView, ctx: CheckContext): void {
   if (http === undefined) return;
   const groups = upstreamGroupNames(http);
   const templates: Template[] = [];
+  let trailersWarned = false;
   for (const block of blocksOf(http)) {
     for (const header of block.isSet('proxy_set_header') ? block.get('proxy_set_header') : []) templates.push(header.value);
     if (block.isSet('early_hints')) templates.push(...(block.get('early_hints') ?? []));
     const target = block.isSet('proxy_pass') ? block.get('proxy_pass') : undefined;
     if (target === undefined) continue;
     if (target.scheme === 'https') checkUpstreamSsl(block);
-    if (block.get('proxy_pass_trailers') && block.get('proxy_http_version') !== '2') {
+    if (!trailersWarned && block.get('proxy_pass_trailers') && block.get('proxy_http_version') !== '2') {
+      trailersWarned = true;
       ctx.warn('"proxy_pass_trailers" passes trailers only with "proxy_http_version 2" in hitless: the trailers of an HTTP/1.1 upstream\'s chunked response are dropped');
     }
     const sslName = block.get('proxy_ssl_name');
