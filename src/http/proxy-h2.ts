@@ -251,6 +251,8 @@ class ProxyH2Attempts {
       flushing = false;
       if (this.#done || streamError !== undefined || reset()) {
         batch.length = 0;
+        // Ended, then failed before the last of the body went out: 'close' has nothing left to judge.
+        if (ended && !this.#done) this.#failResponding(attempt, streamError, stream.rstCode);
         return;
       }
       const chunk = batch.length === 1 ? (batch[0] as Buffer) : Buffer.concat(batch);
@@ -296,13 +298,7 @@ class ProxyH2Attempts {
       }
       batch.length = 0;
       if (responded) {
-        // Part of the response may be out: only the client's connection can be cut short.
-        const kind = streamError !== undefined && timedOut(streamError) ? 'timeout' : 'error';
-        this.#record(attempt, 'failed', kind, ' while reading upstream');
-        const message = streamError !== undefined ? describe(streamError, 'upstream') : `upstream reset stream with error ${code} while reading upstream`;
-        this.#ctx.log.error(`${message}${where(this.#ctx, peer)}`, this.#ctx.conn.number);
-        this.#done = true;
-        this.#ctx.conn.protocol.destroy();
+        this.#failResponding(attempt, streamError, code);
         return;
       }
       // A stream the server did not process (REFUSED_STREAM: RFC 9113 section 8.7), or a kept
@@ -326,6 +322,16 @@ class ProxyH2Attempts {
       }
       this.#failed(attempt, failure, true);
     });
+  }
+
+  /** The upstream failed after its response head: only the client's connection (an HTTP/2 client's stream) can be cut short. */
+  #failResponding(attempt: UpstreamAttempt, streamError: Error | undefined, code: number): void {
+    const kind = streamError !== undefined && timedOut(streamError) ? 'timeout' : 'error';
+    this.#record(attempt, 'failed', kind, ' while reading upstream');
+    const message = streamError !== undefined ? describe(streamError, 'upstream') : `upstream reset stream with error ${code} while reading upstream`;
+    this.#ctx.log.error(`${message}${where(this.#ctx, attempt.peer)}`, this.#ctx.conn.number);
+    this.#done = true;
+    this.#ctx.conn.protocol.destroy();
   }
 
   /** A complete response: the try is a success and the client's response ends, with the upstream's trailers if passed. */
