@@ -12,6 +12,7 @@ import { implicitGroup, type UpstreamGroup } from '../upstream/group.js';
 import { toByteString } from '../core/byte-string.js';
 import { certificatePathsOf, sslHostName, UpstreamTls } from '../tls/upstream-tls.js';
 import type { CertificateCaches, CertificatePaths } from '../tls/certificate-cache.js';
+import { earlyHintsPredicate } from './early-hints.js';
 
 /**
  * nginx's implicit `grpc_set_header` lines (ngx_http_grpc_headers), used for any header the
@@ -41,6 +42,8 @@ export interface CompiledGrpc {
   /** The headers to set (Host excluded), nginx's defaults included; an empty value sends none. */
   readonly setHeaders: readonly CompiledSetHeader[];
   readonly hide: ReadonlySet<string>;
+  /** early_hints: true when the server's 103 goes to the client of this request; default never. */
+  earlyHints(request: HttpRequest): boolean;
   readonly pass: ReadonlySet<string>;
   readonly connectTimeoutMs: number;
   readonly sendTimeoutMs: number;
@@ -96,6 +99,7 @@ export function compileGrpc(
     host,
     setHeaders,
     hide: new Set(block.get('grpc_hide_header')),
+    earlyHints: earlyHintsPredicate((block.get('early_hints') ?? []).map(text)),
     pass: new Set(block.get('grpc_pass_header')),
     connectTimeoutMs: block.get('grpc_connect_timeout'),
     sendTimeoutMs: block.get('grpc_send_timeout'),

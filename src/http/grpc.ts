@@ -12,8 +12,9 @@ import { UpstreamFailure } from './h1/upstream-exchange.js';
 import { HttpParseError } from './h1/head-parser.js';
 import { pauseBodyUntilDrained, type UpstreamContext } from './proxy.js';
 import { upstreamUri } from './proxy-request.js';
+import { passEarlyHints } from './early-hints.js';
 import type { HttpRequest } from './request.js';
-import type { TransportResult } from '../upstream/h2-sessions.js';
+import { cancelTimedOutStream, type TransportResult } from '../upstream/h2-sessions.js';
 import type { Peer } from '../upstream/peer.js';
 import { connectPeer } from '../upstream/peer-connect.js';
 import { errnoText } from '../core/errno.js';
@@ -167,7 +168,7 @@ class GrpcAttempts {
     stream.setTimeout(grpc.readTimeoutMs, () => {
       if (ended || this.#done) return;
       streamError = Object.assign(new Error('upstream timed out'), { code: 'ETIMEDOUT' });
-      stream.close(constants.NGHTTP2_CANCEL);
+      cancelTimedOutStream(session, stream);
     });
     stream.on('error', (err: Error) => {
       streamError ??= err;
@@ -189,6 +190,11 @@ class GrpcAttempts {
         return;
       }
       this.#writeHead(status, headers, stream.endAfterHeaders, attempt.peer);
+    });
+    // ngx_http_grpc_process_header(): a 103 before the response, passed as early_hints says.
+    stream.on('headers', (headers: IncomingHttpHeaders) => {
+      if (this.#done || Number(headers[':status']) !== 103 || !grpc.earlyHints(this.#ctx.request)) return;
+      passEarlyHints(exchange, responseFields(headers, grpc.hide, grpc.pass));
     });
     stream.on('trailers', (headers: IncomingHttpHeaders) => {
       trailers = responseFields(headers, grpc.hide, grpc.pass);
