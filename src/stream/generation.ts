@@ -23,6 +23,8 @@ import { sslHostName, UpstreamTls } from '../tls/upstream-tls.js';
 import { buildUpstreamGroups, implicitGroup, type UpstreamGroup } from '../upstream/group.js';
 import type { LogLevel } from '../core/parse.js';
 import type { StreamProxySettings } from './proxy.js';
+import { compileRate, type RateOf } from './rate-limit.js';
+import type { SizeValue } from '../http/limit-rate.js';
 import type { StreamSession } from './session.js';
 import { createStreamVariables, streamCaptureNames } from './variables.js';
 import { streamTlsOf, type StreamTls } from './ssl-module.js';
@@ -95,12 +97,18 @@ export class StreamGeneration {
     this.errorLogs = new LevelErrorLogs(log);
     const stream = config.main.child('stream');
     this.#table = createStreamVariables(stream === undefined ? [] : streamCaptureNames(stream));
-    this.logs = new AccessLogs<StreamSession>(stream?.get('log_format') ?? [], this.#table, log);
+    this.logs = new AccessLogs<StreamSession>(stream?.get('log_format') ?? [], this.#table, log, {
+      rootOf: () => undefined,
+      where: (session) => ({ log: undefined, connection: session.id, context: `, client: ${session.remoteAddress}, server: ${session.serverAddress}:${session.serverPort}` }),
+    });
     if (stream === undefined) {
       this.groups = new Map();
       return;
     }
     defineMapVariables(this.#table, stream.get('map'));
+    // nginx opens every access_log file as it reads the configuration, the stream block's too
+    // when each server names its own (ngx_stream_log_set_log()).
+    if (stream.isSet('access_log')) this.logs.compile(stream.get('access_log'), stream.get('open_log_file_cache'));
     this.groups = buildUpstreamGroups(stream, this.#table, state.upstreams);
     const compiled = new Map<ConfBlockView, CompiledStreamServer>();
     const serverOf = (block: ConfBlockView, addrText: string): CompiledStreamServer => {
@@ -164,7 +172,7 @@ export class StreamGeneration {
       limitConnLogLevel: block.get('limit_conn_log_level'),
       limitConnDryRun: block.get('limit_conn_dry_run'),
       tls: block.get('listen').some((listen) => listen.ssl) ? streamTlsOf(block, this.#state.tls, this.#log) : undefined,
-      loggers: this.logs.compile(block.get('access_log')),
+      loggers: this.logs.compile(block.get('access_log'), block.get('open_log_file_cache')),
       errorLog: this.errorLogs.of(ownErrorLog(block)),
       returnValue: returnTemplate === undefined ? undefined : compileTemplate(returnTemplate, this.#table, { literal: toByteString }),
       proxy: block.isSet('proxy_pass') ? this.#compileProxy(block, block.get('proxy_pass') as ProxyPassTarget) : undefined,
@@ -196,9 +204,16 @@ export class StreamGeneration {
       halfClose: block.get('proxy_half_close'),
       responses: block.get('proxy_responses'),
       requests: block.get('proxy_requests'),
+      bufferSize: block.get('proxy_buffer_size'),
+      uploadRate: this.#rate(block.get('proxy_upload_rate')),
+      downloadRate: this.#rate(block.get('proxy_download_rate')),
       // proxy_ssl_name defaults to the host of proxy_pass (a group's name, or the address's host).
       ssl: ssl === undefined ? undefined : { tls: ssl, name: (session, group) => sslHostName(sslName === undefined ? group.name : sslName(session)) },
     };
+  }
+
+  #rate(setting: SizeValue | undefined): RateOf<StreamSession> {
+    return compileRate(setting, (value) => compileTemplate(value, this.#table, { literal: toByteString }), (session, message) => this.#log.error(message, session.id));
   }
 
   #implicitGroup(host: string, port: number): UpstreamGroup<StreamSession> {

@@ -3,9 +3,9 @@
  * with variables, the connect and idle timeouts, passing a failed connect to the next peer, the
  * PROXY protocol header, and TLS to upstreams (`proxy_ssl*`, shared with http's proxy module).
  */
-import { parseNumber } from '../core/parse.js';
+import { parseNumber, parseSize } from '../core/parse.js';
 import { hasVariables } from '../conf/lexer.js';
-import { defineDirective, type ConfBlockView, type ConfModule, type DirectiveContext } from '../conf/registry.js';
+import { defineDirective, type AnyDirectiveSpec, type ConfBlockView, type ConfModule, type DirectiveContext } from '../conf/registry.js';
 import type { Template } from '../core/variables.js';
 import {
   checkUpstreamHost,
@@ -17,6 +17,8 @@ import {
   type ProxyPassTarget,
 } from '../http/proxy-module.js';
 import { parseValue } from '../conf/values.js';
+import { isConstantTemplate } from '../core/variables.js';
+import type { SizeValue } from '../http/limit-rate.js';
 import { reuseDirective, STREAM_SERVER_CONTEXTS } from './reuse.js';
 import { checkStreamVariables } from './variables.js';
 
@@ -29,6 +31,10 @@ declare module '../conf/registry.js' {
     proxy_responses: number | undefined;
     proxy_requests: number;
     proxy_half_close: boolean;
+    proxy_buffer_size: number;
+    /** Undefined when not given on any level (nginx's NULL: no limit). */
+    proxy_upload_rate: SizeValue | undefined;
+    proxy_download_rate: SizeValue | undefined;
   }
 }
 
@@ -56,11 +62,37 @@ function checkStreamProxy(stream: ConfBlockView): void {
     const target = server.get('proxy_pass') as ProxyPassTarget;
     if (server.get('proxy_ssl')) checkUpstreamSsl(server);
     const sslName = server.get('proxy_ssl_name');
+    for (const name of ['proxy_upload_rate', 'proxy_download_rate'] as const) {
+      const rate = server.get(name);
+      if (rate !== undefined && 'value' in rate) templates.push(rate.value);
+    }
     if (sslName !== undefined) templates.push(sslName);
     if (target.template !== undefined) templates.push(target.template);
     else checkUpstreamHost(target, groups);
   }
   checkStreamVariables(stream, templates);
+}
+
+/** A size that may hold variables (ngx_stream_set_complex_value_size_slot()). */
+function sizeValue([text = '']: readonly string[], ctx: DirectiveContext): SizeValue {
+  const value = parseValue(text, ctx);
+  if (!isConstantTemplate(value)) return { value };
+  return { size: parseSize(text) ?? ctx.fail(`"${ctx.node.name}" directive invalid value`) };
+}
+
+/** `proxy_upload_rate` / `proxy_download_rate`. */
+function rateDirective(name: 'proxy_upload_rate' | 'proxy_download_rate', summary: string): AnyDirectiveSpec {
+  return defineDirective({
+    kind: 'value',
+    name,
+    contexts: STREAM_SERVER_CONTEXTS,
+    args: [1],
+    syntax: 'rate;',
+    summary,
+    default: () => undefined,
+    defaultText: `${name} 0;`,
+    parse: sizeValue,
+  });
 }
 
 const SSL_DIRECTIVES = [
@@ -141,6 +173,19 @@ export const streamProxyModule: ConfModule = {
       defaultText: 'proxy_half_close off;',
       parse: ([value]) => value === 'on',
     }),
+    defineDirective({
+      kind: 'value',
+      name: 'proxy_buffer_size',
+      contexts: STREAM_SERVER_CONTEXTS,
+      args: [1],
+      syntax: 'size;',
+      summary: 'The most bytes read from one side of a session before they are written to the other.',
+      default: () => 16384,
+      defaultText: 'proxy_buffer_size 16k;',
+      parse: ([value = ''], ctx) => parseSize(value) ?? ctx.fail('"proxy_buffer_size" directive invalid value'),
+    }),
+    rateDirective('proxy_upload_rate', 'Paces the bytes read from the client at rate bytes per second (0: no limit), per session; may hold variables, read once the upstream is connected.'),
+    rateDirective('proxy_download_rate', 'Paces the bytes read from the upstream at rate bytes per second (0: no limit), per session; may hold variables, read once the upstream is connected.'),
     defineDirective({
       kind: 'value',
       name: 'proxy_protocol',

@@ -22,6 +22,7 @@ import type { CompiledStreamServer } from './generation.js';
 import { SessionConnLimits } from './limit-conn.js';
 import { StreamSession, type StreamStatus, type UpstreamTry } from './session.js';
 import { ClientHelloReader } from './ssl-preread.js';
+import { DatagramPacer, startSecond } from './rate-limit.js';
 
 /** Where a UDP session's client is, and how to answer it (from the listening socket). */
 export interface UdpClient {
@@ -52,6 +53,10 @@ export class UdpSession {
   #requests = 0;
   #responses = 0;
   #idle: NodeJS.Timeout | undefined;
+  /** proxy_upload_rate and proxy_download_rate, once the upstream is connected. */
+  #pacers: { upload: DatagramPacer; download: DatagramPacer } | undefined;
+  /** The upstream's datagrams that wait for proxy_download_rate (in nginx, in the socket's buffer). */
+  #answers: Buffer[] = [];
   #detach: (() => void) | undefined;
   #done = false;
 
@@ -85,10 +90,14 @@ export class UdpSession {
   /** A later datagram of the client. */
   receive(datagram: Buffer): void {
     if (this.#done) return;
-    this.#count(datagram);
     const upstream = this.#upstream;
-    if (upstream?.connected === true) this.#send(datagram);
-    else if (this.#queue.length < MAX_QUEUED_DATAGRAMS) this.#queue.push(datagram);
+    // Sent while proxy_upload_rate delays reading: nginx does not read it, and it is lost.
+    if (upstream?.connected === true && this.#pacers?.upload.mayRead(this.session.bytesReceived) === false) return;
+    this.#count(datagram);
+    if (upstream?.connected === true) {
+      this.#pacers?.upload.read(datagram.length);
+      this.#send(datagram);
+    } else if (this.#queue.length < MAX_QUEUED_DATAGRAMS) this.#queue.push(datagram);
   }
 
   #count(datagram: Buffer): void {
@@ -130,6 +139,8 @@ export class UdpSession {
     }
     const group = resolved;
     const cycle = new UpstreamCycle('udp', group, this.session, settings);
+    // u->start_sec: the rates count from here.
+    const startSec = startSecond();
 
     const attempt = (): void => {
       if (this.#done) return;
@@ -143,7 +154,7 @@ export class UdpSession {
         if (settings.nextUpstream && cycle.mayRetry()) attempt();
         else this.#finish(502);
       };
-      const record: UpstreamTry = { addr: peer.name, connectMs: -1, bytesSent: 0, bytesReceived: 0 };
+      const record: UpstreamTry = { addr: peer.name, connectMs: -1, firstByteMs: -1, startedAt: performance.now(), endedAt: undefined, bytesSent: 0, bytesReceived: 0 };
       this.session.upstreams.push(record);
       if (peer.address.kind === 'unix') {
         this.#log.error(`datagrams to the unix domain socket "${peer.name}" are not supported by hitless, ${this.#logContext}`, this.session.id);
@@ -171,6 +182,7 @@ export class UdpSession {
         const message = `${call}() failed (${text}) while ${upstream.connected ? 'proxying and reading from upstream' : 'connecting to upstream'}`;
         if (!upstream.connected) channels.upstreamConnectError.publishLazy(() => ({ protocol: 'udp', group: group.name, peer: peer.name, error: message, timedOut: false }));
         this.#log.error(`${message}, ${this.#logContext}, upstream: "${peer.name}"`, this.session.id);
+        record.endedAt = performance.now();
         current.finish('failed', 'error');
         // What the failed peer was sent goes to the next one first.
         this.#queue = [...this.#unanswered, ...this.#queue];
@@ -185,6 +197,13 @@ export class UdpSession {
         current.connected();
         channels.upstreamConnect.publishLazy(() => ({ protocol: 'udp', group: group.name, peer: peer.name }));
         record.connectMs = performance.now() - connectStart;
+        // ngx_stream_proxy_init_upstream(): the rates are read once the upstream is connected.
+        this.#pacers?.upload.stop();
+        this.#pacers?.download.stop();
+        this.#pacers = {
+          upload: new DatagramPacer(settings.uploadRate(this.session), startSec),
+          download: new DatagramPacer(settings.downloadRate(this.session), startSec, () => this.#pumpAnswers()),
+        };
         for (const datagram of this.#queue.splice(0)) this.#send(datagram);
       });
     };
@@ -202,11 +221,32 @@ export class UdpSession {
     });
   }
 
-  /** A datagram from the upstream: to the client, from the listening socket. */
+  /** A datagram from the upstream: to the client, from the listening socket, when proxy_download_rate lets it be read. */
   #answer(datagram: Buffer): void {
+    if (this.#done || this.#upstream === undefined) return;
+    if (this.#answers.length > 0 || this.#pacers?.download.mayRead(this.#upstream.record.bytesReceived) === false) {
+      if (this.#answers.length < MAX_QUEUED_DATAGRAMS) this.#answers.push(datagram);
+      return;
+    }
+    this.#deliver(datagram);
+  }
+
+  /** The upstream's datagrams that waited, as long as the rate lets them be read. */
+  #pumpAnswers(): void {
+    while (!this.#done && this.#upstream !== undefined && this.#answers.length > 0) {
+      if (this.#pacers?.download.mayRead(this.#upstream.record.bytesReceived) === false) return;
+      this.#deliver(this.#answers.shift() as Buffer);
+    }
+  }
+
+  #deliver(datagram: Buffer): void {
     const upstream = this.#upstream;
     if (this.#done || upstream === undefined) return;
-    if (upstream.record.bytesReceived === 0) upstream.attempt.responded();
+    this.#pacers?.download.read(datagram.length);
+    if (upstream.record.bytesReceived === 0) {
+      upstream.attempt.responded();
+      upstream.record.firstByteMs = performance.now() - upstream.record.startedAt;
+    }
     upstream.record.bytesReceived += datagram.length;
     this.#unanswered = [];
     this.#responses++;
@@ -265,6 +305,9 @@ export class UdpSession {
     this.session.status = status;
     this.session.endedAt = performance.now();
     if (this.#idle !== undefined) clearTimeout(this.#idle);
+    this.#pacers?.upload.stop();
+    this.#pacers?.download.stop();
+    this.#answers = [];
     const upstream = this.#upstream;
     this.#upstream = undefined;
     if (upstream !== undefined) {

@@ -51,6 +51,10 @@ const STREAM_VARIABLES: Readonly<Record<string, Getter>> = {
   upstream_bytes_sent: perTry((attempt) => String(attempt.bytesSent)),
   upstream_bytes_received: perTry((attempt) => String(attempt.bytesReceived)),
   upstream_connect_time: perTry((attempt) => (attempt.connectMs < 0 ? '-' : (attempt.connectMs / 1000).toFixed(3))),
+  upstream_first_byte_time: perTry((attempt) => (attempt.firstByteMs < 0 ? '-' : (attempt.firstByteMs / 1000).toFixed(3))),
+  // A try that goes on ends with the session (ngx_stream_proxy_finalize() sets response_time).
+  upstream_session_time: (s) => (s.upstreams.length === 0 ? undefined : s.upstreams.map((attempt) => (((attempt.endedAt ?? s.endedAt ?? performance.now()) - attempt.startedAt) / 1000).toFixed(3)).join(', ')),
+  limit_conn_status: (s) => s.limitConnStatus,
   ssl_preread_server_name: (s) => s.preread?.serverName,
   ssl_preread_alpn_protocols: (s) => s.preread?.alpnProtocols,
   ssl_preread_protocol: (s) => s.preread?.protocol,

@@ -24,7 +24,6 @@ describe('stream configuration errors', () => {
     ['stream { server { listen 1234; proxy_pass 127.0.0.1:9; proxy_next_upstream_tries x; } }', '"proxy_next_upstream_tries" directive invalid number in /x.conf:1'],
     ['stream { server { listen 1234; proxy_pass 127.0.0.1:9; access_log /tmp/x; } }', 'log format is not specified in /x.conf:1'],
     ['stream { server { listen 1234; proxy_pass 127.0.0.1:9; access_log /tmp/x foo; } }', 'unknown log format "foo" in /x.conf:1'],
-    ['stream { log_format f $remote_addr; server { listen 1234; proxy_pass 127.0.0.1:9; access_log /tmp/$server_port.log f; } }', 'variables in the stream "access_log" path are not supported by hitless in /x.conf:1'],
     ['stream { log_format f $remote_addr; server { listen 1234; proxy_pass 127.0.0.1:9; access_log /tmp/x f gzip=10; } }', 'invalid compression level "10" in /x.conf:1'],
     ['stream { log_format f "$request"; server { listen 1234; proxy_pass 127.0.0.1:9; } }', 'unknown "request" variable'],
     ['stream { upstream u { server 127.0.0.1:9; } server { listen 1234; proxy_pass http://u; } }', 'invalid host in upstream "http://u" in /x.conf:1'],

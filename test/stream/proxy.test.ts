@@ -1,11 +1,12 @@
 /** TCP proxying through a stream server: payloads both ways, half-close, timeouts, PROXY protocol, return, access log. */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { readProxyProtocol } from '../../src/core/proxy-protocol.js';
 import { tempDir } from '../helpers/tmp.js';
+import { waitFor } from '../e2e/helpers/masters.js';
 import { echoBackend, exchange, memoryLog, serveStream, startBackend, type Backend, type ServedStream } from './helpers.js';
 
 describe('stream proxy_pass to an echo backend', () => {
@@ -182,6 +183,44 @@ describe('stream limit_conn', () => {
       first.destroy();
       await proxy.stop();
       await backend.stop();
+    }
+  });
+
+  // stream_limit_conn_dry_run.t: $limit_conn_status was an unknown variable in stream.
+  it('sets $limit_conn_status: PASSED, REJECTED, REJECTED_DRY_RUN, and not found without a limit', async () => {
+    const backend = await echoBackend();
+    const dir = tempDir();
+    const proxy = await serveStream(`stream { proxy_half_close on;
+      limit_conn_zone $binary_remote_addr zone=per_ip:1m;
+      log_format status '$server_port:$limit_conn_status';
+      access_log ${dir.path}/status.log status;
+      server { listen 127.0.0.1:1; limit_conn per_ip 1; proxy_pass 127.0.0.1:${backend.port}; }
+      server { listen 127.0.0.1:2; limit_conn per_ip 1; proxy_pass 127.0.0.1:${backend.port}; }
+      server { listen 127.0.0.1:3; limit_conn per_ip 1; limit_conn_dry_run on; proxy_pass 127.0.0.1:${backend.port}; }
+      server { listen 127.0.0.1:4; proxy_pass 127.0.0.1:${backend.port}; }
+    }`);
+    const [held, rejected, dryRun, none] = proxy.ports as [number, number, number, number];
+    const first = connect({ port: held, host: '127.0.0.1' });
+    try {
+      first.write('hold');
+      await new Promise((resolve) => first.once('data', resolve));
+      assert.equal((await exchange(rejected, 'x')).length, 0);
+      assert.equal((await exchange(dryRun, 'y')).toString(), 'y');
+      assert.equal((await exchange(none, 'z')).toString(), 'z');
+      first.end();
+      await new Promise((resolve) => first.once('close', resolve));
+      const lines = await waitFor('four log lines', () => {
+        proxy.runtime.flushLogs();
+        const text = existsSync(`${dir.path}/status.log`) ? readFileSync(`${dir.path}/status.log`, 'utf8') : '';
+        const found = text.split('\n').filter((line) => line !== '');
+        return found.length === 4 ? found.sort() : undefined;
+      }, 5000);
+      assert.deepEqual(lines, [`${held}:PASSED`, `${rejected}:REJECTED`, `${dryRun}:REJECTED_DRY_RUN`, `${none}:-`].sort());
+    } finally {
+      first.destroy();
+      await proxy.stop();
+      await backend.stop();
+      dir.remove();
     }
   });
 });

@@ -252,6 +252,34 @@ describe('stream UDP sessions', () => {
     assert.equal(echo.sources.length, 2);
   });
 
+  // stream_udp_limit_rate.t: proxy_*_rate was an unknown directive. A datagram is never split; a
+  // rate delays the next read by n / rate seconds (ngx_stream_proxy_process()).
+  it('proxy_download_rate delays the second answer without splitting it; proxy_upload_rate drops a datagram sent while reading waits', async () => {
+    const text = '1234567890'.repeat(100);
+    const down = await backend('down');
+    const slow = await serve(`proxy_pass 127.0.0.1:${down.port}; proxy_download_rate 500; proxy_timeout 5s;`);
+    const c = await client();
+    assert.equal(await c.ask(slow.port, `a${text}`), `down:a${text}`);
+    c.send(slow.port, `b${text}`);
+    // 1005 bytes at 500 bytes/s: the next answer is read 2 s later; it has not come after 500 ms.
+    await sleep(500);
+    assert.equal(c.received.length, 1);
+    assert.equal(down.received, 2, 'the upstream got the datagram and answered at once');
+    assert.equal(await waitFor('the delayed answer', () => c.received[1], 5000), `down:b${text}`);
+
+    const up = await backend('up');
+    const limited = await serve(`proxy_pass 127.0.0.1:${up.port}; proxy_upload_rate 500; proxy_timeout 5s;`);
+    const d = await client();
+    assert.equal(await d.ask(limited.port, `a${text}`), `up:a${text}`);
+    d.send(limited.port, `b${text}`);
+    await sleep(500);
+    // nginx does not read a client's datagram while the read waits: it is lost, not queued.
+    assert.equal(up.received, 1);
+    await sleep(1700);
+    assert.equal(await d.ask(limited.port, `c${text}`), `up:c${text}`);
+    assert.equal(up.received, 2);
+  });
+
   it('answers a return with one datagram', async () => {
     const { port } = await serve('return "$protocol $remote_addr";');
     const c = await client();
