@@ -12,6 +12,7 @@ import { formatIso8601, formatTimeLocal } from '../http/time-format.js';
 import type { StreamSession, UpstreamTry } from './session.js';
 import { NGINX_VERSION } from '../core/version.js';
 import { sslVariables } from '../tls/ssl-variables.js';
+import { proxyProtocolTlvGetter } from '../core/proxy-protocol.js';
 
 type Getter = VariableGetter<StreamSession>;
 
@@ -77,6 +78,10 @@ export function createStreamVariables(captureNames: Iterable<string> = []): Vari
   const table = new VariableTable<StreamSession>(captureGetter);
   for (const name of captureNames) table.define(name, (s) => s.captures?.groups?.[name]);
   for (const [name, get] of Object.entries(STREAM_VARIABLES)) table.define(name, get);
+  table.definePrefix('proxy_protocol_tlv_', (suffix) => {
+    const tlv = proxyProtocolTlvGetter(suffix);
+    return (s) => tlv(s.proxyProtocol);
+  });
   return table;
 }
 

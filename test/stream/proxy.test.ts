@@ -224,3 +224,22 @@ describe('stream limit_conn', () => {
     }
   });
 });
+
+// stream_proxy_protocol2_tlv.t: unknown "proxy_protocol_tlv_ssl" variable at -t.
+describe('stream $proxy_protocol_tlv_*', () => {
+  it('returns the TLVs of a listen ... proxy_protocol v2 header, by name, by type and ssl sub-TLV', async () => {
+    const proxy = await serveStream(`stream { server { listen 127.0.0.1:1 proxy_protocol; return "$proxy_protocol_tlv_alpn|$proxy_protocol_tlv_0x02|$proxy_protocol_tlv_ssl_verify|$proxy_protocol_tlv_ssl_cn|$proxy_protocol_tlv_netns"; } }`);
+    try {
+      const tlv = (type: number, value: Buffer): Buffer => Buffer.concat([Buffer.from([type, 0, value.length]), value]);
+      const ssl = Buffer.concat([Buffer.from([1, 0, 0, 0, 7]), tlv(0x22, Buffer.from('example.com'))]);
+      const tlvs = Buffer.concat([tlv(0x01, Buffer.from('h2')), tlv(0x02, Buffer.from('localhost')), tlv(0x20, ssl)]);
+      const head = Buffer.from([0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d, 0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a, 0x21, 0x11, 0, 12 + tlvs.length]);
+      const header = Buffer.concat([head, Buffer.from([192, 0, 2, 1, 192, 0, 2, 2, 0, 1, 0, 2]), tlvs]);
+      assert.equal((await exchange(proxy.port, header)).toString(), 'h2|localhost|7|example.com|');
+      // A v1 header has no TLVs: every one is empty.
+      assert.equal((await exchange(proxy.port, 'PROXY TCP4 192.0.2.1 192.0.2.2 1 2\r\n')).toString(), '||||');
+    } finally {
+      await proxy.stop();
+    }
+  });
+});
