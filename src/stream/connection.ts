@@ -10,7 +10,7 @@ import type { ErrorLog } from '../core/log.js';
 import { logRequest } from '../http/access-log.js';
 import { isTrusted } from '../http/realip.js';
 import { tlsInfoOf } from '../tls/sni.js';
-import type { CompiledStreamServer } from './generation.js';
+import type { CompiledStreamServer, StreamRoute } from './generation.js';
 import { SessionConnLimits } from './limit-conn.js';
 import { proxySession } from './proxy.js';
 import { brokenHeaderText, readProxyProtocol } from '../core/proxy-protocol.js';
@@ -21,6 +21,7 @@ import { ClientHelloReader } from './ssl-preread.js';
 export class StreamConnection {
   readonly session: StreamSession;
   readonly #server: CompiledStreamServer;
+  readonly #proxyProtocol: boolean;
   readonly #log: ErrorLog;
   #socket: Socket;
   /** Bytes read before the content phase, passed on first. */
@@ -31,9 +32,10 @@ export class StreamConnection {
   #stopProxy: (() => void) | undefined;
   readonly #closeListeners: (() => void)[] = [];
 
-  constructor(socket: Socket, server: CompiledStreamServer, log: ErrorLog) {
+  constructor(socket: Socket, route: StreamRoute, log: ErrorLog) {
     this.#socket = socket;
-    this.#server = server;
+    this.#server = route.server;
+    this.#proxyProtocol = route.proxyProtocol;
     this.#log = log;
     this.session = new StreamSession(socket);
     // Each direction is closed on its own: the client's FIN is passed upstream, the answer still flows back.
@@ -57,7 +59,7 @@ export class StreamConnection {
 
   async #run(): Promise<void> {
     const server = this.#server;
-    if (server.acceptsProxyProtocol && !(await this.#readProxyProtocol())) return this.#finish(400);
+    if (this.#proxyProtocol && !(await this.#readProxyProtocol())) return this.#finish(400);
     // ngx_stream_realip_handler(): the PROXY header's source replaces a trusted peer's address.
     const header = this.session.proxyProtocol;
     if (header !== undefined && server.realIpFrom.length > 0 && isTrusted(this.session.peerAddress, server.realIpFrom)) {

@@ -46,7 +46,6 @@ export interface CompiledStreamServer {
   /** nginx's `server: 0.0.0.0:12345` of log messages: the address the server listens on. */
   readonly addrText: string;
   readonly proxyProtocolTimeoutMs: number;
-  readonly acceptsProxyProtocol: boolean;
   readonly prereadTimeoutMs: number;
   readonly prereadBufferSize: number;
   readonly sslPreread: boolean;
@@ -69,9 +68,16 @@ export function collectStreamListens(config: HitlessConfig): ListenSpec[] {
   return groupListens(stream).map((socket) => socket.spec);
 }
 
+/** Where a connection on one address goes: its server, and what the address's `listen` asks of it. */
+export interface StreamRoute {
+  readonly server: CompiledStreamServer;
+  /** `listen ... proxy_protocol` on this address (not on every listen of the server). */
+  readonly proxyProtocol: boolean;
+}
+
 interface SocketRoutes {
-  readonly own: CompiledStreamServer;
-  readonly byLocalAddress: ReadonlyMap<string, CompiledStreamServer>;
+  readonly own: StreamRoute;
+  readonly byLocalAddress: ReadonlyMap<string, StreamRoute>;
 }
 
 /** The compiled `stream` block of one generation. */
@@ -120,19 +126,19 @@ export class StreamGeneration {
       return server;
     };
     for (const socket of groupListens(stream)) {
-      const byLocalAddress = new Map<string, CompiledStreamServer>();
-      let own: CompiledStreamServer | undefined;
+      const byLocalAddress = new Map<string, StreamRoute>();
+      let own: StreamRoute | undefined;
       for (const addr of socket.addrs) {
-        const server = serverOf(addr.defaultServer, addr.listen.addrText);
-        byLocalAddress.set(addr.listen.address, server);
-        if (addr.listen.wildcard || own === undefined) own = server;
+        const route = { server: serverOf(addr.defaultServer, addr.listen.addrText), proxyProtocol: addr.proxyProtocol };
+        byLocalAddress.set(addr.listen.address, route);
+        if (addr.listen.wildcard || own === undefined) own = route;
       }
       if (own !== undefined) this.sockets.set(socket.spec.key, { own, byLocalAddress });
     }
   }
 
-  /** The server a connection on socket `key` that arrived on `localAddress` belongs to. */
-  serverFor(key: string, localAddress: string | undefined): CompiledStreamServer | undefined {
+  /** Where a connection on socket `key` that arrived on `localAddress` goes. */
+  routeFor(key: string, localAddress: string | undefined): StreamRoute | undefined {
     const routes = this.sockets.get(key);
     if (routes === undefined) return undefined;
     if (localAddress === undefined || routes.byLocalAddress.size === 1) return routes.own;
@@ -162,7 +168,6 @@ export class StreamGeneration {
       block,
       addrText,
       proxyProtocolTimeoutMs: block.get('proxy_protocol_timeout'),
-      acceptsProxyProtocol: block.get('listen').some((listen) => listen.proxyProtocol),
       prereadTimeoutMs: block.get('preread_timeout'),
       prereadBufferSize: block.get('preread_buffer_size'),
       sslPreread: block.get('ssl_preread'),

@@ -243,3 +243,17 @@ describe('stream $proxy_protocol_tlv_*', () => {
     }
   });
 });
+
+// stream_realip.t "server off": a server with a `listen ... proxy_protocol` and a plain listen
+// read a PROXY header on both, and so closed the plain one's sessions as broken headers.
+describe('stream listen ... proxy_protocol is per address', () => {
+  it('reads a header only on the listen that asks for one', async () => {
+    const proxy = await serveStream('stream { server { listen 127.0.0.1:1 proxy_protocol; listen 127.0.0.1:2; return "$proxy_protocol_addr:$proxy_protocol_port"; } }');
+    try {
+      assert.equal((await exchange(proxy.ports[0] ?? 0, 'PROXY TCP4 192.0.2.1 192.0.2.2 1234 5678\r\n')).toString(), '192.0.2.1:1234');
+      assert.equal((await exchange(proxy.ports[1] ?? 0, '')).toString(), ':');
+    } finally {
+      await proxy.stop();
+    }
+  });
+});
