@@ -213,8 +213,15 @@ export class StreamGeneration {
       uploadRate: this.#rate(block.get('proxy_upload_rate')),
       downloadRate: this.#rate(block.get('proxy_download_rate')),
       // proxy_ssl_name defaults to the host of proxy_pass (a group's name, or the address's host).
-      ssl: ssl === undefined ? undefined : { tls: ssl, name: (session, group) => sslHostName(sslName === undefined ? group.name : sslName(session)) },
+      ssl: ssl === undefined ? undefined : { tls: ssl, name: (session, group) => sslHostName(sslName === undefined ? group.name : sslName(session)), alpn: this.#alpn(block) },
     };
+  }
+
+  /** proxy_ssl_alpn (ngx_stream_proxy_ssl_alpn()): values that come out empty or longer than 255 bytes are left out. */
+  #alpn(block: ConfBlockView): ((session: StreamSession) => readonly string[]) | undefined {
+    const values = block.get('proxy_ssl_alpn')?.map((value) => compileTemplate(value, this.#table, { literal: toByteString }));
+    if (values === undefined) return undefined;
+    return (session) => values.map((value) => value(session)).filter((protocol) => protocol.length > 0 && protocol.length <= 255);
   }
 
   #rate(setting: SizeValue | undefined): RateOf<StreamSession> {

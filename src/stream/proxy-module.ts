@@ -32,6 +32,8 @@ declare module '../conf/registry.js' {
     proxy_requests: number;
     proxy_half_close: boolean;
     proxy_buffer_size: number;
+    /** Undefined when not given: no ALPN to the upstream. */
+    proxy_ssl_alpn: readonly Template[] | undefined;
     /** Undefined when not given on any level (nginx's NULL: no limit). */
     proxy_upload_rate: SizeValue | undefined;
     proxy_download_rate: SizeValue | undefined;
@@ -62,6 +64,7 @@ function checkStreamProxy(stream: ConfBlockView): void {
     const target = server.get('proxy_pass') as ProxyPassTarget;
     if (server.get('proxy_ssl')) checkUpstreamSsl(server);
     const sslName = server.get('proxy_ssl_name');
+    templates.push(...(server.get('proxy_ssl_alpn') ?? []));
     for (const name of ['proxy_upload_rate', 'proxy_download_rate'] as const) {
       const rate = server.get(name);
       if (rate !== undefined && 'value' in rate) templates.push(rate.value);
@@ -218,6 +221,21 @@ export const streamProxyModule: ConfModule = {
       default: () => false,
       defaultText: 'proxy_ssl off;',
       parse: ([value]) => value === 'on',
+    }),
+    defineDirective({
+      kind: 'value',
+      name: 'proxy_ssl_alpn',
+      contexts: STREAM_SERVER_CONTEXTS,
+      args: '1+',
+      syntax: 'protocol ...;',
+      summary: 'The application protocols offered by ALPN to a proxy_ssl upstream; each may hold variables, and a value that comes out empty (or longer than 255 bytes) is not offered.',
+      default: () => undefined,
+      defaultText: '—',
+      parse: (args, ctx) => args.map((arg) => {
+        const value = parseValue(arg, ctx);
+        if (isConstantTemplate(value) && Buffer.byteLength(arg, 'latin1') > 255) ctx.fail('"proxy_ssl_alpn" directive protocol too long');
+        return value;
+      }),
     }),
     ...SSL_DIRECTIVES.map((name) => reuseDirective(httpProxyModule, name, STREAM_SERVER_CONTEXTS)),
   ],

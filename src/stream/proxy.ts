@@ -44,7 +44,12 @@ export interface StreamProxySettings {
   readonly downloadRate: RateOf<StreamSession>;
   /** proxy_buffer_size: the most bytes read from a side before they are written to the other. */
   readonly bufferSize: number;
-  readonly ssl: { readonly tls: UpstreamTls; readonly name: (session: StreamSession, group: UpstreamGroup<StreamSession>) => string } | undefined;
+  readonly ssl: {
+    readonly tls: UpstreamTls;
+    readonly name: (session: StreamSession, group: UpstreamGroup<StreamSession>) => string;
+    /** proxy_ssl_alpn, evaluated per connect; undefined (or an empty list) offers no ALPN. */
+    readonly alpn: ((session: StreamSession) => readonly string[]) | undefined;
+  } | undefined;
 }
 
 /** proxy_buffer_size's default, 16k: Node's own high-water mark, which paces without a gate. */
@@ -120,7 +125,7 @@ export function proxySession(session: StreamSession, client: ProxiedClient, sett
       noDelay: settings.tcpNodelay,
       // The PROXY header goes before the TLS handshake, in the clear, as nginx sends it.
       ...(ssl !== undefined && settings.proxyProtocol !== 0 ? { beforeTls: (socket: Socket) => socket.write(proxyHeader(session, settings.proxyProtocol as 1 | 2)) } : {}),
-      ...(ssl === undefined ? {} : { tls: { tls: ssl.tls, name: ssl.name(session, group) } }),
+      ...(ssl === undefined ? {} : { tls: tlsOptions(session, group, ssl) }),
     };
     cancelConnect = connectPeer(peer, { ...options, budget: settings.connections }, (result) => {
       cancelConnect = undefined;
@@ -148,6 +153,11 @@ export function proxySession(session: StreamSession, client: ProxiedClient, sett
   };
   next();
   return () => cycle.stop('drained');
+}
+
+function tlsOptions(session: StreamSession, group: UpstreamGroup<StreamSession>, ssl: NonNullable<StreamProxySettings['ssl']>): NonNullable<PeerConnectOptions['tls']> {
+  const alpn = ssl.alpn?.(session) ?? [];
+  return { tls: ssl.tls, name: ssl.name(session, group), ...(alpn.length === 0 ? {} : { alpn }) };
 }
 
 function proxyHeader(session: StreamSession, version: 1 | 2): Buffer {

@@ -18,6 +18,8 @@ import { reuseDirective, STREAM_SERVER_CONTEXTS } from './reuse.js';
 declare module '../conf/registry.js' {
   interface DirectiveValues {
     ssl_handshake_timeout: number;
+    /** The protocols offered by ALPN, in the server's order of preference; empty: no ALPN. */
+    ssl_alpn: readonly string[];
   }
 }
 
@@ -32,7 +34,9 @@ export function streamTlsOf(server: ConfBlockView, runtime: TlsRuntime, log?: Er
   const report = { invalid: (): void => undefined, conflict: (): void => undefined };
   // One server per address: SNI selects among the store's certificates only.
   const hosts = VirtualHosts.build([server], server, () => [], `${server.file}:${server.line}`, report);
-  return { termination: new TlsTermination(hosts, serverTlsOf, runtime, false, [], log), handshakeTimeoutMs: server.get('ssl_handshake_timeout') };
+  // ssl_alpn: the server's list, first match in its order (SSL_select_next_proto() in
+  // ngx_stream_ssl_alpn_select()); a client offering none of them fails the handshake.
+  return { termination: new TlsTermination(hosts, serverTlsOf, runtime, false, server.get('ssl_alpn'), log), handshakeTimeoutMs: server.get('ssl_handshake_timeout') };
 }
 
 const SHARED = [
@@ -57,6 +61,20 @@ export const streamSslModule: ConfModule = {
       default: () => 60_000,
       defaultText: 'ssl_handshake_timeout 60s;',
       parse: ([value = ''], ctx) => parseTime(value) ?? ctx.fail('"ssl_handshake_timeout" directive invalid value'),
+    }),
+    defineDirective({
+      kind: 'value',
+      name: 'ssl_alpn',
+      contexts: STREAM_SERVER_CONTEXTS,
+      args: '1+',
+      syntax: 'protocol ...;',
+      summary: 'The application protocols a listen ... ssl server accepts by ALPN, most preferred first; a client that offers ALPN but none of them fails the handshake ($ssl_alpn_protocol is the one chosen).',
+      default: () => [],
+      defaultText: '—',
+      parse: (args, ctx) => {
+        if (args.some((protocol) => Buffer.byteLength(protocol, 'latin1') > 255)) ctx.fail('"ssl_alpn" directive protocol too long');
+        return [...args];
+      },
     }),
   ],
   check(main, ctx) {
