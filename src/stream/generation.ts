@@ -28,6 +28,7 @@ import type { SizeValue } from '../http/limit-rate.js';
 import type { StreamSession } from './session.js';
 import { createStreamVariables, streamCaptureNames } from './variables.js';
 import { streamTlsOf, type StreamTls } from './ssl-module.js';
+import { primaryServerName, VirtualHosts } from '../http/server-names.js';
 
 /** One `limit_conn` of a server, its key compiled. */
 export interface StreamLimitConnRule {
@@ -53,7 +54,8 @@ export interface CompiledStreamServer {
   readonly limitConn: readonly StreamLimitConnRule[];
   readonly limitConnLogLevel: LogLevel;
   readonly limitConnDryRun: boolean;
-  readonly tls: StreamTls | undefined;
+  /** `$server_name`. */
+  readonly serverName: string;
   readonly loggers: readonly AccessLogger<StreamSession>[];
   /** The server's `error_log` (or the stream block's): where its sessions' lines go (ngx_stream_init_connection()). */
   readonly errorLog: ErrorLog;
@@ -70,9 +72,18 @@ export function collectStreamListens(config: HitlessConfig): ListenSpec[] {
 
 /** Where a connection on one address goes: its server, and what the address's `listen` asks of it. */
 export interface StreamRoute {
+  /** The default server: the first to list the address, or its `listen ... default_server`. */
   readonly server: CompiledStreamServer;
   /** `listen ... proxy_protocol` on this address (not on every listen of the server). */
   readonly proxyProtocol: boolean;
+  /** `listen ... ssl` on this address: the TLS termination, whose SNI callback picks among the address's servers. */
+  readonly tls: StreamTls | undefined;
+  /**
+   * `ngx_stream_find_virtual_server()`: the server named by a validated, lowercased name (SNI or
+   * ssl_preread's), and the regex match that named it; the default server when none does.
+   * Undefined for an address with one server.
+   */
+  readonly find: ((name: string) => { readonly server: CompiledStreamServer; readonly match: RegExpExecArray | undefined }) | undefined;
 }
 
 interface SocketRoutes {
@@ -129,7 +140,17 @@ export class StreamGeneration {
       const byLocalAddress = new Map<string, StreamRoute>();
       let own: StreamRoute | undefined;
       for (const addr of socket.addrs) {
-        const route = { server: serverOf(addr.defaultServer, addr.listen.addrText), proxyProtocol: addr.proxyProtocol };
+        const server = serverOf(addr.defaultServer, addr.listen.addrText);
+        const servers = addr.servers.map((block) => serverOf(block, addr.listen.addrText));
+        let find: StreamRoute['find'];
+        if (servers.length > 1) {
+          // Built with the blocks' names as nginx's per-address hash (ngx_stream_server_names()); -t reported its errors.
+          const hosts = VirtualHosts.build(servers, server, (one) => one.block.get('server_name'), addr.listen.addrText, { invalid: () => undefined, conflict: () => undefined });
+          // No name matching is the default server, where the session already is.
+          find = (name) => hosts.find(name);
+        }
+        const tls = addr.ssl ? streamTlsOf(addr.servers, addr.defaultServer, this.#state.tls, this.#log) : undefined;
+        const route: StreamRoute = { server, proxyProtocol: addr.proxyProtocol, tls, find };
         byLocalAddress.set(addr.listen.address, route);
         if (addr.listen.wildcard || own === undefined) own = route;
       }
@@ -176,7 +197,7 @@ export class StreamGeneration {
       zones: this.#state.zones,
       limitConnLogLevel: block.get('limit_conn_log_level'),
       limitConnDryRun: block.get('limit_conn_dry_run'),
-      tls: block.get('listen').some((listen) => listen.ssl) ? streamTlsOf(block, this.#state.tls, this.#log) : undefined,
+      serverName: primaryServerName(block.get('server_name')),
       loggers: this.logs.compile(block.get('access_log'), block.get('open_log_file_cache')),
       errorLog: this.errorLogs.of(ownErrorLog(block)),
       returnValue: returnTemplate === undefined ? undefined : compileTemplate(returnTemplate, this.#table, { literal: toByteString }),

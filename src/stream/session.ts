@@ -60,6 +60,8 @@ export class StreamSession {
   /** The handshake of a `listen ... ssl` session. */
   tls: TlsConnectionInfo | undefined;
   readonly upstreams: UpstreamTry[] = [];
+  /** `$server_name`: the first name of the server the session is in (the default server's until SNI or ssl_preread chose another). */
+  serverName = '';
   /** `$limit_conn_status`: PASSED, REJECTED or REJECTED_DRY_RUN once a limit_conn key counted; undefined (not found) before. */
   limitConnStatus: string | undefined;
   /** Set when the session ended, in ms (performance.now()). */

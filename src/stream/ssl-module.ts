@@ -29,11 +29,14 @@ export interface StreamTls {
   readonly handshakeTimeoutMs: number;
 }
 
-/** The TLS termination of a stream server: its certificates, or the store's for the client's SNI name. */
-export function streamTlsOf(server: ConfBlockView, runtime: TlsRuntime, log?: ErrorLog): StreamTls {
+/**
+ * The TLS termination of one `listen ... ssl` address: SNI chooses among the servers that share it
+ * by server_name (ngx_stream_ssl_servername()), then the store's certificate for the name, else
+ * the chosen server's own.
+ */
+export function streamTlsOf(servers: readonly ConfBlockView[], server: ConfBlockView, runtime: TlsRuntime, log?: ErrorLog): StreamTls {
   const report = { invalid: (): void => undefined, conflict: (): void => undefined };
-  // One server per address: SNI selects among the store's certificates only.
-  const hosts = VirtualHosts.build([server], server, () => [], `${server.file}:${server.line}`, report);
+  const hosts = VirtualHosts.build(servers, server, (one) => one.get('server_name'), `${server.file}:${server.line}`, report);
   // ssl_alpn: the server's list, first match in its order (SSL_select_next_proto() in
   // ngx_stream_ssl_alpn_select()); a client offering none of them fails the handshake.
   return { termination: new TlsTermination(hosts, serverTlsOf, runtime, false, server.get('ssl_alpn'), log), handshakeTimeoutMs: server.get('ssl_handshake_timeout') };

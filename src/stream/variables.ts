@@ -8,6 +8,7 @@ import { ConfigError } from '../core/errors.js';
 import { templateVariables, VariableTable, type Template, type VariableGetter } from '../core/variables.js';
 import type { ConfBlockView } from '../conf/registry.js';
 import { binaryAddress } from '../http/realip.js';
+import { compileNginxRegex } from '../http/regex.js';
 import { formatIso8601, formatTimeLocal } from '../http/time-format.js';
 import type { StreamSession, UpstreamTry } from './session.js';
 import { NGINX_VERSION } from '../core/version.js';
@@ -32,6 +33,7 @@ const STREAM_VARIABLES: Readonly<Record<string, Getter>> = {
   realip_remote_port: (s) => s.peerPort,
   server_addr: (s) => s.serverAddress,
   server_port: (s) => s.serverPort,
+  server_name: (s) => s.serverName,
   proxy_protocol_addr: (s) => s.proxyProtocol?.sourceAddress ?? '',
   proxy_protocol_port: (s) => (s.proxyProtocol === undefined ? '' : String(s.proxyProtocol.sourcePort)),
   proxy_protocol_server_addr: (s) => s.proxyProtocol?.destinationAddress ?? '',
@@ -87,7 +89,15 @@ export function createStreamVariables(captureNames: Iterable<string> = []): Vari
 
 /** The named captures of the stream maps' regexes, which nginx defines as variables (`ngx_stream_regex_compile()`). */
 export function streamCaptureNames(stream: ConfBlockView): Set<string> {
-  return new Set(stream.get('map').flatMap((map) => map.regexes.flatMap((regex) => regex.names)));
+  const names = new Set(stream.get('map').flatMap((map) => map.regexes.flatMap((regex) => regex.names)));
+  // A server_name regex's named captures are variables too (ngx_stream_core_server_name()).
+  for (const server of stream.blocks) {
+    if (server.name !== 'server') continue;
+    for (const name of server.get('server_name')) {
+      if (name.kind === 'regex') for (const group of compileNginxRegex(name.name, name.caseless).names) names.add(group);
+    }
+  }
+  return names;
 }
 
 const knownTables = new WeakMap<ConfBlockView, VariableTable<StreamSession>>();

@@ -2,6 +2,7 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
+import { connect } from 'node:net';
 import { connect as connectTls, createServer as createTlsServer, type PeerCertificate } from 'node:tls';
 import { localServingState } from '../../src/http/serving-state.js';
 import { echoBackend, errorOf, exchange, memoryLog, serveStream, type Backend, type ServedStream } from './helpers.js';
@@ -158,3 +159,85 @@ describe('stream ssl_alpn and proxy_ssl_alpn', () => {
     assert.match(errorOf(`stream { server { listen 1234; proxy_ssl_alpn ${'a'.repeat(256)}; proxy_pass 127.0.0.1:9; } }`), /^"proxy_ssl_alpn" directive protocol too long in \/x\.conf:1$/);
   });
 });
+
+// stream_server_name.t and the ssl tests that use it: server_name, default_server and
+// server_names_hash_* were refused in stream (nginx 1.25.5 chooses among the servers of an
+// address by the SNI name, or by ssl_preread's).
+describe('stream server_name', () => {
+  let served: ServedStream;
+  const state = localServingState();
+
+  before(async () => {
+    served = await serveStream(`stream {
+      server_names_hash_bucket_size 64;
+      ssl_certificate ${path('a-rsa.fullchain.crt')}; ssl_certificate_key ${path('a-rsa.key')};
+      server { listen 127.0.0.1:1 ssl; server_name localhost; return "$server_name"; }
+      server { listen 127.0.0.1:1; server_name www.example.com; return "$server_name"; }
+      server { listen 127.0.0.1:1; server_name ~^(?P<name>[a-z]+)\\.example\\.com$; return "$name"; }
+      server { listen 127.0.0.1:1; server_name *.wc.example.com; return "$server_name"; }
+      server { listen 127.0.0.1:1; server_name .dot.example.com; return "$server_name"; }
+      server { listen 127.0.0.1:1; server_name nothing.example.com; }
+      server { listen 127.0.0.1:2; server_name one; ssl_preread on; return "one $ssl_preread_server_name"; }
+      server { listen 127.0.0.1:2 default_server; server_name two; ssl_preread on; return "two $ssl_preread_server_name"; }
+    }`, '/tmp', undefined, state);
+  });
+  after(async () => {
+    await served.stop();
+  });
+
+  /** What a TLS session with SNI `name` (none when undefined) was answered, or the error. */
+  const ask = (name: string | undefined): Promise<string> => new Promise((resolve) => {
+    const socket = connectTls({ port: served.ports[0] ?? 0, host: '127.0.0.1', rejectUnauthorized: false, ...(name === undefined ? {} : { servername: name }) });
+    let answer = '';
+    socket.setEncoding('utf8');
+    socket.on('data', (chunk: string) => (answer += chunk));
+    socket.on('end', () => resolve(answer));
+    socket.on('error', (err) => resolve(`error: ${err.message}`));
+    socket.setTimeout(10_000, () => socket.destroy(new Error('timed out')));
+  });
+
+  it('chooses the server by the SNI name: exact (any case), regex with named captures, wildcards, else the first', async () => {
+    assert.equal(await ask('xxx'), 'localhost');
+    assert.equal(await ask(undefined), 'localhost');
+    assert.equal(await ask('WWW.EXAMPLE.COM'), 'www.example.com');
+    assert.equal(await ask('blah.example.com'), 'blah');
+    assert.equal(await ask('a.b.wc.example.com'), '*.wc.example.com');
+    assert.equal(await ask('www.dot.example.com'), 'dot.example.com');
+    assert.equal(await ask('dot.example.com.'), 'dot.example.com');
+  });
+
+  it('ends a session with 500 in a server without proxy_pass or return (no longer refused at -t)', async () => {
+    assert.equal(await ask('nothing.example.com'), '');
+  });
+
+  it('chooses the server by ssl_preread\'s server name, else the default_server', async () => {
+    const plain = (name: string): Promise<string> => new Promise((resolve, reject) => {
+      const raw = connect({ port: served.ports[1] ?? 0, host: '127.0.0.1' }, () => raw.write(clientHello(name)));
+      const chunks: Buffer[] = [];
+      raw.on('data', (chunk: Buffer) => chunks.push(chunk));
+      raw.on('error', reject);
+      raw.on('close', () => resolve(Buffer.concat(chunks).toString('latin1')));
+    });
+    assert.equal(await plain('one'), 'one one');
+    assert.equal(await plain('ONE'), 'one ONE');
+    assert.equal(await plain('other'), 'two other');
+  });
+});
+
+/** A minimal TLS 1.2 ClientHello with the server_name extension, as ssl_preread reads it. */
+function clientHello(name: string): Buffer {
+  const host = Buffer.from(name, 'latin1');
+  const serverName = Buffer.concat([Buffer.from([0x00]), u16(host.length), host]);
+  const list = Buffer.concat([u16(serverName.length), serverName]);
+  const extension = Buffer.concat([u16(0x0000), u16(list.length), list]);
+  const extensions = Buffer.concat([u16(extension.length), extension]);
+  const body = Buffer.concat([Buffer.from([0x03, 0x03]), Buffer.alloc(32), Buffer.from([0x00]), u16(2), Buffer.from([0x00, 0x2f]), Buffer.from([0x01, 0x00]), extensions]);
+  const handshake = Buffer.concat([Buffer.from([0x01, 0x00]), u16(body.length), body]);
+  return Buffer.concat([Buffer.from([0x16, 0x03, 0x01]), u16(handshake.length), handshake]);
+}
+
+function u16(value: number): Buffer {
+  const buffer = Buffer.alloc(2);
+  buffer.writeUInt16BE(value);
+  return buffer;
+}

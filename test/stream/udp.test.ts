@@ -295,7 +295,7 @@ describe('stream UDP configuration errors', () => {
     ['stream { server { listen 1234 udp backlog=5; proxy_pass 127.0.0.1:9; } }', '"listen" directive "backlog" parameter is incompatible with "udp" in /x.conf:1'],
     ['stream { server { listen 1234 udp so_keepalive=on; proxy_pass 127.0.0.1:9; } }', '"listen" directive "so_keepalive" parameter is incompatible with "udp" in /x.conf:1'],
     ['stream { server { listen 1234 udp fastopen=3; proxy_pass 127.0.0.1:9; } }', '"listen" directive "fastopen" parameter is incompatible with "udp" in /x.conf:1'],
-    ['stream { server { listen 1234 udp; listen 1234 udp; proxy_pass 127.0.0.1:9; } }', 'duplicate "0.0.0.0:1234" address and port pair in /x.conf:1'],
+    ['stream { server { listen 1234 udp; listen 1234 udp; proxy_pass 127.0.0.1:9; } }', 'a duplicate listen 0.0.0.0:1234 in /x.conf:1'],
     ['stream { server { listen unix:/tmp/x.sock udp; proxy_pass 127.0.0.1:9; } }', 'the "udp" parameter with a unix domain socket is not supported by hitless in /x.conf:1'],
     ['stream { server { listen 1234 udp; proxy_pass 127.0.0.1:9; proxy_responses x; } }', '"proxy_responses" directive invalid number in /x.conf:1'],
     ['stream { server { listen 1234 udp; proxy_pass 127.0.0.1:9; proxy_requests -1; } }', '"proxy_requests" directive invalid number in /x.conf:1'],
