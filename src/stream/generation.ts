@@ -246,7 +246,7 @@ export class StreamGeneration {
   }
 
   #rate(setting: SizeValue | undefined): RateOf<StreamSession> {
-    return compileRate(setting, (value) => compileTemplate(value, this.#table, { literal: toByteString }), (session, message) => this.#log.error(message, session.id));
+    return compileRate(setting, (value) => compileTemplate(value, this.#table, { literal: toByteString }), (session, message) => this.#log.error(`${message}, client: ${session.remoteAddress}, server: ${session.serverAddress}:${session.serverPort}`, session.id));
   }
 
   #implicitGroup(host: string, port: number): UpstreamGroup<StreamSession> {

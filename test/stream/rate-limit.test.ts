@@ -68,7 +68,7 @@ describe('stream proxy rates', () => {
     served.push(proxy);
     assert.equal(await firstBytes(proxy.ports[0] ?? 0, '0123456789'), '0');
     assert.equal(await firstBytes(proxy.ports[1] ?? 0, '0123456789'), '0123456789');
-    assert.ok(lines.some((line) => /^\[error\] invalid size "x1"$/.test(line)), lines.join('\n'));
+    assert.ok(lines.some((line) => /^\[error\] invalid size "x1", client: 127\.0\.0\.1, server: 127\.0\.0\.1:\d+$/.test(line)), lines.join('\n'));
   });
 
   it('passes every byte that waited before a client\'s FIN, then the FIN (proxy_half_close off)', async () => {
