@@ -18,7 +18,8 @@ import { logRequest } from '../http/access-log.js';
 import { channels } from '../core/diagnostics.js';
 import { errnoText } from '../core/errno.js';
 import { UpstreamCycle, type UpstreamAttempt } from '../upstream/request-cycle.js';
-import type { CompiledStreamServer } from './generation.js';
+import type { CompiledStreamServer, StreamRoute } from './generation.js';
+import { validateHost } from '../http/uri.js';
 import { SessionConnLimits } from './limit-conn.js';
 import { StreamSession, type StreamStatus, type UpstreamTry } from './session.js';
 import { ClientHelloReader } from './ssl-preread.js';
@@ -40,9 +41,11 @@ const MAX_QUEUED_DATAGRAMS = 64;
 /** A session in progress, as the runtime tracks it for drains and fast shutdowns. */
 export class UdpSession {
   readonly session: StreamSession;
-  readonly #server: CompiledStreamServer;
+  /** The address's default server, until ssl_preread's name chooses another. */
+  #server: CompiledStreamServer;
+  readonly #find: StreamRoute['find'];
   readonly #client: UdpClient;
-  readonly #log: ErrorLog;
+  #log: ErrorLog;
   readonly #closeListeners: (() => void)[] = [];
   /** Client datagrams not sent upstream yet (before the content phase, or while connecting). */
   #queue: Buffer[] = [];
@@ -60,11 +63,14 @@ export class UdpSession {
   #detach: (() => void) | undefined;
   #done = false;
 
-  constructor(server: CompiledStreamServer, client: UdpClient, log: ErrorLog) {
+  constructor(route: StreamRoute, client: UdpClient, log: ErrorLog) {
+    const server = route.server;
     this.#server = server;
+    this.#find = route.find;
     this.#client = client;
     this.#log = log;
     this.session = new StreamSession({ remoteAddress: client.address, remotePort: client.port, localAddress: client.localAddress, localPort: client.localPort }, 'UDP');
+    this.session.serverName = server.serverName;
   }
 
   /** `udp client: 127.0.0.1, server: 0.0.0.0:53`, as nginx ends the messages of a datagram session. */
@@ -118,15 +124,29 @@ export class UdpSession {
       const reader = new ClientHelloReader();
       const result = reader.feed(first.subarray(0, server.prereadBufferSize));
       if (result !== 'declined' && result !== 'again') this.session.preread = reader.values;
+      this.#chooseServer(this.session.preread?.serverName ?? '');
     }
-    if (server.returnValue !== undefined) {
-      const text = Buffer.from(server.returnValue(this.session), 'latin1');
+    // The content phase runs in the server the session ended up in.
+    const chosen = this.#server;
+    if (chosen.returnValue !== undefined) {
+      const text = Buffer.from(chosen.returnValue(this.session), 'latin1');
       this.session.bytesSent += text.length;
       this.#client.reply(text);
       return this.#finish(200);
     }
-    if (server.proxy === undefined) return this.#finish(500);
+    if (chosen.proxy === undefined) return this.#finish(500);
     this.#proxy();
+  }
+
+  /** ngx_stream_ssl_preread_servername(): the ClientHello's name chooses among the address's servers. */
+  #chooseServer(name: string): void {
+    const host = name === '' || this.#find === undefined ? undefined : validateHost(name)?.host;
+    if (host === undefined || this.#find === undefined) return;
+    const { server, match } = this.#find(host);
+    if (match !== undefined) this.session.captures = match;
+    this.#server = server;
+    this.#log = server.errorLog;
+    this.session.serverName = server.serverName;
   }
 
   #proxy(): void {

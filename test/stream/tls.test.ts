@@ -5,7 +5,7 @@ import { after, before, describe, it } from 'node:test';
 import { connect } from 'node:net';
 import { connect as connectTls, createServer as createTlsServer, type PeerCertificate } from 'node:tls';
 import { localServingState } from '../../src/http/serving-state.js';
-import { echoBackend, errorOf, exchange, memoryLog, serveStream, type Backend, type ServedStream } from './helpers.js';
+import { clientHello, echoBackend, errorOf, exchange, memoryLog, serveStream, type Backend, type ServedStream } from './helpers.js';
 
 const fixtures = new URL('../../../test/fixtures/tls/', import.meta.url);
 const path = (name: string): string => new URL(name, fixtures).pathname;
@@ -223,21 +223,3 @@ describe('stream server_name', () => {
     assert.equal(await plain('other'), 'two other');
   });
 });
-
-/** A minimal TLS 1.2 ClientHello with the server_name extension, as ssl_preread reads it. */
-function clientHello(name: string): Buffer {
-  const host = Buffer.from(name, 'latin1');
-  const serverName = Buffer.concat([Buffer.from([0x00]), u16(host.length), host]);
-  const list = Buffer.concat([u16(serverName.length), serverName]);
-  const extension = Buffer.concat([u16(0x0000), u16(list.length), list]);
-  const extensions = Buffer.concat([u16(extension.length), extension]);
-  const body = Buffer.concat([Buffer.from([0x03, 0x03]), Buffer.alloc(32), Buffer.from([0x00]), u16(2), Buffer.from([0x00, 0x2f]), Buffer.from([0x01, 0x00]), extensions]);
-  const handshake = Buffer.concat([Buffer.from([0x01, 0x00]), u16(body.length), body]);
-  return Buffer.concat([Buffer.from([0x16, 0x03, 0x01]), u16(handshake.length), handshake]);
-}
-
-function u16(value: number): Buffer {
-  const buffer = Buffer.alloc(2);
-  buffer.writeUInt16BE(value);
-  return buffer;
-}

@@ -13,7 +13,7 @@ import { StreamRuntime, collectStreamListens } from '../../src/stream/runtime.js
 import { runHitless } from '../helpers/bin.js';
 import { tempDir } from '../helpers/tmp.js';
 import { MasterUnderTest, TestPrefix, freePort, isAlive, sleep, startMaster, waitFor } from '../e2e/helpers/masters.js';
-import { errorOf, load } from './helpers.js';
+import { clientHello, errorOf, load } from './helpers.js';
 
 /** A UDP backend on 127.0.0.1: answers each datagram with `name:` and the datagram; records the source ports it saw. */
 class UdpBackend {
@@ -58,7 +58,7 @@ class UdpClient {
     return this;
   }
 
-  send(port: number, text: string): void {
+  send(port: number, text: string | Buffer): void {
     this.socket.send(text, port, '127.0.0.1');
   }
 
@@ -278,6 +278,23 @@ describe('stream UDP sessions', () => {
     await sleep(1700);
     assert.equal(await d.ask(limited.port, `c${text}`), `up:c${text}`);
     assert.equal(up.received, 2);
+  });
+
+  // nginx 1.25.5: ssl_preread's name chooses among the servers of an address, for datagrams too.
+  it('chooses the server of a shared UDP address by the first datagram\'s ClientHello name', async () => {
+    const log = `${dir.path}/udp-${++seq}.log`;
+    const result = await serveUdp(`stream {
+      server { listen 127.0.0.1:9 udp; ssl_preread on; server_name one; return "one:$server_name"; access_log ${log} udp; }
+      server { listen 127.0.0.1:9 udp; ssl_preread on; server_name ~^(?<x>tw)o$; return "two:$x"; }
+      log_format udp '$server_name';
+    }`);
+    served.push(result);
+    const c = await client();
+    c.send(result.port, clientHello('two'));
+    assert.equal(await waitFor('the answer', () => c.received[0], 5000), 'two:tw');
+    const d = await client();
+    d.send(result.port, clientHello('other'));
+    assert.equal(await waitFor('the answer', () => d.received[0], 5000), 'one:one');
   });
 
   it('answers a return with one datagram', async () => {
