@@ -110,7 +110,7 @@ export const streamCoreModule: ConfModule = {
       args: [0],
       block: 'stream_server',
       syntax: '{ ... }',
-      summary: 'An L4 virtual server, chosen by the address a connection arrives on.',
+      summary: 'An L4 virtual server, chosen by the address a connection arrives on and, among the servers sharing it, by server_name.',
     }),
     defineDirective({
       kind: 'value',
