@@ -189,10 +189,14 @@ export class DnsClient {
     this.#servers = servers;
   }
 
+  /** The name server of the next name asked for: they take turns, as `rn->last_connection` does in nginx. */
+  #nextServer(): DnsServer | undefined {
+    return this.#servers[this.#next++ % Math.max(1, this.#servers.length)];
+  }
+
   /** One query, bounded by `timeoutMs`; undefined on a timeout. */
-  async #ask(name: string, type: number, timeoutMs: number): Promise<Response | undefined> {
-    if (this.#closed || this.#servers.length === 0) return undefined;
-    const server = this.#servers[this.#next++ % this.#servers.length] as DnsServer;
+  async #ask(name: string, type: number, timeoutMs: number, server = this.#nextServer()): Promise<Response | undefined> {
+    if (this.#closed || server === undefined) return undefined;
     const id = randomInt(0, 0x10000);
     const query = encodeQuery(id, name, type);
     const deadline = Date.now() + timeoutMs;
@@ -259,7 +263,9 @@ export class DnsClient {
     for (let hop = 0; hop <= MAX_CNAMES; hop++) {
       const left = Math.max(1, deadline - Date.now());
       const types = [...(options.ipv4 ? [TYPE_A] : []), ...(options.ipv6 ? [TYPE_AAAA] : [])];
-      const responses = await Promise.all(types.map((type) => this.#ask(current, type, left)));
+      // The A and AAAA queries of one name go to the same server (ngx_resolver_send_query()).
+      const server = this.#nextServer();
+      const responses = await Promise.all(types.map((type) => this.#ask(current, type, left, server)));
       const addresses: string[] = [];
       let ttl = cnameTtl;
       let cname: string | undefined;
@@ -269,7 +275,11 @@ export class DnsClient {
           code ||= DNS_TIMEOUT;
           continue;
         }
-        if (response.rcode !== 0) code ||= response.rcode;
+        // An answer with an error RCODE counts as the error, whatever records it carries.
+        if (response.rcode !== 0) {
+          code ||= response.rcode;
+          continue;
+        }
         for (const record of response.records) {
           if (record.type === 'address') {
             addresses.push(record.address);

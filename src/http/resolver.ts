@@ -1,33 +1,23 @@
 /**
  * The `resolver` of a proxy_pass URL with variables, as nginx's ngx_resolver.c serves
  * ngx_http_upstream_init_request(): the host is resolved at request time with the configured
- * name servers (node:dns's Resolver: A, and AAAA unless `ipv6=off`), answers are kept for their
- * TTL or `valid=`, concurrent requests for one name share one query, and a name that cannot be
- * resolved is logged in nginx's words (`x could not be resolved (3: Host not found)`).
+ * name servers (core/dns-client.ts: A, and AAAA unless `ipv6=off`, a CNAME followed to its
+ * target), answers are kept for their TTL or `valid=`, concurrent requests for one name share one
+ * query, and a name that cannot be resolved is logged in nginx's words
+ * (`x could not be resolved (3: Host not found)`).
  */
-import { Resolver } from 'node:dns/promises';
+import { DnsClient, dnsErrorText } from '../core/dns-client.js';
 import type { ResolverSetting } from '../conf/resolver-setting.js';
 import type { HttpRequest } from './request.js';
 import { implicitGroup, type UpstreamGroup } from '../upstream/group.js';
-
-/** nginx's `ngx_resolver_strerror()` codes, by the error codes of node:dns (c-ares). */
-const NGINX_RESOLVE_ERRORS: Readonly<Record<string, readonly [number, string]>> = {
-  EFORMERR: [1, 'Format error'],
-  ESERVFAIL: [2, 'Server failure'],
-  ENOTFOUND: [3, 'Host not found'],
-  ENODATA: [3, 'Host not found'],
-  ENOTIMP: [4, 'Unimplemented'],
-  EREFUSED: [5, 'Operation refused'],
-  ETIMEOUT: [110, 'Operation timed out'],
-};
 
 /** A name that could not be resolved, with nginx's log line for it. */
 export class ResolveFailure {
   readonly message: string;
 
-  constructor(name: string, code: string | undefined) {
-    const [number, text] = NGINX_RESOLVE_ERRORS[code ?? ''] ?? [2, 'Server failure'];
-    this.message = `${name} could not be resolved (${number}: ${text})`;
+  /** `code`: nginx's resolver state (the RCODE, 110 for a timeout). */
+  constructor(name: string, code: number) {
+    this.message = `${name} could not be resolved (${code}: ${dnsErrorText(code)})`;
   }
 }
 
@@ -40,7 +30,7 @@ interface Answer {
 export class HostResolver {
   readonly #setting: ResolverSetting;
   readonly #timeoutMs: number;
-  readonly #dns: Resolver;
+  readonly #dns: DnsClient;
   readonly #answers = new Map<string, Answer>();
   readonly #pending = new Map<string, Promise<UpstreamGroup<HttpRequest> | ResolveFailure>>();
 
@@ -48,9 +38,7 @@ export class HostResolver {
   constructor(setting: ResolverSetting, timeoutMs: number) {
     this.#setting = setting;
     this.#timeoutMs = timeoutMs;
-    // One try per query: resolver_timeout bounds the whole resolution, as in nginx.
-    this.#dns = new Resolver({ timeout: Math.max(1, timeoutMs), tries: 1 });
-    this.#dns.setServers(setting.servers.map((server) => (server.host.includes(':') ? `[${server.host}]:${server.port}` : `${server.host}:${server.port}`)));
+    this.#dns = new DnsClient(setting.servers);
   }
 
   /** The group for `name:port` if an answer is still valid; undefined when it must be asked for. */
@@ -76,44 +64,28 @@ export class HostResolver {
   }
 
   async #query(name: string, port: number, key: string): Promise<UpstreamGroup<HttpRequest> | ResolveFailure> {
-    const dns = this.#dns;
-    let timer: NodeJS.Timeout | undefined;
-    const timedOut = new Promise<'timeout'>((resolve) => {
-      timer = setTimeout(() => resolve('timeout'), this.#timeoutMs);
-    });
-    const lookups = [
-      this.#setting.ipv4 ? dns.resolve4(name, { ttl: true }) : Promise.resolve([]),
-      this.#setting.ipv6 ? dns.resolve6(name, { ttl: true }) : Promise.resolve([]),
-    ].map((lookup) => lookup.then((records) => ({ records, code: undefined }), (err: NodeJS.ErrnoException) => ({ records: [], code: err.code })));
-    const outcome = await Promise.race([Promise.all(lookups), timedOut]);
-    clearTimeout(timer);
-    if (outcome === 'timeout') {
-      dns.cancel();
-      return new ResolveFailure(name, 'ETIMEOUT');
-    }
-    const records = outcome.flatMap((result) => result.records);
-    if (records.length === 0) {
-      // nginx reports the A query's error first; a name with no address at all is "Host not found".
-      const code = outcome.find((result) => result.code !== undefined && result.code !== 'ENODATA')?.code ?? 'ENOTFOUND';
-      return new ResolveFailure(name, code);
-    }
-    const ttl = Math.min(...records.map((record) => record.ttl));
-    const validMs = this.#setting.validMs ?? ttl * 1000;
-    const group = implicitGroup(name, port, records.map((record) => record.address)) as UpstreamGroup<HttpRequest>;
+    const answer = await this.#dns.resolveAddresses(name, { ipv4: this.#setting.ipv4, ipv6: this.#setting.ipv6, timeoutMs: this.#timeoutMs });
+    if (answer.code !== 0) return new ResolveFailure(name, answer.code);
+    const validSeconds = this.#setting.validMs === undefined ? answer.ttl : Math.floor(this.#setting.validMs / 1000);
+    // A request's peers keep no failures for the next one: nginx makes them per request
+    // (ngx_http_upstream_create_round_robin_peer()), so max_fails does not take one out here.
+    const group = implicitGroup(name, port, answer.addresses, 0) as UpstreamGroup<HttpRequest>;
     const previous = this.#answers.get(key);
-    this.#answers.set(key, { group, expiresAt: Date.now() + validMs });
+    // nginx keeps an answer while `rn->valid >= ngx_time()`, in whole seconds: a TTL of 0 lasts
+    // the rest of the second, which lets the request that asked use it.
+    this.#answers.set(key, { group, expiresAt: (Math.floor(Date.now() / 1000) + validSeconds + 1) * 1000 });
     previous?.group.close();
     return group;
   }
 
-  /** The groups made so far, for the admin API and for closing. */
+/** The groups made so far, for the admin API and for closing. */
   groups(): UpstreamGroup<HttpRequest>[] {
     return [...this.#answers.values()].map((answer) => answer.group);
   }
 
   /** Closes the idle upstream connections of every group and stops asking. */
   close(): void {
-    this.#dns.cancel();
+    this.#dns.close();
     for (const answer of this.#answers.values()) answer.group.close();
   }
 }
