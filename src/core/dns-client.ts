@@ -38,6 +38,8 @@ const TYPE_A = 1;
 const TYPE_CNAME = 5;
 const TYPE_AAAA = 28;
 const TYPE_SRV = 33;
+/** nginx's `resend_timeout`: how long a query waits before it is sent again. */
+const RESEND_MS = 5_000;
 /** NGX_RESOLVER_MAX_RECURSION: how many CNAMEs one name may go through. */
 const MAX_CNAMES = 50;
 
@@ -182,7 +184,8 @@ function compressIpv6(groups: readonly string[]): string {
 export class DnsClient {
   readonly #servers: readonly DnsServer[];
   #next = 0;
-  readonly #sockets = new Set<Socket>();
+  /** The UDP queries in flight, each with what ends it. */
+  readonly #sockets = new Map<Socket, () => void>();
   #closed = false;
 
   constructor(servers: readonly DnsServer[]) {
@@ -209,22 +212,36 @@ export class DnsClient {
   #udp(server: DnsServer, query: Buffer, id: number, timeoutMs: number): Promise<Response | undefined> {
     return new Promise((resolve) => {
       const socket = createSocket(isIP(server.host) === 6 ? 'udp6' : 'udp4');
-      this.#sockets.add(socket);
       let done = false;
+      const timers: NodeJS.Timeout[] = [];
       const finish = (response: Response | undefined): void => {
         if (done) return;
         done = true;
         clearTimeout(timer);
+        for (const resend of timers) clearInterval(resend);
         if (this.#sockets.delete(socket)) socket.close();
         resolve(response);
       };
       const timer = setTimeout(() => finish(undefined), timeoutMs);
-      socket.on('error', () => finish(undefined));
+      this.#sockets.set(socket, () => finish(undefined));
+      // ngx_resolver_resend(): no answer within 5 seconds sends the query again, to the next
+      // server of the same family; an ICMP error (a server not listening) just waits for that.
+      const family = isIP(server.host);
+      const servers = this.#servers.filter((other) => isIP(other.host) === family);
+      const first = Math.max(0, servers.indexOf(server));
+      let sent = 0;
+      const send = (): void => {
+        const target = servers[(first + sent++) % servers.length] ?? server;
+        socket.send(query, target.port, target.host, () => undefined);
+      };
+      const resend = setInterval(send, RESEND_MS);
+      timers.push(resend);
+      socket.on('error', () => undefined);
       socket.on('message', (message) => {
         const response = parseResponse(message, id);
         if (response !== undefined) finish(response);
       });
-      socket.send(query, server.port, server.host);
+      send();
     });
   }
 
@@ -347,8 +364,6 @@ export class DnsClient {
   /** Stops every query in flight. */
   close(): void {
     this.#closed = true;
-    const sockets = [...this.#sockets];
-    this.#sockets.clear();
-    for (const socket of sockets) socket.close();
+    for (const finish of [...this.#sockets.values()]) finish();
   }
 }
