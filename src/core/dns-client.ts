@@ -297,19 +297,18 @@ export class DnsClient {
           code ||= response.rcode;
           continue;
         }
-        for (const record of response.records) {
-          if (record.type === 'address') {
-            addresses.push(record.address);
-            ttl = Math.min(ttl, record.ttl);
-          } else if (record.type === 'cname') {
-            cname ??= record.target;
-            ttl = Math.min(ttl, record.ttl);
-          }
-        }
+        const alias = response.records.find((record) => record.type === 'cname');
+        const found = response.records.filter((record) => record.type === 'address');
+        for (const record of found) addresses.push(record.address);
+        // The answer lasts as long as its shortest record, a CNAME on the way included.
+        for (const record of response.records) if (record.type !== 'srv') ttl = Math.min(ttl, record.ttl);
+        // The last answer decides (AAAA's when both are asked): only its alias is followed.
+        cname = found.length === 0 && alias?.type === 'cname' ? alias.target : undefined;
       }
-      // ngx_resolver_process_a(): addresses of either family win over the other's error.
-      if (addresses.length > 0) return { code: 0, addresses: [...new Set(addresses)], ttl: Number.isFinite(ttl) ? ttl : 0 };
+      // ngx_resolver_process_a() (http_resolver_aaaa.t): an error in either family's answer fails
+      // the name; else the addresses of both; else the CNAME of the last answer, if it is one.
       if (code !== 0) return { code, addresses: [], ttl: 0 };
+      if (addresses.length > 0) return { code: 0, addresses: [...new Set(addresses)], ttl: Number.isFinite(ttl) ? ttl : 0 };
       if (cname === undefined) return { code: DNS_NXDOMAIN, addresses: [], ttl: 0 };
       current = cname;
       cnameTtl = ttl;
