@@ -38,7 +38,7 @@ const TYPE_A = 1;
 const TYPE_CNAME = 5;
 const TYPE_AAAA = 28;
 const TYPE_SRV = 33;
-/** nginx's `resend_timeout`: how long a query waits before it is sent again. */
+/** nginx's `resend_timeout` (and `tcp_timeout`): how long a query waits before it is sent again. */
 const RESEND_MS = 5_000;
 /** NGX_RESOLVER_MAX_RECURSION: how many CNAMEs one name may go through. */
 const MAX_CNAMES = 50;
@@ -197,51 +197,55 @@ export class DnsClient {
     return this.#servers[this.#next++ % Math.max(1, this.#servers.length)];
   }
 
-  /** One query, bounded by `timeoutMs`; undefined on a timeout. */
+  /**
+   * One query, bounded by `timeoutMs`; undefined on a timeout. As ngx_resolver_resend() does, a
+   * query without an answer within 5 seconds goes again to the next server, and a truncated UDP
+   * answer is asked again over TCP (ngx_resolver_process_response()); a TCP connection that
+   * fails waits for that resend.
+   */
   async #ask(name: string, type: number, timeoutMs: number, server = this.#nextServer()): Promise<Response | undefined> {
-    if (this.#closed || server === undefined) return undefined;
+    if (server === undefined) return undefined;
     const id = randomInt(0, 0x10000);
     const query = encodeQuery(id, name, type);
     const deadline = Date.now() + timeoutMs;
-    const udp = await this.#udp(server, query, id, timeoutMs);
-    if (udp === undefined || !udp.truncated) return udp;
-    // ngx_resolver_process_response(): a truncated UDP answer is asked again over TCP.
-    return this.#tcp(server, query, id, Math.max(1, deadline - Date.now()));
+    const first = Math.max(0, this.#servers.indexOf(server));
+    for (let attempt = 0; !this.#closed; attempt++) {
+      const left = deadline - Date.now();
+      if (left <= 0) return undefined;
+      const target = this.#servers[(first + attempt) % this.#servers.length] ?? server;
+      const slotEnd = Date.now() + Math.min(RESEND_MS, left);
+      const udp = await this.#udp(target, query, id, slotEnd - Date.now());
+      if (udp !== undefined && !udp.truncated) return udp;
+      if (udp !== undefined) {
+        const tcp = await this.#tcp(target, query, id, Math.max(1, Math.min(RESEND_MS, deadline - Date.now())));
+        if (tcp !== undefined) return tcp;
+        const rest = slotEnd - Date.now();
+        if (rest > 0) await new Promise((resolve) => setTimeout(resolve, rest));
+      }
+    }
+    return undefined;
   }
 
   #udp(server: DnsServer, query: Buffer, id: number, timeoutMs: number): Promise<Response | undefined> {
     return new Promise((resolve) => {
       const socket = createSocket(isIP(server.host) === 6 ? 'udp6' : 'udp4');
       let done = false;
-      const timers: NodeJS.Timeout[] = [];
       const finish = (response: Response | undefined): void => {
         if (done) return;
         done = true;
         clearTimeout(timer);
-        for (const resend of timers) clearInterval(resend);
         if (this.#sockets.delete(socket)) socket.close();
         resolve(response);
       };
-      const timer = setTimeout(() => finish(undefined), timeoutMs);
+      const timer = setTimeout(() => finish(undefined), Math.max(1, timeoutMs));
       this.#sockets.set(socket, () => finish(undefined));
-      // ngx_resolver_resend(): no answer within 5 seconds sends the query again, to the next
-      // server of the same family; an ICMP error (a server not listening) just waits for that.
-      const family = isIP(server.host);
-      const servers = this.#servers.filter((other) => isIP(other.host) === family);
-      const first = Math.max(0, servers.indexOf(server));
-      let sent = 0;
-      const send = (): void => {
-        const target = servers[(first + sent++) % servers.length] ?? server;
-        socket.send(query, target.port, target.host, () => undefined);
-      };
-      const resend = setInterval(send, RESEND_MS);
-      timers.push(resend);
+      // An ICMP error (a server not listening) waits for the resend, as nginx does.
       socket.on('error', () => undefined);
       socket.on('message', (message) => {
         const response = parseResponse(message, id);
         if (response !== undefined) finish(response);
       });
-      send();
+      socket.send(query, server.port, server.host, () => undefined);
     });
   }
 

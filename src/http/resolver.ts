@@ -29,15 +29,12 @@ interface Answer {
 /** One `resolver` directive's name servers and cache: one per setting, per configuration generation. */
 export class HostResolver {
   readonly #setting: ResolverSetting;
-  readonly #timeoutMs: number;
   readonly #dns: DnsClient;
   readonly #answers = new Map<string, Answer>();
   readonly #pending = new Map<string, Promise<UpstreamGroup<HttpRequest> | ResolveFailure>>();
 
-  /** `timeoutMs`: resolver_timeout. */
-  constructor(setting: ResolverSetting, timeoutMs: number) {
+  constructor(setting: ResolverSetting) {
     this.#setting = setting;
-    this.#timeoutMs = timeoutMs;
     this.#dns = new DnsClient(setting.servers);
   }
 
@@ -52,19 +49,19 @@ export class HostResolver {
     return undefined;
   }
 
-  /** Resolves `name` and makes the group of its addresses on `port`. */
-  resolve(name: string, port: number): Promise<UpstreamGroup<HttpRequest> | ResolveFailure> {
+  /** Resolves `name` within `timeoutMs` (resolver_timeout) and makes the group of its addresses on `port`. */
+  resolve(name: string, port: number, timeoutMs: number): Promise<UpstreamGroup<HttpRequest> | ResolveFailure> {
     const key = `${name.toLowerCase()}:${port}`;
     let pending = this.#pending.get(key);
     if (pending === undefined) {
-      pending = this.#query(name, port, key).finally(() => this.#pending.delete(key));
+      pending = this.#query(name, port, key, timeoutMs).finally(() => this.#pending.delete(key));
       this.#pending.set(key, pending);
     }
     return pending;
   }
 
-  async #query(name: string, port: number, key: string): Promise<UpstreamGroup<HttpRequest> | ResolveFailure> {
-    const answer = await this.#dns.resolveAddresses(name, { ipv4: this.#setting.ipv4, ipv6: this.#setting.ipv6, timeoutMs: this.#timeoutMs });
+  async #query(name: string, port: number, key: string, timeoutMs: number): Promise<UpstreamGroup<HttpRequest> | ResolveFailure> {
+    const answer = await this.#dns.resolveAddresses(name, { ipv4: this.#setting.ipv4, ipv6: this.#setting.ipv6, timeoutMs });
     if (answer.code !== 0) return new ResolveFailure(name, answer.code);
     const validSeconds = this.#setting.validMs === undefined ? answer.ttl : Math.floor(this.#setting.validMs / 1000);
     // A request's peers keep no failures for the next one: nginx makes them per request
@@ -90,18 +87,31 @@ export class HostResolver {
   }
 }
 
+/** A level's view of its resolver: the shared cache, and queries bounded by the level's resolver_timeout. */
+export interface LevelResolver {
+  cached(name: string, port: number): UpstreamGroup<HttpRequest> | undefined;
+  resolve(name: string, port: number): Promise<UpstreamGroup<HttpRequest> | ResolveFailure>;
+}
+
 /** The resolvers of one configuration generation, one per `resolver` directive (inner levels share the outer one's). */
 export class Resolvers {
   readonly #bySetting = new Map<ResolverSetting, HostResolver>();
 
-  /** The resolver of a level; the same object for every level that inherits one directive. */
-  for(setting: ResolverSetting, timeoutMs: number): HostResolver {
+  /**
+   * The resolver of a level: one cache for every level that inherits one directive, asked with
+   * the level's own resolver_timeout (nginx's `ctx->timeout` is the location's).
+   */
+  for(setting: ResolverSetting, timeoutMs: number): LevelResolver {
     let resolver = this.#bySetting.get(setting);
     if (resolver === undefined) {
-      resolver = new HostResolver(setting, timeoutMs);
+      resolver = new HostResolver(setting);
       this.#bySetting.set(setting, resolver);
     }
-    return resolver;
+    const shared = resolver;
+    return {
+      cached: (name, port) => shared.cached(name, port),
+      resolve: (name, port) => shared.resolve(name, port, timeoutMs),
+    };
   }
 
   /** Every group a resolver made. */
