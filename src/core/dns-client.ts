@@ -310,9 +310,10 @@ export class DnsClient {
         cname = found.length === 0 && alias?.type === 'cname' ? alias.target : undefined;
       }
       // ngx_resolver_process_a() (http_resolver_aaaa.t): an error in either family's answer fails
-      // the name; else the addresses of both; else the CNAME of the last answer, if it is one.
+      // the name (a repeated address stays: stream_resolver.t counts tries over it); else the
+      // addresses of both; else the CNAME of the last answer, if it is one.
       if (code !== 0) return { code, addresses: [], ttl: 0 };
-      if (addresses.length > 0) return { code: 0, addresses: [...new Set(addresses)], ttl: Number.isFinite(ttl) ? ttl : 0 };
+      if (addresses.length > 0) return { code: 0, addresses, ttl: Number.isFinite(ttl) ? ttl : 0 };
       if (cname === undefined) return { code: DNS_NXDOMAIN, addresses: [], ttl: 0 };
       current = cname;
       cnameTtl = ttl;

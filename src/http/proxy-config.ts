@@ -12,7 +12,7 @@ import { upstreamUri, type CompiledSetHeader } from './proxy-request.js';
 import type { HttpRequest } from './request.js';
 import { implicitGroup, type UpstreamGroup } from '../upstream/group.js';
 import { toByteString } from '../core/byte-string.js';
-import { ResolveFailure, type Resolvers } from './resolver.js';
+import { ResolveFailure, type Resolvers } from '../upstream/host-resolver.js';
 import { isIP } from 'node:net';
 import { sslHostName, UpstreamTls } from '../tls/upstream-tls.js';
 
@@ -80,7 +80,7 @@ export function compileProxy(
   groups: ReadonlyMap<string, UpstreamGroup<HttpRequest>>,
   implicit: Map<string, UpstreamGroup<HttpRequest>>,
   table: VariableTable<HttpRequest>,
-  resolvers?: Resolvers,
+  resolvers?: Resolvers<HttpRequest>,
   connections?: ConnectionBudget,
 ): CompiledProxy {
   const text = (template: Parameters<typeof compileTemplate>[0]): CompiledTemplate<HttpRequest> => compileTemplate(template, table, { literal: toByteString });
