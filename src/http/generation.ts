@@ -18,7 +18,7 @@ import { compileErrorPages, type CompiledErrorPage } from './error-pages.js';
 import { compileExpires, type CompiledExpires } from './expires.js';
 import { compileGrpc, type CompiledGrpc } from './grpc-config.js';
 import { compileProxy, type CompiledProxy } from './proxy-config.js';
-import { Resolvers } from './resolver.js';
+import { Resolvers } from '../upstream/host-resolver.js';
 import { buildUpstreamGroups, type UpstreamGroup } from '../upstream/group.js';
 import { serversOf } from './core-module.js';
 import { groupListens, type ListenSpec } from './listen.js';
@@ -154,7 +154,7 @@ export class HttpGeneration {
   /** proxy_ssl_certificate_cache and ssl_certificate_cache: one cache per directive, shared by the levels that inherit it. */
   readonly #certificateCaches = new CertificateCaches();
   /** The `resolver`s of proxy_pass URLs with variables, and the groups their answers made. */
-  readonly #resolvers = new Resolvers();
+  readonly #resolvers = new Resolvers<HttpRequest>();
   /** The `open_file_cache`s of this generation's levels. */
   readonly #fileCaches = new OpenFileCaches();
   readonly #h2c = new Set<VirtualHosts<CompiledServer>>();

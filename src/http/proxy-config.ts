@@ -13,7 +13,7 @@ import { earlyHintsPredicate } from './early-hints.js';
 import type { HttpRequest } from './request.js';
 import { implicitGroup, type UpstreamGroup } from '../upstream/group.js';
 import { toByteString } from '../core/byte-string.js';
-import { ResolveFailure, type Resolvers } from './resolver.js';
+import { ResolveFailure, type Resolvers } from '../upstream/host-resolver.js';
 import { isIP } from 'node:net';
 import { certificatePathsOf, sslHostName, UpstreamTls } from '../tls/upstream-tls.js';
 import type { CertificateCaches, CertificatePaths } from '../tls/certificate-cache.js';
@@ -124,7 +124,7 @@ export function compileProxy(
   groups: ReadonlyMap<string, UpstreamGroup<HttpRequest>>,
   implicit: Map<string, UpstreamGroup<HttpRequest>>,
   table: VariableTable<HttpRequest>,
-  resolvers?: Resolvers,
+  resolvers?: Resolvers<HttpRequest>,
   connections?: ConnectionBudget,
   certificateCaches?: CertificateCaches,
 ): CompiledProxy {

@@ -23,6 +23,7 @@ import { toByteString } from '../core/byte-string.js';
 import { certificatePathsOf, sslHostName, UpstreamTls } from '../tls/upstream-tls.js';
 import { CertificateCaches } from '../tls/certificate-cache.js';
 import { buildUpstreamGroups, implicitGroup, type UpstreamGroup } from '../upstream/group.js';
+import { ResolveFailure, Resolvers, type LevelResolver } from '../upstream/host-resolver.js';
 import type { LogLevel } from '../core/parse.js';
 import type { StreamProxySettings } from './proxy.js';
 import { compileRate, type RateOf } from './rate-limit.js';
@@ -101,6 +102,8 @@ export class StreamGeneration {
   readonly #implicit = new Map<string, UpstreamGroup<StreamSession>>();
   /** proxy_ssl_certificate_cache: one cache per directive, shared by the servers that inherit it. */
   readonly #certificateCaches = new CertificateCaches();
+  /** The `resolver`s of proxy_pass with variables, and the groups their answers made. */
+  readonly #resolvers = new Resolvers<StreamSession>();
   readonly #table: VariableTable<StreamSession>;
 
   readonly #state: ServingState;
@@ -182,12 +185,13 @@ export class StreamGeneration {
 
   /** Every group of the generation, implicit ones included. */
   upstreamGroups(): UpstreamGroup<StreamSession>[] {
-    return [...this.groups.values(), ...this.#implicit.values()];
+    return [...this.groups.values(), ...this.#implicit.values(), ...this.#resolvers.groups()];
   }
 
-  /** Closes the groups' idle state. */
+  /** Closes the groups' idle state and stops the resolvers. */
   close(): void {
     for (const group of this.upstreamGroups()) group.close();
+    this.#resolvers.close();
   }
 
   #compile(stream: ConfBlockView, block: ConfBlockView, addrText: string): CompiledStreamServer {
@@ -225,7 +229,9 @@ export class StreamGeneration {
       resolveGroup = () => group;
     } else {
       const value = compileTemplate(target.template, this.#table, { literal: toByteString });
-      resolveGroup = (session) => this.#groupFor(value(session));
+      const setting = block.get('resolver');
+      const resolver = setting === undefined ? undefined : this.#resolvers.for(setting, block.get('resolver_timeout'));
+      resolveGroup = (session) => this.#groupFor(value(session), resolver);
     }
     const ssl = block.get('proxy_ssl') ? UpstreamTls.load(upstreamTlsSettings(block), this.#certificateCaches) : undefined;
     const certificate = ssl?.variableCertificate === true ? certificatePathsOf(ssl.settings, this.#table) : () => undefined;
@@ -275,10 +281,11 @@ export class StreamGeneration {
   }
 
   /**
-   * `ngx_stream_proxy_eval()`: a group of that name, else an address with a port. Names resolve
-   * from /etc/hosts only (nginx would need a `resolver`); a string is the error to log.
+   * `ngx_stream_proxy_eval()`: a group of that name, else an address with a port, else a name the
+   * `resolver` resolves (ngx_stream_proxy_resolve_handler()); without one, names resolve from
+   * /etc/hosts only. A string is the error to log.
    */
-  #groupFor(value: string): UpstreamGroup<StreamSession> | string {
+  #groupFor(value: string, resolver: LevelResolver<StreamSession> | undefined): UpstreamGroup<StreamSession> | string | Promise<UpstreamGroup<StreamSession> | string> {
     const group = this.groups.get(value);
     if (group !== undefined) return group;
     if (value.toLowerCase().startsWith('unix:')) return this.#implicitGroup(value, 0);
@@ -288,6 +295,9 @@ export class StreamGeneration {
     const port = Number(match[2]);
     const bare = host.startsWith('[') ? host.slice(1, -1) : host;
     if (port < 1 || port > 65535) return `invalid port in upstream "${value}"`;
+    if (isIP(bare) === 0 && resolver !== undefined) {
+      return resolver.cached(bare, port) ?? resolver.resolve(bare, port).then((outcome) => (outcome instanceof ResolveFailure ? outcome.message : outcome));
+    }
     if (isIP(bare) === 0 && resolveHostSync(bare).length === 0) return `no resolver defined to resolve ${bare}`;
     return this.#implicitGroup(host, port);
   }

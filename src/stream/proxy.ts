@@ -21,8 +21,11 @@ import { RateGate, startSecond, type RateOf } from './rate-limit.js';
 
 /** A server's `proxy_*` settings, compiled once per generation. */
 export interface StreamProxySettings {
-  /** The group for a session: fixed, or from proxy_pass's variables; a string is the error to log. */
-  readonly resolveGroup: (session: StreamSession) => UpstreamGroup<StreamSession> | string;
+  /**
+   * The group for a session: fixed, or from proxy_pass's variables; a string is the error to log;
+   * a promise when the `resolver` must be asked first.
+   */
+  readonly resolveGroup: (session: StreamSession) => UpstreamGroup<StreamSession> | string | Promise<UpstreamGroup<StreamSession> | string>;
   readonly connectTimeoutMs: number;
   /** worker_connections: the worker's budget, which connections to peers count against. */
   readonly connections?: ConnectionBudget;
@@ -85,7 +88,27 @@ export interface ProxiedClient {
  * `drained`, for a worker that shuts the session down (worker_shutdown_timeout, fast shutdown).
  */
 export function proxySession(session: StreamSession, client: ProxiedClient, settings: StreamProxySettings, log: ErrorLog, finish: () => void): () => void {
-  const resolved = settings.resolveGroup(session);
+  const resolving = settings.resolveGroup(session);
+  if (!(resolving instanceof Promise)) return proxyToGroup(resolving, session, client, settings, log, finish);
+  // ngx_stream_proxy_resolve_handler(): the session waits on the resolver; a drain meanwhile ends it.
+  let stop: (() => void) | undefined;
+  let drained = false;
+  void resolving.then((resolved) => {
+    if (drained || client.socket.destroyed) {
+      if (!drained) finish();
+      return;
+    }
+    stop = proxyToGroup(resolved, session, client, settings, log, finish);
+  });
+  return () => {
+    if (stop !== undefined) return stop();
+    if (drained) return;
+    drained = true;
+    finish();
+  };
+}
+
+function proxyToGroup(resolved: UpstreamGroup<StreamSession> | string, session: StreamSession, client: ProxiedClient, settings: StreamProxySettings, log: ErrorLog, finish: () => void): () => void {
   if (typeof resolved === 'string') {
     log.error(`${resolved}, ${client.logContext}`, session.id);
     session.status = 500;

@@ -153,7 +153,17 @@ export class UdpSession {
   #proxy(): void {
     const settings = this.#server.proxy;
     if (settings === undefined) return;
-    const resolved = settings.resolveGroup(this.session);
+    const resolving = settings.resolveGroup(this.session);
+    if (resolving instanceof Promise) {
+      void resolving.then((resolved) => {
+        if (!this.#done) this.#proxyTo(settings, resolved);
+      });
+      return;
+    }
+    this.#proxyTo(settings, resolving);
+  }
+
+  #proxyTo(settings: NonNullable<CompiledStreamServer['proxy']>, resolved: Exclude<ReturnType<NonNullable<CompiledStreamServer['proxy']>['resolveGroup']>, Promise<unknown>>): void {
     if (typeof resolved === 'string') {
       this.#log.error(`${resolved}, ${this.#logContext}`, this.session.id);
       return this.#finish(500);
