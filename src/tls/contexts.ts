@@ -112,7 +112,8 @@ function clientCaOptions(server: ConfBlockView, mode: VerifyClientMode): { ca?: 
   if (mode === 'off') return options;
   if (cas.length > 0) options.ca = distinctCertificates(cas.map((file) => readPem(file, 'certificate')));
   const crls = server.get('ssl_crl');
-  if (crls.length > 0) options.crl = crls.map((file) => readPem(file, 'CRL'));
+  // X509_LOOKUP_load_file() takes every CRL of a file; Node's addCRL() reads the first of a PEM only.
+  if (crls.length > 0) options.crl = crls.flatMap((file) => eachCrl(readPem(file, 'CRL')));
   return options;
 }
 
@@ -136,6 +137,12 @@ function distinctCertificates(bundles: readonly string[]): string[] {
     }
   }
   return distinct;
+}
+
+/** The CRLs of a PEM file one by one; a file without any is left whole, for Node to refuse as before. */
+function eachCrl(pem: string): string[] {
+  const blocks = pem.match(/-----BEGIN X509 CRL-----[^-]+-----END X509 CRL-----/g);
+  return blocks === null ? [pem] : blocks.map((block) => `${block}\n`);
 }
 
 /** `ssl_dhparam`: Node's `dhparam`, the file checked as ngx_ssl_dhparam() reads it. */
