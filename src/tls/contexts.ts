@@ -3,7 +3,7 @@
  * {@link SecureContext} built from them and the server's ssl_* settings, once per configuration
  * and cached on the server block, so that `-t`, the check and the worker share one load.
  */
-import { constants, createHash } from 'node:crypto';
+import { constants, createHash, X509Certificate } from 'node:crypto';
 import { createSecureContext, type SecureContext, type SecureContextOptions, type SecureVersion } from 'node:tls';
 import { ConfigError } from '../core/errors.js';
 import type { ConfBlockView, DirectiveValues } from '../conf/registry.js';
@@ -145,6 +145,16 @@ function eachCrl(pem: string): string[] {
   return blocks === null ? [pem] : blocks.map((block) => `${block}\n`);
 }
 
+/**
+ * One pair of each key type, the last one: SSL_CTX_use_certificate() replaces the certificate of
+ * the same type (nginx loads a second RSA pair over the first), where Node's context would pair
+ * the first RSA certificate with the last RSA key and fail with "key values mismatch".
+ */
+function lastOfEachType<P extends { cert: string }>(pairs: readonly P[]): P[] {
+  const typeOf = (pair: P): string => new X509Certificate(pair.cert).publicKey.asymmetricKeyType ?? '';
+  return pairs.filter((pair, i) => !pairs.slice(i + 1).some((later) => typeOf(later) === typeOf(pair)));
+}
+
 /** `ssl_dhparam`: Node's `dhparam`, the file checked as ngx_ssl_dhparam() reads it. */
 function dhparamOption(server: ConfBlockView): { dhparam?: string } {
   const file = server.get('ssl_dhparam');
@@ -245,6 +255,9 @@ export function serverTlsOf(server: ConfBlockView): ServerTls {
     fail(`no "ssl_certificate_key" is defined for certificate "${(certs[certs.length - 1] as TlsFile).written}"`);
   }
   const mode = server.get('ssl_verify_client');
+  const compression = (server.get('ssl_certificate_compression') as boolean | undefined) === true;
+  // ngx_http_ssl_merge_srv_conf(): checked before the files load, and fatal on any platform.
+  if (compression && server.get('ssl_stapling')) fail('"ssl_stapling" is incompatible with "ssl_certificate_compression"');
   const passwords = server.get('ssl_password_file')?.passwords.map((password) => Buffer.from(password, 'latin1'));
   let verify: ClientVerifySettings = { mode, depth: server.get('ssl_verify_depth'), trusted: [], sessionContext: sessionIdContext(server, {}) };
   let context: SecureContext | undefined;
@@ -254,6 +267,8 @@ export function serverTlsOf(server: ConfBlockView): ServerTls {
   let staples: CertificateStaple[] = [];
   let groups: GroupSettings = { groups: serverGroups(server.get('ssl_ecdh_curve')), preferServer: server.get('ssl_prefer_server_ciphers') };
   const warnings: string[] = [];
+  // ngx_ssl_certificate_compression() without SSL_OP_NO_TX_CERTIFICATE_COMPRESSION (OpenSSL 3.0, as Node 20 bundles).
+  if (compression) warnings.push('"ssl_certificate_compression" is not supported on this platform, ignored');
   if (certs.length > 0) {
     const pairs = certs.map((cert, i) => ({ cert, key: keys[i] as TlsFile }));
     const base = baseOptions(server, mode);
@@ -270,14 +285,14 @@ export function serverTlsOf(server: ConfBlockView): ServerTls {
       const build = contextFor;
       variable = new VariableCertificates(pairs, passwords, (loaded) => build(loaded.map((pair) => pair.cert), loaded.map((pair) => pair.key.pem)));
     } else {
-      const loaded = pairs.map((pair) => loadPair(pair.cert, pair.key, passwords));
+      const loaded = lastOfEachType(pairs.map((pair) => ({ ...loadPair(pair.cert, pair.key, passwords), file: pair.cert })));
       context = contextFor(loaded.map((pair) => pair.cert), loaded.map((pair) => pair.key.pem));
       if (server.get('ssl_stapling') && loaded.length > 1) {
         // Node's OCSPRequest event comes before OpenSSL picks the certificate of the handshake and
         // names the context's last one: a staple could be another certificate's, which clients refuse.
         warnings.push(`"ssl_stapling" staples nothing for a server with ${loaded.length} certificates in hitless (Node does not tell which one a handshake uses before the response is due)`);
       } else if (server.get('ssl_stapling')) {
-        const certificates = loaded.map((pair, i) => ({ name: (pairs[i] as { cert: TlsFile }).cert.path, pem: pair.cert }));
+        const certificates = loaded.map((pair) => ({ name: pair.file.path, pem: pair.cert }));
         staples = atConfig(() => buildStaples(certificates, trustedPem(server), staplingSettings(server), (reason) => warnings.push(reason)));
       }
     }

@@ -56,6 +56,7 @@ declare module '../conf/registry.js' {
     ssl_session_tickets: boolean;
     ssl_session_ticket_key: readonly TlsFile[];
     ssl_reject_handshake: boolean;
+    ssl_certificate_compression: boolean;
     ssl_verify_client: VerifyClientMode;
     ssl_client_certificate: readonly TlsFile[];
     ssl_trusted_certificate: readonly TlsFile[];
@@ -290,6 +291,18 @@ export const sslDirectives: ConfModule = {
       summary: 'Refuses TLS handshakes that reach this server (by SNI, or without one in the default server) with an unrecognized_name alert.',
       default: () => false,
       defaultText: 'ssl_reject_handshake off;',
+      parse: flag,
+    }),
+    defineDirective({
+      kind: 'value',
+      name: 'ssl_certificate_compression',
+      contexts: ['http', 'server'],
+      args: 'flag',
+      syntax: 'on | off;',
+      summary:
+        'TLS 1.3 certificate compression (RFC 8879). Node 20 bundles OpenSSL 3.0, which has none (SSL_CTX_compress_certs() came with OpenSSL 3.2): on warns at -t, as nginx built with OpenSSL 3.0 does, and certificates go uncompressed; with ssl_stapling it is an error, as in nginx.',
+      default: () => false,
+      defaultText: 'ssl_certificate_compression off;',
       parse: flag,
     }),
     defineDirective({
