@@ -182,7 +182,10 @@ function baseOptions(server: ConfBlockView, mode: VerifyClientMode): { options: 
   };
   // ngx_ssl_conf_commands() runs last, over every other setting; stream has no ssl_conf_command in hitless.
   const commands = atConfig(() => applyConfCommands(options, (server.get('ssl_conf_command') as DirectiveValues['ssl_conf_command'] | undefined) ?? []));
-  return { options: commands.options, ca: clientCas.ca, followMaster: tickets && ticketKeys === undefined, commands };
+  // ngx_ssl_create_connection(): SSL_OP_NO_RENEGOTIATION on every server connection (CVE-2009-3555),
+  // over ssl_conf_command too. Node would otherwise let a client renegotiate three times in ten minutes.
+  const secureOptions = (commands.options.secureOptions ?? 0) | constants.SSL_OP_NO_RENEGOTIATION;
+  return { options: { ...commands.options, secureOptions }, ca: clientCas.ca, followMaster: tickets && ticketKeys === undefined, commands };
 }
 
 /** Builds a context from a server's options and certificates; throws nginx's message for what OpenSSL refuses. */

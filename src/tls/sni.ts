@@ -3,6 +3,7 @@
  * rules (`ngx_http_ssl_servername()`), ALPN (`ngx_http_ssl_alpn_select()`), and what a request
  * later reads of the handshake (`$ssl_protocol`, `$ssl_cipher`...).
  */
+import { constants } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import type { Server, Socket } from 'node:net';
 import { createSecureContext, TLSSocket, type SecureContext } from 'node:tls';
@@ -174,7 +175,8 @@ export class TlsTermination<S> {
     this.#defaultFollows = fallback.followsMasterKey;
     this.#fallback = fallback;
     const own = fallback.rejectHandshake ? undefined : fallback.context;
-    this.#default = own === undefined ? createSecureContext({}) : this.#follow(fallback, own);
+    // The connection's SSL comes from this context: no renegotiation, as ngx_ssl_create_connection() sets.
+    this.#default = own === undefined ? createSecureContext({ secureOptions: constants.SSL_OP_NO_RENEGOTIATION }) : this.#follow(fallback, own);
     this.#defaultVerify = fallback.verify;
     this.#defaultGroups = fallback.groups;
     this.#defaultContextFor = fallback.contextFor;
