@@ -8,7 +8,7 @@ import { isAbsolute, resolve } from 'node:path';
 import { parseNumber, parseSize, parseTime } from '../core/parse.js';
 import { isConstantTemplate, parseTemplate, TemplateSyntaxError, type Template } from '../core/variables.js';
 import { defineDirective, type ConfModule, type DirectiveContext } from '../conf/registry.js';
-import { CertificateLoadError, readPasswordFile } from './certificate-files.js';
+import { CertificateLoadError, readPasswordFile, storeKeyFile } from './certificate-files.js';
 import { VERIFY_CLIENT_MODES, type VerifyClientMode } from './client-verify.js';
 import { staplingDirectives } from './stapling-directives.js';
 import { sslConfCommandDirective } from './ssl-conf-command.js';
@@ -76,6 +76,11 @@ function parseTlsFile(args: readonly string[], ctx: DirectiveContext, previous: 
   // nginx reads ssl_client_certificate and the others as plain file names, $ included.
   if (written.includes('$')) ctx.fail(`variables in "${ctx.node.name}" are not supported by hitless`);
   if (written.startsWith('data:')) ctx.fail(`"data:" in "${ctx.node.name}" is not supported by hitless`);
+  if (ctx.node.name === 'ssl_certificate_key' && written.startsWith('store:')) {
+    const file = storeKeyFile(written);
+    if (file === undefined) ctx.fail(`cannot load certificate key "${written}": hitless loads "store:file:..." keys only (Node has no OSSL_STORE for the other schemes)`);
+    return [...(previous ?? []), { written, path: file }];
+  }
   return [...(previous ?? []), { written, path: isAbsolute(written) ? written : resolve(ctx.confPrefix, written) }];
 }
 
@@ -172,7 +177,7 @@ export const sslDirectives: ConfModule = {
       args: [1],
       repeatable: true,
       syntax: 'file;',
-      summary: 'The PEM private key of the ssl_certificate given in the same position; may be encrypted (ssl_password_file).',
+      summary: 'The PEM private key of the ssl_certificate given in the same position; may be encrypted (ssl_password_file). "store:file:PATH" reads PATH, as the file scheme of OSSL_STORE does; other store: schemes are refused (Node has no OSSL_STORE).',
       defaultText: '—',
       default: () => [],
       parse: parseCertificateFile,
