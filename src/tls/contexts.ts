@@ -43,6 +43,8 @@ export interface ServerTls {
   readonly staples: readonly CertificateStaple[];
   /** `ssl_buffer_size`, as a record size Node sends (512..16384). */
   readonly maxSendFragment: number;
+  /** `ssl_protocols` as the context has them (after ssl_conf_command), comparable between servers. */
+  readonly protocols: string;
   /** `ssl_ecdh_curve` and `ssl_prefer_server_ciphers`, for `$ssl_curve`. */
   readonly groups: GroupSettings;
   /** The [warn]s nginx logs while it builds the server's TLS (`ngx_ssl_stapling()`), without a location as nginx's. */
@@ -243,6 +245,12 @@ function staplingSettings(server: ConfBlockView): StaplingSettings {
   };
 }
 
+/** The versions a context's options allow, as one string. */
+function protocolsKey(options: Pick<SecureContextOptions, 'minVersion' | 'maxVersion' | 'secureOptions'>): string {
+  const disabled = (options.secureOptions ?? 0) & (constants.SSL_OP_NO_TLSv1 | constants.SSL_OP_NO_TLSv1_1 | constants.SSL_OP_NO_TLSv1_2 | constants.SSL_OP_NO_TLSv1_3);
+  return `${options.minVersion ?? ''} ${options.maxVersion ?? ''} ${disabled}`;
+}
+
 /** The groups a context's options offer, after ssl_conf_command (Groups, Options ServerPreference). */
 function groupsOf(options: SecureContextOptions): GroupSettings {
   return { groups: serverGroups(options.ecdhCurve), preferServer: options.honorCipherOrder === true };
@@ -268,6 +276,7 @@ export function serverTlsOf(server: ConfBlockView): ServerTls {
   let contextFor: ServerTls['contextFor'];
   let followsMasterKey = false;
   let staples: CertificateStaple[] = [];
+  let protocols = protocolsKey(protocolOptions(server.get('ssl_protocols')));
   let groups: GroupSettings = { groups: serverGroups(server.get('ssl_ecdh_curve')), preferServer: server.get('ssl_prefer_server_ciphers') };
   const warnings: string[] = [];
   // ngx_ssl_certificate_compression() without SSL_OP_NO_TX_CERTIFICATE_COMPRESSION (OpenSSL 3.0, as Node 20 bundles).
@@ -277,6 +286,7 @@ export function serverTlsOf(server: ConfBlockView): ServerTls {
     const base = baseOptions(server, mode);
     followsMasterKey = base.followMaster;
     groups = groupsOf(base.options);
+    protocols = protocolsKey(base.options);
     verify = { ...verify, trusted: certificatesOf(base.ca?.join('\n') ?? ''), sessionContext: sessionIdContext(server, base.options) };
     // ssl_conf_command Certificate and PrivateKey replace the server's own.
     contextFor = (cert, key) => buildContext(server, { ...base.options, cert: base.commands.cert ?? cert, key: base.commands.key ?? key });
@@ -316,7 +326,7 @@ export function serverTlsOf(server: ConfBlockView): ServerTls {
   }
   const sessionCache = SessionCache.of(server.get('ssl_session_cache'), server.get('ssl_session_timeout'));
   const maxSendFragment = Math.min(Math.max((server.get('ssl_buffer_size') as number | undefined) ?? SEND_FRAGMENT_MAX, SEND_FRAGMENT_MIN), SEND_FRAGMENT_MAX);
-  const tls = { context, rejectHandshake: server.get('ssl_reject_handshake'), verify, variable, contextFor, sessionCache, followsMasterKey, staples, maxSendFragment, groups, warnings };
+  const tls = { context, rejectHandshake: server.get('ssl_reject_handshake'), verify, variable, contextFor, sessionCache, followsMasterKey, staples, maxSendFragment, protocols, groups, warnings };
   cache.set(server, tls);
   return tls;
 }

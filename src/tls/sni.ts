@@ -248,7 +248,7 @@ export class TlsTermination<S> {
     }
     const secure: TLSSocket = new TLSSocket(socket, {
       isServer: true,
-      secureContext: this.#default,
+      secureContext: this.#initialContext(hello?.serverName),
       ...(this.#alpn.length === 0 ? {} : { ALPNProtocols: this.#alpn }),
       // nginx answers a bad client certificate at the HTTP level (495, 496), after the handshake.
       requestCert: this.#defaultVerify.mode !== 'off',
@@ -270,6 +270,21 @@ export class TlsTermination<S> {
     }
     secure.setMaxSendFragment(this.#maxSendFragment);
     return secure;
+  }
+
+  /**
+   * The context a handshake starts on: the default's, or the SNI server's when its ssl_protocols
+   * differ. OpenSSL picks the version before Node's SNICallback runs, so a context chosen there
+   * cannot change it; nginx 1.29.2 switches contexts in the ClientHello callback for this. The
+   * name is read from the ClientHello here, before the TLS socket exists.
+   */
+  #initialContext(servername: string | undefined): SecureContext {
+    if (servername === undefined || servername === '') return this.#default;
+    const name = servername.toLowerCase();
+    const tls = this.#tlsOf(this.#hosts.find(name).server);
+    if (tls.context === undefined || tls.rejectHandshake || tls.protocols === this.#fallback.protocols) return this.#default;
+    if (this.#runtime.certificates.lookup(name) !== undefined) return this.#default;
+    return this.#follow(tls, tls.context);
   }
 
   /**
