@@ -22,6 +22,11 @@ import { serverGroups, type GroupSettings } from './client-hello.js';
 export interface ServerTls {
   /** Undefined when the server has no `ssl_certificate`, or names it with variables. */
   readonly context: SecureContext | undefined;
+  /**
+   * With `ssl_certificate` with variables, the context of the server's settings without a
+   * certificate: nginx's SSL_CTX, on which a handshake starts (its tickets, its session id context).
+   */
+  readonly settingsContext?: SecureContext;
   /** `ssl_reject_handshake on`. */
   readonly rejectHandshake: boolean;
   /** `ssl_verify_client` and `ssl_verify_depth`. */
@@ -273,6 +278,7 @@ export function serverTlsOf(server: ConfBlockView): ServerTls {
   let verify: ClientVerifySettings = { mode, depth: server.get('ssl_verify_depth'), trusted: [], sessionContext: sessionIdContext(server, {}) };
   let context: SecureContext | undefined;
   let variable: VariableCertificates | undefined;
+  let settingsContext: SecureContext | undefined;
   let contextFor: ServerTls['contextFor'];
   let followsMasterKey = false;
   let staples: CertificateStaple[] = [];
@@ -294,7 +300,7 @@ export function serverTlsOf(server: ConfBlockView): ServerTls {
     // ngx_http_ssl_compile_certificates(): one name with variables makes every pair load per handshake.
     if (pairs.some((pair) => pair.cert.template !== undefined || pair.key.template !== undefined)) {
       // The settings are checked now, as nginx's SSL_CTX is built without a certificate.
-      buildContext(server, base.options);
+      settingsContext = buildContext(server, base.options);
       const build = contextFor;
       variable = new VariableCertificates(pairs, passwords, (loaded) => build(loaded.map((pair) => pair.cert), loaded.map((pair) => pair.key.pem)));
     } else {
@@ -326,7 +332,7 @@ export function serverTlsOf(server: ConfBlockView): ServerTls {
   }
   const sessionCache = SessionCache.of(server.get('ssl_session_cache'), server.get('ssl_session_timeout'));
   const maxSendFragment = Math.min(Math.max((server.get('ssl_buffer_size') as number | undefined) ?? SEND_FRAGMENT_MAX, SEND_FRAGMENT_MIN), SEND_FRAGMENT_MAX);
-  const tls = { context, rejectHandshake: server.get('ssl_reject_handshake'), verify, variable, contextFor, sessionCache, followsMasterKey, staples, maxSendFragment, protocols, groups, warnings };
+  const tls = { context, ...(settingsContext === undefined ? {} : { settingsContext }), rejectHandshake: server.get('ssl_reject_handshake'), verify, variable, contextFor, sessionCache, followsMasterKey, staples, maxSendFragment, protocols, groups, warnings };
   cache.set(server, tls);
   return tls;
 }

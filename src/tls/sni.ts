@@ -174,7 +174,9 @@ export class TlsTermination<S> {
     const fallback = tlsOf(hosts.defaultServer);
     this.#defaultFollows = fallback.followsMasterKey;
     this.#fallback = fallback;
-    const own = fallback.rejectHandshake ? undefined : fallback.context;
+    // A default with variable certificates starts handshakes on its settings' context, as nginx
+    // on its SSL_CTX: the master's ticket key and its session id context resume across addresses.
+    const own = fallback.rejectHandshake ? undefined : (fallback.context ?? fallback.settingsContext);
     // The connection's SSL comes from this context: no renegotiation, as ngx_ssl_create_connection() sets.
     this.#default = own === undefined ? createSecureContext({ secureOptions: constants.SSL_OP_NO_RENEGOTIATION }) : this.#follow(fallback, own);
     this.#defaultVerify = fallback.verify;
