@@ -83,7 +83,12 @@ export class StreamConnection {
     if (server.returnValue !== undefined) {
       const text = Buffer.from(server.returnValue(this.session), 'latin1');
       this.session.bytesSent += text.length;
-      this.#socket.end(text, () => this.#finish(200));
+      // The end comes a turn after the write: a TLS 1.3 socket ended together with its data (or
+      // right after the write's callback) sends the FIN before the close_notify, which it then
+      // never sends, and OpenSSL clients take the session for truncated (unexpected EOF), and do
+      // not keep it. nginx's ngx_ssl_shutdown() sends close_notify.
+      this.#socket.write(text);
+      setImmediate(() => this.#socket.end(() => this.#finish(200)));
       return;
     }
     const proxy = server.proxy;

@@ -79,7 +79,7 @@ function handshakeSession(sessions: WeakMap<TLSSocket, StreamSession>, socket: T
 const SHARED = [
   'ssl_certificate', 'ssl_certificate_key', 'ssl_password_file', 'ssl_protocols', 'ssl_ciphers', 'ssl_prefer_server_ciphers',
   'ssl_ecdh_curve', 'ssl_session_timeout', 'ssl_session_cache', 'ssl_session_tickets', 'ssl_session_ticket_key',
-  'ssl_reject_handshake', 'ssl_verify_client', 'ssl_client_certificate', 'ssl_trusted_certificate', 'ssl_verify_depth', 'ssl_crl',
+  'ssl_reject_handshake', 'ssl_certificate_compression', 'ssl_verify_client', 'ssl_client_certificate', 'ssl_trusted_certificate', 'ssl_verify_depth', 'ssl_crl',
   'ssl_dhparam', 'ssl_stapling', 'ssl_stapling_file', 'ssl_stapling_responder', 'ssl_stapling_verify', 'ssl_conf_command',
   'ssl_certificate_cache',
 ];
