@@ -124,6 +124,8 @@ export interface CompiledServer {
   readonly tls: ServerTls;
   /** `http2_max_concurrent_streams`, for HTTP/2 connections this server is the default of. */
   readonly maxConcurrentStreams: number;
+  /** `http2_body_preread_size`: the initial stream window of those connections. */
+  readonly prereadSize: number;
   /** Head limits, merge_slashes, lingering close: what connections this server is the default of take. */
   readonly connection: CoreConnection;
 }
@@ -206,6 +208,7 @@ export class HttpGeneration {
         // Certificate names with variables are evaluated with this generation's variables (maps included).
         tls: tls.variable === undefined ? tls : { ...tls, select: tls.variable.bind(this.variables, handshakeRequest, log) },
         maxConcurrentStreams: block.get('http2_max_concurrent_streams'),
+        prereadSize: block.get('http2_body_preread_size'),
         connection: compileCoreConnection(block),
       });
     }

@@ -560,6 +560,7 @@ export class RequestHandler {
     }
     exchange.serverHeader = level.core.serverHeader;
     exchange.chunkedAllowed = level.core.chunked;
+    exchange.dataFrameSize = level.core.http2ChunkSize;
     exchange.keepaliveTimeoutMs = level.keepaliveTimeoutMs;
     exchange.keepaliveHeaderSeconds = level.keepaliveHeaderSeconds;
     // Connections are accepted with TCP_NODELAY; `tcp_nodelay off` gives Nagle's algorithm back.

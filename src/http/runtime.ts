@@ -167,10 +167,11 @@ export class HttpRuntime {
     // SETTINGS go out as the session starts, so endpoints differ by them (one per value in use).
     const streams = hosts.defaultServer.maxConcurrentStreams;
     const maxHeaders = hosts.defaultServer.connection.limits.maxHeaders ?? DEFAULT_MAX_HEADERS;
-    const key = `${streams} ${maxHeaders}`;
+    const prereadSize = hosts.defaultServer.prereadSize;
+    const key = `${streams} ${maxHeaders} ${prereadSize}`;
     let endpoint = this.#h2.get(key);
     if (endpoint === undefined) {
-      endpoint = new H2Endpoint({ maxConcurrentStreams: streams, maxHeaders });
+      endpoint = new H2Endpoint({ maxConcurrentStreams: streams, maxHeaders, prereadSize });
       this.#h2.set(key, endpoint);
     }
     const protocol = endpoint.accept(
@@ -185,6 +186,7 @@ export class HttpRuntime {
         sendTimeoutMs: level.sendTimeoutMs,
         serverHeader: level.core.serverHeader,
         maxHeaders,
+        prereadSize,
         errorPage: (status) => specialPage(status, level.core.signature) ?? '',
       },
       (err) => this.#handler.clientError(conn, err),
