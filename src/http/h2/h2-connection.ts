@@ -174,7 +174,9 @@ export class H2Connection implements H2Session {
     // the frames already read are processed first, as nginx's read loop does before it sees EOF.
     if (socket.readableEnded) setImmediate(() => this.destroy());
     else socket.once('end', () => this.destroy());
-    this.#arm(this.#keepaliveTimeoutMs);
+    // ngx_http_v2_init(): the first stream is awaited client_header_timeout; keepalive_timeout is
+    // the wait between streams (ngx_http_v2_handle_connection()), so 0 still serves one stream.
+    this.#arm(this.#headerTimeoutMs);
     this.#startWatch();
   }
 

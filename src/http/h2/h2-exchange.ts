@@ -23,6 +23,8 @@ export interface H2Session extends ProtocolConnection {
   readonly bodyTimeoutMs: number;
   /** `send_timeout`, in ms. */
   readonly sendTimeoutMs: number;
+  /** When the connection was accepted: `$connection_time` and keepalive_time count from it, not from the stream. */
+  readonly startedAt: number;
   /** A request body is being read: the stream's receive window must let it come (http2_body_preread_size). */
   openBodyWindow(): void;
 }
@@ -111,6 +113,10 @@ export class H2StreamConnection implements ProtocolConnection {
 
   get requests(): number {
     return this.#session.requests;
+  }
+
+  get startedAt(): number {
+    return this.#session.startedAt;
   }
 
   get socket(): Socket {
