@@ -4,7 +4,8 @@
  * announces (SETTINGS_INITIAL_WINDOW_SIZE is the preread size, SETTINGS_MAX_FRAME_SIZE the
  * largest), a body cut into DATA frames of the chunk size with END_STREAM on the last, a stream
  * with a body refused (REFUSED_STREAM) before the client acknowledged a preread size below the
- * default window, and a body that only arrives once the server opens the window of a zero preread
+ * default window, a body the handler never read stopped by RST_STREAM(NO_ERROR) once the response
+ * is complete, and a body that only arrives once the server opens the window of a zero preread
  * size (nginx by WINDOW_UPDATE, hitless by raising SETTINGS_INITIAL_WINDOW_SIZE).
  */
 import assert from 'node:assert/strict';
@@ -202,6 +203,15 @@ http {
       raw.send(Buffer.concat([request(1, 'POST', '/', true), frame(DATA, 1, 1, Buffer.from('TEST'))]));
       const reset = await raw.waitFor('RST_STREAM', (f) => f.type === RST_STREAM && f.stream === 1);
       assert.equal(reset.payload.readUInt32BE(0), 7);
+    });
+
+    it(`${server}: a body the handler never reads is stopped after the response with RST_STREAM(NO_ERROR)`, async () => {
+      const raw = await client(pair.ports[server]);
+      await raw.settings();
+      raw.send(Buffer.concat([frame(SETTINGS, 1, 0), request(1, 'GET', '/', true)]));
+      await raw.waitFor('END_STREAM', (f) => f.type === DATA && f.stream === 1 && (f.flags & 1) === 1);
+      const reset = await raw.waitFor('RST_STREAM', (f) => f.type === RST_STREAM && f.stream === 1);
+      assert.equal(reset.payload.readUInt32BE(0), 0);
     });
 
     it(`${server}: with a zero preread size the body comes once the server opens the window`, async () => {

@@ -474,9 +474,10 @@ export class H2Exchange implements HttpExchange {
     this.finished = true;
     if (this.#waitsForTrailers && trailers !== undefined) this.#trailers = trailerFields(trailers);
     const stream = this.stream;
-    if (this.#bodyAbandoned) {
+    if (this.#bodyAbandoned || this.#body === 'unread') {
       // RFC 9113 section 8.1: after a complete response, RST_STREAM(NO_ERROR) asks the client to stop
-      // sending the body, as ngx_http_v2_close_stream() does for a stream still open for input.
+      // sending the body, as ngx_http_v2_close_stream() does for a stream still open for input
+      // (a body given up on, or one the handler never read: a static file, a return).
       stream.once('finish', () => {
         if (!stream.closed && !stream.readableEnded) stream.close(constants.NGHTTP2_NO_ERROR);
       });
