@@ -230,6 +230,14 @@ export class H2Exchange implements HttpExchange {
     this.#session.openBodyWindow();
     let received = 0;
     const stream = this.stream;
+    if (stream.readableEnded) {
+      // An empty body's END_STREAM came and went while nobody read (limit_req delayed the
+      // request): 'end' will not be emitted again.
+      this.#body = 'done';
+      this.#bodyEnd = undefined;
+      onEnd(undefined);
+      return;
+    }
     this.#armBodyTimer();
     stream.on('data', (chunk: Buffer) => {
       if (this.#body !== 'reading') return;
@@ -490,7 +498,11 @@ export class H2Exchange implements HttpExchange {
       this.#body = 'done';
       this.#discard();
     }
-    this.#runFinish();
+    // The request lasts until its response is out, as nginx frees an HTTP/2 request only once the
+    // stream's queued frames were sent (ngx_http_v2_close_stream()): a limit_conn slot is held, and
+    // the log line written, while flow control holds the rest of the body back.
+    if (stream.destroyed || stream.writableFinished) this.#runFinish();
+    else stream.once('finish', () => this.#runFinish());
   }
 
   /** Sends a whole response: head and body. */
@@ -515,7 +527,10 @@ export class H2Exchange implements HttpExchange {
       this.#body = 'done';
       end(new Error('client prematurely closed stream'));
     }
-    if (this.finished) return;
+    if (this.finished) {
+      this.#runFinish();
+      return;
+    }
     this.finished = true;
     this.aborted = true;
     for (const listener of this.#abortListeners.splice(0)) listener();
