@@ -108,6 +108,9 @@ export class RequestHandler {
       this.#logOf(request).info(`${message}${context(request, conn)}`, conn.number);
       return [fallback.level, { status: 400 }];
     };
+    // ngx_http_v2_parse_method(): an HTTP/2 method is upper-case letters, '_' and '-' (nghttp2
+    // lets any token by); a 400 the error_page of the default server answers, as over HTTP/1.
+    if ((request.head as { versionMajor?: number }).versionMajor === 2 && !/^[A-Z_-]+$/.test(request.head.method)) return refuse('client sent invalid method');
     const target = parseRequestTarget(request.head.target);
     if (target === undefined) return refuse('client sent invalid request');
     request.requestUri = target.requestUri;

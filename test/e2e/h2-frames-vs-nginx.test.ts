@@ -5,7 +5,7 @@
  * largest), a body cut into DATA frames of the chunk size with END_STREAM on the last, a stream
  * with a body refused (REFUSED_STREAM) before the client acknowledged a preread size below the
  * default window, a body the handler never read stopped by RST_STREAM(NO_ERROR) once the response
- * is complete, and a body that only arrives once the server opens the window of a zero preread
+ * is complete, a method nginx's parser refuses (lower-case) answered 400, and a body that only arrives once the server opens the window of a zero preread
  * size (nginx by WINDOW_UPDATE, hitless by raising SETTINGS_INITIAL_WINDOW_SIZE).
  */
 import assert from 'node:assert/strict';
@@ -43,8 +43,9 @@ function literal(name: string, value: string): Buffer {
 }
 
 /** HEADERS (END_HEADERS) of `method` `path`, :authority localhost; END_STREAM unless `body`. */
-function request(stream: number, method: 'GET' | 'POST', path: string, body: boolean): Buffer {
-  const block = Buffer.concat([Buffer.from([method === 'GET' ? 0x82 : 0x83, 0x86]), literal(':path', path), literal(':authority', 'localhost')]);
+function request(stream: number, method: string, path: string, body: boolean): Buffer {
+  const methodField = method === 'GET' ? Buffer.from([0x82]) : method === 'POST' ? Buffer.from([0x83]) : literal(':method', method);
+  const block = Buffer.concat([methodField, Buffer.from([0x86]), literal(':path', path), literal(':authority', 'localhost')]);
   return frame(HEADERS, body ? 0x04 : 0x05, stream, block);
 }
 
@@ -203,6 +204,15 @@ http {
       raw.send(Buffer.concat([request(1, 'POST', '/', true), frame(DATA, 1, 1, Buffer.from('TEST'))]));
       const reset = await raw.waitFor('RST_STREAM', (f) => f.type === RST_STREAM && f.stream === 1);
       assert.equal(reset.payload.readUInt32BE(0), 7);
+    });
+
+    it(`${server}: a method with a lower-case letter is a 400`, async () => {
+      const raw = await client(pair.ports[server]);
+      await raw.settings();
+      raw.send(Buffer.concat([frame(SETTINGS, 1, 0), request(1, 'foo', '/', false)]));
+      const head = await raw.waitFor('HEADERS', (f) => f.type === HEADERS && f.stream === 1);
+      // :status 400 is entry 12 of HPACK's static table (RFC 7541 appendix A).
+      assert.equal(head.payload[0], 0x8c);
     });
 
     it(`${server}: a body the handler never reads is stopped after the response with RST_STREAM(NO_ERROR)`, async () => {
