@@ -138,6 +138,12 @@ export class RequestHandler {
       this.#logOf(request).info(`client sent plain HTTP request to HTTPS port${context(request, conn)}`, conn.number);
       return [server.level, { status: 497 }];
     }
+    // ngx_http_v2_run_request(): an HTTP/2 stream may not reach a server with http2 off, unless the
+    // address has `listen ... http2`.
+    if ((request.head as { versionMajor?: number }).versionMajor === 2 && !server.http2 && !conn.http2Listen) {
+      this.#logOf(request).info(`client attempted to request the server name for which the negotiated protocol is disabled${context(request, conn)}`, conn.number);
+      return [server.level, { status: 421 }];
+    }
     const tls = conn.tls;
     // ngx_http_set_virtual_server(): with SNI, a Host naming another name may not reach a server that
     // verifies clients, whose certificate the handshake's server did not check.

@@ -168,6 +168,7 @@ export class HttpRuntime {
     const streams = hosts.defaultServer.maxConcurrentStreams;
     const maxHeaders = hosts.defaultServer.connection.limits.maxHeaders ?? DEFAULT_MAX_HEADERS;
     const prereadSize = hosts.defaultServer.prereadSize;
+    const http2Listen = this.#generation.listensHttp2(hosts);
     const key = `${streams} ${maxHeaders} ${prereadSize}`;
     let endpoint = this.#h2.get(key);
     if (endpoint === undefined) {
@@ -176,7 +177,7 @@ export class HttpRuntime {
     }
     const protocol = endpoint.accept(
       socket,
-      (exchange) => this.#handler.handle(new ClientConnection(exchange.connection, hosts, { proxied }), exchange),
+      (exchange) => this.#handler.handle(new ClientConnection(exchange.connection, hosts, { proxied, http2Listen }), exchange),
       {
         keepaliveTimeoutMs: level.keepaliveTimeoutMs,
         keepaliveRequests: level.keepaliveRequests,
