@@ -30,6 +30,8 @@ export class ClientConnection implements ConnectionInfo {
   readonly tls: TlsConnectionInfo | undefined;
   /** Plain HTTP sent to a `listen ... ssl` address: every request is answered with 497. */
   readonly plainHttp: boolean;
+  /** See {@link ConnectionOrigin.http2Listen}. */
+  readonly http2Listen: boolean;
   /** When the connection began (Date.now()), for `keepalive_time` and `$connection_time`. */
   readonly startedAt: number;
 
@@ -49,6 +51,7 @@ export class ClientConnection implements ConnectionInfo {
     this.tls = socket instanceof TLSSocket && socket.encrypted ? tlsInfoOf(socket) : undefined;
     this.plainHttp = origin.plainHttp ?? false;
     this.proxied = origin.proxied;
+    this.http2Listen = origin.http2Listen ?? false;
     // An HTTP/2 stream gets its own ClientConnection: the session's start is the connection's.
     this.startedAt = protocol.startedAt ?? Date.now();
   }
@@ -72,6 +75,8 @@ export class ClientConnection implements ConnectionInfo {
 export interface ConnectionOrigin {
   readonly plainHttp?: boolean;
   readonly proxied?: ProxyProtocolAddresses | undefined;
+  /** An HTTP/2 connection on an address with `listen ... http2`: every server of it may take HTTP/2. */
+  readonly http2Listen?: boolean;
 }
 
 /** Every open connection of a generation. */

@@ -18,6 +18,8 @@ export interface CoreLevel {
   /** What the built-in pages are signed with: the same words. */
   readonly signature: string;
   readonly chunked: boolean;
+  /** `http2_chunk_size`. */
+  readonly http2ChunkSize: number;
   readonly keepaliveDisable: KeepaliveDisable;
   readonly msiePadding: boolean;
   readonly recursiveErrorPages: boolean;
@@ -53,6 +55,7 @@ export function compileCoreLevel(block: ConfBlockView): CoreLevel {
     serverHeader: text,
     signature: text,
     chunked: block.get('chunked_transfer_encoding'),
+    http2ChunkSize: block.get('http2_chunk_size'),
     keepaliveDisable: block.get('keepalive_disable'),
     msiePadding: block.get('msie_padding'),
     recursiveErrorPages: block.get('recursive_error_pages'),

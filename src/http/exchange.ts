@@ -63,6 +63,8 @@ export interface HttpExchange {
   readonly pipelined?: boolean;
   /** `chunked_transfer_encoding`: false ends a body of unknown length by closing (HTTP/1.1; HTTP/2 has no chunked). */
   chunkedAllowed: boolean;
+  /** `http2_chunk_size`: the largest DATA frame of the response body (HTTP/2; HTTP/1 keeps it for the interface). */
+  dataFrameSize: number;
   /** Bytes written but not yet taken by the client, for read-ahead limits. */
   readonly pendingBytes: number;
   readBody(limit: number, onData: (data: Buffer) => void, onEnd: (err: Error | undefined) => void): void;

@@ -128,6 +128,10 @@ export interface CompiledServer {
   readonly tls: ServerTls;
   /** `http2_max_concurrent_streams`, for HTTP/2 connections this server is the default of. */
   readonly maxConcurrentStreams: number;
+  /** `http2`: whether ALPN offers h2 to a handshake whose SNI names this server, and a stream may reach it. */
+  readonly http2: boolean;
+  /** `http2_body_preread_size`: the initial stream window of those connections. */
+  readonly prereadSize: number;
   /** Head limits, merge_slashes, lingering close: what connections this server is the default of take. */
   readonly connection: CoreConnection;
 }
@@ -158,6 +162,8 @@ export class HttpGeneration {
   /** The `open_file_cache`s of this generation's levels. */
   readonly #fileCaches = new OpenFileCaches();
   readonly #h2c = new Set<VirtualHosts<CompiledServer>>();
+  /** The addresses with `listen ... http2`. */
+  readonly #http2Listen = new Set<VirtualHosts<CompiledServer>>();
   readonly #proxyProtocol = new Set<VirtualHosts<CompiledServer>>();
   readonly #tls = new Map<VirtualHosts<CompiledServer>, TlsTermination<CompiledServer>>();
   readonly #http: ConfBlockView | undefined;
@@ -214,6 +220,8 @@ export class HttpGeneration {
         // Certificate names with variables are evaluated with this generation's variables (maps included).
         tls: tls.variable === undefined ? tls : { ...tls, select: tls.variable.bind(this.variables, handshakeRequest, log, this.#certificateCaches) },
         maxConcurrentStreams: block.get('http2_max_concurrent_streams'),
+        prereadSize: block.get('http2_body_preread_size'),
+        http2: block.get('http2'),
         connection: compileCoreConnection(block),
       });
     }
@@ -232,11 +240,14 @@ export class HttpGeneration {
         byLocalAddress.set(addr.listen.address, hosts[i] as VirtualHosts<CompiledServer>);
         // h2c by prior knowledge: `listen ... http2` or the default server's `http2 on` (ngx_http_wait_request_handler).
         if (!addr.ssl && (addr.http2 || addr.defaultServer.get('http2'))) this.#h2c.add(hosts[i] as VirtualHosts<CompiledServer>);
+        if (addr.http2) this.#http2Listen.add(hosts[i] as VirtualHosts<CompiledServer>);
         if (addr.proxyProtocol) this.#proxyProtocol.add(hosts[i] as VirtualHosts<CompiledServer>);
         // With ssl, ALPN offers h2 on the same terms (ngx_http_ssl_alpn_select()).
         if (addr.ssl) {
           const routes = hosts[i] as VirtualHosts<CompiledServer>;
-          this.#tls.set(routes, new TlsTermination(routes, (server) => server.tls, state.tls, addr.http2 || addr.defaultServer.get('http2'), undefined, log));
+          // ngx_http_ssl_alpn_select(): h2 when the server the SNI names (or the default) has http2 on.
+          const http2Listen = addr.http2;
+          this.#tls.set(routes, new TlsTermination(routes, (server) => server.tls, state.tls, (server) => http2Listen || server.http2, undefined, log));
         }
       });
       this.sockets.set(socket.spec.key, { spec: socket.spec, byLocalAddress, own: hosts[hosts.length - 1] as VirtualHosts<CompiledServer> });
@@ -318,6 +329,11 @@ export class HttpGeneration {
   }
 
   /** True when connections to these virtual servers may speak HTTP/2 over cleartext (the preface decides). */
+  /** True for an address with `listen ... http2`, where every server takes HTTP/2. */
+  listensHttp2(hosts: VirtualHosts<CompiledServer>): boolean {
+    return this.#http2Listen.has(hosts);
+  }
+
   speaksH2c(hosts: VirtualHosts<CompiledServer>): boolean {
     return this.#h2c.has(hosts);
   }

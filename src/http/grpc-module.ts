@@ -26,6 +26,7 @@ import { blocksOf, parseValue } from '../conf/values.js';
 import { checkVariables } from './variables.js';
 import type { PasswordFile, TlsFile } from '../tls/ssl-module.js';
 import type { CertificateCacheSetting } from '../tls/certificate-cache.js';
+import { parseSize } from '../core/parse.js';
 
 /** Where `grpc_pass` sends requests. */
 export interface GrpcPassTarget extends UpstreamAddress {
@@ -67,6 +68,7 @@ declare module '../conf/registry.js' {
     grpc_ssl_crl: string | undefined;
     grpc_ssl_conf_command: readonly (readonly [name: string, value: string])[];
     grpc_ssl_certificate_cache: CertificateCacheSetting | undefined;
+    grpc_buffer_size: number;
   }
 }
 
@@ -134,6 +136,21 @@ export const httpGrpcModule: ConfModule = {
     timeout('grpc_read_timeout', 'How long the gRPC server may stay silent between two reads of its response.', '60s'),
     flag('grpc_intercept_errors', 'Whether gRPC server responses with status 300 or more are replaced by the matching error_page.', false),
     flag('grpc_socket_keepalive', 'Whether TCP keepalive (SO_KEEPALIVE) is set on connections to gRPC servers.', false),
+    defineDirective({
+      kind: 'value',
+      name: 'grpc_buffer_size',
+      contexts: ['http', 'server', 'location'],
+      args: [1],
+      syntax: 'size;',
+      summary: "nginx: the buffer a gRPC server's response is read into, which its header block must fit. hitless checks the size as nginx does, then warns: node:http2 reads the response, and takes a header block of up to 64 KiB (its maxHeaderListSize) whatever the size; the body is passed on as it comes, as with nginx.",
+      default: () => 4096,
+      defaultText: 'grpc_buffer_size 4k|8k;',
+      parse: ([value = ''], ctx) => {
+        const size = parseSize(value) ?? ctx.fail('"grpc_buffer_size" directive invalid value');
+        ctx.noEffect("node:http2 reads the gRPC server's response: a header block may take 64 KiB whatever the size");
+        return size;
+      },
+    }),
     ...nextUpstreamDirectives('grpc'),
     ...upstreamSslDirectives('grpc', 'grpcs'),
   ],

@@ -309,6 +309,21 @@ class GrpcAttempts {
     }
     const { exchange, grpc } = this.#ctx;
     body.reading = true;
+    // The newest chunk waits for the event loop's turn: node:http2 emits a DATA frame's END_STREAM
+    // ('end') a few ticks after its bytes, so that a chunk written at once would leave in a frame
+    // of its own and END_STREAM in an empty one after it. Held back, a client's last DATA frame
+    // goes upstream as one DATA frame with END_STREAM, as nginx forwards it.
+    let held: Buffer | undefined;
+    let flush: NodeJS.Immediate | undefined;
+    const send = (): void => {
+      flush = undefined;
+      const data = held;
+      held = undefined;
+      const current = this.#stream;
+      // Back-pressure: a slow gRPC server holds the client back through flow control instead
+      // of the body piling up here. The client's DATA waits until the upstream stream drains.
+      if (data !== undefined && current !== undefined && !current.destroyed && !current.write(data)) pauseBodyUntilDrained(exchange, current);
+    };
     exchange.readBody(
       grpc.maxBodySize,
       (data) => {
@@ -320,16 +335,19 @@ class GrpcAttempts {
             body.parts = [];
           }
         }
-        const current = this.#stream;
-        // Back-pressure: a slow gRPC server holds the client back through flow control instead
-        // of the body piling up here. The client's DATA waits until the upstream stream drains.
-        if (current !== undefined && !current.destroyed && !current.write(data)) pauseBodyUntilDrained(exchange, current);
+        if (held !== undefined) send();
+        held = data;
+        flush ??= setImmediate(send);
       },
       (err) => {
+        clearImmediate(flush);
+        flush = undefined;
         const current = this.#stream;
+        const last = held;
+        held = undefined;
         if (err === undefined) {
           body.ended = true;
-          if (current !== undefined && !current.destroyed) current.end();
+          if (current !== undefined && !current.destroyed) current.end(last);
           return;
         }
         if (current !== undefined && !current.closed) current.close(constants.NGHTTP2_CANCEL);

@@ -115,6 +115,9 @@ export class RequestHandler {
       this.#logOf(request).info(`${message}${context(request, conn)}`, conn.number);
       return [fallback.level, { status: 400 }];
     };
+    // ngx_http_v2_parse_method(): an HTTP/2 method is upper-case letters, '_' and '-' (nghttp2
+    // lets any token by); a 400 the error_page of the default server answers, as over HTTP/1.
+    if ((request.head as { versionMajor?: number }).versionMajor === 2 && !/^[A-Z_-]+$/.test(request.head.method)) return refuse('client sent invalid method');
     const target = parseRequestTarget(request.head.target);
     if (target === undefined) return refuse('client sent invalid request');
     request.requestUri = target.requestUri;
@@ -141,6 +144,12 @@ export class RequestHandler {
     if (conn.plainHttp) {
       this.#logOf(request).info(`client sent plain HTTP request to HTTPS port${context(request, conn)}`, conn.number);
       return [server.level, { status: 497 }];
+    }
+    // ngx_http_v2_run_request(): an HTTP/2 stream may not reach a server with http2 off, unless the
+    // address has `listen ... http2`.
+    if ((request.head as { versionMajor?: number }).versionMajor === 2 && !server.http2 && !conn.http2Listen) {
+      this.#logOf(request).info(`client attempted to request the server name for which the negotiated protocol is disabled${context(request, conn)}`, conn.number);
+      return [server.level, { status: 421 }];
     }
     const tls = conn.tls;
     // ngx_http_set_virtual_server(): with SNI, a Host naming another name may not reach a server that
@@ -668,6 +677,7 @@ export class RequestHandler {
     }
     exchange.serverHeader = level.core.serverHeader;
     exchange.chunkedAllowed = level.core.chunked;
+    exchange.dataFrameSize = level.core.http2ChunkSize;
     exchange.keepaliveTimeoutMs = level.keepaliveTimeoutMs;
     exchange.keepaliveHeaderSeconds = level.keepaliveHeaderSeconds;
     // Connections are accepted with TCP_NODELAY; `tcp_nodelay off` gives Nagle's algorithm back.

@@ -65,6 +65,7 @@ export class MirrorExchange implements HttpExchange {
   ownServerAndDate = false;
   serverHeader = '';
   chunkedAllowed = true;
+  dataFrameSize = 0;
   /** The status of the discarded response, 0 until its head came. */
   status = 0;
   #headersSent = false;

@@ -159,6 +159,12 @@ export class FilteredExchange implements HttpExchange {
   set chunkedAllowed(value: boolean) {
     this.#inner.chunkedAllowed = value;
   }
+  get dataFrameSize(): number {
+    return this.#inner.dataFrameSize;
+  }
+  set dataFrameSize(value: number) {
+    this.#inner.dataFrameSize = value;
+  }
   /** The response headers as the level's filters left them (undefined when no filter saw them: as written). */
   get sentHeaders(): readonly string[] | undefined {
     return this.#sentHeaders;

@@ -167,15 +167,17 @@ export class HttpRuntime {
     // SETTINGS go out as the session starts, so endpoints differ by them (one per value in use).
     const streams = hosts.defaultServer.maxConcurrentStreams;
     const maxHeaders = hosts.defaultServer.connection.limits.maxHeaders ?? DEFAULT_MAX_HEADERS;
-    const key = `${streams} ${maxHeaders}`;
+    const prereadSize = hosts.defaultServer.prereadSize;
+    const http2Listen = this.#generation.listensHttp2(hosts);
+    const key = `${streams} ${maxHeaders} ${prereadSize}`;
     let endpoint = this.#h2.get(key);
     if (endpoint === undefined) {
-      endpoint = new H2Endpoint({ maxConcurrentStreams: streams, maxHeaders });
+      endpoint = new H2Endpoint({ maxConcurrentStreams: streams, maxHeaders, prereadSize });
       this.#h2.set(key, endpoint);
     }
     const protocol = endpoint.accept(
       socket,
-      (exchange) => this.#handler.handle(new ClientConnection(exchange.connection, hosts, { proxied }), exchange),
+      (exchange) => this.#handler.handle(new ClientConnection(exchange.connection, hosts, { proxied, http2Listen }), exchange),
       {
         keepaliveTimeoutMs: level.keepaliveTimeoutMs,
         keepaliveRequests: level.keepaliveRequests,
@@ -185,6 +187,7 @@ export class HttpRuntime {
         sendTimeoutMs: level.sendTimeoutMs,
         serverHeader: level.core.serverHeader,
         maxHeaders,
+        prereadSize,
         errorPage: (status) => specialPage(status, level.core.signature) ?? '',
       },
       (err) => this.#handler.clientError(conn, err),

@@ -3,18 +3,35 @@
  * settings are per connection, so the default server of the address a connection arrives on
  * decides them, as nginx reads them from the connection's `conf_ctx` (ngx_http_v2_init()).
  */
-import { parseNumber } from '../core/parse.js';
+import { parseNumber, parseSize } from '../core/parse.js';
 import { defineDirective, type ConfModule } from '../conf/registry.js';
 
 declare module '../conf/registry.js' {
   interface DirectiveValues {
     http2: boolean;
     http2_max_concurrent_streams: number;
+    http2_body_preread_size: number;
+    http2_chunk_size: number;
   }
 }
 
 /** nginx's `http2_max_concurrent_streams` default. */
 export const DEFAULT_MAX_CONCURRENT_STREAMS = 128;
+
+/** nginx's `http2_body_preread_size` default: each stream's initial receive window. */
+export const DEFAULT_PREREAD_SIZE = 65_536;
+
+/** nginx's `http2_chunk_size` default: the largest DATA frame of a response body. */
+export const DEFAULT_CHUNK_SIZE = 8 * 1024;
+
+/** HTTP/2's initial window (RFC 9113 section 6.9.2), NGX_HTTP_V2_DEFAULT_WINDOW. */
+export const DEFAULT_WINDOW = 65_535;
+
+/** The largest flow-control window (RFC 9113 section 6.9.1), NGX_HTTP_V2_MAX_WINDOW. */
+export const MAX_WINDOW = 2 ** 31 - 1;
+
+/** The largest frame payload (RFC 9113 section 4.2), NGX_HTTP_V2_MAX_FRAME_SIZE. */
+export const MAX_FRAME_SIZE = 2 ** 24 - 1;
 
 /** The `http2*` directives. */
 export const httpV2Module: ConfModule = {
@@ -44,6 +61,44 @@ export const httpV2Module: ConfModule = {
         const count = parseNumber(value);
         // SETTINGS values are 32-bit (RFC 9113 section 6.5.1).
         return count === undefined || count > 0xffff_ffff ? ctx.fail('"http2_max_concurrent_streams" directive invalid number') : count;
+      },
+    }),
+    defineDirective({
+      kind: 'value',
+      name: 'http2_body_preread_size',
+      contexts: ['http', 'server'],
+      args: [1],
+      syntax: 'size;',
+      summary:
+        "Each stream's initial receive window, announced in SETTINGS_INITIAL_WINDOW_SIZE: what a client may send of a request body before it is read; more is answered with RST_STREAM(FLOW_CONTROL_ERROR), and below 65535 a stream with a body opened before the client acknowledged the SETTINGS is refused (REFUSED_STREAM). nginx then widens the window of a stream whose body it reads; node:http2 has no per-stream WINDOW_UPDATE, so below 65535 hitless warns and raises the connection's initial window to 65536 once a request body on it is read. The default server of the address decides.",
+      default: () => DEFAULT_PREREAD_SIZE,
+      defaultText: 'http2_body_preread_size 64k;',
+      parse: ([value = ''], ctx) => {
+        const size = parseSize(value) ?? ctx.fail('"http2_body_preread_size" directive invalid value');
+        // ngx_http_v2_preread_size().
+        if (size > MAX_WINDOW) ctx.fail(`the maximum body preread buffer size is ${MAX_WINDOW}`);
+        if (size < DEFAULT_WINDOW) {
+          ctx.warn(
+            `"http2_body_preread_size" below ${DEFAULT_WINDOW} holds only until a request body is read on the connection: node:http2 cannot widen one stream's window (it has no per-stream WINDOW_UPDATE), so hitless then raises the connection's SETTINGS_INITIAL_WINDOW_SIZE to ${DEFAULT_PREREAD_SIZE}`,
+          );
+        }
+        return size;
+      },
+    }),
+    defineDirective({
+      kind: 'value',
+      name: 'http2_chunk_size',
+      contexts: ['http', 'server', 'location'],
+      args: [1],
+      syntax: 'size;',
+      summary: 'The largest DATA frame a response body is cut into (the peer\'s SETTINGS_MAX_FRAME_SIZE and the flow-control windows may cut it smaller).',
+      default: () => DEFAULT_CHUNK_SIZE,
+      defaultText: 'http2_chunk_size 8k;',
+      parse: ([value = ''], ctx) => {
+        const size = parseSize(value) ?? ctx.fail('"http2_chunk_size" directive invalid value');
+        // ngx_http_v2_chunk_size(): zero is refused, more than a frame can carry is cut down.
+        if (size === 0) ctx.fail('the http2 chunk size cannot be zero');
+        return Math.min(size, MAX_FRAME_SIZE);
       },
     }),
   ],

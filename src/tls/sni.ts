@@ -149,6 +149,8 @@ export class TlsTermination<S> {
   readonly #defaultGroups: GroupSettings;
   readonly #defaultContextFor: ServerTls['contextFor'];
   readonly #alpn: string[];
+  /** Whether a server offers h2: ALPN then answers by the server the SNI names (ngx_http_ssl_alpn_select()). */
+  readonly #http2For: ((server: S) => boolean) | undefined;
   readonly #events: EventEmitter;
   readonly #runtime: TlsRuntime;
   readonly #defaultFollows: boolean;
@@ -167,7 +169,7 @@ export class TlsTermination<S> {
    * `runtime` holds the stored certificates, the ticket key and the shared sessions it serves with.
    * `log` gets what OCSP stapling logs (the responder's errors).
    */
-  constructor(hosts: ServerLookup<S>, tlsOf: (server: S) => ServerTls, runtime: TlsRuntime, http2: boolean, alpn?: readonly string[], log?: ErrorLog) {
+  constructor(hosts: ServerLookup<S>, tlsOf: (server: S) => ServerTls, runtime: TlsRuntime, http2: boolean | ((server: S) => boolean), alpn?: readonly string[], log?: ErrorLog) {
     this.#hosts = hosts;
     this.#tlsOf = tlsOf;
     this.#runtime = runtime;
@@ -182,7 +184,8 @@ export class TlsTermination<S> {
     this.#defaultVerify = fallback.verify;
     this.#defaultGroups = fallback.groups;
     this.#defaultContextFor = fallback.contextFor;
-    this.#alpn = alpn !== undefined ? [...alpn] : http2 ? ['h2', 'http/1.1'] : ['http/1.1'];
+    this.#alpn = alpn !== undefined ? [...alpn] : http2 === true ? ['h2', 'http/1.1'] : ['http/1.1'];
+    this.#http2For = typeof http2 === 'function' && alpn === undefined ? http2 : undefined;
     // The ClientHello's session ID is looked up before the SNI callback picks a server, so the
     // default server's ssl_session_cache is the address's; nginx's lookup runs on the default
     // server's SSL_CTX too. OpenSSL refuses a session of another id context (client verification).
@@ -251,7 +254,11 @@ export class TlsTermination<S> {
     const secure: TLSSocket = new TLSSocket(socket, {
       isServer: true,
       secureContext: this.#initialContext(hello?.serverName),
-      ...(this.#alpn.length === 0 ? {} : { ALPNProtocols: this.#alpn }),
+      ...(this.#http2For !== undefined
+        ? { ALPNCallback: ({ servername, protocols }: { servername: string | false; protocols: string[] }) => this.#selectProtocol(servername, protocols) }
+        : this.#alpn.length === 0
+          ? {}
+          : { ALPNProtocols: this.#alpn }),
       // nginx answers a bad client certificate at the HTTP level (495, 496), after the handshake.
       requestCert: this.#defaultVerify.mode !== 'off',
       rejectUnauthorized: false,
@@ -300,6 +307,18 @@ export class TlsTermination<S> {
     const tls = this.#tlsOf(this.#hosts.find(name).server);
     if (!tls.rejectHandshake) return false;
     return this.#runtime.certificates.lookup(name) === undefined || (tls.contextFor ?? this.#defaultContextFor) === undefined;
+  }
+
+  /**
+   * ngx_http_ssl_alpn_select(): h2 first when the server the SNI named (OpenSSL runs the servername
+   * callback before ALPN), or the default one, has HTTP/2 on; http/1.1 otherwise. Undefined, when
+   * the client offers neither, ends the handshake with a no_application_protocol alert.
+   */
+  #selectProtocol(servername: string | false | undefined, protocols: readonly string[]): string | undefined {
+    // Node passes false when the client sent no SNI.
+    const server = typeof servername !== 'string' || servername === '' ? this.#hosts.defaultServer : this.#hosts.find(servername.toLowerCase()).server;
+    const offer = this.#http2For?.(server) === true ? ['h2', 'http/1.1'] : ['http/1.1'];
+    return offer.find((protocol) => protocols.includes(protocol));
   }
 
   /**

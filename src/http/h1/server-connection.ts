@@ -393,6 +393,8 @@ export class H1Exchange implements HttpExchange {
   serverHeader: string;
   /** `chunked_transfer_encoding`: false sends a body of unknown length to the close instead. */
   chunkedAllowed = true;
+  /** HTTP/2's `http2_chunk_size`; kept for the interface. */
+  dataFrameSize = 0;
   /** `$pipe`: the request was received while the one before it was answered. */
   pipelined = false;
   /** De-chunks an already chunked body ('raw') for a client that cannot take chunked. */

@@ -11,7 +11,7 @@ import type { Duplex } from 'node:stream';
 import { DEFAULT_MAX_HEADERS, HttpParseError } from '../h1/head-parser.js';
 import { allocateConnectionId } from '../h1/server-connection.js';
 import { specialPage, wireStatus } from '../responses.js';
-import { DEFAULT_MAX_CONCURRENT_STREAMS } from '../v2-module.js';
+import { DEFAULT_MAX_CONCURRENT_STREAMS, DEFAULT_PREREAD_SIZE, DEFAULT_WINDOW, MAX_FRAME_SIZE, MAX_WINDOW } from '../v2-module.js';
 import { H2Exchange, requestLineOf, type H2Session } from './h2-exchange.js';
 
 /**
@@ -38,6 +38,8 @@ export interface H2ConnectionOptions {
   readonly errorPage?: (status: number) => string;
   /** The `Server` header's value; empty sends none. Default `hitless`. */
   readonly serverHeader?: string;
+  /** `http2_body_preread_size`, the SETTINGS_INITIAL_WINDOW_SIZE the endpoint announced. Default 64k. */
+  readonly prereadSize?: number;
 }
 
 /** The streams a connection must have had before the premature-reset rule judges it (Envoy's default is 500; a browser cancels a few). */
@@ -65,12 +67,17 @@ export class H2Endpoint {
    * `maxConcurrentStreams` is `http2_max_concurrent_streams`, default 128. `maxHeaders` is
    * `max_headers`: node:http2 resets a stream past its own header-pair limit (128 by default),
    * so that limit is raised above max_headers, leaving room for pseudo-headers and cookie crumbs,
-   * and the connection refuses past max_headers as nginx does.
+   * and the connection refuses past max_headers as nginx does. `prereadSize` is
+   * `http2_body_preread_size`, default 64k: SETTINGS_INITIAL_WINDOW_SIZE, as nginx announces it
+   * (ngx_http_v2_send_settings()); nghttp2 resets a stream that sends more before it is read.
+   * SETTINGS_MAX_FRAME_SIZE is the largest, as nginx announces it: a client may send a header
+   * block of 32 KiB in one HEADERS frame, and nghttp2 would refuse it past the default 16384
+   * ("too large frame size", GOAWAY FRAME_SIZE_ERROR).
    */
-  constructor(options: { maxConcurrentStreams?: number; maxHeaders?: number } = {}) {
+  constructor(options: { maxConcurrentStreams?: number; maxHeaders?: number; prereadSize?: number } = {}) {
     this.#server = createServer({
       maxHeaderListPairs: (options.maxHeaders ?? DEFAULT_MAX_HEADERS) + 128,
-      settings: { maxConcurrentStreams: options.maxConcurrentStreams ?? DEFAULT_MAX_CONCURRENT_STREAMS },
+      settings: { maxConcurrentStreams: options.maxConcurrentStreams ?? DEFAULT_MAX_CONCURRENT_STREAMS, initialWindowSize: options.prereadSize ?? DEFAULT_PREREAD_SIZE, maxFrameSize: MAX_FRAME_SIZE },
     });
     this.#server.on('session', (session: ServerHttp2Session) => {
       this.#accepted = session;
@@ -90,9 +97,6 @@ export class H2Endpoint {
     return new H2Connection(session, socket, handler, options, onError);
   }
 }
-
-/** The largest flow-control window (RFC 9113 section 6.9.1), NGX_HTTP_V2_MAX_WINDOW. */
-const MAX_WINDOW = 2 ** 31 - 1;
 
 /** One client connection speaking HTTP/2. */
 export class H2Connection implements H2Session {
@@ -134,6 +138,11 @@ export class H2Connection implements H2Session {
   #closedStreams = 0;
   #premature = 0;
   #calmed = false;
+  readonly #prereadSize: number;
+  /** The client acknowledged the first SETTINGS: its streams have the preread window. */
+  #settingsAcked = false;
+  /** The initial window was raised to the default once a body was read (see {@link openBodyWindow}). */
+  #windowOpened = false;
 
   constructor(session: ServerHttp2Session, socket: Socket, handler: H2RequestHandler, options: H2ConnectionOptions = {}, onError?: H2ErrorReporter) {
     this.session = session;
@@ -149,6 +158,10 @@ export class H2Connection implements H2Session {
     this.#headerTimeoutMs = options.headerTimeoutMs ?? 60_000;
     this.#maxHeaders = options.maxHeaders ?? DEFAULT_MAX_HEADERS;
     this.#errorPage = options.errorPage ?? ((status) => specialPage(status) ?? '');
+    this.#prereadSize = options.prereadSize ?? DEFAULT_PREREAD_SIZE;
+    session.once('localSettings', () => {
+      this.#settingsAcked = true;
+    });
     socket.setNoDelay(true);
     // ngx_http_v2_init(): the connection's receive window opens to the largest at once (a
     // WINDOW_UPDATE right after SETTINGS); each stream's own window still bounds what is buffered.
@@ -163,7 +176,9 @@ export class H2Connection implements H2Session {
     // the frames already read are processed first, as nginx's read loop does before it sees EOF.
     if (socket.readableEnded) setImmediate(() => this.destroy());
     else socket.once('end', () => this.destroy());
-    this.#arm(this.#keepaliveTimeoutMs);
+    // ngx_http_v2_init(): the first stream is awaited client_header_timeout; keepalive_timeout is
+    // the wait between streams (ngx_http_v2_handle_connection()), so 0 still serves one stream.
+    this.#arm(this.#headerTimeoutMs);
     this.#startWatch();
   }
 
@@ -240,9 +255,36 @@ export class H2Connection implements H2Session {
     return this.#open === 0 && this.#blockSeenAt === undefined && !this.session.destroyed && (this.session.state.lastProcStreamID ?? 0) <= this.#lastStreamId;
   }
 
+  /**
+   * A request body is being read. nginx widens that stream's window then
+   * (ngx_http_v2_read_request_body() sends WINDOW_UPDATE); node:http2 can only refill a stream's
+   * window as it is read, never widen it (it has no per-stream WINDOW_UPDATE, and
+   * Http2Session.setLocalWindowSize() is the connection's), so a preread size below the default
+   * would leave such a body a few bytes per round trip, and none at 0. The connection's initial
+   * window is raised to the default instead, once, which widens its streams' windows too.
+   */
+  openBodyWindow(): void {
+    if (this.#windowOpened || this.#prereadSize >= DEFAULT_WINDOW || this.session.destroyed) return;
+    this.#windowOpened = true;
+    try {
+      this.session.settings({ initialWindowSize: DEFAULT_PREREAD_SIZE });
+    } catch {
+      // Too many SETTINGS unacknowledged: the window stays as it is.
+    }
+  }
+
   #onStream(stream: ServerHttp2Stream, flags: number, rawHeaders: string[]): void {
     const id = stream.id ?? 0;
     if (id > this.#lastStreamId) this.#lastStreamId = id;
+    const endStream = (flags & constants.NGHTTP2_FLAG_END_STREAM) !== 0;
+    // ngx_http_v2_state_headers(): before the client acknowledged SETTINGS it may still count on
+    // the default window, which a smaller preread buffer cannot hold: a stream with a body is
+    // refused, to be retried (RFC 9113 section 8.7).
+    if (!this.#settingsAcked && !endStream && this.#prereadSize < DEFAULT_WINDOW) {
+      stream.on('error', () => undefined);
+      stream.close(constants.NGHTTP2_REFUSED_STREAM);
+      return;
+    }
     this.requests++;
     this.#open++;
     this.#disarm();
@@ -253,7 +295,6 @@ export class H2Connection implements H2Session {
     });
     // ngx_http_v2_state_headers(): this stream is served, and GOAWAY tells the client it is the last.
     if (this.#keepaliveTimeoutMs === 0 || this.requests >= this.#keepaliveRequests || Date.now() - this.#startedAt > this.#keepaliveTimeMs) this.#goAway();
-    const endStream = (flags & constants.NGHTTP2_FLAG_END_STREAM) !== 0;
     const exchange = new H2Exchange(this, stream, requestLineOf(rawHeaders), endStream);
     this.#exchanges.add(exchange);
     stream.once('close', () => this.#exchanges.delete(exchange));

@@ -13,6 +13,7 @@ import { HttpParseError } from '../h1/head-parser.js';
 import { httpDate, responseHasNoBody } from '../h1/response-head.js';
 import type { Framing } from '../exchange.js';
 import type { RequestLine } from '../request.js';
+import { DEFAULT_CHUNK_SIZE } from '../v2-module.js';
 
 /** What an exchange needs of its session. */
 export interface H2Session extends ProtocolConnection {
@@ -22,6 +23,10 @@ export interface H2Session extends ProtocolConnection {
   readonly bodyTimeoutMs: number;
   /** `send_timeout`, in ms. */
   readonly sendTimeoutMs: number;
+  /** When the connection was accepted: `$connection_time` and keepalive_time count from it, not from the stream. */
+  readonly startedAt: number;
+  /** A request body is being read: the stream's receive window must let it come (http2_body_preread_size). */
+  openBodyWindow(): void;
 }
 
 /** Connection-specific fields a response must not carry in HTTP/2 (RFC 9113 section 8.2.2). */
@@ -110,6 +115,10 @@ export class H2StreamConnection implements ProtocolConnection {
     return this.#session.requests;
   }
 
+  get startedAt(): number {
+    return this.#session.startedAt;
+  }
+
   get socket(): Socket {
     return this.#session.socket;
   }
@@ -149,6 +158,16 @@ export class H2Exchange implements HttpExchange {
   serverHeader: string;
   /** HTTP/2 frames bodies itself; kept for the interface. */
   chunkedAllowed = true;
+  /** `http2_chunk_size`, set by the answering level. */
+  dataFrameSize = DEFAULT_CHUNK_SIZE;
+  /** Body slices not yet handed to node:http2, when frames must be smaller than it would cut them (see #send). */
+  #slices: Buffer[] = [];
+  #sliceBytes = 0;
+  /** A slice is with node:http2 and its write has not completed. */
+  #sliceInFlight = false;
+  /** end() came while slices waited: the last one ends the stream. */
+  #endAfterSlices = false;
+  #drainListeners: (() => void)[] = [];
   #noBody = false;
   /** Set when the head asked for trailers: node:http2 holds END_STREAM until they are sent. */
   #waitsForTrailers = false;
@@ -185,7 +204,7 @@ export class H2Exchange implements HttpExchange {
 
   /** Bytes written but not yet taken by the session (flow control, the socket). */
   get pendingBytes(): number {
-    return this.stream.writableLength;
+    return this.stream.writableLength + this.#sliceBytes;
   }
 
   onAbort(listener: () => void): void {
@@ -208,8 +227,17 @@ export class H2Exchange implements HttpExchange {
     }
     this.#body = 'reading';
     this.#bodyEnd = onEnd;
+    this.#session.openBodyWindow();
     let received = 0;
     const stream = this.stream;
+    if (stream.readableEnded) {
+      // An empty body's END_STREAM came and went while nobody read (limit_req delayed the
+      // request): 'end' will not be emitted again.
+      this.#body = 'done';
+      this.#bodyEnd = undefined;
+      onEnd(undefined);
+      return;
+    }
     this.#armBodyTimer();
     stream.on('data', (chunk: Buffer) => {
       if (this.#body !== 'reading') return;
@@ -327,15 +355,16 @@ export class H2Exchange implements HttpExchange {
     if (this.#noBody || chunk.length === 0 || this.stream.destroyed) return true;
     const decoder = this.#decoder;
     if (decoder === undefined) {
-      this.bodyBytesSent += typeof chunk === 'string' ? Buffer.byteLength(chunk) : chunk.length;
-      return this.#waitIfFull(this.stream.write(chunk));
+      const data = typeof chunk === 'string' ? Buffer.from(chunk, 'latin1') : chunk;
+      this.bodyBytesSent += data.length;
+      return this.#waitIfFull(this.#send(data));
     }
     if (decoder.done) return true;
     let ok = true;
     try {
       decoder.push(typeof chunk === 'string' ? Buffer.from(chunk, 'latin1') : chunk, 0, (data) => {
         this.bodyBytesSent += data.length;
-        ok = this.stream.write(data);
+        ok = this.#send(data);
       });
     } catch {
       this.connection.destroy(); // an invalid chunked body from upstream: the response cannot be completed
@@ -345,15 +374,79 @@ export class H2Exchange implements HttpExchange {
   }
 
   /**
+   * http2_chunk_size. nghttp2 fills each DATA frame with all the bytes queued on the stream, up to
+   * the peer's SETTINGS_MAX_FRAME_SIZE and the windows; node:http2 has no option for a smaller
+   * frame (nghttp2's data_source_read_length_callback is not exposed). So when the chunk size is
+   * below the frame size, the body is handed over one slice of that size at a time, the next once
+   * the previous one's write completed (it is on the socket then, in a frame of its own), as
+   * ngx_http_v2_send_chain() cuts frames of chunk_size. The last slice carries END_STREAM.
+   */
+  #send(data: Buffer): boolean {
+    const stream = this.stream;
+    const size = this.dataFrameSize;
+    // nghttp2 cuts DATA at 16384 whatever the peer allows (NGHTTP2_DATA_PAYLOADLEN: node:http2 sets no read_length_callback).
+    const frameSize = Math.min(stream.session?.remoteSettings.maxFrameSize ?? 16_384, 16_384);
+    if (!this.#sliceInFlight && this.#slices.length === 0 && (size >= frameSize || data.length <= size)) {
+      if (size >= frameSize) return stream.write(data);
+      this.#writeSlice(data);
+      return true;
+    }
+    for (let at = 0; at < data.length; at += size) this.#slices.push(data.subarray(at, at + size));
+    this.#sliceBytes += data.length;
+    if (!this.#sliceInFlight) this.#nextSlice();
+    return this.#sliceBytes < stream.writableHighWaterMark;
+  }
+
+  #writeSlice(slice: Buffer): void {
+    this.#sliceInFlight = true;
+    this.stream.write(slice, (err) => {
+      this.#sliceInFlight = false;
+      if (err === undefined || err === null) this.#nextSlice();
+    });
+  }
+
+  #nextSlice(): void {
+    const stream = this.stream;
+    if (stream.destroyed) {
+      this.#slices = [];
+      this.#sliceBytes = 0;
+      return;
+    }
+    const slice = this.#slices.shift();
+    if (slice === undefined) {
+      if (this.#endAfterSlices) {
+        this.#endAfterSlices = false;
+        if (!stream.writableEnded) stream.end();
+      }
+      for (const listener of this.#drainListeners.splice(0)) listener();
+      return;
+    }
+    this.#sliceBytes -= slice.length;
+    if (this.#endAfterSlices && this.#slices.length === 0) {
+      // Node shuts the stream right after a last chunk written by end(): END_STREAM on its frame.
+      this.#endAfterSlices = false;
+      stream.end(slice);
+      for (const listener of this.#drainListeners.splice(0)) listener();
+      return;
+    }
+    this.#writeSlice(slice);
+  }
+
+  /** True while body slices wait for their turn or one is being written. */
+  get #slicing(): boolean {
+    return this.#sliceInFlight || this.#slices.length > 0;
+  }
+
+  /**
    * send_timeout: a stream whose writes the client does not take (its flow-control window stays
    * shut, or the socket is full) is reset once no drain came within the timeout, as nginx closes a
    * stream whose write timed out (ngx_http_v2_close_stream(): RST_STREAM); the session goes on.
    */
   #waitIfFull(flushed: boolean): boolean {
     if (flushed) return true;
-    this.#sendMark = this.stream.writableLength;
+    this.#sendMark = this.pendingBytes;
     if (this.#sendTimer !== undefined) return false;
-    this.stream.once('drain', () => {
+    this.onDrain(() => {
       clearTimeout(this.#sendTimer);
       this.#sendTimer = undefined;
     });
@@ -364,7 +457,7 @@ export class H2Exchange implements HttpExchange {
   #armSendTimer(): void {
     this.#sendTimer = setTimeout(() => {
       this.#sendTimer = undefined;
-      const pending = this.stream.writableLength;
+      const pending = this.pendingBytes;
       if (this.stream.destroyed || pending === 0) return;
       // Progress without a drain (none comes after end()): the client is slow, not stalled.
       if (pending < this.#sendMark) {
@@ -378,7 +471,8 @@ export class H2Exchange implements HttpExchange {
   }
 
   onDrain(listener: () => void): void {
-    this.stream.once('drain', listener);
+    if (this.#slicing) this.#drainListeners.push(listener);
+    else this.stream.once('drain', listener);
   }
 
   /** Ends the response (END_STREAM, on the trailers when the head asked for them); an unread request body is discarded. */
@@ -388,19 +482,27 @@ export class H2Exchange implements HttpExchange {
     this.finished = true;
     if (this.#waitsForTrailers && trailers !== undefined) this.#trailers = trailerFields(trailers);
     const stream = this.stream;
-    if (this.#bodyAbandoned) {
+    if (this.#bodyAbandoned || this.#body === 'unread') {
       // RFC 9113 section 8.1: after a complete response, RST_STREAM(NO_ERROR) asks the client to stop
-      // sending the body, as ngx_http_v2_close_stream() does for a stream still open for input.
+      // sending the body, as ngx_http_v2_close_stream() does for a stream still open for input
+      // (a body given up on, or one the handler never read: a static file, a return).
       stream.once('finish', () => {
         if (!stream.closed && !stream.readableEnded) stream.close(constants.NGHTTP2_NO_ERROR);
       });
     }
-    if (!stream.destroyed && !stream.writableEnded) stream.end();
+    // Slices waiting: the last one ends the stream. Only one in flight: Node still puts END_STREAM
+    // on its frame when end() comes in the same tick.
+    if (this.#slices.length > 0) this.#endAfterSlices = true;
+    else if (!stream.destroyed && !stream.writableEnded) stream.end();
     if (this.#body === 'unread') {
       this.#body = 'done';
       this.#discard();
     }
-    this.#runFinish();
+    // The request lasts until its response is out, as nginx frees an HTTP/2 request only once the
+    // stream's queued frames were sent (ngx_http_v2_close_stream()): a limit_conn slot is held, and
+    // the log line written, while flow control holds the rest of the body back.
+    if (stream.destroyed || stream.writableFinished) this.#runFinish();
+    else stream.once('finish', () => this.#runFinish());
   }
 
   /** ngx_http_v2_early_hints_filter(): a HEADERS frame with `:status 103` and the fields. */
@@ -446,7 +548,10 @@ export class H2Exchange implements HttpExchange {
       this.#body = 'done';
       end(new Error('client prematurely closed stream'));
     }
-    if (this.finished) return;
+    if (this.finished) {
+      this.#runFinish();
+      return;
+    }
     this.finished = true;
     this.aborted = true;
     for (const listener of this.#abortListeners.splice(0)) listener();
