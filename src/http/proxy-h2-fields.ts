@@ -19,7 +19,8 @@ const CONNECTION_SPECIFIC: ReadonlySet<string> = new Set(['connection', 'keep-al
  */
 export function h2RequestHeaders(request: HttpRequest, proxy: CompiledProxy, bodyLength: number): OutgoingHttpHeaders {
   const out: OutgoingHttpHeaders = {
-    ':method': request.method,
+    // proxy_method, else the request's (GET after an error_page or X-Accel-Redirect).
+    ':method': proxy.method?.(request) ?? request.method,
     ':scheme': proxy.ssl === undefined ? 'http' : 'https',
     ':path': proxy.uriFor(request),
   };

@@ -17,8 +17,7 @@ import type { ResponseHead } from './h1/head-parser.js';
 import { HttpParseError } from './h1/head-parser.js';
 import { passEarlyHints } from './early-hints.js';
 import { UpstreamFailure } from './h1/upstream-exchange.js';
-import { headerOf } from './output-filter.js';
-import { pauseBodyUntilDrained, type ProxyContext } from './proxy.js';
+import { accelCharsetOf, accelKeptHeaders, accelRedirectOf, applyAccelLimitRate, bufferingOf, carryFields, clientFieldsOf, pauseBodyUntilDrained, proxyRequest, type ProxyContext } from './proxy.js';
 import { clientResponseHeaders } from './proxy-request.js';
 import { h2RequestHeaders, responseHeadOf } from './proxy-h2-fields.js';
 import type { HttpRequest } from './request.js';
@@ -40,50 +39,9 @@ const READ_AHEAD_BYTES = 1024 * 1024;
 /** How much of a streamed request body is kept for `$request_body` (proxy_request_buffering off). */
 const KEPT_BODY_BYTES = 1024 * 1024;
 
-/** Proxies one request over HTTP/2: the body read first (proxy_request_buffering on) or streamed. */
+/** Proxies one request over HTTP/2: the body read as proxyRequest() reads it for every protocol, then sent in DATA frames. */
 export function proxyH2Request(ctx: ProxyContext): void {
-  const { exchange, proxy, request } = ctx;
-  const group = proxy.resolveGroup(request);
-  if (group === undefined) {
-    ctx.log.error(`no resolver defined to resolve ${proxy.dynamicHost(request)}${where(ctx)}`, ctx.conn.number);
-    ctx.fail(502);
-    return;
-  }
-  const read = request.requestBody;
-  if (read !== undefined && !exchange.hasBody && proxy.passRequestBody && request.methodOverride === undefined) {
-    new ProxyH2Attempts(ctx, group, [...read]).next();
-    return;
-  }
-  if (!proxy.passRequestBody || !exchange.hasBody || request.methodOverride !== undefined) {
-    // ngx_http_read_client_request_body() answers "Expect: 100-continue" even when the body is empty.
-    if (proxy.passRequestBody && request.methodOverride === undefined) exchange.readBody(0, () => undefined, () => undefined);
-    new ProxyH2Attempts(ctx, group, undefined).next();
-    return;
-  }
-  const head = exchange.head as { contentLength?: number; chunked?: boolean };
-  const length = typeof head.contentLength === 'number' && head.contentLength >= 0 && head.chunked !== true ? head.contentLength : -2;
-  // DATA frames carry a body of any framing: proxy_request_buffering off streams a chunked one too.
-  if (!proxy.requestBuffering) {
-    new ProxyH2Attempts(ctx, group, 'stream', length).next();
-    return;
-  }
-  const parts: Buffer[] = [];
-  exchange.readBody(
-    proxy.maxBodySize,
-    (data) => parts.push(Buffer.from(data)),
-    (err) => {
-      if (err !== undefined) {
-        if (exchange.aborted) return;
-        const status = err instanceof HttpParseError ? err.status : 400;
-        ctx.log.write(status === 413 ? 'error' : 'info', `${err.message}${where(ctx)}`, ctx.conn.number);
-        exchange.keepAlive = false;
-        ctx.fail(status);
-        return;
-      }
-      request.requestBody = parts;
-      new ProxyH2Attempts(ctx, group, parts).next();
-    },
-  );
+  proxyRequest(ctx, (c, group, body, streamLength) => new ProxyH2Attempts(c, group, body, streamLength).next());
 }
 
 /** One request's walk over the peers of a group: the HTTP/2 adapter of the proxy's upstream cycle. */
@@ -98,6 +56,8 @@ class ProxyH2Attempts {
   /** Set once a streamed body has started to flow: no other peer can be tried after that. */
   #bodyStarted = false;
   #stream: ClientHttp2Stream | undefined;
+  /** proxy_buffering, or what the response's X-Accel-Buffering says. */
+  #buffering: boolean;
   #done = false;
   #state: UpstreamState | undefined;
 
@@ -111,6 +71,7 @@ class ProxyH2Attempts {
     this.#streaming = body === 'stream';
     this.#body = body === undefined || body === 'stream' ? undefined : Buffer.concat(body);
     this.#bodyLength = body === 'stream' ? streamLength : (this.#body?.length ?? -1);
+    this.#buffering = ctx.proxy.buffering;
     this.#cycle = new UpstreamCycle('http', group, ctx.request, ctx.proxy);
     beginUpstreamCycle(ctx.request);
     if (!ctx.proxy.ignoreClientAbort) {
@@ -146,7 +107,8 @@ class ProxyH2Attempts {
   #session(attempt: UpstreamAttempt, retryStale: boolean): void {
     const { proxy, request } = this.#ctx;
     const peer = attempt.peer;
-    const key = proxy.ssl === undefined ? peer.name : `${peer.name} ${proxy.ssl.id} ${proxy.sslName(request)}`;
+    const certificate = proxy.ssl?.variableCertificate === true ? proxy.sslCertificate(request) : undefined;
+    const key = proxy.ssl === undefined ? peer.name : `${peer.name} ${proxy.ssl.id} ${proxy.sslName(request)}${certificate === undefined ? '' : ` ${certificate.cert} ${certificate.key}`}`;
     const exclusive = this.#group.pool.idleLimit === 0;
     this.#group.h2.session(key, (done) => this.#open(peer, done), (result) => {
       if (this.#done) {
@@ -173,11 +135,21 @@ class ProxyH2Attempts {
   /** TCP, then TLS with ALPN h2 for https, under proxy_connect_timeout. */
   #open(peer: Peer, done: (result: TransportResult<ConnectFailure>) => void): void {
     const { proxy, request } = this.#ctx;
-    const tls = proxy.ssl === undefined ? undefined : { tls: proxy.ssl, name: proxy.sslName(request), alpn: ['h2'] };
-    const options = { protocol: 'http' as const, group: this.#group.name, timeoutMs: proxy.connectTimeoutMs, noDelay: true, keepAlive: proxy.socketKeepalive, budget: proxy.connections, ...(tls === undefined ? {} : { tls }) };
+    const tls = proxy.ssl === undefined ? undefined : { tls: proxy.ssl, name: proxy.sslName(request), certificate: proxy.sslCertificate(request), alpn: ['h2'] };
+    // ngx_http_upstream_set_local(): a proxy_bind value that is no address is an [error], and binds none.
+    const bind = proxy.bind(request);
+    if (bind !== undefined && 'invalid' in bind) this.#ctx.log.error(`${bind.invalid}${where(this.#ctx)}`, this.#ctx.conn.number);
+    const local = bind === undefined || 'invalid' in bind ? undefined : bind;
+    const options = { protocol: 'http' as const, group: this.#group.name, timeoutMs: proxy.connectTimeoutMs, noDelay: true, keepAlive: proxy.socketKeepalive, budget: proxy.connections, local, ...(tls === undefined ? {} : { tls }) };
     connectPeer(peer, options, (result) => {
-      if (result.ok) done({ ok: true, socket: result.socket });
-      else done({ ok: false, failure: new ConnectFailure(result.message, result.timedOut, result.local === true) });
+      if (result.ok) {
+        done({ ok: true, socket: result.socket });
+        return;
+      }
+      // bind() failed (crit) and a certificate with variables that does not load are this side's: 500.
+      if (result.bindFailed === true) this.#ctx.log.write('crit', `${result.message}${where(this.#ctx, peer)}`, this.#ctx.conn.number);
+      else if (result.certificate === true) this.#ctx.log.error(`${result.message}${where(this.#ctx, peer)}`, this.#ctx.conn.number);
+      done({ ok: false, failure: new ConnectFailure(result.message, result.timedOut, result.local === true || result.bindFailed === true) });
     });
   }
 
@@ -229,8 +201,19 @@ class ProxyH2Attempts {
       attempt.responded();
       if (proxy.interceptErrors && head.status >= 300 && proxy.errorPageFor(head.status)) {
         this.#abandon(stream);
+        // ngx_http_upstream_intercept_errors(): a 401's WWW-Authenticate fields go with the error page.
+        if (head.status === 401) carryFields(this.#ctx, head, 'www-authenticate');
         this.#record(attempt, 'ok', '');
         this.#finishWithError(head.status);
+        return;
+      }
+      const accel = accelRedirectOf(this.#ctx, head);
+      if (accel !== undefined) {
+        this.#abandon(stream);
+        this.#record(attempt, 'ok', '');
+        this.#done = true;
+        applyAccelLimitRate(this.#ctx, head);
+        this.#ctx.accelRedirect(accel, accelKeptHeaders(this.#ctx, head));
         return;
       }
       this.#writeHead(head, peer);
@@ -261,7 +244,7 @@ class ProxyH2Attempts {
     stream.on('data', (chunk: Buffer) => {
       if (this.#done || exchange.aborted) return;
       if (this.#state !== undefined) this.#state.responseLength += chunk.length;
-      if (!proxy.buffering) {
+      if (!this.#buffering) {
         this.#write(chunk, stream);
         return;
       }
@@ -455,18 +438,17 @@ class ProxyH2Attempts {
   /** Sends the client the response head, as the HTTP/1 proxy does (proxy.ts), with HTTP/2's framing. */
   #writeHead(head: ResponseHead, peer: Peer): void {
     const { exchange, proxy, request } = this.#ctx;
-    const redirect = proxy.redirect;
-    const headers = clientResponseHeaders(head, proxy.hide, proxy.pass, redirect === undefined ? undefined : { rewrite: (value) => redirect(value, request), absolute: this.#ctx.absoluteLocation });
+    const headers = clientFieldsOf(this.#ctx, head, peer);
     const added = this.#cycle.responseHeaders(peer);
     if (added !== undefined) headers.push(...added);
     const status = request.statusOverride ?? head.status;
     request.status = status;
     if (proxy.pass.has('server') || proxy.pass.has('date')) exchange.ownServerAndDate = true;
     this.#ctx.headers(status, headers);
-    const accelCharset = headerOf(head.headers, 'x-accel-charset');
-    const accelRate = headerOf(head.headers, 'x-accel-limit-rate');
-    if (accelRate !== undefined && /^[0-9]+$/.test(accelRate)) request.limitRate = Number(accelRate);
-    if (!proxy.buffering) request.limitRate = 0;
+    const accelCharset = accelCharsetOf(this.#ctx, head);
+    applyAccelLimitRate(this.#ctx, head);
+    this.#buffering = bufferingOf(this.#ctx, head);
+    if (!this.#buffering) request.limitRate = 0;
     const options = { ...(accelCharset === undefined ? {} : { overrideCharset: accelCharset }), ...(proxy.passTrailers ? { trailers: true } : {}) };
     const noBody = exchange.head.method === 'HEAD' || head.status === 204 || head.status === 304;
     if (noBody) exchange.writeHead(status, headers, head.contentLength >= 0 ? head.contentLength : 0, options);
@@ -474,10 +456,10 @@ class ProxyH2Attempts {
   }
 
   #write(chunk: Buffer, stream: ClientHttp2Stream): void {
-    const { exchange, proxy } = this.#ctx;
+    const { exchange } = this.#ctx;
     if (exchange.aborted) return;
     if (exchange.write(chunk)) return;
-    if (proxy.buffering && exchange.pendingBytes < READ_AHEAD_BYTES) return;
+    if (this.#buffering && exchange.pendingBytes < READ_AHEAD_BYTES) return;
     stream.pause();
     exchange.onDrain(() => stream.resume());
   }

@@ -65,8 +65,20 @@ export interface ProxyContext extends UpstreamContext {
   readonly accelRedirect: (target: string, carried: string[]) => void;
 }
 
-/** Proxies one request. */
-export function proxyRequest(ctx: ProxyContext): void {
+/**
+ * Starts a request's walk over the group's peers with the body as read: the buffered parts,
+ * `'stream'` to send it as it arrives (then `streamLength` is its Content-Length, or -2 when it is
+ * chunked), or undefined for none. HTTP/1.x's is {@link ProxyAttempts}; HTTP/2's is in proxy-h2.ts.
+ */
+export type StartAttempts = (ctx: ProxyContext, group: UpstreamGroup<HttpRequest>, body: Buffer[] | undefined | 'stream', streamLength?: number) => void;
+
+const startHttp1: StartAttempts = (ctx, group, body, streamLength) => new ProxyAttempts(ctx, group, body, streamLength).next();
+
+/**
+ * Proxies one request: the request body read (buffered, into a file, streamed, replaced by
+ * proxy_set_body) as nginx's proxy handler reads it, whatever protocol then carries it upstream.
+ */
+export function proxyRequest(ctx: ProxyContext, start: StartAttempts = startHttp1): void {
   const { exchange, proxy } = ctx;
   const badUrl = proxy.invalidPrefix(ctx.request);
   if (badUrl !== undefined) {
@@ -84,37 +96,37 @@ export function proxyRequest(ctx: ProxyContext): void {
   const setBody = proxy.setBody;
   if (setBody !== undefined) {
     // proxy_set_body: the client's body is read (client_max_body_size applies) and dropped.
-    const send = (): void => new ProxyAttempts(ctx, group, [Buffer.from(setBody(ctx.request), 'latin1')]).next();
+    const send = (): void => start(ctx, group, [Buffer.from(setBody(ctx.request), 'latin1')]);
     if (read !== undefined || !exchange.hasBody || ctx.request.methodOverride !== undefined) send();
     else exchange.readBody(proxy.maxBodySize, () => undefined, (err) => (err === undefined ? send() : bodyFailed(ctx, err)));
     return;
   }
   // A body read already (mirror_request_body on, nginx's r->preserve_body) goes as it was read.
   if (read !== undefined && !exchange.hasBody && proxy.passRequestBody && ctx.request.methodOverride === undefined) {
-    new ProxyAttempts(ctx, group, [...read]).next();
+    start(ctx, group, [...read]);
     return;
   }
   // ngx_http_proxy_handler() reads the body whether it is passed or not: with client_body_in_file_only
   // a backend told $request_body_file (proxy_pass_request_body off) reads the file.
   if (!proxy.passRequestBody && exchange.hasBody && ctx.bodyFile.inFileOnly !== 'off') {
-    readBuffered(ctx, () => new ProxyAttempts(ctx, group, undefined).next(), true);
+    readBuffered(ctx, () => start(ctx, group, undefined), true);
     return;
   }
   if (!proxy.passRequestBody || !exchange.hasBody || ctx.request.methodOverride !== undefined) {
     // ngx_http_read_client_request_body() answers "Expect: 100-continue" even when the body is empty.
     if (proxy.passRequestBody && ctx.request.methodOverride === undefined) exchange.readBody(0, () => undefined, () => undefined);
-    new ProxyAttempts(ctx, group, undefined).next();
+    start(ctx, group, undefined);
     return;
   }
   // proxy_request_buffering off: the body goes upstream as it arrives. A chunked body needs
-  // HTTP/1.1 to the upstream; with 1.0 nginx buffers it anyway, and so does hitless.
+  // HTTP/1.1 (or HTTP/2's DATA frames) to the upstream; with 1.0 nginx buffers it anyway, and so does hitless.
   const head = exchange.head as { contentLength?: number; chunked?: boolean };
   const length = typeof head.contentLength === 'number' && head.contentLength >= 0 && head.chunked !== true ? head.contentLength : -2;
-  if (!proxy.requestBuffering && (length >= 0 || proxy.version === '1.1')) {
-    new ProxyAttempts(ctx, group, 'stream', length).next();
+  if (!proxy.requestBuffering && (length >= 0 || proxy.version !== '1.0')) {
+    start(ctx, group, 'stream', length);
     return;
   }
-  readBuffered(ctx, (parts) => new ProxyAttempts(ctx, group, parts).next(), false);
+  readBuffered(ctx, (parts) => start(ctx, group, parts), false);
 }
 
 /**
@@ -341,20 +353,20 @@ class ProxyAttempts {
           if (proxy.interceptErrors && head.status >= 300 && proxy.errorPageFor(head.status)) {
             upstream.abort();
             // ngx_http_upstream_intercept_errors(): a 401's WWW-Authenticate fields go with the error page.
-            if (head.status === 401) this.#carry(head, 'www-authenticate');
+            if (head.status === 401) carryFields(this.#ctx, head, 'www-authenticate');
             this.#record(attempt, 'ok', '');
             this.#finishWithError(head.status);
             return;
           }
           // ngx_http_upstream_process_headers(): X-Accel-Redirect ends this upstream request and
           // redirects internally, unless proxy_ignore_headers names it.
-          const accel = proxy.ignoreHeaders.has('x-accel-redirect') ? undefined : headerOf(head.headers, 'x-accel-redirect');
+          const accel = accelRedirectOf(this.#ctx, head);
           if (accel !== undefined) {
             upstream.abort();
             this.#record(attempt, 'ok', '');
             this.#done = true;
-            this.#accelLimitRate(head);
-            this.#ctx.accelRedirect(accel, this.#keptHeaders(head));
+            applyAccelLimitRate(this.#ctx, head);
+            this.#ctx.accelRedirect(accel, accelKeptHeaders(this.#ctx, head));
             return;
           }
           clientStarted = true;
@@ -554,19 +566,7 @@ class ProxyAttempts {
   /** Sends the client the response head; returns a decoder when a chunked body must be unchunked (HTTP/1.0 client). */
   #writeHead(head: ResponseHead, peer: Peer): ChunkedParser | undefined {
     const { exchange, proxy, request } = this.#ctx;
-    const redirect = proxy.redirect;
-    const cookies = proxy.cookies;
-    const headers = clientResponseHeaders(
-      head,
-      proxy.hide,
-      proxy.pass,
-      redirect === undefined ? undefined : { rewrite: (value) => redirect(value, request), absolute: this.#ctx.absoluteLocation },
-      {
-        cookies: cookies === undefined ? undefined : (value) => cookies(value, request),
-        passUpgrade: request.head.versionMajor !== 2 && !proxy.hide.has('upgrade'),
-        duplicate: (message) => this.#ctx.log.warn(`${message}${where(this.#ctx, peer)}`, this.#ctx.conn.number),
-      },
-    );
+    const headers = clientFieldsOf(this.#ctx, head, peer);
     // What the balancer adds for the peer that answered (`sticky cookie`'s Set-Cookie).
     const added = this.#cycle.responseHeaders(peer);
     if (added !== undefined) headers.push(...added);
@@ -574,12 +574,9 @@ class ProxyAttempts {
     request.status = status;
     if (proxy.pass.has('server') || proxy.pass.has('date')) exchange.ownServerAndDate = true;
     this.#ctx.headers(status, headers);
-    // ngx_http_upstream_process_charset(): X-Accel-Charset, hidden from the client, tells the charset filter what to send.
-    const accelCharset = proxy.ignoreHeaders.has('x-accel-charset') ? undefined : headerOf(head.headers, 'x-accel-charset');
-    this.#accelLimitRate(head);
-    // ngx_http_upstream_process_buffering(): X-Accel-Buffering yes or no overrides proxy_buffering.
-    const accelBuffering = proxy.ignoreHeaders.has('x-accel-buffering') ? undefined : headerOf(head.headers, 'x-accel-buffering')?.toLowerCase();
-    this.#buffering = accelBuffering === 'yes' ? true : accelBuffering === 'no' ? false : proxy.buffering;
+    const accelCharset = accelCharsetOf(this.#ctx, head);
+    applyAccelLimitRate(this.#ctx, head);
+    this.#buffering = bufferingOf(this.#ctx, head);
     // ngx_http_upstream_send_response(): proxy_buffering off sends without pacing.
     if (!this.#buffering) request.limitRate = 0;
     const options = accelCharset === undefined ? undefined : { overrideCharset: accelCharset };
@@ -665,35 +662,74 @@ class ProxyAttempts {
     return new ReadPacer(rate, (data) => this.#write(data, upstream), (held) => this.#holdUpstream(upstream, 'rate', held));
   }
 
-  /** ngx_http_upstream_process_limit_rate(): X-Accel-Limit-Rate, a number, paces the response to the client. */
-  #accelLimitRate(head: ResponseHead): void {
-    if (this.#ctx.proxy.ignoreHeaders.has('x-accel-limit-rate')) return;
-    const accelRate = headerOf(head.headers, 'x-accel-limit-rate');
-    if (accelRate !== undefined && /^[0-9]+$/.test(accelRate)) this.#ctx.request.limitRate = Number(accelRate);
-  }
+}
 
-  /** Keeps the upstream's `name` fields for the response an internal redirect leads to. */
-  #carry(head: ResponseHead, name: string): void {
-    const kept: string[] = [];
-    for (let i = 0; i < head.headers.length; i += 2) {
-      if ((head.headers[i] as string).toLowerCase() === name) kept.push(head.headers[i] as string, head.headers[i + 1] as string);
-    }
-    if (kept.length > 0) this.#ctx.request.carriedHeaders = [...(this.#ctx.request.carriedHeaders ?? []), ...kept];
-  }
+/**
+ * The client's fields of an upstream response head (ngx_http_upstream_process_headers()), for
+ * HTTP/1.x and HTTP/2 upstreams alike: the hidden and passed ones, proxy_redirect, the
+ * proxy_cookie_* rules, Upgrade only to HTTP/1 clients, and a repeated once-only field's [warn].
+ */
+export function clientFieldsOf(ctx: ProxyContext, head: ResponseHead, peer: Peer): string[] {
+  const { proxy, request } = ctx;
+  const redirect = proxy.redirect;
+  const cookies = proxy.cookies;
+  return clientResponseHeaders(
+    head,
+    proxy.hide,
+    proxy.pass,
+    redirect === undefined ? undefined : { rewrite: (value) => redirect(value, request), absolute: ctx.absoluteLocation },
+    {
+      cookies: cookies === undefined ? undefined : (value) => cookies(value, request),
+      passUpgrade: request.head.versionMajor !== 2 && !proxy.hide.has('upgrade'),
+      duplicate: (message) => ctx.log.warn(`${message}${where(ctx, peer)}`, ctx.conn.number),
+    },
+  );
+}
 
-  /** The headers an X-Accel-Redirect keeps, Set-Cookie rewritten by the proxy_cookie_* rules. */
-  #keptHeaders(head: ResponseHead): string[] {
-    const { proxy, request } = this.#ctx;
-    const kept: string[] = [];
-    for (let i = 0; i < head.headers.length; i += 2) {
-      const name = head.headers[i] as string;
-      const key = name.toLowerCase();
-      if (!KEPT_ON_ACCEL_REDIRECT.has(key)) continue;
-      const value = head.headers[i + 1] as string;
-      kept.push(name, key === 'set-cookie' && proxy.cookies !== undefined ? proxy.cookies(value, request) ?? value : value);
-    }
-    return kept;
+/** X-Accel-Redirect's target: the response ends this upstream request and redirects internally, unless proxy_ignore_headers names it. */
+export function accelRedirectOf(ctx: ProxyContext, head: ResponseHead): string | undefined {
+  return ctx.proxy.ignoreHeaders.has('x-accel-redirect') ? undefined : headerOf(head.headers, 'x-accel-redirect');
+}
+
+/** ngx_http_upstream_process_charset(): X-Accel-Charset, hidden from the client, tells the charset filter what to send. */
+export function accelCharsetOf(ctx: ProxyContext, head: ResponseHead): string | undefined {
+  return ctx.proxy.ignoreHeaders.has('x-accel-charset') ? undefined : headerOf(head.headers, 'x-accel-charset');
+}
+
+/** ngx_http_upstream_process_buffering(): X-Accel-Buffering yes or no overrides proxy_buffering. */
+export function bufferingOf(ctx: ProxyContext, head: ResponseHead): boolean {
+  const accel = ctx.proxy.ignoreHeaders.has('x-accel-buffering') ? undefined : headerOf(head.headers, 'x-accel-buffering')?.toLowerCase();
+  return accel === 'yes' ? true : accel === 'no' ? false : ctx.proxy.buffering;
+}
+
+/** ngx_http_upstream_process_limit_rate(): X-Accel-Limit-Rate, a number, paces the response to the client. */
+export function applyAccelLimitRate(ctx: ProxyContext, head: ResponseHead): void {
+  if (ctx.proxy.ignoreHeaders.has('x-accel-limit-rate')) return;
+  const accelRate = headerOf(head.headers, 'x-accel-limit-rate');
+  if (accelRate !== undefined && /^[0-9]+$/.test(accelRate)) ctx.request.limitRate = Number(accelRate);
+}
+
+/** Keeps the upstream's `name` fields for the response an internal redirect leads to. */
+export function carryFields(ctx: ProxyContext, head: ResponseHead, name: string): void {
+  const kept: string[] = [];
+  for (let i = 0; i < head.headers.length; i += 2) {
+    if ((head.headers[i] as string).toLowerCase() === name) kept.push(head.headers[i] as string, head.headers[i + 1] as string);
   }
+  if (kept.length > 0) ctx.request.carriedHeaders = [...(ctx.request.carriedHeaders ?? []), ...kept];
+}
+
+/** The headers an X-Accel-Redirect keeps, Set-Cookie rewritten by the proxy_cookie_* rules. */
+export function accelKeptHeaders(ctx: ProxyContext, head: ResponseHead): string[] {
+  const { proxy, request } = ctx;
+  const kept: string[] = [];
+  for (let i = 0; i < head.headers.length; i += 2) {
+    const name = head.headers[i] as string;
+    const key = name.toLowerCase();
+    if (!KEPT_ON_ACCEL_REDIRECT.has(key)) continue;
+    const value = head.headers[i + 1] as string;
+    kept.push(name, key === 'set-cookie' && proxy.cookies !== undefined ? proxy.cookies(value, request) ?? value : value);
+  }
+  return kept;
 }
 
 /** Pauses the client's request body until `sink` (the upstream socket or stream) drains or closes. */

@@ -156,6 +156,11 @@ describe('proxy_http_version 2: requests to node:http2 upstreams', () => {
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'hitless-proxy-h2-'));
     const answer = (stream: ServerHttp2Stream, seen: Seen): void => {
+      if (String(seen.headers[':path']).startsWith('/accel/')) {
+        stream.respond({ ':status': 200, 'x-accel-redirect': '/sink/done', 'set-cookie': 'kept=1' });
+        stream.end('not this');
+        return;
+      }
       if (seen.headers[':path'] === '/trailers') {
         stream.respond({ ':status': 200, 'content-type': 'text/plain' }, { waitForTrailers: true });
         stream.on('wantTrailers', () => stream.sendTrailers({ 'x-trailer': 'foo' }));
@@ -218,6 +223,11 @@ describe('proxy_http_version 2: requests to node:http2 upstreams', () => {
           location /dead/ { proxy_pass http://dead; }
           location /reset/ { proxy_pass http://127.0.0.1:${reset.port}; }
           location /strict/ { proxy_pass http://strict; proxy_read_timeout 500ms; }
+          location /method/ { proxy_pass http://127.0.0.1:${echo.port}; proxy_method PUT; }
+          location /setbody/ { proxy_pass http://127.0.0.1:${echo.port}; proxy_set_body "replaced"; }
+          location /accel/ { proxy_pass http://127.0.0.1:${echo.port}; }
+          location /sink/ { return 200 "redirected $uri\n"; }
+          location /file/ { proxy_pass http://127.0.0.1:${echo.port}; client_body_in_file_only clean; client_body_temp_path ${dir}/body; proxy_set_header X-File $request_body_file; }
         }
       }`,
       dir,
@@ -233,6 +243,21 @@ describe('proxy_http_version 2: requests to node:http2 upstreams', () => {
   });
 
   const errorLog = (): string => readFileSync(join(dir, 'error.log'), 'utf8');
+
+  it('shares the HTTP/1 proxy\'s request and response rules: proxy_method, proxy_set_body, X-Accel-Redirect, body files', async () => {
+    let before = echo.seen.length;
+    assert.match(await raw(port, 'POST /method/x HTTP/1.1\r\nHost: a\r\nConnection: close\r\nContent-Length: 2\r\n\r\nhi'), /^HTTP\/1\.1 200 /);
+    assert.equal(echo.seen[before]?.headers[':method'], 'PUT');
+    assert.equal(echo.seen[before]?.body, 'hi');
+    before = echo.seen.length;
+    assert.match(await raw(port, 'POST /setbody/x HTTP/1.1\r\nHost: a\r\nConnection: close\r\nContent-Length: 2\r\n\r\nhi'), /\r\nbody=replaced\r\n/);
+    assert.equal(echo.seen[before]?.body, 'replaced');
+    const accel = await raw(port, 'GET /accel/x HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n');
+    assert.match(accel, /^HTTP\/1\.1 200 [^]*\r\nset-cookie: kept=1\r\n[^]*\r\n\r\nredirected \/sink\/done\n$/i);
+    before = echo.seen.length;
+    assert.match(await raw(port, 'POST /file/x HTTP/1.1\r\nHost: a\r\nConnection: close\r\nContent-Length: 5\r\n\r\nhello'), /\r\nbody=hello\r\n/);
+    assert.match(String(echo.seen[before]?.headers['x-file']), new RegExp(`^${dir}/body/[0-9]{10}$`));
+  });
 
   it('sends the pseudo-headers, proxy_set_header fields and the client\'s, never a connection-specific field', async () => {
     const before = echo.seen.length;
