@@ -84,6 +84,15 @@ export class RequestHandler {
         logRequest(logs, logged, !exchange.keepAlive);
         channels.requestFinish.publishLazy(() => ({ protocol: 'http', request }));
       };
+      // A tunnel after a 101 is logged when it closes, with the bytes it carried (ngx_http_upstream_upgrade()).
+      const tunnel = request.tunnel;
+      if (tunnel !== undefined) {
+        tunnel.onClose(() => {
+          request.bodyBytesSent += tunnel.bytesToClient;
+          finish(level.accessLogs, request);
+        });
+        return;
+      }
       const postAction = level.mirror.postAction;
       if (postAction === undefined) finish(level.accessLogs, request);
       else this.#postAction(conn, request, postAction, level, finish);

@@ -611,7 +611,21 @@ class ProxyAttempts {
     headers.push('Connection', 'upgrade');
     exchange.writeHead(101, headers, 0);
     const clientSocket = conn.socket;
+    let closed = false;
+    const listeners: (() => void)[] = [];
+    const tunnel = {
+      bytesToClient: 0,
+      onClose: (listener: () => void): void => {
+        if (closed) listener();
+        else listeners.push(listener);
+      },
+    };
+    // Set before the exchange ends: its log line waits for the tunnel to close.
+    request.tunnel = tunnel;
     const early = conn.protocol.detach?.();
+    // The head is out (detach flushed it): what the client is written from here on is the tunnel's,
+    // $body_bytes_sent being nginx's bytes sent less the header's.
+    const base = clientSocket.bytesWritten;
     exchange.end();
     if (early !== undefined) upstreamSocket.write(early);
     upstreamSocket.setTimeout(0);
@@ -620,6 +634,10 @@ class ProxyAttempts {
     const close = (): void => {
       clientSocket.destroy();
       upstreamSocket.destroy();
+      if (closed) return;
+      closed = true;
+      tunnel.bytesToClient = clientSocket.bytesWritten - base;
+      for (const listener of listeners.splice(0)) listener();
     };
     clientSocket.once('close', close);
     upstreamSocket.once('close', close);

@@ -140,6 +140,11 @@ export class HttpRequest {
   requestBody: readonly Buffer[] | undefined;
   /** The file the body was also written to (`$request_body_file`), which hides `$request_body` as nginx's temp_file does. */
   requestBodyFile: string | undefined;
+  /**
+   * Set once a 101 from the upstream joined the two connections: the request ends when the tunnel
+   * closes, and what the upstream sent through it counts in `$body_bytes_sent`, as nginx logs it.
+   */
+  tunnel: { bytesToClient: number; onClose(listener: () => void): void } | undefined;
   /** The response header fields sent, flat (`$sent_http_*`); undefined before the head. */
   sentHeaders: readonly string[] | undefined;
   /** The trailer fields sent (`$sent_trailer_*`), flat; filled while `add_trailer` evaluates them. */
