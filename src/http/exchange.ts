@@ -84,6 +84,12 @@ export interface HttpExchange {
    * (early_hints): HTTP/1.1 and HTTP/2 only. Absent where no hint can go (a mirror subrequest).
    */
   writeEarlyHints?(headers: readonly string[]): void;
+  /**
+   * ngx_http_discard_request_body() before a response the handler makes itself: the part of a
+   * body nobody reads that has arrived already is parsed and dropped now, and an invalid chunk in
+   * it is returned (the request's 400). Absent where a body cannot be malformed so.
+   */
+  discardBody?(): Error | undefined;
   onAbort(listener: () => void): void;
   onFinish(listener: () => void): void;
 }

@@ -643,7 +643,14 @@ export class RequestHandler {
   }
 
   /** The header filter and the response itself. */
-  #send(conn: ClientConnection, request: HttpRequest, exchange: HttpExchange, level: LevelConfig, plan: ResponsePlan): void {
+  #send(conn: ClientConnection, request: HttpRequest, exchange: HttpExchange, level: LevelConfig, given: ResponsePlan): void {
+    let plan = given;
+    const invalid = exchange.discardBody?.();
+    if (invalid !== undefined) {
+      this.#logOf(request).info(`${invalid.message}${context(request, conn)}`, conn.number);
+      // ngx_http_send_response() answers the discard's 400 instead; a special response goes on, without keep-alive.
+      if (plan.body !== undefined) plan = { status: 400 };
+    }
     if (plan.status >= 300 && level.errorPages !== undefined && this.#errorPage(conn, request, exchange, level, plan.status, plan.location)) return;
     // ngx_http_special_response_handler(): a status answered with its own page (a redirect, an error)
     // replaces the one an error_page redirected with; a body keeps it (ngx_http_send_response()).

@@ -276,6 +276,10 @@ export class FilteredExchange implements HttpExchange {
     this.#inner.writeEarlyHints?.(headers);
   }
 
+  discardBody(): Error | undefined {
+    return this.#inner.discardBody?.();
+  }
+
   respond(status: number, headers: readonly string[], body: Buffer | string): void {
     if (this.filters.length === 0 && this.limitRate === undefined && this.#request.limitRate === undefined) {
       this.#inner.respond(status, headers, body);

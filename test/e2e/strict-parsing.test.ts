@@ -45,6 +45,8 @@ const CASES: readonly Case[] = [
   { name: 'an absolute-form target with an empty userinfo host is refused (400)', request: 'GET http://evil.example@/ HTTP/1.1\r\nHost: a\r\n\r\n', hitless: 'HTTP/1.1 400 Bad Request' },
   { name: 'an absolute-form target with a port and an IPv6 literal is taken', request: 'GET http://[::1]:80/ HTTP/1.1\r\nHost: a\r\n\r\n', hitless: 'HTTP/1.1 200 OK' },
   { name: 'a plain chunked request is taken', request: `POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n${CHUNKED_BODY}`, hitless: 'HTTP/1.1 200 OK' },
+  // ngx_http_discard_request_body(): the body a `return` does not read is parsed as far as it came; a chunk longer than its size is a 400.
+  { name: 'a runaway chunk in a body nobody reads is a 400', request: 'GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nSEE-THIS\r\n0\r\n\r\n', hitless: 'HTTP/1.1 400 Bad Request' },
   // Stricter than nginx: a control character in a field value is refused whatever the field.
   { name: 'Transfer-Encoding: VT chunked is refused (400; nginx 501)', request: `POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: \x0bchunked\r\n${CHUNKED_BODY}`, hitless: 'HTTP/1.1 400 Bad Request', nginx: 'HTTP/1.1 501 Not Implemented' },
   { name: 'a VT in any field value is refused (400; nginx passes it on)', request: 'POST / HTTP/1.1\r\nHost: a\r\nX-A: \x0bv\r\nContent-Length: 5\r\n\r\nhello', hitless: 'HTTP/1.1 400 Bad Request', nginx: 'HTTP/1.1 200 OK' },

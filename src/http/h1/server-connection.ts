@@ -485,6 +485,34 @@ export class H1Exchange implements HttpExchange {
     this.onInput();
   }
 
+  /**
+   * ngx_http_discard_request_body_filter() on what was read with the head: a chunked body the
+   * handler does not read is parsed as far as it has arrived, so that an invalid chunk there
+   * answers 400 before the response (the rest is discarded after it, as before).
+   */
+  discardBody(): Error | undefined {
+    const chunked = this.#chunked;
+    if (chunked === undefined || this.#bodyDone || this.#bodySink !== undefined || this.#bodyEnd !== undefined) return undefined;
+    for (;;) {
+      const chunk = this.connection.takeInput(Number.MAX_SAFE_INTEGER);
+      if (chunk === undefined) return undefined;
+      let used: number;
+      try {
+        used = chunked.push(chunk, 0, undefined);
+      } catch (err) {
+        this.keepAlive = false;
+        this.#bodyDone = true;
+        return err as Error;
+      }
+      this.connection.untakeInput(chunk.subarray(used));
+      if (chunked.done) {
+        this.#bodyDone = true;
+        return undefined;
+      }
+      if (used < chunk.length) return undefined;
+    }
+  }
+
   #continueSent = false;
 
   /** ngx_http_test_expect(): one `100 Continue` to an HTTP/1.1 `Expect: 100-continue`, before the body is read. */
