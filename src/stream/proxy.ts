@@ -211,15 +211,21 @@ function relay(session: StreamSession, client: ProxiedClient, upstream: Socket, 
     upstream.write(chunk);
   }
   touch();
-  /** A FIN from `from`, once everything it sent has been passed on. */
-  const ended = (to: Socket): void => {
+  /** ngx_stream_proxy_test_finalize()'s [info] line (without the connection's context), then the end. */
+  const disconnected = (side: 'client' | 'upstream'): void => {
+    if (finished) return;
+    log.info(`${side} disconnected, bytes from/to client:${session.bytesReceived}/${session.bytesSent}, bytes from/to upstream:${record.bytesReceived}/${record.bytesSent}`, session.id);
+    finishRelay();
+  };
+  /** A FIN from `side`, once everything it sent has been passed on to `to`. */
+  const ended = (to: Socket, side: 'client' | 'upstream'): void => {
     // Without proxy_half_close, nginx finalizes the session as soon as one side's read end is at
     // EOF and nothing is left to write to the other (ngx_stream_proxy_test_finalize()): bytes the
     // other side sends later are not waited for.
     if (settings.halfClose) to.end();
-    else to.end(() => finishRelay());
+    else to.end(() => disconnected(side));
   };
-  const wire = (from: Socket, to: Socket, own: { ended: boolean; closed: boolean }, other: { ended: boolean; closed: boolean }, rate: number, received: () => number, count: (n: number) => void): void => {
+  const wire = (side: 'client' | 'upstream', from: Socket, to: Socket, own: { ended: boolean; closed: boolean }, other: { ended: boolean; closed: boolean }, rate: number, received: () => number, count: (n: number) => void): void => {
     // The default buffer is Node's own 16k high-water mark; a rate or another proxy_buffer_size paces through a gate.
     const gate = rate === 0 && settings.bufferSize === DEFAULT_BUFFER_SIZE
       ? undefined
@@ -246,23 +252,24 @@ function relay(session: StreamSession, client: ProxiedClient, upstream: Socket, 
     to.on('drain', () => from.resume());
     from.on('end', () => {
       own.ended = true;
-      if (gate === undefined) ended(to);
-      else gate.whenEmpty(() => ended(to));
+      if (gate === undefined) ended(to, side);
+      else gate.whenEmpty(() => ended(to, side));
     });
     from.on('error', () => finishRelay('error'));
     from.on('close', (hadError: boolean) => {
       own.closed = true;
-      if (other.closed) finishRelay();
+      if (other.closed && !hadError && own.ended && other.ended) disconnected(side);
+      else if (other.closed) finishRelay();
       // The other side can no longer be answered, or its FIN will close it once flushed.
       else if (hadError || !own.ended || !other.ended) to.destroy();
     });
   };
   // ngx_stream_proxy_init_upstream(): the rates are read once the upstream is connected.
-  wire(downstream, upstream, state.downstream, state.upstream, settings.uploadRate(session), () => session.bytesReceived, (n) => {
+  wire('client', downstream, upstream, state.downstream, state.upstream, settings.uploadRate(session), () => session.bytesReceived, (n) => {
     session.bytesReceived += n;
     record.bytesSent += n;
   });
-  wire(upstream, downstream, state.upstream, state.downstream, settings.downloadRate(session), () => record.bytesReceived, (n) => {
+  wire('upstream', upstream, downstream, state.upstream, state.downstream, settings.downloadRate(session), () => record.bytesReceived, (n) => {
     // The first byte back is the stream's "response header" for latency-aware balancers (ewma).
     if (record.bytesReceived === 0) {
       attempt.responded();
@@ -274,7 +281,7 @@ function relay(session: StreamSession, client: ProxiedClient, upstream: Socket, 
   // A client that sent its FIN during the preread: pass it on now.
   if (downstream.readableEnded) {
     state.downstream.ended = true;
-    ended(upstream);
+    ended(upstream, 'client');
   }
   downstream.resume();
 }

@@ -21,7 +21,7 @@ import { UpstreamCycle, type UpstreamAttempt } from '../upstream/request-cycle.j
 import type { CompiledStreamServer, StreamRoute } from './generation.js';
 import { validateHost } from '../http/uri.js';
 import { SessionConnLimits } from './limit-conn.js';
-import { StreamSession, type StreamStatus, type UpstreamTry } from './session.js';
+import { clientText, StreamSession, type StreamStatus, type UpstreamTry } from './session.js';
 import { ClientHelloReader } from './ssl-preread.js';
 import { DatagramPacer, startSecond } from './rate-limit.js';
 
@@ -85,6 +85,7 @@ export class UdpSession {
 
   /** Runs the phases with the client's first datagram; the session ends by itself. */
   start(first: Buffer): void {
+    this.#log.info(`udp client ${clientText(this.session.peerAddress, this.session.peerPort)} connected to ${this.#server.addrText}`, this.session.id);
     this.#count(first);
     this.#queue.push(first);
     void this.#run(first).catch((err: unknown) => {
@@ -282,7 +283,9 @@ export class UdpSession {
     if (this.#done || settings === undefined || settings.responses === undefined) return;
     if (settings.requests > 0 && this.#requests < settings.requests) return;
     if (this.#responses < settings.responses * this.#requests || this.#queue.length > 0) return;
-    this.#log.info(`udp done, ${this.#logContext}`, this.session.id);
+    const upstream = this.#upstream?.record;
+    // Without the connection's context, as nginx writes it.
+    this.#log.info(`udp done, packets from/to client:${this.#requests}/${this.#responses}, bytes from/to client:${this.session.bytesReceived}/${this.session.bytesSent}, bytes from/to upstream:${upstream?.bytesReceived ?? 0}/${upstream?.bytesSent ?? 0}`, this.session.id);
     this.#finish(200);
   }
 
