@@ -235,7 +235,11 @@ function relay(session: StreamSession, client: ProxiedClient, upstream: Socket, 
         bufferSize: settings.bufferSize,
         sink: { write: (part, flushed) => to.write(part, flushed), pending: () => to.writableLength },
         received,
-        count,
+        // A paced read is a transfer: proxy_timeout counts from it (nginx drops the timer while a read is delayed).
+        count: (n) => {
+          touch();
+          count(n);
+        },
         pause: () => from.pause(),
         resume: () => from.resume(),
       });
