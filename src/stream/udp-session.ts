@@ -205,8 +205,10 @@ export class UdpSession {
         this.#log.error(`${message}, ${this.#logContext}, upstream: "${peer.name}"`, this.session.id);
         record.endedAt = performance.now();
         current.finish('failed', 'error');
-        // What the failed peer was sent goes to the next one first.
-        this.#queue = [...this.#unanswered, ...this.#queue];
+        // ngx_stream_proxy_next_upstream() drops a datagram session's output (u->upstream_out = NULL):
+        // what the failed peer was sent, or was about to be, is not sent again (stream_udp_upstream.t
+        // "no next upstream for dgram"); the client's next datagrams go to the next peer.
+        this.#queue = [];
         this.#unanswered = [];
         next();
       };
