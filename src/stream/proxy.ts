@@ -109,6 +109,8 @@ export function proxySession(session: StreamSession, client: ProxiedClient, sett
     const attempt = cycle.next();
     if (attempt === undefined) {
       log.error(`no live upstreams while connecting to upstream, ${client.logContext}, upstream: "${group.name}"`, session.id);
+      // The balancer's NGX_BUSY names the group: $upstream_addr shows it (ngx_stream_upstream_get_round_robin_peer()).
+      session.upstreams.push(busyTry(group.name));
       fail(502);
       return;
     }
@@ -153,6 +155,12 @@ export function proxySession(session: StreamSession, client: ProxiedClient, sett
   };
   next();
   return () => cycle.stop('drained');
+}
+
+/** The `$upstream_*` entry of a "no live upstreams" try: the group's name, nothing sent or read. */
+export function busyTry(name: string): UpstreamTry {
+  const now = performance.now();
+  return { addr: name, connectMs: -1, firstByteMs: -1, startedAt: now, endedAt: now, bytesSent: 0, bytesReceived: 0 };
 }
 
 function tlsOptions(session: StreamSession, group: UpstreamGroup<StreamSession>, ssl: NonNullable<StreamProxySettings['ssl']>): NonNullable<PeerConnectOptions['tls']> {

@@ -24,6 +24,7 @@ import { SessionConnLimits } from './limit-conn.js';
 import { clientText, StreamSession, type StreamStatus, type UpstreamTry } from './session.js';
 import { ClientHelloReader } from './ssl-preread.js';
 import { DatagramPacer, startSecond } from './rate-limit.js';
+import { busyTry } from './proxy.js';
 
 /** Where a UDP session's client is, and how to answer it (from the listening socket). */
 export interface UdpClient {
@@ -168,6 +169,7 @@ export class UdpSession {
       const current = cycle.next();
       if (current === undefined) {
         this.#log.error(`no live upstreams while connecting to upstream, ${this.#logContext}, upstream: "${group.name}"`, this.session.id);
+        this.session.upstreams.push(busyTry(group.name));
         return this.#finish(502);
       }
       const peer = current.peer;

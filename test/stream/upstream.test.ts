@@ -1,6 +1,9 @@
 /** Stream upstream groups: the http balancers and passive health checks, applied to sessions. */
 import assert from 'node:assert/strict';
+import { existsSync, readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
+import { waitFor } from '../e2e/helpers/masters.js';
+import { tempDir } from '../helpers/tmp.js';
 import { closedPort, exchange, memoryLog, namedBackend, serveStream, startBackend, type Backend } from './helpers.js';
 
 async function names(count: number): Promise<Backend[]> {
@@ -131,17 +134,26 @@ describe('stream upstream groups', () => {
   it('logs "no live upstreams" when every peer is down', async () => {
     const [peer] = await names(1);
     const { log, lines } = memoryLog();
+    const dir = tempDir();
     const proxy = await serveStream(`stream { proxy_half_close on;
+      log_format addr '$upstream_addr|$upstream_connect_time|$status';
       upstream g { server 127.0.0.1:${peer?.port} down; }
-      server { listen 127.0.0.1:1; proxy_pass g; }
+      server { listen 127.0.0.1:1; proxy_pass g; access_log ${dir.path}/addr.log addr; }
     }`, '/tmp', log);
     try {
       assert.equal((await exchange(proxy.port, '')).length, 0);
       assert.ok(lines.some((line) => line.includes('no live upstreams while connecting to upstream') && line.includes('upstream: "g"')), lines.join('\n'));
       assert.equal(peer?.accepted, 0);
+      // stream_upstream_zone.t "no live upstreams": $upstream_addr names the group, as the balancer's NGX_BUSY does.
+      const line = await waitFor('the log line', () => {
+        proxy.runtime.flushLogs();
+        return existsSync(`${dir.path}/addr.log`) ? readFileSync(`${dir.path}/addr.log`, 'utf8') : undefined;
+      }, 5000);
+      assert.equal(line, 'g|-|502\n');
     } finally {
       await proxy.stop();
       await peer?.stop();
+      dir.remove();
     }
   });
 });
