@@ -122,6 +122,9 @@ export class UpstreamAttempt {
   /** The connection is ready (connected and through TLS, or taken from the pool). */
   connected(): void {
     if (this.#connectMs < 0) this.#connectMs = this.elapsedMs();
+    // ngx_stream_upstream_notify_round_robin_peer(): a stream TCP connect that succeeds marks a
+    // peer chosen again past fail_timeout live at once, not when the (long) session ends.
+    if (this.#cycle.protocol === 'tcp') this.#cycle.group.record(this.peer, false);
   }
 
   /**

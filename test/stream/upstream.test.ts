@@ -2,7 +2,8 @@
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
-import { waitFor } from '../e2e/helpers/masters.js';
+import { createServer, connect, type Socket } from 'node:net';
+import { sleep, waitFor } from '../e2e/helpers/masters.js';
 import { tempDir } from '../helpers/tmp.js';
 import { closedPort, exchange, memoryLog, namedBackend, serveStream, startBackend, type Backend } from './helpers.js';
 
@@ -128,6 +129,44 @@ describe('stream upstream groups', () => {
     } finally {
       await proxy.stop();
       await live?.stop();
+    }
+  });
+
+  // stream_upstream.t "recovery": a TCP connect that succeeds marks a recovered peer live at once
+  // (ngx_stream_upstream_notify_round_robin_peer()); hitless waited for the session to end, so
+  // sessions opened meanwhile went to the backup.
+  it('sends every session to a recovered peer once one connect to it succeeded, though none has ended', async () => {
+    const port = await closedPort();
+    const [backup] = await names(1);
+    const proxy = await serveStream(`stream { proxy_half_close on;
+      upstream g { server 127.0.0.1:${port} fail_timeout=1s; server 127.0.0.1:${backup?.port} backup; }
+      server { listen 127.0.0.1:1; proxy_pass g; }
+    }`);
+    const primary = createServer((socket) => {
+      socket.on('error', () => undefined);
+      socket.write('primary');
+    });
+    const held: Socket[] = [];
+    try {
+      // The primary is down: the session fails over to the backup and takes the primary out for fail_timeout.
+      assert.equal((await exchange(proxy.port, '')).toString(), 'n0');
+      await new Promise<void>((resolve) => primary.listen(port, '127.0.0.1', resolve));
+      await sleep(1100);
+      const answers: string[] = [];
+      for (let i = 0; i < 3; i++) {
+        const socket = connect({ port: proxy.port, host: '127.0.0.1' });
+        held.push(socket);
+        answers.push(await new Promise<string>((resolve, reject) => {
+          socket.once('data', (chunk: Buffer) => resolve(chunk.toString()));
+          socket.once('error', reject);
+        }));
+      }
+      assert.deepEqual(answers, ['primary', 'primary', 'primary']);
+    } finally {
+      for (const socket of held) socket.destroy();
+      primary.close();
+      await proxy.stop();
+      await backup?.stop();
     }
   });
 
