@@ -16,7 +16,7 @@ import type { CompiledStreamServer, StreamRoute } from './generation.js';
 import { SessionConnLimits } from './limit-conn.js';
 import { proxySession } from './proxy.js';
 import { brokenHeaderText, readProxyProtocol } from '../core/proxy-protocol.js';
-import { StreamSession } from './session.js';
+import { clientText, StreamSession } from './session.js';
 import { ClientHelloReader } from './ssl-preread.js';
 
 /** A session in progress, as the runtime tracks it for drains and fast shutdowns. */
@@ -50,6 +50,8 @@ export class StreamConnection {
 
   /** Runs the phases; the session ends by itself. */
   start(): void {
+    // ngx_stream_init_connection()'s [info] line, in the default server's error_log.
+    this.#log.info(`client ${clientText(this.session.peerAddress, this.session.peerPort)} connected to ${this.#server.addrText}`, this.session.id);
     void this.#run().catch((err: unknown) => {
       this.#log.alert(`stream session failed: ${err instanceof Error ? err.message : String(err)}`);
       this.#finish(500);

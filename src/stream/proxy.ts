@@ -147,9 +147,8 @@ function proxyToGroup(resolved: UpstreamGroup<StreamSession> | string, session: 
     const attempt = cycle.next();
     if (attempt === undefined) {
       log.error(`no live upstreams while connecting to upstream, ${client.logContext}, upstream: "${group.name}"`, session.id);
-      // ngx_stream_proxy_connect(): the try is recorded under the group's name (`$upstream_addr`).
-      const now = performance.now();
-      session.upstreams.push({ addr: group.name, connectMs: -1, firstByteMs: -1, startedAt: now, endedAt: now, bytesSent: 0, bytesReceived: 0 });
+      // The balancer's NGX_BUSY names the group: $upstream_addr shows it (ngx_stream_upstream_get_round_robin_peer()).
+      session.upstreams.push(busyTry(group.name));
       fail(502);
       return;
     }
@@ -198,6 +197,12 @@ function proxyToGroup(resolved: UpstreamGroup<StreamSession> | string, session: 
   };
   next();
   return () => cycle.stop('drained');
+}
+
+/** The `$upstream_*` entry of a "no live upstreams" try: the group's name, nothing sent or read. */
+export function busyTry(name: string): UpstreamTry {
+  const now = performance.now();
+  return { addr: name, connectMs: -1, firstByteMs: -1, startedAt: now, endedAt: now, bytesSent: 0, bytesReceived: 0 };
 }
 
 function tlsOptions(session: StreamSession, group: UpstreamGroup<StreamSession>, ssl: NonNullable<StreamProxySettings['ssl']>): NonNullable<PeerConnectOptions['tls']> {
@@ -257,15 +262,21 @@ function relay(session: StreamSession, client: ProxiedClient, upstream: Socket, 
     upstream.write(chunk);
   }
   touch();
-  /** A FIN from `from`, once everything it sent has been passed on. */
-  const ended = (to: Socket): void => {
+  /** ngx_stream_proxy_test_finalize()'s [info] line (without the connection's context), then the end. */
+  const disconnected = (side: 'client' | 'upstream'): void => {
+    if (finished) return;
+    log.info(`${side} disconnected, bytes from/to client:${session.bytesReceived}/${session.bytesSent}, bytes from/to upstream:${record.bytesReceived}/${record.bytesSent}`, session.id);
+    finishRelay();
+  };
+  /** A FIN from `side`, once everything it sent has been passed on to `to`. */
+  const ended = (to: Socket, side: 'client' | 'upstream'): void => {
     // Without proxy_half_close, nginx finalizes the session as soon as one side's read end is at
     // EOF and nothing is left to write to the other (ngx_stream_proxy_test_finalize()): bytes the
     // other side sends later are not waited for.
     if (settings.halfClose) to.end();
-    else to.end(() => finishRelay());
+    else to.end(() => disconnected(side));
   };
-  const wire = (from: Socket, to: Socket, own: { ended: boolean; closed: boolean }, other: { ended: boolean; closed: boolean }, rate: number, received: () => number, count: (n: number) => void): void => {
+  const wire = (side: 'client' | 'upstream', from: Socket, to: Socket, own: { ended: boolean; closed: boolean }, other: { ended: boolean; closed: boolean }, rate: number, received: () => number, count: (n: number) => void): void => {
     // The default buffer is Node's own 16k high-water mark; a rate or another proxy_buffer_size paces through a gate.
     const gate = rate === 0 && settings.bufferSize === DEFAULT_BUFFER_SIZE
       ? undefined
@@ -275,7 +286,11 @@ function relay(session: StreamSession, client: ProxiedClient, upstream: Socket, 
         bufferSize: settings.bufferSize,
         sink: { write: (part, flushed) => to.write(part, flushed), pending: () => to.writableLength },
         received,
-        count,
+        // A paced read is a transfer: proxy_timeout counts from it (nginx drops the timer while a read is delayed).
+        count: (n) => {
+          touch();
+          count(n);
+        },
         pause: () => from.pause(),
         resume: () => from.resume(),
       });
@@ -292,23 +307,24 @@ function relay(session: StreamSession, client: ProxiedClient, upstream: Socket, 
     to.on('drain', () => from.resume());
     from.on('end', () => {
       own.ended = true;
-      if (gate === undefined) ended(to);
-      else gate.whenEmpty(() => ended(to));
+      if (gate === undefined) ended(to, side);
+      else gate.whenEmpty(() => ended(to, side));
     });
     from.on('error', () => finishRelay('error'));
     from.on('close', (hadError: boolean) => {
       own.closed = true;
-      if (other.closed) finishRelay();
+      if (other.closed && !hadError && own.ended && other.ended) disconnected(side);
+      else if (other.closed) finishRelay();
       // The other side can no longer be answered, or its FIN will close it once flushed.
       else if (hadError || !own.ended || !other.ended) to.destroy();
     });
   };
   // ngx_stream_proxy_init_upstream(): the rates are read once the upstream is connected.
-  wire(downstream, upstream, state.downstream, state.upstream, settings.uploadRate(session), () => session.bytesReceived, (n) => {
+  wire('client', downstream, upstream, state.downstream, state.upstream, settings.uploadRate(session), () => session.bytesReceived, (n) => {
     session.bytesReceived += n;
     record.bytesSent += n;
   });
-  wire(upstream, downstream, state.upstream, state.downstream, settings.downloadRate(session), () => record.bytesReceived, (n) => {
+  wire('upstream', upstream, downstream, state.upstream, state.downstream, settings.downloadRate(session), () => record.bytesReceived, (n) => {
     // The first byte back is the stream's "response header" for latency-aware balancers (ewma).
     if (record.bytesReceived === 0) {
       attempt.responded();
@@ -320,7 +336,7 @@ function relay(session: StreamSession, client: ProxiedClient, upstream: Socket, 
   // A client that sent its FIN during the preread: pass it on now.
   if (downstream.readableEnded) {
     state.downstream.ended = true;
-    ended(upstream);
+    ended(upstream, 'client');
   }
   downstream.resume();
 }

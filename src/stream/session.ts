@@ -33,6 +33,12 @@ export interface SessionEndpoints {
   readonly localPort?: number | undefined;
 }
 
+/** A client address as ngx_sock_ntop() prints it with its port: `[::1]:5555` for IPv6. */
+export function clientText(address: string, port: string): string {
+  if (port === '') return address;
+  return address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`;
+}
+
 let nextSessionId = 1;
 
 /** The state of one session. */

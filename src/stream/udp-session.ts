@@ -21,10 +21,11 @@ import { UpstreamCycle, type UpstreamAttempt } from '../upstream/request-cycle.j
 import type { CompiledStreamServer, StreamRoute } from './generation.js';
 import { validateHost } from '../http/uri.js';
 import { SessionConnLimits } from './limit-conn.js';
-import { StreamSession, type StreamStatus, type UpstreamTry } from './session.js';
+import { clientText, StreamSession, type StreamStatus, type UpstreamTry } from './session.js';
 import { ClientHelloReader } from './ssl-preread.js';
 import { localAddressFor } from './proxy.js';
 import { DatagramPacer, startSecond } from './rate-limit.js';
+import { busyTry } from './proxy.js';
 
 /** Where a UDP session's client is, and how to answer it (from the listening socket). */
 export interface UdpClient {
@@ -86,6 +87,7 @@ export class UdpSession {
 
   /** Runs the phases with the client's first datagram; the session ends by itself. */
   start(first: Buffer): void {
+    this.#log.info(`udp client ${clientText(this.session.peerAddress, this.session.peerPort)} connected to ${this.#server.addrText}`, this.session.id);
     this.#count(first);
     this.#queue.push(first);
     void this.#run(first).catch((err: unknown) => {
@@ -178,9 +180,7 @@ export class UdpSession {
       const current = cycle.next();
       if (current === undefined) {
         this.#log.error(`no live upstreams while connecting to upstream, ${this.#logContext}, upstream: "${group.name}"`, this.session.id);
-        // ngx_stream_proxy_connect(): the try is recorded under the group's name (`$upstream_addr`).
-        const now = performance.now();
-        this.session.upstreams.push({ addr: group.name, connectMs: -1, firstByteMs: -1, startedAt: now, endedAt: now, bytesSent: 0, bytesReceived: 0 });
+        this.session.upstreams.push(busyTry(group.name));
         return this.#finish(502);
       }
       const peer = current.peer;
@@ -224,8 +224,9 @@ export class UdpSession {
         // of a UDP socket succeeds at once, and a later error (an ICMP port unreachable read back
         // as ECONNREFUSED) ends the session, counted against the peer (ngx_stream_proxy_finalize()).
         if (upstream.connected) return this.#finish(502);
-        // What the failed peer was sent goes to the next one first.
-        this.#queue = [...this.#unanswered, ...this.#queue];
+        // ngx_stream_proxy_next_upstream() drops a datagram session's output (u->upstream_out = NULL):
+        // what the failed peer was to be sent is not sent again; the client's next datagrams go to the next peer.
+        this.#queue = [];
         this.#unanswered = [];
         next();
       };
@@ -316,7 +317,9 @@ export class UdpSession {
     if (this.#done || settings === undefined || settings.responses === undefined) return;
     if (settings.requests > 0 && this.#requests < settings.requests) return;
     if (this.#responses < settings.responses * this.#requests || this.#queue.length > 0) return;
-    this.#log.info(`udp done, ${this.#logContext}`, this.session.id);
+    const upstream = this.#upstream?.record;
+    // Without the connection's context, as nginx writes it.
+    this.#log.info(`udp done, packets from/to client:${this.#requests}/${this.#responses}, bytes from/to client:${this.session.bytesReceived}/${this.session.bytesSent}, bytes from/to upstream:${upstream?.bytesReceived ?? 0}/${upstream?.bytesSent ?? 0}`, this.session.id);
     this.#finish(200);
   }
 

@@ -257,3 +257,30 @@ describe('stream listen ... proxy_protocol is per address', () => {
     }
   });
 });
+
+// stream_error_log.t "file info in info": a stream session wrote no [info] line at all.
+describe('stream [info] lines of a session', () => {
+  it('logs the client connecting and the side that disconnected, with the byte counts, as nginx does', async () => {
+    const backend = await echoBackend();
+    const { log, lines } = memoryLog();
+    const proxy = await serveStream(`stream { server { listen 127.0.0.1:1; proxy_pass 127.0.0.1:${backend.port}; } }`, '/tmp', log);
+    try {
+      const socket = connect({ port: proxy.port, host: '127.0.0.1' });
+      await new Promise<void>((resolve, reject) => {
+        socket.on('error', reject);
+        socket.on('connect', () => socket.write('hello'));
+        socket.on('data', () => {
+          socket.end();
+          resolve();
+        });
+      });
+      const port = socket.localPort ?? 0;
+      const done = await waitFor('the disconnected line', () => lines.find((line) => line.includes('disconnected')), 5000);
+      assert.ok(lines.includes(`[info] client 127.0.0.1:${port} connected to 127.0.0.1:1`), lines.join('\n'));
+      assert.equal(done, '[info] client disconnected, bytes from/to client:5/5, bytes from/to upstream:5/5');
+    } finally {
+      await proxy.stop();
+      await backend.stop();
+    }
+  });
+});

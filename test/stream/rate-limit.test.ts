@@ -91,6 +91,25 @@ describe('stream proxy rates', () => {
     await waitFor('the session to end', () => (proxy.runtime.connections === 0 ? true : undefined), 5000);
   });
 
+  it('does not time the session out (proxy_timeout) while paced bytes are still being passed on', async () => {
+    const backend = await startBackend((socket) => socket.write('0123456789'.repeat(3)));
+    backends.push(backend);
+    const proxy = await serveStream(`stream { server { listen 127.0.0.1:1; proxy_pass 127.0.0.1:${backend.port}; proxy_download_rate 10; proxy_timeout 1500ms; } }`);
+    served.push(proxy);
+    // 30 bytes at 10 a second: the last 10 leave 2 s in, past proxy_timeout from the backend's only write.
+    const got = await new Promise<string>((resolve, reject) => {
+      const socket = connect({ port: proxy.port, host: '127.0.0.1' });
+      let text = '';
+      socket.on('error', reject);
+      socket.on('data', (chunk: Buffer) => {
+        text += chunk.toString();
+        if (text.length >= 30) socket.destroy();
+      });
+      socket.on('close', () => resolve(text));
+    });
+    assert.equal(got, '0123456789'.repeat(3));
+  });
+
   it('writes an access_log whose path has variables, opens the stream block\'s own, and logs the upstream times', async () => {
     const backend = await echo();
     const proxy = await serveStream(`stream {

@@ -1,6 +1,10 @@
 /** Stream upstream groups: the http balancers and passive health checks, applied to sessions. */
 import assert from 'node:assert/strict';
+import { existsSync, readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
+import { createServer, connect, type Socket } from 'node:net';
+import { sleep, waitFor } from '../e2e/helpers/masters.js';
+import { tempDir } from '../helpers/tmp.js';
 import { closedPort, exchange, memoryLog, namedBackend, serveStream, startBackend, type Backend } from './helpers.js';
 
 async function names(count: number): Promise<Backend[]> {
@@ -117,30 +121,78 @@ describe('stream upstream groups', () => {
     }`, '/tmp', log);
     try {
       // Round robin starts at the first dead peer: two tries reach only the dead ones.
+      const errors = (): string[] => lines.filter((line) => line.startsWith('[error]'));
       assert.equal((await exchange(proxy.ports[0] ?? 0, '')).length, 0);
-      assert.equal(lines.length, 2, lines.join('\n'));
+      assert.equal(errors().length, 2, lines.join('\n'));
       assert.equal((await exchange(proxy.ports[1] ?? 0, '')).length, 0);
-      assert.equal(lines.length, 3, lines.join('\n'));
+      assert.equal(errors().length, 3, lines.join('\n'));
     } finally {
       await proxy.stop();
       await live?.stop();
     }
   });
 
+  // stream_upstream.t "recovery": a TCP connect that succeeds marks a recovered peer live at once
+  // (ngx_stream_upstream_notify_round_robin_peer()); hitless waited for the session to end, so
+  // sessions opened meanwhile went to the backup.
+  it('sends every session to a recovered peer once one connect to it succeeded, though none has ended', async () => {
+    const port = await closedPort();
+    const [backup] = await names(1);
+    const proxy = await serveStream(`stream { proxy_half_close on;
+      upstream g { server 127.0.0.1:${port} fail_timeout=1s; server 127.0.0.1:${backup?.port} backup; }
+      server { listen 127.0.0.1:1; proxy_pass g; }
+    }`);
+    const primary = createServer((socket) => {
+      socket.on('error', () => undefined);
+      socket.write('primary');
+    });
+    const held: Socket[] = [];
+    try {
+      // The primary is down: the session fails over to the backup and takes the primary out for fail_timeout.
+      assert.equal((await exchange(proxy.port, '')).toString(), 'n0');
+      await new Promise<void>((resolve) => primary.listen(port, '127.0.0.1', resolve));
+      await sleep(1100);
+      const answers: string[] = [];
+      for (let i = 0; i < 3; i++) {
+        const socket = connect({ port: proxy.port, host: '127.0.0.1' });
+        held.push(socket);
+        answers.push(await new Promise<string>((resolve, reject) => {
+          socket.once('data', (chunk: Buffer) => resolve(chunk.toString()));
+          socket.once('error', reject);
+        }));
+      }
+      assert.deepEqual(answers, ['primary', 'primary', 'primary']);
+    } finally {
+      for (const socket of held) socket.destroy();
+      primary.close();
+      await proxy.stop();
+      await backup?.stop();
+    }
+  });
+
   it('logs "no live upstreams" when every peer is down', async () => {
     const [peer] = await names(1);
     const { log, lines } = memoryLog();
+    const dir = tempDir();
     const proxy = await serveStream(`stream { proxy_half_close on;
+      log_format addr '$upstream_addr|$upstream_connect_time|$status';
       upstream g { server 127.0.0.1:${peer?.port} down; }
-      server { listen 127.0.0.1:1; proxy_pass g; }
+      server { listen 127.0.0.1:1; proxy_pass g; access_log ${dir.path}/addr.log addr; }
     }`, '/tmp', log);
     try {
       assert.equal((await exchange(proxy.port, '')).length, 0);
       assert.ok(lines.some((line) => line.includes('no live upstreams while connecting to upstream') && line.includes('upstream: "g"')), lines.join('\n'));
       assert.equal(peer?.accepted, 0);
+      // stream_upstream_zone.t "no live upstreams": $upstream_addr names the group, as the balancer's NGX_BUSY does.
+      const line = await waitFor('the log line', () => {
+        proxy.runtime.flushLogs();
+        return existsSync(`${dir.path}/addr.log`) ? readFileSync(`${dir.path}/addr.log`, 'utf8') : undefined;
+      }, 5000);
+      assert.equal(line, 'g|-|502\n');
     } finally {
       await proxy.stop();
       await peer?.stop();
+      dir.remove();
     }
   });
 });
