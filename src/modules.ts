@@ -7,6 +7,7 @@ import { httpCoreModule } from './http/core-module.js';
 import { httpCharsetModule } from './http/charset-module.js';
 import { httpSubFilterModule } from './http/sub-filter-module.js';
 import { httpGrpcModule } from './http/grpc-module.js';
+import { httpFastcgiModule } from './http/fastcgi-module.js';
 import { httpBrotliModule } from './http/brotli-module.js';
 import { httpBrotliStaticModule } from './http/brotli-static.js';
 import { httpGunzipModule } from './http/gunzip-module.js';
@@ -71,6 +72,7 @@ export const builtinModules: readonly ConfModule[] = [
   httpSubFilterModule,
   httpProxyModule,
   httpGrpcModule,
+  httpFastcgiModule,
   httpGzipModule,
   httpGzipStaticModule,
   httpGunzipModule,

@@ -22,6 +22,7 @@ import type { CompiledProxy } from './proxy-config.js';
 import { FilteredExchange } from './output-filter.js';
 import { runPreaccess, type Preaccess } from './preaccess.js';
 import { grpcRequest } from './grpc.js';
+import { fastcgiRequest } from './fastcgi.js';
 import { isSubrequest, mirrorSubrequest, runMirror } from './mirror.js';
 import { proxyRequest as proxyHttp1Request, type ProxyContext, type UpstreamContext } from './proxy.js';
 import { proxyH2Request } from './proxy-h2.js';
@@ -192,6 +193,7 @@ export class RequestHandler {
         }
         const found = server.locations.find(uri);
         request.files = (found?.value ?? server.level).files.paths;
+        request.fastcgiNames = (found?.value ?? server.level).fastcgiNames;
         request.errorLog = (found?.value ?? server.level).errorLog;
         request.referers = (found?.value ?? server.level).referers;
         if (found === undefined) {
@@ -209,9 +211,10 @@ export class RequestHandler {
       if (request.uriChanges === before) {
         this.#bindLevel(chosen, request, conn);
         request.files = chosen.files.paths;
+        request.fastcgiNames = chosen.fastcgiNames;
         request.errorLog = chosen.errorLog;
         request.referers = chosen.referers;
-        if (chosen.proxy !== undefined || chosen.grpc !== undefined || (chosen.limitExceptProxy !== undefined && !chosen.limitExceptProxy.methods.has(request.head.method))) return [chosen, { status: 0, proxy: true, content: true }];
+        if (chosen.proxy !== undefined || chosen.grpc !== undefined || chosen.fastcgi !== undefined || (chosen.limitExceptProxy !== undefined && !chosen.limitExceptProxy.methods.has(request.head.method))) return [chosen, { status: 0, proxy: true, content: true }];
         return [chosen, { status: 0, files: true, content: true }];
       }
       // ngx_http_core_post_rewrite_phase(): the URI changed; find the location again, 10 times at most.
@@ -239,7 +242,7 @@ export class RequestHandler {
         if (outcome.uriChanged && level !== server.level) request.uriChanges++;
         // "if is evil": a proxy_pass of an earlier true `if` stays the content handler, and finds no
         // upstream in the last one's configuration (ngx_http_upstream_init_request()).
-        if (!outcome.uriChanged && chosen.proxy === undefined && chosen.grpc === undefined && outcome.matched.some((matched) => matched.proxy !== undefined || matched.grpc !== undefined)) {
+        if (!outcome.uriChanged && chosen.proxy === undefined && chosen.grpc === undefined && chosen.fastcgi === undefined && outcome.matched.some((matched) => matched.proxy !== undefined || matched.grpc !== undefined || matched.fastcgi !== undefined)) {
           this.#logOf(request).write('alert', `no upstream configuration${context(request, conn)}`, conn.number);
           return { plan: { status: 500 }, chosen };
         }
@@ -323,6 +326,11 @@ export class RequestHandler {
     // requests/s in bench/ (the copies' property loads in the proxy stop being monomorphic).
     if (level.grpc !== undefined) {
       grpcRequest({ exchange, request, conn, log: this.#logOf(request), fail, headers, grpc: level.grpc });
+      return;
+    }
+    if (level.fastcgi !== undefined) {
+      const accel = (target: string, carried: string[]): void => this.#accelRedirect(conn, request, exchange, level, target, carried);
+      fastcgiRequest({ exchange, request, conn, log: this.#logOf(request), fail, headers, fastcgi: level.fastcgi, accelRedirect: accel });
       return;
     }
     const limited = level.limitExceptProxy;
@@ -482,6 +490,7 @@ export class RequestHandler {
       if (found?.match !== undefined) sub.request.captures = found.match;
       const target = found?.value ?? server.level;
       sub.request.files = target.files.paths;
+      sub.request.fastcgiNames = target.fastcgiNames;
       sub.request.errorLog = target.errorLog;
       // The log phase of a subrequest: ngx_http_log_handler() skips it unless log_subrequest on.
       if (target.mirror.logSubrequest) {
@@ -547,6 +556,7 @@ export class RequestHandler {
       done(logs, sub.request);
     });
     sub.request.files = target.files.paths;
+    sub.request.fastcgiNames = target.fastcgiNames;
     sub.request.errorLog = target.errorLog;
     try {
       this.#content(sub.conn, sub.request, sub.exchange, named, server);

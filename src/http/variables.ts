@@ -2,6 +2,7 @@
  * The HTTP variables (nginx's `ngx_http_variables.c` and the log module's own), bound to an
  * {@link HttpRequest}, and the configuration check that every variable used is known.
  */
+import { fastcgiSplit } from './fastcgi-names.js';
 import { randomBytes } from 'node:crypto';
 import { realpathSync } from 'node:fs';
 import { hostname } from 'node:os';
@@ -185,6 +186,9 @@ const HTTP_VARIABLES: Readonly<Record<string, Getter>> = {
   },
   // ngx_http_grpc_module's: "trailers" when the client's TE lists it, for the TE sent to gRPC servers.
   grpc_internal_trailers: (r) => (r.header('te')?.split(',').some((token) => token.split(';')[0]?.trim().toLowerCase() === 'trailers') === true ? 'trailers' : undefined),
+  // ngx_http_fastcgi_module's: the two parts of $uri by fastcgi_split_path_info (fastcgi-names.ts).
+  fastcgi_script_name: (r) => fastcgiSplit(r).scriptName,
+  fastcgi_path_info: (r) => fastcgiSplit(r).pathInfo,
   // ngx_http_upstream.c's list variables: one entry per try, " : " between upstream cycles.
   upstream_addr: (r) => formatUpstreamStates(r.upstreamStates, (state) => state.peer),
   upstream_status: (r) => formatUpstreamStates(r.upstreamStates, (state) => (state.status === 0 ? '-' : String(state.status))),

@@ -1,0 +1,100 @@
+/**
+ * A location's fastcgi_pass settings, compiled once per generation: the group, the parameters
+ * (fastcgi_param, then the client's headers as HTTP_*), and every timeout and flag; and the
+ * fastcgi_split_path_info / fastcgi_index pair every level has, for $fastcgi_script_name.
+ */
+import { compileTemplate, type CompiledTemplate, type VariableTable } from '../core/variables.js';
+import type { ConfBlockView } from '../conf/registry.js';
+import type { FastcgiPassTarget } from './fastcgi-module.js';
+import type { NextUpstreamCase } from './proxy-module.js';
+import type { HttpRequest } from './request.js';
+import type { FastcgiNames } from './fastcgi-names.js';
+import { implicitGroup, type UpstreamGroup } from '../upstream/group.js';
+import { toByteString } from '../core/byte-string.js';
+
+/** A compiled `fastcgi_param`. */
+export interface CompiledParam {
+  readonly name: string;
+  readonly value: CompiledTemplate<HttpRequest>;
+  readonly ifNotEmpty: boolean;
+}
+
+
+/** A location's `fastcgi_pass` and the directives that shape it. */
+export interface CompiledFastcgi {
+  /** fastcgi_pass as written, for the error log's `upstream: "fastcgi://..."`. */
+  readonly source: string;
+  readonly group: UpstreamGroup<HttpRequest>;
+  readonly params: readonly CompiledParam[];
+  /** The HTTP_* names fastcgi_param sets: a client header of that name is not sent again (ngx_http_fastcgi_init_params()). */
+  readonly paramHeaders: ReadonlySet<string>;
+  readonly keepConn: boolean;
+  readonly hide: ReadonlySet<string>;
+  readonly pass: ReadonlySet<string>;
+  readonly ignoreHeaders: ReadonlySet<string>;
+  readonly catchStderr: readonly string[];
+  readonly connectTimeoutMs: number;
+  readonly sendTimeoutMs: number;
+  readonly readTimeoutMs: number;
+  readonly interceptErrors: boolean;
+  readonly nextUpstream: ReadonlySet<NextUpstreamCase>;
+  readonly nextTries: number;
+  readonly nextTimeoutMs: number;
+  readonly socketKeepalive: boolean;
+  readonly buffering: boolean;
+  readonly requestBuffering: boolean;
+  readonly passRequestBody: boolean;
+  readonly passRequestHeaders: boolean;
+  readonly maxBodySize: number;
+  /** True when an error_page covers the status (fastcgi_intercept_errors). */
+  errorPageFor(status: number): boolean;
+}
+
+/** The split and index of a level. */
+export function compileFastcgiNames(block: ConfBlockView): FastcgiNames {
+  return { split: block.get('fastcgi_split_path_info'), index: block.get('fastcgi_index') };
+}
+
+/** Compiles the fastcgi settings of a location that has `fastcgi_pass`. */
+export function compileFastcgi(
+  block: ConfBlockView,
+  target: FastcgiPassTarget,
+  groups: ReadonlyMap<string, UpstreamGroup<HttpRequest>>,
+  implicit: Map<string, UpstreamGroup<HttpRequest>>,
+  table: VariableTable<HttpRequest>,
+): CompiledFastcgi {
+  const params = block.get('fastcgi_param').map((param) => ({ name: param.name, value: compileTemplate(param.value, table, { literal: toByteString }), ifNotEmpty: param.ifNotEmpty }));
+  let group = groups.get(target.host);
+  if (group === undefined) {
+    const key = `${target.host}:${target.port}`;
+    group = implicit.get(key) ?? implicitGroup(target.host, target.port);
+    implicit.set(key, group);
+  }
+  const errorCodes = new Set(block.get('error_page').flatMap((page) => page.codes));
+  return {
+    source: target.source,
+    group,
+    params,
+    paramHeaders: new Set(params.filter((param) => param.name.startsWith('HTTP_')).map((param) => param.name)),
+    keepConn: block.get('fastcgi_keep_conn'),
+    // ngx_http_fastcgi_hide_headers: Status and the X-Accel-* fields are nginx's, not the client's.
+    hide: new Set(['status', ...block.get('fastcgi_hide_header')]),
+    pass: new Set(block.get('fastcgi_pass_header')),
+    ignoreHeaders: block.get('fastcgi_ignore_headers'),
+    catchStderr: block.get('fastcgi_catch_stderr'),
+    connectTimeoutMs: block.get('fastcgi_connect_timeout'),
+    sendTimeoutMs: block.get('fastcgi_send_timeout'),
+    readTimeoutMs: block.get('fastcgi_read_timeout'),
+    interceptErrors: block.get('fastcgi_intercept_errors'),
+    nextUpstream: block.get('fastcgi_next_upstream'),
+    nextTries: block.get('fastcgi_next_upstream_tries'),
+    nextTimeoutMs: block.get('fastcgi_next_upstream_timeout'),
+    socketKeepalive: block.get('fastcgi_socket_keepalive'),
+    buffering: block.get('fastcgi_buffering'),
+    requestBuffering: block.get('fastcgi_request_buffering'),
+    passRequestBody: block.get('fastcgi_pass_request_body'),
+    passRequestHeaders: block.get('fastcgi_pass_request_headers'),
+    maxBodySize: block.get('client_max_body_size'),
+    errorPageFor: (status) => errorCodes.has(status),
+  };
+}
