@@ -11,6 +11,7 @@ import type { HttpRequest } from './request.js';
 import type { FastcgiNames } from './fastcgi-names.js';
 import { implicitGroup, type UpstreamGroup } from '../upstream/group.js';
 import { toByteString } from '../core/byte-string.js';
+import { isIP } from 'node:net';
 
 /** A compiled `fastcgi_param`. */
 export interface CompiledParam {
@@ -24,7 +25,10 @@ export interface CompiledParam {
 export interface CompiledFastcgi {
   /** fastcgi_pass as written, for the error log's `upstream: "fastcgi://..."`. */
   readonly source: string;
-  readonly group: UpstreamGroup<HttpRequest>;
+  /** The group of a fastcgi_pass without variables; undefined when it has some (see `groupFor`). */
+  readonly group: UpstreamGroup<HttpRequest> | undefined;
+  /** The group this request goes to, or nginx's message for why there is none and the status to answer. */
+  groupFor(request: HttpRequest): UpstreamGroup<HttpRequest> | { readonly error: string; readonly status: number };
   readonly params: readonly CompiledParam[];
   /** The HTTP_* names fastcgi_param sets: a client header of that name is not sent again (ngx_http_fastcgi_init_params()). */
   readonly paramHeaders: ReadonlySet<string>;
@@ -46,6 +50,8 @@ export interface CompiledFastcgi {
   readonly passRequestBody: boolean;
   readonly passRequestHeaders: boolean;
   readonly maxBodySize: number;
+  /** client_body_buffer_size: how much of a streamed body $request_body keeps. */
+  readonly bodyBufferSize: number;
   /** True when an error_page covers the status (fastcgi_intercept_errors). */
   errorPageFor(status: number): boolean;
 }
@@ -64,16 +70,33 @@ export function compileFastcgi(
   table: VariableTable<HttpRequest>,
 ): CompiledFastcgi {
   const params = block.get('fastcgi_param').map((param) => ({ name: param.name, value: compileTemplate(param.value, table, { literal: toByteString }), ifNotEmpty: param.ifNotEmpty }));
-  let group = groups.get(target.host);
-  if (group === undefined) {
-    const key = `${target.host}:${target.port}`;
-    group = implicit.get(key) ?? implicitGroup(target.host, target.port);
-    implicit.set(key, group);
-  }
+  const groupOf = (host: string, port: number): UpstreamGroup<HttpRequest> => {
+    const named = groups.get(host);
+    if (named !== undefined) return named;
+    const key = `${host}:${port}`;
+    const group = implicit.get(key) ?? implicitGroup(host, port);
+    // Bounded: addresses from variables are the client's to choose.
+    if (implicit.size < 1024) implicit.set(key, group);
+    return group;
+  };
+  const template = target.template === undefined ? undefined : compileTemplate(target.template, table, { literal: toByteString });
+  const group = template === undefined ? groupOf(target.host, target.port) : undefined;
+  const groupFor: CompiledFastcgi['groupFor'] = (request) => {
+    if (group !== undefined) return group;
+    const value = (template as CompiledTemplate<HttpRequest>)(request);
+    const named = groups.get(value);
+    if (named !== undefined) return named;
+    const address = dynamicAddress(value);
+    if ('error' in address) return { error: `${address.error} in upstream "${value}"`, status: 500 };
+    // A host name would need a resolver; ngx_http_upstream_init_request() says so and answers 502.
+    if (address.host !== undefined) return { error: `no resolver defined to resolve ${address.host}`, status: 502 };
+    return groupOf(address.name, address.port);
+  };
   const errorCodes = new Set(block.get('error_page').flatMap((page) => page.codes));
   return {
     source: target.source,
     group,
+    groupFor,
     params,
     paramHeaders: new Set(params.filter((param) => param.name.startsWith('HTTP_')).map((param) => param.name)),
     keepConn: block.get('fastcgi_keep_conn'),
@@ -95,6 +118,21 @@ export function compileFastcgi(
     passRequestBody: block.get('fastcgi_pass_request_body'),
     passRequestHeaders: block.get('fastcgi_pass_request_headers'),
     maxBodySize: block.get('client_max_body_size'),
+    bodyBufferSize: block.get('client_body_buffer_size'),
     errorPageFor: (status) => errorCodes.has(status),
   };
+}
+
+/** A fastcgi_pass value with variables, as ngx_parse_url() reads it: `unix:/path`, `ip:port` or `[ip6]:port`; a host name is returned as such. */
+function dynamicAddress(value: string): { readonly name: string; readonly port: number; readonly host?: string } | { readonly error: string } {
+  if (value.toLowerCase().startsWith('unix:')) return value.length > 5 ? { name: value, port: 0 } : { error: 'no path in the unix domain socket' };
+  const v6 = /^\[([0-9A-Fa-f:.]+)\]:([0-9]+)$/.exec(value);
+  const v4 = v6 === null ? /^([^:/[\]]+):([0-9]+)$/.exec(value) : null;
+  const match = v6 ?? v4;
+  if (match === null) return { error: value.includes(':') ? 'invalid port' : 'no port' };
+  const host = match[1] as string;
+  const port = Number(match[2]);
+  if (port < 1 || port > 65535) return { error: 'invalid port' };
+  if (isIP(host) === 0) return { name: value, port, host };
+  return { name: v6 === null ? host : `[${host}]`, port };
 }

@@ -18,6 +18,8 @@ import { checkVariables } from './variables.js';
 export interface FastcgiPassTarget extends UpstreamAddress {
   /** The argument as written. */
   readonly source: string;
+  /** With variables: evaluated per request into a group's name or an address (ngx_http_fastcgi_eval()). */
+  readonly template?: Template;
   readonly file: string;
   readonly line: number;
 }
@@ -58,7 +60,7 @@ declare module '../conf/registry.js' {
 
 /** Parses `fastcgi_pass address`, as ngx_http_fastcgi_pass() does: host:port, unix:/path or a group; no scheme, no default port. */
 export function parseFastcgiPass([url = '']: readonly string[], ctx: DirectiveContext): FastcgiPassTarget {
-  if (hasVariables(url)) ctx.fail('variables in "fastcgi_pass" are not supported by hitless');
+  if (hasVariables(url)) return { source: url, template: parseValue(url, ctx), host: '', port: 0, explicitPort: false, uri: undefined, file: ctx.location.file, line: ctx.location.line };
   const address = parseUpstreamAddress(url, 0, ctx);
   return { ...address, source: url, file: ctx.location.file, line: ctx.location.line };
 }
@@ -83,7 +85,8 @@ function checkFastcgiTargets(main: ConfBlockView, ctx: CheckContext): void {
     if (!block.isSet('fastcgi_pass')) continue;
     const target = block.get('fastcgi_pass');
     if (block.isSet('proxy_pass') || block.isSet('grpc_pass')) throw new ConfigError('"fastcgi_pass" with "proxy_pass" or "grpc_pass" in one location is not supported by hitless', target);
-    checkUpstreamHost(target, groups);
+    if (target.template !== undefined) templates.push(target.template);
+    else checkUpstreamHost(target, groups);
   }
   checkVariables(http, templates);
 }

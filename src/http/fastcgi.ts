@@ -20,6 +20,7 @@ import type { HttpRequest } from './request.js';
 import { recordUpstreamHead } from './variables.js';
 import { UpstreamConnection } from '../upstream/connection-pool.js';
 import type { Peer } from '../upstream/peer.js';
+import type { UpstreamGroup } from '../upstream/group.js';
 import { connectPeer } from '../upstream/peer-connect.js';
 import { UpstreamCycle, type UpstreamAttempt } from '../upstream/request-cycle.js';
 import { setTimeoutOnce } from '../core/socket-timeout.js';
@@ -42,23 +43,27 @@ export interface FastcgiContext extends UpstreamContext {
 /** Passes one request to a FastCGI server. */
 export function fastcgiRequest(ctx: FastcgiContext): void {
   const { exchange, fastcgi, request } = ctx;
+  const group = fastcgi.groupFor(request);
+  if ('error' in group) {
+    ctx.log.error(`${group.error}${where(ctx)}`, ctx.conn.number);
+    ctx.fail(group.status);
+    return;
+  }
   // ngx_http_fastcgi_handler() makes a fresh module context: $fastcgi_script_name is computed again from the URI now.
   request.fastcgiSplit = undefined;
   const read = request.requestBody;
   if (read !== undefined && !exchange.hasBody) {
-    new FastcgiAttempts(ctx, fastcgi.passRequestBody ? [...read] : []).next();
+    new FastcgiAttempts(ctx, group, fastcgi.passRequestBody ? [...read] : []).next();
     return;
   }
   if (!fastcgi.passRequestBody || !exchange.hasBody || request.methodOverride !== undefined) {
     if (fastcgi.passRequestBody && request.methodOverride === undefined) exchange.readBody(0, () => undefined, () => undefined);
-    new FastcgiAttempts(ctx, []).next();
+    new FastcgiAttempts(ctx, group, []).next();
     return;
   }
-  const head = exchange.head as { contentLength?: number; chunked?: boolean };
-  // fastcgi_request_buffering off: STDIN records as the body arrives. A chunked body is read
-  // whole first, for its CONTENT_LENGTH ($content_length is known only once it is read).
-  if (!fastcgi.requestBuffering && typeof head.contentLength === 'number' && head.contentLength >= 0 && head.chunked !== true) {
-    new FastcgiAttempts(ctx, 'stream').next();
+  // fastcgi_request_buffering off: STDIN records as the body arrives, a chunked one too (FastCGI frames it itself).
+  if (!fastcgi.requestBuffering) {
+    new FastcgiAttempts(ctx, group, 'stream').next();
     return;
   }
   const parts: Buffer[] = [];
@@ -71,7 +76,7 @@ export function fastcgiRequest(ctx: FastcgiContext): void {
         return;
       }
       request.requestBody = parts;
-      new FastcgiAttempts(ctx, parts).next();
+      new FastcgiAttempts(ctx, group, parts).next();
     },
   );
 }
@@ -94,6 +99,7 @@ interface HeadReading {
 class FastcgiAttempts {
   readonly #ctx: FastcgiContext;
   readonly #cycle: UpstreamCycle<HttpRequest>;
+  readonly #group: UpstreamGroup<HttpRequest>;
   /** The buffered body, or `'stream'` to send it as it arrives. */
   readonly #body: Buffer[] | 'stream';
   #bodyStarted = false;
@@ -103,10 +109,11 @@ class FastcgiAttempts {
   #cancelConnect: (() => void) | undefined;
   #state: UpstreamState | undefined;
 
-  constructor(ctx: FastcgiContext, body: Buffer[] | 'stream') {
+  constructor(ctx: FastcgiContext, group: UpstreamGroup<HttpRequest>, body: Buffer[] | 'stream') {
     this.#ctx = ctx;
+    this.#group = group;
     this.#body = body;
-    this.#cycle = new UpstreamCycle('fastcgi', ctx.fastcgi.group, ctx.request, ctx.fastcgi);
+    this.#cycle = new UpstreamCycle('fastcgi', group, ctx.request, ctx.fastcgi);
     beginUpstreamCycle(ctx.request);
     ctx.exchange.onAbort(() => {
       this.#done = true;
@@ -123,12 +130,12 @@ class FastcgiAttempts {
     const attempt = this.#cycle.next();
     if (attempt === undefined) {
       this.#ctx.log.error(`no live upstreams while connecting to upstream${where(this.#ctx)}`, this.#ctx.conn.number);
-      failUpstreamState(beginUpstreamState(request, fastcgi.group.name), 502);
+      failUpstreamState(beginUpstreamState(request, this.#group.name), 502);
       this.#finishWithError(502);
       return;
     }
     this.#state = beginUpstreamState(request, attempt.peer.name);
-    const pooled = fastcgi.keepConn ? fastcgi.group.pool.acquire(attempt.peer.name) : undefined;
+    const pooled = fastcgi.keepConn ? this.#group.pool.acquire(attempt.peer.name) : undefined;
     if (pooled !== undefined) {
       attempt.connected();
       this.#send(attempt, pooled);
@@ -140,7 +147,7 @@ class FastcgiAttempts {
   #connect(attempt: UpstreamAttempt): void {
     const { fastcgi } = this.#ctx;
     const peer = attempt.peer;
-    const options = { protocol: 'fastcgi' as const, group: fastcgi.group.name, timeoutMs: fastcgi.connectTimeoutMs, noDelay: true, keepAlive: fastcgi.socketKeepalive };
+    const options = { protocol: 'fastcgi' as const, group: this.#group.name, timeoutMs: fastcgi.connectTimeoutMs, noDelay: true, keepAlive: fastcgi.socketKeepalive };
     this.#cancelConnect = connectPeer(peer, options, (result) => {
       this.#cancelConnect = undefined;
       if (!result.ok) {
@@ -187,7 +194,7 @@ class FastcgiAttempts {
 
   #send(attempt: UpstreamAttempt, connection: UpstreamConnection): void {
     if (this.#done) {
-      this.#ctx.fastcgi.group.pool.release(connection, false);
+      this.#group.pool.release(connection, false);
       return;
     }
     const { fastcgi, exchange, request } = this.#ctx;
@@ -269,6 +276,15 @@ class FastcgiAttempts {
         const outcome = this.#onHead(attempt, parsed, record, () => stop(), buffering);
         if (outcome === 'stopped') return;
         clientStarted = true;
+        if (request.method === 'HEAD') {
+          // nginx reads no body for HEAD (r->header_only): the response ends with its head, and the
+          // connection, with the rest of the response still in it, cannot be reused.
+          stop();
+          record('ok', '');
+          this.#done = true;
+          exchange.end();
+          return;
+        }
         const rest = all.subarray(end.body);
         if (rest.length > 0) {
           if (state !== undefined) state.responseLength += rest.length;
@@ -286,7 +302,7 @@ class FastcgiAttempts {
         record('ok', '');
         this.#done = true;
         // With FCGI_KEEP_CONN the server keeps the connection; it goes back once the whole request was sent.
-        fastcgi.group.pool.release(connection, fastcgi.keepConn && (this.#body !== 'stream' || this.#bodySent));
+        this.#group.pool.release(connection, fastcgi.keepConn && (this.#body !== 'stream' || this.#bodySent));
         exchange.end();
       },
       invalid: (message) => fail(new UpstreamFailure(`${message} while reading response header from upstream`, 'header', 'invalid_header', true)),
@@ -330,7 +346,6 @@ class FastcgiAttempts {
       this.#bodySent = true;
     }
     socket.uncork();
-    void request;
   }
 
   /** The client's body in STDIN records as it arrives; a slow FastCGI server holds the client back. */
@@ -338,9 +353,14 @@ class FastcgiAttempts {
     const { exchange, fastcgi } = this.#ctx;
     if (this.#bodyStarted) return;
     this.#bodyStarted = true;
+    // $request_body: what fits in client_body_buffer_size is kept, as nginx's one buffer holds it.
+    const kept: Buffer[] = [];
+    let keptBytes = 0;
     exchange.readBody(
       fastcgi.maxBodySize,
       (data) => {
+        if (keptBytes + data.length <= fastcgi.bodyBufferSize) kept.push(Buffer.from(data));
+        keptBytes += data.length;
         if (socket.destroyed) return;
         let flushed = true;
         for (const piece of stdinRecords(Buffer.from(data))) flushed = socket.write(piece);
@@ -352,6 +372,7 @@ class FastcgiAttempts {
           return;
         }
         this.#bodySent = true;
+        if (keptBytes <= fastcgi.bodyBufferSize) this.#ctx.request.requestBody = kept;
         if (!socket.destroyed) socket.write(stdinEnd());
       },
     );

@@ -32,7 +32,7 @@ import { HttpRequest, requestLogContext } from './request.js';
 import { clientVerdict } from '../tls/client-verify.js';
 import { CLOSE_AFTER_PAGE, REDIRECT_STATUSES, specialPage, statusHasNoBody, wireStatus } from './responses.js';
 import { runScript } from './rewrite-script.js';
-import { escapeRedirectUri, serveFiles, type StaticContext } from './static.js';
+import { escapeRedirectUri, runTryFiles, serveFiles, type StaticContext } from './static.js';
 import { normalizeUri, parseRequestTarget, validateHost } from './uri.js';
 
 /** The response a phase decided on. */
@@ -329,8 +329,12 @@ export class RequestHandler {
       return;
     }
     if (level.fastcgi !== undefined) {
+      const fastcgi = level.fastcgi;
       const accel = (target: string, carried: string[]): void => this.#accelRedirect(conn, request, exchange, level, target, carried);
-      fastcgiRequest({ exchange, request, conn, log: this.#logOf(request), fail, headers, fastcgi: level.fastcgi, accelRedirect: accel });
+      const pass = (): void => fastcgiRequest({ exchange, request, conn, log: this.#logOf(request), fail, headers, fastcgi, accelRedirect: accel });
+      // ngx_http_core_try_files_phase() runs before any content handler: `try_files $fastcgi_script_name =404`.
+      if (level.files.tryFiles !== undefined) this.#files(conn, request, exchange, level, pass);
+      else pass();
       return;
     }
     const limited = level.limitExceptProxy;
@@ -570,7 +574,7 @@ export class RequestHandler {
   }
 
   /** The content phase of a level that serves files (static.ts); its outcome may be an internal redirect. */
-  #files(conn: ClientConnection, request: HttpRequest, exchange: HttpExchange, level: LevelConfig): void {
+  #files(conn: ClientConnection, request: HttpRequest, exchange: HttpExchange, level: LevelConfig, content?: () => void): void {
     const files = level.files;
     request.files = files.paths;
     request.errorLog = level.errorLog;
@@ -590,8 +594,15 @@ export class RequestHandler {
       nextBoundary: () => ++this.#boundary,
       encodes: (headers, size) => level.output.some((filter) => filter.encodes?.({ status: 200, headers: [...headers], framing: size, headerOnly: false, fileTime: true, overrideCharset: undefined }, request) === true),
     };
-    serveFiles(ctx).then((outcome) => {
-      if (exchange.aborted || outcome.kind === 'sent') return;
+    // `content`: another content handler (fastcgi_pass) runs after the try_files phase.
+    const phase = content === undefined ? serveFiles(ctx) : runTryFiles(ctx);
+    phase.then((outcome) => {
+      if (exchange.aborted) return;
+      if (outcome === undefined) {
+        content?.();
+        return;
+      }
+      if (outcome.kind === 'sent') return;
       if (outcome.kind === 'status') {
         this.#send(conn, request, exchange, level, { status: outcome.status, ...(outcome.location === undefined ? {} : { location: outcome.location }), ...(outcome.headers === undefined ? {} : { headers: outcome.headers }) });
         return;
