@@ -339,7 +339,8 @@ class FastcgiAttempts {
     for (const record of paramsRecords(this.#params())) socket.write(record);
     const body = this.#body;
     if (body === 'stream') {
-      this.#streamBody(socket);
+      // The body bytes read with the head (nginx's preread) go out in the write of BEGIN_REQUEST and PARAMS.
+      this.#streamBody(socket)();
     } else {
       for (const part of body) for (const piece of stdinRecords(part)) socket.write(piece);
       socket.write(stdinEnd());
@@ -348,23 +349,36 @@ class FastcgiAttempts {
     socket.uncork();
   }
 
-  /** The client's body in STDIN records as it arrives; a slow FastCGI server holds the client back. */
-  #streamBody(socket: UpstreamConnection['socket']): void {
+  /**
+   * The client's body in STDIN records as it arrives; a slow FastCGI server holds the client back.
+   * Returns what writes the bytes read so far now.
+   */
+  #streamBody(socket: UpstreamConnection['socket']): () => void {
     const { exchange, fastcgi } = this.#ctx;
-    if (this.#bodyStarted) return;
+    if (this.#bodyStarted) return () => undefined;
     this.#bodyStarted = true;
     // $request_body: what fits in client_body_buffer_size is kept, as nginx's one buffer holds it.
     const kept: Buffer[] = [];
     let keptBytes = 0;
+    // The pieces one read of the client's socket gave (delivered together, before a microtask
+    // runs) go in one write, as nginx writes the records of one buffer chain at once.
+    let pending: Buffer[] = [];
+    const flush = (last: boolean): void => {
+      const records = pending.flatMap((piece) => stdinRecords(piece));
+      pending = [];
+      if (last) records.push(stdinEnd());
+      if (records.length === 0 || socket.destroyed) return;
+      // Back-pressure: a slow FastCGI server holds the client back instead of the body piling up here.
+      if (!socket.write(records.length === 1 ? (records[0] as Buffer) : Buffer.concat(records))) pauseBodyUntilDrained(exchange, socket);
+    };
     exchange.readBody(
       fastcgi.maxBodySize,
       (data) => {
         if (keptBytes + data.length <= fastcgi.bodyBufferSize) kept.push(Buffer.from(data));
         keptBytes += data.length;
         if (socket.destroyed) return;
-        let flushed = true;
-        for (const piece of stdinRecords(Buffer.from(data))) flushed = socket.write(piece);
-        if (!flushed) pauseBodyUntilDrained(exchange, socket);
+        pending.push(Buffer.from(data));
+        if (pending.length === 1) queueMicrotask(() => flush(false));
       },
       (err) => {
         if (err !== undefined) {
@@ -373,9 +387,10 @@ class FastcgiAttempts {
         }
         this.#bodySent = true;
         if (keptBytes <= fastcgi.bodyBufferSize) this.#ctx.request.requestBody = kept;
-        if (!socket.destroyed) socket.write(stdinEnd());
+        flush(true);
       },
     );
+    return () => flush(false);
   }
 
   /**
