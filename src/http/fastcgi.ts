@@ -108,6 +108,8 @@ class FastcgiAttempts {
   #connection: UpstreamConnection | undefined;
   #cancelConnect: (() => void) | undefined;
   #state: UpstreamState | undefined;
+  /** True while written request bytes wait for the kernel (fastcgi_send_timeout applies). */
+  #sending = false;
 
   constructor(ctx: FastcgiContext, group: UpstreamGroup<HttpRequest>, body: Buffer[] | 'stream') {
     this.#ctx = ctx;
@@ -312,8 +314,8 @@ class FastcgiAttempts {
       onGone: (err, why) => {
         if (ended) return;
         if (why === 'timeout') {
-          const phase = head === undefined ? 'upstream' : 'response header from upstream';
-          fail(new UpstreamFailure(`upstream timed out (110: Connection timed out) while reading ${phase}`, 'header', 'timeout', true));
+          const phase = this.#sending ? 'sending request to upstream' : head === undefined ? 'reading upstream' : 'reading response header from upstream';
+          fail(new UpstreamFailure(`upstream timed out (110: Connection timed out) while ${phase}`, 'header', 'timeout', true));
           return;
         }
         if (err !== undefined) {
@@ -333,20 +335,35 @@ class FastcgiAttempts {
         fail(new UpstreamFailure(`upstream prematurely closed connection while reading ${head === undefined ? 'upstream' : 'response header from upstream'}`, 'header', 'error', true));
       },
     };
-    setTimeoutOnce(socket, fastcgi.readTimeoutMs);
     socket.cork();
-    socket.write(beginRequest(fastcgi.keepConn));
-    for (const record of paramsRecords(this.#params())) socket.write(record);
+    this.#writeUpstream(socket, beginRequest(fastcgi.keepConn));
+    for (const record of paramsRecords(this.#params())) this.#writeUpstream(socket, record);
     const body = this.#body;
     if (body === 'stream') {
       // The body bytes read with the head (nginx's preread) go out in the write of BEGIN_REQUEST and PARAMS.
       this.#streamBody(socket)();
     } else {
-      for (const part of body) for (const piece of stdinRecords(part)) socket.write(piece);
-      socket.write(stdinEnd());
+      for (const part of body) for (const piece of stdinRecords(part)) this.#writeUpstream(socket, piece);
+      this.#writeUpstream(socket, stdinEnd());
       this.#bodySent = true;
     }
     socket.uncork();
+  }
+
+  /**
+   * Writes to the FastCGI server under fastcgi_send_timeout until the kernel has taken all that
+   * was written; then fastcgi_read_timeout runs (ngx_http_upstream_send_request()'s two timers).
+   */
+  #writeUpstream(socket: UpstreamConnection['socket'], data: Buffer): boolean {
+    const { sendTimeoutMs, readTimeoutMs } = this.#ctx.fastcgi;
+    this.#sending = true;
+    setTimeoutOnce(socket, sendTimeoutMs);
+    return socket.write(data, () => {
+      // Not once the response ended: the connection may be idle in the pool, under keepalive_timeout.
+      if (socket.writableLength > 0 || socket.destroyed || this.#done) return;
+      this.#sending = false;
+      setTimeoutOnce(socket, readTimeoutMs);
+    });
   }
 
   /**
@@ -369,7 +386,7 @@ class FastcgiAttempts {
       if (last) records.push(stdinEnd());
       if (records.length === 0 || socket.destroyed) return;
       // Back-pressure: a slow FastCGI server holds the client back instead of the body piling up here.
-      if (!socket.write(records.length === 1 ? (records[0] as Buffer) : Buffer.concat(records))) pauseBodyUntilDrained(exchange, socket);
+      if (!this.#writeUpstream(socket, records.length === 1 ? (records[0] as Buffer) : Buffer.concat(records))) pauseBodyUntilDrained(exchange, socket);
     };
     exchange.readBody(
       fastcgi.maxBodySize,

@@ -4,6 +4,7 @@
  * by fastcgi_catch_stderr; and the records and directives themselves.
  */
 import assert from 'node:assert/strict';
+import { request as httpRequest } from 'node:http';
 import { createServer, type Server, type Socket } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { errorOf, get, load, recordingLog, serve, type Served } from './helpers.js';
@@ -106,6 +107,8 @@ describe('fastcgi: directives', () => {
 
 describe('fastcgi: a FastCGI server that misbehaves', () => {
   let upstream: Server;
+  /** A FastCGI server that never reads: what hitless writes piles up in the socket buffers. */
+  let deaf: Server;
   let served: Served;
   const lines: string[] = [];
   const sockets = new Set<Socket>();
@@ -134,12 +137,24 @@ describe('fastcgi: a FastCGI server that misbehaves', () => {
     await new Promise<void>((resolve) => upstream.listen(0, '127.0.0.1', resolve));
     const address = upstream.address();
     const port = typeof address === 'object' && address !== null ? address.port : 0;
+    deaf = createServer({ pauseOnConnect: true }, (socket) => {
+      sockets.add(socket);
+      socket.on('close', () => sockets.delete(socket));
+    });
+    await new Promise<void>((resolve) => deaf.listen(0, '127.0.0.1', resolve));
+    const deafAddress = deaf.address();
+    const deafPort = typeof deafAddress === 'object' && deafAddress !== null ? deafAddress.port : 0;
     served = await serve(
       `http { server { listen 127.0.0.1:8080; location / {
         fastcgi_param REQUEST_URI $request_uri;
         fastcgi_read_timeout 300ms;
         fastcgi_catch_stderr "boom";
         fastcgi_pass 127.0.0.1:${port};
+      }
+      location /deaf {
+        client_max_body_size 64m;
+        fastcgi_send_timeout 300ms;
+        fastcgi_pass 127.0.0.1:${deafPort};
       } } }`,
       '/tmp/',
       recordingLog(lines),
@@ -149,6 +164,7 @@ describe('fastcgi: a FastCGI server that misbehaves', () => {
   after(async () => {
     for (const socket of sockets) socket.destroy();
     upstream.close();
+    deaf.close();
     await served.stop();
   });
 
@@ -165,6 +181,19 @@ describe('fastcgi: a FastCGI server that misbehaves', () => {
   it('answers 504 when the server never answers (fastcgi_read_timeout)', async () => {
     assert.equal((await get(served.port, '/silent')).status, 504);
     assert.ok(lines.some((line) => line.startsWith('[error] upstream timed out (110: Connection timed out) while reading response header from upstream')), lines.join('\n'));
+  });
+
+  it('answers 504 when the server takes no more of the request (fastcgi_send_timeout)', async () => {
+    const answer = await new Promise<number>((resolve, reject) => {
+      const req = httpRequest({ host: '127.0.0.1', port: served.port, path: '/deaf', method: 'POST', agent: false, headers: { host: 'localhost', 'content-length': String(32 * 1024 * 1024) } }, (res) => {
+        res.resume();
+        res.on('end', () => resolve(res.statusCode ?? 0));
+      });
+      req.on('error', reject);
+      req.end(Buffer.alloc(32 * 1024 * 1024));
+    });
+    assert.equal(answer, 504);
+    assert.ok(lines.some((line) => line.startsWith('[error] upstream timed out (110: Connection timed out) while sending request to upstream')), lines.join('\n'));
   });
 
   it('logs stderr and answers 502 when fastcgi_catch_stderr finds its string', async () => {
