@@ -96,6 +96,15 @@ describe('fastcgi: directives', () => {
     assert.equal(own?.get('fastcgi_pass').host, 'unix:/run/php.sock');
   });
 
+  it('warns at -t that the buffer sizes do not apply, and what hitless does instead', () => {
+    const warnings = load('http { fastcgi_buffers 16 16k; fastcgi_buffer_size 32k; fastcgi_temp_path /tmp/fcgi; fastcgi_max_temp_file_size 0; }').warnings.map((warning) => warning.message);
+    assert.deepEqual(warnings, [
+      '"fastcgi_buffers" has no effect in hitless (fastcgi responses are streamed through Node\'s socket buffers; with fastcgi_buffering on hitless reads up to 1 MiB ahead of a slow client, in memory) in /x.conf:1',
+      '"fastcgi_buffer_size" has no effect in hitless (a FastCGI response head may take 32 KiB, whatever the size) in /x.conf:1',
+      '"fastcgi_temp_path" has no effect in hitless (hitless writes no temporary files for proxied responses: they are streamed to the client with back-pressure) in /x.conf:1',
+    ]);
+  });
+
   it('refuses what nginx -t refuses, in its words', () => {
     assert.equal(errorOf('http { server { location / { fastcgi_pass 127.0.0.1; } } }'), 'no port in upstream "127.0.0.1" in /x.conf:1');
     assert.match(errorOf('http { server { location / { fastcgi_split_path_info ^(.+\\.php)$; } } }'), /^pattern "\^\(\.\+\\\.php\)\$" must have 2 captures in/);
