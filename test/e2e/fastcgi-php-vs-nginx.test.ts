@@ -79,6 +79,8 @@ describe('fastcgi_pass to php8.2-fpm, side by side with nginx', () => {
   let tcpPort = 0;
   let keepPort = 0;
   let fpmKeepPort = 0;
+  /** Nothing listens there: the first server of the failover group. */
+  let deadPort = 0;
   /** Between hitless and the `keep` pool: counts the connections hitless opens. */
   let relay: Server | undefined;
   let relayed = 0;
@@ -87,6 +89,7 @@ describe('fastcgi_pass to php8.2-fpm, side by side with nginx', () => {
     tcpPort = await freePort();
     keepPort = await freePort();
     fpmKeepPort = await freePort();
+    deadPort = await freePort();
     relay = createServer((client) => {
       relayed++;
       const upstream = connect(fpmKeepPort, '127.0.0.1');
@@ -103,9 +106,20 @@ http {
     access_log off;
     error_log ${base}/${name}/logs/error.log error;
     upstream keep { server 127.0.0.1:${keepPort}; keepalive 2; }
+    upstream failover { server 127.0.0.1:${deadPort}; server 127.0.0.1:${tcpPort}; }
     server {
         listen 127.0.0.1:${port};
         root ${base}/www;
+        client_max_body_size 32m;
+        # WordPress's and Nextcloud's pretty URLs: anything that is no file goes to index.php.
+        location /blog/ {
+            try_files $uri $uri/ /index.php?$args;
+        }
+        location /failover/ {
+            include fastcgi.conf;
+            fastcgi_param SCRIPT_FILENAME ${base}/www/info.php;
+            fastcgi_pass failover;
+        }
         location ~ [^/]\\.php(/|$) {
             include /etc/nginx/snippets/fastcgi-php.conf;
             fastcgi_param HTTP_X_TEST fixed;
@@ -129,13 +143,14 @@ http {
         dir = base;
         mkdirSync(join(base, 'www'), { recursive: true });
         writeFileSync(join(base, 'www', 'info.php'), SCRIPT);
+        writeFileSync(join(base, 'www', 'index.php'), SCRIPT);
         for (const name of ['hitless', 'nginx']) {
           mkdirSync(join(base, name), { recursive: true });
           // Debian's snippet includes fastcgi.conf relative to the configuration's directory.
           copyFileSync('/etc/nginx/fastcgi.conf', join(base, name, 'fastcgi.conf'));
         }
         const pool = (name: string, listen: string): string =>
-          `[${name}]\nuser = nobody\ngroup = nogroup\nlisten = ${listen}\nlisten.mode = 0666\npm = static\npm.max_children = 2\ncatch_workers_output = no\n`;
+          `[${name}]\nuser = nobody\ngroup = nogroup\nlisten = ${listen}\nlisten.mode = 0666\npm = static\npm.max_children = 2\ncatch_workers_output = no\nphp_admin_value[post_max_size] = 64M\n`;
         writeFileSync(
           join(base, 'php-fpm.conf'),
           `[global]\npid = ${base}/php-fpm.pid\nerror_log = ${base}/php-fpm.log\ndaemonize = no\n${pool('sock', `${base}/php.sock`)}${pool('tcp', `127.0.0.1:${tcpPort}`)}${pool('keep', `127.0.0.1:${fpmKeepPort}`)}`,
@@ -185,6 +200,30 @@ http {
     const expected = JSON.parse(nginx.body) as Record<string, unknown>;
     assert.equal(expected['body_length'], body.length, 'nginx itself');
     assert.deepEqual(JSON.parse(hitless.body), expected);
+  });
+
+  it('reads a 20 MiB upload completely in PHP', async () => {
+    const body = Buffer.alloc(20 * 1024 * 1024);
+    for (let i = 0; i < body.length; i += 4096) body.writeUInt32BE(i, i);
+    const { nginx, hitless } = await both('/info.php', 'POST', body, { 'content-type': 'application/octet-stream' });
+    const expected = JSON.parse(nginx.body) as Record<string, unknown>;
+    assert.equal(expected['body_length'], body.length, 'nginx itself');
+    assert.deepEqual(JSON.parse(hitless.body), expected);
+  });
+
+  it('sends a pretty URL to index.php through try_files, as WordPress configurations do', async () => {
+    const { nginx, hitless } = await both('/blog/2024/hello-world/?p=1');
+    const expected = JSON.parse(nginx.body) as Record<string, unknown>;
+    assert.equal(expected['SCRIPT_NAME'], '/index.php', 'nginx itself');
+    assert.equal(expected['REQUEST_URI'], '/blog/2024/hello-world/?p=1');
+    assert.deepEqual(JSON.parse(hitless.body), expected);
+  });
+
+  it('passes a request to the next server of the group when the first refuses connections', async () => {
+    const { nginx, hitless } = await both('/failover/x?n=1');
+    assert.equal(nginx.status, 200, 'nginx itself');
+    assert.equal(hitless.status, 200, hitless.body);
+    assert.deepEqual(JSON.parse(hitless.body), JSON.parse(nginx.body));
   });
 
   it('turns Status:, Location: and two Set-Cookie into the response as nginx does', async () => {
