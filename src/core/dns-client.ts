@@ -38,6 +38,8 @@ const TYPE_A = 1;
 const TYPE_CNAME = 5;
 const TYPE_AAAA = 28;
 const TYPE_SRV = 33;
+/** nginx's `resend_timeout` (and `tcp_timeout`): how long a query waits before it is sent again. */
+const RESEND_MS = 5_000;
 /** NGX_RESOLVER_MAX_RECURSION: how many CNAMEs one name may go through. */
 const MAX_CNAMES = 50;
 
@@ -182,30 +184,51 @@ function compressIpv6(groups: readonly string[]): string {
 export class DnsClient {
   readonly #servers: readonly DnsServer[];
   #next = 0;
-  readonly #sockets = new Set<Socket>();
+  /** The UDP queries in flight, each with what ends it. */
+  readonly #sockets = new Map<Socket, () => void>();
   #closed = false;
 
   constructor(servers: readonly DnsServer[]) {
     this.#servers = servers;
   }
 
-  /** One query, bounded by `timeoutMs`; undefined on a timeout. */
-  async #ask(name: string, type: number, timeoutMs: number): Promise<Response | undefined> {
-    if (this.#closed || this.#servers.length === 0) return undefined;
-    const server = this.#servers[this.#next++ % this.#servers.length] as DnsServer;
+  /** The name server of the next name asked for: they take turns, as `rn->last_connection` does in nginx. */
+  #nextServer(): DnsServer | undefined {
+    return this.#servers[this.#next++ % Math.max(1, this.#servers.length)];
+  }
+
+  /**
+   * One query, bounded by `timeoutMs`; undefined on a timeout. As ngx_resolver_resend() does, a
+   * query without an answer within 5 seconds goes again to the next server, and a truncated UDP
+   * answer is asked again over TCP (ngx_resolver_process_response()); a TCP connection that
+   * fails waits for that resend.
+   */
+  async #ask(name: string, type: number, timeoutMs: number, server = this.#nextServer()): Promise<Response | undefined> {
+    if (server === undefined) return undefined;
     const id = randomInt(0, 0x10000);
     const query = encodeQuery(id, name, type);
     const deadline = Date.now() + timeoutMs;
-    const udp = await this.#udp(server, query, id, timeoutMs);
-    if (udp === undefined || !udp.truncated) return udp;
-    // ngx_resolver_process_response(): a truncated UDP answer is asked again over TCP.
-    return this.#tcp(server, query, id, Math.max(1, deadline - Date.now()));
+    const first = Math.max(0, this.#servers.indexOf(server));
+    for (let attempt = 0; !this.#closed; attempt++) {
+      const left = deadline - Date.now();
+      if (left <= 0) return undefined;
+      const target = this.#servers[(first + attempt) % this.#servers.length] ?? server;
+      const slotEnd = Date.now() + Math.min(RESEND_MS, left);
+      const udp = await this.#udp(target, query, id, slotEnd - Date.now());
+      if (udp !== undefined && !udp.truncated) return udp;
+      if (udp !== undefined) {
+        const tcp = await this.#tcp(target, query, id, Math.max(1, Math.min(RESEND_MS, deadline - Date.now())));
+        if (tcp !== undefined) return tcp;
+        const rest = slotEnd - Date.now();
+        if (rest > 0) await new Promise((resolve) => setTimeout(resolve, rest));
+      }
+    }
+    return undefined;
   }
 
   #udp(server: DnsServer, query: Buffer, id: number, timeoutMs: number): Promise<Response | undefined> {
     return new Promise((resolve) => {
       const socket = createSocket(isIP(server.host) === 6 ? 'udp6' : 'udp4');
-      this.#sockets.add(socket);
       let done = false;
       const finish = (response: Response | undefined): void => {
         if (done) return;
@@ -214,13 +237,15 @@ export class DnsClient {
         if (this.#sockets.delete(socket)) socket.close();
         resolve(response);
       };
-      const timer = setTimeout(() => finish(undefined), timeoutMs);
-      socket.on('error', () => finish(undefined));
+      const timer = setTimeout(() => finish(undefined), Math.max(1, timeoutMs));
+      this.#sockets.set(socket, () => finish(undefined));
+      // An ICMP error (a server not listening) waits for the resend, as nginx does.
+      socket.on('error', () => undefined);
       socket.on('message', (message) => {
         const response = parseResponse(message, id);
         if (response !== undefined) finish(response);
       });
-      socket.send(query, server.port, server.host);
+      socket.send(query, server.port, server.host, () => undefined);
     });
   }
 
@@ -259,7 +284,9 @@ export class DnsClient {
     for (let hop = 0; hop <= MAX_CNAMES; hop++) {
       const left = Math.max(1, deadline - Date.now());
       const types = [...(options.ipv4 ? [TYPE_A] : []), ...(options.ipv6 ? [TYPE_AAAA] : [])];
-      const responses = await Promise.all(types.map((type) => this.#ask(current, type, left)));
+      // The A and AAAA queries of one name go to the same server (ngx_resolver_send_query()).
+      const server = this.#nextServer();
+      const responses = await Promise.all(types.map((type) => this.#ask(current, type, left, server)));
       const addresses: string[] = [];
       let ttl = cnameTtl;
       let cname: string | undefined;
@@ -269,20 +296,24 @@ export class DnsClient {
           code ||= DNS_TIMEOUT;
           continue;
         }
-        if (response.rcode !== 0) code ||= response.rcode;
-        for (const record of response.records) {
-          if (record.type === 'address') {
-            addresses.push(record.address);
-            ttl = Math.min(ttl, record.ttl);
-          } else if (record.type === 'cname') {
-            cname ??= record.target;
-            ttl = Math.min(ttl, record.ttl);
-          }
+        // An answer with an error RCODE counts as the error, whatever records it carries.
+        if (response.rcode !== 0) {
+          code ||= response.rcode;
+          continue;
         }
+        const alias = response.records.find((record) => record.type === 'cname');
+        const found = response.records.filter((record) => record.type === 'address');
+        for (const record of found) addresses.push(record.address);
+        // The answer lasts as long as its shortest record, a CNAME on the way included.
+        for (const record of response.records) if (record.type !== 'srv') ttl = Math.min(ttl, record.ttl);
+        // The last answer decides (AAAA's when both are asked): only its alias is followed.
+        cname = found.length === 0 && alias?.type === 'cname' ? alias.target : undefined;
       }
-      // ngx_resolver_process_a(): addresses of either family win over the other's error.
-      if (addresses.length > 0) return { code: 0, addresses: [...new Set(addresses)], ttl: Number.isFinite(ttl) ? ttl : 0 };
+      // ngx_resolver_process_a() (http_resolver_aaaa.t): an error in either family's answer fails
+      // the name (a repeated address stays: stream_resolver.t counts tries over it); else the
+      // addresses of both; else the CNAME of the last answer, if it is one.
       if (code !== 0) return { code, addresses: [], ttl: 0 };
+      if (addresses.length > 0) return { code: 0, addresses, ttl: Number.isFinite(ttl) ? ttl : 0 };
       if (cname === undefined) return { code: DNS_NXDOMAIN, addresses: [], ttl: 0 };
       current = cname;
       cnameTtl = ttl;
@@ -337,8 +368,6 @@ export class DnsClient {
   /** Stops every query in flight. */
   close(): void {
     this.#closed = true;
-    const sockets = [...this.#sockets];
-    this.#sockets.clear();
-    for (const socket of sockets) socket.close();
+    for (const finish of [...this.#sockets.values()]) finish();
   }
 }

@@ -11,6 +11,8 @@ export interface ProxyProtocolAddresses {
   readonly sourcePort: number;
   readonly destinationAddress: string;
   readonly destinationPort: number;
+  /** A v2 header's TLVs after the addresses, as sent (`$proxy_protocol_tlv_*`); undefined for v1 or none. */
+  readonly tlvs?: Buffer | undefined;
 }
 
 /** The outcome of reading: more bytes needed, a broken header, or the header and its length. */
@@ -49,9 +51,11 @@ function readV2(data: Buffer): ProxyProtocolRead {
   if (command !== 1) return { kind: 'broken' };
   const family = data[13] as number;
   const body = data.subarray(16, length);
+  // ngx_proxy_protocol_v2_read() keeps what follows the addresses for ngx_proxy_protocol_get_tlv().
+  const tlvsAfter = (offset: number): { tlvs?: Buffer } => (body.length > offset ? { tlvs: Buffer.from(body.subarray(offset)) } : {});
   if (family === 0x11 && body.length >= 12) {
     const ip = (offset: number): string => [...body.subarray(offset, offset + 4)].join('.');
-    return { kind: 'header', length, addresses: { sourceAddress: ip(0), destinationAddress: ip(4), sourcePort: body.readUInt16BE(8), destinationPort: body.readUInt16BE(10) } };
+    return { kind: 'header', length, addresses: { sourceAddress: ip(0), destinationAddress: ip(4), sourcePort: body.readUInt16BE(8), destinationPort: body.readUInt16BE(10), ...tlvsAfter(12) } };
   }
   if (family === 0x21 && body.length >= 36) {
     const ip = (offset: number): string => {
@@ -59,18 +63,18 @@ function readV2(data: Buffer): ProxyProtocolRead {
       for (let i = 0; i < 16; i += 2) groups.push(body.readUInt16BE(offset + i).toString(16));
       return new URL(`http://[${groups.join(':')}]/`).hostname.slice(1, -1);
     };
-    return { kind: 'header', length, addresses: { sourceAddress: ip(0), destinationAddress: ip(16), sourcePort: body.readUInt16BE(32), destinationPort: body.readUInt16BE(34) } };
+    return { kind: 'header', length, addresses: { sourceAddress: ip(0), destinationAddress: ip(16), sourcePort: body.readUInt16BE(32), destinationPort: body.readUInt16BE(34), ...tlvsAfter(36) } };
   }
   // Other families (unix, unspecified) carry nothing nginx uses.
   return { kind: 'header', length, addresses: undefined };
 }
 
-/** Reads a header at the start of `data` (everything the client sent so far). */
 /** A broken header as nginx's `broken header: "..."` line shows it: its first 107 bytes, line ends dropped. */
 export function brokenHeaderText(data: Buffer): string {
   return data.subarray(0, V1_MAX).toString('latin1').replace(/[\r\n]/g, '');
 }
 
+/** Reads a header at the start of `data` (everything the client sent so far). */
 export function readProxyProtocol(data: Buffer): ProxyProtocolRead {
   const signature = Math.min(data.length, V2_SIGNATURE.length);
   if (data.subarray(0, signature).equals(V2_SIGNATURE.subarray(0, signature)) && data.length > 0) {
@@ -117,4 +121,72 @@ function writeAddress(target: Buffer, offset: number, address: string, family: 4
   const right = tail === undefined || tail === '' ? [] : tail.split(':');
   const groups = tail === undefined ? left : [...left, ...Array<string>(8 - left.length - right.length).fill('0'), ...right];
   groups.forEach((group, i) => target.writeUInt16BE(parseInt(group, 16), offset + i * 2));
+}
+
+/** The TLV types `$proxy_protocol_tlv_<name>` knows by name (ngx_proxy_protocol_tlv_entries). */
+const TLV_TYPES: Readonly<Record<string, number>> = { alpn: 0x01, authority: 0x02, unique_id: 0x05, ssl: 0x20, netns: 0x30 };
+/** The sub-TLVs of the `ssl` TLV, as `ssl_<name>` (ngx_proxy_protocol_tlv_ssl_entries). */
+const SSL_TLV_TYPES: Readonly<Record<string, number>> = { version: 0x21, cn: 0x22, cipher: 0x23, sig_alg: 0x24, key_alg: 0x25 };
+/** The `ssl` TLV's own fields before its sub-TLVs: client (1 byte) and verify (4). */
+const SSL_TLV_HEADER = 5;
+
+/** What a TLV lookup found: its bytes, nothing (not found), or a broken list or an unknown name (nginx's [error]). */
+export type TlvLookup = { readonly value: Buffer } | { readonly notFound: true } | { readonly error: string };
+
+function lookupTlv(tlvs: Buffer, type: number): TlvLookup {
+  let offset = 0;
+  while (offset < tlvs.length) {
+    if (tlvs.length - offset < 3) return { error: 'broken PROXY protocol TLV' };
+    const tlvType = tlvs[offset] as number;
+    const length = tlvs.readUInt16BE(offset + 1);
+    offset += 3;
+    if (tlvs.length - offset < length) return { error: 'broken PROXY protocol TLV' };
+    if (tlvType === type) return { value: tlvs.subarray(offset, offset + length) };
+    offset += length;
+  }
+  return { notFound: true };
+}
+
+/**
+ * `$proxy_protocol_tlv_<name>` (ngx_proxy_protocol_get_tlv()): a TLV by name (`alpn`,
+ * `authority`, `unique_id`, `ssl`, `netns`) or by hexadecimal type (`0x1f`), or, after `ssl_`, a
+ * sub-TLV of the ssl TLV by name or type, and `ssl_verify`, the ssl TLV's verify field in decimal.
+ * Not found without a v2 header with addresses.
+ */
+export function proxyProtocolTlv(addresses: ProxyProtocolAddresses | undefined, name: string): TlvLookup {
+  if (addresses === undefined) return { notFound: true };
+  let tlvs = addresses.tlvs ?? Buffer.alloc(0);
+  let key = name;
+  let names = TLV_TYPES;
+  if (key.startsWith('ssl_')) {
+    const ssl = lookupTlv(tlvs, TLV_TYPES['ssl'] as number);
+    if (!('value' in ssl)) return ssl;
+    if (ssl.value.length < SSL_TLV_HEADER) return { error: 'broken PROXY protocol TLV' };
+    key = key.slice(4);
+    if (key === 'verify') return { value: Buffer.from(String(ssl.value.readUInt32BE(1)), 'latin1') };
+    tlvs = ssl.value.subarray(SSL_TLV_HEADER);
+    names = SSL_TLV_TYPES;
+  }
+  if (key.startsWith('0x')) {
+    // ngx_hextoi(): hexadecimal digits only, at least one.
+    const digits = key.slice(2);
+    if (!/^[0-9a-f]+$/i.test(digits)) return { error: `invalid PROXY protocol TLV "${name}"` };
+    const type = parseInt(digits, 16);
+    return type > 0xff ? { notFound: true } : lookupTlv(tlvs, type);
+  }
+  const type = Object.hasOwn(names, key) ? names[key] : undefined;
+  if (type === undefined) return { error: `unknown PROXY protocol TLV "${name}"` };
+  return lookupTlv(tlvs, type);
+}
+
+/**
+ * The getter of `$proxy_protocol_tlv_<suffix>`: the TLV's bytes as a byte string, undefined when
+ * not found. nginx fails the variable (and what uses it) on a broken list or an unknown name and
+ * logs it at [error]; a variable getter here has no error log, so it is not found then.
+ */
+export function proxyProtocolTlvGetter(suffix: string): (addresses: ProxyProtocolAddresses | undefined) => string | undefined {
+  return (addresses) => {
+    const found = proxyProtocolTlv(addresses, suffix);
+    return 'value' in found ? found.value.toString('latin1') : undefined;
+  };
 }

@@ -210,7 +210,7 @@ export const CORE_DIRECTIVES: readonly AnyDirectiveSpec[] = [
     name: 'resolver',
     args: '1+',
     syntax: 'address ... [valid=time] [ipv4=on|off] [ipv6=on|off];',
-    summary: 'The DNS servers that resolve the host of a proxy_pass URL with variables at request time (node:dns, UDP then TCP); valid= overrides the answers\' TTL.',
+    summary: 'The DNS servers that resolve the host of a proxy_pass URL with variables at request time, and the names of upstream `server ... resolve` lines (UDP, TCP after a truncated answer); valid= overrides the answers\' TTL.',
     parse: parseResolver,
     default: undefined,
     defaultText: '—',

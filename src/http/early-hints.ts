@@ -7,7 +7,7 @@
  * get `HTTP/1.1 103 Early Hints`, HTTP/2 clients a HEADERS frame with `:status 103`, HTTP/1.0
  * clients nothing; a hint without fields is not sent; several hints may precede the response.
  */
-import type { Template } from '../core/variables.js';
+import type { CompiledTemplate, Template } from '../core/variables.js';
 import { defineDirective, type AnyDirectiveSpec } from '../conf/registry.js';
 import { parseValue } from '../conf/values.js';
 import type { HttpExchange } from './exchange.js';
@@ -25,11 +25,19 @@ export const EARLY_HINTS_DIRECTIVE: AnyDirectiveSpec = defineDirective({
   contexts: ['http', 'server', 'location'],
   args: '1+',
   syntax: 'string ...;',
-  summary: 'Passes the 103 Early Hints an upstream sends (proxy_pass, over HTTP/1.1 or HTTP/2) to HTTP/1.1 and HTTP/2 clients when one of the values is neither empty nor "0".',
+  summary: 'Passes the 103 Early Hints an upstream sends (proxy_pass over HTTP/1.1 or HTTP/2, grpc_pass) to HTTP/1.1 and HTTP/2 clients when one of the values is neither empty nor "0".',
   default: () => undefined,
   defaultText: '—',
   parse: (args, ctx) => args.map((arg) => parseValue(arg, ctx)),
 });
+
+/** ngx_http_test_predicates(): true when one of the compiled values is neither empty nor "0"; never without any. */
+export function earlyHintsPredicate<R>(values: readonly CompiledTemplate<R>[]): (request: R) => boolean {
+  return (request) => values.some((value) => {
+    const text = value(request);
+    return text !== '' && text !== '0';
+  });
+}
 
 /**
  * Sends the client one 103 with `fields` (flat name/value pairs, already filtered) when the

@@ -20,7 +20,7 @@ import { compileGrpc, type CompiledGrpc } from './grpc-config.js';
 import { compileFastcgi, compileFastcgiNames, type CompiledFastcgi } from './fastcgi-config.js';
 import type { FastcgiNames } from './fastcgi-names.js';
 import { compileProxy, type CompiledProxy } from './proxy-config.js';
-import { Resolvers } from './resolver.js';
+import { Resolvers } from '../upstream/host-resolver.js';
 import { buildUpstreamGroups, type UpstreamGroup } from '../upstream/group.js';
 import { serversOf } from './core-module.js';
 import { groupListens, type ListenSpec } from './listen.js';
@@ -160,7 +160,7 @@ export class HttpGeneration {
   /** proxy_ssl_certificate_cache and ssl_certificate_cache: one cache per directive, shared by the levels that inherit it. */
   readonly #certificateCaches = new CertificateCaches();
   /** The `resolver`s of proxy_pass URLs with variables, and the groups their answers made. */
-  readonly #resolvers = new Resolvers();
+  readonly #resolvers = new Resolvers<HttpRequest>();
   /** The `open_file_cache`s of this generation's levels. */
   readonly #fileCaches = new OpenFileCaches();
   readonly #h2c = new Set<VirtualHosts<CompiledServer>>();
@@ -268,7 +268,7 @@ export class HttpGeneration {
       defaultType: block.get('default_type'),
       proxy: this.#compileProxy(block),
       limitExceptProxy: this.#compileLimitExceptProxy(block),
-      grpc: block.name === 'location' && block.isSet('grpc_pass') ? compileGrpc(block, block.get('grpc_pass'), this.groups, this.#implicitGroups, table) : undefined,
+      grpc: block.name === 'location' && block.isSet('grpc_pass') ? compileGrpc(block, block.get('grpc_pass'), this.groups, this.#implicitGroups, table, this.#certificateCaches) : undefined,
       fastcgi: block.isSet('fastcgi_pass') ? compileFastcgi(block, block.get('fastcgi_pass'), this.groups, this.#implicitGroups, table) : undefined,
       fastcgiNames: compileFastcgiNames(block),
       preaccess: this.#http === undefined ? undefined : compilePreaccess(block, this.#http, table, this.#state.zones),

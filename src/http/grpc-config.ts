@@ -10,7 +10,9 @@ import type { CompiledSetHeader } from './proxy-request.js';
 import type { HttpRequest } from './request.js';
 import { implicitGroup, type UpstreamGroup } from '../upstream/group.js';
 import { toByteString } from '../core/byte-string.js';
-import { sslHostName, UpstreamTls } from '../tls/upstream-tls.js';
+import { certificatePathsOf, sslHostName, UpstreamTls } from '../tls/upstream-tls.js';
+import type { CertificateCaches, CertificatePaths } from '../tls/certificate-cache.js';
+import { earlyHintsPredicate } from './early-hints.js';
 
 /**
  * nginx's implicit `grpc_set_header` lines (ngx_http_grpc_headers), used for any header the
@@ -40,6 +42,8 @@ export interface CompiledGrpc {
   /** The headers to set (Host excluded), nginx's defaults included; an empty value sends none. */
   readonly setHeaders: readonly CompiledSetHeader[];
   readonly hide: ReadonlySet<string>;
+  /** early_hints: true when the server's 103 goes to the client of this request; default never. */
+  earlyHints(request: HttpRequest): boolean;
   readonly pass: ReadonlySet<string>;
   readonly connectTimeoutMs: number;
   readonly sendTimeoutMs: number;
@@ -56,6 +60,8 @@ export interface CompiledGrpc {
   readonly tls: UpstreamTls | undefined;
   /** `grpc_ssl_name` for this request (default: grpc_pass's host), without its port. */
   sslName(request: HttpRequest): string;
+  /** `grpc_ssl_certificate` with variables: the files of this request; undefined when fixed or evaluated empty (no certificate). */
+  sslCertificate(request: HttpRequest): CertificatePaths | undefined;
 }
 
 /** Compiles the grpc settings of a location that has `grpc_pass`. */
@@ -65,6 +71,7 @@ export function compileGrpc(
   groups: ReadonlyMap<string, UpstreamGroup<HttpRequest>>,
   implicit: Map<string, UpstreamGroup<HttpRequest>>,
   table: VariableTable<HttpRequest>,
+  certificateCaches?: CertificateCaches,
 ): CompiledGrpc {
   const text = (template: Parameters<typeof compileTemplate>[0]): CompiledTemplate<HttpRequest> => compileTemplate(template, table, { literal: toByteString });
   const own = block.get('grpc_set_header');
@@ -81,7 +88,8 @@ export function compileGrpc(
     implicit.set(key, group);
   }
   const errorCodes = new Set(block.get('error_page').flatMap((page) => page.codes));
-  const tls = target.tls ? UpstreamTls.load(upstreamTlsSettings(block, 'grpc')) : undefined;
+  const tls = target.tls ? UpstreamTls.load(upstreamTlsSettings(block, 'grpc'), certificateCaches, 'grpc_ssl_conf_command') : undefined;
+  const sslCertificate = tls?.variableCertificate === true ? certificatePathsOf(tls.settings, table) : () => undefined;
   const sslNameSetting = block.get('grpc_ssl_name');
   const sslNameTemplate = sslNameSetting === undefined ? undefined : text(sslNameSetting);
   return {
@@ -91,6 +99,7 @@ export function compileGrpc(
     host,
     setHeaders,
     hide: new Set(block.get('grpc_hide_header')),
+    earlyHints: earlyHintsPredicate((block.get('early_hints') ?? []).map(text)),
     pass: new Set(block.get('grpc_pass_header')),
     connectTimeoutMs: block.get('grpc_connect_timeout'),
     sendTimeoutMs: block.get('grpc_send_timeout'),
@@ -104,5 +113,6 @@ export function compileGrpc(
     errorPageFor: (status) => errorCodes.has(status),
     tls,
     sslName: (request) => sslHostName(sslNameTemplate !== undefined ? sslNameTemplate(request) : target.authority),
+    sslCertificate,
   };
 }

@@ -25,6 +25,7 @@ import {
 import { blocksOf, parseValue } from '../conf/values.js';
 import { checkVariables } from './variables.js';
 import type { PasswordFile, TlsFile } from '../tls/ssl-module.js';
+import type { CertificateCacheSetting } from '../tls/certificate-cache.js';
 
 /** Where `grpc_pass` sends requests. */
 export interface GrpcPassTarget extends UpstreamAddress {
@@ -65,6 +66,7 @@ declare module '../conf/registry.js' {
     grpc_ssl_password_file: PasswordFile | undefined;
     grpc_ssl_crl: string | undefined;
     grpc_ssl_conf_command: readonly (readonly [name: string, value: string])[];
+    grpc_ssl_certificate_cache: CertificateCacheSetting | undefined;
   }
 }
 
@@ -90,7 +92,7 @@ function checkGrpcTargets(main: ConfBlockView, ctx: CheckContext): void {
     if (!block.isSet('grpc_pass')) continue;
     const target = block.get('grpc_pass');
     if (block.isSet('proxy_pass')) throw new ConfigError('"grpc_pass" and "proxy_pass" in one location are not supported by hitless', target);
-    if (target.tls) checkUpstreamSsl(block, 'grpc', warn);
+    if (target.tls) templates.push(...checkUpstreamSsl(block, 'grpc', warn));
     const sslName = block.get('grpc_ssl_name');
     if (sslName !== undefined) templates.push(sslName);
     checkUpstreamHost(target, groups);

@@ -12,13 +12,17 @@ import { UpstreamFailure } from './h1/upstream-exchange.js';
 import { HttpParseError } from './h1/head-parser.js';
 import { pauseBodyUntilDrained, type UpstreamContext } from './proxy.js';
 import { upstreamUri } from './proxy-request.js';
+import { passEarlyHints } from './early-hints.js';
 import type { HttpRequest } from './request.js';
-import type { TransportResult } from '../upstream/h2-sessions.js';
+import { cancelTimedOutStream, type TransportResult } from '../upstream/h2-sessions.js';
 import type { Peer } from '../upstream/peer.js';
 import { connectPeer } from '../upstream/peer-connect.js';
 import { errnoText } from '../core/errno.js';
 import { beginUpstreamCycle, beginUpstreamState, failUpstreamState, type UpstreamState } from './upstream-states.js';
 import { UpstreamCycle, type UpstreamAttempt } from '../upstream/request-cycle.js';
+
+/** The failure of a grpc_ssl_certificate with variables that does not load: this side's, answered with 500. */
+class CertificateFailure extends UpstreamFailure {}
 
 /** Methods nginx retries without `non_idempotent` (ngx_http_upstream_next: not POST, LOCK, PATCH). */
 const NON_IDEMPOTENT = new Set(['POST', 'LOCK', 'PATCH']);
@@ -102,9 +106,17 @@ class GrpcAttempts {
   #session(attempt: UpstreamAttempt, retryStale: boolean): void {
     const { grpc, request } = this.#ctx;
     const peer = attempt.peer;
-    const key = grpc.tls === undefined ? peer.name : `${peer.name} ${grpc.tls.id} ${grpc.sslName(request)}`;
+    const certificate = grpc.tls?.variableCertificate === true ? grpc.sslCertificate(request) : undefined;
+    const key = grpc.tls === undefined ? peer.name : `${peer.name} ${grpc.tls.id} ${grpc.sslName(request)}${certificate === undefined ? '' : ` ${certificate.cert} ${certificate.key}`}`;
     grpc.group.h2.session(key, (done) => this.#open(peer, done), (result) => {
       if (this.#done) return;
+      if (!result.ok && result.failure instanceof CertificateFailure) {
+        // A grpc_ssl_certificate with variables that does not load: 500, the peer is not at fault.
+        this.#ctx.log.error(`${result.failure.message}${where(this.#ctx, attempt.peer)}`, this.#ctx.conn.number);
+        attempt.finish('aborted', 'certificate');
+        this.#finishWithError(500);
+        return;
+      }
       if (!result.ok) {
         this.#failed(attempt, result.failure, false);
         return;
@@ -118,11 +130,12 @@ class GrpcAttempts {
   /** Opens the transport of a new session: TCP, then TLS with ALPN h2 for grpcs, under grpc_connect_timeout. */
   #open(peer: Peer, done: (result: TransportResult<UpstreamFailure>) => void): void {
     const { grpc, request } = this.#ctx;
-    const tls = grpc.tls === undefined ? undefined : { tls: grpc.tls, name: grpc.sslName(request), alpn: ['h2'] };
+    const tls = grpc.tls === undefined ? undefined : { tls: grpc.tls, name: grpc.sslName(request), alpn: ['h2'], certificate: grpc.sslCertificate(request) };
     const options = { protocol: 'grpc' as const, group: grpc.group.name, timeoutMs: grpc.connectTimeoutMs, noDelay: true, keepAlive: grpc.socketKeepalive, ...(tls === undefined ? {} : { tls }) };
     // Not cancelled when the client goes away: other requests may be waiting for the same session.
     connectPeer(peer, options, (result) => {
       if (result.ok) done({ ok: true, socket: result.socket });
+      else if (result.certificate === true) done({ ok: false, failure: new CertificateFailure(result.message, 'send', 'error', true) });
       else done({ ok: false, failure: new UpstreamFailure(result.message, 'send', result.timedOut ? 'timeout' : 'error', true) });
     });
   }
@@ -155,7 +168,7 @@ class GrpcAttempts {
     stream.setTimeout(grpc.readTimeoutMs, () => {
       if (ended || this.#done) return;
       streamError = Object.assign(new Error('upstream timed out'), { code: 'ETIMEDOUT' });
-      stream.close(constants.NGHTTP2_CANCEL);
+      cancelTimedOutStream(session, stream);
     });
     stream.on('error', (err: Error) => {
       streamError ??= err;
@@ -176,7 +189,12 @@ class GrpcAttempts {
         this.#finishWithError(status);
         return;
       }
-      this.#writeHead(status, headers, stream.endAfterHeaders);
+      this.#writeHead(status, headers, stream.endAfterHeaders, attempt.peer);
+    });
+    // ngx_http_grpc_process_header(): a 103 before the response, passed as early_hints says.
+    stream.on('headers', (headers: IncomingHttpHeaders) => {
+      if (this.#done || Number(headers[':status']) !== 103 || !grpc.earlyHints(this.#ctx.request)) return;
+      passEarlyHints(exchange, responseFields(headers, grpc.hide, grpc.pass));
     });
     stream.on('trailers', (headers: IncomingHttpHeaders) => {
       trailers = responseFields(headers, grpc.hide, grpc.pass);
@@ -328,9 +346,12 @@ class GrpcAttempts {
   }
 
   /** Sends the client the response head; trailers are expected unless the head ended the stream. */
-  #writeHead(status: number, upstreamHeaders: IncomingHttpHeaders, endStream: boolean): void {
+  #writeHead(status: number, upstreamHeaders: IncomingHttpHeaders, endStream: boolean, peer: Peer): void {
     const { exchange, grpc, request } = this.#ctx;
     const headers = responseFields(upstreamHeaders, grpc.hide, grpc.pass);
+    // What the balancer adds for the peer that answered (`sticky cookie`'s Set-Cookie), as for proxy_pass.
+    const added = this.#cycle.responseHeaders(peer);
+    if (added !== undefined) headers.push(...added);
     const finalStatus = request.statusOverride ?? status;
     request.status = finalStatus;
     if (grpc.pass.has('server') || grpc.pass.has('date')) exchange.ownServerAndDate = true;

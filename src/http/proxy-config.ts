@@ -9,10 +9,11 @@ import type { ConfBlockView } from '../conf/registry.js';
 import type { LocationMatch } from './core-module.js';
 import { upstreamTlsSettings, type NextUpstreamCase, type ProxyPassTarget } from './proxy-module.js';
 import { upstreamUri, type CompiledSetHeader } from './proxy-request.js';
+import { earlyHintsPredicate } from './early-hints.js';
 import type { HttpRequest } from './request.js';
 import { implicitGroup, type UpstreamGroup } from '../upstream/group.js';
 import { toByteString } from '../core/byte-string.js';
-import { ResolveFailure, type Resolvers } from './resolver.js';
+import { ResolveFailure, type Resolvers } from '../upstream/host-resolver.js';
 import { isIP } from 'node:net';
 import { certificatePathsOf, sslHostName, UpstreamTls } from '../tls/upstream-tls.js';
 import type { CertificateCaches, CertificatePaths } from '../tls/certificate-cache.js';
@@ -123,7 +124,7 @@ export function compileProxy(
   groups: ReadonlyMap<string, UpstreamGroup<HttpRequest>>,
   implicit: Map<string, UpstreamGroup<HttpRequest>>,
   table: VariableTable<HttpRequest>,
-  resolvers?: Resolvers,
+  resolvers?: Resolvers<HttpRequest>,
   connections?: ConnectionBudget,
   certificateCaches?: CertificateCaches,
 ): CompiledProxy {
@@ -221,12 +222,7 @@ export function compileProxy(
     sslHostName(sslNameTemplate !== undefined ? sslNameTemplate(request) : request.proxyHost !== '' ? request.proxyHost : dynamic !== undefined ? hostOf(dynamic(request)) : target.proxyHost);
   const methodSetting = block.get('proxy_method');
   const bodySetting = block.get('proxy_set_body');
-  // ngx_http_test_predicates(): one value neither empty nor "0" lets the hints through.
-  const hintPredicates = (block.get('early_hints') ?? []).map(text);
-  const earlyHints = (request: HttpRequest): boolean => hintPredicates.some((predicate) => {
-    const value = predicate(request);
-    return value !== '' && value !== '0';
-  });
+  const earlyHints = earlyHintsPredicate((block.get('early_hints') ?? []).map(text));
   const connection = own.find((header) => header.name.toLowerCase() === 'connection');
   const sendsClose = connection === undefined || connection.value.source.trim().toLowerCase() === 'close';
   return {

@@ -12,20 +12,21 @@
  * proxy_hide_header, proxy_redirect, proxy_next_upstream, proxy_intercept_errors, X-Accel-*) is the
  * proxy's.
  */
-import { constants, type ClientHttp2Session, type ClientHttp2Stream, type IncomingHttpHeaders, type OutgoingHttpHeaders } from 'node:http2';
+import { constants, type ClientHttp2Session, type ClientHttp2Stream, type IncomingHttpHeaders } from 'node:http2';
 import type { ResponseHead } from './h1/head-parser.js';
 import { HttpParseError } from './h1/head-parser.js';
 import { passEarlyHints } from './early-hints.js';
 import { UpstreamFailure } from './h1/upstream-exchange.js';
 import { headerOf } from './output-filter.js';
 import { pauseBodyUntilDrained, type ProxyContext } from './proxy.js';
-import { clientResponseHeaders, connectionListed, HOP_BY_HOP_REQUEST } from './proxy-request.js';
+import { clientResponseHeaders } from './proxy-request.js';
+import { h2RequestHeaders, responseHeadOf } from './proxy-h2-fields.js';
 import type { HttpRequest } from './request.js';
 import { beginUpstreamCycle, beginUpstreamState, failUpstreamState, type UpstreamState } from './upstream-states.js';
 import { recordUpstreamHead } from './variables.js';
 import { errnoText } from '../core/errno.js';
 import type { UpstreamGroup } from '../upstream/group.js';
-import type { TransportResult } from '../upstream/h2-sessions.js';
+import { cancelTimedOutStream, type TransportResult } from '../upstream/h2-sessions.js';
 import type { Peer } from '../upstream/peer.js';
 import { connectPeer } from '../upstream/peer-connect.js';
 import { UpstreamCycle, type UpstreamAttempt } from '../upstream/request-cycle.js';
@@ -38,9 +39,6 @@ const READ_AHEAD_BYTES = 1024 * 1024;
 
 /** How much of a streamed request body is kept for `$request_body` (proxy_request_buffering off). */
 const KEPT_BODY_BYTES = 1024 * 1024;
-
-/** Fields HTTP/2 forbids in a request (RFC 9113 section 8.2.2), whoever sets them. */
-const CONNECTION_SPECIFIC: ReadonlySet<string> = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te', 'http2-settings']);
 
 /** Proxies one request over HTTP/2: the body read first (proxy_request_buffering on) or streamed. */
 export function proxyH2Request(ctx: ProxyContext): void {
@@ -151,7 +149,11 @@ class ProxyH2Attempts {
     const key = proxy.ssl === undefined ? peer.name : `${peer.name} ${proxy.ssl.id} ${proxy.sslName(request)}`;
     const exclusive = this.#group.pool.idleLimit === 0;
     this.#group.h2.session(key, (done) => this.#open(peer, done), (result) => {
-      if (this.#done) return;
+      if (this.#done) {
+        // The client went away while the session was being opened: one of its own is not kept.
+        if (result.ok && exclusive) result.session.close();
+        return;
+      }
       if (!result.ok) {
         if (result.failure instanceof ConnectFailure && result.failure.local) {
           // worker_connections: ngx_http_upstream_connect() finalizes with 500, the peer is not at fault.
@@ -185,7 +187,7 @@ class ProxyH2Attempts {
     const endStream = this.#streaming ? false : this.#body === undefined || this.#body.length === 0;
     let stream: ClientHttp2Stream;
     try {
-      stream = session.request(this.#requestHeaders(), { endStream });
+      stream = session.request(h2RequestHeaders(request, proxy, this.#bodyLength), { endStream });
     } catch (err) {
       if (reused) {
         this.#session(attempt, false);
@@ -209,7 +211,7 @@ class ProxyH2Attempts {
     stream.setTimeout(proxy.readTimeoutMs, () => {
       if (ended || this.#done) return;
       streamError = Object.assign(new Error('upstream timed out'), { code: 'ETIMEDOUT' });
-      stream.close(constants.NGHTTP2_CANCEL);
+      cancelTimedOutStream(session, stream);
     });
     stream.on('error', (err: Error) => {
       streamError ??= err;
@@ -247,6 +249,8 @@ class ProxyH2Attempts {
       flushing = false;
       if (this.#done || streamError !== undefined || reset()) {
         batch.length = 0;
+        // Ended, then failed before the last of the body went out: 'close' has nothing left to judge.
+        if (ended && !this.#done) this.#failResponding(attempt, streamError, stream.rstCode);
         return;
       }
       const chunk = batch.length === 1 ? (batch[0] as Buffer) : Buffer.concat(batch);
@@ -292,13 +296,7 @@ class ProxyH2Attempts {
       }
       batch.length = 0;
       if (responded) {
-        // Part of the response may be out: only the client's connection can be cut short.
-        const kind = streamError !== undefined && timedOut(streamError) ? 'timeout' : 'error';
-        this.#record(attempt, 'failed', kind, ' while reading upstream');
-        const message = streamError !== undefined ? describe(streamError, 'upstream') : `upstream reset stream with error ${code} while reading upstream`;
-        this.#ctx.log.error(`${message}${where(this.#ctx, peer)}`, this.#ctx.conn.number);
-        this.#done = true;
-        this.#ctx.conn.protocol.destroy();
+        this.#failResponding(attempt, streamError, code);
         return;
       }
       // A stream the server did not process (REFUSED_STREAM: RFC 9113 section 8.7), or a kept
@@ -324,45 +322,21 @@ class ProxyH2Attempts {
     });
   }
 
+  /** The upstream failed after its response head: only the client's connection (an HTTP/2 client's stream) can be cut short. */
+  #failResponding(attempt: UpstreamAttempt, streamError: Error | undefined, code: number): void {
+    const kind = streamError !== undefined && timedOut(streamError) ? 'timeout' : 'error';
+    this.#record(attempt, 'failed', kind, ' while reading upstream');
+    const message = streamError !== undefined ? describe(streamError, 'upstream') : `upstream reset stream with error ${code} while reading upstream`;
+    this.#ctx.log.error(`${message}${where(this.#ctx, attempt.peer)}`, this.#ctx.conn.number);
+    this.#done = true;
+    this.#ctx.conn.protocol.destroy();
+  }
+
   /** A complete response: the try is a success and the client's response ends, with the upstream's trailers if passed. */
   #finish(attempt: UpstreamAttempt, trailers: string[] | undefined): void {
     this.#record(attempt, 'ok', '');
     this.#done = true;
     this.#ctx.exchange.end(undefined, trailers);
-  }
-
-  /**
-   * `:method`, `:scheme`, `:path`, `:authority`, then the proxy_set_header fields and the client's
-   * (ngx_http_proxy_v2_create_request()); the Host proxy_set_header sets is the `:authority`.
-   */
-  #requestHeaders(): OutgoingHttpHeaders {
-    const { request, proxy } = this.#ctx;
-    const out: OutgoingHttpHeaders = {
-      ':method': request.method,
-      ':scheme': proxy.ssl === undefined ? 'http' : 'https',
-      ':path': proxy.uriFor(request),
-    };
-    const replaced = new Set<string>();
-    let authority = '';
-    for (const header of proxy.setHeaders) {
-      replaced.add(header.key);
-      const value = header.value(request);
-      if (header.key === 'host') authority = value;
-      else if (value !== '' && !CONNECTION_SPECIFIC.has(header.key) && header.key !== 'content-length') addField(out, header.key, value);
-    }
-    out[':authority'] = authority !== '' ? authority : request.proxyHost !== '' ? request.proxyHost : proxy.proxyHost;
-    if (proxy.passRequestHeaders) {
-      const headers = request.head.headers;
-      const listed = connectionListed(request);
-      for (let i = 0; i < headers.length; i += 2) {
-        const key = (headers[i] as string).toLowerCase();
-        if (replaced.has(key) || HOP_BY_HOP_REQUEST.has(key) || CONNECTION_SPECIFIC.has(key) || listed?.has(key) || key.charCodeAt(0) === 0x3a) continue;
-        addField(out, key, headers[i + 1] as string);
-      }
-    }
-    // $proxy_internal_body_length: the body's length when it is known.
-    if (this.#bodyLength >= 0) out['content-length'] = String(this.#bodyLength);
-    return out;
   }
 
   /**
@@ -517,39 +491,6 @@ class ConnectFailure extends UpstreamFailure {
     super(message, 'send', timedOut ? 'timeout' : 'error', true);
     this.local = local;
   }
-}
-
-/** Adds a field, a repeated name as a list (node:http2 sends each as its own field). */
-function addField(out: OutgoingHttpHeaders, key: string, value: string): void {
-  const seen = out[key];
-  if (seen === undefined) out[key] = value;
-  else if (Array.isArray(seen)) seen.push(value);
-  else out[key] = [String(seen), value];
-}
-
-/** An HTTP/2 response head (or trailer section) in the shape the HTTP/1 proxy reads: the fields as received, in order. */
-function responseHeadOf(headers: IncomingHttpHeaders, raw: readonly string[] | undefined): ResponseHead {
-  const fields: string[] = [];
-  if (raw !== undefined) {
-    for (let i = 0; i + 1 < raw.length; i += 2) if ((raw[i] as string).charCodeAt(0) !== 0x3a) fields.push(raw[i] as string, raw[i + 1] as string);
-  } else {
-    for (const [name, value] of Object.entries(headers)) {
-      if (name.charCodeAt(0) === 0x3a || value === undefined) continue;
-      if (Array.isArray(value)) for (const item of value) fields.push(name, item);
-      else fields.push(name, String(value));
-    }
-  }
-  const length = Number(headers['content-length'] ?? Number.NaN);
-  return {
-    status: Number(headers[':status'] ?? 0),
-    reason: '',
-    versionMinor: 1,
-    headers: fields,
-    contentLength: Number.isSafeInteger(length) && length >= 0 ? length : -1,
-    chunked: false,
-    connection: [],
-    headBytes: 0,
-  };
 }
 
 function timedOut(err: Error): boolean {

@@ -19,10 +19,9 @@ import { UpstreamTls, UpstreamTlsLoadError, type UpstreamTlsSettings } from '../
 import { PROXY_REQUEST_DIRECTIVES } from './proxy-directives.js';
 import { cookieTemplates, PROXY_COOKIE_DIRECTIVES } from './proxy-cookie.js';
 import { isConstantTemplate, parseTemplate, TemplateSyntaxError } from '../core/variables.js';
-import { CertificateLoadError, readPasswordFile } from '../tls/certificate-files.js';
 import { parseCertificateCache, type CertificateCacheSetting } from '../tls/certificate-cache.js';
 import { CONF_COMMANDS_MAPPED, confCommandPair } from '../tls/ssl-conf-command.js';
-import type { PasswordFile, TlsFile } from '../tls/ssl-module.js';
+import { parsePasswordFile, type PasswordFile, type TlsFile } from '../tls/ssl-module.js';
 
 /** Where `proxy_pass` sends requests. */
 export interface ProxyPassTarget {
@@ -230,9 +229,8 @@ export function sslFile(name: `${UpstreamModule}_ssl_${'trusted_certificate' | '
 
 /**
  * `*_ssl_certificate` and `*_ssl_certificate_key` (ngx_http_upstream's complex values): an empty
- * value means no certificate (it cancels an inherited one); with variables (proxy only, nginx
- * 1.21.0) the names are evaluated per connection, a relative result against the configuration's
- * directory.
+ * value means no certificate (it cancels an inherited one); with variables (nginx 1.21.0) the
+ * names are evaluated per connection, a relative result against the configuration's directory.
  */
 export function sslCertificateFile(name: `${UpstreamModule}_ssl_${'certificate' | 'certificate_key'}`, summary: string) {
   return defineDirective({
@@ -248,7 +246,6 @@ export function sslCertificateFile(name: `${UpstreamModule}_ssl_${'certificate' 
       // nginx makes "" the configuration's directory (ngx_get_full_name()), which does not load as a key.
       if (written === '') return { written, path: ctx.confPrefix };
       if (hasVariables(written)) {
-        if (!name.startsWith('proxy_')) ctx.fail(`variables in "${name}" are not supported by hitless`);
         try {
           const template = parseTemplate(written);
           if (!isConstantTemplate(template)) return { written, path: ctx.confPrefix, template };
@@ -281,7 +278,7 @@ export function upstreamTlsSettings(block: ConfBlockView, module: UpstreamModule
     sessionReuse: block.get(`${module}_ssl_session_reuse`),
     crl: block.get(`${module}_ssl_crl`),
     confCommands: block.get(`${module}_ssl_conf_command`),
-    certificateCache: module === 'proxy' ? block.get('proxy_ssl_certificate_cache') : undefined,
+    certificateCache: block.get(`${module}_ssl_certificate_cache`),
   };
 }
 
@@ -289,16 +286,6 @@ function nonEmpty(file: TlsFile | undefined): TlsFile | undefined {
   return file === undefined || file.written === '' ? undefined : file;
 }
 
-/** `ngx_http_upstream_ssl_password_file()`: the file is read with the configuration. */
-function parseUpstreamPasswordFile([written = '']: readonly string[], ctx: DirectiveContext): PasswordFile {
-  const path = isAbsolute(written) ? written : resolve(ctx.confPrefix, written);
-  try {
-    return { path, passwords: readPasswordFile(path).map((password) => password.toString('latin1')) };
-  } catch (err) {
-    if (err instanceof CertificateLoadError) ctx.fail(err.message);
-    throw err;
-  }
-}
 
 /**
  * Refuses what ngx_http_proxy_set_ssl() refuses, and loads the files once so a bad one fails the
@@ -416,9 +403,9 @@ export function upstreamSslDirectives(module: UpstreamModule, scheme: string): A
     }),
     sslCertificateFile(
       `${module}_ssl_certificate`,
-      `PEM file of the client certificate (and chain) presented to ${scheme} upstreams that ask for one; an empty value means none${module === 'proxy' ? '; with variables, evaluated per connection (see proxy_ssl_certificate_cache)' : ''}.`,
+      `PEM file of the client certificate (and chain) presented to ${scheme} upstreams that ask for one; an empty value means none; with variables, evaluated per connection (see ${module}_ssl_certificate_cache).`,
     ),
-    sslCertificateFile(`${module}_ssl_certificate_key`, `PEM file of the key of ${module}_ssl_certificate${module === 'proxy' ? ' (variables allowed)' : ''}.`),
+    sslCertificateFile(`${module}_ssl_certificate_key`, `PEM file of the key of ${module}_ssl_certificate (variables allowed).`),
     defineDirective({
       kind: 'value',
       name: `${module}_ssl_password_file` as 'proxy_ssl_password_file',
@@ -428,7 +415,7 @@ export function upstreamSslDirectives(module: UpstreamModule, scheme: string): A
       summary: `Passphrases of an encrypted ${module}_ssl_certificate_key, one a line, tried in order; read with the configuration.`,
       default: () => undefined,
       defaultText: '—',
-      parse: parseUpstreamPasswordFile,
+      parse: parsePasswordFile,
     }),
     sslFile(`${module}_ssl_crl`, `PEM file of the revoked certificates (CRLs) checked, for the whole chain, when ${module}_ssl_verify is on.`),
     defineDirective({
@@ -444,22 +431,17 @@ export function upstreamSslDirectives(module: UpstreamModule, scheme: string): A
       parse: ([name = '', value = ''], ctx, previous) => [...(previous ?? []), confCommandPair(name, value, ctx.confPrefix)],
     }),
     flag(`${module}_ssl_session_reuse`, `Whether TLS sessions to ${scheme} upstreams are resumed, one cached session per peer and name.`, true),
-    ...(module === 'proxy'
-      ? [
-          defineDirective({
-            kind: 'value',
-            name: 'proxy_ssl_certificate_cache',
-            contexts: ['http', 'server', 'location'],
-            args: '1+',
-            syntax: 'off | max=N [inactive=time] [valid=time];',
-            summary:
-              'Caches the certificates and keys that proxy_ssl_certificate with variables loads: an entry younger than valid (60s) is used without looking at the file, an older one is checked by inode and mtime; entries not used for inactive (10s) go, and the least recently used beyond max. A key that needs a passphrase is never cached. Default off: the files are read for every connection.',
-            default: () => undefined,
-            defaultText: 'proxy_ssl_certificate_cache off;',
-            parse: (args, ctx) => parseCertificateCache(args, 'proxy_ssl_certificate_cache', (message) => ctx.fail(message)),
-          }),
-        ]
-      : []),
+    defineDirective({
+      kind: 'value',
+      name: `${module}_ssl_certificate_cache` as 'proxy_ssl_certificate_cache',
+      contexts: ['http', 'server', 'location'],
+      args: '1+',
+      syntax: 'off | max=N [inactive=time] [valid=time];',
+      summary: `Caches the certificates and keys that ${module}_ssl_certificate with variables loads: an entry younger than valid (60s) is used without looking at the file, an older one is checked by inode and mtime; entries not used for inactive (10s) go, and the least recently used beyond max. A key that needs a passphrase is never cached. Default off: the files are read for every connection.`,
+      default: () => undefined,
+      defaultText: `${module}_ssl_certificate_cache off;`,
+      parse: (args, ctx) => parseCertificateCache(args, `${module}_ssl_certificate_cache`, (message) => ctx.fail(message)),
+    }),
   ];
 }
 

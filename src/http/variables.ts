@@ -19,6 +19,7 @@ import { formatIso8601, formatTimeLocal } from './time-format.js';
 import { NGINX_VERSION } from '../core/version.js';
 import type { ResponseHead } from './h1/head-parser.js';
 import { sslVariables } from '../tls/ssl-variables.js';
+import { proxyProtocolTlvGetter } from '../core/proxy-protocol.js';
 import { formatUpstreamStates, stateSeconds } from './upstream-states.js';
 
 type Getter = VariableGetter<HttpRequest>;
@@ -250,6 +251,10 @@ export function createHttpVariables(captureNames: Iterable<string> = []): Variab
     return (r) => r.header(header) ?? (r.head.headers.some((field, i) => i % 2 === 0 && field.includes('_')) ? fieldOf(r.head.headers.map((field, i) => (i % 2 === 0 ? field.replace(/_/g, '-') : field)), header) : undefined);
   });
   table.definePrefix('arg_', (suffix) => (r) => findArg(r.args, suffix));
+  table.definePrefix('proxy_protocol_tlv_', (suffix) => {
+    const tlv = proxyProtocolTlvGetter(suffix);
+    return (r) => tlv(r.connection.proxied);
+  });
   // ngx_http_parse_multi_header_lines(): every Cookie line is searched, in order.
   table.definePrefix('cookie_', (suffix) => (r) => findCookie(fieldOf(r.head.headers, 'cookie', '; '), suffix));
   table.definePrefix('sent_http_', (suffix) => sentField(suffix.replace(/_/g, '-')));

@@ -9,9 +9,10 @@ import { channels } from '../core/diagnostics.js';
 import type { ErrorLog } from '../core/log.js';
 import { logRequest } from '../http/access-log.js';
 import { isTrusted } from '../http/realip.js';
+import { validateHost } from '../http/uri.js';
 import { handshakeVerifyOf, tlsInfoOf } from '../tls/sni.js';
 import { clientVerdict } from '../tls/client-verify.js';
-import type { CompiledStreamServer } from './generation.js';
+import type { CompiledStreamServer, StreamRoute } from './generation.js';
 import { SessionConnLimits } from './limit-conn.js';
 import { proxySession } from './proxy.js';
 import { brokenHeaderText, readProxyProtocol } from '../core/proxy-protocol.js';
@@ -21,8 +22,10 @@ import { ClientHelloReader } from './ssl-preread.js';
 /** A session in progress, as the runtime tracks it for drains and fast shutdowns. */
 export class StreamConnection {
   readonly session: StreamSession;
-  readonly #server: CompiledStreamServer;
-  readonly #log: ErrorLog;
+  /** The server the session is in: the address's default, until SNI or ssl_preread's name chooses another. */
+  #server: CompiledStreamServer;
+  readonly #route: StreamRoute;
+  #log: ErrorLog;
   #socket: Socket;
   /** Bytes read before the content phase, passed on first. */
   #pending: Buffer[] = [];
@@ -32,11 +35,13 @@ export class StreamConnection {
   #stopProxy: (() => void) | undefined;
   readonly #closeListeners: (() => void)[] = [];
 
-  constructor(socket: Socket, server: CompiledStreamServer, log: ErrorLog) {
+  constructor(socket: Socket, route: StreamRoute, log: ErrorLog) {
     this.#socket = socket;
-    this.#server = server;
+    this.#server = route.server;
+    this.#route = route;
     this.#log = log;
     this.session = new StreamSession(socket);
+    this.session.serverName = route.server.serverName;
     // Each direction is closed on its own: the client's FIN is passed upstream, the answer still flows back.
     socket.allowHalfOpen = true;
     socket.on('error', () => undefined);
@@ -58,7 +63,7 @@ export class StreamConnection {
 
   async #run(): Promise<void> {
     const server = this.#server;
-    if (server.acceptsProxyProtocol && !(await this.#readProxyProtocol())) return this.#finish(400);
+    if (this.#route.proxyProtocol && !(await this.#readProxyProtocol())) return this.#finish(400);
     // ngx_stream_realip_handler(): the PROXY header's source replaces a trusted peer's address.
     const header = this.session.proxyProtocol;
     if (header !== undefined && server.realIpFrom.length > 0 && isTrusted(this.session.peerAddress, server.realIpFrom)) {
@@ -67,13 +72,23 @@ export class StreamConnection {
     }
     if (server.limitConn.length > 0 && !(await this.#limits.acquire(server, this.session, this.#log, this.#logContext))) return this.#finish(503);
     if (this.#done) return;
-    if (server.tls !== undefined && !(await this.#handshake())) return this.#finish(500);
-    if (server.sslPreread && !(await this.#preread())) return this.#finish(400);
+    if (this.#route.tls !== undefined && !(await this.#handshake())) return this.#finish(500);
+    if (this.#server.sslPreread && !(await this.#preread())) return this.#finish(400);
     if (this.#done) return;
+    return this.#content(this.#server);
+  }
+
+  /** The content phase, in the server the session ended up in. */
+  #content(server: CompiledStreamServer): void {
     if (server.returnValue !== undefined) {
       const text = Buffer.from(server.returnValue(this.session), 'latin1');
       this.session.bytesSent += text.length;
-      this.#socket.end(text, () => this.#finish(200));
+      // The end comes a turn after the write: a TLS 1.3 socket ended together with its data (or
+      // right after the write's callback) sends the FIN before the close_notify, which it then
+      // never sends, and OpenSSL clients take the session for truncated (unexpected EOF), and do
+      // not keep it. nginx's ngx_ssl_shutdown() sends close_notify.
+      this.#socket.write(text);
+      setImmediate(() => this.#socket.end(() => this.#finish(200)));
       return;
     }
     const proxy = server.proxy;
@@ -125,7 +140,7 @@ export class StreamConnection {
 
   /** The ssl phase: the handshake, then the session reads and writes the decrypted stream. */
   async #handshake(): Promise<boolean> {
-    const tls = this.#server.tls;
+    const tls = this.#route.tls;
     if (tls === undefined) return true;
     const raw = this.#socket;
     if (this.#pending.length === 0) {
@@ -194,7 +209,27 @@ export class StreamConnection {
       this.#log.info(`${reason} while SSL handshaking, ${this.#logContext}`, this.session.id);
       return false;
     }
+    // ngx_stream_ssl_servername(): the SNI name chose the server the handshake was made in.
+    this.#chooseServer(typeof secure.servername === 'string' ? secure.servername : '');
     return true;
+  }
+
+  /**
+   * `ngx_stream_find_virtual_server()` for a name (SNI, or ssl_preread's): the session goes on in
+   * the server whose server_name matches (a regex's captures become the session's), with that
+   * server's settings, error_log and access_log. An empty or invalid name changes nothing.
+   */
+  #chooseServer(name: string): void {
+    const find = this.#route.find;
+    if (find === undefined || name === '') return;
+    const host = validateHost(name)?.host;
+    if (host === undefined) return;
+    const { server, match } = find(host);
+    if (match !== undefined) this.session.captures = match;
+    if (server === this.#server) return;
+    this.#server = server;
+    this.#log = server.errorLog;
+    this.session.serverName = server.serverName;
   }
 
   /**
@@ -223,6 +258,8 @@ export class StreamConnection {
       return false;
     }
     if (reader.result !== 'declined') this.session.preread = reader.values;
+    // ngx_stream_ssl_preread_servername(): the ClientHello's name chooses the server.
+    this.#chooseServer(this.session.preread?.serverName ?? '');
     return true;
   }
 

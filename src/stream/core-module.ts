@@ -1,14 +1,18 @@
 /**
  * nginx's `ngx_stream_module` and `ngx_stream_core_module`: the `stream` block, its `server`
- * blocks, `listen` (`ngx_stream_core_listen()`, nginx 1.22's rules: one server per address and
- * port and protocol, no `default_server`, `udp` datagram sockets), and the preread and PROXY protocol limits of a session.
+ * blocks, `listen` (`ngx_stream_core_listen()`, nginx 1.25.5's rules: servers share an address and
+ * are chosen by `server_name`, `default_server`, `udp` datagram sockets), and the preread and PROXY
+ * protocol limits of a session.
  */
 import { ConfigError } from '../core/errors.js';
 import { defineDirective, type AnyDirectiveSpec, type ConfBlockView, type ConfModule, type DirectiveContext } from '../conf/registry.js';
 import { timeDirective } from '../conf/values.js';
 import { parseResolver } from '../conf/resolver-setting.js';
 import { parseSize, parseTime } from '../core/parse.js';
-import { parseListen, type HttpListen } from '../http/listen.js';
+import { groupListens, parseListen, type HttpListen } from '../http/listen.js';
+import { httpCoreModule } from '../http/core-module.js';
+import { VirtualHosts } from '../http/server-names.js';
+import { reuseDirective } from './reuse.js';
 
 declare module '../conf/registry.js' {
   interface DirectiveValues {
@@ -21,7 +25,7 @@ declare module '../conf/registry.js' {
 }
 
 /** The parameters `listen` takes in `stream` (ngx_stream_core_listen()). */
-const STREAM_LISTEN_PARAMS = /^(bind|reuseport|ssl|proxy_protocol|udp|(fastopen|backlog|rcvbuf|sndbuf|so_keepalive)=.*|ipv6only=o.*)$/;
+const STREAM_LISTEN_PARAMS = /^(default_server|bind|reuseport|ssl|proxy_protocol|udp|(fastopen|backlog|rcvbuf|sndbuf|so_keepalive)=.*|ipv6only=o.*)$/;
 
 /** The parameters ngx_stream_core_listen() refuses with `udp`, in the order it checks them. */
 const TCP_ONLY_PARAMS = ['backlog', 'ssl', 'so_keepalive', 'proxy_protocol', 'fastopen'] as const;
@@ -49,18 +53,31 @@ export function parseStreamListen(args: readonly string[], ctx: DirectiveContext
   return [...(previous ?? []), ...listens.map((listen) => ({ ...listen, udp: true }))];
 }
 
-/** `ngx_stream_core_listen()`'s duplicate check and `ngx_stream_core_merge_srv_conf()`'s handler check. */
+/**
+ * `ngx_stream_add_listen()`'s checks (nginx 1.25.5, where servers share an address and are told
+ * apart by server_name: a server listing an address twice, two default servers, two sets of
+ * socket options). A server without proxy_pass or return is no longer refused (nginx 1.25.5): a
+ * session that reaches it there, by SNI or not, ends with 500 (ngx_stream_core_content_phase()).
+ */
 function checkServers(stream: ConfBlockView): void {
-  const seen = new Set<string>();
   for (const server of stream.blocks) {
     if (server.name !== 'server') continue;
     if (!server.isSet('listen')) throw new ConfigError('no "listen" is defined for server', server);
-    for (const listen of server.get('listen')) {
-      const key = `${listen.udp ? 'udp:' : ''}${listen.family}:${listen.address}:${listen.port}`;
-      if (seen.has(key) && listen.port !== 0) throw new ConfigError(`duplicate "${listen.addrText}" address and port pair`, listen);
-      seen.add(key);
+  }
+  for (const socket of groupListens(stream)) {
+    for (const addr of socket.addrs) {
+      if (addr.servers.length < 2) continue;
+      // ngx_stream_server_names(): a bad wildcard refuses the configuration.
+      VirtualHosts.build(addr.servers, addr.defaultServer, (server) => server.get('server_name'), addr.listen.addrText, {
+        invalid: (reason) => {
+          throw new ConfigError(reason, undefined);
+        },
+        conflict: () => undefined,
+      });
     }
-    if (!server.isSet('proxy_pass') && !server.isSet('return')) throw new ConfigError('no handler for server', server);
+  }
+  for (const server of stream.blocks) {
+    if (server.name !== 'server') continue;
     // The active checks connect over TCP; a UDP server's peers would all be marked down.
     if (server.isSet('health_check') && server.get('listen').some((listen) => listen.udp)) {
       throw new ConfigError('"health_check" in a server that listens with "udp" is not supported by hitless', server);
@@ -94,7 +111,7 @@ export const streamCoreModule: ConfModule = {
       args: [0],
       block: 'stream_server',
       syntax: '{ ... }',
-      summary: 'An L4 virtual server, chosen by the address a connection arrives on.',
+      summary: 'An L4 virtual server, chosen by the address a connection arrives on and, among the servers sharing it, by server_name.',
     }),
     defineDirective({
       kind: 'value',
@@ -103,12 +120,17 @@ export const streamCoreModule: ConfModule = {
       args: '1+',
       repeatable: true,
       inherit: false,
-      syntax: 'address:port [ssl] [udp] [proxy_protocol] [backlog=number] [rcvbuf=size] [sndbuf=size] [bind] [ipv6only=on|off] [reuseport] [so_keepalive=on|off|[keepidle]:[keepintvl]:[keepcnt]]; | unix:path [...];',
-      summary: 'The address and port, or unix socket, the stream server accepts connections (or with udp, datagrams) on; one server per address and port.',
+      syntax: 'address:port [default_server] [ssl] [udp] [proxy_protocol] [backlog=number] [rcvbuf=size] [sndbuf=size] [bind] [ipv6only=on|off] [reuseport] [so_keepalive=on|off|[keepidle]:[keepintvl]:[keepcnt]]; | unix:path [...];',
+      summary: 'The address and port, or unix socket, the stream server accepts connections (or with udp, datagrams) on; servers sharing one are chosen by server_name (the TLS SNI name, or ssl_preread\'s), else the first or the default_server.',
       default: () => [],
       defaultText: '—',
       parse: parseStreamListen,
     }),
+    reuseDirective(httpCoreModule, 'server_name', ['stream_server'], {
+      summary: 'The names of the virtual server among those sharing an address (nginx 1.25.5), matched against the TLS SNI name or ssl_preread\'s server name: exact, *.example.com, .example.com, www.example.*, ~regex (with named captures).',
+    }),
+    reuseDirective(httpCoreModule, 'server_names_hash_max_size', ['stream']),
+    reuseDirective(httpCoreModule, 'server_names_hash_bucket_size', ['stream']),
     defineDirective({
       kind: 'value',
       name: 'preread_buffer_size',
@@ -136,10 +158,10 @@ export const streamCoreModule: ConfModule = {
     defineDirective({
       kind: 'value',
       name: 'resolver',
-      contexts: ['stream'],
+      contexts: ['stream', 'stream_server'],
       args: '1+',
       syntax: 'address ... [valid=time] [ipv4=on|off] [ipv6=on|off];',
-      summary: 'The DNS servers of the stream block\'s upstream groups whose `server ... resolve` names are resolved at run time (a group may name its own).',
+      summary: 'The DNS servers that resolve the host of a proxy_pass with variables at session time, and the names of upstream `server ... resolve` lines (a group may name its own).',
       default: () => undefined,
       defaultText: '—',
       parse: parseResolver,
@@ -147,10 +169,10 @@ export const streamCoreModule: ConfModule = {
     defineDirective({
       kind: 'value',
       name: 'resolver_timeout',
-      contexts: ['stream'],
+      contexts: ['stream', 'stream_server'],
       args: [1],
       syntax: 'time;',
-      summary: 'How long one re-resolution of an upstream group\'s names may take.',
+      summary: 'How long resolving a name may take (proxy_pass with variables; an upstream group\'s names).',
       default: () => 30_000,
       defaultText: 'resolver_timeout 30s;',
       parse: ([value = ''], ctx) => parseTime(value) ?? ctx.fail(`"${ctx.node.name}" directive invalid value`),

@@ -23,11 +23,15 @@ import { toByteString } from '../core/byte-string.js';
 import { certificatePathsOf, sslHostName, UpstreamTls } from '../tls/upstream-tls.js';
 import { CertificateCaches } from '../tls/certificate-cache.js';
 import { buildUpstreamGroups, implicitGroup, type UpstreamGroup } from '../upstream/group.js';
+import { ResolveFailure, Resolvers, type LevelResolver } from '../upstream/host-resolver.js';
 import type { LogLevel } from '../core/parse.js';
 import type { StreamProxySettings } from './proxy.js';
+import { compileRate, type RateOf } from './rate-limit.js';
+import type { SizeValue } from '../http/limit-rate.js';
 import type { StreamSession } from './session.js';
 import { createStreamVariables, streamCaptureNames } from './variables.js';
 import { streamTlsOf, type StreamTls } from './ssl-module.js';
+import { primaryServerName, VirtualHosts } from '../http/server-names.js';
 
 /** One `limit_conn` of a server, its key compiled. */
 export interface StreamLimitConnRule {
@@ -46,7 +50,6 @@ export interface CompiledStreamServer {
   /** nginx's `server: 0.0.0.0:12345` of log messages: the address the server listens on. */
   readonly addrText: string;
   readonly proxyProtocolTimeoutMs: number;
-  readonly acceptsProxyProtocol: boolean;
   readonly prereadTimeoutMs: number;
   readonly prereadBufferSize: number;
   readonly sslPreread: boolean;
@@ -54,7 +57,8 @@ export interface CompiledStreamServer {
   readonly limitConn: readonly StreamLimitConnRule[];
   readonly limitConnLogLevel: LogLevel;
   readonly limitConnDryRun: boolean;
-  readonly tls: StreamTls | undefined;
+  /** `$server_name`. */
+  readonly serverName: string;
   readonly loggers: readonly AccessLogger<StreamSession>[];
   /** The server's `error_log` (or the stream block's): where its sessions' lines go (ngx_stream_init_connection()). */
   readonly errorLog: ErrorLog;
@@ -69,9 +73,25 @@ export function collectStreamListens(config: HitlessConfig): ListenSpec[] {
   return groupListens(stream).map((socket) => socket.spec);
 }
 
+/** Where a connection on one address goes: its server, and what the address's `listen` asks of it. */
+export interface StreamRoute {
+  /** The default server: the first to list the address, or its `listen ... default_server`. */
+  readonly server: CompiledStreamServer;
+  /** `listen ... proxy_protocol` on this address (not on every listen of the server). */
+  readonly proxyProtocol: boolean;
+  /** `listen ... ssl` on this address: the TLS termination, whose SNI callback picks among the address's servers. */
+  readonly tls: StreamTls | undefined;
+  /**
+   * `ngx_stream_find_virtual_server()`: the server named by a validated, lowercased name (SNI or
+   * ssl_preread's), and the regex match that named it; the default server when none does.
+   * Undefined for an address with one server.
+   */
+  readonly find: ((name: string) => { readonly server: CompiledStreamServer; readonly match: RegExpExecArray | undefined }) | undefined;
+}
+
 interface SocketRoutes {
-  readonly own: CompiledStreamServer;
-  readonly byLocalAddress: ReadonlyMap<string, CompiledStreamServer>;
+  readonly own: StreamRoute;
+  readonly byLocalAddress: ReadonlyMap<string, StreamRoute>;
 }
 
 /** The compiled `stream` block of one generation. */
@@ -82,6 +102,8 @@ export class StreamGeneration {
   readonly #implicit = new Map<string, UpstreamGroup<StreamSession>>();
   /** proxy_ssl_certificate_cache: one cache per directive, shared by the servers that inherit it. */
   readonly #certificateCaches = new CertificateCaches();
+  /** The `resolver`s of proxy_pass with variables, and the groups their answers made. */
+  readonly #resolvers = new Resolvers<StreamSession>();
   readonly #table: VariableTable<StreamSession>;
 
   readonly #state: ServingState;
@@ -99,45 +121,61 @@ export class StreamGeneration {
     this.errorLogs = new LevelErrorLogs(log);
     const stream = config.main.child('stream');
     this.#table = createStreamVariables(stream === undefined ? [] : streamCaptureNames(stream));
-    this.logs = new AccessLogs<StreamSession>(stream?.get('log_format') ?? [], this.#table, log);
+    this.logs = new AccessLogs<StreamSession>(stream?.get('log_format') ?? [], this.#table, log, {
+      rootOf: () => undefined,
+      where: (session) => ({ log: undefined, connection: session.id, context: `, client: ${session.remoteAddress}, server: ${session.serverAddress}:${session.serverPort}` }),
+    });
     if (stream === undefined) {
       this.groups = new Map();
       return;
     }
     defineMapVariables(this.#table, stream.get('map'));
+    // nginx opens every access_log file as it reads the configuration, the stream block's too
+    // when each server names its own (ngx_stream_log_set_log()).
+    if (stream.isSet('access_log')) this.logs.compile(stream.get('access_log'), stream.get('open_log_file_cache'));
     this.groups = buildUpstreamGroups(stream, this.#table, state.upstreams, () => this.#log);
     const compiled = new Map<ConfBlockView, CompiledStreamServer>();
     const perAddress = new Map<string, CompiledStreamServer>();
-    // ngx_stream_add_addrs(): ssl and proxy_protocol are the listen's, so a server on `listen 8080`
-    // and `listen 8443 ssl` terminates TLS on one address only; the rest is compiled once a block.
-    const serverOf = (block: ConfBlockView, listen: { readonly addrText: string; readonly ssl: boolean; readonly proxyProtocol: boolean }): CompiledStreamServer => {
+    // A block is compiled once; each address it listens on gets its own copy for the address's text
+    // in log lines (ssl and proxy_protocol are the address's, in its StreamRoute).
+    const serverOf = (block: ConfBlockView, addrText: string): CompiledStreamServer => {
       let base = compiled.get(block);
       if (base === undefined) {
-        base = this.#compile(stream, block, listen.addrText);
+        base = this.#compile(stream, block, addrText);
         compiled.set(block, base);
       }
-      const key = `${listen.addrText} ${block.file}:${block.line}`;
+      const key = `${addrText} ${block.file}:${block.line}`;
       let server = perAddress.get(key);
       if (server === undefined) {
-        server = { ...base, addrText: listen.addrText, acceptsProxyProtocol: listen.proxyProtocol, tls: listen.ssl ? base.tls : undefined };
+        server = base.addrText === addrText ? base : { ...base, addrText };
         perAddress.set(key, server);
       }
       return server;
     };
     for (const socket of groupListens(stream)) {
-      const byLocalAddress = new Map<string, CompiledStreamServer>();
-      let own: CompiledStreamServer | undefined;
+      const byLocalAddress = new Map<string, StreamRoute>();
+      let own: StreamRoute | undefined;
       for (const addr of socket.addrs) {
-        const server = serverOf(addr.defaultServer, addr.listen);
-        byLocalAddress.set(addr.listen.address, server);
-        if (addr.listen.wildcard || own === undefined) own = server;
+        const server = serverOf(addr.defaultServer, addr.listen.addrText);
+        const servers = addr.servers.map((block) => serverOf(block, addr.listen.addrText));
+        let find: StreamRoute['find'];
+        if (servers.length > 1) {
+          // Built with the blocks' names as nginx's per-address hash (ngx_stream_server_names()); -t reported its errors.
+          const hosts = VirtualHosts.build(servers, server, (one) => one.block.get('server_name'), addr.listen.addrText, { invalid: () => undefined, conflict: () => undefined });
+          // No name matching is the default server, where the session already is.
+          find = (name) => hosts.find(name);
+        }
+        const tls = addr.ssl ? streamTlsOf(addr.servers, addr.defaultServer, this.#state.tls, this.#log, { table: this.#table, caches: this.#certificateCaches }) : undefined;
+        const route: StreamRoute = { server, proxyProtocol: addr.proxyProtocol, tls, find };
+        byLocalAddress.set(addr.listen.address, route);
+        if (addr.listen.wildcard || own === undefined) own = route;
       }
       if (own !== undefined) this.sockets.set(socket.spec.key, { own, byLocalAddress });
     }
   }
 
-  /** The server a connection on socket `key` that arrived on `localAddress` belongs to. */
-  serverFor(key: string, localAddress: string | undefined): CompiledStreamServer | undefined {
+  /** Where a connection on socket `key` that arrived on `localAddress` goes. */
+  routeFor(key: string, localAddress: string | undefined): StreamRoute | undefined {
     const routes = this.sockets.get(key);
     if (routes === undefined) return undefined;
     if (localAddress === undefined || routes.byLocalAddress.size === 1) return routes.own;
@@ -147,12 +185,13 @@ export class StreamGeneration {
 
   /** Every group of the generation, implicit ones included. */
   upstreamGroups(): UpstreamGroup<StreamSession>[] {
-    return [...this.groups.values(), ...this.#implicit.values()];
+    return [...this.groups.values(), ...this.#implicit.values(), ...this.#resolvers.groups()];
   }
 
-  /** Closes the groups' idle state. */
+  /** Closes the groups' idle state and stops the resolvers. */
   close(): void {
     for (const group of this.upstreamGroups()) group.close();
+    this.#resolvers.close();
   }
 
   #compile(stream: ConfBlockView, block: ConfBlockView, addrText: string): CompiledStreamServer {
@@ -167,7 +206,6 @@ export class StreamGeneration {
       block,
       addrText,
       proxyProtocolTimeoutMs: block.get('proxy_protocol_timeout'),
-      acceptsProxyProtocol: block.get('listen').some((listen) => listen.proxyProtocol),
       prereadTimeoutMs: block.get('preread_timeout'),
       prereadBufferSize: block.get('preread_buffer_size'),
       sslPreread: block.get('ssl_preread'),
@@ -176,8 +214,8 @@ export class StreamGeneration {
       zones: this.#state.zones,
       limitConnLogLevel: block.get('limit_conn_log_level'),
       limitConnDryRun: block.get('limit_conn_dry_run'),
-      tls: block.get('listen').some((listen) => listen.ssl) ? streamTlsOf(block, this.#state.tls, this.#log, { table: this.#table, caches: this.#certificateCaches }) : undefined,
-      loggers: this.logs.compile(block.get('access_log')),
+      serverName: primaryServerName(block.get('server_name')),
+      loggers: this.logs.compile(block.get('access_log'), block.get('open_log_file_cache')),
       errorLog: this.errorLogs.of(ownErrorLog(block)),
       returnValue: returnTemplate === undefined ? undefined : compileTemplate(returnTemplate, this.#table, { literal: toByteString }),
       proxy: block.isSet('proxy_pass') ? this.#compileProxy(block, block.get('proxy_pass') as ProxyPassTarget) : undefined,
@@ -191,7 +229,9 @@ export class StreamGeneration {
       resolveGroup = () => group;
     } else {
       const value = compileTemplate(target.template, this.#table, { literal: toByteString });
-      resolveGroup = (session) => this.#groupFor(value(session));
+      const setting = block.get('resolver');
+      const resolver = setting === undefined ? undefined : this.#resolvers.for(setting, block.get('resolver_timeout'));
+      resolveGroup = (session) => this.#groupFor(value(session), resolver);
     }
     const ssl = block.get('proxy_ssl') ? UpstreamTls.load(upstreamTlsSettings(block), this.#certificateCaches) : undefined;
     const certificate = ssl?.variableCertificate === true ? certificatePathsOf(ssl.settings, this.#table) : () => undefined;
@@ -210,10 +250,24 @@ export class StreamGeneration {
       halfClose: block.get('proxy_half_close'),
       responses: block.get('proxy_responses'),
       requests: block.get('proxy_requests'),
+      bufferSize: block.get('proxy_buffer_size'),
+      uploadRate: this.#rate(block.get('proxy_upload_rate')),
+      downloadRate: this.#rate(block.get('proxy_download_rate')),
       // proxy_ssl_name defaults to the host of proxy_pass (a group's name, or the address's host).
-      ssl: ssl === undefined ? undefined : { tls: ssl, name: (session, group) => sslHostName(sslName === undefined ? group.name : sslName(session)), certificate },
+      ssl: ssl === undefined ? undefined : { tls: ssl, name: (session, group) => sslHostName(sslName === undefined ? group.name : sslName(session)), certificate, alpn: this.#alpn(block) },
       bind: compileBind(block.get('proxy_bind'), (template) => compileTemplate(template, this.#table, { literal: toByteString })),
     };
+  }
+
+  /** proxy_ssl_alpn (ngx_stream_proxy_ssl_alpn()): values that come out empty or longer than 255 bytes are left out. */
+  #alpn(block: ConfBlockView): ((session: StreamSession) => readonly string[]) | undefined {
+    const values = block.get('proxy_ssl_alpn')?.map((value) => compileTemplate(value, this.#table, { literal: toByteString }));
+    if (values === undefined) return undefined;
+    return (session) => values.map((value) => value(session)).filter((protocol) => protocol.length > 0 && protocol.length <= 255);
+  }
+
+  #rate(setting: SizeValue | undefined): RateOf<StreamSession> {
+    return compileRate(setting, (value) => compileTemplate(value, this.#table, { literal: toByteString }), (session, message) => this.#log.error(`${message}, client: ${session.remoteAddress}, server: ${session.serverAddress}:${session.serverPort}`, session.id));
   }
 
   #implicitGroup(host: string, port: number): UpstreamGroup<StreamSession> {
@@ -227,10 +281,11 @@ export class StreamGeneration {
   }
 
   /**
-   * `ngx_stream_proxy_eval()`: a group of that name, else an address with a port. Names resolve
-   * from /etc/hosts only (nginx would need a `resolver`); a string is the error to log.
+   * `ngx_stream_proxy_eval()`: a group of that name, else an address with a port, else a name the
+   * `resolver` resolves (ngx_stream_proxy_resolve_handler()); without one, names resolve from
+   * /etc/hosts only. A string is the error to log.
    */
-  #groupFor(value: string): UpstreamGroup<StreamSession> | string {
+  #groupFor(value: string, resolver: LevelResolver<StreamSession> | undefined): UpstreamGroup<StreamSession> | string | Promise<UpstreamGroup<StreamSession> | string> {
     const group = this.groups.get(value);
     if (group !== undefined) return group;
     if (value.toLowerCase().startsWith('unix:')) return this.#implicitGroup(value, 0);
@@ -240,6 +295,9 @@ export class StreamGeneration {
     const port = Number(match[2]);
     const bare = host.startsWith('[') ? host.slice(1, -1) : host;
     if (port < 1 || port > 65535) return `invalid port in upstream "${value}"`;
+    if (isIP(bare) === 0 && resolver !== undefined) {
+      return resolver.cached(bare, port) ?? resolver.resolve(bare, port).then((outcome) => (outcome instanceof ResolveFailure ? outcome.message : outcome));
+    }
     if (isIP(bare) === 0 && resolveHostSync(bare).length === 0) return `no resolver defined to resolve ${bare}`;
     return this.#implicitGroup(host, port);
   }

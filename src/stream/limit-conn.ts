@@ -30,6 +30,7 @@ export class SessionConnLimits {
     this.#zones = server.zones;
     const answer = await server.zones.limitConn(checks);
     if (answer.rc === 'passed') {
+      session.limitConnStatus = 'PASSED';
       this.#checks = checks;
       if (this.#ended) this.release();
       return true;
@@ -38,6 +39,7 @@ export class SessionConnLimits {
       const zone = (checks[answer.index] as LimitConnCheck).zone;
       log.write(server.limitConnLogLevel, `limiting connections${server.limitConnDryRun ? ', dry run,' : ''} by zone "${zone}", ${logContext}`, session.id);
     }
+    session.limitConnStatus = server.limitConnDryRun ? 'REJECTED_DRY_RUN' : 'REJECTED';
     return server.limitConnDryRun;
   }
 

@@ -57,15 +57,15 @@ export const streamLogModule: ConfModule = {
     reuseDirective(httpLogModule, 'log_format', ['stream'], { defaultText: '—' }),
     reuseDirective(httpLogModule, 'access_log', STREAM_SERVER_CONTEXTS, {
       syntax: 'path format [buffer=size] [gzip[=level]] [flush=time] [if=condition]; | off;',
-      summary: 'Where a line is written when a session ends, in which log_format, buffered or not, gzip-compressed (each flushed buffer one gzip member) or not, and only when the condition is neither empty nor 0. A path with variables is refused at -t: hitless opens stream logs with fixed paths only.',
+      summary: 'Where a line is written when a session ends, in which log_format, buffered or not, gzip-compressed (each flushed buffer one gzip member) or not, and only when the condition is neither empty nor 0. A path with variables is evaluated and opened for every line (open_log_file_cache keeps them open).',
       default: () => ({ off: true, targets: [] }),
       defaultText: 'access_log off;',
       parse: (args: readonly string[], ctx: Parameters<typeof parseAccessLog>[1], previous: Parameters<typeof parseAccessLog>[2]) => {
         if (args[0] !== 'off' && args.length < 2) ctx.fail('log format is not specified');
-        if (args[0]?.includes('$') === true) ctx.fail('variables in the stream "access_log" path are not supported by hitless');
         return parseAccessLog(args, ctx, previous);
       },
     }),
+    reuseDirective(httpLogModule, 'open_log_file_cache', STREAM_SERVER_CONTEXTS, { summary: 'Keeps the descriptors of access logs whose paths have variables open (an LRU of max entries).' }),
   ],
   check(main) {
     const stream = streamOf(main);
@@ -80,6 +80,7 @@ export const streamLogModule: ConfModule = {
           throw new ConfigError(`unknown log format "${target.format}"`, { file: target.file, line: target.line });
         }
         if (target.condition !== undefined) templates.push(target.condition);
+        if (target.pathTemplate !== undefined) templates.push(target.pathTemplate);
       }
     }
     checkStreamVariables(stream, templates);

@@ -3,9 +3,9 @@
  * with variables, the connect and idle timeouts, passing a failed connect to the next peer, the
  * PROXY protocol header, and TLS to upstreams (`proxy_ssl*`, shared with http's proxy module).
  */
-import { parseNumber } from '../core/parse.js';
+import { parseNumber, parseSize } from '../core/parse.js';
 import { hasVariables } from '../conf/lexer.js';
-import { defineDirective, type CheckContext, type ConfBlockView, type ConfModule, type DirectiveContext } from '../conf/registry.js';
+import { defineDirective, type AnyDirectiveSpec, type CheckContext, type ConfBlockView, type ConfModule, type DirectiveContext } from '../conf/registry.js';
 import type { Template } from '../core/variables.js';
 import {
   checkUpstreamHost,
@@ -18,6 +18,8 @@ import {
   type ProxyPassTarget,
 } from '../http/proxy-module.js';
 import { parseValue } from '../conf/values.js';
+import { isConstantTemplate } from '../core/variables.js';
+import type { SizeValue } from '../http/limit-rate.js';
 import { reuseDirective, STREAM_SERVER_CONTEXTS } from './reuse.js';
 import { checkStreamVariables } from './variables.js';
 
@@ -30,6 +32,12 @@ declare module '../conf/registry.js' {
     proxy_responses: number | undefined;
     proxy_requests: number;
     proxy_half_close: boolean;
+    proxy_buffer_size: number;
+    /** Undefined when not given: no ALPN to the upstream. */
+    proxy_ssl_alpn: readonly Template[] | undefined;
+    /** Undefined when not given on any level (nginx's NULL: no limit). */
+    proxy_upload_rate: SizeValue | undefined;
+    proxy_download_rate: SizeValue | undefined;
   }
 }
 
@@ -58,6 +66,11 @@ function checkStreamProxy(stream: ConfBlockView, ctx: CheckContext): void {
     const target = server.get('proxy_pass') as ProxyPassTarget;
     if (server.get('proxy_ssl')) templates.push(...checkUpstreamSsl(server, 'proxy', warn));
     const sslName = server.get('proxy_ssl_name');
+    templates.push(...(server.get('proxy_ssl_alpn') ?? []));
+    for (const name of ['proxy_upload_rate', 'proxy_download_rate'] as const) {
+      const rate = server.get(name);
+      if (rate !== undefined && 'value' in rate) templates.push(rate.value);
+    }
     if (sslName !== undefined) templates.push(sslName);
     if (target.template !== undefined) templates.push(target.template);
     else checkUpstreamHost(target, groups);
@@ -65,6 +78,28 @@ function checkStreamProxy(stream: ConfBlockView, ctx: CheckContext): void {
     if (bind?.kind === 'value') templates.push(bind.value);
   }
   checkStreamVariables(stream, templates);
+}
+
+/** A size that may hold variables (ngx_stream_set_complex_value_size_slot()). */
+function sizeValue([text = '']: readonly string[], ctx: DirectiveContext): SizeValue {
+  const value = parseValue(text, ctx);
+  if (!isConstantTemplate(value)) return { value };
+  return { size: parseSize(text) ?? ctx.fail(`"${ctx.node.name}" directive invalid value`) };
+}
+
+/** `proxy_upload_rate` / `proxy_download_rate`. */
+function rateDirective(name: 'proxy_upload_rate' | 'proxy_download_rate', summary: string): AnyDirectiveSpec {
+  return defineDirective({
+    kind: 'value',
+    name,
+    contexts: STREAM_SERVER_CONTEXTS,
+    args: [1],
+    syntax: 'rate;',
+    summary,
+    default: () => undefined,
+    defaultText: `${name} 0;`,
+    parse: sizeValue,
+  });
 }
 
 const SSL_DIRECTIVES = [
@@ -148,6 +183,19 @@ export const streamProxyModule: ConfModule = {
     }),
     defineDirective({
       kind: 'value',
+      name: 'proxy_buffer_size',
+      contexts: STREAM_SERVER_CONTEXTS,
+      args: [1],
+      syntax: 'size;',
+      summary: 'The most bytes read from one side of a session before they are written to the other.',
+      default: () => 16384,
+      defaultText: 'proxy_buffer_size 16k;',
+      parse: ([value = ''], ctx) => parseSize(value) ?? ctx.fail('"proxy_buffer_size" directive invalid value'),
+    }),
+    rateDirective('proxy_upload_rate', 'Paces the bytes read from the client at rate bytes per second (0: no limit), per session; may hold variables, read once the upstream is connected.'),
+    rateDirective('proxy_download_rate', 'Paces the bytes read from the upstream at rate bytes per second (0: no limit), per session; may hold variables, read once the upstream is connected.'),
+    defineDirective({
+      kind: 'value',
       name: 'proxy_protocol',
       contexts: STREAM_SERVER_CONTEXTS,
       args: 'flag',
@@ -178,6 +226,21 @@ export const streamProxyModule: ConfModule = {
       default: () => false,
       defaultText: 'proxy_ssl off;',
       parse: ([value]) => value === 'on',
+    }),
+    defineDirective({
+      kind: 'value',
+      name: 'proxy_ssl_alpn',
+      contexts: STREAM_SERVER_CONTEXTS,
+      args: '1+',
+      syntax: 'protocol ...;',
+      summary: 'The application protocols offered by ALPN to a proxy_ssl upstream; each may hold variables, and a value that comes out empty (or longer than 255 bytes) is not offered.',
+      default: () => undefined,
+      defaultText: '—',
+      parse: (args, ctx) => args.map((arg) => {
+        const value = parseValue(arg, ctx);
+        if (isConstantTemplate(value) && Buffer.byteLength(arg, 'latin1') > 255) ctx.fail('"proxy_ssl_alpn" directive protocol too long');
+        return value;
+      }),
     }),
     ...SSL_DIRECTIVES.map((name) => reuseDirective(httpProxyModule, name, STREAM_SERVER_CONTEXTS)),
     reuseDirective(httpProxyModule, 'proxy_bind', STREAM_SERVER_CONTEXTS),

@@ -63,10 +63,10 @@ export class StreamRuntime {
   /** Serves the datagrams of a UDP listening socket the master handed over (a raw UDP wrap). */
   attachUdp(key: string, handle: unknown): void {
     if (this.#closed || this.#drain !== undefined) throw new Error(`Cannot attach "${key}": the generation is stopping`);
-    const server = this.#generation.serverFor(key, undefined);
-    if (server === undefined) throw new Error(`No stream listening socket "${key}" in this configuration`);
+    const route = this.#generation.routeFor(key, undefined);
+    if (route === undefined) throw new Error(`No stream listening socket "${key}" in this configuration`);
     if (this.#udp.has(key)) return;
-    const listener = new UdpListener(key, handle, server, server.errorLog, (session) => this.#track(session));
+    const listener = new UdpListener(key, handle, route, route.server.errorLog, (session) => this.#track(session));
     this.#udp.set(key, listener);
     listener.start();
   }
@@ -80,8 +80,8 @@ export class StreamRuntime {
   }
 
   #accept(key: string, socket: Socket): void {
-    const server = this.#generation.serverFor(key, socket.localAddress);
-    if (this.#closed || server === undefined) {
+    const route = this.#generation.routeFor(key, socket.localAddress);
+    if (this.#closed || route === undefined) {
       socket.destroy();
       return;
     }
@@ -92,7 +92,7 @@ export class StreamRuntime {
       return;
     }
     socket.once('close', () => slot.release());
-    const connection = new StreamConnection(socket, server, server.errorLog);
+    const connection = new StreamConnection(socket, route, route.server.errorLog);
     this.#track(connection);
     connection.start();
   }

@@ -16,6 +16,11 @@ export interface UpstreamTry {
   readonly addr: string;
   /** In ms; -1 while connecting or when the connect failed (printed as `-`). */
   connectMs: number;
+  /** In ms from the try's start to the peer's first byte; -1 before it (printed as `-`). */
+  firstByteMs: number;
+  /** When the try began, and ended (undefined while it goes on: it ends with the session), in ms (performance.now()). */
+  readonly startedAt: number;
+  endedAt: number | undefined;
   bytesSent: number;
   bytesReceived: number;
 }
@@ -55,6 +60,10 @@ export class StreamSession {
   /** The handshake of a `listen ... ssl` session. */
   tls: TlsConnectionInfo | undefined;
   readonly upstreams: UpstreamTry[] = [];
+  /** `$server_name`: the first name of the server the session is in (the default server's until SNI or ssl_preread chose another). */
+  serverName = '';
+  /** `$limit_conn_status`: PASSED, REJECTED or REJECTED_DRY_RUN once a limit_conn key counted; undefined (not found) before. */
+  limitConnStatus: string | undefined;
   /** Set when the session ended, in ms (performance.now()). */
   endedAt: number | undefined;
   /** Map values computed for this session, and the captures of the last regex map match. */

@@ -23,6 +23,8 @@ import { reuseDirective, STREAM_SERVER_CONTEXTS } from './reuse.js';
 declare module '../conf/registry.js' {
   interface DirectiveValues {
     ssl_handshake_timeout: number;
+    /** The protocols offered by ALPN, in the server's order of preference; empty: no ALPN. */
+    ssl_alpn: readonly string[];
   }
 }
 
@@ -41,23 +43,29 @@ export interface StreamCertificateVariables {
 }
 
 /**
- * The TLS termination of a stream server: its certificates, or the store's for the client's SNI
- * name. Certificate names with variables are evaluated in the handshake against the session
- * (ngx_stream_ssl_certificate()), where `$ssl_server_name` is the SNI name.
+ * The TLS termination of one `listen ... ssl` address: SNI chooses among the servers that share it
+ * by server_name (ngx_stream_ssl_servername()), then the store's certificate for the name, else
+ * the chosen server's own. Certificate names with variables are evaluated in the handshake against
+ * the session (ngx_stream_ssl_certificate()), where `$ssl_server_name` is the SNI name.
  */
-export function streamTlsOf(server: ConfBlockView, runtime: TlsRuntime, log?: ErrorLog, variables?: StreamCertificateVariables): StreamTls {
+export function streamTlsOf(servers: readonly ConfBlockView[], server: ConfBlockView, runtime: TlsRuntime, log?: ErrorLog, variables?: StreamCertificateVariables): StreamTls {
   const report = { invalid: (): void => undefined, conflict: (): void => undefined };
-  // One server per address: SNI selects among the store's certificates only.
-  const hosts = VirtualHosts.build([server], server, () => [], `${server.file}:${server.line}`, report);
+  const hosts = VirtualHosts.build(servers, server, (one) => one.get('server_name'), `${server.file}:${server.line}`, report);
   const sessions = new WeakMap<TLSSocket, StreamSession>();
-  let bound: ServerTls | undefined;
+  const bound = new Map<ConfBlockView, ServerTls>();
   const tlsOf = (block: ConfBlockView): ServerTls => {
     const tls = serverTlsOf(block);
     if (tls.variable === undefined || variables === undefined || log === undefined) return tls;
-    bound ??= { ...tls, select: tls.variable.bind(variables.table, (socket, servername) => handshakeSession(sessions, socket, servername), log, variables.caches) };
-    return bound;
+    let selected = bound.get(block);
+    if (selected === undefined) {
+      selected = { ...tls, select: tls.variable.bind(variables.table, (socket, servername) => handshakeSession(sessions, socket, servername), log, variables.caches) };
+      bound.set(block, selected);
+    }
+    return selected;
   };
-  return { termination: new TlsTermination(hosts, tlsOf, runtime, false, [], log), handshakeTimeoutMs: server.get('ssl_handshake_timeout'), sessions };
+  // ssl_alpn: the server's list, first match in its order (SSL_select_next_proto() in
+  // ngx_stream_ssl_alpn_select()); a client offering none of them fails the handshake.
+  return { termination: new TlsTermination(hosts, tlsOf, runtime, false, server.get('ssl_alpn'), log), handshakeTimeoutMs: server.get('ssl_handshake_timeout'), sessions };
 }
 
 /** The session of a handshake, with the SNI name as `$ssl_server_name` until the handshake's own facts replace it. */
@@ -71,7 +79,7 @@ function handshakeSession(sessions: WeakMap<TLSSocket, StreamSession>, socket: T
 const SHARED = [
   'ssl_certificate', 'ssl_certificate_key', 'ssl_password_file', 'ssl_protocols', 'ssl_ciphers', 'ssl_prefer_server_ciphers',
   'ssl_ecdh_curve', 'ssl_session_timeout', 'ssl_session_cache', 'ssl_session_tickets', 'ssl_session_ticket_key',
-  'ssl_reject_handshake', 'ssl_verify_client', 'ssl_client_certificate', 'ssl_trusted_certificate', 'ssl_verify_depth', 'ssl_crl',
+  'ssl_reject_handshake', 'ssl_certificate_compression', 'ssl_verify_client', 'ssl_client_certificate', 'ssl_trusted_certificate', 'ssl_verify_depth', 'ssl_crl',
   'ssl_dhparam', 'ssl_stapling', 'ssl_stapling_file', 'ssl_stapling_responder', 'ssl_stapling_verify', 'ssl_conf_command',
   'ssl_certificate_cache',
 ];
@@ -91,6 +99,20 @@ export const streamSslModule: ConfModule = {
       default: () => 60_000,
       defaultText: 'ssl_handshake_timeout 60s;',
       parse: ([value = ''], ctx) => parseTime(value) ?? ctx.fail('"ssl_handshake_timeout" directive invalid value'),
+    }),
+    defineDirective({
+      kind: 'value',
+      name: 'ssl_alpn',
+      contexts: STREAM_SERVER_CONTEXTS,
+      args: '1+',
+      syntax: 'protocol ...;',
+      summary: 'The application protocols a listen ... ssl server accepts by ALPN, most preferred first; a client that offers ALPN but none of them fails the handshake ($ssl_alpn_protocol is the one chosen).',
+      default: () => [],
+      defaultText: '—',
+      parse: (args, ctx) => {
+        if (args.some((protocol) => Buffer.byteLength(protocol, 'latin1') > 255)) ctx.fail('"ssl_alpn" directive protocol too long');
+        return [...args];
+      },
     }),
   ],
   check(main, ctx) {

@@ -13,7 +13,7 @@
 import { createSocket, type RemoteInfo, type Socket as DgramSocket } from 'node:dgram';
 import type { ErrorLog } from '../core/log.js';
 import { UdpSession } from './udp-session.js';
-import type { CompiledStreamServer } from './generation.js';
+import type { StreamRoute } from './generation.js';
 
 /** The parts of Node's raw UDP wrap a worker uses. */
 interface RawUdpHandle {
@@ -29,7 +29,7 @@ function isRawUdpHandle(handle: unknown): handle is RawUdpHandle {
 export class UdpListener {
   readonly #socket: DgramSocket;
   readonly #handle: RawUdpHandle;
-  readonly #server: CompiledStreamServer;
+  readonly #route: StreamRoute;
   readonly #log: ErrorLog;
   readonly #onSession: (session: UdpSession) => void;
   /** The session of each client, by `address:port`. */
@@ -38,10 +38,10 @@ export class UdpListener {
   #closed = false;
 
   /** Adopts `handle` (a raw UDP wrap from the master); datagrams are read once {@link start} is called. */
-  constructor(key: string, handle: unknown, server: CompiledStreamServer, log: ErrorLog, onSession: (session: UdpSession) => void) {
+  constructor(key: string, handle: unknown, route: StreamRoute, log: ErrorLog, onSession: (session: UdpSession) => void) {
     if (!isRawUdpHandle(handle)) throw new Error(`The master sent no UDP socket for ${key}`);
     this.#handle = handle;
-    this.#server = server;
+    this.#route = route;
     this.#log = log;
     this.#onSession = onSession;
     this.#socket = createSocket(key.startsWith('udp:[') ? 'udp6' : 'udp4');
@@ -67,7 +67,7 @@ export class UdpListener {
       return;
     }
     const local = this.#socket.address();
-    const session = new UdpSession(this.#server, {
+    const session = new UdpSession(this.#route, {
       address: from.address,
       port: from.port,
       localAddress: local.address,

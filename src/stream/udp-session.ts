@@ -18,11 +18,13 @@ import { logRequest } from '../http/access-log.js';
 import { channels } from '../core/diagnostics.js';
 import { errnoText } from '../core/errno.js';
 import { UpstreamCycle, type UpstreamAttempt } from '../upstream/request-cycle.js';
-import type { CompiledStreamServer } from './generation.js';
+import type { CompiledStreamServer, StreamRoute } from './generation.js';
+import { validateHost } from '../http/uri.js';
 import { SessionConnLimits } from './limit-conn.js';
 import { StreamSession, type StreamStatus, type UpstreamTry } from './session.js';
 import { ClientHelloReader } from './ssl-preread.js';
 import { localAddressFor } from './proxy.js';
+import { DatagramPacer, startSecond } from './rate-limit.js';
 
 /** Where a UDP session's client is, and how to answer it (from the listening socket). */
 export interface UdpClient {
@@ -40,9 +42,11 @@ const MAX_QUEUED_DATAGRAMS = 64;
 /** A session in progress, as the runtime tracks it for drains and fast shutdowns. */
 export class UdpSession {
   readonly session: StreamSession;
-  readonly #server: CompiledStreamServer;
+  /** The address's default server, until ssl_preread's name chooses another. */
+  #server: CompiledStreamServer;
+  readonly #find: StreamRoute['find'];
   readonly #client: UdpClient;
-  readonly #log: ErrorLog;
+  #log: ErrorLog;
   readonly #closeListeners: (() => void)[] = [];
   /** Client datagrams not sent upstream yet (before the content phase, or while connecting). */
   #queue: Buffer[] = [];
@@ -53,14 +57,21 @@ export class UdpSession {
   #requests = 0;
   #responses = 0;
   #idle: NodeJS.Timeout | undefined;
+  /** proxy_upload_rate and proxy_download_rate, once the upstream is connected. */
+  #pacers: { upload: DatagramPacer; download: DatagramPacer } | undefined;
+  /** The upstream's datagrams that wait for proxy_download_rate (in nginx, in the socket's buffer). */
+  #answers: Buffer[] = [];
   #detach: (() => void) | undefined;
   #done = false;
 
-  constructor(server: CompiledStreamServer, client: UdpClient, log: ErrorLog) {
+  constructor(route: StreamRoute, client: UdpClient, log: ErrorLog) {
+    const server = route.server;
     this.#server = server;
+    this.#find = route.find;
     this.#client = client;
     this.#log = log;
     this.session = new StreamSession({ remoteAddress: client.address, remotePort: client.port, localAddress: client.localAddress, localPort: client.localPort }, 'UDP');
+    this.session.serverName = server.serverName;
   }
 
   /** `udp client: 127.0.0.1, server: 0.0.0.0:53`, as nginx ends the messages of a datagram session. */
@@ -86,10 +97,14 @@ export class UdpSession {
   /** A later datagram of the client. */
   receive(datagram: Buffer): void {
     if (this.#done) return;
-    this.#count(datagram);
     const upstream = this.#upstream;
-    if (upstream?.connected === true) this.#send(datagram);
-    else if (this.#queue.length < MAX_QUEUED_DATAGRAMS) this.#queue.push(datagram);
+    // Sent while proxy_upload_rate delays reading: nginx does not read it, and it is lost.
+    if (upstream?.connected === true && this.#pacers?.upload.mayRead(this.session.bytesReceived) === false) return;
+    this.#count(datagram);
+    if (upstream?.connected === true) {
+      this.#pacers?.upload.read(datagram.length);
+      this.#send(datagram);
+    } else if (this.#queue.length < MAX_QUEUED_DATAGRAMS) this.#queue.push(datagram);
   }
 
   #count(datagram: Buffer): void {
@@ -110,27 +125,53 @@ export class UdpSession {
       const reader = new ClientHelloReader();
       const result = reader.feed(first.subarray(0, server.prereadBufferSize));
       if (result !== 'declined' && result !== 'again') this.session.preread = reader.values;
+      this.#chooseServer(this.session.preread?.serverName ?? '');
     }
-    if (server.returnValue !== undefined) {
-      const text = Buffer.from(server.returnValue(this.session), 'latin1');
+    // The content phase runs in the server the session ended up in.
+    const chosen = this.#server;
+    if (chosen.returnValue !== undefined) {
+      const text = Buffer.from(chosen.returnValue(this.session), 'latin1');
       this.session.bytesSent += text.length;
       this.#client.reply(text);
       return this.#finish(200);
     }
-    if (server.proxy === undefined) return this.#finish(500);
+    if (chosen.proxy === undefined) return this.#finish(500);
     this.#proxy();
+  }
+
+  /** ngx_stream_ssl_preread_servername(): the ClientHello's name chooses among the address's servers. */
+  #chooseServer(name: string): void {
+    const host = name === '' || this.#find === undefined ? undefined : validateHost(name)?.host;
+    if (host === undefined || this.#find === undefined) return;
+    const { server, match } = this.#find(host);
+    if (match !== undefined) this.session.captures = match;
+    this.#server = server;
+    this.#log = server.errorLog;
+    this.session.serverName = server.serverName;
   }
 
   #proxy(): void {
     const settings = this.#server.proxy;
     if (settings === undefined) return;
-    const resolved = settings.resolveGroup(this.session);
+    const resolving = settings.resolveGroup(this.session);
+    if (resolving instanceof Promise) {
+      void resolving.then((resolved) => {
+        if (!this.#done) this.#proxyTo(settings, resolved);
+      });
+      return;
+    }
+    this.#proxyTo(settings, resolving);
+  }
+
+  #proxyTo(settings: NonNullable<CompiledStreamServer['proxy']>, resolved: Exclude<ReturnType<NonNullable<CompiledStreamServer['proxy']>['resolveGroup']>, Promise<unknown>>): void {
     if (typeof resolved === 'string') {
       this.#log.error(`${resolved}, ${this.#logContext}`, this.session.id);
       return this.#finish(500);
     }
     const group = resolved;
     const cycle = new UpstreamCycle('udp', group, this.session, settings);
+    // u->start_sec: the rates count from here.
+    const startSec = startSecond();
 
     const attempt = (): void => {
       if (this.#done) return;
@@ -138,7 +179,8 @@ export class UdpSession {
       if (current === undefined) {
         this.#log.error(`no live upstreams while connecting to upstream, ${this.#logContext}, upstream: "${group.name}"`, this.session.id);
         // ngx_stream_proxy_connect(): the try is recorded under the group's name (`$upstream_addr`).
-        this.session.upstreams.push({ addr: group.name, connectMs: -1, bytesSent: 0, bytesReceived: 0 });
+        const now = performance.now();
+        this.session.upstreams.push({ addr: group.name, connectMs: -1, firstByteMs: -1, startedAt: now, endedAt: now, bytesSent: 0, bytesReceived: 0 });
         return this.#finish(502);
       }
       const peer = current.peer;
@@ -146,7 +188,7 @@ export class UdpSession {
         if (settings.nextUpstream && cycle.mayRetry()) attempt();
         else this.#finish(502);
       };
-      const record: UpstreamTry = { addr: peer.name, connectMs: -1, bytesSent: 0, bytesReceived: 0 };
+      const record: UpstreamTry = { addr: peer.name, connectMs: -1, firstByteMs: -1, startedAt: performance.now(), endedAt: undefined, bytesSent: 0, bytesReceived: 0 };
       this.session.upstreams.push(record);
       if (peer.address.kind === 'unix') {
         this.#log.error(`datagrams to the unix domain socket "${peer.name}" are not supported by hitless, ${this.#logContext}`, this.session.id);
@@ -176,6 +218,7 @@ export class UdpSession {
         const message = `${call}() failed (${text}) while ${upstream.connected ? 'proxying and reading from upstream' : 'connecting to upstream'}`;
         if (!upstream.connected) channels.upstreamConnectError.publishLazy(() => ({ protocol: 'udp', group: group.name, peer: peer.name, error: message, timedOut: false }));
         this.#log.error(`${message}, ${this.#logContext}, upstream: "${peer.name}"`, this.session.id);
+        record.endedAt = performance.now();
         current.finish('failed', 'error');
         // A datagram session goes to no other peer once its socket is connected: nginx's connect()
         // of a UDP socket succeeds at once, and a later error (an ICMP port unreachable read back
@@ -206,6 +249,13 @@ export class UdpSession {
         current.connected();
         channels.upstreamConnect.publishLazy(() => ({ protocol: 'udp', group: group.name, peer: peer.name }));
         record.connectMs = performance.now() - connectStart;
+        // ngx_stream_proxy_init_upstream(): the rates are read once the upstream is connected.
+        this.#pacers?.upload.stop();
+        this.#pacers?.download.stop();
+        this.#pacers = {
+          upload: new DatagramPacer(settings.uploadRate(this.session), startSec),
+          download: new DatagramPacer(settings.downloadRate(this.session), startSec, () => this.#pumpAnswers()),
+        };
         for (const datagram of this.#queue.splice(0)) this.#send(datagram);
       });
       if (local === undefined) connect();
@@ -225,11 +275,32 @@ export class UdpSession {
     });
   }
 
-  /** A datagram from the upstream: to the client, from the listening socket. */
+  /** A datagram from the upstream: to the client, from the listening socket, when proxy_download_rate lets it be read. */
   #answer(datagram: Buffer): void {
+    if (this.#done || this.#upstream === undefined) return;
+    if (this.#answers.length > 0 || this.#pacers?.download.mayRead(this.#upstream.record.bytesReceived) === false) {
+      if (this.#answers.length < MAX_QUEUED_DATAGRAMS) this.#answers.push(datagram);
+      return;
+    }
+    this.#deliver(datagram);
+  }
+
+  /** The upstream's datagrams that waited, as long as the rate lets them be read. */
+  #pumpAnswers(): void {
+    while (!this.#done && this.#upstream !== undefined && this.#answers.length > 0) {
+      if (this.#pacers?.download.mayRead(this.#upstream.record.bytesReceived) === false) return;
+      this.#deliver(this.#answers.shift() as Buffer);
+    }
+  }
+
+  #deliver(datagram: Buffer): void {
     const upstream = this.#upstream;
     if (this.#done || upstream === undefined) return;
-    if (upstream.record.bytesReceived === 0) upstream.attempt.responded();
+    this.#pacers?.download.read(datagram.length);
+    if (upstream.record.bytesReceived === 0) {
+      upstream.attempt.responded();
+      upstream.record.firstByteMs = performance.now() - upstream.record.startedAt;
+    }
     upstream.record.bytesReceived += datagram.length;
     this.#unanswered = [];
     this.#responses++;
@@ -288,6 +359,9 @@ export class UdpSession {
     this.session.status = status;
     this.session.endedAt = performance.now();
     if (this.#idle !== undefined) clearTimeout(this.#idle);
+    this.#pacers?.upload.stop();
+    this.#pacers?.download.stop();
+    this.#answers = [];
     const upstream = this.#upstream;
     this.#upstream = undefined;
     if (upstream !== undefined) {

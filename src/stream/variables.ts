@@ -8,10 +8,12 @@ import { ConfigError } from '../core/errors.js';
 import { templateVariables, VariableTable, type Template, type VariableGetter } from '../core/variables.js';
 import type { ConfBlockView } from '../conf/registry.js';
 import { binaryAddress } from '../http/realip.js';
+import { compileNginxRegex } from '../http/regex.js';
 import { formatIso8601, formatTimeLocal } from '../http/time-format.js';
 import type { StreamSession, UpstreamTry } from './session.js';
 import { NGINX_VERSION } from '../core/version.js';
 import { sslVariables } from '../tls/ssl-variables.js';
+import { proxyProtocolTlvGetter } from '../core/proxy-protocol.js';
 
 type Getter = VariableGetter<StreamSession>;
 
@@ -31,6 +33,7 @@ const STREAM_VARIABLES: Readonly<Record<string, Getter>> = {
   realip_remote_port: (s) => s.peerPort,
   server_addr: (s) => s.serverAddress,
   server_port: (s) => s.serverPort,
+  server_name: (s) => s.serverName,
   proxy_protocol_addr: (s) => s.proxyProtocol?.sourceAddress ?? '',
   proxy_protocol_port: (s) => (s.proxyProtocol === undefined ? '' : String(s.proxyProtocol.sourcePort)),
   proxy_protocol_server_addr: (s) => s.proxyProtocol?.destinationAddress ?? '',
@@ -51,6 +54,10 @@ const STREAM_VARIABLES: Readonly<Record<string, Getter>> = {
   upstream_bytes_sent: perTry((attempt) => String(attempt.bytesSent)),
   upstream_bytes_received: perTry((attempt) => String(attempt.bytesReceived)),
   upstream_connect_time: perTry((attempt) => (attempt.connectMs < 0 ? '-' : (attempt.connectMs / 1000).toFixed(3))),
+  upstream_first_byte_time: perTry((attempt) => (attempt.firstByteMs < 0 ? '-' : (attempt.firstByteMs / 1000).toFixed(3))),
+  // A try that goes on ends with the session (ngx_stream_proxy_finalize() sets response_time).
+  upstream_session_time: (s) => (s.upstreams.length === 0 ? undefined : s.upstreams.map((attempt) => (((attempt.endedAt ?? s.endedAt ?? performance.now()) - attempt.startedAt) / 1000).toFixed(3)).join(', ')),
+  limit_conn_status: (s) => s.limitConnStatus,
   ssl_preread_server_name: (s) => s.preread?.serverName,
   ssl_preread_alpn_protocols: (s) => s.preread?.alpnProtocols,
   ssl_preread_protocol: (s) => s.preread?.protocol,
@@ -73,12 +80,24 @@ export function createStreamVariables(captureNames: Iterable<string> = []): Vari
   const table = new VariableTable<StreamSession>(captureGetter);
   for (const name of captureNames) table.define(name, (s) => s.captures?.groups?.[name]);
   for (const [name, get] of Object.entries(STREAM_VARIABLES)) table.define(name, get);
+  table.definePrefix('proxy_protocol_tlv_', (suffix) => {
+    const tlv = proxyProtocolTlvGetter(suffix);
+    return (s) => tlv(s.proxyProtocol);
+  });
   return table;
 }
 
 /** The named captures of the stream maps' regexes, which nginx defines as variables (`ngx_stream_regex_compile()`). */
 export function streamCaptureNames(stream: ConfBlockView): Set<string> {
-  return new Set(stream.get('map').flatMap((map) => map.regexes.flatMap((regex) => regex.names)));
+  const names = new Set(stream.get('map').flatMap((map) => map.regexes.flatMap((regex) => regex.names)));
+  // A server_name regex's named captures are variables too (ngx_stream_core_server_name()).
+  for (const server of stream.blocks) {
+    if (server.name !== 'server') continue;
+    for (const name of server.get('server_name')) {
+      if (name.kind === 'regex') for (const group of compileNginxRegex(name.name, name.caseless).names) names.add(group);
+    }
+  }
+  return names;
 }
 
 const knownTables = new WeakMap<ConfBlockView, VariableTable<StreamSession>>();

@@ -7,6 +7,7 @@
  */
 import { createPrivateKey, X509Certificate, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { HitlessError } from '../core/errors.js';
 import { errnoMessage, errnoText } from '../core/errno.js';
 
@@ -40,6 +41,16 @@ export function crlBlocks(pem: string): string[] {
 }
 
 /** Reads a PEM file now; throws {@link CertificateLoadError}. */
+/**
+ * The file of a `store:file:...` key (nginx 1.29.0 loads `store:` keys with OSSL_STORE_open()):
+ * Node has no OSSL_STORE, so hitless reads the `file:` scheme's file itself, relative to the
+ * working directory as OpenSSL's file loader is; undefined for the names of other schemes.
+ */
+export function storeKeyFile(name: string): string | undefined {
+  if (!name.startsWith('store:file:')) return undefined;
+  return resolve(name.slice('store:file:'.length));
+}
+
 export function readPemSync(path: string, what: 'certificate' | 'certificate key' | 'CRL'): string {
   try {
     return readFileSync(path, 'latin1');

@@ -3,7 +3,7 @@
  * {@link SecureContext} built from them and the server's ssl_* settings, once per configuration
  * and cached on the server block, so that `-t`, the check and the worker share one load.
  */
-import { constants, createHash } from 'node:crypto';
+import { constants, createHash, X509Certificate } from 'node:crypto';
 import { createSecureContext, type SecureContext, type SecureContextOptions, type SecureVersion } from 'node:tls';
 import { ConfigError } from '../core/errors.js';
 import type { ConfBlockView, DirectiveValues } from '../conf/registry.js';
@@ -22,6 +22,11 @@ import { serverGroups, type GroupSettings } from './client-hello.js';
 export interface ServerTls {
   /** Undefined when the server has no `ssl_certificate`, or names it with variables. */
   readonly context: SecureContext | undefined;
+  /**
+   * With `ssl_certificate` with variables, the context of the server's settings without a
+   * certificate: nginx's SSL_CTX, on which a handshake starts (its tickets, its session id context).
+   */
+  readonly settingsContext?: SecureContext;
   /** `ssl_reject_handshake on`. */
   readonly rejectHandshake: boolean;
   /** `ssl_verify_client` and `ssl_verify_depth`. */
@@ -43,6 +48,8 @@ export interface ServerTls {
   readonly staples: readonly CertificateStaple[];
   /** `ssl_buffer_size`, as a record size Node sends (512..16384). */
   readonly maxSendFragment: number;
+  /** `ssl_protocols` as the context has them (after ssl_conf_command), comparable between servers. */
+  readonly protocols: string;
   /** `ssl_ecdh_curve` and `ssl_prefer_server_ciphers`, for `$ssl_curve`. */
   readonly groups: GroupSettings;
   /** The [warn]s nginx logs while it builds the server's TLS (`ngx_ssl_stapling()`), without a location as nginx's. */
@@ -112,6 +119,7 @@ function clientCaOptions(server: ConfBlockView, mode: VerifyClientMode): { ca?: 
   if (mode === 'off') return options;
   if (cas.length > 0) options.ca = distinctCertificates(cas.map((file) => readPem(file, 'certificate')));
   const crls = server.get('ssl_crl');
+  // X509_LOOKUP_load_file() takes every CRL of a file; Node's addCRL() reads the first of a PEM only.
   if (crls.length > 0) options.crl = crls.flatMap((file) => crlBlocks(readPem(file, 'CRL')));
   return options;
 }
@@ -136,6 +144,16 @@ function distinctCertificates(bundles: readonly string[]): string[] {
     }
   }
   return distinct;
+}
+
+/**
+ * One pair of each key type, the last one: SSL_CTX_use_certificate() replaces the certificate of
+ * the same type (nginx loads a second RSA pair over the first), where Node's context would pair
+ * the first RSA certificate with the last RSA key and fail with "key values mismatch".
+ */
+function lastOfEachType<P extends { cert: string }>(pairs: readonly P[]): P[] {
+  const typeOf = (pair: P): string => new X509Certificate(pair.cert).publicKey.asymmetricKeyType ?? '';
+  return pairs.filter((pair, i) => !pairs.slice(i + 1).some((later) => typeOf(later) === typeOf(pair)));
 }
 
 /** `ssl_dhparam`: Node's `dhparam`, the file checked as ngx_ssl_dhparam() reads it. */
@@ -165,7 +183,10 @@ function baseOptions(server: ConfBlockView, mode: VerifyClientMode): { options: 
   };
   // ngx_ssl_conf_commands() runs last, over every other setting; stream has no ssl_conf_command in hitless.
   const commands = atConfig(() => applyConfCommands(options, (server.get('ssl_conf_command') as DirectiveValues['ssl_conf_command'] | undefined) ?? []));
-  return { options: commands.options, ca: clientCas.ca, followMaster: tickets && ticketKeys === undefined, commands };
+  // ngx_ssl_create_connection(): SSL_OP_NO_RENEGOTIATION on every server connection (CVE-2009-3555),
+  // over ssl_conf_command too. Node would otherwise let a client renegotiate three times in ten minutes.
+  const secureOptions = (commands.options.secureOptions ?? 0) | constants.SSL_OP_NO_RENEGOTIATION;
+  return { options: { ...commands.options, secureOptions }, ca: clientCas.ca, followMaster: tickets && ticketKeys === undefined, commands };
 }
 
 /** Builds a context from a server's options and certificates; throws nginx's message for what OpenSSL refuses. */
@@ -223,6 +244,12 @@ function staplingSettings(server: ConfBlockView): StaplingSettings {
   };
 }
 
+/** The versions a context's options allow, as one string. */
+function protocolsKey(options: Pick<SecureContextOptions, 'minVersion' | 'maxVersion' | 'secureOptions'>): string {
+  const disabled = (options.secureOptions ?? 0) & (constants.SSL_OP_NO_TLSv1 | constants.SSL_OP_NO_TLSv1_1 | constants.SSL_OP_NO_TLSv1_2 | constants.SSL_OP_NO_TLSv1_3);
+  return `${options.minVersion ?? ''} ${options.maxVersion ?? ''} ${disabled}`;
+}
+
 /** The groups a context's options offer, after ssl_conf_command (Groups, Options ServerPreference). */
 function groupsOf(options: SecureContextOptions): GroupSettings {
   return { groups: serverGroups(options.ecdhCurve), preferServer: options.honorCipherOrder === true };
@@ -238,20 +265,28 @@ export function serverTlsOf(server: ConfBlockView): ServerTls {
     fail(`no "ssl_certificate_key" is defined for certificate "${(certs[certs.length - 1] as TlsFile).written}"`);
   }
   const mode = server.get('ssl_verify_client');
+  const compression = (server.get('ssl_certificate_compression') as boolean | undefined) === true;
+  // ngx_http_ssl_merge_srv_conf(): checked before the files load, and fatal on any platform.
+  if (compression && server.get('ssl_stapling')) fail('"ssl_stapling" is incompatible with "ssl_certificate_compression"');
   const passwords = server.get('ssl_password_file')?.passwords.map((password) => Buffer.from(password, 'latin1'));
   let verify: ClientVerifySettings = { mode, depth: server.get('ssl_verify_depth'), trusted: [], sessionContext: sessionIdContext(server, {}) };
   let context: SecureContext | undefined;
   let variable: VariableCertificates | undefined;
+  let settingsContext: SecureContext | undefined;
   let contextFor: ServerTls['contextFor'];
   let followsMasterKey = false;
   let staples: CertificateStaple[] = [];
+  let protocols = protocolsKey(protocolOptions(server.get('ssl_protocols')));
   let groups: GroupSettings = { groups: serverGroups(server.get('ssl_ecdh_curve')), preferServer: server.get('ssl_prefer_server_ciphers') };
   const warnings: string[] = [];
+  // ngx_ssl_certificate_compression() without SSL_OP_NO_TX_CERTIFICATE_COMPRESSION (OpenSSL 3.0, as Node 20 bundles).
+  if (compression) warnings.push('"ssl_certificate_compression" is not supported on this platform, ignored');
   if (certs.length > 0) {
     const pairs = certs.map((cert, i) => ({ cert, key: keys[i] as TlsFile }));
     const base = baseOptions(server, mode);
     followsMasterKey = base.followMaster;
     groups = groupsOf(base.options);
+    protocols = protocolsKey(base.options);
     verify = { ...verify, trusted: certificatesOf(base.ca?.join('\n') ?? ''), sessionContext: sessionIdContext(server, base.options) };
     // ssl_conf_command Certificate and PrivateKey replace the server's own.
     contextFor = (cert, key) => buildContext(server, { ...base.options, cert: base.commands.cert ?? cert, key: base.commands.key ?? key });
@@ -259,18 +294,18 @@ export function serverTlsOf(server: ConfBlockView): ServerTls {
     // ngx_http_ssl_compile_certificates(): one name with variables makes every pair load per handshake.
     if (pairs.some((pair) => pair.cert.template !== undefined || pair.key.template !== undefined)) {
       // The settings are checked now, as nginx's SSL_CTX is built without a certificate.
-      buildContext(server, base.options);
+      settingsContext = buildContext(server, base.options);
       const build = contextFor;
       variable = new VariableCertificates(pairs, passwords, (loaded) => build(loaded.map((pair) => pair.cert), loaded.map((pair) => pair.key.pem)), server.get('ssl_certificate_cache'));
     } else {
-      const loaded = pairs.map((pair) => loadPair(pair.cert, pair.key, passwords));
+      const loaded = lastOfEachType(pairs.map((pair) => ({ ...loadPair(pair.cert, pair.key, passwords), file: pair.cert })));
       context = contextFor(loaded.map((pair) => pair.cert), loaded.map((pair) => pair.key.pem));
       if (server.get('ssl_stapling') && loaded.length > 1) {
         // Node's OCSPRequest event comes before OpenSSL picks the certificate of the handshake and
         // names the context's last one: a staple could be another certificate's, which clients refuse.
         warnings.push(`"ssl_stapling" staples nothing for a server with ${loaded.length} certificates in hitless (Node does not tell which one a handshake uses before the response is due)`);
       } else if (server.get('ssl_stapling')) {
-        const certificates = loaded.map((pair, i) => ({ name: (pairs[i] as { cert: TlsFile }).cert.path, pem: pair.cert }));
+        const certificates = loaded.map((pair) => ({ name: pair.file.path, pem: pair.cert }));
         staples = atConfig(() => buildStaples(certificates, trustedPem(server), staplingSettings(server), (reason) => warnings.push(reason)));
       }
     }
@@ -291,7 +326,7 @@ export function serverTlsOf(server: ConfBlockView): ServerTls {
   }
   const sessionCache = SessionCache.of(server.get('ssl_session_cache'), server.get('ssl_session_timeout'));
   const maxSendFragment = Math.min(Math.max((server.get('ssl_buffer_size') as number | undefined) ?? SEND_FRAGMENT_MAX, SEND_FRAGMENT_MIN), SEND_FRAGMENT_MAX);
-  const tls = { context, rejectHandshake: server.get('ssl_reject_handshake'), verify, variable, contextFor, sessionCache, followsMasterKey, staples, maxSendFragment, groups, warnings };
+  const tls = { context, ...(settingsContext === undefined ? {} : { settingsContext }), rejectHandshake: server.get('ssl_reject_handshake'), verify, variable, contextFor, sessionCache, followsMasterKey, staples, maxSendFragment, protocols, groups, warnings };
   cache.set(server, tls);
   return tls;
 }

@@ -3,6 +3,7 @@
  * rules (`ngx_http_ssl_servername()`), ALPN (`ngx_http_ssl_alpn_select()`), and what a request
  * later reads of the handshake (`$ssl_protocol`, `$ssl_cipher`...).
  */
+import { constants } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import type { Server, Socket } from 'node:net';
 import { createSecureContext, TLSSocket, type SecureContext } from 'node:tls';
@@ -173,8 +174,11 @@ export class TlsTermination<S> {
     const fallback = tlsOf(hosts.defaultServer);
     this.#defaultFollows = fallback.followsMasterKey;
     this.#fallback = fallback;
-    const own = fallback.rejectHandshake ? undefined : fallback.context;
-    this.#default = own === undefined ? createSecureContext({}) : this.#follow(fallback, own);
+    // A default with variable certificates starts handshakes on its settings' context, as nginx
+    // on its SSL_CTX: the master's ticket key and its session id context resume across addresses.
+    const own = fallback.rejectHandshake ? undefined : (fallback.context ?? fallback.settingsContext);
+    // The connection's SSL comes from this context: no renegotiation, as ngx_ssl_create_connection() sets.
+    this.#default = own === undefined ? createSecureContext({ secureOptions: constants.SSL_OP_NO_RENEGOTIATION }) : this.#follow(fallback, own);
     this.#defaultVerify = fallback.verify;
     this.#defaultGroups = fallback.groups;
     this.#defaultContextFor = fallback.contextFor;
@@ -246,7 +250,7 @@ export class TlsTermination<S> {
     }
     const secure: TLSSocket = new TLSSocket(socket, {
       isServer: true,
-      secureContext: this.#default,
+      secureContext: this.#initialContext(hello?.serverName),
       ...(this.#alpn.length === 0 ? {} : { ALPNProtocols: this.#alpn }),
       // nginx answers a bad client certificate at the HTTP level (495, 496), after the handshake.
       requestCert: this.#defaultVerify.mode !== 'off',
@@ -268,6 +272,21 @@ export class TlsTermination<S> {
     }
     secure.setMaxSendFragment(this.#maxSendFragment);
     return secure;
+  }
+
+  /**
+   * The context a handshake starts on: the default's, or the SNI server's when its ssl_protocols
+   * differ. OpenSSL picks the version before Node's SNICallback runs, so a context chosen there
+   * cannot change it; nginx 1.29.2 switches contexts in the ClientHello callback for this. The
+   * name is read from the ClientHello here, before the TLS socket exists.
+   */
+  #initialContext(servername: string | undefined): SecureContext {
+    if (servername === undefined || servername === '') return this.#default;
+    const name = servername.toLowerCase();
+    const tls = this.#tlsOf(this.#hosts.find(name).server);
+    if (tls.context === undefined || tls.rejectHandshake || tls.protocols === this.#fallback.protocols) return this.#default;
+    if (this.#runtime.certificates.lookup(name) !== undefined) return this.#default;
+    return this.#follow(tls, tls.context);
   }
 
   /**

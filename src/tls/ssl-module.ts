@@ -8,7 +8,7 @@ import { isAbsolute, resolve } from 'node:path';
 import { parseNumber, parseSize, parseTime } from '../core/parse.js';
 import { isConstantTemplate, parseTemplate, TemplateSyntaxError, type Template } from '../core/variables.js';
 import { defineDirective, type ConfModule, type DirectiveContext } from '../conf/registry.js';
-import { CertificateLoadError, readPasswordFile } from './certificate-files.js';
+import { CertificateLoadError, readPasswordFile, storeKeyFile } from './certificate-files.js';
 import { VERIFY_CLIENT_MODES, type VerifyClientMode } from './client-verify.js';
 import { staplingDirectives } from './stapling-directives.js';
 import { sslConfCommandDirective } from './ssl-conf-command.js';
@@ -57,6 +57,7 @@ declare module '../conf/registry.js' {
     ssl_session_tickets: boolean;
     ssl_session_ticket_key: readonly TlsFile[];
     ssl_reject_handshake: boolean;
+    ssl_certificate_compression: boolean;
     ssl_verify_client: VerifyClientMode;
     ssl_client_certificate: readonly TlsFile[];
     ssl_trusted_certificate: readonly TlsFile[];
@@ -77,6 +78,11 @@ function parseTlsFile(args: readonly string[], ctx: DirectiveContext, previous: 
   // nginx reads ssl_client_certificate and the others as plain file names, $ included.
   if (written.includes('$')) ctx.fail(`variables in "${ctx.node.name}" are not supported by hitless`);
   if (written.startsWith('data:')) ctx.fail(`"data:" in "${ctx.node.name}" is not supported by hitless`);
+  if (ctx.node.name === 'ssl_certificate_key' && written.startsWith('store:')) {
+    const file = storeKeyFile(written);
+    if (file === undefined) ctx.fail(`cannot load certificate key "${written}": hitless loads "store:file:..." keys only (Node has no OSSL_STORE for the other schemes)`);
+    return [...(previous ?? []), { written, path: file }];
+  }
   return [...(previous ?? []), { written, path: isAbsolute(written) ? written : resolve(ctx.confPrefix, written) }];
 }
 
@@ -100,8 +106,8 @@ function parseCertificateFile(args: readonly string[], ctx: DirectiveContext, pr
   return [...(previous ?? []), { written, path: ctx.confPrefix, template }];
 }
 
-/** `ngx_http_ssl_password_file()`: the file is read when the configuration is. */
-function parsePasswordFile([written = '']: readonly string[], ctx: DirectiveContext): PasswordFile {
+/** `ngx_http_ssl_password_file()` (and `proxy_ssl_password_file`'s): the file is read when the configuration is. */
+export function parsePasswordFile([written = '']: readonly string[], ctx: DirectiveContext): PasswordFile {
   const path = isAbsolute(written) ? written : resolve(ctx.confPrefix, written);
   try {
     return { path, passwords: readPasswordFile(path, (file) => ctx.readData(file)).map((password) => password.toString('latin1')) };
@@ -173,7 +179,7 @@ export const sslDirectives: ConfModule = {
       args: [1],
       repeatable: true,
       syntax: 'file;',
-      summary: 'The PEM private key of the ssl_certificate given in the same position; may be encrypted (ssl_password_file).',
+      summary: 'The PEM private key of the ssl_certificate given in the same position; may be encrypted (ssl_password_file). "store:file:PATH" reads PATH, as the file scheme of OSSL_STORE does; other store: schemes are refused (Node has no OSSL_STORE).',
       defaultText: '—',
       default: () => [],
       parse: parseCertificateFile,
@@ -304,6 +310,18 @@ export const sslDirectives: ConfModule = {
       summary: 'Refuses TLS handshakes that reach this server (by SNI, or without one in the default server) with an unrecognized_name alert.',
       default: () => false,
       defaultText: 'ssl_reject_handshake off;',
+      parse: flag,
+    }),
+    defineDirective({
+      kind: 'value',
+      name: 'ssl_certificate_compression',
+      contexts: ['http', 'server'],
+      args: 'flag',
+      syntax: 'on | off;',
+      summary:
+        'TLS 1.3 certificate compression (RFC 8879). Node 20 bundles OpenSSL 3.0, which has none (SSL_CTX_compress_certs() came with OpenSSL 3.2): on warns at -t, as nginx built with OpenSSL 3.0 does, and certificates go uncompressed; with ssl_stapling it is an error, as in nginx.',
+      default: () => false,
+      defaultText: 'ssl_certificate_compression off;',
       parse: flag,
     }),
     defineDirective({

@@ -16,7 +16,7 @@ import { isAbsolute, resolve } from 'node:path';
 import type { SecureContext, TLSSocket } from 'node:tls';
 import type { ErrorLog } from '../core/log.js';
 import { compileTemplate, type VariableTable } from '../core/variables.js';
-import { CertificateLoadError, openFailure, parseKeyOf, parseLeaf, type LoadedKey } from './certificate-files.js';
+import { CertificateLoadError, openFailure, parseKeyOf, parseLeaf, storeKeyFile, type LoadedKey } from './certificate-files.js';
 import type { TlsFile } from './ssl-module.js';
 import { CertificateCache, loadConnectionCertificate, type CertificateCacheSetting, type CertificateCaches } from './certificate-cache.js';
 
@@ -73,15 +73,17 @@ export class VariableCertificates {
    * `requestOf` makes what the variables read from a handshake (http: a request with no head).
    */
   bind<R>(table: VariableTable<R>, requestOf: (socket: TLSSocket, servername: string) => R, log: ErrorLog, caches?: CertificateCaches): HandshakeCertificates {
-    const pathOf = (file: TlsFile): ((request: R) => string) => {
+    const pathOf = (file: TlsFile, key: boolean): ((request: R) => string) => {
       if (file.template === undefined) return () => file.path;
       const evaluate = compileTemplate(file.template, table);
       return (request) => {
         const name = evaluate(request);
+        const stored = key ? storeKeyFile(name) : undefined;
+        if (stored !== undefined) return stored;
         return isAbsolute(name) ? name : resolve(file.path, name);
       };
     };
-    const names = this.#pairs.map((pair) => ({ cert: pathOf(pair.cert), key: pathOf(pair.key) }));
+    const names = this.#pairs.map((pair) => ({ cert: pathOf(pair.cert, false), key: pathOf(pair.key, true) }));
     const setting = this.#cache;
     const cache = setting === undefined ? undefined : (caches?.for(setting) ?? new CertificateCache(setting));
     const contexts = cache === undefined ? new FileContexts(this.#passwords, this.#build, log) : new CachedContexts(cache, this.#passwords, this.#build, log);

@@ -112,7 +112,7 @@ export class UpstreamGroup<R extends Balanced = Balanced> {
     this.#buildBalancer = balancer;
     this.#sets = peerSets(peers);
     this.pool = new ConnectionPool(limits);
-    this.h2 = new H2SessionPool(limits.idleTimeoutMs);
+    this.h2 = new H2SessionPool(limits.idleTimeoutMs, limits.maxRequests, limits.maxAgeMs);
     this.implicit = implicit;
     this.#balancer = balancer(this.#sets);
     this.shared = shared;
@@ -354,13 +354,14 @@ export function buildUpstreamGroups<R extends Balanced>(http: ConfBlockView, var
 
 /**
  * The group nginx creates for `proxy_pass http://host:port`: every address of the host, no
- * keepalive cache. `addresses`: the host's addresses when a `resolver` found them at request time.
+ * keepalive cache. `addresses`: the host's addresses when a `resolver` found them at request time;
+ * `maxFails`: 0 for those, whose failures nginx forgets after the request.
  */
-export function implicitGroup(host: string, port: number, addresses?: readonly string[]): UpstreamGroup {
+export function implicitGroup(host: string, port: number, addresses?: readonly string[], maxFails = 1): UpstreamGroup {
   const address = host.startsWith('unix:') ? host : host.startsWith('[') ? `${host}:${port}` : isIP(host) === 6 ? `[${host}]:${port}` : `${host}:${port}`;
   const found: PeerAddress[] = addresses?.map((ip) => ({ kind: 'tcp', host: ip, port })) ?? resolveServerAddress(address, port);
   const peers = found.map(
-    (resolved) => new Peer({ name: peerName(resolved), address: resolved, server: address, weight: 1, maxFails: 1, failTimeoutMs: 10_000, maxConns: 0, backup: false, down: false }),
+    (resolved) => new Peer({ name: peerName(resolved), address: resolved, server: address, weight: 1, maxFails, failTimeoutMs: 10_000, maxConns: 0, backup: false, down: false }),
   );
   return new UpstreamGroup(host.startsWith('unix:') ? host : `${host}:${port}`, peers, { maxIdle: 0, maxRequests: 0, maxAgeMs: 0, idleTimeoutMs: 0 }, true);
 }

@@ -6,7 +6,7 @@
  * request opens a fresh one, while the streams the old one accepted finish on it. A session with
  * no stream closes after an idle timeout.
  */
-import { connect, type ClientHttp2Session, type ClientSessionOptions } from 'node:http2';
+import { connect, constants, type ClientHttp2Session, type ClientHttp2Stream, type ClientSessionOptions } from 'node:http2';
 import type { Socket } from 'node:net';
 
 /** The default idle timeout of a session without streams: nginx's upstream `keepalive_timeout`. */
@@ -20,10 +20,16 @@ export type SessionResult<F> = { readonly ok: true; readonly session: ClientHttp
 
 interface Entry {
   readonly session: ClientHttp2Session;
+  readonly key: string;
+  readonly createdAt: number;
+  /** Streams it has carried. */
+  requests: number;
   /** Not shared: closed once its streams are done. */
   readonly exclusive: boolean;
   /** True once a stream was counted on it. */
   used: boolean;
+  /** keepalive_requests or keepalive_time reached: closed once its streams are done. */
+  spent: boolean;
   streams: number;
   timer: NodeJS.Timeout | undefined;
 }
@@ -31,15 +37,23 @@ interface Entry {
 /** The sessions of one upstream group. */
 export class H2SessionPool<F = Error> {
   readonly #idleTimeoutMs: number;
+  readonly #maxRequests: number;
+  readonly #maxAgeMs: number;
   readonly #live = new Map<string, Entry>();
   readonly #entries = new Map<ClientHttp2Session, Entry>();
   /** Requests waiting on a transport being opened for their key: they share it. */
   readonly #opening = new Map<string, ((result: SessionResult<F>) => void)[]>();
   #closed = false;
 
-  /** `idleTimeoutMs`: how long a session without streams stays open; default 60 s. */
-  constructor(idleTimeoutMs = DEFAULT_H2_IDLE_TIMEOUT_MS) {
+  /**
+   * `idleTimeoutMs`: how long a session without streams stays open (keepalive_timeout; default
+   * 60 s); `maxRequests` and `maxAgeMs`: after that many streams or that long a session takes no
+   * new stream (keepalive_requests, keepalive_time; default unlimited).
+   */
+  constructor(idleTimeoutMs = DEFAULT_H2_IDLE_TIMEOUT_MS, maxRequests = Infinity, maxAgeMs = Infinity) {
     this.#idleTimeoutMs = idleTimeoutMs > 0 ? idleTimeoutMs : DEFAULT_H2_IDLE_TIMEOUT_MS;
+    this.#maxRequests = maxRequests > 0 ? maxRequests : Infinity;
+    this.#maxAgeMs = maxAgeMs > 0 ? maxAgeMs : Infinity;
   }
 
   /** Live sessions (tests and metrics). */
@@ -87,6 +101,11 @@ export class H2SessionPool<F = Error> {
     if (entry === undefined) return;
     entry.streams++;
     entry.used = true;
+    // keepalive_requests, keepalive_time: a spent session finishes its streams and takes no more.
+    if (++entry.requests >= this.#maxRequests || Date.now() - entry.createdAt >= this.#maxAgeMs) {
+      entry.spent = true;
+      if (this.#live.get(entry.key) === entry) this.#live.delete(entry.key);
+    }
     if (entry.timer !== undefined) {
       clearTimeout(entry.timer);
       entry.timer = undefined;
@@ -112,7 +131,7 @@ export class H2SessionPool<F = Error> {
     const options: ClientSessionOptions = { createConnection: () => socket, settings: { enablePush: false } };
     const encrypted = (socket as { encrypted?: boolean }).encrypted === true;
     const session = connect(encrypted ? 'https://localhost' : 'http://localhost', options);
-    const entry: Entry = { session, exclusive, used: false, streams: 0, timer: undefined };
+    const entry: Entry = { session, key, createdAt: Date.now(), requests: 0, exclusive, used: false, spent: false, streams: 0, timer: undefined };
     this.#entries.set(session, entry);
     session.on('error', () => undefined); // its streams fail with it; the session ends in 'close'
     const forget = (): void => {
@@ -135,7 +154,7 @@ export class H2SessionPool<F = Error> {
 
   #idle(entry: Entry): void {
     if (entry.streams > 0) return;
-    if (this.#closed || entry.used && entry.exclusive || !usable(entry.session)) {
+    if (this.#closed || entry.spent || (entry.used && entry.exclusive) || !usable(entry.session)) {
       if (!entry.session.closed && !entry.session.destroyed) entry.session.close();
       return;
     }
@@ -145,6 +164,19 @@ export class H2SessionPool<F = Error> {
     }, this.#idleTimeoutMs);
     entry.timer.unref();
   }
+}
+
+/**
+ * Gives up a stream that reached its read timeout: RST_STREAM CANCEL, and the stream ends here even
+ * when its session can no longer say so (node:http2 tells JavaScript nothing when nghttp2 sent
+ * GOAWAY for a header block its HPACK decoder refused, and such a session never reports its streams
+ * closed). The session takes no new stream (the others on it finish), as nginx does not keep a
+ * connection that timed out.
+ */
+export function cancelTimedOutStream(session: ClientHttp2Session, stream: ClientHttp2Stream): void {
+  stream.close(constants.NGHTTP2_CANCEL);
+  stream.destroy();
+  if (!session.closed) session.close();
 }
 
 /**

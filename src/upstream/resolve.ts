@@ -146,7 +146,8 @@ export class ServerResolution {
 
   #schedule(delayMs: number): void {
     if (this.#stopped) return;
-    this.#timer = setTimeout(() => void this.#query(), delayMs);
+    // A query that throws (it should not) is retried like a failed one, never left unhandled.
+    this.#timer = setTimeout(() => void this.#query().catch(() => this.#schedule(Math.max(this.#options.timeoutMs, 1000))), delayMs);
     this.#timer.unref();
   }
 

@@ -65,6 +65,27 @@ describe('the resolver DNS client', () => {
     dns.answers.clear();
   });
 
+  it('fails a name when either family\'s answer is an error, and keeps a repeated address', async () => {
+    dns.answers.set('n-e.example.net A', { a: ['127.0.0.201'] });
+    dns.answers.set('n-e.example.net AAAA', { rcode: 2 });
+    assert.equal((await client.resolveAddresses('n-e.example.net', options)).code, 2);
+    dns.answers.set('twice.example.net A', { a: ['127.0.0.2', '127.0.0.2', '127.0.0.1'] });
+    assert.deepEqual((await client.resolveAddresses('twice.example.net', { ...options, ipv6: false })).addresses, ['127.0.0.2', '127.0.0.2', '127.0.0.1']);
+    dns.answers.clear();
+  });
+
+  it('follows the CNAME of the last answer only (AAAA\'s), as nginx does', async () => {
+    dns.answers.set('alias2.example.net A', { a: ['127.0.0.201'] });
+    dns.answers.set('alias2.example.net AAAA', { aaaa: ['fe80::1'] });
+    // A: a CNAME, AAAA: nothing: not followed.
+    dns.answers.set('c-z.example.net A', { cname: 'alias2.example.net' });
+    assert.equal((await client.resolveAddresses('c-z.example.net', options)).code, 3);
+    // A: nothing, AAAA: a CNAME: followed for both families.
+    dns.answers.set('z-c.example.net AAAA', { cname: 'alias2.example.net' });
+    assert.deepEqual((await client.resolveAddresses('z-c.example.net', options)).addresses, ['127.0.0.201', 'fe80::1']);
+    dns.answers.clear();
+  });
+
   it('reports a timeout as nginx does (110) when nobody answers', async () => {
     const silent = new DnsClient([{ host: '127.0.0.1', port: 9 }]);
     const answer = await silent.resolveAddresses('example.net', { ...options, timeoutMs: 200 });

@@ -3,7 +3,8 @@
  * certificate with variables, handshakes with the default's certificate and answers as itself,
  * hitless and Debian's nginx side by side (nginx keeps the default server's SSL_CTX, whose
  * certificate callback loads the files; hitless used to answer with an empty context, and the
- * handshake failed).
+ * handshake failed); and a session of such a default resumes on another address that shares
+ * its cache (the handshake starts on the settings' context, with its session id context).
  */
 import assert from 'node:assert/strict';
 import { X509Certificate } from 'node:crypto';
@@ -19,17 +20,38 @@ import { startServer, type RunningServer } from './helpers/side-by-side.js';
 const BINARIES = ['nginx', 'hitless'] as const;
 type Binary = (typeof BINARIES)[number];
 
-function conf(dir: string, port: number): string {
+/** `port`: a default with variable certificates and a server with none; `first` and `second`: two such defaults sharing a session cache. */
+function conf(dir: string, port: number, first: number, second: number): string {
+  const variable = `ssl_certificate ${dir}/$name.crt; ssl_certificate_key ${dir}/$name.key;`;
+  const cached = (listen: number): string =>
+    `server { listen 127.0.0.1:${listen} ssl; server_name default.test; ${variable} ssl_session_cache shared:SSL:1m; ssl_session_tickets off; return 200 "$ssl_session_reused"; }`;
   return `pid ${join(dir, `${port}.pid`)};
 error_log ${join(dir, `${port}-error.log`)} info;
 events {}
 http {
     access_log off;
     geo $name { default a-rsa; }
-    server { listen 127.0.0.1:${port} ssl; server_name default.test; ssl_certificate ${dir}/$name.crt; ssl_certificate_key ${dir}/$name.key; return 200 "default"; }
+    server { listen 127.0.0.1:${port} ssl; server_name default.test; ${variable} return 200 "default"; }
     server { listen 127.0.0.1:${port} ssl; server_name no-context.test; return 200 "no context"; }
+    ${cached(first)}
+    ${cached(second)}
 }
 `;
+}
+
+/** A TLS 1.2 request to `port` offering `session`: the body and the session the server gave (at most 10 s). */
+function resume(port: number, session?: Buffer): Promise<{ body: string; session: Buffer | undefined }> {
+  return new Promise((resolve, reject) => {
+    const socket = connect({ port, host: '127.0.0.1', servername: 'default.test', rejectUnauthorized: false, maxVersion: 'TLSv1.2', ...(session === undefined ? {} : { session }) });
+    let text = '';
+    let latest: Buffer | undefined;
+    socket.setTimeout(10_000, () => socket.destroy(new Error('no answer within 10 s')));
+    socket.on('session', (data: Buffer) => (latest = data));
+    socket.once('secureConnect', () => socket.write('GET / HTTP/1.0\r\nHost: default.test\r\n\r\n'));
+    socket.on('data', (chunk: Buffer) => (text += chunk.toString('latin1')));
+    socket.once('end', () => resolve({ body: text.slice(text.indexOf('\r\n\r\n') + 4), session: latest }));
+    socket.once('error', reject);
+  });
 }
 
 /** A request to `servername`: the leaf's subject and the body, or the error's code (at most 10 s). */
@@ -54,17 +76,17 @@ describe('a server without certificates behind a default with variable ones: hit
   // nginx's workers run as nobody and load the variable certificate in each handshake.
   chmodSync(dir, 0o755);
   const running: RunningServer[] = [];
-  const ports = {} as Record<Binary, number>;
+  const ports = {} as Record<Binary, { port: number; first: number; second: number }>;
 
   before(async () => {
     writeFileSync(join(dir, 'a-rsa.crt'), readFileSync(fixture('a-rsa.fullchain.crt')));
     writeFileSync(join(dir, 'a-rsa.key'), readFileSync(fixture('a-rsa.key')));
     for (const binary of BINARIES) {
-      const port = await freePort();
-      ports[binary] = port;
+      const p = { port: await freePort(), first: await freePort(), second: await freePort() };
+      ports[binary] = p;
       const file = join(dir, `${binary}.conf`);
-      writeFileSync(file, conf(dir, port));
-      running.push(await startServer(binary, ['-p', `${dir}/`, '-c', file, '-e', join(dir, `${binary}-error.log`), '-g', 'daemon off;'], [port]));
+      writeFileSync(file, conf(dir, p.port, p.first, p.second));
+      running.push(await startServer(binary, ['-p', `${dir}/`, '-c', file, '-e', join(dir, `${binary}-error.log`), '-g', 'daemon off;'], [p.port, p.first, p.second]));
     }
   });
   after(async () => {
@@ -75,8 +97,15 @@ describe('a server without certificates behind a default with variable ones: hit
   for (const binary of BINARIES) {
     it(`${binary}: the default's certificate, the server's own answer`, async () => {
       const subject = new X509Certificate(readFileSync(fixture('a-rsa.crt'))).subject;
-      assert.equal(await request(ports[binary], 'no-context.test'), `${subject}|no context`);
-      assert.equal(await request(ports[binary], 'default.test'), `${subject}|default`);
+      assert.equal(await request(ports[binary].port, 'no-context.test'), `${subject}|no context`);
+      assert.equal(await request(ports[binary].port, 'default.test'), `${subject}|default`);
+    });
+
+    it(`${binary}: a session of one such default resumes on another address sharing its cache`, async () => {
+      const first = await resume(ports[binary].first);
+      assert.equal(first.body, '.');
+      assert.ok(first.session !== undefined, 'the server gave a session');
+      assert.equal((await resume(ports[binary].second, first.session)).body, 'r');
     });
   }
 });

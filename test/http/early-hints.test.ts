@@ -78,6 +78,7 @@ describe('early_hints', () => {
           proxy_hide_header X-Secret;
           location /h1/ { proxy_pass http://127.0.0.1:${h1Port}; proxy_http_version 1.1; }
           location /h2/ { proxy_pass http://127.0.0.1:${h2Port}; proxy_http_version 2; }
+          location /grpc/ { grpc_pass 127.0.0.1:${h2Port}; grpc_hide_header X-Secret; }
         }
         server {
           listen 127.0.0.1:8081;
@@ -115,6 +116,12 @@ describe('early_hints', () => {
     assert.equal(body, 'SEE-THIS');
     const fromH1 = await h2Heads(port(), '/h1/?hints=1');
     assert.deepEqual(fromH1.heads.map((head) => head[':status']), [103, 200]);
+  });
+
+  it('passes a gRPC server\'s 103 from grpc_pass too', async () => {
+    const reply = await raw(port(), 'GET /grpc/?hints=1 HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n');
+    assert.match(reply, /^HTTP\/1\.1 103 Early Hints\r\nlink: <\/b\.css>; rel=preload\r\n\r\nHTTP\/1\.1 200 OK\r\n/i);
+    assert.match(await raw(port(), 'GET /grpc/ HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n'), /^HTTP\/1\.1 200 OK\r\n/);
   });
 
   it('sends no 103 for "0", an empty value, an HTTP/1.0 client, or without the directive', async () => {

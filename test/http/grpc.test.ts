@@ -77,6 +77,7 @@ describe('grpc_pass: gRPC over HTTP/2 to upstreams', () => {
           location /tls-ok/ { grpc_pass grpcs://127.0.0.1:${tlsGood.port}; ${verify} }
           location /tls-bad/ { grpc_pass grpcs://127.0.0.1:${tlsOther.port}; ${verify} }
           location /tls-unverified/ { grpc_pass grpcs://127.0.0.1:${tlsOther.port}; }
+          location /tls-cert/ { grpc_pass grpcs://127.0.0.1:${tlsGood.port}; grpc_ssl_certificate ${TLS}$arg_c.crt; grpc_ssl_certificate_key ${TLS}$arg_c.key; grpc_ssl_certificate_cache max=4; }
           location /authority/ { grpc_pass 127.0.0.1:${peer.port}; grpc_set_header Host api.test; }
         }
         server {
@@ -192,6 +193,15 @@ describe('grpc_pass: gRPC over HTTP/2 to upstreams', () => {
     const unverified = await grpcCall(client, '/tls-unverified/test.Echo/Unary', 'tls');
     assert.equal(unverified.status, 200);
     assert.equal(tlsOther.streams.length, 1);
+  });
+
+  it('presents a grpc_ssl_certificate with variables, and answers 500 when its files do not load', async () => {
+    const good = await grpcCall(client, '/tls-cert/test.Echo/Unary?c=client-a', 'cert');
+    assert.equal(good.status, 200);
+    assert.match(good.messages[0] ?? '', /^echo:cert /);
+    const missing = await grpcCall(client, '/tls-cert/test.Echo/Unary?c=missing', 'cert');
+    assert.equal(missing.status, 500);
+    assert.match(errorLog(), /\[error\] .*cannot load certificate "[^"]*missing\.crt": BIO_new_file\(\) failed .* while SSL handshaking to upstream/);
   });
 
   it('multiplexes many concurrent calls on one upstream session', async () => {

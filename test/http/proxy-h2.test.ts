@@ -15,7 +15,7 @@ import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { ErrorLog } from '../../src/core/log.js';
 import { errorOf, get, load, RawClient, serve, type Served } from './helpers.js';
-import { closedPort } from './proxy-upstreams.js';
+import { closedPort, rawUpstream, type Upstream } from './proxy-upstreams.js';
 
 const TLS = fileURLToPath(new URL('../../../test/fixtures/tls/', import.meta.url));
 
@@ -146,9 +146,11 @@ describe('proxy_http_version 2: requests to node:http2 upstreams', () => {
   let served: Served;
   let echo: H2Upstream;
   let kept: H2Upstream;
+  let limited: H2Upstream;
   let secure: H2Upstream;
   let missing: H2Upstream;
   let reset: H2Upstream;
+  let strict: Upstream;
   let port = 0;
 
   before(async () => {
@@ -165,6 +167,7 @@ describe('proxy_http_version 2: requests to node:http2 upstreams', () => {
     };
     echo = await h2Upstream(answer);
     kept = await h2Upstream(answer);
+    limited = await h2Upstream(answer);
     secure = await h2Upstream(answer, 'a-rsa');
     missing = await h2Upstream((stream) => {
       stream.respond({ ':status': 404 });
@@ -174,13 +177,29 @@ describe('proxy_http_version 2: requests to node:http2 upstreams', () => {
       stream.on('error', () => undefined);
       stream.close(constants.NGHTTP2_INTERNAL_ERROR);
     });
+    // A raw h2 peer: on its first connection a header block whose empty Huffman string is padded
+    // with 8 bits (RFC 7541 section 5.2: a decoding error; nginx lets it pass), then sound answers.
+    strict = await rawUpstream((socket, index) => {
+      let seen = 0;
+      socket.on('data', (chunk: Buffer) => {
+        seen += chunk.length;
+        if (seen < 24 + 9 + 9 || socket.writableEnded) return;
+        const settings = Buffer.from('000000040000000000000000040100000000', 'hex');
+        const bad = Buffer.from('0000130105000000014085b8848d36a38210014085416cee5b3f81ff', 'hex');
+        const good = Buffer.from('00000101050000000188', 'hex');
+        socket.write(Buffer.concat([settings, index === 0 ? bad : good]));
+        socket.end();
+      });
+    });
     const down = await closedPort();
     served = await serve(
       `http {
         access_log off;
         upstream kept { server 127.0.0.1:${kept.port}; keepalive 4; }
+        upstream limited { server 127.0.0.1:${limited.port}; keepalive 4; keepalive_requests 2; }
         upstream next { server 127.0.0.1:${missing.port}; server 127.0.0.1:${echo.port}; }
         upstream dead { server 127.0.0.1:${down}; server 127.0.0.1:${echo.port}; }
+        upstream strict { server 127.0.0.1:${strict.port}; keepalive 4; }
         server {
           listen 127.0.0.1:8080;
           http2 on;
@@ -191,12 +210,14 @@ describe('proxy_http_version 2: requests to node:http2 upstreams', () => {
           location /bare/ { proxy_pass http://127.0.0.1:${echo.port}; proxy_pass_request_headers off; proxy_pass_request_body off; }
           location /stream/ { proxy_pass http://127.0.0.1:${echo.port}; proxy_request_buffering off; }
           location /kept/ { proxy_pass http://kept; }
+          location /limited/ { proxy_pass http://limited; }
           location /tls/ { proxy_pass https://127.0.0.1:${secure.port}; proxy_ssl_verify on; proxy_ssl_trusted_certificate ${TLS}ca.crt; proxy_ssl_name a.test; }
           location /trailers { proxy_pass http://127.0.0.1:${echo.port}; proxy_pass_trailers on; }
           location /no-trailers/ { proxy_pass http://127.0.0.1:${echo.port}/trailers; }
           location /next/ { proxy_pass http://next; proxy_next_upstream http_404; }
           location /dead/ { proxy_pass http://dead; }
           location /reset/ { proxy_pass http://127.0.0.1:${reset.port}; }
+          location /strict/ { proxy_pass http://strict; proxy_read_timeout 500ms; }
         }
       }`,
       dir,
@@ -207,7 +228,7 @@ describe('proxy_http_version 2: requests to node:http2 upstreams', () => {
 
   after(async () => {
     await served?.stop();
-    for (const upstream of [echo, kept, secure, missing, reset]) await upstream?.stop();
+    for (const upstream of [echo, kept, limited, secure, missing, reset, strict]) await upstream?.stop();
     rmSync(dir, { recursive: true, force: true });
   });
 
@@ -272,6 +293,11 @@ describe('proxy_http_version 2: requests to node:http2 upstreams', () => {
     assert.equal(kept.seen.length, 3);
   });
 
+  it('takes a kept session out after keepalive_requests streams', async () => {
+    for (let i = 0; i < 5; i++) assert.equal((await get(port, `/limited/${i}`)).status, 200);
+    assert.equal(limited.sessions, 3);
+  });
+
   it('speaks TLS with ALPN h2 to proxy_pass https://, verified against proxy_ssl_name', async () => {
     const reply = await get(port, '/tls/z');
     assert.equal(reply.status, 200);
@@ -309,5 +335,11 @@ describe('proxy_http_version 2: requests to node:http2 upstreams', () => {
     const reply = await get(port, '/reset/');
     assert.equal(reply.status, 502);
     assert.match(errorLog(), /upstream rejected request with error 2 while reading response header from upstream, client: 127\.0\.0\.1, server: , request: "GET \/reset\/ HTTP\/1\.1", upstream: "http:\/\/127\.0\.0\.1:\d+\/reset\/"/);
+  });
+
+  it('drops a kept session whose stream timed out: one node:http2 silently stopped reading takes no more requests', { timeout: 10_000 }, async () => {
+    assert.equal((await get(port, '/strict/1')).status, 504);
+    assert.equal((await get(port, '/strict/2')).status, 200);
+    assert.equal(strict.connections, 2);
   });
 });

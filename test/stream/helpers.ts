@@ -143,3 +143,21 @@ export function memoryLog(): { log: ErrorLog; lines: string[] } {
   };
   return { log, lines };
 }
+
+/** A minimal TLS 1.2 ClientHello with the server_name extension, as ssl_preread reads it. */
+export function clientHello(name: string): Buffer {
+  const host = Buffer.from(name, 'latin1');
+  const serverName = Buffer.concat([Buffer.from([0x00]), u16(host.length), host]);
+  const list = Buffer.concat([u16(serverName.length), serverName]);
+  const extension = Buffer.concat([u16(0x0000), u16(list.length), list]);
+  const extensions = Buffer.concat([u16(extension.length), extension]);
+  const body = Buffer.concat([Buffer.from([0x03, 0x03]), Buffer.alloc(32), Buffer.from([0x00]), u16(2), Buffer.from([0x00, 0x2f]), Buffer.from([0x01, 0x00]), extensions]);
+  const handshake = Buffer.concat([Buffer.from([0x01, 0x00]), u16(body.length), body]);
+  return Buffer.concat([Buffer.from([0x16, 0x03, 0x01]), u16(handshake.length), handshake]);
+}
+
+function u16(value: number): Buffer {
+  const buffer = Buffer.alloc(2);
+  buffer.writeUInt16BE(value);
+  return buffer;
+}

@@ -1,11 +1,12 @@
 /** TCP proxying through a stream server: payloads both ways, half-close, timeouts, PROXY protocol, return, access log. */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { readProxyProtocol } from '../../src/core/proxy-protocol.js';
 import { tempDir } from '../helpers/tmp.js';
+import { waitFor } from '../e2e/helpers/masters.js';
 import { echoBackend, exchange, memoryLog, serveStream, startBackend, type Backend, type ServedStream } from './helpers.js';
 
 describe('stream proxy_pass to an echo backend', () => {
@@ -182,6 +183,77 @@ describe('stream limit_conn', () => {
       first.destroy();
       await proxy.stop();
       await backend.stop();
+    }
+  });
+
+  // stream_limit_conn_dry_run.t: $limit_conn_status was an unknown variable in stream.
+  it('sets $limit_conn_status: PASSED, REJECTED, REJECTED_DRY_RUN, and not found without a limit', async () => {
+    const backend = await echoBackend();
+    const dir = tempDir();
+    const proxy = await serveStream(`stream { proxy_half_close on;
+      limit_conn_zone $binary_remote_addr zone=per_ip:1m;
+      log_format status '$server_port:$limit_conn_status';
+      access_log ${dir.path}/status.log status;
+      server { listen 127.0.0.1:1; limit_conn per_ip 1; proxy_pass 127.0.0.1:${backend.port}; }
+      server { listen 127.0.0.1:2; limit_conn per_ip 1; proxy_pass 127.0.0.1:${backend.port}; }
+      server { listen 127.0.0.1:3; limit_conn per_ip 1; limit_conn_dry_run on; proxy_pass 127.0.0.1:${backend.port}; }
+      server { listen 127.0.0.1:4; proxy_pass 127.0.0.1:${backend.port}; }
+    }`);
+    const [held, rejected, dryRun, none] = proxy.ports as [number, number, number, number];
+    const first = connect({ port: held, host: '127.0.0.1' });
+    try {
+      first.write('hold');
+      await new Promise((resolve) => first.once('data', resolve));
+      assert.equal((await exchange(rejected, 'x')).length, 0);
+      assert.equal((await exchange(dryRun, 'y')).toString(), 'y');
+      assert.equal((await exchange(none, 'z')).toString(), 'z');
+      first.end();
+      await new Promise((resolve) => first.once('close', resolve));
+      const lines = await waitFor('four log lines', () => {
+        proxy.runtime.flushLogs();
+        const text = existsSync(`${dir.path}/status.log`) ? readFileSync(`${dir.path}/status.log`, 'utf8') : '';
+        const found = text.split('\n').filter((line) => line !== '');
+        return found.length === 4 ? found.sort() : undefined;
+      }, 5000);
+      assert.deepEqual(lines, [`${held}:PASSED`, `${rejected}:REJECTED`, `${dryRun}:REJECTED_DRY_RUN`, `${none}:-`].sort());
+    } finally {
+      first.destroy();
+      await proxy.stop();
+      await backend.stop();
+      dir.remove();
+    }
+  });
+});
+
+// stream_proxy_protocol2_tlv.t: unknown "proxy_protocol_tlv_ssl" variable at -t.
+describe('stream $proxy_protocol_tlv_*', () => {
+  it('returns the TLVs of a listen ... proxy_protocol v2 header, by name, by type and ssl sub-TLV', async () => {
+    const proxy = await serveStream(`stream { server { listen 127.0.0.1:1 proxy_protocol; return "$proxy_protocol_tlv_alpn|$proxy_protocol_tlv_0x02|$proxy_protocol_tlv_ssl_verify|$proxy_protocol_tlv_ssl_cn|$proxy_protocol_tlv_netns"; } }`);
+    try {
+      const tlv = (type: number, value: Buffer): Buffer => Buffer.concat([Buffer.from([type, 0, value.length]), value]);
+      const ssl = Buffer.concat([Buffer.from([1, 0, 0, 0, 7]), tlv(0x22, Buffer.from('example.com'))]);
+      const tlvs = Buffer.concat([tlv(0x01, Buffer.from('h2')), tlv(0x02, Buffer.from('localhost')), tlv(0x20, ssl)]);
+      const head = Buffer.from([0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d, 0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a, 0x21, 0x11, 0, 12 + tlvs.length]);
+      const header = Buffer.concat([head, Buffer.from([192, 0, 2, 1, 192, 0, 2, 2, 0, 1, 0, 2]), tlvs]);
+      assert.equal((await exchange(proxy.port, header)).toString(), 'h2|localhost|7|example.com|');
+      // A v1 header has no TLVs: every one is empty.
+      assert.equal((await exchange(proxy.port, 'PROXY TCP4 192.0.2.1 192.0.2.2 1 2\r\n')).toString(), '||||');
+    } finally {
+      await proxy.stop();
+    }
+  });
+});
+
+// stream_realip.t "server off": a server with a `listen ... proxy_protocol` and a plain listen
+// read a PROXY header on both, and so closed the plain one's sessions as broken headers.
+describe('stream listen ... proxy_protocol is per address', () => {
+  it('reads a header only on the listen that asks for one', async () => {
+    const proxy = await serveStream('stream { server { listen 127.0.0.1:1 proxy_protocol; listen 127.0.0.1:2; return "$proxy_protocol_addr:$proxy_protocol_port"; } }');
+    try {
+      assert.equal((await exchange(proxy.ports[0] ?? 0, 'PROXY TCP4 192.0.2.1 192.0.2.2 1234 5678\r\n')).toString(), '192.0.2.1:1234');
+      assert.equal((await exchange(proxy.ports[1] ?? 0, '')).toString(), ':');
+    } finally {
+      await proxy.stop();
     }
   });
 });

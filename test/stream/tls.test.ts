@@ -4,9 +4,10 @@ import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { tempDir } from '../helpers/tmp.js';
 import { after, before, describe, it } from 'node:test';
+import { connect } from 'node:net';
 import { connect as connectTls, createServer as createTlsServer, type PeerCertificate } from 'node:tls';
 import { localServingState } from '../../src/http/serving-state.js';
-import { echoBackend, exchange, memoryLog, serveStream, type Backend, type ServedStream } from './helpers.js';
+import { clientHello, echoBackend, errorOf, exchange, memoryLog, serveStream, type Backend, type ServedStream } from './helpers.js';
 
 const fixtures = new URL('../../../test/fixtures/tls/', import.meta.url);
 const path = (name: string): string => new URL(name, fixtures).pathname;
@@ -162,5 +163,131 @@ describe('stream proxy_ssl', () => {
       await proxy.stop();
       await new Promise((resolve) => upstream.close(resolve));
     }
+  });
+});
+
+// stream_ssl_alpn.t, stream_proxy_ssl_alpn.t: ssl_alpn and proxy_ssl_alpn were unknown directives.
+describe('stream ssl_alpn and proxy_ssl_alpn', () => {
+  let served: ServedStream;
+  const state = localServingState();
+  const cert = `ssl_certificate ${path('a-rsa.fullchain.crt')}; ssl_certificate_key ${path('a-rsa.key')};`;
+
+  before(async () => {
+    served = await serveStream(`stream {
+      ${cert}
+      server { listen 127.0.0.1:1 ssl; ssl_alpn first second; return "X $ssl_alpn_protocol X"; }
+      server { listen 127.0.0.1:2 ssl; ssl_alpn v1 v2; return $ssl_alpn_protocol; }
+    }`, '/tmp', undefined, state);
+  });
+  after(async () => {
+    await served.stop();
+  });
+
+  /** The answer of a TLS session that offers `alpn` (none when undefined); rejects when the handshake fails. */
+  const ask = (port: number, alpn?: string[]): Promise<string> => new Promise((resolve, reject) => {
+    const socket = connectTls({ port, host: '127.0.0.1', servername: 'a.test', ca: pem('ca.crt'), ...(alpn === undefined ? {} : { ALPNProtocols: alpn }) });
+    let answer = '';
+    socket.setEncoding('utf8');
+    socket.on('data', (chunk: string) => (answer += chunk));
+    socket.on('end', () => resolve(answer));
+    socket.on('error', reject);
+    socket.setTimeout(10_000, () => socket.destroy(new Error('timed out')));
+  });
+
+  it('chooses the first of the server\'s protocols the client offers, none without ALPN, and fails the handshake on no match', async () => {
+    assert.equal(await ask(served.ports[0] ?? 0, ['first']), 'X first X');
+    assert.equal(await ask(served.ports[0] ?? 0, ['wrong', 'second', 'first']), 'X first X');
+    assert.equal(await ask(served.ports[0] ?? 0, ['wrong', 'second']), 'X second X');
+    assert.equal(await ask(served.ports[0] ?? 0), 'X  X');
+    await assert.rejects(ask(served.ports[0] ?? 0, ['wrong']), /no.application.protocol|alert number 120/i);
+  });
+
+  it('offers proxy_ssl_alpn\'s values to the upstream, leaving out those that come out empty', async () => {
+    const upstream = served.ports[1] ?? 0;
+    const proxy = await serveStream(`stream {
+      proxy_ssl on;
+      ${cert}
+      server { listen 127.0.0.1:1 ssl; proxy_pass 127.0.0.1:${upstream}; proxy_ssl_alpn v2; }
+      server { listen 127.0.0.1:2 ssl; ssl_alpn v1 v2; proxy_pass 127.0.0.1:${upstream}; proxy_ssl_alpn $ssl_alpn_protocol; }
+      server { listen 127.0.0.1:3 ssl; proxy_pass 127.0.0.1:${upstream}; }
+    }`, '/tmp', undefined, state);
+    try {
+      assert.equal(await ask(proxy.ports[0] ?? 0), 'v2');
+      assert.equal(await ask(proxy.ports[1] ?? 0, ['v1']), 'v1');
+      assert.equal(await ask(proxy.ports[1] ?? 0), '', 'an empty value is not offered: no ALPN at all');
+      assert.equal(await ask(proxy.ports[2] ?? 0), '');
+    } finally {
+      await proxy.stop();
+    }
+  });
+
+  it('refuses a protocol longer than 255 bytes and a duplicate, as nginx does', () => {
+    assert.match(errorOf(`stream { server { listen 1234; ssl_alpn ${'a'.repeat(256)}; return x; } }`), /^"ssl_alpn" directive protocol too long in \/x\.conf:1$/);
+    assert.match(errorOf('stream { server { listen 1234; ssl_alpn a; ssl_alpn b; return x; } }'), /^"ssl_alpn" directive is duplicate in \/x\.conf:1$/);
+    assert.match(errorOf(`stream { server { listen 1234; proxy_ssl_alpn ${'a'.repeat(256)}; proxy_pass 127.0.0.1:9; } }`), /^"proxy_ssl_alpn" directive protocol too long in \/x\.conf:1$/);
+  });
+});
+
+// stream_server_name.t and the ssl tests that use it: server_name, default_server and
+// server_names_hash_* were refused in stream (nginx 1.25.5 chooses among the servers of an
+// address by the SNI name, or by ssl_preread's).
+describe('stream server_name', () => {
+  let served: ServedStream;
+  const state = localServingState();
+
+  before(async () => {
+    served = await serveStream(`stream {
+      server_names_hash_bucket_size 64;
+      ssl_certificate ${path('a-rsa.fullchain.crt')}; ssl_certificate_key ${path('a-rsa.key')};
+      server { listen 127.0.0.1:1 ssl; server_name localhost; return "$server_name"; }
+      server { listen 127.0.0.1:1; server_name www.example.com; return "$server_name"; }
+      server { listen 127.0.0.1:1; server_name ~^(?P<name>[a-z]+)\\.example\\.com$; return "$name"; }
+      server { listen 127.0.0.1:1; server_name *.wc.example.com; return "$server_name"; }
+      server { listen 127.0.0.1:1; server_name .dot.example.com; return "$server_name"; }
+      server { listen 127.0.0.1:1; server_name nothing.example.com; }
+      server { listen 127.0.0.1:2; server_name one; ssl_preread on; return "one $ssl_preread_server_name"; }
+      server { listen 127.0.0.1:2 default_server; server_name two; ssl_preread on; return "two $ssl_preread_server_name"; }
+    }`, '/tmp', undefined, state);
+  });
+  after(async () => {
+    await served.stop();
+  });
+
+  /** What a TLS session with SNI `name` (none when undefined) was answered, or the error. */
+  const ask = (name: string | undefined): Promise<string> => new Promise((resolve) => {
+    const socket = connectTls({ port: served.ports[0] ?? 0, host: '127.0.0.1', rejectUnauthorized: false, ...(name === undefined ? {} : { servername: name }) });
+    let answer = '';
+    socket.setEncoding('utf8');
+    socket.on('data', (chunk: string) => (answer += chunk));
+    socket.on('end', () => resolve(answer));
+    socket.on('error', (err) => resolve(`error: ${err.message}`));
+    socket.setTimeout(10_000, () => socket.destroy(new Error('timed out')));
+  });
+
+  it('chooses the server by the SNI name: exact (any case), regex with named captures, wildcards, else the first', async () => {
+    assert.equal(await ask('xxx'), 'localhost');
+    assert.equal(await ask(undefined), 'localhost');
+    assert.equal(await ask('WWW.EXAMPLE.COM'), 'www.example.com');
+    assert.equal(await ask('blah.example.com'), 'blah');
+    assert.equal(await ask('a.b.wc.example.com'), '*.wc.example.com');
+    assert.equal(await ask('www.dot.example.com'), 'dot.example.com');
+    assert.equal(await ask('dot.example.com.'), 'dot.example.com');
+  });
+
+  it('ends a session with 500 in a server without proxy_pass or return (no longer refused at -t)', async () => {
+    assert.equal(await ask('nothing.example.com'), '');
+  });
+
+  it('chooses the server by ssl_preread\'s server name, else the default_server', async () => {
+    const plain = (name: string): Promise<string> => new Promise((resolve, reject) => {
+      const raw = connect({ port: served.ports[1] ?? 0, host: '127.0.0.1' }, () => raw.write(clientHello(name)));
+      const chunks: Buffer[] = [];
+      raw.on('data', (chunk: Buffer) => chunks.push(chunk));
+      raw.on('error', reject);
+      raw.on('close', () => resolve(Buffer.concat(chunks).toString('latin1')));
+    });
+    assert.equal(await plain('one'), 'one one');
+    assert.equal(await plain('ONE'), 'one ONE');
+    assert.equal(await plain('other'), 'two other');
   });
 });

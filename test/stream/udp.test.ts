@@ -13,7 +13,7 @@ import { StreamRuntime, collectStreamListens } from '../../src/stream/runtime.js
 import { runHitless } from '../helpers/bin.js';
 import { tempDir } from '../helpers/tmp.js';
 import { MasterUnderTest, TestPrefix, freePort, isAlive, sleep, startMaster, waitFor } from '../e2e/helpers/masters.js';
-import { errorOf, load } from './helpers.js';
+import { clientHello, errorOf, load } from './helpers.js';
 
 /** A UDP backend on 127.0.0.1: answers each datagram with `name:` and the datagram; records the source ports it saw. */
 class UdpBackend {
@@ -58,7 +58,7 @@ class UdpClient {
     return this;
   }
 
-  send(port: number, text: string): void {
+  send(port: number, text: string | Buffer): void {
     this.socket.send(text, port, '127.0.0.1');
   }
 
@@ -225,7 +225,9 @@ describe('stream UDP sessions', () => {
     assert.deepEqual(c.received, []);
   });
 
-  it('does not pass a session whose peer refused the datagram to the next peer, as nginx (stream_udp_upstream.t)', async () => {
+  it('sends a session whose peer refuses it to no other peer, and the next session to the next peer', async () => {
+    // nginx-tests stream_udp_upstream.t "no next upstream for dgram": a UDP socket is connected at
+    // once, and an error read from it later ends the session (ngx_stream_proxy_finalize()).
     const gone = createSocket('udp4');
     await new Promise<void>((resolve) => gone.bind(0, '127.0.0.1', resolve));
     const downPort = gone.address().port;
@@ -233,15 +235,16 @@ describe('stream UDP sessions', () => {
     const live = await backend('live');
     const { runtime, port, log } = await serve('proxy_pass pair; proxy_responses 1;', `upstream pair { server 127.0.0.1:${downPort}; server 127.0.0.1:${live.port}; }`);
     const c = await client();
-    c.send(port, 'failover');
-    // A datagram sent is a session connected (ngx_stream_proxy_connect() on SOCK_DGRAM): the refusal ends it.
+    c.send(port, 'refused!');
     const [line] = await waitFor('the session in the log', () => {
       const found = logLines(runtime, log);
       return found.length === 1 ? found : undefined;
     });
     assert.match(line ?? '', new RegExp(`^UDP 502 127\\.0\\.0\\.1 8 0 127\\.0\\.0\\.1:${downPort} `));
     assert.deepEqual(c.received, []);
-    assert.equal(live.sources.length, 0);
+    assert.deepEqual(live.sources, []);
+    // The refusing peer is failed now (max_fails=1): the next session goes to the other one.
+    assert.equal(await (await client()).ask(port, 'again'), 'live:again');
   });
 
   it('starts a new session after proxy_requests datagrams', async () => {
@@ -253,6 +256,51 @@ describe('stream UDP sessions', () => {
     assert.equal(echo.sources.length, 1);
     assert.equal(await c.ask(port, 'c'), 'req:c');
     assert.equal(echo.sources.length, 2);
+  });
+
+  // stream_udp_limit_rate.t: proxy_*_rate was an unknown directive. A datagram is never split; a
+  // rate delays the next read by n / rate seconds (ngx_stream_proxy_process()).
+  it('proxy_download_rate delays the second answer without splitting it; proxy_upload_rate drops a datagram sent while reading waits', async () => {
+    const text = '1234567890'.repeat(100);
+    const down = await backend('down');
+    const slow = await serve(`proxy_pass 127.0.0.1:${down.port}; proxy_download_rate 500; proxy_timeout 5s;`);
+    const c = await client();
+    assert.equal(await c.ask(slow.port, `a${text}`), `down:a${text}`);
+    c.send(slow.port, `b${text}`);
+    // 1005 bytes at 500 bytes/s: the next answer is read 2 s later; it has not come after 500 ms.
+    await sleep(500);
+    assert.equal(c.received.length, 1);
+    assert.equal(down.received, 2, 'the upstream got the datagram and answered at once');
+    assert.equal(await waitFor('the delayed answer', () => c.received[1], 5000), `down:b${text}`);
+
+    const up = await backend('up');
+    const limited = await serve(`proxy_pass 127.0.0.1:${up.port}; proxy_upload_rate 500; proxy_timeout 5s;`);
+    const d = await client();
+    assert.equal(await d.ask(limited.port, `a${text}`), `up:a${text}`);
+    d.send(limited.port, `b${text}`);
+    await sleep(500);
+    // nginx does not read a client's datagram while the read waits: it is lost, not queued.
+    assert.equal(up.received, 1);
+    await sleep(1700);
+    assert.equal(await d.ask(limited.port, `c${text}`), `up:c${text}`);
+    assert.equal(up.received, 2);
+  });
+
+  // nginx 1.25.5: ssl_preread's name chooses among the servers of an address, for datagrams too.
+  it('chooses the server of a shared UDP address by the first datagram\'s ClientHello name', async () => {
+    const log = `${dir.path}/udp-${++seq}.log`;
+    const result = await serveUdp(`stream {
+      server { listen 127.0.0.1:9 udp; ssl_preread on; server_name one; return "one:$server_name"; access_log ${log} udp; }
+      server { listen 127.0.0.1:9 udp; ssl_preread on; server_name ~^(?<x>tw)o$; return "two:$x"; }
+      log_format udp '$server_name';
+    }`);
+    served.push(result);
+    const c = await client();
+    c.send(result.port, clientHello('two'));
+    assert.equal(await waitFor('the answer', () => c.received[0], 5000), 'two:tw');
+    const d = await client();
+    d.send(result.port, clientHello('other'));
+    assert.equal(await waitFor('the answer', () => d.received[0], 5000), 'one:one');
   });
 
   it('answers a return with one datagram', async () => {
@@ -270,7 +318,7 @@ describe('stream UDP configuration errors', () => {
     ['stream { server { listen 1234 udp backlog=5; proxy_pass 127.0.0.1:9; } }', '"listen" directive "backlog" parameter is incompatible with "udp" in /x.conf:1'],
     ['stream { server { listen 1234 udp so_keepalive=on; proxy_pass 127.0.0.1:9; } }', '"listen" directive "so_keepalive" parameter is incompatible with "udp" in /x.conf:1'],
     ['stream { server { listen 1234 udp fastopen=3; proxy_pass 127.0.0.1:9; } }', '"listen" directive "fastopen" parameter is incompatible with "udp" in /x.conf:1'],
-    ['stream { server { listen 1234 udp; listen 1234 udp; proxy_pass 127.0.0.1:9; } }', 'duplicate "0.0.0.0:1234" address and port pair in /x.conf:1'],
+    ['stream { server { listen 1234 udp; listen 1234 udp; proxy_pass 127.0.0.1:9; } }', 'a duplicate listen 0.0.0.0:1234 in /x.conf:1'],
     ['stream { server { listen unix:/tmp/x.sock udp; proxy_pass 127.0.0.1:9; } }', 'the "udp" parameter with a unix domain socket is not supported by hitless in /x.conf:1'],
     ['stream { server { listen 1234 udp; proxy_pass 127.0.0.1:9; proxy_responses x; } }', '"proxy_responses" directive invalid number in /x.conf:1'],
     ['stream { server { listen 1234 udp; proxy_pass 127.0.0.1:9; proxy_requests -1; } }', '"proxy_requests" directive invalid number in /x.conf:1'],

@@ -32,6 +32,31 @@ function httpsGet(port: number, servername: string, client?: { cert: string; key
   });
 }
 
+describe('ssl_certificate_key store:file:... (nginx 1.29.0, OSSL_STORE)', () => {
+  it('serves the key of a store:file: name, constant or with variables, and refuses other schemes at -t', async () => {
+    const served = await serve(
+      `http {
+        access_log off;
+        map $ssl_server_name $key { default a-rsa; }
+        server { listen 127.0.0.1:1443 ssl; server_name static.test; ssl_certificate ${FIXTURES}a-rsa.fullchain.crt; ssl_certificate_key store:file:${FIXTURES}a-rsa.key; return 200 static; }
+        server { listen 127.0.0.1:1443 ssl; server_name variable.test; ssl_certificate ${FIXTURES}a-rsa.fullchain.crt; ssl_certificate_key store:file:${FIXTURES}$key.encrypted.key; ssl_password_file ${FIXTURES}a-rsa.passwords; return 200 variable; }
+      }`,
+      FIXTURES,
+    );
+    try {
+      const expected = new X509Certificate(pem('a-rsa.crt')).fingerprint256;
+      assert.deepEqual(await httpsGet(served.port, 'static.test'), { status: 200, body: 'static', leaf: expected });
+      assert.deepEqual(await httpsGet(served.port, 'variable.test'), { status: 200, body: 'variable', leaf: expected });
+    } finally {
+      await served.stop();
+    }
+    assert.equal(
+      errorOf(`http { server { ssl_certificate ${FIXTURES}a-rsa.fullchain.crt; ssl_certificate_key store:pkcs11:token=x; } }`),
+      'cannot load certificate key "store:pkcs11:token=x": hitless loads "store:file:..." keys only (Node has no OSSL_STORE for the other schemes) in /x.conf:1',
+    );
+  });
+});
+
 describe('ssl_password_file', () => {
   const server = (key: string, passwords?: string): string =>
     `http { server { ssl_certificate ${FIXTURES}a-rsa.fullchain.crt; ssl_certificate_key ${FIXTURES}${key};${passwords === undefined ? '' : ` ssl_password_file ${FIXTURES}${passwords};`} } }`;

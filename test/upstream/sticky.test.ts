@@ -14,8 +14,11 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { chargeRoundRobin, pickRoundRobin } from '../../src/upstream/balancers/round-robin.js';
 import { cookieTime } from '../../src/upstream/balancers/sticky.js';
+import { Peer } from '../../src/upstream/peer.js';
 import { LearnedSessions, MasterStickySessions, StickySessions, type StickyLearnMessage } from '../../src/upstream/sticky-sessions.js';
+import { clientSession, grpcCall, grpcPeer, type GrpcPeer } from '../http/grpc-peers.js';
 import { errorOf, get, load, serve, type Reply, type Served } from '../http/helpers.js';
 import { closedPort } from '../http/proxy-upstreams.js';
 import { startBackend, type Backend } from './backends.js';
@@ -282,6 +285,56 @@ describe('sticky learn', () => {
     assert.equal(small.size, 8);
     assert.equal(small.lookup('s0', 10), undefined, 'the least recently learned went');
     assert.equal(small.lookup('s8', 10), 'x');
+  });
+});
+
+describe('sticky cookie over grpc_pass', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'hitless-sticky-grpc-'));
+  const peers: GrpcPeer[] = [];
+  let served: Served;
+
+  before(async () => {
+    for (let i = 0; i < 2; i++) peers.push(await grpcPeer());
+    served = await serve(
+      `http { upstream g { sticky cookie srv; ${peers.map((peer) => `server 127.0.0.1:${peer.port};`).join(' ')} }
+        server { listen 127.0.0.1:8080 http2; location / { grpc_pass grpc://g; } } }`,
+      dir,
+    );
+  });
+  after(async () => {
+    await served.stop();
+    for (const peer of peers) await peer.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('names the peer that answered a call, and keeps the calls with the cookie on it', async () => {
+    const session = await clientSession(served.port);
+    try {
+      const first = await grpcCall(session, '/svc/Method');
+      const cookie = String(first.headers['set-cookie'] ?? '');
+      const hit = peers.findIndex((peer) => peer.streams.length === 1);
+      assert.equal(cookie, `srv=${idOf(peers[hit]?.port ?? 0)}`);
+      for (let i = 0; i < 4; i++) {
+        const reply = await grpcCall(session, '/svc/Method', 'hi', { cookie });
+        assert.equal(String(reply.headers['set-cookie'] ?? ''), cookie);
+      }
+      assert.deepEqual(peers.map((peer) => peer.streams.length), peers.map((_, i) => (i === hit ? 5 : 0)));
+    } finally {
+      session.destroy();
+    }
+  });
+});
+
+describe('sticky over round robin', () => {
+  it('charges a sticky peer in the round, so that new requests make up for sticky ones', () => {
+    const peers = ['a', 'b', 'c', 'd'].map((name, i) => new Peer({ name, address: { kind: 'tcp', host: '127.0.0.1', port: i + 1 }, server: name, weight: 1, maxFails: 1, failTimeoutMs: 10_000, maxConns: 0, backup: false, down: false }));
+    const a = peers[0] as Peer;
+    // ngx_http_upstream_get_peer(): the first sticky request charges a; the next ones find it at
+    // the low limit (-(total - weight)) and leave the weights alone.
+    for (let i = 0; i < 5; i++) chargeRoundRobin(peers, a, 4, new Set(), 0);
+    assert.deepEqual(peers.map((peer) => peer.currentWeight), [-3, 1, 1, 1]);
+    const next = Array.from({ length: 4 }, () => pickRoundRobin(peers, new Set(), 0)?.name);
+    assert.deepEqual(next, ['b', 'c', 'd', 'a']);
   });
 });
 

@@ -38,6 +38,11 @@ export interface PeerPicker {
    * Optional.
    */
   answered?(peer: Peer): void;
+  /**
+   * `sticky` chose `peer` for the request, ahead of the method (nginx's `pc->hint`): round robin
+   * charges it in its round here. Optional: the other methods take a sticky peer as it is.
+   */
+  bound?(peer: Peer, tried: TriedSet, now: number): void;
 }
 
 /**

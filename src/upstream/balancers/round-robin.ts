@@ -29,6 +29,25 @@ export function pickRoundRobin(peers: readonly Peer[], tried: TriedSet, now: num
 }
 
 /**
+ * ngx_http_upstream_get_peer() with a sticky peer (`pc->hint`): the round of the smooth choice
+ * runs as usual and charges the sticky peer instead of the best, so that sticky requests count in
+ * the balance of new ones; a sticky peer already `total - weight` behind is taken without a
+ * round ("do not update weights if the limit exceeded"). `totalWeight`: the set's, down peers
+ * included.
+ */
+export function chargeRoundRobin(peers: readonly Peer[], sticky: Peer, totalWeight: number, tried: TriedSet, now: number): void {
+  if (sticky.currentWeight <= -(totalWeight - sticky.weight)) return;
+  let total = 0;
+  for (const peer of peers) {
+    if (tried.has(peer) || !peer.available(now)) continue;
+    peer.currentWeight += peer.effectiveWeight;
+    total += peer.effectiveWeight;
+    if (peer.effectiveWeight < peer.weight) peer.effectiveWeight++;
+  }
+  sticky.currentWeight -= total;
+}
+
+/**
  * nginx's `ngx_http_upstream_get_round_robin_peer()`: a single peer is used unless it is down or
  * full, whatever its failures; otherwise the smooth choice among the primaries, and once none is
  * left, among the backups for the rest of the request (`rrp->peers = peers->next`).
@@ -56,6 +75,15 @@ export class RoundRobinPicker implements PeerPicker {
       this.#onBackups = true;
     }
     return this.#choose(this.#sets.backups, tried, now);
+  }
+
+  bound(peer: Peer, tried: TriedSet, now: number): void {
+    // Round robin's own choice only: least_conn, which passes its own, takes a sticky peer as it is.
+    if (this.#choose !== pickRoundRobin || this.#sets.single) return;
+    const { primaries, backups } = this.#sets;
+    const peers = peer.backup ? backups : primaries;
+    const total = peer.backup ? backups.reduce((sum, each) => sum + each.weight, 0) : this.#sets.totalWeight;
+    chargeRoundRobin(peers, peer, total, tried, now);
   }
 }
 

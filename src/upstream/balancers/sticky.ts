@@ -146,7 +146,10 @@ class StickyPicker<R extends Balanced> implements PeerPicker {
       // The backups once no primary is left to this request, as the method moves on to them.
       const onBackups = backups.length > 0 && !primaries.some((peer) => !tried.has(peer) && peer.available(now));
       const bound = peerBySid(onBackups ? backups : primaries, hint, tried, now);
-      if (bound !== undefined) return chosen(bound, now);
+      if (bound !== undefined) {
+        this.#inner.bound?.(bound, tried, now);
+        return chosen(bound, now);
+      }
     }
     return this.#inner.pick(tried, now);
   }
