@@ -452,6 +452,12 @@ class FastcgiAttempts {
     attempt.responded();
     if (fastcgi.interceptErrors && head.status >= 300 && fastcgi.errorPageFor(head.status)) {
       stop();
+      // ngx_http_upstream_intercept_errors(): a 401's WWW-Authenticate fields go with the error page.
+      if (head.status === 401) {
+        const kept: string[] = [];
+        for (let i = 0; i < head.headers.length; i += 2) if ((head.headers[i] as string).toLowerCase() === 'www-authenticate') kept.push(head.headers[i] as string, head.headers[i + 1] as string);
+        if (kept.length > 0) request.carriedHeaders = [...(request.carriedHeaders ?? []), ...kept];
+      }
       record('ok', '');
       this.#finishWithError(head.status);
       return 'stopped';

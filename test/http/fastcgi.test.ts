@@ -139,6 +139,7 @@ describe('fastcgi: a FastCGI server that misbehaves', () => {
         else if (uri === '/midrecord') socket.end(record(6, 'Status: 200\r\n\r\nhello').subarray(0, 12));
         else if (uri === '/catch') socket.end(Buffer.concat([record(7, 'PHP Fatal error: boom\n'), record(6, 'Status: 200\r\n\r\nok'), END]));
         else if (uri === '/status') socket.end(Buffer.concat([record(6, 'Status: 418 Teapot\r\nX-Accel-Expires: 1\r\nSet-Cookie: a=1\r\nSet-Cookie: b=2\r\n\r\nteapot'), record(6, ''), END]));
+        else if (uri === '/auth') socket.end(Buffer.concat([record(6, 'Status: 401\r\nWWW-Authenticate: Basic realm="php"\r\n\r\nno'), END]));
         else if (uri === '/location') socket.end(Buffer.concat([record(6, 'Location: http://example.com/x\r\n\r\n'), END]));
         // /silent: never answers.
       });
@@ -160,6 +161,13 @@ describe('fastcgi: a FastCGI server that misbehaves', () => {
         fastcgi_catch_stderr "boom";
         fastcgi_pass 127.0.0.1:${port};
       }
+      location /auth {
+        fastcgi_param REQUEST_URI $request_uri;
+        fastcgi_intercept_errors on;
+        error_page 401 /denied;
+        fastcgi_pass 127.0.0.1:${port};
+      }
+      location = /denied { return 401 "denied"; }
       location /deaf {
         client_max_body_size 64m;
         fastcgi_send_timeout 300ms;
@@ -208,6 +216,13 @@ describe('fastcgi: a FastCGI server that misbehaves', () => {
   it('logs stderr and answers 502 when fastcgi_catch_stderr finds its string', async () => {
     assert.equal((await get(served.port, '/catch')).status, 502);
     assert.ok(lines.some((line) => line.startsWith('[error] FastCGI sent in stderr: "PHP Fatal error: boom" while reading response header from upstream')), lines.join('\n'));
+  });
+
+  it('fastcgi_intercept_errors: a 401 gets the error_page, with the server\'s WWW-Authenticate', async () => {
+    const answer = await get(served.port, '/auth');
+    assert.equal(answer.status, 401);
+    assert.equal(answer.body, 'denied');
+    assert.equal(answer.headers['www-authenticate'], 'Basic realm="php"');
   });
 
   it('makes Status: the status line, hides it and X-Accel-*, keeps both Set-Cookie; Location: alone is a 302', async () => {
