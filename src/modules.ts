@@ -8,6 +8,7 @@ import { httpCharsetModule } from './http/charset-module.js';
 import { httpSubFilterModule } from './http/sub-filter-module.js';
 import { httpGrpcModule } from './http/grpc-module.js';
 import { httpFastcgiModule } from './http/fastcgi-module.js';
+import { httpUwsgiModule } from './http/uwsgi-module.js';
 import { httpBrotliModule } from './http/brotli-module.js';
 import { httpBrotliStaticModule } from './http/brotli-static.js';
 import { httpGunzipModule } from './http/gunzip-module.js';
@@ -73,6 +74,7 @@ export const builtinModules: readonly ConfModule[] = [
   httpProxyModule,
   httpGrpcModule,
   httpFastcgiModule,
+  httpUwsgiModule,
   httpGzipModule,
   httpGzipStaticModule,
   httpGunzipModule,

@@ -21,8 +21,13 @@ export interface CompiledParam {
 }
 
 
-/** A location's `fastcgi_pass` and the directives that shape it. */
+/** A location's `fastcgi_pass` (or `uwsgi_pass`) and the directives that shape it. */
 export interface CompiledFastcgi {
+  /** Which protocol the adapter speaks: FastCGI records, or the uwsgi packet and an HTTP response. */
+  readonly protocol: 'fastcgi' | 'uwsgi';
+  /** uwsgi_modifier1 and uwsgi_modifier2 (0 for fastcgi). */
+  readonly modifier1: number;
+  readonly modifier2: number;
   /** fastcgi_pass as written, for the error log's `upstream: "fastcgi://..."`. */
   readonly source: string;
   /** The group of a fastcgi_pass without variables; undefined when it has some (see `groupFor`). */
@@ -61,15 +66,16 @@ export function compileFastcgiNames(block: ConfBlockView): FastcgiNames {
   return { split: block.get('fastcgi_split_path_info'), index: block.get('fastcgi_index') };
 }
 
-/** Compiles the fastcgi settings of a location that has `fastcgi_pass`. */
+/** Compiles the settings of a location that has `fastcgi_pass` (or, with `protocol` uwsgi, `uwsgi_pass`). */
 export function compileFastcgi(
   block: ConfBlockView,
   target: FastcgiPassTarget,
   groups: ReadonlyMap<string, UpstreamGroup<HttpRequest>>,
   implicit: Map<string, UpstreamGroup<HttpRequest>>,
   table: VariableTable<HttpRequest>,
+  protocol: 'fastcgi' | 'uwsgi' = 'fastcgi',
 ): CompiledFastcgi {
-  const params = block.get('fastcgi_param').map((param) => ({ name: param.name, value: compileTemplate(param.value, table, { literal: toByteString }), ifNotEmpty: param.ifNotEmpty }));
+  const params = block.get(`${protocol}_param` as 'fastcgi_param').map((param) => ({ name: param.name, value: compileTemplate(param.value, table, { literal: toByteString }), ifNotEmpty: param.ifNotEmpty }));
   const groupOf = (host: string, port: number): UpstreamGroup<HttpRequest> => {
     const named = groups.get(host);
     if (named !== undefined) return named;
@@ -94,29 +100,32 @@ export function compileFastcgi(
   };
   const errorCodes = new Set(block.get('error_page').flatMap((page) => page.codes));
   return {
+    protocol,
     source: target.source,
+    modifier1: protocol === 'uwsgi' ? block.get('uwsgi_modifier1') : 0,
+    modifier2: protocol === 'uwsgi' ? block.get('uwsgi_modifier2') : 0,
     group,
     groupFor,
     params,
     paramHeaders: new Set(params.filter((param) => param.name.startsWith('HTTP_')).map((param) => param.name)),
-    keepConn: block.get('fastcgi_keep_conn'),
+    keepConn: protocol === 'fastcgi' && block.get('fastcgi_keep_conn'),
     // ngx_http_fastcgi_hide_headers: Status and the X-Accel-* fields are nginx's, not the client's.
-    hide: new Set(['status', ...block.get('fastcgi_hide_header')]),
-    pass: new Set(block.get('fastcgi_pass_header')),
-    ignoreHeaders: block.get('fastcgi_ignore_headers'),
-    catchStderr: block.get('fastcgi_catch_stderr'),
-    connectTimeoutMs: block.get('fastcgi_connect_timeout'),
-    sendTimeoutMs: block.get('fastcgi_send_timeout'),
-    readTimeoutMs: block.get('fastcgi_read_timeout'),
-    interceptErrors: block.get('fastcgi_intercept_errors'),
-    nextUpstream: block.get('fastcgi_next_upstream'),
-    nextTries: block.get('fastcgi_next_upstream_tries'),
-    nextTimeoutMs: block.get('fastcgi_next_upstream_timeout'),
-    socketKeepalive: block.get('fastcgi_socket_keepalive'),
-    buffering: block.get('fastcgi_buffering'),
-    requestBuffering: block.get('fastcgi_request_buffering'),
-    passRequestBody: block.get('fastcgi_pass_request_body'),
-    passRequestHeaders: block.get('fastcgi_pass_request_headers'),
+    hide: new Set([...(protocol === 'fastcgi' ? ['status'] : []), ...block.get(`${protocol}_hide_header` as 'fastcgi_hide_header')]),
+    pass: new Set(block.get(`${protocol}_pass_header` as 'fastcgi_pass_header')),
+    ignoreHeaders: block.get(`${protocol}_ignore_headers` as 'fastcgi_ignore_headers'),
+    catchStderr: protocol === 'fastcgi' ? block.get('fastcgi_catch_stderr') : [],
+    connectTimeoutMs: block.get(`${protocol}_connect_timeout` as 'fastcgi_connect_timeout'),
+    sendTimeoutMs: block.get(`${protocol}_send_timeout` as 'fastcgi_send_timeout'),
+    readTimeoutMs: block.get(`${protocol}_read_timeout` as 'fastcgi_read_timeout'),
+    interceptErrors: block.get(`${protocol}_intercept_errors` as 'fastcgi_intercept_errors'),
+    nextUpstream: block.get(`${protocol}_next_upstream` as 'fastcgi_next_upstream'),
+    nextTries: block.get(`${protocol}_next_upstream_tries` as 'fastcgi_next_upstream_tries'),
+    nextTimeoutMs: block.get(`${protocol}_next_upstream_timeout` as 'fastcgi_next_upstream_timeout'),
+    socketKeepalive: block.get(`${protocol}_socket_keepalive` as 'fastcgi_socket_keepalive'),
+    buffering: block.get(`${protocol}_buffering` as 'fastcgi_buffering'),
+    requestBuffering: block.get(`${protocol}_request_buffering` as 'fastcgi_request_buffering'),
+    passRequestBody: block.get(`${protocol}_pass_request_body` as 'fastcgi_pass_request_body'),
+    passRequestHeaders: block.get(`${protocol}_pass_request_headers` as 'fastcgi_pass_request_headers'),
     maxBodySize: block.get('client_max_body_size'),
     bodyBufferSize: block.get('client_body_buffer_size'),
     errorPageFor: (status) => errorCodes.has(status),

@@ -5,7 +5,7 @@
  */
 import { ConfigError } from '../core/errors.js';
 import { hasVariables } from '../conf/lexer.js';
-import { defineDirective, type CheckContext, type ConfBlockView, type ConfModule, type DirectiveContext } from '../conf/registry.js';
+import { defineDirective, type AnyDirectiveSpec, type CheckContext, type ConfBlockView, type ConfModule, type DirectiveContext } from '../conf/registry.js';
 import type { Template } from '../core/variables.js';
 import { checkUpstreamHost, flag, headerList, nextUpstreamDirectives, parseUpstreamAddress, timeout, upstreamGroupNames, type NextUpstreamCase, type UpstreamAddress } from './proxy-module.js';
 import { upstreamBufferDirectives } from './core-directives.js';
@@ -73,22 +73,82 @@ function parseSplit([source = '']: readonly string[], ctx: DirectiveContext): Re
   return regex;
 }
 
-/** Checks needing the whole `http` block: every fastcgi_pass host is a group or resolves; the variables of fastcgi_param exist. */
-function checkFastcgiTargets(main: ConfBlockView, ctx: CheckContext): void {
-  void ctx;
-  const http = main.blocks.find((block) => block.name === 'http');
-  if (http === undefined) return;
-  const groups = upstreamGroupNames(http);
-  const templates: Template[] = [];
-  for (const block of blocksOf(http)) {
-    for (const param of block.isSet('fastcgi_param') ? block.get('fastcgi_param') : []) templates.push(param.value);
-    if (!block.isSet('fastcgi_pass')) continue;
-    const target = block.get('fastcgi_pass');
-    if (block.isSet('proxy_pass') || block.isSet('grpc_pass')) throw new ConfigError('"fastcgi_pass" with "proxy_pass" or "grpc_pass" in one location is not supported by hitless', target);
-    if (target.template !== undefined) templates.push(target.template);
-    else checkUpstreamHost(target, groups);
-  }
-  checkVariables(http, templates);
+/** Checks needing the whole `http` block: every `fastcgi_pass` (or `uwsgi_pass`) host is a group or resolves; the variables of the parameters exist. */
+export function checkCgiTargets(prefix: 'fastcgi' | 'uwsgi'): (main: ConfBlockView, ctx: CheckContext) => void {
+  const pass = `${prefix}_pass` as 'fastcgi_pass';
+  const param = `${prefix}_param` as 'fastcgi_param';
+  return (main) => {
+    const http = main.blocks.find((block) => block.name === 'http');
+    if (http === undefined) return;
+    const groups = upstreamGroupNames(http);
+    const templates: Template[] = [];
+    for (const block of blocksOf(http)) {
+      for (const item of block.isSet(param) ? block.get(param) : []) templates.push(item.value);
+      if (!block.isSet(pass)) continue;
+      const target = block.get(pass);
+      const others = ['proxy_pass', 'grpc_pass', 'fastcgi_pass', 'uwsgi_pass'].filter((name) => name !== pass && block.isSet(name as 'proxy_pass'));
+      if (others.length > 0) throw new ConfigError(`"${pass}" with "${others[0] ?? ''}" in one location is not supported by hitless`, target);
+      if (target.template !== undefined) templates.push(target.template);
+      else checkUpstreamHost(target, groups);
+    }
+    checkVariables(http, templates);
+  };
+}
+
+/**
+ * The directives fastcgi and uwsgi share, under their prefix (nginx's two modules have the same
+ * table for these): parameters, header lists, timeouts, flags, next_upstream and the buffer knobs.
+ */
+export function cgiDirectives(prefix: 'fastcgi' | 'uwsgi'): AnyDirectiveSpec[] {
+  const server = prefix === 'fastcgi' ? 'FastCGI server' : 'uwsgi server';
+  return [
+    defineDirective({
+      kind: 'value',
+      name: `${prefix}_param` as 'fastcgi_param',
+      contexts: ['http', 'server', 'location'],
+      args: [2, 3],
+      repeatable: true,
+      syntax: 'parameter value [if_not_empty];',
+      summary: `A parameter passed to the ${server} (variables allowed); with if_not_empty, only when its value is not empty. Inherited only by levels that set none.`,
+      default: () => [],
+      defaultText: '—',
+      parse: ([name = '', value = '', flagArg], ctx, previous) => {
+        if (flagArg !== undefined && flagArg !== 'if_not_empty') ctx.fail(`invalid parameter "${flagArg}"`);
+        return [...(previous ?? []), { name, value: parseValue(value, ctx), ifNotEmpty: flagArg !== undefined }];
+      },
+    }),
+    headerList(`${prefix}_hide_header`, `A ${server} response header not to pass to the client, besides ${prefix === 'fastcgi' ? 'Status and ' : ''}X-Accel-*.`),
+    headerList(`${prefix}_pass_header`, `Passes a ${server} response header that is hidden by default (${prefix === 'fastcgi' ? 'Status, ' : ''}X-Accel-*).`),
+    defineDirective({
+      kind: 'value',
+      name: `${prefix}_ignore_headers` as 'fastcgi_ignore_headers',
+      contexts: ['http', 'server', 'location'],
+      args: '1+',
+      syntax: 'field ...;',
+      summary: `${prefix === 'fastcgi' ? 'FastCGI' : 'uwsgi'} response headers whose special meaning is ignored: X-Accel-Redirect, X-Accel-Limit-Rate, X-Accel-Buffering, X-Accel-Charset; X-Accel-Expires, Expires, Cache-Control, Set-Cookie and Vary only steer a cache, which hitless does not have.`,
+      default: () => new Set<string>(),
+      defaultText: '—',
+      parse: (args, ctx) => {
+        const names = new Set<string>();
+        for (const value of args) {
+          if (!IGNORABLE_HEADERS.has(value.toLowerCase())) ctx.fail(`invalid value "${value}"`);
+          names.add(value.toLowerCase());
+        }
+        return names;
+      },
+    }),
+    timeout(`${prefix}_connect_timeout`, `How long establishing a connection to a ${server} may take.`, '60s'),
+    timeout(`${prefix}_send_timeout`, `How long the ${server} may take to accept the next part of the request.`, '60s'),
+    timeout(`${prefix}_read_timeout`, `How long the ${server} may stay silent between two reads of its response.`, '60s'),
+    flag(`${prefix}_intercept_errors`, `Whether ${server} responses with status 300 or more are replaced by the matching error_page.`, false),
+    flag(`${prefix}_socket_keepalive`, `Whether TCP keepalive (SO_KEEPALIVE) is set on connections to ${server}s.`, false),
+    flag(`${prefix}_buffering`, `Whether the ${server} response is read ahead of a slow client (in memory, up to 1 MiB per request) instead of at the client's pace.`, true),
+    flag(`${prefix}_request_buffering`, `Whether the whole request body is read before the ${server} sees the request.`, true),
+    flag(`${prefix}_pass_request_body`, `Whether the client's request body is passed to the ${server}.`, true),
+    flag(`${prefix}_pass_request_headers`, `Whether the client's request headers are passed as HTTP_* parameters.`, true),
+    ...nextUpstreamDirectives(prefix),
+    ...upstreamBufferDirectives(prefix),
+  ];
 }
 
 /** The fastcgi module's directives. */
@@ -105,21 +165,6 @@ export const httpFastcgiModule: ConfModule = {
       summary: 'Passes the request to a FastCGI server (PHP-FPM): host:port, unix:/path or an upstream group, with any balancer and the group\'s keepalive pool (with fastcgi_keep_conn on).',
       defaultText: '—',
       parse: parseFastcgiPass,
-    }),
-    defineDirective({
-      kind: 'value',
-      name: 'fastcgi_param',
-      contexts: ['http', 'server', 'location'],
-      args: [2, 3],
-      repeatable: true,
-      syntax: 'parameter value [if_not_empty];',
-      summary: 'A parameter passed to the FastCGI server (variables allowed); with if_not_empty, only when its value is not empty. Inherited only by levels that set none.',
-      default: () => [],
-      defaultText: '—',
-      parse: ([name = '', value = '', flagArg], ctx, previous) => {
-        if (flagArg !== undefined && flagArg !== 'if_not_empty') ctx.fail(`invalid parameter "${flagArg}"`);
-        return [...(previous ?? []), { name, value: parseValue(value, ctx), ifNotEmpty: flagArg !== undefined }];
-      },
     }),
     defineDirective({
       kind: 'value',
@@ -144,26 +189,6 @@ export const httpFastcgiModule: ConfModule = {
       parse: parseSplit,
     }),
     flag('fastcgi_keep_conn', 'Whether FastCGI connections are kept open (FCGI_KEEP_CONN) for the group\'s keepalive pool.', false),
-    headerList('fastcgi_hide_header', 'A FastCGI response header not to pass to the client, besides Status and X-Accel-*.'),
-    headerList('fastcgi_pass_header', 'Passes a FastCGI response header that is hidden by default (Status, X-Accel-*).'),
-    defineDirective({
-      kind: 'value',
-      name: 'fastcgi_ignore_headers',
-      contexts: ['http', 'server', 'location'],
-      args: '1+',
-      syntax: 'field ...;',
-      summary: 'FastCGI response headers whose special meaning is ignored: X-Accel-Redirect, X-Accel-Limit-Rate, X-Accel-Buffering, X-Accel-Charset; X-Accel-Expires, Expires, Cache-Control, Set-Cookie and Vary only steer a cache, which hitless does not have.',
-      default: () => new Set<string>(),
-      defaultText: '—',
-      parse: (args, ctx) => {
-        const names = new Set<string>();
-        for (const value of args) {
-          if (!IGNORABLE_HEADERS.has(value.toLowerCase())) ctx.fail(`invalid value "${value}"`);
-          names.add(value.toLowerCase());
-        }
-        return names;
-      },
-    }),
     defineDirective({
       kind: 'value',
       name: 'fastcgi_catch_stderr',
@@ -176,17 +201,7 @@ export const httpFastcgiModule: ConfModule = {
       defaultText: '—',
       parse: ([text = ''], _ctx, previous) => [...(previous ?? []), text],
     }),
-    timeout('fastcgi_connect_timeout', 'How long establishing a connection to a FastCGI server may take.', '60s'),
-    timeout('fastcgi_send_timeout', 'How long the FastCGI server may take to accept the next part of the request.', '60s'),
-    timeout('fastcgi_read_timeout', 'How long the FastCGI server may stay silent between two reads of its response.', '60s'),
-    flag('fastcgi_intercept_errors', 'Whether FastCGI responses with status 300 or more are replaced by the matching error_page.', false),
-    flag('fastcgi_socket_keepalive', 'Whether TCP keepalive (SO_KEEPALIVE) is set on connections to FastCGI servers.', false),
-    flag('fastcgi_buffering', 'Whether the FastCGI response is read ahead of a slow client (in memory, up to 1 MiB per request) instead of at the client\'s pace.', true),
-    flag('fastcgi_request_buffering', 'Whether the whole request body is read before the FastCGI server sees the request.', true),
-    flag('fastcgi_pass_request_body', 'Whether the client\'s request body is passed to the FastCGI server.', true),
-    flag('fastcgi_pass_request_headers', 'Whether the client\'s request headers are passed as HTTP_* parameters.', true),
-    ...nextUpstreamDirectives('fastcgi'),
-    ...upstreamBufferDirectives('fastcgi'),
+    ...cgiDirectives('fastcgi'),
   ],
-  check: checkFastcgiTargets,
+  check: checkCgiTargets('fastcgi'),
 };

@@ -10,7 +10,8 @@
  */
 import { beginUpstreamCycle, beginUpstreamState, failUpstreamState, type UpstreamState } from './upstream-states.js';
 import type { CompiledFastcgi } from './fastcgi-config.js';
-import { beginRequest, paramsRecords, RecordReader, RecordType, stdinEnd, stdinRecords } from './fastcgi-records.js';
+import { beginRequest, paramsRecords, RecordReader, RecordType, stdinEnd, stdinRecords, type RecordSink } from './fastcgi-records.js';
+import { uwsgiPacket } from './uwsgi-packet.js';
 import { HttpParseError, type ResponseHead } from './h1/head-parser.js';
 import { UpstreamFailure } from './h1/upstream-exchange.js';
 import { headerOf } from './output-filter.js';
@@ -115,7 +116,7 @@ class FastcgiAttempts {
     this.#ctx = ctx;
     this.#group = group;
     this.#body = body;
-    this.#cycle = new UpstreamCycle('fastcgi', group, ctx.request, ctx.fastcgi);
+    this.#cycle = new UpstreamCycle(ctx.fastcgi.protocol, group, ctx.request, ctx.fastcgi);
     beginUpstreamCycle(ctx.request);
     ctx.exchange.onAbort(() => {
       this.#done = true;
@@ -149,7 +150,7 @@ class FastcgiAttempts {
   #connect(attempt: UpstreamAttempt): void {
     const { fastcgi } = this.#ctx;
     const peer = attempt.peer;
-    const options = { protocol: 'fastcgi' as const, group: this.#group.name, timeoutMs: fastcgi.connectTimeoutMs, noDelay: true, keepAlive: fastcgi.socketKeepalive };
+    const options = { protocol: fastcgi.protocol, group: this.#group.name, timeoutMs: fastcgi.connectTimeoutMs, noDelay: true, keepAlive: fastcgi.socketKeepalive };
     this.#cancelConnect = connectPeer(peer, options, (result) => {
       this.#cancelConnect = undefined;
       if (!result.ok) {
@@ -244,7 +245,7 @@ class FastcgiAttempts {
       this.#failedAfterSend(attempt, failure, record);
     };
     const buffering = { on: fastcgi.buffering };
-    const reader = new RecordReader({
+    const sink: RecordSink = {
       content: (type, data, last) => {
         if (ended) return;
         if (type === RecordType.Stderr) {
@@ -269,7 +270,7 @@ class FastcgiAttempts {
           else head.parts = [all];
           return;
         }
-        const parsed = parseCgiHead(all.subarray(0, end.head));
+        const parsed = fastcgi.protocol === 'uwsgi' ? parseUwsgiHead(all.subarray(0, end.head)) : parseCgiHead(all.subarray(0, end.head));
         if (typeof parsed === 'string') {
           fail(new UpstreamFailure(`${parsed} while reading response header from upstream`, 'header', 'invalid_header', true));
           return;
@@ -308,9 +309,11 @@ class FastcgiAttempts {
         exchange.end();
       },
       invalid: (message) => fail(new UpstreamFailure(`${message} while reading response header from upstream`, 'header', 'invalid_header', true)),
-    });
+    };
+    // uwsgi has no records: all the server sends is the response, to the close.
+    const reader = fastcgi.protocol === 'fastcgi' ? new RecordReader(sink) : undefined;
     connection.owner = {
-      onData: (chunk) => reader.push(chunk),
+      onData: (chunk) => (reader === undefined ? sink.content(RecordType.Stdout, chunk, false) : reader.push(chunk)),
       onGone: (err, why) => {
         if (ended) return;
         if (why === 'timeout') {
@@ -336,18 +339,36 @@ class FastcgiAttempts {
       },
     };
     socket.cork();
-    this.#writeUpstream(socket, beginRequest(fastcgi.keepConn));
-    for (const record of paramsRecords(this.#params())) this.#writeUpstream(socket, record);
+    if (fastcgi.protocol === 'uwsgi') {
+      const packet = uwsgiPacket(this.#params(), fastcgi.modifier1, fastcgi.modifier2);
+      if (typeof packet === 'string') {
+        socket.uncork();
+        stop();
+        attempt.finish('aborted', 'too big');
+        this.#ctx.log.write('alert', `${packet}${where(this.#ctx)}`, this.#ctx.conn.number);
+        this.#finishWithError(500);
+        return;
+      }
+      this.#writeUpstream(socket, packet);
+    } else {
+      this.#writeUpstream(socket, beginRequest(fastcgi.keepConn));
+      for (const record of paramsRecords(this.#params())) this.#writeUpstream(socket, record);
+    }
     const body = this.#body;
     if (body === 'stream') {
       // The body bytes read with the head (nginx's preread) go out in the write of BEGIN_REQUEST and PARAMS.
       this.#streamBody(socket)();
     } else {
-      for (const part of body) for (const piece of stdinRecords(part)) this.#writeUpstream(socket, piece);
-      this.#writeUpstream(socket, stdinEnd());
+      for (const part of body) for (const piece of this.#bodyRecords(part)) this.#writeUpstream(socket, piece);
+      if (fastcgi.protocol === 'fastcgi') this.#writeUpstream(socket, stdinEnd());
       this.#bodySent = true;
     }
     socket.uncork();
+  }
+
+  /** Body bytes as they go: STDIN records for FastCGI, as they are for uwsgi. */
+  #bodyRecords(data: Buffer): Buffer[] {
+    return this.#ctx.fastcgi.protocol === 'fastcgi' ? stdinRecords(data) : [data];
   }
 
   /**
@@ -381,9 +402,9 @@ class FastcgiAttempts {
     // runs) go in one write, as nginx writes the records of one buffer chain at once.
     let pending: Buffer[] = [];
     const flush = (last: boolean): void => {
-      const records = pending.flatMap((piece) => stdinRecords(piece));
+      const records = pending.flatMap((piece) => this.#bodyRecords(piece));
       pending = [];
-      if (last) records.push(stdinEnd());
+      if (last && fastcgi.protocol === 'fastcgi') records.push(stdinEnd());
       if (records.length === 0 || socket.destroyed) return;
       // Back-pressure: a slow FastCGI server holds the client back instead of the body piling up here.
       if (!this.#writeUpstream(socket, records.length === 1 ? (records[0] as Buffer) : Buffer.concat(records))) pauseBodyUntilDrained(exchange, socket);
@@ -591,10 +612,25 @@ function parseCgiHead(data: Buffer): ResponseHead | string {
   return { status: code, reason, versionMinor: 1, headers, contentLength, chunked: false, connection: [], headBytes: data.length };
 }
 
+/**
+ * A uwsgi server's head: an HTTP status line and fields (ngx_http_uwsgi_process_status_line());
+ * without a status line nginx reads it as a CGI head, and so does hitless.
+ */
+function parseUwsgiHead(data: Buffer): ResponseHead | string {
+  const text = data.toString('latin1');
+  const lineEnd = text.indexOf('\n');
+  const first = (lineEnd === -1 ? text : text.slice(0, lineEnd)).replace(/\r$/, '');
+  const status = /^HTTP\/1\.[0-9]+ ([0-9]{3})(?: (.*))?$/.exec(first);
+  if (status === null) return parseCgiHead(data);
+  const rest = parseCgiHead(data.subarray(lineEnd + 1));
+  if (typeof rest === 'string') return rest;
+  return { ...rest, status: Number(status[1]), reason: status[2] ?? '' };
+}
+
 /** The tail nginx adds to upstream errors: `, client: ..., server: ..., request: "...", upstream: "fastcgi://...", host: "..."`. */
 function where(ctx: FastcgiContext, peer?: Peer): string {
   const { request, conn } = ctx;
   const host = request.header('host');
-  const upstream = peer === undefined ? '' : `, upstream: "fastcgi://${peer.name}${peer.name.startsWith('unix:') ? ':' : ''}"`;
+  const upstream = peer === undefined ? '' : `, upstream: "${ctx.fastcgi.protocol}://${peer.name}${peer.name.startsWith('unix:') ? ':' : ''}"`;
   return `, client: ${conn.remoteAddress}, server: ${request.serverName}, request: "${request.requestLine}"${upstream}${host === undefined ? '' : `, host: "${host}"`}`;
 }

@@ -88,7 +88,7 @@ export interface LevelConfig {
   readonly limitExceptProxy: { readonly methods: ReadonlySet<string>; readonly proxy: CompiledProxy } | undefined;
   /** The location's `grpc_pass`, compiled; undefined when it has none. */
   readonly grpc: CompiledGrpc | undefined;
-  /** The location's `fastcgi_pass`, compiled; undefined when it has none. */
+  /** The location's `fastcgi_pass` or `uwsgi_pass`, compiled; undefined when it has neither. */
   readonly fastcgi: CompiledFastcgi | undefined;
   /** fastcgi_split_path_info and fastcgi_index, for $fastcgi_script_name and $fastcgi_path_info. */
   readonly fastcgiNames: FastcgiNames;
@@ -269,7 +269,11 @@ export class HttpGeneration {
       proxy: this.#compileProxy(block),
       limitExceptProxy: this.#compileLimitExceptProxy(block),
       grpc: block.name === 'location' && block.isSet('grpc_pass') ? compileGrpc(block, block.get('grpc_pass'), this.groups, this.#implicitGroups, table, this.#certificateCaches) : undefined,
-      fastcgi: block.isSet('fastcgi_pass') ? compileFastcgi(block, block.get('fastcgi_pass'), this.groups, this.#implicitGroups, table) : undefined,
+      fastcgi: block.isSet('fastcgi_pass')
+        ? compileFastcgi(block, block.get('fastcgi_pass'), this.groups, this.#implicitGroups, table)
+        : block.isSet('uwsgi_pass')
+          ? compileFastcgi(block, block.get('uwsgi_pass'), this.groups, this.#implicitGroups, table, 'uwsgi')
+          : undefined,
       fastcgiNames: compileFastcgiNames(block),
       preaccess: this.#http === undefined ? undefined : compilePreaccess(block, this.#http, table, this.#state.zones),
       access: compileAccessPhase(block, table, this.#userFiles),
