@@ -143,7 +143,9 @@ const HTTP_VARIABLES: Readonly<Record<string, Getter>> = {
   args: (r) => (r.hasArgs ? r.args : undefined),
   query_string: (r) => (r.hasArgs ? r.args : undefined),
   is_args: (r) => (r.hasArgs && r.args !== '' ? '?' : ''),
-  content_length: (r) => r.header('content-length'),
+  // ngx_http_variable_content_length(): without the field, the length of a body read whole (a
+  // chunked or HTTP/2 one), as ngx_http_request_body_save_filter() sets content_length_n.
+  content_length: (r) => r.header('content-length') ?? (r.requestBody === undefined ? undefined : String(r.requestBody.reduce((sum, part) => sum + part.length, 0))),
   content_type: (r) => r.header('content-type'),
   status: (r) => String(r.status).padStart(3, '0'),
   body_bytes_sent: (r) => String(r.bodyBytesSent),

@@ -134,7 +134,9 @@ describe('fastcgi: a FastCGI server that misbehaves', () => {
         // Answer once the empty STDIN record ends the request.
         if (answered || !records.some((r) => r.type === 5 && r.content.length === 0)) return;
         answered = true;
-        const uri = params(Buffer.concat(records.filter((r) => r.type === 4).map((r) => r.content))).get('REQUEST_URI') ?? '';
+        const sent = params(Buffer.concat(records.filter((r) => r.type === 4).map((r) => r.content)));
+        const uri = sent.get('REQUEST_URI') ?? '';
+        if (uri === '/length') socket.end(Buffer.concat([record(6, `Status: 200\r\n\r\ncl=${sent.get('CONTENT_LENGTH') ?? '(none)'}`), END]));
         if (uri === '/malformed') socket.end(Buffer.concat([record(6, 'Bad Header Line\r\n\r\n'), END]));
         else if (uri === '/midrecord') socket.end(record(6, 'Status: 200\r\n\r\nhello').subarray(0, 12));
         else if (uri === '/catch') socket.end(Buffer.concat([record(7, 'PHP Fatal error: boom\n'), record(6, 'Status: 200\r\n\r\nok'), END]));
@@ -157,6 +159,7 @@ describe('fastcgi: a FastCGI server that misbehaves', () => {
     served = await serve(
       `http { server { listen 127.0.0.1:8080; location / {
         fastcgi_param REQUEST_URI $request_uri;
+        fastcgi_param CONTENT_LENGTH $content_length;
         fastcgi_read_timeout 300ms;
         fastcgi_catch_stderr "boom";
         fastcgi_pass 127.0.0.1:${port};
@@ -183,6 +186,21 @@ describe('fastcgi: a FastCGI server that misbehaves', () => {
     upstream.close();
     deaf.close();
     await served.stop();
+  });
+
+  it('$content_length of a chunked body read whole is its length, as nginx sets it', async () => {
+    const answer = await new Promise<string>((resolve, reject) => {
+      const req = httpRequest({ host: '127.0.0.1', port: served.port, path: '/length', method: 'POST', agent: false, headers: { host: 'localhost', 'transfer-encoding': 'chunked' } }, (res) => {
+        let body = '';
+        res.setEncoding('latin1');
+        res.on('data', (chunk: string) => (body += chunk));
+        res.on('end', () => resolve(body));
+      });
+      req.on('error', reject);
+      req.write('foo');
+      req.end('bar');
+    });
+    assert.equal(answer, 'cl=6');
   });
 
   it('answers 502 to a malformed head, with nginx\'s log line', async () => {
