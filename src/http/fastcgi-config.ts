@@ -12,6 +12,8 @@ import type { FastcgiNames } from './fastcgi-names.js';
 import { implicitGroup, type UpstreamGroup } from '../upstream/group.js';
 import { toByteString } from '../core/byte-string.js';
 import { isIP } from 'node:net';
+import { sslHostName, UpstreamTls } from '../tls/upstream-tls.js';
+import { upstreamTlsSettings } from './proxy-module.js';
 
 /** A compiled `fastcgi_param`. */
 export interface CompiledParam {
@@ -28,6 +30,10 @@ export interface CompiledFastcgi {
   /** uwsgi_modifier1 and uwsgi_modifier2 (0 for fastcgi). */
   readonly modifier1: number;
   readonly modifier2: number;
+  /** The TLS client for suwsgi://; undefined otherwise. */
+  readonly tls: UpstreamTls | undefined;
+  /** `uwsgi_ssl_name` for this request (default: the host of uwsgi_pass), without its port. */
+  sslName(request: HttpRequest): string;
   /** fastcgi_pass as written, for the error log's `upstream: "fastcgi://..."`. */
   readonly source: string;
   /** The group of a fastcgi_pass without variables; undefined when it has some (see `groupFor`). */
@@ -99,8 +105,13 @@ export function compileFastcgi(
     return groupOf(address.name, address.port);
   };
   const errorCodes = new Set(block.get('error_page').flatMap((page) => page.codes));
+  const tls = target.tls === true ? UpstreamTls.load(upstreamTlsSettings(block, 'uwsgi'), undefined, 'uwsgi_ssl_conf_command') : undefined;
+  const sslNameSetting = tls === undefined ? undefined : block.get('uwsgi_ssl_name' as 'grpc_ssl_name');
+  const sslNameTemplate = sslNameSetting === undefined ? undefined : compileTemplate(sslNameSetting, table, { literal: toByteString });
   return {
     protocol,
+    tls,
+    sslName: (request) => sslHostName(sslNameTemplate !== undefined ? sslNameTemplate(request) : target.host),
     source: target.source,
     modifier1: protocol === 'uwsgi' ? block.get('uwsgi_modifier1') : 0,
     modifier2: protocol === 'uwsgi' ? block.get('uwsgi_modifier2') : 0,

@@ -7,7 +7,7 @@ import { ConfigError } from '../core/errors.js';
 import { hasVariables } from '../conf/lexer.js';
 import { defineDirective, type AnyDirectiveSpec, type CheckContext, type ConfBlockView, type ConfModule, type DirectiveContext } from '../conf/registry.js';
 import type { Template } from '../core/variables.js';
-import { checkUpstreamHost, flag, headerList, nextUpstreamDirectives, parseUpstreamAddress, timeout, upstreamGroupNames, type NextUpstreamCase, type UpstreamAddress } from './proxy-module.js';
+import { checkUpstreamHost, checkUpstreamSsl, once, flag, headerList, nextUpstreamDirectives, parseUpstreamAddress, timeout, upstreamGroupNames, type NextUpstreamCase, type UpstreamAddress } from './proxy-module.js';
 import { upstreamBufferDirectives } from './core-directives.js';
 import { IGNORABLE_HEADERS } from './proxy-directives.js';
 import { compileConfigRegex } from './regex.js';
@@ -18,6 +18,8 @@ import { checkVariables } from './variables.js';
 export interface FastcgiPassTarget extends UpstreamAddress {
   /** The argument as written. */
   readonly source: string;
+  /** `suwsgi://`: TLS to the server, with the uwsgi_ssl_* settings. */
+  readonly tls?: boolean;
   /** With variables: evaluated per request into a group's name or an address (ngx_http_fastcgi_eval()). */
   readonly template?: Template;
   readonly file: string;
@@ -77,7 +79,8 @@ function parseSplit([source = '']: readonly string[], ctx: DirectiveContext): Re
 export function checkCgiTargets(prefix: 'fastcgi' | 'uwsgi'): (main: ConfBlockView, ctx: CheckContext) => void {
   const pass = `${prefix}_pass` as 'fastcgi_pass';
   const param = `${prefix}_param` as 'fastcgi_param';
-  return (main) => {
+  return (main, ctx) => {
+    const warn = once(ctx);
     const http = main.blocks.find((block) => block.name === 'http');
     if (http === undefined) return;
     const groups = upstreamGroupNames(http);
@@ -90,6 +93,11 @@ export function checkCgiTargets(prefix: 'fastcgi' | 'uwsgi'): (main: ConfBlockVi
       if (others.length > 0) throw new ConfigError(`"${pass}" with "${others[0] ?? ''}" in one location is not supported by hitless`, target);
       if (target.template !== undefined) templates.push(target.template);
       else checkUpstreamHost(target, groups);
+      if (target.tls === true) {
+        templates.push(...checkUpstreamSsl(block, 'uwsgi', warn));
+        const sslName = block.get('uwsgi_ssl_name' as 'grpc_ssl_name');
+        if (sslName !== undefined) templates.push(sslName);
+      }
     }
     checkVariables(http, templates);
   };

@@ -150,7 +150,9 @@ class FastcgiAttempts {
   #connect(attempt: UpstreamAttempt): void {
     const { fastcgi } = this.#ctx;
     const peer = attempt.peer;
-    const options = { protocol: fastcgi.protocol, group: this.#group.name, timeoutMs: fastcgi.connectTimeoutMs, noDelay: true, keepAlive: fastcgi.socketKeepalive };
+    // suwsgi://: the handshake has its own uwsgi_connect_timeout, as for proxy_pass https://.
+    const tls = fastcgi.tls === undefined ? undefined : { tls: fastcgi.tls, name: fastcgi.sslName(this.#ctx.request) };
+    const options = { protocol: fastcgi.protocol, group: this.#group.name, timeoutMs: fastcgi.connectTimeoutMs, noDelay: true, keepAlive: fastcgi.socketKeepalive, ...(tls === undefined ? {} : { tls }) };
     this.#cancelConnect = connectPeer(peer, options, (result) => {
       this.#cancelConnect = undefined;
       if (!result.ok) {
@@ -631,6 +633,6 @@ function parseUwsgiHead(data: Buffer): ResponseHead | string {
 function where(ctx: FastcgiContext, peer?: Peer): string {
   const { request, conn } = ctx;
   const host = request.header('host');
-  const upstream = peer === undefined ? '' : `, upstream: "${ctx.fastcgi.protocol}://${peer.name}${peer.name.startsWith('unix:') ? ':' : ''}"`;
+  const upstream = peer === undefined ? '' : `, upstream: "${ctx.fastcgi.tls === undefined ? ctx.fastcgi.protocol : 'suwsgi'}://${peer.name}${peer.name.startsWith('unix:') ? ':' : ''}"`;
   return `, client: ${conn.remoteAddress}, server: ${request.serverName}, request: "${request.requestLine}"${upstream}${host === undefined ? '' : `, host: "${host}"`}`;
 }

@@ -5,6 +5,7 @@
  */
 import { defineDirective, type ConfModule, type DirectiveContext } from '../conf/registry.js';
 import { parseNumber } from '../core/parse.js';
+import { upstreamSslDirectives } from './proxy-module.js';
 import { checkCgiTargets, cgiDirectives, parseFastcgiPass, type FastcgiPassTarget } from './fastcgi-module.js';
 
 // Only the names of this module's own directives: the ones it shares with fastcgi are read under
@@ -17,12 +18,11 @@ declare module '../conf/registry.js' {
   }
 }
 
-/** `uwsgi_pass [uwsgi://]address` (ngx_http_uwsgi_pass()); suwsgi:// (TLS) is refused. */
+/** `uwsgi_pass [uwsgi://|suwsgi://]address` (ngx_http_uwsgi_pass()): suwsgi:// is TLS with the uwsgi_ssl_* settings. */
 function parseUwsgiPass([url = '']: readonly string[], ctx: DirectiveContext): FastcgiPassTarget {
   const lower = url.toLowerCase();
-  if (lower.startsWith('suwsgi://')) ctx.fail('"suwsgi://" (uwsgi over TLS) is not supported by hitless');
-  const rest = lower.startsWith('uwsgi://') ? url.slice(8) : url;
-  return { ...parseFastcgiPass([rest], ctx), source: url };
+  const skip = lower.startsWith('uwsgi://') ? 8 : lower.startsWith('suwsgi://') ? 9 : 0;
+  return { ...parseFastcgiPass([url.slice(skip)], ctx), source: url, tls: skip === 9 };
 }
 
 /** `uwsgi_modifier1` and `uwsgi_modifier2`: one byte of the packet header each. */
@@ -61,6 +61,7 @@ export const httpUwsgiModule: ConfModule = {
     modifier('uwsgi_modifier1', 'The modifier1 byte of the uwsgi packet header (0: a WSGI request).'),
     modifier('uwsgi_modifier2', 'The modifier2 byte of the uwsgi packet header.'),
     ...cgiDirectives('uwsgi'),
+    ...upstreamSslDirectives('uwsgi', 'suwsgi'),
   ],
   check: checkCgiTargets('uwsgi'),
 };
