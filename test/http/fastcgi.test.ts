@@ -5,7 +5,10 @@
  */
 import assert from 'node:assert/strict';
 import { request as httpRequest } from 'node:http';
+import { readFileSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
+import { createServer as createTlsServer, type Server as TlsServer } from 'node:tls';
+import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import { errorOf, get, load, recordingLog, serve, type Served } from './helpers.js';
 import { beginRequest, paramsRecords, RecordReader, RecordType, stdinRecords } from '../../src/http/fastcgi-records.js';
@@ -253,5 +256,73 @@ describe('fastcgi: a FastCGI server that misbehaves', () => {
     const moved = await get(served.port, '/location');
     assert.equal(moved.status, 302);
     assert.equal(moved.headers['location'], 'http://example.com/x');
+  });
+});
+
+/** A uwsgi server: reads the packet's variables, answers with an HTTP response and closes. */
+function uwsgiAnswer(socket: Socket): void {
+  let data = Buffer.alloc(0);
+  socket.on('data', (chunk: Buffer) => {
+    data = Buffer.concat([data, chunk]);
+    if (data.length < 4) return;
+    const size = data.readUInt16LE(1);
+    if (data.length < 4 + size) return;
+    const vars = new Map<string, string>();
+    for (let at = 4; at < 4 + size; ) {
+      const keyLength = data.readUInt16LE(at);
+      const key = data.toString('latin1', at + 2, at + 2 + keyLength);
+      at += 2 + keyLength;
+      const valueLength = data.readUInt16LE(at);
+      vars.set(key, data.toString('latin1', at + 2, at + 2 + valueLength));
+      at += 2 + valueLength;
+    }
+    socket.end(`HTTP/1.1 201 Made\r\nX-Accel-Buffering: no\r\nX-Modifier: ${data[0] ?? -1}\r\n\r\nuri=${vars.get('REQUEST_URI') ?? ''}`);
+  });
+}
+
+describe('uwsgi_pass: the uwsgi packet, plain and suwsgi://', () => {
+  const TLS = fileURLToPath(new URL('../../../test/fixtures/tls/', import.meta.url));
+  let plain: Server;
+  let secure: TlsServer;
+  let served: Served;
+
+  before(async () => {
+    plain = createServer(uwsgiAnswer);
+    secure = createTlsServer({ cert: readFileSync(`${TLS}a-rsa.fullchain.crt`), key: readFileSync(`${TLS}a-rsa.key`) }, uwsgiAnswer);
+    await new Promise<void>((resolve) => plain.listen(0, '127.0.0.1', resolve));
+    await new Promise<void>((resolve) => secure.listen(0, '127.0.0.1', resolve));
+    const portOf = (server: Server | TlsServer): number => {
+      const address = server.address();
+      return typeof address === 'object' && address !== null ? address.port : 0;
+    };
+    served = await serve(
+      `http { server { listen 127.0.0.1:8080;
+        location /plain { uwsgi_param REQUEST_URI $request_uri; uwsgi_modifier1 5; uwsgi_pass uwsgi://127.0.0.1:${portOf(plain)}; }
+        location /secure { uwsgi_param REQUEST_URI $request_uri; uwsgi_ssl_verify on; uwsgi_ssl_trusted_certificate ${TLS}ca.crt; uwsgi_ssl_name a.test; uwsgi_pass suwsgi://127.0.0.1:${portOf(secure)}; }
+        location /wrong-name { uwsgi_ssl_verify on; uwsgi_ssl_trusted_certificate ${TLS}ca.crt; uwsgi_ssl_name other.test; uwsgi_pass suwsgi://127.0.0.1:${portOf(secure)}; }
+      } }`,
+      '/tmp/',
+    );
+  });
+
+  after(async () => {
+    plain.close();
+    secure.close();
+    await served.stop();
+  });
+
+  it('sends the variables and modifier1, and passes the status line the server answers with', async () => {
+    const answer = await get(served.port, '/plain?x=1');
+    assert.equal(answer.status, 201);
+    assert.equal(answer.body, 'uri=/plain?x=1');
+    assert.equal(answer.headers['x-modifier'], '5');
+    assert.equal(answer.headers['x-accel-buffering'], undefined);
+  });
+
+  it('speaks TLS for suwsgi://, verified with uwsgi_ssl_verify, and refuses a name the certificate lacks', async () => {
+    const answer = await get(served.port, '/secure');
+    assert.equal(answer.status, 201);
+    assert.equal(answer.body, 'uri=/secure');
+    assert.equal((await get(served.port, '/wrong-name')).status, 502);
   });
 });
