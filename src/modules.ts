@@ -7,6 +7,8 @@ import { httpCoreModule } from './http/core-module.js';
 import { httpCharsetModule } from './http/charset-module.js';
 import { httpSubFilterModule } from './http/sub-filter-module.js';
 import { httpGrpcModule } from './http/grpc-module.js';
+import { httpFastcgiModule } from './http/fastcgi-module.js';
+import { httpUwsgiModule } from './http/uwsgi-module.js';
 import { httpBrotliModule } from './http/brotli-module.js';
 import { httpBrotliStaticModule } from './http/brotli-static.js';
 import { httpGunzipModule } from './http/gunzip-module.js';
@@ -71,6 +73,8 @@ export const builtinModules: readonly ConfModule[] = [
   httpSubFilterModule,
   httpProxyModule,
   httpGrpcModule,
+  httpFastcgiModule,
+  httpUwsgiModule,
   httpGzipModule,
   httpGzipStaticModule,
   httpGunzipModule,

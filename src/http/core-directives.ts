@@ -78,7 +78,7 @@ const HTTP_SERVER: readonly Context[] = ['http', 'server'];
 /** Why hitless never writes a temporary file, said once for every directive that tunes them. */
 const NO_TEMP_FILES = 'hitless writes no temporary files for proxied responses: they are streamed to the client with back-pressure';
 /** Why the proxy's buffer sizes do not apply. */
-const PROXY_READ_AHEAD = 'proxy responses are streamed through Node\'s socket buffers; with proxy_buffering on hitless reads up to 1 MiB ahead of a slow client, in memory';
+const readAhead = (module: 'proxy' | 'fastcgi' | 'uwsgi'): string => `${module} responses are streamed through Node's socket buffers; with ${module}_buffering on hitless reads up to 1 MiB ahead of a slow client, in memory`;
 /** Why hash sizes do not apply. */
 const NO_HASH_TABLES = 'names are looked up in JavaScript Maps, which size themselves';
 /** Why nginx's memory pool sizes do not apply. */
@@ -464,56 +464,61 @@ export const CORE_DIRECTIVES: readonly AnyDirectiveSpec[] = [
   }, NO_POOLS),
 ];
 
-/** The proxy buffering family, appended to `ngx_http_proxy_module`'s table. */
-export const PROXY_BUFFER_DIRECTIVES: readonly AnyDirectiveSpec[] = [
+/** The buffering family of an upstream module (proxy_buffers, fastcgi_buffers, ...), appended to its table. */
+export function upstreamBufferDirectives(module: 'proxy' | 'fastcgi' | 'uwsgi'): AnyDirectiveSpec[] {
+  return [
   knob({
-    name: 'proxy_temp_path',
+    name: `${module}_temp_path` as 'proxy_temp_path',
     args: [1, 2, 3, 4],
     syntax: 'path [level1 [level2 [level3]]];',
     summary: 'nginx: the directory of proxied responses\' temporary files. hitless writes none.',
     parse: ([path = '']) => path,
-    default: 'proxy_temp',
-    defaultText: 'proxy_temp_path proxy_temp;',
+    default: `${module}_temp`,
+    defaultText: `${module}_temp_path ${module}_temp;`,
   }, NO_TEMP_FILES),
   knob({
-    name: 'proxy_buffers',
+    name: `${module}_buffers` as 'proxy_buffers',
     args: [2],
     syntax: 'number size;',
-    summary: 'nginx: the buffers an upstream response is read into. hitless reads up to 1 MiB ahead with proxy_buffering on.',
+    summary: `nginx: the buffers an upstream response is read into. hitless reads up to 1 MiB ahead with ${module}_buffering on.`,
     parse: bufsValue,
     default: { number: 8, size: 4096 },
-    defaultText: 'proxy_buffers 8 4k|8k;',
-  }, PROXY_READ_AHEAD),
+    defaultText: `${module}_buffers 8 4k|8k;`,
+  }, readAhead(module)),
   knob({
-    name: 'proxy_buffer_size',
+    name: `${module}_buffer_size` as 'proxy_buffer_size',
     syntax: 'size;',
     summary: 'nginx: the buffer for the upstream response head. hitless allows a head of 32 KiB with lines of 8 KiB (502 beyond).',
     parse: sizeValue,
     default: 4096,
-    defaultText: 'proxy_buffer_size 4k|8k;',
-  }, 'an upstream response head may take 32 KiB, with lines up to 8 KiB, whatever the size'),
+    defaultText: `${module}_buffer_size 4k|8k;`,
+  }, module === 'proxy' ? 'an upstream response head may take 32 KiB, with lines up to 8 KiB, whatever the size' : `a ${module === 'fastcgi' ? 'FastCGI' : 'uwsgi'} response head may take 32 KiB, whatever the size`),
   knob({
-    name: 'proxy_busy_buffers_size',
+    name: `${module}_busy_buffers_size` as 'proxy_busy_buffers_size',
     syntax: 'size;',
     summary: 'nginx: how much of the buffers may be busy sending to the client. hitless sends as the client takes.',
     parse: sizeValue,
     default: 8192,
-    defaultText: 'proxy_busy_buffers_size 8k|16k;',
-  }, PROXY_READ_AHEAD),
+    defaultText: `${module}_busy_buffers_size 8k|16k;`,
+  }, readAhead(module)),
   knob({
-    name: 'proxy_max_temp_file_size',
+    name: `${module}_max_temp_file_size` as 'proxy_max_temp_file_size',
     syntax: 'size;',
     summary: 'nginx: the largest temporary file of a buffered response; 0 disables them, which is what hitless does (no warning for 0).',
     parse: sizeValue,
     default: 1024 * 1024 * 1024,
-    defaultText: 'proxy_max_temp_file_size 1024m;',
+    defaultText: `${module}_max_temp_file_size 1024m;`,
   }, NO_TEMP_FILES, (size) => size === 0),
   knob({
-    name: 'proxy_temp_file_write_size',
+    name: `${module}_temp_file_write_size` as 'proxy_temp_file_write_size',
     syntax: 'size;',
     summary: 'nginx: how much is written to a temporary file at once. hitless writes none.',
     parse: sizeValue,
     default: 8192,
-    defaultText: 'proxy_temp_file_write_size 8k|16k;',
+    defaultText: `${module}_temp_file_write_size 8k|16k;`,
   }, NO_TEMP_FILES),
 ];
+}
+
+/** The proxy buffering family, appended to `ngx_http_proxy_module`'s table. */
+export const PROXY_BUFFER_DIRECTIVES: readonly AnyDirectiveSpec[] = upstreamBufferDirectives('proxy');

@@ -17,6 +17,8 @@ import { compileCoreConnection, compileCoreLevel, type CoreConnection, type Core
 import { compileErrorPages, type CompiledErrorPage } from './error-pages.js';
 import { compileExpires, type CompiledExpires } from './expires.js';
 import { compileGrpc, type CompiledGrpc } from './grpc-config.js';
+import { compileFastcgi, compileFastcgiNames, type CompiledFastcgi } from './fastcgi-config.js';
+import type { FastcgiNames } from './fastcgi-names.js';
 import { compileProxy, type CompiledProxy } from './proxy-config.js';
 import { Resolvers } from '../upstream/host-resolver.js';
 import { buildUpstreamGroups, type UpstreamGroup } from '../upstream/group.js';
@@ -86,6 +88,10 @@ export interface LevelConfig {
   readonly limitExceptProxy: { readonly methods: ReadonlySet<string>; readonly proxy: CompiledProxy } | undefined;
   /** The location's `grpc_pass`, compiled; undefined when it has none. */
   readonly grpc: CompiledGrpc | undefined;
+  /** The location's `fastcgi_pass` or `uwsgi_pass`, compiled; undefined when it has neither. */
+  readonly fastcgi: CompiledFastcgi | undefined;
+  /** fastcgi_split_path_info and fastcgi_index, for $fastcgi_script_name and $fastcgi_path_info. */
+  readonly fastcgiNames: FastcgiNames;
   /** `error_page` by status; undefined when the level has none. */
   readonly errorPages: ReadonlyMap<number, CompiledErrorPage> | undefined;
   /** `client_header_timeout`, `client_body_timeout`, `send_timeout`, in ms. */
@@ -216,7 +222,7 @@ export class HttpGeneration {
         serverName: toByteString(primaryServerName(block.get('server_name'))),
         names: block.get('server_name'),
         level: levelOf(block),
-        locations: LocationTree.build(block, levelOf, (level) => level.proxy !== undefined || level.grpc !== undefined),
+        locations: LocationTree.build(block, levelOf, (level) => level.proxy !== undefined || level.grpc !== undefined || level.fastcgi !== undefined),
         // Certificate names with variables are evaluated with this generation's variables (maps included).
         tls: tls.variable === undefined ? tls : { ...tls, select: tls.variable.bind(this.variables, handshakeRequest, log, this.#certificateCaches) },
         maxConcurrentStreams: block.get('http2_max_concurrent_streams'),
@@ -274,6 +280,12 @@ export class HttpGeneration {
       proxy: this.#compileProxy(block),
       limitExceptProxy: this.#compileLimitExceptProxy(block),
       grpc: block.name === 'location' && block.isSet('grpc_pass') ? compileGrpc(block, block.get('grpc_pass'), this.groups, this.#implicitGroups, table, this.#certificateCaches) : undefined,
+      fastcgi: block.isSet('fastcgi_pass')
+        ? compileFastcgi(block, block.get('fastcgi_pass'), this.groups, this.#implicitGroups, table)
+        : block.isSet('uwsgi_pass')
+          ? compileFastcgi(block, block.get('uwsgi_pass'), this.groups, this.#implicitGroups, table, 'uwsgi')
+          : undefined,
+      fastcgiNames: compileFastcgiNames(block),
       preaccess: this.#http === undefined ? undefined : compilePreaccess(block, this.#http, table, this.#state.zones),
       access: compileAccessPhase(block, table, this.#userFiles),
       errorPages: compileErrorPages(block.get('error_page'), table),

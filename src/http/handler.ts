@@ -22,6 +22,7 @@ import type { CompiledProxy } from './proxy-config.js';
 import { FilteredExchange } from './output-filter.js';
 import { runPreaccess, type Preaccess } from './preaccess.js';
 import { grpcRequest } from './grpc.js';
+import { fastcgiRequest } from './fastcgi.js';
 import { isSubrequest, mirrorSubrequest, runMirror } from './mirror.js';
 import { proxyRequest as proxyHttp1Request, type ProxyContext, type UpstreamContext } from './proxy.js';
 import { proxyH2Request } from './proxy-h2.js';
@@ -31,7 +32,7 @@ import { HttpRequest, requestLogContext } from './request.js';
 import { clientVerdict } from '../tls/client-verify.js';
 import { CLOSE_AFTER_PAGE, REDIRECT_STATUSES, specialPage, statusHasNoBody, wireStatus } from './responses.js';
 import { runScript } from './rewrite-script.js';
-import { escapeRedirectUri, serveFiles, type StaticContext } from './static.js';
+import { escapeRedirectUri, runTryFiles, serveFiles, type StaticContext } from './static.js';
 import { normalizeUri, parseRequestTarget, validateHost } from './uri.js';
 
 /** The response a phase decided on. */
@@ -210,6 +211,7 @@ export class RequestHandler {
         }
         const found = server.locations.find(uri);
         request.files = (found?.value ?? server.level).files.paths;
+        request.fastcgiNames = (found?.value ?? server.level).fastcgiNames;
         request.errorLog = (found?.value ?? server.level).errorLog;
         request.referers = (found?.value ?? server.level).referers;
         if (found === undefined) {
@@ -227,9 +229,10 @@ export class RequestHandler {
       if (request.uriChanges === before) {
         this.#bindLevel(chosen, request, conn);
         request.files = chosen.files.paths;
+        request.fastcgiNames = chosen.fastcgiNames;
         request.errorLog = chosen.errorLog;
         request.referers = chosen.referers;
-        if (chosen.proxy !== undefined || chosen.grpc !== undefined || (chosen.limitExceptProxy !== undefined && !chosen.limitExceptProxy.methods.has(request.head.method))) return [chosen, { status: 0, proxy: true, content: true }];
+        if (chosen.proxy !== undefined || chosen.grpc !== undefined || chosen.fastcgi !== undefined || (chosen.limitExceptProxy !== undefined && !chosen.limitExceptProxy.methods.has(request.head.method))) return [chosen, { status: 0, proxy: true, content: true }];
         return [chosen, { status: 0, files: true, content: true }];
       }
       // ngx_http_core_post_rewrite_phase(): the URI changed; find the location again, 10 times at most.
@@ -257,7 +260,7 @@ export class RequestHandler {
         if (outcome.uriChanged && level !== server.level) request.uriChanges++;
         // "if is evil": a proxy_pass of an earlier true `if` stays the content handler, and finds no
         // upstream in the last one's configuration (ngx_http_upstream_init_request()).
-        if (!outcome.uriChanged && chosen.proxy === undefined && chosen.grpc === undefined && outcome.matched.some((matched) => matched.proxy !== undefined || matched.grpc !== undefined)) {
+        if (!outcome.uriChanged && chosen.proxy === undefined && chosen.grpc === undefined && chosen.fastcgi === undefined && outcome.matched.some((matched) => matched.proxy !== undefined || matched.grpc !== undefined || matched.fastcgi !== undefined)) {
           this.#logOf(request).write('alert', `no upstream configuration${context(request, conn)}`, conn.number);
           return { plan: { status: 500 }, chosen };
         }
@@ -341,6 +344,15 @@ export class RequestHandler {
     // requests/s in bench/ (the copies' property loads in the proxy stop being monomorphic).
     if (level.grpc !== undefined) {
       grpcRequest({ exchange, request, conn, log: this.#logOf(request), fail, headers, grpc: level.grpc });
+      return;
+    }
+    if (level.fastcgi !== undefined) {
+      const fastcgi = level.fastcgi;
+      const accel = (target: string, carried: string[]): void => this.#accelRedirect(conn, request, exchange, level, target, carried);
+      const pass = (): void => fastcgiRequest({ exchange, request, conn, log: this.#logOf(request), fail, headers, fastcgi, accelRedirect: accel });
+      // ngx_http_core_try_files_phase() runs before any content handler: `try_files $fastcgi_script_name =404`.
+      if (level.files.tryFiles !== undefined) this.#files(conn, request, exchange, level, pass);
+      else pass();
       return;
     }
     const limited = level.limitExceptProxy;
@@ -500,6 +512,7 @@ export class RequestHandler {
       if (found?.match !== undefined) sub.request.captures = found.match;
       const target = found?.value ?? server.level;
       sub.request.files = target.files.paths;
+      sub.request.fastcgiNames = target.fastcgiNames;
       sub.request.errorLog = target.errorLog;
       // The log phase of a subrequest: ngx_http_log_handler() skips it unless log_subrequest on.
       if (target.mirror.logSubrequest) {
@@ -565,6 +578,7 @@ export class RequestHandler {
       done(logs, sub.request);
     });
     sub.request.files = target.files.paths;
+    sub.request.fastcgiNames = target.fastcgiNames;
     sub.request.errorLog = target.errorLog;
     try {
       this.#content(sub.conn, sub.request, sub.exchange, named, server);
@@ -578,7 +592,7 @@ export class RequestHandler {
   }
 
   /** The content phase of a level that serves files (static.ts); its outcome may be an internal redirect. */
-  #files(conn: ClientConnection, request: HttpRequest, exchange: HttpExchange, level: LevelConfig): void {
+  #files(conn: ClientConnection, request: HttpRequest, exchange: HttpExchange, level: LevelConfig, content?: () => void): void {
     const files = level.files;
     request.files = files.paths;
     request.errorLog = level.errorLog;
@@ -598,8 +612,15 @@ export class RequestHandler {
       nextBoundary: () => ++this.#boundary,
       encodes: (headers, size) => level.output.some((filter) => filter.encodes?.({ status: 200, headers: [...headers], framing: size, headerOnly: false, fileTime: true, overrideCharset: undefined }, request) === true),
     };
-    serveFiles(ctx).then((outcome) => {
-      if (exchange.aborted || outcome.kind === 'sent') return;
+    // `content`: another content handler (fastcgi_pass) runs after the try_files phase.
+    const phase = content === undefined ? serveFiles(ctx) : runTryFiles(ctx);
+    phase.then((outcome) => {
+      if (exchange.aborted) return;
+      if (outcome === undefined) {
+        content?.();
+        return;
+      }
+      if (outcome.kind === 'sent') return;
       if (outcome.kind === 'status') {
         this.#send(conn, request, exchange, level, { status: outcome.status, ...(outcome.location === undefined ? {} : { location: outcome.location }), ...(outcome.headers === undefined ? {} : { headers: outcome.headers }) });
         return;

@@ -19,7 +19,7 @@ export type ProxyBind =
 
 
 /** The response headers `proxy_ignore_headers` may name, lowercased. */
-const IGNORABLE_HEADERS: ReadonlySet<string> = new Set([
+export const IGNORABLE_HEADERS: ReadonlySet<string> = new Set([
   'x-accel-redirect', 'x-accel-expires', 'x-accel-limit-rate', 'x-accel-buffering', 'x-accel-charset', 'expires', 'cache-control', 'set-cookie', 'vary',
 ]);
 

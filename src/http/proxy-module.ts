@@ -191,7 +191,7 @@ export const flag = flagDirective;
 export const timeout = timeDirective;
 
 /** `*_hide_header` and `*_pass_header`: lowercased field names, accumulated. */
-export function headerList(name: 'proxy_hide_header' | 'proxy_pass_header' | 'grpc_hide_header' | 'grpc_pass_header', summary: string) {
+export function headerList(name: `${'proxy' | 'grpc' | 'fastcgi' | 'uwsgi'}_${'hide' | 'pass'}_header`, summary: string) {
   return defineDirective({
     kind: 'value',
     name: name as 'proxy_hide_header',
@@ -260,25 +260,27 @@ export function sslCertificateFile(name: `${UpstreamModule}_ssl_${'certificate' 
 }
 
 /** The upstream modules whose `*_ssl_*` directives set up TLS to upstreams. */
-export type UpstreamModule = 'proxy' | 'grpc';
+export type UpstreamModule = 'proxy' | 'grpc' | 'uwsgi';
 
 /** The TLS settings of a level that proxies over https (or grpcs), as the upstream TLS client takes them. */
 export function upstreamTlsSettings(block: ConfBlockView, module: UpstreamModule = 'proxy'): UpstreamTlsSettings {
+  // uwsgi_ssl_* have the proxy_ssl_* values; typed as those to keep DirectiveName within what tsc represents.
+  const m = module as 'proxy' | 'grpc';
   return {
-    verify: block.get(`${module}_ssl_verify`),
-    trustedCertificate: block.get(`${module}_ssl_trusted_certificate`),
-    verifyDepth: block.get(`${module}_ssl_verify_depth`),
-    serverName: block.get(`${module}_ssl_server_name`),
-    protocols: block.get(`${module}_ssl_protocols`),
-    ciphers: block.get(`${module}_ssl_ciphers`),
+    verify: block.get(`${m}_ssl_verify`),
+    trustedCertificate: block.get(`${m}_ssl_trusted_certificate`),
+    verifyDepth: block.get(`${m}_ssl_verify_depth`),
+    serverName: block.get(`${m}_ssl_server_name`),
+    protocols: block.get(`${m}_ssl_protocols`),
+    ciphers: block.get(`${m}_ssl_ciphers`),
     // An empty proxy_ssl_certificate is none (ngx_http_proxy_set_ssl(): `value.len` is checked).
-    certificate: nonEmpty(block.get(`${module}_ssl_certificate`)),
-    certificateKey: nonEmpty(block.get(`${module}_ssl_certificate`)) === undefined ? undefined : block.get(`${module}_ssl_certificate_key`),
-    passwords: block.get(`${module}_ssl_password_file`)?.passwords.map((password) => Buffer.from(password, 'latin1')),
-    sessionReuse: block.get(`${module}_ssl_session_reuse`),
-    crl: block.get(`${module}_ssl_crl`),
-    confCommands: block.get(`${module}_ssl_conf_command`),
-    certificateCache: block.get(`${module}_ssl_certificate_cache`),
+    certificate: nonEmpty(block.get(`${m}_ssl_certificate`)),
+    certificateKey: nonEmpty(block.get(`${m}_ssl_certificate`)) === undefined ? undefined : block.get(`${m}_ssl_certificate_key`),
+    passwords: block.get(`${m}_ssl_password_file`)?.passwords.map((password) => Buffer.from(password, 'latin1')),
+    sessionReuse: block.get(`${m}_ssl_session_reuse`),
+    crl: block.get(`${m}_ssl_crl`),
+    confCommands: block.get(`${m}_ssl_conf_command`),
+    certificateCache: block.get(`${m}_ssl_certificate_cache`),
   };
 }
 
@@ -293,7 +295,7 @@ function nonEmpty(file: TlsFile | undefined): TlsFile | undefined {
  */
 export function checkUpstreamSsl(block: ConfBlockView, module: UpstreamModule = 'proxy', warn?: (reason: string) => void): Template[] {
   const settings = upstreamTlsSettings(block, module);
-  if (settings.certificate !== undefined && block.get(`${module}_ssl_certificate_key`) === undefined) {
+  if (settings.certificate !== undefined && block.get(`${module as 'proxy' | 'grpc'}_ssl_certificate_key`) === undefined) {
     throw new ConfigError(`no "${module}_ssl_certificate_key" is defined for certificate "${settings.certificate.written}"`, undefined);
   }
   if (settings.verify && settings.trustedCertificate === undefined) throw new ConfigError(`no ${module}_ssl_trusted_certificate for ${module}_ssl_verify`, undefined);
@@ -312,7 +314,7 @@ export function checkUpstreamSsl(block: ConfBlockView, module: UpstreamModule = 
 const NEXT_UPSTREAM_CASES: ReadonlySet<string> = new Set(['error', 'timeout', 'invalid_header', 'http_500', 'http_502', 'http_503', 'http_504', 'http_403', 'http_404', 'http_429', 'non_idempotent']);
 
 /** `*_next_upstream`, `*_next_upstream_tries` and `*_next_upstream_timeout` of an upstream module. */
-export function nextUpstreamDirectives(module: UpstreamModule): AnyDirectiveSpec[] {
+export function nextUpstreamDirectives(module: UpstreamModule | 'fastcgi' | 'uwsgi'): AnyDirectiveSpec[] {
   const name = `${module}_next_upstream` as const;
   return [
     defineDirective({

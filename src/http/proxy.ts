@@ -49,7 +49,7 @@ export interface UpstreamContext {
  * The upstream headers an X-Accel-Redirect keeps: those ngx_http_upstream_headers_in marks
  * `redirect` (ngx_http_upstream_process_headers() copies them before the internal redirect).
  */
-const KEPT_ON_ACCEL_REDIRECT: ReadonlySet<string> = new Set(['content-type', 'set-cookie', 'content-disposition', 'cache-control', 'expires', 'accept-ranges']);
+export const KEPT_ON_ACCEL_REDIRECT: ReadonlySet<string> = new Set(['content-type', 'set-cookie', 'content-disposition', 'cache-control', 'expires', 'accept-ranges']);
 
 /** What the proxy needs from the handler that called it. */
 export interface ProxyContext extends UpstreamContext {
@@ -763,7 +763,7 @@ export function pauseBodyUntilDrained(exchange: HttpExchange, sink: NodeJS.Event
 }
 
 /** The " while ..." part of an upstream failure's message, or `fallback` when it has none. */
-function actionOf(message: string, fallback: string): string {
+export function actionOf(message: string, fallback: string): string {
   const at = message.lastIndexOf(' while ');
   return at === -1 ? fallback : message.slice(at);
 }

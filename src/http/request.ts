@@ -108,6 +108,10 @@ export class HttpRequest {
   carriedHeaders: readonly string[] | undefined;
   /** GET after an internal redirect (except for HEAD), as nginx changes the method. */
   methodOverride: string | undefined;
+  /** fastcgi_split_path_info and fastcgi_index of the level chosen (http/fastcgi-names.ts); set with `files`. */
+  fastcgiNames: { readonly split: RegExp | undefined; readonly index: string } | undefined;
+  /** $fastcgi_script_name and $fastcgi_path_info once computed, until the fastcgi handler starts (nginx's module context). */
+  fastcgiSplit: { readonly scriptName: string; readonly pathInfo: string } | undefined;
   /** `$proxy_host`, once a proxy_pass location is chosen. */
   proxyHost = '';
   /** The scheme of the proxy_pass URL, for `$proxy_port`'s default. */

@@ -153,6 +153,15 @@ function statChecked(ctx: StaticContext, path: string): Promise<Stats> {
   return statPath(path, openSettings(ctx));
 }
 
+/**
+ * Only the try_files phase (ngx_http_core_try_files_phase()), for a location whose content
+ * handler is not static (fastcgi_pass): undefined when the request goes on to that handler, with
+ * the URI of the file found.
+ */
+export function runTryFiles(ctx: StaticContext): Promise<StaticOutcome | undefined> {
+  return ctx.files.tryFiles === undefined ? Promise.resolve(undefined) : tryFiles(ctx, ctx.files.tryFiles);
+}
+
 /** Runs try_files, index, autoindex and static for a request whose location serves files. */
 export async function serveFiles(ctx: StaticContext): Promise<StaticOutcome> {
   const { files } = ctx;

@@ -2,6 +2,7 @@
  * The HTTP variables (nginx's `ngx_http_variables.c` and the log module's own), bound to an
  * {@link HttpRequest}, and the configuration check that every variable used is known.
  */
+import { fastcgiSplit } from './fastcgi-names.js';
 import { randomBytes } from 'node:crypto';
 import { realpathSync } from 'node:fs';
 import { hostname } from 'node:os';
@@ -142,7 +143,9 @@ const HTTP_VARIABLES: Readonly<Record<string, Getter>> = {
   args: (r) => (r.hasArgs ? r.args : undefined),
   query_string: (r) => (r.hasArgs ? r.args : undefined),
   is_args: (r) => (r.hasArgs && r.args !== '' ? '?' : ''),
-  content_length: (r) => r.header('content-length'),
+  // ngx_http_variable_content_length(): without the field, the length of a body read whole (a
+  // chunked or HTTP/2 one), as ngx_http_request_body_save_filter() sets content_length_n.
+  content_length: (r) => r.header('content-length') ?? (r.requestBody === undefined ? undefined : String(r.requestBody.reduce((sum, part) => sum + part.length, 0))),
   content_type: (r) => r.header('content-type'),
   status: (r) => String(r.status).padStart(3, '0'),
   body_bytes_sent: (r) => String(r.bodyBytesSent),
@@ -186,6 +189,9 @@ const HTTP_VARIABLES: Readonly<Record<string, Getter>> = {
   },
   // ngx_http_grpc_module's: "trailers" when the client's TE lists it, for the TE sent to gRPC servers.
   grpc_internal_trailers: (r) => (r.header('te')?.split(',').some((token) => token.split(';')[0]?.trim().toLowerCase() === 'trailers') === true ? 'trailers' : undefined),
+  // ngx_http_fastcgi_module's: the two parts of $uri by fastcgi_split_path_info (fastcgi-names.ts).
+  fastcgi_script_name: (r) => fastcgiSplit(r).scriptName,
+  fastcgi_path_info: (r) => fastcgiSplit(r).pathInfo,
   // ngx_http_upstream.c's list variables: one entry per try, " : " between upstream cycles.
   upstream_addr: (r) => formatUpstreamStates(r.upstreamStates, (state) => state.peer),
   upstream_status: (r) => formatUpstreamStates(r.upstreamStates, (state) => (state.status === 0 ? '-' : String(state.status))),

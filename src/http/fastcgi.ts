@@ -1,0 +1,638 @@
+/**
+ * The content handler of `fastcgi_pass` (nginx's ngx_http_fastcgi_module on ngx_http_upstream.c's
+ * request cycle): the FastCGI adapter of upstream/request-cycle.ts. The request goes as
+ * BEGIN_REQUEST, the PARAMS stream (fastcgi_param, then the client's headers as HTTP_*) and the
+ * body in STDIN records, streamed with back-pressure when fastcgi_request_buffering is off; the
+ * STDOUT stream's CGI head becomes the HTTP response as ngx_http_fastcgi_process_header() makes
+ * it (Status:, a Location: without Status: is a 302), through the proxy's response-side helpers;
+ * STDERR is logged as nginx logs it; END_REQUEST ends the response, and with fastcgi_keep_conn on
+ * the connection goes back to the group's keepalive pool.
+ */
+import { beginUpstreamCycle, beginUpstreamState, failUpstreamState, type UpstreamState } from './upstream-states.js';
+import type { CompiledFastcgi } from './fastcgi-config.js';
+import { beginRequest, paramsRecords, RecordReader, RecordType, stdinEnd, stdinRecords, type RecordSink } from './fastcgi-records.js';
+import { uwsgiPacket } from './uwsgi-packet.js';
+import { HttpParseError, type ResponseHead } from './h1/head-parser.js';
+import { UpstreamFailure } from './h1/upstream-exchange.js';
+import { headerOf } from './output-filter.js';
+import { actionOf, KEPT_ON_ACCEL_REDIRECT, pauseBodyUntilDrained, type UpstreamContext } from './proxy.js';
+import { clientResponseHeaders } from './proxy-request.js';
+import type { HttpRequest } from './request.js';
+import { recordUpstreamHead } from './variables.js';
+import { UpstreamConnection } from '../upstream/connection-pool.js';
+import type { Peer } from '../upstream/peer.js';
+import type { UpstreamGroup } from '../upstream/group.js';
+import { connectPeer } from '../upstream/peer-connect.js';
+import { UpstreamCycle, type UpstreamAttempt } from '../upstream/request-cycle.js';
+import { setTimeoutOnce } from '../core/socket-timeout.js';
+import { errnoText } from '../core/errno.js';
+
+/** Methods nginx retries without `non_idempotent` (ngx_http_upstream_next: not POST, LOCK, PATCH). */
+const NON_IDEMPOTENT = new Set(['POST', 'LOCK', 'PATCH']);
+/** How much of a response is read ahead of a slow client with fastcgi_buffering on. */
+const READ_AHEAD_BYTES = 1024 * 1024;
+/** The largest CGI response head: beyond it nginx's "upstream sent too big header" (see the fastcgi_buffer_size knob). */
+const MAX_HEAD_BYTES = 32 * 1024;
+
+/** What the fastcgi handler needs from the handler that called it. */
+export interface FastcgiContext extends UpstreamContext {
+  readonly fastcgi: CompiledFastcgi;
+  /** An X-Accel-Redirect: the internal redirect to `target`, with the upstream headers it keeps. */
+  readonly accelRedirect: (target: string, carried: string[]) => void;
+}
+
+/** Passes one request to a FastCGI server. */
+export function fastcgiRequest(ctx: FastcgiContext): void {
+  const { exchange, fastcgi, request } = ctx;
+  const group = fastcgi.groupFor(request);
+  if ('error' in group) {
+    ctx.log.error(`${group.error}${where(ctx)}`, ctx.conn.number);
+    ctx.fail(group.status);
+    return;
+  }
+  // ngx_http_fastcgi_handler() makes a fresh module context: $fastcgi_script_name is computed again from the URI now.
+  request.fastcgiSplit = undefined;
+  const read = request.requestBody;
+  if (read !== undefined && !exchange.hasBody) {
+    new FastcgiAttempts(ctx, group, fastcgi.passRequestBody ? [...read] : []).next();
+    return;
+  }
+  if (!fastcgi.passRequestBody || !exchange.hasBody || request.methodOverride !== undefined) {
+    if (fastcgi.passRequestBody && request.methodOverride === undefined) exchange.readBody(0, () => undefined, () => undefined);
+    new FastcgiAttempts(ctx, group, []).next();
+    return;
+  }
+  // fastcgi_request_buffering off: STDIN records as the body arrives, a chunked one too (FastCGI frames it itself).
+  if (!fastcgi.requestBuffering) {
+    new FastcgiAttempts(ctx, group, 'stream').next();
+    return;
+  }
+  const parts: Buffer[] = [];
+  exchange.readBody(
+    fastcgi.maxBodySize,
+    (data) => parts.push(Buffer.from(data)),
+    (err) => {
+      if (err !== undefined) {
+        bodyFailed(ctx, err);
+        return;
+      }
+      request.requestBody = parts;
+      new FastcgiAttempts(ctx, group, parts).next();
+    },
+  );
+}
+
+function bodyFailed(ctx: FastcgiContext, err: Error): void {
+  const status = err instanceof HttpParseError ? err.status : 400;
+  if (ctx.exchange.aborted) return;
+  ctx.log.write(status === 413 ? 'error' : 'info', `${err.message}${where(ctx)}`, ctx.conn.number);
+  ctx.exchange.keepAlive = false;
+  ctx.fail(status);
+}
+
+/** The CGI response head being read from STDOUT, and what followed it. */
+interface HeadReading {
+  parts: Buffer[];
+  bytes: number;
+}
+
+/** One request's walk over the peers of a group: the FastCGI adapter of the upstream cycle. */
+class FastcgiAttempts {
+  readonly #ctx: FastcgiContext;
+  readonly #cycle: UpstreamCycle<HttpRequest>;
+  readonly #group: UpstreamGroup<HttpRequest>;
+  /** The buffered body, or `'stream'` to send it as it arrives. */
+  readonly #body: Buffer[] | 'stream';
+  #bodyStarted = false;
+  #bodySent = false;
+  #done = false;
+  #connection: UpstreamConnection | undefined;
+  #cancelConnect: (() => void) | undefined;
+  #state: UpstreamState | undefined;
+  /** True while written request bytes wait for the kernel (fastcgi_send_timeout applies). */
+  #sending = false;
+
+  constructor(ctx: FastcgiContext, group: UpstreamGroup<HttpRequest>, body: Buffer[] | 'stream') {
+    this.#ctx = ctx;
+    this.#group = group;
+    this.#body = body;
+    this.#cycle = new UpstreamCycle(ctx.fastcgi.protocol, group, ctx.request, ctx.fastcgi);
+    beginUpstreamCycle(ctx.request);
+    ctx.exchange.onAbort(() => {
+      this.#done = true;
+      this.#cancelConnect?.();
+      this.#connection?.socket.destroy();
+      this.#cycle.stop('aborted');
+    });
+  }
+
+  /** Tries the next peer, or answers 502 when none is left. */
+  next(): void {
+    if (this.#done) return;
+    const { request, fastcgi } = this.#ctx;
+    const attempt = this.#cycle.next();
+    if (attempt === undefined) {
+      this.#ctx.log.error(`no live upstreams while connecting to upstream${where(this.#ctx)}`, this.#ctx.conn.number);
+      failUpstreamState(beginUpstreamState(request, this.#group.name), 502);
+      this.#finishWithError(502);
+      return;
+    }
+    this.#state = beginUpstreamState(request, attempt.peer.name);
+    const pooled = fastcgi.keepConn ? this.#group.pool.acquire(attempt.peer.name) : undefined;
+    if (pooled !== undefined) {
+      attempt.connected();
+      this.#send(attempt, pooled);
+      return;
+    }
+    this.#connect(attempt);
+  }
+
+  #connect(attempt: UpstreamAttempt): void {
+    const { fastcgi } = this.#ctx;
+    const peer = attempt.peer;
+    // suwsgi://: the handshake has its own uwsgi_connect_timeout, as for proxy_pass https://.
+    const tls = fastcgi.tls === undefined ? undefined : { tls: fastcgi.tls, name: fastcgi.sslName(this.#ctx.request) };
+    const options = { protocol: fastcgi.protocol, group: this.#group.name, timeoutMs: fastcgi.connectTimeoutMs, noDelay: true, keepAlive: fastcgi.socketKeepalive, ...(tls === undefined ? {} : { tls }) };
+    this.#cancelConnect = connectPeer(peer, options, (result) => {
+      this.#cancelConnect = undefined;
+      if (!result.ok) {
+        if (result.local === true) {
+          attempt.finish('aborted', 'worker_connections');
+          this.#finishWithError(500);
+          return;
+        }
+        this.#failed(attempt, new UpstreamFailure(result.message, 'send', result.timedOut ? 'timeout' : 'error', true), false);
+        return;
+      }
+      attempt.connected();
+      this.#send(attempt, new UpstreamConnection(result.socket, peer.name));
+    });
+  }
+
+  /** The PARAMS of this request: fastcgi_param, then the client's headers as HTTP_* (ngx_http_fastcgi_create_request()). */
+  #params(): [string, string][] {
+    const { request, fastcgi } = this.#ctx;
+    const out: [string, string][] = [];
+    for (const param of fastcgi.params) {
+      const value = param.value(request);
+      if (param.ifNotEmpty && value === '') continue;
+      out.push([param.name, value]);
+    }
+    if (!fastcgi.passRequestHeaders) return out;
+    // Fields of one name go as one parameter, joined with ", " (Cookie with "; "), as nginx 1.23.0 joins them.
+    const joined = new Map<string, { value: string; separator: string }>();
+    const headers = request.head.headers;
+    for (let i = 0; i < headers.length; i += 2) {
+      const name = headers[i] as string;
+      // ngx_http_fastcgi_create_request(): a name with characters other than letters, digits, "-" (and "_") is not passed.
+      if (!/^[A-Za-z0-9_-]+$/.test(name)) continue;
+      const key = `HTTP_${name.toUpperCase().replace(/-/g, '_')}`;
+      if (fastcgi.paramHeaders.has(key)) continue;
+      const value = headers[i + 1] as string;
+      const seen = joined.get(key);
+      if (seen === undefined) joined.set(key, { value, separator: name.toLowerCase() === 'cookie' ? '; ' : ', ' });
+      else seen.value += `${seen.separator}${value}`;
+    }
+    for (const [key, { value }] of joined) out.push([key, value]);
+    return out;
+  }
+
+  #send(attempt: UpstreamAttempt, connection: UpstreamConnection): void {
+    if (this.#done) {
+      this.#group.pool.release(connection, false);
+      return;
+    }
+    const { fastcgi, exchange, request } = this.#ctx;
+    const peer = attempt.peer;
+    const state = this.#state;
+    if (state !== undefined) state.connectMs = attempt.elapsedMs();
+    const socket = connection.socket;
+    const io = { read: socket.bytesRead, written: socket.bytesWritten };
+    this.#connection = connection;
+    connection.requests++;
+    const reused = connection.reused;
+    let head: HeadReading | undefined = { parts: [], bytes: 0 };
+    let clientStarted = false;
+    let ended = false;
+    const settle = (): void => {
+      if (state === undefined || state.responseMs >= 0) return;
+      state.responseMs = attempt.elapsedMs();
+      state.bytesReceived = socket.bytesRead - io.read;
+      state.bytesSent = socket.bytesWritten - io.written;
+    };
+    const record = (outcome: 'ok' | 'failed' | 'next', reason: string, action = ''): void => {
+      settle();
+      if (attempt.finish(outcome, reason)) this.#ctx.log.warn(`upstream server temporarily disabled${action}${where(this.#ctx, peer)}`, this.#ctx.conn.number);
+    };
+    const stop = (): void => {
+      ended = true;
+      connection.owner = undefined;
+      socket.destroy();
+    };
+    const fail = (failure: UpstreamFailure): void => {
+      if (ended) return;
+      stop();
+      if (clientStarted) {
+        record('failed', failure.kind, actionOf(failure.message, ' while reading upstream'));
+        this.#ctx.log.error(`${failure.message}${where(this.#ctx, peer)}`, this.#ctx.conn.number);
+        this.#done = true;
+        this.#ctx.conn.protocol.destroy();
+        return;
+      }
+      // A pooled connection the server closed before answering: a fresh one, uncounted (nginx: u->peer.tries++).
+      if (reused && failure.kind === 'error' && head !== undefined && head.bytes === 0 && !this.#bodyStarted && !this.#done) {
+        this.#connect(attempt);
+        return;
+      }
+      this.#failedAfterSend(attempt, failure, record);
+    };
+    const buffering = { on: fastcgi.buffering };
+    const sink: RecordSink = {
+      content: (type, data, last) => {
+        if (ended) return;
+        if (type === RecordType.Stderr) {
+          if (this.#stderr(data, head !== undefined)) fail(new UpstreamFailure('upstream sent invalid header while reading response header from upstream', 'header', 'invalid_header', true));
+          return;
+        }
+        if (head === undefined) {
+          if (data.length > 0) this.#write(data, socket, buffering.on);
+          if (state !== undefined) state.responseLength += data.length;
+          return;
+        }
+        if (data.length === 0 && last) {
+          fail(new UpstreamFailure('upstream prematurely closed FastCGI stdout while reading response header from upstream', 'header', 'invalid_header', true));
+          return;
+        }
+        head.parts.push(Buffer.from(data));
+        head.bytes += data.length;
+        const all = Buffer.concat(head.parts);
+        const end = headEnd(all);
+        if (end === undefined) {
+          if (all.length > MAX_HEAD_BYTES) fail(new UpstreamFailure('upstream sent too big header while reading response header from upstream', 'header', 'invalid_header', true));
+          else head.parts = [all];
+          return;
+        }
+        const parsed = fastcgi.protocol === 'uwsgi' ? parseUwsgiHead(all.subarray(0, end.head)) : parseCgiHead(all.subarray(0, end.head));
+        if (typeof parsed === 'string') {
+          fail(new UpstreamFailure(`${parsed} while reading response header from upstream`, 'header', 'invalid_header', true));
+          return;
+        }
+        head = undefined;
+        const outcome = this.#onHead(attempt, parsed, record, () => stop(), buffering);
+        if (outcome === 'stopped') return;
+        clientStarted = true;
+        if (request.method === 'HEAD') {
+          // nginx reads no body for HEAD (r->header_only): the response ends with its head, and the
+          // connection, with the rest of the response still in it, cannot be reused.
+          stop();
+          record('ok', '');
+          this.#done = true;
+          exchange.end();
+          return;
+        }
+        const rest = all.subarray(end.body);
+        if (rest.length > 0) {
+          if (state !== undefined) state.responseLength += rest.length;
+          this.#write(rest, socket, buffering.on);
+        }
+      },
+      endRequest: () => {
+        if (ended) return;
+        if (head !== undefined) {
+          fail(new UpstreamFailure('upstream prematurely closed FastCGI request while reading response header from upstream', 'header', 'invalid_header', true));
+          return;
+        }
+        ended = true;
+        connection.owner = undefined;
+        record('ok', '');
+        this.#done = true;
+        // With FCGI_KEEP_CONN the server keeps the connection; it goes back once the whole request was sent.
+        this.#group.pool.release(connection, fastcgi.keepConn && (this.#body !== 'stream' || this.#bodySent));
+        exchange.end();
+      },
+      invalid: (message) => fail(new UpstreamFailure(`${message} while reading response header from upstream`, 'header', 'invalid_header', true)),
+    };
+    // uwsgi has no records: all the server sends is the response, to the close.
+    const reader = fastcgi.protocol === 'fastcgi' ? new RecordReader(sink) : undefined;
+    connection.owner = {
+      onData: (chunk) => (reader === undefined ? sink.content(RecordType.Stdout, chunk, false) : reader.push(chunk)),
+      onGone: (err, why) => {
+        if (ended) return;
+        if (why === 'timeout') {
+          const phase = this.#sending ? 'sending request to upstream' : head === undefined ? 'reading upstream' : 'reading response header from upstream';
+          fail(new UpstreamFailure(`upstream timed out (110: Connection timed out) while ${phase}`, 'header', 'timeout', true));
+          return;
+        }
+        if (err !== undefined) {
+          fail(new UpstreamFailure(`recv() failed (${errnoText(err)}) while reading ${head === undefined ? 'upstream' : 'response header from upstream'}`, 'header', 'error', true));
+          return;
+        }
+        if (head === undefined && !fastcgi.keepConn) {
+          // A server that closes after its STDOUT without END_REQUEST: nginx takes the close as the end (u->length -1).
+          ended = true;
+          connection.owner = undefined;
+          record('ok', '');
+          this.#done = true;
+          socket.destroy();
+          exchange.end();
+          return;
+        }
+        fail(new UpstreamFailure(`upstream prematurely closed connection while reading ${head === undefined ? 'upstream' : 'response header from upstream'}`, 'header', 'error', true));
+      },
+    };
+    socket.cork();
+    if (fastcgi.protocol === 'uwsgi') {
+      const packet = uwsgiPacket(this.#params(), fastcgi.modifier1, fastcgi.modifier2);
+      if (typeof packet === 'string') {
+        socket.uncork();
+        stop();
+        attempt.finish('aborted', 'too big');
+        this.#ctx.log.write('alert', `${packet}${where(this.#ctx)}`, this.#ctx.conn.number);
+        this.#finishWithError(500);
+        return;
+      }
+      this.#writeUpstream(socket, packet);
+    } else {
+      this.#writeUpstream(socket, beginRequest(fastcgi.keepConn));
+      for (const record of paramsRecords(this.#params())) this.#writeUpstream(socket, record);
+    }
+    const body = this.#body;
+    if (body === 'stream') {
+      // The body bytes read with the head (nginx's preread) go out in the write of BEGIN_REQUEST and PARAMS.
+      this.#streamBody(socket)();
+    } else {
+      for (const part of body) for (const piece of this.#bodyRecords(part)) this.#writeUpstream(socket, piece);
+      if (fastcgi.protocol === 'fastcgi') this.#writeUpstream(socket, stdinEnd());
+      this.#bodySent = true;
+    }
+    socket.uncork();
+  }
+
+  /** Body bytes as they go: STDIN records for FastCGI, as they are for uwsgi. */
+  #bodyRecords(data: Buffer): Buffer[] {
+    return this.#ctx.fastcgi.protocol === 'fastcgi' ? stdinRecords(data) : [data];
+  }
+
+  /**
+   * Writes to the FastCGI server under fastcgi_send_timeout until the kernel has taken all that
+   * was written; then fastcgi_read_timeout runs (ngx_http_upstream_send_request()'s two timers).
+   */
+  #writeUpstream(socket: UpstreamConnection['socket'], data: Buffer): boolean {
+    const { sendTimeoutMs, readTimeoutMs } = this.#ctx.fastcgi;
+    this.#sending = true;
+    setTimeoutOnce(socket, sendTimeoutMs);
+    return socket.write(data, () => {
+      // Not once the response ended: the connection may be idle in the pool, under keepalive_timeout.
+      if (socket.writableLength > 0 || socket.destroyed || this.#done) return;
+      this.#sending = false;
+      setTimeoutOnce(socket, readTimeoutMs);
+    });
+  }
+
+  /**
+   * The client's body in STDIN records as it arrives; a slow FastCGI server holds the client back.
+   * Returns what writes the bytes read so far now.
+   */
+  #streamBody(socket: UpstreamConnection['socket']): () => void {
+    const { exchange, fastcgi } = this.#ctx;
+    if (this.#bodyStarted) return () => undefined;
+    this.#bodyStarted = true;
+    // $request_body: what fits in client_body_buffer_size is kept, as nginx's one buffer holds it.
+    const kept: Buffer[] = [];
+    let keptBytes = 0;
+    // The pieces one read of the client's socket gave (delivered together, before a microtask
+    // runs) go in one write, as nginx writes the records of one buffer chain at once.
+    let pending: Buffer[] = [];
+    const flush = (last: boolean): void => {
+      const records = pending.flatMap((piece) => this.#bodyRecords(piece));
+      pending = [];
+      if (last && fastcgi.protocol === 'fastcgi') records.push(stdinEnd());
+      if (records.length === 0 || socket.destroyed) return;
+      // Back-pressure: a slow FastCGI server holds the client back instead of the body piling up here.
+      if (!this.#writeUpstream(socket, records.length === 1 ? (records[0] as Buffer) : Buffer.concat(records))) pauseBodyUntilDrained(exchange, socket);
+    };
+    exchange.readBody(
+      fastcgi.maxBodySize,
+      (data) => {
+        if (keptBytes + data.length <= fastcgi.bodyBufferSize) kept.push(Buffer.from(data));
+        keptBytes += data.length;
+        if (socket.destroyed) return;
+        pending.push(Buffer.from(data));
+        if (pending.length === 1) queueMicrotask(() => flush(false));
+      },
+      (err) => {
+        if (err !== undefined) {
+          socket.destroy();
+          return;
+        }
+        this.#bodySent = true;
+        if (keptBytes <= fastcgi.bodyBufferSize) this.#ctx.request.requestBody = kept;
+        flush(true);
+      },
+    );
+    return () => flush(false);
+  }
+
+  /**
+   * A STDERR record: logged as nginx logs it (trailing CR, LF, "." and spaces dropped); true when
+   * it names a fastcgi_catch_stderr string before the response head, which makes the head invalid.
+   */
+  #stderr(data: Buffer, beforeHead: boolean): boolean {
+    let end = data.length;
+    while (end > 0) {
+      const byte = data[end - 1];
+      if (byte !== 0x0a && byte !== 0x0d && byte !== 0x2e && byte !== 0x20) break;
+      end--;
+    }
+    const text = data.toString('latin1', 0, end);
+    const ctx = this.#ctx;
+    ctx.log.error(`FastCGI sent in stderr: "${text}" while reading ${beforeHead ? 'response header from upstream' : 'upstream'}${where(ctx, this.#cycle.current?.peer)}`, ctx.conn.number);
+    return beforeHead && ctx.fastcgi.catchStderr.some((pattern) => text.includes(pattern));
+  }
+
+  /** The CGI head is in: retry, intercept, X-Accel-Redirect, or the client's response head. */
+  #onHead(
+    attempt: UpstreamAttempt,
+    head: ResponseHead,
+    record: (outcome: 'ok' | 'failed' | 'next', reason: string, action?: string) => void,
+    stop: () => void,
+    buffering: { on: boolean },
+  ): 'stopped' | 'sent' {
+    const { fastcgi, request, exchange } = this.#ctx;
+    const state = this.#state;
+    if (state !== undefined) {
+      state.status = head.status;
+      state.headerMs = attempt.elapsedMs();
+    }
+    recordUpstreamHead(request, head);
+    const key = `http_${head.status}` as const;
+    if (fastcgi.nextUpstream.has(key as never) && this.#mayRetry()) {
+      stop();
+      record(head.status >= 500 ? 'failed' : 'next', key, ' while reading response header from upstream');
+      this.next();
+      return 'stopped';
+    }
+    attempt.responded();
+    if (fastcgi.interceptErrors && head.status >= 300 && fastcgi.errorPageFor(head.status)) {
+      stop();
+      // ngx_http_upstream_intercept_errors(): a 401's WWW-Authenticate fields go with the error page.
+      if (head.status === 401) {
+        const kept: string[] = [];
+        for (let i = 0; i < head.headers.length; i += 2) if ((head.headers[i] as string).toLowerCase() === 'www-authenticate') kept.push(head.headers[i] as string, head.headers[i + 1] as string);
+        if (kept.length > 0) request.carriedHeaders = [...(request.carriedHeaders ?? []), ...kept];
+      }
+      record('ok', '');
+      this.#finishWithError(head.status);
+      return 'stopped';
+    }
+    const accel = fastcgi.ignoreHeaders.has('x-accel-redirect') ? undefined : headerOf(head.headers, 'x-accel-redirect');
+    if (accel !== undefined) {
+      stop();
+      record('ok', '');
+      this.#done = true;
+      const kept: string[] = [];
+      for (let i = 0; i < head.headers.length; i += 2) {
+        if (KEPT_ON_ACCEL_REDIRECT.has((head.headers[i] as string).toLowerCase())) kept.push(head.headers[i] as string, head.headers[i + 1] as string);
+      }
+      this.#ctx.accelRedirect(accel, kept);
+      return 'stopped';
+    }
+    const peer = attempt.peer;
+    const headers = clientResponseHeaders(head, fastcgi.hide, fastcgi.pass, undefined, {
+      duplicate: (message) => this.#ctx.log.warn(`${message}${where(this.#ctx, peer)}`, this.#ctx.conn.number),
+    });
+    const added = this.#cycle.responseHeaders(peer);
+    if (added !== undefined) headers.push(...added);
+    const status = request.statusOverride ?? head.status;
+    request.status = status;
+    if (fastcgi.pass.has('server') || fastcgi.pass.has('date')) exchange.ownServerAndDate = true;
+    this.#ctx.headers(status, headers);
+    const accelCharset = fastcgi.ignoreHeaders.has('x-accel-charset') ? undefined : headerOf(head.headers, 'x-accel-charset');
+    if (!fastcgi.ignoreHeaders.has('x-accel-limit-rate')) {
+      const rate = headerOf(head.headers, 'x-accel-limit-rate');
+      if (rate !== undefined && /^[0-9]+$/.test(rate)) request.limitRate = Number(rate);
+    }
+    const accelBuffering = fastcgi.ignoreHeaders.has('x-accel-buffering') ? undefined : headerOf(head.headers, 'x-accel-buffering')?.toLowerCase();
+    buffering.on = accelBuffering === 'yes' ? true : accelBuffering === 'no' ? false : fastcgi.buffering;
+    if (!buffering.on) request.limitRate = 0;
+    const options = accelCharset === undefined ? undefined : { overrideCharset: accelCharset };
+    const noBody = exchange.head.method === 'HEAD' || head.status === 204 || head.status === 304;
+    exchange.writeHead(status, headers, noBody ? (head.contentLength >= 0 ? head.contentLength : 0) : head.contentLength >= 0 ? head.contentLength : 'chunked', options);
+    return 'sent';
+  }
+
+  #write(chunk: Buffer, socket: UpstreamConnection['socket'], buffering: boolean): void {
+    const { exchange } = this.#ctx;
+    if (exchange.aborted) return;
+    if (exchange.write(chunk)) return;
+    if (buffering && exchange.pendingBytes < READ_AHEAD_BYTES) return;
+    socket.pause();
+    exchange.onDrain(() => socket.resume());
+  }
+
+  /** Whether the next peer may be tried: never once a streamed body began, POST and friends only with non_idempotent. */
+  #mayRetry(sent = true): boolean {
+    const { fastcgi, exchange } = this.#ctx;
+    if (this.#bodyStarted || !this.#cycle.mayRetry()) return false;
+    return !sent || !NON_IDEMPOTENT.has(exchange.head.method) || fastcgi.nextUpstream.has('non_idempotent');
+  }
+
+  /** A try that failed before the request went out (connect). */
+  #failed(attempt: UpstreamAttempt, failure: UpstreamFailure, sent: boolean): void {
+    if (this.#done) return;
+    const ctx = this.#ctx;
+    if (attempt.finish('failed', failure.kind)) ctx.log.warn(`upstream server temporarily disabled${actionOf(failure.message, '')}${where(ctx, attempt.peer)}`, ctx.conn.number);
+    if (this.#state !== undefined && this.#state.responseMs < 0) this.#state.responseMs = attempt.elapsedMs();
+    ctx.log.error(`${failure.message}${where(ctx, attempt.peer)}`, ctx.conn.number);
+    this.#retryOrFail(failure, sent);
+  }
+
+  #failedAfterSend(attempt: UpstreamAttempt, failure: UpstreamFailure, record: (outcome: 'failed', reason: string, action?: string) => void): void {
+    if (this.#done) return;
+    record('failed', failure.kind, actionOf(failure.message, ' while reading response header from upstream'));
+    this.#ctx.log.error(`${failure.message}${where(this.#ctx, attempt.peer)}`, this.#ctx.conn.number);
+    this.#retryOrFail(failure, true);
+  }
+
+  #retryOrFail(failure: UpstreamFailure, sent: boolean): void {
+    failUpstreamState(this.#state, failure.kind === 'timeout' ? 504 : 502);
+    if (this.#ctx.fastcgi.nextUpstream.has(failure.kind) && this.#mayRetry(sent)) {
+      this.next();
+      return;
+    }
+    this.#finishWithError(failure.kind === 'timeout' ? 504 : 502);
+  }
+
+  #finishWithError(status: number): void {
+    this.#done = true;
+    if (this.#ctx.exchange.aborted) return;
+    this.#ctx.fail(status);
+  }
+}
+
+/** Where the CGI head ends (the empty line, CRLF or bare LF) and the body begins; undefined until it has arrived. */
+function headEnd(data: Buffer): { head: number; body: number } | undefined {
+  for (let i = 0; i < data.length; i++) {
+    if (data[i] !== 0x0a) continue;
+    // An empty line: LF right at the start, or LF after LF / CRLF.
+    if (i === 0) return { head: 0, body: 1 };
+    if (data[i - 1] === 0x0a) return { head: i, body: i + 1 };
+    if (data[i - 1] === 0x0d && (i === 1 || data[i - 2] === 0x0a)) return { head: i - 1, body: i + 1 };
+  }
+  return undefined;
+}
+
+/** The CGI head as a response head (ngx_http_fastcgi_process_header()), or nginx's message for a bad one. */
+function parseCgiHead(data: Buffer): ResponseHead | string {
+  const headers: string[] = [];
+  let status: string | undefined;
+  let location = false;
+  let contentLength = -1;
+  for (const raw of data.toString('latin1').split('\n')) {
+    const line = raw.endsWith('\r') ? raw.slice(0, -1) : raw;
+    if (line === '') continue;
+    const colon = line.indexOf(':');
+    if (colon <= 0 || !/^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/.test(line.slice(0, colon))) return `upstream sent invalid header: "${line}"`;
+    const name = line.slice(0, colon);
+    const value = line.slice(colon + 1).trim();
+    const key = name.toLowerCase();
+    if (key === 'status') status ??= value;
+    else if (key === 'location') location = true;
+    else if (key === 'content-length' && /^[0-9]+$/.test(value)) contentLength = Number(value);
+    headers.push(name, value);
+  }
+  let code = 200;
+  let reason = 'OK';
+  if (status !== undefined) {
+    code = /^[0-9]{3}/.test(status) ? Number(status.slice(0, 3)) : Number.NaN;
+    if (!Number.isInteger(code) || code < 100) return `upstream sent invalid status "${status}"`;
+    reason = status.slice(3).trim();
+  } else if (location) {
+    code = 302;
+    reason = 'Moved Temporarily';
+  }
+  return { status: code, reason, versionMinor: 1, headers, contentLength, chunked: false, connection: [], headBytes: data.length };
+}
+
+/**
+ * A uwsgi server's head: an HTTP status line and fields (ngx_http_uwsgi_process_status_line());
+ * without a status line nginx reads it as a CGI head, and so does hitless.
+ */
+function parseUwsgiHead(data: Buffer): ResponseHead | string {
+  const text = data.toString('latin1');
+  const lineEnd = text.indexOf('\n');
+  const first = (lineEnd === -1 ? text : text.slice(0, lineEnd)).replace(/\r$/, '');
+  const status = /^HTTP\/1\.[0-9]+ ([0-9]{3})(?: (.*))?$/.exec(first);
+  if (status === null) return parseCgiHead(data);
+  const rest = parseCgiHead(data.subarray(lineEnd + 1));
+  if (typeof rest === 'string') return rest;
+  return { ...rest, status: Number(status[1]), reason: status[2] ?? '' };
+}
+
+/** The tail nginx adds to upstream errors: `, client: ..., server: ..., request: "...", upstream: "fastcgi://...", host: "..."`. */
+function where(ctx: FastcgiContext, peer?: Peer): string {
+  const { request, conn } = ctx;
+  const host = request.header('host');
+  const upstream = peer === undefined ? '' : `, upstream: "${ctx.fastcgi.tls === undefined ? ctx.fastcgi.protocol : 'suwsgi'}://${peer.name}${peer.name.startsWith('unix:') ? ':' : ''}"`;
+  return `, client: ${conn.remoteAddress}, server: ${request.serverName}, request: "${request.requestLine}"${upstream}${host === undefined ? '' : `, host: "${host}"`}`;
+}

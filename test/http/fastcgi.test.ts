@@ -1,0 +1,328 @@
+/**
+ * fastcgi_pass against a FastCGI server written here (real loopback sockets), for what a real
+ * PHP-FPM never does: malformed heads, a close in the middle of a record, silence, stderr caught
+ * by fastcgi_catch_stderr; and the records and directives themselves.
+ */
+import assert from 'node:assert/strict';
+import { request as httpRequest } from 'node:http';
+import { readFileSync } from 'node:fs';
+import { createServer, type Server, type Socket } from 'node:net';
+import { createServer as createTlsServer, type Server as TlsServer } from 'node:tls';
+import { fileURLToPath } from 'node:url';
+import { after, before, describe, it } from 'node:test';
+import { errorOf, get, load, recordingLog, serve, type Served } from './helpers.js';
+import { beginRequest, paramsRecords, RecordReader, RecordType, stdinRecords } from '../../src/http/fastcgi-records.js';
+
+/** Reads the records a client sends (BEGIN_REQUEST, PARAMS, STDIN), as a FastCGI server would. */
+function readRecords(data: Buffer): { type: number; content: Buffer }[] {
+  const out: { type: number; content: Buffer }[] = [];
+  let at = 0;
+  while (at + 8 <= data.length) {
+    const length = data.readUInt16BE(at + 4);
+    const padding = data[at + 6] ?? 0;
+    out.push({ type: data[at + 1] ?? 0, content: data.subarray(at + 8, at + 8 + length) });
+    at += 8 + length + padding;
+  }
+  return out;
+}
+
+function params(content: Buffer): Map<string, string> {
+  const out = new Map<string, string>();
+  let at = 0;
+  const len = (): number => {
+    const first = content[at] ?? 0;
+    if (first < 128) {
+      at += 1;
+      return first;
+    }
+    const value = content.readUInt32BE(at) & 0x7fffffff;
+    at += 4;
+    return value;
+  };
+  while (at < content.length) {
+    const nameLength = len();
+    const valueLength = len();
+    out.set(content.toString('latin1', at, at + nameLength), content.toString('latin1', at + nameLength, at + nameLength + valueLength));
+    at += nameLength + valueLength;
+  }
+  return out;
+}
+
+function record(type: number, content: string | Buffer, padding = 0): Buffer {
+  const body = typeof content === 'string' ? Buffer.from(content, 'latin1') : content;
+  const head = Buffer.from([1, type, 0, 1, body.length >> 8, body.length & 0xff, padding, 0]);
+  return Buffer.concat([head, body, Buffer.alloc(padding)]);
+}
+
+const END = record(3, Buffer.alloc(8));
+
+describe('fastcgi: records', () => {
+  it('pads every record to 8 bytes and writes long name-value lengths in 4 bytes', () => {
+    const sent = Buffer.concat([beginRequest(true), ...paramsRecords([['A', 'b'], ['LONG', 'x'.repeat(200)]]), ...stdinRecords(Buffer.alloc(70_000, 'y'))]);
+    const records = readRecords(sent);
+    assert.deepEqual(records.map((r) => r.type), [1, 4, 4, 5, 5, 5]);
+    assert.equal(records[0]?.content[2], 1, 'FCGI_KEEP_CONN');
+    assert.deepEqual([...params(records[1]?.content as Buffer)], [['A', 'b'], ['LONG', 'x'.repeat(200)]]);
+    assert.equal(records.slice(3).reduce((sum, r) => sum + r.content.length, 0), 70_000);
+    assert.equal(sent.length % 8, 0);
+  });
+
+  it('reads STDOUT, STDERR and END_REQUEST split at every byte', () => {
+    const wire = Buffer.concat([record(6, 'Status: 200\r\n\r\nhello', 3), record(7, 'warn\n'), record(6, ''), END]);
+    const seen: string[] = [];
+    const reader = new RecordReader({
+      content: (type, data, end) => seen.push(`${type === RecordType.Stdout ? 'out' : 'err'}:${data.toString('latin1')}:${end}`),
+      endRequest: () => seen.push('end'),
+      invalid: (message) => seen.push(`invalid:${message}`),
+    });
+    for (let i = 0; i < wire.length; i++) reader.push(wire.subarray(i, i + 1));
+    assert.equal(seen.filter((entry) => entry.startsWith('out:')).map((entry) => entry.slice(4, entry.lastIndexOf(':'))).join(''), 'Status: 200\r\n\r\nhello');
+    assert.equal(seen.filter((entry) => entry.startsWith('err:')).map((entry) => entry.slice(4, entry.lastIndexOf(':'))).join(''), 'warn\n');
+    assert.equal(seen.at(-1), 'end');
+    assert.ok(reader.done);
+  });
+
+  it('refuses a record type no responder sends', () => {
+    const seen: string[] = [];
+    const reader = new RecordReader({ content: () => undefined, endRequest: () => undefined, invalid: (message) => seen.push(message) });
+    reader.push(record(9, 'x'));
+    assert.deepEqual(seen, ['upstream sent invalid FastCGI record type: 9']);
+  });
+});
+
+describe('fastcgi: directives', () => {
+  it('parses fastcgi_pass, fastcgi_param with if_not_empty, and nginx\'s inheritance of fastcgi_param', () => {
+    const http = load('http { fastcgi_param A 1; server { location / { fastcgi_pass 127.0.0.1:9000; } location /own { fastcgi_param B $uri if_not_empty; fastcgi_pass unix:/run/php.sock; } } }').main.child('http');
+    const [inherits, own] = http?.blocks[0]?.blocks ?? [];
+    assert.deepEqual(inherits?.get('fastcgi_param').map((param) => param.name), ['A']);
+    assert.deepEqual(own?.get('fastcgi_param').map((param) => [param.name, param.ifNotEmpty]), [['B', true]]);
+    assert.equal(own?.get('fastcgi_pass').host, 'unix:/run/php.sock');
+  });
+
+  it('warns at -t that the buffer sizes do not apply, and what hitless does instead', () => {
+    const warnings = load('http { fastcgi_buffers 16 16k; fastcgi_buffer_size 32k; fastcgi_temp_path /tmp/fcgi; fastcgi_max_temp_file_size 0; }').warnings.map((warning) => warning.message);
+    assert.deepEqual(warnings, [
+      '"fastcgi_buffers" has no effect in hitless (fastcgi responses are streamed through Node\'s socket buffers; with fastcgi_buffering on hitless reads up to 1 MiB ahead of a slow client, in memory) in /x.conf:1',
+      '"fastcgi_buffer_size" has no effect in hitless (a FastCGI response head may take 32 KiB, whatever the size) in /x.conf:1',
+      '"fastcgi_temp_path" has no effect in hitless (hitless writes no temporary files for proxied responses: they are streamed to the client with back-pressure) in /x.conf:1',
+    ]);
+  });
+
+  it('refuses what nginx -t refuses, in its words', () => {
+    assert.equal(errorOf('http { server { location / { fastcgi_pass 127.0.0.1; } } }'), 'no port in upstream "127.0.0.1" in /x.conf:1');
+    assert.match(errorOf('http { server { location / { fastcgi_split_path_info ^(.+\\.php)$; } } }'), /^pattern "\^\(\.\+\\\.php\)\$" must have 2 captures in/);
+    assert.match(errorOf('http { fastcgi_param A b c; }'), /^invalid parameter "c" in/);
+    assert.match(errorOf('http { fastcgi_ignore_headers X-Nope; }'), /^invalid value "X-Nope" in/);
+    assert.match(errorOf('http { server { fastcgi_pass 127.0.0.1:1; } }'), /^"fastcgi_pass" directive is not allowed here in/);
+  });
+});
+
+describe('fastcgi: a FastCGI server that misbehaves', () => {
+  let upstream: Server;
+  /** A FastCGI server that never reads: what hitless writes piles up in the socket buffers. */
+  let deaf: Server;
+  let served: Served;
+  const lines: string[] = [];
+  const sockets = new Set<Socket>();
+
+  before(async () => {
+    upstream = createServer((socket) => {
+      sockets.add(socket);
+      socket.on('close', () => sockets.delete(socket));
+      let data = Buffer.alloc(0);
+      let answered = false;
+      socket.on('data', (chunk: Buffer) => {
+        data = Buffer.concat([data, chunk]);
+        const records = readRecords(data);
+        // Answer once the empty STDIN record ends the request.
+        if (answered || !records.some((r) => r.type === 5 && r.content.length === 0)) return;
+        answered = true;
+        const sent = params(Buffer.concat(records.filter((r) => r.type === 4).map((r) => r.content)));
+        const uri = sent.get('REQUEST_URI') ?? '';
+        if (uri === '/length') socket.end(Buffer.concat([record(6, `Status: 200\r\n\r\ncl=${sent.get('CONTENT_LENGTH') ?? '(none)'}`), END]));
+        if (uri === '/malformed') socket.end(Buffer.concat([record(6, 'Bad Header Line\r\n\r\n'), END]));
+        else if (uri === '/midrecord') socket.end(record(6, 'Status: 200\r\n\r\nhello').subarray(0, 12));
+        else if (uri === '/catch') socket.end(Buffer.concat([record(7, 'PHP Fatal error: boom\n'), record(6, 'Status: 200\r\n\r\nok'), END]));
+        else if (uri === '/status') socket.end(Buffer.concat([record(6, 'Status: 418 Teapot\r\nX-Accel-Expires: 1\r\nSet-Cookie: a=1\r\nSet-Cookie: b=2\r\n\r\nteapot'), record(6, ''), END]));
+        else if (uri === '/auth') socket.end(Buffer.concat([record(6, 'Status: 401\r\nWWW-Authenticate: Basic realm="php"\r\n\r\nno'), END]));
+        else if (uri === '/location') socket.end(Buffer.concat([record(6, 'Location: http://example.com/x\r\n\r\n'), END]));
+        // /silent: never answers.
+      });
+    });
+    await new Promise<void>((resolve) => upstream.listen(0, '127.0.0.1', resolve));
+    const address = upstream.address();
+    const port = typeof address === 'object' && address !== null ? address.port : 0;
+    deaf = createServer({ pauseOnConnect: true }, (socket) => {
+      sockets.add(socket);
+      socket.on('close', () => sockets.delete(socket));
+    });
+    await new Promise<void>((resolve) => deaf.listen(0, '127.0.0.1', resolve));
+    const deafAddress = deaf.address();
+    const deafPort = typeof deafAddress === 'object' && deafAddress !== null ? deafAddress.port : 0;
+    served = await serve(
+      `http { server { listen 127.0.0.1:8080; location / {
+        fastcgi_param REQUEST_URI $request_uri;
+        fastcgi_param CONTENT_LENGTH $content_length;
+        fastcgi_read_timeout 300ms;
+        fastcgi_catch_stderr "boom";
+        fastcgi_pass 127.0.0.1:${port};
+      }
+      location /auth {
+        fastcgi_param REQUEST_URI $request_uri;
+        fastcgi_intercept_errors on;
+        error_page 401 /denied;
+        fastcgi_pass 127.0.0.1:${port};
+      }
+      location = /denied { return 401 "denied"; }
+      location /deaf {
+        client_max_body_size 64m;
+        fastcgi_send_timeout 300ms;
+        fastcgi_pass 127.0.0.1:${deafPort};
+      } } }`,
+      '/tmp/',
+      recordingLog(lines),
+    );
+  });
+
+  after(async () => {
+    for (const socket of sockets) socket.destroy();
+    upstream.close();
+    deaf.close();
+    await served.stop();
+  });
+
+  it('$content_length of a chunked body read whole is its length, as nginx sets it', async () => {
+    const answer = await new Promise<string>((resolve, reject) => {
+      const req = httpRequest({ host: '127.0.0.1', port: served.port, path: '/length', method: 'POST', agent: false, headers: { host: 'localhost', 'transfer-encoding': 'chunked' } }, (res) => {
+        let body = '';
+        res.setEncoding('latin1');
+        res.on('data', (chunk: string) => (body += chunk));
+        res.on('end', () => resolve(body));
+      });
+      req.on('error', reject);
+      req.write('foo');
+      req.end('bar');
+    });
+    assert.equal(answer, 'cl=6');
+  });
+
+  it('answers 502 to a malformed head, with nginx\'s log line', async () => {
+    assert.equal((await get(served.port, '/malformed')).status, 502);
+    assert.ok(lines.some((line) => line.startsWith('[error] upstream sent invalid header: "Bad Header Line" while reading response header from upstream')), lines.join('\n'));
+  });
+
+  it('answers 502 to a close in the middle of a record', async () => {
+    assert.equal((await get(served.port, '/midrecord')).status, 502);
+    assert.ok(lines.some((line) => line.startsWith('[error] upstream prematurely closed connection while reading response header from upstream')), lines.join('\n'));
+  });
+
+  it('answers 504 when the server never answers (fastcgi_read_timeout)', async () => {
+    assert.equal((await get(served.port, '/silent')).status, 504);
+    assert.ok(lines.some((line) => line.startsWith('[error] upstream timed out (110: Connection timed out) while reading response header from upstream')), lines.join('\n'));
+  });
+
+  it('answers 504 when the server takes no more of the request (fastcgi_send_timeout)', async () => {
+    const answer = await new Promise<number>((resolve, reject) => {
+      const req = httpRequest({ host: '127.0.0.1', port: served.port, path: '/deaf', method: 'POST', agent: false, headers: { host: 'localhost', 'content-length': String(32 * 1024 * 1024) } }, (res) => {
+        res.resume();
+        res.on('end', () => resolve(res.statusCode ?? 0));
+      });
+      req.on('error', reject);
+      req.end(Buffer.alloc(32 * 1024 * 1024));
+    });
+    assert.equal(answer, 504);
+    assert.ok(lines.some((line) => line.startsWith('[error] upstream timed out (110: Connection timed out) while sending request to upstream')), lines.join('\n'));
+  });
+
+  it('logs stderr and answers 502 when fastcgi_catch_stderr finds its string', async () => {
+    assert.equal((await get(served.port, '/catch')).status, 502);
+    assert.ok(lines.some((line) => line.startsWith('[error] FastCGI sent in stderr: "PHP Fatal error: boom" while reading response header from upstream')), lines.join('\n'));
+  });
+
+  it('fastcgi_intercept_errors: a 401 gets the error_page, with the server\'s WWW-Authenticate', async () => {
+    const answer = await get(served.port, '/auth');
+    assert.equal(answer.status, 401);
+    assert.equal(answer.body, 'denied');
+    assert.equal(answer.headers['www-authenticate'], 'Basic realm="php"');
+  });
+
+  it('makes Status: the status line, hides it and X-Accel-*, keeps both Set-Cookie; Location: alone is a 302', async () => {
+    const teapot = await get(served.port, '/status');
+    assert.equal(teapot.status, 418);
+    assert.equal(teapot.body, 'teapot');
+    assert.equal(teapot.headers['status'], undefined);
+    assert.equal(teapot.headers['x-accel-expires'], undefined);
+    assert.deepEqual(teapot.headers['set-cookie'], ['a=1', 'b=2']);
+    const moved = await get(served.port, '/location');
+    assert.equal(moved.status, 302);
+    assert.equal(moved.headers['location'], 'http://example.com/x');
+  });
+});
+
+/** A uwsgi server: reads the packet's variables, answers with an HTTP response and closes. */
+function uwsgiAnswer(socket: Socket): void {
+  let data = Buffer.alloc(0);
+  socket.on('data', (chunk: Buffer) => {
+    data = Buffer.concat([data, chunk]);
+    if (data.length < 4) return;
+    const size = data.readUInt16LE(1);
+    if (data.length < 4 + size) return;
+    const vars = new Map<string, string>();
+    for (let at = 4; at < 4 + size; ) {
+      const keyLength = data.readUInt16LE(at);
+      const key = data.toString('latin1', at + 2, at + 2 + keyLength);
+      at += 2 + keyLength;
+      const valueLength = data.readUInt16LE(at);
+      vars.set(key, data.toString('latin1', at + 2, at + 2 + valueLength));
+      at += 2 + valueLength;
+    }
+    socket.end(`HTTP/1.1 201 Made\r\nX-Accel-Buffering: no\r\nX-Modifier: ${data[0] ?? -1}\r\n\r\nuri=${vars.get('REQUEST_URI') ?? ''}`);
+  });
+}
+
+describe('uwsgi_pass: the uwsgi packet, plain and suwsgi://', () => {
+  const TLS = fileURLToPath(new URL('../../../test/fixtures/tls/', import.meta.url));
+  let plain: Server;
+  let secure: TlsServer;
+  let served: Served;
+
+  before(async () => {
+    plain = createServer(uwsgiAnswer);
+    secure = createTlsServer({ cert: readFileSync(`${TLS}a-rsa.fullchain.crt`), key: readFileSync(`${TLS}a-rsa.key`) }, uwsgiAnswer);
+    await new Promise<void>((resolve) => plain.listen(0, '127.0.0.1', resolve));
+    await new Promise<void>((resolve) => secure.listen(0, '127.0.0.1', resolve));
+    const portOf = (server: Server | TlsServer): number => {
+      const address = server.address();
+      return typeof address === 'object' && address !== null ? address.port : 0;
+    };
+    served = await serve(
+      `http { server { listen 127.0.0.1:8080;
+        location /plain { uwsgi_param REQUEST_URI $request_uri; uwsgi_modifier1 5; uwsgi_pass uwsgi://127.0.0.1:${portOf(plain)}; }
+        location /secure { uwsgi_param REQUEST_URI $request_uri; uwsgi_ssl_verify on; uwsgi_ssl_trusted_certificate ${TLS}ca.crt; uwsgi_ssl_name a.test; uwsgi_pass suwsgi://127.0.0.1:${portOf(secure)}; }
+        location /wrong-name { uwsgi_ssl_verify on; uwsgi_ssl_trusted_certificate ${TLS}ca.crt; uwsgi_ssl_name other.test; uwsgi_pass suwsgi://127.0.0.1:${portOf(secure)}; }
+      } }`,
+      '/tmp/',
+    );
+  });
+
+  after(async () => {
+    plain.close();
+    secure.close();
+    await served.stop();
+  });
+
+  it('sends the variables and modifier1, and passes the status line the server answers with', async () => {
+    const answer = await get(served.port, '/plain?x=1');
+    assert.equal(answer.status, 201);
+    assert.equal(answer.body, 'uri=/plain?x=1');
+    assert.equal(answer.headers['x-modifier'], '5');
+    assert.equal(answer.headers['x-accel-buffering'], undefined);
+  });
+
+  it('speaks TLS for suwsgi://, verified with uwsgi_ssl_verify, and refuses a name the certificate lacks', async () => {
+    const answer = await get(served.port, '/secure');
+    assert.equal(answer.status, 201);
+    assert.equal(answer.body, 'uri=/secure');
+    assert.equal((await get(served.port, '/wrong-name')).status, 502);
+  });
+});
