@@ -30,7 +30,7 @@ export interface ConnectionInfo {
 }
 
 /** The parts of a request head the HTTP layer reads, whichever protocol carried it; `versionMajor` is 2 for HTTP/2 (whose requests also say `versionMinor` 1). */
-export type RequestLine = Pick<RequestHead, 'method' | 'target' | 'versionMinor' | 'headers'> & { readonly versionMajor?: 2 };
+export type RequestLine = Pick<RequestHead, 'method' | 'target' | 'versionMinor' | 'headers' | 'http09'> & { readonly versionMajor?: 2 };
 
 /** One request in progress or finished. */
 export class HttpRequest {
@@ -181,12 +181,13 @@ export class HttpRequest {
 
   /** `$request`: the request line as received. */
   get requestLine(): string {
-    return `${this.head.method} ${this.head.target} ${this.protocol}`;
+    return this.head.http09 === true ? `${this.head.method} ${this.head.target}` : `${this.head.method} ${this.head.target} ${this.protocol}`;
   }
 
   /** `$server_protocol`. */
   get protocol(): string {
     if (this.head.versionMajor === 2) return 'HTTP/2.0';
+    if (this.head.http09 === true) return '';
     return this.head.versionMinor === 0 ? 'HTTP/1.0' : 'HTTP/1.1';
   }
 

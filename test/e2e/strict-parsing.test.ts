@@ -45,6 +45,11 @@ const CASES: readonly Case[] = [
   { name: 'an absolute-form target with an empty userinfo host is refused (400)', request: 'GET http://evil.example@/ HTTP/1.1\r\nHost: a\r\n\r\n', hitless: 'HTTP/1.1 400 Bad Request' },
   { name: 'an absolute-form target with a port and an IPv6 literal is taken', request: 'GET http://[::1]:80/ HTTP/1.1\r\nHost: a\r\n\r\n', hitless: 'HTTP/1.1 200 OK' },
   { name: 'a plain chunked request is taken', request: `POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n${CHUNKED_BODY}`, hitless: 'HTTP/1.1 200 OK' },
+  // ngx_http_parse_request_line(): a line with no version is an HTTP/0.9 request, answered with the body alone.
+  { name: 'an HTTP/0.9 request is answered with the body alone', request: 'GET /\r\n', hitless: 'ok\n' },
+  // sw_start: a byte no method starts with (a uwsgi packet's 0, a lowercase letter) is refused at once.
+  { name: 'a request starting with a byte no method starts with is a 400', request: '\x00\x10\x00\x00uwsgi', hitless: 'HTTP/1.1 400 Bad Request' },
+  { name: 'a lowercase method is a 400', request: 'get / HTTP/1.1\r\nHost: a\r\n\r\n', hitless: 'HTTP/1.1 400 Bad Request' },
   // ngx_http_discard_request_body(): the body a `return` does not read is parsed as far as it came; a chunk longer than its size is a 400.
   { name: 'a runaway chunk in a body nobody reads is a 400', request: 'GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nSEE-THIS\r\n0\r\n\r\n', hitless: 'HTTP/1.1 400 Bad Request' },
   // Stricter than nginx: a control character in a field value is refused whatever the field.

@@ -64,6 +64,8 @@ export interface RequestHead extends MessageHead {
   readonly upgrade: string | undefined;
   /** True when the client sent `Expect: 100-continue`. */
   readonly expectContinue: boolean;
+  /** An HTTP/0.9 request (`GET /uri` alone): no header fields, and a response of the body only. */
+  readonly http09?: true;
 }
 
 /** A parsed response head. */
@@ -270,6 +272,8 @@ function parseFields(lines: readonly string[], isRequest: boolean, versionMinor:
  * throws an {@link HttpParseError} carrying nginx's status and log words.
  */
 export function parseRequestHead(buf: Buffer, offset = 0, limits: HeadLimits = DEFAULT_HEAD_LIMITS): RequestHead | undefined {
+  const simple = http09Head(buf, offset, limits);
+  if (simple !== undefined) return simple;
   const split = splitHead(buf, offset, limits, true);
   if (split === undefined) return undefined;
   const start = split.lines[0] as string;
@@ -300,6 +304,44 @@ export function parseRequestHead(buf: Buffer, offset = 0, limits: HeadLimits = D
     host: fields.host,
     upgrade: fields.upgrade,
     expectContinue: fields.expectContinue,
+  };
+}
+
+const HTTP09_LINE = /^([!#$%&'*+\-.^_`|~0-9A-Za-z]+) ([^\x00-\x20\x7f]+) *$/;
+
+/**
+ * ngx_http_parse_request_line()'s sw_http_09: a request line of a method and a target and no
+ * version is a whole HTTP/0.9 request; only GET may be one. Undefined when the buffer holds no
+ * such line (yet). A first byte no method starts with is refused at once, as nginx's sw_start does,
+ * rather than after a line that may never end.
+ */
+function http09Head(buf: Buffer, offset: number, limits: HeadLimits): RequestHead | undefined {
+  let pos = offset;
+  while (pos < buf.length && (buf[pos] === CR || buf[pos] === LF)) pos++;
+  if (pos === buf.length) return undefined;
+  const first = buf[pos] as number;
+  if (!((first >= 0x41 && first <= 0x5a) || first === 0x5f || first === 0x2d)) throw new HttpParseError(400, 'client sent invalid method');
+  const lf = buf.indexOf(LF, pos);
+  if (lf === -1 || lf - pos > limits.maxLineBytes) return undefined;
+  const line = buf.toString('latin1', pos, lf > pos && buf[lf - 1] === CR ? lf - 1 : lf);
+  const match = HTTP09_LINE.exec(line);
+  if (match === null) return undefined;
+  if (match[1] !== 'GET') throw new HttpParseError(400, 'client sent invalid method in HTTP/0.9 request');
+  const target = match[2] as string;
+  if (target.charCodeAt(0) !== 0x2f && !ABSOLUTE_TARGET.test(target)) throw new HttpParseError(400, 'client sent invalid request');
+  return {
+    method: 'GET',
+    target,
+    versionMinor: 0,
+    headers: [],
+    contentLength: -1,
+    chunked: false,
+    connection: [],
+    headBytes: lf + 1 - offset,
+    host: undefined,
+    upgrade: undefined,
+    expectContinue: false,
+    http09: true,
   };
 }
 

@@ -626,6 +626,12 @@ export class H1Exchange implements HttpExchange {
       if (framing === 'raw' && !this.#noBody) this.#decoder = new ChunkedParser({ fromUpstream: true });
       framing = 'close';
     }
+    if (this.head.http09 === true) {
+      // ngx_http_header_filter(): an HTTP/0.9 response is its body alone, ended by the close.
+      this.#framing = 'close';
+      this.#keepAliveSent = false;
+      return;
+    }
     const keepAlive = this.keepAlive && connection.mayKeepAlive() && framing !== 'close';
     this.#framing = framing;
     this.#keepAliveSent = keepAlive;
