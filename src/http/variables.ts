@@ -2,6 +2,7 @@
  * The HTTP variables (nginx's `ngx_http_variables.c` and the log module's own), bound to an
  * {@link HttpRequest}, and the configuration check that every variable used is known.
  */
+import { connectionsVariable } from './stub-status-module.js';
 import { randomBytes } from 'node:crypto';
 import { realpathSync } from 'node:fs';
 import { hostname } from 'node:os';
@@ -155,6 +156,10 @@ const HTTP_VARIABLES: Readonly<Record<string, Getter>> = {
   time_iso8601: () => formatIso8601(Date.now()),
   connection: (r) => String(r.connection.number),
   connection_requests: (r) => String(r.connectionRequests),
+  connections_active: () => connectionsVariable('active'),
+  connections_reading: () => connectionsVariable('reading'),
+  connections_writing: () => connectionsVariable('writing'),
+  connections_waiting: () => connectionsVariable('waiting'),
   connection_time: (r) => seconds(Math.max(0, Date.now() - (r.connection.startedAt ?? r.startMs))),
   pid: () => String(process.pid),
   nginx_version: () => NGINX_VERSION,
