@@ -349,7 +349,7 @@ async function stubStatus(ctx: StaticContext): Promise<StaticOutcome> {
   if (request.method !== 'GET' && request.method !== 'HEAD') return { kind: 'status', status: 405 };
   const body = Buffer.from(stubStatusBody(await connectionStats.total()), 'latin1');
   if (exchange.aborted) return { kind: 'sent' };
-  const headers = ['Content-Type', 'text/plain', 'Content-Length', String(body.length)];
+  const headers = ['Content-Type', 'text/plain'];
   ctx.headers(200, headers);
   request.status = 200;
   exchange.writeHead(200, headers, body.length);

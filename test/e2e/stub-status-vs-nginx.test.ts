@@ -1,0 +1,156 @@
+/**
+ * `stub_status` and `$connections_*` side by side with Debian's nginx, both with two workers:
+ * the page line for line (numbers normalized), its fields, GET/HEAD/POST, the counts after a known
+ * number of requests, an idle and a half-sent connection held open (which, in hitless, may sit in
+ * the other worker: the master sums them), and the counters staying put when a worker is killed.
+ */
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import net from 'node:net';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { waitFor } from './helpers/masters.js';
+import { fetchRaw, fieldsOf, startPair, type NginxPair } from './helpers/nginx-pair.js';
+
+interface Status {
+  active: number;
+  accepts: number;
+  handled: number;
+  requests: number;
+  reading: number;
+  writing: number;
+  waiting: number;
+}
+
+const PAGE = /^Active connections: (\d+) \nserver accepts handled requests\n (\d+) (\d+) (\d+) \nReading: (\d+) Writing: (\d+) Waiting: (\d+) \n$/;
+
+function parse(body: string): Status {
+  const m = PAGE.exec(body);
+  assert.ok(m, `not a stub_status page: ${JSON.stringify(body)}`);
+  const [active, accepts, handled, requests, reading, writing, waiting] = m.slice(1).map(Number) as [number, number, number, number, number, number, number];
+  return { active, accepts, handled, requests, reading, writing, waiting };
+}
+
+async function status(port: number): Promise<Status> {
+  return parse((await fetchRaw(port, '/stub')).body);
+}
+
+/** A raw connection to hold open; `data` is sent once it connects. */
+function hold(port: number, data: string): Promise<net.Socket> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect(port, '127.0.0.1', () => {
+      if (data !== '') socket.write(data);
+      resolve(socket);
+    });
+    socket.on('error', reject);
+  });
+}
+
+describe('stub_status: the page and counters as nginx gives them, over two workers', () => {
+  let pair: NginxPair;
+  const servers = ['nginx', 'hitless'] as const;
+
+  before(async () => {
+    pair = await startPair(
+      (port) => `worker_processes 2;
+events {}
+http {
+    access_log off;
+    server {
+        listen 127.0.0.1:${port};
+        location /stub { stub_status; }
+        location /old { stub_status on; }
+        location /vars { return 200 "$connections_active $connections_reading $connections_writing $connections_waiting"; }
+        location / { return 200 "ok"; }
+    }
+}
+`,
+    );
+  });
+
+  after(async () => {
+    await pair?.stop();
+  });
+
+  it('prints the same page, line for line, with the same fields', async () => {
+    for (const path of ['/stub', '/old']) {
+      const expected = await fetchRaw(pair.ports.nginx, path);
+      const actual = await fetchRaw(pair.ports.hitless, path);
+      assert.equal(expected.status, 200);
+      assert.equal(actual.status, 200);
+      const normalize = (body: string): string[] => body.replace(/\d+/g, 'N').split('\n');
+      assert.deepEqual(normalize(actual.body), normalize(expected.body));
+      assert.match(actual.body, PAGE);
+      for (const field of ['content-type', 'last-modified', 'etag', 'cache-control', 'expires', 'transfer-encoding']) assert.deepEqual(fieldsOf(actual, field), fieldsOf(expected, field), field);
+      assert.deepEqual(fieldsOf(actual, 'content-length'), [String(actual.body.length)]);
+    }
+  });
+
+  it('answers HEAD without a body and POST with 405', async () => {
+    for (const name of servers) {
+      const head = await fetchRaw(pair.ports[name], '/stub', {}, 'HEAD');
+      assert.equal(head.status, 200, name);
+      assert.equal(head.body, '', name);
+      assert.match(fieldsOf(head, 'content-length')[0] ?? '', /^\d+$/, name);
+      const post = await fetchRaw(pair.ports[name], '/stub', {}, 'POST');
+      assert.equal(post.status, 405, name);
+    }
+  });
+
+  it('counts 10 requests on 10 connections, summed over both workers', async () => {
+    for (const name of servers) {
+      const port = pair.ports[name];
+      const first = await status(port);
+      for (let i = 0; i < 10; i++) assert.equal((await fetchRaw(port, '/')).body, 'ok');
+      const last = await status(port);
+      // The ten, and the last status request itself.
+      assert.equal(last.accepts - first.accepts, 11, name);
+      assert.equal(last.handled - first.handled, 11, name);
+      assert.equal(last.requests - first.requests, 11, name);
+      assert.equal(last.handled, last.accepts, name);
+      assert.deepEqual({ active: last.active, reading: last.reading, writing: last.writing, waiting: last.waiting }, { active: 1, reading: 0, writing: 1, waiting: 0 }, name);
+    }
+  });
+
+  it('counts an idle connection as waiting and a half-sent head as reading, in whichever worker holds them', async () => {
+    for (const name of servers) {
+      const port = pair.ports[name];
+      const idle = await hold(port, '');
+      const partial = await hold(port, 'GET / HTTP/1.1\r\n');
+      try {
+        const seen = await waitFor(`${name}: both held connections counted`, async () => {
+          const now = await status(port);
+          return now.active === 3 && now.reading === 1 ? now : undefined;
+        });
+        assert.deepEqual({ active: seen.active, reading: seen.reading, writing: seen.writing, waiting: seen.waiting }, { active: 3, reading: 1, writing: 1, waiting: 1 }, name);
+      } finally {
+        idle.destroy();
+        partial.destroy();
+      }
+      await waitFor(`${name}: the held connections gone`, async () => ((await status(port)).active === 1 ? true : undefined));
+    }
+  });
+
+  it('gives $connections_active, _reading, _writing and _waiting as nginx does', async () => {
+    for (const name of servers) assert.equal((await fetchRaw(pair.ports[name], '/vars')).body, '1 0 1 0', name);
+  });
+
+  it('keeps a killed worker\'s accepts, handled and requests: the counters never go backwards', async () => {
+    const port = pair.ports.hitless;
+    for (let i = 0; i < 6; i++) await fetchRaw(port, '/');
+    const before = await status(port);
+    const master = Number(readFileSync(join(pair.dir, 'hitless', 'pid'), 'utf8').trim());
+    const workers = readFileSync(`/proc/${master}/task/${master}/children`, 'utf8').trim().split(/\s+/).map(Number);
+    assert.equal(workers.length, 2, 'two workers');
+    process.kill(workers[0] as number, 'SIGKILL');
+    // The master respawns it; every answer in between counts at least what was counted before.
+    await waitFor('a new worker', () => {
+      const now = readFileSync(`/proc/${master}/task/${master}/children`, 'utf8').trim().split(/\s+/).map(Number);
+      return now.length === 2 && !now.includes(workers[0] as number) ? true : undefined;
+    });
+    const after = await status(port);
+    assert.ok(after.accepts >= before.accepts + 1, `accepts ${before.accepts} -> ${after.accepts}`);
+    assert.ok(after.requests >= before.requests + 1, `requests ${before.requests} -> ${after.requests}`);
+    assert.ok(after.handled >= before.handled + 1, `handled ${before.handled} -> ${after.handled}`);
+  });
+});
