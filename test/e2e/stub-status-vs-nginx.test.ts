@@ -6,6 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
+import http2 from 'node:http2';
 import net from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -152,5 +153,89 @@ http {
     assert.ok(after.accepts >= before.accepts + 1, `accepts ${before.accepts} -> ${after.accepts}`);
     assert.ok(after.requests >= before.requests + 1, `requests ${before.requests} -> ${after.requests}`);
     assert.ok(after.handled >= before.handled + 1, `handled ${before.handled} -> ${after.handled}`);
+  });
+});
+
+/** `n` GETs of `path` on one HTTP/2 session (prior knowledge), one after another; the last body. */
+async function h2Gets(port: number, paths: readonly string[]): Promise<string> {
+  const client = http2.connect(`http://127.0.0.1:${port}`);
+  client.on('error', () => undefined);
+  try {
+    let body = '';
+    for (const path of paths) {
+      body = await new Promise<string>((resolve, reject) => {
+        const req = client.request({ ':path': path, host: 'localhost' });
+        req.setEncoding('latin1');
+        let text = '';
+        req.on('data', (chunk: string) => (text += chunk));
+        req.on('end', () => resolve(text));
+        req.on('error', reject);
+        req.setTimeout(10_000, () => req.destroy(new Error(`no answer to ${path} within 10 s`)));
+      });
+    }
+    return body;
+  } finally {
+    client.close();
+  }
+}
+
+describe('stub_status: HTTP/2 streams and stream sessions, counted as nginx counts them', () => {
+  let pair: NginxPair;
+  const servers = ['nginx', 'hitless'] as const;
+
+  before(async () => {
+    pair = await startPair(
+      (port, _dir, extra) => `load_module /usr/lib/nginx/modules/ngx_stream_module.so;
+events {}
+http {
+    access_log off;
+    server {
+        listen 127.0.0.1:${port};
+        listen 127.0.0.1:${extra[0] ?? 0} http2;
+        location /stub { stub_status; }
+        location / { return 200 "ok"; }
+    }
+}
+stream {
+    server {
+        listen 127.0.0.1:${extra[1] ?? 0};
+        proxy_pass 127.0.0.1:${port};
+    }
+}
+`,
+      () => undefined,
+      2,
+    );
+  });
+
+  after(async () => {
+    await pair?.stop();
+  });
+
+  it('counts each HTTP/2 stream as a request and the session as one connection', async () => {
+    for (const name of servers) {
+      const first = await status(pair.ports[name]);
+      const page = parse(await h2Gets(pair.extra[name][0] as number, ['/', '/', '/', '/stub']));
+      assert.equal(page.accepts - first.accepts, 1, name);
+      assert.equal(page.requests - first.requests, 4, name);
+      assert.deepEqual({ active: page.active, reading: page.reading, writing: page.writing, waiting: page.waiting }, { active: 1, reading: 0, writing: 1, waiting: 0 }, name);
+    }
+  });
+
+  it('counts a stream session as active, never waiting, and its upstream connection as an idle client', async () => {
+    for (const name of servers) {
+      const port = pair.ports[name];
+      const session = await hold(pair.extra[name][1] as number, '');
+      try {
+        const seen = await waitFor(`${name}: the stream session and its upstream connection counted`, async () => {
+          const now = await status(port);
+          return now.active === 3 ? now : undefined;
+        });
+        assert.deepEqual({ active: seen.active, reading: seen.reading, writing: seen.writing, waiting: seen.waiting }, { active: 3, reading: 0, writing: 1, waiting: 1 }, name);
+      } finally {
+        session.destroy();
+      }
+      await waitFor(`${name}: the session gone`, async () => ((await status(port)).active === 1 ? true : undefined));
+    }
   });
 });
