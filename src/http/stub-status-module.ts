@@ -37,7 +37,7 @@ export const httpStubStatusModule: ConfModule = {
       inherit: false,
       syntax: ';',
       summary:
-        'Answers GET and HEAD with the connection counters as nginx prints them (active, accepts, handled, requests, reading, writing, waiting), summed over every worker; other methods get 405. An argument (the old `stub_status on;`) is accepted and ignored, as nginx does.',
+        'Answers GET and HEAD with the connection counters as nginx prints them (active, accepts, handled, requests, reading, writing, waiting), summed over every worker; other methods get 405. An argument (the old `stub_status on;`) is accepted and ignored, as nginx does. The $connections_* variables are the serving worker\'s counts (docs/process-model.md).',
       default: () => false,
       defaultText: '—',
       parse: () => true,
