@@ -344,6 +344,9 @@ class WorkerProcessCycle {
   #exit(code: number): never {
     // ngx_worker_process_exit(): "exiting" once connections are done, then "exit".
     this.#log.notice('exiting');
+    // The master keeps what this worker counted for stub_status (a retired total): the last word.
+    const last: WorkerToMaster = { type: 'stub-status-report', id: 0, counts: connectionStats.counts() };
+    if (process.connected) process.send?.(last, undefined, undefined, () => undefined);
     this.#log.notice('exit');
     process.exit(code);
   }

@@ -154,6 +154,26 @@ http {
     assert.ok(after.requests >= before.requests + 1, `requests ${before.requests} -> ${after.requests}`);
     assert.ok(after.handled >= before.handled + 1, `handled ${before.handled} -> ${after.handled}`);
   });
+
+  it('keeps every request the old workers served across a reload, as nginx does', async () => {
+    for (const name of servers) {
+      const port = pair.ports[name];
+      const master = Number(readFileSync(join(pair.dir, name, 'pid'), 'utf8').trim());
+      const children = (): number[] => readFileSync(`/proc/${master}/task/${master}/children`, 'utf8').trim().split(/\s+/).filter((pid) => pid !== '').map(Number);
+      const old = children();
+      const before = await status(port);
+      // Served by the old workers after they last reported: only their final word carries these.
+      for (let i = 0; i < 5; i++) await fetchRaw(port, '/');
+      process.kill(master, 'SIGHUP');
+      await waitFor(`${name}: the old workers gone`, () => {
+        const now = children();
+        return now.length >= 2 && now.every((pid) => !old.includes(pid)) ? true : undefined;
+      });
+      const after = await status(port);
+      assert.equal(after.requests - before.requests, 6, `${name}: requests ${before.requests} -> ${after.requests}`);
+      assert.equal(after.accepts - before.accepts, 6, `${name}: accepts ${before.accepts} -> ${after.accepts}`);
+    }
+  });
 });
 
 /** `n` GETs of `path` on one HTTP/2 session (prior knowledge), one after another; the last body. */
