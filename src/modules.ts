@@ -1,4 +1,5 @@
 /** The built-in modules, in the order nginx would run their directive handlers and checks. */
+import { httpStubStatusModule } from './http/stub-status-module.js';
 import { adminModule } from './admin/admin-module.js';
 import { httpAccessModule } from './http/access-module.js';
 import { httpAuthBasicModule } from './http/auth-basic-module.js';
@@ -66,6 +67,7 @@ export const builtinModules: readonly ConfModule[] = [
   httpGeoModule,
   httpRefererModule,
   httpMirrorModule,
+  httpStubStatusModule,
   httpStaticModule,
   httpAutoindexModule,
   httpMimeTypesModule,

@@ -212,6 +212,7 @@ const ALLOWED_MODULE_STATE: ReadonlySet<string> = new Set([
   'http/charset-module.ts httpCharsets', // a block's charset_map tables, computed once for all its levels
   'stream/variables.ts knownTables',
   'stream/session.ts nextSessionId',
+  'core/connection-stats.ts connectionStats', // the process's connection counters, as nginx's ngx_stat_* (stub_status sums them over workers)
   'tls/contexts.ts cache',
   'tls/sni.ts handshakeVerify',
   'tls/sni.ts handshakeHello', // a WeakMap keyed by the TLS socket: the ClientHello it began with, gone with the socket
@@ -220,7 +221,7 @@ const ALLOWED_MODULE_STATE: ReadonlySet<string> = new Set([
 
 // `let`, an empty collection made to be filled (a `new Set([...])` of constants is a table, not
 // state), or a state object (a client, a store, a table).
-const MODULE_STATE = /^(?:export\s+)?(?:let\s+([A-Za-z_$][\w$]*)|const\s+([A-Za-z_$][\w$]*)(?::[^=]+)?\s*=\s*new\s+(?:(?:Map|Set|WeakMap|WeakSet)\s*(?:<[^;]*?>)?\(\s*\)|FinalizationRegistry|[A-Z]\w*(?:Client|Sessions|Table|Peers|Store|Runtime)\b))/gm;
+const MODULE_STATE = /^(?:export\s+)?(?:let\s+([A-Za-z_$][\w$]*)|const\s+([A-Za-z_$][\w$]*)(?::[^=]+)?\s*=\s*new\s+(?:(?:Map|Set|WeakMap|WeakSet)\s*(?:<[^;]*?>)?\(\s*\)|FinalizationRegistry|[A-Z]\w*(?:Client|Sessions|Table|Peers|Store|Runtime|Stats)\b))/gm;
 
 test('no runtime state in module globals (module-level let, Map, Set, or a state object)', () => {
   const found: string[] = [];

@@ -12,6 +12,7 @@ import type { ErrorLog } from '../core/log.js';
 import { ClientConnection, ConnectionTracker, DEFAULT_DRAIN_GRACE_MS, type ConnectionOrigin } from './connections.js';
 import type { ProxyProtocolAddresses } from '../core/proxy-protocol.js';
 import { ProxyProtocolReader } from './proxy-protocol-reader.js';
+import { connectionStats, type ConnectionStat } from '../core/connection-stats.js';
 import { HttpGeneration, type CompiledServer } from './generation.js';
 import type { PeerState } from '../upstream/group.js';
 import { h1Options } from './core-level.js';
@@ -116,9 +117,12 @@ export class HttpRuntime {
       return;
     }
     this.#slots.set(socket, slot);
+    // stub_status: accepted, handled and active; waiting until a request's first bytes arrive.
+    const stat = connectionStats.open('waiting');
+    socket.once('close', () => stat.close());
     socket.once('close', () => slot.release());
     if (!this.#generation.readsProxyProtocol(hosts)) {
-      this.#serve(socket, hosts, undefined);
+      this.#serve(socket, hosts, undefined, stat);
       return;
     }
     // The PROXY protocol header comes before everything else, TLS included.
@@ -126,7 +130,7 @@ export class HttpRuntime {
       socket,
       hosts.defaultServer.level.clientHeaderTimeoutMs,
       (sock, addresses) => {
-        this.#serve(sock, hosts, addresses);
+        this.#serve(sock, hosts, addresses, stat);
         sock.resume();
       },
       (failure) => {
@@ -141,28 +145,28 @@ export class HttpRuntime {
   }
 
   /** TLS, HTTP/2 by prior knowledge or HTTP/1.1 on an accepted socket (its PROXY header, if any, read). */
-  #serve(socket: Socket, hosts: VirtualHosts<CompiledServer>, proxied: ProxyProtocolAddresses | undefined): void {
+  #serve(socket: Socket, hosts: VirtualHosts<CompiledServer>, proxied: ProxyProtocolAddresses | undefined, stat: ConnectionStat): void {
     const tls = this.#generation.tlsFor(hosts);
     if (tls !== undefined) {
       const handshake = new TlsHandshake(socket, tls, hosts.defaultServer.level.clientHeaderTimeoutMs, (sock, outcome) => {
         // HTTP/2 over TLS: its preface too may come alone, before a first frame nghttp2 refuses (preface.ts).
-        if (outcome === 'h2') this.#tracker.add(new ClientConnection(new PrefaceSniffer(sock, hosts.defaultServer.level.clientHeaderTimeoutMs, (s, _http2, transport) => this.#serveH2(s, hosts, proxied, transport), true), hosts));
-        else this.#serveH1(sock, hosts, { plainHttp: outcome === 'plain', proxied });
+        if (outcome === 'h2') this.#tracker.add(new ClientConnection(new PrefaceSniffer(sock, hosts.defaultServer.level.clientHeaderTimeoutMs, (s, _http2, transport) => this.#serveH2(s, hosts, proxied, stat, transport), true), hosts));
+        else this.#serveH1(sock, hosts, { plainHttp: outcome === 'plain', proxied }, stat);
       });
       this.#tracker.add(new ClientConnection(handshake, hosts));
       return;
     }
     if (this.#generation.speaksH2c(hosts)) {
       // Tracked while the preface decides, so that a drain or a fast shutdown sees the socket.
-      const sniffer = new PrefaceSniffer(socket, hosts.defaultServer.level.clientHeaderTimeoutMs, (sock, http2, transport) => (http2 ? this.#serveH2(sock, hosts, proxied, transport) : this.#serveH1(sock, hosts, { proxied })));
+      const sniffer = new PrefaceSniffer(socket, hosts.defaultServer.level.clientHeaderTimeoutMs, (sock, http2, transport) => (http2 ? this.#serveH2(sock, hosts, proxied, stat, transport) : this.#serveH1(sock, hosts, { proxied }, stat)));
       this.#tracker.add(new ClientConnection(sniffer, hosts));
       return;
     }
-    this.#serveH1(socket, hosts, { proxied });
+    this.#serveH1(socket, hosts, { proxied }, stat);
   }
 
   /** HTTP/2 on a socket that sent the preface (or, with TLS, negotiated `h2`). */
-  #serveH2(socket: Socket, hosts: VirtualHosts<CompiledServer>, proxied: ProxyProtocolAddresses | undefined, transport?: Duplex): void {
+  #serveH2(socket: Socket, hosts: VirtualHosts<CompiledServer>, proxied: ProxyProtocolAddresses | undefined, stat: ConnectionStat, transport?: Duplex): void {
     const level = hosts.defaultServer.level;
     // SETTINGS go out as the session starts, so endpoints differ by them (one per value in use).
     const streams = hosts.defaultServer.maxConcurrentStreams;
@@ -189,6 +193,7 @@ export class HttpRuntime {
         maxHeaders,
         prereadSize,
         errorPage: (status) => specialPage(status, level.core.signature) ?? '',
+        stat,
       },
       (err) => this.#handler.clientError(conn, err),
       transport,
@@ -198,7 +203,7 @@ export class HttpRuntime {
   }
 
   /** `origin.plainHttp`: a request sent without TLS to a `listen ... ssl` address, answered with 497. */
-  #serveH1(socket: Socket, hosts: VirtualHosts<CompiledServer>, origin: ConnectionOrigin): void {
+  #serveH1(socket: Socket, hosts: VirtualHosts<CompiledServer>, origin: ConnectionOrigin, stat: ConnectionStat): void {
     const level = hosts.defaultServer.level;
     // The handlers run on socket events, after `conn` below is set.
     const protocol = new H1ServerConnection(
@@ -212,6 +217,7 @@ export class HttpRuntime {
         // keepalive_requests is nginx's per-location setting; the handler applies it.
         keepaliveRequests: Number.MAX_SAFE_INTEGER,
         ...h1Options(hosts.defaultServer),
+        stat,
       },
       (_connection, err) => this.#handler.clientError(conn, err),
     );

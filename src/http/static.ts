@@ -6,6 +6,8 @@
  * (304, 412) and ranges (206, 416). Bodies stream from the file with back-pressure, so a large file
  * costs one chunk of memory at a time.
  */
+import { connectionStats } from '../core/connection-stats.js';
+import { stubStatusBody } from './stub-status-module.js';
 import { lstat, opendir, stat } from 'node:fs/promises';
 import type { Stats } from 'node:fs';
 import type { ErrorLog } from '../core/log.js';
@@ -38,6 +40,8 @@ export interface CompiledStatic {
   readonly alias: number | 'regex' | undefined;
   readonly index: readonly CompiledTemplate<HttpRequest>[];
   readonly autoindex: AutoindexSettings | undefined;
+  /** `stub_status`: the level answers with the connection counters (stub-status-module.ts). */
+  readonly stubStatus: boolean;
   /** `try_files`: each item, and whether it tests a directory (written with a final "/", which is dropped). */
   readonly tryFiles: readonly { readonly name: CompiledTemplate<HttpRequest>; readonly dir: boolean }[] | undefined;
   readonly types: MimeTypes;
@@ -72,6 +76,7 @@ export function compileStatic(block: ConfBlockView, table: VariableTable<HttpReq
     root: text(root.path),
     alias: aliasOf === undefined ? undefined : aliasOf.kind === 'regex' ? 'regex' : Buffer.byteLength(aliasOf.name),
     index: block.get('index').map(text),
+    stubStatus: block.get('stub_status'),
     autoindex: block.get('autoindex') ? { format: block.get('autoindex_format'), exactSize: block.get('autoindex_exact_size'), localtime: block.get('autoindex_localtime') } : undefined,
     // ngx_http_try_files(): an item but the last ending in "/" tests a directory, named without the "/".
     tryFiles: tryFiles?.map((item, i) => {
@@ -174,6 +179,7 @@ export async function serveFiles(ctx: StaticContext): Promise<StaticOutcome> {
 
 async function contentPhase(ctx: StaticContext): Promise<StaticOutcome> {
   const { files, request } = ctx;
+  if (files.stubStatus) return stubStatus(ctx);
   if (request.uri.endsWith('/')) {
     const index = await indexPhase(ctx);
     if (index !== undefined) return index;
@@ -343,6 +349,20 @@ async function autoindex(ctx: StaticContext, settings: AutoindexSettings): Promi
   const sent = exchange instanceof FilteredExchange ? headerOf(exchange.sentHeaders ?? headers, 'content-type') : type;
   const utf8 = /;\s*charset=utf-8$/i.test(sent ?? '');
   exchange.end(Buffer.from(renderAutoindex(request.uri, sortEntries(entries), settings, callback, utf8), 'latin1'));
+  return { kind: 'sent' };
+}
+
+/** ngx_http_stub_status_handler(): GET and HEAD only; text/plain with a Content-Length, no Last-Modified or ETag. */
+async function stubStatus(ctx: StaticContext): Promise<StaticOutcome> {
+  const { request, exchange } = ctx;
+  if (request.method !== 'GET' && request.method !== 'HEAD') return { kind: 'status', status: 405 };
+  const body = Buffer.from(stubStatusBody(await connectionStats.total()), 'latin1');
+  if (exchange.aborted) return { kind: 'sent' };
+  const headers = ['Content-Type', 'text/plain'];
+  ctx.headers(200, headers);
+  request.status = 200;
+  exchange.writeHead(200, headers, body.length);
+  exchange.end(request.method === 'HEAD' ? undefined : body);
   return { kind: 'sent' };
 }
 

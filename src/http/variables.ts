@@ -3,6 +3,7 @@
  * {@link HttpRequest}, and the configuration check that every variable used is known.
  */
 import { fastcgiSplit } from './fastcgi-names.js';
+import { connectionsVariable } from './stub-status-module.js';
 import { randomBytes } from 'node:crypto';
 import { realpathSync } from 'node:fs';
 import { hostname } from 'node:os';
@@ -158,6 +159,10 @@ const HTTP_VARIABLES: Readonly<Record<string, Getter>> = {
   time_iso8601: () => formatIso8601(Date.now()),
   connection: (r) => String(r.connection.number),
   connection_requests: (r) => String(r.connectionRequests),
+  connections_active: () => connectionsVariable('active'),
+  connections_reading: () => connectionsVariable('reading'),
+  connections_writing: () => connectionsVariable('writing'),
+  connections_waiting: () => connectionsVariable('waiting'),
   connection_time: (r) => seconds(Math.max(0, Date.now() - (r.connection.startedAt ?? r.startMs))),
   pid: () => String(process.pid),
   nginx_version: () => NGINX_VERSION,

@@ -8,6 +8,7 @@
  * (lib/internal/child_process.js `_handleQueue`), so messages arrive in the order they were sent:
  * every `listen` before the `serve` that follows them.
  */
+import type { StubStatusCounts } from '../core/connection-stats.js';
 import type { MasterCommand } from './inherited-sockets.js';
 import type { ErrorLogTarget } from '../core/log.js';
 import type { StoredCertificate } from '../tls/certificate-store.js';
@@ -111,8 +112,17 @@ export interface UpstreamStatesMessage {
   readonly id: number;
 }
 
+/**
+ * Master to worker: a question for the worker's stub_status counters, answered with a
+ * {@link StubStatusReportMessage} of the same `id`; the master waits a bounded time for it.
+ */
+export interface StubStatusQueryMessage {
+  readonly type: 'stub-status';
+  readonly id: number;
+}
+
 /** Every message a master sends to a worker. */
-export type MasterToWorker = ListenMessage | ServeMessage | DrainMessage | TerminateMessage | ReopenMessage | TicketKeyMessage | CertificateMessage | UpstreamHealthMessage | UpstreamStatesMessage;
+export type MasterToWorker = ListenMessage | ServeMessage | DrainMessage | TerminateMessage | ReopenMessage | TicketKeyMessage | CertificateMessage | UpstreamHealthMessage | UpstreamStatesMessage | StubStatusQueryMessage;
 
 /** Worker to master: the configuration is built and every listening socket is accepting. */
 export interface ReadyMessage {
@@ -127,8 +137,47 @@ export interface UpstreamStatesAnswerMessage {
   readonly states: readonly PeerState[];
 }
 
+/** Worker to master: the answer to the {@link StubStatusQueryMessage} with this `id`. */
+export interface StubStatusReportMessage {
+  readonly type: 'stub-status-report';
+  readonly id: number;
+  readonly counts: StubStatusCounts;
+}
+
 /** Every message a worker sends to its master. */
-export type WorkerToMaster = ReadyMessage | CertificateAckMessage | UpstreamStatesAnswerMessage;
+export type WorkerToMaster = ReadyMessage | CertificateAckMessage | UpstreamStatesAnswerMessage | StubStatusReportMessage;
+
+/**
+ * Worker to master: a `stub_status` request wants every worker's counters summed; answered with a
+ * {@link StubStatusAnswerMessage} of the same `id`.
+ */
+export interface StubStatusRequestMessage {
+  readonly type: 'stub-status-request';
+  readonly id: number;
+}
+
+/** Master to worker: the sum for the {@link StubStatusRequestMessage} with this `id`. */
+export interface StubStatusAnswerMessage {
+  readonly type: 'stub-status-answer';
+  readonly id: number;
+  readonly counts: StubStatusCounts;
+}
+
+/** True when an IPC message is a worker's stub_status request. */
+export function isStubStatusRequest(message: unknown): message is StubStatusRequestMessage {
+  return hasType(message) && message.type === 'stub-status-request' && typeof (message as { id?: unknown }).id === 'number';
+}
+
+/** True when an IPC message is the master's stub_status sum. */
+export function isStubStatusAnswer(message: unknown): message is StubStatusAnswerMessage {
+  return hasType(message) && message.type === 'stub-status-answer' && typeof (message as { id?: unknown }).id === 'number' && isCounts((message as { counts?: unknown }).counts);
+}
+
+function isCounts(value: unknown): value is StubStatusCounts {
+  if (typeof value !== 'object' || value === null) return false;
+  const counts = value as Record<string, unknown>;
+  return ['accepted', 'handled', 'active', 'requests', 'reading', 'writing', 'waiting'].every((key) => typeof counts[key] === 'number');
+}
 
 /**
  * Worker to master: a question to the shared zones (`limit_req`, `limit_conn`), answered with the
@@ -189,7 +238,7 @@ export interface MasterUpMessage {
   readonly pid: number;
 }
 
-const MASTER_TO_WORKER_TYPES: ReadonlySet<string> = new Set(['listen', 'serve', 'drain', 'terminate', 'reopen', 'ticket-key', 'cert-put', 'cert-delete', 'upstream-health', 'upstream-states']);
+const MASTER_TO_WORKER_TYPES: ReadonlySet<string> = new Set(['listen', 'serve', 'drain', 'terminate', 'reopen', 'ticket-key', 'cert-put', 'cert-delete', 'upstream-health', 'upstream-states', 'stub-status']);
 
 /** True when an IPC message is one a master sends to a worker. */
 export function isMasterToWorker(message: unknown): message is MasterToWorker {
@@ -201,6 +250,7 @@ export function isWorkerToMaster(message: unknown): message is WorkerToMaster {
   if (!hasType(message)) return false;
   if (message.type === 'ready') return typeof (message as { generation?: unknown }).generation === 'number';
   if (message.type === 'upstream-states-answer') return typeof (message as { id?: unknown }).id === 'number' && Array.isArray((message as { states?: unknown }).states);
+  if (message.type === 'stub-status-report') return typeof (message as { id?: unknown }).id === 'number' && isCounts((message as { counts?: unknown }).counts);
   return message.type === 'cert-ack' && typeof (message as { seq?: unknown }).seq === 'number';
 }
 

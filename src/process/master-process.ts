@@ -17,6 +17,7 @@ import { oldBinaryPidPath, removePidFile, renamePidFile, writePidFile } from './
 import { WORKER_FATAL_EXIT_CODE } from './worker.js';
 import { WorkerProcess, type WorkerExit } from './worker-process.js';
 import { applyWorkerSettings, configWarnings, logFilesOf, prepareFilesForWorkers, workerEnvironment, workingDirectoryProblem } from './worker-settings.js';
+import { sumCounts, type StubStatusCounts } from '../core/connection-stats.js';
 import { MasterZones } from './zones.js';
 import { createTicketKey, TICKET_KEY_ROTATION_MS } from '../tls/ticket-keys.js';
 import { AdminListeners } from '../admin/admin-listeners.js';
@@ -42,6 +43,9 @@ export interface MasterProcessOptions {
   readonly drainGraceMs: number;
 }
 
+/** How long a stub_status sum waits for each worker's counters. */
+const STUB_STATUS_TIMEOUT_MS = 300;
+
 /** How long a reload waits for its new workers before it gives up and keeps the old ones. */
 const READY_TIMEOUT_MS = 30_000;
 /** How long fast shutdown waits before SIGKILL; nginx's master escalates after about a second. */
@@ -62,6 +66,8 @@ export class MasterProcess {
   readonly #options: MasterProcessOptions;
   readonly #sockets: ListeningSockets;
   readonly #workers = new Set<WorkerProcess>();
+  /** The stub_status counters of workers that exited (accepts, handled, requests). */
+  #retiredCounts: StubStatusCounts = sumCounts([]);
   /** Each worker's number among its generation's, which `worker_cpu_affinity` picks CPUs by; a respawn takes over the number. */
   readonly #slots = new Map<WorkerProcess, number>();
   readonly #timers = new Set<NodeJS.Timeout>();
@@ -204,6 +210,22 @@ export class MasterProcess {
     return buildUpstreamsReport(generation, timeoutMs, answers, this.#health.states());
   }
 
+  /**
+   * stub_status over every worker, as nginx's shared counters are: each live worker is asked; one
+   * that does not answer within `timeoutMs` adds the accepts, handled and requests it last
+   * reported (so they never go backwards) and no connections; exited workers' join a retired total.
+   */
+  async stubStatus(timeoutMs: number): Promise<StubStatusCounts> {
+    const workers = [...this.#workers];
+    const answers = await Promise.all(workers.map((worker) => worker.stubStatus(timeoutMs)));
+    const counts = answers.map((answer, i) => {
+      if (answer !== undefined) return answer;
+      const last = workers[i]?.lastCounts;
+      return last === undefined ? undefined : { ...last, active: 0, reading: 0, writing: 0, waiting: 0 };
+    });
+    return sumCounts([this.#retiredCounts, ...counts.filter((answer) => answer !== undefined)]);
+  }
+
   /** Every actively checked peer's state and counters, for the admin API. */
   upstreamHealthStates(): CheckedPeerState[] {
     return this.#health.states();
@@ -288,7 +310,12 @@ export class MasterProcess {
           const state = this.#peerFailures.apply(outcome);
           if (state !== undefined) for (const other of this.#workers) other.peerFailures(state);
         },
-        { env: workerEnvironment(generation.config), ...(cwd === undefined ? {} : { cwd }), onResolved: (message) => this.#resolved.set(message.key, message.answer) },
+        {
+          env: workerEnvironment(generation.config),
+          ...(cwd === undefined ? {} : { cwd }),
+          onResolved: (message) => this.#resolved.set(message.key, message.answer),
+          onStubStatus: () => this.stubStatus(STUB_STATUS_TIMEOUT_MS),
+        },
       );
     } catch (err) {
       this.#log.alert(`fork() failed while spawning "worker process": ${describe(err)}`);
@@ -334,6 +361,9 @@ export class MasterProcess {
 
   #onWorkerExit(worker: WorkerProcess, exit: WorkerExit): void {
     this.#workers.delete(worker);
+    // Its accepts, handled and requests stay counted, as nginx's shared counters keep them.
+    const last = worker.lastCounts;
+    if (last !== undefined) this.#retiredCounts = sumCounts([this.#retiredCounts, { ...last, active: 0, reading: 0, writing: 0, waiting: 0 }]);
     const slot = this.#slots.get(worker) ?? 0;
     this.#slots.delete(worker);
     this.#log.notice(`signal ${constants.signals.SIGCHLD} (SIGCHLD) received from ${worker.pid}`);

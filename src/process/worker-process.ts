@@ -5,7 +5,7 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import type { Server } from 'node:net';
 import { fileURLToPath } from 'node:url';
-import { isWorkerToMaster, isSessionRequest, isZoneRequest, type CertificateMessage, type MasterToWorker, type ServeMessage, type SessionAnswerMessage, type ZoneAnswerMessage } from './ipc.js';
+import { isWorkerToMaster, isSessionRequest, isStubStatusRequest, isZoneRequest, type CertificateMessage, type MasterToWorker, type ServeMessage, type SessionAnswerMessage, type StubStatusAnswerMessage, type ZoneAnswerMessage } from './ipc.js';
 import type { ListeningSockets } from './listening-sockets.js';
 import type { MasterZones } from './zones.js';
 import type { HealthSnapshot } from '../upstream/health/health-table.js';
@@ -14,6 +14,7 @@ import { isPeerOutcome, type PeerFailuresMessage, type PeerOutcomeMessage } from
 import { isStickyLearn, type StickyLearnMessage, type StickySessionsMessage } from '../upstream/sticky-sessions.js';
 import { isResolvedAnswer, type ResolvedAnswerMessage } from '../upstream/resolve.js';
 import { REGEXP_GUARD_V8_FLAGS } from '../core/pcre.js';
+import type { StubStatusCounts } from '../core/connection-stats.js';
 
 /** The module forked for each worker unless the master is told otherwise. */
 export const DEFAULT_WORKER_MODULE = fileURLToPath(new URL('./worker-main.js', import.meta.url));
@@ -35,6 +36,8 @@ export interface WorkerSpawnOptions {
   readonly cwd?: string;
   /** Takes the worker's answers for `server ... resolve` lines. Default: none kept. */
   readonly onResolved?: (message: ResolvedAnswerMessage) => void;
+  /** Sums every worker's stub_status counters for the worker's `stub_status` request. Default: its own are not summed (no answer). */
+  readonly onStubStatus?: () => Promise<StubStatusCounts>;
 }
 
 /** Where a worker is in its life. */
@@ -56,6 +59,10 @@ export class WorkerProcess {
   readonly #certificateAcks = new Map<number, () => void>();
   /** Upstream state questions sent and not yet answered, by `id`. */
   readonly #stateQuestions = new Map<number, (answer: UpstreamStatesResult) => void>();
+  /** stub_status questions sent and not yet answered, by `id`. */
+  readonly #statusQuestions = new Map<number, (counts: StubStatusCounts | undefined) => void>();
+  /** The worker's last stub_status counters: what it had counted when it exited or stopped answering. */
+  #lastCounts: StubStatusCounts | undefined;
   #nextQuestion = 1;
   #state: WorkerState = 'starting';
   #stopRequested = false;
@@ -89,6 +96,7 @@ export class WorkerProcess {
       this.#child.once('exit', (code, signal) => {
         this.#state = 'exited';
         for (const settle of [...this.#stateQuestions.values()]) settle({ answered: false, error: 'exited before it answered' });
+        for (const settle of [...this.#statusQuestions.values()]) settle(undefined);
         resolve({ code, signal });
       });
     });
@@ -102,6 +110,11 @@ export class WorkerProcess {
         }
         if (message.type === 'upstream-states-answer') {
           this.#stateQuestions.get(message.id)?.({ answered: true, states: message.states });
+          return;
+        }
+        if (message.type === 'stub-status-report') {
+          this.#lastCounts = message.counts;
+          this.#statusQuestions.get(message.id)?.(message.counts);
           return;
         }
         if (message.generation !== this.generation) return;
@@ -127,6 +140,15 @@ export class WorkerProcess {
     if (onPeerOutcome !== undefined) {
       this.#child.on('message', (message: unknown) => {
         if (isPeerOutcome(message)) onPeerOutcome(message);
+      });
+    }
+    if (spawn.onStubStatus !== undefined) {
+      const onStubStatus = spawn.onStubStatus;
+      this.#child.on('message', (message: unknown) => {
+        if (!isStubStatusRequest(message)) return;
+        void onStubStatus().then((counts) => {
+          if (this.#state !== 'exited') this.#send({ type: 'stub-status-answer', id: message.id, counts });
+        });
       });
     }
     if (spawn.onResolved !== undefined) {
@@ -241,13 +263,34 @@ export class WorkerProcess {
     });
   }
 
+  /** The counters the worker last reported (undefined before its first answer). */
+  get lastCounts(): StubStatusCounts | undefined {
+    return this.#lastCounts;
+  }
+
+  /** Asks the worker for its stub_status counters; undefined when it does not answer within `timeoutMs` or has exited. Never rejects. */
+  stubStatus(timeoutMs: number): Promise<StubStatusCounts | undefined> {
+    if (this.#state === 'exited') return Promise.resolve(undefined);
+    const id = this.#nextQuestion++;
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => settle(undefined), timeoutMs);
+      const settle = (counts: StubStatusCounts | undefined): void => {
+        clearTimeout(timer);
+        this.#statusQuestions.delete(id);
+        resolve(counts);
+      };
+      this.#statusQuestions.set(id, settle);
+      if (!this.#send({ type: 'stub-status', id })) settle(undefined);
+    });
+  }
+
   /** Kills the process outright (a worker that ignored `terminate`). */
   kill(): void {
     this.#stopRequested = true;
     this.#signal('SIGKILL');
   }
 
-  #send(message: MasterToWorker | ZoneAnswerMessage | SessionAnswerMessage | PeerFailuresMessage | StickySessionsMessage, handle?: Server): boolean {
+  #send(message: MasterToWorker | ZoneAnswerMessage | SessionAnswerMessage | StubStatusAnswerMessage | PeerFailuresMessage | StickySessionsMessage, handle?: Server): boolean {
     if (!this.#child.connected) return false;
     try {
       // send() returning false only means Node queued the message; it is still delivered in order.

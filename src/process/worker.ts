@@ -15,8 +15,9 @@ import { createRegistry } from '../modules.js';
 import { snapshotSource } from '../conf/parser.js';
 import { ErrorLog } from '../core/log.js';
 import { HttpAndStreamRuntime, collectListens } from './http-and-stream-runtime.js';
-import { isMasterToWorker, isSessionAnswer, isZoneAnswer, type ServeMessage, type WorkerToMaster } from './ipc.js';
-import { IpcZoneClient } from './zones.js';
+import { isMasterToWorker, isSessionAnswer, isStubStatusAnswer, isZoneAnswer, type ServeMessage, type WorkerToMaster } from './ipc.js';
+import { IpcStubStatus, IpcZoneClient } from './zones.js';
+import { connectionStats } from '../core/connection-stats.js';
 import { isUdpKey } from './listening-sockets.js';
 import { dropWorkerPrivileges } from './worker-settings.js';
 import { IpcSharedSessions } from './session-caches.js';
@@ -91,10 +92,18 @@ export function runWorker(options: WorkerOptions = {}): void {
   upstreams.resolved.useSender((message) => {
     if (process.connected && process.send !== undefined) process.send(message, undefined, undefined, () => undefined);
   });
+  // stub_status sums every worker's counters: the master asks them all (process/master-process.ts).
+  const status = new IpcStubStatus((message) => {
+    if (!process.connected || process.send === undefined) return false;
+    process.send(message, undefined, undefined, () => undefined);
+    return true;
+  });
+  connectionStats.useCluster(() => status.ask());
   process.on('message', (message: unknown, handle: unknown) => {
     // The master's resolved answers go in before the generation that reads them is built.
     if (isMasterToWorker(message) && message.type === 'serve' && message.resolved !== undefined) upstreams.resolved.seed(message.resolved);
     if (isZoneAnswer(message)) zones.receive(message);
+    else if (isStubStatusAnswer(message)) status.receive(message);
     else if (isStickySessions(message)) upstreams.stickySessions.receive(message);
     else if (isSessionAnswer(message)) sessions.receive(message);
     else if (isPeerFailures(message)) upstreams.sharedPeers.receive(message);
@@ -104,6 +113,9 @@ export function runWorker(options: WorkerOptions = {}): void {
   process.on('disconnect', () => {
     zones.failAll();
     sessions.failAll();
+    // Without its master a worker's own counters are all it can tell.
+    connectionStats.useCluster(undefined);
+    status.failAll();
     worker.orphaned(masterPid);
   });
   // nginx's workers take the same signals as the master's channel commands (ngx_signal_handler);
@@ -170,6 +182,11 @@ class WorkerProcessCycle {
       case 'upstream-health':
         this.#state.upstreams.health.replace(message.snapshot);
         return;
+      case 'stub-status': {
+        const answer: WorkerToMaster = { type: 'stub-status-report', id: message.id, counts: connectionStats.counts() };
+        process.send?.(answer, undefined, undefined, () => undefined);
+        return;
+      }
       case 'upstream-states': {
         const answer: WorkerToMaster = { type: 'upstream-states-answer', id: message.id, states: this.#runtime?.upstreamStates?.() ?? [] };
         process.send?.(answer, undefined, undefined, () => undefined);
@@ -327,6 +344,9 @@ class WorkerProcessCycle {
   #exit(code: number): never {
     // ngx_worker_process_exit(): "exiting" once connections are done, then "exit".
     this.#log.notice('exiting');
+    // The master keeps what this worker counted for stub_status (a retired total): the last word.
+    const last: WorkerToMaster = { type: 'stub-status-report', id: 0, counts: connectionStats.counts() };
+    if (process.connected) process.send?.(last, undefined, undefined, () => undefined);
     this.#log.notice('exit');
     process.exit(code);
   }

@@ -18,7 +18,8 @@ import {
   type LimitReqCheck,
   type ZoneClient,
 } from '../http/limits.js';
-import type { ZoneAnswerMessage, ZoneRequestMessage } from './ipc.js';
+import type { StubStatusAnswerMessage, StubStatusRequestMessage, ZoneAnswerMessage, ZoneRequestMessage } from './ipc.js';
+import { connectionStats, type StubStatusCounts } from '../core/connection-stats.js';
 import { MasterSessionCaches } from './session-caches.js';
 
 /** The master's side: the zones of every generation, kept across reloads while declared alike. */
@@ -110,5 +111,45 @@ export class IpcZoneClient implements ZoneClient {
         resolve(unlimited);
       }
     });
+  }
+}
+
+/** How long a worker waits for the master's stub_status sum before it answers with its own counters. */
+const STUB_STATUS_WAIT_MS = 1000;
+
+/** The worker's side of stub_status: asks the master for every worker's counters summed. */
+export class IpcStubStatus {
+  readonly #send: (message: StubStatusRequestMessage) => boolean;
+  readonly #pending = new Map<number, (counts: StubStatusCounts | undefined) => void>();
+  #next = 1;
+
+  /** `send` posts a message to the master and returns false when the channel is closed. */
+  constructor(send: (message: StubStatusRequestMessage) => boolean) {
+    this.#send = send;
+  }
+
+  /** The sum; this worker's own counters if the master does not answer in time or is gone. */
+  ask(): Promise<StubStatusCounts> {
+    const id = this.#next++;
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => settle(undefined), STUB_STATUS_WAIT_MS);
+      const settle = (counts: StubStatusCounts | undefined): void => {
+        clearTimeout(timer);
+        this.#pending.delete(id);
+        resolve(counts ?? connectionStats.counts());
+      };
+      this.#pending.set(id, settle);
+      if (!this.#send({ type: 'stub-status-request', id })) settle(undefined);
+    });
+  }
+
+  /** Settles the question an answer is for. */
+  receive(message: StubStatusAnswerMessage): void {
+    this.#pending.get(message.id)?.(message.counts);
+  }
+
+  /** The master is gone: every question in flight gets this worker's own counters. */
+  failAll(): void {
+    for (const settle of [...this.#pending.values()]) settle(undefined);
   }
 }

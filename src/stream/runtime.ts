@@ -6,6 +6,7 @@
  * listening socket is the runtime's own: a drain stops reading it at once, and its sessions answer
  * from it until they end; it is closed with the generation.
  */
+import { connectionStats } from '../core/connection-stats.js';
 import { ConnectionBudget, type ConnectionSlot } from '../core/connection-budget.js';
 import type { ServingState } from '../http/serving-state.js';
 import type { Server, Socket } from 'node:net';
@@ -92,6 +93,9 @@ export class StreamRuntime {
       return;
     }
     socket.once('close', () => slot.release());
+    // stub_status counts a stream session as accepted and active, never waiting.
+    const stat = connectionStats.open('none');
+    socket.once('close', () => stat.close());
     const connection = new StreamConnection(socket, route, route.server.errorLog);
     this.#track(connection);
     connection.start();

@@ -6,6 +6,7 @@
  * makes reloads invisible: a draining connection answers its next request with
  * `Connection: close` instead of closing under a client that is sending.
  */
+import type { ConnectionStat } from '../../core/connection-stats.js';
 import type { Socket } from 'node:net';
 import { ChunkedParser } from './chunked.js';
 import { DEFAULT_HEAD_LIMITS, HttpParseError, parseRequestHead, type HeadLimits, type RequestHead } from './head-parser.js';
@@ -17,6 +18,8 @@ import type { Framing, HttpExchange, ProtocolConnection } from '../exchange.js';
 /** Settings of a connection, from the default server of the socket it arrived on. */
 export interface H1ConnectionOptions {
   readonly limits?: HeadLimits;
+  /** The connection's place in the stub_status counters (core/connection-stats.ts). */
+  readonly stat?: ConnectionStat;
   /** `client_header_timeout`, in ms. Default 60 s. */
   readonly headerTimeoutMs?: number;
   /** `client_body_timeout`, in ms. Default 60 s. */
@@ -76,6 +79,7 @@ export class H1ServerConnection implements ProtocolConnection {
   readonly #handler: H1RequestHandler;
   readonly #onError: H1ErrorReporter | undefined;
   readonly #limits: HeadLimits;
+  readonly #stat: ConnectionStat | undefined;
   readonly #headerTimeoutMs: number;
   readonly bodyTimeoutMs: number;
   readonly sendTimeoutMs: number;
@@ -112,6 +116,7 @@ export class H1ServerConnection implements ProtocolConnection {
     this.#handler = handler;
     this.#onError = onError;
     this.#limits = options.limits ?? DEFAULT_HEAD_LIMITS;
+    this.#stat = options.stat;
     this.#headerTimeoutMs = options.headerTimeoutMs ?? 60_000;
     this.bodyTimeoutMs = options.bodyTimeoutMs ?? 60_000;
     this.sendTimeoutMs = options.sendTimeoutMs ?? 60_000;
@@ -182,6 +187,8 @@ export class H1ServerConnection implements ProtocolConnection {
     }
     if (this.#phase >= Phase.Tunnel) return;
     if (this.#buf === undefined && this.#phase === Phase.Head && this.requests > 0) this.#headSince = Date.now();
+    // ngx_http_wait_request_handler(): the first bytes make a request, reading its head.
+    if (this.#buf === undefined && this.#phase === Phase.Head) this.#stat?.request();
     this.#buf = this.#buf === undefined ? chunk : Buffer.concat([this.#buf, chunk]);
     if (this.#phase === Phase.Head) this.#parseNext();
     else this.#exchange?.onInput();
@@ -246,6 +253,8 @@ export class H1ServerConnection implements ProtocolConnection {
     this.#buf = head.headBytes === buf.length ? undefined : buf.subarray(head.headBytes);
     this.requests++;
     this.#phase = Phase.Exchange;
+    // ngx_http_process_request(): the head is read, the response is being written.
+    this.#stat?.set('writing');
     // The idle timer stays armed while the handler works: #onTimeout ignores it unless the
     // exchange is reading a body or waiting on a slow client. Re-arming it per request costs more.
     const exchange = new H1Exchange(this, head);
@@ -281,6 +290,9 @@ export class H1ServerConnection implements ProtocolConnection {
       return;
     }
     this.#phase = Phase.Head;
+    // ngx_http_set_keepalive(): a pipelined request begins at once, else the connection waits.
+    if (this.#buf === undefined) this.#stat?.set('waiting');
+    else this.#stat?.request();
     if (this.#draining && this.#buf === undefined) {
       this.#armGrace(); // the next request within the grace period is answered with Connection: close
       return;
@@ -306,6 +318,8 @@ export class H1ServerConnection implements ProtocolConnection {
   #close(clientMaySend = false): void {
     if (this.#phase >= Phase.Closing) return;
     this.#phase = Phase.Closing;
+    // The request is freed; a lingering close is neither reading, writing nor waiting.
+    this.#stat?.set('none');
     const linger = this.#lingeringClose === 'always' || (this.#lingeringClose === 'on' && (clientMaySend || this.#buf !== undefined));
     if (!linger) {
       this.socket.destroySoon();

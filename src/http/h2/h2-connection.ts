@@ -5,6 +5,7 @@
  * drains as nginx drains HTTP/2 on a graceful shutdown (ngx_http_v2_finalize_connection): GOAWAY
  * with the last stream it took (RFC 9113 section 6.8), the streams up to it finish, then it closes.
  */
+import { connectionStats, type ConnectionStat } from '../../core/connection-stats.js';
 import { constants, createServer, type Http2Server, type ServerHttp2Session, type ServerHttp2Stream } from 'node:http2';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
@@ -20,6 +21,8 @@ import { H2Exchange, requestLineOf, type H2Session } from './h2-exchange.js';
  * ngx_http_v2_handle_connection()).
  */
 export interface H2ConnectionOptions {
+  /** The connection's place in the stub_status counters (core/connection-stats.ts); each stream counts as a request. */
+  readonly stat?: ConnectionStat;
   /** `keepalive_timeout` in ms: how long a session without streams stays open (nginx 1.19.7+); 0 takes one stream. Default 75 s. */
   readonly keepaliveTimeoutMs?: number;
   /** `keepalive_requests`: the stream that reaches it is served, then GOAWAY (nginx 1.19.7+). Default 1000. */
@@ -120,6 +123,7 @@ export class H2Connection implements H2Session {
   readonly #keepaliveTimeMs: number;
   readonly #startedAt = Date.now();
   #open = 0;
+  readonly #stat: ConnectionStat | undefined;
   /** The exchanges of the open streams, finished at once by a fast close. */
   readonly #exchanges = new Set<H2Exchange>();
   #draining = false;
@@ -150,6 +154,7 @@ export class H2Connection implements H2Session {
     this.#handler = handler;
     this.#onError = onError;
     this.#keepaliveTimeoutMs = options.keepaliveTimeoutMs ?? 75_000;
+    this.#stat = options.stat;
     this.#keepaliveRequests = options.keepaliveRequests ?? 1000;
     this.#keepaliveTimeMs = options.keepaliveTimeMs ?? 3_600_000;
     this.bodyTimeoutMs = options.bodyTimeoutMs ?? 60_000;
@@ -287,9 +292,14 @@ export class H2Connection implements H2Session {
     }
     this.requests++;
     this.#open++;
+    // ngx_http_v2_handle_connection(): reusable (waiting) only with no stream in progress.
+    this.#stat?.set('none');
+    const streamDone = connectionStats.stream();
     this.#disarm();
     const openedAt = Date.now();
     stream.once('close', () => {
+      streamDone();
+      if (this.#open === 1) this.#stat?.set('waiting');
       this.#countReset(stream, openedAt);
       if (--this.#open === 0) this.#idle();
     });
