@@ -17,10 +17,10 @@ const repo = resolve(new URL('..', import.meta.url).pathname);
 /**
  * Which files are in scope: the nginx-tests files of the modules hitless implements or that its
  * open issues build (the HTTP core with static, index and autoindex; proxy, ssl, stream, upstream,
- * HTTP/2, gRPC, limits, map, realip, split_clients; rewrite, access, auth_basic, headers, gzip),
- * chosen by file name, as nginx-tests names files after their module. A file of such a module
+ * HTTP/2, gRPC, limits, map, realip, split_clients; rewrite, access, auth_basic, headers, gzip;
+ * charset, gunzip, sub_filter, mirror; fastcgi, uwsgi, scgi; stub_status), chosen by file name, as nginx-tests names files after their module. A file of such a module
  * that needs a module hitless lacks skips itself (hitless -V disowns the module). Out of scope:
- * the HTTP cache (proxy_cache*, *_proxy_cache*, proxy_h2_cache), proxy_store and OCSP.
+ * the HTTP cache (proxy_cache*, *_proxy_cache*, proxy_h2_cache, fastcgi_cache*, ...), proxy_store and OCSP.
  */
 const AREAS = [
   ['HTTP core', /^(http_.*|body.*|merge_slashes|ignore_invalid_headers|server_tokens|limit_rate|msie_refresh|post_action|request_id|error_log|config_dump|binary_upgrade|syslog|debug_connection.*|worker_shutdown_timeout.*|access_log.*)$/],
@@ -35,8 +35,10 @@ const AREAS = [
   ['map, split_clients, realip, geo, referer', /^(map.*|split_clients|realip.*|geo.*|referer.*)$/],
   ['rewrite, access, auth_basic, headers, gzip', /^(rewrite.*|access|auth_basic|headers|trailers|gzip.*)$/],
   ['charset, gunzip, sub_filter, mirror', /^(charset.*|gunzip.*|sub_filter.*|mirror.*)$/],
+  ['fastcgi, uwsgi, scgi', /^(fastcgi.*|uwsgi.*|scgi.*)$/],
+  ['stub_status', /^stub_status$/],
 ];
-const OUT_OF_SCOPE = /^(proxy_cache.*|h2_(ssl_)?proxy_cache|proxy_h2_cache|proxy_store|.*ocsp.*)$/;
+const OUT_OF_SCOPE = /^(proxy_cache.*|h2_(ssl_)?proxy_cache|proxy_h2_cache|proxy_store|.*ocsp.*|(fastcgi|scgi|uwsgi)_cache.*)$/;
 
 function usage() {
   return `Usage: scripts/nginx-tests.sh [options] NGINX_TESTS_DIR [FILE.t...]
@@ -344,9 +346,9 @@ async function report(options, results, context) {
   out.push('`debug_connection*`, `worker_shutdown_timeout*`, `access_log*`), static/index/autoindex (`index`, `autoindex*`, `range*`,');
   out.push('`not_modified*`), `proxy*`, `ssl*`, `stream*`, `upstream*`, `h2*`, `grpc*`, `limit_req*`, `limit_conn*`, `map*`,');
   out.push('`split_clients`, `realip*`, `geo*`, `referer*`, `rewrite*`, `access`, `auth_basic`, `headers`, `trailers`, `gzip*`, `charset*`, `gunzip*`,');
-  out.push('`sub_filter*`, `mirror*`. Out of scope: the HTTP');
-  out.push('cache (`proxy_cache*`, `h2_proxy_cache`, `h2_ssl_proxy_cache`, `proxy_h2_cache`), `proxy_store`, OCSP (`*ocsp*`), and the');
-  out.push('modules hitless does not have (mail, fastcgi, uwsgi, scgi, memcached, ssi, perl, ...). A file in scope that');
+  out.push('`sub_filter*`, `mirror*`, `fastcgi*`, `uwsgi*`, `scgi*`, `stub_status`. Out of scope: the HTTP');
+  out.push('cache (`proxy_cache*`, `h2_proxy_cache`, `h2_ssl_proxy_cache`, `proxy_h2_cache`, `fastcgi_cache*`, `uwsgi_cache*`, `scgi_cache*`), `proxy_store`, OCSP (`*ocsp*`), and the');
+  out.push('modules hitless does not have (mail, memcached, ssi, perl, ...). A file in scope that');
   out.push('needs a module hitless lacks skips itself ("no X available"), because hitless -V disowns the module.');
   out.push('');
   out.push('A file **passes** when prove passes it; it **fails** otherwise, including when hitless refused the configuration (the');
