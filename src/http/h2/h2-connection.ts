@@ -181,9 +181,16 @@ export class H2Connection implements H2Session {
     // the frames already read are processed first, as nginx's read loop does before it sees EOF.
     if (socket.readableEnded) setImmediate(() => this.destroy());
     else socket.once('end', () => this.destroy());
-    // ngx_http_v2_init(): the first stream is awaited client_header_timeout; keepalive_timeout is
-    // the wait between streams (ngx_http_v2_handle_connection()), so 0 still serves one stream.
-    this.#arm(this.#headerTimeoutMs);
+    // ngx_http_v2_init(): the first stream is awaited client_header_timeout, and its expiry is the
+    // read handler's "client timed out", GOAWAY(PROTOCOL_ERROR); keepalive_timeout is the wait
+    // between streams (ngx_http_v2_handle_connection()), so 0 still serves one stream.
+    this.#disarm();
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined;
+      if (this.requests > 0 || this.#open > 0 || this.session.destroyed) return;
+      this.#timedOut();
+    }, this.#headerTimeoutMs);
+    this.#timer.unref();
     this.#startWatch();
   }
 
@@ -238,11 +245,16 @@ export class H2Connection implements H2Session {
       }
       this.#blockSeenAt ??= now;
       if (now - this.#blockSeenAt < this.#headerTimeoutMs - period) return;
-      this.#onError?.(new Error('client timed out (110: Connection timed out) while reading client request headers'));
-      this.session.goaway(constants.NGHTTP2_PROTOCOL_ERROR);
-      this.destroy();
+      this.#timedOut();
     }, period);
     this.#watch.unref();
+  }
+
+  /** ngx_http_v2_read_handler() when its timer expires: "client timed out", GOAWAY(PROTOCOL_ERROR), closed. */
+  #timedOut(): void {
+    this.#onError?.(new Error('client timed out (110: Connection timed out) while reading client request headers'));
+    this.session.goaway(constants.NGHTTP2_PROTOCOL_ERROR);
+    this.destroy();
   }
 
   /** True once {@link drain} was called. */
