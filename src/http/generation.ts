@@ -279,7 +279,7 @@ export class HttpGeneration {
       defaultType: block.get('default_type'),
       proxy: this.#compileProxy(block),
       limitExceptProxy: this.#compileLimitExceptProxy(block),
-      grpc: block.name === 'location' && block.isSet('grpc_pass') ? compileGrpc(block, block.get('grpc_pass'), this.groups, this.#implicitGroups, table, this.#certificateCaches) : undefined,
+      grpc: block.name === 'location' && block.isSet('grpc_pass') ? compileGrpc(block, block.get('grpc_pass'), this.groups, this.#implicitGroups, table, this.#certificateCaches, this.#resolvers) : undefined,
       fastcgi: block.isSet('fastcgi_pass')
         ? compileFastcgi(block, block.get('fastcgi_pass'), this.groups, this.#implicitGroups, table)
         : block.isSet('uwsgi_pass')

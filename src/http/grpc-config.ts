@@ -13,6 +13,9 @@ import { toByteString } from '../core/byte-string.js';
 import { certificatePathsOf, sslHostName, UpstreamTls } from '../tls/upstream-tls.js';
 import type { CertificateCaches, CertificatePaths } from '../tls/certificate-cache.js';
 import { earlyHintsPredicate } from './early-hints.js';
+import { isIP } from 'node:net';
+import { splitHostPort } from './proxy-config.js';
+import { ResolveFailure, type Resolvers } from '../upstream/host-resolver.js';
 
 /**
  * nginx's implicit `grpc_set_header` lines (ngx_http_grpc_headers), used for any header the
@@ -62,6 +65,24 @@ export interface CompiledGrpc {
   sslName(request: HttpRequest): string;
   /** `grpc_ssl_certificate` with variables: the files of this request; undefined when fixed or evaluated empty (no certificate). */
   sslCertificate(request: HttpRequest): CertificatePaths | undefined;
+  /**
+   * The settings for this request: these, or for grpc_pass with variables a copy with the group,
+   * scheme and `:authority` it evaluates to (ngx_http_grpc_eval()); a string is nginx's error line (502).
+   */
+  routed(request: HttpRequest): CompiledGrpc | string;
+  /**
+   * For grpc_pass with variables and a `resolver`: undefined when {@link routed} can answer now,
+   * else the resolution, which ends with nothing (routed answers then) or nginx's error line.
+   */
+  resolveHost(request: HttpRequest): Promise<string | undefined> | undefined;
+}
+
+/** An evaluated grpc_pass address (ngx_http_grpc_eval()): `grpc://` or `grpcs://` taken off when longer than itself. */
+function evaluatedAddress(url: string): { tls: boolean; host: string } {
+  const lower = url.toLowerCase();
+  if (url.length > 7 && lower.startsWith('grpc://')) return { tls: false, host: url.slice(7) };
+  if (url.length > 8 && lower.startsWith('grpcs://')) return { tls: true, host: url.slice(8) };
+  return { tls: false, host: url };
 }
 
 /** Compiles the grpc settings of a location that has `grpc_pass`. */
@@ -72,6 +93,7 @@ export function compileGrpc(
   implicit: Map<string, UpstreamGroup<HttpRequest>>,
   table: VariableTable<HttpRequest>,
   certificateCaches?: CertificateCaches,
+  resolvers?: Resolvers<HttpRequest>,
 ): CompiledGrpc {
   const text = (template: Parameters<typeof compileTemplate>[0]): CompiledTemplate<HttpRequest> => compileTemplate(template, table, { literal: toByteString });
   const own = block.get('grpc_set_header');
@@ -81,18 +103,32 @@ export function compileGrpc(
   }
   const hostIndex = own.findIndex((header) => header.name.toLowerCase() === 'host');
   const host = hostIndex === -1 ? undefined : setHeaders[hostIndex]?.value;
-  let group = groups.get(target.host);
+  const dynamic = target.template === undefined ? undefined : text(target.template);
+  // With variables, routed() gives each request its group: this one (no peers) is never tried.
+  let group = dynamic === undefined ? groups.get(target.host) : (implicitGroup('unix:', 0, []) as UpstreamGroup<HttpRequest>);
   if (group === undefined) {
     const key = `${target.host}:${target.port}`;
     group = implicit.get(key) ?? implicitGroup(target.host, target.port);
     implicit.set(key, group);
   }
+  const resolverSetting = block.get('resolver');
+  const resolver = dynamic !== undefined && resolverSetting !== undefined && resolvers !== undefined ? resolvers.for(resolverSetting, block.get('resolver_timeout')) : undefined;
+  // ngx_http_upstream_init_request(): an upstream group by that name, else an address, else the resolver.
+  const known = (host: string): UpstreamGroup<HttpRequest> | string | undefined => {
+    if (host.slice(0, 5).toLowerCase() === 'unix:' && host.length > 5) return implicitGroup(host, 0) as UpstreamGroup<HttpRequest>;
+    const { name, port } = splitHostPort(host, 0);
+    const found = groups.get(host) ?? implicit.get(host);
+    if (found !== undefined) return found;
+    if (port === 0) return `no port in upstream "${host}"`;
+    if (isIP(name) !== 0) return implicitGroup(name, port) as UpstreamGroup<HttpRequest>;
+    return resolver?.cached(name, port);
+  };
   const errorCodes = new Set(block.get('error_page').flatMap((page) => page.codes));
   const tls = target.tls ? UpstreamTls.load(upstreamTlsSettings(block, 'grpc'), certificateCaches, 'grpc_ssl_conf_command') : undefined;
   const sslCertificate = tls?.variableCertificate === true ? certificatePathsOf(tls.settings, table) : () => undefined;
   const sslNameSetting = block.get('grpc_ssl_name');
   const sslNameTemplate = sslNameSetting === undefined ? undefined : text(sslNameSetting);
-  return {
+  const compiled: CompiledGrpc = {
     scheme: target.tls ? 'grpcs' : 'grpc',
     group,
     authority: target.authority,
@@ -114,5 +150,27 @@ export function compileGrpc(
     tls,
     sslName: (request) => sslHostName(sslNameTemplate !== undefined ? sslNameTemplate(request) : target.authority),
     sslCertificate,
+    routed: () => compiled,
+    resolveHost: () => undefined,
   };
+  if (dynamic === undefined) return compiled;
+  compiled.routed = (request) => {
+    const { tls: secure, host } = evaluatedAddress(dynamic(request));
+    if (host === '') return 'no host in upstream ""';
+    const found = known(host);
+    if (typeof found === 'string') return found;
+    if (found === undefined) return `no resolver defined to resolve ${splitHostPort(host, 0).name}`;
+    // ngx_http_grpc_eval(): :authority is the host as written, `localhost` for a unix socket.
+    const authority = host.slice(0, 5).toLowerCase() === 'unix:' ? 'localhost' : host;
+    const sslName = (req: HttpRequest): string => sslHostName(sslNameTemplate !== undefined ? sslNameTemplate(req) : authority);
+    return { ...compiled, scheme: secure ? 'grpcs' : 'grpc', group: found, authority, tls: secure ? tls : undefined, sslName };
+  };
+  compiled.resolveHost = (request) => {
+    if (resolver === undefined) return undefined;
+    const { host } = evaluatedAddress(dynamic(request));
+    if (host === '' || known(host) !== undefined) return undefined;
+    const { name, port } = splitHostPort(host, 0);
+    return resolver.resolve(name, port).then((outcome) => (outcome instanceof ResolveFailure ? outcome.message : undefined));
+  };
+  return compiled;
 }

@@ -32,6 +32,8 @@ import { parseSize } from '../core/parse.js';
 export interface GrpcPassTarget extends UpstreamAddress {
   /** The argument as written. */
   readonly source: string;
+  /** Set when the address holds variables: evaluated per request (ngx_http_grpc_eval()); host is then empty. */
+  readonly template: Template | undefined;
   /** `grpcs://`: TLS to the upstream, with the grpc_ssl_* settings. */
   readonly tls: boolean;
   /** `:authority` sent upstream: host, and `:port` when one was written; `localhost` for a unix socket (ngx_http_grpc_pass()). */
@@ -74,12 +76,16 @@ declare module '../conf/registry.js' {
 
 /** Parses `grpc_pass address`, as ngx_http_grpc_pass() does: `grpc://`, `grpcs://` or no scheme, and no default port. */
 export function parseGrpcPass([url = '']: readonly string[], ctx: DirectiveContext): GrpcPassTarget {
-  if (hasVariables(url)) ctx.fail('variables in "grpc_pass" are not supported by hitless');
   const lower = url.toLowerCase();
+  // ngx_http_grpc_pass(): an address with variables is only compiled, its scheme taken per request;
+  // the TLS client is set up for any of them, as nginx sets glcf->ssl.
+  if (hasVariables(url)) {
+    return { source: url, template: parseValue(url, ctx), tls: true, authority: '', host: '', port: 0, explicitPort: false, uri: undefined, file: ctx.location.file, line: ctx.location.line };
+  }
   const skip = lower.startsWith('grpc://') ? 7 : lower.startsWith('grpcs://') ? 8 : 0;
   const address = parseUpstreamAddress(url.slice(skip), 0, ctx);
   const authority = address.host.startsWith('unix:') ? 'localhost' : address.explicitPort ? `${address.host}:${address.port}` : address.host;
-  return { ...address, source: url, tls: skip === 8, authority, file: ctx.location.file, line: ctx.location.line };
+  return { ...address, source: url, template: undefined, tls: skip === 8, authority, file: ctx.location.file, line: ctx.location.line };
 }
 
 /** Checks needing the whole `http` block: every grpc_pass host is a group or resolves, and its TLS settings load. */
@@ -97,7 +103,8 @@ function checkGrpcTargets(main: ConfBlockView, ctx: CheckContext): void {
     if (target.tls) templates.push(...checkUpstreamSsl(block, 'grpc', warn));
     const sslName = block.get('grpc_ssl_name');
     if (sslName !== undefined) templates.push(sslName);
-    checkUpstreamHost(target, groups);
+    if (target.template !== undefined) templates.push(target.template);
+    else checkUpstreamHost(target, groups);
   }
   checkVariables(http, templates);
 }
@@ -113,7 +120,7 @@ export const httpGrpcModule: ConfModule = {
       args: [1],
       inherit: false,
       syntax: 'address;',
-      summary: 'Passes the request to a gRPC server over HTTP/2: grpc://host:port, grpcs://host:port (TLS with the grpc_ssl_* settings), host:port, unix:/path or an upstream group; streams are multiplexed on one connection per peer.',
+      summary: 'Passes the request to a gRPC server over HTTP/2: grpc://host:port, grpcs://host:port (TLS with the grpc_ssl_* settings), host:port, unix:/path or an upstream group; with variables it is evaluated per request (a group name, else an address, else a name for `resolver`); streams are multiplexed on one connection per peer.',
       defaultText: '—',
       parse: parseGrpcPass,
     }),

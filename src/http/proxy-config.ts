@@ -278,7 +278,7 @@ export function compileProxy(
 }
 
 /** `host[:port]` or `[v6][:port]` split, the port defaulting to the scheme's. */
-function splitHostPort(host: string, defaultPort: number): { name: string; port: number } {
+export function splitHostPort(host: string, defaultPort: number): { name: string; port: number } {
   if (host.startsWith('[')) {
     const close = host.indexOf(']');
     const port = host.slice(close + 1).startsWith(':') ? Number(host.slice(close + 2)) : defaultPort;

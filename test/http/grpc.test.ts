@@ -24,6 +24,7 @@ describe('grpc_pass: directives', () => {
     assert.equal(location('grpc_pass grpcs://127.0.0.1:443;')?.get('grpc_pass').tls, true);
     assert.equal(location('grpc_pass [::1]:9000;')?.get('grpc_pass').authority, '[::1]:9000');
     assert.equal(location('grpc_pass g;')?.get('grpc_pass').authority, 'g');
+    assert.notEqual(location('grpc_pass grpc://$host:1;')?.get('grpc_pass').template, undefined);
     assert.equal(location('grpc_pass g;')?.get('grpc_read_timeout'), 60_000);
     assert.deepEqual([...(location('grpc_pass g;')?.get('grpc_next_upstream') ?? [])], ['error', 'timeout']);
   });
@@ -79,6 +80,7 @@ describe('grpc_pass: gRPC over HTTP/2 to upstreams', () => {
           location /tls-unverified/ { grpc_pass grpcs://127.0.0.1:${tlsOther.port}; }
           location /tls-cert/ { grpc_pass grpcs://127.0.0.1:${tlsGood.port}; grpc_ssl_certificate ${TLS}$arg_c.crt; grpc_ssl_certificate_key ${TLS}$arg_c.key; grpc_ssl_certificate_cache max=4; }
           location /authority/ { grpc_pass 127.0.0.1:${peer.port}; grpc_set_header Host api.test; }
+          location /var/ { grpc_pass $http_x_to; ${verify} }
         }
         server {
           listen 127.0.0.1:8443 ssl;
@@ -119,6 +121,24 @@ describe('grpc_pass: gRPC over HTTP/2 to upstreams', () => {
   it('sends grpc_set_header Host as :authority', async () => {
     const reply = await grpcCall(client, '/authority/test.Echo/Unary', 'x');
     assert.match(reply.messages[0] ?? '', /authority=api\.test$/);
+  });
+
+  it('evaluates grpc_pass with variables per request: grpc://, grpcs://, an upstream group, and the 502 lines of nginx', async () => {
+    const plain = await grpcCall(client, '/var/test.Echo/Unary', 'v', { 'x-to': `grpc://127.0.0.1:${peer.port}` });
+    assert.equal(plain.status, 200);
+    assert.match(plain.messages[0] ?? '', new RegExp(`^echo:v .*authority=127\\.0\\.0\\.1:${peer.port}$`));
+    const bare = await grpcCall(client, '/var/test.Echo/Unary', 'b', { 'x-to': `127.0.0.1:${peer.port}` });
+    assert.equal(bare.status, 200);
+    const group = await grpcCall(client, '/var/test.Echo/Unary', 'g', { 'x-to': 'pair' });
+    assert.equal(group.status, 200);
+    assert.match(group.messages[0] ?? '', /authority=pair$/);
+    const secure = await grpcCall(client, '/var/test.Echo/Unary', 's', { 'x-to': `grpcs://127.0.0.1:${tlsGood.port}` });
+    assert.equal(secure.status, 200);
+    assert.match(secure.messages[0] ?? '', /^echo:s /);
+    assert.equal((await grpcCall(client, '/var/test.Echo/Unary', 'n', { 'x-to': 'grpc://127.0.0.1' })).status, 502);
+    assert.match(errorLog(), /no port in upstream "127\.0\.0\.1", client: 127\.0\.0\.1/);
+    assert.equal((await grpcCall(client, '/var/test.Echo/Unary', 'r', { 'x-to': 'no-such.invalid:1' })).status, 502);
+    assert.match(errorLog(), /no resolver defined to resolve no-such\.invalid, client: 127\.0\.0\.1/);
   });
 
   it('passes a unary call from a client on h2 over TLS', async () => {
