@@ -12,7 +12,8 @@ import type { FastcgiNames } from './fastcgi-names.js';
 import { implicitGroup, type UpstreamGroup } from '../upstream/group.js';
 import { toByteString } from '../core/byte-string.js';
 import { isIP } from 'node:net';
-import { sslHostName, UpstreamTls } from '../tls/upstream-tls.js';
+import { certificatePathsOf, sslHostName, UpstreamTls } from '../tls/upstream-tls.js';
+import type { CertificateCaches, CertificatePaths } from '../tls/certificate-cache.js';
 import { upstreamTlsSettings } from './proxy-module.js';
 
 /** A compiled `fastcgi_param`. */
@@ -32,6 +33,8 @@ export interface CompiledFastcgi {
   readonly modifier2: number;
   /** The TLS client for suwsgi://; undefined otherwise. */
   readonly tls: UpstreamTls | undefined;
+  /** The names `uwsgi_ssl_certificate` and `uwsgi_ssl_certificate_key` give with variables, for this request. */
+  sslCertificate(request: HttpRequest): CertificatePaths | undefined;
   /** `uwsgi_ssl_name` for this request (default: the host of uwsgi_pass), without its port. */
   sslName(request: HttpRequest): string;
   /** fastcgi_pass as written, for the error log's `upstream: "fastcgi://..."`. */
@@ -80,6 +83,7 @@ export function compileFastcgi(
   implicit: Map<string, UpstreamGroup<HttpRequest>>,
   table: VariableTable<HttpRequest>,
   protocol: 'fastcgi' | 'uwsgi' = 'fastcgi',
+  certificateCaches?: CertificateCaches,
 ): CompiledFastcgi {
   const params = block.get(`${protocol}_param` as 'fastcgi_param').map((param) => ({ name: param.name, value: compileTemplate(param.value, table, { literal: toByteString }), ifNotEmpty: param.ifNotEmpty }));
   const groupOf = (host: string, port: number): UpstreamGroup<HttpRequest> => {
@@ -105,12 +109,14 @@ export function compileFastcgi(
     return groupOf(address.name, address.port);
   };
   const errorCodes = new Set(block.get('error_page').flatMap((page) => page.codes));
-  const tls = target.tls === true ? UpstreamTls.load(upstreamTlsSettings(block, 'uwsgi'), undefined, 'uwsgi_ssl_conf_command') : undefined;
+  const tls = target.tls === true ? UpstreamTls.load(upstreamTlsSettings(block, 'uwsgi'), certificateCaches, 'uwsgi_ssl_conf_command') : undefined;
+  const sslCertificate = tls?.variableCertificate === true ? certificatePathsOf(tls.settings, table) : (): undefined => undefined;
   const sslNameSetting = tls === undefined ? undefined : block.get('uwsgi_ssl_name' as 'grpc_ssl_name');
   const sslNameTemplate = sslNameSetting === undefined ? undefined : compileTemplate(sslNameSetting, table, { literal: toByteString });
   return {
     protocol,
     tls,
+    sslCertificate,
     sslName: (request) => sslHostName(sslNameTemplate !== undefined ? sslNameTemplate(request) : target.host),
     source: target.source,
     modifier1: protocol === 'uwsgi' ? block.get('uwsgi_modifier1') : 0,

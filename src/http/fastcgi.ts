@@ -151,7 +151,7 @@ class FastcgiAttempts {
     const { fastcgi } = this.#ctx;
     const peer = attempt.peer;
     // suwsgi://: the handshake has its own uwsgi_connect_timeout, as for proxy_pass https://.
-    const tls = fastcgi.tls === undefined ? undefined : { tls: fastcgi.tls, name: fastcgi.sslName(this.#ctx.request) };
+    const tls = fastcgi.tls === undefined ? undefined : { tls: fastcgi.tls, name: fastcgi.sslName(this.#ctx.request), certificate: fastcgi.sslCertificate(this.#ctx.request) };
     const options = { protocol: fastcgi.protocol, group: this.#group.name, timeoutMs: fastcgi.connectTimeoutMs, noDelay: true, keepAlive: fastcgi.socketKeepalive, ...(tls === undefined ? {} : { tls }) };
     this.#cancelConnect = connectPeer(peer, options, (result) => {
       this.#cancelConnect = undefined;

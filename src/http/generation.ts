@@ -283,7 +283,7 @@ export class HttpGeneration {
       fastcgi: block.isSet('fastcgi_pass')
         ? compileFastcgi(block, block.get('fastcgi_pass'), this.groups, this.#implicitGroups, table)
         : block.isSet('uwsgi_pass')
-          ? compileFastcgi(block, block.get('uwsgi_pass'), this.groups, this.#implicitGroups, table, 'uwsgi')
+          ? compileFastcgi(block, block.get('uwsgi_pass'), this.groups, this.#implicitGroups, table, 'uwsgi', this.#certificateCaches)
           : undefined,
       fastcgiNames: compileFastcgiNames(block),
       preaccess: this.#http === undefined ? undefined : compilePreaccess(block, this.#http, table, this.#state.zones),

@@ -749,6 +749,25 @@ export class RequestHandler {
    * A request the connection refused before it reached a handler: logged at info, as nginx logs it,
    * to the default server's error_log (ngx_http_add_listening() gives the listening socket's log).
    */
+  /**
+   * The header lines of a page the connection sends for a head it could not parse: nginx's
+   * ngx_http_finalize_request() answers it with the default server's configuration, so that
+   * server's `add_header ... always` apply (its variables read the connection; the request has no head).
+   */
+  refusedHeaders(conn: ClientConnection, status: number): string[] {
+    const server = conn.hosts.defaultServer;
+    if (server.level.headers.length === 0) return [];
+    const request = new HttpRequest({ method: '', target: '', versionMinor: 1, headers: [] }, conn, Date.now());
+    request.server = server;
+    request.serverName = server.serverName;
+    request.status = status;
+    const headers: string[] = [];
+    addHeaders(headers, server.level, request, status);
+    const lines: string[] = [];
+    for (let i = 0; i + 1 < headers.length; i += 2) lines.push(`${headers[i]}: ${headers[i + 1]}`);
+    return lines;
+  }
+
   clientError(conn: ClientConnection | undefined, err: Error): void {
     const where = conn === undefined ? '' : `, client: ${conn.remoteAddress}, server: ${conn.localAddress}:${conn.localPort}`;
     (conn?.hosts.defaultServer.level.errorLog ?? this.#log).info(`${err.message}${where}`, conn?.number);

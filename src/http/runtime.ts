@@ -217,6 +217,7 @@ export class HttpRuntime {
         // keepalive_requests is nginx's per-location setting; the handler applies it.
         keepaliveRequests: Number.MAX_SAFE_INTEGER,
         ...h1Options(hosts.defaultServer),
+        refusedHeaders: (status): string[] => this.#handler.refusedHeaders(conn, status),
         stat,
       },
       (_connection, err) => this.#handler.clientError(conn, err),

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { request as httpRequest } from 'node:http';
 import { readFileSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
-import { createServer as createTlsServer, type Server as TlsServer } from 'node:tls';
+import { createServer as createTlsServer, type Server as TlsServer, type TLSSocket } from 'node:tls';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import { errorOf, get, load, recordingLog, serve, type Served } from './helpers.js';
@@ -276,7 +276,9 @@ function uwsgiAnswer(socket: Socket): void {
       vars.set(key, data.toString('latin1', at + 2, at + 2 + valueLength));
       at += 2 + valueLength;
     }
-    socket.end(`HTTP/1.1 201 Made\r\nX-Accel-Buffering: no\r\nX-Modifier: ${data[0] ?? -1}\r\n\r\nuri=${vars.get('REQUEST_URI') ?? ''}`);
+    // Over TLS, the subject of the client certificate the proxy presented (uwsgi_ssl_certificate).
+    const peer = 'getPeerCertificate' in socket ? (socket as TLSSocket).getPeerCertificate().subject?.CN ?? 'none' : 'plain';
+    socket.end(`HTTP/1.1 201 Made\r\nX-Accel-Buffering: no\r\nX-Modifier: ${data[0] ?? -1}\r\nX-Client: ${peer}\r\n\r\nuri=${vars.get('REQUEST_URI') ?? ''}`);
   });
 }
 
@@ -288,7 +290,7 @@ describe('uwsgi_pass: the uwsgi packet, plain and suwsgi://', () => {
 
   before(async () => {
     plain = createServer(uwsgiAnswer);
-    secure = createTlsServer({ cert: readFileSync(`${TLS}a-rsa.fullchain.crt`), key: readFileSync(`${TLS}a-rsa.key`) }, uwsgiAnswer);
+    secure = createTlsServer({ cert: readFileSync(`${TLS}a-rsa.fullchain.crt`), key: readFileSync(`${TLS}a-rsa.key`), requestCert: true, rejectUnauthorized: false }, uwsgiAnswer);
     await new Promise<void>((resolve) => plain.listen(0, '127.0.0.1', resolve));
     await new Promise<void>((resolve) => secure.listen(0, '127.0.0.1', resolve));
     const portOf = (server: Server | TlsServer): number => {
@@ -299,6 +301,7 @@ describe('uwsgi_pass: the uwsgi packet, plain and suwsgi://', () => {
       `http { server { listen 127.0.0.1:8080;
         location /plain { uwsgi_param REQUEST_URI $request_uri; uwsgi_modifier1 5; uwsgi_pass uwsgi://127.0.0.1:${portOf(plain)}; }
         location /secure { uwsgi_param REQUEST_URI $request_uri; uwsgi_ssl_verify on; uwsgi_ssl_trusted_certificate ${TLS}ca.crt; uwsgi_ssl_name a.test; uwsgi_pass suwsgi://127.0.0.1:${portOf(secure)}; }
+        location /client { uwsgi_ssl_certificate ${TLS}$arg_c-rsa.crt; uwsgi_ssl_certificate_key ${TLS}$arg_c-rsa.key; uwsgi_pass suwsgi://127.0.0.1:${portOf(secure)}; }
         location /wrong-name { uwsgi_ssl_verify on; uwsgi_ssl_trusted_certificate ${TLS}ca.crt; uwsgi_ssl_name other.test; uwsgi_pass suwsgi://127.0.0.1:${portOf(secure)}; }
       } }`,
       '/tmp/',
@@ -324,5 +327,13 @@ describe('uwsgi_pass: the uwsgi packet, plain and suwsgi://', () => {
     assert.equal(answer.status, 201);
     assert.equal(answer.body, 'uri=/secure');
     assert.equal((await get(served.port, '/wrong-name')).status, 502);
+  });
+
+  it('presents the client certificate uwsgi_ssl_certificate names with variables, per request', async () => {
+    assert.equal((await get(served.port, '/secure')).headers['x-client'], 'none');
+    assert.equal((await get(served.port, '/client?c=a')).headers['x-client'], 'a.test');
+    assert.equal((await get(served.port, '/client?c=b')).headers['x-client'], 'b.test');
+    // A name no file has: ngx_http_upstream_ssl_init_connection() finalizes with 500.
+    assert.equal((await get(served.port, '/client?c=none')).status, 500);
   });
 });

@@ -42,6 +42,11 @@ export interface H1ConnectionOptions {
   readonly serverHeader?: string;
   /** The page sent with a status the connection answers by itself (400, 414...). */
   readonly errorPage?: (status: number) => string;
+  /**
+   * The header lines (`Name: value`, no CRLF) added to such a page: the default server's
+   * `add_header ... always` (ngx_http_finalize_request() answers with its configuration).
+   */
+  readonly refusedHeaders?: (status: number) => string[];
 }
 
 /** Receives each request; must eventually end the exchange (or the connection is closed). */
@@ -93,6 +98,7 @@ export class H1ServerConnection implements ProtocolConnection {
   #lingerStarted = 0;
   readonly serverHeader: string;
   readonly #errorPage: (status: number) => string;
+  readonly #refusedHeaders: ((status: number) => string[]) | undefined;
   #phase = Phase.Head;
   /** The keep-alive timeout of the location that answered last (nginx times keep-alive per location). */
   #idleTimeoutMs: number;
@@ -128,6 +134,7 @@ export class H1ServerConnection implements ProtocolConnection {
     this.#resetTimedout = options.resetTimedout ?? false;
     this.serverHeader = options.serverHeader ?? 'hitless';
     this.#errorPage = options.errorPage ?? errorPage;
+    this.#refusedHeaders = options.refusedHeaders;
     this.#idleTimeoutMs = this.keepaliveTimeoutMs;
     socket.setNoDelay(true);
     socket.on('data', (chunk: Buffer) => this.#onData(chunk));
@@ -273,8 +280,9 @@ export class H1ServerConnection implements ProtocolConnection {
   #refuse(err: HttpParseError): void {
     this.#onError?.(this, err, undefined);
     const body = this.#errorPage(err.status);
+    const extra = (this.#refusedHeaders?.(err.status) ?? []).map((line) => `${line}\r\n`).join('');
     this.socket.write(
-      `${statusLine(wireStatus(err.status))}${this.serverHeader ? `Server: ${this.serverHeader}\r\n` : ''}Date: ${httpDate()}\r\nContent-Type: text/html\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`,
+      `${statusLine(wireStatus(err.status))}${this.serverHeader ? `Server: ${this.serverHeader}\r\n` : ''}Date: ${httpDate()}\r\nContent-Type: text/html\r\nContent-Length: ${body.length}\r\nConnection: close\r\n${extra}\r\n${body}`,
     );
     this.#buf = undefined;
     // ngx_http_process_request_headers() sets r->lingering_close for a refused head: the client may still be sending.
