@@ -117,7 +117,7 @@ http {
     assert.deepEqual(await upstreamOf(port, '/service'), { status: 200, ip: `127.0.0.1:${backend?.port}` });
   });
 
-  it('refuses resolve without a zone or without a resolver, in nginx\'s words', async () => {
+  it('refuses resolve without a zone or without a resolver, in nginx\'s words, and warns that health_check skips resolved peers', async () => {
     const check = async (text: string): Promise<string> => {
       prefix.writeConf(text);
       const result = await runHitlessCommand(['-t', '-p', prefix.dir, '-c', 'conf/hitless.conf']);
@@ -129,6 +129,8 @@ http {
     assert.match(noResolver, /\[emerg\] no resolver defined to resolve names at run time in upstream "u" in .*:3/);
     const port = await check('events {}\nhttp {\n resolver 127.0.0.1;\n upstream u {\n  zone u 64k;\n  server example.net:80 resolve service=http;\n }\n}\n');
     assert.match(port, /\[emerg\] service upstream "example.net:80" may not have port/);
+    const checked = await check('events {}\nhttp {\n resolver 127.0.0.1;\n upstream u {\n  zone u 64k;\n  server example.net:80 resolve;\n }\n server { listen 127.0.0.1:1; location / { proxy_pass http://u; health_check; } }\n}\n');
+    assert.match(checked, /\[warn\] health_check does not check the peers of "example.net:80" resolved at run time in upstream "u"/);
     prefix.writeConf(conf);
   });
 });

@@ -255,7 +255,8 @@ function upstreamsOf(block: ConfBlockView): Map<string, ConfBlockView> {
 
 function groupCheck(kind: GroupCheck['kind'], group: string, servers: readonly UpstreamServer[], setting: HealthCheckSetting, match: MatchRule | undefined, block: ConfBlockView): GroupCheck {
   // A `down` server is not checked: it gets no requests whatever its health.
-  const peers = servers.filter((server) => !server.down).flatMap((server) => resolveServerAddress(server.address).map((address) => ({ name: peerName(address), address })));
+  // A name resolved at run time is the workers' (health-check-module.ts warns at -t).
+  const peers = servers.filter((server) => !server.down && !server.resolve).flatMap((server) => resolveServerAddress(server.address).map((address) => ({ name: peerName(address), address })));
   const connectTimeoutMs = block.get('proxy_connect_timeout');
   const readTimeoutMs = kind === 'http' ? block.get('proxy_read_timeout') : 0;
   const key = kind === 'http' ? group : streamHealthKey(group);

@@ -8,7 +8,7 @@
 import { ConfigError } from '../../core/errors.js';
 import { parseNumber, parseTime } from '../../core/parse.js';
 import type { ConfNode } from '../../conf/parser.js';
-import { defineDirective, failAt, type ConfBlockView, type ConfModule, type DirectiveContext } from '../../conf/registry.js';
+import { defineDirective, failAt, type CheckContext, type ConfBlockView, type ConfModule, type DirectiveContext } from '../../conf/registry.js';
 import { blocksOf } from '../../conf/values.js';
 
 /** One `health_check` directive. */
@@ -213,6 +213,17 @@ export function checkedGroupOf(location: ConfBlockView, http: ConfBlockView): st
   return target.host;
 }
 
+/**
+ * The active checks run in the master, which does not resolve `server ... resolve` names (each
+ * worker does, upstream/resolve.ts): their peers are not checked, which -t says.
+ */
+function warnResolved(group: string, parent: ConfBlockView, ctx: CheckContext): void {
+  const block = parent.blocks.find((child) => child.name === 'upstream' && child.args[0] === group);
+  for (const server of block?.get('server') ?? []) {
+    if (server.resolve) ctx.warn(`health_check does not check the peers of "${server.address}" resolved at run time in upstream "${group}" in ${server.file}:${server.line} (the checks run in the master, the names are resolved by each worker)`);
+  }
+}
+
 /** `health_check` and `match`. */
 export const upstreamHealthCheckModule: ConfModule = {
   // NGINX Plus's name for the module; it is not one of nginx's, so `-V` does not list it.
@@ -256,17 +267,17 @@ export const upstreamHealthCheckModule: ConfModule = {
       parse: parseMatch,
     }),
   ],
-  check(main) {
+  check(main, ctx) {
     const stream = main.blocks.find((block) => block.name === 'stream');
     for (const server of stream?.blocks ?? []) {
-      if (server.name === 'server' && server.isSet('health_check')) checkedGroupOf(server, stream as ConfBlockView);
+      if (server.name === 'server' && server.isSet('health_check')) warnResolved(checkedGroupOf(server, stream as ConfBlockView), stream as ConfBlockView, ctx);
     }
     const http = main.blocks.find((block) => block.name === 'http');
     if (http === undefined) return;
     const matches = http.get('match');
     for (const block of blocksOf(http)) {
       if (block.name !== 'location' || !block.isSet('health_check')) continue;
-      checkedGroupOf(block, http);
+      warnResolved(checkedGroupOf(block, http), http, ctx);
       const setting = block.get('health_check') as HealthCheckSetting;
       if (setting.match !== undefined && !matches.has(setting.match)) throw new ConfigError(`match "${setting.match}" not found`, setting);
     }
