@@ -37,7 +37,7 @@ export class TestDnsServer {
   /** Queries received, as `name TYPE`. */
   readonly queries: string[] = [];
   ttl = 1;
-  readonly #udp: Socket = createSocket('udp4');
+  #udp: Socket = createSocket('udp4');
   readonly #tcp: Server = createServer((socket) => {
     let received = Buffer.alloc(0);
     socket.on('error', () => undefined);
@@ -51,16 +51,32 @@ export class TestDnsServer {
     });
   });
 
-  /** Listens on 127.0.0.1, UDP and TCP on the same port; returns it. */
+  /**
+   * Listens on 127.0.0.1, UDP and TCP on the same port; returns it. A UDP port whose TCP twin is
+   * taken (by another test running at the same time) is given up for another, 20 times at most.
+   */
   async start(): Promise<number> {
-    await new Promise<void>((resolve) => this.#udp.bind(0, '127.0.0.1', resolve));
-    const port = this.#udp.address().port;
-    await new Promise<void>((resolve, reject) => {
-      this.#tcp.once('error', reject);
-      this.#tcp.listen(port, '127.0.0.1', resolve);
-    });
-    this.#udp.on('message', (message, from) => this.#udp.send(this.#reply(message, false), from.port, from.address));
-    return port;
+    for (let tries = 1; ; tries++) {
+      await new Promise<void>((resolve) => this.#udp.bind(0, '127.0.0.1', resolve));
+      const port = this.#udp.address().port;
+      try {
+        await new Promise<void>((resolve, reject) => {
+          this.#tcp.once('error', reject);
+          this.#tcp.listen(port, '127.0.0.1', () => {
+            this.#tcp.off('error', reject);
+            resolve();
+          });
+        });
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE' || tries >= 20) throw err;
+        await new Promise<void>((resolve) => this.#udp.close(() => resolve()));
+        this.#udp = createSocket('udp4');
+        continue;
+      }
+      const udp = this.#udp;
+      udp.on('message', (message, from) => udp.send(this.#reply(message, false), from.port, from.address));
+      return port;
+    }
   }
 
   #reply(query: Buffer, tcp: boolean): Buffer {
