@@ -323,6 +323,9 @@ function http09Head(buf: Buffer, offset: number, limits: HeadLimits): RequestHea
   if (!((first >= 0x41 && first <= 0x5a) || first === 0x5f || first === 0x2d)) throw new HttpParseError(400, 'client sent invalid method');
   const lf = buf.indexOf(LF, pos);
   if (lf === -1 || lf - pos > limits.maxLineBytes) return undefined;
+  // Every HTTP/1.x request line names its version: a native search keeps them off the decode below.
+  const version = buf.indexOf(' HTTP/', pos, 'latin1');
+  if (version !== -1 && version < lf) return undefined;
   const line = buf.toString('latin1', pos, lf > pos && buf[lf - 1] === CR ? lf - 1 : lf);
   const match = HTTP09_LINE.exec(line);
   if (match === null) return undefined;
