@@ -308,6 +308,19 @@ function previousNotes(path) {
   return notes;
 }
 
+/**
+ * The hand-written sections of an earlier report (every `## ` section between the generated totals and
+ * the generated file table: the history of each session's work), so that regenerating keeps them.
+ */
+function previousSections(path) {
+  const lines = readText(path).split('\n');
+  const totals = lines.indexOf('## Totals');
+  const files = lines.indexOf('## Files');
+  if (totals < 0 || files < totals) return [];
+  const first = lines.findIndex((line, i) => i > totals && i < files && line.startsWith('## '));
+  return first < 0 ? [] : lines.slice(first, files);
+}
+
 function git(args, cwd) {
   return new Promise((done) => {
     const child = spawn('git', args, { cwd, stdio: ['ignore', 'pipe', 'ignore'] });
@@ -323,6 +336,7 @@ async function report(options, results, context) {
   const sum = (key) => results.reduce((n, r) => n + r[key], 0);
   const lacking = results.filter((r) => r.status === 'skipped' && /^no \S+ available$/.test(r.why)).length;
   const notes = options.out ? previousNotes(options.out) : new Map();
+  const sections = options.out ? previousSections(options.out) : [];
   const out = [];
   out.push('# Conformance: nginx\'s own test suite');
   out.push('');
@@ -368,6 +382,7 @@ async function report(options, results, context) {
     out.push(`| ${area} | ${of.length} | ${of.filter((r) => r.status === 'pass').length} | ${of.filter((r) => r.status === 'fail').length} | ${of.filter((r) => r.status === 'skipped').length} |`);
   }
   out.push('');
+  out.push(...sections);
   out.push('## Files');
   out.push('');
   out.push('"why": the first failing subtest and the first line that explains it (hitless\'s [emerg]/[alert]/[crit], the harness dying,');
