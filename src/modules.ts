@@ -33,7 +33,7 @@ import { httpV2Module } from './http/v2-module.js';
 import { httpSslModule } from './http/ssl-module.js';
 import { streamCoreModule } from './stream/core-module.js';
 import { upstreamEwmaModule } from './upstream/balancers/ewma.js';
-import { streamLimitConnModule, streamLogModule, streamMapModule, streamRealIpModule, streamReturnModule, streamSslPrereadModule, streamUpstreamModules } from './stream/modules.js';
+import { streamAccessModule, streamGeoModule, streamLimitConnModule, streamLogModule, streamMapModule, streamRealIpModule, streamReturnModule, streamSetModule, streamSplitClientsModule, streamSslPrereadModule, streamUpstreamModules } from './stream/modules.js';
 import { streamProxyModule } from './stream/proxy-module.js';
 import { streamSslModule } from './stream/ssl-module.js';
 import { httpUpstreamHashModule } from './http/upstream-hash-module.js';
@@ -97,8 +97,12 @@ export const builtinModules: readonly ConfModule[] = [
   streamSslPrereadModule,
   streamRealIpModule,
   streamLimitConnModule,
+  streamAccessModule,
   streamLogModule,
   streamMapModule,
+  streamGeoModule,
+  streamSplitClientsModule,
+  streamSetModule,
   streamReturnModule,
   streamProxyModule,
   ...streamUpstreamModules,

@@ -72,8 +72,8 @@ function inetAddr(text: string): number | undefined {
   return value === 0xffffffff ? undefined : value;
 }
 
-/** `ngx_http_geo()`: one line of a geo block. */
-function addLine(geo: GeoBuilder, node: ConfNode, ctx: DirectiveContext): void {
+/** `ngx_http_geo()`: one line of a geo block; `http` false for `ngx_stream_geo()`, which has no `proxy` and `proxy_recursive`. */
+function addLine(geo: GeoBuilder, node: ConfNode, ctx: DirectiveContext, http: boolean): void {
   if (node.kind === 'error') throw node.error;
   if (node.block !== undefined) failAt(node, 'unexpected "{"');
   const at = { file: node.file, line: node.line };
@@ -84,7 +84,7 @@ function addLine(geo: GeoBuilder, node: ConfNode, ctx: DirectiveContext): void {
       geo.ranges = true;
       return;
     }
-    if (node.name === 'proxy_recursive') {
+    if (http && node.name === 'proxy_recursive') {
       geo.proxyRecursive = true;
       return;
     }
@@ -96,10 +96,10 @@ function addLine(geo: GeoBuilder, node: ConfNode, ctx: DirectiveContext): void {
   if (words.length !== 2) failAt(node, 'invalid number of the geo parameters');
   const [key = '', value = ''] = words;
   if (key === 'include') {
-    for (const file of node.included ?? []) for (const inner of file.nodes) addLine(geo, inner, ctx);
+    for (const file of node.included ?? []) for (const inner of file.nodes) addLine(geo, inner, ctx, http);
     return;
   }
-  if (key === 'proxy') {
+  if (http && key === 'proxy') {
     const block = networkOf(value, node, ctx);
     geo.proxies.push(block);
     return;
@@ -153,6 +153,16 @@ function addRange(geo: GeoBuilder, node: ConfNode & { kind: 'directive' }, key: 
 
 /** `ngx_http_geo_block()`. */
 export function parseGeo(args: readonly string[], nodes: readonly ConfNode[], ctx: DirectiveContext, previous: readonly GeoBlock[] | undefined): readonly GeoBlock[] {
+  return parseGeoBlock(args, nodes, ctx, previous, { http: true, isFixed: isFixedHttpVariable });
+}
+
+/** `ngx_stream_geo_block()`: http's geo without `proxy` and `proxy_recursive`. */
+export function streamGeoParser(isFixed: (name: string) => boolean) {
+  return (args: readonly string[], nodes: readonly ConfNode[], ctx: DirectiveContext, previous: readonly GeoBlock[] | undefined): readonly GeoBlock[] =>
+    parseGeoBlock(args, nodes, ctx, previous, { http: false, isFixed });
+}
+
+function parseGeoBlock(args: readonly string[], nodes: readonly ConfNode[], ctx: DirectiveContext, previous: readonly GeoBlock[] | undefined, of: { readonly http: boolean; readonly isFixed: (name: string) => boolean }): readonly GeoBlock[] {
   const name = args[args.length - 1] ?? '';
   let source: Template | undefined;
   if (args.length === 2) {
@@ -162,9 +172,9 @@ export function parseGeo(args: readonly string[], nodes: readonly ConfNode[], ct
   }
   if (!name.startsWith('$')) ctx.fail(`invalid variable name "${name}"`);
   const variable = name.slice(1).toLowerCase();
-  if (isFixedHttpVariable(variable)) ctx.fail(`the duplicate "${variable}" variable`);
+  if (of.isFixed(variable)) ctx.fail(`the duplicate "${variable}" variable`);
   const geo: GeoBuilder = { ranges: false, cidrStarted: false, volatile: false, proxyRecursive: false, proxies: [], v4: new CidrTable(), v6: new CidrTable(), rangeTable: new RangeTable(), rangeDefault: undefined };
-  for (const node of nodes) addLine(geo, node, ctx);
+  for (const node of nodes) addLine(geo, node, ctx, of.http);
   let table: GeoBlock['table'];
   if (geo.ranges) table = { kind: 'ranges', ranges: geo.rangeTable, defaultValue: geo.rangeDefault ?? '' };
   else {
@@ -192,18 +202,26 @@ export function geoValue(block: GeoBlock, address: string | undefined): string {
   return table.ranges.find(number) ?? table.defaultValue;
 }
 
-/** Defines every `geo` variable in a generation's table. */
-export function defineGeoVariables(table: VariableTable<HttpRequest>, blocks: readonly GeoBlock[]): void {
+/** What a geo variable reads of a request or a stream session. */
+export interface GeoContext {
+  readonly remoteAddress: string;
+  variableCache?: Map<object, unknown> | undefined;
+  /** A request's X-Forwarded-For (for `proxy`); a stream session has none. */
+  header?(name: 'x-forwarded-for'): string | undefined;
+}
+
+/** Defines every `geo` variable in a generation's table (http's or stream's). */
+export function defineGeoVariables<C extends GeoContext = HttpRequest>(table: VariableTable<C>, blocks: readonly GeoBlock[]): void {
   for (const block of blocks) {
-    let source: CompiledTemplate<HttpRequest> | undefined;
-    const evaluate = (request: HttpRequest): string => {
+    let source: CompiledTemplate<C> | undefined;
+    const evaluate = (request: C): string => {
       let address: string | undefined = request.remoteAddress;
       if (block.source !== undefined) {
         source ??= compileTemplate(block.source, table, { literal: toByteString });
         // ngx_parse_addr(): an address without a port; a variable not found is no address.
         address = source(request);
       }
-      const forwarded = request.header('x-forwarded-for');
+      const forwarded = request.header?.('x-forwarded-for');
       if (address !== undefined && forwarded !== undefined && block.proxies.length > 0) address = forwardedAddress(address, forwarded, block.proxies, block.proxyRecursive)?.address ?? address;
       return toByteString(geoValue(block, address));
     };

@@ -132,10 +132,10 @@ export function splitValue(block: SplitClientsBlock, key: Uint8Array): string {
   return '';
 }
 
-/** Defines every `split_clients` variable in a generation's table; not cached, as nginx's part values are not. */
-export function defineSplitClientsVariables(table: VariableTable<HttpRequest>, blocks: readonly SplitClientsBlock[]): void {
+/** Defines every `split_clients` variable in a generation's table (http's or stream's); not cached, as nginx's part values are not. */
+export function defineSplitClientsVariables<C = HttpRequest>(table: VariableTable<C>, blocks: readonly SplitClientsBlock[]): void {
   for (const block of blocks) {
-    let source: CompiledTemplate<HttpRequest> | undefined;
+    let source: CompiledTemplate<C> | undefined;
     // Request strings are byte strings (latin1); the values, config text, become byte strings once.
     const bytes: SplitClientsBlock = { ...block, parts: block.parts.map((part) => ({ bound: part.bound, value: toByteString(part.value) })) };
     table.define(block.variable, (request) => {

@@ -9,6 +9,7 @@ import { channels } from '../core/diagnostics.js';
 import type { ErrorLog } from '../core/log.js';
 import { logRequest } from '../http/access-log.js';
 import { isTrusted } from '../http/realip.js';
+import { accessDenied, runSets } from './phases.js';
 import { validateHost } from '../http/uri.js';
 import { handshakeVerifyOf, tlsInfoOf } from '../tls/sni.js';
 import { clientVerdict } from '../tls/client-verify.js';
@@ -72,8 +73,11 @@ export class StreamConnection {
       this.session.remoteAddress = header.sourceAddress;
       this.session.remotePort = String(header.sourcePort);
     }
+    // The preaccess phase: ngx_stream_set_module's handler runs before limit_conn's (phase handlers run last-registered first).
+    runSets(server, this.session);
     if (server.limitConn.length > 0 && !(await this.#limits.acquire(server, this.session, this.#log, this.#logContext))) return this.#finish(503);
     if (this.#done) return;
+    if (accessDenied(server, this.session, this.#log, this.#logContext)) return this.#finish(403);
     if (this.#route.tls !== undefined && !(await this.#handshake())) return this.#finish(500);
     if (this.#server.sslPreread && !(await this.#preread())) return this.#finish(400);
     if (this.#done) return;

@@ -15,6 +15,9 @@ import { AccessLogs, type AccessLogger } from '../http/access-log.js';
 import { resolveHostSync } from '../core/hosts.js';
 import { groupListens, type ListenSpec } from '../http/listen.js';
 import { defineMapVariables } from '../http/map-module.js';
+import { compileAccessRules, type AccessRule } from '../http/access-module.js';
+import { defineGeoVariables } from '../http/geo-module.js';
+import { defineSplitClientsVariables } from '../http/split-clients-module.js';
 import type { ProxyPassTarget } from '../http/proxy-module.js';
 import { upstreamTlsSettings } from '../http/proxy-module.js';
 import { compileBind } from '../http/proxy-directives.js';
@@ -29,7 +32,7 @@ import type { StreamProxySettings } from './proxy.js';
 import { compileRate, type RateOf } from './rate-limit.js';
 import type { SizeValue } from '../http/limit-rate.js';
 import type { StreamSession } from './session.js';
-import { createStreamVariables, streamCaptureNames } from './variables.js';
+import { createStreamVariables, streamCaptureNames, streamSetVariablesOf } from './variables.js';
 import { streamTlsOf, type StreamTls } from './ssl-module.js';
 import { primaryServerName, VirtualHosts } from '../http/server-names.js';
 
@@ -57,6 +60,10 @@ export interface CompiledStreamServer {
   readonly limitConn: readonly StreamLimitConnRule[];
   readonly limitConnLogLevel: LogLevel;
   readonly limitConnDryRun: boolean;
+  /** The server's `set` lines, in order (the preaccess phase). */
+  readonly sets: readonly { readonly name: string; readonly value: CompiledTemplate<StreamSession> }[];
+  /** `allow` and `deny` (the access phase); empty when no level has any. */
+  readonly access: readonly AccessRule[];
   /** `$server_name`. */
   readonly serverName: string;
   readonly loggers: readonly AccessLogger<StreamSession>[];
@@ -130,6 +137,13 @@ export class StreamGeneration {
       return;
     }
     defineMapVariables(this.#table, stream.get('map'));
+    defineGeoVariables(this.#table, stream.get('geo'));
+    defineSplitClientsVariables(this.#table, stream.get('split_clients'));
+    // ngx_stream_set_module: the value this session's server set, else the variable's own (a map's), else empty.
+    for (const name of streamSetVariablesOf(stream)) {
+      const own = this.#table.resolve(name);
+      this.#table.define(name, (session) => session.variables?.get(name) ?? (own === undefined ? '' : own(session)));
+    }
     // nginx opens every access_log file as it reads the configuration, the stream block's too
     // when each server names its own (ngx_stream_log_set_log()).
     if (stream.isSet('access_log')) this.logs.compile(stream.get('access_log'), stream.get('open_log_file_cache'));
@@ -214,6 +228,8 @@ export class StreamGeneration {
       zones: this.#state.zones,
       limitConnLogLevel: block.get('limit_conn_log_level'),
       limitConnDryRun: block.get('limit_conn_dry_run'),
+      sets: block.isSet('set') ? block.get('set').map((rule) => ({ name: rule.name, value: compileTemplate(rule.value, this.#table, { literal: toByteString }) })) : [],
+      access: compileAccessRules(block),
       serverName: primaryServerName(block.get('server_name')),
       loggers: this.logs.compile(block.get('access_log'), block.get('open_log_file_cache')),
       errorLog: this.errorLogs.of(ownErrorLog(block)),

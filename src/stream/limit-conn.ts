@@ -37,7 +37,7 @@ export class SessionConnLimits {
     }
     if (answer.rc === 'rejected') {
       const zone = (checks[answer.index] as LimitConnCheck).zone;
-      log.write(server.limitConnLogLevel, `limiting connections${server.limitConnDryRun ? ', dry run,' : ''} by zone "${zone}", ${logContext}`, session.id);
+      log.write(server.limitConnLogLevel, `limiting connections${server.limitConnDryRun ? ', dry run,' : ''} by zone "${zone}" while initializing session, ${logContext}`, session.id);
     }
     session.limitConnStatus = server.limitConnDryRun ? 'REJECTED_DRY_RUN' : 'REJECTED';
     return server.limitConnDryRun;

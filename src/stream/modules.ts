@@ -1,13 +1,17 @@
 /**
- * The smaller stream modules, each nginx's namesake: `map`, `log_format`/`access_log`,
- * `limit_conn`, `set_real_ip_from`, `ssl_preread`, `return`, and the balancing methods of
- * stream `upstream` groups. Where a directive is http's too, the http module's spec is registered
+ * The smaller stream modules, each nginx's namesake: `map`, `geo`, `split_clients`, `set`,
+ * `log_format`/`access_log`, `limit_conn`, `allow`/`deny`, `set_real_ip_from`, `ssl_preread`,
+ * `return`, and the balancing methods of stream `upstream` groups. Where a directive is http's too, the http module's spec is registered
  * again for the stream contexts (reuse.ts), so parsing and messages are shared.
  */
 import { ConfigError } from '../core/errors.js';
 import type { Template } from '../core/variables.js';
-import { defineDirective, type ConfBlockView, type ConfModule } from '../conf/registry.js';
+import { defineDirective, type ConfBlockView, type ConfModule, type DirectiveContext } from '../conf/registry.js';
+import { httpAccessModule } from '../http/access-module.js';
+import { httpGeoModule, streamGeoParser } from '../http/geo-module.js';
 import { httpLimitConnModule } from '../http/limit-conn-module.js';
+import { httpRewriteModule } from '../http/rewrite-module.js';
+import { httpSplitClientsModule } from '../http/split-clients-module.js';
 import { checkZoneUse } from '../http/limit-req-module.js';
 import { findLogFormat, httpLogModule, parseAccessLog } from '../http/log-module.js';
 import { httpMapModule, mapParser } from '../http/map-module.js';
@@ -48,6 +52,68 @@ export const streamMapModule: ConfModule = {
     }
     checkStreamVariables(stream, templates);
   },
+};
+
+/** `ngx_stream_geo_module`: http's geo by the client address (after realip) or a value, without `proxy`. */
+export const streamGeoModule: ConfModule = {
+  name: 'ngx_stream_geo_module',
+  directives: [
+    reuseDirective(httpGeoModule, 'geo', ['stream'], {
+      summary: 'Defines $variable by the client address (after realip) or $address: CIDR networks, IPv4 and IPv6, longest prefix first, or IPv4 a-b ranges after "ranges"; default, delete, include, volatile. Binary range bases (file.bin) are not read.',
+      parse: streamGeoParser(isBuiltinStreamVariable),
+    }),
+  ],
+  check(main) {
+    const stream = streamOf(main);
+    if (stream === undefined) return;
+    checkStreamVariables(stream, stream.get('geo').flatMap((block) => (block.source === undefined ? [] : [block.source])));
+  },
+};
+
+/** `ngx_stream_split_clients_module`. */
+export const streamSplitClientsModule: ConfModule = {
+  name: 'ngx_stream_split_clients_module',
+  directives: [reuseDirective(httpSplitClientsModule, 'split_clients', ['stream'])],
+  check(main) {
+    const stream = streamOf(main);
+    if (stream === undefined) return;
+    checkStreamVariables(stream, stream.get('split_clients').map((block) => block.source));
+  },
+};
+
+/**
+ * `ngx_stream_set_module`: `set $variable value;` in a server, evaluated in order in the preaccess
+ * phase (before limit_conn); a map's variable may be set over, a built-in one may not.
+ */
+export const streamSetModule: ConfModule = {
+  name: 'ngx_stream_set_module',
+  directives: [
+    reuseDirective(httpRewriteModule, 'set', ['stream_server'], {
+      summary: 'Sets the variable (declared for the whole stream block) to the value when a session enters the preaccess phase, in the order written; a server that does not set it reads it empty.',
+      parse: (args: readonly string[], ctx: DirectiveContext, previous: readonly { readonly order: number; readonly name: string; readonly value: Template }[] | undefined) => {
+        const [variable = '', value = ''] = args;
+        if (!variable.startsWith('$')) ctx.fail(`invalid variable name "${variable}"`);
+        const name = variable.slice(1).toLowerCase();
+        // ngx_stream_add_variable(): stream's built-in variables are not changeable.
+        if (isBuiltinStreamVariable(name)) ctx.fail(`the duplicate "${name}" variable`);
+        return [...(previous ?? []), { order: ctx.order, name, value: parseValue(value, ctx) }];
+      },
+    }),
+  ],
+  check(main) {
+    const stream = streamOf(main);
+    if (stream === undefined) return;
+    checkStreamVariables(stream, servers(stream).flatMap((block) => (block.isSet('set') ? block.get('set').map((rule) => rule.value) : [])));
+  },
+};
+
+/** `ngx_stream_access_module`: http's `allow` and `deny`, in the access phase (after limit_conn, before the TLS handshake); a denied session ends with 403. */
+export const streamAccessModule: ConfModule = {
+  name: 'ngx_stream_access_module',
+  directives: [
+    reuseDirective(httpAccessModule, 'allow', STREAM_SERVER_CONTEXTS, { summary: 'Allows the client address (after realip), block, unix-socket clients or everyone; the first allow or deny that matches decides.' }),
+    reuseDirective(httpAccessModule, 'deny', STREAM_SERVER_CONTEXTS, { summary: 'Denies (status 403, "access forbidden by rule") the client address (after realip), block, unix-socket clients or everyone.' }),
+  ],
 };
 
 /** `ngx_stream_log_module`: a format is required, and nothing is logged unless access_log says so. */

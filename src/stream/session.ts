@@ -72,6 +72,8 @@ export class StreamSession {
   limitConnStatus: string | undefined;
   /** Set when the session ended, in ms (performance.now()). */
   endedAt: number | undefined;
+  /** The values `set` gave this session's variables. */
+  variables: Map<string, string> | undefined;
   /** Map values computed for this session, and the captures of the last regex map match. */
   variableCache: Map<object, unknown> | undefined;
   captures: RegExpExecArray | undefined;

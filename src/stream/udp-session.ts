@@ -22,6 +22,7 @@ import type { CompiledStreamServer, StreamRoute } from './generation.js';
 import { validateHost } from '../http/uri.js';
 import { SessionConnLimits } from './limit-conn.js';
 import { clientText, StreamSession, type StreamStatus, type UpstreamTry } from './session.js';
+import { accessDenied, runSets } from './phases.js';
 import { ClientHelloReader } from './ssl-preread.js';
 import { localAddressFor } from './proxy.js';
 import { DatagramPacer, startSecond } from './rate-limit.js';
@@ -120,8 +121,11 @@ export class UdpSession {
 
   async #run(first: Buffer): Promise<void> {
     const server = this.#server;
+    // The preaccess phase (set, then limit_conn), then the access phase.
+    runSets(server, this.session);
     if (server.limitConn.length > 0 && !(await this.#limits.acquire(server, this.session, this.#log, this.#logContext))) return this.#finish(503);
     if (this.#done) return;
+    if (accessDenied(server, this.session, this.#log, this.#logContext)) return this.#finish(403);
     if (server.sslPreread) {
       // The preread phase of a datagram session reads its first datagram, nothing more.
       const reader = new ClientHelloReader();

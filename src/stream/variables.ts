@@ -100,6 +100,13 @@ export function streamCaptureNames(stream: ConfBlockView): Set<string> {
   return names;
 }
 
+/** The variables the servers' `set` lines declare (for every server: one that does not set it reads it empty). */
+export function streamSetVariablesOf(stream: ConfBlockView): Set<string> {
+  const names = new Set<string>();
+  for (const server of stream.blocks) if (server.name === 'server' && server.isSet('set')) for (const rule of server.get('set')) names.add(rule.name);
+  return names;
+}
+
 const knownTables = new WeakMap<ConfBlockView, VariableTable<StreamSession>>();
 
 /** Refuses a value that uses a variable nothing defines in stream: `unknown "x" variable`, as nginx does at init. */
@@ -108,6 +115,9 @@ export function checkStreamVariables(stream: ConfBlockView, templates: Iterable<
   if (table === undefined) {
     table = createStreamVariables(streamCaptureNames(stream));
     for (const map of stream.get('map')) table.define(map.variable, () => undefined);
+    for (const geo of stream.get('geo')) table.define(geo.variable, () => undefined);
+    for (const split of stream.get('split_clients')) table.define(split.variable, () => undefined);
+    for (const name of streamSetVariablesOf(stream)) table.define(name, () => undefined);
     knownTables.set(stream, table);
   }
   for (const template of templates) {
