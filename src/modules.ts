@@ -35,6 +35,7 @@ import { streamCoreModule } from './stream/core-module.js';
 import { upstreamEwmaModule } from './upstream/balancers/ewma.js';
 import { streamAccessModule, streamGeoModule, streamLimitConnModule, streamLogModule, streamMapModule, streamRealIpModule, streamReturnModule, streamSetModule, streamSplitClientsModule, streamSslPrereadModule, streamUpstreamModules } from './stream/modules.js';
 import { streamProxyModule } from './stream/proxy-module.js';
+import { streamPassModule } from './stream/pass.js';
 import { streamSslModule } from './stream/ssl-module.js';
 import { httpUpstreamHashModule } from './http/upstream-hash-module.js';
 import { upstreamIpHashModule } from './upstream/balancers/ip-hash.js';
@@ -105,6 +106,7 @@ export const builtinModules: readonly ConfModule[] = [
   streamSetModule,
   streamReturnModule,
   streamProxyModule,
+  streamPassModule,
   ...streamUpstreamModules,
 ];
 

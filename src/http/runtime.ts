@@ -104,6 +104,11 @@ export class HttpRuntime {
     this.#listening.push(this.#budget.take() ?? { release: () => undefined });
   }
 
+  /** True when this generation's http block listens on `key`. */
+  serves(key: string): boolean {
+    return this.#generation.sockets.has(key);
+  }
+
   #accept(key: string, socket: Socket): void {
     const hosts = this.#generation.routesFor(key, socket.localAddress);
     if (this.#closed || hosts === undefined) {
@@ -116,11 +121,30 @@ export class HttpRuntime {
       socket.destroy();
       return;
     }
-    this.#slots.set(socket, slot);
     // stub_status: accepted, handled and active; waiting until a request's first bytes arrive.
     const stat = connectionStats.open('waiting');
     socket.once('close', () => stat.close());
     socket.once('close', () => slot.release());
+    this.#begin(socket, hosts, slot, stat);
+  }
+
+  /**
+   * A connection a stream `pass` handed to socket `key`, as if accepted there (ngx_stream_pass_handler()
+   * calls the listening socket's handler), with the worker_connections slot and the stub_status
+   * entry it already holds.
+   */
+  acceptPassed(key: string, socket: Socket, passed: { readonly slot: ConnectionSlot; readonly stat: ConnectionStat }): void {
+    const hosts = this.#generation.routesFor(key, socket.localAddress);
+    if (this.#closed || hosts === undefined) {
+      socket.destroy();
+      return;
+    }
+    passed.stat.set('waiting');
+    this.#begin(socket, hosts, passed.slot, passed.stat);
+  }
+
+  #begin(socket: Socket, hosts: VirtualHosts<CompiledServer>, slot: ConnectionSlot, stat: ConnectionStat): void {
+    this.#slots.set(socket, slot);
     if (!this.#generation.readsProxyProtocol(hosts)) {
       this.#serve(socket, hosts, undefined, stat);
       return;

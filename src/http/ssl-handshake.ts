@@ -6,6 +6,7 @@
  */
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
+import { inheritLocalAddress } from '../core/local-address.js';
 import { PendingConnection } from './pending-connection.js';
 import { HttpRequest } from './request.js';
 import type { TlsTermination } from '../tls/sni.js';
@@ -69,6 +70,7 @@ export class TlsHandshake<S> extends PendingConnection {
       this.#watch(raw);
       return;
     }
+    inheritLocalAddress(raw, secure);
     this.socket = secure;
     this.#watch(secure);
     secure.once('secure', () => {

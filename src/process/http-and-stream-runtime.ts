@@ -10,6 +10,7 @@ import type { ErrorLog } from '../core/log.js';
 import { HttpRuntime, collectListens as collectHttpListens, type ListenSpec } from '../http/runtime.js';
 import { localServingState, type ServingState } from '../http/serving-state.js';
 import { StreamRuntime, collectStreamListens } from '../stream/runtime.js';
+import { passKeys, type PassTo } from '../stream/pass.js';
 import type { PeerState } from '../upstream/group.js';
 
 /**
@@ -49,7 +50,17 @@ export class HttpAndStreamRuntime {
     shared.state.upstreams.connections.configure(events?.get('worker_connections') ?? 512, options.log);
     this.http = new HttpRuntime(config, shared);
     try {
-      this.stream = new StreamRuntime(config, shared);
+      // A stream `pass` reaches every listening socket of the generation, http's too.
+      const passTo: PassTo = (address, socket, passed) => {
+        for (const key of passKeys(address)) {
+          if (this.stream.serves(key)) this.stream.acceptPassed(key, socket, passed);
+          else if (this.http.serves(key)) this.http.acceptPassed(key, socket, passed);
+          else continue;
+          return true;
+        }
+        return false;
+      };
+      this.stream = new StreamRuntime(config, { ...shared, passTo });
     } catch (err) {
       this.http.close();
       throw err;

@@ -1,7 +1,8 @@
 /**
  * One stream connection through nginx's phases (`ngx_stream_core_run_phases()`): the PROXY
  * protocol header of a `listen ... proxy_protocol` address, post-accept (realip), preaccess
- * (limit_conn), ssl (termination), preread (ssl_preread), content (proxy_pass or return), log.
+ * (set, limit_conn), access (allow, deny), ssl (termination), preread (ssl_preread), content
+ * (proxy_pass, return or pass), log.
  */
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
@@ -19,6 +20,8 @@ import { proxySession } from './proxy.js';
 import { brokenHeaderText, readProxyProtocol } from '../core/proxy-protocol.js';
 import { clientText, StreamSession } from './session.js';
 import { ClientHelloReader } from './ssl-preread.js';
+import { inheritLocalAddress, setLocalAddress } from '../core/local-address.js';
+import { MAX_PASSES, type PassedConnection, type PassTo } from './pass.js';
 
 /** A session in progress, as the runtime tracks it for drains and fast shutdowns. */
 export class StreamConnection {
@@ -35,8 +38,13 @@ export class StreamConnection {
   /** Ends the upstream attempt as the worker's drain cut it (set once proxy_pass runs). */
   #stopProxy: (() => void) | undefined;
   readonly #closeListeners: (() => void)[] = [];
+  /** The connection's slot and stub_status entry, which a `pass` hands on with it, and where to. */
+  readonly #passed: PassedConnection;
+  readonly #passTo: PassTo;
 
-  constructor(socket: Socket, route: StreamRoute, log: ErrorLog) {
+  constructor(socket: Socket, route: StreamRoute, log: ErrorLog, passed: PassedConnection, passTo: PassTo) {
+    this.#passed = passed;
+    this.#passTo = passTo;
     this.#socket = socket;
     this.#server = route.server;
     this.#route = route;
@@ -97,9 +105,49 @@ export class StreamConnection {
       setImmediate(() => this.#socket.end(() => this.#finish(200)));
       return;
     }
+    if (server.pass !== undefined) return this.#pass(server);
     const proxy = server.proxy;
     if (proxy === undefined) return this.#finish(500);
     this.#stopProxy = proxySession(this.session, { socket: this.#socket, pending: this.#pending, logContext: this.#logContext }, proxy, this.#log, () => this.#finish(this.session.status));
+  }
+
+  /**
+   * `ngx_stream_pass_handler()`: the connection goes to the listening socket that serves the
+   * address, and this session ends without a log line. nginx prereads a plain connection with
+   * MSG_PEEK, so what ssl_preread read is put back on the socket; it cannot peek into TLS, so a
+   * terminated session that read data is refused.
+   */
+  #pass(server: CompiledStreamServer): void {
+    const context = `while passing connection to port, ${this.#logContext}`;
+    if (this.#pending.length > 0 && this.session.tls !== undefined) {
+      this.#log.error(`cannot pass connection with preread data ${context}`, this.session.id);
+      return this.#finish(500);
+    }
+    const address = server.pass?.(this.session);
+    if (address === undefined || 'error' in address) {
+      this.#log.error(`${address?.error ?? 'no pass'} ${context}`, this.session.id);
+      return this.#finish(500);
+    }
+    if (this.#passed.passes >= MAX_PASSES) {
+      this.#log.error(`stream pass cycle ${context}`, this.session.id);
+      return this.#finish(500);
+    }
+    const socket = this.#socket;
+    if (this.#pending.length > 0) socket.unshift(Buffer.concat(this.#pending));
+    // nginx sets c->local_sockaddr to the address passed to: $server_addr, $server_port and the
+    // choice among a wildcard socket's addresses see it.
+    if (address.family !== 'unix') setLocalAddress(socket, address.address, address.port);
+    this.#pending = [];
+    if (!this.#passTo(address, socket, { ...this.#passed, passes: this.#passed.passes + 1 })) {
+      this.#log.error(`port not found for "${address.name}" ${context}`, this.session.id);
+      return this.#finish(200);
+    }
+    // The phases left the socket paused; its new owner reads it from here (the bytes put back first).
+    socket.resume();
+    // Handed on: the connection's limit_conn counts stay until it closes, as they do in nginx (the connection's pool).
+    this.#done = true;
+    socket.once('close', () => this.#limits.release());
+    for (const listener of this.#closeListeners.splice(0)) listener();
   }
 
   /** Reads bytes until `decide` says enough, the client closes, or `timeoutMs` passes; resolves how it ended. */
@@ -171,6 +219,8 @@ export class StreamConnection {
       });
       return false;
     }
+    // A connection passed here keeps the address it was passed to.
+    inheritLocalAddress(raw, secure);
     // An ssl_certificate with variables is evaluated against this session (streamTlsOf()).
     tls.sessions.set(secure, this.session);
     secure.allowHalfOpen = true;

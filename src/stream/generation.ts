@@ -32,6 +32,7 @@ import type { StreamProxySettings } from './proxy.js';
 import { compileRate, type RateOf } from './rate-limit.js';
 import type { SizeValue } from '../http/limit-rate.js';
 import type { StreamSession } from './session.js';
+import { parsePassAddress, type PassAddress, type PassTarget } from './pass.js';
 import { createStreamVariables, streamCaptureNames, streamSetVariablesOf } from './variables.js';
 import { streamTlsOf, type StreamTls } from './ssl-module.js';
 import { primaryServerName, VirtualHosts } from '../http/server-names.js';
@@ -70,6 +71,8 @@ export interface CompiledStreamServer {
   /** The server's `error_log` (or the stream block's): where its sessions' lines go (ngx_stream_init_connection()). */
   readonly errorLog: ErrorLog;
   readonly returnValue: CompiledTemplate<StreamSession> | undefined;
+  /** `pass`: the address the session's connection is handed to, or why there is none (the whole message). */
+  readonly pass: ((session: StreamSession) => PassAddress | { readonly error: string }) | undefined;
   readonly proxy: StreamProxySettings | undefined;
 }
 
@@ -234,7 +237,20 @@ export class StreamGeneration {
       loggers: this.logs.compile(block.get('access_log'), block.get('open_log_file_cache')),
       errorLog: this.errorLogs.of(ownErrorLog(block)),
       returnValue: returnTemplate === undefined ? undefined : compileTemplate(returnTemplate, this.#table, { literal: toByteString }),
+      pass: block.isSet('pass') ? this.#compilePass(block.get('pass') as PassTarget) : undefined,
       proxy: block.isSet('proxy_pass') ? this.#compileProxy(block, block.get('proxy_pass') as ProxyPassTarget) : undefined,
+    };
+  }
+
+  #compilePass(target: PassTarget): (session: StreamSession) => PassAddress | { readonly error: string } {
+    if ('address' in target) return () => target.address;
+    const value = compileTemplate(target.template, this.#table, { literal: toByteString });
+    return (session) => {
+      const url = value(session);
+      const address = parsePassAddress(url);
+      if (!('error' in address)) return address;
+      // ngx_stream_pass_handler()'s words: "no addresses in pass ...", "invalid port in pass ...".
+      return { error: `${address.error.replace(/^has /, '')} in pass "${url}"` };
     };
   }
 

@@ -14,7 +14,8 @@ import type { HitlessConfig } from '../conf/model.js';
 import type { ErrorLog } from '../core/log.js';
 import type { PeerState } from '../upstream/group.js';
 import { StreamConnection } from './connection.js';
-import { StreamGeneration } from './generation.js';
+import { StreamGeneration, type StreamRoute } from './generation.js';
+import { passKeys, type PassedConnection, type PassTo } from './pass.js';
 import { UdpListener } from './udp-listener.js';
 import type { UdpSession } from './udp-session.js';
 
@@ -25,6 +26,8 @@ export interface StreamRuntimeOptions {
   readonly log: ErrorLog;
   /** The running server's state (certificate store, ticket key, zones), shared by its generations. Default: one of its own. */
   readonly state?: ServingState;
+  /** Where `pass` hands a connection: every listening socket of the generation. Default: the stream block's own. */
+  readonly passTo?: PassTo;
 }
 
 /** Serves one configuration generation's stream servers in a worker. */
@@ -37,11 +40,18 @@ export class StreamRuntime {
   readonly #listening: ConnectionSlot[] = [];
   #closed = false;
   #drain: { promise: Promise<void>; resolve: () => void } | undefined;
+  readonly #passTo: PassTo;
 
   /** Compiles the stream block and opens its access logs; throws if one cannot be opened. */
   constructor(config: HitlessConfig, options: StreamRuntimeOptions) {
     this.#generation = new StreamGeneration(config, options.log, options.state);
     this.#budget = options.state?.upstreams.connections ?? new ConnectionBudget();
+    this.#passTo = options.passTo ?? ((address, socket, passed) => {
+      const key = passKeys(address).find((candidate) => this.serves(candidate));
+      if (key === undefined) return false;
+      this.acceptPassed(key, socket, passed);
+      return true;
+    });
   }
 
   /** True when this generation's stream block listens on `key`. */
@@ -96,7 +106,22 @@ export class StreamRuntime {
     // stub_status counts a stream session as accepted and active, never waiting.
     const stat = connectionStats.open('none');
     socket.once('close', () => stat.close());
-    const connection = new StreamConnection(socket, route, route.server.errorLog);
+    this.#start(socket, route, { slot, stat, passes: 0 });
+  }
+
+  /** A connection `pass` handed to socket `key` (of this generation), with the slot and stub_status entry it holds. */
+  acceptPassed(key: string, socket: Socket, passed: PassedConnection): void {
+    const route = this.#generation.routeFor(key, socket.localAddress);
+    if (this.#closed || route === undefined) {
+      socket.destroy();
+      return;
+    }
+    passed.stat.set('none');
+    this.#start(socket, route, passed);
+  }
+
+  #start(socket: Socket, route: StreamRoute, passed: PassedConnection): void {
+    const connection = new StreamConnection(socket, route, route.server.errorLog, passed, this.#passTo);
     this.#track(connection);
     connection.start();
   }

@@ -81,7 +81,7 @@ describe('hitless -t and -V with stream', () => {
     const line = runHitless(['-V']).stderr.split('\n')[3] ?? '';
     assert.match(line, / --with-stream_ssl_preread_module( |$)/);
     assert.match(line, / --with-stream_realip_module( |$)/);
-    assert.doesNotMatch(line, /--without-stream_map_module|--without-stream_upstream_hash_module|--without-stream_limit_conn_module|--without-stream_return_module/);
-    assert.match(line, / --without-stream_geo_module( |$)/);
+    assert.doesNotMatch(line, /--without-stream_(map|upstream_hash|limit_conn|return|geo|access|split_clients|set|pass)_module/);
+    assert.match(line, / --without-stream_upstream_least_time_module( |$)/);
   });
 });
