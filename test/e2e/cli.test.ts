@@ -99,7 +99,8 @@ describe('bin/hitless: nginx\'s command line', () => {
     // nginx-tests' has_module() reads the defaults of nginx 1.31's configure: the cache and the
     // newer default modules are disowned by name, sticky (which hitless has) is not.
     assert.match(lines[3] ?? '', / --without-http-cache( |$)/);
-    assert.match(lines[3] ?? '', / --without-stream_pass_module( |$)/);
+    assert.match(lines[3] ?? '', / --without-stream_upstream_least_time_module( |$)/);
+    assert.doesNotMatch(lines[3] ?? '', /--without-stream_pass_module/);
     assert.doesNotMatch(lines[3] ?? '', /--without-http_upstream_sticky/);
     assert.match(lines[3] ?? '', / --with-http_ssl_module( |$)/);
     assert.match(lines[3] ?? '', / --with-stream( |$)/);
