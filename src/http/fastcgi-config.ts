@@ -24,10 +24,10 @@ export interface CompiledParam {
 }
 
 
-/** A location's `fastcgi_pass` (or `uwsgi_pass`) and the directives that shape it. */
+/** A location's `fastcgi_pass` (or `uwsgi_pass`, `scgi_pass`) and the directives that shape it. */
 export interface CompiledFastcgi {
-  /** Which protocol the adapter speaks: FastCGI records, or the uwsgi packet and an HTTP response. */
-  readonly protocol: 'fastcgi' | 'uwsgi';
+  /** Which protocol the adapter speaks: FastCGI records, or the uwsgi packet or SCGI netstring and an HTTP or CGI response. */
+  readonly protocol: 'fastcgi' | 'uwsgi' | 'scgi';
   /** uwsgi_modifier1 and uwsgi_modifier2 (0 for fastcgi). */
   readonly modifier1: number;
   readonly modifier2: number;
@@ -75,14 +75,14 @@ export function compileFastcgiNames(block: ConfBlockView): FastcgiNames {
   return { split: block.get('fastcgi_split_path_info'), index: block.get('fastcgi_index') };
 }
 
-/** Compiles the settings of a location that has `fastcgi_pass` (or, with `protocol` uwsgi, `uwsgi_pass`). */
+/** Compiles the settings of a location that has `fastcgi_pass` (or, with `protocol` uwsgi or scgi, `uwsgi_pass` or `scgi_pass`). */
 export function compileFastcgi(
   block: ConfBlockView,
   target: FastcgiPassTarget,
   groups: ReadonlyMap<string, UpstreamGroup<HttpRequest>>,
   implicit: Map<string, UpstreamGroup<HttpRequest>>,
   table: VariableTable<HttpRequest>,
-  protocol: 'fastcgi' | 'uwsgi' = 'fastcgi',
+  protocol: 'fastcgi' | 'uwsgi' | 'scgi' = 'fastcgi',
   certificateCaches?: CertificateCaches,
 ): CompiledFastcgi {
   const params = block.get(`${protocol}_param` as 'fastcgi_param').map((param) => ({ name: param.name, value: compileTemplate(param.value, table, { literal: toByteString }), ifNotEmpty: param.ifNotEmpty }));
@@ -126,8 +126,8 @@ export function compileFastcgi(
     params,
     paramHeaders: new Set(params.filter((param) => param.name.startsWith('HTTP_')).map((param) => param.name)),
     keepConn: protocol === 'fastcgi' && block.get('fastcgi_keep_conn'),
-    // ngx_http_fastcgi_hide_headers: Status and the X-Accel-* fields are nginx's, not the client's.
-    hide: new Set([...(protocol === 'fastcgi' ? ['status'] : []), ...block.get(`${protocol}_hide_header` as 'fastcgi_hide_header')]),
+    // ngx_http_fastcgi_hide_headers, ngx_http_scgi_hide_headers: Status and the X-Accel-* fields are nginx's, not the client's.
+    hide: new Set([...(protocol !== 'uwsgi' ? ['status'] : []), ...block.get(`${protocol}_hide_header` as 'fastcgi_hide_header')]),
     pass: new Set(block.get(`${protocol}_pass_header` as 'fastcgi_pass_header')),
     ignoreHeaders: block.get(`${protocol}_ignore_headers` as 'fastcgi_ignore_headers'),
     catchStderr: protocol === 'fastcgi' ? block.get('fastcgi_catch_stderr') : [],

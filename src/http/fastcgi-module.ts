@@ -76,7 +76,7 @@ function parseSplit([source = '']: readonly string[], ctx: DirectiveContext): Re
 }
 
 /** Checks needing the whole `http` block: every `fastcgi_pass` (or `uwsgi_pass`) host is a group or resolves; the variables of the parameters exist. */
-export function checkCgiTargets(prefix: 'fastcgi' | 'uwsgi'): (main: ConfBlockView, ctx: CheckContext) => void {
+export function checkCgiTargets(prefix: 'fastcgi' | 'uwsgi' | 'scgi'): (main: ConfBlockView, ctx: CheckContext) => void {
   const pass = `${prefix}_pass` as 'fastcgi_pass';
   const param = `${prefix}_param` as 'fastcgi_param';
   return (main, ctx) => {
@@ -89,7 +89,7 @@ export function checkCgiTargets(prefix: 'fastcgi' | 'uwsgi'): (main: ConfBlockVi
       for (const item of block.isSet(param) ? block.get(param) : []) templates.push(item.value);
       if (!block.isSet(pass)) continue;
       const target = block.get(pass);
-      const others = ['proxy_pass', 'grpc_pass', 'fastcgi_pass', 'uwsgi_pass'].filter((name) => name !== pass && block.isSet(name as 'proxy_pass'));
+      const others = ['proxy_pass', 'grpc_pass', 'fastcgi_pass', 'uwsgi_pass', 'scgi_pass'].filter((name) => name !== pass && block.isSet(name as 'proxy_pass'));
       if (others.length > 0) throw new ConfigError(`"${pass}" with "${others[0] ?? ''}" in one location is not supported by hitless`, target);
       if (target.template !== undefined) templates.push(target.template);
       else checkUpstreamHost(target, groups);
@@ -107,8 +107,12 @@ export function checkCgiTargets(prefix: 'fastcgi' | 'uwsgi'): (main: ConfBlockVi
  * The directives fastcgi and uwsgi share, under their prefix (nginx's two modules have the same
  * table for these): parameters, header lists, timeouts, flags, next_upstream and the buffer knobs.
  */
-export function cgiDirectives(prefix: 'fastcgi' | 'uwsgi'): AnyDirectiveSpec[] {
-  const server = prefix === 'fastcgi' ? 'FastCGI server' : 'uwsgi server';
+export function cgiDirectives(prefix: 'fastcgi' | 'uwsgi' | 'scgi'): AnyDirectiveSpec[] {
+  const label = prefix === 'fastcgi' ? 'FastCGI' : prefix === 'scgi' ? 'SCGI' : 'uwsgi';
+  const server = `${label} server`;
+  const article = prefix === 'scgi' ? 'an' : 'a';
+  // ngx_http_fastcgi_hide_headers and ngx_http_scgi_hide_headers hide Status; uwsgi's do not.
+  const hidesStatus = prefix !== 'uwsgi';
   return [
     defineDirective({
       kind: 'value',
@@ -125,15 +129,15 @@ export function cgiDirectives(prefix: 'fastcgi' | 'uwsgi'): AnyDirectiveSpec[] {
         return [...(previous ?? []), { name, value: parseValue(value, ctx), ifNotEmpty: flagArg !== undefined }];
       },
     }),
-    headerList(`${prefix}_hide_header`, `A ${server} response header not to pass to the client, besides ${prefix === 'fastcgi' ? 'Status and ' : ''}X-Accel-*.`),
-    headerList(`${prefix}_pass_header`, `Passes a ${server} response header that is hidden by default (${prefix === 'fastcgi' ? 'Status, ' : ''}X-Accel-*).`),
+    headerList(`${prefix}_hide_header`, `${article === 'an' ? 'An' : 'A'} ${server} response header not to pass to the client, besides ${hidesStatus ? 'Status and ' : ''}X-Accel-*.`),
+    headerList(`${prefix}_pass_header`, `Passes ${article} ${server} response header that is hidden by default (${hidesStatus ? 'Status, ' : ''}X-Accel-*).`),
     defineDirective({
       kind: 'value',
       name: `${prefix}_ignore_headers` as 'fastcgi_ignore_headers',
       contexts: ['http', 'server', 'location'],
       args: '1+',
       syntax: 'field ...;',
-      summary: `${prefix === 'fastcgi' ? 'FastCGI' : 'uwsgi'} response headers whose special meaning is ignored: X-Accel-Redirect, X-Accel-Limit-Rate, X-Accel-Buffering, X-Accel-Charset; X-Accel-Expires, Expires, Cache-Control, Set-Cookie and Vary only steer a cache, which hitless does not have.`,
+      summary: `${label} response headers whose special meaning is ignored: X-Accel-Redirect, X-Accel-Limit-Rate, X-Accel-Buffering, X-Accel-Charset; X-Accel-Expires, Expires, Cache-Control, Set-Cookie and Vary only steer a cache, which hitless does not have.`,
       default: () => new Set<string>(),
       defaultText: '—',
       parse: (args, ctx) => {

@@ -191,7 +191,7 @@ export const flag = flagDirective;
 export const timeout = timeDirective;
 
 /** `*_hide_header` and `*_pass_header`: lowercased field names, accumulated. */
-export function headerList(name: `${'proxy' | 'grpc' | 'fastcgi' | 'uwsgi'}_${'hide' | 'pass'}_header`, summary: string) {
+export function headerList(name: `${'proxy' | 'grpc' | 'fastcgi' | 'uwsgi' | 'scgi'}_${'hide' | 'pass'}_header`, summary: string) {
   return defineDirective({
     kind: 'value',
     name: name as 'proxy_hide_header',
@@ -314,7 +314,7 @@ export function checkUpstreamSsl(block: ConfBlockView, module: UpstreamModule = 
 const NEXT_UPSTREAM_CASES: ReadonlySet<string> = new Set(['error', 'timeout', 'invalid_header', 'http_500', 'http_502', 'http_503', 'http_504', 'http_403', 'http_404', 'http_429', 'non_idempotent']);
 
 /** `*_next_upstream`, `*_next_upstream_tries` and `*_next_upstream_timeout` of an upstream module. */
-export function nextUpstreamDirectives(module: UpstreamModule | 'fastcgi' | 'uwsgi'): AnyDirectiveSpec[] {
+export function nextUpstreamDirectives(module: UpstreamModule | 'fastcgi' | 'uwsgi' | 'scgi'): AnyDirectiveSpec[] {
   const name = `${module}_next_upstream` as const;
   return [
     defineDirective({
