@@ -149,7 +149,7 @@ export function cgiDirectives(prefix: 'fastcgi' | 'uwsgi' | 'scgi'): AnyDirectiv
         return names;
       },
     }),
-    timeout(`${prefix}_connect_timeout`, `How long establishing a connection to a ${server} may take.`, '60s'),
+    timeout(`${prefix}_connect_timeout`, `How long establishing a connection to ${article} ${server} may take.`, '60s'),
     timeout(`${prefix}_send_timeout`, `How long the ${server} may take to accept the next part of the request.`, '60s'),
     timeout(`${prefix}_read_timeout`, `How long the ${server} may stay silent between two reads of its response.`, '60s'),
     flag(`${prefix}_intercept_errors`, `Whether ${server} responses with status 300 or more are replaced by the matching error_page.`, false),

@@ -414,8 +414,14 @@ describe('scgi_pass: the SCGI netstring and a CGI head', () => {
     assert.ok(text.endsWith('\0,'));
   });
 
-  it('refuses scgi_pass with another *_pass in one location, and an address without a port', () => {
+  it('refuses scgi_pass with another *_pass in one location, an address without a port, and the next_upstream cases nginx lacks', () => {
     assert.match(errorOf('http { server { location / { scgi_pass 127.0.0.1:1; proxy_pass http://127.0.0.1:2; } } }'), /^"scgi_pass" with "proxy_pass" in one location is not supported by hitless/);
     assert.equal(errorOf('http { server { location / { scgi_pass 127.0.0.1; } } }'), 'no port in upstream "127.0.0.1" in /x.conf:1');
+    // ngx_http_fastcgi_next_upstream_masks, uwsgi's and scgi's: no http_502, no http_504 (proxy and grpc have them).
+    for (const prefix of ['fastcgi', 'uwsgi', 'scgi']) {
+      for (const value of ['http_502', 'http_504']) assert.equal(errorOf(`http { ${prefix}_next_upstream error ${value}; }`), `invalid value "${value}" in /x.conf:1`);
+      assert.equal(load(`http { ${prefix}_next_upstream error timeout http_500 http_503 http_403 http_404 http_429 non_idempotent; }`).warnings.length, 0);
+    }
+    assert.equal(load('http { proxy_next_upstream http_502 http_504; grpc_next_upstream http_502 http_504; }').warnings.length, 0);
   });
 });
