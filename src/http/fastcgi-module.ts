@@ -75,7 +75,7 @@ function parseSplit([source = '']: readonly string[], ctx: DirectiveContext): Re
   return regex;
 }
 
-/** Checks needing the whole `http` block: every `fastcgi_pass` (or `uwsgi_pass`) host is a group or resolves; the variables of the parameters exist. */
+/** Checks needing the whole `http` block: every `fastcgi_pass` (or `uwsgi_pass`, `scgi_pass`) host is a group or resolves; the variables of the parameters exist. */
 export function checkCgiTargets(prefix: 'fastcgi' | 'uwsgi' | 'scgi'): (main: ConfBlockView, ctx: CheckContext) => void {
   const pass = `${prefix}_pass` as 'fastcgi_pass';
   const param = `${prefix}_param` as 'fastcgi_param';
@@ -104,8 +104,8 @@ export function checkCgiTargets(prefix: 'fastcgi' | 'uwsgi' | 'scgi'): (main: Co
 }
 
 /**
- * The directives fastcgi and uwsgi share, under their prefix (nginx's two modules have the same
- * table for these): parameters, header lists, timeouts, flags, next_upstream and the buffer knobs.
+ * The directives fastcgi, uwsgi and scgi share, under their prefix (nginx's three modules have the
+ * same table for these): parameters, header lists, timeouts, flags, next_upstream and the buffer knobs.
  */
 export function cgiDirectives(prefix: 'fastcgi' | 'uwsgi' | 'scgi'): AnyDirectiveSpec[] {
   const label = prefix === 'fastcgi' ? 'FastCGI' : prefix === 'scgi' ? 'SCGI' : 'uwsgi';

@@ -6,7 +6,9 @@
  * STDOUT stream's CGI head becomes the HTTP response as ngx_http_fastcgi_process_header() makes
  * it (Status:, a Location: without Status: is a 302), through the proxy's response-side helpers;
  * STDERR is logged as nginx logs it; END_REQUEST ends the response, and with fastcgi_keep_conn on
- * the connection goes back to the group's keepalive pool.
+ * the connection goes back to the group's keepalive pool. uwsgi_pass and scgi_pass use the same
+ * adapter with their own request (uwsgi-packet.ts, scgi-packet.ts) and no records: the server's
+ * HTTP or CGI head, then the body to the close.
  */
 import { beginUpstreamCycle, beginUpstreamState, failUpstreamState, type UpstreamState } from './upstream-states.js';
 import type { CompiledFastcgi } from './fastcgi-config.js';
