@@ -15,6 +15,8 @@ import { isIP } from 'node:net';
 import { certificatePathsOf, sslHostName, UpstreamTls } from '../tls/upstream-tls.js';
 import type { CertificateCaches, CertificatePaths } from '../tls/certificate-cache.js';
 import { upstreamTlsSettings } from './proxy-module.js';
+import { compileBind } from './proxy-directives.js';
+import type { LocalAddress } from '../upstream/peer-connect.js';
 
 /** A compiled `fastcgi_param`. */
 export interface CompiledParam {
@@ -59,6 +61,8 @@ export interface CompiledFastcgi {
   readonly nextTries: number;
   readonly nextTimeoutMs: number;
   readonly socketKeepalive: boolean;
+  /** `fastcgi_bind` (uwsgi_bind, scgi_bind) for this request: the local address, undefined for none, or nginx's error for a bad value. */
+  bind(request: HttpRequest): LocalAddress | undefined | { readonly invalid: string };
   readonly buffering: boolean;
   readonly requestBuffering: boolean;
   readonly passRequestBody: boolean;
@@ -139,6 +143,7 @@ export function compileFastcgi(
     nextTries: block.get(`${protocol}_next_upstream_tries` as 'fastcgi_next_upstream_tries'),
     nextTimeoutMs: block.get(`${protocol}_next_upstream_timeout` as 'fastcgi_next_upstream_timeout'),
     socketKeepalive: block.get(`${protocol}_socket_keepalive` as 'fastcgi_socket_keepalive'),
+    bind: compileBind(block.get(`${protocol}_bind` as 'proxy_bind'), (value) => compileTemplate(value, table, { literal: toByteString })),
     buffering: block.get(`${protocol}_buffering` as 'fastcgi_buffering'),
     requestBuffering: block.get(`${protocol}_request_buffering` as 'fastcgi_request_buffering'),
     passRequestBody: block.get(`${protocol}_pass_request_body` as 'fastcgi_pass_request_body'),

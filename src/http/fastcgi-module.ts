@@ -9,7 +9,7 @@ import { defineDirective, type AnyDirectiveSpec, type CheckContext, type ConfBlo
 import type { Template } from '../core/variables.js';
 import { checkUpstreamHost, checkUpstreamSsl, once, flag, headerList, nextUpstreamDirectives, parseUpstreamAddress, timeout, upstreamGroupNames, type NextUpstreamCase, type UpstreamAddress } from './proxy-module.js';
 import { upstreamBufferDirectives } from './core-directives.js';
-import { IGNORABLE_HEADERS } from './proxy-directives.js';
+import { bindDirective, IGNORABLE_HEADERS } from './proxy-directives.js';
 import { compileConfigRegex } from './regex.js';
 import { blocksOf, parseValue } from '../conf/values.js';
 import { checkVariables } from './variables.js';
@@ -87,6 +87,8 @@ export function checkCgiTargets(prefix: 'fastcgi' | 'uwsgi' | 'scgi'): (main: Co
     const templates: Template[] = [];
     for (const block of blocksOf(http)) {
       for (const item of block.isSet(param) ? block.get(param) : []) templates.push(item.value);
+      const bind = block.isSet(`${prefix}_bind` as 'proxy_bind') ? block.get(`${prefix}_bind` as 'proxy_bind') : undefined;
+      if (bind?.kind === 'value') templates.push(bind.value);
       if (!block.isSet(pass)) continue;
       const target = block.get(pass);
       const others = ['proxy_pass', 'grpc_pass', 'fastcgi_pass', 'uwsgi_pass', 'scgi_pass'].filter((name) => name !== pass && block.isSet(name as 'proxy_pass'));
@@ -153,6 +155,7 @@ export function cgiDirectives(prefix: 'fastcgi' | 'uwsgi' | 'scgi'): AnyDirectiv
     timeout(`${prefix}_send_timeout`, `How long the ${server} may take to accept the next part of the request.`, '60s'),
     timeout(`${prefix}_read_timeout`, `How long the ${server} may stay silent between two reads of its response.`, '60s'),
     flag(`${prefix}_intercept_errors`, `Whether ${server} responses with status 300 or more are replaced by the matching error_page.`, false),
+    bindDirective(`${prefix}_bind`),
     flag(`${prefix}_socket_keepalive`, `Whether TCP keepalive (SO_KEEPALIVE) is set on connections to ${server}s.`, false),
     flag(`${prefix}_buffering`, `Whether the ${server} response is read ahead of a slow client (in memory, up to 1 MiB per request) instead of at the client's pace.`, true),
     flag(`${prefix}_request_buffering`, `Whether the whole request body is read before the ${server} sees the request.`, true),

@@ -158,9 +158,20 @@ class FastcgiAttempts {
     const peer = attempt.peer;
     // suwsgi://: the handshake has its own uwsgi_connect_timeout, as for proxy_pass https://.
     const tls = fastcgi.tls === undefined ? undefined : { tls: fastcgi.tls, name: fastcgi.sslName(this.#ctx.request), certificate: fastcgi.sslCertificate(this.#ctx.request) };
-    const options = { protocol: fastcgi.protocol, group: this.#group.name, timeoutMs: fastcgi.connectTimeoutMs, noDelay: true, keepAlive: fastcgi.socketKeepalive, ...(tls === undefined ? {} : { tls }) };
+    // ngx_http_upstream_set_local(): a fastcgi_bind value that is no address is an [error], and binds none.
+    const bind = fastcgi.bind(this.#ctx.request);
+    if (bind !== undefined && 'invalid' in bind) this.#ctx.log.error(`${bind.invalid}${where(this.#ctx)}`, this.#ctx.conn.number);
+    const local = bind === undefined || 'invalid' in bind ? undefined : bind;
+    const options = { protocol: fastcgi.protocol, group: this.#group.name, timeoutMs: fastcgi.connectTimeoutMs, noDelay: true, keepAlive: fastcgi.socketKeepalive, local, ...(tls === undefined ? {} : { tls }) };
     this.#cancelConnect = connectPeer(peer, options, (result) => {
       this.#cancelConnect = undefined;
+      if (!result.ok && result.bindFailed === true) {
+        // ngx_event_connect_peer(): bind() failed is logged at crit, and the request ends with 500.
+        this.#ctx.log.write('crit', `${result.message}${where(this.#ctx, peer)}`, this.#ctx.conn.number);
+        attempt.finish('aborted', 'bind');
+        this.#finishWithError(500);
+        return;
+      }
       if (!result.ok) {
         if (result.local === true) {
           attempt.finish('aborted', 'worker_connections');

@@ -352,7 +352,7 @@ function scgiServer(seen: Buffer[]): Server {
       const length = Number(fields[fields.indexOf('CONTENT_LENGTH') + 1]);
       if (data.length < colon + 1 + size + 1 + length) return;
       seen.push(data);
-      socket.end('Status: 203 Partly\r\nX-Accel-Buffering: no\r\nX-Hidden: 1\r\nX-Seen: yes\r\n\r\nbody');
+      socket.end(`Status: 203 Partly\r\nX-Accel-Buffering: no\r\nX-Hidden: 1\r\nX-Seen: yes\r\nX-Remote: ${socket.remoteAddress ?? ''}\r\n\r\nbody`);
     });
   });
 }
@@ -370,6 +370,8 @@ describe('scgi_pass: the SCGI netstring and a CGI head', () => {
     served = await serve(
       `http { server { listen 127.0.0.1:8080;
         location / { scgi_param SCGI 1; scgi_param REQUEST_URI $request_uri; scgi_param HTTP_HOST fixed; scgi_param EMPTY $arg_none if_not_empty; scgi_hide_header X-Hidden; scgi_pass 127.0.0.1:${port}; }
+        location /bind { scgi_bind 127.0.0.2; scgi_pass 127.0.0.1:${port}; }
+        location /bind-var { scgi_bind $arg_b; scgi_pass 127.0.0.1:${port}; }
       } }`,
       '/tmp/',
     );
@@ -414,6 +416,15 @@ describe('scgi_pass: the SCGI netstring and a CGI head', () => {
     assert.ok(text.endsWith('\0,'));
   });
 
+  it('connects from the address scgi_bind names, with variables too (empty: none; not an address: an [error], none)', async () => {
+    assert.equal((await get(served.port, '/bind')).headers['x-remote'], '127.0.0.2');
+    assert.equal((await get(served.port, '/bind-var?b=127.0.0.3')).headers['x-remote'], '127.0.0.3');
+    assert.equal((await get(served.port, '/bind-var')).headers['x-remote'], '127.0.0.1');
+    const invalid = await get(served.port, '/bind-var?b=nonsense');
+    assert.equal(invalid.status, 203);
+    assert.equal(invalid.headers['x-remote'], '127.0.0.1');
+  });
+
   it('refuses scgi_pass with another *_pass in one location, an address without a port, and the next_upstream cases nginx lacks', () => {
     assert.match(errorOf('http { server { location / { scgi_pass 127.0.0.1:1; proxy_pass http://127.0.0.1:2; } } }'), /^"scgi_pass" with "proxy_pass" in one location is not supported by hitless/);
     assert.equal(errorOf('http { server { location / { scgi_pass 127.0.0.1; } } }'), 'no port in upstream "127.0.0.1" in /x.conf:1');
@@ -423,5 +434,10 @@ describe('scgi_pass: the SCGI netstring and a CGI head', () => {
       assert.equal(load(`http { ${prefix}_next_upstream error timeout http_500 http_503 http_403 http_404 http_429 non_idempotent; }`).warnings.length, 0);
     }
     assert.equal(load('http { proxy_next_upstream http_502 http_504; grpc_next_upstream http_502 http_504; }').warnings.length, 0);
+    // *_bind as proxy_bind parses it, the [warn] for transparent naming the directive.
+    assert.equal(errorOf('http { uwsgi_bind 127.0.0.1 other; }'), 'invalid parameter "other" in /x.conf:1');
+    assert.equal(errorOf('http { fastcgi_bind nonsense; }'), 'invalid address "nonsense" in /x.conf:1');
+    assert.match(load('http { scgi_bind 127.0.0.1 transparent; }').warnings.map((warning) => warning.message).join('\n'), /^"transparent" of "scgi_bind" is not supported by hitless/);
+    assert.equal(errorOf('http { server { location / { scgi_bind $nonexistent; scgi_pass 127.0.0.1:1; } } }'), 'unknown "nonexistent" variable');
   });
 });
