@@ -348,7 +348,7 @@ async function report(options, results, context) {
   out.push(`- Command: \`scripts/nginx-tests.sh ${context.command}\`, each file alone under \`prove -v\`, ${context.timeout} s at most, ${context.jobs} at a time.`);
   if (options.workaround) out.push(`- **Diagnostic run with workarounds \`${options.workaround}\`** (scripts/nginx-tests-wrapper): not the conformance figures.`);
   out.push('');
-  out.push('To run it: a checkout of github.com/nginx/nginx-tests, perl with IO::Socket::SSL (and FCGI and Protocol::WebSocket, without which the files that use them skip themselves: Debian\'s libfcgi-perl, libprotocol-websocket-perl), a built hitless, then');
+  out.push('To run it: a checkout of github.com/nginx/nginx-tests, perl with IO::Socket::SSL (and FCGI, SCGI and Protocol::WebSocket, without which the files that use them skip themselves: Debian\'s libfcgi-perl, libscgi-perl, libprotocol-websocket-perl), a built hitless, then');
   out.push('`scripts/nginx-tests.sh /path/to/nginx-tests` (this page), or `scripts/nginx-tests.sh /path/to/nginx-tests proxy.t ...`');
   out.push('(printed); `scripts/nginx-tests.sh --help` for the options. `.ci/run` runs it when `NGINX_TESTS_DIR` names a checkout.');
   out.push('');

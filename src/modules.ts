@@ -10,6 +10,7 @@ import { httpSubFilterModule } from './http/sub-filter-module.js';
 import { httpGrpcModule } from './http/grpc-module.js';
 import { httpFastcgiModule } from './http/fastcgi-module.js';
 import { httpUwsgiModule } from './http/uwsgi-module.js';
+import { httpScgiModule } from './http/scgi-module.js';
 import { httpBrotliModule } from './http/brotli-module.js';
 import { httpBrotliStaticModule } from './http/brotli-static.js';
 import { httpGunzipModule } from './http/gunzip-module.js';
@@ -78,6 +79,7 @@ export const builtinModules: readonly ConfModule[] = [
   httpGrpcModule,
   httpFastcgiModule,
   httpUwsgiModule,
+  httpScgiModule,
   httpGzipModule,
   httpGzipStaticModule,
   httpGunzipModule,

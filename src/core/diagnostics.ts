@@ -35,7 +35,7 @@ function typed<M>(name: string): DiagnosticsChannel<M> {
 }
 
 /** What speaks to the upstream: `http` (proxy_pass), `grpc` (grpc_pass), `tcp` and `udp` (stream proxy_pass). */
-export type UpstreamProtocol = 'http' | 'grpc' | 'fastcgi' | 'uwsgi' | 'tcp' | 'udp';
+export type UpstreamProtocol = 'http' | 'grpc' | 'fastcgi' | 'uwsgi' | 'scgi' | 'tcp' | 'udp';
 
 /**
  * How one attempt on one peer ended. `ok`: it completed; `failed`: it counted against the peer

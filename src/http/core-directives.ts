@@ -78,7 +78,7 @@ const HTTP_SERVER: readonly Context[] = ['http', 'server'];
 /** Why hitless never writes a temporary file, said once for every directive that tunes them. */
 const NO_TEMP_FILES = 'hitless writes no temporary files for proxied responses: they are streamed to the client with back-pressure';
 /** Why the proxy's buffer sizes do not apply. */
-const readAhead = (module: 'proxy' | 'fastcgi' | 'uwsgi'): string => `${module} responses are streamed through Node's socket buffers; with ${module}_buffering on hitless reads up to 1 MiB ahead of a slow client, in memory`;
+const readAhead = (module: 'proxy' | 'fastcgi' | 'uwsgi' | 'scgi'): string => `${module} responses are streamed through Node's socket buffers; with ${module}_buffering on hitless reads up to 1 MiB ahead of a slow client, in memory`;
 /** Why hash sizes do not apply. */
 const NO_HASH_TABLES = 'names are looked up in JavaScript Maps, which size themselves';
 /** Why nginx's memory pool sizes do not apply. */
@@ -465,7 +465,7 @@ export const CORE_DIRECTIVES: readonly AnyDirectiveSpec[] = [
 ];
 
 /** The buffering family of an upstream module (proxy_buffers, fastcgi_buffers, ...), appended to its table. */
-export function upstreamBufferDirectives(module: 'proxy' | 'fastcgi' | 'uwsgi'): AnyDirectiveSpec[] {
+export function upstreamBufferDirectives(module: 'proxy' | 'fastcgi' | 'uwsgi' | 'scgi'): AnyDirectiveSpec[] {
   return [
   knob({
     name: `${module}_temp_path` as 'proxy_temp_path',
@@ -492,7 +492,7 @@ export function upstreamBufferDirectives(module: 'proxy' | 'fastcgi' | 'uwsgi'):
     parse: sizeValue,
     default: 4096,
     defaultText: `${module}_buffer_size 4k|8k;`,
-  }, module === 'proxy' ? 'an upstream response head may take 32 KiB, with lines up to 8 KiB, whatever the size' : `a ${module === 'fastcgi' ? 'FastCGI' : 'uwsgi'} response head may take 32 KiB, whatever the size`),
+  }, module === 'proxy' ? 'an upstream response head may take 32 KiB, with lines up to 8 KiB, whatever the size' : `a ${module === 'fastcgi' ? 'FastCGI' : module === 'scgi' ? 'SCGI' : 'uwsgi'} response head may take 32 KiB, whatever the size`),
   knob({
     name: `${module}_busy_buffers_size` as 'proxy_busy_buffers_size',
     syntax: 'size;',

@@ -15,6 +15,8 @@ import { isIP } from 'node:net';
 import { certificatePathsOf, sslHostName, UpstreamTls } from '../tls/upstream-tls.js';
 import type { CertificateCaches, CertificatePaths } from '../tls/certificate-cache.js';
 import { upstreamTlsSettings } from './proxy-module.js';
+import { compileBind } from './proxy-directives.js';
+import type { LocalAddress } from '../upstream/peer-connect.js';
 
 /** A compiled `fastcgi_param`. */
 export interface CompiledParam {
@@ -24,10 +26,10 @@ export interface CompiledParam {
 }
 
 
-/** A location's `fastcgi_pass` (or `uwsgi_pass`) and the directives that shape it. */
+/** A location's `fastcgi_pass` (or `uwsgi_pass`, `scgi_pass`) and the directives that shape it. */
 export interface CompiledFastcgi {
-  /** Which protocol the adapter speaks: FastCGI records, or the uwsgi packet and an HTTP response. */
-  readonly protocol: 'fastcgi' | 'uwsgi';
+  /** Which protocol the adapter speaks: FastCGI records, or the uwsgi packet or SCGI netstring and an HTTP or CGI response. */
+  readonly protocol: 'fastcgi' | 'uwsgi' | 'scgi';
   /** uwsgi_modifier1 and uwsgi_modifier2 (0 for fastcgi). */
   readonly modifier1: number;
   readonly modifier2: number;
@@ -59,6 +61,8 @@ export interface CompiledFastcgi {
   readonly nextTries: number;
   readonly nextTimeoutMs: number;
   readonly socketKeepalive: boolean;
+  /** `fastcgi_bind` (uwsgi_bind, scgi_bind) for this request: the local address, undefined for none, or nginx's error for a bad value. */
+  bind(request: HttpRequest): LocalAddress | undefined | { readonly invalid: string };
   readonly buffering: boolean;
   readonly requestBuffering: boolean;
   readonly passRequestBody: boolean;
@@ -75,14 +79,14 @@ export function compileFastcgiNames(block: ConfBlockView): FastcgiNames {
   return { split: block.get('fastcgi_split_path_info'), index: block.get('fastcgi_index') };
 }
 
-/** Compiles the settings of a location that has `fastcgi_pass` (or, with `protocol` uwsgi, `uwsgi_pass`). */
+/** Compiles the settings of a location that has `fastcgi_pass` (or, with `protocol` uwsgi or scgi, `uwsgi_pass` or `scgi_pass`). */
 export function compileFastcgi(
   block: ConfBlockView,
   target: FastcgiPassTarget,
   groups: ReadonlyMap<string, UpstreamGroup<HttpRequest>>,
   implicit: Map<string, UpstreamGroup<HttpRequest>>,
   table: VariableTable<HttpRequest>,
-  protocol: 'fastcgi' | 'uwsgi' = 'fastcgi',
+  protocol: 'fastcgi' | 'uwsgi' | 'scgi' = 'fastcgi',
   certificateCaches?: CertificateCaches,
 ): CompiledFastcgi {
   const params = block.get(`${protocol}_param` as 'fastcgi_param').map((param) => ({ name: param.name, value: compileTemplate(param.value, table, { literal: toByteString }), ifNotEmpty: param.ifNotEmpty }));
@@ -126,8 +130,8 @@ export function compileFastcgi(
     params,
     paramHeaders: new Set(params.filter((param) => param.name.startsWith('HTTP_')).map((param) => param.name)),
     keepConn: protocol === 'fastcgi' && block.get('fastcgi_keep_conn'),
-    // ngx_http_fastcgi_hide_headers: Status and the X-Accel-* fields are nginx's, not the client's.
-    hide: new Set([...(protocol === 'fastcgi' ? ['status'] : []), ...block.get(`${protocol}_hide_header` as 'fastcgi_hide_header')]),
+    // ngx_http_fastcgi_hide_headers, ngx_http_scgi_hide_headers: Status and the X-Accel-* fields are nginx's, not the client's.
+    hide: new Set([...(protocol !== 'uwsgi' ? ['status'] : []), ...block.get(`${protocol}_hide_header` as 'fastcgi_hide_header')]),
     pass: new Set(block.get(`${protocol}_pass_header` as 'fastcgi_pass_header')),
     ignoreHeaders: block.get(`${protocol}_ignore_headers` as 'fastcgi_ignore_headers'),
     catchStderr: protocol === 'fastcgi' ? block.get('fastcgi_catch_stderr') : [],
@@ -139,6 +143,7 @@ export function compileFastcgi(
     nextTries: block.get(`${protocol}_next_upstream_tries` as 'fastcgi_next_upstream_tries'),
     nextTimeoutMs: block.get(`${protocol}_next_upstream_timeout` as 'fastcgi_next_upstream_timeout'),
     socketKeepalive: block.get(`${protocol}_socket_keepalive` as 'fastcgi_socket_keepalive'),
+    bind: compileBind(block.get(`${protocol}_bind` as 'proxy_bind'), (value) => compileTemplate(value, table, { literal: toByteString })),
     buffering: block.get(`${protocol}_buffering` as 'fastcgi_buffering'),
     requestBuffering: block.get(`${protocol}_request_buffering` as 'fastcgi_request_buffering'),
     passRequestBody: block.get(`${protocol}_pass_request_body` as 'fastcgi_pass_request_body'),

@@ -9,7 +9,7 @@ import { defineDirective, type AnyDirectiveSpec, type CheckContext, type ConfBlo
 import type { Template } from '../core/variables.js';
 import { checkUpstreamHost, checkUpstreamSsl, once, flag, headerList, nextUpstreamDirectives, parseUpstreamAddress, timeout, upstreamGroupNames, type NextUpstreamCase, type UpstreamAddress } from './proxy-module.js';
 import { upstreamBufferDirectives } from './core-directives.js';
-import { IGNORABLE_HEADERS } from './proxy-directives.js';
+import { bindDirective, IGNORABLE_HEADERS } from './proxy-directives.js';
 import { compileConfigRegex } from './regex.js';
 import { blocksOf, parseValue } from '../conf/values.js';
 import { checkVariables } from './variables.js';
@@ -75,8 +75,8 @@ function parseSplit([source = '']: readonly string[], ctx: DirectiveContext): Re
   return regex;
 }
 
-/** Checks needing the whole `http` block: every `fastcgi_pass` (or `uwsgi_pass`) host is a group or resolves; the variables of the parameters exist. */
-export function checkCgiTargets(prefix: 'fastcgi' | 'uwsgi'): (main: ConfBlockView, ctx: CheckContext) => void {
+/** Checks needing the whole `http` block: every `fastcgi_pass` (or `uwsgi_pass`, `scgi_pass`) host is a group or resolves; the variables of the parameters exist. */
+export function checkCgiTargets(prefix: 'fastcgi' | 'uwsgi' | 'scgi'): (main: ConfBlockView, ctx: CheckContext) => void {
   const pass = `${prefix}_pass` as 'fastcgi_pass';
   const param = `${prefix}_param` as 'fastcgi_param';
   return (main, ctx) => {
@@ -87,9 +87,11 @@ export function checkCgiTargets(prefix: 'fastcgi' | 'uwsgi'): (main: ConfBlockVi
     const templates: Template[] = [];
     for (const block of blocksOf(http)) {
       for (const item of block.isSet(param) ? block.get(param) : []) templates.push(item.value);
+      const bind = block.isSet(`${prefix}_bind` as 'proxy_bind') ? block.get(`${prefix}_bind` as 'proxy_bind') : undefined;
+      if (bind?.kind === 'value') templates.push(bind.value);
       if (!block.isSet(pass)) continue;
       const target = block.get(pass);
-      const others = ['proxy_pass', 'grpc_pass', 'fastcgi_pass', 'uwsgi_pass'].filter((name) => name !== pass && block.isSet(name as 'proxy_pass'));
+      const others = ['proxy_pass', 'grpc_pass', 'fastcgi_pass', 'uwsgi_pass', 'scgi_pass'].filter((name) => name !== pass && block.isSet(name as 'proxy_pass'));
       if (others.length > 0) throw new ConfigError(`"${pass}" with "${others[0] ?? ''}" in one location is not supported by hitless`, target);
       if (target.template !== undefined) templates.push(target.template);
       else checkUpstreamHost(target, groups);
@@ -104,11 +106,15 @@ export function checkCgiTargets(prefix: 'fastcgi' | 'uwsgi'): (main: ConfBlockVi
 }
 
 /**
- * The directives fastcgi and uwsgi share, under their prefix (nginx's two modules have the same
- * table for these): parameters, header lists, timeouts, flags, next_upstream and the buffer knobs.
+ * The directives fastcgi, uwsgi and scgi share, under their prefix (nginx's three modules have the
+ * same table for these): parameters, header lists, timeouts, flags, next_upstream and the buffer knobs.
  */
-export function cgiDirectives(prefix: 'fastcgi' | 'uwsgi'): AnyDirectiveSpec[] {
-  const server = prefix === 'fastcgi' ? 'FastCGI server' : 'uwsgi server';
+export function cgiDirectives(prefix: 'fastcgi' | 'uwsgi' | 'scgi'): AnyDirectiveSpec[] {
+  const label = prefix === 'fastcgi' ? 'FastCGI' : prefix === 'scgi' ? 'SCGI' : 'uwsgi';
+  const server = `${label} server`;
+  const article = prefix === 'scgi' ? 'an' : 'a';
+  // ngx_http_fastcgi_hide_headers and ngx_http_scgi_hide_headers hide Status; uwsgi's do not.
+  const hidesStatus = prefix !== 'uwsgi';
   return [
     defineDirective({
       kind: 'value',
@@ -125,15 +131,15 @@ export function cgiDirectives(prefix: 'fastcgi' | 'uwsgi'): AnyDirectiveSpec[] {
         return [...(previous ?? []), { name, value: parseValue(value, ctx), ifNotEmpty: flagArg !== undefined }];
       },
     }),
-    headerList(`${prefix}_hide_header`, `A ${server} response header not to pass to the client, besides ${prefix === 'fastcgi' ? 'Status and ' : ''}X-Accel-*.`),
-    headerList(`${prefix}_pass_header`, `Passes a ${server} response header that is hidden by default (${prefix === 'fastcgi' ? 'Status, ' : ''}X-Accel-*).`),
+    headerList(`${prefix}_hide_header`, `${article === 'an' ? 'An' : 'A'} ${server} response header not to pass to the client, besides ${hidesStatus ? 'Status and ' : ''}X-Accel-*.`),
+    headerList(`${prefix}_pass_header`, `Passes ${article} ${server} response header that is hidden by default (${hidesStatus ? 'Status, ' : ''}X-Accel-*).`),
     defineDirective({
       kind: 'value',
       name: `${prefix}_ignore_headers` as 'fastcgi_ignore_headers',
       contexts: ['http', 'server', 'location'],
       args: '1+',
       syntax: 'field ...;',
-      summary: `${prefix === 'fastcgi' ? 'FastCGI' : 'uwsgi'} response headers whose special meaning is ignored: X-Accel-Redirect, X-Accel-Limit-Rate, X-Accel-Buffering, X-Accel-Charset; X-Accel-Expires, Expires, Cache-Control, Set-Cookie and Vary only steer a cache, which hitless does not have.`,
+      summary: `${label} response headers whose special meaning is ignored: X-Accel-Redirect, X-Accel-Limit-Rate, X-Accel-Buffering, X-Accel-Charset; X-Accel-Expires, Expires, Cache-Control, Set-Cookie and Vary only steer a cache, which hitless does not have.`,
       default: () => new Set<string>(),
       defaultText: '—',
       parse: (args, ctx) => {
@@ -145,10 +151,11 @@ export function cgiDirectives(prefix: 'fastcgi' | 'uwsgi'): AnyDirectiveSpec[] {
         return names;
       },
     }),
-    timeout(`${prefix}_connect_timeout`, `How long establishing a connection to a ${server} may take.`, '60s'),
+    timeout(`${prefix}_connect_timeout`, `How long establishing a connection to ${article} ${server} may take.`, '60s'),
     timeout(`${prefix}_send_timeout`, `How long the ${server} may take to accept the next part of the request.`, '60s'),
     timeout(`${prefix}_read_timeout`, `How long the ${server} may stay silent between two reads of its response.`, '60s'),
     flag(`${prefix}_intercept_errors`, `Whether ${server} responses with status 300 or more are replaced by the matching error_page.`, false),
+    bindDirective(`${prefix}_bind`),
     flag(`${prefix}_socket_keepalive`, `Whether TCP keepalive (SO_KEEPALIVE) is set on connections to ${server}s.`, false),
     flag(`${prefix}_buffering`, `Whether the ${server} response is read ahead of a slow client (in memory, up to 1 MiB per request) instead of at the client's pace.`, true),
     flag(`${prefix}_request_buffering`, `Whether the whole request body is read before the ${server} sees the request.`, true),

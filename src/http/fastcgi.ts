@@ -6,12 +6,15 @@
  * STDOUT stream's CGI head becomes the HTTP response as ngx_http_fastcgi_process_header() makes
  * it (Status:, a Location: without Status: is a 302), through the proxy's response-side helpers;
  * STDERR is logged as nginx logs it; END_REQUEST ends the response, and with fastcgi_keep_conn on
- * the connection goes back to the group's keepalive pool.
+ * the connection goes back to the group's keepalive pool. uwsgi_pass and scgi_pass use the same
+ * adapter with their own request (uwsgi-packet.ts, scgi-packet.ts) and no records: the server's
+ * HTTP or CGI head, then the body to the close.
  */
 import { beginUpstreamCycle, beginUpstreamState, failUpstreamState, type UpstreamState } from './upstream-states.js';
 import type { CompiledFastcgi } from './fastcgi-config.js';
 import { beginRequest, paramsRecords, RecordReader, RecordType, stdinEnd, stdinRecords, type RecordSink } from './fastcgi-records.js';
 import { uwsgiPacket } from './uwsgi-packet.js';
+import { scgiPacket } from './scgi-packet.js';
 import { HttpParseError, type ResponseHead } from './h1/head-parser.js';
 import { UpstreamFailure } from './h1/upstream-exchange.js';
 import { headerOf } from './output-filter.js';
@@ -62,8 +65,11 @@ export function fastcgiRequest(ctx: FastcgiContext): void {
     new FastcgiAttempts(ctx, group, []).next();
     return;
   }
-  // fastcgi_request_buffering off: STDIN records as the body arrives, a chunked one too (FastCGI frames it itself).
-  if (!fastcgi.requestBuffering) {
+  // fastcgi_request_buffering off: STDIN records as the body arrives, a chunked one too (FastCGI
+  // frames it itself). uwsgi and SCGI announce the body's length first: a body of unknown length
+  // (chunked, or HTTP/2 without content-length) is read whole all the same (ngx_http_uwsgi_handler(),
+  // ngx_http_scgi_handler(): no request_body_no_buffering for r->headers_in.chunked).
+  if (!fastcgi.requestBuffering && (fastcgi.protocol === 'fastcgi' || request.header('content-length') !== undefined)) {
     new FastcgiAttempts(ctx, group, 'stream').next();
     return;
   }
@@ -152,9 +158,20 @@ class FastcgiAttempts {
     const peer = attempt.peer;
     // suwsgi://: the handshake has its own uwsgi_connect_timeout, as for proxy_pass https://.
     const tls = fastcgi.tls === undefined ? undefined : { tls: fastcgi.tls, name: fastcgi.sslName(this.#ctx.request), certificate: fastcgi.sslCertificate(this.#ctx.request) };
-    const options = { protocol: fastcgi.protocol, group: this.#group.name, timeoutMs: fastcgi.connectTimeoutMs, noDelay: true, keepAlive: fastcgi.socketKeepalive, ...(tls === undefined ? {} : { tls }) };
+    // ngx_http_upstream_set_local(): a fastcgi_bind value that is no address is an [error], and binds none.
+    const bind = fastcgi.bind(this.#ctx.request);
+    if (bind !== undefined && 'invalid' in bind) this.#ctx.log.error(`${bind.invalid}${where(this.#ctx)}`, this.#ctx.conn.number);
+    const local = bind === undefined || 'invalid' in bind ? undefined : bind;
+    const options = { protocol: fastcgi.protocol, group: this.#group.name, timeoutMs: fastcgi.connectTimeoutMs, noDelay: true, keepAlive: fastcgi.socketKeepalive, local, ...(tls === undefined ? {} : { tls }) };
     this.#cancelConnect = connectPeer(peer, options, (result) => {
       this.#cancelConnect = undefined;
+      if (!result.ok && result.bindFailed === true) {
+        // ngx_event_connect_peer(): bind() failed is logged at crit, and the request ends with 500.
+        this.#ctx.log.write('crit', `${result.message}${where(this.#ctx, peer)}`, this.#ctx.conn.number);
+        attempt.finish('aborted', 'bind');
+        this.#finishWithError(500);
+        return;
+      }
       if (!result.ok) {
         if (result.local === true) {
           attempt.finish('aborted', 'worker_connections');
@@ -272,7 +289,7 @@ class FastcgiAttempts {
           else head.parts = [all];
           return;
         }
-        const parsed = fastcgi.protocol === 'uwsgi' ? parseUwsgiHead(all.subarray(0, end.head)) : parseCgiHead(all.subarray(0, end.head));
+        const parsed = fastcgi.protocol === 'fastcgi' ? parseCgiHead(all.subarray(0, end.head)) : parseHttpOrCgiHead(all.subarray(0, end.head));
         if (typeof parsed === 'string') {
           fail(new UpstreamFailure(`${parsed} while reading response header from upstream`, 'header', 'invalid_header', true));
           return;
@@ -312,7 +329,7 @@ class FastcgiAttempts {
       },
       invalid: (message) => fail(new UpstreamFailure(`${message} while reading response header from upstream`, 'header', 'invalid_header', true)),
     };
-    // uwsgi has no records: all the server sends is the response, to the close.
+    // uwsgi and SCGI have no records: all the server sends is the response, to the close.
     const reader = fastcgi.protocol === 'fastcgi' ? new RecordReader(sink) : undefined;
     connection.owner = {
       onData: (chunk) => (reader === undefined ? sink.content(RecordType.Stdout, chunk, false) : reader.push(chunk)),
@@ -352,6 +369,8 @@ class FastcgiAttempts {
         return;
       }
       this.#writeUpstream(socket, packet);
+    } else if (fastcgi.protocol === 'scgi') {
+      this.#writeUpstream(socket, scgiPacket(this.#params(), scgiContentLength(request)));
     } else {
       this.#writeUpstream(socket, beginRequest(fastcgi.keepConn));
       for (const record of paramsRecords(this.#params())) this.#writeUpstream(socket, record);
@@ -368,7 +387,7 @@ class FastcgiAttempts {
     socket.uncork();
   }
 
-  /** Body bytes as they go: STDIN records for FastCGI, as they are for uwsgi. */
+  /** Body bytes as they go: STDIN records for FastCGI, as they are for uwsgi and SCGI. */
   #bodyRecords(data: Buffer): Buffer[] {
     return this.#ctx.fastcgi.protocol === 'fastcgi' ? stdinRecords(data) : [data];
   }
@@ -615,10 +634,11 @@ function parseCgiHead(data: Buffer): ResponseHead | string {
 }
 
 /**
- * A uwsgi server's head: an HTTP status line and fields (ngx_http_uwsgi_process_status_line());
- * without a status line nginx reads it as a CGI head, and so does hitless.
+ * A uwsgi or SCGI server's head: an HTTP status line and fields (ngx_http_uwsgi_process_status_line(),
+ * ngx_http_scgi_process_status_line()); without a status line nginx reads it as a CGI head (a
+ * Status: field, or a Location: making it a 302), and so does hitless.
  */
-function parseUwsgiHead(data: Buffer): ResponseHead | string {
+function parseHttpOrCgiHead(data: Buffer): ResponseHead | string {
   const text = data.toString('latin1');
   const lineEnd = text.indexOf('\n');
   const first = (lineEnd === -1 ? text : text.slice(0, lineEnd)).replace(/\r$/, '');
@@ -627,6 +647,17 @@ function parseUwsgiHead(data: Buffer): ResponseHead | string {
   const rest = parseCgiHead(data.subarray(lineEnd + 1));
   if (typeof rest === 'string') return rest;
   return { ...rest, status: Number(status[1]), reason: status[2] ?? '' };
+}
+
+/**
+ * The CONTENT_LENGTH of an SCGI request (ngx_http_scgi_create_request()): the client's
+ * Content-Length, or the length of a body of unknown length read whole (content_length_n, which
+ * ngx_http_request_body_chunked_filter() counts up); 0 without a body.
+ */
+function scgiContentLength(request: HttpRequest): number {
+  const field = request.header('content-length');
+  if (field !== undefined && /^[0-9]+$/.test(field)) return Number(field);
+  return request.requestBody?.reduce((sum, part) => sum + part.length, 0) ?? 0;
 }
 
 /** The tail nginx adds to upstream errors: `, client: ..., server: ..., request: "...", upstream: "fastcgi://...", host: "..."`. */

@@ -88,7 +88,7 @@ export interface LevelConfig {
   readonly limitExceptProxy: { readonly methods: ReadonlySet<string>; readonly proxy: CompiledProxy } | undefined;
   /** The location's `grpc_pass`, compiled; undefined when it has none. */
   readonly grpc: CompiledGrpc | undefined;
-  /** The location's `fastcgi_pass` or `uwsgi_pass`, compiled; undefined when it has neither. */
+  /** The location's `fastcgi_pass`, `uwsgi_pass` or `scgi_pass`, compiled; undefined when it has none. */
   readonly fastcgi: CompiledFastcgi | undefined;
   /** fastcgi_split_path_info and fastcgi_index, for $fastcgi_script_name and $fastcgi_path_info. */
   readonly fastcgiNames: FastcgiNames;
@@ -284,7 +284,9 @@ export class HttpGeneration {
         ? compileFastcgi(block, block.get('fastcgi_pass'), this.groups, this.#implicitGroups, table)
         : block.isSet('uwsgi_pass')
           ? compileFastcgi(block, block.get('uwsgi_pass'), this.groups, this.#implicitGroups, table, 'uwsgi', this.#certificateCaches)
-          : undefined,
+          : block.isSet('scgi_pass')
+            ? compileFastcgi(block, block.get('scgi_pass'), this.groups, this.#implicitGroups, table, 'scgi')
+            : undefined,
       fastcgiNames: compileFastcgiNames(block),
       preaccess: this.#http === undefined ? undefined : compilePreaccess(block, this.#http, table, this.#state.zones),
       access: compileAccessPhase(block, table, this.#userFiles),

@@ -76,7 +76,7 @@ function parseBind(args: readonly string[], ctx: DirectiveContext): ProxyBind {
   if (transparent) {
     // IP_TRANSPARENT (Linux) needs setsockopt() before bind(), which Node's net module does not
     // expose: hitless cannot connect from a non-local address. Said at -t, never silently dropped.
-    ctx.warn('"transparent" of "proxy_bind" is not supported by hitless (Node.js cannot set IP_TRANSPARENT on a socket): the address is bound without it, so only a local address works');
+    ctx.warn(`"transparent" of "${ctx.node.name}" is not supported by hitless (Node.js cannot set IP_TRANSPARENT on a socket): the address is bound without it, so only a local address works`);
   }
   const value = parseValue(address, ctx);
   if (!isConstantTemplate(value)) return { kind: 'value', value, transparent };
@@ -104,6 +104,21 @@ export function compileBind<T>(setting: ProxyBind | undefined, compile: (templat
   };
 }
 
+/** `proxy_bind`, or the same directive under another module's name (fastcgi_bind, uwsgi_bind, scgi_bind). */
+export function bindDirective(name: `${'proxy' | 'fastcgi' | 'uwsgi' | 'scgi'}_bind`): AnyDirectiveSpec {
+  return defineDirective({
+    kind: 'value',
+    name: name as 'proxy_bind',
+    contexts: ['http', 'server', 'location'],
+    args: [1, 2],
+    syntax: 'address [transparent] | off;',
+    summary: 'The local IP address (and port) connections to upstreams are made from (variables allowed; an empty value binds none); off cancels an inherited one. transparent is a [warn] at -t and is not applied (Node.js cannot set IP_TRANSPARENT), so only a local address can be bound.',
+    default: () => undefined,
+    defaultText: '—',
+    parse: parseBind,
+  });
+}
+
 /** The directives, for ngx_http_proxy_module's table. */
 export const PROXY_REQUEST_DIRECTIVES: readonly AnyDirectiveSpec[] = [
   defineDirective({
@@ -128,17 +143,7 @@ export const PROXY_REQUEST_DIRECTIVES: readonly AnyDirectiveSpec[] = [
     defaultText: '—',
     parse: ([value = ''], ctx) => parseValue(value, ctx),
   }),
-  defineDirective({
-    kind: 'value',
-    name: 'proxy_bind',
-    contexts: ['http', 'server', 'location'],
-    args: [1, 2],
-    syntax: 'address [transparent] | off;',
-    summary: 'The local IP address (and port) connections to upstreams are made from (variables allowed; an empty value binds none); off cancels an inherited one. transparent is a [warn] at -t and is not applied (Node.js cannot set IP_TRANSPARENT), so only a local address can be bound.',
-    default: () => undefined,
-    defaultText: '—',
-    parse: parseBind,
-  }),
+  bindDirective('proxy_bind'),
   defineDirective({
     kind: 'value',
     name: 'proxy_limit_rate',

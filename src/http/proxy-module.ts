@@ -191,7 +191,7 @@ export const flag = flagDirective;
 export const timeout = timeDirective;
 
 /** `*_hide_header` and `*_pass_header`: lowercased field names, accumulated. */
-export function headerList(name: `${'proxy' | 'grpc' | 'fastcgi' | 'uwsgi'}_${'hide' | 'pass'}_header`, summary: string) {
+export function headerList(name: `${'proxy' | 'grpc' | 'fastcgi' | 'uwsgi' | 'scgi'}_${'hide' | 'pass'}_header`, summary: string) {
   return defineDirective({
     kind: 'value',
     name: name as 'proxy_hide_header',
@@ -314,15 +314,18 @@ export function checkUpstreamSsl(block: ConfBlockView, module: UpstreamModule = 
 const NEXT_UPSTREAM_CASES: ReadonlySet<string> = new Set(['error', 'timeout', 'invalid_header', 'http_500', 'http_502', 'http_503', 'http_504', 'http_403', 'http_404', 'http_429', 'non_idempotent']);
 
 /** `*_next_upstream`, `*_next_upstream_tries` and `*_next_upstream_timeout` of an upstream module. */
-export function nextUpstreamDirectives(module: UpstreamModule | 'fastcgi' | 'uwsgi'): AnyDirectiveSpec[] {
+export function nextUpstreamDirectives(module: UpstreamModule | 'fastcgi' | 'uwsgi' | 'scgi'): AnyDirectiveSpec[] {
   const name = `${module}_next_upstream` as const;
+  // ngx_http_fastcgi_next_upstream_masks and uwsgi's and scgi's have no http_502 and http_504.
+  const cgi = module === 'fastcgi' || module === 'uwsgi' || module === 'scgi';
+  const cases = cgi ? new Set([...NEXT_UPSTREAM_CASES].filter((value) => value !== 'http_502' && value !== 'http_504')) : NEXT_UPSTREAM_CASES;
   return [
     defineDirective({
       kind: 'value',
       name: name as 'proxy_next_upstream',
       contexts: ['http', 'server', 'location'],
       args: '1+',
-      syntax: 'error | timeout | invalid_header | http_500 | http_502 | http_503 | http_504 | http_403 | http_404 | http_429 | non_idempotent | off ...;',
+      syntax: `error | timeout | invalid_header | http_500 | ${cgi ? '' : 'http_502 | '}http_503 | ${cgi ? '' : 'http_504 | '}http_403 | http_404 | http_429 | non_idempotent | off ...;`,
       summary: 'In which cases a request is passed to the next server; non-idempotent requests (POST, LOCK, PATCH) only with non_idempotent, and never once a response was sent.',
       default: () => new Set<NextUpstreamCase>(['error', 'timeout']),
       defaultText: `${name} error timeout;`,
@@ -331,7 +334,7 @@ export function nextUpstreamDirectives(module: UpstreamModule | 'fastcgi' | 'uws
           if (args.length > 1) ctx.fail(`invalid value "off" in "${name}" directive`);
           return new Set<NextUpstreamCase>();
         }
-        for (const value of args) if (!NEXT_UPSTREAM_CASES.has(value)) ctx.fail(`invalid value "${value}"`);
+        for (const value of args) if (!cases.has(value)) ctx.fail(`invalid value "${value}"`);
         return new Set(args as NextUpstreamCase[]);
       },
     }),

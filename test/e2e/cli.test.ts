@@ -95,6 +95,7 @@ describe('bin/hitless: nginx\'s command line', () => {
     assert.doesNotMatch(lines[3] ?? '', /--without-http_gzip_module/);
     assert.match(lines[3] ?? '', / --with-http_gzip_static_module( |$)/);
     assert.doesNotMatch(lines[3] ?? '', /--without-http_charset_module/);
+    assert.doesNotMatch(lines[3] ?? '', /--without-http_(fastcgi|uwsgi|scgi)_module/);
     assert.match(lines[3] ?? '', / --without-http_ssi_module( |$)/);
     // nginx-tests' has_module() reads the defaults of nginx 1.31's configure: the cache and the
     // newer default modules are disowned by name, sticky (which hitless has) is not.

@@ -52,6 +52,12 @@ function request(port: number, path: string, method = 'GET', body?: Buffer, head
     });
     req.setTimeout(10_000, () => req.destroy(new Error(`no answer to ${method} ${path} within 10 s`)));
     req.on('error', reject);
+    // Without a Content-Length, a body written in two parts goes chunked.
+    if (body !== undefined && headers['content-length'] === undefined) {
+      req.write(body.subarray(0, 1000));
+      setTimeout(() => req.end(body.subarray(1000)), 20);
+      return;
+    }
     req.end(body);
   });
 }
@@ -84,6 +90,11 @@ http {
         location / {
             include uwsgi_params;
             uwsgi_param HTTP_X_TEST fixed;
+            uwsgi_pass 127.0.0.1:${port};
+        }
+        location /unbuffered/ {
+            include uwsgi_params;
+            uwsgi_request_buffering off;
             uwsgi_pass 127.0.0.1:${port};
         }
     }
@@ -126,10 +137,21 @@ http {
 
   it('passes a POST body the application reads', async () => {
     const body = Buffer.alloc(200_000, 'x');
-    const { nginx, hitless } = await both('/post', 'POST', body, { 'content-type': 'application/octet-stream' });
+    const { nginx, hitless } = await both('/post', 'POST', body, { 'content-type': 'application/octet-stream', 'content-length': String(body.length) });
     const expected = JSON.parse(nginx.body) as Record<string, unknown>;
     assert.equal(expected['body_length'], body.length, 'nginx itself');
     assert.deepEqual(JSON.parse(hitless.body), expected);
+  });
+
+  it('reads a chunked body whole for its CONTENT_LENGTH, with uwsgi_request_buffering off too', async () => {
+    const body = Buffer.alloc(50_000, 'y');
+    for (const path of ['/chunked', '/unbuffered/chunked']) {
+      const { nginx, hitless } = await both(path, 'POST', body, { 'content-type': 'application/octet-stream' });
+      const expected = JSON.parse(nginx.body) as Record<string, unknown>;
+      assert.equal(expected['CONTENT_LENGTH'], String(body.length), `nginx itself, ${path}`);
+      assert.equal(expected['body_length'], body.length, `nginx itself, ${path}`);
+      assert.deepEqual(JSON.parse(hitless.body), expected, path);
+    }
   });
 
   it('passes the status line and both Set-Cookie', async () => {

@@ -337,3 +337,107 @@ describe('uwsgi_pass: the uwsgi packet, plain and suwsgi://', () => {
     assert.equal((await get(served.port, '/client?c=none')).status, 500);
   });
 });
+
+/** An SCGI server: keeps the netstring and the body it was sent, answers with a CGI head (Status:) and closes. */
+function scgiServer(seen: Buffer[]): Server {
+  return createServer((socket) => {
+    let data = Buffer.alloc(0);
+    socket.on('data', (chunk: Buffer) => {
+      data = Buffer.concat([data, chunk]);
+      const colon = data.indexOf(':');
+      if (colon < 0) return;
+      const size = Number(data.toString('latin1', 0, colon));
+      if (data.length < colon + 1 + size + 1) return;
+      const fields = data.toString('latin1', colon + 1, colon + 1 + size).split('\0');
+      const length = Number(fields[fields.indexOf('CONTENT_LENGTH') + 1]);
+      if (data.length < colon + 1 + size + 1 + length) return;
+      seen.push(data);
+      socket.end(`Status: 203 Partly\r\nX-Accel-Buffering: no\r\nX-Hidden: 1\r\nX-Seen: yes\r\nX-Remote: ${socket.remoteAddress ?? ''}\r\n\r\nbody`);
+    });
+  });
+}
+
+describe('scgi_pass: the SCGI netstring and a CGI head', () => {
+  const seen: Buffer[] = [];
+  let server: Server;
+  let served: Served;
+
+  before(async () => {
+    server = scgiServer(seen);
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const address = server.address();
+    const port = typeof address === 'object' && address !== null ? address.port : 0;
+    served = await serve(
+      `http { server { listen 127.0.0.1:8080;
+        location / { scgi_param SCGI 1; scgi_param REQUEST_URI $request_uri; scgi_param HTTP_HOST fixed; scgi_param EMPTY $arg_none if_not_empty; scgi_hide_header X-Hidden; scgi_pass 127.0.0.1:${port}; }
+        location /bind { scgi_bind 127.0.0.2; scgi_pass 127.0.0.1:${port}; }
+        location /bind-var { scgi_bind $arg_b; scgi_pass 127.0.0.1:${port}; }
+      } }`,
+      '/tmp/',
+    );
+  });
+
+  after(async () => {
+    server.close();
+    await served.stop();
+  });
+
+  it('sends CONTENT_LENGTH first, the parameters, the headers not set as parameters, the comma, then the body', async () => {
+    seen.length = 0;
+    const answer = await get(served.port, '/x?a=1', { method: 'POST', headers: { 'content-length': '5', 'x-one': 'v' }, body: 'hello' });
+    assert.equal(answer.status, 203);
+    assert.equal(answer.body, 'body');
+    // Status, X-Accel-* and scgi_hide_header's names are not the client's (ngx_http_scgi_hide_headers).
+    assert.equal(answer.headers['status'], undefined);
+    assert.equal(answer.headers['x-accel-buffering'], undefined);
+    assert.equal(answer.headers['x-hidden'], undefined);
+    assert.equal(answer.headers['x-seen'], 'yes');
+    const sent = seen[0] as Buffer;
+    const text = sent.toString('latin1');
+    const colon = text.indexOf(':');
+    const size = Number(text.slice(0, colon));
+    assert.equal(text.slice(colon + 1 + size), ',hello');
+    const fields = text.slice(colon + 1, colon + 1 + size).split('\0');
+    assert.equal(fields.pop(), '', 'each value ends with a NUL');
+    assert.deepEqual(fields.slice(0, 6), ['CONTENT_LENGTH', '5', 'SCGI', '1', 'REQUEST_URI', '/x?a=1']);
+    const names = fields.filter((_, i) => i % 2 === 0);
+    // The client's Host is not sent again once scgi_param names HTTP_HOST; if_not_empty leaves EMPTY out.
+    assert.deepEqual(names.filter((name) => name === 'HTTP_HOST'), ['HTTP_HOST']);
+    assert.equal(fields[fields.indexOf('HTTP_HOST') + 1], 'fixed');
+    assert.equal(names.includes('EMPTY'), false);
+    assert.equal(fields[fields.indexOf('HTTP_X_ONE') + 1], 'v');
+  });
+
+  it('sends CONTENT_LENGTH 0 without a body', async () => {
+    seen.length = 0;
+    assert.equal((await get(served.port, '/')).status, 203);
+    const text = (seen[0] as Buffer).toString('latin1');
+    assert.match(text, /^[0-9]+:CONTENT_LENGTH\x000\x00SCGI\x001\x00/);
+    assert.ok(text.endsWith('\0,'));
+  });
+
+  it('connects from the address scgi_bind names, with variables too (empty: none; not an address: an [error], none)', async () => {
+    assert.equal((await get(served.port, '/bind')).headers['x-remote'], '127.0.0.2');
+    assert.equal((await get(served.port, '/bind-var?b=127.0.0.3')).headers['x-remote'], '127.0.0.3');
+    assert.equal((await get(served.port, '/bind-var')).headers['x-remote'], '127.0.0.1');
+    const invalid = await get(served.port, '/bind-var?b=nonsense');
+    assert.equal(invalid.status, 203);
+    assert.equal(invalid.headers['x-remote'], '127.0.0.1');
+  });
+
+  it('refuses scgi_pass with another *_pass in one location, an address without a port, and the next_upstream cases nginx lacks', () => {
+    assert.match(errorOf('http { server { location / { scgi_pass 127.0.0.1:1; proxy_pass http://127.0.0.1:2; } } }'), /^"scgi_pass" with "proxy_pass" in one location is not supported by hitless/);
+    assert.equal(errorOf('http { server { location / { scgi_pass 127.0.0.1; } } }'), 'no port in upstream "127.0.0.1" in /x.conf:1');
+    // ngx_http_fastcgi_next_upstream_masks, uwsgi's and scgi's: no http_502, no http_504 (proxy and grpc have them).
+    for (const prefix of ['fastcgi', 'uwsgi', 'scgi']) {
+      for (const value of ['http_502', 'http_504']) assert.equal(errorOf(`http { ${prefix}_next_upstream error ${value}; }`), `invalid value "${value}" in /x.conf:1`);
+      assert.equal(load(`http { ${prefix}_next_upstream error timeout http_500 http_503 http_403 http_404 http_429 non_idempotent; }`).warnings.length, 0);
+    }
+    assert.equal(load('http { proxy_next_upstream http_502 http_504; grpc_next_upstream http_502 http_504; }').warnings.length, 0);
+    // *_bind as proxy_bind parses it, the [warn] for transparent naming the directive.
+    assert.equal(errorOf('http { uwsgi_bind 127.0.0.1 other; }'), 'invalid parameter "other" in /x.conf:1');
+    assert.equal(errorOf('http { fastcgi_bind nonsense; }'), 'invalid address "nonsense" in /x.conf:1');
+    assert.match(load('http { scgi_bind 127.0.0.1 transparent; }').warnings.map((warning) => warning.message).join('\n'), /^"transparent" of "scgi_bind" is not supported by hitless/);
+    assert.equal(errorOf('http { server { location / { scgi_bind $nonexistent; scgi_pass 127.0.0.1:1; } } }'), 'unknown "nonexistent" variable');
+  });
+});

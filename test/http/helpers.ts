@@ -81,7 +81,7 @@ export interface Reply {
 }
 
 /** One request over node:http to 127.0.0.1. */
-export function get(port: number, path: string, options: { host?: string; method?: string; agent?: Agent | false; headers?: Record<string, string> } = {}): Promise<Reply> {
+export function get(port: number, path: string, options: { host?: string; method?: string; agent?: Agent | false; headers?: Record<string, string>; body?: string } = {}): Promise<Reply> {
   return new Promise((resolve, reject) => {
     const req = httpRequest(
       { host: '127.0.0.1', port, path, method: options.method ?? 'GET', agent: options.agent ?? false, headers: { host: options.host ?? 'localhost', ...options.headers } },
@@ -94,7 +94,7 @@ export function get(port: number, path: string, options: { host?: string; method
       },
     );
     req.on('error', reject);
-    req.end();
+    req.end(options.body);
   });
 }
 
