@@ -322,7 +322,7 @@ export const httpStaticModule: ConfModule = {
       },
     }),
     knob('sendfile', [...LEVELS_IF], 'flag', 'on | off;', 'sendfile off;', 'Node has no sendfile(2); files are read into buffers and written with back-pressure'),
-    knob('tcp_nopush', LEVELS, 'flag', 'on | off;', 'tcp_nopush off;', 'Node cannot set TCP_CORK; a response head and a small body leave in one write instead'),
+    knob('tcp_nopush', LEVELS, 'flag', 'on | off;', 'tcp_nopush off;', 'Node cannot set TCP_CORK; a response head and a small body leave in one write instead, and so do a chunked head, the pieces written in one tick and the last chunk'),
     knob('directio', LEVELS, [1], 'size | off;', 'directio off;', 'Node cannot open files with O_DIRECT; reads go through the page cache', (args, ctx) => {
       if (args[0] !== 'off' && parseSize(args[0] ?? '') === undefined) ctx.fail('invalid value');
     }),

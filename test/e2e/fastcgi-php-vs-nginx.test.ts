@@ -2,19 +2,23 @@
  * fastcgi_pass to a real PHP-FPM (Debian's php8.2-fpm, started here with a pool configuration
  * this test writes: one pool on a unix socket, one on a loopback port), behind hitless and
  * Debian's nginx side by side, both with Debian's stock snippets/fastcgi-php.conf: the $_SERVER
- * values PHP sees, a POST body PHP reads, Status:, Location: and repeated Set-Cookie, the
- * `FastCGI sent in stderr` error log line, and fastcgi_keep_conn reusing one connection.
+ * values PHP sees (over TLS too: $_SERVER['HTTPS']), a POST body PHP reads, Status:, Location: and
+ * repeated Set-Cookie, the `FastCGI sent in stderr` error log line, a response PHP flushes in
+ * pieces with fastcgi_buffering off, fastcgi_keep_conn carrying 1,000 requests on one connection,
+ * and a PHP-FPM master killed and restarted under load with a backup pool taking over.
  */
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
-import { connect, createServer, type Server } from 'node:net';
+import https from 'node:https';
+import { connect, createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fieldsOf, startPair, type NginxPair, type RawAnswer } from './helpers/nginx-pair.js';
 
 const PHP_FPM = '/usr/sbin/php-fpm8.2';
+const fixtures = new URL('../../../test/fixtures/tls/', import.meta.url).pathname;
 
 const SCRIPT = `<?php
 $mode = $_GET['mode'] ?? '';
@@ -22,14 +26,31 @@ if ($mode === 'status') { header('Status: 404 Not Found'); echo "missing\\n"; ex
 if ($mode === 'location') { header('Location: /elsewhere'); exit; }
 if ($mode === 'cookies') { setcookie('a', '1'); setcookie('b', '2'); echo "cookies\\n"; exit; }
 if ($mode === 'stderr') { error_log('to the error log'); echo "logged\\n"; exit; }
+if ($mode === 'pid') { echo getmypid(), ' ', $_SERVER['QUERY_STRING']; exit; }
+if ($mode === 'pool') { echo getenv('POOL_NAME'); exit; }
 $body = file_get_contents('php://input');
-$keys = ['SCRIPT_FILENAME', 'SCRIPT_NAME', 'PATH_INFO', 'QUERY_STRING', 'REQUEST_METHOD', 'REQUEST_URI', 'DOCUMENT_URI', 'REMOTE_ADDR', 'SERVER_PROTOCOL', 'CONTENT_LENGTH', 'HTTP_X_TEST', 'GATEWAY_INTERFACE', 'REDIRECT_STATUS'];
+$keys = ['SCRIPT_FILENAME', 'SCRIPT_NAME', 'PATH_INFO', 'QUERY_STRING', 'REQUEST_METHOD', 'REQUEST_URI', 'DOCUMENT_URI', 'REMOTE_ADDR', 'SERVER_PROTOCOL', 'CONTENT_LENGTH', 'HTTP_X_TEST', 'GATEWAY_INTERFACE', 'REDIRECT_STATUS', 'HTTPS', 'REQUEST_SCHEME'];
 $out = [];
 foreach ($keys as $key) $out[$key] = $_SERVER[$key] ?? null;
 $out['body_length'] = strlen($body);
 $out['body_md5'] = md5($body);
 header('Content-Type: application/json');
 echo json_encode($out);
+`;
+
+/**
+ * Flushes "first" at once, then waits (at most 10 s) for the file the test creates after it has
+ * read "first": a server that holds the piece back makes the answer "first\ntimeout\n".
+ */
+const STREAM_SCRIPT = `<?php
+header('Content-Type: text/plain');
+while (ob_get_level() > 0) ob_end_flush();
+ob_implicit_flush(true);
+echo "first\\n";
+flush();
+$go = __DIR__ . '/go-' . basename($_GET['go'] ?? '');
+for ($i = 0; $i < 400 && !file_exists($go); $i++) { usleep(25000); clearstatcache(); }
+echo file_exists($go) ? "second\\n" : "timeout\\n";
 `;
 
 function freePort(): Promise<number> {
@@ -43,10 +64,17 @@ function freePort(): Promise<number> {
   });
 }
 
-/** One request with an optional body on a new connection. */
-function request(port: number, path: string, method = 'GET', body?: Buffer, headers: Record<string, string> = {}): Promise<RawAnswer> {
+/** How a request goes: over TLS, on a keep-alive agent instead of a new connection. */
+interface RequestOptions {
+  readonly tls?: boolean;
+  readonly agent?: http.Agent;
+}
+
+/** One request with an optional body, on a new connection unless `options.agent` says otherwise. */
+function request(port: number, path: string, method = 'GET', body?: Buffer, headers: Record<string, string> = {}, options: RequestOptions = {}): Promise<RawAnswer> {
   return new Promise((resolve, reject) => {
-    const req = http.request({ host: '127.0.0.1', port, path, method, agent: false, headers: { host: 'localhost', ...headers } }, (res) => {
+    const params = { host: '127.0.0.1', port, path, method, agent: options.agent ?? false, headers: { host: 'localhost', ...headers } };
+    const onResponse = (res: http.IncomingMessage): void => {
       const chunks: Buffer[] = [];
       res.on('data', (chunk: Buffer) => chunks.push(chunk));
       res.on('end', () => {
@@ -55,14 +83,15 @@ function request(port: number, path: string, method = 'GET', body?: Buffer, head
         resolve({ status: res.statusCode ?? 0, fields, body: Buffer.concat(chunks).toString('latin1') });
       });
       res.on('error', reject);
-    });
+    };
+    const req = options.tls === true ? https.request({ ...params, rejectUnauthorized: false, servername: 'a.test' }, onResponse) : http.request(params, onResponse);
     req.setTimeout(10_000, () => req.destroy(new Error(`no answer to ${method} ${path} within 10 s`)));
     req.on('error', reject);
     req.end(body);
   });
 }
 
-/** Waits (bounded) until `check` is true, polling a file or a socket. */
+/** Waits (bounded: 10 s) until `check` is true, polling a file or a count. */
 async function until(check: () => boolean | Promise<boolean>, what: string): Promise<void> {
   for (let i = 0; i < 200; i++) {
     if (await check()) return;
@@ -71,44 +100,130 @@ async function until(check: () => boolean | Promise<boolean>, what: string): Pro
   throw new Error(`timed out waiting for ${what}`);
 }
 
-describe('fastcgi_pass to php8.2-fpm, side by side with nginx', () => {
-  let pair: NginxPair | undefined;
-  let fpm: ChildProcess | undefined;
-  let fpmExited: Promise<void> = Promise.resolve();
-  let dir = '';
-  let tcpPort = 0;
-  let keepPort = 0;
-  let fpmKeepPort = 0;
-  /** Nothing listens there: the first server of the failover group. */
-  let deadPort = 0;
-  /** Between hitless and the `keep` pool: counts the connections hitless opens. */
-  let relay: Server | undefined;
-  let relayed = 0;
+/** A PHP-FPM master this test starts (and starts again) on a configuration file it wrote. */
+class FpmMaster {
+  readonly #conf: string;
+  readonly #log: string;
+  #child: ChildProcess | undefined;
+  #exited: Promise<void> = Promise.resolve();
+  #starts = 0;
 
-  before(async () => {
-    tcpPort = await freePort();
-    keepPort = await freePort();
-    fpmKeepPort = await freePort();
-    deadPort = await freePort();
-    relay = createServer((client) => {
-      relayed++;
-      const upstream = connect(fpmKeepPort, '127.0.0.1');
+  constructor(conf: string, log: string) {
+    this.#conf = conf;
+    this.#log = log;
+  }
+
+  /** Starts the master; `ready()` waits for it. */
+  start(): void {
+    this.#starts++;
+    const child = spawn(PHP_FPM, ['-F', '-R', '-n', '-y', this.#conf], { stdio: 'ignore' });
+    this.#child = child;
+    this.#exited = new Promise((resolve) => {
+      child.once('exit', () => resolve());
+      child.once('error', () => resolve());
+    });
+  }
+
+  /** Resolves once the log says "ready to handle connections" as often as the master was started. */
+  async ready(): Promise<void> {
+    await until(() => {
+      try {
+        return (readFileSync(this.#log, 'utf8').match(/ready to handle connections/g) ?? []).length >= this.#starts;
+      } catch {
+        return false;
+      }
+    }, `php-fpm (${this.#conf}) to start`);
+  }
+
+  /** Signals the master (SIGTERM: its children end at once, mid-request too) and waits for it to exit. */
+  async stop(signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+    const child = this.#child;
+    if (child === undefined || child.exitCode !== null || child.signalCode !== null) return;
+    child.kill(signal);
+    await this.#exited;
+  }
+}
+
+/** A PHP-FPM pool section: `pm = static` with `children` workers, `env` passed to PHP. */
+function poolSection(name: string, listen: string, children = 2, env: Record<string, string> = {}): string {
+  const vars = Object.entries(env).map(([key, value]) => `env[${key}] = ${value}\n`).join('');
+  return `[${name}]\nuser = nobody\ngroup = nogroup\nlisten = ${listen}\nlisten.mode = 0666\npm = static\npm.max_children = ${children}\ncatch_workers_output = no\nphp_admin_value[post_max_size] = 64M\n${vars}`;
+}
+
+/** A PHP-FPM configuration: `daemonize = no`, its pid and log under `base`, named `name`. */
+function fpmConf(base: string, name: string, pools: string): string {
+  return `[global]\npid = ${base}/${name}.pid\nerror_log = ${base}/${name}.log\ndaemonize = no\nprocess_control_timeout = 5s\n${pools}`;
+}
+
+/** A loopback TCP relay to `target` that counts the connections it accepts. */
+class CountingRelay {
+  readonly server: Server;
+  readonly #open = new Set<Socket>();
+  accepted = 0;
+
+  constructor(target: number) {
+    this.server = createServer((client) => {
+      this.accepted++;
+      const upstream = connect(target, '127.0.0.1');
+      for (const socket of [client, upstream]) {
+        this.#open.add(socket);
+        socket.once('close', () => this.#open.delete(socket));
+      }
       client.pipe(upstream).pipe(client);
       client.on('error', () => upstream.destroy());
       upstream.on('error', () => client.destroy());
       client.on('close', () => upstream.destroy());
       upstream.on('close', () => client.destroy());
     });
-    await new Promise<void>((resolve) => relay?.listen(keepPort, '127.0.0.1', resolve));
+  }
+
+  listen(port: number): Promise<void> {
+    return new Promise((resolve) => this.server.listen(port, '127.0.0.1', resolve));
+  }
+
+  close(): void {
+    this.server.close();
+    for (const socket of this.#open) socket.destroy();
+  }
+}
+
+describe('fastcgi_pass to php8.2-fpm, side by side with nginx', () => {
+  let pair: NginxPair | undefined;
+  const masters: FpmMaster[] = [];
+  /** The master of the primary server of the `pools` group, the one killed under load. */
+  let first: FpmMaster | undefined;
+  let dir = '';
+  let tcpPort = 0;
+  let fpmKeepPort = 0;
+  /** Nothing listens there: the first server of the failover group. */
+  let deadPort = 0;
+  /** Between each server and the `keep` pool: counts the connections each opens. */
+  const relays = new Map<'hitless' | 'nginx', { relay: CountingRelay; port: number }>();
+
+  before(async () => {
+    tcpPort = await freePort();
+    fpmKeepPort = await freePort();
+    deadPort = await freePort();
+    for (const name of ['hitless', 'nginx'] as const) {
+      const relay = new CountingRelay(fpmKeepPort);
+      const port = await freePort();
+      await relay.listen(port);
+      relays.set(name, { relay, port });
+    }
     pair = await startPair(
-      (port, base, _extra, name) => `events {}
+      (port, base, extra, name) => `events {}
 http {
     access_log off;
     error_log ${base}/${name}/logs/error.log error;
-    upstream keep { server 127.0.0.1:${keepPort}; keepalive 2; }
+    upstream keep { server 127.0.0.1:${relays.get(name)?.port ?? 0}; keepalive 2; }
     upstream failover { server 127.0.0.1:${deadPort}; server 127.0.0.1:${tcpPort}; }
+    # The primary pool's master is killed and started again under load: the backup pool answers meanwhile.
+    upstream pools { server unix:${base}/first.sock max_fails=1 fail_timeout=1s; server unix:${base}/second.sock backup; }
     server {
         listen 127.0.0.1:${port};
+        listen 127.0.0.1:${extra[0] ?? 0} ssl;
+        ssl_certificate ${base}/a.crt;
+        ssl_certificate_key ${base}/a.key;
         root ${base}/www;
         client_max_body_size 32m;
         # WordPress's and Nextcloud's pretty URLs: anything that is no file goes to index.php.
@@ -119,6 +234,11 @@ http {
             include fastcgi.conf;
             fastcgi_param SCRIPT_FILENAME ${base}/www/info.php;
             fastcgi_pass failover;
+        }
+        location = /stream.php {
+            include /etc/nginx/snippets/fastcgi-php.conf;
+            fastcgi_buffering off;
+            fastcgi_pass unix:${base}/php.sock;
         }
         location ~ [^/]\\.php(/|$) {
             include /etc/nginx/snippets/fastcgi-php.conf;
@@ -136,6 +256,12 @@ http {
             fastcgi_keep_conn on;
             fastcgi_pass keep;
         }
+        location /pools/ {
+            include fastcgi.conf;
+            fastcgi_param SCRIPT_FILENAME ${base}/www/info.php;
+            fastcgi_next_upstream error timeout;
+            fastcgi_pass pools;
+        }
     }
 }
 `,
@@ -144,42 +270,42 @@ http {
         mkdirSync(join(base, 'www'), { recursive: true });
         writeFileSync(join(base, 'www', 'info.php'), SCRIPT);
         writeFileSync(join(base, 'www', 'index.php'), SCRIPT);
+        writeFileSync(join(base, 'www', 'stream.php'), STREAM_SCRIPT);
+        copyFileSync(join(fixtures, 'a-rsa.fullchain.crt'), join(base, 'a.crt'));
+        copyFileSync(join(fixtures, 'a-rsa.key'), join(base, 'a.key'));
         for (const name of ['hitless', 'nginx']) {
           mkdirSync(join(base, name), { recursive: true });
           // Debian's snippet includes fastcgi.conf relative to the configuration's directory.
           copyFileSync('/etc/nginx/fastcgi.conf', join(base, name, 'fastcgi.conf'));
         }
-        const pool = (name: string, listen: string): string =>
-          `[${name}]\nuser = nobody\ngroup = nogroup\nlisten = ${listen}\nlisten.mode = 0666\npm = static\npm.max_children = 2\ncatch_workers_output = no\nphp_admin_value[post_max_size] = 64M\n`;
         writeFileSync(
           join(base, 'php-fpm.conf'),
-          `[global]\npid = ${base}/php-fpm.pid\nerror_log = ${base}/php-fpm.log\ndaemonize = no\n${pool('sock', `${base}/php.sock`)}${pool('tcp', `127.0.0.1:${tcpPort}`)}${pool('keep', `127.0.0.1:${fpmKeepPort}`)}`,
+          fpmConf(base, 'php-fpm', `${poolSection('sock', `${base}/php.sock`)}${poolSection('tcp', `127.0.0.1:${tcpPort}`)}${poolSection('keep', `127.0.0.1:${fpmKeepPort}`)}`),
         );
-        fpm = spawn(PHP_FPM, ['-F', '-R', '-n', '-y', join(base, 'php-fpm.conf')], { stdio: 'ignore' });
-        fpmExited = new Promise((resolve) => fpm?.once('exit', () => resolve()));
+        writeFileSync(join(base, 'first.conf'), fpmConf(base, 'first', poolSection('first', `${base}/first.sock`, 4, { POOL_NAME: 'first' })));
+        writeFileSync(join(base, 'second.conf'), fpmConf(base, 'second', poolSection('second', `${base}/second.sock`, 4, { POOL_NAME: 'second' })));
+        for (const name of ['php-fpm', 'first', 'second']) {
+          const master = new FpmMaster(join(base, `${name}.conf`), join(base, `${name}.log`));
+          if (name === 'first') first = master;
+          masters.push(master);
+          master.start();
+        }
       },
+      1,
     );
-    await until(() => {
-      try {
-        return readFileSync(join(dir, 'php-fpm.log'), 'utf8').includes('ready to handle connections');
-      } catch {
-        return false;
-      }
-    }, 'php-fpm to start');
+    for (const master of masters) await master.ready();
   });
 
   after(async () => {
     await pair?.stop();
-    relay?.close();
-    if (fpm !== undefined && fpm.exitCode === null) {
-      fpm.kill('SIGTERM');
-      await fpmExited;
-    }
+    for (const { relay } of relays.values()) relay.close();
+    await Promise.all(masters.map((master) => master.stop()));
   });
 
-  const both = async (path: string, method = 'GET', body?: Buffer, headers: Record<string, string> = {}): Promise<{ nginx: RawAnswer; hitless: RawAnswer }> => {
-    const ports = (pair as NginxPair).ports;
-    return { nginx: await request(ports.nginx, path, method, body, headers), hitless: await request(ports.hitless, path, method, body, headers) };
+  const both = async (path: string, method = 'GET', body?: Buffer, headers: Record<string, string> = {}, options: RequestOptions = {}): Promise<{ nginx: RawAnswer; hitless: RawAnswer }> => {
+    const { ports, extra } = pair as NginxPair;
+    const port = (name: 'hitless' | 'nginx'): number => (options.tls === true ? (extra[name][0] as number) : ports[name]);
+    return { nginx: await request(port('nginx'), path, method, body, headers, options), hitless: await request(port('hitless'), path, method, body, headers, options) };
   };
 
   it('passes the $_SERVER values nginx passes, with fastcgi_split_path_info (unix socket)', async () => {
@@ -254,13 +380,113 @@ http {
     assert.equal(line('hitless'), line('nginx'));
   });
 
-  it('fastcgi_keep_conn on with keepalive carries 50 requests on one connection', async () => {
-    relayed = 0;
-    for (let i = 0; i < 50; i++) {
-      const answer = await request((pair as NginxPair).ports.hitless, `/keep/${i}?n=${i}`);
-      assert.equal(answer.status, 200, answer.body);
-      assert.equal((JSON.parse(answer.body) as Record<string, unknown>)['QUERY_STRING'], `n=${i}`);
+  it('passes HTTPS=on as nginx does for a request over TLS (fastcgi.conf: HTTPS $https if_not_empty)', async () => {
+    const { nginx, hitless } = await both('/info.php/tls?x=1', 'GET', undefined, { 'x-test': 'tls' }, { tls: true });
+    assert.equal(nginx.status, 200, nginx.body);
+    const expected = JSON.parse(nginx.body) as Record<string, unknown>;
+    assert.equal(expected['HTTPS'], 'on', 'nginx itself');
+    assert.equal(expected['REQUEST_SCHEME'], 'https', 'nginx itself');
+    assert.equal(hitless.status, 200, hitless.body);
+    assert.deepEqual(JSON.parse(hitless.body), expected);
+    // Over plain HTTP $https is empty, and if_not_empty leaves HTTPS out altogether.
+    const plain = await both('/info.php');
+    assert.equal((JSON.parse(plain.nginx.body) as Record<string, unknown>)['HTTPS'], null, 'nginx itself');
+    assert.deepEqual(JSON.parse(plain.hitless.body), JSON.parse(plain.nginx.body));
+  });
+
+  it('sends what PHP flushes before PHP has finished, with fastcgi_buffering off', async () => {
+    const streamed = (name: 'hitless' | 'nginx'): Promise<{ status: number; first: string; body: string }> =>
+      new Promise((resolve, reject) => {
+        const port = (pair as NginxPair).ports[name];
+        const req = http.request({ host: '127.0.0.1', port, path: `/stream.php?go=${name}`, agent: false, headers: { host: 'localhost' } }, (res) => {
+          let body = '';
+          let first: string | undefined;
+          res.setEncoding('latin1');
+          res.on('data', (chunk: string) => {
+            body += chunk;
+            if (first !== undefined || !body.includes('first\n')) return;
+            // PHP waits for this file: the rest of the response can only come after it.
+            first = body;
+            writeFileSync(join(dir, 'www', `go-${name}`), '');
+          });
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, first: first ?? '', body }));
+          res.on('error', reject);
+        });
+        req.setTimeout(20_000, () => req.destroy(new Error(`${name}: no complete answer within 20 s`)));
+        req.on('error', reject);
+        req.end();
+      });
+    const nginx = await streamed('nginx');
+    assert.deepEqual(nginx, { status: 200, first: 'first\n', body: 'first\nsecond\n' }, 'nginx itself');
+    assert.deepEqual(await streamed('hitless'), nginx);
+  });
+
+  it('fastcgi_keep_conn on with keepalive carries 1,000 requests on one connection to PHP-FPM', async () => {
+    for (const name of ['nginx', 'hitless'] as const) {
+      const counted = relays.get(name)?.relay as CountingRelay;
+      counted.accepted = 0;
+      const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+      const pids = new Set<string>();
+      try {
+        for (let i = 0; i < 1000; i++) {
+          const answer = await request((pair as NginxPair).ports[name], `/keep/${i}?mode=pid&n=${i}`, 'GET', undefined, {}, { agent });
+          assert.equal(answer.status, 200, `${name}: ${answer.body}`);
+          const [pid, query] = answer.body.split(' ');
+          assert.equal(query, `mode=pid&n=${i}`, name);
+          pids.add(pid as string);
+        }
+      } finally {
+        agent.destroy();
+      }
+      // One TCP connection accepted at the relay in front of the pool, and so one PHP worker for all.
+      assert.equal(counted.accepted, 1, `${name}: connections to PHP-FPM`);
+      assert.equal(pids.size, 1, `${name}: PHP workers`);
     }
-    assert.equal(relayed, 1);
+  });
+
+  it('answers every request while the primary PHP-FPM master is killed and started again, from the backup pool meanwhile', async () => {
+    const { ports } = pair as NginxPair;
+    const names = ['hitless', 'nginx'] as const;
+    const served: Record<'hitless' | 'nginx', { status: number; body: string }[]> = { hitless: [], nginx: [] };
+    // The load ends once the phases are over or one timed out (`until`: 10 s each); this cap, far
+    // above the few hundred requests a run takes, bounds it should the loop outlive the test.
+    const most = 20_000;
+    let stopping = false;
+    const agents = names.map(() => new http.Agent({ keepAlive: true, maxSockets: 2 }));
+    const loop = async (name: 'hitless' | 'nginx', agent: http.Agent): Promise<void> => {
+      while (!stopping && served[name].length < most) {
+        try {
+          const answer = await request(ports[name], '/pools/load?mode=pool', 'GET', undefined, {}, { agent });
+          served[name].push({ status: answer.status, body: answer.body });
+        } catch (err) {
+          served[name].push({ status: 0, body: err instanceof Error ? err.message : String(err) });
+        }
+      }
+    };
+    // Two clients per server at a time, on keep-alive connections.
+    const loops = names.flatMap((name, i) => [loop(name, agents[i] as http.Agent), loop(name, agents[i] as http.Agent)]);
+    /** Waits until each server had 20 answers from `pool` since the call. */
+    const answered = async (pool: string, what: string): Promise<void> => {
+      const from = { hitless: served.hitless.length, nginx: served.nginx.length };
+      await until(() => names.every((name) => served[name].slice(from[name]).filter((answer) => answer.body === pool).length >= 20), what);
+    };
+    const primary = first as FpmMaster;
+    try {
+      await answered('first', 'the primary pool to answer');
+      await primary.stop();
+      await answered('second', 'the backup pool to answer while the primary is down');
+      primary.start();
+      await primary.ready();
+      // fail_timeout=1s: the primary is tried again within a second, and answers again.
+      await answered('first', 'the primary pool to answer again');
+    } finally {
+      stopping = true;
+      await Promise.all(loops);
+      for (const agent of agents) agent.destroy();
+    }
+    for (const name of names) {
+      const failed = served[name].filter((answer) => answer.status !== 200 || (answer.body !== 'first' && answer.body !== 'second'));
+      assert.deepEqual(failed.slice(0, 5), [], `${name}: ${failed.length} of ${served[name].length} requests failed`);
+    }
   });
 });

@@ -383,6 +383,10 @@ function flushHead(exchange: H1Exchange): void {
   exchange.flushHead();
 }
 
+function uncorkExchange(exchange: H1Exchange): void {
+  exchange.uncork();
+}
+
 /** The largest first body chunk sent in one string with the response head. */
 const SMALL_BODY = 16 * 1024;
 
@@ -428,6 +432,8 @@ export class H1Exchange implements HttpExchange {
   #noBody = false;
   /** The response head, written with the first piece of body or at the end of this tick. */
   #pendingHead: string | undefined;
+  /** True from a body write until the end of its tick: the socket is corked (see `write`). */
+  #corked = false;
   #keepAliveSent = false;
   /** Remaining Content-Length body bytes; -1 when chunked or none. */
   #bodyRemaining: number;
@@ -682,6 +688,13 @@ export class H1Exchange implements HttpExchange {
     process.nextTick(flushHead, this);
   }
 
+  /** @internal Ends the cork `write` put on the socket for the rest of its tick. */
+  uncork(): void {
+    if (!this.#corked) return;
+    this.#corked = false;
+    this.connection.socket.uncork();
+  }
+
   /** @internal Writes the held response head, if any (before anything else goes to the socket). */
   flushHead(): void {
     const head = this.#pendingHead;
@@ -719,16 +732,22 @@ export class H1Exchange implements HttpExchange {
       }
       return ok;
     }
+    // The head, the pieces written in this tick and a chunked body's end leave in one writev, as
+    // Node's http.OutgoingMessage corks its socket until the next tick: a FastCGI response whose
+    // STDOUT and END_REQUEST come in one read is then one segment to the client, not three.
+    if (!this.#corked) {
+      this.#corked = true;
+      socket.cork();
+      process.nextTick(uncorkExchange, this);
+    }
     this.flushHead();
     const size = typeof chunk === 'string' ? Buffer.byteLength(chunk) : chunk.length;
     this.bodyBytesSent += size;
     let ok: boolean;
     if (this.#framing === 'chunked') {
-      socket.cork();
       socket.write(`${size.toString(16)}\r\n`);
       socket.write(chunk);
       ok = socket.write('\r\n');
-      socket.uncork();
       this.bytesSent += size + size.toString(16).length + 4;
     } else {
       ok = socket.write(chunk);

@@ -4,6 +4,9 @@ import { request } from 'node:http';
 import { after, before, describe, it } from 'node:test';
 import { H1ServerConnection, type H1Exchange } from '../../../src/http/h1/server-connection.js';
 
+/** How many writes to the socket (`_write` or `_writev` calls) each `/pieces` response took. */
+const socketWrites: number[] = [];
+
 function handler(exchange: H1Exchange): void {
   const { target } = exchange.head;
   if (target === '/echo') {
@@ -26,6 +29,30 @@ function handler(exchange: H1Exchange): void {
     exchange.writeHead(200, [], 'chunked');
     exchange.write('hello ');
     setTimeout(() => exchange.end('world'), 5);
+    return;
+  }
+  if (target === '/pieces') {
+    // Head, two pieces and the end in one tick, as a FastCGI response whose STDOUT and END_REQUEST came in one read.
+    const socket = exchange.connection.socket as Socket & { _write: (...args: unknown[]) => unknown; _writev: (...args: unknown[]) => unknown };
+    const { _write: write, _writev: writev } = socket;
+    let calls = 0;
+    socket._write = function (this: Socket, ...args: unknown[]) {
+      calls++;
+      return write.apply(this, args);
+    };
+    socket._writev = function (this: Socket, ...args: unknown[]) {
+      calls++;
+      return writev.apply(this, args);
+    };
+    exchange.writeHead(200, [], 'chunked');
+    exchange.write(Buffer.from('piece one, '));
+    exchange.write(Buffer.from('piece two'));
+    exchange.end();
+    setImmediate(() => {
+      socket._write = write;
+      socket._writev = writev;
+      socketWrites.push(calls);
+    });
     return;
   }
   if (target === '/slow') {
@@ -90,6 +117,13 @@ describe('H1ServerConnection', () => {
     assert.equal(second.headers.connection, 'keep-alive');
     assert.equal((await get('/chunked')).body, 'hello world');
     agent.destroy();
+  });
+
+  it('sends a chunked head, the pieces of one tick and the last chunk in one write', async () => {
+    socketWrites.length = 0;
+    const { text } = await raw(port, 'GET /pieces HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n');
+    assert.match(text, /^HTTP\/1\.1 200 OK\r\n[^]*\r\n\r\nb\r\npiece one, \r\n9\r\npiece two\r\n0\r\n\r\n$/);
+    assert.deepEqual(socketWrites, [1]);
   });
 
   it('answers pipelined requests in order', async () => {
