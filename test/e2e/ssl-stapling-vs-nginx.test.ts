@@ -15,6 +15,8 @@ import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { connect as netConnect } from 'node:net';
+import { Duplex } from 'node:stream';
 import { connect, type ConnectionOptions } from 'node:tls';
 import { promisify } from 'node:util';
 import { X509Certificate } from 'node:crypto';
@@ -88,12 +90,42 @@ async function stapleOf(port: number): Promise<Buffer | null> {
   return (await handshakeOf(port)).staple;
 }
 
+/**
+ * A TCP connection to `port` that writes the client's first flight (the ClientHello) in two
+ * segments, the second 50 ms after the first, as a ClientHello with a large key share arrives.
+ */
+function splitHelloSocket(port: number): Duplex {
+  const raw = netConnect({ port, host: '127.0.0.1' });
+  raw.setNoDelay(true);
+  let first = true;
+  const wire: Duplex = new Duplex({
+    read() {
+      raw.resume();
+    },
+    write(chunk: Buffer, _encoding, callback) {
+      if (!first) return void raw.write(chunk, callback);
+      first = false;
+      raw.write(chunk.subarray(0, 100), () => setTimeout(() => raw.write(chunk.subarray(100), callback), 50));
+    },
+    destroy(err, callback) {
+      raw.destroy();
+      callback(err);
+    },
+  });
+  raw.on('data', (data: Buffer) => {
+    if (!wire.push(data)) raw.pause();
+  });
+  raw.on('end', () => wire.push(null));
+  raw.on('error', (err) => wire.destroy(err));
+  return wire;
+}
+
 /** One handshake asking for the certificate status: the stapled response (or null) and the certificate sent. */
-function handshakeOf(port: number, more: ConnectionOptions = {}): Promise<{ staple: Buffer | null; served: X509Certificate | undefined }> {
+function handshakeOf(port: number, more: ConnectionOptions = {}, split = false): Promise<{ staple: Buffer | null; served: X509Certificate | undefined }> {
   return new Promise((resolve, reject) => {
     let staple: Buffer | null = null;
     // tls.connect() takes requestOCSP as TLSSocket does; @types/node 20 leaves it out of ConnectionOptions.
-    const options: ConnectionOptions & { requestOCSP: boolean } = { port, host: '127.0.0.1', servername: 'localhost', rejectUnauthorized: false, requestOCSP: true, ...more };
+    const options: ConnectionOptions & { requestOCSP: boolean } = { port, host: '127.0.0.1', servername: 'localhost', rejectUnauthorized: false, requestOCSP: true, ...more, ...(split ? { socket: splitHelloSocket(port) } : {}) };
     const socket = connect(options);
     // Node emits null when the server staples nothing.
     socket.on('OCSPResponse', (response: Buffer | null) => (staple = response !== null && response.length > 0 ? response : null));
@@ -223,6 +255,17 @@ http {
       }
       // One request for each certificate.
       assert.equal(counts.get(`/${binary}/dual`), 2);
+    });
+
+    it(`${binary}: a ClientHello in two TCP segments gets its certificate's staple too`, async () => {
+      // Runs after the test above: both staples are held. hitless asks OpenSSL with the whole ClientHello.
+      for (const cert of ['ec', 'good']) {
+        const options: ConnectionOptions = { sigalgs: cert === 'ec' ? 'ecdsa_secp256r1_sha256' : 'rsa_pss_rsae_sha256' };
+        const { staple, served } = await handshakeOf(ports[binary].dual, options, true);
+        assert.ok(served?.raw.equals(new X509Certificate(readFileSync(join(dir, `${cert}.crt`))).raw));
+        assert.ok(staple !== null, `a staple with the ${cert} certificate`);
+        assert.equal(checkOcspResponse(staple, subjectOf(dir, cert), false).status, 'good');
+      }
     });
   }
 
