@@ -10,6 +10,7 @@ import { inheritLocalAddress } from '../core/local-address.js';
 import { PendingConnection } from './pending-connection.js';
 import { HttpRequest } from './request.js';
 import type { TlsTermination } from '../tls/sni.js';
+import { clientHelloIncomplete } from '../tls/client-hello.js';
 
 /** How the connection goes on: HTTP/2 or HTTP/1.1 over TLS, or plain HTTP sent to a TLS port. */
 export type TlsOutcome = 'h2' | 'http/1.1' | 'plain';
@@ -35,7 +36,16 @@ export class TlsHandshake<S> extends PendingConnection {
     this.#timeoutMs = timeoutMs;
     this.#choose = choose;
     this.#watch(socket);
-    socket.once('data', (chunk: Buffer) => this.#first(chunk));
+    // The ClientHello is read whole first (for the staple of the certificate it gets, and $ssl_ciphers).
+    const chunks: Buffer[] = [];
+    const onData = (chunk: Buffer): void => {
+      chunks.push(chunk);
+      const bytes = chunks.length === 1 ? chunk : Buffer.concat(chunks);
+      if (clientHelloIncomplete(bytes)) return;
+      socket.off('data', onData);
+      this.#first(bytes);
+    };
+    socket.on('data', onData);
   }
 
   #watch(socket: Socket): void {

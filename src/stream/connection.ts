@@ -14,6 +14,7 @@ import { accessDenied, runSets } from './phases.js';
 import { validateHost } from '../http/uri.js';
 import { handshakeVerifyOf, tlsInfoOf } from '../tls/sni.js';
 import { clientVerdict } from '../tls/client-verify.js';
+import { clientHelloIncomplete } from '../tls/client-hello.js';
 import type { CompiledStreamServer, StreamRoute } from './generation.js';
 import { SessionConnLimits } from './limit-conn.js';
 import { proxySession } from './proxy.js';
@@ -197,10 +198,13 @@ export class StreamConnection {
     const tls = this.#route.tls;
     if (tls === undefined) return true;
     const raw = this.#socket;
-    if (this.#pending.length === 0) {
-      // The first bytes are the ClientHello, read here for $ssl_ciphers and $ssl_curves (client-hello.ts).
-      const how = await this.#read(tls.handshakeTimeoutMs, () => true);
+    if (this.#pending.length === 0 || clientHelloIncomplete(Buffer.concat(this.#pending))) {
+      // The first bytes are the ClientHello, read whole here for $ssl_ciphers and $ssl_curves
+      // (client-hello.ts) and the staple of the certificate it gets (certificate-choice.ts).
+      const how = await this.#read(tls.handshakeTimeoutMs, (data) => !clientHelloIncomplete(data));
       if (how === 'timeout') this.#log.info(`client timed out (110: Connection timed out) while SSL handshaking, ${this.#logContext}`, this.session.id);
+      // A FIN in the middle of the ClientHello: what SSL_do_handshake() would have seen.
+      if (how === 'closed' && this.#pending.length > 0) this.#log.info(`peer closed connection in SSL handshake while SSL handshaking, ${this.#logContext}`, this.session.id);
       if (how !== 'done') return false;
     }
     const first = this.#pending.length > 0 ? Buffer.concat(this.#pending) : undefined;

@@ -46,6 +46,37 @@ export function parseClientHello(bytes: Buffer): ClientHello | undefined {
   return readBody(Buffer.concat(chunks).subarray(4, needed));
 }
 
+/** The most bytes waited for before a handshake starts: a ClientHello longer than that is taken in part. */
+const HELLO_WAIT_MAX = 65_536;
+
+/**
+ * Whether `bytes` begin with a ClientHello whose end is still to come (the rest of a record, or
+ * of the records it spans), so that the first bytes read hold it whole: a ClientHello with a
+ * large key share (X25519MLKEM768) spans two TCP segments. False for anything else, which the
+ * handshake then refuses or takes as it is.
+ */
+export function clientHelloIncomplete(bytes: Buffer): boolean {
+  if (bytes.length === 0 || bytes[0] !== 0x16 || bytes.length >= HELLO_WAIT_MAX) return false;
+  let collected = 0;
+  let needed = 4;
+  for (let pos = 0, first = true; collected < needed; first = false) {
+    if (pos + 5 > bytes.length) return true;
+    if (bytes[pos] !== 0x16) return false;
+    const length = bytes.readUInt16BE(pos + 3);
+    const available = Math.min(length, bytes.length - pos - 5);
+    if (first) {
+      if (available > 0 && bytes[pos + 5] !== 1) return false;
+      // A handshake header split over records: parseClientHello() does not read it either.
+      if (available < 4) return available < length;
+      needed = 4 + bytes.readUIntBE(pos + 6, 3);
+    }
+    collected += available;
+    if (available < length) return collected < needed;
+    pos += 5 + length;
+  }
+  return false;
+}
+
 function readBody(body: Buffer): ClientHello | undefined {
   try {
     let pos = 2 + 32;

@@ -46,6 +46,8 @@ export interface ServerTls {
   readonly followsMasterKey: boolean;
   /** `ssl_stapling on`: the OCSP staple of each of its certificates that has one (ocsp-stapling.ts). */
   readonly staples: readonly CertificateStaple[];
+  /** How many certificates `context` holds, one per key type; 0 without one. */
+  readonly certificates: number;
   /** `ssl_buffer_size`, as a record size Node sends (512..16384). */
   readonly maxSendFragment: number;
   /** `ssl_protocols` as the context has them (after ssl_conf_command), comparable between servers. */
@@ -276,6 +278,7 @@ export function serverTlsOf(server: ConfBlockView): ServerTls {
   let contextFor: ServerTls['contextFor'];
   let followsMasterKey = false;
   let staples: CertificateStaple[] = [];
+  let certificates = 0;
   let protocols = protocolsKey(protocolOptions(server.get('ssl_protocols')));
   let groups: GroupSettings = { groups: serverGroups(server.get('ssl_ecdh_curve')), preferServer: server.get('ssl_prefer_server_ciphers') };
   const warnings: string[] = [];
@@ -300,11 +303,9 @@ export function serverTlsOf(server: ConfBlockView): ServerTls {
     } else {
       const loaded = lastOfEachType(pairs.map((pair) => ({ ...loadPair(pair.cert, pair.key, passwords), file: pair.cert })));
       context = contextFor(loaded.map((pair) => pair.cert), loaded.map((pair) => pair.key.pem));
-      if (server.get('ssl_stapling') && loaded.length > 1) {
-        // Node's OCSPRequest event comes before OpenSSL picks the certificate of the handshake and
-        // names the context's last one: a staple could be another certificate's, which clients refuse.
-        warnings.push(`"ssl_stapling" staples nothing for a server with ${loaded.length} certificates in hitless (Node does not tell which one a handshake uses before the response is due)`);
-      } else if (server.get('ssl_stapling')) {
+      certificates = loaded.length;
+      // With several, which one a handshake sends is asked of OpenSSL (certificate-choice.ts).
+      if (server.get('ssl_stapling')) {
         const certificates = loaded.map((pair) => ({ name: pair.file.path, pem: pair.cert }));
         staples = atConfig(() => buildStaples(certificates, trustedPem(server), staplingSettings(server), (reason) => warnings.push(reason)));
       }
@@ -326,7 +327,7 @@ export function serverTlsOf(server: ConfBlockView): ServerTls {
   }
   const sessionCache = SessionCache.of(server.get('ssl_session_cache'), server.get('ssl_session_timeout'));
   const maxSendFragment = Math.min(Math.max((server.get('ssl_buffer_size') as number | undefined) ?? SEND_FRAGMENT_MAX, SEND_FRAGMENT_MIN), SEND_FRAGMENT_MAX);
-  const tls = { context, ...(settingsContext === undefined ? {} : { settingsContext }), rejectHandshake: server.get('ssl_reject_handshake'), verify, variable, contextFor, sessionCache, followsMasterKey, staples, maxSendFragment, protocols, groups, warnings };
+  const tls = { context, ...(settingsContext === undefined ? {} : { settingsContext }), rejectHandshake: server.get('ssl_reject_handshake'), verify, variable, contextFor, sessionCache, followsMasterKey, staples, certificates, maxSendFragment, protocols, groups, warnings };
   cache.set(server, tls);
   return tls;
 }

@@ -7,6 +7,7 @@ import { constants } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import type { Server, Socket } from 'node:net';
 import { createSecureContext, TLSSocket, type SecureContext } from 'node:tls';
+import { chosenCertificate } from './certificate-choice.js';
 import { clientCertificateOf, type ClientCertificate, type ClientVerifySettings } from './client-verify.js';
 import { cipherListText, groupListText, negotiatedGroup, parseClientHello, type ClientHello, type GroupSettings } from './client-hello.js';
 import type { ServerTls } from './contexts.js';
@@ -134,6 +135,29 @@ function setVerifyMode(socket: TLSSocket, verify: ClientVerifySettings, groups: 
   (socket as TLSSocket & { _handle?: VerifyModeHandle | null })._handle?.setVerifyMode?.(verify.mode !== 'off', false);
 }
 
+/** Node's answer to 'OCSPRequest': the response to staple, or none. */
+type OcspDone = (err: Error | null, response?: Buffer) => void;
+
+/** A handshake's certificates as Node's SSL gets them: from the context it starts on, then the SNI callback's. */
+interface HandshakeCertificates {
+  /** The ClientHello, when the first bytes read held all of it. */
+  readonly hello: Buffer | undefined;
+  readonly initial: SecureContext;
+  /** How many certificates `initial` holds (one per key type). */
+  readonly initialCount: number;
+  /** The context the SNI callback handed, if any. */
+  sni: SecureContext | undefined;
+}
+
+/**
+ * Whether the SSL may hold more than one certificate, OpenSSL choosing after 'OCSPRequest'. Node's
+ * SNI context does not replace the SSL's certificates (SSL_set_SSL_CTX() as nginx does): its
+ * UseSNIContext() adds the context's last certificate over the one of its key type.
+ */
+function holdsSeveral(handshake: HandshakeCertificates): boolean {
+  return handshake.sni === undefined || handshake.sni === handshake.initial ? handshake.initialCount > 1 : handshake.initialCount > 0;
+}
+
 /** The name lookup of one address:port (http's and stream's `VirtualHosts`): SNI picks the server by it. */
 export interface ServerLookup<S> {
   readonly defaultServer: S;
@@ -145,6 +169,8 @@ export class TlsTermination<S> {
   readonly #hosts: ServerLookup<S>;
   readonly #tlsOf: (server: S) => ServerTls;
   readonly #default: SecureContext;
+  /** How many certificates {@link #default} holds. */
+  readonly #defaultCertificates: number;
   readonly #defaultVerify: ClientVerifySettings;
   readonly #defaultGroups: GroupSettings;
   readonly #defaultContextFor: ServerTls['contextFor'];
@@ -162,6 +188,8 @@ export class TlsTermination<S> {
   readonly #log: ErrorLog | undefined;
   /** The pre_shared_key identity of each handshake in progress, by its legacy_session_id (hex). */
   readonly #pskOf = new Map<string, Buffer>();
+  /** What each handshake in progress began with and was handed, for the staple of its certificate. */
+  readonly #handshakes = new WeakMap<TLSSocket, HandshakeCertificates>();
 
   /**
    * `http2`: `listen ... http2` or the default server's `http2 on` offer `h2` before `http/1.1`.
@@ -181,6 +209,7 @@ export class TlsTermination<S> {
     const own = fallback.rejectHandshake ? undefined : (fallback.context ?? fallback.settingsContext);
     // The connection's SSL comes from this context: no renegotiation, as ngx_ssl_create_connection() sets.
     this.#default = own === undefined ? createSecureContext({ secureOptions: constants.SSL_OP_NO_RENEGOTIATION }) : this.#follow(fallback, own);
+    this.#defaultCertificates = own === fallback.context ? fallback.certificates : 0;
     this.#defaultVerify = fallback.verify;
     this.#defaultGroups = fallback.groups;
     this.#defaultContextFor = fallback.contextFor;
@@ -215,11 +244,52 @@ export class TlsTermination<S> {
         sessions.emit('resumeSession', psk ?? id, done);
       });
     }
-    events.on('OCSPRequest', (certificate: Buffer, _issuer: Buffer | null, done: (err: Error | null, response?: Buffer) => void) => {
+    // _tls_wrap enables its certificate callback only when the server listens for 'OCSPRequest';
+    // each handshake's own server ({@link #serverOf}) answers it, knowing the connection.
+    events.on('OCSPRequest', (certificate: Buffer, _issuer: Buffer | null, done: OcspDone) => {
       done(null, this.#staples.get(certificate.toString('hex'))?.respond(this.#log));
     });
     Object.assign(events, { _sharedCreds: this.#default });
     return events;
+  }
+
+  /**
+   * The `server` of one handshake: the termination's events, but 'OCSPRequest', which Node emits
+   * with the context's certificate and no connection, is answered for `socket`.
+   */
+  #serverOf(socket: () => TLSSocket): Server {
+    const events = this.#events;
+    const emit = (event: string | symbol, ...args: unknown[]): boolean => {
+      if (event !== 'OCSPRequest') return events.emit(event, ...args);
+      this.#staple(socket(), args[0] as Buffer, args[2] as OcspDone);
+      return true;
+    };
+    return Object.create(events, { emit: { value: emit } }) as Server;
+  }
+
+  /**
+   * `ngx_ssl_certificate_status_callback()`: the staple of the certificate the handshake sends.
+   * When the SSL holds several, OpenSSL has not chosen yet: it is asked (certificate-choice.ts),
+   * and without the whole ClientHello to ask with nothing is stapled rather than another's.
+   */
+  #staple(socket: TLSSocket, certificate: Buffer, done: OcspDone): void {
+    const handshake = this.#handshakes.get(socket);
+    if (handshake === undefined || !holdsSeveral(handshake)) {
+      done(null, this.#staples.get(certificate.toString('hex'))?.respond(this.#log));
+      return;
+    }
+    if (this.#staples.size === 0 || handshake.hello === undefined) {
+      done(null);
+      return;
+    }
+    const abort = new AbortController();
+    const closed = (): void => abort.abort();
+    socket.once('close', closed);
+    void chosenCertificate(handshake.hello, handshake.initial, handshake.sni, abort.signal).then((chosen) => {
+      socket.off('close', closed);
+      if (socket.destroyed) return;
+      done(null, chosen === undefined ? undefined : this.#staples.get(chosen.toString('hex'))?.respond(this.#log));
+    });
   }
 
   #addStaples(tls: ServerTls): void {
@@ -251,9 +321,10 @@ export class TlsTermination<S> {
       socket.resume();
       return undefined;
     }
+    const initial = this.#initialContext(hello?.serverName);
     const secure: TLSSocket = new TLSSocket(socket, {
       isServer: true,
-      secureContext: this.#initialContext(hello?.serverName),
+      secureContext: initial.context,
       ...(this.#http2For !== undefined
         ? { ALPNCallback: ({ servername, protocols }: { servername: string | false; protocols: string[] }) => this.#selectProtocol(servername, protocols) }
         : this.#alpn.length === 0
@@ -264,8 +335,9 @@ export class TlsTermination<S> {
       rejectUnauthorized: false,
       SNICallback: (servername, done) => this.#select(secure, servername, done),
       // Node types `server` as a net.Server; _tls_wrap only emits the session and OCSP events on it.
-      server: this.#events as Server,
+      server: this.#serverOf(() => secure),
     });
+    this.#handshakes.set(secure, { hello: hello === undefined ? undefined : first, initial: initial.context, initialCount: initial.certificates, sni: undefined });
     handshakeVerify.set(secure, this.#defaultVerify);
     handshakeGroups.set(secure, this.#defaultGroups);
     if (hello !== undefined) {
@@ -287,13 +359,14 @@ export class TlsTermination<S> {
    * cannot change it; nginx 1.29.2 switches contexts in the ClientHello callback for this. The
    * name is read from the ClientHello here, before the TLS socket exists.
    */
-  #initialContext(servername: string | undefined): SecureContext {
-    if (servername === undefined || servername === '') return this.#default;
+  #initialContext(servername: string | undefined): { readonly context: SecureContext; readonly certificates: number } {
+    const fallback = { context: this.#default, certificates: this.#defaultCertificates };
+    if (servername === undefined || servername === '') return fallback;
     const name = servername.toLowerCase();
     const tls = this.#tlsOf(this.#hosts.find(name).server);
-    if (tls.context === undefined || tls.rejectHandshake || tls.protocols === this.#fallback.protocols) return this.#default;
-    if (this.#runtime.certificates.lookup(name) !== undefined) return this.#default;
-    return this.#follow(tls, tls.context);
+    if (tls.context === undefined || tls.rejectHandshake || tls.protocols === this.#fallback.protocols) return fallback;
+    if (this.#runtime.certificates.lookup(name) !== undefined) return fallback;
+    return { context: this.#follow(tls, tls.context), certificates: tls.certificates };
   }
 
   /**
@@ -330,6 +403,11 @@ export class TlsTermination<S> {
     const { server } = this.#hosts.find(name);
     const tls = this.#tlsOf(server);
     this.#addStaples(tls);
+    const hand = (context: SecureContext): void => {
+      const handshake = this.#handshakes.get(socket);
+      if (handshake !== undefined) handshake.sni = context;
+      done(null, context);
+    };
     const stored = this.#runtime.certificates.lookup(name);
     const contextFor = tls.contextFor ?? this.#defaultContextFor;
     if (stored !== undefined && contextFor !== undefined) {
@@ -342,7 +420,7 @@ export class TlsTermination<S> {
       if (context !== undefined) {
         if (tls.contextFor === undefined) setVerifyMode(socket, this.#defaultVerify, this.#defaultGroups);
         else setVerifyMode(socket, tls.verify, tls.groups);
-        done(null, context);
+        hand(context);
         return;
       }
     }
@@ -359,9 +437,9 @@ export class TlsTermination<S> {
     // ssl_certificate with variables: loaded for this handshake (variable-certificates.ts).
     const select = own.select;
     if (select !== undefined && !own.rejectHandshake) {
-      select(socket, servername).then((context) => done(null, this.#follow(own, context)), (err: unknown) => done(err instanceof Error ? err : new Error(String(err))));
+      select(socket, servername).then((context) => hand(this.#follow(own, context)), (err: unknown) => done(err instanceof Error ? err : new Error(String(err))));
       return;
     }
-    done(null, tls.context === undefined ? this.#default : this.#follow(tls, tls.context));
+    hand(tls.context === undefined ? this.#default : this.#follow(tls, tls.context));
   }
 }

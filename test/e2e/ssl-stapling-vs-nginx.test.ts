@@ -5,7 +5,9 @@
  * handshake that asks gets no staple and starts the fetch; the next ones get the good response,
  * with no second request; a revoked certificate is never stapled and is not asked for again at
  * once; ssl_stapling_file is stapled from the first handshake; a response signed by an untrusted
- * responder is stapled without ssl_stapling_verify and refused with it; -t warns alike.
+ * responder is stapled without ssl_stapling_verify and refused with it; a server with an RSA and an
+ * ECDSA certificate staples the one each handshake sends (TLS 1.3 by signature algorithms, TLS 1.2
+ * by cipher suite); -t warns alike.
  */
 import assert from 'node:assert/strict';
 import { execFileSync, execFile } from 'node:child_process';
@@ -13,6 +15,8 @@ import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { connect as netConnect } from 'node:net';
+import { Duplex } from 'node:stream';
 import { connect, type ConnectionOptions } from 'node:tls';
 import { promisify } from 'node:util';
 import { X509Certificate } from 'node:crypto';
@@ -24,7 +28,7 @@ import { configTest, startServer, type RunningServer } from './helpers/side-by-s
 const run = promisify(execFile);
 const BINARIES = ['nginx', 'hitless'] as const;
 type Binary = (typeof BINARIES)[number];
-const SERVERS = ['good', 'revoked', 'aia', 'file', 'rogue', 'rogueVerified'] as const;
+const SERVERS = ['good', 'revoked', 'aia', 'file', 'rogue', 'rogueVerified', 'dual'] as const;
 type ServerName = (typeof SERVERS)[number];
 
 /** A CA with leaves whose AIA names `aiaUrl`, an index.txt with one of them revoked, and a rogue responder key. */
@@ -36,8 +40,8 @@ function makeCa(dir: string, aiaUrl: string): void {
   ca('ca', 'Stapling Test CA');
   ca('rogue', 'Rogue Responder');
   let index = '';
-  for (const [name, aia] of [['good', true], ['revoked', true], ['noaia', false]] as const) {
-    ssl('req', '-newkey', 'rsa:2048', '-nodes', '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', '/CN=localhost');
+  for (const [name, aia] of [['good', true], ['revoked', true], ['noaia', false], ['ec', true]] as const) {
+    ssl('req', ...(name === 'ec' ? ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1'] : ['-newkey', 'rsa:2048']), '-nodes', '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', '/CN=localhost');
     writeFileSync(join(dir, `${name}.ext`), `subjectAltName=DNS:localhost\n${aia ? `authorityInfoAccess=OCSP;URI:${aiaUrl}\n` : ''}`);
     ssl('x509', '-req', '-in', `${name}.csr`, '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial', '-out', `${name}.crt`, '-days', '20', '-extfile', `${name}.ext`);
     writeFileSync(join(dir, `${name}-chain.crt`), readFileSync(join(dir, `${name}.crt`), 'latin1') + readFileSync(join(dir, 'ca.crt'), 'latin1'));
@@ -82,16 +86,51 @@ function responder(dir: string, counts: Map<string, number>): Server {
 }
 
 /** One handshake asking for the certificate status: the stapled response, or null. */
-function stapleOf(port: number): Promise<Buffer | null> {
+async function stapleOf(port: number): Promise<Buffer | null> {
+  return (await handshakeOf(port)).staple;
+}
+
+/**
+ * A TCP connection to `port` that writes the client's first flight (the ClientHello) in two
+ * segments, the second 50 ms after the first, as a ClientHello with a large key share arrives.
+ */
+function splitHelloSocket(port: number): Duplex {
+  const raw = netConnect({ port, host: '127.0.0.1' });
+  raw.setNoDelay(true);
+  let first = true;
+  const wire: Duplex = new Duplex({
+    read() {
+      raw.resume();
+    },
+    write(chunk: Buffer, _encoding, callback) {
+      if (!first) return void raw.write(chunk, callback);
+      first = false;
+      raw.write(chunk.subarray(0, 100), () => setTimeout(() => raw.write(chunk.subarray(100), callback), 50));
+    },
+    destroy(err, callback) {
+      raw.destroy();
+      callback(err);
+    },
+  });
+  raw.on('data', (data: Buffer) => {
+    if (!wire.push(data)) raw.pause();
+  });
+  raw.on('end', () => wire.push(null));
+  raw.on('error', (err) => wire.destroy(err));
+  return wire;
+}
+
+/** One handshake asking for the certificate status: the stapled response (or null) and the certificate sent. */
+function handshakeOf(port: number, more: ConnectionOptions = {}, split = false): Promise<{ staple: Buffer | null; served: X509Certificate | undefined }> {
   return new Promise((resolve, reject) => {
     let staple: Buffer | null = null;
     // tls.connect() takes requestOCSP as TLSSocket does; @types/node 20 leaves it out of ConnectionOptions.
-    const options: ConnectionOptions & { requestOCSP: boolean } = { port, host: '127.0.0.1', servername: 'localhost', rejectUnauthorized: false, requestOCSP: true };
+    const options: ConnectionOptions & { requestOCSP: boolean } = { port, host: '127.0.0.1', servername: 'localhost', rejectUnauthorized: false, requestOCSP: true, ...more, ...(split ? { socket: splitHelloSocket(port) } : {}) };
     const socket = connect(options);
     // Node emits null when the server staples nothing.
     socket.on('OCSPResponse', (response: Buffer | null) => (staple = response !== null && response.length > 0 ? response : null));
     socket.once('secureConnect', () => {
-      resolve(staple);
+      resolve({ staple, served: socket.getPeerX509Certificate() });
       socket.destroy();
     });
     socket.once('error', reject);
@@ -114,7 +153,8 @@ describe('OCSP stapling: hitless and nginx side by side', () => {
 
   const confOf = (binary: Binary, p: Record<ServerName, number>, responderPort: number): string => {
     const at = (tag: string): string => `ssl_stapling_responder http://127.0.0.1:${responderPort}/${binary}/${tag}/;`;
-    const tls = (name: string): string => `ssl_certificate ${dir}/${name}-chain.crt; ssl_certificate_key ${dir}/${name}.key; ssl_stapling on;`;
+    const pair = (name: string): string => `ssl_certificate ${dir}/${name}-chain.crt; ssl_certificate_key ${dir}/${name}.key;`;
+    const tls = (name: string): string => `${pair(name)} ssl_stapling on;`;
     return `pid ${dir}/${binary}.pid;
 error_log ${dir}/${binary}-error.log info;
 events {}
@@ -126,6 +166,7 @@ http {
     server { listen 127.0.0.1:${p.file} ssl; ${tls('good')} ssl_stapling_file ${dir}/good.der; }
     server { listen 127.0.0.1:${p.rogue} ssl; ${tls('good')} ${at('rogue')} }
     server { listen 127.0.0.1:${p.rogueVerified} ssl; ${tls('good')} ${at('rogue-verified')} ssl_stapling_verify on; ssl_trusted_certificate ${dir}/ca.crt; }
+    server { listen 127.0.0.1:${p.dual} ssl; ${pair('ec')} ${tls('good')} ${at('dual')} }
 }
 `;
   };
@@ -187,6 +228,44 @@ http {
       await waitFor('the verify failure in the error log', () => (/OCSP_basic_verify\(\) failed .*responder: 127\.0\.0\.1, peer: 127\.0\.0\.1:\d+, certificate: ".*good-chain\.crt"/.test(errorLog(binary)) ? true : undefined));
       assert.equal(await stapleOf(ports[binary].rogueVerified), null);
       assert.equal(counts.get(`/${binary}/rogue-verified`), 1);
+    });
+  }
+
+  for (const binary of BINARIES) {
+    it(`${binary}: a server with an RSA and an ECDSA certificate staples the one each handshake sends`, async () => {
+      // Node's OCSPRequest came before OpenSSL's choice and named the last certificate (the RSA one).
+      const clients: { cert: string; options: ConnectionOptions }[] = [
+        { cert: 'ec', options: { sigalgs: 'ecdsa_secp256r1_sha256' } },
+        { cert: 'good', options: { sigalgs: 'rsa_pss_rsae_sha256:rsa_pkcs1_sha256' } },
+        { cert: 'ec', options: { maxVersion: 'TLSv1.2', ciphers: 'ECDHE-ECDSA-AES128-GCM-SHA256' } },
+        { cert: 'good', options: { maxVersion: 'TLSv1.2', ciphers: 'ECDHE-RSA-AES128-GCM-SHA256' } },
+      ];
+      for (const { cert, options } of clients) {
+        const expected = new X509Certificate(readFileSync(join(dir, `${cert}.crt`)));
+        const staple = await waitFor(`a staple with the ${cert} certificate`, async () => {
+          const { staple: response, served } = await handshakeOf(ports[binary].dual, options);
+          assert.ok(served?.raw.equals(expected.raw), `the ${cert} certificate is sent`);
+          return response ?? undefined;
+        });
+        assert.equal(checkOcspResponse(staple, subjectOf(dir, cert), false).status, 'good');
+        for (let i = 0; i < 2; i++) {
+          const again = await handshakeOf(ports[binary].dual, options);
+          assert.ok(again.staple?.equals(staple), `the ${cert} certificate's staple again`);
+        }
+      }
+      // One request for each certificate.
+      assert.equal(counts.get(`/${binary}/dual`), 2);
+    });
+
+    it(`${binary}: a ClientHello in two TCP segments gets its certificate's staple too`, async () => {
+      // Runs after the test above: both staples are held. hitless asks OpenSSL with the whole ClientHello.
+      for (const cert of ['ec', 'good']) {
+        const options: ConnectionOptions = { sigalgs: cert === 'ec' ? 'ecdsa_secp256r1_sha256' : 'rsa_pss_rsae_sha256' };
+        const { staple, served } = await handshakeOf(ports[binary].dual, options, true);
+        assert.ok(served?.raw.equals(new X509Certificate(readFileSync(join(dir, `${cert}.crt`))).raw));
+        assert.ok(staple !== null, `a staple with the ${cert} certificate`);
+        assert.equal(checkOcspResponse(staple, subjectOf(dir, cert), false).status, 'good');
+      }
     });
   }
 
