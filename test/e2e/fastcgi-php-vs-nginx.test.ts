@@ -11,11 +11,10 @@ import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
-import https from 'node:https';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { fieldsOf, startPair, type NginxPair, type RawAnswer } from './helpers/nginx-pair.js';
+import { fieldsOf, requestRaw, startPair, type NginxPair, type RawAnswer } from './helpers/nginx-pair.js';
 
 const PHP_FPM = '/usr/sbin/php-fpm8.2';
 const fixtures = new URL('../../../test/fixtures/tls/', import.meta.url).pathname;
@@ -72,23 +71,7 @@ interface RequestOptions {
 
 /** One request with an optional body, on a new connection unless `options.agent` says otherwise. */
 function request(port: number, path: string, method = 'GET', body?: Buffer, headers: Record<string, string> = {}, options: RequestOptions = {}): Promise<RawAnswer> {
-  return new Promise((resolve, reject) => {
-    const params = { host: '127.0.0.1', port, path, method, agent: options.agent ?? false, headers: { host: 'localhost', ...headers } };
-    const onResponse = (res: http.IncomingMessage): void => {
-      const chunks: Buffer[] = [];
-      res.on('data', (chunk: Buffer) => chunks.push(chunk));
-      res.on('end', () => {
-        const fields: [string, string][] = [];
-        for (let i = 0; i < res.rawHeaders.length; i += 2) fields.push([(res.rawHeaders[i] as string).toLowerCase(), res.rawHeaders[i + 1] as string]);
-        resolve({ status: res.statusCode ?? 0, fields, body: Buffer.concat(chunks).toString('latin1') });
-      });
-      res.on('error', reject);
-    };
-    const req = options.tls === true ? https.request({ ...params, rejectUnauthorized: false, servername: 'a.test' }, onResponse) : http.request(params, onResponse);
-    req.setTimeout(10_000, () => req.destroy(new Error(`no answer to ${method} ${path} within 10 s`)));
-    req.on('error', reject);
-    req.end(body);
-  });
+  return requestRaw(port, path, { method, headers, ...(body === undefined ? {} : { body }), ...(options.agent === undefined ? {} : { agent: options.agent }), ...(options.tls === true ? { tlsName: 'a.test' } : {}) });
 }
 
 /** Waits (bounded: 10 s) until `check` is true, polling a file or a count. */

@@ -9,11 +9,11 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
-import http from 'node:http';
-import { connect, createServer } from 'node:net';
+import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { fieldsOf, startPair, type NginxPair, type RawAnswer } from './helpers/nginx-pair.js';
+import { fieldsOf, requestRaw, startPair, type NginxPair, type RawAnswer } from './helpers/nginx-pair.js';
+import { accepts } from './helpers/side-by-side.js';
 
 const UWSGI = '/usr/bin/uwsgi-core';
 
@@ -38,41 +38,6 @@ function freePort(): Promise<number> {
       const address = server.address();
       server.close(() => resolve(typeof address === 'object' && address !== null ? address.port : 0));
     });
-  });
-}
-
-function request(port: number, path: string, method = 'GET', body?: Buffer, headers: Record<string, string | string[]> = {}): Promise<RawAnswer> {
-  return new Promise((resolve, reject) => {
-    const req = http.request({ host: '127.0.0.1', port, path, method, agent: false, headers: { host: 'localhost', ...headers } }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (chunk: Buffer) => chunks.push(chunk));
-      res.on('end', () => {
-        const fields: [string, string][] = [];
-        for (let i = 0; i < res.rawHeaders.length; i += 2) fields.push([(res.rawHeaders[i] as string).toLowerCase(), res.rawHeaders[i + 1] as string]);
-        resolve({ status: res.statusCode ?? 0, fields, body: Buffer.concat(chunks).toString('latin1') });
-      });
-      res.on('error', reject);
-    });
-    req.setTimeout(10_000, () => req.destroy(new Error(`no answer to ${method} ${path} within 10 s`)));
-    req.on('error', reject);
-    // Without a Content-Length, Node sends the body chunked.
-    if (body !== undefined && headers['content-length'] === undefined) {
-      req.write(body.subarray(0, 1000));
-      setTimeout(() => req.end(body.subarray(1000)), 20);
-      return;
-    }
-    req.end(body);
-  });
-}
-
-function accepts(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = connect(port, '127.0.0.1');
-    socket.once('connect', () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once('error', () => resolve(false));
   });
 }
 
@@ -133,7 +98,7 @@ http {
 
   const both = async (path: string, method = 'GET', body?: Buffer, headers: Record<string, string | string[]> = {}): Promise<{ nginx: RawAnswer; hitless: RawAnswer }> => {
     const ports = (pair as NginxPair).ports;
-    return { nginx: await request(ports.nginx, path, method, body, headers), hitless: await request(ports.hitless, path, method, body, headers) };
+    return { nginx: await requestRaw(ports.nginx, path, { method, body, headers, chunkedInTwo: true }), hitless: await requestRaw(ports.hitless, path, { method, body, headers, chunkedInTwo: true }) };
   };
 
   it('passes the environ nginx passes, SCGI=1 and joined repeated headers included', async () => {
@@ -177,7 +142,7 @@ http {
     const body = Buffer.alloc(300_000, 'z');
     const ports = (pair as NginxPair).ports;
     const headers = { 'content-type': 'application/octet-stream', 'content-length': String(body.length) };
-    const streamed = await request(ports.hitless, '/unbuffered/post', 'POST', body, headers);
+    const streamed = await requestRaw(ports.hitless, '/unbuffered/post', { method: 'POST', body, headers, chunkedInTwo: true });
     assert.equal(streamed.status, 200, streamed.body);
     const got = JSON.parse(streamed.body) as Record<string, unknown>;
     assert.equal(got['body_length'], body.length);

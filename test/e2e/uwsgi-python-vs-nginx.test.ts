@@ -6,11 +6,11 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
-import http from 'node:http';
-import { connect, createServer } from 'node:net';
+import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { fieldsOf, startPair, type NginxPair, type RawAnswer } from './helpers/nginx-pair.js';
+import { fieldsOf, requestRaw, startPair, type NginxPair, type RawAnswer } from './helpers/nginx-pair.js';
+import { accepts } from './helpers/side-by-side.js';
 
 const UWSGI = '/usr/bin/uwsgi-core';
 
@@ -35,41 +35,6 @@ function freePort(): Promise<number> {
       const address = server.address();
       server.close(() => resolve(typeof address === 'object' && address !== null ? address.port : 0));
     });
-  });
-}
-
-function request(port: number, path: string, method = 'GET', body?: Buffer, headers: Record<string, string> = {}): Promise<RawAnswer> {
-  return new Promise((resolve, reject) => {
-    const req = http.request({ host: '127.0.0.1', port, path, method, agent: false, headers: { host: 'localhost', ...headers } }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (chunk: Buffer) => chunks.push(chunk));
-      res.on('end', () => {
-        const fields: [string, string][] = [];
-        for (let i = 0; i < res.rawHeaders.length; i += 2) fields.push([(res.rawHeaders[i] as string).toLowerCase(), res.rawHeaders[i + 1] as string]);
-        resolve({ status: res.statusCode ?? 0, fields, body: Buffer.concat(chunks).toString('latin1') });
-      });
-      res.on('error', reject);
-    });
-    req.setTimeout(10_000, () => req.destroy(new Error(`no answer to ${method} ${path} within 10 s`)));
-    req.on('error', reject);
-    // Without a Content-Length, a body written in two parts goes chunked.
-    if (body !== undefined && headers['content-length'] === undefined) {
-      req.write(body.subarray(0, 1000));
-      setTimeout(() => req.end(body.subarray(1000)), 20);
-      return;
-    }
-    req.end(body);
-  });
-}
-
-function accepts(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = connect(port, '127.0.0.1');
-    socket.once('connect', () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once('error', () => resolve(false));
   });
 }
 
@@ -123,7 +88,7 @@ http {
 
   const both = async (path: string, method = 'GET', body?: Buffer, headers: Record<string, string> = {}): Promise<{ nginx: RawAnswer; hitless: RawAnswer }> => {
     const ports = (pair as NginxPair).ports;
-    return { nginx: await request(ports.nginx, path, method, body, headers), hitless: await request(ports.hitless, path, method, body, headers) };
+    return { nginx: await requestRaw(ports.nginx, path, { method, body, headers, chunkedInTwo: true }), hitless: await requestRaw(ports.hitless, path, { method, body, headers, chunkedInTwo: true }) };
   };
 
   it('passes the environ nginx passes', async () => {

@@ -5,6 +5,7 @@
  */
 import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
+import https from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort } from '../../deploy/helpers/nginx.js';
@@ -67,8 +68,28 @@ export function fieldsOf(answer: RawAnswer, name: string): string[] {
 
 /** One request on a new connection to 127.0.0.1:`port` (at most 10 s). */
 export function fetchRaw(port: number, path: string, headers: Readonly<Record<string, string>> = {}, method = 'GET'): Promise<RawAnswer> {
+  return requestRaw(port, path, { method, headers });
+}
+
+/** What {@link requestRaw} sends, and how. */
+export interface RawRequest {
+  readonly method?: string;
+  readonly body?: Buffer | undefined;
+  readonly headers?: Readonly<Record<string, string | string[]>>;
+  /** A body without a Content-Length header goes chunked, in two writes 20 ms apart (the first 1000 bytes, then the rest). */
+  readonly chunkedInTwo?: boolean;
+  /** HTTPS (any certificate accepted) with this SNI name, instead of HTTP. */
+  readonly tlsName?: string;
+  /** The agent; default none (a new connection). */
+  readonly agent?: http.Agent;
+}
+
+/** One request with an optional body to 127.0.0.1:`port` (at most 10 s), its response's fields as sent. */
+export function requestRaw(port: number, path: string, options: RawRequest = {}): Promise<RawAnswer> {
+  const method = options.method ?? 'GET';
   return new Promise((resolve, reject) => {
-    const req = http.request({ host: '127.0.0.1', port, path, method, agent: false, headers: { host: 'localhost', ...headers } }, (res) => {
+    const params = { host: '127.0.0.1', port, path, method, agent: options.agent ?? false, headers: { host: 'localhost', ...options.headers } };
+    const onResponse = (res: http.IncomingMessage): void => {
       const chunks: Buffer[] = [];
       res.on('data', (chunk: Buffer) => chunks.push(chunk));
       res.on('end', () => {
@@ -77,9 +98,16 @@ export function fetchRaw(port: number, path: string, headers: Readonly<Record<st
         resolve({ status: res.statusCode ?? 0, fields, body: Buffer.concat(chunks).toString('latin1') });
       });
       res.on('error', reject);
-    });
+    };
+    const req = options.tlsName !== undefined ? https.request({ ...params, rejectUnauthorized: false, servername: options.tlsName }, onResponse) : http.request(params, onResponse);
     req.setTimeout(10_000, () => req.destroy(new Error(`no answer to ${method} ${path} within 10 s`)));
     req.on('error', reject);
-    req.end();
+    const body = options.body;
+    if (body !== undefined && options.chunkedInTwo === true && options.headers?.['content-length'] === undefined) {
+      req.write(body.subarray(0, 1000));
+      setTimeout(() => req.end(body.subarray(1000)), 20);
+      return;
+    }
+    req.end(body);
   });
 }

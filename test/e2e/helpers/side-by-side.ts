@@ -104,7 +104,8 @@ export async function startServer(binary: 'hitless' | 'nginx', args: readonly st
   return server;
 }
 
-function accepts(port: number): Promise<boolean> {
+/** True once 127.0.0.1:`port` accepts a connection. */
+export function accepts(port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const socket = createConnection(port, '127.0.0.1');
     socket.once('connect', () => {
