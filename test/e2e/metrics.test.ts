@@ -235,6 +235,21 @@ http {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+    // As stub_status: HEAD has no body, other methods get 405.
+    for (const [method, status] of [['HEAD', 200], ['POST', 405]] as const) {
+      const answer = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+        const req = http.request({ host: '127.0.0.1', port: checkPort, path: '/metrics', method }, (res) => {
+          let body = '';
+          res.setEncoding('utf8');
+          res.on('data', (chunk: string) => (body += chunk));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+        });
+        req.on('error', reject);
+        req.end();
+      });
+      assert.equal(answer.status, status, method);
+      if (method === 'HEAD') assert.equal(answer.body, '');
+    }
     const plain = await scrape(socketPath);
     assert.equal(plain.type, 'text/plain; version=0.0.4; charset=utf-8');
     assert.equal(promtool(['check', 'metrics'], plain.body).status, 0);
