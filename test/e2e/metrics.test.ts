@@ -152,10 +152,13 @@ http {
         await waitFor(`reload ${i}`, async () => ((await bodyOf(checkPort)) === `generation-${i}` ? true : undefined), 30_000);
         if (i === RELOADS / 2) {
           // A worker of the generation now serving, killed as the kernel's OOM killer would.
+          // The one that answers the load, so that the kill has counts in flight to lose.
           const generation = i + 1;
-          const pid = Number(new RegExp(`hitless_worker_up\\{pid="(\\d+)",generation="${generation}"\\} 1`).exec((await scrape(socketPath)).body)?.[1]);
-          assert.ok(pid > 0, 'no worker of the current generation in the scrape');
-          await new Promise((resolve) => setTimeout(resolve, 300));
+          const current = new Set([...(await scrape(socketPath)).body.matchAll(new RegExp(`hitless_worker_up\\{pid="(\\d+)",generation="${generation}"\\} 1`, 'g'))].map((m) => Number(m[1])));
+          const pid = await waitFor('a worker of the current generation answering the load', () => {
+            const recent = answered.slice(-50).filter((answer) => current.has(answer.pid));
+            return recent.length >= 20 ? recent[recent.length - 1]?.pid : undefined;
+          }, 20_000);
           killed = { pid, at: Date.now() };
           process.kill(pid, 'SIGKILL');
         }
