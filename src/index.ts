@@ -40,7 +40,12 @@ export {
   type ReloadMessage,
   type CertificatePutMessage,
   type HealthChangeMessage,
+  type HealthProbeMessage,
+  type TlsHandshakeMessage,
 } from './core/diagnostics.js';
+export { RequestMetrics } from './http/request-metrics.js';
+export { renderExposition, formatOfAccept, EXPOSITION_CONTENT_TYPES, type ExpositionFormat } from './admin/exposition.js';
+export { METRIC_FAMILIES, type MetricFamily } from './admin/metric-families.js';
 export { ErrorLog } from './core/log.js';
 export { VERSION } from './core/version.js';
 export { AdminClient, AdminClientError, type AdminEndpoint } from './admin/admin-client.js';

@@ -1,5 +1,6 @@
 /** The built-in modules, in the order nginx would run their directive handlers and checks. */
 import { httpStubStatusModule } from './http/stub-status-module.js';
+import { httpMetricsModule } from './http/metrics-module.js';
 import { adminModule } from './admin/admin-module.js';
 import { httpAccessModule } from './http/access-module.js';
 import { httpAuthBasicModule } from './http/auth-basic-module.js';
@@ -70,6 +71,7 @@ export const builtinModules: readonly ConfModule[] = [
   httpRefererModule,
   httpMirrorModule,
   httpStubStatusModule,
+  httpMetricsModule,
   httpStaticModule,
   httpAutoindexModule,
   httpMimeTypesModule,

@@ -10,6 +10,7 @@
  *   POST   /v1/certificates/{name}/revert   back to what the name held before its last change
  *   GET    /v1/upstreams[?timeout=ms]   every upstream peer's state: health checks and each worker's view
  *   GET    /v1/upstreams/{name}         one group
+ *   GET    /metrics                     Prometheus metrics (text 0.0.4, or OpenMetrics 1.0 by Accept)
  *
  * A PUT answers once every worker uses the new certificate: the next full handshake serves it.
  * Errors are `{ "error": { "code": "HITLESS_ERR_...", "message": "..." } }`; no answer and no log
@@ -23,6 +24,7 @@ import { HitlessError } from '../core/errors.js';
 import type { CertificateDetail, CertificateSummary } from '../tls/certificate-store.js';
 import type { AdminListen } from './admin-module.js';
 import type { UpstreamGroupReport, UpstreamsReport } from '../upstream/upstream-report.js';
+import { EXPOSITION_CONTENT_TYPES, formatOfAccept, type ExpositionFormat } from './exposition.js';
 
 /** What `GET /v1/status` answers. */
 export interface AdminStatus {
@@ -59,6 +61,8 @@ export interface AdminBackend {
   revertCertificate(name: string): Promise<CertificateSummary | undefined>;
   /** Every upstream peer's state, each worker given `timeoutMs` to answer. */
   upstreams(timeoutMs: number): Promise<UpstreamsReport>;
+  /** The metrics exposition of every worker and the master (docs/observability.md). */
+  metrics(format: ExpositionFormat): Promise<string>;
 }
 
 /** How long `GET /v1/upstreams` waits for each worker by default, and at most (`?timeout=`). */
@@ -145,6 +149,14 @@ export class AdminServer {
     if (path === '/v1/status') {
       allow(method, ['GET']);
       return answer(res, 200, backend.status());
+    }
+    if (path === '/metrics') {
+      allow(method, ['GET', 'HEAD']);
+      const format = formatOfAccept(req.headers.accept);
+      const text = await backend.metrics(format);
+      res.writeHead(200, { 'Content-Type': EXPOSITION_CONTENT_TYPES[format], 'Content-Length': Buffer.byteLength(text), 'Cache-Control': 'no-store' });
+      res.end(method === 'HEAD' ? undefined : text);
+      return;
     }
     if (path === '/v1/certificates') {
       allow(method, ['GET']);

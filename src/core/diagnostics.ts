@@ -109,6 +109,22 @@ export interface HealthChangeMessage {
   readonly state: 'up' | 'unhealthy' | 'checking';
 }
 
+/** `hitless:tls:handshake`: a client's TLS handshake on an HTTP listener ended, once per handshake. */
+export interface TlsHandshakeMessage {
+  readonly ok: boolean;
+  /** True when it resumed a session (a ticket or the session cache). */
+  readonly resumed: boolean;
+  /** Why it failed: OpenSSL's reason (`no_shared_cipher`, `wrong_version_number`), `timeout`, `closed`, `rejected`; '' when ok. */
+  readonly reason: string;
+}
+
+/** `hitless:health:probe`: one active health check probe of a peer ended. */
+export interface HealthProbeMessage {
+  readonly group: string;
+  readonly peer: string;
+  readonly ok: boolean;
+}
+
 /** The channels, by what they report. */
 export const channels = {
   upstreamConnect: typed<UpstreamConnectMessage>('hitless:upstream:connect'),
@@ -118,6 +134,8 @@ export const channels = {
   reload: typed<ReloadMessage>('hitless:reload'),
   certificatePut: typed<CertificatePutMessage>('hitless:certificate:put'),
   healthChange: typed<HealthChangeMessage>('hitless:health:change'),
+  healthProbe: typed<HealthProbeMessage>('hitless:health:probe'),
+  tlsHandshake: typed<TlsHandshakeMessage>('hitless:tls:handshake'),
 } as const;
 
 /** Published when a connection to an upstream peer is opened: `{ protocol, peer, group }` (the name `src/index.ts` has exported since 0.1). */

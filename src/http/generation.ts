@@ -296,7 +296,7 @@ export class HttpGeneration {
       clientBodyTimeoutMs: block.get('client_body_timeout'),
       sendTimeoutMs: block.get('send_timeout'),
       core: compileCoreLevel(block),
-      files: compileStatic(block, table, this.#fileCaches),
+      files: compileStatic(block, table, this.#fileCaches, this.#state.metrics),
       tcpNodelay: block.get('tcp_nodelay'),
       referers: compileReferers(block),
       output: compileOutputFilters(block, this.#log, table),

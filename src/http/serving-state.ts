@@ -6,6 +6,7 @@
 import { TlsRuntime } from '../tls/tls-runtime.js';
 import { UpstreamRuntime } from '../upstream/upstream-runtime.js';
 import { LocalZoneClient, type ZoneClient } from './limits.js';
+import type { MetricsSource } from './metrics-module.js';
 
 /** The running state of one server: TLS (store, ticket key, shared sessions), the limit zones, the upstreams' shared state. */
 export interface ServingState {
@@ -14,6 +15,8 @@ export interface ServingState {
   readonly zones: ZoneClient;
   /** The active health checks' table and the zone-shared peers. */
   readonly upstreams: UpstreamRuntime;
+  /** What `hitless_metrics` answers: the master's sum over every worker, in a worker. Default: this process's connection counters. */
+  readonly metrics?: MetricsSource;
 }
 
 /** A state of its own for a server without a master: its zones and sessions live in this process. */

@@ -11,6 +11,7 @@ import { PendingConnection } from './pending-connection.js';
 import { HttpRequest } from './request.js';
 import type { TlsTermination } from '../tls/sni.js';
 import { clientHelloIncomplete } from '../tls/client-hello.js';
+import { channels } from '../core/diagnostics.js';
 
 /** How the connection goes on: HTTP/2 or HTTP/1.1 over TLS, or plain HTTP sent to a TLS port. */
 export type TlsOutcome = 'h2' | 'http/1.1' | 'plain';
@@ -24,9 +25,20 @@ export class TlsHandshake<S> extends PendingConnection {
   readonly #termination: TlsTermination<S>;
   readonly #timeoutMs: number;
   readonly #choose: TlsChoice;
-  readonly #onTimeout = (): void => void this.socket.destroy();
-  readonly #onError = (): void => void this.socket.destroy();
-  readonly #onClose = (): void => this.finish();
+  /** Set once the TLS handshake began, until its end is published (`hitless:tls:handshake`). */
+  #tlsPending = false;
+  readonly #onTimeout = (): void => {
+    this.#tlsEnded(false, 'timeout');
+    this.socket.destroy();
+  };
+  readonly #onError = (err: Error): void => {
+    this.#tlsEnded(false, handshakeFailureReason(err));
+    this.socket.destroy();
+  };
+  readonly #onClose = (): void => {
+    this.#tlsEnded(false, 'closed');
+    this.finish();
+  };
 
   /** `timeoutMs` bounds the handshake, as nginx's client_header_timeout does. */
   constructor(socket: Socket, termination: TlsTermination<S>, timeoutMs: number, choose: TlsChoice) {
@@ -77,20 +89,30 @@ export class TlsHandshake<S> extends PendingConnection {
     const secure: TLSSocket | undefined = this.#termination.wrap(raw, chunk);
     if (secure === undefined) {
       // ssl_reject_handshake: the alert is on its way and the socket ends; only its end is watched.
+      channels.tlsHandshake.publishLazy(() => ({ ok: false, resumed: false, reason: 'rejected' }));
       this.#watch(raw);
       return;
     }
     inheritLocalAddress(raw, secure);
     this.socket = secure;
+    this.#tlsPending = true;
     this.#watch(secure);
     secure.once('secure', () => {
       this.#unwatch(secure);
+      this.#tlsEnded(true, '', secure.isSessionReused());
       // What tls.Server's onServerSocketSecure() does before 'secureConnection': node:http2 waits for
       // a 'secureConnect' a server socket never emits while this flag is still set.
       (secure as TLSSocket & { secureConnecting: boolean }).secureConnecting = false;
       this.#choose(secure, secure.alpnProtocol === 'h2' ? 'h2' : 'http/1.1');
       this.finish();
     });
+  }
+
+  /** Publishes how the handshake ended, once. */
+  #tlsEnded(ok: boolean, reason: string, resumed = false): void {
+    if (!this.#tlsPending) return;
+    this.#tlsPending = false;
+    channels.tlsHandshake.publishLazy(() => ({ ok, resumed, reason }));
   }
 
   /** A handshake still unfinished when a drain's grace ends is closed. */
@@ -115,4 +137,11 @@ export function handshakeRequest(socket: TLSSocket, servername: string): HttpReq
     },
     Date.now(),
   );
+}
+
+/** OpenSSL's reason for a failed handshake, from Node's error code (`ERR_SSL_NO_SHARED_CIPHER` is `no_shared_cipher`), or the socket's (`econnreset`). */
+function handshakeFailureReason(err: Error): string {
+  const code = (err as NodeJS.ErrnoException).code;
+  if (code === undefined) return 'error';
+  return code.replace(/^ERR_SSL_/, '').toLowerCase();
 }

@@ -8,6 +8,8 @@
  */
 import { connectionStats } from '../core/connection-stats.js';
 import { stubStatusBody } from './stub-status-module.js';
+import { localMetricsSource, type MetricsSource } from './metrics-module.js';
+import { EXPOSITION_CONTENT_TYPES, formatOfAccept } from '../admin/exposition.js';
 import { lstat, opendir, stat } from 'node:fs/promises';
 import type { Stats } from 'node:fs';
 import type { ErrorLog } from '../core/log.js';
@@ -42,6 +44,8 @@ export interface CompiledStatic {
   readonly autoindex: AutoindexSettings | undefined;
   /** `stub_status`: the level answers with the connection counters (stub-status-module.ts). */
   readonly stubStatus: boolean;
+  /** `hitless_metrics`: the level answers with the metrics from this source (metrics-module.ts); undefined when off. */
+  readonly metrics: MetricsSource | undefined;
   /** `try_files`: each item, and whether it tests a directory (written with a final "/", which is dropped). */
   readonly tryFiles: readonly { readonly name: CompiledTemplate<HttpRequest>; readonly dir: boolean }[] | undefined;
   readonly types: MimeTypes;
@@ -63,7 +67,7 @@ export interface CompiledStatic {
 }
 
 /** Compiles a server's or location's file settings. */
-export function compileStatic(block: ConfBlockView, table: VariableTable<HttpRequest>, caches: OpenFileCaches): CompiledStatic {
+export function compileStatic(block: ConfBlockView, table: VariableTable<HttpRequest>, caches: OpenFileCaches, metrics?: MetricsSource): CompiledStatic {
   const text = (template: Parameters<typeof compileTemplate>[0]): CompiledTemplate<HttpRequest> => compileTemplate(template, table, { literal: toByteString });
   const root = documentRootOf(block);
   const aliasOf = root.alias ? aliasLocationOf(block) : undefined;
@@ -77,6 +81,7 @@ export function compileStatic(block: ConfBlockView, table: VariableTable<HttpReq
     alias: aliasOf === undefined ? undefined : aliasOf.kind === 'regex' ? 'regex' : Buffer.byteLength(aliasOf.name),
     index: block.get('index').map(text),
     stubStatus: block.get('stub_status'),
+    metrics: block.get('hitless_metrics') ? (metrics ?? localMetricsSource(undefined)) : undefined,
     autoindex: block.get('autoindex') ? { format: block.get('autoindex_format'), exactSize: block.get('autoindex_exact_size'), localtime: block.get('autoindex_localtime') } : undefined,
     // ngx_http_try_files(): an item but the last ending in "/" tests a directory, named without the "/".
     tryFiles: tryFiles?.map((item, i) => {
@@ -180,6 +185,7 @@ export async function serveFiles(ctx: StaticContext): Promise<StaticOutcome> {
 async function contentPhase(ctx: StaticContext): Promise<StaticOutcome> {
   const { files, request } = ctx;
   if (files.stubStatus) return stubStatus(ctx);
+  if (files.metrics !== undefined) return metricsPage(ctx, files.metrics);
   if (request.uri.endsWith('/')) {
     const index = await indexPhase(ctx);
     if (index !== undefined) return index;
@@ -359,6 +365,28 @@ async function stubStatus(ctx: StaticContext): Promise<StaticOutcome> {
   const body = Buffer.from(stubStatusBody(await connectionStats.total()), 'latin1');
   if (exchange.aborted) return { kind: 'sent' };
   const headers = ['Content-Type', 'text/plain'];
+  ctx.headers(200, headers);
+  request.status = 200;
+  exchange.writeHead(200, headers, body.length);
+  exchange.end(request.method === 'HEAD' ? undefined : body);
+  return { kind: 'sent' };
+}
+
+/** `hitless_metrics`: as stub_status, GET and HEAD only, the exposition format the Accept header asks for. */
+async function metricsPage(ctx: StaticContext, source: MetricsSource): Promise<StaticOutcome> {
+  const { request, exchange } = ctx;
+  if (request.method !== 'GET' && request.method !== 'HEAD') return { kind: 'status', status: 405 };
+  const format = formatOfAccept(request.header('accept'));
+  let text: string;
+  try {
+    text = await source(format);
+  } catch (err) {
+    ctx.log.error(`hitless_metrics failed: ${err instanceof Error ? err.message : String(err)}${ctx.where()}`, ctx.connection);
+    return { kind: 'status', status: 500 };
+  }
+  const body = Buffer.from(text, 'utf8');
+  if (exchange.aborted) return { kind: 'sent' };
+  const headers = ['Content-Type', EXPOSITION_CONTENT_TYPES[format]];
   ctx.headers(200, headers);
   request.status = 200;
   exchange.writeHead(200, headers, body.length);

@@ -100,11 +100,16 @@ export function recordUpstreamHead(request: HttpRequest, head: ResponseHead): vo
 
 /** `$request_length`: the head as received (HTTP/1) and the body read or discarded. */
 function requestLength(request: HttpRequest): string {
+  return String(requestLengthBytes(request));
+}
+
+/** `$request_length` as a number (the metrics' request bytes). */
+export function requestLengthBytes(request: HttpRequest): number {
   const head = request.head as { headBytes?: number; contentLength?: number };
   let length = head.headBytes ?? request.head.headers.reduce((sum, field) => sum + field.length + 2, request.requestLine.length + 2);
   if (request.requestBody !== undefined) length += request.requestBody.reduce((sum, part) => sum + part.length, 0);
   else if (typeof head.contentLength === 'number' && head.contentLength > 0) length += head.contentLength;
-  return String(length);
+  return length;
 }
 
 /** `$sent_http_name`: the field sent; for Content-Length also the length of a response hitless made itself. */

@@ -9,6 +9,8 @@
  * every `listen` before the `serve` that follows them.
  */
 import type { StubStatusCounts } from '../core/connection-stats.js';
+import { isMetricsSnapshot, type MetricsSnapshot } from '../admin/metric-counters.js';
+import type { ExpositionFormat } from '../admin/exposition.js';
 import type { MasterCommand } from './inherited-sockets.js';
 import type { ErrorLogTarget } from '../core/log.js';
 import type { StoredCertificate } from '../tls/certificate-store.js';
@@ -121,8 +123,17 @@ export interface StubStatusQueryMessage {
   readonly id: number;
 }
 
+/**
+ * Master to worker: a scrape's question for the worker's metrics, answered with a
+ * {@link MetricsReportMessage} of the same `id`; the master waits a bounded time for it.
+ */
+export interface MetricsQueryMessage {
+  readonly type: 'metrics';
+  readonly id: number;
+}
+
 /** Every message a master sends to a worker. */
-export type MasterToWorker = ListenMessage | ServeMessage | DrainMessage | TerminateMessage | ReopenMessage | TicketKeyMessage | CertificateMessage | UpstreamHealthMessage | UpstreamStatesMessage | StubStatusQueryMessage;
+export type MasterToWorker = ListenMessage | ServeMessage | DrainMessage | TerminateMessage | ReopenMessage | TicketKeyMessage | CertificateMessage | UpstreamHealthMessage | UpstreamStatesMessage | StubStatusQueryMessage | MetricsQueryMessage;
 
 /** Worker to master: the configuration is built and every listening socket is accepting. */
 export interface ReadyMessage {
@@ -144,8 +155,53 @@ export interface StubStatusReportMessage {
   readonly counts: StubStatusCounts;
 }
 
+/**
+ * Worker to master: everything the worker has counted since it started (counters only grow), its
+ * connection counters and its process gauges. Sent as the answer to a {@link MetricsQueryMessage}
+ * (`id` and `upstreams` set), every METRICS_PUSH_MS while anything changed and as the worker exits
+ * (`id` 0), so that a worker killed by SIGKILL loses at most its last interval's counts.
+ */
+export interface MetricsReportMessage {
+  readonly type: 'metrics-report';
+  readonly id: number;
+  readonly snapshot: MetricsSnapshot;
+  readonly counts: StubStatusCounts;
+  readonly rssBytes: number;
+  /** The event loop delay's 99th percentile and maximum over the last window, seconds. */
+  readonly loopLagSeconds: number;
+  readonly loopLagMaxSeconds: number;
+  /** Every upstream peer's state as this worker sees it; only in an answer. */
+  readonly upstreams?: readonly PeerState[];
+}
+
 /** Every message a worker sends to its master. */
-export type WorkerToMaster = ReadyMessage | CertificateAckMessage | UpstreamStatesAnswerMessage | StubStatusReportMessage;
+export type WorkerToMaster = ReadyMessage | CertificateAckMessage | UpstreamStatesAnswerMessage | StubStatusReportMessage | MetricsReportMessage;
+
+/** Worker to master: a `hitless_metrics` request wants the exposition text; answered with a {@link MetricsAnswerMessage} of the same `id`. */
+export interface MetricsRequestMessage {
+  readonly type: 'metrics-request';
+  readonly id: number;
+  readonly format: ExpositionFormat;
+}
+
+/** Master to worker: the text for the {@link MetricsRequestMessage} with this `id`. */
+export interface MetricsAnswerMessage {
+  readonly type: 'metrics-answer';
+  readonly id: number;
+  readonly text: string;
+}
+
+/** True when an IPC message is a worker's `hitless_metrics` request. */
+export function isMetricsRequest(message: unknown): message is MetricsRequestMessage {
+  if (!hasType(message) || message.type !== 'metrics-request') return false;
+  const { id, format } = message as { id?: unknown; format?: unknown };
+  return typeof id === 'number' && (format === 'prometheus' || format === 'openmetrics');
+}
+
+/** True when an IPC message is the master's metrics text. */
+export function isMetricsAnswer(message: unknown): message is MetricsAnswerMessage {
+  return hasType(message) && message.type === 'metrics-answer' && typeof (message as { id?: unknown }).id === 'number' && typeof (message as { text?: unknown }).text === 'string';
+}
 
 /**
  * Worker to master: a `stub_status` request wants every worker's counters summed; answered with a
@@ -238,7 +294,7 @@ export interface MasterUpMessage {
   readonly pid: number;
 }
 
-const MASTER_TO_WORKER_TYPES: ReadonlySet<string> = new Set(['listen', 'serve', 'drain', 'terminate', 'reopen', 'ticket-key', 'cert-put', 'cert-delete', 'upstream-health', 'upstream-states', 'stub-status']);
+const MASTER_TO_WORKER_TYPES: ReadonlySet<string> = new Set(['listen', 'serve', 'drain', 'terminate', 'reopen', 'ticket-key', 'cert-put', 'cert-delete', 'upstream-health', 'upstream-states', 'stub-status', 'metrics']);
 
 /** True when an IPC message is one a master sends to a worker. */
 export function isMasterToWorker(message: unknown): message is MasterToWorker {
@@ -251,6 +307,10 @@ export function isWorkerToMaster(message: unknown): message is WorkerToMaster {
   if (message.type === 'ready') return typeof (message as { generation?: unknown }).generation === 'number';
   if (message.type === 'upstream-states-answer') return typeof (message as { id?: unknown }).id === 'number' && Array.isArray((message as { states?: unknown }).states);
   if (message.type === 'stub-status-report') return typeof (message as { id?: unknown }).id === 'number' && isCounts((message as { counts?: unknown }).counts);
+  if (message.type === 'metrics-report') {
+    const { id, counts, snapshot } = message as { id?: unknown; counts?: unknown; snapshot?: unknown };
+    return typeof id === 'number' && isCounts(counts) && isMetricsSnapshot(snapshot);
+  }
   return message.type === 'cert-ack' && typeof (message as { seq?: unknown }).seq === 'number';
 }
 

@@ -18,6 +18,7 @@ import { WORKER_FATAL_EXIT_CODE } from './worker.js';
 import { WorkerProcess, type WorkerExit } from './worker-process.js';
 import { applyWorkerSettings, configWarnings, logFilesOf, prepareFilesForWorkers, workerEnvironment, workingDirectoryProblem } from './worker-settings.js';
 import { sumCounts, type StubStatusCounts } from '../core/connection-stats.js';
+import { MasterMetrics, type MasterView } from './master-metrics.js';
 import { MasterZones } from './zones.js';
 import { createTicketKey, TICKET_KEY_ROTATION_MS } from '../tls/ticket-keys.js';
 import { AdminListeners } from '../admin/admin-listeners.js';
@@ -66,8 +67,8 @@ export class MasterProcess {
   readonly #options: MasterProcessOptions;
   readonly #sockets: ListeningSockets;
   readonly #workers = new Set<WorkerProcess>();
-  /** The stub_status counters of workers that exited (accepts, handled, requests). */
-  #retiredCounts: StubStatusCounts = sumCounts([]);
+  /** The metrics' counters, and the retired total of workers that exited (stub_status's too). */
+  readonly #metrics = new MasterMetrics();
   /** Each worker's number among its generation's, which `worker_cpu_affinity` picks CPUs by; a respawn takes over the number. */
   readonly #slots = new Map<WorkerProcess, number>();
   readonly #timers = new Set<NodeJS.Timeout>();
@@ -143,6 +144,19 @@ export class MasterProcess {
       deleteCertificate: (name) => this.#certificates.delete(name, this.#log),
       revertCertificate: (name) => this.#certificates.revert(name, this.#log),
       upstreams: (timeoutMs) => this.upstreams(timeoutMs),
+      metrics: (format) => this.#metrics.scrape(() => this.#metricsView(), format),
+    };
+  }
+
+  /** What a metrics scrape reads of the master. */
+  #metricsView(): MasterView {
+    return {
+      workers: this.#workers,
+      generation: this.#generation.number,
+      config: this.#generation.config,
+      health: this.#health.states(),
+      certificates: this.#certificates.entries(),
+      startedAt: this.#startedAt,
     };
   }
 
@@ -216,14 +230,17 @@ export class MasterProcess {
    * reported (so they never go backwards) and no connections; exited workers' join a retired total.
    */
   async stubStatus(timeoutMs: number): Promise<StubStatusCounts> {
-    const workers = [...this.#workers];
-    const answers = await Promise.all(workers.map((worker) => worker.stubStatus(timeoutMs)));
-    const counts = answers.map((answer, i) => {
+    const asked = [...this.#workers];
+    const answers = new Map(await Promise.all(asked.map(async (worker) => [worker, await worker.stubStatus(timeoutMs)] as const)));
+    // Summed after every answer, in one step: a worker that exited meanwhile is in the retired
+    // total or among the living, never in both (its last counts are its answer's).
+    const counts = [...this.#workers].map((worker) => {
+      const answer = answers.get(worker);
       if (answer !== undefined) return answer;
-      const last = workers[i]?.lastCounts;
+      const last = worker.lastCounts;
       return last === undefined ? undefined : { ...last, active: 0, reading: 0, writing: 0, waiting: 0 };
     });
-    return sumCounts([this.#retiredCounts, ...counts.filter((answer) => answer !== undefined)]);
+    return sumCounts([this.#metrics.retiredCounts, ...counts.filter((answer) => answer !== undefined)]);
   }
 
   /** Every actively checked peer's state and counters, for the admin API. */
@@ -315,6 +332,7 @@ export class MasterProcess {
           ...(cwd === undefined ? {} : { cwd }),
           onResolved: (message) => this.#resolved.set(message.key, message.answer),
           onStubStatus: () => this.stubStatus(STUB_STATUS_TIMEOUT_MS),
+          onMetrics: (format) => this.#metrics.scrape(() => this.#metricsView(), format),
         },
       );
     } catch (err) {
@@ -360,10 +378,10 @@ export class MasterProcess {
   }
 
   #onWorkerExit(worker: WorkerProcess, exit: WorkerExit): void {
+    // Its counters stay counted, as nginx's shared counters keep them: in the same step as it
+    // leaves the living, so that no sum sees it twice or not at all.
     this.#workers.delete(worker);
-    // Its accepts, handled and requests stay counted, as nginx's shared counters keep them.
-    const last = worker.lastCounts;
-    if (last !== undefined) this.#retiredCounts = sumCounts([this.#retiredCounts, { ...last, active: 0, reading: 0, writing: 0, waiting: 0 }]);
+    this.#metrics.retire(worker, exit);
     const slot = this.#slots.get(worker) ?? 0;
     this.#slots.delete(worker);
     this.#log.notice(`signal ${constants.signals.SIGCHLD} (SIGCHLD) received from ${worker.pid}`);
@@ -579,6 +597,7 @@ export class MasterProcess {
 
   #exit(): void {
     this.#health.close();
+    this.#metrics.close();
     for (const timer of this.#timers) clearTimeout(timer);
     this.#timers.clear();
     for (const [signal, handler] of this.#handlers) process.off(signal, handler);

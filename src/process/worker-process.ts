@@ -5,7 +5,8 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import type { Server } from 'node:net';
 import { fileURLToPath } from 'node:url';
-import { isWorkerToMaster, isSessionRequest, isStubStatusRequest, isZoneRequest, type CertificateMessage, type MasterToWorker, type ServeMessage, type SessionAnswerMessage, type StubStatusAnswerMessage, type ZoneAnswerMessage } from './ipc.js';
+import { isMetricsRequest, isWorkerToMaster, isSessionRequest, isStubStatusRequest, isZoneRequest, type CertificateMessage, type MasterToWorker, type MetricsAnswerMessage, type MetricsReportMessage, type ServeMessage, type SessionAnswerMessage, type StubStatusAnswerMessage, type ZoneAnswerMessage } from './ipc.js';
+import type { ExpositionFormat } from '../admin/exposition.js';
 import type { ListeningSockets } from './listening-sockets.js';
 import type { MasterZones } from './zones.js';
 import type { HealthSnapshot } from '../upstream/health/health-table.js';
@@ -38,7 +39,15 @@ export interface WorkerSpawnOptions {
   readonly onResolved?: (message: ResolvedAnswerMessage) => void;
   /** Sums every worker's stub_status counters for the worker's `stub_status` request. Default: its own are not summed (no answer). */
   readonly onStubStatus?: () => Promise<StubStatusCounts>;
+  /** Writes the metrics exposition for the worker's `hitless_metrics` request. Default: no answer. */
+  readonly onMetrics?: (format: ExpositionFormat) => Promise<string>;
 }
+
+/**
+ * How long the master waits, after a worker exited, for the messages still in its channel (its
+ * last metrics report): Node emits 'exit' on SIGCHLD, before the channel's last messages are read.
+ */
+const CHANNEL_DRAIN_MS = 1_000;
 
 /** Where a worker is in its life. */
 export type WorkerState = 'starting' | 'ready' | 'draining' | 'terminating' | 'exited';
@@ -63,6 +72,10 @@ export class WorkerProcess {
   readonly #statusQuestions = new Map<number, (counts: StubStatusCounts | undefined) => void>();
   /** The worker's last stub_status counters: what it had counted when it exited or stopped answering. */
   #lastCounts: StubStatusCounts | undefined;
+  /** Metrics questions sent and not yet answered, by `id`. */
+  readonly #metricsQuestions = new Map<number, (report: MetricsReportMessage | undefined) => void>();
+  /** The worker's last metrics report (an answer or a push). */
+  #lastMetrics: MetricsReportMessage | undefined;
   #nextQuestion = 1;
   #state: WorkerState = 'starting';
   #stopRequested = false;
@@ -97,7 +110,15 @@ export class WorkerProcess {
         this.#state = 'exited';
         for (const settle of [...this.#stateQuestions.values()]) settle({ answered: false, error: 'exited before it answered' });
         for (const settle of [...this.#statusQuestions.values()]) settle(undefined);
-        resolve({ code, signal });
+        for (const settle of [...this.#metricsQuestions.values()]) settle(undefined);
+        // Its last reports may still be in the channel: exited once the channel is read to its end.
+        const done = (): void => resolve({ code, signal });
+        if (!this.#child.connected) return done();
+        const timer = setTimeout(done, CHANNEL_DRAIN_MS);
+        this.#child.once('disconnect', () => {
+          clearTimeout(timer);
+          done();
+        });
       });
     });
     this.ready = new Promise<void>((resolve, reject) => {
@@ -110,6 +131,12 @@ export class WorkerProcess {
         }
         if (message.type === 'upstream-states-answer') {
           this.#stateQuestions.get(message.id)?.({ answered: true, states: message.states });
+          return;
+        }
+        if (message.type === 'metrics-report') {
+          this.#lastMetrics = message;
+          this.#lastCounts = message.counts;
+          if (message.id !== 0) this.#metricsQuestions.get(message.id)?.(message);
           return;
         }
         if (message.type === 'stub-status-report') {
@@ -148,6 +175,15 @@ export class WorkerProcess {
         if (!isStubStatusRequest(message)) return;
         void onStubStatus().then((counts) => {
           if (this.#state !== 'exited') this.#send({ type: 'stub-status-answer', id: message.id, counts });
+        });
+      });
+    }
+    if (spawn.onMetrics !== undefined) {
+      const onMetrics = spawn.onMetrics;
+      this.#child.on('message', (message: unknown) => {
+        if (!isMetricsRequest(message)) return;
+        void onMetrics(message.format).then((text) => {
+          if (this.#state !== 'exited') this.#send({ type: 'metrics-answer', id: message.id, text });
         });
       });
     }
@@ -284,13 +320,34 @@ export class WorkerProcess {
     });
   }
 
+  /** The worker's last metrics report (undefined before its first). */
+  get lastMetrics(): MetricsReportMessage | undefined {
+    return this.#lastMetrics;
+  }
+
+  /** Asks the worker for its metrics; undefined when it does not answer within `timeoutMs` or has exited. Never rejects. */
+  metrics(timeoutMs: number): Promise<MetricsReportMessage | undefined> {
+    if (this.#state === 'exited') return Promise.resolve(undefined);
+    const id = this.#nextQuestion++;
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => settle(undefined), timeoutMs);
+      const settle = (report: MetricsReportMessage | undefined): void => {
+        clearTimeout(timer);
+        this.#metricsQuestions.delete(id);
+        resolve(report);
+      };
+      this.#metricsQuestions.set(id, settle);
+      if (!this.#send({ type: 'metrics', id })) settle(undefined);
+    });
+  }
+
   /** Kills the process outright (a worker that ignored `terminate`). */
   kill(): void {
     this.#stopRequested = true;
     this.#signal('SIGKILL');
   }
 
-  #send(message: MasterToWorker | ZoneAnswerMessage | SessionAnswerMessage | StubStatusAnswerMessage | PeerFailuresMessage | StickySessionsMessage, handle?: Server): boolean {
+  #send(message: MasterToWorker | ZoneAnswerMessage | SessionAnswerMessage | StubStatusAnswerMessage | MetricsAnswerMessage | PeerFailuresMessage | StickySessionsMessage, handle?: Server): boolean {
     if (!this.#child.connected) return false;
     try {
       // send() returning false only means Node queued the message; it is still delivered in order.

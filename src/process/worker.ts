@@ -15,7 +15,8 @@ import { createRegistry } from '../modules.js';
 import { snapshotSource } from '../conf/parser.js';
 import { ErrorLog } from '../core/log.js';
 import { HttpAndStreamRuntime, collectListens } from './http-and-stream-runtime.js';
-import { isMasterToWorker, isSessionAnswer, isStubStatusAnswer, isZoneAnswer, type ServeMessage, type WorkerToMaster } from './ipc.js';
+import { isMasterToWorker, isMetricsAnswer, isSessionAnswer, isStubStatusAnswer, isZoneAnswer, type ServeMessage, type WorkerToMaster } from './ipc.js';
+import { IpcMetricsText, WorkerMetrics } from './worker-metrics.js';
 import { IpcStubStatus, IpcZoneClient } from './zones.js';
 import { connectionStats } from '../core/connection-stats.js';
 import { isUdpKey } from './listening-sockets.js';
@@ -75,11 +76,21 @@ export function runWorker(options: WorkerOptions = {}): void {
   const tls = new TlsRuntime();
   tls.sharedSessions = sessions;
   const upstreams = new UpstreamRuntime();
-  const state: ServingState = { tls, zones, upstreams };
+  // hitless_metrics asks the master for every worker's metrics, as stub_status does.
+  const metricsText = new IpcMetricsText((message) => {
+    if (!process.connected || process.send === undefined) return false;
+    process.send(message, undefined, undefined, () => undefined);
+    return true;
+  });
+  const state: ServingState = { tls, zones, upstreams, metrics: (format) => metricsText.ask(format) };
+  // The worker's counters, sent to the master as they change (process/worker-metrics.ts).
+  const metrics = new WorkerMetrics((message) => {
+    if (process.connected && process.send !== undefined) process.send(message, undefined, undefined, () => undefined);
+  });
   // The channel to the master is one of the worker's connections, as nginx's is.
   upstreams.connections.take();
   const createRuntime = options.createRuntime ?? ((config, log, given) => new HttpAndStreamRuntime(config, { log, state: given }));
-  const worker = new WorkerProcessCycle((config, log) => createRuntime(config, log, state), state);
+  const worker = new WorkerProcessCycle((config, log) => createRuntime(config, log, state), state, metrics);
   // Failure counts of groups with `zone` are kept by the master too (upstream/shared-peers.ts).
   upstreams.sharedPeers.useSender((message) => {
     if (process.connected && process.send !== undefined) process.send(message, undefined, undefined, () => undefined);
@@ -104,6 +115,7 @@ export function runWorker(options: WorkerOptions = {}): void {
     if (isMasterToWorker(message) && message.type === 'serve' && message.resolved !== undefined) upstreams.resolved.seed(message.resolved);
     if (isZoneAnswer(message)) zones.receive(message);
     else if (isStubStatusAnswer(message)) status.receive(message);
+    else if (isMetricsAnswer(message)) metricsText.receive(message);
     else if (isStickySessions(message)) upstreams.stickySessions.receive(message);
     else if (isSessionAnswer(message)) sessions.receive(message);
     else if (isPeerFailures(message)) upstreams.sharedPeers.receive(message);
@@ -116,6 +128,7 @@ export function runWorker(options: WorkerOptions = {}): void {
     // Without its master a worker's own counters are all it can tell.
     connectionStats.useCluster(undefined);
     status.failAll();
+    metricsText.failAll();
     worker.orphaned(masterPid);
   });
   // nginx's workers take the same signals as the master's channel commands (ngx_signal_handler);
@@ -143,10 +156,12 @@ class WorkerProcessCycle {
   #stopping = false;
 
   readonly #state: ServingState;
+  readonly #metrics: WorkerMetrics;
 
-  constructor(createRuntime: (config: HitlessConfig, log: ErrorLog) => ServingRuntime, state: ServingState) {
+  constructor(createRuntime: (config: HitlessConfig, log: ErrorLog) => ServingRuntime, state: ServingState, metrics: WorkerMetrics) {
     this.#createRuntime = createRuntime;
     this.#state = state;
+    this.#metrics = metrics;
   }
 
   receive(message: unknown, handle: unknown): void {
@@ -184,6 +199,11 @@ class WorkerProcessCycle {
         return;
       case 'stub-status': {
         const answer: WorkerToMaster = { type: 'stub-status-report', id: message.id, counts: connectionStats.counts() };
+        process.send?.(answer, undefined, undefined, () => undefined);
+        return;
+      }
+      case 'metrics': {
+        const answer: WorkerToMaster = this.#metrics.report(message.id, this.#runtime?.upstreamStates?.() ?? []);
         process.send?.(answer, undefined, undefined, () => undefined);
         return;
       }
@@ -347,6 +367,7 @@ class WorkerProcessCycle {
     // The master keeps what this worker counted for stub_status (a retired total): the last word.
     const last: WorkerToMaster = { type: 'stub-status-report', id: 0, counts: connectionStats.counts() };
     if (process.connected) process.send?.(last, undefined, undefined, () => undefined);
+    this.#metrics.final();
     this.#log.notice('exit');
     process.exit(code);
   }

@@ -121,6 +121,7 @@ class GroupChecker {
   #record(peer: PeerCheck, failure: ProbeFailure | undefined): void {
     const { setting, group } = this.check;
     peer.checks++;
+    channels.healthProbe.publishLazy(() => ({ group, peer: peer.name, ok: failure === undefined }));
     const where = `${this.check.kind === 'tcp' ? 'tcp ' : ''}health check "${setting.match ?? ''}" of peer ${peer.name} in upstream "${group}"`;
     if (failure !== undefined) {
       peer.lastError = failure.reason;
