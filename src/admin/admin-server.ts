@@ -10,6 +10,7 @@
  *   POST   /v1/certificates/{name}/revert   back to what the name held before its last change
  *   GET    /v1/upstreams[?timeout=ms]   every upstream peer's state: health checks and each worker's view
  *   GET    /v1/upstreams/{name}         one group
+ *   GET    /status                      the status page (HTML; its data comes from /metrics and /v1/status)
  *   GET    /metrics                     Prometheus metrics (text 0.0.4, or OpenMetrics 1.0 by Accept)
  *
  * A PUT answers once every worker uses the new certificate: the next full handshake serves it.
@@ -25,6 +26,7 @@ import type { CertificateDetail, CertificateSummary } from '../tls/certificate-s
 import type { AdminListen } from './admin-module.js';
 import type { UpstreamGroupReport, UpstreamsReport } from '../upstream/upstream-report.js';
 import { EXPOSITION_CONTENT_TYPES, formatOfAccept, type ExpositionFormat } from './exposition.js';
+import { STATUS_PAGE } from './status-page.js';
 
 /** What `GET /v1/status` answers. */
 export interface AdminStatus {
@@ -139,6 +141,20 @@ export class AdminServer {
   }
 
   async #handle(req: IncomingMessage, res: ServerResponse, backend: AdminBackend): Promise<void> {
+    // The status page's shell holds no data: it asks for everything it shows with the token.
+    if (req.url === '/status') {
+      allow(req.method ?? 'GET', ['GET', 'HEAD']);
+      res.writeHead(200, {
+        'Content-Type': 'text/html; charset=utf-8',
+        'Content-Length': Buffer.byteLength(STATUS_PAGE),
+        'Cache-Control': 'no-store',
+        // Nothing but the page's own inline style and script, and requests to this listener.
+        'Content-Security-Policy': "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; frame-ancestors 'none'",
+        'X-Content-Type-Options': 'nosniff',
+      });
+      res.end(req.method === 'HEAD' ? undefined : STATUS_PAGE);
+      return;
+    }
     if (this.#tokenDigest !== undefined && !this.#authorized(req.headers.authorization)) {
       res.setHeader('WWW-Authenticate', 'Bearer');
       throw new AdminRequestError(401, 'A valid "Authorization: Bearer" token is required');
