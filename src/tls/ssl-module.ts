@@ -296,7 +296,7 @@ export const sslDirectives: ConfModule = {
       args: [1],
       repeatable: true,
       syntax: 'file;',
-      summary: 'A file of 48 or 80 random bytes that encrypts session tickets instead of the master\'s or the zone\'s key, never rotated; with several, the first encrypts and every one decrypts (a ticket under another is renewed). 48-byte keys make nginx\'s tickets; of an 80-byte key\'s AES-256 key 16 bytes encrypt (AES-128, as Node\'s ticket callback takes). Relative to the configuration\'s directory.',
+      summary: 'A file of 48 or 80 random bytes that encrypts session tickets instead of the master\'s or the zone\'s key, never rotated; with several, the first encrypts and every one decrypts (a ticket under another is renewed). A 48-byte key is used as nginx uses it; of an 80-byte key\'s AES-256 key 16 bytes encrypt (AES-128, as Node\'s ticket callback takes). Relative to the configuration\'s directory.',
       defaultText: '—',
       default: () => [],
       parse: parseTlsFile,

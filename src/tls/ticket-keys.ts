@@ -56,10 +56,10 @@ export function ticketKeyOf(key: Buffer): TicketKey {
 
 /**
  * `ssl_session_ticket_key file`: 48 or 80 bytes, as `ngx_ssl_session_ticket_keys()` reads them.
- * A 48-byte file is name, AES-128 key, HMAC secret: its tickets are nginx's, byte for byte. An
- * 80-byte file is name, 32-byte HMAC secret, 32-byte AES-256 key; Node's callback always takes
- * AES-128-CBC, so the first 16 bytes of the AES key encrypt: such tickets are shared by every
- * hitless reading the file, not with nginx.
+ * A 48-byte file is name, AES-128 key, HMAC secret, used as nginx uses it. An 80-byte file is
+ * name, 32-byte HMAC secret, 32-byte AES-256 key; Node's callback always takes AES-128-CBC, so
+ * the first 16 bytes of the AES key encrypt. Either way a session resumes on hitless only: the
+ * session id contexts differ from nginx's (tls/contexts.ts).
  */
 export function readTicketKeyFile(file: TlsFile): TicketKey {
   let data: Buffer;
