@@ -50,8 +50,8 @@ export interface ServeMessage {
   readonly listens: readonly string[];
   /** How long a draining worker lets an idle keep-alive connection send one more request. */
   readonly drainGraceMs: number;
-  /** The master's TLS session ticket key, base64 (tls/ticket-keys.ts), the same for every worker. */
-  readonly ticketKey: string;
+  /** The master's TLS session ticket keys and the shared zones', base64 (tls/ticket-keys.ts), the same for every worker. */
+  readonly ticketKeys: TicketKeysSnapshot;
   /** Every certificate of the master's store (tls/certificate-store.ts). */
   readonly certificates: readonly StoredCertificate[];
   /** How to start the master again if it dies (worker.ts): its own command line and directory. */
@@ -74,10 +74,21 @@ export interface CertificateAckMessage {
   readonly seq: number;
 }
 
-/** Master to worker: the session ticket key was rotated; base64, as in {@link ServeMessage}. */
+/**
+ * The session ticket keys as the master holds them, each list the one that encrypts first, base64:
+ * its own, and each `ssl_session_cache shared:` zone's (process/session-caches.ts).
+ */
+export interface TicketKeysSnapshot {
+  readonly master: readonly string[];
+  readonly zones: readonly { readonly zone: string; readonly size: number; readonly keys: readonly string[] }[];
+}
+
+/** Master to worker: the master's session ticket keys, or a shared zone's, were rotated; base64, as in {@link ServeMessage}. */
 export interface TicketKeyMessage {
   readonly type: 'ticket-key';
-  readonly key: string;
+  /** The `shared:` zone whose keys these are; absent: the master's own. */
+  readonly zone?: { readonly name: string; readonly size: number };
+  readonly keys: readonly string[];
 }
 
 /** Master to worker: stop accepting, finish what is in flight, exit 0 (nginx's `NGX_CMD_QUIT`). */
@@ -262,12 +273,14 @@ export function isZoneAnswer(message: unknown): message is ZoneAnswerMessage {
 
 /**
  * Worker to master: a TLS session for the `ssl_session_cache shared:name:size` zone (`put`, not
- * answered), or a question for one (`get`), answered with a {@link SessionAnswerMessage} of the
+ * answered), the first ticket this worker encrypted under the zone's keys (`ticket-use`, not
+ * answered: the zone's rotation starts), or a question for one (`get`), answered with a {@link SessionAnswerMessage} of the
  * same `id`. `id` numbers questions; `session` is the session ID in hex; `data` is base64.
  */
 export type SessionRequestMessage =
   | { readonly type: 'ssl-session'; readonly op: 'put'; readonly zone: string; readonly size: number; readonly session: string; readonly data: string; readonly timeoutMs: number }
-  | { readonly type: 'ssl-session'; readonly op: 'get'; readonly id: number; readonly zone: string; readonly size: number; readonly session: string };
+  | { readonly type: 'ssl-session'; readonly op: 'get'; readonly id: number; readonly zone: string; readonly size: number; readonly session: string }
+  | { readonly type: 'ssl-session'; readonly op: 'ticket-use'; readonly zone: string; readonly size: number; readonly timeoutMs: number };
 
 /** Master to worker: the session asked for by the {@link SessionRequestMessage} with this `id`, base64, or null. */
 export interface SessionAnswerMessage {
@@ -279,8 +292,10 @@ export interface SessionAnswerMessage {
 /** True when an IPC message is a worker's put or question to a shared session cache. */
 export function isSessionRequest(message: unknown): message is SessionRequestMessage {
   if (!hasType(message) || message.type !== 'ssl-session') return false;
-  const { op, zone, size, session } = message as { op?: unknown; zone?: unknown; size?: unknown; session?: unknown };
-  return (op === 'put' || op === 'get') && typeof zone === 'string' && typeof size === 'number' && typeof session === 'string';
+  const { op, zone, size, session, timeoutMs } = message as { op?: unknown; zone?: unknown; size?: unknown; session?: unknown; timeoutMs?: unknown };
+  if (typeof zone !== 'string' || typeof size !== 'number') return false;
+  if (op === 'ticket-use') return typeof timeoutMs === 'number';
+  return (op === 'put' || op === 'get') && typeof session === 'string';
 }
 
 /** True when an IPC message is the master's answer from a shared session cache. */

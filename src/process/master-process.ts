@@ -76,10 +76,11 @@ export class MasterProcess {
   /** The limit_req and limit_conn zones every worker shares. */
   readonly #zones = new MasterZones();
   /**
-   * The TLS session ticket key of every worker, kept across reloads so that tickets survive them;
-   * base64, as it travels over IPC. Replaced every {@link TICKET_KEY_ROTATION_MS}.
+   * The TLS session ticket keys of every worker, kept across reloads so that tickets survive them;
+   * base64, as they travel over IPC. A new one comes first every {@link TICKET_KEY_ROTATION_MS},
+   * and the one it replaces stays second, to decrypt the tickets it issued.
    */
-  #ticketKey = createTicketKey().toString('base64');
+  #ticketKeys: readonly string[] = [createTicketKey().toString('base64')];
   /** The certificate store, sent to every worker and changed through the admin API. */
   readonly #certificates: MasterCertificates;
   readonly #admin: AdminListeners;
@@ -123,6 +124,10 @@ export class MasterProcess {
     this.#generation = options.generation;
     this.#certificates = new MasterCertificates(options.generation.config.main.get('certificate_store'), options.log, () => this.#workers);
     this.#admin = new AdminListeners(this.#adminBackend());
+    // A shared zone's rotated ticket keys go to every worker, draining ones included.
+    this.#zones.sessions.onTicketKeys = (message) => {
+      for (const worker of this.#workers) worker.ticketKeys(message);
+    };
   }
 
   /** What the admin API reads and changes. */
@@ -311,7 +316,7 @@ export class MasterProcess {
       errorLog: generation.errorLog,
       listens: generation.listens.map((spec) => spec.key),
       drainGraceMs: this.#options.drainGraceMs,
-      ticketKey: this.#ticketKey,
+      ticketKeys: { master: this.#ticketKeys, zones: this.#zones.sessions.ticketKeys(generation.config) },
       certificates: this.#certificates.entries(),
       master: { execArgv: process.execArgv, argv: process.argv.slice(1), cwd: process.cwd() },
       resolved: [...this.#resolved],
@@ -355,12 +360,12 @@ export class MasterProcess {
   }
 
   /**
-   * A new ticket key for every worker, draining ones included: Node keeps one key per context, so
-   * tickets issued under the old one get a full handshake from now on (tls/ticket-keys.ts).
+   * A new ticket key for every worker, draining ones included; the key it replaces still decrypts
+   * until the next rotation, and its tickets are renewed (tls/ticket-keys.ts).
    */
   #rotateTicketKey(): void {
-    this.#ticketKey = createTicketKey().toString('base64');
-    for (const worker of this.#workers) worker.ticketKey(this.#ticketKey);
+    this.#ticketKeys = [createTicketKey().toString('base64'), ...this.#ticketKeys.slice(0, 1)];
+    for (const worker of this.#workers) worker.ticketKeys({ type: 'ticket-key', keys: this.#ticketKeys });
   }
 
   /**
@@ -599,6 +604,7 @@ export class MasterProcess {
     this.#health.close();
     this.#metrics.close();
     for (const timer of this.#timers) clearTimeout(timer);
+    this.#zones.sessions.stop();
     this.#timers.clear();
     for (const [signal, handler] of this.#handlers) process.off(signal, handler);
     this.#handlers.clear();

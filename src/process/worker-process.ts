@@ -5,7 +5,7 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import type { Server } from 'node:net';
 import { fileURLToPath } from 'node:url';
-import { isMetricsRequest, isWorkerToMaster, isSessionRequest, isStubStatusRequest, isZoneRequest, type CertificateMessage, type MasterToWorker, type MetricsAnswerMessage, type MetricsReportMessage, type ServeMessage, type SessionAnswerMessage, type StubStatusAnswerMessage, type ZoneAnswerMessage } from './ipc.js';
+import { isMetricsRequest, isWorkerToMaster, isSessionRequest, isStubStatusRequest, isZoneRequest, type CertificateMessage, type MasterToWorker, type MetricsAnswerMessage, type MetricsReportMessage, type ServeMessage, type SessionAnswerMessage, type StubStatusAnswerMessage, type TicketKeyMessage, type ZoneAnswerMessage } from './ipc.js';
 import type { ExpositionFormat } from '../admin/exposition.js';
 import type { ListeningSockets } from './listening-sockets.js';
 import type { MasterZones } from './zones.js';
@@ -241,9 +241,9 @@ export class WorkerProcess {
     if (this.#state !== 'exited') this.#send({ type: 'reopen' });
   }
 
-  /** Sends the worker the master's new session ticket key (base64). */
-  ticketKey(key: string): void {
-    if (this.#state !== 'exited') this.#send({ type: 'ticket-key', key });
+  /** Sends the worker the master's new session ticket keys, or a shared zone's. */
+  ticketKeys(message: TicketKeyMessage): void {
+    if (this.#state !== 'exited') this.#send(message);
   }
 
   /**

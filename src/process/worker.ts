@@ -75,6 +75,8 @@ export function runWorker(options: WorkerOptions = {}): void {
   // One state for the worker's life: every generation it serves shares the store, key and zones.
   const tls = new TlsRuntime();
   tls.sharedSessions = sessions;
+  // A shared zone's ticket keys rotate from the first ticket under them (process/session-caches.ts).
+  tls.ticketKeys.onZoneUse = (zone, timeoutMs) => sessions.ticketUse(zone, timeoutMs);
   const upstreams = new UpstreamRuntime();
   // hitless_metrics asks the master for every worker's metrics, as stub_status does.
   const metricsText = new IpcMetricsText((message) => {
@@ -183,7 +185,8 @@ class WorkerProcessCycle {
         this.reopen();
         return;
       case 'ticket-key':
-        this.#state.tls.ticketKeys.use(Buffer.from(message.key, 'base64'));
+        if (message.zone === undefined) this.#state.tls.ticketKeys.useMaster(message.keys);
+        else this.#state.tls.ticketKeys.useZone(message.zone, message.keys);
         return;
       case 'cert-put':
       case 'cert-delete': {
@@ -221,7 +224,8 @@ class WorkerProcessCycle {
     this.#drainGraceMs = message.drainGraceMs;
     this.#masterCommand = message.master;
     // Before the runtime is built: its TLS terminations join the contexts to the key and the store.
-    this.#state.tls.ticketKeys.use(Buffer.from(message.ticketKey, 'base64'));
+    this.#state.tls.ticketKeys.useMaster(message.ticketKeys.master);
+    for (const zone of message.ticketKeys.zones) this.#state.tls.ticketKeys.useZone({ name: zone.zone, size: zone.size }, zone.keys);
     this.#state.tls.certificates.replaceAll(message.certificates);
     const config = loadConfig({
       file: snapshot.file,

@@ -237,7 +237,12 @@ export class StreamConnection {
       secure.once('secure', () => {
         clearTimeout(timer);
         secure.off('end', onEnd);
-        resolve(true);
+        // Node emits 'secure' from OpenSSL's SSL_CB_HANDSHAKE_DONE, which a TLS 1.3 server reaches
+        // before it writes its NewSessionTickets, in the same native read: data the session writes
+        // now (a `return`, an upstream's banner) would go out before the tickets, and a client that
+        // reads once and closes never sees them. nginx's SSL_do_handshake() returns after them, so
+        // the session goes on once that read is over.
+        setImmediate(() => resolve(true));
       });
       const failed = (err?: Error): void => {
         clearTimeout(timer);

@@ -11,8 +11,8 @@ import { CertificateLoadError, crlBlocks, parseKeyOf, parseLeaf, readPemSync, ty
 import { certificatesOf, type ClientVerifySettings, type VerifyClientMode } from './client-verify.js';
 import { SEND_FRAGMENT_MAX, SEND_FRAGMENT_MIN, type TlsFile, type TlsProtocolName } from './ssl-module.js';
 import { buildStaples, type CertificateStaple, type StaplingSettings } from './ocsp-stapling.js';
-import { SessionCache } from './session-cache.js';
-import { readTicketKeyFile } from './ticket-keys.js';
+import { SessionCache, type SharedSessionZone } from './session-cache.js';
+import { readTicketKeyFile, TicketKeyRing } from './ticket-keys.js';
 import { readDhParams } from './dh-params.js';
 import { applyConfCommands, type ConfCommandResult } from './ssl-conf-command.js';
 import { VariableCertificates, type HandshakeCertificates } from './variable-certificates.js';
@@ -42,8 +42,8 @@ export interface ServerTls {
   readonly contextFor: ((cert: string | string[], key: string | string[]) => SecureContext) | undefined;
   /** `ssl_session_cache` and `ssl_session_timeout`; undefined for `off` and `none` (session-cache.ts). */
   readonly sessionCache: SessionCache | undefined;
-  /** Its contexts take the master's ticket key (tickets on, no `ssl_session_ticket_key`): the runtime's {@link TicketKeys}. */
-  readonly followsMasterKey: boolean;
+  /** Where its contexts take their session ticket keys from (tls/ticket-keys.ts). */
+  readonly ticketKeys: TicketKeySource;
   /** `ssl_stapling on`: the OCSP staple of each of its certificates that has one (ocsp-stapling.ts). */
   readonly staples: readonly CertificateStaple[];
   /** How many certificates `context` holds, one per key type; 0 without one. */
@@ -57,6 +57,18 @@ export interface ServerTls {
   /** The [warn]s nginx logs while it builds the server's TLS (`ngx_ssl_stapling()`), without a location as nginx's. */
   readonly warnings: readonly string[];
 }
+
+/**
+ * Where a server's session ticket keys come from, as `ngx_ssl_session_ticket_keys()` decides:
+ * `none` with `ssl_session_tickets off`; its `ssl_session_ticket_key` files; else the keys of its
+ * `ssl_session_cache shared:` zone, rotated every `ssl_session_timeout`; else the
+ * master's own.
+ */
+export type TicketKeySource =
+  | { readonly from: 'none' }
+  | { readonly from: 'files'; readonly ring: TicketKeyRing }
+  | { readonly from: 'zone'; readonly zone: SharedSessionZone; readonly timeoutMs: number }
+  | { readonly from: 'master' };
 
 const cache = new WeakMap<ConfBlockView, ServerTls>();
 
@@ -165,17 +177,13 @@ function dhparamOption(server: ConfBlockView): { dhparam?: string } {
 }
 
 /** The ssl_* settings of a server as context options, certificates aside; reads the CA, CRL and ticket key files. */
-function baseOptions(server: ConfBlockView, mode: VerifyClientMode): { options: SecureContextOptions; ca: string[] | undefined; followMaster: boolean; commands: ConfCommandResult } {
+function baseOptions(server: ConfBlockView, mode: VerifyClientMode): { options: SecureContextOptions; ca: string[] | undefined; ticketKeys: TicketKeySource; commands: ConfCommandResult } {
   const clientCas = clientCaOptions(server, mode);
   const protocols = protocolOptions(server.get('ssl_protocols'));
   const tickets = server.get('ssl_session_tickets');
-  // nginx encrypts with the first ssl_session_ticket_key; Node keeps one key, so the others are unused.
-  const ticketFile = tickets ? server.get('ssl_session_ticket_key')[0] : undefined;
-  const ticketKeys = ticketFile === undefined ? undefined : readTicketKeyFile(ticketFile);
   const options: SecureContextOptions = {
     ...protocols,
     secureOptions: (protocols.secureOptions ?? 0) | (tickets ? 0 : constants.SSL_OP_NO_TICKET),
-    ...(ticketKeys === undefined ? {} : { ticketKeys }),
     ciphers: server.get('ssl_ciphers'),
     honorCipherOrder: server.get('ssl_prefer_server_ciphers'),
     ecdhCurve: server.get('ssl_ecdh_curve'),
@@ -188,7 +196,17 @@ function baseOptions(server: ConfBlockView, mode: VerifyClientMode): { options: 
   // ngx_ssl_create_connection(): SSL_OP_NO_RENEGOTIATION on every server connection (CVE-2009-3555),
   // over ssl_conf_command too. Node would otherwise let a client renegotiate three times in ten minutes.
   const secureOptions = (commands.options.secureOptions ?? 0) | constants.SSL_OP_NO_RENEGOTIATION;
-  return { options: { ...commands.options, secureOptions }, ca: clientCas.ca, followMaster: tickets && ticketKeys === undefined, commands };
+  return { options: { ...commands.options, secureOptions }, ca: clientCas.ca, ticketKeys: ticketKeySource(server, (secureOptions & constants.SSL_OP_NO_TICKET) === 0), commands };
+}
+
+/** `ngx_ssl_session_ticket_keys()`: the files are read (and refused) even with tickets off, as nginx reads them. */
+function ticketKeySource(server: ConfBlockView, tickets: boolean): TicketKeySource {
+  const files = server.get('ssl_session_ticket_key').map(readTicketKeyFile);
+  if (!tickets) return { from: 'none' };
+  if (files.length > 0) return { from: 'files', ring: new TicketKeyRing(files) };
+  const zone = server.get('ssl_session_cache').shared;
+  if (zone !== undefined) return { from: 'zone', zone, timeoutMs: server.get('ssl_session_timeout') };
+  return { from: 'master' };
 }
 
 /** Builds a context from a server's options and certificates; throws nginx's message for what OpenSSL refuses. */
@@ -276,7 +294,7 @@ export function serverTlsOf(server: ConfBlockView): ServerTls {
   let variable: VariableCertificates | undefined;
   let settingsContext: SecureContext | undefined;
   let contextFor: ServerTls['contextFor'];
-  let followsMasterKey = false;
+  let ticketKeys: TicketKeySource = { from: 'none' };
   let staples: CertificateStaple[] = [];
   let certificates = 0;
   let protocols = protocolsKey(protocolOptions(server.get('ssl_protocols')));
@@ -287,7 +305,7 @@ export function serverTlsOf(server: ConfBlockView): ServerTls {
   if (certs.length > 0) {
     const pairs = certs.map((cert, i) => ({ cert, key: keys[i] as TlsFile }));
     const base = baseOptions(server, mode);
-    followsMasterKey = base.followMaster;
+    ticketKeys = base.ticketKeys;
     groups = groupsOf(base.options);
     protocols = protocolsKey(base.options);
     verify = { ...verify, trusted: certificatesOf(base.ca?.join('\n') ?? ''), sessionContext: sessionIdContext(server, base.options) };
@@ -318,7 +336,7 @@ export function serverTlsOf(server: ConfBlockView): ServerTls {
     // settings when they are complete, else (`ssl_verify_client` with no CA) with the default server's.
     try {
       const base = baseOptions(server, mode);
-      followsMasterKey = base.followMaster;
+      ticketKeys = base.ticketKeys;
       verify = { ...verify, trusted: certificatesOf(base.ca?.join('\n') ?? ''), sessionContext: sessionIdContext(server, base.options) };
       contextFor = (cert, key) => buildContext(server, { ...base.options, cert, key });
     } catch (err) {
@@ -327,7 +345,7 @@ export function serverTlsOf(server: ConfBlockView): ServerTls {
   }
   const sessionCache = SessionCache.of(server.get('ssl_session_cache'), server.get('ssl_session_timeout'));
   const maxSendFragment = Math.min(Math.max((server.get('ssl_buffer_size') as number | undefined) ?? SEND_FRAGMENT_MAX, SEND_FRAGMENT_MIN), SEND_FRAGMENT_MAX);
-  const tls = { context, ...(settingsContext === undefined ? {} : { settingsContext }), rejectHandshake: server.get('ssl_reject_handshake'), verify, variable, contextFor, sessionCache, followsMasterKey, staples, certificates, maxSendFragment, protocols, groups, warnings };
+  const tls = { context, ...(settingsContext === undefined ? {} : { settingsContext }), rejectHandshake: server.get('ssl_reject_handshake'), verify, variable, contextFor, sessionCache, ticketKeys, staples, certificates, maxSendFragment, protocols, groups, warnings };
   cache.set(server, tls);
   return tls;
 }

@@ -10,7 +10,8 @@ import { createSecureContext, TLSSocket, type SecureContext } from 'node:tls';
 import { chosenCertificate } from './certificate-choice.js';
 import { clientCertificateOf, type ClientCertificate, type ClientVerifySettings } from './client-verify.js';
 import { cipherListText, groupListText, negotiatedGroup, parseClientHello, type ClientHello, type GroupSettings } from './client-hello.js';
-import type { ServerTls } from './contexts.js';
+import type { ServerTls, TicketKeySource } from './contexts.js';
+import { TicketKeyRing, useTicketKeyRing } from './ticket-keys.js';
 import type { CertificateStaple } from './ocsp-stapling.js';
 import type { ErrorLog } from '../core/log.js';
 import type { TlsRuntime } from './tls-runtime.js';
@@ -179,7 +180,6 @@ export class TlsTermination<S> {
   readonly #http2For: ((server: S) => boolean) | undefined;
   readonly #events: EventEmitter;
   readonly #runtime: TlsRuntime;
-  readonly #defaultFollows: boolean;
   /** The default server's TLS, which a server without certificates of its own handshakes with. */
   readonly #fallback: ServerTls;
   readonly #maxSendFragment: number;
@@ -190,6 +190,8 @@ export class TlsTermination<S> {
   readonly #pskOf = new Map<string, Buffer>();
   /** What each handshake in progress began with and was handed, for the staple of its certificate. */
   readonly #handshakes = new WeakMap<TLSSocket, HandshakeCertificates>();
+  /** The ring of servers with `ssl_session_tickets off`: it issues and resumes no ticket. */
+  readonly #noTickets = new TicketKeyRing();
 
   /**
    * `http2`: `listen ... http2` or the default server's `http2 on` offer `h2` before `http/1.1`.
@@ -202,13 +204,12 @@ export class TlsTermination<S> {
     this.#tlsOf = tlsOf;
     this.#runtime = runtime;
     const fallback = tlsOf(hosts.defaultServer);
-    this.#defaultFollows = fallback.followsMasterKey;
     this.#fallback = fallback;
     // A default with variable certificates starts handshakes on its settings' context, as nginx
     // on its SSL_CTX: the master's ticket key and its session id context resume across addresses.
     const own = fallback.rejectHandshake ? undefined : (fallback.context ?? fallback.settingsContext);
     // The connection's SSL comes from this context: no renegotiation, as ngx_ssl_create_connection() sets.
-    this.#default = own === undefined ? createSecureContext({ secureOptions: constants.SSL_OP_NO_RENEGOTIATION }) : this.#follow(fallback, own);
+    this.#default = this.#follow(fallback, own ?? createSecureContext({ secureOptions: constants.SSL_OP_NO_RENEGOTIATION }));
     this.#defaultCertificates = own === fallback.context ? fallback.certificates : 0;
     this.#defaultVerify = fallback.verify;
     this.#defaultGroups = fallback.groups;
@@ -299,10 +300,28 @@ export class TlsTermination<S> {
     }
   }
 
-  /** A context of `tls` as a handshake gets it: with the master's ticket key when the server takes it. */
-  #follow(tls: { readonly followsMasterKey: boolean }, context: SecureContext): SecureContext {
-    if (tls.followsMasterKey) this.#runtime.ticketKeys.follow(context);
+  /**
+   * A context of `tls` as a handshake gets it: with the server's session ticket keys. Every context
+   * a handshake starts or ends on takes the ticket callback: OpenSSL calls the one of the context
+   * the handshake started on, and Node answers it with the JS function of the context it is on now
+   * (tls/ticket-keys.ts), which one without the function would fail.
+   */
+  #follow(tls: { readonly ticketKeys: TicketKeySource }, context: SecureContext): SecureContext {
+    useTicketKeyRing(context, this.#ringOf(tls.ticketKeys));
     return context;
+  }
+
+  #ringOf(source: TicketKeySource): TicketKeyRing {
+    switch (source.from) {
+      case 'none':
+        return this.#noTickets;
+      case 'files':
+        return source.ring;
+      case 'zone':
+        return this.#runtime.ticketKeys.zone(source.zone, source.timeoutMs);
+      case 'master':
+        return this.#runtime.ticketKeys.master;
+    }
   }
 
   /**
@@ -413,7 +432,7 @@ export class TlsTermination<S> {
     if (stored !== undefined && contextFor !== undefined) {
       let context: SecureContext | undefined;
       try {
-        context = this.#follow(tls.contextFor === undefined ? { followsMasterKey: this.#defaultFollows } : tls, this.#runtime.certificates.contextOf(stored, contextFor));
+        context = this.#follow(tls.contextFor === undefined ? this.#fallback : tls, this.#runtime.certificates.contextOf(stored, contextFor));
       } catch {
         // The master checked the pair; settings it cannot meet (ciphers) leave the server's own.
       }

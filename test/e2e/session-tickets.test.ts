@@ -97,3 +97,67 @@ describe('ssl_session_tickets off', () => {
     });
   }
 });
+
+/**
+ * `ssl_session_cache shared:` zone's ticket keys, as `ngx_ssl_rotate_ticket_keys()` keeps them in
+ * the zone: the master replaces the current key every `ssl_session_timeout` (the zone's shortest)
+ * from the first ticket, on every worker; the replaced key still decrypts, and its tickets are
+ * renewed under the new one, until the next rotation. nginx-tests' ssl_session_ticket_key.t.
+ */
+describe('a shared zone\'s ticket keys rotate every ssl_session_timeout', () => {
+  const prefix = new TestPrefix();
+  let master: MasterUnderTest | undefined;
+  let short: number;
+  let long: number;
+
+  // Both servers share the zone: the 3 s server sets the rotation, the 60 s one lets a ticket live through two.
+  const zoneConf = (plain: number): string => `worker_processes 2;
+error_log logs/error.log notice;
+events {}
+http {
+    access_log off;
+    ssl_certificate ${fixture('a-rsa.fullchain.crt')};
+    ssl_certificate_key ${fixture('a-rsa.key')};
+    ssl_session_cache shared:SSL:1m;
+    server { listen 127.0.0.1:${plain}; location / { return 200 $pid; } }
+    server { listen 127.0.0.1:${short} ssl; server_name a.test; ssl_session_timeout 3s; location / { return 200 $pid; } }
+    server { listen 127.0.0.1:${long} ssl; server_name a.test; ssl_session_timeout 60s; location / { return 200 $pid; } }
+}
+`;
+
+  before(async () => {
+    const plain = await freePort();
+    short = await freePort();
+    long = await freePort();
+    master = await startMaster({ prefix, conf: zoneConf(plain), port: plain, program: 'hitless' });
+  });
+  after(async () => {
+    await master?.stop();
+    prefix.remove();
+  });
+
+  /** The key a fresh ticket is under once it is no longer `key`. */
+  const nextKey = (key: string | undefined): Promise<string> =>
+    waitFor(`a ticket key other than ${key ?? ''}`, async () => {
+      const fresh = await getWithSession(long);
+      return fresh.ticketKey !== undefined && fresh.ticketKey !== key ? fresh.ticketKey : undefined;
+    });
+
+  for (const version of ['TLSv1.3', 'TLSv1.2'] as const) {
+    it(`${version}: a ticket under the replaced key resumes and is renewed, and not after the next rotation`, async () => {
+      const first = await firstSession(long, version);
+      const keyA = first.ticketKey;
+      assert.ok(keyA !== undefined);
+      // Both workers encrypt under the zone's key.
+      const everyWorker = await offerOnEveryWorker(long, first.session, version);
+      assert.deepEqual(everyWorker.filter((reply) => !reply.reused).map((reply) => reply.body), []);
+      const keyB = await nextKey(keyA);
+      const renewed = await getWithSession(long, first.session, version);
+      assert.equal(renewed.reused, true);
+      assert.equal(renewed.ticketKey, keyB);
+      // Once the current key is the one after B, A is gone.
+      await nextKey(keyB);
+      assert.equal((await getWithSession(long, first.session, version)).reused, false);
+    });
+  }
+});

@@ -16,24 +16,32 @@ export interface SessionReply {
   readonly body: string;
   readonly reused: boolean;
   readonly session: Buffer | undefined;
+  /** The name of the key the last ticket received is under (its first 16 bytes, hex); undefined without one. */
+  readonly ticketKey: string | undefined;
 }
 
 /** One `GET /` to a.test over a new TLS connection, offering `session` when given. */
 export function getWithSession(port: number, session?: Buffer, maxVersion: 'TLSv1.2' | 'TLSv1.3' = 'TLSv1.3'): Promise<SessionReply> {
   return new Promise((resolve, reject) => {
     let latest: Buffer | undefined;
+    let ticketKey: string | undefined;
     let text = '';
     const socket = connect({ host: '127.0.0.1', port, servername: 'a.test', ca: FIXTURE_CA, maxVersion, ALPNProtocols: ['http/1.1'], ...(session === undefined ? {} : { session }) }, () => {
       socket.write('GET / HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n');
     });
     // TLSv1.3 tickets arrive after the handshake, before the response: 'end' has seen them.
-    socket.on('session', (ticket: Buffer) => (latest = ticket));
+    socket.on('session', (ticket: Buffer) => {
+      latest = ticket;
+      ticketKey = socket.getTLSTicket()?.subarray(0, 16).toString('hex');
+    });
     socket.setEncoding('latin1');
     socket.on('data', (chunk: string) => (text += chunk));
     socket.on('end', () => {
       const reused = socket.isSessionReused();
+      // TLS 1.2 renews a ticket in a resumed handshake without a 'session' event (OpenSSL caches no resumed session).
+      ticketKey = socket.getTLSTicket()?.subarray(0, 16).toString('hex') ?? ticketKey;
       socket.destroy();
-      resolve({ body: text.slice(text.indexOf('\r\n\r\n') + 4), reused, session: latest });
+      resolve({ body: text.slice(text.indexOf('\r\n\r\n') + 4), reused, session: latest, ticketKey });
     });
     socket.on('error', reject);
   });

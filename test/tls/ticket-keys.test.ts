@@ -1,7 +1,8 @@
 /**
- * Session ticket keys: nginx's key files in Node's layout, keys shared by separately built contexts
- * (as two workers build theirs), and a rotation of the master's key, after which a ticket under the
- * old key gets a full handshake because Node keeps one key per context.
+ * Session ticket keys: nginx's key files, keys shared by separately built contexts (as two workers
+ * build theirs), a rotation of the master's keys, after which a ticket under the replaced key still
+ * resumes and is renewed under the new one, and several ssl_session_ticket_key files, of which the
+ * first encrypts and every one decrypts (`ngx_ssl_ticket_key_callback()`).
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -14,19 +15,21 @@ import { errorOf, serve, type Served } from '../http/helpers.js';
 import { fixture, getWithSession } from './session-client.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'hitless-tickets-'));
-const bytes = (length: number): Buffer => Buffer.from(Array.from({ length }, (_, i) => i));
+const bytes = (length: number, from = 0): Buffer => Buffer.from(Array.from({ length }, (_, i) => (from + i) % 256));
 writeFileSync(join(dir, '48.key'), bytes(48));
 writeFileSync(join(dir, '80.key'), bytes(80));
 writeFileSync(join(dir, '47.key'), bytes(47));
+writeFileSync(join(dir, 'x.key'), bytes(48, 100));
+writeFileSync(join(dir, 'y.key'), bytes(80, 200));
 
-const conf = (ticketKey?: string): string => `http {
+const conf = (...ticketKeys: string[]): string => `http {
   access_log off;
   server {
     listen 127.0.0.1:1443 ssl;
     server_name a.test;
     ssl_certificate ${fixture('a-rsa.fullchain.crt')};
     ssl_certificate_key ${fixture('a-rsa.key')};
-    ${ticketKey === undefined ? '' : `ssl_session_ticket_key ${ticketKey};`}
+    ${ticketKeys.map((file) => `ssl_session_ticket_key ${file};`).join(' ')}
     return 200 "ok";
   }
 }`;
@@ -34,34 +37,37 @@ const conf = (ticketKey?: string): string => `http {
 after(() => rmSync(dir, { recursive: true, force: true }));
 
 describe('ssl_session_ticket_key files', () => {
-  it('reorders a 48-byte file (name, AES, HMAC) into Node\'s name, HMAC, AES', () => {
+  it('reads a 48-byte file as nginx: name, AES-128 key, HMAC secret', () => {
     const key = readTicketKeyFile({ written: '48.key', path: join(dir, '48.key') });
-    assert.deepEqual(key, Buffer.concat([bytes(48).subarray(0, 16), bytes(48).subarray(32, 48), bytes(48).subarray(16, 32)]));
+    assert.deepEqual(key, { name: bytes(16), aes: bytes(16, 16), hmac: bytes(16, 32) });
   });
 
-  it('takes the first 16 bytes of the HMAC and AES keys of an 80-byte file', () => {
+  it('reads an 80-byte file as nginx (name, 32-byte HMAC, AES-256), of whose AES key the first 16 bytes encrypt', () => {
     const key = readTicketKeyFile({ written: '80.key', path: join(dir, '80.key') });
-    assert.deepEqual(key, Buffer.concat([bytes(80).subarray(0, 16), bytes(80).subarray(16, 32), bytes(80).subarray(48, 64)]));
+    assert.deepEqual(key, { name: bytes(16), hmac: bytes(32, 16), aes: bytes(16, 48) });
   });
 
   it('refuses a file of another size, and a missing file, as nginx does', () => {
-    assert.equal(errorOf(conf(join(dir, '47.key'))), `"${join(dir, '47.key')}" must be 80 or 48 bytes`);
+    assert.equal(errorOf(conf(join(dir, '47.key'))), `"${join(dir, '47.key')}" must be 48 or 80 bytes`);
     assert.equal(errorOf(conf(join(dir, 'none.key'))), `open() "${join(dir, 'none.key')}" failed (2: No such file or directory)`);
   });
 });
 
+const name = (file: string): string => readTicketKeyFile({ written: file, path: join(dir, file) }).name.toString('hex');
+
 describe('ticket keys shared by separately built contexts', () => {
   const served: Served[] = [];
 
-  // Each runtime has a state of its own, as each worker has; the master sends every one its key.
+  // Each runtime has a state of its own, as each worker has; the master sends every one its keys.
   const states: ServingState[] = [];
-  const masterSends = (key: Buffer): void => {
-    for (const state of states) state.tls.ticketKeys.use(key);
+  const masterSends = (...keys: Buffer[]): void => {
+    for (const state of states) state.tls.ticketKeys.useMaster(keys.map((key) => key.toString('base64')));
   };
 
   before(async () => {
-    // Two configurations loaded apart, as two workers (or two hosts) build theirs.
-    for (const text of [conf(join(dir, '80.key')), conf(join(dir, '80.key')), conf(), conf()]) {
+    // Configurations loaded apart, as two workers (or two hosts) build theirs.
+    const texts = [conf(join(dir, '80.key')), conf(join(dir, '80.key')), conf(), conf(), conf(join(dir, 'y.key')), conf(join(dir, 'x.key'), join(dir, 'y.key'))];
+    for (const text of texts) {
       const state = localServingState();
       states.push(state);
       served.push(await serve(text, dir, undefined, state));
@@ -78,23 +84,45 @@ describe('ticket keys shared by separately built contexts', () => {
     assert.equal((await getWithSession(b?.port ?? 0, first.session)).reused, true);
   });
 
-  it('follows the master\'s key, and a rotation sends older tickets to a full handshake', async () => {
-    const [, , c, d] = served;
-    masterSends(createTicketKey());
-    const first = await getWithSession(c?.port ?? 0);
-    assert.ok(first.session !== undefined);
-    assert.equal((await getWithSession(d?.port ?? 0, first.session)).reused, true);
-    masterSends(createTicketKey());
-    const afterRotation = await getWithSession(d?.port ?? 0, first.session);
-    assert.equal(afterRotation.reused, false);
-    assert.ok(afterRotation.session !== undefined);
-    assert.equal((await getWithSession(c?.port ?? 0, afterRotation.session)).reused, true);
-  });
+  for (const version of ['TLSv1.3', 'TLSv1.2'] as const) {
+    it(`${version}: follows the master's keys; a ticket under the replaced key resumes and is renewed, until the next rotation`, async () => {
+      const [, , c, d] = served;
+      const keyA = createTicketKey();
+      const keyB = createTicketKey();
+      masterSends(keyA);
+      const first = await getWithSession(c?.port ?? 0, undefined, version);
+      assert.ok(first.session !== undefined);
+      assert.equal(first.ticketKey, keyA.subarray(0, 16).toString('hex'));
+      assert.equal((await getWithSession(d?.port ?? 0, first.session, version)).reused, true);
+      masterSends(keyB, keyA);
+      const renewed = await getWithSession(d?.port ?? 0, first.session, version);
+      assert.equal(renewed.reused, true);
+      assert.equal(renewed.ticketKey, keyB.subarray(0, 16).toString('hex'));
+      masterSends(createTicketKey(), keyB);
+      const afterNext = await getWithSession(c?.port ?? 0, first.session, version);
+      assert.equal(afterNext.reused, false);
+    });
+  }
 
-  it('keeps an ssl_session_ticket_key through a rotation of the master\'s key', async () => {
+  it('keeps an ssl_session_ticket_key through a rotation of the master\'s keys', async () => {
     const [a, b] = served;
     const first = await getWithSession(a?.port ?? 0);
     masterSends(createTicketKey());
     assert.equal((await getWithSession(b?.port ?? 0, first.session)).reused, true);
   });
+
+  for (const version of ['TLSv1.3', 'TLSv1.2'] as const) {
+    it(`${version}: with several files, the first encrypts and a ticket under another resumes and is renewed under the first`, async () => {
+      const [, , , , yOnly, xThenY] = served;
+      const first = await getWithSession(yOnly?.port ?? 0, undefined, version);
+      assert.equal(first.ticketKey, name('y.key'));
+      const resumed = await getWithSession(xThenY?.port ?? 0, first.session, version);
+      assert.equal(resumed.reused, true);
+      assert.equal(resumed.ticketKey, name('x.key'));
+      const fresh = await getWithSession(xThenY?.port ?? 0, undefined, version);
+      assert.equal(fresh.ticketKey, name('x.key'));
+      // y.key alone knows no ticket under x.key.
+      assert.equal((await getWithSession(yOnly?.port ?? 0, fresh.session, version)).reused, false);
+    });
+  }
 });
