@@ -78,12 +78,12 @@ class RawH2 {
     });
   }
 
-  /** Connects and sends the preface with an empty SETTINGS frame. */
-  static open(port: number): Promise<RawH2> {
+  /** Connects and sends the preface, then `first` in the same write (default: an empty SETTINGS frame). */
+  static open(port: number, first: Buffer = frame(SETTINGS, 0, 0)): Promise<RawH2> {
     return new Promise((resolve, reject) => {
       const socket = connect(port, '127.0.0.1', () => {
         socket.off('error', reject);
-        socket.write(Buffer.concat([PREFACE, frame(SETTINGS, 0, 0)]));
+        socket.write(Buffer.concat([PREFACE, first]));
         resolve(new RawH2(socket));
       });
       socket.once('error', reject);
@@ -129,8 +129,8 @@ describe('http2_chunk_size and http2_body_preread_size: hitless and nginx side b
   let pair: NginxPair;
   let upstream: http.Server;
   const open: RawH2[] = [];
-  const client = async (port: number): Promise<RawH2> => {
-    const raw = await RawH2.open(port);
+  const client = async (port: number, first?: Buffer): Promise<RawH2> => {
+    const raw = await RawH2.open(port, first);
     open.push(raw);
     return raw;
   };
@@ -204,6 +204,21 @@ http {
       raw.send(Buffer.concat([request(1, 'POST', '/', true), frame(DATA, 1, 1, Buffer.from('TEST'))]));
       const reset = await raw.waitFor('RST_STREAM', (f) => f.type === RST_STREAM && f.stream === 1);
       assert.equal(reset.payload.readUInt32BE(0), 7);
+    });
+
+    // nginx-tests' client with `pure` (h2_request_body_preread.t): no SETTINGS at all, HEADERS in
+    // the write of the preface; nghttp2 alone would end the session (its first frame must be SETTINGS).
+    it(`${server}: HEADERS with a body right after the preface, no SETTINGS, is refused (preread below 65535)`, async () => {
+      const raw = await client(pair.ports[server], Buffer.concat([request(1, 'POST', '/', true), frame(DATA, 1, 1, Buffer.from('TEST'))]));
+      const reset = await raw.waitFor('RST_STREAM', (f) => f.type === RST_STREAM && f.stream === 1);
+      assert.equal(reset.payload.readUInt32BE(0), 7);
+    });
+
+    it(`${server}: HEADERS without a body right after the preface, no SETTINGS, is served`, async () => {
+      const raw = await client(pair.ports[server], request(1, 'GET', '/', false));
+      await raw.waitFor('END_STREAM', (f) => f.type === DATA && f.stream === 1 && (f.flags & 1) === 1);
+      const body = Buffer.concat(raw.frames.filter((f) => f.type === DATA && f.stream === 1).map((f) => f.payload)).toString();
+      assert.equal(body, 'hello');
     });
 
     it(`${server}: a method with a lower-case letter is a 400`, async () => {

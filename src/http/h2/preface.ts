@@ -49,21 +49,26 @@ export class PrefaceSniffer extends PendingConnection {
     this.#buf = buf;
     const n = Math.min(buf.length, CONNECTION_PREFACE.length);
     if (buf.compare(CONNECTION_PREFACE, 0, n, 0, n) !== 0) this.#handOff(this.#http2Only);
-    else if (n === CONNECTION_PREFACE.length) this.#handOff(true, buf.length === n);
+    else if (n === CONNECTION_PREFACE.length) this.#handOff(true, true);
   }
 
-  /** `prefaceAlone`: the bytes read are the preface and nothing more. */
-  #handOff(http2: boolean, prefaceAlone = false): void {
+  /** `preface`: the bytes read begin with the whole preface. */
+  #handOff(http2: boolean, preface = false): void {
     const socket = this.socket;
     this.#unwatch();
     socket.pause();
-    // The preface alone: the client may be waiting for the server's SETTINGS before it sends its own.
-    if (prefaceAlone) {
+    // The preface alone, or with less than a frame header after it: the client may be waiting
+    // for the server's SETTINGS before it sends its own, and the shim sees its first frame.
+    const after = preface ? this.#buf?.subarray(CONNECTION_PREFACE.length) : undefined;
+    if (after !== undefined && after.length < FRAME_HEADER_SIZE) {
       this.#buf = undefined;
-      this.#choose(socket, true, new FirstFrameShim(socket));
+      this.#choose(socket, true, new FirstFrameShim(socket, after));
       this.finish();
       return;
     }
+    // A first frame in the read of the preface that is not SETTINGS (nginx-tests' client with
+    // `pure` sends HEADERS at once): the empty SETTINGS goes before it here, as the shim does.
+    if (after !== undefined && !isSettings(after)) this.#buf = Buffer.concat([CONNECTION_PREFACE, EMPTY_SETTINGS, after]);
     if (this.#buf !== undefined) socket.unshift(this.#buf);
     this.#buf = undefined;
     this.#choose(socket, http2);
@@ -81,24 +86,35 @@ export class PrefaceSniffer extends PendingConnection {
 /** An empty SETTINGS frame (RFC 9113 section 6.5). */
 const EMPTY_SETTINGS = Buffer.from([0, 0, 0, 0x4, 0, 0, 0, 0, 0]);
 
+/** The length of a frame header (RFC 9113 section 4.1). */
+const FRAME_HEADER_SIZE = 9;
+
+/** True when `head` (a frame header at least) is a SETTINGS frame that is not an ACK. */
+function isSettings(head: Buffer): boolean {
+  return head[3] === 0x4 && ((head[4] as number) & 0x1) === 0;
+}
+
 /**
  * The transport of an HTTP/2 client that sent the preface and then waited. RFC 9113 section 3.4
  * has the client's SETTINGS follow its preface, and nghttp2 (inside node:http2) ends the session
  * when the first frame is anything else; nginx does not insist (ngx_http_v2_state_preface_end()
  * goes on to read any frame), and clients that wait for the server's SETTINGS and answer with the
  * ACK first (nginx's own test client) work with it. Such a first frame gets an empty SETTINGS put
- * before it, which changes no setting; then the bytes pass as they come. Clients that send the
+ * before it, which changes no setting; then the bytes pass as they come (the sniffer does the
+ * same to a first frame that came in the read of the preface). Clients that send the
  * preface and SETTINGS in one write (curl, browsers, h2load) never come here: node:http2 reads
  * their socket itself, without this copy through JavaScript.
  */
 export class FirstFrameShim extends Duplex {
   readonly #socket: Socket;
   /** Bytes after the preface until the first frame header is whole; undefined after. */
-  #head: Buffer | undefined = Buffer.alloc(0);
+  #head: Buffer | undefined;
 
-  constructor(socket: Socket) {
+  /** `head`: bytes read after the preface, fewer than a frame header. */
+  constructor(socket: Socket, head: Buffer = Buffer.alloc(0)) {
     super({ allowHalfOpen: false });
     this.#socket = socket;
+    this.#head = head;
     this.push(CONNECTION_PREFACE);
     socket.on('data', (chunk: Buffer) => this.#onData(chunk));
     socket.on('end', () => this.push(null));
@@ -110,13 +126,12 @@ export class FirstFrameShim extends Duplex {
     let bytes = chunk;
     if (this.#head !== undefined) {
       const head = this.#head.length === 0 ? chunk : Buffer.concat([this.#head, chunk]);
-      if (head.length < 9) {
+      if (head.length < FRAME_HEADER_SIZE) {
         this.#head = head;
         return;
       }
       this.#head = undefined;
-      const settings = head[3] === 0x4 && ((head[4] as number) & 0x1) === 0;
-      bytes = settings ? head : Buffer.concat([EMPTY_SETTINGS, head]);
+      bytes = isSettings(head) ? head : Buffer.concat([EMPTY_SETTINGS, head]);
     }
     if (!this.push(bytes)) this.#socket.pause();
   }
