@@ -8,6 +8,7 @@
 import { Duplex } from 'node:stream';
 import type { Socket } from 'node:net';
 import { PendingConnection } from '../pending-connection.js';
+import { FrameCounter } from './frame-counter.js';
 
 /** The client connection preface (RFC 9113 section 3.4). */
 export const CONNECTION_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
@@ -28,6 +29,7 @@ export class PrefaceSniffer extends PendingConnection {
   readonly socket: Socket;
   readonly #choose: ProtocolChoice;
   readonly #http2Only: boolean;
+  readonly #countFrames: boolean;
   #buf: Buffer | undefined;
   readonly #unwatch: () => void;
 
@@ -35,12 +37,15 @@ export class PrefaceSniffer extends PendingConnection {
    * `timeoutMs` bounds the wait for the first bytes (nginx's client_header_timeout). `http2Only`:
    * the socket speaks HTTP/2 whatever it sends (TLS that negotiated h2): other bytes go to
    * node:http2 too, which refuses them; the sniffer is there for a preface that comes alone.
+   * `countFrames`: HTTP/2 goes through a {@link FirstFrameShim} with a {@link FrameCounter}
+   * (`$request_length` is in use), at the price of every byte through JavaScript. Default false.
    */
-  constructor(socket: Socket, timeoutMs: number, choose: ProtocolChoice, http2Only = false) {
+  constructor(socket: Socket, timeoutMs: number, choose: ProtocolChoice, http2Only = false, countFrames = false) {
     super();
     this.socket = socket;
     this.#choose = choose;
     this.#http2Only = http2Only;
+    this.#countFrames = countFrames;
     this.#unwatch = this.watchFirstBytes(socket, timeoutMs, (chunk) => this.#read(chunk));
   }
 
@@ -60,9 +65,9 @@ export class PrefaceSniffer extends PendingConnection {
     // The preface alone, or with less than a frame header after it: the client may be waiting
     // for the server's SETTINGS before it sends its own, and the shim sees its first frame.
     const after = preface ? this.#buf?.subarray(CONNECTION_PREFACE.length) : undefined;
-    if (after !== undefined && after.length < FRAME_HEADER_SIZE) {
+    if (after !== undefined && (after.length < FRAME_HEADER_SIZE || this.#countFrames)) {
       this.#buf = undefined;
-      this.#choose(socket, true, new FirstFrameShim(socket, after));
+      this.#choose(socket, true, new FirstFrameShim(socket, after, this.#countFrames ? new FrameCounter() : undefined));
       this.finish();
       return;
     }
@@ -110,12 +115,17 @@ export class FirstFrameShim extends Duplex {
   /** Bytes after the preface until the first frame header is whole; undefined after. */
   #head: Buffer | undefined;
 
-  /** `head`: bytes read after the preface, fewer than a frame header. */
-  constructor(socket: Socket, head: Buffer = Buffer.alloc(0)) {
+  /** Sees every byte after the preface, when `$request_length` is in use. */
+  readonly counter: FrameCounter | undefined;
+
+  /** `head`: bytes read after the preface. */
+  constructor(socket: Socket, head: Buffer = Buffer.alloc(0), counter?: FrameCounter) {
     super({ allowHalfOpen: false });
     this.#socket = socket;
-    this.#head = head;
+    this.counter = counter;
+    this.#head = Buffer.alloc(0);
     this.push(CONNECTION_PREFACE);
+    if (head.length > 0) this.#onData(head);
     socket.on('data', (chunk: Buffer) => this.#onData(chunk));
     socket.on('end', () => this.push(null));
     socket.on('error', (err) => this.destroy(err));
@@ -133,6 +143,7 @@ export class FirstFrameShim extends Duplex {
       this.#head = undefined;
       bytes = isSettings(head) ? head : Buffer.concat([EMPTY_SETTINGS, head]);
     }
+    this.counter?.scan(bytes);
     if (!this.push(bytes)) this.#socket.pause();
   }
 
@@ -140,8 +151,14 @@ export class FirstFrameShim extends Duplex {
     this.#socket.resume();
   }
 
+  /**
+   * Done as soon as the socket took the bytes, not once they were flushed: node:http2 writes again
+   * only after its previous write is done, which would cost a round of the event loop per write.
+   * A full socket buffer holds the write back until it drains.
+   */
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (err?: Error | null) => void): void {
-    this.#socket.write(chunk, callback);
+    if (this.#socket.write(chunk)) callback();
+    else this.#socket.once('drain', () => callback());
   }
 
   override _final(callback: (err?: Error | null) => void): void {
