@@ -120,6 +120,8 @@ export class VariableTable<C> {
   readonly #exact = new Map<string, VariableGetter<C>>();
   readonly #prefixes: { prefix: string; make: (suffix: string) => VariableGetter<C> }[] = [];
   readonly #capture: (index: number) => VariableGetter<C>;
+  /** The names {@link resolve} was asked for (lower case): what the configuration refers to. */
+  readonly #referenced = new Set<string>();
 
   /** `capture(n)` builds the getter of `$n`; default: always not found. */
   constructor(capture: (index: number) => VariableGetter<C> = () => () => undefined) {
@@ -147,6 +149,7 @@ export class VariableTable<C> {
   /** The getter of a variable, or undefined when nothing defines it. */
   resolve(name: string): VariableGetter<C> | undefined {
     const lower = name.toLowerCase();
+    this.#referenced.add(lower);
     const exact = this.#exact.get(lower);
     if (exact !== undefined) return exact;
     for (const { prefix, make } of this.#prefixes) {
@@ -154,6 +157,14 @@ export class VariableTable<C> {
       if (lower.startsWith(prefix)) return lower.length === prefix.length ? () => undefined : make(lower.slice(prefix.length));
     }
     return undefined;
+  }
+
+  /**
+   * True once a value was compiled (or a name resolved) that refers to `name`: a variable that
+   * costs something to keep ready (`$request_length` over HTTP/2) is kept only then.
+   */
+  referenced(name: string): boolean {
+    return this.#referenced.has(name.toLowerCase());
   }
 
   /** The getter of the regex capture `$index`. */

@@ -19,7 +19,7 @@ import { h1Options } from './core-level.js';
 import { H1ServerConnection } from './h1/server-connection.js';
 import { DEFAULT_MAX_HEADERS } from './h1/head-parser.js';
 import { H2Endpoint } from './h2/h2-connection.js';
-import { PrefaceSniffer } from './h2/preface.js';
+import { FirstFrameShim, PrefaceSniffer } from './h2/preface.js';
 import { RequestHandler } from './handler.js';
 import { TlsHandshake } from './ssl-handshake.js';
 import { specialPage } from './responses.js';
@@ -174,7 +174,7 @@ export class HttpRuntime {
     if (tls !== undefined) {
       const handshake = new TlsHandshake(socket, tls, hosts.defaultServer.level.clientHeaderTimeoutMs, (sock, outcome) => {
         // HTTP/2 over TLS: its preface too may come alone, before a first frame nghttp2 refuses (preface.ts).
-        if (outcome === 'h2') this.#tracker.add(new ClientConnection(new PrefaceSniffer(sock, hosts.defaultServer.level.clientHeaderTimeoutMs, (s, _http2, transport) => this.#serveH2(s, hosts, proxied, stat, transport), true), hosts));
+        if (outcome === 'h2') this.#tracker.add(new ClientConnection(new PrefaceSniffer(sock, hosts.defaultServer.level.clientHeaderTimeoutMs, (s, _http2, transport) => this.#serveH2(s, hosts, proxied, stat, transport), true, this.#countsH2Frames()), hosts));
         else this.#serveH1(sock, hosts, { plainHttp: outcome === 'plain', proxied }, stat);
       });
       this.#tracker.add(new ClientConnection(handshake, hosts));
@@ -182,11 +182,25 @@ export class HttpRuntime {
     }
     if (this.#generation.speaksH2c(hosts)) {
       // Tracked while the preface decides, so that a drain or a fast shutdown sees the socket.
-      const sniffer = new PrefaceSniffer(socket, hosts.defaultServer.level.clientHeaderTimeoutMs, (sock, http2, transport) => (http2 ? this.#serveH2(sock, hosts, proxied, stat, transport) : this.#serveH1(sock, hosts, { proxied }, stat)));
+      const sniffer = new PrefaceSniffer(
+        socket,
+        hosts.defaultServer.level.clientHeaderTimeoutMs,
+        (sock, http2, transport) => (http2 ? this.#serveH2(sock, hosts, proxied, stat, transport) : this.#serveH1(sock, hosts, { proxied }, stat)),
+        false,
+        this.#countsH2Frames(),
+      );
       this.#tracker.add(new ClientConnection(sniffer, hosts));
       return;
     }
     this.#serveH1(socket, hosts, { proxied }, stat);
+  }
+
+  /**
+   * `$request_length` over HTTP/2 counts header blocks as they came on the wire (h2/frame-counter.ts),
+   * which takes the connection's bytes through JavaScript: only where the configuration uses it.
+   */
+  #countsH2Frames(): boolean {
+    return this.#generation.variables.referenced('request_length');
   }
 
   /** HTTP/2 on a socket that sent the preface (or, with TLS, negotiated `h2`). */
@@ -218,6 +232,7 @@ export class HttpRuntime {
         prereadSize,
         errorPage: (status) => specialPage(status, level.core.signature) ?? '',
         stat,
+        ...(transport instanceof FirstFrameShim && transport.counter !== undefined ? { frameCounter: transport.counter } : {}),
       },
       (err) => this.#handler.clientError(conn, err),
       transport,

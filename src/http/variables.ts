@@ -98,7 +98,7 @@ export function recordUpstreamHead(request: HttpRequest, head: ResponseHead): vo
   request.upstreamHeaders = head.headers;
 }
 
-/** `$request_length`: the head as received (HTTP/1) and the body read or discarded. */
+/** `$request_length`: the head as received (HTTP/1; over HTTP/2 the header block, h2/frame-counter.ts) and the body read or discarded. */
 function requestLength(request: HttpRequest): string {
   return String(requestLengthBytes(request));
 }

@@ -6,7 +6,9 @@
  * with a body refused (REFUSED_STREAM) before the client acknowledged a preread size below the
  * default window, a body the handler never read stopped by RST_STREAM(NO_ERROR) once the response
  * is complete, a method nginx's parser refuses (lower-case) answered 400, and a body that only arrives once the server opens the window of a zero preread
- * size (nginx by WINDOW_UPDATE, hitless by raising SETTINGS_INITIAL_WINDOW_SIZE).
+ * size (nginx by WINDOW_UPDATE, hitless by raising SETTINGS_INITIAL_WINDOW_SIZE); a client that
+ * sends HEADERS right after the preface without any SETTINGS; `$request_length` as the header
+ * block's bytes on the wire (padding, priority and CONTINUATION, frames cut across writes).
  */
 import assert from 'node:assert/strict';
 import http from 'node:http';
@@ -24,6 +26,7 @@ interface Frame {
 
 const DATA = 0;
 const HEADERS = 1;
+const CONTINUATION = 9;
 const RST_STREAM = 3;
 const SETTINGS = 4;
 const WINDOW_UPDATE = 8;
@@ -78,12 +81,12 @@ class RawH2 {
     });
   }
 
-  /** Connects and sends the preface with an empty SETTINGS frame. */
-  static open(port: number): Promise<RawH2> {
+  /** Connects and sends the preface, then `first` in the same write (default: an empty SETTINGS frame). */
+  static open(port: number, first: Buffer = frame(SETTINGS, 0, 0)): Promise<RawH2> {
     return new Promise((resolve, reject) => {
       const socket = connect(port, '127.0.0.1', () => {
         socket.off('error', reject);
-        socket.write(Buffer.concat([PREFACE, frame(SETTINGS, 0, 0)]));
+        socket.write(Buffer.concat([PREFACE, first]));
         resolve(new RawH2(socket));
       });
       socket.once('error', reject);
@@ -129,8 +132,8 @@ describe('http2_chunk_size and http2_body_preread_size: hitless and nginx side b
   let pair: NginxPair;
   let upstream: http.Server;
   const open: RawH2[] = [];
-  const client = async (port: number): Promise<RawH2> => {
-    const raw = await RawH2.open(port);
+  const client = async (port: number, first?: Buffer): Promise<RawH2> => {
+    const raw = await RawH2.open(port, first);
     open.push(raw);
     return raw;
   };
@@ -153,6 +156,7 @@ http {
         server_name localhost;
         http2_body_preread_size 10;
         location /chunk { http2_chunk_size 1; return 200 'body'; }
+        location /rl { return 200 $request_length; }
         location / { return 200 'hello'; }
     }
     server {
@@ -204,6 +208,59 @@ http {
       raw.send(Buffer.concat([request(1, 'POST', '/', true), frame(DATA, 1, 1, Buffer.from('TEST'))]));
       const reset = await raw.waitFor('RST_STREAM', (f) => f.type === RST_STREAM && f.stream === 1);
       assert.equal(reset.payload.readUInt32BE(0), 7);
+    });
+
+    // nginx-tests' client with `pure` (h2_request_body_preread.t): no SETTINGS at all, HEADERS in
+    // the write of the preface; nghttp2 alone would end the session (its first frame must be SETTINGS).
+    it(`${server}: HEADERS with a body right after the preface, no SETTINGS, is refused (preread below 65535)`, async () => {
+      const raw = await client(pair.ports[server], Buffer.concat([request(1, 'POST', '/', true), frame(DATA, 1, 1, Buffer.from('TEST'))]));
+      const reset = await raw.waitFor('RST_STREAM', (f) => f.type === RST_STREAM && f.stream === 1);
+      assert.equal(reset.payload.readUInt32BE(0), 7);
+    });
+
+    it(`${server}: HEADERS without a body right after the preface, no SETTINGS, is served`, async () => {
+      const raw = await client(pair.ports[server], request(1, 'GET', '/', false));
+      await raw.waitFor('END_STREAM', (f) => f.type === DATA && f.stream === 1 && (f.flags & 1) === 1);
+      const body = Buffer.concat(raw.frames.filter((f) => f.type === DATA && f.stream === 1).map((f) => f.payload)).toString();
+      assert.equal(body, 'hello');
+    });
+
+    // ngx_http_v2_state_headers(), ngx_http_v2_handle_continuation(): the header block fragments'
+    // bytes, without frame headers, pad length, padding or priority fields.
+    const block = Buffer.concat([Buffer.from([0x82, 0x86]), literal(':path', '/rl'), literal(':authority', 'localhost')]);
+    const requestLength = async (first: Buffer, stream = 1): Promise<string> => {
+      const raw = await client(pair.ports[server]);
+      await raw.settings();
+      raw.send(Buffer.concat([frame(SETTINGS, 1, 0), first]));
+      await raw.waitFor('END_STREAM', (f) => f.type === DATA && f.stream === stream && (f.flags & 1) === 1);
+      return Buffer.concat(raw.frames.filter((f) => f.type === DATA && f.stream === stream).map((f) => f.payload)).toString();
+    };
+
+    it(`${server}: $request_length is the header block's bytes on the wire (one HEADERS frame)`, async () => {
+      assert.equal(await requestLength(frame(HEADERS, 0x05, 1, block)), String(block.length));
+    });
+
+    it(`${server}: $request_length counts HEADERS and CONTINUATION fragments, not padding or priority`, async () => {
+      // PADDED | PRIORITY, no END_HEADERS: pad length 3, dependency 0 weight 16, the first 5 bytes, padding; then the rest.
+      const headers = frame(HEADERS, 0x01 | 0x08 | 0x20, 1, Buffer.concat([Buffer.from([3, 0, 0, 0, 0, 15]), block.subarray(0, 5), Buffer.alloc(3)]));
+      const continuation = frame(CONTINUATION, 0x04, 1, block.subarray(5));
+      assert.equal(await requestLength(Buffer.concat([headers, continuation])), String(block.length));
+    });
+
+    it(`${server}: $request_length of a second stream on the connection, its frames cut across writes`, async () => {
+      const raw = await client(pair.ports[server]);
+      await raw.settings();
+      raw.send(Buffer.concat([frame(SETTINGS, 1, 0), frame(HEADERS, 0x05, 1, block)]));
+      await raw.waitFor('END_STREAM', (f) => f.type === DATA && f.stream === 1 && (f.flags & 1) === 1);
+      // HPACK's dynamic table is empty, so stream 3's block is the same bytes; sent a few at a time.
+      const bytes = frame(HEADERS, 0x05, 3, block);
+      for (let at = 0; at < bytes.length; at += 4) {
+        raw.send(bytes.subarray(at, at + 4));
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+      await raw.waitFor('END_STREAM', (f) => f.type === DATA && f.stream === 3 && (f.flags & 1) === 1);
+      const body = Buffer.concat(raw.frames.filter((f) => f.type === DATA && f.stream === 3).map((f) => f.payload)).toString();
+      assert.equal(body, String(block.length));
     });
 
     it(`${server}: a method with a lower-case letter is a 400`, async () => {

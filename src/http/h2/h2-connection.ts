@@ -14,6 +14,7 @@ import { allocateConnectionId } from '../h1/server-connection.js';
 import { specialPage, wireStatus } from '../responses.js';
 import { DEFAULT_MAX_CONCURRENT_STREAMS, DEFAULT_PREREAD_SIZE, DEFAULT_WINDOW, MAX_FRAME_SIZE, MAX_WINDOW } from '../v2-module.js';
 import { H2Exchange, requestLineOf, type H2Session } from './h2-exchange.js';
+import type { FrameCounter } from './frame-counter.js';
 
 /**
  * Settings of a connection, from the default server of the socket it arrived on: nginx reads them
@@ -43,6 +44,8 @@ export interface H2ConnectionOptions {
   readonly serverHeader?: string;
   /** `http2_body_preread_size`, the SETTINGS_INITIAL_WINDOW_SIZE the endpoint announced. Default 64k. */
   readonly prereadSize?: number;
+  /** Counts each stream's header block on the wire (`$request_length`); without it that size is not known. */
+  readonly frameCounter?: FrameCounter;
 }
 
 /** The streams a connection must have had before the premature-reset rule judges it (Envoy's default is 500; a browser cancels a few). */
@@ -147,6 +150,7 @@ export class H2Connection implements H2Session {
   #settingsAcked = false;
   /** The initial window was raised to the default once a body was read (see {@link openBodyWindow}). */
   #windowOpened = false;
+  readonly #frameCounter: FrameCounter | undefined;
 
   constructor(session: ServerHttp2Session, socket: Socket, handler: H2RequestHandler, options: H2ConnectionOptions = {}, onError?: H2ErrorReporter) {
     this.session = session;
@@ -164,6 +168,7 @@ export class H2Connection implements H2Session {
     this.#maxHeaders = options.maxHeaders ?? DEFAULT_MAX_HEADERS;
     this.#errorPage = options.errorPage ?? ((status) => specialPage(status) ?? '');
     this.#prereadSize = options.prereadSize ?? DEFAULT_PREREAD_SIZE;
+    this.#frameCounter = options.frameCounter;
     session.once('localSettings', () => {
       this.#settingsAcked = true;
     });
@@ -293,6 +298,7 @@ export class H2Connection implements H2Session {
   #onStream(stream: ServerHttp2Stream, flags: number, rawHeaders: string[]): void {
     const id = stream.id ?? 0;
     if (id > this.#lastStreamId) this.#lastStreamId = id;
+    const headBytes = this.#frameCounter?.take(id);
     const endStream = (flags & constants.NGHTTP2_FLAG_END_STREAM) !== 0;
     // ngx_http_v2_state_headers(): before the client acknowledged SETTINGS it may still count on
     // the default window, which a smaller preread buffer cannot hold: a stream with a body is
@@ -317,7 +323,7 @@ export class H2Connection implements H2Session {
     });
     // ngx_http_v2_state_headers(): this stream is served, and GOAWAY tells the client it is the last.
     if (this.#keepaliveTimeoutMs === 0 || this.requests >= this.#keepaliveRequests || Date.now() - this.#startedAt > this.#keepaliveTimeMs) this.#goAway();
-    const exchange = new H2Exchange(this, stream, requestLineOf(rawHeaders), endStream);
+    const exchange = new H2Exchange(this, stream, requestLineOf(rawHeaders, headBytes), endStream);
     this.#exchanges.add(exchange);
     stream.once('close', () => this.#exchanges.delete(exchange));
     if (exchange.head.counted > this.#maxHeaders) {

@@ -39,6 +39,8 @@ export interface H2RequestLine extends RequestLine {
   readonly contentLength: number;
   /** The fields `max_headers` counts (ngx_http_v2_state_process_header()): neither pseudo-headers nor cookie crumbs. */
   readonly counted: number;
+  /** The header block's bytes on the wire, HPACK-encoded, as `$request_length` counts them; known only where it is in use. */
+  readonly headBytes?: number;
 }
 
 /**
@@ -46,7 +48,7 @@ export interface H2RequestLine extends RequestLine {
  * `host` field is then dropped, RFC 9113 section 8.3.1); `cookie` crumbs are joined with `; ` before
  * they go anywhere HTTP/1 (RFC 9113 section 8.2.3, ngx_http_v2_construct_cookie_header).
  */
-export function requestLineOf(raw: readonly string[]): H2RequestLine {
+export function requestLineOf(raw: readonly string[], headBytes?: number): H2RequestLine {
   let method = '';
   let target = '';
   let authority: string | undefined;
@@ -77,7 +79,8 @@ export function requestLineOf(raw: readonly string[]): H2RequestLine {
     headers.unshift('host', authority);
   }
   if (cookie !== undefined) headers.push('cookie', cookie);
-  return { method, target, versionMinor: 1, versionMajor: 2, headers, contentLength, counted };
+  const head = { method, target, versionMinor: 1, versionMajor: 2, headers, contentLength, counted } as const;
+  return headBytes === undefined ? head : { ...head, headBytes };
 }
 
 const CUT_SHORT = new Error('the response was cut short');

@@ -8,6 +8,7 @@
 import { Duplex } from 'node:stream';
 import type { Socket } from 'node:net';
 import { PendingConnection } from '../pending-connection.js';
+import { FrameCounter } from './frame-counter.js';
 
 /** The client connection preface (RFC 9113 section 3.4). */
 export const CONNECTION_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
@@ -28,6 +29,7 @@ export class PrefaceSniffer extends PendingConnection {
   readonly socket: Socket;
   readonly #choose: ProtocolChoice;
   readonly #http2Only: boolean;
+  readonly #countFrames: boolean;
   #buf: Buffer | undefined;
   readonly #unwatch: () => void;
 
@@ -35,12 +37,15 @@ export class PrefaceSniffer extends PendingConnection {
    * `timeoutMs` bounds the wait for the first bytes (nginx's client_header_timeout). `http2Only`:
    * the socket speaks HTTP/2 whatever it sends (TLS that negotiated h2): other bytes go to
    * node:http2 too, which refuses them; the sniffer is there for a preface that comes alone.
+   * `countFrames`: HTTP/2 goes through a {@link FirstFrameShim} with a {@link FrameCounter}
+   * (`$request_length` is in use), at the price of every byte through JavaScript. Default false.
    */
-  constructor(socket: Socket, timeoutMs: number, choose: ProtocolChoice, http2Only = false) {
+  constructor(socket: Socket, timeoutMs: number, choose: ProtocolChoice, http2Only = false, countFrames = false) {
     super();
     this.socket = socket;
     this.#choose = choose;
     this.#http2Only = http2Only;
+    this.#countFrames = countFrames;
     this.#unwatch = this.watchFirstBytes(socket, timeoutMs, (chunk) => this.#read(chunk));
   }
 
@@ -49,21 +54,26 @@ export class PrefaceSniffer extends PendingConnection {
     this.#buf = buf;
     const n = Math.min(buf.length, CONNECTION_PREFACE.length);
     if (buf.compare(CONNECTION_PREFACE, 0, n, 0, n) !== 0) this.#handOff(this.#http2Only);
-    else if (n === CONNECTION_PREFACE.length) this.#handOff(true, buf.length === n);
+    else if (n === CONNECTION_PREFACE.length) this.#handOff(true, true);
   }
 
-  /** `prefaceAlone`: the bytes read are the preface and nothing more. */
-  #handOff(http2: boolean, prefaceAlone = false): void {
+  /** `preface`: the bytes read begin with the whole preface. */
+  #handOff(http2: boolean, preface = false): void {
     const socket = this.socket;
     this.#unwatch();
     socket.pause();
-    // The preface alone: the client may be waiting for the server's SETTINGS before it sends its own.
-    if (prefaceAlone) {
+    // The preface alone, or with less than a frame header after it: the client may be waiting
+    // for the server's SETTINGS before it sends its own, and the shim sees its first frame.
+    const after = preface ? this.#buf?.subarray(CONNECTION_PREFACE.length) : undefined;
+    if (after !== undefined && (after.length < FRAME_HEADER_SIZE || this.#countFrames)) {
       this.#buf = undefined;
-      this.#choose(socket, true, new FirstFrameShim(socket));
+      this.#choose(socket, true, new FirstFrameShim(socket, after, this.#countFrames ? new FrameCounter() : undefined));
       this.finish();
       return;
     }
+    // A first frame in the read of the preface that is not SETTINGS (nginx-tests' client with
+    // `pure` sends HEADERS at once): the empty SETTINGS goes before it here, as the shim does.
+    if (after !== undefined && !isSettings(after)) this.#buf = Buffer.concat([CONNECTION_PREFACE, EMPTY_SETTINGS, after]);
     if (this.#buf !== undefined) socket.unshift(this.#buf);
     this.#buf = undefined;
     this.#choose(socket, http2);
@@ -81,25 +91,41 @@ export class PrefaceSniffer extends PendingConnection {
 /** An empty SETTINGS frame (RFC 9113 section 6.5). */
 const EMPTY_SETTINGS = Buffer.from([0, 0, 0, 0x4, 0, 0, 0, 0, 0]);
 
+/** The length of a frame header (RFC 9113 section 4.1). */
+const FRAME_HEADER_SIZE = 9;
+
+/** True when `head` (a frame header at least) is a SETTINGS frame that is not an ACK. */
+function isSettings(head: Buffer): boolean {
+  return head[3] === 0x4 && ((head[4] as number) & 0x1) === 0;
+}
+
 /**
  * The transport of an HTTP/2 client that sent the preface and then waited. RFC 9113 section 3.4
  * has the client's SETTINGS follow its preface, and nghttp2 (inside node:http2) ends the session
  * when the first frame is anything else; nginx does not insist (ngx_http_v2_state_preface_end()
  * goes on to read any frame), and clients that wait for the server's SETTINGS and answer with the
  * ACK first (nginx's own test client) work with it. Such a first frame gets an empty SETTINGS put
- * before it, which changes no setting; then the bytes pass as they come. Clients that send the
+ * before it, which changes no setting; then the bytes pass as they come (the sniffer does the
+ * same to a first frame that came in the read of the preface). Clients that send the
  * preface and SETTINGS in one write (curl, browsers, h2load) never come here: node:http2 reads
  * their socket itself, without this copy through JavaScript.
  */
 export class FirstFrameShim extends Duplex {
   readonly #socket: Socket;
   /** Bytes after the preface until the first frame header is whole; undefined after. */
-  #head: Buffer | undefined = Buffer.alloc(0);
+  #head: Buffer | undefined;
 
-  constructor(socket: Socket) {
+  /** Sees every byte after the preface, when `$request_length` is in use. */
+  readonly counter: FrameCounter | undefined;
+
+  /** `head`: bytes read after the preface. */
+  constructor(socket: Socket, head: Buffer = Buffer.alloc(0), counter?: FrameCounter) {
     super({ allowHalfOpen: false });
     this.#socket = socket;
+    this.counter = counter;
+    this.#head = Buffer.alloc(0);
     this.push(CONNECTION_PREFACE);
+    if (head.length > 0) this.#onData(head);
     socket.on('data', (chunk: Buffer) => this.#onData(chunk));
     socket.on('end', () => this.push(null));
     socket.on('error', (err) => this.destroy(err));
@@ -110,14 +136,14 @@ export class FirstFrameShim extends Duplex {
     let bytes = chunk;
     if (this.#head !== undefined) {
       const head = this.#head.length === 0 ? chunk : Buffer.concat([this.#head, chunk]);
-      if (head.length < 9) {
+      if (head.length < FRAME_HEADER_SIZE) {
         this.#head = head;
         return;
       }
       this.#head = undefined;
-      const settings = head[3] === 0x4 && ((head[4] as number) & 0x1) === 0;
-      bytes = settings ? head : Buffer.concat([EMPTY_SETTINGS, head]);
+      bytes = isSettings(head) ? head : Buffer.concat([EMPTY_SETTINGS, head]);
     }
+    this.counter?.scan(bytes);
     if (!this.push(bytes)) this.#socket.pause();
   }
 
@@ -125,8 +151,14 @@ export class FirstFrameShim extends Duplex {
     this.#socket.resume();
   }
 
+  /**
+   * Done as soon as the socket took the bytes, not once they were flushed: node:http2 writes again
+   * only after its previous write is done, which would cost a round of the event loop per write.
+   * A full socket buffer holds the write back until it drains.
+   */
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (err?: Error | null) => void): void {
-    this.#socket.write(chunk, callback);
+    if (this.#socket.write(chunk)) callback();
+    else this.#socket.once('drain', () => callback());
   }
 
   override _final(callback: (err?: Error | null) => void): void {
