@@ -78,12 +78,12 @@ class RawH2 {
     });
   }
 
-  /** Connects and sends the preface with an empty SETTINGS frame. */
-  static open(port: number): Promise<RawH2> {
+  /** Connects and sends the preface with an empty SETTINGS frame (`settings` false: the preface alone, as nginx-tests' client does). */
+  static open(port: number, settings = true): Promise<RawH2> {
     return new Promise((resolve, reject) => {
       const socket = connect(port, '127.0.0.1', () => {
         socket.off('error', reject);
-        socket.write(Buffer.concat([PREFACE, frame(SETTINGS, 0, 0)]));
+        socket.write(settings ? Buffer.concat([PREFACE, frame(SETTINGS, 0, 0)]) : PREFACE);
         resolve(new RawH2(socket));
       });
       socket.once('error', reject);
@@ -129,8 +129,8 @@ describe('http2_chunk_size and http2_body_preread_size: hitless and nginx side b
   let pair: NginxPair;
   let upstream: http.Server;
   const open: RawH2[] = [];
-  const client = async (port: number): Promise<RawH2> => {
-    const raw = await RawH2.open(port);
+  const client = async (port: number, settings = true): Promise<RawH2> => {
+    const raw = await RawH2.open(port, settings);
     open.push(raw);
     return raw;
   };
@@ -180,6 +180,16 @@ http {
       const settings = await raw.settings();
       assert.equal(settings.get(0x4), 10);
       assert.equal(settings.get(0x5), 2 ** 24 - 1);
+    });
+
+    it(`${server}: a client that sends no SETTINGS (the preface alone, then the ACK first) is sent no SETTINGS ACK`, async () => {
+      // nginx-tests' HTTP/2 client: read(all => [{ fin => 1 }]) ends at any frame with flag 0x1, a SETTINGS ACK too.
+      const raw = await client(pair.ports[server], false);
+      await raw.settings();
+      raw.send(Buffer.concat([frame(SETTINGS, 1, 0), request(1, 'GET', '/chunk', false)]));
+      await raw.waitFor('END_STREAM', (f) => f.type === DATA && f.stream === 1 && (f.flags & 1) === 1);
+      assert.deepEqual(raw.frames.filter((f) => f.type === SETTINGS && (f.flags & 1) === 1), []);
+      assert.deepEqual(raw.frames.filter((f) => f.stream === 1).map((f) => f.type), [HEADERS, DATA, DATA, DATA, DATA]);
     });
 
     it(`${server}: http2_chunk_size 1 sends "body" as four DATA frames, END_STREAM on the last`, async () => {
