@@ -25,7 +25,7 @@ import type { AdminBackend, AdminStatus } from '../admin/admin-server.js';
 import { VERSION } from '../core/version.js';
 import { MasterCertificates } from './master-certificates.js';
 import { ActiveHealthChecks, type CheckedPeerState } from '../upstream/health/active.js';
-import { MasterPeerFailures } from '../upstream/shared-peers.js';
+import { MasterPeerConns, MasterPeerFailures } from '../upstream/shared-peers.js';
 import { MasterStickySessions } from '../upstream/sticky-sessions.js';
 import type { ResolvedAnswer } from '../upstream/resolve.js';
 import { buildUpstreamsReport, type UpstreamsReport } from '../upstream/upstream-report.js';
@@ -95,6 +95,8 @@ export class MasterProcess {
   });
   /** The failure counts of groups with `zone`, shared by every worker. */
   readonly #peerFailures = new MasterPeerFailures();
+  /** Every worker's active connections to zone-shared peers of least_conn and random two groups. */
+  readonly #peerConns = new MasterPeerConns<WorkerProcess>();
   /** `sticky learn` sessions, kept across reloads and handed to every new worker. */
   readonly #stickySessions = new MasterStickySessions();
   /** The workers' last answers for `server ... resolve` lines, for the workers of the next reload. */
@@ -327,6 +329,10 @@ export class MasterProcess {
     this.#slots.set(worker, slot);
     worker.upstreamHealth(this.#health.snapshot());
     worker.stickySessions(this.#stickySessions.snapshot());
+    for (const others of this.#peerConns.snapshot(worker)) worker.peerOtherConns(others);
+    worker.onPeerConns((conns) => {
+      for (const [other, others] of this.#peerConns.apply(worker, conns, this.#workers)) other.peerOtherConns(others);
+    });
     worker.onStickyLearn((learned) => {
       const update = this.#stickySessions.apply(learned);
       if (update !== undefined) for (const other of this.#workers) other.stickySessions(update);
@@ -361,6 +367,8 @@ export class MasterProcess {
 
   #onWorkerExit(worker: WorkerProcess, exit: WorkerExit): void {
     this.#workers.delete(worker);
+    // Its connections ended with it.
+    for (const [other, others] of this.#peerConns.remove(worker, this.#workers)) other.peerOtherConns(others);
     // Its accepts, handled and requests stay counted, as nginx's shared counters keep them.
     const last = worker.lastCounts;
     if (last !== undefined) this.#retiredCounts = sumCounts([this.#retiredCounts, { ...last, active: 0, reading: 0, writing: 0, waiting: 0 }]);
