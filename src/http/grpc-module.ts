@@ -120,7 +120,7 @@ export const httpGrpcModule: ConfModule = {
       args: [1],
       inherit: false,
       syntax: 'address;',
-      summary: 'Passes the request to a gRPC server over HTTP/2: grpc://host:port, grpcs://host:port (TLS with the grpc_ssl_* settings), host:port, unix:/path or an upstream group; with variables it is evaluated per request (a group name, else an address, else a name for `resolver`); streams are multiplexed on one connection per peer.',
+      summary: 'Passes the request to a gRPC server over HTTP/2: grpc://host:port, grpcs://host:port (TLS with the grpc_ssl_* settings), host:port, unix:/path or an upstream group; with variables it is evaluated per request (a group name, else an address, else a name for `resolver`); a connection of its own per request, closed after it, as in nginx; with `keepalive` in the upstream group, one connection per peer kept and its streams multiplexed.',
       defaultText: '—',
       parse: parseGrpcPass,
     }),

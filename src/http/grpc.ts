@@ -1,6 +1,8 @@
 /**
  * The content handler of `grpc_pass` (nginx's ngx_http_grpc_module): the request goes to a gRPC
- * server as an HTTP/2 stream on the peer's shared session, its body streamed as it arrives (nginx
+ * server as an HTTP/2 stream, on a session of its own (closed after it, as nginx closes the
+ * connection) or, with `keepalive` in the group, on the peer's shared session (multiplexed where
+ * nginx would use cached connections one request at a time), its body streamed as it arrives (nginx
  * never buffers gRPC request bodies), and the response's headers, DATA and trailers (grpc-status,
  * grpc-message) come back at the client's pace. A client that goes away cancels the upstream stream
  * (RST_STREAM CANCEL). Failing before a response: 502 (504 on a timeout), or the next peer as
@@ -102,14 +104,24 @@ class GrpcAttempts {
     this.#session(attempt, true);
   }
 
-  /** Gets the peer's session (shared, or opened now) and starts the stream on it; `retryStale` allows one retry on a fresh session. */
+  /**
+   * Gets the peer's session and starts the stream on it; `retryStale` allows one retry on a fresh
+   * session. With `keepalive` in the group, the group's session to the peer, shared (its streams
+   * multiplexed); without it, one of the request's own, closed after its stream, as nginx closes
+   * the connection of a gRPC request to a group without a keepalive cache.
+   */
   #session(attempt: UpstreamAttempt, retryStale: boolean): void {
     const { grpc, request } = this.#ctx;
     const peer = attempt.peer;
     const certificate = grpc.tls?.variableCertificate === true ? grpc.sslCertificate(request) : undefined;
     const key = grpc.tls === undefined ? peer.name : `${peer.name} ${grpc.tls.id} ${grpc.sslName(request)}${certificate === undefined ? '' : ` ${certificate.cert} ${certificate.key}`}`;
+    const exclusive = grpc.group.pool.idleLimit === 0;
     grpc.group.h2.session(key, (done) => this.#open(peer, done), (result) => {
-      if (this.#done) return;
+      if (this.#done) {
+        // The client went away while the session was being opened: one of its own is not kept.
+        if (result.ok && exclusive) result.session.close();
+        return;
+      }
       if (!result.ok && result.failure instanceof CertificateFailure) {
         // A grpc_ssl_certificate with variables that does not load: 500, the peer is not at fault.
         this.#ctx.log.error(`${result.failure.message}${where(this.#ctx, attempt.peer)}`, this.#ctx.conn.number);
@@ -124,7 +136,7 @@ class GrpcAttempts {
       attempt.connected();
       if (this.#state !== undefined) this.#state.connectMs = attempt.elapsedMs();
       this.#send(attempt, result.session, result.reused && retryStale);
-    });
+    }, exclusive);
   }
 
   /** Opens the transport of a new session: TCP, then TLS with ALPN h2 for grpcs, under grpc_connect_timeout. */

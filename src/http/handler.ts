@@ -470,7 +470,9 @@ export class RequestHandler {
     }
     const server = request.server as CompiledServer | undefined;
     if (server === undefined) return false;
-    if (request.head.method !== 'HEAD') request.methodOverride = 'GET';
+    // ngx_http_send_error_page(): a URI is redirected to as GET (HEAD stays HEAD); a named
+    // location keeps the method, and the body read already goes to its upstream again.
+    if (!action.uri.startsWith('@') && request.head.method !== 'HEAD') request.methodOverride = 'GET';
     request.statusOverride = action.status;
     if (location !== undefined && location !== '') request.locationCarried = location;
     let target: LevelConfig | undefined;

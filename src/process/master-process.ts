@@ -26,7 +26,7 @@ import type { AdminBackend, AdminStatus } from '../admin/admin-server.js';
 import { VERSION } from '../core/version.js';
 import { MasterCertificates } from './master-certificates.js';
 import { ActiveHealthChecks, type CheckedPeerState } from '../upstream/health/active.js';
-import { MasterPeerFailures } from '../upstream/shared-peers.js';
+import { MasterPeerConns, MasterPeerFailures } from '../upstream/shared-peers.js';
 import { MasterStickySessions } from '../upstream/sticky-sessions.js';
 import type { ResolvedAnswer } from '../upstream/resolve.js';
 import { buildUpstreamsReport, type UpstreamsReport } from '../upstream/upstream-report.js';
@@ -97,6 +97,8 @@ export class MasterProcess {
   });
   /** The failure counts of groups with `zone`, shared by every worker. */
   readonly #peerFailures = new MasterPeerFailures();
+  /** Every worker's active connections to zone-shared peers of least_conn and random two groups. */
+  readonly #peerConns = new MasterPeerConns<WorkerProcess>();
   /** `sticky learn` sessions, kept across reloads and handed to every new worker. */
   readonly #stickySessions = new MasterStickySessions();
   /** The workers' last answers for `server ... resolve` lines, for the workers of the next reload. */
@@ -350,6 +352,10 @@ export class MasterProcess {
     this.#slots.set(worker, slot);
     worker.upstreamHealth(this.#health.snapshot());
     worker.stickySessions(this.#stickySessions.snapshot());
+    for (const others of this.#peerConns.snapshot(worker)) worker.peerOtherConns(others);
+    worker.onPeerConns((conns) => {
+      for (const [other, others] of this.#peerConns.apply(worker, conns, this.#workers)) other.peerOtherConns(others);
+    });
     worker.onStickyLearn((learned) => {
       const update = this.#stickySessions.apply(learned);
       if (update !== undefined) for (const other of this.#workers) other.stickySessions(update);
@@ -387,6 +393,8 @@ export class MasterProcess {
     // leaves the living, so that no sum sees it twice or not at all.
     this.#workers.delete(worker);
     this.#metrics.retire(worker, exit);
+    // Its connections ended with it.
+    for (const [other, others] of this.#peerConns.remove(worker, this.#workers)) other.peerOtherConns(others);
     const slot = this.#slots.get(worker) ?? 0;
     this.#slots.delete(worker);
     this.#log.notice(`signal ${constants.signals.SIGCHLD} (SIGCHLD) received from ${worker.pid}`);

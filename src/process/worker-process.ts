@@ -11,7 +11,7 @@ import type { ListeningSockets } from './listening-sockets.js';
 import type { MasterZones } from './zones.js';
 import type { HealthSnapshot } from '../upstream/health/health-table.js';
 import type { PeerState } from '../upstream/group.js';
-import { isPeerOutcome, type PeerFailuresMessage, type PeerOutcomeMessage } from '../upstream/shared-peers.js';
+import { isPeerConns, isPeerOutcome, type PeerConnsMessage, type PeerFailuresMessage, type PeerOtherConnsMessage, type PeerOutcomeMessage } from '../upstream/shared-peers.js';
 import { isStickyLearn, type StickyLearnMessage, type StickySessionsMessage } from '../upstream/sticky-sessions.js';
 import { isResolvedAnswer, type ResolvedAnswerMessage } from '../upstream/resolve.js';
 import { REGEXP_GUARD_V8_FLAGS } from '../core/pcre.js';
@@ -275,6 +275,18 @@ export class WorkerProcess {
     });
   }
 
+  /** Takes the worker's active connection counts of zone-shared peers (upstream/shared-peers.ts). */
+  onPeerConns(listener: (message: PeerConnsMessage) => void): void {
+    this.#child.on('message', (message: unknown) => {
+      if (isPeerConns(message)) listener(message);
+    });
+  }
+
+  /** Sends the worker the other workers' active connections to a zone-shared peer. */
+  peerOtherConns(message: PeerOtherConnsMessage): void {
+    if (this.#state !== 'exited') this.#send(message);
+  }
+
   /** Sends the worker `sticky learn` sessions as the master holds them. */
   stickySessions(message: StickySessionsMessage): void {
     if (this.#state !== 'exited') this.#send(message);
@@ -347,7 +359,7 @@ export class WorkerProcess {
     this.#signal('SIGKILL');
   }
 
-  #send(message: MasterToWorker | ZoneAnswerMessage | SessionAnswerMessage | StubStatusAnswerMessage | MetricsAnswerMessage | PeerFailuresMessage | StickySessionsMessage, handle?: Server): boolean {
+  #send(message: MasterToWorker | ZoneAnswerMessage | SessionAnswerMessage | StubStatusAnswerMessage | MetricsAnswerMessage | PeerFailuresMessage | PeerOtherConnsMessage | StickySessionsMessage, handle?: Server): boolean {
     if (!this.#child.connected) return false;
     try {
       // send() returning false only means Node queued the message; it is still delivered in order.

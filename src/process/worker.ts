@@ -24,7 +24,7 @@ import { dropWorkerPrivileges } from './worker-settings.js';
 import { IpcSharedSessions } from './session-caches.js';
 import type { ServingState } from '../http/serving-state.js';
 import { TlsRuntime } from '../tls/tls-runtime.js';
-import { isPeerFailures } from '../upstream/shared-peers.js';
+import { isPeerFailures, isPeerOtherConns } from '../upstream/shared-peers.js';
 import { isStickySessions } from '../upstream/sticky-sessions.js';
 import { UpstreamRuntime } from '../upstream/upstream-runtime.js';
 import type { PeerState } from '../upstream/group.js';
@@ -121,6 +121,7 @@ export function runWorker(options: WorkerOptions = {}): void {
     else if (isStickySessions(message)) upstreams.stickySessions.receive(message);
     else if (isSessionAnswer(message)) sessions.receive(message);
     else if (isPeerFailures(message)) upstreams.sharedPeers.receive(message);
+    else if (isPeerOtherConns(message)) upstreams.sharedPeers.receiveConns(message);
     else worker.receive(message, handle);
   });
   // The master is gone (SIGKILL, a crash): serve on, and start a new one (WorkerProcessCycle.orphaned()).

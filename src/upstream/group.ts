@@ -37,6 +37,8 @@ export interface PeerState {
   readonly health: PeerHealthState | undefined;
   readonly weight: number;
   readonly conns: number;
+  /** The other workers' active connections as this worker last heard (a `zone` group of least_conn or random two). */
+  readonly otherConns?: number;
   readonly fails: number;
   readonly maxFails: number;
   readonly maxConns: number;
@@ -176,6 +178,14 @@ export class UpstreamGroup<R extends Balanced = Balanced> {
   }
 
   /**
+   * The worker's active connections to `peer` changed (an attempt began or ended): with `zone` and
+   * a method that compares them, the other workers are told (upstream/shared-peers.ts).
+   */
+  connsChanged(peer: Peer): void {
+    if (this.shared && this.#balancer.readsConns === true) this.#runtime?.sharedPeers.connsChanged(peer);
+  }
+
+  /**
    * Records a request's outcome on a peer; true when the peer has now failed max_fails times.
    * A single peer's failures are not counted: nginx never takes the only server out.
    */
@@ -207,6 +217,7 @@ export class UpstreamGroup<R extends Balanced = Balanced> {
         health,
         weight: peer.weight,
         conns: peer.conns,
+        ...(this.shared && this.#balancer.readsConns === true ? { otherConns: peer.otherConns } : {}),
         fails: peer.fails,
         maxFails: peer.maxFails,
         maxConns: peer.maxConns,

@@ -1,8 +1,9 @@
 /**
  * HTTP/2 sessions to upstream peers (grpc_pass, proxy_http_version 2), one per peer and TLS
  * identity, shared by every request of the worker: streams are multiplexed on it (RFC 9113 section
- * 5) where nginx opens one connection per request. An exclusive session (a proxy to a group without
- * `keepalive`) carries one request and closes after it, as nginx closes such a connection. A session that received GOAWAY or closed takes no new stream; the next
+ * 5) where nginx keeps connections that carry one request at a time. An exclusive session (a proxy
+ * or grpc_pass to a group without `keepalive`) carries one request and closes after it, as nginx
+ * closes such a connection. A session that received GOAWAY or closed takes no new stream; the next
  * request opens a fresh one, while the streams the old one accepted finish on it. A session with
  * no stream closes after an idle timeout.
  */

@@ -62,6 +62,11 @@ export class Peer {
   effectiveWeight: number;
   /** Connections and requests in progress to this peer from this worker. */
   conns = 0;
+  /**
+   * Those of the other workers, as the master last told (a group with `zone` whose method
+   * compares active connections: upstream/shared-peers.ts); 0 otherwise.
+   */
+  otherConns = 0;
   /** Failures counted within the current fail_timeout window. */
   fails = 0;
   /** When the last failure was counted, or the peer last checked after being unavailable (ms). */
@@ -101,6 +106,11 @@ export class Peer {
   /** True when the active health check (`health_check`) has the peer out. */
   get unhealthy(): boolean {
     return this.#health?.isUnhealthy(this.group, this.name) ?? false;
+  }
+
+  /** Active connections to the peer from every worker, as least_conn and random two compare them (nginx's `peer->conns`). */
+  get load(): number {
+    return this.conns + this.otherConns;
   }
 
   /** True when `max_conns` is reached. */

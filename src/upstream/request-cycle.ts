@@ -65,6 +65,7 @@ export class UpstreamCycle<R extends Balanced = Balanced> {
     this.tried.add(peer);
     this.#tries++;
     peer.conns++;
+    this.group.connsChanged(peer);
     const attempt = new UpstreamAttempt(this, peer, this.#tries);
     this.#current = attempt;
     return attempt;
@@ -161,6 +162,7 @@ export class UpstreamAttempt {
     this.#finished = true;
     const { peer, group, protocol } = { peer: this.peer, group: this.#cycle.group, protocol: this.#cycle.protocol };
     peer.conns--;
+    group.connsChanged(peer);
     const disabled = group.record(peer, outcome === 'failed');
     if (outcome !== 'failed' && outcome !== 'next') this.#cycle.answered(peer);
     const finish = channels.upstreamFinish;

@@ -18,6 +18,8 @@ export interface WorkerPeerView {
   readonly state: PeerStateName;
   /** Requests and connections in progress to the peer from this worker. */
   readonly active: number;
+  /** The other workers' active connections as this one last heard (a `zone` group of least_conn or random two). */
+  readonly otherActive?: number;
   readonly requests: number;
   /** Failures within the current fail_timeout window (max_fails counts these). */
   readonly fails: number;
@@ -104,6 +106,7 @@ export function buildUpstreamsReport(generation: number, timeoutMs: number, answ
         pid: answer.pid,
         state: state.state,
         active: state.conns,
+        ...(state.otherConns === undefined ? {} : { otherActive: state.otherConns }),
         requests: state.requests ?? 0,
         fails: state.fails,
         failures: state.failures ?? 0,

@@ -57,7 +57,7 @@ export const upstreamZoneModule: ConfModule = {
       args: [1, 2],
       inherit: false,
       syntax: 'name [size];',
-      summary: 'Shares the group\'s failure counts (max_fails within fail_timeout) among all workers, through the master; groups may share one zone.',
+      summary: 'Shares the group\'s failure counts (max_fails within fail_timeout) among all workers, through the master, and, for least_conn and random two, every worker\'s active connections (heard one IPC round trip late); groups may share one zone.',
       default: () => undefined,
       defaultText: '—',
       parse: ([name = '', sizeText], ctx) => {

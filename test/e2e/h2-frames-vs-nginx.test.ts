@@ -81,7 +81,7 @@ class RawH2 {
     });
   }
 
-  /** Connects and sends the preface, then `first` in the same write (default: an empty SETTINGS frame). */
+  /** Connects and sends the preface, then `first` in the same write (default: an empty SETTINGS frame; empty: the preface alone, as nginx-tests' client does). */
   static open(port: number, first: Buffer = frame(SETTINGS, 0, 0)): Promise<RawH2> {
     return new Promise((resolve, reject) => {
       const socket = connect(port, '127.0.0.1', () => {
@@ -184,6 +184,16 @@ http {
       const settings = await raw.settings();
       assert.equal(settings.get(0x4), 10);
       assert.equal(settings.get(0x5), 2 ** 24 - 1);
+    });
+
+    it(`${server}: a client that sends no SETTINGS (the preface alone, then the ACK first) is sent no SETTINGS ACK`, async () => {
+      // nginx-tests' HTTP/2 client: read(all => [{ fin => 1 }]) ends at any frame with flag 0x1, a SETTINGS ACK too.
+      const raw = await client(pair.ports[server], Buffer.alloc(0));
+      await raw.settings();
+      raw.send(Buffer.concat([frame(SETTINGS, 1, 0), request(1, 'GET', '/chunk', false)]));
+      await raw.waitFor('END_STREAM', (f) => f.type === DATA && f.stream === 1 && (f.flags & 1) === 1);
+      assert.deepEqual(raw.frames.filter((f) => f.type === SETTINGS && (f.flags & 1) === 1), []);
+      assert.deepEqual(raw.frames.filter((f) => f.stream === 1).map((f) => f.type), [HEADERS, DATA, DATA, DATA, DATA]);
     });
 
     it(`${server}: http2_chunk_size 1 sends "body" as four DATA frames, END_STREAM on the last`, async () => {

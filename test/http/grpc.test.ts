@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { once } from 'node:events';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { constants, type ClientHttp2Session } from 'node:http2';
 import { connect } from 'node:net';
@@ -67,12 +68,14 @@ describe('grpc_pass: gRPC over HTTP/2 to upstreams', () => {
       `http {
         access_log off;
         upstream pair { server 127.0.0.1:${down}; server 127.0.0.1:${peer.port}; }
+        upstream busy { server 127.0.0.1:${busy.port}; keepalive 8; }
+        upstream going { server 127.0.0.1:${going.port}; keepalive 8; }
         server {
           listen 127.0.0.1:8080 http2;
           grpc_set_header X-Via hitless;
           location / { grpc_pass grpc://127.0.0.1:${peer.port}; }
-          location /busy/ { grpc_pass 127.0.0.1:${busy.port}; }
-          location /going/ { grpc_pass 127.0.0.1:${going.port}; }
+          location /busy/ { grpc_pass busy; }
+          location /going/ { grpc_pass going; }
           location /down/ { grpc_pass 127.0.0.1:${down}; }
           location /pair/ { grpc_pass pair; }
           location /tls-ok/ { grpc_pass grpcs://127.0.0.1:${tlsGood.port}; ${verify} }
@@ -224,7 +227,21 @@ describe('grpc_pass: gRPC over HTTP/2 to upstreams', () => {
     assert.match(errorLog(), /\[error\] .*cannot load certificate "[^"]*missing\.crt": BIO_new_file\(\) failed .* while SSL handshaking to upstream/);
   });
 
-  it('multiplexes many concurrent calls on one upstream session', async () => {
+  it('without keepalive in the group, gives each call a session of its own and closes it after the call, as nginx closes the connection', async () => {
+    const before = peer.sessions;
+    const first = await grpcCall(client, '/test.Echo/Unary', 'one');
+    const second = await grpcCall(client, '/test.Echo/Unary', 'two');
+    assert.deepEqual([first.status, second.status], [200, 200]);
+    assert.equal(peer.sessions, before + 2);
+    const sessions = peer.streams.slice(-2).map((stream) => stream.session);
+    assert.deepEqual(sessions, [before + 1, before + 2]);
+    // Both closed by hitless (the peer never closes one itself).
+    const signal = AbortSignal.timeout(5_000);
+    await Promise.all([...peer.live].map((session) => once(session, 'close', { signal })));
+    assert.equal(peer.live.length, 0);
+  });
+
+  it('with keepalive in the group, multiplexes many concurrent calls on one upstream session', async () => {
     const replies = await Promise.all(Array.from({ length: 60 }, (_, i) => grpcCall(client, '/busy/test.Echo/Slow', `m${i}`)));
     assert.deepEqual(replies.map((reply) => reply.messages[0]), Array.from({ length: 60 }, (_, i) => `slow:m${i}`));
     assert.ok(replies.every((reply) => reply.trailers['grpc-status'] === '0'));

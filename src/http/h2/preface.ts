@@ -99,6 +99,13 @@ function isSettings(head: Buffer): boolean {
   return head[3] === 0x4 && ((head[4] as number) & 0x1) === 0;
 }
 
+/** See {@link FirstFrameShim}'s `#outgoing`. */
+interface OutgoingWalk {
+  held: Buffer;
+  payload: number;
+  owed: boolean | undefined;
+}
+
 /**
  * The transport of an HTTP/2 client that sent the preface and then waited. RFC 9113 section 3.4
  * has the client's SETTINGS follow its preface, and nghttp2 (inside node:http2) ends the session
@@ -106,14 +113,25 @@ function isSettings(head: Buffer): boolean {
  * goes on to read any frame), and clients that wait for the server's SETTINGS and answer with the
  * ACK first (nginx's own test client) work with it. Such a first frame gets an empty SETTINGS put
  * before it, which changes no setting; then the bytes pass as they come (the sniffer does the
- * same to a first frame that came in the read of the preface). Clients that send the
- * preface and SETTINGS in one write (curl, browsers, h2load) never come here: node:http2 reads
- * their socket itself, without this copy through JavaScript.
+ * same to a first frame that came in the read of the preface). nghttp2 acknowledges that
+ * SETTINGS, which the client never sent: that ACK is cut from the bytes going out, so that the
+ * client sees what nginx sends it (no SETTINGS ACK; nginx-tests' `read(all => [{ fin => 1 }])`
+ * takes any frame with flag 0x1 for the end it waits for). Clients that send the preface and
+ * SETTINGS in one write (curl, browsers, h2load) never come here: node:http2 reads their socket
+ * itself, without this copy through JavaScript.
  */
 export class FirstFrameShim extends Duplex {
   readonly #socket: Socket;
   /** Bytes after the preface until the first frame header is whole; undefined after. */
   #head: Buffer | undefined;
+  /**
+   * The walk over the frames going out, from the first, until it is known that no ACK is owed
+   * (the client's first frame was its SETTINGS) or the owed one was cut: the start of a frame
+   * header not passed on yet (held until it is whole), how many payload bytes of the current frame
+   * are still to pass, and whether an empty SETTINGS was put in, whose ACK is to be cut (undefined
+   * until the client's first frame came).
+   */
+  #outgoing: OutgoingWalk | undefined = { held: Buffer.alloc(0), payload: 0, owed: undefined };
 
   /** Sees every byte after the preface, when `$request_length` is in use. */
   readonly counter: FrameCounter | undefined;
@@ -141,7 +159,9 @@ export class FirstFrameShim extends Duplex {
         return;
       }
       this.#head = undefined;
-      bytes = isSettings(head) ? head : Buffer.concat([EMPTY_SETTINGS, head]);
+      const settings = isSettings(head);
+      bytes = settings ? head : Buffer.concat([EMPTY_SETTINGS, head]);
+      if (this.#outgoing !== undefined) this.#outgoing.owed = !settings;
     }
     this.counter?.scan(bytes);
     if (!this.push(bytes)) this.#socket.pause();
@@ -157,11 +177,49 @@ export class FirstFrameShim extends Duplex {
    * A full socket buffer holds the write back until it drains.
    */
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (err?: Error | null) => void): void {
-    if (this.#socket.write(chunk)) callback();
+    const bytes = this.#outgoing === undefined ? chunk : this.#withoutOwnAck(chunk);
+    if (this.#socket.write(bytes)) callback();
     else this.#socket.once('drain', () => callback());
   }
 
+  /**
+   * `chunk` without the first SETTINGS ACK (flags 0x1, length 0) in the server's frames: the
+   * answer to the SETTINGS put in. The server's bytes start at a frame boundary (it sends no
+   * preface), so counting frame lengths finds it; a frame header cut by the end of a write is held
+   * back until the rest of it comes. After the ACK, bytes pass untouched.
+   */
+  #withoutOwnAck(chunk: Buffer): Buffer {
+    const walk = this.#outgoing as OutgoingWalk;
+    const bytes = walk.held.length === 0 ? chunk : Buffer.concat([walk.held, chunk]);
+    walk.held = Buffer.alloc(0);
+    let at = 0;
+    while (at < bytes.length) {
+      if (walk.payload > 0) {
+        const step = Math.min(walk.payload, bytes.length - at);
+        walk.payload -= step;
+        at += step;
+        continue;
+      }
+      if (bytes.length - at < FRAME_HEADER_SIZE) {
+        walk.held = bytes.subarray(at);
+        return bytes.subarray(0, at);
+      }
+      const length = bytes.readUIntBE(at, 3);
+      if (walk.owed === true && bytes[at + 3] === 0x4 && ((bytes[at + 4] as number) & 0x1) !== 0 && length === 0) {
+        this.#outgoing = undefined;
+        return Buffer.concat([bytes.subarray(0, at), bytes.subarray(at + FRAME_HEADER_SIZE)]);
+      }
+      at += FRAME_HEADER_SIZE;
+      walk.payload = length;
+    }
+    // No ACK owed and no header held: the frames need no more counting.
+    if (walk.owed === false && walk.payload === 0) this.#outgoing = undefined;
+    return bytes;
+  }
+
   override _final(callback: (err?: Error | null) => void): void {
+    const held = this.#outgoing?.held;
+    if (held !== undefined && held.length > 0) this.#socket.write(held);
     this.#socket.end(callback);
   }
 

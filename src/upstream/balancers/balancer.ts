@@ -68,6 +68,11 @@ export interface Balancer<R extends Balanced = Balanced> {
   observe?(peer: Peer, latencyMs: number, now: number): void;
   /** A method's own view of a peer for the admin API (`ewma`: its latency estimate). Optional. */
   describe?(peer: Peer, now: number): Readonly<Record<string, number>>;
+  /**
+   * True for methods that compare active connections (`least_conn`, `random two`): with `zone`,
+   * every worker's counts are shared (upstream/shared-peers.ts), as nginx's `peer->conns` is.
+   */
+  readonly readsConns?: boolean;
 }
 
 /** Builds the peer sets of a group. */

@@ -35,11 +35,11 @@ export function pickLeastConn(peers: readonly Peer[], tried: TriedSet, now: numb
   for (let i = 0; i < peers.length; i++) {
     const peer = peers[i] as Peer;
     if (tried.has(peer) || !peer.available(now)) continue;
-    if (best === undefined || peer.conns * best.weight < best.conns * peer.weight) {
+    if (best === undefined || peer.load * best.weight < best.load * peer.weight) {
       best = peer;
       bestIndex = i;
       many = false;
-    } else if (peer.conns * best.weight === best.conns * peer.weight) {
+    } else if (peer.load * best.weight === best.load * peer.weight) {
       many = true;
     }
   }
@@ -51,7 +51,7 @@ export function pickLeastConn(peers: readonly Peer[], tried: TriedSet, now: numb
     for (let i = bestIndex; i < peers.length; i++) {
       const peer = peers[i] as Peer;
       if (tried.has(peer) || !peer.available(now)) continue;
-      if (peer.conns * winner.weight !== winner.conns * peer.weight) continue;
+      if (peer.load * winner.weight !== winner.load * peer.weight) continue;
       peer.currentWeight += peer.effectiveWeight;
       total += peer.effectiveWeight;
       if (peer.effectiveWeight < peer.weight) peer.effectiveWeight++;
@@ -64,7 +64,7 @@ export function pickLeastConn(peers: readonly Peer[], tried: TriedSet, now: numb
 
 /** The `least_conn` balancer of a group. */
 export function leastConnBalancer(sets: PeerSets): Balancer {
-  return { method: 'least_conn', begin: () => new RoundRobinPicker(sets, pickLeastConn) };
+  return { method: 'least_conn', readsConns: true, begin: () => new RoundRobinPicker(sets, pickLeastConn) };
 }
 
 /** The `least_conn` directive. */

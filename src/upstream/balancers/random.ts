@@ -59,7 +59,7 @@ class RandomPicker implements PeerPicker {
         if (first !== undefined) {
           // ngx_http_upstream_get_random2_peer(): the second draw wins unless it is strictly
           // more loaded for its weight than the first (`peer->conns * prev->weight > prev->conns * peer->weight`).
-          const better = peer.conns * first.weight > first.conns * peer.weight ? first : peer;
+          const better = peer.load * first.weight > first.load * peer.weight ? first : peer;
           return chosen(better, now);
         }
         first = peer;
@@ -74,7 +74,7 @@ class RandomPicker implements PeerPicker {
  * `ngx_random() % peers->total_weight`; default a CSPRNG draw (tests pass their own sequence).
  */
 export function randomBalancer(sets: PeerSets, setting: RandomSetting, draw: (max: number) => number = randomInt): Balancer {
-  return { method: 'random', begin: () => new RandomPicker(sets, setting.two, draw) };
+  return { method: 'random', readsConns: setting.two, begin: () => new RandomPicker(sets, setting.two, draw) };
 }
 
 /** The `random` directive. */
