@@ -159,6 +159,12 @@ class GrpcAttempts {
     }
     this.#stream = stream;
     grpc.group.h2.track(session, stream);
+    // ngx_http_grpc_filter(): a frame after END_STREAM that fails the response, which node:http2
+    // does not report (upstream/h2-frame-watch.ts).
+    let late: string | undefined;
+    const unwatch = grpc.group.h2.watchLateFrames(session, stream, (message) => {
+      late ??= message;
+    });
     if (hasBody) this.#sendBody(stream);
     const upstreamStart = Date.now();
     let responded = false;
@@ -185,6 +191,7 @@ class GrpcAttempts {
         this.#state.headerMs = header;
       }
       if (grpc.interceptErrors && status >= 300 && grpc.errorPageFor(status)) {
+        unwatch();
         this.#close(stream, attempt, upstreamStart);
         this.#finishWithError(status);
         return;
@@ -200,7 +207,9 @@ class GrpcAttempts {
       trailers = responseFields(headers, grpc.hide, grpc.pass);
     });
     stream.on('data', (chunk: Buffer) => {
-      if (this.#done || exchange.aborted) return;
+      // The watch walked the whole read first: what came with a late frame is not passed, as
+      // nginx's non-buffered cycle sends nothing of a read its input filter failed.
+      if (this.#done || exchange.aborted || late !== undefined) return;
       if (this.#state !== undefined) this.#state.responseLength += chunk.length;
       if (exchange.write(chunk)) return;
       stream.pause();
@@ -214,6 +223,14 @@ class GrpcAttempts {
         attempt.finish('aborted');
         return;
       }
+      if (late !== undefined && responded) {
+        // The body is out, but not its end: only the client's stream (or connection) can be cut short.
+        this.#record(attempt, 'failed', 'error', upstreamStart);
+        this.#ctx.log.error(`${late} while reading upstream${where(this.#ctx, peer)}`, this.#ctx.conn.number);
+        this.#done = true;
+        this.#ctx.conn.protocol.destroy();
+        return;
+      }
       this.#record(attempt, 'ok', '', upstreamStart);
       this.#done = true;
       if (!responded) {
@@ -224,6 +241,7 @@ class GrpcAttempts {
       exchange.end(undefined, trailers);
     });
     stream.once('close', () => {
+      unwatch();
       if (ended) return;
       ended = true;
       if (this.#done) {

@@ -251,7 +251,8 @@ class ProxyH2Attempts {
       if (this.#done || exchange.aborted) return;
       if (this.#state !== undefined) this.#state.responseLength += chunk.length;
       if (!this.#buffering) {
-        this.#write(chunk, stream);
+        // The watch walked the whole read first: what came with a late frame is not passed.
+        if (late === undefined) this.#write(chunk, stream);
         return;
       }
       batch.push(chunk);

@@ -1,10 +1,12 @@
 /**
- * proxy_http_version 2 fails a response whose upstream sends, in the same read as its END_STREAM,
- * a RST_STREAM with an error code, a second RST_STREAM NO_ERROR, or a DATA frame, as nginx's
- * ngx_http_proxy_v2_process_frames() does (proxy_h2_body_discard.t "rst no error many", "rst
- * error"); one RST_STREAM NO_ERROR is a clean end. The regression: nghttp2 forgets a stream both
- * ends closed, and node:http2 reported none of them, so the body went out whole. The upstreams
- * here write raw frames in one write. Debian's nginx (1.22) has no proxy h2: hitless runs alone.
+ * proxy_http_version 2 and grpc_pass fail a response whose upstream sends, in the same read as its
+ * END_STREAM, a RST_STREAM with an error code, a second RST_STREAM NO_ERROR, or a DATA frame, as
+ * nginx's ngx_http_proxy_v2_process_frames() and ngx_http_grpc_filter() do
+ * (proxy_h2_body_discard.t "rst no error many", "rst error"); one RST_STREAM NO_ERROR is a clean
+ * end. The regression: nghttp2 forgets a stream both ends closed, and node:http2 reported none of
+ * them, so the body went out whole. The upstreams here write raw frames in one write. Debian's
+ * nginx (1.22) has no proxy h2, and the harness's gRPC answers are not what this needs: hitless
+ * runs alone.
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -67,7 +69,7 @@ function http10(port: number, path: string): Promise<string> {
   });
 }
 
-describe('proxy_http_version 2: frames after END_STREAM in the same read', () => {
+describe('HTTP/2 upstreams: frames after END_STREAM in the same read', () => {
   let dir = '';
   let served: Served;
   const upstreams = new Map<string, Upstream>();
@@ -79,7 +81,9 @@ describe('proxy_http_version 2: frames after END_STREAM in the same read', () =>
     upstreams.set('many', await lateFramesUpstream((stream) => Buffer.concat([rst(stream, 0), rst(stream, 0)])));
     upstreams.set('error', await lateFramesUpstream((stream) => rst(stream, 8)));
     upstreams.set('data', await lateFramesUpstream((stream) => frame(0, 0x01, stream, Buffer.from('MORE'))));
-    const locations = [...upstreams].map(([name, upstream]) => `location /${name} { proxy_pass http://127.0.0.1:${upstream.port}; }`).join('\n');
+    const locations = [...upstreams]
+      .map(([name, upstream]) => `location /${name} { proxy_pass http://127.0.0.1:${upstream.port}; } location /grpc/${name} { grpc_pass 127.0.0.1:${upstream.port}; } location /unbuffered/${name} { proxy_pass http://127.0.0.1:${upstream.port}; proxy_buffering off; }`)
+      .join('\n');
     served = await serve(
       `http { access_log off; server { listen 127.0.0.1:8080; proxy_http_version 2; ${locations} } }`,
       dir,
@@ -110,9 +114,24 @@ describe('proxy_http_version 2: frames after END_STREAM in the same read', () =>
     assert.match(errorLog(), /\[error\] .*upstream rejected request with error 8 while reading upstream, .*request: "GET \/error HTTP\/1\.0"/);
   });
 
+  it('holds back the read that brought the late frame with proxy_buffering off too', async () => {
+    assert.match(await http10(served.port, '/unbuffered/noerror'), /\r\nSEE-THIS$/);
+    assert.doesNotMatch(await http10(served.port, '/unbuffered/error'), /\r\nSEE-THIS$/);
+    assert.match(errorLog(), /\[error\] .*upstream rejected request with error 8 while reading upstream, .*request: "GET \/unbuffered\/error HTTP\/1\.0"/);
+  });
+
   it('fails it after a DATA frame', async () => {
     const reply = await http10(served.port, '/data');
     assert.doesNotMatch(reply, /SEE-THIS/);
     assert.match(errorLog(), /\[error\] .*upstream sent frame for closed stream 1 while reading upstream, .*request: "GET \/data HTTP\/1\.0"/);
+  });
+
+  it('fails a grpc_pass response alike, and passes it after one RST_STREAM NO_ERROR', async () => {
+    assert.match(await http10(served.port, '/grpc/noerror'), /\r\nSEE-THIS$/);
+    assert.match(await http10(served.port, '/grpc/window'), /\r\nSEE-THIS$/);
+    assert.doesNotMatch(await http10(served.port, '/grpc/many'), /\r\nSEE-THIS$/);
+    assert.match(errorLog(), /\[error\] .*upstream sent frame for closed stream 1 while reading upstream, .*request: "GET \/grpc\/many HTTP\/1\.0", upstream: "grpc:\/\/127\.0\.0\.1:\d+"/);
+    assert.doesNotMatch(await http10(served.port, '/grpc/error'), /\r\nSEE-THIS$/);
+    assert.match(errorLog(), /\[error\] .*upstream rejected request with error 8 while reading upstream, .*request: "GET \/grpc\/error HTTP\/1\.0"/);
   });
 });
