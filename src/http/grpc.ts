@@ -165,6 +165,8 @@ class GrpcAttempts {
     const unwatch = grpc.group.h2.watchLateFrames(session, stream, (message) => {
       late ??= message;
     });
+    // An intercepted error's stream is given up: its 'close' is no failure to judge.
+    let closed = false;
     if (hasBody) this.#sendBody(stream);
     const upstreamStart = Date.now();
     let responded = false;
@@ -192,6 +194,7 @@ class GrpcAttempts {
       }
       if (grpc.interceptErrors && status >= 300 && grpc.errorPageFor(status)) {
         unwatch();
+        closed = true;
         this.#close(stream, attempt, upstreamStart);
         this.#finishWithError(status);
         return;
@@ -217,7 +220,7 @@ class GrpcAttempts {
     });
     stream.once('end', () => {
       // A stream cancelled for grpc_read_timeout ends its readable side too: 'close' judges it, as the failure it is.
-      if (ended || streamError !== undefined) return;
+      if (ended || closed || streamError !== undefined) return;
       ended = true;
       if (this.#done) {
         attempt.finish('aborted');
@@ -242,7 +245,7 @@ class GrpcAttempts {
     });
     stream.once('close', () => {
       unwatch();
-      if (ended) return;
+      if (ended || closed) return;
       ended = true;
       if (this.#done) {
         attempt.finish('aborted');
@@ -404,8 +407,8 @@ class GrpcAttempts {
 
   /** Gives up on a stream that answered (grpc_intercept_errors): cancelled, a success for its peer. */
   #close(stream: ClientHttp2Stream, attempt: UpstreamAttempt, start: number): void {
-    stream.removeAllListeners('close');
-    stream.removeAllListeners('end');
+    // Its 'end' and 'close' listeners stay: node:http2 destroys a stream on its 'end', and the
+    // session pool counts the stream out on its 'close'.
     stream.removeAllListeners('data');
     stream.on('data', () => undefined);
     if (!stream.closed) stream.close(constants.NGHTTP2_CANCEL);

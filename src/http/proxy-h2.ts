@@ -176,6 +176,12 @@ class ProxyH2Attempts {
     const unwatch = this.#group.h2.watchLateFrames(session, stream, (message) => {
       late ??= message;
     });
+    // A stream given up (next upstream, intercepted error, X-Accel-Redirect) is no failure to judge.
+    let abandoned = false;
+    const abandon = (): void => {
+      abandoned = true;
+      unwatch();
+    };
     if (this.#streaming) this.#streamBody(stream);
     else if (!endStream) stream.end(this.#body);
     let responded = false;
@@ -203,10 +209,10 @@ class ProxyH2Attempts {
         this.#state.headerMs = attempt.elapsedMs();
       }
       recordUpstreamHead(request, head);
-      if (this.#retryOnStatus(attempt, head, stream, unwatch)) return;
+      if (this.#retryOnStatus(attempt, head, stream, abandon)) return;
       attempt.responded();
       if (proxy.interceptErrors && head.status >= 300 && proxy.errorPageFor(head.status)) {
-        this.#abandon(stream, unwatch);
+        this.#abandon(stream, abandon);
         // ngx_http_upstream_intercept_errors(): a 401's WWW-Authenticate fields go with the error page.
         if (head.status === 401) carryFields(this.#ctx, head, 'www-authenticate');
         this.#record(attempt, 'ok', '');
@@ -215,7 +221,7 @@ class ProxyH2Attempts {
       }
       const accel = accelRedirectOf(this.#ctx, head);
       if (accel !== undefined) {
-        this.#abandon(stream, unwatch);
+        this.#abandon(stream, abandon);
         this.#record(attempt, 'ok', '');
         this.#done = true;
         applyAccelLimitRate(this.#ctx, head);
@@ -262,7 +268,7 @@ class ProxyH2Attempts {
       }
     });
     stream.once('end', () => {
-      if (ended || streamError !== undefined || reset()) return;
+      if (ended || abandoned || streamError !== undefined || reset()) return;
       ended = true;
       if (this.#done) {
         attempt.finish('aborted');
@@ -281,7 +287,7 @@ class ProxyH2Attempts {
     stream.once('close', () => {
       const code = stream.rstCode ?? constants.NGHTTP2_NO_ERROR;
       unwatch();
-      if (ended) return;
+      if (ended || abandoned) return;
       ended = true;
       if (this.#done) {
         attempt.finish('aborted');
@@ -387,11 +393,11 @@ class ProxyH2Attempts {
   }
 
   /** proxy_next_upstream http_5xx and friends: a retry before anything reached the client. */
-  #retryOnStatus(attempt: UpstreamAttempt, head: ResponseHead, stream: ClientHttp2Stream, unwatch: () => void): boolean {
+  #retryOnStatus(attempt: UpstreamAttempt, head: ResponseHead, stream: ClientHttp2Stream, abandon: () => void): boolean {
     const proxy = this.#ctx.proxy;
     const key = `http_${head.status}` as const;
     if (!proxy.nextUpstream.has(key as never) || !this.#mayRetry(true)) return false;
-    this.#abandon(stream, unwatch);
+    this.#abandon(stream, abandon);
     this.#record(attempt, head.status >= 500 ? 'failed' : 'next', key, ' while reading response header from upstream');
     this.next();
     return true;
@@ -432,11 +438,13 @@ class ProxyH2Attempts {
     }
   }
 
-  /** Gives up a stream whose response is not passed on (next upstream, intercepted error). */
-  #abandon(stream: ClientHttp2Stream, unwatch: () => void): void {
-    unwatch();
-    stream.removeAllListeners('close');
-    stream.removeAllListeners('end');
+  /**
+   * Gives up a stream whose response is not passed on (next upstream, intercepted error); `abandon`
+   * mutes its 'end' and 'close' listeners, which stay: node:http2 destroys a stream on its 'end',
+   * and the session pool counts the stream out on its 'close'.
+   */
+  #abandon(stream: ClientHttp2Stream, abandon: () => void): void {
+    abandon();
     stream.removeAllListeners('data');
     stream.removeAllListeners('trailers');
     stream.on('data', () => undefined);
