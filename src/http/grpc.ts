@@ -171,6 +171,14 @@ class GrpcAttempts {
     }
     this.#stream = stream;
     grpc.group.h2.track(session, stream);
+    // ngx_http_grpc_filter(): a frame after END_STREAM that fails the response, which node:http2
+    // does not report (upstream/h2-frame-watch.ts).
+    let late: string | undefined;
+    const unwatch = grpc.group.h2.watchLateFrames(session, stream, (message) => {
+      late ??= message;
+    });
+    // An intercepted error's stream is given up: its 'close' is no failure to judge.
+    let closed = false;
     if (hasBody) this.#sendBody(stream);
     const upstreamStart = Date.now();
     let responded = false;
@@ -197,6 +205,8 @@ class GrpcAttempts {
         this.#state.headerMs = header;
       }
       if (grpc.interceptErrors && status >= 300 && grpc.errorPageFor(status)) {
+        unwatch();
+        closed = true;
         this.#close(stream, attempt, upstreamStart);
         this.#finishWithError(status);
         return;
@@ -212,7 +222,9 @@ class GrpcAttempts {
       trailers = responseFields(headers, grpc.hide, grpc.pass);
     });
     stream.on('data', (chunk: Buffer) => {
-      if (this.#done || exchange.aborted) return;
+      // The watch walked the whole read first: what came with a late frame is not passed, as
+      // nginx's non-buffered cycle sends nothing of a read its input filter failed.
+      if (this.#done || exchange.aborted || late !== undefined) return;
       if (this.#state !== undefined) this.#state.responseLength += chunk.length;
       if (exchange.write(chunk)) return;
       stream.pause();
@@ -220,10 +232,18 @@ class GrpcAttempts {
     });
     stream.once('end', () => {
       // A stream cancelled for grpc_read_timeout ends its readable side too: 'close' judges it, as the failure it is.
-      if (ended || streamError !== undefined) return;
+      if (ended || closed || streamError !== undefined) return;
       ended = true;
       if (this.#done) {
         attempt.finish('aborted');
+        return;
+      }
+      if (late !== undefined && responded) {
+        // The body is out, but not its end: only the client's stream (or connection) can be cut short.
+        this.#record(attempt, 'failed', 'error', upstreamStart);
+        this.#ctx.log.error(`${late} while reading upstream${where(this.#ctx, peer)}`, this.#ctx.conn.number);
+        this.#done = true;
+        this.#ctx.conn.protocol.destroy();
         return;
       }
       this.#record(attempt, 'ok', '', upstreamStart);
@@ -236,7 +256,8 @@ class GrpcAttempts {
       exchange.end(undefined, trailers);
     });
     stream.once('close', () => {
-      if (ended) return;
+      unwatch();
+      if (ended || closed) return;
       ended = true;
       if (this.#done) {
         attempt.finish('aborted');
@@ -398,8 +419,8 @@ class GrpcAttempts {
 
   /** Gives up on a stream that answered (grpc_intercept_errors): cancelled, a success for its peer. */
   #close(stream: ClientHttp2Stream, attempt: UpstreamAttempt, start: number): void {
-    stream.removeAllListeners('close');
-    stream.removeAllListeners('end');
+    // Its 'end' and 'close' listeners stay: node:http2 destroys a stream on its 'end', and the
+    // session pool counts the stream out on its 'close'.
     stream.removeAllListeners('data');
     stream.on('data', () => undefined);
     if (!stream.closed) stream.close(constants.NGHTTP2_CANCEL);

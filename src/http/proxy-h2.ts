@@ -170,6 +170,18 @@ class ProxyH2Attempts {
     }
     this.#stream = stream;
     this.#group.h2.track(session, stream);
+    // ngx_http_proxy_v2_process_frames(): a frame after END_STREAM that fails the response, which
+    // node:http2 does not report (upstream/h2-frame-watch.ts).
+    let late: string | undefined;
+    const unwatch = this.#group.h2.watchLateFrames(session, stream, (message) => {
+      late ??= message;
+    });
+    // A stream given up (next upstream, intercepted error, X-Accel-Redirect) is no failure to judge.
+    let abandoned = false;
+    const abandon = (): void => {
+      abandoned = true;
+      unwatch();
+    };
     if (this.#streaming) this.#streamBody(stream);
     else if (!endStream) stream.end(this.#body);
     let responded = false;
@@ -197,10 +209,10 @@ class ProxyH2Attempts {
         this.#state.headerMs = attempt.elapsedMs();
       }
       recordUpstreamHead(request, head);
-      if (this.#retryOnStatus(attempt, head, stream)) return;
+      if (this.#retryOnStatus(attempt, head, stream, abandon)) return;
       attempt.responded();
       if (proxy.interceptErrors && head.status >= 300 && proxy.errorPageFor(head.status)) {
-        this.#abandon(stream);
+        this.#abandon(stream, abandon);
         // ngx_http_upstream_intercept_errors(): a 401's WWW-Authenticate fields go with the error page.
         if (head.status === 401) carryFields(this.#ctx, head, 'www-authenticate');
         this.#record(attempt, 'ok', '');
@@ -209,7 +221,7 @@ class ProxyH2Attempts {
       }
       const accel = accelRedirectOf(this.#ctx, head);
       if (accel !== undefined) {
-        this.#abandon(stream);
+        this.#abandon(stream, abandon);
         this.#record(attempt, 'ok', '');
         this.#done = true;
         applyAccelLimitRate(this.#ctx, head);
@@ -230,10 +242,10 @@ class ProxyH2Attempts {
     const reset = (): boolean => stream.rstCode !== undefined && stream.rstCode !== constants.NGHTTP2_NO_ERROR;
     const flush = (): void => {
       flushing = false;
-      if (this.#done || streamError !== undefined || reset()) {
+      if (this.#done || streamError !== undefined || reset() || late !== undefined) {
         batch.length = 0;
         // Ended, then failed before the last of the body went out: 'close' has nothing left to judge.
-        if (ended && !this.#done) this.#failResponding(attempt, streamError, stream.rstCode);
+        if (ended && !this.#done) this.#failResponding(attempt, streamError, stream.rstCode, late);
         return;
       }
       const chunk = batch.length === 1 ? (batch[0] as Buffer) : Buffer.concat(batch);
@@ -245,7 +257,8 @@ class ProxyH2Attempts {
       if (this.#done || exchange.aborted) return;
       if (this.#state !== undefined) this.#state.responseLength += chunk.length;
       if (!this.#buffering) {
-        this.#write(chunk, stream);
+        // The watch walked the whole read first: what came with a late frame is not passed.
+        if (late === undefined) this.#write(chunk, stream);
         return;
       }
       batch.push(chunk);
@@ -255,7 +268,7 @@ class ProxyH2Attempts {
       }
     });
     stream.once('end', () => {
-      if (ended || streamError !== undefined || reset()) return;
+      if (ended || abandoned || streamError !== undefined || reset()) return;
       ended = true;
       if (this.#done) {
         attempt.finish('aborted');
@@ -267,11 +280,14 @@ class ProxyH2Attempts {
         return;
       }
       // The rest of the batch goes first; a reset arriving with it turns the end into a failure.
-      if (!flushing) this.#finish(attempt, trailers);
+      if (flushing) return;
+      if (late !== undefined) this.#failResponding(attempt, undefined, constants.NGHTTP2_NO_ERROR, late);
+      else this.#finish(attempt, trailers);
     });
     stream.once('close', () => {
       const code = stream.rstCode ?? constants.NGHTTP2_NO_ERROR;
-      if (ended) return;
+      unwatch();
+      if (ended || abandoned) return;
       ended = true;
       if (this.#done) {
         attempt.finish('aborted');
@@ -306,10 +322,13 @@ class ProxyH2Attempts {
   }
 
   /** The upstream failed after its response head: only the client's connection (an HTTP/2 client's stream) can be cut short. */
-  #failResponding(attempt: UpstreamAttempt, streamError: Error | undefined, code: number): void {
+  #failResponding(attempt: UpstreamAttempt, streamError: Error | undefined, code: number, late?: string): void {
     const kind = streamError !== undefined && timedOut(streamError) ? 'timeout' : 'error';
     this.#record(attempt, 'failed', kind, ' while reading upstream');
-    const message = streamError !== undefined ? describe(streamError, 'upstream') : `upstream reset stream with error ${code} while reading upstream`;
+    let message: string;
+    if (streamError !== undefined) message = describe(streamError, 'upstream');
+    else if (late !== undefined) message = `${late} while reading upstream`;
+    else message = `upstream reset stream with error ${code} while reading upstream`;
     this.#ctx.log.error(`${message}${where(this.#ctx, attempt.peer)}`, this.#ctx.conn.number);
     this.#done = true;
     this.#ctx.conn.protocol.destroy();
@@ -374,11 +393,11 @@ class ProxyH2Attempts {
   }
 
   /** proxy_next_upstream http_5xx and friends: a retry before anything reached the client. */
-  #retryOnStatus(attempt: UpstreamAttempt, head: ResponseHead, stream: ClientHttp2Stream): boolean {
+  #retryOnStatus(attempt: UpstreamAttempt, head: ResponseHead, stream: ClientHttp2Stream, abandon: () => void): boolean {
     const proxy = this.#ctx.proxy;
     const key = `http_${head.status}` as const;
     if (!proxy.nextUpstream.has(key as never) || !this.#mayRetry(true)) return false;
-    this.#abandon(stream);
+    this.#abandon(stream, abandon);
     this.#record(attempt, head.status >= 500 ? 'failed' : 'next', key, ' while reading response header from upstream');
     this.next();
     return true;
@@ -419,10 +438,13 @@ class ProxyH2Attempts {
     }
   }
 
-  /** Gives up a stream whose response is not passed on (next upstream, intercepted error). */
-  #abandon(stream: ClientHttp2Stream): void {
-    stream.removeAllListeners('close');
-    stream.removeAllListeners('end');
+  /**
+   * Gives up a stream whose response is not passed on (next upstream, intercepted error); `abandon`
+   * mutes its 'end' and 'close' listeners, which stay: node:http2 destroys a stream on its 'end',
+   * and the session pool counts the stream out on its 'close'.
+   */
+  #abandon(stream: ClientHttp2Stream, abandon: () => void): void {
+    abandon();
     stream.removeAllListeners('data');
     stream.removeAllListeners('trailers');
     stream.on('data', () => undefined);

@@ -5,10 +5,12 @@
  * or grpc_pass to a group without `keepalive`) carries one request and closes after it, as nginx
  * closes such a connection. A session that received GOAWAY or closed takes no new stream; the next
  * request opens a fresh one, while the streams the old one accepted finish on it. A session with
- * no stream closes after an idle timeout.
+ * no stream closes after an idle timeout. Each session reads its socket through an H2FrameWatch,
+ * which sees the frames nghttp2 drops for streams it closed (watchLateFrames()).
  */
 import { connect, constants, type ClientHttp2Session, type ClientHttp2Stream, type ClientSessionOptions } from 'node:http2';
 import type { Socket } from 'node:net';
+import { H2FrameWatch } from './h2-frame-watch.js';
 
 /** The default idle timeout of a session without streams: nginx's upstream `keepalive_timeout`. */
 export const DEFAULT_H2_IDLE_TIMEOUT_MS = 60_000;
@@ -22,6 +24,8 @@ export type SessionResult<F> = { readonly ok: true; readonly session: ClientHttp
 interface Entry {
   readonly session: ClientHttp2Session;
   readonly key: string;
+  /** What arrives on its socket, walked for frames nghttp2 drops (h2-frame-watch.ts). */
+  readonly watch: H2FrameWatch;
   readonly createdAt: number;
   /** Streams it has carried. */
   requests: number;
@@ -116,6 +120,28 @@ export class H2SessionPool<F = Error> {
     });
   }
 
+  /**
+   * Reports through `onLate`, in nginx's words, a frame that fails `stream`'s response after its
+   * END_STREAM (a RST_STREAM with an error code, a second one, a frame but WINDOW_UPDATE), which
+   * node:http2 never reports; the returned function stops watching, once the response is done.
+   */
+  watchLateFrames(session: ClientHttp2Session, stream: ClientHttp2Stream, onLate: (message: string) => void): () => void {
+    const entry = this.#entries.get(session);
+    if (entry === undefined) return () => undefined;
+    let unwatch: (() => void) | undefined;
+    let stopped = false;
+    const start = (): void => {
+      if (!stopped && stream.id !== undefined) unwatch = entry.watch.watch(stream.id, onLate);
+    };
+    // A stream gets its id once its HEADERS are submitted: at once on a connected session.
+    if (stream.id !== undefined) start();
+    else stream.once('ready', start);
+    return () => {
+      stopped = true;
+      unwatch?.();
+    };
+  }
+
   /** Closes every session gracefully (their streams finish first); no new one is kept. */
   close(): void {
     this.#closed = true;
@@ -129,10 +155,11 @@ export class H2SessionPool<F = Error> {
   #wrap(key: string, socket: Socket, exclusive = false): ClientHttp2Session {
     // nginx's connection preface (ngx_http_grpc_connection_start, ngx_http_proxy_v2_connection_start)
     // says HEADER_TABLE_SIZE 0: a peer's HPACK dynamic table size update above it is a compression error.
-    const options: ClientSessionOptions = { createConnection: () => socket, settings: { enablePush: false } };
+    const watch = new H2FrameWatch(socket);
+    const options: ClientSessionOptions = { createConnection: () => watch, settings: { enablePush: false } };
     const encrypted = (socket as { encrypted?: boolean }).encrypted === true;
     const session = connect(encrypted ? 'https://localhost' : 'http://localhost', options);
-    const entry: Entry = { session, key, createdAt: Date.now(), requests: 0, exclusive, used: false, spent: false, streams: 0, timer: undefined };
+    const entry: Entry = { session, key, watch, createdAt: Date.now(), requests: 0, exclusive, used: false, spent: false, streams: 0, timer: undefined };
     this.#entries.set(session, entry);
     session.on('error', () => undefined); // its streams fail with it; the session ends in 'close'
     const forget = (): void => {
