@@ -9,7 +9,7 @@ describe('diagnostics channels from the library', () => {
     const names = Object.values(diagnosticsChannels).map((typed) => typed.channel.name);
     assert.deepEqual(names, [
       'hitless:upstream:connect', 'hitless:upstream:connectError', 'hitless:upstream:finish',
-      'hitless:request:finish', 'hitless:reload', 'hitless:certificate:put', 'hitless:health:change',
+      'hitless:request:finish', 'hitless:reload', 'hitless:certificate:put', 'hitless:health:change', 'hitless:health:probe', 'hitless:tls:handshake',
     ]);
     for (const typed of Object.values(diagnosticsChannels)) assert.equal(typed.channel, channel(typed.channel.name));
     assert.equal(upstreamConnectChannel, diagnosticsChannels.upstreamConnect.channel);

@@ -427,7 +427,7 @@ http {
     }
   });
 
-  it('answers every request while the primary PHP-FPM master is killed and started again, from the backup pool meanwhile', async () => {
+  it('answers every request while the primary PHP-FPM master is stopped and started again, from the backup pool meanwhile', async () => {
     const { ports } = pair as NginxPair;
     const names = ['hitless', 'nginx'] as const;
     const served: Record<'hitless' | 'nginx', { status: number; body: string }[]> = { hitless: [], nginx: [] };
@@ -456,7 +456,10 @@ http {
     const primary = first as FpmMaster;
     try {
       await answered('first', 'the primary pool to answer');
-      await primary.stop();
+      // SIGQUIT, PHP-FPM's graceful stop (a restart's first half): its workers finish the requests
+      // they hold, and new ones are refused, so every request can be answered somewhere. SIGTERM
+      // ends workers mid-response, which no proxy can retry (nginx too then fails one now and then).
+      await primary.stop('SIGQUIT');
       await answered('second', 'the backup pool to answer while the primary is down');
       primary.start();
       await primary.ready();
