@@ -732,10 +732,11 @@ export class H1Exchange implements HttpExchange {
       }
       return ok;
     }
-    // The head, the pieces written in this tick and a chunked body's end leave in one writev, as
+    // A chunked body's head, the pieces written in this tick and its end leave in one writev, as
     // Node's http.OutgoingMessage corks its socket until the next tick: a FastCGI response whose
-    // STDOUT and END_REQUEST come in one read is then one segment to the client, not three.
-    if (!this.#corked) {
+    // STDOUT and END_REQUEST come in one read is then one segment to the client, not three. (A
+    // Content-Length body's first piece already goes in one string with the head.)
+    if (this.#framing === 'chunked' && !this.#corked) {
       this.#corked = true;
       socket.cork();
       process.nextTick(uncorkExchange, this);
