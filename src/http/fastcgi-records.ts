@@ -47,15 +47,72 @@ export function beginRequest(keepConn: boolean): Buffer {
   return encodeRecord(RecordType.BeginRequest, body);
 }
 
-/** The PARAMS stream: name-value pairs (lengths of 1 byte below 128, else 4 with the top bit set), then the empty record that ends it. */
+/**
+ * The PARAMS stream: name-value pairs (lengths of 1 byte below 128, else 4 with the top bit set),
+ * in records of at most 32 KiB, then the empty record that ends it; all in one buffer, written
+ * in place (names and values are byte strings: one latin1 character is one byte).
+ */
 export function paramsRecords(params: readonly (readonly [name: string, value: string])[]): Buffer[] {
-  const pairs: Buffer[] = [];
+  let size = 0;
+  for (const [name, value] of params) size += lengthSize(name.length) + lengthSize(value.length) + name.length + value.length;
+  const records = Math.ceil(size / MAX_CONTENT);
+  const padding = (8 - (size % MAX_CONTENT % 8)) % 8;
+  const out = Buffer.allocUnsafe(size + records * 8 + padding + 8);
+  // The pairs first, where their records' content goes; the headers are put in front of each piece after.
+  let at = size === 0 ? 0 : 8;
+  let inRecord = 0;
+  const put = (byte: number): void => {
+    if (inRecord === MAX_CONTENT) {
+      at += 8;
+      inRecord = 0;
+    }
+    out[at++] = byte;
+    inRecord++;
+  };
+  const putLength = (length: number): void => {
+    if (length < 128) put(length);
+    else for (const shift of [24, 16, 8, 0]) put(((shift === 24 ? length | 0x80000000 : length) >>> shift) & 0xff);
+  };
+  const putText = (text: string): void => {
+    let from = 0;
+    while (from < text.length) {
+      if (inRecord === MAX_CONTENT) {
+        at += 8;
+        inRecord = 0;
+      }
+      const take = Math.min(text.length - from, MAX_CONTENT - inRecord);
+      out.write(text.slice(from, from + take), at, 'latin1');
+      at += take;
+      inRecord += take;
+      from += take;
+    }
+  };
   for (const [name, value] of params) {
-    const key = Buffer.from(name, 'latin1');
-    const val = Buffer.from(value, 'latin1');
-    pairs.push(lengthOf(key.length), lengthOf(val.length), key, val);
+    putLength(name.length);
+    putLength(value.length);
+    putText(name);
+    putText(value);
   }
-  return [...chunked(RecordType.Params, Buffer.concat(pairs)), encodeRecord(RecordType.Params, Buffer.alloc(0))];
+  for (let record = 0; record < records; record++) {
+    const content = record < records - 1 ? MAX_CONTENT : size - MAX_CONTENT * (records - 1);
+    writeHeader(out, record * (MAX_CONTENT + 8), RecordType.Params, content, record < records - 1 ? 0 : padding);
+  }
+  out.fill(0, at, at + padding);
+  writeHeader(out, at + padding, RecordType.Params, 0, 0);
+  return [out];
+}
+
+function lengthSize(length: number): number {
+  return length < 128 ? 1 : 4;
+}
+
+function writeHeader(out: Buffer, at: number, type: RecordType, length: number, padding: number): void {
+  out[at] = 1;
+  out[at + 1] = type;
+  out.writeUInt16BE(REQUEST_ID, at + 2);
+  out.writeUInt16BE(length, at + 4);
+  out[at + 6] = padding;
+  out[at + 7] = 0;
 }
 
 /** Body bytes as STDIN records (an empty buffer gives none: the end of the stream is {@link stdinEnd}). */
@@ -71,13 +128,6 @@ export function stdinEnd(): Buffer {
 function chunked(type: RecordType, data: Buffer): Buffer[] {
   const out: Buffer[] = [];
   for (let at = 0; at < data.length; at += MAX_CONTENT) out.push(encodeRecord(type, data.subarray(at, Math.min(at + MAX_CONTENT, data.length))));
-  return out;
-}
-
-function lengthOf(length: number): Buffer {
-  if (length < 128) return Buffer.from([length]);
-  const out = Buffer.alloc(4);
-  out.writeUInt32BE((length | 0x80000000) >>> 0);
   return out;
 }
 

@@ -67,6 +67,17 @@ describe('fastcgi: records', () => {
     assert.equal(sent.length % 8, 0);
   });
 
+  it('splits PARAMS longer than 32 KiB into records, a pair across two, padding only the last', () => {
+    const long = 'v'.repeat(40_000);
+    const sent = Buffer.concat(paramsRecords([['SHORT', 'x'], ['LONG', long], ['AFTER', 'y'.repeat(130)]]));
+    const records = readRecords(sent);
+    assert.deepEqual(records.map((r) => [r.type, r.content.length]), [[4, 32_768], [4, 7_389], [4, 0]]);
+    assert.deepEqual([...params(Buffer.concat(records.map((r) => r.content)))], [['SHORT', 'x'], ['LONG', long], ['AFTER', 'y'.repeat(130)]]);
+    assert.equal(sent[6], 0, 'no padding on a full record');
+    assert.equal(sent[8 + 32_768 + 6], 3, 'the last one padded to 8 bytes');
+    assert.equal(sent.length % 8, 0);
+  });
+
   it('reads STDOUT, STDERR and END_REQUEST split at every byte', () => {
     const wire = Buffer.concat([record(6, 'Status: 200\r\n\r\nhello', 3), record(7, 'warn\n'), record(6, ''), END]);
     const seen: string[] = [];
