@@ -15,14 +15,16 @@
 import { Duplex } from 'node:stream';
 import type { Socket } from 'node:net';
 
-const DATA = 0x0;
-const HEADERS = 0x1;
-const RST_STREAM = 0x3;
-const PUSH_PROMISE = 0x5;
-const WINDOW_UPDATE = 0x8;
-const CONTINUATION = 0x9;
-const END_STREAM = 0x1;
-const END_HEADERS = 0x4;
+import { FrameFlag, FrameType } from '../core/h2-frames.js';
+
+const DATA = FrameType.Data;
+const HEADERS = FrameType.Headers;
+const RST_STREAM = FrameType.RstStream;
+const PUSH_PROMISE = FrameType.PushPromise;
+const WINDOW_UPDATE = FrameType.WindowUpdate;
+const CONTINUATION = FrameType.Continuation;
+const END_STREAM = FrameFlag.EndStream;
+const END_HEADERS = FrameFlag.EndHeaders;
 
 /** A watched stream's state, as ngx_http_proxy_v2_ctx_t keeps `done` and `rst`. */
 interface Watched {

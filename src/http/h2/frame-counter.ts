@@ -9,13 +9,13 @@
  * except the pad length of a padded HEADERS frame.
  */
 
-/** Frame types and flags (RFC 9113 sections 6.2 and 6.10). */
-const HEADERS = 0x1;
-const CONTINUATION = 0x9;
-const END_HEADERS = 0x4;
-const PADDED = 0x8;
-const PRIORITY = 0x20;
-const FRAME_HEADER_SIZE = 9;
+import { FRAME_HEADER_SIZE, FrameFlag, FrameType } from '../../core/h2-frames.js';
+
+const HEADERS = FrameType.Headers;
+const CONTINUATION = FrameType.Continuation;
+const END_HEADERS = FrameFlag.EndHeaders;
+const PADDED = FrameFlag.Padded;
+const PRIORITY = FrameFlag.Priority;
 
 /** Scans the frames a client sends (after the preface) and keeps the header block size of each new stream until it is taken. */
 export class FrameCounter {
