@@ -11,25 +11,13 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { startPair, type NginxPair } from './helpers/nginx-pair.js';
+import { readToClose } from './helpers/side-by-side.js';
 
 const STREAM_MODULE = '/usr/lib/nginx/modules/ngx_stream_module.so';
 
-/** Connects to 127.0.0.1:`port` and resolves with everything the server sent before it closed (at most 5 s). */
+/** Everything 127.0.0.1:`port` sends before it closes. */
 function read(port: number): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const socket = connect({ port, host: '127.0.0.1' });
-    let got = '';
-    const timer = setTimeout(() => {
-      socket.destroy();
-      reject(new Error(`no close within 5 s (got "${got}")`));
-    }, 5000);
-    socket.on('data', (chunk: Buffer) => (got += chunk.toString('latin1')));
-    socket.on('error', () => undefined);
-    socket.on('close', () => {
-      clearTimeout(timer);
-      resolve(got);
-    });
-  });
+  return readToClose(() => connect({ port, host: '127.0.0.1' }));
 }
 
 describe('stream allow/deny, geo, split_clients and set: hitless and nginx side by side', () => {

@@ -8,35 +8,21 @@
  * listens on are refused with nginx's messages and statuses.
  */
 import assert from 'node:assert/strict';
-import { connect } from 'node:net';
+import { connect, type Socket } from 'node:net';
 import { readFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect as tlsConnect } from 'node:tls';
 import { after, before, describe, it } from 'node:test';
 import { freePort } from '../deploy/helpers/nginx.js';
-import { startHitlessIn } from './helpers/side-by-side.js';
+import { readToClose, startHitlessIn } from './helpers/side-by-side.js';
 import { waitFor } from './helpers/masters.js';
 
 const TLS = new URL('../../../test/fixtures/tls/', import.meta.url).pathname;
 
-/** Sends one HTTP/1.0 request on `socket`-to-be and resolves with all that came back before the close (at most 5 s). */
-function exchange(open: () => import('node:net').Socket): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const socket = open();
-    let got = '';
-    const timer = setTimeout(() => {
-      socket.destroy();
-      reject(new Error(`no close within 5 s (got "${got}")`));
-    }, 5000);
-    socket.on('data', (chunk: Buffer) => (got += chunk.toString('latin1')));
-    socket.on('error', () => undefined);
-    socket.on('close', () => {
-      clearTimeout(timer);
-      resolve(got);
-    });
-    socket.write('GET / HTTP/1.0\r\nHost: localhost\r\n\r\n');
-  });
+/** One HTTP/1.0 request on a connection `open` makes, and all that came back before the close. */
+function exchange(open: () => Socket): Promise<string> {
+  return readToClose(open, 'GET / HTTP/1.0\r\nHost: localhost\r\n\r\n');
 }
 
 describe('stream pass', () => {

@@ -8,7 +8,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { cpSync, readFileSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
-import { createConnection } from 'node:net';
+import { createConnection, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { HITLESS_BIN } from '../../helpers/bin.js';
 
@@ -165,4 +165,26 @@ export function pick(response: Response, headers: readonly string[], body: boole
   for (const name of headers) picked[name] = response.headers[name];
   if (body) picked['body'] = response.body.toString('latin1');
   return picked;
+}
+
+/**
+ * Opens a connection with `open`, writes `send` (if any), and resolves with everything the server
+ * sent before it closed (latin1; at most 5 s).
+ */
+export function readToClose(open: () => Socket, send?: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = open();
+    let got = '';
+    const timer = setTimeout(() => {
+      socket.destroy();
+      reject(new Error(`no close within 5 s (got "${got}")`));
+    }, 5000);
+    socket.on('data', (chunk: Buffer) => (got += chunk.toString('latin1')));
+    socket.on('error', () => undefined);
+    socket.on('close', () => {
+      clearTimeout(timer);
+      resolve(got);
+    });
+    if (send !== undefined) socket.write(send);
+  });
 }
