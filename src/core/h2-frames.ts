@@ -18,10 +18,12 @@ export const enum FrameType {
   Continuation = 0x9,
 }
 
-/** Frame flags (the same bit means ACK on SETTINGS and END_STREAM on DATA and HEADERS). */
+/** SETTINGS's ACK flag: the bit that is END_STREAM on DATA and HEADERS. */
+export const ACK = 0x1;
+
+/** Frame flags of DATA and HEADERS. */
 export const enum FrameFlag {
   EndStream = 0x1,
-  Ack = 0x1,
   EndHeaders = 0x4,
   Padded = 0x8,
   Priority = 0x20,

@@ -5,7 +5,7 @@
  * byte that differs hands it to HTTP/1. The Upgrade: h2c dance (RFC 7540 section 3.2) is not
  * offered, as nginx does not offer it.
  */
-import { FRAME_HEADER_SIZE, FrameFlag, FrameType } from '../../core/h2-frames.js';
+import { ACK, FRAME_HEADER_SIZE, FrameType } from '../../core/h2-frames.js';
 import { Duplex } from 'node:stream';
 import type { Socket } from 'node:net';
 import { PendingConnection } from '../pending-connection.js';
@@ -94,7 +94,7 @@ const EMPTY_SETTINGS = Buffer.from([0, 0, 0, 0x4, 0, 0, 0, 0, 0]);
 
 /** True when `head` (a frame header at least) is a SETTINGS frame that is not an ACK. */
 function isSettings(head: Buffer): boolean {
-  return head[3] === FrameType.Settings && ((head[4] as number) & FrameFlag.Ack) === 0;
+  return head[3] === FrameType.Settings && ((head[4] as number) & ACK) === 0;
 }
 
 /** See {@link FirstFrameShim}'s `#outgoing`. */
@@ -203,7 +203,7 @@ export class FirstFrameShim extends Duplex {
         return bytes.subarray(0, at);
       }
       const length = bytes.readUIntBE(at, 3);
-      if (walk.owed === true && bytes[at + 3] === FrameType.Settings && ((bytes[at + 4] as number) & FrameFlag.Ack) !== 0 && length === 0) {
+      if (walk.owed === true && bytes[at + 3] === FrameType.Settings && ((bytes[at + 4] as number) & ACK) !== 0 && length === 0) {
         this.#outgoing = undefined;
         return Buffer.concat([bytes.subarray(0, at), bytes.subarray(at + FRAME_HEADER_SIZE)]);
       }
