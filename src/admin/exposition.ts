@@ -52,7 +52,7 @@ export function renderExposition(input: ExpositionInput, format: ExpositionForma
       const le = bound === undefined ? '+Inf' : format === 'openmetrics' ? openMetricsFloat(bound) : String(bound);
       push(family, `${family}_bucket{${labels === '' ? '' : `${labels},`}le="${le}"} ${cumulative}`);
     });
-    push(family, `${family}_sum${braces(labels)} ${number(sum)}`);
+    push(family, `${family}_sum${braces(labels)} ${number(sum / 1_000_000)}`);
     push(family, `${family}_count${braces(labels)} ${count}`);
   }
   let text = '';

@@ -8,8 +8,13 @@ import type { MetricFamily } from './metric-families.js';
 /** One counter series: family name, rendered labels (`server="a",code="2xx"`), value. */
 export type CounterSample = readonly [family: string, labels: string, value: number];
 
-/** One histogram series: family, labels, the count in each bucket (not cumulative; the last is +Inf), sum, count. */
-export type HistogramSample = readonly [family: string, labels: string, buckets: readonly number[], sum: number, count: number];
+/**
+ * One histogram series: family, labels, the count in each bucket (not cumulative; the last is
+ * +Inf), the sum in whole microseconds, count. The sum is an integer so that adding the same
+ * observations in another order (workers, the retired total) gives the same number: a float sum
+ * can come out a rounding error lower, a counter going back.
+ */
+export type HistogramSample = readonly [family: string, labels: string, buckets: readonly number[], sumMicros: number, count: number];
 
 /** One gauge series: family, labels, value. Gauges are read at scrape time, never kept. */
 export type GaugeSample = readonly [family: string, labels: string, value: number];
@@ -52,7 +57,7 @@ export class MetricCounters {
     let i = 0;
     while (i < bounds.length && value > (bounds[i] as number)) i++;
     histogram.buckets[i] = (histogram.buckets[i] ?? 0) + 1;
-    histogram.sum += value;
+    histogram.sum += Math.round(value * 1_000_000);
     histogram.count++;
     this.#version++;
   }

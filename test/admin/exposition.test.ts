@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { formatOfAccept, renderExposition } from '../../src/admin/exposition.js';
 import { METRIC_FAMILIES as F } from '../../src/admin/metric-families.js';
-import { labelText, MetricCounters, sumSnapshots } from '../../src/admin/metric-counters.js';
+import { labelText, MetricCounters, sumSnapshots, type MetricsSnapshot } from '../../src/admin/metric-counters.js';
 
 describe('metrics exposition', () => {
   it('picks OpenMetrics only when Accept names it with a q above 0', () => {
@@ -62,7 +62,20 @@ describe('metrics exposition', () => {
     assert.deepEqual(sum.counters, [['hitless_http_requests', 'code="2xx"', 7], ['hitless_http_requests', 'code="4xx"', 1]]);
     const [histogram] = sum.histograms;
     assert.equal(histogram?.[4], 2);
+    assert.equal(histogram?.[3], 510_000, 'the sum in whole microseconds');
     assert.deepEqual(histogram?.[2], [0, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0]);
+  });
+
+  it('sums a histogram to the same value whatever the order of the snapshots (no float rounding)', () => {
+    const parts = [0.001, 0.03, 0.036].map((value) => {
+      const counters = new MetricCounters();
+      counters.observe(F.httpRequestDuration, '', value);
+      return counters.snapshot();
+    });
+    const sums = [[0, 1, 2], [2, 1, 0], [1, 0, 2]].map((order) => sumSnapshots(order.map((i) => parts[i] as MetricsSnapshot)).histograms[0]?.[3]);
+    assert.deepEqual(sums, [67_000, 67_000, 67_000]);
+    const text = renderExposition({ snapshot: sumSnapshots(parts), gauges: [] }, 'prometheus');
+    assert.match(text, /hitless_http_request_duration_seconds_sum 0\.067\n/);
   });
 
   it('counts nothing for a negative or zero amount: a counter never goes down', () => {
