@@ -4,6 +4,7 @@
  * certificate in its default server, unless the handshake is rejected), and the certificate loads of
  * `ngx_http_ssl_merge_srv_conf()`, with nginx's messages.
  */
+import { statSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
 import { parseNumber, parseSize, parseTime } from '../core/parse.js';
 import { isConstantTemplate, parseTemplate, TemplateSyntaxError, type Template } from '../core/variables.js';
@@ -73,6 +74,15 @@ declare module '../conf/registry.js' {
 }
 
 /** `ngx_conf_full_name(cf->cycle, &file, 1)`: relative paths are relative to the configuration's directory. */
+/** A file's size in bytes, undefined when it cannot be read (the load reports that with nginx's message). */
+function fileSize(path: string): number | undefined {
+  try {
+    return statSync(path).size;
+  } catch {
+    return undefined;
+  }
+}
+
 function parseTlsFile(args: readonly string[], ctx: DirectiveContext, previous: readonly TlsFile[] | undefined): readonly TlsFile[] {
   const [written = ''] = args;
   // nginx reads ssl_client_certificate and the others as plain file names, $ included.
@@ -299,7 +309,13 @@ export const sslDirectives: ConfModule = {
       summary: 'A file of 48 or 80 random bytes that encrypts session tickets instead of the master\'s or the zone\'s key, never rotated; with several, the first encrypts and every one decrypts (a ticket under another is renewed). A 48-byte key is used as nginx uses it; of an 80-byte key\'s AES-256 key 16 bytes encrypt (AES-128, as Node\'s ticket callback takes). Relative to the configuration\'s directory.',
       defaultText: '—',
       default: () => [],
-      parse: parseTlsFile,
+      parse: (args, ctx, previous) => {
+        const files = parseTlsFile(args, ctx, previous);
+        const file = files[files.length - 1];
+        // nginx encrypts with AES-256-CBC under an 80-byte key; Node's ticket callback takes AES-128-CBC only.
+        if (file !== undefined && fileSize(file.path) === 80) ctx.warn(`"ssl_session_ticket_key" "${file.written}" is an 80-byte key: hitless encrypts tickets with AES-128-CBC under the first 16 bytes of its AES-256 key (Node's ticket key callback has no AES-256), where nginx uses AES-256-CBC`);
+        return files;
+      },
     }),
     defineDirective({
       kind: 'value',

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { localServingState, type ServingState } from '../../src/http/serving-state.js';
 import { createTicketKey, readTicketKeyFile } from '../../src/tls/ticket-keys.js';
-import { errorOf, serve, type Served } from '../http/helpers.js';
+import { errorOf, load, serve, type Served } from '../http/helpers.js';
 import { fixture, getWithSession } from './session-client.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'hitless-tickets-'));
@@ -45,6 +45,12 @@ describe('ssl_session_ticket_key files', () => {
   it('reads an 80-byte file as nginx (name, 32-byte HMAC, AES-256), of whose AES key the first 16 bytes encrypt', () => {
     const key = readTicketKeyFile({ written: '80.key', path: join(dir, '80.key') });
     assert.deepEqual(key, { name: bytes(16), hmac: bytes(32, 16), aes: bytes(16, 48) });
+  });
+
+  it('warns at -t that an 80-byte key encrypts with AES-128, not AES-256; a 48-byte key draws no warning', () => {
+    const warnings = (file: string): string[] => load(conf(join(dir, file))).warnings.map((warning) => warning.message);
+    assert.ok(warnings('80.key').some((message) => message.includes('is an 80-byte key: hitless encrypts tickets with AES-128-CBC')), warnings('80.key').join('\n'));
+    assert.ok(!warnings('48.key').some((message) => message.includes('ssl_session_ticket_key')));
   });
 
   it('refuses a file of another size, and a missing file, as nginx does', () => {
