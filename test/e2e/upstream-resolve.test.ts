@@ -104,6 +104,9 @@ http {
     await prefix.waitForLog('example.net could not be resolved (3: Host not found)');
     dns.answers.set('example.net A', { a: ['127.0.0.1'] });
     await until('/name', `127.0.0.1:${backend?.port}`);
+    // The SRV record's target is example.net too: its group emptied with the NXDOMAIN and
+    // comes back on its own timer, which the next test's reload must not race.
+    await until('/service', `127.0.0.1:${backend?.port}`);
   });
 
   it('starts the workers of a reload from the last answer while the DNS server fails', async () => {
