@@ -91,9 +91,10 @@ async function startWorker(table?: AcmeChallengeTable): Promise<WorkerProcess> {
 }
 
 /** One TLS handshake: the certificate, the ALPN protocol, or the error. */
-function handshake(servername: string, alpn: string[]): Promise<{ cert: X509Certificate; alpn: string | false | null; closed: Promise<void> } | { error: string }> {
+function handshake(servername: string | undefined, alpn: string[]): Promise<{ cert: X509Certificate; alpn: string | false | null; closed: Promise<void> } | { error: string }> {
   return new Promise((resolve) => {
-    const socket = tls.connect({ host: '127.0.0.1', port: tlsPort, servername, ALPNProtocols: alpn, rejectUnauthorized: false, timeout: 5_000 });
+    // Node sends no SNI to an IP address unless told a name.
+    const socket = tls.connect({ host: '127.0.0.1', port: tlsPort, ...(servername === undefined ? {} : { servername }), ALPNProtocols: alpn, rejectUnauthorized: false, timeout: 5_000 });
     const closed = new Promise<void>((done) => socket.once('close', () => done()));
     socket.once('secureConnect', () => {
       const peer = socket.getPeerX509Certificate();
@@ -187,6 +188,8 @@ test('ssl_certificate $acme_certificate: handshakes fail with an [error] until t
   assert.ok(worker !== undefined);
   const before = await handshake('example.test', ['http/1.1']);
   assert.ok('error' in before, JSON.stringify(before));
+  const beforeNoSni = await handshake(undefined, ['http/1.1']);
+  assert.ok('error' in beforeNoSni, JSON.stringify(beforeNoSni));
   const log = readFileSync(join(dir.path, 'logs/error.log'), 'utf8');
   assert.match(log, /\[error\] .*cannot load certificate "\$acme_certificate": no certificate for "example\.test" has been issued yet while SSL handshaking/);
   const pair = await createSelfSigned(['example.test']);
@@ -194,6 +197,10 @@ test('ssl_certificate $acme_certificate: handshakes fail with an [error] until t
   const served = await handshake('example.test', ['http/1.1']);
   assert.ok('cert' in served, JSON.stringify(served));
   assert.equal(served.cert.fingerprint256, new X509Certificate(pair.cert).fingerprint256);
+  // Without SNI too: nginx-acme's variables do not depend on the name.
+  const noSni = await handshake(undefined, ['http/1.1']);
+  assert.ok('cert' in noSni, JSON.stringify(noSni));
+  assert.equal(noSni.cert.fingerprint256, new X509Certificate(pair.cert).fingerprint256);
   // http-01 is answered on the ssl server too, before its location.
   worker.acmeChallenges({ http: { [TOKEN]: KEY_AUTHORIZATION }, tlsAlpn: {} });
   const body = await waitFor('the token over TLS', () => httpsBody(`/.well-known/acme-challenge/${TOKEN}`));
