@@ -114,6 +114,11 @@ describe('acme_issuer', () => {
     assert.ok(warnings.some((w) => /^acme_issuer: "resolver" is not configured \(/.test(w)), warnings.join('\n'));
     assert.ok(warnings.some((w) => /^"preferred_chain" has no effect in hitless/.test(w)), warnings.join('\n'));
     assert.ok(warnings.some((w) => /^"profile" has no effect in hitless/.test(w)), warnings.join('\n'));
+    // hitless's request always names the first DNS name as Subject CN: `off` cannot be honoured.
+    const cn = (value: string): string[] => load(http(`acme_issuer example { uri https://localhost/dir; common_name_in_csr ${value}; }`, undefined, 'resolver 127.0.0.1;')).warnings.map((warning) => warning.message);
+    assert.deepEqual(cn('on'), []);
+    assert.match(cn('off').join('\n'), /^"common_name_in_csr off" has no effect in hitless \(.*\) in \/x\.conf:2$/);
+    assert.equal(acmeSettingsOf(load(http('acme_issuer example { uri https://localhost/dir; common_name_in_csr on; }'))).issuers[0]?.commonNameInCsr, true);
     const quiet = load(http(ISSUER, undefined, 'resolver 127.0.0.1;'));
     assert.deepEqual(quiet.warnings.map((warning) => warning.message), []);
   });
