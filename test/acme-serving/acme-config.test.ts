@@ -61,6 +61,7 @@ describe('acme_issuer', () => {
       commonNameInCsr: false,
       preferredChain: undefined,
       profile: undefined,
+      resolver: undefined,
       where: '/x.conf:2',
     });
     assert.equal(example?.externalAccountKey?.kid, 'kid-1');
@@ -119,7 +120,9 @@ describe('acme_issuer', () => {
     assert.deepEqual(cn('on'), []);
     assert.match(cn('off').join('\n'), /^"common_name_in_csr off" has no effect in hitless \(.*\) in \/x\.conf:2$/);
     assert.equal(acmeSettingsOf(load(http('acme_issuer example { uri https://localhost/dir; common_name_in_csr on; }'))).issuers[0]?.commonNameInCsr, true);
-    const quiet = load(http(ISSUER, undefined, 'resolver 127.0.0.1;'));
+    const quiet = load(http(ISSUER, undefined, 'resolver 127.0.0.1:5353 ipv6=off; resolver_timeout 5s;'));
+    // nginx-acme resolves the ACME server with the http block's resolver: the manager gets it.
+    assert.deepEqual(acmeSettingsOf(quiet).issuers[0]?.resolver, { servers: [{ host: '127.0.0.1', port: 5353 }], timeoutMs: 5_000, ipv4: true, ipv6: false });
     assert.deepEqual(quiet.warnings.map((warning) => warning.message), []);
   });
 
