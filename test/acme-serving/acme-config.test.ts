@@ -180,5 +180,7 @@ describe('acme_certificate', () => {
     const mixed = http(ISSUER).replace('ssl_certificate_key $acme_certificate_key;', 'ssl_certificate_key /etc/key.pem;');
     assert.match(errorOf(mixed), /^"ssl_certificate \$acme_certificate" must be the only "ssl_certificate" of its server/);
     assert.match(errorOf(http(ISSUER, 'server_name example.test; acme_certificate example; location / { return 200 $acme_certificate; }')), /^unknown "acme_certificate" variable/);
+    const stapled = load(http(ISSUER, 'server_name example.test; acme_certificate example; ssl_stapling on;', 'resolver 127.0.0.1;'));
+    assert.ok(stapled.warnings.some((warning) => warning.message.startsWith('"ssl_stapling" has no effect with an "ssl_certificate" with variables')));
   });
 });
