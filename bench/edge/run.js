@@ -8,6 +8,7 @@
 import { spawnSync } from 'node:child_process';
 import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { clockTicks, cpuTicks } from '../lib/cpu.js';
@@ -93,6 +94,23 @@ function makeCertificate(dir) {
 /** VmRSS of a server's processes, master and workers, in KiB. */
 const rssKiB = (/** @type {number} */ pid) => treeRss(pid).reduce((sum, p) => sum + p.rssKiB, 0);
 
+/**
+ * The RSS once it has settled: a Node server's heap grows while it takes connections and gives
+ * some back at its next garbage collections, so RSS is read every second until two reads in a row
+ * differ by less than 1%, for 15 s at most.
+ * @param {number} pid
+ */
+async function settledRssKiB(pid) {
+  let previous = rssKiB(pid);
+  for (let i = 0; i < 15; i++) {
+    await sleep(1000);
+    const current = rssKiB(pid);
+    if (Math.abs(current - previous) < previous * 0.01) return current;
+    previous = current;
+  }
+  return previous;
+}
+
 async function main() {
   const options = parseOptions();
   if (options.help) {
@@ -167,10 +185,11 @@ async function main() {
         const beforeKiB = rssKiB(target.pid);
         try {
           const clients = await openIdleConnections(group, /** @type {number} */ (target.ports.https), options.idleConnections, withLimits);
-          const afterKiB = rssKiB(target.pid);
+          const atOnceKiB = rssKiB(target.pid);
+          const afterKiB = await settledRssKiB(target.pid);
           await group.stop(clients);
           results.growth.set(target.server.name, { beforeKiB, afterKiB });
-          log(`${target.server.name}: RSS ${(beforeKiB / 1024).toFixed(0)} MiB idle, ${(afterKiB / 1024).toFixed(0)} MiB with ${options.idleConnections} idle TLS connections`);
+          log(`${target.server.name}: RSS ${(beforeKiB / 1024).toFixed(0)} MiB idle, ${(atOnceKiB / 1024).toFixed(0)} MiB once ${options.idleConnections} idle TLS connections are established, ${(afterKiB / 1024).toFixed(0)} MiB settled`);
         } catch (err) {
           log(`${target.server.name}: memory figure failed, ${messageOf(err)}`);
         }
