@@ -60,11 +60,14 @@ export function formatReport({ results, versions, options, machine, date, comman
     ...rows.map((row) => `| ${row.join(' | ')} |`),
   ].join('\n');
   const servers = ['hitless', 'nginx', 'node:https', 'node:http2'];
+  const cpuUs = (/** @type {string} */ name, /** @type {string} */ server) => figure(name, server)?.cpuUs;
   const cpuRows = /** @type {const} */ (['keepalive', 'handshake', 'h2']).map((name) => {
     const label = { keepalive: 'HTTPS keep-alive', handshake: 'full TLS handshake', h2: 'HTTP/2 over TLS' }[name];
-    return `| ${label} | ${servers.map((s) => (figure(name, s) === undefined ? '—' : `${figure(name, s).cpuUs.toFixed(0)}`)).join(' | ')} |`;
+    const node = name === 'h2' ? 'node:http2' : 'node:https';
+    const cells = servers.map((s) => (cpuUs(name, s) === undefined ? '—' : `${cpuUs(name, s).toFixed(0)}`));
+    return `| ${label} | ${cells.join(' | ')} | ${fmt.ratio(cpuUs(name, 'hitless'), cpuUs(name, 'nginx'))} | ${fmt.ratio(cpuUs(name, 'hitless'), cpuUs(name, node))} |`;
   });
-  const cpuTable = ['| CPU µs per request (master + worker) | hitless | nginx | node:https | node:http2 |', '|---|--:|--:|--:|--:|', ...cpuRows].join('\n');
+  const cpuTable = ['| CPU µs per request (master + worker) | hitless | nginx | node:https | node:http2 | hitless / nginx | hitless / plain Node |', '|---|--:|--:|--:|--:|--:|--:|', ...cpuRows].join('\n');
   const errors = /** @type {const} */ (['keepalive', 'handshake', 'h2'])
     .flatMap((name) => servers.filter((s) => (figure(name, s)?.errors ?? 0) > 0).map((s) => `${s} ${name}: ${figure(name, s).errors}`));
   const missing = [...results.missing].map(([name, why]) => `${name} ${why}`);

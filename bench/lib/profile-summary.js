@@ -42,10 +42,12 @@ function ownerOf(module) {
 }
 
 /**
- * @param {{ nodes: { id: number, children?: number[], callFrame: { functionName: string, url: string, lineNumber: number } }[], samples: number[], timeDeltas: number[] }} profile
+ * @param {{ nodes: { id: number, children?: number[], callFrame: { functionName: string, url: string, lineNumber: number } }[], startTime: number, samples: number[], timeDeltas: number[] }} profile
+ * @param {{ fromUs: number, toUs: number }} [window] only the samples taken in this window, in µs
+ *   of CLOCK_MONOTONIC (process.hrtime, the clock of the profile's timestamps); default all
  * @returns {ProfileSummary}
  */
-export function summarizeProfile(profile) {
+export function summarizeProfile(profile, window) {
   const byId = new Map(profile.nodes.map((node) => [node.id, node]));
   /** @type {Map<number, number>} */
   const parentOf = new Map();
@@ -57,7 +59,12 @@ export function summarizeProfile(profile) {
   };
   /** @type {Map<number, number>} */
   const selfUs = new Map();
-  profile.samples.forEach((id, i) => selfUs.set(id, (selfUs.get(id) ?? 0) + (profile.timeDeltas[i] ?? 0)));
+  let at = profile.startTime;
+  profile.samples.forEach((id, i) => {
+    at += profile.timeDeltas[i] ?? 0;
+    if (window !== undefined && (at < window.fromUs || at > window.toUs)) return;
+    selfUs.set(id, (selfUs.get(id) ?? 0) + (profile.timeDeltas[i] ?? 0));
+  });
   /** @type {Map<string, number>} */
   const modules = new Map();
   /** @type {Map<string, number>} */
