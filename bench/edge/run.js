@@ -142,13 +142,14 @@ async function main() {
     /** @type {Map<string, { withoutRps: number, withRps: number, withoutErrors: number, withErrors: number, reloads: number }>} */
     reload: new Map(),
     otherLoad: { percent: 0, top: /** @type {string[]} */ ([]) },
-    /** @type {Map<string, { fromUs: number, toUs: number }>} when each server's measured runs were, for its profile */
+    /** @type {Map<string, { fromUs: number, toUs: number, requests: number }>} when each server's measured runs were, for its profile */
     measuredWindow: new Map(),
   };
-  /** @param {string} name @param {number} fromUs */
-  const noteWindow = (name, fromUs) => {
-    const window = results.measuredWindow.get(name) ?? { fromUs, toUs: 0 };
+  /** @param {string} name @param {number} fromUs @param {number} requests */
+  const noteWindow = (name, fromUs, requests) => {
+    const window = results.measuredWindow.get(name) ?? { fromUs, toUs: 0, requests: 0 };
     window.toUs = Number(process.hrtime.bigint() / 1000n);
+    window.requests += requests;
     results.measuredWindow.set(name, window);
   };
   const nowUs = () => Number(process.hrtime.bigint() / 1000n);
@@ -229,7 +230,7 @@ async function main() {
           sampler.start();
           try {
             const result = await runOnce(target, options.seconds);
-            noteWindow(target.server.name, startUs);
+            noteWindow(target.server.name, startUs, result.requests);
             entry.ticks += cpuTicks(target.pid) - before;
             entry.requests += result.requests;
             entry.runs.push({ rps: result.requestsPerSecond, p99Ms: result.p99Ms, errors: result.errors });
@@ -269,7 +270,7 @@ async function main() {
               count,
               reload: () => process.kill(target.pid, 'SIGHUP'),
             });
-            noteWindow(target.server.name, startUs);
+            noteWindow(target.server.name, startUs, result.requests);
             measured.get(target.server.name)?.push({ rps: result.requestsPerSecond, errors: result.errors, reloads });
             log(`${target.server.name}: ${reloads} reloads in ${options.reloadSeconds} s: ${result.requestsPerSecond.toFixed(0)} requests/s, ${result.errors} failed; ${noteOthers(sampler.stop())}`);
           } catch (err) {
@@ -313,7 +314,7 @@ async function main() {
  * master's).
  * @param {string} profileDir
  * @param {Running[]} running
- * @param {Map<string, { fromUs: number, toUs: number }>} windows the samples of the measured runs only, not of start-up and warm-up
+ * @param {Map<string, { fromUs: number, toUs: number, requests: number }>} windows the samples of the measured runs only, not of start-up and warm-up
  */
 function summarizeProfiles(profileDir, running, windows) {
   const parts = [];
@@ -328,7 +329,7 @@ function summarizeProfiles(profileDir, running, windows) {
     const summaries = files.map((f) => summarizeProfile(JSON.parse(readFileSync(join(folder, f), 'utf8')), windows.get(target.server.name)));
     const busiest = summaries.sort((a, b) => b.busyMs - a.busyMs)[0];
     if (busiest === undefined) continue;
-    parts.push(`### ${target.server.name}\n\n${formatSummary(busiest)}`);
+    parts.push(`### ${target.server.name}\n\n${formatSummary(busiest, 12, windows.get(target.server.name)?.requests)}`);
   }
   return parts.length > 0 ? parts.join('\n\n') : `No .cpuprofile found under ${profileDir}`;
 }

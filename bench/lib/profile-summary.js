@@ -34,7 +34,8 @@ function moduleOf(frame) {
 function ownerOf(module) {
   if (module.startsWith('hitless ')) return "hitless's code";
   if (/^node:(internal\/)?http2/.test(module)) return 'node:http2 (JavaScript)';
-  if (module.startsWith('node:')) return "the rest of Node's JavaScript (tls, net, streams, timers...)";
+  if (/^node:(internal\/streams\/|events$|internal\/process\/task_queues$|stream$)/.test(module)) return 'Node streams, events and nextTick (each Http2Stream is a Duplex)';
+  if (module.startsWith('node:')) return "the rest of Node's JavaScript (tls, net, timers...)";
   if (module === '(native)') return 'native: V8 builtins, Node bindings (nghttp2, OpenSSL, libuv), C++';
   if (/^\(.*\)$/.test(module)) return module;
   if (module.startsWith('dependency ')) return 'dependencies (node_modules)';
@@ -100,15 +101,17 @@ export function summarizeProfile(profile, window) {
  * The summary as Markdown tables: owners, then the top modules and functions.
  * @param {ProfileSummary} summary
  * @param {number} [top] rows of the module and function tables, default 12
+ * @param {number} [requests] requests served while the samples were taken, for a µs-per-request column
  */
-export function formatSummary(summary, top = 12) {
+export function formatSummary(summary, top = 12, requests = undefined) {
   const percent = (/** @type {number} */ ms) => `${((ms / summary.busyMs) * 100).toFixed(1)}%`;
+  const perRequest = (/** @type {number} */ ms) => (requests === undefined ? '' : ` ${((ms * 1000) / requests).toFixed(1)} |`);
   return [
-    `Busy (not idle) time sampled: ${(summary.busyMs / 1000).toFixed(2)} s.`,
+    `Busy (not idle) time sampled: ${(summary.busyMs / 1000).toFixed(2)} s${requests === undefined ? '' : `, ${requests} requests: ${((summary.busyMs * 1000) / requests).toFixed(1)} µs per request`}.`,
     '',
-    '| owner | self time | share |',
-    '|---|--:|--:|',
-    ...summary.owners.map(([owner, ms]) => `| ${owner} | ${ms.toFixed(0)} ms | ${percent(ms)} |`),
+    `| owner | self time | share |${requests === undefined ? '' : ' µs per request |'}`,
+    `|---|--:|--:|${requests === undefined ? '' : '--:|'}`,
+    ...summary.owners.map(([owner, ms]) => `| ${owner} | ${ms.toFixed(0)} ms | ${percent(ms)} |${perRequest(ms)}`),
     '',
     '| module | self time | share |',
     '|---|--:|--:|',
