@@ -12,15 +12,15 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
 import { findExecutable } from '../lib/executables.js';
+import { clockTicks, cpuTicks } from '../lib/cpu.js';
 import { ForeignCpuSampler } from '../lib/foreign-cpu.js';
 import { LOOPBACK, freePort, waitForPort } from '../lib/loopback.js';
 import { commandVersion, describeMachine } from '../lib/machine.js';
 import { writeMarkdownSection } from '../lib/markdown-section.js';
-import { positiveInteger, wholeSeconds } from '../lib/options.js';
+import { commonUsage, parseCommonOptions, positiveInteger } from '../lib/options.js';
 import { ProcessGroup, tailOf } from '../lib/process-group.js';
-import { processTree, treeRss } from '../lib/rss.js';
+import { treeRss } from '../lib/rss.js';
 import { median } from '../lib/stats.js';
 import { runWrk } from '../lib/wrk.js';
 
@@ -35,68 +35,16 @@ const PAGE = { path: '/hello.php', script: '<?php echo "hello\\n";\n', body: 'he
 
 const USAGE = `Usage: node bench/fastcgi/run.js [options]
 
-  --duration <time>     length of each measured run, e.g. 10s (default 10s)
-  --repeat <n>          measured runs per server; the table shows the median (default 3)
-  --warmup <time>       unmeasured run first, e.g. 2s, 0 for none (default 2s)
-  --connections <n>     wrk's -c (default 50)
   --children <n>        PHP-FPM's pm.max_children, pm = static (default 4)
-  --only <names>        comma-separated servers (default: hitless,nginx)
-  --no-docs             print the results without writing docs/benchmarks.md
-  --keep                keep the generated configurations, files and logs
-  -h, --help            this text`;
+${commonUsage('hitless,nginx')}`;
 
 function parseOptions() {
-  const { values } = parseArgs({
-    options: {
-      duration: { type: 'string', default: '10s' },
-      repeat: { type: 'string', default: '3' },
-      warmup: { type: 'string', default: '2s' },
-      connections: { type: 'string', default: '50' },
-      children: { type: 'string', default: '4' },
-      only: { type: 'string' },
-      keep: { type: 'boolean', default: false },
-      'no-docs': { type: 'boolean', default: false },
-      help: { type: 'boolean', short: 'h', default: false },
-    },
-  });
-  return {
-    help: values.help,
-    writeDocs: !values['no-docs'],
-    args: process.argv.slice(2),
-    seconds: wholeSeconds(values.duration, '--duration'),
-    warmup: wholeSeconds(values.warmup, '--warmup', 0),
-    repeat: positiveInteger(values.repeat, '--repeat'),
-    connections: positiveInteger(values.connections, '--connections'),
-    children: positiveInteger(values.children, '--children'),
-    only: values.only?.split(',').map((name) => name.trim()).filter(Boolean),
-    keep: values.keep,
-  };
+  const options = parseCommonOptions({ children: { type: 'string', default: '4' } });
+  return { ...options, children: positiveInteger(String(options.values.children), '--children') };
 }
 
 /** @param {string} line */
 const log = (line) => process.stderr.write(`${line}\n`);
-
-/** utime + stime of a process and its children (the workers), in clock ticks. */
-function cpuTicks(pid) {
-  let ticks = 0;
-  for (const member of processTree(pid)) {
-    try {
-      const stat = readFileSync(`/proc/${member}/stat`, 'utf8');
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      // Fields 14 and 15 of proc(5), counted from the state (field 3) at index 0.
-      ticks += Number(fields[11]) + Number(fields[12]);
-    } catch {
-      // The process went away between the listing and the read.
-    }
-  }
-  return ticks;
-}
-
-/** Clock ticks per second (getconf CLK_TCK), 100 on Linux unless told otherwise. */
-function clockTicks() {
-  const out = spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' });
-  return Number(out.stdout.trim()) || 100;
-}
 
 /**
  * The same configuration for both servers: one worker, no access log, the page's directory, and

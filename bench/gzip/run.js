@@ -6,19 +6,19 @@
 // Usage: node bench/gzip/run.js [--duration 10s] [--repeat 3] [--connections 50] [--level 1] ...
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { get } from 'node:http';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
+import { clockTicks, cpuTicks } from '../lib/cpu.js';
 import { findExecutable } from '../lib/executables.js';
 import { LOOPBACK, freePort, waitForPort } from '../lib/loopback.js';
 import { commandVersion, describeMachine } from '../lib/machine.js';
 import { writeMarkdownSection } from '../lib/markdown-section.js';
-import { positiveInteger, wholeSeconds } from '../lib/options.js';
+import { commonUsage, parseCommonOptions, positiveInteger } from '../lib/options.js';
 import { ProcessGroup, tailOf } from '../lib/process-group.js';
-import { processTree, treeRss } from '../lib/rss.js';
+import { treeRss } from '../lib/rss.js';
 import { gunzipSync } from 'node:zlib';
 import { median } from '../lib/stats.js';
 import { runWrk } from '../lib/wrk.js';
@@ -35,66 +35,14 @@ function textOf(size) {
   return Buffer.from(text.slice(0, size), 'latin1');
 }
 
-/** utime + stime of a process and its children (the workers), in clock ticks. */
-function cpuTicks(pid) {
-  let ticks = 0;
-  for (const member of processTree(pid)) {
-    try {
-      const stat = readFileSync(`/proc/${member}/stat`, 'utf8');
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      // Fields 14 and 15 of proc(5), counted from the state (field 3) at index 0.
-      ticks += Number(fields[11]) + Number(fields[12]);
-    } catch {
-      // The process went away between the listing and the read.
-    }
-  }
-  return ticks;
-}
-
-/** Clock ticks per second (getconf CLK_TCK), 100 on Linux unless told otherwise. */
-function clockTicks() {
-  const out = spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' });
-  return Number(out.stdout.trim()) || 100;
-}
-
 const USAGE = `Usage: node bench/gzip/run.js [options]
 
   --level <n>           gzip_comp_level of both servers (default 1)
-  --duration <time>     length of each measured run, e.g. 10s (default 10s)
-  --repeat <n>          measured runs per server and file; the table shows the median (default 3)
-  --warmup <time>       unmeasured run first, e.g. 2s, 0 for none (default 2s)
-  --connections <n>     wrk's -c (default 50)
-  --only <names>        comma-separated servers (default: hitless,nginx)
-  --no-docs             print the results without writing docs/benchmarks.md
-  --keep                keep the generated configurations, files and logs
-  -h, --help            this text`;
+${commonUsage('hitless,nginx')}`;
 
 function parseOptions() {
-  const { values } = parseArgs({
-    options: {
-      duration: { type: 'string', default: '10s' },
-      repeat: { type: 'string', default: '3' },
-      warmup: { type: 'string', default: '2s' },
-      connections: { type: 'string', default: '50' },
-      level: { type: 'string', default: '1' },
-      only: { type: 'string' },
-      keep: { type: 'boolean', default: false },
-      'no-docs': { type: 'boolean', default: false },
-      help: { type: 'boolean', short: 'h', default: false },
-    },
-  });
-  return {
-    help: values.help,
-    writeDocs: !values['no-docs'],
-    args: process.argv.slice(2),
-    seconds: wholeSeconds(values.duration, '--duration'),
-    warmup: wholeSeconds(values.warmup, '--warmup', 0),
-    repeat: positiveInteger(values.repeat, '--repeat'),
-    connections: positiveInteger(values.connections, '--connections'),
-    level: positiveInteger(values.level, '--level'),
-    only: values.only?.split(',').map((name) => name.trim()).filter(Boolean),
-    keep: values.keep,
-  };
+  const options = parseCommonOptions({ level: { type: 'string', default: '1' } });
+  return { ...options, level: positiveInteger(String(options.values.level), '--level') };
 }
 
 /** @param {string} line */

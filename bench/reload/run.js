@@ -22,6 +22,7 @@ import { writeMarkdownSection } from '../lib/markdown-section.js';
 import { ProcessGroup, tailOf } from '../lib/process-group.js';
 import { runWrk } from '../lib/wrk.js';
 import { SERVERS } from './servers.js';
+import { loadWhileReloading } from './under-load.js';
 
 const repo = fileURLToPath(new URL('../../', import.meta.url));
 
@@ -116,18 +117,11 @@ async function measure(server, executable, count) {
       throw new Error(`${server.name} did not start: ${err.message}\n${tailOf(logFile)}`);
     });
     await sleep(500);
-    const load = runWrk(`http://${LOOPBACK}:${port}/`, { threads: 2, connections, seconds }, group);
-    let done = 0;
-    if (count > 0) {
-      const interval = (seconds * 1000 - 1000) / count;
-      await sleep(500);
-      for (let i = 0; i < count; i++) {
-        server.reload({ prefix, child, generation: i });
-        done++;
-        await sleep(interval);
-      }
-    }
-    const result = await load;
+    const { result, reloads: done } = await loadWhileReloading(() => runWrk(`http://${LOOPBACK}:${port}/`, { threads: 2, connections, seconds }, group), {
+      seconds,
+      count,
+      reload: (generation) => server.reload({ prefix, child, generation }),
+    });
     await group.stop(child);
     return { reloads: done, requests: result.requests, errors: result.errors, requestsPerSecond: result.requestsPerSecond };
   } finally {

@@ -10,12 +10,11 @@ import { get } from 'node:http';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
 import { findExecutable } from '../lib/executables.js';
 import { LOOPBACK, freePort, waitForPort } from '../lib/loopback.js';
 import { commandVersion, describeMachine } from '../lib/machine.js';
 import { writeMarkdownSection } from '../lib/markdown-section.js';
-import { positiveInteger, wholeSeconds } from '../lib/options.js';
+import { commonUsage, parseCommonOptions } from '../lib/options.js';
 import { ProcessGroup, tailOf } from '../lib/process-group.js';
 import { treeRss } from '../lib/rss.js';
 import { median } from '../lib/stats.js';
@@ -31,39 +30,11 @@ const FILES = [
 
 const USAGE = `Usage: node bench/static/run.js [options]
 
-  --duration <time>     length of each measured run, e.g. 10s (default 10s)
-  --repeat <n>          measured runs per server and file; the table shows the median (default 3)
-  --warmup <time>       unmeasured run first, e.g. 2s, 0 for none (default 2s)
-  --connections <n>     wrk's -c (default 50)
-  --only <names>        comma-separated servers (default: hitless,nginx)
-  --no-docs             print the results without writing docs/benchmarks.md
-  --keep                keep the generated configurations, files and logs
-  -h, --help            this text`;
+${commonUsage('hitless,nginx')}`;
 
 function parseOptions() {
-  const { values } = parseArgs({
-    options: {
-      duration: { type: 'string', default: '10s' },
-      repeat: { type: 'string', default: '3' },
-      warmup: { type: 'string', default: '2s' },
-      connections: { type: 'string', default: '50' },
-      only: { type: 'string' },
-      keep: { type: 'boolean', default: false },
-      'no-docs': { type: 'boolean', default: false },
-      help: { type: 'boolean', short: 'h', default: false },
-    },
-  });
-  return {
-    help: values.help,
-    writeDocs: !values['no-docs'],
-    args: process.argv.slice(2),
-    seconds: wholeSeconds(values.duration, '--duration'),
-    warmup: wholeSeconds(values.warmup, '--warmup', 0),
-    repeat: positiveInteger(values.repeat, '--repeat'),
-    connections: positiveInteger(values.connections, '--connections'),
-    only: values.only?.split(',').map((name) => name.trim()).filter(Boolean),
-    keep: values.keep,
-  };
+  const options = parseCommonOptions({});
+  return { ...options };
 }
 
 /** @param {string} line */
