@@ -33,10 +33,20 @@ interface Histogram {
   count: number;
 }
 
-/** Counters and histograms that only grow. */
+interface Counter {
+  readonly family: string;
+  readonly labels: string;
+  value: number;
+}
+
+/**
+ * Counters and histograms that only grow. Series are kept by family, then by labels: both are
+ * strings a caller keeps (family names, the label texts it caches), whose hash V8 computes once,
+ * where a key joined per call (`family{labels`) was a new string to hash on every request.
+ */
 export class MetricCounters {
-  readonly #counters = new Map<string, { family: string; labels: string; value: number }>();
-  readonly #histograms = new Map<string, Histogram>();
+  readonly #counters = new Map<string, Map<string, Counter>>();
+  readonly #histograms = new Map<string, Map<string, Histogram>>();
   #version = 0;
 
   /** Bumped by every change: a sender sends only when it moved. */
@@ -79,25 +89,33 @@ export class MetricCounters {
   /** Every series, copied. */
   snapshot(): MetricsSnapshot {
     return {
-      counters: [...this.#counters.values()].map(({ family, labels, value }) => [family, labels, value] as const),
-      histograms: [...this.#histograms.values()].map(({ family, labels, buckets, sum, count }) => [family, labels, [...buckets], sum, count] as const),
+      counters: [...this.#counters.values()].flatMap((series) => [...series.values()].map(({ family, labels, value }) => [family, labels, value] as const)),
+      histograms: [...this.#histograms.values()].flatMap((series) => [...series.values()].map(({ family, labels, buckets, sum, count }) => [family, labels, [...buckets], sum, count] as const)),
     };
   }
 
   #addCounter(family: string, labels: string, by: number): void {
-    const key = `${family}{${labels}`;
-    const counter = this.#counters.get(key);
-    if (counter === undefined) this.#counters.set(key, { family, labels, value: by });
+    let series = this.#counters.get(family);
+    if (series === undefined) {
+      series = new Map();
+      this.#counters.set(family, series);
+    }
+    const counter = series.get(labels);
+    if (counter === undefined) series.set(labels, { family, labels, value: by });
     else counter.value += by;
     this.#version++;
   }
 
   #histogram(family: string, labels: string, size: number): Histogram {
-    const key = `${family}{${labels}`;
-    let histogram = this.#histograms.get(key);
+    let series = this.#histograms.get(family);
+    if (series === undefined) {
+      series = new Map();
+      this.#histograms.set(family, series);
+    }
+    let histogram = series.get(labels);
     if (histogram === undefined) {
       histogram = { family, labels, buckets: new Array<number>(size).fill(0), sum: 0, count: 0 };
-      this.#histograms.set(key, histogram);
+      series.set(labels, histogram);
     }
     return histogram;
   }

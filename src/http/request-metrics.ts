@@ -16,6 +16,8 @@ export class RequestMetrics {
   readonly counters = new MetricCounters();
   /** `server="name"` by server name: a request's labels are built once per name. */
   readonly #serverLabels = new Map<string, string>();
+  /** `server="name",code="2xx"` by server name, the classes 1xx..5xx then `other`: built once each. */
+  readonly #codeLabels = new Map<string, string[]>();
   readonly #peerLabels = new Map<string, string>();
   readonly #subscriptions: [string, (message: unknown) => void][];
 
@@ -43,8 +45,7 @@ export class RequestMetrics {
     const server = this.#serverLabel(request.serverName);
     // HAProxy's classes: 1xx..5xx, and "other" for what is none of them (nginx's 444 and 499 are 4xx).
     const status = request.status;
-    const code = status >= 100 && status < 600 ? `${Math.floor(status / 100)}xx` : 'other';
-    this.counters.add(F.httpRequests, `${server},code="${code}"`);
+    this.counters.add(F.httpRequests, this.#codeLabel(request.serverName, server, status >= 100 && status < 600 ? Math.floor(status / 100) - 1 : 5));
     this.counters.observe(F.httpRequestDuration, server, Math.max(0, Date.now() - request.startMs) / 1000);
     this.counters.add(F.httpRequestBytes, server, requestLengthBytes(request));
     this.counters.add(F.httpResponseBytes, server, request.connection.bytesWritten() - request.bytesWrittenAtStart);
@@ -69,6 +70,16 @@ export class RequestMetrics {
     }
     this.counters.add(F.tlsHandshakes, '');
     if (message.resumed) this.counters.add(F.tlsSessionResumptions, '');
+  }
+
+  /** The labels of class `index` (0 for 1xx .. 4 for 5xx, 5 for `other`) of server `name`, whose labels are `server`. */
+  #codeLabel(name: string, server: string, index: number): string {
+    let labels = this.#codeLabels.get(name);
+    if (labels === undefined) {
+      labels = ['1xx', '2xx', '3xx', '4xx', '5xx', 'other'].map((code) => `${server},code="${code}"`);
+      this.#codeLabels.set(name, labels);
+    }
+    return labels[index] as string;
   }
 
   #serverLabel(name: string): string {

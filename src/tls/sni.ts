@@ -179,6 +179,8 @@ export class TlsTermination<S> {
   /** Whether a server offers h2: ALPN then answers by the server the SNI names (ngx_http_ssl_alpn_select()). */
   readonly #http2For: ((server: S) => boolean) | undefined;
   readonly #events: EventEmitter;
+  /** {@link #events} without the 'OCSPRequest' listener, for a handshake nothing can be stapled to. */
+  readonly #quietEvents: EventEmitter;
   readonly #runtime: TlsRuntime;
   /** The default server's TLS, which a server without certificates of its own handshakes with. */
   readonly #fallback: ServerTls;
@@ -219,7 +221,9 @@ export class TlsTermination<S> {
     // The ClientHello's session ID is looked up before the SNI callback picks a server, so the
     // default server's ssl_session_cache is the address's; nginx's lookup runs on the default
     // server's SSL_CTX too. OpenSSL refuses a session of another id context (client verification).
-    this.#events = this.#eventsFor(fallback.sessionCache?.eventsFor(runtime.sharedSessions));
+    const sessions = fallback.sessionCache?.eventsFor(runtime.sharedSessions);
+    this.#events = this.#eventsFor(sessions, true);
+    this.#quietEvents = this.#eventsFor(sessions, false);
     // ngx_http_ssl_handshake(): the default server's ssl_buffer_size is the connection's.
     this.#maxSendFragment = fallback.maxSendFragment;
     this.#log = log;
@@ -230,8 +234,9 @@ export class TlsTermination<S> {
    * The `server` _tls_wrap reads: the session events of `sessions`, and 'OCSPRequest', which Node
    * emits with the certificate of the context the handshake ended on (`_sharedCreds` when SNI
    * chose none), as nginx's status callback looks the staple up by SSL_get_certificate().
+   * Without `ocsp`, no 'OCSPRequest' listener: Node then leaves the certificate callback off.
    */
-  #eventsFor(sessions: EventEmitter | undefined): EventEmitter {
+  #eventsFor(sessions: EventEmitter | undefined, ocsp: boolean): EventEmitter {
     const events = new EventEmitter();
     if (sessions !== undefined) {
       events.on('newSession', (...args: unknown[]) => sessions.emit('newSession', ...args));
@@ -247,9 +252,11 @@ export class TlsTermination<S> {
     }
     // _tls_wrap enables its certificate callback only when the server listens for 'OCSPRequest';
     // each handshake's own server ({@link #serverOf}) answers it, knowing the connection.
-    events.on('OCSPRequest', (certificate: Buffer, _issuer: Buffer | null, done: OcspDone) => {
-      done(null, this.#staples.get(certificate.toString('hex'))?.respond(this.#log));
-    });
+    if (ocsp) {
+      events.on('OCSPRequest', (certificate: Buffer, _issuer: Buffer | null, done: OcspDone) => {
+        done(null, this.#staples.get(certificate.toString('hex'))?.respond(this.#log));
+      });
+    }
     Object.assign(events, { _sharedCreds: this.#default });
     return events;
   }
@@ -341,6 +348,12 @@ export class TlsTermination<S> {
       return undefined;
     }
     const initial = this.#initialContext(hello?.serverName);
+    // Node runs a certificate callback, which pauses the handshake for a round trip through
+    // JavaScript, when the socket has an SNICallback or its server an 'OCSPRequest' listener. A
+    // handshake whose server the ClientHello already settled ({@link #settled}), with no staple
+    // to look up, goes without it: what the callback would do leaves the SSL as it is.
+    const settled = hello !== undefined && this.#settled(hello.serverName);
+    const ocsp = !settled || this.#staples.size > 0;
     const secure: TLSSocket = new TLSSocket(socket, {
       isServer: true,
       secureContext: initial.context,
@@ -352,11 +365,11 @@ export class TlsTermination<S> {
       // nginx answers a bad client certificate at the HTTP level (495, 496), after the handshake.
       requestCert: this.#defaultVerify.mode !== 'off',
       rejectUnauthorized: false,
-      SNICallback: (servername, done) => this.#select(secure, servername, done),
+      ...(settled ? {} : { SNICallback: (servername: string, done: (err: Error | null, context?: SecureContext) => void) => this.#select(secure, servername, done) }),
       // Node types `server` as a net.Server; _tls_wrap only emits the session and OCSP events on it.
-      server: this.#serverOf(() => secure),
+      server: ocsp ? this.#serverOf(() => secure) : (this.#quietEvents as Server),
     });
-    this.#handshakes.set(secure, { hello: hello === undefined ? undefined : first, initial: initial.context, initialCount: initial.certificates, sni: undefined });
+    if (ocsp) this.#handshakes.set(secure, { hello: hello === undefined ? undefined : first, initial: initial.context, initialCount: initial.certificates, sni: undefined });
     handshakeVerify.set(secure, this.#defaultVerify);
     handshakeGroups.set(secure, this.#defaultGroups);
     if (hello !== undefined) {
@@ -390,6 +403,25 @@ export class TlsTermination<S> {
     if (tls.context === undefined || tls.rejectHandshake || tls.protocols === this.#fallback.protocols) return fallback;
     if (this.#runtime.certificates.lookup(name) !== undefined) return fallback;
     return { context: this.#follow(tls, tls.context), certificates: tls.certificates };
+  }
+
+  /**
+   * Whether {@link #select} would hand a handshake with `servername` the context it starts on,
+   * at once, with the default server's verification and groups (what wrap() set): no name (Node
+   * calls no SNICallback then), or a name whose server handshakes with the default's certificates
+   * (the default itself, or a server without certificates of its own), no certificate of the store
+   * for the name, no variable certificates, no ssl_reject_handshake. Asked at each ClientHello, as
+   * the store changes. The selected server's staples are known from here on, as after #select.
+   */
+  #settled(servername: string | undefined): boolean {
+    if (servername === undefined || servername === '') return true;
+    const name = servername.toLowerCase();
+    const tls = this.#tlsOf(this.#hosts.find(name).server);
+    this.#addStaples(tls);
+    if (tls.rejectHandshake) return false;
+    if (this.#runtime.certificates.lookup(name) !== undefined && (tls.contextFor ?? this.#defaultContextFor) !== undefined) return false;
+    const own = tls.context === undefined && tls.select === undefined ? this.#fallback : tls;
+    return own === this.#fallback && own.select === undefined && !own.rejectHandshake;
   }
 
   /**

@@ -66,6 +66,22 @@ describe('metrics exposition', () => {
     assert.deepEqual(histogram?.[2], [0, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0]);
   });
 
+  it('keeps a series per family and labels: the same labels in two families, and labels built anew, count apart and together', () => {
+    const counters = new MetricCounters();
+    const server = labelText([['server', 'a']]);
+    counters.add(F.httpRequests, `${server},code="2xx"`);
+    counters.add(F.httpResponseBytes, server, 10);
+    counters.add(F.tlsHandshakes, '');
+    // The same text made again (not the same string object) is the same series.
+    counters.add(F.httpRequests, [server, 'code="2xx"'].join(','), 2);
+    counters.add(F.httpResponseBytes, server, 5);
+    counters.observe(F.httpRequestDuration, server, 0.001);
+    counters.observe(F.upstreamPeerResponseTime, server, 0.001);
+    const { counters: series, histograms } = counters.snapshot();
+    assert.deepEqual(series, [['hitless_http_requests', 'server="a",code="2xx"', 3], ['hitless_http_response_bytes', 'server="a"', 15], ['hitless_tls_handshakes', '', 1]]);
+    assert.deepEqual(histograms.map(([family, labels, , , count]) => [family, labels, count]), [[F.httpRequestDuration.name, 'server="a"', 1], [F.upstreamPeerResponseTime.name, 'server="a"', 1]]);
+  });
+
   it('sums a histogram to the same value whatever the order of the snapshots (no float rounding)', () => {
     const parts = [0.001, 0.03, 0.036].map((value) => {
       const counters = new MetricCounters();
