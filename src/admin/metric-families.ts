@@ -47,6 +47,7 @@ export const METRIC_FAMILIES = {
   upstreamPeerState: family('hitless_upstream_peer_state', 'gauge', '1 for the state a peer is in (up, draining, full, unavailable, checking, unhealthy, down), as GET /v1/upstreams merges it.'),
   upstreamPeerActive: family('hitless_upstream_peer_active', 'gauge', 'Requests and connections in progress to a peer, summed over the current workers that answered.'),
   upstreamPeerHealthCheckUp: family('hitless_upstream_peer_health_check_up', 'gauge', '1 when the active health check finds the peer up, 0 when unhealthy or still checking.'),
+  upstreamPeerDowntime: family('hitless_upstream_peer_downtime_seconds', 'counter', 'Seconds the peer was down (unavailable by max_fails, unhealthy or checking), by upstream and peer, as NGINX Plus counts downtime.'),
   upstreamPeerHealthCheckFailures: family('hitless_upstream_peer_health_check_failures', 'counter', 'Active health check probes that failed, by upstream and peer.'),
   certificateExpiry: family('hitless_certificate_expiry_timestamp_seconds', 'gauge', 'When a certificate\'s leaf expires (notAfter), Unix seconds; source is "store" or "file".'),
   reloads: family('hitless_reloads', 'counter', 'Configuration reloads attempted, by result (success, failure).'),

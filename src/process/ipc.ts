@@ -10,6 +10,7 @@
  */
 import type { StubStatusCounts } from '../core/connection-stats.js';
 import { isMetricsSnapshot, type MetricsSnapshot } from '../admin/metric-counters.js';
+import type { DownWindow } from '../upstream/peer-downtime.js';
 import type { ExpositionFormat } from '../admin/exposition.js';
 import type { MasterCommand } from './inherited-sockets.js';
 import type { ErrorLogTarget } from '../core/log.js';
@@ -183,6 +184,10 @@ export interface MetricsReportMessage {
   readonly loopLagMaxSeconds: number;
   /** Every upstream peer's state as this worker sees it; only in an answer. */
   readonly upstreams?: readonly PeerState[];
+  /** When the worker made the report (Unix ms). */
+  readonly at?: number;
+  /** Its max_fails windows: every peer out now, or out since its previous report (upstream/peer-downtime.ts). */
+  readonly downWindows?: readonly DownWindow[];
 }
 
 /** Every message a worker sends to its master. */

@@ -41,6 +41,8 @@ export interface WorkerSpawnOptions {
   readonly onStubStatus?: () => Promise<StubStatusCounts>;
   /** Writes the metrics exposition for the worker's `hitless_metrics` request. Default: no answer. */
   readonly onMetrics?: (format: ExpositionFormat) => Promise<string>;
+  /** Sees every metrics report the worker sends (a push or an answer), as it arrives. Default: none. */
+  readonly onMetricsReport?: (worker: WorkerProcess, report: MetricsReportMessage) => void;
 }
 
 /**
@@ -136,6 +138,7 @@ export class WorkerProcess {
         if (message.type === 'metrics-report') {
           this.#lastMetrics = message;
           this.#lastCounts = message.counts;
+          spawn.onMetricsReport?.(this, message);
           if (message.id !== 0) this.#metricsQuestions.get(message.id)?.(message);
           return;
         }
