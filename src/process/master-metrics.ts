@@ -19,7 +19,7 @@ import type { StoredCertificate } from '../tls/certificate-store.js';
 import type { TlsFile } from '../tls/ssl-module.js';
 import type { CheckedPeerState } from '../upstream/health/active.js';
 import type { PeerStateName } from '../upstream/group.js';
-import { buildUpstreamsReport, type WorkerUpstreamAnswer } from '../upstream/upstream-report.js';
+import { buildUpstreamsReport, expandPeerStates, type WorkerUpstreamAnswer } from '../upstream/upstream-report.js';
 import { PeerDowntime } from '../upstream/peer-downtime.js';
 import type { MetricsReportMessage } from './ipc.js';
 import type { WorkerExit, WorkerProcess } from './worker-process.js';
@@ -121,7 +121,7 @@ export class MasterMetrics {
       gauges.push([F.residentMemory.name, labelText([['process', 'worker'], ['pid', pid]]), answer.rssBytes]);
       gauges.push([F.eventLoopLag.name, labelText([['pid', pid]]), answer.loopLagSeconds]);
       gauges.push([F.eventLoopLagMax.name, labelText([['pid', pid]]), answer.loopLagMaxSeconds]);
-      if (worker.generation === now.generation && worker.state === 'ready') upstreamAnswers.push({ pid: worker.pid, generation: worker.generation, answered: true, states: answer.upstreams ?? [] });
+      if (worker.generation === now.generation && worker.state === 'ready') upstreamAnswers.push({ pid: worker.pid, generation: worker.generation, answered: true, states: expandPeerStates(Array.isArray(answer.upstreams) ? answer.upstreams : []) });
     }
     const total = sumCounts(counts);
     gauges.push(
@@ -140,7 +140,9 @@ export class MasterMetrics {
       [F.startTime.name, '', now.startedAt.getTime() / 1000],
     );
     for (const state of ['starting', 'ready', 'draining', 'terminating'] as const) gauges.push([F.workers.name, labelText([['state', state]]), states.get(state) ?? 0]);
-    const snapshot = sumSnapshots([...snapshots, { counters: [[F.connectionsAccepted.name, '', total.accepted], [F.connectionsHandled.name, '', total.handled], ...downtime], histograms: [] }]);
+    const summed = sumSnapshots([...snapshots, { counters: [[F.connectionsAccepted.name, '', total.accepted], [F.connectionsHandled.name, '', total.handled]], histograms: [] }]);
+    // Only the master counts downtime: its series join the sum as they are, one per peer.
+    const snapshot = { counters: [...summed.counters, ...downtime], histograms: summed.histograms };
     return renderExposition({ snapshot, gauges }, format);
   }
 

@@ -11,6 +11,7 @@ import type { ExpositionFormat } from '../admin/exposition.js';
 import { RequestMetrics } from '../http/request-metrics.js';
 import type { PeerState } from '../upstream/group.js';
 import type { UpstreamRuntime } from '../upstream/upstream-runtime.js';
+import { compactPeerStates } from '../upstream/upstream-report.js';
 import type { MetricsAnswerMessage, MetricsReportMessage, MetricsRequestMessage } from './ipc.js';
 
 /** How often a worker sends its counters while they change: the most a SIGKILL can lose. */
@@ -55,7 +56,7 @@ export class WorkerMetrics {
 
   /** The report answering a scrape's question `id`, with the worker's view of its upstream peers. */
   report(id: number, upstreams: readonly PeerState[]): MetricsReportMessage {
-    return { ...this.#report(id), upstreams };
+    return { ...this.#report(id), upstreams: compactPeerStates(upstreams) };
   }
 
   /** The last word, as the worker exits: everything it counted. */
