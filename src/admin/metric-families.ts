@@ -56,6 +56,7 @@ export const METRIC_FAMILIES = {
   configGeneration: family('hitless_config_generation', 'gauge', 'The configuration generation serving: 1 at start, one more per successful reload.'),
   workers: family('hitless_workers', 'gauge', 'Worker processes, by state (starting, ready, draining, terminating).'),
   workerUp: family('hitless_worker_up', 'gauge', '1 when the worker answered this scrape in time, 0 when it did not (its counters are then its last report).'),
+  workerReportAge: family('hitless_worker_last_report_age_seconds', 'gauge', 'Seconds since the worker\'s last metrics report arrived: what its counters in this scrape are as old as, by pid and generation.'),
   scrapeWorkerTimeouts: family('hitless_scrape_worker_timeouts', 'counter', 'Workers that did not answer a scrape in time.'),
   workerExits: family('hitless_worker_exits', 'counter', 'Worker processes that exited, by reason (stopped: the master asked; died: a crash or a signal).'),
   residentMemory: family('hitless_process_resident_memory_bytes', 'gauge', 'Resident set size of the master and of each worker that answered, by process and pid.'),

@@ -115,7 +115,11 @@ export class MasterMetrics {
       states.set(worker.state, (states.get(worker.state) ?? 0) + 1);
       const pid = String(worker.pid);
       const answer = answers.get(worker);
-      gauges.push([F.workerUp.name, labelText([['pid', pid], ['generation', String(worker.generation)]]), answer === undefined ? 0 : 1]);
+      const workerLabels = labelText([['pid', pid], ['generation', String(worker.generation)]]);
+      gauges.push([F.workerUp.name, workerLabels, answer === undefined ? 0 : 1]);
+      // How old the counts summed for it are: about 0 when it answered, growing while it does not.
+      const reportedAt = worker.lastMetricsAt;
+      if (reportedAt !== undefined) gauges.push([F.workerReportAge.name, workerLabels, Math.max(0, Date.now() - reportedAt) / 1000]);
       if (answer === undefined) continue;
       for (const key of ['active', 'reading', 'writing', 'waiting'] as const) connections[key] += answer.counts[key];
       gauges.push([F.residentMemory.name, labelText([['process', 'worker'], ['pid', pid]]), answer.rssBytes]);

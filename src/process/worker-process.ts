@@ -78,6 +78,8 @@ export class WorkerProcess {
   readonly #metricsQuestions = new Map<number, (report: MetricsReportMessage | undefined) => void>();
   /** The worker's last metrics report (an answer or a push). */
   #lastMetrics: MetricsReportMessage | undefined;
+  /** When it arrived (Unix ms). */
+  #lastMetricsAt: number | undefined;
   #nextQuestion = 1;
   #state: WorkerState = 'starting';
   #stopRequested = false;
@@ -137,6 +139,7 @@ export class WorkerProcess {
         }
         if (message.type === 'metrics-report') {
           this.#lastMetrics = message;
+          this.#lastMetricsAt = Date.now();
           this.#lastCounts = message.counts;
           spawn.onMetricsReport?.(this, message);
           if (message.id !== 0) this.#metricsQuestions.get(message.id)?.(message);
@@ -338,6 +341,11 @@ export class WorkerProcess {
   /** The worker's last metrics report (undefined before its first). */
   get lastMetrics(): MetricsReportMessage | undefined {
     return this.#lastMetrics;
+  }
+
+  /** When the worker's last metrics report arrived (Unix ms; undefined before its first). */
+  get lastMetricsAt(): number | undefined {
+    return this.#lastMetricsAt;
   }
 
   /** Asks the worker for its metrics; undefined when it does not answer within `timeoutMs` or has exited. Never rejects. */

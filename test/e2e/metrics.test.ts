@@ -113,10 +113,12 @@ function startWrk(args: readonly string[]): { stop(): Promise<WrkReport> } {
   };
 }
 
-/** The pids holding established connections on local port `port` (ss -tnp). */
+/** The pids holding established connections on local port `port` (ss -tnp), the one with the most first. */
 function connectionHolders(port: number): number[] {
   const run = spawnSync('ss', ['-Htnp', 'state', 'established', `( sport = :${port} )`], { encoding: 'utf8', timeout: 10_000 });
-  return [...new Set([...(run.stdout ?? '').matchAll(/pid=(\d+)/g)].map((m) => Number(m[1])))];
+  const counts = new Map<number, number>();
+  for (const m of (run.stdout ?? '').matchAll(/pid=(\d+)/g)) counts.set(Number(m[1]), (counts.get(Number(m[1])) ?? 0) + 1);
+  return [...counts].sort((a, b) => b[1] - a[1]).map(([pid]) => pid);
 }
 
 describe('metrics: monotonic counters across reloads and a SIGKILL, in formats Prometheus parses', () => {
@@ -244,15 +246,29 @@ http {
     assert.ok(pid > 0);
     const timeouts = samples(before.body).get('hitless_scrape_worker_timeouts_total') ?? 0;
     const requests = samples(before.body).get('hitless_http_requests_total{server="load",code="2xx"}');
+    const labels = `{pid="${pid}",generation="${RELOADS + 1}"}`;
     process.kill(pid, 'SIGSTOP');
     try {
       const stopped = samples((await scrape(socketPath)).body);
-      assert.equal(stopped.get(`hitless_worker_up{pid="${pid}",generation="${RELOADS + 1}"}`), 0);
+      assert.equal(stopped.get(`hitless_worker_up${labels}`), 0);
       assert.equal(stopped.get('hitless_scrape_worker_timeouts_total'), timeouts + 1);
       assert.equal(stopped.get('hitless_http_requests_total{server="load",code="2xx"}'), requests);
+      // Its counts are there, and how old they are: at least the 500 ms the scrape waited for it.
+      const age = stopped.get(`hitless_worker_last_report_age_seconds${labels}`) ?? -1;
+      assert.ok(age >= 0.5, `report age ${age}`);
+      const again = samples((await scrape(socketPath)).body);
+      assert.equal(again.get(`hitless_worker_up${labels}`), 0);
+      assert.equal(again.get('hitless_scrape_worker_timeouts_total'), timeouts + 2);
+      assert.ok((again.get(`hitless_worker_last_report_age_seconds${labels}`) ?? -1) >= age + 0.5, 'the age did not grow while the worker was stopped');
+      assert.equal(again.get('hitless_http_requests_total{server="load",code="2xx"}'), requests);
     } finally {
       process.kill(pid, 'SIGCONT');
     }
+    const resumed = await waitFor('the worker answering again', async () => {
+      const text = samples((await scrape(socketPath)).body);
+      return text.get(`hitless_worker_up${labels}`) === 1 ? text : undefined;
+    });
+    assert.ok((resumed.get(`hitless_worker_last_report_age_seconds${labels}`) ?? -1) < 0.5);
   });
 
   it('answers OpenMetrics when Accept asks for it, on the admin socket and from hitless_metrics, as promtool parses it', async () => {
