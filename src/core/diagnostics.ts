@@ -109,8 +109,10 @@ export interface HealthChangeMessage {
   readonly state: 'up' | 'unhealthy' | 'checking';
 }
 
-/** `hitless:tls:handshake`: a client's TLS handshake on an HTTP listener ended, once per handshake. */
+/** `hitless:tls:handshake`: a client's TLS handshake on an http or stream `listen ... ssl` address ended, once per handshake. */
 export interface TlsHandshakeMessage {
+  /** Which block's listener: `http` or `stream`. */
+  readonly module: 'http' | 'stream';
   readonly ok: boolean;
   /** True when it resumed a session (a ticket or the session cache). */
   readonly resumed: boolean;

@@ -64,12 +64,13 @@ export class RequestMetrics {
   }
 
   #tls(message: TlsHandshakeMessage): void {
+    const module = `module="${message.module}"`;
     if (!message.ok) {
-      this.counters.add(F.tlsHandshakeFailures, labelText([['reason', message.reason]]));
+      this.counters.add(F.tlsHandshakeFailures, `${module},${labelText([['reason', message.reason]])}`);
       return;
     }
-    this.counters.add(F.tlsHandshakes, '');
-    if (message.resumed) this.counters.add(F.tlsSessionResumptions, '');
+    this.counters.add(F.tlsHandshakes, module);
+    if (message.resumed) this.counters.add(F.tlsSessionResumptions, module);
   }
 
   /** The labels of class `index` (0 for 1xx .. 4 for 5xx, 5 for `other`) of server `name`, whose labels are `server`. */

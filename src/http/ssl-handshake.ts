@@ -13,6 +13,7 @@ import type { TlsTermination } from '../tls/sni.js';
 import { clientHelloIncomplete } from '../tls/client-hello.js';
 import type { AcmeChallenges } from '../tls/acme-challenges.js';
 import { channels } from '../core/diagnostics.js';
+import { handshakeFailureReason } from '../tls/handshake-reason.js';
 
 /** How the connection goes on: HTTP/2 or HTTP/1.1 over TLS, or plain HTTP sent to a TLS port. */
 export type TlsOutcome = 'h2' | 'http/1.1' | 'plain';
@@ -98,7 +99,7 @@ export class TlsHandshake<S> extends PendingConnection {
     const secure: TLSSocket | undefined = this.#termination.wrap(raw, chunk);
     if (secure === undefined) {
       // ssl_reject_handshake: the alert is on its way and the socket ends; only its end is watched.
-      channels.tlsHandshake.publishLazy(() => ({ ok: false, resumed: false, reason: 'rejected' }));
+      channels.tlsHandshake.publishLazy(() => ({ module: 'http', ok: false, resumed: false, reason: 'rejected' }));
       this.#watch(raw);
       return;
     }
@@ -136,7 +137,7 @@ export class TlsHandshake<S> extends PendingConnection {
   #tlsEnded(ok: boolean, reason: string, resumed = false): void {
     if (!this.#tlsPending) return;
     this.#tlsPending = false;
-    channels.tlsHandshake.publishLazy(() => ({ ok, resumed, reason }));
+    channels.tlsHandshake.publishLazy(() => ({ module: 'http', ok, resumed, reason }));
   }
 
   /** A handshake still unfinished when a drain's grace ends is closed. */
@@ -161,11 +162,4 @@ export function handshakeRequest(socket: TLSSocket, servername: string): HttpReq
     },
     Date.now(),
   );
-}
-
-/** OpenSSL's reason for a failed handshake, from Node's error code (`ERR_SSL_NO_SHARED_CIPHER` is `no_shared_cipher`), or the socket's (`econnreset`). */
-function handshakeFailureReason(err: Error): string {
-  const code = (err as NodeJS.ErrnoException).code;
-  if (code === undefined) return 'error';
-  return code.replace(/^ERR_SSL_/, '').toLowerCase();
 }

@@ -10,6 +10,8 @@
  */
 import type { StubStatusCounts } from '../core/connection-stats.js';
 import { isMetricsSnapshot, type MetricsSnapshot } from '../admin/metric-counters.js';
+import type { DownWindow } from '../upstream/peer-downtime.js';
+import type { CompactPeerStates } from '../upstream/upstream-report.js';
 import type { ExpositionFormat } from '../admin/exposition.js';
 import type { MasterCommand } from './inherited-sockets.js';
 import type { ErrorLogTarget } from '../core/log.js';
@@ -197,8 +199,12 @@ export interface MetricsReportMessage {
   /** The event loop delay's 99th percentile and maximum over the last window, seconds. */
   readonly loopLagSeconds: number;
   readonly loopLagMaxSeconds: number;
-  /** Every upstream peer's state as this worker sees it; only in an answer. */
-  readonly upstreams?: readonly PeerState[];
+  /** Every upstream peer's state as this worker sees it, in compact form; only in an answer. */
+  readonly upstreams?: CompactPeerStates;
+  /** When the worker made the report (Unix ms). */
+  readonly at?: number;
+  /** Its max_fails windows: every peer out now, or out since its previous report (upstream/peer-downtime.ts). */
+  readonly downWindows?: readonly DownWindow[];
 }
 
 /** Every message a worker sends to its master. */

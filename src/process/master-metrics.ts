@@ -9,17 +9,19 @@
 import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
-import { channels, type HealthProbeMessage, type ReloadMessage } from '../core/diagnostics.js';
+import { channels, type HealthChangeMessage, type HealthProbeMessage, type ReloadMessage } from '../core/diagnostics.js';
 import { sumCounts, type StubStatusCounts } from '../core/connection-stats.js';
 import { METRIC_FAMILIES as F } from '../admin/metric-families.js';
-import { labelText, MetricCounters, sumSnapshots, type GaugeSample, type MetricsSnapshot } from '../admin/metric-counters.js';
+import { labelText, MetricCounters, sumSnapshots, type CounterSample, type GaugeSample, type MetricsSnapshot } from '../admin/metric-counters.js';
 import { renderExposition, type ExpositionFormat } from '../admin/exposition.js';
 import type { HitlessConfig } from '../conf/model.js';
 import type { StoredCertificate } from '../tls/certificate-store.js';
 import type { TlsFile } from '../tls/ssl-module.js';
 import type { CheckedPeerState } from '../upstream/health/active.js';
 import type { PeerStateName } from '../upstream/group.js';
-import { buildUpstreamsReport, type WorkerUpstreamAnswer } from '../upstream/upstream-report.js';
+import { buildUpstreamsReport, expandPeerStates, type WorkerUpstreamAnswer } from '../upstream/upstream-report.js';
+import { PeerDowntime } from '../upstream/peer-downtime.js';
+import type { MetricsReportMessage } from './ipc.js';
 import type { WorkerExit, WorkerProcess } from './worker-process.js';
 
 /** How long a scrape waits for each worker. Prometheus's default scrape timeout is 10 s; a worker busier than this is reported, not waited for. */
@@ -50,11 +52,14 @@ export class MasterMetrics {
   /** notAfter in Unix seconds by PEM text, so that a scrape parses each certificate once. */
   readonly #expiry = new Map<string, number>();
   readonly #subscriptions: [string, (message: unknown) => void][];
+  /** Every peer's downtime, from the health checks and the workers' max_fails windows. */
+  readonly #downtime = new PeerDowntime();
 
   constructor() {
     this.#subscriptions = [
       [channels.reload.channel.name as string, (message) => this.#reload(message as ReloadMessage)],
       [channels.healthProbe.channel.name as string, (message) => this.#probe(message as HealthProbeMessage)],
+      [channels.healthChange.channel.name as string, (message) => this.#healthChange(message as HealthChangeMessage)],
     ];
     for (const [name, listener] of this.#subscriptions) subscribe(name, listener);
   }
@@ -64,8 +69,15 @@ export class MasterMetrics {
     return this.#retiredCounts;
   }
 
+  /** A worker's metrics report arrived: its max_fails windows go to the downtime. */
+  report(worker: WorkerProcess, report: MetricsReportMessage): void {
+    const windows = Array.isArray(report.downWindows) ? report.downWindows : [];
+    this.#downtime.report(String(worker.pid), typeof report.at === 'number' ? report.at : Date.now(), windows);
+  }
+
   /** A worker exited and its channel is read to its end: its last report joins the retired total. */
   retire(worker: WorkerProcess, exit: WorkerExit): void {
+    this.#downtime.retire(String(worker.pid));
     const report = worker.lastMetrics;
     if (report !== undefined) this.#retired.merge(report.snapshot);
     const last = worker.lastCounts;
@@ -103,23 +115,26 @@ export class MasterMetrics {
       states.set(worker.state, (states.get(worker.state) ?? 0) + 1);
       const pid = String(worker.pid);
       const answer = answers.get(worker);
-      gauges.push([F.workerUp.name, labelText([['pid', pid], ['generation', String(worker.generation)]]), answer === undefined ? 0 : 1]);
+      const workerLabels = labelText([['pid', pid], ['generation', String(worker.generation)]]);
+      gauges.push([F.workerUp.name, workerLabels, answer === undefined ? 0 : 1]);
+      // How old the counts summed for it are: about 0 when it answered, growing while it does not.
+      const reportedAt = worker.lastMetricsAt;
+      if (reportedAt !== undefined) gauges.push([F.workerReportAge.name, workerLabels, Math.max(0, Date.now() - reportedAt) / 1000]);
       if (answer === undefined) continue;
       for (const key of ['active', 'reading', 'writing', 'waiting'] as const) connections[key] += answer.counts[key];
       gauges.push([F.residentMemory.name, labelText([['process', 'worker'], ['pid', pid]]), answer.rssBytes]);
       gauges.push([F.eventLoopLag.name, labelText([['pid', pid]]), answer.loopLagSeconds]);
       gauges.push([F.eventLoopLagMax.name, labelText([['pid', pid]]), answer.loopLagMaxSeconds]);
-      if (worker.generation === now.generation && worker.state === 'ready') upstreamAnswers.push({ pid: worker.pid, generation: worker.generation, answered: true, states: answer.upstreams ?? [] });
+      if (worker.generation === now.generation && worker.state === 'ready') upstreamAnswers.push({ pid: worker.pid, generation: worker.generation, answered: true, states: expandPeerStates(Array.isArray(answer.upstreams) ? answer.upstreams : []) });
     }
     const total = sumCounts(counts);
-    const snapshot = sumSnapshots([...snapshots, { counters: [[F.connectionsAccepted.name, '', total.accepted], [F.connectionsHandled.name, '', total.handled]], histograms: [] }]);
     gauges.push(
       [F.connectionsActive.name, '', connections.active],
       [F.connectionsReading.name, '', connections.reading],
       [F.connectionsWriting.name, '', connections.writing],
       [F.connectionsIdle.name, '', connections.waiting],
     );
-    this.#upstreamGauges(gauges, now, upstreamAnswers, timeoutMs);
+    const downtime = this.#upstreamGauges(gauges, now, upstreamAnswers, timeoutMs);
     this.#certificateGauges(gauges, now);
     gauges.push(
       [F.configLastReloadSuccessful.name, '', this.#lastReloadOk ? 1 : 0],
@@ -129,19 +144,55 @@ export class MasterMetrics {
       [F.startTime.name, '', now.startedAt.getTime() / 1000],
     );
     for (const state of ['starting', 'ready', 'draining', 'terminating'] as const) gauges.push([F.workers.name, labelText([['state', state]]), states.get(state) ?? 0]);
+    const summed = sumSnapshots([...snapshots, { counters: [[F.connectionsAccepted.name, '', total.accepted], [F.connectionsHandled.name, '', total.handled]], histograms: [] }]);
+    // Only the master counts downtime: its series join the sum as they are, one per peer.
+    const snapshot = { counters: [...summed.counters, ...downtime], histograms: summed.histograms };
     return renderExposition({ snapshot, gauges }, format);
   }
 
-  #upstreamGauges(gauges: GaugeSample[], view: MasterView, answers: readonly WorkerUpstreamAnswer[], timeoutMs: number): void {
+  /** The peers' gauges; returns their downtime counters (every peer reported, and every peer ever down). */
+  #upstreamGauges(gauges: GaugeSample[], view: MasterView, answers: readonly WorkerUpstreamAnswer[], timeoutMs: number): CounterSample[] {
     const report = buildUpstreamsReport(view.generation, timeoutMs, answers, view.health);
+    this.#healthDowntime(view.health);
+    const downtime = new Map<string, number>();
+    for (const { group, peer, seconds } of this.#downtime.totals()) downtime.set(labelText([['upstream', group], ['peer', peer]]), seconds);
+    const counters: CounterSample[] = [];
     for (const group of report.upstreams) {
       for (const peer of group.peers) {
         const labels = labelText([['upstream', group.name], ['peer', peer.peer]]);
         for (const state of PEER_STATES) gauges.push([F.upstreamPeerState.name, `${labels},state="${state}"`, peer.state === state ? 1 : 0]);
         gauges.push([F.upstreamPeerActive.name, labels, peer.active]);
         if (peer.health !== null) gauges.push([F.upstreamPeerHealthCheckUp.name, labels, peer.health.state === 'up' ? 1 : 0]);
+        counters.push([F.upstreamPeerDowntime.name, labels, downtime.get(labels) ?? 0]);
+        downtime.delete(labels);
       }
     }
+    // Peers down once and no longer reported (a reload removed them, or no worker answered) keep their series.
+    for (const [labels, seconds] of downtime) counters.push([F.upstreamPeerDowntime.name, labels, seconds]);
+    return counters;
+  }
+
+  /**
+   * The health checks' view at a scrape, in case a change was not published: a peer first
+   * `checking` under `mandatory`, or a group whose checker stopped with a reload.
+   */
+  #healthDowntime(health: readonly CheckedPeerState[]): void {
+    const down = new Set<string>();
+    for (const check of health) {
+      if (check.state === 'up') continue;
+      down.add(`${check.group}\0${check.peer}`);
+      if (!this.#downtime.healthIsDown(check.group, check.peer)) this.#downtime.healthDown(check.group, check.peer);
+    }
+    for (const key of this.#downtime.healthDownPeers()) {
+      if (down.has(key)) continue;
+      const [group = '', peer = ''] = key.split('\0');
+      this.#downtime.healthUp(group, peer);
+    }
+  }
+
+  #healthChange(message: HealthChangeMessage): void {
+    if (message.state === 'up') this.#downtime.healthUp(message.group, message.peer);
+    else this.#downtime.healthDown(message.group, message.peer);
   }
 
   #certificateGauges(gauges: GaugeSample[], view: MasterView): void {

@@ -340,6 +340,7 @@ export class MasterProcess {
           onResolved: (message) => this.#resolved.set(message.key, message.answer),
           onStubStatus: () => this.stubStatus(STUB_STATUS_TIMEOUT_MS),
           onMetrics: (format) => this.#metrics.scrape(() => this.#metricsView(), format),
+          onMetricsReport: (from, report) => this.#metrics.report(from, report),
         },
       );
     } catch (err) {

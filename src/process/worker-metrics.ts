@@ -10,6 +10,8 @@ import { connectionStats } from '../core/connection-stats.js';
 import type { ExpositionFormat } from '../admin/exposition.js';
 import { RequestMetrics } from '../http/request-metrics.js';
 import type { PeerState } from '../upstream/group.js';
+import type { UpstreamRuntime } from '../upstream/upstream-runtime.js';
+import { compactPeerStates } from '../upstream/upstream-report.js';
 import type { MetricsAnswerMessage, MetricsReportMessage, MetricsRequestMessage } from './ipc.js';
 
 /** How often a worker sends its counters while they change: the most a SIGKILL can lose. */
@@ -31,9 +33,15 @@ export class WorkerMetrics {
   #sentVersion = -1;
   #sentCounts = '';
 
-  /** `send` posts a report to the master (nothing when the channel is closed). */
-  constructor(send: (message: MetricsReportMessage) => void) {
+  readonly #upstreams: Pick<UpstreamRuntime, 'outPeers' | 'outWindows'> | undefined;
+
+  /**
+   * `send` posts a report to the master (nothing when the channel is closed); `upstreams` has the
+   * max_fails windows of the worker's peers, for the downtime metric (default: none reported).
+   */
+  constructor(send: (message: MetricsReportMessage) => void, upstreams?: Pick<UpstreamRuntime, 'outPeers' | 'outWindows'>) {
     this.#send = send;
+    this.#upstreams = upstreams;
     this.#loop.enable();
     const push = setInterval(() => this.#push(), METRICS_PUSH_MS);
     const window = setInterval(() => {
@@ -48,7 +56,7 @@ export class WorkerMetrics {
 
   /** The report answering a scrape's question `id`, with the worker's view of its upstream peers. */
   report(id: number, upstreams: readonly PeerState[]): MetricsReportMessage {
-    return { ...this.#report(id), upstreams };
+    return { ...this.#report(id), upstreams: compactPeerStates(upstreams) };
   }
 
   /** The last word, as the worker exits: everything it counted. */
@@ -62,13 +70,16 @@ export class WorkerMetrics {
   #push(): void {
     const counts = connectionStats.counts();
     const countsKey = `${counts.accepted},${counts.handled},${counts.requests},${counts.active},${counts.reading},${counts.writing},${counts.waiting}`;
-    if (this.#metrics.counters.version === this.#sentVersion && countsKey === this.#sentCounts) return;
+    // A peer out keeps the reports coming: the master counts its downtime up to the latest one.
+    if (this.#metrics.counters.version === this.#sentVersion && countsKey === this.#sentCounts && (this.#upstreams?.outPeers.size ?? 0) === 0) return;
     this.#sentCounts = countsKey;
     this.#send(this.#report(0));
   }
 
   #report(id: number): MetricsReportMessage {
     this.#sentVersion = this.#metrics.counters.version;
+    const at = Date.now();
+    const downWindows = this.#upstreams?.outWindows(at) ?? [];
     const window = this.#window ?? { p99: this.#loop.count > 0 ? this.#loop.percentile(99) : 0, max: this.#loop.count > 0 ? this.#loop.max : 0 };
     return {
       type: 'metrics-report',
@@ -78,6 +89,8 @@ export class WorkerMetrics {
       rssBytes: process.memoryUsage.rss(),
       loopLagSeconds: window.p99 / 1e9,
       loopLagMaxSeconds: window.max / 1e9,
+      at,
+      ...(downWindows.length === 0 ? {} : { downWindows }),
     };
   }
 }

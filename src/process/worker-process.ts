@@ -42,6 +42,8 @@ export interface WorkerSpawnOptions {
   readonly onStubStatus?: () => Promise<StubStatusCounts>;
   /** Writes the metrics exposition for the worker's `hitless_metrics` request. Default: no answer. */
   readonly onMetrics?: (format: ExpositionFormat) => Promise<string>;
+  /** Sees every metrics report the worker sends (a push or an answer), as it arrives. Default: none. */
+  readonly onMetricsReport?: (worker: WorkerProcess, report: MetricsReportMessage) => void;
 }
 
 /**
@@ -77,6 +79,8 @@ export class WorkerProcess {
   readonly #metricsQuestions = new Map<number, (report: MetricsReportMessage | undefined) => void>();
   /** The worker's last metrics report (an answer or a push). */
   #lastMetrics: MetricsReportMessage | undefined;
+  /** When it arrived (Unix ms). */
+  #lastMetricsAt: number | undefined;
   #nextQuestion = 1;
   #state: WorkerState = 'starting';
   #stopRequested = false;
@@ -136,7 +140,9 @@ export class WorkerProcess {
         }
         if (message.type === 'metrics-report') {
           this.#lastMetrics = message;
+          this.#lastMetricsAt = Date.now();
           this.#lastCounts = message.counts;
+          spawn.onMetricsReport?.(this, message);
           if (message.id !== 0) this.#metricsQuestions.get(message.id)?.(message);
           return;
         }
@@ -341,6 +347,11 @@ export class WorkerProcess {
   /** The worker's last metrics report (undefined before its first). */
   get lastMetrics(): MetricsReportMessage | undefined {
     return this.#lastMetrics;
+  }
+
+  /** When the worker's last metrics report arrived (Unix ms; undefined before its first). */
+  get lastMetricsAt(): number | undefined {
+    return this.#lastMetricsAt;
   }
 
   /** Asks the worker for its metrics; undefined when it does not answer within `timeoutMs` or has exited. Never rejects. */

@@ -88,7 +88,7 @@ export function runWorker(options: WorkerOptions = {}): void {
   // The worker's counters, sent to the master as they change (process/worker-metrics.ts).
   const metrics = new WorkerMetrics((message) => {
     if (process.connected && process.send !== undefined) process.send(message, undefined, undefined, () => undefined);
-  });
+  }, upstreams);
   // The channel to the master is one of the worker's connections, as nginx's is.
   upstreams.connections.take();
   const createRuntime = options.createRuntime ?? ((config, log, given) => new HttpAndStreamRuntime(config, { log, state: given }));

@@ -15,6 +15,7 @@ import { validateHost } from '../http/uri.js';
 import { handshakeVerifyOf, tlsInfoOf } from '../tls/sni.js';
 import { clientVerdict } from '../tls/client-verify.js';
 import { clientHelloIncomplete } from '../tls/client-hello.js';
+import { handshakeFailureReason } from '../tls/handshake-reason.js';
 import type { CompiledStreamServer, StreamRoute } from './generation.js';
 import { SessionConnLimits } from './limit-conn.js';
 import { proxySession } from './proxy.js';
@@ -213,6 +214,7 @@ export class StreamConnection {
     const secure: TLSSocket | undefined = tls.termination.wrap(raw, first);
     if (secure === undefined) {
       this.#log.info(`SSL_do_handshake() failed (SSL: error:0A0000EA:SSL routines::callback failed) while SSL handshaking, ${this.#logContext}`, this.session.id);
+      channels.tlsHandshake.publishLazy(() => ({ module: 'stream', ok: false, resumed: false, reason: 'rejected' }));
       // The alert is being written: the session ends once it was (a destroy now could drop it).
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, tls.handshakeTimeoutMs);
@@ -229,14 +231,23 @@ export class StreamConnection {
     tls.sessions.set(secure, this.session);
     secure.allowHalfOpen = true;
     secure.on('error', () => undefined);
+    // How the handshake ended, published once (`hitless:tls:handshake`, the TLS metrics).
+    let published = false;
+    const ended = (ok: boolean, reason: string): void => {
+      if (published) return;
+      published = true;
+      channels.tlsHandshake.publishLazy(() => ({ module: 'stream', ok, resumed: ok && secure.isSessionReused(), reason }));
+    };
     const ok = await new Promise<boolean>((resolve) => {
       const timer = setTimeout(() => {
         this.#log.info(`client timed out (110: Connection timed out) while SSL handshaking, ${this.#logContext}`, this.session.id);
+        ended(false, 'timeout');
         resolve(false);
       }, tls.handshakeTimeoutMs);
       secure.once('secure', () => {
         clearTimeout(timer);
         secure.off('end', onEnd);
+        ended(true, '');
         // Node emits 'secure' from OpenSSL's SSL_CB_HANDSHAKE_DONE, which a TLS 1.3 server reaches
         // before it writes its NewSessionTickets, in the same native read: data the session writes
         // now (a `return`, an upstream's banner) would go out before the tickets, and a client that
@@ -247,6 +258,7 @@ export class StreamConnection {
       const failed = (err?: Error): void => {
         clearTimeout(timer);
         if (err !== undefined) this.#log.info(`SSL_do_handshake() failed (SSL: ${err.message}) while SSL handshaking, ${this.#logContext}`, this.session.id);
+        ended(false, err === undefined ? 'closed' : handshakeFailureReason(err));
         resolve(false);
       };
       secure.once('error', failed);

@@ -119,6 +119,17 @@ export class UpstreamGroup<R extends Balanced = Balanced> {
     this.#balancer = balancer(this.#sets);
     this.shared = shared;
     if (shared) for (const peer of peers) runtime?.sharedPeers.add(peer);
+    this.#watchOut(peers);
+  }
+
+  /** Peers max_fails takes out are listed in the runtime for the downtime metric (process/worker-metrics.ts). */
+  #watchOut(peers: readonly Peer[]): void {
+    const out = this.#runtime?.outPeers;
+    if (out === undefined) return;
+    const note = (peer: Peer): void => {
+      out.set(peer, this.name);
+    };
+    for (const peer of peers) peer.onOut = note;
   }
 
   /** The peers as the balancer sees them; replaced as a whole when a `resolve` name changes. */
@@ -147,6 +158,7 @@ export class UpstreamGroup<R extends Balanced = Balanced> {
     const old = new Set([...this.#sets.primaries, ...this.#sets.backups]);
     this.#sets = peerSets(peers);
     this.#balancer = this.#buildBalancer(this.#sets);
+    this.#watchOut(peers);
     if (!this.shared) return;
     for (const peer of peers) {
       if (old.delete(peer)) continue;
@@ -195,6 +207,7 @@ export class UpstreamGroup<R extends Balanced = Balanced> {
     if (this.shared) this.#runtime?.sharedPeers.report(peer, failed, now);
     const out = recordOutcome(peer, failed, now);
     if (out && peer.fails === peer.maxFails) peer.unavail++;
+    peer.trackOut(now);
     return out;
   }
 
@@ -239,6 +252,9 @@ export class UpstreamGroup<R extends Balanced = Balanced> {
     this.pool.close();
     this.h2.close();
     if (this.shared) for (const peer of [...this.primaries, ...this.backups]) this.#runtime?.sharedPeers.remove(peer);
+    // The next generation's peers start with no failures, as nginx's do after a reload: this one's windows end.
+    const now = Date.now();
+    for (const peer of [...this.primaries, ...this.backups]) if (peer.outUntil > now) peer.outUntil = now;
   }
 }
 

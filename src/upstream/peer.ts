@@ -79,6 +79,14 @@ export class Peer {
   failures = 0;
   /** How many times max_fails took the peer out (NGINX Plus's API `unavail`). */
   unavail = 0;
+  /**
+   * The window max_fails keeps the peer out in, for `hitless_upstream_peer_downtime_seconds_total`
+   * (ms): from when it went out to `checked` + fail_timeout, or to the success that brought it back.
+   */
+  outSince = 0;
+  outUntil = 0;
+  /** Told each time {@link trackOut} finds the peer out (the group lists it for the worker's reports). */
+  onOut: ((peer: Peer) => void) | undefined;
   readonly #health: UpstreamHealthTable | undefined;
 
   constructor(init: PeerInit) {
@@ -101,6 +109,21 @@ export class Peer {
   /** True when passive health checks keep this peer out right now (nginx's max_fails within fail_timeout). */
   failedRecently(now: number): boolean {
     return this.maxFails > 0 && this.fails >= this.maxFails && now - this.checked <= this.failTimeoutMs;
+  }
+
+  /**
+   * Moves the out window after `fails` or `checked` changed: opens one when the peer is now out
+   * (a window that ended before `checked` is over; a new one starts there), stretches it to the
+   * new `checked` + fail_timeout, or ends it now when the peer is back.
+   */
+  trackOut(now: number): void {
+    if (this.failedRecently(now)) {
+      if (this.outUntil < this.checked) this.outSince = this.checked;
+      this.outUntil = this.checked + this.failTimeoutMs;
+      this.onOut?.(this);
+    } else if (this.outUntil > now) {
+      this.outUntil = now;
+    }
   }
 
   /** True when the active health check (`health_check`) has the peer out. */

@@ -220,6 +220,7 @@ export class SharedPeers {
       peer.fails = message.fails;
       peer.checked = message.checked;
       peer.accessed = message.accessed;
+      peer.trackOut(Date.now());
     }
   }
 }

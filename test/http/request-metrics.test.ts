@@ -81,8 +81,8 @@ describe('request metrics from the diagnostics channels', () => {
     assert.match((await fetchTls(port, '/up')).status, / 204 /);
     await waitFor('the counts', () => (counter('hitless_http_requests', 'server="back",code="2xx"') === 1 && counter('hitless_http_requests', 'server="a.test",code="2xx"') === 2 ? true : undefined));
     assert.equal(counter('hitless_http_requests', 'server="a.test",code="4xx"'), 1);
-    assert.equal(counter('hitless_tls_handshakes', ''), 3);
-    assert.equal(counter('hitless_tls_session_resumptions', ''), 1);
+    assert.equal(counter('hitless_tls_handshakes', 'module="http"'), 3);
+    assert.equal(counter('hitless_tls_session_resumptions', 'module="http"'), 1);
     assert.equal(counter('hitless_upstream_peer_requests', `upstream="127.0.0.1:${backPort}",peer="127.0.0.1:${backPort}"`), 1);
     assert.ok(counter('hitless_http_request_bytes', 'server="a.test"') > 3 * 30);
     assert.ok(counter('hitless_http_response_bytes', 'server="a.test"') > 3 * 60);
@@ -98,6 +98,6 @@ describe('request metrics from the diagnostics channels', () => {
       const found = metrics.counters.snapshot().counters.filter(([name]) => name === 'hitless_tls_handshake_failures');
       return found.length > 0 ? found : undefined;
     });
-    assert.deepEqual(failures, [['hitless_tls_handshake_failures', 'reason="unsupported_protocol"', 1]]);
+    assert.deepEqual(failures, [['hitless_tls_handshake_failures', 'module="http",reason="unsupported_protocol"', 1]]);
   });
 });

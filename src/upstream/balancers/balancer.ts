@@ -89,6 +89,10 @@ export function peerSets(peers: readonly Peer[]): PeerSets {
 
 /** Marks a chosen peer: nginx restarts the fail_timeout window of a peer chosen after it (every `get` does this). */
 export function chosen(peer: Peer, now: number): Peer {
-  if (now - peer.checked > peer.failTimeoutMs) peer.checked = now;
+  if (now - peer.checked > peer.failTimeoutMs) {
+    peer.checked = now;
+    // Past max_fails, the try opens a new window that its outcome ends (round-robin.ts).
+    peer.trackOut(now);
+  }
   return peer;
 }

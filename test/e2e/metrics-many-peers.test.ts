@@ -1,0 +1,94 @@
+/**
+ * Bad input for the metrics: an upstream of 10,000 peers. Every scrape answers within 1 s (the
+ * bound issue 19 sets) with every peer's series, from both workers, and passes promtool.
+ */
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import http from 'node:http';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { MasterUnderTest, TestPrefix, freePort, startMaster, waitFor } from './helpers/masters.js';
+
+const PEERS = 10_000;
+const SCRAPE_BOUND_MS = 1_000;
+
+/** The peers: 5,000 ports on each of 127.0.0.1 and 127.0.0.2, none of them listening (no request goes there). */
+function peer(i: number): string {
+  return `127.0.0.${1 + Math.floor(i / 5_000)}:${20_000 + (i % 5_000)}`;
+}
+
+function scrape(socketPath: string): Promise<{ ms: number; body: string }> {
+  const started = performance.now();
+  return new Promise((resolve, reject) => {
+    const req = http.get({ socketPath, path: '/metrics', timeout: 10_000 }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => (body += chunk));
+      res.on('end', () => resolve({ ms: performance.now() - started, body }));
+    });
+    req.on('timeout', () => req.destroy(new Error('scrape timed out')));
+    req.on('error', reject);
+  });
+}
+
+describe(`metrics with ${PEERS} upstream peers`, () => {
+  const prefix = new TestPrefix();
+  let master: MasterUnderTest | undefined;
+  let socketPath = '';
+
+  before(async () => {
+    const port = await freePort();
+    socketPath = join(prefix.dir, 'logs/admin.sock');
+    const servers = Array.from({ length: PEERS }, (_, i) => `        server ${peer(i)} max_fails=0;\n`).join('');
+    master = await startMaster({
+      prefix,
+      port,
+      program: 'hitless',
+      conf: `worker_processes 2;
+admin_listen unix:logs/admin.sock;
+events {}
+http {
+    access_log off;
+    upstream big {
+${servers}    }
+    server {
+        listen 127.0.0.1:${port};
+        location /big { proxy_pass http://big; }
+        location / { return 200 "ok"; }
+    }
+}
+`,
+    });
+    await waitFor('two ready workers', async () => (/hitless_workers\{state="ready"\} 2\n/.test((await scrape(socketPath)).body) ? true : undefined), 30_000);
+  });
+  after(async () => {
+    await master?.stop();
+    prefix.remove();
+  });
+
+  it(`answers each scrape within ${SCRAPE_BOUND_MS} ms with every peer's series`, { timeout: 60_000 }, async (t) => {
+    const times: number[] = [];
+    for (let round = 0; round < 3; round++) {
+      const { ms, body } = await scrape(socketPath);
+      times.push(Math.round(ms));
+      const lines = new Set(body.split('\n'));
+      const missing: string[] = [];
+      for (let i = 0; i < PEERS; i++) {
+        const labels = `upstream="big",peer="${peer(i)}"`;
+        for (const line of [`hitless_upstream_peer_state{${labels},state="up"} 1`, `hitless_upstream_peer_active{${labels}} 0`, `hitless_upstream_peer_downtime_seconds_total{${labels}} 0`]) {
+          if (!lines.has(line)) missing.push(line);
+        }
+      }
+      assert.deepEqual(missing.slice(0, 5), [], `${missing.length} series missing`);
+      // Both workers answered: the numbers are complete, not a worker's last report.
+      assert.equal([...body.matchAll(/^hitless_worker_up\{pid="\d+",generation="1"\} 1$/gm)].length, 2);
+      assert.ok(ms < SCRAPE_BOUND_MS, `scrape ${round} took ${Math.round(ms)} ms`);
+      if (round === 0) {
+        const check = spawnSync('promtool', ['check', 'metrics'], { input: body, encoding: 'utf8', timeout: 30_000 });
+        if (check.error !== undefined) throw new Error(`promtool is needed (apt-get install prometheus): ${check.error.message}`);
+        assert.equal(check.status, 0, `${check.stdout}${check.stderr}`.slice(0, 2_000));
+      }
+    }
+    t.diagnostic(`scrapes of ${PEERS} peers: ${times.join(', ')} ms`);
+  });
+});
