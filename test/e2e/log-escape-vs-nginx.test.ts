@@ -2,7 +2,7 @@
  * `log_format ... escape=default|json|none` side by side with Debian's nginx: the same requests,
  * carrying quotes, backslashes, a tab and bytes from 0x80 in a header and in the query string, a
  * map value with raw control characters (0x01, 0x1f, 0x7f: hitless answers 400 to them in a header
- * value, where nginx takes them), and a variable not found, give the same log lines byte for byte.
+ * value, where nginx takes them, a deliberate difference that docs/security.md gives), and a variable not found, give the same log lines byte for byte.
  */
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
