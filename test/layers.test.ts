@@ -24,6 +24,7 @@ const RANKS: Readonly<Record<string, number>> = {
   stream: 4,
   upstream: 3,
   tls: 3,
+  acme: 3,
   admin: 3,
   deploy: 3,
   probe: 3,
