@@ -11,7 +11,7 @@ import { createPrivateKey, generateKeyPair, type KeyObject, X509Certificate } fr
 import { readFile } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import { checkCertificate } from '../tls/certificate-store.js';
-import { AcmeStateDir, type AcmeFailure, type AcmeStatusFile, type AcmeStoredPair } from './state.js';
+import { AcmeStateDir, type AcmeStatusFile, type AcmeStoredPair } from './state.js';
 import { backoffMs, EXPIRY_ALERT_EVERY_MS, EXPIRY_ALERT_MS, lifetimeRenewalTime, MAX_TIMER_MS, windowRenewalTime } from './schedule.js';
 
 const generateKeyPairAsync = promisify(generateKeyPair);
@@ -111,21 +111,22 @@ export interface AcmeChallengeTables {
   readonly tlsAlpn: Readonly<Record<string, { readonly cert: string; readonly key: string }>>;
 }
 
-/** One ACME name's state, as `hitless certs list` and `GET /v1/acme` show it. */
+/** One ACME name's state, as `hitless certs list` and `GET /v1/acme` show it (null: none). */
 export interface AcmeNameState {
   /** The store name (the first identifier). */
   readonly name: string;
   readonly names: readonly string[];
   readonly issuer: string;
-  /** ISO 8601, of the certificate held now; undefined before the first issuance. */
-  readonly notAfter: string | undefined;
-  /** ISO 8601: the next order (or renewal information check); undefined while an order runs. */
-  readonly nextRenewal: string | undefined;
+  /** ISO 8601, of the certificate held now; null before the first issuance. */
+  readonly notAfter: string | null;
+  /** ISO 8601: the next order (or renewal information check); null while an order runs. */
+  readonly nextRenewal: string | null;
   /** Whether the time comes from the CA's renewal information (RFC 9773). */
   readonly renewalInfo: boolean;
   readonly ordering: boolean;
+  /** Failures in a row since the last success. */
   readonly failures: number;
-  readonly lastError: AcmeFailure | undefined;
+  readonly lastError: { readonly at: string; readonly type: string | null; readonly detail: string } | null;
 }
 
 /** The log lines the manager writes. */
@@ -693,16 +694,17 @@ class AcmeCertificateTask {
 
   state(): AcmeNameState {
     const held = this.#held;
+    const error = this.#status.lastError;
     return {
       name: this.name,
       names: this.settings.names,
       issuer: this.issuer.settings.name,
-      notAfter: held === undefined ? undefined : new Date(held.notAfter).toISOString(),
-      nextRenewal: this.#next === undefined ? undefined : new Date(this.#next.at).toISOString(),
+      notAfter: held === undefined ? null : new Date(held.notAfter).toISOString(),
+      nextRenewal: this.#next === undefined ? null : new Date(this.#next.at).toISOString(),
       renewalInfo: this.#renewalInfo,
       ordering: this.#ordering !== undefined,
       failures: this.#status.failures,
-      lastError: this.#status.lastError,
+      lastError: error === undefined ? null : { at: error.at, type: error.type ?? null, detail: error.detail },
     };
   }
 }

@@ -239,9 +239,9 @@ describe('AcmeManager', () => {
     assert.equal(readFileSync(join(state, 'account.url'), 'utf8'), 'https://ca.test/acct/1\n');
     assert.equal(readFileSync(join(state, 'example.com.crt'), 'utf8'), h.installed[0]?.cert);
     const [name] = h.manager.states();
-    assert.ok(name !== undefined && name.notAfter !== undefined && name.nextRenewal !== undefined);
+    assert.ok(name !== undefined && name.notAfter !== null && name.nextRenewal !== null);
     assert.equal(name.failures, 0);
-    assert.equal(name.lastError, undefined);
+    assert.equal(name.lastError, null);
     const notAfter = Date.parse(name.notAfter);
     const notBefore = h.clock.now() - MINUTE;
     // X.509 keeps whole seconds.
@@ -266,7 +266,7 @@ describe('AcmeManager', () => {
       assert.equal(await h.clock.next(h.manager, 4 * MINUTE), undefined, 'no timer before the renewal time');
       assert.equal(h.client.issued.length, 0);
       assert.equal(h.installed.length, installs);
-      assert.ok(h.manager.states()[0]?.nextRenewal !== undefined);
+      assert.ok(typeof h.manager.states()[0]?.nextRenewal === 'string');
       h.manager.close();
     }
   });
