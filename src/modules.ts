@@ -33,6 +33,7 @@ import { httpRealIpModule } from './http/realip-module.js';
 import { httpRewriteModule } from './http/rewrite-module.js';
 import { httpV2Module } from './http/v2-module.js';
 import { httpSslModule } from './http/ssl-module.js';
+import { httpAcmeModule } from './acme/acme-module.js';
 import { streamCoreModule } from './stream/core-module.js';
 import { upstreamEwmaModule } from './upstream/balancers/ewma.js';
 import { streamAccessModule, streamGeoModule, streamLimitConnModule, streamLogModule, streamMapModule, streamRealIpModule, streamReturnModule, streamSetModule, streamSplitClientsModule, streamSslPrereadModule, streamUpstreamModules } from './stream/modules.js';
@@ -56,6 +57,7 @@ export const builtinModules: readonly ConfModule[] = [
   adminModule,
   httpCoreModule,
   httpSslModule,
+  httpAcmeModule,
   httpV2Module,
   httpRewriteModule,
   httpHeadersModule,

@@ -47,6 +47,8 @@ import { UserFiles } from './user-files.js';
 import { captureNamesOf, createHttpVariables, defineSetVariables } from './variables.js';
 import { compileScript, type ScriptCode } from './rewrite-script.js';
 import { CertificateCaches } from '../tls/certificate-cache.js';
+import { acmeCertificateSelect } from '../tls/acme-certificates.js';
+import { acmeStoreNameOf } from '../acme/acme-config.js';
 
 /** An `add_header`, ready to run. */
 export interface CompiledHeader {
@@ -224,7 +226,7 @@ export class HttpGeneration {
         level: levelOf(block),
         locations: LocationTree.build(block, levelOf, (level) => level.proxy !== undefined || level.grpc !== undefined || level.fastcgi !== undefined),
         // Certificate names with variables are evaluated with this generation's variables (maps included).
-        tls: tls.variable === undefined ? tls : { ...tls, select: tls.variable.bind(this.variables, handshakeRequest, log, this.#certificateCaches) },
+        tls: this.#bindTls(block, tls, state, log),
         maxConcurrentStreams: block.get('http2_max_concurrent_streams'),
         prereadSize: block.get('http2_body_preread_size'),
         http2: block.get('http2'),
@@ -258,6 +260,16 @@ export class HttpGeneration {
       });
       this.sockets.set(socket.spec.key, { spec: socket.spec, byLocalAddress, own: hosts[hosts.length - 1] as VirtualHosts<CompiledServer> });
     }
+  }
+
+  /**
+   * A server's TLS as its handshakes use it: certificate names with variables evaluated with this
+   * generation's variables (maps included), `$acme_certificate` read from the store.
+   */
+  #bindTls(block: ConfBlockView, tls: ServerTls, state: ServingState, log: ErrorLog): ServerTls {
+    if (tls.acme === true && tls.contextFor !== undefined) return { ...tls, select: acmeCertificateSelect(acmeStoreNameOf(block), state.tls.certificates, tls.contextFor, log) };
+    if (tls.variable === undefined) return tls;
+    return { ...tls, select: tls.variable.bind(this.variables, handshakeRequest, log, this.#certificateCaches) };
   }
 
   #compileLevel(block: ConfBlockView): LevelConfig {

@@ -33,8 +33,10 @@ export interface ServerTls {
   readonly verify: ClientVerifySettings;
   /** `ssl_certificate` with variables: what is loaded in each handshake; undefined otherwise. */
   readonly variable: VariableCertificates | undefined;
-  /** The variable certificates bound to a generation's variables and error log (see {@link VariableCertificates.bind}). */
+  /** The variable certificates bound to a generation's variables and error log (see {@link VariableCertificates.bind}); or the ACME certificate's lookup. */
   readonly select?: HandshakeCertificates;
+  /** `ssl_certificate $acme_certificate`: the certificate comes from the store, by the server's ACME name (acme-certificates.ts). */
+  readonly acme?: true;
   /**
    * Builds a context with the server's settings and another certificate and key (one of the store);
    * throws a ConfigError when they do not fit the settings. Undefined when the settings are incomplete.
@@ -293,6 +295,7 @@ export function serverTlsOf(server: ConfBlockView): ServerTls {
   let context: SecureContext | undefined;
   let variable: VariableCertificates | undefined;
   let settingsContext: SecureContext | undefined;
+  let acmeServer = false;
   let contextFor: ServerTls['contextFor'];
   let ticketKeys: TicketKeySource = { from: 'none' };
   let staples: CertificateStaple[] = [];
@@ -312,8 +315,18 @@ export function serverTlsOf(server: ConfBlockView): ServerTls {
     // ssl_conf_command Certificate and PrivateKey replace the server's own.
     contextFor = (cert, key) => buildContext(server, { ...base.options, cert: base.commands.cert ?? cert, key: base.commands.key ?? key });
     warnings.push(...base.commands.warnings);
+    const acme = pairs.some((pair) => pair.cert.acme === true || pair.key.acme === true);
+    if (acme) {
+      // nginx-acme's variables hold the certificate in memory ("data:"); hitless serves the store's entry.
+      const pair = pairs[0] as { cert: TlsFile; key: TlsFile };
+      if (pairs.length > 1 || pair.cert.acme !== true || pair.key.acme !== true) {
+        fail('"ssl_certificate $acme_certificate" must be the only "ssl_certificate" of its server, with "ssl_certificate_key $acme_certificate_key" (hitless serves the ACME certificate from its certificate store)');
+      }
+      settingsContext = buildContext(server, base.options);
+      acmeServer = true;
+    }
     // ngx_http_ssl_compile_certificates(): one name with variables makes every pair load per handshake.
-    if (pairs.some((pair) => pair.cert.template !== undefined || pair.key.template !== undefined)) {
+    else if (pairs.some((pair) => pair.cert.template !== undefined || pair.key.template !== undefined)) {
       // The settings are checked now, as nginx's SSL_CTX is built without a certificate.
       settingsContext = buildContext(server, base.options);
       const build = contextFor;
@@ -345,7 +358,7 @@ export function serverTlsOf(server: ConfBlockView): ServerTls {
   }
   const sessionCache = SessionCache.of(server.get('ssl_session_cache'), server.get('ssl_session_timeout'));
   const maxSendFragment = Math.min(Math.max((server.get('ssl_buffer_size') as number | undefined) ?? SEND_FRAGMENT_MAX, SEND_FRAGMENT_MIN), SEND_FRAGMENT_MAX);
-  const tls = { context, ...(settingsContext === undefined ? {} : { settingsContext }), rejectHandshake: server.get('ssl_reject_handshake'), verify, variable, contextFor, sessionCache, ticketKeys, staples, certificates, maxSendFragment, protocols, groups, warnings };
+  const tls = { context, ...(settingsContext === undefined ? {} : { settingsContext }), ...(acmeServer ? { acme: true as const } : {}), rejectHandshake: server.get('ssl_reject_handshake'), verify, variable, contextFor, sessionCache, ticketKeys, staples, certificates, maxSendFragment, protocols, groups, warnings };
   cache.set(server, tls);
   return tls;
 }

@@ -22,7 +22,15 @@ export interface TlsFile {
   readonly path: string;
   /** Set when the name has variables (`ssl_certificate`, `ssl_certificate_key` only), evaluated per handshake. */
   readonly template?: Template;
+  /**
+   * `$acme_certificate` / `$acme_certificate_key` (nginx-acme's variables): the certificate of the
+   * store named after the server's first ACME name, looked up in each handshake (acme-certificates.ts).
+   */
+  readonly acme?: true;
 }
+
+/** The value nginx-acme's variables stand for in `ssl_certificate` and `ssl_certificate_key`. */
+const ACME_VARIABLES: Readonly<Record<string, string>> = { ssl_certificate: '$acme_certificate', ssl_certificate_key: '$acme_certificate_key' };
 
 /** `ssl_password_file`: the file, and its passphrases as latin1 strings, read when the configuration is. */
 export interface PasswordFile {
@@ -104,6 +112,8 @@ function parseTlsFile(args: readonly string[], ctx: DirectiveContext, previous: 
 function parseCertificateFile(args: readonly string[], ctx: DirectiveContext, previous: readonly TlsFile[] | undefined): readonly TlsFile[] {
   const [written = ''] = args;
   if (!written.includes('$')) return parseTlsFile(args, ctx, previous);
+  // nginx-acme's "data:" value: the stored certificate itself, never a file.
+  if (written === ACME_VARIABLES[ctx.node.name]) return [...(previous ?? []), { written, path: ctx.confPrefix, acme: true }];
   if (written.startsWith('data:')) ctx.fail(`"data:" in "${ctx.node.name}" is not supported by hitless`);
   let template: Template;
   try {
