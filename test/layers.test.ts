@@ -1,5 +1,5 @@
 // The layers of DESIGN.md, checked on the source: imports run one way down
-// cli -> process -> http / stream -> upstream / tls / admin / deploy / probe -> conf -> core,
+// cli -> process -> http / stream -> upstream / tls / acme / admin / deploy / probe -> conf -> core,
 // and no file imports itself back through a circle. `import type` counts as an import: a type
 // that a lower layer needs from a higher one is the same sign as a value that it does (the
 // thing belongs lower), and a type-only circle hides a design circle that the next value import

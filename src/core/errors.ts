@@ -25,7 +25,8 @@ export type ErrorCode =
   | 'HITLESS_ERR_CERT_NOT_FOUND'
   | 'HITLESS_ERR_CERT_STORE'
   | 'HITLESS_ERR_CERT_INPUT'
-  | 'HITLESS_ERR_ADMIN';
+  | 'HITLESS_ERR_ADMIN'
+  | 'HITLESS_ERR_ACME';
 
 /** The base of every error hitless throws on purpose. */
 export class HitlessError extends Error {

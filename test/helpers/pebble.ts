@@ -7,7 +7,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createSocket } from 'node:dgram';
 import { request } from 'node:https';
-import { createServer } from 'node:net';
+import { connect, createServer } from 'node:net';
 import { createSelfSigned } from '../../src/tls/self-signed.js';
 import { tempDir } from './tmp.js';
 
@@ -65,6 +65,27 @@ async function freePort(): Promise<number> {
   throw new Error('No free loopback port for pebble');
 }
 
+/**
+ * Resolves once `port` accepts a TCP connection. Pebble prints "Listening on:" just before it
+ * calls ListenAndServeTLS (cmd/pebble/main.go), so the line alone races the listen by a moment.
+ */
+async function acceptsConnections(port: number, child: Child, name: string): Promise<void> {
+  const deadline = Date.now() + START_TIMEOUT_MS;
+  for (;;) {
+    const connected = await new Promise<boolean>((resolve) => {
+      const socket = connect(port, '127.0.0.1');
+      socket.once('connect', () => {
+        socket.destroy();
+        resolve(true);
+      });
+      socket.once('error', () => resolve(false));
+    });
+    if (connected) return;
+    if (child.exited || Date.now() > deadline) throw new Error(`${name} is not accepting connections on 127.0.0.1:${port}:\n${child.output}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
 /** A child process whose output is collected, with a way to wait for a line and to stop it. */
 class Child {
   readonly #process: ChildProcess;
@@ -94,6 +115,10 @@ class Child {
         resolve();
       });
     });
+  }
+
+  get exited(): boolean {
+    return this.#exitedFlag;
   }
 
   get output(): string {
@@ -148,7 +173,7 @@ function httpsGet(url: string, ca: string): Promise<string> {
   });
 }
 
-/** Starts pebble-challtestsrv and pebble on loopback; resolves once pebble listens. */
+/** Starts pebble-challtestsrv and pebble on loopback; resolves once pebble accepts connections. */
 export async function startPebble(options: PebbleOptions): Promise<Pebble> {
   const dir = tempDir();
   const children: Child[] = [];
@@ -194,6 +219,8 @@ export async function startPebble(options: PebbleOptions): Promise<Pebble> {
     const pebble = new Child(PEBBLE, ['-config', 'pebble-config.json', '-dnsserver', `127.0.0.1:${dnsPort}`], env, dir.path);
     children.push(pebble);
     await pebble.waitFor('Listening on:', 'pebble');
+    await acceptsConnections(listenPort, pebble, 'pebble');
+    await acceptsConnections(managementPort, pebble, 'pebble management');
 
     let rootCache: string | undefined;
     return {
