@@ -48,6 +48,7 @@ import { captureNamesOf, createHttpVariables, defineSetVariables } from './varia
 import { compileScript, type ScriptCode } from './rewrite-script.js';
 import { CertificateCaches } from '../tls/certificate-cache.js';
 import { acmeCertificateSelect } from '../tls/acme-certificates.js';
+import type { AcmeChallenges } from '../tls/acme-challenges.js';
 import { acmeStoreNameOf } from '../acme/acme-config.js';
 
 /** An `add_header`, ready to run. */
@@ -260,6 +261,11 @@ export class HttpGeneration {
       });
       this.sockets.set(socket.spec.key, { spec: socket.spec, byLocalAddress, own: hosts[hosts.length - 1] as VirtualHosts<CompiledServer> });
     }
+  }
+
+  /** The ACME challenges this server answers (the running server's, tls/acme-challenges.ts). */
+  get acmeChallenges(): AcmeChallenges {
+    return this.#state.tls.acmeChallenges;
   }
 
   /**

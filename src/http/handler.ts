@@ -32,6 +32,8 @@ import { HttpRequest, requestLogContext } from './request.js';
 import { clientVerdict } from '../tls/client-verify.js';
 import { CLOSE_AFTER_PAGE, REDIRECT_STATUSES, specialPage, statusHasNoBody, wireStatus } from './responses.js';
 import { runScript } from './rewrite-script.js';
+import { acmeChallengeAnswer } from './acme-challenge.js';
+import { AcmeChallenges } from '../tls/acme-challenges.js';
 import { escapeRedirectUri, runTryFiles, serveFiles, type StaticContext } from './static.js';
 import { normalizeUri, parseRequestTarget, validateHost } from './uri.js';
 
@@ -49,16 +51,23 @@ interface ResponsePlan {
   readonly files?: true;
   /** Headers a filter added to the response (Content-Range of a 416). */
   readonly headers?: readonly string[];
+  /** The Content-Type of `body`; default: the level's default_type. */
+  readonly type?: string;
+  /** The connection closes after the response. */
+  readonly close?: true;
 }
 
 /** Handles the requests of one generation's connections. */
 export class RequestHandler {
   readonly #log: ErrorLog;
+  readonly #challenges: AcmeChallenges;
   /** nginx's temp number (ngx_next_temp_number()), for multipart/byteranges boundaries. */
   #boundary = 0;
 
-  constructor(log: ErrorLog) {
+  /** `challenges`: the ACME http-01 tokens the post-read phase answers (acme-challenge.ts). */
+  constructor(log: ErrorLog, challenges: AcmeChallenges = new AcmeChallenges()) {
     this.#log = log;
+    this.#challenges = challenges;
   }
 
   /** Where errors about `request` go: its level's error_log (ngx_http_update_location_config()). */
@@ -182,8 +191,12 @@ export class RequestHandler {
       this.#logOf(request).info(`${reason} while reading client request headers${context(request, conn)}`, conn.number);
       return [server.level, { status: verdict.status }];
     }
-    // The post-read phase: realip with the server's settings.
+    // The post-read phase: realip with the server's settings, and nginx-acme's http-01 responder.
     applyRealIp(request, server.level.preaccess?.realip);
+    if (this.#challenges.hasHttp) {
+      const answer = acmeChallengeAnswer(request, this.#challenges);
+      if (answer !== undefined) return [server.level, answer];
+    }
     return this.#rewritePhases(conn, request, server, undefined);
   }
 
@@ -714,13 +727,13 @@ export class RequestHandler {
     const body = plan.body ?? page ?? '';
     const headers: string[] = [];
     if (!statusHasNoBody(status)) {
-      if (plan.body !== undefined) headers.push('Content-Type', level.defaultType);
+      if (plan.body !== undefined) headers.push('Content-Type', plan.type ?? level.defaultType);
       else if (page !== undefined) headers.push('Content-Type', 'text/html');
     }
     const location = plan.location ?? request.locationCarried;
     if (location !== undefined && location !== '') headers.push('Location', location);
     if (plan.headers !== undefined) headers.push(...plan.headers);
-    this.applyLevel(exchange, conn, level, page !== undefined && CLOSE_AFTER_PAGE.has(status), request);
+    this.applyLevel(exchange, conn, level, plan.close === true || (page !== undefined && CLOSE_AFTER_PAGE.has(status)), request);
     addHeaders(headers, level, request, status);
     const bytes = Buffer.from(body, 'latin1');
     request.sentHeaders = headers;

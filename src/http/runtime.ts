@@ -71,7 +71,7 @@ export class HttpRuntime {
   /** Compiles the generation and opens its access logs; throws if a log file cannot be opened. */
   constructor(config: HitlessConfig, options: HttpRuntimeOptions) {
     this.#generation = new HttpGeneration(config, options.log, options.state);
-    this.#handler = new RequestHandler(options.log);
+    this.#handler = new RequestHandler(options.log, this.#generation.acmeChallenges);
     this.#budget = options.state?.upstreams.connections ?? new ConnectionBudget();
     this.#unregister = this.#budget.addReclaimer({
       idleCount: () => {
@@ -172,7 +172,7 @@ export class HttpRuntime {
   #serve(socket: Socket, hosts: VirtualHosts<CompiledServer>, proxied: ProxyProtocolAddresses | undefined, stat: ConnectionStat): void {
     const tls = this.#generation.tlsFor(hosts);
     if (tls !== undefined) {
-      const handshake = new TlsHandshake(socket, tls, hosts.defaultServer.level.clientHeaderTimeoutMs, (sock, outcome) => {
+      const handshake = new TlsHandshake(socket, tls, this.#generation.acmeChallenges, hosts.defaultServer.level.clientHeaderTimeoutMs, (sock, outcome) => {
         // HTTP/2 over TLS: its preface too may come alone, before a first frame nghttp2 refuses (preface.ts).
         if (outcome === 'h2') this.#tracker.add(new ClientConnection(new PrefaceSniffer(sock, hosts.defaultServer.level.clientHeaderTimeoutMs, (s, _http2, transport) => this.#serveH2(s, hosts, proxied, stat, transport), true, this.#countsH2Frames()), hosts));
         else this.#serveH1(sock, hosts, { plainHttp: outcome === 'plain', proxied }, stat);

@@ -11,6 +11,7 @@ import { PendingConnection } from './pending-connection.js';
 import { HttpRequest } from './request.js';
 import type { TlsTermination } from '../tls/sni.js';
 import { clientHelloIncomplete } from '../tls/client-hello.js';
+import type { AcmeChallenges } from '../tls/acme-challenges.js';
 import { channels } from '../core/diagnostics.js';
 
 /** How the connection goes on: HTTP/2 or HTTP/1.1 over TLS, or plain HTTP sent to a TLS port. */
@@ -23,6 +24,7 @@ export type TlsChoice = (socket: Socket, outcome: TlsOutcome) => void;
 export class TlsHandshake<S> extends PendingConnection {
   socket: Socket;
   readonly #termination: TlsTermination<S>;
+  readonly #challenges: AcmeChallenges;
   readonly #timeoutMs: number;
   readonly #choose: TlsChoice;
   /** Set once the TLS handshake began, until its end is published (`hitless:tls:handshake`). */
@@ -40,11 +42,12 @@ export class TlsHandshake<S> extends PendingConnection {
     this.finish();
   };
 
-  /** `timeoutMs` bounds the handshake, as nginx's client_header_timeout does. */
-  constructor(socket: Socket, termination: TlsTermination<S>, timeoutMs: number, choose: TlsChoice) {
+  /** `timeoutMs` bounds the handshake, as nginx's client_header_timeout does; `challenges` answers tls-alpn-01 first. */
+  constructor(socket: Socket, termination: TlsTermination<S>, challenges: AcmeChallenges, timeoutMs: number, choose: TlsChoice) {
     super();
     this.socket = socket;
     this.#termination = termination;
+    this.#challenges = challenges;
     this.#timeoutMs = timeoutMs;
     this.#choose = choose;
     this.#watch(socket);
@@ -86,6 +89,12 @@ export class TlsHandshake<S> extends PendingConnection {
       this.finish();
       return;
     }
+    // nginx-acme's ClientHello callback: acme-tls/1 for a name with a challenge, before any server's TLS.
+    const challenge = this.#challenges.answer(raw, chunk);
+    if (challenge !== undefined) {
+      this.#challenge(raw, challenge);
+      return;
+    }
     const secure: TLSSocket | undefined = this.#termination.wrap(raw, chunk);
     if (secure === undefined) {
       // ssl_reject_handshake: the alert is on its way and the socket ends; only its end is watched.
@@ -104,6 +113,21 @@ export class TlsHandshake<S> extends PendingConnection {
       // a 'secureConnect' a server socket never emits while this flag is still set.
       (secure as TLSSocket & { secureConnecting: boolean }).secureConnecting = false;
       this.#choose(secure, secure.alpnProtocol === 'h2' ? 'h2' : 'http/1.1');
+      this.finish();
+    });
+  }
+
+  /** A tls-alpn-01 handshake: watched as any until it is done, then the socket closes (acme-challenges.ts). */
+  #challenge(raw: Socket, secure: TLSSocket): void {
+    inheritLocalAddress(raw, secure);
+    this.socket = secure;
+    this.#tlsPending = true;
+    this.#watch(secure);
+    secure.once('secure', () => {
+      this.#unwatch(secure);
+      this.#tlsEnded(true, '', false);
+      // Closed by the responder once the handshake is done; errors of the close are the client's.
+      secure.on('error', () => secure.destroy());
       this.finish();
     });
   }

@@ -14,6 +14,7 @@ import type { ExpositionFormat } from '../admin/exposition.js';
 import type { MasterCommand } from './inherited-sockets.js';
 import type { ErrorLogTarget } from '../core/log.js';
 import type { StoredCertificate } from '../tls/certificate-store.js';
+import type { AcmeChallengeTable } from '../tls/acme-challenges.js';
 import type { LimitConnAnswer, LimitConnCheck, LimitReqAnswer, LimitReqCheck } from '../http/limits.js';
 import type { HealthSnapshot } from '../upstream/health/health-table.js';
 import type { PeerState } from '../upstream/group.js';
@@ -58,6 +59,21 @@ export interface ServeMessage {
   readonly master: MasterCommand;
   /** The last answers of the `server ... resolve` lines (upstream/resolve.ts), so a reload starts from them. */
   readonly resolved?: readonly (readonly [string, ResolvedAnswer])[];
+  /**
+   * The ACME challenges presented now (the last {@link AcmeChallengesMessage}'s table), so that a
+   * new worker answers them from its first request; absent: none.
+   */
+  readonly acmeChallenges?: AcmeChallengeTable;
+}
+
+/**
+ * Master to worker: the ACME challenges every worker answers (tls/acme-challenges.ts), the whole
+ * table each time: http-01 tokens (`/.well-known/acme-challenge/TOKEN` on every http server) and
+ * tls-alpn-01 certificates (a ClientHello with ALPN `acme-tls/1` for the name). A worker started
+ * later gets the table in its {@link ServeMessage}.
+ */
+export interface AcmeChallengesMessage extends AcmeChallengeTable {
+  readonly type: 'acme-challenges';
 }
 
 /**
@@ -144,7 +160,7 @@ export interface MetricsQueryMessage {
 }
 
 /** Every message a master sends to a worker. */
-export type MasterToWorker = ListenMessage | ServeMessage | DrainMessage | TerminateMessage | ReopenMessage | TicketKeyMessage | CertificateMessage | UpstreamHealthMessage | UpstreamStatesMessage | StubStatusQueryMessage | MetricsQueryMessage;
+export type MasterToWorker = ListenMessage | ServeMessage | DrainMessage | TerminateMessage | ReopenMessage | TicketKeyMessage | CertificateMessage | UpstreamHealthMessage | UpstreamStatesMessage | StubStatusQueryMessage | MetricsQueryMessage | AcmeChallengesMessage;
 
 /** Worker to master: the configuration is built and every listening socket is accepting. */
 export interface ReadyMessage {
@@ -309,7 +325,7 @@ export interface MasterUpMessage {
   readonly pid: number;
 }
 
-const MASTER_TO_WORKER_TYPES: ReadonlySet<string> = new Set(['listen', 'serve', 'drain', 'terminate', 'reopen', 'ticket-key', 'cert-put', 'cert-delete', 'upstream-health', 'upstream-states', 'stub-status', 'metrics']);
+const MASTER_TO_WORKER_TYPES: ReadonlySet<string> = new Set(['listen', 'serve', 'drain', 'terminate', 'reopen', 'ticket-key', 'cert-put', 'cert-delete', 'upstream-health', 'upstream-states', 'stub-status', 'metrics', 'acme-challenges']);
 
 /** True when an IPC message is one a master sends to a worker. */
 export function isMasterToWorker(message: unknown): message is MasterToWorker {

@@ -10,6 +10,7 @@ import type { ExpositionFormat } from '../admin/exposition.js';
 import type { ListeningSockets } from './listening-sockets.js';
 import type { MasterZones } from './zones.js';
 import type { HealthSnapshot } from '../upstream/health/health-table.js';
+import type { AcmeChallengeTable } from '../tls/acme-challenges.js';
 import type { PeerState } from '../upstream/group.js';
 import { isPeerConns, isPeerOutcome, type PeerConnsMessage, type PeerFailuresMessage, type PeerOtherConnsMessage, type PeerOutcomeMessage } from '../upstream/shared-peers.js';
 import { isStickyLearn, type StickyLearnMessage, type StickySessionsMessage } from '../upstream/sticky-sessions.js';
@@ -256,6 +257,11 @@ export class WorkerProcess {
       this.#certificateAcks.set(message.seq, resolve);
       void this.exited.then(() => resolve());
     });
+  }
+
+  /** Sends the worker the whole table of ACME challenges it answers (ipc.ts AcmeChallengesMessage). */
+  acmeChallenges(table: AcmeChallengeTable): void {
+    if (this.#state !== 'exited') this.#send({ type: 'acme-challenges', http: table.http, tlsAlpn: table.tlsAlpn });
   }
 
   /** Sends the worker the active health checks' table. */

@@ -201,6 +201,10 @@ class WorkerProcessCycle {
       case 'upstream-health':
         this.#state.upstreams.health.replace(message.snapshot);
         return;
+      case 'acme-challenges':
+        // Kept by the worker, not the generation: the next generation's serve brings it again.
+        this.#state.tls.acmeChallenges.replace(message);
+        return;
       case 'stub-status': {
         const answer: WorkerToMaster = { type: 'stub-status-report', id: message.id, counts: connectionStats.counts() };
         process.send?.(answer, undefined, undefined, () => undefined);
@@ -228,6 +232,7 @@ class WorkerProcessCycle {
     this.#state.tls.ticketKeys.useMaster(message.ticketKeys.master);
     for (const zone of message.ticketKeys.zones) this.#state.tls.ticketKeys.useZone({ name: zone.zone, size: zone.size }, zone.keys);
     this.#state.tls.certificates.replaceAll(message.certificates);
+    if (message.acmeChallenges !== undefined) this.#state.tls.acmeChallenges.replace(message.acmeChallenges);
     const config = loadConfig({
       file: snapshot.file,
       prefix: snapshot.prefix,

@@ -21,6 +21,8 @@ export interface ClientHello {
   readonly pskIdentities: readonly Buffer[];
   /** The host_name of server_name (extension 0), or undefined when the client sent none. */
   readonly serverName: string | undefined;
+  /** The protocols of application_layer_protocol_negotiation (extension 16), in the client's order; empty without one. */
+  readonly alpn: readonly string[];
 }
 
 /**
@@ -91,6 +93,7 @@ function readBody(body: Buffer): ClientHello | undefined {
     let keyShares: number[] = [];
     let pskIdentities: Buffer[] = [];
     let serverName: string | undefined;
+    let alpn: string[] = [];
     if (pos < body.length) {
       const end = pos + 2 + body.readUInt16BE(pos);
       for (pos += 2; pos + 4 <= end; ) {
@@ -101,9 +104,10 @@ function readBody(body: Buffer): ClientHello | undefined {
         if (type === 51) keyShares = keyShareGroups(data);
         if (type === 41) pskIdentities = identitiesOf(data);
         if (type === 0) serverName = hostNameOf(data);
+        if (type === 16) alpn = protocolsOf(data);
       }
     }
-    return { ciphers, groups, keyShares, sessionId, pskIdentities, serverName };
+    return { ciphers, groups, keyShares, sessionId, pskIdentities, serverName, alpn };
   } catch {
     // A read past the end (RangeError): a malformed ClientHello, which OpenSSL refuses anyway.
     return undefined;
@@ -127,6 +131,18 @@ function keyShareGroups(data: Buffer): number[] {
 }
 
 /** The host_name entry of a ServerNameList (RFC 6066 section 3): type 0, a 16-bit length, the name. */
+/** ProtocolNameList (RFC 7301 section 3.1): a 2-byte length, then 1-byte-length names. */
+function protocolsOf(data: Buffer): string[] {
+  const protocols: string[] = [];
+  const end = Math.min(data.length, 2 + data.readUInt16BE(0));
+  for (let pos = 2; pos < end; ) {
+    const length = data.readUInt8(pos);
+    protocols.push(data.toString('latin1', pos + 1, pos + 1 + length));
+    pos += 1 + length;
+  }
+  return protocols;
+}
+
 function hostNameOf(data: Buffer): string | undefined {
   const end = 2 + data.readUInt16BE(0);
   for (let pos = 2; pos + 3 <= end; pos += 3 + data.readUInt16BE(pos + 1)) {
