@@ -76,11 +76,12 @@ export interface AcmeIssuerSettings {
   readonly contact: readonly string[];
   readonly accountKey: string | undefined;
   readonly accountKeyType: string;
-  readonly externalAccountKey: { readonly kid: string; readonly file: string } | undefined;
+  /** `hmacKey` as read by the configuration; without it, `file` is read (base64url, or nginx-acme's `data:KEY`). */
+  readonly externalAccountKey: { readonly kid: string; readonly file: string; readonly hmacKey?: Buffer } | undefined;
   readonly trustedCertificate: string | undefined;
   readonly verify: boolean;
-  /** Absolute; empty for `state_path off` (nothing persisted). */
-  readonly statePath: string;
+  /** Absolute; undefined (or empty) for `state_path off`: nothing persisted. */
+  readonly statePath: string | undefined;
   readonly acceptTermsOfService: boolean;
   readonly challenge: AcmePendingChallenge['type'];
   readonly dnsCommand: string | undefined;
@@ -327,7 +328,7 @@ class AcmeIssuerRuntime {
   constructor(settings: AcmeIssuerSettings, signature: string, dependencies: AcmeDependencies) {
     this.settings = settings;
     this.signature = signature;
-    this.stateDir = settings.statePath === '' ? undefined : new AcmeStateDir(settings.statePath);
+    this.stateDir = settings.statePath === undefined || settings.statePath === '' ? undefined : new AcmeStateDir(settings.statePath);
     this.#dependencies = dependencies;
   }
 
@@ -383,7 +384,7 @@ class AcmeIssuerRuntime {
     const { url } = await client.account({
       contact: settings.contact,
       termsOfServiceAgreed: settings.acceptTermsOfService,
-      ...(eab === undefined ? {} : { externalAccountBinding: { kid: eab.kid, hmacKey: await readMacKey(eab.file) } }),
+      ...(eab === undefined ? {} : { externalAccountBinding: { kid: eab.kid, hmacKey: eab.hmacKey ?? (await readMacKey(eab.file)) } }),
     });
     if (this.stateDir !== undefined && (await this.stateDir.readAccountUrl()) !== url) await this.stateDir.writeAccountUrl(url);
     return url;
@@ -460,7 +461,7 @@ class AcmeCertificateTask {
       const stored = await dir?.readCertificate(this.name);
       if (stored !== undefined) this.#held = this.#usable(stored);
     } catch (err) {
-      this.#log.error(`${this.#label}: cannot read its state in "${this.issuer.settings.statePath}": ${describe(err)}`);
+      this.#log.error(`${this.#label}: cannot read its state in "${this.issuer.settings.statePath ?? ''}": ${describe(err)}`);
     }
     if (this.#stopped) return;
     const held = this.#held;
@@ -642,7 +643,7 @@ class AcmeCertificateTask {
     try {
       await this.issuer.stateDir?.writeStatus(this.name, this.#status);
     } catch (err) {
-      this.#log.error(`${this.#label}: cannot write its state in "${this.issuer.settings.statePath}": ${describe(err)}`);
+      this.#log.error(`${this.#label}: cannot write its state in "${this.issuer.settings.statePath ?? ''}": ${describe(err)}`);
     }
   }
 
