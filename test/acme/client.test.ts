@@ -10,7 +10,7 @@ import { execFileSync } from 'node:child_process';
 import { createHash, createPrivateKey, generateKeyPairSync, webcrypto, X509Certificate, type KeyObject } from 'node:crypto';
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
-import type { AddressInfo } from 'node:net';
+import { createServer as createNetServer, type AddressInfo } from 'node:net';
 import { createSecureContext, createServer as createTlsServer, type Server as TlsServer, type TLSSocket } from 'node:tls';
 import { after, before, describe, it } from 'node:test';
 import * as x509 from '@peculiar/x509';
@@ -277,7 +277,11 @@ describe('ACME client against pebble rejecting 50% of nonces', { timeout: 120_00
     assert.match(pebble.log(), /reject 50% of good nonces/);
     const client = new AcmeClient({ directoryUrl: pebble.directoryUrl, accountKey: ec256(), ca: pebble.caPem });
     try {
-      await client.account({ contact: [], termsOfServiceAgreed: true });
+      // Twenty account look-ups: at 50% rejection, more POSTs than twenty reach pebble (each
+      // badNonce retried with the nonce it carried), and every look-up still succeeds.
+      const postsBefore = pebble.log().split('POST /sign-me-up').length - 1;
+      for (let i = 0; i < 20; i++) await client.account({ contact: [], termsOfServiceAgreed: true });
+      assert.ok(pebble.log().split('POST /sign-me-up').length - 1 - postsBefore > 20, 'pebble rejected some nonces');
       for (const challenge of ['http-01', 'tls-alpn-01'] as const) {
         const result = await client.issue({ names: [`${challenge}.nonce.example.test`], certificateKey: ec256(), challenge, present: responder.present, cleanup: responder.cleanup });
         assertChainVerifies(result.certificate, await pebble.rootPem(), [`${challenge}.nonce.example.test`]);
@@ -400,6 +404,21 @@ describe('ACME client: failures pebble cannot produce', { timeout: 60_000 }, () 
     assert.ok(err instanceof AcmeError, String(err));
     assert.equal(err.code, 'HITLESS_ERR_ACME');
     assert.equal(err.message, `ACME directory: "https://127.0.0.1:${port}/dir" unreachable: connect ECONNREFUSED 127.0.0.1:${port}`);
+  });
+
+  it('a directory that accepts the connection and never answers is an AcmeError after timeoutMs', async () => {
+    const silent = createNetServer((socket) => socket.on('error', () => undefined).resume());
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const port = (silent.address() as AddressInfo).port;
+    const client = new AcmeClient({ directoryUrl: `https://127.0.0.1:${port}/dir`, accountKey: ec256(), timeoutMs: 300 });
+    try {
+      const err = await rejection(() => client.renewalInfo('unused'));
+      assert.ok(err instanceof AcmeError, String(err));
+      assert.equal(err.message, `ACME directory: no answer from "https://127.0.0.1:${port}/dir" within 300 ms`);
+    } finally {
+      client.close();
+      await new Promise((resolve) => silent.close(resolve));
+    }
   });
 
   it('a directory whose certificate is not trusted is refused, unless verify is off', async () => {

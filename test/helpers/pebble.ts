@@ -96,6 +96,12 @@ class Child {
 
   constructor(command: string, args: readonly string[], env: NodeJS.ProcessEnv, cwd: string) {
     this.#process = spawn(command, args, { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    // A test process that exits without stop() (an uncaught error) takes its pebble with it.
+    const killOnExit = (): void => {
+      if (!this.#exitedFlag) this.#process.kill('SIGKILL');
+    };
+    process.on('exit', killOnExit);
+    this.#process.once('exit', () => process.removeListener('exit', killOnExit));
     const collect = (chunk: Buffer): void => {
       this.#output += chunk.toString();
       for (const waiter of this.#waiters) waiter();
