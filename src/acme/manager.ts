@@ -221,7 +221,11 @@ export class AcmeManager {
     for (const [name, task] of this.#tasks) {
       const next = wanted.get(name);
       const issuer = next === undefined ? undefined : issuers.get(next.issuer);
-      if (next !== undefined && issuer !== undefined && task.issuer === issuer && task.signature === signatureOf(next)) continue;
+      if (next !== undefined && issuer !== undefined && task.issuer === issuer && task.signature === signatureOf(next)) {
+        // Unchanged: its plan stands; a reload onto another certificate_store gets its certificate again.
+        starting.push(task.ensureServed());
+        continue;
+      }
       task.stop();
       this.#tasks.delete(name);
       if (next === undefined || issuer === undefined) continue;
@@ -464,16 +468,20 @@ class AcmeCertificateTask {
       this.#log.error(`${this.#label}: cannot read its state in "${this.issuer.settings.statePath ?? ''}": ${describe(err)}`);
     }
     if (this.#stopped) return;
-    const held = this.#held;
-    if (held !== undefined && this.#manager.options.served(this.name) !== held.cert) {
-      try {
-        await this.#manager.options.install(this.name, held.cert, held.key);
-      } catch (err) {
-        this.#log.error(`${this.#label}: the stored certificate was refused: ${describe(err)}`);
-        this.#held = undefined;
-      }
-    }
+    await this.ensureServed();
     await this.#plan();
+  }
+
+  /** Puts the held certificate into the store when the store holds another (or none) for the name. */
+  async ensureServed(): Promise<void> {
+    const held = this.#held;
+    if (held === undefined || this.#stopped || this.#manager.options.served(this.name) === held.cert) return;
+    try {
+      await this.#manager.options.install(this.name, held.cert, held.key);
+    } catch (err) {
+      this.#log.error(`${this.#label}: the stored certificate was refused: ${describe(err)}`);
+      if (this.#held === held) this.#held = undefined;
+    }
   }
 
   /** A stored certificate that is still valid and covers the configured names, or undefined. */

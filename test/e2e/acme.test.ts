@@ -174,11 +174,20 @@ describe('ACME against pebble', () => {
     assert.doesNotMatch(prefix.errorLog(), /PRIVATE KEY/);
   });
 
-  it('obtains a certificate by tls-alpn-01 and serves it', async () => {
-    const { api, pebble, tls, prefix } = await start('tls-alpn-01', 0);
+  it('obtains a certificate by tls-alpn-01 and serves it, and a reload keeps it without a new order', async () => {
+    const { run, api, pebble, tls, prefix } = await start('tls-alpn-01', 0);
     const state = await issued({ api, prefix, pebble }, null, 30_000);
-    const leaf = await servedLeaf(tls, await pebble.rootPem());
+    const root = await pebble.rootPem();
+    const leaf = await servedLeaf(tls, root);
     assert.equal(new Date(leaf.validTo).toISOString(), state.notAfter);
+    assert.equal(pebble.orders(), 1);
+    run.master?.signal('SIGHUP');
+    await waitFor('generation 2', async () => ((await api.status()).generation === 2 ? true : undefined));
+    await waitFor('the old workers to exit', async () => ((await api.status()).workers.length === 2 ? true : undefined));
+    assert.equal((await servedLeaf(tls, root)).fingerprint256, leaf.fingerprint256);
+    const after = await acmeState(api);
+    assert.equal(after?.notAfter, state.notAfter);
+    assert.equal(after?.nextRenewal, state.nextRenewal, 'the reload re-planned an unchanged certificate');
     assert.equal(pebble.orders(), 1);
   });
 });
