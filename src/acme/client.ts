@@ -401,10 +401,10 @@ export class AcmeClient {
   /** One signed request (payload undefined: POST-as-GET), retried on badNonce with the nonce it carried. */
   async #post(what: string, url: string, payload: unknown, expected: readonly number[], signal: AbortSignal | undefined, accept?: string, useJwk = false): Promise<AcmeResponse> {
     const directory = await this.#getDirectory(signal);
+    if (!useJwk && this.#accountUrl === undefined) throw new AcmeError(`${what}: no account`);
+    const key = useJwk ? { jwk: this.#jwk } : { kid: this.#accountUrl };
     for (let attempt = 0; ; attempt++) {
       const nonce = await this.#nonce(directory, signal);
-      const key = useJwk ? { jwk: this.#jwk } : { kid: this.#accountUrl };
-      if (!useJwk && this.#accountUrl === undefined) throw new AcmeError(`${what}: no account`);
       const body = JSON.stringify(signJws(this.#key, { nonce, url, ...key }, payload));
       const res = await this.#transport.send(what, url, { method: 'POST', body, accept: accept ?? 'application/json', signal });
       this.#keepNonce(res);

@@ -516,6 +516,36 @@ describe('ACME client: failures pebble cannot produce', { timeout: 60_000 }, () 
       client.close();
     }
   });
+
+  it('a poll is bounded: an order that stays "processing" ends in an AcmeError, never a loop', async () => {
+    let orderPolls = 0;
+    let retryAfter: string | undefined;
+    handler = (path, _method, _payload, res) => {
+      if (path === '/account') res.writeHead(200, { location: `${base}/acct/1`, 'content-type': 'application/json' }).end('{}');
+      else if (path === '/order') res.writeHead(201, { location: `${base}/order/2`, 'content-type': 'application/json' }).end(JSON.stringify({ status: 'processing', authorizations: [] }));
+      else if (path === '/order/2') {
+        orderPolls++;
+        res.writeHead(200, { 'content-type': 'application/json', ...(retryAfter !== undefined ? { 'retry-after': retryAfter } : {}) }).end(JSON.stringify({ status: 'processing' }));
+      } else res.writeHead(404).end();
+    };
+    const client = new AcmeClient({ directoryUrl: `${base}/dir`, accountKey: ec256(), ca: tls.cert, pollTimeoutMs: 1_000 });
+    const order = { names: ['slow.example.test'], certificateKey: ec256(), challenge: 'http-01' as const, present: () => Promise.resolve(), cleanup: () => Promise.resolve() };
+    try {
+      const err = await rejection(() => client.issue(order));
+      assert.ok(err instanceof AcmeError, String(err));
+      assert.match(err.message, /^ACME order: still "processing" after \d+ polls in 1000 ms or less$/);
+      assert.ok(orderPolls >= 2 && orderPolls <= 5, `${orderPolls} polls in 1 s`);
+      // A Retry-After beyond the poll's time limit ends it at once and says when to come back.
+      retryAfter = '3600';
+      orderPolls = 0;
+      const later = await rejection(() => client.issue(order));
+      assert.ok(later instanceof AcmeError, String(later));
+      assert.equal(later.retryAfterMs, 3_600_000);
+      assert.equal(orderPolls, 1);
+    } finally {
+      client.close();
+    }
+  });
 });
 
 describe('certificateIdentifier', () => {
