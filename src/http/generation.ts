@@ -47,7 +47,7 @@ import { UserFiles } from './user-files.js';
 import { captureNamesOf, createHttpVariables, defineSetVariables } from './variables.js';
 import { compileScript, type ScriptCode } from './rewrite-script.js';
 import { CertificateCaches } from '../tls/certificate-cache.js';
-import { acmeCertificateSelect } from '../tls/acme-certificates.js';
+import { acmeCertificateSelect, acmeStoredContext } from '../tls/acme-certificates.js';
 import type { AcmeChallenges } from '../tls/acme-challenges.js';
 import { acmeStoreNameOf } from '../acme/acme-config.js';
 
@@ -273,7 +273,10 @@ export class HttpGeneration {
    * generation's variables (maps included), `$acme_certificate` read from the store.
    */
   #bindTls(block: ConfBlockView, tls: ServerTls, state: ServingState, log: ErrorLog): ServerTls {
-    if (tls.acme === true && tls.contextFor !== undefined) return { ...tls, select: acmeCertificateSelect(acmeStoreNameOf(block), state.tls.certificates, tls.contextFor, log) };
+    if (tls.acme === true && tls.contextFor !== undefined) {
+      const name = acmeStoreNameOf(block);
+      return { ...tls, select: acmeCertificateSelect(name, state.tls.certificates, tls.contextFor, log), storedContext: acmeStoredContext(name, state.tls.certificates, tls.contextFor) };
+    }
     if (tls.variable === undefined) return tls;
     return { ...tls, select: tls.variable.bind(this.variables, handshakeRequest, log, this.#certificateCaches) };
   }

@@ -6,7 +6,7 @@
  * issued certificate in its certificate store under the order's first name; each handshake that
  * reaches the server takes the store's current entry, and fails the same way while there is none.
  */
-import type { TLSSocket } from 'node:tls';
+import type { SecureContext, TLSSocket } from 'node:tls';
 import type { ErrorLog } from '../core/log.js';
 import type { ServerTls } from './contexts.js';
 import type { StoredCertificates } from './stored-certificates.js';
@@ -32,6 +32,23 @@ export function acmeCertificateSelect(name: string | undefined, certificates: St
       const message = `cannot use the certificate of "${stored.name}": ${err instanceof Error ? err.message : String(err)}`;
       log.error(`${message} while SSL handshaking, client: ${socket.remoteAddress ?? ''}, server: ${socket.localAddress ?? ''}:${socket.localPort ?? ''}`);
       return Promise.reject(new Error(message));
+    }
+  };
+}
+
+/**
+ * The context of the store entry `name` now, or undefined: for a handshake without SNI, which
+ * Node starts on one context and asks no callback about, where nginx's certificate callback
+ * evaluates the variables all the same (they do not depend on the name).
+ */
+export function acmeStoredContext(name: string | undefined, certificates: StoredCertificates, contextFor: NonNullable<ServerTls['contextFor']>): () => SecureContext | undefined {
+  return () => {
+    const stored = name === undefined ? undefined : certificates.lookup(name);
+    if (stored === undefined) return undefined;
+    try {
+      return certificates.contextOf(stored, contextFor);
+    } catch {
+      return undefined;
     }
   };
 }

@@ -37,6 +37,8 @@ export interface ServerTls {
   readonly select?: HandshakeCertificates;
   /** `ssl_certificate $acme_certificate`: the certificate comes from the store, by the server's ACME name (acme-certificates.ts). */
   readonly acme?: true;
+  /** An ACME server's certificate now (undefined before it is issued), for a handshake without SNI. */
+  readonly storedContext?: () => SecureContext | undefined;
   /**
    * Builds a context with the server's settings and another certificate and key (one of the store);
    * throws a ConfigError when they do not fit the settings. Undefined when the settings are incomplete.

@@ -380,7 +380,11 @@ export class TlsTermination<S> {
    */
   #initialContext(servername: string | undefined): { readonly context: SecureContext; readonly certificates: number } {
     const fallback = { context: this.#default, certificates: this.#defaultCertificates };
-    if (servername === undefined || servername === '') return fallback;
+    if (servername === undefined || servername === '') {
+      // A default server with `ssl_certificate $acme_certificate` answers without SNI too, as nginx's certificate callback does.
+      const stored = this.#fallback.storedContext?.();
+      return stored === undefined ? fallback : { context: this.#follow(this.#fallback, stored), certificates: 1 };
+    }
     const name = servername.toLowerCase();
     const tls = this.#tlsOf(this.#hosts.find(name).server);
     if (tls.context === undefined || tls.rejectHandshake || tls.protocols === this.#fallback.protocols) return fallback;
