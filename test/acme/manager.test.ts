@@ -4,14 +4,14 @@
  * [alert], ARI with `replaces`, one order at a time per name, reload re-planning, close().
  */
 import { createPublicKey, randomBytes, webcrypto, type KeyObject } from 'node:crypto';
-import { statSync, readFileSync, existsSync } from 'node:fs';
+import { chmodSync, statSync, readFileSync, existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import * as x509 from '@peculiar/x509';
 import { AcmeManager, generateKey, type AcmeChallengeTables, type AcmeClock, type AcmeIssueOptions, type AcmeIssuerSettings, type AcmeManagerSettings, type AcmeProtocolClient, type AcmeRenewalWindow } from '../../src/acme/manager.js';
 import { AcmeStateDir } from '../../src/acme/state.js';
-import { BACKOFF_CAP_MS, lifetimeRenewalTime } from '../../src/acme/schedule.js';
+import { BACKOFF_CAP_MS, MAX_TIMER_MS, lifetimeRenewalTime } from '../../src/acme/schedule.js';
 import { tempDir, type TempDir } from '../helpers/tmp.js';
 
 const MINUTE = 60_000;
@@ -429,5 +429,42 @@ describe('AcmeManager', () => {
     await h.manager.configure(settingsIn(dir));
     assert.deepEqual(h.clock.pending(), []);
     assert.ok(existsSync(join(dir.path, 'acme_test', 'example.com.crt')));
+  });
+
+  it('waits beyond a Node timer\'s reach (2^31 - 1 ms) by re-arming, without ordering early', async () => {
+    const dir = newDir();
+    const h = harness();
+    h.client.lifetimeMs = 90 * DAY;
+    await h.manager.configure(settingsIn(dir));
+    await h.clock.next(h.manager, 0);
+    const planned = Date.parse(h.manager.states()[0]?.nextRenewal ?? '');
+    assert.ok(planned - h.clock.now() > 2 * MAX_TIMER_MS);
+    assert.ok(h.clock.pending().every((at) => at - h.clock.now() <= MAX_TIMER_MS));
+    for (let i = 0; i < 2; i++) await h.clock.next(h.manager);
+    assert.equal(h.client.issued.length, 1, 'ordered before the renewal time');
+    assert.equal(await h.clock.next(h.manager), planned);
+    assert.equal(h.client.issued.length, 2);
+  });
+
+  it('keeps nothing on disk with state_path off', async () => {
+    const dir = newDir();
+    const h = harness();
+    await h.manager.configure(settingsIn(dir, ['example.com'], { statePath: undefined }));
+    await h.clock.next(h.manager, 0);
+    assert.equal(h.installed.length, 1);
+    assert.deepEqual(readdirSync(dir.path), []);
+  });
+
+  it('runs the dns-01 command with present and cleanup, the record name and the TXT value', async () => {
+    const dir = newDir();
+    const record = join(dir.path, 'calls');
+    const script = dir.write('dns-hook', `#!/bin/sh\necho "$@" >> ${record}\n`);
+    chmodSync(script, 0o755);
+    const h = harness();
+    await h.manager.configure(settingsIn(dir, ['example.com'], { challenge: 'dns-01', dnsCommand: script }));
+    await h.clock.next(h.manager, 0);
+    assert.equal(h.installed.length, 1);
+    assert.equal(readFileSync(record, 'utf8'), 'present _acme-challenge.example.com v\ncleanup _acme-challenge.example.com v\n');
+    assert.deepEqual(h.tables, [], 'dns-01 needs nothing from the workers');
   });
 });

@@ -21,7 +21,7 @@ import { MasterUnderTest, TestPrefix, freePort, runHitlessCommand, startMaster, 
 /** pebble's certificateValidityPeriod here: renewal comes 30-37.5 s after issuance. */
 const VALIDITY_S = 45;
 
-const conf = (options: { http: number; tls: number; directory: string; challenge: 'http-01' | 'tls-alpn-01' }): string => `worker_processes 2;
+const conf = (options: { http: number; tls: number; directory: string; challenge: string }): string => `worker_processes 2;
 error_log logs/error.log info;
 admin_listen unix:logs/admin.sock;
 events {}
@@ -78,6 +78,19 @@ async function issued(run: { api: AdminClient; prefix: TestPrefix; pebble: Pebbl
   }
 }
 
+/** A dns-01 hook (`present|cleanup RECORD VALUE`) that sets the TXT record in pebble-challtestsrv. */
+const DNS_HOOK = (management: string): string => `#!${process.execPath}
+const [action, record, value] = process.argv.slice(2);
+const body = JSON.stringify(action === 'present' ? { host: record + '.', value } : { host: record + '.' });
+const req = require('node:http').request('${management}/' + (action === 'present' ? 'set-txt' : 'clear-txt'), { method: 'POST', timeout: 5000 }, (res) => {
+  res.resume();
+  res.on('end', () => process.exit(res.statusCode === 200 ? 0 : 1));
+});
+req.on('timeout', () => req.destroy(new Error('timeout')));
+req.on('error', (err) => { console.error(err.message); process.exit(1); });
+req.end(body);
+`;
+
 interface Running {
   prefix: TestPrefix;
   master: MasterUnderTest | undefined;
@@ -93,7 +106,7 @@ after(async () => {
   }
 });
 
-async function start(challenge: 'http-01' | 'tls-alpn-01', nonceReject: number | undefined): Promise<{ run: Running; prefix: TestPrefix; http: number; tls: number; api: AdminClient; pebble: Pebble }> {
+async function start(challenge: 'http-01' | 'tls-alpn-01' | 'dns-01', nonceReject: number | undefined): Promise<{ run: Running; prefix: TestPrefix; http: number; tls: number; api: AdminClient; pebble: Pebble }> {
   const prefix = new TestPrefix();
   const run: Running = { prefix, master: undefined, pebble: undefined };
   running.push(run);
@@ -102,7 +115,14 @@ async function start(challenge: 'http-01' | 'tls-alpn-01', nonceReject: number |
   const pebble = await startPebble({ httpPort: http, tlsPort: tls, certificateValidityPeriod: VALIDITY_S, ...(nonceReject === undefined ? {} : { nonceReject }) });
   run.pebble = pebble;
   writeFileSync(join(prefix.dir, 'conf/pebble-api.pem'), pebble.caPem);
-  run.master = await startMaster({ prefix, conf: conf({ http, tls, directory: pebble.directoryUrl, challenge }), port: http, program: 'hitless' });
+  let directive: string = challenge;
+  if (challenge === 'dns-01') {
+    // The operator's hook: the TXT record set and cleared in pebble-challtestsrv's DNS.
+    const hook = join(prefix.dir, 'conf/dns-hook.cjs');
+    writeFileSync(hook, DNS_HOOK(pebble.dnsManagementUrl), { mode: 0o755 });
+    directive = `dns-01 command=${hook}`;
+  }
+  run.master = await startMaster({ prefix, conf: conf({ http, tls, directory: pebble.directoryUrl, challenge: directive }), port: http, program: 'hitless' });
   return { run, prefix, http, tls, api: new AdminClient({ socketPath: join(prefix.dir, 'logs/admin.sock') }), pebble };
 }
 
@@ -189,5 +209,13 @@ describe('ACME against pebble', () => {
     assert.equal(after?.notAfter, state.notAfter);
     assert.equal(after?.nextRenewal, state.nextRenewal, 'the reload re-planned an unchanged certificate');
     assert.equal(pebble.orders(), 1);
+  });
+
+  it('obtains a certificate by dns-01 through the operator\'s command and pebble-challtestsrv', async () => {
+    const { api, pebble, tls, prefix } = await start('dns-01', 0);
+    const state = await issued({ api, prefix, pebble }, null, 30_000);
+    const leaf = await servedLeaf(tls, await pebble.rootPem());
+    assert.equal(new Date(leaf.validTo).toISOString(), state.notAfter);
+    assert.match(pebble.log(), /_acme-challenge\.a\.test/);
   });
 });
