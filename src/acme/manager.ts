@@ -155,8 +155,11 @@ export interface AcmeManagerOptions {
   install(name: string, cert: string, key: string): Promise<void>;
   /** The chain the store holds for `name` now, if any. */
   served(name: string): string | undefined;
-  /** Sends the whole challenge tables to every worker. */
-  publishChallenges(tables: AcmeChallengeTables): void;
+  /**
+   * Sends the whole challenge tables to every worker; a promise settles once every worker answers
+   * from them (waited for at most {@link PUBLISH_TIMEOUT_MS} before the CA is told to validate).
+   */
+  publishChallenges(tables: AcmeChallengeTables): Promise<void> | void;
   /** Default: the real clock. */
   readonly clock?: AcmeClock;
   /** Default: Math.random. */
@@ -173,6 +176,8 @@ export const REAL_CLOCK: AcmeClock = {
   },
 };
 
+/** How long the workers may take to acknowledge a challenge table; then the CA is asked anyway. */
+export const PUBLISH_TIMEOUT_MS = 10_000;
 /** How long a dns-01 hook command may run. */
 const DNS_COMMAND_TIMEOUT_MS = 60_000;
 /** How often the CA's renewal information is asked again at most, whatever its Retry-After. */
@@ -293,7 +298,7 @@ export class AcmeManager {
     if (challenge.type === 'http-01') this.#http.set(challenge.token, challenge.keyAuthorization);
     else if (challenge.type === 'tls-alpn-01') this.#tlsAlpn.set(challenge.identifier, await this.#options.dependencies.tlsAlpnCertificate(challenge.identifier, challenge.keyAuthorization));
     else return runDnsCommand(issuer, 'present', challenge);
-    this.#options.publishChallenges(this.challengeTables());
+    await this.#publish();
   }
 
   /** @internal Forgets a challenge once the CA has validated it (or the order failed). */
@@ -301,7 +306,25 @@ export class AcmeManager {
     if (challenge.type === 'http-01') this.#http.delete(challenge.token);
     else if (challenge.type === 'tls-alpn-01') this.#tlsAlpn.delete(challenge.identifier);
     else return runDnsCommand(issuer, 'cleanup', challenge);
-    this.#options.publishChallenges(this.challengeTables());
+    await this.#publish();
+  }
+
+  /** Sends the tables and waits (bounded) until every worker answers from them. */
+  async #publish(): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    const sent = Promise.resolve(this.#options.publishChallenges(this.challengeTables()));
+    const bound = new Promise<void>((resolve) => {
+      timer = setTimeout(() => {
+        this.#options.log().warn(`acme: the workers did not acknowledge the challenge table within ${PUBLISH_TIMEOUT_MS / 1000}s`);
+        resolve();
+      }, PUBLISH_TIMEOUT_MS);
+      timer.unref();
+    });
+    try {
+      await Promise.race([sent, bound]);
+    } finally {
+      clearTimeout(timer);
+    }
   }
 }
 

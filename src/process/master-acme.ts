@@ -25,8 +25,8 @@ export interface MasterAcmeOptions {
   /** The master's current error log. */
   readonly log: () => ErrorLog;
   readonly certificates: MasterCertificates;
-  /** Sends the whole tables to every live worker. */
-  readonly publish: (tables: AcmeChallengeTables) => void;
+  /** Sends the whole tables to every live worker; settles once each one answers from them. */
+  readonly publish: (tables: AcmeChallengeTables) => Promise<void>;
   /** Default {@link ACME_DEPENDENCIES}. */
   readonly dependencies?: AcmeDependencies;
 }

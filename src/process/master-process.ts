@@ -131,8 +131,8 @@ export class MasterProcess {
     this.#acme = new MasterAcme({
       log: () => this.#log,
       certificates: this.#certificates,
-      publish: (tables) => {
-        for (const worker of this.#workers) worker.acmeChallenges(tables);
+      publish: async (tables) => {
+        await Promise.all([...this.#workers].map((worker) => worker.acmeChallenges(tables)));
       },
     });
     this.#admin = new AdminListeners(this.#adminBackend());

@@ -202,7 +202,9 @@ function harness(clock = new FakeClock(Date.now()), client = new ClientDouble(cl
       return Promise.resolve();
     },
     served: (name) => h.served.get(name),
-    publishChallenges: (t) => tables.push(t),
+    publishChallenges: (t) => {
+      tables.push(t);
+    },
     clock,
     random: () => 0.5,
   });
