@@ -90,6 +90,12 @@ export interface AcmeIssuerConfig {
   readonly preferredChain: string | undefined;
   /** `profile NAME [require]`. */
   readonly profile: { readonly name: string; readonly require: boolean } | undefined;
+  /**
+   * The http block's `resolver` and `resolver_timeout`, which nginx-acme resolves the ACME
+   * server's name with (`Issuer::postconfiguration()`); undefined without one (hitless then uses
+   * the system's resolver, where nginx-acme refuses the configuration).
+   */
+  readonly resolver: { readonly servers: readonly { readonly host: string; readonly port: number }[]; readonly timeoutMs: number; readonly ipv4: boolean; readonly ipv6: boolean } | undefined;
   /** `file:line` of the `acme_issuer` directive. */
   readonly where: string;
 }
@@ -161,6 +167,8 @@ export function acmeSettingsOf(config: HitlessConfig | ConfBlockView, warn: (rea
   const main = 'main' in config ? config.main : config;
   const http = main.blocks.find((block) => block.name === 'http');
   if (http === undefined) return { issuers: [], certificates: [] };
+  const setting = http.get('resolver');
+  const resolver = setting === undefined ? undefined : { servers: setting.servers, timeoutMs: http.get('resolver_timeout'), ipv4: setting.ipv4, ipv6: setting.ipv6 };
   const issuers = http.get('acme_issuer').map((issuer): AcmeIssuerConfig => ({
     name: issuer.name,
     uri: issuer.uri,
@@ -177,6 +185,7 @@ export function acmeSettingsOf(config: HitlessConfig | ConfBlockView, warn: (rea
     commonNameInCsr: issuer.commonNameInCsr,
     preferredChain: issuer.preferredChain,
     profile: issuer.profile,
+    resolver,
     where: whereText(issuer.where),
   }));
   const certificates: AcmeCertificateConfig[] = [];

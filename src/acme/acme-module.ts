@@ -145,7 +145,8 @@ function readIssuerDirective(node: DirectiveNode, draft: IssuerDraft, ctx: Direc
     }
     case 'common_name_in_csr':
       draft.commonNameInCsr = flag(draft.commonNameInCsr);
-      if (draft.commonNameInCsr) ctx.warn('"common_name_in_csr" has no effect in hitless (the certificate request never sets a Subject Common Name)', location);
+      // src/acme/certificate-request.ts names the first DNS name (up to 64 characters) as the Subject CN, always.
+      if (!draft.commonNameInCsr) ctx.warn('"common_name_in_csr off" has no effect in hitless (the certificate request sets the first DNS name as Subject Common Name)', location);
       return;
     case 'contact':
       if (first === '') refuse('invalid value');

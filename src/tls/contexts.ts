@@ -343,7 +343,7 @@ export function serverTlsOf(server: ConfBlockView): ServerTls {
         staples = atConfig(() => buildStaples(certificates, trustedPem(server), staplingSettings(server), (reason) => warnings.push(reason)));
       }
     }
-    if (variable !== undefined && server.get('ssl_stapling')) {
+    if ((variable !== undefined || acmeServer) && server.get('ssl_stapling')) {
       warnings.push('"ssl_stapling" has no effect with an "ssl_certificate" with variables (as in nginx, whose stapling takes the certificates loaded with the configuration)');
     }
   } else {

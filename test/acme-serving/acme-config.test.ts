@@ -61,6 +61,7 @@ describe('acme_issuer', () => {
       commonNameInCsr: false,
       preferredChain: undefined,
       profile: undefined,
+      resolver: undefined,
       where: '/x.conf:2',
     });
     assert.equal(example?.externalAccountKey?.kid, 'kid-1');
@@ -114,7 +115,14 @@ describe('acme_issuer', () => {
     assert.ok(warnings.some((w) => /^acme_issuer: "resolver" is not configured \(/.test(w)), warnings.join('\n'));
     assert.ok(warnings.some((w) => /^"preferred_chain" has no effect in hitless/.test(w)), warnings.join('\n'));
     assert.ok(warnings.some((w) => /^"profile" has no effect in hitless/.test(w)), warnings.join('\n'));
-    const quiet = load(http(ISSUER, undefined, 'resolver 127.0.0.1;'));
+    // hitless's request always names the first DNS name as Subject CN: `off` cannot be honoured.
+    const cn = (value: string): string[] => load(http(`acme_issuer example { uri https://localhost/dir; common_name_in_csr ${value}; }`, undefined, 'resolver 127.0.0.1;')).warnings.map((warning) => warning.message);
+    assert.deepEqual(cn('on'), []);
+    assert.match(cn('off').join('\n'), /^"common_name_in_csr off" has no effect in hitless \(.*\) in \/x\.conf:2$/);
+    assert.equal(acmeSettingsOf(load(http('acme_issuer example { uri https://localhost/dir; common_name_in_csr on; }'))).issuers[0]?.commonNameInCsr, true);
+    const quiet = load(http(ISSUER, undefined, 'resolver 127.0.0.1:5353 ipv6=off; resolver_timeout 5s;'));
+    // nginx-acme resolves the ACME server with the http block's resolver: the manager gets it.
+    assert.deepEqual(acmeSettingsOf(quiet).issuers[0]?.resolver, { servers: [{ host: '127.0.0.1', port: 5353 }], timeoutMs: 5_000, ipv4: true, ipv6: false });
     assert.deepEqual(quiet.warnings.map((warning) => warning.message), []);
   });
 
@@ -172,5 +180,7 @@ describe('acme_certificate', () => {
     const mixed = http(ISSUER).replace('ssl_certificate_key $acme_certificate_key;', 'ssl_certificate_key /etc/key.pem;');
     assert.match(errorOf(mixed), /^"ssl_certificate \$acme_certificate" must be the only "ssl_certificate" of its server/);
     assert.match(errorOf(http(ISSUER, 'server_name example.test; acme_certificate example; location / { return 200 $acme_certificate; }')), /^unknown "acme_certificate" variable/);
+    const stapled = load(http(ISSUER, 'server_name example.test; acme_certificate example; ssl_stapling on;', 'resolver 127.0.0.1;'));
+    assert.ok(stapled.warnings.some((warning) => warning.message.startsWith('"ssl_stapling" has no effect with an "ssl_certificate" with variables')));
   });
 });
