@@ -6,6 +6,7 @@ import { createPrivateKey, generateKeyPair, type KeyObject } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import { AcmeStateDir } from './state.js';
+import { resolverLookup } from './resolver-lookup.js';
 import type { AcmeDependencies, AcmeIssuerSettings, AcmeProtocolClient } from './manager-types.js';
 
 const generateKeyPairAsync = promisify(generateKeyPair);
@@ -59,7 +60,13 @@ export class AcmeIssuerRuntime {
     const settings = this.settings;
     const accountKey = await this.#accountKey();
     const ca = settings.trustedCertificate === undefined ? undefined : await readFile(settings.trustedCertificate, 'utf8');
-    return this.#dependencies.createClient({ directoryUrl: settings.uri, accountKey, verify: settings.verify, ...(ca === undefined ? {} : { ca }) });
+    return this.#dependencies.createClient({
+      directoryUrl: settings.uri,
+      accountKey,
+      verify: settings.verify,
+      ...(ca === undefined ? {} : { ca }),
+      ...(settings.resolver === undefined ? {} : { lookup: resolverLookup(settings.resolver) }),
+    });
   }
 
   async #accountKey(): Promise<KeyObject> {

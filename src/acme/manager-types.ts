@@ -3,6 +3,8 @@
  * shapes), the settings it runs (src/acme/acme-config.ts has these shapes), and what it shows.
  */
 import type { KeyObject } from 'node:crypto';
+import type { LookupFunction } from 'node:net';
+import type { AcmeResolverSettings } from './resolver-lookup.js';
 
 /** A challenge the CA is about to validate (src/acme/client.ts's PendingChallenge). */
 export interface AcmePendingChallenge {
@@ -45,6 +47,8 @@ export interface AcmeClientSettings {
   readonly accountKey: KeyObject;
   readonly ca?: string;
   readonly verify?: boolean;
+  /** Resolves the directory's host (the http block's `resolver`); default the system's resolver. */
+  readonly lookup?: LookupFunction;
 }
 
 /** The protocol side, injected. */
@@ -72,6 +76,8 @@ export interface AcmeIssuerSettings {
   readonly acceptTermsOfService: boolean;
   readonly challenge: AcmePendingChallenge['type'];
   readonly dnsCommand: string | undefined;
+  /** The http block's `resolver` and `resolver_timeout`; undefined: the system's resolver. */
+  readonly resolver?: AcmeResolverSettings | undefined;
   readonly where: string;
 }
 
