@@ -7,6 +7,7 @@
  * tests drive the manager with a double and the master with src/acme/client.ts.
  */
 import { execFile } from 'node:child_process';
+import { isIP } from 'node:net';
 import { promisify } from 'node:util';
 import { AcmeIssuerRuntime } from './acme-issuer.js';
 import { AcmeCertificateTask, type TaskContext } from './certificate-task.js';
@@ -140,7 +141,7 @@ export class AcmeManager {
   /** Makes a challenge answerable by every worker (or runs the dns-01 command). */
   async #present(challenge: AcmePendingChallenge, issuer: AcmeIssuerSettings): Promise<void> {
     if (challenge.type === 'http-01') this.#http.set(challenge.token, challenge.keyAuthorization);
-    else if (challenge.type === 'tls-alpn-01') this.#tlsAlpn.set(challenge.identifier, await this.#options.dependencies.tlsAlpnCertificate(challenge.identifier, challenge.keyAuthorization));
+    else if (challenge.type === 'tls-alpn-01') this.#tlsAlpn.set(tlsAlpnServerName(challenge.identifier), await this.#options.dependencies.tlsAlpnCertificate(challenge.identifier, challenge.keyAuthorization));
     else return runDnsCommand(issuer, 'present', challenge);
     await this.#publish();
   }
@@ -148,7 +149,7 @@ export class AcmeManager {
   /** Forgets a challenge once the CA has validated it (or the order failed). */
   async #cleanup(challenge: AcmePendingChallenge, issuer: AcmeIssuerSettings): Promise<void> {
     if (challenge.type === 'http-01') this.#http.delete(challenge.token);
-    else if (challenge.type === 'tls-alpn-01') this.#tlsAlpn.delete(challenge.identifier);
+    else if (challenge.type === 'tls-alpn-01') this.#tlsAlpn.delete(tlsAlpnServerName(challenge.identifier));
     else return runDnsCommand(issuer, 'cleanup', challenge);
     await this.#publish();
   }
@@ -170,6 +171,21 @@ export class AcmeManager {
       clearTimeout(timer);
     }
   }
+}
+
+/**
+ * The SNI a tls-alpn-01 validator sends for an identifier: the name itself, or for an IP address
+ * its reverse-mapping name (RFC 8738 section 6: `4.3.2.1.in-addr.arpa`, nibbles in `ip6.arpa`).
+ */
+export function tlsAlpnServerName(identifier: string): string {
+  const family = isIP(identifier);
+  if (family === 4) return `${identifier.split('.').reverse().join('.')}.in-addr.arpa`;
+  if (family !== 6) return identifier;
+  const [head = '', tail = ''] = identifier.includes('::') ? identifier.split('::') : [identifier, ''];
+  const left = head === '' ? [] : head.split(':');
+  const right = tail === '' ? [] : tail.split(':');
+  const groups = [...left, ...Array<string>(8 - left.length - right.length).fill('0'), ...right];
+  return `${[...groups.map((group) => group.padStart(4, '0')).join('')].reverse().join('.')}.ip6.arpa`;
 }
 
 /**

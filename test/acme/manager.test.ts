@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import * as x509 from '@peculiar/x509';
-import { AcmeManager, generateKey, type AcmeChallengeTables, type AcmeClock, type AcmeIssueOptions, type AcmeIssuerSettings, type AcmeManagerSettings, type AcmeProtocolClient, type AcmeRenewalWindow } from '../../src/acme/manager.js';
+import { AcmeManager, generateKey, tlsAlpnServerName, type AcmeChallengeTables, type AcmeClock, type AcmeIssueOptions, type AcmeIssuerSettings, type AcmeManagerSettings, type AcmeProtocolClient, type AcmeRenewalWindow } from '../../src/acme/manager.js';
 import { AcmeStateDir } from '../../src/acme/state.js';
 import { BACKOFF_CAP_MS, MAX_TIMER_MS, lifetimeRenewalTime } from '../../src/acme/schedule.js';
 import { tempDir, type TempDir } from '../helpers/tmp.js';
@@ -468,5 +468,12 @@ describe('AcmeManager', () => {
     assert.equal(h.installed.length, 1);
     assert.equal(readFileSync(record, 'utf8'), 'present _acme-challenge.example.com v\ncleanup _acme-challenge.example.com v\n');
     assert.deepEqual(h.tables, [], 'dns-01 needs nothing from the workers');
+  });
+
+  it('keys a tls-alpn-01 challenge for an IP address by its reverse-mapping name (RFC 8738 section 6)', () => {
+    assert.equal(tlsAlpnServerName('example.com'), 'example.com');
+    assert.equal(tlsAlpnServerName('192.0.2.1'), '1.2.0.192.in-addr.arpa');
+    assert.equal(tlsAlpnServerName('2001:db8::1'), '1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa');
+    assert.equal(tlsAlpnServerName('::1'), `1.${'0.'.repeat(31)}ip6.arpa`);
   });
 });
