@@ -108,6 +108,8 @@ class ClientDouble implements AcmeProtocolClient {
   accounts = 0;
   window: AcmeRenewalWindow | undefined;
   lifetimeMs = 10 * MINUTE;
+  /** Names the CA puts in the certificate instead of the ordered ones (a misbehaving CA). */
+  wrongNames: string[] | undefined;
   fail: Error | undefined;
   hang: Promise<void> | undefined;
   readonly clock: FakeClock;
@@ -130,7 +132,7 @@ class ClientDouble implements AcmeProtocolClient {
       if (options.signal?.aborted === true) throw new Error('aborted');
       if (this.fail !== undefined) throw this.fail;
       const now = this.clock.now();
-      return { certificate: await certificateFor(options.names, options.certificateKey, now - MINUTE, now + this.lifetimeMs), orderUrl: `https://ca.test/order/${this.issued.length}` };
+      return { certificate: await certificateFor(this.wrongNames ?? options.names, options.certificateKey, now - MINUTE, now + this.lifetimeMs), orderUrl: `https://ca.test/order/${this.issued.length}` };
     } finally {
       await options.cleanup(challenge);
     }
@@ -475,5 +477,21 @@ describe('AcmeManager', () => {
     assert.equal(tlsAlpnServerName('192.0.2.1'), '1.2.0.192.in-addr.arpa');
     assert.equal(tlsAlpnServerName('2001:db8::1'), '1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa');
     assert.equal(tlsAlpnServerName('::1'), `1.${'0.'.repeat(31)}ip6.arpa`);
+  });
+
+  it('refuses a certificate the store would refuse, keeping the old one on disk and served', async () => {
+    const dir = newDir();
+    const h = harness();
+    await h.manager.configure(settingsIn(dir, ['example.com']));
+    await h.clock.next(h.manager, 0);
+    const crt = join(dir.path, 'acme_test', 'example.com.crt');
+    const before = readFileSync(crt, 'utf8');
+    h.client.wrongNames = ['other.example'];
+    await h.clock.next(h.manager);
+    assert.equal(h.client.issued.length, 2);
+    assert.equal(h.installed.length, 1);
+    assert.equal(readFileSync(crt, 'utf8'), before);
+    assert.ok(h.lines.some((l) => l.startsWith('[error]') && l.includes('does not cover "example.com"')), h.lines.join('\n'));
+    assert.equal(h.manager.states()[0]?.failures, 1);
   });
 });
