@@ -21,7 +21,7 @@ import { MasterUnderTest, TestPrefix, freePort, runHitlessCommand, startMaster, 
 /** pebble's certificateValidityPeriod here: renewal comes 30-37.5 s after issuance. */
 const VALIDITY_S = 45;
 
-const conf = (options: { http: number; tls: number; directory: string; challenge: string }): string => `worker_processes 2;
+const conf = (options: { http: number; tls: number; directory: string; challenge: string; issuerExtra?: string }): string => `worker_processes 2;
 error_log logs/error.log info;
 admin_listen unix:logs/admin.sock;
 events {}
@@ -33,7 +33,7 @@ http {
         ssl_trusted_certificate pebble-api.pem;
         state_path acme_pebble;
         challenge ${options.challenge};
-        accept_terms_of_service;
+        accept_terms_of_service;${options.issuerExtra ?? ''}
     }
     server {
         listen 127.0.0.1:${options.http};
@@ -120,13 +120,13 @@ after(async () => {
   }
 });
 
-async function start(challenge: 'http-01' | 'tls-alpn-01' | 'dns-01', nonceReject: number | undefined): Promise<{ run: Running; prefix: TestPrefix; http: number; tls: number; api: AdminClient; pebble: Pebble }> {
+async function start(challenge: 'http-01' | 'tls-alpn-01' | 'dns-01', nonceReject: number | undefined, eab?: { pebble: Record<string, string>; directive: string }): Promise<{ run: Running; prefix: TestPrefix; http: number; tls: number; api: AdminClient; pebble: Pebble }> {
   const prefix = new TestPrefix();
   const run: Running = { prefix, master: undefined, pebble: undefined };
   running.push(run);
   const http = await freePort();
   const tls = await freePort();
-  const pebble = await startPebble({ httpPort: http, tlsPort: tls, certificateValidityPeriod: VALIDITY_S, ...(nonceReject === undefined ? {} : { nonceReject }) });
+  const pebble = await startPebble({ httpPort: http, tlsPort: tls, certificateValidityPeriod: VALIDITY_S, ...(nonceReject === undefined ? {} : { nonceReject }), ...(eab === undefined ? {} : { eab: eab.pebble }) });
   run.pebble = pebble;
   writeFileSync(join(prefix.dir, 'conf/pebble-api.pem'), pebble.caPem);
   let directive: string = challenge;
@@ -136,7 +136,7 @@ async function start(challenge: 'http-01' | 'tls-alpn-01' | 'dns-01', nonceRejec
     writeFileSync(hook, DNS_HOOK(pebble.dnsManagementUrl), { mode: 0o755 });
     directive = `dns-01 command=${hook}`;
   }
-  run.master = await startMaster({ prefix, conf: conf({ http, tls, directory: pebble.directoryUrl, challenge: directive }), port: http, program: 'hitless' });
+  run.master = await startMaster({ prefix, conf: conf({ http, tls, directory: pebble.directoryUrl, challenge: directive, ...(eab === undefined ? {} : { issuerExtra: `\n        ${eab.directive}` }) }), port: http, program: 'hitless' });
   return { run, prefix, http, tls, api: new AdminClient({ socketPath: join(prefix.dir, 'logs/admin.sock') }), pebble };
 }
 
@@ -234,5 +234,19 @@ describe('ACME against pebble', () => {
     const leaf = await servedLeaf(tls, await pebble.rootPem());
     assert.equal(new Date(leaf.validTo).toISOString(), state.notAfter);
     assert.match(pebble.log(), /_acme-challenge\.a\.test/);
+  });
+
+  it('reports a wrong external account key at [error] with the CA\'s problem, and backs off', async () => {
+    const right = Buffer.alloc(32, 7).toString('base64url');
+    const wrong = Buffer.alloc(32, 9).toString('base64url');
+    const { api, prefix } = await start('http-01', 0, { pebble: { 'kid-1': right }, directive: `external_account_key kid-1 data:${wrong};` });
+    await prefix.waitForLog('order failed', 1, 20_000);
+    const line = prefix.errorLog().split('\n').find((l) => l.includes('order failed')) ?? '';
+    assert.match(line, /^\S+ \S+ \[error\] .*acme certificate "a\.test" \(issuer "pebble"\): order failed: urn:ietf:params:acme:error:\w+: .*\(failure 1\), next attempt in 60s/);
+    assert.doesNotMatch(prefix.errorLog(), new RegExp(wrong));
+    const state = await acmeState(api);
+    assert.equal(state?.failures, 1);
+    assert.equal(state?.notAfter, null);
+    assert.match(state?.lastError?.type ?? '', /^urn:ietf:params:acme:error:/);
   });
 });
