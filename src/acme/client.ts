@@ -7,6 +7,7 @@
  * Every wait is bounded in count and time and ends on the caller's AbortSignal; private keys and
  * the EAB MAC key never reach an error message.
  */
+import type { LookupFunction } from 'node:net';
 import { createHash, type KeyObject } from 'node:crypto';
 import { isIP } from 'node:net';
 import { VERSION } from '../core/version.js';
@@ -34,6 +35,8 @@ export interface AcmeClientOptions {
   userAgent?: string;
   /** Time limit of one poll of an authorization or an order. Default 5 minutes. */
   pollTimeoutMs?: number;
+  /** Resolves the ACME server's name (nginx-acme's http `resolver`). Default the system's resolver. */
+  lookup?: LookupFunction;
 }
 
 /** A challenge to make answerable before the ACME server is asked to validate it. */
@@ -177,7 +180,7 @@ export class AcmeClient {
     this.#jwk = publicJwk(options.accountKey);
     this.#thumbprint = jwkThumbprint(this.#jwk);
     this.#pollTimeoutMs = options.pollTimeoutMs ?? DEFAULT_POLL_TIMEOUT_MS;
-    this.#transport = new AcmeTransport({ ca: options.ca, verify: options.verify, timeoutMs: options.timeoutMs, userAgent: options.userAgent ?? `hitless/${VERSION}` });
+    this.#transport = new AcmeTransport({ ca: options.ca, verify: options.verify, timeoutMs: options.timeoutMs, userAgent: options.userAgent ?? `hitless/${VERSION}`, lookup: options.lookup });
   }
 
   /** The account URL (the `kid`), once {@link account} or an order found it. */

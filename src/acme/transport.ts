@@ -3,6 +3,7 @@
  * ssl_verify apply to this issuer only, never process-wide), a time limit and a size limit on
  * every exchange, and an AbortSignal that ends the exchange at once.
  */
+import type { LookupFunction } from 'node:net';
 import { Agent, request } from 'node:https';
 import { AcmeError } from './problem.js';
 
@@ -25,6 +26,8 @@ export interface AcmeTransportOptions {
   readonly timeoutMs?: number | undefined;
   /** The User-Agent header RFC 8555 section 6.1 asks for. */
   readonly userAgent: string;
+  /** Resolves the server's name instead of the system's resolver. Default dns.lookup. */
+  readonly lookup?: LookupFunction | undefined;
 }
 
 /** The largest answer read: certificate chains and directories are a few kilobytes. */
@@ -71,6 +74,7 @@ export class AcmeTransport {
       maxSockets: 2,
       ...(options.ca !== undefined ? { ca: options.ca } : {}),
       rejectUnauthorized: options.verify ?? true,
+      ...(options.lookup !== undefined ? { lookup: options.lookup } : {}),
     });
     this.#timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     this.#userAgent = options.userAgent;

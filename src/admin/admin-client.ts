@@ -7,6 +7,7 @@ import { HitlessError, type ErrorCode } from '../core/errors.js';
 import type { CertificateDetail, CertificateSummary } from '../tls/certificate-store.js';
 import type { AdminStatus, CertificatePutResult } from './admin-server.js';
 import type { UpstreamsReport } from '../upstream/upstream-report.js';
+import type { AcmeNameState } from '../acme/manager.js';
 
 /** Where the admin API is. */
 export type AdminEndpoint =
@@ -50,6 +51,17 @@ export class AdminClient {
   /** `GET /v1/certificates`. */
   async listCertificates(): Promise<CertificateSummary[]> {
     return (await this.#call<{ certificates: CertificateSummary[] }>('GET', '/v1/certificates')).certificates;
+  }
+
+  /** `GET /v1/acme`: every ACME certificate's state. */
+  async listAcme(): Promise<AcmeNameState[]> {
+    try {
+      return (await this.#call<{ certificates: AcmeNameState[] }>('GET', '/v1/acme')).certificates;
+    } catch (err) {
+      // A master from before ACME has no such route: it has no ACME names either.
+      if (err instanceof AdminClientError && err.status === 404) return [];
+      throw err;
+    }
   }
 
   /** `GET /v1/certificates/{name}`; undefined when there is none. */

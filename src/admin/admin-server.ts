@@ -8,6 +8,7 @@
  *   PUT    /v1/certificates/{name}      { "certificate": PEM, "key": PEM, "force"?: bool, "dryRun"?: bool }
  *   DELETE /v1/certificates/{name}
  *   POST   /v1/certificates/{name}/revert   back to what the name held before its last change
+ *   GET    /v1/acme                     every ACME certificate's state: issuer, not-after, next renewal, last error
  *   GET    /v1/upstreams[?timeout=ms]   every upstream peer's state: health checks and each worker's view
  *   GET    /v1/upstreams/{name}         one group
  *   GET    /status                      the status page (HTML; its data comes from /metrics and /v1/status)
@@ -24,6 +25,7 @@ import { connect } from 'node:net';
 import { HitlessError } from '../core/errors.js';
 import type { CertificateDetail, CertificateSummary } from '../tls/certificate-store.js';
 import type { AdminListen } from './admin-module.js';
+import type { AcmeNameState } from '../acme/manager.js';
 import type { UpstreamGroupReport, UpstreamsReport } from '../upstream/upstream-report.js';
 import { EXPOSITION_CONTENT_TYPES, formatOfAccept, type ExpositionFormat } from './exposition.js';
 import { STATUS_PAGE } from './status-page.js';
@@ -65,6 +67,8 @@ export interface AdminBackend {
   upstreams(timeoutMs: number): Promise<UpstreamsReport>;
   /** The metrics exposition of every worker and the master (docs/observability.md). */
   metrics(format: ExpositionFormat): Promise<string>;
+  /** Every `acme_certificate`'s state (docs/acme.md). Default: none. */
+  acme?(): readonly AcmeNameState[];
 }
 
 /** How long `GET /v1/upstreams` waits for each worker by default, and at most (`?timeout=`). */
@@ -177,6 +181,10 @@ export class AdminServer {
     if (path === '/v1/certificates') {
       allow(method, ['GET']);
       return answer(res, 200, { certificates: backend.listCertificates() });
+    }
+    if (path === '/v1/acme') {
+      allow(method, ['GET']);
+      return answer(res, 200, { certificates: backend.acme?.() ?? [] });
     }
     const upstream = /^\/v1\/upstreams(?:\/([^/]+))?$/.exec(path);
     if (upstream !== null) {

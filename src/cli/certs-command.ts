@@ -12,6 +12,7 @@ import { formatSyscallError, HitlessError, UsageError } from '../core/errors.js'
 import { parseNumber } from '../core/parse.js';
 import { writeFileAtomic } from '../core/atomic-write.js';
 import type { CertificateSummary } from '../tls/certificate-store.js';
+import type { AcmeNameState } from '../acme/manager.js';
 
 /** Where the command writes. */
 export interface CertsCommandIo {
@@ -116,17 +117,42 @@ function one(names: readonly string[], action: string): string {
 }
 
 async function list(values: Values, io: CertsCommandIo): Promise<number> {
-  const certificates = await client(values).listCertificates();
+  const admin = client(values);
+  const [certificates, acme] = await Promise.all([admin.listCertificates(), admin.listAcme()]);
+  const acmeOf = new Map(acme.map((state) => [state.name, state]));
   if (values.json === true) {
-    io.stdout.write(`${JSON.stringify(certificates, null, 2)}\n`);
+    // Each stored certificate with its ACME state, then the ACME names not issued yet (name and state only).
+    const stored = new Set(certificates.map((cert) => cert.name));
+    const entries = [
+      ...certificates.map((cert) => (acmeOf.has(cert.name) ? { ...cert, acme: acmeOf.get(cert.name) } : cert)),
+      ...acme.filter((state) => !stored.has(state.name)).map((state) => ({ name: state.name, acme: state })),
+    ];
+    io.stdout.write(`${JSON.stringify(entries, null, 2)}\n`);
     return 0;
   }
-  if (certificates.length === 0) {
+  if (certificates.length === 0 && acme.length === 0) {
     io.stdout.write('no certificates in the store\n');
     return 0;
   }
-  for (const cert of certificates) io.stdout.write(describe(cert));
+  for (const cert of certificates) {
+    const state = acmeOf.get(cert.name);
+    acmeOf.delete(cert.name);
+    io.stdout.write(describe(cert) + (state === undefined ? '' : describeAcme(state)));
+  }
+  for (const state of acmeOf.values()) io.stdout.write(`${state.name}\n  (not issued yet)\n${describeAcme(state)}`);
   return 0;
+}
+
+/** The ACME lines of `certs list`: issuer, not-after, next renewal, last error. */
+function describeAcme(state: AcmeNameState): string {
+  const error = state.lastError;
+  const next = state.ordering ? 'ordering now' : state.nextRenewal === null ? '-' : `${state.nextRenewal}${state.renewalInfo ? ' (CA renewal info)' : ''}`;
+  return (
+    `  acme issuer  ${state.issuer} (${state.names.join(', ')})\n` +
+    `  acme expiry  ${state.notAfter ?? '-'}\n` +
+    `  next renewal ${next}\n` +
+    `  last error   ${error === null ? '-' : `${error.at} ${error.type === null ? '' : `${error.type}: `}${error.detail}${state.failures > 1 ? ` (${state.failures} failures in a row)` : ''}`}\n`
+  );
 }
 
 async function get(name: string, values: Values, io: CertsCommandIo): Promise<number> {

@@ -76,6 +76,17 @@ export interface ServeMessage {
  */
 export interface AcmeChallengesMessage extends AcmeChallengeTable {
   readonly type: 'acme-challenges';
+  /** When set, the worker answers {@link AcmeChallengesAckMessage} with it once the table is in use. */
+  readonly seq?: number;
+}
+
+/**
+ * Worker to master: the {@link AcmeChallengesMessage} with this `seq` is answered from now on, so
+ * the master tells the CA to validate only once every worker can answer.
+ */
+export interface AcmeChallengesAckMessage {
+  readonly type: 'acme-challenges-ack';
+  readonly seq: number;
 }
 
 /**
@@ -208,7 +219,7 @@ export interface MetricsReportMessage {
 }
 
 /** Every message a worker sends to its master. */
-export type WorkerToMaster = ReadyMessage | CertificateAckMessage | UpstreamStatesAnswerMessage | StubStatusReportMessage | MetricsReportMessage;
+export type WorkerToMaster = ReadyMessage | CertificateAckMessage | AcmeChallengesAckMessage | UpstreamStatesAnswerMessage | StubStatusReportMessage | MetricsReportMessage;
 
 /** Worker to master: a `hitless_metrics` request wants the exposition text; answered with a {@link MetricsAnswerMessage} of the same `id`. */
 export interface MetricsRequestMessage {
@@ -348,7 +359,7 @@ export function isWorkerToMaster(message: unknown): message is WorkerToMaster {
     const { id, counts, snapshot } = message as { id?: unknown; counts?: unknown; snapshot?: unknown };
     return typeof id === 'number' && isCounts(counts) && isMetricsSnapshot(snapshot);
   }
-  return message.type === 'cert-ack' && typeof (message as { seq?: unknown }).seq === 'number';
+  return (message.type === 'cert-ack' || message.type === 'acme-challenges-ack') && typeof (message as { seq?: unknown }).seq === 'number';
 }
 
 /** True when an IPC message says a daemonized master is up. */

@@ -25,6 +25,7 @@ import { AdminListeners } from '../admin/admin-listeners.js';
 import type { AdminBackend, AdminStatus } from '../admin/admin-server.js';
 import { VERSION } from '../core/version.js';
 import { MasterCertificates } from './master-certificates.js';
+import { MasterAcme } from './master-acme.js';
 import { ActiveHealthChecks, type CheckedPeerState } from '../upstream/health/active.js';
 import { MasterPeerConns, MasterPeerFailures } from '../upstream/shared-peers.js';
 import { MasterStickySessions } from '../upstream/sticky-sessions.js';
@@ -83,6 +84,8 @@ export class MasterProcess {
   #ticketKeys: readonly string[] = [createTicketKey().toString('base64')];
   /** The certificate store, sent to every worker and changed through the admin API. */
   readonly #certificates: MasterCertificates;
+  /** ACME issuance and renewal into {@link #certificates}, and the challenge tables of every worker. */
+  readonly #acme: MasterAcme;
   readonly #admin: AdminListeners;
   readonly #startedAt = new Date();
   /**
@@ -125,6 +128,13 @@ export class MasterProcess {
     this.#log = options.log;
     this.#generation = options.generation;
     this.#certificates = new MasterCertificates(options.generation.config.main.get('certificate_store'), options.log, () => this.#workers);
+    this.#acme = new MasterAcme({
+      log: () => this.#log,
+      certificates: this.#certificates,
+      publish: async (tables) => {
+        await Promise.all([...this.#workers].map((worker) => worker.acmeChallenges(tables)));
+      },
+    });
     this.#admin = new AdminListeners(this.#adminBackend());
     // A shared zone's rotated ticket keys go to every worker, draining ones included.
     this.#zones.sessions.onTicketKeys = (message) => {
@@ -152,6 +162,7 @@ export class MasterProcess {
       revertCertificate: (name) => this.#certificates.revert(name, this.#log),
       upstreams: (timeoutMs) => this.upstreams(timeoutMs),
       metrics: (format) => this.#metrics.scrape(() => this.#metricsView(), format),
+      acme: () => this.#acme.states(),
     };
   }
 
@@ -184,7 +195,10 @@ export class MasterProcess {
     // Signal handlers do not keep Node's loop alive, and with no worker (after SIGWINCH) nothing would.
     this.#timers.add(setInterval(() => undefined, 1 << 30));
     this.#timers.add(setInterval(() => this.#rotateTicketKey(), TICKET_KEY_ROTATION_MS));
-    this.#startWorkers(this.#generation);
+    const first = this.#startWorkers(this.#generation);
+    // ACME starts once the first workers listen: a CA validating http-01 or tls-alpn-01 at once
+    // must find them answering.
+    void Promise.allSettled(first.map((worker) => worker.ready)).then(() => this.#acme.configure(this.#generation.config));
     // With no worker to listen there is nothing to wait for (and `-s` still needs the pid).
     if (this.#workers.size === 0) this.#writePidFileOnce();
     void this.#admin.use(this.#generation.config.main.get('admin_listen'), this.#log);
@@ -322,6 +336,8 @@ export class MasterProcess {
       certificates: this.#certificates.entries(),
       master: { execArgv: process.execArgv, argv: process.argv.slice(1), cwd: process.cwd() },
       resolved: [...this.#resolved],
+      // The challenges presented now: a worker started during an order answers them at once.
+      acmeChallenges: this.#acme.challengeTables(),
     };
     let worker: WorkerProcess;
     try {
@@ -503,6 +519,7 @@ export class MasterProcess {
     this.#generation = next;
     this.#zones.retain(next.config);
     this.#health.configure(next.config);
+    this.#acme.configure(next.config);
     for (const worker of this.#workers) if (worker.generation < next.number) worker.drain();
     const oldLog = this.#log;
     this.#log = log;
@@ -539,6 +556,7 @@ export class MasterProcess {
     this.#exiting = kind;
     this.#admin.close();
     this.#health.close();
+    this.#acme.close();
     // ngx_close_listening_sockets(): the master stops holding them; a new binary keeps its own copies.
     this.#sockets.closeAll({ keepUnixFile: this.#newBinary !== undefined });
     if (kind === 'graceful') {
@@ -611,6 +629,7 @@ export class MasterProcess {
 
   #exit(): void {
     this.#health.close();
+    this.#acme.close();
     this.#metrics.close();
     for (const timer of this.#timers) clearTimeout(timer);
     this.#zones.sessions.stop();

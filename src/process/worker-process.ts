@@ -69,6 +69,9 @@ export class WorkerProcess {
   readonly #child: ChildProcess;
   /** Certificate changes sent and not yet acknowledged, by `seq`. */
   readonly #certificateAcks = new Map<number, () => void>();
+  /** ACME challenge tables sent and not yet acknowledged, by `seq`. */
+  readonly #acmeAcks = new Map<number, () => void>();
+  #acmeSeq = 0;
   /** Upstream state questions sent and not yet answered, by `id`. */
   readonly #stateQuestions = new Map<number, (answer: UpstreamStatesResult) => void>();
   /** stub_status questions sent and not yet answered, by `id`. */
@@ -132,6 +135,11 @@ export class WorkerProcess {
         if (message.type === 'cert-ack') {
           this.#certificateAcks.get(message.seq)?.();
           this.#certificateAcks.delete(message.seq);
+          return;
+        }
+        if (message.type === 'acme-challenges-ack') {
+          this.#acmeAcks.get(message.seq)?.();
+          this.#acmeAcks.delete(message.seq);
           return;
         }
         if (message.type === 'upstream-states-answer') {
@@ -265,9 +273,17 @@ export class WorkerProcess {
     });
   }
 
-  /** Sends the worker the whole table of ACME challenges it answers (ipc.ts AcmeChallengesMessage). */
-  acmeChallenges(table: AcmeChallengeTable): void {
-    if (this.#state !== 'exited') this.#send({ type: 'acme-challenges', http: table.http, tlsAlpn: table.tlsAlpn });
+  /**
+   * Sends the worker the whole table of ACME challenges it answers (ipc.ts AcmeChallengesMessage);
+   * settles once the worker answers from it (or has exited).
+   */
+  acmeChallenges(table: AcmeChallengeTable): Promise<void> {
+    const seq = ++this.#acmeSeq;
+    if (this.#state === 'exited' || !this.#send({ type: 'acme-challenges', seq, http: table.http, tlsAlpn: table.tlsAlpn })) return Promise.resolve();
+    return new Promise((resolve) => {
+      this.#acmeAcks.set(seq, resolve);
+      void this.exited.then(() => resolve());
+    });
   }
 
   /** Sends the worker the active health checks' table. */

@@ -204,6 +204,10 @@ class WorkerProcessCycle {
       case 'acme-challenges':
         // Kept by the worker, not the generation: the next generation's serve brings it again.
         this.#state.tls.acmeChallenges.replace(message);
+        if (message.seq !== undefined) {
+          const ack: WorkerToMaster = { type: 'acme-challenges-ack', seq: message.seq };
+          process.send?.(ack);
+        }
         return;
       case 'stub-status': {
         const answer: WorkerToMaster = { type: 'stub-status-report', id: message.id, counts: connectionStats.counts() };

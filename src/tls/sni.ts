@@ -252,9 +252,11 @@ export class TlsTermination<S> {
     }
     // _tls_wrap enables its certificate callback only when the server listens for 'OCSPRequest';
     // each handshake's own server ({@link #serverOf}) answers it, knowing the connection.
+    // Node passes null when the context of the handshake holds no certificate yet (a variable
+    // certificate chosen later, `$acme_certificate` without SNI): nothing to staple.
     if (ocsp) {
-      events.on('OCSPRequest', (certificate: Buffer, _issuer: Buffer | null, done: OcspDone) => {
-        done(null, this.#staples.get(certificate.toString('hex'))?.respond(this.#log));
+      events.on('OCSPRequest', (certificate: Buffer | null, _issuer: Buffer | null, done: OcspDone) => {
+        done(null, certificate === null ? undefined : this.#staples.get(certificate.toString('hex'))?.respond(this.#log));
       });
     }
     Object.assign(events, { _sharedCreds: this.#default });
@@ -269,7 +271,7 @@ export class TlsTermination<S> {
     const events = this.#events;
     const emit = (event: string | symbol, ...args: unknown[]): boolean => {
       if (event !== 'OCSPRequest') return events.emit(event, ...args);
-      this.#staple(socket(), args[0] as Buffer, args[2] as OcspDone);
+      this.#staple(socket(), args[0] as Buffer | null, args[2] as OcspDone);
       return true;
     };
     return Object.create(events, { emit: { value: emit } }) as Server;
@@ -280,10 +282,11 @@ export class TlsTermination<S> {
    * When the SSL holds several, OpenSSL has not chosen yet: it is asked (certificate-choice.ts),
    * and without the whole ClientHello to ask with nothing is stapled rather than another's.
    */
-  #staple(socket: TLSSocket, certificate: Buffer, done: OcspDone): void {
+  #staple(socket: TLSSocket, certificate: Buffer | null, done: OcspDone): void {
     const handshake = this.#handshakes.get(socket);
     if (handshake === undefined || !holdsSeveral(handshake)) {
-      done(null, this.#staples.get(certificate.toString('hex'))?.respond(this.#log));
+      // null: the handshake's context holds no certificate (see the 'OCSPRequest' listener).
+      done(null, certificate === null ? undefined : this.#staples.get(certificate.toString('hex'))?.respond(this.#log));
       return;
     }
     if (this.#staples.size === 0 || handshake.hello === undefined) {

@@ -37,6 +37,8 @@ export interface Pebble {
   orders(): number;
   /** Everything pebble logged so far (for a failed test's message). */
   log(): string;
+  /** pebble-challtestsrv's management API (`POST /set-txt`, `/clear-txt`), for a dns-01 hook. */
+  readonly dnsManagementUrl: string;
   /** Stops pebble and pebble-challtestsrv and removes the temporary directory. */
   stop(): Promise<void>;
 }
@@ -242,6 +244,7 @@ export async function startPebble(options: PebbleOptions): Promise<Pebble> {
       log() {
         return `${dns.output}${pebble.output}`;
       },
+      dnsManagementUrl: `http://127.0.0.1:${dnsManagementPort}`,
       stop: stopAll,
     };
   } catch (err) {
