@@ -162,6 +162,9 @@ function objectError(what: string, object: Json, fallback: string): AcmeError {
   return new AcmeError(`${what}: ${fallback}`);
 }
 
+/** The most redirects a GET follows (nginx-acme's MAX_REDIRECTS). */
+const MAX_REDIRECTS = 10;
+
 /** An ACME client for one account key at one directory. */
 export class AcmeClient {
   readonly #directoryUrl: string;
@@ -251,7 +254,7 @@ export class AcmeClient {
     if (directory.renewalInfo === undefined) return undefined;
     const url = `${directory.renewalInfo.replace(/\/+$/, '')}/${certificateIdentifier(certificatePem)}`;
     const what = 'ACME renewal information';
-    const res = await this.#transport.send(what, url, { method: 'GET', signal });
+    const res = await this.#get(what, url, signal);
     expectStatus(what, url, res, [200]);
     const body = parseJson(what, res);
     const window = typeof body.suggestedWindow === 'object' && body.suggestedWindow !== null ? (body.suggestedWindow as Json) : {};
@@ -365,9 +368,29 @@ export class AcmeClient {
     return this.#directory;
   }
 
+  /**
+   * A GET that follows redirects, as nginx-acme's does (at most {@link MAX_REDIRECTS}, each
+   * Location resolved against the URL that sent it; the transport refuses any but https).
+   */
+  async #get(what: string, url: string, signal: AbortSignal | undefined): Promise<AcmeResponse> {
+    let at = url;
+    for (let hop = 0; hop <= MAX_REDIRECTS; hop++) {
+      const res = await this.#transport.send(what, at, { method: 'GET', signal });
+      if (res.status < 300 || res.status > 399 || res.status === 304) return res;
+      const location = res.headers.location;
+      if (location === undefined) throw new AcmeError(`${what}: "${at}" answered ${res.status} with no Location`);
+      try {
+        at = new URL(location, at).href;
+      } catch {
+        throw new AcmeError(`${what}: "${at}" answered ${res.status} with an invalid Location`);
+      }
+    }
+    throw new AcmeError(`${what}: more than ${MAX_REDIRECTS} redirects from "${url}"`);
+  }
+
   async #fetchDirectory(signal: AbortSignal | undefined): Promise<Directory> {
     const what = 'ACME directory';
-    const res = await this.#transport.send(what, this.#directoryUrl, { method: 'GET', signal });
+    const res = await this.#get(what, this.#directoryUrl, signal);
     expectStatus(what, this.#directoryUrl, res, [200]);
     const body = parseJson(what, res);
     const newNonce = string(body.newNonce);

@@ -517,6 +517,29 @@ describe('ACME client: failures pebble cannot produce', { timeout: 60_000 }, () 
     }
   });
 
+  it('follows the directory\'s redirects as nginx-acme does (acme_redirect.t), and stops a redirect loop', async () => {
+    const leaf = await certificateWith('01f3', 'aabbccde');
+    let loops = 0;
+    handler = (path, _method, _payload, res) => {
+      if (path === '/moved') res.writeHead(301, { location: '/moved/again' }).end();
+      else if (path === '/moved/again') res.writeHead(302, { location: `${base}/dir` }).end();
+      else if (path === '/loop') res.writeHead(301, { location: `/loop?${++loops}` }).end();
+      else if (path.startsWith('/loop?')) res.writeHead(308, { location: `/loop?${++loops}` }).end();
+      else if (path.startsWith('/ari/')) res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ suggestedWindow: { start: '2027-01-01T00:00:00Z', end: '2027-01-02T00:00:00Z' } }));
+      else res.writeHead(404).end();
+    };
+    const moved = new AcmeClient({ directoryUrl: `${base}/moved`, accountKey: ec256(), ca: tls.cert });
+    const looping = new AcmeClient({ directoryUrl: `${base}/loop`, accountKey: ec256(), ca: tls.cert });
+    try {
+      assert.deepEqual(await moved.renewalInfo(leaf), { start: new Date('2027-01-01T00:00:00Z'), end: new Date('2027-01-02T00:00:00Z') });
+      await assert.rejects(looping.renewalInfo(leaf), (err: unknown) => err instanceof AcmeError && /more than 10 redirects from ".*\/loop"/.test(err.message));
+      assert.equal(loops, 11);
+    } finally {
+      moved.close();
+      looping.close();
+    }
+  });
+
   it('a poll is bounded: an order that stays "processing" ends in an AcmeError, never a loop', async () => {
     let orderPolls = 0;
     let retryAfter: string | undefined;
