@@ -2,7 +2,9 @@
  * The content handler of `fastcgi_pass` (nginx's ngx_http_fastcgi_module on ngx_http_upstream.c's
  * request cycle): the FastCGI adapter of upstream/request-cycle.ts. The request goes as
  * BEGIN_REQUEST, the PARAMS stream (fastcgi_param, then the client's headers as HTTP_*) and the
- * body in STDIN records, streamed with back-pressure when fastcgi_request_buffering is off; the
+ * body in STDIN records, streamed with back-pressure when fastcgi_request_buffering is off, else
+ * read whole first (past client_body_buffer_size into a file under client_body_temp_path, which
+ * it is then sent from in pieces, as nginx's temp file is); the
  * STDOUT stream's CGI head becomes the HTTP response as ngx_http_fastcgi_process_header() makes
  * it (Status:, a Location: without Status: is a 302), through the proxy's response-side helpers;
  * STDERR is logged as nginx logs it; END_REQUEST ends the response, and with fastcgi_keep_conn on
@@ -12,6 +14,7 @@
  */
 import { beginUpstreamCycle, beginUpstreamState, failUpstreamState, type UpstreamState } from './upstream-states.js';
 import type { CompiledFastcgi } from './fastcgi-config.js';
+import { BodySpool, readBodyFile, type BodyFileSettings, type SpoolFile } from './body-file.js';
 import { beginRequest, paramsRecords, RecordReader, RecordType, stdinEnd, stdinRecords, type RecordSink } from './fastcgi-records.js';
 import { uwsgiPacket } from './uwsgi-packet.js';
 import { scgiPacket } from './scgi-packet.js';
@@ -42,7 +45,12 @@ export interface FastcgiContext extends UpstreamContext {
   readonly fastcgi: CompiledFastcgi;
   /** An X-Accel-Redirect: the internal redirect to `target`, with the upstream headers it keeps. */
   readonly accelRedirect: (target: string, carried: string[]) => void;
+  /** Where a buffered body goes to a file (client_body_in_file_only, client_body_buffer_size, client_body_temp_path). */
+  readonly bodyFile: BodyFileSettings;
 }
+
+/** How much of a body file is read at a time to go upstream: two STDIN records' worth. */
+const FILE_PIECE_BYTES = 64 * 1024;
 
 /** Passes one request to a FastCGI server. */
 export function fastcgiRequest(ctx: FastcgiContext): void {
@@ -60,6 +68,12 @@ export function fastcgiRequest(ctx: FastcgiContext): void {
     new FastcgiAttempts(ctx, group, fastcgi.passRequestBody ? [...read] : []).next();
     return;
   }
+  // A body read into a file before an internal redirect: sent from that file again.
+  const spooled = request.requestBodySpool;
+  if (spooled !== undefined && !exchange.hasBody) {
+    new FastcgiAttempts(ctx, group, fastcgi.passRequestBody ? spooled : []).next();
+    return;
+  }
   if (!fastcgi.passRequestBody || !exchange.hasBody || request.methodOverride !== undefined) {
     if (fastcgi.passRequestBody && request.methodOverride === undefined) exchange.readBody(0, () => undefined, () => undefined);
     new FastcgiAttempts(ctx, group, []).next();
@@ -73,17 +87,47 @@ export function fastcgiRequest(ctx: FastcgiContext): void {
     new FastcgiAttempts(ctx, group, 'stream').next();
     return;
   }
-  const parts: Buffer[] = [];
+  // ngx_http_read_client_request_body(): in memory up to client_body_buffer_size, past it in a temporary file.
+  const spool = new BodySpool(ctx.bodyFile, (level, message) => ctx.log.write(level, `${message}${where(ctx)}`, ctx.conn.number));
+  exchange.onAbort(() => spool.abort());
   exchange.readBody(
     fastcgi.maxBodySize,
-    (data) => parts.push(Buffer.from(data)),
+    (data) => {
+      if (spool.push(data)) return;
+      // The file is behind by more than a buffer: the client waits for the disk.
+      exchange.pauseBody();
+      spool.ondrain = () => exchange.resumeBody();
+    },
     (err) => {
       if (err !== undefined) {
+        spool.abort();
         bodyFailed(ctx, err);
         return;
       }
-      request.requestBody = parts;
-      new FastcgiAttempts(ctx, group, parts).next();
+      spool.end().then(
+        (body) => {
+          if (exchange.aborted) {
+            if ('file' in body) body.file.release();
+            return;
+          }
+          if ('parts' in body) {
+            request.requestBody = body.parts;
+            new FastcgiAttempts(ctx, group, body.parts).next();
+            return;
+          }
+          const written = body.file;
+          exchange.onFinish(() => written.release());
+          request.requestBodyFile = written.path;
+          request.requestBodySpool = written;
+          new FastcgiAttempts(ctx, group, written).next();
+        },
+        (failure: unknown) => {
+          if (exchange.aborted) return;
+          ctx.log.write('crit', `${failure instanceof Error ? failure.message : String(failure)}${where(ctx)}`, ctx.conn.number);
+          exchange.keepAlive = false;
+          ctx.fail(500);
+        },
+      );
     },
   );
 }
@@ -107,8 +151,8 @@ class FastcgiAttempts {
   readonly #ctx: FastcgiContext;
   readonly #cycle: UpstreamCycle<HttpRequest>;
   readonly #group: UpstreamGroup<HttpRequest>;
-  /** The buffered body, or `'stream'` to send it as it arrives. */
-  readonly #body: Buffer[] | 'stream';
+  /** The buffered body (in memory or in a file), or `'stream'` to send it as it arrives. */
+  readonly #body: Buffer[] | SpoolFile | 'stream';
   #bodyStarted = false;
   #bodySent = false;
   #done = false;
@@ -118,7 +162,7 @@ class FastcgiAttempts {
   /** True while written request bytes wait for the kernel (fastcgi_send_timeout applies). */
   #sending = false;
 
-  constructor(ctx: FastcgiContext, group: UpstreamGroup<HttpRequest>, body: Buffer[] | 'stream') {
+  constructor(ctx: FastcgiContext, group: UpstreamGroup<HttpRequest>, body: Buffer[] | SpoolFile | 'stream') {
     this.#ctx = ctx;
     this.#group = group;
     this.#body = body;
@@ -324,7 +368,7 @@ class FastcgiAttempts {
         record('ok', '');
         this.#done = true;
         // With FCGI_KEEP_CONN the server keeps the connection; it goes back once the whole request was sent.
-        this.#group.pool.release(connection, fastcgi.keepConn && (this.#body !== 'stream' || this.#bodySent));
+        this.#group.pool.release(connection, fastcgi.keepConn && this.#bodySent);
         exchange.end();
       },
       invalid: (message) => fail(new UpstreamFailure(`${message} while reading response header from upstream`, 'header', 'invalid_header', true)),
@@ -379,12 +423,51 @@ class FastcgiAttempts {
     if (body === 'stream') {
       // The body bytes read with the head (nginx's preread) go out in the write of BEGIN_REQUEST and PARAMS.
       this.#streamBody(socket)();
+    } else if (!Array.isArray(body)) {
+      this.#bodySent = false;
+      this.#fileBody(socket, body, () => ended);
     } else {
       for (const part of body) for (const piece of this.#bodyRecords(part)) this.#writeUpstream(socket, piece);
       if (fastcgi.protocol === 'fastcgi') this.#writeUpstream(socket, stdinEnd());
       this.#bodySent = true;
     }
     socket.uncork();
+  }
+
+  /**
+   * A body kept in a file, read back in pieces and written as the connection takes them (a slow
+   * server holds the reading back); for a retry on the next peer it is read again from the start.
+   */
+  #fileBody(socket: UpstreamConnection['socket'], body: SpoolFile, ended: () => boolean): void {
+    const stopped = (): boolean => ended() || socket.destroyed || this.#done;
+    readBodyFile(
+      body,
+      FILE_PIECE_BYTES,
+      (data, resume) => {
+        const records = this.#bodyRecords(data);
+        if (this.#writeUpstream(socket, records.length === 1 ? (records[0] as Buffer) : Buffer.concat(records))) return true;
+        const go = (): void => {
+          socket.off('drain', go);
+          socket.off('close', go);
+          resume();
+        };
+        socket.once('drain', go);
+        socket.once('close', go);
+        return false;
+      },
+      (err) => {
+        if (err !== undefined) {
+          // ngx_read_file() failed: nginx's [crit], and the request ends with 500.
+          this.#ctx.log.write('crit', `${err.message}${where(this.#ctx)}`, this.#ctx.conn.number);
+          socket.destroy();
+          this.#finishWithError(500);
+          return;
+        }
+        if (this.#ctx.fastcgi.protocol === 'fastcgi') this.#writeUpstream(socket, stdinEnd());
+        this.#bodySent = true;
+      },
+      stopped,
+    );
   }
 
   /** Body bytes as they go: STDIN records for FastCGI, as they are for uwsgi and SCGI. */
@@ -657,7 +740,7 @@ function parseHttpOrCgiHead(data: Buffer): ResponseHead | string {
 function scgiContentLength(request: HttpRequest): number {
   const field = request.header('content-length');
   if (field !== undefined && /^[0-9]+$/.test(field)) return Number(field);
-  return request.requestBody?.reduce((sum, part) => sum + part.length, 0) ?? 0;
+  return request.requestBody?.reduce((sum, part) => sum + part.length, 0) ?? request.requestBodySpool?.length ?? 0;
 }
 
 /** The tail nginx adds to upstream errors: `, client: ..., server: ..., request: "...", upstream: "fastcgi://...", host: "..."`. */
