@@ -324,13 +324,17 @@ class FastcgiAttempts {
           fail(new UpstreamFailure('upstream prematurely closed FastCGI stdout while reading response header from upstream', 'header', 'invalid_header', true));
           return;
         }
-        head.parts.push(Buffer.from(data));
         head.bytes += data.length;
-        const all = Buffer.concat(head.parts);
+        // The common case, the whole head in one read: parsed where it is, no copy.
+        let all = data;
+        if (head.parts.length > 0) {
+          head.parts.push(data);
+          all = Buffer.concat(head.parts);
+        }
         const end = headEnd(all);
         if (end === undefined) {
           if (all.length > MAX_HEAD_BYTES) fail(new UpstreamFailure('upstream sent too big header while reading response header from upstream', 'header', 'invalid_header', true));
-          else head.parts = [all];
+          else head.parts = [head.parts.length === 0 ? Buffer.from(all) : all];
           return;
         }
         const parsed = fastcgi.protocol === 'fastcgi' ? parseCgiHead(all.subarray(0, end.head)) : parseHttpOrCgiHead(all.subarray(0, end.head));
