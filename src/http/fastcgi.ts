@@ -31,6 +31,7 @@ import type { UpstreamGroup } from '../upstream/group.js';
 import { connectPeer } from '../upstream/peer-connect.js';
 import { UpstreamCycle, type UpstreamAttempt } from '../upstream/request-cycle.js';
 import { setTimeoutOnce } from '../core/socket-timeout.js';
+import { ReadPacer } from './read-pacer.js';
 import { errnoText } from '../core/errno.js';
 
 /** Methods nginx retries without `non_idempotent` (ngx_http_upstream_next: not POST, LOCK, PATCH). */
@@ -161,6 +162,8 @@ class FastcgiAttempts {
   #state: UpstreamState | undefined;
   /** True while written request bytes wait for the kernel (fastcgi_send_timeout applies). */
   #sending = false;
+  /** How the current response flows to the client. */
+  #flow: ResponseFlow | undefined;
 
   constructor(ctx: FastcgiContext, group: UpstreamGroup<HttpRequest>, body: Buffer[] | SpoolFile | 'stream') {
     this.#ctx = ctx;
@@ -168,8 +171,17 @@ class FastcgiAttempts {
     this.#body = body;
     this.#cycle = new UpstreamCycle(ctx.fastcgi.protocol, group, ctx.request, ctx.fastcgi);
     beginUpstreamCycle(ctx.request);
+    // fastcgi_ignore_client_abort on: the server's request goes on, its response read and dropped.
+    if (ctx.fastcgi.ignoreClientAbort) {
+      ctx.exchange.onAbort(() => {
+        this.#flow?.release();
+        this.#flow?.stop();
+      });
+      return;
+    }
     ctx.exchange.onAbort(() => {
       this.#done = true;
+      this.#flow?.stop();
       this.#cancelConnect?.();
       this.#connection?.socket.destroy();
       this.#cycle.stop('aborted');
@@ -285,11 +297,16 @@ class FastcgiAttempts {
       settle();
       if (attempt.finish(outcome, reason)) this.#ctx.log.warn(`upstream server temporarily disabled${action}${where(this.#ctx, peer)}`, this.#ctx.conn.number);
     };
+    const flow = new ResponseFlow(socket, fastcgi.buffering);
+    this.#flow = flow;
     const stop = (): void => {
       ended = true;
+      flow.stop();
       connection.owner = undefined;
       socket.destroy();
     };
+    // The end of the response, once what the pacer (fastcgi_limit_rate) still holds has gone.
+    const finish = (): void => flow.end(() => exchange.end());
     const fail = (failure: UpstreamFailure): void => {
       if (ended) return;
       stop();
@@ -307,7 +324,6 @@ class FastcgiAttempts {
       }
       this.#failedAfterSend(attempt, failure, record);
     };
-    const buffering = { on: fastcgi.buffering };
     const sink: RecordSink = {
       content: (type, data, last) => {
         if (ended) return;
@@ -316,7 +332,7 @@ class FastcgiAttempts {
           return;
         }
         if (head === undefined) {
-          if (data.length > 0) this.#write(data, socket, buffering.on);
+          if (data.length > 0) flow.push(data, (chunk) => this.#write(chunk, flow));
           if (state !== undefined) state.responseLength += data.length;
           return;
         }
@@ -343,7 +359,7 @@ class FastcgiAttempts {
           return;
         }
         head = undefined;
-        const outcome = this.#onHead(attempt, parsed, record, () => stop(), buffering);
+        const outcome = this.#onHead(attempt, parsed, record, () => stop(), flow);
         if (outcome === 'stopped') return;
         clientStarted = true;
         if (request.method === 'HEAD') {
@@ -358,7 +374,7 @@ class FastcgiAttempts {
         const rest = all.subarray(end.body);
         if (rest.length > 0) {
           if (state !== undefined) state.responseLength += rest.length;
-          this.#write(rest, socket, buffering.on);
+          flow.push(rest, (chunk) => this.#write(chunk, flow));
         }
       },
       endRequest: () => {
@@ -371,9 +387,11 @@ class FastcgiAttempts {
         connection.owner = undefined;
         record('ok', '');
         this.#done = true;
+        // Not held for the client or the rate any longer: all of the response has been read.
+        flow.release();
         // With FCGI_KEEP_CONN the server keeps the connection; it goes back once the whole request was sent.
         this.#group.pool.release(connection, fastcgi.keepConn && this.#bodySent);
-        exchange.end();
+        finish();
       },
       invalid: (message) => fail(new UpstreamFailure(`${message} while reading response header from upstream`, 'header', 'invalid_header', true)),
     };
@@ -398,8 +416,9 @@ class FastcgiAttempts {
           connection.owner = undefined;
           record('ok', '');
           this.#done = true;
+          flow.release();
           socket.destroy();
-          exchange.end();
+          finish();
           return;
         }
         fail(new UpstreamFailure(`upstream prematurely closed connection while reading ${head === undefined ? 'upstream' : 'response header from upstream'}`, 'header', 'error', true));
@@ -562,7 +581,7 @@ class FastcgiAttempts {
     head: ResponseHead,
     record: (outcome: 'ok' | 'failed' | 'next', reason: string, action?: string) => void,
     stop: () => void,
-    buffering: { on: boolean },
+    flow: ResponseFlow,
   ): 'stopped' | 'sent' {
     const { fastcgi, request, exchange } = this.#ctx;
     const state = this.#state;
@@ -619,21 +638,27 @@ class FastcgiAttempts {
       if (rate !== undefined && /^[0-9]+$/.test(rate)) request.limitRate = Number(rate);
     }
     const accelBuffering = fastcgi.ignoreHeaders.has('x-accel-buffering') ? undefined : headerOf(head.headers, 'x-accel-buffering')?.toLowerCase();
-    buffering.on = accelBuffering === 'yes' ? true : accelBuffering === 'no' ? false : fastcgi.buffering;
-    if (!buffering.on) request.limitRate = 0;
+    flow.buffering = accelBuffering === 'yes' ? true : accelBuffering === 'no' ? false : fastcgi.buffering;
+    if (!flow.buffering) request.limitRate = 0;
+    // fastcgi_limit_rate, read now (it may name $upstream_http_*): only a buffered response is paced, as in nginx's event pipe.
+    if (flow.buffering) {
+      const rate = fastcgi.limitRate(request);
+      if (typeof rate !== 'number') this.#ctx.log.error(`${rate.invalid}${where(this.#ctx)}`, this.#ctx.conn.number);
+      else if (rate > 0) flow.pace(rate, (chunk) => this.#write(chunk, flow));
+    }
     const options = accelCharset === undefined ? undefined : { overrideCharset: accelCharset };
     const noBody = exchange.head.method === 'HEAD' || head.status === 204 || head.status === 304;
     exchange.writeHead(status, headers, noBody ? (head.contentLength >= 0 ? head.contentLength : 0) : head.contentLength >= 0 ? head.contentLength : 'chunked', options);
     return 'sent';
   }
 
-  #write(chunk: Buffer, socket: UpstreamConnection['socket'], buffering: boolean): void {
+  #write(chunk: Buffer, flow: ResponseFlow): void {
     const { exchange } = this.#ctx;
     if (exchange.aborted) return;
     if (exchange.write(chunk)) return;
-    if (buffering && exchange.pendingBytes < READ_AHEAD_BYTES) return;
-    socket.pause();
-    exchange.onDrain(() => socket.resume());
+    if (flow.buffering && exchange.pendingBytes < READ_AHEAD_BYTES) return;
+    flow.hold('client', true);
+    exchange.onDrain(() => flow.hold('client', false));
   }
 
   /** Whether the next peer may be tried: never once a streamed body began, POST and friends only with non_idempotent. */
@@ -673,6 +698,64 @@ class FastcgiAttempts {
     this.#done = true;
     if (this.#ctx.exchange.aborted) return;
     this.#ctx.fail(status);
+  }
+}
+
+/**
+ * The response's bytes on their way to the client: read ahead of a slow client with buffering
+ * on, paced by fastcgi_limit_rate (a {@link ReadPacer}); the server's socket is paused while the
+ * client or the rate holds it back, and read again once neither does.
+ */
+class ResponseFlow {
+  readonly #socket: UpstreamConnection['socket'];
+  buffering: boolean;
+  #pacer: ReadPacer | undefined;
+  #heldForClient = false;
+  #heldForRate = false;
+  #released = false;
+
+  constructor(socket: UpstreamConnection['socket'], buffering: boolean) {
+    this.#socket = socket;
+    this.buffering = buffering;
+  }
+
+  /** Paces what follows at `rate` bytes per second. */
+  pace(rate: number, deliver: (chunk: Buffer) => void): void {
+    this.#pacer = new ReadPacer(rate, deliver, (held) => this.hold('rate', held));
+  }
+
+  /** Response body bytes read from the server. */
+  push(chunk: Buffer, deliver: (chunk: Buffer) => void): void {
+    if (this.#pacer === undefined) deliver(chunk);
+    else this.#pacer.push(chunk);
+  }
+
+  hold(why: 'client' | 'rate', held: boolean): void {
+    if (this.#released) return;
+    const before = this.#heldForClient || this.#heldForRate;
+    if (why === 'client') this.#heldForClient = held;
+    else this.#heldForRate = held;
+    const after = this.#heldForClient || this.#heldForRate;
+    if (after && !before) this.#socket.pause();
+    else if (!after && before) this.#socket.resume();
+  }
+
+  /** The whole response was read (or the client went away): the socket is not held any longer. */
+  release(): void {
+    if (this.#released) return;
+    this.#released = true;
+    if (this.#heldForClient || this.#heldForRate) this.#socket.resume();
+  }
+
+  /** `then` once all that was read has gone on. */
+  end(then: () => void): void {
+    if (this.#pacer === undefined) then();
+    else this.#pacer.end(then);
+  }
+
+  /** Drops what the pacer holds (the response ended otherwise). */
+  stop(): void {
+    this.#pacer?.stop();
   }
 }
 
