@@ -16,6 +16,7 @@ import { certificatePathsOf, sslHostName, UpstreamTls } from '../tls/upstream-tl
 import type { CertificateCaches, CertificatePaths } from '../tls/certificate-cache.js';
 import { upstreamTlsSettings } from './proxy-module.js';
 import { compileBind } from './proxy-directives.js';
+import { compileLimitRate } from './proxy-config.js';
 import type { LocalAddress } from '../upstream/peer-connect.js';
 
 /** A compiled `fastcgi_param`. */
@@ -67,6 +68,10 @@ export interface CompiledFastcgi {
   readonly requestBuffering: boolean;
   readonly passRequestBody: boolean;
   readonly passRequestHeaders: boolean;
+  /** `fastcgi_ignore_client_abort`: the request to the server goes on when the client closes. */
+  readonly ignoreClientAbort: boolean;
+  /** `fastcgi_limit_rate` for this request, once the response head is in (0: no limit), or nginx's error for a bad value. */
+  limitRate(request: HttpRequest): number | { readonly invalid: string };
   readonly maxBodySize: number;
   /** client_body_buffer_size: how much of a streamed body $request_body keeps. */
   readonly bodyBufferSize: number;
@@ -148,6 +153,8 @@ export function compileFastcgi(
     requestBuffering: block.get(`${protocol}_request_buffering` as 'fastcgi_request_buffering'),
     passRequestBody: block.get(`${protocol}_pass_request_body` as 'fastcgi_pass_request_body'),
     passRequestHeaders: block.get(`${protocol}_pass_request_headers` as 'fastcgi_pass_request_headers'),
+    ignoreClientAbort: block.get(`${protocol}_ignore_client_abort` as 'fastcgi_ignore_client_abort'),
+    limitRate: compileLimitRate(block.get(`${protocol}_limit_rate` as 'fastcgi_limit_rate'), (value) => compileTemplate(value, table, { literal: toByteString })),
     maxBodySize: block.get('client_max_body_size'),
     bodyBufferSize: block.get('client_body_buffer_size'),
     errorPageFor: (status) => errorCodes.has(status),

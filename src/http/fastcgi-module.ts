@@ -13,6 +13,7 @@ import { bindDirective, IGNORABLE_HEADERS } from './proxy-directives.js';
 import { compileConfigRegex } from './regex.js';
 import { blocksOf, parseValue } from '../conf/values.js';
 import { checkVariables } from './variables.js';
+import { sizeValue, type SizeValue } from './limit-rate.js';
 
 /** Where `fastcgi_pass` sends requests. */
 export interface FastcgiPassTarget extends UpstreamAddress {
@@ -57,6 +58,8 @@ declare module '../conf/registry.js' {
     fastcgi_next_upstream: ReadonlySet<NextUpstreamCase>;
     fastcgi_next_upstream_tries: number;
     fastcgi_next_upstream_timeout: number;
+    fastcgi_ignore_client_abort: boolean;
+    fastcgi_limit_rate: SizeValue;
   }
 }
 
@@ -161,6 +164,18 @@ export function cgiDirectives(prefix: 'fastcgi' | 'uwsgi' | 'scgi'): AnyDirectiv
     flag(`${prefix}_request_buffering`, `Whether the whole request body is read before the ${server} sees the request.`, true),
     flag(`${prefix}_pass_request_body`, `Whether the client's request body is passed to the ${server}.`, true),
     flag(`${prefix}_pass_request_headers`, `Whether the client's request headers are passed as HTTP_* parameters.`, true),
+    flag(`${prefix}_ignore_client_abort`, `Whether the request to the ${server} goes on when the client closes its connection.`, false),
+    defineDirective({
+      kind: 'value',
+      name: `${prefix}_limit_rate` as 'fastcgi_limit_rate',
+      contexts: ['http', 'server', 'location'],
+      args: [1],
+      syntax: 'rate;',
+      summary: `Bytes per second at which a response is read from the ${server}, per request (0: no limit), with ${prefix}_buffering on; may hold variables, read when the response head has arrived.`,
+      default: () => ({ size: 0 }),
+      defaultText: `${prefix}_limit_rate 0;`,
+      parse: sizeValue,
+    }),
     ...nextUpstreamDirectives(prefix),
     ...upstreamBufferDirectives(prefix),
   ];

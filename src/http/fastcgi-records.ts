@@ -55,6 +55,7 @@ export function beginRequest(keepConn: boolean): Buffer {
 export function paramsRecords(params: readonly (readonly [name: string, value: string])[]): Buffer[] {
   let size = 0;
   for (const [name, value] of params) size += lengthSize(name.length) + lengthSize(value.length) + name.length + value.length;
+  if (size <= MAX_CONTENT) return [oneParamsRecord(params, size)];
   const records = Math.ceil(size / MAX_CONTENT);
   const padding = (8 - (size % MAX_CONTENT % 8)) % 8;
   const out = Buffer.allocUnsafe(size + records * 8 + padding + 8);
@@ -100,6 +101,27 @@ export function paramsRecords(params: readonly (readonly [name: string, value: s
   out.fill(0, at, at + padding);
   writeHeader(out, at + padding, RecordType.Params, 0, 0);
   return [out];
+}
+
+/**
+ * The PARAMS stream of one record and the empty one, the common case: the pairs made one latin1
+ * string (a length below 128 is one character, a longer one four) written with one call.
+ */
+function oneParamsRecord(params: readonly (readonly [name: string, value: string])[], size: number): Buffer {
+  let text = '';
+  for (const [name, value] of params) text += `${lengthText(name.length)}${lengthText(value.length)}${name}${value}`;
+  const padding = (8 - (size % 8)) % 8;
+  const out = Buffer.allocUnsafe(8 + size + padding + 8);
+  writeHeader(out, 0, RecordType.Params, size, padding);
+  out.write(text, 8, size, 'latin1');
+  out.fill(0, 8 + size, 8 + size + padding);
+  writeHeader(out, 8 + size + padding, RecordType.Params, 0, 0);
+  return out;
+}
+
+function lengthText(length: number): string {
+  if (length < 128) return String.fromCharCode(length);
+  return String.fromCharCode(((length >>> 24) & 0x7f) | 0x80, (length >>> 16) & 0xff, (length >>> 8) & 0xff, length & 0xff);
 }
 
 function lengthSize(length: number): number {

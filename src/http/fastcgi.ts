@@ -2,7 +2,9 @@
  * The content handler of `fastcgi_pass` (nginx's ngx_http_fastcgi_module on ngx_http_upstream.c's
  * request cycle): the FastCGI adapter of upstream/request-cycle.ts. The request goes as
  * BEGIN_REQUEST, the PARAMS stream (fastcgi_param, then the client's headers as HTTP_*) and the
- * body in STDIN records, streamed with back-pressure when fastcgi_request_buffering is off; the
+ * body in STDIN records, streamed with back-pressure when fastcgi_request_buffering is off, else
+ * read whole first (past client_body_buffer_size into a file under client_body_temp_path, which
+ * it is then sent from in pieces, as nginx's temp file is); the
  * STDOUT stream's CGI head becomes the HTTP response as ngx_http_fastcgi_process_header() makes
  * it (Status:, a Location: without Status: is a 302), through the proxy's response-side helpers;
  * STDERR is logged as nginx logs it; END_REQUEST ends the response, and with fastcgi_keep_conn on
@@ -12,6 +14,7 @@
  */
 import { beginUpstreamCycle, beginUpstreamState, failUpstreamState, type UpstreamState } from './upstream-states.js';
 import type { CompiledFastcgi } from './fastcgi-config.js';
+import { BodySpool, readBodyFile, type BodyFileSettings, type SpoolFile } from './body-file.js';
 import { beginRequest, paramsRecords, RecordReader, RecordType, stdinEnd, stdinRecords, type RecordSink } from './fastcgi-records.js';
 import { uwsgiPacket } from './uwsgi-packet.js';
 import { scgiPacket } from './scgi-packet.js';
@@ -28,6 +31,7 @@ import type { UpstreamGroup } from '../upstream/group.js';
 import { connectPeer } from '../upstream/peer-connect.js';
 import { UpstreamCycle, type UpstreamAttempt } from '../upstream/request-cycle.js';
 import { setTimeoutOnce } from '../core/socket-timeout.js';
+import { ReadPacer } from './read-pacer.js';
 import { errnoText } from '../core/errno.js';
 
 /** Methods nginx retries without `non_idempotent` (ngx_http_upstream_next: not POST, LOCK, PATCH). */
@@ -42,7 +46,12 @@ export interface FastcgiContext extends UpstreamContext {
   readonly fastcgi: CompiledFastcgi;
   /** An X-Accel-Redirect: the internal redirect to `target`, with the upstream headers it keeps. */
   readonly accelRedirect: (target: string, carried: string[]) => void;
+  /** Where a buffered body goes to a file (client_body_in_file_only, client_body_buffer_size, client_body_temp_path). */
+  readonly bodyFile: BodyFileSettings;
 }
+
+/** How much of a body file is read at a time to go upstream: two STDIN records' worth. */
+const FILE_PIECE_BYTES = 64 * 1024;
 
 /** Passes one request to a FastCGI server. */
 export function fastcgiRequest(ctx: FastcgiContext): void {
@@ -60,6 +69,12 @@ export function fastcgiRequest(ctx: FastcgiContext): void {
     new FastcgiAttempts(ctx, group, fastcgi.passRequestBody ? [...read] : []).next();
     return;
   }
+  // A body read into a file before an internal redirect: sent from that file again.
+  const spooled = request.requestBodySpool;
+  if (spooled !== undefined && !exchange.hasBody) {
+    new FastcgiAttempts(ctx, group, fastcgi.passRequestBody ? spooled : []).next();
+    return;
+  }
   if (!fastcgi.passRequestBody || !exchange.hasBody || request.methodOverride !== undefined) {
     if (fastcgi.passRequestBody && request.methodOverride === undefined) exchange.readBody(0, () => undefined, () => undefined);
     new FastcgiAttempts(ctx, group, []).next();
@@ -73,17 +88,47 @@ export function fastcgiRequest(ctx: FastcgiContext): void {
     new FastcgiAttempts(ctx, group, 'stream').next();
     return;
   }
-  const parts: Buffer[] = [];
+  // ngx_http_read_client_request_body(): in memory up to client_body_buffer_size, past it in a temporary file.
+  const spool = new BodySpool(ctx.bodyFile, (level, message) => ctx.log.write(level, `${message}${where(ctx)}`, ctx.conn.number));
+  exchange.onAbort(() => spool.abort());
   exchange.readBody(
     fastcgi.maxBodySize,
-    (data) => parts.push(Buffer.from(data)),
+    (data) => {
+      if (spool.push(data)) return;
+      // The file is behind by more than a buffer: the client waits for the disk.
+      exchange.pauseBody();
+      spool.ondrain = () => exchange.resumeBody();
+    },
     (err) => {
       if (err !== undefined) {
+        spool.abort();
         bodyFailed(ctx, err);
         return;
       }
-      request.requestBody = parts;
-      new FastcgiAttempts(ctx, group, parts).next();
+      spool.end().then(
+        (body) => {
+          if (exchange.aborted) {
+            if ('file' in body) body.file.release();
+            return;
+          }
+          if ('parts' in body) {
+            request.requestBody = body.parts;
+            new FastcgiAttempts(ctx, group, body.parts).next();
+            return;
+          }
+          const written = body.file;
+          exchange.onFinish(() => written.release());
+          request.requestBodyFile = written.path;
+          request.requestBodySpool = written;
+          new FastcgiAttempts(ctx, group, written).next();
+        },
+        (failure: unknown) => {
+          if (exchange.aborted) return;
+          ctx.log.write('crit', `${failure instanceof Error ? failure.message : String(failure)}${where(ctx)}`, ctx.conn.number);
+          exchange.keepAlive = false;
+          ctx.fail(500);
+        },
+      );
     },
   );
 }
@@ -107,8 +152,8 @@ class FastcgiAttempts {
   readonly #ctx: FastcgiContext;
   readonly #cycle: UpstreamCycle<HttpRequest>;
   readonly #group: UpstreamGroup<HttpRequest>;
-  /** The buffered body, or `'stream'` to send it as it arrives. */
-  readonly #body: Buffer[] | 'stream';
+  /** The buffered body (in memory or in a file), or `'stream'` to send it as it arrives. */
+  readonly #body: Buffer[] | SpoolFile | 'stream';
   #bodyStarted = false;
   #bodySent = false;
   #done = false;
@@ -117,15 +162,26 @@ class FastcgiAttempts {
   #state: UpstreamState | undefined;
   /** True while written request bytes wait for the kernel (fastcgi_send_timeout applies). */
   #sending = false;
+  /** How the current response flows to the client. */
+  #flow: ResponseFlow | undefined;
 
-  constructor(ctx: FastcgiContext, group: UpstreamGroup<HttpRequest>, body: Buffer[] | 'stream') {
+  constructor(ctx: FastcgiContext, group: UpstreamGroup<HttpRequest>, body: Buffer[] | SpoolFile | 'stream') {
     this.#ctx = ctx;
     this.#group = group;
     this.#body = body;
     this.#cycle = new UpstreamCycle(ctx.fastcgi.protocol, group, ctx.request, ctx.fastcgi);
     beginUpstreamCycle(ctx.request);
+    // fastcgi_ignore_client_abort on: the server's request goes on, its response read and dropped.
+    if (ctx.fastcgi.ignoreClientAbort) {
+      ctx.exchange.onAbort(() => {
+        this.#flow?.release();
+        this.#flow?.stop();
+      });
+      return;
+    }
     ctx.exchange.onAbort(() => {
       this.#done = true;
+      this.#flow?.stop();
       this.#cancelConnect?.();
       this.#connection?.socket.destroy();
       this.#cycle.stop('aborted');
@@ -241,11 +297,16 @@ class FastcgiAttempts {
       settle();
       if (attempt.finish(outcome, reason)) this.#ctx.log.warn(`upstream server temporarily disabled${action}${where(this.#ctx, peer)}`, this.#ctx.conn.number);
     };
+    const flow = new ResponseFlow(socket, fastcgi.buffering);
+    this.#flow = flow;
     const stop = (): void => {
       ended = true;
+      flow.stop();
       connection.owner = undefined;
       socket.destroy();
     };
+    // The end of the response, once what the pacer (fastcgi_limit_rate) still holds has gone.
+    const finish = (): void => flow.end(() => exchange.end());
     const fail = (failure: UpstreamFailure): void => {
       if (ended) return;
       stop();
@@ -263,7 +324,6 @@ class FastcgiAttempts {
       }
       this.#failedAfterSend(attempt, failure, record);
     };
-    const buffering = { on: fastcgi.buffering };
     const sink: RecordSink = {
       content: (type, data, last) => {
         if (ended) return;
@@ -272,7 +332,7 @@ class FastcgiAttempts {
           return;
         }
         if (head === undefined) {
-          if (data.length > 0) this.#write(data, socket, buffering.on);
+          if (data.length > 0) flow.push(data, (chunk) => this.#write(chunk, flow));
           if (state !== undefined) state.responseLength += data.length;
           return;
         }
@@ -280,13 +340,17 @@ class FastcgiAttempts {
           fail(new UpstreamFailure('upstream prematurely closed FastCGI stdout while reading response header from upstream', 'header', 'invalid_header', true));
           return;
         }
-        head.parts.push(Buffer.from(data));
         head.bytes += data.length;
-        const all = Buffer.concat(head.parts);
+        // The common case, the whole head in one read: parsed where it is, no copy.
+        let all = data;
+        if (head.parts.length > 0) {
+          head.parts.push(data);
+          all = Buffer.concat(head.parts);
+        }
         const end = headEnd(all);
         if (end === undefined) {
           if (all.length > MAX_HEAD_BYTES) fail(new UpstreamFailure('upstream sent too big header while reading response header from upstream', 'header', 'invalid_header', true));
-          else head.parts = [all];
+          else head.parts = [head.parts.length === 0 ? Buffer.from(all) : all];
           return;
         }
         const parsed = fastcgi.protocol === 'fastcgi' ? parseCgiHead(all.subarray(0, end.head)) : parseHttpOrCgiHead(all.subarray(0, end.head));
@@ -295,7 +359,7 @@ class FastcgiAttempts {
           return;
         }
         head = undefined;
-        const outcome = this.#onHead(attempt, parsed, record, () => stop(), buffering);
+        const outcome = this.#onHead(attempt, parsed, record, () => stop(), flow);
         if (outcome === 'stopped') return;
         clientStarted = true;
         if (request.method === 'HEAD') {
@@ -310,7 +374,7 @@ class FastcgiAttempts {
         const rest = all.subarray(end.body);
         if (rest.length > 0) {
           if (state !== undefined) state.responseLength += rest.length;
-          this.#write(rest, socket, buffering.on);
+          flow.push(rest, (chunk) => this.#write(chunk, flow));
         }
       },
       endRequest: () => {
@@ -323,9 +387,11 @@ class FastcgiAttempts {
         connection.owner = undefined;
         record('ok', '');
         this.#done = true;
+        // Not held for the client or the rate any longer: all of the response has been read.
+        flow.release();
         // With FCGI_KEEP_CONN the server keeps the connection; it goes back once the whole request was sent.
-        this.#group.pool.release(connection, fastcgi.keepConn && (this.#body !== 'stream' || this.#bodySent));
-        exchange.end();
+        this.#group.pool.release(connection, fastcgi.keepConn && this.#bodySent);
+        finish();
       },
       invalid: (message) => fail(new UpstreamFailure(`${message} while reading response header from upstream`, 'header', 'invalid_header', true)),
     };
@@ -350,8 +416,9 @@ class FastcgiAttempts {
           connection.owner = undefined;
           record('ok', '');
           this.#done = true;
+          flow.release();
           socket.destroy();
-          exchange.end();
+          finish();
           return;
         }
         fail(new UpstreamFailure(`upstream prematurely closed connection while reading ${head === undefined ? 'upstream' : 'response header from upstream'}`, 'header', 'error', true));
@@ -379,12 +446,51 @@ class FastcgiAttempts {
     if (body === 'stream') {
       // The body bytes read with the head (nginx's preread) go out in the write of BEGIN_REQUEST and PARAMS.
       this.#streamBody(socket)();
+    } else if (!Array.isArray(body)) {
+      this.#bodySent = false;
+      this.#fileBody(socket, body, () => ended);
     } else {
       for (const part of body) for (const piece of this.#bodyRecords(part)) this.#writeUpstream(socket, piece);
       if (fastcgi.protocol === 'fastcgi') this.#writeUpstream(socket, stdinEnd());
       this.#bodySent = true;
     }
     socket.uncork();
+  }
+
+  /**
+   * A body kept in a file, read back in pieces and written as the connection takes them (a slow
+   * server holds the reading back); for a retry on the next peer it is read again from the start.
+   */
+  #fileBody(socket: UpstreamConnection['socket'], body: SpoolFile, ended: () => boolean): void {
+    const stopped = (): boolean => ended() || socket.destroyed || this.#done;
+    readBodyFile(
+      body,
+      FILE_PIECE_BYTES,
+      (data, resume) => {
+        const records = this.#bodyRecords(data);
+        if (this.#writeUpstream(socket, records.length === 1 ? (records[0] as Buffer) : Buffer.concat(records))) return true;
+        const go = (): void => {
+          socket.off('drain', go);
+          socket.off('close', go);
+          resume();
+        };
+        socket.once('drain', go);
+        socket.once('close', go);
+        return false;
+      },
+      (err) => {
+        if (err !== undefined) {
+          // ngx_read_file() failed: nginx's [crit], and the request ends with 500.
+          this.#ctx.log.write('crit', `${err.message}${where(this.#ctx)}`, this.#ctx.conn.number);
+          socket.destroy();
+          this.#finishWithError(500);
+          return;
+        }
+        if (this.#ctx.fastcgi.protocol === 'fastcgi') this.#writeUpstream(socket, stdinEnd());
+        this.#bodySent = true;
+      },
+      stopped,
+    );
   }
 
   /** Body bytes as they go: STDIN records for FastCGI, as they are for uwsgi and SCGI. */
@@ -475,7 +581,7 @@ class FastcgiAttempts {
     head: ResponseHead,
     record: (outcome: 'ok' | 'failed' | 'next', reason: string, action?: string) => void,
     stop: () => void,
-    buffering: { on: boolean },
+    flow: ResponseFlow,
   ): 'stopped' | 'sent' {
     const { fastcgi, request, exchange } = this.#ctx;
     const state = this.#state;
@@ -532,21 +638,27 @@ class FastcgiAttempts {
       if (rate !== undefined && /^[0-9]+$/.test(rate)) request.limitRate = Number(rate);
     }
     const accelBuffering = fastcgi.ignoreHeaders.has('x-accel-buffering') ? undefined : headerOf(head.headers, 'x-accel-buffering')?.toLowerCase();
-    buffering.on = accelBuffering === 'yes' ? true : accelBuffering === 'no' ? false : fastcgi.buffering;
-    if (!buffering.on) request.limitRate = 0;
+    flow.buffering = accelBuffering === 'yes' ? true : accelBuffering === 'no' ? false : fastcgi.buffering;
+    if (!flow.buffering) request.limitRate = 0;
+    // fastcgi_limit_rate, read now (it may name $upstream_http_*): only a buffered response is paced, as in nginx's event pipe.
+    if (flow.buffering) {
+      const rate = fastcgi.limitRate(request);
+      if (typeof rate !== 'number') this.#ctx.log.error(`${rate.invalid}${where(this.#ctx)}`, this.#ctx.conn.number);
+      else if (rate > 0) flow.pace(rate, (chunk) => this.#write(chunk, flow));
+    }
     const options = accelCharset === undefined ? undefined : { overrideCharset: accelCharset };
     const noBody = exchange.head.method === 'HEAD' || head.status === 204 || head.status === 304;
     exchange.writeHead(status, headers, noBody ? (head.contentLength >= 0 ? head.contentLength : 0) : head.contentLength >= 0 ? head.contentLength : 'chunked', options);
     return 'sent';
   }
 
-  #write(chunk: Buffer, socket: UpstreamConnection['socket'], buffering: boolean): void {
+  #write(chunk: Buffer, flow: ResponseFlow): void {
     const { exchange } = this.#ctx;
     if (exchange.aborted) return;
     if (exchange.write(chunk)) return;
-    if (buffering && exchange.pendingBytes < READ_AHEAD_BYTES) return;
-    socket.pause();
-    exchange.onDrain(() => socket.resume());
+    if (flow.buffering && exchange.pendingBytes < READ_AHEAD_BYTES) return;
+    flow.hold('client', true);
+    exchange.onDrain(() => flow.hold('client', false));
   }
 
   /** Whether the next peer may be tried: never once a streamed body began, POST and friends only with non_idempotent. */
@@ -586,6 +698,64 @@ class FastcgiAttempts {
     this.#done = true;
     if (this.#ctx.exchange.aborted) return;
     this.#ctx.fail(status);
+  }
+}
+
+/**
+ * The response's bytes on their way to the client: read ahead of a slow client with buffering
+ * on, paced by fastcgi_limit_rate (a {@link ReadPacer}); the server's socket is paused while the
+ * client or the rate holds it back, and read again once neither does.
+ */
+class ResponseFlow {
+  readonly #socket: UpstreamConnection['socket'];
+  buffering: boolean;
+  #pacer: ReadPacer | undefined;
+  #heldForClient = false;
+  #heldForRate = false;
+  #released = false;
+
+  constructor(socket: UpstreamConnection['socket'], buffering: boolean) {
+    this.#socket = socket;
+    this.buffering = buffering;
+  }
+
+  /** Paces what follows at `rate` bytes per second. */
+  pace(rate: number, deliver: (chunk: Buffer) => void): void {
+    this.#pacer = new ReadPacer(rate, deliver, (held) => this.hold('rate', held));
+  }
+
+  /** Response body bytes read from the server. */
+  push(chunk: Buffer, deliver: (chunk: Buffer) => void): void {
+    if (this.#pacer === undefined) deliver(chunk);
+    else this.#pacer.push(chunk);
+  }
+
+  hold(why: 'client' | 'rate', held: boolean): void {
+    if (this.#released) return;
+    const before = this.#heldForClient || this.#heldForRate;
+    if (why === 'client') this.#heldForClient = held;
+    else this.#heldForRate = held;
+    const after = this.#heldForClient || this.#heldForRate;
+    if (after && !before) this.#socket.pause();
+    else if (!after && before) this.#socket.resume();
+  }
+
+  /** The whole response was read (or the client went away): the socket is not held any longer. */
+  release(): void {
+    if (this.#released) return;
+    this.#released = true;
+    if (this.#heldForClient || this.#heldForRate) this.#socket.resume();
+  }
+
+  /** `then` once all that was read has gone on. */
+  end(then: () => void): void {
+    if (this.#pacer === undefined) then();
+    else this.#pacer.end(then);
+  }
+
+  /** Drops what the pacer holds (the response ended otherwise). */
+  stop(): void {
+    this.#pacer?.stop();
   }
 }
 
@@ -657,7 +827,7 @@ function parseHttpOrCgiHead(data: Buffer): ResponseHead | string {
 function scgiContentLength(request: HttpRequest): number {
   const field = request.header('content-length');
   if (field !== undefined && /^[0-9]+$/.test(field)) return Number(field);
-  return request.requestBody?.reduce((sum, part) => sum + part.length, 0) ?? 0;
+  return request.requestBody?.reduce((sum, part) => sum + part.length, 0) ?? request.requestBodySpool?.length ?? 0;
 }
 
 /** The tail nginx adds to upstream errors: `, client: ..., server: ..., request: "...", upstream: "fastcgi://...", host: "..."`. */

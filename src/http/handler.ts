@@ -386,7 +386,7 @@ export class RequestHandler {
     if (level.fastcgi !== undefined) {
       const fastcgi = level.fastcgi;
       const accel = (target: string, carried: string[]): void => this.#accelRedirect(conn, request, exchange, level, target, carried);
-      const pass = (): void => fastcgiRequest({ exchange, request, conn, log: this.#logOf(request), fail, headers, fastcgi, accelRedirect: accel });
+      const pass = (): void => fastcgiRequest({ exchange, request, conn, log: this.#logOf(request), fail, headers, fastcgi, accelRedirect: accel, bodyFile: level.bodyFile });
       // ngx_http_core_try_files_phase() runs before any content handler: `try_files $fastcgi_script_name =404`.
       if (level.files.tryFiles !== undefined) this.#files(conn, request, exchange, level, pass);
       else pass();

@@ -173,6 +173,7 @@ export function mirrorSubrequest(main: HttpRequest, conn: ClientConnection, uri:
   request.methodOverride = main.methodOverride;
   request.requestBody = main.requestBody;
   request.requestBodyFile = main.requestBodyFile;
+  request.requestBodySpool = main.requestBodySpool;
   request.internal = true;
   return { request, conn: subConn, exchange };
 }

@@ -18,6 +18,7 @@ import { isIP } from 'node:net';
 import { certificatePathsOf, sslHostName, UpstreamTls } from '../tls/upstream-tls.js';
 import type { CertificateCaches, CertificatePaths } from '../tls/certificate-cache.js';
 import { parseSize } from '../core/parse.js';
+import type { SizeValue } from './limit-rate.js';
 import { compileBind } from './proxy-directives.js';
 import type { LocalAddress } from '../upstream/peer-connect.js';
 import { compileCookieRewriter, type CookieRewriter } from './proxy-cookie.js';
@@ -103,9 +104,8 @@ export interface CompiledProxy {
   sslCertificate(request: HttpRequest): CertificatePaths | undefined;
 }
 
-/** proxy_limit_rate, compiled: a size, or a value read per request (ngx_http_complex_value_size()). */
-function compileProxyLimitRate(block: ConfBlockView, text: (template: Parameters<typeof compileTemplate>[0]) => CompiledTemplate<HttpRequest>): CompiledProxy['limitRate'] {
-  const setting = block.get('proxy_limit_rate');
+/** proxy_limit_rate (fastcgi_limit_rate, uwsgi_, scgi_), compiled: a size, or a value read per request (ngx_http_complex_value_size()). */
+export function compileLimitRate(setting: SizeValue, text: (template: Parameters<typeof compileTemplate>[0]) => CompiledTemplate<HttpRequest>): CompiledProxy['limitRate'] {
   if ('size' in setting) {
     const size = setting.size;
     return () => size;
@@ -270,7 +270,7 @@ export function compileProxy(
     method: methodSetting === undefined ? undefined : text(methodSetting),
     setBody: bodySetting === undefined ? undefined : text(bodySetting),
     bind: compileBind(block.get('proxy_bind'), text),
-    limitRate: compileProxyLimitRate(block, text),
+    limitRate: compileLimitRate(block.get('proxy_limit_rate'), text),
     ignoreHeaders: block.get('proxy_ignore_headers'),
     cookies: compileCookieRewriter({ domain: block.get('proxy_cookie_domain'), path: block.get('proxy_cookie_path'), flags: block.get('proxy_cookie_flags') }, table),
     sslCertificate,

@@ -7,6 +7,7 @@ import type { ProxyProtocolAddresses } from '../core/proxy-protocol.js';
 import type { TlsConnectionInfo } from '../tls/sni.js';
 import type { RequestHead } from './h1/head-parser.js';
 import type { RefererCheck } from './referer-module.js';
+import type { SpoolFile } from './body-file.js';
 import type { UpstreamStateList } from './upstream-states.js';
 
 /** What a request knows of its connection, captured once when the connection is accepted. */
@@ -144,6 +145,8 @@ export class HttpRequest {
   requestBody: readonly Buffer[] | undefined;
   /** The file the body was also written to (`$request_body_file`), which hides `$request_body` as nginx's temp_file does. */
   requestBodyFile: string | undefined;
+  /** A body spooled to {@link requestBodyFile} and only there (requestBody is undefined then): fastcgi_pass and friends read it back. */
+  requestBodySpool: SpoolFile | undefined;
   /**
    * Set once a 101 from the upstream joined the two connections: the request ends when the tunnel
    * closes, and what the upstream sent through it counts in `$body_bytes_sent`, as nginx logs it.

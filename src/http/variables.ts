@@ -108,6 +108,7 @@ export function requestLengthBytes(request: HttpRequest): number {
   const head = request.head as { headBytes?: number; contentLength?: number };
   let length = head.headBytes ?? request.head.headers.reduce((sum, field) => sum + field.length + 2, request.requestLine.length + 2);
   if (request.requestBody !== undefined) length += request.requestBody.reduce((sum, part) => sum + part.length, 0);
+  else if (request.requestBodySpool !== undefined) length += request.requestBodySpool.length;
   else if (typeof head.contentLength === 'number' && head.contentLength > 0) length += head.contentLength;
   return length;
 }
@@ -151,7 +152,7 @@ const HTTP_VARIABLES: Readonly<Record<string, Getter>> = {
   is_args: (r) => (r.hasArgs && r.args !== '' ? '?' : ''),
   // ngx_http_variable_content_length(): without the field, the length of a body read whole (a
   // chunked or HTTP/2 one), as ngx_http_request_body_save_filter() sets content_length_n.
-  content_length: (r) => r.header('content-length') ?? (r.requestBody === undefined ? undefined : String(r.requestBody.reduce((sum, part) => sum + part.length, 0))),
+  content_length: (r) => r.header('content-length') ?? (r.requestBody === undefined ? (r.requestBodySpool === undefined ? undefined : String(r.requestBodySpool.length)) : String(r.requestBody.reduce((sum, part) => sum + part.length, 0))),
   content_type: (r) => r.header('content-type'),
   status: (r) => String(r.status).padStart(3, '0'),
   body_bytes_sent: (r) => String(r.bodyBytesSent),

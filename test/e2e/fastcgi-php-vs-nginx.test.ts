@@ -5,11 +5,12 @@
  * values PHP sees (over TLS too: $_SERVER['HTTPS']), a POST body PHP reads, Status:, Location: and
  * repeated Set-Cookie, the `FastCGI sent in stderr` error log line, a response PHP flushes in
  * pieces with fastcgi_buffering off, fastcgi_keep_conn carrying 1,000 requests on one connection,
- * and a PHP-FPM master killed and restarted under load with a backup pool taking over.
+ * a PHP-FPM master killed and restarted under load with a backup pool taking over, and a large
+ * upload spooled to a file under client_body_temp_path while it is read, removed after.
  */
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readdirSync, readFileSync, readlinkSync, statSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
@@ -81,6 +82,39 @@ async function until(check: () => boolean | Promise<boolean>, what: string): Pro
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
   throw new Error(`timed out waiting for ${what}`);
+}
+
+/** The files under a client_body_temp_path (its levels of subdirectories included). */
+function tempFiles(root: string): string[] {
+  let entries;
+  try {
+    entries = readdirSync(root, { recursive: true, withFileTypes: true });
+  } catch {
+    return [];
+  }
+  return entries.filter((entry) => entry.isFile()).map((entry) => join(entry.parentPath ?? entry.path, entry.name));
+}
+
+/** The sizes of the files under `root` that some process holds open ("(deleted)" ones too), from /proc. */
+function openFilesUnder(root: string): number[] {
+  const sizes: number[] = [];
+  for (const pid of readdirSync('/proc')) {
+    if (!/^[0-9]+$/.test(pid)) continue;
+    let fds: string[];
+    try {
+      fds = readdirSync(`/proc/${pid}/fd`);
+    } catch {
+      continue;
+    }
+    for (const fd of fds) {
+      try {
+        if (readlinkSync(`/proc/${pid}/fd/${fd}`).startsWith(`${root}/`)) sizes.push(statSync(`/proc/${pid}/fd/${fd}`).size);
+      } catch {
+        // Closed meanwhile.
+      }
+    }
+  }
+  return sizes;
 }
 
 /** A PHP-FPM master this test starts (and starts again) on a configuration file it wrote. */
@@ -239,6 +273,23 @@ http {
             fastcgi_keep_conn on;
             fastcgi_pass keep;
         }
+        location /spool/ {
+            include fastcgi.conf;
+            fastcgi_param SCRIPT_FILENAME ${base}/www/info.php;
+            client_body_buffer_size 16k;
+            client_body_temp_path ${base}/${name}/spool 1 2;
+            error_log ${base}/${name}/logs/spool.log notice;
+            fastcgi_pass unix:${base}/php.sock;
+        }
+        location /spool-clean/ {
+            include fastcgi.conf;
+            fastcgi_param SCRIPT_FILENAME ${base}/www/info.php;
+            client_body_buffer_size 16k;
+            client_body_in_file_only clean;
+            client_body_temp_path ${base}/${name}/spool-clean 1 2;
+            error_log ${base}/${name}/logs/spool.log notice;
+            fastcgi_pass unix:${base}/php.sock;
+        }
         location /pools/ {
             include fastcgi.conf;
             fastcgi_param SCRIPT_FILENAME ${base}/www/info.php;
@@ -318,6 +369,70 @@ http {
     const expected = JSON.parse(nginx.body) as Record<string, unknown>;
     assert.equal(expected['body_length'], body.length, 'nginx itself');
     assert.deepEqual(JSON.parse(hitless.body), expected);
+  });
+
+  /**
+   * Sends half of a 20 MiB upload to `location`, waits until `spooled` (polled) shows a file of
+   * nearly that size, sends the rest, and returns the answer; both servers, nginx first.
+   */
+  const upload = async (location: string, spooled: (name: 'hitless' | 'nginx') => number[], gone: (name: 'hitless' | 'nginx') => boolean): Promise<Map<string, { status: number; body: string }>> => {
+    const { ports } = pair as NginxPair;
+    const body = Buffer.alloc(20 * 1024 * 1024);
+    for (let i = 0; i < body.length; i += 4096) body.writeUInt32BE(i, i);
+    const half = 8 * 1024 * 1024;
+    const seen = new Map<string, { status: number; body: string }>();
+    for (const name of ['nginx', 'hitless'] as const) {
+      const socket = connect(ports[name], '127.0.0.1');
+      const chunks: Buffer[] = [];
+      const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+      socket.on('data', (chunk: Buffer) => chunks.push(chunk));
+      socket.on('error', () => undefined);
+      try {
+        socket.write(`POST ${location} HTTP/1.1\r\nHost: spool.test\r\nContent-Type: application/octet-stream\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n`);
+        socket.write(body.subarray(0, half));
+        // While the client holds the rest back, what it sent is in the file, not in memory: all
+        // of it but at most a buffer (client_body_buffer_size) and what one read of the socket takes.
+        await until(() => spooled(name).some((size) => size >= half - 256 * 1024), `${name}'s temporary file for ${location}`);
+        assert.equal(spooled(name).length, 1, `${name}: one temporary file`);
+        // No FIN after the body: nginx takes a half-closed client for one that went away.
+        socket.write(body.subarray(half));
+        await closed;
+      } finally {
+        socket.destroy();
+      }
+      const text = Buffer.concat(chunks).toString('latin1');
+      const json = text.slice(text.indexOf('{'), text.lastIndexOf('}') + 1);
+      seen.set(name, { status: Number(text.slice(9, 12)), body: json === '' ? text : json });
+      await until(() => gone(name), `${name}'s temporary file to be removed`);
+    }
+    const nginx = seen.get('nginx') ?? { status: 0, body: '' };
+    const hitless = seen.get('hitless') ?? { status: 0, body: '' };
+    assert.equal(nginx.status, 200, nginx.body);
+    const expected = JSON.parse(nginx.body) as Record<string, unknown>;
+    assert.equal(expected['body_length'], body.length, 'nginx itself');
+    assert.equal(hitless.status, 200, hitless.body);
+    assert.deepEqual(JSON.parse(hitless.body), expected);
+    return seen;
+  };
+
+  it('spools a 20 MiB upload to a temporary file under client_body_temp_path while it is read, unlinked at once as nginx does', async () => {
+    // client_body_in_file_only off: ngx_open_tempfile() removes the name at once; the file lives as an open descriptor.
+    const spool = (name: string): string => join(dir, name, 'spool');
+    await upload('/spool/upload', (name) => openFilesUnder(spool(name)), (name) => openFilesUnder(spool(name)).length === 0);
+    for (const name of ['nginx', 'hitless']) {
+      assert.deepEqual(tempFiles(spool(name)), [], `${name}: no name left in the directory`);
+      const log = readFileSync(join(dir, name, 'logs', 'spool.log'), 'utf8');
+      assert.match(log, /\[warn\] .*a client request body is buffered to a temporary file .*\/spool\/[0-9]\/[0-9]{2}\/[0-9]{10}, client: 127\.0\.0\.1, server: , request: "POST \/spool\/upload HTTP\/1\.1", host: "spool\.test"/, `${name}'s error log`);
+    }
+  });
+
+  it('keeps the spooled upload in a named file with client_body_in_file_only clean, and removes it after', async () => {
+    const spool = (name: string): string => join(dir, name, 'spool-clean');
+    await upload('/spool-clean/upload', (name) => tempFiles(spool(name)).map((file) => statSync(file).size), (name) => tempFiles(spool(name)).length === 0);
+    for (const name of ['nginx', 'hitless']) {
+      const log = readFileSync(join(dir, name, 'logs', 'spool.log'), 'utf8');
+      assert.match(log, /\[notice\] .*a client request body is buffered to a temporary file .*\/spool-clean\/[0-9]\/[0-9]{2}\/[0-9]{10}, client: /, `${name}'s error log`);
+    }
   });
 
   it('sends a pretty URL to index.php through try_files, as WordPress configurations do', async () => {

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { request as httpRequest } from 'node:http';
 import { readFileSync } from 'node:fs';
-import { createServer, type Server, type Socket } from 'node:net';
+import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { createServer as createTlsServer, type Server as TlsServer, type TLSSocket } from 'node:tls';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
@@ -292,6 +292,113 @@ function uwsgiAnswer(socket: Socket): void {
     socket.end(`HTTP/1.1 201 Made\r\nX-Accel-Buffering: no\r\nX-Modifier: ${data[0] ?? -1}\r\nX-Client: ${peer}\r\n\r\nuri=${vars.get('REQUEST_URI') ?? ''}`);
   });
 }
+
+describe('fastcgi_limit_rate and fastcgi_ignore_client_abort, as proxy_ has them', () => {
+  let upstream: Server;
+  let served: Served;
+  const sockets = new Set<Socket>();
+  /** Per REQUEST_URI: the server's socket once the request is in, and whether hitless closed it before the answer. */
+  const waiting = new Map<string, { socket: Socket; closedEarly: () => boolean; closed: Promise<void> }>();
+  const arrived = new Map<string, () => void>();
+
+  before(async () => {
+    upstream = createServer((socket) => {
+      sockets.add(socket);
+      let answered = false;
+      let closed = false;
+      const gone = new Promise<void>((resolve) => socket.on('close', () => resolve()));
+      socket.on('close', () => {
+        closed = true;
+        sockets.delete(socket);
+      });
+      socket.on('error', () => undefined);
+      let data = Buffer.alloc(0);
+      socket.on('data', (chunk: Buffer) => {
+        data = Buffer.concat([data, chunk]);
+        const records = readRecords(data);
+        if (answered || !records.some((r) => r.type === 5 && r.content.length === 0)) return;
+        answered = true;
+        const uri = params(Buffer.concat(records.filter((r) => r.type === 4).map((r) => r.content))).get('REQUEST_URI') ?? '';
+        if (uri.startsWith('/rate')) {
+          socket.end(Buffer.concat([record(6, 'Status: 200\r\nContent-Type: text/plain\r\n\r\n'), record(6, 'x'.repeat(3000)), END]));
+          return;
+        }
+        // /abort...: held until the test answers it.
+        waiting.set(uri, { socket, closedEarly: () => closed, closed: gone });
+        arrived.get(uri)?.();
+      });
+    });
+    await new Promise<void>((resolve) => upstream.listen(0, '127.0.0.1', resolve));
+    const address = upstream.address();
+    const port = typeof address === 'object' && address !== null ? address.port : 0;
+    served = await serve(
+      `http { server { listen 127.0.0.1:8080;
+        fastcgi_param REQUEST_URI $request_uri;
+        location /rate { fastcgi_limit_rate 1000; fastcgi_pass 127.0.0.1:${port}; }
+        location /rate-var { fastcgi_limit_rate $arg_rate; fastcgi_pass 127.0.0.1:${port}; }
+        location /abort-kept { fastcgi_ignore_client_abort on; fastcgi_pass 127.0.0.1:${port}; }
+        location /abort { fastcgi_pass 127.0.0.1:${port}; }
+        location = /next { return 200 "next"; }
+      } }`,
+      '/tmp/',
+    );
+  });
+
+  after(async () => {
+    for (const socket of sockets) socket.destroy();
+    upstream.close();
+    await served.stop();
+  });
+
+  it('reads a response no faster than fastcgi_limit_rate (1000 bytes a second: 3000 bytes take over a second)', async () => {
+    for (const path of ['/rate', '/rate-var?rate=1000']) {
+      const started = Date.now();
+      const reply = await get(served.port, path);
+      assert.equal(reply.body.length, 3000, path);
+      // nginx's allowance: the rate times the whole seconds since the start plus one.
+      assert.ok(Date.now() - started >= 1000, `${path}: ${Date.now() - started} ms`);
+    }
+    const started = Date.now();
+    assert.equal((await get(served.port, '/rate-var?rate=0')).body.length, 3000);
+    assert.ok(Date.now() - started < 1000, 'rate 0: no limit');
+  });
+
+  /** `promise`, or a failure after 5 s. */
+  const within = async <T>(promise: Promise<T>, what: string): Promise<T> => {
+    let timer: NodeJS.Timeout | undefined;
+    const limit = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`timed out waiting for ${what}`)), 5000)));
+    try {
+      return await Promise.race([promise, limit]);
+    } finally {
+      clearTimeout(timer);
+    }
+  };
+
+  /** Sends a request to `path`, waits until the server has it, and closes the client. */
+  const abandon = async (path: string): Promise<{ socket: Socket; closedEarly: () => boolean; closed: Promise<void> }> => {
+    const inServer = new Promise<void>((resolve) => arrived.set(path, resolve));
+    const client = createConnection(served.port, '127.0.0.1');
+    client.on('error', () => undefined);
+    client.write(`GET ${path} HTTP/1.1\r\nHost: localhost\r\n\r\n`);
+    await within(inServer, `${path} to reach the server`);
+    client.destroy();
+    // hitless sees the close before it reads this next request: the worker takes events in order.
+    assert.equal((await get(served.port, '/next')).body, 'next');
+    const held = waiting.get(path);
+    assert.ok(held !== undefined);
+    return held;
+  };
+
+  it('closes the FastCGI connection when the client goes away, unless fastcgi_ignore_client_abort is on', async () => {
+    const dropped = await abandon('/abort');
+    await within(dropped.closed, 'hitless to close the connection of the abandoned request');
+    const kept = await abandon('/abort-kept');
+    assert.equal(kept.closedEarly(), false, 'the request to the server goes on');
+    // The answer is read to its END_REQUEST, and then the connection closes as after any request.
+    kept.socket.write(Buffer.concat([record(6, 'Status: 200\r\n\r\nlate'), END]));
+    await within(kept.closed, 'hitless to close the connection after END_REQUEST');
+  });
+});
 
 describe('uwsgi_pass: the uwsgi packet, plain and suwsgi://', () => {
   const TLS = fileURLToPath(new URL('../../../test/fixtures/tls/', import.meta.url));
