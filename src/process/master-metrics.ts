@@ -14,6 +14,7 @@ import { sumCounts, type StubStatusCounts } from '../core/connection-stats.js';
 import { METRIC_FAMILIES as F } from '../admin/metric-families.js';
 import { labelText, MetricCounters, sumSnapshots, type CounterSample, type GaugeSample, type MetricsSnapshot } from '../admin/metric-counters.js';
 import { renderExposition, type ExpositionFormat } from '../admin/exposition.js';
+import type { AcmeNameState } from '../acme/manager.js';
 import type { HitlessConfig } from '../conf/model.js';
 import type { StoredCertificate } from '../tls/certificate-store.js';
 import type { TlsFile } from '../tls/ssl-module.js';
@@ -36,6 +37,8 @@ export interface MasterView {
   readonly config: HitlessConfig;
   readonly health: readonly CheckedPeerState[];
   readonly certificates: readonly StoredCertificate[];
+  /** The ACME names the master manages (none without `acme_certificate`). */
+  readonly acme: readonly AcmeNameState[];
   readonly startedAt: Date;
 }
 
@@ -196,9 +199,17 @@ export class MasterMetrics {
   }
 
   #certificateGauges(gauges: GaugeSample[], view: MasterView): void {
+    const acme = new Set(view.acme.map((state) => state.name));
     for (const stored of view.certificates) {
       const expiry = this.#expiryOf(stored.cert);
-      if (expiry !== undefined) gauges.push([F.certificateExpiry.name, labelText([['name', stored.name], ['source', 'store']]), expiry]);
+      if (expiry !== undefined) gauges.push([F.certificateExpiry.name, labelText([['name', stored.name], ['source', acme.has(stored.name) ? 'acme' : 'store']]), expiry]);
+    }
+    for (const state of view.acme) {
+      const labels = labelText([['name', state.name], ['issuer', state.issuer]]);
+      if (state.nextRenewal !== null) gauges.push([F.acmeNextRenewal.name, labels, Math.floor(Date.parse(state.nextRenewal) / 1000)]);
+      gauges.push([F.acmeOrdering.name, labels, state.ordering ? 1 : 0]);
+      gauges.push([F.acmeFailures.name, labels, state.failures]);
+      if (state.lastError !== null) gauges.push([F.acmeLastFailure.name, labels, Math.floor(Date.parse(state.lastError.at) / 1000)]);
     }
     for (const path of certificateFiles(view.config)) {
       let pem: string;

@@ -174,6 +174,7 @@ export class MasterProcess {
       config: this.#generation.config,
       health: this.#health.states(),
       certificates: this.#certificates.entries(),
+      acme: this.#acme.states(),
       startedAt: this.#startedAt,
     };
   }

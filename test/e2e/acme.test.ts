@@ -17,6 +17,7 @@ import type { AcmeNameState } from '../../src/acme/manager.js';
 import { runProbe } from '../../src/probe/probe.js';
 import { startPebble, type Pebble } from '../helpers/pebble.js';
 import { MasterUnderTest, TestPrefix, freePort, runHitlessCommand, startMaster, waitFor } from './helpers/masters.js';
+import { scrapeMetrics } from './helpers/scrape.js';
 
 /** pebble's certificateValidityPeriod here: renewal comes 30-37.5 s after issuance. */
 const VALIDITY_S = 45;
@@ -159,6 +160,18 @@ describe('ACME against pebble', () => {
     assert.equal(list.code, 0, list.stderr);
     assert.match(list.stdout, /acme issuer {2}pebble \(a\.test\)/);
     assert.match(list.stdout, /next renewal \d{4}-/);
+    // The metrics say the same: an ACME certificate's expiry, its next renewal, no failure.
+    const socket = join(prefix.dir, 'logs/admin.sock');
+    const metrics = (await scrapeMetrics(socket)).body;
+    const gauge = (text: string, name: string): number | undefined => {
+      const line = text.split('\n').find((l) => l.startsWith(`${name}{`) && l.includes('name="a.test"'));
+      return line === undefined ? undefined : Number(line.slice(line.lastIndexOf(' ') + 1));
+    };
+    assert.match(metrics, /^hitless_certificate_expiry_timestamp_seconds\{name="a\.test",source="acme"\} \d+$/m);
+    assert.equal(gauge(metrics, 'hitless_certificate_expiry_timestamp_seconds'), Date.parse(first.notAfter ?? '') / 1000);
+    assert.equal(gauge(metrics, 'hitless_acme_next_renewal_timestamp_seconds'), Math.floor(Date.parse(first.nextRenewal ?? '') / 1000));
+    assert.equal(gauge(metrics, 'hitless_acme_renewal_failures'), 0);
+    assert.match(metrics, /^hitless_acme_ordering\{name="a\.test",issuer="pebble"\} 0$/m);
 
     // Renewal by itself, under a load of new TLS connections: no request fails.
     const abort = new AbortController();
@@ -203,6 +216,9 @@ describe('ACME against pebble', () => {
     assert.equal((await servedLeaf(tls, root)).fingerprint256, secondLeaf.fingerprint256);
     const failing = await acmeState(api);
     assert.ok(failing !== undefined && failing.failures >= 2 && failing.lastError !== null, JSON.stringify(failing));
+    const failingMetrics = (await scrapeMetrics(join(prefix.dir, 'logs/admin.sock'))).body;
+    assert.ok((gauge(failingMetrics, 'hitless_acme_renewal_failures') ?? 0) >= 2, failingMetrics);
+    assert.ok(gauge(failingMetrics, 'hitless_acme_last_failure_timestamp_seconds') !== undefined, failingMetrics);
     assert.equal(failing.notAfter, second.notAfter);
     // No key bytes in the log.
     assert.doesNotMatch(prefix.errorLog(), /PRIVATE KEY/);

@@ -4,10 +4,10 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import http from 'node:http';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { MasterUnderTest, TestPrefix, freePort, startMaster, waitFor } from './helpers/masters.js';
+import { scrapeMetrics } from './helpers/scrape.js';
 
 const PEERS = 10_000;
 const SCRAPE_BOUND_MS = 1_000;
@@ -15,20 +15,6 @@ const SCRAPE_BOUND_MS = 1_000;
 /** The peers: 5,000 ports on each of 127.0.0.1 and 127.0.0.2, none of them listening (no request goes there). */
 function peer(i: number): string {
   return `127.0.0.${1 + Math.floor(i / 5_000)}:${20_000 + (i % 5_000)}`;
-}
-
-function scrape(socketPath: string): Promise<{ ms: number; body: string }> {
-  const started = performance.now();
-  return new Promise((resolve, reject) => {
-    const req = http.get({ socketPath, path: '/metrics', timeout: 10_000 }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (chunk: string) => (body += chunk));
-      res.on('end', () => resolve({ ms: performance.now() - started, body }));
-    });
-    req.on('timeout', () => req.destroy(new Error('scrape timed out')));
-    req.on('error', reject);
-  });
 }
 
 describe(`metrics with ${PEERS} upstream peers`, () => {
@@ -59,7 +45,7 @@ ${servers}    }
 }
 `,
     });
-    await waitFor('two ready workers', async () => (/hitless_workers\{state="ready"\} 2\n/.test((await scrape(socketPath)).body) ? true : undefined), 30_000);
+    await waitFor('two ready workers', async () => (/hitless_workers\{state="ready"\} 2\n/.test((await scrapeMetrics(socketPath)).body) ? true : undefined), 30_000);
   });
   after(async () => {
     await master?.stop();
@@ -69,7 +55,7 @@ ${servers}    }
   it(`answers each scrape within ${SCRAPE_BOUND_MS} ms with every peer's series`, { timeout: 60_000 }, async (t) => {
     const times: number[] = [];
     for (let round = 0; round < 3; round++) {
-      const { ms, body } = await scrape(socketPath);
+      const { ms, body } = await scrapeMetrics(socketPath);
       times.push(Math.round(ms));
       const lines = new Set(body.split('\n'));
       const missing: string[] = [];

@@ -14,6 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { MasterUnderTest, TestPrefix, bodyOf, freePort, startMaster, waitFor } from './helpers/masters.js';
+import { scrapeMetrics } from './helpers/scrape.js';
 
 const RELOADS = 20;
 const SCRAPE_EVERY_MS = 200;
@@ -39,19 +40,6 @@ function samples(text: string): Map<string, number> {
 /** Counter-like samples: counters, and histograms' buckets, counts and sums, which never go down. */
 function isMonotonic(series: string): boolean {
   return /^[a-z_]+(?:_total|_bucket|_count|_sum)(?:\{|$)/.test(series);
-}
-
-function scrape(socketPath: string, accept?: string): Promise<{ status: number; type: string; body: string }> {
-  return new Promise((resolve, reject) => {
-    const req = http.get({ socketPath, path: '/metrics', headers: accept === undefined ? {} : { accept }, timeout: 10_000 }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (chunk: string) => (body += chunk));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, type: String(res.headers['content-type']), body }));
-    });
-    req.on('timeout', () => req.destroy(new Error('scrape timed out')));
-    req.on('error', reject);
-  });
 }
 
 /** Runs promtool with `args`, `input` on its standard input; fails the test when promtool is missing. */
@@ -152,7 +140,7 @@ http {
     socketPath = join(prefix.dir, 'logs/admin.sock');
     master = await startMaster({ prefix, conf: conf(0), port: checkPort, program: 'hitless' });
     await waitFor('two ready workers', async () => {
-      const text = (await scrape(socketPath)).body;
+      const text = (await scrapeMetrics(socketPath)).body;
       return /hitless_workers\{state="ready"\} 2\n/.test(text) ? true : undefined;
     }, 15_000);
   });
@@ -174,7 +162,7 @@ http {
     const scraper = (async () => {
       while (scraping) {
         const started = Date.now();
-        const { status, body } = await scrape(socketPath);
+        const { status, body } = await scrapeMetrics(socketPath);
         assert.equal(status, 200);
         const now = samples(body);
         for (const [series, value] of previous) {
@@ -192,7 +180,7 @@ http {
     let killed: { pid: number; at: number } | undefined;
     let report: WrkReport;
     try {
-      await waitFor('wrk load counted', async () => ((samples((await scrape(socketPath)).body).get('hitless_http_requests_total{server="load",code="2xx"}') ?? 0) > 100 ? true : undefined), 20_000);
+      await waitFor('wrk load counted', async () => ((samples((await scrapeMetrics(socketPath)).body).get('hitless_http_requests_total{server="load",code="2xx"}') ?? 0) > 100 ? true : undefined), 20_000);
       for (let i = 1; i <= RELOADS; i++) {
         prefix.writeConf(conf(i));
         master.signal('SIGHUP');
@@ -201,7 +189,7 @@ http {
           // A worker of the generation now serving, killed as the kernel's OOM killer would: one
           // that holds some of wrk's connections, so that the kill has counts in flight to lose.
           const generation = i + 1;
-          const current = new Set([...(await scrape(socketPath)).body.matchAll(new RegExp(`hitless_worker_up\\{pid="(\\d+)",generation="${generation}"\\} 1`, 'g'))].map((m) => Number(m[1])));
+          const current = new Set([...(await scrapeMetrics(socketPath)).body.matchAll(new RegExp(`hitless_worker_up\\{pid="(\\d+)",generation="${generation}"\\} 1`, 'g'))].map((m) => Number(m[1])));
           const pid = await waitFor('a worker of the current generation holding wrk connections', () => connectionHolders(port).find((holder) => current.has(holder)), 20_000);
           killed = { pid, at: Date.now() };
           process.kill(pid, 'SIGKILL');
@@ -241,7 +229,7 @@ http {
   });
 
   it('reports a worker that does not answer in time, keeping its last counts', async () => {
-    const before = await scrape(socketPath);
+    const before = await scrapeMetrics(socketPath);
     const pid = Number(/hitless_worker_up\{pid="(\d+)",generation="\d+"\} 1/.exec(before.body)?.[1]);
     assert.ok(pid > 0);
     const timeouts = samples(before.body).get('hitless_scrape_worker_timeouts_total') ?? 0;
@@ -249,14 +237,14 @@ http {
     const labels = `{pid="${pid}",generation="${RELOADS + 1}"}`;
     process.kill(pid, 'SIGSTOP');
     try {
-      const stopped = samples((await scrape(socketPath)).body);
+      const stopped = samples((await scrapeMetrics(socketPath)).body);
       assert.equal(stopped.get(`hitless_worker_up${labels}`), 0);
       assert.equal(stopped.get('hitless_scrape_worker_timeouts_total'), timeouts + 1);
       assert.equal(stopped.get('hitless_http_requests_total{server="load",code="2xx"}'), requests);
       // Its counts are there, and how old they are: at least the 500 ms the scrape waited for it.
       const age = stopped.get(`hitless_worker_last_report_age_seconds${labels}`) ?? -1;
       assert.ok(age >= 0.5, `report age ${age}`);
-      const again = samples((await scrape(socketPath)).body);
+      const again = samples((await scrapeMetrics(socketPath)).body);
       assert.equal(again.get(`hitless_worker_up${labels}`), 0);
       assert.equal(again.get('hitless_scrape_worker_timeouts_total'), timeouts + 2);
       assert.ok((again.get(`hitless_worker_last_report_age_seconds${labels}`) ?? -1) >= age + 0.5, 'the age did not grow while the worker was stopped');
@@ -265,7 +253,7 @@ http {
       process.kill(pid, 'SIGCONT');
     }
     const resumed = await waitFor('the worker answering again', async () => {
-      const text = samples((await scrape(socketPath)).body);
+      const text = samples((await scrapeMetrics(socketPath)).body);
       return text.get(`hitless_worker_up${labels}`) === 1 ? text : undefined;
     });
     assert.ok((resumed.get(`hitless_worker_last_report_age_seconds${labels}`) ?? -1) < 0.5);
@@ -273,7 +261,7 @@ http {
 
   it('answers OpenMetrics when Accept asks for it, on the admin socket and from hitless_metrics, as promtool parses it', async () => {
     const accept = 'application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1';
-    const admin = await scrape(socketPath, accept);
+    const admin = await scrapeMetrics(socketPath, accept);
     assert.equal(admin.type, 'application/openmetrics-text; version=1.0.0; charset=utf-8');
     assert.match(admin.body, /# TYPE hitless_http_requests counter\n/);
     assert.match(admin.body, /# EOF\n$/);
@@ -315,7 +303,7 @@ http {
       assert.equal(answer.status, status, method);
       if (method === 'HEAD') assert.equal(answer.body, '');
     }
-    const plain = await scrape(socketPath);
+    const plain = await scrapeMetrics(socketPath);
     assert.equal(plain.type, 'text/plain; version=0.0.4; charset=utf-8');
     assert.equal(promtool(['check', 'metrics'], plain.body).status, 0);
   });
