@@ -7,11 +7,9 @@ import { loadConfig } from '../conf/loader.js';
 import type { HitlessConfig } from '../conf/model.js';
 import { createRegistry } from '../modules.js';
 import { ConfigError, HitlessError, UsageError } from '../core/errors.js';
-import { PidFileError, runMaster, signalMaster } from '../process/index.js';
-import { certsCommand } from './certs-command.js';
-import { deployCommand } from './deploy-command.js';
-import { probeCommand } from './probe-command.js';
-import { upstreamsCommand } from './upstreams-command.js';
+import { runMaster } from '../process/master.js';
+import { PidFileError } from '../process/pid-file.js';
+import { signalMaster } from '../process/signal-master.js';
 import { parseCommandLine, type CommandLine } from './options.js';
 import { DEFAULT_CONF_PATH, DEFAULT_PREFIX, usage, versionDetails, versionLine } from './version.js';
 
@@ -23,10 +21,12 @@ export interface CommandIO {
 
 /** Runs the command line and returns the exit status. */
 export async function main(argv: readonly string[], io: CommandIO = process): Promise<number> {
-  if (argv[0] === 'probe') return probeCommand(argv.slice(1), io);
-  if (argv[0] === 'deploy') return deployCommand(argv.slice(1), io);
-  if (argv[0] === 'certs') return certsCommand(argv.slice(1), io);
-  if (argv[0] === 'upstreams') return upstreamsCommand(argv.slice(1), io);
+  // A subcommand's modules (deploy's targets, probe's client) are loaded only when it runs: a master
+  // started by this command would otherwise keep them in memory for its whole life.
+  if (argv[0] === 'probe') return (await import('./probe-command.js')).probeCommand(argv.slice(1), io);
+  if (argv[0] === 'deploy') return (await import('./deploy-command.js')).deployCommand(argv.slice(1), io);
+  if (argv[0] === 'certs') return (await import('./certs-command.js')).certsCommand(argv.slice(1), io);
+  if (argv[0] === 'upstreams') return (await import('./upstreams-command.js')).upstreamsCommand(argv.slice(1), io);
 
   let line: CommandLine;
   try {

@@ -8,6 +8,7 @@ import { ConfigError } from '../core/errors.js';
 import { resolveHostSync } from '../core/hosts.js';
 import { parseNumber, parseSize, parseTime } from '../core/parse.js';
 import type { ConfBlockView, DirectiveContext } from '../conf/registry.js';
+import type { HitlessConfig } from '../conf/model.js';
 
 /** One listening address of a server, with its parameters. `listen localhost` yields one per address. */
 export interface HttpListen {
@@ -270,6 +271,23 @@ export interface ListenSocket<S> {
   readonly spec: ListenSpec;
   /** The addresses connections on this socket may have arrived on; the wildcard, if any, last. */
   readonly addrs: readonly ListenAddress<S>[];
+}
+
+/**
+ * Every distinct listening socket the `http` block asks for, in nginx's order. An address without
+ * `bind` on a port that also has a wildcard is served by the wildcard's socket, as nginx does.
+ */
+export function collectHttpListens(config: HitlessConfig): ListenSpec[] {
+  const http = config.main.child('http');
+  if (http === undefined) return [];
+  const seen = new Set<string>();
+  const specs: ListenSpec[] = [];
+  for (const socket of groupListens(http)) {
+    if (seen.has(socket.spec.key)) continue;
+    seen.add(socket.spec.key);
+    specs.push(socket.spec);
+  }
+  return specs;
 }
 
 function specOf(listen: HttpListen): ListenSpec {

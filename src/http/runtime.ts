@@ -23,27 +23,12 @@ import { FirstFrameShim, PrefaceSniffer } from './h2/preface.js';
 import { RequestHandler } from './handler.js';
 import { TlsHandshake } from './ssl-handshake.js';
 import { specialPage } from './responses.js';
-import { groupListens, type ListenSpec } from './listen.js';
+import { collectHttpListens } from './listen.js';
 import type { VirtualHosts } from './server-names.js';
 
 export type { ListenSpec } from './listen.js';
-
-/**
- * Every distinct listening socket the `http` block asks for, in nginx's order. An address without
- * `bind` on a port that also has a wildcard is served by the wildcard's socket, as nginx does.
- */
-export function collectListens(config: HitlessConfig): ListenSpec[] {
-  const http = config.main.child('http');
-  if (http === undefined) return [];
-  const seen = new Set<string>();
-  const specs: ListenSpec[] = [];
-  for (const socket of groupListens(http)) {
-    if (seen.has(socket.spec.key)) continue;
-    seen.add(socket.spec.key);
-    specs.push(socket.spec);
-  }
-  return specs;
-}
+/** Every distinct listening socket the `http` block asks for (http/listen.ts). */
+export const collectListens = collectHttpListens;
 
 /** Options of {@link HttpRuntime}. */
 export interface HttpRuntimeOptions {

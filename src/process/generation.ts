@@ -9,8 +9,8 @@ import { ErrorLog, isLogFile } from '../core/log.js';
 import { loadConfig } from '../conf/loader.js';
 import type { HitlessConfig } from '../conf/model.js';
 import { createRegistry } from '../modules.js';
-import type { ListenSpec } from '../http/runtime.js';
-import { collectListens as collectAllListens } from './http-and-stream-runtime.js';
+import type { ListenSpec } from '../http/listen.js';
+import { collectListens as collectAllListens } from './listens.js';
 import type { ConfigSnapshot } from './ipc.js';
 
 /** What the master was started with; a reload reads the same file with the same options. */

@@ -5,30 +5,14 @@
  */
 import type { Server } from 'node:net';
 import type { HitlessConfig } from '../conf/model.js';
-import { ConfigError } from '../core/errors.js';
 import type { ErrorLog } from '../core/log.js';
-import { HttpRuntime, collectListens as collectHttpListens, type ListenSpec } from '../http/runtime.js';
+import { HttpRuntime } from '../http/runtime.js';
 import { localServingState, type ServingState } from '../http/serving-state.js';
-import { StreamRuntime, collectStreamListens } from '../stream/runtime.js';
+import { StreamRuntime } from '../stream/runtime.js';
 import { passKeys, type PassTo } from '../stream/pass.js';
 import type { PeerState } from '../upstream/group.js';
 
-/**
- * Every socket a configuration listens on, http's then stream's. The same address and port in both
- * is the bind() conflict nginx meets when it opens the second (`-t` does not bind, and passes).
- */
-export function collectListens(config: HitlessConfig): ListenSpec[] {
-  const http = collectHttpListens(config);
-  const stream = collectStreamListens(config);
-  const keys = new Set(http.map((spec) => spec.key));
-  for (const spec of stream) {
-    if (keys.has(spec.key)) {
-      const address = spec.path !== undefined ? `unix:${spec.path}` : spec.key.startsWith('*:') ? `0.0.0.0${spec.key.slice(1)}` : spec.key;
-      throw new ConfigError(`bind() to ${address} failed (98: Address already in use)`, undefined);
-    }
-  }
-  return [...http, ...stream];
-}
+export { collectListens } from './listens.js';
 
 /** Options of {@link HttpAndStreamRuntime}. */
 export interface HttpAndStreamRuntimeOptions {

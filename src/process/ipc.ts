@@ -22,6 +22,9 @@ import type { HealthSnapshot } from '../upstream/health/health-table.js';
 import type { PeerState } from '../upstream/group.js';
 import type { ResolvedAnswer } from '../upstream/resolve.js';
 
+/** nginx exits a worker with 2 when it cannot start (`NGX_ERROR` in init); the master does not respawn it. */
+export const WORKER_FATAL_EXIT_CODE = 2;
+
 /** The file texts and options a worker rebuilds the validated configuration from. */
 export interface ConfigSnapshot {
   /** The main configuration file, absolute (`config.file`). */

@@ -21,7 +21,7 @@ import * as net from 'node:net';
 import { getSystemErrorMap, getSystemErrorName } from 'node:util';
 import { HitlessError, formatSyscallError } from '../core/errors.js';
 import type { ErrorLog } from '../core/log.js';
-import type { ListenSpec } from '../http/runtime.js';
+import type { ListenSpec } from '../http/listen.js';
 
 /** The parts of Node's internal TCP/Pipe wrap the process layer uses. */
 export interface RawListeningHandle {

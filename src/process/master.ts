@@ -10,7 +10,7 @@ import type { ErrorLogTarget } from '../core/log.js';
 import type { HitlessConfig } from '../conf/model.js';
 import { ErrorLog } from '../core/log.js';
 import type { LogLevel } from '../core/parse.js';
-import type { ListenSpec } from '../http/runtime.js';
+import type { ListenSpec } from '../http/listen.js';
 import { loadGeneration, openErrorLog, type Generation } from './generation.js';
 import { spawnMasterWithSockets, takeInheritedSockets } from './inherited-sockets.js';
 import { isMasterUp } from './ipc.js';

@@ -11,7 +11,7 @@ import type { HitlessConfig } from '../conf/model.js';
 import { HitlessError } from '../core/errors.js';
 import { ErrorLog } from '../core/log.js';
 import { localServingState, type ServingState } from '../http/serving-state.js';
-import type { ListenSpec } from '../http/runtime.js';
+import type { ListenSpec } from '../http/listen.js';
 import { createRegistry } from '../modules.js';
 import { checkCertificate, type CertificateSummary, type CheckOptions } from '../tls/certificate-store.js';
 import { HttpAndStreamRuntime, collectListens } from './http-and-stream-runtime.js';

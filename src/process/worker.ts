@@ -15,7 +15,7 @@ import { createRegistry } from '../modules.js';
 import { snapshotSource } from '../conf/parser.js';
 import { ErrorLog } from '../core/log.js';
 import { HttpAndStreamRuntime, collectListens } from './http-and-stream-runtime.js';
-import { isMasterToWorker, isMetricsAnswer, isSessionAnswer, isStubStatusAnswer, isZoneAnswer, type ServeMessage, type WorkerToMaster } from './ipc.js';
+import { WORKER_FATAL_EXIT_CODE, isMasterToWorker, isMetricsAnswer, isSessionAnswer, isStubStatusAnswer, isZoneAnswer, type ServeMessage, type WorkerToMaster } from './ipc.js';
 import { IpcMetricsText, WorkerMetrics } from './worker-metrics.js';
 import { IpcStubStatus, IpcZoneClient } from './zones.js';
 import { connectionStats } from '../core/connection-stats.js';
@@ -28,6 +28,8 @@ import { isPeerFailures, isPeerOtherConns } from '../upstream/shared-peers.js';
 import { isStickySessions } from '../upstream/sticky-sessions.js';
 import { UpstreamRuntime } from '../upstream/upstream-runtime.js';
 import type { PeerState } from '../upstream/group.js';
+
+export { WORKER_FATAL_EXIT_CODE } from './ipc.js';
 
 /** What a worker serves a configuration generation with; http and stream together by default (http-and-stream-runtime.ts). */
 export interface ServingRuntime {
@@ -52,9 +54,6 @@ export interface WorkerOptions {
    */
   readonly createRuntime?: (config: HitlessConfig, log: ErrorLog, state: ServingState) => ServingRuntime;
 }
-
-/** nginx exits a worker with 2 when it cannot start (`NGX_ERROR` in init); the master does not respawn it. */
-export const WORKER_FATAL_EXIT_CODE = 2;
 
 /** Runs this process as a worker: listens for the master's messages until told to stop. */
 export function runWorker(options: WorkerOptions = {}): void {

@@ -13,7 +13,7 @@ import { ownErrorLog } from '../conf/core-module.js';
 import { compileTemplate, type CompiledTemplate, type VariableTable } from '../core/variables.js';
 import { AccessLogs, type AccessLogger } from '../http/access-log.js';
 import { resolveHostSync } from '../core/hosts.js';
-import { groupListens, type ListenSpec } from '../http/listen.js';
+import { groupListens } from '../http/listen.js';
 import { defineMapVariables } from '../http/map-module.js';
 import { compileAccessRules, type AccessRule } from '../http/access-module.js';
 import { defineGeoVariables } from '../http/geo-module.js';
@@ -76,12 +76,7 @@ export interface CompiledStreamServer {
   readonly proxy: StreamProxySettings | undefined;
 }
 
-/** The sockets a `stream` block listens on: nginx binds one per address:port, a wildcard serving the others of its port. */
-export function collectStreamListens(config: HitlessConfig): ListenSpec[] {
-  const stream = config.main.child('stream');
-  if (stream === undefined) return [];
-  return groupListens(stream).map((socket) => socket.spec);
-}
+export { collectStreamListens } from './listens.js';
 
 /** Where a connection on one address goes: its server, and what the address's `listen` asks of it. */
 export interface StreamRoute {
