@@ -107,14 +107,16 @@ export function proxyRequest(ctx: ProxyContext, start: StartAttempts = startHttp
     else exchange.readBody(proxy.maxBodySize, () => undefined, (err) => (err === undefined ? send() : bodyFailed(ctx, err)));
     return;
   }
-  // A body read already (mirror_request_body on, nginx's r->preserve_body) goes as it was read.
-  if (read !== undefined && !exchange.hasBody && proxy.passRequestBody && ctx.request.methodOverride === undefined) {
+  // A body read already (mirror_request_body on, nginx's r->preserve_body; a proxy_pass before an
+  // internal redirect) goes as it was read, also when error_page made the method GET: nginx keeps
+  // r->request_body and ngx_http_upstream_init_request() sends its bufs.
+  if (read !== undefined && !exchange.hasBody && proxy.passRequestBody) {
     start(ctx, group, [...read]);
     return;
   }
-  // A body spooled to a file before an internal redirect (error_page, X-Accel-Redirect): sent from that file again.
+  // A body spooled to a file before an internal redirect: sent from that file again.
   const spooled = ctx.request.requestBodySpool;
-  if (spooled !== undefined && !exchange.hasBody && proxy.passRequestBody && ctx.request.methodOverride === undefined) {
+  if (spooled !== undefined && !exchange.hasBody && proxy.passRequestBody) {
     start(ctx, group, spooled);
     return;
   }

@@ -75,7 +75,7 @@ describe('proxy_pass request bodies spooled to a temporary file: hitless and ngi
         hash.update(chunk);
         length += chunk.length;
       });
-      req.on('end', () => res.end(JSON.stringify({ length, sha256: hash.digest('hex'), contentLength: req.headers['content-length'] })));
+      req.on('end', () => res.end(JSON.stringify({ method: req.method, length, sha256: hash.digest('hex'), contentLength: req.headers['content-length'] })));
     });
     await new Promise<void>((resolve) => backend?.listen(0, '127.0.0.1', resolve));
     failing = createServer((socket) => {
@@ -102,6 +102,7 @@ http {
         listen 127.0.0.1:${port};
         location /up/ { proxy_pass http://127.0.0.1:${good}; }
         location /retry/ { proxy_pass http://flaky; }
+        location /redirect/ { proxy_pass http://127.0.0.1:${bad}; error_page 502 = /up/redirected; }
     }
 }
 `);
@@ -145,7 +146,7 @@ http {
     for (const name of SERVERS) {
       const answer = await put(name, '/up/upload');
       assert.equal(answer.status, 200, `${name}: ${answer.text}`);
-      assert.deepEqual(JSON.parse(answer.text), { length: body.length, sha256: sha256(body), contentLength: String(body.length) }, name);
+      assert.deepEqual(JSON.parse(answer.text), { method: 'PUT', length: body.length, sha256: sha256(body), contentLength: String(body.length) }, name);
       const log = readFileSync(join((pair as NginxPair).dir, name, 'logs', 'spool.log'), 'utf8');
       assert.match(log, /\[warn\] .*a client request body is buffered to a temporary file .*\/spool\/[0-9]\/[0-9]{2}\/[0-9]{10}, client: 127\.0\.0\.1, server: , request: "PUT \/up\/upload HTTP\/1\.1", host: "spool\.test"/, `${name}'s error log`);
     }
@@ -157,7 +158,18 @@ http {
       const answer = await put(name, '/retry/upload');
       assert.equal(failingHits, hits + 1, `${name}: the first upstream was tried`);
       assert.equal(answer.status, 200, `${name}: ${answer.text}`);
-      assert.deepEqual(JSON.parse(answer.text), { length: body.length, sha256: sha256(body), contentLength: String(body.length) }, name);
+      assert.deepEqual(JSON.parse(answer.text), { method: 'PUT', length: body.length, sha256: sha256(body), contentLength: String(body.length) }, name);
     }
+  });
+
+  it('sends the body from its file again after an internal redirect (error_page), as nginx does', async () => {
+    const seen = new Map<Name, unknown>();
+    for (const name of SERVERS) {
+      const answer = await put(name, '/redirect/upload');
+      assert.equal(answer.status, 200, `${name}: ${answer.text}`);
+      seen.set(name, JSON.parse(answer.text));
+    }
+    assert.deepEqual(seen.get('hitless'), seen.get('nginx'));
+    assert.equal((seen.get('nginx') as { sha256: string }).sha256, sha256(body), 'nginx itself');
   });
 });
