@@ -4,11 +4,10 @@
  * `client_body_buffer_size`, the body read is written to a file under `client_body_temp_path`
  * (its levels of hashed subdirectories, a ten-digit name, mode 0600), which `$request_body_file`
  * names and `$request_body` then does not show. `on` keeps the file after the request; otherwise
- * it is removed when the request ends. The proxy reads the body into memory first and writes the
- * file from that copy before the upstream is asked ({@link writeBodyFile}); fastcgi_pass, uwsgi_pass
- * and scgi_pass spool it ({@link BodySpool}): past client_body_buffer_size the bytes go to the
- * file as they arrive, so memory holds at most about one buffer of the body, and the body is then
- * read back from the file in pieces to go upstream ({@link readBodyFile}).
+ * it is removed when the request ends. proxy_pass, fastcgi_pass, uwsgi_pass and scgi_pass spool
+ * it ({@link BodySpool}): past client_body_buffer_size the bytes go to the file as they arrive, so
+ * memory holds at most about one buffer of the body, and the body is then read back from the file
+ * in pieces to go upstream, from the start again for a retry ({@link readBodyFile}).
  */
 import { randomInt } from 'node:crypto';
 import { mkdir, open, unlink, type FileHandle } from 'node:fs/promises';
@@ -64,40 +63,6 @@ export function hashedFileName(temp: TempPath, name: string): string {
     end -= level;
   }
   return join(temp.path, ...dirs, name);
-}
-
-/** A body written to a file: its path, and how it is disposed of when the request ends. */
-export interface BodyFile {
-  readonly path: string;
-  /** Removes the file unless `client_body_in_file_only on` keeps it (ngx_pool_delete_file()). */
-  release(): void;
-}
-
-/**
- * Writes `parts` to a new temporary file (ngx_create_temp_file(): O_CREAT|O_EXCL, 0600, the
- * hashed subdirectories created 0700 when missing). Rejects with nginx's [crit] text.
- */
-export async function writeBodyFile(settings: BodyFileSettings, parts: readonly Buffer[]): Promise<BodyFile> {
-  const { handle, path } = await createTempFile(settings);
-  try {
-    await handle.writev(parts as Buffer[]);
-  } catch (err) {
-    await handle.close();
-    await unlink(path).catch(() => undefined);
-    throw new Error(`write() "${path}" failed (${errnoText(err)})`, { cause: err });
-  }
-  await handle.close();
-  return releasable(settings, path);
-}
-
-function releasable(settings: BodyFileSettings, path: string): BodyFile {
-  const keep = settings.inFileOnly === 'on';
-  return {
-    path,
-    release: () => {
-      if (!keep) void unlink(path).catch(() => undefined);
-    },
-  };
 }
 
 /** A new temporary file, open for writing (`wx+`: for reading too). Rejects with nginx's [crit] text. */

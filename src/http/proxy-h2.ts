@@ -17,7 +17,8 @@ import type { ResponseHead } from './h1/head-parser.js';
 import { HttpParseError } from './h1/head-parser.js';
 import { passEarlyHints } from './early-hints.js';
 import { UpstreamFailure } from './h1/upstream-exchange.js';
-import { accelCharsetOf, accelKeptHeaders, accelRedirectOf, applyAccelLimitRate, bufferingOf, carryFields, clientFieldsOf, pauseBodyUntilDrained, proxyRequest, type ProxyContext } from './proxy.js';
+import { accelCharsetOf, accelKeptHeaders, accelRedirectOf, applyAccelLimitRate, bufferingOf, carryFields, clientFieldsOf, pauseBodyUntilDrained, proxyRequest, type ProxyBody, type ProxyContext } from './proxy.js';
+import { readBodyFile, type SpoolFile } from './body-file.js';
 import { clientResponseHeaders } from './proxy-request.js';
 import { h2RequestHeaders, responseHeadOf } from './proxy-h2-fields.js';
 import type { HttpRequest } from './request.js';
@@ -29,6 +30,9 @@ import { cancelTimedOutStream, type TransportResult } from '../upstream/h2-sessi
 import type { Peer } from '../upstream/peer.js';
 import { connectPeer } from '../upstream/peer-connect.js';
 import { UpstreamCycle, type UpstreamAttempt } from '../upstream/request-cycle.js';
+
+/** How much of a spooled request body is read from its file at a time to go upstream. */
+const FILE_PIECE_BYTES = 64 * 1024;
 
 /** Methods nginx retries without `non_idempotent` (ngx_http_upstream_next: not POST, LOCK, PATCH). */
 const NON_IDEMPOTENT = new Set(['POST', 'LOCK', 'PATCH']);
@@ -51,6 +55,8 @@ class ProxyH2Attempts {
   readonly #cycle: UpstreamCycle<HttpRequest>;
   /** The buffered body, or undefined when there is none or it is streamed. */
   readonly #body: Buffer | undefined;
+  /** A body spooled to a file, read back from the start for each try. */
+  readonly #bodyFile: SpoolFile | undefined;
   readonly #bodyLength: number;
   readonly #streaming: boolean;
   /** Set once a streamed body has started to flow: no other peer can be tried after that. */
@@ -65,12 +71,13 @@ class ProxyH2Attempts {
    * `body` is the buffered request body, `'stream'` to send it as it arrives (`streamLength` is
    * then its Content-Length, or -2 for a chunked one), or undefined when there is none.
    */
-  constructor(ctx: ProxyContext, group: UpstreamGroup<HttpRequest>, body: Buffer[] | undefined | 'stream', streamLength = -1) {
+  constructor(ctx: ProxyContext, group: UpstreamGroup<HttpRequest>, body: ProxyBody, streamLength = -1) {
     this.#ctx = ctx;
     this.#group = group;
     this.#streaming = body === 'stream';
-    this.#body = body === undefined || body === 'stream' ? undefined : Buffer.concat(body);
-    this.#bodyLength = body === 'stream' ? streamLength : (this.#body?.length ?? -1);
+    this.#body = Array.isArray(body) ? Buffer.concat(body) : undefined;
+    this.#bodyFile = body === 'stream' || Array.isArray(body) ? undefined : body;
+    this.#bodyLength = body === 'stream' ? streamLength : (this.#body?.length ?? this.#bodyFile?.length ?? -1);
     this.#buffering = ctx.proxy.buffering;
     this.#cycle = new UpstreamCycle('http', group, ctx.request, ctx.proxy);
     beginUpstreamCycle(ctx.request);
@@ -156,7 +163,7 @@ class ProxyH2Attempts {
   #send(attempt: UpstreamAttempt, session: ClientHttp2Session, reused: boolean): void {
     const { exchange, proxy, request } = this.#ctx;
     const peer = attempt.peer;
-    const endStream = this.#streaming ? false : this.#body === undefined || this.#body.length === 0;
+    const endStream = this.#streaming ? false : (this.#body?.length ?? this.#bodyFile?.length ?? 0) === 0;
     let stream: ClientHttp2Stream;
     try {
       stream = session.request(h2RequestHeaders(request, proxy, this.#bodyLength), { endStream });
@@ -183,6 +190,7 @@ class ProxyH2Attempts {
       unwatch();
     };
     if (this.#streaming) this.#streamBody(stream);
+    else if (!endStream && this.#bodyFile !== undefined) this.#fileBody(this.#bodyFile, stream);
     else if (!endStream) stream.end(this.#body);
     let responded = false;
     let ended = false;
@@ -401,6 +409,42 @@ class ProxyH2Attempts {
     this.#record(attempt, head.status >= 500 ? 'failed' : 'next', key, ' while reading response header from upstream');
     this.next();
     return true;
+  }
+
+  /**
+   * A body spooled to a file, read back in pieces into DATA frames as the stream takes them; a
+   * retry reads it again from the start.
+   */
+  #fileBody(file: SpoolFile, stream: ClientHttp2Stream): void {
+    const stopped = (): boolean => this.#done || stream.destroyed || this.#stream !== stream;
+    readBodyFile(
+      file,
+      FILE_PIECE_BYTES,
+      (data, resume) => {
+        if (stream.write(data)) return true;
+        const go = (): void => {
+          stream.off('drain', go);
+          stream.off('close', go);
+          resume();
+        };
+        stream.once('drain', go);
+        stream.once('close', go);
+        return false;
+      },
+      (err) => {
+        if (err === undefined) {
+          stream.end();
+          return;
+        }
+        // ngx_read_file() failed: nginx's [crit], and the request ends with 500.
+        this.#ctx.log.write('crit', `${err.message}${where(this.#ctx)}`, this.#ctx.conn.number);
+        this.#done = true;
+        stream.close(constants.NGHTTP2_CANCEL);
+        this.#cycle.current?.finish('aborted', 'file');
+        this.#finishWithError(500);
+      },
+      stopped,
+    );
   }
 
   /** Whether a request that reached a peer may be sent to another (ngx_http_upstream_next()). */

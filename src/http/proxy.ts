@@ -7,7 +7,7 @@
  */
 import type { Socket } from 'node:net';
 import { recordUpstreamHead } from './variables.js';
-import { bodyGoesToFile, writeBodyFile, type BodyFileSettings } from './body-file.js';
+import { BodySpool, readBodyFile, type BodyFileSettings, type SpoolFile } from './body-file.js';
 import { beginUpstreamCycle, beginUpstreamState, failUpstreamState, type UpstreamState } from './upstream-states.js';
 import type { ErrorLog } from '../core/log.js';
 import { ChunkedParser } from './h1/chunked.js';
@@ -29,6 +29,9 @@ import { UpstreamCycle, type UpstreamAttempt } from '../upstream/request-cycle.j
 
 /** Methods nginx retries without `non_idempotent` (ngx_http_upstream_next: not POST, LOCK, PATCH). */
 const NON_IDEMPOTENT = new Set(['POST', 'LOCK', 'PATCH']);
+
+/** How much of a spooled request body is read from its file at a time to go upstream. */
+const FILE_PIECE_BYTES = 64 * 1024;
 
 /** How much of a response is read ahead of a slow client with proxy_buffering on. */
 const READ_AHEAD_BYTES = 1024 * 1024;
@@ -66,11 +69,14 @@ export interface ProxyContext extends UpstreamContext {
 }
 
 /**
- * Starts a request's walk over the group's peers with the body as read: the buffered parts,
- * `'stream'` to send it as it arrives (then `streamLength` is its Content-Length, or -2 when it is
+ * Starts a request's walk over the group's peers with the body as read: the buffered parts, the
+ * file it was spooled to (read back from the start for each try), `'stream'` to send it as it arrives (then `streamLength` is its Content-Length, or -2 when it is
  * chunked), or undefined for none. HTTP/1.x's is {@link ProxyAttempts}; HTTP/2's is in proxy-h2.ts.
  */
-export type StartAttempts = (ctx: ProxyContext, group: UpstreamGroup<HttpRequest>, body: Buffer[] | undefined | 'stream', streamLength?: number) => void;
+export type StartAttempts = (ctx: ProxyContext, group: UpstreamGroup<HttpRequest>, body: ProxyBody, streamLength?: number) => void;
+
+/** A request body as the proxy sends it: in memory, in a spooled file, streamed, or none. */
+export type ProxyBody = Buffer[] | SpoolFile | undefined | 'stream';
 
 const startHttp1: StartAttempts = (ctx, group, body, streamLength) => new ProxyAttempts(ctx, group, body, streamLength).next();
 
@@ -101,9 +107,17 @@ export function proxyRequest(ctx: ProxyContext, start: StartAttempts = startHttp
     else exchange.readBody(proxy.maxBodySize, () => undefined, (err) => (err === undefined ? send() : bodyFailed(ctx, err)));
     return;
   }
-  // A body read already (mirror_request_body on, nginx's r->preserve_body) goes as it was read.
-  if (read !== undefined && !exchange.hasBody && proxy.passRequestBody && ctx.request.methodOverride === undefined) {
+  // A body read already (mirror_request_body on, nginx's r->preserve_body; a proxy_pass before an
+  // internal redirect) goes as it was read, also when error_page made the method GET: nginx keeps
+  // r->request_body and ngx_http_upstream_init_request() sends its bufs.
+  if (read !== undefined && !exchange.hasBody && proxy.passRequestBody) {
     start(ctx, group, [...read]);
+    return;
+  }
+  // A body spooled to a file before an internal redirect: sent from that file again.
+  const spooled = ctx.request.requestBodySpool;
+  if (spooled !== undefined && !exchange.hasBody && proxy.passRequestBody) {
+    start(ctx, group, spooled);
     return;
   }
   // ngx_http_proxy_handler() reads the body whether it is passed or not: with client_body_in_file_only
@@ -126,47 +140,58 @@ export function proxyRequest(ctx: ProxyContext, start: StartAttempts = startHttp
     start(ctx, group, 'stream', length);
     return;
   }
-  readBuffered(ctx, (parts) => start(ctx, group, parts), false);
+  readBuffered(ctx, (body) => start(ctx, group, body), false);
 }
 
 /**
- * Reads the whole body into memory (ngx_http_read_client_request_body()), then, when the level
- * keeps it in a file, writes the file ($request_body_file) before `proceed`. `fileOnly`: the body
- * is read only for its file.
+ * Reads the whole body (ngx_http_read_client_request_body()): in memory while it fits in
+ * client_body_buffer_size, past it (or with client_body_in_file_only) spooled to a temporary file
+ * as it arrives ({@link BodySpool}: nginx's [warn], the file unlinked at once unless kept), which
+ * `$request_body_file` names and `$request_body` then does not show. `fileOnly`: the body is read
+ * only for its file (proxy_pass_request_body off).
  */
-function readBuffered(ctx: ProxyContext, proceed: (parts: Buffer[]) => void, fileOnly: boolean): void {
-  const { exchange } = ctx;
-  const parts: Buffer[] = [];
-  let length = 0;
+function readBuffered(ctx: ProxyContext, proceed: (body: Buffer[] | SpoolFile) => void, fileOnly: boolean): void {
+  const { exchange, request } = ctx;
+  const spool = new BodySpool(ctx.bodyFile, (level, message) => ctx.log.write(level, `${message}${where(ctx)}`, ctx.conn.number));
+  exchange.onAbort(() => spool.abort());
   exchange.readBody(
     ctx.proxy.maxBodySize,
     (data) => {
-      parts.push(Buffer.from(data));
-      length += data.length;
+      if (spool.push(data)) return;
+      // The file is behind by more than a buffer: the client waits for the disk.
+      exchange.pauseBody();
+      spool.ondrain = () => exchange.resumeBody();
     },
     (err) => {
       if (err !== undefined) {
+        spool.abort();
         bodyFailed(ctx, err);
         return;
       }
-      if (!fileOnly) ctx.request.requestBody = parts;
-      if (!bodyGoesToFile(ctx.bodyFile, length)) {
-        proceed(parts);
-        return;
-      }
-      writeBodyFile(ctx.bodyFile, parts).then((file) => {
-        exchange.onFinish(() => file.release());
-        if (exchange.aborted) {
-          file.release();
-          return;
-        }
-        ctx.request.requestBodyFile = file.path;
-        proceed(parts);
-      }, (failure: unknown) => {
-        if (exchange.aborted) return;
-        ctx.log.write('crit', `${failure instanceof Error ? failure.message : String(failure)}${where(ctx)}`, ctx.conn.number);
-        ctx.fail(500);
-      });
+      spool.end().then(
+        (body) => {
+          if (exchange.aborted) {
+            if ('file' in body) body.file.release();
+            return;
+          }
+          if ('parts' in body) {
+            if (!fileOnly) request.requestBody = body.parts;
+            proceed(body.parts);
+            return;
+          }
+          const written = body.file;
+          exchange.onFinish(() => written.release());
+          request.requestBodyFile = written.path;
+          request.requestBodySpool = written;
+          proceed(written);
+        },
+        (failure: unknown) => {
+          if (exchange.aborted) return;
+          ctx.log.write('crit', `${failure instanceof Error ? failure.message : String(failure)}${where(ctx)}`, ctx.conn.number);
+          exchange.keepAlive = false;
+          ctx.fail(500);
+        },
+      );
     },
   );
 }
@@ -185,13 +210,15 @@ class ProxyAttempts {
   readonly #ctx: ProxyContext;
   readonly #group: UpstreamGroup<HttpRequest>;
   readonly #body: Buffer[] | undefined;
+  /** A body spooled to a file, read back from the start for each try. */
+  readonly #bodyFile: SpoolFile | undefined;
   readonly #bodyLength: number;
   /** The balancer's walk for this request (its hash, its tries), kept across retries. */
   readonly #cycle: UpstreamCycle<HttpRequest>;
   readonly #streaming: boolean;
   /** Set once a streamed body has started to flow: no other peer can be tried after that. */
   #bodyStarted = false;
-  /** Set once a streamed body has gone upstream whole; until then the connection cannot be reused. */
+  /** Set once a streamed body (or this try's file body) has gone upstream whole; until then the connection cannot be reused. */
   #bodySent = false;
   #head: string | undefined;
   #upstream: UpstreamExchange | undefined;
@@ -213,12 +240,13 @@ class ProxyAttempts {
    * `body` is the buffered request body, or `'stream'` to send it as it arrives (then
    * `streamLength` is its Content-Length, or -2 when it is chunked).
    */
-  constructor(ctx: ProxyContext, group: UpstreamGroup<HttpRequest>, body: Buffer[] | undefined | 'stream', streamLength = -1) {
+  constructor(ctx: ProxyContext, group: UpstreamGroup<HttpRequest>, body: ProxyBody, streamLength = -1) {
     this.#ctx = ctx;
     this.#group = group;
     this.#streaming = body === 'stream';
-    this.#body = body === 'stream' ? undefined : body;
-    this.#bodyLength = body === 'stream' ? streamLength : body === undefined ? -1 : body.reduce((sum, part) => sum + part.length, 0);
+    this.#body = Array.isArray(body) ? body : undefined;
+    this.#bodyFile = body === 'stream' || Array.isArray(body) ? undefined : body;
+    this.#bodyLength = body === 'stream' ? streamLength : body === undefined ? -1 : Array.isArray(body) ? body.reduce((sum, part) => sum + part.length, 0) : body.length;
     this.#cycle = new UpstreamCycle('http', group, ctx.request, ctx.proxy);
     beginUpstreamCycle(ctx.request);
     if (!ctx.proxy.ignoreClientAbort) {
@@ -395,7 +423,7 @@ class ProxyAttempts {
           this.#record(attempt, 'ok', '');
           // An upstream that answered before the whole streamed body reached it would read the rest
           // of the body as the next request (nginx: keepalive only once the request was sent).
-          this.#group.pool.release(connection, reusable && proxy.upstreamKeepalive && (!this.#streaming || this.#bodySent));
+          this.#group.pool.release(connection, reusable && proxy.upstreamKeepalive && ((!this.#streaming && this.#bodyFile === undefined) || this.#bodySent));
           this.#done = true;
           if (this.#pacer === undefined) exchange.end();
           else this.#pacer.end(() => exchange.end());
@@ -424,7 +452,46 @@ class ProxyAttempts {
     if (this.#streaming) {
       this.#streamBody(connection)();
       connection.socket.uncork();
+    } else if (this.#bodyFile !== undefined) {
+      this.#fileBody(this.#bodyFile, upstream);
     }
+  }
+
+  /**
+   * A body spooled to a file, read back in pieces and written as the connection takes them (a
+   * slow upstream holds the reading back); a retry on the next peer reads it again from the start.
+   */
+  #fileBody(file: SpoolFile, upstream: UpstreamExchange): void {
+    const socket = upstream.connection.socket;
+    this.#bodySent = false;
+    const stopped = (): boolean => this.#done || socket.destroyed || this.#upstream !== upstream;
+    readBodyFile(
+      file,
+      FILE_PIECE_BYTES,
+      (data, resume) => {
+        if (socket.write(data)) return true;
+        const go = (): void => {
+          socket.off('drain', go);
+          socket.off('close', go);
+          resume();
+        };
+        socket.once('drain', go);
+        socket.once('close', go);
+        return false;
+      },
+      (err) => {
+        if (err === undefined) {
+          this.#bodySent = true;
+          return;
+        }
+        // ngx_read_file() failed: nginx's [crit], and the request ends with 500.
+        this.#ctx.log.write('crit', `${err.message}${where(this.#ctx)}`, this.#ctx.conn.number);
+        upstream.abort();
+        this.#cycle.current?.finish('aborted', 'file');
+        this.#finishWithError(500);
+      },
+      stopped,
+    );
   }
 
   /**

@@ -205,6 +205,7 @@ describe('proxy_http_version 2: requests to node:http2 upstreams', () => {
         upstream kept { server 127.0.0.1:${kept.port}; keepalive 4; }
         upstream limited { server 127.0.0.1:${limited.port}; keepalive 4; keepalive_requests 2; }
         upstream next { server 127.0.0.1:${missing.port}; server 127.0.0.1:${echo.port}; }
+        upstream missing-first { server 127.0.0.1:${missing.port}; server 127.0.0.1:${echo.port} backup; }
         upstream dead { server 127.0.0.1:${down}; server 127.0.0.1:${echo.port}; }
         upstream strict { server 127.0.0.1:${strict.port}; keepalive 4; }
         server {
@@ -222,6 +223,7 @@ describe('proxy_http_version 2: requests to node:http2 upstreams', () => {
           location /trailers { proxy_pass http://127.0.0.1:${echo.port}; proxy_pass_trailers on; }
           location /no-trailers/ { proxy_pass http://127.0.0.1:${echo.port}/trailers; }
           location /next/ { proxy_pass http://next; proxy_next_upstream http_404; }
+          location /next-file/ { proxy_pass http://missing-first; proxy_next_upstream http_404; client_body_buffer_size 1k; client_body_temp_path ${dir}/spool; }
           location /dead/ { proxy_pass http://dead; }
           location /reset/ { proxy_pass http://127.0.0.1:${reset.port}; }
           location /strict/ { proxy_pass http://strict; proxy_read_timeout 500ms; }
@@ -351,6 +353,20 @@ describe('proxy_http_version 2: requests to node:http2 upstreams', () => {
     assert.equal(bodyOf(reply), 'body=again');
     assert.equal(missing.seen.at(-1)?.body, 'again');
     assert.equal(echo.seen[before]?.headers['content-length'], '5');
+  });
+
+  it('sends a body spooled past client_body_buffer_size from its file, and all of it again to the next peer', async () => {
+    const before = echo.seen.length;
+    // Past the stream's 64 KiB window: the file is read back as the stream takes it.
+    const body = Array.from({ length: 30_000 }, (_, i) => String(i % 10)).join('').repeat(10);
+    const tried = missing.seen.length;
+    const reply = await raw(port, `PUT /next-file/ HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Length: ${body.length}\r\n\r\n${body}`);
+    assert.match(reply, /^HTTP\/1\.1 200 /);
+    assert.equal(missing.seen.length, tried + 1);
+    assert.ok(missing.seen.at(-1)?.body === body, 'the first peer got the whole body');
+    assert.ok(echo.seen[before]?.body === body, 'the next peer got the whole body again');
+    assert.equal(echo.seen[before]?.headers['content-length'], String(body.length));
+    assert.match(errorLog(), /\[warn\] .*a client request body is buffered to a temporary file .*\/spool\/[0-9]{10}, client: 127\.0\.0\.1, .*request: "PUT \/next-file\/ HTTP\/1\.1"/);
   });
 
   it('moves on from a peer that refuses the connection', async () => {
