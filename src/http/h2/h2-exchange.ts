@@ -509,7 +509,7 @@ export class H2Exchange implements HttpExchange {
     // stream's queued frames were sent (ngx_http_v2_close_stream()): a limit_conn slot is held, and
     // the log line written, while flow control holds the rest of the body back.
     if (stream.destroyed || stream.writableFinished) this.#runFinish();
-    else stream.once('finish', () => this.#runFinish());
+    else stream.on('finish', () => this.#runFinish()); // 'finish' comes once: no once() wrapper
   }
 
   /** ngx_http_v2_early_hints_filter(): a HEADERS frame with `:status 103` and the fields. */
