@@ -38,17 +38,30 @@ export class ClientConnection implements ConnectionInfo {
   /** The addresses of a PROXY protocol header (`listen ... proxy_protocol`); undefined without one or for `UNKNOWN`. */
   readonly proxied: ProxyProtocolAddresses | undefined;
 
-  constructor(protocol: ProtocolConnection, hosts: VirtualHosts<CompiledServer>, origin: ConnectionOrigin = {}) {
-    const socket = protocol.socket;
+  /**
+   * `session`: the connection an HTTP/2 stream (`protocol`) belongs to, whose socket facts
+   * (addresses, the handshake) the stream shares, read once per connection and not per stream:
+   * an Http2Session's socket is a proxy, each read of it a lookup.
+   */
+  constructor(protocol: ProtocolConnection, hosts: VirtualHosts<CompiledServer>, origin: ConnectionOrigin = {}, session?: ClientConnection) {
+    const socket = session?.socket ?? protocol.socket;
     this.socket = socket;
     this.protocol = protocol;
     this.hosts = hosts;
-    // Captured now: once the socket is closed (when the access log line is written) node forgets them.
-    this.remoteAddress = socket.remoteAddress ?? 'unix:';
-    this.remotePort = socket.remotePort === undefined ? '' : String(socket.remotePort);
-    this.localAddress = socket.localAddress ?? '';
-    this.localPort = socket.localPort === undefined ? '' : String(socket.localPort);
-    this.tls = socket instanceof TLSSocket && socket.encrypted ? tlsInfoOf(socket) : undefined;
+    if (session !== undefined) {
+      this.remoteAddress = session.remoteAddress;
+      this.remotePort = session.remotePort;
+      this.localAddress = session.localAddress;
+      this.localPort = session.localPort;
+      this.tls = session.tls;
+    } else {
+      // Captured now: once the socket is closed (when the access log line is written) node forgets them.
+      this.remoteAddress = socket.remoteAddress ?? 'unix:';
+      this.remotePort = socket.remotePort === undefined ? '' : String(socket.remotePort);
+      this.localAddress = socket.localAddress ?? '';
+      this.localPort = socket.localPort === undefined ? '' : String(socket.localPort);
+      this.tls = socket instanceof TLSSocket && socket.encrypted ? tlsInfoOf(socket) : undefined;
+    }
     this.plainHttp = origin.plainHttp ?? false;
     this.proxied = origin.proxied;
     this.http2Listen = origin.http2Listen ?? false;

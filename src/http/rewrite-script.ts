@@ -147,10 +147,17 @@ function fileTest(test: 'f' | 'd' | 'e' | 'x', path: string): boolean {
  * location when it holds, `break` and a flagged `rewrite` stop, `return` and redirects answer.
  */
 export function runScript<L>(codes: readonly ScriptCode<L>[], request: HttpRequest, out: ScriptLog, start: L | undefined = undefined): ScriptOutcome<L> {
+  const first = codes[0];
+  // A script that begins with `return` (`location / { return 200; }`) answers at once: no state, no `if` held.
+  if (first?.kind === 'return') return { kind: 'return', level: start, status: first.status, text: first.text?.(request), matched: NO_LEVELS };
   const state: ScriptState<L> = { level: start, uriChanged: false, matched: [] };
   const result = runCodes(codes, request, out, state);
-  return { ...(result ?? { kind: 'continue', level: state.level, uriChanged: state.uriChanged }), matched: state.matched };
+  if (result === undefined) return { kind: 'continue', level: state.level, uriChanged: state.uriChanged, matched: state.matched };
+  return { ...result, matched: state.matched };
 }
+
+/** The `matched` of a script no `if` held in. */
+const NO_LEVELS: readonly never[] = Object.freeze([]);
 
 interface ScriptState<L> {
   level: L | undefined;

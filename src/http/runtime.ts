@@ -204,7 +204,7 @@ export class HttpRuntime {
     }
     const protocol = endpoint.accept(
       socket,
-      (exchange) => this.#handler.handle(new ClientConnection(exchange.connection, hosts, { proxied, http2Listen }), exchange),
+      (exchange) => this.#handler.handle(new ClientConnection(exchange.connection, hosts, { proxied, http2Listen }, conn), exchange),
       {
         keepaliveTimeoutMs: level.keepaliveTimeoutMs,
         keepaliveRequests: level.keepaliveRequests,

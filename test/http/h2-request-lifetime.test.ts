@@ -6,7 +6,7 @@
  * (hitless waited for an 'end' node:http2 had already emitted).
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect, type ClientHttp2Session, type ClientHttp2Stream } from 'node:http2';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -42,12 +42,14 @@ describe('HTTP/2: a request lasts until its response is out', () => {
     served = await serve(
       `http {
         access_log off;
+        log_format stream "$connection $connection_requests $status $request_uri";
         limit_conn_zone $binary_remote_addr zone=conn:1m;
         limit_req_zone $binary_remote_addr zone=req:1m rate=1r/s;
         server {
           listen 127.0.0.1:8080 http2;
           root ${dir};
           location /t.html { limit_conn conn 1; }
+          location /logged { access_log ${dir}/streams.log stream; return 200 "logged"; }
           location /p { limit_req zone=req burst=2; proxy_pass http://127.0.0.1:${app.port}; }
         }
       }`,
@@ -60,6 +62,28 @@ describe('HTTP/2: a request lasts until its response is out', () => {
     await served?.stop();
     await app?.stop();
     rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('each stream of a session ends its request once: one log line each, the session\'s counts go on', async () => {
+    const session = open(served.ports.get('127.0.0.1:8080') ?? 0);
+    const get = (n: number): Promise<number> => {
+      const stream = session.request({ ':path': `/logged?n=${n}` });
+      stream.resume();
+      return statusOf(stream);
+    };
+    assert.equal(await get(1), 200);
+    assert.equal(await get(2), 200);
+    assert.deepEqual(await Promise.all([get(3), get(4)]), [200, 200]);
+    const path = join(dir, 'streams.log');
+    let lines: string[] = [];
+    for (let i = 0; i < 250 && lines.length < 4; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      lines = existsSync(path) ? readFileSync(path, 'latin1').split('\n').filter((line) => line !== '') : [];
+    }
+    const fields = lines.map((line) => line.split(' '));
+    assert.equal(lines.length, 4, lines.join('\n'));
+    assert.equal(new Set(fields.map((f) => f[0])).size, 1, 'one $connection for the session');
+    assert.deepEqual(fields.map((f) => f.slice(1)).sort((a, b) => Number(a[0]) - Number(b[0])), [1, 2, 3, 4].map((n) => [String(n), '200', `/logged?n=${n}`]));
   });
 
   it('a response held back by flow control keeps its limit_conn slot: the next stream gets 503', async () => {

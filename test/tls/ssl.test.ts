@@ -115,6 +115,7 @@ describe('ssl: certificates by SNI, ALPN, variables', () => {
           http2 on;
           server_name a.test;
           location / { return 200 "h2 $scheme $server_protocol $ssl_protocol"; }
+          location /conn { return 200 "$remote_addr $remote_port $server_addr $server_port $ssl_server_name $ssl_protocol $ssl_cipher $ssl_alpn_protocol $connection $connection_requests"; }
           location /up/ { proxy_pass http://127.0.0.1:${upstreamPort}; }
         }
       }`,
@@ -176,6 +177,40 @@ describe('ssl: certificates by SNI, ALPN, variables', () => {
     const proxied = await h2Get(port, 'a.test', '/up/y');
     assert.equal(proxied.status, 200);
     assert.equal(proxied.body, 'upstream /up/y ');
+  });
+
+  it('HTTP/2 over TLS: every stream of a session reads the connection\'s addresses and handshake (read once per session)', async () => {
+    const port = portOf('127.0.0.1:2443');
+    const session = h2connect(`https://127.0.0.1:${port}`, { ca: CA, servername: 'a.test' });
+    try {
+      await new Promise<void>((resolve, reject) => {
+        session.once('connect', () => resolve());
+        session.once('error', reject);
+      });
+      const get = (): Promise<string> =>
+        new Promise((resolve, reject) => {
+          const stream = session.request({ ':path': '/conn', ':authority': 'a.test' });
+          let body = '';
+          stream.setEncoding('latin1');
+          stream.on('data', (chunk: string) => (body += chunk));
+          stream.on('end', () => resolve(body));
+          stream.on('error', reject);
+          stream.end();
+        });
+      const bodies: string[] = [];
+      for (let i = 0; i < 3; i++) bodies.push(await get());
+      bodies.push(...(await Promise.all([get(), get()])));
+      const socket = session.socket as TLSSocket;
+      const cipher = socket.getCipher().name;
+      const fields = bodies.map((body) => body.split(' '));
+      const connection = fields[0]?.[8];
+      for (const [i, f] of fields.entries()) {
+        assert.deepEqual(f.slice(0, 9), ['127.0.0.1', String(socket.localPort), '127.0.0.1', String(port), 'a.test', 'TLSv1.3', cipher, 'h2', connection], bodies[i]);
+      }
+      assert.deepEqual(fields.slice(0, 3).map((f) => f[9]), ['1', '2', '3']);
+    } finally {
+      session.destroy();
+    }
   });
 
   it('offers only http/1.1 by ALPN without http2', async () => {

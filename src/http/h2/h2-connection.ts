@@ -315,17 +315,19 @@ export class H2Connection implements H2Session {
     const streamDone = connectionStats.stream();
     this.#disarm();
     const openedAt = Date.now();
-    stream.once('close', () => {
+    // ngx_http_v2_state_headers(): this stream is served, and GOAWAY tells the client it is the last.
+    if (this.#keepaliveTimeoutMs === 0 || this.requests >= this.#keepaliveRequests || openedAt - this.#startedAt > this.#keepaliveTimeMs) this.#goAway();
+    const exchange = new H2Exchange(this, stream, requestLineOf(rawHeaders, headBytes), endStream);
+    this.#exchanges.add(exchange);
+    // One listener for the stream's close (it comes once), in the order of the session's, the exchange's, then the set's work.
+    stream.on('close', () => {
       streamDone();
       if (this.#open === 1) this.#stat?.set('waiting');
       this.#countReset(stream, openedAt);
       if (--this.#open === 0) this.#idle();
+      exchange.streamClosed();
+      this.#exchanges.delete(exchange);
     });
-    // ngx_http_v2_state_headers(): this stream is served, and GOAWAY tells the client it is the last.
-    if (this.#keepaliveTimeoutMs === 0 || this.requests >= this.#keepaliveRequests || Date.now() - this.#startedAt > this.#keepaliveTimeMs) this.#goAway();
-    const exchange = new H2Exchange(this, stream, requestLineOf(rawHeaders, headBytes), endStream);
-    this.#exchanges.add(exchange);
-    stream.once('close', () => this.#exchanges.delete(exchange));
     if (exchange.head.counted > this.#maxHeaders) {
       this.#onError?.(new HttpParseError(494, 'client sent too many header lines'));
       exchange.respond(wireStatus(494), ['content-type', 'text/html'], this.#errorPage(494));

@@ -174,7 +174,7 @@ export class H2Exchange implements HttpExchange {
   #noBody = false;
   /** Set when the head asked for trailers: node:http2 holds END_STREAM until they are sent. */
   #waitsForTrailers = false;
-  #trailers: OutgoingHttpHeaders = {};
+  #trailers: OutgoingHttpHeaders | undefined;
   #decoder: ChunkedParser | undefined;
   /** The request body: 'unread' until asked for, 'reading', then 'done' (read, discarded or failed). */
   #body: 'unread' | 'reading' | 'done';
@@ -197,8 +197,12 @@ export class H2Exchange implements HttpExchange {
     this.serverHeader = session.serverHeader;
     this.connection = new H2StreamConnection(session, stream);
     this.#body = endStream ? 'done' : 'unread';
-    stream.on('error', () => undefined); // a reset stream ends in 'close', handled there
-    stream.once('close', () => this.#onClose());
+    stream.on('error', ignore); // a reset stream ends in 'close', handled there
+  }
+
+  /** The stream closed: its session calls this from its one 'close' listener of the stream. */
+  streamClosed(): void {
+    this.#onClose();
   }
 
   get hasBody(): boolean {
@@ -341,7 +345,7 @@ export class H2Exchange implements HttpExchange {
     if (waitForTrailers) {
       this.#waitsForTrailers = true;
       // Called once the last DATA frame is out; the trailers end the stream (RFC 9113 section 8.1).
-      this.stream.once('wantTrailers', () => this.stream.sendTrailers(this.#trailers));
+      this.stream.once('wantTrailers', () => this.stream.sendTrailers(this.#trailers ?? {}));
     }
     try {
       this.stream.respond(out, { endStream: this.#noBody, waitForTrailers });
@@ -505,7 +509,7 @@ export class H2Exchange implements HttpExchange {
     // stream's queued frames were sent (ngx_http_v2_close_stream()): a limit_conn slot is held, and
     // the log line written, while flow control holds the rest of the body back.
     if (stream.destroyed || stream.writableFinished) this.#runFinish();
-    else stream.once('finish', () => this.#runFinish());
+    else stream.on('finish', () => this.#runFinish()); // 'finish' comes once: no once() wrapper
   }
 
   /** ngx_http_v2_early_hints_filter(): a HEADERS frame with `:status 103` and the fields. */
@@ -532,7 +536,10 @@ export class H2Exchange implements HttpExchange {
   }
 
   #runFinish(): void {
-    for (const listener of this.#finishListeners.splice(0)) listener();
+    const listeners = this.#finishListeners;
+    if (listeners.length === 0) return;
+    this.#finishListeners = [];
+    for (const listener of listeners) listener();
   }
 
   /** The stream closed: normally after END_STREAM both ways, else the client reset it or the session went away. */
@@ -561,6 +568,9 @@ export class H2Exchange implements HttpExchange {
     this.#runFinish();
   }
 }
+
+/** The 'error' listener of a stream whose failure ends in its 'close'. */
+function ignore(): void {}
 
 /** Trailer fields for node:http2: lowercased, without pseudo-headers or connection-specific ones, repeats joined in a list. */
 function trailerFields(trailers: readonly string[]): OutgoingHttpHeaders {
