@@ -10,6 +10,7 @@
  * in pieces to go upstream, from the start again for a retry ({@link readBodyFile}).
  */
 import { randomInt } from 'node:crypto';
+import type { EventEmitter } from 'node:events';
 import { mkdir, open, unlink, type FileHandle } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { errnoText } from '../core/errno.js';
@@ -238,6 +239,20 @@ export class BodySpool {
       drained?.();
     });
   }
+}
+
+/**
+ * Calls `resume` once `stream` drains or closes, whichever comes first: the wait of a body read
+ * back from its file ({@link readBodyFile}) when the upstream's buffer is full.
+ */
+export function resumeOnDrain(stream: EventEmitter, resume: () => void): void {
+  const go = (): void => {
+    stream.off('drain', go);
+    stream.off('close', go);
+    resume();
+  };
+  stream.once('drain', go);
+  stream.once('close', go);
 }
 
 /**

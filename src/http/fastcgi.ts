@@ -14,7 +14,7 @@
  */
 import { beginUpstreamCycle, beginUpstreamState, failUpstreamState, type UpstreamState } from './upstream-states.js';
 import type { CompiledFastcgi } from './fastcgi-config.js';
-import { BodySpool, readBodyFile, type BodyFileSettings, type SpoolFile } from './body-file.js';
+import { BodySpool, readBodyFile, resumeOnDrain, type BodyFileSettings, type SpoolFile } from './body-file.js';
 import { beginRequest, paramsRecords, RecordReader, RecordType, stdinEnd, stdinRecords, type RecordSink } from './fastcgi-records.js';
 import { uwsgiPacket } from './uwsgi-packet.js';
 import { scgiPacket } from './scgi-packet.js';
@@ -469,13 +469,7 @@ class FastcgiAttempts {
       (data, resume) => {
         const records = this.#bodyRecords(data);
         if (this.#writeUpstream(socket, records.length === 1 ? (records[0] as Buffer) : Buffer.concat(records))) return true;
-        const go = (): void => {
-          socket.off('drain', go);
-          socket.off('close', go);
-          resume();
-        };
-        socket.once('drain', go);
-        socket.once('close', go);
+        resumeOnDrain(socket, resume);
         return false;
       },
       (err) => {

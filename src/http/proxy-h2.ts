@@ -18,7 +18,7 @@ import { HttpParseError } from './h1/head-parser.js';
 import { passEarlyHints } from './early-hints.js';
 import { UpstreamFailure } from './h1/upstream-exchange.js';
 import { accelCharsetOf, accelKeptHeaders, accelRedirectOf, applyAccelLimitRate, bufferingOf, carryFields, clientFieldsOf, pauseBodyUntilDrained, proxyRequest, type ProxyBody, type ProxyContext } from './proxy.js';
-import { readBodyFile, type SpoolFile } from './body-file.js';
+import { readBodyFile, resumeOnDrain, type SpoolFile } from './body-file.js';
 import { clientResponseHeaders } from './proxy-request.js';
 import { h2RequestHeaders, responseHeadOf } from './proxy-h2-fields.js';
 import type { HttpRequest } from './request.js';
@@ -422,13 +422,7 @@ class ProxyH2Attempts {
       FILE_PIECE_BYTES,
       (data, resume) => {
         if (stream.write(data)) return true;
-        const go = (): void => {
-          stream.off('drain', go);
-          stream.off('close', go);
-          resume();
-        };
-        stream.once('drain', go);
-        stream.once('close', go);
+        resumeOnDrain(stream, resume);
         return false;
       },
       (err) => {

@@ -7,7 +7,7 @@
  */
 import type { Socket } from 'node:net';
 import { recordUpstreamHead } from './variables.js';
-import { BodySpool, readBodyFile, type BodyFileSettings, type SpoolFile } from './body-file.js';
+import { BodySpool, readBodyFile, resumeOnDrain, type BodyFileSettings, type SpoolFile } from './body-file.js';
 import { beginUpstreamCycle, beginUpstreamState, failUpstreamState, type UpstreamState } from './upstream-states.js';
 import type { ErrorLog } from '../core/log.js';
 import { ChunkedParser } from './h1/chunked.js';
@@ -470,13 +470,7 @@ class ProxyAttempts {
       FILE_PIECE_BYTES,
       (data, resume) => {
         if (socket.write(data)) return true;
-        const go = (): void => {
-          socket.off('drain', go);
-          socket.off('close', go);
-          resume();
-        };
-        socket.once('drain', go);
-        socket.once('close', go);
+        resumeOnDrain(socket, resume);
         return false;
       },
       (err) => {
