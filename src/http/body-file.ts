@@ -241,6 +241,9 @@ export class BodySpool {
   }
 }
 
+/** The size of the pieces a spooled body is read back in, to an upstream. */
+export const BODY_FILE_PIECE_BYTES = 64 * 1024;
+
 /**
  * Calls `resume` once `stream` drains or closes, whichever comes first: the wait of a body read
  * back from its file ({@link readBodyFile}) when the upstream's buffer is full.

@@ -14,7 +14,7 @@
  */
 import { beginUpstreamCycle, beginUpstreamState, failUpstreamState, type UpstreamState } from './upstream-states.js';
 import type { CompiledFastcgi } from './fastcgi-config.js';
-import { BodySpool, readBodyFile, resumeOnDrain, type BodyFileSettings, type SpoolFile } from './body-file.js';
+import { BodySpool, BODY_FILE_PIECE_BYTES, readBodyFile, resumeOnDrain, type BodyFileSettings, type SpoolFile } from './body-file.js';
 import { beginRequest, paramsRecords, RecordReader, RecordType, stdinEnd, stdinRecords, type RecordSink } from './fastcgi-records.js';
 import { uwsgiPacket } from './uwsgi-packet.js';
 import { scgiPacket } from './scgi-packet.js';
@@ -50,8 +50,6 @@ export interface FastcgiContext extends UpstreamContext {
   readonly bodyFile: BodyFileSettings;
 }
 
-/** How much of a body file is read at a time to go upstream: two STDIN records' worth. */
-const FILE_PIECE_BYTES = 64 * 1024;
 
 /** Passes one request to a FastCGI server. */
 export function fastcgiRequest(ctx: FastcgiContext): void {
@@ -465,7 +463,7 @@ class FastcgiAttempts {
     const stopped = (): boolean => ended() || socket.destroyed || this.#done;
     readBodyFile(
       body,
-      FILE_PIECE_BYTES,
+      BODY_FILE_PIECE_BYTES,
       (data, resume) => {
         const records = this.#bodyRecords(data);
         if (this.#writeUpstream(socket, records.length === 1 ? (records[0] as Buffer) : Buffer.concat(records))) return true;

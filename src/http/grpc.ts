@@ -16,6 +16,7 @@ import { pauseBodyUntilDrained, type UpstreamContext } from './proxy.js';
 import { upstreamUri } from './proxy-request.js';
 import { passEarlyHints } from './early-hints.js';
 import type { HttpRequest } from './request.js';
+import { BODY_FILE_PIECE_BYTES, readBodyFile, resumeOnDrain, type SpoolFile } from './body-file.js';
 import { cancelTimedOutStream, type TransportResult } from '../upstream/h2-sessions.js';
 import type { Peer } from '../upstream/peer.js';
 import { connectPeer } from '../upstream/peer-connect.js';
@@ -63,6 +64,8 @@ class GrpcAttempts {
    */
   readonly #body = { reading: false, ended: false, replayable: true, parts: [] as Buffer[], bytes: 0 };
   #stream: ClientHttp2Stream | undefined;
+  /** A body read before the request came here, kept in a file (request.requestBodySpool). */
+  #spooled: SpoolFile | undefined;
   #done = false;
   /** Whether the request has a body, fixed before a first try starts reading it. */
   readonly #hasBody: boolean;
@@ -78,6 +81,11 @@ class GrpcAttempts {
     if (read !== undefined && !ctx.exchange.hasBody && ctx.request.methodOverride === undefined) {
       this.#hasBody = read.length > 0;
       Object.assign(this.#body, { reading: true, ended: true, parts: [...read], bytes: read.reduce((sum, part) => sum + part.length, 0) });
+    } else if (ctx.request.requestBodySpool !== undefined && !ctx.exchange.hasBody && ctx.request.methodOverride === undefined) {
+      // Read before into a file (proxy_pass past client_body_buffer_size, then error_page): it is
+      // sent from the file.
+      this.#spooled = ctx.request.requestBodySpool;
+      this.#hasBody = this.#spooled.length > 0;
     }
     this.#cycle = new UpstreamCycle('grpc', ctx.grpc.group, ctx.request, ctx.grpc);
     beginUpstreamCycle(ctx.request);
@@ -324,6 +332,48 @@ class GrpcAttempts {
     return out;
   }
 
+  /**
+   * A body from its file, to the current stream with back-pressure; kept for a second stream as
+   * a body from the client is (up to REPLAY_LIMIT_BYTES).
+   */
+  #sendSpooled(file: SpoolFile): void {
+    const body = this.#body;
+    readBodyFile(
+      file,
+      BODY_FILE_PIECE_BYTES,
+      (data, resume) => {
+        if (body.replayable) {
+          body.parts.push(Buffer.from(data));
+          body.bytes += data.length;
+          if (body.bytes > REPLAY_LIMIT_BYTES) {
+            body.replayable = false;
+            body.parts = [];
+          }
+        }
+        const current = this.#stream;
+        if (current === undefined || current.destroyed || current.write(data)) return true;
+        resumeOnDrain(current, resume);
+        return false;
+      },
+      (err) => {
+        const current = this.#stream;
+        if (err === undefined) {
+          body.ended = true;
+          if (current !== undefined && !current.destroyed) current.end();
+          return;
+        }
+        if (current !== undefined && !current.closed) current.close(constants.NGHTTP2_CANCEL);
+        if (this.#done || this.#ctx.exchange.headersSent) return;
+        this.#done = true;
+        // ngx_read_file() failed: nginx's [crit], and the request ends with 500.
+        this.#cycle.stop('aborted');
+        this.#ctx.log.write('crit', `${err.message}${where(this.#ctx)}`, this.#ctx.conn.number);
+        this.#ctx.fail(500);
+      },
+      () => this.#done,
+    );
+  }
+
   /** True when the body sent so far (if any) can be sent again on another stream. */
   #canReplay(): boolean {
     return !this.#body.reading || this.#body.replayable;
@@ -340,8 +390,12 @@ class GrpcAttempts {
       if (body.ended) stream.end();
       return;
     }
-    const { exchange, grpc } = this.#ctx;
     body.reading = true;
+    if (this.#spooled !== undefined) {
+      this.#sendSpooled(this.#spooled);
+      return;
+    }
+    const { exchange, grpc } = this.#ctx;
     // The newest chunk waits for the event loop's turn: node:http2 emits a DATA frame's END_STREAM
     // ('end') a few ticks after its bytes, so that a chunk written at once would leave in a frame
     // of its own and END_STREAM in an empty one after it. Held back, a client's last DATA frame

@@ -18,7 +18,7 @@ import { HttpParseError } from './h1/head-parser.js';
 import { passEarlyHints } from './early-hints.js';
 import { UpstreamFailure } from './h1/upstream-exchange.js';
 import { accelCharsetOf, accelKeptHeaders, accelRedirectOf, applyAccelLimitRate, bufferingOf, carryFields, clientFieldsOf, pauseBodyUntilDrained, proxyRequest, type ProxyBody, type ProxyContext } from './proxy.js';
-import { readBodyFile, resumeOnDrain, type SpoolFile } from './body-file.js';
+import { BODY_FILE_PIECE_BYTES, readBodyFile, resumeOnDrain, type SpoolFile } from './body-file.js';
 import { clientResponseHeaders } from './proxy-request.js';
 import { h2RequestHeaders, responseHeadOf } from './proxy-h2-fields.js';
 import type { HttpRequest } from './request.js';
@@ -31,8 +31,6 @@ import type { Peer } from '../upstream/peer.js';
 import { connectPeer } from '../upstream/peer-connect.js';
 import { UpstreamCycle, type UpstreamAttempt } from '../upstream/request-cycle.js';
 
-/** How much of a spooled request body is read from its file at a time to go upstream. */
-const FILE_PIECE_BYTES = 64 * 1024;
 
 /** Methods nginx retries without `non_idempotent` (ngx_http_upstream_next: not POST, LOCK, PATCH). */
 const NON_IDEMPOTENT = new Set(['POST', 'LOCK', 'PATCH']);
@@ -419,7 +417,7 @@ class ProxyH2Attempts {
     const stopped = (): boolean => this.#done || stream.destroyed || this.#stream !== stream;
     readBodyFile(
       file,
-      FILE_PIECE_BYTES,
+      BODY_FILE_PIECE_BYTES,
       (data, resume) => {
         if (stream.write(data)) return true;
         resumeOnDrain(stream, resume);

@@ -7,7 +7,7 @@
  */
 import type { Socket } from 'node:net';
 import { recordUpstreamHead } from './variables.js';
-import { BodySpool, readBodyFile, resumeOnDrain, type BodyFileSettings, type SpoolFile } from './body-file.js';
+import { BodySpool, BODY_FILE_PIECE_BYTES, readBodyFile, resumeOnDrain, type BodyFileSettings, type SpoolFile } from './body-file.js';
 import { beginUpstreamCycle, beginUpstreamState, failUpstreamState, type UpstreamState } from './upstream-states.js';
 import type { ErrorLog } from '../core/log.js';
 import { ChunkedParser } from './h1/chunked.js';
@@ -30,8 +30,6 @@ import { UpstreamCycle, type UpstreamAttempt } from '../upstream/request-cycle.j
 /** Methods nginx retries without `non_idempotent` (ngx_http_upstream_next: not POST, LOCK, PATCH). */
 const NON_IDEMPOTENT = new Set(['POST', 'LOCK', 'PATCH']);
 
-/** How much of a spooled request body is read from its file at a time to go upstream. */
-const FILE_PIECE_BYTES = 64 * 1024;
 
 /** How much of a response is read ahead of a slow client with proxy_buffering on. */
 const READ_AHEAD_BYTES = 1024 * 1024;
@@ -467,7 +465,7 @@ class ProxyAttempts {
     const stopped = (): boolean => this.#done || socket.destroyed || this.#upstream !== upstream;
     readBodyFile(
       file,
-      FILE_PIECE_BYTES,
+      BODY_FILE_PIECE_BYTES,
       (data, resume) => {
         if (socket.write(data)) return true;
         resumeOnDrain(socket, resume);
