@@ -14,14 +14,14 @@
  */
 import { beginUpstreamCycle, beginUpstreamState, failUpstreamState, type UpstreamState } from './upstream-states.js';
 import type { CompiledFastcgi } from './fastcgi-config.js';
-import { BodySpool, BODY_FILE_PIECE_BYTES, readBodyFile, resumeOnDrain, type BodyFileSettings, type SpoolFile } from './body-file.js';
+import { BODY_FILE_PIECE_BYTES, readBodyFile, resumeOnDrain, type BodyFileSettings, type SpoolFile } from './body-file.js';
 import { beginRequest, paramsRecords, RecordReader, RecordType, stdinEnd, stdinRecords, type RecordSink } from './fastcgi-records.js';
 import { uwsgiPacket } from './uwsgi-packet.js';
 import { scgiPacket } from './scgi-packet.js';
-import { HttpParseError, type ResponseHead } from './h1/head-parser.js';
+import type { ResponseHead } from './h1/head-parser.js';
 import { UpstreamFailure } from './h1/upstream-exchange.js';
 import { headerOf } from './output-filter.js';
-import { actionOf, KEPT_ON_ACCEL_REDIRECT, pauseBodyUntilDrained, type UpstreamContext } from './proxy.js';
+import { actionOf, KEPT_ON_ACCEL_REDIRECT, pauseBodyUntilDrained, readBuffered, type UpstreamContext } from './proxy.js';
 import { clientResponseHeaders } from './proxy-request.js';
 import type { HttpRequest } from './request.js';
 import { recordUpstreamHead } from './variables.js';
@@ -87,56 +87,7 @@ export function fastcgiRequest(ctx: FastcgiContext): void {
     return;
   }
   // ngx_http_read_client_request_body(): in memory up to client_body_buffer_size, past it in a temporary file.
-  const spool = new BodySpool(ctx.bodyFile, (level, message) => ctx.log.write(level, `${message}${where(ctx)}`, ctx.conn.number));
-  exchange.onAbort(() => spool.abort());
-  exchange.readBody(
-    fastcgi.maxBodySize,
-    (data) => {
-      if (spool.push(data)) return;
-      // The file is behind by more than a buffer: the client waits for the disk.
-      exchange.pauseBody();
-      spool.ondrain = () => exchange.resumeBody();
-    },
-    (err) => {
-      if (err !== undefined) {
-        spool.abort();
-        bodyFailed(ctx, err);
-        return;
-      }
-      spool.end().then(
-        (body) => {
-          if (exchange.aborted) {
-            if ('file' in body) body.file.release();
-            return;
-          }
-          if ('parts' in body) {
-            request.requestBody = body.parts;
-            new FastcgiAttempts(ctx, group, body.parts).next();
-            return;
-          }
-          const written = body.file;
-          exchange.onFinish(() => written.release());
-          request.requestBodyFile = written.path;
-          request.requestBodySpool = written;
-          new FastcgiAttempts(ctx, group, written).next();
-        },
-        (failure: unknown) => {
-          if (exchange.aborted) return;
-          ctx.log.write('crit', `${failure instanceof Error ? failure.message : String(failure)}${where(ctx)}`, ctx.conn.number);
-          exchange.keepAlive = false;
-          ctx.fail(500);
-        },
-      );
-    },
-  );
-}
-
-function bodyFailed(ctx: FastcgiContext, err: Error): void {
-  const status = err instanceof HttpParseError ? err.status : 400;
-  if (ctx.exchange.aborted) return;
-  ctx.log.write(status === 413 ? 'error' : 'info', `${err.message}${where(ctx)}`, ctx.conn.number);
-  ctx.exchange.keepAlive = false;
-  ctx.fail(status);
+  readBuffered(ctx, fastcgi.maxBodySize, (body) => new FastcgiAttempts(ctx, group, body).next(), false);
 }
 
 /** The CGI response head being read from STDOUT, and what followed it. */

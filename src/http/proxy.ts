@@ -121,7 +121,7 @@ export function proxyRequest(ctx: ProxyContext, start: StartAttempts = startHttp
   // ngx_http_proxy_handler() reads the body whether it is passed or not: with client_body_in_file_only
   // a backend told $request_body_file (proxy_pass_request_body off) reads the file.
   if (!proxy.passRequestBody && exchange.hasBody && ctx.bodyFile.inFileOnly !== 'off') {
-    readBuffered(ctx, () => start(ctx, group, undefined), true);
+    readBuffered(ctx, proxy.maxBodySize, () => start(ctx, group, undefined), true);
     return;
   }
   if (!proxy.passRequestBody || !exchange.hasBody || ctx.request.methodOverride !== undefined) {
@@ -138,7 +138,7 @@ export function proxyRequest(ctx: ProxyContext, start: StartAttempts = startHttp
     start(ctx, group, 'stream', length);
     return;
   }
-  readBuffered(ctx, (body) => start(ctx, group, body), false);
+  readBuffered(ctx, proxy.maxBodySize, (body) => start(ctx, group, body), false);
 }
 
 /**
@@ -148,12 +148,12 @@ export function proxyRequest(ctx: ProxyContext, start: StartAttempts = startHttp
  * `$request_body_file` names and `$request_body` then does not show. `fileOnly`: the body is read
  * only for its file (proxy_pass_request_body off).
  */
-function readBuffered(ctx: ProxyContext, proceed: (body: Buffer[] | SpoolFile) => void, fileOnly: boolean): void {
+export function readBuffered(ctx: UpstreamContext & { readonly bodyFile: BodyFileSettings }, maxBodySize: number, proceed: (body: Buffer[] | SpoolFile) => void, fileOnly: boolean): void {
   const { exchange, request } = ctx;
-  const spool = new BodySpool(ctx.bodyFile, (level, message) => ctx.log.write(level, `${message}${where(ctx)}`, ctx.conn.number));
+  const spool = new BodySpool(ctx.bodyFile, (level, message) => ctx.log.write(level, `${message}${requestWhere(ctx)}`, ctx.conn.number));
   exchange.onAbort(() => spool.abort());
   exchange.readBody(
-    ctx.proxy.maxBodySize,
+    maxBodySize,
     (data) => {
       if (spool.push(data)) return;
       // The file is behind by more than a buffer: the client waits for the disk.
@@ -185,7 +185,7 @@ function readBuffered(ctx: ProxyContext, proceed: (body: Buffer[] | SpoolFile) =
         },
         (failure: unknown) => {
           if (exchange.aborted) return;
-          ctx.log.write('crit', `${failure instanceof Error ? failure.message : String(failure)}${where(ctx)}`, ctx.conn.number);
+          ctx.log.write('crit', `${failure instanceof Error ? failure.message : String(failure)}${requestWhere(ctx)}`, ctx.conn.number);
           exchange.keepAlive = false;
           ctx.fail(500);
         },
@@ -195,10 +195,10 @@ function readBuffered(ctx: ProxyContext, proceed: (body: Buffer[] | SpoolFile) =
 }
 
 /** A client body that could not be read: 413 past client_max_body_size, else the parser's status. */
-function bodyFailed(ctx: ProxyContext, err: Error): void {
+export function bodyFailed(ctx: UpstreamContext, err: Error): void {
   const status = err instanceof HttpParseError ? err.status : 400;
   if (ctx.exchange.aborted) return;
-  ctx.log.write(status === 413 ? 'error' : 'info', `${err.message}${where(ctx)}`, ctx.conn.number);
+  ctx.log.write(status === 413 ? 'error' : 'info', `${err.message}${requestWhere(ctx)}`, ctx.conn.number);
   ctx.exchange.keepAlive = false;
   ctx.fail(status);
 }
@@ -828,6 +828,13 @@ export function actionOf(message: string, fallback: string): string {
 }
 
 /** The tail nginx adds to upstream errors: `, client: ..., server: ..., request: "...", upstream: "...", host: "..."`. */
+/** The end of an error log line about a request with no peer yet, as every upstream module writes it. */
+function requestWhere(ctx: UpstreamContext): string {
+  const { request, conn } = ctx;
+  const host = request.header('host');
+  return `, client: ${conn.remoteAddress}, server: ${request.serverName}, request: "${request.requestLine}"${host === undefined ? '' : `, host: "${host}"`}`;
+}
+
 function where(ctx: ProxyContext, peer?: Peer): string {
   const { request, conn, proxy } = ctx;
   const host = request.header('host');
