@@ -8,6 +8,7 @@ import { ConfigError, formatLocation, type ConfigLocation } from '../core/errors
 import type { ConfBlockView } from '../conf/registry.js';
 import type { HitlessConfig } from '../conf/model.js';
 import { firstName, identifiersOf, type AcmeIdentifier } from './acme-identifiers.js';
+import type { AcmeResolverSettings } from './resolver-lookup.js';
 
 /** The challenge types an issuer may use: nginx-acme's two, and hitless's dns-01 with an operator's command. */
 export type AcmeChallengeType = 'http-01' | 'tls-alpn-01' | 'dns-01';
@@ -95,7 +96,7 @@ export interface AcmeIssuerConfig {
    * server's name with (`Issuer::postconfiguration()`); undefined without one (hitless then uses
    * the system's resolver, where nginx-acme refuses the configuration).
    */
-  readonly resolver: { readonly servers: readonly { readonly host: string; readonly port: number }[]; readonly timeoutMs: number; readonly ipv4: boolean; readonly ipv6: boolean } | undefined;
+  readonly resolver: AcmeResolverSettings | undefined;
   /** `file:line` of the `acme_issuer` directive. */
   readonly where: string;
 }

@@ -4,6 +4,7 @@
  */
 import type { KeyObject } from 'node:crypto';
 import type { LookupFunction } from 'node:net';
+import type { AcmeCertificateConfig, AcmeIssuerConfig } from './acme-config.js';
 import type { AcmeResolverSettings } from './resolver-lookup.js';
 
 /** A challenge the CA is about to validate (src/acme/client.ts's PendingChallenge). */
@@ -60,38 +61,21 @@ export interface AcmeDependencies {
   tlsAlpnCertificate(name: string, keyAuthorization: string): Promise<{ cert: string; key: string }>;
 }
 
-/** An issuer as the manager needs it (src/acme/acme-config.ts's AcmeIssuerConfig has this shape). */
-export interface AcmeIssuerSettings {
-  readonly name: string;
-  readonly uri: string;
-  readonly contact: readonly string[];
-  readonly accountKey: string | undefined;
-  readonly accountKeyType: string;
-  /** `hmacKey` as read by the configuration; without it, `file` is read (base64url, or nginx-acme's `data:KEY`). */
+/**
+ * An issuer as the manager needs it: acme-config.ts's AcmeIssuerConfig, of which the manager
+ * reads these members; `hmacKey` may be absent (then `file` is read: base64url, or nginx-acme's
+ * `data:KEY`), and `statePath` undefined or empty is `state_path off` (nothing persisted).
+ */
+export type AcmeIssuerSettings = Pick<AcmeIssuerConfig, 'name' | 'uri' | 'contact' | 'accountKey' | 'accountKeyType' | 'trustedCertificate' | 'verify' | 'statePath' | 'acceptTermsOfService' | 'challenge' | 'dnsCommand' | 'where'> & {
   readonly externalAccountKey: { readonly kid: string; readonly file: string; readonly hmacKey?: Buffer } | undefined;
-  readonly trustedCertificate: string | undefined;
-  readonly verify: boolean;
-  /** Absolute; undefined (or empty) for `state_path off`: nothing persisted. */
-  readonly statePath: string | undefined;
-  readonly acceptTermsOfService: boolean;
-  readonly challenge: AcmePendingChallenge['type'];
-  readonly dnsCommand: string | undefined;
   /** The http block's `resolver` and `resolver_timeout`; undefined: the system's resolver. */
   readonly resolver?: AcmeResolverSettings | undefined;
-  readonly where: string;
-}
+};
 
-/** An `acme_certificate` (src/acme/acme-config.ts's AcmeCertificateConfig has this shape). */
-export interface AcmeCertificateSettings {
-  readonly issuer: string;
-  /** The first is the store name. */
-  readonly names: readonly string[];
-  readonly keyType: 'ecdsa' | 'rsa';
-  readonly keyBits: number;
-  readonly where: string;
-}
+/** An `acme_certificate`: acme-config.ts's AcmeCertificateConfig without its typed identifiers (the first name is the store name). */
+export type AcmeCertificateSettings = Omit<AcmeCertificateConfig, 'identifiers'>;
 
-/** Everything the manager runs (src/acme/acme-config.ts's AcmeSettings has this shape). */
+/** Everything the manager runs: acme-config.ts's AcmeSettings. */
 export interface AcmeManagerSettings {
   readonly issuers: readonly AcmeIssuerSettings[];
   readonly certificates: readonly AcmeCertificateSettings[];
