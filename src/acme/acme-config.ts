@@ -16,6 +16,7 @@ export type AcmeChallengeType = 'http-01' | 'tls-alpn-01' | 'dns-01';
 /** One `acme_issuer NAME { ... }` block as it was read (acme-module.ts), defaults applied. */
 export interface AcmeIssuerDirective {
   readonly name: string;
+  /** The directory URL (RFC 8555 section 7.1.1). */
   readonly uri: string;
   readonly contact: readonly string[];
   /** `account_key FILE`: absolute; undefined when the key is generated. */
@@ -24,9 +25,11 @@ export interface AcmeIssuerDirective {
   readonly accountKeyType: string;
   /** `external_account_key KID FILE|data:KEY`: `file` is absolute ('' for `data:`), `key` the MAC key as base64url. */
   readonly externalAccountKey: { readonly kid: string; readonly file: string; readonly key: string } | undefined;
+  /** `ssl_trusted_certificate`: a PEM file to verify the ACME server with; undefined: the system's CAs. */
   readonly trustedCertificate: string | undefined;
+  /** `ssl_verify`, default on. */
   readonly verify: boolean;
-  /** Absolute; undefined for `state_path off`. */
+  /** Absolute, default `<prefix>acme_<name>`; undefined for `state_path off` (nothing persisted). */
   readonly statePath: string | undefined;
   readonly acceptTermsOfService: boolean;
   readonly challenge: AcmeChallengeType;
@@ -61,36 +64,14 @@ declare module '../conf/registry.js' {
   }
 }
 
-/** An ACME issuer, as the master's ACME manager uses it. */
-export interface AcmeIssuerConfig {
-  readonly name: string;
-  /** The directory URL (RFC 8555 section 7.1.1). */
-  readonly uri: string;
-  /** `mailto:` added where a contact had no scheme, as nginx-acme does. */
-  readonly contact: readonly string[];
-  /** A file path, resolved against the configuration's directory; undefined when the key is generated. */
-  readonly accountKey: string | undefined;
-  /** The key generated when {@link accountKey} is undefined: `ecdsa:256` (default), `ecdsa:384`, `ecdsa:521`, `rsa:2048`, ... */
-  readonly accountKeyType: string;
+/**
+ * An ACME issuer, as the master's ACME manager uses it: the directive as read, with `contact`
+ * given `mailto:` where it had no scheme (as nginx-acme does), the external account key read,
+ * and the http block's resolver.
+ */
+export interface AcmeIssuerConfig extends Omit<AcmeIssuerDirective, 'externalAccountKey' | 'where'> {
   /** RFC 8555 section 7.3.4: the key id, the file it was read from ('' for `data:`), and the MAC key. */
   readonly externalAccountKey: { readonly kid: string; readonly file: string; readonly hmacKey: Buffer } | undefined;
-  /** `ssl_trusted_certificate`: a PEM file path to verify the ACME server with; undefined: the system's CAs. */
-  readonly trustedCertificate: string | undefined;
-  /** `ssl_verify`, default on. */
-  readonly verify: boolean;
-  /** `state_path`: absolute, default `<prefix>acme_<name>`; undefined for `state_path off` (nothing persisted). */
-  readonly statePath: string | undefined;
-  readonly acceptTermsOfService: boolean;
-  /** `challenge`, default http-01. */
-  readonly challenge: AcmeChallengeType;
-  /** `challenge dns-01 command=...` (a hitless addition): the operator's command. */
-  readonly dnsCommand: string | undefined;
-  /** `common_name_in_csr`, default off. */
-  readonly commonNameInCsr: boolean;
-  /** `preferred_chain`. */
-  readonly preferredChain: string | undefined;
-  /** `profile NAME [require]`. */
-  readonly profile: { readonly name: string; readonly require: boolean } | undefined;
   /**
    * The http block's `resolver` and `resolver_timeout`, which nginx-acme resolves the ACME
    * server's name with (`Issuer::postconfiguration()`); undefined without one (hitless then uses
