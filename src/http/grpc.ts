@@ -342,14 +342,7 @@ class GrpcAttempts {
       file,
       BODY_FILE_PIECE_BYTES,
       (data, resume) => {
-        if (body.replayable) {
-          body.parts.push(Buffer.from(data));
-          body.bytes += data.length;
-          if (body.bytes > REPLAY_LIMIT_BYTES) {
-            body.replayable = false;
-            body.parts = [];
-          }
-        }
+        this.#keep(data);
         const current = this.#stream;
         if (current === undefined || current.destroyed || current.write(data)) return true;
         resumeOnDrain(current, resume);
@@ -372,6 +365,18 @@ class GrpcAttempts {
       },
       () => this.#done,
     );
+  }
+
+  /** Keeps `data` for a second stream while the body sent so far is within REPLAY_LIMIT_BYTES. */
+  #keep(data: Buffer): void {
+    const body = this.#body;
+    if (!body.replayable) return;
+    body.parts.push(Buffer.from(data));
+    body.bytes += data.length;
+    if (body.bytes > REPLAY_LIMIT_BYTES) {
+      body.replayable = false;
+      body.parts = [];
+    }
   }
 
   /** True when the body sent so far (if any) can be sent again on another stream. */
@@ -414,14 +419,7 @@ class GrpcAttempts {
     exchange.readBody(
       grpc.maxBodySize,
       (data) => {
-        if (body.replayable) {
-          body.parts.push(Buffer.from(data));
-          body.bytes += data.length;
-          if (body.bytes > REPLAY_LIMIT_BYTES) {
-            body.replayable = false;
-            body.parts = [];
-          }
-        }
+        this.#keep(data);
         if (held !== undefined) send();
         held = data;
         flush ??= setImmediate(send);
